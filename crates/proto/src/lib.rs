@@ -1,0 +1,53 @@
+//! The IoTDB client protocol as Duet speaks it, on both ends of a connection.
+//!
+//! Everything that is bytes on port 6667 lives here and nowhere else: the Thrift types of IoTDB's
+//! `IClientRPCService` (generated from our trimmed IDL in `thrift/`), the framed transport with binary or
+//! compact protocol detected per frame, the RPC call/reply envelopes, the TsBlock encoding of query
+//! results, the tablet and record value layouts of write requests, the pipe-transfer body primitives, and
+//! an async client used by the CLI, the tests and the pipe sink.
+//!
+//! **Architecture invariant:** this crate knows nothing of SQL, storage or pipes' semantics; it turns
+//! bytes into typed values and back.
+
+pub mod client;
+pub mod codec;
+pub mod pipe_body;
+pub mod rpc;
+pub mod status;
+pub mod tablet;
+pub mod tsblock;
+pub mod types;
+
+/// The Thrift types generated from `thrift/iotdb-client.thrift` by `scripts/gen-thrift.sh`.
+///
+/// Generated code is never edited by hand; it uses `expect` on fields it has already checked, so the
+/// workspace lints are relaxed for this module only.
+#[allow(
+    clippy::all,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_patterns,
+    dead_code,
+    unused
+)]
+#[rustfmt::skip]
+#[path = "generated/iotdb_client.rs"]
+pub mod thrift_gen;
+
+pub use thrift_gen as t;
+
+/// Errors of this crate: a byte stream that is not a well-formed frame or message, or an I/O failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("thrift error: {0}")]
+    Thrift(#[from] thrift::Error),
+    #[error("malformed frame: {0}")]
+    MalformedFrame(String),
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+}
+
+pub type Result<T> = std::result::Result<T, ProtoError>;

@@ -1,0 +1,199 @@
+//! IoTDB data types and the column representation shared by TsBlocks and tablets.
+
+use std::fmt;
+
+/// IoTDB's `TSDataType`, with the wire codes of reference §5.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DataType {
+    Boolean,
+    Int32,
+    Int64,
+    Float,
+    Double,
+    Text,
+    Timestamp,
+    Date,
+    Blob,
+    String,
+}
+
+impl DataType {
+    pub const ALL: [DataType; 10] = [
+        DataType::Boolean,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::Float,
+        DataType::Double,
+        DataType::Text,
+        DataType::Timestamp,
+        DataType::Date,
+        DataType::Blob,
+        DataType::String,
+    ];
+
+    /// The code used in tablets, records and `createTimeseries`.
+    pub fn code(self) -> u8 {
+        match self {
+            DataType::Boolean => 0,
+            DataType::Int32 => 1,
+            DataType::Int64 => 2,
+            DataType::Float => 3,
+            DataType::Double => 4,
+            DataType::Text => 5,
+            DataType::Timestamp => 8,
+            DataType::Date => 9,
+            DataType::Blob => 10,
+            DataType::String => 11,
+        }
+    }
+
+    pub fn from_code(code: i32) -> Option<DataType> {
+        DataType::ALL.into_iter().find(|t| i32::from(t.code()) == code)
+    }
+
+    /// The name used in `dataTypeList` and in SQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataType::Boolean => "BOOLEAN",
+            DataType::Int32 => "INT32",
+            DataType::Int64 => "INT64",
+            DataType::Float => "FLOAT",
+            DataType::Double => "DOUBLE",
+            DataType::Text => "TEXT",
+            DataType::Timestamp => "TIMESTAMP",
+            DataType::Date => "DATE",
+            DataType::Blob => "BLOB",
+            DataType::String => "STRING",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DataType> {
+        DataType::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The physical type written in a TsBlock header: the Python client only accepts these
+    /// (reference §6.3): DATE travels as INT32, TIMESTAMP as INT64, STRING and BLOB as TEXT.
+    pub fn physical(self) -> DataType {
+        match self {
+            DataType::Date => DataType::Int32,
+            DataType::Timestamp => DataType::Int64,
+            DataType::Blob | DataType::String => DataType::Text,
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The values of one column, one slot per row; a null row holds a placeholder (false, 0, empty).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValues {
+    Boolean(Vec<bool>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Float(Vec<f32>),
+    Double(Vec<f64>),
+    Binary(Vec<Vec<u8>>),
+}
+
+impl ColumnValues {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnValues::Boolean(v) => v.len(),
+            ColumnValues::Int32(v) => v.len(),
+            ColumnValues::Int64(v) => v.len(),
+            ColumnValues::Float(v) => v.len(),
+            ColumnValues::Double(v) => v.len(),
+            ColumnValues::Binary(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An empty vector of the storage class that `data_type` uses.
+    pub fn empty_for(data_type: DataType) -> ColumnValues {
+        match data_type.physical() {
+            DataType::Boolean => ColumnValues::Boolean(Vec::new()),
+            DataType::Int32 => ColumnValues::Int32(Vec::new()),
+            DataType::Int64 => ColumnValues::Int64(Vec::new()),
+            DataType::Float => ColumnValues::Float(Vec::new()),
+            DataType::Double => ColumnValues::Double(Vec::new()),
+            _ => ColumnValues::Binary(Vec::new()),
+        }
+    }
+}
+
+/// One typed column with an optional null mask (`true` = null).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub data_type: DataType,
+    pub nulls: Option<Vec<bool>>,
+    pub values: ColumnValues,
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn is_null(&self, row: usize) -> bool {
+        self.nulls.as_ref().is_some_and(|n| n.get(row).copied().unwrap_or(false))
+    }
+
+    /// A TEXT column from strings, the shape of every SHOW result.
+    pub fn text<I, S>(values: I) -> Column
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Column {
+            data_type: DataType::Text,
+            nulls: None,
+            values: ColumnValues::Binary(values.into_iter().map(|s| s.into().into_bytes()).collect()),
+        }
+    }
+
+    /// An INT32 column without nulls.
+    pub fn int32(values: Vec<i32>) -> Column {
+        Column { data_type: DataType::Int32, nulls: None, values: ColumnValues::Int32(values) }
+    }
+
+    /// The cell at `row` rendered as IoTDB's CLI prints it (`null` for nulls).
+    pub fn render(&self, row: usize) -> String {
+        if self.is_null(row) {
+            return "null".to_string();
+        }
+        match &self.values {
+            ColumnValues::Boolean(v) => v.get(row).map(|b| b.to_string()).unwrap_or_default(),
+            ColumnValues::Int32(v) => match (self.data_type, v.get(row)) {
+                (DataType::Date, Some(d)) => format!("{:04}-{:02}-{:02}", d / 10000, (d / 100) % 100, d % 100),
+                (_, Some(x)) => x.to_string(),
+                (_, None) => String::new(),
+            },
+            ColumnValues::Int64(v) => v.get(row).map(|x| x.to_string()).unwrap_or_default(),
+            ColumnValues::Float(v) => v.get(row).map(|x| x.to_string()).unwrap_or_default(),
+            ColumnValues::Double(v) => v.get(row).map(|x| x.to_string()).unwrap_or_default(),
+            ColumnValues::Binary(v) => match (self.data_type, v.get(row)) {
+                (DataType::Blob, Some(b)) => {
+                    let mut s = String::from("0x");
+                    for byte in b {
+                        s.push_str(&format!("{byte:02x}"));
+                    }
+                    s
+                }
+                (_, Some(b)) => String::from_utf8_lossy(b).into_owned(),
+                (_, None) => String::new(),
+            },
+        }
+    }
+}
