@@ -1,0 +1,110 @@
+//! The catalog's SQL schema as an ordered list of migrations, and the code that brings a database up to date;
+//! keeping every past step lets any older catalog file be upgraded in place.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// Migration `i` (0-based) moves a database from `PRAGMA user_version` `i` to `i + 1`. Append only: a
+/// released script must never change, because databases already at that version will not run it again.
+const MIGRATIONS: &[&str] = &[
+    // 1: identity, users, pipes.
+    r#"
+    CREATE TABLE identity (
+        -- at most one row: the identity is fixed at first start
+        singleton            INTEGER PRIMARY KEY CHECK (singleton = 1),
+        cluster_id           TEXT    NOT NULL,
+        timestamp_precision  TEXT    NOT NULL,
+        created_at_ms        INTEGER NOT NULL
+    );
+
+    CREATE TABLE users (
+        name           TEXT    PRIMARY KEY,
+        password_hash  TEXT    NOT NULL,   -- argon2 PHC string, salted; never the clear password
+        created_at_ms  INTEGER NOT NULL
+    );
+
+    CREATE TABLE pipes (
+        name                   TEXT    PRIMARY KEY,
+        created_at_ms          INTEGER NOT NULL,
+        state                  TEXT    NOT NULL CHECK (state IN ('RUNNING', 'STOPPED')),
+        stopped_by_error       INTEGER NOT NULL DEFAULT 0 CHECK (stopped_by_error IN (0, 1)),
+        exception_message      TEXT,
+        exception_at_ms        INTEGER,
+        -- u64 log position stored bit-for-bit in SQLite's signed 64-bit integer
+        acknowledged_position  INTEGER NOT NULL DEFAULT 0,
+        CHECK ((exception_message IS NULL) = (exception_at_ms IS NULL))
+    );
+
+    CREATE TABLE pipe_parameters (
+        pipe      TEXT    NOT NULL REFERENCES pipes (name) ON DELETE CASCADE,
+        stage     TEXT    NOT NULL CHECK (stage IN ('source', 'processor', 'sink')),
+        position  INTEGER NOT NULL,   -- keeps the order the user wrote the parameters in
+        key       TEXT    NOT NULL,
+        value     TEXT    NOT NULL,
+        PRIMARY KEY (pipe, stage, position)
+    );
+    "#,
+];
+
+/// The schema version this code writes and understands.
+pub(crate) const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Reads the schema version from the database header.
+pub(crate) fn schema_version(connection: &Connection) -> Result<u32> {
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    u32::try_from(version)
+        .map_err(|_| Error::CorruptCatalog(format!("invalid schema version {version}")))
+}
+
+/// Applies every migration the database has not seen yet, each in its own transaction together with the
+/// version bump, so a crash mid-upgrade leaves the database at a consistent earlier version.
+pub(crate) fn migrate(connection: &mut Connection) -> Result<()> {
+    let found = schema_version(connection)?;
+    if found > CURRENT_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            known: CURRENT_VERSION,
+        });
+    }
+    for (next_version, script) in (1u32..).zip(MIGRATIONS).skip(found as usize) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(script)?;
+        transaction.pragma_update(None, "user_version", next_version)?;
+        transaction.commit()?;
+        tracing::info!(version = next_version, "catalog schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_fresh_database_to_the_current_version() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        assert_eq!(schema_version(&connection).unwrap(), 0);
+        migrate(&mut connection).unwrap();
+        assert_eq!(schema_version(&connection).unwrap(), CURRENT_VERSION);
+        // Idempotent: a second run has nothing to do.
+        migrate(&mut connection).unwrap();
+        assert_eq!(schema_version(&connection).unwrap(), CURRENT_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        connection
+            .pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
+        match migrate(&mut connection) {
+            Err(Error::SchemaTooNew { found, known }) => {
+                assert_eq!(found, CURRENT_VERSION + 1);
+                assert_eq!(known, CURRENT_VERSION);
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+}

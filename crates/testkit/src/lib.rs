@@ -1,0 +1,194 @@
+//! Test support shared by every crate's integration tests: real `duetd` processes on ephemeral ports
+//! with temporary data directories, stopped (or killed) and restarted on demand, and polling helpers so
+//! that no test waits with a fixed sleep.
+//!
+//! Binaries are found next to the running test executable (`target/<profile>/`), where `cargo test
+//! --workspace` builds them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// How long a server may take to become ready before a test gives up.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The path of a workspace binary built for the current profile (`duetd`, `duet`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(name)
+}
+
+/// Polls `condition` every 20 ms until it returns `Some`, or fails after `timeout` naming `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut condition: impl FnMut() -> Option<T>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition() {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Options for one server process.
+#[derive(Debug, Clone, Default)]
+pub struct DuetdOptions {
+    /// Extra command-line arguments, e.g. `["--internal-address", "iotdb-1"]`.
+    pub args: Vec<String>,
+    /// The port to bind; 0 picks an ephemeral one.
+    pub port: u16,
+}
+
+/// A running `duetd` with its own data directory.
+pub struct Duetd {
+    child: Option<Child>,
+    data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    port: u16,
+    options: DuetdOptions,
+}
+
+impl Duetd {
+    /// Starts a server on an ephemeral port in a new temporary data directory.
+    pub fn start() -> Result<Duetd> {
+        Duetd::start_with(DuetdOptions::default())
+    }
+
+    pub fn start_with(options: DuetdOptions) -> Result<Duetd> {
+        let temp = tempfile::Builder::new().prefix("duetd-test-").tempdir()?;
+        let data_dir = temp.path().to_path_buf();
+        let mut server = Duetd { child: None, data_dir, _temp: Some(temp), port: options.port, options };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// Starts a server on an existing data directory (kept after the test).
+    pub fn start_in(data_dir: &Path, options: DuetdOptions) -> Result<Duetd> {
+        let mut server = Duetd { child: None, data_dir: data_dir.to_path_buf(), _temp: None, port: options.port, options };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn addr_file(&self) -> PathBuf {
+        self.data_dir.join("duetd.addr")
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let _ = std::fs::remove_file(self.addr_file());
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.join("duetd.test.log"))?;
+        let mut command = Command::new(binary("duetd"));
+        command
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--rpc-address")
+            .arg("127.0.0.1")
+            .arg("--rpc-port")
+            .arg(self.port.to_string())
+            .args(&self.options.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        let child = command.spawn().with_context(|| format!("spawning {}", binary("duetd").display()))?;
+        self.child = Some(child);
+        let addr_file = self.addr_file();
+        let child = self.child.as_mut().ok_or_else(|| anyhow!("no child"))?;
+        let mut exited = None;
+        let port = wait_for("duetd to become ready", START_TIMEOUT, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                exited = Some(status);
+                return Some(0);
+            }
+            std::fs::read_to_string(&addr_file).ok().and_then(|s| s.trim().rsplit(':').next()?.parse::<u16>().ok())
+        })?;
+        if let Some(status) = exited {
+            self.child = None;
+            bail!("duetd exited during start-up with {status}:\n{}", self.log());
+        }
+        self.port = port;
+        Ok(())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The server's log so far (stderr), for failure messages.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.data_dir.join("duetd.test.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Graceful stop (SIGTERM), waiting for the process to exit.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let pid = i32::try_from(child.id())?;
+            signal(pid, "TERM")?;
+            let status = wait_exit(&mut child, Duration::from_secs(30))?;
+            if !status.success() {
+                bail!("duetd exited with {status} after SIGTERM:\n{}", self.log());
+            }
+        }
+        Ok(())
+    }
+
+    /// Abrupt stop (SIGKILL), as a crash or power loss.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same data directory and port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.spawn()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) -> Result<std::process::ExitStatus> {
+    wait_for("duetd to exit", timeout, || child.try_wait().ok().flatten())
+}
+
+/// Sends a signal with kill(1), which keeps this crate free of `unsafe`.
+fn signal(pid: i32, name: &str) -> Result<()> {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()?;
+    if !status.success() {
+        bail!("kill -{name} {pid} failed");
+    }
+    Ok(())
+}
+
+impl Drop for Duetd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
