@@ -1,0 +1,46 @@
+//! The keywords of the Duet grammar, shared by the parser (which matches them case-insensitively) and the
+//! printer (which back-quotes any name that would read as one of them).
+
+pub(crate) const ALTER: &str = "ALTER";
+pub(crate) const BY: &str = "BY";
+pub(crate) const CLUSTER: &str = "CLUSTER";
+pub(crate) const CLUSTERID: &str = "CLUSTERID";
+pub(crate) const CLUSTER_ID: &str = "CLUSTER_ID";
+pub(crate) const CONNECTOR: &str = "CONNECTOR";
+pub(crate) const CREATE: &str = "CREATE";
+pub(crate) const DETAILS: &str = "DETAILS";
+pub(crate) const DROP: &str = "DROP";
+pub(crate) const EXISTS: &str = "EXISTS";
+pub(crate) const EXTRACTOR: &str = "EXTRACTOR";
+pub(crate) const IF: &str = "IF";
+pub(crate) const LIST: &str = "LIST";
+pub(crate) const MODIFY: &str = "MODIFY";
+pub(crate) const NOT: &str = "NOT";
+pub(crate) const OF: &str = "OF";
+pub(crate) const PASSWORD: &str = "PASSWORD";
+pub(crate) const PIPE: &str = "PIPE";
+pub(crate) const PIPES: &str = "PIPES";
+pub(crate) const PROCESSOR: &str = "PROCESSOR";
+pub(crate) const REPLACE: &str = "REPLACE";
+pub(crate) const SET: &str = "SET";
+pub(crate) const SHOW: &str = "SHOW";
+pub(crate) const SINK: &str = "SINK";
+pub(crate) const SOURCE: &str = "SOURCE";
+pub(crate) const START: &str = "START";
+pub(crate) const STOP: &str = "STOP";
+pub(crate) const USED: &str = "USED";
+pub(crate) const USER: &str = "USER";
+pub(crate) const VERSION: &str = "VERSION";
+pub(crate) const WHERE: &str = "WHERE";
+pub(crate) const WITH: &str = "WITH";
+
+/// Every keyword above; a name equal to one of these (ignoring case) is printed back-quoted.
+pub(crate) const ALL: &[&str] = &[
+    ALTER, BY, CLUSTER, CLUSTERID, CLUSTER_ID, CONNECTOR, CREATE, DETAILS, DROP, EXISTS, EXTRACTOR,
+    IF, LIST, MODIFY, NOT, OF, PASSWORD, PIPE, PIPES, PROCESSOR, REPLACE, SET, SHOW, SINK, SOURCE,
+    START, STOP, USED, USER, VERSION, WHERE, WITH,
+];
+
+pub(crate) fn is_keyword(word: &str) -> bool {
+    ALL.iter().any(|keyword| keyword.eq_ignore_ascii_case(word))
+}

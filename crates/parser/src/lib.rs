@@ -1,0 +1,171 @@
+//! The Duet SQL dialect (IoTDB-compatible pipe, cluster and user statements): our own [`Statement`] AST,
+//! parsed by a small recursive-descent parser over sqlparser's tokenizer.
+//!
+//! The grammar's source of truth is `grammar/duet.ebnf` at the workspace root; `tests/grammar_sync.rs`
+//! fails when a production there has no round-trip test. Every statement prints (`Display`) as canonical
+//! SQL that parses back to an equal statement.
+//!
+//! ```
+//! use duet_parser::{parse, Statement};
+//!
+//! let statements = parse("show pipes; start pipe `my pipe`").unwrap();
+//! assert_eq!(statements[1], Statement::StartPipe { name: "my pipe".into() });
+//! assert_eq!(statements[1].to_string(), "START PIPE `my pipe`");
+//! ```
+
+mod ast;
+mod error;
+mod keywords;
+mod lexer;
+mod parser;
+mod split;
+
+pub use ast::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, Statement};
+pub use error::{ParseError, ParseErrorKind};
+pub use split::{split_statements, StatementText};
+
+/// Parses `sql`: statements separated by `;`. Empty statements (`;;`, a trailing `;`, only whitespace or
+/// comments) are skipped, so `""` gives no statements. Fails at the first error in the text.
+pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
+    parser::parse_statements(sql)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (xorshift64), so the fuzz-ish tests are reproducible without a
+    /// property-testing dependency.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const VALID: &[&str] = &[
+        "create pipe if not exists `a``b` with source ('s'='1',) with processor () with sink (\"k\"='it''s')",
+        "alter pipe if exists p modify source ('a'='b') replace processor () modify connector ()",
+        "show pipes where sink used by p; show cluster details; show cluster_id; show version",
+        "create user u 'p'; alter user u set password \"q\"; drop user u; list user -- done",
+        "drop pipe if exists p; start pipe p; stop pipe p /* c */",
+    ];
+
+    /// Whatever the input, parsing and splitting return instead of panicking, and anything that parses
+    /// round-trips through its printed form.
+    fn check(sql: &str) {
+        let _ = split_statements(sql);
+        if let Ok(statements) = parse(sql) {
+            for statement in statements {
+                let printed = statement.to_string();
+                assert_eq!(
+                    parse(&printed),
+                    Ok(vec![statement]),
+                    "{sql:?} printed as {printed:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn prefixes_of_valid_statements_do_not_panic() {
+        for sql in VALID {
+            assert!(parse(sql).is_ok(), "{sql:?}");
+            for (end, _) in sql.char_indices() {
+                check(&sql[..end]);
+                check(&sql[end..]);
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_do_not_panic() {
+        let mut random = Random(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..3_000 {
+            let len = random.below(64);
+            let bytes: Vec<u8> = (0..len).map(|_| random.next() as u8).collect();
+            check(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn random_token_soup_does_not_panic() {
+        const PIECES: &[&str] = &[
+            "create",
+            "alter",
+            "drop",
+            "start",
+            "stop",
+            "show",
+            "list",
+            "pipe",
+            "pipes",
+            "user",
+            "if",
+            "not",
+            "exists",
+            "with",
+            "source",
+            "processor",
+            "sink",
+            "modify",
+            "replace",
+            "where",
+            "used",
+            "by",
+            "cluster",
+            "details",
+            "clusterid",
+            "set",
+            "password",
+            "(",
+            ")",
+            ",",
+            "=",
+            ";",
+            "'k'",
+            "\"v\"",
+            "`n`",
+            "p",
+            "--",
+            "/*",
+            "*/",
+            "'",
+            "\"",
+            "`",
+            "\n",
+            "1",
+            "é",
+            "\\",
+        ];
+        let mut random = Random(42);
+        for _ in 0..5_000 {
+            let count = random.below(16);
+            let sql: Vec<&str> = (0..count)
+                .map(|_| PIECES[random.below(PIECES.len())])
+                .collect();
+            check(&sql.join(" "));
+        }
+    }
+
+    #[test]
+    fn very_long_input_parses() {
+        let attributes: Vec<String> = (0..20_000).map(|i| format!("'k{i}'='v{i}'")).collect();
+        let sql = format!(
+            "create pipe p ({}); {}",
+            attributes.join(","),
+            "show pipes;".repeat(20_000)
+        );
+        let statements = parse(&sql).unwrap();
+        assert_eq!(statements.len(), 20_001);
+    }
+}

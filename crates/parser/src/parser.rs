@@ -1,0 +1,706 @@
+//! Recursive-descent parser from the token stream to [`Statement`]s, following `grammar/duet.ebnf`.
+//!
+//! To add a statement: add its production to the grammar, a branch to [`Parser::statement`] (or to the
+//! branch of its first keyword), and remove its phrase from [`UNSUPPORTED`].
+
+use sqlparser::tokenizer::Token;
+
+use crate::ast::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, Statement};
+use crate::error::ParseError;
+use crate::keywords::*;
+use crate::lexer::TokenStream;
+
+/// Beginnings of IoTDB statements that Duet does not implement yet. They are reported as
+/// [`crate::ParseErrorKind::Unsupported`] rather than as syntax errors, so a client learns that the
+/// statement is valid IoTDB and simply not available here. The longest matching phrase names the statement.
+const UNSUPPORTED: &[&[&str]] = &[
+    &["SELECT"],
+    &["INSERT"],
+    &["DELETE"],
+    &["UPDATE"],
+    &["COUNT"],
+    &["FLUSH"],
+    &["GRANT"],
+    &["REVOKE"],
+    &["SET"],
+    &["UNSET"],
+    &["LOAD"],
+    &["UNLOAD"],
+    &["EXPLAIN"],
+    &["CLEAR"],
+    &["KILL"],
+    &["MERGE"],
+    &["REMOVE"],
+    &["MIGRATE"],
+    &["DESCRIBE"],
+    &["DESC"],
+    &["USE"],
+    &["CREATE", "DATABASE"],
+    &["CREATE", "STORAGE", "GROUP"],
+    &["CREATE", "TIMESERIES"],
+    &["CREATE", "ALIGNED", "TIMESERIES"],
+    &["CREATE", "FUNCTION"],
+    &["CREATE", "TRIGGER"],
+    &["CREATE", "PIPEPLUGIN"],
+    &["CREATE", "ROLE"],
+    &["CREATE", "SCHEMA", "TEMPLATE"],
+    &["CREATE", "DEVICE", "TEMPLATE"],
+    &["CREATE", "CONTINUOUS", "QUERY"],
+    &["CREATE", "CQ"],
+    &["CREATE", "VIEW"],
+    &["CREATE", "TOPIC"],
+    &["CREATE", "TABLE"],
+    &["ALTER", "TIMESERIES"],
+    &["ALTER", "VIEW"],
+    &["ALTER", "TABLE"],
+    &["DROP", "DATABASE"],
+    &["DROP", "STORAGE", "GROUP"],
+    &["DROP", "TIMESERIES"],
+    &["DROP", "FUNCTION"],
+    &["DROP", "TRIGGER"],
+    &["DROP", "PIPEPLUGIN"],
+    &["DROP", "ROLE"],
+    &["DROP", "SCHEMA", "TEMPLATE"],
+    &["DROP", "DEVICE", "TEMPLATE"],
+    &["DROP", "CONTINUOUS", "QUERY"],
+    &["DROP", "CQ"],
+    &["DROP", "VIEW"],
+    &["DROP", "TOPIC"],
+    &["DROP", "TABLE"],
+    &["START", "REPAIR"],
+    &["STOP", "REPAIR"],
+    &["START", "TRIGGER"],
+    &["STOP", "TRIGGER"],
+    &["LIST", "ROLE"],
+    &["LIST", "PRIVILEGES"],
+    &["LIST", "USER", "OF", "ROLE"],
+    &["SHOW", "DATABASES"],
+    &["SHOW", "STORAGE", "GROUP"],
+    &["SHOW", "TIMESERIES"],
+    &["SHOW", "LATEST", "TIMESERIES"],
+    &["SHOW", "DEVICES"],
+    &["SHOW", "CHILD", "PATHS"],
+    &["SHOW", "CHILD", "NODES"],
+    &["SHOW", "FUNCTIONS"],
+    &["SHOW", "TRIGGERS"],
+    &["SHOW", "PIPEPLUGINS"],
+    &["SHOW", "REGIONS"],
+    &["SHOW", "DATA", "REGIONS"],
+    &["SHOW", "SCHEMA", "REGIONS"],
+    &["SHOW", "DATANODES"],
+    &["SHOW", "CONFIGNODES"],
+    &["SHOW", "AINODES"],
+    &["SHOW", "VARIABLES"],
+    &["SHOW", "TTL"],
+    &["SHOW", "ALL", "TTL"],
+    &["SHOW", "QUERIES"],
+    &["SHOW", "QUERY", "PROCESSLIST"],
+    &["SHOW", "SCHEMA", "TEMPLATES"],
+    &["SHOW", "NODES"],
+    &["SHOW", "PATHS"],
+    &["SHOW", "TOPICS"],
+    &["SHOW", "SUBSCRIPTIONS"],
+    &["SHOW", "CONTINUOUS", "QUERIES"],
+    &["SHOW", "CQS"],
+    &["SHOW", "TABLES"],
+    &["SHOW", "CURRENT_USER"],
+];
+
+/// What may follow `WITH` (CREATE PIPE) or `MODIFY`/`REPLACE` (ALTER PIPE) once the clauses before
+/// stage `n` (0 = source, 1 = processor, 2 = sink) are behind: the order is fixed.
+const PLUGIN_CHOICES: [&str; 3] = [
+    "SOURCE, EXTRACTOR, PROCESSOR, SINK or CONNECTOR",
+    "PROCESSOR, SINK or CONNECTOR",
+    "SINK or CONNECTOR",
+];
+
+/// The three plugin slots of a pipe, in their fixed order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Plugin {
+    Source = 0,
+    Processor = 1,
+    Sink = 2,
+}
+
+pub(crate) fn parse_statements(sql: &str) -> Result<Vec<Statement>, ParseError> {
+    Parser {
+        tokens: TokenStream::new(sql),
+    }
+    .statements()
+}
+
+struct Parser {
+    tokens: TokenStream,
+}
+
+impl Parser {
+    fn statements(&mut self) -> Result<Vec<Statement>, ParseError> {
+        let mut statements = Vec::new();
+        loop {
+            while self.tokens.eat_token(&Token::SemiColon) {}
+            if self.tokens.at_end() {
+                break;
+            }
+            statements.push(self.statement()?);
+            if !self.tokens.at_end() && !self.tokens.eat_token(&Token::SemiColon) {
+                return Err(self.tokens.expected("';' or end of input"));
+            }
+        }
+        match self.tokens.lexical_error() {
+            Some(error) => Err(error.clone()),
+            None => Ok(statements),
+        }
+    }
+
+    fn statement(&mut self) -> Result<Statement, ParseError> {
+        if let Some(error) = self.unsupported() {
+            return Err(error);
+        }
+        let t = &mut self.tokens;
+        if t.eat_keyword(CREATE) {
+            if t.eat_keyword(PIPE) {
+                self.create_pipe()
+            } else if t.eat_keyword(USER) {
+                let name = self.name("a user name")?;
+                let password = self.string("a password string")?;
+                Ok(Statement::CreateUser { name, password })
+            } else {
+                Err(t.expected("PIPE or USER"))
+            }
+        } else if t.eat_keyword(ALTER) {
+            if t.eat_keyword(PIPE) {
+                self.alter_pipe()
+            } else if t.eat_keyword(USER) {
+                let name = self.name("a user name")?;
+                self.tokens.expect_keyword(SET)?;
+                self.tokens.expect_keyword(PASSWORD)?;
+                let password = self.string("a password string")?;
+                Ok(Statement::AlterUserPassword { name, password })
+            } else {
+                Err(t.expected("PIPE or USER"))
+            }
+        } else if t.eat_keyword(DROP) {
+            if t.eat_keyword(PIPE) {
+                let if_exists = self.tokens.eat_keywords(&[IF, EXISTS]);
+                let name = self.name("a pipe name")?;
+                Ok(Statement::DropPipe { if_exists, name })
+            } else if t.eat_keyword(USER) {
+                Ok(Statement::DropUser {
+                    name: self.name("a user name")?,
+                })
+            } else {
+                Err(t.expected("PIPE or USER"))
+            }
+        } else if t.eat_keyword(START) {
+            t.expect_keyword(PIPE)?;
+            Ok(Statement::StartPipe {
+                name: self.name("a pipe name")?,
+            })
+        } else if t.eat_keyword(STOP) {
+            t.expect_keyword(PIPE)?;
+            Ok(Statement::StopPipe {
+                name: self.name("a pipe name")?,
+            })
+        } else if t.eat_keyword(SHOW) {
+            self.show()
+        } else if t.eat_keyword(LIST) {
+            t.expect_keyword(USER)?;
+            Ok(Statement::ListUser)
+        } else {
+            Err(t.expected("a statement (CREATE, ALTER, DROP, START, STOP, SHOW, LIST, ...)"))
+        }
+    }
+
+    /// The Unsupported error if the statement starts with one of the [`UNSUPPORTED`] phrases.
+    fn unsupported(&self) -> Option<ParseError> {
+        let phrase = UNSUPPORTED
+            .iter()
+            .filter(|phrase| {
+                phrase
+                    .iter()
+                    .enumerate()
+                    .all(|(n, word)| self.tokens.is_keyword_at(n, word))
+            })
+            .max_by_key(|phrase| phrase.len())?;
+        let at = self.tokens.location();
+        Some(ParseError::unsupported(
+            at.line,
+            at.column,
+            format!("\"{}\" statements are not supported yet", phrase.join(" ")),
+        ))
+    }
+
+    /// After `CREATE PIPE`.
+    fn create_pipe(&mut self) -> Result<Statement, ParseError> {
+        let if_not_exists = self.tokens.eat_keywords(&[IF, NOT, EXISTS]);
+        let name = self.name("a pipe name")?;
+        if self.tokens.peek() == Some(&Token::LParen) {
+            let sink = self.attribute_list()?;
+            return Ok(Statement::CreatePipe(CreatePipe {
+                if_not_exists,
+                name,
+                source: None,
+                processor: None,
+                sink,
+            }));
+        }
+        let mut source = None;
+        let mut processor = None;
+        let mut next = Plugin::Source;
+        loop {
+            if !self.tokens.eat_keyword(WITH) {
+                let what = if next == Plugin::Source {
+                    "WITH or '('"
+                } else {
+                    "WITH"
+                };
+                return Err(self.tokens.expected(what));
+            }
+            let plugin = self.plugin(next)?;
+            let attributes = self.attribute_list()?;
+            match plugin {
+                Plugin::Source => source = Some(attributes),
+                Plugin::Processor => processor = Some(attributes),
+                Plugin::Sink => {
+                    let sink = attributes;
+                    return Ok(Statement::CreatePipe(CreatePipe {
+                        if_not_exists,
+                        name,
+                        source,
+                        processor,
+                        sink,
+                    }));
+                }
+            }
+            next = if plugin == Plugin::Source {
+                Plugin::Processor
+            } else {
+                Plugin::Sink
+            };
+        }
+    }
+
+    /// After `ALTER PIPE`.
+    fn alter_pipe(&mut self) -> Result<Statement, ParseError> {
+        let if_exists = self.tokens.eat_keywords(&[IF, EXISTS]);
+        let name = self.name("a pipe name")?;
+        let mut alter = AlterPipe {
+            if_exists,
+            name,
+            source: None,
+            processor: None,
+            sink: None,
+        };
+        let mut next = Some(Plugin::Source);
+        while let Some(earliest) = next {
+            let mode = if self.tokens.eat_keyword(MODIFY) {
+                AlterMode::Modify
+            } else if self.tokens.eat_keyword(REPLACE) {
+                AlterMode::Replace
+            } else {
+                break;
+            };
+            let plugin = self.plugin(earliest)?;
+            let clause = Some(AlterClause {
+                mode,
+                attributes: self.attribute_list()?,
+            });
+            match plugin {
+                Plugin::Source => alter.source = clause,
+                Plugin::Processor => alter.processor = clause,
+                Plugin::Sink => alter.sink = clause,
+            }
+            next = match plugin {
+                Plugin::Source => Some(Plugin::Processor),
+                Plugin::Processor => Some(Plugin::Sink),
+                Plugin::Sink => None,
+            };
+        }
+        Ok(Statement::AlterPipe(alter))
+    }
+
+    /// A plugin keyword (`SOURCE`/`EXTRACTOR`, `PROCESSOR`, `SINK`/`CONNECTOR`) no earlier than `earliest`.
+    fn plugin(&mut self, earliest: Plugin) -> Result<Plugin, ParseError> {
+        let plugin_of = |word: &str| {
+            let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
+            if is(SOURCE) || is(EXTRACTOR) {
+                Some(Plugin::Source)
+            } else if is(PROCESSOR) {
+                Some(Plugin::Processor)
+            } else if is(SINK) || is(CONNECTOR) {
+                Some(Plugin::Sink)
+            } else {
+                None
+            }
+        };
+        self.tokens
+            .next_if_map(|token| match token {
+                Token::Word(word) if word.quote_style.is_none() => {
+                    plugin_of(&word.value).filter(|plugin| *plugin >= earliest)
+                }
+                _ => None,
+            })
+            .ok_or_else(|| self.tokens.expected(PLUGIN_CHOICES[earliest as usize]))
+    }
+
+    /// After `SHOW`.
+    fn show(&mut self) -> Result<Statement, ParseError> {
+        let t = &mut self.tokens;
+        if t.eat_keyword(PIPES) {
+            if !t.eat_keyword(WHERE) {
+                return Ok(Statement::ShowPipes { sink_used_by: None });
+            }
+            if !t.eat_keyword(SINK) && !t.eat_keyword(CONNECTOR) {
+                return Err(t.expected("SINK or CONNECTOR"));
+            }
+            t.expect_keyword(USED)?;
+            t.expect_keyword(BY)?;
+            Ok(Statement::ShowPipes {
+                sink_used_by: Some(self.name("a pipe name")?),
+            })
+        } else if t.eat_keyword(PIPE) {
+            Ok(Statement::ShowPipe {
+                name: self.name("a pipe name")?,
+            })
+        } else if t.eat_keyword(CLUSTER) {
+            Ok(Statement::ShowCluster {
+                details: t.eat_keyword(DETAILS),
+            })
+        } else if t.eat_keyword(CLUSTERID) || t.eat_keyword(CLUSTER_ID) {
+            Ok(Statement::ShowClusterId)
+        } else if t.eat_keyword(VERSION) {
+            Ok(Statement::ShowVersion)
+        } else {
+            Err(t.expected("PIPES, PIPE, CLUSTER, CLUSTERID or VERSION"))
+        }
+    }
+
+    /// `( (kv ',')* kv? )`: a trailing comma and an empty list are legal, as in IoTDB.
+    fn attribute_list(&mut self) -> Result<Attributes, ParseError> {
+        self.tokens.expect_token(&Token::LParen, "'('")?;
+        let mut attributes = Vec::new();
+        while !self.tokens.eat_token(&Token::RParen) {
+            let key = self.string("a string key or ')'")?;
+            self.tokens.expect_token(&Token::Eq, "'='")?;
+            let value = self.string("a string value")?;
+            attributes.push((key, value));
+            if !self.tokens.eat_token(&Token::Comma) {
+                self.tokens.expect_token(&Token::RParen, "',' or ')'")?;
+                break;
+            }
+        }
+        Ok(Attributes(attributes))
+    }
+
+    /// A string literal; in IoTDB `"…"` is a string too.
+    fn string(&mut self, what: &str) -> Result<String, ParseError> {
+        self.tokens
+            .next_if_map(|token| match token {
+                Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => Some(s.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| self.tokens.expected(what))
+    }
+
+    /// A pipe or user name: a word or a back-quoted identifier, kept as written (names are case-sensitive).
+    fn name(&mut self, what: &str) -> Result<String, ParseError> {
+        self.tokens
+            .next_if_map(|token| match token {
+                Token::Word(word) if !word.value.is_empty() => Some(word.value.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| self.tokens.expected(what))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use crate::{parse, ParseError, ParseErrorKind};
+
+    fn error(sql: &str) -> ParseError {
+        match parse(sql) {
+            Ok(statements) => panic!("{sql:?} parsed as {statements:?}"),
+            Err(error) => error,
+        }
+    }
+
+    /// Asserts a Syntax error at `line`:`column` whose message contains every piece of `needles`.
+    fn assert_syntax_error(sql: &str, line: u64, column: u64, needles: &[&str]) {
+        let error = error(sql);
+        assert_eq!(error.kind, ParseErrorKind::Syntax, "{sql:?}: {error}");
+        assert_eq!(
+            (error.line, error.column),
+            (line, column),
+            "{sql:?}: {error}"
+        );
+        for needle in needles {
+            assert!(
+                error.message.contains(needle),
+                "{sql:?}: {error} lacks {needle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn seed_step_2_missing_parenthesis() {
+        let sql = "create pipe AB
+with source (
+  'source.mode.double-living' ='true'
+with sink (
+  'sink'='iotdb-thrift-sink',
+  'sink.ip'='iotdb-2',
+  'sink.port'='6667'
+)";
+        assert_syntax_error(sql, 4, 1, &["')'", "with"]);
+        assert_eq!(
+            error(sql).to_string(),
+            "line 4:1: expected ',' or ')' but found 'with'"
+        );
+    }
+
+    #[test]
+    fn missing_pipe_name_at_end_of_input() {
+        assert_eq!(
+            error("create pipe").to_string(),
+            "line 1:12: expected a pipe name but found end of input"
+        );
+        // Trailing whitespace and comments do not move the end position.
+        assert_eq!(
+            error("create pipe  -- no name\n").to_string(),
+            "line 1:12: expected a pipe name but found end of input"
+        );
+        assert_syntax_error("drop pipe if exists", 1, 20, &["expected a pipe name"]);
+        assert_syntax_error(
+            "create pipe if not exists",
+            1,
+            26,
+            &["expected a pipe name"],
+        );
+        assert_syntax_error("start pipe;", 1, 11, &["expected a pipe name", "';'"]);
+    }
+
+    #[test]
+    fn missing_comma_points_at_the_next_key() {
+        assert_syntax_error(
+            "create pipe p with sink ('a'='b' 'c'='d')",
+            1,
+            34,
+            &["expected ',' or ')'", "'c'"],
+        );
+    }
+
+    #[test]
+    fn errors_inside_attribute_lists() {
+        assert_syntax_error("create pipe p ('a' 'b')", 1, 20, &["expected '='", "'b'"]);
+        assert_syntax_error(
+            "create pipe p ('a'=b)",
+            1,
+            20,
+            &["expected a string value", "'b'"],
+        );
+        assert_syntax_error(
+            "create pipe p (a='b')",
+            1,
+            16,
+            &["expected a string key or ')'", "'a'"],
+        );
+        assert_syntax_error(
+            "create pipe p ('a'='b',,)",
+            1,
+            24,
+            &["expected a string key or ')'", "','"],
+        );
+        assert_syntax_error(
+            "create pipe p ('a'='b'",
+            1,
+            23,
+            &["expected ',' or ')'", "end of input"],
+        );
+        assert_syntax_error("create pipe p with sink 'a'='b'", 1, 25, &["expected '('"]);
+    }
+
+    #[test]
+    fn errors_in_create_pipe_clauses() {
+        assert_syntax_error(
+            "create pipe p",
+            1,
+            14,
+            &["expected WITH or '('", "end of input"],
+        );
+        assert_syntax_error(
+            "create pipe p with source ()",
+            1,
+            29,
+            &["expected WITH", "end of input"],
+        );
+        assert_syntax_error(
+            "create pipe p with sauce ()",
+            1,
+            20,
+            &["SOURCE, EXTRACTOR, PROCESSOR, SINK or CONNECTOR", "'sauce'"],
+        );
+        // The clause order is fixed: SOURCE, PROCESSOR, SINK.
+        assert_syntax_error(
+            "create pipe p with processor () with source ()",
+            1,
+            38,
+            &["expected SINK or CONNECTOR", "'source'"],
+        );
+        assert_syntax_error(
+            "create pipe p with sink () with source ()",
+            1,
+            28,
+            &["expected ';' or end of input", "'with'"],
+        );
+        assert_syntax_error("create pipe `` ()", 1, 13, &["expected a pipe name"]);
+        assert_syntax_error(
+            "create pipe 'p' ()",
+            1,
+            13,
+            &["expected a pipe name", "string 'p'"],
+        );
+    }
+
+    #[test]
+    fn errors_in_alter_pipe() {
+        assert_syntax_error(
+            "alter pipe p modify",
+            1,
+            20,
+            &["SOURCE, EXTRACTOR, PROCESSOR, SINK or CONNECTOR"],
+        );
+        assert_syntax_error(
+            "alter pipe p modify sink () replace source ()",
+            1,
+            29,
+            &["expected ';' or end of input"],
+        );
+        assert_syntax_error(
+            "alter pipe p modify processor () modify source ()",
+            1,
+            41,
+            &["expected SINK or CONNECTOR"],
+        );
+        assert_syntax_error(
+            "alter pipe p add sink ()",
+            1,
+            14,
+            &["expected ';' or end of input", "'add'"],
+        );
+        assert_syntax_error(
+            "alter user u set pw 'x'",
+            1,
+            18,
+            &["expected PASSWORD", "'pw'"],
+        );
+    }
+
+    #[test]
+    fn errors_in_show_and_others() {
+        assert_syntax_error(
+            "show pipez",
+            1,
+            6,
+            &[
+                "expected PIPES, PIPE, CLUSTER, CLUSTERID or VERSION",
+                "'pipez'",
+            ],
+        );
+        assert_syntax_error(
+            "show pipes where source used by p",
+            1,
+            18,
+            &["expected SINK or CONNECTOR"],
+        );
+        assert_syntax_error("show pipes where sink used p", 1, 28, &["expected BY"]);
+        assert_syntax_error(
+            "show cluster now",
+            1,
+            14,
+            &["expected ';' or end of input", "'now'"],
+        );
+        assert_syntax_error("start p", 1, 7, &["expected PIPE"]);
+    }
+
+    #[test]
+    fn unknown_first_word() {
+        assert_eq!(
+            error("frobnicate").to_string(),
+            "line 1:1: expected a statement (CREATE, ALTER, DROP, START, STOP, SHOW, LIST, ...) but found 'frobnicate'"
+        );
+        assert_syntax_error("show pipes;\n  42", 2, 3, &["expected a statement", "'42'"]);
+        assert_syntax_error(
+            "create widget w",
+            1,
+            8,
+            &["expected PIPE or USER", "'widget'"],
+        );
+    }
+
+    #[test]
+    fn iotdb_statements_are_unsupported() {
+        let cases = [
+            (
+                "select * from root.db.**",
+                "\"SELECT\" statements are not supported yet",
+            ),
+            ("INSERT INTO root.db.d(time, s) VALUES (1, 2)", "\"INSERT\""),
+            ("create database root.db", "\"CREATE DATABASE\""),
+            (
+                "create aligned timeseries root.db.d(s INT32)",
+                "\"CREATE ALIGNED TIMESERIES\"",
+            ),
+            ("show databases", "\"SHOW DATABASES\""),
+            ("show pipeplugins", "\"SHOW PIPEPLUGINS\""),
+            ("drop database root.db", "\"DROP DATABASE\""),
+            ("count devices", "\"COUNT\""),
+            ("flush", "\"FLUSH\""),
+            ("grant read on root.** to user u", "\"GRANT\""),
+            (
+                "alter timeseries root.a.b add tags x=1",
+                "\"ALTER TIMESERIES\"",
+            ),
+            ("list user of role r", "\"LIST USER OF ROLE\""),
+        ];
+        for (sql, message) in cases {
+            let error = error(sql);
+            assert_eq!(error.kind, ParseErrorKind::Unsupported, "{sql:?}: {error}");
+            assert!(error.message.contains(message), "{sql:?}: {error}");
+        }
+        // Positioned at the statement, also when it is not the first one.
+        let error = error("show pipes;\n  select 1");
+        assert_eq!(
+            (error.kind, error.line, error.column),
+            (ParseErrorKind::Unsupported, 2, 3)
+        );
+    }
+
+    #[test]
+    fn lexical_errors_use_the_tokenizer_position() {
+        assert_syntax_error(
+            "create pipe p ('a'='b",
+            1,
+            20,
+            &["Unterminated string literal"],
+        );
+        assert_syntax_error("start pipe `open", 1, 12, &["Expected close delimiter '`'"]);
+        // A lexical error after valid statements still fails the input...
+        assert_syntax_error("show pipes;\nshow pipe 'x", 2, 11, &["Unterminated"]);
+        // ...but an earlier syntax error is reported first.
+        assert_syntax_error("show pipez; show pipe 'x", 1, 6, &["'pipez'"]);
+    }
+
+    #[test]
+    fn long_tokens_are_shortened_in_messages() {
+        let long = "x".repeat(10_000);
+        let error = error(&format!("create pipe p ('{long}' 'b')"));
+        assert!(error.message.len() < 200, "{error}");
+    }
+
+    #[test]
+    fn keywords_are_case_insensitive_but_back_quoted_keywords_are_names() {
+        assert_eq!(parse("ShOw PiPeS").unwrap(), parse("SHOW PIPES").unwrap());
+        assert_syntax_error("`show` pipes", 1, 1, &["expected a statement"]);
+    }
+}
