@@ -197,3 +197,36 @@ impl Column {
         }
     }
 }
+
+/// A result table as statements produce it, before it is cut into TsBlocks.
+///
+/// `times` is `None` for results without a time column (SHOW statements: the client is told to ignore
+/// timestamps, and zeros are sent in the TsBlock time column it still requires).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub names: Vec<String>,
+    pub columns: Vec<Column>,
+    pub times: Option<Vec<i64>>,
+    pub n_rows: usize,
+}
+
+impl Table {
+    /// A table of TEXT columns from rows of strings (the shape of most SHOW results).
+    pub fn text(names: &[&str], rows: Vec<Vec<String>>) -> Table {
+        let n_rows = rows.len();
+        let mut columns: Vec<Vec<String>> = vec![Vec::with_capacity(n_rows); names.len()];
+        for row in rows {
+            for (i, cell) in row.into_iter().enumerate() {
+                if let Some(c) = columns.get_mut(i) {
+                    c.push(cell);
+                }
+            }
+        }
+        Table {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            columns: columns.into_iter().map(Column::text).collect(),
+            times: None,
+            n_rows,
+        }
+    }
+}

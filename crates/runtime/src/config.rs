@@ -1,0 +1,446 @@
+//! Validation of a pipe's three parameter sets into typed configurations, with IoTDB's messages where
+//! IoTDB has one (pipe reference §2) and a clear "not supported" where Duet lacks the feature.
+
+use crate::params::Parameters;
+use crate::{PipeError, Result};
+
+/// What the source captures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// IoTDB path pattern of the series to capture (`root.**` by default).
+    pub path: String,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub history: bool,
+    pub realtime: bool,
+    pub capture_inserts: bool,
+    pub capture_deletes: bool,
+    /// Forward entries that arrived through a pipe (false in double-living mode).
+    pub forwarding_pipe_requests: bool,
+    pub double_living: bool,
+}
+
+/// Which sink implementation a pipe uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkKind {
+    /// IoTDB's thrift sink and its aliases: ships to a peer's client port.
+    IotdbThrift,
+    /// Discards everything (useful for tests and measuring the source).
+    DoNothing,
+}
+
+/// Where and how the sink ships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkConfig {
+    pub kind: SinkKind,
+    /// Target endpoints, tried in order.
+    pub endpoints: Vec<(String, u16)>,
+    pub username: String,
+    pub password: String,
+    pub batch_enable: bool,
+    pub batch_max_delay_ms: u64,
+    pub batch_size_bytes: u64,
+    /// Bytes per second; `None` for unlimited.
+    pub rate_limit_bytes_per_second: Option<u64>,
+    pub compressors: Vec<String>,
+    pub mark_as_pipe_request: bool,
+}
+
+impl SinkConfig {
+    /// `host:port` list as IoTDB prints it in exception messages.
+    pub fn endpoints_display(&self) -> String {
+        let list = self.endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect::<Vec<_>>().join(", ");
+        format!("[{list}]")
+    }
+}
+
+fn invalid(message: impl Into<String>) -> PipeError {
+    PipeError::Invalid(message.into())
+}
+
+fn boolean(params: &Parameters, key: &str, default: bool) -> Result<bool> {
+    match params.get(key) {
+        None => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(invalid(format!("The value of '{key}' must be 'true' or 'false', but got '{v}'."))),
+    }
+}
+
+fn parse_time(key: &str, value: &str) -> Result<i64> {
+    if value.eq_ignore_ascii_case("now") {
+        return Ok(chrono::Utc::now().timestamp_millis());
+    }
+    if let Ok(v) = value.trim().parse::<i64>() {
+        return Ok(v);
+    }
+    chrono::DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| invalid(format!("The value of '{key}' must be a long timestamp, an ISO-8601 time or 'now', but got '{value}'.")))
+}
+
+const SOURCE_PLUGINS: [&str; 2] = ["iotdb-source", "iotdb-extractor"];
+const PROCESSOR_PLUGINS: [&str; 1] = ["do-nothing-processor"];
+const IOTDB_PROCESSORS: [&str; 6] = [
+    "tumbling-time-sampling-processor",
+    "sdt-sampling-processor",
+    "changing-value-sampling-processor",
+    "throwing-exception-processor",
+    "aggregate-processor",
+    "count-point-processor",
+];
+const THRIFT_SINKS: [&str; 6] = [
+    "iotdb-thrift-sink",
+    "iotdb-thrift-sync-sink",
+    "iotdb-thrift-async-sink",
+    "iotdb-thrift-connector",
+    "iotdb-thrift-sync-connector",
+    "iotdb-thrift-async-connector",
+];
+const NOTHING_SINKS: [&str; 2] = ["do-nothing-sink", "do-nothing-connector"];
+const IOTDB_SINKS: [&str; 10] = [
+    "iotdb-thrift-ssl-sink",
+    "iotdb-air-gap-sink",
+    "iotdb-legacy-pipe-sink",
+    "write-back-sink",
+    "websocket-sink",
+    "opc-ua-sink",
+    "opc-da-sink",
+    "subscription-sink",
+    "iotdb-air-gap-connector",
+    "websocket-connector",
+];
+const COMPRESSORS: [&str; 5] = ["snappy", "gzip", "lz4", "zstd", "lzma2"];
+
+fn check_duplicates(stage: &str, params: &Parameters) -> Result<()> {
+    match params.duplicate_key() {
+        Some(key) => Err(invalid(format!("The {stage} parameter '{key}' is specified more than once."))),
+        None => Ok(()),
+    }
+}
+
+/// Validates the source parameters.
+pub fn source(params: &Parameters) -> Result<SourceConfig> {
+    check_duplicates("source", params)?;
+    for key in ["source", "extractor"] {
+        if let Some(plugin) = params.get(key) {
+            if !SOURCE_PLUGINS.iter().any(|p| p.eq_ignore_ascii_case(plugin)) {
+                return Err(invalid(format!("Failed to create or alter pipe, the source plugin '{plugin}' does not exist or is not supported by Duet (supported: iotdb-source).")));
+            }
+        }
+    }
+    if params.contains("user") && params.contains("username") {
+        return Err(invalid("The source parameters 'user' and 'username' cannot be specified at the same time."));
+    }
+    let double_living = boolean(params, "mode.double-living", false)?;
+    let forwarding = boolean(params, "forwarding-pipe-requests", true)?;
+    if double_living && params.contains("forwarding-pipe-requests") && forwarding {
+        return Err(invalid("forwarding-pipe-requests can not be specified to true when double living is enabled"));
+    }
+    for model in ["tree", "table"] {
+        let key = format!("capture.{model}");
+        if double_living && params.contains(&key) && !boolean(params, &key, true)? {
+            return Err(invalid(format!("capture.{model} can not be specified to false when double living is enabled")));
+        }
+    }
+    if params.contains("capture.table") && boolean(params, "capture.table", false)? {
+        return Err(PipeError::Unsupported("capture.table=true is not supported: Duet has only the tree model".into()));
+    }
+    if boolean(params, "mode.snapshot", false)? {
+        return Err(PipeError::Unsupported("mode.snapshot=true is not supported by Duet".into()));
+    }
+    let (mut capture_inserts, mut capture_deletes) = (false, false);
+    let inclusion = params.get("inclusion").unwrap_or("data.insert");
+    let exclusion = params.get("inclusion.exclusion").or_else(|| params.get("exclusion")).unwrap_or("");
+    for item in inclusion.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.to_ascii_lowercase().as_str() {
+            // Schema creation travels with the data (the peer auto-creates series), so `all` needs
+            // nothing more than data here.
+            "all" | "data" => (capture_inserts, capture_deletes) = (true, true),
+            "data.insert" => capture_inserts = true,
+            "data.delete" => capture_deletes = true,
+            "schema" | "schema.database" | "schema.timeseries" | "schema.ttl" | "auth" => {
+                return Err(PipeError::Unsupported(format!(
+                    "inclusion '{item}' is not supported by Duet: schema travels with the data, and users are not synchronised"
+                )))
+            }
+            _ => return Err(invalid("The 'inclusion' string contains illegal path.")),
+        }
+    }
+    for item in exclusion.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.to_ascii_lowercase().as_str() {
+            "data" => (capture_inserts, capture_deletes) = (false, false),
+            "data.insert" => capture_inserts = false,
+            "data.delete" => capture_deletes = false,
+            "schema" | "schema.database" | "schema.timeseries" | "schema.ttl" | "auth" | "all" => {
+                if item.eq_ignore_ascii_case("all") {
+                    (capture_inserts, capture_deletes) = (false, false);
+                }
+            }
+            _ => return Err(invalid("The 'inclusion.exclusion' string contains illegal path.")),
+        }
+    }
+    if !capture_inserts && !capture_deletes {
+        return Err(invalid("The pipe inclusion content can't be empty."));
+    }
+    let path = match (params.get("path"), params.get("pattern")) {
+        (Some(path), _) => path.trim().to_string(),
+        // The legacy prefix pattern `root.a` means everything under root.a.
+        (None, Some(prefix)) => {
+            let prefix = prefix.trim().trim_end_matches('.');
+            if prefix == "root" {
+                "root.**".to_string()
+            } else {
+                format!("{prefix}.**")
+            }
+        }
+        (None, None) => "root.**".to_string(),
+    };
+    if path != "root" && !path.starts_with("root.") {
+        return Err(invalid(format!("Pattern \"{path}\" is illegal: a path pattern must start with root.")));
+    }
+    let start_time = match params.get("start-time").or_else(|| params.get("history.start-time")) {
+        Some(v) => Some(parse_time("start-time", v)?),
+        None => None,
+    };
+    let end_time = match params.get("end-time").or_else(|| params.get("history.end-time")) {
+        Some(v) => Some(parse_time("end-time", v)?),
+        None => None,
+    };
+    if let (Some(s), Some(e)) = (start_time, end_time) {
+        if s > e {
+            return Err(invalid(format!("The start time {s} should be earlier than or equal to the end time {e}.")));
+        }
+    }
+    if let Some(mode) = params.get("realtime.mode") {
+        if !["hybrid", "stream", "log", "file", "batch", "forced-log"].iter().any(|m| m.eq_ignore_ascii_case(mode)) {
+            return Err(invalid(format!("The value of 'realtime.mode' must be one of hybrid, stream, log, file, batch, forced-log, but got '{mode}'.")));
+        }
+    }
+    boolean(params, "mode.streaming", true)?;
+    boolean(params, "mode.strict", true)?;
+    let history = boolean(params, "history.enable", true)?;
+    let realtime = boolean(params, "realtime.enable", true)?;
+    Ok(SourceConfig {
+        path,
+        start_time,
+        end_time,
+        history,
+        realtime,
+        capture_inserts,
+        capture_deletes,
+        forwarding_pipe_requests: forwarding && !double_living,
+        double_living,
+    })
+}
+
+/// Validates the processor parameters.
+pub fn processor(params: &Parameters) -> Result<()> {
+    check_duplicates("processor", params)?;
+    if let Some(plugin) = params.get("processor") {
+        let lower = plugin.to_ascii_lowercase();
+        if PROCESSOR_PLUGINS.contains(&lower.as_str()) {
+            return Ok(());
+        }
+        if IOTDB_PROCESSORS.contains(&lower.as_str()) {
+            return Err(PipeError::Unsupported(format!("The processor plugin '{plugin}' is not supported by Duet yet (supported: do-nothing-processor).")));
+        }
+        return Err(invalid(format!("Failed to create or alter pipe, the processor plugin '{plugin}' does not exist.")));
+    }
+    Ok(())
+}
+
+/// Parses `host:port` into an endpoint, with IoTDB's message for anything malformed.
+fn bad_node_urls() -> PipeError {
+    invalid("Error occurred while parsing node urls from target servers, please check the specified 'host':'port' or 'node-urls'")
+}
+
+fn endpoint(host: &str, port: &str) -> Result<(String, u16)> {
+    let bad = bad_node_urls;
+    let host = host.trim();
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let port: u16 = port.trim().parse().map_err(|_| bad())?;
+    if port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
+}
+
+fn positive(params: &Parameters, key: &str) -> Result<Option<u64>> {
+    match params.get(key) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n > 0 => Ok(Some(u64::try_from(n).unwrap_or(u64::MAX))),
+            _ => Err(invalid(format!("The value of '{key}' must be a positive integer, but got '{v}'."))),
+        },
+    }
+}
+
+/// Validates the sink parameters.
+pub fn sink(params: &Parameters) -> Result<SinkConfig> {
+    check_duplicates("sink", params)?;
+    let plugin = params.get("sink").or_else(|| params.get("connector")).unwrap_or("iotdb-thrift-sink");
+    let lower = plugin.to_ascii_lowercase();
+    let kind = if THRIFT_SINKS.contains(&lower.as_str()) {
+        SinkKind::IotdbThrift
+    } else if NOTHING_SINKS.contains(&lower.as_str()) {
+        SinkKind::DoNothing
+    } else if IOTDB_SINKS.contains(&lower.as_str()) {
+        return Err(PipeError::Unsupported(format!(
+            "The sink plugin '{plugin}' is not supported by Duet yet (supported: iotdb-thrift-sink, iotdb-thrift-sync-sink, iotdb-thrift-async-sink, do-nothing-sink)."
+        )));
+    } else {
+        return Err(invalid(format!("Failed to create or alter pipe, the sink plugin '{plugin}' does not exist.")));
+    };
+    if params.contains("user") && params.contains("username") {
+        return Err(invalid("The sink parameters 'user' and 'username' cannot be specified at the same time."));
+    }
+    if params.contains("batch.max-delay-ms") && params.contains("batch.max-delay-seconds") {
+        return Err(invalid("The sink parameters 'batch.max-delay-ms' and 'batch.max-delay-seconds' cannot be specified at the same time."));
+    }
+    if params.contains("mark-as-pipe-request") && params.contains("mark-as-general-write-request") {
+        return Err(invalid("The sink parameters 'mark-as-pipe-request' and 'mark-as-general-write-request' cannot be specified at the same time."));
+    }
+    let mut endpoints = Vec::new();
+    if let Some(urls) = params.get("node-urls") {
+        for url in urls.split(',').map(|u| u.replace(' ', "")).filter(|u| !u.is_empty()) {
+            let (host, port) = url.rsplit_once(':').ok_or_else(bad_node_urls)?;
+            endpoints.push(endpoint(host, port)?);
+        }
+    }
+    for host_key in ["ip", "host"] {
+        if let Some(host) = params.get(host_key) {
+            let port = params.get("port").ok_or_else(bad_node_urls)?;
+            let e = endpoint(host, port)?;
+            if !endpoints.contains(&e) {
+                endpoints.push(e);
+            }
+        }
+    }
+    if kind == SinkKind::IotdbThrift && endpoints.is_empty() {
+        return Err(invalid(
+            "One of connector.node-urls, connector.host:connector.port, sink.node-urls, sink.host:sink.port must be specified",
+        ));
+    }
+    let compressors: Vec<String> = params
+        .get("compressor")
+        .unwrap_or("")
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty())
+        .collect();
+    for c in &compressors {
+        if !COMPRESSORS.contains(&c.as_str()) {
+            return Err(invalid(format!("Compressor should be one of {COMPRESSORS:?}, but got {c}.")));
+        }
+    }
+    if let Some(strategy) = params.get("load-balance-strategy") {
+        if !["round-robin", "random", "priority"].iter().any(|s| s.eq_ignore_ascii_case(strategy)) {
+            return Err(invalid(format!("Load balance strategy should be one of [round-robin, random, priority], but got {strategy}.")));
+        }
+    }
+    if boolean(params, "ssl.enable", false)? {
+        return Err(PipeError::Unsupported("ssl.enable=true is not supported by Duet yet".into()));
+    }
+    if let Some(format) = params.get("format") {
+        if !["hybrid", "tablet", "tsfile"].iter().any(|s| s.eq_ignore_ascii_case(format)) {
+            return Err(invalid(format!("The value of 'format' must be one of hybrid, tablet, tsfile, but got '{format}'.")));
+        }
+    }
+    let batch_max_delay_ms = match (positive(params, "batch.max-delay-ms")?, positive(params, "batch.max-delay-seconds")?) {
+        (Some(ms), _) => ms,
+        (None, Some(s)) => s.saturating_mul(1000),
+        (None, None) => 20,
+    };
+    let rate_limit = match params.get("rate-limit-bytes-per-second") {
+        None => None,
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(x) if x <= 0.0 => None,
+            // Rounding a fractional byte rate up keeps the limit meaningful.
+            Ok(x) if x.is_finite() => Some(x.ceil() as u64),
+            _ => return Err(invalid(format!("The value of 'rate-limit-bytes-per-second' must be a number, but got '{v}'."))),
+        },
+    };
+    let general_write = boolean(params, "mark-as-general-write-request", false)?;
+    Ok(SinkConfig {
+        kind,
+        endpoints,
+        username: params.get("username").or_else(|| params.get("user")).unwrap_or("root").to_string(),
+        password: params.get("password").unwrap_or("root").to_string(),
+        batch_enable: boolean(params, "batch.enable", true)?,
+        batch_max_delay_ms,
+        batch_size_bytes: positive(params, "batch.size-bytes")?.unwrap_or(1024 * 1024),
+        rate_limit_bytes_per_second: rate_limit,
+        compressors,
+        mark_as_pipe_request: boolean(params, "mark-as-pipe-request", true)? && !general_write,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, &str)]) -> Parameters {
+        Parameters(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn the_seed_pipe_validates() {
+        let src = source(&p(&[("source.mode.double-living", "true")])).unwrap();
+        assert!(src.double_living && !src.forwarding_pipe_requests);
+        assert_eq!(src.path, "root.**");
+        let snk = sink(&p(&[("sink", "iotdb-thrift-sink"), ("sink.ip", "iotdb-2"), ("sink.port", "6667")])).unwrap();
+        assert_eq!(snk.endpoints, vec![("iotdb-2".to_string(), 6667)]);
+        assert_eq!(snk.username, "root");
+    }
+
+    #[test]
+    fn endpoints_come_from_any_spelling() {
+        let snk = sink(&p(&[("node-urls", "a:1, b:2")])).unwrap();
+        assert_eq!(snk.endpoints, vec![("a".into(), 1), ("b".into(), 2)]);
+        let snk = sink(&p(&[("connector.host", "h"), ("connector.port", "7")])).unwrap();
+        assert_eq!(snk.endpoints, vec![("h".into(), 7)]);
+    }
+
+    #[test]
+    fn bad_sinks_have_iotdb_messages() {
+        let e = sink(&p(&[("sink", "iotdb-thrift-sink")])).unwrap_err().to_string();
+        assert!(e.contains("must be specified"), "{e}");
+        for port in ["x", "0", "70000", ""] {
+            let e = sink(&p(&[("ip", "h"), ("port", port)])).unwrap_err().to_string();
+            assert!(e.contains("parsing node urls"), "{e}");
+        }
+        let e = sink(&p(&[("ip", "h"), ("port", "1"), ("user", "a"), ("username", "b")])).unwrap_err().to_string();
+        assert!(e.contains("'user' and 'username'"), "{e}");
+        let e = sink(&p(&[("sink", "no-such-sink"), ("ip", "h"), ("port", "1")])).unwrap_err().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+        assert!(matches!(sink(&p(&[("sink", "opc-ua-sink")])), Err(PipeError::Unsupported(_))));
+        assert!(sink(&p(&[("ip", "h"), ("port", "1"), ("compressor", "brotli")])).is_err());
+        assert!(sink(&p(&[("ip", "h"), ("port", "1"), ("sink.ip", "h")])).is_err());
+    }
+
+    #[test]
+    fn bad_sources_are_refused() {
+        let e = source(&p(&[("mode.double-living", "true"), ("forwarding-pipe-requests", "true")])).unwrap_err().to_string();
+        assert!(e.contains("forwarding-pipe-requests can not be specified to true"), "{e}");
+        assert!(source(&p(&[("mode.double-living", "yes")])).is_err());
+        assert!(matches!(source(&p(&[("inclusion", "schema")])), Err(PipeError::Unsupported(_))));
+        assert!(source(&p(&[("inclusion", "data"), ("inclusion.exclusion", "data")])).is_err());
+        assert!(source(&p(&[("path", "foo.bar")])).is_err());
+        assert!(source(&p(&[("start-time", "10"), ("end-time", "5")])).is_err());
+        assert!(source(&p(&[("source", "kafka-source")])).is_err());
+        let s = source(&p(&[("pattern", "root.sg"), ("start-time", "2024-01-01T00:00:00Z")])).unwrap();
+        assert_eq!(s.path, "root.sg.**");
+        assert_eq!(s.start_time, Some(1_704_067_200_000));
+    }
+
+    #[test]
+    fn processors_other_than_do_nothing_are_not_supported() {
+        assert!(processor(&p(&[("processor", "do-nothing-processor")])).is_ok());
+        assert!(matches!(processor(&p(&[("processor", "sdt-sampling-processor")])), Err(PipeError::Unsupported(_))));
+        assert!(matches!(processor(&p(&[("processor", "foo")])), Err(PipeError::Invalid(_))));
+    }
+}

@@ -1,0 +1,117 @@
+//! IoTDB pipe parameter maps: keys may carry a stage prefix (`sink.ip` ≡ `connector.ip` ≡ `ip`), are
+//! looked up case-insensitively after that reduction, and are shown key-sorted with passwords masked.
+
+/// The stage prefixes IoTDB strips when it looks a key up (pipe reference §2.1).
+const PREFIXES: [&str; 5] = ["source.", "extractor.", "processor.", "sink.", "connector."];
+
+/// Keys whose values are never shown.
+const SECRET_KEYS: [&str; 2] = ["password", "ssl.trust-store-pwd"];
+
+/// A key without its stage prefix, lower-cased: the form keys are compared in.
+pub fn reduce_key(key: &str) -> String {
+    let lower = key.trim().to_ascii_lowercase();
+    for prefix in PREFIXES {
+        if let Some(rest) = lower.strip_prefix(prefix) {
+            return rest.to_string();
+        }
+    }
+    lower
+}
+
+/// One stage's parameters, in written order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parameters(pub Vec<(String, String)>);
+
+impl Parameters {
+    pub fn new(pairs: Vec<(String, String)>) -> Parameters {
+        Parameters(pairs)
+    }
+
+    /// The value of `key` (given without prefix), matching any prefixed spelling.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let wanted = reduce_key(key);
+        self.0.iter().find(|(k, _)| reduce_key(k) == wanted).map(|(_, v)| v.as_str())
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The first reduced key that is given twice with different spellings or values, if any.
+    pub fn duplicate_key(&self) -> Option<String> {
+        let mut seen: Vec<String> = Vec::with_capacity(self.0.len());
+        for (k, _) in &self.0 {
+            let r = reduce_key(k);
+            if seen.contains(&r) {
+                return Some(r);
+            }
+            seen.push(r);
+        }
+        None
+    }
+
+    /// `ALTER … MODIFY`: every new key replaces the equivalent old one (compared after prefix
+    /// reduction), other old keys stay.
+    pub fn modified_by(&self, changes: &Parameters) -> Parameters {
+        let mut out: Vec<(String, String)> =
+            self.0.iter().filter(|(k, _)| !changes.contains(k)).cloned().collect();
+        out.extend(changes.0.iter().cloned());
+        Parameters(out)
+    }
+
+    /// IoTDB's `PipeParameters.toString()`: `{k1=v1, k2=v2}`, sorted by key, secrets masked.
+    pub fn display(&self) -> String {
+        let mut pairs: Vec<&(String, String)> = self.0.iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let body = pairs
+            .iter()
+            .map(|(k, v)| {
+                if SECRET_KEYS.contains(&reduce_key(k).as_str()) {
+                    format!("{k}=******")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("{{{body}}}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, &str)]) -> Parameters {
+        Parameters(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn prefixes_reduce_to_the_same_key() {
+        let params = p(&[("sink.ip", "iotdb-2"), ("connector.port", "6667"), ("Sink.User", "u")]);
+        assert_eq!(params.get("ip"), Some("iotdb-2"));
+        assert_eq!(params.get("sink.ip"), Some("iotdb-2"));
+        assert_eq!(params.get("connector.ip"), Some("iotdb-2"));
+        assert_eq!(params.get("port"), Some("6667"));
+        assert_eq!(params.get("user"), Some("u"));
+        assert_eq!(params.get("host"), None);
+        assert_eq!(p(&[("ip", "a"), ("sink.ip", "b")]).duplicate_key(), Some("ip".to_string()));
+    }
+
+    #[test]
+    fn display_sorts_and_masks() {
+        let params = p(&[("sink.port", "6667"), ("sink", "iotdb-thrift-sink"), ("sink.password", "secret"), ("sink.ip", "x")]);
+        assert_eq!(params.display(), "{sink=iotdb-thrift-sink, sink.ip=x, sink.password=******, sink.port=6667}");
+        assert_eq!(Parameters::default().display(), "{}");
+    }
+
+    #[test]
+    fn modify_replaces_equivalent_keys() {
+        let old = p(&[("sink.ip", "a"), ("sink.port", "1")]);
+        let new = old.modified_by(&p(&[("ip", "b")]));
+        assert_eq!(new.get("ip"), Some("b"));
+        assert_eq!(new.get("port"), Some("1"));
+        assert_eq!(new.0.len(), 2);
+    }
+}
