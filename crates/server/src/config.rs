@@ -1,0 +1,121 @@
+//! Server configuration: a TOML file, overridden by command-line flags, with IoTDB-like defaults.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `duetd` can be configured with. Field names are the TOML keys.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the client RPC service binds (IoTDB's `dn_rpc_address`).
+    pub rpc_address: String,
+    /// Port of the client RPC service (IoTDB's `dn_rpc_port`); 0 picks a free port.
+    pub rpc_port: u16,
+    /// The hostname peers and operators know this instance by (IoTDB's `dn_internal_address`); shown by
+    /// `SHOW CLUSTER`.
+    pub internal_address: String,
+    /// Where the catalog (and later the data) lives.
+    pub data_dir: PathBuf,
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter directive.
+    pub log_level: String,
+    /// Immutable after first start: `ms`, `us` or `ns`.
+    pub timestamp_precision: String,
+    /// Immutable after first start; generated when absent.
+    pub cluster_id: Option<String>,
+    /// Connections served at once; more wait in the accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rpc_address: "0.0.0.0".to_string(),
+            rpc_port: 6667,
+            internal_address: "127.0.0.1".to_string(),
+            data_dir: PathBuf::from("data"),
+            log_level: "info".to_string(),
+            timestamp_precision: "ms".to_string(),
+            cluster_id: None,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file; missing keys keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })
+    }
+
+    /// Checks values that would otherwise fail later and less clearly.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !["ms", "us", "ns"].contains(&self.timestamp_precision.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "timestamp_precision must be ms, us or ns, not '{}'",
+                self.timestamp_precision
+            )));
+        }
+        if self.rpc_address.parse::<IpAddr>().is_err() && self.rpc_address != "localhost" {
+            return Err(ConfigError::Invalid(format!("rpc_address '{}' is not an IP address", self.rpc_address)));
+        }
+        if self.internal_address.trim().is_empty() {
+            return Err(ConfigError::Invalid("internal_address must not be empty".into()));
+        }
+        if let Some(id) = &self.cluster_id {
+            if id.trim().is_empty() {
+                return Err(ConfigError::Invalid("cluster_id must not be empty when given".into()));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid("max_connections must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether the RPC service is reachable only from this machine.
+    pub fn is_loopback_only(&self) -> bool {
+        self.rpc_address == "localhost" || self.rpc_address.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_override_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, "rpc_port = 6668\ninternal_address = \"iotdb-1\"\n").unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config.rpc_port, 6668);
+        assert_eq!(config.internal_address, "iotdb-1");
+        assert_eq!(config.timestamp_precision, "ms");
+        std::fs::write(&path, "rpc_prot = 1\n").unwrap();
+        assert!(Config::from_file(&path).unwrap_err().to_string().contains("rpc_prot"));
+    }
+
+    #[test]
+    fn validation_names_the_bad_value() {
+        let bad = Config { timestamp_precision: "s".into(), ..Config::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("timestamp_precision"));
+        assert!(Config::default().validate().is_ok());
+        assert!(!Config::default().is_loopback_only());
+        assert!(Config { rpc_address: "127.0.0.1".into(), ..Config::default() }.is_loopback_only());
+    }
+}

@@ -1,0 +1,62 @@
+//! The state every connection shares: the catalog, the pipe manager, the instance's identity, and the
+//! id counters for sessions, statements and queries.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use duet_catalog::Catalog;
+use duet_runtime::{PipeManager, ServerIdentity};
+
+use crate::config::Config;
+
+/// The version `SHOW VERSION` and `getProperties` report.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit the binary was built from.
+pub const BUILD_INFO: &str = env!("DUET_BUILD_INFO");
+
+/// Shared, immutable-after-start server state plus atomic counters.
+pub struct Instance {
+    pub catalog: Arc<Catalog>,
+    pub pipes: PipeManager,
+    pub config: Config,
+    /// The port actually bound (differs from the configured one when that was 0).
+    pub rpc_port: u16,
+    next_session_id: AtomicI64,
+    next_statement_id: AtomicI64,
+    next_query_id: AtomicI64,
+}
+
+pub type InstanceRef = Arc<Instance>;
+
+impl Instance {
+    pub fn new(catalog: Arc<Catalog>, identity: ServerIdentity, config: Config, rpc_port: u16) -> Instance {
+        Instance {
+            pipes: PipeManager::new(catalog.clone(), identity),
+            catalog,
+            config,
+            rpc_port,
+            // Sessions and statements come from separate counters starting far apart, so a client that
+            // swaps the two ids (the Python client does, reference §5.4) cannot be served by accident.
+            next_session_id: AtomicI64::new(1),
+            next_statement_id: AtomicI64::new(1_000_001),
+            next_query_id: AtomicI64::new(1),
+        }
+    }
+
+    pub fn identity(&self) -> &ServerIdentity {
+        self.pipes.identity()
+    }
+
+    pub fn new_session_id(&self) -> i64 {
+        self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn new_statement_id(&self) -> i64 {
+        self.next_statement_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn new_query_id(&self) -> i64 {
+        self.next_query_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
