@@ -1,0 +1,321 @@
+//! The interactive shell: IoTDB's `IoTDB> ` prompt, statements that span lines until a `;`, local
+//! `quit`/`exit`/`help`, Ctrl-C to discard the current input, and history in `~/.duet_history`.
+//!
+//! Turning lines into statements is a pure [`Accumulator`], so it is tested without a terminal.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use duet_proto::client::Client;
+use rustyline::error::ReadlineError;
+use rustyline::DefaultEditor;
+use tokio::runtime::Runtime;
+
+use crate::args::Format;
+use crate::script::{self, Failure, Output};
+
+pub const PROMPT: &str = "IoTDB> ";
+pub const CONTINUATION_PROMPT: &str = "    -> ";
+
+/// What a complete piece of input asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A statement for the server, without its `;`.
+    Statement(String),
+    /// `quit` or `exit`.
+    Quit,
+    /// `help`: the shell's own help.
+    Help,
+}
+
+/// Collects lines until they end with a `;` outside quotes and comments, then yields their statements.
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    buffer: String,
+}
+
+/// The lexical state at the end of a text, with the same rules as `duet_parser::split_statements`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Code,
+    Quoted(char),
+    LineComment,
+    BlockComment,
+}
+
+/// What the end of a text looks like to the statement splitter.
+struct Scan {
+    /// Outside any quote or block comment, the last code character is `;`.
+    complete: bool,
+    /// Something other than whitespace and comments is there.
+    has_code: bool,
+    /// A block comment is still open.
+    in_block_comment: bool,
+}
+
+fn scan(text: &str) -> Scan {
+    let mut state = State::Code;
+    let mut last_code = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match state {
+            State::Code => match c {
+                '-' if chars.peek() == Some(&'-') => state = State::LineComment,
+                '/' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    state = State::BlockComment;
+                }
+                '\'' | '"' | '`' => {
+                    state = State::Quoted(c);
+                    last_code = Some(c);
+                }
+                c if c.is_whitespace() => {}
+                c => last_code = Some(c),
+            },
+            State::Quoted(q) if c == q => state = State::Code,
+            State::Quoted(_) => {}
+            State::LineComment if c == '\n' => state = State::Code,
+            State::LineComment => {}
+            State::BlockComment => {
+                if c == '*' && chars.peek() == Some(&'/') {
+                    chars.next();
+                    state = State::Code;
+                }
+            }
+        }
+    }
+    let open = matches!(state, State::Quoted(_) | State::BlockComment);
+    Scan { complete: !open && last_code == Some(';'), has_code: last_code.is_some(), in_block_comment: state == State::BlockComment }
+}
+
+/// The local command a statement text names, if any (case-insensitive, `;` optional).
+fn local_command(text: &str) -> Option<Input> {
+    let word = text.trim().trim_end_matches(';').trim();
+    if word.eq_ignore_ascii_case("quit") || word.eq_ignore_ascii_case("exit") {
+        Some(Input::Quit)
+    } else if word.eq_ignore_ascii_case("help") {
+        Some(Input::Help)
+    } else {
+        None
+    }
+}
+
+impl Accumulator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a statement has been started on earlier lines (the continuation prompt is due).
+    pub fn is_pending(&self) -> bool {
+        !self.buffer.is_empty()
+    }
+
+    /// The input collected so far (for history).
+    pub fn pending_text(&self) -> &str {
+        &self.buffer
+    }
+
+    /// Forgets the current input (Ctrl-C).
+    pub fn reset(&mut self) {
+        self.buffer.clear();
+    }
+
+    /// Adds one line. Returns what the input asks for once it is complete, and nothing while it goes on.
+    pub fn push_line(&mut self, line: &str) -> Vec<Input> {
+        if self.buffer.is_empty() {
+            if let Some(command) = local_command(line) {
+                return vec![command];
+            }
+        }
+        self.buffer.push_str(line);
+        self.buffer.push('\n');
+        let scan = scan(&self.buffer);
+        if !scan.complete {
+            if !scan.has_code && !scan.in_block_comment {
+                // Blank lines and finished comments at the prompt are not a statement in the making.
+                self.buffer.clear();
+            }
+            return Vec::new();
+        }
+        let text = std::mem::take(&mut self.buffer);
+        duet_parser::split_statements(&text)
+            .into_iter()
+            .map(|s| local_command(&s.text).unwrap_or(Input::Statement(s.text)))
+            .collect()
+    }
+}
+
+const HELP: &str = "\
+Statements end with ';' and may span lines. Local commands:
+  help            this text
+  quit | exit     leave the shell (also Ctrl-D)
+  Ctrl-C          discard the statement being typed";
+
+fn history_path() -> Option<PathBuf> {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".duet_history"))
+}
+
+/// Runs the shell until `quit`, `exit` or end of input. Failed statements are reported and the shell
+/// goes on (its exit status is 0 either way, as IoTDB's); `Err` only for terminal or output failures.
+pub fn run(rt: &Runtime, client: &mut Client, output: Output, banner: &str, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+    let mut editor = DefaultEditor::new()?;
+    let history = history_path();
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    writeln!(out, "{banner}")?;
+    out.flush()?;
+    let mut acc = Accumulator::new();
+    'shell: loop {
+        let prompt = if acc.is_pending() { CONTINUATION_PROMPT } else { PROMPT };
+        let line = match editor.readline(prompt) {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => {
+                acc.reset();
+                continue;
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let was_pending = acc.is_pending();
+        let mut entry = format!("{}{line}", acc.pending_text());
+        let inputs = acc.push_line(&line);
+        if !acc.is_pending() && (!inputs.is_empty() || was_pending) {
+            entry = entry.trim().replace('\n', " ");
+            if !entry.is_empty() {
+                let _ = editor.add_history_entry(entry);
+            }
+        }
+        for input in inputs {
+            match input {
+                Input::Quit => break 'shell,
+                Input::Help => writeln!(out, "{HELP}")?,
+                Input::Statement(sql) => {
+                    let started = Instant::now();
+                    match script::execute(rt, client, &sql, output, out) {
+                        Ok(()) => {}
+                        Err(Failure::Output(e)) => return Err(e.into()),
+                        Err(Failure::Client(e)) => {
+                            out.flush()?;
+                            writeln!(err, "{}", script::error_msg(&e))?;
+                            err.flush()?;
+                        }
+                    }
+                    if output.format == Format::Table {
+                        writeln!(out, "It costs {:.3}s", started.elapsed().as_secs_f64())?;
+                    }
+                }
+            }
+            out.flush()?;
+        }
+    }
+    if let Some(path) = &history {
+        let _ = editor.save_history(path);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn st(s: &str) -> Input {
+        Input::Statement(s.to_string())
+    }
+
+    #[test]
+    fn single_line_statement() {
+        let mut acc = Accumulator::new();
+        assert_eq!(acc.push_line("show version;"), vec![st("show version")]);
+        assert!(!acc.is_pending());
+    }
+
+    #[test]
+    fn statement_spanning_lines() {
+        let mut acc = Accumulator::new();
+        assert!(acc.push_line("create user").is_empty());
+        assert!(acc.is_pending());
+        assert!(acc.push_line("  alice 'pw1'").is_empty());
+        assert_eq!(acc.push_line(";"), vec![st("create user\n  alice 'pw1'")]);
+        assert!(!acc.is_pending());
+    }
+
+    #[test]
+    fn several_statements_on_one_line() {
+        let mut acc = Accumulator::new();
+        assert_eq!(acc.push_line("show version; list user;"), vec![st("show version"), st("list user")]);
+    }
+
+    #[test]
+    fn a_line_ending_mid_statement_keeps_everything_pending() {
+        let mut acc = Accumulator::new();
+        assert!(acc.push_line("show version; list").is_empty());
+        assert_eq!(acc.push_line("user;"), vec![st("show version"), st("list\nuser")]);
+    }
+
+    #[test]
+    fn semicolons_in_quotes_and_comments_do_not_end_input() {
+        let mut acc = Accumulator::new();
+        assert!(acc.push_line("create user a 'x;").is_empty());
+        assert_eq!(acc.push_line("y';"), vec![st("create user a 'x;\ny'")]);
+        assert!(acc.push_line("show version -- done;").is_empty());
+        assert_eq!(acc.push_line(";"), vec![st("show version -- done;")]);
+        assert!(acc.push_line("show /* ; */ version").is_empty());
+        assert_eq!(acc.push_line(";"), vec![st("show /* ; */ version")]);
+        assert!(acc.push_line("show `a;b`").is_empty());
+        assert!(acc.is_pending());
+    }
+
+    #[test]
+    fn trailing_comment_after_semicolon_still_completes() {
+        let mut acc = Accumulator::new();
+        assert_eq!(acc.push_line("show version; -- the version"), vec![st("show version")]);
+        assert!(!acc.is_pending());
+    }
+
+    #[test]
+    fn quit_and_exit_with_or_without_semicolon() {
+        for line in ["quit", "exit", "QUIT;", " Exit ; ", "quit;"] {
+            let mut acc = Accumulator::new();
+            assert_eq!(acc.push_line(line), vec![Input::Quit], "{line}");
+        }
+        let mut acc = Accumulator::new();
+        assert_eq!(acc.push_line("show version; quit;"), vec![st("show version"), Input::Quit]);
+        assert_eq!(acc.push_line("help"), vec![Input::Help]);
+    }
+
+    #[test]
+    fn quit_inside_a_statement_is_just_text() {
+        let mut acc = Accumulator::new();
+        assert!(acc.push_line("select").is_empty());
+        assert!(acc.push_line("quit").is_empty());
+        assert_eq!(acc.push_line(";"), vec![st("select\nquit")]);
+    }
+
+    #[test]
+    fn blank_lines_and_comments_at_the_prompt_are_dropped() {
+        let mut acc = Accumulator::new();
+        assert!(acc.push_line("").is_empty());
+        assert!(acc.push_line("   ").is_empty());
+        assert!(acc.push_line("-- a comment").is_empty());
+        assert!(!acc.is_pending());
+        assert!(acc.push_line(";").is_empty());
+        assert!(!acc.is_pending());
+        assert!(acc.push_line("/* open").is_empty());
+        assert!(acc.is_pending());
+        assert!(acc.push_line("still */").is_empty());
+        assert!(!acc.is_pending());
+    }
+
+    #[test]
+    fn reset_discards_pending_input() {
+        let mut acc = Accumulator::new();
+        assert!(acc.push_line("show").is_empty());
+        acc.reset();
+        assert!(!acc.is_pending());
+        assert_eq!(acc.push_line("list user;"), vec![st("list user")]);
+    }
+}
