@@ -49,6 +49,8 @@ pub struct DuetdOptions {
     pub args: Vec<String>,
     /// The port to bind; 0 picks an ephemeral one.
     pub port: u16,
+    /// The address to bind; 127.0.0.1 when `None`.
+    pub address: Option<String>,
 }
 
 /// A running `duetd` with its own data directory.
@@ -93,7 +95,7 @@ impl Duetd {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--rpc-address")
-            .arg("127.0.0.1")
+            .arg(self.host())
             .arg("--rpc-port")
             .arg(self.port.to_string())
             .args(&self.options.args)
@@ -122,6 +124,11 @@ impl Duetd {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The address the server listens on.
+    pub fn host(&self) -> String {
+        self.options.address.clone().unwrap_or_else(|| "127.0.0.1".to_string())
     }
 
     pub fn data_dir(&self) -> &Path {

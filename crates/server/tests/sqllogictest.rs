@@ -1,0 +1,305 @@
+//! Runs every `sql-tests/**/*.slt` file against real `duetd` processes: the executable spec of the SQL
+//! surface.
+//!
+//! Each file gets fresh servers in temporary data directories. Connection names choose the instance and
+//! the login: `connection b` runs on instance `b` as root, `connection b.alice/secret12` on instance `b`
+//! in a separate session of user `alice` with password `secret12`; records without a connection run on
+//! instance `a` as root. An instance named like a host
+//! (`iotdb-1`) listens on port 6667 at the address that name resolves to, so the seed's statements run
+//! verbatim (see `scripts/setup-test-hosts.sh`); other instances get ephemeral ports on 127.0.0.1,
+//! exposed to `control substitution on` as `${a_port}`, `${b_port}`, … . Harness commands are `system`
+//! records starting with `duetd`: `duetd restart a b`, `duetd stop b`, `duetd start b`, `duetd kill a`.
+//! A comment line `# instance b: --timestamp-precision us` gives instance `b` extra `duetd` flags. A file
+//! whose name starts with `_` is parked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use duet_proto::client::{Client, ClientError, ClientOptions, Outcome};
+use duet_proto::types::DataType;
+use duet_testkit::{Duetd, DuetdOptions};
+use libtest_mimic::{Arguments, Trial};
+use sqllogictest::{AsyncDB, Connection, DBOutput, DefaultColumnType, Record, Runner};
+
+/// One session on one instance.
+struct DuetDb {
+    client: Client,
+}
+
+#[async_trait::async_trait]
+impl AsyncDB for DuetDb {
+    type Error = ClientError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, ClientError> {
+        match self.client.execute(sql).await? {
+            Outcome::Done(_) => Ok(DBOutput::StatementComplete(0)),
+            Outcome::Rows(rs) => {
+                let (rs, blocks) = self.client.collect(rs).await?;
+                let mut types = Vec::new();
+                if !rs.ignore_time_stamp {
+                    types.push(DefaultColumnType::Integer);
+                }
+                types.extend(rs.data_types.iter().map(|t| match t {
+                    DataType::Int32 | DataType::Int64 | DataType::Timestamp => DefaultColumnType::Integer,
+                    DataType::Float | DataType::Double => DefaultColumnType::FloatingPoint,
+                    _ => DefaultColumnType::Text,
+                }));
+                let mut rows = Vec::new();
+                for block in &blocks {
+                    for r in 0..block.n_rows() {
+                        let mut row = Vec::new();
+                        if !rs.ignore_time_stamp {
+                            row.push(block.times[r].to_string());
+                        }
+                        for column in &block.columns {
+                            row.push(if column.is_null(r) {
+                                "NULL".to_string()
+                            } else {
+                                let cell = column.render(r);
+                                if cell.is_empty() {
+                                    "(empty)".to_string()
+                                } else {
+                                    cell
+                                }
+                            });
+                        }
+                        rows.push(row);
+                    }
+                }
+                Ok(DBOutput::Rows { types, rows })
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "duet"
+    }
+
+    async fn sleep(dur: std::time::Duration) {
+        tokio::time::sleep(dur).await;
+    }
+}
+
+/// The instance a connection runs on, and the session key `instance[.user/password]`.
+fn instance_of(connection: &Connection) -> (String, String) {
+    match connection {
+        Connection::Default => ("a".to_string(), "a".to_string()),
+        Connection::Named(name) => match name.split_once('.') {
+            Some((instance, _)) => (instance.to_string(), name.clone()),
+            None => (name.clone(), name.clone()),
+        },
+    }
+}
+
+/// A host-like instance name (`iotdb-1`) is bound where it resolves, on port 6667.
+fn fixed_address(name: &str) -> Result<Option<String>> {
+    if !name.contains('-') {
+        return Ok(None);
+    }
+    let addr = (name, 6667)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| anyhow!("host {name} does not resolve; run scripts/setup-test-hosts.sh (as root) to map iotdb-1/iotdb-2 to loopback addresses"))?;
+    if !addr.ip().is_loopback() {
+        bail!("host {name} resolves to {}, which is not a loopback address; tests only use loopback", addr.ip());
+    }
+    Ok(Some(addr.ip().to_string()))
+}
+
+type DuetRunner = Runner<DuetDb, Box<dyn FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<DuetDb, ClientError>>>>>>;
+
+struct Instances {
+    servers: BTreeMap<String, Duetd>,
+    runners: BTreeMap<String, DuetRunner>,
+    /// Control records seen so far, replayed into runners created after a restart.
+    controls: Vec<Record<DefaultColumnType>>,
+}
+
+impl Instances {
+    fn vars(&self) -> Vec<(String, String)> {
+        self.servers.iter().flat_map(|(name, s)| [(format!("{name}_port"), s.port().to_string()), (format!("{name}_host"), s.host())]).collect()
+    }
+
+    fn new_runner(&self, key: &str) -> Result<DuetRunner> {
+        let (name, login) = match key.split_once('.') {
+            Some((name, login)) => (name, Some(login)),
+            None => (key, None),
+        };
+        let server = self.servers.get(name).ok_or_else(|| anyhow!("no instance {name}"))?;
+        let mut options = ClientOptions { host: server.host(), port: server.port(), fetch_size: 1000, ..ClientOptions::default() };
+        if let Some(login) = login {
+            let (user, password) = login.split_once('/').ok_or_else(|| anyhow!("connection {key}: expected instance.user/password"))?;
+            options.user = user.to_string();
+            options.password = password.to_string();
+        }
+        let make: Box<dyn FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<DuetDb, ClientError>>>>> =
+            Box::new(move || {
+                let options = options.clone();
+                Box::pin(async move { Ok(DuetDb { client: Client::connect(&options).await? }) })
+            });
+        let mut runner = Runner::new(make);
+        for (k, v) in self.vars() {
+            runner.set_var(k, v);
+        }
+        Ok(runner)
+    }
+
+    /// The runner of a session, created (with the file's control settings) on first use.
+    async fn runner(&mut self, key: &str) -> Result<&mut DuetRunner> {
+        if !self.runners.contains_key(key) {
+            let mut runner = self.new_runner(key)?;
+            for control in self.controls.clone() {
+                runner.run_async(control).await.map_err(|e| anyhow!("{}", e.display(false)))?;
+            }
+            self.runners.insert(key.to_string(), runner);
+        }
+        self.runners.get_mut(key).ok_or_else(|| anyhow!("no runner {key}"))
+    }
+
+    /// Forgets the sessions of an instance (after it restarted, its connections are gone).
+    fn drop_sessions(&mut self, name: &str) {
+        self.runners.retain(|key, _| key.split('.').next() != Some(name));
+    }
+
+    /// Executes a `duetd <verb> <instances…>` harness command.
+    async fn command(&mut self, command: &str) -> Result<()> {
+        let mut words = command.split_whitespace().skip(1);
+        let verb = words.next().ok_or_else(|| anyhow!("duetd command without a verb"))?;
+        let names: Vec<String> = words.map(String::from).collect();
+        for name in &names {
+            let server = self.servers.get_mut(name).ok_or_else(|| anyhow!("no instance {name}"))?;
+            match verb {
+                "stop" => server.stop()?,
+                "kill" => server.kill()?,
+                // `stop` first: a restart must not see its own previous process.
+                "restart" => server.restart()?,
+                "start" => server.restart()?,
+                other => bail!("unknown harness command duetd {other}"),
+            }
+        }
+        for name in &names {
+            self.drop_sessions(name);
+        }
+        Ok(())
+    }
+}
+
+async fn run_file(path: &Path) -> Result<()> {
+    let records = sqllogictest::parse_file::<DefaultColumnType>(path).map_err(|e| anyhow!("{e}"))?;
+    let mut names: Vec<String> = vec!["a".to_string()];
+    for record in &records {
+        if let Record::Statement { connection, .. } | Record::Query { connection, .. } = record {
+            let (name, _) = instance_of(connection);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    let text = std::fs::read_to_string(path)?;
+    let mut extra_args: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((name, args)) = line.strip_prefix("# instance ").and_then(|rest| rest.split_once(':')) {
+            let name = name.trim().to_string();
+            extra_args.entry(name.clone()).or_default().extend(args.split_whitespace().map(String::from));
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    let mut instances = Instances { servers: BTreeMap::new(), runners: BTreeMap::new(), controls: Vec::new() };
+    for name in &names {
+        let address = fixed_address(name)?;
+        let mut args = vec!["--internal-address".to_string(), name.clone()];
+        args.extend(extra_args.get(name).cloned().unwrap_or_default());
+        let options = DuetdOptions {
+            args,
+            port: if address.is_some() { 6667 } else { 0 },
+            address,
+        };
+        let server = Duetd::start_with(options).with_context(|| format!("starting instance {name}"))?;
+        instances.servers.insert(name.clone(), server);
+    }
+    for record in records {
+        let result = match record {
+            Record::Statement { loc, conditions, connection, sql, expected, retry } => {
+                let (_, key) = instance_of(&connection);
+                let runner = instances.runner(&key).await?;
+                let connection = Connection::Default;
+                runner.run_async(Record::Statement { loc, conditions, connection, sql, expected, retry }).await.map(|_| ())
+            }
+            Record::Query { loc, conditions, connection, sql, expected, retry } => {
+                let (_, key) = instance_of(&connection);
+                let runner = instances.runner(&key).await?;
+                let connection = Connection::Default;
+                runner.run_async(Record::Query { loc, conditions, connection, sql, expected, retry }).await.map(|_| ())
+            }
+            Record::System { ref command, ref loc, .. } if command.trim_start().starts_with("duetd ") => {
+                let command = command.clone();
+                let loc = loc.clone();
+                instances.command(&command).await.with_context(|| format!("at {loc}"))?;
+                Ok(())
+            }
+            record @ (Record::Control(_) | Record::HashThreshold { .. } | Record::Condition(_)) => {
+                instances.controls.push(record.clone());
+                let mut result = Ok(());
+                for runner in instances.runners.values_mut() {
+                    if let Err(e) = runner.run_async(record.clone()).await {
+                        result = Err(e);
+                    }
+                }
+                result
+            }
+            Record::Halt { .. } => break,
+            other => {
+                instances.runner("a").await?.run_async(other).await.map(|_| ())
+            }
+        };
+        if let Err(e) = result {
+            let logs: String = instances.servers.iter().map(|(n, s)| format!("\n--- log of instance {n} ---\n{}", s.log())).collect();
+            bail!("{}{logs}", e.display(false));
+        }
+    }
+    for (_, server) in instances.servers.iter_mut() {
+        server.stop()?;
+    }
+    Ok(())
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "slt") && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('_')) {
+            out.push(path);
+        }
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql-tests");
+    let mut files = Vec::new();
+    collect_files(&root, &mut files);
+    files.sort();
+    let trials = files
+        .into_iter()
+        .map(|path| {
+            let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+            Trial::test(name, move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+                runtime.block_on(run_file(&path)).map_err(|e| format!("{e:#}").into())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
