@@ -102,13 +102,27 @@ pub struct Args {
 }
 
 /// IoTDB's multi-letter single-dash flags and the long flags clap knows them by.
-const RENAMES: &[(&str, &str)] = &[("-pw", "--pw"), ("-maxPRC", "--max-prc"), ("-disableISO8601", "--disable-iso8601")];
+const RENAMES: &[(&str, &str)] = &[
+    ("-pw", "--pw"),
+    ("-maxPRC", "--max-prc"),
+    ("-disableISO8601", "--disable-iso8601"),
+];
 
 /// Rewrites IoTDB-style flags (`-pw secret`, `-pw=secret`, `-maxPRC 10`) to clap's long form. Stops at
 /// `--`, and never touches the value that follows a flag taking one (so `-e -pw` keeps `-pw` as a statement).
 pub fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     /// Flags whose next argument is a value, which must not be rewritten.
-    const TAKES_VALUE: &[&str] = &["-h", "-p", "-u", "-e", "-f", "--pw", "--format", "--fetch-size", "--max-prc"];
+    const TAKES_VALUE: &[&str] = &[
+        "-h",
+        "-p",
+        "-u",
+        "-e",
+        "-f",
+        "--pw",
+        "--format",
+        "--fetch-size",
+        "--max-prc",
+    ];
     let mut out = Vec::new();
     let mut value_next = false;
     let mut rest_verbatim = false;
@@ -131,7 +145,10 @@ pub fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             Some((flag, value)) => (flag, Some(value)),
             None => (text, None),
         };
-        let renamed = RENAMES.iter().find(|(from, _)| *from == flag).map(|(_, to)| *to);
+        let renamed = RENAMES
+            .iter()
+            .find(|(from, _)| *from == flag)
+            .map(|(_, to)| *to);
         let flag = renamed.unwrap_or(flag);
         value_next = inline_value.is_none() && TAKES_VALUE.contains(&flag);
         match (renamed, inline_value) {
@@ -157,7 +174,10 @@ mod tests {
     use super::*;
 
     fn argv(args: &[&str]) -> Vec<OsString> {
-        std::iter::once("duet").chain(args.iter().copied()).map(OsString::from).collect()
+        std::iter::once("duet")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect()
     }
 
     fn strings(v: Vec<OsString>) -> Vec<String> {
@@ -166,8 +186,28 @@ mod tests {
 
     #[test]
     fn rewrites_iotdb_flags() {
-        let out = strings(rewrite(argv(&["-h", "db", "-pw", "secret", "-maxPRC", "10", "-disableISO8601"])));
-        assert_eq!(out, ["duet", "-h", "db", "--pw", "secret", "--max-prc", "10", "--disable-iso8601"]);
+        let out = strings(rewrite(argv(&[
+            "-h",
+            "db",
+            "-pw",
+            "secret",
+            "-maxPRC",
+            "10",
+            "-disableISO8601",
+        ])));
+        assert_eq!(
+            out,
+            [
+                "duet",
+                "-h",
+                "db",
+                "--pw",
+                "secret",
+                "--max-prc",
+                "10",
+                "--disable-iso8601"
+            ]
+        );
     }
 
     #[test]
@@ -243,10 +283,16 @@ mod tests {
     fn usage_errors() {
         use clap::error::ErrorKind;
         let err = |a: &[&str]| Args::parse_from_argv(argv(a)).unwrap_err();
-        assert_eq!(err(&["-e", "x", "-f", "y"]).kind(), ErrorKind::ArgumentConflict);
+        assert_eq!(
+            err(&["-e", "x", "-f", "y"]).kind(),
+            ErrorKind::ArgumentConflict
+        );
         assert_eq!(err(&["-p", "notaport"]).kind(), ErrorKind::ValueValidation);
         assert_eq!(err(&["--format", "xml"]).kind(), ErrorKind::InvalidValue);
-        assert_eq!(err(&["--fetch-size", "0"]).kind(), ErrorKind::ValueValidation);
+        assert_eq!(
+            err(&["--fetch-size", "0"]).kind(),
+            ErrorKind::ValueValidation
+        );
         assert_eq!(err(&["--bogus"]).kind(), ErrorKind::UnknownArgument);
         assert_eq!(err(&["--help"]).kind(), ErrorKind::DisplayHelp);
         assert_eq!(err(&["--version"]).kind(), ErrorKind::DisplayVersion);

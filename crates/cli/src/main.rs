@@ -40,7 +40,9 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // A closed stdout (`duet ... | head`) is the reader's choice, not worth a message.
-            let broken_pipe = e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+            let broken_pipe = e
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
             if !broken_pipe {
                 let _ = writeln!(stderr, "duet: {e:#}");
             }
@@ -52,17 +54,30 @@ fn main() -> ExitCode {
 /// Reads the script (before connecting, so a missing file costs no login).
 fn mode(args: &Args) -> Result<Mode, String> {
     if let Some(text) = &args.execute {
-        return Ok(Mode::Script(Script { source: None, text: text.clone() }));
+        return Ok(Mode::Script(Script {
+            source: None,
+            text: text.clone(),
+        }));
     }
     if let Some(path) = &args.file {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("Cannot read {}: {e}", path.display()))?;
-        return Ok(Mode::Script(Script { source: Some(path.display().to_string()), text }));
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("Cannot read {}: {e}", path.display()))?;
+        return Ok(Mode::Script(Script {
+            source: Some(path.display().to_string()),
+            text,
+        }));
     }
     let stdin = io::stdin();
     if !stdin.is_terminal() {
         let mut text = String::new();
-        stdin.lock().read_to_string(&mut text).map_err(|e| format!("Cannot read standard input: {e}"))?;
-        return Ok(Mode::Script(Script { source: Some("<stdin>".to_string()), text }));
+        stdin
+            .lock()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("Cannot read standard input: {e}"))?;
+        return Ok(Mode::Script(Script {
+            source: Some("<stdin>".to_string()),
+            text,
+        }));
     }
     Ok(Mode::Interactive)
 }
@@ -73,7 +88,11 @@ fn connect(rt: &Runtime, args: &Args) -> Result<Client, String> {
         port: args.port,
         user: args.user.clone(),
         password: args.password.clone(),
-        protocol: if args.compact { Protocol::Compact } else { Protocol::Binary },
+        protocol: if args.compact {
+            Protocol::Compact
+        } else {
+            Protocol::Binary
+        },
         fetch_size: args.fetch_size,
         zone_id: "UTC".to_string(),
         connect_timeout: Duration::from_secs(10),
@@ -82,7 +101,9 @@ fn connect(rt: &Runtime, args: &Args) -> Result<Client, String> {
     rt.block_on(Client::connect(&options)).map_err(|e| match e {
         // The server answered and refused (e.g. 801 for a wrong password): IoTDB's message line.
         ClientError::Status(_) => script::error_msg(&e),
-        ClientError::Connect { source, .. } => format!("Cannot connect to {}:{}: {source}", args.host, args.port),
+        ClientError::Connect { source, .. } => {
+            format!("Cannot connect to {}:{}: {source}", args.host, args.port)
+        }
         other => format!("Cannot connect to {}:{}: {other}", args.host, args.port),
     })
 }
@@ -90,8 +111,14 @@ fn connect(rt: &Runtime, args: &Args) -> Result<Client, String> {
 fn banner(rt: &Runtime, client: &mut Client, args: &Args) -> String {
     let server = match rt.block_on(client.properties()) {
         Ok(p) => {
-            let build = p.build_info.map(|b| format!(" (build {b})")).unwrap_or_default();
-            format!("Server version {}{build}, timestamp precision {}", p.version, p.timestamp_precision)
+            let build = p
+                .build_info
+                .map(|b| format!(" (build {b})"))
+                .unwrap_or_default();
+            format!(
+                "Server version {}{build}, timestamp precision {}",
+                p.version, p.timestamp_precision
+            )
         }
         Err(e) => format!("Server version unknown ({e})"),
     };
@@ -111,7 +138,9 @@ fn run(args: &Args, stderr: &mut dyn Write) -> anyhow::Result<u8> {
             return Ok(FAILURE);
         }
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut client = match connect(&rt, args) {
         Ok(client) => client,
         Err(message) => {
@@ -119,11 +148,22 @@ fn run(args: &Args, stderr: &mut dyn Write) -> anyhow::Result<u8> {
             return Ok(FAILURE);
         }
     };
-    let output = Output { format: args.format, page_rows: usize::try_from(args.max_print_rows).unwrap_or(usize::MAX) };
+    let output = Output {
+        format: args.format,
+        page_rows: usize::try_from(args.max_print_rows).unwrap_or(usize::MAX),
+    };
     let mut stdout = BufWriter::new(io::stdout().lock());
     let code = match mode {
         Mode::Script(script) => {
-            let ok = script::run_script(&rt, &mut client, &script, output, args.continue_on_error, &mut stdout, stderr)?;
+            let ok = script::run_script(
+                &rt,
+                &mut client,
+                &script,
+                output,
+                args.continue_on_error,
+                &mut stdout,
+                stderr,
+            )?;
             if ok {
                 0
             } else {

@@ -98,11 +98,23 @@ pub struct RowPrinter<'a> {
 impl<'a> RowPrinter<'a> {
     /// Starts a result set; CSV writes its header line at once. `page_rows` (at least 1) bounds how
     /// many rows a table page buffers.
-    pub fn new(out: &'a mut dyn Write, format: Format, header: Vec<String>, page_rows: usize) -> io::Result<Self> {
+    pub fn new(
+        out: &'a mut dyn Write,
+        format: Format,
+        header: Vec<String>,
+        page_rows: usize,
+    ) -> io::Result<Self> {
         if format == Format::Csv {
             write_csv_record(out, &header)?;
         }
-        Ok(RowPrinter { out, format, header, page: Vec::new(), page_rows: page_rows.max(1), total: 0 })
+        Ok(RowPrinter {
+            out,
+            format,
+            header,
+            page: Vec::new(),
+            page_rows: page_rows.max(1),
+            total: 0,
+        })
     }
 
     pub fn push(&mut self, row: Vec<String>) -> io::Result<()> {
@@ -157,7 +169,13 @@ mod tests {
 
     #[test]
     fn table_right_aligns_to_widest_cell_or_header() {
-        let out = text(|o| write_table(o, &s(&["ID", "State"]), &[s(&["AB", "RUNNING"]), s(&["ABCD", "x"])]));
+        let out = text(|o| {
+            write_table(
+                o,
+                &s(&["ID", "State"]),
+                &[s(&["AB", "RUNNING"]), s(&["ABCD", "x"])],
+            )
+        });
         assert_eq!(
             out,
             "+----+-------+\n\
@@ -218,7 +236,11 @@ mod tests {
 
     #[test]
     fn printer_table_empty_set() {
-        let out = text(|o| RowPrinter::new(o, Format::Table, s(&["a"]), 10)?.finish().map(|_| ()));
+        let out = text(|o| {
+            RowPrinter::new(o, Format::Table, s(&["a"]), 10)?
+                .finish()
+                .map(|_| ())
+        });
         assert_eq!(out, "+-+\n|a|\n+-+\n+-+\nEmpty set.\n");
     }
 
@@ -231,7 +253,11 @@ mod tests {
             p.finish().map(|_| ())
         });
         assert_eq!(out, "Time,v\n1,\"x,y\"\n2,null\n");
-        let out = text(|o| RowPrinter::new(o, Format::Csv, s(&["a"]), 1)?.finish().map(|_| ()));
+        let out = text(|o| {
+            RowPrinter::new(o, Format::Csv, s(&["a"]), 1)?
+                .finish()
+                .map(|_| ())
+        });
         assert_eq!(out, "a\n");
     }
 

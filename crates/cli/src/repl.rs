@@ -86,7 +86,11 @@ fn scan(text: &str) -> Scan {
         }
     }
     let open = matches!(state, State::Quoted(_) | State::BlockComment);
-    Scan { complete: !open && last_code == Some(';'), has_code: last_code.is_some(), in_block_comment: state == State::BlockComment }
+    Scan {
+        complete: !open && last_code == Some(';'),
+        has_code: last_code.is_some(),
+        in_block_comment: state == State::BlockComment,
+    }
 }
 
 /// The local command a statement text names, if any (case-insensitive, `;` optional).
@@ -153,12 +157,21 @@ Statements end with ';' and may span lines. Local commands:
   Ctrl-C          discard the statement being typed";
 
 fn history_path() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".duet_history"))
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".duet_history"))
 }
 
 /// Runs the shell until `quit`, `exit` or end of input. Failed statements are reported and the shell
 /// goes on (its exit status is 0 either way, as IoTDB's); `Err` only for terminal or output failures.
-pub fn run(rt: &Runtime, client: &mut Client, output: Output, banner: &str, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+pub fn run(
+    rt: &Runtime,
+    client: &mut Client,
+    output: Output,
+    banner: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new()?;
     let history = history_path();
     if let Some(path) = &history {
@@ -168,7 +181,11 @@ pub fn run(rt: &Runtime, client: &mut Client, output: Output, banner: &str, out:
     out.flush()?;
     let mut acc = Accumulator::new();
     'shell: loop {
-        let prompt = if acc.is_pending() { CONTINUATION_PROMPT } else { PROMPT };
+        let prompt = if acc.is_pending() {
+            CONTINUATION_PROMPT
+        } else {
+            PROMPT
+        };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
@@ -246,14 +263,20 @@ mod tests {
     #[test]
     fn several_statements_on_one_line() {
         let mut acc = Accumulator::new();
-        assert_eq!(acc.push_line("show version; list user;"), vec![st("show version"), st("list user")]);
+        assert_eq!(
+            acc.push_line("show version; list user;"),
+            vec![st("show version"), st("list user")]
+        );
     }
 
     #[test]
     fn a_line_ending_mid_statement_keeps_everything_pending() {
         let mut acc = Accumulator::new();
         assert!(acc.push_line("show version; list").is_empty());
-        assert_eq!(acc.push_line("user;"), vec![st("show version"), st("list\nuser")]);
+        assert_eq!(
+            acc.push_line("user;"),
+            vec![st("show version"), st("list\nuser")]
+        );
     }
 
     #[test]
@@ -272,7 +295,10 @@ mod tests {
     #[test]
     fn trailing_comment_after_semicolon_still_completes() {
         let mut acc = Accumulator::new();
-        assert_eq!(acc.push_line("show version; -- the version"), vec![st("show version")]);
+        assert_eq!(
+            acc.push_line("show version; -- the version"),
+            vec![st("show version")]
+        );
         assert!(!acc.is_pending());
     }
 
@@ -283,7 +309,10 @@ mod tests {
             assert_eq!(acc.push_line(line), vec![Input::Quit], "{line}");
         }
         let mut acc = Accumulator::new();
-        assert_eq!(acc.push_line("show version; quit;"), vec![st("show version"), Input::Quit]);
+        assert_eq!(
+            acc.push_line("show version; quit;"),
+            vec![st("show version"), Input::Quit]
+        );
         assert_eq!(acc.push_line("help"), vec![Input::Help]);
     }
 

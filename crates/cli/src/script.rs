@@ -47,7 +47,13 @@ pub fn error_msg(e: &ClientError) -> String {
 }
 
 /// Executes one statement and prints its result set (streamed) or success line.
-pub fn execute(rt: &Runtime, client: &mut Client, sql: &str, output: Output, out: &mut dyn Write) -> Result<(), Failure> {
+pub fn execute(
+    rt: &Runtime,
+    client: &mut Client,
+    sql: &str,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
     match rt.block_on(client.execute(sql))? {
         Outcome::Done(_) => {
             if output.format == Format::Table {
@@ -161,8 +167,14 @@ mod tests {
     #[test]
     fn leading_comments_are_skipped_with_their_lines() {
         assert_eq!(skip_leading_comments("show version"), (0, "show version"));
-        assert_eq!(skip_leading_comments("-- a\n\nshow version"), (2, "show version"));
-        assert_eq!(skip_leading_comments("/* a\n b */ -- c\n  show -- d\nversion"), (2, "show -- d\nversion"));
+        assert_eq!(
+            skip_leading_comments("-- a\n\nshow version"),
+            (2, "show version")
+        );
+        assert_eq!(
+            skip_leading_comments("/* a\n b */ -- c\n  show -- d\nversion"),
+            (2, "show -- d\nversion")
+        );
         assert_eq!(skip_leading_comments("-- only"), (0, "-- only"));
         assert_eq!(skip_leading_comments("/* open"), (0, "/* open"));
     }

@@ -16,7 +16,11 @@ struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -71,7 +75,10 @@ fn assert_table(stdout: &str, rows: usize) {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), rows + 5, "{stdout}");
     let border = lines[0];
-    assert!(border.starts_with("+-") && border.ends_with("-+"), "{stdout}");
+    assert!(
+        border.starts_with("+-") && border.ends_with("-+"),
+        "{stdout}"
+    );
     assert_eq!(lines[2], border, "{stdout}");
     assert_eq!(lines[rows + 3], border, "{stdout}");
     for line in &lines[1..rows + 3] {
@@ -80,7 +87,11 @@ fn assert_table(stdout: &str, rows: usize) {
             assert_eq!(line.chars().count(), border.chars().count(), "{stdout}");
         }
     }
-    assert_eq!(lines[rows + 4], format!("Total line number = {rows}"), "{stdout}");
+    assert_eq!(
+        lines[rows + 4],
+        format!("Total line number = {rows}"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -96,7 +107,20 @@ fn show_version_prints_a_table() {
 #[test]
 fn compact_protocol_and_explicit_credentials() {
     let server = server();
-    let run = duet(&server, &["-h", "127.0.0.1", "-u", "root", "-pw", "root", "-c", "-e", "show version;"]);
+    let run = duet(
+        &server,
+        &[
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "-pw",
+            "root",
+            "-c",
+            "-e",
+            "show version;",
+        ],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     assert_table(&run.stdout, 1);
 }
@@ -105,7 +129,11 @@ fn compact_protocol_and_explicit_credentials() {
 fn list_user_shows_root() {
     let server = server();
     let out = users(&server);
-    assert!(out.lines().any(|l| l.split('|').any(|cell| cell.trim() == "root")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split('|').any(|cell| cell.trim() == "root")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -116,7 +144,10 @@ fn create_user_prints_the_success_message() {
     assert_eq!(run.stdout, "Msg: The statement is executed successfully.\n");
     assert!(users(&server).contains("alice"));
     // The new user can log in.
-    let run = duet(&server, &["-u", "alice", "-pw", "secret1", "-e", "show version"]);
+    let run = duet(
+        &server,
+        &["-u", "alice", "-pw", "secret1", "-e", "show version"],
+    );
     assert_eq!(run.code, 0, "{run:?}");
 }
 
@@ -125,7 +156,11 @@ fn several_statements_in_one_e() {
     let server = server();
     let run = duet(&server, &["-e", "show version; list user"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.stdout.matches("Total line number = ").count(), 2, "{run:?}");
+    assert_eq!(
+        run.stdout.matches("Total line number = ").count(),
+        2,
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -141,7 +176,10 @@ fn syntax_error_exits_1_with_the_status_on_stderr() {
 #[test]
 fn e_with_continue_on_error_runs_the_rest_but_still_fails() {
     let server = server();
-    let run = duet(&server, &["--continue-on-error", "-e", "create pipe; show version"]);
+    let run = duet(
+        &server,
+        &["--continue-on-error", "-e", "create pipe; show version"],
+    );
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("Msg: 700: "), "{run:?}");
     assert_table(&run.stdout, 1);
@@ -149,7 +187,11 @@ fn e_with_continue_on_error_runs_the_rest_but_still_fails() {
 
 fn script_with_failure_in_the_middle() -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(".sql").tempfile().unwrap();
-    write!(file, "-- a script\nshow version;\n\ncreate pipe;\ncreate user bob\n  'secret12';\n").unwrap();
+    write!(
+        file,
+        "-- a script\nshow version;\n\ncreate pipe;\ncreate user bob\n  'secret12';\n"
+    )
+    .unwrap();
     file
 }
 
@@ -161,7 +203,10 @@ fn script_stops_at_the_first_failure() {
     let run = duet(&server, &["-f", path]);
     assert_eq!(run.code, 1, "{run:?}");
     assert_table(&run.stdout, 1);
-    assert!(run.stderr.starts_with(&format!("{path}:4: Msg: 700: ")), "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!("{path}:4: Msg: 700: ")),
+        "{run:?}"
+    );
     assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
     assert!(!users(&server).contains("bob"));
 }
@@ -173,8 +218,15 @@ fn script_with_continue_on_error_runs_the_third_statement() {
     let path = file.path().to_str().unwrap();
     let run = duet(&server, &["--continue-on-error", "-f", path]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.starts_with(&format!("{path}:4: Msg: 700: ")), "{run:?}");
-    assert!(run.stdout.ends_with("Msg: The statement is executed successfully.\n"), "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!("{path}:4: Msg: 700: ")),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .ends_with("Msg: The statement is executed successfully.\n"),
+        "{run:?}"
+    );
     assert!(users(&server).contains("bob"));
 }
 
@@ -182,7 +234,11 @@ fn script_with_continue_on_error_runs_the_third_statement() {
 fn missing_script_file_fails_without_connecting() {
     let run = duet_raw(&["-p", "1", "-f", "/nonexistent/duet-test.sql"], "");
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("Cannot read /nonexistent/duet-test.sql"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("Cannot read /nonexistent/duet-test.sql"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -190,7 +246,11 @@ fn statements_on_stdin() {
     let server = server();
     let run = duet_stdin(&server, &[], "show version;\nlist user;\n");
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.stdout.matches("Total line number = ").count(), 2, "{run:?}");
+    assert_eq!(
+        run.stdout.matches("Total line number = ").count(),
+        2,
+        "{run:?}"
+    );
     assert!(!run.stdout.contains("IoTDB>"), "{run:?}");
 
     let run = duet_stdin(&server, &[], "show version;\ncreate pipe;\n");
@@ -214,11 +274,17 @@ fn csv_output() {
     assert_eq!(run.code, 0, "{run:?}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{run:?}");
-    assert!(!run.stdout.contains("+-") && !run.stdout.contains('|'), "{run:?}");
+    assert!(
+        !run.stdout.contains("+-") && !run.stdout.contains('|'),
+        "{run:?}"
+    );
     assert!(!run.stdout.contains("Total line number"), "{run:?}");
 
     // Non-queries print nothing in CSV.
-    let run = duet(&server, &["--format", "csv", "-e", "create user carol 'secret12'"]);
+    let run = duet(
+        &server,
+        &["--format", "csv", "-e", "create user carol 'secret12'"],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.stdout, "", "{run:?}");
 }
@@ -232,7 +298,11 @@ fn wrong_port_cannot_connect() {
     };
     let run = duet_raw(&["-p", &port.to_string(), "-e", "show version"], "");
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.starts_with(&format!("Cannot connect to 127.0.0.1:{port}: ")), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with(&format!("Cannot connect to 127.0.0.1:{port}: ")),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -243,8 +313,20 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert_eq!(run.code, 2, "{run:?}");
     let run = duet_raw(&["--help"], "");
     assert_eq!(run.code, 0, "{run:?}");
-    for flag in ["-h <HOST>", "-p <PORT>", "-u <USER>", "--pw", "-maxPRC", "--continue-on-error", "--format"] {
-        assert!(run.stdout.contains(flag), "{flag} missing from\n{}", run.stdout);
+    for flag in [
+        "-h <HOST>",
+        "-p <PORT>",
+        "-u <USER>",
+        "--pw",
+        "-maxPRC",
+        "--continue-on-error",
+        "--format",
+    ] {
+        assert!(
+            run.stdout.contains(flag),
+            "{flag} missing from\n{}",
+            run.stdout
+        );
     }
     let run = duet_raw(&["--version"], "");
     assert_eq!(run.code, 0, "{run:?}");

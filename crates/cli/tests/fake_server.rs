@@ -24,13 +24,22 @@ fn data(n: usize) -> (Vec<i64>, Vec<Column>) {
         nulls: Some((0..n).map(|i| i % 2 == 1).collect()),
         values: ColumnValues::Int32((0..n as i32).map(|i| i * 10).collect()),
     };
-    let texts = Column::text((0..n).map(|i| if i == 0 { "a,\"b\"".to_string() } else { format!("t{i}") }));
+    let texts = Column::text((0..n).map(|i| {
+        if i == 0 {
+            "a,\"b\"".to_string()
+        } else {
+            format!("t{i}")
+        }
+    }));
     (times, vec![ints, texts])
 }
 
 /// Encodes rows [start, end) as TsBlocks of at most 2 rows, so a result spans several blocks.
 fn blocks(times: &[i64], columns: &[Column], start: usize, end: usize) -> Vec<Vec<u8>> {
-    (start..end).step_by(2).map(|s| tsblock::encode(times, columns, s, (s + 2).min(end)).unwrap()).collect()
+    (start..end)
+        .step_by(2)
+        .map(|s| tsblock::encode(times, columns, s, (s + 2).min(end)).unwrap())
+        .collect()
 }
 
 struct Query {
@@ -43,14 +52,22 @@ async fn serve_connection(stream: TcpStream) {
     let mut query: Option<Query> = None;
     let (times, columns) = data(5);
     let mut fetch_size = 5000usize;
-    while let Ok(Some(frame)) = codec::read_frame(&mut stream, codec::MAX_REQUEST_FRAME_BYTES).await {
-        let Decoded::Call(header, request) = rpc::decode_call(&frame).unwrap() else { panic!("bad arguments") };
+    while let Ok(Some(frame)) = codec::read_frame(&mut stream, codec::MAX_REQUEST_FRAME_BYTES).await
+    {
+        let Decoded::Call(header, request) = rpc::decode_call(&frame).unwrap() else {
+            panic!("bad arguments")
+        };
         let reply = match request {
             Request::OpenSession(req) => {
                 if req.password.as_deref() == Some("root") {
                     let mut conf = BTreeMap::new();
                     conf.insert("timestamp_precision".to_string(), "ms".to_string());
-                    Reply::OpenSession(t::TSOpenSessionResp::new(status::success(), 2, Some(42), Some(conf)))
+                    Reply::OpenSession(t::TSOpenSessionResp::new(
+                        status::success(),
+                        2,
+                        Some(42),
+                        Some(conf),
+                    ))
                 } else {
                     Reply::OpenSession(t::TSOpenSessionResp::new(
                         status::failure(StatusCode::WrongLoginPassword, "Authentication failed."),
@@ -61,7 +78,9 @@ async fn serve_connection(stream: TcpStream) {
                 }
             }
             Request::RequestStatementId { .. } => Reply::StatementId(1),
-            Request::SetTimeZone(_) | Request::CloseOperation(_) | Request::CloseSession(_) => Reply::Status(status::success()),
+            Request::SetTimeZone(_) | Request::CloseOperation(_) | Request::CloseSession(_) => {
+                Reply::Status(status::success())
+            }
             Request::GetProperties => Reply::Properties(t::ServerProperties::new(
                 "1.3.2".to_string(),
                 vec![],
@@ -115,7 +134,10 @@ async fn serve_connection(stream: TcpStream) {
                     ))
                 } else if sql.starts_with("bad") {
                     Reply::Execute(t::TSExecuteStatementResp::new(
-                        status::failure(StatusCode::SqlParseError, "line 1:0: mismatched input 'bad'"),
+                        status::failure(
+                            StatusCode::SqlParseError,
+                            "line 1:0: mismatched input 'bad'",
+                        ),
                         None,
                         None,
                         None,
@@ -154,18 +176,30 @@ async fn serve_connection(stream: TcpStream) {
                 let end = (q.sent + fetch_size).min(q.rows);
                 let page = blocks(&times, &columns, q.sent, end);
                 q.sent = end;
-                Reply::Fetch(t::TSFetchResultsResp::new(status::success(), true, true, Some(page), Some(end < q.rows)))
+                Reply::Fetch(t::TSFetchResultsResp::new(
+                    status::success(),
+                    true,
+                    true,
+                    Some(page),
+                    Some(end < q.rows),
+                ))
             }
             other => panic!("unexpected request {other:?}"),
         };
-        codec::write_frame(&mut stream, &rpc::encode_reply(&header, &reply).unwrap()).await.unwrap();
+        codec::write_frame(&mut stream, &rpc::encode_reply(&header, &reply).unwrap())
+            .await
+            .unwrap();
         stream.flush().await.unwrap();
     }
 }
 
 /// Starts the fake server on a background thread; returns its port.
 fn fake_server() -> u16 {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -187,7 +221,11 @@ fn duet(port: u16, args: &[&str]) -> (i32, String, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    (output.status.code().unwrap(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
 }
 
 const FIVE_ROWS: &str = "\
@@ -216,7 +254,10 @@ fn table_over_several_fetches() {
 #[test]
 fn table_pages_of_max_prc_rows() {
     let port = fake_server();
-    let (code, out, _) = duet(port, &["-maxPRC", "3", "--fetch-size", "2", "-e", "select 5"]);
+    let (code, out, _) = duet(
+        port,
+        &["-maxPRC", "3", "--fetch-size", "2", "-e", "select 5"],
+    );
     assert_eq!(code, 0);
     assert_eq!(
         out,
@@ -242,7 +283,17 @@ Total line number = 5
 #[test]
 fn csv_with_quoting_and_nulls() {
     let port = fake_server();
-    let (code, out, _) = duet(port, &["--format", "csv", "--fetch-size", "2", "-e", "select 5; create x"]);
+    let (code, out, _) = duet(
+        port,
+        &[
+            "--format",
+            "csv",
+            "--fetch-size",
+            "2",
+            "-e",
+            "select 5; create x",
+        ],
+    );
     assert_eq!(code, 0);
     assert_eq!(out, "Time,root.sg.d.s,root.sg.d.t\n1,0,\"a,\"\"b\"\"\"\n2,null,t1\n3,20,t2\n4,null,t3\n5,40,t4\n");
 }
@@ -252,7 +303,10 @@ fn ignore_time_stamp_and_unicode_widths() {
     let port = fake_server();
     let (code, out, _) = duet(port, &["-c", "-e", "show names"]);
     assert_eq!(code, 0);
-    assert_eq!(out, "+----+\n|Name|\n+----+\n| ÄÖÜ|\n|   x|\n+----+\nTotal line number = 2\n");
+    assert_eq!(
+        out,
+        "+----+\n|Name|\n+----+\n| ÄÖÜ|\n|   x|\n+----+\nTotal line number = 2\n"
+    );
 }
 
 #[test]
@@ -271,9 +325,15 @@ fn errors_and_statuses() {
     assert_eq!(out, "Msg: The statement is executed successfully.\n");
     assert_eq!(err, "Msg: 700: line 1:0: mismatched input 'bad'\n");
 
-    let (code, out, err) = duet(port, &["--continue-on-error", "-e", "create x; bad; create y"]);
+    let (code, out, err) = duet(
+        port,
+        &["--continue-on-error", "-e", "create x; bad; create y"],
+    );
     assert_eq!(code, 1);
-    assert_eq!(out, "Msg: The statement is executed successfully.\n".repeat(2));
+    assert_eq!(
+        out,
+        "Msg: The statement is executed successfully.\n".repeat(2)
+    );
     assert_eq!(err, "Msg: 700: line 1:0: mismatched input 'bad'\n");
 
     let (code, out, err) = duet(port, &["-pw", "nope", "-e", "create x"]);
@@ -291,6 +351,8 @@ fn script_file_reports_file_lines() {
     let (code, out, err) = duet(port, &["-f", path]);
     assert_eq!(code, 1);
     assert_eq!(out, "Msg: The statement is executed successfully.\n");
-    assert_eq!(err, format!("{path}:4: Msg: 700: line 1:0: mismatched input 'bad'\n"));
+    assert_eq!(
+        err,
+        format!("{path}:4: Msg: 700: line 1:0: mismatched input 'bad'\n")
+    );
 }
-

@@ -22,7 +22,10 @@ use crate::ProtoError;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error(transparent)]
@@ -103,7 +106,13 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub async fn connect(host: &str, port: u16, protocol: Protocol, connect_timeout: Duration, call_timeout: Duration) -> Result<Connection> {
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        protocol: Protocol,
+        connect_timeout: Duration,
+        call_timeout: Duration,
+    ) -> Result<Connection> {
         let addr = format!("{host}:{port}");
         let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&addr))
             .await
@@ -111,10 +120,19 @@ impl Connection {
                 addr: addr.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
             })?
-            .map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
+            .map_err(|source| ClientError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
         // Request/reply traffic: small frames must not wait for Nagle.
-        stream.set_nodelay(true).map_err(|source| ClientError::Connect { addr, source })?;
-        Ok(Connection { stream: BufStream::new(stream), protocol, call_timeout })
+        stream
+            .set_nodelay(true)
+            .map_err(|source| ClientError::Connect { addr, source })?;
+        Ok(Connection {
+            stream: BufStream::new(stream),
+            protocol,
+            call_timeout,
+        })
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -130,18 +148,28 @@ impl Connection {
                 .await?
                 .ok_or_else(|| ClientError::Unexpected("connection closed by the server".into()))
         };
-        tokio::time::timeout(timeout, exchange).await.map_err(|_| ClientError::Timeout(timeout))?
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
     }
 
     /// Calls `name` with struct argument `arg` at field `id` and reads a struct result.
-    pub async fn call<Req: TSerializable, Resp: TSerializable>(&mut self, name: &str, id: i16, arg: &Req) -> Result<Resp> {
+    pub async fn call<Req: TSerializable, Resp: TSerializable>(
+        &mut self,
+        name: &str,
+        id: i16,
+        arg: &Req,
+    ) -> Result<Resp> {
         let payload = rpc::encode_struct_call(self.protocol, name, id, arg)?;
         let reply = self.round_trip(&payload).await?;
         Ok(rpc::decode_struct_reply(&reply)?)
     }
 
     /// `pipeTransfer` (argument field -1).
-    pub async fn pipe_transfer(&mut self, req: &t::TPipeTransferReq) -> Result<t::TPipeTransferResp> {
+    pub async fn pipe_transfer(
+        &mut self,
+        req: &t::TPipeTransferReq,
+    ) -> Result<t::TPipeTransferResp> {
         self.call("pipeTransfer", -1, req).await
     }
 }
@@ -177,18 +205,23 @@ impl ResultSet {
         // Output column i reads TsBlock column column_map[i] (identity when absent), typed by dataTypeList.
         let mut columns = Vec::with_capacity(self.columns.len());
         for (i, data_type) in self.data_types.iter().enumerate() {
-            let source = self.column_map.as_ref().and_then(|m| m.get(i).copied()).unwrap_or(i);
-            let mut column = block
-                .columns
-                .get(source)
-                .cloned()
-                .ok_or_else(|| ClientError::Unexpected(format!("result block lacks column {source}")))?;
+            let source = self
+                .column_map
+                .as_ref()
+                .and_then(|m| m.get(i).copied())
+                .unwrap_or(i);
+            let mut column = block.columns.get(source).cloned().ok_or_else(|| {
+                ClientError::Unexpected(format!("result block lacks column {source}"))
+            })?;
             if column.data_type.physical() == data_type.physical() {
                 column.data_type = *data_type;
             }
             columns.push(column);
         }
-        Ok(TsBlock { times: block.times, columns })
+        Ok(TsBlock {
+            times: block.times,
+            columns,
+        })
     }
 }
 
@@ -221,8 +254,14 @@ fn check(status: &t::TSStatus) -> Result<()> {
 impl Client {
     /// Connects and opens a session.
     pub async fn connect(options: &ClientOptions) -> Result<Client> {
-        let mut connection =
-            Connection::connect(&options.host, options.port, options.protocol, options.connect_timeout, options.call_timeout).await?;
+        let mut connection = Connection::connect(
+            &options.host,
+            options.port,
+            options.protocol,
+            options.connect_timeout,
+            options.call_timeout,
+        )
+        .await?;
         let mut configuration = std::collections::BTreeMap::new();
         configuration.insert("version".to_string(), "V_1_0".to_string());
         configuration.insert("sql_dialect".to_string(), "tree".to_string());
@@ -235,18 +274,27 @@ impl Client {
         );
         let resp: t::TSOpenSessionResp = connection.call("openSession", 1, &open).await?;
         check(&resp.status)?;
-        let session_id = resp.session_id.ok_or_else(|| ClientError::Unexpected("openSession without a session id".into()))?;
+        let session_id = resp
+            .session_id
+            .ok_or_else(|| ClientError::Unexpected("openSession without a session id".into()))?;
         let timestamp_precision = resp
             .configuration
             .as_ref()
             .and_then(|c| c.get("timestamp_precision").cloned())
             .unwrap_or_else(|| "ms".to_string());
-        let payload = rpc::encode_i64_call(connection.protocol(), "requestStatementId", session_id)?;
+        let payload =
+            rpc::encode_i64_call(connection.protocol(), "requestStatementId", session_id)?;
         let reply = connection.round_trip(&payload).await?;
         let statement_id = rpc::decode_reply(&reply, |p| p.read_i64())?;
         let tz = t::TSSetTimeZoneReq::new(session_id, options.zone_id.clone());
         let _: t::TSStatus = connection.call("setTimeZone", 1, &tz).await?;
-        Ok(Client { connection, session_id, statement_id, fetch_size: options.fetch_size, timestamp_precision })
+        Ok(Client {
+            connection,
+            session_id,
+            statement_id,
+            fetch_size: options.fetch_size,
+            timestamp_precision,
+        })
     }
 
     pub fn session_id(&self) -> i64 {
@@ -260,8 +308,17 @@ impl Client {
 
     /// Executes one statement through `executeStatementV2`, as IoTDB's CLI does.
     pub async fn execute(&mut self, sql: &str) -> Result<Outcome> {
-        let req = t::TSExecuteStatementReq::new(self.session_id, sql.to_string(), self.statement_id, Some(self.fetch_size), None, None, None);
-        let resp: t::TSExecuteStatementResp = self.connection.call("executeStatementV2", 1, &req).await?;
+        let req = t::TSExecuteStatementReq::new(
+            self.session_id,
+            sql.to_string(),
+            self.statement_id,
+            Some(self.fetch_size),
+            None,
+            None,
+            None,
+        );
+        let resp: t::TSExecuteStatementResp =
+            self.connection.call("executeStatementV2", 1, &req).await?;
         check(&resp.status)?;
         match resp.columns {
             Some(columns) if !columns.is_empty() => {
@@ -269,14 +326,22 @@ impl Client {
                     .data_type_list
                     .unwrap_or_default()
                     .iter()
-                    .map(|name| DataType::from_name(name).ok_or_else(|| ClientError::Unexpected(format!("unknown data type {name}"))))
+                    .map(|name| {
+                        DataType::from_name(name).ok_or_else(|| {
+                            ClientError::Unexpected(format!("unknown data type {name}"))
+                        })
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 if data_types.len() != columns.len() {
-                    return Err(ClientError::Unexpected("dataTypeList and columns differ in length".into()));
+                    return Err(ClientError::Unexpected(
+                        "dataTypeList and columns differ in length".into(),
+                    ));
                 }
-                let column_map = resp
-                    .column_index2_ts_block_column_index_list
-                    .map(|m| m.into_iter().map(|i| usize::try_from(i).unwrap_or(usize::MAX)).collect());
+                let column_map = resp.column_index2_ts_block_column_index_list.map(|m| {
+                    m.into_iter()
+                        .map(|i| usize::try_from(i).unwrap_or(usize::MAX))
+                        .collect()
+                });
                 Ok(Outcome::Rows(ResultSet {
                     query_id: resp.query_id.unwrap_or(-1),
                     columns,
@@ -294,8 +359,19 @@ impl Client {
 
     /// Executes a statement that must not return rows.
     pub async fn execute_update(&mut self, sql: &str) -> Result<()> {
-        let req = t::TSExecuteStatementReq::new(self.session_id, sql.to_string(), self.statement_id, None, None, None, None);
-        let resp: t::TSExecuteStatementResp = self.connection.call("executeUpdateStatementV2", 1, &req).await?;
+        let req = t::TSExecuteStatementReq::new(
+            self.session_id,
+            sql.to_string(),
+            self.statement_id,
+            None,
+            None,
+            None,
+            None,
+        );
+        let resp: t::TSExecuteStatementResp = self
+            .connection
+            .call("executeUpdateStatementV2", 1, &req)
+            .await?;
         check(&resp.status)
     }
 
@@ -312,8 +388,17 @@ impl Client {
             if !rs.more_data {
                 return Ok(None);
             }
-            let req = t::TSFetchResultsReq::new(self.session_id, rs.statement.clone(), self.fetch_size, rs.query_id, true, None, Some(self.statement_id));
-            let resp: t::TSFetchResultsResp = self.connection.call("fetchResultsV2", 1, &req).await?;
+            let req = t::TSFetchResultsReq::new(
+                self.session_id,
+                rs.statement.clone(),
+                self.fetch_size,
+                rs.query_id,
+                true,
+                None,
+                Some(self.statement_id),
+            );
+            let resp: t::TSFetchResultsResp =
+                self.connection.call("fetchResultsV2", 1, &req).await?;
             check(&resp.status)?;
             rs.more_data = resp.more_data.unwrap_or(false);
             if !resp.has_result_set {
@@ -335,7 +420,12 @@ impl Client {
 
     /// Releases a result set on the server.
     pub async fn close_result(&mut self, rs: &ResultSet) -> Result<()> {
-        let req = t::TSCloseOperationReq::new(self.session_id, Some(rs.query_id), Some(self.statement_id), None);
+        let req = t::TSCloseOperationReq::new(
+            self.session_id,
+            Some(rs.query_id),
+            Some(self.statement_id),
+            None,
+        );
         let _: t::TSStatus = self.connection.call("closeOperation", 1, &req).await?;
         Ok(())
     }

@@ -2,8 +2,9 @@
 //! the binary (strict, first byte `0x80`) or compact (first byte `0x82`) protocol, detected per frame.
 
 use thrift::protocol::{
-    TBinaryInputProtocol, TBinaryOutputProtocol, TCompactInputProtocol, TCompactOutputProtocol, TFieldIdentifier,
-    TInputProtocol, TMessageIdentifier, TMessageType, TOutputProtocol, TSerializable, TStructIdentifier, TType,
+    TBinaryInputProtocol, TBinaryOutputProtocol, TCompactInputProtocol, TCompactOutputProtocol,
+    TFieldIdentifier, TInputProtocol, TMessageIdentifier, TMessageType, TOutputProtocol,
+    TSerializable, TStructIdentifier, TType,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -28,14 +29,19 @@ impl Protocol {
         match payload.first() {
             Some(0x80) => Ok(Protocol::Binary),
             Some(0x82) => Ok(Protocol::Compact),
-            Some(b) => Err(ProtoError::MalformedFrame(format!("unknown protocol byte 0x{b:02x}"))),
+            Some(b) => Err(ProtoError::MalformedFrame(format!(
+                "unknown protocol byte 0x{b:02x}"
+            ))),
             None => Err(ProtoError::MalformedFrame("empty frame".into())),
         }
     }
 }
 
 /// Reads one frame. `Ok(None)` means the peer closed the connection cleanly between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_bytes: usize) -> Result<Option<Vec<u8>>> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_bytes: usize,
+) -> Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     let mut filled = 0;
     while filled < 4 {
@@ -44,15 +50,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_bytes: usize) 
             return if filled == 0 {
                 Ok(None)
             } else {
-                Err(ProtoError::MalformedFrame("connection closed inside a frame header".into()))
+                Err(ProtoError::MalformedFrame(
+                    "connection closed inside a frame header".into(),
+                ))
             };
         }
         filled += n;
     }
     let len = i32::from_be_bytes(len);
-    let len = usize::try_from(len).map_err(|_| ProtoError::MalformedFrame(format!("negative frame length {len}")))?;
+    let len = usize::try_from(len)
+        .map_err(|_| ProtoError::MalformedFrame(format!("negative frame length {len}")))?;
     if len > max_bytes {
-        return Err(ProtoError::MalformedFrame(format!("frame of {len} bytes exceeds the limit of {max_bytes}")));
+        return Err(ProtoError::MalformedFrame(format!(
+            "frame of {len} bytes exceeds the limit of {max_bytes}"
+        )));
     }
     let mut payload = vec![0u8; len];
     reader.read_exact(&mut payload).await?;
@@ -61,8 +72,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_bytes: usize) 
 
 /// Writes one frame and flushes it.
 pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8]) -> Result<()> {
-    let len = i32::try_from(payload.len())
-        .map_err(|_| ProtoError::MalformedFrame(format!("frame of {} bytes is too large", payload.len())))?;
+    let len = i32::try_from(payload.len()).map_err(|_| {
+        ProtoError::MalformedFrame(format!("frame of {} bytes is too large", payload.len()))
+    })?;
     writer.write_all(&len.to_be_bytes()).await?;
     writer.write_all(payload).await?;
     writer.flush().await?;
@@ -112,7 +124,10 @@ pub fn read_fields(
 
 /// Reads an argument struct whose only interesting field is one struct `T` at any of `ids` (IoTDB's
 /// `pipeTransfer` declares its argument without an id, which Thrift numbers -1).
-pub fn read_struct_arg<T: TSerializable>(prot: &mut dyn TInputProtocol, ids: &[i16]) -> thrift::Result<T> {
+pub fn read_struct_arg<T: TSerializable>(
+    prot: &mut dyn TInputProtocol,
+    ids: &[i16],
+) -> thrift::Result<T> {
     let mut value = None;
     read_fields(prot, |id, ttype, p| {
         if ids.contains(&id) && ttype == TType::Struct {
@@ -155,7 +170,11 @@ pub fn encode_message(
 }
 
 /// Writes field `id` holding the struct `value`.
-pub fn write_struct_field<T: TSerializable>(prot: &mut dyn TOutputProtocol, id: i16, value: &T) -> thrift::Result<()> {
+pub fn write_struct_field<T: TSerializable>(
+    prot: &mut dyn TOutputProtocol,
+    id: i16,
+    value: &T,
+) -> thrift::Result<()> {
     prot.write_field_begin(&TFieldIdentifier::new("f", TType::Struct, id))?;
     value.write_to_out_protocol(prot)?;
     prot.write_field_end()

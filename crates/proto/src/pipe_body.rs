@@ -53,13 +53,16 @@ pub fn get_string(buf: &mut &[u8]) -> Result<Option<String>> {
     if len < 0 {
         return Ok(None);
     }
-    let len = usize::try_from(len).map_err(|_| ProtoError::Malformed("bad string length".into()))?;
+    let len =
+        usize::try_from(len).map_err(|_| ProtoError::Malformed("bad string length".into()))?;
     if buf.len() < len {
         return Err(ProtoError::Malformed("truncated string".into()));
     }
     let (head, tail) = buf.split_at(len);
     *buf = tail;
-    String::from_utf8(head.to_vec()).map(Some).map_err(|_| ProtoError::Malformed("string is not UTF-8".into()))
+    String::from_utf8(head.to_vec())
+        .map(Some)
+        .map_err(|_| ProtoError::Malformed("string is not UTF-8".into()))
 }
 
 /// Encodes a string map (sorted, so the bytes are deterministic).
@@ -84,7 +87,8 @@ pub fn decode_map(mut buf: &[u8]) -> Result<BTreeMap<String, String>> {
     }
     let mut map = BTreeMap::new();
     for _ in 0..n {
-        let key = get_string(&mut buf)?.ok_or_else(|| ProtoError::Malformed("null map key".into()))?;
+        let key =
+            get_string(&mut buf)?.ok_or_else(|| ProtoError::Malformed("null map key".into()))?;
         let value = get_string(&mut buf)?.unwrap_or_default();
         map.insert(key, value);
     }

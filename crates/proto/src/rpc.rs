@@ -34,21 +34,37 @@ pub enum ExecuteKind {
 pub enum Request {
     OpenSession(t::TSOpenSessionReq),
     CloseSession(t::TSCloseSessionReq),
-    RequestStatementId { session_id: i64 },
+    RequestStatementId {
+        session_id: i64,
+    },
     SetTimeZone(t::TSSetTimeZoneReq),
-    GetTimeZone { session_id: i64 },
+    GetTimeZone {
+        session_id: i64,
+    },
     GetProperties,
-    Execute { kind: ExecuteKind, req: t::TSExecuteStatementReq },
+    Execute {
+        kind: ExecuteKind,
+        req: t::TSExecuteStatementReq,
+    },
     ExecuteBatch(t::TSExecuteBatchStatementReq),
     FetchResults(t::TSFetchResultsReq),
     CloseOperation(t::TSCloseOperationReq),
     CancelOperation(t::TSCancelOperationReq),
-    SetStorageGroup { session_id: i64, database: String },
+    SetStorageGroup {
+        session_id: i64,
+        database: String,
+    },
     CreateTimeseries(t::TSCreateTimeseriesReq),
     CreateAlignedTimeseries(t::TSCreateAlignedTimeseriesReq),
     CreateMultiTimeseries(t::TSCreateMultiTimeseriesReq),
-    DeleteTimeseries { session_id: i64, paths: Vec<String> },
-    DeleteStorageGroups { session_id: i64, databases: Vec<String> },
+    DeleteTimeseries {
+        session_id: i64,
+        paths: Vec<String>,
+    },
+    DeleteStorageGroups {
+        session_id: i64,
+        databases: Vec<String>,
+    },
     InsertRecord(t::TSInsertRecordReq),
     InsertStringRecord(t::TSInsertStringRecordReq),
     InsertRecords(t::TSInsertRecordsReq),
@@ -91,9 +107,16 @@ pub fn decode_call(payload: &[u8]) -> Result<Decoded> {
     let mut prot = codec::input_protocol(protocol, payload);
     let ident = prot.read_message_begin()?;
     if ident.message_type != TMessageType::Call && ident.message_type != TMessageType::OneWay {
-        return Err(ProtoError::Malformed(format!("expected a call, got {:?}", ident.message_type)));
+        return Err(ProtoError::Malformed(format!(
+            "expected a call, got {:?}",
+            ident.message_type
+        )));
     }
-    let header = CallHeader { name: ident.name.clone(), seq: ident.sequence_number, protocol };
+    let header = CallHeader {
+        name: ident.name.clone(),
+        seq: ident.sequence_number,
+        protocol,
+    };
     match decode_arguments(&ident.name, prot.as_mut()) {
         Ok(request) => Ok(Decoded::Call(header, request)),
         Err(e) => Ok(Decoded::BadArguments(header, e.to_string())),
@@ -105,27 +128,41 @@ fn decode_arguments(name: &str, prot: &mut dyn TInputProtocol) -> thrift::Result
     Ok(match name {
         "openSession" => Request::OpenSession(read_struct_arg(prot, one)?),
         "closeSession" => Request::CloseSession(read_struct_arg(prot, one)?),
-        "requestStatementId" => Request::RequestStatementId { session_id: read_i64_arg(prot)? },
+        "requestStatementId" => Request::RequestStatementId {
+            session_id: read_i64_arg(prot)?,
+        },
         "setTimeZone" => Request::SetTimeZone(read_struct_arg(prot, one)?),
-        "getTimeZone" => Request::GetTimeZone { session_id: read_i64_arg(prot)? },
+        "getTimeZone" => Request::GetTimeZone {
+            session_id: read_i64_arg(prot)?,
+        },
         "getProperties" => {
             read_fields(prot, |_, _, _| Ok(false))?;
             Request::GetProperties
         }
-        "executeQueryStatementV2" | "executeQueryStatement" => {
-            Request::Execute { kind: ExecuteKind::Query, req: read_struct_arg(prot, one)? }
-        }
-        "executeUpdateStatementV2" | "executeUpdateStatement" => {
-            Request::Execute { kind: ExecuteKind::Update, req: read_struct_arg(prot, one)? }
-        }
-        "executeStatementV2" | "executeStatement" => Request::Execute { kind: ExecuteKind::Any, req: read_struct_arg(prot, one)? },
+        "executeQueryStatementV2" | "executeQueryStatement" => Request::Execute {
+            kind: ExecuteKind::Query,
+            req: read_struct_arg(prot, one)?,
+        },
+        "executeUpdateStatementV2" | "executeUpdateStatement" => Request::Execute {
+            kind: ExecuteKind::Update,
+            req: read_struct_arg(prot, one)?,
+        },
+        "executeStatementV2" | "executeStatement" => Request::Execute {
+            kind: ExecuteKind::Any,
+            req: read_struct_arg(prot, one)?,
+        },
         "executeBatchStatement" => Request::ExecuteBatch(read_struct_arg(prot, one)?),
         "fetchResultsV2" => Request::FetchResults(read_struct_arg(prot, one)?),
         "closeOperation" => Request::CloseOperation(read_struct_arg(prot, one)?),
         "cancelOperation" => Request::CancelOperation(read_struct_arg(prot, one)?),
         "setStorageGroup" => {
             let (session_id, mut strings) = read_session_and_strings(prot)?;
-            Request::SetStorageGroup { session_id, database: strings.pop().ok_or_else(|| codec::missing("storageGroup"))? }
+            Request::SetStorageGroup {
+                session_id,
+                database: strings
+                    .pop()
+                    .ok_or_else(|| codec::missing("storageGroup"))?,
+            }
         }
         "deleteTimeseries" => {
             let (session_id, paths) = read_session_and_strings(prot)?;
@@ -133,7 +170,10 @@ fn decode_arguments(name: &str, prot: &mut dyn TInputProtocol) -> thrift::Result
         }
         "deleteStorageGroups" => {
             let (session_id, databases) = read_session_and_strings(prot)?;
-            Request::DeleteStorageGroups { session_id, databases }
+            Request::DeleteStorageGroups {
+                session_id,
+                databases,
+            }
         }
         "createTimeseries" => Request::CreateTimeseries(read_struct_arg(prot, one)?),
         "createAlignedTimeseries" => Request::CreateAlignedTimeseries(read_struct_arg(prot, one)?),
@@ -141,9 +181,13 @@ fn decode_arguments(name: &str, prot: &mut dyn TInputProtocol) -> thrift::Result
         "insertRecord" => Request::InsertRecord(read_struct_arg(prot, one)?),
         "insertStringRecord" => Request::InsertStringRecord(read_struct_arg(prot, one)?),
         "insertRecords" => Request::InsertRecords(read_struct_arg(prot, one)?),
-        "insertRecordsOfOneDevice" => Request::InsertRecordsOfOneDevice(read_struct_arg(prot, one)?),
+        "insertRecordsOfOneDevice" => {
+            Request::InsertRecordsOfOneDevice(read_struct_arg(prot, one)?)
+        }
         "insertStringRecords" => Request::InsertStringRecords(read_struct_arg(prot, one)?),
-        "insertStringRecordsOfOneDevice" => Request::InsertStringRecordsOfOneDevice(read_struct_arg(prot, one)?),
+        "insertStringRecordsOfOneDevice" => {
+            Request::InsertStringRecordsOfOneDevice(read_struct_arg(prot, one)?)
+        }
         "insertTablet" => Request::InsertTablet(read_struct_arg(prot, one)?),
         "insertTablets" => Request::InsertTablets(read_struct_arg(prot, one)?),
         "deleteData" => Request::DeleteData(read_struct_arg(prot, one)?),
@@ -193,20 +237,30 @@ fn read_session_and_strings(prot: &mut dyn TInputProtocol) -> thrift::Result<(i6
 
 /// Encodes the reply to a call.
 pub fn encode_reply(header: &CallHeader, reply: &Reply) -> Result<Vec<u8>> {
-    encode_message(header.protocol, &header.name, TMessageType::Reply, header.seq, |prot| match reply {
-        Reply::Status(v) => codec::write_struct_field(prot, 0, v),
-        Reply::OpenSession(v) => codec::write_struct_field(prot, 0, v),
-        Reply::Execute(v) => codec::write_struct_field(prot, 0, v),
-        Reply::Fetch(v) => codec::write_struct_field(prot, 0, v),
-        Reply::TimeZone(v) => codec::write_struct_field(prot, 0, v),
-        Reply::Properties(v) => codec::write_struct_field(prot, 0, v),
-        Reply::PipeTransfer(v) => codec::write_struct_field(prot, 0, v),
-        Reply::StatementId(v) => codec::write_i64_field(prot, 0, *v),
-    })
+    encode_message(
+        header.protocol,
+        &header.name,
+        TMessageType::Reply,
+        header.seq,
+        |prot| match reply {
+            Reply::Status(v) => codec::write_struct_field(prot, 0, v),
+            Reply::OpenSession(v) => codec::write_struct_field(prot, 0, v),
+            Reply::Execute(v) => codec::write_struct_field(prot, 0, v),
+            Reply::Fetch(v) => codec::write_struct_field(prot, 0, v),
+            Reply::TimeZone(v) => codec::write_struct_field(prot, 0, v),
+            Reply::Properties(v) => codec::write_struct_field(prot, 0, v),
+            Reply::PipeTransfer(v) => codec::write_struct_field(prot, 0, v),
+            Reply::StatementId(v) => codec::write_i64_field(prot, 0, *v),
+        },
+    )
 }
 
 /// Encodes a Thrift application exception as the answer to a call.
-pub fn encode_exception(header: &CallHeader, kind: ApplicationErrorKind, message: &str) -> Result<Vec<u8>> {
+pub fn encode_exception(
+    header: &CallHeader,
+    kind: ApplicationErrorKind,
+    message: &str,
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
     {
         let mut prot = codec::output_protocol(header.protocol, &mut out);
@@ -215,7 +269,10 @@ pub fn encode_exception(header: &CallHeader, kind: ApplicationErrorKind, message
             TMessageType::Exception,
             header.seq,
         ))?;
-        thrift::Error::write_application_error_to_out_protocol(&ApplicationError::new(kind, message), prot.as_mut())?;
+        thrift::Error::write_application_error_to_out_protocol(
+            &ApplicationError::new(kind, message),
+            prot.as_mut(),
+        )?;
         prot.write_message_end()?;
         prot.flush()?;
     }
@@ -223,13 +280,22 @@ pub fn encode_exception(header: &CallHeader, kind: ApplicationErrorKind, message
 }
 
 /// Client side: encodes a call whose argument field `id` is the struct `arg`.
-pub fn encode_struct_call<T: TSerializable>(protocol: Protocol, name: &str, id: i16, arg: &T) -> Result<Vec<u8>> {
-    encode_message(protocol, name, TMessageType::Call, 0, |prot| codec::write_struct_field(prot, id, arg))
+pub fn encode_struct_call<T: TSerializable>(
+    protocol: Protocol,
+    name: &str,
+    id: i16,
+    arg: &T,
+) -> Result<Vec<u8>> {
+    encode_message(protocol, name, TMessageType::Call, 0, |prot| {
+        codec::write_struct_field(prot, id, arg)
+    })
 }
 
 /// Client side: encodes a call whose only argument is `1: i64`.
 pub fn encode_i64_call(protocol: Protocol, name: &str, value: i64) -> Result<Vec<u8>> {
-    encode_message(protocol, name, TMessageType::Call, 0, |prot| codec::write_i64_field(prot, 1, value))
+    encode_message(protocol, name, TMessageType::Call, 0, |prot| {
+        codec::write_i64_field(prot, 1, value)
+    })
 }
 
 /// Client side: encodes a call without arguments.
@@ -297,7 +363,9 @@ mod tests {
         let payload = encode_i64_call(Protocol::Binary, "requestStatementId", 1000).unwrap();
         let mut expected = vec![0x80, 0x01, 0x00, 0x01, 0, 0, 0, 0x12];
         expected.extend_from_slice(b"requestStatementId");
-        expected.extend_from_slice(&[0, 0, 0, 0, 0x0a, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x03, 0xe8, 0x00]);
+        expected.extend_from_slice(&[
+            0, 0, 0, 0, 0x0a, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x03, 0xe8, 0x00,
+        ]);
         assert_eq!(payload, expected);
         match decode_call(&payload).unwrap() {
             Decoded::Call(h, Request::RequestStatementId { session_id }) => {
@@ -311,9 +379,19 @@ mod tests {
     #[test]
     fn both_protocols_round_trip_a_struct_call_and_reply() {
         for protocol in [Protocol::Binary, Protocol::Compact] {
-            let req = t::TSExecuteStatementReq::new(7, "show pipes".to_string(), 9, Some(5000), None, None, None);
+            let req = t::TSExecuteStatementReq::new(
+                7,
+                "show pipes".to_string(),
+                9,
+                Some(5000),
+                None,
+                None,
+                None,
+            );
             let payload = encode_struct_call(protocol, "executeStatementV2", 1, &req).unwrap();
-            let Decoded::Call(header, Request::Execute { kind, req: got }) = decode_call(&payload).unwrap() else {
+            let Decoded::Call(header, Request::Execute { kind, req: got }) =
+                decode_call(&payload).unwrap()
+            else {
                 panic!("not an execute")
             };
             assert_eq!(header.protocol, protocol);
@@ -329,21 +407,28 @@ mod tests {
     fn pipe_transfer_uses_field_minus_one() {
         let req = t::TPipeTransferReq::new(1, 51, vec![0, 0, 0, 0]);
         let payload = encode_struct_call(Protocol::Binary, "pipeTransfer", -1, &req).unwrap();
-        let Decoded::Call(_, Request::PipeTransfer(got)) = decode_call(&payload).unwrap() else { panic!() };
+        let Decoded::Call(_, Request::PipeTransfer(got)) = decode_call(&payload).unwrap() else {
+            panic!()
+        };
         assert_eq!(got, req);
     }
 
     #[test]
     fn unknown_methods_and_bad_arguments_are_not_fatal() {
         let payload = encode_i64_call(Protocol::Binary, "fetchMetadata", 1).unwrap();
-        let Decoded::Call(header, Request::Unknown) = decode_call(&payload).unwrap() else { panic!() };
+        let Decoded::Call(header, Request::Unknown) = decode_call(&payload).unwrap() else {
+            panic!()
+        };
         let reply = encode_exception(&header, ApplicationErrorKind::UnknownMethod, "nope").unwrap();
         match decode_struct_reply::<t::TSStatus>(&reply) {
             Err(ReplyError::Application(m)) => assert_eq!(m, "nope"),
             other => panic!("unexpected {other:?}"),
         }
         let payload = encode_i64_call(Protocol::Binary, "openSession", 1).unwrap();
-        assert!(matches!(decode_call(&payload).unwrap(), Decoded::BadArguments(..)));
+        assert!(matches!(
+            decode_call(&payload).unwrap(),
+            Decoded::BadArguments(..)
+        ));
         assert!(decode_call(&[0x12, 0x34]).is_err());
     }
 }

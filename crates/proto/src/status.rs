@@ -51,7 +51,14 @@ impl StatusCode {
 
 /// A plain success status, as IoTDB sends it: code 200 and the message "Executed successfully.".
 pub fn success() -> TSStatus {
-    TSStatus::new(StatusCode::Success.code(), Some("Executed successfully.".to_string()), None, None, None, None)
+    TSStatus::new(
+        StatusCode::Success.code(),
+        Some("Executed successfully.".to_string()),
+        None,
+        None,
+        None,
+        None,
+    )
 }
 
 /// A failure status with a message.

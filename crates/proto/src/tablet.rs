@@ -68,7 +68,8 @@ pub fn decode_record(mut buf: &[u8], n_values: usize) -> Result<Vec<RecordValue>
     for _ in 0..n_values {
         need(buf, 1, "record")?;
         let code = buf.get_u8();
-        let data_type = DataType::from_code(i32::from(code)).ok_or_else(|| malformed(format!("unknown data type {code} in record")))?;
+        let data_type = DataType::from_code(i32::from(code))
+            .ok_or_else(|| malformed(format!("unknown data type {code} in record")))?;
         let value = match data_type {
             DataType::Boolean => {
                 need(buf, 1, "record")?;
@@ -98,12 +99,17 @@ pub fn decode_record(mut buf: &[u8], n_values: usize) -> Result<Vec<RecordValue>
                 need(buf, 8, "record")?;
                 RecordValue::Double(buf.get_f64())
             }
-            DataType::Text | DataType::String | DataType::Blob => RecordValue::Binary(data_type, get_bytes(&mut buf, "record")?),
+            DataType::Text | DataType::String | DataType::Blob => {
+                RecordValue::Binary(data_type, get_bytes(&mut buf, "record")?)
+            }
         };
         out.push(value);
     }
     if !buf.is_empty() {
-        return Err(malformed(format!("{} bytes left after the record values", buf.len())));
+        return Err(malformed(format!(
+            "{} bytes left after the record values",
+            buf.len()
+        )));
     }
     Ok(out)
 }
@@ -135,7 +141,11 @@ pub fn decode_timestamps(mut buf: &[u8], n_rows: usize) -> Result<Vec<i64>> {
 }
 
 /// Decodes `insertTablet`'s column-major `values` buffer, with the optional trailing bitmaps.
-pub fn decode_tablet_values(mut buf: &[u8], types: &[DataType], n_rows: usize) -> Result<Vec<Column>> {
+pub fn decode_tablet_values(
+    mut buf: &[u8],
+    types: &[DataType],
+    n_rows: usize,
+) -> Result<Vec<Column>> {
     let mut columns = Vec::with_capacity(types.len());
     for data_type in types {
         let values = match data_type.physical() {
@@ -167,7 +177,11 @@ pub fn decode_tablet_values(mut buf: &[u8], types: &[DataType], n_rows: usize) -
                 ColumnValues::Binary(v)
             }
         };
-        columns.push(Column { data_type: *data_type, nulls: None, values });
+        columns.push(Column {
+            data_type: *data_type,
+            nulls: None,
+            values,
+        });
     }
     // The bitmap section is optional: "no bytes left" means no nulls (as the Java server reads it).
     if !buf.is_empty() {
@@ -177,7 +191,11 @@ pub fn decode_tablet_values(mut buf: &[u8], types: &[DataType], n_rows: usize) -
             if buf.get_u8() != 0 {
                 need(buf, bitmap_len, "tablet bitmaps")?;
                 let (bits, rest) = buf.split_at(bitmap_len);
-                column.nulls = Some((0..n_rows).map(|r| bits[r / 8] & (1 << (r % 8)) != 0).collect());
+                column.nulls = Some(
+                    (0..n_rows)
+                        .map(|r| bits[r / 8] & (1 << (r % 8)) != 0)
+                        .collect(),
+                );
                 buf = rest;
             }
         }
@@ -190,7 +208,9 @@ pub fn encode_tablet_values(columns: &[Column], n_rows: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for column in columns {
         match &column.values {
-            ColumnValues::Boolean(v) => v.iter().take(n_rows).for_each(|b| out.put_u8(u8::from(*b))),
+            ColumnValues::Boolean(v) => {
+                v.iter().take(n_rows).for_each(|b| out.put_u8(u8::from(*b)))
+            }
             ColumnValues::Int32(v) => v.iter().take(n_rows).for_each(|x| out.put_i32(*x)),
             ColumnValues::Int64(v) => v.iter().take(n_rows).for_each(|x| out.put_i64(*x)),
             ColumnValues::Float(v) => v.iter().take(n_rows).for_each(|x| out.put_f32(*x)),
@@ -255,13 +275,22 @@ mod tests {
     fn decodes_the_reference_record() {
         let bytes = [1, 0, 0, 0, 7, 5, 0, 0, 0, 5, b'h', b'e', b'l', b'l', b'o'];
         let values = decode_record(&bytes, 2).unwrap();
-        assert_eq!(values, vec![RecordValue::Int32(7), RecordValue::Binary(DataType::Text, b"hello".to_vec())]);
+        assert_eq!(
+            values,
+            vec![
+                RecordValue::Int32(7),
+                RecordValue::Binary(DataType::Text, b"hello".to_vec())
+            ]
+        );
         assert_eq!(encode_record(&values), bytes);
     }
 
     #[test]
     fn truncated_buffers_are_errors() {
-        let bytes = encode_record(&[RecordValue::Int64(1), RecordValue::Binary(DataType::Blob, vec![1, 2, 3])]);
+        let bytes = encode_record(&[
+            RecordValue::Int64(1),
+            RecordValue::Binary(DataType::Blob, vec![1, 2, 3]),
+        ]);
         for cut in 0..bytes.len() {
             assert!(decode_record(&bytes[..cut], 2).is_err());
         }

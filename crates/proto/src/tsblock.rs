@@ -45,7 +45,10 @@ fn physical_code(data_type: DataType) -> u8 {
 pub fn encode(times: &[i64], columns: &[Column], start: usize, end: usize) -> Result<Vec<u8>> {
     let n_rows = end.saturating_sub(start);
     let mut out = Vec::with_capacity(16 + n_rows * 8 * (columns.len() + 1));
-    out.put_i32(i32::try_from(columns.len()).map_err(|_| ProtoError::Malformed("too many columns".into()))?);
+    out.put_i32(
+        i32::try_from(columns.len())
+            .map_err(|_| ProtoError::Malformed("too many columns".into()))?,
+    );
     for column in columns {
         out.put_u8(physical_code(column.data_type));
     }
@@ -56,7 +59,10 @@ pub fn encode(times: &[i64], columns: &[Column], start: usize, end: usize) -> Re
     }
     // Time column: INT64_ARRAY, never null.
     out.put_u8(0);
-    for t in times.get(start..end).ok_or_else(|| ProtoError::Malformed("time column too short".into()))? {
+    for t in times
+        .get(start..end)
+        .ok_or_else(|| ProtoError::Malformed("time column too short".into()))?
+    {
         out.put_i64(*t);
     }
     for column in columns {
@@ -124,7 +130,10 @@ fn encode_column(out: &mut Vec<u8>, column: &Column, start: usize, end: usize) -
         (ColumnValues::Binary(v), DataType::Text) => {
             for (i, x) in v.get(start..end).ok_or_else(short)?.iter().enumerate() {
                 if !column.is_null(start + i) {
-                    out.put_i32(i32::try_from(x.len()).map_err(|_| ProtoError::Malformed("value too long".into()))?);
+                    out.put_i32(
+                        i32::try_from(x.len())
+                            .map_err(|_| ProtoError::Malformed("value too long".into()))?,
+                    );
                     out.extend_from_slice(x);
                 }
             }
@@ -157,7 +166,9 @@ pub fn decode(mut buf: &[u8], logical_types: Option<&[DataType]>) -> Result<TsBl
         encodings.push(read_u8(&mut buf)?);
     }
     if encodings.first() != Some(&2) {
-        return Err(ProtoError::Malformed("time column must use INT64_ARRAY encoding".into()));
+        return Err(ProtoError::Malformed(
+            "time column must use INT64_ARRAY encoding".into(),
+        ));
     }
     let time_column = decode_column(&mut buf, DataType::Int64, 2, n_rows)?;
     let times = match time_column.values {
@@ -206,14 +217,25 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
     Ok(head)
 }
 
-fn decode_column(buf: &mut &[u8], data_type: DataType, encoding: u8, n_rows: usize) -> Result<Column> {
+fn decode_column(
+    buf: &mut &[u8],
+    data_type: DataType,
+    encoding: u8,
+    n_rows: usize,
+) -> Result<Column> {
     if encoding > 3 {
-        return Err(ProtoError::Malformed(format!("unsupported column encoding {encoding}")));
+        return Err(ProtoError::Malformed(format!(
+            "unsupported column encoding {encoding}"
+        )));
     }
     let may_have_null = read_u8(buf)? != 0;
     let nulls = if may_have_null {
         let bitmap = take(buf, n_rows.div_ceil(8))?;
-        Some((0..n_rows).map(|i| bitmap[i / 8] & (0x80 >> (i % 8)) != 0).collect::<Vec<_>>())
+        Some(
+            (0..n_rows)
+                .map(|i| bitmap[i / 8] & (0x80 >> (i % 8)) != 0)
+                .collect::<Vec<_>>(),
+        )
     } else {
         None
     };
@@ -221,19 +243,31 @@ fn decode_column(buf: &mut &[u8], data_type: DataType, encoding: u8, n_rows: usi
     let values = match encoding {
         0 => {
             let bits = take(buf, n_rows.div_ceil(8))?;
-            ColumnValues::Boolean((0..n_rows).map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0).collect())
+            ColumnValues::Boolean(
+                (0..n_rows)
+                    .map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0)
+                    .collect(),
+            )
         }
         1 => {
             if data_type == DataType::Float {
                 let mut v = Vec::with_capacity(n_rows);
                 for i in 0..n_rows {
-                    v.push(if is_null(i) { 0.0 } else { f32::from_be_bytes(fixed(buf)?) });
+                    v.push(if is_null(i) {
+                        0.0
+                    } else {
+                        f32::from_be_bytes(fixed(buf)?)
+                    });
                 }
                 ColumnValues::Float(v)
             } else {
                 let mut v = Vec::with_capacity(n_rows);
                 for i in 0..n_rows {
-                    v.push(if is_null(i) { 0 } else { i32::from_be_bytes(fixed(buf)?) });
+                    v.push(if is_null(i) {
+                        0
+                    } else {
+                        i32::from_be_bytes(fixed(buf)?)
+                    });
                 }
                 ColumnValues::Int32(v)
             }
@@ -242,13 +276,21 @@ fn decode_column(buf: &mut &[u8], data_type: DataType, encoding: u8, n_rows: usi
             if data_type == DataType::Double {
                 let mut v = Vec::with_capacity(n_rows);
                 for i in 0..n_rows {
-                    v.push(if is_null(i) { 0.0 } else { f64::from_be_bytes(fixed(buf)?) });
+                    v.push(if is_null(i) {
+                        0.0
+                    } else {
+                        f64::from_be_bytes(fixed(buf)?)
+                    });
                 }
                 ColumnValues::Double(v)
             } else {
                 let mut v = Vec::with_capacity(n_rows);
                 for i in 0..n_rows {
-                    v.push(if is_null(i) { 0 } else { i64::from_be_bytes(fixed(buf)?) });
+                    v.push(if is_null(i) {
+                        0
+                    } else {
+                        i64::from_be_bytes(fixed(buf)?)
+                    });
                 }
                 ColumnValues::Int64(v)
             }
@@ -266,7 +308,11 @@ fn decode_column(buf: &mut &[u8], data_type: DataType, encoding: u8, n_rows: usi
             ColumnValues::Binary(v)
         }
     };
-    Ok(Column { data_type, nulls, values })
+    Ok(Column {
+        data_type,
+        nulls,
+        values,
+    })
 }
 
 fn fixed<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N]> {
@@ -285,7 +331,11 @@ mod tests {
     #[test]
     fn encodes_the_reference_example() {
         let columns = vec![
-            Column { data_type: DataType::Int32, nulls: Some(vec![false, true]), values: ColumnValues::Int32(vec![5, 0]) },
+            Column {
+                data_type: DataType::Int32,
+                nulls: Some(vec![false, true]),
+                values: ColumnValues::Int32(vec![5, 0]),
+            },
             Column::text(["a", "bc"]),
             Column {
                 data_type: DataType::Boolean,
@@ -323,12 +373,22 @@ mod tests {
                 data_type: *t,
                 nulls: Some(nulls.clone()),
                 values: match t.physical() {
-                    DataType::Boolean => ColumnValues::Boolean((0..20).map(|i| i % 2 == 0).collect()),
+                    DataType::Boolean => {
+                        ColumnValues::Boolean((0..20).map(|i| i % 2 == 0).collect())
+                    }
                     DataType::Int32 => ColumnValues::Int32((0..20).map(|i| 20240100 + i).collect()),
-                    DataType::Int64 => ColumnValues::Int64((0..20).map(|i| i64::from(i) * 1000).collect()),
-                    DataType::Float => ColumnValues::Float((0..20).map(|i| i as f32 / 2.0).collect()),
-                    DataType::Double => ColumnValues::Double((0..20).map(|i| f64::from(i) / 4.0).collect()),
-                    _ => ColumnValues::Binary((0..20).map(|i| format!("v{i}").into_bytes()).collect()),
+                    DataType::Int64 => {
+                        ColumnValues::Int64((0..20).map(|i| i64::from(i) * 1000).collect())
+                    }
+                    DataType::Float => {
+                        ColumnValues::Float((0..20).map(|i| i as f32 / 2.0).collect())
+                    }
+                    DataType::Double => {
+                        ColumnValues::Double((0..20).map(|i| f64::from(i) / 4.0).collect())
+                    }
+                    _ => ColumnValues::Binary(
+                        (0..20).map(|i| format!("v{i}").into_bytes()).collect(),
+                    ),
                 },
             })
             .collect();

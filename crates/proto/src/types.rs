@@ -48,7 +48,9 @@ impl DataType {
     }
 
     pub fn from_code(code: i32) -> Option<DataType> {
-        DataType::ALL.into_iter().find(|t| i32::from(t.code()) == code)
+        DataType::ALL
+            .into_iter()
+            .find(|t| i32::from(t.code()) == code)
     }
 
     /// The name used in `dataTypeList` and in SQL.
@@ -68,7 +70,9 @@ impl DataType {
     }
 
     pub fn from_name(name: &str) -> Option<DataType> {
-        DataType::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
+        DataType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
     /// The physical type written in a TsBlock header: the Python client only accepts these
@@ -147,7 +151,9 @@ impl Column {
     }
 
     pub fn is_null(&self, row: usize) -> bool {
-        self.nulls.as_ref().is_some_and(|n| n.get(row).copied().unwrap_or(false))
+        self.nulls
+            .as_ref()
+            .is_some_and(|n| n.get(row).copied().unwrap_or(false))
     }
 
     /// A TEXT column from strings, the shape of every SHOW result.
@@ -159,13 +165,19 @@ impl Column {
         Column {
             data_type: DataType::Text,
             nulls: None,
-            values: ColumnValues::Binary(values.into_iter().map(|s| s.into().into_bytes()).collect()),
+            values: ColumnValues::Binary(
+                values.into_iter().map(|s| s.into().into_bytes()).collect(),
+            ),
         }
     }
 
     /// An INT32 column without nulls.
     pub fn int32(values: Vec<i32>) -> Column {
-        Column { data_type: DataType::Int32, nulls: None, values: ColumnValues::Int32(values) }
+        Column {
+            data_type: DataType::Int32,
+            nulls: None,
+            values: ColumnValues::Int32(values),
+        }
     }
 
     /// The cell at `row` rendered as IoTDB's CLI prints it (`null` for nulls).
@@ -176,7 +188,9 @@ impl Column {
         match &self.values {
             ColumnValues::Boolean(v) => v.get(row).map(|b| b.to_string()).unwrap_or_default(),
             ColumnValues::Int32(v) => match (self.data_type, v.get(row)) {
-                (DataType::Date, Some(d)) => format!("{:04}-{:02}-{:02}", d / 10000, (d / 100) % 100, d % 100),
+                (DataType::Date, Some(d)) => {
+                    format!("{:04}-{:02}-{:02}", d / 10000, (d / 100) % 100, d % 100)
+                }
                 (_, Some(x)) => x.to_string(),
                 (_, None) => String::new(),
             },

@@ -49,7 +49,12 @@ pub struct SinkConfig {
 impl SinkConfig {
     /// `host:port` list as IoTDB prints it in exception messages.
     pub fn endpoints_display(&self) -> String {
-        let list = self.endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect::<Vec<_>>().join(", ");
+        let list = self
+            .endpoints
+            .iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!("[{list}]")
     }
 }
@@ -63,7 +68,9 @@ fn boolean(params: &Parameters, key: &str, default: bool) -> Result<bool> {
         None => Ok(default),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(invalid(format!("The value of '{key}' must be 'true' or 'false', but got '{v}'."))),
+        Some(v) => Err(invalid(format!(
+            "The value of '{key}' must be 'true' or 'false', but got '{v}'."
+        ))),
     }
 }
 
@@ -114,7 +121,9 @@ const COMPRESSORS: [&str; 5] = ["snappy", "gzip", "lz4", "zstd", "lzma2"];
 
 fn check_duplicates(stage: &str, params: &Parameters) -> Result<()> {
     match params.duplicate_key() {
-        Some(key) => Err(invalid(format!("The {stage} parameter '{key}' is specified more than once."))),
+        Some(key) => Err(invalid(format!(
+            "The {stage} parameter '{key}' is specified more than once."
+        ))),
         None => Ok(()),
     }
 }
@@ -124,35 +133,55 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
     check_duplicates("source", params)?;
     for key in ["source", "extractor"] {
         if let Some(plugin) = params.get(key) {
-            if !SOURCE_PLUGINS.iter().any(|p| p.eq_ignore_ascii_case(plugin)) {
+            if !SOURCE_PLUGINS
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(plugin))
+            {
                 return Err(invalid(format!("Failed to create or alter pipe, the source plugin '{plugin}' does not exist or is not supported by Duet (supported: iotdb-source).")));
             }
         }
     }
     if params.contains("user") && params.contains("username") {
-        return Err(invalid("The source parameters 'user' and 'username' cannot be specified at the same time."));
+        return Err(invalid(
+            "The source parameters 'user' and 'username' cannot be specified at the same time.",
+        ));
     }
     let double_living = boolean(params, "mode.double-living", false)?;
     let forwarding = boolean(params, "forwarding-pipe-requests", true)?;
     if double_living && params.contains("forwarding-pipe-requests") && forwarding {
-        return Err(invalid("forwarding-pipe-requests can not be specified to true when double living is enabled"));
+        return Err(invalid(
+            "forwarding-pipe-requests can not be specified to true when double living is enabled",
+        ));
     }
     for model in ["tree", "table"] {
         let key = format!("capture.{model}");
         if double_living && params.contains(&key) && !boolean(params, &key, true)? {
-            return Err(invalid(format!("capture.{model} can not be specified to false when double living is enabled")));
+            return Err(invalid(format!(
+                "capture.{model} can not be specified to false when double living is enabled"
+            )));
         }
     }
     if params.contains("capture.table") && boolean(params, "capture.table", false)? {
-        return Err(PipeError::Unsupported("capture.table=true is not supported: Duet has only the tree model".into()));
+        return Err(PipeError::Unsupported(
+            "capture.table=true is not supported: Duet has only the tree model".into(),
+        ));
     }
     if boolean(params, "mode.snapshot", false)? {
-        return Err(PipeError::Unsupported("mode.snapshot=true is not supported by Duet".into()));
+        return Err(PipeError::Unsupported(
+            "mode.snapshot=true is not supported by Duet".into(),
+        ));
     }
     let (mut capture_inserts, mut capture_deletes) = (false, false);
     let inclusion = params.get("inclusion").unwrap_or("data.insert");
-    let exclusion = params.get("inclusion.exclusion").or_else(|| params.get("exclusion")).unwrap_or("");
-    for item in inclusion.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    let exclusion = params
+        .get("inclusion.exclusion")
+        .or_else(|| params.get("exclusion"))
+        .unwrap_or("");
+    for item in inclusion
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         match item.to_ascii_lowercase().as_str() {
             // Schema creation travels with the data (the peer auto-creates series), so `all` needs
             // nothing more than data here.
@@ -167,7 +196,11 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
             _ => return Err(invalid("The 'inclusion' string contains illegal path.")),
         }
     }
-    for item in exclusion.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in exclusion
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         match item.to_ascii_lowercase().as_str() {
             "data" => (capture_inserts, capture_deletes) = (false, false),
             "data.insert" => capture_inserts = false,
@@ -177,7 +210,11 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
                     (capture_inserts, capture_deletes) = (false, false);
                 }
             }
-            _ => return Err(invalid("The 'inclusion.exclusion' string contains illegal path.")),
+            _ => {
+                return Err(invalid(
+                    "The 'inclusion.exclusion' string contains illegal path.",
+                ))
+            }
         }
     }
     if !capture_inserts && !capture_deletes {
@@ -197,23 +234,36 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
         (None, None) => "root.**".to_string(),
     };
     if path != "root" && !path.starts_with("root.") {
-        return Err(invalid(format!("Pattern \"{path}\" is illegal: a path pattern must start with root.")));
+        return Err(invalid(format!(
+            "Pattern \"{path}\" is illegal: a path pattern must start with root."
+        )));
     }
-    let start_time = match params.get("start-time").or_else(|| params.get("history.start-time")) {
+    let start_time = match params
+        .get("start-time")
+        .or_else(|| params.get("history.start-time"))
+    {
         Some(v) => Some(parse_time("start-time", v)?),
         None => None,
     };
-    let end_time = match params.get("end-time").or_else(|| params.get("history.end-time")) {
+    let end_time = match params
+        .get("end-time")
+        .or_else(|| params.get("history.end-time"))
+    {
         Some(v) => Some(parse_time("end-time", v)?),
         None => None,
     };
     if let (Some(s), Some(e)) = (start_time, end_time) {
         if s > e {
-            return Err(invalid(format!("The start time {s} should be earlier than or equal to the end time {e}.")));
+            return Err(invalid(format!(
+                "The start time {s} should be earlier than or equal to the end time {e}."
+            )));
         }
     }
     if let Some(mode) = params.get("realtime.mode") {
-        if !["hybrid", "stream", "log", "file", "batch", "forced-log"].iter().any(|m| m.eq_ignore_ascii_case(mode)) {
+        if !["hybrid", "stream", "log", "file", "batch", "forced-log"]
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(mode))
+        {
             return Err(invalid(format!("The value of 'realtime.mode' must be one of hybrid, stream, log, file, batch, forced-log, but got '{mode}'.")));
         }
     }
@@ -245,7 +295,9 @@ pub fn processor(params: &Parameters) -> Result<()> {
         if IOTDB_PROCESSORS.contains(&lower.as_str()) {
             return Err(PipeError::Unsupported(format!("The processor plugin '{plugin}' is not supported by Duet yet (supported: do-nothing-processor).")));
         }
-        return Err(invalid(format!("Failed to create or alter pipe, the processor plugin '{plugin}' does not exist.")));
+        return Err(invalid(format!(
+            "Failed to create or alter pipe, the processor plugin '{plugin}' does not exist."
+        )));
     }
     Ok(())
 }
@@ -273,7 +325,9 @@ fn positive(params: &Parameters, key: &str) -> Result<Option<u64>> {
         None => Ok(None),
         Some(v) => match v.trim().parse::<i64>() {
             Ok(n) if n > 0 => Ok(Some(u64::try_from(n).unwrap_or(u64::MAX))),
-            _ => Err(invalid(format!("The value of '{key}' must be a positive integer, but got '{v}'."))),
+            _ => Err(invalid(format!(
+                "The value of '{key}' must be a positive integer, but got '{v}'."
+            ))),
         },
     }
 }
@@ -281,7 +335,10 @@ fn positive(params: &Parameters, key: &str) -> Result<Option<u64>> {
 /// Validates the sink parameters.
 pub fn sink(params: &Parameters) -> Result<SinkConfig> {
     check_duplicates("sink", params)?;
-    let plugin = params.get("sink").or_else(|| params.get("connector")).unwrap_or("iotdb-thrift-sink");
+    let plugin = params
+        .get("sink")
+        .or_else(|| params.get("connector"))
+        .unwrap_or("iotdb-thrift-sink");
     let lower = plugin.to_ascii_lowercase();
     let kind = if THRIFT_SINKS.contains(&lower.as_str()) {
         SinkKind::IotdbThrift
@@ -292,10 +349,14 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
             "The sink plugin '{plugin}' is not supported by Duet yet (supported: iotdb-thrift-sink, iotdb-thrift-sync-sink, iotdb-thrift-async-sink, do-nothing-sink)."
         )));
     } else {
-        return Err(invalid(format!("Failed to create or alter pipe, the sink plugin '{plugin}' does not exist.")));
+        return Err(invalid(format!(
+            "Failed to create or alter pipe, the sink plugin '{plugin}' does not exist."
+        )));
     };
     if params.contains("user") && params.contains("username") {
-        return Err(invalid("The sink parameters 'user' and 'username' cannot be specified at the same time."));
+        return Err(invalid(
+            "The sink parameters 'user' and 'username' cannot be specified at the same time.",
+        ));
     }
     if params.contains("batch.max-delay-ms") && params.contains("batch.max-delay-seconds") {
         return Err(invalid("The sink parameters 'batch.max-delay-ms' and 'batch.max-delay-seconds' cannot be specified at the same time."));
@@ -305,7 +366,11 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
     }
     let mut endpoints = Vec::new();
     if let Some(urls) = params.get("node-urls") {
-        for url in urls.split(',').map(|u| u.replace(' ', "")).filter(|u| !u.is_empty()) {
+        for url in urls
+            .split(',')
+            .map(|u| u.replace(' ', ""))
+            .filter(|u| !u.is_empty())
+        {
             let (host, port) = url.rsplit_once(':').ok_or_else(bad_node_urls)?;
             endpoints.push(endpoint(host, port)?);
         }
@@ -333,41 +398,63 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
         .collect();
     for c in &compressors {
         if !COMPRESSORS.contains(&c.as_str()) {
-            return Err(invalid(format!("Compressor should be one of {COMPRESSORS:?}, but got {c}.")));
+            return Err(invalid(format!(
+                "Compressor should be one of {COMPRESSORS:?}, but got {c}."
+            )));
         }
     }
     if let Some(strategy) = params.get("load-balance-strategy") {
-        if !["round-robin", "random", "priority"].iter().any(|s| s.eq_ignore_ascii_case(strategy)) {
+        if !["round-robin", "random", "priority"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(strategy))
+        {
             return Err(invalid(format!("Load balance strategy should be one of [round-robin, random, priority], but got {strategy}.")));
         }
     }
     if boolean(params, "ssl.enable", false)? {
-        return Err(PipeError::Unsupported("ssl.enable=true is not supported by Duet yet".into()));
+        return Err(PipeError::Unsupported(
+            "ssl.enable=true is not supported by Duet yet".into(),
+        ));
     }
     if let Some(format) = params.get("format") {
-        if !["hybrid", "tablet", "tsfile"].iter().any(|s| s.eq_ignore_ascii_case(format)) {
-            return Err(invalid(format!("The value of 'format' must be one of hybrid, tablet, tsfile, but got '{format}'.")));
+        if !["hybrid", "tablet", "tsfile"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(format))
+        {
+            return Err(invalid(format!(
+                "The value of 'format' must be one of hybrid, tablet, tsfile, but got '{format}'."
+            )));
         }
     }
-    let batch_max_delay_ms = match (positive(params, "batch.max-delay-ms")?, positive(params, "batch.max-delay-seconds")?) {
+    let batch_max_delay_ms = match (
+        positive(params, "batch.max-delay-ms")?,
+        positive(params, "batch.max-delay-seconds")?,
+    ) {
         (Some(ms), _) => ms,
         (None, Some(s)) => s.saturating_mul(1000),
         (None, None) => 20,
     };
-    let rate_limit = match params.get("rate-limit-bytes-per-second") {
-        None => None,
-        Some(v) => match v.trim().parse::<f64>() {
-            Ok(x) if x <= 0.0 => None,
-            // Rounding a fractional byte rate up keeps the limit meaningful.
-            Ok(x) if x.is_finite() => Some(x.ceil() as u64),
-            _ => return Err(invalid(format!("The value of 'rate-limit-bytes-per-second' must be a number, but got '{v}'."))),
-        },
-    };
+    let rate_limit =
+        match params.get("rate-limit-bytes-per-second") {
+            None => None,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(x) if x <= 0.0 => None,
+                // Rounding a fractional byte rate up keeps the limit meaningful.
+                Ok(x) if x.is_finite() => Some(x.ceil() as u64),
+                _ => return Err(invalid(format!(
+                    "The value of 'rate-limit-bytes-per-second' must be a number, but got '{v}'."
+                ))),
+            },
+        };
     let general_write = boolean(params, "mark-as-general-write-request", false)?;
     Ok(SinkConfig {
         kind,
         endpoints,
-        username: params.get("username").or_else(|| params.get("user")).unwrap_or("root").to_string(),
+        username: params
+            .get("username")
+            .or_else(|| params.get("user"))
+            .unwrap_or("root")
+            .to_string(),
         password: params.get("password").unwrap_or("root").to_string(),
         batch_enable: boolean(params, "batch.enable", true)?,
         batch_max_delay_ms,
@@ -384,7 +471,12 @@ mod tests {
     use super::*;
 
     fn p(pairs: &[(&str, &str)]) -> Parameters {
-        Parameters(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Parameters(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -392,7 +484,12 @@ mod tests {
         let src = source(&p(&[("source.mode.double-living", "true")])).unwrap();
         assert!(src.double_living && !src.forwarding_pipe_requests);
         assert_eq!(src.path, "root.**");
-        let snk = sink(&p(&[("sink", "iotdb-thrift-sink"), ("sink.ip", "iotdb-2"), ("sink.port", "6667")])).unwrap();
+        let snk = sink(&p(&[
+            ("sink", "iotdb-thrift-sink"),
+            ("sink.ip", "iotdb-2"),
+            ("sink.port", "6667"),
+        ]))
+        .unwrap();
         assert_eq!(snk.endpoints, vec![("iotdb-2".to_string(), 6667)]);
         assert_eq!(snk.username, "root");
     }
@@ -407,32 +504,67 @@ mod tests {
 
     #[test]
     fn bad_sinks_have_iotdb_messages() {
-        let e = sink(&p(&[("sink", "iotdb-thrift-sink")])).unwrap_err().to_string();
+        let e = sink(&p(&[("sink", "iotdb-thrift-sink")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must be specified"), "{e}");
         for port in ["x", "0", "70000", ""] {
-            let e = sink(&p(&[("ip", "h"), ("port", port)])).unwrap_err().to_string();
+            let e = sink(&p(&[("ip", "h"), ("port", port)]))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("parsing node urls"), "{e}");
         }
-        let e = sink(&p(&[("ip", "h"), ("port", "1"), ("user", "a"), ("username", "b")])).unwrap_err().to_string();
+        let e = sink(&p(&[
+            ("ip", "h"),
+            ("port", "1"),
+            ("user", "a"),
+            ("username", "b"),
+        ]))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("'user' and 'username'"), "{e}");
-        let e = sink(&p(&[("sink", "no-such-sink"), ("ip", "h"), ("port", "1")])).unwrap_err().to_string();
+        let e = sink(&p(&[("sink", "no-such-sink"), ("ip", "h"), ("port", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not exist"), "{e}");
-        assert!(matches!(sink(&p(&[("sink", "opc-ua-sink")])), Err(PipeError::Unsupported(_))));
+        assert!(matches!(
+            sink(&p(&[("sink", "opc-ua-sink")])),
+            Err(PipeError::Unsupported(_))
+        ));
         assert!(sink(&p(&[("ip", "h"), ("port", "1"), ("compressor", "brotli")])).is_err());
         assert!(sink(&p(&[("ip", "h"), ("port", "1"), ("sink.ip", "h")])).is_err());
     }
 
     #[test]
     fn bad_sources_are_refused() {
-        let e = source(&p(&[("mode.double-living", "true"), ("forwarding-pipe-requests", "true")])).unwrap_err().to_string();
-        assert!(e.contains("forwarding-pipe-requests can not be specified to true"), "{e}");
+        let e = source(&p(&[
+            ("mode.double-living", "true"),
+            ("forwarding-pipe-requests", "true"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("forwarding-pipe-requests can not be specified to true"),
+            "{e}"
+        );
         assert!(source(&p(&[("mode.double-living", "yes")])).is_err());
-        assert!(matches!(source(&p(&[("inclusion", "schema")])), Err(PipeError::Unsupported(_))));
-        assert!(source(&p(&[("inclusion", "data"), ("inclusion.exclusion", "data")])).is_err());
+        assert!(matches!(
+            source(&p(&[("inclusion", "schema")])),
+            Err(PipeError::Unsupported(_))
+        ));
+        assert!(source(&p(&[
+            ("inclusion", "data"),
+            ("inclusion.exclusion", "data")
+        ]))
+        .is_err());
         assert!(source(&p(&[("path", "foo.bar")])).is_err());
         assert!(source(&p(&[("start-time", "10"), ("end-time", "5")])).is_err());
         assert!(source(&p(&[("source", "kafka-source")])).is_err());
-        let s = source(&p(&[("pattern", "root.sg"), ("start-time", "2024-01-01T00:00:00Z")])).unwrap();
+        let s = source(&p(&[
+            ("pattern", "root.sg"),
+            ("start-time", "2024-01-01T00:00:00Z"),
+        ]))
+        .unwrap();
         assert_eq!(s.path, "root.sg.**");
         assert_eq!(s.start_time, Some(1_704_067_200_000));
     }
@@ -440,7 +572,13 @@ mod tests {
     #[test]
     fn processors_other_than_do_nothing_are_not_supported() {
         assert!(processor(&p(&[("processor", "do-nothing-processor")])).is_ok());
-        assert!(matches!(processor(&p(&[("processor", "sdt-sampling-processor")])), Err(PipeError::Unsupported(_))));
-        assert!(matches!(processor(&p(&[("processor", "foo")])), Err(PipeError::Invalid(_))));
+        assert!(matches!(
+            processor(&p(&[("processor", "sdt-sampling-processor")])),
+            Err(PipeError::Unsupported(_))
+        ));
+        assert!(matches!(
+            processor(&p(&[("processor", "foo")])),
+            Err(PipeError::Invalid(_))
+        ));
     }
 }

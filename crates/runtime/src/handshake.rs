@@ -26,16 +26,37 @@ pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(900);
 pub const DUET_PROTOCOL_KEY: &str = "duet.protocol";
 
 /// The handshake parameters a sink sends.
-pub fn handshake_parameters(identity: &ServerIdentity, sink: &SinkConfig) -> BTreeMap<String, String> {
+pub fn handshake_parameters(
+    identity: &ServerIdentity,
+    sink: &SinkConfig,
+) -> BTreeMap<String, String> {
     let mut params = BTreeMap::new();
-    params.insert(handshake_key::CLUSTER_ID.to_string(), identity.cluster_id.clone());
-    params.insert(handshake_key::TIMESTAMP_PRECISION.to_string(), identity.timestamp_precision.clone());
+    params.insert(
+        handshake_key::CLUSTER_ID.to_string(),
+        identity.cluster_id.clone(),
+    );
+    params.insert(
+        handshake_key::TIMESTAMP_PRECISION.to_string(),
+        identity.timestamp_precision.clone(),
+    );
     params.insert(handshake_key::USERNAME.to_string(), sink.username.clone());
     params.insert(handshake_key::PASSWORD.to_string(), sink.password.clone());
-    params.insert(handshake_key::MARK_AS_PIPE_REQUEST.to_string(), sink.mark_as_pipe_request.to_string());
-    params.insert(handshake_key::CONVERT_ON_TYPE_MISMATCH.to_string(), "true".to_string());
-    params.insert(handshake_key::LOAD_TSFILE_STRATEGY.to_string(), "sync".to_string());
-    params.insert(handshake_key::VALIDATE_TSFILE.to_string(), "true".to_string());
+    params.insert(
+        handshake_key::MARK_AS_PIPE_REQUEST.to_string(),
+        sink.mark_as_pipe_request.to_string(),
+    );
+    params.insert(
+        handshake_key::CONVERT_ON_TYPE_MISMATCH.to_string(),
+        "true".to_string(),
+    );
+    params.insert(
+        handshake_key::LOAD_TSFILE_STRATEGY.to_string(),
+        "sync".to_string(),
+    );
+    params.insert(
+        handshake_key::VALIDATE_TSFILE.to_string(),
+        "true".to_string(),
+    );
     params.insert(DUET_PROTOCOL_KEY.to_string(), "1".to_string());
     params
 }
@@ -60,14 +81,24 @@ pub struct HandshakeFailure {
 }
 
 /// Connects to the first endpoint that accepts the handshake.
-pub async fn connect(identity: &ServerIdentity, sink: &SinkConfig) -> Result<SinkConnection, HandshakeFailure> {
+pub async fn connect(
+    identity: &ServerIdentity,
+    sink: &SinkConfig,
+) -> Result<SinkConnection, HandshakeFailure> {
     let body = pipe_body::encode_map(&handshake_parameters(identity, sink));
     let req = TPipeTransferReq::new(REQUEST_VERSION, request_type::HANDSHAKE_DATANODE_V2, body);
     let mut details = String::new();
     let mut refused = false;
     for (host, port) in &sink.endpoints {
         let attempt = async {
-            let mut connection = Connection::connect(host, *port, Protocol::Binary, HANDSHAKE_TIMEOUT, HANDSHAKE_TIMEOUT).await?;
+            let mut connection = Connection::connect(
+                host,
+                *port,
+                Protocol::Binary,
+                HANDSHAKE_TIMEOUT,
+                HANDSHAKE_TIMEOUT,
+            )
+            .await?;
             let resp = connection.pipe_transfer(&req).await?;
             Ok::<_, ClientError>((connection, resp))
         };
@@ -75,8 +106,16 @@ pub async fn connect(identity: &ServerIdentity, sink: &SinkConfig) -> Result<Sin
             Err(_) => format!("handshake timed out after {HANDSHAKE_TIMEOUT:?}"),
             Ok(Err(e)) => e.to_string(),
             Ok(Ok((connection, resp))) if resp.status.code == StatusCode::Success.code() => {
-                let peer_parameters = resp.body.as_deref().and_then(|b| pipe_body::decode_map(b).ok()).unwrap_or_default();
-                return Ok(SinkConnection { connection, endpoint: (host.clone(), *port), peer_parameters });
+                let peer_parameters = resp
+                    .body
+                    .as_deref()
+                    .and_then(|b| pipe_body::decode_map(b).ok())
+                    .unwrap_or_default();
+                return Ok(SinkConnection {
+                    connection,
+                    endpoint: (host.clone(), *port),
+                    peer_parameters,
+                });
             }
             Ok(Ok((_, resp))) => {
                 refused = true;
@@ -85,7 +124,11 @@ pub async fn connect(identity: &ServerIdentity, sink: &SinkConfig) -> Result<Sin
         };
         details.push_str(&format!(" (host: {host}, port: {port}, because: {reason})"));
     }
-    Err(HandshakeFailure { endpoints: sink.endpoints_display(), details, refused })
+    Err(HandshakeFailure {
+        endpoints: sink.endpoints_display(),
+        details,
+        refused,
+    })
 }
 
 /// What the receiver knows about the sender on this connection after a successful handshake.
@@ -126,12 +169,24 @@ pub fn receive(
         | request_type::TRANSFER_TABLET_RAW_V2
         | request_type::TRANSFER_TABLET_BATCH_V2 => {
             if state.peer.is_none() {
-                pipe_status(StatusCode::NotLogin, "The pipe connection has not been handshaken; send a handshake first.")
+                pipe_status(
+                    StatusCode::NotLogin,
+                    "The pipe connection has not been handshaken; send a handshake first.",
+                )
             } else {
-                pipe_status(StatusCode::PipeTypeError, format!("PipeRequestType {} is not supported by this receiver yet.", req.type_))
+                pipe_status(
+                    StatusCode::PipeTypeError,
+                    format!(
+                        "PipeRequestType {} is not supported by this receiver yet.",
+                        req.type_
+                    ),
+                )
             }
         }
-        other => pipe_status(StatusCode::PipeTypeError, format!("Unknown PipeRequestType {other}.")),
+        other => pipe_status(
+            StatusCode::PipeTypeError,
+            format!("Unknown PipeRequestType {other}."),
+        ),
     }
 }
 
@@ -143,10 +198,18 @@ fn handshake(
 ) -> TPipeTransferResp {
     let params = match pipe_body::decode_map(body) {
         Ok(p) => p,
-        Err(e) => return pipe_status(StatusCode::PipeHandshakeError, format!("Malformed handshake request: {e}")),
+        Err(e) => {
+            return pipe_status(
+                StatusCode::PipeHandshakeError,
+                format!("Malformed handshake request: {e}"),
+            )
+        }
     };
     let Some(cluster_id) = params.get(handshake_key::CLUSTER_ID) else {
-        return pipe_status(StatusCode::PipeHandshakeError, "Handshake request does not contain clusterId.");
+        return pipe_status(
+            StatusCode::PipeHandshakeError,
+            "Handshake request does not contain clusterId.",
+        );
     };
     if *cluster_id == identity.cluster_id {
         return pipe_status(
@@ -155,10 +218,19 @@ fn handshake(
         );
     }
     let Some(precision) = params.get(handshake_key::TIMESTAMP_PRECISION) else {
-        return pipe_status(StatusCode::PipeHandshakeError, "Handshake request does not contain timestampPrecision.");
+        return pipe_status(
+            StatusCode::PipeHandshakeError,
+            "Handshake request does not contain timestampPrecision.",
+        );
     };
-    let username = params.get(handshake_key::USERNAME).map(String::as_str).unwrap_or("root");
-    let password = params.get(handshake_key::PASSWORD).map(String::as_str).unwrap_or("root");
+    let username = params
+        .get(handshake_key::USERNAME)
+        .map(String::as_str)
+        .unwrap_or("root");
+    let password = params
+        .get(handshake_key::PASSWORD)
+        .map(String::as_str)
+        .unwrap_or("root");
     if let Err(status) = authenticate(username, password) {
         return TPipeTransferResp::new(status, None);
     }
@@ -174,12 +246,17 @@ fn handshake(
     let peer = PeerInfo {
         cluster_id: cluster_id.clone(),
         username: username.to_string(),
-        mark_as_pipe_request: params.get(handshake_key::MARK_AS_PIPE_REQUEST).is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+        mark_as_pipe_request: params
+            .get(handshake_key::MARK_AS_PIPE_REQUEST)
+            .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
         speaks_duet: params.contains_key(DUET_PROTOCOL_KEY),
     };
     state.peer = Some(peer);
     let mut reply = BTreeMap::new();
-    reply.insert(handshake_key::CLUSTER_ID.to_string(), identity.cluster_id.clone());
+    reply.insert(
+        handshake_key::CLUSTER_ID.to_string(),
+        identity.cluster_id.clone(),
+    );
     reply.insert(DUET_PROTOCOL_KEY.to_string(), "1".to_string());
     TPipeTransferResp::new(status::success(), Some(pipe_body::encode_map(&reply)))
 }
@@ -190,42 +267,98 @@ mod tests {
     use super::*;
 
     fn identity() -> ServerIdentity {
-        ServerIdentity { cluster_id: "duet-b".into(), timestamp_precision: "ms".into(), version: "0.1.0".into() }
+        ServerIdentity {
+            cluster_id: "duet-b".into(),
+            timestamp_precision: "ms".into(),
+            version: "0.1.0".into(),
+        }
     }
 
     fn handshake_req(pairs: &[(&str, &str)]) -> TPipeTransferReq {
-        let map = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         TPipeTransferReq::new(1, 51, pipe_body::encode_map(&map))
     }
 
     fn root_only(user: &str, password: &str) -> Result<(), TSStatus> {
         match (user, password) {
             ("root", "root") => Ok(()),
-            ("root", _) => Err(status::failure(StatusCode::WrongLoginPassword, "Authentication failed.")),
-            (u, _) => Err(status::failure(StatusCode::UserNotExist, format!("User {u} does not exist"))),
+            ("root", _) => Err(status::failure(
+                StatusCode::WrongLoginPassword,
+                "Authentication failed.",
+            )),
+            (u, _) => Err(status::failure(
+                StatusCode::UserNotExist,
+                format!("User {u} does not exist"),
+            )),
         }
     }
+
+    /// Handshake parameters, the expected status code, and a fragment of the expected message.
+    type HandshakeCase = (Vec<(&'static str, &'static str)>, i32, &'static str);
 
     #[test]
     fn handshake_checks_in_iotdb_order() {
         let id = identity();
-        let cases: Vec<(Vec<(&str, &str)>, i32, &str)> = vec![
-            (vec![("timestampPrecision", "ms")], 1802, "does not contain clusterId"),
-            (vec![("clusterID", "duet-b"), ("timestampPrecision", "ms")], 1802, "same cluster duet-b"),
-            (vec![("clusterID", "duet-a")], 1802, "does not contain timestampPrecision"),
-            (vec![("clusterID", "duet-a"), ("timestampPrecision", "ms"), ("password", "x")], 801, "Authentication failed"),
-            (vec![("clusterID", "duet-a"), ("timestampPrecision", "ms"), ("username", "bob")], 804, "bob"),
-            (vec![("clusterID", "duet-a"), ("timestampPrecision", "us")], 1802, "Validation fails"),
+        let cases: Vec<HandshakeCase> = vec![
+            (
+                vec![("timestampPrecision", "ms")],
+                1802,
+                "does not contain clusterId",
+            ),
+            (
+                vec![("clusterID", "duet-b"), ("timestampPrecision", "ms")],
+                1802,
+                "same cluster duet-b",
+            ),
+            (
+                vec![("clusterID", "duet-a")],
+                1802,
+                "does not contain timestampPrecision",
+            ),
+            (
+                vec![
+                    ("clusterID", "duet-a"),
+                    ("timestampPrecision", "ms"),
+                    ("password", "x"),
+                ],
+                801,
+                "Authentication failed",
+            ),
+            (
+                vec![
+                    ("clusterID", "duet-a"),
+                    ("timestampPrecision", "ms"),
+                    ("username", "bob"),
+                ],
+                804,
+                "bob",
+            ),
+            (
+                vec![("clusterID", "duet-a"), ("timestampPrecision", "us")],
+                1802,
+                "Validation fails",
+            ),
         ];
         for (pairs, code, text) in cases {
             let mut state = ReceiverState::default();
             let resp = receive(&mut state, &id, &handshake_req(&pairs), root_only);
             assert_eq!(resp.status.code, code, "{pairs:?}");
-            assert!(resp.status.message.unwrap_or_default().contains(text), "{pairs:?}");
+            assert!(
+                resp.status.message.unwrap_or_default().contains(text),
+                "{pairs:?}"
+            );
             assert!(state.peer.is_none());
         }
         let mut state = ReceiverState::default();
-        let resp = receive(&mut state, &id, &handshake_req(&[("clusterID", "duet-a"), ("timestampPrecision", "ms")]), root_only);
+        let resp = receive(
+            &mut state,
+            &id,
+            &handshake_req(&[("clusterID", "duet-a"), ("timestampPrecision", "ms")]),
+            root_only,
+        );
         assert_eq!(resp.status.code, 200);
         assert_eq!(state.peer.as_ref().unwrap().cluster_id, "duet-a");
         assert!(state.peer.as_ref().unwrap().mark_as_pipe_request);
@@ -235,10 +368,23 @@ mod tests {
     fn unknown_types_get_1801_and_data_needs_a_handshake() {
         let id = identity();
         let mut state = ReceiverState::default();
-        let resp = receive(&mut state, &id, &TPipeTransferReq::new(1, 999, vec![]), root_only);
+        let resp = receive(
+            &mut state,
+            &id,
+            &TPipeTransferReq::new(1, 999, vec![]),
+            root_only,
+        );
         assert_eq!(resp.status.code, 1801);
-        assert_eq!(resp.status.message.as_deref(), Some("Unknown PipeRequestType 999."));
-        let resp = receive(&mut state, &id, &TPipeTransferReq::new(1, 3, vec![]), root_only);
+        assert_eq!(
+            resp.status.message.as_deref(),
+            Some("Unknown PipeRequestType 999.")
+        );
+        let resp = receive(
+            &mut state,
+            &id,
+            &TPipeTransferReq::new(1, 3, vec![]),
+            root_only,
+        );
         assert_eq!(resp.status.code, 802);
     }
 }

@@ -61,7 +61,10 @@ fn now_ms() -> i64 {
 /// IoTDB's `DateTimeUtils.convertLongToDate`: local time with milliseconds, no offset.
 fn format_time(ms: i64) -> String {
     match chrono::DateTime::from_timestamp_millis(ms) {
-        Some(t) => t.with_timezone(&chrono::Local).format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+        Some(t) => t
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%dT%H:%M:%S%.3f")
+            .to_string(),
         None => ms.to_string(),
     }
 }
@@ -77,14 +80,25 @@ impl PipeManager {
 
     /// Validates all three stages; for a thrift sink, also handshakes with the peer so that a pipe that
     /// could never work is refused at once (IoTDB validates the same way since PR #11655).
-    async fn validate(&self, name: &str, op: &str, source: &Parameters, processor: &Parameters, sink: &Parameters) -> Result<()> {
+    async fn validate(
+        &self,
+        name: &str,
+        op: &str,
+        source: &Parameters,
+        processor: &Parameters,
+        sink: &Parameters,
+    ) -> Result<()> {
         config::source(source)?;
         config::processor(processor)?;
         let sink = config::sink(sink)?;
         if sink.kind == SinkKind::IotdbThrift {
             let connection = handshake::connect(&self.identity, &sink)
                 .await
-                .map_err(|e| PipeError::Invalid(format!("Failed to {op} pipe {name}, because the sink validation failed: {e}")))?;
+                .map_err(|e| {
+                    PipeError::Invalid(format!(
+                        "Failed to {op} pipe {name}, because the sink validation failed: {e}"
+                    ))
+                })?;
             drop(connection);
         }
         Ok(())
@@ -92,14 +106,24 @@ impl PipeManager {
 
     /// `CREATE PIPE`: a new pipe starts RUNNING.
     pub async fn create(&self, stmt: &CreatePipe) -> Result<()> {
-        let exists_message = || format!("Failed to create pipe {}, the pipe with the same name has been created", stmt.name);
+        let exists_message = || {
+            format!(
+                "Failed to create pipe {}, the pipe with the same name has been created",
+                stmt.name
+            )
+        };
         if self.catalog.pipe(&stmt.name)?.is_some() {
-            return if stmt.if_not_exists { Ok(()) } else { Err(PipeError::Invalid(exists_message())) };
+            return if stmt.if_not_exists {
+                Ok(())
+            } else {
+                Err(PipeError::Invalid(exists_message()))
+            };
         }
         let source = stmt.source.as_ref().map(params).unwrap_or_default();
         let processor = stmt.processor.as_ref().map(params).unwrap_or_default();
         let sink = params(&stmt.sink);
-        self.validate(&stmt.name, "create", &source, &processor, &sink).await?;
+        self.validate(&stmt.name, "create", &source, &processor, &sink)
+            .await?;
         let pipe = NewPipe {
             name: stmt.name.clone(),
             created_at_ms: now_ms(),
@@ -118,7 +142,10 @@ impl PipeManager {
     }
 
     fn existing(&self, op: &'static str, name: &str) -> Result<PipeRecord> {
-        self.catalog.pipe(name)?.ok_or_else(|| PipeError::NotExist { op, name: name.to_string() })
+        self.catalog.pipe(name)?.ok_or_else(|| PipeError::NotExist {
+            op,
+            name: name.to_string(),
+        })
     }
 
     /// `ALTER PIPE`: MODIFY merges keys, REPLACE swaps the stage's map; state and progress are kept.
@@ -126,28 +153,42 @@ impl PipeManager {
         let record = match self.catalog.pipe(&stmt.name)? {
             Some(r) => r,
             None if stmt.if_exists => return Ok(()),
-            None => return Err(PipeError::NotExist { op: "alter", name: stmt.name.clone() }),
+            None => {
+                return Err(PipeError::NotExist {
+                    op: "alter",
+                    name: stmt.name.clone(),
+                })
+            }
         };
         let apply = |old: Vec<(String, String)>, clause: &Option<AlterClause>| -> Parameters {
             let old = Parameters::new(old);
             match clause {
                 None => old,
-                Some(AlterClause { mode: AlterMode::Modify, attributes }) => old.modified_by(&params(attributes)),
-                Some(AlterClause { mode: AlterMode::Replace, attributes }) => params(attributes),
+                Some(AlterClause {
+                    mode: AlterMode::Modify,
+                    attributes,
+                }) => old.modified_by(&params(attributes)),
+                Some(AlterClause {
+                    mode: AlterMode::Replace,
+                    attributes,
+                }) => params(attributes),
             }
         };
         let source = apply(record.source, &stmt.source);
         let processor = apply(record.processor, &stmt.processor);
         let sink = apply(record.sink, &stmt.sink);
-        self.validate(&stmt.name, "alter", &source, &processor, &sink).await?;
-        self.catalog.replace_pipe_parameters(&stmt.name, &source.0, &processor.0, &sink.0)?;
+        self.validate(&stmt.name, "alter", &source, &processor, &sink)
+            .await?;
+        self.catalog
+            .replace_pipe_parameters(&stmt.name, &source.0, &processor.0, &sink.0)?;
         Ok(())
     }
 
     /// `START PIPE`: RUNNING, and past exceptions are cleared (as IoTDB does).
     pub fn start(&self, name: &str) -> Result<()> {
         self.existing("start", name)?;
-        self.catalog.set_pipe_state(name, PipeState::Running, false)?;
+        self.catalog
+            .set_pipe_state(name, PipeState::Running, false)?;
         self.catalog.set_pipe_exception(name, None)?;
         Ok(())
     }
@@ -155,14 +196,18 @@ impl PipeManager {
     /// `STOP PIPE`: STOPPED by the user (an automatic restart will not touch it).
     pub fn stop(&self, name: &str) -> Result<()> {
         self.existing("stop", name)?;
-        self.catalog.set_pipe_state(name, PipeState::Stopped, false)?;
+        self.catalog
+            .set_pipe_state(name, PipeState::Stopped, false)?;
         Ok(())
     }
 
     /// `DROP PIPE`.
     pub fn drop_pipe(&self, if_exists: bool, name: &str) -> Result<()> {
         if !self.catalog.drop_pipe(name)? && !if_exists {
-            return Err(PipeError::NotExist { op: "drop", name: name.to_string() });
+            return Err(PipeError::NotExist {
+                op: "drop",
+                name: name.to_string(),
+            });
         }
         Ok(())
     }
@@ -192,7 +237,10 @@ impl PipeManager {
                     Parameters::new(p.source.clone()).display(),
                     Parameters::new(p.processor.clone()).display(),
                     sink_of(p),
-                    p.exception.as_ref().map(|e| format!("{}, {}", format_time(e.at_ms), e.message)).unwrap_or_default(),
+                    p.exception
+                        .as_ref()
+                        .map(|e| format!("{}, {}", format_time(e.at_ms), e.message))
+                        .unwrap_or_default(),
                     // No change log exists yet, so no pipe has anything left to send.
                     "0".to_string(),
                     "0.00".to_string(),

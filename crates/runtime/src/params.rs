@@ -30,7 +30,10 @@ impl Parameters {
     /// The value of `key` (given without prefix), matching any prefixed spelling.
     pub fn get(&self, key: &str) -> Option<&str> {
         let wanted = reduce_key(key);
-        self.0.iter().find(|(k, _)| reduce_key(k) == wanted).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| reduce_key(k) == wanted)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -53,8 +56,12 @@ impl Parameters {
     /// `ALTER … MODIFY`: every new key replaces the equivalent old one (compared after prefix
     /// reduction), other old keys stay.
     pub fn modified_by(&self, changes: &Parameters) -> Parameters {
-        let mut out: Vec<(String, String)> =
-            self.0.iter().filter(|(k, _)| !changes.contains(k)).cloned().collect();
+        let mut out: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| !changes.contains(k))
+            .cloned()
+            .collect();
         out.extend(changes.0.iter().cloned());
         Parameters(out)
     }
@@ -84,25 +91,45 @@ mod tests {
     use super::*;
 
     fn p(pairs: &[(&str, &str)]) -> Parameters {
-        Parameters(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Parameters(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn prefixes_reduce_to_the_same_key() {
-        let params = p(&[("sink.ip", "iotdb-2"), ("connector.port", "6667"), ("Sink.User", "u")]);
+        let params = p(&[
+            ("sink.ip", "iotdb-2"),
+            ("connector.port", "6667"),
+            ("Sink.User", "u"),
+        ]);
         assert_eq!(params.get("ip"), Some("iotdb-2"));
         assert_eq!(params.get("sink.ip"), Some("iotdb-2"));
         assert_eq!(params.get("connector.ip"), Some("iotdb-2"));
         assert_eq!(params.get("port"), Some("6667"));
         assert_eq!(params.get("user"), Some("u"));
         assert_eq!(params.get("host"), None);
-        assert_eq!(p(&[("ip", "a"), ("sink.ip", "b")]).duplicate_key(), Some("ip".to_string()));
+        assert_eq!(
+            p(&[("ip", "a"), ("sink.ip", "b")]).duplicate_key(),
+            Some("ip".to_string())
+        );
     }
 
     #[test]
     fn display_sorts_and_masks() {
-        let params = p(&[("sink.port", "6667"), ("sink", "iotdb-thrift-sink"), ("sink.password", "secret"), ("sink.ip", "x")]);
-        assert_eq!(params.display(), "{sink=iotdb-thrift-sink, sink.ip=x, sink.password=******, sink.port=6667}");
+        let params = p(&[
+            ("sink.port", "6667"),
+            ("sink", "iotdb-thrift-sink"),
+            ("sink.password", "secret"),
+            ("sink.ip", "x"),
+        ]);
+        assert_eq!(
+            params.display(),
+            "{sink=iotdb-thrift-sink, sink.ip=x, sink.password=******, sink.port=6667}"
+        );
         assert_eq!(Parameters::default().display(), "{}");
     }
 

@@ -47,9 +47,15 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid configuration file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -57,8 +63,14 @@ pub enum ConfigError {
 impl Config {
     /// Reads a TOML file; missing keys keep their defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Checks values that would otherwise fail later and less clearly.
@@ -70,25 +82,38 @@ impl Config {
             )));
         }
         if self.rpc_address.parse::<IpAddr>().is_err() && self.rpc_address != "localhost" {
-            return Err(ConfigError::Invalid(format!("rpc_address '{}' is not an IP address", self.rpc_address)));
+            return Err(ConfigError::Invalid(format!(
+                "rpc_address '{}' is not an IP address",
+                self.rpc_address
+            )));
         }
         if self.internal_address.trim().is_empty() {
-            return Err(ConfigError::Invalid("internal_address must not be empty".into()));
+            return Err(ConfigError::Invalid(
+                "internal_address must not be empty".into(),
+            ));
         }
         if let Some(id) = &self.cluster_id {
             if id.trim().is_empty() {
-                return Err(ConfigError::Invalid("cluster_id must not be empty when given".into()));
+                return Err(ConfigError::Invalid(
+                    "cluster_id must not be empty when given".into(),
+                ));
             }
         }
         if self.max_connections == 0 {
-            return Err(ConfigError::Invalid("max_connections must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "max_connections must be at least 1".into(),
+            ));
         }
         Ok(())
     }
 
     /// Whether the RPC service is reachable only from this machine.
     pub fn is_loopback_only(&self) -> bool {
-        self.rpc_address == "localhost" || self.rpc_address.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
+        self.rpc_address == "localhost"
+            || self
+                .rpc_address
+                .parse::<IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
     }
 }
 
@@ -107,15 +132,29 @@ mod tests {
         assert_eq!(config.internal_address, "iotdb-1");
         assert_eq!(config.timestamp_precision, "ms");
         std::fs::write(&path, "rpc_prot = 1\n").unwrap();
-        assert!(Config::from_file(&path).unwrap_err().to_string().contains("rpc_prot"));
+        assert!(Config::from_file(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("rpc_prot"));
     }
 
     #[test]
     fn validation_names_the_bad_value() {
-        let bad = Config { timestamp_precision: "s".into(), ..Config::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("timestamp_precision"));
+        let bad = Config {
+            timestamp_precision: "s".into(),
+            ..Config::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("timestamp_precision"));
         assert!(Config::default().validate().is_ok());
         assert!(!Config::default().is_loopback_only());
-        assert!(Config { rpc_address: "127.0.0.1".into(), ..Config::default() }.is_loopback_only());
+        assert!(Config {
+            rpc_address: "127.0.0.1".into(),
+            ..Config::default()
+        }
+        .is_loopback_only());
     }
 }

@@ -30,7 +30,12 @@ pub struct Instance {
 pub type InstanceRef = Arc<Instance>;
 
 impl Instance {
-    pub fn new(catalog: Arc<Catalog>, identity: ServerIdentity, config: Config, rpc_port: u16) -> Instance {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        identity: ServerIdentity,
+        config: Config,
+        rpc_port: u16,
+    ) -> Instance {
         Instance {
             pipes: PipeManager::new(catalog.clone(), identity),
             catalog,

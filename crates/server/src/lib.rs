@@ -34,13 +34,22 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the catalog: {0}")]
     Catalog(#[from] duet_catalog::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    AddrFile { path: String, source: std::io::Error },
+    AddrFile {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// File in the data directory holding `address:port` once the server accepts connections; scripts and
@@ -50,14 +59,27 @@ pub const ADDR_FILE: &str = "duetd.addr";
 /// Opens the catalog, binds the RPC port and serves until `shutdown` is cancelled.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
     config.validate()?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
-    let settings = ImmutableSettings { timestamp_precision: config.timestamp_precision.clone(), cluster_id: config.cluster_id.clone() };
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let settings = ImmutableSettings {
+        timestamp_precision: config.timestamp_precision.clone(),
+        cluster_id: config.cluster_id.clone(),
+    };
     let catalog = Arc::new(Catalog::open(&config.data_dir, &settings)?);
     let identity = catalog.identity()?;
     let addr = format!("{}:{}", config.rpc_address, config.rpc_port);
-    let listener = TcpListener::bind(&addr).await.map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
-    let local = listener.local_addr().map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
     if !config.is_loopback_only() && catalog.user_has_default_password(duet_catalog::ROOT_USER)? {
         warn!(
             "user root still has the default password and the server listens on {}; change it with: ALTER USER root SET PASSWORD '<new password>'",
@@ -69,9 +91,17 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         timestamp_precision: identity.timestamp_precision.clone(),
         version: VERSION.to_string(),
     };
-    let instance = Arc::new(Instance::new(catalog, server_identity, config.clone(), local.port()));
+    let instance = Arc::new(Instance::new(
+        catalog,
+        server_identity,
+        config.clone(),
+        local.port(),
+    ));
     let addr_file = config.data_dir.join(ADDR_FILE);
-    write_addr_file(&addr_file, &format!("{}:{}", config.rpc_address, local.port()))?;
+    write_addr_file(
+        &addr_file,
+        &format!("{}:{}", config.rpc_address, local.port()),
+    )?;
     info!(
         version = VERSION,
         cluster_id = %identity.cluster_id,
@@ -87,7 +117,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
 /// Writes the address file atomically, so a reader never sees half of it.
 fn write_addr_file(path: &Path, contents: &str) -> Result<(), StartError> {
     let tmp = path.with_extension("addr.tmp");
-    let err = |source| StartError::AddrFile { path: path.display().to_string(), source };
+    let err = |source| StartError::AddrFile {
+        path: path.display().to_string(),
+        source,
+    };
     std::fs::write(&tmp, format!("{contents}\n")).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }

@@ -38,14 +38,26 @@ struct Listener {
 /// Serves connections on `listener` until `shutdown` is cancelled, then waits for handlers to finish.
 pub async fn run(instance: InstanceRef, listener: TcpListener, shutdown: CancellationToken) {
     let limit = std::sync::Arc::new(Semaphore::new(instance.config.max_connections));
-    let mut server = Listener { instance, listener, limit, shutdown: shutdown.clone(), tracker: TaskTracker::new() };
+    let mut server = Listener {
+        instance,
+        listener,
+        limit,
+        shutdown: shutdown.clone(),
+        tracker: TaskTracker::new(),
+    };
     tokio::select! {
         () = server.accept_loop() => {}
         () = shutdown.cancelled() => {}
     }
     server.tracker.close();
-    info!(connections = server.tracker.len(), "shutting down: waiting for connections to finish");
-    if tokio::time::timeout(SHUTDOWN_GRACE, server.tracker.wait()).await.is_err() {
+    info!(
+        connections = server.tracker.len(),
+        "shutting down: waiting for connections to finish"
+    );
+    if tokio::time::timeout(SHUTDOWN_GRACE, server.tracker.wait())
+        .await
+        .is_err()
+    {
         warn!("connections still busy after {SHUTDOWN_GRACE:?}; closing them");
     }
 }
@@ -65,7 +77,11 @@ impl Listener {
             self.tracker.spawn(async move {
                 let peer = peer.to_string();
                 debug!(%peer, "connection accepted");
-                let mut handler = Handler { session: Session::new(instance, peer.clone()), socket: BufWriter::new(socket), shutdown: token };
+                let mut handler = Handler {
+                    session: Session::new(instance, peer.clone()),
+                    socket: BufWriter::new(socket),
+                    shutdown: token,
+                };
                 if let Err(e) = handler.run().await {
                     // One connection's failure is logged here and never reaches the accept loop.
                     warn!(%peer, "connection closed: {e}");
@@ -116,12 +132,18 @@ impl Handler {
             // A frame that is not a Thrift call ends this connection (the error is returned); a call with
             // bad arguments or an unknown method is answered and the connection goes on.
             let reply = match rpc::decode_call(&payload)? {
-                Decoded::BadArguments(header, message) => {
-                    rpc::encode_exception(&header, ApplicationErrorKind::ProtocolError, &format!("bad arguments to {}: {message}", header.name))?
-                }
+                Decoded::BadArguments(header, message) => rpc::encode_exception(
+                    &header,
+                    ApplicationErrorKind::ProtocolError,
+                    &format!("bad arguments to {}: {message}", header.name),
+                )?,
                 Decoded::Call(header, request) => match self.session.handle(request).await {
                     Some(reply) => rpc::encode_reply(&header, &reply)?,
-                    None => rpc::encode_exception(&header, ApplicationErrorKind::UnknownMethod, &format!("Invalid method name: '{}'", header.name))?,
+                    None => rpc::encode_exception(
+                        &header,
+                        ApplicationErrorKind::UnknownMethod,
+                        &format!("Invalid method name: '{}'", header.name),
+                    )?,
                 },
             };
             codec::write_frame(&mut self.socket, &reply).await?;

@@ -45,13 +45,18 @@ pub struct Session {
 }
 
 fn not_logged_in() -> t::TSStatus {
-    status::failure(StatusCode::NotLogin, "Log in failed. Either you are not authorized or the session has timed out.")
+    status::failure(
+        StatusCode::NotLogin,
+        "Log in failed. Either you are not authorized or the session has timed out.",
+    )
 }
 
 fn unsupported(what: &str) -> t::TSStatus {
     status::failure(
         StatusCode::UnsupportedOperation,
-        format!("{what} is not supported yet: Duet's storage engine is not implemented in this version"),
+        format!(
+            "{what} is not supported yet: Duet's storage engine is not implemented in this version"
+        ),
     )
 }
 
@@ -89,21 +94,36 @@ impl Session {
         let Some(user) = self.user.clone() else {
             return Some(match request {
                 Request::Execute { .. } => Reply::Execute(execute_resp(not_logged_in())),
-                Request::FetchResults(_) => Reply::Fetch(t::TSFetchResultsResp::new(not_logged_in(), false, true, None, None)),
-                Request::GetTimeZone { .. } => Reply::TimeZone(t::TSGetTimeZoneResp::new(not_logged_in(), String::new())),
+                Request::FetchResults(_) => Reply::Fetch(t::TSFetchResultsResp::new(
+                    not_logged_in(),
+                    false,
+                    true,
+                    None,
+                    None,
+                )),
+                Request::GetTimeZone { .. } => {
+                    Reply::TimeZone(t::TSGetTimeZoneResp::new(not_logged_in(), String::new()))
+                }
                 Request::RequestStatementId { .. } => Reply::StatementId(-1),
                 _ => Reply::Status(not_logged_in()),
             });
         };
         Some(match request {
-            Request::RequestStatementId { .. } => Reply::StatementId(self.instance.new_statement_id()),
+            Request::RequestStatementId { .. } => {
+                Reply::StatementId(self.instance.new_statement_id())
+            }
             Request::SetTimeZone(req) => {
                 self.zone_id = req.time_zone;
                 Reply::Status(status::success())
             }
-            Request::GetTimeZone { .. } => Reply::TimeZone(t::TSGetTimeZoneResp::new(status::success(), self.zone_id.clone())),
+            Request::GetTimeZone { .. } => Reply::TimeZone(t::TSGetTimeZoneResp::new(
+                status::success(),
+                self.zone_id.clone(),
+            )),
             Request::Execute { kind, req } => Reply::Execute(self.execute(&user, kind, &req).await),
-            Request::ExecuteBatch(req) => Reply::Status(self.execute_batch(&user, &req.statements).await),
+            Request::ExecuteBatch(req) => {
+                Reply::Status(self.execute_batch(&user, &req.statements).await)
+            }
             Request::FetchResults(req) => Reply::Fetch(self.fetch(&req)),
             Request::CloseOperation(req) => {
                 match req.query_id {
@@ -126,20 +146,33 @@ impl Session {
             }
             Request::SetStorageGroup { .. } => Reply::Status(unsupported("setStorageGroup")),
             Request::CreateTimeseries(_) => Reply::Status(unsupported("createTimeseries")),
-            Request::CreateAlignedTimeseries(_) => Reply::Status(unsupported("createAlignedTimeseries")),
-            Request::CreateMultiTimeseries(_) => Reply::Status(unsupported("createMultiTimeseries")),
+            Request::CreateAlignedTimeseries(_) => {
+                Reply::Status(unsupported("createAlignedTimeseries"))
+            }
+            Request::CreateMultiTimeseries(_) => {
+                Reply::Status(unsupported("createMultiTimeseries"))
+            }
             Request::DeleteTimeseries { .. } => Reply::Status(unsupported("deleteTimeseries")),
-            Request::DeleteStorageGroups { .. } => Reply::Status(unsupported("deleteStorageGroups")),
+            Request::DeleteStorageGroups { .. } => {
+                Reply::Status(unsupported("deleteStorageGroups"))
+            }
             Request::InsertRecord(_) => Reply::Status(unsupported("insertRecord")),
             Request::InsertStringRecord(_) => Reply::Status(unsupported("insertStringRecord")),
             Request::InsertRecords(_) => Reply::Status(unsupported("insertRecords")),
-            Request::InsertRecordsOfOneDevice(_) => Reply::Status(unsupported("insertRecordsOfOneDevice")),
+            Request::InsertRecordsOfOneDevice(_) => {
+                Reply::Status(unsupported("insertRecordsOfOneDevice"))
+            }
             Request::InsertStringRecords(_) => Reply::Status(unsupported("insertStringRecords")),
-            Request::InsertStringRecordsOfOneDevice(_) => Reply::Status(unsupported("insertStringRecordsOfOneDevice")),
+            Request::InsertStringRecordsOfOneDevice(_) => {
+                Reply::Status(unsupported("insertStringRecordsOfOneDevice"))
+            }
             Request::InsertTablet(_) => Reply::Status(unsupported("insertTablet")),
             Request::InsertTablets(_) => Reply::Status(unsupported("insertTablets")),
             Request::DeleteData(_) => Reply::Status(unsupported("deleteData")),
-            Request::OpenSession(_) | Request::PipeTransfer(_) | Request::GetProperties | Request::Unknown => return None,
+            Request::OpenSession(_)
+            | Request::PipeTransfer(_)
+            | Request::GetProperties
+            | Request::Unknown => return None,
         })
     }
 
@@ -151,11 +184,17 @@ impl Session {
                 format!("The version is incompatible, please upgrade to IoTDB V3 protocol (client sent {}).", req.client_protocol),
             ));
         }
-        let dialect = req.configuration.as_ref().and_then(|c| c.get("sql_dialect")).map(|d| d.to_ascii_lowercase());
+        let dialect = req
+            .configuration
+            .as_ref()
+            .and_then(|c| c.get("sql_dialect"))
+            .map(|d| d.to_ascii_lowercase());
         if let Some(dialect) = dialect.filter(|d| d != "tree") {
             return refuse(status::failure(
                 StatusCode::UnsupportedSqlDialect,
-                format!("sql_dialect '{dialect}' is not supported: Duet serves the tree model only"),
+                format!(
+                    "sql_dialect '{dialect}' is not supported: Duet serves the tree model only"
+                ),
             ));
         }
         let password = req.password.clone().unwrap_or_default();
@@ -177,14 +216,25 @@ impl Session {
         self.zone_id = req.zone_id.clone();
         info!(peer = %self.peer, user = %req.username, session = self.session_id, "session opened");
         let mut configuration = BTreeMap::new();
-        configuration.insert("timestamp_precision".to_string(), self.instance.identity().timestamp_precision.clone());
-        t::TSOpenSessionResp::new(status::success(), 2, Some(self.session_id), Some(configuration))
+        configuration.insert(
+            "timestamp_precision".to_string(),
+            self.instance.identity().timestamp_precision.clone(),
+        );
+        t::TSOpenSessionResp::new(
+            status::success(),
+            2,
+            Some(self.session_id),
+            Some(configuration),
+        )
     }
 
     fn properties(&self) -> t::ServerProperties {
         t::ServerProperties::new(
             VERSION.to_string(),
-            ["max_time", "min_time", "time_interval", "sliding_step"].iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            ["max_time", "min_time", "time_interval", "sliding_step"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
             self.instance.identity().timestamp_precision.clone(),
             i32::try_from(self.instance.config.max_connections).unwrap_or(i32::MAX),
             Some(i32::try_from(duet_proto::codec::MAX_REQUEST_FRAME_BYTES).unwrap_or(i32::MAX)),
@@ -206,7 +256,12 @@ impl Session {
                 status::failure(code, e.to_string())
             })
         };
-        let resp = handshake::receive(&mut self.receiver, self.instance.identity(), req, authenticate);
+        let resp = handshake::receive(
+            &mut self.receiver,
+            self.instance.identity(),
+            req,
+            authenticate,
+        );
         debug!(peer = %self.peer, request_type = req.type_, code = resp.status.code, "pipeTransfer");
         resp
     }
@@ -220,7 +275,10 @@ impl Session {
             StatementError::new(code, e.to_string())
         })?;
         if parsed.is_empty() {
-            return Err(StatementError::new(StatusCode::SqlParseError, "line 1:1: expected a statement but found end of input"));
+            return Err(StatementError::new(
+                StatusCode::SqlParseError,
+                "line 1:1: expected a statement but found end of input",
+            ));
         }
         // Several statements in one call run in order; the last one's result is returned.
         let mut last = None;
@@ -234,7 +292,12 @@ impl Session {
         Ok(last)
     }
 
-    async fn execute(&mut self, user: &str, kind: ExecuteKind, req: &t::TSExecuteStatementReq) -> t::TSExecuteStatementResp {
+    async fn execute(
+        &mut self,
+        user: &str,
+        kind: ExecuteKind,
+        req: &t::TSExecuteStatementReq,
+    ) -> t::TSExecuteStatementResp {
         match self.run_sql(user, &req.statement).await {
             Err(e) => {
                 debug!(peer = %self.peer, code = e.code.code(), "statement failed: {}", e.message);
@@ -246,14 +309,32 @@ impl Session {
             Ok(Some(table)) => {
                 let query_id = self.instance.new_query_id();
                 let mut query = OpenQuery { table, cursor: 0 };
-                let fetch_size = req.fetch_size.and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(DEFAULT_FETCH_SIZE);
+                let fetch_size = req
+                    .fetch_size
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or(DEFAULT_FETCH_SIZE);
                 let page = next_page(&mut query, fetch_size);
                 let mut resp = execute_resp(status::success());
                 resp.query_id = Some(query_id);
                 resp.columns = Some(query.table.names.clone());
-                resp.data_type_list = Some(query.table.columns.iter().map(|c| c.data_type.name().to_string()).collect());
-                resp.column_name_index_map =
-                    Some(query.table.names.iter().enumerate().map(|(i, n)| (n.clone(), i32::try_from(i).unwrap_or(i32::MAX))).collect());
+                resp.data_type_list = Some(
+                    query
+                        .table
+                        .columns
+                        .iter()
+                        .map(|c| c.data_type.name().to_string())
+                        .collect(),
+                );
+                resp.column_name_index_map = Some(
+                    query
+                        .table
+                        .names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| (n.clone(), i32::try_from(i).unwrap_or(i32::MAX)))
+                        .collect(),
+                );
                 resp.sg_columns = Some(Vec::new());
                 resp.ignore_time_stamp = Some(query.table.times.is_none());
                 match page {
@@ -265,7 +346,10 @@ impl Session {
                         }
                         resp
                     }
-                    Err(e) => execute_resp(status::failure(StatusCode::InternalServerError, e.to_string())),
+                    Err(e) => execute_resp(status::failure(
+                        StatusCode::InternalServerError,
+                        e.to_string(),
+                    )),
                 }
             }
         }
@@ -282,7 +366,10 @@ impl Session {
         if subs.iter().all(|s| s.code == StatusCode::Success.code()) {
             status::success()
         } else {
-            let mut status = status::failure(StatusCode::MultipleError, "some statements of the batch failed");
+            let mut status = status::failure(
+                StatusCode::MultipleError,
+                "some statements of the batch failed",
+            );
             status.sub_status = Some(subs.into_iter().map(Box::new).collect());
             status
         }
@@ -293,7 +380,10 @@ impl Session {
             // Unknown or finished: IoTDB answers 200 with no result set.
             return t::TSFetchResultsResp::new(status::success(), false, true, None, Some(false));
         };
-        let fetch_size = usize::try_from(req.fetch_size).ok().filter(|n| *n > 0).unwrap_or(DEFAULT_FETCH_SIZE);
+        let fetch_size = usize::try_from(req.fetch_size)
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_FETCH_SIZE);
         match next_page(query, fetch_size) {
             Ok((blocks, more)) => {
                 if !more {
@@ -302,7 +392,13 @@ impl Session {
                 let has = !blocks.is_empty();
                 t::TSFetchResultsResp::new(status::success(), has, true, Some(blocks), Some(more))
             }
-            Err(e) => t::TSFetchResultsResp::new(status::failure(StatusCode::InternalServerError, e.to_string()), false, true, None, None),
+            Err(e) => t::TSFetchResultsResp::new(
+                status::failure(StatusCode::InternalServerError, e.to_string()),
+                false,
+                true,
+                None,
+                None,
+            ),
         }
     }
 

@@ -19,7 +19,10 @@ pub struct StatementError {
 
 impl StatementError {
     pub fn new(code: StatusCode, message: impl Into<String>) -> StatementError {
-        StatementError { code, message: message.into() }
+        StatementError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -54,7 +57,10 @@ pub enum Output {
 }
 
 fn no_permission() -> StatementError {
-    StatementError::new(StatusCode::NoPermission, "No permissions for this operation, please add privilege SYSTEM")
+    StatementError::new(
+        StatusCode::NoPermission,
+        "No permissions for this operation, please add privilege SYSTEM",
+    )
 }
 
 fn require_root(user: &str) -> Result<(), StatementError> {
@@ -66,7 +72,11 @@ fn require_root(user: &str) -> Result<(), StatementError> {
 }
 
 /// Runs one statement as `user`.
-pub async fn execute(instance: &Instance, user: &str, statement: &Statement) -> Result<Output, StatementError> {
+pub async fn execute(
+    instance: &Instance,
+    user: &str,
+    statement: &Statement,
+) -> Result<Output, StatementError> {
     let pipes = &instance.pipes;
     match statement {
         Statement::CreatePipe(stmt) => {
@@ -101,10 +111,18 @@ pub async fn execute(instance: &Instance, user: &str, statement: &Statement) -> 
             };
             show_pipes(instance, user, &filter)
         }
-        Statement::ShowPipe { name } => show_pipes(instance, user, &ShowFilter::Named(name.clone())),
+        Statement::ShowPipe { name } => {
+            show_pipes(instance, user, &ShowFilter::Named(name.clone()))
+        }
         Statement::ShowCluster { details } => Ok(Output::Table(show_cluster(instance, *details))),
-        Statement::ShowClusterId => Ok(Output::Table(Table::text(&["ClusterId"], vec![vec![instance.identity().cluster_id.clone()]]))),
-        Statement::ShowVersion => Ok(Output::Table(Table::text(&["Version", "BuildInfo"], vec![vec![VERSION.to_string(), BUILD_INFO.to_string()]]))),
+        Statement::ShowClusterId => Ok(Output::Table(Table::text(
+            &["ClusterId"],
+            vec![vec![instance.identity().cluster_id.clone()]],
+        ))),
+        Statement::ShowVersion => Ok(Output::Table(Table::text(
+            &["Version", "BuildInfo"],
+            vec![vec![VERSION.to_string(), BUILD_INFO.to_string()]],
+        ))),
         Statement::CreateUser { name, password } => {
             require_root(user)?;
             instance.catalog.create_user(name, password)?;
@@ -124,14 +142,25 @@ pub async fn execute(instance: &Instance, user: &str, statement: &Statement) -> 
             Ok(Output::Done)
         }
         Statement::ListUser => {
-            let users = if user == ROOT_USER { instance.catalog.list_users()? } else { vec![user.to_string()] };
-            Ok(Output::Table(Table::text(&["User"], users.into_iter().map(|u| vec![u]).collect())))
+            let users = if user == ROOT_USER {
+                instance.catalog.list_users()?
+            } else {
+                vec![user.to_string()]
+            };
+            Ok(Output::Table(Table::text(
+                &["User"],
+                users.into_iter().map(|u| vec![u]).collect(),
+            )))
         }
     }
 }
 
 /// Pipes are visible to the administrator only (IoTDB shows them to users with the SYSTEM privilege).
-fn show_pipes(instance: &Instance, user: &str, filter: &ShowFilter) -> Result<Output, StatementError> {
+fn show_pipes(
+    instance: &Instance,
+    user: &str,
+    filter: &ShowFilter,
+) -> Result<Output, StatementError> {
     let mut table = instance.pipes.show(filter)?;
     if user != ROOT_USER {
         table = Table::text(&duet_runtime::manager::SHOW_PIPES_COLUMNS, Vec::new());
@@ -145,9 +174,22 @@ fn show_cluster(instance: &Instance, details: bool) -> Table {
     let host = &instance.config.internal_address;
     let port = instance.rpc_port.to_string();
     let roles = [(0, "ConfigNode"), (1, "DataNode")];
-    let mut names = vec!["NodeID", "NodeType", "Status", "InternalAddress", "InternalPort"];
+    let mut names = vec![
+        "NodeID",
+        "NodeType",
+        "Status",
+        "InternalAddress",
+        "InternalPort",
+    ];
     if details {
-        names.extend(["ConfigConsensusPort", "RpcAddress", "RpcPort", "MppPort", "SchemaConsensusPort", "DataConsensusPort"]);
+        names.extend([
+            "ConfigConsensusPort",
+            "RpcAddress",
+            "RpcPort",
+            "MppPort",
+            "SchemaConsensusPort",
+            "DataConsensusPort",
+        ]);
     }
     names.extend(["Version", "BuildInfo"]);
     // Text cells after the two INT32 columns (NodeID, InternalPort), one row per role.
@@ -155,24 +197,47 @@ fn show_cluster(instance: &Instance, details: bool) -> Table {
         .iter()
         .map(|(_, role)| {
             let is_data = *role == "DataNode";
-            let data_only = |v: &str| if is_data { v.to_string() } else { String::new() };
+            let data_only = |v: &str| {
+                if is_data {
+                    v.to_string()
+                } else {
+                    String::new()
+                }
+            };
             let mut row = vec![role.to_string(), "Running".to_string(), host.clone()];
             if details {
                 row.push(if is_data { String::new() } else { port.clone() });
                 row.push(data_only(&instance.config.rpc_address));
-                row.extend([data_only(&port), data_only(&port), data_only(&port), data_only(&port)]);
+                row.extend([
+                    data_only(&port),
+                    data_only(&port),
+                    data_only(&port),
+                    data_only(&port),
+                ]);
             }
             row.extend([VERSION.to_string(), BUILD_INFO.to_string()]);
             row
         })
         .collect();
     let n_text = text_rows.first().map(Vec::len).unwrap_or(0);
-    let mut text_columns: Vec<Column> =
-        (0..n_text).map(|i| Column::text(text_rows.iter().map(|r| r.get(i).cloned().unwrap_or_default()))).collect();
+    let mut text_columns: Vec<Column> = (0..n_text)
+        .map(|i| {
+            Column::text(
+                text_rows
+                    .iter()
+                    .map(|r| r.get(i).cloned().unwrap_or_default()),
+            )
+        })
+        .collect();
     let rpc_port = i32::from(instance.rpc_port);
     let mut columns = vec![Column::int32(roles.iter().map(|(id, _)| *id).collect())];
     columns.extend(text_columns.drain(..3));
     columns.push(Column::int32(vec![rpc_port; roles.len()]));
     columns.extend(text_columns);
-    Table { names: names.into_iter().map(String::from).collect(), columns, times: None, n_rows: roles.len() }
+    Table {
+        names: names.into_iter().map(String::from).collect(),
+        columns,
+        times: None,
+        n_rows: roles.len(),
+    }
 }

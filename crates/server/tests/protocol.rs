@@ -14,7 +14,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 fn options(server: &Duetd) -> ClientOptions {
-    ClientOptions { port: server.port(), ..ClientOptions::default() }
+    ClientOptions {
+        port: server.port(),
+        ..ClientOptions::default()
+    }
 }
 
 async fn show_version_works(client: &mut Client) {
@@ -35,13 +38,18 @@ async fn unknown_rpc_gets_an_application_exception_and_the_connection_survives()
     let payload = rpc::encode_i64_call(Protocol::Binary, "fetchMetadata", 1).unwrap();
     let reply = client.connection().round_trip(&payload).await.unwrap();
     match rpc::decode_struct_reply::<t::TSStatus>(&reply) {
-        Err(rpc::ReplyError::Application(message)) => assert!(message.contains("fetchMetadata"), "{message}"),
+        Err(rpc::ReplyError::Application(message)) => {
+            assert!(message.contains("fetchMetadata"), "{message}")
+        }
         other => panic!("expected an application exception, got {other:?}"),
     }
     // Arguments that cannot be decoded are answered the same way.
     let payload = rpc::encode_i64_call(Protocol::Binary, "executeStatementV2", 1).unwrap();
     let reply = client.connection().round_trip(&payload).await.unwrap();
-    assert!(matches!(rpc::decode_struct_reply::<t::TSStatus>(&reply), Err(rpc::ReplyError::Application(_))));
+    assert!(matches!(
+        rpc::decode_struct_reply::<t::TSStatus>(&reply),
+        Err(rpc::ReplyError::Application(_))
+    ));
     show_version_works(&mut client).await;
 }
 
@@ -49,11 +57,22 @@ async fn unknown_rpc_gets_an_application_exception_and_the_connection_survives()
 async fn a_malformed_frame_closes_only_that_connection() {
     let server = Duetd::start().unwrap();
     let mut healthy = Client::connect(&options(&server)).await.unwrap();
-    for garbage in [&b"\x00\x00\x00\x04\x12\x34\x56\x78"[..], &b"\xff\xff\xff\xff"[..], &b"\x7f\xff\xff\xff"[..]] {
-        let mut bad = TcpStream::connect(("127.0.0.1", server.port())).await.unwrap();
+    for garbage in [
+        &b"\x00\x00\x00\x04\x12\x34\x56\x78"[..],
+        &b"\xff\xff\xff\xff"[..],
+        &b"\x7f\xff\xff\xff"[..],
+    ] {
+        let mut bad = TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .unwrap();
         bad.write_all(garbage).await.unwrap();
         // The server hangs up on the bad connection.
-        let closed = tokio::time::timeout(Duration::from_secs(10), codec::read_frame(&mut bad, 1 << 20)).await.unwrap();
+        let closed = tokio::time::timeout(
+            Duration::from_secs(10),
+            codec::read_frame(&mut bad, 1 << 20),
+        )
+        .await
+        .unwrap();
         assert!(matches!(closed, Ok(None) | Err(_)), "{closed:?}");
     }
     show_version_works(&mut healthy).await;
@@ -64,9 +83,20 @@ async fn a_malformed_frame_closes_only_that_connection() {
 #[tokio::test]
 async fn calls_before_login_are_refused_with_802() {
     let server = Duetd::start().unwrap();
-    let mut connection = Connection::connect("127.0.0.1", server.port(), Protocol::Binary, Duration::from_secs(5), Duration::from_secs(5)).await.unwrap();
+    let mut connection = Connection::connect(
+        "127.0.0.1",
+        server.port(),
+        Protocol::Binary,
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     let req = t::TSExecuteStatementReq::new(1, "show version".into(), 1, None, None, None, None);
-    let resp: t::TSExecuteStatementResp = connection.call("executeStatementV2", 1, &req).await.unwrap();
+    let resp: t::TSExecuteStatementResp = connection
+        .call("executeStatementV2", 1, &req)
+        .await
+        .unwrap();
     assert_eq!(resp.status.code, 802);
 }
 
@@ -75,19 +105,48 @@ async fn results_are_found_by_query_id_whatever_ids_the_client_sends() {
     let server = Duetd::start().unwrap();
     let mut admin = Client::connect(&options(&server)).await.unwrap();
     for i in 0..25 {
-        admin.execute_update(&format!("create user user{i:02} 'password{i}'")).await.unwrap();
+        admin
+            .execute_update(&format!("create user user{i:02} 'password{i}'"))
+            .await
+            .unwrap();
     }
     // fetch_size 2 forces 13 pages; the Python client swaps session and statement ids in fetch calls,
     // which the server must ignore (reference §5.4).
-    let mut client = Client::connect(&ClientOptions { fetch_size: 2, ..options(&server) }).await.unwrap();
-    let Outcome::Rows(rs) = client.execute("list user").await.unwrap() else { panic!() };
+    let mut client = Client::connect(&ClientOptions {
+        fetch_size: 2,
+        ..options(&server)
+    })
+    .await
+    .unwrap();
+    let Outcome::Rows(rs) = client.execute("list user").await.unwrap() else {
+        panic!()
+    };
     let query_id = rs.query_id;
-    let req = t::TSFetchResultsReq::new(999_999, "list user".into(), 2, query_id, true, None, Some(-5));
-    let resp: t::TSFetchResultsResp = client.connection().call("fetchResultsV2", 1, &req).await.unwrap();
+    let req = t::TSFetchResultsReq::new(
+        999_999,
+        "list user".into(),
+        2,
+        query_id,
+        true,
+        None,
+        Some(-5),
+    );
+    let resp: t::TSFetchResultsResp = client
+        .connection()
+        .call("fetchResultsV2", 1, &req)
+        .await
+        .unwrap();
     assert_eq!(resp.status.code, 200);
     assert!(resp.has_result_set);
     let (_, blocks) = client.collect(rs).await.unwrap();
-    let names: Vec<String> = blocks.iter().flat_map(|b| (0..b.n_rows()).map(|r| b.columns[0].render(r)).collect::<Vec<_>>()).collect();
+    let names: Vec<String> = blocks
+        .iter()
+        .flat_map(|b| {
+            (0..b.n_rows())
+                .map(|r| b.columns[0].render(r))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     // 26 users minus the two rows (user01, user02) that the fetch with the foreign ids consumed.
     assert_eq!(names.len(), 24);
     assert_eq!(&names[..3], ["root", "user00", "user03"]);
@@ -97,14 +156,23 @@ async fn results_are_found_by_query_id_whatever_ids_the_client_sends() {
     assert_eq!(names, sorted);
     // A finished or unknown query answers 200 with no result set.
     let req = t::TSFetchResultsReq::new(1, "list user".into(), 2, query_id, true, None, None);
-    let resp: t::TSFetchResultsResp = client.connection().call("fetchResultsV2", 1, &req).await.unwrap();
+    let resp: t::TSFetchResultsResp = client
+        .connection()
+        .call("fetchResultsV2", 1, &req)
+        .await
+        .unwrap();
     assert_eq!((resp.status.code, resp.has_result_set), (200, false));
 }
 
 #[tokio::test]
 async fn compact_protocol_sessions_work() {
     let server = Duetd::start().unwrap();
-    let mut client = Client::connect(&ClientOptions { protocol: Protocol::Compact, ..options(&server) }).await.unwrap();
+    let mut client = Client::connect(&ClientOptions {
+        protocol: Protocol::Compact,
+        ..options(&server)
+    })
+    .await
+    .unwrap();
     show_version_works(&mut client).await;
     let props = client.properties().await.unwrap();
     assert_eq!(props.timestamp_precision, "ms");
@@ -117,13 +185,28 @@ fn a_changed_immutable_setting_refuses_to_start_and_names_it() {
     let mut server = Duetd::start().unwrap();
     let dir = server.data_dir().to_path_buf();
     server.stop().unwrap();
-    let err = Duetd::start_in(&dir, DuetdOptions { args: vec!["--timestamp-precision".into(), "us".into()], ..DuetdOptions::default() })
-        .err()
-        .expect("start must fail");
-    assert!(format!("{err:#}").contains("timestamp_precision"), "{err:#}");
-    let err = Duetd::start_in(&dir, DuetdOptions { args: vec!["--cluster-id".into(), "other".into()], ..DuetdOptions::default() })
-        .err()
-        .expect("start must fail");
+    let err = Duetd::start_in(
+        &dir,
+        DuetdOptions {
+            args: vec!["--timestamp-precision".into(), "us".into()],
+            ..DuetdOptions::default()
+        },
+    )
+    .err()
+    .expect("start must fail");
+    assert!(
+        format!("{err:#}").contains("timestamp_precision"),
+        "{err:#}"
+    );
+    let err = Duetd::start_in(
+        &dir,
+        DuetdOptions {
+            args: vec!["--cluster-id".into(), "other".into()],
+            ..DuetdOptions::default()
+        },
+    )
+    .err()
+    .expect("start must fail");
     assert!(format!("{err:#}").contains("cluster_id"), "{err:#}");
     // Unchanged settings start fine.
     let mut again = Duetd::start_in(&dir, DuetdOptions::default()).unwrap();

@@ -12,7 +12,12 @@
 //! A comment line `# instance b: --timestamp-precision us` gives instance `b` extra `duetd` flags. A file
 //! whose name starts with `_` is parked.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
@@ -45,7 +50,9 @@ impl AsyncDB for DuetDb {
                     types.push(DefaultColumnType::Integer);
                 }
                 types.extend(rs.data_types.iter().map(|t| match t {
-                    DataType::Int32 | DataType::Int64 | DataType::Timestamp => DefaultColumnType::Integer,
+                    DataType::Int32 | DataType::Int64 | DataType::Timestamp => {
+                        DefaultColumnType::Integer
+                    }
                     DataType::Float | DataType::Double => DefaultColumnType::FloatingPoint,
                     _ => DefaultColumnType::Text,
                 }));
@@ -109,12 +116,18 @@ fn fixed_address(name: &str) -> Result<Option<String>> {
         .and_then(|mut a| a.next())
         .ok_or_else(|| anyhow!("host {name} does not resolve; run scripts/setup-test-hosts.sh (as root) to map iotdb-1/iotdb-2 to loopback addresses"))?;
     if !addr.ip().is_loopback() {
-        bail!("host {name} resolves to {}, which is not a loopback address; tests only use loopback", addr.ip());
+        bail!(
+            "host {name} resolves to {}, which is not a loopback address; tests only use loopback",
+            addr.ip()
+        );
     }
     Ok(Some(addr.ip().to_string()))
 }
 
-type DuetRunner = Runner<DuetDb, Box<dyn FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<DuetDb, ClientError>>>>>>;
+/// A future that opens one session.
+type Connect = std::pin::Pin<Box<dyn std::future::Future<Output = Result<DuetDb, ClientError>>>>;
+type MakeSession = Box<dyn FnMut() -> Connect>;
+type DuetRunner = Runner<DuetDb, MakeSession>;
 
 struct Instances {
     servers: BTreeMap<String, Duetd>,
@@ -125,7 +138,15 @@ struct Instances {
 
 impl Instances {
     fn vars(&self) -> Vec<(String, String)> {
-        self.servers.iter().flat_map(|(name, s)| [(format!("{name}_port"), s.port().to_string()), (format!("{name}_host"), s.host())]).collect()
+        self.servers
+            .iter()
+            .flat_map(|(name, s)| {
+                [
+                    (format!("{name}_port"), s.port().to_string()),
+                    (format!("{name}_host"), s.host()),
+                ]
+            })
+            .collect()
     }
 
     fn new_runner(&self, key: &str) -> Result<DuetRunner> {
@@ -133,18 +154,31 @@ impl Instances {
             Some((name, login)) => (name, Some(login)),
             None => (key, None),
         };
-        let server = self.servers.get(name).ok_or_else(|| anyhow!("no instance {name}"))?;
-        let mut options = ClientOptions { host: server.host(), port: server.port(), fetch_size: 1000, ..ClientOptions::default() };
+        let server = self
+            .servers
+            .get(name)
+            .ok_or_else(|| anyhow!("no instance {name}"))?;
+        let mut options = ClientOptions {
+            host: server.host(),
+            port: server.port(),
+            fetch_size: 1000,
+            ..ClientOptions::default()
+        };
         if let Some(login) = login {
-            let (user, password) = login.split_once('/').ok_or_else(|| anyhow!("connection {key}: expected instance.user/password"))?;
+            let (user, password) = login
+                .split_once('/')
+                .ok_or_else(|| anyhow!("connection {key}: expected instance.user/password"))?;
             options.user = user.to_string();
             options.password = password.to_string();
         }
-        let make: Box<dyn FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<DuetDb, ClientError>>>>> =
-            Box::new(move || {
-                let options = options.clone();
-                Box::pin(async move { Ok(DuetDb { client: Client::connect(&options).await? }) })
-            });
+        let make: MakeSession = Box::new(move || {
+            let options = options.clone();
+            Box::pin(async move {
+                Ok(DuetDb {
+                    client: Client::connect(&options).await?,
+                })
+            })
+        });
         let mut runner = Runner::new(make);
         for (k, v) in self.vars() {
             runner.set_var(k, v);
@@ -157,25 +191,36 @@ impl Instances {
         if !self.runners.contains_key(key) {
             let mut runner = self.new_runner(key)?;
             for control in self.controls.clone() {
-                runner.run_async(control).await.map_err(|e| anyhow!("{}", e.display(false)))?;
+                runner
+                    .run_async(control)
+                    .await
+                    .map_err(|e| anyhow!("{}", e.display(false)))?;
             }
             self.runners.insert(key.to_string(), runner);
         }
-        self.runners.get_mut(key).ok_or_else(|| anyhow!("no runner {key}"))
+        self.runners
+            .get_mut(key)
+            .ok_or_else(|| anyhow!("no runner {key}"))
     }
 
     /// Forgets the sessions of an instance (after it restarted, its connections are gone).
     fn drop_sessions(&mut self, name: &str) {
-        self.runners.retain(|key, _| key.split('.').next() != Some(name));
+        self.runners
+            .retain(|key, _| key.split('.').next() != Some(name));
     }
 
     /// Executes a `duetd <verb> <instances…>` harness command.
     async fn command(&mut self, command: &str) -> Result<()> {
         let mut words = command.split_whitespace().skip(1);
-        let verb = words.next().ok_or_else(|| anyhow!("duetd command without a verb"))?;
+        let verb = words
+            .next()
+            .ok_or_else(|| anyhow!("duetd command without a verb"))?;
         let names: Vec<String> = words.map(String::from).collect();
         for name in &names {
-            let server = self.servers.get_mut(name).ok_or_else(|| anyhow!("no instance {name}"))?;
+            let server = self
+                .servers
+                .get_mut(name)
+                .ok_or_else(|| anyhow!("no instance {name}"))?;
             match verb {
                 "stop" => server.stop()?,
                 "kill" => server.kill()?,
@@ -193,7 +238,8 @@ impl Instances {
 }
 
 async fn run_file(path: &Path) -> Result<()> {
-    let records = sqllogictest::parse_file::<DefaultColumnType>(path).map_err(|e| anyhow!("{e}"))?;
+    let records =
+        sqllogictest::parse_file::<DefaultColumnType>(path).map_err(|e| anyhow!("{e}"))?;
     let mut names: Vec<String> = vec!["a".to_string()];
     for record in &records {
         if let Record::Statement { connection, .. } | Record::Query { connection, .. } = record {
@@ -206,15 +252,25 @@ async fn run_file(path: &Path) -> Result<()> {
     let text = std::fs::read_to_string(path)?;
     let mut extra_args: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in text.lines() {
-        if let Some((name, args)) = line.strip_prefix("# instance ").and_then(|rest| rest.split_once(':')) {
+        if let Some((name, args)) = line
+            .strip_prefix("# instance ")
+            .and_then(|rest| rest.split_once(':'))
+        {
             let name = name.trim().to_string();
-            extra_args.entry(name.clone()).or_default().extend(args.split_whitespace().map(String::from));
+            extra_args
+                .entry(name.clone())
+                .or_default()
+                .extend(args.split_whitespace().map(String::from));
             if !names.contains(&name) {
                 names.push(name);
             }
         }
     }
-    let mut instances = Instances { servers: BTreeMap::new(), runners: BTreeMap::new(), controls: Vec::new() };
+    let mut instances = Instances {
+        servers: BTreeMap::new(),
+        runners: BTreeMap::new(),
+        controls: Vec::new(),
+    };
     for name in &names {
         let address = fixed_address(name)?;
         let mut args = vec!["--internal-address".to_string(), name.clone()];
@@ -224,27 +280,69 @@ async fn run_file(path: &Path) -> Result<()> {
             port: if address.is_some() { 6667 } else { 0 },
             address,
         };
-        let server = Duetd::start_with(options).with_context(|| format!("starting instance {name}"))?;
+        let server =
+            Duetd::start_with(options).with_context(|| format!("starting instance {name}"))?;
         instances.servers.insert(name.clone(), server);
     }
     for record in records {
         let result = match record {
-            Record::Statement { loc, conditions, connection, sql, expected, retry } => {
+            Record::Statement {
+                loc,
+                conditions,
+                connection,
+                sql,
+                expected,
+                retry,
+            } => {
                 let (_, key) = instance_of(&connection);
                 let runner = instances.runner(&key).await?;
                 let connection = Connection::Default;
-                runner.run_async(Record::Statement { loc, conditions, connection, sql, expected, retry }).await.map(|_| ())
+                runner
+                    .run_async(Record::Statement {
+                        loc,
+                        conditions,
+                        connection,
+                        sql,
+                        expected,
+                        retry,
+                    })
+                    .await
+                    .map(|_| ())
             }
-            Record::Query { loc, conditions, connection, sql, expected, retry } => {
+            Record::Query {
+                loc,
+                conditions,
+                connection,
+                sql,
+                expected,
+                retry,
+            } => {
                 let (_, key) = instance_of(&connection);
                 let runner = instances.runner(&key).await?;
                 let connection = Connection::Default;
-                runner.run_async(Record::Query { loc, conditions, connection, sql, expected, retry }).await.map(|_| ())
+                runner
+                    .run_async(Record::Query {
+                        loc,
+                        conditions,
+                        connection,
+                        sql,
+                        expected,
+                        retry,
+                    })
+                    .await
+                    .map(|_| ())
             }
-            Record::System { ref command, ref loc, .. } if command.trim_start().starts_with("duetd ") => {
+            Record::System {
+                ref command,
+                ref loc,
+                ..
+            } if command.trim_start().starts_with("duetd ") => {
                 let command = command.clone();
                 let loc = loc.clone();
-                instances.command(&command).await.with_context(|| format!("at {loc}"))?;
+                instances
+                    .command(&command)
+                    .await
+                    .with_context(|| format!("at {loc}"))?;
                 Ok(())
             }
             record @ (Record::Control(_) | Record::HashThreshold { .. } | Record::Condition(_)) => {
@@ -258,12 +356,19 @@ async fn run_file(path: &Path) -> Result<()> {
                 result
             }
             Record::Halt { .. } => break,
-            other => {
-                instances.runner("a").await?.run_async(other).await.map(|_| ())
-            }
+            other => instances
+                .runner("a")
+                .await?
+                .run_async(other)
+                .await
+                .map(|_| ()),
         };
         if let Err(e) = result {
-            let logs: String = instances.servers.iter().map(|(n, s)| format!("\n--- log of instance {n} ---\n{}", s.log())).collect();
+            let logs: String = instances
+                .servers
+                .iter()
+                .map(|(n, s)| format!("\n--- log of instance {n} ---\n{}", s.log()))
+                .collect();
             bail!("{}{logs}", e.display(false));
         }
     }
@@ -274,12 +379,18 @@ async fn run_file(path: &Path) -> Result<()> {
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
             collect_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "slt") && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('_')) {
+        } else if path.extension().is_some_and(|e| e == "slt")
+            && !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+        {
             out.push(path);
         }
     }
@@ -294,10 +405,19 @@ fn main() {
     let trials = files
         .into_iter()
         .map(|path| {
-            let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             Trial::test(name, move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-                runtime.block_on(run_file(&path)).map_err(|e| format!("{e:#}").into())
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime
+                    .block_on(run_file(&path))
+                    .map_err(|e| format!("{e:#}").into())
             })
         })
         .collect();

@@ -29,7 +29,11 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// Polls `condition` every 20 ms until it returns `Some`, or fails after `timeout` naming `what`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut condition: impl FnMut() -> Option<T>) -> Result<T> {
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut condition: impl FnMut() -> Option<T>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = condition() {
@@ -71,14 +75,26 @@ impl Duetd {
     pub fn start_with(options: DuetdOptions) -> Result<Duetd> {
         let temp = tempfile::Builder::new().prefix("duetd-test-").tempdir()?;
         let data_dir = temp.path().to_path_buf();
-        let mut server = Duetd { child: None, data_dir, _temp: Some(temp), port: options.port, options };
+        let mut server = Duetd {
+            child: None,
+            data_dir,
+            _temp: Some(temp),
+            port: options.port,
+            options,
+        };
         server.spawn()?;
         Ok(server)
     }
 
     /// Starts a server on an existing data directory (kept after the test).
     pub fn start_in(data_dir: &Path, options: DuetdOptions) -> Result<Duetd> {
-        let mut server = Duetd { child: None, data_dir: data_dir.to_path_buf(), _temp: None, port: options.port, options };
+        let mut server = Duetd {
+            child: None,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            port: options.port,
+            options,
+        };
         server.spawn()?;
         Ok(server)
     }
@@ -89,7 +105,10 @@ impl Duetd {
 
     fn spawn(&mut self) -> Result<()> {
         let _ = std::fs::remove_file(self.addr_file());
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.join("duetd.test.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("duetd.test.log"))?;
         let mut command = Command::new(binary("duetd"));
         command
             .arg("--data-dir")
@@ -102,7 +121,9 @@ impl Duetd {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
-        let child = command.spawn().with_context(|| format!("spawning {}", binary("duetd").display()))?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("spawning {}", binary("duetd").display()))?;
         self.child = Some(child);
         let addr_file = self.addr_file();
         let child = self.child.as_mut().ok_or_else(|| anyhow!("no child"))?;
@@ -112,11 +133,16 @@ impl Duetd {
                 exited = Some(status);
                 return Some(0);
             }
-            std::fs::read_to_string(&addr_file).ok().and_then(|s| s.trim().rsplit(':').next()?.parse::<u16>().ok())
+            std::fs::read_to_string(&addr_file)
+                .ok()
+                .and_then(|s| s.trim().rsplit(':').next()?.parse::<u16>().ok())
         })?;
         if let Some(status) = exited {
             self.child = None;
-            bail!("duetd exited during start-up with {status}:\n{}", self.log());
+            bail!(
+                "duetd exited during start-up with {status}:\n{}",
+                self.log()
+            );
         }
         self.port = port;
         Ok(())
@@ -128,7 +154,10 @@ impl Duetd {
 
     /// The address the server listens on.
     pub fn host(&self) -> String {
-        self.options.address.clone().unwrap_or_else(|| "127.0.0.1".to_string())
+        self.options
+            .address
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".to_string())
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -184,7 +213,10 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> Result<std::process::ExitS
 
 /// Sends a signal with kill(1), which keeps this crate free of `unsafe`.
 fn signal(pid: i32, name: &str) -> Result<()> {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()?;
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()?;
     if !status.success() {
         bail!("kill -{name} {pid} failed");
     }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: lints, Rust unit and integration tests (including sql-tests/*.slt against real duetd
+# processes), and the compatibility suite of the official Python client. Used by CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The seed walkthrough runs verbatim against hosts iotdb-1 and iotdb-2 on loopback addresses.
+scripts/setup-test-hosts.sh
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== cargo test"
+cargo build --workspace --bins --quiet
+cargo test --workspace --no-fail-fast
+
+echo "== official Python client (apache-iotdb 2.0.11)"
+tests/compat/python/run.sh

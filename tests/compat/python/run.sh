@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run the Python compatibility suite (official apache-iotdb client vs duetd).
+# Assumes the binaries are already built (cargo build --bins); builds nothing.
+# Env: DUETD_BIN overrides the server binary (default <repo>/target/debug/duetd).
+# Extra arguments are passed to pytest.
+set -euo pipefail
+
+SUITE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SUITE_DIR/../../.." && pwd)"
+VENV="$REPO_ROOT/.venv"
+REQS="$SUITE_DIR/requirements.txt"
+PY="$VENV/bin/python"
+
+if [[ ! -x "$PY" ]]; then
+    echo "creating venv at $VENV" >&2
+    python3 -m venv "$VENV"
+    "$PY" -m pip install --quiet --upgrade pip
+    "$PY" -m pip install --quiet -r "$REQS"
+elif ! "$PY" -c 'import iotdb.Session, pytest' >/dev/null 2>&1; then
+    echo "updating venv at $VENV" >&2
+    "$PY" -m pip install --quiet -r "$REQS"
+fi
+
+export DUETD_BIN="${DUETD_BIN:-$REPO_ROOT/target/debug/duetd}"
+if [[ ! -x "$DUETD_BIN" ]]; then
+    echo "duetd not found at $DUETD_BIN (run 'cargo build --bins' in $REPO_ROOT or set DUETD_BIN)" >&2
+    exit 2
+fi
+
+export PYTHONDONTWRITEBYTECODE=1
+cd "$SUITE_DIR"
+set +e
+"$PY" -m pytest -q -c "$SUITE_DIR/pytest.ini" --rootdir "$SUITE_DIR" "$SUITE_DIR" "$@"
+rc=$?
+set -e
+exit "$rc"

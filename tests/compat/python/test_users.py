@@ -1,0 +1,88 @@
+"""CREATE / ALTER / DROP / LIST USER and authentication with the created users."""
+
+import pytest
+from iotdb.Session import Session
+from iotdb.utils.exception import StatementExecutionException
+
+from helpers import expect_error, query_df
+
+
+def users(session):
+    df = query_df(session, "LIST USER")
+    assert list(df.columns) == ["User"]
+    return list(df["User"])
+
+
+def try_login(server, user, password):
+    s = Session(server.host, server.port, user, password)
+    try:
+        s.open(False)
+    except StatementExecutionException as e:
+        return str(e)
+    s.close()
+    return "ok"
+
+
+def test_list_user_root_only_initially(duetd_factory):
+    srv = duetd_factory("fresh")
+    s = srv.session()
+    try:
+        assert users(s) == ["root"]
+    finally:
+        s.close()
+
+
+def test_user_lifecycle(server, session):
+    assert session.execute_non_query_statement("CREATE USER carol 'carolpw1'") == 0
+    try:
+        assert "carol" in users(session)
+        assert users(session) == sorted(users(session))
+        assert try_login(server, "carol", "carolpw1") == "ok"
+        assert try_login(server, "carol", "wrong").startswith("801: ")
+
+        assert session.execute_non_query_statement("ALTER USER carol SET PASSWORD 'carolpw2'") == 0
+        assert try_login(server, "carol", "carolpw2") == "ok"
+        assert try_login(server, "carol", "carolpw1").startswith("801: ")
+    finally:
+        assert session.execute_non_query_statement("DROP USER carol") == 0
+    assert "carol" not in users(session)
+    assert try_login(server, "carol", "carolpw2").startswith("804: ")
+
+
+def test_duplicate_and_missing_users(session):
+    session.execute_non_query_statement("CREATE USER dave 'davepw12'")
+    try:
+        msg = expect_error(session, "CREATE USER dave 'another1'", 805)  # USER_ALREADY_EXIST
+        assert "dave" in msg
+    finally:
+        session.execute_non_query_statement("DROP USER dave")
+    expect_error(session, "DROP USER dave", 804)
+    with pytest.raises(StatementExecutionException):
+        session.execute_non_query_statement("DROP USER root")
+    assert "root" in users(session)
+
+
+def test_non_root_user_cannot_manage_users(server, session):
+    session.execute_non_query_statement("CREATE USER erin 'erinpw12'")
+    try:
+        s = server.session("erin", "erinpw12")
+        try:
+            expect_error(s, "CREATE USER mallory 'mallory1'", 803)
+        finally:
+            s.close()
+        assert "mallory" not in users(session)
+    finally:
+        session.execute_non_query_statement("DROP USER erin")
+
+
+def test_users_survive_restart(duetd_factory):
+    srv = duetd_factory("persist")
+    s = srv.session()
+    s.execute_non_query_statement("CREATE USER frank 'frankpw1'")
+    s.close()
+    srv.restart()
+    s = srv.session("frank", "frankpw1")
+    try:
+        assert "frank" in users(s)
+    finally:
+        s.close()
