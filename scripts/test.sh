@@ -15,4 +15,4 @@ cargo build --workspace --bins --quiet
 cargo test --workspace --no-fail-fast
 
 echo "== official Python client (apache-iotdb 2.0.11)"
-tests/compat/python/run.sh
+scripts/compat/python/run.sh
