@@ -58,6 +58,12 @@ pub enum Error {
     #[error("{0} does not exist")]
     PipeNotExist(String),
 
+    #[error("{0} has already been created as database")]
+    DatabaseExists(String),
+
+    #[error("Path [{0}] already exist")]
+    SeriesExists(String),
+
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
 }

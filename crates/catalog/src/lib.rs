@@ -7,6 +7,7 @@ mod lock;
 mod password;
 mod pipes;
 mod schema;
+mod series;
 mod users;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use error::{Error, Result};
 pub use pipes::{NewPipe, ParsePipeStateError, PipeException, PipeRecord, PipeState};
+pub use series::SeriesRecord;
 
 use lock::DataDirLock;
 

@@ -45,6 +45,24 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (pipe, stage, position)
     );
     "#,
+    // 2: the tree-model schema: databases and time series.
+    r#"
+    CREATE TABLE databases (
+        path           TEXT    PRIMARY KEY,   -- e.g. root.sg
+        created_at_ms  INTEGER NOT NULL
+    );
+
+    CREATE TABLE timeseries (
+        path        TEXT    PRIMARY KEY,      -- full series path, e.g. root.sg.d1.s1
+        database    TEXT    NOT NULL REFERENCES databases (path) ON DELETE CASCADE,
+        device      TEXT    NOT NULL,         -- root.sg.d1
+        data_type   TEXT    NOT NULL,         -- IoTDB type name: INT32, TEXT, ...
+        encoding    TEXT    NOT NULL,
+        compressor  TEXT    NOT NULL,
+        aligned     INTEGER NOT NULL CHECK (aligned IN (0, 1))
+    );
+    CREATE INDEX timeseries_by_device ON timeseries (device);
+    "#,
 ];
 
 /// The schema version this code writes and understands.
