@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::data::{self, ColumnDef, DataTypeName, Expr, InsertRow, Path, Quoted, Select};
 use crate::keywords;
 
 /// One parsed statement.
@@ -49,6 +50,72 @@ pub enum Statement {
         name: String,
     },
     ListUser,
+    /// `CREATE DATABASE path`, `CREATE STORAGE GROUP path`, `SET STORAGE GROUP TO path`
+    CreateDatabase {
+        path: Path,
+    },
+    /// `DROP DATABASE path, …`, `DELETE DATABASE …`, `DELETE STORAGE GROUP …`, `DROP STORAGE GROUP …`
+    DropDatabase {
+        paths: Vec<Path>,
+    },
+    /// `SHOW DATABASES [path]`, `SHOW STORAGE GROUP [path]`
+    ShowDatabases {
+        path: Option<Path>,
+    },
+    /// `CREATE TIMESERIES path [WITH] [DATATYPE=]type [[,] KEY=value]… [TAGS(…)] [ATTRIBUTES(…)]`.
+    ///
+    /// `attributes` holds the `KEY=value` pairs with the key upper-cased (`("ENCODING", "RLE")`), then each
+    /// tag as `("TAGS.key", "value")` and each attribute as `("ATTRIBUTES.key", "value")`, tag and
+    /// attribute keys as written; values are as written, without quotes.
+    CreateTimeseries {
+        path: Path,
+        data_type: DataTypeName,
+        attributes: Vec<(String, String)>,
+    },
+    /// `CREATE ALIGNED TIMESERIES device(s1 INT32 [ENCODING=…] …, s2 FLOAT, …)`
+    CreateAlignedTimeseries {
+        device: Path,
+        columns: Vec<ColumnDef>,
+    },
+    /// `SHOW TIMESERIES [path]`
+    ShowTimeseries {
+        path: Option<Path>,
+    },
+    /// `SHOW DEVICES [path]`
+    ShowDevices {
+        path: Option<Path>,
+    },
+    /// `COUNT TIMESERIES [path]`
+    CountTimeseries {
+        path: Option<Path>,
+    },
+    /// `COUNT DEVICES [path]`
+    CountDevices {
+        path: Option<Path>,
+    },
+    /// `DELETE TIMESERIES path, …`, `DROP TIMESERIES path, …`
+    DeleteTimeseries {
+        paths: Vec<Path>,
+    },
+    /// `INSERT INTO device([TIME|TIMESTAMP,] c1, …) [ALIGNED] VALUES (…), …`; without a time column every
+    /// row's time is [`crate::InsertTime::Now`].
+    Insert {
+        device: Path,
+        aligned: bool,
+        /// The measurements after the time column.
+        columns: Vec<String>,
+        rows: Vec<InsertRow>,
+    },
+    /// `DELETE FROM path, … [WHERE condition]`
+    DeleteData {
+        paths: Vec<Path>,
+        condition: Option<Expr>,
+    },
+    /// `FLUSH [path, …] [TRUE|FALSE] [ON LOCAL|CLUSTER]` (the flags are accepted and dropped)
+    Flush {
+        paths: Vec<Path>,
+    },
+    Select(Box<Select>),
 }
 
 /// `CREATE PIPE`; the bare form `CREATE PIPE p (…)` is the same as `CREATE PIPE p WITH SINK (…)`.
@@ -141,18 +208,72 @@ impl fmt::Display for Statement {
             Statement::ShowClusterId => f.write_str("SHOW CLUSTERID"),
             Statement::ShowVersion => f.write_str("SHOW VERSION"),
             Statement::CreateUser { name, password } => {
-                write!(f, "CREATE USER {} {}", Name(name), Literal(password))
+                write!(f, "CREATE USER {} {}", Name(name), Quoted(password))
             }
             Statement::AlterUserPassword { name, password } => {
                 write!(
                     f,
                     "ALTER USER {} SET PASSWORD {}",
                     Name(name),
-                    Literal(password)
+                    Quoted(password)
                 )
             }
             Statement::DropUser { name } => write!(f, "DROP USER {}", Name(name)),
             Statement::ListUser => f.write_str("LIST USER"),
+            Statement::CreateDatabase { path } => write!(f, "CREATE DATABASE {path}"),
+            Statement::DropDatabase { paths } => {
+                f.write_str("DROP DATABASE ")?;
+                data::paths(f, paths)
+            }
+            Statement::ShowDatabases { path } => keyword_and_path(f, "SHOW DATABASES", path),
+            Statement::CreateTimeseries {
+                path,
+                data_type,
+                attributes,
+            } => {
+                write!(f, "CREATE TIMESERIES {path} WITH DATATYPE={data_type}")?;
+                data::attributes(f, attributes, ", ")
+            }
+            Statement::CreateAlignedTimeseries { device, columns } => {
+                write!(f, "CREATE ALIGNED TIMESERIES {device}(")?;
+                for (index, column) in columns.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(", ")?;
+                    }
+                    column.fmt(f)?;
+                }
+                f.write_str(")")
+            }
+            Statement::ShowTimeseries { path } => keyword_and_path(f, "SHOW TIMESERIES", path),
+            Statement::ShowDevices { path } => keyword_and_path(f, "SHOW DEVICES", path),
+            Statement::CountTimeseries { path } => keyword_and_path(f, "COUNT TIMESERIES", path),
+            Statement::CountDevices { path } => keyword_and_path(f, "COUNT DEVICES", path),
+            Statement::DeleteTimeseries { paths } => {
+                f.write_str("DELETE TIMESERIES ")?;
+                data::paths(f, paths)
+            }
+            Statement::Insert {
+                device,
+                aligned,
+                columns,
+                rows,
+            } => data::insert(f, device, *aligned, columns, rows),
+            Statement::DeleteData { paths, condition } => {
+                f.write_str("DELETE FROM ")?;
+                data::paths(f, paths)?;
+                match condition {
+                    Some(condition) => write!(f, " WHERE {condition}"),
+                    None => Ok(()),
+                }
+            }
+            Statement::Flush { paths } => {
+                f.write_str("FLUSH")?;
+                if !paths.is_empty() {
+                    f.write_str(" ")?;
+                }
+                data::paths(f, paths)
+            }
+            Statement::Select(select) => select.fmt(f),
         }
     }
 }
@@ -212,7 +333,7 @@ impl fmt::Display for Attributes {
             if index > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{}={}", Literal(key), Literal(value))?;
+            write!(f, "{}={}", Quoted(key), Quoted(value))?;
         }
         f.write_str(")")
     }
@@ -237,11 +358,11 @@ impl fmt::Display for Name<'_> {
     }
 }
 
-/// A single-quoted string literal.
-struct Literal<'a>(&'a str);
-
-impl fmt::Display for Literal<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "'{}'", self.0.replace('\'', "''"))
+/// `keyword`, then ` path` if there is one.
+fn keyword_and_path(f: &mut fmt::Formatter<'_>, keyword: &str, path: &Option<Path>) -> fmt::Result {
+    f.write_str(keyword)?;
+    match path {
+        Some(path) => write!(f, " {path}"),
+        None => Ok(()),
     }
 }

@@ -34,7 +34,25 @@ pub(crate) const VERSION: &str = "VERSION";
 pub(crate) const WHERE: &str = "WHERE";
 pub(crate) const WITH: &str = "WITH";
 
-/// Every keyword above; a name equal to one of these (ignoring case) is printed back-quoted.
+// First words of the data statements; not reserved in pipe and user names (which are never ambiguous with
+// them), so they are left out of `ALL`.
+pub(crate) const ALIGNED: &str = "ALIGNED";
+pub(crate) const COUNT: &str = "COUNT";
+pub(crate) const DATABASE: &str = "DATABASE";
+pub(crate) const DATABASES: &str = "DATABASES";
+pub(crate) const DELETE: &str = "DELETE";
+pub(crate) const DEVICES: &str = "DEVICES";
+pub(crate) const FLUSH: &str = "FLUSH";
+pub(crate) const FROM: &str = "FROM";
+pub(crate) const GROUP: &str = "GROUP";
+pub(crate) const INSERT: &str = "INSERT";
+pub(crate) const INTO: &str = "INTO";
+pub(crate) const SELECT: &str = "SELECT";
+pub(crate) const STORAGE: &str = "STORAGE";
+pub(crate) const TIMESERIES: &str = "TIMESERIES";
+pub(crate) const TO: &str = "TO";
+
+/// Every pipe-statement keyword above; a name equal to one of these (ignoring case) is printed back-quoted.
 pub(crate) const ALL: &[&str] = &[
     ALTER, BY, CLUSTER, CLUSTERID, CLUSTER_ID, CONNECTOR, CREATE, DETAILS, DROP, EXISTS, EXTRACTOR,
     IF, LIST, MODIFY, NOT, OF, PASSWORD, PIPE, PIPES, PROCESSOR, REPLACE, SET, SHOW, SINK, SOURCE,

@@ -1,5 +1,7 @@
 //! Turns SQL text into a cursor over significant tokens with their positions, using sqlparser's tokenizer
 //! with a dialect tuned to IoTDB's lexical rules, so the parser never deals with whitespace or comments.
+//! The cursor also exposes the source text under the tokens, for the few IoTDB lexemes sqlparser cannot
+//! split right (paths such as `root.sg.12.s1`, bare datetimes such as `2017-11-01T00:00:00+08:00`).
 
 use sqlparser::dialect::Dialect;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
@@ -36,6 +38,9 @@ impl Dialect for DuetDialect {
 /// reported only when the parser reaches that point, so the first problem in the text is the one reported.
 pub(crate) struct TokenStream {
     tokens: Vec<TokenWithSpan>,
+    /// The byte range of each token in `source`.
+    ranges: Vec<(usize, usize)>,
+    source: String,
     position: usize,
     /// Just past the last significant token: where "end of input" errors point.
     end: Location,
@@ -56,8 +61,11 @@ impl TokenStream {
         let end = tokens
             .last()
             .map_or(Location::new(1, 1), |token| token.span.end);
+        let ranges = byte_ranges(sql, &tokens);
         Self {
             tokens,
+            ranges,
+            source: sql.to_owned(),
             position: 0,
             end,
             lexical_error,
@@ -155,6 +163,39 @@ impl TokenStream {
         }
     }
 
+    /// The source text from the start of the current token to the end of the input, with the byte offset
+    /// where it starts; `None` at the end of the tokens.
+    pub(crate) fn rest(&self) -> Option<(usize, &str)> {
+        let (start, _) = *self.ranges.get(self.position)?;
+        Some((start, self.source.get(start..)?))
+    }
+
+    /// Consumes every token that ends at or before byte `offset` of the source (the end of a lexeme scanned
+    /// with [`Self::rest`]). A token that starts before `offset` but runs past it is an error: the lexeme
+    /// ended inside it.
+    pub(crate) fn skip_to(&mut self, offset: usize, what: &str) -> Result<(), ParseError> {
+        while self
+            .ranges
+            .get(self.position)
+            .is_some_and(|(_, end)| *end <= offset)
+        {
+            self.position += 1;
+        }
+        match self.ranges.get(self.position) {
+            Some((start, _)) if *start < offset => {
+                Err(self.expected(&format!("the end of {what}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Consumes the current token, whatever it is.
+    pub(crate) fn advance(&mut self) {
+        if !self.at_end() {
+            self.position += 1;
+        }
+    }
+
     /// The error "expected {what} but found {current token}" at the current token.
     ///
     /// At the end of the tokens, a pending lexical error is the real cause and is returned instead.
@@ -179,6 +220,32 @@ impl TokenStream {
     pub(crate) fn lexical_error(&self) -> Option<&ParseError> {
         self.lexical_error.as_ref()
     }
+}
+
+/// The byte range of each token in `sql`, from their line/column spans (columns count characters). One
+/// pass over the text, since the spans come in order.
+fn byte_ranges(sql: &str, tokens: &[TokenWithSpan]) -> Vec<(usize, usize)> {
+    let mut chars = sql.char_indices().peekable();
+    let (mut line, mut column, mut byte) = (1_u64, 1_u64, 0_usize);
+    let mut seek = |to: Location| {
+        while (line, column) < (to.line, to.column) {
+            let Some((offset, c)) = chars.next() else {
+                break;
+            };
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+            byte = offset + c.len_utf8();
+        }
+        byte
+    };
+    tokens
+        .iter()
+        .map(|token| (seek(token.span.start), seek(token.span.end)))
+        .collect()
 }
 
 /// How a token is named in error messages: as written, so the user recognises it.
@@ -231,6 +298,19 @@ mod tests {
             tokens("-- x\n/* y */ ( \t)"),
             [Token::LParen, Token::RParen]
         );
+    }
+
+    #[test]
+    fn byte_ranges_cover_each_token() {
+        let sql = "é.x\n  'a''b'  /* c */ `q`";
+        let mut stream = TokenStream::new(sql);
+        let mut texts = Vec::new();
+        while let Some((start, _)) = stream.rest() {
+            let (_, end) = stream.ranges[stream.position];
+            texts.push(&sql[start..end]);
+            stream.advance();
+        }
+        assert_eq!(texts, ["é", ".", "x", "'a''b'", "`q`"]);
     }
 
     #[test]

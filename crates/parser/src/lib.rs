@@ -1,5 +1,6 @@
-//! The Duet SQL dialect (IoTDB-compatible pipe, cluster and user statements): our own [`Statement`] AST,
-//! parsed by a small recursive-descent parser over sqlparser's tokenizer.
+//! The Duet SQL dialect (IoTDB-compatible pipe, cluster and user statements, and the tree model's data
+//! statements and queries): our own [`Statement`] AST, parsed by a small recursive-descent parser over
+//! sqlparser's tokenizer.
 //!
 //! The grammar's source of truth is `grammar/duet.ebnf` at the workspace root; `tests/grammar_sync.rs`
 //! fails when a production there has no round-trip test. Every statement prints (`Display`) as canonical
@@ -14,13 +15,19 @@
 //! ```
 
 mod ast;
+mod data;
 mod error;
 mod keywords;
 mod lexer;
 mod parser;
+mod scan;
 mod split;
 
 pub use ast::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, Statement};
+pub use data::{
+    BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow, InsertTime,
+    Literal, Path, PathNode, Select, SelectItem, TimeValue, UnaryOp,
+};
 pub use error::{ParseError, ParseErrorKind};
 pub use split::{split_statements, StatementText};
 
@@ -58,6 +65,12 @@ mod tests {
         "show pipes where sink used by p; show cluster details; show cluster_id; show version",
         "create user u 'p'; alter user u set password \"q\"; drop user u; list user -- done",
         "drop pipe if exists p; start pipe p; stop pipe p /* c */",
+        "create database root.sg; create timeseries root.sg.`d.1`.s1 with datatype=INT32, encoding=RLE tags(a=b)",
+        "create aligned timeseries root.sg.d2(s1 INT32 encoding=RLE, s2 FLOAT); show timeseries root.**",
+        "insert into root.sg.d1(timestamp, s1, s2) aligned values (2017-11-01T00:00:00+08:00, -1.5e3, X'0a'), (now(), NULL, 'x')",
+        "delete from root.sg.d1.* where time >= '2017-11-01' and time <= 10; flush root.sg true; count devices",
+        "select last count(*), s1 as a from root.sg.*, root.** where not (s1 + -2 * s2 > 3 or s3 in (1, 'a')) and s4 is not null",
+        "select avg(s1) from root.sg.d1 where s1 between 1 and 2 group by ((1, 10], 1h30m, 1ms) order by time desc limit 5 offset 1 slimit 2 soffset 0 align by device",
     ];
 
     /// Whatever the input, parsing and splitting return instead of panicking, and anything that parses
@@ -146,6 +159,45 @@ mod tests {
             "1",
             "é",
             "\\",
+            "select",
+            "from",
+            "root",
+            ".",
+            "root.sg.d1",
+            "*",
+            "**",
+            "s1",
+            "`d.1`",
+            "insert into",
+            "values",
+            "timestamp",
+            "time",
+            "where",
+            "and",
+            "or",
+            "between",
+            "in",
+            "is",
+            "null",
+            "like",
+            "-",
+            "+",
+            ">=",
+            "<>",
+            "now()",
+            "2017-11-01T00:00:00",
+            "X'0a'",
+            "1.5e3",
+            "group by",
+            "[",
+            "]",
+            "1ms",
+            "limit",
+            "align by device",
+            "create timeseries",
+            "INT32",
+            "encoding=RLE",
+            "tags",
         ];
         let mut random = Random(42);
         for _ in 0..5_000 {

@@ -10,16 +10,15 @@ use crate::error::ParseError;
 use crate::keywords::*;
 use crate::lexer::TokenStream;
 
+mod data;
+
 /// Beginnings of IoTDB statements that Duet does not implement yet. They are reported as
 /// [`crate::ParseErrorKind::Unsupported`] rather than as syntax errors, so a client learns that the
 /// statement is valid IoTDB and simply not available here. The longest matching phrase names the statement.
 const UNSUPPORTED: &[&[&str]] = &[
-    &["SELECT"],
-    &["INSERT"],
     &["DELETE"],
     &["UPDATE"],
     &["COUNT"],
-    &["FLUSH"],
     &["GRANT"],
     &["REVOKE"],
     &["SET"],
@@ -35,10 +34,7 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["DESCRIBE"],
     &["DESC"],
     &["USE"],
-    &["CREATE", "DATABASE"],
-    &["CREATE", "STORAGE", "GROUP"],
-    &["CREATE", "TIMESERIES"],
-    &["CREATE", "ALIGNED", "TIMESERIES"],
+    &["CREATE", "TIMESERIES", "OF"],
     &["CREATE", "FUNCTION"],
     &["CREATE", "TRIGGER"],
     &["CREATE", "PIPEPLUGIN"],
@@ -53,9 +49,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["ALTER", "TIMESERIES"],
     &["ALTER", "VIEW"],
     &["ALTER", "TABLE"],
-    &["DROP", "DATABASE"],
-    &["DROP", "STORAGE", "GROUP"],
-    &["DROP", "TIMESERIES"],
     &["DROP", "FUNCTION"],
     &["DROP", "TRIGGER"],
     &["DROP", "PIPEPLUGIN"],
@@ -74,11 +67,7 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["LIST", "ROLE"],
     &["LIST", "PRIVILEGES"],
     &["LIST", "USER", "OF", "ROLE"],
-    &["SHOW", "DATABASES"],
-    &["SHOW", "STORAGE", "GROUP"],
-    &["SHOW", "TIMESERIES"],
     &["SHOW", "LATEST", "TIMESERIES"],
-    &["SHOW", "DEVICES"],
     &["SHOW", "CHILD", "PATHS"],
     &["SHOW", "CHILD", "NODES"],
     &["SHOW", "FUNCTIONS"],
@@ -106,6 +95,18 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["SHOW", "CURRENT_USER"],
 ];
 
+/// Statements Duet implements whose first words overlap an [`UNSUPPORTED`] phrase (`DELETE`, `COUNT`,
+/// `SET`): a supported phrase at least as long as the longest unsupported match wins.
+const SUPPORTED: &[&[&str]] = &[
+    &["DELETE", "FROM"],
+    &["DELETE", "TIMESERIES"],
+    &["DELETE", "DATABASE"],
+    &["DELETE", "STORAGE", "GROUP"],
+    &["COUNT", "TIMESERIES"],
+    &["COUNT", "DEVICES"],
+    &["SET", "STORAGE", "GROUP"],
+];
+
 /// What may follow `WITH` (CREATE PIPE) or `MODIFY`/`REPLACE` (ALTER PIPE) once the clauses before
 /// stage `n` (0 = source, 1 = processor, 2 = sink) are behind: the order is fixed.
 const PLUGIN_CHOICES: [&str; 3] = [
@@ -125,12 +126,15 @@ enum Plugin {
 pub(crate) fn parse_statements(sql: &str) -> Result<Vec<Statement>, ParseError> {
     Parser {
         tokens: TokenStream::new(sql),
+        nesting: 0,
     }
     .statements()
 }
 
 struct Parser {
     tokens: TokenStream,
+    /// How deep the expression rules are in the recursion (see [`data::MAX_DEPTH`]).
+    nesting: usize,
 }
 
 impl Parser {
@@ -164,8 +168,14 @@ impl Parser {
                 let name = self.name("a user name")?;
                 let password = self.string("a password string")?;
                 Ok(Statement::CreateUser { name, password })
+            } else if t.eat_keyword(DATABASE) || t.eat_keywords(&[STORAGE, GROUP]) {
+                self.create_database()
+            } else if t.eat_keyword(TIMESERIES) {
+                self.create_timeseries()
+            } else if t.eat_keywords(&[ALIGNED, TIMESERIES]) {
+                self.create_aligned_timeseries()
             } else {
-                Err(t.expected("PIPE or USER"))
+                Err(t.expected("PIPE, USER, DATABASE, TIMESERIES or ALIGNED TIMESERIES"))
             }
         } else if t.eat_keyword(ALTER) {
             if t.eat_keyword(PIPE) {
@@ -188,8 +198,22 @@ impl Parser {
                 Ok(Statement::DropUser {
                     name: self.name("a user name")?,
                 })
+            } else if t.eat_keyword(DATABASE) || t.eat_keywords(&[STORAGE, GROUP]) {
+                self.drop_database()
+            } else if t.eat_keyword(TIMESERIES) {
+                self.delete_timeseries()
             } else {
-                Err(t.expected("PIPE or USER"))
+                Err(t.expected("PIPE, USER, DATABASE or TIMESERIES"))
+            }
+        } else if t.eat_keyword(DELETE) {
+            if t.eat_keyword(FROM) {
+                self.delete_data()
+            } else if t.eat_keyword(TIMESERIES) {
+                self.delete_timeseries()
+            } else if t.eat_keyword(DATABASE) || t.eat_keywords(&[STORAGE, GROUP]) {
+                self.drop_database()
+            } else {
+                Err(t.expected("FROM, TIMESERIES or DATABASE"))
             }
         } else if t.eat_keyword(START) {
             t.expect_keyword(PIPE)?;
@@ -206,22 +230,52 @@ impl Parser {
         } else if t.eat_keyword(LIST) {
             t.expect_keyword(USER)?;
             Ok(Statement::ListUser)
+        } else if t.eat_keyword(SELECT) {
+            self.select()
+        } else if t.eat_keyword(INSERT) {
+            t.expect_keyword(INTO)?;
+            self.insert()
+        } else if t.eat_keyword(COUNT) {
+            if t.eat_keyword(TIMESERIES) {
+                let path = self.optional_path("COUNT TIMESERIES")?;
+                Ok(Statement::CountTimeseries { path })
+            } else if t.eat_keyword(DEVICES) {
+                let path = self.optional_path("COUNT DEVICES")?;
+                Ok(Statement::CountDevices { path })
+            } else {
+                Err(t.expected("TIMESERIES or DEVICES"))
+            }
+        } else if t.eat_keyword(FLUSH) {
+            self.flush()
+        } else if t.eat_keywords(&[SET, STORAGE, GROUP]) {
+            t.expect_keyword(TO)?;
+            self.create_database()
         } else {
-            Err(t.expected("a statement (CREATE, ALTER, DROP, START, STOP, SHOW, LIST, ...)"))
+            Err(t.expected(
+                "a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, ...)",
+            ))
         }
     }
 
     /// The Unsupported error if the statement starts with one of the [`UNSUPPORTED`] phrases.
     fn unsupported(&self) -> Option<ParseError> {
+        let starts_with = |phrase: &&&[&str]| {
+            phrase
+                .iter()
+                .enumerate()
+                .all(|(n, word)| self.tokens.is_keyword_at(n, word))
+        };
         let phrase = UNSUPPORTED
             .iter()
-            .filter(|phrase| {
-                phrase
-                    .iter()
-                    .enumerate()
-                    .all(|(n, word)| self.tokens.is_keyword_at(n, word))
-            })
+            .filter(starts_with)
             .max_by_key(|phrase| phrase.len())?;
+        if SUPPORTED
+            .iter()
+            .filter(starts_with)
+            .any(|supported| supported.len() >= phrase.len())
+        {
+            return None;
+        }
         let at = self.tokens.location();
         Some(ParseError::unsupported(
             at.line,
@@ -370,8 +424,19 @@ impl Parser {
             Ok(Statement::ShowClusterId)
         } else if t.eat_keyword(VERSION) {
             Ok(Statement::ShowVersion)
+        } else if t.eat_keyword(DATABASES) || t.eat_keywords(&[STORAGE, GROUP]) {
+            let path = self.optional_path("SHOW DATABASES")?;
+            Ok(Statement::ShowDatabases { path })
+        } else if t.eat_keyword(TIMESERIES) {
+            let path = self.optional_path("SHOW TIMESERIES")?;
+            Ok(Statement::ShowTimeseries { path })
+        } else if t.eat_keyword(DEVICES) {
+            let path = self.optional_path("SHOW DEVICES")?;
+            Ok(Statement::ShowDevices { path })
         } else {
-            Err(t.expected("PIPES, PIPE, CLUSTER, CLUSTERID or VERSION"))
+            Err(t.expected(
+                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, DATABASES, TIMESERIES or DEVICES",
+            ))
         }
     }
 
@@ -603,7 +668,7 @@ with sink (
             1,
             6,
             &[
-                "expected PIPES, PIPE, CLUSTER, CLUSTERID or VERSION",
+                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, DATABASES, TIMESERIES or DEVICES",
                 "'pipez'",
             ],
         );
@@ -627,35 +692,37 @@ with sink (
     fn unknown_first_word() {
         assert_eq!(
             error("frobnicate").to_string(),
-            "line 1:1: expected a statement (CREATE, ALTER, DROP, START, STOP, SHOW, LIST, ...) but found 'frobnicate'"
+            "line 1:1: expected a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, ...) but found 'frobnicate'"
         );
         assert_syntax_error("show pipes;\n  42", 2, 3, &["expected a statement", "'42'"]);
         assert_syntax_error(
             "create widget w",
             1,
             8,
-            &["expected PIPE or USER", "'widget'"],
+            &[
+                "expected PIPE, USER, DATABASE, TIMESERIES or ALIGNED TIMESERIES",
+                "'widget'",
+            ],
         );
     }
 
     #[test]
     fn iotdb_statements_are_unsupported() {
         let cases = [
-            (
-                "select * from root.db.**",
-                "\"SELECT\" statements are not supported yet",
-            ),
-            ("INSERT INTO root.db.d(time, s) VALUES (1, 2)", "\"INSERT\""),
-            ("create database root.db", "\"CREATE DATABASE\""),
-            (
-                "create aligned timeseries root.db.d(s INT32)",
-                "\"CREATE ALIGNED TIMESERIES\"",
-            ),
-            ("show databases", "\"SHOW DATABASES\""),
             ("show pipeplugins", "\"SHOW PIPEPLUGINS\""),
-            ("drop database root.db", "\"DROP DATABASE\""),
-            ("count devices", "\"COUNT\""),
-            ("flush", "\"FLUSH\""),
+            ("show latest timeseries", "\"SHOW LATEST TIMESERIES\""),
+            (
+                "create timeseries of schema template on root.db.d",
+                "\"CREATE TIMESERIES OF\"",
+            ),
+            ("count databases", "\"COUNT\""),
+            ("delete partition root.db 0", "\"DELETE\""),
+            ("set ttl to root.db 1000", "\"SET\""),
+            ("create function f as 'x'", "\"CREATE FUNCTION\""),
+            (
+                "create schema template t (s INT32)",
+                "\"CREATE SCHEMA TEMPLATE\"",
+            ),
             ("grant read on root.** to user u", "\"GRANT\""),
             (
                 "alter timeseries root.a.b add tags x=1",
@@ -669,7 +736,7 @@ with sink (
             assert!(error.message.contains(message), "{sql:?}: {error}");
         }
         // Positioned at the statement, also when it is not the first one.
-        let error = error("show pipes;\n  select 1");
+        let error = error("show pipes;\n  grant x");
         assert_eq!(
             (error.kind, error.line, error.column),
             (ParseErrorKind::Unsupported, 2, 3)

@@ -50,6 +50,125 @@ const CASES: &[(&str, &str)] = &[
     ("string", "create pipe p ('a'=\"b\")"),
     ("single_quoted", "create pipe p ('it''s'='b')"),
     ("double_quoted", "create pipe p (\"say \"\"hi\"\"\"='b')"),
+    ("create_database", "set storage group to root.sg"),
+    ("drop_database", "delete storage group root.sg, root.sg2"),
+    ("show_databases", "show storage group root.**"),
+    ("show_timeseries", "show timeseries root.sg.**"),
+    ("show_devices", "show devices root.sg.*"),
+    ("count_timeseries", "count timeseries root.**"),
+    ("count_devices", "count devices"),
+    ("delete_timeseries", "drop timeseries root.sg.d1.s1, root.sg.*.s2"),
+    (
+        "create_timeseries",
+        "create timeseries root.sg.d1.s1 with datatype=INT32, encoding=RLE",
+    ),
+    (
+        "create_aligned_timeseries",
+        "create aligned timeseries root.sg.d2(s1 INT32 encoding=RLE, s2 FLOAT)",
+    ),
+    ("column_def", "create aligned timeseries root.sg.d(`s.1` TEXT)"),
+    (
+        "timeseries_attributes",
+        "create timeseries root.sg.d.s double encoding=GORILLA compressor=LZ4",
+    ),
+    (
+        "attribute_pair",
+        "create timeseries root.sg.d.s INT64, MAX_POINT_NUMBER=3",
+    ),
+    (
+        "tag_clause",
+        "create timeseries root.sg.d.s INT64 tags(unit=c, 'k 2'='v 2')",
+    ),
+    (
+        "attribute_clause",
+        "create timeseries root.sg.d.s INT64 attributes(owner=me)",
+    ),
+    (
+        "tag_pair",
+        "create timeseries root.sg.d.s INT64 tags(\"k\"=-1)",
+    ),
+    (
+        "attribute_value",
+        "create timeseries root.sg.d.s INT64 encoding='RLE', x=`y z`",
+    ),
+    ("data_type", "create timeseries root.sg.d.s timestamp"),
+    (
+        "insert",
+        "insert into root.sg.d1(time, s1, s2) aligned values (1, 2, 'a'), (2, 3, 'b')",
+    ),
+    ("insert_row", "insert into root.sg.d1(s1) values (1.5)"),
+    (
+        "delete_data",
+        "delete from root.sg.d1.s1 where time >= 1 and time <= 10",
+    ),
+    ("flush", "flush root.sg, root.sg2 false on local"),
+    (
+        "select",
+        "select last s1 from root.sg.d1 where time > 5 order by time desc limit 1 align by device",
+    ),
+    ("select_item", "select s1 as a, *.s2, ** from root.sg"),
+    ("aggregate", "select count(s1), max_value(*) from root.sg.d1"),
+    ("alias", "select s1 as `my alias` from root.sg.d1"),
+    (
+        "group_by_time",
+        "select avg(s1) from root.sg.d1 group by ((2017-11-01, 2017-11-02], 1h, 30m)",
+    ),
+    (
+        "order_by_time",
+        "select s1 from root.sg.d1 order by timestamp asc",
+    ),
+    (
+        "pagination",
+        "select s1 from root.sg.d1 slimit 1 soffset 2 limit 3 offset 4",
+    ),
+    ("align_by", "select s1 from root.sg.d1 align by time"),
+    (
+        "expression",
+        "select s1 from root.sg.d1 where (s1 > 1 or s2 < 2) and not s3 = 3",
+    ),
+    ("or_expr", "select s1 from root.sg.d1 where s1 = 1 || s1 = 2 or s1 = 3"),
+    ("and_expr", "select s1 from root.sg.d1 where s1 = 1 && s2 = 2 and s3 = 3"),
+    ("not_expr", "select s1 from root.sg.d1 where not ! s1 = 1"),
+    (
+        "comparison",
+        "select s1 from root.sg.d1 where s1 not between 1 and 2 and s2 in (1, 2) and s3 not like 'a%' and s4 is not null",
+    ),
+    (
+        "comparison_op",
+        "select s1 from root.sg.d1 where s1 = 1 and s1 == 1 and s1 != 1 and s1 <> 1 and s1 < 1 and s1 <= 1 and s1 > 1 and s1 >= 1",
+    ),
+    ("additive", "select s1 from root.sg.d1 where s1 + 1 - 2 > 0"),
+    ("multiplicative", "select s1 from root.sg.d1 where s1 * 2 / 3 % 4 > 0"),
+    ("unary", "select s1 from root.sg.d1 where -s1 < -5 and - (s2) > -1.5"),
+    (
+        "primary",
+        "select s1 from root.sg.d1 where timestamp < now() and d1.s1 = (1) and time > 2017-11-01T00:00:00",
+    ),
+    ("path", "create database root.sg"),
+    ("path_list", "delete timeseries root.sg.d1.s1, root.sg.d1.s2"),
+    ("relative_path", "select d1.`s.1` from root.sg where d1.s1 > 0"),
+    ("path_node", "show timeseries root.`a b`.*.**.12.1s"),
+    ("node_name", "insert into root.sg.d1(timestamp, `s 1`, s_2) values (1, 2, 3)"),
+    (
+        "literal",
+        "insert into root.sg.d1(time, a, b, c, d, e, f) values (1, NULL, true, -42, 'x', \"y\", X'0a0b')",
+    ),
+    ("number", "insert into root.sg.d1(time, a, b) values (1, 42, 1.5)"),
+    ("integer", "insert into root.sg.d1(time, a) values (1, -9223372036854775809)"),
+    ("float", "insert into root.sg.d1(time, a, b, c) values (1, .5, 1E-3, -2e3)"),
+    ("blob", "insert into root.sg.d1(time, a) values (1, x'DEADbeef')"),
+    (
+        "time_value",
+        "insert into root.sg.d1(time, a) values (-1, 1), (now(), 2), ('2017-11-01T00:00:00', 3)",
+    ),
+    (
+        "datetime",
+        "select s1 from root.sg.d1 where time >= 2017-11-01 00:00:00 and time < '2017/11/02T00:00:00.000+08:00'",
+    ),
+    (
+        "duration",
+        "select count(s1) from root.sg.d1 group by ([0, 100), 1h30m, 100)",
+    ),
 ];
 
 /// The names defined in the grammar: lines of the form `name = …` starting at column 1.

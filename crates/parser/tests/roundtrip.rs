@@ -3,7 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use duet_parser::{parse, AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, Statement};
+use duet_parser::{
+    parse, AlterClause, AlterMode, AlterPipe, Attributes, BinaryOp, ColumnDef, CreatePipe,
+    DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow, InsertTime, Literal, Path,
+    PathNode, Select, SelectItem, Statement, TimeValue, UnaryOp,
+};
 
 /// Asserts that `sql` parses to exactly `expected`, that `expected` prints as SQL that parses back to
 /// itself, and that printing is stable.
@@ -404,4 +408,929 @@ fn empty_inputs_give_no_statements() {
     ] {
         assert_eq!(parse(sql).unwrap(), Vec::new(), "{sql:?}");
     }
+}
+
+// ---- tree-model data statements ----------------------------------------------------------------------
+
+/// A path from dotted text (no back-quotes): `*` and `**` are wildcards, anything else a name.
+fn p(text: &str) -> Path {
+    Path(
+        text.split('.')
+            .map(|node| match node {
+                "*" => PathNode::One,
+                "**" => PathNode::Many,
+                name => PathNode::Name(name.into()),
+            })
+            .collect(),
+    )
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn int(text: &str) -> Literal {
+    Literal::Integer(text.into())
+}
+
+fn float(text: &str) -> Literal {
+    Literal::Float(text.into())
+}
+
+fn string(text: &str) -> Literal {
+    Literal::String(text.into())
+}
+
+fn e_path(text: &str) -> Expr {
+    Expr::Path(p(text))
+}
+
+fn e_int(text: &str) -> Expr {
+    Expr::Literal(int(text))
+}
+
+fn bin(left: Expr, op: BinaryOp, right: Expr) -> Expr {
+    Expr::Binary {
+        left: Box::new(left),
+        op,
+        right: Box::new(right),
+    }
+}
+
+fn unary(op: UnaryOp, expr: Expr) -> Expr {
+    Expr::Unary {
+        op,
+        expr: Box::new(expr),
+    }
+}
+
+fn select(items: Vec<SelectItem>, from: &[&str]) -> Select {
+    Select {
+        last: false,
+        items,
+        from: from.iter().map(|f| p(f)).collect(),
+        condition: None,
+        group_by: None,
+        order_by_time_desc: false,
+        limit: None,
+        offset: None,
+        slimit: None,
+        soffset: None,
+        align_by_device: false,
+    }
+}
+
+fn item(path: &str) -> SelectItem {
+    SelectItem::Path {
+        path: p(path),
+        alias: None,
+    }
+}
+
+/// `SELECT s1 FROM root.sg.d1 WHERE <condition>`
+fn where_(condition: &str, expected: Expr) {
+    let mut query = select(vec![item("s1")], &["root.sg.d1"]);
+    query.condition = Some(expected);
+    one(
+        &format!("select s1 from root.sg.d1 where {condition}"),
+        Statement::Select(Box::new(query)),
+    );
+}
+
+#[test]
+fn create_database_and_synonyms() {
+    let expected = Statement::CreateDatabase { path: p("root.sg") };
+    one("create database root.sg", expected.clone());
+    one("CREATE STORAGE GROUP ROOT.sg", expected.clone());
+    one("set storage group to root.sg", expected);
+    assert_eq!(
+        parse("create database root.sg").unwrap()[0].to_string(),
+        "CREATE DATABASE root.sg"
+    );
+}
+
+#[test]
+fn drop_database_and_synonyms() {
+    let expected = Statement::DropDatabase {
+        paths: vec![p("root.sg"), p("root.sg2.**")],
+    };
+    for sql in [
+        "drop database root.sg, root.sg2.**",
+        "delete database root.sg, root.sg2.**",
+        "delete storage group root.sg, root.sg2.**",
+        "drop storage group root.sg,root.sg2.**",
+    ] {
+        one(sql, expected.clone());
+    }
+}
+
+#[test]
+fn show_and_count_statements() {
+    one("show databases", Statement::ShowDatabases { path: None });
+    one(
+        "show storage group root.**",
+        Statement::ShowDatabases {
+            path: Some(p("root.**")),
+        },
+    );
+    one("show timeseries", Statement::ShowTimeseries { path: None });
+    one(
+        "show timeseries root.sg.*.s1",
+        Statement::ShowTimeseries {
+            path: Some(p("root.sg.*.s1")),
+        },
+    );
+    one("show devices", Statement::ShowDevices { path: None });
+    one(
+        "SHOW DEVICES root.sg.**",
+        Statement::ShowDevices {
+            path: Some(p("root.sg.**")),
+        },
+    );
+    one(
+        "count timeseries",
+        Statement::CountTimeseries { path: None },
+    );
+    one(
+        "count timeseries root.**",
+        Statement::CountTimeseries {
+            path: Some(p("root.**")),
+        },
+    );
+    one("count devices", Statement::CountDevices { path: None });
+    one(
+        "count devices root.sg.*",
+        Statement::CountDevices {
+            path: Some(p("root.sg.*")),
+        },
+    );
+    assert_round_trip(
+        "show databases; show timeseries root.**",
+        &[
+            Statement::ShowDatabases { path: None },
+            Statement::ShowTimeseries {
+                path: Some(p("root.**")),
+            },
+        ],
+    );
+}
+
+#[test]
+fn create_timeseries_long_and_short_forms() {
+    let expected = Statement::CreateTimeseries {
+        path: p("root.sg.d1.s1"),
+        data_type: DataTypeName::Int32,
+        attributes: pairs(&[("ENCODING", "RLE"), ("COMPRESSOR", "SNAPPY")]),
+    };
+    for sql in [
+        "create timeseries root.sg.d1.s1 with datatype=INT32, encoding=RLE, compressor=SNAPPY",
+        "CREATE TIMESERIES root.sg.d1.s1 WITH DATATYPE=int32,ENCODING=RLE,COMPRESSOR=SNAPPY",
+        "create timeseries root.sg.d1.s1 datatype=INT32 encoding=RLE compressor=SNAPPY",
+        "create timeseries root.sg.d1.s1 INT32 encoding=RLE compressor=SNAPPY",
+        "create timeseries root.sg.d1.s1 INT32 encoding='RLE', compressor=\"SNAPPY\"",
+    ] {
+        one(sql, expected.clone());
+    }
+    assert_eq!(
+        expected.to_string(),
+        "CREATE TIMESERIES root.sg.d1.s1 WITH DATATYPE=INT32, ENCODING=RLE, COMPRESSOR=SNAPPY"
+    );
+}
+
+#[test]
+fn create_timeseries_every_data_type() {
+    for data_type in DataTypeName::ALL {
+        one(
+            &format!(
+                "create timeseries root.sg.d.s {}",
+                data_type.as_str().to_lowercase()
+            ),
+            Statement::CreateTimeseries {
+                path: p("root.sg.d.s"),
+                data_type,
+                attributes: Vec::new(),
+            },
+        );
+    }
+}
+
+#[test]
+fn create_timeseries_tags_and_attributes() {
+    one(
+        "create timeseries root.sg.d1.s1 with datatype=FLOAT, encoding=RLE, compression=SNAPPY, \
+         max_point_number=3 tags(tag1=v1, 'tag 2'=\"v 2\") attributes(attr1=-1, `a b`=c)",
+        Statement::CreateTimeseries {
+            path: p("root.sg.d1.s1"),
+            data_type: DataTypeName::Float,
+            attributes: pairs(&[
+                ("ENCODING", "RLE"),
+                ("COMPRESSION", "SNAPPY"),
+                ("MAX_POINT_NUMBER", "3"),
+                ("TAGS.tag1", "v1"),
+                ("TAGS.tag 2", "v 2"),
+                ("ATTRIBUTES.attr1", "-1"),
+                ("ATTRIBUTES.a b", "c"),
+            ]),
+        },
+    );
+}
+
+#[test]
+fn create_aligned_timeseries() {
+    let expected = Statement::CreateAlignedTimeseries {
+        device: p("root.sg.d2"),
+        columns: vec![
+            ColumnDef {
+                name: "s1".into(),
+                data_type: DataTypeName::Int32,
+                attributes: pairs(&[("ENCODING", "RLE"), ("COMPRESSOR", "SNAPPY")]),
+            },
+            ColumnDef {
+                name: "s2".into(),
+                data_type: DataTypeName::Float,
+                attributes: Vec::new(),
+            },
+            ColumnDef {
+                name: "time".into(),
+                data_type: DataTypeName::Text,
+                attributes: pairs(&[("TAGS.k", "v")]),
+            },
+        ],
+    };
+    one(
+        "create aligned timeseries root.sg.d2(s1 INT32 encoding=RLE compressor=SNAPPY, s2 FLOAT, `time` TEXT tags(k=v))",
+        expected.clone(),
+    );
+    one(
+        "create aligned timeseries root.sg.d2(s1 INT32, encoding=RLE, compressor=SNAPPY, s2 datatype=FLOAT, `time` TEXT tags(k=v))",
+        expected.clone(),
+    );
+    assert_eq!(
+        expected.to_string(),
+        "CREATE ALIGNED TIMESERIES root.sg.d2(s1 INT32 ENCODING=RLE COMPRESSOR=SNAPPY, s2 FLOAT, `time` TEXT TAGS(k=v))"
+    );
+}
+
+#[test]
+fn delete_timeseries_and_synonym() {
+    let expected = Statement::DeleteTimeseries {
+        paths: vec![p("root.sg.d1.s1"), p("root.sg.*.s2"), p("root.**")],
+    };
+    one(
+        "delete timeseries root.sg.d1.s1, root.sg.*.s2, root.**",
+        expected.clone(),
+    );
+    one(
+        "drop timeseries root.sg.d1.s1,root.sg.*.s2,root.**",
+        expected,
+    );
+}
+
+#[test]
+fn insert_with_every_literal_kind() {
+    one(
+        "insert into root.sg.d1(timestamp, a, b, c, d, e, f, g, h) values \
+         (1, 2, -3, 1.5, -2e3, 'it''s', \"say \"\"hi\"\"\", X'0a0B', NULL), \
+         (2, true, FALSE, .5, 1E-3, '', \"\", x'', null)",
+        Statement::Insert {
+            device: p("root.sg.d1"),
+            aligned: false,
+            columns: ["a", "b", "c", "d", "e", "f", "g", "h"]
+                .map(String::from)
+                .to_vec(),
+            rows: vec![
+                InsertRow {
+                    time: InsertTime::Value(1),
+                    values: vec![
+                        int("2"),
+                        int("-3"),
+                        float("1.5"),
+                        float("-2e3"),
+                        string("it's"),
+                        string("say \"hi\""),
+                        Literal::Blob(vec![0x0a, 0x0b]),
+                        Literal::Null,
+                    ],
+                },
+                InsertRow {
+                    time: InsertTime::Value(2),
+                    values: vec![
+                        Literal::Boolean(true),
+                        Literal::Boolean(false),
+                        float(".5"),
+                        float("1E-3"),
+                        string(""),
+                        string(""),
+                        Literal::Blob(Vec::new()),
+                        Literal::Null,
+                    ],
+                },
+            ],
+        },
+    );
+}
+
+#[test]
+fn insert_times_aligned_and_big_integers() {
+    one(
+        "INSERT INTO root.sg.`d.1`(TIME, s1) ALIGNED VALUES (-5, 99999999999999999999), (now(), 1), \
+         (2017-11-01T00:00:00.000+08:00, 2), ('2017-11-01 00:00:00', 3), (\"2017/11/01\", 4), (NOW( ), 5)",
+        Statement::Insert {
+            device: Path(vec![
+                PathNode::Name("root".into()),
+                PathNode::Name("sg".into()),
+                PathNode::Name("d.1".into()),
+            ]),
+            aligned: true,
+            columns: vec!["s1".into()],
+            rows: vec![
+                InsertRow {
+                    time: InsertTime::Value(-5),
+                    values: vec![int("99999999999999999999")],
+                },
+                InsertRow {
+                    time: InsertTime::Now,
+                    values: vec![int("1")],
+                },
+                InsertRow {
+                    time: InsertTime::DateTime("2017-11-01T00:00:00.000+08:00".into()),
+                    values: vec![int("2")],
+                },
+                InsertRow {
+                    time: InsertTime::DateTime("2017-11-01 00:00:00".into()),
+                    values: vec![int("3")],
+                },
+                InsertRow {
+                    time: InsertTime::DateTime("2017/11/01".into()),
+                    values: vec![int("4")],
+                },
+                InsertRow {
+                    time: InsertTime::Now,
+                    values: vec![int("5")],
+                },
+            ],
+        },
+    );
+}
+
+#[test]
+fn insert_without_time_column_is_now() {
+    let expected = Statement::Insert {
+        device: p("root.sg.d1"),
+        aligned: false,
+        columns: vec!["s1".into(), "s2".into()],
+        rows: vec![InsertRow {
+            time: InsertTime::Now,
+            values: vec![int("5"), string("x")],
+        }],
+    };
+    one(
+        "insert into root.sg.d1(s1, s2) values (5, 'x')",
+        expected.clone(),
+    );
+    assert_eq!(
+        expected.to_string(),
+        "INSERT INTO root.sg.d1(timestamp, s1, s2) VALUES (NOW(), 5, 'x')"
+    );
+}
+
+#[test]
+fn insert_measurement_names_that_need_quotes() {
+    one(
+        "insert into root.sg.d1(timestamp, `time`, `a b`, 12, `select`) values (1, 1, 2, 3, 4)",
+        Statement::Insert {
+            device: p("root.sg.d1"),
+            aligned: false,
+            columns: ["time", "a b", "12", "select"].map(String::from).to_vec(),
+            rows: vec![InsertRow {
+                time: InsertTime::Value(1),
+                values: vec![int("1"), int("2"), int("3"), int("4")],
+            }],
+        },
+    );
+}
+
+#[test]
+fn delete_data() {
+    one(
+        "delete from root.sg.d1.s1, root.sg.d2.*",
+        Statement::DeleteData {
+            paths: vec![p("root.sg.d1.s1"), p("root.sg.d2.*")],
+            condition: None,
+        },
+    );
+    one(
+        "delete from root.sg.d1.s1 where time >= 1 and time <= 10",
+        Statement::DeleteData {
+            paths: vec![p("root.sg.d1.s1")],
+            condition: Some(bin(
+                bin(Expr::Time, BinaryOp::GtEq, e_int("1")),
+                BinaryOp::And,
+                bin(Expr::Time, BinaryOp::LtEq, e_int("10")),
+            )),
+        },
+    );
+    one(
+        "DELETE FROM root.sg.** WHERE time < 2017-11-01T00:00:00",
+        Statement::DeleteData {
+            paths: vec![p("root.sg.**")],
+            condition: Some(bin(
+                Expr::Time,
+                BinaryOp::Lt,
+                Expr::DateTime("2017-11-01T00:00:00".into()),
+            )),
+        },
+    );
+}
+
+#[test]
+fn flush() {
+    one("flush", Statement::Flush { paths: Vec::new() });
+    one("flush true", Statement::Flush { paths: Vec::new() });
+    one("flush on cluster", Statement::Flush { paths: Vec::new() });
+    one(
+        "flush root.sg, root.sg2 false on local",
+        Statement::Flush {
+            paths: vec![p("root.sg"), p("root.sg2")],
+        },
+    );
+}
+
+#[test]
+fn paths_with_quoted_digit_and_wildcard_nodes() {
+    let expected = Statement::ShowTimeseries {
+        path: Some(Path(vec![
+            PathNode::Name("root".into()),
+            PathNode::Name("sg".into()),
+            PathNode::Name("d.1".into()),
+            PathNode::Name("a`b".into()),
+            PathNode::Name("12".into()),
+            PathNode::Name("1s".into()),
+            PathNode::Name("1e3".into()),
+            PathNode::One,
+            PathNode::Many,
+            PathNode::Name("time".into()),
+            PathNode::Name("é".into()),
+        ])),
+    };
+    one(
+        "show timeseries root.sg.`d.1`.`a``b`.12.1s.1e3.*.**.`time`.é",
+        expected.clone(),
+    );
+    assert_eq!(
+        expected.to_string(),
+        "SHOW TIMESERIES root.sg.`d.1`.`a``b`.12.1s.1e3.*.**.`time`.`é`"
+    );
+    assert!(p("root.sg.*").is_pattern() && p("root.**").is_pattern());
+    assert!(!p("root.sg.d1").is_pattern());
+}
+
+#[test]
+fn select_wildcards_paths_aliases_and_aggregates() {
+    one(
+        "select * from root.sg.d1",
+        Statement::Select(Box::new(select(
+            vec![SelectItem::Wildcard],
+            &["root.sg.d1"],
+        ))),
+    );
+    one(
+        "select ** from root.sg",
+        Statement::Select(Box::new(select(vec![item("**")], &["root.sg"]))),
+    );
+    one(
+        "SELECT s1 AS temperature, d1.s1, *.s1, `s.2` as `my alias`, count(*), MAX_VALUE(s1) AS m, \
+         last_value(d1.*) FROM root.sg.d1, root.sg.*, root.**",
+        Statement::Select(Box::new(select(
+            vec![
+                SelectItem::Path {
+                    path: p("s1"),
+                    alias: Some("temperature".into()),
+                },
+                item("d1.s1"),
+                item("*.s1"),
+                SelectItem::Path {
+                    path: Path(vec![PathNode::Name("s.2".into())]),
+                    alias: Some("my alias".into()),
+                },
+                SelectItem::Aggregate {
+                    function: "COUNT".into(),
+                    path: p("*"),
+                    alias: None,
+                },
+                SelectItem::Aggregate {
+                    function: "MAX_VALUE".into(),
+                    path: p("s1"),
+                    alias: Some("m".into()),
+                },
+                SelectItem::Aggregate {
+                    function: "LAST_VALUE".into(),
+                    path: p("d1.*"),
+                    alias: None,
+                },
+            ],
+            &["root.sg.d1", "root.sg.*", "root.**"],
+        ))),
+    );
+}
+
+#[test]
+fn select_last_with_where_time() {
+    let mut query = select(vec![item("s1"), item("s2")], &["root.sg.d1"]);
+    query.last = true;
+    query.condition = Some(bin(Expr::Time, BinaryOp::Gt, e_int("100")));
+    one(
+        "select last s1, s2 from root.sg.d1 where time > 100",
+        Statement::Select(Box::new(query.clone())),
+    );
+    query.condition = Some(bin(
+        Expr::Time,
+        BinaryOp::Gt,
+        Expr::DateTime("2017-11-01T00:00:00".into()),
+    ));
+    one(
+        "select last s1, s2 from root.sg.d1 where time > '2017-11-01T00:00:00'",
+        Statement::Select(Box::new(query)),
+    );
+}
+
+#[test]
+fn select_group_by_with_step_and_left_open() {
+    let mut query = select(
+        vec![SelectItem::Aggregate {
+            function: "AVG".into(),
+            path: p("s1"),
+            alias: None,
+        }],
+        &["root.sg.d1"],
+    );
+    query.group_by = Some(GroupByTime {
+        start: TimeValue::Value(1),
+        end: TimeValue::Value(100),
+        left_open: false,
+        interval: DurationLiteral {
+            text: "10ms".into(),
+        },
+        step: None,
+    });
+    one(
+        "select avg(s1) from root.sg.d1 group by ([1, 100), 10ms)",
+        Statement::Select(Box::new(query.clone())),
+    );
+    query.group_by = Some(GroupByTime {
+        start: TimeValue::DateTime("2017-11-01T00:00:00".into()),
+        end: TimeValue::Now,
+        left_open: true,
+        interval: DurationLiteral {
+            text: "1h30m".into(),
+        },
+        step: Some(DurationLiteral { text: "1d".into() }),
+    });
+    one(
+        "select avg(s1) from root.sg.d1 group by ((2017-11-01T00:00:00, now()], 1h30m, 1d)",
+        Statement::Select(Box::new(query.clone())),
+    );
+    query.group_by = Some(GroupByTime {
+        start: TimeValue::Value(-10),
+        end: TimeValue::DateTime("2017/11/07 23:00:00".into()),
+        left_open: false,
+        interval: DurationLiteral { text: "100".into() },
+        step: Some(DurationLiteral { text: "1MO".into() }),
+    });
+    one(
+        "select avg(s1) from root.sg.d1 group by ([-10, '2017/11/07 23:00:00'), 100, 1MO)",
+        Statement::Select(Box::new(query)),
+    );
+}
+
+#[test]
+fn select_order_pagination_and_alignment() {
+    let mut query = select(vec![item("s1")], &["root.sg.d1"]);
+    query.order_by_time_desc = true;
+    query.limit = Some(10);
+    query.offset = Some(2);
+    query.slimit = Some(3);
+    query.soffset = Some(1);
+    query.align_by_device = true;
+    let expected = Statement::Select(Box::new(query));
+    one(
+        "select s1 from root.sg.d1 order by time desc limit 10 offset 2 slimit 3 soffset 1 align by device",
+        expected.clone(),
+    );
+    one(
+        "select s1 from root.sg.d1 order by timestamp desc soffset 1 slimit 3 offset 2 limit 10 align by device",
+        expected.clone(),
+    );
+    assert_eq!(
+        expected.to_string(),
+        "SELECT s1 FROM root.sg.d1 ORDER BY TIME DESC LIMIT 10 OFFSET 2 SLIMIT 3 SOFFSET 1 ALIGN BY DEVICE"
+    );
+    one(
+        "select s1 from root.sg.d1 order by time asc align by time",
+        Statement::Select(Box::new(select(vec![item("s1")], &["root.sg.d1"]))),
+    );
+    let mut query = select(vec![item("s1")], &["root.sg.d1"]);
+    query.offset = Some(5);
+    one(
+        "select s1 from root.sg.d1 offset 5",
+        Statement::Select(Box::new(query)),
+    );
+}
+
+#[test]
+fn expression_primaries() {
+    where_("time > 1", bin(Expr::Time, BinaryOp::Gt, e_int("1")));
+    where_("TIMESTAMP > 1", bin(Expr::Time, BinaryOp::Gt, e_int("1")));
+    where_("time < now()", bin(Expr::Time, BinaryOp::Lt, Expr::Now));
+    where_(
+        "time >= 2017-11-01 00:00:00",
+        bin(
+            Expr::Time,
+            BinaryOp::GtEq,
+            Expr::DateTime("2017-11-01 00:00:00".into()),
+        ),
+    );
+    where_(
+        "'2017-11-01' <= time",
+        bin(
+            Expr::DateTime("2017-11-01".into()),
+            BinaryOp::LtEq,
+            Expr::Time,
+        ),
+    );
+    // Compared with a series, a datetime-like string stays a string.
+    where_(
+        "s1 = '2017-11-01'",
+        bin(
+            e_path("s1"),
+            BinaryOp::Eq,
+            Expr::Literal(string("2017-11-01")),
+        ),
+    );
+    where_(
+        "d1.s1 = root.sg.d1.s2",
+        bin(e_path("d1.s1"), BinaryOp::Eq, e_path("root.sg.d1.s2")),
+    );
+    where_(
+        "`time` = \"x\"",
+        bin(
+            Expr::Path(Path(vec![PathNode::Name("time".into())])),
+            BinaryOp::Eq,
+            Expr::Literal(string("x")),
+        ),
+    );
+    where_(
+        "s1 = true or s1 = null or s1 = X'ff' or s1 = -1.5",
+        bin(
+            bin(
+                bin(
+                    bin(
+                        e_path("s1"),
+                        BinaryOp::Eq,
+                        Expr::Literal(Literal::Boolean(true)),
+                    ),
+                    BinaryOp::Or,
+                    bin(e_path("s1"), BinaryOp::Eq, Expr::Literal(Literal::Null)),
+                ),
+                BinaryOp::Or,
+                bin(
+                    e_path("s1"),
+                    BinaryOp::Eq,
+                    Expr::Literal(Literal::Blob(vec![0xff])),
+                ),
+            ),
+            BinaryOp::Or,
+            bin(e_path("s1"), BinaryOp::Eq, Expr::Literal(float("-1.5"))),
+        ),
+    );
+}
+
+#[test]
+fn expression_operators_and_precedence() {
+    // OR < AND < NOT < comparison < + - < * / % < unary minus
+    where_(
+        "s1 = 1 or s2 = 2 and not s3 + 4 * -s4 > 5",
+        bin(
+            bin(e_path("s1"), BinaryOp::Eq, e_int("1")),
+            BinaryOp::Or,
+            bin(
+                bin(e_path("s2"), BinaryOp::Eq, e_int("2")),
+                BinaryOp::And,
+                unary(
+                    UnaryOp::Not,
+                    bin(
+                        bin(
+                            e_path("s3"),
+                            BinaryOp::Plus,
+                            bin(e_int("4"), BinaryOp::Mul, unary(UnaryOp::Neg, e_path("s4"))),
+                        ),
+                        BinaryOp::Gt,
+                        e_int("5"),
+                    ),
+                ),
+            ),
+        ),
+    );
+    where_(
+        "(s1 + 1) * 2 != 3 && s1 <> 4 || s1 == 5",
+        bin(
+            bin(
+                bin(
+                    bin(
+                        bin(e_path("s1"), BinaryOp::Plus, e_int("1")),
+                        BinaryOp::Mul,
+                        e_int("2"),
+                    ),
+                    BinaryOp::NotEq,
+                    e_int("3"),
+                ),
+                BinaryOp::And,
+                bin(e_path("s1"), BinaryOp::NotEq, e_int("4")),
+            ),
+            BinaryOp::Or,
+            bin(e_path("s1"), BinaryOp::Eq, e_int("5")),
+        ),
+    );
+    where_(
+        "s1 - 2 - 3 / 4 % 5 < 6 - -7",
+        bin(
+            bin(
+                bin(e_path("s1"), BinaryOp::Minus, e_int("2")),
+                BinaryOp::Minus,
+                bin(
+                    bin(e_int("3"), BinaryOp::Div, e_int("4")),
+                    BinaryOp::Mod,
+                    e_int("5"),
+                ),
+            ),
+            BinaryOp::Lt,
+            bin(e_int("6"), BinaryOp::Minus, e_int("-7")),
+        ),
+    );
+    // Right-nested groups keep their parentheses when printed.
+    where_(
+        "s1 - (2 - 3) = 0 and (s2 = 1 or s3 = 2) and -(5) < -(-(s1))",
+        bin(
+            bin(
+                bin(
+                    bin(
+                        e_path("s1"),
+                        BinaryOp::Minus,
+                        bin(e_int("2"), BinaryOp::Minus, e_int("3")),
+                    ),
+                    BinaryOp::Eq,
+                    e_int("0"),
+                ),
+                BinaryOp::And,
+                bin(
+                    bin(e_path("s2"), BinaryOp::Eq, e_int("1")),
+                    BinaryOp::Or,
+                    bin(e_path("s3"), BinaryOp::Eq, e_int("2")),
+                ),
+            ),
+            BinaryOp::And,
+            bin(
+                unary(UnaryOp::Neg, e_int("5")),
+                BinaryOp::Lt,
+                unary(UnaryOp::Neg, unary(UnaryOp::Neg, e_path("s1"))),
+            ),
+        ),
+    );
+    where_(
+        "-(s1 + 1) * - - 2 > - -s1 - -2017-11-01",
+        bin(
+            bin(
+                unary(UnaryOp::Neg, bin(e_path("s1"), BinaryOp::Plus, e_int("1"))),
+                BinaryOp::Mul,
+                unary(UnaryOp::Neg, e_int("-2")),
+            ),
+            BinaryOp::Gt,
+            bin(
+                unary(UnaryOp::Neg, unary(UnaryOp::Neg, e_path("s1"))),
+                BinaryOp::Minus,
+                unary(UnaryOp::Neg, Expr::DateTime("2017-11-01".into())),
+            ),
+        ),
+    );
+    where_(
+        "! not s1 > 1",
+        unary(
+            UnaryOp::Not,
+            unary(UnaryOp::Not, bin(e_path("s1"), BinaryOp::Gt, e_int("1"))),
+        ),
+    );
+}
+
+#[test]
+fn expression_between_in_is_null_like() {
+    where_(
+        "time between 1 and 10 and s1 not between -1 and 2 + 3",
+        bin(
+            Expr::Between {
+                expr: Box::new(Expr::Time),
+                low: Box::new(e_int("1")),
+                high: Box::new(e_int("10")),
+                negated: false,
+            },
+            BinaryOp::And,
+            Expr::Between {
+                expr: Box::new(e_path("s1")),
+                low: Box::new(e_int("-1")),
+                high: Box::new(bin(e_int("2"), BinaryOp::Plus, e_int("3"))),
+                negated: true,
+            },
+        ),
+    );
+    where_(
+        "time between '2017-11-01' and 2017-11-02",
+        Expr::Between {
+            expr: Box::new(Expr::Time),
+            low: Box::new(Expr::DateTime("2017-11-01".into())),
+            high: Box::new(Expr::DateTime("2017-11-02".into())),
+            negated: false,
+        },
+    );
+    where_(
+        "s1 in (1, 'a', s2 + 1) or time not in (1, '2017-11-01')",
+        bin(
+            Expr::InList {
+                expr: Box::new(e_path("s1")),
+                list: vec![
+                    e_int("1"),
+                    Expr::Literal(string("a")),
+                    bin(e_path("s2"), BinaryOp::Plus, e_int("1")),
+                ],
+                negated: false,
+            },
+            BinaryOp::Or,
+            Expr::InList {
+                expr: Box::new(Expr::Time),
+                list: vec![e_int("1"), Expr::DateTime("2017-11-01".into())],
+                negated: true,
+            },
+        ),
+    );
+    where_(
+        "s1 is null and s2 IS NOT NULL",
+        bin(
+            Expr::IsNull {
+                expr: Box::new(e_path("s1")),
+                negated: false,
+            },
+            BinaryOp::And,
+            Expr::IsNull {
+                expr: Box::new(e_path("s2")),
+                negated: true,
+            },
+        ),
+    );
+    where_(
+        "s1 like 'a%' and s2 not like \"_b\"",
+        bin(
+            Expr::Like {
+                expr: Box::new(e_path("s1")),
+                pattern: "a%".into(),
+                negated: false,
+            },
+            BinaryOp::And,
+            Expr::Like {
+                expr: Box::new(e_path("s2")),
+                pattern: "_b".into(),
+                negated: true,
+            },
+        ),
+    );
+    // Postfix forms apply to the comparison before them, and print back the same way.
+    where_(
+        "s1 = 1 is null",
+        Expr::IsNull {
+            expr: Box::new(bin(e_path("s1"), BinaryOp::Eq, e_int("1"))),
+            negated: false,
+        },
+    );
+}
+
+#[test]
+fn deep_but_allowed_expressions_round_trip() {
+    // Run on a small stack, as a server thread might.
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            for condition in [
+                format!("{}s1 > 1{}", "(".repeat(190), ")".repeat(190)),
+                format!("{}s1", "not ".repeat(190)),
+                format!("{}s1 > 1", "- ".repeat(190)),
+                format!("s1{} > 1", " + 1".repeat(190)),
+            ] {
+                let sql = format!("select s1 from root.sg.d1 where {condition}");
+                let statements = parse(&sql).unwrap_or_else(|e| panic!("{e}"));
+                let printed = statements[0].to_string();
+                assert_eq!(parse(&printed).unwrap(), statements);
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }
