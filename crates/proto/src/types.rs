@@ -195,8 +195,14 @@ impl Column {
                 (_, None) => String::new(),
             },
             ColumnValues::Int64(v) => v.get(row).map(|x| x.to_string()).unwrap_or_default(),
-            ColumnValues::Float(v) => v.get(row).map(|x| x.to_string()).unwrap_or_default(),
-            ColumnValues::Double(v) => v.get(row).map(|x| x.to_string()).unwrap_or_default(),
+            ColumnValues::Float(v) => v
+                .get(row)
+                .map(|x| render_float(f64::from(*x), x.to_string()))
+                .unwrap_or_default(),
+            ColumnValues::Double(v) => v
+                .get(row)
+                .map(|x| render_float(*x, x.to_string()))
+                .unwrap_or_default(),
             ColumnValues::Binary(v) => match (self.data_type, v.get(row)) {
                 (DataType::Blob, Some(b)) => {
                     let mut s = String::from("0x");
@@ -209,6 +215,15 @@ impl Column {
                 (_, None) => String::new(),
             },
         }
+    }
+}
+
+/// Floating-point values as IoTDB's Java clients print them: integral values keep a `.0`.
+fn render_float(value: f64, text: String) -> String {
+    if value.is_finite() && value.fract() == 0.0 && !text.contains('e') && !text.contains('.') {
+        format!("{text}.0")
+    } else {
+        text
     }
 }
 

@@ -18,6 +18,7 @@ pub const BUILD_INFO: &str = env!("DUET_BUILD_INFO");
 /// Shared, immutable-after-start server state plus atomic counters.
 pub struct Instance {
     pub catalog: Arc<Catalog>,
+    pub engine: Arc<duet_engine::Engine>,
     pub pipes: PipeManager,
     pub config: Config,
     /// The port actually bound (differs from the configured one when that was 0).
@@ -32,11 +33,13 @@ pub type InstanceRef = Arc<Instance>;
 impl Instance {
     pub fn new(
         catalog: Arc<Catalog>,
+        engine: Arc<duet_engine::Engine>,
         identity: ServerIdentity,
         config: Config,
         rpc_port: u16,
     ) -> Instance {
         Instance {
+            engine,
             pipes: PipeManager::new(catalog.clone(), identity),
             catalog,
             config,

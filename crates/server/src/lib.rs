@@ -15,6 +15,7 @@ pub mod instance;
 pub mod listener;
 pub mod session;
 pub mod statements;
+pub mod writes;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,6 +41,10 @@ pub enum StartError {
     },
     #[error("cannot open the catalog: {0}")]
     Catalog(#[from] duet_catalog::Error),
+    #[error("cannot open the storage: {0}")]
+    Storage(#[from] duet_storage::Error),
+    #[error("cannot start the engine: {0}")]
+    Engine(#[from] duet_engine::EngineError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -69,6 +74,17 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     };
     let catalog = Arc::new(Catalog::open(&config.data_dir, &settings)?);
     let identity = catalog.identity()?;
+    // Recover the data before accepting anyone: the log is replayed into memory here.
+    let storage_options = duet_storage::StorageOptions {
+        instance: instance_number(&identity.cluster_id),
+        ..duet_storage::StorageOptions::default()
+    };
+    let storage = duet_storage::Storage::open(&config.data_dir.join("storage"), storage_options)?;
+    let engine = duet_engine::Engine::open(
+        catalog.clone(),
+        storage.clone(),
+        &identity.timestamp_precision,
+    )?;
     let addr = format!("{}:{}", config.rpc_address, config.rpc_port);
     let listener = TcpListener::bind(&addr)
         .await
@@ -93,6 +109,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     };
     let instance = Arc::new(Instance::new(
         catalog,
+        engine,
         server_identity,
         config.clone(),
         local.port(),
@@ -109,9 +126,21 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         "duetd accepting sessions on {local}"
     );
     listener::run(instance, listener, shutdown).await;
+    // Every connection has finished: sync the log before saying we stopped.
+    if let Err(e) = storage.close().await {
+        tracing::error!("closing the storage failed: {e}");
+    }
     let _ = std::fs::remove_file(&addr_file);
     info!("duetd stopped");
     Ok(())
+}
+
+/// The instance's number in data versions (the tie-break between equal clocks): a stable 64-bit FNV-1a
+/// hash of the cluster id, so two instances with different ids order their writes the same way.
+fn instance_number(cluster_id: &str) -> u64 {
+    cluster_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Writes the address file atomically, so a reader never sees half of it.

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::instance::{InstanceRef, BUILD_INFO, VERSION};
 use crate::statements::{self, Output, StatementError};
+use crate::writes;
 
 /// Rows per page when a client asks for `fetchSize <= 0` (IoTDB's `maxTsBlockLineNumber`).
 const DEFAULT_FETCH_SIZE: usize = 1000;
@@ -26,10 +27,16 @@ const DEFAULT_FETCH_SIZE: usize = 1000;
 const PAGE_BYTE_BUDGET: usize = MAX_REPLY_FRAME_BYTES / 2;
 
 /// A query result not yet fully fetched.
-struct OpenQuery {
-    table: Table,
-    /// The next row to send.
-    cursor: usize,
+enum OpenQuery {
+    /// A small result computed at once; `cursor` is the next row to send.
+    Table { table: Table, cursor: usize },
+    /// A result the engine produces page by page; `peeked` holds a page read ahead to learn whether
+    /// more data follows.
+    Stream {
+        stream: duet_engine::QueryStream,
+        peeked: Option<duet_engine::query::Page>,
+        done: bool,
+    },
 }
 
 /// The state of one connection's session.
@@ -48,15 +55,6 @@ fn not_logged_in() -> t::TSStatus {
     status::failure(
         StatusCode::NotLogin,
         "Log in failed. Either you are not authorized or the session has timed out.",
-    )
-}
-
-fn unsupported(what: &str) -> t::TSStatus {
-    status::failure(
-        StatusCode::UnsupportedOperation,
-        format!(
-            "{what} is not supported yet: Duet's storage engine is not implemented in this version"
-        ),
     )
 }
 
@@ -144,31 +142,51 @@ impl Session {
                 self.close();
                 Reply::Status(status::success())
             }
-            Request::SetStorageGroup { .. } => Reply::Status(unsupported("setStorageGroup")),
-            Request::CreateTimeseries(_) => Reply::Status(unsupported("createTimeseries")),
-            Request::CreateAlignedTimeseries(_) => {
-                Reply::Status(unsupported("createAlignedTimeseries"))
+            Request::SetStorageGroup { database, .. } => {
+                Reply::Status(writes::set_storage_group(&self.instance.engine, &database))
             }
-            Request::CreateMultiTimeseries(_) => {
-                Reply::Status(unsupported("createMultiTimeseries"))
+            Request::CreateTimeseries(r) => {
+                Reply::Status(writes::create_timeseries(&self.instance.engine, &r))
             }
-            Request::DeleteTimeseries { .. } => Reply::Status(unsupported("deleteTimeseries")),
-            Request::DeleteStorageGroups { .. } => {
-                Reply::Status(unsupported("deleteStorageGroups"))
+            Request::CreateAlignedTimeseries(r) => {
+                Reply::Status(writes::create_aligned_timeseries(&self.instance.engine, &r))
             }
-            Request::InsertRecord(_) => Reply::Status(unsupported("insertRecord")),
-            Request::InsertStringRecord(_) => Reply::Status(unsupported("insertStringRecord")),
-            Request::InsertRecords(_) => Reply::Status(unsupported("insertRecords")),
-            Request::InsertRecordsOfOneDevice(_) => {
-                Reply::Status(unsupported("insertRecordsOfOneDevice"))
+            Request::CreateMultiTimeseries(r) => {
+                Reply::Status(writes::create_multi_timeseries(&self.instance.engine, &r))
             }
-            Request::InsertStringRecords(_) => Reply::Status(unsupported("insertStringRecords")),
-            Request::InsertStringRecordsOfOneDevice(_) => {
-                Reply::Status(unsupported("insertStringRecordsOfOneDevice"))
+            Request::DeleteTimeseries { paths, .. } => {
+                Reply::Status(writes::delete_timeseries(&self.instance.engine, &paths).await)
             }
-            Request::InsertTablet(_) => Reply::Status(unsupported("insertTablet")),
-            Request::InsertTablets(_) => Reply::Status(unsupported("insertTablets")),
-            Request::DeleteData(_) => Reply::Status(unsupported("deleteData")),
+            Request::DeleteStorageGroups { databases, .. } => Reply::Status(
+                writes::delete_storage_groups(&self.instance.engine, &databases).await,
+            ),
+            Request::InsertRecord(r) => {
+                Reply::Status(writes::insert_record(&self.instance.engine, &r).await)
+            }
+            Request::InsertStringRecord(r) => {
+                Reply::Status(writes::insert_string_record(&self.instance.engine, &r).await)
+            }
+            Request::InsertRecords(r) => {
+                Reply::Status(writes::insert_records(&self.instance.engine, &r).await)
+            }
+            Request::InsertRecordsOfOneDevice(r) => {
+                Reply::Status(writes::insert_records_of_one_device(&self.instance.engine, &r).await)
+            }
+            Request::InsertStringRecords(r) => {
+                Reply::Status(writes::insert_string_records(&self.instance.engine, &r).await)
+            }
+            Request::InsertStringRecordsOfOneDevice(r) => Reply::Status(
+                writes::insert_string_records_of_one_device(&self.instance.engine, &r).await,
+            ),
+            Request::InsertTablet(r) => {
+                Reply::Status(writes::insert_tablet(&self.instance.engine, &r).await)
+            }
+            Request::InsertTablets(r) => {
+                Reply::Status(writes::insert_tablets(&self.instance.engine, &r).await)
+            }
+            Request::DeleteData(r) => {
+                Reply::Status(writes::delete_data(&self.instance.engine, &r).await)
+            }
             Request::OpenSession(_)
             | Request::PipeTransfer(_)
             | Request::GetProperties
@@ -266,7 +284,7 @@ impl Session {
         resp
     }
 
-    async fn run_sql(&self, user: &str, sql: &str) -> Result<Option<Table>, StatementError> {
+    async fn run_sql(&self, user: &str, sql: &str) -> Result<Option<OpenQuery>, StatementError> {
         let parsed = duet_parser::parse(sql).map_err(|e| {
             let code = match e.kind {
                 duet_parser::ParseErrorKind::Syntax => StatusCode::SqlParseError,
@@ -284,9 +302,15 @@ impl Session {
         let mut last = None;
         for statement in &parsed {
             debug!(%statement, "executing");
-            last = match statements::execute(&self.instance, user, statement).await? {
+            last = match statements::execute(&self.instance, user, &self.zone_id, statement).await?
+            {
                 Output::Done => None,
-                Output::Table(table) => Some(table),
+                Output::Table(table) => Some(OpenQuery::Table { table, cursor: 0 }),
+                Output::Stream(stream) => Some(OpenQuery::Stream {
+                    stream,
+                    peeked: None,
+                    done: false,
+                }),
             };
         }
         Ok(last)
@@ -306,37 +330,28 @@ impl Session {
             Ok(None) => execute_resp(status::success()),
             // A non-query call never fetches or closes, so its result is not kept.
             Ok(Some(_)) if kind == ExecuteKind::Update => execute_resp(status::success()),
-            Ok(Some(table)) => {
+            Ok(Some(mut query)) => {
                 let query_id = self.instance.new_query_id();
-                let mut query = OpenQuery { table, cursor: 0 };
                 let fetch_size = req
                     .fetch_size
                     .and_then(|n| usize::try_from(n).ok())
                     .filter(|n| *n > 0)
                     .unwrap_or(DEFAULT_FETCH_SIZE);
+                let (names, types, has_time) = query.header();
                 let page = next_page(&mut query, fetch_size);
                 let mut resp = execute_resp(status::success());
                 resp.query_id = Some(query_id);
-                resp.columns = Some(query.table.names.clone());
-                resp.data_type_list = Some(
-                    query
-                        .table
-                        .columns
-                        .iter()
-                        .map(|c| c.data_type.name().to_string())
-                        .collect(),
-                );
                 resp.column_name_index_map = Some(
-                    query
-                        .table
-                        .names
+                    names
                         .iter()
                         .enumerate()
                         .map(|(i, n)| (n.clone(), i32::try_from(i).unwrap_or(i32::MAX)))
                         .collect(),
                 );
+                resp.columns = Some(names);
+                resp.data_type_list = Some(types.iter().map(|t| t.name().to_string()).collect());
                 resp.sg_columns = Some(Vec::new());
-                resp.ignore_time_stamp = Some(query.table.times.is_none());
+                resp.ignore_time_stamp = Some(!has_time);
                 match page {
                     Ok((blocks, more)) => {
                         resp.query_result = Some(blocks);
@@ -346,10 +361,7 @@ impl Session {
                         }
                         resp
                     }
-                    Err(e) => execute_resp(status::failure(
-                        StatusCode::InternalServerError,
-                        e.to_string(),
-                    )),
+                    Err(e) => execute_resp(status::failure(StatusCode::InternalServerError, e)),
                 }
             }
         }
@@ -392,13 +404,16 @@ impl Session {
                 let has = !blocks.is_empty();
                 t::TSFetchResultsResp::new(status::success(), has, true, Some(blocks), Some(more))
             }
-            Err(e) => t::TSFetchResultsResp::new(
-                status::failure(StatusCode::InternalServerError, e.to_string()),
-                false,
-                true,
-                None,
-                None,
-            ),
+            Err(e) => {
+                self.queries.remove(&req.query_id);
+                t::TSFetchResultsResp::new(
+                    status::failure(StatusCode::InternalServerError, e),
+                    false,
+                    true,
+                    None,
+                    None,
+                )
+            }
         }
     }
 
@@ -428,27 +443,92 @@ fn execute_resp(status: t::TSStatus) -> t::TSExecuteStatementResp {
     }
 }
 
-/// Cuts the next page: TsBlocks of at most 1000 rows until `fetch_size` rows or the byte budget.
-fn next_page(query: &mut OpenQuery, fetch_size: usize) -> duet_proto::Result<(Vec<Vec<u8>>, bool)> {
-    let table = &query.table;
-    let zeros;
-    let times: &[i64] = match &table.times {
-        Some(t) => t,
-        None => {
-            // The client ignores this column, but the TsBlock layout requires one.
-            zeros = vec![0i64; table.n_rows];
-            &zeros
+impl OpenQuery {
+    /// Column names, types, and whether rows carry a time column.
+    fn header(&self) -> (Vec<String>, Vec<duet_proto::types::DataType>, bool) {
+        match self {
+            OpenQuery::Table { table, .. } => (
+                table.names.clone(),
+                table.columns.iter().map(|c| c.data_type).collect(),
+                table.times.is_some(),
+            ),
+            OpenQuery::Stream { stream, .. } => {
+                (stream.names.clone(), stream.types.clone(), stream.has_time)
+            }
         }
-    };
-    let mut blocks = Vec::new();
-    let mut bytes = 0;
-    let page_end = table.n_rows.min(query.cursor.saturating_add(fetch_size));
-    while query.cursor < page_end && bytes < PAGE_BYTE_BUDGET {
-        let end = page_end.min(query.cursor + DEFAULT_ROWS_PER_BLOCK);
-        let block = tsblock::encode(times, &table.columns, query.cursor, end)?;
-        bytes += block.len();
-        blocks.push(block);
-        query.cursor = end;
     }
-    Ok((blocks, query.cursor < table.n_rows))
+}
+
+/// Cuts the next page: TsBlocks of at most 1000 rows until `fetch_size` rows or the byte budget.
+/// Returns the blocks and whether more rows follow.
+fn next_page(query: &mut OpenQuery, fetch_size: usize) -> Result<(Vec<Vec<u8>>, bool), String> {
+    match query {
+        OpenQuery::Table { table, cursor } => {
+            let zeros;
+            let times: &[i64] = match &table.times {
+                Some(t) => t,
+                None => {
+                    // The client ignores this column, but the TsBlock layout requires one.
+                    zeros = vec![0i64; table.n_rows];
+                    &zeros
+                }
+            };
+            let mut blocks = Vec::new();
+            let mut bytes = 0;
+            let page_end = table.n_rows.min(cursor.saturating_add(fetch_size));
+            while *cursor < page_end && bytes < PAGE_BYTE_BUDGET {
+                let end = page_end.min(*cursor + DEFAULT_ROWS_PER_BLOCK);
+                let block = tsblock::encode(times, &table.columns, *cursor, end)
+                    .map_err(|e| e.to_string())?;
+                bytes += block.len();
+                blocks.push(block);
+                *cursor = end;
+            }
+            Ok((blocks, *cursor < table.n_rows))
+        }
+        OpenQuery::Stream {
+            stream,
+            peeked,
+            done,
+        } => {
+            let mut blocks = Vec::new();
+            let mut bytes = 0;
+            let mut rows = 0;
+            // Storage scans read files: run them where blocking is allowed.
+            tokio::task::block_in_place(|| -> Result<(), String> {
+                while !*done && rows < fetch_size && bytes < PAGE_BYTE_BUDGET {
+                    let want = DEFAULT_ROWS_PER_BLOCK.min(fetch_size - rows);
+                    let page = match peeked.take() {
+                        Some(p) => p,
+                        None => match stream.source.next_page(want).map_err(|e| e.to_string())? {
+                            Some(p) => p,
+                            None => {
+                                *done = true;
+                                break;
+                            }
+                        },
+                    };
+                    let n = page.times.len();
+                    let block = tsblock::encode(&page.times, &page.columns, 0, n)
+                        .map_err(|e| e.to_string())?;
+                    bytes += block.len();
+                    rows += n;
+                    blocks.push(block);
+                }
+                // Read one page ahead so the reply can say truthfully whether more data follows.
+                if !*done && peeked.is_none() {
+                    match stream
+                        .source
+                        .next_page(DEFAULT_ROWS_PER_BLOCK)
+                        .map_err(|e| e.to_string())?
+                    {
+                        Some(p) => *peeked = Some(p),
+                        None => *done = true,
+                    }
+                }
+                Ok(())
+            })?;
+            Ok((blocks, !*done))
+        }
+    }
 }

@@ -54,6 +54,14 @@ impl From<duet_catalog::Error> for StatementError {
 pub enum Output {
     Done,
     Table(Table),
+    /// A query result produced page by page by the engine.
+    Stream(duet_engine::QueryStream),
+}
+
+impl From<duet_engine::EngineError> for StatementError {
+    fn from(e: duet_engine::EngineError) -> Self {
+        StatementError::new(e.status_code(), e.to_string())
+    }
 }
 
 fn no_permission() -> StatementError {
@@ -75,9 +83,20 @@ fn require_root(user: &str) -> Result<(), StatementError> {
 pub async fn execute(
     instance: &Instance,
     user: &str,
+    zone_id: &str,
     statement: &Statement,
 ) -> Result<Output, StatementError> {
     let pipes = &instance.pipes;
+    if duet_engine::Engine::handles(statement) {
+        let ctx = duet_engine::SessionContext {
+            zone_id: zone_id.to_string(),
+        };
+        return Ok(match instance.engine.execute(&ctx, statement).await? {
+            duet_engine::Output::Done => Output::Done,
+            duet_engine::Output::Table(t) => Output::Table(t),
+            duet_engine::Output::Stream(s) => Output::Stream(s),
+        });
+    }
     match statement {
         Statement::CreatePipe(stmt) => {
             require_root(user)?;
@@ -141,6 +160,24 @@ pub async fn execute(
             instance.catalog.drop_user(name)?;
             Ok(Output::Done)
         }
+        // Data statements were handed to the engine above.
+        Statement::CreateDatabase { .. }
+        | Statement::DropDatabase { .. }
+        | Statement::ShowDatabases { .. }
+        | Statement::CreateTimeseries { .. }
+        | Statement::CreateAlignedTimeseries { .. }
+        | Statement::ShowTimeseries { .. }
+        | Statement::ShowDevices { .. }
+        | Statement::CountTimeseries { .. }
+        | Statement::CountDevices { .. }
+        | Statement::DeleteTimeseries { .. }
+        | Statement::Insert { .. }
+        | Statement::DeleteData { .. }
+        | Statement::Flush { .. }
+        | Statement::Select(_) => Err(StatementError::new(
+            StatusCode::InternalServerError,
+            "a data statement reached the wrong executor",
+        )),
         Statement::ListUser => {
             let users = if user == ROOT_USER {
                 instance.catalog.list_users()?

@@ -1,0 +1,605 @@
+//! [`Engine`], the front door: opened over the catalog and the storage, it executes data statements
+//! and hands out result tables and page streams.
+
+use std::sync::{Arc, RwLock};
+
+use duet_catalog::Catalog;
+use duet_parser::{InsertTime, Path, Statement};
+use duet_proto::types::{Column, DataType, Table};
+use duet_storage::{DeleteOp, Op, Storage};
+
+use crate::paths;
+use crate::query::{self, PageSource};
+use crate::schema::{default_encoding, Schema, SeriesInfo};
+use crate::values::Cell;
+use crate::write::{DeviceWrite, WriteColumn};
+use crate::{EngineError, Result};
+
+/// What a session contributes to a statement: the time zone for datetime literals.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    pub zone_id: String,
+}
+
+/// A query result produced page by page, so memory stays bounded however large it is.
+pub struct QueryStream {
+    pub names: Vec<String>,
+    pub types: Vec<DataType>,
+    /// Whether rows carry a time column.
+    pub has_time: bool,
+    pub source: Box<dyn PageSource>,
+}
+
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Output {
+    Done,
+    Table(Table),
+    Stream(QueryStream),
+}
+
+/// The engine. Cheap to share as `Arc<Engine>`.
+pub struct Engine {
+    /// A weak handle to itself: result streams outlive the call that made them and hold the engine.
+    me: std::sync::Weak<Engine>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) storage: Storage,
+    pub(crate) schema: RwLock<Schema>,
+    /// Units of the instance's timestamps per millisecond (1 for ms, 1000 for us, 1e6 for ns).
+    pub(crate) units_per_ms: i64,
+}
+
+impl Engine {
+    pub fn open(
+        catalog: Arc<Catalog>,
+        storage: Storage,
+        timestamp_precision: &str,
+    ) -> Result<Arc<Engine>> {
+        let schema = Schema::load(&catalog)?;
+        let units_per_ms = match timestamp_precision {
+            "us" => 1_000,
+            "ns" => 1_000_000,
+            _ => 1,
+        };
+        Ok(Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
+            catalog,
+            storage,
+            schema: RwLock::new(schema),
+            units_per_ms,
+        }))
+    }
+
+    /// A strong handle to this engine.
+    pub(crate) fn self_ref(&self) -> Result<Arc<Engine>> {
+        self.me
+            .upgrade()
+            .ok_or_else(|| EngineError::Internal("the engine is shutting down".into()))
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub(crate) fn schema_read(&self) -> Result<std::sync::RwLockReadGuard<'_, Schema>> {
+        self.schema
+            .read()
+            .map_err(|_| EngineError::Internal("schema lock poisoned".into()))
+    }
+
+    fn schema_write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Schema>> {
+        self.schema
+            .write()
+            .map_err(|_| EngineError::Internal("schema lock poisoned".into()))
+    }
+
+    /// Whether this engine executes the statement (data statements); the others belong elsewhere.
+    pub fn handles(statement: &Statement) -> bool {
+        matches!(
+            statement,
+            Statement::CreateDatabase { .. }
+                | Statement::DropDatabase { .. }
+                | Statement::ShowDatabases { .. }
+                | Statement::CreateTimeseries { .. }
+                | Statement::CreateAlignedTimeseries { .. }
+                | Statement::ShowTimeseries { .. }
+                | Statement::ShowDevices { .. }
+                | Statement::CountTimeseries { .. }
+                | Statement::CountDevices { .. }
+                | Statement::DeleteTimeseries { .. }
+                | Statement::Insert { .. }
+                | Statement::DeleteData { .. }
+                | Statement::Flush { .. }
+                | Statement::Select(_)
+        )
+    }
+
+    /// Executes a data statement.
+    pub async fn execute(&self, ctx: &SessionContext, statement: &Statement) -> Result<Output> {
+        match statement {
+            Statement::CreateDatabase { path } => {
+                let path = concrete(path)?;
+                self.schema_write()?.create_database(&self.catalog, &path)?;
+                Ok(Output::Done)
+            }
+            Statement::DropDatabase { paths } => {
+                for pattern in paths {
+                    let targets: Vec<String> = self
+                        .schema_read()?
+                        .databases()
+                        .filter(|db| paths::matches(&pattern.0, &paths::split(db)))
+                        .cloned()
+                        .collect();
+                    if targets.is_empty() {
+                        return Err(EngineError::PathNotExist(format!(
+                            "Path [{pattern}] does not exist"
+                        )));
+                    }
+                    for db in targets {
+                        let series = self.schema_write()?.drop_database(&self.catalog, &db)?;
+                        self.delete_all(series).await?;
+                    }
+                }
+                Ok(Output::Done)
+            }
+            Statement::ShowDatabases { path } => {
+                let schema = self.schema_read()?;
+                let dbs: Vec<&String> = schema
+                    .databases()
+                    .filter(|db| path.as_ref().is_none_or(|p| matches_db_pattern(p, db)))
+                    .collect();
+                let n = dbs.len();
+                Ok(Output::Table(Table {
+                    names: vec![
+                        "Database".into(),
+                        "SchemaReplicationFactor".into(),
+                        "DataReplicationFactor".into(),
+                        "TimePartitionInterval".into(),
+                    ],
+                    columns: vec![
+                        Column::text(dbs.iter().map(|s| s.as_str())),
+                        Column::int32(vec![1; n]),
+                        Column::int32(vec![1; n]),
+                        int64_column(vec![604_800_000 * self.units_per_ms; n]),
+                    ],
+                    times: None,
+                    n_rows: n,
+                }))
+            }
+            Statement::CreateTimeseries {
+                path,
+                data_type,
+                attributes,
+            } => {
+                let nodes = match concrete(path) {
+                    Ok(p) => paths::split(&p),
+                    Err(e) => return Err(e),
+                };
+                if nodes.len() < 3 {
+                    return Err(EngineError::IllegalPath(format!("{path} is not a legal path: a series is root.<database>.<device…>.<measurement>")));
+                }
+                let (device_nodes, measurement) = nodes.split_at(nodes.len() - 1);
+                let t = data_type_of(data_type);
+                let (encoding, compressor) = encoding_and_compressor(attributes, t);
+                self.schema_write()?.create_series(
+                    &self.catalog,
+                    &paths::join(device_nodes),
+                    false,
+                    &[(measurement[0].clone(), t, encoding, compressor)],
+                    true,
+                )?;
+                Ok(Output::Done)
+            }
+            Statement::CreateAlignedTimeseries { device, columns } => {
+                let device = concrete(device)?;
+                let specs: Vec<(String, DataType, String, String)> = columns
+                    .iter()
+                    .map(|c| {
+                        let t = data_type_of(&c.data_type);
+                        let (e, comp) = encoding_and_compressor(&c.attributes, t);
+                        (c.name.clone(), t, e, comp)
+                    })
+                    .collect();
+                self.schema_write()?
+                    .create_series(&self.catalog, &device, true, &specs, true)?;
+                Ok(Output::Done)
+            }
+            Statement::ShowTimeseries { path } => {
+                let pattern = pattern_or_all(path);
+                let series = self.schema_read()?.matching_series(&pattern.0);
+                Ok(Output::Table(show_timeseries(&series)))
+            }
+            Statement::ShowDevices { path } => {
+                let pattern = pattern_or_all(path);
+                let schema = self.schema_read()?;
+                let devices = schema.matching_devices(&pattern.0);
+                let n = devices.len();
+                Ok(Output::Table(Table {
+                    names: vec![
+                        "Device".into(),
+                        "IsAligned".into(),
+                        "Template".into(),
+                        "TTL(ms)".into(),
+                    ],
+                    columns: vec![
+                        Column::text(devices.iter().map(|(d, _)| d.as_str())),
+                        Column::text(devices.iter().map(|(_, i)| i.aligned.to_string())),
+                        null_text(n),
+                        Column::text(vec!["INF"; n]),
+                    ],
+                    times: None,
+                    n_rows: n,
+                }))
+            }
+            Statement::CountTimeseries { path } => {
+                let pattern = pattern_or_all(path);
+                let n = self.schema_read()?.matching_series(&pattern.0).len();
+                Ok(Output::Table(count_table("count(timeseries)", n)))
+            }
+            Statement::CountDevices { path } => {
+                let pattern = pattern_or_all(path);
+                let n = self.schema_read()?.matching_devices(&pattern.0).len();
+                Ok(Output::Table(count_table("count(devices)", n)))
+            }
+            Statement::DeleteTimeseries { paths } => {
+                let mut series = Vec::new();
+                for p in paths {
+                    let matched = self.schema_read()?.matching_series(&p.0);
+                    if matched.is_empty() {
+                        return Err(EngineError::PathNotExist(format!(
+                            "Timeseries [{p}] does not exist or is represented by schema template"
+                        )));
+                    }
+                    series.extend(matched);
+                }
+                self.schema_write()?.drop_series(&self.catalog, &series)?;
+                self.delete_all(series.into_iter().map(|s| s.path).collect())
+                    .await?;
+                Ok(Output::Done)
+            }
+            Statement::Insert {
+                device,
+                aligned,
+                columns,
+                rows,
+            } => {
+                let device = concrete(device)?;
+                let mut times = Vec::with_capacity(rows.len());
+                let mut cells: Vec<Vec<Cell>> = vec![Vec::with_capacity(rows.len()); columns.len()];
+                for row in rows {
+                    if row.values.len() != columns.len() {
+                        return Err(EngineError::Semantic(format!(
+                            "the number of values ({}) does not match the number of measurements ({})",
+                            row.values.len(),
+                            columns.len()
+                        )));
+                    }
+                    times.push(match &row.time {
+                        InsertTime::Value(t) => *t,
+                        InsertTime::Now => self.now(),
+                        InsertTime::DateTime(s) => self.parse_datetime(ctx, s)?,
+                    });
+                    for (slot, v) in cells.iter_mut().zip(&row.values) {
+                        slot.push(Cell::from(v));
+                    }
+                }
+                let write = DeviceWrite {
+                    device,
+                    aligned: *aligned,
+                    measurements: columns.clone(),
+                    columns: cells.into_iter().map(WriteColumn::Cells).collect(),
+                    times,
+                };
+                let outcome = self.write(vec![write]).await?;
+                match outcome.results.into_iter().next() {
+                    Some(Err(e)) => Err(e),
+                    _ => Ok(Output::Done),
+                }
+            }
+            Statement::DeleteData { paths, condition } => {
+                let (start, end) = match condition {
+                    None => (i64::MIN, i64::MAX),
+                    Some(expr) => query::time_range_only(self, ctx, expr)?,
+                };
+                let mut series = Vec::new();
+                for p in paths {
+                    series.extend(
+                        self.schema_read()?
+                            .matching_series(&p.0)
+                            .into_iter()
+                            .map(|s| s.path),
+                    );
+                }
+                if !series.is_empty() && start <= end {
+                    self.storage
+                        .write(
+                            duet_storage::Origin::Local,
+                            None,
+                            vec![Op::Delete(DeleteOp { series, start, end })],
+                        )
+                        .await?;
+                }
+                Ok(Output::Done)
+            }
+            Statement::Flush { .. } => {
+                self.storage.flush().await?;
+                Ok(Output::Done)
+            }
+            Statement::Select(select) => query::execute(self, ctx, select),
+            other => Err(EngineError::Internal(format!(
+                "statement not handled by the engine: {other}"
+            ))),
+        }
+    }
+
+    /// Deletes all data of the given series (after their schema is gone).
+    async fn delete_all(&self, series: Vec<String>) -> Result<()> {
+        if series.is_empty() {
+            return Ok(());
+        }
+        self.storage
+            .write(
+                duet_storage::Origin::Local,
+                None,
+                vec![Op::Delete(DeleteOp {
+                    series,
+                    start: i64::MIN,
+                    end: i64::MAX,
+                })],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `deleteData`: removes points of the given series (patterns allowed) in `[start, end]`.
+    pub async fn delete_data(&self, patterns: &[String], start: i64, end: i64) -> Result<()> {
+        let mut series = Vec::new();
+        for p in patterns {
+            let pattern = parse_pattern(p)?;
+            series.extend(
+                self.schema_read()?
+                    .matching_series(&pattern)
+                    .into_iter()
+                    .map(|s| s.path),
+            );
+        }
+        if !series.is_empty() && start <= end {
+            self.storage
+                .write(
+                    duet_storage::Origin::Local,
+                    None,
+                    vec![Op::Delete(DeleteOp { series, start, end })],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `createTimeseries` and friends from the RPC surface.
+    pub fn create_series_rpc(
+        &self,
+        device: &str,
+        aligned: bool,
+        specs: &[(String, DataType, Option<String>, Option<String>)],
+    ) -> Result<()> {
+        let specs: Vec<(String, DataType, String, String)> = specs
+            .iter()
+            .map(|(m, t, e, c)| {
+                (
+                    m.clone(),
+                    *t,
+                    e.clone()
+                        .unwrap_or_else(|| default_encoding(*t).to_string()),
+                    c.clone().unwrap_or_else(|| "LZ4".into()),
+                )
+            })
+            .collect();
+        self.schema_write()?
+            .create_series(&self.catalog, device, aligned, &specs, true)
+    }
+
+    /// `setStorageGroup`.
+    pub fn create_database(&self, path: &str) -> Result<()> {
+        self.schema_write()?.create_database(&self.catalog, path)
+    }
+
+    /// `deleteStorageGroups`.
+    pub async fn drop_databases(&self, paths: &[String]) -> Result<()> {
+        for p in paths {
+            let series = self.schema_write()?.drop_database(&self.catalog, p)?;
+            self.delete_all(series).await?;
+        }
+        Ok(())
+    }
+
+    /// `deleteTimeseries`.
+    pub async fn delete_timeseries(&self, patterns: &[String]) -> Result<()> {
+        let mut series = Vec::new();
+        for p in patterns {
+            let matched = self.schema_read()?.matching_series(&parse_pattern(p)?);
+            if matched.is_empty() {
+                return Err(EngineError::PathNotExist(format!(
+                    "Timeseries [{p}] does not exist or is represented by schema template"
+                )));
+            }
+            series.extend(matched);
+        }
+        self.schema_write()?.drop_series(&self.catalog, &series)?;
+        self.delete_all(series.into_iter().map(|s| s.path).collect())
+            .await
+    }
+
+    /// The current time in the instance's precision.
+    pub fn now(&self) -> i64 {
+        chrono::Utc::now()
+            .timestamp_millis()
+            .saturating_mul(self.units_per_ms)
+    }
+
+    /// Parses a datetime literal (ISO-8601 with or without offset, `yyyy-MM-dd HH:mm:ss[.SSS]`, or a
+    /// date) to the instance's precision. Literals without an offset are read in UTC.
+    pub fn parse_datetime(&self, _ctx: &SessionContext, text: &str) -> Result<i64> {
+        let t = text.trim();
+        let ms = if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+            dt.timestamp_millis()
+        } else if let Some(ndt) = [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y/%m/%d %H:%M:%S",
+        ]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())
+        {
+            ndt.and_utc().timestamp_millis()
+        } else if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+            d.and_hms_opt(0, 0, 0)
+                .map(|x| x.and_utc().timestamp_millis())
+                .unwrap_or(0)
+        } else {
+            return Err(EngineError::Semantic(format!(
+                "Input time format {text} error."
+            )));
+        };
+        Ok(ms.saturating_mul(self.units_per_ms))
+    }
+}
+
+fn matches_db_pattern(pattern: &Path, db: &str) -> bool {
+    paths::matches(&pattern.0, &paths::split(db))
+}
+
+fn concrete(path: &Path) -> Result<String> {
+    paths::concrete(path).ok_or_else(|| {
+        EngineError::IllegalPath(format!(
+            "{path} is not a legal path: wildcards are not allowed here"
+        ))
+    })
+}
+
+fn pattern_or_all(path: &Option<Path>) -> Path {
+    path.clone().unwrap_or_else(|| {
+        Path(vec![
+            duet_parser::PathNode::Name("root".into()),
+            duet_parser::PathNode::Many,
+        ])
+    })
+}
+
+/// Parses a path pattern string from an RPC (`root.sg.*.s1`).
+pub(crate) fn parse_pattern(text: &str) -> Result<Vec<duet_parser::PathNode>> {
+    let nodes = paths::split(text);
+    if nodes.first().map(String::as_str) != Some("root") || nodes.iter().any(String::is_empty) {
+        return Err(EngineError::IllegalPath(format!(
+            "{text} is not a legal path"
+        )));
+    }
+    Ok(nodes
+        .into_iter()
+        .map(|n| match n.as_str() {
+            "*" => duet_parser::PathNode::One,
+            "**" => duet_parser::PathNode::Many,
+            _ => duet_parser::PathNode::Name(n),
+        })
+        .collect())
+}
+
+pub(crate) fn data_type_of(t: &duet_parser::DataTypeName) -> DataType {
+    use duet_parser::DataTypeName as D;
+    match t {
+        D::Boolean => DataType::Boolean,
+        D::Int32 => DataType::Int32,
+        D::Int64 => DataType::Int64,
+        D::Float => DataType::Float,
+        D::Double => DataType::Double,
+        D::Text => DataType::Text,
+        D::String => DataType::String,
+        D::Blob => DataType::Blob,
+        D::Date => DataType::Date,
+        D::Timestamp => DataType::Timestamp,
+    }
+}
+
+fn encoding_and_compressor(attributes: &[(String, String)], t: DataType) -> (String, String) {
+    let get = |keys: &[&str]| {
+        attributes
+            .iter()
+            .find(|(k, _)| keys.iter().any(|x| k.eq_ignore_ascii_case(x)))
+            .map(|(_, v)| v.to_ascii_uppercase())
+    };
+    (
+        get(&["ENCODING"]).unwrap_or_else(|| default_encoding(t).to_string()),
+        get(&["COMPRESSOR", "COMPRESSION"]).unwrap_or_else(|| "LZ4".into()),
+    )
+}
+
+fn int64_column(values: Vec<i64>) -> Column {
+    Column {
+        data_type: DataType::Int64,
+        nulls: None,
+        values: duet_proto::types::ColumnValues::Int64(values),
+    }
+}
+
+fn null_text(n: usize) -> Column {
+    Column {
+        data_type: DataType::Text,
+        nulls: Some(vec![true; n]),
+        values: duet_proto::types::ColumnValues::Binary(vec![Vec::new(); n]),
+    }
+}
+
+fn count_table(name: &str, n: usize) -> Table {
+    Table {
+        names: vec![name.to_string()],
+        columns: vec![int64_column(vec![i64::try_from(n).unwrap_or(i64::MAX)])],
+        times: None,
+        n_rows: 1,
+    }
+}
+
+fn show_timeseries(series: &[SeriesInfo]) -> Table {
+    let n = series.len();
+    Table {
+        names: [
+            "Timeseries",
+            "Alias",
+            "Database",
+            "DataType",
+            "Encoding",
+            "Compression",
+            "Tags",
+            "Attributes",
+            "Deadband",
+            "DeadbandParameters",
+            "ViewType",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        columns: vec![
+            Column::text(series.iter().map(|s| s.path.as_str())),
+            null_text(n),
+            Column::text(series.iter().map(|s| s.database.as_str())),
+            Column::text(series.iter().map(|s| s.data_type.name())),
+            Column::text(series.iter().map(|s| s.encoding.as_str())),
+            Column::text(series.iter().map(|s| s.compressor.as_str())),
+            null_text(n),
+            null_text(n),
+            null_text(n),
+            null_text(n),
+            Column::text(vec!["BASE"; n]),
+        ],
+        times: None,
+        n_rows: n,
+    }
+}

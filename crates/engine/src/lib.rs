@@ -1,0 +1,80 @@
+//! The engine: executes tree-model statements (schema, writes, deletes, queries) and the write RPCs
+//! against the catalog (schema) and the storage (data), producing result tables or result streams.
+//!
+//! - [`paths`]: path splitting and IoTDB pattern matching;
+//! - [`schema`]: the schema in memory, written through to the catalog;
+//! - [`values`]: values written as literals or strings, type inference and conversion;
+//! - [`write`]: the write path shared by SQL `INSERT` and every insert RPC;
+//! - [`query`]: `SELECT` (raw, aggregates, `GROUP BY`, `LAST`, `ALIGN BY DEVICE`) as page streams;
+//! - [`Engine`]: the front door.
+//!
+//! **Architecture invariant:** the engine never speaks Thrift; the server converts requests into
+//! [`write::DeviceWrite`]s and statuses out of [`EngineError`]s.
+
+pub mod paths;
+pub mod query;
+pub mod schema;
+pub mod values;
+pub mod write;
+
+mod engine;
+
+pub use engine::{Engine, Output, QueryStream, SessionContext};
+
+use duet_proto::status::StatusCode;
+
+/// Errors of statement execution, each with the IoTDB status code a client receives.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    IllegalPath(String),
+    #[error("{0}")]
+    PathNotExist(String),
+    #[error("{0}")]
+    DatabaseExists(String),
+    #[error("{0}")]
+    DatabaseNotSet(String),
+    #[error("{0}")]
+    SeriesExists(String),
+    #[error("{0}")]
+    TypeMismatch(String),
+    #[error("{0}")]
+    Semantic(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    IllegalParameter(String),
+    #[error("catalog error: {0}")]
+    Catalog(#[from] duet_catalog::Error),
+    #[error("storage error: {0}")]
+    Storage(#[from] duet_storage::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            EngineError::IllegalPath(_) => StatusCode::IllegalPath,
+            EngineError::PathNotExist(_) => StatusCode::PathNotExist,
+            EngineError::DatabaseExists(_) => StatusCode::DatabaseAlreadyExists,
+            EngineError::DatabaseNotSet(_) => StatusCode::DatabaseNotExist,
+            EngineError::SeriesExists(_) => StatusCode::TimeseriesAlreadyExist,
+            EngineError::TypeMismatch(_) => StatusCode::DataTypeMismatch,
+            EngineError::Semantic(_) => StatusCode::SemanticError,
+            EngineError::Unsupported(_) => StatusCode::UnsupportedOperation,
+            EngineError::IllegalParameter(_) => StatusCode::IllegalParameter,
+            EngineError::Catalog(duet_catalog::Error::DatabaseExists(_)) => {
+                StatusCode::DatabaseAlreadyExists
+            }
+            EngineError::Catalog(duet_catalog::Error::SeriesExists(_)) => {
+                StatusCode::TimeseriesAlreadyExist
+            }
+            EngineError::Storage(_) | EngineError::Catalog(_) | EngineError::Internal(_) => {
+                StatusCode::InternalServerError
+            }
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;

@@ -1,0 +1,315 @@
+//! The tree-model schema in memory: databases, devices and their measurements with types. Loaded from
+//! the catalog at start, changed through [`Schema`] methods that write through to the catalog first,
+//! so memory never holds a series the catalog would forget.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use duet_catalog::{Catalog, SeriesRecord};
+use duet_parser::PathNode;
+use duet_proto::types::DataType;
+
+use crate::paths;
+use crate::{EngineError, Result};
+
+/// One series' schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesInfo {
+    pub path: String,
+    pub device: String,
+    pub measurement: String,
+    pub database: String,
+    pub data_type: DataType,
+    pub encoding: String,
+    pub compressor: String,
+    pub aligned: bool,
+}
+
+/// One measurement's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasurementInfo {
+    pub data_type: DataType,
+    pub encoding: String,
+    pub compressor: String,
+}
+
+/// One device: its measurements in name order.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceInfo {
+    pub aligned: bool,
+    pub database: String,
+    pub measurements: BTreeMap<String, MeasurementInfo>,
+}
+
+/// The whole schema.
+#[derive(Debug, Default)]
+pub struct Schema {
+    databases: BTreeSet<String>,
+    devices: BTreeMap<String, DeviceInfo>,
+}
+
+/// The default encoding IoTDB picks for a type.
+pub fn default_encoding(data_type: DataType) -> &'static str {
+    match data_type {
+        DataType::Boolean => "RLE",
+        DataType::Int32 | DataType::Int64 | DataType::Date | DataType::Timestamp => "TS_2DIFF",
+        DataType::Float | DataType::Double => "GORILLA",
+        _ => "PLAIN",
+    }
+}
+
+impl Schema {
+    /// Loads the schema from the catalog.
+    pub fn load(catalog: &Catalog) -> Result<Schema> {
+        let mut schema = Schema::default();
+        for db in catalog.databases()? {
+            schema.databases.insert(db);
+        }
+        for record in catalog.series()? {
+            let data_type = DataType::from_name(&record.data_type).ok_or_else(|| {
+                EngineError::Internal(format!(
+                    "catalog has series {} of unknown type {}",
+                    record.path, record.data_type
+                ))
+            })?;
+            let measurement = paths::split(&record.path).pop().unwrap_or_default();
+            let device = schema.devices.entry(record.device.clone()).or_default();
+            device.aligned = record.aligned;
+            device.database = record.database.clone();
+            device.measurements.insert(
+                measurement,
+                MeasurementInfo {
+                    data_type,
+                    encoding: record.encoding.clone(),
+                    compressor: record.compressor.clone(),
+                },
+            );
+        }
+        Ok(schema)
+    }
+
+    pub fn databases(&self) -> impl Iterator<Item = &String> {
+        self.databases.iter()
+    }
+
+    /// The database a path belongs to, if any.
+    pub fn database_of(&self, path: &str) -> Option<&String> {
+        let nodes = paths::split(path);
+        self.databases.iter().find(|db| {
+            let db_nodes = paths::split(db);
+            nodes.len() >= db_nodes.len() && nodes[..db_nodes.len()] == db_nodes[..]
+        })
+    }
+
+    /// Checks a new database path: `root.x…`, not inside or above another database.
+    fn check_new_database(&self, path: &str) -> Result<()> {
+        let nodes = paths::split(path);
+        if nodes.len() < 2 || nodes[0] != "root" {
+            return Err(EngineError::IllegalPath(format!(
+                "{path} is not a legal path: a database is root.<name>[.<name>…]"
+            )));
+        }
+        for db in &self.databases {
+            let db_nodes = paths::split(db);
+            if db == path {
+                return Err(EngineError::DatabaseExists(format!(
+                    "{path} has already been created as database"
+                )));
+            }
+            let n = db_nodes.len().min(nodes.len());
+            if db_nodes[..n] == nodes[..n] {
+                return Err(EngineError::DatabaseExists(format!(
+                    "{path} cannot be created: database {db} already covers or lies under it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn create_database(&mut self, catalog: &Catalog, path: &str) -> Result<()> {
+        self.check_new_database(path)?;
+        catalog.create_database(path)?;
+        self.databases.insert(path.to_string());
+        Ok(())
+    }
+
+    /// Drops a database; returns its series paths (whose data the caller deletes).
+    pub fn drop_database(&mut self, catalog: &Catalog, path: &str) -> Result<Vec<String>> {
+        if !self.databases.contains(path) {
+            return Err(EngineError::PathNotExist(format!(
+                "Path [{path}] does not exist"
+            )));
+        }
+        let series = catalog.drop_database(path)?;
+        self.databases.remove(path);
+        self.devices.retain(|_, d| d.database != path);
+        Ok(series)
+    }
+
+    pub fn device(&self, device: &str) -> Option<&DeviceInfo> {
+        self.devices.get(device)
+    }
+
+    pub fn devices(&self) -> &BTreeMap<String, DeviceInfo> {
+        &self.devices
+    }
+
+    /// The type of one series, if it exists.
+    pub fn series_type(&self, device: &str, measurement: &str) -> Option<DataType> {
+        self.devices
+            .get(device)
+            .and_then(|d| d.measurements.get(measurement))
+            .map(|m| m.data_type)
+    }
+
+    /// Every series matching `pattern`, in path order.
+    pub fn matching_series(&self, pattern: &[PathNode]) -> Vec<SeriesInfo> {
+        let mut out = Vec::new();
+        for (device, info) in &self.devices {
+            let device_nodes = paths::split(device);
+            if !paths::matches_prefix_of(pattern, &device_nodes)
+                && !pattern.iter().any(|n| matches!(n, PathNode::Many))
+            {
+                continue;
+            }
+            for (measurement, m) in &info.measurements {
+                let mut nodes = device_nodes.clone();
+                nodes.push(measurement.clone());
+                if paths::matches(pattern, &nodes) {
+                    out.push(self.info(device, info, measurement, m));
+                }
+            }
+        }
+        out
+    }
+
+    fn info(
+        &self,
+        device: &str,
+        info: &DeviceInfo,
+        measurement: &str,
+        m: &MeasurementInfo,
+    ) -> SeriesInfo {
+        let mut nodes = paths::split(device);
+        nodes.push(measurement.to_string());
+        SeriesInfo {
+            path: paths::join(&nodes),
+            device: device.to_string(),
+            measurement: measurement.to_string(),
+            database: info.database.clone(),
+            data_type: m.data_type,
+            encoding: m.encoding.clone(),
+            compressor: m.compressor.clone(),
+            aligned: info.aligned,
+        }
+    }
+
+    /// Devices matching `pattern` (as a device path pattern).
+    pub fn matching_devices(&self, pattern: &[PathNode]) -> Vec<(&String, &DeviceInfo)> {
+        self.devices
+            .iter()
+            .filter(|(d, _)| paths::matches(pattern, &paths::split(d)))
+            .collect()
+    }
+
+    /// Creates series (all or none), creating the database at level 1 when `auto_database` and the
+    /// device is under none (IoTDB's automatic database creation).
+    pub fn create_series(
+        &mut self,
+        catalog: &Catalog,
+        device: &str,
+        aligned: bool,
+        measurements: &[(String, DataType, String, String)],
+        auto_database: bool,
+    ) -> Result<()> {
+        let device_nodes = paths::split(device);
+        if device_nodes.len() < 2 || device_nodes[0] != "root" {
+            return Err(EngineError::IllegalPath(format!(
+                "{device} is not a legal path"
+            )));
+        }
+        let database = match self.database_of(device) {
+            Some(db) => db.clone(),
+            None if auto_database => {
+                if device_nodes.len() < 2 {
+                    return Err(EngineError::IllegalPath(format!(
+                        "{device} is not a legal path"
+                    )));
+                }
+                let db = paths::join(&device_nodes[..2]);
+                self.create_database(catalog, &db)?;
+                db
+            }
+            None => {
+                return Err(EngineError::DatabaseNotSet(format!(
+                    "Database is not set for current seriesPath: [{device}]"
+                )))
+            }
+        };
+        if paths::split(&database).len() >= device_nodes.len() {
+            return Err(EngineError::IllegalPath(format!(
+                "{device} is a database, not a device"
+            )));
+        }
+        let existing_aligned = self.devices.get(device).map(|d| d.aligned);
+        let records: Vec<SeriesRecord> = measurements
+            .iter()
+            .map(|(m, t, encoding, compressor)| {
+                let mut nodes = device_nodes.clone();
+                nodes.push(m.clone());
+                SeriesRecord {
+                    path: paths::join(&nodes),
+                    database: database.clone(),
+                    device: device.to_string(),
+                    data_type: t.name().to_string(),
+                    encoding: encoding.clone(),
+                    compressor: compressor.clone(),
+                    aligned: existing_aligned.unwrap_or(aligned),
+                }
+            })
+            .collect();
+        for r in &records {
+            let measurement = paths::split(&r.path).pop().unwrap_or_default();
+            if self.series_type(device, &measurement).is_some() {
+                return Err(EngineError::SeriesExists(format!(
+                    "Timeseries [{}] already exist",
+                    r.path
+                )));
+            }
+        }
+        catalog.create_series(&records)?;
+        let entry = self
+            .devices
+            .entry(device.to_string())
+            .or_insert_with(|| DeviceInfo {
+                aligned,
+                database: database.clone(),
+                measurements: BTreeMap::new(),
+            });
+        for (m, t, encoding, compressor) in measurements {
+            entry.measurements.insert(
+                m.clone(),
+                MeasurementInfo {
+                    data_type: *t,
+                    encoding: encoding.clone(),
+                    compressor: compressor.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes series from the schema (and the catalog).
+    pub fn drop_series(&mut self, catalog: &Catalog, series: &[SeriesInfo]) -> Result<()> {
+        let paths: Vec<String> = series.iter().map(|s| s.path.clone()).collect();
+        catalog.drop_series(&paths)?;
+        for s in series {
+            if let Some(d) = self.devices.get_mut(&s.device) {
+                d.measurements.remove(&s.measurement);
+                if d.measurements.is_empty() {
+                    self.devices.remove(&s.device);
+                }
+            }
+        }
+        Ok(())
+    }
+}

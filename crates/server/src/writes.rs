@@ -1,0 +1,470 @@
+//! Turns the write and schema RPCs into engine calls: decoding tablets and records with `proto`,
+//! grouping them into [`DeviceWrite`]s, and folding the per-device outcomes into one status — 200,
+//! the device's own error for single-device requests, or 302 with a `subStatus` per device.
+
+use duet_engine::values::Cell;
+use duet_engine::write::{DeviceWrite, WriteColumn, WriteOutcome};
+use duet_engine::{Engine, EngineError};
+use duet_proto::status::{self, StatusCode};
+use duet_proto::t;
+use duet_proto::tablet;
+use duet_proto::types::DataType;
+
+fn engine_status(e: &EngineError) -> t::TSStatus {
+    status::failure(e.status_code(), e.to_string())
+}
+
+fn bad_request(message: impl Into<String>) -> t::TSStatus {
+    status::failure(StatusCode::IllegalParameter, message)
+}
+
+/// One status for a request: the first error when there is one device, else 302 listing every device.
+fn fold(outcome: WriteOutcome, multi: bool) -> t::TSStatus {
+    if outcome.all_ok() {
+        return status::success();
+    }
+    if !multi {
+        if let Some(Err(e)) = outcome.results.into_iter().find(|r| r.is_err()) {
+            return engine_status(&e);
+        }
+        return status::success();
+    }
+    let subs: Vec<Box<t::TSStatus>> = outcome
+        .results
+        .iter()
+        .map(|r| {
+            Box::new(match r {
+                Ok(()) => status::success(),
+                Err(e) => engine_status(e),
+            })
+        })
+        .collect();
+    let mut s = status::failure(
+        StatusCode::MultipleError,
+        "some devices of the batch could not be written; see the sub-statuses",
+    );
+    s.sub_status = Some(subs);
+    s
+}
+
+async fn run(
+    engine: &Engine,
+    writes: Result<Vec<DeviceWrite>, t::TSStatus>,
+    multi: bool,
+) -> t::TSStatus {
+    match writes {
+        Err(s) => s,
+        Ok(writes) => match engine.write(writes).await {
+            Ok(outcome) => fold(outcome, multi),
+            Err(e) => engine_status(&e),
+        },
+    }
+}
+
+fn types_of(codes: &[i32]) -> Result<Vec<DataType>, t::TSStatus> {
+    codes
+        .iter()
+        .map(|c| {
+            DataType::from_code(*c)
+                .ok_or_else(|| bad_request(format!("unknown data type code {c}")))
+        })
+        .collect()
+}
+
+fn tablet_write(
+    device: &str,
+    measurements: &[String],
+    values: &[u8],
+    timestamps: &[u8],
+    types: &[i32],
+    size: i32,
+    aligned: bool,
+) -> Result<DeviceWrite, t::TSStatus> {
+    let n =
+        usize::try_from(size).map_err(|_| bad_request(format!("negative tablet size {size}")))?;
+    let types = types_of(types)?;
+    if types.len() != measurements.len() {
+        return Err(bad_request(
+            "the tablet's types and measurements differ in length",
+        ));
+    }
+    let times = tablet::decode_timestamps(timestamps, n).map_err(|e| bad_request(e.to_string()))?;
+    let columns =
+        tablet::decode_tablet_values(values, &types, n).map_err(|e| bad_request(e.to_string()))?;
+    Ok(DeviceWrite {
+        device: device.to_string(),
+        aligned,
+        measurements: measurements.to_vec(),
+        columns: columns.into_iter().map(WriteColumn::Typed).collect(),
+        times,
+    })
+}
+
+fn record_write(
+    device: &str,
+    measurements: &[String],
+    values: &[u8],
+    time: i64,
+    aligned: bool,
+) -> Result<DeviceWrite, t::TSStatus> {
+    let decoded = tablet::decode_record(values, measurements.len())
+        .map_err(|e| bad_request(e.to_string()))?;
+    Ok(DeviceWrite {
+        device: device.to_string(),
+        aligned,
+        measurements: measurements.to_vec(),
+        columns: decoded
+            .into_iter()
+            .map(|v| WriteColumn::Cells(vec![Cell::Typed(v)]))
+            .collect(),
+        times: vec![time],
+    })
+}
+
+fn string_record_write(
+    device: &str,
+    measurements: &[String],
+    values: &[String],
+    time: i64,
+    aligned: bool,
+) -> Result<DeviceWrite, t::TSStatus> {
+    if values.len() != measurements.len() {
+        return Err(bad_request(
+            "the record's values and measurements differ in length",
+        ));
+    }
+    Ok(DeviceWrite {
+        device: device.to_string(),
+        aligned,
+        measurements: measurements.to_vec(),
+        columns: values
+            .iter()
+            .map(|v| WriteColumn::Cells(vec![Cell::Unparsed(v.clone())]))
+            .collect(),
+        times: vec![time],
+    })
+}
+
+pub async fn insert_tablet(engine: &Engine, r: &t::TSInsertTabletReq) -> t::TSStatus {
+    if r.write_to_table == Some(true) {
+        return status::failure(
+            StatusCode::UnsupportedOperation,
+            "table-model writes are not supported: Duet serves the tree model only",
+        );
+    }
+    let w = tablet_write(
+        &r.prefix_path,
+        &r.measurements,
+        &r.values,
+        &r.timestamps,
+        &r.types,
+        r.size,
+        r.is_aligned.unwrap_or(false),
+    );
+    run(engine, w.map(|w| vec![w]), false).await
+}
+
+pub async fn insert_tablets(engine: &Engine, r: &t::TSInsertTabletsReq) -> t::TSStatus {
+    let n = r.prefix_paths.len();
+    if [
+        r.measurements_list.len(),
+        r.values_list.len(),
+        r.timestamps_list.len(),
+        r.types_list.len(),
+        r.size_list.len(),
+    ]
+    .iter()
+    .any(|l| *l != n)
+    {
+        return bad_request("insertTablets lists differ in length");
+    }
+    let writes: Result<Vec<_>, _> = (0..n)
+        .map(|i| {
+            tablet_write(
+                &r.prefix_paths[i],
+                &r.measurements_list[i],
+                &r.values_list[i],
+                &r.timestamps_list[i],
+                &r.types_list[i],
+                r.size_list[i],
+                r.is_aligned.unwrap_or(false),
+            )
+        })
+        .collect();
+    run(engine, writes, true).await
+}
+
+pub async fn insert_record(engine: &Engine, r: &t::TSInsertRecordReq) -> t::TSStatus {
+    let w = record_write(
+        &r.prefix_path,
+        &r.measurements,
+        &r.values,
+        r.timestamp,
+        r.is_aligned.unwrap_or(false),
+    );
+    run(engine, w.map(|w| vec![w]), false).await
+}
+
+pub async fn insert_records(engine: &Engine, r: &t::TSInsertRecordsReq) -> t::TSStatus {
+    let n = r.prefix_paths.len();
+    if [
+        r.measurements_list.len(),
+        r.values_list.len(),
+        r.timestamps.len(),
+    ]
+    .iter()
+    .any(|l| *l != n)
+    {
+        return bad_request("insertRecords lists differ in length");
+    }
+    let writes: Result<Vec<_>, _> = (0..n)
+        .map(|i| {
+            record_write(
+                &r.prefix_paths[i],
+                &r.measurements_list[i],
+                &r.values_list[i],
+                r.timestamps[i],
+                r.is_aligned.unwrap_or(false),
+            )
+        })
+        .collect();
+    run(engine, writes, true).await
+}
+
+pub async fn insert_records_of_one_device(
+    engine: &Engine,
+    r: &t::TSInsertRecordsOfOneDeviceReq,
+) -> t::TSStatus {
+    let n = r.timestamps.len();
+    if r.measurements_list.len() != n || r.values_list.len() != n {
+        return bad_request("insertRecordsOfOneDevice lists differ in length");
+    }
+    let writes: Result<Vec<_>, _> = (0..n)
+        .map(|i| {
+            record_write(
+                &r.prefix_path,
+                &r.measurements_list[i],
+                &r.values_list[i],
+                r.timestamps[i],
+                r.is_aligned.unwrap_or(false),
+            )
+        })
+        .collect();
+    run(engine, writes, false).await
+}
+
+pub async fn insert_string_record(engine: &Engine, r: &t::TSInsertStringRecordReq) -> t::TSStatus {
+    let w = string_record_write(
+        &r.prefix_path,
+        &r.measurements,
+        &r.values,
+        r.timestamp,
+        r.is_aligned.unwrap_or(false),
+    );
+    run(engine, w.map(|w| vec![w]), false).await
+}
+
+pub async fn insert_string_records(
+    engine: &Engine,
+    r: &t::TSInsertStringRecordsReq,
+) -> t::TSStatus {
+    let n = r.prefix_paths.len();
+    if [
+        r.measurements_list.len(),
+        r.values_list.len(),
+        r.timestamps.len(),
+    ]
+    .iter()
+    .any(|l| *l != n)
+    {
+        return bad_request("insertStringRecords lists differ in length");
+    }
+    let writes: Result<Vec<_>, _> = (0..n)
+        .map(|i| {
+            string_record_write(
+                &r.prefix_paths[i],
+                &r.measurements_list[i],
+                &r.values_list[i],
+                r.timestamps[i],
+                r.is_aligned.unwrap_or(false),
+            )
+        })
+        .collect();
+    run(engine, writes, true).await
+}
+
+pub async fn insert_string_records_of_one_device(
+    engine: &Engine,
+    r: &t::TSInsertStringRecordsOfOneDeviceReq,
+) -> t::TSStatus {
+    let n = r.timestamps.len();
+    if r.measurements_list.len() != n || r.values_list.len() != n {
+        return bad_request("insertStringRecordsOfOneDevice lists differ in length");
+    }
+    let writes: Result<Vec<_>, _> = (0..n)
+        .map(|i| {
+            string_record_write(
+                &r.prefix_path,
+                &r.measurements_list[i],
+                &r.values_list[i],
+                r.timestamps[i],
+                r.is_aligned.unwrap_or(false),
+            )
+        })
+        .collect();
+    run(engine, writes, false).await
+}
+
+/// IoTDB's encoding and compressor codes (reference §5.3), as names.
+fn encoding_name(code: i32) -> Option<String> {
+    let names = [
+        "PLAIN",
+        "DICTIONARY",
+        "RLE",
+        "DIFF",
+        "TS_2DIFF",
+        "BITMAP",
+        "GORILLA_V1",
+        "REGULAR",
+        "GORILLA",
+        "ZIGZAG",
+        "FREQ",
+        "CHIMP",
+        "SPRINTZ",
+        "RLBE",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| names.get(i))
+        .map(|s| s.to_string())
+}
+
+fn compressor_name(code: i32) -> Option<String> {
+    let names = [
+        "UNCOMPRESSED",
+        "SNAPPY",
+        "GZIP",
+        "LZO",
+        "SDT",
+        "PAA",
+        "PLA",
+        "LZ4",
+        "ZSTD",
+        "LZMA2",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| names.get(i))
+        .map(|s| s.to_string())
+}
+
+fn split_series(path: &str) -> Result<(String, String), t::TSStatus> {
+    let mut nodes = duet_engine::paths::split(path);
+    if nodes.len() < 3 {
+        return Err(status::failure(
+            StatusCode::IllegalPath,
+            format!("{path} is not a legal path"),
+        ));
+    }
+    let m = nodes.pop().unwrap_or_default();
+    Ok((duet_engine::paths::join(&nodes), m))
+}
+
+fn schema_result(r: Result<(), EngineError>) -> t::TSStatus {
+    match r {
+        Ok(()) => status::success(),
+        Err(e) => engine_status(&e),
+    }
+}
+
+pub fn create_timeseries(engine: &Engine, r: &t::TSCreateTimeseriesReq) -> t::TSStatus {
+    let (device, m) = match split_series(&r.path) {
+        Ok(x) => x,
+        Err(s) => return s,
+    };
+    let Some(dt) = DataType::from_code(r.data_type) else {
+        return bad_request(format!("unknown data type code {}", r.data_type));
+    };
+    schema_result(engine.create_series_rpc(
+        &device,
+        false,
+        &[(
+            m,
+            dt,
+            encoding_name(r.encoding),
+            compressor_name(r.compressor),
+        )],
+    ))
+}
+
+pub fn create_aligned_timeseries(
+    engine: &Engine,
+    r: &t::TSCreateAlignedTimeseriesReq,
+) -> t::TSStatus {
+    let n = r.measurements.len();
+    if r.data_types.len() != n {
+        return bad_request("measurements and data types differ in length");
+    }
+    let mut specs = Vec::with_capacity(n);
+    for i in 0..n {
+        let Some(dt) = DataType::from_code(r.data_types[i]) else {
+            return bad_request(format!("unknown data type code {}", r.data_types[i]));
+        };
+        specs.push((
+            r.measurements[i].clone(),
+            dt,
+            r.encodings.get(i).and_then(|c| encoding_name(*c)),
+            r.compressors.get(i).and_then(|c| compressor_name(*c)),
+        ));
+    }
+    schema_result(engine.create_series_rpc(&r.prefix_path, true, &specs))
+}
+
+pub fn create_multi_timeseries(engine: &Engine, r: &t::TSCreateMultiTimeseriesReq) -> t::TSStatus {
+    if r.data_types.len() != r.paths.len() {
+        return bad_request("paths and data types differ in length");
+    }
+    let mut subs = Vec::with_capacity(r.paths.len());
+    for (i, path) in r.paths.iter().enumerate() {
+        let s = match (split_series(path), DataType::from_code(r.data_types[i])) {
+            (Err(s), _) => s,
+            (_, None) => bad_request(format!("unknown data type code {}", r.data_types[i])),
+            (Ok((device, m)), Some(dt)) => schema_result(engine.create_series_rpc(
+                &device,
+                false,
+                &[(
+                    m,
+                    dt,
+                    r.encodings.get(i).and_then(|c| encoding_name(*c)),
+                    r.compressors.get(i).and_then(|c| compressor_name(*c)),
+                )],
+            )),
+        };
+        subs.push(Box::new(s));
+    }
+    if subs.iter().all(|s| s.code == StatusCode::Success.code()) {
+        return status::success();
+    }
+    let mut s = status::failure(
+        StatusCode::MultipleError,
+        "some time series could not be created; see the sub-statuses",
+    );
+    s.sub_status = Some(subs);
+    s
+}
+
+pub fn set_storage_group(engine: &Engine, database: &str) -> t::TSStatus {
+    schema_result(engine.create_database(database))
+}
+
+pub async fn delete_storage_groups(engine: &Engine, databases: &[String]) -> t::TSStatus {
+    schema_result(engine.drop_databases(databases).await)
+}
+
+pub async fn delete_timeseries(engine: &Engine, paths: &[String]) -> t::TSStatus {
+    schema_result(engine.delete_timeseries(paths).await)
+}
+
+pub async fn delete_data(engine: &Engine, r: &t::TSDeleteDataReq) -> t::TSStatus {
+    schema_result(engine.delete_data(&r.paths, r.start_time, r.end_time).await)
+}

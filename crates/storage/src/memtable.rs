@@ -1,0 +1,394 @@
+//! The in-memory write buffer: what the log holds above the flushed position, ready to scan.
+//!
+//! Per series, points are appended to columnar vectors (times, versions, values) exactly as they
+//! arrive; sorting and de-duplication (highest version per timestamp) happen lazily, when a scan or a
+//! flush reads the series. A series whose times arrive in order (the common case) is scanned with a
+//! binary search instead of a full pass.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use duet_proto::types::{ColumnValues, DataType};
+
+use crate::error::{Error, Result};
+use crate::run::{self, Run};
+use crate::types::{series_path, Lsn, Op, RangeTombstone, Version};
+
+/// Fixed bookkeeping cost charged per series, on top of its points.
+const SERIES_OVERHEAD_BYTES: usize = 160;
+/// Bytes per point besides the value: an i64 time and a 16-byte version.
+const POINT_OVERHEAD_BYTES: usize = 24;
+
+/// The unsorted points of one series in one memtable.
+#[derive(Debug)]
+pub(crate) struct SeriesBuffer {
+    pub data_type: DataType,
+    pub times: Vec<i64>,
+    pub versions: Vec<Version>,
+    pub values: ColumnValues,
+    /// True while every appended time was >= the previous one, so a range is a binary search away.
+    in_time_order: bool,
+}
+
+impl SeriesBuffer {
+    fn new(data_type: DataType) -> SeriesBuffer {
+        SeriesBuffer {
+            data_type,
+            times: Vec::new(),
+            versions: Vec::new(),
+            values: ColumnValues::empty_for(data_type),
+            in_time_order: true,
+        }
+    }
+
+    /// The points in `[start, end]`, unsorted unless the buffer is in time order.
+    fn extract(&self, start: i64, end: i64) -> Run {
+        let mut out = Run::empty(self.data_type);
+        if self.in_time_order {
+            let lo = self.times.partition_point(|t| *t < start);
+            let hi = self.times.partition_point(|t| *t <= end);
+            if lo < hi {
+                out.times
+                    .extend_from_slice(self.times.get(lo..hi).unwrap_or_default());
+                out.versions
+                    .extend_from_slice(self.versions.get(lo..hi).unwrap_or_default());
+                run::extend_values(&mut out.values, &self.values, lo..hi);
+            }
+        } else {
+            for (row, t) in self.times.iter().enumerate() {
+                if start <= *t && *t <= end {
+                    out.times.push(*t);
+                    out.versions.extend(self.versions.get(row));
+                    run::push_value(&mut out.values, &self.values, row);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One memtable: the active one takes writes; frozen ones are immutable and wait for their flush.
+#[derive(Debug, Default)]
+pub(crate) struct Memtable {
+    pub series: HashMap<String, SeriesBuffer>,
+    pub tombstones: HashMap<String, Vec<RangeTombstone>>,
+    /// Lowest and highest LSN applied (0 when none): the flush of this memtable covers them.
+    pub min_lsn: Lsn,
+    pub max_lsn: Lsn,
+    pub max_hlc: u64,
+    pub bytes: usize,
+    pub points: usize,
+    /// When the first entry was applied, for the age-based flush.
+    pub first_applied: Option<Instant>,
+}
+
+impl Memtable {
+    /// True when no entry was applied (an entry without points, e.g. a delete, still counts).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.max_lsn == 0
+    }
+
+    pub(crate) fn data_type(&self, series: &str) -> Option<DataType> {
+        self.series.get(series).map(|b| b.data_type)
+    }
+
+    /// Checks that every column of `ops` can be appended next to what this memtable holds;
+    /// `pending` carries the types of entries accepted earlier in the same group commit
+    /// (`None` = the series was dropped by a full-range delete).
+    pub(crate) fn check_types(
+        &self,
+        ops: &[Op],
+        pending: &mut HashMap<String, Option<DataType>>,
+    ) -> Result<()> {
+        let mut staged: Vec<(String, Option<DataType>)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Insert(insert) => {
+                    for (measurement, column) in insert.measurements.iter().zip(&insert.columns) {
+                        let has_point = match &column.nulls {
+                            Some(nulls) => nulls.iter().any(|n| !*n),
+                            None => !column.is_empty(),
+                        };
+                        if !has_point {
+                            continue;
+                        }
+                        let series = series_path(&insert.device, measurement);
+                        let stored = staged
+                            .iter()
+                            .rev()
+                            .find(|(s, _)| *s == series)
+                            .map(|(_, t)| *t)
+                            .or_else(|| pending.get(&series).copied())
+                            .unwrap_or_else(|| self.data_type(&series));
+                        match stored {
+                            Some(stored) if stored != column.data_type => {
+                                return Err(Error::TypeMismatch {
+                                    series,
+                                    stored,
+                                    given: column.data_type,
+                                })
+                            }
+                            Some(_) => {}
+                            None => staged.push((series, Some(column.data_type))),
+                        }
+                    }
+                }
+                Op::Delete(delete) => {
+                    if delete.start == i64::MIN && delete.end == i64::MAX {
+                        staged.extend(delete.series.iter().map(|s| (s.clone(), None)));
+                    }
+                }
+            }
+        }
+        pending.extend(staged);
+        Ok(())
+    }
+
+    /// Applies one log entry. A type conflict (possible only while replaying the log, where entries
+    /// that once went to different memtables meet in one) is returned before anything is changed for
+    /// that column; the caller freezes this memtable and applies the entry to a fresh one (re-applying
+    /// the same version is harmless).
+    pub(crate) fn apply(&mut self, lsn: Lsn, version: Version, ops: &[Op]) -> Result<()> {
+        for op in ops {
+            match op {
+                Op::Insert(insert) => {
+                    for (measurement, column) in insert.measurements.iter().zip(&insert.columns) {
+                        let series = series_path(&insert.device, measurement);
+                        self.append_column(series, version, &insert.times, column)?;
+                    }
+                }
+                Op::Delete(delete) => {
+                    let tombstone = RangeTombstone {
+                        start: delete.start,
+                        end: delete.end,
+                        version,
+                    };
+                    for series in &delete.series {
+                        self.apply_tombstone(series, tombstone);
+                    }
+                }
+            }
+        }
+        if self.min_lsn == 0 {
+            self.min_lsn = lsn;
+            self.first_applied = Some(Instant::now());
+        }
+        self.max_lsn = self.max_lsn.max(lsn);
+        self.max_hlc = self.max_hlc.max(version.hlc);
+        Ok(())
+    }
+
+    fn append_column(
+        &mut self,
+        series: String,
+        version: Version,
+        times: &[i64],
+        column: &duet_proto::types::Column,
+    ) -> Result<()> {
+        let nulls = column.nulls.as_deref().filter(|n| n.iter().any(|x| *x));
+        let n_points = match nulls {
+            Some(n) => n.iter().filter(|x| !**x).count(),
+            None => column.len().min(times.len()),
+        };
+        if n_points == 0 {
+            return Ok(());
+        }
+        if let Some(existing) = self.series.get(&series) {
+            if existing.data_type != column.data_type {
+                return Err(Error::TypeMismatch {
+                    series,
+                    stored: existing.data_type,
+                    given: column.data_type,
+                });
+            }
+        }
+        let new_series = !self.series.contains_key(&series);
+        if new_series {
+            self.bytes += SERIES_OVERHEAD_BYTES + series.len();
+        }
+        let buffer = self
+            .series
+            .entry(series)
+            .or_insert_with(|| SeriesBuffer::new(column.data_type));
+        let mut last = buffer.times.last().copied();
+        let before = buffer.times.len();
+        match nulls {
+            None => {
+                let n = n_points;
+                let new_times = times.get(..n).unwrap_or_default();
+                buffer.times.extend_from_slice(new_times);
+                run::extend_values(&mut buffer.values, &column.values, 0..n);
+                for t in new_times {
+                    if last.is_some_and(|l| *t < l) {
+                        buffer.in_time_order = false;
+                    }
+                    last = Some(*t);
+                }
+            }
+            Some(nulls) => {
+                for (row, (t, null)) in times.iter().zip(nulls).enumerate() {
+                    if *null {
+                        continue;
+                    }
+                    if last.is_some_and(|l| *t < l) {
+                        buffer.in_time_order = false;
+                    }
+                    last = Some(*t);
+                    buffer.times.push(*t);
+                    run::push_value(&mut buffer.values, &column.values, row);
+                }
+            }
+        }
+        let added = buffer.times.len() - before;
+        buffer.versions.resize(buffer.times.len(), version);
+        let value_bytes = match &column.values {
+            ColumnValues::Binary(_) => (before..buffer.times.len())
+                .map(|row| run::value_bytes(&buffer.values, row))
+                .sum(),
+            values => added * run::value_bytes(values, 0),
+        };
+        self.bytes += added * POINT_OVERHEAD_BYTES + value_bytes;
+        self.points += added;
+        Ok(())
+    }
+
+    /// Records the tombstone and drops the points it hides from this memtable right away (they can
+    /// never become visible again); a series left empty is forgotten, so it may be re-created with
+    /// another type.
+    fn apply_tombstone(&mut self, series: &str, tombstone: RangeTombstone) {
+        let list = self.tombstones.entry(series.to_string()).or_default();
+        if !list.contains(&tombstone) {
+            list.push(tombstone);
+            self.bytes += 64 + series.len();
+        }
+        let Some(buffer) = self.series.get_mut(series) else {
+            return;
+        };
+        let keep: Vec<bool> = buffer
+            .times
+            .iter()
+            .zip(&buffer.versions)
+            .map(|(t, v)| !tombstone.hides(*t, *v))
+            .collect();
+        let removed = keep.iter().filter(|k| !**k).count();
+        if removed == 0 {
+            return;
+        }
+        let mut row = 0;
+        buffer.times.retain(|_| {
+            let k = keep.get(row).copied().unwrap_or(true);
+            row += 1;
+            k
+        });
+        let mut row = 0;
+        buffer.versions.retain(|_| {
+            let k = keep.get(row).copied().unwrap_or(true);
+            row += 1;
+            k
+        });
+        run::retain_values(&mut buffer.values, &keep);
+        self.points -= removed;
+        if buffer.times.is_empty() {
+            self.series.remove(series);
+        }
+    }
+
+    /// This memtable's contribution to a scan: its points in the range and its tombstones.
+    pub(crate) fn extract(&self, series: &str, start: i64, end: i64) -> Option<Run> {
+        self.series
+            .get(series)
+            .map(|b| b.extract(start, end))
+            .filter(|r| r.len() > 0)
+    }
+
+    pub(crate) fn tombstones_for(&self, series: &str) -> &[RangeTombstone] {
+        self.tombstones
+            .get(series)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Every series, sorted by name, with its points sorted by time and de-duplicated (highest
+    /// version per timestamp): the rows of the data files a flush writes.
+    pub(crate) fn sorted_series(&self) -> Vec<(String, Run)> {
+        let mut names: Vec<&String> = self.series.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let buffer = self.series.get(name)?;
+                let all = buffer.extract(i64::MIN, i64::MAX);
+                run::resolve(std::slice::from_ref(&all), &[]).map(|run| (name.clone(), run))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::types::{DeleteOp, InsertOp};
+    use duet_proto::types::Column;
+
+    fn v(hlc: u64) -> Version {
+        Version { hlc, instance: 1 }
+    }
+
+    fn insert(times: Vec<i64>, values: Vec<i64>) -> Vec<Op> {
+        vec![Op::Insert(InsertOp {
+            device: "root.sg.d1".into(),
+            aligned: false,
+            measurements: vec!["s1".into()],
+            columns: vec![Column {
+                data_type: DataType::Int64,
+                nulls: None,
+                values: ColumnValues::Int64(values),
+            }],
+            times,
+        })]
+    }
+
+    #[test]
+    fn out_of_order_points_sort_and_dedupe_by_version() {
+        let mut m = Memtable::default();
+        m.apply(1, v(10), &insert(vec![5, 1, 3], vec![50, 10, 30]))
+            .unwrap();
+        m.apply(2, v(5), &insert(vec![3], vec![-1])).unwrap();
+        m.apply(3, v(20), &insert(vec![1], vec![11])).unwrap();
+        let sorted = m.sorted_series();
+        let (name, run) = &sorted[0];
+        assert_eq!(name, "root.sg.d1.s1");
+        assert_eq!(run.times, vec![1, 3, 5]);
+        assert_eq!(run.values, ColumnValues::Int64(vec![11, 30, 50]));
+        assert_eq!(m.points, 5);
+    }
+
+    #[test]
+    fn full_delete_frees_the_series_for_another_type() {
+        let mut m = Memtable::default();
+        m.apply(1, v(10), &insert(vec![1, 2], vec![1, 2])).unwrap();
+        let delete = vec![Op::Delete(DeleteOp {
+            series: vec!["root.sg.d1.s1".into()],
+            start: i64::MIN,
+            end: i64::MAX,
+        })];
+        m.apply(2, v(11), &delete).unwrap();
+        assert!(m.series.is_empty());
+        assert_eq!(m.points, 0);
+        let text = vec![Op::Insert(InsertOp {
+            device: "root.sg.d1".into(),
+            aligned: false,
+            measurements: vec!["s1".into()],
+            columns: vec![Column::text(["a"])],
+            times: vec![1],
+        })];
+        let mut pending = HashMap::new();
+        m.check_types(&text, &mut pending).unwrap();
+        m.apply(3, v(12), &text).unwrap();
+        assert_eq!(m.data_type("root.sg.d1.s1"), Some(DataType::Text));
+        assert!(m
+            .check_types(&insert(vec![1], vec![1]), &mut HashMap::new())
+            .is_err());
+    }
+}

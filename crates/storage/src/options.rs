@@ -1,0 +1,44 @@
+//! How a storage instance is tuned: durability mode, flush thresholds, log segment size and retention.
+
+use std::time::Duration;
+
+/// When the change log is fsynced, and so what an acknowledged write survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync after every group commit (default): an acknowledged write survives power loss.
+    PerCommit,
+    /// fsync at most every `interval`: an acknowledged write survives a process crash, but the
+    /// last `interval` of writes may be lost on power loss or a kernel crash.
+    Periodic(Duration),
+}
+
+/// Settings of one storage instance; [`Default`] gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// This instance's id: the tie-break in versions of writes accepted here.
+    pub instance: u64,
+    /// Default [`SyncMode::PerCommit`].
+    pub sync: SyncMode,
+    /// Flush the memtable once it holds about this many bytes. Default 64 MiB.
+    pub memtable_bytes: usize,
+    /// Flush a non-empty memtable older than this. Default 10 minutes.
+    pub memtable_age: Duration,
+    /// Start a new log segment once the current one reaches this size. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// The most log kept below the flushed position for pipes that lag behind; beyond it the oldest
+    /// segments are released anyway and those pipes must replay from data files. Default 1 GiB.
+    pub log_retention_cap_bytes: u64,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            instance: 0,
+            sync: SyncMode::PerCommit,
+            memtable_bytes: 64 << 20,
+            memtable_age: Duration::from_secs(600),
+            segment_bytes: 64 << 20,
+            log_retention_cap_bytes: 1 << 30,
+        }
+    }
+}

@@ -1,0 +1,1070 @@
+//! The storage handle: open and recovery, the group-commit log writer, flushes, scans, log reading and
+//! cursors, tied together over shared state.
+//!
+//! Two background threads do the work that must be serialized:
+//! - the **log writer** owns the open segment and the clock; it takes every queued write, assigns
+//!   LSNs and versions, writes the batch with one `write` and one fsync, applies it to the memtable,
+//!   publishes the new head, and answers each caller;
+//! - the **flusher** freezes the memtable and writes it to Parquet, when asked, when the memtable is
+//!   large or old; new writes go to a fresh memtable meanwhile, and scans see both.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use duet_proto::types::{ColumnValues, DataType};
+use tokio::sync::{oneshot, watch};
+
+use crate::codec;
+use crate::datafile::{self, DataFile, DataFileInfo, FileMeta};
+use crate::error::{Error, Result};
+use crate::hlc::Hlc;
+use crate::manifest::{Manifest, TombstoneRecord};
+use crate::memtable::Memtable;
+use crate::options::{StorageOptions, SyncMode};
+use crate::run::{self, Run, SeriesChunk};
+use crate::types::{Lsn, Op, Origin, RangeTombstone, Version};
+use crate::wal::{self, LogRead, SegmentWriter, WalIndex};
+
+/// A group commit stops collecting queued writes at this many payload bytes.
+const MAX_BATCH_BYTES: usize = 32 << 20;
+/// How often the flusher checks the memtable's age when nothing else wakes it.
+const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const MIN_AGE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A handle to one storage directory; cheap to clone, shared by every session and pipe.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("dir", &self.inner.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters for `SHOW`-style introspection and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Bytes held by the active and frozen memtables.
+    pub memtable_bytes: usize,
+    pub memtable_points: usize,
+    /// Memtables frozen and waiting for their flush.
+    pub frozen_memtables: usize,
+    pub data_files: usize,
+    pub data_rows: u64,
+    pub wal_bytes: u64,
+    pub wal_segments: usize,
+    pub head: Lsn,
+    pub flushed_lsn: Lsn,
+}
+
+/// Owned by the handles; dropping the last one stops the background threads.
+struct Inner {
+    shared: Arc<Shared>,
+    /// `dir/LOCK`, exclusively locked while this storage is open, so two instances never write
+    /// one log; the OS releases it when the file is closed, even after a crash.
+    _lock: fs::File,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channels ends both loops; the writer syncs the log on its way out.
+        lock(&self.shared.writer_tx).take();
+        lock(&self.shared.flusher_tx).take();
+        for thread in lock(&self.threads).drain(..) {
+            if thread.join().is_err() {
+                tracing::error!("a storage background thread panicked");
+            }
+        }
+    }
+}
+
+/// State shared by the handles and the background threads.
+struct Shared {
+    dir: PathBuf,
+    options: StorageOptions,
+    /// Memtables, data files and flushed tombstones: what a scan reads, swapped consistently.
+    tree: RwLock<Tree>,
+    /// LSN → file position of the log; the writer appends, readers and retention read and trim.
+    wal_index: Mutex<WalIndex>,
+    /// The last LSN applied to the memtable; every append notifies subscribers.
+    head: watch::Sender<Lsn>,
+    /// Pipe name → last LSN the pipe's sink acknowledged; pins the log above it.
+    cursors: Mutex<BTreeMap<String, Lsn>>,
+    /// Set once a write or sync of the log failed; every later write is refused with it.
+    poisoned: Mutex<Option<String>>,
+    closed: AtomicBool,
+    /// Test hook: the next log sync fails as if the disk had reported an error.
+    fail_next_sync: AtomicBool,
+    /// Held for the whole of a flush (so flushes never interleave); holds the current manifest.
+    flush_state: Mutex<Manifest>,
+    /// Set while a size-triggered flush request is queued, so the writer sends only one.
+    flush_requested: AtomicBool,
+    writer_tx: Mutex<Option<Sender<WriterMsg>>>,
+    flusher_tx: Mutex<Option<Sender<FlusherMsg>>>,
+}
+
+/// Everything a scan needs, behind one lock so a flush moves data from memtable to file atomically.
+#[derive(Default)]
+struct Tree {
+    active: Memtable,
+    /// Oldest first; each is flushed in order.
+    frozen: Vec<Arc<Memtable>>,
+    files: Vec<Arc<DataFile>>,
+    /// Tombstones that are in the manifest.
+    tombstones: HashMap<String, Vec<RangeTombstone>>,
+    flushed_lsn: Lsn,
+}
+
+impl Tree {
+    /// Moves the active memtable to the frozen list (if it holds anything).
+    fn freeze(&mut self) {
+        if !self.active.is_empty() {
+            let active = std::mem::take(&mut self.active);
+            self.frozen.push(Arc::new(active));
+        }
+    }
+
+    /// Applies an entry to the active memtable; on a type conflict the memtable is frozen and the
+    /// entry goes to a fresh one.
+    fn apply(&mut self, lsn: Lsn, version: Version, ops: &[Op]) -> Result<()> {
+        if self.active.apply(lsn, version, ops).is_err() {
+            self.freeze();
+            self.active.apply(lsn, version, ops)?;
+        }
+        Ok(())
+    }
+}
+
+enum WriterMsg {
+    Write(WriteRequest),
+    /// Make everything written so far durable (used before a flush moves the flushed position).
+    Sync(oneshot::Sender<Result<()>>),
+    /// Sync and stop.
+    Close(oneshot::Sender<Result<()>>),
+}
+
+struct WriteRequest {
+    origin: Origin,
+    version: Option<Version>,
+    ops: Vec<Op>,
+    /// `ops` already encoded by the caller, so the writer thread only adds the header.
+    encoded_ops: Vec<u8>,
+    reply: oneshot::Sender<Result<(Lsn, Version)>>,
+}
+
+enum FlusherMsg {
+    Flush(oneshot::Sender<Result<()>>),
+    /// The memtable passed its size threshold.
+    Trigger,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is a bug elsewhere; the data behind it is still consistent
+    // enough to keep serving (every critical section here leaves it valid at each step).
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(rw: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    rw.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(rw: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    rw.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Storage {
+    /// Opens (or creates) the storage in `dir` and recovers it: loads the manifest, drops data files
+    /// a crashed flush left behind, checks the log, cuts a torn tail, and replays every entry above
+    /// the flushed position into memtables. Any other damage fails with [`Error::Corrupt`].
+    pub fn open(dir: &Path, options: StorageOptions) -> Result<Storage> {
+        let wal_dir = dir.join("wal");
+        let data_dir = dir.join("data");
+        fs::create_dir_all(&wal_dir)?;
+        fs::create_dir_all(&data_dir)?;
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir.to_path_buf())),
+            Err(fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let manifest = Manifest::load(dir)?;
+        remove_orphan_files(dir, &manifest)?;
+
+        let mut hlc = Hlc::default();
+        hlc.observe(manifest.max_hlc);
+        let mut tree = Tree {
+            flushed_lsn: manifest.flushed_lsn,
+            ..Tree::default()
+        };
+        for meta in &manifest.files {
+            tree.files.push(Arc::new(DataFile::new(meta.clone(), dir)));
+        }
+        for tombstone in &manifest.tombstones {
+            tree.tombstones
+                .entry(tombstone.series.clone())
+                .or_default()
+                .push(tombstone.range());
+        }
+
+        let recovered = wal::recover(&wal_dir, manifest.flushed_lsn, |entry| {
+            hlc.observe(entry.version.hlc);
+            tree.apply(entry.lsn, entry.version, &entry.ops)
+        })?;
+        let mut index = recovered.index;
+        let head = recovered.last_lsn.max(manifest.flushed_lsn);
+        let segment = match index.segments.last() {
+            Some(last) if recovered.last_lsn < manifest.flushed_lsn => {
+                return Err(Error::Corrupt {
+                    file: last.path.clone(),
+                    offset: last.bytes,
+                    reason: format!(
+                        "log ends at lsn {} but lsn {} was flushed",
+                        recovered.last_lsn, manifest.flushed_lsn
+                    ),
+                });
+            }
+            Some(last) => SegmentWriter::reopen(&last.path, last.bytes)?,
+            None => {
+                let (writer, meta) = SegmentWriter::create(&wal_dir, head + 1)?;
+                index.segments.push(meta);
+                writer
+            }
+        };
+        tracing::info!(
+            dir = %dir.display(),
+            head,
+            flushed_lsn = manifest.flushed_lsn,
+            files = manifest.files.len(),
+            memtable_points = tree.active.points,
+            "storage recovered"
+        );
+        let needs_flush = !tree.frozen.is_empty() || tree.active.bytes >= options.memtable_bytes;
+
+        let (writer_tx, writer_rx) = mpsc::channel();
+        let (flusher_tx, flusher_rx) = mpsc::channel();
+        let (head_tx, _) = watch::channel(head);
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            options,
+            tree: RwLock::new(tree),
+            wal_index: Mutex::new(index),
+            head: head_tx,
+            cursors: Mutex::new(BTreeMap::new()),
+            poisoned: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            fail_next_sync: AtomicBool::new(false),
+            flush_state: Mutex::new(manifest),
+            flush_requested: AtomicBool::new(false),
+            writer_tx: Mutex::new(Some(writer_tx)),
+            flusher_tx: Mutex::new(Some(flusher_tx)),
+        });
+        let writer = LogWriter {
+            shared: shared.clone(),
+            segment,
+            next_lsn: head + 1,
+            hlc,
+            unsynced: false,
+            last_sync: Instant::now(),
+            buf: Vec::new(),
+        };
+        let writer_thread = std::thread::Builder::new()
+            .name("duet-log-writer".into())
+            .spawn(move || writer.run(writer_rx))?;
+        let flusher_shared = shared.clone();
+        let flusher_thread = std::thread::Builder::new()
+            .name("duet-flusher".into())
+            .spawn(move || run_flusher(&flusher_shared, flusher_rx))?;
+        let storage = Storage {
+            inner: Arc::new(Inner {
+                shared,
+                _lock: lock_file,
+                threads: Mutex::new(vec![writer_thread, flusher_thread]),
+            }),
+        };
+        if needs_flush {
+            storage.inner.shared.request_flush();
+        }
+        Ok(storage)
+    }
+
+    /// Appends one log entry with `ops`, durable as [`SyncMode`] says, applies it to the memtable,
+    /// and returns its LSN and version.
+    ///
+    /// Local writes pass `version: None` and get a fresh version, greater than every version seen
+    /// so far. Writes received through a pipe pass the sender's version, which is kept, and the
+    /// clock moves past it. Concurrent writers share one write and one fsync (group commit).
+    pub async fn write(
+        &self,
+        origin: Origin,
+        version: Option<Version>,
+        ops: Vec<Op>,
+    ) -> Result<(Lsn, Version)> {
+        let shared = &self.inner.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(err) = shared.poisoned() {
+            return Err(err);
+        }
+        validate_ops(&ops)?;
+        let mut encoded_ops = Vec::with_capacity(codec::estimated_len(&ops));
+        codec::encode_ops(&ops, &mut encoded_ops);
+        let (reply, answer) = oneshot::channel();
+        let request = WriteRequest {
+            origin,
+            version,
+            ops,
+            encoded_ops,
+            reply,
+        };
+        shared.send_to_writer(WriterMsg::Write(request))?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The points of `series` in `[start, end]` (inclusive), at most `limit`, ascending or
+    /// descending by time. Per timestamp the point with the highest version wins; a tombstone hides
+    /// the points with a lower version in its range.
+    pub fn scan(
+        &self,
+        series: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+        descending: bool,
+    ) -> Result<SeriesChunk> {
+        if start > end || limit == 0 {
+            return Ok(SeriesChunk::empty());
+        }
+        let overlaps = |t: &&RangeTombstone| t.start <= end && start <= t.end;
+        let mut runs: Vec<Run> = Vec::new();
+        let mut tombstones: Vec<RangeTombstone> = Vec::new();
+        let (frozen, files) = {
+            let tree = read(&self.inner.shared.tree);
+            runs.extend(tree.active.extract(series, start, end));
+            tombstones.extend(tree.active.tombstones_for(series).iter().filter(overlaps));
+            if let Some(list) = tree.tombstones.get(series) {
+                tombstones.extend(list.iter().filter(overlaps));
+            }
+            let files: Vec<Arc<DataFile>> = tree
+                .files
+                .iter()
+                .filter(|f| {
+                    f.series_range(series)
+                        .is_some_and(|r| r.min_time <= end && start <= r.max_time)
+                })
+                .cloned()
+                .collect();
+            (tree.frozen.clone(), files)
+        };
+        for memtable in &frozen {
+            runs.extend(memtable.extract(series, start, end));
+            tombstones.extend(memtable.tombstones_for(series).iter().filter(overlaps));
+        }
+        for file in &files {
+            runs.extend(file.read(series, start, end)?);
+        }
+        let merged = run::resolve(&runs, &tombstones);
+        Ok(run::into_chunk(merged, limit, descending))
+    }
+
+    /// The type of the newest stored data of `series` (the engine keeps the real schema).
+    pub fn series_data_type(&self, series: &str) -> Option<DataType> {
+        let tree = read(&self.inner.shared.tree);
+        tree.active
+            .data_type(series)
+            .or_else(|| tree.frozen.iter().rev().find_map(|m| m.data_type(series)))
+            .or_else(|| {
+                tree.files.iter().rev().find_map(|f| {
+                    f.series_range(series)
+                        .and_then(|r| DataType::from_code(i32::from(r.data_type)))
+                })
+            })
+    }
+
+    /// Writes the memtable to Parquet files, records them in the manifest with the new flushed
+    /// position, and releases log segments no longer needed.
+    pub async fn flush(&self) -> Result<()> {
+        let shared = &self.inner.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        let sender = lock(&shared.flusher_tx).clone().ok_or(Error::Closed)?;
+        sender
+            .send(FlusherMsg::Flush(reply))
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The last appended LSN (0 when the log is empty).
+    pub fn head(&self) -> Lsn {
+        *self.inner.shared.head.borrow()
+    }
+
+    /// A receiver notified with the new head on every append.
+    pub fn subscribe(&self) -> watch::Receiver<Lsn> {
+        self.inner.shared.head.subscribe()
+    }
+
+    /// Up to `max_entries` log entries after `from`, or [`LogRead::Truncated`] if the log no longer
+    /// reaches back to `from + 1`.
+    pub fn read_log(&self, from: Lsn, max_entries: usize) -> Result<LogRead> {
+        let shared = &self.inner.shared;
+        WalIndex::read(&shared.wal_index, from, max_entries, self.head())
+    }
+
+    /// Pins the log above `acknowledged` for the pipe `name` (replacing any earlier registration).
+    /// Cursors live in memory: the pipe runtime persists its progress and registers again right
+    /// after [`Storage::open`].
+    pub fn register_cursor(&self, name: &str, acknowledged: Lsn) -> Result<()> {
+        lock(&self.inner.shared.cursors).insert(name.to_string(), acknowledged);
+        Ok(())
+    }
+
+    /// Moves the pipe's acknowledged position and releases log segments nobody needs any more.
+    pub fn advance_cursor(&self, name: &str, acknowledged: Lsn) -> Result<()> {
+        let shared = &self.inner.shared;
+        match lock(&shared.cursors).get_mut(name) {
+            Some(position) => *position = (*position).max(acknowledged),
+            None => return Err(Error::UnknownCursor(name.to_string())),
+        }
+        shared.release_log()
+    }
+
+    pub fn drop_cursor(&self, name: &str) {
+        let shared = &self.inner.shared;
+        lock(&shared.cursors).remove(name);
+        if let Err(e) = shared.release_log() {
+            tracing::warn!(error = %e, "releasing log segments after dropping a cursor failed");
+        }
+    }
+
+    /// The data files, oldest first.
+    pub fn data_files(&self) -> Vec<DataFileInfo> {
+        read(&self.inner.shared.tree)
+            .files
+            .iter()
+            .map(|f| f.info())
+            .collect()
+    }
+
+    /// Every entry at or below this LSN is in the data files.
+    pub fn flushed_lsn(&self) -> Lsn {
+        read(&self.inner.shared.tree).flushed_lsn
+    }
+
+    pub fn stats(&self) -> StorageStats {
+        let shared = &self.inner.shared;
+        let (memtable_bytes, memtable_points, frozen_memtables, data_files, data_rows, flushed_lsn) = {
+            let tree = read(&shared.tree);
+            (
+                tree.active.bytes + tree.frozen.iter().map(|m| m.bytes).sum::<usize>(),
+                tree.active.points + tree.frozen.iter().map(|m| m.points).sum::<usize>(),
+                tree.frozen.len(),
+                tree.files.len(),
+                tree.files.iter().map(|f| f.meta.n_rows).sum(),
+                tree.flushed_lsn,
+            )
+        };
+        let (wal_bytes, wal_segments) = {
+            let index = lock(&shared.wal_index);
+            (index.total_bytes(), index.segments.len())
+        };
+        StorageStats {
+            memtable_bytes,
+            memtable_points,
+            frozen_memtables,
+            data_files,
+            data_rows,
+            wal_bytes,
+            wal_segments,
+            head: self.head(),
+            flushed_lsn,
+        }
+    }
+
+    /// Refuses new writes, lets queued ones finish, syncs the log and stops the background threads
+    /// (a flush in progress completes). Scans keep working on what is in memory and on disk.
+    pub async fn close(&self) -> Result<()> {
+        let shared = &self.inner.shared;
+        shared.closed.store(true, Ordering::Release);
+        let writer = lock(&shared.writer_tx).take();
+        let mut result = Ok(());
+        if let Some(writer) = writer {
+            let (reply, answer) = oneshot::channel();
+            if writer.send(WriterMsg::Close(reply)).is_ok() {
+                result = answer.await.map_err(|_| Error::Closed).and_then(|r| r);
+            }
+        }
+        lock(&shared.flusher_tx).take();
+        let threads: Vec<JoinHandle<()>> = lock(&self.inner.threads).drain(..).collect();
+        let joined = tokio::task::spawn_blocking(move || {
+            threads.into_iter().all(|thread| thread.join().is_ok())
+        })
+        .await;
+        if !matches!(joined, Ok(true)) {
+            tracing::error!("a storage background thread panicked");
+        }
+        result
+    }
+
+    /// Test hook: makes the next fsync of the log fail, as a failing disk would.
+    #[doc(hidden)]
+    pub fn fail_next_sync(&self) {
+        self.inner
+            .shared
+            .fail_next_sync
+            .store(true, Ordering::Release);
+    }
+}
+
+impl Shared {
+    fn send_to_writer(&self, msg: WriterMsg) -> Result<()> {
+        let sender = lock(&self.writer_tx).clone().ok_or(Error::Closed)?;
+        sender.send(msg).map_err(|_| Error::Closed)
+    }
+
+    fn request_flush(&self) {
+        if !self.flush_requested.swap(true, Ordering::AcqRel) {
+            if let Some(sender) = lock(&self.flusher_tx).as_ref() {
+                // A closed flusher means we are shutting down; the log still holds the data.
+                let _ = sender.send(FlusherMsg::Trigger);
+            }
+        }
+    }
+
+    fn poison(&self, reason: String) -> Error {
+        tracing::error!(%reason, "change log poisoned: refusing all further writes");
+        let mut poisoned = lock(&self.poisoned);
+        let reason = poisoned.get_or_insert(reason).clone();
+        Error::Poisoned(reason)
+    }
+
+    fn poisoned(&self) -> Option<Error> {
+        self.poisoned_reason().map(Error::Poisoned)
+    }
+
+    fn poisoned_reason(&self) -> Option<String> {
+        lock(&self.poisoned).clone()
+    }
+
+    /// Asks the log writer to fsync and waits (from the flusher thread, never from async code).
+    fn sync_log(&self) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send_to_writer(WriterMsg::Sync(reply))?;
+        answer.blocking_recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Deletes log segments below `min(flushed, every cursor)`, subject to the retention cap.
+    fn release_log(&self) -> Result<()> {
+        let flushed = read(&self.tree).flushed_lsn;
+        let cursor_min = lock(&self.cursors).values().min().copied();
+        let cursor_keep_from = cursor_min.map_or(Lsn::MAX, |ack| ack.saturating_add(1));
+        WalIndex::release(
+            &self.wal_index,
+            flushed + 1,
+            cursor_keep_from,
+            self.options.log_retention_cap_bytes,
+            &self.dir.join("wal"),
+        )?;
+        Ok(())
+    }
+
+    /// Flushes every frozen memtable and the active one (if not empty), oldest first.
+    fn flush_now(&self) -> Result<()> {
+        let mut manifest = lock(&self.flush_state);
+        let frozen = {
+            let mut tree = write(&self.tree);
+            tree.freeze();
+            tree.frozen.clone()
+        };
+        self.flush_requested.store(false, Ordering::Release);
+        if frozen.is_empty() {
+            return Ok(());
+        }
+        // Data is about to count as flushed: the log must hold it durably first, or a crash in
+        // Periodic mode could leave a log that ends below the flushed position.
+        self.sync_log()?;
+        for memtable in frozen {
+            self.flush_memtable(&memtable, &mut manifest)?;
+        }
+        drop(manifest);
+        self.release_log()
+    }
+
+    fn flush_memtable(&self, memtable: &Arc<Memtable>, manifest: &mut Manifest) -> Result<()> {
+        let started = Instant::now();
+        let mut by_partition: BTreeMap<i64, Vec<(String, Run)>> = BTreeMap::new();
+        for (series, run) in memtable.sorted_series() {
+            for (partition, part) in split_by_partition(run) {
+                by_partition
+                    .entry(partition)
+                    .or_default()
+                    .push((series.clone(), part));
+            }
+        }
+        let mut next = manifest.clone();
+        let mut new_files = Vec::new();
+        for (partition, runs) in by_partition {
+            let id = next.next_file_id;
+            next.next_file_id += 1;
+            let relative = format!("data/{partition}/{id:020}.parquet");
+            let partition_dir = self.dir.join("data").join(partition.to_string());
+            fs::create_dir_all(&partition_dir)?;
+            let meta = datafile::write(&self.dir.join(&relative), partition, &runs)?;
+            wal::sync_dir(&partition_dir)?;
+            let meta = FileMeta {
+                id,
+                path: relative,
+                max_lsn: memtable.max_lsn,
+                ..meta
+            };
+            next.files.push(meta.clone());
+            new_files.push(Arc::new(DataFile::new(meta, &self.dir)));
+        }
+        wal::sync_dir(&self.dir.join("data"))?;
+        let mut series_names: Vec<&String> = memtable.tombstones.keys().collect();
+        series_names.sort();
+        for series in series_names {
+            for tombstone in memtable.tombstones_for(series) {
+                next.tombstones.push(TombstoneRecord {
+                    series: series.clone(),
+                    start: tombstone.start,
+                    end: tombstone.end,
+                    version: tombstone.version,
+                });
+            }
+        }
+        next.flushed_lsn = next.flushed_lsn.max(memtable.max_lsn);
+        next.max_hlc = next.max_hlc.max(memtable.max_hlc);
+        next.store(&self.dir)?;
+        *manifest = next;
+        {
+            let mut tree = write(&self.tree);
+            tree.files.extend(new_files);
+            for (series, list) in &memtable.tombstones {
+                tree.tombstones
+                    .entry(series.clone())
+                    .or_default()
+                    .extend(list.iter().copied());
+            }
+            tree.flushed_lsn = manifest.flushed_lsn;
+            tree.frozen.retain(|m| !Arc::ptr_eq(m, memtable));
+        }
+        tracing::debug!(
+            points = memtable.points,
+            flushed_lsn = manifest.flushed_lsn,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "memtable flushed"
+        );
+        Ok(())
+    }
+}
+
+/// Cuts a sorted run at partition boundaries.
+fn split_by_partition(run: Run) -> Vec<(i64, Run)> {
+    let (Some(first), Some(last)) = (run.times.first(), run.times.last()) else {
+        return Vec::new();
+    };
+    if datafile::partition_of(*first) == datafile::partition_of(*last) {
+        return vec![(datafile::partition_of(*first), run)];
+    }
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < run.len() {
+        let partition = datafile::partition_of(run.times.get(start).copied().unwrap_or(0));
+        let end = start
+            + run
+                .times
+                .get(start..)
+                .unwrap_or_default()
+                .partition_point(|t| datafile::partition_of(*t) == partition);
+        let mut part = Run::empty(run.data_type);
+        part.times
+            .extend_from_slice(run.times.get(start..end).unwrap_or_default());
+        part.versions
+            .extend_from_slice(run.versions.get(start..end).unwrap_or_default());
+        run::extend_values(&mut part.values, &run.values, start..end);
+        parts.push((partition, part));
+        start = end.max(start + 1);
+    }
+    parts
+}
+
+/// Deletes what a crash can leave behind: a temporary manifest and data files that no manifest
+/// names (a flush that did not commit; its data is still in the log).
+fn remove_orphan_files(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let tmp = dir.join("MANIFEST.tmp");
+    if tmp.exists() {
+        fs::remove_file(&tmp)?;
+    }
+    let known: std::collections::HashSet<PathBuf> =
+        manifest.files.iter().map(|f| dir.join(&f.path)).collect();
+    for partition in fs::read_dir(dir.join("data"))? {
+        let partition = partition?.path();
+        if !partition.is_dir() {
+            continue;
+        }
+        for file in fs::read_dir(&partition)? {
+            let path = file?.path();
+            if path.extension().is_some_and(|e| e == "parquet") && !known.contains(&path) {
+                tracing::warn!(file = %path.display(), "removing a data file of an unfinished flush");
+                fs::remove_file(&path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the shape of a write before it reaches the log: a malformed write must never be
+/// acknowledged, and must never make the log unreadable.
+fn validate_ops(ops: &[Op]) -> Result<()> {
+    let too_long = |n: usize| u32::try_from(n).is_err();
+    if too_long(ops.len()) {
+        return Err(Error::InvalidWrite(
+            "too many operations in one write".into(),
+        ));
+    }
+    for op in ops {
+        match op {
+            Op::Insert(insert) => {
+                let n_rows = insert.times.len();
+                if too_long(n_rows)
+                    || too_long(insert.columns.len())
+                    || too_long(insert.device.len())
+                {
+                    return Err(Error::InvalidWrite(format!(
+                        "insert into {} is too large",
+                        insert.device
+                    )));
+                }
+                if insert.columns.len() != insert.measurements.len() {
+                    return Err(Error::InvalidWrite(format!(
+                        "insert into {}: {} measurements but {} columns",
+                        insert.device,
+                        insert.measurements.len(),
+                        insert.columns.len()
+                    )));
+                }
+                for (measurement, column) in insert.measurements.iter().zip(&insert.columns) {
+                    let fits = matches!(
+                        (column.data_type.physical(), &column.values),
+                        (DataType::Boolean, ColumnValues::Boolean(_))
+                            | (DataType::Int32, ColumnValues::Int32(_))
+                            | (DataType::Int64, ColumnValues::Int64(_))
+                            | (DataType::Float, ColumnValues::Float(_))
+                            | (DataType::Double, ColumnValues::Double(_))
+                            | (DataType::Text, ColumnValues::Binary(_))
+                    );
+                    let nulls_fit = column.nulls.as_ref().is_none_or(|n| n.len() == n_rows);
+                    let binary_fits = match &column.values {
+                        ColumnValues::Binary(v) => v.iter().all(|b| !too_long(b.len())),
+                        _ => true,
+                    };
+                    if !fits
+                        || column.len() != n_rows
+                        || !nulls_fit
+                        || !binary_fits
+                        || too_long(measurement.len())
+                    {
+                        return Err(Error::InvalidWrite(format!(
+                            "insert into {}.{measurement}: column of type {} does not match {n_rows} rows",
+                            insert.device, column.data_type
+                        )));
+                    }
+                }
+            }
+            Op::Delete(delete) => {
+                if too_long(delete.series.len()) || delete.series.iter().any(|s| too_long(s.len()))
+                {
+                    return Err(Error::InvalidWrite("delete is too large".into()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The log-writer thread's state: it alone touches the open segment and the clock.
+struct LogWriter {
+    shared: Arc<Shared>,
+    segment: SegmentWriter,
+    next_lsn: Lsn,
+    hlc: Hlc,
+    /// Bytes written but not yet fsynced (Periodic mode only).
+    unsynced: bool,
+    last_sync: Instant,
+    /// Reused buffer of one group commit's records.
+    buf: Vec<u8>,
+}
+
+/// One write accepted into the current group commit.
+struct Accepted {
+    lsn: Lsn,
+    version: Version,
+    ops: Vec<Op>,
+    reply: oneshot::Sender<Result<(Lsn, Version)>>,
+}
+
+impl LogWriter {
+    fn run(mut self, rx: Receiver<WriterMsg>) {
+        loop {
+            let first = match self.sync_deadline() {
+                Some(deadline) => {
+                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(msg) => msg,
+                        Err(RecvTimeoutError::Timeout) => {
+                            let _ = self.sync();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+            };
+            let mut writes = Vec::new();
+            let mut controls = Vec::new();
+            let mut bytes = 0;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    WriterMsg::Write(request) => {
+                        bytes += request.encoded_ops.len();
+                        writes.push(request);
+                    }
+                    control => controls.push(control),
+                }
+                if bytes < MAX_BATCH_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !writes.is_empty() {
+                self.commit(writes);
+            }
+            let mut closing = false;
+            for control in controls {
+                match control {
+                    WriterMsg::Sync(reply) => {
+                        let _ = reply.send(self.sync_for_caller());
+                    }
+                    WriterMsg::Close(reply) => {
+                        let _ = reply.send(self.sync_for_caller());
+                        closing = true;
+                    }
+                    WriterMsg::Write(_) => {}
+                }
+            }
+            if closing {
+                return;
+            }
+        }
+        // Every handle is gone: make what was written durable before the thread ends.
+        if self.unsynced {
+            let _ = self.sync();
+        }
+    }
+
+    fn sync_deadline(&self) -> Option<Instant> {
+        match self.shared.options.sync {
+            SyncMode::Periodic(interval) if self.unsynced => Some(self.last_sync + interval),
+            _ => None,
+        }
+    }
+
+    fn sync_for_caller(&mut self) -> Result<()> {
+        if let Some(err) = self.shared.poisoned() {
+            return Err(err);
+        }
+        self.sync()
+    }
+
+    /// fsyncs the open segment; a failure poisons the log.
+    fn sync(&mut self) -> Result<()> {
+        let injected = self.shared.fail_next_sync.swap(false, Ordering::AcqRel);
+        let result = if injected {
+            Err(std::io::Error::other("injected sync failure"))
+        } else {
+            self.segment.file.sync_data()
+        };
+        match result {
+            Ok(()) => {
+                self.unsynced = false;
+                self.last_sync = Instant::now();
+                Ok(())
+            }
+            Err(e) => Err(self
+                .shared
+                .poison(format!("fsync of the change log failed: {e}"))),
+        }
+    }
+
+    /// One group commit: assign LSNs and versions, write, sync, apply, publish, answer.
+    fn commit(&mut self, writes: Vec<WriteRequest>) {
+        if let Some(reason) = self.shared.poisoned_reason() {
+            for request in writes {
+                let _ = request.reply.send(Err(Error::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        self.buf.clear();
+        let mut accepted: Vec<Accepted> = Vec::with_capacity(writes.len());
+        let mut offsets = Vec::with_capacity(writes.len());
+        let mut header = Vec::with_capacity(64);
+        {
+            let tree = read(&self.shared.tree);
+            let mut pending_types = HashMap::new();
+            for request in writes {
+                if let Err(e) = tree.active.check_types(&request.ops, &mut pending_types) {
+                    let _ = request.reply.send(Err(e));
+                    continue;
+                }
+                let version = match request.version {
+                    Some(version) => {
+                        self.hlc.observe(version.hlc);
+                        version
+                    }
+                    None => Version {
+                        hlc: self.hlc.next(),
+                        instance: self.shared.options.instance,
+                    },
+                };
+                let lsn = self.next_lsn;
+                self.next_lsn += 1;
+                header.clear();
+                codec::encode_header(lsn, &request.origin, version, &mut header);
+                offsets.push(self.segment.bytes + self.buf.len() as u64);
+                wal::encode_record(&header, &request.encoded_ops, &mut self.buf);
+                accepted.push(Accepted {
+                    lsn,
+                    version,
+                    ops: request.ops,
+                    reply: request.reply,
+                });
+            }
+        }
+        let Some(last_lsn) = accepted.last().map(|a| a.lsn) else {
+            return;
+        };
+        if self.write_batch().is_err() {
+            let reason = self.shared.poisoned_reason().unwrap_or_default();
+            for write in accepted {
+                let _ = write.reply.send(Err(Error::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        {
+            let mut index = lock(&self.shared.wal_index);
+            if let Some(segment) = index.segments.last_mut() {
+                segment.offsets.extend_from_slice(&offsets);
+                segment.bytes = self.segment.bytes;
+            }
+        }
+        let memtable_bytes = {
+            let mut tree = write(&self.shared.tree);
+            for write in &accepted {
+                if let Err(e) = tree.apply(write.lsn, write.version, &write.ops) {
+                    // Cannot happen for checked writes; the entry is in the log and will be
+                    // replayed, so report it loudly rather than lose track of it.
+                    tracing::error!(lsn = write.lsn, error = %e, "applying a logged entry to the memtable failed");
+                }
+            }
+            tree.active.bytes
+        };
+        self.shared.head.send_replace(last_lsn);
+        for write in accepted {
+            let _ = write.reply.send(Ok((write.lsn, write.version)));
+        }
+        if memtable_bytes >= self.shared.options.memtable_bytes {
+            self.shared.request_flush();
+        }
+        if self.segment.bytes >= self.shared.options.segment_bytes {
+            if let Err(e) = self.rotate() {
+                tracing::error!(error = %e, "starting a new log segment failed");
+            }
+        }
+    }
+
+    /// Writes the batch and syncs it as the mode says; any failure poisons the log.
+    fn write_batch(&mut self) -> Result<()> {
+        use std::io::Write;
+        if let Err(e) = self.segment.file.write_all(&self.buf) {
+            return Err(self
+                .shared
+                .poison(format!("write to the change log failed: {e}")));
+        }
+        self.segment.bytes += self.buf.len() as u64;
+        self.unsynced = true;
+        match self.shared.options.sync {
+            SyncMode::PerCommit => self.sync(),
+            SyncMode::Periodic(interval) if self.last_sync.elapsed() >= interval => self.sync(),
+            SyncMode::Periodic(_) => Ok(()),
+        }
+    }
+
+    /// Closes the full segment (synced) and starts the next one at `next_lsn`.
+    fn rotate(&mut self) -> Result<()> {
+        self.sync()?;
+        let wal_dir = self.shared.dir.join("wal");
+        match SegmentWriter::create(&wal_dir, self.next_lsn) {
+            Ok((writer, meta)) => {
+                self.segment = writer;
+                lock(&self.shared.wal_index).segments.push(meta);
+                Ok(())
+            }
+            Err(e) => Err(self
+                .shared
+                .poison(format!("creating a log segment failed: {e}"))),
+        }
+    }
+}
+
+/// The flusher thread: flushes on request, when the memtable is large, and when it is old.
+fn run_flusher(shared: &Shared, rx: Receiver<FlusherMsg>) {
+    let check_every = shared
+        .options
+        .memtable_age
+        .clamp(MIN_AGE_CHECK_INTERVAL, AGE_CHECK_INTERVAL);
+    loop {
+        match rx.recv_timeout(check_every) {
+            Ok(FlusherMsg::Flush(reply)) => {
+                let _ = reply.send(shared.flush_now());
+            }
+            Ok(FlusherMsg::Trigger) => {
+                if let Err(e) = shared.flush_now() {
+                    tracing::error!(error = %e, "background flush failed; will retry");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let old = read(&shared.tree)
+                    .active
+                    .first_applied
+                    .is_some_and(|t| t.elapsed() >= shared.options.memtable_age);
+                let frozen_waiting = !read(&shared.tree).frozen.is_empty();
+                if old || frozen_waiting {
+                    if let Err(e) = shared.flush_now() {
+                        tracing::error!(error = %e, "background flush failed; will retry");
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
