@@ -68,6 +68,10 @@ pub struct NewPipe {
     pub source: Vec<(String, String)>,
     pub processor: Vec<(String, String)>,
     pub sink: Vec<(String, String)>,
+    /// The log position the pipe starts after (the head when it was created).
+    pub acknowledged_position: u64,
+    /// Whether the data that existed before the pipe still has to be sent.
+    pub history_done: bool,
 }
 
 /// A stored pipe with its current state.
@@ -82,6 +86,8 @@ pub struct PipeRecord {
     pub sink: Vec<(String, String)>,
     pub exception: Option<PipeException>,
     pub acknowledged_position: u64,
+    /// Whether the pipe has sent the data that existed before it (its history).
+    pub history_done: bool,
 }
 
 /// The three parameter lists, as named in the `stage` column.
@@ -95,9 +101,16 @@ impl Catalog {
         let mut connection = self.connection();
         let transaction = connection.transaction()?;
         let inserted = transaction.execute(
-            "INSERT INTO pipes (name, created_at_ms, state) VALUES (?1, ?2, ?3)
+            "INSERT INTO pipes (name, created_at_ms, state, acknowledged_position, history_done)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (name) DO NOTHING",
-            (&pipe.name, pipe.created_at_ms, pipe.state.as_str()),
+            (
+                &pipe.name,
+                pipe.created_at_ms,
+                pipe.state.as_str(),
+                position_to_sql(pipe.acknowledged_position),
+                pipe.history_done,
+            ),
         )?;
         if inserted == 0 {
             return Err(Error::PipeExists(pipe.name.clone()));
@@ -212,6 +225,15 @@ impl Catalog {
         Ok(deleted > 0)
     }
 
+    /// Records that the pipe's history has been sent (or must be sent again, with `false`).
+    pub fn set_pipe_history_done(&self, name: &str, done: bool) -> Result<()> {
+        let updated = self.connection().execute(
+            "UPDATE pipes SET history_done = ?2 WHERE name = ?1",
+            (name, done),
+        )?;
+        require_pipe(updated, name)
+    }
+
     /// Records the log position the pipe's sink has acknowledged.
     pub fn set_pipe_progress(&self, name: &str, acknowledged_position: u64) -> Result<()> {
         let updated = self.connection().execute(
@@ -224,7 +246,7 @@ impl Catalog {
 
 /// Columns read by [`read_pipe_row`], in its order.
 const PIPE_COLUMNS: &str = "name, created_at_ms, state, stopped_by_error, exception_message, \
-                            exception_at_ms, acknowledged_position";
+                            exception_at_ms, acknowledged_position, history_done";
 
 /// A `pipes` row before its parameters are attached.
 struct PipeRow {
@@ -235,6 +257,7 @@ struct PipeRow {
     exception_message: Option<String>,
     exception_at_ms: Option<i64>,
     acknowledged_position: i64,
+    history_done: bool,
 }
 
 fn read_pipe_row(row: &Row<'_>) -> rusqlite::Result<PipeRow> {
@@ -246,6 +269,7 @@ fn read_pipe_row(row: &Row<'_>) -> rusqlite::Result<PipeRow> {
         exception_message: row.get(4)?,
         exception_at_ms: row.get(5)?,
         acknowledged_position: row.get(6)?,
+        history_done: row.get(7)?,
     })
 }
 
@@ -269,6 +293,7 @@ fn complete_pipe(connection: &Connection, row: PipeRow) -> Result<PipeRecord> {
         sink: Vec::new(),
         exception,
         acknowledged_position: position_from_sql(row.acknowledged_position),
+        history_done: row.history_done,
     };
     let mut statement = connection.prepare_cached(
         "SELECT stage, key, value FROM pipe_parameters WHERE pipe = ?1 ORDER BY stage, position",
@@ -359,6 +384,8 @@ mod tests {
                 ("sink.node-urls", "10.0.0.2:6667"),
                 ("sink.batch.enable", "false"),
             ]),
+            acknowledged_position: 0,
+            history_done: false,
         }
     }
 
@@ -390,6 +417,7 @@ mod tests {
                 sink: pipe.sink.clone(),
                 exception: None,
                 acknowledged_position: 0,
+                history_done: false,
             }
         );
 

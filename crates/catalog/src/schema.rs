@@ -63,6 +63,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX timeseries_by_device ON timeseries (device);
     "#,
+    // 3: whether a pipe has sent its history.
+    r#"
+    ALTER TABLE pipes ADD COLUMN history_done INTEGER NOT NULL DEFAULT 0 CHECK (history_done IN (0, 1));
+    "#,
 ];
 
 /// The schema version this code writes and understands.

@@ -31,9 +31,14 @@ impl Catalog {
     /// Creates a database; `Error::DatabaseExists` if it is there already.
     pub fn create_database(&self, path: &str) -> Result<()> {
         let connection = self.connection();
-        match connection.execute("INSERT INTO databases (path, created_at_ms) VALUES (?1, ?2)", params![path, now_ms()]) {
+        match connection.execute(
+            "INSERT INTO databases (path, created_at_ms) VALUES (?1, ?2)",
+            params![path, now_ms()],
+        ) {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 Err(Error::DatabaseExists(path.to_string()))
             }
             Err(e) => Err(e.into()),
@@ -45,7 +50,8 @@ impl Catalog {
         let mut connection = self.connection();
         let transaction = connection.transaction()?;
         let series: Vec<String> = {
-            let mut statement = transaction.prepare("SELECT path FROM timeseries WHERE database = ?1 ORDER BY path")?;
+            let mut statement = transaction
+                .prepare("SELECT path FROM timeseries WHERE database = ?1 ORDER BY path")?;
             let rows = statement.query_map([path], |row| row.get(0))?;
             rows.collect::<std::result::Result<Vec<String>, _>>()?
         };
@@ -86,7 +92,9 @@ impl Catalog {
             );
             match inserted {
                 Ok(_) => {}
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
                     return Err(Error::SeriesExists(r.path.clone()));
                 }
                 Err(e) => return Err(e.into()),
@@ -114,7 +122,10 @@ mod tests {
     use crate::{Catalog, Error, ImmutableSettings, SeriesRecord};
 
     fn settings() -> ImmutableSettings {
-        ImmutableSettings { timestamp_precision: "ms".into(), cluster_id: None }
+        ImmutableSettings {
+            timestamp_precision: "ms".into(),
+            cluster_id: None,
+        }
     }
 
     fn record(path: &str) -> SeriesRecord {
@@ -135,8 +146,13 @@ mod tests {
         {
             let catalog = Catalog::open(dir.path(), &settings()).unwrap();
             catalog.create_database("root.sg").unwrap();
-            assert!(matches!(catalog.create_database("root.sg"), Err(Error::DatabaseExists(_))));
-            catalog.create_series(&[record("root.sg.d1.s2"), record("root.sg.d1.s1")]).unwrap();
+            assert!(matches!(
+                catalog.create_database("root.sg"),
+                Err(Error::DatabaseExists(_))
+            ));
+            catalog
+                .create_series(&[record("root.sg.d1.s2"), record("root.sg.d1.s1")])
+                .unwrap();
             // All or none: the duplicate aborts the whole batch.
             assert!(matches!(
                 catalog.create_series(&[record("root.sg.d2.s1"), record("root.sg.d1.s1")]),
@@ -145,10 +161,18 @@ mod tests {
         }
         let catalog = Catalog::open(dir.path(), &settings()).unwrap();
         assert_eq!(catalog.databases().unwrap(), vec!["root.sg"]);
-        let paths: Vec<String> = catalog.series().unwrap().into_iter().map(|r| r.path).collect();
+        let paths: Vec<String> = catalog
+            .series()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
         assert_eq!(paths, vec!["root.sg.d1.s1", "root.sg.d1.s2"]);
         catalog.drop_series(&["root.sg.d1.s2".to_string()]).unwrap();
-        assert_eq!(catalog.drop_database("root.sg").unwrap(), vec!["root.sg.d1.s1"]);
+        assert_eq!(
+            catalog.drop_database("root.sg").unwrap(),
+            vec!["root.sg.d1.s1"]
+        );
         assert!(catalog.series().unwrap().is_empty());
         assert!(catalog.databases().unwrap().is_empty());
     }

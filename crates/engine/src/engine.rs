@@ -497,20 +497,8 @@ fn pattern_or_all(path: &Option<Path>) -> Path {
 
 /// Parses a path pattern string from an RPC (`root.sg.*.s1`).
 pub(crate) fn parse_pattern(text: &str) -> Result<Vec<duet_parser::PathNode>> {
-    let nodes = paths::split(text);
-    if nodes.first().map(String::as_str) != Some("root") || nodes.iter().any(String::is_empty) {
-        return Err(EngineError::IllegalPath(format!(
-            "{text} is not a legal path"
-        )));
-    }
-    Ok(nodes
-        .into_iter()
-        .map(|n| match n.as_str() {
-            "*" => duet_parser::PathNode::One,
-            "**" => duet_parser::PathNode::Many,
-            _ => duet_parser::PathNode::Name(n),
-        })
-        .collect())
+    paths::parse_pattern(text)
+        .ok_or_else(|| EngineError::IllegalPath(format!("{text} is not a legal path")))
 }
 
 pub(crate) fn data_type_of(t: &duet_parser::DataTypeName) -> DataType {

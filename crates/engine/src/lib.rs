@@ -13,6 +13,7 @@
 
 pub mod paths;
 pub mod query;
+pub mod replicate;
 pub mod schema;
 pub mod values;
 pub mod write;
@@ -39,6 +40,8 @@ pub enum EngineError {
     #[error("{0}")]
     TypeMismatch(String),
     #[error("{0}")]
+    Alignment(String),
+    #[error("{0}")]
     Semantic(String),
     #[error("{0}")]
     Unsupported(String),
@@ -61,6 +64,7 @@ impl EngineError {
             EngineError::DatabaseNotSet(_) => StatusCode::DatabaseNotExist,
             EngineError::SeriesExists(_) => StatusCode::TimeseriesAlreadyExist,
             EngineError::TypeMismatch(_) => StatusCode::DataTypeMismatch,
+            EngineError::Alignment(_) => StatusCode::AlignedTimeseriesError,
             EngineError::Semantic(_) => StatusCode::SemanticError,
             EngineError::Unsupported(_) => StatusCode::UnsupportedOperation,
             EngineError::IllegalParameter(_) => StatusCode::IllegalParameter,

@@ -57,6 +57,25 @@ pub fn concrete(path: &Path) -> Option<String> {
     Some(join(&nodes))
 }
 
+/// Parses a path or pattern string (`root.sg.*.s1`, `root.**`) into nodes; `None` when it does not
+/// start with `root` or has an empty node.
+pub fn parse_pattern(text: &str) -> Option<Vec<PathNode>> {
+    let nodes = split(text.trim());
+    if nodes.first().map(String::as_str) != Some("root") || nodes.iter().any(String::is_empty) {
+        return None;
+    }
+    Some(
+        nodes
+            .into_iter()
+            .map(|n| match n.as_str() {
+                "*" => PathNode::One,
+                "**" => PathNode::Many,
+                _ => PathNode::Name(n),
+            })
+            .collect(),
+    )
+}
+
 /// Whether `pattern` matches every node of `path`.
 pub fn matches(pattern: &[PathNode], path: &[String]) -> bool {
     match (pattern.first(), path.first()) {

@@ -43,6 +43,8 @@ enum Val {
     Int(i64),
     Float(f64),
     Str(String),
+    /// BLOB values stay bytes: they need not be UTF-8.
+    Bytes(Vec<u8>),
 }
 
 impl Val {
@@ -71,6 +73,10 @@ fn cell(column: &Column, row: usize) -> Val {
             .map(|x| Val::Float(f64::from(*x)))
             .unwrap_or(Val::Null),
         ColumnValues::Double(v) => v.get(row).map(|x| Val::Float(*x)).unwrap_or(Val::Null),
+        ColumnValues::Binary(v) if column.data_type == DataType::Blob => v
+            .get(row)
+            .map(|x| Val::Bytes(x.clone()))
+            .unwrap_or(Val::Null),
         ColumnValues::Binary(v) => v
             .get(row)
             .map(|x| Val::Str(String::from_utf8_lossy(x).into_owned()))
@@ -103,7 +109,7 @@ fn literal_val(l: &Literal) -> Val {
             .unwrap_or_else(|_| s.parse::<f64>().map(Val::Float).unwrap_or(Val::Null)),
         Literal::Float(s) => s.parse::<f64>().map(Val::Float).unwrap_or(Val::Null),
         Literal::String(s) => Val::Str(s.clone()),
-        Literal::Blob(b) => Val::Str(String::from_utf8_lossy(b).into_owned()),
+        Literal::Blob(b) => Val::Bytes(b.clone()),
     }
 }
 
@@ -168,6 +174,7 @@ fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Val::Null, _) | (_, Val::Null) => None,
         (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
+        (Val::Bytes(x), Val::Bytes(y)) => Some(x.cmp(y)),
         (Val::Bool(x), Val::Bool(y)) => Some(x.cmp(y)),
         (Val::Int(x), Val::Int(y)) => Some(x.cmp(y)),
         _ => match (a.as_f64(), b.as_f64()) {
@@ -399,6 +406,8 @@ pub fn time_range_only(engine: &Engine, ctx: &SessionContext, expr: &Expr) -> Re
 /// Reads one series in time order, a chunk at a time.
 struct SeriesCursor {
     series: String,
+    /// The schema's type: chunk columns are read as it (BLOB stays bytes).
+    data_type: DataType,
     chunk: Option<SeriesChunk>,
     pos: usize,
     /// Next time to read from (ascending: lower bound; descending: upper bound).
@@ -412,6 +421,7 @@ impl SeriesCursor {
     fn new(series: &SeriesInfo, lo: i64, hi: i64, descending: bool) -> SeriesCursor {
         SeriesCursor {
             series: series.path.clone(),
+            data_type: series.data_type,
             chunk: None,
             pos: 0,
             next: Some(if descending { hi } else { lo }),
@@ -441,9 +451,13 @@ impl SeriesCursor {
                 self.next = None;
                 return Ok(None);
             }
-            let chunk = engine
-                .storage
-                .scan(&self.series, lo, hi, SCAN_CHUNK, self.descending)?;
+            let mut chunk =
+                engine
+                    .storage
+                    .scan(&self.series, lo, hi, SCAN_CHUNK, self.descending)?;
+            if chunk.values.data_type.physical() == self.data_type.physical() {
+                chunk.values.data_type = self.data_type;
+            }
             self.next = match chunk.times.last() {
                 Some(last) if chunk.times.len() == SCAN_CHUNK => {
                     if self.descending {
@@ -565,6 +579,7 @@ impl ColumnBuilder {
             ColumnValues::Double(x) => x.push(v.as_f64().unwrap_or_default()),
             ColumnValues::Binary(x) => x.push(match v {
                 Val::Str(s) => s.clone().into_bytes(),
+                Val::Bytes(b) => b.clone(),
                 Val::Null => Vec::new(),
                 other => render(other).into_bytes(),
             }),
@@ -588,6 +603,10 @@ fn render(v: &Val) -> String {
         Val::Int(i) => i.to_string(),
         Val::Float(f) => f.to_string(),
         Val::Str(s) => s.clone(),
+        Val::Bytes(b) => format!(
+            "0x{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
     }
 }
 
@@ -1442,9 +1461,11 @@ fn by_device(
             for ms in devices.values() {
                 if let Some(t) = ms.get(&m) {
                     match types.get(&m) {
-                        Some(prev) if prev != t => return Err(EngineError::Semantic(format!(
+                        Some(prev) if prev != t => {
+                            return Err(EngineError::Semantic(format!(
                             "measurement {m} has different data types across devices ({prev}, {t})"
-                        ))),
+                        )))
+                        }
                         _ => {
                             types.insert(m.clone(), *t);
                         }

@@ -97,6 +97,26 @@ fn parse_date(s: &str) -> Option<i32> {
     Some(d.year() * 10000 + i32::try_from(d.month()).ok()? * 100 + i32::try_from(d.day()).ok()?)
 }
 
+/// A BLOB written as text: `X'0a0b'` or `0x0a0b` (IoTDB's literal forms).
+fn blob_literal(s: &str) -> Option<Vec<u8>> {
+    let t = s.trim();
+    let hex = t
+        .strip_prefix("X'")
+        .or_else(|| t.strip_prefix("x'"))
+        .and_then(|h| h.strip_suffix('\''))
+        .or_else(|| t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")))?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect()
+}
+
 fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" => Some(true),
@@ -166,7 +186,9 @@ pub fn to_column(series: &str, target: DataType, cells: &[Cell]) -> Result<Colum
                 }
                 Cell::Blob(b) if target == DataType::Blob => b.clone(),
                 Cell::Str(s) if target == DataType::Blob => s.clone().into_bytes(),
-                Cell::Unparsed(s) if target == DataType::Blob => s.clone().into_bytes(),
+                Cell::Unparsed(s) if target == DataType::Blob => {
+                    blob_literal(s).unwrap_or_else(|| s.clone().into_bytes())
+                }
                 Cell::Typed(RecordValue::Binary(_, b)) => b.clone(),
                 // Numbers and booleans written into a text series are stored as their text (IoTDB does).
                 Cell::Int(s) | Cell::Float(s) if target != DataType::Blob => s.clone().into_bytes(),

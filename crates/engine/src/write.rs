@@ -121,6 +121,16 @@ impl Engine {
                 .schema
                 .read()
                 .map_err(|_| EngineError::Internal("schema lock poisoned".into()))?;
+            if let Some(device) = schema.device(&w.device) {
+                // IoTDB refuses aligned writes to a non-aligned device and the reverse.
+                if device.aligned != w.aligned {
+                    let (is, should) = if device.aligned { ("is aligned", "true") } else { ("is not aligned", "false") };
+                    return Err(EngineError::Alignment(format!(
+                        "Timeseries under path [{}] {is}, please set InsertPlan.isAligned() = {should}",
+                        w.device
+                    )));
+                }
+            }
             for (m, column) in w.measurements.iter().zip(&w.columns) {
                 match schema.series_type(&w.device, m) {
                     Some(t) => types.push(Some(t)),

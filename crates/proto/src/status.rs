@@ -22,6 +22,7 @@ pub enum StatusCode {
     PathNotExist = 508,
     IllegalPath = 509,
     SystemReadOnly = 600,
+    AlignedTimeseriesError = 609,
     DataTypeMismatch = 614,
     SqlParseError = 700,
     SemanticError = 701,

@@ -403,6 +403,11 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
             )));
         }
     }
+    if let Some(c) = compressors.first() {
+        return Err(PipeError::Unsupported(format!(
+            "The sink compressor '{c}' is not supported by Duet yet; omit 'compressor'."
+        )));
+    }
     if let Some(strategy) = params.get("load-balance-strategy") {
         if !["round-robin", "random", "priority"]
             .iter()
@@ -434,18 +439,19 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
         (None, Some(s)) => s.saturating_mul(1000),
         (None, None) => 20,
     };
-    let rate_limit =
-        match params.get("rate-limit-bytes-per-second") {
-            None => None,
-            Some(v) => match v.trim().parse::<f64>() {
-                Ok(x) if x <= 0.0 => None,
-                // Rounding a fractional byte rate up keeps the limit meaningful.
-                Ok(x) if x.is_finite() => Some(x.ceil() as u64),
-                _ => return Err(invalid(format!(
+    let rate_limit = match params.get("rate-limit-bytes-per-second") {
+        None => None,
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(x) if x <= 0.0 => None,
+            // Rounding a fractional byte rate up keeps the limit meaningful.
+            Ok(x) if x.is_finite() => Some(x.ceil() as u64),
+            _ => {
+                return Err(invalid(format!(
                     "The value of 'rate-limit-bytes-per-second' must be a number, but got '{v}'."
-                ))),
-            },
-        };
+                )))
+            }
+        },
+    };
     let general_write = boolean(params, "mark-as-general-write-request", false)?;
     Ok(SinkConfig {
         kind,

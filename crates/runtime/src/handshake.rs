@@ -146,51 +146,12 @@ pub struct ReceiverState {
     pub peer: Option<PeerInfo>,
 }
 
-fn pipe_status(code: StatusCode, message: impl Into<String>) -> TPipeTransferResp {
+pub(crate) fn pipe_status(code: StatusCode, message: impl Into<String>) -> TPipeTransferResp {
     TPipeTransferResp::new(status::failure(code, message), None)
 }
 
-/// Answers one `pipeTransfer` request. `authenticate` checks a user's password and returns the failure
-/// status (801, 804) when it does not match.
-pub fn receive(
-    state: &mut ReceiverState,
-    identity: &ServerIdentity,
-    req: &TPipeTransferReq,
-    authenticate: impl Fn(&str, &str) -> Result<(), TSStatus>,
-) -> TPipeTransferResp {
-    match req.type_ {
-        request_type::HANDSHAKE_DATANODE_V2 => handshake(state, identity, &req.body, authenticate),
-        request_type::HANDSHAKE_DATANODE_V1 => pipe_status(
-            StatusCode::PipeHandshakeError,
-            "Handshake V1 is not supported; the sender must send HANDSHAKE_DATANODE_V2 (type 51).",
-        ),
-        request_type::TRANSFER_TABLET_RAW
-        | request_type::TRANSFER_TABLET_BATCH
-        | request_type::TRANSFER_TABLET_RAW_V2
-        | request_type::TRANSFER_TABLET_BATCH_V2 => {
-            if state.peer.is_none() {
-                pipe_status(
-                    StatusCode::NotLogin,
-                    "The pipe connection has not been handshaken; send a handshake first.",
-                )
-            } else {
-                pipe_status(
-                    StatusCode::PipeTypeError,
-                    format!(
-                        "PipeRequestType {} is not supported by this receiver yet.",
-                        req.type_
-                    ),
-                )
-            }
-        }
-        other => pipe_status(
-            StatusCode::PipeTypeError,
-            format!("Unknown PipeRequestType {other}."),
-        ),
-    }
-}
-
-fn handshake(
+/// Checks a handshake (type 51) and, when it passes, remembers the sender for the connection.
+pub fn handshake(
     state: &mut ReceiverState,
     identity: &ServerIdentity,
     body: &[u8],
@@ -344,7 +305,7 @@ mod tests {
         ];
         for (pairs, code, text) in cases {
             let mut state = ReceiverState::default();
-            let resp = receive(&mut state, &id, &handshake_req(&pairs), root_only);
+            let resp = handshake(&mut state, &id, &handshake_req(&pairs).body, root_only);
             assert_eq!(resp.status.code, code, "{pairs:?}");
             assert!(
                 resp.status.message.unwrap_or_default().contains(text),
@@ -353,38 +314,14 @@ mod tests {
             assert!(state.peer.is_none());
         }
         let mut state = ReceiverState::default();
-        let resp = receive(
+        let resp = handshake(
             &mut state,
             &id,
-            &handshake_req(&[("clusterID", "duet-a"), ("timestampPrecision", "ms")]),
+            &handshake_req(&[("clusterID", "duet-a"), ("timestampPrecision", "ms")]).body,
             root_only,
         );
         assert_eq!(resp.status.code, 200);
         assert_eq!(state.peer.as_ref().unwrap().cluster_id, "duet-a");
         assert!(state.peer.as_ref().unwrap().mark_as_pipe_request);
-    }
-
-    #[test]
-    fn unknown_types_get_1801_and_data_needs_a_handshake() {
-        let id = identity();
-        let mut state = ReceiverState::default();
-        let resp = receive(
-            &mut state,
-            &id,
-            &TPipeTransferReq::new(1, 999, vec![]),
-            root_only,
-        );
-        assert_eq!(resp.status.code, 1801);
-        assert_eq!(
-            resp.status.message.as_deref(),
-            Some("Unknown PipeRequestType 999.")
-        );
-        let resp = receive(
-            &mut state,
-            &id,
-            &TPipeTransferReq::new(1, 3, vec![]),
-            root_only,
-        );
-        assert_eq!(resp.status.code, 802);
     }
 }

@@ -10,9 +10,21 @@
 
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod handshake;
 pub mod manager;
 pub mod params;
+pub mod receiver;
+pub mod task;
+pub mod transfer;
 
 pub use error::{PipeError, Result};
 pub use manager::{PipeManager, ServerIdentity};
+
+/// The instance's number in data versions (the tie-break between equal clocks): a stable 64-bit FNV-1a
+/// hash of the cluster id, so every instance computes the same number for a peer.
+pub fn instance_number(cluster_id: &str) -> u64 {
+    cluster_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -1,15 +1,26 @@
-//! [`PipeManager`] executes the pipe statements: it validates parameters, checks the peer by a
-//! handshake at `CREATE`/`ALTER`, and keeps every pipe's definition and state in the catalog.
+//! [`PipeManager`] executes the pipe statements and owns the pipe tasks: it validates parameters,
+//! checks the peer by a handshake at `CREATE`/`ALTER`, keeps every pipe's definition, state and
+//! progress in the catalog, and runs one [`PipeTask`] per pipe (a handle plus a loop that owns its
+//! state), started at `CREATE`, at server start, and again after `ALTER`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use duet_catalog::{Catalog, NewPipe, PipeRecord, PipeState};
+use duet_engine::Engine;
 use duet_parser::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe};
 use duet_proto::types::Table;
+use duet_storage::LogRead;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
 use crate::config::{self, SinkKind};
+use crate::filter::EntryFilter;
 use crate::handshake;
 use crate::params::Parameters;
+use crate::task::{Desired, PipeStatus, PipeTask, StatusRef};
 use crate::{PipeError, Result};
 
 /// What this instance tells peers about itself.
@@ -33,6 +44,9 @@ pub const SHOW_PIPES_COLUMNS: [&str; 9] = [
     "EstimatedRemainingSeconds",
 ];
 
+/// Entries `SHOW PIPES` reads at most to count a pipe's backlog exactly.
+const COUNT_CAP: usize = 1_000_000;
+
 /// Which pipes `SHOW PIPES` lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShowFilter {
@@ -43,11 +57,25 @@ pub enum ShowFilter {
     SinkUsedBy(String),
 }
 
-/// Executes pipe statements. Cheap to clone.
+/// The manager's handle on one running task.
+struct PipeHandle {
+    /// The operator's wish; the task watches it.
+    desired: watch::Sender<Desired>,
+    /// What the task publishes.
+    status: StatusRef,
+    /// The source filter, to count the backlog the way the task will send it.
+    filter: EntryFilter,
+    join: JoinHandle<()>,
+}
+
+/// Executes pipe statements and runs pipes. Cheap to clone.
 #[derive(Clone)]
 pub struct PipeManager {
     catalog: Arc<Catalog>,
     identity: ServerIdentity,
+    engine: Arc<Engine>,
+    local_instance: u64,
+    tasks: Arc<Mutex<HashMap<String, PipeHandle>>>,
 }
 
 fn params(attributes: &Attributes) -> Parameters {
@@ -70,12 +98,114 @@ fn format_time(ms: i64) -> String {
 }
 
 impl PipeManager {
-    pub fn new(catalog: Arc<Catalog>, identity: ServerIdentity) -> PipeManager {
-        PipeManager { catalog, identity }
+    pub fn new(
+        catalog: Arc<Catalog>,
+        identity: ServerIdentity,
+        engine: Arc<Engine>,
+    ) -> PipeManager {
+        let local_instance = crate::instance_number(&identity.cluster_id);
+        PipeManager {
+            catalog,
+            identity,
+            engine,
+            local_instance,
+            tasks: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     pub fn identity(&self) -> &ServerIdentity {
         &self.identity
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<String, PipeHandle>> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a task for every pipe in the catalog (server start). Cursors are registered first so the
+    /// log a pipe still needs is never released.
+    pub fn start_all(&self) -> Result<()> {
+        for record in self.catalog.pipes()? {
+            if let Err(e) = self.spawn(&record) {
+                warn!(pipe = %record.name, "cannot start the pipe: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Spawns (or respawns) the task of a stored pipe.
+    fn spawn(&self, record: &PipeRecord) -> Result<()> {
+        let source = config::source(&Parameters::new(record.source.clone()))?;
+        let sink = config::sink(&Parameters::new(record.sink.clone()))?;
+        let filter = EntryFilter::new(&source)?;
+        let storage = self.engine.storage();
+        storage
+            .register_cursor(&record.name, record.acknowledged_position)
+            .map_err(|e| {
+                PipeError::Invalid(format!(
+                    "cannot pin the change log for pipe {}: {e}",
+                    record.name
+                ))
+            })?;
+        let wanted = if record.state == PipeState::Running || record.stopped_by_error {
+            Desired::Running
+        } else {
+            Desired::Stopped
+        };
+        let (desired_tx, desired_rx) = watch::channel(wanted);
+        let status: StatusRef = Arc::new(Mutex::new(PipeStatus {
+            acknowledged: record.acknowledged_position,
+            exception: record
+                .exception
+                .as_ref()
+                .map(|e| (e.message.clone(), e.at_ms)),
+            ..PipeStatus::default()
+        }));
+        let task = PipeTask {
+            name: record.name.clone(),
+            source,
+            filter: filter.clone(),
+            sink,
+            engine: self.engine.clone(),
+            catalog: self.catalog.clone(),
+            identity: self.identity.clone(),
+            local_instance: self.local_instance,
+            status: status.clone(),
+            desired: desired_rx,
+            history_done: record.history_done,
+        };
+        let join = tokio::spawn(task.run());
+        let old = self.tasks().insert(
+            record.name.clone(),
+            PipeHandle {
+                desired: desired_tx,
+                status,
+                filter,
+                join,
+            },
+        );
+        if let Some(old) = old {
+            old.desired.send_replace(Desired::Dropped);
+        }
+        info!(pipe = %record.name, ?wanted, "pipe task started");
+        Ok(())
+    }
+
+    /// Stops a task and waits for it to reach a safe point; returns its last acknowledged position.
+    async fn retire(&self, name: &str) -> Option<u64> {
+        let handle = self.tasks().remove(name)?;
+        handle.desired.send_replace(Desired::Dropped);
+        if tokio::time::timeout(Duration::from_secs(30), handle.join)
+            .await
+            .is_err()
+        {
+            warn!(pipe = name, "pipe task did not stop within 30 s");
+        }
+        let acknowledged = handle
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .acknowledged;
+        Some(acknowledged)
     }
 
     /// Validates all three stages; for a thrift sink, also handshakes with the peer so that a pipe that
@@ -104,7 +234,8 @@ impl PipeManager {
         Ok(())
     }
 
-    /// `CREATE PIPE`: a new pipe starts RUNNING.
+    /// `CREATE PIPE`: a new pipe starts RUNNING, from the current head of the change log; the data
+    /// already stored is its history.
     pub async fn create(&self, stmt: &CreatePipe) -> Result<()> {
         let exists_message = || {
             format!(
@@ -124,6 +255,7 @@ impl PipeManager {
         let sink = params(&stmt.sink);
         self.validate(&stmt.name, "create", &source, &processor, &sink)
             .await?;
+        let history = config::source(&source)?.history;
         let pipe = NewPipe {
             name: stmt.name.clone(),
             created_at_ms: now_ms(),
@@ -131,14 +263,20 @@ impl PipeManager {
             source: source.0,
             processor: processor.0,
             sink: sink.0,
+            acknowledged_position: self.engine.storage().head(),
+            history_done: !history,
         };
         match self.catalog.create_pipe(&pipe) {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             // Another session created it while we were handshaking.
-            Err(duet_catalog::Error::PipeExists(_)) if stmt.if_not_exists => Ok(()),
-            Err(duet_catalog::Error::PipeExists(_)) => Err(PipeError::Invalid(exists_message())),
-            Err(e) => Err(e.into()),
+            Err(duet_catalog::Error::PipeExists(_)) if stmt.if_not_exists => return Ok(()),
+            Err(duet_catalog::Error::PipeExists(_)) => {
+                return Err(PipeError::Invalid(exists_message()))
+            }
+            Err(e) => return Err(e.into()),
         }
+        let record = self.existing("create", &stmt.name)?;
+        self.spawn(&record)
     }
 
     fn existing(&self, op: &'static str, name: &str) -> Result<PipeRecord> {
@@ -179,37 +317,111 @@ impl PipeManager {
         let sink = apply(record.sink, &stmt.sink);
         self.validate(&stmt.name, "alter", &source, &processor, &sink)
             .await?;
+        // The old task stops at a safe point; its progress carries over to the new one.
+        if let Some(acknowledged) = self.retire(&stmt.name).await {
+            self.catalog.set_pipe_progress(&stmt.name, acknowledged)?;
+        }
         self.catalog
             .replace_pipe_parameters(&stmt.name, &source.0, &processor.0, &sink.0)?;
-        Ok(())
+        let record = self.existing("alter", &stmt.name)?;
+        self.spawn(&record)
     }
 
-    /// `START PIPE`: RUNNING, and past exceptions are cleared (as IoTDB does).
+    /// `START PIPE`: RUNNING, past exceptions cleared (as IoTDB does), and an immediate retry.
     pub fn start(&self, name: &str) -> Result<()> {
-        self.existing("start", name)?;
+        let record = self.existing("start", name)?;
         self.catalog
             .set_pipe_state(name, PipeState::Running, false)?;
         self.catalog.set_pipe_exception(name, None)?;
+        let running = self.tasks().get(name).map(|h| {
+            h.status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .exception = None;
+            h.desired.send_replace(Desired::Running);
+        });
+        if running.is_none() {
+            let record = PipeRecord {
+                state: PipeState::Running,
+                stopped_by_error: false,
+                exception: None,
+                ..record
+            };
+            self.spawn(&record)?;
+        }
         Ok(())
     }
 
-    /// `STOP PIPE`: STOPPED by the user (an automatic restart will not touch it).
+    /// `STOP PIPE`: STOPPED by the user; the task pauses and keeps its position.
     pub fn stop(&self, name: &str) -> Result<()> {
         self.existing("stop", name)?;
         self.catalog
             .set_pipe_state(name, PipeState::Stopped, false)?;
+        if let Some(h) = self.tasks().get(name) {
+            h.desired.send_replace(Desired::Stopped);
+        }
         Ok(())
     }
 
-    /// `DROP PIPE`.
-    pub fn drop_pipe(&self, if_exists: bool, name: &str) -> Result<()> {
-        if !self.catalog.drop_pipe(name)? && !if_exists {
+    /// `DROP PIPE`: ends the task and releases the log it pinned.
+    pub async fn drop_pipe(&self, if_exists: bool, name: &str) -> Result<()> {
+        let existed = self.catalog.drop_pipe(name)?;
+        self.retire(name).await;
+        self.engine.storage().drop_cursor(name);
+        if !existed && !if_exists {
             return Err(PipeError::NotExist {
                 op: "drop",
                 name: name.to_string(),
             });
         }
         Ok(())
+    }
+
+    /// Stops every task at a safe point (server shutdown); their progress is persisted.
+    pub async fn shutdown(&self) {
+        let names: Vec<String> = self.tasks().keys().cloned().collect();
+        for name in names {
+            if let Some(acknowledged) = self.retire(&name).await {
+                if let Err(e) = self.catalog.set_pipe_progress(&name, acknowledged) {
+                    warn!(pipe = %name, "cannot persist progress at shutdown: {e}");
+                }
+            }
+        }
+    }
+
+    /// A pipe's live status (tests, diagnostics).
+    pub fn status(&self, name: &str) -> Option<PipeStatus> {
+        self.tasks().get(name).map(|h| {
+            h.status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
+    }
+
+    /// The number of log entries after `acknowledged` that the pipe will send, and whether the count
+    /// stopped at the cap.
+    fn remaining(&self, filter: &EntryFilter, mut acknowledged: u64) -> (u64, bool) {
+        let storage = self.engine.storage();
+        let head = storage.head();
+        let (mut count, mut read) = (0u64, 0usize);
+        while acknowledged < head && read < COUNT_CAP {
+            match storage.read_log(acknowledged, 4096) {
+                Ok(LogRead::Entries(entries)) if !entries.is_empty() => {
+                    read += entries.len();
+                    for e in &entries {
+                        acknowledged = e.lsn;
+                        if filter.apply(e).is_some() {
+                            count += 1;
+                        }
+                    }
+                }
+                // Released log: every entry up to the head will be replayed.
+                Ok(LogRead::Truncated { .. }) => return (count + (head - acknowledged), false),
+                _ => break,
+            }
+        }
+        (count, acknowledged < head)
     }
 
     /// `SHOW PIPES` / `SHOW PIPE name`: rows sorted by name.
@@ -227,26 +439,66 @@ impl PipeManager {
                 None => Vec::new(),
             },
         };
-        let rows = selected
-            .into_iter()
-            .map(|p| {
-                vec![
-                    p.name.clone(),
-                    format_time(p.created_at_ms),
-                    p.state.as_str().to_string(),
-                    Parameters::new(p.source.clone()).display(),
-                    Parameters::new(p.processor.clone()).display(),
-                    sink_of(p),
+        let mut rows = Vec::with_capacity(selected.len());
+        for p in selected {
+            let live = self.tasks().get(&p.name).map(|h| {
+                (
+                    h.status
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
+                    h.filter.clone(),
+                )
+            });
+            let (remaining, seconds, exception) = match live {
+                Some((status, filter)) => {
+                    let (count, capped) = self.remaining(&filter, status.acknowledged);
+                    let remaining = if capped {
+                        format!("{count}+")
+                    } else {
+                        count.to_string()
+                    };
+                    let seconds = if count == 0 {
+                        "0.00".to_string()
+                    } else if status.rate > 0.0 {
+                        format!("{:.2}", count as f64 / status.rate)
+                    } else {
+                        "-1.00".to_string()
+                    };
+                    let mut exception = status
+                        .exception
+                        .as_ref()
+                        .map(|(m, at)| format!("{}, {m}", format_time(*at)))
+                        .unwrap_or_default();
+                    if let Some(note) = &status.replaying {
+                        if !exception.is_empty() {
+                            exception.push_str("; ");
+                        }
+                        exception.push_str(note);
+                    }
+                    (remaining, seconds, exception)
+                }
+                None => (
+                    "0".to_string(),
+                    "0.00".to_string(),
                     p.exception
                         .as_ref()
                         .map(|e| format!("{}, {}", format_time(e.at_ms), e.message))
                         .unwrap_or_default(),
-                    // No change log exists yet, so no pipe has anything left to send.
-                    "0".to_string(),
-                    "0.00".to_string(),
-                ]
-            })
-            .collect();
+                ),
+            };
+            rows.push(vec![
+                p.name.clone(),
+                format_time(p.created_at_ms),
+                p.state.as_str().to_string(),
+                Parameters::new(p.source.clone()).display(),
+                Parameters::new(p.processor.clone()).display(),
+                sink_of(p),
+                exception,
+                remaining,
+                seconds,
+            ]);
+        }
         Ok(Table::text(&SHOW_PIPES_COLUMNS, rows))
     }
 }

@@ -39,8 +39,8 @@ impl Instance {
         rpc_port: u16,
     ) -> Instance {
         Instance {
+            pipes: PipeManager::new(catalog.clone(), identity, engine.clone()),
             engine,
-            pipes: PipeManager::new(catalog.clone(), identity),
             catalog,
             config,
             rpc_port,

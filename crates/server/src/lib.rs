@@ -43,6 +43,8 @@ pub enum StartError {
     Catalog(#[from] duet_catalog::Error),
     #[error("cannot open the storage: {0}")]
     Storage(#[from] duet_storage::Error),
+    #[error("cannot start the pipes: {0}")]
+    Pipes(#[from] duet_runtime::PipeError),
     #[error("cannot start the engine: {0}")]
     Engine(#[from] duet_engine::EngineError),
     #[error("cannot listen on {addr}: {source}")]
@@ -76,7 +78,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     let identity = catalog.identity()?;
     // Recover the data before accepting anyone: the log is replayed into memory here.
     let storage_options = duet_storage::StorageOptions {
-        instance: instance_number(&identity.cluster_id),
+        instance: duet_runtime::instance_number(&identity.cluster_id),
         ..duet_storage::StorageOptions::default()
     };
     let storage = duet_storage::Storage::open(&config.data_dir.join("storage"), storage_options)?;
@@ -125,7 +127,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         precision = %identity.timestamp_precision,
         "duetd accepting sessions on {local}"
     );
-    listener::run(instance, listener, shutdown).await;
+    instance.pipes.start_all()?;
+    listener::run(instance.clone(), listener, shutdown).await;
+    // Pipes stop at a safe point and persist their progress before the log is synced.
+    instance.pipes.shutdown().await;
     // Every connection has finished: sync the log before saying we stopped.
     if let Err(e) = storage.close().await {
         tracing::error!("closing the storage failed: {e}");
@@ -133,14 +138,6 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     let _ = std::fs::remove_file(&addr_file);
     info!("duetd stopped");
     Ok(())
-}
-
-/// The instance's number in data versions (the tie-break between equal clocks): a stable 64-bit FNV-1a
-/// hash of the cluster id, so two instances with different ids order their writes the same way.
-fn instance_number(cluster_id: &str) -> u64 {
-    cluster_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Writes the address file atomically, so a reader never sees half of it.

@@ -13,7 +13,7 @@ use duet_proto::status::{self, StatusCode};
 use duet_proto::t;
 use duet_proto::tsblock::{self, DEFAULT_ROWS_PER_BLOCK};
 use duet_proto::types::Table;
-use duet_runtime::handshake::{self, ReceiverState};
+use duet_runtime::handshake::ReceiverState;
 use tracing::{debug, info, warn};
 
 use crate::instance::{InstanceRef, BUILD_INFO, VERSION};
@@ -81,7 +81,7 @@ impl Session {
             return Some(Reply::OpenSession(self.open(req)));
         }
         if let Request::PipeTransfer(req) = &request {
-            return Some(Reply::PipeTransfer(self.pipe_transfer(req)));
+            return Some(Reply::PipeTransfer(self.pipe_transfer(req).await));
         }
         if let Request::GetProperties = &request {
             return Some(Reply::Properties(self.properties()));
@@ -262,7 +262,7 @@ impl Session {
         )
     }
 
-    fn pipe_transfer(&mut self, req: &t::TPipeTransferReq) -> t::TPipeTransferResp {
+    async fn pipe_transfer(&mut self, req: &t::TPipeTransferReq) -> t::TPipeTransferResp {
         let catalog = self.instance.catalog.clone();
         let authenticate = |user: &str, password: &str| {
             catalog.authenticate(user, password).map_err(|e| {
@@ -274,12 +274,15 @@ impl Session {
                 status::failure(code, e.to_string())
             })
         };
-        let resp = handshake::receive(
+        let engine = self.instance.engine.clone();
+        let resp = duet_runtime::receiver::receive(
             &mut self.receiver,
             self.instance.identity(),
+            &engine,
             req,
             authenticate,
-        );
+        )
+        .await;
         debug!(peer = %self.peer, request_type = req.type_, code = resp.status.code, "pipeTransfer");
         resp
     }

@@ -120,7 +120,7 @@ pub async fn execute(
         }
         Statement::DropPipe { if_exists, name } => {
             require_root(user)?;
-            pipes.drop_pipe(*if_exists, name)?;
+            pipes.drop_pipe(*if_exists, name).await?;
             Ok(Output::Done)
         }
         Statement::ShowPipes { sink_used_by } => {

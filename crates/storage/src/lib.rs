@@ -51,6 +51,7 @@
 //! - A scan materialises the whole range before applying `limit`.
 
 pub mod datafile;
+pub mod transfer;
 pub mod wal;
 
 mod codec;

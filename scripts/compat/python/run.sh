@@ -16,7 +16,7 @@ if [[ ! -x "$PY" ]]; then
     python3 -m venv "$VENV"
     "$PY" -m pip install --quiet --upgrade pip
     "$PY" -m pip install --quiet -r "$REQS"
-elif ! "$PY" -c 'import iotdb.Session, pytest' >/dev/null 2>&1; then
+elif ! "$PY" -c 'import iotdb.Session, pytest, pyarrow' >/dev/null 2>&1; then
     echo "updating venv at $VENV" >&2
     "$PY" -m pip install --quiet -r "$REQS"
 fi

@@ -236,19 +236,6 @@ def test_session_survives_errors(session):
     assert session.execute_non_query_statement("DROP USER survivor") == 0
 
 
-def test_data_rpcs_not_supported_300(session):
-    tablet = Tablet("root.sg.d1", ["s1"], [TSDataType.INT64], [[1]], [1])
-    with pytest.raises(StatementExecutionException) as ei:
-        session.insert_tablet(tablet)
-    assert str(ei.value).startswith("300: ")
-    assert "not supported yet" in str(ei.value)
-    with pytest.raises(StatementExecutionException) as ei:
-        session.insert_str_record("root.sg.d1", 1, ["s1"], ["1"])
-    assert str(ei.value).startswith("300: ")
-    # The session is still usable afterwards.
-    assert query_rows(session, "SHOW VERSION")
-
-
 # --------------------------------------------------------------------------
 # paging through fetchResultsV2
 # --------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+//! Applying what a peer's pipe sends: entries keep the version they were first written with and are
+//! recorded with the pipe as their origin, so double-living pipes never send them back; series the
+//! entries write are created here first when missing (schema travels with the data).
+
+use duet_parser::PathNode;
+use duet_storage::{InsertOp, Op, Origin, SeriesChunk, Version};
+
+use crate::schema::{default_encoding, SeriesInfo};
+use crate::{Engine, EngineError, Result};
+
+impl Engine {
+    /// Creates the series an insert needs, with the types its columns carry; a series that exists
+    /// with another type is a conflict the sender must see.
+    fn ensure_schema(&self, insert: &InsertOp) -> Result<()> {
+        let mut missing = Vec::new();
+        {
+            let schema = self.schema_read()?;
+            for (m, column) in insert.measurements.iter().zip(&insert.columns) {
+                match schema.series_type(&insert.device, m) {
+                    Some(t) if t == column.data_type => {}
+                    Some(t) => {
+                        return Err(EngineError::TypeMismatch(format!(
+                            "data type of {}.{m} is not consistent, registered type {t}, inserting type {}",
+                            insert.device, column.data_type
+                        )))
+                    }
+                    None => missing.push((m.clone(), column.data_type, default_encoding(column.data_type).to_string(), "LZ4".to_string())),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut schema = self
+            .schema
+            .write()
+            .map_err(|_| EngineError::Internal("schema lock poisoned".into()))?;
+        missing.retain(|(m, _, _, _)| schema.series_type(&insert.device, m).is_none());
+        if missing.is_empty() {
+            return Ok(());
+        }
+        schema.create_series(
+            &self.catalog,
+            &insert.device,
+            insert.aligned,
+            &missing,
+            true,
+        )
+    }
+
+    /// Applies one replicated entry from `sender` (the peer instance's number) with its original
+    /// version. Re-applying the same entry changes nothing.
+    pub async fn apply_replicated(
+        &self,
+        sender: u64,
+        version: Version,
+        ops: Vec<Op>,
+    ) -> Result<()> {
+        for op in &ops {
+            if let Op::Insert(insert) = op {
+                self.ensure_schema(insert)?;
+            }
+        }
+        self.storage
+            .write(Origin::Pipe { instance: sender }, Some(version), ops)
+            .await?;
+        Ok(())
+    }
+
+    /// Every series matching a pattern, for a pipe's history.
+    pub fn series_matching(&self, pattern: &[PathNode]) -> Result<Vec<SeriesInfo>> {
+        Ok(self.schema_read()?.matching_series(pattern))
+    }
+
+    /// Reads a series' stored points in `[start, end]`, at most `limit`, with their versions.
+    pub fn scan_series(
+        &self,
+        series: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<SeriesChunk> {
+        Ok(self.storage.scan(series, start, end, limit, false)?)
+    }
+}

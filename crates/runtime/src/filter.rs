@@ -1,0 +1,290 @@
+//! What a pipe's source lets through: series matching its path pattern, points inside its time range,
+//! the kinds of change it includes (inserts, deletes), and — in double-living mode — nothing that
+//! arrived through a pipe.
+
+use duet_engine::paths;
+use duet_parser::PathNode;
+use duet_proto::types::{Column, ColumnValues};
+use duet_storage::{DeleteOp, InsertOp, LogEntry, Op, Origin};
+
+use crate::config::SourceConfig;
+use crate::{PipeError, Result};
+
+/// A source configuration compiled for matching entries fast.
+#[derive(Debug, Clone)]
+pub struct EntryFilter {
+    pattern: Vec<PathNode>,
+    /// `root.**`: everything matches, no per-series work.
+    matches_all: bool,
+    start: i64,
+    end: i64,
+    inserts: bool,
+    deletes: bool,
+    forwarding: bool,
+}
+
+impl EntryFilter {
+    pub fn new(config: &SourceConfig) -> Result<EntryFilter> {
+        let pattern = paths::parse_pattern(&config.path).ok_or_else(|| {
+            PipeError::Invalid(format!("Pattern \"{}\" is illegal.", config.path))
+        })?;
+        let matches_all =
+            matches!(pattern.as_slice(), [PathNode::Name(r), PathNode::Many] if r == "root");
+        Ok(EntryFilter {
+            pattern,
+            matches_all,
+            start: config.start_time.unwrap_or(i64::MIN),
+            end: config.end_time.unwrap_or(i64::MAX),
+            inserts: config.capture_inserts,
+            deletes: config.capture_deletes,
+            forwarding: config.forwarding_pipe_requests,
+        })
+    }
+
+    /// Whether a series path passes the pattern.
+    pub fn matches_series(&self, series: &str) -> bool {
+        self.matches_all || paths::matches(&self.pattern, &paths::split(series))
+    }
+
+    /// The pattern, for listing the series of a history pass.
+    pub fn pattern(&self) -> &[PathNode] {
+        &self.pattern
+    }
+
+    pub fn time_range(&self) -> (i64, i64) {
+        (self.start, self.end)
+    }
+
+    /// Whether points first written at `instance` are sent (double-living sends only its own).
+    pub fn sends_origin_instance(&self, instance: u64, local: u64) -> bool {
+        self.forwarding || instance == local
+    }
+
+    /// The part of `entry` this pipe sends, or `None` when nothing of it is sent.
+    pub fn apply(&self, entry: &LogEntry) -> Option<LogEntry> {
+        if !self.forwarding && matches!(entry.origin, Origin::Pipe { .. }) {
+            return None;
+        }
+        let mut ops = Vec::with_capacity(entry.ops.len());
+        for op in &entry.ops {
+            match op {
+                Op::Insert(insert) if self.inserts => {
+                    if let Some(kept) = self.filter_insert(insert) {
+                        ops.push(Op::Insert(kept));
+                    }
+                }
+                Op::Delete(delete) if self.deletes => {
+                    let series: Vec<String> = delete
+                        .series
+                        .iter()
+                        .filter(|s| self.matches_series(s))
+                        .cloned()
+                        .collect();
+                    let (start, end) = (delete.start.max(self.start), delete.end.min(self.end));
+                    if !series.is_empty() && start <= end {
+                        ops.push(Op::Delete(DeleteOp { series, start, end }));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if ops.is_empty() {
+            return None;
+        }
+        Some(LogEntry {
+            lsn: entry.lsn,
+            origin: entry.origin.clone(),
+            version: entry.version,
+            ops,
+        })
+    }
+
+    fn filter_insert(&self, insert: &InsertOp) -> Option<InsertOp> {
+        let keep_column: Vec<bool> = if self.matches_all {
+            vec![true; insert.measurements.len()]
+        } else {
+            let mut device = paths::split(&insert.device);
+            insert
+                .measurements
+                .iter()
+                .map(|m| {
+                    device.push(m.clone());
+                    let ok = paths::matches(&self.pattern, &device);
+                    device.pop();
+                    ok
+                })
+                .collect()
+        };
+        if !keep_column.iter().any(|k| *k) {
+            return None;
+        }
+        let all_rows = self.start == i64::MIN && self.end == i64::MAX;
+        let keep_row: Vec<bool> = insert
+            .times
+            .iter()
+            .map(|t| all_rows || (*t >= self.start && *t <= self.end))
+            .collect();
+        if !keep_row.iter().any(|k| *k) {
+            return None;
+        }
+        if all_rows && keep_column.iter().all(|k| *k) {
+            return Some(insert.clone());
+        }
+        let mut measurements = Vec::new();
+        let mut columns = Vec::new();
+        for ((m, c), keep) in insert
+            .measurements
+            .iter()
+            .zip(&insert.columns)
+            .zip(&keep_column)
+        {
+            if *keep {
+                measurements.push(m.clone());
+                columns.push(if all_rows {
+                    c.clone()
+                } else {
+                    select_rows(c, &keep_row)
+                });
+            }
+        }
+        let times = insert
+            .times
+            .iter()
+            .zip(&keep_row)
+            .filter(|(_, k)| **k)
+            .map(|(t, _)| *t)
+            .collect();
+        Some(InsertOp {
+            device: insert.device.clone(),
+            aligned: insert.aligned,
+            measurements,
+            columns,
+            times,
+        })
+    }
+}
+
+/// The rows of a column where `keep` is true.
+pub fn select_rows(column: &Column, keep: &[bool]) -> Column {
+    fn pick<T: Clone>(v: &[T], keep: &[bool]) -> Vec<T> {
+        v.iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(x, _)| x.clone())
+            .collect()
+    }
+    let values = match &column.values {
+        ColumnValues::Boolean(v) => ColumnValues::Boolean(pick(v, keep)),
+        ColumnValues::Int32(v) => ColumnValues::Int32(pick(v, keep)),
+        ColumnValues::Int64(v) => ColumnValues::Int64(pick(v, keep)),
+        ColumnValues::Float(v) => ColumnValues::Float(pick(v, keep)),
+        ColumnValues::Double(v) => ColumnValues::Double(pick(v, keep)),
+        ColumnValues::Binary(v) => ColumnValues::Binary(pick(v, keep)),
+    };
+    Column {
+        data_type: column.data_type,
+        nulls: column.nulls.as_ref().map(|n| pick(n, keep)),
+        values,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::params::Parameters;
+    use duet_proto::types::DataType;
+    use duet_storage::Version;
+
+    fn filter(pairs: &[(&str, &str)]) -> EntryFilter {
+        let params = Parameters(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        EntryFilter::new(&config::source(&params).unwrap()).unwrap()
+    }
+
+    fn entry(origin: Origin) -> LogEntry {
+        LogEntry {
+            lsn: 7,
+            origin,
+            version: Version {
+                hlc: 1,
+                instance: 1,
+            },
+            ops: vec![
+                Op::Insert(InsertOp {
+                    device: "root.sg.d1".into(),
+                    aligned: false,
+                    measurements: vec!["s1".into(), "s2".into()],
+                    columns: vec![
+                        Column {
+                            data_type: DataType::Int64,
+                            nulls: None,
+                            values: ColumnValues::Int64(vec![1, 2, 3]),
+                        },
+                        Column {
+                            data_type: DataType::Int64,
+                            nulls: Some(vec![false, true, false]),
+                            values: ColumnValues::Int64(vec![4, 0, 6]),
+                        },
+                    ],
+                    times: vec![10, 20, 30],
+                }),
+                Op::Delete(DeleteOp {
+                    series: vec!["root.sg.d1.s1".into(), "root.other.d.s".into()],
+                    start: 0,
+                    end: 100,
+                }),
+            ],
+        }
+    }
+
+    #[test]
+    fn double_living_drops_pipe_entries_only() {
+        let f = filter(&[("mode.double-living", "true")]);
+        assert!(f.apply(&entry(Origin::Pipe { instance: 9 })).is_none());
+        let kept = f.apply(&entry(Origin::Local)).unwrap();
+        // The default inclusion is data.insert: the delete is not sent.
+        assert_eq!(kept.ops.len(), 1);
+        assert!(filter(&[])
+            .apply(&entry(Origin::Pipe { instance: 9 }))
+            .is_some());
+    }
+
+    #[test]
+    fn path_time_and_inclusion_filters_trim_entries() {
+        let f = filter(&[
+            ("path", "root.sg.*.s2"),
+            ("start-time", "15"),
+            ("end-time", "30"),
+            ("inclusion", "data"),
+        ]);
+        let kept = f.apply(&entry(Origin::Local)).unwrap();
+        let Op::Insert(insert) = &kept.ops[0] else {
+            panic!()
+        };
+        assert_eq!(insert.measurements, vec!["s2"]);
+        assert_eq!(insert.times, vec![20, 30]);
+        assert_eq!(insert.columns[0].nulls, Some(vec![true, false]));
+        // root.sg.d1.s1 does not match root.sg.*.s2, and root.other not either: no delete is left.
+        assert_eq!(kept.ops.len(), 1);
+        let deletes = filter(&[
+            ("path", "root.sg.**"),
+            ("inclusion", "data.delete"),
+            ("start-time", "50"),
+        ]);
+        let kept = deletes.apply(&entry(Origin::Local)).unwrap();
+        assert_eq!(
+            kept.ops,
+            vec![Op::Delete(DeleteOp {
+                series: vec!["root.sg.d1.s1".into()],
+                start: 50,
+                end: 100
+            })]
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! The receiving end of a pipe (`pipeTransfer` on port 6667): the handshake, then batches of entries
+//! applied through the engine with their original versions and the pipe as their origin.
+//!
+//! **Invariant:** the receiver never holds a lock local writers need while it waits: entries go
+//! through the same group-committed storage write path as client writes.
+
+use duet_engine::{Engine, EngineError};
+use duet_proto::pipe_body::request_type;
+use duet_proto::status::{self, StatusCode};
+use duet_proto::t::{TPipeTransferReq, TPipeTransferResp, TSStatus};
+use futures::future::join_all;
+
+use crate::handshake::{self, pipe_status, ReceiverState};
+use crate::manager::ServerIdentity;
+use crate::transfer;
+
+/// Answers one `pipeTransfer` request on a connection. `authenticate` checks a user's password and
+/// returns the failure status (801, 804) when it does not match.
+pub async fn receive(
+    state: &mut ReceiverState,
+    identity: &ServerIdentity,
+    engine: &Engine,
+    req: &TPipeTransferReq,
+    authenticate: impl Fn(&str, &str) -> Result<(), TSStatus>,
+) -> TPipeTransferResp {
+    match req.type_ {
+        request_type::HANDSHAKE_DATANODE_V2 => handshake::handshake(state, identity, &req.body, authenticate),
+        request_type::HANDSHAKE_DATANODE_V1 => pipe_status(
+            StatusCode::PipeHandshakeError,
+            "Handshake V1 is not supported; the sender must send HANDSHAKE_DATANODE_V2 (type 51).",
+        ),
+        transfer::DUET_TRANSFER_ENTRIES => match &state.peer {
+            None => not_handshaken(),
+            Some(peer) => {
+                let sender = crate::instance_number(&peer.cluster_id);
+                apply_entries(engine, sender, &req.body).await
+            }
+        },
+        request_type::TRANSFER_TABLET_RAW
+        | request_type::TRANSFER_TABLET_BATCH
+        | request_type::TRANSFER_TABLET_RAW_V2
+        | request_type::TRANSFER_TABLET_BATCH_V2 => match &state.peer {
+            None => not_handshaken(),
+            Some(_) => pipe_status(
+                StatusCode::PipeTypeError,
+                format!("PipeRequestType {} is not supported by this receiver yet; Duet senders use Duet entries.", req.type_),
+            ),
+        },
+        other => pipe_status(StatusCode::PipeTypeError, format!("Unknown PipeRequestType {other}.")),
+    }
+}
+
+fn not_handshaken() -> TPipeTransferResp {
+    pipe_status(
+        StatusCode::NotLogin,
+        "The pipe connection has not been handshaken; send a handshake first.",
+    )
+}
+
+/// Applies a batch; all entries are submitted together so they share group commits. Order does not
+/// matter: the highest version wins whatever order entries are applied in.
+async fn apply_entries(engine: &Engine, sender: u64, body: &[u8]) -> TPipeTransferResp {
+    let entries = match transfer::decode_entries(body) {
+        Ok(e) => e,
+        Err(e) => {
+            return pipe_status(
+                StatusCode::PipeTransferExecuteStatementError,
+                format!("Malformed Duet batch: {e}"),
+            )
+        }
+    };
+    let results = join_all(
+        entries
+            .into_iter()
+            .map(|e| engine.apply_replicated(sender, e.version, e.ops)),
+    )
+    .await;
+    match results.into_iter().find_map(Result::err) {
+        None => TPipeTransferResp::new(status::success(), None),
+        Some(e) => {
+            let code = match &e {
+                EngineError::TypeMismatch(_)
+                | EngineError::IllegalPath(_)
+                | EngineError::DatabaseExists(_) => StatusCode::PipeReceiverUserConflict,
+                _ => StatusCode::InternalServerError,
+            };
+            pipe_status(code, format!("Failed to apply a replicated batch: {e}"))
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! One pipe's task: a loop that owns the pipe's connection, position and batching, and moves entries
+//! from this instance's change log to the peer: source (history from data, then the log in real time)
+//! → processor (do-nothing) → sink (the peer's `pipeTransfer`).
+//!
+//! The loop is driven by a `watch` of the desired state (running, stopped, dropped) that the
+//! [`crate::PipeManager`] sets, and it publishes what it does in a shared [`PipeStatus`]. A failure never
+//! ends the task: it becomes the pipe's exception (with its time), the task retries with exponential
+//! backoff, and after [`FAILURES_BEFORE_STOPPED`] failures in a row the pipe is shown STOPPED until a
+//! retry succeeds by itself or an operator runs `START PIPE`.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use duet_catalog::{Catalog, PipeException, PipeState};
+use duet_engine::Engine;
+use duet_proto::pipe_body::REQUEST_VERSION;
+use duet_proto::status::{self, StatusCode};
+use duet_proto::t::TPipeTransferReq;
+use duet_storage::{LogEntry, LogRead, Lsn};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::{SinkConfig, SinkKind, SourceConfig};
+use crate::filter::EntryFilter;
+use crate::handshake::{self, SinkConnection, DUET_PROTOCOL_KEY};
+use crate::manager::ServerIdentity;
+use crate::transfer;
+
+/// Failures in a row after which the pipe is shown STOPPED (it keeps retrying).
+pub const FAILURES_BEFORE_STOPPED: u32 = 5;
+
+/// Entries read from the log per step.
+const READ_ENTRIES: usize = 4096;
+
+/// Points read per history scan.
+const HISTORY_CHUNK: usize = 8192;
+
+/// Progress is written to the catalog at most this often while busy (and always when idle): losing
+/// the last interval on a crash only resends entries the receiver applies idempotently.
+const PERSIST_EVERY: Duration = Duration::from_millis(200);
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// What the operator wants of the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desired {
+    Running,
+    Stopped,
+    Dropped,
+}
+
+/// What the task is doing, for `SHOW PIPES` and tests.
+#[derive(Debug, Clone, Default)]
+pub struct PipeStatus {
+    /// The last log position the peer acknowledged (or that needs no sending).
+    pub acknowledged: Lsn,
+    /// The newest failure, with its time in ms; cleared when the pipe recovers.
+    pub exception: Option<(String, i64)>,
+    /// Entries sent per second, smoothed.
+    pub rate: f64,
+    /// Entries and batches sent since the task started.
+    pub entries_sent: u64,
+    pub batches_sent: u64,
+    /// Set while the pipe sends data from the data files (its history, or a replay after the log it
+    /// needed was released).
+    pub replaying: Option<String>,
+    /// Delete operations a non-Duet receiver could not take.
+    pub deletes_not_sent: u64,
+}
+
+pub type StatusRef = Arc<Mutex<PipeStatus>>;
+
+/// Everything the task needs; it owns all of it.
+pub struct PipeTask {
+    pub name: String,
+    pub source: SourceConfig,
+    pub filter: EntryFilter,
+    pub sink: SinkConfig,
+    pub engine: Arc<Engine>,
+    pub catalog: Arc<Catalog>,
+    pub identity: ServerIdentity,
+    pub local_instance: u64,
+    pub status: StatusRef,
+    pub desired: watch::Receiver<Desired>,
+    pub history_done: bool,
+}
+
+/// Why a step stopped: the peer failed, or the operator changed the desired state.
+enum Interrupt {
+    Failed(String),
+    Desired,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn lock(status: &StatusRef) -> std::sync::MutexGuard<'_, PipeStatus> {
+    status.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PipeTask {
+    /// The task's loop; returns when the pipe is dropped.
+    pub async fn run(mut self) {
+        let mut failures: u32 = 0;
+        let mut backoff = BACKOFF_START;
+        loop {
+            // Wait until the pipe should run (or is dropped).
+            loop {
+                let desired = *self.desired.borrow_and_update();
+                match desired {
+                    Desired::Dropped => return,
+                    Desired::Running => break,
+                    Desired::Stopped => {
+                        if self.desired.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            match self.run_connected(&mut failures, &mut backoff).await {
+                Interrupt::Desired => continue,
+                Interrupt::Failed(message) => {
+                    failures += 1;
+                    warn!(pipe = %self.name, failures, "pipe failed: {message}");
+                    self.record_failure(&message, failures).await;
+                    // Back off, but wake at once if the operator stops or drops the pipe.
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = self.desired.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    async fn record_failure(&self, message: &str, failures: u32) {
+        let at = now_ms();
+        lock(&self.status).exception = Some((message.to_string(), at));
+        let catalog = self.catalog.clone();
+        let name = self.name.clone();
+        let message = message.to_string();
+        let stop = failures == FAILURES_BEFORE_STOPPED;
+        let _ = tokio::task::spawn_blocking(move || {
+            let exception = PipeException { message, at_ms: at };
+            if let Err(e) = catalog.set_pipe_exception(&name, Some(&exception)) {
+                warn!(pipe = %name, "cannot record the pipe exception: {e}");
+            }
+            if stop {
+                // Only a pipe the operator wants running is marked stopped by error.
+                if let Ok(Some(record)) = catalog.pipe(&name) {
+                    if record.state == PipeState::Running {
+                        let _ = catalog.set_pipe_state(&name, PipeState::Stopped, true);
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
+    /// After a success following failures: the pipe recovered by itself.
+    async fn record_recovery(&self) {
+        lock(&self.status).exception = None;
+        let catalog = self.catalog.clone();
+        let name = self.name.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(Some(record)) = catalog.pipe(&name) {
+                if record.stopped_by_error {
+                    let _ = catalog.set_pipe_state(&name, PipeState::Running, false);
+                }
+                if record.exception.is_some() {
+                    let _ = catalog.set_pipe_exception(&name, None);
+                }
+            }
+        })
+        .await;
+        info!(pipe = %self.name, "pipe recovered");
+    }
+
+    fn still_running(&self) -> bool {
+        *self.desired.borrow() == Desired::Running
+    }
+
+    /// Connects, sends history if due, then follows the log until interrupted.
+    async fn run_connected(&mut self, failures: &mut u32, backoff: &mut Duration) -> Interrupt {
+        let mut connection = match self.sink.kind {
+            SinkKind::DoNothing => None,
+            SinkKind::IotdbThrift => match handshake::connect(&self.identity, &self.sink).await {
+                Ok(c) => Some(c),
+                Err(e) => return Interrupt::Failed(e.to_string()),
+            },
+        };
+        if *failures > 0 {
+            *failures = 0;
+            *backoff = BACKOFF_START;
+            self.record_recovery().await;
+        }
+        let storage = self.engine.storage().clone();
+        let mut head = storage.subscribe();
+        if !self.history_done && self.source.history {
+            if let Err(i) = self.send_history(&mut connection, "sending history").await {
+                return i;
+            }
+            self.history_done = true;
+            let (catalog, name) = (self.catalog.clone(), self.name.clone());
+            let _ = tokio::task::spawn_blocking(move || catalog.set_pipe_history_done(&name, true))
+                .await;
+        }
+        if !self.source.realtime {
+            // History only: nothing more to do until the operator changes something.
+            let _ = self.desired.changed().await;
+            return Interrupt::Desired;
+        }
+        let mut acknowledged = lock(&self.status).acknowledged;
+        let mut persisted = acknowledged;
+        let mut last_persist = Instant::now();
+        loop {
+            if !self.still_running() {
+                self.persist(acknowledged, &mut persisted).await;
+                return Interrupt::Desired;
+            }
+            let read = match storage.read_log(acknowledged, READ_ENTRIES) {
+                Ok(r) => r,
+                Err(e) => return Interrupt::Failed(format!("cannot read the change log: {e}")),
+            };
+            let entries = match read {
+                LogRead::Truncated { available_from } => {
+                    // The log this pipe needed was released (it lagged past the retention cap): send
+                    // everything from the data files instead, then continue from the head seen now.
+                    let restart_at = storage.head();
+                    warn!(pipe = %self.name, acknowledged, available_from, "log truncated below the pipe's position; replaying from data files");
+                    if let Err(i) = self
+                        .send_history(
+                            &mut connection,
+                            "replaying from data files: the change log it needed was released",
+                        )
+                        .await
+                    {
+                        return i;
+                    }
+                    acknowledged = restart_at;
+                    self.advance(acknowledged, &storage);
+                    self.persist(acknowledged, &mut persisted).await;
+                    continue;
+                }
+                LogRead::Entries(entries) => entries,
+            };
+            if entries.is_empty() {
+                self.persist(acknowledged, &mut persisted).await;
+                tokio::select! {
+                    changed = head.changed() => {
+                        if changed.is_err() {
+                            return Interrupt::Failed("the storage closed".into());
+                        }
+                    }
+                    _ = self.desired.changed() => {}
+                }
+                continue;
+            }
+            // Batch: what is available now, up to the size limit. Idle pipes send at once.
+            let mut batch: Vec<LogEntry> = Vec::new();
+            let mut batch_bytes = 0u64;
+            let mut last = acknowledged;
+            let mut pending = entries;
+            loop {
+                let full = pending.len() == READ_ENTRIES;
+                for entry in &pending {
+                    last = entry.lsn;
+                    if let Some(kept) = self.filter.apply(entry) {
+                        batch_bytes += estimate(&kept);
+                        batch.push(kept);
+                    }
+                }
+                if !full || batch_bytes >= self.sink.batch_size_bytes || !self.sink.batch_enable {
+                    break;
+                }
+                pending = match storage.read_log(last, READ_ENTRIES) {
+                    Ok(LogRead::Entries(e)) if !e.is_empty() => e,
+                    _ => break,
+                };
+            }
+            if !batch.is_empty() {
+                let started = Instant::now();
+                if let Err(i) = self.send(&mut connection, &batch).await {
+                    return i;
+                }
+                let mut s = lock(&self.status);
+                s.entries_sent += batch.len() as u64;
+                s.batches_sent += 1;
+                let secs = started.elapsed().as_secs_f64().max(1e-6);
+                let instant = batch.len() as f64 / secs;
+                s.rate = if s.rate == 0.0 {
+                    instant
+                } else {
+                    0.8 * s.rate + 0.2 * instant
+                };
+            }
+            acknowledged = last;
+            self.advance(acknowledged, &storage);
+            if last_persist.elapsed() >= PERSIST_EVERY {
+                self.persist(acknowledged, &mut persisted).await;
+                last_persist = Instant::now();
+            }
+        }
+    }
+
+    fn advance(&self, acknowledged: Lsn, storage: &duet_storage::Storage) {
+        lock(&self.status).acknowledged = acknowledged;
+        if let Err(e) = storage.advance_cursor(&self.name, acknowledged) {
+            debug!(pipe = %self.name, "cursor: {e}");
+        }
+    }
+
+    async fn persist(&self, acknowledged: Lsn, persisted: &mut Lsn) {
+        if acknowledged == *persisted {
+            return;
+        }
+        let (catalog, name) = (self.catalog.clone(), self.name.clone());
+        match tokio::task::spawn_blocking(move || catalog.set_pipe_progress(&name, acknowledged))
+            .await
+        {
+            Ok(Ok(())) => *persisted = acknowledged,
+            Ok(Err(e)) => warn!(pipe = %self.name, "cannot persist progress: {e}"),
+            Err(e) => warn!(pipe = %self.name, "cannot persist progress: {e}"),
+        }
+    }
+
+    /// Sends the data of every matching series as it is stored now, each point with its version.
+    async fn send_history(
+        &mut self,
+        connection: &mut Option<SinkConnection>,
+        why: &str,
+    ) -> Result<(), Interrupt> {
+        lock(&self.status).replaying = Some(why.to_string());
+        let result = self.send_history_inner(connection).await;
+        lock(&self.status).replaying = None;
+        result
+    }
+
+    async fn send_history_inner(
+        &mut self,
+        connection: &mut Option<SinkConnection>,
+    ) -> Result<(), Interrupt> {
+        let series = self
+            .engine
+            .series_matching(self.filter.pattern())
+            .map_err(|e| Interrupt::Failed(e.to_string()))?;
+        let (start, end) = self.filter.time_range();
+        let local = self.local_instance;
+        for s in series {
+            let mut from = start;
+            loop {
+                if !self.still_running() {
+                    return Err(Interrupt::Desired);
+                }
+                let chunk = {
+                    let engine = self.engine.clone();
+                    let path = s.path.clone();
+                    tokio::task::spawn_blocking(move || {
+                        engine.scan_series(&path, from, end, HISTORY_CHUNK)
+                    })
+                    .await
+                    .map_err(|e| Interrupt::Failed(e.to_string()))?
+                    .map_err(|e| Interrupt::Failed(e.to_string()))?
+                };
+                let n = chunk.times.len();
+                let filter = &self.filter;
+                let entries = transfer::history_entries(&s.path, &chunk, |v| {
+                    filter.sends_origin_instance(v.instance, local)
+                });
+                if !entries.is_empty() {
+                    self.send(connection, &entries).await?;
+                }
+                match chunk.times.last() {
+                    Some(t) if n == HISTORY_CHUNK && *t < end => from = t + 1,
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ships one batch and waits for the peer's answer.
+    async fn send(
+        &mut self,
+        connection: &mut Option<SinkConnection>,
+        batch: &[LogEntry],
+    ) -> Result<(), Interrupt> {
+        let Some(conn) = connection.as_mut() else {
+            // do-nothing-sink: nothing leaves, progress still moves.
+            return Ok(());
+        };
+        let speaks_duet = conn.peer_parameters.contains_key(DUET_PROTOCOL_KEY);
+        let (type_, body) = if speaks_duet {
+            (
+                transfer::DUET_TRANSFER_ENTRIES,
+                transfer::encode_entries(batch),
+            )
+        } else {
+            let (body, skipped) = transfer::encode_iotdb_tablets(batch);
+            lock(&self.status).deletes_not_sent += skipped as u64;
+            (transfer::IOTDB_TABLET_BATCH_V2, body)
+        };
+        let bytes = body.len();
+        let req = TPipeTransferReq::new(REQUEST_VERSION, type_, body);
+        let endpoint = format!("{}:{}", conn.endpoint.0, conn.endpoint.1);
+        let resp = conn.connection.pipe_transfer(&req).await.map_err(|e| {
+            Interrupt::Failed(format!(
+                "All target servers {} are not available. (host: {}, port: {}, because: {e})",
+                self.sink.endpoints_display(),
+                conn.endpoint.0,
+                conn.endpoint.1
+            ))
+        })?;
+        match resp.status.code {
+            200 | 400 => {}
+            c if c == StatusCode::PipeReceiverIdempotentConflict.code() => {}
+            _ => {
+                return Err(Interrupt::Failed(format!(
+                    "the receiver {endpoint} refused a batch: {}",
+                    status::describe(&resp.status)
+                )))
+            }
+        }
+        if let Some(rate) = self.sink.rate_limit_bytes_per_second {
+            // Spread batches so the average stays at the limit.
+            let secs = bytes as f64 / rate.max(1) as f64;
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        }
+        Ok(())
+    }
+}
+
+/// A cheap size estimate of an entry for batching.
+fn estimate(entry: &LogEntry) -> u64 {
+    use duet_proto::types::ColumnValues;
+    use duet_storage::Op;
+    let mut bytes = 32u64;
+    for op in &entry.ops {
+        match op {
+            Op::Insert(i) => {
+                bytes += 16 + i.device.len() as u64 + 9 * i.times.len() as u64;
+                for c in &i.columns {
+                    bytes += match &c.values {
+                        ColumnValues::Boolean(v) => v.len() as u64,
+                        ColumnValues::Int32(v) => 4 * v.len() as u64,
+                        ColumnValues::Float(v) => 4 * v.len() as u64,
+                        ColumnValues::Int64(v) => 8 * v.len() as u64,
+                        ColumnValues::Double(v) => 8 * v.len() as u64,
+                        ColumnValues::Binary(v) => v.iter().map(|b| 4 + b.len() as u64).sum(),
+                    };
+                }
+            }
+            Op::Delete(d) => bytes += 24 + d.series.iter().map(|s| s.len() as u64 + 4).sum::<u64>(),
+        }
+    }
+    bytes
+}

@@ -1,0 +1,302 @@
+//! Pipe transfer bodies the sink sends and the receiver reads.
+//!
+//! - Between Duet instances (negotiated in the handshake with `duet.protocol`): request type
+//!   [`DUET_TRANSFER_ENTRIES`], a batch of change-log entries in the WAL's own encoding, so versions,
+//!   origins and deletions cross unchanged.
+//! - To a receiver that does not know it (a real IoTDB 2.x): IoTDB's `TRANSFER_TABLET_BATCH_V2` (13)
+//!   with one tablet per insert in the tsfile-2 layout of pipe reference §6.5. Deletions cannot be
+//!   expressed there and are counted as not sent.
+
+use bytes::{Buf, BufMut};
+use duet_proto::pipe_body::put_string;
+#[cfg(test)]
+use duet_proto::types::DataType;
+use duet_proto::types::{Column, ColumnValues};
+use duet_storage::{InsertOp, LogEntry, Op, Origin, SeriesChunk, Version};
+
+/// Duet's own request type: a batch of log entries. Outside IoTDB's code space (0–400, -1, -2).
+pub const DUET_TRANSFER_ENTRIES: i16 = 1001;
+
+/// IoTDB's `TRANSFER_TABLET_BATCH_V2`.
+pub const IOTDB_TABLET_BATCH_V2: i16 = 13;
+
+/// Encodes entries as one Duet batch body.
+pub fn encode_entries(entries: &[LogEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 * entries.len());
+    out.put_u32(u32::try_from(entries.len()).unwrap_or(u32::MAX));
+    let mut buf = Vec::new();
+    for entry in entries {
+        buf.clear();
+        duet_storage::transfer::encode_entry(entry, &mut buf);
+        out.put_u32(u32::try_from(buf.len()).unwrap_or(u32::MAX));
+        out.extend_from_slice(&buf);
+    }
+    out
+}
+
+/// Decodes a Duet batch body.
+pub fn decode_entries(mut body: &[u8]) -> Result<Vec<LogEntry>, String> {
+    if body.len() < 4 {
+        return Err("truncated batch header".into());
+    }
+    let n = body.get_u32() as usize;
+    let mut entries = Vec::with_capacity(n.min(65_536));
+    for i in 0..n {
+        if body.len() < 4 {
+            return Err(format!("truncated batch at entry {i}"));
+        }
+        let len = body.get_u32() as usize;
+        if body.len() < len {
+            return Err(format!("truncated entry {i}"));
+        }
+        let (head, tail) = body.split_at(len);
+        entries.push(
+            duet_storage::transfer::decode_entry(head).map_err(|e| format!("entry {i}: {e}"))?,
+        );
+        body = tail;
+    }
+    if !body.is_empty() {
+        return Err(format!("{} bytes after the last entry", body.len()));
+    }
+    Ok(entries)
+}
+
+/// Turns a chunk of a series' stored points into entries, one per run of equal versions (history is
+/// sent with each point's original version).
+pub fn history_entries(
+    series: &str,
+    chunk: &SeriesChunk,
+    keep: impl Fn(&Version) -> bool,
+) -> Vec<LogEntry> {
+    let Some((device, measurement)) = split_series(series) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let n = chunk.times.len();
+    let mut i = 0;
+    while i < n {
+        let version = chunk.versions[i];
+        let mut j = i;
+        while j < n && chunk.versions[j] == version {
+            j += 1;
+        }
+        if keep(&version) {
+            let rows: Vec<bool> = (0..n).map(|r| r >= i && r < j).collect();
+            let column = crate::filter::select_rows(&chunk.values, &rows);
+            out.push(LogEntry {
+                lsn: 0,
+                origin: Origin::Local,
+                version,
+                ops: vec![Op::Insert(InsertOp {
+                    device: device.clone(),
+                    aligned: false,
+                    measurements: vec![measurement.clone()],
+                    columns: vec![column],
+                    times: chunk.times[i..j].to_vec(),
+                })],
+            });
+        }
+        i = j;
+    }
+    out
+}
+
+fn split_series(series: &str) -> Option<(String, String)> {
+    let mut nodes = duet_engine::paths::split(series);
+    let measurement = nodes.pop()?;
+    Some((duet_engine::paths::join(&nodes), measurement))
+}
+
+/// Encodes the inserts of `entries` as IoTDB's tablet batch (type 13); returns the body and how many
+/// delete operations could not be expressed.
+pub fn encode_iotdb_tablets(entries: &[LogEntry]) -> (Vec<u8>, usize) {
+    let mut tablets = Vec::new();
+    let mut skipped_deletes = 0;
+    for entry in entries {
+        for op in &entry.ops {
+            match op {
+                Op::Insert(insert) => tablets.push(insert),
+                Op::Delete(_) => skipped_deletes += 1,
+            }
+        }
+    }
+    let mut out = Vec::new();
+    out.put_i32(0); // binary requests
+    out.put_i32(0); // insert-node requests
+    out.put_i32(i32::try_from(tablets.len()).unwrap_or(i32::MAX));
+    for insert in tablets {
+        encode_tablet(insert, &mut out);
+        out.put_u8(u8::from(insert.aligned));
+        put_string(&mut out, None); // tree model: no database
+    }
+    (out, skipped_deletes)
+}
+
+/// IoTDB's `Tablet.serialize` (tsfile 2.x).
+fn encode_tablet(insert: &InsertOp, out: &mut Vec<u8>) {
+    let n = insert.times.len();
+    put_string(out, Some(&insert.device));
+    out.put_i32(i32::try_from(n).unwrap_or(i32::MAX));
+    out.put_u8(1);
+    out.put_i32(i32::try_from(insert.columns.len()).unwrap_or(i32::MAX));
+    for (m, c) in insert.measurements.iter().zip(&insert.columns) {
+        out.put_u8(1);
+        put_string(out, Some(m));
+        out.put_u8(c.data_type.code());
+        out.put_u8(0); // PLAIN
+        out.put_u8(0); // UNCOMPRESSED
+        out.put_i32(0); // no properties
+        out.put_u8(1); // column category FIELD
+    }
+    out.put_u8(1);
+    for t in &insert.times {
+        out.put_i64(*t);
+    }
+    out.put_u8(1);
+    for c in &insert.columns {
+        match &c.nulls {
+            Some(nulls) if nulls.iter().any(|x| *x) => {
+                out.put_u8(1);
+                out.put_i32(i32::try_from(n).unwrap_or(i32::MAX));
+                let mut bits = vec![0u8; n / 8 + 1];
+                for (r, null) in nulls.iter().enumerate() {
+                    if *null {
+                        bits[r / 8] |= 1 << (r % 8);
+                    }
+                }
+                out.put_i32(i32::try_from(bits.len()).unwrap_or(i32::MAX));
+                out.extend_from_slice(&bits);
+            }
+            _ => out.put_u8(0),
+        }
+    }
+    out.put_u8(1);
+    for c in &insert.columns {
+        out.put_u8(1);
+        encode_values(c, out);
+    }
+}
+
+fn encode_values(c: &Column, out: &mut Vec<u8>) {
+    match &c.values {
+        ColumnValues::Boolean(v) => v.iter().for_each(|b| out.put_u8(u8::from(*b))),
+        ColumnValues::Int32(v) => v.iter().for_each(|x| out.put_i32(*x)),
+        ColumnValues::Int64(v) => v.iter().for_each(|x| out.put_i64(*x)),
+        ColumnValues::Float(v) => v.iter().for_each(|x| out.put_f32(*x)),
+        ColumnValues::Double(v) => v.iter().for_each(|x| out.put_f64(*x)),
+        ColumnValues::Binary(v) => {
+            for (r, b) in v.iter().enumerate() {
+                if c.is_null(r) {
+                    out.put_u8(0);
+                } else {
+                    out.put_u8(1);
+                    out.put_i32(i32::try_from(b.len()).unwrap_or(i32::MAX));
+                    out.extend_from_slice(b);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use duet_storage::DeleteOp;
+
+    fn sample() -> Vec<LogEntry> {
+        vec![
+            LogEntry {
+                lsn: 3,
+                origin: Origin::Local,
+                version: Version {
+                    hlc: 99,
+                    instance: 5,
+                },
+                ops: vec![Op::Insert(InsertOp {
+                    device: "root.sg.d1".into(),
+                    aligned: true,
+                    measurements: vec!["s1".into()],
+                    columns: vec![Column {
+                        data_type: DataType::Text,
+                        nulls: Some(vec![false, true]),
+                        values: ColumnValues::Binary(vec![b"a".to_vec(), vec![]]),
+                    }],
+                    times: vec![1, 2],
+                })],
+            },
+            LogEntry {
+                lsn: 4,
+                origin: Origin::Pipe { instance: 8 },
+                version: Version {
+                    hlc: 100,
+                    instance: 8,
+                },
+                ops: vec![Op::Delete(DeleteOp {
+                    series: vec!["root.sg.d1.s1".into()],
+                    start: 0,
+                    end: 1,
+                })],
+            },
+        ]
+    }
+
+    #[test]
+    fn duet_batches_round_trip_and_reject_truncation() {
+        let body = encode_entries(&sample());
+        assert_eq!(decode_entries(&body).unwrap(), sample());
+        for cut in 0..body.len() {
+            assert!(decode_entries(&body[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn iotdb_tablets_carry_inserts_and_count_deletes() {
+        let (body, skipped) = encode_iotdb_tablets(&sample());
+        assert_eq!(skipped, 1);
+        // 0 binaries, 0 insert nodes, 1 tablet whose target name follows.
+        assert_eq!(&body[..12], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(&body[12..16], &[0, 0, 0, 10]);
+        assert_eq!(&body[16..26], b"root.sg.d1");
+        // Ends with isAligned=1 and a null database (-1).
+        assert_eq!(&body[body.len() - 5..], &[1, 0xff, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn history_groups_points_by_version() {
+        let chunk = SeriesChunk {
+            data_type: Some(DataType::Int64),
+            times: vec![1, 2, 3],
+            values: Column {
+                data_type: DataType::Int64,
+                nulls: None,
+                values: ColumnValues::Int64(vec![10, 20, 30]),
+            },
+            versions: vec![
+                Version {
+                    hlc: 1,
+                    instance: 1,
+                },
+                Version {
+                    hlc: 1,
+                    instance: 1,
+                },
+                Version {
+                    hlc: 2,
+                    instance: 2,
+                },
+            ],
+        };
+        let entries = history_entries("root.sg.d1.s1", &chunk, |_| true);
+        assert_eq!(entries.len(), 2);
+        let only_local = history_entries("root.sg.d1.s1", &chunk, |v| v.instance == 1);
+        assert_eq!(only_local.len(), 1);
+        let Op::Insert(insert) = &only_local[0].ops[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (insert.device.as_str(), insert.times.clone()),
+            ("root.sg.d1", vec![1, 2])
+        );
+    }
+}

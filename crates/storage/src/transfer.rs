@@ -1,0 +1,16 @@
+//! Log entries as bytes outside the log: the pipe runtime ships entries to a peer in the same
+//! encoding the WAL uses, so an entry's ops, origin and version cross the wire unchanged.
+
+use crate::codec;
+use crate::types::LogEntry;
+
+/// Encodes an entry exactly as a WAL record payload.
+pub fn encode_entry(entry: &LogEntry, out: &mut Vec<u8>) {
+    codec::encode_header(entry.lsn, &entry.origin, entry.version, out);
+    codec::encode_ops(&entry.ops, out);
+}
+
+/// Decodes what [`encode_entry`] wrote; the error says what is wrong.
+pub fn decode_entry(bytes: &[u8]) -> Result<LogEntry, String> {
+    codec::decode_entry(bytes)
+}
