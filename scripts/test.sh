@@ -16,3 +16,7 @@ cargo test --workspace --no-fail-fast
 
 echo "== official Python client (apache-iotdb 2.0.11)"
 scripts/compat/python/run.sh
+
+echo "== the dual-active demo (ports 6667 and 6668)"
+DUET_PROFILE=debug scripts/dual-active-demo.sh > /tmp/duet-demo.log 2>&1 || { cat /tmp/duet-demo.log; exit 1; }
+echo "demo: A and B converged"
