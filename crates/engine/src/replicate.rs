@@ -48,11 +48,12 @@ impl Engine {
         )
     }
 
-    /// Applies one replicated entry from `sender` (the peer instance's number) with its original
-    /// version. Re-applying the same entry changes nothing.
+    /// Applies one replicated entry with its original version, recorded with `origin` (a pipe from the
+    /// sending instance, unless the sender asked for its writes to count as local ones). Re-applying the
+    /// same entry changes nothing.
     pub async fn apply_replicated(
         &self,
-        sender: u64,
+        origin: Origin,
         version: Version,
         ops: Vec<Op>,
     ) -> Result<()> {
@@ -62,7 +63,7 @@ impl Engine {
             }
         }
         self.storage
-            .write(Origin::Pipe { instance: sender }, Some(version), ops)
+            .write(origin, Some(version), ops)
             .await?;
         Ok(())
     }

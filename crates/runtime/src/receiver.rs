@@ -8,6 +8,7 @@ use duet_engine::{Engine, EngineError};
 use duet_proto::pipe_body::request_type;
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::{TPipeTransferReq, TPipeTransferResp, TSStatus};
+use duet_storage::Origin;
 use futures::future::join_all;
 
 use crate::handshake::{self, pipe_status, ReceiverState};
@@ -32,8 +33,14 @@ pub async fn receive(
         transfer::DUET_TRANSFER_ENTRIES => match &state.peer {
             None => not_handshaken(),
             Some(peer) => {
-                let sender = crate::instance_number(&peer.cluster_id);
-                apply_entries(engine, sender, &req.body).await
+                // `mark-as-general-write-request` on the sender: its writes count as local ones here,
+                // so this instance's pipes forward them (IoTDB's markAsPipeRequest=false).
+                let origin = if peer.mark_as_pipe_request {
+                    Origin::Pipe { instance: crate::instance_number(&peer.cluster_id) }
+                } else {
+                    Origin::Local
+                };
+                apply_entries(engine, origin, &req.body).await
             }
         },
         request_type::TRANSFER_TABLET_RAW
@@ -59,7 +66,7 @@ fn not_handshaken() -> TPipeTransferResp {
 
 /// Applies a batch; all entries are submitted together so they share group commits. Order does not
 /// matter: the highest version wins whatever order entries are applied in.
-async fn apply_entries(engine: &Engine, sender: u64, body: &[u8]) -> TPipeTransferResp {
+async fn apply_entries(engine: &Engine, origin: Origin, body: &[u8]) -> TPipeTransferResp {
     let entries = match transfer::decode_entries(body) {
         Ok(e) => e,
         Err(e) => {
@@ -72,7 +79,7 @@ async fn apply_entries(engine: &Engine, sender: u64, body: &[u8]) -> TPipeTransf
     let results = join_all(
         entries
             .into_iter()
-            .map(|e| engine.apply_replicated(sender, e.version, e.ops)),
+            .map(|e| engine.apply_replicated(origin.clone(), e.version, e.ops)),
     )
     .await;
     match results.into_iter().find_map(Result::err) {
