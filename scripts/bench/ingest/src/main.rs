@@ -1,0 +1,1359 @@
+//! Ingest / query benchmark: duetd (IoTDB client protocol) against PostgreSQL 15.
+//!
+//! `run.sh` builds this binary, starts a PostgreSQL cluster and passes its port; this program starts a
+//! fresh `duetd` per repeat (so every repeat ingests into an empty server), runs the workloads, samples
+//! duetd's peak RSS, and prints a markdown report (also written to `REPORT_PATH`). Any failure — a
+//! non-200 status, a short read, a server that does not come up — aborts the run with the message.
+//!
+//! Parameters come from environment variables; see README.md.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use duet_proto::client::{Client, ClientOptions, Outcome};
+use duet_proto::status;
+use duet_proto::t;
+use duet_proto::tablet::{encode_record, encode_tablet_values, encode_timestamps, RecordValue};
+use duet_proto::types::{Column, ColumnValues, DataType};
+use futures_util::{pin_mut, TryStreamExt};
+use tokio::sync::Barrier;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::NoTls;
+
+/// First timestamp written (ms precision: 2023-11-14T22:13:20Z).
+const T0: i64 = 1_700_000_000_000;
+
+// ---------------------------------------------------------------------------------------------------
+// Configuration
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueType {
+    Double,
+    Int64,
+}
+
+impl ValueType {
+    fn duet(self) -> DataType {
+        match self {
+            ValueType::Double => DataType::Double,
+            ValueType::Int64 => DataType::Int64,
+        }
+    }
+    fn pg(self) -> (Type, &'static str) {
+        match self {
+            ValueType::Double => (Type::FLOAT8, "double precision"),
+            ValueType::Int64 => (Type::INT8, "bigint"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Cfg {
+    clients: usize,
+    rows_per_batch: usize,
+    columns: usize,
+    batches_per_client: usize,
+    repeats: usize,
+    record_seconds: f64,
+    fetch_size: i32,
+    value_type: ValueType,
+    duetd_bin: PathBuf,
+    work_dir: PathBuf,
+    pg_host: String,
+    pg_port: u16,
+    pg_user: String,
+    report_path: PathBuf,
+    duet_rev: String,
+}
+
+fn env_or<T: FromStr>(name: &str, default: T) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|e| anyhow!("bad value {v:?} for {name}: {e}")),
+        _ => Ok(default),
+    }
+}
+
+fn env_req(name: &str) -> Result<String> {
+    std::env::var(name)
+        .map_err(|_| anyhow!("environment variable {name} is required (run through run.sh)"))
+}
+
+impl Cfg {
+    fn from_env() -> Result<Cfg> {
+        let value_type = match env_or("VALUE_TYPE", "DOUBLE".to_string())?
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "DOUBLE" => ValueType::Double,
+            "INT64" => ValueType::Int64,
+            other => bail!("VALUE_TYPE must be DOUBLE or INT64, not {other}"),
+        };
+        let cfg = Cfg {
+            clients: env_or("CLIENTS", 4)?,
+            rows_per_batch: env_or("ROWS_PER_BATCH", 1000)?,
+            columns: env_or("COLUMNS", 10)?,
+            batches_per_client: env_or("BATCHES_PER_CLIENT", 625)?,
+            repeats: env_or("REPEATS", 3)?,
+            record_seconds: env_or("RECORD_SECONDS", 10.0)?,
+            fetch_size: env_or("FETCH_SIZE", 10_000)?,
+            value_type,
+            duetd_bin: PathBuf::from(env_req("DUETD_BIN")?),
+            work_dir: PathBuf::from(env_req("WORK_DIR")?),
+            pg_host: env_or("PG_HOST", "127.0.0.1".to_string())?,
+            pg_port: env_req("PG_PORT")?.parse().context("PG_PORT")?,
+            pg_user: env_or("PG_USER", "postgres".to_string())?,
+            report_path: PathBuf::from(env_req("REPORT_PATH")?),
+            duet_rev: env_or("DUET_REV", "unknown".to_string())?,
+        };
+        if cfg.clients == 0
+            || cfg.rows_per_batch == 0
+            || cfg.columns == 0
+            || cfg.batches_per_client == 0
+            || cfg.repeats == 0
+        {
+            bail!("CLIENTS, ROWS_PER_BATCH, COLUMNS, BATCHES_PER_CLIENT and REPEATS must all be positive");
+        }
+        Ok(cfg)
+    }
+
+    fn rows_per_client(&self) -> usize {
+        self.rows_per_batch * self.batches_per_client
+    }
+    fn total_rows(&self) -> usize {
+        self.rows_per_client() * self.clients
+    }
+    fn total_points(&self) -> usize {
+        self.total_rows() * self.columns
+    }
+    fn measurements(&self) -> Vec<String> {
+        (0..self.columns).map(|j| format!("s{j}")).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Data: the same rows go to both systems. Row `r` (per device) has time T0 + r and value v(r, j).
+
+fn value_i64(row: usize, col: usize) -> i64 {
+    // Cheap, deterministic and not trivially compressible.
+    let h = (row as u64)
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(col as u64 * 97)
+        >> 7;
+    (h % 1_000_000) as i64 + (col as i64) * 1_000_000
+}
+
+fn value_f64(row: usize, col: usize) -> f64 {
+    value_i64(row, col) as f64 / 100.0
+}
+
+fn tablet_columns(vt: ValueType, first_row: usize, rows: usize, columns: usize) -> Vec<Column> {
+    (0..columns)
+        .map(|j| match vt {
+            ValueType::Double => Column {
+                data_type: DataType::Double,
+                nulls: None,
+                values: ColumnValues::Double(
+                    (first_row..first_row + rows)
+                        .map(|r| value_f64(r, j))
+                        .collect(),
+                ),
+            },
+            ValueType::Int64 => Column {
+                data_type: DataType::Int64,
+                nulls: None,
+                values: ColumnValues::Int64(
+                    (first_row..first_row + rows)
+                        .map(|r| value_i64(r, j))
+                        .collect(),
+                ),
+            },
+        })
+        .collect()
+}
+
+/// Non-200 is a failure here: the benchmark only counts acknowledged writes.
+fn check(st: &t::TSStatus, what: &str) -> Result<()> {
+    if st.code == 200 {
+        Ok(())
+    } else {
+        bail!("{what} failed: {}", status::describe(st))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// duetd process
+
+struct Duetd {
+    child: Option<Child>,
+    pid: u32,
+    host: String,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Duetd {
+    fn start(cfg: &Cfg, name: &str) -> Result<Duetd> {
+        let data_dir = cfg.work_dir.join(name);
+        let _ = std::fs::remove_dir_all(&data_dir);
+        std::fs::create_dir_all(&data_dir)?;
+        let log = cfg.work_dir.join(format!("{name}.log"));
+        let out = File::create(&log)?;
+        let child = Command::new(&cfg.duetd_bin)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args([
+                "--rpc-address",
+                "127.0.0.1",
+                "--rpc-port",
+                "0",
+                "--log-level",
+                "warn",
+            ])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("cannot start {}", cfg.duetd_bin.display()))?;
+        let pid = child.id();
+        std::fs::write(cfg.work_dir.join("duetd.pid"), pid.to_string())?;
+        let mut d = Duetd {
+            child: Some(child),
+            pid,
+            host: String::new(),
+            port: 0,
+            log,
+        };
+        let addr_file = data_dir.join("duetd.addr");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(c) = d.child.as_mut() {
+                if let Some(status) = c.try_wait()? {
+                    d.child = None;
+                    bail!(
+                        "duetd exited during startup ({status}); log:\n{}",
+                        tail(&d.log)
+                    );
+                }
+            }
+            if let Ok(s) = std::fs::read_to_string(&addr_file) {
+                if let Some((h, p)) = s.trim().rsplit_once(':') {
+                    if let Ok(port) = p.parse::<u16>() {
+                        d.host = h.to_string();
+                        d.port = port;
+                        return Ok(d);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "duetd did not write {} within 60 s; log:\n{}",
+                    addr_file.display(),
+                    tail(&d.log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn options(&self, cfg: &Cfg) -> ClientOptions {
+        ClientOptions {
+            host: self.host.clone(),
+            port: self.port,
+            fetch_size: cfg.fetch_size,
+            ..ClientOptions::default()
+        }
+    }
+
+    /// Resets the kernel's peak-RSS counter (VmHWM) so the next reading covers one workload only.
+    fn reset_peak(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").is_ok()
+    }
+
+    /// VmHWM in bytes.
+    fn peak_rss(&self) -> Result<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .with_context(|| format!("duetd (pid {}) is gone", self.pid))?;
+        let line = s
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .ok_or_else(|| anyhow!("no VmHWM in /proc/{}/status", self.pid))?;
+        let kb: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .ok_or_else(|| anyhow!("bad VmHWM line {line:?}"))?
+            .parse()?;
+        Ok(kb * 1024)
+    }
+
+    fn stop(mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!(
+                        "duetd exited with {status} on SIGTERM; log:\n{}",
+                        tail(&self.log)
+                    );
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("duetd did not stop within 60 s of SIGTERM (killed)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Duetd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Workload 1: insertTablet
+
+/// Runs `clients` tasks that each set up (connect), wait at a common barrier, do their work and return
+/// the instant they finished plus a result; returns the wall time from the barrier to the last finish.
+/// A task must reach the barrier even when its setup failed (it returns the error after it), so a
+/// failed connect cannot hang the others.
+async fn timed_clients<F, Fut, R>(clients: usize, f: F) -> Result<(Duration, Vec<R>)>
+where
+    F: Fn(usize, Arc<Barrier>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Instant, R)>> + Send + 'static,
+    R: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| tokio::spawn(f(i, barrier.clone())))
+        .collect();
+    barrier.wait().await;
+    let start = Instant::now();
+    let mut end = start;
+    let mut results = Vec::with_capacity(clients);
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok((finished, r))) => {
+                end = end.max(finished);
+                results.push(r);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(anyhow!("client task panicked: {e}"));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok((end - start, results)),
+    }
+}
+
+async fn duet_connect(opts: &ClientOptions) -> Result<Client> {
+    Client::connect(opts).await.with_context(|| {
+        format!(
+            "cannot open a session on duetd at {}:{}",
+            opts.host, opts.port
+        )
+    })
+}
+
+/// Workload 1: session `i` writes device `root.bench.<prefix><i>`.
+async fn duet_tablets(
+    cfg: Arc<Cfg>,
+    opts: ClientOptions,
+    prefix: &'static str,
+) -> Result<Duration> {
+    let (wall, _) = timed_clients(cfg.clients, |i, barrier| {
+        let cfg = cfg.clone();
+        let opts = opts.clone();
+        async move {
+            let setup = duet_connect(&opts).await;
+            barrier.wait().await;
+            let mut c = setup?;
+            let device = format!("root.bench.{prefix}{i}");
+            let measurements = cfg.measurements();
+            let types = vec![i32::from(cfg.value_type.duet().code()); cfg.columns];
+            let rows = cfg.rows_per_batch;
+            for b in 0..cfg.batches_per_client {
+                let first = b * rows;
+                let times: Vec<i64> = (first..first + rows).map(|r| T0 + r as i64).collect();
+                let cols = tablet_columns(cfg.value_type, first, rows, cfg.columns);
+                let req = t::TSInsertTabletReq::new(
+                    c.session_id(),
+                    device.clone(),
+                    measurements.clone(),
+                    encode_tablet_values(&cols, rows),
+                    encode_timestamps(&times),
+                    types.clone(),
+                    rows as i32,
+                    Some(false),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                );
+                let what = format!("insertTablet to {device} (batch {b})");
+                let st: t::TSStatus = c
+                    .connection()
+                    .call("insertTablet", 1, &req)
+                    .await
+                    .context(what.clone())?;
+                check(&st, &what)?;
+            }
+            let done = Instant::now();
+            c.close().await?;
+            Ok((done, ()))
+        }
+    })
+    .await?;
+    Ok(wall)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// PostgreSQL helpers
+
+async fn pg_connect(cfg: &Cfg) -> Result<tokio_postgres::Client> {
+    let conn_str = format!(
+        "host={} port={} user={} dbname=postgres",
+        cfg.pg_host, cfg.pg_port, cfg.pg_user
+    );
+    let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL ({conn_str})"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("postgres connection error: {e}");
+        }
+    });
+    Ok(client)
+}
+
+fn pg_table_ddl(cfg: &Cfg, name: &str) -> String {
+    let (_, ty) = cfg.value_type.pg();
+    let cols: Vec<String> = (0..cfg.columns).map(|j| format!("s{j} {ty}")).collect();
+    format!(
+        "CREATE TABLE {name} (device text NOT NULL, time bigint NOT NULL, {}, PRIMARY KEY (device, time))",
+        cols.join(", ")
+    )
+}
+
+async fn pg_reset(cfg: &Cfg) -> Result<()> {
+    let c = pg_connect(cfg).await?;
+    c.batch_execute("DROP TABLE IF EXISTS bench; DROP TABLE IF EXISTS bench_rec")
+        .await
+        .context("drop tables")?;
+    c.batch_execute(&pg_table_ddl(cfg, "bench"))
+        .await
+        .context("create bench")?;
+    c.batch_execute(&pg_table_ddl(cfg, "bench_rec"))
+        .await
+        .context("create bench_rec")?;
+    c.batch_execute("CHECKPOINT").await.context("checkpoint")?;
+    Ok(())
+}
+
+// Workload 2: COPY FROM STDIN (binary), one batch per COPY statement, each COPY its own (autocommit)
+// transaction: the batch is durably committed (fsync=on, synchronous_commit=on) before the next starts.
+async fn pg_copy(cfg: Arc<Cfg>) -> Result<Duration> {
+    let (wall, _) = timed_clients(cfg.clients, |i, barrier| {
+        let cfg = cfg.clone();
+        async move {
+            let setup = pg_connect(&cfg).await;
+            barrier.wait().await;
+            let c = setup?;
+            let device = format!("d{i}");
+            let (vtype, _) = cfg.value_type.pg();
+            let mut types = vec![Type::TEXT, Type::INT8];
+            types.extend(std::iter::repeat(vtype).take(cfg.columns));
+            let rows = cfg.rows_per_batch;
+            for b in 0..cfg.batches_per_client {
+                let first = b * rows;
+                let sink = c
+                    .copy_in("COPY bench FROM STDIN (FORMAT binary)")
+                    .await
+                    .with_context(|| format!("COPY for {device} (batch {b})"))?;
+                let writer = BinaryCopyInWriter::new(sink, &types);
+                pin_mut!(writer);
+                let mut fvals = vec![0f64; cfg.columns];
+                let mut ivals = vec![0i64; cfg.columns];
+                for r in first..first + rows {
+                    let time = T0 + r as i64;
+                    let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(cfg.columns + 2);
+                    row.push(&device);
+                    row.push(&time);
+                    match cfg.value_type {
+                        ValueType::Double => {
+                            for (j, v) in fvals.iter_mut().enumerate() {
+                                *v = value_f64(r, j);
+                            }
+                            row.extend(fvals.iter().map(|v| v as &(dyn ToSql + Sync)));
+                        }
+                        ValueType::Int64 => {
+                            for (j, v) in ivals.iter_mut().enumerate() {
+                                *v = value_i64(r, j);
+                            }
+                            row.extend(ivals.iter().map(|v| v as &(dyn ToSql + Sync)));
+                        }
+                    }
+                    writer
+                        .as_mut()
+                        .write(&row)
+                        .await
+                        .with_context(|| format!("COPY row for {device}"))?;
+                }
+                let n = writer
+                    .finish()
+                    .await
+                    .with_context(|| format!("COPY commit for {device} (batch {b})"))?;
+                if n != rows as u64 {
+                    bail!("COPY for {device} (batch {b}) wrote {n} rows, expected {rows}");
+                }
+            }
+            Ok((Instant::now(), ()))
+        }
+    })
+    .await?;
+    Ok(wall)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Workload 3: single-row inserts for a fixed duration
+
+struct RecordResult {
+    wall: Duration,
+    rows: usize,
+    latencies: Vec<Duration>,
+}
+
+fn merge_records(wall: Duration, per_client: Vec<(usize, Vec<Duration>)>) -> RecordResult {
+    let mut rows = 0;
+    let mut latencies = Vec::new();
+    for (n, l) in per_client {
+        rows += n;
+        latencies.extend(l);
+    }
+    latencies.sort_unstable();
+    RecordResult {
+        wall,
+        rows,
+        latencies,
+    }
+}
+
+async fn duet_records(cfg: Arc<Cfg>, opts: ClientOptions) -> Result<RecordResult> {
+    let (wall, per_client) = timed_clients(cfg.clients, |i, barrier| {
+        let cfg = cfg.clone();
+        let opts = opts.clone();
+        async move {
+            let setup = duet_connect(&opts).await;
+            barrier.wait().await;
+            let mut c = setup?;
+            let device = format!("root.bench.r{i}");
+            let measurements = cfg.measurements();
+            let deadline = Instant::now() + Duration::from_secs_f64(cfg.record_seconds);
+            let mut latencies = Vec::with_capacity(100_000);
+            let mut r = 0usize;
+            while Instant::now() < deadline {
+                let values: Vec<RecordValue> = (0..cfg.columns)
+                    .map(|j| match cfg.value_type {
+                        ValueType::Double => RecordValue::Double(value_f64(r, j)),
+                        ValueType::Int64 => RecordValue::Int64(value_i64(r, j)),
+                    })
+                    .collect();
+                let req = t::TSInsertRecordReq::new(
+                    c.session_id(),
+                    device.clone(),
+                    measurements.clone(),
+                    encode_record(&values),
+                    T0 + r as i64,
+                    Some(false),
+                    None,
+                    None,
+                );
+                let t0 = Instant::now();
+                let st: t::TSStatus = c
+                    .connection()
+                    .call("insertRecord", 1, &req)
+                    .await
+                    .with_context(|| format!("insertRecord to {device} (row {r})"))?;
+                latencies.push(t0.elapsed());
+                check(&st, &format!("insertRecord to {device} (row {r})"))?;
+                r += 1;
+            }
+            let done = Instant::now();
+            c.close().await?;
+            Ok((done, (r, latencies)))
+        }
+    })
+    .await?;
+    Ok(merge_records(wall, per_client))
+}
+
+async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
+    let (wall, per_client) = timed_clients(cfg.clients, |i, barrier| {
+        let cfg = cfg.clone();
+        async move {
+            let setup = async {
+                let c = pg_connect(&cfg).await?;
+                let params: Vec<String> = (1..=cfg.columns + 2).map(|k| format!("${k}")).collect();
+                let stmt = c
+                    .prepare(&format!(
+                        "INSERT INTO bench_rec VALUES ({})",
+                        params.join(", ")
+                    ))
+                    .await
+                    .context("prepare INSERT")?;
+                Ok::<_, anyhow::Error>((c, stmt))
+            }
+            .await;
+            barrier.wait().await;
+            let (c, stmt) = setup?;
+            let device = format!("r{i}");
+            let deadline = Instant::now() + Duration::from_secs_f64(cfg.record_seconds);
+            let mut latencies = Vec::with_capacity(100_000);
+            let mut r = 0usize;
+            let mut fvals = vec![0f64; cfg.columns];
+            let mut ivals = vec![0i64; cfg.columns];
+            while Instant::now() < deadline {
+                let time = T0 + r as i64;
+                let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(cfg.columns + 2);
+                row.push(&device);
+                row.push(&time);
+                match cfg.value_type {
+                    ValueType::Double => {
+                        for (j, v) in fvals.iter_mut().enumerate() {
+                            *v = value_f64(r, j);
+                        }
+                        row.extend(fvals.iter().map(|v| v as &(dyn ToSql + Sync)));
+                    }
+                    ValueType::Int64 => {
+                        for (j, v) in ivals.iter_mut().enumerate() {
+                            *v = value_i64(r, j);
+                        }
+                        row.extend(ivals.iter().map(|v| v as &(dyn ToSql + Sync)));
+                    }
+                }
+                let t0 = Instant::now();
+                let n = c
+                    .execute(&stmt, &row)
+                    .await
+                    .with_context(|| format!("INSERT for {device} (row {r})"))?;
+                latencies.push(t0.elapsed());
+                if n != 1 {
+                    bail!("INSERT for {device} (row {r}) inserted {n} rows");
+                }
+                r += 1;
+            }
+            Ok((Instant::now(), (r, latencies)))
+        }
+    })
+    .await?;
+    Ok(merge_records(wall, per_client))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Workload 4: scans
+
+/// Reads `select * from root.bench.d0` to the end; checks the row count and spot-checks values.
+async fn duet_scan(cfg: &Cfg, opts: &ClientOptions) -> Result<Duration> {
+    let mut c = duet_connect(opts).await?;
+    let sql = "select * from root.bench.d0";
+    let start = Instant::now();
+    let outcome = c
+        .execute(sql)
+        .await
+        .with_context(|| format!("query {sql:?}"))?;
+    let Outcome::Rows(mut rs) = outcome else {
+        bail!("{sql:?} returned no result set")
+    };
+    if rs.columns.len() != cfg.columns {
+        bail!(
+            "{sql:?} returned {} columns ({:?}), expected {}",
+            rs.columns.len(),
+            rs.columns,
+            cfg.columns
+        );
+    }
+    let s0 = rs
+        .columns
+        .iter()
+        .position(|n| n.ends_with(".s0"))
+        .ok_or_else(|| anyhow!("no s0 column in {:?}", rs.columns))?;
+    let mut rows = 0usize;
+    while let Some(block) = c
+        .next_block(&mut rs)
+        .await
+        .with_context(|| format!("fetch {sql:?}"))?
+    {
+        // Spot-check the first and last row of every block against what was written.
+        for k in [0, block.n_rows() - 1] {
+            let r = rows + k;
+            let want_t = T0 + r as i64;
+            if block.times[k] != want_t {
+                bail!(
+                    "{sql:?}: row {r} has time {}, expected {want_t}",
+                    block.times[k]
+                );
+            }
+            let ok = match &block.columns[s0].values {
+                ColumnValues::Double(v) => v[k] == value_f64(r, 0),
+                ColumnValues::Int64(v) => v[k] == value_i64(r, 0),
+                other => bail!("{sql:?}: unexpected s0 column type {other:?}"),
+            };
+            if !ok {
+                bail!("{sql:?}: row {r} has a wrong s0 value");
+            }
+        }
+        rows += block.n_rows();
+    }
+    c.close_result(&rs).await?;
+    let wall = start.elapsed();
+    if rows != cfg.rows_per_client() {
+        bail!(
+            "{sql:?} returned {rows} rows, expected {}",
+            cfg.rows_per_client()
+        );
+    }
+    c.close().await?;
+    Ok(wall)
+}
+
+async fn duet_flush(opts: &ClientOptions) -> Result<Duration> {
+    let mut c = duet_connect(opts).await?;
+    let start = Instant::now();
+    c.execute_update("flush").await.context("FLUSH")?;
+    let wall = start.elapsed();
+    c.close().await?;
+    Ok(wall)
+}
+
+/// The same rows from PostgreSQL, decoded to Rust values (as the Duet client decodes TsBlocks).
+async fn pg_scan(cfg: &Cfg) -> Result<Duration> {
+    let c = pg_connect(cfg).await?;
+    let cols: Vec<String> = (0..cfg.columns).map(|j| format!("s{j}")).collect();
+    let sql = format!(
+        "SELECT time, {} FROM bench WHERE device = 'd0' ORDER BY time",
+        cols.join(", ")
+    );
+    let start = Instant::now();
+    let stream = c
+        .query_raw(sql.as_str(), Vec::<i64>::new())
+        .await
+        .with_context(|| sql.clone())?;
+    pin_mut!(stream);
+    let mut rows = 0usize;
+    let mut checksum = 0f64;
+    while let Some(row) = stream.try_next().await.with_context(|| sql.clone())? {
+        let time: i64 = row.get(0);
+        if time != T0 + rows as i64 {
+            bail!("PostgreSQL scan: row {rows} has time {time}");
+        }
+        for j in 0..cfg.columns {
+            checksum += match cfg.value_type {
+                ValueType::Double => row.get::<_, f64>(j + 1),
+                ValueType::Int64 => row.get::<_, i64>(j + 1) as f64,
+            };
+        }
+        rows += 1;
+    }
+    let wall = start.elapsed();
+    if rows != cfg.rows_per_client() {
+        bail!(
+            "PostgreSQL scan returned {rows} rows, expected {}",
+            cfg.rows_per_client()
+        );
+    }
+    std::hint::black_box(checksum);
+    Ok(wall)
+}
+
+async fn pg_version(cfg: &Cfg) -> Result<String> {
+    let c = pg_connect(cfg).await?;
+    let row = c.query_one("SELECT version()", &[]).await?;
+    let mut settings = Vec::new();
+    for s in [
+        "fsync",
+        "synchronous_commit",
+        "shared_buffers",
+        "max_wal_size",
+        "wal_level",
+    ] {
+        let r = c.query_one(&format!("SHOW {s}"), &[]).await?;
+        settings.push(format!("{s}={}", r.get::<_, String>(0)));
+    }
+    Ok(format!(
+        "{} ({})",
+        row.get::<_, String>(0),
+        settings.join(", ")
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// One repeat
+
+#[derive(Debug, Default, Clone)]
+struct Repeat {
+    duet_tablet_s: f64,
+    duet_tablet_then_flush_s: (f64, f64), // tablets, FLUSH right after
+    pg_copy_s: f64,
+    duet_rec: (f64, f64, f64, f64), // rows/s, points/s, p50 ms, p99 ms
+    pg_rec: (f64, f64, f64, f64),
+    duet_scan_s: f64,
+    duet_flush_s: f64,
+    duet_scan_flushed_s: f64,
+    pg_scan_s: f64,
+    rss_tablet: u64,
+    rss_scan: u64,
+    rss_records: u64,
+    rss_ingest_flush: u64,
+    rss_overall: u64,
+    rss_reset_ok: bool,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx].as_secs_f64() * 1e3
+}
+
+fn rec_stats(cfg: &Cfg, r: &RecordResult) -> (f64, f64, f64, f64) {
+    let rows_s = r.rows as f64 / r.wall.as_secs_f64();
+    (
+        rows_s,
+        rows_s * cfg.columns as f64,
+        pct(&r.latencies, 0.5),
+        pct(&r.latencies, 0.99),
+    )
+}
+
+fn log(msg: &str) {
+    eprintln!("[bench {}] {msg}", chrono_now());
+}
+
+fn chrono_now() -> String {
+    let out = Command::new("date").arg("+%H:%M:%S").output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
+    let mut rep = Repeat::default();
+    let pts = cfg.total_points() as f64;
+
+    // --- Duet: fresh server for this repeat.
+    let duetd = Duetd::start(&cfg, &format!("duet-{n}"))?;
+    let opts = duetd.options(&cfg);
+    log(&format!(
+        "repeat {n}: duetd pid {} on {}:{}",
+        duetd.pid, duetd.host, duetd.port
+    ));
+    rep.rss_reset_ok = duetd.reset_peak();
+
+    let wall = duet_tablets(cfg.clone(), opts.clone(), "d")
+        .await
+        .context("workload 1 (Duet insertTablet)")?;
+    rep.duet_tablet_s = wall.as_secs_f64();
+    rep.rss_tablet = duetd.peak_rss()?;
+    let mut overall = rep.rss_tablet;
+    log(&format!(
+        "repeat {n}: Duet tablets {:.2} s = {}",
+        wall.as_secs_f64(),
+        rate(pts / wall.as_secs_f64(), "pts/s")
+    ));
+
+    duetd.reset_peak();
+    rep.duet_scan_s = duet_scan(&cfg, &opts)
+        .await
+        .context("workload 4 (Duet scan before FLUSH)")?
+        .as_secs_f64();
+    rep.duet_flush_s = duet_flush(&opts)
+        .await
+        .context("workload 4 (FLUSH)")?
+        .as_secs_f64();
+    rep.duet_scan_flushed_s = duet_scan(&cfg, &opts)
+        .await
+        .context("workload 4 (Duet scan after FLUSH)")?
+        .as_secs_f64();
+    rep.rss_scan = duetd.peak_rss()?;
+    overall = overall.max(rep.rss_scan);
+    log(&format!(
+        "repeat {n}: Duet scan {:.2} s, FLUSH {:.2} s, scan after flush {:.2} s",
+        rep.duet_scan_s, rep.duet_flush_s, rep.duet_scan_flushed_s
+    ));
+
+    duetd.reset_peak();
+    let rec = duet_records(cfg.clone(), opts.clone())
+        .await
+        .context("workload 3 (Duet insertRecord)")?;
+    rep.duet_rec = rec_stats(&cfg, &rec);
+    rep.rss_records = duetd.peak_rss()?;
+    overall = overall.max(rep.rss_records);
+    log(&format!(
+        "repeat {n}: Duet records {} ({} rows)",
+        rate(rep.duet_rec.0, "rows/s"),
+        rec.rows
+    ));
+
+    // Workload 1 again into new devices root.bench.f<i>, then FLUSH at once: the rate at which data
+    // reaches Parquet files, not only the WAL and memtables (which is what an acknowledgement means).
+    duetd.reset_peak();
+    let tablets = duet_tablets(cfg.clone(), opts.clone(), "f")
+        .await
+        .context("workload 1b (Duet insertTablet before FLUSH)")?;
+    let flush = duet_flush(&opts)
+        .await
+        .context("workload 1b (FLUSH after insertTablet)")?;
+    rep.duet_tablet_then_flush_s = (tablets.as_secs_f64(), flush.as_secs_f64());
+    rep.rss_ingest_flush = duetd.peak_rss()?;
+    overall = overall.max(rep.rss_ingest_flush);
+    rep.rss_overall = if rep.rss_reset_ok {
+        overall
+    } else {
+        duetd.peak_rss()?
+    };
+    log(&format!(
+        "repeat {n}: Duet tablets {:.2} s + FLUSH {:.2} s = {}",
+        tablets.as_secs_f64(),
+        flush.as_secs_f64(),
+        rate(pts / (tablets + flush).as_secs_f64(), "pts/s")
+    ));
+    duetd.stop()?;
+    let _ = std::fs::remove_dir_all(cfg.work_dir.join(format!("duet-{n}")));
+
+    // --- PostgreSQL: fresh tables for this repeat.
+    pg_reset(&cfg).await?;
+    let wall = pg_copy(cfg.clone())
+        .await
+        .context("workload 2 (PostgreSQL COPY)")?;
+    rep.pg_copy_s = wall.as_secs_f64();
+    log(&format!(
+        "repeat {n}: PostgreSQL COPY {:.2} s = {}",
+        wall.as_secs_f64(),
+        rate(pts / wall.as_secs_f64(), "pts/s")
+    ));
+    rep.pg_scan_s = pg_scan(&cfg)
+        .await
+        .context("PostgreSQL scan")?
+        .as_secs_f64();
+    // Untimed: write out the COPY's dirty pages now, so a checkpoint does not land in the middle of the
+    // single-row inserts (Duet's single-row inserts likewise run after its FLUSH).
+    pg_connect(&cfg)
+        .await?
+        .batch_execute("CHECKPOINT")
+        .await
+        .context("checkpoint")?;
+    let rec = pg_records(cfg.clone())
+        .await
+        .context("PostgreSQL single-row INSERT")?;
+    rep.pg_rec = rec_stats(&cfg, &rec);
+    log(&format!(
+        "repeat {n}: PostgreSQL scan {:.2} s, single-row INSERT {} ({} rows)",
+        rep.pg_scan_s,
+        rate(rep.pg_rec.0, "rows/s"),
+        rec.rows
+    ));
+    Ok(rep)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Report
+
+fn rate(x: f64, unit: &str) -> String {
+    if !x.is_finite() {
+        "n/a".to_string()
+    } else if x >= 1e6 {
+        format!("{:.2} M {unit}", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1} k {unit}", x / 1e3)
+    } else {
+        format!("{x:.0} {unit}")
+    }
+}
+
+/// (median, min, max)
+fn summary(xs: &[f64]) -> (f64, f64, f64) {
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let med = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    (med, v[0], v[v.len() - 1])
+}
+
+struct Line {
+    workload: &'static str,
+    metric: &'static str,
+    duet: Option<Vec<f64>>,
+    pg: Option<Vec<f64>>,
+    fmt: fn(f64) -> String,
+}
+
+fn cell(xs: &Option<Vec<f64>>, f: fn(f64) -> String) -> (String, String, Option<f64>) {
+    match xs {
+        None => ("—".into(), "—".into(), None),
+        Some(xs) => {
+            let (m, lo, hi) = summary(xs);
+            (f(m), format!("{} – {}", f(lo), f(hi)), Some(m))
+        }
+    }
+}
+
+fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String {
+    let pts = cfg.total_points() as f64;
+    let rows = cfg.total_rows() as f64;
+    let scan_rows = cfg.rows_per_client() as f64;
+    let scan_pts = scan_rows * cfg.columns as f64;
+    let col = |f: fn(&Repeat) -> f64| -> Option<Vec<f64>> { Some(reps.iter().map(f).collect()) };
+    let pts_s = |x: f64| rate(x, "pts/s");
+    let rows_s = |x: f64| rate(x, "rows/s");
+    let ms = |x: f64| format!("{x:.2} ms");
+    let secs = |x: f64| format!("{x:.2} s");
+    let mib = |x: f64| format!("{:.0} MiB", x / (1024.0 * 1024.0));
+
+    let lines = vec![
+        Line {
+            workload: "1/2. Batch ingest (insertTablet vs COPY)",
+            metric: "points/s",
+            duet: Some(reps.iter().map(|r| pts / r.duet_tablet_s).collect()),
+            pg: Some(reps.iter().map(|r| pts / r.pg_copy_s).collect()),
+            fmt: pts_s,
+        },
+        Line {
+            workload: "1/2. Batch ingest (insertTablet vs COPY)",
+            metric: "rows/s",
+            duet: Some(reps.iter().map(|r| rows / r.duet_tablet_s).collect()),
+            pg: Some(reps.iter().map(|r| rows / r.pg_copy_s).collect()),
+            fmt: rows_s,
+        },
+        Line {
+            workload: "1/2. Batch ingest (insertTablet vs COPY)",
+            metric: "wall time",
+            duet: col(|r| r.duet_tablet_s),
+            pg: col(|r| r.pg_copy_s),
+            fmt: secs,
+        },
+        Line {
+            workload: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)",
+            metric: "points/s incl. FLUSH",
+            duet: Some(
+                reps.iter()
+                    .map(|r| pts / (r.duet_tablet_then_flush_s.0 + r.duet_tablet_then_flush_s.1))
+                    .collect(),
+            ),
+            pg: Some(reps.iter().map(|r| pts / r.pg_copy_s).collect()),
+            fmt: pts_s,
+        },
+        Line {
+            workload: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)",
+            metric: "FLUSH right after ingest",
+            duet: col(|r| r.duet_tablet_then_flush_s.1),
+            pg: None,
+            fmt: secs,
+        },
+        Line {
+            workload: "3. Single-row inserts (insertRecord vs INSERT)",
+            metric: "rows/s",
+            duet: col(|r| r.duet_rec.0),
+            pg: col(|r| r.pg_rec.0),
+            fmt: rows_s,
+        },
+        Line {
+            workload: "3. Single-row inserts (insertRecord vs INSERT)",
+            metric: "points/s",
+            duet: col(|r| r.duet_rec.1),
+            pg: col(|r| r.pg_rec.1),
+            fmt: pts_s,
+        },
+        Line {
+            workload: "3. Single-row inserts (insertRecord vs INSERT)",
+            metric: "latency p50",
+            duet: col(|r| r.duet_rec.2),
+            pg: col(|r| r.pg_rec.2),
+            fmt: ms,
+        },
+        Line {
+            workload: "3. Single-row inserts (insertRecord vs INSERT)",
+            metric: "latency p99",
+            duet: col(|r| r.duet_rec.3),
+            pg: col(|r| r.pg_rec.3),
+            fmt: ms,
+        },
+        Line {
+            workload: "4. Scan one device, before FLUSH (PG: same rows)",
+            metric: "rows/s",
+            duet: Some(reps.iter().map(|r| scan_rows / r.duet_scan_s).collect()),
+            pg: Some(reps.iter().map(|r| scan_rows / r.pg_scan_s).collect()),
+            fmt: rows_s,
+        },
+        Line {
+            workload: "4. Scan one device, before FLUSH (PG: same rows)",
+            metric: "points/s",
+            duet: Some(reps.iter().map(|r| scan_pts / r.duet_scan_s).collect()),
+            pg: Some(reps.iter().map(|r| scan_pts / r.pg_scan_s).collect()),
+            fmt: pts_s,
+        },
+        Line {
+            workload: "4. FLUSH (after the first scan)",
+            metric: "time",
+            duet: col(|r| r.duet_flush_s * 1e3),
+            pg: None,
+            fmt: ms,
+        },
+        Line {
+            workload: "4. Scan one device, after FLUSH (PG: same rows)",
+            metric: "rows/s",
+            duet: Some(
+                reps.iter()
+                    .map(|r| scan_rows / r.duet_scan_flushed_s)
+                    .collect(),
+            ),
+            pg: Some(reps.iter().map(|r| scan_rows / r.pg_scan_s).collect()),
+            fmt: rows_s,
+        },
+        Line {
+            workload: "4. Scan one device, after FLUSH (PG: same rows)",
+            metric: "points/s",
+            duet: Some(
+                reps.iter()
+                    .map(|r| scan_pts / r.duet_scan_flushed_s)
+                    .collect(),
+            ),
+            pg: Some(reps.iter().map(|r| scan_pts / r.pg_scan_s).collect()),
+            fmt: pts_s,
+        },
+        Line {
+            workload: "5. duetd peak RSS (VmHWM)",
+            metric: "during batch ingest",
+            duet: col(|r| r.rss_tablet as f64),
+            pg: None,
+            fmt: mib,
+        },
+        Line {
+            workload: "5. duetd peak RSS (VmHWM)",
+            metric: "during scans + FLUSH",
+            duet: col(|r| r.rss_scan as f64),
+            pg: None,
+            fmt: mib,
+        },
+        Line {
+            workload: "5. duetd peak RSS (VmHWM)",
+            metric: "during single-row inserts",
+            duet: col(|r| r.rss_records as f64),
+            pg: None,
+            fmt: mib,
+        },
+        Line {
+            workload: "5. duetd peak RSS (VmHWM)",
+            metric: "during ingest + FLUSH (1b)",
+            duet: col(|r| r.rss_ingest_flush as f64),
+            pg: None,
+            fmt: mib,
+        },
+        Line {
+            workload: "5. duetd peak RSS (VmHWM)",
+            metric: "whole run of one server",
+            duet: col(|r| r.rss_overall as f64),
+            pg: None,
+            fmt: mib,
+        },
+    ];
+
+    let mut s = String::new();
+    let _ = writeln!(s, "# Duet ingest benchmark\n");
+    let _ = writeln!(
+        s,
+        "- Duet: `{}` (rev {}), fresh server per repeat, default storage options (WAL fsync per group commit)",
+        cfg.duetd_bin.display(),
+        cfg.duet_rev
+    );
+    let _ = writeln!(s, "- PostgreSQL: {pg_ver}");
+    let _ = writeln!(s, "- Machine: {}", machine());
+    let _ = writeln!(
+        s,
+        "- Parameters: CLIENTS={} ROWS_PER_BATCH={} COLUMNS={} ({}) BATCHES_PER_CLIENT={} REPEATS={} RECORD_SECONDS={} FETCH_SIZE={}",
+        cfg.clients,
+        cfg.rows_per_batch,
+        cfg.columns,
+        cfg.value_type.duet(),
+        cfg.batches_per_client,
+        cfg.repeats,
+        cfg.record_seconds,
+        cfg.fetch_size
+    );
+    let _ = writeln!(
+        s,
+        "- Batch ingest writes {} rows = {} points per repeat ({} per client); series are auto-created by the first tablet (nothing pre-created; creation is inside the timed run)",
+        cfg.total_rows(),
+        cfg.total_points(),
+        cfg.rows_per_client()
+    );
+    let _ = writeln!(s, "- Order per repeat: fresh duetd → 1 (insertTablet) → 4 (scan, FLUSH, scan) → 3 (insertRecord) → 1b (insertTablet into new devices, then FLUSH) → stop duetd → PostgreSQL: recreate tables, CHECKPOINT → 2 (COPY) → scan → CHECKPOINT (untimed) → single-row INSERT");
+    let _ = writeln!(s, "- Scans read device 0 only: {} rows × {} columns; clients run on the same 2-core machine as the servers", cfg.rows_per_client(), cfg.columns);
+    let _ = writeln!(s, "- Benchmark wall time: {:.0} s\n", elapsed.as_secs_f64());
+    let _ = writeln!(s, "Median of {} repeats (min – max in the next column). Duet/PG is the ratio of medians (for throughput > 1 means Duet is faster; for latency, time and RSS < 1 means Duet is lower).\n", reps.len());
+    let _ = writeln!(s, "| Workload | Metric | Duet median | Duet min – max | PostgreSQL median | PostgreSQL min – max | Duet/PG |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    for l in &lines {
+        let (dm, dr, dv) = cell(&l.duet, l.fmt);
+        let (pm, pr, pv) = cell(&l.pg, l.fmt);
+        let ratio = match (dv, pv) {
+            (Some(d), Some(p)) if p != 0.0 => format!("{:.2}×", d / p),
+            _ => "—".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {dm} | {dr} | {pm} | {pr} | {ratio} |",
+            l.workload, l.metric
+        );
+    }
+    if reps.iter().any(|r| !r.rss_reset_ok) {
+        let _ = writeln!(s, "\nNote: /proc/<pid>/clear_refs could not reset VmHWM, so per-workload peaks are cumulative.");
+    }
+    let _ = writeln!(s, "\n<details><summary>Per-repeat raw values</summary>\n");
+    let _ = writeln!(s, "| Repeat | Duet tablets s | Duet 1b tablets + FLUSH s | PG COPY s | Duet rec rows/s | PG rec rows/s | Duet rec p50/p99 ms | PG rec p50/p99 ms | Duet scan s | FLUSH s | Duet scan after flush s | PG scan s | duetd peak RSS MiB |");
+    let _ = writeln!(
+        s,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (i, r) in reps.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} + {:.2} | {:.2} | {:.0} | {:.0} | {:.2}/{:.2} | {:.2}/{:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+            i + 1,
+            r.duet_tablet_s,
+            r.duet_tablet_then_flush_s.0,
+            r.duet_tablet_then_flush_s.1,
+            r.pg_copy_s,
+            r.duet_rec.0,
+            r.pg_rec.0,
+            r.duet_rec.2,
+            r.duet_rec.3,
+            r.pg_rec.2,
+            r.pg_rec.3,
+            r.duet_scan_s,
+            r.duet_flush_s,
+            r.duet_scan_flushed_s,
+            r.pg_scan_s,
+            r.rss_overall as f64 / (1024.0 * 1024.0)
+        );
+    }
+    let _ = writeln!(s, "\n</details>");
+    s
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpus} CPUs ({model}), {mem} RAM, Linux {}", kernel.trim())
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async fn run() -> Result<()> {
+    let cfg = Arc::new(Cfg::from_env()?);
+    let started = Instant::now();
+    let pg_ver = pg_version(&cfg).await?;
+    log(&format!(
+        "{} clients × {} batches × {} rows × {} columns = {} points per repeat, {} repeats",
+        cfg.clients,
+        cfg.batches_per_client,
+        cfg.rows_per_batch,
+        cfg.columns,
+        cfg.total_points(),
+        cfg.repeats
+    ));
+    let mut reps = Vec::new();
+    for n in 1..=cfg.repeats {
+        reps.push(
+            run_repeat(cfg.clone(), n)
+                .await
+                .with_context(|| format!("repeat {n}"))?,
+        );
+    }
+    let text = report(&cfg, &reps, &pg_ver, started.elapsed());
+    println!("{text}");
+    std::fs::write(&cfg.report_path, &text)
+        .with_context(|| format!("write {}", cfg.report_path.display()))?;
+    log(&format!("report written to {}", cfg.report_path.display()));
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nBENCHMARK FAILED: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
