@@ -26,6 +26,18 @@ pub struct Config {
     pub cluster_id: Option<String>,
     /// Connections served at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// `per-commit` (fsync after every group commit: an acknowledged write survives power loss) or
+    /// `periodic` (fsync every `wal_sync_interval_ms`: survives a process crash, may lose the last
+    /// interval on power loss).
+    pub wal_sync_mode: String,
+    pub wal_sync_interval_ms: u64,
+    /// Flush the memtable to a data file once it holds about this many bytes.
+    pub memtable_bytes: usize,
+    /// Size of one change-log segment file.
+    pub wal_segment_bytes: u64,
+    /// The most change log kept for lagging pipes beyond the flushed position; a pipe that falls
+    /// further behind replays from data files.
+    pub wal_retention_cap_bytes: u64,
 }
 
 impl Default for Config {
@@ -39,6 +51,11 @@ impl Default for Config {
             timestamp_precision: "ms".to_string(),
             cluster_id: None,
             max_connections: 1024,
+            wal_sync_mode: "per-commit".to_string(),
+            wal_sync_interval_ms: 100,
+            memtable_bytes: 64 << 20,
+            wal_segment_bytes: 64 << 20,
+            wal_retention_cap_bytes: 1 << 30,
         }
     }
 }
@@ -98,6 +115,18 @@ impl Config {
                     "cluster_id must not be empty when given".into(),
                 ));
             }
+        }
+        if !["per-commit", "periodic"].contains(&self.wal_sync_mode.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "wal_sync_mode must be per-commit or periodic, not '{}'",
+                self.wal_sync_mode
+            )));
+        }
+        if self.wal_sync_mode == "periodic" && self.wal_sync_interval_ms == 0 {
+            return Err(ConfigError::Invalid("wal_sync_interval_ms must be at least 1".into()));
+        }
+        if self.memtable_bytes < 1024 || self.wal_segment_bytes < 4096 {
+            return Err(ConfigError::Invalid("memtable_bytes must be at least 1024 and wal_segment_bytes at least 4096".into()));
         }
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid(

@@ -79,6 +79,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     // Recover the data before accepting anyone: the log is replayed into memory here.
     let storage_options = duet_storage::StorageOptions {
         instance: duet_runtime::instance_number(&identity.cluster_id),
+        sync: if config.wal_sync_mode == "periodic" {
+            duet_storage::SyncMode::Periodic(std::time::Duration::from_millis(config.wal_sync_interval_ms))
+        } else {
+            duet_storage::SyncMode::PerCommit
+        },
+        memtable_bytes: config.memtable_bytes,
+        segment_bytes: config.wal_segment_bytes,
+        log_retention_cap_bytes: config.wal_retention_cap_bytes,
         ..duet_storage::StorageOptions::default()
     };
     let storage = duet_storage::Storage::open(&config.data_dir.join("storage"), storage_options)?;
