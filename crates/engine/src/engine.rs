@@ -309,24 +309,9 @@ impl Engine {
                     None => (i64::MIN, i64::MAX),
                     Some(expr) => query::time_range_only(self, ctx, expr)?,
                 };
-                let mut series = Vec::new();
-                for p in paths {
-                    series.extend(
-                        self.schema_read()?
-                            .matching_series(&p.0)
-                            .into_iter()
-                            .map(|s| s.path),
-                    );
-                }
-                if !series.is_empty() && start <= end {
-                    self.storage
-                        .write(
-                            duet_storage::Origin::Local,
-                            None,
-                            vec![Op::Delete(DeleteOp { series, start, end })],
-                        )
-                        .await?;
-                }
+                let patterns: Vec<Vec<duet_parser::PathNode>> =
+                    paths.iter().map(|p| p.0.clone()).collect();
+                self.delete_range(&patterns, start, end).await?;
                 Ok(Output::Done)
             }
             Statement::Flush { .. } => {
@@ -342,45 +327,45 @@ impl Engine {
 
     /// Deletes all data of the given series (after their schema is gone).
     async fn delete_all(&self, series: Vec<String>) -> Result<()> {
-        if series.is_empty() {
+        self.delete_series(series, i64::MIN, i64::MAX).await
+    }
+
+    /// Writes one tombstone entry for `series` over `[start, end]` (nothing when empty).
+    async fn delete_series(&self, series: Vec<String>, start: i64, end: i64) -> Result<()> {
+        if series.is_empty() || start > end {
             return Ok(());
         }
+        let op = Op::Delete(DeleteOp { series, start, end });
         self.storage
-            .write(
-                duet_storage::Origin::Local,
-                None,
-                vec![Op::Delete(DeleteOp {
-                    series,
-                    start: i64::MIN,
-                    end: i64::MAX,
-                })],
-            )
+            .write(duet_storage::Origin::Local, None, vec![op])
             .await?;
         Ok(())
     }
 
+    /// Deletes the points of every series matching any of `patterns` in `[start, end]`.
+    async fn delete_range(
+        &self,
+        patterns: &[Vec<duet_parser::PathNode>],
+        start: i64,
+        end: i64,
+    ) -> Result<()> {
+        let mut series = Vec::new();
+        {
+            let schema = self.schema_read()?;
+            for pattern in patterns {
+                series.extend(schema.matching_series(pattern).into_iter().map(|s| s.path));
+            }
+        }
+        self.delete_series(series, start, end).await
+    }
+
     /// `deleteData`: removes points of the given series (patterns allowed) in `[start, end]`.
     pub async fn delete_data(&self, patterns: &[String], start: i64, end: i64) -> Result<()> {
-        let mut series = Vec::new();
-        for p in patterns {
-            let pattern = parse_pattern(p)?;
-            series.extend(
-                self.schema_read()?
-                    .matching_series(&pattern)
-                    .into_iter()
-                    .map(|s| s.path),
-            );
-        }
-        if !series.is_empty() && start <= end {
-            self.storage
-                .write(
-                    duet_storage::Origin::Local,
-                    None,
-                    vec![Op::Delete(DeleteOp { series, start, end })],
-                )
-                .await?;
-        }
-        Ok(())
+        let patterns = patterns
+            .iter()
+            .map(|p| parse_pattern(p))
+            .collect::<Result<Vec<_>>>()?;
+        self.delete_range(&patterns, start, end).await
     }
 
     /// `createTimeseries` and friends from the RPC surface.

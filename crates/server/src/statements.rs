@@ -160,24 +160,6 @@ pub async fn execute(
             instance.catalog.drop_user(name)?;
             Ok(Output::Done)
         }
-        // Data statements were handed to the engine above.
-        Statement::CreateDatabase { .. }
-        | Statement::DropDatabase { .. }
-        | Statement::ShowDatabases { .. }
-        | Statement::CreateTimeseries { .. }
-        | Statement::CreateAlignedTimeseries { .. }
-        | Statement::ShowTimeseries { .. }
-        | Statement::ShowDevices { .. }
-        | Statement::CountTimeseries { .. }
-        | Statement::CountDevices { .. }
-        | Statement::DeleteTimeseries { .. }
-        | Statement::Insert { .. }
-        | Statement::DeleteData { .. }
-        | Statement::Flush { .. }
-        | Statement::Select(_) => Err(StatementError::new(
-            StatusCode::InternalServerError,
-            "a data statement reached the wrong executor",
-        )),
         Statement::ListUser => {
             let users = if user == ROOT_USER {
                 instance.catalog.list_users()?
@@ -189,6 +171,11 @@ pub async fn execute(
                 users.into_iter().map(|u| vec![u]).collect(),
             )))
         }
+        // Data statements were handed to the engine above (`Engine::handles` is the one list).
+        _ => Err(StatementError::new(
+            StatusCode::InternalServerError,
+            "a data statement reached the wrong executor",
+        )),
     }
 }
 

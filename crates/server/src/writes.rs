@@ -205,29 +205,52 @@ pub async fn insert_record(engine: &Engine, r: &t::TSInsertRecordReq) -> t::TSSt
     run(engine, w.map(|w| vec![w]), false).await
 }
 
-pub async fn insert_records(engine: &Engine, r: &t::TSInsertRecordsReq) -> t::TSStatus {
-    let n = r.prefix_paths.len();
-    if [
-        r.measurements_list.len(),
-        r.values_list.len(),
-        r.timestamps.len(),
-    ]
-    .iter()
-    .any(|l| *l != n)
-    {
-        return bad_request("insertRecords lists differ in length");
+/// The devices of a multi-record request: one per record, or one for all of them.
+enum Devices<'a> {
+    Each(&'a [String]),
+    One(&'a str),
+}
+
+/// One [`DeviceWrite`] per record of a multi-record request, after checking that its lists line up.
+fn record_writes<V>(
+    what: &str,
+    devices: Devices<'_>,
+    measurements: &[Vec<String>],
+    values: &[V],
+    times: &[i64],
+    aligned: bool,
+    build: impl Fn(&str, &[String], &V, i64, bool) -> Result<DeviceWrite, t::TSStatus>,
+) -> Result<Vec<DeviceWrite>, t::TSStatus> {
+    let n = times.len();
+    let devices_ok = match devices {
+        Devices::Each(d) => d.len() == n,
+        Devices::One(_) => true,
+    };
+    if !devices_ok || measurements.len() != n || values.len() != n {
+        return Err(bad_request(format!("{what} lists differ in length")));
     }
-    let writes: Result<Vec<_>, _> = (0..n)
+    (0..n)
         .map(|i| {
-            record_write(
-                &r.prefix_paths[i],
-                &r.measurements_list[i],
-                &r.values_list[i],
-                r.timestamps[i],
-                r.is_aligned.unwrap_or(false),
-            )
+            let device = match devices {
+                Devices::Each(d) => d[i].as_str(),
+                Devices::One(d) => d,
+            };
+            build(device, &measurements[i], &values[i], times[i], aligned)
         })
-        .collect();
+        .collect()
+}
+
+pub async fn insert_records(engine: &Engine, r: &t::TSInsertRecordsReq) -> t::TSStatus {
+    let aligned = r.is_aligned.unwrap_or(false);
+    let writes = record_writes(
+        "insertRecords",
+        Devices::Each(&r.prefix_paths),
+        &r.measurements_list,
+        &r.values_list,
+        &r.timestamps,
+        aligned,
+        |d, m, v, t, a| record_write(d, m, v, t, a),
+    );
     run(engine, writes, true).await
 }
 
@@ -235,21 +258,16 @@ pub async fn insert_records_of_one_device(
     engine: &Engine,
     r: &t::TSInsertRecordsOfOneDeviceReq,
 ) -> t::TSStatus {
-    let n = r.timestamps.len();
-    if r.measurements_list.len() != n || r.values_list.len() != n {
-        return bad_request("insertRecordsOfOneDevice lists differ in length");
-    }
-    let writes: Result<Vec<_>, _> = (0..n)
-        .map(|i| {
-            record_write(
-                &r.prefix_path,
-                &r.measurements_list[i],
-                &r.values_list[i],
-                r.timestamps[i],
-                r.is_aligned.unwrap_or(false),
-            )
-        })
-        .collect();
+    let aligned = r.is_aligned.unwrap_or(false);
+    let writes = record_writes(
+        "insertRecordsOfOneDevice",
+        Devices::One(&r.prefix_path),
+        &r.measurements_list,
+        &r.values_list,
+        &r.timestamps,
+        aligned,
+        |d, m, v, t, a| record_write(d, m, v, t, a),
+    );
     run(engine, writes, false).await
 }
 
@@ -268,28 +286,16 @@ pub async fn insert_string_records(
     engine: &Engine,
     r: &t::TSInsertStringRecordsReq,
 ) -> t::TSStatus {
-    let n = r.prefix_paths.len();
-    if [
-        r.measurements_list.len(),
-        r.values_list.len(),
-        r.timestamps.len(),
-    ]
-    .iter()
-    .any(|l| *l != n)
-    {
-        return bad_request("insertStringRecords lists differ in length");
-    }
-    let writes: Result<Vec<_>, _> = (0..n)
-        .map(|i| {
-            string_record_write(
-                &r.prefix_paths[i],
-                &r.measurements_list[i],
-                &r.values_list[i],
-                r.timestamps[i],
-                r.is_aligned.unwrap_or(false),
-            )
-        })
-        .collect();
+    let aligned = r.is_aligned.unwrap_or(false);
+    let writes = record_writes(
+        "insertStringRecords",
+        Devices::Each(&r.prefix_paths),
+        &r.measurements_list,
+        &r.values_list,
+        &r.timestamps,
+        aligned,
+        |d, m, v, t, a| string_record_write(d, m, v, t, a),
+    );
     run(engine, writes, true).await
 }
 
@@ -297,21 +303,16 @@ pub async fn insert_string_records_of_one_device(
     engine: &Engine,
     r: &t::TSInsertStringRecordsOfOneDeviceReq,
 ) -> t::TSStatus {
-    let n = r.timestamps.len();
-    if r.measurements_list.len() != n || r.values_list.len() != n {
-        return bad_request("insertStringRecordsOfOneDevice lists differ in length");
-    }
-    let writes: Result<Vec<_>, _> = (0..n)
-        .map(|i| {
-            string_record_write(
-                &r.prefix_path,
-                &r.measurements_list[i],
-                &r.values_list[i],
-                r.timestamps[i],
-                r.is_aligned.unwrap_or(false),
-            )
-        })
-        .collect();
+    let aligned = r.is_aligned.unwrap_or(false);
+    let writes = record_writes(
+        "insertStringRecordsOfOneDevice",
+        Devices::One(&r.prefix_path),
+        &r.measurements_list,
+        &r.values_list,
+        &r.timestamps,
+        aligned,
+        |d, m, v, t, a| string_record_write(d, m, v, t, a),
+    );
     run(engine, writes, false).await
 }
 
