@@ -45,7 +45,7 @@ pub const SHOW_PIPES_COLUMNS: [&str; 9] = [
 ];
 
 /// Entries `SHOW PIPES` reads at most to count a pipe's backlog exactly.
-const COUNT_CAP: usize = 1_000_000;
+const COUNT_CAP: usize = 20_000;
 
 /// Which pipes `SHOW PIPES` lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +160,12 @@ impl PipeManager {
                 .map(|e| (e.message.clone(), e.at_ms)),
             ..PipeStatus::default()
         }));
+        let (progress_tx, progress_rx) = watch::channel(record.acknowledged_position);
+        tokio::spawn(crate::task::persist_progress(
+            self.catalog.clone(),
+            record.name.clone(),
+            progress_rx,
+        ));
         let task = PipeTask {
             name: record.name.clone(),
             source,
@@ -172,6 +178,7 @@ impl PipeManager {
             status: status.clone(),
             desired: desired_rx,
             history_done: record.history_done,
+            progress: progress_tx,
         };
         let join = tokio::spawn(task.run());
         let old = self.tasks().insert(

@@ -29,18 +29,19 @@ use crate::transfer;
 /// Failures in a row after which the pipe is shown STOPPED (it keeps retrying).
 pub const FAILURES_BEFORE_STOPPED: u32 = 5;
 
-/// Entries read from the log per step.
-const READ_ENTRIES: usize = 4096;
+/// Entries read from the log per step (a batch may take several steps, up to its size limit).
+const READ_ENTRIES: usize = 256;
 
 /// Points read per history scan.
 const HISTORY_CHUNK: usize = 8192;
 
-/// Progress is written to the catalog at most this often while busy (and always when idle): losing
-/// the last interval on a crash only resends entries the receiver applies idempotently.
+/// Progress is written to the catalog at most this often: losing the last interval on a crash only
+/// resends entries the receiver applies idempotently.
 const PERSIST_EVERY: Duration = Duration::from_millis(200);
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Like IoTDB's sink (250 ms growing to 1 s): a peer that comes back is found within a second.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// What the operator wants of the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,8 @@ pub struct PipeTask {
     pub status: StatusRef,
     pub desired: watch::Receiver<Desired>,
     pub history_done: bool,
+    /// The acknowledged position for the persister (see [`persist_progress`]).
+    pub progress: watch::Sender<Lsn>,
 }
 
 /// Why a step stopped: the peer failed, or the operator changed the desired state.
@@ -192,17 +195,13 @@ impl PipeTask {
                 Err(e) => return Interrupt::Failed(e.to_string()),
             },
         };
-        if *failures > 0 {
-            *failures = 0;
-            *backoff = BACKOFF_START;
-            self.record_recovery().await;
-        }
         let storage = self.engine.storage().clone();
         let mut head = storage.subscribe();
         if !self.history_done && self.source.history {
             if let Err(i) = self.send_history(&mut connection, "sending history").await {
                 return i;
             }
+            self.recovered(failures, backoff).await;
             self.history_done = true;
             let (catalog, name) = (self.catalog.clone(), self.name.clone());
             let _ = tokio::task::spawn_blocking(move || catalog.set_pipe_history_done(&name, true))
@@ -214,11 +213,8 @@ impl PipeTask {
             return Interrupt::Desired;
         }
         let mut acknowledged = lock(&self.status).acknowledged;
-        let mut persisted = acknowledged;
-        let mut last_persist = Instant::now();
         loop {
             if !self.still_running() {
-                self.persist(acknowledged, &mut persisted).await;
                 return Interrupt::Desired;
             }
             let read = match storage.read_log(acknowledged, READ_ENTRIES) {
@@ -242,13 +238,13 @@ impl PipeTask {
                     }
                     acknowledged = restart_at;
                     self.advance(acknowledged, &storage);
-                    self.persist(acknowledged, &mut persisted).await;
                     continue;
                 }
                 LogRead::Entries(entries) => entries,
             };
             if entries.is_empty() {
-                self.persist(acknowledged, &mut persisted).await;
+                // Caught up: if the pipe had been failing, it has recovered.
+                self.recovered(failures, backoff).await;
                 tokio::select! {
                     changed = head.changed() => {
                         if changed.is_err() {
@@ -264,12 +260,19 @@ impl PipeTask {
             let mut batch_bytes = 0u64;
             let mut last = acknowledged;
             let mut pending = entries;
-            loop {
+            'fill: loop {
                 let full = pending.len() == READ_ENTRIES;
                 for entry in &pending {
+                    // The size limit holds per request: stop before an entry that would exceed it
+                    // (a single entry larger than the limit still goes, alone).
+                    let kept = self.filter.apply(entry);
+                    let size = kept.as_ref().map(estimate).unwrap_or(0);
+                    if !batch.is_empty() && batch_bytes + size > self.sink.batch_size_bytes {
+                        break 'fill;
+                    }
                     last = entry.lsn;
-                    if let Some(kept) = self.filter.apply(entry) {
-                        batch_bytes += estimate(&kept);
+                    if let Some(kept) = kept {
+                        batch_bytes += size;
                         batch.push(kept);
                     }
                 }
@@ -286,44 +289,40 @@ impl PipeTask {
                 if let Err(i) = self.send(&mut connection, &batch).await {
                     return i;
                 }
-                let mut s = lock(&self.status);
-                s.entries_sent += batch.len() as u64;
-                s.batches_sent += 1;
-                let secs = started.elapsed().as_secs_f64().max(1e-6);
-                let instant = batch.len() as f64 / secs;
-                s.rate = if s.rate == 0.0 {
-                    instant
-                } else {
-                    0.8 * s.rate + 0.2 * instant
-                };
+                {
+                    let mut s = lock(&self.status);
+                    s.entries_sent += batch.len() as u64;
+                    s.batches_sent += 1;
+                    let secs = started.elapsed().as_secs_f64().max(1e-6);
+                    let instant = batch.len() as f64 / secs;
+                    s.rate = if s.rate == 0.0 {
+                        instant
+                    } else {
+                        0.8 * s.rate + 0.2 * instant
+                    };
+                }
+                self.recovered(failures, backoff).await;
             }
             acknowledged = last;
             self.advance(acknowledged, &storage);
-            if last_persist.elapsed() >= PERSIST_EVERY {
-                self.persist(acknowledged, &mut persisted).await;
-                last_persist = Instant::now();
-            }
         }
     }
 
+    /// After a success: a pipe that had been failing has recovered by itself.
+    async fn recovered(&self, failures: &mut u32, backoff: &mut Duration) {
+        if *failures > 0 {
+            *failures = 0;
+            *backoff = BACKOFF_START;
+            self.record_recovery().await;
+        }
+    }
+
+    /// Moves the position: the status, the storage cursor, and (asynchronously, coalesced) the catalog.
     fn advance(&self, acknowledged: Lsn, storage: &duet_storage::Storage) {
         lock(&self.status).acknowledged = acknowledged;
+        self.progress.send_replace(acknowledged);
         if let Err(e) = storage.advance_cursor(&self.name, acknowledged) {
             debug!(pipe = %self.name, "cursor: {e}");
-        }
-    }
-
-    async fn persist(&self, acknowledged: Lsn, persisted: &mut Lsn) {
-        if acknowledged == *persisted {
-            return;
-        }
-        let (catalog, name) = (self.catalog.clone(), self.name.clone());
-        match tokio::task::spawn_blocking(move || catalog.set_pipe_progress(&name, acknowledged))
-            .await
-        {
-            Ok(Ok(())) => *persisted = acknowledged,
-            Ok(Err(e)) => warn!(pipe = %self.name, "cannot persist progress: {e}"),
-            Err(e) => warn!(pipe = %self.name, "cannot persist progress: {e}"),
         }
     }
 
@@ -457,4 +456,30 @@ fn estimate(entry: &LogEntry) -> u64 {
         }
     }
     bytes
+}
+
+/// Writes a pipe's acknowledged position to the catalog off the sending path (an fsync there would add
+/// its latency to replication lag), coalescing updates to at most one every [`PERSIST_EVERY`]. Ends
+/// after persisting the last value once the task drops its sender.
+pub async fn persist_progress(
+    catalog: Arc<Catalog>,
+    name: String,
+    mut progress: watch::Receiver<Lsn>,
+) {
+    let mut persisted = *progress.borrow_and_update();
+    while progress.changed().await.is_ok() {
+        tokio::time::sleep(PERSIST_EVERY).await;
+        let acknowledged = *progress.borrow_and_update();
+        if acknowledged == persisted {
+            continue;
+        }
+        let (c, n) = (catalog.clone(), name.clone());
+        match tokio::task::spawn_blocking(move || c.set_pipe_progress(&n, acknowledged)).await {
+            Ok(Ok(())) => persisted = acknowledged,
+            // A dropped pipe has no row any more; anything else is worth a warning.
+            Ok(Err(duet_catalog::Error::PipeNotExist(_))) => return,
+            Ok(Err(e)) => warn!(pipe = %name, "cannot persist progress: {e}"),
+            Err(e) => warn!(pipe = %name, "cannot persist progress: {e}"),
+        }
+    }
 }

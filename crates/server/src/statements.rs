@@ -185,7 +185,8 @@ fn show_pipes(
     user: &str,
     filter: &ShowFilter,
 ) -> Result<Output, StatementError> {
-    let mut table = instance.pipes.show(filter)?;
+    // Counting a pipe's backlog reads the change log: do it where blocking is allowed.
+    let mut table = tokio::task::block_in_place(|| instance.pipes.show(filter))?;
     if user != ROOT_USER {
         table = Table::text(&duet_runtime::manager::SHOW_PIPES_COLUMNS, Vec::new());
     }
