@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{
@@ -36,13 +37,13 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
-use parquet::file::metadata::SortingColumn;
+use parquet::file::metadata::{PageIndexPolicy, SortingColumn};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::run::Run;
-use crate::types::{Lsn, Version};
+use crate::run::{self, Run};
+use crate::types::{Lsn, RangeTombstone, Version};
 
 /// Width of a time partition in timestamp units: 7 days at millisecond precision (the default).
 pub const PARTITION_WIDTH: i64 = 7 * 24 * 3600 * 1000;
@@ -111,6 +112,44 @@ pub(crate) struct SeriesRange {
     pub max_time: i64,
     pub first_row: u64,
     pub n_rows: u64,
+    /// Rows between entries of `time_index`; 0 when there is no index (manifests written before it
+    /// existed, and series short enough that their whole slice is one read anyway).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index_stride: u64,
+    /// The time of the series' rows `0, stride, 2 * stride, ...` (relative to `first_row`). Rows of
+    /// a series are time-sorted within a file, so a scan finds the rows of a time range, or the
+    /// last rows before its end, without reading the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_index: Vec<i64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Rows per entry of a series' sparse time index: one entry per typical scan chunk.
+pub(crate) const INDEX_STRIDE: u64 = 4096;
+
+impl SeriesRange {
+    /// The rows (relative to `first_row`) that can hold times in `[start, end]`: all of them
+    /// without an index, otherwise the index entries around the range (at most a stride too many
+    /// on each side; the reader filters by time anyway).
+    fn rows_for(&self, start: i64, end: i64) -> (u64, u64) {
+        let stride = self.index_stride;
+        if stride == 0 || self.time_index.is_empty() {
+            return (0, self.n_rows);
+        }
+        // Entries before `lo` are < start and so are all rows before its row; entries from `hi` on
+        // are > end and so are all rows from its row.
+        let lo = self
+            .time_index
+            .partition_point(|t| *t < start)
+            .saturating_sub(1);
+        let hi = self.time_index.partition_point(|t| *t <= end);
+        let first = (lo as u64).saturating_mul(stride).min(self.n_rows);
+        let past = (hi as u64).saturating_mul(stride).min(self.n_rows);
+        (first, past.max(first))
+    }
 }
 
 /// A data file ready to scan: its manifest record plus a lookup by series.
@@ -122,6 +161,20 @@ pub(crate) struct DataFile {
     /// The Parquet footer, parsed on first use and kept: files are immutable, and a query scans
     /// many series of the same file.
     footer: OnceLock<ArrowReaderMetadata>,
+    /// Set once a compaction replaced this file in the manifest: the file is deleted when the last
+    /// holder (the tree, or a scan that picked it up before the swap) lets go.
+    obsolete: AtomicBool,
+}
+
+impl Drop for DataFile {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // A failure leaves an orphan that the next open removes (no manifest names it).
+            if let Err(e) = std::fs::remove_file(&self.abs_path) {
+                tracing::warn!(file = %self.abs_path.display(), error = %e, "removing a compacted data file failed");
+            }
+        }
+    }
 }
 
 /// What [`crate::Storage::data_files`] reports about one data file.
@@ -149,7 +202,13 @@ impl DataFile {
             meta,
             by_series,
             footer: OnceLock::new(),
+            obsolete: AtomicBool::new(false),
         }
+    }
+
+    /// Deletes the file once nothing holds it any more (call only after the manifest stopped naming it).
+    pub(crate) fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
     }
 
     pub(crate) fn info(&self) -> DataFileInfo {
@@ -169,12 +228,24 @@ impl DataFile {
             .and_then(|i| self.meta.series.get(*i))
     }
 
-    /// The series' points in `[start, end]`, read from only its rows and columns.
-    pub(crate) fn read(&self, series: &str, start: i64, end: i64) -> Result<Option<Run>> {
+    /// Up to `limit` distinct timestamps of the series in `[start, end]` from the scan's starting
+    /// end, skipping points `tombstones` hide, read from only its rows and columns: the sparse time
+    /// index narrows the rows to the range, and the rows are read in windows from the starting end
+    /// (about `limit` rows first, doubling while tombstones hide some) until `limit` are found.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn read(
+        &self,
+        series: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+        descending: bool,
+        tombstones: &[RangeTombstone],
+    ) -> Result<Option<Run>> {
         let Some(range) = self.series_range(series) else {
             return Ok(None);
         };
-        if range.max_time < start || range.min_time > end || range.n_rows == 0 {
+        if range.max_time < start || range.min_time > end || range.n_rows == 0 || limit == 0 {
             return Ok(None);
         }
         let data_type = DataType::from_code(i32::from(range.data_type)).ok_or_else(|| {
@@ -183,11 +254,60 @@ impl DataFile {
                 range.data_type
             ))
         })?;
+        let (lo, hi) = range.rows_for(start, end);
+        let mut window = u64::try_from(limit)
+            .unwrap_or(u64::MAX)
+            .saturating_add(range.index_stride.max(1));
+        let mut take = Take {
+            start,
+            end,
+            limit,
+            descending,
+            tombstones,
+            taken: 0,
+            last: None,
+            run: Run::empty(data_type),
+        };
+        let (mut from, mut past) = (lo, hi);
+        while from < past && !take.done() {
+            let rows = if descending {
+                let rows = past.saturating_sub(window).max(from)..past;
+                past = rows.start;
+                rows
+            } else {
+                let rows = from..from.saturating_add(window).min(past);
+                from = rows.end;
+                rows
+            };
+            let batches = self.read_rows(
+                data_type,
+                range.first_row + rows.start,
+                rows.end - rows.start,
+            )?;
+            if descending {
+                for batch in batches.iter().rev() {
+                    self.append_batch(batch, &mut take)?;
+                }
+            } else {
+                for batch in &batches {
+                    self.append_batch(batch, &mut take)?;
+                }
+            }
+            window = window.saturating_mul(2);
+        }
+        Ok(Some(take.run))
+    }
+
+    /// Reads `n` rows from `first` (absolute row numbers) of the time, version and value columns.
+    fn read_rows(&self, data_type: DataType, first: u64, n: u64) -> Result<Vec<RecordBatch>> {
         let file = File::open(&self.abs_path)?;
         let footer = match self.footer.get() {
             Some(footer) => footer.clone(),
             None => {
-                let footer = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default())?;
+                // The offset index lets the reader skip the pages outside the selected rows.
+                let options =
+                    ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+                let footer = ArrowReaderMetadata::load(&file, options)?;
                 self.footer.get_or_init(|| footer).clone()
             }
         };
@@ -209,30 +329,57 @@ impl DataFile {
         }
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
         let selection = RowSelection::from(vec![
-            RowSelector::skip(range.first_row as usize),
-            RowSelector::select(range.n_rows as usize),
+            RowSelector::skip(usize::try_from(first).unwrap_or(usize::MAX)),
+            RowSelector::select(usize::try_from(n).unwrap_or(usize::MAX)),
         ]);
         let reader = builder
             .with_projection(mask)
             .with_row_selection(selection)
             .with_batch_size(64 * 1024)
             .build()?;
-        let mut run = Run::empty(data_type);
+        let mut batches = Vec::new();
         for batch in reader {
-            let batch = batch?;
-            self.append_batch(&batch, start, end, &mut run)?;
+            batches.push(batch?);
         }
-        Ok(Some(run))
+        Ok(batches)
     }
 
-    fn append_batch(&self, batch: &RecordBatch, start: i64, end: i64, run: &mut Run) -> Result<()> {
+    /// Adds the batch's rows that `take` still wants, walking it in scan order.
+    fn append_batch(&self, batch: &RecordBatch, take: &mut Take<'_>) -> Result<()> {
         let times = self.column::<Int64Array>(batch, COL_TIME)?;
         let hlcs = self.column::<UInt64Array>(batch, COL_HLC)?;
         let instances = self.column::<UInt64Array>(batch, COL_INSTANCE)?;
-        let keep: Vec<usize> = (0..batch.num_rows())
-            .filter(|row| (start..=end).contains(&times.value(*row)))
-            .collect();
-        let name = value_column(run.data_type.physical());
+        let n = batch.num_rows();
+        let descending = take.descending;
+        let mut keep: Vec<usize> = Vec::new();
+        let mut visit = |row: usize| {
+            let time = times.value(row);
+            let version = Version {
+                hlc: hlcs.value(row),
+                instance: instances.value(row),
+            };
+            let wanted = take.wants(time, version);
+            if wanted {
+                keep.push(row);
+                take.run.times.push(time);
+                take.run.versions.push(version);
+            }
+            !take.done()
+        };
+        if descending {
+            for row in (0..n).rev() {
+                if !visit(row) {
+                    break;
+                }
+            }
+        } else {
+            for row in 0..n {
+                if !visit(row) {
+                    break;
+                }
+            }
+        }
+        let name = value_column(take.run.data_type.physical());
         macro_rules! take {
             ($array:ty, $vec:expr, $conv:expr) => {{
                 let values = self.column::<$array>(batch, name)?;
@@ -246,20 +393,13 @@ impl DataFile {
                 }
             }};
         }
-        match &mut run.values {
+        match &mut take.run.values {
             ColumnValues::Boolean(v) => take!(BooleanArray, v, |x| x),
             ColumnValues::Int32(v) => take!(Int32Array, v, |x| x),
             ColumnValues::Int64(v) => take!(Int64Array, v, |x| x),
             ColumnValues::Float(v) => take!(Float32Array, v, |x| x),
             ColumnValues::Double(v) => take!(Float64Array, v, |x| x),
             ColumnValues::Binary(v) => take!(BinaryArray, v, |x: &[u8]| x.to_vec()),
-        }
-        for row in keep {
-            run.times.push(times.value(row));
-            run.versions.push(Version {
-                hlc: hlcs.value(row),
-                instance: instances.value(row),
-            });
         }
         Ok(())
     }
@@ -277,6 +417,43 @@ impl DataFile {
             offset: 0,
             reason,
         }
+    }
+}
+
+/// What one limited read of a series still wants, and what it has taken.
+struct Take<'a> {
+    start: i64,
+    end: i64,
+    limit: usize,
+    descending: bool,
+    tombstones: &'a [RangeTombstone],
+    /// Distinct timestamps taken so far.
+    taken: usize,
+    last: Option<i64>,
+    run: Run,
+}
+
+impl Take<'_> {
+    /// Whether the point belongs in the result; counts a new timestamp when it does. Rows of a
+    /// file are unique per timestamp, but a repeated one (not written by this crate) is kept with
+    /// its twin rather than cut off by the limit, so the merge still picks the higher version.
+    fn wants(&mut self, time: i64, version: Version) -> bool {
+        if time < self.start || time > self.end {
+            return false;
+        }
+        let repeat = self.last == Some(time);
+        if (!repeat && self.done()) || run::hidden(self.tombstones, time, version) {
+            return false;
+        }
+        if !repeat {
+            self.taken += 1;
+            self.last = Some(time);
+        }
+        true
+    }
+
+    fn done(&self) -> bool {
+        self.taken >= self.limit
     }
 }
 
@@ -345,6 +522,15 @@ pub(crate) fn write(path: &Path, partition: i64, runs: &[(String, Run)]) -> Resu
         let last = run.times.last().copied().unwrap_or(0);
         min_time = min_time.min(first);
         max_time = max_time.max(last);
+        let (index_stride, time_index) = if n as u64 > INDEX_STRIDE {
+            let step = usize::try_from(INDEX_STRIDE).unwrap_or(usize::MAX);
+            (
+                INDEX_STRIDE,
+                run.times.iter().step_by(step).copied().collect(),
+            )
+        } else {
+            (0, Vec::new())
+        };
         series_meta.push(SeriesRange {
             series: series.clone(),
             data_type: run.data_type.code(),
@@ -352,6 +538,8 @@ pub(crate) fn write(path: &Path, partition: i64, runs: &[(String, Run)]) -> Resu
             max_time: last,
             first_row: row,
             n_rows: n as u64,
+            index_stride,
+            time_index,
         });
         row += n as u64;
     }
@@ -369,8 +557,12 @@ pub(crate) fn write(path: &Path, partition: i64, runs: &[(String, Run)]) -> Resu
         Arc::new(v_binary.finish()),
     ];
     let batch = RecordBatch::try_new(schema(), columns)?;
+    let page_rows = usize::try_from(INDEX_STRIDE).unwrap_or(usize::MAX);
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        // Pages of about one index stride, so a limited read decodes a few thousand rows, not the
+        // default 20,000 per page (the offset index lets the reader skip the other pages).
+        .set_data_page_row_count_limit(page_rows)
         .set_sorting_columns(Some(vec![
             SortingColumn {
                 column_idx: 0,

@@ -24,10 +24,33 @@
 //!
 //! # Flush
 //!
-//! When the memtable passes `memtable_bytes` or `memtable_age` (or on [`Storage::flush`]), the flusher
-//! thread freezes it (new writes go to a fresh one; scans read both), syncs the log, writes one Parquet
-//! file per 7-day time partition (see [`datafile`] for the columns), and commits them with the new
-//! flushed LSN and the memtable's tombstones in the manifest (see `manifest.rs`, replaced atomically).
+//! When the memtable passes `memtable_bytes` the log writer freezes it (new writes go to a fresh one;
+//! scans read both) and wakes the flusher thread, which also freezes the memtable on
+//! [`Storage::flush`] or when it passes `memtable_age`. The flusher syncs the log, writes one
+//! Parquet file per 7-day time partition (see [`datafile`] for the columns), and commits them with
+//! the new flushed LSN and the memtable's tombstones in the manifest (see `manifest.rs`, replaced
+//! atomically).
+//!
+//! **Back-pressure:** while more than `max_frozen_memtables` memtables wait for their flush,
+//! [`Storage::write`] waits (asynchronously) for the flusher, so a slow disk slows ingest instead
+//! of growing memory without bound.
+//!
+//! # Compaction
+//!
+//! After flushing, the flusher merges every time partition that has `compaction_files` data files
+//! into one: per (series, time) the highest version wins and points hidden by a flushed tombstone
+//! are dropped; the tombstones themselves stay (an older pipe write may still arrive). The merged
+//! file carries the highest LSN of its inputs. The manifest switch is the single atomic step, so a
+//! crash leaves either the old files or the merged one visible; replaced files are deleted when the
+//! last scan holding them finishes (and orphans by the next open).
+//!
+//! # Scans
+//!
+//! A scan costs O(limit + log n) per source, not O(points in the range): memtables binary-search
+//! their (sorted, or sorted-once-and-cached) points, data files narrow the rows with a sparse time
+//! index kept in the manifest (every 4096th row of each series) and read windows of about `limit`
+//! rows from the scan's starting end. Each source skips points any tombstone hides and stops after
+//! `limit` distinct timestamps; the merge then resolves versions and takes `limit` again.
 //!
 //! # Recovery
 //!
@@ -45,10 +68,12 @@
 //!
 //! # Not done (yet)
 //!
-//! - Compaction: data files are never merged; a scan reads every file whose series time range
-//!   overlaps. Tombstones are kept forever.
-//! - Back-pressure: if flushes fall behind ingest, frozen memtables accumulate in memory.
-//! - A scan materialises the whole range before applying `limit`.
+//! - Tombstones are kept forever, and scans check every tombstone of a series per point.
+//! - Compaction merges a whole partition in memory and rewrites it each time it reaches
+//!   `compaction_files` files again (no size tiers); writers waiting on back-pressure may wait for
+//!   one partition's merge.
+//! - A limited scan that skips many points hidden by tombstones in a data file reads them first
+//!   (windows double until `limit` visible points are found); compaction removes such points.
 
 pub mod datafile;
 pub mod transfer;

@@ -8,10 +8,14 @@
 //!   "files": [ { "id": 6, "partition": 2890, "path": "data/2890/00000000000000000006.parquet",
 //!                "min_time": ..., "max_time": ..., "max_lsn": 120, "max_hlc": ..., "n_rows": ...,
 //!                "series": [ { "series": "root.sg.d1.s1", "data_type": 2, "min_time": ...,
-//!                              "max_time": ..., "first_row": 0, "n_rows": ... } ] } ],
+//!                              "max_time": ..., "first_row": 0, "n_rows": ...,
+//!                              "index_stride": 4096, "time_index": [t0, t4096, ...] } ] } ],
 //!   "tombstones": [ { "series": "root.sg.d1.s1", "start": 0, "end": 10,
 //!                     "version": { "hlc": 1234, "instance": 1 } } ] }
 //! ```
+//!
+//! `index_stride` and `time_index` (a series' sparse time index, see `datafile.rs`) are absent for
+//! short series and in manifests written before they existed; such series are read whole.
 
 use std::fs::{self, File};
 use std::io::Write;

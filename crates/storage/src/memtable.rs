@@ -3,9 +3,11 @@
 //! Per series, points are appended to columnar vectors (times, versions, values) exactly as they
 //! arrive; sorting and de-duplication (highest version per timestamp) happen lazily, when a scan or a
 //! flush reads the series. A series whose times arrive in order (the common case) is scanned with a
-//! binary search instead of a full pass.
+//! binary search; one out of order is sorted once (a row permutation, cached until the next change)
+//! and then scanned the same way. Either way a limited scan walks only about `limit` points.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use duet_proto::types::{ColumnValues, DataType};
@@ -28,6 +30,10 @@ pub(crate) struct SeriesBuffer {
     pub values: ColumnValues,
     /// True while every appended time was >= the previous one, so a range is a binary search away.
     in_time_order: bool,
+    /// For a buffer out of time order: its rows sorted by time, one per timestamp (the highest
+    /// version). Built by the first scan that needs it and dropped by the next change, so a series
+    /// read in many chunks is sorted once, not once per chunk.
+    sorted: OnceLock<Vec<usize>>,
 }
 
 impl SeriesBuffer {
@@ -38,33 +44,131 @@ impl SeriesBuffer {
             versions: Vec::new(),
             values: ColumnValues::empty_for(data_type),
             in_time_order: true,
+            sorted: OnceLock::new(),
         }
     }
 
-    /// The points in `[start, end]`, unsorted unless the buffer is in time order.
-    fn extract(&self, start: i64, end: i64) -> Run {
-        let mut out = Run::empty(self.data_type);
+    fn sort_rows(&self) -> Vec<usize> {
+        let mut rows: Vec<usize> = (0..self.times.len()).collect();
+        let key = |row: &usize| {
+            (
+                self.times.get(*row).copied().unwrap_or(0),
+                std::cmp::Reverse(self.versions.get(*row).copied().unwrap_or_default()),
+            )
+        };
+        rows.sort_unstable_by_key(key);
+        rows.dedup_by_key(|row| self.times.get(*row).copied());
+        rows
+    }
+
+    /// Up to `limit` distinct timestamps in `[start, end]` from the start (or, descending, the end)
+    /// of the range, one point each (the highest version), skipping points `tombstones` hide. The
+    /// result is in scan order. Costs O(log n + points walked), not O(points in the range).
+    fn extract(
+        &self,
+        start: i64,
+        end: i64,
+        limit: usize,
+        descending: bool,
+        tombstones: &[RangeTombstone],
+    ) -> Run {
         if self.in_time_order {
-            let lo = self.times.partition_point(|t| *t < start);
-            let hi = self.times.partition_point(|t| *t <= end);
-            if lo < hi {
-                out.times
-                    .extend_from_slice(self.times.get(lo..hi).unwrap_or_default());
-                out.versions
-                    .extend_from_slice(self.versions.get(lo..hi).unwrap_or_default());
-                run::extend_values(&mut out.values, &self.values, lo..hi);
+            self.take(
+                |pos| pos,
+                self.times.len(),
+                start,
+                end,
+                limit,
+                descending,
+                tombstones,
+            )
+        } else {
+            let order = self.sorted.get_or_init(|| self.sort_rows());
+            let row_of = |pos: usize| order.get(pos).copied().unwrap_or(0);
+            self.take(
+                row_of,
+                order.len(),
+                start,
+                end,
+                limit,
+                descending,
+                tombstones,
+            )
+        }
+    }
+
+    /// Walks positions `0..n` (in time order through `row_of`, equal times adjacent) as `extract`
+    /// describes.
+    #[allow(clippy::too_many_arguments)]
+    fn take(
+        &self,
+        row_of: impl Fn(usize) -> usize,
+        n: usize,
+        start: i64,
+        end: i64,
+        limit: usize,
+        descending: bool,
+        tombstones: &[RangeTombstone],
+    ) -> Run {
+        let time_at = |pos: usize| self.times.get(row_of(pos)).copied().unwrap_or(0);
+        let version_at = |pos: usize| self.versions.get(row_of(pos)).copied().unwrap_or_default();
+        let lo = partition_point(n, |pos| time_at(pos) < start);
+        let hi = partition_point(n, |pos| time_at(pos) <= end);
+        let mut out = Run::empty(self.data_type);
+        let mut push = |first: usize, past: usize| {
+            // One group of equal times: its highest version stands for the timestamp.
+            let Some(best) = (first..past).max_by_key(|pos| version_at(*pos)) else {
+                return false;
+            };
+            let (time, version) = (time_at(best), version_at(best));
+            if run::hidden(tombstones, time, version) {
+                return false;
+            }
+            out.times.push(time);
+            out.versions.push(version);
+            run::push_value(&mut out.values, &self.values, row_of(best));
+            true
+        };
+        let mut taken = 0;
+        if descending {
+            let mut pos = hi;
+            while pos > lo && taken < limit {
+                let time = time_at(pos - 1);
+                let mut first = pos - 1;
+                while first > lo && time_at(first - 1) == time {
+                    first -= 1;
+                }
+                taken += usize::from(push(first, pos));
+                pos = first;
             }
         } else {
-            for (row, t) in self.times.iter().enumerate() {
-                if start <= *t && *t <= end {
-                    out.times.push(*t);
-                    out.versions.extend(self.versions.get(row));
-                    run::push_value(&mut out.values, &self.values, row);
+            let mut pos = lo;
+            while pos < hi && taken < limit {
+                let time = time_at(pos);
+                let mut past = pos + 1;
+                while past < hi && time_at(past) == time {
+                    past += 1;
                 }
+                taken += usize::from(push(pos, past));
+                pos = past;
             }
         }
         out
     }
+}
+
+/// The first position in `0..n` where `pred` is false (`pred` must be true then false).
+fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// One memtable: the active one takes writes; frozen ones are immutable and wait for their flush.
@@ -210,6 +314,8 @@ impl Memtable {
             .series
             .entry(series)
             .or_insert_with(|| SeriesBuffer::new(column.data_type));
+        // The sorted view no longer covers every row.
+        buffer.sorted.take();
         let mut last = buffer.times.last().copied();
         let before = buffer.times.len();
         match nulls {
@@ -274,6 +380,8 @@ impl Memtable {
         if removed == 0 {
             return;
         }
+        // Row numbers shift below.
+        buffer.sorted.take();
         let mut row = 0;
         buffer.times.retain(|_| {
             let k = keep.get(row).copied().unwrap_or(true);
@@ -293,11 +401,20 @@ impl Memtable {
         }
     }
 
-    /// This memtable's contribution to a scan: its points in the range and its tombstones.
-    pub(crate) fn extract(&self, series: &str, start: i64, end: i64) -> Option<Run> {
+    /// This memtable's contribution to a scan: up to `limit` distinct visible timestamps of the
+    /// range from the scan's starting end (see [`SeriesBuffer::extract`]).
+    pub(crate) fn extract(
+        &self,
+        series: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+        descending: bool,
+        tombstones: &[RangeTombstone],
+    ) -> Option<Run> {
         self.series
             .get(series)
-            .map(|b| b.extract(start, end))
+            .map(|b| b.extract(start, end, limit, descending, tombstones))
             .filter(|r| r.len() > 0)
     }
 
@@ -317,8 +434,8 @@ impl Memtable {
             .into_iter()
             .filter_map(|name| {
                 let buffer = self.series.get(name)?;
-                let all = buffer.extract(i64::MIN, i64::MAX);
-                run::resolve(std::slice::from_ref(&all), &[]).map(|run| (name.clone(), run))
+                let run = buffer.extract(i64::MIN, i64::MAX, usize::MAX, false, &[]);
+                (run.len() > 0).then(|| (name.clone(), run))
             })
             .collect()
     }
@@ -362,6 +479,49 @@ mod tests {
         assert_eq!(run.times, vec![1, 3, 5]);
         assert_eq!(run.values, ColumnValues::Int64(vec![11, 30, 50]));
         assert_eq!(m.points, 5);
+    }
+
+    #[test]
+    fn limited_extraction_walks_from_either_end_and_skips_hidden_points() {
+        for in_order in [true, false] {
+            let mut m = Memtable::default();
+            let (times, values) = if in_order {
+                (vec![1, 2, 2, 3, 4, 5], vec![1, 2, 20, 3, 4, 5])
+            } else {
+                (vec![5, 2, 4, 1, 2, 3], vec![5, 2, 4, 1, 20, 3])
+            };
+            m.apply(1, v(10), &insert(times.clone(), values.clone()))
+                .unwrap();
+            // An overwrite of 2 with a higher version; an older one of 4 that must lose.
+            m.apply(2, v(30), &insert(vec![2], vec![22])).unwrap();
+            m.apply(3, v(5), &insert(vec![4], vec![-4])).unwrap();
+            let hide_3 = [RangeTombstone {
+                start: 3,
+                end: 3,
+                version: v(11),
+            }];
+            let take = |m: &Memtable, start, end, limit, descending| {
+                let run = m
+                    .extract("root.sg.d1.s1", start, end, limit, descending, &hide_3)
+                    .unwrap();
+                (run.times, run.values)
+            };
+            assert_eq!(
+                take(&m, i64::MIN, i64::MAX, 3, false),
+                (vec![1, 2, 4], ColumnValues::Int64(vec![1, 22, 4]))
+            );
+            assert_eq!(
+                take(&m, i64::MIN, i64::MAX, 2, true),
+                (vec![5, 4], ColumnValues::Int64(vec![5, 4]))
+            );
+            assert_eq!(
+                take(&m, 2, 4, 10, true),
+                (vec![4, 2], ColumnValues::Int64(vec![4, 22]))
+            );
+            // Appending after a scan drops the cached order.
+            m.apply(4, v(40), &insert(vec![0], vec![0])).unwrap();
+            assert_eq!(take(&m, i64::MIN, 1, 10, false).0, vec![0, 1]);
+        }
     }
 
     #[test]

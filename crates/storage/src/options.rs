@@ -1,4 +1,5 @@
-//! How a storage instance is tuned: durability mode, flush thresholds, log segment size and retention.
+//! How a storage instance is tuned: durability mode, flush thresholds, log segment size and retention,
+//! compaction and back-pressure.
 
 use std::time::Duration;
 
@@ -28,6 +29,12 @@ pub struct StorageOptions {
     /// The most log kept below the flushed position for pipes that lag behind; beyond it the oldest
     /// segments are released anyway and those pipes must replay from data files. Default 1 GiB.
     pub log_retention_cap_bytes: u64,
+    /// Merge a time partition's data files into one once it has this many (values below 2 count
+    /// as 2: merging a single file would only rewrite it). Default 4.
+    pub compaction_files: usize,
+    /// Writes wait (asynchronously) while more than this many memtables are frozen and waiting
+    /// for their flush, so a slow disk slows ingest instead of exhausting memory. Default 4.
+    pub max_frozen_memtables: usize,
 }
 
 impl Default for StorageOptions {
@@ -39,6 +46,8 @@ impl Default for StorageOptions {
             memtable_age: Duration::from_secs(600),
             segment_bytes: 64 << 20,
             log_retention_cap_bytes: 1 << 30,
+            compaction_files: 4,
+            max_frozen_memtables: 4,
         }
     }
 }

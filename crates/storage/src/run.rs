@@ -139,6 +139,11 @@ pub(crate) fn value_bytes(values: &ColumnValues, row: usize) -> usize {
     }
 }
 
+/// True when one of `tombstones` hides the point.
+pub(crate) fn hidden(tombstones: &[RangeTombstone], time: i64, version: Version) -> bool {
+    tombstones.iter().any(|t| t.hides(time, version))
+}
+
 /// Sorts a run by time and keeps, per timestamp, the point with the highest version. Tombstones are
 /// applied when given (a hidden winner means every point at that time is hidden: they are all older).
 pub(crate) fn resolve(runs: &[Run], tombstones: &[RangeTombstone]) -> Option<Run> {

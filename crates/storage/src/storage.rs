@@ -5,10 +5,15 @@
 //! - the **log writer** owns the open segment and the clock; it takes every queued write, assigns
 //!   LSNs and versions, writes the batch with one `write` and one fsync, applies it to the memtable,
 //!   publishes the new head, and answers each caller;
-//! - the **flusher** freezes the memtable and writes it to Parquet, when asked, when the memtable is
-//!   large or old; new writes go to a fresh memtable meanwhile, and scans see both.
+//! - the **flusher** writes frozen memtables to Parquet (the log writer freezes the memtable once it
+//!   is large; the flusher freezes it when asked or when it is old); new writes go to a fresh
+//!   memtable meanwhile, and scans see both. After flushing it **compacts**: a time partition with
+//!   `compaction_files` data files is merged into one (see `Shared::compact_partition`).
+//!
+//! Writes wait (asynchronously) while more than `max_frozen_memtables` memtables wait for their
+//! flush, so ingest slows to the disk's pace instead of growing memory without bound.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +115,14 @@ struct Shared {
     flush_state: Mutex<Manifest>,
     /// Set while a size-triggered flush request is queued, so the writer sends only one.
     flush_requested: AtomicBool,
+    /// How many memtables are frozen and waiting for their flush; writes wait on it (back-pressure).
+    frozen_count: watch::Sender<usize>,
+    /// Test hook: while set, the flusher flushes nothing (a disk that cannot keep up).
+    flushes_paused: AtomicBool,
+    /// Test hook: the next compaction "crashes" at this point (see [`CrashPoint`]).
+    compaction_crash: Mutex<Option<CrashPoint>>,
+    /// Set by an injected compaction crash: this instance compacts no more, as a dead process would not.
+    compaction_halted: AtomicBool,
     writer_tx: Mutex<Option<Sender<WriterMsg>>>,
     flusher_tx: Mutex<Option<Sender<FlusherMsg>>>,
 }
@@ -161,6 +174,15 @@ struct WriteRequest {
     /// `ops` already encoded by the caller, so the writer thread only adds the header.
     encoded_ops: Vec<u8>,
     reply: oneshot::Sender<Result<(Lsn, Version)>>,
+}
+
+/// Where an injected compaction crash happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashPoint {
+    /// The merged file is written and synced; the manifest still names the inputs.
+    BeforeManifest,
+    /// The manifest names the merged file; the inputs are still on disk and in memory.
+    AfterManifest,
 }
 
 enum FlusherMsg {
@@ -253,7 +275,11 @@ impl Storage {
             memtable_points = tree.active.points,
             "storage recovered"
         );
-        let needs_flush = !tree.frozen.is_empty() || tree.active.bytes >= options.memtable_bytes;
+        if tree.active.bytes >= options.memtable_bytes {
+            tree.freeze();
+        }
+        let needs_flush = !tree.frozen.is_empty();
+        let (frozen_tx, _) = watch::channel(tree.frozen.len());
 
         let (writer_tx, writer_rx) = mpsc::channel();
         let (flusher_tx, flusher_rx) = mpsc::channel();
@@ -270,6 +296,10 @@ impl Storage {
             fail_next_sync: AtomicBool::new(false),
             flush_state: Mutex::new(manifest),
             flush_requested: AtomicBool::new(false),
+            frozen_count: frozen_tx,
+            flushes_paused: AtomicBool::new(false),
+            compaction_crash: Mutex::new(None),
+            compaction_halted: AtomicBool::new(false),
             writer_tx: Mutex::new(Some(writer_tx)),
             flusher_tx: Mutex::new(Some(flusher_tx)),
         });
@@ -308,6 +338,9 @@ impl Storage {
     /// Local writes pass `version: None` and get a fresh version, greater than every version seen
     /// so far. Writes received through a pipe pass the sender's version, which is kept, and the
     /// clock moves past it. Concurrent writers share one write and one fsync (group commit).
+    ///
+    /// While more than `max_frozen_memtables` memtables wait for their flush, the write waits
+    /// (without blocking a thread) until the flusher catches up.
     pub async fn write(
         &self,
         origin: Origin,
@@ -322,6 +355,7 @@ impl Storage {
             return Err(err);
         }
         validate_ops(&ops)?;
+        shared.wait_for_flushes().await?;
         let mut encoded_ops = Vec::with_capacity(codec::estimated_len(&ops));
         codec::encode_ops(&ops, &mut encoded_ops);
         let (reply, answer) = oneshot::channel();
@@ -350,16 +384,28 @@ impl Storage {
         if start > end || limit == 0 {
             return Ok(SeriesChunk::empty());
         }
+        // Every source stops after `limit` distinct timestamps from the scan's starting end. That
+        // is exact only if each source first drops what *any* tombstone hides (a source whose
+        // first points are all hidden must reach past them), so the tombstones are gathered first.
+        // Then a timestamp in the answer is within the first `limit` visible ones of every source
+        // that holds it, so its winning version is among the candidates, and every candidate is
+        // visible, so the answer is the first `limit` of the merged candidates.
         let overlaps = |t: &&RangeTombstone| t.start <= end && start <= t.end;
         let mut runs: Vec<Run> = Vec::new();
         let mut tombstones: Vec<RangeTombstone> = Vec::new();
         let (frozen, files) = {
             let tree = read(&self.inner.shared.tree);
-            runs.extend(tree.active.extract(series, start, end));
             tombstones.extend(tree.active.tombstones_for(series).iter().filter(overlaps));
+            for memtable in &tree.frozen {
+                tombstones.extend(memtable.tombstones_for(series).iter().filter(overlaps));
+            }
             if let Some(list) = tree.tombstones.get(series) {
                 tombstones.extend(list.iter().filter(overlaps));
             }
+            runs.extend(
+                tree.active
+                    .extract(series, start, end, limit, descending, &tombstones),
+            );
             let files: Vec<Arc<DataFile>> = tree
                 .files
                 .iter()
@@ -372,13 +418,12 @@ impl Storage {
             (tree.frozen.clone(), files)
         };
         for memtable in &frozen {
-            runs.extend(memtable.extract(series, start, end));
-            tombstones.extend(memtable.tombstones_for(series).iter().filter(overlaps));
+            runs.extend(memtable.extract(series, start, end, limit, descending, &tombstones));
         }
         for file in &files {
-            runs.extend(file.read(series, start, end)?);
+            runs.extend(file.read(series, start, end, limit, descending, &tombstones)?);
         }
-        let merged = run::resolve(&runs, &tombstones);
+        let merged = run::resolve(&runs, &[]);
         Ok(run::into_chunk(merged, limit, descending))
     }
 
@@ -503,6 +548,8 @@ impl Storage {
     pub async fn close(&self) -> Result<()> {
         let shared = &self.inner.shared;
         shared.closed.store(true, Ordering::Release);
+        // Writes waiting for the flusher see `closed` and give up.
+        shared.frozen_count.send_modify(|_| {});
         let writer = lock(&shared.writer_tx).take();
         let mut result = Ok(());
         if let Some(writer) = writer {
@@ -531,9 +578,63 @@ impl Storage {
             .fail_next_sync
             .store(true, Ordering::Release);
     }
+
+    /// Test hook: the next compaction stops as if the process died, after writing the merged file
+    /// (`after_manifest == false`) or right after replacing the manifest (`true`); this instance
+    /// then compacts no more. Reopening the directory shows what a real crash would leave.
+    #[doc(hidden)]
+    pub fn crash_next_compaction(&self, after_manifest: bool) {
+        let point = if after_manifest {
+            CrashPoint::AfterManifest
+        } else {
+            CrashPoint::BeforeManifest
+        };
+        *lock(&self.inner.shared.compaction_crash) = Some(point);
+    }
+
+    /// Test hook: while paused the flusher flushes nothing, as if the disk could not keep up.
+    #[doc(hidden)]
+    pub fn pause_flushes(&self, paused: bool) {
+        let shared = &self.inner.shared;
+        shared.flushes_paused.store(paused, Ordering::Release);
+        if !paused {
+            shared.request_flush();
+        }
+    }
 }
 
 impl Shared {
+    /// Waits while more than `max_frozen_memtables` memtables wait for their flush. The flusher
+    /// publishes the count after every flush, so this sleeps on a channel rather than polling.
+    async fn wait_for_flushes(&self) -> Result<()> {
+        let limit = self.options.max_frozen_memtables;
+        if *self.frozen_count.borrow() <= limit {
+            return Ok(());
+        }
+        // `wait_for` checks the current value first, so a flush finishing right here is not missed.
+        let mut frozen = self.frozen_count.subscribe();
+        let waited = frozen
+            .wait_for(|n| *n <= limit || self.closed.load(Ordering::Acquire))
+            .await
+            .map(|_| ());
+        if waited.is_err() || self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        match self.poisoned() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Publishes how many memtables wait for their flush (wakes writers held back by it).
+    fn publish_frozen(&self, frozen: usize) {
+        self.frozen_count.send_if_modified(|n| {
+            let changed = *n != frozen;
+            *n = frozen;
+            changed
+        });
+    }
+
     fn send_to_writer(&self, msg: WriterMsg) -> Result<()> {
         let sender = lock(&self.writer_tx).clone().ok_or(Error::Closed)?;
         sender.send(msg).map_err(|_| Error::Closed)
@@ -585,15 +686,22 @@ impl Shared {
         Ok(())
     }
 
-    /// Flushes every frozen memtable and the active one (if not empty), oldest first.
-    fn flush_now(&self) -> Result<()> {
+    /// Flushes every frozen memtable, oldest first, after freezing the active one (if not empty)
+    /// when `freeze_active` (an explicit or age-based flush; a size-triggered one flushes only what
+    /// the log writer froze, so a busy memtable is not cut into tiny files).
+    fn flush_now(&self, freeze_active: bool) -> Result<()> {
         let mut manifest = lock(&self.flush_state);
+        self.flush_requested.store(false, Ordering::Release);
+        if self.flushes_paused.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let frozen = {
             let mut tree = write(&self.tree);
-            tree.freeze();
+            if freeze_active {
+                tree.freeze();
+            }
             tree.frozen.clone()
         };
-        self.flush_requested.store(false, Ordering::Release);
         if frozen.is_empty() {
             return Ok(());
         }
@@ -652,7 +760,12 @@ impl Shared {
         }
         next.flushed_lsn = next.flushed_lsn.max(memtable.max_lsn);
         next.max_hlc = next.max_hlc.max(memtable.max_hlc);
-        next.store(&self.dir)?;
+        if let Err(e) = next.store(&self.dir) {
+            // The rename may have happened: never hand out these file ids again, or a later file
+            // could overwrite one that the manifest on disk names.
+            manifest.next_file_id = next.next_file_id;
+            return Err(e);
+        }
         *manifest = next;
         {
             let mut tree = write(&self.tree);
@@ -665,6 +778,7 @@ impl Shared {
             }
             tree.flushed_lsn = manifest.flushed_lsn;
             tree.frozen.retain(|m| !Arc::ptr_eq(m, memtable));
+            self.publish_frozen(tree.frozen.len());
         }
         tracing::debug!(
             points = memtable.points,
@@ -674,6 +788,166 @@ impl Shared {
         );
         Ok(())
     }
+
+    /// Compacts every time partition that has `compaction_files` data files or more. Frozen
+    /// memtables are flushed before each partition, so writers held back by them wait for at most
+    /// one partition's merge.
+    fn compact_due(&self) -> Result<()> {
+        let threshold = self.options.compaction_files.max(2);
+        loop {
+            if self.compaction_halted.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let partition = {
+                let manifest = lock(&self.flush_state);
+                let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+                for file in &manifest.files {
+                    *counts.entry(file.partition).or_default() += 1;
+                }
+                counts
+                    .into_iter()
+                    .find(|(_, n)| *n >= threshold)
+                    .map(|(partition, _)| partition)
+            };
+            let Some(partition) = partition else {
+                return Ok(());
+            };
+            if !read(&self.tree).frozen.is_empty() {
+                self.flush_now(false)?;
+            }
+            self.compact_partition(partition)?;
+        }
+    }
+
+    /// Merges a partition's data files into one: per (series, time) the highest version wins, and
+    /// points hidden by a flushed tombstone are dropped (the tombstones stay in the manifest: a
+    /// pipe write with an older version may still arrive and must stay hidden).
+    ///
+    /// Crash safety: the merged file is written and synced under a fresh id first (a crash now
+    /// leaves an orphan the next open removes); then the manifest is replaced atomically (rename),
+    /// which is the single switch from the old set to the new one (a crash after it leaves the
+    /// inputs as orphans, removed by the next open). Only then are the inputs swapped out of the
+    /// tree and marked obsolete; each is deleted when the last scan holding it finishes.
+    fn compact_partition(&self, partition: i64) -> Result<()> {
+        let started = Instant::now();
+        let mut manifest = lock(&self.flush_state);
+        let inputs: Vec<Arc<DataFile>> = read(&self.tree)
+            .files
+            .iter()
+            .filter(|f| f.meta.partition == partition)
+            .cloned()
+            .collect();
+        if inputs.len() < 2 {
+            return Ok(());
+        }
+        let names: BTreeSet<&str> = inputs
+            .iter()
+            .flat_map(|f| f.meta.series.iter().map(|s| s.series.as_str()))
+            .collect();
+        let mut merged: Vec<(String, Run)> = Vec::new();
+        for series in names {
+            let tombstones: Vec<RangeTombstone> = read(&self.tree)
+                .tombstones
+                .get(series)
+                .cloned()
+                .unwrap_or_default();
+            let mut runs = Vec::new();
+            for file in &inputs {
+                runs.extend(file.read(
+                    series,
+                    i64::MIN,
+                    i64::MAX,
+                    usize::MAX,
+                    false,
+                    &tombstones,
+                )?);
+            }
+            if let Some(run) = run::resolve(&runs, &[]).filter(|r| r.len() > 0) {
+                merged.push((series.to_string(), run));
+            }
+        }
+        let input_ids: HashSet<u64> = inputs.iter().map(|f| f.meta.id).collect();
+        let mut next = manifest.clone();
+        let output = if merged.is_empty() {
+            // Everything was deleted: the inputs go and nothing replaces them.
+            None
+        } else {
+            let id = next.next_file_id;
+            next.next_file_id += 1;
+            // Never reuse the id, whatever happens below: an orphan of it may be on disk.
+            manifest.next_file_id = next.next_file_id;
+            let relative = format!("data/{partition}/{id:020}.parquet");
+            let partition_dir = self.dir.join("data").join(partition.to_string());
+            fs::create_dir_all(&partition_dir)?;
+            let meta = datafile::write(&self.dir.join(&relative), partition, &merged)?;
+            wal::sync_dir(&partition_dir)?;
+            Some(FileMeta {
+                id,
+                path: relative,
+                max_lsn: inputs.iter().map(|f| f.meta.max_lsn).max().unwrap_or(0),
+                ..meta
+            })
+        };
+        drop(merged);
+        self.injected_crash(CrashPoint::BeforeManifest)?;
+        next.files = replace_files(&next.files, &input_ids, output.clone(), |f| f.id);
+        next.store(&self.dir)?;
+        self.injected_crash(CrashPoint::AfterManifest)?;
+        *manifest = next;
+        let n_rows = output.as_ref().map_or(0, |m| m.n_rows);
+        {
+            let mut tree = write(&self.tree);
+            let output = output.map(|meta| Arc::new(DataFile::new(meta, &self.dir)));
+            tree.files = replace_files(&tree.files, &input_ids, output, |f| f.meta.id);
+        }
+        for input in &inputs {
+            input.mark_obsolete();
+        }
+        tracing::debug!(
+            partition,
+            inputs = inputs.len(),
+            rows = n_rows,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "partition compacted"
+        );
+        Ok(())
+    }
+
+    /// Fails (and stops all later compactions) if a test asked for a crash at `point`.
+    fn injected_crash(&self, point: CrashPoint) -> Result<()> {
+        let mut crash = lock(&self.compaction_crash);
+        if *crash != Some(point) {
+            return Ok(());
+        }
+        *crash = None;
+        self.compaction_halted.store(true, Ordering::Release);
+        Err(Error::Io(std::io::Error::other(format!(
+            "injected compaction crash ({point:?})"
+        ))))
+    }
+}
+
+/// `files` without those whose id is in `inputs`, with `output` where the last input was (so
+/// "oldest first" still roughly holds for other partitions' files around it).
+fn replace_files<T: Clone>(
+    files: &[T],
+    inputs: &HashSet<u64>,
+    output: Option<T>,
+    id: impl Fn(&T) -> u64,
+) -> Vec<T> {
+    let last = files.iter().rposition(|f| inputs.contains(&id(f)));
+    let mut out = Vec::with_capacity(files.len());
+    let mut output = output;
+    for (i, file) in files.iter().enumerate() {
+        if !inputs.contains(&id(file)) {
+            out.push(file.clone());
+        }
+        if Some(i) == last {
+            out.extend(output.take());
+        }
+    }
+    out.extend(output);
+    out
 }
 
 /// Cuts a sorted run at partition boundaries.
@@ -977,8 +1251,9 @@ impl LogWriter {
                 segment.bytes = self.segment.bytes;
             }
         }
-        let memtable_bytes = {
+        let (froze, frozen) = {
             let mut tree = write(&self.shared.tree);
+            let before = tree.frozen.len();
             for write in &accepted {
                 if let Err(e) = tree.apply(write.lsn, write.version, &write.ops) {
                     // Cannot happen for checked writes; the entry is in the log and will be
@@ -986,13 +1261,19 @@ impl LogWriter {
                     tracing::error!(lsn = write.lsn, error = %e, "applying a logged entry to the memtable failed");
                 }
             }
-            tree.active.bytes
+            // Freezing here, not in the flusher, keeps each memtable near its size limit even
+            // while a flush is slow; the frozen ones queue up and back-pressure bounds them.
+            if tree.active.bytes >= self.shared.options.memtable_bytes {
+                tree.freeze();
+            }
+            (tree.frozen.len() > before, tree.frozen.len())
         };
+        self.shared.publish_frozen(frozen);
         self.shared.head.send_replace(last_lsn);
         for write in accepted {
             let _ = write.reply.send(Ok((write.lsn, write.version)));
         }
-        if memtable_bytes >= self.shared.options.memtable_bytes {
+        if froze {
             self.shared.request_flush();
         }
         if self.segment.bytes >= self.shared.options.segment_bytes {
@@ -1036,22 +1317,32 @@ impl LogWriter {
     }
 }
 
-/// The flusher thread: flushes on request, when the memtable is large, and when it is old.
+/// The flusher thread: flushes on request, when the log writer froze a memtable, and when the
+/// memtable is old; compacts after each.
 fn run_flusher(shared: &Shared, rx: Receiver<FlusherMsg>) {
     let check_every = shared
         .options
         .memtable_age
         .clamp(MIN_AGE_CHECK_INTERVAL, AGE_CHECK_INTERVAL);
+    let compact = || {
+        if let Err(e) = shared.compact_due() {
+            tracing::error!(error = %e, "compaction failed; will retry");
+        }
+    };
     loop {
         match rx.recv_timeout(check_every) {
             Ok(FlusherMsg::Flush(reply)) => {
-                let _ = reply.send(shared.flush_now());
-            }
-            Ok(FlusherMsg::Trigger) => {
-                if let Err(e) = shared.flush_now() {
-                    tracing::error!(error = %e, "background flush failed; will retry");
+                let flushed = shared.flush_now(true);
+                // Before answering, so a FLUSH returns with the partitions it filled merged.
+                if flushed.is_ok() {
+                    compact();
                 }
+                let _ = reply.send(flushed);
             }
+            Ok(FlusherMsg::Trigger) => match shared.flush_now(false) {
+                Ok(()) => compact(),
+                Err(e) => tracing::error!(error = %e, "background flush failed; will retry"),
+            },
             Err(RecvTimeoutError::Timeout) => {
                 let old = read(&shared.tree)
                     .active
@@ -1059,10 +1350,12 @@ fn run_flusher(shared: &Shared, rx: Receiver<FlusherMsg>) {
                     .is_some_and(|t| t.elapsed() >= shared.options.memtable_age);
                 let frozen_waiting = !read(&shared.tree).frozen.is_empty();
                 if old || frozen_waiting {
-                    if let Err(e) = shared.flush_now() {
+                    if let Err(e) = shared.flush_now(old) {
                         tracing::error!(error = %e, "background flush failed; will retry");
+                        continue;
                     }
                 }
+                compact();
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }

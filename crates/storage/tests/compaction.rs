@@ -1,0 +1,207 @@
+//! Compaction: a partition's files merge into one with the same scans, the merged file reports the
+//! newest input LSN, tombstones outlive the points they hid, and a crash at any step leaves exactly
+//! one complete file set visible.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use duet_storage::{Origin, Storage, StorageOptions, Version};
+
+fn options() -> StorageOptions {
+    StorageOptions {
+        instance: 1,
+        compaction_files: 4,
+        ..StorageOptions::default()
+    }
+}
+
+/// Every Parquet file under `dir/data`, sorted.
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for partition in std::fs::read_dir(dir.join("data")).unwrap() {
+        let partition = partition.unwrap().path();
+        if partition.is_dir() {
+            for file in std::fs::read_dir(&partition).unwrap() {
+                let path = file.unwrap().path();
+                if path.extension().is_some_and(|e| e == "parquet") {
+                    files.push(path);
+                }
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Four flushes into one partition, with overwrites, a pipe write with an old version and a
+/// delete, leaving `compaction_files - 1` files plus what the last flush adds. Returns the
+/// version of the delete.
+async fn four_flushes(storage: &Storage, pause_before_last: bool) -> Version {
+    storage
+        .write(
+            Origin::Local,
+            None,
+            insert_i64("s1", &[1, 2, 3, 4], &[1, 2, 3, 4]),
+        )
+        .await
+        .unwrap();
+    storage
+        .write(Origin::Local, None, insert_i64("s2", &[1, 2], &[100, 200]))
+        .await
+        .unwrap();
+    storage.flush().await.unwrap();
+    storage
+        .write(Origin::Local, None, insert_i64("s1", &[2, 5], &[22, 5]))
+        .await
+        .unwrap();
+    storage.flush().await.unwrap();
+    let (_, deleted) = storage
+        .write(Origin::Local, None, delete(&series("s1"), 3, 4))
+        .await
+        .unwrap();
+    storage
+        .write(
+            Origin::Pipe { instance: 2 },
+            Some(Version {
+                hlc: 1,
+                instance: 2,
+            }),
+            insert_i64("s1", &[1, 6], &[-1, 6]),
+        )
+        .await
+        .unwrap();
+    storage.flush().await.unwrap();
+    assert_eq!(
+        storage.data_files().len(),
+        3,
+        "below the threshold nothing merges"
+    );
+    storage
+        .write(Origin::Local, None, insert_i64("s1", &[7], &[7]))
+        .await
+        .unwrap();
+    if !pause_before_last {
+        storage.flush().await.unwrap();
+    }
+    deleted
+}
+
+const EXPECTED_S1: [(i64, i64); 5] = [(1, 1), (2, 22), (5, 5), (6, 6), (7, 7)];
+
+#[tokio::test]
+async fn a_full_partition_merges_into_one_file_with_identical_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    let deleted = four_flushes(&storage, false).await;
+    let files = storage.data_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].max_lsn, storage.head(), "the newest input's lsn");
+    assert_eq!(files[0].n_rows, 7, "hidden points are dropped");
+    assert_eq!(parquet_files(dir.path()), vec![files[0].path.clone()]);
+    assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
+    assert_eq!(scan_i64(&storage, "s2"), vec![(1, 100), (2, 200)]);
+    // The tombstone outlives the points it hid: a late pipe write older than it stays hidden.
+    storage
+        .write(
+            Origin::Pipe { instance: 2 },
+            Some(Version {
+                hlc: deleted.hlc - 1,
+                instance: 2,
+            }),
+            insert_i64("s1", &[3], &[-3]),
+        )
+        .await
+        .unwrap();
+    storage.flush().await.unwrap();
+    assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
+    storage.close().await.unwrap();
+    drop(storage);
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
+    assert_eq!(storage.data_files().len(), 2);
+}
+
+#[tokio::test]
+async fn a_scan_keeps_reading_files_that_a_compaction_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    four_flushes(&storage, true).await;
+    // Scans interleaved with the merge: each sees one complete file set.
+    let reader = {
+        let storage = storage.clone();
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..200 {
+                assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
+            }
+        })
+    };
+    storage.flush().await.unwrap();
+    reader.await.unwrap();
+    assert_eq!(storage.data_files().len(), 1);
+    assert_eq!(
+        parquet_files(dir.path()).len(),
+        1,
+        "replaced files are deleted"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_before_the_manifest_switch_keeps_the_old_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    four_flushes(&storage, true).await;
+    storage.crash_next_compaction(false);
+    storage.flush().await.unwrap();
+    let old = storage.data_files();
+    assert_eq!(old.len(), 4);
+    assert_eq!(
+        parquet_files(dir.path()).len(),
+        5,
+        "the merged file is written"
+    );
+    drop(storage);
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    let paths: Vec<PathBuf> = storage.data_files().into_iter().map(|f| f.path).collect();
+    assert_eq!(
+        paths,
+        old.iter().map(|f| f.path.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        parquet_files(dir.path()).len(),
+        4,
+        "the unnamed merged file is removed"
+    );
+    assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
+    assert_eq!(scan_i64(&storage, "s2"), vec![(1, 100), (2, 200)]);
+    // The next flush finishes the job.
+    storage.flush().await.unwrap();
+    assert_eq!(storage.data_files().len(), 1);
+    assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
+}
+
+#[tokio::test]
+async fn a_crash_after_the_manifest_switch_keeps_only_the_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    four_flushes(&storage, true).await;
+    let head = storage.head();
+    storage.crash_next_compaction(true);
+    storage.flush().await.unwrap();
+    assert_eq!(
+        storage.data_files().len(),
+        4,
+        "the crashed instance never swapped"
+    );
+    assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
+    drop(storage);
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    let files = storage.data_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].max_lsn, head);
+    assert_eq!(parquet_files(dir.path()), vec![files[0].path.clone()]);
+    assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
+    assert_eq!(scan_i64(&storage, "s2"), vec![(1, 100), (2, 200)]);
+}
