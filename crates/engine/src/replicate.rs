@@ -62,9 +62,7 @@ impl Engine {
                 self.ensure_schema(insert)?;
             }
         }
-        self.storage
-            .write(origin, Some(version), ops)
-            .await?;
+        self.storage.write(origin, Some(version), ops).await?;
         Ok(())
     }
 

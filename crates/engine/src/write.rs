@@ -124,7 +124,11 @@ impl Engine {
             if let Some(device) = schema.device(&w.device) {
                 // IoTDB refuses aligned writes to a non-aligned device and the reverse.
                 if device.aligned != w.aligned {
-                    let (is, should) = if device.aligned { ("is aligned", "true") } else { ("is not aligned", "false") };
+                    let (is, should) = if device.aligned {
+                        ("is aligned", "true")
+                    } else {
+                        ("is not aligned", "false")
+                    };
                     return Err(EngineError::Alignment(format!(
                         "Timeseries under path [{}] {is}, please set InsertPlan.isAligned() = {should}",
                         w.device

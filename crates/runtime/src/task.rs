@@ -39,6 +39,9 @@ const HISTORY_CHUNK: usize = 8192;
 /// resends entries the receiver applies idempotently.
 const PERSIST_EVERY: Duration = Duration::from_millis(200);
 
+/// How long an idle pipe waits before checking that its peer still answers.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 const BACKOFF_START: Duration = Duration::from_millis(250);
 /// Like IoTDB's sink (250 ms growing to 1 s): a peer that comes back is found within a second.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -252,6 +255,13 @@ impl PipeTask {
                         }
                     }
                     _ = self.desired.changed() => {}
+                    () = tokio::time::sleep(HEARTBEAT) => {
+                        // Idle for a while: an empty batch tells whether the peer is still there, so
+                        // SHOW PIPES reports a lost peer before there is data to send.
+                        if let Err(i) = self.send(&mut connection, &[]).await {
+                            return i;
+                        }
+                    }
                 }
                 continue;
             }

@@ -123,10 +123,14 @@ impl Config {
             )));
         }
         if self.wal_sync_mode == "periodic" && self.wal_sync_interval_ms == 0 {
-            return Err(ConfigError::Invalid("wal_sync_interval_ms must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "wal_sync_interval_ms must be at least 1".into(),
+            ));
         }
         if self.memtable_bytes < 1024 || self.wal_segment_bytes < 4096 {
-            return Err(ConfigError::Invalid("memtable_bytes must be at least 1024 and wal_segment_bytes at least 4096".into()));
+            return Err(ConfigError::Invalid(
+                "memtable_bytes must be at least 1024 and wal_segment_bytes at least 4096".into(),
+            ));
         }
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid(

@@ -80,7 +80,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     let storage_options = duet_storage::StorageOptions {
         instance: duet_runtime::instance_number(&identity.cluster_id),
         sync: if config.wal_sync_mode == "periodic" {
-            duet_storage::SyncMode::Periodic(std::time::Duration::from_millis(config.wal_sync_interval_ms))
+            duet_storage::SyncMode::Periodic(std::time::Duration::from_millis(
+                config.wal_sync_interval_ms,
+            ))
         } else {
             duet_storage::SyncMode::PerCommit
         },

@@ -1110,7 +1110,8 @@ fn duet_check_binary_reports_the_first_difference_with_its_exit_status() {
 #[test]
 fn lagging_pipe_past_the_retention_cap_replays_from_data_files() {
     let rt = runtime();
-    let small = "memtable_bytes = 65536\nwal_segment_bytes = 16384\nwal_retention_cap_bytes = 32768\n";
+    let small =
+        "memtable_bytes = 65536\nwal_segment_bytes = 16384\nwal_retention_cap_bytes = 32768\n";
     let a = Node::start_with_config("A", &rt, small);
     let b = Node::start("B", &rt);
     let mut p = Pair { rt, a, b };
