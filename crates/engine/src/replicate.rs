@@ -71,6 +71,11 @@ impl Engine {
         Ok(self.schema_read()?.matching_series(pattern))
     }
 
+    /// The deletions recorded for a series as (start, end, version).
+    pub fn series_tombstones(&self, series: &str) -> Vec<(i64, i64, Version)> {
+        self.storage.tombstones(series)
+    }
+
     /// Reads a series' stored points in `[start, end]`, at most `limit`, with their versions.
     pub fn scan_series(
         &self,

@@ -51,6 +51,11 @@ impl EntryFilter {
         &self.pattern
     }
 
+    /// Whether deletions are sent (`inclusion` has `data.delete`).
+    pub fn sends_deletes(&self) -> bool {
+        self.deletes
+    }
+
     pub fn time_range(&self) -> (i64, i64) {
         (self.start, self.end)
     }

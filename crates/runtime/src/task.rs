@@ -359,6 +359,32 @@ impl PipeTask {
         let (start, end) = self.filter.time_range();
         let local = self.local_instance;
         for s in series {
+            // Deletions first: the peer may hold points a delete made here before the pipe existed
+            // has hidden. Each keeps its version, so it hides only what it hid here.
+            if self.filter.sends_deletes() {
+                let deletes: Vec<LogEntry> = self
+                    .engine
+                    .series_tombstones(&s.path)
+                    .into_iter()
+                    .filter(|(_, _, v)| self.filter.sends_origin_instance(v.instance, local))
+                    .filter_map(|(lo, hi, version)| {
+                        let (lo, hi) = (lo.max(start), hi.min(end));
+                        (lo <= hi).then(|| LogEntry {
+                            lsn: 0,
+                            origin: duet_storage::Origin::Local,
+                            version,
+                            ops: vec![duet_storage::Op::Delete(duet_storage::DeleteOp {
+                                series: vec![s.path.clone()],
+                                start: lo,
+                                end: hi,
+                            })],
+                        })
+                    })
+                    .collect();
+                if !deletes.is_empty() {
+                    self.send(connection, &deletes).await?;
+                }
+            }
             let mut from = start;
             loop {
                 if !self.still_running() {

@@ -427,6 +427,22 @@ impl Storage {
         Ok(run::into_chunk(merged, limit, descending))
     }
 
+    /// The deletions recorded for `series` as (start, end, version), for pipes that send history: a
+    /// peer needs them too, or data it holds would outlive a delete made before the pipe existed.
+    pub fn tombstones(&self, series: &str) -> Vec<(i64, i64, Version)> {
+        let tree = read(&self.inner.shared.tree);
+        let mut out: Vec<(i64, i64, Version)> = Vec::new();
+        let mut take = |t: &RangeTombstone| out.push((t.start, t.end, t.version));
+        tree.active.tombstones_for(series).iter().for_each(&mut take);
+        for memtable in &tree.frozen {
+            memtable.tombstones_for(series).iter().for_each(&mut take);
+        }
+        if let Some(list) = tree.tombstones.get(series) {
+            list.iter().for_each(&mut take);
+        }
+        out
+    }
+
     /// The type of the newest stored data of `series` (the engine keeps the real schema).
     pub fn series_data_type(&self, series: &str) -> Option<DataType> {
         let tree = read(&self.inner.shared.tree);
