@@ -403,9 +403,9 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
             )));
         }
     }
-    if let Some(c) = compressors.first() {
+    if let Some(c) = compressors.iter().find(|c| c.as_str() != "snappy") {
         return Err(PipeError::Unsupported(format!(
-            "The sink compressor '{c}' is not supported by Duet yet; omit 'compressor'."
+            "The sink compressor '{c}' is not supported by Duet yet (supported: snappy)."
         )));
     }
     if let Some(strategy) = params.get("load-balance-strategy") {

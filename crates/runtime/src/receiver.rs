@@ -24,6 +24,22 @@ pub async fn receive(
     req: &TPipeTransferReq,
     authenticate: impl Fn(&str, &str) -> Result<(), TSStatus>,
 ) -> TPipeTransferResp {
+    if req.type_ == transfer::TRANSFER_COMPRESSED {
+        return match transfer::decompress(&req.body) {
+            Ok((_, transfer::TRANSFER_COMPRESSED, _)) => pipe_status(
+                StatusCode::PipeTypeError,
+                "A compressed request may not wrap another compressed request.",
+            ),
+            Ok((version, type_, body)) => {
+                let inner = TPipeTransferReq::new(version, type_, body);
+                Box::pin(receive(state, identity, engine, &inner, authenticate)).await
+            }
+            Err(e) => pipe_status(
+                StatusCode::PipeTransferExecuteStatementError,
+                format!("Malformed compressed request: {e}"),
+            ),
+        };
+    }
     match req.type_ {
         request_type::HANDSHAKE_DATANODE_V2 => handshake::handshake(state, identity, &req.body, authenticate),
         request_type::HANDSHAKE_DATANODE_V1 => pipe_status(

@@ -300,3 +300,102 @@ mod tests {
         );
     }
 }
+
+/// IoTDB's `TRANSFER_COMPRESSED`: a wrapper around another request (pipe reference §6.6).
+pub const TRANSFER_COMPRESSED: i16 = 300;
+
+/// IoTDB's compressor type byte for snappy in the compressed wrapper.
+const COMPRESSOR_SNAPPY: u8 = 0;
+
+/// Largest decompressed size a receiver accepts (IoTDB's anti-decompression-bomb limit).
+pub const MAX_DECOMPRESSED_BYTES: usize = 1 << 30;
+
+/// Wraps a request (`version`, `type_`, `body`) into IoTDB's compressed request with snappy (raw block
+/// format, as the Java sender's `Snappy.compress`).
+pub fn compress_snappy(version: i8, type_: i16, body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut inner = Vec::with_capacity(body.len() + 3);
+    inner.put_i8(version);
+    inner.put_i16(type_);
+    inner.extend_from_slice(body);
+    let compressed = snap::raw::Encoder::new()
+        .compress_vec(&inner)
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(compressed.len() + 6);
+    out.put_u8(1);
+    out.put_u8(COMPRESSOR_SNAPPY);
+    out.put_i32(
+        i32::try_from(inner.len()).map_err(|_| "request too large to compress".to_string())?,
+    );
+    out.extend_from_slice(&compressed);
+    Ok(out)
+}
+
+/// Unwraps a compressed request into (version, type, body), undoing each stage in reverse order.
+pub fn decompress(body: &[u8]) -> Result<(i8, i16, Vec<u8>), String> {
+    let mut buf = body;
+    if buf.is_empty() {
+        return Err("empty compressed request".into());
+    }
+    let n = usize::from(buf.get_u8());
+    let mut stages = Vec::with_capacity(n);
+    for _ in 0..n {
+        if buf.len() < 5 {
+            return Err("truncated compressor list".into());
+        }
+        let kind = buf.get_u8();
+        let length = buf.get_i32();
+        let length = usize::try_from(length).map_err(|_| format!("Decompressed length should be between 0 and {MAX_DECOMPRESSED_BYTES}, but got {length}."))?;
+        if length > MAX_DECOMPRESSED_BYTES {
+            return Err(format!("Decompressed length should be between 0 and {MAX_DECOMPRESSED_BYTES}, but got {length}."));
+        }
+        stages.push((kind, length));
+    }
+    let mut data = buf.to_vec();
+    for (kind, length) in stages.into_iter().rev() {
+        data = match kind {
+            COMPRESSOR_SNAPPY => {
+                let declared = snap::raw::decompress_len(&data).map_err(|e| e.to_string())?;
+                if declared != length {
+                    return Err(format!(
+                        "snappy stage declares {declared} bytes, the request says {length}"
+                    ));
+                }
+                snap::raw::Decoder::new()
+                    .decompress_vec(&data)
+                    .map_err(|e| e.to_string())?
+            }
+            other => {
+                return Err(format!(
+                    "compressor type {other} is not supported by this receiver (snappy only)"
+                ))
+            }
+        };
+    }
+    if data.len() < 3 {
+        return Err("truncated inner request".into());
+    }
+    let mut inner = data.as_slice();
+    let version = inner.get_i8();
+    let type_ = inner.get_i16();
+    Ok((version, type_, inner.to_vec()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod compression_tests {
+    use super::*;
+
+    #[test]
+    fn snappy_wrapper_round_trips_and_rejects_garbage() {
+        let body = vec![7u8; 10_000];
+        let wrapped = compress_snappy(1, DUET_TRANSFER_ENTRIES, &body).unwrap();
+        assert!(wrapped.len() < body.len() / 4);
+        assert_eq!(
+            decompress(&wrapped).unwrap(),
+            (1, DUET_TRANSFER_ENTRIES, body)
+        );
+        assert!(decompress(&[1, 0, 0, 0, 0, 9, 1, 2, 3]).is_err());
+        assert!(decompress(&[1, 4, 0, 0, 0, 1, 0]).is_err());
+        assert!(decompress(&[1, 0, 0x7f, 0xff, 0xff, 0xff]).is_err());
+    }
+}

@@ -1144,16 +1144,22 @@ fn history_carries_deletions_made_before_the_pipe() {
     let mut p = Pair::new();
     // B's own, older points.
     for t in 1..=5 {
-        p.b.exec(&format!("insert into root.hd.d1(timestamp, s1) values ({t}, {t})")).unwrap();
+        p.b.exec(&format!(
+            "insert into root.hd.d1(timestamp, s1) values ({t}, {t})"
+        ))
+        .unwrap();
     }
     // A writes the series, then deletes a range covering B's points.
-    p.a.exec("insert into root.hd.d1(timestamp, s1) values (100, 100)").unwrap();
-    p.a.exec("delete from root.hd.d1.s1 where time >= 1 and time <= 10").unwrap();
+    p.a.exec("insert into root.hd.d1(timestamp, s1) values (100, 100)")
+        .unwrap();
+    p.a.exec("delete from root.hd.d1.s1 where time >= 1 and time <= 10")
+        .unwrap();
     p.create_pipe(Side::A, "AB", "'inclusion'='data'", "");
     p.b.wait_count("root.hd.d1.s1", 1, SYNC);
     let (_, rows) = p.b.table("select s1 from root.hd.d1").unwrap();
     assert_eq!(rows, vec![vec!["100".to_string(), "100".to_string()]]);
     // A point B writes now (newer than the tombstone) stays.
-    p.b.exec("insert into root.hd.d1(timestamp, s1) values (3, 33)").unwrap();
+    p.b.exec("insert into root.hd.d1(timestamp, s1) values (3, 33)")
+        .unwrap();
     assert_eq!(p.b.count("root.hd.d1.s1").unwrap(), 2);
 }

@@ -433,7 +433,10 @@ impl Storage {
         let tree = read(&self.inner.shared.tree);
         let mut out: Vec<(i64, i64, Version)> = Vec::new();
         let mut take = |t: &RangeTombstone| out.push((t.start, t.end, t.version));
-        tree.active.tombstones_for(series).iter().for_each(&mut take);
+        tree.active
+            .tombstones_for(series)
+            .iter()
+            .for_each(&mut take);
         for memtable in &tree.frozen {
             memtable.tombstones_for(series).iter().for_each(&mut take);
         }
