@@ -69,9 +69,8 @@
 //! # Not done (yet)
 //!
 //! - Tombstones are kept forever, and scans check every tombstone of a series per point.
-//! - Compaction merges a whole partition in memory and rewrites it each time it reaches
-//!   `compaction_files` files again (no size tiers); writers waiting on back-pressure may wait for
-//!   one partition's merge.
+//! - Compaction has one tier: it merges the small files of a partition (under 4 M rows) in memory,
+//!   and never merges its own outputs again; writers waiting on back-pressure may wait for one merge.
 //! - A limited scan that skips many points hidden by tombstones in a data file reads them first
 //!   (windows double until `limit` visible points are found); compaction removes such points.
 

@@ -808,7 +808,8 @@ impl Shared {
         Ok(())
     }
 
-    /// Compacts every time partition that has `compaction_files` data files or more. Frozen
+    /// Compacts every time partition that has `compaction_files` small data files or more (see
+    /// [`is_compaction_input`]). Frozen
     /// memtables are flushed before each partition, so writers held back by them wait for at most
     /// one partition's merge.
     fn compact_due(&self) -> Result<()> {
@@ -820,7 +821,7 @@ impl Shared {
             let partition = {
                 let manifest = lock(&self.flush_state);
                 let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-                for file in &manifest.files {
+                for file in manifest.files.iter().filter(|f| is_compaction_input(f.n_rows)) {
                     *counts.entry(file.partition).or_default() += 1;
                 }
                 counts
@@ -853,7 +854,7 @@ impl Shared {
         let inputs: Vec<Arc<DataFile>> = read(&self.tree)
             .files
             .iter()
-            .filter(|f| f.meta.partition == partition)
+            .filter(|f| f.meta.partition == partition && is_compaction_input(f.meta.n_rows))
             .cloned()
             .collect();
         if inputs.len() < 2 {
@@ -1379,4 +1380,13 @@ fn run_flusher(shared: &Shared, rx: Receiver<FlusherMsg>) {
             Err(RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// Files this large are not merged again: compaction only gathers the small files flushes leave
+/// behind, so each point is rewritten about once instead of every time its partition grows
+/// (merging whole partitions made flushes and memory grow with the data held).
+const COMPACTION_INPUT_MAX_ROWS: u64 = 4_000_000;
+
+fn is_compaction_input(n_rows: u64) -> bool {
+    n_rows < COMPACTION_INPUT_MAX_ROWS
 }
