@@ -220,12 +220,7 @@ impl Session {
             Ok(()) => {}
             Err(e) => {
                 warn!(peer = %self.peer, user = %req.username, "login refused: {e}");
-                let code = match e {
-                    duet_catalog::Error::UserNotExist(_) => StatusCode::UserNotExist,
-                    duet_catalog::Error::WrongPassword => StatusCode::WrongLoginPassword,
-                    _ => StatusCode::InternalServerError,
-                };
-                return refuse(status::failure(code, e.to_string()));
+                return refuse(error_status(&StatementError::from(e)));
             }
         }
         self.close();
@@ -265,14 +260,9 @@ impl Session {
     async fn pipe_transfer(&mut self, req: &t::TPipeTransferReq) -> t::TPipeTransferResp {
         let catalog = self.instance.catalog.clone();
         let authenticate = |user: &str, password: &str| {
-            catalog.authenticate(user, password).map_err(|e| {
-                let code = match e {
-                    duet_catalog::Error::UserNotExist(_) => StatusCode::UserNotExist,
-                    duet_catalog::Error::WrongPassword => StatusCode::WrongLoginPassword,
-                    _ => StatusCode::InternalServerError,
-                };
-                status::failure(code, e.to_string())
-            })
+            catalog
+                .authenticate(user, password)
+                .map_err(|e| error_status(&StatementError::from(e)))
         };
         let engine = self.instance.engine.clone();
         let resp = duet_runtime::receiver::receive(
