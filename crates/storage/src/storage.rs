@@ -821,7 +821,11 @@ impl Shared {
             let partition = {
                 let manifest = lock(&self.flush_state);
                 let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-                for file in manifest.files.iter().filter(|f| is_compaction_input(f.n_rows)) {
+                for file in manifest
+                    .files
+                    .iter()
+                    .filter(|f| is_compaction_input(f.n_rows))
+                {
                     *counts.entry(file.partition).or_default() += 1;
                 }
                 counts
