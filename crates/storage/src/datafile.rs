@@ -39,6 +39,7 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::metadata::{PageIndexPolicy, SortingColumn};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -457,22 +458,142 @@ impl Take<'_> {
     }
 }
 
+/// Rows gathered into one Arrow record batch before it goes to the Parquet writer: memory for a
+/// flush or merge stays about one batch above its input, whatever the file's size (a run longer
+/// than this still goes as one batch).
+const WRITE_BATCH_ROWS: usize = 1 << 17;
+
+/// The column builders of one record batch being gathered.
+struct BatchBuilder {
+    series: StringBuilder,
+    time: Int64Builder,
+    hlc: UInt64Builder,
+    instance: UInt64Builder,
+    data_type: UInt8Builder,
+    boolean: BooleanBuilder,
+    int32: Int32Builder,
+    int64: Int64Builder,
+    float: Float32Builder,
+    double: Float64Builder,
+    binary: BinaryBuilder,
+    rows: usize,
+}
+
+impl BatchBuilder {
+    fn new() -> BatchBuilder {
+        BatchBuilder {
+            series: StringBuilder::new(),
+            time: Int64Builder::new(),
+            hlc: UInt64Builder::new(),
+            instance: UInt64Builder::new(),
+            data_type: UInt8Builder::new(),
+            boolean: BooleanBuilder::new(),
+            int32: Int32Builder::new(),
+            int64: Int64Builder::new(),
+            float: Float32Builder::new(),
+            double: Float64Builder::new(),
+            binary: BinaryBuilder::new(),
+            rows: 0,
+        }
+    }
+
+    fn append(&mut self, series: &str, run: &Run) {
+        let n = run.len();
+        for _ in 0..n {
+            self.series.append_value(series);
+        }
+        self.time.append_slice(&run.times);
+        for v in &run.versions {
+            self.hlc.append_value(v.hlc);
+            self.instance.append_value(v.instance);
+        }
+        self.data_type.append_value_n(run.data_type.code(), n);
+        let physical = run.data_type.physical();
+        if physical != DataType::Boolean {
+            self.boolean.append_nulls(n);
+        }
+        if physical != DataType::Int32 {
+            self.int32.append_nulls(n);
+        }
+        if physical != DataType::Int64 {
+            self.int64.append_nulls(n);
+        }
+        if physical != DataType::Float {
+            self.float.append_nulls(n);
+        }
+        if physical != DataType::Double {
+            self.double.append_nulls(n);
+        }
+        if !matches!(run.values, ColumnValues::Binary(_)) {
+            self.binary.append_nulls(n);
+        }
+        match &run.values {
+            ColumnValues::Boolean(v) => v.iter().for_each(|x| self.boolean.append_value(*x)),
+            ColumnValues::Int32(v) => self.int32.append_slice(v),
+            ColumnValues::Int64(v) => self.int64.append_slice(v),
+            ColumnValues::Float(v) => self.float.append_slice(v),
+            ColumnValues::Double(v) => self.double.append_slice(v),
+            ColumnValues::Binary(v) => v.iter().for_each(|x| self.binary.append_value(x)),
+        }
+        self.rows += n;
+    }
+
+    /// Hands the gathered rows to the writer and starts over.
+    fn write_to(&mut self, writer: &mut ArrowWriter<&File>) -> Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.series.finish()),
+            Arc::new(self.time.finish()),
+            Arc::new(self.hlc.finish()),
+            Arc::new(self.instance.finish()),
+            Arc::new(self.data_type.finish()),
+            Arc::new(self.boolean.finish()),
+            Arc::new(self.int32.finish()),
+            Arc::new(self.int64.finish()),
+            Arc::new(self.float.finish()),
+            Arc::new(self.double.finish()),
+            Arc::new(self.binary.finish()),
+        ];
+        self.rows = 0;
+        writer.write(&RecordBatch::try_new(schema(), columns)?)?;
+        Ok(())
+    }
+}
+
 /// Writes one data file from runs sorted by series name, each sorted by time and de-duplicated, and
 /// makes it durable. Returns its manifest record (the caller fills in `id`, `path`, `max_lsn`).
 pub(crate) fn write(path: &Path, partition: i64, runs: &[(String, Run)]) -> Result<FileMeta> {
-    let n_rows: usize = runs.iter().map(|(_, r)| r.len()).sum();
-    let mut series_col =
-        StringBuilder::with_capacity(n_rows, runs.iter().map(|(s, r)| s.len() * r.len()).sum());
-    let mut time_col = Int64Builder::with_capacity(n_rows);
-    let mut hlc_col = UInt64Builder::with_capacity(n_rows);
-    let mut instance_col = UInt64Builder::with_capacity(n_rows);
-    let mut type_col = UInt8Builder::with_capacity(n_rows);
-    let mut v_boolean = BooleanBuilder::new();
-    let mut v_int32 = Int32Builder::new();
-    let mut v_int64 = Int64Builder::new();
-    let mut v_float = Float32Builder::new();
-    let mut v_double = Float64Builder::new();
-    let mut v_binary = BinaryBuilder::new();
+    let page_rows = usize::try_from(INDEX_STRIDE).unwrap_or(usize::MAX);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        // Pages of about one index stride, so a limited read decodes a few thousand rows, not the
+        // default 20,000 per page (the offset index lets the reader skip the other pages).
+        .set_data_page_row_count_limit(page_rows)
+        // Dictionaries pay only where values repeat (series name, type, instance); times,
+        // versions and values are nearly all distinct, and trying a dictionary on them first costs
+        // CPU before the writer gives up on it.
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(ColumnPath::from(COL_SERIES), true)
+        .set_column_dictionary_enabled(ColumnPath::from(COL_TYPE), true)
+        .set_column_dictionary_enabled(ColumnPath::from(COL_INSTANCE), true)
+        .set_sorting_columns(Some(vec![
+            SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: 1,
+                descending: false,
+                nulls_first: false,
+            },
+        ]))
+        .build();
+    let file = File::create(path)?;
+    let mut writer = ArrowWriter::try_new(&file, schema(), Some(props))?;
+    let mut batch = BatchBuilder::new();
     let mut series_meta = Vec::with_capacity(runs.len());
     let mut row: u64 = 0;
     let (mut min_time, mut max_time, mut max_hlc) = (i64::MAX, i64::MIN, 0u64);
@@ -481,43 +602,11 @@ pub(crate) fn write(path: &Path, partition: i64, runs: &[(String, Run)]) -> Resu
         if n == 0 {
             continue;
         }
-        for _ in 0..n {
-            series_col.append_value(series);
+        if batch.rows > 0 && batch.rows + n > WRITE_BATCH_ROWS {
+            batch.write_to(&mut writer)?;
         }
-        time_col.append_slice(&run.times);
-        for v in &run.versions {
-            hlc_col.append_value(v.hlc);
-            instance_col.append_value(v.instance);
-            max_hlc = max_hlc.max(v.hlc);
-        }
-        type_col.append_value_n(run.data_type.code(), n);
-        let physical = run.data_type.physical();
-        if physical != DataType::Boolean {
-            v_boolean.append_nulls(n);
-        }
-        if physical != DataType::Int32 {
-            v_int32.append_nulls(n);
-        }
-        if physical != DataType::Int64 {
-            v_int64.append_nulls(n);
-        }
-        if physical != DataType::Float {
-            v_float.append_nulls(n);
-        }
-        if physical != DataType::Double {
-            v_double.append_nulls(n);
-        }
-        if !matches!(run.values, ColumnValues::Binary(_)) {
-            v_binary.append_nulls(n);
-        }
-        match &run.values {
-            ColumnValues::Boolean(v) => v.iter().for_each(|x| v_boolean.append_value(*x)),
-            ColumnValues::Int32(v) => v_int32.append_slice(v),
-            ColumnValues::Int64(v) => v_int64.append_slice(v),
-            ColumnValues::Float(v) => v_float.append_slice(v),
-            ColumnValues::Double(v) => v_double.append_slice(v),
-            ColumnValues::Binary(v) => v.iter().for_each(|x| v_binary.append_value(x)),
-        }
+        batch.append(series, run);
+        max_hlc = run.versions.iter().map(|v| v.hlc).fold(max_hlc, u64::max);
         let first = run.times.first().copied().unwrap_or(0);
         let last = run.times.last().copied().unwrap_or(0);
         min_time = min_time.min(first);
@@ -543,42 +632,7 @@ pub(crate) fn write(path: &Path, partition: i64, runs: &[(String, Run)]) -> Resu
         });
         row += n as u64;
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(series_col.finish()),
-        Arc::new(time_col.finish()),
-        Arc::new(hlc_col.finish()),
-        Arc::new(instance_col.finish()),
-        Arc::new(type_col.finish()),
-        Arc::new(v_boolean.finish()),
-        Arc::new(v_int32.finish()),
-        Arc::new(v_int64.finish()),
-        Arc::new(v_float.finish()),
-        Arc::new(v_double.finish()),
-        Arc::new(v_binary.finish()),
-    ];
-    let batch = RecordBatch::try_new(schema(), columns)?;
-    let page_rows = usize::try_from(INDEX_STRIDE).unwrap_or(usize::MAX);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        // Pages of about one index stride, so a limited read decodes a few thousand rows, not the
-        // default 20,000 per page (the offset index lets the reader skip the other pages).
-        .set_data_page_row_count_limit(page_rows)
-        .set_sorting_columns(Some(vec![
-            SortingColumn {
-                column_idx: 0,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: 1,
-                descending: false,
-                nulls_first: false,
-            },
-        ]))
-        .build();
-    let file = File::create(path)?;
-    let mut writer = ArrowWriter::try_new(&file, schema(), Some(props))?;
-    writer.write(&batch)?;
+    batch.write_to(&mut writer)?;
     writer.close()?;
     file.sync_all()?;
     Ok(FileMeta {

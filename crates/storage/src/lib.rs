@@ -37,8 +37,8 @@
 //!
 //! # Compaction
 //!
-//! After flushing, the flusher merges every time partition that has `compaction_files` data files
-//! into one: per (series, time) the highest version wins and points hidden by a flushed tombstone
+//! After each flush, the **compactor thread** merges every time partition that has
+//! `compaction_files` small data files into one: per (series, time) the highest version wins and points hidden by a flushed tombstone
 //! are dropped; the tombstones themselves stay (an older pipe write may still arrive). The merged
 //! file carries the highest LSN of its inputs. The manifest switch is the single atomic step, so a
 //! crash leaves either the old files or the merged one visible; replaced files are deleted when the
@@ -70,7 +70,9 @@
 //!
 //! - Tombstones are kept forever, and scans check every tombstone of a series per point.
 //! - Compaction has one tier: it merges the small files of a partition (under 4 M rows) in memory,
-//!   and never merges its own outputs again; writers waiting on back-pressure may wait for one merge.
+//!   and never merges its own outputs again. It runs beside the flusher (holding the manifest lock
+//!   only to pick its inputs and to switch), so writers held back by back-pressure never wait for a
+//!   merge — but on a machine with few cores a merge still competes with ingest for CPU.
 //! - A limited scan that skips many points hidden by tombstones in a data file reads them first
 //!   (windows double until `limit` visible points are found); compaction removes such points.
 

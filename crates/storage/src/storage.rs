@@ -86,6 +86,7 @@ impl Drop for Inner {
         // Closing the channels ends both loops; the writer syncs the log on its way out.
         lock(&self.shared.writer_tx).take();
         lock(&self.shared.flusher_tx).take();
+        lock(&self.shared.compactor_tx).take();
         for thread in lock(&self.threads).drain(..) {
             if thread.join().is_err() {
                 tracing::error!("a storage background thread panicked");
@@ -117,14 +118,21 @@ struct Shared {
     flush_requested: AtomicBool,
     /// How many memtables are frozen and waiting for their flush; writes wait on it (back-pressure).
     frozen_count: watch::Sender<usize>,
+    /// When writes started being held back by back-pressure (for the log line that ends the episode).
+    held_back_since: Mutex<Option<Instant>>,
     /// Test hook: while set, the flusher flushes nothing (a disk that cannot keep up).
     flushes_paused: AtomicBool,
+    /// Test hook: while set, a compaction waits after picking its inputs (a merge that takes long).
+    compactions_paused: AtomicBool,
     /// Test hook: the next compaction "crashes" at this point (see [`CrashPoint`]).
     compaction_crash: Mutex<Option<CrashPoint>>,
     /// Set by an injected compaction crash: this instance compacts no more, as a dead process would not.
     compaction_halted: AtomicBool,
     writer_tx: Mutex<Option<Sender<WriterMsg>>>,
     flusher_tx: Mutex<Option<Sender<FlusherMsg>>>,
+    compactor_tx: Mutex<Option<Sender<CompactorMsg>>>,
+    /// Set while a compaction request is queued, so the flusher sends only one.
+    compaction_requested: AtomicBool,
 }
 
 /// Everything a scan needs, behind one lock so a flush moves data from memtable to file atomically.
@@ -189,6 +197,16 @@ enum FlusherMsg {
     Flush(oneshot::Sender<Result<()>>),
     /// The memtable passed its size threshold.
     Trigger,
+}
+
+/// Work for the compactor thread, which merges on its own so that flushes (and the writers that
+/// back-pressure holds behind them) never wait for a merge.
+enum CompactorMsg {
+    /// A flush added files: merge the partitions that are due.
+    Due,
+    /// An explicit flush finished with this result: merge what is due, then answer its caller, so a
+    /// `FLUSH` returns with the partitions it filled merged.
+    AfterFlush(Result<()>, oneshot::Sender<Result<()>>),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -283,6 +301,7 @@ impl Storage {
 
         let (writer_tx, writer_rx) = mpsc::channel();
         let (flusher_tx, flusher_rx) = mpsc::channel();
+        let (compactor_tx, compactor_rx) = mpsc::channel();
         let (head_tx, _) = watch::channel(head);
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -297,11 +316,15 @@ impl Storage {
             flush_state: Mutex::new(manifest),
             flush_requested: AtomicBool::new(false),
             frozen_count: frozen_tx,
+            held_back_since: Mutex::new(None),
             flushes_paused: AtomicBool::new(false),
+            compactions_paused: AtomicBool::new(false),
             compaction_crash: Mutex::new(None),
             compaction_halted: AtomicBool::new(false),
             writer_tx: Mutex::new(Some(writer_tx)),
             flusher_tx: Mutex::new(Some(flusher_tx)),
+            compactor_tx: Mutex::new(Some(compactor_tx)),
+            compaction_requested: AtomicBool::new(false),
         });
         let writer = LogWriter {
             shared: shared.clone(),
@@ -319,11 +342,15 @@ impl Storage {
         let flusher_thread = std::thread::Builder::new()
             .name("duet-flusher".into())
             .spawn(move || run_flusher(&flusher_shared, flusher_rx))?;
+        let compactor_shared = shared.clone();
+        let compactor_thread = std::thread::Builder::new()
+            .name("duet-compactor".into())
+            .spawn(move || run_compactor(&compactor_shared, compactor_rx))?;
         let storage = Storage {
             inner: Arc::new(Inner {
                 shared,
                 _lock: lock_file,
-                threads: Mutex::new(vec![writer_thread, flusher_thread]),
+                threads: Mutex::new(vec![writer_thread, flusher_thread, compactor_thread]),
             }),
         };
         if needs_flush {
@@ -578,6 +605,7 @@ impl Storage {
             }
         }
         lock(&shared.flusher_tx).take();
+        lock(&shared.compactor_tx).take();
         let threads: Vec<JoinHandle<()>> = lock(&self.inner.threads).drain(..).collect();
         let joined = tokio::task::spawn_blocking(move || {
             threads.into_iter().all(|thread| thread.join().is_ok())
@@ -609,6 +637,16 @@ impl Storage {
             CrashPoint::BeforeManifest
         };
         *lock(&self.inner.shared.compaction_crash) = Some(point);
+    }
+
+    /// Test hook: while paused, a compaction stops between picking its inputs and merging them, as a
+    /// long merge would.
+    #[doc(hidden)]
+    pub fn pause_compactions(&self, paused: bool) {
+        self.inner
+            .shared
+            .compactions_paused
+            .store(paused, Ordering::Release);
     }
 
     /// Test hook: while paused the flusher flushes nothing, as if the disk could not keep up.
@@ -647,11 +685,51 @@ impl Shared {
 
     /// Publishes how many memtables wait for their flush (wakes writers held back by it).
     fn publish_frozen(&self, frozen: usize) {
+        // One log line per episode: operators see that the disk (flush) is what limits ingest.
+        {
+            let mut since = lock(&self.held_back_since);
+            let holding = frozen > self.options.max_frozen_memtables;
+            match (*since, holding) {
+                (None, true) => {
+                    *since = Some(Instant::now());
+                    tracing::info!(frozen, "writes held back: memtables wait for their flush");
+                }
+                (Some(t), false) => {
+                    *since = None;
+                    tracing::info!(
+                        held_ms = t.elapsed().as_millis() as u64,
+                        "writes resumed: the flush caught up"
+                    );
+                }
+                _ => {}
+            }
+        }
         self.frozen_count.send_if_modified(|n| {
             let changed = *n != frozen;
             *n = frozen;
             changed
         });
+    }
+
+    /// Asks the compactor to merge what is due (coalesced: one queued request is enough), or, with
+    /// an explicit flush's result and caller, to merge and then answer that caller.
+    fn request_compaction(&self, after_flush: Option<(Result<()>, oneshot::Sender<Result<()>>)>) {
+        let msg = match after_flush {
+            Some((flushed, reply)) => CompactorMsg::AfterFlush(flushed, reply),
+            None => {
+                if self.compaction_requested.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                CompactorMsg::Due
+            }
+        };
+        let sender = lock(&self.compactor_tx).clone();
+        if let Some(Err(mpsc::SendError(CompactorMsg::AfterFlush(flushed, reply)))) =
+            sender.map(|s| s.send(msg))
+        {
+            // Closing: answer the flush without merging.
+            let _ = reply.send(flushed);
+        }
     }
 
     fn send_to_writer(&self, msg: WriterMsg) -> Result<()> {
@@ -809,9 +887,8 @@ impl Shared {
     }
 
     /// Compacts every time partition that has `compaction_files` small data files or more (see
-    /// [`is_compaction_input`]). Frozen
-    /// memtables are flushed before each partition, so writers held back by them wait for at most
-    /// one partition's merge.
+    /// [`is_compaction_input`]), on the compactor thread: flushes go on meanwhile, so writers held
+    /// back by frozen memtables never wait for a merge.
     fn compact_due(&self) -> Result<()> {
         let threshold = self.options.compaction_files.max(2);
         loop {
@@ -836,9 +913,6 @@ impl Shared {
             let Some(partition) = partition else {
                 return Ok(());
             };
-            if !read(&self.tree).frozen.is_empty() {
-                self.flush_now(false)?;
-            }
             self.compact_partition(partition)?;
         }
     }
@@ -852,17 +926,34 @@ impl Shared {
     /// which is the single switch from the old set to the new one (a crash after it leaves the
     /// inputs as orphans, removed by the next open). Only then are the inputs swapped out of the
     /// tree and marked obsolete; each is deleted when the last scan holding it finishes.
+    ///
+    /// Concurrency: the manifest lock (which flushes hold) is taken only to pick the inputs and
+    /// reserve the output's id, and again for the switch; the merge runs without it, so flushes go
+    /// on meanwhile. Only this thread removes files, so the inputs are all still there at the
+    /// switch; tombstones flushed during the merge stay in the manifest and still hide what they
+    /// cover when files are read.
     fn compact_partition(&self, partition: i64) -> Result<()> {
         let started = Instant::now();
-        let mut manifest = lock(&self.flush_state);
-        let inputs: Vec<Arc<DataFile>> = read(&self.tree)
-            .files
-            .iter()
-            .filter(|f| f.meta.partition == partition && is_compaction_input(f.meta.n_rows))
-            .cloned()
-            .collect();
-        if inputs.len() < 2 {
-            return Ok(());
+        let (inputs, output_id) = {
+            let mut manifest = lock(&self.flush_state);
+            let inputs: Vec<Arc<DataFile>> = read(&self.tree)
+                .files
+                .iter()
+                .filter(|f| f.meta.partition == partition && is_compaction_input(f.meta.n_rows))
+                .cloned()
+                .collect();
+            if inputs.len() < 2 {
+                return Ok(());
+            }
+            // Never reuse the id, whatever happens below: an orphan of it may be on disk.
+            let id = manifest.next_file_id;
+            manifest.next_file_id += 1;
+            (inputs, id)
+        };
+        while self.compactions_paused.load(Ordering::Acquire)
+            && !self.closed.load(Ordering::Acquire)
+        {
+            std::thread::sleep(Duration::from_millis(5));
         }
         let names: BTreeSet<&str> = inputs
             .iter()
@@ -891,15 +982,11 @@ impl Shared {
             }
         }
         let input_ids: HashSet<u64> = inputs.iter().map(|f| f.meta.id).collect();
-        let mut next = manifest.clone();
         let output = if merged.is_empty() {
             // Everything was deleted: the inputs go and nothing replaces them.
             None
         } else {
-            let id = next.next_file_id;
-            next.next_file_id += 1;
-            // Never reuse the id, whatever happens below: an orphan of it may be on disk.
-            manifest.next_file_id = next.next_file_id;
+            let id = output_id;
             let relative = format!("data/{partition}/{id:020}.parquet");
             let partition_dir = self.dir.join("data").join(partition.to_string());
             fs::create_dir_all(&partition_dir)?;
@@ -914,6 +1001,8 @@ impl Shared {
         };
         drop(merged);
         self.injected_crash(CrashPoint::BeforeManifest)?;
+        let mut manifest = lock(&self.flush_state);
+        let mut next = manifest.clone();
         next.files = replace_files(&next.files, &input_ids, output.clone(), |f| f.id);
         next.store(&self.dir)?;
         self.injected_crash(CrashPoint::AfterManifest)?;
@@ -1348,23 +1437,19 @@ fn run_flusher(shared: &Shared, rx: Receiver<FlusherMsg>) {
         .options
         .memtable_age
         .clamp(MIN_AGE_CHECK_INTERVAL, AGE_CHECK_INTERVAL);
-    let compact = || {
-        if let Err(e) = shared.compact_due() {
-            tracing::error!(error = %e, "compaction failed; will retry");
-        }
-    };
     loop {
         match rx.recv_timeout(check_every) {
             Ok(FlusherMsg::Flush(reply)) => {
                 let flushed = shared.flush_now(true);
-                // Before answering, so a FLUSH returns with the partitions it filled merged.
                 if flushed.is_ok() {
-                    compact();
+                    // The compactor answers once it has merged what this flush made due.
+                    shared.request_compaction(Some((flushed, reply)));
+                } else {
+                    let _ = reply.send(flushed);
                 }
-                let _ = reply.send(flushed);
             }
             Ok(FlusherMsg::Trigger) => match shared.flush_now(false) {
-                Ok(()) => compact(),
+                Ok(()) => shared.request_compaction(None),
                 Err(e) => tracing::error!(error = %e, "background flush failed; will retry"),
             },
             Err(RecvTimeoutError::Timeout) => {
@@ -1379,9 +1464,24 @@ fn run_flusher(shared: &Shared, rx: Receiver<FlusherMsg>) {
                         continue;
                     }
                 }
-                compact();
+                shared.request_compaction(None);
             }
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// The compactor thread: merges the partitions that are due whenever the flusher asks.
+fn run_compactor(shared: &Shared, rx: Receiver<CompactorMsg>) {
+    while let Ok(msg) = rx.recv() {
+        if matches!(msg, CompactorMsg::Due) {
+            shared.compaction_requested.store(false, Ordering::Release);
+        }
+        if let Err(e) = shared.compact_due() {
+            tracing::error!(error = %e, "compaction failed; will retry");
+        }
+        if let CompactorMsg::AfterFlush(flushed, reply) = msg {
+            let _ = reply.send(flushed);
         }
     }
 }

@@ -85,3 +85,50 @@ async fn a_waiting_write_fails_when_the_storage_closes() {
     let storage = open(dir.path());
     assert_eq!(scan_i64(&storage, "s1"), vec![(0, 0), (1, 1), (2, 2)]);
 }
+
+#[tokio::test]
+async fn flushes_and_writes_go_on_while_a_merge_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(
+        dir.path(),
+        StorageOptions {
+            compaction_files: 2,
+            ..tiny_memtables()
+        },
+    )
+    .unwrap();
+    // The first two flushes make a merge due; it stops with its inputs picked.
+    storage.pause_compactions(true);
+    for t in 0..20 {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            storage.write(Origin::Local, None, insert_i64("s1", &[t], &[t])),
+        )
+        .await
+        .expect("a write waited for a merge")
+        .unwrap();
+    }
+    // Every write froze a memtable and at most two wait: the rest were flushed during the merge.
+    assert!(storage.stats().data_files >= 17, "{:?}", storage.stats());
+    storage.pause_compactions(false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while storage.stats().data_files > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            storage.stats()
+        );
+        storage.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        scan_i64(&storage, "s1"),
+        (0..20).map(|t| (t, t)).collect::<Vec<_>>()
+    );
+    drop(storage);
+    let storage = open(dir.path());
+    assert_eq!(
+        scan_i64(&storage, "s1"),
+        (0..20).map(|t| (t, t)).collect::<Vec<_>>()
+    );
+}
