@@ -3,7 +3,12 @@
 //!
 //! Run: `cargo bench -p duet-storage --bench flush` (prints the median of `REPEATS` runs; set
 //! `FLUSH_POINTS` to change the size, default 8 M points: 4 devices × 10 DOUBLE columns).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::time::{Duration, Instant};
 

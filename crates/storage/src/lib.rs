@@ -19,6 +19,12 @@
 //! publishes the new head to [`Storage::subscribe`] receivers and answers every caller. A write is
 //! acknowledged only after it is in the log and in the memtable.
 //!
+//! **Visibility:** a local write becomes visible only once it is durable (as the mode says). An
+//! entry that arrived through a pipe ([`Origin::Pipe`]) is applied to the memtable right after its
+//! record is written and *before* the fsync, so the fsync is not part of replication lag; its
+//! sender keeps it until the acknowledgement, which still waits for the fsync, so a crash in
+//! between only means it is sent again.
+//!
 //! If a write or fsync of the log fails, the log is **poisoned**: what reached the disk is unknown,
 //! so every later write fails with [`Error::Poisoned`] until the process restarts and recovers.
 //!

@@ -1204,6 +1204,8 @@ struct LogWriter {
 struct Accepted {
     lsn: Lsn,
     version: Version,
+    /// Arrived through a pipe: applied to the memtable before the fsync (see [`LogWriter::commit`]).
+    replicated: bool,
     ops: Vec<Op>,
     reply: oneshot::Sender<Result<(Lsn, Version)>>,
 }
@@ -1303,7 +1305,8 @@ impl LogWriter {
         }
     }
 
-    /// One group commit: assign LSNs and versions, write, sync, apply, publish, answer.
+    /// One group commit: assign LSNs and versions, write, (apply replicated entries,) sync, apply,
+    /// publish, answer.
     fn commit(&mut self, writes: Vec<WriteRequest>) {
         if let Some(reason) = self.shared.poisoned_reason() {
             for request in writes {
@@ -1342,6 +1345,7 @@ impl LogWriter {
                 accepted.push(Accepted {
                     lsn,
                     version,
+                    replicated: matches!(request.origin, Origin::Pipe { .. }),
                     ops: request.ops,
                     reply: request.reply,
                 });
@@ -1350,11 +1354,15 @@ impl LogWriter {
         let Some(last_lsn) = accepted.last().map(|a| a.lsn) else {
             return;
         };
-        if self.write_batch().is_err() {
-            let reason = self.shared.poisoned_reason().unwrap_or_default();
+        let shared = self.shared.clone();
+        let poisoned = |accepted: Vec<Accepted>| {
+            let reason = shared.poisoned_reason().unwrap_or_default();
             for write in accepted {
                 let _ = write.reply.send(Err(Error::Poisoned(reason.clone())));
             }
+        };
+        if self.append_batch().is_err() {
+            poisoned(accepted);
             return;
         }
         {
@@ -1364,23 +1372,21 @@ impl LogWriter {
                 segment.bytes = self.segment.bytes;
             }
         }
-        let (froze, frozen) = {
-            let mut tree = write(&self.shared.tree);
-            let before = tree.frozen.len();
-            for write in &accepted {
-                if let Err(e) = tree.apply(write.lsn, write.version, &write.ops) {
-                    // Cannot happen for checked writes; the entry is in the log and will be
-                    // replayed, so report it loudly rather than lose track of it.
-                    tracing::error!(lsn = write.lsn, error = %e, "applying a logged entry to the memtable failed");
-                }
-            }
-            // Freezing here, not in the flusher, keeps each memtable near its size limit even
-            // while a flush is slow; the frozen ones queue up and back-pressure bounds them.
-            if tree.active.bytes >= self.shared.options.memtable_bytes {
-                tree.freeze();
-            }
-            (tree.frozen.len() > before, tree.frozen.len())
-        };
+        // Entries that came through a pipe become visible before the fsync: their sender keeps them
+        // until this instance acknowledges, which happens only after the fsync below, so a crash
+        // here only means they are sent again. That takes the fsync out of replication lag (as a
+        // PostgreSQL subscriber's asynchronous commit does). Local writes stay invisible until they
+        // are durable: their clients must never see data that a failed fsync then takes back.
+        let early = accepted.iter().any(|a| a.replicated);
+        if early {
+            self.apply_to_memtable(accepted.iter().filter(|a| a.replicated));
+        }
+        if self.sync_batch().is_err() {
+            poisoned(accepted);
+            return;
+        }
+        let (froze, frozen) =
+            self.apply_to_memtable(accepted.iter().filter(|a| !(early && a.replicated)));
         self.shared.publish_frozen(frozen);
         self.shared.head.send_replace(last_lsn);
         for write in accepted {
@@ -1396,8 +1402,30 @@ impl LogWriter {
         }
     }
 
-    /// Writes the batch and syncs it as the mode says; any failure poisons the log.
-    fn write_batch(&mut self) -> Result<()> {
+    /// Applies logged entries to the active memtable and freezes it once it is full; returns whether
+    /// it froze one and how many wait for their flush.
+    fn apply_to_memtable<'a>(&self, writes: impl Iterator<Item = &'a Accepted>) -> (bool, usize) {
+        {
+            let mut tree = write(&self.shared.tree);
+            let before = tree.frozen.len();
+            for write in writes {
+                if let Err(e) = tree.apply(write.lsn, write.version, &write.ops) {
+                    // Cannot happen for checked writes; the entry is in the log and will be
+                    // replayed, so report it loudly rather than lose track of it.
+                    tracing::error!(lsn = write.lsn, error = %e, "applying a logged entry to the memtable failed");
+                }
+            }
+            // Freezing here, not in the flusher, keeps each memtable near its size limit even
+            // while a flush is slow; the frozen ones queue up and back-pressure bounds them.
+            if tree.active.bytes >= self.shared.options.memtable_bytes {
+                tree.freeze();
+            }
+            (tree.frozen.len() > before, tree.frozen.len())
+        }
+    }
+
+    /// Writes the batch to the open segment (not yet synced); a failure poisons the log.
+    fn append_batch(&mut self) -> Result<()> {
         use std::io::Write;
         if let Err(e) = self.segment.file.write_all(&self.buf) {
             return Err(self
@@ -1406,6 +1434,11 @@ impl LogWriter {
         }
         self.segment.bytes += self.buf.len() as u64;
         self.unsynced = true;
+        Ok(())
+    }
+
+    /// Syncs the appended batch as the mode says; a failure poisons the log.
+    fn sync_batch(&mut self) -> Result<()> {
         match self.shared.options.sync {
             SyncMode::PerCommit => self.sync(),
             SyncMode::Periodic(interval) if self.last_sync.elapsed() >= interval => self.sync(),

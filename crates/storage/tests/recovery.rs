@@ -318,3 +318,37 @@ async fn a_crashed_flush_leaves_no_visible_trace() {
     storage.flush().await.unwrap();
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 10), (2, 20)]);
 }
+
+#[tokio::test]
+async fn replicated_entries_are_visible_before_their_fsync_and_local_ones_only_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let peer = duet_storage::Version {
+        hlc: 1_000,
+        instance: 2,
+    };
+    // A replicated entry is applied before its fsync: when the fsync fails its sender gets an
+    // error (and will send it again), but readers may already have seen it.
+    storage.fail_next_sync();
+    let err = storage
+        .write(
+            Origin::Pipe { instance: 2 },
+            Some(peer),
+            insert_i64("s1", &[1], &[1]),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Poisoned(_)), "{err}");
+    assert_eq!(scan_i64(&storage, "s1"), vec![(1, 1)]);
+    drop(storage);
+    // A local write whose fsync fails is never seen.
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    storage.fail_next_sync();
+    let err = storage
+        .write(Origin::Local, None, insert_i64("s1", &[1], &[1]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Poisoned(_)), "{err}");
+    assert_eq!(scan_i64(&storage, "s1"), Vec::<(i64, i64)>::new());
+}
