@@ -8,8 +8,8 @@
 # pair of duetd instances A and B per repeat and creates the pipes AB and BA), prints a markdown report
 # and writes it to scripts/bench/replication/last-report.md, then stops everything and removes the
 # temp directory. Parameters (environment, defaults in brackets): CLIENTS [4], ROWS_PER_BATCH [1000],
-# COLUMNS [10], BATCHES_PER_CLIENT [100], REPEATS [3], LAG_SAMPLES [500], LAG_INTERVAL_MS [10],
-# LOAD_FRACTION [0.5], OUTAGE_SECONDS [20], OUTAGE_ROWS [0 = timed], OUTAGE_RATE [0 = moderate],
+# COLUMNS [10], BATCHES_PER_CLIENT [1000], REPEATS [3], LAG_SAMPLES [500], LAG_INTERVAL_MS [10],
+# LOAD_FRACTION [0.5], OUTAGE_SECONDS [60], OUTAGE_ROWS [0 = timed], OUTAGE_RATE [0 = moderate],
 # SAMPLE_MS [2000], TIMEOUT_SECONDS [180], SKIP_PG [0], PG_BIN [/usr/lib/postgresql/15/bin],
 # KEEP_WORK_DIR [0], SKIP_DUETD_BUILD [0]. See README.md.
 set -euo pipefail
@@ -18,9 +18,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 export CLIENTS="${CLIENTS:-4}" ROWS_PER_BATCH="${ROWS_PER_BATCH:-1000}" COLUMNS="${COLUMNS:-10}"
-export BATCHES_PER_CLIENT="${BATCHES_PER_CLIENT:-100}" REPEATS="${REPEATS:-3}"
+export BATCHES_PER_CLIENT="${BATCHES_PER_CLIENT:-1000}" REPEATS="${REPEATS:-3}"
 export LAG_SAMPLES="${LAG_SAMPLES:-500}" LAG_INTERVAL_MS="${LAG_INTERVAL_MS:-10}" LOAD_FRACTION="${LOAD_FRACTION:-0.5}"
-export OUTAGE_SECONDS="${OUTAGE_SECONDS:-20}" OUTAGE_ROWS="${OUTAGE_ROWS:-0}" OUTAGE_RATE="${OUTAGE_RATE:-0}"
+export OUTAGE_SECONDS="${OUTAGE_SECONDS:-60}" OUTAGE_ROWS="${OUTAGE_ROWS:-0}" OUTAGE_RATE="${OUTAGE_RATE:-0}"
 export SAMPLE_MS="${SAMPLE_MS:-2000}" TIMEOUT_SECONDS="${TIMEOUT_SECONDS:-180}" SKIP_PG="${SKIP_PG:-0}"
 
 say() { echo "[run.sh $(date +%H:%M:%S)] $*" >&2; }
