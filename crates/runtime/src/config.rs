@@ -44,7 +44,15 @@ pub struct SinkConfig {
     pub rate_limit_bytes_per_second: Option<u64>,
     pub compressors: Vec<String>,
     pub mark_as_pipe_request: bool,
+    /// Batches on the wire at once (each on its own connection), acknowledged in log order: 1 for
+    /// the `…-sync-sink` plugins, [`ASYNC_IN_FLIGHT`] otherwise. Only a Duet receiver gets more
+    /// than one (it applies batches in any order by the version rule; an IoTDB receiver might not).
+    pub max_in_flight: usize,
 }
+
+/// Batches an asynchronous thrift sink keeps on the wire: enough that a large batch being applied
+/// does not hold the next ones back, few enough to bound memory (each is at most `batch.size-bytes`).
+pub const ASYNC_IN_FLIGHT: usize = 4;
 
 impl SinkConfig {
     /// `host:port` list as IoTDB prints it in exception messages.
@@ -468,6 +476,11 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
         rate_limit_bytes_per_second: rate_limit,
         compressors,
         mark_as_pipe_request: boolean(params, "mark-as-pipe-request", true)? && !general_write,
+        max_in_flight: if lower.contains("-sync-") {
+            1
+        } else {
+            ASYNC_IN_FLIGHT
+        },
     })
 }
 

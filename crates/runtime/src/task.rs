@@ -8,6 +8,8 @@
 //! backoff, and after [`FAILURES_BEFORE_STOPPED`] failures in a row the pipe is shown STOPPED until a
 //! retry succeeds by itself or an operator runs `START PIPE`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ use duet_proto::pipe_body::REQUEST_VERSION;
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::TPipeTransferReq;
 use duet_storage::{LogEntry, LogRead, Lsn};
+use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -109,7 +112,9 @@ fn lock(status: &StatusRef) -> std::sync::MutexGuard<'_, PipeStatus> {
 impl PipeTask {
     /// The task's loop; returns when the pipe is dropped.
     pub async fn run(mut self) {
-        let mut failures: u32 = 0;
+        // An exception carried over from before a restart counts as a failure, so the first success
+        // clears it (the pipe has recovered) rather than leaving a stale message in SHOW PIPES.
+        let mut failures: u32 = u32::from(lock(&self.status).exception.is_some());
         let mut backoff = BACKOFF_START;
         loop {
             // Wait until the pipe should run (or is dropped).
@@ -191,17 +196,17 @@ impl PipeTask {
 
     /// Connects, sends history if due, then follows the log until interrupted.
     async fn run_connected(&mut self, failures: &mut u32, backoff: &mut Duration) -> Interrupt {
-        let mut connection = match self.sink.kind {
-            SinkKind::DoNothing => None,
+        let mut connections = match self.sink.kind {
+            SinkKind::DoNothing => Vec::new(),
             SinkKind::IotdbThrift => match handshake::connect(&self.identity, &self.sink).await {
-                Ok(c) => Some(c),
+                Ok(c) => vec![c],
                 Err(e) => return Interrupt::Failed(e.to_string()),
             },
         };
         let storage = self.engine.storage().clone();
         let mut head = storage.subscribe();
         if !self.history_done && self.source.history {
-            if let Err(i) = self.send_history(&mut connection, "sending history").await {
+            if let Err(i) = self.send_history(&mut connections, "sending history").await {
                 return i;
             }
             self.recovered(failures, backoff).await;
@@ -215,37 +220,153 @@ impl PipeTask {
             let _ = self.desired.changed().await;
             return Interrupt::Desired;
         }
+        // More connections for batches in flight, to a Duet receiver only (see `max_in_flight`).
+        let speaks_duet = connections
+            .first()
+            .is_some_and(|c| c.peer_parameters.contains_key(DUET_PROTOCOL_KEY));
+        let max_in_flight = if speaks_duet {
+            self.sink.max_in_flight.max(1)
+        } else {
+            1
+        };
+        while speaks_duet && connections.len() < max_in_flight {
+            match handshake::connect(&self.identity, &self.sink).await {
+                Ok(c) => connections.push(c),
+                Err(e) => return Interrupt::Failed(e.to_string()),
+            }
+        }
+        self.follow_log(
+            connections,
+            max_in_flight,
+            &storage,
+            &mut head,
+            failures,
+            backoff,
+        )
+        .await
+    }
+
+    /// The real-time part: reads the log from the acknowledged position, keeps up to
+    /// `max_in_flight` batches on the wire (each on its own connection) and moves the acknowledged
+    /// position in log order as their answers come.
+    ///
+    /// **Invariant:** the acknowledged position only passes an entry once every batch up to it was
+    /// accepted (answers are taken in dispatch order), so a failure resends from the first batch
+    /// not accepted; batches after it that had been applied are applied again, which changes
+    /// nothing (the version rule).
+    async fn follow_log(
+        &mut self,
+        mut idle: Vec<SinkConnection>,
+        max_in_flight: usize,
+        storage: &duet_storage::Storage,
+        head: &mut watch::Receiver<Lsn>,
+        failures: &mut u32,
+        backoff: &mut Duration,
+    ) -> Interrupt {
+        let endpoints = self.sink.endpoints_display();
         let mut acknowledged = lock(&self.status).acknowledged;
+        // The last position put into a batch (or skipped): where the next read starts.
+        let mut dispatched = acknowledged;
+        let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+        let mut last_answer = Instant::now();
+        // The rate limit paces dispatches: the next batch may leave at this instant.
+        let mut next_dispatch = Instant::now();
         loop {
             if !self.still_running() {
                 return Interrupt::Desired;
             }
-            let read = match storage.read_log(acknowledged, READ_ENTRIES) {
-                Ok(r) => r,
-                Err(e) => return Interrupt::Failed(format!("cannot read the change log: {e}")),
-            };
-            let entries = match read {
-                LogRead::Truncated { available_from } => {
-                    // The log this pipe needed was released (it lagged past the retention cap): send
-                    // everything from the data files instead, then continue from the head seen now.
-                    let restart_at = storage.head();
-                    warn!(pipe = %self.name, acknowledged, available_from, "log truncated below the pipe's position; replaying from data files");
-                    if let Err(i) = self
-                        .send_history(
-                            &mut connection,
-                            "replaying from data files: the change log it needed was released",
-                        )
-                        .await
-                    {
-                        return i;
+            // 1. Fill the wire.
+            let mut caught_up = false;
+            while in_flight.len() < max_in_flight {
+                let read = match storage.read_log(dispatched, READ_ENTRIES) {
+                    Ok(r) => r,
+                    Err(e) => return Interrupt::Failed(format!("cannot read the change log: {e}")),
+                };
+                let entries = match read {
+                    LogRead::Truncated { available_from } => {
+                        if !in_flight.is_empty() {
+                            // Settle what is on the wire first; then the replay starts from there.
+                            break;
+                        }
+                        // The log this pipe needed was released (it lagged past the retention cap):
+                        // send everything from the data files instead, then continue from the head
+                        // seen now.
+                        let restart_at = storage.head();
+                        warn!(pipe = %self.name, acknowledged, available_from, "log truncated below the pipe's position; replaying from data files");
+                        if let Err(i) = self
+                            .send_history(
+                                &mut idle,
+                                "replaying from data files: the change log it needed was released",
+                            )
+                            .await
+                        {
+                            return i;
+                        }
+                        acknowledged = restart_at;
+                        dispatched = restart_at;
+                        self.advance(acknowledged, storage);
+                        continue;
                     }
-                    acknowledged = restart_at;
-                    self.advance(acknowledged, &storage);
+                    LogRead::Entries(entries) => entries,
+                };
+                if entries.is_empty() {
+                    caught_up = true;
+                    break;
+                }
+                let (batch, last) = self.fill_batch(entries, dispatched, storage);
+                dispatched = last;
+                let do_nothing = self.sink.kind == SinkKind::DoNothing;
+                if batch.is_empty() || do_nothing {
+                    // Nothing to send (filtered out, or the do-nothing sink): the position still
+                    // moves, in order behind what is on the wire.
+                    let entries = if do_nothing { batch.len() } else { 0 };
+                    in_flight.push_back(Box::pin(std::future::ready(Answered {
+                        connection: None,
+                        result: Ok(()),
+                        last,
+                        entries,
+                        started: Instant::now(),
+                    })));
                     continue;
                 }
-                LogRead::Entries(entries) => entries,
-            };
-            if entries.is_empty() {
+                let req = match self.request(
+                    idle[0].peer_parameters.contains_key(DUET_PROTOCOL_KEY),
+                    &batch,
+                ) {
+                    Ok(r) => r,
+                    Err(i) => return i,
+                };
+                if let Some(rate) = self.sink.rate_limit_bytes_per_second {
+                    let now = Instant::now();
+                    if next_dispatch > now {
+                        tokio::select! {
+                            () = tokio::time::sleep(next_dispatch - now) => {}
+                            _ = self.desired.changed() => return Interrupt::Desired,
+                        }
+                    }
+                    // The limit counts what crosses the wire (compressed bytes), as IoTDB's does.
+                    next_dispatch = next_dispatch.max(now)
+                        + Duration::from_secs_f64(req.body.len() as f64 / rate.max(1) as f64);
+                }
+                let Some(mut connection) = idle.pop() else {
+                    return Interrupt::Failed("no sink connection is free".into());
+                };
+                let endpoints = endpoints.clone();
+                let entries = batch.len();
+                in_flight.push_back(Box::pin(async move {
+                    let started = Instant::now();
+                    let result = transfer(&mut connection, &req, &endpoints).await;
+                    Answered {
+                        connection: Some(connection),
+                        result,
+                        last,
+                        entries,
+                        started,
+                    }
+                }));
+            }
+            // 2. Wait: for an answer, for new entries when there is room, or (idle) for a heartbeat.
+            if in_flight.is_empty() && caught_up {
                 // Caught up: if the pipe had been failing, it has recovered.
                 self.recovered(failures, backoff).await;
                 tokio::select! {
@@ -258,64 +379,88 @@ impl PipeTask {
                     () = tokio::time::sleep(HEARTBEAT) => {
                         // Idle for a while: an empty batch tells whether the peer is still there, so
                         // SHOW PIPES reports a lost peer before there is data to send.
-                        if let Err(i) = self.send(&mut connection, &[]).await {
+                        if let Err(i) = self.send(&mut idle, &[]).await {
                             return i;
                         }
                     }
                 }
                 continue;
             }
-            // Batch: what is available now, up to the size limit. Idle pipes send at once.
-            let mut batch: Vec<LogEntry> = Vec::new();
-            let mut batch_bytes = 0u64;
-            let mut last = acknowledged;
-            let mut pending = entries;
-            'fill: loop {
-                let full = pending.len() == READ_ENTRIES;
-                for entry in &pending {
-                    // The size limit holds per request: stop before an entry that would exceed it
-                    // (a single entry larger than the limit still goes, alone).
-                    let kept = self.filter.apply(entry);
-                    let size = kept.as_ref().map(estimate).unwrap_or(0);
-                    if !batch.is_empty() && batch_bytes + size > self.sink.batch_size_bytes {
-                        break 'fill;
+            let room = caught_up && in_flight.len() < max_in_flight;
+            tokio::select! {
+                answered = in_flight.next(), if !in_flight.is_empty() => {
+                    let Some(answered) = answered else { continue };
+                    if let Err(message) = answered.result {
+                        return Interrupt::Failed(message);
                     }
-                    last = entry.lsn;
-                    if let Some(kept) = kept {
-                        batch_bytes += size;
-                        batch.push(kept);
+                    if let Some(connection) = answered.connection {
+                        idle.push(connection);
+                    }
+                    if answered.entries > 0 {
+                        let now = Instant::now();
+                        {
+                            let mut s = lock(&self.status);
+                            s.entries_sent += answered.entries as u64;
+                            s.batches_sent += 1;
+                            // Entries per second of sending time: with batches overlapping, the
+                            // time since the previous answer, not this batch's own round trip.
+                            let secs = (now - answered.started.max(last_answer)).as_secs_f64().max(1e-6);
+                            let instant = answered.entries as f64 / secs;
+                            s.rate = if s.rate == 0.0 { instant } else { 0.8 * s.rate + 0.2 * instant };
+                        }
+                        last_answer = now;
+                        self.recovered(failures, backoff).await;
+                    }
+                    acknowledged = answered.last;
+                    self.advance(acknowledged, storage);
+                }
+                changed = head.changed(), if room => {
+                    if changed.is_err() {
+                        return Interrupt::Failed("the storage closed".into());
                     }
                 }
-                if !full || batch_bytes >= self.sink.batch_size_bytes || !self.sink.batch_enable {
-                    break;
-                }
-                pending = match storage.read_log(last, READ_ENTRIES) {
-                    Ok(LogRead::Entries(e)) if !e.is_empty() => e,
-                    _ => break,
-                };
+                _ = self.desired.changed() => {}
             }
-            if !batch.is_empty() {
-                let started = Instant::now();
-                if let Err(i) = self.send(&mut connection, &batch).await {
-                    return i;
-                }
-                {
-                    let mut s = lock(&self.status);
-                    s.entries_sent += batch.len() as u64;
-                    s.batches_sent += 1;
-                    let secs = started.elapsed().as_secs_f64().max(1e-6);
-                    let instant = batch.len() as f64 / secs;
-                    s.rate = if s.rate == 0.0 {
-                        instant
-                    } else {
-                        0.8 * s.rate + 0.2 * instant
-                    };
-                }
-                self.recovered(failures, backoff).await;
-            }
-            acknowledged = last;
-            self.advance(acknowledged, &storage);
         }
+    }
+
+    /// Gathers a batch from `entries` (read from `from`) and further reads: what is available now,
+    /// up to the size limit; returns it with the last log position it covers.
+    fn fill_batch(
+        &self,
+        entries: Vec<LogEntry>,
+        from: Lsn,
+        storage: &duet_storage::Storage,
+    ) -> (Vec<LogEntry>, Lsn) {
+        let mut batch: Vec<LogEntry> = Vec::new();
+        let mut batch_bytes = 0u64;
+        let mut last = from;
+        let mut pending = entries;
+        'fill: loop {
+            let full = pending.len() == READ_ENTRIES;
+            for entry in &pending {
+                // The size limit holds per request: stop before an entry that would exceed it (a
+                // single entry larger than the limit still goes, alone).
+                let kept = self.filter.apply(entry);
+                let size = kept.as_ref().map(estimate).unwrap_or(0);
+                if !batch.is_empty() && batch_bytes + size > self.sink.batch_size_bytes {
+                    break 'fill;
+                }
+                last = entry.lsn;
+                if let Some(kept) = kept {
+                    batch_bytes += size;
+                    batch.push(kept);
+                }
+            }
+            if !full || batch_bytes >= self.sink.batch_size_bytes || !self.sink.batch_enable {
+                break;
+            }
+            pending = match storage.read_log(last, READ_ENTRIES) {
+                Ok(LogRead::Entries(e)) if !e.is_empty() => e,
+                _ => break,
+            };
+        }
+        (batch, last)
     }
 
     /// After a success: a pipe that had been failing has recovered by itself.
@@ -339,18 +484,18 @@ impl PipeTask {
     /// Sends the data of every matching series as it is stored now, each point with its version.
     async fn send_history(
         &mut self,
-        connection: &mut Option<SinkConnection>,
+        connections: &mut [SinkConnection],
         why: &str,
     ) -> Result<(), Interrupt> {
         lock(&self.status).replaying = Some(why.to_string());
-        let result = self.send_history_inner(connection).await;
+        let result = self.send_history_inner(connections).await;
         lock(&self.status).replaying = None;
         result
     }
 
     async fn send_history_inner(
         &mut self,
-        connection: &mut Option<SinkConnection>,
+        connections: &mut [SinkConnection],
     ) -> Result<(), Interrupt> {
         let series = self
             .engine
@@ -382,7 +527,7 @@ impl PipeTask {
                     })
                     .collect();
                 if !deletes.is_empty() {
-                    self.send(connection, &deletes).await?;
+                    self.send(connections, &deletes).await?;
                 }
             }
             let mut from = start;
@@ -406,7 +551,7 @@ impl PipeTask {
                     filter.sends_origin_instance(v.instance, local)
                 });
                 if !entries.is_empty() {
-                    self.send(connection, &entries).await?;
+                    self.send(connections, &entries).await?;
                 }
                 match chunk.times.last() {
                     Some(t) if n == HISTORY_CHUNK && *t < end => from = t + 1,
@@ -417,17 +562,36 @@ impl PipeTask {
         Ok(())
     }
 
-    /// Ships one batch and waits for the peer's answer.
+    /// Ships one batch on the first connection and waits for the peer's answer (history, replay and
+    /// heartbeats go one at a time).
     async fn send(
         &mut self,
-        connection: &mut Option<SinkConnection>,
+        connections: &mut [SinkConnection],
         batch: &[LogEntry],
     ) -> Result<(), Interrupt> {
-        let Some(conn) = connection.as_mut() else {
+        let Some(conn) = connections.first_mut() else {
             // do-nothing-sink: nothing leaves, progress still moves.
             return Ok(());
         };
-        let speaks_duet = conn.peer_parameters.contains_key(DUET_PROTOCOL_KEY);
+        let req = self.request(conn.peer_parameters.contains_key(DUET_PROTOCOL_KEY), batch)?;
+        transfer(conn, &req, &self.sink.endpoints_display())
+            .await
+            .map_err(Interrupt::Failed)?;
+        if let Some(rate) = self.sink.rate_limit_bytes_per_second {
+            // Spread batches so the average stays at the limit.
+            let secs = req.body.len() as f64 / rate.max(1) as f64;
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        }
+        Ok(())
+    }
+
+    /// Encodes a batch as the peer understands it: Duet entries, or IoTDB tablets (counting the
+    /// deletes those cannot carry); wrapped in IoTDB's compressed request if `compressor` is set.
+    fn request(
+        &self,
+        speaks_duet: bool,
+        batch: &[LogEntry],
+    ) -> Result<TPipeTransferReq, Interrupt> {
         let (type_, body) = if speaks_duet {
             (
                 transfer::DUET_TRANSFER_ENTRIES,
@@ -438,41 +602,54 @@ impl PipeTask {
             lock(&self.status).deletes_not_sent += skipped as u64;
             (transfer::IOTDB_TABLET_BATCH_V2, body)
         };
-        let req = if self.sink.compressors.is_empty() {
-            TPipeTransferReq::new(REQUEST_VERSION, type_, body)
-        } else {
-            // `compressor` = snappy: IoTDB's compressed wrapper (type 300) around the request.
-            let wrapped = transfer::compress_snappy(REQUEST_VERSION, type_, &body)
-                .map_err(|e| Interrupt::Failed(format!("cannot compress a batch: {e}")))?;
-            TPipeTransferReq::new(REQUEST_VERSION, transfer::TRANSFER_COMPRESSED, wrapped)
-        };
-        // The rate limit counts what crosses the wire (compressed bytes), as IoTDB's does.
-        let bytes = req.body.len();
-        let endpoint = format!("{}:{}", conn.endpoint.0, conn.endpoint.1);
-        let resp = conn.connection.pipe_transfer(&req).await.map_err(|e| {
-            Interrupt::Failed(format!(
-                "All target servers {} are not available. (host: {}, port: {}, because: {e})",
-                self.sink.endpoints_display(),
-                conn.endpoint.0,
-                conn.endpoint.1
-            ))
-        })?;
-        match resp.status.code {
-            200 | 400 => {}
-            c if c == StatusCode::PipeReceiverIdempotentConflict.code() => {}
-            _ => {
-                return Err(Interrupt::Failed(format!(
-                    "the receiver {endpoint} refused a batch: {}",
-                    status::describe(&resp.status)
-                )))
-            }
+        if self.sink.compressors.is_empty() {
+            return Ok(TPipeTransferReq::new(REQUEST_VERSION, type_, body));
         }
-        if let Some(rate) = self.sink.rate_limit_bytes_per_second {
-            // Spread batches so the average stays at the limit.
-            let secs = bytes as f64 / rate.max(1) as f64;
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-        }
-        Ok(())
+        // `compressor` = snappy: IoTDB's compressed wrapper (type 300) around the request.
+        let wrapped = transfer::compress_snappy(REQUEST_VERSION, type_, &body)
+            .map_err(|e| Interrupt::Failed(format!("cannot compress a batch: {e}")))?;
+        Ok(TPipeTransferReq::new(
+            REQUEST_VERSION,
+            transfer::TRANSFER_COMPRESSED,
+            wrapped,
+        ))
+    }
+}
+
+/// A batch's answer, with the connection it went on (free again) and the position it covers.
+struct Answered {
+    connection: Option<SinkConnection>,
+    result: Result<(), String>,
+    last: Lsn,
+    entries: usize,
+    started: Instant,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = Answered> + Send>>;
+
+/// Sends one request and reads the peer's answer (IoTDB sink semantics, pipe reference §5.4):
+/// success, "redirection" and an idempotent conflict count as accepted; anything else is a failure
+/// with the receiver's words.
+async fn transfer(
+    conn: &mut SinkConnection,
+    req: &TPipeTransferReq,
+    endpoints: &str,
+) -> Result<(), String> {
+    let resp = conn.connection.pipe_transfer(req).await.map_err(|e| {
+        format!(
+            "All target servers {endpoints} are not available. (host: {}, port: {}, because: {e})",
+            conn.endpoint.0, conn.endpoint.1
+        )
+    })?;
+    match resp.status.code {
+        200 | 400 => Ok(()),
+        c if c == StatusCode::PipeReceiverIdempotentConflict.code() => Ok(()),
+        _ => Err(format!(
+            "the receiver {}:{} refused a batch: {}",
+            conn.endpoint.0,
+            conn.endpoint.1,
+            status::describe(&resp.status)
+        )),
     }
 }
 
