@@ -1466,6 +1466,7 @@ impl LogWriter {
 /// The flusher thread: flushes on request, when the log writer froze a memtable, and when the
 /// memtable is old; compacts after each.
 fn run_flusher(shared: &Shared, rx: Receiver<FlusherMsg>) {
+    lower_thread_priority("duet-flusher");
     let check_every = shared
         .options
         .memtable_age
@@ -1504,8 +1505,27 @@ fn run_flusher(shared: &Shared, rx: Receiver<FlusherMsg>) {
     }
 }
 
+/// Background work yields the CPU to the log writer and the request handlers (as RocksDB lowers its
+/// compaction threads' priority): on a busy machine a flush or merge then delays itself rather than
+/// client writes and replication. It cannot starve: once memtables pile up, back-pressure holds
+/// the writers and the CPU is the flusher's.
+fn lower_thread_priority(thread: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        /// Like `nice -n 10`.
+        const BACKGROUND_NICE: i32 = 10;
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), BACKGROUND_NICE) {
+            tracing::debug!(thread, "cannot lower the thread's CPU priority: {e}");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = thread;
+}
+
 /// The compactor thread: merges the partitions that are due whenever the flusher asks.
 fn run_compactor(shared: &Shared, rx: Receiver<CompactorMsg>) {
+    lower_thread_priority("duet-compactor");
     while let Ok(msg) = rx.recv() {
         if matches!(msg, CompactorMsg::Due) {
             shared.compaction_requested.store(false, Ordering::Release);
