@@ -45,6 +45,16 @@ impl WriteOutcome {
 impl Engine {
     /// Validates, creates missing series, and writes every valid device in one durable storage entry.
     pub async fn write(&self, writes: Vec<DeviceWrite>) -> Result<WriteOutcome> {
+        self.write_from(duet_storage::Origin::Local, writes).await
+    }
+
+    /// [`Engine::write`] recorded with `origin`: a pipe's, for writes that arrive as IoTDB tablets
+    /// (which carry no versions: they get this instance's, as local writes do).
+    pub async fn write_from(
+        &self,
+        origin: duet_storage::Origin,
+        writes: Vec<DeviceWrite>,
+    ) -> Result<WriteOutcome> {
         let mut results = Vec::with_capacity(writes.len());
         let mut ops = Vec::with_capacity(writes.len());
         let mut accepted = Vec::with_capacity(writes.len());
@@ -60,11 +70,7 @@ impl Engine {
             }
         }
         if !ops.is_empty() {
-            if let Err(e) = self
-                .storage
-                .write(duet_storage::Origin::Local, None, ops)
-                .await
-            {
+            if let Err(e) = self.storage.write(origin, None, ops).await {
                 // Nothing of this request is acknowledged: report the failure for every device it carried.
                 let message = e.to_string();
                 for i in accepted {

@@ -48,6 +48,9 @@ pub struct SinkConfig {
     /// the `…-sync-sink` plugins, [`ASYNC_IN_FLIGHT`] otherwise. Only a Duet receiver gets more
     /// than one (it applies batches in any order by the version rule; an IoTDB receiver might not).
     pub max_in_flight: usize,
+    /// `format`='tablet': send IoTDB tablets even to a Duet receiver (no versions or deletions travel;
+    /// the receiver orders writes by arrival, so one batch at a time).
+    pub tablet_format: bool,
 }
 
 /// Batches an asynchronous thrift sink keeps on the wire: enough that a large batch being applied
@@ -429,6 +432,7 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
             "ssl.enable=true is not supported by Duet yet".into(),
         ));
     }
+    let mut tablet_format = false;
     if let Some(format) = params.get("format") {
         if !["hybrid", "tablet", "tsfile"]
             .iter()
@@ -438,6 +442,13 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
                 "The value of 'format' must be one of hybrid, tablet, tsfile, but got '{format}'."
             )));
         }
+        if format.eq_ignore_ascii_case("tsfile") {
+            return Err(PipeError::Unsupported(
+                "The sink format 'tsfile' is not supported by Duet yet (supported: hybrid, tablet)."
+                    .into(),
+            ));
+        }
+        tablet_format = format.eq_ignore_ascii_case("tablet");
     }
     let batch_max_delay_ms = match (
         positive(params, "batch.max-delay-ms")?,
@@ -476,6 +487,7 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
         rate_limit_bytes_per_second: rate_limit,
         compressors,
         mark_as_pipe_request: boolean(params, "mark-as-pipe-request", true)? && !general_write,
+        tablet_format,
         max_in_flight: if lower.contains("-sync-") {
             1
         } else {

@@ -4,6 +4,7 @@
 //! **Invariant:** the receiver never holds a lock local writers need while it waits: entries go
 //! through the same group-committed storage write path as client writes.
 
+use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{Engine, EngineError};
 use duet_proto::pipe_body::request_type;
 use duet_proto::status::{self, StatusCode};
@@ -41,7 +42,9 @@ pub async fn receive(
         };
     }
     match req.type_ {
-        request_type::HANDSHAKE_DATANODE_V2 => handshake::handshake(state, identity, &req.body, authenticate),
+        request_type::HANDSHAKE_DATANODE_V2 => {
+            handshake::handshake(state, identity, &req.body, authenticate)
+        }
         request_type::HANDSHAKE_DATANODE_V1 => pipe_status(
             StatusCode::PipeHandshakeError,
             "Handshake V1 is not supported; the sender must send HANDSHAKE_DATANODE_V2 (type 51).",
@@ -52,7 +55,9 @@ pub async fn receive(
                 // `mark-as-general-write-request` on the sender: its writes count as local ones here,
                 // so this instance's pipes forward them (IoTDB's markAsPipeRequest=false).
                 let origin = if peer.mark_as_pipe_request {
-                    Origin::Pipe { instance: crate::instance_number(&peer.cluster_id) }
+                    Origin::Pipe {
+                        instance: crate::instance_number(&peer.cluster_id),
+                    }
                 } else {
                     Origin::Local
                 };
@@ -64,12 +69,21 @@ pub async fn receive(
         | request_type::TRANSFER_TABLET_RAW_V2
         | request_type::TRANSFER_TABLET_BATCH_V2 => match &state.peer {
             None => not_handshaken(),
-            Some(_) => pipe_status(
-                StatusCode::PipeTypeError,
-                format!("PipeRequestType {} is not supported by this receiver yet; Duet senders use Duet entries.", req.type_),
-            ),
+            Some(peer) => {
+                let origin = if peer.mark_as_pipe_request {
+                    Origin::Pipe {
+                        instance: crate::instance_number(&peer.cluster_id),
+                    }
+                } else {
+                    Origin::Local
+                };
+                apply_tablets(engine, origin, req.type_, &req.body).await
+            }
         },
-        other => pipe_status(StatusCode::PipeTypeError, format!("Unknown PipeRequestType {other}.")),
+        other => pipe_status(
+            StatusCode::PipeTypeError,
+            format!("Unknown PipeRequestType {other}."),
+        ),
     }
 }
 
@@ -78,6 +92,57 @@ fn not_handshaken() -> TPipeTransferResp {
         StatusCode::NotLogin,
         "The pipe connection has not been handshaken; send a handshake first.",
     )
+}
+
+/// Applies IoTDB tablets (an IoTDB sender, or a Duet sink with `format`='tablet') through the normal
+/// write path. Tablets carry no versions: the points get this instance's, so between two writes of one
+/// point the later arrival wins, as on IoTDB.
+async fn apply_tablets(
+    engine: &Engine,
+    origin: Origin,
+    type_: i16,
+    body: &[u8],
+) -> TPipeTransferResp {
+    let inserts = match transfer::decode_iotdb_tablets(type_, body) {
+        Ok(t) => t,
+        Err(e) => {
+            return pipe_status(
+                StatusCode::PipeTransferExecuteStatementError,
+                format!("Malformed or unsupported tablet request: {e}"),
+            )
+        }
+    };
+    if inserts.is_empty() {
+        return TPipeTransferResp::new(status::success(), None);
+    }
+    let writes = inserts
+        .into_iter()
+        .map(|i| DeviceWrite {
+            device: i.device,
+            aligned: i.aligned,
+            measurements: i.measurements,
+            columns: i.columns.into_iter().map(WriteColumn::Typed).collect(),
+            times: i.times,
+        })
+        .collect();
+    match engine.write_from(origin, writes).await {
+        Ok(outcome) => match outcome.results.into_iter().find_map(Result::err) {
+            None => TPipeTransferResp::new(status::success(), None),
+            Some(e) => refused(e),
+        },
+        Err(e) => refused(e),
+    }
+}
+
+/// The status a sender sees for a batch this instance could not apply (pipe reference §7.2).
+fn refused(e: EngineError) -> TPipeTransferResp {
+    let code = match &e {
+        EngineError::TypeMismatch(_)
+        | EngineError::IllegalPath(_)
+        | EngineError::DatabaseExists(_) => StatusCode::PipeReceiverUserConflict,
+        _ => StatusCode::InternalServerError,
+    };
+    pipe_status(code, format!("Failed to apply a replicated batch: {e}"))
 }
 
 /// Applies a batch; all entries are submitted together so they share group commits. Order does not
@@ -100,14 +165,6 @@ async fn apply_entries(engine: &Engine, origin: Origin, body: &[u8]) -> TPipeTra
     .await;
     match results.into_iter().find_map(Result::err) {
         None => TPipeTransferResp::new(status::success(), None),
-        Some(e) => {
-            let code = match &e {
-                EngineError::TypeMismatch(_)
-                | EngineError::IllegalPath(_)
-                | EngineError::DatabaseExists(_) => StatusCode::PipeReceiverUserConflict,
-                _ => StatusCode::InternalServerError,
-            };
-            pipe_status(code, format!("Failed to apply a replicated batch: {e}"))
-        }
+        Some(e) => refused(e),
     }
 }

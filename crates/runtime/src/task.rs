@@ -223,7 +223,8 @@ impl PipeTask {
         // More connections for batches in flight, to a Duet receiver only (see `max_in_flight`).
         let speaks_duet = connections
             .first()
-            .is_some_and(|c| c.peer_parameters.contains_key(DUET_PROTOCOL_KEY));
+            .is_some_and(|c| c.peer_parameters.contains_key(DUET_PROTOCOL_KEY))
+            && !self.sink.tablet_format;
         let max_in_flight = if speaks_duet {
             self.sink.max_in_flight.max(1)
         } else {
@@ -547,9 +548,10 @@ impl PipeTask {
                 };
                 let n = chunk.times.len();
                 let filter = &self.filter;
-                let entries = transfer::history_entries(&s.path, &chunk, |v| {
-                    filter.sends_origin_instance(v.instance, local)
-                });
+                let entries =
+                    transfer::history_entries(&s.device, &s.measurement, s.aligned, &chunk, |v| {
+                        filter.sends_origin_instance(v.instance, local)
+                    });
                 if !entries.is_empty() {
                     self.send(connections, &entries).await?;
                 }
@@ -573,7 +575,8 @@ impl PipeTask {
             // do-nothing-sink: nothing leaves, progress still moves.
             return Ok(());
         };
-        let req = self.request(conn.peer_parameters.contains_key(DUET_PROTOCOL_KEY), batch)?;
+        let speaks_duet = self.sends_duet_entries(conn);
+        let req = self.request(speaks_duet, batch)?;
         transfer(conn, &req, &self.sink.endpoints_display())
             .await
             .map_err(Interrupt::Failed)?;
@@ -583,6 +586,11 @@ impl PipeTask {
             tokio::time::sleep(Duration::from_secs_f64(secs)).await;
         }
         Ok(())
+    }
+
+    /// Whether batches on this connection go as Duet entries (a Duet peer, and no `format`='tablet').
+    fn sends_duet_entries(&self, connection: &SinkConnection) -> bool {
+        connection.peer_parameters.contains_key(DUET_PROTOCOL_KEY) && !self.sink.tablet_format
     }
 
     /// Encodes a batch as the peer understands it: Duet entries, or IoTDB tablets (counting the

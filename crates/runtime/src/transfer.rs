@@ -9,9 +9,7 @@
 
 use bytes::{Buf, BufMut};
 use duet_proto::pipe_body::put_string;
-#[cfg(test)]
-use duet_proto::types::DataType;
-use duet_proto::types::{Column, ColumnValues};
+use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_storage::{InsertOp, LogEntry, Op, Origin, SeriesChunk, Version};
 
 /// Duet's own request type: a batch of log entries. Outside IoTDB's code space (0–400, -1, -2).
@@ -62,15 +60,15 @@ pub fn decode_entries(mut body: &[u8]) -> Result<Vec<LogEntry>, String> {
 }
 
 /// Turns a chunk of a series' stored points into entries, one per run of equal versions (history is
-/// sent with each point's original version).
+/// sent with each point's original version, and with the device's alignment, so a peer that creates
+/// the series from it creates them as they are here).
 pub fn history_entries(
-    series: &str,
+    device: &str,
+    measurement: &str,
+    aligned: bool,
     chunk: &SeriesChunk,
     keep: impl Fn(&Version) -> bool,
 ) -> Vec<LogEntry> {
-    let Some((device, measurement)) = split_series(series) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
     let n = chunk.times.len();
     let mut i = 0;
@@ -88,9 +86,9 @@ pub fn history_entries(
                 origin: Origin::Local,
                 version,
                 ops: vec![Op::Insert(InsertOp {
-                    device: device.clone(),
-                    aligned: false,
-                    measurements: vec![measurement.clone()],
+                    device: device.to_string(),
+                    aligned,
+                    measurements: vec![measurement.to_string()],
                     columns: vec![column],
                     times: chunk.times[i..j].to_vec(),
                 })],
@@ -99,12 +97,6 @@ pub fn history_entries(
         i = j;
     }
     out
-}
-
-fn split_series(series: &str) -> Option<(String, String)> {
-    let mut nodes = duet_engine::paths::split(series);
-    let measurement = nodes.pop()?;
-    Some((duet_engine::paths::join(&nodes), measurement))
 }
 
 /// Encodes the inserts of `entries` as IoTDB's tablet batch (type 13); returns the body and how many
@@ -198,6 +190,256 @@ fn encode_values(c: &Column, out: &mut Vec<u8>) {
     }
 }
 
+/// Reads IoTDB's tablet requests: `TRANSFER_TABLET_RAW` (3), `TRANSFER_TABLET_BATCH` (6),
+/// `TRANSFER_TABLET_RAW_V2` (11) and `TRANSFER_TABLET_BATCH_V2` (13), the tablet in either tsfile
+/// layout (2.x with a column-category byte per column, 1.x without). Batch entries in Java's internal
+/// InsertNode or WAL formats are refused (the sender's `sink.format`='tablet' avoids most of them),
+/// as are table-model tablets.
+pub fn decode_iotdb_tablets(type_: i16, body: &[u8]) -> Result<Vec<InsertOp>, String> {
+    use duet_proto::pipe_body::request_type as rt;
+    let mut buf = body;
+    let v2 = matches!(
+        type_,
+        rt::TRANSFER_TABLET_RAW_V2 | rt::TRANSFER_TABLET_BATCH_V2
+    );
+    let mut out = Vec::new();
+    match type_ {
+        rt::TRANSFER_TABLET_RAW | rt::TRANSFER_TABLET_RAW_V2 => {
+            out.push(tablet_entry(&mut buf, v2, true)?);
+        }
+        rt::TRANSFER_TABLET_BATCH | rt::TRANSFER_TABLET_BATCH_V2 => {
+            let binaries = get_count(&mut buf, "binary entries")?;
+            if binaries > 0 {
+                return Err(format!("{binaries} WAL-format entries in a tablet batch are not supported by Duet; set the sender's 'sink.format'='tablet'"));
+            }
+            let nodes = get_count(&mut buf, "insert-node entries")?;
+            if nodes > 0 {
+                return Err(format!("{nodes} InsertNode entries in a tablet batch are not supported by Duet; set the sender's 'sink.format'='tablet'"));
+            }
+            let tablets = get_count(&mut buf, "tablets")?;
+            for i in 0..tablets {
+                out.push(tablet_entry(&mut buf, v2, i + 1 == tablets)?);
+            }
+        }
+        other => return Err(format!("request type {other} is not a tablet request")),
+    }
+    if !buf.is_empty() {
+        return Err(format!("{} bytes after the last tablet", buf.len()));
+    }
+    Ok(out)
+}
+
+/// A tablet, its `isAligned` byte and (V2) its database, in whichever tsfile layout parses (the last
+/// one of a request must also end exactly where the body does).
+fn tablet_entry(buf: &mut &[u8], v2: bool, last: bool) -> Result<InsertOp, String> {
+    let mut first_error = String::new();
+    for with_category in [true, false] {
+        let mut attempt = *buf;
+        let parsed = tablet_entry_as(&mut attempt, v2, with_category).and_then(|t| {
+            if last && !attempt.is_empty() {
+                Err(format!("{} bytes after the last tablet", attempt.len()))
+            } else {
+                Ok(t)
+            }
+        });
+        match parsed {
+            Ok(tablet) => {
+                *buf = attempt;
+                return Ok(tablet);
+            }
+            Err(e) if first_error.is_empty() => first_error = e,
+            Err(_) => {}
+        }
+    }
+    Err(format!("malformed tablet: {first_error}"))
+}
+
+fn tablet_entry_as(buf: &mut &[u8], v2: bool, with_category: bool) -> Result<InsertOp, String> {
+    let mut insert = decode_tablet(buf, with_category)?;
+    insert.aligned = get_u8(buf, "isAligned")? != 0;
+    if v2 {
+        let database = duet_proto::pipe_body::get_string(buf).map_err(|e| e.to_string())?;
+        if let Some(db) = database {
+            if !db.starts_with("root") {
+                return Err(format!(
+                    "table-model tablets (database {db}) are not supported by Duet"
+                ));
+            }
+        }
+    }
+    if !insert.device.starts_with("root") {
+        return Err(format!(
+            "table-model tablets (table {}) are not supported by Duet",
+            insert.device
+        ));
+    }
+    Ok(insert)
+}
+
+fn need(buf: &[u8], n: usize, what: &str) -> Result<(), String> {
+    if buf.len() < n {
+        Err(format!("truncated {what}"))
+    } else {
+        Ok(())
+    }
+}
+
+fn get_u8(buf: &mut &[u8], what: &str) -> Result<u8, String> {
+    need(buf, 1, what)?;
+    Ok(buf.get_u8())
+}
+
+fn get_count(buf: &mut &[u8], what: &str) -> Result<usize, String> {
+    need(buf, 4, what)?;
+    let n = buf.get_i32();
+    // Every counted item takes at least one byte: a count beyond the body is malformed, not an
+    // allocation to attempt.
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= buf.len().max(1) * 8)
+        .ok_or_else(|| format!("bad count {n} of {what}"))
+}
+
+fn get_name(buf: &mut &[u8], what: &str) -> Result<String, String> {
+    duet_proto::pipe_body::get_string(buf)
+        .map_err(|e| format!("{what}: {e}"))?
+        .ok_or_else(|| format!("{what} is null"))
+}
+
+/// `Tablet.deserialize` (pipe reference §6.5).
+fn decode_tablet(buf: &mut &[u8], with_category: bool) -> Result<InsertOp, String> {
+    let device = get_name(buf, "tablet target")?;
+    let rows = get_count(buf, "rows")?;
+    let mut measurements = Vec::new();
+    let mut types = Vec::new();
+    if get_u8(buf, "schemas flag")? == 1 {
+        let n = get_count(buf, "columns")?;
+        for i in 0..n {
+            if get_u8(buf, "schema flag")? != 1 {
+                return Err(format!("column {i} has no schema"));
+            }
+            measurements.push(get_name(buf, "measurement")?);
+            let code = get_u8(buf, "data type")?;
+            let data_type = DataType::from_code(i32::from(code))
+                .ok_or_else(|| format!("unknown data type {code}"))?;
+            types.push(data_type);
+            get_u8(buf, "encoding")?;
+            get_u8(buf, "compressor")?;
+            let props = get_count(buf, "properties")?;
+            for _ in 0..props {
+                get_name(buf, "property key")?;
+                duet_proto::pipe_body::get_string(buf).map_err(|e| e.to_string())?;
+            }
+            if with_category {
+                let category = get_u8(buf, "column category")?;
+                if category != 1 {
+                    return Err(format!(
+                        "column {} is a table-model {} column; Duet takes tree-model tablets only",
+                        measurements[i],
+                        if category == 0 { "TAG" } else { "ATTRIBUTE" }
+                    ));
+                }
+            }
+        }
+    }
+    let mut times = Vec::with_capacity(rows);
+    if get_u8(buf, "times flag")? == 1 {
+        need(buf, rows.saturating_mul(8), "timestamps")?;
+        for _ in 0..rows {
+            times.push(buf.get_i64());
+        }
+    } else if rows > 0 {
+        return Err("a tablet with rows but no timestamps".into());
+    }
+    let mut nulls: Vec<Option<Vec<bool>>> = vec![None; types.len()];
+    if get_u8(buf, "bitmaps flag")? == 1 {
+        for slot in nulls.iter_mut() {
+            if get_u8(buf, "bitmap flag")? == 1 {
+                get_count(buf, "bitmap size")?;
+                let n = get_count(buf, "bitmap bytes")?;
+                need(buf, n, "bitmap")?;
+                let (bits, tail) = buf.split_at(n);
+                *buf = tail;
+                let marks: Vec<bool> = (0..rows)
+                    .map(|r| bits.get(r / 8).is_some_and(|b| b & (1 << (r % 8)) != 0))
+                    .collect();
+                *slot = marks.iter().any(|x| *x).then_some(marks);
+            }
+        }
+    }
+    let mut columns = Vec::with_capacity(types.len());
+    if get_u8(buf, "values flag")? == 1 {
+        for (data_type, nulls) in types.iter().zip(nulls) {
+            if get_u8(buf, "column flag")? != 1 {
+                return Err("a column without values".into());
+            }
+            columns.push(decode_values(buf, *data_type, rows, nulls)?);
+        }
+    } else if rows > 0 && !types.is_empty() {
+        return Err("a tablet with rows but no values".into());
+    }
+    // Null cells keep their placeholder values here; the columns' null marks make the write path
+    // skip them, as for a client's insertTablet.
+    Ok(InsertOp {
+        device,
+        aligned: false,
+        measurements,
+        columns,
+        times,
+    })
+}
+
+fn decode_values(
+    buf: &mut &[u8],
+    data_type: DataType,
+    rows: usize,
+    nulls: Option<Vec<bool>>,
+) -> Result<Column, String> {
+    let fixed = |buf: &mut &[u8], width: usize| need(buf, rows.saturating_mul(width), "values");
+    let values = match data_type.physical() {
+        DataType::Boolean => {
+            fixed(buf, 1)?;
+            ColumnValues::Boolean((0..rows).map(|_| buf.get_u8() != 0).collect())
+        }
+        DataType::Int32 => {
+            fixed(buf, 4)?;
+            ColumnValues::Int32((0..rows).map(|_| buf.get_i32()).collect())
+        }
+        DataType::Int64 => {
+            fixed(buf, 8)?;
+            ColumnValues::Int64((0..rows).map(|_| buf.get_i64()).collect())
+        }
+        DataType::Float => {
+            fixed(buf, 4)?;
+            ColumnValues::Float((0..rows).map(|_| buf.get_f32()).collect())
+        }
+        DataType::Double => {
+            fixed(buf, 8)?;
+            ColumnValues::Double((0..rows).map(|_| buf.get_f64()).collect())
+        }
+        _ => {
+            let mut v = Vec::with_capacity(rows.min(buf.len()));
+            for _ in 0..rows {
+                if get_u8(buf, "text flag")? == 1 {
+                    let n = get_count(buf, "text length")?;
+                    need(buf, n, "text")?;
+                    let (head, tail) = buf.split_at(n);
+                    v.push(head.to_vec());
+                    *buf = tail;
+                } else {
+                    v.push(Vec::new());
+                }
+            }
+            ColumnValues::Binary(v)
+        }
+    };
+    Ok(Column {
+        data_type,
+        nulls,
+        values,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -263,6 +505,107 @@ mod tests {
     }
 
     #[test]
+    fn iotdb_tablets_round_trip_through_the_receivers_decoder() {
+        let inserts: Vec<InsertOp> = sample()
+            .into_iter()
+            .flat_map(|e| e.ops)
+            .filter_map(|op| match op {
+                Op::Insert(i) => Some(i),
+                Op::Delete(_) => None,
+            })
+            .collect();
+        let (body, _) = encode_iotdb_tablets(&sample());
+        let decoded = decode_iotdb_tablets(IOTDB_TABLET_BATCH_V2, &body).unwrap();
+        assert_eq!(decoded, inserts);
+        // Every truncation is an error, never a panic or a partial batch.
+        for cut in 0..body.len() {
+            assert!(
+                decode_iotdb_tablets(IOTDB_TABLET_BATCH_V2, &body[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn tsfile_1_tablets_without_column_categories_are_read() {
+        // TRANSFER_TABLET_RAW (3) from IoTDB 1.3: no category byte after each schema.
+        let mut body = Vec::new();
+        put_string(&mut body, Some("root.sg.d2"));
+        body.put_i32(2); // rows
+        body.put_u8(1);
+        body.put_i32(1);
+        body.put_u8(1);
+        put_string(&mut body, Some("s1"));
+        body.put_u8(DataType::Int32.code());
+        body.put_u8(0);
+        body.put_u8(0);
+        body.put_i32(0);
+        body.put_u8(1);
+        body.put_i64(10);
+        body.put_i64(11);
+        body.put_u8(1); // bitmaps: row 1 is null
+        body.put_u8(1);
+        body.put_i32(2);
+        body.put_i32(1);
+        body.put_u8(0b10);
+        body.put_u8(1);
+        body.put_u8(1);
+        body.put_i32(7);
+        body.put_i32(0);
+        body.put_u8(0); // not aligned
+        let decoded = decode_iotdb_tablets(3, &body).unwrap();
+        assert_eq!(decoded.len(), 1);
+        let t = &decoded[0];
+        assert_eq!(
+            (t.device.as_str(), t.times.clone()),
+            ("root.sg.d2", vec![10, 11])
+        );
+        assert_eq!(t.columns[0].nulls, Some(vec![false, true]));
+        assert_eq!(t.columns[0].values, ColumnValues::Int32(vec![7, 0]));
+    }
+
+    #[test]
+    fn insert_nodes_and_table_model_tablets_are_refused_by_name() {
+        let mut body = Vec::new();
+        body.put_i32(0);
+        body.put_i32(1);
+        let err = decode_iotdb_tablets(IOTDB_TABLET_BATCH_V2, &body).unwrap_err();
+        assert!(
+            err.contains("InsertNode") && err.contains("sink.format"),
+            "{err}"
+        );
+        let mut table = InsertOp {
+            device: "t1".into(),
+            aligned: true,
+            measurements: vec!["s".into()],
+            columns: vec![Column {
+                data_type: DataType::Int64,
+                nulls: None,
+                values: ColumnValues::Int64(vec![1]),
+            }],
+            times: vec![1],
+        };
+        let entry = |insert: &InsertOp| LogEntry {
+            lsn: 1,
+            origin: Origin::Local,
+            version: Version {
+                hlc: 1,
+                instance: 1,
+            },
+            ops: vec![Op::Insert(insert.clone())],
+        };
+        let (body, _) = encode_iotdb_tablets(&[entry(&table)]);
+        let err = decode_iotdb_tablets(IOTDB_TABLET_BATCH_V2, &body).unwrap_err();
+        assert!(err.contains("table-model"), "{err}");
+        table.device = "root.sg.d1".into();
+        let (body, _) = encode_iotdb_tablets(&[entry(&table)]);
+        assert_eq!(
+            decode_iotdb_tablets(IOTDB_TABLET_BATCH_V2, &body).unwrap(),
+            vec![table]
+        );
+    }
+
+    #[test]
     fn history_groups_points_by_version() {
         let chunk = SeriesChunk {
             data_type: Some(DataType::Int64),
@@ -287,9 +630,9 @@ mod tests {
                 },
             ],
         };
-        let entries = history_entries("root.sg.d1.s1", &chunk, |_| true);
+        let entries = history_entries("root.sg.d1", "s1", false, &chunk, |_| true);
         assert_eq!(entries.len(), 2);
-        let only_local = history_entries("root.sg.d1.s1", &chunk, |v| v.instance == 1);
+        let only_local = history_entries("root.sg.d1", "s1", false, &chunk, |v| v.instance == 1);
         assert_eq!(only_local.len(), 1);
         let Op::Insert(insert) = &only_local[0].ops[0] else {
             panic!()

@@ -1187,3 +1187,106 @@ fn small_batches_in_flight_together_arrive_whole() {
         assert_eq!(node.pipe_field(pipe, "ExceptionMessage").unwrap(), "");
     }
 }
+
+// `format`='tablet': the sink sends IoTDB tablets (types 13 / 300) instead of Duet entries, and the
+// receiver reads them as it would from an IoTDB sender: every type, nulls and alignment arrive.
+#[test]
+fn tablet_format_pipe_carries_every_type_nulls_and_alignment() {
+    let mut p = Pair::new();
+    p.create_pipe(
+        Side::A,
+        "AB",
+        "",
+        "'sink.format'='tablet', 'sink.batch.size-bytes'='4096'",
+    );
+    p.a.exec("create aligned timeseries root.tf.al(a INT32, b TEXT)")
+        .unwrap();
+    for (m, t) in [
+        ("b", "BOOLEAN"),
+        ("i", "INT32"),
+        ("l", "INT64"),
+        ("f", "FLOAT"),
+        ("d", "DOUBLE"),
+        ("t", "TEXT"),
+        ("s", "STRING"),
+    ] {
+        p.a.exec(&format!(
+            "create timeseries root.tf.d.{m} with datatype={t}"
+        ))
+        .unwrap();
+    }
+    p.a.exec("insert into root.tf.d(timestamp, b, i, l, f, d, t, s) values (1, true, -7, 9000000000, 1.5, 2.25, 'x', 'y')")
+        .unwrap();
+    p.a.exec("insert into root.tf.d(timestamp, t, s) values (2, '', 'two')")
+        .unwrap();
+    p.a.exec("insert into root.tf.al(timestamp, a, b) aligned values (5, 5, 'five')")
+        .unwrap();
+    // A tablet with a null cell (bitmap) in each column.
+    p.a.insert_tablet(
+        "root.tf.n",
+        &[10, 11, 12],
+        &[
+            (
+                "x",
+                Column {
+                    data_type: DataType::Int64,
+                    nulls: Some(vec![false, true, false]),
+                    values: ColumnValues::Int64(vec![1, 0, 3]),
+                },
+            ),
+            (
+                "y",
+                Column {
+                    data_type: DataType::Double,
+                    nulls: Some(vec![true, false, false]),
+                    values: ColumnValues::Double(vec![0.0, 2.5, 3.5]),
+                },
+            ),
+        ],
+    )
+    .unwrap();
+    write_rows(&mut p.a, "root.tf.bulk", 0, 2_000, 50);
+
+    p.b.wait_count("root.tf.bulk.s2", 2_000, SYNC);
+    p.b.wait_count("root.tf.n.y", 2, SYNC);
+    let verdict = wait_for("B to hold what A holds", SYNC, || {
+        match p.check("root.tf.**") {
+            Ok(Verdict::Consistent { series, points }) => Some((series, points)),
+            _ => None,
+        }
+    })
+    .unwrap();
+    // 7 + 2 + 2 + 2 series; 9 + 2 + 4 + 4,000 points.
+    assert_eq!(verdict, (13, 9 + 2 + 4 + 4_000));
+    let (_, rows) = p.b.table("show timeseries root.tf.al.b").unwrap();
+    assert_eq!(rows[0][3], "TEXT", "{rows:?}");
+    let (_, rows) = p.b.table("show devices root.tf.al").unwrap();
+    assert_eq!(rows[0][1], "true", "aligned: {rows:?}");
+    assert_eq!(
+        p.b.points("root.tf.n.x").unwrap(),
+        vec![(10, "1".to_string()), (12, "3".to_string())]
+    );
+    assert_eq!(
+        p.b.points("root.tf.d.t").unwrap(),
+        vec![(1, "x".to_string()), (2, String::new())]
+    );
+    assert_eq!(p.a.pipe_field("AB", "ExceptionMessage").unwrap(), "");
+}
+
+// History creates series on the peer as they are here: an aligned device stays aligned.
+#[test]
+fn history_keeps_aligned_devices_aligned() {
+    let mut p = Pair::new();
+    p.a.exec("create aligned timeseries root.ha.d(a INT32, b TEXT)")
+        .unwrap();
+    p.a.exec("insert into root.ha.d(timestamp, a, b) aligned values (1, 1, 'one'), (2, 2, 'two')")
+        .unwrap();
+    p.create_pipe(Side::A, "AB", "", "");
+    p.b.wait_count("root.ha.d.b", 2, SYNC);
+    let (_, rows) = p.b.table("show devices root.ha.d").unwrap();
+    assert_eq!(rows[0][1], "true", "aligned: {rows:?}");
+    assert_eq!(
+        p.b.points("root.ha.d.b").unwrap(),
+        vec![(1, "one".to_string()), (2, "two".to_string())]
+    );
+}
