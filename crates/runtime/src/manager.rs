@@ -47,6 +47,9 @@ pub const SHOW_PIPES_COLUMNS: [&str; 9] = [
 /// Entries `SHOW PIPES` reads at most to count a pipe's backlog exactly.
 const COUNT_CAP: usize = 20_000;
 
+/// Entries read from the log at a time while counting.
+const COUNT_READ_ENTRIES: usize = 128;
+
 /// Which pipes `SHOW PIPES` lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShowFilter {
@@ -413,7 +416,9 @@ impl PipeManager {
         let head = storage.head();
         let (mut count, mut read) = (0u64, 0usize);
         while acknowledged < head && read < COUNT_CAP {
-            match storage.read_log(acknowledged, 4096) {
+            // Small reads: each holds its entries decoded in memory (a 1000-row tablet of 10 doubles
+            // is ~90 KB), so the count costs little memory however long the backlog.
+            match storage.read_log(acknowledged, COUNT_READ_ENTRIES) {
                 Ok(LogRead::Entries(entries)) if !entries.is_empty() => {
                     read += entries.len();
                     for e in &entries {

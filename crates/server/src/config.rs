@@ -55,7 +55,7 @@ impl Default for Config {
             wal_sync_interval_ms: 100,
             memtable_bytes: 64 << 20,
             wal_segment_bytes: 64 << 20,
-            wal_retention_cap_bytes: 1 << 30,
+            wal_retention_cap_bytes: 8 << 30,
         }
     }
 }
