@@ -270,6 +270,7 @@ impl PipeTask {
         let mut dispatched = acknowledged;
         let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
         let mut last_answer = Instant::now();
+        let mut rate = SendRate::default();
         // The rate limit paces dispatches: the next batch may leave at this instant.
         let mut next_dispatch = Instant::now();
         loop {
@@ -403,11 +404,12 @@ impl PipeTask {
                             let mut s = lock(&self.status);
                             s.entries_sent += answered.entries as u64;
                             s.batches_sent += 1;
-                            // Entries per second of sending time: with batches overlapping, the
-                            // time since the previous answer, not this batch's own round trip.
-                            let secs = (now - answered.started.max(last_answer)).as_secs_f64().max(1e-6);
-                            let instant = answered.entries as f64 / secs;
-                            s.rate = if s.rate == 0.0 { instant } else { 0.8 * s.rate + 0.2 * instant };
+                            // Sending time: with batches overlapping, the time since the previous
+                            // answer (or since this batch left, if later), so the intervals add up
+                            // to the time the pipe was busy.
+                            let secs = (now - answered.started.max(last_answer)).as_secs_f64();
+                            rate.record(answered.entries, secs);
+                            s.rate = rate.per_second();
                         }
                         last_answer = now;
                         self.recovered(failures, backoff).await;
@@ -624,6 +626,33 @@ impl PipeTask {
     }
 }
 
+/// Entries sent per second of busy time, over roughly the last [`RATE_WINDOW_SECS`]: both sums decay
+/// together, so bursts of answers that arrive together do not inflate it (an average of per-batch
+/// rates would), and `EstimatedRemainingSeconds` = backlog / rate stays honest under pipelining.
+#[derive(Debug, Default)]
+struct SendRate {
+    entries: f64,
+    secs: f64,
+}
+
+const RATE_WINDOW_SECS: f64 = 5.0;
+
+impl SendRate {
+    fn record(&mut self, entries: usize, secs: f64) {
+        let keep = (-secs / RATE_WINDOW_SECS).exp();
+        self.entries = self.entries * keep + entries as f64;
+        self.secs = self.secs * keep + secs;
+    }
+
+    fn per_second(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.entries / self.secs
+        } else {
+            0.0
+        }
+    }
+}
+
 /// A batch's answer, with the connection it went on (free again) and the position it covers.
 struct Answered {
     connection: Option<SinkConnection>,
@@ -710,5 +739,35 @@ pub async fn persist_progress(
             Ok(Err(e)) => warn!(pipe = %name, "cannot persist progress: {e}"),
             Err(e) => warn!(pipe = %name, "cannot persist progress: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SendRate;
+
+    #[test]
+    fn answers_arriving_together_do_not_inflate_the_rate() {
+        let mut rate = SendRate::default();
+        // Four batches of 100 entries on the wire together, answered within a second.
+        rate.record(100, 1.0);
+        for _ in 0..3 {
+            rate.record(100, 0.0);
+        }
+        assert!(
+            (rate.per_second() - 400.0).abs() < 1e-9,
+            "{}",
+            rate.per_second()
+        );
+        // Then a slow stretch: the rate follows it, weighted by time.
+        for _ in 0..20 {
+            rate.record(10, 1.0);
+        }
+        assert!(
+            rate.per_second() > 10.0 && rate.per_second() < 20.0,
+            "{}",
+            rate.per_second()
+        );
+        assert_eq!(SendRate::default().per_second(), 0.0);
     }
 }

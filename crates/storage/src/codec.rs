@@ -23,7 +23,7 @@
 
 use duet_proto::types::{Column, ColumnValues, DataType};
 
-use crate::types::{DeleteOp, InsertOp, LogEntry, Lsn, Op, Origin, Version};
+use crate::types::{DeleteOp, InsertOp, LogEntry, LogHeader, Lsn, Op, OpKind, Origin, Version};
 
 const ORIGIN_LOCAL: u8 = 0;
 const ORIGIN_PIPE: u8 = 1;
@@ -147,6 +147,49 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// The longest prefix of a payload that holds its header: LSN, origin, version, the number of
+/// operations and the first one's kind.
+pub(crate) const HEADER_PREFIX_BYTES: usize = 8 + 1 + 8 + 16 + 4 + 1;
+
+/// Decodes the header at the start of a payload (or of its first [`HEADER_PREFIX_BYTES`]), without
+/// the operations.
+pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, String> {
+    let mut input = Input {
+        bytes: prefix,
+        pos: 0,
+    };
+    let lsn = input.u64()?;
+    let origin = decode_origin(&mut input)?;
+    input.u64()?;
+    input.u64()?;
+    let ops = input.len()?;
+    let first_op = if ops == 0 {
+        None
+    } else {
+        match input.u8()? {
+            OP_INSERT => Some(OpKind::Insert),
+            OP_DELETE => Some(OpKind::Delete),
+            other => return Err(format!("unknown operation tag {other}")),
+        }
+    };
+    Ok(LogHeader {
+        lsn,
+        origin,
+        ops,
+        first_op,
+    })
+}
+
+fn decode_origin(input: &mut Input<'_>) -> Result<Origin, String> {
+    match input.u8()? {
+        ORIGIN_LOCAL => Ok(Origin::Local),
+        ORIGIN_PIPE => Ok(Origin::Pipe {
+            instance: input.u64()?,
+        }),
+        other => Err(format!("unknown origin tag {other}")),
+    }
+}
+
 /// Decodes a whole payload; the error is a reason to report in [`crate::Error::Corrupt`].
 pub(crate) fn decode_entry(payload: &[u8]) -> Result<LogEntry, String> {
     let mut input = Input {
@@ -154,13 +197,7 @@ pub(crate) fn decode_entry(payload: &[u8]) -> Result<LogEntry, String> {
         pos: 0,
     };
     let lsn = input.u64()?;
-    let origin = match input.u8()? {
-        ORIGIN_LOCAL => Origin::Local,
-        ORIGIN_PIPE => Origin::Pipe {
-            instance: input.u64()?,
-        },
-        other => return Err(format!("unknown origin tag {other}")),
-    };
+    let origin = decode_origin(&mut input)?;
     let version = Version {
         hlc: input.u64()?,
         instance: input.u64()?,

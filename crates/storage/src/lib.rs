@@ -101,5 +101,5 @@ pub use error::{Error, Result};
 pub use options::{StorageOptions, SyncMode};
 pub use run::SeriesChunk;
 pub use storage::{Storage, StorageStats};
-pub use types::{DeleteOp, InsertOp, LogEntry, Lsn, Op, Origin, Version};
+pub use types::{DeleteOp, InsertOp, LogEntry, LogHeader, Lsn, Op, OpKind, Origin, Version};
 pub use wal::LogRead;

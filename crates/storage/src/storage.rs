@@ -33,7 +33,7 @@ use crate::manifest::{Manifest, TombstoneRecord};
 use crate::memtable::Memtable;
 use crate::options::{StorageOptions, SyncMode};
 use crate::run::{self, Run, SeriesChunk};
-use crate::types::{Lsn, Op, Origin, RangeTombstone, Version};
+use crate::types::{LogHeader, Lsn, Op, Origin, RangeTombstone, Version};
 use crate::wal::{self, LogRead, SegmentWriter, WalIndex};
 
 /// A group commit stops collecting queued writes at this many payload bytes.
@@ -517,6 +517,13 @@ impl Storage {
     pub fn read_log(&self, from: Lsn, max_entries: usize) -> Result<LogRead> {
         let shared = &self.inner.shared;
         WalIndex::read(&shared.wal_index, from, max_entries, self.head())
+    }
+
+    /// The headers of up to `max_entries` entries after `from`, without reading their operations
+    /// (cheap enough to count a long backlog).
+    pub fn read_log_headers(&self, from: Lsn, max_entries: usize) -> Result<LogRead<LogHeader>> {
+        let shared = &self.inner.shared;
+        WalIndex::read_headers(&shared.wal_index, from, max_entries, self.head())
     }
 
     /// Pins the log above `acknowledged` for the pipe `name` (replacing any earlier registration).

@@ -28,6 +28,23 @@ pub struct Version {
     pub instance: u64,
 }
 
+/// The kind of an operation, as an entry's header tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Insert,
+    Delete,
+}
+
+/// What [`crate::Storage::read_log_headers`] reads of an entry: everything but the operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHeader {
+    pub lsn: Lsn,
+    pub origin: Origin,
+    /// How many operations the entry has, and the first one's kind.
+    pub ops: usize,
+    pub first_op: Option<OpKind>,
+}
+
 /// Where a log entry was first accepted; double-living pipes skip entries that came through a pipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::types::{LogEntry, Lsn};
+use crate::types::{LogEntry, LogHeader, Lsn};
 
 pub(crate) const MAGIC: &[u8; 8] = b"DUETWAL\x01";
 const RECORD_HEADER_BYTES: usize = 8;
@@ -52,11 +52,12 @@ impl SegmentMeta {
     }
 }
 
-/// What [`crate::Storage::read_log`] returns.
+/// What [`crate::Storage::read_log`] returns (and, with [`LogHeader`] items,
+/// [`crate::Storage::read_log_headers`]).
 #[derive(Debug, Clone, PartialEq)]
-pub enum LogRead {
+pub enum LogRead<T = LogEntry> {
     /// Entries after `from`, in LSN order (empty when the reader is caught up).
-    Entries(Vec<LogEntry>),
+    Entries(Vec<T>),
     /// The log below `available_from` was released (the retention cap was exceeded): the reader must
     /// catch up from the data files, then continue from the log.
     Truncated { available_from: Lsn },
@@ -80,6 +81,27 @@ impl WalIndex {
         max_entries: usize,
         head: Lsn,
     ) -> Result<LogRead> {
+        Self::read_with(index, from, max_entries, head, read_records)
+    }
+
+    /// Like [`WalIndex::read`], but only each entry's header: the operations are skipped, not read
+    /// or checked (a count of what a pipe will send, without the cost of decoding it).
+    pub(crate) fn read_headers(
+        index: &std::sync::Mutex<WalIndex>,
+        from: Lsn,
+        max_entries: usize,
+        head: Lsn,
+    ) -> Result<LogRead<LogHeader>> {
+        Self::read_with(index, from, max_entries, head, read_log_headers)
+    }
+
+    fn read_with<T>(
+        index: &std::sync::Mutex<WalIndex>,
+        from: Lsn,
+        max_entries: usize,
+        head: Lsn,
+        read_segment: fn(File, &Path, u64, usize, &mut Vec<T>) -> Result<()>,
+    ) -> Result<LogRead<T>> {
         let mut plan: Vec<(File, PathBuf, u64, usize)> = Vec::new();
         {
             let index = index.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,7 +136,7 @@ impl WalIndex {
         }
         let mut entries = Vec::new();
         for (file, path, offset, count) in plan {
-            read_records(file, &path, offset, count, &mut entries)?;
+            read_segment(file, &path, offset, count, &mut entries)?;
         }
         Ok(LogRead::Entries(entries))
     }
@@ -194,6 +216,33 @@ fn read_records(
         }
         let entry = codec::decode_entry(&payload).map_err(|reason| corrupt(path, pos, &reason))?;
         out.push(entry);
+        pos += (RECORD_HEADER_BYTES + len as usize) as u64;
+    }
+    Ok(())
+}
+
+/// Reads `count` records' headers from `offset`, seeking past their operations.
+fn read_log_headers(
+    file: File,
+    path: &Path,
+    offset: u64,
+    count: usize,
+    out: &mut Vec<LogHeader>,
+) -> Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    reader.seek(SeekFrom::Start(offset))?;
+    let mut pos = offset;
+    let mut header = [0u8; RECORD_HEADER_BYTES];
+    let mut prefix = [0u8; codec::HEADER_PREFIX_BYTES];
+    for _ in 0..count {
+        reader.read_exact(&mut header)?;
+        let (len, _) = parse_header(&header);
+        let n = (len as usize).min(prefix.len());
+        reader.read_exact(&mut prefix[..n])?;
+        let item =
+            codec::decode_log_header(&prefix[..n]).map_err(|reason| corrupt(path, pos, &reason))?;
+        out.push(item);
+        reader.seek_relative(i64::from(len) - n as i64)?;
         pos += (RECORD_HEADER_BYTES + len as usize) as u64;
     }
     Ok(())

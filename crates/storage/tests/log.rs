@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use duet_storage::{LogRead, Origin, Storage, StorageOptions, Version};
+use duet_storage::{LogHeader, LogRead, Op, OpKind, Origin, Storage, StorageOptions, Version};
 
 fn entries(read: LogRead) -> Vec<duet_storage::LogEntry> {
     match read {
@@ -286,4 +286,56 @@ async fn periodic_sync_acknowledges_and_recovers() {
     let storage = Storage::open(dir.path(), periodic).unwrap();
     assert_eq!(storage.head(), 20);
     assert_eq!(scan_i64(&storage, "s1").len(), 20);
+}
+
+#[tokio::test]
+async fn headers_say_what_the_entries_say_without_their_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path(), small_segments()).unwrap();
+    let peer = Version {
+        hlc: 5,
+        instance: 2,
+    };
+    let mut two_ops = insert_i64("s1", &[1], &[1]);
+    two_ops.extend(delete(&series("s2"), 0, 9));
+    let writes: Vec<(Origin, Option<Version>, Vec<Op>)> = vec![
+        (Origin::Local, None, insert_i64("s1", &[1, 2], &[1, 2])),
+        (
+            Origin::Pipe { instance: 2 },
+            Some(peer),
+            delete(&series("s1"), 0, 1),
+        ),
+        (Origin::Local, None, two_ops),
+    ];
+    for _ in 0..40 {
+        for (origin, version, ops) in &writes {
+            storage
+                .write(origin.clone(), *version, ops.clone())
+                .await
+                .unwrap();
+        }
+    }
+    let kind = |op: &Op| match op {
+        Op::Insert(_) => OpKind::Insert,
+        Op::Delete(_) => OpKind::Delete,
+    };
+    let expected: Vec<LogHeader> = entries(storage.read_log(0, 1000).unwrap())
+        .iter()
+        .map(|e| LogHeader {
+            lsn: e.lsn,
+            origin: e.origin.clone(),
+            ops: e.ops.len(),
+            first_op: e.ops.first().map(kind),
+        })
+        .collect();
+    assert_eq!(expected.len(), 120);
+    // Across segments, in any slice.
+    let LogRead::Entries(headers) = storage.read_log_headers(0, 1000).unwrap() else {
+        panic!("truncated")
+    };
+    assert_eq!(headers, expected);
+    let LogRead::Entries(slice) = storage.read_log_headers(50, 7).unwrap() else {
+        panic!("truncated")
+    };
+    assert_eq!(slice, expected[50..57].to_vec());
 }
