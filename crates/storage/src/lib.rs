@@ -39,7 +39,9 @@
 //!
 //! **Back-pressure:** while more than `max_frozen_memtables` memtables wait for their flush,
 //! [`Storage::write`] waits (asynchronously) for the flusher, so a slow disk slows ingest instead
-//! of growing memory without bound.
+//! of growing memory without bound. Entries arriving through a pipe wait only past two more: when
+//! the flush limits ingest, local writers are held back first and replication keeps flowing, so the
+//! lag between two instances stays bounded (memory still is: by `max_frozen_memtables` + 2).
 //!
 //! # Compaction
 //!

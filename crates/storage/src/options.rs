@@ -34,7 +34,9 @@ pub struct StorageOptions {
     /// as 2: merging a single file would only rewrite it). Default 4.
     pub compaction_files: usize,
     /// Writes wait (asynchronously) while more than this many memtables are frozen and waiting
-    /// for their flush, so a slow disk slows ingest instead of exhausting memory. Default 4.
+    /// for their flush, so a slow disk slows ingest instead of exhausting memory; entries arriving
+    /// through a pipe wait only past two more, so replication is not held back with local writes.
+    /// Default 4.
     pub max_frozen_memtables: usize,
 }
 

@@ -95,6 +95,10 @@ impl Drop for Inner {
     }
 }
 
+/// Frozen memtables beyond `max_frozen_memtables` that entries arriving through a pipe may still add
+/// before they wait too (see [`Storage::write`]).
+const REPLICATION_HEADROOM: usize = 2;
+
 /// State shared by the handles and the background threads.
 struct Shared {
     dir: PathBuf,
@@ -382,7 +386,14 @@ impl Storage {
             return Err(err);
         }
         validate_ops(&ops)?;
-        shared.wait_for_flushes().await?;
+        // Replication goes first: a pipe's entries wait only past a higher limit, so when the flush
+        // is what limits ingest, local writers are held back before the peer's stream is, and the
+        // lag between the instances stays bounded at the cost of local ingest.
+        let limit = match origin {
+            Origin::Local => shared.options.max_frozen_memtables,
+            Origin::Pipe { .. } => shared.options.max_frozen_memtables + REPLICATION_HEADROOM,
+        };
+        shared.wait_for_flushes(limit).await?;
         let mut encoded_ops = Vec::with_capacity(codec::estimated_len(&ops));
         codec::encode_ops(&ops, &mut encoded_ops);
         let (reply, answer) = oneshot::channel();
@@ -670,8 +681,7 @@ impl Storage {
 impl Shared {
     /// Waits while more than `max_frozen_memtables` memtables wait for their flush. The flusher
     /// publishes the count after every flush, so this sleeps on a channel rather than polling.
-    async fn wait_for_flushes(&self) -> Result<()> {
-        let limit = self.options.max_frozen_memtables;
+    async fn wait_for_flushes(&self, limit: usize) -> Result<()> {
         if *self.frozen_count.borrow() <= limit {
             return Ok(());
         }

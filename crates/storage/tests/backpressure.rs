@@ -132,3 +132,64 @@ async fn flushes_and_writes_go_on_while_a_merge_runs() {
         (0..20).map(|t| (t, t)).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn replicated_entries_pass_where_local_writes_are_held_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path(), tiny_memtables()).unwrap();
+    storage.pause_flushes(true);
+    for t in 0..3 {
+        storage
+            .write(Origin::Local, None, insert_i64("s1", &[t], &[t]))
+            .await
+            .unwrap();
+    }
+    let held = {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            storage
+                .write(Origin::Local, None, insert_i64("s1", &[9], &[9]))
+                .await
+        })
+    };
+    // Three frozen (over the limit of two): local writes wait, a peer's entries still pass, up to
+    // two memtables more.
+    let peer = |hlc| duet_storage::Version { hlc, instance: 2 };
+    for t in 3..5 {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            storage.write(
+                Origin::Pipe { instance: 2 },
+                Some(peer(100 + t as u64)),
+                insert_i64("s2", &[t], &[t]),
+            ),
+        )
+        .await
+        .expect("a replicated entry was held back with local writes")
+        .unwrap();
+    }
+    assert_eq!(storage.stats().frozen_memtables, 5);
+    let also_held = {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            storage
+                .write(
+                    Origin::Pipe { instance: 2 },
+                    Some(peer(200)),
+                    insert_i64("s2", &[9], &[9]),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished() && !also_held.is_finished());
+    storage.pause_flushes(false);
+    for task in [held, also_held] {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(scan_i64(&storage, "s2"), vec![(3, 3), (4, 4), (9, 9)]);
+}

@@ -981,13 +981,19 @@ fn spawn_pg_writers(cfg: Arc<Cfg>, devices: Vec<String>, points_per_s: f64, stop
             let stop = stop.clone();
             tokio::spawn(async move {
                 let c = pg_connect(&cfg, cfg.pg_pub_port).await?;
-                let mut tick = tokio::time::interval(Duration::from_secs_f64(n as f64 * cfg.tablet_points() / points_per_s));
-                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                // 0 points/s: as fast as the writer can (item 2c).
+                let mut tick = (points_per_s > 0.0).then(|| {
+                    let mut i = tokio::time::interval(Duration::from_secs_f64(n as f64 * cfg.tablet_points() / points_per_s));
+                    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    i
+                });
                 let mut rows = 0usize;
                 while !stop.load(Ordering::Relaxed) {
-                    tick.tick().await;
-                    if stop.load(Ordering::Relaxed) {
-                        break;
+                    if let Some(t) = tick.as_mut() {
+                        t.tick().await;
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
                     }
                     pg_copy_batch(&c, &cfg, &device, rows, cfg.rows_per_batch).await?;
                     rows += cfg.rows_per_batch;
@@ -1029,20 +1035,20 @@ struct Loaded {
 
 /// 2b for Duet: CLIENTS background writers (half on A, half on B, devices root.load.d<i>) at
 /// `rate` points/s in total while the lag run goes on.
-async fn duet_lag_loaded(cfg: Arc<Cfg>, opts: [ClientOptions; 2], checkers: &mut [Client], rate: f64) -> Result<(Loaded, Vec<String>)> {
+async fn duet_lag_loaded(cfg: Arc<Cfg>, opts: [ClientOptions; 2], checkers: &mut [Client], rate: f64, load: &str, lag_device: &str) -> Result<(Loaded, Vec<String>)> {
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<(ClientOptions, String)> = (0..cfg.clients).map(|i| (opts[i % 2].clone(), format!("root.load.d{i}"))).collect();
+    let writers: Vec<(ClientOptions, String)> = (0..cfg.clients).map(|i| (opts[i % 2].clone(), format!("root.{load}.d{i}"))).collect();
     let started = Instant::now();
     let handles = spawn_duet_writers(cfg.clone(), writers, rate, usize::MAX, stop.clone());
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let lag = duet_lag(cfg.clone(), &opts[0], &opts[1], "root.lag.d2").await;
+    let lag = duet_lag(cfg.clone(), &opts[0], &opts[1], lag_device).await;
     stop.store(true, Ordering::Relaxed);
     let stopped = Instant::now();
     let rows = join_writers(handles).await?;
     let lag = lag?;
     let elapsed = started.elapsed().as_secs_f64();
     let total: usize = rows.iter().sum();
-    let targets: Vec<Expect> = rows.iter().enumerate().map(|(i, r)| Expect { inst: 1 - i % 2, device: format!("root.load.d{i}"), rows: *r }).collect();
+    let targets: Vec<Expect> = rows.iter().enumerate().map(|(i, r)| Expect { inst: 1 - i % 2, device: format!("root.{load}.d{i}"), rows: *r }).collect();
     let (seen, _) = duet_wait(checkers, &targets, Instant::now() + cfg.timeout(), None).await?;
     let notes = duet_verify(checkers, &targets).await?;
     Ok((
@@ -1051,13 +1057,13 @@ async fn duet_lag_loaded(cfg: Arc<Cfg>, opts: [ClientOptions; 2], checkers: &mut
     ))
 }
 
-async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64) -> Result<Loaded> {
+async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64, load: &str, lag_device: &str) -> Result<Loaded> {
     let stop = Arc::new(AtomicBool::new(false));
-    let devices: Vec<String> = (0..cfg.clients).map(|i| format!("load.d{i}")).collect();
+    let devices: Vec<String> = (0..cfg.clients).map(|i| format!("{load}.d{i}")).collect();
     let started = Instant::now();
     let handles = spawn_pg_writers(cfg.clone(), devices.clone(), rate, stop.clone());
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let lag = pg_lag(cfg.clone(), "lag.d2").await;
+    let lag = pg_lag(cfg.clone(), lag_device).await;
     stop.store(true, Ordering::Relaxed);
     let stopped = Instant::now();
     let rows = join_writers(handles).await?;
@@ -1213,6 +1219,8 @@ struct Repeat {
     pg_idle: Option<Lag>,
     duet_loaded: Loaded,
     pg_loaded: Option<Loaded>,
+    duet_max: Loaded,
+    pg_max: Option<Loaded>,
     outage: Outage,
     rss_a: [u64; 3], // throughput, lag, outage + catch-up
     rss_b: [u64; 3], // throughput, lag, catch-up (restarted process)
@@ -1334,19 +1342,20 @@ async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat)
     rep.duet_idle = duet_lag(cfg.clone(), &opts[0], &opts[1], "root.lag.d1").await.context("2a. Duet lag at idle")?;
     log(&format!("repeat {n}: Duet lag at idle p50 {:.2} ms p99 {:.2} ms (poll {:.2} ms)", rep.duet_idle.p50_ms, rep.duet_idle.p99_ms, rep.duet_idle.poll_ms));
     let load_rate = cfg.load_fraction * max_rate;
-    let (loaded, notes) = duet_lag_loaded(cfg.clone(), opts.clone(), &mut checkers, load_rate).await.context("2b. Duet lag under load")?;
+    let (loaded, notes) = duet_lag_loaded(cfg.clone(), opts.clone(), &mut checkers, load_rate, "load", "root.lag.d2").await.context("2b. Duet lag under load")?;
     rep.notes.extend(notes);
     rep.duet_loaded = loaded;
+    log_loaded(n, "Duet", &loaded);
+    // 2c. The same at the maximum load: the background writers unpaced.
+    for c in checkers.iter_mut() {
+        c.execute_update("flush").await.context("FLUSH after item 2b")?;
+    }
+    let (loaded, notes) = duet_lag_loaded(cfg.clone(), opts.clone(), &mut checkers, 0.0, "max", "root.lag.d3").await.context("2c. Duet lag at maximum load")?;
+    rep.notes.extend(notes);
+    rep.duet_max = loaded;
+    log_loaded(n, "Duet", &loaded);
     rep.rss_a[1] = pair.a.peak_rss()?;
     rep.rss_b[1] = pair.b.peak_rss()?;
-    log(&format!(
-        "repeat {n}: Duet lag under {} (achieved {}) p50 {:.2} ms p99 {:.2} ms; drain {:.2} s",
-        rate(loaded.target_pts_s, "pts/s"),
-        rate(loaded.achieved_pts_s, "pts/s"),
-        loaded.lag.p50_ms,
-        loaded.lag.p99_ms,
-        loaded.drain_s
-    ));
     for c in checkers {
         let _ = c.close().await;
     }
@@ -1393,17 +1402,27 @@ async fn pg_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
     let idle = pg_lag(cfg.clone(), "lag.d1").await.context("PostgreSQL lag at idle")?;
     log(&format!("repeat {n}: PostgreSQL lag at idle p50 {:.2} ms p99 {:.2} ms (poll {:.2} ms)", idle.p50_ms, idle.p99_ms, idle.poll_ms));
     rep.pg_idle = Some(idle);
-    let loaded = pg_lag_loaded(cfg.clone(), cfg.load_fraction * max_rate).await.context("PostgreSQL lag under load")?;
+    let loaded = pg_lag_loaded(cfg.clone(), cfg.load_fraction * max_rate, "load", "lag.d2").await.context("PostgreSQL lag under load")?;
+    log_loaded(n, "PostgreSQL", &loaded);
+    rep.pg_loaded = Some(loaded);
+    for port in [cfg.pg_pub_port, cfg.pg_sub_port] {
+        pg_connect(&cfg, port).await?.batch_execute("CHECKPOINT").await.context("CHECKPOINT after item 2b")?;
+    }
+    let loaded = pg_lag_loaded(cfg.clone(), 0.0, "max", "lag.d3").await.context("PostgreSQL lag at maximum load")?;
+    log_loaded(n, "PostgreSQL", &loaded);
+    rep.pg_max = Some(loaded);
+    Ok(())
+}
+
+fn log_loaded(n: usize, system: &str, loaded: &Loaded) {
+    let target = if loaded.target_pts_s > 0.0 { rate(loaded.target_pts_s, "pts/s") } else { "unpaced writers".into() };
     log(&format!(
-        "repeat {n}: PostgreSQL lag under {} (achieved {}) p50 {:.2} ms p99 {:.2} ms; drain {:.2} s",
-        rate(loaded.target_pts_s, "pts/s"),
+        "repeat {n}: {system} lag under {target} (achieved {}) p50 {:.2} ms p99 {:.2} ms; drain {:.2} s",
         rate(loaded.achieved_pts_s, "pts/s"),
         loaded.lag.p50_ms,
         loaded.lag.p99_ms,
         loaded.drain_s
     ));
-    rep.pg_loaded = Some(loaded);
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1487,6 +1506,11 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
         Line { item: "2b. Lag under moderate load", metric: "p99", duet: d(|r| r.duet_loaded.lag.p99_ms), pg: p(|r| r.pg_loaded.map(|l| l.lag.p99_ms)), fmt: fmt_ms },
         Line { item: "2b. Lag under moderate load", metric: "max", duet: d(|r| r.duet_loaded.lag.max_ms), pg: p(|r| r.pg_loaded.map(|l| l.lag.max_ms)), fmt: fmt_ms },
         Line { item: "2b. Lag under moderate load", metric: "drain after the load stops", duet: d(|r| r.duet_loaded.drain_s), pg: p(|r| r.pg_loaded.map(|l| l.drain_s)), fmt: fmt_s },
+        Line { item: "2c. Lag at maximum load (background writers unpaced)", metric: "background load, achieved", duet: d(|r| r.duet_max.achieved_pts_s), pg: p(|r| r.pg_max.map(|l| l.achieved_pts_s)), fmt: fmt_pts },
+        Line { item: "2c. Lag at maximum load", metric: "p50", duet: d(|r| r.duet_max.lag.p50_ms), pg: p(|r| r.pg_max.map(|l| l.lag.p50_ms)), fmt: fmt_ms },
+        Line { item: "2c. Lag at maximum load", metric: "p99", duet: d(|r| r.duet_max.lag.p99_ms), pg: p(|r| r.pg_max.map(|l| l.lag.p99_ms)), fmt: fmt_ms },
+        Line { item: "2c. Lag at maximum load", metric: "max", duet: d(|r| r.duet_max.lag.max_ms), pg: p(|r| r.pg_max.map(|l| l.lag.max_ms)), fmt: fmt_ms },
+        Line { item: "2c. Lag at maximum load", metric: "drain after the load stops", duet: d(|r| r.duet_max.drain_s), pg: p(|r| r.pg_max.map(|l| l.drain_s)), fmt: fmt_s },
         Line { item: "3. Catch-up after B's outage", metric: "backlog written on A while B was down", duet: d(|r| r.outage.backlog_points), pg: None, fmt: fmt_pts_n },
         Line { item: "3. Catch-up after B's outage", metric: "RemainingEventCount of AB when B restarts", duet: d(|r| r.outage.remaining_at_restart.trim_end_matches('+').parse().unwrap_or(f64::NAN)), pg: None, fmt: fmt_n },
         Line { item: "3. Catch-up after B's outage", metric: "B shutdown: SIGTERM → exit (before the outage)", duet: d(|r| r.outage.b_stop_s), pg: None, fmt: fmt_s },
@@ -1497,8 +1521,8 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
         Line { item: "3. Catch-up after B's outage", metric: "transfer rate (backlog / time after first rows)", duet: d(|r| r.outage.backlog_points / (r.outage.catchup_s - r.outage.first_data_s)), pg: None, fmt: fmt_pts },
         Line { item: "4. Peak RSS (VmHWM)", metric: "A during 1", duet: d(|r| r.rss_a[0] as f64), pg: None, fmt: fmt_mib },
         Line { item: "4. Peak RSS (VmHWM)", metric: "B during 1", duet: d(|r| r.rss_b[0] as f64), pg: None, fmt: fmt_mib },
-        Line { item: "4. Peak RSS (VmHWM)", metric: "A during 2a + 2b", duet: d(|r| r.rss_a[1] as f64), pg: None, fmt: fmt_mib },
-        Line { item: "4. Peak RSS (VmHWM)", metric: "B during 2a + 2b", duet: d(|r| r.rss_b[1] as f64), pg: None, fmt: fmt_mib },
+        Line { item: "4. Peak RSS (VmHWM)", metric: "A during 2a–2c", duet: d(|r| r.rss_a[1] as f64), pg: None, fmt: fmt_mib },
+        Line { item: "4. Peak RSS (VmHWM)", metric: "B during 2a–2c", duet: d(|r| r.rss_b[1] as f64), pg: None, fmt: fmt_mib },
         Line { item: "4. Peak RSS (VmHWM)", metric: "A during 3 (outage + catch-up)", duet: d(|r| r.rss_a[2] as f64), pg: None, fmt: fmt_mib },
         Line { item: "4. Peak RSS (VmHWM)", metric: "B during 3 (restarted process, catch-up)", duet: d(|r| r.rss_b[2] as f64), pg: None, fmt: fmt_mib },
         Line { item: "4. Peak RSS (VmHWM)", metric: "A, whole repeat", duet: d(|r| *r.rss_a.iter().max().unwrap_or(&0) as f64), pg: None, fmt: fmt_mib },
