@@ -80,7 +80,10 @@
 //! - Compaction has one tier: it merges the small files of a partition (under 4 M rows) in memory,
 //!   and never merges its own outputs again. It runs beside the flusher (holding the manifest lock
 //!   only to pick its inputs and to switch), so writers held back by back-pressure never wait for a
-//!   merge — but on a machine with few cores a merge still competes with ingest for CPU.
+//!   merge — but on a machine with few cores a merge still competes with ingest for CPU. A merge
+//!   takes at most `compaction_files` inputs (its memory is bounded); when a partition has more than
+//!   4 × `compaction_files` small files waiting, the flusher waits for the compactor, and
+//!   back-pressure then slows ingest to what compaction sustains.
 //! - A limited scan that skips many points hidden by tombstones in a data file reads them first
 //!   (windows double until `limit` visible points are found); compaction removes such points.
 

@@ -83,7 +83,9 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channels ends both loops; the writer syncs the log on its way out.
+        // Closing the channels ends the loops (and `closed` any wait inside them); the writer syncs
+        // the log on its way out.
+        self.shared.closed.store(true, Ordering::Release);
         lock(&self.shared.writer_tx).take();
         lock(&self.shared.flusher_tx).take();
         lock(&self.shared.compactor_tx).take();
@@ -94,6 +96,10 @@ impl Drop for Inner {
         }
     }
 }
+
+/// Small files per partition, in multiples of `compaction_files`, beyond which flushes wait for the
+/// compactor (see [`Shared::wait_for_compaction_debt`]).
+const COMPACTION_DEBT_FACTOR: usize = 4;
 
 /// Frozen memtables beyond `max_frozen_memtables` that entries arriving through a pipe may still add
 /// before they wait too (see [`Storage::write`]).
@@ -800,10 +806,45 @@ impl Shared {
         Ok(())
     }
 
+    /// Waits while some partition has more than [`COMPACTION_DEBT_FACTOR`] × `compaction_files`
+    /// small files waiting for a merge: flushing more would only add to them, while memtables that
+    /// wait instead engage back-pressure, so a compactor that cannot keep up slows ingest rather
+    /// than letting files (and the reads that must consult them) grow without bound.
+    fn wait_for_compaction_debt(&self) {
+        let limit = self.options.compaction_files.max(2) * COMPACTION_DEBT_FACTOR;
+        let mut logged = false;
+        loop {
+            let worst = {
+                let manifest = lock(&self.flush_state);
+                let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+                for file in manifest
+                    .files
+                    .iter()
+                    .filter(|f| is_compaction_input(f.n_rows))
+                {
+                    *counts.entry(file.partition).or_default() += 1;
+                }
+                counts.into_values().max().unwrap_or(0)
+            };
+            let stuck = self.closed.load(Ordering::Acquire)
+                || self.compaction_halted.load(Ordering::Acquire);
+            if worst <= limit || stuck {
+                return;
+            }
+            if !logged {
+                tracing::info!(files = worst, "flush waits for compaction to catch up");
+                logged = true;
+            }
+            self.request_compaction(None);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Flushes every frozen memtable, oldest first, after freezing the active one (if not empty)
     /// when `freeze_active` (an explicit or age-based flush; a size-triggered one flushes only what
     /// the log writer froze, so a busy memtable is not cut into tiny files).
     fn flush_now(&self, freeze_active: bool) -> Result<()> {
+        self.wait_for_compaction_debt();
         let mut manifest = lock(&self.flush_state);
         self.flush_requested.store(false, Ordering::Release);
         if self.flushes_paused.load(Ordering::Acquire) {
@@ -957,6 +998,9 @@ impl Shared {
                 .files
                 .iter()
                 .filter(|f| f.meta.partition == partition && is_compaction_input(f.meta.n_rows))
+                // The oldest few: a merge holds its inputs in memory, so it takes a bounded number
+                // however many small files wait (the rest go in the next merge).
+                .take(self.options.compaction_files.max(2))
                 .cloned()
                 .collect();
             if inputs.len() < 2 {
