@@ -1560,7 +1560,7 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(s, "\nLag samples seen on the other side before the writer had its acknowledgement (counted as 0 ms), Duet per repeat: {}", before.join(", "));
 
     let _ = writeln!(s, "\n## Catch-up: pipe AB on A while B is down and after it restarts\n");
-    let _ = writeln!(s, "t is seconds since the restarted B was listening (negative: during the outage); rows on B is what `select last s0` shows over the outage devices (polled back to back during the catch-up, 0 before B is back). SHOW PIPES counts the backlog by reading and decoding the change log, so each sample costs A CPU in proportion to the backlog.\n");
+    let _ = writeln!(s, "t is seconds since the restarted B was listening (negative: during the outage); rows on B is what `select last s0` shows over the outage devices (polled back to back during the catch-up, 0 before B is back). SHOW PIPES counts the backlog (up to 20,000 entries) by reading the change log's entry headers, so each sample costs A some CPU in proportion to the backlog.\n");
     for (i, r) in reps.iter().enumerate() {
         let _ = writeln!(s, "Repeat {} (backlog {} points written in {:.1} s at target {}):\n", i + 1, r.outage.backlog_points, r.outage.write_s, if r.outage.target_pts_s > 0.0 { rate(r.outage.target_pts_s, "pts/s") } else { "unpaced".into() });
         let _ = writeln!(s, "| t (s) | State | RemainingEventCount | EstimatedRemainingSeconds | rows on B | SHOW PIPES took | ExceptionMessage |");
