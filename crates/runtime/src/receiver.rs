@@ -12,7 +12,7 @@ use duet_proto::t::{TPipeTransferReq, TPipeTransferResp, TSStatus};
 use duet_storage::Origin;
 use futures::future::join_all;
 
-use crate::handshake::{self, pipe_status, ReceiverState};
+use crate::handshake::{self, pipe_status, PeerInfo, ReceiverState};
 use crate::manager::ServerIdentity;
 use crate::transfer;
 
@@ -51,39 +51,32 @@ pub async fn receive(
         ),
         transfer::DUET_TRANSFER_ENTRIES => match &state.peer {
             None => not_handshaken(),
-            Some(peer) => {
-                // `mark-as-general-write-request` on the sender: its writes count as local ones here,
-                // so this instance's pipes forward them (IoTDB's markAsPipeRequest=false).
-                let origin = if peer.mark_as_pipe_request {
-                    Origin::Pipe {
-                        instance: crate::instance_number(&peer.cluster_id),
-                    }
-                } else {
-                    Origin::Local
-                };
-                apply_entries(engine, origin, &req.body).await
-            }
+            Some(peer) => apply_entries(engine, origin_of(peer), &req.body).await,
         },
         request_type::TRANSFER_TABLET_RAW
         | request_type::TRANSFER_TABLET_BATCH
         | request_type::TRANSFER_TABLET_RAW_V2
         | request_type::TRANSFER_TABLET_BATCH_V2 => match &state.peer {
             None => not_handshaken(),
-            Some(peer) => {
-                let origin = if peer.mark_as_pipe_request {
-                    Origin::Pipe {
-                        instance: crate::instance_number(&peer.cluster_id),
-                    }
-                } else {
-                    Origin::Local
-                };
-                apply_tablets(engine, origin, req.type_, &req.body).await
-            }
+            Some(peer) => apply_tablets(engine, origin_of(peer), req.type_, &req.body).await,
         },
         other => pipe_status(
             StatusCode::PipeTypeError,
             format!("Unknown PipeRequestType {other}."),
         ),
+    }
+}
+
+/// The origin recorded for what a handshaken peer sends: its pipe, unless the sender set
+/// `mark-as-general-write-request` (IoTDB's markAsPipeRequest=false), in which case its writes count
+/// as local ones here and this instance's pipes forward them.
+fn origin_of(peer: &PeerInfo) -> Origin {
+    if peer.mark_as_pipe_request {
+        Origin::Pipe {
+            instance: crate::instance_number(&peer.cluster_id),
+        }
+    } else {
+        Origin::Local
     }
 }
 

@@ -806,6 +806,20 @@ impl Shared {
         Ok(())
     }
 
+    /// How many compaction inputs (small files) each time partition has.
+    fn small_files_per_partition(&self) -> BTreeMap<i64, usize> {
+        let manifest = lock(&self.flush_state);
+        let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+        for file in manifest
+            .files
+            .iter()
+            .filter(|f| is_compaction_input(f.n_rows))
+        {
+            *counts.entry(file.partition).or_default() += 1;
+        }
+        counts
+    }
+
     /// Waits while some partition has more than [`COMPACTION_DEBT_FACTOR`] × `compaction_files`
     /// small files waiting for a merge: flushing more would only add to them, while memtables that
     /// wait instead engage back-pressure, so a compactor that cannot keep up slows ingest rather
@@ -814,18 +828,11 @@ impl Shared {
         let limit = self.options.compaction_files.max(2) * COMPACTION_DEBT_FACTOR;
         let mut logged = false;
         loop {
-            let worst = {
-                let manifest = lock(&self.flush_state);
-                let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-                for file in manifest
-                    .files
-                    .iter()
-                    .filter(|f| is_compaction_input(f.n_rows))
-                {
-                    *counts.entry(file.partition).or_default() += 1;
-                }
-                counts.into_values().max().unwrap_or(0)
-            };
+            let worst = self
+                .small_files_per_partition()
+                .into_values()
+                .max()
+                .unwrap_or(0);
             let stuck = self.closed.load(Ordering::Acquire)
                 || self.compaction_halted.load(Ordering::Acquire);
             if worst <= limit || stuck {
@@ -953,21 +960,11 @@ impl Shared {
             if self.compaction_halted.load(Ordering::Acquire) {
                 return Ok(());
             }
-            let partition = {
-                let manifest = lock(&self.flush_state);
-                let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-                for file in manifest
-                    .files
-                    .iter()
-                    .filter(|f| is_compaction_input(f.n_rows))
-                {
-                    *counts.entry(file.partition).or_default() += 1;
-                }
-                counts
-                    .into_iter()
-                    .find(|(_, n)| *n >= threshold)
-                    .map(|(partition, _)| partition)
-            };
+            let partition = self
+                .small_files_per_partition()
+                .into_iter()
+                .find(|(_, n)| *n >= threshold)
+                .map(|(partition, _)| partition);
             let Some(partition) = partition else {
                 return Ok(());
             };

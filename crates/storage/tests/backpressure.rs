@@ -18,6 +18,45 @@ fn tiny_memtables() -> StorageOptions {
     }
 }
 
+/// A storage whose flushes are paused and whose local writes are already held back (three memtables
+/// frozen, over the limit of two).
+async fn held_back_storage(dir: &std::path::Path) -> Storage {
+    let storage = Storage::open(dir, tiny_memtables()).unwrap();
+    storage.pause_flushes(true);
+    for t in 0..3 {
+        storage
+            .write(Origin::Local, None, insert_i64("s1", &[t], &[t]))
+            .await
+            .unwrap();
+    }
+    storage
+}
+
+/// A storage that merges every two small files, with its compactor paused.
+fn paused_compactor(dir: &std::path::Path) -> Storage {
+    let storage = Storage::open(
+        dir,
+        StorageOptions {
+            compaction_files: 2,
+            ..tiny_memtables()
+        },
+    )
+    .unwrap();
+    storage.pause_compactions(true);
+    storage
+}
+
+/// One write on its own task, to watch whether it waits.
+fn spawn_write(
+    storage: &Storage,
+    origin: Origin,
+    version: Option<duet_storage::Version>,
+    ops: Vec<duet_storage::Op>,
+) -> tokio::task::JoinHandle<duet_storage::Result<(u64, duet_storage::Version)>> {
+    let storage = storage.clone();
+    tokio::spawn(async move { storage.write(origin, version, ops).await })
+}
+
 #[tokio::test]
 async fn writes_wait_while_too_many_memtables_wait_for_their_flush() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,22 +95,8 @@ async fn writes_wait_while_too_many_memtables_wait_for_their_flush() {
 #[tokio::test]
 async fn a_waiting_write_fails_when_the_storage_closes() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path(), tiny_memtables()).unwrap();
-    storage.pause_flushes(true);
-    for t in 0..3 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[t], &[t]))
-            .await
-            .unwrap();
-    }
-    let waiting = {
-        let storage = storage.clone();
-        tokio::spawn(async move {
-            storage
-                .write(Origin::Local, None, insert_i64("s1", &[9], &[9]))
-                .await
-        })
-    };
+    let storage = held_back_storage(dir.path()).await;
+    let waiting = spawn_write(&storage, Origin::Local, None, insert_i64("s1", &[9], &[9]));
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiting.is_finished());
     storage.close().await.unwrap();
@@ -89,16 +114,8 @@ async fn a_waiting_write_fails_when_the_storage_closes() {
 #[tokio::test]
 async fn flushes_and_writes_go_on_while_a_merge_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(
-        dir.path(),
-        StorageOptions {
-            compaction_files: 2,
-            ..tiny_memtables()
-        },
-    )
-    .unwrap();
     // The first two flushes make a merge due; it stops with its inputs picked.
-    storage.pause_compactions(true);
+    let storage = paused_compactor(dir.path());
     for t in 0..8 {
         tokio::time::timeout(
             Duration::from_secs(10),
@@ -136,15 +153,7 @@ async fn flushes_and_writes_go_on_while_a_merge_runs() {
 #[tokio::test]
 async fn a_compactor_that_falls_behind_holds_flushes_and_then_writes_back() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(
-        dir.path(),
-        StorageOptions {
-            compaction_files: 2,
-            ..tiny_memtables()
-        },
-    )
-    .unwrap();
-    storage.pause_compactions(true);
+    let storage = paused_compactor(dir.path());
     let writer = {
         let storage = storage.clone();
         tokio::spawn(async move {
@@ -176,22 +185,8 @@ async fn a_compactor_that_falls_behind_holds_flushes_and_then_writes_back() {
 #[tokio::test]
 async fn replicated_entries_pass_where_local_writes_are_held_back() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path(), tiny_memtables()).unwrap();
-    storage.pause_flushes(true);
-    for t in 0..3 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[t], &[t]))
-            .await
-            .unwrap();
-    }
-    let held = {
-        let storage = storage.clone();
-        tokio::spawn(async move {
-            storage
-                .write(Origin::Local, None, insert_i64("s1", &[9], &[9]))
-                .await
-        })
-    };
+    let storage = held_back_storage(dir.path()).await;
+    let held = spawn_write(&storage, Origin::Local, None, insert_i64("s1", &[9], &[9]));
     // Three frozen (over the limit of two): local writes wait, a peer's entries still pass, up to
     // two memtables more.
     let peer = |hlc| duet_storage::Version { hlc, instance: 2 };
@@ -209,18 +204,12 @@ async fn replicated_entries_pass_where_local_writes_are_held_back() {
         .unwrap();
     }
     assert_eq!(storage.stats().frozen_memtables, 5);
-    let also_held = {
-        let storage = storage.clone();
-        tokio::spawn(async move {
-            storage
-                .write(
-                    Origin::Pipe { instance: 2 },
-                    Some(peer(200)),
-                    insert_i64("s2", &[9], &[9]),
-                )
-                .await
-        })
-    };
+    let also_held = spawn_write(
+        &storage,
+        Origin::Pipe { instance: 2 },
+        Some(peer(200)),
+        insert_i64("s2", &[9], &[9]),
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!held.is_finished() && !also_held.is_finished());
     storage.pause_flushes(false);
