@@ -220,7 +220,8 @@ impl PipeTask {
             let _ = self.desired.changed().await;
             return Interrupt::Desired;
         }
-        // More connections for batches in flight, to a Duet receiver only (see `max_in_flight`).
+        // Batches in flight, to a Duet receiver only (see `max_in_flight`); their connections are
+        // opened when a backlog first needs them, so an idle pipe holds one.
         let speaks_duet = connections
             .first()
             .is_some_and(|c| c.peer_parameters.contains_key(DUET_PROTOCOL_KEY))
@@ -230,12 +231,6 @@ impl PipeTask {
         } else {
             1
         };
-        while speaks_duet && connections.len() < max_in_flight {
-            match handshake::connect(&self.identity, &self.sink).await {
-                Ok(c) => connections.push(c),
-                Err(e) => return Interrupt::Failed(e.to_string()),
-            }
-        }
         self.follow_log(
             connections,
             max_in_flight,
@@ -265,6 +260,7 @@ impl PipeTask {
         backoff: &mut Duration,
     ) -> Interrupt {
         let endpoints = self.sink.endpoints_display();
+        let mut opened = idle.len();
         let mut acknowledged = lock(&self.status).acknowledged;
         // The last position put into a batch (or skipped): where the next read starts.
         let mut dispatched = acknowledged;
@@ -349,6 +345,15 @@ impl PipeTask {
                     // The limit counts what crosses the wire (compressed bytes), as IoTDB's does.
                     next_dispatch = next_dispatch.max(now)
                         + Duration::from_secs_f64(req.body.len() as f64 / rate.max(1) as f64);
+                }
+                if idle.is_empty() && opened < max_in_flight {
+                    match handshake::connect(&self.identity, &self.sink).await {
+                        Ok(c) => {
+                            idle.push(c);
+                            opened += 1;
+                        }
+                        Err(e) => return Interrupt::Failed(e.to_string()),
+                    }
                 }
                 let Some(mut connection) = idle.pop() else {
                     return Interrupt::Failed("no sink connection is free".into());
