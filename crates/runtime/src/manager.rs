@@ -44,6 +44,37 @@ pub const SHOW_PIPES_COLUMNS: [&str; 9] = [
     "EstimatedRemainingSeconds",
 ];
 
+/// Runs a pipe's task and, should it panic (a bug), makes that the pipe's visible state — an
+/// exception and STOPPED, in memory and in the catalog — instead of a silent end; the next server
+/// start runs the pipe again from its persisted position.
+async fn watch_task(task: PipeTask, name: String, status: StatusRef, catalog: Arc<Catalog>) {
+    let Err(e) = tokio::spawn(task.run()).await else {
+        return;
+    };
+    if !e.is_panic() {
+        return;
+    }
+    let message = format!(
+        "The pipe task stopped unexpectedly (a Duet bug; restart the server to run it again): {e}"
+    );
+    tracing::error!(pipe = %name, "{message}");
+    let at = chrono::Utc::now().timestamp_millis();
+    status
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .exception = Some((message.clone(), at));
+    let _ = tokio::task::spawn_blocking(move || {
+        let exception = duet_catalog::PipeException { message, at_ms: at };
+        if let Err(e) = catalog.set_pipe_exception(&name, Some(&exception)) {
+            warn!(pipe = %name, "cannot record the pipe exception: {e}");
+        }
+        if let Err(e) = catalog.set_pipe_state(&name, PipeState::Stopped, true) {
+            warn!(pipe = %name, "cannot mark the pipe stopped: {e}");
+        }
+    })
+    .await;
+}
+
 /// Entries `SHOW PIPES` reads at most to count a pipe's backlog exactly.
 const COUNT_CAP: usize = 20_000;
 
@@ -183,7 +214,12 @@ impl PipeManager {
             history_done: record.history_done,
             progress: progress_tx,
         };
-        let join = tokio::spawn(task.run());
+        let join = tokio::spawn(watch_task(
+            task,
+            record.name.clone(),
+            status.clone(),
+            self.catalog.clone(),
+        ));
         let old = self.tasks().insert(
             record.name.clone(),
             PipeHandle {

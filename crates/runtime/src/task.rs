@@ -261,6 +261,8 @@ impl PipeTask {
     ) -> Interrupt {
         let endpoints = self.sink.endpoints_display();
         let mut opened = idle.len();
+        // Decided once, on the first connection: every connection goes to the same peer.
+        let duet_entries = idle.first().is_some_and(|c| self.sends_duet_entries(c));
         let mut acknowledged = lock(&self.status).acknowledged;
         // The last position put into a batch (or skipped): where the next read starts.
         let mut dispatched = acknowledged;
@@ -327,10 +329,7 @@ impl PipeTask {
                     })));
                     continue;
                 }
-                let req = match self.request(
-                    idle[0].peer_parameters.contains_key(DUET_PROTOCOL_KEY),
-                    &batch,
-                ) {
+                let req = match self.request(duet_entries, &batch) {
                     Ok(r) => r,
                     Err(i) => return i,
                 };

@@ -1196,7 +1196,7 @@ fn tablet_format_pipe_carries_every_type_nulls_and_alignment() {
     p.create_pipe(
         Side::A,
         "AB",
-        "",
+        "'inclusion'='data'",
         "'sink.format'='tablet', 'sink.batch.size-bytes'='4096'",
     );
     p.a.exec("create aligned timeseries root.tf.al(a INT32, b TEXT)")
@@ -1271,6 +1271,21 @@ fn tablet_format_pipe_carries_every_type_nulls_and_alignment() {
         vec![(1, "x".to_string()), (2, String::new())]
     );
     assert_eq!(p.a.pipe_field("AB", "ExceptionMessage").unwrap(), "");
+    // Tablets cannot carry a deletion (Duet entries would): it stays on A, and a later insert still
+    // arrives, so the pipe went on past it.
+    p.a.exec("delete from root.tf.n.x where time <= 10")
+        .unwrap();
+    p.a.exec("insert into root.tf.n(timestamp, x) values (20, 20)")
+        .unwrap();
+    p.b.wait_count("root.tf.n.x", 3, SYNC);
+    assert_eq!(
+        p.b.points("root.tf.n.x").unwrap(),
+        vec![
+            (10, "1".to_string()),
+            (12, "3".to_string()),
+            (20, "20".to_string())
+        ]
+    );
 }
 
 // History creates series on the peer as they are here: an aligned device stays aligned.
