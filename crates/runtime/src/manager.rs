@@ -200,6 +200,7 @@ impl PipeManager {
             record.name.clone(),
             progress_rx,
         ));
+        let pacer = crate::task::Pacer::new(sink.rate_limit_bytes_per_second);
         let task = PipeTask {
             name: record.name.clone(),
             source,
@@ -213,6 +214,7 @@ impl PipeManager {
             desired: desired_rx,
             history_done: record.history_done,
             progress: progress_tx,
+            pacer,
         };
         let join = tokio::spawn(watch_task(
             task,

@@ -93,6 +93,36 @@ pub struct PipeTask {
     pub history_done: bool,
     /// The acknowledged position for the persister (see [`persist_progress`]).
     pub progress: watch::Sender<Lsn>,
+    /// `rate-limit-bytes-per-second`, for every request the task sends.
+    pub pacer: Pacer,
+}
+
+/// Spaces requests so that their bytes average at most `rate-limit-bytes-per-second`.
+#[derive(Debug)]
+pub struct Pacer {
+    bytes_per_second: Option<u64>,
+    /// When the next request may leave.
+    next: Instant,
+}
+
+impl Pacer {
+    pub fn new(bytes_per_second: Option<u64>) -> Pacer {
+        Pacer {
+            bytes_per_second,
+            next: Instant::now(),
+        }
+    }
+
+    /// How long to wait before sending `bytes`, whose share of the limit this reserves.
+    fn reserve(&mut self, bytes: usize) -> Duration {
+        let Some(rate) = self.bytes_per_second else {
+            return Duration::ZERO;
+        };
+        let now = Instant::now();
+        let wait = self.next.saturating_duration_since(now);
+        self.next = self.next.max(now) + Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64);
+        wait
+    }
 }
 
 /// Why a step stopped: the peer failed, or the operator changed the desired state.
@@ -269,8 +299,6 @@ impl PipeTask {
         let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
         let mut last_answer = Instant::now();
         let mut rate = SendRate::default();
-        // The rate limit paces dispatches: the next batch may leave at this instant.
-        let mut next_dispatch = Instant::now();
         loop {
             if !self.still_running() {
                 return Interrupt::Desired;
@@ -333,17 +361,13 @@ impl PipeTask {
                     Ok(r) => r,
                     Err(i) => return i,
                 };
-                if let Some(rate) = self.sink.rate_limit_bytes_per_second {
-                    let now = Instant::now();
-                    if next_dispatch > now {
-                        tokio::select! {
-                            () = tokio::time::sleep(next_dispatch - now) => {}
-                            _ = self.desired.changed() => return Interrupt::Desired,
-                        }
+                // The rate limit counts what crosses the wire (compressed bytes), as IoTDB's does.
+                let wait = self.pacer.reserve(req.body.len());
+                if !wait.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = self.desired.changed() => return Interrupt::Desired,
                     }
-                    // The limit counts what crosses the wire (compressed bytes), as IoTDB's does.
-                    next_dispatch = next_dispatch.max(now)
-                        + Duration::from_secs_f64(req.body.len() as f64 / rate.max(1) as f64);
                 }
                 if idle.is_empty() && opened < max_in_flight {
                     match handshake::connect(&self.identity, &self.sink).await {
@@ -583,15 +607,10 @@ impl PipeTask {
         };
         let speaks_duet = self.sends_duet_entries(conn);
         let req = self.request(speaks_duet, batch)?;
+        tokio::time::sleep(self.pacer.reserve(req.body.len())).await;
         transfer(conn, &req, &self.sink.endpoints_display())
             .await
-            .map_err(Interrupt::Failed)?;
-        if let Some(rate) = self.sink.rate_limit_bytes_per_second {
-            // Spread batches so the average stays at the limit.
-            let secs = req.body.len() as f64 / rate.max(1) as f64;
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-        }
-        Ok(())
+            .map_err(Interrupt::Failed)
     }
 
     /// Whether batches on this connection go as Duet entries (a Duet peer, and no `format`='tablet').
@@ -748,7 +767,24 @@ pub async fn persist_progress(
 
 #[cfg(test)]
 mod tests {
-    use super::SendRate;
+    use super::{Pacer, SendRate};
+    use std::time::Duration;
+
+    #[test]
+    fn the_pacer_spaces_requests_by_their_bytes() {
+        let mut unlimited = Pacer::new(None);
+        assert_eq!(unlimited.reserve(1 << 30), Duration::ZERO);
+        let mut pacer = Pacer::new(Some(1000));
+        // The first request leaves at once and reserves a second; the next waits for most of it.
+        assert_eq!(pacer.reserve(1000), Duration::ZERO);
+        let wait = pacer.reserve(500);
+        assert!(
+            wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        let wait = pacer.reserve(10);
+        assert!(wait > Duration::from_millis(1400), "{wait:?}");
+    }
 
     #[test]
     fn answers_arriving_together_do_not_inflate_the_rate() {
