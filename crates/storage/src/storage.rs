@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
@@ -97,6 +97,12 @@ impl Drop for Inner {
     }
 }
 
+/// Holds the log writer paused (test hook, [`Storage::pause_log_writer`]); dropping it releases it.
+#[doc(hidden)]
+pub struct LogWriterPause {
+    _release: std::sync::mpsc::Sender<()>,
+}
+
 /// Small files per partition, in multiples of `compaction_files`, beyond which flushes wait for the
 /// compactor (see [`Shared::wait_for_compaction_debt`]).
 const COMPACTION_DEBT_FACTOR: usize = 4;
@@ -143,6 +149,9 @@ struct Shared {
     compactor_tx: Mutex<Option<Sender<CompactorMsg>>>,
     /// Set while a compaction request is queued, so the flusher sends only one.
     compaction_requested: AtomicBool,
+    /// Writes sent to the log writer and not yet taken by it (a test hook reads it to know that
+    /// writes will share one group commit).
+    queued_writes: AtomicUsize,
 }
 
 /// Everything a scan needs, behind one lock so a flush moves data from memtable to file atomically.
@@ -155,6 +164,10 @@ struct Tree {
     /// Tombstones that are in the manifest.
     tombstones: HashMap<String, Vec<RangeTombstone>>,
     flushed_lsn: Lsn,
+    /// The highest LSN applied to a memtable. **Entries are applied in LSN order**, so a memtable
+    /// frozen at any moment holds every entry up to its `max_lsn` that no older memtable holds,
+    /// which is what lets a flush move the flushed position to it.
+    applied_lsn: Lsn,
 }
 
 impl Tree {
@@ -169,6 +182,16 @@ impl Tree {
     /// Applies an entry to the active memtable; on a type conflict the memtable is frozen and the
     /// entry goes to a fresh one.
     fn apply(&mut self, lsn: Lsn, version: Version, ops: &[Op]) -> Result<()> {
+        if lsn <= self.applied_lsn {
+            // Cannot happen (the log writer applies in LSN order); the flush's covered position
+            // (see `Shared::covered_lsn`) still keeps recovery from skipping the entry.
+            tracing::error!(
+                lsn,
+                applied = self.applied_lsn,
+                "an entry was applied out of LSN order"
+            );
+        }
+        self.applied_lsn = self.applied_lsn.max(lsn);
         if self.active.apply(lsn, version, ops).is_err() {
             self.freeze();
             self.active.apply(lsn, version, ops)?;
@@ -183,6 +206,9 @@ enum WriterMsg {
     Sync(oneshot::Sender<Result<()>>),
     /// Sync and stop.
     Close(oneshot::Sender<Result<()>>),
+    /// Test hook: the writer takes nothing more until the sender is dropped (see
+    /// [`Storage::pause_log_writer`]).
+    Pause(std::sync::mpsc::Receiver<()>),
 }
 
 struct WriteRequest {
@@ -335,6 +361,7 @@ impl Storage {
             flusher_tx: Mutex::new(Some(flusher_tx)),
             compactor_tx: Mutex::new(Some(compactor_tx)),
             compaction_requested: AtomicBool::new(false),
+            queued_writes: AtomicUsize::new(0),
         });
         let writer = LogWriter {
             shared: shared.clone(),
@@ -673,6 +700,21 @@ impl Storage {
             .store(paused, Ordering::Release);
     }
 
+    /// Test hook: the log writer takes no message until the returned guard is dropped, so writes
+    /// sent meanwhile share one group commit (see [`Storage::queued_writes`]).
+    #[doc(hidden)]
+    pub fn pause_log_writer(&self) -> Result<LogWriterPause> {
+        let (release, paused) = std::sync::mpsc::channel();
+        self.inner.shared.send_to_writer(WriterMsg::Pause(paused))?;
+        Ok(LogWriterPause { _release: release })
+    }
+
+    /// Test hook: writes sent to the log writer that it has not taken yet.
+    #[doc(hidden)]
+    pub fn queued_writes(&self) -> usize {
+        self.inner.shared.queued_writes.load(Ordering::Acquire)
+    }
+
     /// Test hook: while paused the flusher flushes nothing, as if the disk could not keep up.
     #[doc(hidden)]
     pub fn pause_flushes(&self, paused: bool) {
@@ -757,7 +799,16 @@ impl Shared {
 
     fn send_to_writer(&self, msg: WriterMsg) -> Result<()> {
         let sender = lock(&self.writer_tx).clone().ok_or(Error::Closed)?;
-        sender.send(msg).map_err(|_| Error::Closed)
+        let is_write = matches!(msg, WriterMsg::Write(_));
+        if is_write {
+            self.queued_writes.fetch_add(1, Ordering::AcqRel);
+        }
+        sender.send(msg).map_err(|_| {
+            if is_write {
+                self.queued_writes.fetch_sub(1, Ordering::AcqRel);
+            }
+            Error::Closed
+        })
     }
 
     fn request_flush(&self) {
@@ -920,7 +971,7 @@ impl Shared {
                 });
             }
         }
-        next.flushed_lsn = next.flushed_lsn.max(memtable.max_lsn);
+        next.flushed_lsn = next.flushed_lsn.max(self.covered_lsn(memtable));
         next.max_hlc = next.max_hlc.max(memtable.max_hlc);
         if let Err(e) = next.store(&self.dir) {
             // The rename may have happened: never hand out these file ids again, or a later file
@@ -949,6 +1000,28 @@ impl Shared {
             "memtable flushed"
         );
         Ok(())
+    }
+
+    /// The flushed position a flush of `memtable` may record: its largest LSN, unless a younger
+    /// memtable (frozen after it, or the active one) holds an entry below that — then just below
+    /// that entry, so recovery replays it. **The flushed position never passes an LSN whose entry
+    /// is only in memory.** With entries applied in LSN order (see [`Tree::applied_lsn`]) this is
+    /// always the memtable's largest LSN; the check keeps an ordering mistake from losing data.
+    fn covered_lsn(&self, memtable: &Arc<Memtable>) -> Lsn {
+        let tree = read(&self.tree);
+        let younger = tree
+            .frozen
+            .iter()
+            .skip_while(|m| !Arc::ptr_eq(m, memtable))
+            .skip(1)
+            .map(|m| m.min_lsn)
+            .chain(std::iter::once(tree.active.min_lsn))
+            .filter(|&lsn| lsn != 0)
+            .min();
+        match younger {
+            Some(lsn) if lsn <= memtable.max_lsn => lsn - 1,
+            _ => memtable.max_lsn,
+        }
     }
 
     /// Compacts every time partition that has `compaction_files` small data files or more (see
@@ -1287,6 +1360,11 @@ impl LogWriter {
                     Err(_) => break,
                 },
             };
+            if let WriterMsg::Pause(paused) = first {
+                // Blocks until the test's guard is dropped (the sender's end then disconnects).
+                let _ = paused.recv();
+                continue;
+            }
             let mut writes = Vec::new();
             let mut controls = Vec::new();
             let mut bytes = 0;
@@ -1294,6 +1372,7 @@ impl LogWriter {
             while let Some(msg) = next.take() {
                 match msg {
                     WriterMsg::Write(request) => {
+                        self.shared.queued_writes.fetch_sub(1, Ordering::AcqRel);
                         bytes += request.encoded_ops.len();
                         writes.push(request);
                     }
@@ -1315,6 +1394,9 @@ impl LogWriter {
                     WriterMsg::Close(reply) => {
                         let _ = reply.send(self.sync_for_caller());
                         closing = true;
+                    }
+                    WriterMsg::Pause(paused) => {
+                        let _ = paused.recv();
                     }
                     WriterMsg::Write(_) => {}
                 }
@@ -1365,13 +1447,20 @@ impl LogWriter {
 
     /// One group commit: assign LSNs and versions, write, (apply replicated entries,) sync, apply,
     /// publish, answer.
-    fn commit(&mut self, writes: Vec<WriteRequest>) {
+    fn commit(&mut self, mut writes: Vec<WriteRequest>) {
         if let Some(reason) = self.shared.poisoned_reason() {
             for request in writes {
                 let _ = request.reply.send(Err(Error::Poisoned(reason.clone())));
             }
             return;
         }
+        // Entries from pipes take the group's lowest LSNs: they are applied before the fsync and
+        // local ones after it, so this keeps the memtables filled in LSN order even when one is
+        // frozen in between (see `Tree::applied_lsn`). Giving a local write a lower LSN than a
+        // replicated one applied before it lost that write at recovery once the frozen memtable was
+        // flushed (issue 8). The writes of one group are concurrent, so any order among them is one
+        // their clients could have seen.
+        writes.sort_by_key(|request| matches!(request.origin, Origin::Local));
         self.buf.clear();
         let mut accepted: Vec<Accepted> = Vec::with_capacity(writes.len());
         let mut offsets = Vec::with_capacity(writes.len());
@@ -1436,15 +1525,19 @@ impl LogWriter {
         // PostgreSQL subscriber's asynchronous commit does). Local writes stay invisible until they
         // are durable: their clients must never see data that a failed fsync then takes back.
         let early = accepted.iter().any(|a| a.replicated);
+        let mut froze_early = false;
         if early {
-            self.apply_to_memtable(accepted.iter().filter(|a| a.replicated));
+            let (froze, frozen) = self.apply_to_memtable(accepted.iter().filter(|a| a.replicated));
+            froze_early = froze;
+            self.shared.publish_frozen(frozen);
         }
         if self.sync_batch().is_err() {
             poisoned(accepted);
             return;
         }
-        let (froze, frozen) =
+        let (froze_late, frozen) =
             self.apply_to_memtable(accepted.iter().filter(|a| !(early && a.replicated)));
+        let froze = froze_early || froze_late;
         self.shared.publish_frozen(frozen);
         self.shared.head.send_replace(last_lsn);
         for write in accepted {
