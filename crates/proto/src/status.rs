@@ -23,6 +23,7 @@ pub enum StatusCode {
     IllegalPath = 509,
     SystemReadOnly = 600,
     AlignedTimeseriesError = 609,
+    DiskSpaceInsufficient = 611,
     DataTypeMismatch = 614,
     SqlParseError = 700,
     SemanticError = 701,

@@ -128,6 +128,15 @@ struct Shared {
     closed: AtomicBool,
     /// Test hook: the next log sync fails as if the disk had reported an error.
     fail_next_sync: AtomicBool,
+    /// Test hook: the next append to the log writes half its batch, then finds the disk full.
+    fail_next_append: AtomicBool,
+    /// Set while the disk is full (logged once per episode).
+    disk_full: AtomicBool,
+    /// Set while flushes fail on a full disk: writers held back by frozen memtables are refused
+    /// with `DiskFull` instead of waiting for a flush that cannot happen until space is freed.
+    flush_disk_full: AtomicBool,
+    /// Set while merges fail on a full disk: flushes stop waiting for compaction debt.
+    compaction_disk_full: AtomicBool,
     /// Held for the whole of a flush (so flushes never interleave); holds the current manifest.
     flush_state: Mutex<Manifest>,
     /// Set while a size-triggered flush request is queued, so the writer sends only one.
@@ -361,6 +370,10 @@ impl Storage {
             flusher_tx: Mutex::new(Some(flusher_tx)),
             compactor_tx: Mutex::new(Some(compactor_tx)),
             compaction_requested: AtomicBool::new(false),
+            fail_next_append: AtomicBool::new(false),
+            disk_full: AtomicBool::new(false),
+            flush_disk_full: AtomicBool::new(false),
+            compaction_disk_full: AtomicBool::new(false),
             queued_writes: AtomicUsize::new(0),
         });
         let writer = LogWriter {
@@ -371,6 +384,7 @@ impl Storage {
             unsynced: false,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            rotation_failing: false,
         };
         let writer_thread = std::thread::Builder::new()
             .name("duet-log-writer".into())
@@ -700,6 +714,16 @@ impl Storage {
             .store(paused, Ordering::Release);
     }
 
+    /// Test hook: the next append to the log writes half its batch and then fails as a full disk
+    /// does (ENOSPC).
+    #[doc(hidden)]
+    pub fn fail_next_append(&self) {
+        self.inner
+            .shared
+            .fail_next_append
+            .store(true, Ordering::Release);
+    }
+
     /// Test hook: the log writer takes no message until the returned guard is dropped, so writes
     /// sent meanwhile share one group commit (see [`Storage::queued_writes`]).
     #[doc(hidden)]
@@ -736,11 +760,23 @@ impl Shared {
         // `wait_for` checks the current value first, so a flush finishing right here is not missed.
         let mut frozen = self.frozen_count.subscribe();
         let waited = frozen
-            .wait_for(|n| *n <= limit || self.closed.load(Ordering::Acquire))
+            .wait_for(|n| {
+                *n <= limit
+                    || self.closed.load(Ordering::Acquire)
+                    || self.flush_disk_full.load(Ordering::Acquire)
+            })
             .await
             .map(|_| ());
         if waited.is_err() || self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
+        }
+        if self.flush_disk_full.load(Ordering::Acquire) && *self.frozen_count.borrow() > limit {
+            // Waiting would last until space is freed: say so now instead of hanging the client,
+            // and have the flusher try again now, in case space was freed since its last try.
+            self.request_flush();
+            return Err(Error::DiskFull(
+                "memtables cannot be flushed to data files".into(),
+            ));
         }
         match self.poisoned() {
             Some(err) => Err(err),
@@ -809,6 +845,23 @@ impl Shared {
             }
             Error::Closed
         })
+    }
+
+    /// Logs the start of a disk-full episode (once; [`Shared::disk_full_cleared`] ends it).
+    fn note_disk_full(&self, error: &std::io::Error) {
+        if !self.disk_full.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                dir = %self.dir.display(),
+                error = %error,
+                "disk full: writes are refused until space is freed"
+            );
+        }
+    }
+
+    fn disk_full_cleared(&self) {
+        if self.disk_full.swap(false, Ordering::AcqRel) {
+            tracing::warn!(dir = %self.dir.display(), "disk space is available again: writes are accepted");
+        }
     }
 
     fn request_flush(&self) {
@@ -884,8 +937,11 @@ impl Shared {
                 .into_values()
                 .max()
                 .unwrap_or(0);
+            // A compactor that cannot write (full disk) will not catch up: the flush goes ahead
+            // (and, on the same full disk, fails visibly instead of blocking every writer).
             let stuck = self.closed.load(Ordering::Acquire)
-                || self.compaction_halted.load(Ordering::Acquire);
+                || self.compaction_halted.load(Ordering::Acquire)
+                || self.compaction_disk_full.load(Ordering::Acquire);
             if worst <= limit || stuck {
                 return;
             }
@@ -902,6 +958,22 @@ impl Shared {
     /// when `freeze_active` (an explicit or age-based flush; a size-triggered one flushes only what
     /// the log writer froze, so a busy memtable is not cut into tiny files).
     fn flush_now(&self, freeze_active: bool) -> Result<()> {
+        let flushed = self.flush_frozen(freeze_active);
+        let full = matches!(&flushed, Err(e) if e.is_disk_full());
+        if self.flush_disk_full.swap(full, Ordering::AcqRel) != full {
+            if full {
+                tracing::error!(dir = %self.dir.display(), "disk full: memtables cannot be flushed; writes held back by them are refused until space is freed");
+            } else {
+                tracing::warn!(dir = %self.dir.display(), "flushes succeed again after a full disk");
+            }
+            // Wake writers waiting for flushes, so they see the change.
+            self.frozen_count.send_modify(|_| {});
+        }
+        flushed
+    }
+
+    /// [`Shared::flush_now`] without the disk-full bookkeeping.
+    fn flush_frozen(&self, freeze_active: bool) -> Result<()> {
         self.wait_for_compaction_debt();
         let mut manifest = lock(&self.flush_state);
         self.flush_requested.store(false, Ordering::Release);
@@ -940,15 +1012,29 @@ impl Shared {
             }
         }
         let mut next = manifest.clone();
-        let mut new_files = Vec::new();
+        let mut new_files: Vec<Arc<DataFile>> = Vec::new();
         for (partition, runs) in by_partition {
             let id = next.next_file_id;
             next.next_file_id += 1;
             let relative = format!("data/{partition}/{id:020}.parquet");
             let partition_dir = self.dir.join("data").join(partition.to_string());
-            fs::create_dir_all(&partition_dir)?;
-            let meta = datafile::write(&self.dir.join(&relative), partition, &runs)?;
-            wal::sync_dir(&partition_dir)?;
+            let path = self.dir.join(&relative);
+            let written = fs::create_dir_all(&partition_dir)
+                .map_err(Error::from)
+                .and_then(|()| datafile::write(&path, partition, &runs))
+                .and_then(|meta| Ok(wal::sync_dir(&partition_dir).map(|()| meta)?));
+            let meta = match written {
+                Ok(meta) => meta,
+                Err(e) => {
+                    // A failed flush (a full disk, say) leaves no files behind to fill it further:
+                    // the memtable stays in memory and the next flush writes them again.
+                    let _ = fs::remove_file(&path);
+                    for file in &new_files {
+                        let _ = fs::remove_file(self.dir.join(&file.meta.path));
+                    }
+                    return Err(e);
+                }
+            };
             let meta = FileMeta {
                 id,
                 path: relative,
@@ -1121,8 +1207,17 @@ impl Shared {
             let relative = format!("data/{partition}/{id:020}.parquet");
             let partition_dir = self.dir.join("data").join(partition.to_string());
             fs::create_dir_all(&partition_dir)?;
-            let meta = datafile::write(&self.dir.join(&relative), partition, &merged)?;
-            wal::sync_dir(&partition_dir)?;
+            let path = self.dir.join(&relative);
+            let meta = match datafile::write(&path, partition, &merged)
+                .and_then(|meta| Ok(wal::sync_dir(&partition_dir).map(|()| meta)?))
+            {
+                Ok(meta) => meta,
+                Err(e) => {
+                    // Not named by any manifest yet: a failed merge (a full disk) leaves nothing.
+                    let _ = fs::remove_file(&path);
+                    return Err(e);
+                }
+            };
             Some(FileMeta {
                 id,
                 path: relative,
@@ -1329,6 +1424,8 @@ struct LogWriter {
     last_sync: Instant,
     /// Reused buffer of one group commit's records.
     buf: Vec<u8>,
+    /// The last rotation failed (the disk is full): the current segment grows until one succeeds.
+    rotation_failing: bool,
 }
 
 /// One write accepted into the current group commit.
@@ -1508,9 +1605,22 @@ impl LogWriter {
                 let _ = write.reply.send(Err(Error::Poisoned(reason.clone())));
             }
         };
-        if self.append_batch().is_err() {
-            poisoned(accepted);
-            return;
+        match self.append_batch() {
+            Ok(()) => self.shared.disk_full_cleared(),
+            Err(Error::DiskFull(reason)) => {
+                // Nothing of the group is in the log: its LSNs are handed out again.
+                if let Some(first) = accepted.first() {
+                    self.next_lsn = first.lsn;
+                }
+                for write in accepted {
+                    let _ = write.reply.send(Err(Error::DiskFull(reason.clone())));
+                }
+                return;
+            }
+            Err(_) => {
+                poisoned(accepted);
+                return;
+            }
         }
         {
             let mut index = lock(&self.shared.wal_index);
@@ -1547,8 +1657,16 @@ impl LogWriter {
             self.shared.request_flush();
         }
         if self.segment.bytes >= self.shared.options.segment_bytes {
-            if let Err(e) = self.rotate() {
-                tracing::error!(error = %e, "starting a new log segment failed");
+            match self.rotate() {
+                Ok(()) => self.rotation_failing = false,
+                // Logged once per episode; the segment grows until a rotation succeeds.
+                Err(e) if self.rotation_failing => {
+                    tracing::debug!(error = %e, "starting a new log segment failed again")
+                }
+                Err(e) => {
+                    self.rotation_failing = true;
+                    tracing::error!(error = %e, "starting a new log segment failed; the current one grows until a retry succeeds");
+                }
             }
         }
     }
@@ -1575,17 +1693,44 @@ impl LogWriter {
         }
     }
 
-    /// Writes the batch to the open segment (not yet synced); a failure poisons the log.
+    /// Writes the batch to the open segment (not yet synced). A full disk cuts the segment back to
+    /// where the batch began and refuses the batch with [`Error::DiskFull`] — the log stays usable,
+    /// so writes resume once space is freed; any other failure (or a failed cut) poisons the log.
     fn append_batch(&mut self) -> Result<()> {
         use std::io::Write;
-        if let Err(e) = self.segment.file.write_all(&self.buf) {
-            return Err(self
+        let written = if self.shared.fail_next_append.swap(false, Ordering::AcqRel) {
+            // Test hook: half the batch reaches the file, then the disk is full.
+            let half = self.buf.len() / 2;
+            self.segment
+                .file
+                .write_all(&self.buf[..half])
+                .and_then(|()| Err(std::io::Error::from(std::io::ErrorKind::StorageFull)))
+        } else {
+            self.segment.file.write_all(&self.buf)
+        };
+        match written {
+            Ok(()) => {
+                self.segment.bytes += self.buf.len() as u64;
+                self.unsynced = true;
+                Ok(())
+            }
+            Err(e) if crate::error::is_disk_full(&e) => {
+                // The segment is opened for appending, so once it is cut back the next batch
+                // starts where this one did; an unsynced earlier batch is untouched.
+                match self.segment.file.set_len(self.segment.bytes) {
+                    Ok(()) => {
+                        self.shared.note_disk_full(&e);
+                        Err(Error::DiskFull(format!("writing the change log failed: {e}")))
+                    }
+                    Err(cut) => Err(self.shared.poison(format!(
+                        "write to the change log failed ({e}) and cutting back its partial batch failed: {cut}"
+                    ))),
+                }
+            }
+            Err(e) => Err(self
                 .shared
-                .poison(format!("write to the change log failed: {e}")));
+                .poison(format!("write to the change log failed: {e}"))),
         }
-        self.segment.bytes += self.buf.len() as u64;
-        self.unsynced = true;
-        Ok(())
     }
 
     /// Syncs the appended batch as the mode says; a failure poisons the log.
@@ -1597,7 +1742,8 @@ impl LogWriter {
         }
     }
 
-    /// Closes the full segment (synced) and starts the next one at `next_lsn`.
+    /// Closes the full segment (synced) and starts the next one at `next_lsn`. On a full disk the
+    /// current segment simply grows; the next commit tries again.
     fn rotate(&mut self) -> Result<()> {
         self.sync()?;
         let wal_dir = self.shared.dir.join("wal");
@@ -1607,6 +1753,9 @@ impl LogWriter {
                 lock(&self.shared.wal_index).segments.push(meta);
                 Ok(())
             }
+            Err(Error::Io(e)) if crate::error::is_disk_full(&e) => Err(Error::DiskFull(format!(
+                "starting a log segment failed: {e}"
+            ))),
             Err(e) => Err(self
                 .shared
                 .poison(format!("creating a log segment failed: {e}"))),
@@ -1681,14 +1830,29 @@ fn run_compactor(shared: &Shared, rx: Receiver<CompactorMsg>) {
         if matches!(msg, CompactorMsg::Due) {
             shared.compaction_requested.store(false, Ordering::Release);
         }
-        if let Err(e) = shared.compact_due() {
-            tracing::error!(error = %e, "compaction failed; will retry");
+        match shared.compact_due() {
+            Ok(()) => {
+                if shared.compaction_disk_full.swap(false, Ordering::AcqRel) {
+                    tracing::warn!("compaction succeeds again after a full disk");
+                }
+            }
+            Err(e) if e.is_disk_full() => {
+                if !shared.compaction_disk_full.swap(true, Ordering::AcqRel) {
+                    tracing::error!(error = %e, "disk full: compaction stops until space is freed; flushes no longer wait for it");
+                }
+                // Retrying at once would only spin; the next flush or request tries again.
+                std::thread::sleep(COMPACTION_RETRY_AFTER_DISK_FULL);
+            }
+            Err(e) => tracing::error!(error = %e, "compaction failed; will retry"),
         }
         if let CompactorMsg::AfterFlush(flushed, reply) = msg {
             let _ = reply.send(flushed);
         }
     }
 }
+
+/// How long the compactor rests after a merge failed on a full disk.
+const COMPACTION_RETRY_AFTER_DISK_FULL: Duration = Duration::from_secs(1);
 
 /// Files this large are not merged again: compaction only gathers the small files flushes leave
 /// behind, so each point is rewritten about once instead of every time its partition grows
