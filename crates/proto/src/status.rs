@@ -29,6 +29,7 @@ pub enum StatusCode {
     SemanticError = 701,
     QueryProcessError = 708,
     NoSuchQuery = 714,
+    TooManyConcurrentQueries = 717,
     WrongLoginPassword = 801,
     NotLogin = 802,
     NoPermission = 803,

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use duet_proto::codec::{self, MAX_REQUEST_FRAME_BYTES};
 use duet_proto::rpc::{self, Decoded, Reply, Request};
+use duet_proto::status::StatusCode;
 use duet_proto::{t, ProtoError};
 use thrift::ApplicationErrorKind;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -38,9 +39,9 @@ use crate::session::Session;
 /// How long shutdown waits for connections to finish their current request.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// IoTDB's `TSStatusCode.TOO_MANY_CONCURRENT_QUERIES_ERROR`. IoTDB has no code for a full connection
-/// table (its Thrift server just closes the socket); this is its code for a full concurrency limit.
-const TOO_MANY_CONCURRENT_QUERIES_ERROR: i32 = 717;
+/// IoTDB has no code for a full connection table (its Thrift server just closes the socket); this is
+/// its code for a full concurrency limit.
+const TOO_MANY_CONCURRENT_QUERIES_ERROR: i32 = StatusCode::TooManyConcurrentQueries as i32;
 
 /// How long a refused connection is given to send its first call, which is then answered with the
 /// refusal; a client sends `openSession` as soon as it has connected.
