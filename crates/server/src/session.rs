@@ -567,6 +567,13 @@ fn execute_resp(status: t::TSStatus) -> t::TSExecuteStatementResp {
 }
 
 impl OpenQuery {
+    /// Stops the query's work at its next check (a stream's; a table has none).
+    fn cancel(&self) {
+        if let OpenQuery::Stream { stream, .. } = self {
+            stream.control.cancel();
+        }
+    }
+
     /// Column names, types, and whether rows carry a time column.
     fn header(&self) -> (Vec<String>, Vec<duet_proto::types::DataType>, bool) {
         match self {
@@ -578,14 +585,6 @@ impl OpenQuery {
             OpenQuery::Stream { stream, .. } => {
                 (stream.names.clone(), stream.types.clone(), stream.has_time)
             }
-        }
-    }
-}
-
-impl OpenQuery {
-    fn cancel(&self) {
-        if let OpenQuery::Stream { stream, .. } = self {
-            stream.control.cancel();
         }
     }
 }
