@@ -60,14 +60,6 @@ impl QueryControl {
         })
     }
 
-    /// A control without a deadline and with the default budget, for internal callers.
-    pub fn unbounded() -> QueryControlRef {
-        QueryControl::new(QueryLimits {
-            timeout: None,
-            ..QueryLimits::default()
-        })
-    }
-
     pub fn limits(&self) -> QueryLimits {
         self.limits
     }
