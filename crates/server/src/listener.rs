@@ -315,6 +315,17 @@ fn refusal_reply(payload: &[u8], reason: &str) -> duet_proto::Result<Vec<u8>> {
     }
 }
 
+/// Resolves once the client has closed the connection (or it failed); stays pending while it is
+/// open, whether or not it sent more bytes (Thrift clients wait for each reply, so any bytes are
+/// the next request, left in place for the next read).
+async fn peer_closed(socket: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match socket.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
 /// Why a connection was closed by the server.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -356,14 +367,25 @@ impl Handler {
                     ApplicationErrorKind::ProtocolError,
                     &format!("bad arguments to {}: {message}", header.name),
                 )?,
-                Decoded::Call(header, request) => match self.session.handle(request).await {
-                    Some(reply) => rpc::encode_reply(&header, &reply)?,
-                    None => rpc::encode_exception(
-                        &header,
-                        ApplicationErrorKind::UnknownMethod,
-                        &format!("Invalid method name: '{}'", header.name),
-                    )?,
-                },
+                Decoded::Call(header, request) => {
+                    // A client that hangs up mid-request takes its work with it: dropping the
+                    // request's future cancels the query it is waiting for.
+                    let handled = tokio::select! {
+                        reply = self.session.handle(request) => reply,
+                        () = peer_closed(self.socket.get_ref()) => {
+                            debug!("client hung up during a request; its work is cancelled");
+                            return Ok(());
+                        }
+                    };
+                    match handled {
+                        Some(reply) => rpc::encode_reply(&header, &reply)?,
+                        None => rpc::encode_exception(
+                            &header,
+                            ApplicationErrorKind::UnknownMethod,
+                            &format!("Invalid method name: '{}'", header.name),
+                        )?,
+                    }
+                }
             };
             self.note_login_state();
             let limit = self.limits.frame_timeout;
