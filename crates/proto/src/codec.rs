@@ -2,12 +2,12 @@
 //! the binary (strict, first byte `0x80`) or compact (first byte `0x82`) protocol, detected per frame.
 
 use thrift::protocol::{
-    TBinaryInputProtocol, TBinaryOutputProtocol, TCompactInputProtocol, TCompactOutputProtocol,
-    TFieldIdentifier, TInputProtocol, TMessageIdentifier, TMessageType, TOutputProtocol,
-    TSerializable, TStructIdentifier, TType,
+    TBinaryOutputProtocol, TCompactOutputProtocol, TFieldIdentifier, TInputProtocol,
+    TMessageIdentifier, TMessageType, TOutputProtocol, TSerializable, TStructIdentifier, TType,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::input::{BinaryInput, CompactInput};
 use crate::{ProtoError, Result};
 
 /// The largest request frame a server accepts (IoTDB's `THRIFT_FRAME_MAX_SIZE`, 512 MiB).
@@ -37,7 +37,14 @@ impl Protocol {
     }
 }
 
+/// How much of a frame's buffer is reserved before its bytes arrive; the buffer then at most doubles
+/// as they do, so a length prefix alone can never make the reader reserve more than this.
+pub const FRAME_BUFFER_STEP: usize = 64 * 1024;
+
 /// Reads one frame. `Ok(None)` means the peer closed the connection cleanly between frames.
+///
+/// The frame's buffer grows with the bytes that actually arrive (never beyond twice what was
+/// received, plus [`FRAME_BUFFER_STEP`]): a peer that announces 512 MiB and sends nothing holds 64 KiB.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_bytes: usize,
@@ -65,8 +72,21 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             "frame of {len} bytes exceeds the limit of {max_bytes}"
         )));
     }
-    let mut payload = vec![0u8; len];
-    reader.read_exact(&mut payload).await?;
+    let mut payload = Vec::with_capacity(len.min(FRAME_BUFFER_STEP));
+    while payload.len() < len {
+        if payload.len() == payload.capacity() {
+            let missing = len - payload.len();
+            payload.reserve_exact(missing.min(payload.len().max(FRAME_BUFFER_STEP)));
+        }
+        let wanted = u64::try_from(len - payload.len()).unwrap_or(u64::MAX);
+        let n = (&mut *reader).take(wanted).read_buf(&mut payload).await?;
+        if n == 0 {
+            return Err(ProtoError::MalformedFrame(format!(
+                "connection closed inside a frame of {len} bytes ({} received)",
+                payload.len()
+            )));
+        }
+    }
     Ok(Some(payload))
 }
 
@@ -81,12 +101,13 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8]) 
     Ok(())
 }
 
-/// An input protocol reading from an in-memory payload.
+/// An input protocol reading from an in-memory payload, checking every length against the bytes left
+/// before allocating (see [`crate::input`]).
 pub fn input_protocol(protocol: Protocol, payload: &[u8]) -> Box<dyn TInputProtocol + '_> {
     match protocol {
         // Non-strict reading also accepts old clients that omit the version word.
-        Protocol::Binary => Box::new(TBinaryInputProtocol::new(payload, false)),
-        Protocol::Compact => Box::new(TCompactInputProtocol::new(payload)),
+        Protocol::Binary => Box::new(BinaryInput::new(payload)),
+        Protocol::Compact => Box::new(CompactInput::new(payload)),
     }
 }
 
@@ -185,4 +206,59 @@ pub fn write_i64_field(prot: &mut dyn TOutputProtocol, id: i16, value: i64) -> t
     prot.write_field_begin(&TFieldIdentifier::new("f", TType::I64, id))?;
     prot.write_i64(value)?;
     prot.write_field_end()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    /// A frame that arrives in small pieces is reassembled; one announced larger than what arrives
+    /// before the peer closes is an error naming both sizes (and never had its announced size reserved).
+    #[test]
+    fn frames_are_read_as_their_bytes_arrive() {
+        block_on(async {
+            let payload: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+            let (mut client, mut server) = tokio::io::duplex(1024);
+            let sent = payload.clone();
+            let writer = tokio::spawn(async move {
+                write_frame(&mut client, &sent).await.unwrap();
+                client
+                    .write_all(&(400_000_000i32).to_be_bytes())
+                    .await
+                    .unwrap();
+                client.write_all(&[7; 10]).await.unwrap();
+            });
+            let frame = read_frame(&mut server, MAX_REQUEST_FRAME_BYTES)
+                .await
+                .unwrap();
+            assert_eq!(frame.as_deref(), Some(&payload[..]));
+            writer.await.unwrap();
+            let err = read_frame(&mut server, MAX_REQUEST_FRAME_BYTES)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("frame of 400000000 bytes (10 received)"),
+                "{err}"
+            );
+            let mut negative = &[0xff, 0xff, 0xff, 0xfe][..];
+            assert!(read_frame(&mut negative, MAX_REQUEST_FRAME_BYTES)
+                .await
+                .is_err());
+            let mut too_large = &[0x7f, 0xff, 0xff, 0xff][..];
+            assert!(read_frame(&mut too_large, MAX_REQUEST_FRAME_BYTES)
+                .await
+                .is_err());
+        });
+    }
 }

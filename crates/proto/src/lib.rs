@@ -11,7 +11,10 @@
 
 pub mod client;
 pub mod codec;
+pub mod input;
 pub mod pipe_body;
+pub mod pipe_tablet;
+pub mod reader;
 pub mod rpc;
 pub mod status;
 pub mod tablet;
@@ -42,12 +45,15 @@ pub use thrift_gen as t;
 pub enum ProtoError {
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("thrift error: {0}")]
+    #[error("thrift error: {}", input::describe(.0))]
     Thrift(#[from] thrift::Error),
     #[error("malformed frame: {0}")]
     MalformedFrame(String),
     #[error("malformed payload: {0}")]
     Malformed(String),
+    /// Well-formed, but something Duet does not take (IoTDB's internal formats, the table model).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type Result<T> = std::result::Result<T, ProtoError>;

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Buf, BufMut};
+use bytes::BufMut;
 
-use crate::{ProtoError, Result};
+use crate::reader::ByteReader;
+use crate::Result;
 
 /// Request type codes of IoTDB's `PipeRequestType` that Duet sends or answers.
 pub mod request_type {
@@ -45,24 +46,12 @@ pub fn put_string(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
+/// Reads what [`put_string`] wrote: `None` for null.
 pub fn get_string(buf: &mut &[u8]) -> Result<Option<String>> {
-    if buf.len() < 4 {
-        return Err(ProtoError::Malformed("truncated string length".into()));
-    }
-    let len = buf.get_i32();
-    if len < 0 {
-        return Ok(None);
-    }
-    let len =
-        usize::try_from(len).map_err(|_| ProtoError::Malformed("bad string length".into()))?;
-    if buf.len() < len {
-        return Err(ProtoError::Malformed("truncated string".into()));
-    }
-    let (head, tail) = buf.split_at(len);
-    *buf = tail;
-    String::from_utf8(head.to_vec())
-        .map(Some)
-        .map_err(|_| ProtoError::Malformed("string is not UTF-8".into()))
+    let mut input = ByteReader::new(buf);
+    let s = input.nullable_string("string")?;
+    *buf = input.rest();
+    Ok(s)
 }
 
 /// Encodes a string map (sorted, so the bytes are deterministic).
@@ -77,19 +66,14 @@ pub fn encode_map(map: &BTreeMap<String, String>) -> Vec<u8> {
 }
 
 /// Decodes a string map; null keys are rejected, null values become empty strings.
-pub fn decode_map(mut buf: &[u8]) -> Result<BTreeMap<String, String>> {
-    if buf.len() < 4 {
-        return Err(ProtoError::Malformed("truncated map size".into()));
-    }
-    let n = buf.get_i32();
-    if n < 0 {
-        return Err(ProtoError::Malformed(format!("negative map size {n}")));
-    }
+pub fn decode_map(buf: &[u8]) -> Result<BTreeMap<String, String>> {
+    let mut input = ByteReader::new(buf);
+    // A pair takes at least its two length words.
+    let n = input.count(8, "map entries")?;
     let mut map = BTreeMap::new();
     for _ in 0..n {
-        let key =
-            get_string(&mut buf)?.ok_or_else(|| ProtoError::Malformed("null map key".into()))?;
-        let value = get_string(&mut buf)?.unwrap_or_default();
+        let key = input.string("map key")?;
+        let value = input.nullable_string("map value")?.unwrap_or_default();
         map.insert(key, value);
     }
     Ok(map)

@@ -119,7 +119,7 @@ pub fn decode_call(payload: &[u8]) -> Result<Decoded> {
     };
     match decode_arguments(&ident.name, prot.as_mut()) {
         Ok(request) => Ok(Decoded::Call(header, request)),
-        Err(e) => Ok(Decoded::BadArguments(header, e.to_string())),
+        Err(e) => Ok(Decoded::BadArguments(header, crate::input::describe(&e))),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The value layouts of write requests: `insertTablet` (column-major values with an optional LSB-first
 //! null bitmap, reference §7.2) and `insertRecord(s)` (a type-tagged value stream, §7.1).
 
-use bytes::{Buf, BufMut};
+use bytes::BufMut;
 
+use crate::reader::ByteReader;
 use crate::types::{Column, ColumnValues, DataType};
 use crate::{ProtoError, Result};
 
@@ -39,76 +40,34 @@ fn malformed(what: impl Into<String>) -> ProtoError {
     ProtoError::Malformed(what.into())
 }
 
-fn need(buf: &[u8], n: usize, what: &str) -> Result<()> {
-    if buf.len() < n {
-        Err(malformed(format!("truncated {what}")))
-    } else {
-        Ok(())
-    }
-}
-
-fn get_len(buf: &mut &[u8], what: &str) -> Result<usize> {
-    need(buf, 4, what)?;
-    let n = buf.get_i32();
-    usize::try_from(n).map_err(|_| malformed(format!("negative length in {what}")))
-}
-
-fn get_bytes(buf: &mut &[u8], what: &str) -> Result<Vec<u8>> {
-    let n = get_len(buf, what)?;
-    need(buf, n, what)?;
-    let (head, tail) = buf.split_at(n);
-    let out = head.to_vec();
-    *buf = tail;
-    Ok(out)
-}
-
 /// Decodes the value stream of one record: `n_values` entries of `u8 type` + value.
-pub fn decode_record(mut buf: &[u8], n_values: usize) -> Result<Vec<RecordValue>> {
+pub fn decode_record(buf: &[u8], n_values: usize) -> Result<Vec<RecordValue>> {
+    let mut input = ByteReader::new(buf);
+    // Each value takes at least its type byte and one byte of value.
+    input.ensure(n_values, 2, "record values")?;
     let mut out = Vec::with_capacity(n_values);
     for _ in 0..n_values {
-        need(buf, 1, "record")?;
-        let code = buf.get_u8();
+        let code = input.u8("record")?;
         let data_type = DataType::from_code(i32::from(code))
             .ok_or_else(|| malformed(format!("unknown data type {code} in record")))?;
         let value = match data_type {
-            DataType::Boolean => {
-                need(buf, 1, "record")?;
-                RecordValue::Boolean(buf.get_u8() != 0)
-            }
-            DataType::Int32 => {
-                need(buf, 4, "record")?;
-                RecordValue::Int32(buf.get_i32())
-            }
-            DataType::Date => {
-                need(buf, 4, "record")?;
-                RecordValue::Date(buf.get_i32())
-            }
-            DataType::Int64 => {
-                need(buf, 8, "record")?;
-                RecordValue::Int64(buf.get_i64())
-            }
-            DataType::Timestamp => {
-                need(buf, 8, "record")?;
-                RecordValue::Timestamp(buf.get_i64())
-            }
-            DataType::Float => {
-                need(buf, 4, "record")?;
-                RecordValue::Float(buf.get_f32())
-            }
-            DataType::Double => {
-                need(buf, 8, "record")?;
-                RecordValue::Double(buf.get_f64())
-            }
+            DataType::Boolean => RecordValue::Boolean(input.u8("record")? != 0),
+            DataType::Int32 => RecordValue::Int32(input.i32("record")?),
+            DataType::Date => RecordValue::Date(input.i32("record")?),
+            DataType::Int64 => RecordValue::Int64(input.i64("record")?),
+            DataType::Timestamp => RecordValue::Timestamp(input.i64("record")?),
+            DataType::Float => RecordValue::Float(input.f32("record")?),
+            DataType::Double => RecordValue::Double(input.f64("record")?),
             DataType::Text | DataType::String | DataType::Blob => {
-                RecordValue::Binary(data_type, get_bytes(&mut buf, "record")?)
+                RecordValue::Binary(data_type, input.bytes("record")?.to_vec())
             }
         };
         out.push(value);
     }
-    if !buf.is_empty() {
+    if !input.is_empty() {
         return Err(malformed(format!(
             "{} bytes left after the record values",
-            buf.len()
+            input.remaining()
         )));
     }
     Ok(out)
@@ -135,47 +94,60 @@ pub fn encode_record(values: &[RecordValue]) -> Vec<u8> {
 }
 
 /// Decodes `insertTablet`'s `timestamps` buffer.
-pub fn decode_timestamps(mut buf: &[u8], n_rows: usize) -> Result<Vec<i64>> {
-    need(buf, n_rows.saturating_mul(8), "tablet timestamps")?;
-    Ok((0..n_rows).map(|_| buf.get_i64()).collect())
+pub fn decode_timestamps(buf: &[u8], n_rows: usize) -> Result<Vec<i64>> {
+    let mut input = ByteReader::new(buf);
+    input.ensure(n_rows, 8, "tablet timestamps")?;
+    (0..n_rows)
+        .map(|_| input.i64("tablet timestamps"))
+        .collect()
 }
 
 /// Decodes `insertTablet`'s column-major `values` buffer, with the optional trailing bitmaps.
-pub fn decode_tablet_values(
-    mut buf: &[u8],
-    types: &[DataType],
-    n_rows: usize,
-) -> Result<Vec<Column>> {
-    let mut columns = Vec::with_capacity(types.len());
+pub fn decode_tablet_values(buf: &[u8], types: &[DataType], n_rows: usize) -> Result<Vec<Column>> {
+    const WHAT: &str = "tablet values";
+    let mut input = ByteReader::new(buf);
+    let mut columns = Vec::with_capacity(types.len().min(buf.len()));
     for data_type in types {
-        let values = match data_type.physical() {
-            DataType::Boolean => {
-                need(buf, n_rows, "tablet values")?;
-                ColumnValues::Boolean((0..n_rows).map(|_| buf.get_u8() != 0).collect())
-            }
-            DataType::Int32 => {
-                need(buf, n_rows * 4, "tablet values")?;
-                ColumnValues::Int32((0..n_rows).map(|_| buf.get_i32()).collect())
-            }
-            DataType::Int64 => {
-                need(buf, n_rows * 8, "tablet values")?;
-                ColumnValues::Int64((0..n_rows).map(|_| buf.get_i64()).collect())
-            }
-            DataType::Float => {
-                need(buf, n_rows * 4, "tablet values")?;
-                ColumnValues::Float((0..n_rows).map(|_| buf.get_f32()).collect())
-            }
-            DataType::Double => {
-                need(buf, n_rows * 8, "tablet values")?;
-                ColumnValues::Double((0..n_rows).map(|_| buf.get_f64()).collect())
-            }
-            _ => {
-                let mut v = Vec::with_capacity(n_rows);
-                for _ in 0..n_rows {
-                    v.push(get_bytes(&mut buf, "tablet values")?);
-                }
-                ColumnValues::Binary(v)
-            }
+        let physical = data_type.physical();
+        // Every cell takes at least one byte (a fixed-width value, or a binary's length).
+        let width = match physical {
+            DataType::Boolean => 1,
+            DataType::Int32 | DataType::Float | DataType::Date => 4,
+            DataType::Int64 | DataType::Double | DataType::Timestamp => 8,
+            _ => 4,
+        };
+        input.ensure(n_rows, width, WHAT)?;
+        let values = match physical {
+            DataType::Boolean => ColumnValues::Boolean(
+                (0..n_rows)
+                    .map(|_| input.u8(WHAT).map(|b| b != 0))
+                    .collect::<Result<_>>()?,
+            ),
+            DataType::Int32 => ColumnValues::Int32(
+                (0..n_rows)
+                    .map(|_| input.i32(WHAT))
+                    .collect::<Result<_>>()?,
+            ),
+            DataType::Int64 => ColumnValues::Int64(
+                (0..n_rows)
+                    .map(|_| input.i64(WHAT))
+                    .collect::<Result<_>>()?,
+            ),
+            DataType::Float => ColumnValues::Float(
+                (0..n_rows)
+                    .map(|_| input.f32(WHAT))
+                    .collect::<Result<_>>()?,
+            ),
+            DataType::Double => ColumnValues::Double(
+                (0..n_rows)
+                    .map(|_| input.f64(WHAT))
+                    .collect::<Result<_>>()?,
+            ),
+            _ => ColumnValues::Binary(
+                (0..n_rows)
+                    .map(|_| input.bytes(WHAT).map(<[u8]>::to_vec))
+                    .collect::<Result<_>>()?,
+            ),
         };
         columns.push(Column {
             data_type: *data_type,
@@ -184,19 +156,16 @@ pub fn decode_tablet_values(
         });
     }
     // The bitmap section is optional: "no bytes left" means no nulls (as the Java server reads it).
-    if !buf.is_empty() {
+    if !input.is_empty() {
         let bitmap_len = n_rows / 8 + 1;
         for column in &mut columns {
-            need(buf, 1, "tablet bitmaps")?;
-            if buf.get_u8() != 0 {
-                need(buf, bitmap_len, "tablet bitmaps")?;
-                let (bits, rest) = buf.split_at(bitmap_len);
+            if input.u8("tablet bitmaps")? != 0 {
+                let bits = input.take(bitmap_len, "tablet bitmaps")?;
                 column.nulls = Some(
                     (0..n_rows)
-                        .map(|r| bits[r / 8] & (1 << (r % 8)) != 0)
+                        .map(|r| bits.get(r / 8).is_some_and(|b| b & (1 << (r % 8)) != 0))
                         .collect(),
                 );
-                buf = rest;
             }
         }
     }

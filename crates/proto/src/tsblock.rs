@@ -4,8 +4,9 @@
 //! 2 (INT64/DOUBLE/TIMESTAMP and the time column) and 3 (binary). Header type bytes are physical types;
 //! the logical type travels separately in `dataTypeList`. Null bitmaps are MSB-first.
 
-use bytes::{Buf, BufMut};
+use bytes::BufMut;
 
+use crate::reader::ByteReader;
 use crate::types::{Column, ColumnValues, DataType};
 use crate::{ProtoError, Result};
 
@@ -150,27 +151,27 @@ fn encode_column(out: &mut Vec<u8>, column: &Column, start: usize, end: usize) -
 
 /// Decodes one TsBlock. `logical_types` (from `dataTypeList`, after any column index mapping) refine the
 /// physical header types; when absent the physical types are used.
-pub fn decode(mut buf: &[u8], logical_types: Option<&[DataType]>) -> Result<TsBlock> {
-    let n_columns = read_count(&mut buf, "column count")?;
+pub fn decode(buf: &[u8], logical_types: Option<&[DataType]>) -> Result<TsBlock> {
+    let mut input = ByteReader::new(buf);
+    // Each column takes a type byte and an encoding byte in the header, and a null flag.
+    let n_columns = input.count(3, "TsBlock columns")?;
     let mut physical = Vec::with_capacity(n_columns);
     for _ in 0..n_columns {
-        let code = read_u8(&mut buf)?;
+        let code = input.u8("TsBlock column types")?;
         physical.push(
             DataType::from_code(i32::from(code))
                 .ok_or_else(|| ProtoError::Malformed(format!("unknown column type {code}")))?,
         );
     }
-    let n_rows = read_count(&mut buf, "position count")?;
-    let mut encodings = Vec::with_capacity(n_columns + 1);
-    for _ in 0..=n_columns {
-        encodings.push(read_u8(&mut buf)?);
-    }
+    // Rows are checked per column against what their values and bitmaps take.
+    let n_rows = input.count(0, "TsBlock positions")?;
+    let encodings = input.take(n_columns + 1, "TsBlock column encodings")?;
     if encodings.first() != Some(&2) {
         return Err(ProtoError::Malformed(
             "time column must use INT64_ARRAY encoding".into(),
         ));
     }
-    let time_column = decode_column(&mut buf, DataType::Int64, 2, n_rows)?;
+    let time_column = decode_column(&mut input, DataType::Int64, 2, n_rows)?;
     let times = match time_column.values {
         ColumnValues::Int64(v) => v,
         _ => return Err(ProtoError::Malformed("time column is not INT64".into())),
@@ -178,7 +179,7 @@ pub fn decode(mut buf: &[u8], logical_types: Option<&[DataType]>) -> Result<TsBl
     let mut columns = Vec::with_capacity(n_columns);
     for (i, phys) in physical.iter().enumerate() {
         let encoding = encodings.get(i + 1).copied().unwrap_or(0);
-        let mut column = decode_column(&mut buf, *phys, encoding, n_rows)?;
+        let mut column = decode_column(&mut input, *phys, encoding, n_rows)?;
         if let Some(logical) = logical_types.and_then(|l| l.get(i)) {
             if logical.physical() == phys.physical() {
                 column.data_type = *logical;
@@ -189,36 +190,13 @@ pub fn decode(mut buf: &[u8], logical_types: Option<&[DataType]>) -> Result<TsBl
     Ok(TsBlock { times, columns })
 }
 
-fn read_u8(buf: &mut &[u8]) -> Result<u8> {
-    if buf.remaining() < 1 {
-        return Err(ProtoError::Malformed("truncated TsBlock".into()));
-    }
-    Ok(buf.get_u8())
-}
+const WHAT: &str = "TsBlock";
 
-fn read_i32(buf: &mut &[u8]) -> Result<i32> {
-    if buf.remaining() < 4 {
-        return Err(ProtoError::Malformed("truncated TsBlock".into()));
-    }
-    Ok(buf.get_i32())
-}
-
-fn read_count(buf: &mut &[u8], what: &str) -> Result<usize> {
-    let n = read_i32(buf)?;
-    usize::try_from(n).map_err(|_| ProtoError::Malformed(format!("negative {what}")))
-}
-
-fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
-    if buf.len() < n {
-        return Err(ProtoError::Malformed("truncated TsBlock".into()));
-    }
-    let (head, tail) = buf.split_at(n);
-    *buf = tail;
-    Ok(head)
-}
-
+/// One column of `n_rows` positions. Before anything is reserved, the bitmap (one bit per position)
+/// or, without one, the values (at least one bit per position) must fit in the bytes left, so the
+/// column's memory is bounded by a multiple of the bytes it came from.
 fn decode_column(
-    buf: &mut &[u8],
+    input: &mut ByteReader<'_>,
     data_type: DataType,
     encoding: u8,
     n_rows: usize,
@@ -228,98 +206,82 @@ fn decode_column(
             "unsupported column encoding {encoding}"
         )));
     }
-    let may_have_null = read_u8(buf)? != 0;
+    let may_have_null = input.u8(WHAT)? != 0;
     let nulls = if may_have_null {
-        let bitmap = take(buf, n_rows.div_ceil(8))?;
+        let bitmap = input.take(n_rows.div_ceil(8), "TsBlock null bitmap")?;
         Some(
             (0..n_rows)
-                .map(|i| bitmap[i / 8] & (0x80 >> (i % 8)) != 0)
+                .map(|i| {
+                    bitmap
+                        .get(i / 8)
+                        .is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
+                })
                 .collect::<Vec<_>>(),
         )
     } else {
         None
     };
-    let is_null = |i: usize| nulls.as_ref().is_some_and(|n| n[i]);
+    let is_null = |i: usize| nulls.as_ref().is_some_and(|n| n.get(i) == Some(&true));
+    let present = match &nulls {
+        Some(n) => n.iter().filter(|null| !**null).count(),
+        None => n_rows,
+    };
+    let width = match encoding {
+        0 => 0,
+        1 => 4,
+        2 => 8,
+        _ => 4,
+    };
+    input.ensure(present, width, "TsBlock values")?;
+    if nulls.is_none() {
+        input.ensure(n_rows.div_ceil(8), 1, "TsBlock values")?;
+    }
     let values = match encoding {
         0 => {
-            let bits = take(buf, n_rows.div_ceil(8))?;
+            let bits = input.take(n_rows.div_ceil(8), "TsBlock booleans")?;
             ColumnValues::Boolean(
                 (0..n_rows)
-                    .map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0)
+                    .map(|i| bits.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0))
                     .collect(),
             )
         }
-        1 => {
-            if data_type == DataType::Float {
-                let mut v = Vec::with_capacity(n_rows);
-                for i in 0..n_rows {
-                    v.push(if is_null(i) {
-                        0.0
+        1 if data_type == DataType::Float => ColumnValues::Float(
+            (0..n_rows)
+                .map(|i| if is_null(i) { Ok(0.0) } else { input.f32(WHAT) })
+                .collect::<Result<_>>()?,
+        ),
+        1 => ColumnValues::Int32(
+            (0..n_rows)
+                .map(|i| if is_null(i) { Ok(0) } else { input.i32(WHAT) })
+                .collect::<Result<_>>()?,
+        ),
+        2 if data_type == DataType::Double => ColumnValues::Double(
+            (0..n_rows)
+                .map(|i| if is_null(i) { Ok(0.0) } else { input.f64(WHAT) })
+                .collect::<Result<_>>()?,
+        ),
+        2 => ColumnValues::Int64(
+            (0..n_rows)
+                .map(|i| if is_null(i) { Ok(0) } else { input.i64(WHAT) })
+                .collect::<Result<_>>()?,
+        ),
+        _ => ColumnValues::Binary(
+            (0..n_rows)
+                .map(|i| {
+                    if is_null(i) {
+                        Ok(Vec::new())
                     } else {
-                        f32::from_be_bytes(fixed(buf)?)
-                    });
-                }
-                ColumnValues::Float(v)
-            } else {
-                let mut v = Vec::with_capacity(n_rows);
-                for i in 0..n_rows {
-                    v.push(if is_null(i) {
-                        0
-                    } else {
-                        i32::from_be_bytes(fixed(buf)?)
-                    });
-                }
-                ColumnValues::Int32(v)
-            }
-        }
-        2 => {
-            if data_type == DataType::Double {
-                let mut v = Vec::with_capacity(n_rows);
-                for i in 0..n_rows {
-                    v.push(if is_null(i) {
-                        0.0
-                    } else {
-                        f64::from_be_bytes(fixed(buf)?)
-                    });
-                }
-                ColumnValues::Double(v)
-            } else {
-                let mut v = Vec::with_capacity(n_rows);
-                for i in 0..n_rows {
-                    v.push(if is_null(i) {
-                        0
-                    } else {
-                        i64::from_be_bytes(fixed(buf)?)
-                    });
-                }
-                ColumnValues::Int64(v)
-            }
-        }
-        _ => {
-            let mut v = Vec::with_capacity(n_rows);
-            for i in 0..n_rows {
-                if is_null(i) {
-                    v.push(Vec::new());
-                } else {
-                    let len = read_count(buf, "value length")?;
-                    v.push(take(buf, len)?.to_vec());
-                }
-            }
-            ColumnValues::Binary(v)
-        }
+                        input.bytes("TsBlock value").map(<[u8]>::to_vec)
+                    }
+                })
+                .collect::<Result<_>>()?,
+        ),
     };
     Ok(Column {
         data_type,
         nulls,
         values,
     })
-}
-
-fn fixed<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N]> {
-    let bytes = take(buf, N)?;
-    let mut out = [0u8; N];
-    out.copy_from_slice(bytes);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@
 //!   expressed there and are counted as not sent.
 
 use bytes::{Buf, BufMut};
-use duet_proto::pipe_body::put_string;
-use duet_proto::types::{Column, ColumnValues, DataType};
+use duet_proto::pipe_tablet::{self, TabletRef};
 use duet_storage::{InsertOp, LogEntry, Op, Origin, SeriesChunk, Version};
 
 /// Duet's own request type: a batch of log entries. Outside IoTDB's code space (0–400, -1, -2).
@@ -37,13 +36,20 @@ pub fn decode_entries(mut body: &[u8]) -> Result<Vec<LogEntry>, String> {
     if body.len() < 4 {
         return Err("truncated batch header".into());
     }
-    let n = body.get_u32() as usize;
-    let mut entries = Vec::with_capacity(n.min(65_536));
+    let n = usize::try_from(body.get_u32()).unwrap_or(usize::MAX);
+    // Each entry takes at least its 4-byte length: a count beyond that is malformed, not a reservation.
+    if n > body.len() / 4 {
+        return Err(format!(
+            "batch claims {n} entries but has only {} bytes",
+            body.len()
+        ));
+    }
+    let mut entries = Vec::with_capacity(n);
     for i in 0..n {
         if body.len() < 4 {
             return Err(format!("truncated batch at entry {i}"));
         }
-        let len = body.get_u32() as usize;
+        let len = usize::try_from(body.get_u32()).unwrap_or(usize::MAX);
         if body.len() < len {
             return Err(format!("truncated entry {i}"));
         }
@@ -107,343 +113,45 @@ pub fn encode_iotdb_tablets(entries: &[LogEntry]) -> (Vec<u8>, usize) {
     for entry in entries {
         for op in &entry.ops {
             match op {
-                Op::Insert(insert) => tablets.push(insert),
+                Op::Insert(insert) => tablets.push(TabletRef {
+                    device: &insert.device,
+                    aligned: insert.aligned,
+                    measurements: &insert.measurements,
+                    columns: &insert.columns,
+                    times: &insert.times,
+                }),
                 Op::Delete(_) => skipped_deletes += 1,
             }
         }
     }
-    let mut out = Vec::new();
-    out.put_i32(0); // binary requests
-    out.put_i32(0); // insert-node requests
-    out.put_i32(i32::try_from(tablets.len()).unwrap_or(i32::MAX));
-    for insert in tablets {
-        encode_tablet(insert, &mut out);
-        out.put_u8(u8::from(insert.aligned));
-        put_string(&mut out, None); // tree model: no database
-    }
-    (out, skipped_deletes)
+    (
+        pipe_tablet::encode_tablet_batch_v2(tablets),
+        skipped_deletes,
+    )
 }
 
-/// IoTDB's `Tablet.serialize` (tsfile 2.x).
-fn encode_tablet(insert: &InsertOp, out: &mut Vec<u8>) {
-    let n = insert.times.len();
-    put_string(out, Some(&insert.device));
-    out.put_i32(i32::try_from(n).unwrap_or(i32::MAX));
-    out.put_u8(1);
-    out.put_i32(i32::try_from(insert.columns.len()).unwrap_or(i32::MAX));
-    for (m, c) in insert.measurements.iter().zip(&insert.columns) {
-        out.put_u8(1);
-        put_string(out, Some(m));
-        out.put_u8(c.data_type.code());
-        out.put_u8(0); // PLAIN
-        out.put_u8(0); // UNCOMPRESSED
-        out.put_i32(0); // no properties
-        out.put_u8(1); // column category FIELD
-    }
-    out.put_u8(1);
-    for t in &insert.times {
-        out.put_i64(*t);
-    }
-    out.put_u8(1);
-    for c in &insert.columns {
-        match &c.nulls {
-            Some(nulls) if nulls.iter().any(|x| *x) => {
-                out.put_u8(1);
-                out.put_i32(i32::try_from(n).unwrap_or(i32::MAX));
-                let mut bits = vec![0u8; n / 8 + 1];
-                for (r, null) in nulls.iter().enumerate() {
-                    if *null {
-                        bits[r / 8] |= 1 << (r % 8);
-                    }
-                }
-                out.put_i32(i32::try_from(bits.len()).unwrap_or(i32::MAX));
-                out.extend_from_slice(&bits);
-            }
-            _ => out.put_u8(0),
-        }
-    }
-    out.put_u8(1);
-    for c in &insert.columns {
-        out.put_u8(1);
-        encode_values(c, out);
-    }
-}
-
-fn encode_values(c: &Column, out: &mut Vec<u8>) {
-    match &c.values {
-        ColumnValues::Boolean(v) => v.iter().for_each(|b| out.put_u8(u8::from(*b))),
-        ColumnValues::Int32(v) => v.iter().for_each(|x| out.put_i32(*x)),
-        ColumnValues::Int64(v) => v.iter().for_each(|x| out.put_i64(*x)),
-        ColumnValues::Float(v) => v.iter().for_each(|x| out.put_f32(*x)),
-        ColumnValues::Double(v) => v.iter().for_each(|x| out.put_f64(*x)),
-        ColumnValues::Binary(v) => {
-            for (r, b) in v.iter().enumerate() {
-                if c.is_null(r) {
-                    out.put_u8(0);
-                } else {
-                    out.put_u8(1);
-                    out.put_i32(i32::try_from(b.len()).unwrap_or(i32::MAX));
-                    out.extend_from_slice(b);
-                }
-            }
-        }
-    }
-}
-
-/// Reads IoTDB's tablet requests: `TRANSFER_TABLET_RAW` (3), `TRANSFER_TABLET_BATCH` (6),
-/// `TRANSFER_TABLET_RAW_V2` (11) and `TRANSFER_TABLET_BATCH_V2` (13), the tablet in either tsfile
-/// layout (2.x with a column-category byte per column, 1.x without). Batch entries in Java's internal
-/// InsertNode or WAL formats are refused (the sender's `sink.format`='tablet' avoids most of them),
-/// as are table-model tablets.
+/// Reads IoTDB's tablet requests (types 3, 6, 11 and 13) into inserts; the codec and its bounds are
+/// `duet_proto::pipe_tablet`'s.
 pub fn decode_iotdb_tablets(type_: i16, body: &[u8]) -> Result<Vec<InsertOp>, String> {
-    use duet_proto::pipe_body::request_type as rt;
-    let mut buf = body;
-    let v2 = matches!(
-        type_,
-        rt::TRANSFER_TABLET_RAW_V2 | rt::TRANSFER_TABLET_BATCH_V2
-    );
-    let mut out = Vec::new();
-    match type_ {
-        rt::TRANSFER_TABLET_RAW | rt::TRANSFER_TABLET_RAW_V2 => {
-            out.push(tablet_entry(&mut buf, v2, true)?);
-        }
-        rt::TRANSFER_TABLET_BATCH | rt::TRANSFER_TABLET_BATCH_V2 => {
-            let binaries = get_count(&mut buf, "binary entries")?;
-            if binaries > 0 {
-                return Err(format!("{binaries} WAL-format entries in a tablet batch are not supported by Duet; set the sender's 'sink.format'='tablet'"));
-            }
-            let nodes = get_count(&mut buf, "insert-node entries")?;
-            if nodes > 0 {
-                return Err(format!("{nodes} InsertNode entries in a tablet batch are not supported by Duet; set the sender's 'sink.format'='tablet'"));
-            }
-            let tablets = get_count(&mut buf, "tablets")?;
-            for i in 0..tablets {
-                out.push(tablet_entry(&mut buf, v2, i + 1 == tablets)?);
-            }
-        }
-        other => return Err(format!("request type {other} is not a tablet request")),
-    }
-    if !buf.is_empty() {
-        return Err(format!("{} bytes after the last tablet", buf.len()));
-    }
-    Ok(out)
-}
-
-/// A tablet, its `isAligned` byte and (V2) its database, in whichever tsfile layout parses (the last
-/// one of a request must also end exactly where the body does).
-fn tablet_entry(buf: &mut &[u8], v2: bool, last: bool) -> Result<InsertOp, String> {
-    let mut first_error = String::new();
-    for with_category in [true, false] {
-        let mut attempt = *buf;
-        let parsed = tablet_entry_as(&mut attempt, v2, with_category).and_then(|t| {
-            if last && !attempt.is_empty() {
-                Err(format!("{} bytes after the last tablet", attempt.len()))
-            } else {
-                Ok(t)
-            }
-        });
-        match parsed {
-            Ok(tablet) => {
-                *buf = attempt;
-                return Ok(tablet);
-            }
-            Err(e) if first_error.is_empty() => first_error = e,
-            Err(_) => {}
-        }
-    }
-    Err(format!("malformed tablet: {first_error}"))
-}
-
-fn tablet_entry_as(buf: &mut &[u8], v2: bool, with_category: bool) -> Result<InsertOp, String> {
-    let mut insert = decode_tablet(buf, with_category)?;
-    insert.aligned = get_u8(buf, "isAligned")? != 0;
-    if v2 {
-        let database = duet_proto::pipe_body::get_string(buf).map_err(|e| e.to_string())?;
-        if let Some(db) = database {
-            if !db.starts_with("root") {
-                return Err(format!(
-                    "table-model tablets (database {db}) are not supported by Duet"
-                ));
-            }
-        }
-    }
-    if !insert.device.starts_with("root") {
-        return Err(format!(
-            "table-model tablets (table {}) are not supported by Duet",
-            insert.device
-        ));
-    }
-    Ok(insert)
-}
-
-fn need(buf: &[u8], n: usize, what: &str) -> Result<(), String> {
-    if buf.len() < n {
-        Err(format!("truncated {what}"))
-    } else {
-        Ok(())
-    }
-}
-
-fn get_u8(buf: &mut &[u8], what: &str) -> Result<u8, String> {
-    need(buf, 1, what)?;
-    Ok(buf.get_u8())
-}
-
-fn get_count(buf: &mut &[u8], what: &str) -> Result<usize, String> {
-    need(buf, 4, what)?;
-    let n = buf.get_i32();
-    // Every counted item takes at least one byte: a count beyond the body is malformed, not an
-    // allocation to attempt.
-    usize::try_from(n)
-        .ok()
-        .filter(|n| *n <= buf.len().max(1) * 8)
-        .ok_or_else(|| format!("bad count {n} of {what}"))
-}
-
-fn get_name(buf: &mut &[u8], what: &str) -> Result<String, String> {
-    duet_proto::pipe_body::get_string(buf)
-        .map_err(|e| format!("{what}: {e}"))?
-        .ok_or_else(|| format!("{what} is null"))
-}
-
-/// `Tablet.deserialize` (pipe reference §6.5).
-fn decode_tablet(buf: &mut &[u8], with_category: bool) -> Result<InsertOp, String> {
-    let device = get_name(buf, "tablet target")?;
-    let rows = get_count(buf, "rows")?;
-    let mut measurements = Vec::new();
-    let mut types = Vec::new();
-    if get_u8(buf, "schemas flag")? == 1 {
-        let n = get_count(buf, "columns")?;
-        for i in 0..n {
-            if get_u8(buf, "schema flag")? != 1 {
-                return Err(format!("column {i} has no schema"));
-            }
-            measurements.push(get_name(buf, "measurement")?);
-            let code = get_u8(buf, "data type")?;
-            let data_type = DataType::from_code(i32::from(code))
-                .ok_or_else(|| format!("unknown data type {code}"))?;
-            types.push(data_type);
-            get_u8(buf, "encoding")?;
-            get_u8(buf, "compressor")?;
-            let props = get_count(buf, "properties")?;
-            for _ in 0..props {
-                get_name(buf, "property key")?;
-                duet_proto::pipe_body::get_string(buf).map_err(|e| e.to_string())?;
-            }
-            if with_category {
-                let category = get_u8(buf, "column category")?;
-                if category != 1 {
-                    return Err(format!(
-                        "column {} is a table-model {} column; Duet takes tree-model tablets only",
-                        measurements[i],
-                        if category == 0 { "TAG" } else { "ATTRIBUTE" }
-                    ));
-                }
-            }
-        }
-    }
-    let mut times = Vec::with_capacity(rows);
-    if get_u8(buf, "times flag")? == 1 {
-        need(buf, rows.saturating_mul(8), "timestamps")?;
-        for _ in 0..rows {
-            times.push(buf.get_i64());
-        }
-    } else if rows > 0 {
-        return Err("a tablet with rows but no timestamps".into());
-    }
-    let mut nulls: Vec<Option<Vec<bool>>> = vec![None; types.len()];
-    if get_u8(buf, "bitmaps flag")? == 1 {
-        for slot in nulls.iter_mut() {
-            if get_u8(buf, "bitmap flag")? == 1 {
-                get_count(buf, "bitmap size")?;
-                let n = get_count(buf, "bitmap bytes")?;
-                need(buf, n, "bitmap")?;
-                let (bits, tail) = buf.split_at(n);
-                *buf = tail;
-                let marks: Vec<bool> = (0..rows)
-                    .map(|r| bits.get(r / 8).is_some_and(|b| b & (1 << (r % 8)) != 0))
-                    .collect();
-                *slot = marks.iter().any(|x| *x).then_some(marks);
-            }
-        }
-    }
-    let mut columns = Vec::with_capacity(types.len());
-    if get_u8(buf, "values flag")? == 1 {
-        for (data_type, nulls) in types.iter().zip(nulls) {
-            if get_u8(buf, "column flag")? != 1 {
-                return Err("a column without values".into());
-            }
-            columns.push(decode_values(buf, *data_type, rows, nulls)?);
-        }
-    } else if rows > 0 && !types.is_empty() {
-        return Err("a tablet with rows but no values".into());
-    }
-    // Null cells keep their placeholder values here; the columns' null marks make the write path
-    // skip them, as for a client's insertTablet.
-    Ok(InsertOp {
-        device,
-        aligned: false,
-        measurements,
-        columns,
-        times,
-    })
-}
-
-fn decode_values(
-    buf: &mut &[u8],
-    data_type: DataType,
-    rows: usize,
-    nulls: Option<Vec<bool>>,
-) -> Result<Column, String> {
-    let fixed = |buf: &mut &[u8], width: usize| need(buf, rows.saturating_mul(width), "values");
-    let values = match data_type.physical() {
-        DataType::Boolean => {
-            fixed(buf, 1)?;
-            ColumnValues::Boolean((0..rows).map(|_| buf.get_u8() != 0).collect())
-        }
-        DataType::Int32 => {
-            fixed(buf, 4)?;
-            ColumnValues::Int32((0..rows).map(|_| buf.get_i32()).collect())
-        }
-        DataType::Int64 => {
-            fixed(buf, 8)?;
-            ColumnValues::Int64((0..rows).map(|_| buf.get_i64()).collect())
-        }
-        DataType::Float => {
-            fixed(buf, 4)?;
-            ColumnValues::Float((0..rows).map(|_| buf.get_f32()).collect())
-        }
-        DataType::Double => {
-            fixed(buf, 8)?;
-            ColumnValues::Double((0..rows).map(|_| buf.get_f64()).collect())
-        }
-        _ => {
-            let mut v = Vec::with_capacity(rows.min(buf.len()));
-            for _ in 0..rows {
-                if get_u8(buf, "text flag")? == 1 {
-                    let n = get_count(buf, "text length")?;
-                    need(buf, n, "text")?;
-                    let (head, tail) = buf.split_at(n);
-                    v.push(head.to_vec());
-                    *buf = tail;
-                } else {
-                    v.push(Vec::new());
-                }
-            }
-            ColumnValues::Binary(v)
-        }
-    };
-    Ok(Column {
-        data_type,
-        nulls,
-        values,
-    })
+    let tablets = pipe_tablet::decode_tablets(type_, body).map_err(|e| e.to_string())?;
+    Ok(tablets
+        .into_iter()
+        .map(|t| InsertOp {
+            device: t.device,
+            aligned: t.aligned,
+            measurements: t.measurements,
+            columns: t.columns,
+            times: t.times,
+        })
+        .collect())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use duet_proto::pipe_body::put_string;
+    use duet_proto::types::{Column, ColumnValues, DataType};
     use duet_storage::DeleteOp;
 
     fn sample() -> Vec<LogEntry> {
@@ -673,13 +381,29 @@ pub fn compress_snappy(version: i8, type_: i16, body: &[u8]) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// The most compression stages one request may declare (IoTDB has five compressors; a sender applies
+/// each at most once).
+pub const MAX_COMPRESSION_STAGES: usize = 8;
+
+/// No snappy block expands by more than this: its densest element is a 3-byte copy of 64 bytes.
+const SNAPPY_MAX_EXPANSION: usize = 22;
+
 /// Unwraps a compressed request into (version, type, body), undoing each stage in reverse order.
+///
+/// Before a stage is decompressed, its declared size must be within [`MAX_DECOMPRESSED_BYTES`] (IoTDB's
+/// limit), agree with the snappy block's own header, and be no more than the block could expand to, so
+/// a few bytes claiming a gigabyte are refused before anything is reserved.
 pub fn decompress(body: &[u8]) -> Result<(i8, i16, Vec<u8>), String> {
     let mut buf = body;
     if buf.is_empty() {
         return Err("empty compressed request".into());
     }
     let n = usize::from(buf.get_u8());
+    if n > MAX_COMPRESSION_STAGES {
+        return Err(format!(
+            "{n} compression stages; at most {MAX_COMPRESSION_STAGES} are accepted"
+        ));
+    }
     let mut stages = Vec::with_capacity(n);
     for _ in 0..n {
         if buf.len() < 5 {
@@ -701,6 +425,12 @@ pub fn decompress(body: &[u8]) -> Result<(i8, i16, Vec<u8>), String> {
                 if declared != length {
                     return Err(format!(
                         "snappy stage declares {declared} bytes, the request says {length}"
+                    ));
+                }
+                if declared > data.len().saturating_mul(SNAPPY_MAX_EXPANSION) {
+                    return Err(format!(
+                        "snappy stage of {} bytes cannot expand to the {declared} it declares",
+                        data.len()
                     ));
                 }
                 snap::raw::Decoder::new()
@@ -740,5 +470,28 @@ mod compression_tests {
         assert!(decompress(&[1, 0, 0, 0, 0, 9, 1, 2, 3]).is_err());
         assert!(decompress(&[1, 4, 0, 0, 0, 1, 0]).is_err());
         assert!(decompress(&[1, 0, 0x7f, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    /// A snappy block of a few bytes whose header (and the request) claim 1 GiB: refused before the
+    /// gigabyte is reserved, as are more stages than any sender uses.
+    #[test]
+    fn declared_sizes_beyond_what_the_block_can_expand_to_are_refused() {
+        let gib = MAX_DECOMPRESSED_BYTES as i32;
+        let mut body = vec![1, COMPRESSOR_SNAPPY];
+        body.extend_from_slice(&gib.to_be_bytes());
+        // Snappy's preamble: the uncompressed length as a varint (2^30), then one literal byte.
+        body.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x04, 0x00, 0x41]);
+        let err = decompress(&body).unwrap_err();
+        assert!(err.contains("cannot expand"), "{err}");
+        let mut body = vec![255];
+        body.extend(std::iter::repeat_n(0, 255 * 5));
+        let err = decompress(&body).unwrap_err();
+        assert!(err.contains("compression stages"), "{err}");
+    }
+
+    #[test]
+    fn entry_counts_beyond_the_body_are_refused() {
+        let err = decode_entries(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).unwrap_err();
+        assert!(err.contains("claims 4294967295 entries"), "{err}");
     }
 }

@@ -205,6 +205,11 @@ impl Duetd {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
+
+    /// The process id while a process is started (for reading its `/proc` entry).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 fn wait_exit(child: &mut Child, timeout: Duration) -> Result<std::process::ExitStatus> {

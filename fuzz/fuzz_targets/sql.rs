@@ -1,0 +1,4 @@
+//! libFuzzer entry point of the `sql` target (defined in `fuzz/src/lib.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| duet_fuzz::sql(data));

@@ -1,0 +1,679 @@
+//! The fuzz targets of Duet's decoders, shared by the cargo-fuzz binaries in `fuzz/fuzz_targets/` and by
+//! the stable harness `crates/server/tests/fuzz_decoders.rs` (which includes this file as a module), so
+//! CI and long libFuzzer runs exercise exactly the same code on the same corpus (`fuzz/corpus/<target>/`).
+//!
+//! A target takes arbitrary bytes and must return: any panic, or any allocation out of proportion to the
+//! input, is a bug. Each also lists the seeds its corpus starts from (valid encodings), written by
+//! `cargo test -p duet-server --test fuzz_decoders -- --ignored write_seed_corpus`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use duet_proto::codec::{self, Protocol};
+use duet_proto::pipe_body::{self, request_type};
+use duet_proto::pipe_tablet::{self, TabletRef};
+use duet_proto::rpc::{self, Decoded, Request};
+use duet_proto::t;
+use duet_proto::tablet::{self, RecordValue};
+use duet_proto::tsblock;
+use duet_proto::types::{Column, ColumnValues, DataType};
+use duet_runtime::handshake::{self, ReceiverState};
+use duet_runtime::transfer;
+use duet_runtime::ServerIdentity;
+use duet_storage::{DeleteOp, InsertOp, LogEntry, Op, Origin, Version};
+use thrift::protocol::{
+    TFieldIdentifier, TListIdentifier, TMessageType, TOutputProtocol, TStructIdentifier, TType,
+};
+
+/// One fuzz target: its name (the corpus directory) and its entry point.
+#[derive(Clone, Copy)]
+pub struct Target {
+    pub name: &'static str,
+    pub run: fn(&[u8]),
+    /// Valid encodings the corpus starts from (`seed-<name>` files).
+    pub seeds: fn() -> Vec<(&'static str, Vec<u8>)>,
+    /// Inputs that crashed a decoder once (`crash-<name>` files), kept so they stay fixed.
+    pub crashers: fn() -> Vec<(&'static str, Vec<u8>)>,
+}
+
+/// Every target, in the order the harness runs them.
+pub const TARGETS: &[Target] = &[
+    Target {
+        name: "thrift_call",
+        run: thrift_call,
+        seeds: thrift_call_seeds,
+        crashers: thrift_call_crashers,
+    },
+    Target {
+        name: "tablet",
+        run: tablet,
+        seeds: tablet_seeds,
+        crashers: tablet_crashers,
+    },
+    Target {
+        name: "tsblock",
+        run: tsblock,
+        seeds: tsblock_seeds,
+        crashers: tsblock_crashers,
+    },
+    Target {
+        name: "pipe_body",
+        run: pipe_body,
+        seeds: pipe_body_seeds,
+        crashers: pipe_body_crashers,
+    },
+    Target {
+        name: "sql",
+        run: sql,
+        seeds: sql_seeds,
+        crashers: sql_crashers,
+    },
+];
+
+// ---- thrift_call ---------------------------------------------------------------------------------
+
+/// A Thrift call frame payload as the server decodes it (binary or compact, by its first byte), then the
+/// write requests' value buffers as the server decodes them; and the same bytes as a client-side reply
+/// and as a stream of length-prefixed frames.
+pub fn thrift_call(data: &[u8]) {
+    if let Ok(Decoded::Call(_, request)) = rpc::decode_call(data) {
+        match request {
+            Request::InsertTablet(r) => tablet_request(&r.timestamps, &r.values, &r.types, r.size),
+            Request::InsertTablets(r) => {
+                for (((timestamps, values), types), size) in r
+                    .timestamps_list
+                    .iter()
+                    .zip(&r.values_list)
+                    .zip(&r.types_list)
+                    .zip(&r.size_list)
+                {
+                    tablet_request(timestamps, values, types, *size);
+                }
+            }
+            Request::InsertRecord(r) => {
+                let _ = tablet::decode_record(&r.values, r.measurements.len());
+            }
+            Request::InsertRecords(r) => {
+                for (values, measurements) in r.values_list.iter().zip(&r.measurements_list) {
+                    let _ = tablet::decode_record(values, measurements.len());
+                }
+            }
+            _ => {}
+        }
+    }
+    let _ = rpc::decode_struct_reply::<t::TSExecuteStatementResp>(data);
+    let _ = rpc::decode_struct_reply::<t::TSFetchResultsResp>(data);
+    read_frames(data);
+}
+
+fn tablet_request(timestamps: &[u8], values: &[u8], types: &[i32], size: i32) {
+    let Ok(n) = usize::try_from(size) else {
+        return;
+    };
+    let types: Option<Vec<DataType>> = types.iter().map(|c| DataType::from_code(*c)).collect();
+    if let (Ok(_), Some(types)) = (tablet::decode_timestamps(timestamps, n), types) {
+        let _ = tablet::decode_tablet_values(values, &types, n);
+    }
+}
+
+/// Reads `data` as a byte stream of frames, decoding each, until it ends or fails. A byte slice is always
+/// ready, so one poll runs the reader to its end without a runtime.
+fn read_frames(data: &[u8]) {
+    let mut frames = std::pin::pin!(async {
+        let mut stream = data;
+        while let Ok(Some(frame)) = codec::read_frame(&mut stream, 1 << 20).await {
+            let _ = rpc::decode_call(&frame);
+        }
+    });
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = frames.as_mut().poll(&mut context);
+}
+
+fn thrift_call_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (protocol, tag) in [(Protocol::Binary, "binary"), (Protocol::Compact, "compact")] {
+        let calls = call_seeds(protocol);
+        for (name, payload) in calls {
+            out.push((leak(format!("{tag}-{name}")), payload));
+        }
+    }
+    out
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+fn call_seeds(protocol: Protocol) -> Vec<(&'static str, Vec<u8>)> {
+    let mut configuration = BTreeMap::new();
+    configuration.insert("version".to_string(), "V_1_0".to_string());
+    let open = t::TSOpenSessionReq::new(
+        2,
+        "UTC".into(),
+        "root".into(),
+        Some("root".into()),
+        Some(configuration),
+    );
+    let execute = t::TSExecuteStatementReq::new(
+        1,
+        "select s1 from root.sg.d1 where time > 10".into(),
+        1,
+        Some(5000),
+        None,
+        None,
+        None,
+    );
+    let columns = sample_columns(3);
+    let tablet = t::TSInsertTabletReq::new(
+        1,
+        "root.sg.d1".into(),
+        vec!["s1".into(), "s2".into(), "s3".into()],
+        tablet::encode_tablet_values(&columns, 3),
+        tablet::encode_timestamps(&[1, 2, 3]),
+        columns
+            .iter()
+            .map(|c| i32::from(c.data_type.code()))
+            .collect(),
+        3,
+        false,
+        None,
+        None,
+        None,
+        None,
+        None,
+    );
+    let record = t::TSInsertRecordReq::new(
+        1,
+        "root.sg.d1".into(),
+        vec!["s1".into(), "s2".into()],
+        tablet::encode_record(&[
+            RecordValue::Int64(7),
+            RecordValue::Binary(DataType::Text, b"x".to_vec()),
+        ]),
+        5,
+        None,
+        None,
+        None,
+    );
+    let pipe = t::TPipeTransferReq::new(1, 51, pipe_body::encode_map(&BTreeMap::new()));
+    let mut out = Vec::new();
+    let mut push = |name: &'static str, payload: duet_proto::Result<Vec<u8>>| {
+        if let Ok(payload) = payload {
+            out.push((name, payload));
+        }
+    };
+    push(
+        "open-session",
+        rpc::encode_struct_call(protocol, "openSession", 1, &open),
+    );
+    push(
+        "execute",
+        rpc::encode_struct_call(protocol, "executeStatementV2", 1, &execute),
+    );
+    push(
+        "insert-tablet",
+        rpc::encode_struct_call(protocol, "insertTablet", 1, &tablet),
+    );
+    push(
+        "insert-record",
+        rpc::encode_struct_call(protocol, "insertRecord", 1, &record),
+    );
+    push(
+        "pipe-transfer",
+        rpc::encode_struct_call(protocol, "pipeTransfer", -1, &pipe),
+    );
+    push(
+        "request-statement-id",
+        rpc::encode_i64_call(protocol, "requestStatementId", 9),
+    );
+    push(
+        "get-properties",
+        rpc::encode_empty_call(protocol, "getProperties"),
+    );
+    out
+}
+
+/// `method(1: struct { …what `body` writes… })`, left open where `body` stops.
+fn open_call(
+    protocol: Protocol,
+    method: &str,
+    body: impl FnOnce(&mut dyn TOutputProtocol) -> thrift::Result<()>,
+) -> Vec<u8> {
+    codec::encode_message(protocol, method, TMessageType::Call, 7, |p| {
+        p.write_field_begin(&TFieldIdentifier::new("req", TType::Struct, 1))?;
+        p.write_struct_begin(&TStructIdentifier::new("req"))?;
+        body(p)
+    })
+    .unwrap_or_default()
+}
+
+fn raw(p: &mut dyn TOutputProtocol, bytes: &[u8]) -> thrift::Result<()> {
+    bytes.iter().try_for_each(|b| p.write_byte(*b))
+}
+
+/// The frames of issue 8: a list header claiming 2^31-1 elements aborted duetd; negative (binary) and
+/// 2^32-1 (compact) lengths panicked a worker; plus deep nesting.
+fn thrift_call_crashers() -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (protocol, tag) in [(Protocol::Binary, "binary"), (Protocol::Compact, "compact")] {
+        out.push((
+            leak(format!("{tag}-list-of-i32max-strings")),
+            open_call(protocol, "insertTablet", |p| {
+                p.write_field_begin(&TFieldIdentifier::new("measurements", TType::List, 3))?;
+                p.write_list_begin(&TListIdentifier::new(TType::String, i32::MAX))
+            }),
+        ));
+        out.push((
+            leak(format!("{tag}-struct-nested-2000-deep")),
+            open_call(protocol, "executeStatementV2", |p| {
+                p.write_field_begin(&TFieldIdentifier::new("unknown", TType::Struct, 99))?;
+                for _ in 0..2000 {
+                    p.write_struct_begin(&TStructIdentifier::new("s"))?;
+                    p.write_field_begin(&TFieldIdentifier::new("s", TType::Struct, 1))?;
+                }
+                Ok(())
+            }),
+        ));
+    }
+    out.push((
+        "binary-list-size-minus-1",
+        open_call(Protocol::Binary, "insertTablet", |p| {
+            p.write_field_begin(&TFieldIdentifier::new("types", TType::List, 6))?;
+            p.write_list_begin(&TListIdentifier::new(TType::I32, -1))
+        }),
+    ));
+    out.push((
+        "binary-string-length-minus-2",
+        open_call(Protocol::Binary, "executeStatementV2", |p| {
+            p.write_field_begin(&TFieldIdentifier::new("statement", TType::String, 2))?;
+            p.write_i32(-2)
+        }),
+    ));
+    out.push((
+        "compact-list-size-u32max",
+        open_call(Protocol::Compact, "insertTablet", |p| {
+            p.write_field_begin(&TFieldIdentifier::new("types", TType::List, 6))?;
+            raw(p, &[0xF5, 0xff, 0xff, 0xff, 0xff, 0x0f])
+        }),
+    ));
+    out.push((
+        "compact-string-length-u32max",
+        open_call(Protocol::Compact, "executeStatementV2", |p| {
+            p.write_field_begin(&TFieldIdentifier::new("statement", TType::String, 2))?;
+            raw(p, &[0xff, 0xff, 0xff, 0xff, 0x0f])
+        }),
+    ));
+    out
+}
+
+// ---- tablet -------------------------------------------------------------------------------------
+
+/// The first byte picks up to 7 column types (3 bits each from the next bytes) and the row count; the
+/// rest is the timestamps, values and record buffers of `insertTablet` and `insertRecord(s)`.
+pub fn tablet(data: &[u8]) {
+    let Some((&shape, rest)) = data.split_first() else {
+        return;
+    };
+    let n_columns = usize::from(shape & 0x07);
+    let n_rows = usize::from(shape >> 3);
+    let Some(type_bytes) = rest.get(..n_columns) else {
+        return;
+    };
+    let types: Vec<DataType> = type_bytes
+        .iter()
+        .map(|b| DataType::ALL[usize::from(*b) % DataType::ALL.len()])
+        .collect();
+    let body = rest.get(n_columns..).unwrap_or_default();
+    let _ = tablet::decode_timestamps(body, n_rows);
+    let _ = tablet::decode_tablet_values(body, &types, n_rows);
+    let _ = tablet::decode_record(body, n_columns);
+    // Counts far beyond the body, as a request's `size` may claim.
+    let _ = tablet::decode_tablet_values(body, &types, usize::from(shape) << 24);
+    let _ = tablet::decode_record(body, usize::from(shape) << 24);
+}
+
+fn tablet_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let columns = sample_columns(5);
+    let types: Vec<u8> = columns
+        .iter()
+        .map(|c| {
+            DataType::ALL
+                .iter()
+                .position(|t| *t == c.data_type)
+                .and_then(|p| u8::try_from(p).ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    let shape = (5u8 << 3) | u8::try_from(types.len()).unwrap_or(0);
+    let mut values = vec![shape];
+    values.extend_from_slice(&types);
+    values.extend(tablet::encode_tablet_values(&columns, 5));
+    let mut times = vec![5u8 << 3];
+    times.extend(tablet::encode_timestamps(&[1, 2, 3, 4, 5]));
+    let mut record = vec![2u8 | (1 << 3), 0, 0];
+    record.extend(tablet::encode_record(&[
+        RecordValue::Double(1.5),
+        RecordValue::Binary(DataType::Blob, vec![0, 1, 2]),
+    ]));
+    vec![
+        ("values", values),
+        ("timestamps", times),
+        ("record", record),
+    ]
+}
+
+/// Counts far beyond the buffers: a tablet of 2^31 TEXT rows reserved 48 GB before reading a value.
+fn tablet_crashers() -> Vec<(&'static str, Vec<u8>)> {
+    let text = DataType::ALL
+        .iter()
+        .position(|t| *t == DataType::Text)
+        .and_then(|p| u8::try_from(p).ok())
+        .unwrap_or(0);
+    vec![
+        (
+            "text-rows-beyond-the-values",
+            vec![0xF9, text, 0, 0, 0, 1, b'a'],
+        ),
+        (
+            "negative-text-length",
+            vec![0x09, text, 0xff, 0xff, 0xff, 0xfe],
+        ),
+    ]
+}
+
+/// Columns of several types over `rows` rows, with some nulls.
+fn sample_columns(rows: usize) -> Vec<Column> {
+    let nulls: Vec<bool> = (0..rows).map(|r| r % 3 == 1).collect();
+    let range = 0..i32::try_from(rows).unwrap_or(0);
+    vec![
+        Column {
+            data_type: DataType::Int32,
+            nulls: Some(nulls.clone()),
+            values: ColumnValues::Int32(range.clone().collect()),
+        },
+        Column {
+            data_type: DataType::Text,
+            nulls: None,
+            values: ColumnValues::Binary(
+                range
+                    .clone()
+                    .map(|i| format!("v{i}").into_bytes())
+                    .collect(),
+            ),
+        },
+        Column {
+            data_type: DataType::Double,
+            nulls: Some(nulls),
+            values: ColumnValues::Double(range.clone().map(f64::from).collect()),
+        },
+        Column {
+            data_type: DataType::Boolean,
+            nulls: None,
+            values: ColumnValues::Boolean(range.clone().map(|i| i % 2 == 0).collect()),
+        },
+        Column {
+            data_type: DataType::Timestamp,
+            nulls: None,
+            values: ColumnValues::Int64(range.map(i64::from).collect()),
+        },
+    ]
+}
+
+// ---- tsblock ------------------------------------------------------------------------------------
+
+/// A TsBlock as the client decodes a query result page, with and without logical types.
+pub fn tsblock(data: &[u8]) {
+    let _ = tsblock::decode(data, None);
+    let _ = tsblock::decode(data, Some(&DataType::ALL));
+}
+
+fn tsblock_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let columns = sample_columns(6);
+    let times: Vec<i64> = (100..106).collect();
+    let mut out = Vec::new();
+    if let Ok(block) = tsblock::encode(&times, &columns, 0, 6) {
+        out.push(("five-columns", block));
+    }
+    if let Ok(block) = tsblock::encode(&times, &columns[..1], 2, 5) {
+        out.push(("one-column-window", block));
+    }
+    out
+}
+
+/// Column and position counts of 2^31-1, and a negative value length.
+fn tsblock_crashers() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("columns-i32max", vec![0x7f, 0xff, 0xff, 0xff, 1, 0]),
+        (
+            "positions-i32max",
+            [
+                &[0, 0, 0, 1, 5, 0x7f, 0xff, 0xff, 0xff, 2, 3, 0][..],
+                &[0; 64],
+            ]
+            .concat(),
+        ),
+        (
+            "negative-value-length",
+            [
+                &[0, 0, 0, 1, 5, 0, 0, 0, 1, 2, 3][..],
+                &[0, 0, 0, 0, 0, 0, 0, 0, 1],
+                &[0, 0xff, 0xff, 0xff, 0xff],
+            ]
+            .concat(),
+        ),
+    ]
+}
+
+// ---- pipe_body ----------------------------------------------------------------------------------
+
+/// Request types a pipe receiver reads, picked by the first byte.
+const PIPE_TYPES: [i16; 7] = [
+    request_type::HANDSHAKE_DATANODE_V2,
+    request_type::TRANSFER_TABLET_RAW,
+    request_type::TRANSFER_TABLET_BATCH,
+    request_type::TRANSFER_TABLET_RAW_V2,
+    request_type::TRANSFER_TABLET_BATCH_V2,
+    transfer::TRANSFER_COMPRESSED,
+    transfer::DUET_TRANSFER_ENTRIES,
+];
+
+/// A `pipeTransfer` body as the receiver decodes it: the first byte picks the request type.
+pub fn pipe_body(data: &[u8]) {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let type_ = PIPE_TYPES[usize::from(selector) % PIPE_TYPES.len()];
+    pipe_request(type_, body);
+}
+
+fn pipe_request(type_: i16, body: &[u8]) {
+    match type_ {
+        request_type::HANDSHAKE_DATANODE_V2 => {
+            let _ = pipe_body::decode_map(body);
+            let identity = ServerIdentity {
+                cluster_id: "fuzz".into(),
+                timestamp_precision: "ms".into(),
+                version: "0".into(),
+            };
+            let mut state = ReceiverState::default();
+            let _ = handshake::handshake(&mut state, &identity, body, |_, _| Ok(()));
+        }
+        transfer::TRANSFER_COMPRESSED => {
+            if let Ok((_, inner_type, inner)) = transfer::decompress(body) {
+                if inner_type != transfer::TRANSFER_COMPRESSED {
+                    pipe_request(inner_type, &inner);
+                }
+            }
+        }
+        transfer::DUET_TRANSFER_ENTRIES => {
+            let _ = transfer::decode_entries(body);
+        }
+        other => {
+            let _ = transfer::decode_iotdb_tablets(other, body);
+        }
+    }
+}
+
+fn pipe_body_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let selector = |type_: i16| {
+        PIPE_TYPES
+            .iter()
+            .position(|t| *t == type_)
+            .and_then(|p| u8::try_from(p).ok())
+            .unwrap_or(0)
+    };
+    let with = |type_: i16, body: Vec<u8>| {
+        let mut out = vec![selector(type_)];
+        out.extend(body);
+        out
+    };
+    let columns = sample_columns(4);
+    let measurements: Vec<String> = (0..columns.len()).map(|i| format!("s{i}")).collect();
+    let times = [1, 2, 3, 4];
+    let tablets = pipe_tablet::encode_tablet_batch_v2([TabletRef {
+        device: "root.sg.d1",
+        aligned: true,
+        measurements: &measurements,
+        columns: &columns,
+        times: &times,
+    }]);
+    let entries = vec![
+        LogEntry {
+            lsn: 1,
+            origin: Origin::Pipe { instance: 2 },
+            version: Version {
+                hlc: 10,
+                instance: 2,
+            },
+            ops: vec![Op::Insert(InsertOp {
+                device: "root.sg.d1".into(),
+                aligned: false,
+                measurements: measurements.clone(),
+                columns: columns.clone(),
+                times: times.to_vec(),
+            })],
+        },
+        LogEntry {
+            lsn: 2,
+            origin: Origin::Local,
+            version: Version {
+                hlc: 11,
+                instance: 1,
+            },
+            ops: vec![Op::Delete(DeleteOp {
+                series: vec!["root.sg.d1.s0".into()],
+                start: 0,
+                end: 5,
+            })],
+        },
+    ];
+    let batch = transfer::encode_entries(&entries);
+    let mut handshake = BTreeMap::new();
+    handshake.insert("clusterID".to_string(), "peer".to_string());
+    handshake.insert("timestampPrecision".to_string(), "ms".to_string());
+    handshake.insert("username".to_string(), "root".to_string());
+    handshake.insert("password".to_string(), "root".to_string());
+    let mut out = vec![
+        (
+            "handshake",
+            with(
+                request_type::HANDSHAKE_DATANODE_V2,
+                pipe_body::encode_map(&handshake),
+            ),
+        ),
+        (
+            "tablet-batch-v2",
+            with(request_type::TRANSFER_TABLET_BATCH_V2, tablets.clone()),
+        ),
+        (
+            "duet-entries",
+            with(transfer::DUET_TRANSFER_ENTRIES, batch.clone()),
+        ),
+    ];
+    if let Ok(compressed) = transfer::compress_snappy(1, transfer::DUET_TRANSFER_ENTRIES, &batch) {
+        out.push((
+            "compressed-entries",
+            with(transfer::TRANSFER_COMPRESSED, compressed),
+        ));
+    }
+    if let Ok(compressed) =
+        transfer::compress_snappy(1, request_type::TRANSFER_TABLET_BATCH_V2, &tablets)
+    {
+        out.push((
+            "compressed-tablets",
+            with(transfer::TRANSFER_COMPRESSED, compressed),
+        ));
+    }
+    out
+}
+
+/// A snappy block of a few bytes claiming 1 GiB, 2^31-1 tablets, and a map of 2^31-1 entries.
+fn pipe_body_crashers() -> Vec<(&'static str, Vec<u8>)> {
+    let selector = |type_: i16| {
+        PIPE_TYPES
+            .iter()
+            .position(|t| *t == type_)
+            .and_then(|p| u8::try_from(p).ok())
+            .unwrap_or(0)
+    };
+    let mut bomb = vec![selector(transfer::TRANSFER_COMPRESSED), 1, 0];
+    bomb.extend_from_slice(&(1i32 << 30).to_be_bytes());
+    bomb.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x04, 0x00, 0x41]);
+    let mut tablets = vec![selector(request_type::TRANSFER_TABLET_BATCH_V2)];
+    tablets.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
+    let mut map = vec![selector(request_type::HANDSHAKE_DATANODE_V2)];
+    map.extend_from_slice(&i32::MAX.to_be_bytes());
+    let mut entries = vec![selector(transfer::DUET_TRANSFER_ENTRIES)];
+    entries.extend_from_slice(&[0xff; 8]);
+    vec![
+        ("snappy-claiming-1-gib", bomb),
+        ("tablets-i32max", tablets),
+        ("map-entries-i32max", map),
+        ("duet-entries-u32max", entries),
+    ]
+}
+
+// ---- sql ----------------------------------------------------------------------------------------
+
+/// SQL text (lossily decoded from the bytes) through the parser and the CLI's statement splitter.
+pub fn sql(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = duet_parser::parse(&text);
+    let _ = duet_parser::split_statements(&text);
+}
+
+/// Nesting that would overflow the stack without the parser's depth limit.
+fn sql_crashers() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (
+            "parentheses-1000-deep",
+            format!(
+                "select s1 from root.sg.d1 where {}s1{}",
+                "(".repeat(1000),
+                ")".repeat(1000)
+            )
+            .into_bytes(),
+        ),
+        (
+            "not-1000-deep",
+            format!(
+                "select s1 from root.sg.d1 where {}s1 > 0",
+                "not ".repeat(1000)
+            )
+            .into_bytes(),
+        ),
+    ]
+}
+
+fn sql_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    [
+        ("select-where", "select s1, count(s2) from root.sg.d1 where not (s1 + -2 * s2 > 3 or s3 in (1, 'a')) and time >= 2017-11-01T00:00:00 group by ([1, 100), 10ms) limit 5 offset 1 align by device"),
+        ("insert", "insert into root.sg.d1(timestamp, s1, s2) aligned values (1, -1.5e3, X'0a'), (now(), NULL, 'x')"),
+        ("create-pipe", "create pipe if not exists p with source ('source.mode.double-living'='true') with sink ('sink'='iotdb-thrift-sink', 'node-urls'='127.0.0.1:6668')"),
+        ("ddl", "create database root.sg; create aligned timeseries root.sg.d2(s1 INT32 encoding=RLE, s2 FLOAT); delete from root.sg.d1.* where time <= 10; show pipes"),
+        ("nested", "select s1 from root.sg.d1 where ((((s1 > 1) and (s2 < 2)) or not (s3 is null)) and s4 between 1 and 2)"),
+    ]
+    .into_iter()
+    .map(|(name, sql)| (name, sql.as_bytes().to_vec()))
+    .collect()
+}
