@@ -164,6 +164,39 @@ async fn hostile_frames_before_login_are_answered_and_the_server_keeps_serving()
     show_version_works(&server).await;
 }
 
+/// SQL nested far deeper than any stack could recurse is a syntax error (700) with its position, and
+/// the connection and server go on.
+#[tokio::test]
+async fn deeply_nested_sql_is_a_700_with_its_position() {
+    let server = Duetd::start().unwrap();
+    let mut client = Client::connect(&ClientOptions {
+        port: server.port(),
+        ..ClientOptions::default()
+    })
+    .await
+    .unwrap();
+    for condition in [
+        format!("{}s1 > 0{}", "(".repeat(100_000), ")".repeat(100_000)),
+        format!("{}s1 > 0", "not ".repeat(100_000)),
+        format!("s1 > 0{}", " and s1 > 0".repeat(50_000)),
+    ] {
+        let sql = format!("select s1 from root.sg.d1 where {condition}");
+        let err = client.execute(&sql).await.unwrap_err();
+        assert_eq!(err.code(), Some(700), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("line 1:") && message.contains("nested too deeply"),
+            "{message}"
+        );
+    }
+    match client.execute("show version").await.unwrap() {
+        Outcome::Rows(rs) => {
+            client.collect(rs).await.unwrap();
+        }
+        other => panic!("expected rows, got {other:?}"),
+    }
+}
+
 /// The resident and virtual size of a process, in KiB, from `/proc`.
 fn memory_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
