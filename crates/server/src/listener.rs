@@ -36,6 +36,10 @@ use crate::config::Config;
 use crate::instance::InstanceRef;
 use crate::session::Session;
 
+/// The largest request frame a connection that has not logged in may send (an `openSession` or a
+/// pipe handshake is a few hundred bytes).
+const MAX_LOGIN_FRAME_BYTES: usize = 1024 * 1024;
+
 /// How long shutdown waits for connections to finish their current request.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -430,10 +434,17 @@ impl Handler {
         } else {
             ConnectionError::FrameStalled(self.limits.frame_timeout)
         };
+        // Before login only small frames are taken (openSession, a pipe handshake): a stranger
+        // cannot make the server read and decode hundreds of megabytes.
+        let max_frame = if self.login_deadline.is_some() {
+            MAX_LOGIN_FRAME_BYTES
+        } else {
+            MAX_REQUEST_FRAME_BYTES
+        };
         tokio::select! {
             frame = tokio::time::timeout_at(
                 deadline,
-                codec::read_frame(&mut self.socket, MAX_REQUEST_FRAME_BYTES),
+                codec::read_frame(&mut self.socket, max_frame),
             ) => match frame {
                 Ok(frame) => Ok(frame?),
                 Err(_) => Err(stalled),

@@ -255,3 +255,35 @@ async fn announced_frame_lengths_reserve_nothing_until_the_bytes_arrive() {
     assert!(matches!(closed, Ok(None) | Err(_)), "{closed:?}");
     show_version_works(&server).await;
 }
+
+#[tokio::test]
+async fn a_connection_that_has_not_logged_in_may_not_send_a_large_frame() {
+    let server = Duetd::start().unwrap();
+    let mut socket = TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .unwrap();
+    // 2 MiB announced before login: the connection is closed without the server reading it.
+    socket
+        .write_all(&(2 * 1024 * 1024i32).to_be_bytes())
+        .await
+        .unwrap();
+    socket.write_all(&[0x80; 1024]).await.unwrap();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(10),
+        codec::read_frame(&mut socket, 1 << 20),
+    )
+    .await
+    .expect("the server neither closed the connection nor answered");
+    assert!(
+        matches!(closed, Ok(None) | Err(_)),
+        "a 2 MiB frame before login was answered: {closed:?}"
+    );
+    assert!(
+        server
+            .log()
+            .contains("frame of 2097152 bytes exceeds the limit of 1048576"),
+        "{}",
+        server.log()
+    );
+    show_version_works(&server).await;
+}
