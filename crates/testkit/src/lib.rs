@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod proxy;
+
 /// How long a server may take to become ready before a test gives up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -184,6 +186,26 @@ impl Duetd {
             }
         }
         Ok(())
+    }
+
+    /// Graceful stop (SIGTERM) that allows `timeout` for the exit and returns how long it took. A
+    /// server still running then is killed (SIGKILL), so it never outlives the error that says so.
+    pub fn stop_within(&mut self, timeout: Duration) -> Result<Duration> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(Duration::ZERO);
+        };
+        let started = Instant::now();
+        let pid = i32::try_from(child.id())?;
+        signal(pid, "TERM")?;
+        match wait_exit(&mut child, timeout) {
+            Ok(status) if status.success() => Ok(started.elapsed()),
+            Ok(status) => bail!("duetd exited with {status} after SIGTERM"),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("duetd was still running {timeout:?} after SIGTERM: killed")
+            }
+        }
     }
 
     /// Abrupt stop (SIGKILL), as a crash or power loss.
