@@ -24,7 +24,7 @@ use crate::history::{secs, FaultRecord, History, Op, OpKind, Outcome, Side};
 use crate::schema::{self, Schema, MEASUREMENTS};
 
 /// What is wrong with one point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Problem {
     /// Absent although an acknowledged write is not certainly overwritten or deleted.
     Lost(Side),
@@ -326,6 +326,8 @@ struct Range<'f> {
     first: &'f Finding,
     last: &'f Finding,
     count: usize,
+    /// Every problem found over exactly this range (a lost point is usually divergent too).
+    problems: Vec<Problem>,
 }
 
 fn ranges(findings: &[Finding]) -> Vec<Range<'_>> {
@@ -352,12 +354,36 @@ fn ranges(findings: &[Finding]) -> Vec<Range<'_>> {
                     first: f,
                     last: f,
                     count: 1,
+                    problems: vec![f.problem],
                 }),
             }
         }
     }
-    out.sort_by(|x, y| (&x.first.series, x.first.time).cmp(&(&y.first.series, y.first.time)));
-    out
+    out.sort_by(|x, y| {
+        (&x.first.series, x.first.time, x.last.time).cmp(&(
+            &y.first.series,
+            y.first.time,
+            y.last.time,
+        ))
+    });
+    // One range, one report: merge the problems of ranges that cover the same points.
+    let mut merged: Vec<Range<'_>> = Vec::new();
+    for range in out {
+        match merged.last_mut() {
+            Some(m)
+                if m.first.series == range.first.series
+                    && m.first.time == range.first.time
+                    && m.last.time == range.last.time =>
+            {
+                m.problems.extend(range.problems);
+            }
+            _ => merged.push(range),
+        }
+    }
+    for range in &mut merged {
+        range.problems.sort();
+    }
+    merged
 }
 
 fn show(v: &Option<Value>) -> String {
@@ -458,7 +484,12 @@ pub fn explain(
             first.time,
             last.time,
             range.count,
-            first.problem.describe(),
+            range
+                .problems
+                .iter()
+                .map(|p| p.describe())
+                .collect::<Vec<_>>()
+                .join("; "),
             first.time,
             show(&first.a),
             show(&first.b)
@@ -606,7 +637,7 @@ mod tests {
         let text = explain(&bad, &schema, &ops, &[], 5);
         assert!(
             text.contains(
-                "root.soak.a.w0d0.d t=110..=119 (10 points): acknowledged points missing on A"
+                "root.soak.a.w0d0.d t=110..=119 (10 points): acknowledged points missing on A; A and B differ"
             ),
             "{text}"
         );
