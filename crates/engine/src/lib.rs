@@ -74,6 +74,7 @@ impl EngineError {
             EngineError::Catalog(duet_catalog::Error::SeriesExists(_)) => {
                 StatusCode::TimeseriesAlreadyExist
             }
+            EngineError::Storage(e) if e.is_disk_full() => StatusCode::DiskSpaceInsufficient,
             EngineError::Storage(_) | EngineError::Catalog(_) | EngineError::Internal(_) => {
                 StatusCode::InternalServerError
             }

@@ -24,8 +24,23 @@ pub struct Config {
     pub timestamp_precision: String,
     /// Immutable after first start; generated when absent.
     pub cluster_id: Option<String>,
-    /// Connections served at once; more wait in the accept queue.
+    /// Connections served at once (IoTDB's `dn_rpc_max_concurrent_client_num`, 1000 there). One more is
+    /// accepted, answered with status 717 naming this limit, and closed.
     pub max_connections: usize,
+    /// Of `max_connections`, how many may be waiting to log in at once (like sshd's `MaxStartups`), so
+    /// sockets that never log in cannot take every slot; more are refused like those over
+    /// `max_connections`. Values above `max_connections` act as `max_connections`.
+    pub max_unauthenticated_connections: usize,
+    /// A connection must log in (`openSession`, or a pipe handshake) within this time after it is
+    /// accepted, or it is closed.
+    pub login_timeout_ms: u64,
+    /// Once the first byte of a request frame has arrived, the rest must arrive within this time (and
+    /// a reply must be taken by the client within it), or the connection is closed. Idle time between
+    /// requests is not limited by it.
+    pub frame_timeout_ms: u64,
+    /// A logged-in connection idle this long between requests is closed (IoTDB's
+    /// `dn_session_timeout_threshold`); 0, the default as in IoTDB, never closes it.
+    pub session_timeout_ms: u64,
     /// `per-commit` (fsync after every group commit: an acknowledged write survives power loss) or
     /// `periodic` (fsync every `wal_sync_interval_ms`: survives a process crash, may lose the last
     /// interval on power loss).
@@ -51,6 +66,10 @@ impl Default for Config {
             timestamp_precision: "ms".to_string(),
             cluster_id: None,
             max_connections: 1024,
+            max_unauthenticated_connections: 128,
+            login_timeout_ms: 10_000,
+            frame_timeout_ms: 60_000,
+            session_timeout_ms: 0,
             wal_sync_mode: "per-commit".to_string(),
             wal_sync_interval_ms: 100,
             memtable_bytes: 64 << 20,
@@ -137,6 +156,16 @@ impl Config {
                 "max_connections must be at least 1".into(),
             ));
         }
+        if self.max_unauthenticated_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max_unauthenticated_connections must be at least 1".into(),
+            ));
+        }
+        if self.login_timeout_ms == 0 || self.frame_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "login_timeout_ms and frame_timeout_ms must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -183,6 +212,15 @@ mod tests {
             .to_string()
             .contains("timestamp_precision"));
         assert!(Config::default().validate().is_ok());
+        let no_deadline = Config {
+            login_timeout_ms: 0,
+            ..Config::default()
+        };
+        assert!(no_deadline
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("login_timeout_ms"));
         assert!(!Config::default().is_loopback_only());
         assert!(Config {
             rpc_address: "127.0.0.1".into(),

@@ -410,6 +410,11 @@ impl Session {
         }
     }
 
+    /// Whether the connection has logged in: an open session, or a pipe sender past its handshake.
+    pub fn is_authenticated(&self) -> bool {
+        self.user.is_some() || self.receiver.peer.is_some()
+    }
+
     /// Frees everything the session holds.
     pub fn close(&mut self) {
         self.user = None;

@@ -27,6 +27,11 @@ pub enum Error {
     )]
     Poisoned(String),
 
+    /// The disk (or the user's quota) is full. Nothing of the refused write was kept; the log is
+    /// not poisoned, so writes are accepted again as soon as space is freed.
+    #[error("disk full: {0}; nothing of this write was kept — free space and retry")]
+    DiskFull(String),
+
     #[error("parquet: {0}")]
     Parquet(String),
 
@@ -60,7 +65,26 @@ pub enum Error {
 
 impl From<parquet::errors::ParquetError> for Error {
     fn from(err: parquet::errors::ParquetError) -> Self {
+        // The Parquet writer wraps the file's I/O errors; a full disk must stay recognisable.
+        if let parquet::errors::ParquetError::External(inner) = &err {
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                if is_disk_full(io) {
+                    return Error::DiskFull(format!("writing a data file failed: {io}"));
+                }
+            }
+        }
         Error::Parquet(err.to_string())
+    }
+}
+
+impl Error {
+    /// True when the failure is a full disk (or quota), whichever layer reported it.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::DiskFull(_) => true,
+            Error::Io(e) => is_disk_full(e),
+            _ => false,
+        }
     }
 }
 
@@ -71,3 +95,11 @@ impl From<arrow_schema::ArrowError> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// True when an I/O error says the disk (or a quota) is full: ENOSPC or EDQUOT.
+pub(crate) fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}

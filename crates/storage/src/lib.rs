@@ -27,6 +27,16 @@
 //!
 //! If a write or fsync of the log fails, the log is **poisoned**: what reached the disk is unknown,
 //! so every later write fails with [`Error::Poisoned`] until the process restarts and recovers.
+//! A **full disk** is the exception: a write that finds it full is cut back off the segment, its
+//! group is refused with [`Error::DiskFull`] (nothing of it kept, its LSNs handed out again), and
+//! the log goes on; flushes and merges that fail on it leave no partial files, writers held back by
+//! unflushed memtables are refused instead of waiting, and everything resumes once space is freed.
+//! (A failed *fsync* still poisons, whatever its cause.)
+//!
+//! **Memtables are filled in LSN order** (a group commit gives the entries from pipes, applied
+//! before its fsync, lower LSNs than the local ones applied after it), so a flush may record the
+//! flushed memtable's largest LSN as the flushed position: no entry at or below it is only in
+//! memory. Recovery replays the log from just past that position.
 //!
 //! # Flush
 //!
@@ -105,6 +115,6 @@ pub use datafile::DataFileInfo;
 pub use error::{Error, Result};
 pub use options::{StorageOptions, SyncMode};
 pub use run::SeriesChunk;
-pub use storage::{Storage, StorageStats};
+pub use storage::{LogWriterPause, Storage, StorageStats};
 pub use types::{DeleteOp, InsertOp, LogEntry, LogHeader, Lsn, Op, OpKind, Origin, Version};
 pub use wal::LogRead;

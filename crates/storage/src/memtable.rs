@@ -277,6 +277,7 @@ impl Memtable {
             self.min_lsn = lsn;
             self.first_applied = Some(Instant::now());
         }
+        self.min_lsn = self.min_lsn.min(lsn);
         self.max_lsn = self.max_lsn.max(lsn);
         self.max_hlc = self.max_hlc.max(version.hlc);
         Ok(())

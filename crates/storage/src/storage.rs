@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
@@ -97,6 +97,12 @@ impl Drop for Inner {
     }
 }
 
+/// Holds the log writer paused (test hook, [`Storage::pause_log_writer`]); dropping it releases it.
+#[doc(hidden)]
+pub struct LogWriterPause {
+    _release: std::sync::mpsc::Sender<()>,
+}
+
 /// Small files per partition, in multiples of `compaction_files`, beyond which flushes wait for the
 /// compactor (see [`Shared::wait_for_compaction_debt`]).
 const COMPACTION_DEBT_FACTOR: usize = 4;
@@ -122,6 +128,15 @@ struct Shared {
     closed: AtomicBool,
     /// Test hook: the next log sync fails as if the disk had reported an error.
     fail_next_sync: AtomicBool,
+    /// Test hook: the next append to the log writes half its batch, then finds the disk full.
+    fail_next_append: AtomicBool,
+    /// Set while the disk is full (logged once per episode).
+    disk_full: AtomicBool,
+    /// Set while flushes fail on a full disk: writers held back by frozen memtables are refused
+    /// with `DiskFull` instead of waiting for a flush that cannot happen until space is freed.
+    flush_disk_full: AtomicBool,
+    /// Set while merges fail on a full disk: flushes stop waiting for compaction debt.
+    compaction_disk_full: AtomicBool,
     /// Held for the whole of a flush (so flushes never interleave); holds the current manifest.
     flush_state: Mutex<Manifest>,
     /// Set while a size-triggered flush request is queued, so the writer sends only one.
@@ -143,6 +158,9 @@ struct Shared {
     compactor_tx: Mutex<Option<Sender<CompactorMsg>>>,
     /// Set while a compaction request is queued, so the flusher sends only one.
     compaction_requested: AtomicBool,
+    /// Writes sent to the log writer and not yet taken by it (a test hook reads it to know that
+    /// writes will share one group commit).
+    queued_writes: AtomicUsize,
 }
 
 /// Everything a scan needs, behind one lock so a flush moves data from memtable to file atomically.
@@ -155,6 +173,10 @@ struct Tree {
     /// Tombstones that are in the manifest.
     tombstones: HashMap<String, Vec<RangeTombstone>>,
     flushed_lsn: Lsn,
+    /// The highest LSN applied to a memtable. **Entries are applied in LSN order**, so a memtable
+    /// frozen at any moment holds every entry up to its `max_lsn` that no older memtable holds,
+    /// which is what lets a flush move the flushed position to it.
+    applied_lsn: Lsn,
 }
 
 impl Tree {
@@ -169,6 +191,16 @@ impl Tree {
     /// Applies an entry to the active memtable; on a type conflict the memtable is frozen and the
     /// entry goes to a fresh one.
     fn apply(&mut self, lsn: Lsn, version: Version, ops: &[Op]) -> Result<()> {
+        if lsn <= self.applied_lsn {
+            // Cannot happen (the log writer applies in LSN order); the flush's covered position
+            // (see `Shared::covered_lsn`) still keeps recovery from skipping the entry.
+            tracing::error!(
+                lsn,
+                applied = self.applied_lsn,
+                "an entry was applied out of LSN order"
+            );
+        }
+        self.applied_lsn = self.applied_lsn.max(lsn);
         if self.active.apply(lsn, version, ops).is_err() {
             self.freeze();
             self.active.apply(lsn, version, ops)?;
@@ -183,6 +215,9 @@ enum WriterMsg {
     Sync(oneshot::Sender<Result<()>>),
     /// Sync and stop.
     Close(oneshot::Sender<Result<()>>),
+    /// Test hook: the writer takes nothing more until the sender is dropped (see
+    /// [`Storage::pause_log_writer`]).
+    Pause(std::sync::mpsc::Receiver<()>),
 }
 
 struct WriteRequest {
@@ -335,6 +370,11 @@ impl Storage {
             flusher_tx: Mutex::new(Some(flusher_tx)),
             compactor_tx: Mutex::new(Some(compactor_tx)),
             compaction_requested: AtomicBool::new(false),
+            fail_next_append: AtomicBool::new(false),
+            disk_full: AtomicBool::new(false),
+            flush_disk_full: AtomicBool::new(false),
+            compaction_disk_full: AtomicBool::new(false),
+            queued_writes: AtomicUsize::new(0),
         });
         let writer = LogWriter {
             shared: shared.clone(),
@@ -344,6 +384,7 @@ impl Storage {
             unsynced: false,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            rotation_failing: false,
         };
         let writer_thread = std::thread::Builder::new()
             .name("duet-log-writer".into())
@@ -673,6 +714,31 @@ impl Storage {
             .store(paused, Ordering::Release);
     }
 
+    /// Test hook: the next append to the log writes half its batch and then fails as a full disk
+    /// does (ENOSPC).
+    #[doc(hidden)]
+    pub fn fail_next_append(&self) {
+        self.inner
+            .shared
+            .fail_next_append
+            .store(true, Ordering::Release);
+    }
+
+    /// Test hook: the log writer takes no message until the returned guard is dropped, so writes
+    /// sent meanwhile share one group commit (see [`Storage::queued_writes`]).
+    #[doc(hidden)]
+    pub fn pause_log_writer(&self) -> Result<LogWriterPause> {
+        let (release, paused) = std::sync::mpsc::channel();
+        self.inner.shared.send_to_writer(WriterMsg::Pause(paused))?;
+        Ok(LogWriterPause { _release: release })
+    }
+
+    /// Test hook: writes sent to the log writer that it has not taken yet.
+    #[doc(hidden)]
+    pub fn queued_writes(&self) -> usize {
+        self.inner.shared.queued_writes.load(Ordering::Acquire)
+    }
+
     /// Test hook: while paused the flusher flushes nothing, as if the disk could not keep up.
     #[doc(hidden)]
     pub fn pause_flushes(&self, paused: bool) {
@@ -694,11 +760,23 @@ impl Shared {
         // `wait_for` checks the current value first, so a flush finishing right here is not missed.
         let mut frozen = self.frozen_count.subscribe();
         let waited = frozen
-            .wait_for(|n| *n <= limit || self.closed.load(Ordering::Acquire))
+            .wait_for(|n| {
+                *n <= limit
+                    || self.closed.load(Ordering::Acquire)
+                    || self.flush_disk_full.load(Ordering::Acquire)
+            })
             .await
             .map(|_| ());
         if waited.is_err() || self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
+        }
+        if self.flush_disk_full.load(Ordering::Acquire) && *self.frozen_count.borrow() > limit {
+            // Waiting would last until space is freed: say so now instead of hanging the client,
+            // and have the flusher try again now, in case space was freed since its last try.
+            self.request_flush();
+            return Err(Error::DiskFull(
+                "memtables cannot be flushed to data files".into(),
+            ));
         }
         match self.poisoned() {
             Some(err) => Err(err),
@@ -757,7 +835,33 @@ impl Shared {
 
     fn send_to_writer(&self, msg: WriterMsg) -> Result<()> {
         let sender = lock(&self.writer_tx).clone().ok_or(Error::Closed)?;
-        sender.send(msg).map_err(|_| Error::Closed)
+        let is_write = matches!(msg, WriterMsg::Write(_));
+        if is_write {
+            self.queued_writes.fetch_add(1, Ordering::AcqRel);
+        }
+        sender.send(msg).map_err(|_| {
+            if is_write {
+                self.queued_writes.fetch_sub(1, Ordering::AcqRel);
+            }
+            Error::Closed
+        })
+    }
+
+    /// Logs the start of a disk-full episode (once; [`Shared::disk_full_cleared`] ends it).
+    fn note_disk_full(&self, error: &std::io::Error) {
+        if !self.disk_full.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                dir = %self.dir.display(),
+                error = %error,
+                "disk full: writes are refused until space is freed"
+            );
+        }
+    }
+
+    fn disk_full_cleared(&self) {
+        if self.disk_full.swap(false, Ordering::AcqRel) {
+            tracing::warn!(dir = %self.dir.display(), "disk space is available again: writes are accepted");
+        }
     }
 
     fn request_flush(&self) {
@@ -833,8 +937,11 @@ impl Shared {
                 .into_values()
                 .max()
                 .unwrap_or(0);
+            // A compactor that cannot write (full disk) will not catch up: the flush goes ahead
+            // (and, on the same full disk, fails visibly instead of blocking every writer).
             let stuck = self.closed.load(Ordering::Acquire)
-                || self.compaction_halted.load(Ordering::Acquire);
+                || self.compaction_halted.load(Ordering::Acquire)
+                || self.compaction_disk_full.load(Ordering::Acquire);
             if worst <= limit || stuck {
                 return;
             }
@@ -851,6 +958,22 @@ impl Shared {
     /// when `freeze_active` (an explicit or age-based flush; a size-triggered one flushes only what
     /// the log writer froze, so a busy memtable is not cut into tiny files).
     fn flush_now(&self, freeze_active: bool) -> Result<()> {
+        let flushed = self.flush_frozen(freeze_active);
+        let full = matches!(&flushed, Err(e) if e.is_disk_full());
+        if self.flush_disk_full.swap(full, Ordering::AcqRel) != full {
+            if full {
+                tracing::error!(dir = %self.dir.display(), "disk full: memtables cannot be flushed; writes held back by them are refused until space is freed");
+            } else {
+                tracing::warn!(dir = %self.dir.display(), "flushes succeed again after a full disk");
+            }
+            // Wake writers waiting for flushes, so they see the change.
+            self.frozen_count.send_modify(|_| {});
+        }
+        flushed
+    }
+
+    /// [`Shared::flush_now`] without the disk-full bookkeeping.
+    fn flush_frozen(&self, freeze_active: bool) -> Result<()> {
         self.wait_for_compaction_debt();
         let mut manifest = lock(&self.flush_state);
         self.flush_requested.store(false, Ordering::Release);
@@ -889,15 +1012,29 @@ impl Shared {
             }
         }
         let mut next = manifest.clone();
-        let mut new_files = Vec::new();
+        let mut new_files: Vec<Arc<DataFile>> = Vec::new();
         for (partition, runs) in by_partition {
             let id = next.next_file_id;
             next.next_file_id += 1;
             let relative = format!("data/{partition}/{id:020}.parquet");
             let partition_dir = self.dir.join("data").join(partition.to_string());
-            fs::create_dir_all(&partition_dir)?;
-            let meta = datafile::write(&self.dir.join(&relative), partition, &runs)?;
-            wal::sync_dir(&partition_dir)?;
+            let path = self.dir.join(&relative);
+            let written = fs::create_dir_all(&partition_dir)
+                .map_err(Error::from)
+                .and_then(|()| datafile::write(&path, partition, &runs))
+                .and_then(|meta| Ok(wal::sync_dir(&partition_dir).map(|()| meta)?));
+            let meta = match written {
+                Ok(meta) => meta,
+                Err(e) => {
+                    // A failed flush (a full disk, say) leaves no files behind to fill it further:
+                    // the memtable stays in memory and the next flush writes them again.
+                    let _ = fs::remove_file(&path);
+                    for file in &new_files {
+                        let _ = fs::remove_file(self.dir.join(&file.meta.path));
+                    }
+                    return Err(e);
+                }
+            };
             let meta = FileMeta {
                 id,
                 path: relative,
@@ -920,7 +1057,7 @@ impl Shared {
                 });
             }
         }
-        next.flushed_lsn = next.flushed_lsn.max(memtable.max_lsn);
+        next.flushed_lsn = next.flushed_lsn.max(self.covered_lsn(memtable));
         next.max_hlc = next.max_hlc.max(memtable.max_hlc);
         if let Err(e) = next.store(&self.dir) {
             // The rename may have happened: never hand out these file ids again, or a later file
@@ -949,6 +1086,28 @@ impl Shared {
             "memtable flushed"
         );
         Ok(())
+    }
+
+    /// The flushed position a flush of `memtable` may record: its largest LSN, unless a younger
+    /// memtable (frozen after it, or the active one) holds an entry below that — then just below
+    /// that entry, so recovery replays it. **The flushed position never passes an LSN whose entry
+    /// is only in memory.** With entries applied in LSN order (see [`Tree::applied_lsn`]) this is
+    /// always the memtable's largest LSN; the check keeps an ordering mistake from losing data.
+    fn covered_lsn(&self, memtable: &Arc<Memtable>) -> Lsn {
+        let tree = read(&self.tree);
+        let younger = tree
+            .frozen
+            .iter()
+            .skip_while(|m| !Arc::ptr_eq(m, memtable))
+            .skip(1)
+            .map(|m| m.min_lsn)
+            .chain(std::iter::once(tree.active.min_lsn))
+            .filter(|&lsn| lsn != 0)
+            .min();
+        match younger {
+            Some(lsn) if lsn <= memtable.max_lsn => lsn - 1,
+            _ => memtable.max_lsn,
+        }
     }
 
     /// Compacts every time partition that has `compaction_files` small data files or more (see
@@ -1048,8 +1207,17 @@ impl Shared {
             let relative = format!("data/{partition}/{id:020}.parquet");
             let partition_dir = self.dir.join("data").join(partition.to_string());
             fs::create_dir_all(&partition_dir)?;
-            let meta = datafile::write(&self.dir.join(&relative), partition, &merged)?;
-            wal::sync_dir(&partition_dir)?;
+            let path = self.dir.join(&relative);
+            let meta = match datafile::write(&path, partition, &merged)
+                .and_then(|meta| Ok(wal::sync_dir(&partition_dir).map(|()| meta)?))
+            {
+                Ok(meta) => meta,
+                Err(e) => {
+                    // Not named by any manifest yet: a failed merge (a full disk) leaves nothing.
+                    let _ = fs::remove_file(&path);
+                    return Err(e);
+                }
+            };
             Some(FileMeta {
                 id,
                 path: relative,
@@ -1256,6 +1424,8 @@ struct LogWriter {
     last_sync: Instant,
     /// Reused buffer of one group commit's records.
     buf: Vec<u8>,
+    /// The last rotation failed (the disk is full): the current segment grows until one succeeds.
+    rotation_failing: bool,
 }
 
 /// One write accepted into the current group commit.
@@ -1287,6 +1457,11 @@ impl LogWriter {
                     Err(_) => break,
                 },
             };
+            if let WriterMsg::Pause(paused) = first {
+                // Blocks until the test's guard is dropped (the sender's end then disconnects).
+                let _ = paused.recv();
+                continue;
+            }
             let mut writes = Vec::new();
             let mut controls = Vec::new();
             let mut bytes = 0;
@@ -1294,6 +1469,7 @@ impl LogWriter {
             while let Some(msg) = next.take() {
                 match msg {
                     WriterMsg::Write(request) => {
+                        self.shared.queued_writes.fetch_sub(1, Ordering::AcqRel);
                         bytes += request.encoded_ops.len();
                         writes.push(request);
                     }
@@ -1315,6 +1491,9 @@ impl LogWriter {
                     WriterMsg::Close(reply) => {
                         let _ = reply.send(self.sync_for_caller());
                         closing = true;
+                    }
+                    WriterMsg::Pause(paused) => {
+                        let _ = paused.recv();
                     }
                     WriterMsg::Write(_) => {}
                 }
@@ -1365,13 +1544,20 @@ impl LogWriter {
 
     /// One group commit: assign LSNs and versions, write, (apply replicated entries,) sync, apply,
     /// publish, answer.
-    fn commit(&mut self, writes: Vec<WriteRequest>) {
+    fn commit(&mut self, mut writes: Vec<WriteRequest>) {
         if let Some(reason) = self.shared.poisoned_reason() {
             for request in writes {
                 let _ = request.reply.send(Err(Error::Poisoned(reason.clone())));
             }
             return;
         }
+        // Entries from pipes take the group's lowest LSNs: they are applied before the fsync and
+        // local ones after it, so this keeps the memtables filled in LSN order even when one is
+        // frozen in between (see `Tree::applied_lsn`). Giving a local write a lower LSN than a
+        // replicated one applied before it lost that write at recovery once the frozen memtable was
+        // flushed (issue 8). The writes of one group are concurrent, so any order among them is one
+        // their clients could have seen.
+        writes.sort_by_key(|request| matches!(request.origin, Origin::Local));
         self.buf.clear();
         let mut accepted: Vec<Accepted> = Vec::with_capacity(writes.len());
         let mut offsets = Vec::with_capacity(writes.len());
@@ -1419,9 +1605,22 @@ impl LogWriter {
                 let _ = write.reply.send(Err(Error::Poisoned(reason.clone())));
             }
         };
-        if self.append_batch().is_err() {
-            poisoned(accepted);
-            return;
+        match self.append_batch() {
+            Ok(()) => self.shared.disk_full_cleared(),
+            Err(Error::DiskFull(reason)) => {
+                // Nothing of the group is in the log: its LSNs are handed out again.
+                if let Some(first) = accepted.first() {
+                    self.next_lsn = first.lsn;
+                }
+                for write in accepted {
+                    let _ = write.reply.send(Err(Error::DiskFull(reason.clone())));
+                }
+                return;
+            }
+            Err(_) => {
+                poisoned(accepted);
+                return;
+            }
         }
         {
             let mut index = lock(&self.shared.wal_index);
@@ -1436,15 +1635,19 @@ impl LogWriter {
         // PostgreSQL subscriber's asynchronous commit does). Local writes stay invisible until they
         // are durable: their clients must never see data that a failed fsync then takes back.
         let early = accepted.iter().any(|a| a.replicated);
+        let mut froze_early = false;
         if early {
-            self.apply_to_memtable(accepted.iter().filter(|a| a.replicated));
+            let (froze, frozen) = self.apply_to_memtable(accepted.iter().filter(|a| a.replicated));
+            froze_early = froze;
+            self.shared.publish_frozen(frozen);
         }
         if self.sync_batch().is_err() {
             poisoned(accepted);
             return;
         }
-        let (froze, frozen) =
+        let (froze_late, frozen) =
             self.apply_to_memtable(accepted.iter().filter(|a| !(early && a.replicated)));
+        let froze = froze_early || froze_late;
         self.shared.publish_frozen(frozen);
         self.shared.head.send_replace(last_lsn);
         for write in accepted {
@@ -1454,8 +1657,16 @@ impl LogWriter {
             self.shared.request_flush();
         }
         if self.segment.bytes >= self.shared.options.segment_bytes {
-            if let Err(e) = self.rotate() {
-                tracing::error!(error = %e, "starting a new log segment failed");
+            match self.rotate() {
+                Ok(()) => self.rotation_failing = false,
+                // Logged once per episode; the segment grows until a rotation succeeds.
+                Err(e) if self.rotation_failing => {
+                    tracing::debug!(error = %e, "starting a new log segment failed again")
+                }
+                Err(e) => {
+                    self.rotation_failing = true;
+                    tracing::error!(error = %e, "starting a new log segment failed; the current one grows until a retry succeeds");
+                }
             }
         }
     }
@@ -1482,17 +1693,44 @@ impl LogWriter {
         }
     }
 
-    /// Writes the batch to the open segment (not yet synced); a failure poisons the log.
+    /// Writes the batch to the open segment (not yet synced). A full disk cuts the segment back to
+    /// where the batch began and refuses the batch with [`Error::DiskFull`] — the log stays usable,
+    /// so writes resume once space is freed; any other failure (or a failed cut) poisons the log.
     fn append_batch(&mut self) -> Result<()> {
         use std::io::Write;
-        if let Err(e) = self.segment.file.write_all(&self.buf) {
-            return Err(self
+        let written = if self.shared.fail_next_append.swap(false, Ordering::AcqRel) {
+            // Test hook: half the batch reaches the file, then the disk is full.
+            let half = self.buf.len() / 2;
+            self.segment
+                .file
+                .write_all(&self.buf[..half])
+                .and_then(|()| Err(std::io::Error::from(std::io::ErrorKind::StorageFull)))
+        } else {
+            self.segment.file.write_all(&self.buf)
+        };
+        match written {
+            Ok(()) => {
+                self.segment.bytes += self.buf.len() as u64;
+                self.unsynced = true;
+                Ok(())
+            }
+            Err(e) if crate::error::is_disk_full(&e) => {
+                // The segment is opened for appending, so once it is cut back the next batch
+                // starts where this one did; an unsynced earlier batch is untouched.
+                match self.segment.file.set_len(self.segment.bytes) {
+                    Ok(()) => {
+                        self.shared.note_disk_full(&e);
+                        Err(Error::DiskFull(format!("writing the change log failed: {e}")))
+                    }
+                    Err(cut) => Err(self.shared.poison(format!(
+                        "write to the change log failed ({e}) and cutting back its partial batch failed: {cut}"
+                    ))),
+                }
+            }
+            Err(e) => Err(self
                 .shared
-                .poison(format!("write to the change log failed: {e}")));
+                .poison(format!("write to the change log failed: {e}"))),
         }
-        self.segment.bytes += self.buf.len() as u64;
-        self.unsynced = true;
-        Ok(())
     }
 
     /// Syncs the appended batch as the mode says; a failure poisons the log.
@@ -1504,7 +1742,8 @@ impl LogWriter {
         }
     }
 
-    /// Closes the full segment (synced) and starts the next one at `next_lsn`.
+    /// Closes the full segment (synced) and starts the next one at `next_lsn`. On a full disk the
+    /// current segment simply grows; the next commit tries again.
     fn rotate(&mut self) -> Result<()> {
         self.sync()?;
         let wal_dir = self.shared.dir.join("wal");
@@ -1514,6 +1753,9 @@ impl LogWriter {
                 lock(&self.shared.wal_index).segments.push(meta);
                 Ok(())
             }
+            Err(Error::Io(e)) if crate::error::is_disk_full(&e) => Err(Error::DiskFull(format!(
+                "starting a log segment failed: {e}"
+            ))),
             Err(e) => Err(self
                 .shared
                 .poison(format!("creating a log segment failed: {e}"))),
@@ -1588,14 +1830,29 @@ fn run_compactor(shared: &Shared, rx: Receiver<CompactorMsg>) {
         if matches!(msg, CompactorMsg::Due) {
             shared.compaction_requested.store(false, Ordering::Release);
         }
-        if let Err(e) = shared.compact_due() {
-            tracing::error!(error = %e, "compaction failed; will retry");
+        match shared.compact_due() {
+            Ok(()) => {
+                if shared.compaction_disk_full.swap(false, Ordering::AcqRel) {
+                    tracing::warn!("compaction succeeds again after a full disk");
+                }
+            }
+            Err(e) if e.is_disk_full() => {
+                if !shared.compaction_disk_full.swap(true, Ordering::AcqRel) {
+                    tracing::error!(error = %e, "disk full: compaction stops until space is freed; flushes no longer wait for it");
+                }
+                // Retrying at once would only spin; the next flush or request tries again.
+                std::thread::sleep(COMPACTION_RETRY_AFTER_DISK_FULL);
+            }
+            Err(e) => tracing::error!(error = %e, "compaction failed; will retry"),
         }
         if let CompactorMsg::AfterFlush(flushed, reply) = msg {
             let _ = reply.send(flushed);
         }
     }
 }
+
+/// How long the compactor rests after a merge failed on a full disk.
+const COMPACTION_RETRY_AFTER_DISK_FULL: Duration = Duration::from_secs(1);
 
 /// Files this large are not merged again: compaction only gathers the small files flushes leave
 /// behind, so each point is rewritten about once instead of every time its partition grows

@@ -463,9 +463,18 @@ impl SegmentWriter {
             .create_new(true)
             .append(true)
             .open(&path)?;
-        file.write_all(MAGIC)?;
-        file.sync_all()?;
-        sync_dir(wal_dir)?;
+        let started = file
+            .write_all(MAGIC)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| sync_dir(wal_dir));
+        if let Err(e) = started {
+            // A segment that never took a record must not be left behind: the next try (the disk
+            // may be full for a while) creates it anew, and recovery must not find half a header.
+            drop(file);
+            let _ = fs::remove_file(&path);
+            let _ = sync_dir(wal_dir);
+            return Err(e.into());
+        }
         let meta = SegmentMeta {
             first_lsn,
             path,

@@ -352,3 +352,96 @@ async fn replicated_entries_are_visible_before_their_fsync_and_local_ones_only_a
     assert!(matches!(err, Error::Poisoned(_)), "{err}");
     assert_eq!(scan_i64(&storage, "s1"), Vec::<(i64, i64)>::new());
 }
+
+/// The lost batch of issue 8: a group commit held a local write and, after it, an entry from a
+/// pipe large enough to fill the memtable. The pipe's entry was applied before the fsync and froze
+/// the memtable; the local write, applied after the fsync, went into the next one. The frozen
+/// memtable's largest LSN was above the local write's, so once it was flushed the flushed position
+/// covered a write that no data file held, and recovery (which replays only past that position)
+/// dropped it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_write_sharing_a_group_commit_with_a_replicated_one_survives_a_flush_and_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StorageOptions {
+        memtable_bytes: 4 * 1024,
+        memtable_age: std::time::Duration::from_secs(3600),
+        ..options()
+    };
+    let storage = Storage::open(dir.path(), options.clone()).unwrap();
+    let pause = storage.pause_log_writer().unwrap();
+    let local = {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            storage
+                .write(Origin::Local, None, insert_i64("local", &[1], &[7]))
+                .await
+        })
+    };
+    poll(
+        "the local write to queue",
+        std::time::Duration::from_secs(10),
+        || (storage.queued_writes() == 1).then_some(()),
+    )
+    .unwrap();
+    let times: Vec<i64> = (0..1_000).collect();
+    let replicated = {
+        let storage = storage.clone();
+        let times = times.clone();
+        tokio::spawn(async move {
+            storage
+                .write(
+                    Origin::Pipe { instance: 2 },
+                    Some(Version {
+                        hlc: 100,
+                        instance: 2,
+                    }),
+                    insert_i64("peer", &times, &times),
+                )
+                .await
+        })
+    };
+    poll(
+        "both writes to queue",
+        std::time::Duration::from_secs(10),
+        || (storage.queued_writes() == 2).then_some(()),
+    )
+    .unwrap();
+    drop(pause);
+    local.await.unwrap().unwrap();
+    replicated.await.unwrap().unwrap();
+    // The replicated entry filled the memtable; the flusher writes the frozen one without an
+    // explicit flush (which would freeze and flush the active memtable as well).
+    poll(
+        "the frozen memtable's flush",
+        std::time::Duration::from_secs(30),
+        || (!storage.data_files().is_empty()).then_some(()),
+    )
+    .unwrap();
+    assert_eq!(scan_i64(&storage, "local"), vec![(1, 7)]);
+    // A crash: no close, no further flush.
+    drop(storage);
+    let storage = Storage::open(dir.path(), options).unwrap();
+    assert_eq!(
+        scan_i64(&storage, "local"),
+        vec![(1, 7)],
+        "the acknowledged local write was lost at recovery"
+    );
+    assert_eq!(scan_i64(&storage, "peer").len(), times.len());
+}
+
+/// Polls `condition` every 10 ms until it holds, or panics after `timeout` naming `what`.
+fn poll(
+    what: &str,
+    timeout: std::time::Duration,
+    condition: impl Fn() -> Option<()>,
+) -> Option<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    while condition().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Some(())
+}

@@ -1,0 +1,283 @@
+//! Connection slots cannot be held by sockets that never log in: a connection over `max_connections` (or
+//! over `max_unauthenticated_connections`) is answered with status 717 at once, a connection must log in
+//! within `login_timeout_ms`, a frame that stalls is closed after `frame_timeout_ms`, while a logged-in
+//! session may stay idle (unless `session_timeout_ms` is set).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use duet_proto::client::{Client, ClientError, ClientOptions, Outcome};
+use duet_proto::codec::{self, Protocol};
+use duet_proto::pipe_body::{self, handshake_key, request_type, REQUEST_VERSION};
+use duet_proto::{rpc, t};
+use duet_testkit::{wait_for, Duetd, DuetdOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// IoTDB's TOO_MANY_CONCURRENT_QUERIES_ERROR, which a refused connection's first call is answered with.
+const REFUSED: i32 = 717;
+
+/// A server started with `config` as its configuration file.
+fn start(config: &str) -> (Duetd, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("duet.toml");
+    std::fs::write(&path, config).unwrap();
+    let server = Duetd::start_with(DuetdOptions {
+        args: vec!["--config".into(), path.display().to_string()],
+        ..DuetdOptions::default()
+    })
+    .unwrap();
+    (server, dir)
+}
+
+fn options(server: &Duetd) -> ClientOptions {
+    ClientOptions {
+        port: server.port(),
+        // Long enough to tell "answered" from "hung" without the test itself hanging.
+        call_timeout: Duration::from_secs(20),
+        ..ClientOptions::default()
+    }
+}
+
+async fn raw_socket(server: &Duetd) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .unwrap()
+}
+
+/// A raw connection that has opened a session, so the test controls every byte sent after login.
+async fn logged_in_socket(server: &Duetd) -> TcpStream {
+    let mut socket = raw_socket(server).await;
+    let open = t::TSOpenSessionReq::new(2, "UTC".into(), "root".into(), Some("root".into()), None);
+    let call = rpc::encode_struct_call(Protocol::Binary, "openSession", 1, &open).unwrap();
+    codec::write_frame(&mut socket, &call).await.unwrap();
+    let reply = codec::read_frame(&mut socket, 1 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    let resp: t::TSOpenSessionResp = rpc::decode_struct_reply(&reply).unwrap();
+    assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+    socket
+}
+
+/// Waits until the server closes `socket`, failing after `limit`; returns how long it took.
+async fn closed_by_server(socket: &mut TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    match tokio::time::timeout(limit, socket.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => started.elapsed(),
+        Ok(Ok(n)) => panic!("expected the server to close the connection, got {n} bytes"),
+        Err(_) => panic!("the server did not close the connection within {limit:?}"),
+    }
+}
+
+async fn show_version_works(client: &mut Client) {
+    match client.execute("show version").await.unwrap() {
+        Outcome::Rows(rs) => {
+            let (_, blocks) = client.collect(rs).await.unwrap();
+            assert_eq!(blocks.iter().map(|b| b.n_rows()).sum::<usize>(), 1);
+        }
+        other => panic!("expected rows, got {other:?}"),
+    }
+}
+
+/// Connects a client expecting a prompt refusal; returns the error.
+async fn refused_login(server: &Duetd) -> ClientError {
+    let started = Instant::now();
+    let Err(e) = Client::connect(&options(server)).await else {
+        panic!("the login was accepted, expected a refusal")
+    };
+    let took = started.elapsed();
+    assert_eq!(e.code(), Some(REFUSED), "{e}");
+    assert!(took < Duration::from_secs(3), "refusal took {took:?}");
+    e
+}
+
+fn wait_for_log(server: &Duetd, needle: &str) {
+    wait_for(
+        &format!("'{needle}' in the log"),
+        Duration::from_secs(10),
+        || server.log().contains(needle).then_some(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+}
+
+#[tokio::test]
+async fn over_max_connections_a_login_is_refused_at_once_and_idle_sockets_expire() {
+    let login_timeout = Duration::from_millis(4000);
+    let (server, _config) = start(&format!(
+        "max_connections = 3\nlogin_timeout_ms = {}\n",
+        login_timeout.as_millis()
+    ));
+    let opened = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(raw_socket(&server).await);
+    }
+    // Every slot is held by a socket that never logs in: a real client is told so at once.
+    let e = refused_login(&server).await;
+    assert!(
+        e.to_string()
+            .contains("too many connections: max_connections = 3"),
+        "{e}"
+    );
+    wait_for_log(&server, "too many connections: max_connections = 3");
+
+    // At the login deadline the idle sockets are closed, and the slots are free again.
+    for socket in &mut idle {
+        closed_by_server(socket, login_timeout + Duration::from_secs(15)).await;
+    }
+    let waited = opened.elapsed();
+    assert!(
+        waited >= login_timeout - Duration::from_millis(500),
+        "closed after {waited:?}, before the login deadline"
+    );
+    wait_for_log(&server, "did not log in within");
+    let mut client = Client::connect(&options(&server)).await.unwrap();
+    show_version_works(&mut client).await;
+}
+
+#[tokio::test]
+async fn connections_waiting_to_log_in_cannot_take_every_slot() {
+    let (server, _config) = start(
+        "max_connections = 4\nmax_unauthenticated_connections = 2\nlogin_timeout_ms = 60000\n",
+    );
+    let mut logged_in = Client::connect(&options(&server)).await.unwrap();
+    let mut idle = vec![raw_socket(&server).await, raw_socket(&server).await];
+    // Two of four slots are free, but both login slots are taken.
+    let e = refused_login(&server).await;
+    assert!(
+        e.to_string()
+            .contains("max_unauthenticated_connections = 2"),
+        "{e}"
+    );
+    // A third socket that never logs in is closed quickly, not kept until the login deadline.
+    let mut third = raw_socket(&server).await;
+    let took = closed_by_server(&mut third, Duration::from_secs(15)).await;
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The logged-in session is untouched, and once an idle socket goes, a client logs in.
+    show_version_works(&mut logged_in).await;
+    drop(idle.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut client = loop {
+        match Client::connect(&options(&server)).await {
+            Ok(client) => break client,
+            Err(e) if e.code() == Some(REFUSED) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("login after an idle socket closed: {e}"),
+        }
+    };
+    show_version_works(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_frame_that_stalls_midway_is_closed_after_the_frame_timeout() {
+    let frame_timeout = Duration::from_millis(1000);
+    let (server, _config) = start(&format!(
+        "frame_timeout_ms = {}\nlogin_timeout_ms = 120000\n",
+        frame_timeout.as_millis()
+    ));
+    let mut healthy = Client::connect(&options(&server)).await.unwrap();
+    // A logged-in session sends a header promising 100 bytes, then 10 of them; another sends half of
+    // a frame header; a connection not logged in stalls too, and the frame timeout ends it long before
+    // its login deadline.
+    let mut half_payload = logged_in_socket(&server).await;
+    let mut half_header = logged_in_socket(&server).await;
+    let mut before_login = raw_socket(&server).await;
+    let partial_frames: [(&mut TcpStream, &[u8]); 3] = [
+        (
+            &mut half_payload,
+            &[0, 0, 0, 100, 0x80, 1, 0, 1, 0, 0, 0, 4, b'e', b'x'],
+        ),
+        (&mut half_header, &[0, 0]),
+        (&mut before_login, &[0, 0, 1]),
+    ];
+    for (socket, bytes) in partial_frames {
+        let sent = Instant::now();
+        socket.write_all(bytes).await.unwrap();
+        closed_by_server(socket, Duration::from_secs(30)).await;
+        let took = sent.elapsed();
+        assert!(
+            took >= frame_timeout - Duration::from_millis(200),
+            "closed after {took:?}, before the frame timeout"
+        );
+    }
+    wait_for_log(&server, "a request frame stalled");
+    show_version_works(&mut healthy).await;
+}
+
+#[tokio::test]
+async fn logged_in_sessions_and_pipe_senders_may_stay_idle_past_the_login_deadline() {
+    let (server, _config) = start("login_timeout_ms = 500\nframe_timeout_ms = 500\n");
+    let mut client = Client::connect(&options(&server)).await.unwrap();
+    // A pipe sender that passed its handshake counts as logged in too.
+    let mut pipe = raw_socket(&server).await;
+    let params = BTreeMap::from([
+        (
+            handshake_key::CLUSTER_ID.to_string(),
+            "another-cluster".to_string(),
+        ),
+        (
+            handshake_key::TIMESTAMP_PRECISION.to_string(),
+            "ms".to_string(),
+        ),
+        (handshake_key::USERNAME.to_string(), "root".to_string()),
+        (handshake_key::PASSWORD.to_string(), "root".to_string()),
+    ]);
+    let handshake = t::TPipeTransferReq::new(
+        REQUEST_VERSION,
+        request_type::HANDSHAKE_DATANODE_V2,
+        pipe_body::encode_map(&params),
+    );
+    let call = rpc::encode_struct_call(Protocol::Binary, "pipeTransfer", -1, &handshake).unwrap();
+    codec::write_frame(&mut pipe, &call).await.unwrap();
+    let reply = codec::read_frame(&mut pipe, 1 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    let resp: t::TPipeTransferResp = rpc::decode_struct_reply(&reply).unwrap();
+    assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+    // A socket opened after both is closed at its login deadline; the two older ones are then past
+    // theirs.
+    let mut idle = raw_socket(&server).await;
+    closed_by_server(&mut idle, Duration::from_secs(15)).await;
+    show_version_works(&mut client).await;
+    // The pipe connection still answers: a handshake again succeeds on it.
+    codec::write_frame(&mut pipe, &call).await.unwrap();
+    let reply = codec::read_frame(&mut pipe, 1 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    let resp: t::TPipeTransferResp = rpc::decode_struct_reply(&reply).unwrap();
+    assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+}
+
+#[tokio::test]
+async fn an_idle_session_is_closed_after_session_timeout_when_one_is_set() {
+    let session_timeout = Duration::from_millis(600);
+    let (server, _config) = start(&format!(
+        "session_timeout_ms = {}\n",
+        session_timeout.as_millis()
+    ));
+    // One session stays idle, another keeps working past the timeout.
+    let mut idle = logged_in_socket(&server).await;
+    let idle_closed =
+        tokio::spawn(async move { closed_by_server(&mut idle, Duration::from_secs(15)).await });
+    let mut busy = Client::connect(&options(&server)).await.unwrap();
+    let started = Instant::now();
+    while started.elapsed() < session_timeout * 3 {
+        show_version_works(&mut busy).await;
+        // Pacing between requests, well inside the timeout; not a wait for a condition.
+        tokio::time::sleep(session_timeout / 4).await;
+    }
+    let took = idle_closed.await.unwrap();
+    assert!(
+        took >= session_timeout - Duration::from_millis(200),
+        "closed after {took:?}"
+    );
+    wait_for_log(&server, "session idle for");
+    show_version_works(&mut busy).await;
+}
