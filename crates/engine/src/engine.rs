@@ -8,6 +8,7 @@ use duet_parser::{InsertTime, Path, Statement};
 use duet_proto::types::{Column, DataType, Table};
 use duet_storage::{DeleteOp, Op, Storage};
 
+use crate::limits::{QueryControl, QueryControlRef, QueryLimits, Reservation};
 use crate::paths;
 use crate::query::{self, PageSource};
 use crate::schema::{default_encoding, Schema, SeriesInfo};
@@ -28,6 +29,30 @@ pub struct QueryStream {
     /// Whether rows carry a time column.
     pub has_time: bool,
     pub source: Box<dyn PageSource>,
+    /// The query's limits: pages check its deadline, and cancelling it stops the query.
+    pub control: QueryControlRef,
+    /// Budget charged for as long as the stream lives (its resolved series).
+    _held: Vec<Reservation>,
+}
+
+impl QueryStream {
+    pub(crate) fn new(
+        names: Vec<String>,
+        types: Vec<DataType>,
+        has_time: bool,
+        source: Box<dyn PageSource>,
+        control: QueryControlRef,
+        held: Vec<Reservation>,
+    ) -> QueryStream {
+        QueryStream {
+            names,
+            types,
+            has_time,
+            source,
+            control,
+            _held: held,
+        }
+    }
 }
 
 impl std::fmt::Debug for QueryStream {
@@ -318,11 +343,24 @@ impl Engine {
                 self.storage.flush().await?;
                 Ok(Output::Done)
             }
-            Statement::Select(select) => query::execute(self, ctx, select),
+            Statement::Select(select) => {
+                query::execute(self, ctx, select, QueryControl::new(QueryLimits::default()))
+            }
             other => Err(EngineError::Internal(format!(
                 "statement not handled by the engine: {other}"
             ))),
         }
+    }
+
+    /// Executes a `SELECT` under `control` (its memory budget, deadline and cancellation). Planning
+    /// reads the schema and may take a while for many series: call it where blocking is allowed.
+    pub fn select(
+        &self,
+        ctx: &SessionContext,
+        select: &duet_parser::Select,
+        control: QueryControlRef,
+    ) -> Result<Output> {
+        query::execute(self, ctx, select, control)
     }
 
     /// Deletes all data of the given series (after their schema is gone).

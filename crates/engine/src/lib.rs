@@ -6,11 +6,13 @@
 //! - [`values`]: values written as literals or strings, type inference and conversion;
 //! - [`write`]: the write path shared by SQL `INSERT` and every insert RPC;
 //! - [`query`]: `SELECT` (raw, aggregates, `GROUP BY`, `LAST`, `ALIGN BY DEVICE`) as page streams;
+//! - [`limits`]: a query's memory budget, deadline and cancellation;
 //! - [`Engine`]: the front door.
 //!
 //! **Architecture invariant:** the engine never speaks Thrift; the server converts requests into
 //! [`write::DeviceWrite`]s and statuses out of [`EngineError`]s.
 
+pub mod limits;
 pub mod paths;
 pub mod query;
 pub mod replicate;
@@ -47,6 +49,15 @@ pub enum EngineError {
     Unsupported(String),
     #[error("{0}")]
     IllegalParameter(String),
+    /// A query needed more memory than its budget (`query_memory_bytes`).
+    #[error("{0}")]
+    MemoryBudget(String),
+    /// A query ran past its deadline (`query_timeout_threshold` or the request's timeout).
+    #[error("{0}")]
+    Timeout(String),
+    /// A query was cancelled (its client closed it or went away).
+    #[error("{0}")]
+    Cancelled(String),
     #[error("catalog error: {0}")]
     Catalog(#[from] duet_catalog::Error),
     #[error("storage error: {0}")]
@@ -68,6 +79,9 @@ impl EngineError {
             EngineError::Semantic(_) => StatusCode::SemanticError,
             EngineError::Unsupported(_) => StatusCode::UnsupportedOperation,
             EngineError::IllegalParameter(_) => StatusCode::IllegalParameter,
+            EngineError::MemoryBudget(_) => StatusCode::QueryExecutionMemoryNotEnough,
+            EngineError::Timeout(_) => StatusCode::QueryTimeout,
+            EngineError::Cancelled(_) => StatusCode::QueryWasKilled,
             EngineError::Catalog(duet_catalog::Error::DatabaseExists(_)) => {
                 StatusCode::DatabaseAlreadyExists
             }

@@ -1,306 +1,45 @@
 //! `SELECT` in the tree model: raw data aligned by time (a k-way merge of per-series scans, streamed
-//! page by page), aggregates with and without `GROUP BY ([start, end), interval[, step])`, `SELECT LAST`,
-//! and `ALIGN BY DEVICE`. `WHERE` narrows the scanned time range from its time conjuncts and is then
-//! evaluated on every aligned row (SQL's three-valued logic: a comparison with a null is unknown, and an
-//! unknown row is dropped).
+//! page by page), aggregates with and without `GROUP BY ([start, end), interval[, step])` (streamed a
+//! page of windows at a time), `SELECT LAST`, and `ALIGN BY DEVICE` (one device's cursors at a time).
+//! `WHERE` narrows the scanned time range from its time conjuncts and is then evaluated on every
+//! aligned row (SQL's three-valued logic: a comparison with a null is unknown, and an unknown row is
+//! dropped).
+//!
+//! Every query runs under a [`QueryControl`](crate::limits::QueryControl): its state is charged to a
+//! memory budget as it is allocated, and its loops check the deadline and the cancellation flag.
+//! Series are resolved in time near-linear in the number of series (ordered maps and hash sets, never
+//! a scan of the list per series).
+//!
+//! - [`expr`]: values and `WHERE` expressions;
+//! - [`page`]: pages and their encoded size;
+//! - [`scan`]: series cursors and their k-way merge;
+//! - [`aggregate`]: aggregation functions and windows.
 
-use std::collections::BTreeMap;
+mod aggregate;
+mod expr;
+mod page;
+mod scan;
 
-use duet_parser::{
-    BinaryOp, Expr, GroupByTime, Literal, Path, PathNode, Select, SelectItem, TimeValue, UnaryOp,
-};
-use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_storage::SeriesChunk;
+pub use page::{block_overhead, table_row_bytes, Page, PageSource};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use duet_parser::{BinaryOp, Expr, Literal, Path, PathNode, Select, SelectItem, UnaryOp};
+use duet_proto::types::{Column, DataType};
+
+use aggregate::{AggFn, AggPart, AggParts, AggSource, Windows};
+use expr::{bind, Bound, Val};
+use page::{row_bytes, PageBuilder};
+use scan::{AlignedRows, ScanBudget};
 
 use crate::engine::{Output, QueryStream, SessionContext};
-use crate::schema::SeriesInfo;
+use crate::limits::QueryControlRef;
+use crate::schema::{Schema, SeriesInfo};
 use crate::{Engine, EngineError, Result};
 
-/// Points read from storage per series per refill.
-const SCAN_CHUNK: usize = 4096;
-
-/// Most windows a `GROUP BY` may produce.
-const MAX_WINDOWS: i64 = 10_000_000;
-
-/// One page of a result: times and columns of equal length.
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub times: Vec<i64>,
-    pub columns: Vec<Column>,
-}
-
-/// A result produced page by page.
-pub trait PageSource: Send + Sync {
-    /// The next page of at most `max_rows` rows, or `None` at the end.
-    fn next_page(&mut self, max_rows: usize) -> Result<Option<Page>>;
-}
-
-/// A value during evaluation.
-#[derive(Debug, Clone, PartialEq)]
-enum Val {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    /// BLOB values stay bytes: they need not be UTF-8.
-    Bytes(Vec<u8>),
-}
-
-impl Val {
-    fn as_f64(&self) -> Option<f64> {
-        match self {
-            Val::Int(i) => Some(*i as f64),
-            Val::Float(f) => Some(*f),
-            _ => None,
-        }
-    }
-}
-
-fn cell(column: &Column, row: usize) -> Val {
-    if column.is_null(row) {
-        return Val::Null;
-    }
-    match &column.values {
-        ColumnValues::Boolean(v) => v.get(row).map(|b| Val::Bool(*b)).unwrap_or(Val::Null),
-        ColumnValues::Int32(v) => v
-            .get(row)
-            .map(|x| Val::Int(i64::from(*x)))
-            .unwrap_or(Val::Null),
-        ColumnValues::Int64(v) => v.get(row).map(|x| Val::Int(*x)).unwrap_or(Val::Null),
-        ColumnValues::Float(v) => v
-            .get(row)
-            .map(|x| Val::Float(f64::from(*x)))
-            .unwrap_or(Val::Null),
-        ColumnValues::Double(v) => v.get(row).map(|x| Val::Float(*x)).unwrap_or(Val::Null),
-        ColumnValues::Binary(v) if column.data_type == DataType::Blob => v
-            .get(row)
-            .map(|x| Val::Bytes(x.clone()))
-            .unwrap_or(Val::Null),
-        ColumnValues::Binary(v) => v
-            .get(row)
-            .map(|x| Val::Str(String::from_utf8_lossy(x).into_owned()))
-            .unwrap_or(Val::Null),
-    }
-}
-
-/// An expression with series references bound to positions in the row.
-#[derive(Debug, Clone)]
-enum Bound {
-    Time,
-    Series(usize),
-    Const(Val),
-    Not(Box<Bound>),
-    Neg(Box<Bound>),
-    Binary(Box<Bound>, BinaryOp, Box<Bound>),
-    Between(Box<Bound>, Box<Bound>, Box<Bound>, bool),
-    In(Box<Bound>, Vec<Bound>, bool),
-    IsNull(Box<Bound>, bool),
-    Like(Box<Bound>, String, bool),
-}
-
-fn literal_val(l: &Literal) -> Val {
-    match l {
-        Literal::Null => Val::Null,
-        Literal::Boolean(b) => Val::Bool(*b),
-        Literal::Integer(s) => s
-            .parse::<i64>()
-            .map(Val::Int)
-            .unwrap_or_else(|_| s.parse::<f64>().map(Val::Float).unwrap_or(Val::Null)),
-        Literal::Float(s) => s.parse::<f64>().map(Val::Float).unwrap_or(Val::Null),
-        Literal::String(s) => Val::Str(s.clone()),
-        Literal::Blob(b) => Val::Bytes(b.clone()),
-    }
-}
-
-/// Binds `expr`; `resolve` maps a series reference to a row position.
-fn bind(
-    engine: &Engine,
-    ctx: &SessionContext,
-    expr: &Expr,
-    resolve: &mut dyn FnMut(&Path) -> Result<usize>,
-) -> Result<Bound> {
-    let b =
-        |e: &Expr, r: &mut dyn FnMut(&Path) -> Result<usize>| bind(engine, ctx, e, r).map(Box::new);
-    Ok(match expr {
-        Expr::Time => Bound::Time,
-        Expr::Path(p) => Bound::Series(resolve(p)?),
-        Expr::Literal(l) => Bound::Const(literal_val(l)),
-        Expr::DateTime(s) => Bound::Const(Val::Int(engine.parse_datetime(ctx, s)?)),
-        Expr::Now => Bound::Const(Val::Int(engine.now())),
-        Expr::Unary {
-            op: UnaryOp::Not,
-            expr,
-        } => Bound::Not(b(expr, resolve)?),
-        Expr::Unary {
-            op: UnaryOp::Neg,
-            expr,
-        } => Bound::Neg(b(expr, resolve)?),
-        Expr::Binary { left, op, right } => {
-            Bound::Binary(b(left, resolve)?, *op, b(right, resolve)?)
-        }
-        Expr::Between {
-            expr,
-            low,
-            high,
-            negated,
-        } => Bound::Between(
-            b(expr, resolve)?,
-            b(low, resolve)?,
-            b(high, resolve)?,
-            *negated,
-        ),
-        Expr::InList {
-            expr,
-            list,
-            negated,
-        } => {
-            let mut items = Vec::with_capacity(list.len());
-            for item in list {
-                items.push(bind(engine, ctx, item, resolve)?);
-            }
-            Bound::In(b(expr, resolve)?, items, *negated)
-        }
-        Expr::IsNull { expr, negated } => Bound::IsNull(b(expr, resolve)?, *negated),
-        Expr::Like {
-            expr,
-            pattern,
-            negated,
-        } => Bound::Like(b(expr, resolve)?, pattern.clone(), *negated),
-    })
-}
-
-fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
-    match (a, b) {
-        (Val::Null, _) | (_, Val::Null) => None,
-        (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
-        (Val::Bytes(x), Val::Bytes(y)) => Some(x.cmp(y)),
-        (Val::Bool(x), Val::Bool(y)) => Some(x.cmp(y)),
-        (Val::Int(x), Val::Int(y)) => Some(x.cmp(y)),
-        _ => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => x.partial_cmp(&y),
-            _ => None,
-        },
-    }
-}
-
-fn like(text: &str, pattern: &str) -> bool {
-    // SQL LIKE: % any run, _ one character.
-    fn go(t: &[char], p: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('%') => (0..=t.len()).any(|i| go(&t[i..], &p[1..])),
-            Some('_') => !t.is_empty() && go(&t[1..], &p[1..]),
-            Some(c) => t.first() == Some(c) && go(&t[1..], &p[1..]),
-        }
-    }
-    go(
-        &text.chars().collect::<Vec<_>>(),
-        &pattern.chars().collect::<Vec<_>>(),
-    )
-}
-
-fn eval(e: &Bound, time: i64, row: &[Val]) -> Val {
-    match e {
-        Bound::Time => Val::Int(time),
-        Bound::Series(i) => row.get(*i).cloned().unwrap_or(Val::Null),
-        Bound::Const(v) => v.clone(),
-        Bound::Not(x) => match eval(x, time, row) {
-            Val::Bool(b) => Val::Bool(!b),
-            _ => Val::Null,
-        },
-        Bound::Neg(x) => match eval(x, time, row) {
-            Val::Int(i) => Val::Int(i.wrapping_neg()),
-            Val::Float(f) => Val::Float(-f),
-            _ => Val::Null,
-        },
-        Bound::Binary(l, op, r) => {
-            let (a, b) = (eval(l, time, row), eval(r, time, row));
-            use BinaryOp as B;
-            match op {
-                B::And => match (a, b) {
-                    (Val::Bool(false), _) | (_, Val::Bool(false)) => Val::Bool(false),
-                    (Val::Bool(true), Val::Bool(true)) => Val::Bool(true),
-                    _ => Val::Null,
-                },
-                B::Or => match (a, b) {
-                    (Val::Bool(true), _) | (_, Val::Bool(true)) => Val::Bool(true),
-                    (Val::Bool(false), Val::Bool(false)) => Val::Bool(false),
-                    _ => Val::Null,
-                },
-                B::Eq => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_eq()))
-                    .unwrap_or(Val::Null),
-                B::NotEq => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_ne()))
-                    .unwrap_or(Val::Null),
-                B::Lt => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_lt()))
-                    .unwrap_or(Val::Null),
-                B::LtEq => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_le()))
-                    .unwrap_or(Val::Null),
-                B::Gt => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_gt()))
-                    .unwrap_or(Val::Null),
-                B::GtEq => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_ge()))
-                    .unwrap_or(Val::Null),
-                B::Plus | B::Minus | B::Mul | B::Div | B::Mod => arith(&a, *op, &b),
-            }
-        }
-        Bound::Between(x, lo, hi, negated) => {
-            let v = eval(x, time, row);
-            match (
-                compare(&v, &eval(lo, time, row)),
-                compare(&v, &eval(hi, time, row)),
-            ) {
-                (Some(a), Some(b)) => Val::Bool((a.is_ge() && b.is_le()) != *negated),
-                _ => Val::Null,
-            }
-        }
-        Bound::In(x, list, negated) => {
-            let v = eval(x, time, row);
-            if v == Val::Null {
-                return Val::Null;
-            }
-            let found = list
-                .iter()
-                .any(|item| compare(&v, &eval(item, time, row)).is_some_and(|o| o.is_eq()));
-            Val::Bool(found != *negated)
-        }
-        Bound::IsNull(x, negated) => Val::Bool((eval(x, time, row) == Val::Null) != *negated),
-        Bound::Like(x, pattern, negated) => match eval(x, time, row) {
-            Val::Str(s) => Val::Bool(like(&s, pattern) != *negated),
-            _ => Val::Null,
-        },
-    }
-}
-
-fn arith(a: &Val, op: BinaryOp, b: &Val) -> Val {
-    use BinaryOp as B;
-    match (a, b) {
-        (Val::Int(x), Val::Int(y)) => match op {
-            B::Plus => Val::Int(x.wrapping_add(*y)),
-            B::Minus => Val::Int(x.wrapping_sub(*y)),
-            B::Mul => Val::Int(x.wrapping_mul(*y)),
-            B::Div if *y != 0 => Val::Int(x / y),
-            B::Mod if *y != 0 => Val::Int(x % y),
-            _ => Val::Null,
-        },
-        _ => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => match op {
-                B::Plus => Val::Float(x + y),
-                B::Minus => Val::Float(x - y),
-                B::Mul => Val::Float(x * y),
-                B::Div => Val::Float(x / y),
-                B::Mod => Val::Float(x % y),
-                _ => Val::Null,
-            },
-            _ => Val::Null,
-        },
-    }
-}
+/// The engine reference a page source needs; sources outlive the statement call, so they hold an `Arc`.
+pub type EngineRef = Arc<Engine>;
 
 /// The time range `[lo, hi]` implied by the conjuncts of `expr` that compare time with a constant.
 fn time_bounds(engine: &Engine, ctx: &SessionContext, expr: &Expr) -> Result<(i64, i64)> {
@@ -314,7 +53,10 @@ fn time_bounds(engine: &Engine, ctx: &SessionContext, expr: &Expr) -> Result<(i6
                 op: UnaryOp::Neg,
                 expr,
             } => match expr.as_ref() {
-                Expr::Literal(Literal::Integer(s)) => s.parse::<i64>().ok().map(|v| -v),
+                // In 128 bits, so that -9223372036854775808 (whose digits overflow i64) works.
+                Expr::Literal(Literal::Integer(s)) => {
+                    s.parse::<i128>().ok().and_then(|v| i64::try_from(-v).ok())
+                }
                 _ => None,
             },
             _ => None,
@@ -348,11 +90,18 @@ fn time_bounds(engine: &Engine, ctx: &SessionContext, expr: &Expr) -> Result<(i6
                     (B::GtEq, false) => B::LtEq,
                     (o, _) => *o,
                 };
+                // `time > i64::MAX` and `time < i64::MIN` hold for no time: an empty range.
                 match op {
                     B::Eq => (lo, hi) = (v, v),
-                    B::Gt => lo = v.saturating_add(1),
+                    B::Gt => match v.checked_add(1) {
+                        Some(x) => lo = x,
+                        None => (lo, hi) = (i64::MAX, i64::MIN),
+                    },
                     B::GtEq => lo = v,
-                    B::Lt => hi = v.saturating_sub(1),
+                    B::Lt => match v.checked_sub(1) {
+                        Some(x) => hi = x,
+                        None => (lo, hi) = (i64::MAX, i64::MIN),
+                    },
                     B::LtEq => hi = v,
                     _ => {}
                 }
@@ -403,319 +152,15 @@ pub fn time_range_only(engine: &Engine, ctx: &SessionContext, expr: &Expr) -> Re
     time_bounds(engine, ctx, expr)
 }
 
-/// Reads one series in time order, a chunk at a time.
-struct SeriesCursor {
-    series: String,
-    /// The schema's type: chunk columns are read as it (BLOB stays bytes).
-    data_type: DataType,
-    chunk: Option<SeriesChunk>,
-    pos: usize,
-    /// Next time to read from (ascending: lower bound; descending: upper bound).
-    next: Option<i64>,
-    lo: i64,
-    hi: i64,
-    descending: bool,
-}
-
-impl SeriesCursor {
-    fn new(series: &SeriesInfo, lo: i64, hi: i64, descending: bool) -> SeriesCursor {
-        SeriesCursor {
-            series: series.path.clone(),
-            data_type: series.data_type,
-            chunk: None,
-            pos: 0,
-            next: Some(if descending { hi } else { lo }),
-            lo,
-            hi,
-            descending,
-        }
-    }
-
-    /// The current point's time, refilling from storage when the chunk is used up.
-    fn peek(&mut self, engine: &Engine) -> Result<Option<i64>> {
-        loop {
-            if let Some(chunk) = &self.chunk {
-                if let Some(t) = chunk.times.get(self.pos) {
-                    return Ok(Some(*t));
-                }
-            }
-            let Some(from) = self.next else {
-                return Ok(None);
-            };
-            let (lo, hi) = if self.descending {
-                (self.lo, from)
-            } else {
-                (from, self.hi)
-            };
-            if lo > hi {
-                self.next = None;
-                return Ok(None);
-            }
-            let mut chunk =
-                engine
-                    .storage
-                    .scan(&self.series, lo, hi, SCAN_CHUNK, self.descending)?;
-            if chunk.values.data_type.physical() == self.data_type.physical() {
-                chunk.values.data_type = self.data_type;
-            }
-            self.next = match chunk.times.last() {
-                Some(last) if chunk.times.len() == SCAN_CHUNK => {
-                    if self.descending {
-                        last.checked_sub(1)
-                    } else {
-                        last.checked_add(1)
-                    }
-                }
-                _ => None,
-            };
-            if chunk.times.is_empty() {
-                self.chunk = None;
-                self.next = None;
-                return Ok(None);
-            }
-            self.chunk = Some(chunk);
-            self.pos = 0;
-        }
-    }
-
-    fn take(&mut self) -> Val {
-        let v = self
-            .chunk
-            .as_ref()
-            .map(|c| cell(&c.values, self.pos))
-            .unwrap_or(Val::Null);
-        self.pos += 1;
-        v
-    }
-}
-
-/// Rows aligned by time over a set of series: the k-way merge of their cursors.
-struct AlignedRows {
-    cursors: Vec<SeriesCursor>,
-    descending: bool,
-    predicate: Option<Bound>,
-    /// Which cursor positions are output columns (the rest only feed the predicate).
-    outputs: Vec<usize>,
-    offset: u64,
-    limit: Option<u64>,
-}
-
-impl AlignedRows {
-    /// The next row passing the predicate, offset and limit.
-    fn next_row(&mut self, engine: &Engine) -> Result<Option<(i64, Vec<Val>)>> {
-        loop {
-            if self.limit == Some(0) {
-                return Ok(None);
-            }
-            let mut time: Option<i64> = None;
-            for c in &mut self.cursors {
-                if let Some(t) = c.peek(engine)? {
-                    time = Some(match time {
-                        None => t,
-                        Some(best) if self.descending => best.max(t),
-                        Some(best) => best.min(t),
-                    });
-                }
-            }
-            let Some(time) = time else { return Ok(None) };
-            let mut row = Vec::with_capacity(self.cursors.len());
-            for c in &mut self.cursors {
-                if c.peek(engine)? == Some(time) {
-                    row.push(c.take());
-                } else {
-                    row.push(Val::Null);
-                }
-            }
-            if self.outputs.iter().all(|i| row[*i] == Val::Null) {
-                continue;
-            }
-            if let Some(p) = &self.predicate {
-                if eval(p, time, &row) != Val::Bool(true) {
-                    continue;
-                }
-            }
-            if self.offset > 0 {
-                self.offset -= 1;
-                continue;
-            }
-            if let Some(l) = &mut self.limit {
-                *l -= 1;
-            }
-            return Ok(Some((time, row)));
-        }
-    }
-}
-
-/// Builds output columns from rows of values.
-struct ColumnBuilder {
-    data_type: DataType,
-    nulls: Vec<bool>,
-    values: ColumnValues,
-}
-
-impl ColumnBuilder {
-    fn new(data_type: DataType) -> ColumnBuilder {
-        ColumnBuilder {
-            data_type,
-            nulls: Vec::new(),
-            values: ColumnValues::empty_for(data_type),
-        }
-    }
-
-    fn push(&mut self, v: &Val) {
-        let null = *v == Val::Null;
-        self.nulls.push(null);
-        match &mut self.values {
-            ColumnValues::Boolean(x) => x.push(matches!(v, Val::Bool(true))),
-            ColumnValues::Int32(x) => x.push(match v {
-                Val::Int(i) => i32::try_from(*i).unwrap_or_default(),
-                _ => 0,
-            }),
-            ColumnValues::Int64(x) => x.push(match v {
-                Val::Int(i) => *i,
-                _ => 0,
-            }),
-            ColumnValues::Float(x) => x.push(v.as_f64().unwrap_or_default() as f32),
-            ColumnValues::Double(x) => x.push(v.as_f64().unwrap_or_default()),
-            ColumnValues::Binary(x) => x.push(match v {
-                Val::Str(s) => s.clone().into_bytes(),
-                Val::Bytes(b) => b.clone(),
-                Val::Null => Vec::new(),
-                other => render(other).into_bytes(),
-            }),
-        }
-    }
-
-    fn finish(self) -> Column {
-        let nulls = self.nulls.iter().any(|b| *b).then_some(self.nulls);
-        Column {
-            data_type: self.data_type,
-            nulls,
-            values: self.values,
-        }
-    }
-}
-
-fn render(v: &Val) -> String {
-    match v {
-        Val::Null => "null".into(),
-        Val::Bool(b) => b.to_string(),
-        Val::Int(i) => i.to_string(),
-        Val::Float(f) => f.to_string(),
-        Val::Str(s) => s.clone(),
-        Val::Bytes(b) => format!(
-            "0x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ),
-    }
-}
-
-/// The engine reference a page source needs; sources outlive the statement call, so they hold an `Arc`.
-pub type EngineRef = std::sync::Arc<Engine>;
-
-/// Raw rows, optionally for several devices in sequence (ALIGN BY DEVICE).
-struct RawSource {
-    engine: EngineRef,
-    /// (device name for ALIGN BY DEVICE, rows, positions of output columns in the page)
-    parts: Vec<(Option<String>, AlignedRows, Vec<usize>)>,
-    n_columns: usize,
-    types: Vec<DataType>,
-    offset: u64,
-    limit: Option<u64>,
-}
-
-impl PageSource for RawSource {
-    fn next_page(&mut self, max_rows: usize) -> Result<Option<Page>> {
-        let mut times = Vec::new();
-        let mut builders: Vec<ColumnBuilder> =
-            self.types.iter().map(|t| ColumnBuilder::new(*t)).collect();
-        while times.len() < max_rows && !self.parts.is_empty() {
-            if self.limit == Some(0) {
-                self.parts.clear();
-                break;
-            }
-            let (device, rows, positions) = &mut self.parts[0];
-            match rows.next_row(&self.engine)? {
-                None => {
-                    self.parts.remove(0);
-                }
-                Some((time, row)) => {
-                    if self.offset > 0 {
-                        self.offset -= 1;
-                        continue;
-                    }
-                    if let Some(l) = &mut self.limit {
-                        *l -= 1;
-                    }
-                    times.push(time);
-                    let mut cells = vec![Val::Null; self.n_columns];
-                    let mut first = 0;
-                    if let Some(d) = device {
-                        cells[0] = Val::Str(d.clone());
-                        first = 1;
-                    }
-                    for (out, cursor) in positions.iter().zip(&rows.outputs) {
-                        cells[first + *out] = row[*cursor].clone();
-                    }
-                    for (b, v) in builders.iter_mut().zip(&cells) {
-                        b.push(v);
-                    }
-                }
-            }
-        }
-        if times.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Page {
-            times,
-            columns: builders.into_iter().map(ColumnBuilder::finish).collect(),
-        }))
-    }
-}
-
-/// A finished table served as pages.
-struct TableSource {
-    page: Option<Page>,
-    cursor: usize,
-}
-
-impl PageSource for TableSource {
-    fn next_page(&mut self, max_rows: usize) -> Result<Option<Page>> {
-        let Some(page) = &self.page else {
-            return Ok(None);
-        };
-        let n = page.times.len();
-        if self.cursor >= n {
-            return Ok(None);
-        }
-        let end = n.min(self.cursor + max_rows);
-        let slice = Page {
-            times: page.times[self.cursor..end].to_vec(),
-            columns: page
-                .columns
-                .iter()
-                .map(|c| slice_column(c, self.cursor, end))
-                .collect(),
-        };
-        self.cursor = end;
-        Ok(Some(slice))
-    }
-}
-
-fn slice_column(c: &Column, start: usize, end: usize) -> Column {
-    let values = match &c.values {
-        ColumnValues::Boolean(v) => ColumnValues::Boolean(v[start..end].to_vec()),
-        ColumnValues::Int32(v) => ColumnValues::Int32(v[start..end].to_vec()),
-        ColumnValues::Int64(v) => ColumnValues::Int64(v[start..end].to_vec()),
-        ColumnValues::Float(v) => ColumnValues::Float(v[start..end].to_vec()),
-        ColumnValues::Double(v) => ColumnValues::Double(v[start..end].to_vec()),
-        ColumnValues::Binary(v) => ColumnValues::Binary(v[start..end].to_vec()),
-    };
-    Column {
-        data_type: c.data_type,
-        nulls: c.nulls.as_ref().map(|n| n[start..end].to_vec()),
-        values,
-    }
+/// Bytes a resolved series takes in memory, charged while a query holds its series list.
+fn series_bytes(s: &SeriesInfo) -> usize {
+    std::mem::size_of::<SeriesInfo>()
+        + s.path.len()
+        + s.device.len()
+        + s.measurement.len()
+        + s.database.len()
+        + s.encoding.len()
+        + s.compressor.len()
 }
 
 /// The full pattern of a select item under a FROM path.
@@ -729,310 +174,48 @@ fn star() -> Path {
     Path(vec![PathNode::One])
 }
 
-/// Aggregation functions Duet computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AggFn {
-    Count,
-    Sum,
-    Avg,
-    MinValue,
-    MaxValue,
-    FirstValue,
-    LastValue,
-    MinTime,
-    MaxTime,
-    Extreme,
-}
-
-impl AggFn {
-    fn parse(name: &str) -> Result<AggFn> {
-        Ok(match name.to_ascii_uppercase().as_str() {
-            "COUNT" => AggFn::Count,
-            "SUM" => AggFn::Sum,
-            "AVG" => AggFn::Avg,
-            "MIN_VALUE" => AggFn::MinValue,
-            "MAX_VALUE" => AggFn::MaxValue,
-            "FIRST_VALUE" => AggFn::FirstValue,
-            "LAST_VALUE" => AggFn::LastValue,
-            "MIN_TIME" => AggFn::MinTime,
-            "MAX_TIME" => AggFn::MaxTime,
-            "EXTREME" => AggFn::Extreme,
-            other => {
-                return Err(EngineError::Unsupported(format!(
-                    "aggregation function {other} is not supported"
-                )))
-            }
-        })
-    }
-
-    fn output_type(self, input: DataType) -> Result<DataType> {
-        let numeric = matches!(
-            input,
-            DataType::Int32 | DataType::Int64 | DataType::Float | DataType::Double
-        );
-        Ok(match self {
-            AggFn::Count | AggFn::MinTime | AggFn::MaxTime => DataType::Int64,
-            AggFn::Sum | AggFn::Avg if numeric => DataType::Double,
-            AggFn::Extreme if numeric => input,
-            AggFn::MinValue | AggFn::MaxValue
-                if input != DataType::Blob && input != DataType::Boolean =>
-            {
-                input
-            }
-            AggFn::FirstValue | AggFn::LastValue => input,
-            _ => {
-                return Err(EngineError::Semantic(format!(
-                    "Aggregate functions [{}] only support numeric data types",
-                    self.name()
-                )))
-            }
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            AggFn::Count => "count",
-            AggFn::Sum => "sum",
-            AggFn::Avg => "avg",
-            AggFn::MinValue => "min_value",
-            AggFn::MaxValue => "max_value",
-            AggFn::FirstValue => "first_value",
-            AggFn::LastValue => "last_value",
-            AggFn::MinTime => "min_time",
-            AggFn::MaxTime => "max_time",
-            AggFn::Extreme => "extreme",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct Acc {
-    count: i64,
-    sum: f64,
-    first: Option<(i64, Val)>,
-    last: Option<(i64, Val)>,
-    min: Option<Val>,
-    max: Option<Val>,
-    extreme: Option<Val>,
-}
-
-impl Acc {
-    fn add(&mut self, time: i64, v: &Val) {
-        if *v == Val::Null {
-            return;
-        }
-        self.count += 1;
-        if let Some(f) = v.as_f64() {
-            self.sum += f;
-            let better = match &self.extreme {
-                None => true,
-                Some(e) => e
-                    .as_f64()
-                    .is_some_and(|x| f.abs() > x.abs() || (f.abs() == x.abs() && f > x)),
-            };
-            if better {
-                self.extreme = Some(v.clone());
-            }
-        }
-        if self.first.as_ref().is_none_or(|(t, _)| time < *t) {
-            self.first = Some((time, v.clone()));
-        }
-        if self.last.as_ref().is_none_or(|(t, _)| time > *t) {
-            self.last = Some((time, v.clone()));
-        }
-        if self
-            .min
-            .as_ref()
-            .is_none_or(|m| compare(v, m).is_some_and(|o| o.is_lt()))
-        {
-            self.min = Some(v.clone());
-        }
-        if self
-            .max
-            .as_ref()
-            .is_none_or(|m| compare(v, m).is_some_and(|o| o.is_gt()))
-        {
-            self.max = Some(v.clone());
-        }
-    }
-
-    fn result(&self, f: AggFn) -> Val {
-        match f {
-            AggFn::Count => Val::Int(self.count),
-            _ if self.count == 0 => Val::Null,
-            AggFn::Sum => Val::Float(self.sum),
-            AggFn::Avg => Val::Float(self.sum / self.count as f64),
-            AggFn::MinValue => self.min.clone().unwrap_or(Val::Null),
-            AggFn::MaxValue => self.max.clone().unwrap_or(Val::Null),
-            AggFn::FirstValue => self
-                .first
-                .as_ref()
-                .map(|(_, v)| v.clone())
-                .unwrap_or(Val::Null),
-            AggFn::LastValue => self
-                .last
-                .as_ref()
-                .map(|(_, v)| v.clone())
-                .unwrap_or(Val::Null),
-            AggFn::MinTime => self
-                .first
-                .as_ref()
-                .map(|(t, _)| Val::Int(*t))
-                .unwrap_or(Val::Null),
-            AggFn::MaxTime => self
-                .last
-                .as_ref()
-                .map(|(t, _)| Val::Int(*t))
-                .unwrap_or(Val::Null),
-            AggFn::Extreme => self.extreme.clone().unwrap_or(Val::Null),
-        }
-    }
-}
-
-/// Parses an IoTDB duration (`10ms`, `1s`, `5m`, `1h30m`, `2d`, `1w`, a bare integer) into time units.
-fn duration(engine: &Engine, text: &str) -> Result<i64> {
-    let t = text.trim().to_ascii_lowercase();
-    if let Ok(n) = t.parse::<i64>() {
-        return Ok(n);
-    }
-    let mut total: i64 = 0;
-    let mut digits = String::new();
-    let mut chars = t.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let mut unit = String::from(c);
-        while let Some(n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(*n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| EngineError::Semantic(format!("illegal duration {text}")))?;
-        digits.clear();
-        let ms_per = engine.units_per_ms;
-        let units: i64 = match unit.as_str() {
-            "ns" => {
-                if ms_per < 1_000_000 {
-                    return Err(EngineError::Semantic(format!(
-                        "duration {text} is finer than the timestamp precision"
-                    )));
+/// Every series matching `item` under any of the FROM paths, each once, in path order.
+fn resolve_item(schema: &Schema, from: &[Path], item: &Path) -> Vec<SeriesInfo> {
+    let mut matched: Vec<SeriesInfo> = Vec::new();
+    if let [only] = from {
+        // One pattern matches each series at most once.
+        matched = schema.matching_series(&join_pattern(only, item));
+    } else {
+        let mut seen: HashSet<String> = HashSet::new();
+        for f in from {
+            for s in schema.matching_series(&join_pattern(f, item)) {
+                if seen.insert(s.path.clone()) {
+                    matched.push(s);
                 }
-                1
             }
-            "us" => {
-                if ms_per < 1_000 {
-                    return Err(EngineError::Semantic(format!(
-                        "duration {text} is finer than the timestamp precision"
-                    )));
-                }
-                ms_per / 1_000
-            }
-            "ms" => ms_per,
-            "s" => 1_000 * ms_per,
-            "m" => 60_000 * ms_per,
-            "h" => 3_600_000 * ms_per,
-            "d" => 86_400_000 * ms_per,
-            "w" => 7 * 86_400_000 * ms_per,
-            "mo" | "y" => {
-                return Err(EngineError::Unsupported(format!(
-                    "calendar durations ({text}) are not supported yet"
-                )))
-            }
-            _ => return Err(EngineError::Semantic(format!("illegal duration {text}"))),
-        };
-        total = total.saturating_add(n.saturating_mul(units));
+        }
     }
-    if !digits.is_empty() || total <= 0 {
-        return Err(EngineError::Semantic(format!("illegal duration {text}")));
-    }
-    Ok(total)
+    matched.sort_by(|a, b| a.path.cmp(&b.path));
+    matched
 }
 
-fn time_value(engine: &Engine, ctx: &SessionContext, v: &TimeValue) -> Result<i64> {
-    match v {
-        TimeValue::Value(t) => Ok(*t),
-        TimeValue::DateTime(s) => engine.parse_datetime(ctx, s),
-        TimeValue::Now => Ok(engine.now()),
-    }
-}
-
-/// Windows of a GROUP BY: (window start, lo, hi) with inclusive bounds.
-fn windows(engine: &Engine, ctx: &SessionContext, g: &GroupByTime) -> Result<Vec<(i64, i64, i64)>> {
-    let start = time_value(engine, ctx, &g.start)?;
-    let end = time_value(engine, ctx, &g.end)?;
-    let interval = duration(engine, &g.interval.text)?;
-    let step = match &g.step {
-        Some(s) => duration(engine, &s.text)?,
-        None => interval,
-    };
-    if start >= end {
-        return Err(EngineError::Semantic(
-            "Start time should be smaller than endTime in GroupBy".into(),
-        ));
-    }
-    let n = (end - start).saturating_add(step - 1) / step;
-    if n > MAX_WINDOWS {
-        return Err(EngineError::Semantic(format!(
-            "GROUP BY would produce {n} windows; at most {MAX_WINDOWS} are allowed"
-        )));
-    }
-    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-    let mut w = start;
-    while w < end {
-        let (lo, hi) = if g.left_open {
-            (w.saturating_add(1), w.saturating_add(interval).min(end))
-        } else {
-            (w, w.saturating_add(interval).min(end).saturating_sub(1))
-        };
-        out.push((
-            if g.left_open {
-                w.saturating_add(interval).min(end)
-            } else {
-                w
-            },
-            lo,
-            hi,
-        ));
-        w = w.saturating_add(step);
-    }
-    Ok(out)
-}
-
-/// Resolves a WHERE path against the FROM paths to exactly one series among `known` (adding it when new).
+/// Resolves a WHERE path against the FROM paths to exactly one series among `known` (adding it when
+/// new; `index` maps the paths of `known` to their positions).
 fn resolve_series(
     engine: &Engine,
     from: &[Path],
     p: &Path,
     known: &mut Vec<SeriesInfo>,
+    index: &mut HashMap<String, usize>,
 ) -> Result<usize> {
-    let schema = engine.schema_read()?;
-    let mut found: Vec<SeriesInfo> = Vec::new();
-    for f in from {
-        for s in schema.matching_series(&join_pattern(f, p)) {
-            if !found.iter().any(|x| x.path == s.path) {
-                found.push(s);
-            }
-        }
-    }
+    let mut found = resolve_item(&*engine.schema_read()?, from, p);
     match found.len() {
         0 => Err(EngineError::Semantic(format!(
             "the path {p} in the WHERE clause matches no series"
         ))),
         1 => {
             let s = found.remove(0);
-            if let Some(i) = known.iter().position(|k| k.path == s.path) {
-                Ok(i)
-            } else {
-                known.push(s);
-                Ok(known.len() - 1)
+            if let Some(i) = index.get(&s.path) {
+                return Ok(*i);
             }
+            index.insert(s.path.clone(), known.len());
+            known.push(s);
+            Ok(known.len() - 1)
         }
         _ => Err(EngineError::Semantic(format!(
             "the path {p} in the WHERE clause matches {} series; name one series",
@@ -1041,8 +224,14 @@ fn resolve_series(
     }
 }
 
-/// Executes a SELECT.
-pub fn execute(engine: &Engine, ctx: &SessionContext, select: &Select) -> Result<Output> {
+/// Executes a SELECT under `control`: the result is a stream whose pages are computed as they are
+/// fetched.
+pub fn execute(
+    engine: &Engine,
+    ctx: &SessionContext,
+    select: &Select,
+    control: QueryControlRef,
+) -> Result<Output> {
     let engine_ref = engine.self_ref()?;
     let has_agg = select
         .items
@@ -1069,329 +258,524 @@ pub fn execute(engine: &Engine, ctx: &SessionContext, select: &Select) -> Result
         Some(c) => time_bounds(engine, ctx, c)?,
         None => (i64::MIN, i64::MAX),
     };
+    // Checked before any data is read: an impossible GROUP BY fails at once.
+    let windows = if has_agg {
+        Some(Windows::new(engine, ctx, select.group_by.as_ref())?)
+    } else {
+        None
+    };
+    control.check()?;
     if select.last {
-        return last(engine, ctx, select, lo, hi);
+        return last(engine_ref, select, lo, hi, control);
     }
     if select.align_by_device {
-        return by_device(engine_ref, ctx, select, lo, hi, has_agg);
+        return by_device(engine_ref, ctx, select, lo, hi, windows, control);
     }
     // Resolve the output series in item order, each item's matches in path order.
-    let schema = engine.schema_read()?;
     let mut outputs: Vec<(String, SeriesInfo, Option<AggFn>)> = Vec::new();
-    for item in &select.items {
-        let (item_path, alias, agg) = match item {
-            SelectItem::Wildcard => (star(), None, None),
-            SelectItem::Path { path, alias } => (path.clone(), alias.clone(), None),
-            SelectItem::Aggregate {
-                function,
-                path,
-                alias,
-            } => (path.clone(), alias.clone(), Some(AggFn::parse(function)?)),
-        };
-        let mut matched: Vec<SeriesInfo> = Vec::new();
-        for f in &select.from {
-            for s in schema.matching_series(&join_pattern(f, &item_path)) {
-                if !matched.iter().any(|m| m.path == s.path) {
-                    matched.push(s);
-                }
-            }
-        }
-        matched.sort_by(|a, b| a.path.cmp(&b.path));
-        if alias.is_some() && matched.len() > 1 {
-            return Err(EngineError::Semantic(format!(
-                "alias '{}' can only be matched with one time series",
-                alias.unwrap_or_default()
-            )));
-        }
-        for s in matched {
-            let name = match (&alias, agg) {
-                (Some(a), _) => a.clone(),
-                (None, Some(f)) => format!("{}({})", f.name(), s.path),
-                (None, None) => s.path.clone(),
+    {
+        let schema = engine.schema_read()?;
+        for item in &select.items {
+            let (item_path, alias, agg) = match item {
+                SelectItem::Wildcard => (star(), None, None),
+                SelectItem::Path { path, alias } => (path.clone(), alias.clone(), None),
+                SelectItem::Aggregate {
+                    function,
+                    path,
+                    alias,
+                } => (path.clone(), alias.clone(), Some(AggFn::parse(function)?)),
             };
-            outputs.push((name, s, agg));
+            let matched = resolve_item(&schema, &select.from, &item_path);
+            if alias.is_some() && matched.len() > 1 {
+                return Err(EngineError::Semantic(format!(
+                    "alias '{}' can only be matched with one time series",
+                    alias.unwrap_or_default()
+                )));
+            }
+            for s in matched {
+                let name = match (&alias, agg) {
+                    (Some(a), _) => a.clone(),
+                    (None, Some(f)) => format!("{}({})", f.name(), s.path),
+                    (None, None) => s.path.clone(),
+                };
+                outputs.push((name, s, agg));
+            }
         }
     }
-    drop(schema);
     // SLIMIT / SOFFSET choose columns.
     let soffset = usize::try_from(select.soffset.unwrap_or(0)).unwrap_or(usize::MAX);
-    let outputs: Vec<_> = outputs
-        .into_iter()
-        .skip(soffset)
-        .take(
-            select
-                .slimit
-                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-                .unwrap_or(usize::MAX),
-        )
-        .collect();
-    // Cursor list: distinct output series first, then predicate-only series.
+    let slimit = select
+        .slimit
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or(usize::MAX);
+    let outputs: Vec<_> = outputs.into_iter().skip(soffset).take(slimit).collect();
+    let listed: usize = outputs
+        .iter()
+        .map(|(name, s, _)| name.len() + 2 * series_bytes(s))
+        .sum();
+    let held = control.reserve(listed, "the list of selected series")?;
+    // Cursor list: distinct output series first (moved out of the outputs), then predicate-only
+    // series; per output column its cursor, name, type and function.
     let mut series: Vec<SeriesInfo> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut column_cursor = Vec::with_capacity(outputs.len());
-    for (_, s, _) in &outputs {
-        let i = match series.iter().position(|x| x.path == s.path) {
-            Some(i) => i,
+    let mut names = Vec::with_capacity(outputs.len());
+    let mut data_types = Vec::with_capacity(outputs.len());
+    let mut functions = Vec::with_capacity(outputs.len());
+    for (name, s, f) in outputs {
+        names.push(name);
+        data_types.push(s.data_type);
+        functions.push(f.unwrap_or(AggFn::Count));
+        column_cursor.push(match index.get(&s.path) {
+            Some(i) => *i,
             None => {
-                series.push(s.clone());
+                index.insert(s.path.clone(), series.len());
+                series.push(s);
                 series.len() - 1
             }
-        };
-        column_cursor.push(i);
+        });
     }
     let n_output_series = series.len();
     let predicate = match &select.condition {
         Some(c) => Some(bind(engine, ctx, c, &mut |p| {
-            resolve_series(engine, &select.from, p, &mut series)
+            resolve_series(engine, &select.from, p, &mut series, &mut index)
         })?),
         None => None,
     };
+    drop(index);
     let descending = select.order_by_time_desc;
-    if has_agg {
-        let aggs: Vec<(String, usize, AggFn, DataType)> = outputs
+    if let Some(windows) = windows {
+        let types: Vec<DataType> = functions
             .iter()
-            .zip(&column_cursor)
-            .map(|((name, s, f), c)| {
-                let f = f.unwrap_or(AggFn::Count);
-                Ok((name.clone(), *c, f, f.output_type(s.data_type)?))
-            })
+            .zip(&data_types)
+            .map(|(f, t)| f.output_type(*t))
             .collect::<Result<_>>()?;
-        let table = aggregate(
-            engine,
-            ctx,
-            &series,
-            n_output_series,
+        let part = AggPart {
+            device: None,
+            n_outputs: n_output_series,
             predicate,
-            &aggs,
-            select,
-            lo,
-            hi,
-        )?;
-        return Ok(Output::Stream(stream_of_table(
-            table,
-            aggs.iter().map(|a| a.0.clone()).collect(),
-            aggs.iter().map(|a| a.3).collect(),
+            columns: column_cursor
+                .iter()
+                .zip(&functions)
+                .map(|(c, f)| Some((*c, *f)))
+                .collect(),
+            series,
+        };
+        let source = AggSource::new(
+            engine_ref,
+            control.clone(),
+            windows,
+            (lo, hi),
+            descending,
+            Box::new(Some(part)),
+            types.clone(),
+            (select.offset.unwrap_or(0), select.limit),
+        );
+        return Ok(Output::Stream(QueryStream::new(
+            names,
+            types,
             select.group_by.is_some(),
+            Box::new(source),
+            control,
+            vec![held],
         )));
     }
-    let rows = AlignedRows {
-        cursors: series
-            .iter()
-            .map(|s| SeriesCursor::new(s, lo, hi, descending))
-            .collect(),
+    let mut rows = AlignedRows::new(
+        &series,
+        n_output_series,
+        lo,
+        hi,
         descending,
         predicate,
-        outputs: (0..n_output_series).collect(),
-        offset: select.offset.unwrap_or(0),
-        limit: select.limit,
-    };
+        &ScanBudget::new(&control, series.len()),
+    )?;
+    rows.offset = select.offset.unwrap_or(0);
+    rows.limit = select.limit;
     // Output columns read the cursor of their series (a series selected twice feeds two columns).
-    let names: Vec<String> = outputs.iter().map(|o| o.0.clone()).collect();
-    let types: Vec<DataType> = outputs.iter().map(|o| o.1.data_type).collect();
-    let source = DuplicatingSource {
-        inner: RawSource {
-            engine: engine_ref,
-            parts: vec![(None, rows, (0..n_output_series).collect())],
-            n_columns: n_output_series,
-            types: series[..n_output_series]
-                .iter()
-                .map(|s| s.data_type)
-                .collect(),
-            offset: 0,
-            limit: None,
-        },
-        map: column_cursor,
+    let types = data_types;
+    let part = RawPart {
+        device: None,
+        rows,
+        feeds: column_cursor.into_iter().map(Some).collect(),
     };
-    Ok(Output::Stream(QueryStream {
+    let source = RawSource::new(
+        engine_ref,
+        control.clone(),
+        Box::new(Some(part)),
+        types.clone(),
+        (0, None),
+    );
+    Ok(Output::Stream(QueryStream::new(
         names,
         types,
-        has_time: true,
-        source: Box::new(source),
-    }))
+        true,
+        Box::new(source),
+        control,
+        vec![held],
+    )))
 }
 
-/// Maps series columns to output columns (duplicates allowed).
-struct DuplicatingSource {
-    inner: RawSource,
-    map: Vec<usize>,
+/// One block of raw rows: a whole query, or one device of ALIGN BY DEVICE.
+struct RawPart {
+    /// The Device column's value (ALIGN BY DEVICE).
+    device: Option<String>,
+    rows: AlignedRows,
+    /// Per value column: the cursor whose values it shows, or `None` (a null).
+    feeds: Vec<Option<usize>>,
 }
 
-impl PageSource for DuplicatingSource {
-    fn next_page(&mut self, max_rows: usize) -> Result<Option<Page>> {
-        Ok(self.inner.next_page(max_rows)?.map(|p| Page {
-            times: p.times,
-            columns: self
-                .map
-                .iter()
-                .filter_map(|i| p.columns.get(*i).cloned())
-                .collect(),
-        }))
+/// Produces the parts of a raw query in order, building each only when it is reached.
+trait RawParts: Send + Sync {
+    fn next_part(&mut self) -> Result<Option<RawPart>>;
+}
+
+impl RawParts for Option<RawPart> {
+    fn next_part(&mut self) -> Result<Option<RawPart>> {
+        Ok(self.take())
     }
 }
 
-fn stream_of_table(
-    page: Page,
-    names: Vec<String>,
+/// Raw rows, for one part or several devices in sequence; OFFSET and LIMIT across parts.
+struct RawSource {
+    engine: EngineRef,
+    control: QueryControlRef,
+    parts: Box<dyn RawParts>,
+    current: Option<RawPart>,
     types: Vec<DataType>,
-    has_time: bool,
-) -> QueryStream {
-    QueryStream {
-        names,
-        types,
-        has_time,
-        source: Box::new(TableSource {
-            page: Some(page),
-            cursor: 0,
-        }),
-    }
+    offset: u64,
+    limit: Option<u64>,
+    /// A row read ahead (it did not fit the last page, or `has_more` looked for it).
+    pending: Option<(i64, Vec<Val>)>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn aggregate(
-    engine: &Engine,
-    ctx: &SessionContext,
-    series: &[SeriesInfo],
-    n_output_series: usize,
-    predicate: Option<Bound>,
-    aggs: &[(String, usize, AggFn, DataType)],
-    select: &Select,
-    lo: i64,
-    hi: i64,
-) -> Result<Page> {
-    let wins = match &select.group_by {
-        Some(g) => windows(engine, ctx, g)?,
-        None => vec![(0, lo, hi)],
-    };
-    let (wlo, whi) = match (wins.first(), wins.last()) {
-        (Some(f), Some(l)) => (f.1.max(lo), l.2.min(hi)),
-        _ => (lo, hi),
-    };
-    let mut accs: Vec<Vec<Acc>> = vec![vec![Acc::default(); n_output_series]; wins.len()];
-    if wlo <= whi {
-        let mut rows = AlignedRows {
-            cursors: series
-                .iter()
-                .map(|s| SeriesCursor::new(s, wlo, whi, false))
-                .collect(),
-            descending: false,
-            predicate,
-            outputs: (0..n_output_series).collect(),
-            offset: 0,
-            limit: None,
-        };
-        let step_sorted = select.group_by.is_some();
-        let mut w = 0usize;
-        while let Some((time, row)) = rows.next_row(engine)? {
-            if step_sorted {
-                // Windows may overlap (step < interval): add to every window containing the time.
-                while w < wins.len() && wins[w].2 < time {
-                    w += 1;
-                }
-                let mut k = w;
-                while k < wins.len() && wins[k].1 <= time {
-                    if time <= wins[k].2 {
-                        for (i, v) in row.iter().take(n_output_series).enumerate() {
-                            accs[k][i].add(time, v);
-                        }
-                    }
-                    k += 1;
-                }
-            } else {
-                for (i, v) in row.iter().take(n_output_series).enumerate() {
-                    accs[0][i].add(time, v);
-                }
+impl RawSource {
+    fn new(
+        engine: EngineRef,
+        control: QueryControlRef,
+        parts: Box<dyn RawParts>,
+        types: Vec<DataType>,
+        (offset, limit): (u64, Option<u64>),
+    ) -> RawSource {
+        RawSource {
+            engine,
+            control,
+            parts,
+            current: None,
+            types,
+            offset,
+            limit,
+            pending: None,
+        }
+    }
+
+    fn next_row(&mut self) -> Result<Option<(i64, Vec<Val>)>> {
+        if let Some(row) = self.pending.take() {
+            return Ok(Some(row));
+        }
+        loop {
+            if self.limit == Some(0) {
+                self.current = None;
+                return Ok(None);
             }
+            let part = match &mut self.current {
+                Some(part) => part,
+                None => match self.parts.next_part()? {
+                    Some(part) => self.current.insert(part),
+                    None => return Ok(None),
+                },
+            };
+            let Some((time, mut row)) = part.rows.next_row(&self.engine)? else {
+                self.current = None;
+                continue;
+            };
+            if self.offset > 0 {
+                self.offset -= 1;
+                continue;
+            }
+            if let Some(l) = &mut self.limit {
+                *l -= 1;
+            }
+            let mut cells = Vec::with_capacity(self.types.len());
+            if let Some(d) = &part.device {
+                cells.push(Val::Str(d.clone()));
+            }
+            for feed in &part.feeds {
+                cells.push(match feed.and_then(|i| row.get_mut(i)) {
+                    Some(v) => v.clone(),
+                    None => Val::Null,
+                });
+            }
+            return Ok(Some((time, cells)));
         }
     }
-    let mut order: Vec<usize> = (0..wins.len()).collect();
-    if select.order_by_time_desc {
-        order.reverse();
-    }
-    let skip = usize::try_from(select.offset.unwrap_or(0)).unwrap_or(usize::MAX);
-    let take = select
-        .limit
-        .map(|l| usize::try_from(l).unwrap_or(usize::MAX))
-        .unwrap_or(usize::MAX);
-    let order: Vec<usize> = order.into_iter().skip(skip).take(take).collect();
-    let mut builders: Vec<ColumnBuilder> = aggs.iter().map(|a| ColumnBuilder::new(a.3)).collect();
-    let mut times = Vec::with_capacity(order.len());
-    for w in order {
-        times.push(wins[w].0);
-        for (b, (_, cursor, f, _)) in builders.iter_mut().zip(aggs) {
-            b.push(&accs[w][*cursor].result(*f));
-        }
-    }
-    Ok(Page {
-        times,
-        columns: builders.into_iter().map(ColumnBuilder::finish).collect(),
-    })
 }
 
-/// `SELECT LAST`: the newest point of every matched series, as rows (Time, Timeseries, Value, DataType).
+impl PageSource for RawSource {
+    fn next_page(&mut self, max_rows: usize, max_bytes: usize) -> Result<Option<Page>> {
+        let mut page = PageBuilder::new(&self.control, &self.types, max_rows, max_bytes)?;
+        while !page.is_full() {
+            let Some((time, cells)) = self.next_row()? else {
+                break;
+            };
+            let bytes = row_bytes(&cells, &self.types);
+            if !page.fits(bytes) {
+                self.pending = Some((time, cells));
+                break;
+            }
+            page.push(time, &cells, bytes)?;
+        }
+        Ok(page.finish())
+    }
+
+    fn has_more(&mut self) -> Result<bool> {
+        if self.pending.is_none() {
+            self.pending = self.next_row()?;
+        }
+        Ok(self.pending.is_some())
+    }
+}
+
+/// `SELECT LAST`: the newest point of every matched series, as rows (Time, Timeseries, Value,
+/// DataType), read one series at a time as pages are fetched.
 fn last(
-    engine: &Engine,
-    _ctx: &SessionContext,
+    engine: EngineRef,
     select: &Select,
     lo: i64,
     hi: i64,
+    control: QueryControlRef,
 ) -> Result<Output> {
-    let schema = engine.schema_read()?;
     let mut series: Vec<SeriesInfo> = Vec::new();
-    for item in &select.items {
-        let item_path = match item {
-            SelectItem::Wildcard => star(),
-            SelectItem::Path { path, .. } => path.clone(),
-            SelectItem::Aggregate { .. } => {
-                return Err(EngineError::Semantic(
-                    "SELECT LAST takes series, not aggregations".into(),
-                ))
-            }
-        };
-        for f in &select.from {
-            for s in schema.matching_series(&join_pattern(f, &item_path)) {
-                if !series.iter().any(|x| x.path == s.path) {
+    {
+        let schema = engine.schema_read()?;
+        let mut seen: HashSet<String> = HashSet::new();
+        for item in &select.items {
+            let item_path = match item {
+                SelectItem::Wildcard => star(),
+                SelectItem::Path { path, .. } => path.clone(),
+                SelectItem::Aggregate { .. } => {
+                    return Err(EngineError::Semantic(
+                        "SELECT LAST takes series, not aggregations".into(),
+                    ))
+                }
+            };
+            for s in resolve_item(&schema, &select.from, &item_path) {
+                if seen.insert(s.path.clone()) {
                     series.push(s);
                 }
             }
         }
     }
-    drop(schema);
     series.sort_by(|a, b| a.path.cmp(&b.path));
     if select.order_by_time_desc {
         series.reverse();
     }
-    let mut times = Vec::new();
-    let (mut names, mut values, mut types) = (Vec::new(), Vec::new(), Vec::new());
-    for s in &series {
-        let chunk = engine.storage.scan(&s.path, lo, hi, 1, true)?;
-        if let Some(t) = chunk.times.first() {
-            times.push(*t);
-            names.push(s.path.clone());
-            values.push(
-                Column {
-                    data_type: s.data_type,
-                    ..chunk.values.clone()
-                }
-                .render(0),
-            );
-            types.push(s.data_type.name().to_string());
-        }
-    }
-    let n = times.len();
-    let page = Page {
-        times,
-        columns: vec![
-            Column::text(names),
-            Column::text(values),
-            Column::text(types),
-        ],
+    let held = control.reserve(
+        series.iter().map(series_bytes).sum(),
+        "the list of selected series",
+    )?;
+    let types = vec![DataType::Text; 3];
+    let source = LastSource {
+        engine,
+        control: control.clone(),
+        series,
+        next: 0,
+        lo,
+        hi,
+        types: types.clone(),
+        pending: None,
     };
-    let _ = n;
-    Ok(Output::Stream(stream_of_table(
-        page,
+    Ok(Output::Stream(QueryStream::new(
         vec!["Timeseries".into(), "Value".into(), "DataType".into()],
-        vec![DataType::Text; 3],
+        types,
         true,
+        Box::new(source),
+        control,
+        vec![held],
     )))
+}
+
+struct LastSource {
+    engine: EngineRef,
+    control: QueryControlRef,
+    series: Vec<SeriesInfo>,
+    next: usize,
+    lo: i64,
+    hi: i64,
+    types: Vec<DataType>,
+    pending: Option<(i64, Vec<Val>)>,
+}
+
+impl LastSource {
+    fn next_row(&mut self) -> Result<Option<(i64, Vec<Val>)>> {
+        if let Some(row) = self.pending.take() {
+            return Ok(Some(row));
+        }
+        while let Some(s) = self.series.get(self.next) {
+            self.next += 1;
+            if self.next.is_multiple_of(256) {
+                self.control.check()?;
+            }
+            let chunk = self
+                .engine
+                .storage
+                .scan(&s.path, self.lo, self.hi, 1, true)?;
+            if let Some(t) = chunk.times.first() {
+                let value = Column {
+                    data_type: s.data_type,
+                    ..chunk.values
+                }
+                .render(0);
+                return Ok(Some((
+                    *t,
+                    vec![
+                        Val::Str(s.path.clone()),
+                        Val::Str(value),
+                        Val::Str(s.data_type.name().to_string()),
+                    ],
+                )));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl PageSource for LastSource {
+    fn next_page(&mut self, max_rows: usize, max_bytes: usize) -> Result<Option<Page>> {
+        let mut page = PageBuilder::new(&self.control, &self.types, max_rows, max_bytes)?;
+        while !page.is_full() {
+            let Some((time, cells)) = self.next_row()? else {
+                break;
+            };
+            let bytes = row_bytes(&cells, &self.types);
+            if !page.fits(bytes) {
+                self.pending = Some((time, cells));
+                break;
+            }
+            page.push(time, &cells, bytes)?;
+        }
+        Ok(page.finish())
+    }
+
+    fn has_more(&mut self) -> Result<bool> {
+        if self.pending.is_none() {
+            self.pending = self.next_row()?;
+        }
+        Ok(self.pending.is_some())
+    }
+}
+
+/// One output column of ALIGN BY DEVICE: its header, the measurement it shows, its aggregation.
+struct DeviceColumn {
+    header: String,
+    measurement: String,
+    agg: Option<AggFn>,
+}
+
+/// ALIGN BY DEVICE: the devices under the FROM paths, each turned into a part (its cursors, its
+/// predicate) only when the result reaches it.
+struct DevicePlan {
+    engine: EngineRef,
+    ctx: SessionContext,
+    condition: Option<Expr>,
+    devices: std::collections::btree_map::IntoIter<String, BTreeMap<String, SeriesInfo>>,
+    columns: Vec<DeviceColumn>,
+    lo: i64,
+    hi: i64,
+    descending: bool,
+    control: QueryControlRef,
+}
+
+/// One device's series and how the output columns use them.
+struct DeviceSeries {
+    device: String,
+    /// Output series first (`n_outputs` of them), then predicate-only series.
+    series: Vec<SeriesInfo>,
+    n_outputs: usize,
+    /// Per output column, the position in `series` of its measurement, if the device has it.
+    feeds: Vec<Option<usize>>,
+    predicate: Option<Bound>,
+}
+
+impl DevicePlan {
+    /// The next device with at least one selected measurement.
+    fn next_device(&mut self) -> Result<Option<DeviceSeries>> {
+        for (device, ms) in self.devices.by_ref() {
+            self.control.check()?;
+            let mut series: Vec<SeriesInfo> = Vec::new();
+            let mut position: HashMap<&str, usize> = HashMap::new();
+            let mut feeds = Vec::with_capacity(self.columns.len());
+            for c in &self.columns {
+                feeds.push(ms.get(&c.measurement).map(|s| {
+                    *position.entry(&c.measurement).or_insert_with(|| {
+                        series.push(s.clone());
+                        series.len() - 1
+                    })
+                }));
+            }
+            drop(position);
+            if series.is_empty() {
+                continue;
+            }
+            let n_outputs = series.len();
+            let predicate = match &self.condition {
+                Some(c) => Some(bind(&self.engine, &self.ctx, c, &mut |p| {
+                    resolve_in_device(&device, &ms, p, &mut series)
+                })?),
+                None => None,
+            };
+            return Ok(Some(DeviceSeries {
+                device,
+                series,
+                n_outputs,
+                feeds,
+                predicate,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+impl RawParts for DevicePlan {
+    fn next_part(&mut self) -> Result<Option<RawPart>> {
+        let Some(d) = self.next_device()? else {
+            return Ok(None);
+        };
+        let rows = AlignedRows::new(
+            &d.series,
+            d.n_outputs,
+            self.lo,
+            self.hi,
+            self.descending,
+            d.predicate,
+            &ScanBudget::new(&self.control, d.series.len()),
+        )?;
+        Ok(Some(RawPart {
+            device: Some(d.device),
+            rows,
+            feeds: d.feeds,
+        }))
+    }
+}
+
+impl AggParts for DevicePlan {
+    fn next_part(&mut self) -> Result<Option<AggPart>> {
+        let Some(d) = self.next_device()? else {
+            return Ok(None);
+        };
+        let columns = d
+            .feeds
+            .iter()
+            .zip(&self.columns)
+            .map(|(feed, c)| feed.map(|i| (i, c.agg.unwrap_or(AggFn::Count))))
+            .collect();
+        Ok(Some(AggPart {
+            device: Some(d.device),
+            series: d.series,
+            n_outputs: d.n_outputs,
+            predicate: d.predicate,
+            columns,
+        }))
+    }
 }
 
 /// ALIGN BY DEVICE: one block of rows per device, columns Device plus measurement names.
@@ -1401,33 +785,54 @@ fn by_device(
     select: &Select,
     lo: i64,
     hi: i64,
-    has_agg: bool,
+    windows: Option<Windows>,
+    control: QueryControlRef,
 ) -> Result<Output> {
-    let schema = engine.schema_read()?;
-    // Devices under the FROM paths, in path order.
-    let mut devices: BTreeMap<String, BTreeMap<String, DataType>> = BTreeMap::new();
-    for f in &select.from {
-        let mut pattern = f.0.clone();
-        pattern.push(PathNode::One);
-        for s in schema.matching_series(&pattern) {
-            devices
-                .entry(s.device.clone())
-                .or_default()
-                .insert(s.measurement.clone(), s.data_type);
-        }
-        if f.0.iter().any(|n| matches!(n, PathNode::Many)) {
-            for s in schema.matching_series(&f.0) {
+    // Devices under the FROM paths, in path order, with their measurements.
+    let mut devices: BTreeMap<String, BTreeMap<String, SeriesInfo>> = BTreeMap::new();
+    {
+        let schema = engine.schema_read()?;
+        for f in &select.from {
+            let mut pattern = f.0.clone();
+            pattern.push(PathNode::One);
+            let mut matched = schema.matching_series(&pattern);
+            if f.0.iter().any(|n| matches!(n, PathNode::Many)) {
+                matched.extend(schema.matching_series(&f.0));
+            }
+            for s in matched {
                 devices
                     .entry(s.device.clone())
                     .or_default()
-                    .insert(s.measurement.clone(), s.data_type);
+                    .insert(s.measurement.clone(), s);
             }
         }
     }
-    drop(schema);
+    let held = control.reserve(
+        devices
+            .values()
+            .flat_map(|ms| ms.values())
+            .map(|s| 2 * series_bytes(s))
+            .sum(),
+        "the list of selected devices",
+    )?;
+    // Each measurement's type, and the measurements whose type differs between devices.
+    let mut measurement_types: BTreeMap<&str, DataType> = BTreeMap::new();
+    let mut conflicting: BTreeMap<&str, (DataType, DataType)> = BTreeMap::new();
+    for s in devices.values().flat_map(|ms| ms.values()) {
+        match measurement_types.get(s.measurement.as_str()) {
+            Some(prev) if *prev != s.data_type => {
+                conflicting
+                    .entry(s.measurement.as_str())
+                    .or_insert((*prev, s.data_type));
+            }
+            Some(_) => {}
+            None => {
+                measurement_types.insert(s.measurement.as_str(), s.data_type);
+            }
+        }
+    }
     // Output measurement columns, in item order.
-    let mut columns: Vec<(String, String, Option<AggFn>)> = Vec::new(); // (header, measurement, agg)
-    let mut types: BTreeMap<String, DataType> = BTreeMap::new();
+    let mut columns: Vec<DeviceColumn> = Vec::new();
     for item in &select.items {
         let (path, alias, agg) = match item {
             SelectItem::Wildcard => (star(), None, None),
@@ -1438,199 +843,104 @@ fn by_device(
                 alias,
             } => (path.clone(), alias.clone(), Some(AggFn::parse(function)?)),
         };
-        let mut names: Vec<String> = Vec::new();
-        match path.0.as_slice() {
-            [PathNode::Name(m)] => names.push(m.clone()),
-            [PathNode::One] | [PathNode::Many] => {
-                for ms in devices.values() {
-                    for m in ms.keys() {
-                        if !names.contains(m) {
-                            names.push(m.clone());
-                        }
-                    }
-                }
-                names.sort();
-            }
+        let names: Vec<String> = match path.0.as_slice() {
+            [PathNode::Name(m)] => vec![m.clone()],
+            // Every measurement name, each once, in name order.
+            [PathNode::One] | [PathNode::Many] => measurement_types
+                .keys()
+                .map(|m| m.to_string())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             _ => {
                 return Err(EngineError::Semantic(format!(
                     "ALIGN BY DEVICE needs measurement names in the SELECT list, not {path}"
                 )))
             }
-        }
+        };
         for m in names {
-            for ms in devices.values() {
-                if let Some(t) = ms.get(&m) {
-                    match types.get(&m) {
-                        Some(prev) if prev != t => {
-                            return Err(EngineError::Semantic(format!(
-                            "measurement {m} has different data types across devices ({prev}, {t})"
-                        )))
-                        }
-                        _ => {
-                            types.insert(m.clone(), *t);
-                        }
-                    }
-                }
+            if let Some((prev, t)) = conflicting.get(m.as_str()) {
+                return Err(EngineError::Semantic(format!(
+                    "measurement {m} has different data types across devices ({prev}, {t})"
+                )));
             }
             let header = match (&alias, agg) {
                 (Some(a), _) => a.clone(),
                 (None, Some(f)) => format!("{}({m})", f.name()),
                 (None, None) => m.clone(),
             };
-            columns.push((header, m, agg));
+            columns.push(DeviceColumn {
+                header,
+                measurement: m,
+                agg,
+            });
         }
     }
-    let mut out_types = vec![DataType::Text];
-    for (_, m, agg) in &columns {
-        let t = types.get(m).copied().unwrap_or(DataType::Text);
-        out_types.push(match agg {
+    let mut types = vec![DataType::Text];
+    for c in &columns {
+        let t = measurement_types
+            .get(c.measurement.as_str())
+            .copied()
+            .unwrap_or(DataType::Text);
+        types.push(match c.agg {
             Some(f) => f.output_type(t)?,
             None => t,
         });
     }
+    drop(measurement_types);
+    drop(conflicting);
     let mut names = vec!["Device".to_string()];
-    names.extend(columns.iter().map(|c| c.0.clone()));
-    if has_agg {
-        let mut all_times = Vec::new();
-        let mut builders: Vec<ColumnBuilder> =
-            out_types.iter().map(|t| ColumnBuilder::new(*t)).collect();
-        for (device, ms) in &devices {
-            let measured: Vec<&(String, String, Option<AggFn>)> =
-                columns.iter().filter(|c| ms.contains_key(&c.1)).collect();
-            if measured.is_empty() {
-                continue;
-            }
-            let mut series: Vec<SeriesInfo> = Vec::new();
-            let mut aggs = Vec::new();
-            for (header, m, agg) in &columns {
-                let Some(t) = ms.get(m) else {
-                    aggs.push(None);
-                    continue;
-                };
-                let path = format!("{device}.{m}");
-                let idx = match series.iter().position(|s| s.path == path) {
-                    Some(i) => i,
-                    None => {
-                        series.push(SeriesInfo {
-                            path,
-                            device: device.clone(),
-                            measurement: m.clone(),
-                            database: String::new(),
-                            data_type: *t,
-                            encoding: String::new(),
-                            compressor: String::new(),
-                            aligned: false,
-                        });
-                        series.len() - 1
-                    }
-                };
-                let f = agg.unwrap_or(AggFn::Count);
-                aggs.push(Some((header.clone(), idx, f, f.output_type(*t)?)));
-            }
-            let n_out = series.len();
-            let predicate = match &select.condition {
-                Some(c) => Some(bind(&engine, ctx, c, &mut |p| {
-                    resolve_in_device(device, ms, p, &mut series)
-                })?),
-                None => None,
-            };
-            let present: Vec<(String, usize, AggFn, DataType)> =
-                aggs.iter().flatten().cloned().collect();
-            let page = aggregate(
-                &engine, ctx, &series, n_out, predicate, &present, select, lo, hi,
-            )?;
-            for r in 0..page.times.len() {
-                all_times.push(page.times[r]);
-                builders[0].push(&Val::Str(device.clone()));
-                let mut k = 0;
-                for (i, a) in aggs.iter().enumerate() {
-                    let v = match a {
-                        Some(_) => {
-                            let v = cell(&page.columns[k], r);
-                            k += 1;
-                            v
-                        }
-                        None => Val::Null,
-                    };
-                    builders[i + 1].push(&v);
-                }
-            }
-        }
-        let page = Page {
-            times: all_times,
-            columns: builders.into_iter().map(ColumnBuilder::finish).collect(),
-        };
-        return Ok(Output::Stream(stream_of_table(
-            page,
-            names,
-            out_types,
-            select.group_by.is_some(),
-        )));
-    }
-    let mut parts = Vec::new();
-    for (device, ms) in &devices {
-        let mut series: Vec<SeriesInfo> = Vec::new();
-        let mut positions = Vec::new();
-        for (i, (_, m, _)) in columns.iter().enumerate() {
-            if let Some(t) = ms.get(m) {
-                let path = format!("{device}.{m}");
-                if !series.iter().any(|s| s.path == path) {
-                    series.push(SeriesInfo {
-                        path,
-                        device: device.clone(),
-                        measurement: m.clone(),
-                        database: String::new(),
-                        data_type: *t,
-                        encoding: String::new(),
-                        compressor: String::new(),
-                        aligned: false,
-                    });
-                    positions.push(i);
-                }
-            }
-        }
-        if series.is_empty() {
-            continue;
-        }
-        let n_out = series.len();
-        let predicate = match &select.condition {
-            Some(c) => Some(bind(&engine, ctx, c, &mut |p| {
-                resolve_in_device(device, ms, p, &mut series)
-            })?),
-            None => None,
-        };
-        let rows = AlignedRows {
-            cursors: series
-                .iter()
-                .map(|s| SeriesCursor::new(s, lo, hi, select.order_by_time_desc))
-                .collect(),
-            descending: select.order_by_time_desc,
-            predicate,
-            outputs: (0..n_out).collect(),
-            offset: 0,
-            limit: None,
-        };
-        parts.push((Some(device.clone()), rows, positions));
-    }
-    let source = RawSource {
+    names.extend(columns.iter().map(|c| c.header.clone()));
+    let plan = DevicePlan {
         engine: engine.clone(),
-        parts,
-        n_columns: names.len(),
-        types: out_types.clone(),
-        offset: select.offset.unwrap_or(0),
-        limit: select.limit,
+        ctx: ctx.clone(),
+        condition: select.condition.clone(),
+        devices: devices.into_iter(),
+        columns,
+        lo,
+        hi,
+        descending: select.order_by_time_desc,
+        control: control.clone(),
     };
-    Ok(Output::Stream(QueryStream {
+    let paging = (select.offset.unwrap_or(0), select.limit);
+    let (source, has_time): (Box<dyn PageSource>, bool) = match windows {
+        Some(windows) => (
+            Box::new(AggSource::new(
+                engine,
+                control.clone(),
+                windows,
+                (lo, hi),
+                select.order_by_time_desc,
+                Box::new(plan),
+                types.clone(),
+                paging,
+            )),
+            select.group_by.is_some(),
+        ),
+        None => (
+            Box::new(RawSource::new(
+                engine,
+                control.clone(),
+                Box::new(plan),
+                types.clone(),
+                paging,
+            )),
+            true,
+        ),
+    };
+    Ok(Output::Stream(QueryStream::new(
         names,
-        types: out_types,
-        has_time: true,
-        source: Box::new(source),
-    }))
+        types,
+        has_time,
+        source,
+        control,
+        vec![held],
+    )))
 }
 
 fn resolve_in_device(
     device: &str,
-    ms: &BTreeMap<String, DataType>,
+    ms: &BTreeMap<String, SeriesInfo>,
     p: &Path,
     series: &mut Vec<SeriesInfo>,
 ) -> Result<usize> {
@@ -1639,21 +949,23 @@ fn resolve_in_device(
             "ALIGN BY DEVICE conditions name measurements, not {p}"
         )));
     };
-    let path = format!("{device}.{m}");
-    if let Some(i) = series.iter().position(|s| s.path == path) {
+    let info = match ms.get(m) {
+        Some(s) => s.clone(),
+        // A measurement the device lacks reads as null (the row is then unknown and dropped).
+        None => SeriesInfo {
+            path: format!("{device}.{m}"),
+            device: device.to_string(),
+            measurement: m.clone(),
+            database: String::new(),
+            data_type: DataType::Text,
+            encoding: String::new(),
+            compressor: String::new(),
+            aligned: false,
+        },
+    };
+    if let Some(i) = series.iter().position(|s| s.path == info.path) {
         return Ok(i);
     }
-    // A measurement the device lacks reads as null (the row is then unknown and dropped).
-    let data_type = ms.get(m).copied().unwrap_or(DataType::Text);
-    series.push(SeriesInfo {
-        path,
-        device: device.to_string(),
-        measurement: m.clone(),
-        database: String::new(),
-        data_type,
-        encoding: String::new(),
-        compressor: String::new(),
-        aligned: false,
-    });
+    series.push(info);
     Ok(series.len() - 1)
 }

@@ -45,6 +45,9 @@ pub struct DeviceInfo {
 pub struct Schema {
     databases: BTreeSet<String>,
     devices: BTreeMap<String, DeviceInfo>,
+    /// Whether some device key is not in canonical form (`paths::join` of its nodes), which the
+    /// prefix lookups of [`Schema::matching_series`] rely on.
+    non_canonical_keys: bool,
 }
 
 /// The default encoding IoTDB picks for a type.
@@ -72,6 +75,7 @@ impl Schema {
                 ))
             })?;
             let measurement = paths::split(&record.path).pop().unwrap_or_default();
+            schema.note_device_key(&record.device);
             let device = schema.devices.entry(record.device.clone()).or_default();
             device.aligned = record.aligned;
             device.database = record.database.clone();
@@ -85,6 +89,12 @@ impl Schema {
             );
         }
         Ok(schema)
+    }
+
+    fn note_device_key(&mut self, device: &str) {
+        if !self.non_canonical_keys && paths::join(&paths::split(device)) != device {
+            self.non_canonical_keys = true;
+        }
     }
 
     pub fn databases(&self) -> impl Iterator<Item = &String> {
@@ -161,38 +171,79 @@ impl Schema {
             .map(|m| m.data_type)
     }
 
-    /// Every series matching `pattern`, in path order.
+    /// Every series matching `pattern`, in device order (each device's measurements by name).
+    ///
+    /// Only the devices under the pattern's concrete prefix are visited (a range of the ordered
+    /// device map), so resolving one device among many costs about as much as that device.
     pub fn matching_series(&self, pattern: &[PathNode]) -> Vec<SeriesInfo> {
         let mut out = Vec::new();
-        for (device, info) in &self.devices {
-            let device_nodes = paths::split(device);
-            if !paths::matches_prefix_of(pattern, &device_nodes)
-                && !pattern.iter().any(|n| matches!(n, PathNode::Many))
-            {
+        let concrete: Vec<&str> = pattern
+            .iter()
+            .map_while(|n| match n {
+                PathNode::Name(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        if concrete.len() == pattern.len() && concrete.len() >= 2 && !self.non_canonical_keys {
+            // A full path: one device, one measurement.
+            let (device_nodes, measurement) = concrete.split_at(concrete.len() - 1);
+            let device = paths::join(device_nodes);
+            if let Some((key, info)) = self.devices.get_key_value(&device) {
+                if let Some(m) = info.measurements.get(measurement[0]) {
+                    out.push(self.info(key, &device, info, measurement[0], m));
+                }
+            }
+            return out;
+        }
+        // Device keys are canonical joined paths, so every device under the concrete prefix has a
+        // key starting with the prefix's text (the full match below drops look-alikes such as
+        // `root.sg1` for the prefix `root.sg`). A key written in another spelling (a node quoted
+        // without need) turns this off.
+        let prefix = if self.non_canonical_keys {
+            String::new()
+        } else {
+            paths::join(&concrete)
+        };
+        let has_many = pattern.iter().any(|n| matches!(n, PathNode::Many));
+        for (device, info) in self
+            .devices
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(d, _)| d.starts_with(prefix.as_str()))
+        {
+            let mut nodes = paths::split(device);
+            if !has_many && nodes.len() + 1 != pattern.len() {
                 continue;
             }
+            if !paths::matches_prefix_of(pattern, &nodes) {
+                continue;
+            }
+            let device_path = paths::join(&nodes);
             for (measurement, m) in &info.measurements {
-                let mut nodes = device_nodes.clone();
                 nodes.push(measurement.clone());
                 if paths::matches(pattern, &nodes) {
-                    out.push(self.info(device, info, measurement, m));
+                    out.push(self.info(device, &device_path, info, measurement, m));
                 }
+                nodes.pop();
             }
         }
         out
     }
 
+    /// `device_path` is the device in canonical form: the series path is its nodes and the
+    /// measurement joined.
     fn info(
         &self,
         device: &str,
+        device_path: &str,
         info: &DeviceInfo,
         measurement: &str,
         m: &MeasurementInfo,
     ) -> SeriesInfo {
-        let mut nodes = paths::split(device);
-        nodes.push(measurement.to_string());
         SeriesInfo {
-            path: paths::join(&nodes),
+            path: format!("{device_path}.{}", paths::join(&[measurement])),
             device: device.to_string(),
             measurement: measurement.to_string(),
             database: info.database.clone(),
@@ -277,6 +328,7 @@ impl Schema {
             }
         }
         catalog.create_series(&records)?;
+        self.note_device_key(device);
         let entry = self
             .devices
             .entry(device.to_string())
@@ -311,5 +363,84 @@ impl Schema {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn schema(devices: &[(&str, &[&str])]) -> Schema {
+        let mut schema = Schema::default();
+        for (device, measurements) in devices {
+            schema.note_device_key(device);
+            let info = schema.devices.entry(device.to_string()).or_default();
+            for m in *measurements {
+                info.measurements.insert(
+                    m.to_string(),
+                    MeasurementInfo {
+                        data_type: DataType::Int64,
+                        encoding: "PLAIN".into(),
+                        compressor: "LZ4".into(),
+                    },
+                );
+            }
+        }
+        schema
+    }
+
+    /// Every series whose nodes the pattern matches, by visiting them all.
+    fn naive(schema: &Schema, pattern: &[PathNode]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (device, info) in &schema.devices {
+            for m in info.measurements.keys() {
+                let mut nodes = paths::split(device);
+                nodes.push(m.clone());
+                if paths::matches(pattern, &nodes) {
+                    out.push(paths::join(&nodes));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn prefix_lookups_find_what_a_full_scan_finds() {
+        let canonical = schema(&[
+            ("root.sg.d1", &["s1", "s2"]),
+            ("root.sg.d1.x", &["s1"]),
+            ("root.sg1.d1", &["s1"]),
+            ("root.sg.`a.b`", &["s1"]),
+            ("root.sgx", &["m"]),
+        ]);
+        // A key spelled with a needless quote turns the prefix lookups off, and still matches.
+        let spelled = schema(&[("root.sg.d1", &["s1"]), ("root.sg.`d2`", &["s1"])]);
+        assert!(!canonical.non_canonical_keys && spelled.non_canonical_keys);
+        for pattern in [
+            "root.**",
+            "root.sg.*.s1",
+            "root.sg.d1.s1",
+            "root.sg.d1.*",
+            "root.sg.**",
+            "root.sg1.**",
+            "root.*.d1.s1",
+            "root.sg.`a.b`.s1",
+            "root.sg.d1.**",
+            "root.sg.d1",
+            "root.sg.d2.s1",
+            "root.nope.x",
+            "root.**.s1",
+        ] {
+            let nodes = paths::parse_pattern(pattern).unwrap();
+            for s in [&canonical, &spelled] {
+                let found: Vec<String> = s
+                    .matching_series(&nodes)
+                    .into_iter()
+                    .map(|i| i.path)
+                    .collect();
+                assert_eq!(found, naive(s, &nodes), "{pattern}");
+            }
+        }
     }
 }

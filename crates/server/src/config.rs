@@ -53,6 +53,16 @@ pub struct Config {
     /// The most change log kept for lagging pipes beyond the flushed position; a pipe that falls
     /// further behind replays from data files.
     pub wal_retention_cap_bytes: u64,
+
+    // Query limits: every query is bounded.
+    /// The most memory one query's state may take (series cursors' chunks, aggregation state, the
+    /// page being built, resolved series lists); a query that needs more fails with status 719 and
+    /// an error naming this key.
+    pub query_memory_bytes: usize,
+    /// Milliseconds a query may run, from its start to its last page (IoTDB's
+    /// `query_timeout_threshold`); a request's own positive `timeout` takes precedence; 0 means none.
+    /// A query past it fails with status 720.
+    pub query_timeout_threshold: u64,
 }
 
 impl Default for Config {
@@ -75,6 +85,8 @@ impl Default for Config {
             memtable_bytes: 64 << 20,
             wal_segment_bytes: 64 << 20,
             wal_retention_cap_bytes: 8 << 30,
+            query_memory_bytes: 256 << 20,
+            query_timeout_threshold: 60_000,
         }
     }
 }
@@ -149,6 +161,11 @@ impl Config {
         if self.memtable_bytes < 1024 || self.wal_segment_bytes < 4096 {
             return Err(ConfigError::Invalid(
                 "memtable_bytes must be at least 1024 and wal_segment_bytes at least 4096".into(),
+            ));
+        }
+        if self.query_memory_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid(
+                "query_memory_bytes must be at least 65536".into(),
             ));
         }
         if self.max_connections == 0 {

@@ -4,15 +4,26 @@
 //! Like IoTDB's Java server, the session is found from the connection, never from the ids in a
 //! request: the Python client swaps `sessionId` and `statementId` in `fetchResultsV2` and
 //! `closeOperation` (reference §5.4), and results are found by `queryId` alone.
+//!
+//! A query's work (planning, and every page) runs on a blocking thread, never on the async workers
+//! that serve other connections and logins. Each query has a [`QueryControl`]: its memory budget
+//! (`query_memory_bytes`), its deadline (the request's `timeout`, else `query_timeout_threshold`,
+//! counted from the query's start to its last page), and a cancellation flag that `closeOperation`,
+//! `cancelOperation`, the session's end, and a dropped request (the connection went away while the
+//! query ran) set. Pages are cut by their encoded size, so no reply exceeds the client's frame limit.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
+use duet_engine::limits::{QueryControl, QueryControlRef, QueryLimits};
+use duet_engine::query::{block_overhead, table_row_bytes};
+use duet_parser::Statement;
 use duet_proto::codec::MAX_REPLY_FRAME_BYTES;
 use duet_proto::rpc::{ExecuteKind, Reply, Request};
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t;
 use duet_proto::tsblock::{self, DEFAULT_ROWS_PER_BLOCK};
-use duet_proto::types::Table;
+use duet_proto::types::{DataType, Table};
 use duet_runtime::handshake::ReceiverState;
 use tracing::{debug, info, warn};
 
@@ -23,20 +34,73 @@ use crate::writes;
 /// Rows per page when a client asks for `fetchSize <= 0` (IoTDB's `maxTsBlockLineNumber`).
 const DEFAULT_FETCH_SIZE: usize = 1000;
 
-/// Reply frames are filled up to about half the client's frame limit, leaving room for the envelope.
-const PAGE_BYTE_BUDGET: usize = MAX_REPLY_FRAME_BYTES / 2;
+/// Reply pages are filled up to about half the client's frame limit.
+const PAGE_BYTE_TARGET: usize = MAX_REPLY_FRAME_BYTES / 2;
+
+/// What a reply frame keeps free beyond its pages and the estimated rest of the reply (status,
+/// flags, list headers).
+const FRAME_MARGIN: usize = 64 * 1024;
 
 /// A query result not yet fully fetched.
 enum OpenQuery {
     /// A small result computed at once; `cursor` is the next row to send.
     Table { table: Table, cursor: usize },
-    /// A result the engine produces page by page; `peeked` holds a page read ahead to learn whether
-    /// more data follows.
+    /// A result the engine produces page by page; `deferred` holds an encoded block that did not fit
+    /// the last reply (a large row after a large header), sent first by the next fetch.
     Stream {
         stream: duet_engine::QueryStream,
-        peeked: Option<duet_engine::query::Page>,
-        done: bool,
+        deferred: Option<Vec<u8>>,
     },
+}
+
+/// Cancels a query when dropped armed: the request future that waits for the query's blocking work
+/// is dropped when its connection goes away, and then the work stops at its next check.
+struct CancelOnDrop(Option<QueryControlRef>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(control) = self.0.take() {
+            control.cancel();
+        }
+    }
+}
+
+/// Runs a query's `work` on a blocking thread, cancelling the query if the caller stops waiting.
+async fn off_the_workers<T: Send + 'static>(
+    control: &QueryControlRef,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StatementError> {
+    let guard = CancelOnDrop(Some(control.clone()));
+    let result = tokio::task::spawn_blocking(work).await;
+    guard.disarm();
+    result.map_err(|e| {
+        StatementError::new(
+            StatusCode::InternalServerError,
+            format!("the query's task failed: {e}"),
+        )
+    })
+}
+
+/// Upper bound of a reply's bytes besides its pages: for `executeStatement`, the column names (twice:
+/// `columns` and `columnNameIndexMap`) and types; for fetches, nothing beyond the margin.
+fn header_bytes(names: &[String], types: &[DataType]) -> usize {
+    1024 + names.iter().map(|n| 2 * (n.len() + 4) + 4).sum::<usize>()
+        + types.iter().map(|t| t.name().len() + 4).sum::<usize>()
+}
+
+fn too_large_row(bytes: usize) -> StatementError {
+    StatementError::new(
+        StatusCode::QueryProcessError,
+        format!(
+            "a row of the result takes {bytes} bytes, more than fit in one reply ({MAX_REPLY_FRAME_BYTES} bytes, the client's frame limit); select fewer or smaller columns"
+        ),
+    )
 }
 
 /// The state of one connection's session.
@@ -122,19 +186,22 @@ impl Session {
             Request::ExecuteBatch(req) => {
                 Reply::Status(self.execute_batch(&user, &req.statements).await)
             }
-            Request::FetchResults(req) => Reply::Fetch(self.fetch(&req)),
+            Request::FetchResults(req) => Reply::Fetch(self.fetch(&req).await),
             Request::CloseOperation(req) => {
                 match req.query_id {
-                    Some(id) => {
-                        self.queries.remove(&id);
-                    }
+                    Some(id) => self.close_query(id, "closeOperation"),
                     // Without a query id the whole statement closes: every result it opened.
-                    None => self.queries.clear(),
+                    None => {
+                        let ids: Vec<i64> = self.queries.keys().copied().collect();
+                        for id in ids {
+                            self.close_query(id, "closeOperation of its statement");
+                        }
+                    }
                 }
                 Reply::Status(status::success())
             }
             Request::CancelOperation(req) => {
-                self.queries.remove(&req.query_id);
+                self.close_query(req.query_id, "cancelOperation");
                 Reply::Status(status::success())
             }
             Request::CloseSession(_) => {
@@ -277,7 +344,26 @@ impl Session {
         resp
     }
 
-    async fn run_sql(&self, user: &str, sql: &str) -> Result<Option<OpenQuery>, StatementError> {
+    /// The limits of a query: the session's budget, and the request's timeout when it sets one
+    /// (IoTDB's clients send 0 for "the server's default").
+    fn query_limits(&self, request_timeout_ms: Option<i64>) -> QueryLimits {
+        let config = &self.instance.config;
+        let timeout_ms = match request_timeout_ms {
+            Some(ms) if ms > 0 => u64::try_from(ms).unwrap_or(u64::MAX),
+            _ => config.query_timeout_threshold,
+        };
+        QueryLimits {
+            memory_bytes: config.query_memory_bytes,
+            timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
+        }
+    }
+
+    async fn run_sql(
+        &self,
+        user: &str,
+        sql: &str,
+        request_timeout_ms: Option<i64>,
+    ) -> Result<Option<OpenQuery>, StatementError> {
         let parsed = duet_parser::parse(sql).map_err(|e| {
             let code = match e.kind {
                 duet_parser::ParseErrorKind::Syntax => StatusCode::SqlParseError,
@@ -295,14 +381,32 @@ impl Session {
         let mut last = None;
         for statement in &parsed {
             debug!(%statement, "executing");
-            last = match statements::execute(&self.instance, user, &self.zone_id, statement).await?
-            {
+            let output = match statement {
+                // Planning a query reads the schema and may take a while: off the async workers.
+                Statement::Select(select) => {
+                    let control = QueryControl::new(self.query_limits(request_timeout_ms));
+                    let engine = self.instance.engine.clone();
+                    let ctx = duet_engine::SessionContext {
+                        zone_id: self.zone_id.clone(),
+                    };
+                    let select = select.clone();
+                    let planned = control.clone();
+                    match off_the_workers(&control, move || engine.select(&ctx, &select, planned))
+                        .await??
+                    {
+                        duet_engine::Output::Done => Output::Done,
+                        duet_engine::Output::Table(t) => Output::Table(t),
+                        duet_engine::Output::Stream(s) => Output::Stream(s),
+                    }
+                }
+                _ => statements::execute(&self.instance, user, &self.zone_id, statement).await?,
+            };
+            last = match output {
                 Output::Done => None,
                 Output::Table(table) => Some(OpenQuery::Table { table, cursor: 0 }),
                 Output::Stream(stream) => Some(OpenQuery::Stream {
                     stream,
-                    peeked: None,
-                    done: false,
+                    deferred: None,
                 }),
             };
         }
@@ -315,7 +419,7 @@ impl Session {
         kind: ExecuteKind,
         req: &t::TSExecuteStatementReq,
     ) -> t::TSExecuteStatementResp {
-        match self.run_sql(user, &req.statement).await {
+        match self.run_sql(user, &req.statement, req.timeout).await {
             Err(e) => {
                 debug!(peer = %self.peer, code = e.code.code(), "statement failed: {}", e.message);
                 execute_resp(error_status(&e))
@@ -323,7 +427,7 @@ impl Session {
             Ok(None) => execute_resp(status::success()),
             // A non-query call never fetches or closes, so its result is not kept.
             Ok(Some(_)) if kind == ExecuteKind::Update => execute_resp(status::success()),
-            Ok(Some(mut query)) => {
+            Ok(Some(query)) => {
                 let query_id = self.instance.new_query_id();
                 let fetch_size = req
                     .fetch_size
@@ -331,7 +435,18 @@ impl Session {
                     .filter(|n| *n > 0)
                     .unwrap_or(DEFAULT_FETCH_SIZE);
                 let (names, types, has_time) = query.header();
-                let page = next_page(&mut query, fetch_size);
+                let header = header_bytes(&names, &types);
+                if header + FRAME_MARGIN + block_overhead(names.len()) >= MAX_REPLY_FRAME_BYTES {
+                    return execute_resp(status::failure(
+                        StatusCode::QueryProcessError,
+                        format!(
+                            "the result has {} columns, whose names alone exceed one reply ({MAX_REPLY_FRAME_BYTES} bytes, the client's frame limit); select fewer series (e.g. with SLIMIT)",
+                            names.len()
+                        ),
+                    ));
+                }
+                let room = MAX_REPLY_FRAME_BYTES - header - FRAME_MARGIN;
+                let (query, page) = page_of(query, fetch_size, room, true).await;
                 let mut resp = execute_resp(status::success());
                 resp.query_id = Some(query_id);
                 resp.column_name_index_map = Some(
@@ -354,7 +469,10 @@ impl Session {
                         }
                         resp
                     }
-                    Err(e) => execute_resp(status::failure(StatusCode::InternalServerError, e)),
+                    Err(e) => {
+                        log_query_failure(&self.peer, query_id, &e);
+                        execute_resp(error_status(&e))
+                    }
                 }
             }
         }
@@ -363,7 +481,7 @@ impl Session {
     async fn execute_batch(&mut self, user: &str, statements: &[String]) -> t::TSStatus {
         let mut subs = Vec::with_capacity(statements.len());
         for sql in statements {
-            subs.push(match self.run_sql(user, sql).await {
+            subs.push(match self.run_sql(user, sql, None).await {
                 Ok(_) => status::success(),
                 Err(e) => error_status(&e),
             });
@@ -380,8 +498,8 @@ impl Session {
         }
     }
 
-    fn fetch(&mut self, req: &t::TSFetchResultsReq) -> t::TSFetchResultsResp {
-        let Some(query) = self.queries.get_mut(&req.query_id) else {
+    async fn fetch(&mut self, req: &t::TSFetchResultsReq) -> t::TSFetchResultsResp {
+        let Some(query) = self.queries.remove(&req.query_id) else {
             // Unknown or finished: IoTDB answers 200 with no result set.
             return t::TSFetchResultsResp::new(status::success(), false, true, None, Some(false));
         };
@@ -389,23 +507,24 @@ impl Session {
             .ok()
             .filter(|n| *n > 0)
             .unwrap_or(DEFAULT_FETCH_SIZE);
-        match next_page(query, fetch_size) {
+        let (query, page) = page_of(
+            query,
+            fetch_size,
+            MAX_REPLY_FRAME_BYTES - FRAME_MARGIN,
+            false,
+        )
+        .await;
+        match page {
             Ok((blocks, more)) => {
-                if !more {
-                    self.queries.remove(&req.query_id);
+                if more {
+                    self.queries.insert(req.query_id, query);
                 }
                 let has = !blocks.is_empty();
                 t::TSFetchResultsResp::new(status::success(), has, true, Some(blocks), Some(more))
             }
             Err(e) => {
-                self.queries.remove(&req.query_id);
-                t::TSFetchResultsResp::new(
-                    status::failure(StatusCode::InternalServerError, e),
-                    false,
-                    true,
-                    None,
-                    None,
-                )
+                log_query_failure(&self.peer, req.query_id, &e);
+                t::TSFetchResultsResp::new(error_status(&e), false, true, None, None)
             }
         }
     }
@@ -415,10 +534,21 @@ impl Session {
         self.user.is_some() || self.receiver.peer.is_some()
     }
 
+    /// Ends a query: its blocking work (if any) stops at its next check, and its memory is freed.
+    fn close_query(&mut self, query_id: i64, why: &str) {
+        if let Some(query) = self.queries.remove(&query_id) {
+            query.cancel();
+            debug!(peer = %self.peer, query_id, "query closed: {why}");
+        }
+    }
+
     /// Frees everything the session holds.
     pub fn close(&mut self) {
         self.user = None;
-        self.queries.clear();
+        for (query_id, query) in self.queries.drain() {
+            query.cancel();
+            debug!(peer = %self.peer, query_id, "query closed: the session ended");
+        }
     }
 }
 
@@ -442,6 +572,13 @@ fn execute_resp(status: t::TSStatus) -> t::TSExecuteStatementResp {
 }
 
 impl OpenQuery {
+    /// Stops the query's work at its next check (a stream's; a table has none).
+    fn cancel(&self) {
+        if let OpenQuery::Stream { stream, .. } = self {
+            stream.control.cancel();
+        }
+    }
+
     /// Column names, types, and whether rows carry a time column.
     fn header(&self) -> (Vec<String>, Vec<duet_proto::types::DataType>, bool) {
         match self {
@@ -457,9 +594,70 @@ impl OpenQuery {
     }
 }
 
-/// Cuts the next page: TsBlocks of at most 1000 rows until `fetch_size` rows or the byte budget.
-/// Returns the blocks and whether more rows follow.
-fn next_page(query: &mut OpenQuery, fetch_size: usize) -> Result<(Vec<Vec<u8>>, bool), String> {
+fn log_query_failure(peer: &str, query_id: i64, e: &StatementError) {
+    match e.code {
+        StatusCode::QueryTimeout | StatusCode::QueryExecutionMemoryNotEnough => {
+            info!(%peer, query_id, code = e.code.code(), "query stopped: {}", e.message)
+        }
+        _ => debug!(%peer, query_id, code = e.code.code(), "query failed: {}", e.message),
+    }
+}
+
+/// The next reply page of `query`, computed off the async workers when the engine produces it:
+/// returns the query back with the page (or the error that ends it).
+async fn page_of(
+    mut query: OpenQuery,
+    fetch_size: usize,
+    room: usize,
+    first_reply: bool,
+) -> (OpenQuery, PageResult) {
+    let control = match &query {
+        OpenQuery::Table { .. } => {
+            let page = next_page(&mut query, fetch_size, room, first_reply);
+            return (query, page);
+        }
+        OpenQuery::Stream { stream, .. } => stream.control.clone(),
+    };
+    let done = off_the_workers(&control, move || {
+        let page = next_page(&mut query, fetch_size, room, first_reply);
+        (query, page)
+    })
+    .await;
+    match done {
+        Ok(done) => done,
+        Err(e) => {
+            // The blocking task is gone with the query; an empty table stands in for it.
+            let gone = OpenQuery::Table {
+                table: Table {
+                    names: Vec::new(),
+                    columns: Vec::new(),
+                    times: None,
+                    n_rows: 0,
+                },
+                cursor: 0,
+            };
+            (gone, Err(e))
+        }
+    }
+}
+
+/// TsBlocks of one reply, and whether more rows follow.
+type PageResult = Result<(Vec<Vec<u8>>, bool), StatementError>;
+
+fn encode_error(e: duet_proto::ProtoError) -> StatementError {
+    StatementError::new(StatusCode::InternalServerError, e.to_string())
+}
+
+/// Cuts the next reply page: TsBlocks of at most 1000 rows, up to `fetch_size` rows, about
+/// [`PAGE_BYTE_TARGET`] bytes, and never more than `room` bytes. A row too large for the first reply
+/// (after its header) waits for a fetch; a row too large for any reply is an error.
+fn next_page(
+    query: &mut OpenQuery,
+    fetch_size: usize,
+    room: usize,
+    first_reply: bool,
+) -> PageResult {
+    let target = PAGE_BYTE_TARGET.min(room);
     match query {
         OpenQuery::Table { table, cursor } => {
             let zeros;
@@ -474,59 +672,122 @@ fn next_page(query: &mut OpenQuery, fetch_size: usize) -> Result<(Vec<Vec<u8>>, 
             let mut blocks = Vec::new();
             let mut bytes = 0;
             let page_end = table.n_rows.min(cursor.saturating_add(fetch_size));
-            while *cursor < page_end && bytes < PAGE_BYTE_BUDGET {
-                let end = page_end.min(*cursor + DEFAULT_ROWS_PER_BLOCK);
-                let block = tsblock::encode(times, &table.columns, *cursor, end)
-                    .map_err(|e| e.to_string())?;
-                bytes += block.len();
+            while *cursor < page_end && bytes < target {
+                let start = *cursor;
+                let mut end = start;
+                let mut estimate = 4 + block_overhead(table.columns.len());
+                while end < page_end && end - start < DEFAULT_ROWS_PER_BLOCK {
+                    let row = table_row_bytes(&table.columns, end);
+                    if end > start && bytes + estimate + row > target {
+                        break;
+                    }
+                    estimate += row;
+                    end += 1;
+                }
+                let block =
+                    tsblock::encode(times, &table.columns, start, end).map_err(encode_error)?;
+                if bytes + block.len() + 4 > room {
+                    if blocks.is_empty() && !first_reply {
+                        return Err(too_large_row(block.len()));
+                    }
+                    break;
+                }
+                bytes += block.len() + 4;
                 blocks.push(block);
                 *cursor = end;
             }
             Ok((blocks, *cursor < table.n_rows))
         }
-        OpenQuery::Stream {
-            stream,
-            peeked,
-            done,
-        } => {
+        OpenQuery::Stream { stream, deferred } => {
+            stream.control.check().map_err(StatementError::from)?;
             let mut blocks = Vec::new();
             let mut bytes = 0;
             let mut rows = 0;
-            // Storage scans read files: run them where blocking is allowed.
-            tokio::task::block_in_place(|| -> Result<(), String> {
-                while !*done && rows < fetch_size && bytes < PAGE_BYTE_BUDGET {
-                    let want = DEFAULT_ROWS_PER_BLOCK.min(fetch_size - rows);
-                    let page = match peeked.take() {
-                        Some(p) => p,
-                        None => match stream.source.next_page(want).map_err(|e| e.to_string())? {
-                            Some(p) => p,
-                            None => {
-                                *done = true;
-                                break;
-                            }
-                        },
-                    };
-                    let n = page.times.len();
-                    let block = tsblock::encode(&page.times, &page.columns, 0, n)
-                        .map_err(|e| e.to_string())?;
-                    bytes += block.len();
-                    rows += n;
+            if let Some(block) = deferred.take() {
+                if block.len() + 4 > room {
+                    if !first_reply {
+                        return Err(too_large_row(block.len()));
+                    }
+                    *deferred = Some(block);
+                } else {
+                    bytes += block.len() + 4;
+                    rows += 1;
                     blocks.push(block);
                 }
-                // Read one page ahead so the reply can say truthfully whether more data follows.
-                if !*done && peeked.is_none() {
-                    match stream
-                        .source
-                        .next_page(DEFAULT_ROWS_PER_BLOCK)
-                        .map_err(|e| e.to_string())?
-                    {
-                        Some(p) => *peeked = Some(p),
-                        None => *done = true,
+            }
+            while deferred.is_none() && rows < fetch_size && bytes < target {
+                let want_rows = DEFAULT_ROWS_PER_BLOCK.min(fetch_size - rows);
+                let want_bytes = (target - bytes).saturating_sub(4);
+                let Some(page) = stream
+                    .source
+                    .next_page(want_rows, want_bytes)
+                    .map_err(StatementError::from)?
+                else {
+                    break;
+                };
+                let n = page.times.len();
+                let block =
+                    tsblock::encode(&page.times, &page.columns, 0, n).map_err(encode_error)?;
+                if bytes + block.len() + 4 > room {
+                    // Only a page of one oversized row gets here: sources keep pages within
+                    // `want_bytes` otherwise.
+                    if blocks.is_empty() && !first_reply {
+                        return Err(too_large_row(block.len()));
                     }
+                    *deferred = Some(block);
+                    break;
                 }
-                Ok(())
-            })?;
-            Ok((blocks, !*done))
+                bytes += block.len() + 4;
+                rows += n;
+                blocks.push(block);
+            }
+            let more =
+                deferred.is_some() || stream.source.has_more().map_err(StatementError::from)?;
+            Ok((blocks, more))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn control() -> QueryControlRef {
+        QueryControl::new(QueryLimits {
+            memory_bytes: 1 << 20,
+            timeout: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_dropped_request_cancels_its_blocking_work() {
+        let control = control();
+        let (stopped, stopped_rx) = std::sync::mpsc::channel();
+        let (started, started_rx) = tokio::sync::oneshot::channel();
+        let work = control.clone();
+        let request = off_the_workers(&control, move || {
+            // Stands in for a long query: it runs until a check fails.
+            let _ = started.send(());
+            while work.check().is_ok() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = stopped.send(());
+        });
+        // The request is dropped once the work runs, as when its connection goes away.
+        tokio::select! {
+            _ = request => panic!("the work cannot finish before it is cancelled"),
+            _ = started_rx => {}
+        }
+        assert!(control.is_cancelled());
+        stopped_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_request_that_completes_leaves_its_query_running() {
+        let control = control();
+        let answer = off_the_workers(&control, || 42).await.unwrap();
+        assert_eq!(answer, 42);
+        assert!(!control.is_cancelled());
     }
 }

@@ -1,0 +1,656 @@
+//! Aggregates with and without `GROUP BY ([start, end), interval[, step])`, streamed a page of windows
+//! at a time: window `k` is computed from its index (checked 128-bit arithmetic, so no range can wrap),
+//! a page reads only the data of its windows, and empty windows cost a row each and nothing more. The
+//! accumulators of a page are charged to the query's budget; a page takes fewer windows when many
+//! series share it, and a query whose single window does not fit fails with the budget's error.
+
+use duet_parser::GroupByTime;
+use duet_parser::TimeValue;
+use duet_proto::types::DataType;
+
+use super::expr::{compare, Bound, Val};
+use super::page::{row_bytes, Page, PageBuilder, PageSource};
+use super::scan::{AlignedRows, ScanBudget};
+use super::EngineRef;
+use crate::engine::SessionContext;
+use crate::limits::QueryControlRef;
+use crate::schema::SeriesInfo;
+use crate::{Engine, EngineError, Result};
+
+/// Most windows a `GROUP BY` may produce.
+pub(crate) const MAX_WINDOWS: i128 = 10_000_000;
+
+/// Bytes of one accumulator, without the text it holds.
+const ACC_BYTES: usize = std::mem::size_of::<Acc>();
+
+/// Aggregation functions Duet computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AggFn {
+    Count,
+    Sum,
+    Avg,
+    MinValue,
+    MaxValue,
+    FirstValue,
+    LastValue,
+    MinTime,
+    MaxTime,
+    Extreme,
+}
+
+impl AggFn {
+    pub(crate) fn parse(name: &str) -> Result<AggFn> {
+        Ok(match name.to_ascii_uppercase().as_str() {
+            "COUNT" => AggFn::Count,
+            "SUM" => AggFn::Sum,
+            "AVG" => AggFn::Avg,
+            "MIN_VALUE" => AggFn::MinValue,
+            "MAX_VALUE" => AggFn::MaxValue,
+            "FIRST_VALUE" => AggFn::FirstValue,
+            "LAST_VALUE" => AggFn::LastValue,
+            "MIN_TIME" => AggFn::MinTime,
+            "MAX_TIME" => AggFn::MaxTime,
+            "EXTREME" => AggFn::Extreme,
+            other => {
+                return Err(EngineError::Unsupported(format!(
+                    "aggregation function {other} is not supported"
+                )))
+            }
+        })
+    }
+
+    pub(crate) fn output_type(self, input: DataType) -> Result<DataType> {
+        let numeric = matches!(
+            input,
+            DataType::Int32 | DataType::Int64 | DataType::Float | DataType::Double
+        );
+        Ok(match self {
+            AggFn::Count | AggFn::MinTime | AggFn::MaxTime => DataType::Int64,
+            AggFn::Sum | AggFn::Avg if numeric => DataType::Double,
+            AggFn::Extreme if numeric => input,
+            AggFn::MinValue | AggFn::MaxValue
+                if input != DataType::Blob && input != DataType::Boolean =>
+            {
+                input
+            }
+            AggFn::FirstValue | AggFn::LastValue => input,
+            _ => {
+                return Err(EngineError::Semantic(format!(
+                    "Aggregate functions [{}] only support numeric data types",
+                    self.name()
+                )))
+            }
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            AggFn::Count => "count",
+            AggFn::Sum => "sum",
+            AggFn::Avg => "avg",
+            AggFn::MinValue => "min_value",
+            AggFn::MaxValue => "max_value",
+            AggFn::FirstValue => "first_value",
+            AggFn::LastValue => "last_value",
+            AggFn::MinTime => "min_time",
+            AggFn::MaxTime => "max_time",
+            AggFn::Extreme => "extreme",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    count: i64,
+    sum: f64,
+    first: Option<(i64, Val)>,
+    last: Option<(i64, Val)>,
+    min: Option<Val>,
+    max: Option<Val>,
+    extreme: Option<Val>,
+}
+
+impl Acc {
+    /// Bytes of text the accumulator holds beyond its own size.
+    fn heap(&self) -> usize {
+        let of = |v: &Val| match v {
+            Val::Str(s) => s.len(),
+            Val::Bytes(b) => b.len(),
+            _ => 0,
+        };
+        self.first.as_ref().map_or(0, |(_, v)| of(v))
+            + self.last.as_ref().map_or(0, |(_, v)| of(v))
+            + self.min.as_ref().map_or(0, of)
+            + self.max.as_ref().map_or(0, of)
+            + self.extreme.as_ref().map_or(0, of)
+    }
+
+    fn add(&mut self, time: i64, v: &Val) {
+        if *v == Val::Null {
+            return;
+        }
+        self.count += 1;
+        if let Some(f) = v.as_f64() {
+            self.sum += f;
+            let better = match &self.extreme {
+                None => true,
+                Some(e) => e
+                    .as_f64()
+                    .is_some_and(|x| f.abs() > x.abs() || (f.abs() == x.abs() && f > x)),
+            };
+            if better {
+                self.extreme = Some(v.clone());
+            }
+        }
+        if self.first.as_ref().is_none_or(|(t, _)| time < *t) {
+            self.first = Some((time, v.clone()));
+        }
+        if self.last.as_ref().is_none_or(|(t, _)| time > *t) {
+            self.last = Some((time, v.clone()));
+        }
+        if self
+            .min
+            .as_ref()
+            .is_none_or(|m| compare(v, m).is_some_and(|o| o.is_lt()))
+        {
+            self.min = Some(v.clone());
+        }
+        if self
+            .max
+            .as_ref()
+            .is_none_or(|m| compare(v, m).is_some_and(|o| o.is_gt()))
+        {
+            self.max = Some(v.clone());
+        }
+    }
+
+    fn result(&self, f: AggFn) -> Val {
+        match f {
+            AggFn::Count => Val::Int(self.count),
+            _ if self.count == 0 => Val::Null,
+            AggFn::Sum => Val::Float(self.sum),
+            AggFn::Avg => Val::Float(self.sum / self.count as f64),
+            AggFn::MinValue => self.min.clone().unwrap_or(Val::Null),
+            AggFn::MaxValue => self.max.clone().unwrap_or(Val::Null),
+            AggFn::FirstValue => self
+                .first
+                .as_ref()
+                .map(|(_, v)| v.clone())
+                .unwrap_or(Val::Null),
+            AggFn::LastValue => self
+                .last
+                .as_ref()
+                .map(|(_, v)| v.clone())
+                .unwrap_or(Val::Null),
+            AggFn::MinTime => self
+                .first
+                .as_ref()
+                .map(|(t, _)| Val::Int(*t))
+                .unwrap_or(Val::Null),
+            AggFn::MaxTime => self
+                .last
+                .as_ref()
+                .map(|(t, _)| Val::Int(*t))
+                .unwrap_or(Val::Null),
+            AggFn::Extreme => self.extreme.clone().unwrap_or(Val::Null),
+        }
+    }
+}
+
+/// Parses an IoTDB duration (`10ms`, `1s`, `5m`, `1h30m`, `2d`, `1w`, a bare integer) into time units.
+fn duration(engine: &Engine, text: &str) -> Result<i64> {
+    let t = text.trim().to_ascii_lowercase();
+    if let Ok(n) = t.parse::<i64>() {
+        if n <= 0 {
+            return Err(EngineError::Semantic(format!("illegal duration {text}")));
+        }
+        return Ok(n);
+    }
+    let too_large = || EngineError::Semantic(format!("duration {text} is too large"));
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let mut unit = String::from(c);
+        while let Some(n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(*n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let n: i64 = digits.parse().map_err(|_| {
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                too_large()
+            } else {
+                EngineError::Semantic(format!("illegal duration {text}"))
+            }
+        })?;
+        digits.clear();
+        let ms_per = engine.units_per_ms;
+        let units: i64 = match unit.as_str() {
+            "ns" => {
+                if ms_per < 1_000_000 {
+                    return Err(EngineError::Semantic(format!(
+                        "duration {text} is finer than the timestamp precision"
+                    )));
+                }
+                1
+            }
+            "us" => {
+                if ms_per < 1_000 {
+                    return Err(EngineError::Semantic(format!(
+                        "duration {text} is finer than the timestamp precision"
+                    )));
+                }
+                ms_per / 1_000
+            }
+            "ms" => ms_per,
+            "s" => 1_000 * ms_per,
+            "m" => 60_000 * ms_per,
+            "h" => 3_600_000 * ms_per,
+            "d" => 86_400_000 * ms_per,
+            "w" => 7 * 86_400_000 * ms_per,
+            "mo" | "y" => {
+                return Err(EngineError::Unsupported(format!(
+                    "calendar durations ({text}) are not supported yet"
+                )))
+            }
+            _ => return Err(EngineError::Semantic(format!("illegal duration {text}"))),
+        };
+        total = n
+            .checked_mul(units)
+            .and_then(|part| total.checked_add(part))
+            .ok_or_else(too_large)?;
+    }
+    if !digits.is_empty() || total <= 0 {
+        return Err(EngineError::Semantic(format!("illegal duration {text}")));
+    }
+    Ok(total)
+}
+
+fn time_value(engine: &Engine, ctx: &SessionContext, v: &TimeValue) -> Result<i64> {
+    match v {
+        TimeValue::Value(t) => Ok(*t),
+        TimeValue::DateTime(s) => engine.parse_datetime(ctx, s),
+        TimeValue::Now => Ok(engine.now()),
+    }
+}
+
+/// An `i128` that is known to lie within the `i64` range (bounds of a window inside `[start, end]`).
+fn narrow(x: i128) -> i64 {
+    i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The windows of an aggregate query, computed from their index rather than stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Windows {
+    /// No GROUP BY: one window over the whole range.
+    Whole,
+    Grouped {
+        start: i64,
+        end: i64,
+        interval: i64,
+        step: i64,
+        left_open: bool,
+        count: u64,
+    },
+}
+
+impl Windows {
+    pub(crate) fn new(
+        engine: &Engine,
+        ctx: &SessionContext,
+        group_by: Option<&GroupByTime>,
+    ) -> Result<Windows> {
+        let Some(g) = group_by else {
+            return Ok(Windows::Whole);
+        };
+        let start = time_value(engine, ctx, &g.start)?;
+        let end = time_value(engine, ctx, &g.end)?;
+        let interval = duration(engine, &g.interval.text)?;
+        let step = match &g.step {
+            Some(s) => duration(engine, &s.text)?,
+            None => interval,
+        };
+        if start >= end {
+            return Err(EngineError::Semantic(
+                "Start time should be smaller than endTime in GroupBy".into(),
+            ));
+        }
+        // In 128 bits neither the span nor the rounding can overflow: the full i64 range over 1 is
+        // 2^64 - 1 windows, not 0.
+        let span = i128::from(end) - i128::from(start);
+        let count = (span + i128::from(step) - 1) / i128::from(step);
+        if count > MAX_WINDOWS {
+            return Err(EngineError::Semantic(format!(
+                "GROUP BY ({}{start}, {end}{}, {}{}) would produce {count} windows; at most {MAX_WINDOWS} are allowed: use a larger interval or step, or a narrower time range",
+                if g.left_open { "(" } else { "[" },
+                if g.left_open { "]" } else { ")" },
+                g.interval.text,
+                g.step.as_ref().map(|s| format!(", {}", s.text)).unwrap_or_default(),
+            )));
+        }
+        Ok(Windows::Grouped {
+            start,
+            end,
+            interval,
+            step,
+            left_open: g.left_open,
+            count: u64::try_from(count).unwrap_or(0),
+        })
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Windows::Whole => 1,
+            Windows::Grouped { count, .. } => *count,
+        }
+    }
+
+    /// Window `k` in ascending order: (label, lo, hi), bounds inclusive.
+    pub(crate) fn get(&self, k: u64) -> (i64, i64, i64) {
+        match self {
+            Windows::Whole => (0, i64::MIN, i64::MAX),
+            Windows::Grouped {
+                start,
+                end,
+                interval,
+                step,
+                left_open,
+                ..
+            } => {
+                let w = i128::from(*start) + i128::from(k) * i128::from(*step);
+                let stop = (w + i128::from(*interval)).min(i128::from(*end));
+                if *left_open {
+                    (narrow(stop), narrow(w + 1), narrow(stop))
+                } else {
+                    (narrow(w), narrow(w), narrow(stop - 1))
+                }
+            }
+        }
+    }
+}
+
+/// One block of aggregate rows: a whole query, or one device of ALIGN BY DEVICE.
+pub(crate) struct AggPart {
+    /// The Device column's value (ALIGN BY DEVICE).
+    pub(crate) device: Option<String>,
+    /// The series read: the first `n_outputs` are aggregated, the rest only feed the predicate.
+    pub(crate) series: Vec<SeriesInfo>,
+    pub(crate) n_outputs: usize,
+    pub(crate) predicate: Option<Bound>,
+    /// Per value column: the aggregated series (an index into `series`) and the function, or `None`
+    /// for a measurement the device lacks (a null).
+    pub(crate) columns: Vec<Option<(usize, AggFn)>>,
+}
+
+/// Produces the parts of an aggregate query in order, building each only when it is reached.
+pub(crate) trait AggParts: Send + Sync {
+    fn next_part(&mut self) -> Result<Option<AggPart>>;
+}
+
+impl AggParts for Option<AggPart> {
+    fn next_part(&mut self) -> Result<Option<AggPart>> {
+        Ok(self.take())
+    }
+}
+
+/// Aggregate rows: for each part, one row per window, in time order or reversed, OFFSET and LIMIT
+/// applied across parts.
+pub(crate) struct AggSource {
+    pub(crate) engine: EngineRef,
+    pub(crate) control: QueryControlRef,
+    pub(crate) windows: Windows,
+    /// The WHERE clause's time range.
+    pub(crate) lo: i64,
+    pub(crate) hi: i64,
+    pub(crate) descending: bool,
+    pub(crate) parts: Box<dyn AggParts>,
+    /// Output columns of a page (Device first in ALIGN BY DEVICE).
+    pub(crate) types: Vec<DataType>,
+    pub(crate) skip: u64,
+    pub(crate) limit: Option<u64>,
+    current: Option<AggPart>,
+    /// The next window of the current part, as a position in output order.
+    pos: u64,
+    finished: bool,
+}
+
+impl AggSource {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        engine: EngineRef,
+        control: QueryControlRef,
+        windows: Windows,
+        (lo, hi): (i64, i64),
+        descending: bool,
+        parts: Box<dyn AggParts>,
+        types: Vec<DataType>,
+        (skip, limit): (u64, Option<u64>),
+    ) -> AggSource {
+        AggSource {
+            engine,
+            control,
+            windows,
+            lo,
+            hi,
+            descending,
+            parts,
+            types,
+            skip,
+            limit,
+            current: None,
+            pos: 0,
+            finished: false,
+        }
+    }
+
+    /// Makes sure a part with windows left is current; `false` at the end.
+    fn advance(&mut self) -> Result<bool> {
+        let len = self.windows.len();
+        loop {
+            if self.finished {
+                return Ok(false);
+            }
+            if self.limit == Some(0) {
+                self.finished = true;
+                self.current = None;
+                return Ok(false);
+            }
+            if self.current.is_some() {
+                if self.pos < len {
+                    return Ok(true);
+                }
+                self.current = None;
+            }
+            self.control.check()?;
+            match self.parts.next_part()? {
+                None => {
+                    self.finished = true;
+                    return Ok(false);
+                }
+                Some(part) => {
+                    if self.skip >= len {
+                        self.skip -= len;
+                        continue;
+                    }
+                    self.pos = self.skip;
+                    self.skip = 0;
+                    self.current = Some(part);
+                }
+            }
+        }
+    }
+
+    /// Rows of output positions `[pos, pos + n)` of `part`, in output order.
+    fn compute(&self, part: &AggPart, pos: u64, n: u64) -> Result<Vec<(i64, Vec<Val>)>> {
+        let len = self.windows.len();
+        let (first_k, past_k) = if self.descending {
+            (len - pos - n, len - pos)
+        } else {
+            (pos, pos + n)
+        };
+        let wins: Vec<(i64, i64, i64)> = (first_k..past_k).map(|k| self.windows.get(k)).collect();
+        let n_acc = part.n_outputs;
+        let base = wins.len().saturating_mul(n_acc).saturating_mul(ACC_BYTES);
+        let mut held = self.control.reserve(base, "aggregation state")?;
+        let mut accs: Vec<Vec<Acc>> = vec![vec![Acc::default(); n_acc]; wins.len()];
+        let (wlo, whi) = match (wins.first(), wins.last()) {
+            (Some(f), Some(l)) => (f.1.max(self.lo), l.2.min(self.hi)),
+            _ => (self.lo, self.hi),
+        };
+        if wlo <= whi && n_acc > 0 {
+            let budget = ScanBudget::new(&self.control, part.series.len());
+            let mut rows = AlignedRows::new(
+                &part.series,
+                n_acc,
+                wlo,
+                whi,
+                false,
+                part.predicate.clone(),
+                &budget,
+            )?;
+            let track_text = part.series[..n_acc]
+                .iter()
+                .any(|s| matches!(s.data_type.physical(), DataType::Text));
+            let mut text = 0usize;
+            // The first window whose end is not before the current time; windows are ordered by
+            // both start and end, so those containing a time are a run from here.
+            let mut first = 0usize;
+            while let Some((time, row)) = rows.next_row(&self.engine)? {
+                while first < wins.len() && wins[first].2 < time {
+                    first += 1;
+                }
+                let mut k = first;
+                while k < wins.len() && wins[k].1 <= time {
+                    if time <= wins[k].2 {
+                        for (acc, v) in accs[k].iter_mut().zip(&row) {
+                            if track_text {
+                                let before = acc.heap();
+                                acc.add(time, v);
+                                text = text - before + acc.heap();
+                            } else {
+                                acc.add(time, v);
+                            }
+                        }
+                    }
+                    k += 1;
+                }
+                if track_text {
+                    held.resize(base + text, "aggregation state")?;
+                }
+            }
+        }
+        let order: Box<dyn Iterator<Item = usize>> = if self.descending {
+            Box::new((0..wins.len()).rev())
+        } else {
+            Box::new(0..wins.len())
+        };
+        let mut out = Vec::with_capacity(wins.len());
+        for i in order {
+            let mut cells = Vec::with_capacity(self.types.len());
+            if let Some(d) = &part.device {
+                cells.push(Val::Str(d.clone()));
+            }
+            for c in &part.columns {
+                cells.push(match c {
+                    Some((acc, f)) => accs[i].get(*acc).map_or(Val::Null, |a| a.result(*f)),
+                    None => Val::Null,
+                });
+            }
+            out.push((wins[i].0, cells));
+        }
+        Ok(out)
+    }
+}
+
+impl PageSource for AggSource {
+    fn next_page(&mut self, max_rows: usize, max_bytes: usize) -> Result<Option<Page>> {
+        let mut page = PageBuilder::new(&self.control, &self.types, max_rows, max_bytes)?;
+        while !page.is_full() && self.advance()? {
+            let Some(part) = self.current.take() else {
+                break;
+            };
+            let left = self.windows.len() - self.pos;
+            let room = u64::try_from(max_rows.saturating_sub(page.rows())).unwrap_or(u64::MAX);
+            // Accumulators may take half of what the budget has left (the page the other half).
+            let per_window = part.n_outputs.max(1).saturating_mul(ACC_BYTES);
+            let affordable =
+                u64::try_from((self.control.available() / 2 / per_window).max(1)).unwrap_or(1);
+            let n = left
+                .min(room)
+                .min(affordable)
+                .min(self.limit.unwrap_or(u64::MAX))
+                .max(1);
+            let rows = self.compute(&part, self.pos, n);
+            self.current = Some(part);
+            let rows = rows?;
+            let computed = rows.len();
+            let mut taken = 0u64;
+            for (label, cells) in rows {
+                let bytes = row_bytes(&cells, page.types());
+                if !page.fits(bytes) {
+                    break;
+                }
+                page.push(label, &cells, bytes)?;
+                taken += 1;
+            }
+            self.pos += taken;
+            if let Some(l) = &mut self.limit {
+                *l = l.saturating_sub(taken);
+            }
+            if usize::try_from(taken).unwrap_or(usize::MAX) < computed {
+                break;
+            }
+        }
+        Ok(page.finish())
+    }
+
+    fn has_more(&mut self) -> Result<bool> {
+        self.advance()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn grouped(start: i64, end: i64, interval: i64, step: i64, left_open: bool) -> Windows {
+        let span = i128::from(end) - i128::from(start);
+        Windows::Grouped {
+            start,
+            end,
+            interval,
+            step,
+            left_open,
+            count: u64::try_from((span + i128::from(step) - 1) / i128::from(step)).unwrap(),
+        }
+    }
+
+    #[test]
+    fn windows_are_computed_from_their_index_at_the_ends_of_the_range() {
+        let w = grouped(0, 15, 5, 5, false);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w.get(0), (0, 0, 4));
+        assert_eq!(w.get(2), (10, 10, 14));
+        let w = grouped(0, 15, 5, 5, true);
+        assert_eq!(w.get(0), (5, 1, 5));
+        assert_eq!(w.get(2), (15, 11, 15));
+        // The last window is cut at the end; sliding windows overlap.
+        let w = grouped(0, 12, 5, 2, false);
+        assert_eq!(w.len(), 6);
+        assert_eq!(w.get(5), (10, 10, 11));
+        // The whole i64 range: no wrap-around anywhere.
+        let w = grouped(i64::MIN, i64::MAX, i64::MAX, i64::MAX, false);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w.get(0), (i64::MIN, i64::MIN, -2));
+        assert_eq!(w.get(2), (i64::MAX - 1, i64::MAX - 1, i64::MAX - 1));
+    }
+}

@@ -1,0 +1,269 @@
+//! Result pages and how big they are: every source builds its pages with a [`PageBuilder`], which
+//! stops a page at a row count or at an estimate of its TsBlock encoding, whichever comes first, and
+//! charges the page to the query's memory budget. The estimates are upper bounds of what
+//! `duet_proto::tsblock::encode` writes, so a reply cut by them stays below the client's frame limit.
+
+use duet_proto::types::{Column, ColumnValues, DataType};
+
+use super::expr::{render, Val};
+use crate::limits::{QueryControlRef, Reservation};
+use crate::Result;
+
+/// One page of a result: times and columns of equal length.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub times: Vec<i64>,
+    pub columns: Vec<Column>,
+}
+
+/// A result produced page by page.
+pub trait PageSource: Send + Sync {
+    /// The next page: at most `max_rows` rows and at most `max_bytes` bytes once encoded as a TsBlock
+    /// (a page may exceed `max_bytes` only when its single row does), or `None` at the end.
+    fn next_page(&mut self, max_rows: usize, max_bytes: usize) -> Result<Option<Page>>;
+
+    /// Whether another row follows; a source may read one row ahead to know.
+    fn has_more(&mut self) -> Result<bool>;
+}
+
+/// Bytes of a TsBlock of `n_columns` value columns without rows: the column count, types and
+/// encodings, the row count, a null flag per column, and a partly used bitmap byte per column.
+pub fn block_overhead(n_columns: usize) -> usize {
+    16 + 5 * n_columns
+}
+
+/// Upper bound of the encoded bytes of one row: the time, a null-bitmap bit per column (rounded up),
+/// and each value (a boolean counted as a byte).
+pub(crate) fn row_bytes(cells: &[Val], types: &[DataType]) -> usize {
+    let mut bytes = 8 + cells.len().div_ceil(8);
+    for (v, t) in cells.iter().zip(types) {
+        bytes += value_bytes(v, *t);
+    }
+    bytes
+}
+
+fn value_bytes(v: &Val, t: DataType) -> usize {
+    match (v, t.physical()) {
+        (Val::Null, _) => 0,
+        (_, DataType::Boolean) => 1,
+        (_, DataType::Int32 | DataType::Float) => 4,
+        (_, DataType::Int64 | DataType::Double) => 8,
+        (Val::Str(s), _) => 4 + s.len(),
+        (Val::Bytes(b), _) => 4 + b.len(),
+        (other, _) => 4 + render(other).len(),
+    }
+}
+
+/// Upper bound of the encoded bytes of row `row` of a finished table (what the session pages).
+pub fn table_row_bytes(columns: &[Column], row: usize) -> usize {
+    let mut bytes = 8 + columns.len().div_ceil(8);
+    for c in columns {
+        if c.is_null(row) {
+            continue;
+        }
+        bytes += match &c.values {
+            ColumnValues::Boolean(_) => 1,
+            ColumnValues::Int32(_) | ColumnValues::Float(_) => 4,
+            ColumnValues::Int64(_) | ColumnValues::Double(_) => 8,
+            ColumnValues::Binary(v) => 4 + v.get(row).map_or(0, Vec::len),
+        };
+    }
+    bytes
+}
+
+/// Builds output columns from rows of values.
+pub(crate) struct ColumnBuilder {
+    data_type: DataType,
+    nulls: Vec<bool>,
+    values: ColumnValues,
+}
+
+impl ColumnBuilder {
+    pub(crate) fn new(data_type: DataType) -> ColumnBuilder {
+        ColumnBuilder {
+            data_type,
+            nulls: Vec::new(),
+            values: ColumnValues::empty_for(data_type),
+        }
+    }
+
+    pub(crate) fn push(&mut self, v: &Val) {
+        let null = *v == Val::Null;
+        self.nulls.push(null);
+        match &mut self.values {
+            ColumnValues::Boolean(x) => x.push(matches!(v, Val::Bool(true))),
+            ColumnValues::Int32(x) => x.push(match v {
+                Val::Int(i) => i32::try_from(*i).unwrap_or_default(),
+                _ => 0,
+            }),
+            ColumnValues::Int64(x) => x.push(match v {
+                Val::Int(i) => *i,
+                _ => 0,
+            }),
+            ColumnValues::Float(x) => x.push(v.as_f64().unwrap_or_default() as f32),
+            ColumnValues::Double(x) => x.push(v.as_f64().unwrap_or_default()),
+            ColumnValues::Binary(x) => x.push(match v {
+                Val::Str(s) => s.clone().into_bytes(),
+                Val::Bytes(b) => b.clone(),
+                Val::Null => Vec::new(),
+                other => render(other).into_bytes(),
+            }),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Column {
+        let nulls = self.nulls.iter().any(|b| *b).then_some(self.nulls);
+        Column {
+            data_type: self.data_type,
+            nulls,
+            values: self.values,
+        }
+    }
+}
+
+/// One page being built, bounded by rows and by estimated encoded bytes, and charged to the budget.
+pub(crate) struct PageBuilder {
+    times: Vec<i64>,
+    columns: Vec<ColumnBuilder>,
+    types: Vec<DataType>,
+    bytes: usize,
+    max_rows: usize,
+    max_bytes: usize,
+    reservation: Reservation,
+}
+
+impl PageBuilder {
+    /// A page of `types` columns; it takes at most half of the budget still available, so the state
+    /// that produces the rows keeps the other half.
+    pub(crate) fn new(
+        control: &QueryControlRef,
+        types: &[DataType],
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<PageBuilder> {
+        let overhead = block_overhead(types.len());
+        Ok(PageBuilder {
+            times: Vec::new(),
+            columns: types.iter().map(|t| ColumnBuilder::new(*t)).collect(),
+            types: types.to_vec(),
+            bytes: overhead,
+            max_rows: max_rows.max(1),
+            max_bytes: max_bytes.min(control.available() / 2),
+            reservation: control.reserve(overhead, "a result page")?,
+        })
+    }
+
+    pub(crate) fn types(&self) -> &[DataType] {
+        &self.types
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.times.len()
+    }
+
+    /// Whether no further row may be added.
+    pub(crate) fn is_full(&self) -> bool {
+        self.times.len() >= self.max_rows || self.bytes >= self.max_bytes
+    }
+
+    /// Whether a row of `bytes` (from [`row_bytes`]) fits; the first row always does.
+    pub(crate) fn fits(&self, bytes: usize) -> bool {
+        self.times.is_empty()
+            || (self.times.len() < self.max_rows
+                && self.bytes.saturating_add(bytes) <= self.max_bytes)
+    }
+
+    /// Adds a row of `bytes` (from [`row_bytes`]); memory is charged at twice the encoded size
+    /// (per-cell null flags and vector headers).
+    pub(crate) fn push(&mut self, time: i64, cells: &[Val], bytes: usize) -> Result<()> {
+        let charged = self.reservation.bytes() + 2 * bytes;
+        self.reservation.resize(charged, "a result page")?;
+        self.bytes += bytes;
+        self.times.push(time);
+        for (b, v) in self.columns.iter_mut().zip(cells) {
+            b.push(v);
+        }
+        Ok(())
+    }
+
+    /// The page, or `None` when it has no rows. The reservation ends here: the page is handed over.
+    pub(crate) fn finish(self) -> Option<Page> {
+        if self.times.is_empty() {
+            return None;
+        }
+        Some(Page {
+            times: self.times,
+            columns: self
+                .columns
+                .into_iter()
+                .map(ColumnBuilder::finish)
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::limits::{QueryControl, QueryLimits};
+
+    #[test]
+    fn estimates_bound_the_real_encoding() {
+        let types = [
+            DataType::Int64,
+            DataType::Text,
+            DataType::Boolean,
+            DataType::Int32,
+            DataType::Blob,
+        ];
+        let rows: Vec<Vec<Val>> = (0..37)
+            .map(|i| {
+                vec![
+                    if i % 3 == 0 { Val::Null } else { Val::Int(i) },
+                    Val::Str("x".repeat(i as usize * 7)),
+                    Val::Bool(i % 2 == 0),
+                    Val::Int(-i),
+                    if i % 5 == 0 {
+                        Val::Null
+                    } else {
+                        Val::Bytes(vec![1; i as usize])
+                    },
+                ]
+            })
+            .collect();
+        let control = QueryControl::new(QueryLimits::default());
+        let mut page = PageBuilder::new(&control, &types, 1000, usize::MAX).unwrap();
+        let mut estimate = block_overhead(types.len());
+        for (i, row) in rows.iter().enumerate() {
+            let bytes = row_bytes(row, &types);
+            estimate += bytes;
+            page.push(i as i64, row, bytes).unwrap();
+        }
+        let page = page.finish().unwrap();
+        let encoded =
+            duet_proto::tsblock::encode(&page.times, &page.columns, 0, page.times.len()).unwrap();
+        assert!(encoded.len() <= estimate, "{} > {estimate}", encoded.len());
+        let table: usize = (0..page.times.len())
+            .map(|r| table_row_bytes(&page.columns, r))
+            .sum::<usize>()
+            + block_overhead(types.len());
+        assert!(encoded.len() <= table, "{} > {table}", encoded.len());
+    }
+
+    #[test]
+    fn a_page_stops_at_its_byte_cap_but_always_takes_one_row() {
+        let control = QueryControl::new(QueryLimits::default());
+        let types = [DataType::Text];
+        let big = [Val::Str("y".repeat(1000))];
+        let bytes = row_bytes(&big, &types);
+        let mut page = PageBuilder::new(&control, &types, 100, 10).unwrap();
+        assert!(page.fits(bytes));
+        page.push(1, &big, bytes).unwrap();
+        assert!(!page.fits(bytes));
+        assert!(page.is_full());
+        assert!(control.used() > 2000);
+        drop(page);
+        assert_eq!(control.used(), 0);
+    }
+}
