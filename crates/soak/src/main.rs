@@ -201,12 +201,45 @@ fn count_files(dir: &Path, suffix: &str) -> usize {
         .sum()
 }
 
-/// Lines of a server log that speak of an error or a panic.
-fn log_trouble(dir: &Path) -> (usize, usize) {
+/// What a server log says went wrong: the ERROR lines (up to three distinct messages, without
+/// timestamps and colours) and the number of panics.
+fn log_trouble(dir: &Path) -> (usize, Vec<String>, usize) {
     let log = std::fs::read_to_string(dir.join("duetd.test.log")).unwrap_or_default();
-    let errors = log.lines().filter(|l| l.contains("ERROR")).count();
+    let mut errors = 0;
+    let mut distinct: Vec<String> = Vec::new();
+    for line in log.lines().filter(|l| l.contains("ERROR")) {
+        errors += 1;
+        let plain: String = strip_ansi(line);
+        let message = plain
+            .split_once("ERROR")
+            .map_or(plain.as_str(), |(_, m)| m)
+            .trim()
+            .to_string();
+        if distinct.len() < 3 && !distinct.contains(&message) {
+            distinct.push(message);
+        }
+    }
     let panics = log.lines().filter(|l| l.contains("panicked")).count();
-    (errors, panics)
+    (errors, distinct, panics)
+}
+
+/// A log line without its terminal colour codes.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... letter
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Device path → measurement names, for every series either side holds or the soak wrote.
@@ -602,12 +635,15 @@ fn run(args: &Args, seed: u64) -> Result<bool> {
     );
     for side in Side::BOTH {
         let dir = cluster.data_dir(side);
-        let (errors, panics) = log_trouble(&dir);
+        let (errors, messages, panics) = log_trouble(&dir);
         say!(
             "  {side}: {} data files, {} log segments now; server log: {errors} ERROR lines, {panics} panics",
             count_files(&dir.join("storage").join("data"), ".parquet"),
             count_files(&dir.join("storage").join("wal"), ".log"),
         );
+        for message in messages {
+            say!("    ERROR {message}");
+        }
         if panics > 0 {
             incidents.push(format!("{side}'s server log reports {panics} panics"));
         }

@@ -56,7 +56,22 @@ fn result_field(stdout: &str, key: &str) -> u64 {
 fn short_fault_soak_loses_nothing_and_converges() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let seed = seed();
-    let (code, out) = soak(&["--seed", &seed, "--faults", "20"]);
+    // Faults every 0.3–1.5 s and writers pausing 10–40 ms between operations keep the run near a
+    // minute and a half in a debug build on two cores; `scripts/soak.sh` runs the full pace.
+    let (code, out) = soak(&[
+        "--seed",
+        &seed,
+        "--faults",
+        "20",
+        "--min-gap-ms",
+        "300",
+        "--max-gap-ms",
+        "1500",
+        "--min-pause-ms",
+        "10",
+        "--max-pause-ms",
+        "40",
+    ]);
     assert_eq!(
         code, 0,
         "the soak failed (seed {seed}); its output is above"
