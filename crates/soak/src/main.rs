@@ -71,9 +71,11 @@ struct Args {
     /// Writers' pause between operations, upper bound (ms)
     #[arg(long, default_value_t = 30)]
     max_pause_ms: u64,
-    /// The servers' memtable_bytes: small, so memtables flush many times during the soak
-    #[arg(long, default_value_t = 256 * 1024)]
-    memtable_bytes: u64,
+    /// The servers' memtable_bytes (default: drawn from the seed among 256 KiB, 1 MiB and 4 MiB —
+    /// small ones keep the flusher behind, larger ones flush one memtable at a time; both regimes
+    /// have lost data before)
+    #[arg(long)]
+    memtable_bytes: Option<u64>,
     /// The servers' wal_segment_bytes: small, so log segments are released during the soak
     #[arg(long, default_value_t = 1024 * 1024)]
     wal_segment_bytes: u64,
@@ -433,11 +435,14 @@ fn run(args: &Args, seed: u64) -> Result<bool> {
             weights,
         },
     );
+    let memtable_bytes = args
+        .memtable_bytes
+        .unwrap_or([256 << 10, 1 << 20, 4 << 20][rng::Rng::fork(seed, 2).range(0, 2) as usize]);
     let root = prepare_root(args)?;
     say!(
         "data: {} (memtable_bytes {}, wal_segment_bytes {}, {} writers per side{})",
         root.display(),
-        args.memtable_bytes,
+        memtable_bytes,
         args.wal_segment_bytes,
         args.writers,
         if args.disk_full {
@@ -451,7 +456,7 @@ fn run(args: &Args, seed: u64) -> Result<bool> {
         .enable_all()
         .build()?;
     let settings = ServerSettings {
-        memtable_bytes: args.memtable_bytes,
+        memtable_bytes,
         wal_segment_bytes: args.wal_segment_bytes,
     };
     let mut cluster = match rt.block_on(Cluster::start(&root, &settings, &schema)) {
