@@ -40,8 +40,14 @@ pub struct Cluster {
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Cluster {
-    /// Starts A and B in `root/a` and `root/b`, creates the schema on both, the proxies and the pipes.
-    pub async fn start(root: &Path, settings: &ServerSettings, schema: &Schema) -> Result<Cluster> {
+    /// Starts A and B in `root/a` and `root/b` (logging to `duetd.test.log` inside, or to `root/a.log`
+    /// and `root/b.log` when `logs_outside`), creates the schema on both, the proxies and the pipes.
+    pub async fn start(
+        root: &Path,
+        settings: &ServerSettings,
+        schema: &Schema,
+        logs_outside: bool,
+    ) -> Result<Cluster> {
         let mut servers = Vec::new();
         for side in Side::BOTH {
             let dir = root.join(side.lower());
@@ -58,7 +64,12 @@ impl Cluster {
                 args: vec!["--config".into(), config.display().to_string()],
                 ..DuetdOptions::default()
             };
-            let server = Duetd::start_in(&dir, options)
+            let log_file = if logs_outside {
+                root.join(format!("{}.log", side.lower()))
+            } else {
+                dir.join("duetd.test.log")
+            };
+            let server = Duetd::start_in_logging_to(&dir, &log_file, options)
                 .with_context(|| format!("starting {side} in {}", dir.display()))?;
             servers.push(server);
         }
@@ -116,6 +127,10 @@ impl Cluster {
 
     pub fn data_dir(&self, side: Side) -> PathBuf {
         self.servers[side.index()].data_dir().to_path_buf()
+    }
+
+    pub fn log_file(&self, side: Side) -> PathBuf {
+        self.servers[side.index()].log_file().to_path_buf()
     }
 
     /// The proxy in front of `side`: the link its peer's pipe sends through.

@@ -97,6 +97,10 @@ struct Args {
     /// default kill=30,term=20,partition=30,slow=15, plus disk=10 with --disk-full)
     #[arg(long)]
     weights: Option<String>,
+    /// Write the server logs beside the data directories instead of inside them (as
+    /// scripts/start-standalone.sh does), so a full data disk does not also fail the logging
+    #[arg(long)]
+    logs_outside: bool,
     /// Size of each tmpfs data directory with --disk-full (MiB)
     #[arg(long, default_value_t = 256)]
     disk_mib: u64,
@@ -205,8 +209,8 @@ fn count_files(dir: &Path, suffix: &str) -> usize {
 
 /// What a server log says went wrong: the ERROR lines (up to three distinct messages, without
 /// timestamps and colours) and the number of panics.
-fn log_trouble(dir: &Path) -> (usize, Vec<String>, usize) {
-    let log = std::fs::read_to_string(dir.join("duetd.test.log")).unwrap_or_default();
+fn log_trouble(log_file: &Path) -> (usize, Vec<String>, usize) {
+    let log = std::fs::read_to_string(log_file).unwrap_or_default();
     let mut errors = 0;
     let mut distinct: Vec<String> = Vec::new();
     for line in log.lines().filter(|l| l.contains("ERROR")) {
@@ -459,13 +463,14 @@ fn run(args: &Args, seed: u64) -> Result<bool> {
         memtable_bytes,
         wal_segment_bytes: args.wal_segment_bytes,
     };
-    let mut cluster = match rt.block_on(Cluster::start(&root, &settings, &schema)) {
-        Ok(c) => c,
-        Err(e) => {
-            say!("data directories kept: {}", root.display());
-            return Err(e);
-        }
-    };
+    let mut cluster =
+        match rt.block_on(Cluster::start(&root, &settings, &schema, args.logs_outside)) {
+            Ok(c) => c,
+            Err(e) => {
+                say!("data directories kept: {}", root.display());
+                return Err(e);
+            }
+        };
     say!(
         "A on port {} (pipe BA arrives through proxy {}), B on port {} (pipe AB through proxy {})",
         cluster.port(Side::A),
@@ -640,7 +645,7 @@ fn run(args: &Args, seed: u64) -> Result<bool> {
     );
     for side in Side::BOTH {
         let dir = cluster.data_dir(side);
-        let (errors, messages, panics) = log_trouble(&dir);
+        let (errors, messages, panics) = log_trouble(&cluster.log_file(side));
         say!(
             "  {side}: {} data files, {} log segments now; server log: {errors} ERROR lines, {panics} panics",
             count_files(&dir.join("storage").join("data"), ".parquet"),
@@ -698,9 +703,11 @@ fn run(args: &Args, seed: u64) -> Result<bool> {
         }
         cluster.shut_down();
         say!(
-            "data directories kept: {} and {} (server logs: duetd.test.log in each){}",
+            "data directories kept: {} and {} (server logs: {} and {}){}",
             cluster.data_dir(Side::A).display(),
             cluster.data_dir(Side::B).display(),
+            cluster.log_file(Side::A).display(),
+            cluster.log_file(Side::B).display(),
             if args.disk_full {
                 format!(
                     "; they are tmpfs mounts: umount them, then remove {}",
