@@ -115,7 +115,7 @@ fn certainly_beats(winner: &Op, op: &Op, op_latest: Duration, margin: Duration) 
     winner.issued > needed
 }
 
-/// Judges the two sides series by series, so only one device's points are in memory at a time.
+/// Judges the two sides series by series, so only one series' points are in memory at a time.
 pub struct Checker<'h> {
     schema: &'h Schema,
     ops: &'h [Op],

@@ -251,7 +251,7 @@ fn point_hash(time: i64, value: &Value) -> u64 {
     h.finish()
 }
 
-/// Fingerprints every series of `devices` (device path → measurement names), one device in memory at
+/// Fingerprints every series of `devices` (device path → measurement names), one series in memory at
 /// a time.
 pub async fn fingerprint(
     port: u16,
@@ -259,15 +259,18 @@ pub async fn fingerprint(
 ) -> Result<Fingerprint> {
     let mut c = connect(port).await?;
     let mut out = Fingerprint::new();
+    // One series at a time: a long soak's device can hold millions of points.
     for (device, measurements) in devices {
-        let snapshot = scan_device(&mut c, device, measurements)
-            .await
-            .map_err(|e| anyhow!("port {port}: {e}"))?;
-        for (series, points) in snapshot {
-            let hash = points
-                .iter()
-                .fold(0u64, |acc, (t, v)| acc.wrapping_add(point_hash(*t, v)));
-            out.insert(series, (points.len(), hash));
+        for m in measurements {
+            let snapshot = scan_device(&mut c, device, std::slice::from_ref(m))
+                .await
+                .map_err(|e| anyhow!("port {port}: {e}"))?;
+            for (series, points) in snapshot {
+                let hash = points
+                    .iter()
+                    .fold(0u64, |acc, (t, v)| acc.wrapping_add(point_hash(*t, v)));
+                out.insert(series, (points.len(), hash));
+            }
         }
     }
     let _ = c.close().await;

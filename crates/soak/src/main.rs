@@ -350,7 +350,7 @@ fn quiesce(
     }
 }
 
-/// Scans both sides device by device and judges every series.
+/// Scans both sides series by series and judges each.
 fn final_check(
     rt: &tokio::runtime::Runtime,
     ports: [u16; 2],
@@ -364,12 +364,14 @@ fn final_check(
         let (mut points_a, mut points_b) = (0, 0);
         let empty = BTreeMap::new();
         for (device, measurements) in &devices {
-            let a = cluster::scan_device(&mut ca, device, measurements).await?;
-            let b = cluster::scan_device(&mut cb, device, measurements).await?;
-            points_a += a.values().map(BTreeMap::len).sum::<usize>();
-            points_b += b.values().map(BTreeMap::len).sum::<usize>();
             let index = schema.devices.iter().position(|d| &d.path == device);
+            // One series at a time: a long soak's device can hold millions of points.
             for m in measurements {
+                let one = std::slice::from_ref(m);
+                let a = cluster::scan_device(&mut ca, device, one).await?;
+                let b = cluster::scan_device(&mut cb, device, one).await?;
+                points_a += a.values().map(BTreeMap::len).sum::<usize>();
+                points_b += b.values().map(BTreeMap::len).sum::<usize>();
                 let series = format!("{device}.{m}");
                 let known = MEASUREMENTS.iter().position(|(name, _)| name == m);
                 let (on_a, on_b) = (
