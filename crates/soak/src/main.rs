@@ -229,6 +229,16 @@ fn log_trouble(log_file: &Path) -> (usize, Vec<String>, usize) {
     (errors, distinct, panics)
 }
 
+/// How often a pipe found the change log it needed released and fell back to replaying from the
+/// data files (correct, but it resends everything and holds the pipe back meanwhile).
+fn replays_from_data_files(log_file: &Path) -> usize {
+    std::fs::read_to_string(log_file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("replaying from data files"))
+        .count()
+}
+
 /// A log line without its terminal colour codes.
 fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
@@ -649,9 +659,10 @@ fn run(args: &Args, seed: u64) -> Result<bool> {
         let dir = cluster.data_dir(side);
         let (errors, messages, panics) = log_trouble(&cluster.log_file(side));
         say!(
-            "  {side}: {} data files, {} log segments now; server log: {errors} ERROR lines, {panics} panics",
+            "  {side}: {} data files, {} log segments now; server log: {errors} ERROR lines, {panics} panics, {} pipe replays from data files",
             count_files(&dir.join("storage").join("data"), ".parquet"),
             count_files(&dir.join("storage").join("wal"), ".log"),
+            replays_from_data_files(&cluster.log_file(side)),
         );
         for message in messages {
             say!("    ERROR {message}");
