@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod proxy;
+
 /// How long a server may take to become ready before a test gives up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -64,6 +66,9 @@ pub struct Duetd {
     _temp: Option<tempfile::TempDir>,
     port: u16,
     options: DuetdOptions,
+    /// Where the server's stderr goes: `duetd.test.log` in the data directory unless started with
+    /// [`Duetd::start_in_logging_to`].
+    log_file: PathBuf,
 }
 
 impl Duetd {
@@ -77,6 +82,7 @@ impl Duetd {
         let data_dir = temp.path().to_path_buf();
         let mut server = Duetd {
             child: None,
+            log_file: data_dir.join("duetd.test.log"),
             data_dir,
             _temp: Some(temp),
             port: options.port,
@@ -88,12 +94,23 @@ impl Duetd {
 
     /// Starts a server on an existing data directory (kept after the test).
     pub fn start_in(data_dir: &Path, options: DuetdOptions) -> Result<Duetd> {
+        Duetd::start_in_logging_to(data_dir, &data_dir.join("duetd.test.log"), options)
+    }
+
+    /// Like [`Duetd::start_in`], with the server's stderr appended to `log_file` (e.g. outside a
+    /// data directory whose file system a test fills up).
+    pub fn start_in_logging_to(
+        data_dir: &Path,
+        log_file: &Path,
+        options: DuetdOptions,
+    ) -> Result<Duetd> {
         let mut server = Duetd {
             child: None,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             port: options.port,
             options,
+            log_file: log_file.to_path_buf(),
         };
         server.spawn()?;
         Ok(server)
@@ -108,7 +125,7 @@ impl Duetd {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data_dir.join("duetd.test.log"))?;
+            .open(&self.log_file)?;
         let mut command = Command::new(binary("duetd"));
         command
             .arg("--data-dir")
@@ -164,10 +181,15 @@ impl Duetd {
         &self.data_dir
     }
 
+    /// The file the server's stderr goes to.
+    pub fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+
     /// The server's log so far (stderr), for failure messages.
     pub fn log(&self) -> String {
         let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(self.data_dir.join("duetd.test.log")) {
+        if let Ok(mut f) = std::fs::File::open(&self.log_file) {
             let _ = f.read_to_string(&mut s);
         }
         s
@@ -184,6 +206,26 @@ impl Duetd {
             }
         }
         Ok(())
+    }
+
+    /// Graceful stop (SIGTERM) that allows `timeout` for the exit and returns how long it took. A
+    /// server still running then is killed (SIGKILL), so it never outlives the error that says so.
+    pub fn stop_within(&mut self, timeout: Duration) -> Result<Duration> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(Duration::ZERO);
+        };
+        let started = Instant::now();
+        let pid = i32::try_from(child.id())?;
+        signal(pid, "TERM")?;
+        match wait_exit(&mut child, timeout) {
+            Ok(status) if status.success() => Ok(started.elapsed()),
+            Ok(status) => bail!("duetd exited with {status} after SIGTERM"),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("duetd was still running {timeout:?} after SIGTERM: killed")
+            }
+        }
     }
 
     /// Abrupt stop (SIGKILL), as a crash or power loss.
