@@ -1178,6 +1178,11 @@ impl Shared {
             .collect();
         let mut merged: Vec<(String, Run)> = Vec::new();
         for series in names {
+            // A closing storage abandons the merge (nothing is written yet; the inputs stay), so a
+            // graceful stop never waits for a long merge (the fault soak saw one take minutes).
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
             let tombstones: Vec<RangeTombstone> = read(&self.tree)
                 .tombstones
                 .get(series)
@@ -1843,6 +1848,7 @@ fn run_compactor(shared: &Shared, rx: Receiver<CompactorMsg>) {
                 // Retrying at once would only spin; the next flush or request tries again.
                 std::thread::sleep(COMPACTION_RETRY_AFTER_DISK_FULL);
             }
+            Err(Error::Closed) => tracing::info!("merge abandoned: the storage is closing"),
             Err(e) => tracing::error!(error = %e, "compaction failed; will retry"),
         }
         if let CompactorMsg::AfterFlush(flushed, reply) = msg {
