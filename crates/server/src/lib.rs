@@ -11,6 +11,7 @@
 //! accept loop.
 
 pub mod config;
+pub mod fault_hooks;
 pub mod instance;
 pub mod listener;
 pub mod session;
@@ -92,6 +93,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         ..duet_storage::StorageOptions::default()
     };
     let storage = duet_storage::Storage::open(&config.data_dir.join("storage"), storage_options)?;
+    fault_hooks::install(&storage);
     let engine = duet_engine::Engine::open(
         catalog.clone(),
         storage.clone(),

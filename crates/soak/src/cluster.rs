@@ -62,6 +62,8 @@ impl Cluster {
             )?;
             let options = DuetdOptions {
                 args: vec!["--config".into(), config.display().to_string()],
+                // Lets the soak make the server's own fsyncs fail (see duetd's fault_hooks).
+                env: vec![("DUET_FAULT_HOOKS".into(), "1".into())],
                 ..DuetdOptions::default()
             };
             let log_file = if logs_outside {

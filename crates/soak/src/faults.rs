@@ -1,7 +1,7 @@
 //! The faults: a plan drawn from the seed up front (so a seed names one sequence of faults and gaps),
 //! and their injection into the running pair — SIGKILL and SIGTERM with restarts, partitions (refused
-//! connections or a black hole) and slow links through the proxies, and a full disk when the data
-//! directories are size-limited mounts.
+//! connections or a black hole) and slow links through the proxies, a full disk when the data
+//! directories are size-limited mounts, and failed fsyncs through duetd's fault hook.
 
 use std::fmt;
 use std::path::Path;
@@ -64,6 +64,14 @@ pub enum Fault {
     },
     /// The side's file system filled up (a balloon file), then freed.
     DiskFull { side: Side, lasting: Duration },
+    /// The side's next change-log fsync fails (its records read back as zeros) through duetd's
+    /// fault hook. With `rewrite_fails` the rewrite of those records fails too, which poisons the
+    /// log: the side refuses writes until it is restarted (gracefully) after `restart_after`.
+    Fsync {
+        side: Side,
+        rewrite_fails: bool,
+        restart_after: Duration,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -102,6 +110,20 @@ impl fmt::Display for Fault {
             Fault::DiskFull { side, lasting } => {
                 write!(f, "disk full on {side} for {}", secs(*lasting))
             }
+            Fault::Fsync {
+                side,
+                rewrite_fails: false,
+                ..
+            } => write!(f, "failed fsync on {side} (rewritten)"),
+            Fault::Fsync {
+                side,
+                rewrite_fails: true,
+                restart_after,
+            } => write!(
+                f,
+                "failed fsync and rewrite on {side} (log poisoned), SIGTERM and restart after {}",
+                secs(*restart_after)
+            ),
         }
     }
 }
@@ -119,20 +141,20 @@ pub struct PlanOptions {
     pub faults: usize,
     /// Quiet time before each fault, uniform in this range of milliseconds.
     pub gap_ms: (u64, u64),
-    /// Relative weights of SIGKILL, SIGTERM, partition, slow link and disk full.
-    pub weights: [u64; 5],
+    /// Relative weights of SIGKILL, SIGTERM, partition, slow link, disk full and failed fsync.
+    pub weights: [u64; 6],
 }
 
-/// The default mix: kills and partitions most, graceful restarts and slow links less; disk full only
-/// when asked for.
-pub const DEFAULT_WEIGHTS: [u64; 5] = [30, 20, 30, 15, 0];
+/// The default mix: kills and partitions most, graceful restarts, slow links and failed fsyncs
+/// less; disk full only when asked for.
+pub const DEFAULT_WEIGHTS: [u64; 6] = [30, 20, 30, 15, 0, 10];
 /// The weight of disk-full faults when they are enabled without explicit weights.
 pub const DISK_FULL_WEIGHT: u64 = 10;
 
-/// Parses `kill=30,term=20,partition=30,slow=15,disk=10` (names may be omitted: 0).
-pub fn parse_weights(text: &str) -> Result<[u64; 5]> {
-    const NAMES: [&str; 5] = ["kill", "term", "partition", "slow", "disk"];
-    let mut weights = [0u64; 5];
+/// Parses `kill=30,term=20,partition=30,slow=15,disk=10,fsync=10` (names may be omitted: 0).
+pub fn parse_weights(text: &str) -> Result<[u64; 6]> {
+    const NAMES: [&str; 6] = ["kill", "term", "partition", "slow", "disk", "fsync"];
+    let mut weights = [0u64; 6];
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, value) = item
             .split_once('=')
@@ -184,9 +206,14 @@ pub fn plan(seed: u64, options: &PlanOptions) -> Vec<Planned> {
                     bytes_per_second: rng.range(64, 1024) * 1024,
                     lasting: rng.millis(1_000, 5_000),
                 },
-                _ => Fault::DiskFull {
+                4 => Fault::DiskFull {
                     side: side(&mut rng),
                     lasting: rng.millis(1_000, 5_000),
+                },
+                _ => Fault::Fsync {
+                    side: side(&mut rng),
+                    rewrite_fails: rng.chance(30),
+                    restart_after: rng.millis(200, 2_000),
                 },
             };
             Planned { gap, fault }
@@ -277,6 +304,32 @@ pub fn inject(
             std::fs::remove_file(&balloon)
                 .with_context(|| format!("removing {}", balloon.display()))?;
         }
+        Fault::Fsync {
+            side,
+            rewrite_fails,
+            restart_after,
+        } => {
+            let signal = if *rewrite_fails { "USR2" } else { "USR1" };
+            cluster.server(*side).send_signal(signal)?;
+            if *rewrite_fails {
+                // A poisoned log refuses writes until the operator restarts the server.
+                std::thread::sleep(*restart_after);
+                let stopped = cluster.server(*side).stop_within(stop_timeout);
+                history.process_died(*side);
+                match stopped {
+                    Ok(took) => graceful_stop = Some(took),
+                    Err(e) => {
+                        incident = Some(Incident {
+                            fault: index,
+                            message: format!(
+                                "{side} with a poisoned log did not stop gracefully on SIGTERM: {e:#}"
+                            ),
+                        })
+                    }
+                }
+                restart(cluster, *side, index)?;
+            }
+        }
     }
     let description = match graceful_stop {
         Some(took) => format!("{fault} (stopped in {})", secs(took)),
@@ -323,7 +376,7 @@ fn fill(path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn options(weights: [u64; 5]) -> PlanOptions {
+    fn options(weights: [u64; 6]) -> PlanOptions {
         PlanOptions {
             faults: 200,
             gap_ms: (500, 3000),
@@ -342,7 +395,7 @@ mod tests {
             format!("{plan:?}"),
             format!("{:?}", super::plan(43, &options(DEFAULT_WEIGHTS)))
         );
-        let mut kinds = [0usize; 5];
+        let mut kinds = [0usize; 6];
         for p in &plan {
             assert!((500..=3000).contains(&p.gap.as_millis()));
             let kind = match &p.fault {
@@ -360,10 +413,15 @@ mod tests {
                     3
                 }
                 Fault::DiskFull { .. } => 4,
+                Fault::Fsync { restart_after, .. } => {
+                    assert!((200..=2000).contains(&restart_after.as_millis()));
+                    5
+                }
             };
             kinds[kind] += 1;
         }
         assert!(kinds[..4].iter().all(|n| *n > 0), "{kinds:?}");
+        assert!(kinds[5] > 0, "{kinds:?}");
         assert_eq!(kinds[4], 0, "disk full without being asked for");
     }
 
@@ -371,12 +429,12 @@ mod tests {
     fn weights_parse_by_name() {
         assert_eq!(
             parse_weights("kill=60, partition=40").unwrap(),
-            [60, 0, 40, 0, 0]
+            [60, 0, 40, 0, 0, 0]
         );
         assert!(parse_weights("kill=x").is_err());
         assert!(parse_weights("crash=1").is_err());
         assert!(parse_weights("kill=0").is_err());
-        let only_kills = plan(1, &options([1, 0, 0, 0, 0]));
+        let only_kills = plan(1, &options([1, 0, 0, 0, 0, 0]));
         assert!(only_kills
             .iter()
             .all(|p| matches!(p.fault, Fault::Kill { .. })));

@@ -94,7 +94,7 @@ struct Args {
     #[arg(long)]
     disk_full: bool,
     /// Relative weights of the faults, e.g. `kill=60,term=20,partition=20` (omitted ones are 0;
-    /// default kill=30,term=20,partition=30,slow=15, plus disk=10 with --disk-full)
+    /// default kill=30,term=20,partition=30,slow=15,fsync=10, plus disk=10 with --disk-full)
     #[arg(long)]
     weights: Option<String>,
     /// Write the server logs beside the data directories instead of inside them (as
@@ -232,10 +232,15 @@ fn log_trouble(log_file: &Path) -> (usize, Vec<String>, usize) {
 /// How often a pipe found the change log it needed released and fell back to replaying from the
 /// data files (correct, but it resends everything and holds the pipe back meanwhile).
 fn replays_from_data_files(log_file: &Path) -> usize {
+    count_log_lines(log_file, "replaying from data files")
+}
+
+/// How many lines of a server log contain `needle`.
+fn count_log_lines(log_file: &Path, needle: &str) -> usize {
     std::fs::read_to_string(log_file)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("replaying from data files"))
+        .filter(|l| l.contains(needle))
         .count()
 }
 
@@ -658,11 +663,14 @@ fn run(args: &Args, seed: u64) -> Result<bool> {
     for side in Side::BOTH {
         let dir = cluster.data_dir(side);
         let (errors, messages, panics) = log_trouble(&cluster.log_file(side));
+        let log_file = cluster.log_file(side);
         say!(
-            "  {side}: {} data files, {} log segments now; server log: {errors} ERROR lines, {panics} panics, {} pipe replays from data files",
+            "  {side}: {} data files, {} log segments now; server log: {errors} ERROR lines, {panics} panics, {} pipe replays from data files, {} failed fsyncs rewritten, {} logs poisoned",
             count_files(&dir.join("storage").join("data"), ".parquet"),
             count_files(&dir.join("storage").join("wal"), ".log"),
-            replays_from_data_files(&cluster.log_file(side)),
+            replays_from_data_files(&log_file),
+            count_log_lines(&log_file, "unsynced records were written again"),
+            count_log_lines(&log_file, "change log poisoned"),
         );
         for message in messages {
             say!("    ERROR {message}");

@@ -25,13 +25,16 @@
 //! sender keeps it until the acknowledgement, which still waits for the fsync, so a crash in
 //! between only means it is sent again.
 //!
-//! If a write or fsync of the log fails, the log is **poisoned**: what reached the disk is unknown,
+//! A **failed fsync** is not retried as such (the kernel may have dropped the unsynced pages and
+//! marked them clean, so a second fsync could report success without them): the segment is cut back
+//! to its length at the last good fsync, the records written since — kept in memory until synced —
+//! are written again and synced, and the log goes on; nothing acknowledged depended on them yet.
+//! If that fails too, or a write fails, the log is **poisoned**: what reached the disk is unknown,
 //! so every later write fails with [`Error::Poisoned`] until the process restarts and recovers.
 //! A **full disk** is the exception: a write that finds it full is cut back off the segment, its
 //! group is refused with [`Error::DiskFull`] (nothing of it kept, its LSNs handed out again), and
 //! the log goes on; flushes and merges that fail on it leave no partial files, writers held back by
 //! unflushed memtables are refused instead of waiting, and everything resumes once space is freed.
-//! (A failed *fsync* still poisons, whatever its cause.)
 //!
 //! **Memtables are filled in LSN order** (a group commit gives the entries from pipes, applied
 //! before its fsync, lower LSNs than the local ones applied after it), so a flush may record the

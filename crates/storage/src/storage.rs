@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
@@ -38,6 +38,9 @@ use crate::wal::{self, LogRead, SegmentWriter, WalIndex};
 
 /// A group commit stops collecting queued writes at this many payload bytes.
 const MAX_BATCH_BYTES: usize = 32 << 20;
+/// In periodic sync mode, the log is synced early once this many bytes wait for a sync (they are
+/// kept in memory until then, to be written again if the sync fails).
+const MAX_UNSYNCED_BYTES: usize = 64 << 20;
 /// How often the flusher checks the memtable's age when nothing else wakes it.
 const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const MIN_AGE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
@@ -126,8 +129,8 @@ struct Shared {
     /// Set once a write or sync of the log failed; every later write is refused with it.
     poisoned: Mutex<Option<String>>,
     closed: AtomicBool,
-    /// Test hook: the next log sync fails as if the disk had reported an error.
-    fail_next_sync: AtomicBool,
+    /// Test hook: how many of the next log syncs fail as a failing disk would.
+    failing_syncs: AtomicU32,
     /// Test hook: the next append to the log writes half its batch, then finds the disk full.
     fail_next_append: AtomicBool,
     /// Set while the disk is full (logged once per episode).
@@ -357,7 +360,7 @@ impl Storage {
             cursors: Mutex::new(BTreeMap::new()),
             poisoned: Mutex::new(None),
             closed: AtomicBool::new(false),
-            fail_next_sync: AtomicBool::new(false),
+            failing_syncs: AtomicU32::new(0),
             flush_state: Mutex::new(manifest),
             flush_requested: AtomicBool::new(false),
             frozen_count: frozen_tx,
@@ -376,12 +379,14 @@ impl Storage {
             compaction_disk_full: AtomicBool::new(false),
             queued_writes: AtomicUsize::new(0),
         });
+        let segment_bytes = segment.bytes;
         let writer = LogWriter {
             shared: shared.clone(),
             segment,
             next_lsn: head + 1,
             hlc,
-            unsynced: false,
+            synced_bytes: segment_bytes,
+            unsynced: Vec::new(),
             last_sync: Instant::now(),
             buf: Vec::new(),
             rotation_failing: false,
@@ -682,13 +687,22 @@ impl Storage {
         result
     }
 
-    /// Test hook: makes the next fsync of the log fail, as a failing disk would.
+    /// Test hook: makes the next fsync of the log fail, as a failing disk would: the records it
+    /// should have made durable read back as zeros, and the error is reported. The log writer then
+    /// writes them again from memory and syncs once more (see [`Storage::fail_next_syncs`]).
     #[doc(hidden)]
     pub fn fail_next_sync(&self) {
+        self.fail_next_syncs(1);
+    }
+
+    /// Test hook: makes the next `count` fsyncs of the log fail as [`Storage::fail_next_sync`]
+    /// does; two in a row fail a sync and its retry, which poisons the log.
+    #[doc(hidden)]
+    pub fn fail_next_syncs(&self, count: u32) {
         self.inner
             .shared
-            .fail_next_sync
-            .store(true, Ordering::Release);
+            .failing_syncs
+            .store(count, Ordering::Release);
     }
 
     /// Test hook: the next compaction stops as if the process died, after writing the merged file
@@ -1424,8 +1438,11 @@ struct LogWriter {
     segment: SegmentWriter,
     next_lsn: Lsn,
     hlc: Hlc,
-    /// Bytes written but not yet fsynced (Periodic mode only).
-    unsynced: bool,
+    /// Length of the open segment at its last successful fsync: what the disk is known to hold.
+    synced_bytes: u64,
+    /// The records written after that, kept so that a failed fsync can write them again: after a
+    /// failed fsync the kernel may have dropped those pages, so syncing again proves nothing.
+    unsynced: Vec<u8>,
     last_sync: Instant,
     /// Reused buffer of one group commit's records.
     buf: Vec<u8>,
@@ -1508,14 +1525,14 @@ impl LogWriter {
             }
         }
         // Every handle is gone: make what was written durable before the thread ends.
-        if self.unsynced {
+        if !self.unsynced.is_empty() {
             let _ = self.sync();
         }
     }
 
     fn sync_deadline(&self) -> Option<Instant> {
         match self.shared.options.sync {
-            SyncMode::Periodic(interval) if self.unsynced => Some(self.last_sync + interval),
+            SyncMode::Periodic(interval) if !self.unsynced.is_empty() => Some(self.last_sync + interval),
             _ => None,
         }
     }
@@ -1527,24 +1544,65 @@ impl LogWriter {
         self.sync()
     }
 
-    /// fsyncs the open segment; a failure poisons the log.
+    /// fsyncs the open segment. A failed fsync is not retried as such — the kernel may have
+    /// dropped the unsynced pages and marked them clean, so a second fsync could succeed without
+    /// them (PostgreSQL's "fsyncgate") — but the segment is cut back to its last synced length, the
+    /// records since are written again from memory and synced. Only if that fails too is the log
+    /// poisoned (until a restart recovers it).
     fn sync(&mut self) -> Result<()> {
-        let injected = self.shared.fail_next_sync.swap(false, Ordering::AcqRel);
-        let result = if injected {
-            Err(std::io::Error::other("injected sync failure"))
-        } else {
-            self.segment.file.sync_data()
-        };
-        match result {
+        let failed = match self.sync_segment() {
             Ok(()) => {
-                self.unsynced = false;
-                self.last_sync = Instant::now();
+                self.synced();
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(error = %failed, unsynced_bytes = self.unsynced.len(), "fsync of the change log failed; writing its unsynced records again");
+        match self.rewrite_unsynced() {
+            Ok(()) => {
+                tracing::warn!(
+                    rewritten_bytes = self.unsynced.len(),
+                    "the change log's unsynced records were written again and synced; writes go on"
+                );
+                self.synced();
                 Ok(())
             }
-            Err(e) => Err(self
-                .shared
-                .poison(format!("fsync of the change log failed: {e}"))),
+            Err(again) => Err(self.shared.poison(format!(
+                "fsync of the change log failed ({failed}), and writing its unsynced records again failed: {again}"
+            ))),
         }
+    }
+
+    fn synced(&mut self) {
+        self.synced_bytes = self.segment.bytes;
+        self.unsynced.clear();
+        self.last_sync = Instant::now();
+    }
+
+    fn sync_segment(&mut self) -> std::io::Result<()> {
+        let injected = self
+            .shared
+            .failing_syncs
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            // As a failing disk: the unsynced pages never reach it (they read back as zeros).
+            self.segment.file.set_len(self.synced_bytes)?;
+            self.segment.file.set_len(self.segment.bytes)?;
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        self.segment.file.sync_data()
+    }
+
+    /// Cuts the open segment back to its synced length and appends the unsynced records again
+    /// (the file is opened for appending), then syncs. Readers never read past the head, which a
+    /// per-commit log moves only after the sync; in periodic mode a reader may meet the cut-back
+    /// region and gets an error it retries.
+    fn rewrite_unsynced(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        self.segment.file.set_len(self.synced_bytes)?;
+        self.segment.file.write_all(&self.unsynced)?;
+        self.sync_segment()
     }
 
     /// One group commit: assign LSNs and versions, write, (apply replicated entries,) sync, apply,
@@ -1716,7 +1774,13 @@ impl LogWriter {
         match written {
             Ok(()) => {
                 self.segment.bytes += self.buf.len() as u64;
-                self.unsynced = true;
+                if self.unsynced.is_empty() {
+                    // The usual case (every commit is synced): keep the batch without copying it;
+                    // the next commit refills the emptied buffer this one had.
+                    std::mem::swap(&mut self.unsynced, &mut self.buf);
+                } else {
+                    self.unsynced.extend_from_slice(&self.buf);
+                }
                 Ok(())
             }
             Err(e) if crate::error::is_disk_full(&e) => {
@@ -1743,6 +1807,8 @@ impl LogWriter {
         match self.shared.options.sync {
             SyncMode::PerCommit => self.sync(),
             SyncMode::Periodic(interval) if self.last_sync.elapsed() >= interval => self.sync(),
+            // The unsynced records are kept in memory for a rewrite; bound them.
+            SyncMode::Periodic(_) if self.unsynced.len() >= MAX_UNSYNCED_BYTES => self.sync(),
             SyncMode::Periodic(_) => Ok(()),
         }
     }
@@ -1754,6 +1820,7 @@ impl LogWriter {
         let wal_dir = self.shared.dir.join("wal");
         match SegmentWriter::create(&wal_dir, self.next_lsn) {
             Ok((writer, meta)) => {
+                self.synced_bytes = writer.bytes;
                 self.segment = writer;
                 lock(&self.shared.wal_index).segments.push(meta);
                 Ok(())

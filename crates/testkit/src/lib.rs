@@ -57,6 +57,8 @@ pub struct DuetdOptions {
     pub port: u16,
     /// The address to bind; 127.0.0.1 when `None`.
     pub address: Option<String>,
+    /// Extra environment variables, e.g. `("DUET_FAULT_HOOKS", "1")`.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `duetd` with its own data directory.
@@ -135,6 +137,7 @@ impl Duetd {
             .arg("--rpc-port")
             .arg(self.port.to_string())
             .args(&self.options.args)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
@@ -226,6 +229,12 @@ impl Duetd {
                 bail!("duetd was still running {timeout:?} after SIGTERM: killed")
             }
         }
+    }
+
+    /// Sends the running process a signal by name (`USR1`, `HUP`, …) without waiting for anything.
+    pub fn send_signal(&self, name: &str) -> Result<()> {
+        let child = self.child.as_ref().ok_or_else(|| anyhow!("duetd is not running"))?;
+        signal(i32::try_from(child.id())?, name)
     }
 
     /// Abrupt stop (SIGKILL), as a crash or power loss.
