@@ -279,6 +279,7 @@ async fn run_file(path: &Path) -> Result<()> {
             args,
             port: if address.is_some() { 6667 } else { 0 },
             address,
+            ..DuetdOptions::default()
         };
         let server =
             Duetd::start_with(options).with_context(|| format!("starting instance {name}"))?;
