@@ -73,6 +73,11 @@ impl QueryControl {
         self.cancelled.load(Ordering::Acquire)
     }
 
+    /// How long ago the query started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// Fails when the query was cancelled or ran past its deadline.
     pub fn check(&self) -> Result<()> {
         if self.is_cancelled() {

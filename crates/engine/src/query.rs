@@ -35,7 +35,7 @@ use scan::{AlignedRows, ScanBudget};
 
 use crate::engine::{Output, QueryStream, SessionContext};
 use crate::limits::QueryControlRef;
-use crate::schema::{Schema, SeriesInfo};
+use crate::schema::{resolution_step, Schema, SeriesInfo};
 use crate::{Engine, EngineError, Result};
 
 /// The engine reference a page source needs; sources outlive the statement call, so they hold an `Arc`.
@@ -184,13 +184,17 @@ fn resolve_item(schema: &Schema, from: &[Path], item: &Path) -> Vec<SeriesInfo> 
         let mut seen: HashSet<String> = HashSet::new();
         for f in from {
             for s in schema.matching_series(&join_pattern(f, item)) {
+                resolution_step();
                 if seen.insert(s.path.clone()) {
                     matched.push(s);
                 }
             }
         }
     }
-    matched.sort_by(|a, b| a.path.cmp(&b.path));
+    matched.sort_by(|a, b| {
+        resolution_step();
+        a.path.cmp(&b.path)
+    });
     matched
 }
 
@@ -210,6 +214,7 @@ fn resolve_series(
         ))),
         1 => {
             let s = found.remove(0);
+            resolution_step();
             if let Some(i) = index.get(&s.path) {
                 return Ok(*i);
             }
@@ -326,6 +331,7 @@ pub fn execute(
         names.push(name);
         data_types.push(s.data_type);
         functions.push(f.unwrap_or(AggFn::Count));
+        resolution_step();
         column_cursor.push(match index.get(&s.path) {
             Some(i) => *i,
             None => {
@@ -559,13 +565,17 @@ fn last(
                 }
             };
             for s in resolve_item(&schema, &select.from, &item_path) {
+                resolution_step();
                 if seen.insert(s.path.clone()) {
                     series.push(s);
                 }
             }
         }
     }
-    series.sort_by(|a, b| a.path.cmp(&b.path));
+    series.sort_by(|a, b| {
+        resolution_step();
+        a.path.cmp(&b.path)
+    });
     if select.order_by_time_desc {
         series.reverse();
     }
@@ -705,6 +715,7 @@ impl DevicePlan {
             let mut position: HashMap<&str, usize> = HashMap::new();
             let mut feeds = Vec::with_capacity(self.columns.len());
             for c in &self.columns {
+                resolution_step();
                 feeds.push(ms.get(&c.measurement).map(|s| {
                     *position.entry(&c.measurement).or_insert_with(|| {
                         series.push(s.clone());
@@ -800,6 +811,7 @@ fn by_device(
                 matched.extend(schema.matching_series(&f.0));
             }
             for s in matched {
+                resolution_step();
                 devices
                     .entry(s.device.clone())
                     .or_default()
@@ -963,7 +975,10 @@ fn resolve_in_device(
             aligned: false,
         },
     };
-    if let Some(i) = series.iter().position(|s| s.path == info.path) {
+    if let Some(i) = series.iter().position(|s| {
+        resolution_step();
+        s.path == info.path
+    }) {
         return Ok(i);
     }
     series.push(info);

@@ -2,6 +2,7 @@
 //! the catalog at start, changed through [`Schema`] methods that write through to the catalog first,
 //! so memory never holds a series the catalog would forget.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use duet_catalog::{Catalog, SeriesRecord};
@@ -10,6 +11,26 @@ use duet_proto::types::DataType;
 
 use crate::paths;
 use crate::{EngineError, Result};
+
+thread_local! {
+    /// Steps of series resolution taken on this thread (see [`resolution_steps`]).
+    static RESOLUTION_STEPS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts one step of series resolution: a device or measurement examined, or a series path
+/// compared with another, put in a set or map, or looked up in one. Resolution runs on the
+/// planning thread, so a per-thread count is exactly one query's work.
+pub(crate) fn resolution_step() {
+    RESOLUTION_STEPS.with(|steps| steps.set(steps.get().wrapping_add(1)));
+}
+
+/// Test hook: the steps of series resolution this thread has taken so far (see
+/// [`resolution_step`]). Read before and after planning a query, it shows that resolution grows
+/// near-linearly with the number of series, without timing anything.
+#[doc(hidden)]
+pub fn resolution_steps() -> u64 {
+    RESOLUTION_STEPS.with(Cell::get)
+}
 
 /// One series' schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +209,7 @@ impl Schema {
             // A full path: one device, one measurement.
             let (device_nodes, measurement) = concrete.split_at(concrete.len() - 1);
             let device = paths::join(device_nodes);
+            resolution_step();
             if let Some((key, info)) = self.devices.get_key_value(&device) {
                 if let Some(m) = info.measurements.get(measurement[0]) {
                     out.push(self.info(key, &device, info, measurement[0], m));
@@ -213,6 +235,7 @@ impl Schema {
             ))
             .take_while(|(d, _)| d.starts_with(prefix.as_str()))
         {
+            resolution_step();
             let mut nodes = paths::split(device);
             if !has_many && nodes.len() + 1 != pattern.len() {
                 continue;
@@ -222,6 +245,7 @@ impl Schema {
             }
             let device_path = paths::join(&nodes);
             for (measurement, m) in &info.measurements {
+                resolution_step();
                 nodes.push(measurement.clone());
                 if paths::matches(pattern, &nodes) {
                     out.push(self.info(device, &device_path, info, measurement, m));

@@ -77,7 +77,20 @@ async fn off_the_workers<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, StatementError> {
     let guard = CancelOnDrop(Some(control.clone()));
-    let result = tokio::task::spawn_blocking(work).await;
+    let watched = control.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let done = work();
+        // The one sign, when a client went away, that the work it left behind has ended: nobody
+        // waits for `done` then.
+        if watched.is_cancelled() {
+            debug!(
+                elapsed_ms = u64::try_from(watched.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "a cancelled query's work stopped"
+            );
+        }
+        done
+    })
+    .await;
     guard.disarm();
     result.map_err(|e| {
         StatementError::new(

@@ -1,7 +1,8 @@
 //! Every query is bounded, end to end against real `duetd`: GROUP BY arithmetic that cannot overflow,
 //! windows streamed within a small memory budget, the budget's error, timeouts (configured and per
-//! request), a query's end on `closeOperation` and with its session, replies cut by bytes so the
-//! Python client's frame limit holds, and `SELECT *` over many series.
+//! request), a query's end on `closeOperation`, with its session and when its client hangs up
+//! mid-request, replies cut by bytes so the Python client's frame limit holds, and `SELECT *` over
+//! many series.
 
 #![allow(
     clippy::unwrap_used,
@@ -117,8 +118,14 @@ fn count_of(resp: &t::TSExecuteStatementResp) -> i64 {
 
 /// Inserts `n` points of `device.s` (times 0..n, value = time) in statements of 1000 rows.
 async fn load_points(client: &mut Client, device: &str, n: usize) {
-    for start in (0..n).step_by(1000) {
-        let values: Vec<String> = (start..(start + 1000).min(n))
+    load_points_from(client, device, 0, n).await;
+}
+
+/// Inserts `n` points of `device.s` (times `from..from + n`, value = time) in statements of 1000
+/// rows.
+async fn load_points_from(client: &mut Client, device: &str, from: usize, n: usize) {
+    for start in (from..from + n).step_by(1000) {
+        let values: Vec<String> = (start..(start + 1000).min(from + n))
             .map(|t| format!("({t}, {t})"))
             .collect();
         client
@@ -416,6 +423,60 @@ async fn a_query_ends_on_close_operation_and_with_its_session() {
         || logged(server, "query closed: the session ended", second).then_some(()),
     )
     .unwrap();
+}
+
+/// A client that hangs up while its query runs takes the query's work with it: the blocking thread
+/// computing the first page stops at its next check and says so in the log, rather than computing
+/// for minutes for nobody (before the listener watched for the hang-up, the request's future, and
+/// with it the work, lived on until the page was done).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_query_stops_its_work_on_the_server() {
+    const STOPPED: &str = "a cancelled query's work stopped";
+    let configured = start_configured("", &["--log-level", "info,duet_server::session=debug"]);
+    let server = &configured.server;
+    let mut client = connect(server, 5000).await;
+    // 50,000 points at 1,000,000..1,050,000 ms.
+    load_points_from(&mut client, "root.t.d", 1_000_000, 50_000).await;
+    // Windows 10,000,000 ms wide starting every millisecond: each point lies in every one of the
+    // first reply's windows (about 500,000 fit its bytes; each page of 1000 scans all points), so
+    // the first reply alone is some 2.5 × 10^10 accumulator updates: minutes, even optimised.
+    let sql = "select count(s) from root.t.d group by ([0, 10000000), 10000000ms, 1ms)";
+    let mut hanging = connect(server, 1_000_000).await;
+    // The request's own timeout (an hour) keeps the deadline from ending the work instead.
+    let request = tokio::spawn(async move {
+        execute_with_timeout(&mut hanging, sql, 1_000_000, Some(3_600_000)).await
+    });
+    wait_for("the query to start", Duration::from_secs(30), || {
+        plain(&server.log())
+            .lines()
+            .any(|l| l.contains("executing") && l.to_lowercase().contains("group by"))
+            .then_some(())
+    })
+    .unwrap();
+    assert!(!request.is_finished(), "the query cannot be done already");
+    assert!(!plain(&server.log()).contains(STOPPED));
+    // Hang up: dropping the task drops the client and closes its socket mid-request.
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
+    let stopped = wait_for(
+        "the server to stop the abandoned query's work",
+        Duration::from_secs(60),
+        || {
+            plain(&server.log())
+                .lines()
+                .find(|l| l.contains(STOPPED))
+                .map(str::to_string)
+        },
+    )
+    .unwrap();
+    eprintln!("{stopped}");
+    // The server goes on serving.
+    assert_eq!(
+        rows(&mut client, "select count(s) from root.t.d")
+            .await
+            .unwrap(),
+        vec![vec!["50000".to_string()]]
+    );
 }
 
 /// Sends `name(req)` and returns the reply frame's payload.

@@ -152,6 +152,8 @@ struct Shared {
     flushes_paused: AtomicBool,
     /// Test hook: while set, a compaction waits after picking its inputs (a merge that takes long).
     compactions_paused: AtomicBool,
+    /// Test hook: set while a merge that has picked its inputs waits for `compactions_paused`.
+    merge_held: AtomicBool,
     /// Test hook: the next compaction "crashes" at this point (see [`CrashPoint`]).
     compaction_crash: Mutex<Option<CrashPoint>>,
     /// Set by an injected compaction crash: this instance compacts no more, as a dead process would not.
@@ -367,6 +369,7 @@ impl Storage {
             held_back_since: Mutex::new(None),
             flushes_paused: AtomicBool::new(false),
             compactions_paused: AtomicBool::new(false),
+            merge_held: AtomicBool::new(false),
             compaction_crash: Mutex::new(None),
             compaction_halted: AtomicBool::new(false),
             writer_tx: Mutex::new(Some(writer_tx)),
@@ -726,6 +729,13 @@ impl Storage {
             .shared
             .compactions_paused
             .store(paused, Ordering::Release);
+    }
+
+    /// Test hook: whether a merge has picked its inputs and is held there by
+    /// [`Storage::pause_compactions`] (a merge in progress, nothing of it written yet).
+    #[doc(hidden)]
+    pub fn merge_held_by_pause(&self) -> bool {
+        self.inner.shared.merge_held.load(Ordering::Acquire)
     }
 
     /// Test hook: the next append to the log writes half its batch and then fails as a full disk
@@ -1184,8 +1194,10 @@ impl Shared {
         while self.compactions_paused.load(Ordering::Acquire)
             && !self.closed.load(Ordering::Acquire)
         {
+            self.merge_held.store(true, Ordering::Release);
             std::thread::sleep(Duration::from_millis(5));
         }
+        self.merge_held.store(false, Ordering::Release);
         let names: BTreeSet<&str> = inputs
             .iter()
             .flat_map(|f| f.meta.series.iter().map(|s| s.series.as_str()))

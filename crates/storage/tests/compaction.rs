@@ -1,14 +1,16 @@
 //! Compaction: a partition's files merge into one with the same scans, the merged file reports the
-//! newest input LSN, tombstones outlive the points they hid, and a crash at any step leaves exactly
-//! one complete file set visible.
+//! newest input LSN, tombstones outlive the points they hid, a crash at any step leaves exactly
+//! one complete file set visible, and closing abandons a merge in progress with its inputs intact.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::*;
 use duet_storage::{Origin, Storage, StorageOptions, Version};
+use duet_testkit::wait_for;
 
 fn options() -> StorageOptions {
     StorageOptions {
@@ -202,6 +204,51 @@ async fn a_crash_after_the_manifest_switch_keeps_only_the_new_file() {
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0].max_lsn, head);
     assert_eq!(parquet_files(dir.path()), vec![files[0].path.clone()]);
+    assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
+    assert_eq!(scan_i64(&storage, "s2"), vec![(1, 100), (2, 200)]);
+}
+
+/// Closing while a merge is in progress (its inputs picked, nothing merged yet) abandons the merge:
+/// close returns without writing a merged file or switching the manifest, and the reopened storage
+/// has the same input files and every point. (Before the closing check in the merge loop, close
+/// let the held merge run to its end and found one merged file.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_abandons_a_merge_in_progress_and_keeps_its_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    four_flushes(&storage, true).await;
+    storage.pause_compactions(true);
+    // The fourth flush makes the partition due; the flush answers once the merge ends.
+    let flush = {
+        let storage = storage.clone();
+        tokio::spawn(async move { storage.flush().await })
+    };
+    wait_for(
+        "the merge to pick its inputs",
+        Duration::from_secs(30),
+        || storage.merge_held_by_pause().then_some(()),
+    )
+    .unwrap();
+    let inputs = storage.data_files();
+    assert_eq!(inputs.len(), 4, "{inputs:?}");
+    let input_paths: Vec<PathBuf> = inputs.iter().map(|f| f.path.clone()).collect();
+    storage.close().await.unwrap();
+    // Closing released the merge; it stopped before writing anything.
+    assert!(!storage.merge_held_by_pause());
+    let after: Vec<PathBuf> = storage.data_files().into_iter().map(|f| f.path).collect();
+    assert_eq!(after, input_paths, "the merge was not finished");
+    let mut sorted = input_paths.clone();
+    sorted.sort();
+    assert_eq!(
+        parquet_files(dir.path()),
+        sorted,
+        "no merged file was written"
+    );
+    flush.await.unwrap().unwrap();
+    drop(storage);
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    let reopened: Vec<PathBuf> = storage.data_files().into_iter().map(|f| f.path).collect();
+    assert_eq!(reopened, input_paths, "the inputs are intact");
     assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
     assert_eq!(scan_i64(&storage, "s2"), vec![(1, 100), (2, 200)]);
 }
