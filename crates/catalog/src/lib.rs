@@ -70,13 +70,26 @@ impl Catalog {
     /// opens a changed precision, or a configured cluster id different from the stored one, is
     /// [`Error::ImmutableSettingChanged`].
     pub fn open(data_dir: &Path, settings: &ImmutableSettings) -> Result<Catalog> {
+        Catalog::open_with_root_password(data_dir, settings, None)
+    }
+
+    /// Like [`Catalog::open`], with root's password at the very first open given (else `root`).
+    /// On later opens it is not used: the password is whatever root set since.
+    pub fn open_with_root_password(
+        data_dir: &Path,
+        settings: &ImmutableSettings,
+        initial_root_password: Option<&str>,
+    ) -> Result<Catalog> {
+        if let Some(password) = initial_root_password {
+            password::validate_password(password)?;
+        }
         std::fs::create_dir_all(data_dir)?;
         let data_dir_lock = DataDirLock::acquire(data_dir)?;
 
         let mut connection = Connection::open(data_dir.join(CATALOG_FILE_NAME))?;
         configure_connection(&connection)?;
         schema::migrate(&mut connection)?;
-        let identity = establish_identity(&mut connection, settings)?;
+        let identity = establish_identity(&mut connection, settings, initial_root_password)?;
         tracing::debug!(
             cluster_id = %identity.cluster_id,
             timestamp_precision = %identity.timestamp_precision,
@@ -147,9 +160,13 @@ fn read_identity(connection: &Connection) -> Result<Option<Identity>> {
 fn establish_identity(
     connection: &mut Connection,
     settings: &ImmutableSettings,
+    initial_root_password: Option<&str>,
 ) -> Result<Identity> {
     if let Some(stored) = read_identity(connection)? {
         check_unchanged(&stored, settings)?;
+        if initial_root_password.is_some() {
+            tracing::info!("an initial root password is configured but this is not the first start: root keeps its current password");
+        }
         return Ok(stored);
     }
 
@@ -161,7 +178,8 @@ fn establish_identity(
         timestamp_precision: settings.timestamp_precision.clone(),
         created_at_ms: now_ms(),
     };
-    let root_password_hash = password::hash_password(ROOT_DEFAULT_PASSWORD)?;
+    let root_password_hash =
+        password::hash_password(initial_root_password.unwrap_or(ROOT_DEFAULT_PASSWORD))?;
     // One transaction: an instance never exists with an identity but no way to log in.
     let transaction = connection.transaction()?;
     transaction.execute(
@@ -181,7 +199,8 @@ fn establish_identity(
     tracing::info!(
         cluster_id = %identity.cluster_id,
         timestamp_precision = %identity.timestamp_precision,
-        "first start: instance identity recorded, default user root created"
+        password = if initial_root_password.is_some() { "configured" } else { "default" },
+        "first start: instance identity recorded, user root created"
     );
     Ok(identity)
 }
@@ -250,6 +269,31 @@ pub(crate) mod tests {
         assert_eq!(catalog.list_users().unwrap(), vec!["root".to_string()]);
         catalog.authenticate("root", "root").unwrap();
         assert!(catalog.user_has_default_password("root").unwrap());
+    }
+
+    #[test]
+    fn an_initial_root_password_applies_at_first_open_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog =
+            Catalog::open_with_root_password(dir.path(), &settings("ms", None), Some("IoTDB@2011"))
+                .unwrap();
+        catalog.authenticate("root", "IoTDB@2011").unwrap();
+        assert!(catalog.authenticate("root", "root").is_err());
+        assert!(!catalog.user_has_default_password("root").unwrap());
+        drop(catalog);
+        // Later opens keep root's password, whatever is configured then.
+        let catalog =
+            Catalog::open_with_root_password(dir.path(), &settings("ms", None), Some("other1"))
+                .unwrap();
+        catalog.authenticate("root", "IoTDB@2011").unwrap();
+        assert!(catalog.authenticate("root", "other1").is_err());
+        drop(catalog);
+        // A password the rules refuse is refused before anything is created.
+        let fresh = tempfile::tempdir().unwrap();
+        let err = Catalog::open_with_root_password(fresh.path(), &settings("ms", None), Some("ab"))
+            .unwrap_err();
+        assert!(err.to_string().contains("length of the password"), "{err}");
+        assert!(!fresh.path().join(CATALOG_FILE_NAME).exists());
     }
 
     #[test]

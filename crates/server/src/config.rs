@@ -5,6 +5,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// A configured secret: its `Debug` form never shows it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// Everything `duetd` can be configured with. Field names are the TOML keys.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +35,9 @@ pub struct Config {
     pub timestamp_precision: String,
     /// Immutable after first start; generated when absent.
     pub cluster_id: Option<String>,
+    /// root's password at first start (default `root`, as IoTDB); later starts ignore it (root's
+    /// password is then whatever was set with `ALTER USER`). Must follow the password rules.
+    pub initial_root_password: Option<Secret>,
     /// Connections served at once (IoTDB's `dn_rpc_max_concurrent_client_num`, 1000 there). One more is
     /// accepted, answered with status 717 naming this limit, and closed.
     pub max_connections: usize,
@@ -75,6 +89,7 @@ impl Default for Config {
             log_level: "info".to_string(),
             timestamp_precision: "ms".to_string(),
             cluster_id: None,
+            initial_root_password: None,
             max_connections: 1024,
             max_unauthenticated_connections: 128,
             login_timeout_ms: 10_000,

@@ -75,7 +75,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         timestamp_precision: config.timestamp_precision.clone(),
         cluster_id: config.cluster_id.clone(),
     };
-    let catalog = Arc::new(Catalog::open(&config.data_dir, &settings)?);
+    let catalog = Arc::new(Catalog::open_with_root_password(
+        &config.data_dir,
+        &settings,
+        config.initial_root_password.as_ref().map(|p| p.0.as_str()),
+    )?);
     let identity = catalog.identity()?;
     // Recover the data before accepting anyone: the log is replayed into memory here.
     let storage_options = duet_storage::StorageOptions {

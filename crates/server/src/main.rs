@@ -37,6 +37,10 @@ struct Args {
     /// Cluster id, fixed at first start [default: generated].
     #[arg(long)]
     cluster_id: Option<String>,
+    /// root's password at first start [default: root]; ignored once the data directory exists.
+    /// Prefer the config file's `initial_root_password`: other local users can read command lines.
+    #[arg(long)]
+    initial_root_password: Option<String>,
 }
 
 fn load(args: Args) -> anyhow::Result<Config> {
@@ -64,6 +68,9 @@ fn load(args: Args) -> anyhow::Result<Config> {
     }
     if let Some(v) = args.cluster_id {
         config.cluster_id = Some(v);
+    }
+    if let Some(v) = args.initial_root_password {
+        config.initial_root_password = Some(duet_server::config::Secret(v));
     }
     config.validate()?;
     Ok(config)

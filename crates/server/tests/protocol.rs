@@ -223,3 +223,55 @@ async fn sigterm_waits_for_the_running_session_and_exits_cleanly() {
     assert!(!server.data_dir().join("duetd.addr").exists());
     assert!(client.execute("show version").await.is_err());
 }
+
+#[tokio::test]
+async fn an_initial_root_password_is_root_s_password_from_the_first_start_on() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "initial_root_password = 'IoTDB@2011'\n").unwrap();
+    let mut server = Duetd::start_with(DuetdOptions {
+        args: vec!["--config".into(), config.path().display().to_string()],
+        ..DuetdOptions::default()
+    })
+    .unwrap();
+    let with_password = |server: &Duetd, password: &str| ClientOptions {
+        password: password.to_string(),
+        ..options(server)
+    };
+    assert!(Client::connect(&with_password(&server, "root"))
+        .await
+        .is_err());
+    let mut client = Client::connect(&with_password(&server, "IoTDB@2011"))
+        .await
+        .unwrap();
+    show_version_works(&mut client).await;
+    client.close().await.unwrap();
+    // Once the instance exists the setting no longer applies: root keeps the password it has.
+    let dir = server.data_dir().to_path_buf();
+    server.stop().unwrap();
+    let mut again = Duetd::start_in(
+        &dir,
+        DuetdOptions {
+            args: vec!["--initial-root-password".into(), "another".into()],
+            ..DuetdOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(Client::connect(&with_password(&again, "another"))
+        .await
+        .is_err());
+    Client::connect(&with_password(&again, "IoTDB@2011"))
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    again.stop().unwrap();
+    // A password the rules refuse stops the first start with a clear error.
+    let err = Duetd::start_with(DuetdOptions {
+        args: vec!["--initial-root-password".into(), "ab".into()],
+        ..DuetdOptions::default()
+    })
+    .err()
+    .expect("start must fail");
+    assert!(format!("{err:#}").contains("password"), "{err:#}");
+}
