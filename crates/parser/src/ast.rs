@@ -36,6 +36,17 @@ pub enum Statement {
     /// `SHOW CLUSTERID` or `SHOW CLUSTER_ID`
     ShowClusterId,
     ShowVersion,
+    /// `SHOW VARIABLES`: the cluster parameters.
+    ShowVariables,
+    /// `SHOW DATANODES`
+    ShowDataNodes,
+    /// `SHOW CONFIGNODES`
+    ShowConfigNodes,
+    /// `SHOW [SCHEMA | DATA] REGIONS [OF DATABASE path [, path]…]`
+    ShowRegions {
+        kind: Option<RegionKind>,
+        databases: Vec<Path>,
+    },
     /// `CREATE USER name 'password'`
     CreateUser {
         name: String,
@@ -147,6 +158,13 @@ pub struct AlterClause {
     pub attributes: Attributes,
 }
 
+/// Which regions `SHOW REGIONS` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionKind {
+    Schema,
+    Data,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlterMode {
     /// Merge the given attributes into the existing ones.
@@ -207,6 +225,23 @@ impl fmt::Display for Statement {
             }),
             Statement::ShowClusterId => f.write_str("SHOW CLUSTERID"),
             Statement::ShowVersion => f.write_str("SHOW VERSION"),
+            Statement::ShowVariables => f.write_str("SHOW VARIABLES"),
+            Statement::ShowDataNodes => f.write_str("SHOW DATANODES"),
+            Statement::ShowConfigNodes => f.write_str("SHOW CONFIGNODES"),
+            Statement::ShowRegions { kind, databases } => {
+                f.write_str("SHOW ")?;
+                match kind {
+                    Some(RegionKind::Schema) => f.write_str("SCHEMA ")?,
+                    Some(RegionKind::Data) => f.write_str("DATA ")?,
+                    None => {}
+                }
+                f.write_str("REGIONS")?;
+                if !databases.is_empty() {
+                    f.write_str(" OF DATABASE ")?;
+                    data::paths(f, databases)?;
+                }
+                Ok(())
+            }
             Statement::CreateUser { name, password } => {
                 write!(f, "CREATE USER {} {}", Name(name), Quoted(password))
             }

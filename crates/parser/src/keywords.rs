@@ -51,6 +51,12 @@ pub(crate) const SELECT: &str = "SELECT";
 pub(crate) const STORAGE: &str = "STORAGE";
 pub(crate) const TIMESERIES: &str = "TIMESERIES";
 pub(crate) const TO: &str = "TO";
+pub(crate) const CONFIGNODES: &str = "CONFIGNODES";
+pub(crate) const DATA: &str = "DATA";
+pub(crate) const DATANODES: &str = "DATANODES";
+pub(crate) const REGIONS: &str = "REGIONS";
+pub(crate) const SCHEMA: &str = "SCHEMA";
+pub(crate) const VARIABLES: &str = "VARIABLES";
 
 /// Every pipe-statement keyword above; a name equal to one of these (ignoring case) is printed back-quoted.
 pub(crate) const ALL: &[&str] = &[

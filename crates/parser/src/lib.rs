@@ -23,7 +23,9 @@ mod parser;
 mod scan;
 mod split;
 
-pub use ast::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, Statement};
+pub use ast::{
+    AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, RegionKind, Statement,
+};
 pub use data::{
     BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow, InsertTime,
     Literal, Path, PathNode, Select, SelectItem, TimeValue, UnaryOp,

@@ -5,7 +5,9 @@
 
 use sqlparser::tokenizer::Token;
 
-use crate::ast::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, Statement};
+use crate::ast::{
+    AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, RegionKind, Statement,
+};
 use crate::error::ParseError;
 use crate::keywords::*;
 use crate::lexer::TokenStream;
@@ -73,13 +75,7 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["SHOW", "FUNCTIONS"],
     &["SHOW", "TRIGGERS"],
     &["SHOW", "PIPEPLUGINS"],
-    &["SHOW", "REGIONS"],
-    &["SHOW", "DATA", "REGIONS"],
-    &["SHOW", "SCHEMA", "REGIONS"],
-    &["SHOW", "DATANODES"],
-    &["SHOW", "CONFIGNODES"],
     &["SHOW", "AINODES"],
-    &["SHOW", "VARIABLES"],
     &["SHOW", "TTL"],
     &["SHOW", "ALL", "TTL"],
     &["SHOW", "QUERIES"],
@@ -424,6 +420,14 @@ impl Parser {
             Ok(Statement::ShowClusterId)
         } else if t.eat_keyword(VERSION) {
             Ok(Statement::ShowVersion)
+        } else if t.eat_keyword(VARIABLES) {
+            Ok(Statement::ShowVariables)
+        } else if t.eat_keyword(DATANODES) {
+            Ok(Statement::ShowDataNodes)
+        } else if t.eat_keyword(CONFIGNODES) {
+            Ok(Statement::ShowConfigNodes)
+        } else if t.is_keyword(REGIONS) || t.is_keyword(SCHEMA) || t.is_keyword(DATA) {
+            self.show_regions()
         } else if t.eat_keyword(DATABASES) || t.eat_keywords(&[STORAGE, GROUP]) {
             let path = self.optional_path("SHOW DATABASES")?;
             Ok(Statement::ShowDatabases { path })
@@ -435,9 +439,31 @@ impl Parser {
             Ok(Statement::ShowDevices { path })
         } else {
             Err(t.expected(
-                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, DATABASES, TIMESERIES or DEVICES",
+                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, DATABASES, TIMESERIES or DEVICES",
             ))
         }
+    }
+
+    /// After `SHOW`: `[SCHEMA | DATA] REGIONS [OF DATABASE path [, path]…]`.
+    fn show_regions(&mut self) -> Result<Statement, ParseError> {
+        let t = &mut self.tokens;
+        let kind = if t.eat_keyword(SCHEMA) {
+            Some(RegionKind::Schema)
+        } else if t.eat_keyword(DATA) {
+            Some(RegionKind::Data)
+        } else {
+            None
+        };
+        t.expect_keyword(REGIONS)?;
+        let mut databases = Vec::new();
+        if t.eat_keyword(OF) {
+            self.tokens.expect_keyword(DATABASE)?;
+            databases.push(self.path()?);
+            while self.tokens.eat_token(&Token::Comma) {
+                databases.push(self.path()?);
+            }
+        }
+        Ok(Statement::ShowRegions { kind, databases })
     }
 
     /// `( (kv ',')* kv? )`: a trailing comma and an empty list are legal, as in IoTDB.
@@ -668,7 +694,7 @@ with sink (
             1,
             6,
             &[
-                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, DATABASES, TIMESERIES or DEVICES",
+                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, DATABASES, TIMESERIES or DEVICES",
                 "'pipez'",
             ],
         );

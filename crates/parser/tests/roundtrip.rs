@@ -6,7 +6,7 @@
 use duet_parser::{
     parse, AlterClause, AlterMode, AlterPipe, Attributes, BinaryOp, ColumnDef, CreatePipe,
     DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow, InsertTime, Literal, Path,
-    PathNode, Select, SelectItem, Statement, TimeValue, UnaryOp,
+    PathNode, RegionKind, Select, SelectItem, Statement, TimeValue, UnaryOp,
 };
 
 /// Asserts that `sql` parses to exactly `expected`, that `expected` prints as SQL that parses back to
@@ -346,6 +346,30 @@ fn show_cluster_and_version() {
     one("show clusterid", Statement::ShowClusterId);
     one("show cluster_id", Statement::ShowClusterId);
     one("show version", Statement::ShowVersion);
+    one("show variables", Statement::ShowVariables);
+    one("show datanodes", Statement::ShowDataNodes);
+    one("show confignodes", Statement::ShowConfigNodes);
+    one(
+        "show regions",
+        Statement::ShowRegions {
+            kind: None,
+            databases: vec![],
+        },
+    );
+    one(
+        "show data regions of database root.sg1, root.sg2",
+        Statement::ShowRegions {
+            kind: Some(RegionKind::Data),
+            databases: vec![p("root.sg1"), p("root.sg2")],
+        },
+    );
+    one(
+        "show schema regions",
+        Statement::ShowRegions {
+            kind: Some(RegionKind::Schema),
+            databases: vec![],
+        },
+    );
 }
 
 #[test]

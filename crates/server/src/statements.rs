@@ -2,9 +2,9 @@
 //! the runtime's `PipeManager`). Each returns either nothing or a result table.
 
 use duet_catalog::ROOT_USER;
-use duet_parser::Statement;
+use duet_parser::{RegionKind, Statement};
 use duet_proto::status::StatusCode;
-use duet_proto::types::{Column, Table};
+use duet_proto::types::{Column, ColumnValues, DataType, Table};
 use duet_runtime::manager::ShowFilter;
 use duet_runtime::PipeError;
 
@@ -142,6 +142,12 @@ pub async fn execute(
             &["Version", "BuildInfo"],
             vec![vec![VERSION.to_string(), BUILD_INFO.to_string()]],
         ))),
+        Statement::ShowVariables => Ok(Output::Table(show_variables(instance))),
+        Statement::ShowDataNodes => Ok(Output::Table(show_data_nodes(instance)?)),
+        Statement::ShowConfigNodes => Ok(Output::Table(show_config_nodes(instance))),
+        Statement::ShowRegions { kind, databases } => {
+            Ok(Output::Table(show_regions(instance, *kind, databases)?))
+        }
         Statement::CreateUser { name, password } => {
             require_root(user)?;
             instance.catalog.create_user(name, password)?;
@@ -265,4 +271,223 @@ fn show_cluster(instance: &Instance, details: bool) -> Table {
         times: None,
         n_rows: roles.len(),
     }
+}
+
+/// One cell of a typed SHOW result (see [`typed_table`]).
+enum Cell {
+    Int32(i32),
+    Int64(i64),
+    Text(String),
+}
+
+fn text(value: impl Into<String>) -> Cell {
+    Cell::Text(value.into())
+}
+
+/// A result without a time column whose columns have the given names and types; a cell of another
+/// type than its column's (a bug) is left null rather than mis-typed.
+fn typed_table(columns: &[(&str, DataType)], rows: Vec<Vec<Cell>>) -> Table {
+    let n_rows = rows.len();
+    let mut built: Vec<Column> = columns
+        .iter()
+        .map(|(_, data_type)| Column {
+            data_type: *data_type,
+            nulls: Some(Vec::with_capacity(n_rows)),
+            values: ColumnValues::empty_for(*data_type),
+        })
+        .collect();
+    for row in rows {
+        let mut cells = row.into_iter();
+        for column in &mut built {
+            let null = match (&mut column.values, cells.next()) {
+                (ColumnValues::Int32(v), Some(Cell::Int32(x))) => {
+                    v.push(x);
+                    false
+                }
+                (ColumnValues::Int64(v), Some(Cell::Int64(x))) => {
+                    v.push(x);
+                    false
+                }
+                (ColumnValues::Binary(v), Some(Cell::Text(x))) => {
+                    v.push(x.into_bytes());
+                    false
+                }
+                (ColumnValues::Int32(v), _) => {
+                    v.push(0);
+                    true
+                }
+                (ColumnValues::Int64(v), _) => {
+                    v.push(0);
+                    true
+                }
+                (ColumnValues::Binary(v), _) => {
+                    v.push(Vec::new());
+                    true
+                }
+                (_, _) => true,
+            };
+            if let Some(nulls) = column.nulls.as_mut() {
+                nulls.push(null);
+            }
+        }
+    }
+    for column in &mut built {
+        if column.nulls.as_ref().is_some_and(|n| !n.contains(&true)) {
+            column.nulls = None;
+        }
+    }
+    Table {
+        names: columns.iter().map(|(name, _)| name.to_string()).collect(),
+        columns: built,
+        times: None,
+        n_rows,
+    }
+}
+
+/// The node ids `SHOW CLUSTER` gives the two roles this one process plays.
+const CONFIG_NODE_ID: i32 = 0;
+const DATA_NODE_ID: i32 = 1;
+
+/// IoTDB's consensus class for a region of one replica; Duet keeps one copy per instance and
+/// replicates between instances with pipes, not consensus.
+const SIMPLE_CONSENSUS: &str = "org.apache.iotdb.consensus.simple.SimpleConsensus";
+
+/// `SHOW VARIABLES`: IoTDB's cluster parameters, as they are for one Duet instance.
+fn show_variables(instance: &Instance) -> Table {
+    let identity = instance.identity();
+    let units_per_ms: i64 = match identity.timestamp_precision.as_str() {
+        "us" => 1_000,
+        "ns" => 1_000_000,
+        _ => 1,
+    };
+    let rows: Vec<(&str, String)> = vec![
+        ("ClusterName", identity.cluster_id.clone()),
+        ("DataReplicationFactor", "1".into()),
+        ("SchemaReplicationFactor", "1".into()),
+        ("DataRegionConsensusProtocolClass", SIMPLE_CONSENSUS.into()),
+        ("SchemaRegionConsensusProtocolClass", SIMPLE_CONSENSUS.into()),
+        ("ConfigNodeConsensusProtocolClass", SIMPLE_CONSENSUS.into()),
+        ("TimePartitionOrigin", "0".into()),
+        // As SHOW DATABASES reports it: data files are cut into 7-day partitions.
+        (
+            "TimePartitionInterval",
+            (604_800_000 * units_per_ms).to_string(),
+        ),
+        ("ReadConsistencyLevel", "strong".into()),
+        ("SchemaRegionPerDataNode", "1".into()),
+        ("DataRegionPerDataNode", "1".into()),
+        ("SeriesSlotNum", "1".into()),
+        ("SeriesSlotExecutorClass", String::new()),
+        ("DiskSpaceWarningThreshold", "0.0".into()),
+        ("TimestampPrecision", identity.timestamp_precision.clone()),
+    ];
+    Table::text(
+        &["Variable", "Value"],
+        rows.into_iter()
+            .map(|(name, value)| vec![name.to_string(), value])
+            .collect(),
+    )
+}
+
+/// `SHOW DATANODES`: this instance as IoTDB's one DataNode, with a schema and a data region per
+/// database (as [`show_regions`] lists them).
+fn show_data_nodes(instance: &Instance) -> Result<Table, StatementError> {
+    let databases = i32::try_from(instance.catalog.databases()?.len()).unwrap_or(i32::MAX);
+    Ok(typed_table(
+        &[
+            ("NodeID", DataType::Int32),
+            ("Status", DataType::Text),
+            ("RpcAddress", DataType::Text),
+            ("RpcPort", DataType::Int32),
+            ("DataRegionNum", DataType::Int32),
+            ("SchemaRegionNum", DataType::Int32),
+        ],
+        vec![vec![
+            Cell::Int32(DATA_NODE_ID),
+            text("Running"),
+            text(instance.config.rpc_address.clone()),
+            Cell::Int32(i32::from(instance.rpc_port)),
+            Cell::Int32(databases),
+            Cell::Int32(databases),
+        ]],
+    ))
+}
+
+/// `SHOW CONFIGNODES`: this instance as IoTDB's one ConfigNode (the leader of itself).
+fn show_config_nodes(instance: &Instance) -> Table {
+    typed_table(
+        &[
+            ("NodeID", DataType::Int32),
+            ("Status", DataType::Text),
+            ("InternalAddress", DataType::Text),
+            ("InternalPort", DataType::Int32),
+            ("Role", DataType::Text),
+        ],
+        vec![vec![
+            Cell::Int32(CONFIG_NODE_ID),
+            text("Running"),
+            text(instance.config.internal_address.clone()),
+            Cell::Int32(i32::from(instance.rpc_port)),
+            text("Leader"),
+        ]],
+    )
+}
+
+/// `SHOW [SCHEMA | DATA] REGIONS [OF DATABASE …]`. Duet keeps every database in one storage, so
+/// regions are a presentation: each database shows one schema region (id 2n) and one data region
+/// (id 2n + 1), n being its place in name order, each with one series slot, led by this instance.
+fn show_regions(
+    instance: &Instance,
+    kind: Option<RegionKind>,
+    of_databases: &[duet_parser::Path],
+) -> Result<Table, StatementError> {
+    let wanted: Vec<String> = of_databases.iter().map(ToString::to_string).collect();
+    let created = chrono::DateTime::from_timestamp_millis(instance.catalog.identity()?.created_at_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for (n, database) in instance.catalog.databases()?.into_iter().enumerate() {
+        if !wanted.is_empty() && !wanted.contains(&database) {
+            continue;
+        }
+        let n = i32::try_from(n).unwrap_or(i32::MAX / 2);
+        let regions = [
+            (RegionKind::Schema, "SchemaRegion", 2 * n),
+            (RegionKind::Data, "DataRegion", 2 * n + 1),
+        ];
+        for (region_kind, type_name, id) in regions {
+            if kind.is_some_and(|k| k != region_kind) {
+                continue;
+            }
+            rows.push(vec![
+                Cell::Int32(id),
+                text(type_name),
+                text("Running"),
+                text(database.clone()),
+                Cell::Int32(1),
+                Cell::Int64(i64::from(region_kind == RegionKind::Data)),
+                Cell::Int32(DATA_NODE_ID),
+                text(instance.config.rpc_address.clone()),
+                Cell::Int32(i32::from(instance.rpc_port)),
+                text("Leader"),
+                text(created.clone()),
+            ]);
+        }
+    }
+    Ok(typed_table(
+        &[
+            ("RegionId", DataType::Int32),
+            ("Type", DataType::Text),
+            ("Status", DataType::Text),
+            ("Database", DataType::Text),
+            ("SeriesSlotNum", DataType::Int32),
+            ("TimeSlotNum", DataType::Int64),
+            ("DataNodeId", DataType::Int32),
+            ("RpcAddress", DataType::Text),
+            ("RpcPort", DataType::Int32),
+            ("Role", DataType::Text),
+            ("CreateTime", DataType::Text),
+        ],
+        rows,
+    ))
 }
