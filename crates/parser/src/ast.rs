@@ -42,6 +42,12 @@ pub enum Statement {
     ShowDataNodes,
     /// `SHOW CONFIGNODES`
     ShowConfigNodes,
+    /// `SHOW QUERIES` or `SHOW QUERY PROCESSLIST`: the queries running on this instance.
+    ShowQueries,
+    /// `KILL QUERY 'id'` (`Some`) or `KILL ALL QUERIES` (`None`).
+    KillQuery {
+        id: Option<String>,
+    },
     /// `SHOW [SCHEMA | DATA] REGIONS [OF DATABASE path [, path]…]`
     ShowRegions {
         kind: Option<RegionKind>,
@@ -228,6 +234,9 @@ impl fmt::Display for Statement {
             Statement::ShowVariables => f.write_str("SHOW VARIABLES"),
             Statement::ShowDataNodes => f.write_str("SHOW DATANODES"),
             Statement::ShowConfigNodes => f.write_str("SHOW CONFIGNODES"),
+            Statement::ShowQueries => f.write_str("SHOW QUERIES"),
+            Statement::KillQuery { id: Some(id) } => write!(f, "KILL QUERY {}", Quoted(id)),
+            Statement::KillQuery { id: None } => f.write_str("KILL ALL QUERIES"),
             Statement::ShowRegions { kind, databases } => {
                 f.write_str("SHOW ")?;
                 match kind {

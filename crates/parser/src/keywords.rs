@@ -57,6 +57,11 @@ pub(crate) const DATANODES: &str = "DATANODES";
 pub(crate) const REGIONS: &str = "REGIONS";
 pub(crate) const SCHEMA: &str = "SCHEMA";
 pub(crate) const VARIABLES: &str = "VARIABLES";
+pub(crate) const KILL: &str = "KILL";
+pub(crate) const QUERY: &str = "QUERY";
+pub(crate) const QUERIES: &str = "QUERIES";
+pub(crate) const PROCESSLIST: &str = "PROCESSLIST";
+pub(crate) const ALL_WORD: &str = "ALL";
 
 /// Every pipe-statement keyword above; a name equal to one of these (ignoring case) is printed back-quoted.
 pub(crate) const ALL: &[&str] = &[

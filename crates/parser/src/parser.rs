@@ -29,7 +29,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["UNLOAD"],
     &["EXPLAIN"],
     &["CLEAR"],
-    &["KILL"],
     &["MERGE"],
     &["REMOVE"],
     &["MIGRATE"],
@@ -78,8 +77,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["SHOW", "AINODES"],
     &["SHOW", "TTL"],
     &["SHOW", "ALL", "TTL"],
-    &["SHOW", "QUERIES"],
-    &["SHOW", "QUERY", "PROCESSLIST"],
     &["SHOW", "SCHEMA", "TEMPLATES"],
     &["SHOW", "NODES"],
     &["SHOW", "PATHS"],
@@ -243,12 +240,22 @@ impl Parser {
             }
         } else if t.eat_keyword(FLUSH) {
             self.flush()
+        } else if t.eat_keyword(KILL) {
+            if t.eat_keywords(&[ALL_WORD, QUERIES]) {
+                Ok(Statement::KillQuery { id: None })
+            } else if t.eat_keyword(QUERY) {
+                Ok(Statement::KillQuery {
+                    id: Some(self.string("a query id")?),
+                })
+            } else {
+                Err(t.expected("QUERY or ALL QUERIES"))
+            }
         } else if t.eat_keywords(&[SET, STORAGE, GROUP]) {
             t.expect_keyword(TO)?;
             self.create_database()
         } else {
             Err(t.expected(
-                "a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, ...)",
+                "a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, KILL, ...)",
             ))
         }
     }
@@ -420,6 +427,11 @@ impl Parser {
             Ok(Statement::ShowClusterId)
         } else if t.eat_keyword(VERSION) {
             Ok(Statement::ShowVersion)
+        } else if t.eat_keyword(QUERIES) || t.eat_keywords(&[QUERY, PROCESSLIST]) {
+            if t.is_keyword(WHERE) || t.is_keyword("ORDER") || t.is_keyword("LIMIT") {
+                return Err(self.unsupported_here("a WHERE, ORDER BY or LIMIT clause in SHOW QUERIES"));
+            }
+            Ok(Statement::ShowQueries)
         } else if t.eat_keyword(VARIABLES) {
             Ok(Statement::ShowVariables)
         } else if t.eat_keyword(DATANODES) {
@@ -439,7 +451,7 @@ impl Parser {
             Ok(Statement::ShowDevices { path })
         } else {
             Err(t.expected(
-                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, DATABASES, TIMESERIES or DEVICES",
+                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, DATABASES, TIMESERIES or DEVICES",
             ))
         }
     }
@@ -694,7 +706,7 @@ with sink (
             1,
             6,
             &[
-                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, DATABASES, TIMESERIES or DEVICES",
+                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, DATABASES, TIMESERIES or DEVICES",
                 "'pipez'",
             ],
         );
@@ -718,7 +730,7 @@ with sink (
     fn unknown_first_word() {
         assert_eq!(
             error("frobnicate").to_string(),
-            "line 1:1: expected a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, ...) but found 'frobnicate'"
+            "line 1:1: expected a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, KILL, ...) but found 'frobnicate'"
         );
         assert_syntax_error("show pipes;\n  42", 2, 3, &["expected a statement", "'42'"]);
         assert_syntax_error(

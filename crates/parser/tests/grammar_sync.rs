@@ -42,6 +42,8 @@ const CASES: &[(&str, &str)] = &[
     ("show_datanodes", "show datanodes"),
     ("show_confignodes", "show confignodes"),
     ("show_regions", "show data regions of database root.sg1, root.sg2"),
+    ("show_queries", "show query processlist"),
+    ("kill_query", "kill query '20261130_230000_00001_1'"),
     ("create_user", "create user u 'pw'"),
     ("alter_user_password", "alter user u set password 'pw'"),
     ("drop_user", "drop user u"),

@@ -349,6 +349,15 @@ fn show_cluster_and_version() {
     one("show variables", Statement::ShowVariables);
     one("show datanodes", Statement::ShowDataNodes);
     one("show confignodes", Statement::ShowConfigNodes);
+    one("show queries", Statement::ShowQueries);
+    one("SHOW QUERY PROCESSLIST", Statement::ShowQueries);
+    one(
+        "kill query '20261130_230000_00001_1'",
+        Statement::KillQuery {
+            id: Some("20261130_230000_00001_1".into()),
+        },
+    );
+    one("kill all queries", Statement::KillQuery { id: None });
     one(
         "show regions",
         Statement::ShowRegions {

@@ -43,7 +43,7 @@ enum Infix {
 
 impl Parser {
     /// An Unsupported error at the current token.
-    fn unsupported_here(&self, what: &str) -> ParseError {
+    pub(super) fn unsupported_here(&self, what: &str) -> ParseError {
         let at = self.tokens.location();
         ParseError::unsupported(at.line, at.column, format!("{what} is not supported yet"))
     }
