@@ -4,7 +4,7 @@
 use std::sync::{Arc, RwLock};
 
 use duet_catalog::Catalog;
-use duet_parser::{InsertTime, Path, Statement};
+use duet_parser::{BinaryOp, Expr, InsertTime, Path, Statement, TimeShift, TimeValue};
 use duet_proto::types::{Column, DataType, Table};
 use duet_storage::{DeleteOp, Op, Storage};
 
@@ -12,6 +12,7 @@ use crate::limits::{QueryControl, QueryControlRef, QueryLimits, Reservation};
 use crate::paths;
 use crate::query::{self, PageSource};
 use crate::schema::{default_encoding, Schema, SeriesInfo};
+use crate::time::{Precision, Zone};
 use crate::values::Cell;
 use crate::write::{DeviceWrite, WriteColumn};
 use crate::{EngineError, Result};
@@ -19,7 +20,16 @@ use crate::{EngineError, Result};
 /// What a session contributes to a statement: the time zone for datetime literals.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
+    /// As the client set it (openSession, setTimeZone); the session accepts only ids [`Zone::parse`]
+    /// reads.
     pub zone_id: String,
+}
+
+impl SessionContext {
+    /// The session's zone.
+    pub fn zone(&self) -> Result<Zone> {
+        Zone::parse(&self.zone_id).map_err(EngineError::IllegalParameter)
+    }
 }
 
 /// A query result produced page by page, so memory stays bounded however large it is.
@@ -307,11 +317,7 @@ impl Engine {
                             columns.len()
                         )));
                     }
-                    times.push(match &row.time {
-                        InsertTime::Value(t) => *t,
-                        InsertTime::Now => self.now(),
-                        InsertTime::DateTime(s) => self.parse_datetime(ctx, s)?,
-                    });
+                    times.push(self.insert_time(ctx, &row.time)?);
                     for (slot, v) in cells.iter_mut().zip(&row.values) {
                         slot.push(Cell::from(v));
                     }
@@ -467,33 +473,92 @@ impl Engine {
             .saturating_mul(self.units_per_ms)
     }
 
-    /// Parses a datetime literal (ISO-8601 with or without offset, `yyyy-MM-dd HH:mm:ss[.SSS]`, or a
-    /// date) to the instance's precision. Literals without an offset are read in UTC.
-    pub fn parse_datetime(&self, _ctx: &SessionContext, text: &str) -> Result<i64> {
-        let t = text.trim();
-        let ms = if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
-            dt.timestamp_millis()
-        } else if let Some(ndt) = [
-            "%Y-%m-%dT%H:%M:%S%.f",
-            "%Y-%m-%d %H:%M:%S%.f",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%d %H:%M:%S",
-            "%Y/%m/%d %H:%M:%S",
-        ]
-        .iter()
-        .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())
-        {
-            ndt.and_utc().timestamp_millis()
-        } else if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            d.and_hms_opt(0, 0, 0)
-                .map(|x| x.and_utc().timestamp_millis())
-                .unwrap_or(0)
-        } else {
-            return Err(EngineError::Semantic(format!(
-                "Input time format {text} error."
-            )));
-        };
-        Ok(ms.saturating_mul(self.units_per_ms))
+    pub(crate) fn precision(&self) -> Precision {
+        Precision {
+            units_per_ms: self.units_per_ms,
+        }
+    }
+
+    /// Parses a datetime literal (`yyyy-MM-dd[( |T)HH:mm[:ss[.fraction]]][Z|±HH:mm]`, `/` or `.` also
+    /// separating the date) to the instance's precision. A literal without an offset is wall-clock time
+    /// in the session's zone.
+    pub fn parse_datetime(&self, ctx: &SessionContext, text: &str) -> Result<i64> {
+        let literal = duet_parser::time::parse_datetime(text.trim()).map_err(|why| {
+            EngineError::TimeFormat(format!(
+                "Input time format {text} error ({why}). Input like yyyy-MM-dd HH:mm:ss, yyyy-MM-ddTHH:mm:ss or refer to user document for more info."
+            ))
+        })?;
+        self.precision()
+            .resolve(&literal, &ctx.zone()?)
+            .map_err(EngineError::Semantic)
+    }
+
+    /// `base` shifted by IoTDB's date-expression arithmetic.
+    fn shifted(&self, ctx: &SessionContext, base: i64, shifts: &[TimeShift]) -> Result<i64> {
+        let zone = ctx.zone()?;
+        let mut t = base;
+        for shift in shifts {
+            let parts = shift.duration.parts().map_err(EngineError::Semantic)?;
+            t = self
+                .precision()
+                .shift(t, shift.subtract, &parts, &zone)
+                .map_err(EngineError::Semantic)?;
+        }
+        Ok(t)
+    }
+
+    /// A time where GROUP BY's range stands.
+    pub(crate) fn time_value(&self, ctx: &SessionContext, value: &TimeValue) -> Result<i64> {
+        match value {
+            TimeValue::Value(t) => Ok(*t),
+            TimeValue::DateTime(s) => self.parse_datetime(ctx, s),
+            TimeValue::Now => Ok(self.now()),
+            TimeValue::Shifted { base, shifts } => {
+                let base = self.time_value(ctx, base)?;
+                self.shifted(ctx, base, shifts)
+            }
+        }
+    }
+
+    /// The time of an INSERT row.
+    fn insert_time(&self, ctx: &SessionContext, time: &InsertTime) -> Result<i64> {
+        match time {
+            InsertTime::Value(t) => Ok(*t),
+            InsertTime::Now => Ok(self.now()),
+            InsertTime::DateTime(s) => self.parse_datetime(ctx, s),
+            InsertTime::Shifted { base, shifts } => {
+                let base = self.insert_time(ctx, base)?;
+                self.shifted(ctx, base, shifts)
+            }
+        }
+    }
+
+    /// The value of IoTDB's date expression (a datetime, `now()`, either plus or minus durations);
+    /// `None` when `expr` is not one.
+    pub(crate) fn date_expression(&self, ctx: &SessionContext, expr: &Expr) -> Result<Option<i64>> {
+        match expr {
+            Expr::DateTime(s) => self.parse_datetime(ctx, s).map(Some),
+            Expr::Now => Ok(Some(self.now())),
+            Expr::Binary {
+                left,
+                op: op @ (BinaryOp::Plus | BinaryOp::Minus),
+                right,
+            } => {
+                let Expr::Duration(duration) = right.as_ref() else {
+                    return Ok(None);
+                };
+                let Some(base) = self.date_expression(ctx, left)? else {
+                    return Ok(None);
+                };
+                let shift = TimeShift {
+                    subtract: *op == BinaryOp::Minus,
+                    duration: duration.clone(),
+                };
+                self.shifted(ctx, base, std::slice::from_ref(&shift))
+                    .map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`write`]: the write path shared by SQL `INSERT` and every insert RPC;
 //! - [`query`]: `SELECT` (raw, aggregates, `GROUP BY`, `LAST`, `ALIGN BY DEVICE`) as page streams;
 //! - [`limits`]: a query's memory budget, deadline and cancellation;
+//! - [`time`]: session zones, datetime literals, date expressions and calendar durations;
 //! - [`Engine`]: the front door.
 //!
 //! **Architecture invariant:** the engine never speaks Thrift; the server converts requests into
@@ -17,6 +18,7 @@ pub mod paths;
 pub mod query;
 pub mod replicate;
 pub mod schema;
+pub mod time;
 pub mod values;
 pub mod write;
 
@@ -45,6 +47,9 @@ pub enum EngineError {
     Alignment(String),
     #[error("{0}")]
     Semantic(String),
+    /// A datetime that is not one (IoTDB answers it as a parse error).
+    #[error("{0}")]
+    TimeFormat(String),
     #[error("{0}")]
     Unsupported(String),
     #[error("{0}")]
@@ -77,6 +82,7 @@ impl EngineError {
             EngineError::TypeMismatch(_) => StatusCode::DataTypeMismatch,
             EngineError::Alignment(_) => StatusCode::AlignedTimeseriesError,
             EngineError::Semantic(_) => StatusCode::SemanticError,
+            EngineError::TimeFormat(_) => StatusCode::SqlParseError,
             EngineError::Unsupported(_) => StatusCode::UnsupportedOperation,
             EngineError::IllegalParameter(_) => StatusCode::IllegalParameter,
             EngineError::MemoryBudget(_) => StatusCode::QueryExecutionMemoryNotEnough,

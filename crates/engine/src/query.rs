@@ -46,9 +46,8 @@ fn time_bounds(engine: &Engine, ctx: &SessionContext, expr: &Expr) -> Result<(i6
     let constant = |e: &Expr| -> Result<Option<i64>> {
         Ok(match e {
             Expr::Literal(Literal::Integer(s)) => s.parse::<i64>().ok(),
-            Expr::DateTime(s) => Some(engine.parse_datetime(ctx, s)?),
+            e if e.is_date_expression() => engine.date_expression(ctx, e)?,
             Expr::Literal(Literal::String(s)) => engine.parse_datetime(ctx, s).ok(),
-            Expr::Now => Some(engine.now()),
             Expr::Unary {
                 op: UnaryOp::Neg,
                 expr,
@@ -125,7 +124,7 @@ fn time_bounds(engine: &Engine, ctx: &SessionContext, expr: &Expr) -> Result<(i6
 /// Whether `expr` only constrains time (so it can be applied as a range, e.g. by `DELETE`).
 fn only_time(expr: &Expr) -> bool {
     match expr {
-        Expr::Time | Expr::Literal(_) | Expr::DateTime(_) | Expr::Now => true,
+        Expr::Time | Expr::Literal(_) | Expr::DateTime(_) | Expr::Now | Expr::Duration(_) => true,
         Expr::Path(_) => false,
         Expr::Unary { expr, .. } => only_time(expr),
         Expr::Binary { left, op, right } => {

@@ -113,6 +113,11 @@ pub enum InsertTime {
     Now,
     /// An ISO-8601 datetime as written (quotes removed); the engine converts it with the session's zone.
     DateTime(String),
+    /// A datetime or `NOW()` plus or minus durations: `NOW() - 1d`.
+    Shifted {
+        base: Box<InsertTime>,
+        shifts: Vec<TimeShift>,
+    },
 }
 
 /// A query.
@@ -165,12 +170,31 @@ pub enum TimeValue {
     /// An ISO-8601 datetime as written (quotes removed).
     DateTime(String),
     Now,
+    /// A datetime or `NOW()` plus or minus durations (IoTDB's date expression): `2017-11-01 + 1mo`.
+    Shifted {
+        base: Box<TimeValue>,
+        shifts: Vec<TimeShift>,
+    },
 }
 
 /// An IoTDB duration as written: `1ms`, `10s`, `1h30m`, `1mo`, or a bare integer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurationLiteral {
     pub text: String,
+}
+
+impl DurationLiteral {
+    /// Its `value unit` parts (the parser accepts only durations that have them).
+    pub fn parts(&self) -> Result<Vec<crate::time::DurationPart>, String> {
+        crate::time::parse_duration(&self.text)
+    }
+}
+
+/// `+ duration` or `- duration` after a datetime or `NOW()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeShift {
+    pub subtract: bool,
+    pub duration: DurationLiteral,
 }
 
 /// A WHERE condition.
@@ -185,6 +209,9 @@ pub enum Expr {
     DateTime(String),
     /// `now()`
     Now,
+    /// A duration: only as the right operand of `+` or `-` whose left operand is a datetime, `now()`, or
+    /// such a sum (IoTDB's date expression, `now() - 1d`).
+    Duration(DurationLiteral),
     Unary {
         op: UnaryOp,
         expr: Box<Expr>,
@@ -282,6 +309,20 @@ const NEG: u8 = 7;
 const PRIMARY: u8 = 8;
 
 impl Expr {
+    /// Whether this is IoTDB's date expression: a datetime, `now()`, or one of them plus or minus
+    /// durations.
+    pub fn is_date_expression(&self) -> bool {
+        match self {
+            Expr::DateTime(_) | Expr::Now => true,
+            Expr::Binary {
+                left,
+                op: BinaryOp::Plus | BinaryOp::Minus,
+                right,
+            } => matches!(**right, Expr::Duration(_)) && left.is_date_expression(),
+            _ => false,
+        }
+    }
+
     fn precedence(&self) -> u8 {
         match self {
             Expr::Binary { op, .. } => op.precedence(),
@@ -508,6 +549,10 @@ impl fmt::Display for InsertTime {
             InsertTime::Value(value) => write!(f, "{value}"),
             InsertTime::Now => f.write_str("NOW()"),
             InsertTime::DateTime(text) => f.write_str(text),
+            InsertTime::Shifted { base, shifts } => {
+                base.fmt(f)?;
+                shifts.iter().try_for_each(|shift| shift.fmt(f))
+            }
         }
     }
 }
@@ -549,7 +594,18 @@ impl fmt::Display for TimeValue {
             TimeValue::Value(value) => write!(f, "{value}"),
             TimeValue::DateTime(text) => f.write_str(text),
             TimeValue::Now => f.write_str("NOW()"),
+            TimeValue::Shifted { base, shifts } => {
+                base.fmt(f)?;
+                shifts.iter().try_for_each(|shift| shift.fmt(f))
+            }
         }
+    }
+}
+
+impl fmt::Display for TimeShift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.subtract { '-' } else { '+' };
+        write!(f, " {sign} {}", self.duration)
     }
 }
 
@@ -670,6 +726,7 @@ impl fmt::Display for Expr {
             Expr::Literal(literal) => literal.fmt(f),
             Expr::DateTime(text) => f.write_str(text),
             Expr::Now => f.write_str("now()"),
+            Expr::Duration(duration) => duration.fmt(f),
             Expr::Unary {
                 op: UnaryOp::Not,
                 expr,

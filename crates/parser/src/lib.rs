@@ -22,13 +22,14 @@ mod lexer;
 mod parser;
 mod scan;
 mod split;
+pub mod time;
 
 pub use ast::{
     AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, RegionKind, Statement,
 };
 pub use data::{
     BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow, InsertTime,
-    Literal, Path, PathNode, Select, SelectItem, TimeValue, UnaryOp,
+    Literal, Path, PathNode, Select, SelectItem, TimeShift, TimeValue, UnaryOp,
 };
 pub use error::{ParseError, ParseErrorKind};
 pub use split::{split_statements, StatementText};

@@ -72,14 +72,14 @@ fn byte_is(bytes: &[u8], at: usize, expected: &[u8]) -> bool {
     bytes.get(at).is_some_and(|b| expected.contains(b))
 }
 
-/// A datetime at the start of `text`: `yyyy-MM-dd` (or with `/`), optionally followed by `T` or one space and
+/// A datetime at the start of `text`: `yyyy-MM-dd` (or with `/` or `.`), optionally followed by `T` or one space and
 /// `HH:mm[:ss[.fraction]]`, optionally followed by `Z` or a zone offset `±HH:mm` / `±HHmm`. Returns the bytes
 /// matched; `None` when `text` does not start with a datetime or one runs straight into a name character.
 pub(crate) fn datetime(text: &str) -> Option<usize> {
     let b = text.as_bytes();
     let mut at = digits(b, 0, 4, 4)?;
     let separator = *b.get(at)?;
-    if separator != b'-' && separator != b'/' {
+    if separator != b'-' && separator != b'/' && separator != b'.' {
         return None;
     }
     at = digits(b, at + 1, 1, 2)?;
@@ -98,7 +98,8 @@ pub(crate) fn datetime(text: &str) -> Option<usize> {
     Some(at)
 }
 
-/// `HH:mm[:ss[.fraction]][zone]` at byte `at`.
+/// `HH:mm[:ss[.fraction]][zone]` at byte `at`. A sign not followed by an offset ends the time (it starts
+/// an operator: `…T00:00:00+1h`).
 fn time_of_day(b: &[u8], at: usize) -> Option<usize> {
     let mut at = digits(b, at, 1, 2)?;
     if !byte_is(b, at, b":") {
@@ -115,11 +116,14 @@ fn time_of_day(b: &[u8], at: usize) -> Option<usize> {
         return Some(at + 1);
     }
     if byte_is(b, at, b"+-") {
-        let hours = digits(b, at + 1, 2, 2)?;
-        if byte_is(b, hours, b":") {
-            return digits(b, hours + 1, 2, 2);
-        }
-        return digits(b, hours, 2, 2);
+        let offset = digits(b, at + 1, 2, 2).and_then(|hours| {
+            if byte_is(b, hours, b":") {
+                digits(b, hours + 1, 2, 2)
+            } else {
+                digits(b, hours, 2, 2)
+            }
+        });
+        return Some(offset.unwrap_or(at));
     }
     Some(at)
 }
@@ -196,6 +200,9 @@ mod tests {
         ] {
             assert!(is_datetime(text), "{text}");
         }
+        assert!(is_datetime("2017.11.01 00:00:00"));
+        assert_eq!(datetime("2017-11-01T00:00:00+1h"), Some(19));
+        assert_eq!(datetime("2017-11-01T00:00:00 - 1d"), Some(19));
         assert_eq!(datetime("2017-11-01 and"), Some(10));
         assert_eq!(datetime("2017-11-01 00:00:00, 1"), Some(19));
         for text in ["17-11-01", "2017-11/01", "2017-11-01x", "2017", "1-1-1", ""] {

@@ -168,6 +168,10 @@ const CASES: &[(&str, &str)] = &[
         "insert into root.sg.d1(time, a) values (-1, 1), (now(), 2), ('2017-11-01T00:00:00', 3)",
     ),
     (
+        "date_expression",
+        "select count(s1) from root.sg.d1 where time > now() - 1d group by ([2024-01-31 - 1w + 12h, now()), 1mo)",
+    ),
+    (
         "datetime",
         "select s1 from root.sg.d1 where time >= 2017-11-01 00:00:00 and time < '2017/11/02T00:00:00.000+08:00'",
     ),

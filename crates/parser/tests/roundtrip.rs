@@ -6,7 +6,7 @@
 use duet_parser::{
     parse, AlterClause, AlterMode, AlterPipe, Attributes, BinaryOp, ColumnDef, CreatePipe,
     DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow, InsertTime, Literal, Path,
-    PathNode, RegionKind, Select, SelectItem, Statement, TimeValue, UnaryOp,
+    PathNode, RegionKind, Select, SelectItem, Statement, TimeShift, TimeValue, UnaryOp,
 };
 
 /// Asserts that `sql` parses to exactly `expected`, that `expected` prints as SQL that parses back to
@@ -1036,6 +1036,96 @@ fn select_group_by_with_step_and_left_open() {
         "select avg(s1) from root.sg.d1 group by ([-10, '2017/11/07 23:00:00'), 100, 1MO)",
         Statement::Select(Box::new(query)),
     );
+}
+
+fn dur(text: &str) -> DurationLiteral {
+    DurationLiteral { text: text.into() }
+}
+
+fn shift(subtract: bool, text: &str) -> TimeShift {
+    TimeShift {
+        subtract,
+        duration: dur(text),
+    }
+}
+
+#[test]
+fn date_expressions_in_group_by_insert_and_where() {
+    let mut query = select(
+        vec![SelectItem::Aggregate {
+            function: "COUNT".into(),
+            path: p("s1"),
+            alias: None,
+        }],
+        &["root.sg.d1"],
+    );
+    query.group_by = Some(GroupByTime {
+        start: TimeValue::Shifted {
+            base: Box::new(TimeValue::Now),
+            shifts: vec![shift(true, "1d"), shift(false, "2h30m")],
+        },
+        end: TimeValue::Shifted {
+            base: Box::new(TimeValue::DateTime("2024-01-31T00:00:00+08:00".into())),
+            shifts: vec![shift(false, "1mo")],
+        },
+        left_open: false,
+        interval: dur("1mo"),
+        step: Some(dur("1y")),
+    });
+    one(
+        "select count(s1) from root.sg.d1 group by ([now() - 1d + 2h30m, 2024-01-31T00:00:00+08:00+1mo), 1mo, 1y)",
+        Statement::Select(Box::new(query)),
+    );
+    one(
+        "insert into root.sg.d1(time, s1) values (2024-01-01 - 1w, 1)",
+        Statement::Insert {
+            device: p("root.sg.d1"),
+            aligned: false,
+            columns: vec!["s1".into()],
+            rows: vec![InsertRow {
+                time: InsertTime::Shifted {
+                    base: Box::new(InsertTime::DateTime("2024-01-01".into())),
+                    shifts: vec![shift(true, "1w")],
+                },
+                values: vec![e_int_literal("1")],
+            }],
+        },
+    );
+    let minus_day = bin(Expr::Now, BinaryOp::Minus, Expr::Duration(dur("1d")));
+    where_(
+        "time > now() - 1d",
+        bin(Expr::Time, BinaryOp::Gt, minus_day.clone()),
+    );
+    where_(
+        "time between now() - 1d - 1h and 2023-11-15T00:00:00 + 1H",
+        Expr::Between {
+            expr: Box::new(Expr::Time),
+            low: Box::new(bin(
+                minus_day.clone(),
+                BinaryOp::Minus,
+                Expr::Duration(dur("1h")),
+            )),
+            high: Box::new(bin(
+                Expr::DateTime("2023-11-15T00:00:00".into()),
+                BinaryOp::Plus,
+                Expr::Duration(dur("1H")),
+            )),
+            negated: false,
+        },
+    );
+    // A shifted time still binds like a sum: a product of it prints in parentheses.
+    where_(
+        "(now() - 1d) * 2 > 0",
+        bin(
+            bin(minus_day, BinaryOp::Mul, e_int("2")),
+            BinaryOp::Gt,
+            e_int("0"),
+        ),
+    );
+}
+
+fn e_int_literal(text: &str) -> Literal {
+    Literal::Integer(text.into())
 }
 
 #[test]

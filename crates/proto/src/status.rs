@@ -27,6 +27,7 @@ pub enum StatusCode {
     DataTypeMismatch = 614,
     SqlParseError = 700,
     SemanticError = 701,
+    SetTimeZoneError = 703,
     QueryProcessError = 708,
     NoSuchQuery = 714,
     QueryWasKilled = 715,

@@ -122,6 +122,7 @@ pub struct Session {
     /// The logged-in user; `None` before `openSession` succeeds and after `closeSession`.
     user: Option<String>,
     session_id: i64,
+    /// The session's time zone as IoTDB reports it (`getTimeZone`); only ids `Zone::parse` accepts.
     zone_id: String,
     queries: HashMap<i64, OpenQuery>,
     receiver: ReceiverState,
@@ -187,10 +188,14 @@ impl Session {
             Request::RequestStatementId { .. } => {
                 Reply::StatementId(self.instance.new_statement_id())
             }
-            Request::SetTimeZone(req) => {
-                self.zone_id = req.time_zone;
-                Reply::Status(status::success())
-            }
+            // As IoTDB: an id `ZoneId.of` refuses is an error and the session keeps its zone.
+            Request::SetTimeZone(req) => match duet_engine::time::Zone::parse(&req.time_zone) {
+                Ok(zone) => {
+                    self.zone_id = zone.id().to_string();
+                    Reply::Status(status::success())
+                }
+                Err(why) => Reply::Status(status::failure(StatusCode::SetTimeZoneError, why)),
+            },
             Request::GetTimeZone { .. } => Reply::TimeZone(t::TSGetTimeZoneResp::new(
                 status::success(),
                 self.zone_id.clone(),
@@ -303,10 +308,18 @@ impl Session {
                 return refuse(error_status(&StatementError::from(e)));
             }
         }
+        // IoTDB reads the zone after the password: a bad one refuses the login.
+        let zone = match duet_engine::time::Zone::parse(&req.zone_id) {
+            Ok(zone) => zone,
+            Err(why) => {
+                warn!(peer = %self.peer, user = %req.username, "login refused: {why}");
+                return refuse(status::failure(StatusCode::SetTimeZoneError, why));
+            }
+        };
         self.close();
         self.user = Some(req.username.clone());
         self.session_id = self.instance.new_session_id();
-        self.zone_id = req.zone_id.clone();
+        self.zone_id = zone.id().to_string();
         info!(peer = %self.peer, user = %req.username, session = self.session_id, "session opened");
         let mut configuration = BTreeMap::new();
         configuration.insert(

@@ -5,7 +5,6 @@
 //! series share it, and a query whose single window does not fit fails with the budget's error.
 
 use duet_parser::GroupByTime;
-use duet_parser::TimeValue;
 use duet_proto::types::DataType;
 
 use super::expr::{compare, Bound, Val};
@@ -15,6 +14,7 @@ use super::EngineRef;
 use crate::engine::SessionContext;
 use crate::limits::QueryControlRef;
 use crate::schema::SeriesInfo;
+use crate::time::{CalendarDuration, Precision, Zone};
 use crate::{Engine, EngineError, Result};
 
 /// Most windows a `GROUP BY` may produce.
@@ -197,91 +197,6 @@ impl Acc {
     }
 }
 
-/// Parses an IoTDB duration (`10ms`, `1s`, `5m`, `1h30m`, `2d`, `1w`, a bare integer) into time units.
-fn duration(engine: &Engine, text: &str) -> Result<i64> {
-    let t = text.trim().to_ascii_lowercase();
-    if let Ok(n) = t.parse::<i64>() {
-        if n <= 0 {
-            return Err(EngineError::Semantic(format!("illegal duration {text}")));
-        }
-        return Ok(n);
-    }
-    let too_large = || EngineError::Semantic(format!("duration {text} is too large"));
-    let mut total: i64 = 0;
-    let mut digits = String::new();
-    let mut chars = t.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let mut unit = String::from(c);
-        while let Some(n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(*n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let n: i64 = digits.parse().map_err(|_| {
-            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                too_large()
-            } else {
-                EngineError::Semantic(format!("illegal duration {text}"))
-            }
-        })?;
-        digits.clear();
-        let ms_per = engine.units_per_ms;
-        let units: i64 = match unit.as_str() {
-            "ns" => {
-                if ms_per < 1_000_000 {
-                    return Err(EngineError::Semantic(format!(
-                        "duration {text} is finer than the timestamp precision"
-                    )));
-                }
-                1
-            }
-            "us" => {
-                if ms_per < 1_000 {
-                    return Err(EngineError::Semantic(format!(
-                        "duration {text} is finer than the timestamp precision"
-                    )));
-                }
-                ms_per / 1_000
-            }
-            "ms" => ms_per,
-            "s" => 1_000 * ms_per,
-            "m" => 60_000 * ms_per,
-            "h" => 3_600_000 * ms_per,
-            "d" => 86_400_000 * ms_per,
-            "w" => 7 * 86_400_000 * ms_per,
-            "mo" | "y" => {
-                return Err(EngineError::Unsupported(format!(
-                    "calendar durations ({text}) are not supported yet"
-                )))
-            }
-            _ => return Err(EngineError::Semantic(format!("illegal duration {text}"))),
-        };
-        total = n
-            .checked_mul(units)
-            .and_then(|part| total.checked_add(part))
-            .ok_or_else(too_large)?;
-    }
-    if !digits.is_empty() || total <= 0 {
-        return Err(EngineError::Semantic(format!("illegal duration {text}")));
-    }
-    Ok(total)
-}
-
-fn time_value(engine: &Engine, ctx: &SessionContext, v: &TimeValue) -> Result<i64> {
-    match v {
-        TimeValue::Value(t) => Ok(*t),
-        TimeValue::DateTime(s) => engine.parse_datetime(ctx, s),
-        TimeValue::Now => Ok(engine.now()),
-    }
-}
-
 /// An `i128` that is known to lie within the `i64` range (bounds of a window inside `[start, end]`).
 fn narrow(x: i128) -> i64 {
     i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX })
@@ -300,6 +215,19 @@ pub(crate) enum Windows {
         left_open: bool,
         count: u64,
     },
+    /// An interval or step with calendar months (`1mo`, `1y`): window `k` starts `k` steps after `start`
+    /// and ends one interval later, both counted from `start` in the session's zone (IoTDB's
+    /// `AggrWindowIterator`).
+    Calendar {
+        start: i64,
+        end: i64,
+        interval: CalendarDuration,
+        step: CalendarDuration,
+        left_open: bool,
+        count: u64,
+        zone: Zone,
+        precision: Precision,
+    },
 }
 
 impl Windows {
@@ -311,11 +239,16 @@ impl Windows {
         let Some(g) = group_by else {
             return Ok(Windows::Whole);
         };
-        let start = time_value(engine, ctx, &g.start)?;
-        let end = time_value(engine, ctx, &g.end)?;
-        let interval = duration(engine, &g.interval.text)?;
+        let start = engine.time_value(ctx, &g.start)?;
+        let end = engine.time_value(ctx, &g.end)?;
+        let precision = engine.precision();
+        let interval = precision
+            .calendar_duration(&g.interval.text)
+            .map_err(EngineError::Semantic)?;
         let step = match &g.step {
-            Some(s) => duration(engine, &s.text)?,
+            Some(s) => precision
+                .calendar_duration(&s.text)
+                .map_err(EngineError::Semantic)?,
             None => interval,
         };
         if start >= end {
@@ -323,38 +256,78 @@ impl Windows {
                 "Start time should be smaller than endTime in GroupBy".into(),
             ));
         }
-        // In 128 bits neither the span nor the rounding can overflow: the full i64 range over 1 is
-        // 2^64 - 1 windows, not 0.
-        let span = i128::from(end) - i128::from(start);
-        let count = (span + i128::from(step) - 1) / i128::from(step);
-        if count > MAX_WINDOWS {
-            return Err(EngineError::Semantic(format!(
+        let too_many = |count: String| {
+            EngineError::Semantic(format!(
                 "GROUP BY ({}{start}, {end}{}, {}{}) would produce {count} windows; at most {MAX_WINDOWS} are allowed: use a larger interval or step, or a narrower time range",
                 if g.left_open { "(" } else { "[" },
                 if g.left_open { "]" } else { ")" },
                 g.interval.text,
                 g.step.as_ref().map(|s| format!(", {}", s.text)).unwrap_or_default(),
+            ))
+        };
+        // In 128 bits neither the span nor the rounding can overflow: the full i64 range over 1 is
+        // 2^64 - 1 windows, not 0.
+        let span = i128::from(end) - i128::from(start);
+        if interval.months == 0 && step.months == 0 {
+            let step = step.fixed;
+            let count = (span + i128::from(step) - 1) / i128::from(step);
+            if count > MAX_WINDOWS {
+                return Err(too_many(count.to_string()));
+            }
+            return Ok(Windows::Grouped {
+                start,
+                end,
+                interval: interval.fixed,
+                step,
+                left_open: g.left_open,
+                count: u64::try_from(count).unwrap_or(0),
+            });
+        }
+        if !precision.in_calendar_range(start) || !precision.in_calendar_range(end) {
+            return Err(EngineError::Semantic(format!(
+                "GROUP BY with calendar units (mo, y) needs its time range within the years -9999 to 9999, but it is [{start}, {end})"
             )));
         }
-        Ok(Windows::Grouped {
+        let zone = ctx.zone()?;
+        let count = if step.months == 0 {
+            (span + i128::from(step.fixed) - 1) / i128::from(step.fixed)
+        } else {
+            calendar_count(precision, &zone, start, end, step).map_err(|e| match e {
+                CountError::TooMany(at_least) => too_many(format!("at least {at_least}")),
+                CountError::Range(why) => EngineError::Semantic(why),
+            })?
+        };
+        if count > MAX_WINDOWS {
+            return Err(too_many(count.to_string()));
+        }
+        Ok(Windows::Calendar {
             start,
             end,
             interval,
             step,
             left_open: g.left_open,
             count: u64::try_from(count).unwrap_or(0),
+            zone,
+            precision,
         })
     }
 
     pub(crate) fn len(&self) -> u64 {
         match self {
             Windows::Whole => 1,
-            Windows::Grouped { count, .. } => *count,
+            Windows::Grouped { count, .. } | Windows::Calendar { count, .. } => *count,
         }
     }
 
     /// Window `k` in ascending order: (label, lo, hi), bounds inclusive.
     pub(crate) fn get(&self, k: u64) -> (i64, i64, i64) {
+        let bounds = |w: i128, stop: i128, left_open: bool| {
+            if left_open {
+                (narrow(stop), narrow(w + 1), narrow(stop))
+            } else {
+                (narrow(w), narrow(w), narrow(stop - 1))
+            }
+        };
         match self {
             Windows::Whole => (0, i64::MIN, i64::MAX),
             Windows::Grouped {
@@ -367,14 +340,87 @@ impl Windows {
             } => {
                 let w = i128::from(*start) + i128::from(k) * i128::from(*step);
                 let stop = (w + i128::from(*interval)).min(i128::from(*end));
-                if *left_open {
-                    (narrow(stop), narrow(w + 1), narrow(stop))
-                } else {
-                    (narrow(w), narrow(w), narrow(stop - 1))
-                }
+                bounds(w, stop, *left_open)
+            }
+            Windows::Calendar {
+                start,
+                end,
+                interval,
+                step,
+                left_open,
+                zone,
+                precision,
+                ..
+            } => {
+                let k = i128::from(k);
+                let (step_months, step_fixed) =
+                    (k * i128::from(step.months), k * i128::from(step.fixed));
+                // Windows below the count start before `end`; an end past the calendar's range is
+                // past `end` too.
+                let w = precision
+                    .calendar_add(*start, step_months, step_fixed, zone)
+                    .map_or(i128::from(*end), i128::from);
+                let stop = precision
+                    .calendar_add(
+                        *start,
+                        step_months + i128::from(interval.months),
+                        step_fixed + i128::from(interval.fixed),
+                        zone,
+                    )
+                    .map_or(i128::from(*end), i128::from)
+                    .min(i128::from(*end));
+                bounds(w, stop, *left_open)
             }
         }
     }
+}
+
+/// Why the windows of a calendar step could not be counted.
+enum CountError {
+    /// More than [`MAX_WINDOWS`]: at least this many.
+    TooMany(i128),
+    Range(String),
+}
+
+/// How many windows of a step with calendar months start before `end`: the first `n` whose start is at
+/// or past `end`, by binary search between bounds from the shortest and longest possible step (a month
+/// is 28 to 31 days, give or take a day of daylight-saving and zone changes).
+fn calendar_count(
+    precision: Precision,
+    zone: &Zone,
+    start: i64,
+    end: i64,
+    step: CalendarDuration,
+) -> std::result::Result<i128, CountError> {
+    let day = 86_400_000 * i128::from(precision.units_per_ms);
+    let span = i128::from(end) - i128::from(start);
+    let months = i128::from(step.months);
+    let fixed = i128::from(step.fixed);
+    let longest = months * 31 * day + fixed + day;
+    let shortest = (months * 28 * day + fixed - day).max(1);
+    let at_least = span / longest;
+    if at_least > MAX_WINDOWS {
+        return Err(CountError::TooMany(at_least));
+    }
+    let starts_at_or_past_end = |n: i128| -> std::result::Result<bool, CountError> {
+        match precision.calendar_add(start, n * months, n * fixed, zone) {
+            Ok(t) => Ok(t >= end),
+            // Past the calendar's range, so past `end`, which lies within it.
+            Err(_) if n > 0 => Ok(true),
+            Err(why) => Err(CountError::Range(why)),
+        }
+    };
+    // Invariant: window `lo - 1` starts before `end`, window `hi` at or past it.
+    let (mut lo, mut hi) = (at_least.max(1), span / shortest + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if starts_at_or_past_end(mid)? {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
 }
 
 /// One block of aggregate rows: a whole query, or one device of ALIGN BY DEVICE.

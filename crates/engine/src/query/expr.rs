@@ -6,7 +6,7 @@ use duet_parser::{BinaryOp, Expr, Literal, Path, UnaryOp};
 use duet_proto::types::{Column, ColumnValues, DataType};
 
 use crate::engine::SessionContext;
-use crate::{Engine, Result};
+use crate::{Engine, EngineError, Result};
 
 /// A value during evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,12 +95,21 @@ pub(crate) fn bind(
 ) -> Result<Bound> {
     let b =
         |e: &Expr, r: &mut dyn FnMut(&Path) -> Result<usize>| bind(engine, ctx, e, r).map(Box::new);
+    // A date expression is a constant, computed once: `now() - 1d` does not move while the query runs.
+    if let Some(t) = engine.date_expression(ctx, expr)? {
+        return Ok(Bound::Const(Val::Int(t)));
+    }
     Ok(match expr {
         Expr::Time => Bound::Time,
         Expr::Path(p) => Bound::Series(resolve(p)?),
         Expr::Literal(l) => Bound::Const(literal_val(l)),
         Expr::DateTime(s) => Bound::Const(Val::Int(engine.parse_datetime(ctx, s)?)),
         Expr::Now => Bound::Const(Val::Int(engine.now())),
+        Expr::Duration(d) => {
+            return Err(EngineError::Semantic(format!(
+                "the duration {d} may only be added to or subtracted from a datetime or now()"
+            )))
+        }
         Expr::Unary {
             op: UnaryOp::Not,
             expr,

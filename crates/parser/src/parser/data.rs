@@ -6,11 +6,12 @@ use sqlparser::tokenizer::Token;
 use super::Parser;
 use crate::data::{
     is_reserved, BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow,
-    InsertTime, Literal, Path, PathNode, Select, SelectItem, TimeValue, UnaryOp, ATTRIBUTES_PREFIX,
-    TAGS_PREFIX,
+    InsertTime, Literal, Path, PathNode, Select, SelectItem, TimeShift, TimeValue, UnaryOp,
+    ATTRIBUTES_PREFIX, TAGS_PREFIX,
 };
 use crate::error::ParseError;
 use crate::scan;
+use crate::time;
 use crate::Statement;
 
 /// The deepest expression accepted, in parentheses, operators or nodes of the tree: deeper input is a
@@ -331,11 +332,7 @@ impl Parser {
             let time = if has_time {
                 let time = self.time_value("a timestamp (an integer, a datetime or NOW())")?;
                 self.tokens.expect_token(&Token::Comma, "','")?;
-                match time {
-                    TimeValue::Value(value) => InsertTime::Value(value),
-                    TimeValue::DateTime(text) => InsertTime::DateTime(text),
-                    TimeValue::Now => InsertTime::Now,
-                }
+                insert_time(time)
             } else {
                 InsertTime::Now
             };
@@ -449,7 +446,8 @@ impl Parser {
         Ok(literal)
     }
 
-    /// A bare datetime at the current token, consumed.
+    /// A bare datetime at the current token, consumed; one that names no real time (a month 13) is an
+    /// error at its position.
     fn bare_datetime(&mut self) -> Result<Option<String>, ParseError> {
         if !matches!(self.tokens.peek(), Some(Token::Number(..))) {
             return Ok(None);
@@ -461,12 +459,61 @@ impl Parser {
             return Ok(None);
         };
         let datetime = text[..len].to_owned();
+        self.check_datetime(&datetime)?;
         self.tokens.skip_to(start + len, "the datetime")?;
         Ok(Some(datetime))
     }
 
-    /// An integer (optionally negative), a bare or quoted datetime, or `NOW()`.
+    /// An error at the current token unless `text` is a valid datetime.
+    fn check_datetime(&self, text: &str) -> Result<(), ParseError> {
+        time::parse_datetime(text)
+            .map(|_| ())
+            .map_err(|why| self.syntax_here(why))
+    }
+
+    /// A time value, and after a datetime or `NOW()` any `+ duration` / `- duration` (IoTDB's date
+    /// expression).
     fn time_value(&mut self, what: &str) -> Result<TimeValue, ParseError> {
+        let base = self.plain_time_value(what)?;
+        if !matches!(base, TimeValue::DateTime(_) | TimeValue::Now) {
+            return Ok(base);
+        }
+        let mut shifts = Vec::new();
+        while let Some(shift) = self.time_shift()? {
+            shifts.push(shift);
+        }
+        if shifts.is_empty() {
+            Ok(base)
+        } else {
+            Ok(TimeValue::Shifted {
+                base: Box::new(base),
+                shifts,
+            })
+        }
+    }
+
+    /// `+ duration` or `- duration` at the current token, consumed; `None` (nothing consumed) when the
+    /// tokens are not an operator and a duration with a unit.
+    fn time_shift(&mut self) -> Result<Option<TimeShift>, ParseError> {
+        let subtract = match self.tokens.peek() {
+            Some(Token::Plus) => false,
+            Some(Token::Minus) => true,
+            _ => return Ok(None),
+        };
+        let is_duration = matches!(self.tokens.peek_nth(1), Some(Token::Word(word))
+            if word.quote_style.is_none()
+                && word.value.starts_with(|c: char| c.is_ascii_digit())
+                && scan::is_duration(&word.value));
+        if !is_duration {
+            return Ok(None);
+        }
+        self.tokens.advance();
+        let duration = self.duration()?;
+        Ok(Some(TimeShift { subtract, duration }))
+    }
+
+    /// An integer (optionally negative), a bare or quoted datetime, or `NOW()`.
+    fn plain_time_value(&mut self, what: &str) -> Result<TimeValue, ParseError> {
         if self.tokens.is_keyword("NOW") && self.is_token(1, &Token::LParen) {
             self.tokens.advance();
             self.tokens.advance();
@@ -485,6 +532,7 @@ impl Parser {
             Some(Token::SingleQuotedString(s) | Token::DoubleQuotedString(s))
                 if !negative && scan::is_datetime(s) =>
             {
+                self.check_datetime(s)?;
                 TimeValue::DateTime(s.clone())
             }
             Some(Token::Number(number, _)) if number.bytes().all(|b| b.is_ascii_digit()) => {
@@ -508,19 +556,20 @@ impl Parser {
         Ok(value)
     }
 
+    /// A duration; one whose value does not fit in 64 bits is an error at its position.
     fn duration(&mut self) -> Result<DurationLiteral, ParseError> {
-        self.tokens
-            .next_if_map(|token| match token {
-                Token::Word(word)
-                    if word.quote_style.is_none() && scan::is_duration(&word.value) =>
-                {
-                    Some(word.value.clone())
-                }
-                Token::Number(number, _) if scan::is_duration(number) => Some(number.clone()),
-                _ => None,
-            })
-            .map(|text| DurationLiteral { text })
-            .ok_or_else(|| self.tokens.expected(DURATION))
+        let text = match self.tokens.peek() {
+            Some(Token::Word(word))
+                if word.quote_style.is_none() && scan::is_duration(&word.value) =>
+            {
+                word.value.clone()
+            }
+            Some(Token::Number(number, _)) if scan::is_duration(number) => number.clone(),
+            _ => return Err(self.tokens.expected(DURATION)),
+        };
+        time::parse_duration(&text).map_err(|why| self.syntax_here(why))?;
+        self.tokens.advance();
+        Ok(DurationLiteral { text })
     }
 
     // ---- SELECT --------------------------------------------------------------------------------------------
@@ -810,6 +859,20 @@ impl Parser {
             if precedence < min {
                 return Ok(left);
             }
+            if let Infix::Binary(op @ (BinaryOp::Plus | BinaryOp::Minus)) = op {
+                if left.0.is_date_expression() {
+                    if let Some(shift) = self.time_shift()? {
+                        let (expr, depth) = left;
+                        let shifted = Expr::Binary {
+                            left: Box::new(expr),
+                            op,
+                            right: Box::new(Expr::Duration(shift.duration)),
+                        };
+                        left = self.node(shifted, depth + 1)?;
+                        continue;
+                    }
+                }
+            }
             left = match op {
                 Infix::Binary(op) => {
                     self.tokens.advance();
@@ -997,14 +1060,17 @@ impl Parser {
             }
             "TRUE" | "FALSE" | "NULL" => Ok((Expr::Literal(self.literal()?), 1)),
             "NOW" if self.is_token(1, &Token::LParen) => {
-                self.time_value(EXPRESSION)?;
+                self.plain_time_value(EXPRESSION)?;
                 Ok((Expr::Now, 1))
             }
             _ if self.is_token(1, &Token::LParen) => {
                 Err(self.unsupported_here("a function call in WHERE"))
             }
             _ if word.starts_with(|c: char| c.is_ascii_digit()) && scan::is_duration(&word) => {
-                Err(self.unsupported_here("a duration in an expression"))
+                Err(self.syntax_here(format!(
+                    "expected an expression but found the duration '{}' (a duration may only be added to or subtracted from a datetime or now(), as in now() - 1d)",
+                    word.to_lowercase()
+                )))
             }
             _ => Ok((Expr::Path(self.relative_path(EXPRESSION)?), 1)),
         }
@@ -1020,6 +1086,19 @@ fn time_operand(other: &Expr, expr: Expr) -> Expr {
             Expr::DateTime(text)
         }
         expr => expr,
+    }
+}
+
+/// A time value where an INSERT row's time stands.
+fn insert_time(time: TimeValue) -> InsertTime {
+    match time {
+        TimeValue::Value(value) => InsertTime::Value(value),
+        TimeValue::DateTime(text) => InsertTime::DateTime(text),
+        TimeValue::Now => InsertTime::Now,
+        TimeValue::Shifted { base, shifts } => InsertTime::Shifted {
+            base: Box::new(insert_time(*base)),
+            shifts,
+        },
     }
 }
 
