@@ -24,9 +24,7 @@ mod scan;
 mod split;
 pub mod time;
 
-pub use ast::{
-    AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, RegionKind, Statement,
-};
+pub use ast::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, RegionKind, Statement};
 pub use data::{
     BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow, InsertTime,
     Literal, Path, PathNode, Select, SelectItem, TimeShift, TimeValue, UnaryOp,

@@ -429,7 +429,9 @@ impl Parser {
             Ok(Statement::ShowVersion)
         } else if t.eat_keyword(QUERIES) || t.eat_keywords(&[QUERY, PROCESSLIST]) {
             if t.is_keyword(WHERE) || t.is_keyword("ORDER") || t.is_keyword("LIMIT") {
-                return Err(self.unsupported_here("a WHERE, ORDER BY or LIMIT clause in SHOW QUERIES"));
+                return Err(
+                    self.unsupported_here("a WHERE, ORDER BY or LIMIT clause in SHOW QUERIES")
+                );
             }
             Ok(Statement::ShowQueries)
         } else if t.eat_keyword(VARIABLES) {

@@ -365,7 +365,10 @@ fn show_variables(instance: &Instance) -> Table {
         ("DataReplicationFactor", "1".into()),
         ("SchemaReplicationFactor", "1".into()),
         ("DataRegionConsensusProtocolClass", SIMPLE_CONSENSUS.into()),
-        ("SchemaRegionConsensusProtocolClass", SIMPLE_CONSENSUS.into()),
+        (
+            "SchemaRegionConsensusProtocolClass",
+            SIMPLE_CONSENSUS.into(),
+        ),
         ("ConfigNodeConsensusProtocolClass", SIMPLE_CONSENSUS.into()),
         ("TimePartitionOrigin", "0".into()),
         // As SHOW DATABASES reports it: data files are cut into 7-day partitions.
@@ -442,9 +445,10 @@ fn show_regions(
     of_databases: &[duet_parser::Path],
 ) -> Result<Table, StatementError> {
     let wanted: Vec<String> = of_databases.iter().map(ToString::to_string).collect();
-    let created = chrono::DateTime::from_timestamp_millis(instance.catalog.identity()?.created_at_ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default();
+    let created =
+        chrono::DateTime::from_timestamp_millis(instance.catalog.identity()?.created_at_ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default();
     let mut rows = Vec::new();
     for (n, database) in instance.catalog.databases()?.into_iter().enumerate() {
         if !wanted.is_empty() && !wanted.contains(&database) {

@@ -318,14 +318,12 @@ pub fn inject(
                 history.process_died(*side);
                 match stopped {
                     Ok(took) => graceful_stop = Some(took),
-                    Err(e) => {
-                        incident = Some(Incident {
-                            fault: index,
-                            message: format!(
-                                "{side} with a poisoned log did not stop gracefully on SIGTERM: {e:#}"
-                            ),
-                        })
-                    }
+                    Err(e) => incident = Some(Incident {
+                        fault: index,
+                        message: format!(
+                            "{side} with a poisoned log did not stop gracefully on SIGTERM: {e:#}"
+                        ),
+                    }),
                 }
                 restart(cluster, *side, index)?;
             }

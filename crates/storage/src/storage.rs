@@ -1544,7 +1544,9 @@ impl LogWriter {
 
     fn sync_deadline(&self) -> Option<Instant> {
         match self.shared.options.sync {
-            SyncMode::Periodic(interval) if !self.unsynced.is_empty() => Some(self.last_sync + interval),
+            SyncMode::Periodic(interval) if !self.unsynced.is_empty() => {
+                Some(self.last_sync + interval)
+            }
             _ => None,
         }
     }

@@ -233,7 +233,10 @@ impl Duetd {
 
     /// Sends the running process a signal by name (`USR1`, `HUP`, …) without waiting for anything.
     pub fn send_signal(&self, name: &str) -> Result<()> {
-        let child = self.child.as_ref().ok_or_else(|| anyhow!("duetd is not running"))?;
+        let child = self
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("duetd is not running"))?;
         signal(i32::try_from(child.id())?, name)
     }
 
