@@ -41,6 +41,8 @@ pub struct QueryControl {
     used: AtomicUsize,
     peak: AtomicUsize,
     cancelled: AtomicBool,
+    /// Cancelled by an operator (`KILL QUERY`), not by its own client.
+    killed: AtomicBool,
     started: Instant,
     /// Wall-clock start in milliseconds since the epoch, for the timeout message.
     started_ms: i64,
@@ -55,6 +57,7 @@ impl QueryControl {
             used: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             cancelled: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
             started: Instant::now(),
             started_ms: chrono::Utc::now().timestamp_millis(),
         })
@@ -69,8 +72,20 @@ impl QueryControl {
         self.cancelled.store(true, Ordering::Release);
     }
 
+    /// Stops the query for someone else than its client (`KILL QUERY`); its next check fails with
+    /// IoTDB's "Query was killed by others".
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.cancel();
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// When the query started, in milliseconds since the epoch.
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
     }
 
     /// How long ago the query started.
@@ -80,6 +95,9 @@ impl QueryControl {
 
     /// Fails when the query was cancelled or ran past its deadline.
     pub fn check(&self) -> Result<()> {
+        if self.killed.load(Ordering::Acquire) {
+            return Err(EngineError::Cancelled("Query was killed by others".into()));
+        }
         if self.is_cancelled() {
             return Err(EngineError::Cancelled(
                 "the query was cancelled: its client closed it or went away".into(),

@@ -23,6 +23,8 @@ pub struct Instance {
     pub config: Config,
     /// The port actually bound (differs from the configured one when that was 0).
     pub rpc_port: u16,
+    /// The queries running now, for `SHOW QUERIES` and `KILL QUERY`.
+    pub queries: crate::queries::QueryRegistry,
     next_session_id: AtomicI64,
     next_statement_id: AtomicI64,
     next_query_id: AtomicI64,
@@ -49,6 +51,7 @@ impl Instance {
             next_session_id: AtomicI64::new(1),
             next_statement_id: AtomicI64::new(1_000_001),
             next_query_id: AtomicI64::new(1),
+            queries: crate::queries::QueryRegistry::default(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod fault_hooks;
 pub mod instance;
 pub mod listener;
+pub mod queries;
 pub mod session;
 pub mod statements;
 pub mod writes;

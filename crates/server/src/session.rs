@@ -411,6 +411,9 @@ impl Session {
                 // Planning a query reads the schema and may take a while: off the async workers.
                 Statement::Select(select) => {
                     let control = QueryControl::new(self.query_limits(request_timeout_ms));
+                    self.instance
+                        .queries
+                        .register(&control, user, &statement.to_string());
                     let engine = self.instance.engine.clone();
                     let ctx = duet_engine::SessionContext {
                         zone_id: self.zone_id.clone(),

@@ -9,6 +9,7 @@ use duet_runtime::manager::ShowFilter;
 use duet_runtime::PipeError;
 
 use crate::instance::{Instance, BUILD_INFO, VERSION};
+use crate::queries::KillError;
 
 /// A statement's failure: the status code and message the client receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +143,21 @@ pub async fn execute(
             &["Version", "BuildInfo"],
             vec![vec![VERSION.to_string(), BUILD_INFO.to_string()]],
         ))),
+        Statement::ShowQueries => Ok(Output::Table(show_queries(instance, user))),
+        Statement::KillQuery { id } => {
+            let caller = (user != ROOT_USER).then_some(user);
+            match instance.queries.kill(id.as_deref(), caller) {
+                Ok(_) => Ok(Output::Done),
+                Err(KillError::NoSuchQuery(id)) => Err(StatementError::new(
+                    StatusCode::NoSuchQuery,
+                    format!("no running query has the id {id}"),
+                )),
+                Err(KillError::NotOwner(id)) => Err(StatementError::new(
+                    StatusCode::NoPermission,
+                    format!("query {id} belongs to another user; only root may kill it"),
+                )),
+            }
+        }
         Statement::ShowVariables => Ok(Output::Table(show_variables(instance))),
         Statement::ShowDataNodes => Ok(Output::Table(show_data_nodes(instance)?)),
         Statement::ShowConfigNodes => Ok(Output::Table(show_config_nodes(instance))),
@@ -277,6 +293,7 @@ fn show_cluster(instance: &Instance, details: bool) -> Table {
 enum Cell {
     Int32(i32),
     Int64(i64),
+    Float(f32),
     Text(String),
 }
 
@@ -308,6 +325,10 @@ fn typed_table(columns: &[(&str, DataType)], rows: Vec<Vec<Cell>>) -> Table {
                     v.push(x);
                     false
                 }
+                (ColumnValues::Float(v), Some(Cell::Float(x))) => {
+                    v.push(x);
+                    false
+                }
                 (ColumnValues::Binary(v), Some(Cell::Text(x))) => {
                     v.push(x.into_bytes());
                     false
@@ -318,6 +339,10 @@ fn typed_table(columns: &[(&str, DataType)], rows: Vec<Vec<Cell>>) -> Table {
                 }
                 (ColumnValues::Int64(v), _) => {
                     v.push(0);
+                    true
+                }
+                (ColumnValues::Float(v), _) => {
+                    v.push(0.0);
                     true
                 }
                 (ColumnValues::Binary(v), _) => {
@@ -494,4 +519,32 @@ fn show_regions(
         ],
         rows,
     ))
+}
+
+/// `SHOW QUERIES`: IoTDB's columns (the start time as the time column); a user other than root sees
+/// their own queries.
+fn show_queries(instance: &Instance, user: &str) -> Table {
+    let visible_to = (user != ROOT_USER).then_some(user);
+    let queries = instance.queries.list(visible_to);
+    let mut table = typed_table(
+        &[
+            ("QueryId", DataType::Text),
+            ("DataNodeId", DataType::Int32),
+            ("ElapsedTime", DataType::Float),
+            ("Statement", DataType::Text),
+        ],
+        queries
+            .iter()
+            .map(|q| {
+                vec![
+                    text(q.id.clone()),
+                    Cell::Int32(DATA_NODE_ID),
+                    Cell::Float(q.elapsed_secs),
+                    text(q.statement.clone()),
+                ]
+            })
+            .collect(),
+    );
+    table.times = Some(queries.iter().map(|q| q.started_ms).collect());
+    table
 }

@@ -318,12 +318,14 @@ pub fn inject(
                 history.process_died(*side);
                 match stopped {
                     Ok(took) => graceful_stop = Some(took),
-                    Err(e) => incident = Some(Incident {
-                        fault: index,
-                        message: format!(
+                    Err(e) => {
+                        incident = Some(Incident {
+                            fault: index,
+                            message: format!(
                             "{side} with a poisoned log did not stop gracefully on SIGTERM: {e:#}"
                         ),
-                    }),
+                        })
+                    }
                 }
                 restart(cluster, *side, index)?;
             }
