@@ -307,7 +307,12 @@ fn refusal_reply(payload: &[u8], reason: &str) -> duet_proto::Result<Vec<u8>> {
     match rpc::decode_call(payload)? {
         Decoded::Call(header, Request::OpenSession(_)) => rpc::encode_reply(
             &header,
-            &Reply::OpenSession(t::TSOpenSessionResp::new(status, 2, Some(-1), None)),
+            &Reply::OpenSession(t::TSOpenSessionResp::new(
+                status,
+                t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
+                Some(-1),
+                None,
+            )),
         ),
         Decoded::Call(header, Request::PipeTransfer(_)) => rpc::encode_reply(
             &header,
@@ -492,7 +497,13 @@ mod tests {
 
     #[test]
     fn a_refused_open_session_gets_a_status_naming_the_limit() {
-        let open = t::TSOpenSessionReq::new(2, "UTC".into(), "root".into(), None, None);
+        let open = t::TSOpenSessionReq::new(
+            t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
+            "UTC".into(),
+            "root".into(),
+            None,
+            None,
+        );
         let call = rpc::encode_struct_call(Protocol::Binary, "openSession", 1, &open).unwrap();
         let reply = refusal_reply(&call, "too many connections: max_connections = 3").unwrap();
         let resp: t::TSOpenSessionResp = rpc::decode_struct_reply(&reply).unwrap();

@@ -162,6 +162,8 @@ impl Session {
                     true,
                     None,
                     None,
+                    None,
+                    None,
                 )),
                 Request::GetTimeZone { .. } => {
                     Reply::TimeZone(t::TSGetTimeZoneResp::new(not_logged_in(), String::new()))
@@ -262,11 +264,18 @@ impl Session {
     }
 
     fn open(&mut self, req: &t::TSOpenSessionReq) -> t::TSOpenSessionResp {
-        let refuse = |status: t::TSStatus| t::TSOpenSessionResp::new(status, 2, Some(-1), None);
-        if req.client_protocol != 2 {
+        let refuse = |status: t::TSStatus| {
+            t::TSOpenSessionResp::new(
+                status,
+                t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
+                Some(-1),
+                None,
+            )
+        };
+        if req.client_protocol != t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3 {
             return refuse(status::failure(
                 StatusCode::IncompatibleVersion,
-                format!("The version is incompatible, please upgrade to IoTDB V3 protocol (client sent {}).", req.client_protocol),
+                format!("The version is incompatible, please upgrade to IoTDB V3 protocol (client sent {}).", req.client_protocol.0),
             ));
         }
         let dialect = req
@@ -302,7 +311,7 @@ impl Session {
         );
         t::TSOpenSessionResp::new(
             status::success(),
-            2,
+            t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
             Some(self.session_id),
             Some(configuration),
         )
@@ -501,7 +510,15 @@ impl Session {
     async fn fetch(&mut self, req: &t::TSFetchResultsReq) -> t::TSFetchResultsResp {
         let Some(query) = self.queries.remove(&req.query_id) else {
             // Unknown or finished: IoTDB answers 200 with no result set.
-            return t::TSFetchResultsResp::new(status::success(), false, true, None, Some(false));
+            return t::TSFetchResultsResp::new(
+                status::success(),
+                false,
+                true,
+                None,
+                None,
+                None,
+                Some(false),
+            );
         };
         let fetch_size = usize::try_from(req.fetch_size)
             .ok()
@@ -520,11 +537,19 @@ impl Session {
                     self.queries.insert(req.query_id, query);
                 }
                 let has = !blocks.is_empty();
-                t::TSFetchResultsResp::new(status::success(), has, true, Some(blocks), Some(more))
+                t::TSFetchResultsResp::new(
+                    status::success(),
+                    has,
+                    true,
+                    None,
+                    None,
+                    Some(blocks),
+                    Some(more),
+                )
             }
             Err(e) => {
                 log_query_failure(&self.peer, req.query_id, &e);
-                t::TSFetchResultsResp::new(error_status(&e), false, true, None, None)
+                t::TSFetchResultsResp::new(error_status(&e), false, true, None, None, None, None)
             }
         }
     }
@@ -560,9 +585,12 @@ fn execute_resp(status: t::TSStatus) -> t::TSExecuteStatementResp {
         operation_type: None,
         ignore_time_stamp: None,
         data_type_list: None,
+        query_data_set: None,
+        non_align_query_data_set: None,
         column_name_index_map: None,
         sg_columns: None,
         alias_columns: None,
+        tracing_info: None,
         query_result: None,
         more_data: None,
         database: None,
