@@ -114,7 +114,7 @@ fn put_value(out: &mut Vec<u8>, column: &Column, row: usize) -> Result<()> {
 
 /// Client side: decodes a `TSQueryDataSet` whose columns have `types`, into times and columns.
 pub fn decode(data: &TSQueryDataSet, types: &[DataType]) -> Result<(Vec<i64>, Vec<Column>)> {
-    if data.time.len() % 8 != 0 {
+    if !data.time.len().is_multiple_of(8) {
         return Err(ProtoError::Malformed(
             "time buffer is not a whole number of i64".into(),
         ));

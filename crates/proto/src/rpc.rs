@@ -132,6 +132,10 @@ pub enum Request {
 }
 
 /// What a server writes back for a request.
+///
+/// One reply is built per call and moved once into its encoder, so the size of the largest variant
+/// (the execute response, with both result layouts) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Reply {
     Status(t::TSStatus),
