@@ -148,7 +148,7 @@ fn call_seeds(protocol: Protocol) -> Vec<(&'static str, Vec<u8>)> {
     let mut configuration = BTreeMap::new();
     configuration.insert("version".to_string(), "V_1_0".to_string());
     let open = t::TSOpenSessionReq::new(
-        2,
+        t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
         "UTC".into(),
         "root".into(),
         Some("root".into()),

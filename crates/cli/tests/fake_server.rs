@@ -64,14 +64,14 @@ async fn serve_connection(stream: TcpStream) {
                     conf.insert("timestamp_precision".to_string(), "ms".to_string());
                     Reply::OpenSession(t::TSOpenSessionResp::new(
                         status::success(),
-                        2,
+                        t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
                         Some(42),
                         Some(conf),
                     ))
                 } else {
                     Reply::OpenSession(t::TSOpenSessionResp::new(
                         status::failure(StatusCode::WrongLoginPassword, "Authentication failed."),
-                        2,
+                        t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
                         None,
                         None,
                     ))
@@ -108,6 +108,9 @@ async fn serve_connection(stream: TcpStream) {
                         None,
                         None,
                         None,
+                        None,
+                        None,
+                        None,
                         Some(blocks(&times, &columns, 0, first)),
                         Some(first < rows),
                         None,
@@ -126,6 +129,9 @@ async fn serve_connection(stream: TcpStream) {
                         None,
                         None,
                         None,
+                        None,
+                        None,
+                        None,
                         Some(vec![tsblock::encode(&[0, 0], &names, 0, 2).unwrap()]),
                         Some(false),
                         None,
@@ -138,6 +144,9 @@ async fn serve_connection(stream: TcpStream) {
                             StatusCode::SqlParseError,
                             "line 1:0: mismatched input 'bad'",
                         ),
+                        None,
+                        None,
+                        None,
                         None,
                         None,
                         None,
@@ -168,6 +177,9 @@ async fn serve_connection(stream: TcpStream) {
                         None,
                         None,
                         None,
+                        None,
+                        None,
+                        None,
                     ))
                 }
             }
@@ -180,6 +192,8 @@ async fn serve_connection(stream: TcpStream) {
                     status::success(),
                     true,
                     true,
+                    None,
+                    None,
                     Some(page),
                     Some(end < q.rows),
                 ))

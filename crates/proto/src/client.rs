@@ -266,7 +266,7 @@ impl Client {
         configuration.insert("version".to_string(), "V_1_0".to_string());
         configuration.insert("sql_dialect".to_string(), "tree".to_string());
         let open = t::TSOpenSessionReq::new(
-            2,
+            t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
             options.zone_id.clone(),
             options.user.clone(),
             Some(options.password.clone()),

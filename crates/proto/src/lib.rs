@@ -1,7 +1,7 @@
 //! The IoTDB client protocol as Duet speaks it, on both ends of a connection.
 //!
 //! Everything that is bytes on port 6667 lives here and nowhere else: the Thrift types of IoTDB's
-//! `IClientRPCService` (generated from our trimmed IDL in `thrift/`), the framed transport with binary or
+//! `IClientRPCService` (generated from IoTDB's full IDL in `thrift/`), the framed transport with binary or
 //! compact protocol detected per frame, the RPC call/reply envelopes, the TsBlock encoding of query
 //! results, the tablet and record value layouts of write requests, the pipe-transfer body primitives, and
 //! an async client used by the CLI, the tests and the pipe sink.
@@ -14,6 +14,7 @@ pub mod codec;
 pub mod input;
 pub mod pipe_body;
 pub mod pipe_tablet;
+pub mod query_data_set;
 pub mod reader;
 pub mod rpc;
 pub mod status;

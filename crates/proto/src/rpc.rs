@@ -1,8 +1,10 @@
-//! The RPCs of `IClientRPCService` that Duet serves, as a typed [`Request`] decoded from a call message,
-//! and the [`Reply`] written back; plus the client-side envelope helpers.
+//! Every RPC of `IClientRPCService`, as a typed [`Request`] decoded from a call message, and the [`Reply`]
+//! written back; plus the client-side envelope helpers.
 //!
-//! Each method's arguments are a struct whose field 1 (or -1 for `pipeTransfer`) is the request; the
-//! result is a struct whose field 0 is `success`. Unknown methods decode to [`Request::Unknown`] so the
+//! Each method's arguments are a struct whose field 1 (or -1 for `pipeTransfer`, `pipeSubscribe` and
+//! `handshake`) is the request; the result is a struct whose field 0 is `success`. Every method of the
+//! IDL decodes to a variant (those Duet does not serve to [`Request::NotSupported`], which names the
+//! method and the shape of its answer); names outside the IDL decode to [`Request::Unknown`] so the
 //! server can answer with a Thrift application exception and keep the connection.
 
 use thrift::protocol::{TFieldIdentifier, TInputProtocol, TMessageType, TSerializable, TType};
@@ -29,6 +31,25 @@ pub enum ExecuteKind {
     Any,
 }
 
+/// The result layout a query RPC answers with: TsBlocks in `queryResult` (the V2 methods) or the V1
+/// `TSQueryDataSet` in `queryDataSet` (`executeStatement`, `fetchResults`, `executeRawDataQuery`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultFormat {
+    TsBlocks,
+    QueryDataSet,
+}
+
+/// The shape of the answer of a method Duet does not serve: each carries a status naming the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSupportedReply {
+    Status,
+    FetchMetadata,
+    QueryTemplate { query_type: i32 },
+    ShowConfigurationTemplate,
+    ShowConfiguration,
+    PipeSubscribe { version: i8, type_: i16 },
+}
+
 /// A decoded call.
 #[derive(Debug, Clone)]
 pub enum Request {
@@ -44,10 +65,41 @@ pub enum Request {
     GetProperties,
     Execute {
         kind: ExecuteKind,
+        format: ResultFormat,
         req: t::TSExecuteStatementReq,
     },
     ExecuteBatch(t::TSExecuteBatchStatementReq),
     FetchResults(t::TSFetchResultsReq),
+    /// `fetchResults`, the V1 fetch answering a `TSQueryDataSet`.
+    FetchResultsV1(t::TSFetchResultsReq),
+    RawDataQuery {
+        format: ResultFormat,
+        req: t::TSRawDataQueryReq,
+    },
+    LastDataQuery {
+        format: ResultFormat,
+        req: t::TSLastDataQueryReq,
+    },
+    FastLastDataQueryForOnePrefixPath(t::TSFastLastDataQueryForOnePrefixPathReq),
+    FastLastDataQueryForOneDevice(t::TSFastLastDataQueryForOneDeviceReq),
+    AggregationQuery {
+        format: ResultFormat,
+        req: t::TSAggregationQueryReq,
+    },
+    GroupByQueryInterval(t::TSGroupByQueryIntervalReq),
+    /// `testInsertTablet(s)`, `testInsertRecord(s)`, `testInsertStringRecord(s)`,
+    /// `testInsertRecordsOfOneDevice`: the request was decoded (and is dropped); nothing is written.
+    TestInsert {
+        method: &'static str,
+    },
+    TestConnectionEmptyRpc,
+    FetchAllConnectionsInfo,
+    GetBackupConfiguration,
+    /// A method of the IDL that Duet answers with a "not supported" status.
+    NotSupported {
+        method: &'static str,
+        reply: NotSupportedReply,
+    },
     CloseOperation(t::TSCloseOperationReq),
     CancelOperation(t::TSCancelOperationReq),
     SetStorageGroup {
@@ -80,6 +132,10 @@ pub enum Request {
 }
 
 /// What a server writes back for a request.
+///
+/// One reply is built per call and moved once into its encoder, so the size of the largest variant
+/// (the execute response, with both result layouts) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Reply {
     Status(t::TSStatus),
@@ -90,6 +146,13 @@ pub enum Reply {
     Properties(t::ServerProperties),
     StatementId(i64),
     PipeTransfer(t::TPipeTransferResp),
+    FetchMetadata(t::TSFetchMetadataResp),
+    QueryTemplate(t::TSQueryTemplateResp),
+    ShowConfigurationTemplate(t::TShowConfigurationTemplateResp),
+    ShowConfiguration(t::TShowConfigurationResp),
+    PipeSubscribe(t::TPipeSubscribeResp),
+    BackupConfiguration(t::TSBackupConfigurationResp),
+    ConnectionsInfo(t::TSConnectionInfoResp),
 }
 
 /// The outcome of decoding one call frame.
@@ -139,20 +202,180 @@ fn decode_arguments(name: &str, prot: &mut dyn TInputProtocol) -> thrift::Result
             read_fields(prot, |_, _, _| Ok(false))?;
             Request::GetProperties
         }
-        "executeQueryStatementV2" | "executeQueryStatement" => Request::Execute {
-            kind: ExecuteKind::Query,
-            req: read_struct_arg(prot, one)?,
-        },
-        "executeUpdateStatementV2" | "executeUpdateStatement" => Request::Execute {
-            kind: ExecuteKind::Update,
-            req: read_struct_arg(prot, one)?,
-        },
-        "executeStatementV2" | "executeStatement" => Request::Execute {
-            kind: ExecuteKind::Any,
-            req: read_struct_arg(prot, one)?,
-        },
+        "executeQueryStatementV2"
+        | "executeUpdateStatementV2"
+        | "executeStatementV2"
+        | "executeQueryStatement"
+        | "executeUpdateStatement"
+        | "executeStatement" => {
+            let kind = if name.starts_with("executeQuery") {
+                ExecuteKind::Query
+            } else if name.starts_with("executeUpdate") {
+                ExecuteKind::Update
+            } else {
+                ExecuteKind::Any
+            };
+            Request::Execute {
+                kind,
+                format: format_of(name),
+                req: read_struct_arg(prot, one)?,
+            }
+        }
         "executeBatchStatement" => Request::ExecuteBatch(read_struct_arg(prot, one)?),
         "fetchResultsV2" => Request::FetchResults(read_struct_arg(prot, one)?),
+        "fetchResults" => Request::FetchResultsV1(read_struct_arg(prot, one)?),
+        "executeRawDataQueryV2" | "executeRawDataQuery" => Request::RawDataQuery {
+            format: format_of(name),
+            req: read_struct_arg(prot, one)?,
+        },
+        "executeLastDataQueryV2" | "executeLastDataQuery" => Request::LastDataQuery {
+            format: format_of(name),
+            req: read_struct_arg(prot, one)?,
+        },
+        "executeAggregationQueryV2" | "executeAggregationQuery" => Request::AggregationQuery {
+            format: format_of(name),
+            req: read_struct_arg(prot, one)?,
+        },
+        "executeFastLastDataQueryForOnePrefixPath" => {
+            Request::FastLastDataQueryForOnePrefixPath(read_struct_arg(prot, one)?)
+        }
+        "executeFastLastDataQueryForOneDeviceV2" => {
+            Request::FastLastDataQueryForOneDevice(read_struct_arg(prot, one)?)
+        }
+        "executeGroupByQueryIntervalQuery" => {
+            Request::GroupByQueryInterval(read_struct_arg(prot, one)?)
+        }
+        "testInsertTablet" => {
+            let _: t::TSInsertTabletReq = read_struct_arg(prot, one)?;
+            Request::TestInsert {
+                method: "testInsertTablet",
+            }
+        }
+        "testInsertTablets" => {
+            let _: t::TSInsertTabletsReq = read_struct_arg(prot, one)?;
+            Request::TestInsert {
+                method: "testInsertTablets",
+            }
+        }
+        "testInsertRecord" => {
+            let _: t::TSInsertRecordReq = read_struct_arg(prot, one)?;
+            Request::TestInsert {
+                method: "testInsertRecord",
+            }
+        }
+        "testInsertStringRecord" => {
+            let _: t::TSInsertStringRecordReq = read_struct_arg(prot, one)?;
+            Request::TestInsert {
+                method: "testInsertStringRecord",
+            }
+        }
+        "testInsertRecords" => {
+            let _: t::TSInsertRecordsReq = read_struct_arg(prot, one)?;
+            Request::TestInsert {
+                method: "testInsertRecords",
+            }
+        }
+        "testInsertRecordsOfOneDevice" => {
+            let _: t::TSInsertRecordsOfOneDeviceReq = read_struct_arg(prot, one)?;
+            Request::TestInsert {
+                method: "testInsertRecordsOfOneDevice",
+            }
+        }
+        "testInsertStringRecords" => {
+            let _: t::TSInsertStringRecordsReq = read_struct_arg(prot, one)?;
+            Request::TestInsert {
+                method: "testInsertStringRecords",
+            }
+        }
+        "testConnectionEmptyRPC" => {
+            read_fields(prot, |_, _, _| Ok(false))?;
+            Request::TestConnectionEmptyRpc
+        }
+        "fetchAllConnectionsInfo" => {
+            read_fields(prot, |_, _, _| Ok(false))?;
+            Request::FetchAllConnectionsInfo
+        }
+        "getBackupConfiguration" => {
+            read_fields(prot, |_, _, _| Ok(false))?;
+            Request::GetBackupConfiguration
+        }
+        "fetchMetadata" => {
+            let _: t::TSFetchMetadataReq = read_struct_arg(prot, one)?;
+            not_supported("fetchMetadata", NotSupportedReply::FetchMetadata)
+        }
+        "createSchemaTemplate" => {
+            let _: t::TSCreateSchemaTemplateReq = read_struct_arg(prot, one)?;
+            not_supported("createSchemaTemplate", NotSupportedReply::Status)
+        }
+        "appendSchemaTemplate" => {
+            let _: t::TSAppendSchemaTemplateReq = read_struct_arg(prot, one)?;
+            not_supported("appendSchemaTemplate", NotSupportedReply::Status)
+        }
+        "pruneSchemaTemplate" => {
+            let _: t::TSPruneSchemaTemplateReq = read_struct_arg(prot, one)?;
+            not_supported("pruneSchemaTemplate", NotSupportedReply::Status)
+        }
+        "querySchemaTemplate" => {
+            let req: t::TSQueryTemplateReq = read_struct_arg(prot, one)?;
+            not_supported(
+                "querySchemaTemplate",
+                NotSupportedReply::QueryTemplate {
+                    query_type: req.query_type,
+                },
+            )
+        }
+        "setSchemaTemplate" => {
+            let _: t::TSSetSchemaTemplateReq = read_struct_arg(prot, one)?;
+            not_supported("setSchemaTemplate", NotSupportedReply::Status)
+        }
+        "unsetSchemaTemplate" => {
+            let _: t::TSUnsetSchemaTemplateReq = read_struct_arg(prot, one)?;
+            not_supported("unsetSchemaTemplate", NotSupportedReply::Status)
+        }
+        "dropSchemaTemplate" => {
+            let _: t::TSDropSchemaTemplateReq = read_struct_arg(prot, one)?;
+            not_supported("dropSchemaTemplate", NotSupportedReply::Status)
+        }
+        "createTimeseriesUsingSchemaTemplate" => {
+            let _: t::TCreateTimeseriesUsingSchemaTemplateReq = read_struct_arg(prot, one)?;
+            not_supported(
+                "createTimeseriesUsingSchemaTemplate",
+                NotSupportedReply::Status,
+            )
+        }
+        "showConfigurationTemplate" => {
+            read_fields(prot, |_, _, _| Ok(false))?;
+            not_supported(
+                "showConfigurationTemplate",
+                NotSupportedReply::ShowConfigurationTemplate,
+            )
+        }
+        "showConfiguration" => {
+            read_fields(prot, |_, _, _| Ok(false))?;
+            not_supported("showConfiguration", NotSupportedReply::ShowConfiguration)
+        }
+        "handshake" => {
+            let _: t::TSyncIdentityInfo = read_struct_arg(prot, &[-1, 1])?;
+            not_supported("handshake", NotSupportedReply::Status)
+        }
+        "sendPipeData" => {
+            read_fields(prot, |_, _, _| Ok(false))?;
+            not_supported("sendPipeData", NotSupportedReply::Status)
+        }
+        "sendFile" => {
+            read_fields(prot, |_, _, _| Ok(false))?;
+            not_supported("sendFile", NotSupportedReply::Status)
+        }
+        "pipeSubscribe" => {
+            let req: t::TPipeSubscribeReq = read_struct_arg(prot, &[-1, 1])?;
+            not_supported(
+                "pipeSubscribe",
+                NotSupportedReply::PipeSubscribe {
+                    version: req.version,
+                    type_: req.type_,
+                },
+            )
+        }
         "closeOperation" => Request::CloseOperation(read_struct_arg(prot, one)?),
         "cancelOperation" => Request::CancelOperation(read_struct_arg(prot, one)?),
         "setStorageGroup" => {
@@ -195,6 +418,90 @@ fn decode_arguments(name: &str, prot: &mut dyn TInputProtocol) -> thrift::Result
         _ => Request::Unknown,
     })
 }
+
+/// V2 method names end in `V2`; their V1 twins answer the `TSQueryDataSet` layout.
+fn format_of(name: &str) -> ResultFormat {
+    if name.ends_with("V2") {
+        ResultFormat::TsBlocks
+    } else {
+        ResultFormat::QueryDataSet
+    }
+}
+
+fn not_supported(method: &'static str, reply: NotSupportedReply) -> Request {
+    Request::NotSupported { method, reply }
+}
+
+/// Every method of `IClientRPCService` (IoTDB 2.0.x), in IDL order: the names [`decode_call`] knows.
+pub const METHODS: &[&str] = &[
+    "executeQueryStatementV2",
+    "executeUpdateStatementV2",
+    "executeStatementV2",
+    "executeRawDataQueryV2",
+    "executeLastDataQueryV2",
+    "executeFastLastDataQueryForOnePrefixPath",
+    "executeFastLastDataQueryForOneDeviceV2",
+    "executeAggregationQueryV2",
+    "executeGroupByQueryIntervalQuery",
+    "fetchResultsV2",
+    "openSession",
+    "closeSession",
+    "executeStatement",
+    "executeBatchStatement",
+    "executeQueryStatement",
+    "executeUpdateStatement",
+    "fetchResults",
+    "fetchMetadata",
+    "cancelOperation",
+    "closeOperation",
+    "getTimeZone",
+    "setTimeZone",
+    "getProperties",
+    "setStorageGroup",
+    "createTimeseries",
+    "createAlignedTimeseries",
+    "createMultiTimeseries",
+    "deleteTimeseries",
+    "deleteStorageGroups",
+    "insertRecord",
+    "insertStringRecord",
+    "insertTablet",
+    "insertTablets",
+    "insertRecords",
+    "insertRecordsOfOneDevice",
+    "insertStringRecordsOfOneDevice",
+    "insertStringRecords",
+    "testInsertTablet",
+    "testInsertTablets",
+    "testInsertRecord",
+    "testInsertStringRecord",
+    "testInsertRecords",
+    "testInsertRecordsOfOneDevice",
+    "testInsertStringRecords",
+    "deleteData",
+    "executeRawDataQuery",
+    "executeLastDataQuery",
+    "executeAggregationQuery",
+    "requestStatementId",
+    "createSchemaTemplate",
+    "appendSchemaTemplate",
+    "pruneSchemaTemplate",
+    "querySchemaTemplate",
+    "showConfigurationTemplate",
+    "showConfiguration",
+    "setSchemaTemplate",
+    "unsetSchemaTemplate",
+    "dropSchemaTemplate",
+    "createTimeseriesUsingSchemaTemplate",
+    "handshake",
+    "sendPipeData",
+    "sendFile",
+    "pipeTransfer",
+    "pipeSubscribe",
+    "getBackupConfiguration",
+    "fetchAllConnectionsInfo",
+    "testConnectionEmptyRPC",
+];
 
 fn read_i64_arg(prot: &mut dyn TInputProtocol) -> thrift::Result<i64> {
     let mut value = None;
@@ -250,6 +557,13 @@ pub fn encode_reply(header: &CallHeader, reply: &Reply) -> Result<Vec<u8>> {
             Reply::TimeZone(v) => codec::write_struct_field(prot, 0, v),
             Reply::Properties(v) => codec::write_struct_field(prot, 0, v),
             Reply::PipeTransfer(v) => codec::write_struct_field(prot, 0, v),
+            Reply::FetchMetadata(v) => codec::write_struct_field(prot, 0, v),
+            Reply::QueryTemplate(v) => codec::write_struct_field(prot, 0, v),
+            Reply::ShowConfigurationTemplate(v) => codec::write_struct_field(prot, 0, v),
+            Reply::ShowConfiguration(v) => codec::write_struct_field(prot, 0, v),
+            Reply::PipeSubscribe(v) => codec::write_struct_field(prot, 0, v),
+            Reply::BackupConfiguration(v) => codec::write_struct_field(prot, 0, v),
+            Reply::ConnectionsInfo(v) => codec::write_struct_field(prot, 0, v),
             Reply::StatementId(v) => codec::write_i64_field(prot, 0, *v),
         },
     )
@@ -389,7 +703,7 @@ mod tests {
                 None,
             );
             let payload = encode_struct_call(protocol, "executeStatementV2", 1, &req).unwrap();
-            let Decoded::Call(header, Request::Execute { kind, req: got }) =
+            let Decoded::Call(header, Request::Execute { kind, req: got, .. }) =
                 decode_call(&payload).unwrap()
             else {
                 panic!("not an execute")
@@ -415,7 +729,7 @@ mod tests {
 
     #[test]
     fn unknown_methods_and_bad_arguments_are_not_fatal() {
-        let payload = encode_i64_call(Protocol::Binary, "fetchMetadata", 1).unwrap();
+        let payload = encode_i64_call(Protocol::Binary, "noSuchMethod", 1).unwrap();
         let Decoded::Call(header, Request::Unknown) = decode_call(&payload).unwrap() else {
             panic!()
         };
@@ -430,5 +744,58 @@ mod tests {
             Decoded::BadArguments(..)
         ));
         assert!(decode_call(&[0x12, 0x34]).is_err());
+    }
+
+    /// No method of the IDL falls through to `Unknown` (which the server answers with a Thrift
+    /// exception): each decodes, or, called without its arguments, is a known method with bad ones.
+    #[test]
+    fn every_idl_method_is_known() {
+        for name in METHODS {
+            let payload = encode_empty_call(Protocol::Binary, name).unwrap();
+            match decode_call(&payload).unwrap() {
+                Decoded::Call(_, Request::Unknown) => panic!("{name} decodes as unknown"),
+                Decoded::Call(h, _) | Decoded::BadArguments(h, _) => assert_eq!(h.name, *name),
+            }
+        }
+        assert_eq!(METHODS.len(), 67);
+    }
+
+    #[test]
+    fn v1_and_v2_twins_differ_only_in_format() {
+        let req = t::TSRawDataQueryReq::new(
+            1,
+            vec!["root.sg.d.s".into()],
+            None,
+            0,
+            10,
+            2,
+            None,
+            None,
+            None,
+            None,
+        );
+        for (name, format) in [
+            ("executeRawDataQueryV2", ResultFormat::TsBlocks),
+            ("executeRawDataQuery", ResultFormat::QueryDataSet),
+        ] {
+            let payload = encode_struct_call(Protocol::Compact, name, 1, &req).unwrap();
+            let Decoded::Call(
+                _,
+                Request::RawDataQuery {
+                    format: got,
+                    req: r,
+                },
+            ) = decode_call(&payload).unwrap()
+            else {
+                panic!("{name}")
+            };
+            assert_eq!(got, format);
+            assert_eq!(r, req);
+        }
+        let payload = encode_empty_call(Protocol::Binary, "fetchAllConnectionsInfo").unwrap();
+        assert!(matches!(
+            decode_call(&payload).unwrap(),
+            Decoded::Call(_, Request::FetchAllConnectionsInfo)
+        ));
     }
 }

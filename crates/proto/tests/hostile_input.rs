@@ -212,7 +212,7 @@ fn rich_requests() -> Vec<(&'static str, Encoder)> {
     configuration.insert("version".to_string(), "V_1_0".to_string());
     configuration.insert("sql_dialect".to_string(), "tree".to_string());
     let open = t::TSOpenSessionReq::new(
-        2,
+        t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
         "UTC".into(),
         "root".into(),
         Some("pw".into()),
@@ -242,9 +242,12 @@ fn rich_requests() -> Vec<(&'static str, Encoder)> {
         None,
         Some(false),
         Some(vec!["INT64".to_string()]),
+        None,
+        None,
         Some(index),
         None,
         Some(vec![-1, 0, 1]),
+        None,
         Some(vec![vec![1, 2, 3], vec![]]),
         Some(true),
         None,

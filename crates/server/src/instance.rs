@@ -1,8 +1,9 @@
-//! The state every connection shares: the catalog, the pipe manager, the instance's identity, and the
-//! id counters for sessions, statements and queries.
+//! The state every connection shares: the catalog, the pipe manager, the instance's identity, the
+//! id counters for sessions, statements and queries, and the open sessions (`fetchAllConnectionsInfo`).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use duet_catalog::Catalog;
 use duet_runtime::{PipeManager, ServerIdentity};
@@ -28,9 +29,21 @@ pub struct Instance {
     next_session_id: AtomicI64,
     next_statement_id: AtomicI64,
     next_query_id: AtomicI64,
+    /// Open sessions by session id; one entry per logged-in connection.
+    sessions: Mutex<BTreeMap<i64, ConnectionInfo>>,
 }
 
 pub type InstanceRef = Arc<Instance>;
+
+/// A logged-in session as `fetchAllConnectionsInfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub user: String,
+    /// When the session logged in, in milliseconds since the epoch.
+    pub login_ms: i64,
+    /// The client's `ip:port`.
+    pub peer: String,
+}
 
 impl Instance {
     pub fn new(
@@ -52,6 +65,7 @@ impl Instance {
             next_statement_id: AtomicI64::new(1_000_001),
             next_query_id: AtomicI64::new(1),
             queries: crate::queries::QueryRegistry::default(),
+            sessions: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -69,5 +83,29 @@ impl Instance {
 
     pub fn new_query_id(&self) -> i64 {
         self.next_query_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn register_session(&self, session_id: i64, info: ConnectionInfo) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(session_id, info);
+    }
+
+    pub fn unregister_session(&self, session_id: i64) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&session_id);
+    }
+
+    /// The open sessions, in the order they logged in.
+    pub fn sessions(&self) -> Vec<ConnectionInfo> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 }

@@ -4,6 +4,7 @@
 //! - [`config`]: TOML file plus flags;
 //! - [`listener`]: accept loop and per-connection handlers (mini-redis style), graceful shutdown;
 //! - [`session`]: per-connection session state and RPC dispatch;
+//! - [`rpc_queries`]: the path-based query RPCs as `Select`s;
 //! - [`statements`]: statement execution (users, cluster information, pipes);
 //! - [`instance`]: the state every connection shares.
 //!
@@ -15,6 +16,7 @@ pub mod fault_hooks;
 pub mod instance;
 pub mod listener;
 pub mod queries;
+pub mod rpc_queries;
 pub mod session;
 pub mod statements;
 pub mod writes;

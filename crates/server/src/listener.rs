@@ -15,6 +15,7 @@
 //!   be taken within it); idle time between requests of a logged-in session is not limited unless
 //!   `session_timeout_ms` is set.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -39,6 +40,9 @@ use crate::session::Session;
 /// The largest request frame a connection that has not logged in may send (an `openSession` or a
 /// pipe handshake is a few hundred bytes).
 const MAX_LOGIN_FRAME_BYTES: usize = 1024 * 1024;
+
+/// How many distinct unknown method names one connection logs at warn.
+const MAX_UNKNOWN_METHODS_LOGGED: usize = 16;
 
 /// How long shutdown waits for connections to finish their current request.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -204,6 +208,7 @@ impl Listener {
                     limits,
                     login_slot: Some(login_slot),
                     login_deadline: Some(Instant::now() + limits.login_timeout),
+                    unknown_methods_logged: HashSet::new(),
                 };
                 match handler.run().await {
                     Ok(()) => {}
@@ -307,7 +312,12 @@ fn refusal_reply(payload: &[u8], reason: &str) -> duet_proto::Result<Vec<u8>> {
     match rpc::decode_call(payload)? {
         Decoded::Call(header, Request::OpenSession(_)) => rpc::encode_reply(
             &header,
-            &Reply::OpenSession(t::TSOpenSessionResp::new(status, 2, Some(-1), None)),
+            &Reply::OpenSession(t::TSOpenSessionResp::new(
+                status,
+                t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
+                Some(-1),
+                None,
+            )),
         ),
         Decoded::Call(header, Request::PipeTransfer(_)) => rpc::encode_reply(
             &header,
@@ -355,6 +365,8 @@ struct Handler {
     login_slot: Option<OwnedSemaphorePermit>,
     /// When the connection must have logged in by; `None` while it is logged in.
     login_deadline: Option<Instant>,
+    /// The unknown method names already logged at warn on this connection.
+    unknown_methods_logged: HashSet<String>,
 }
 
 impl Handler {
@@ -383,11 +395,14 @@ impl Handler {
                     };
                     match handled {
                         Some(reply) => rpc::encode_reply(&header, &reply)?,
-                        None => rpc::encode_exception(
-                            &header,
-                            ApplicationErrorKind::UnknownMethod,
-                            &format!("Invalid method name: '{}'", header.name),
-                        )?,
+                        None => {
+                            self.note_unknown_method(&header.name);
+                            rpc::encode_exception(
+                                &header,
+                                ApplicationErrorKind::UnknownMethod,
+                                &format!("Invalid method name: '{}'", header.name),
+                            )?
+                        }
                     }
                 }
             };
@@ -453,6 +468,28 @@ impl Handler {
         }
     }
 
+    /// Logs a call of a method outside `IClientRPCService` at warn, once per name and connection (and
+    /// for at most [`MAX_UNKNOWN_METHODS_LOGGED`] names), so a client that loops on one cannot flood
+    /// the log.
+    fn note_unknown_method(&mut self, name: &str) {
+        if self.unknown_methods_logged.contains(name) {
+            return;
+        }
+        if self.unknown_methods_logged.len() >= MAX_UNKNOWN_METHODS_LOGGED {
+            debug!(method = %name, "unknown method (no longer logged at warn on this connection)");
+            return;
+        }
+        let peer = self
+            .socket
+            .get_ref()
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        warn!(%peer, method = %name, "client called a method IClientRPCService does not have; answered with a Thrift application exception");
+        self.unknown_methods_logged
+            .insert(name.chars().take(200).collect());
+    }
+
     /// After each request: a connection that has logged in gives back its login slot and loses its
     /// deadline; one that logged out (closeSession) and stays connected must log in again in time.
     fn note_login_state(&mut self) {
@@ -492,7 +529,13 @@ mod tests {
 
     #[test]
     fn a_refused_open_session_gets_a_status_naming_the_limit() {
-        let open = t::TSOpenSessionReq::new(2, "UTC".into(), "root".into(), None, None);
+        let open = t::TSOpenSessionReq::new(
+            t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
+            "UTC".into(),
+            "root".into(),
+            None,
+            None,
+        );
         let call = rpc::encode_struct_call(Protocol::Binary, "openSession", 1, &open).unwrap();
         let reply = refusal_reply(&call, "too many connections: max_connections = 3").unwrap();
         let resp: t::TSOpenSessionResp = rpc::decode_struct_reply(&reply).unwrap();

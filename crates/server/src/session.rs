@@ -12,14 +12,15 @@
 //! `cancelOperation`, the session's end, and a dropped request (the connection went away while the
 //! query ran) set. Pages are cut by their encoded size, so no reply exceeds the client's frame limit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use duet_engine::limits::{QueryControl, QueryControlRef, QueryLimits};
 use duet_engine::query::{block_overhead, table_row_bytes};
-use duet_parser::Statement;
+use duet_parser::{Select, Statement};
 use duet_proto::codec::MAX_REPLY_FRAME_BYTES;
-use duet_proto::rpc::{ExecuteKind, Reply, Request};
+use duet_proto::query_data_set::QueryDataSetBuilder;
+use duet_proto::rpc::{ExecuteKind, NotSupportedReply, Reply, Request, ResultFormat};
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t;
 use duet_proto::tsblock::{self, DEFAULT_ROWS_PER_BLOCK};
@@ -27,7 +28,8 @@ use duet_proto::types::{DataType, Table};
 use duet_runtime::handshake::ReceiverState;
 use tracing::{debug, info, warn};
 
-use crate::instance::{InstanceRef, BUILD_INFO, VERSION};
+use crate::instance::{ConnectionInfo, InstanceRef, BUILD_INFO, VERSION};
+use crate::rpc_queries;
 use crate::statements::{self, Output, StatementError};
 use crate::writes;
 
@@ -40,6 +42,10 @@ const PAGE_BYTE_TARGET: usize = MAX_REPLY_FRAME_BYTES / 2;
 /// What a reply frame keeps free beyond its pages and the estimated rest of the reply (status,
 /// flags, list headers).
 const FRAME_MARGIN: usize = 64 * 1024;
+
+/// A V1 `TSQueryDataSet` takes up to 8 times the bytes of the TsBlocks it is built from (a BOOLEAN is a
+/// bit in a TsBlock and a byte in V1), so V1 pages are cut that much smaller.
+const V1_EXPANSION: usize = 8;
 
 /// A query result not yet fully fetched.
 enum OpenQuery {
@@ -127,6 +133,8 @@ pub struct Session {
     queries: HashMap<i64, OpenQuery>,
     receiver: ReceiverState,
     peer: String,
+    /// The unsupported methods this session was already warned about (each is logged once).
+    warned: HashSet<&'static str>,
 }
 
 fn not_logged_in() -> t::TSStatus {
@@ -150,6 +158,7 @@ impl Session {
             queries: HashMap::new(),
             receiver: ReceiverState::default(),
             peer,
+            warned: HashSet::new(),
         }
     }
 
@@ -164,19 +173,41 @@ impl Session {
         if let Request::GetProperties = &request {
             return Some(Reply::Properties(self.properties()));
         }
-        if matches!(request, Request::Unknown) {
-            return None;
+        match &request {
+            Request::Unknown => return None,
+            // IoTDB answers these without a login: a connection check, and refusals.
+            Request::TestConnectionEmptyRpc => return Some(Reply::Status(status::success())),
+            Request::NotSupported { method, reply } => {
+                return Some(self.not_supported(method, *reply));
+            }
+            _ => {}
         }
         let Some(user) = self.user.clone() else {
             return Some(match request {
-                Request::Execute { .. } => Reply::Execute(execute_resp(not_logged_in())),
-                Request::FetchResults(_) => Reply::Fetch(t::TSFetchResultsResp::new(
-                    not_logged_in(),
-                    false,
-                    true,
-                    None,
-                    None,
-                )),
+                Request::Execute { .. }
+                | Request::RawDataQuery { .. }
+                | Request::LastDataQuery { .. }
+                | Request::FastLastDataQueryForOnePrefixPath(_)
+                | Request::FastLastDataQueryForOneDevice(_)
+                | Request::AggregationQuery { .. }
+                | Request::GroupByQueryInterval(_) => Reply::Execute(execute_resp(not_logged_in())),
+                Request::FetchAllConnectionsInfo => {
+                    Reply::ConnectionsInfo(t::TSConnectionInfoResp::new(Vec::new()))
+                }
+                Request::GetBackupConfiguration => Reply::BackupConfiguration(
+                    t::TSBackupConfigurationResp::new(not_logged_in(), None, None, None),
+                ),
+                Request::FetchResults(_) | Request::FetchResultsV1(_) => {
+                    Reply::Fetch(t::TSFetchResultsResp::new(
+                        not_logged_in(),
+                        false,
+                        true,
+                        None,
+                        None,
+                        None,
+                        None,
+                    ))
+                }
                 Request::GetTimeZone { .. } => {
                     Reply::TimeZone(t::TSGetTimeZoneResp::new(not_logged_in(), String::new()))
                 }
@@ -200,11 +231,113 @@ impl Session {
                 status::success(),
                 self.zone_id.clone(),
             )),
-            Request::Execute { kind, req } => Reply::Execute(self.execute(&user, kind, &req).await),
+            Request::Execute { kind, format, req } => {
+                Reply::Execute(self.execute(&user, kind, format, &req).await)
+            }
+            Request::RawDataQuery { format, req } => Reply::Execute(
+                self.rpc_query(
+                    rpc_queries::raw_data(&req),
+                    req.fetch_size,
+                    req.timeout,
+                    format,
+                    None,
+                )
+                .await,
+            ),
+            Request::LastDataQuery { format, req } => Reply::Execute(
+                self.rpc_query(
+                    rpc_queries::last_data(
+                        &req.paths,
+                        req.time,
+                        req.legal_path_nodes.unwrap_or(false),
+                    ),
+                    req.fetch_size,
+                    req.timeout,
+                    format,
+                    None,
+                )
+                .await,
+            ),
+            Request::FastLastDataQueryForOnePrefixPath(req) => Reply::Execute(
+                self.rpc_query(
+                    rpc_queries::fast_last_for_prefix(&req.prefixes),
+                    req.fetch_size,
+                    req.timeout,
+                    ResultFormat::TsBlocks,
+                    None,
+                )
+                .await,
+            ),
+            Request::FastLastDataQueryForOneDevice(req) => Reply::Execute(
+                self.rpc_query(
+                    rpc_queries::fast_last_for_device(&req),
+                    req.fetch_size,
+                    req.timeout,
+                    ResultFormat::TsBlocks,
+                    None,
+                )
+                .await,
+            ),
+            Request::AggregationQuery { format, req } => Reply::Execute(
+                self.rpc_query(
+                    rpc_queries::aggregation(&req),
+                    req.fetch_size,
+                    req.timeout,
+                    format,
+                    None,
+                )
+                .await,
+            ),
+            Request::GroupByQueryInterval(req) => {
+                // IoTDB answers this one in the V1 layout, its column named by the aggregation.
+                let (select, name) = match rpc_queries::group_by_interval(&req) {
+                    Ok((select, name)) => (Ok(select), Some(name)),
+                    Err(e) => (Err(e), None),
+                };
+                Reply::Execute(
+                    self.rpc_query(
+                        select,
+                        req.fetch_size,
+                        req.timeout,
+                        ResultFormat::QueryDataSet,
+                        name,
+                    )
+                    .await,
+                )
+            }
+            Request::TestInsert { method } => {
+                // IoTDB's test inserts measure the RPC alone: decoded, acknowledged, never written.
+                debug!(peer = %self.peer, method, "test insert: decoded, nothing written");
+                Reply::Status(status::success())
+            }
+            Request::FetchAllConnectionsInfo => {
+                Reply::ConnectionsInfo(t::TSConnectionInfoResp::new(
+                    self.instance
+                        .sessions()
+                        .into_iter()
+                        .map(|c| {
+                            t::TSConnectionInfo::new(
+                                c.user,
+                                c.login_ms,
+                                c.peer,
+                                t::TSConnectionType::THRIFT_BASED,
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                ))
+            }
+            Request::GetBackupConfiguration => Reply::BackupConfiguration(
+                t::TSBackupConfigurationResp::new(status::success(), None, None, None),
+            ),
             Request::ExecuteBatch(req) => {
                 Reply::Status(self.execute_batch(&user, &req.statements).await)
             }
-            Request::FetchResults(req) => Reply::Fetch(self.fetch(&req).await),
+            Request::FetchResults(req) => {
+                Reply::Fetch(self.fetch(&req, ResultFormat::TsBlocks).await)
+            }
+            Request::FetchResultsV1(req) => {
+                Reply::Fetch(self.fetch(&req, ResultFormat::QueryDataSet).await)
+            }
             Request::CloseOperation(req) => {
                 match req.query_id {
                     Some(id) => self.close_query(id, "closeOperation"),
@@ -275,16 +408,25 @@ impl Session {
             Request::OpenSession(_)
             | Request::PipeTransfer(_)
             | Request::GetProperties
+            | Request::TestConnectionEmptyRpc
+            | Request::NotSupported { .. }
             | Request::Unknown => return None,
         })
     }
 
     fn open(&mut self, req: &t::TSOpenSessionReq) -> t::TSOpenSessionResp {
-        let refuse = |status: t::TSStatus| t::TSOpenSessionResp::new(status, 2, Some(-1), None);
-        if req.client_protocol != 2 {
+        let refuse = |status: t::TSStatus| {
+            t::TSOpenSessionResp::new(
+                status,
+                t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
+                Some(-1),
+                None,
+            )
+        };
+        if req.client_protocol != t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3 {
             return refuse(status::failure(
                 StatusCode::IncompatibleVersion,
-                format!("The version is incompatible, please upgrade to IoTDB V3 protocol (client sent {}).", req.client_protocol),
+                format!("The version is incompatible, please upgrade to IoTDB V3 protocol (client sent {}).", req.client_protocol.0),
             ));
         }
         let dialect = req
@@ -319,6 +461,18 @@ impl Session {
         self.close();
         self.user = Some(req.username.clone());
         self.session_id = self.instance.new_session_id();
+        let login_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        self.instance.register_session(
+            self.session_id,
+            ConnectionInfo {
+                user: req.username.clone(),
+                login_ms,
+                peer: self.peer.clone(),
+            },
+        );
         self.zone_id = zone.id().to_string();
         info!(peer = %self.peer, user = %req.username, session = self.session_id, "session opened");
         let mut configuration = BTreeMap::new();
@@ -328,7 +482,7 @@ impl Session {
         );
         t::TSOpenSessionResp::new(
             status::success(),
-            2,
+            t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
             Some(self.session_id),
             Some(configuration),
         )
@@ -409,25 +563,7 @@ impl Session {
             debug!(%statement, "executing");
             let output = match statement {
                 // Planning a query reads the schema and may take a while: off the async workers.
-                Statement::Select(select) => {
-                    let control = QueryControl::new(self.query_limits(request_timeout_ms));
-                    self.instance
-                        .queries
-                        .register(&control, user, &statement.to_string());
-                    let engine = self.instance.engine.clone();
-                    let ctx = duet_engine::SessionContext {
-                        zone_id: self.zone_id.clone(),
-                    };
-                    let select = select.clone();
-                    let planned = control.clone();
-                    match off_the_workers(&control, move || engine.select(&ctx, &select, planned))
-                        .await??
-                    {
-                        duet_engine::Output::Done => Output::Done,
-                        duet_engine::Output::Table(t) => Output::Table(t),
-                        duet_engine::Output::Stream(s) => Output::Stream(s),
-                    }
-                }
+                Statement::Select(select) => self.select(select, request_timeout_ms).await?,
                 _ => statements::execute(&self.instance, user, &self.zone_id, statement).await?,
             };
             last = match output {
@@ -442,10 +578,119 @@ impl Session {
         Ok(last)
     }
 
+    /// Plans a query off the async workers.
+    async fn select(
+        &self,
+        select: &Select,
+        request_timeout_ms: Option<i64>,
+    ) -> Result<Output, StatementError> {
+        let control = QueryControl::new(self.query_limits(request_timeout_ms));
+        self.instance.queries.register(
+            &control,
+            self.user.as_deref().unwrap_or_default(),
+            &select.to_string(),
+        );
+        let engine = self.instance.engine.clone();
+        let ctx = duet_engine::SessionContext {
+            zone_id: self.zone_id.clone(),
+        };
+        let select = select.clone();
+        let planned = control.clone();
+        Ok(
+            match off_the_workers(&control, move || engine.select(&ctx, &select, planned)).await?? {
+                duet_engine::Output::Done => Output::Done,
+                duet_engine::Output::Table(t) => Output::Table(t),
+                duet_engine::Output::Stream(s) => Output::Stream(s),
+            },
+        )
+    }
+
+    /// Answers a query RPC that names paths rather than SQL: its `Select` (or the reason there is
+    /// none) runs on the SQL query path; `rename` names the single result column.
+    async fn rpc_query(
+        &mut self,
+        select: Result<Select, StatementError>,
+        fetch_size: Option<i32>,
+        timeout: Option<i64>,
+        format: ResultFormat,
+        rename: Option<&str>,
+    ) -> t::TSExecuteStatementResp {
+        let planned = match select {
+            Ok(select) => {
+                debug!(peer = %self.peer, %select, "query RPC");
+                self.select(&select, timeout).await
+            }
+            Err(e) => Err(e),
+        };
+        let query = match planned {
+            Ok(Output::Table(table)) => OpenQuery::Table { table, cursor: 0 },
+            Ok(Output::Stream(stream)) => OpenQuery::Stream {
+                stream,
+                deferred: None,
+            },
+            Ok(Output::Done) => return execute_resp(status::success()),
+            Err(e) => {
+                debug!(peer = %self.peer, code = e.code.code(), "query RPC failed: {}", e.message);
+                return execute_resp(error_status(&e));
+            }
+        };
+        self.respond_query(query, fetch_size, format, rename).await
+    }
+
+    /// Answers a call that sent only an IDL method Duet does not serve: a status 300 naming the
+    /// method, in the shape of its result. Logged at warn once per session and method.
+    fn not_supported(&mut self, method: &'static str, reply: NotSupportedReply) -> Reply {
+        if self.warned.insert(method) {
+            warn!(peer = %self.peer, method, "client called an RPC Duet does not support; answered status 300");
+        }
+        let why = match method {
+            "fetchMetadata" => "Fetch Metadata is not supported.".to_string(),
+            "createSchemaTemplate"
+            | "appendSchemaTemplate"
+            | "pruneSchemaTemplate"
+            | "querySchemaTemplate"
+            | "setSchemaTemplate"
+            | "unsetSchemaTemplate"
+            | "dropSchemaTemplate"
+            | "createTimeseriesUsingSchemaTemplate" => format!(
+                "{method} is not supported yet: Duet has no device (schema) templates; create the time series instead"
+            ),
+            "handshake" | "sendPipeData" | "sendFile" => format!(
+                "{method} is not supported: it belongs to IoTDB 0.13's sync protocol; Duet receives pipes through pipeTransfer"
+            ),
+            "pipeSubscribe" => format!(
+                "{method} is not supported: Duet has no subscriptions (topics and consumers)"
+            ),
+            _ => format!(
+                "{method} is not supported: Duet's configuration is its TOML file and flags, not IoTDB's properties"
+            ),
+        };
+        let status = status::failure(StatusCode::UnsupportedOperation, why);
+        match reply {
+            NotSupportedReply::Status => Reply::Status(status),
+            NotSupportedReply::FetchMetadata => {
+                Reply::FetchMetadata(t::TSFetchMetadataResp::new(status, None, None, None))
+            }
+            NotSupportedReply::QueryTemplate { query_type } => Reply::QueryTemplate(
+                t::TSQueryTemplateResp::new(status, query_type, None, None, None),
+            ),
+            NotSupportedReply::ShowConfigurationTemplate => Reply::ShowConfigurationTemplate(
+                t::TShowConfigurationTemplateResp::new(status, String::new()),
+            ),
+            NotSupportedReply::ShowConfiguration => {
+                Reply::ShowConfiguration(t::TShowConfigurationResp::new(status, String::new()))
+            }
+            NotSupportedReply::PipeSubscribe { version, type_ } => {
+                Reply::PipeSubscribe(t::TPipeSubscribeResp::new(status, version, type_, None))
+            }
+        }
+    }
+
     async fn execute(
         &mut self,
         user: &str,
         kind: ExecuteKind,
+        format: ResultFormat,
         req: &t::TSExecuteStatementReq,
     ) -> t::TSExecuteStatementResp {
         match self.run_sql(user, &req.statement, req.timeout).await {
@@ -457,52 +702,76 @@ impl Session {
             // A non-query call never fetches or closes, so its result is not kept.
             Ok(Some(_)) if kind == ExecuteKind::Update => execute_resp(status::success()),
             Ok(Some(query)) => {
-                let query_id = self.instance.new_query_id();
-                let fetch_size = req
-                    .fetch_size
-                    .and_then(|n| usize::try_from(n).ok())
-                    .filter(|n| *n > 0)
-                    .unwrap_or(DEFAULT_FETCH_SIZE);
-                let (names, types, has_time) = query.header();
-                let header = header_bytes(&names, &types);
-                if header + FRAME_MARGIN + block_overhead(names.len()) >= MAX_REPLY_FRAME_BYTES {
-                    return execute_resp(status::failure(
-                        StatusCode::QueryProcessError,
-                        format!(
-                            "the result has {} columns, whose names alone exceed one reply ({MAX_REPLY_FRAME_BYTES} bytes, the client's frame limit); select fewer series (e.g. with SLIMIT)",
-                            names.len()
-                        ),
-                    ));
+                self.respond_query(query, req.fetch_size, format, None)
+                    .await
+            }
+        }
+    }
+
+    /// The first reply of a query: its header and first page (TsBlocks or V1 layout); the query is
+    /// kept under a new `queryId` while rows remain.
+    async fn respond_query(
+        &mut self,
+        query: OpenQuery,
+        fetch_size: Option<i32>,
+        format: ResultFormat,
+        rename: Option<&str>,
+    ) -> t::TSExecuteStatementResp {
+        let query_id = self.instance.new_query_id();
+        let fetch_size = fetch_size
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_FETCH_SIZE);
+        let (mut names, types, has_time) = query.header();
+        if let (Some(name), [_]) = (rename, names.as_slice()) {
+            names = vec![name.to_string()];
+        }
+        let header = header_bytes(&names, &types);
+        if header + FRAME_MARGIN + block_overhead(names.len()) >= MAX_REPLY_FRAME_BYTES {
+            return execute_resp(status::failure(
+                StatusCode::QueryProcessError,
+                format!(
+                    "the result has {} columns, whose names alone exceed one reply ({MAX_REPLY_FRAME_BYTES} bytes, the client's frame limit); select fewer series (e.g. with SLIMIT)",
+                    names.len()
+                ),
+            ));
+        }
+        let room = MAX_REPLY_FRAME_BYTES - header - FRAME_MARGIN;
+        let (query, page) = page_of(query, fetch_size, page_room(room, format), true).await;
+        let mut resp = execute_resp(status::success());
+        resp.query_id = Some(query_id);
+        resp.column_name_index_map = Some(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i32::try_from(i).unwrap_or(i32::MAX)))
+                .collect(),
+        );
+        resp.columns = Some(names);
+        resp.data_type_list = Some(types.iter().map(|t| t.name().to_string()).collect());
+        resp.sg_columns = Some(Vec::new());
+        resp.ignore_time_stamp = Some(!has_time);
+        let page = page.and_then(|(blocks, more)| match format {
+            ResultFormat::TsBlocks => {
+                resp.query_result = Some(blocks);
+                Ok(more)
+            }
+            ResultFormat::QueryDataSet => {
+                resp.query_data_set = Some(query_data_set(&blocks, &types, room)?);
+                Ok(more)
+            }
+        });
+        match page {
+            Ok(more) => {
+                resp.more_data = Some(more);
+                if more {
+                    self.queries.insert(query_id, query);
                 }
-                let room = MAX_REPLY_FRAME_BYTES - header - FRAME_MARGIN;
-                let (query, page) = page_of(query, fetch_size, room, true).await;
-                let mut resp = execute_resp(status::success());
-                resp.query_id = Some(query_id);
-                resp.column_name_index_map = Some(
-                    names
-                        .iter()
-                        .enumerate()
-                        .map(|(i, n)| (n.clone(), i32::try_from(i).unwrap_or(i32::MAX)))
-                        .collect(),
-                );
-                resp.columns = Some(names);
-                resp.data_type_list = Some(types.iter().map(|t| t.name().to_string()).collect());
-                resp.sg_columns = Some(Vec::new());
-                resp.ignore_time_stamp = Some(!has_time);
-                match page {
-                    Ok((blocks, more)) => {
-                        resp.query_result = Some(blocks);
-                        resp.more_data = Some(more);
-                        if more {
-                            self.queries.insert(query_id, query);
-                        }
-                        resp
-                    }
-                    Err(e) => {
-                        log_query_failure(&self.peer, query_id, &e);
-                        execute_resp(error_status(&e))
-                    }
-                }
+                resp
+            }
+            Err(e) => {
+                log_query_failure(&self.peer, query_id, &e);
+                execute_resp(error_status(&e))
             }
         }
     }
@@ -527,33 +796,61 @@ impl Session {
         }
     }
 
-    async fn fetch(&mut self, req: &t::TSFetchResultsReq) -> t::TSFetchResultsResp {
+    async fn fetch(
+        &mut self,
+        req: &t::TSFetchResultsReq,
+        format: ResultFormat,
+    ) -> t::TSFetchResultsResp {
         let Some(query) = self.queries.remove(&req.query_id) else {
             // Unknown or finished: IoTDB answers 200 with no result set.
-            return t::TSFetchResultsResp::new(status::success(), false, true, None, Some(false));
+            return t::TSFetchResultsResp::new(
+                status::success(),
+                false,
+                true,
+                None,
+                None,
+                None,
+                Some(false),
+            );
         };
         let fetch_size = usize::try_from(req.fetch_size)
             .ok()
             .filter(|n| *n > 0)
             .unwrap_or(DEFAULT_FETCH_SIZE);
-        let (query, page) = page_of(
-            query,
-            fetch_size,
-            MAX_REPLY_FRAME_BYTES - FRAME_MARGIN,
-            false,
-        )
-        .await;
+        let types = match format {
+            ResultFormat::TsBlocks => Vec::new(),
+            ResultFormat::QueryDataSet => query.header().1,
+        };
+        let room = MAX_REPLY_FRAME_BYTES - FRAME_MARGIN;
+        let (query, page) = page_of(query, fetch_size, page_room(room, format), false).await;
+        let page = page.and_then(|(blocks, more)| match format {
+            ResultFormat::TsBlocks => {
+                let has = !blocks.is_empty();
+                Ok((has, None, Some(blocks), more))
+            }
+            ResultFormat::QueryDataSet => {
+                let data = query_data_set(&blocks, &types, room)?;
+                Ok((!data.time.is_empty(), Some(data), None, more))
+            }
+        });
         match page {
-            Ok((blocks, more)) => {
+            Ok((has, data, blocks, more)) => {
                 if more {
                     self.queries.insert(req.query_id, query);
                 }
-                let has = !blocks.is_empty();
-                t::TSFetchResultsResp::new(status::success(), has, true, Some(blocks), Some(more))
+                t::TSFetchResultsResp::new(
+                    status::success(),
+                    has,
+                    true,
+                    data,
+                    None,
+                    blocks,
+                    Some(more),
+                )
             }
             Err(e) => {
                 log_query_failure(&self.peer, req.query_id, &e);
-                t::TSFetchResultsResp::new(error_status(&e), false, true, None, None)
+                t::TSFetchResultsResp::new(error_status(&e), false, true, None, None, None, None)
             }
         }
     }
@@ -573,12 +870,47 @@ impl Session {
 
     /// Frees everything the session holds.
     pub fn close(&mut self) {
-        self.user = None;
+        if self.user.take().is_some() {
+            self.instance.unregister_session(self.session_id);
+        }
         for (query_id, query) in self.queries.drain() {
             query.cancel();
             debug!(peer = %self.peer, query_id, "query closed: the session ended");
         }
     }
+}
+
+/// The bytes of TsBlocks a page may take: for the V1 layout, small enough that the expansion fits.
+fn page_room(room: usize, format: ResultFormat) -> usize {
+    match format {
+        ResultFormat::TsBlocks => room,
+        ResultFormat::QueryDataSet => room / V1_EXPANSION,
+    }
+}
+
+/// Re-lays a page of TsBlocks as one V1 `TSQueryDataSet` (reference: IoTDB's `QueryDataSetUtils`).
+fn query_data_set(
+    blocks: &[Vec<u8>],
+    types: &[DataType],
+    room: usize,
+) -> Result<t::TSQueryDataSet, StatementError> {
+    let mut builder = QueryDataSetBuilder::new(types.len());
+    for block in blocks {
+        let block = tsblock::decode(block, Some(types)).map_err(encode_error)?;
+        builder
+            .append(&block.times, &block.columns, 0, block.n_rows())
+            .map_err(encode_error)?;
+    }
+    if builder.bytes() > room {
+        return Err(StatementError::new(
+            StatusCode::QueryProcessError,
+            format!(
+                "a page of the result takes {} bytes in the V1 layout, more than fit in one reply; use a smaller fetchSize or the V2 RPCs",
+                builder.bytes()
+            ),
+        ));
+    }
+    Ok(builder.finish())
 }
 
 fn execute_resp(status: t::TSStatus) -> t::TSExecuteStatementResp {
@@ -589,9 +921,12 @@ fn execute_resp(status: t::TSStatus) -> t::TSExecuteStatementResp {
         operation_type: None,
         ignore_time_stamp: None,
         data_type_list: None,
+        query_data_set: None,
+        non_align_query_data_set: None,
         column_name_index_map: None,
         sg_columns: None,
         alias_columns: None,
+        tracing_info: None,
         query_result: None,
         more_data: None,
         database: None,

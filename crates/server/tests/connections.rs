@@ -50,7 +50,13 @@ async fn raw_socket(server: &Duetd) -> TcpStream {
 /// A raw connection that has opened a session, so the test controls every byte sent after login.
 async fn logged_in_socket(server: &Duetd) -> TcpStream {
     let mut socket = raw_socket(server).await;
-    let open = t::TSOpenSessionReq::new(2, "UTC".into(), "root".into(), Some("root".into()), None);
+    let open = t::TSOpenSessionReq::new(
+        t::TSProtocolVersion::IOTDB_SERVICE_PROTOCOL_V3,
+        "UTC".into(),
+        "root".into(),
+        Some("root".into()),
+        None,
+    );
     let call = rpc::encode_struct_call(Protocol::Binary, "openSession", 1, &open).unwrap();
     codec::write_frame(&mut socket, &call).await.unwrap();
     let reply = codec::read_frame(&mut socket, 1 << 20)

@@ -35,11 +35,11 @@ async fn show_version_works(client: &mut Client) {
 async fn unknown_rpc_gets_an_application_exception_and_the_connection_survives() {
     let server = Duetd::start().unwrap();
     let mut client = Client::connect(&options(&server)).await.unwrap();
-    let payload = rpc::encode_i64_call(Protocol::Binary, "fetchMetadata", 1).unwrap();
+    let payload = rpc::encode_i64_call(Protocol::Binary, "fetchMetadataV9", 1).unwrap();
     let reply = client.connection().round_trip(&payload).await.unwrap();
     match rpc::decode_struct_reply::<t::TSStatus>(&reply) {
         Err(rpc::ReplyError::Application(message)) => {
-            assert!(message.contains("fetchMetadata"), "{message}")
+            assert!(message.contains("fetchMetadataV9"), "{message}")
         }
         other => panic!("expected an application exception, got {other:?}"),
     }
