@@ -64,6 +64,11 @@ pub enum Error {
     #[error("Path [{0}] already exist")]
     SeriesExists(String),
 
+    #[error(
+        "The number of TTL rules has reached the limit ({0}); unset some before setting new ones"
+    )]
+    TooManyTtlRules(usize),
+
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
 }

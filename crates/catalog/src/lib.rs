@@ -8,6 +8,7 @@ mod password;
 mod pipes;
 mod schema;
 mod series;
+mod ttl;
 mod users;
 
 use std::path::Path;

@@ -67,6 +67,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE pipes ADD COLUMN history_done INTEGER NOT NULL DEFAULT 0 CHECK (history_done IN (0, 1));
     "#,
+    // 4: TTL rules (IoTDB's device TTL): a device path or a prefix path ending in `.**`.
+    r#"
+    CREATE TABLE ttl_rules (
+        pattern     TEXT    PRIMARY KEY,      -- root.sg.d1 or root.sg.**
+        ttl_ms      INTEGER NOT NULL CHECK (ttl_ms > 0)
+    );
+    "#,
 ];
 
 /// The schema version this code writes and understands.

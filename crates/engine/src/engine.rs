@@ -90,6 +90,8 @@ pub struct Engine {
     pub(crate) schema: RwLock<Schema>,
     /// Units of the instance's timestamps per millisecond (1 for ms, 1000 for us, 1e6 for ns).
     pub(crate) units_per_ms: i64,
+    /// TTL rules, shared with the storage's merges (which drop what they expire).
+    pub(crate) ttl: crate::ttl::SharedTtlRules,
 }
 
 impl Engine {
@@ -104,12 +106,27 @@ impl Engine {
             "ns" => 1_000_000,
             _ => 1,
         };
+        let ttl: crate::ttl::SharedTtlRules = Arc::new(RwLock::new(Arc::new(
+            crate::ttl::TtlRules::new(&catalog.ttl_rules()?),
+        )));
+        let merge_rules = ttl.clone();
+        storage.set_retention(Box::new(move |series| {
+            let rules = merge_rules
+                .read()
+                .map(|r| r.clone())
+                .unwrap_or_else(|e| e.into_inner().clone());
+            let now = chrono::Utc::now()
+                .timestamp_millis()
+                .saturating_mul(units_per_ms);
+            rules.floor_for_series(series, now, units_per_ms)
+        }));
         Ok(Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             catalog,
             storage,
             schema: RwLock::new(schema),
             units_per_ms,
+            ttl,
         }))
     }
 
@@ -154,12 +171,86 @@ impl Engine {
                 | Statement::DeleteData { .. }
                 | Statement::Flush { .. }
                 | Statement::Select(_)
+                | Statement::SetTtl { .. }
+                | Statement::UnsetTtl { .. }
+                | Statement::ShowTtl { .. }
         )
+    }
+
+    /// The current TTL rules.
+    pub(crate) fn ttl_rules(&self) -> Arc<crate::ttl::TtlRules> {
+        match self.ttl.read() {
+            Ok(rules) => rules.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The time before which `series`' points have expired for a query that started at
+    /// `started_ms` (so one query sees one cut-off); `None` when no TTL applies.
+    pub(crate) fn ttl_floor(&self, series: &str, started_ms: i64) -> Option<i64> {
+        let now = started_ms.saturating_mul(self.units_per_ms);
+        self.ttl_rules()
+            .floor_for_series(series, now, self.units_per_ms)
+    }
+
+    fn reload_ttl(&self) -> Result<()> {
+        let rules = Arc::new(crate::ttl::TtlRules::new(&self.catalog.ttl_rules()?));
+        match self.ttl.write() {
+            Ok(mut current) => *current = rules,
+            Err(poisoned) => *poisoned.into_inner() = rules,
+        }
+        Ok(())
+    }
+
+    /// The rule patterns a TTL statement's path stands for.
+    fn ttl_patterns(&self, path: &duet_parser::Path) -> Result<Vec<String>> {
+        let schema = self.schema_read()?;
+        crate::ttl::rule_patterns(path, |p| schema.databases().any(|db| db == p))
+    }
+
+    /// `SHOW ALL TTL` / `SHOW TTL ON pattern`: IoTDB 2.0's columns (Device, TTL(ms) as text: a
+    /// number or INF), one row per rule the pattern covers.
+    fn show_ttl(&self, path: &Option<duet_parser::Path>) -> Result<Output> {
+        let rows: Vec<Vec<String>> = self
+            .catalog
+            .ttl_rules()?
+            .into_iter()
+            .filter(|(pattern, _)| {
+                path.as_ref()
+                    .is_none_or(|p| paths::matches(&p.0, &paths::split(pattern)))
+            })
+            .map(|(pattern, ttl)| {
+                let ttl = if ttl == crate::ttl::INFINITE_TTL_MS {
+                    "INF".to_string()
+                } else {
+                    ttl.to_string()
+                };
+                vec![pattern, ttl]
+            })
+            .collect();
+        Ok(Output::Table(Table::text(&["Device", "TTL(ms)"], rows)))
     }
 
     /// Executes a data statement.
     pub async fn execute(&self, ctx: &SessionContext, statement: &Statement) -> Result<Output> {
         match statement {
+            Statement::SetTtl { path, ttl_ms } => {
+                let patterns = self.ttl_patterns(path)?;
+                let ttl = match ttl_ms {
+                    Some(ms) => i64::try_from(*ms).unwrap_or(crate::ttl::INFINITE_TTL_MS),
+                    None => crate::ttl::INFINITE_TTL_MS,
+                };
+                self.catalog.set_ttl(&patterns, ttl)?;
+                self.reload_ttl()?;
+                Ok(Output::Done)
+            }
+            Statement::UnsetTtl { path } => {
+                let patterns = self.ttl_patterns(path)?;
+                self.catalog.unset_ttl(&patterns)?;
+                self.reload_ttl()?;
+                Ok(Output::Done)
+            }
+            Statement::ShowTtl { path } => self.show_ttl(path),
             Statement::CreateDatabase { path } => {
                 let path = concrete(path)?;
                 self.schema_write()?.create_database(&self.catalog, &path)?;

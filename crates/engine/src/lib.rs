@@ -19,6 +19,7 @@ pub mod query;
 pub mod replicate;
 pub mod schema;
 pub mod time;
+pub mod ttl;
 pub mod values;
 pub mod write;
 
@@ -63,6 +64,9 @@ pub enum EngineError {
     /// A query was cancelled (its client closed it or went away).
     #[error("{0}")]
     Cancelled(String),
+    /// A write of points a TTL has already expired.
+    #[error("{0}")]
+    OutOfTtl(String),
     #[error("catalog error: {0}")]
     Catalog(#[from] duet_catalog::Error),
     #[error("storage error: {0}")]
@@ -88,6 +92,10 @@ impl EngineError {
             EngineError::MemoryBudget(_) => StatusCode::QueryExecutionMemoryNotEnough,
             EngineError::Timeout(_) => StatusCode::QueryTimeout,
             EngineError::Cancelled(_) => StatusCode::QueryWasKilled,
+            EngineError::OutOfTtl(_) => StatusCode::OutOfTtl,
+            EngineError::Catalog(duet_catalog::Error::TooManyTtlRules(_)) => {
+                StatusCode::IllegalParameter
+            }
             EngineError::Catalog(duet_catalog::Error::DatabaseExists(_)) => {
                 StatusCode::DatabaseAlreadyExists
             }

@@ -624,10 +624,11 @@ impl LastSource {
             if self.next.is_multiple_of(256) {
                 self.control.check()?;
             }
-            let chunk = self
-                .engine
-                .storage
-                .scan(&s.path, self.lo, self.hi, 1, true)?;
+            let lo = match self.engine.ttl_floor(&s.path, self.control.started_ms()) {
+                Some(floor) => self.lo.max(floor),
+                None => self.lo,
+            };
+            let chunk = self.engine.storage.scan(&s.path, lo, self.hi, 1, true)?;
             if let Some(t) = chunk.times.first() {
                 let value = Column {
                     data_type: s.data_type,

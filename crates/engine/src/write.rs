@@ -58,7 +58,26 @@ impl Engine {
         let mut results = Vec::with_capacity(writes.len());
         let mut ops = Vec::with_capacity(writes.len());
         let mut accepted = Vec::with_capacity(writes.len());
+        let ttl = self.ttl_rules();
+        let now = chrono::Utc::now()
+            .timestamp_millis()
+            .saturating_mul(self.units_per_ms);
         for (i, w) in writes.into_iter().enumerate() {
+            // A client may not write what a TTL has already expired (IoTDB: 606). Entries from a
+            // pipe are taken whatever their time: refusing them would stall the pipe, and
+            // queries and merges treat them as they treat local points.
+            if matches!(origin, duet_storage::Origin::Local) && !ttl.is_empty() {
+                let device = paths::split(&w.device);
+                if let Some(floor) = ttl.floor_for_device(&device, now, self.units_per_ms) {
+                    if let Some(t) = w.times.iter().find(|t| **t < floor) {
+                        results.push(Err(EngineError::OutOfTtl(format!(
+                            "Insertion time [{t}] is less than ttl time bound [{floor}] of {}",
+                            w.device
+                        ))));
+                        continue;
+                    }
+                }
+            }
             match self.prepare(w) {
                 Ok(Some(op)) => {
                     ops.push(Op::Insert(op));

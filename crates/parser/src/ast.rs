@@ -42,6 +42,19 @@ pub enum Statement {
     ShowDataNodes,
     /// `SHOW CONFIGNODES`
     ShowConfigNodes,
+    /// `SET TTL TO path (ms | INF)`; `ttl_ms` `None` is INF.
+    SetTtl {
+        path: Path,
+        ttl_ms: Option<u64>,
+    },
+    /// `UNSET TTL (FROM | TO) path`
+    UnsetTtl {
+        path: Path,
+    },
+    /// `SHOW ALL TTL` (`None`) or `SHOW TTL ON path`
+    ShowTtl {
+        path: Option<Path>,
+    },
     /// `SHOW QUERIES` or `SHOW QUERY PROCESSLIST`: the queries running on this instance.
     ShowQueries,
     /// `KILL QUERY 'id'` (`Some`) or `KILL ALL QUERIES` (`None`).
@@ -234,6 +247,13 @@ impl fmt::Display for Statement {
             Statement::ShowVariables => f.write_str("SHOW VARIABLES"),
             Statement::ShowDataNodes => f.write_str("SHOW DATANODES"),
             Statement::ShowConfigNodes => f.write_str("SHOW CONFIGNODES"),
+            Statement::SetTtl { path, ttl_ms } => match ttl_ms {
+                Some(ms) => write!(f, "SET TTL TO {path} {ms}"),
+                None => write!(f, "SET TTL TO {path} INF"),
+            },
+            Statement::UnsetTtl { path } => write!(f, "UNSET TTL FROM {path}"),
+            Statement::ShowTtl { path: None } => f.write_str("SHOW ALL TTL"),
+            Statement::ShowTtl { path: Some(path) } => write!(f, "SHOW TTL ON {path}"),
             Statement::ShowQueries => f.write_str("SHOW QUERIES"),
             Statement::KillQuery { id: Some(id) } => write!(f, "KILL QUERY {}", Quoted(id)),
             Statement::KillQuery { id: None } => f.write_str("KILL ALL QUERIES"),

@@ -75,8 +75,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["SHOW", "TRIGGERS"],
     &["SHOW", "PIPEPLUGINS"],
     &["SHOW", "AINODES"],
-    &["SHOW", "TTL"],
-    &["SHOW", "ALL", "TTL"],
     &["SHOW", "SCHEMA", "TEMPLATES"],
     &["SHOW", "NODES"],
     &["SHOW", "PATHS"],
@@ -98,6 +96,8 @@ const SUPPORTED: &[&[&str]] = &[
     &["COUNT", "TIMESERIES"],
     &["COUNT", "DEVICES"],
     &["SET", "STORAGE", "GROUP"],
+    &["SET", "TTL"],
+    &["UNSET", "TTL"],
 ];
 
 /// What may follow `WITH` (CREATE PIPE) or `MODIFY`/`REPLACE` (ALTER PIPE) once the clauses before
@@ -250,6 +250,27 @@ impl Parser {
             } else {
                 Err(t.expected("QUERY or ALL QUERIES"))
             }
+        } else if t.eat_keywords(&[SET, TTL]) {
+            t.expect_keyword(TO)?;
+            let path = self.path()?;
+            let t = &mut self.tokens;
+            let ttl_ms = if t.eat_keyword(INF) {
+                None
+            } else {
+                match t.next_if_map(|token| match token {
+                    Token::Number(number, _) => number.parse::<u64>().ok().filter(|n| *n > 0),
+                    _ => None,
+                }) {
+                    Some(ms) => Some(ms),
+                    None => return Err(t.expected("a positive number of milliseconds or INF")),
+                }
+            };
+            Ok(Statement::SetTtl { path, ttl_ms })
+        } else if t.eat_keywords(&[UNSET, TTL]) {
+            if !t.eat_keyword(FROM) && !t.eat_keyword(TO) {
+                return Err(t.expected("FROM or TO"));
+            }
+            Ok(Statement::UnsetTtl { path: self.path()? })
         } else if t.eat_keywords(&[SET, STORAGE, GROUP]) {
             t.expect_keyword(TO)?;
             self.create_database()
@@ -427,6 +448,13 @@ impl Parser {
             Ok(Statement::ShowClusterId)
         } else if t.eat_keyword(VERSION) {
             Ok(Statement::ShowVersion)
+        } else if t.eat_keywords(&[ALL_WORD, TTL]) {
+            Ok(Statement::ShowTtl { path: None })
+        } else if t.eat_keyword(TTL) {
+            t.expect_keyword(ON)?;
+            Ok(Statement::ShowTtl {
+                path: Some(self.path()?),
+            })
         } else if t.eat_keyword(QUERIES) || t.eat_keywords(&[QUERY, PROCESSLIST]) {
             if t.is_keyword(WHERE) || t.is_keyword("ORDER") || t.is_keyword("LIMIT") {
                 return Err(
@@ -453,7 +481,7 @@ impl Parser {
             Ok(Statement::ShowDevices { path })
         } else {
             Err(t.expected(
-                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, DATABASES, TIMESERIES or DEVICES",
+                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, TTL, ALL TTL, DATABASES, TIMESERIES or DEVICES",
             ))
         }
     }
@@ -708,7 +736,7 @@ with sink (
             1,
             6,
             &[
-                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, DATABASES, TIMESERIES or DEVICES",
+                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, TTL, ALL TTL, DATABASES, TIMESERIES or DEVICES",
                 "'pipez'",
             ],
         );
@@ -757,7 +785,7 @@ with sink (
             ),
             ("count databases", "\"COUNT\""),
             ("delete partition root.db 0", "\"DELETE\""),
-            ("set ttl to root.db 1000", "\"SET\""),
+            ("set configuration 'a'='b'", "\"SET\""),
             ("create function f as 'x'", "\"CREATE FUNCTION\""),
             (
                 "create schema template t (s INT32)",

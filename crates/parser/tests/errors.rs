@@ -493,7 +493,7 @@ fn unsupported_statements_still_named() {
         ("grant read on root.** to user u", "\"GRANT\""),
         ("count nodes root.** level=1", "\"COUNT\""),
         ("delete partition root.sg 0", "\"DELETE\""),
-        ("set ttl to root.sg 1", "\"SET\""),
+        ("set configuration 'a'='b'", "\"SET\""),
         ("show latest timeseries", "\"SHOW LATEST TIMESERIES\""),
         ("show child paths root.sg", "\"SHOW CHILD PATHS\""),
     ] {

@@ -359,6 +359,31 @@ fn show_cluster_and_version() {
     );
     one("kill all queries", Statement::KillQuery { id: None });
     one(
+        "set ttl to root.sg.** 3600000",
+        Statement::SetTtl {
+            path: p("root.sg.**"),
+            ttl_ms: Some(3_600_000),
+        },
+    );
+    one(
+        "SET TTL TO root.sg.d1 INF",
+        Statement::SetTtl {
+            path: p("root.sg.d1"),
+            ttl_ms: None,
+        },
+    );
+    one(
+        "unset ttl to root.sg",
+        Statement::UnsetTtl { path: p("root.sg") },
+    );
+    one("show all ttl", Statement::ShowTtl { path: None });
+    one(
+        "show ttl on root.**",
+        Statement::ShowTtl {
+            path: Some(p("root.**")),
+        },
+    );
+    one(
         "show regions",
         Statement::ShowRegions {
             kind: None,

@@ -22,6 +22,8 @@ pub enum StatusCode {
     PathNotExist = 508,
     IllegalPath = 509,
     SystemReadOnly = 600,
+    /// A write of points whose time a TTL has already expired.
+    OutOfTtl = 606,
     AlignedTimeseriesError = 609,
     DiskSpaceInsufficient = 611,
     DataTypeMismatch = 614,

@@ -118,6 +118,6 @@ pub use datafile::DataFileInfo;
 pub use error::{Error, Result};
 pub use options::{StorageOptions, SyncMode};
 pub use run::SeriesChunk;
-pub use storage::{LogWriterPause, Storage, StorageStats};
+pub use storage::{LogWriterPause, Retention, Storage, StorageStats};
 pub use types::{DeleteOp, InsertOp, LogEntry, LogHeader, Lsn, Op, OpKind, Origin, Version};
 pub use wal::LogRead;

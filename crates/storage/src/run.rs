@@ -31,6 +31,21 @@ impl Run {
     pub(crate) fn len(&self) -> usize {
         self.times.len()
     }
+
+    /// Drops the points before `floor` (expired by a TTL).
+    pub(crate) fn drop_before(&mut self, floor: i64) {
+        if self.times.iter().all(|t| *t >= floor) {
+            return;
+        }
+        let keep: Vec<bool> = self.times.iter().map(|t| *t >= floor).collect();
+        retain_values(&mut self.values, &keep);
+        let mut row = 0;
+        self.versions.retain(|_| {
+            row += 1;
+            keep[row - 1]
+        });
+        self.times.retain(|t| *t >= floor);
+    }
 }
 
 /// The points of one series in a time range, merged over every source.

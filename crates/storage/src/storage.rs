@@ -38,6 +38,9 @@ use crate::wal::{self, LogRead, SegmentWriter, WalIndex};
 
 /// A group commit stops collecting queued writes at this many payload bytes.
 const MAX_BATCH_BYTES: usize = 32 << 20;
+/// For a series, the time before which its points have expired (see [`Storage::set_retention`]).
+pub type Retention = Box<dyn Fn(&str) -> Option<i64> + Send + Sync>;
+
 /// In periodic sync mode, the log is synced early once this many bytes wait for a sync (they are
 /// kept in memory until then, to be written again if the sync fails).
 const MAX_UNSYNCED_BYTES: usize = 64 << 20;
@@ -154,6 +157,8 @@ struct Shared {
     compactions_paused: AtomicBool,
     /// Test hook: set while a merge that has picked its inputs waits for `compactions_paused`.
     merge_held: AtomicBool,
+    /// Per series, the time before which its points have expired (a TTL); merges drop them.
+    retention: RwLock<Option<Retention>>,
     /// Test hook: the next compaction "crashes" at this point (see [`CrashPoint`]).
     compaction_crash: Mutex<Option<CrashPoint>>,
     /// Set by an injected compaction crash: this instance compacts no more, as a dead process would not.
@@ -370,6 +375,7 @@ impl Storage {
             flushes_paused: AtomicBool::new(false),
             compactions_paused: AtomicBool::new(false),
             merge_held: AtomicBool::new(false),
+            retention: RwLock::new(None),
             compaction_crash: Mutex::new(None),
             compaction_halted: AtomicBool::new(false),
             writer_tx: Mutex::new(Some(writer_tx)),
@@ -688,6 +694,13 @@ impl Storage {
             tracing::error!("a storage background thread panicked");
         }
         result
+    }
+
+    /// Sets how merges find expired points: for a series, the time before which its points are
+    /// gone (`None`: kept). Points a TTL hides are dropped when their files are next merged; the
+    /// answer must only move forward in time for a series, or dropped points would be missed.
+    pub fn set_retention(&self, retention: Retention) {
+        *write(&self.inner.shared.retention) = Some(retention);
     }
 
     /// Test hook: makes the next fsync of the log fail, as a failing disk would: the records it
@@ -1225,7 +1238,14 @@ impl Shared {
                     &tombstones,
                 )?);
             }
-            if let Some(run) = run::resolve(&runs, &[]).filter(|r| r.len() > 0) {
+            let floor = read(&self.retention).as_ref().and_then(|r| r(series));
+            let resolved = run::resolve(&runs, &[]).map(|mut run| {
+                if let Some(floor) = floor {
+                    run.drop_before(floor);
+                }
+                run
+            });
+            if let Some(run) = resolved.filter(|r| r.len() > 0) {
                 merged.push((series.to_string(), run));
             }
         }

@@ -252,3 +252,18 @@ async fn closing_abandons_a_merge_in_progress_and_keeps_its_inputs() {
     assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
     assert_eq!(scan_i64(&storage, "s2"), vec![(1, 100), (2, 200)]);
 }
+
+#[tokio::test]
+async fn a_merge_drops_the_points_a_ttl_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path(), options()).unwrap();
+    // s1's points before time 5 have expired; s2 has no TTL.
+    storage.set_retention(Box::new(|series| series.ends_with("s1").then_some(5)));
+    four_flushes(&storage, false).await;
+    let files = storage.data_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].n_rows, 5, "s1's points 1 and 2 are gone");
+    // The storage itself hides nothing (queries apply the TTL): what is left is what the merge kept.
+    assert_eq!(scan_i64(&storage, "s1"), vec![(5, 5), (6, 6), (7, 7)]);
+    assert_eq!(scan_i64(&storage, "s2"), vec![(1, 100), (2, 200)]);
+}

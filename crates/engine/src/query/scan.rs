@@ -133,6 +133,11 @@ impl SeriesCursor {
             } else {
                 (from, self.hi)
             };
+            // Points a TTL expired are not there for queries (the cut-off is the query's start).
+            let lo = match engine.ttl_floor(&self.series, self.control.started_ms()) {
+                Some(floor) => lo.max(floor),
+                None => lo,
+            };
             if lo > hi {
                 self.next = None;
                 return Ok(None);
