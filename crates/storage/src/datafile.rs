@@ -264,7 +264,7 @@ impl DataFile {
             end,
             limit,
             descending,
-            tombstones,
+            tombstones: run::TombstoneIndex::new(tombstones),
             taken: 0,
             last: None,
             run: Run::empty(data_type),
@@ -427,7 +427,7 @@ struct Take<'a> {
     end: i64,
     limit: usize,
     descending: bool,
-    tombstones: &'a [RangeTombstone],
+    tombstones: run::TombstoneIndex<'a>,
     /// Distinct timestamps taken so far.
     taken: usize,
     last: Option<i64>,
@@ -443,7 +443,7 @@ impl Take<'_> {
             return false;
         }
         let repeat = self.last == Some(time);
-        if (!repeat && self.done()) || run::hidden(self.tombstones, time, version) {
+        if (!repeat && self.done()) || self.tombstones.hides(time, version) {
             return false;
         }
         if !repeat {

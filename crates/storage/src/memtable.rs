@@ -115,13 +115,14 @@ impl SeriesBuffer {
         let lo = partition_point(n, |pos| time_at(pos) < start);
         let hi = partition_point(n, |pos| time_at(pos) <= end);
         let mut out = Run::empty(self.data_type);
+        let mut tombstones = run::TombstoneIndex::new(tombstones);
         let mut push = |first: usize, past: usize| {
             // One group of equal times: its highest version stands for the timestamp.
             let Some(best) = (first..past).max_by_key(|pos| version_at(*pos)) else {
                 return false;
             };
             let (time, version) = (time_at(best), version_at(best));
-            if run::hidden(tombstones, time, version) {
+            if tombstones.hides(time, version) {
                 return false;
             }
             out.times.push(time);
