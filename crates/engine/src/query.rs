@@ -1364,7 +1364,6 @@ fn by_device(
             true,
         ),
     };
-    let mut types = types;
     types.truncate(1 + n_visible);
     let source = shaped(
         &engine_for_shape,
