@@ -13,25 +13,36 @@
 //! - [`expr`]: values and `WHERE` expressions;
 //! - [`page`]: pages and their encoded size;
 //! - [`scan`]: series cursors and their k-way merge;
-//! - [`aggregate`]: aggregation functions and windows.
+//! - [`aggregate`]: aggregation functions and windows;
+//! - [`fill`]: `FILL` over result rows;
+//! - [`shape`]: `HAVING`, `FILL`, `OFFSET` and `LIMIT` over a source's rows.
+//!
+//! `GROUP BY LEVEL` merges the accumulators of the series whose paths agree at the given levels into
+//! one column per function and grouped path (`count(root.*.d1.s1)`).
 
 mod aggregate;
 mod expr;
+mod fill;
 mod page;
 mod scan;
+mod shape;
 
 pub use page::{block_overhead, table_row_bytes, Page, PageSource};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use duet_parser::{BinaryOp, Expr, Literal, Path, PathNode, Select, SelectItem, UnaryOp};
+use duet_parser::{
+    BinaryOp, Expr, FillMethod, Literal, Path, PathNode, Select, SelectItem, UnaryOp,
+};
 use duet_proto::types::{Column, DataType};
 
-use aggregate::{AggFn, AggPart, AggParts, AggSource, Windows};
-use expr::{bind, Bound, Val};
+use aggregate::{AggColumn, AggFn, AggPart, AggParts, AggSource, Windows};
+use expr::{bind, bind_with, Bound, Reference, Val};
+use fill::{time_bound, Filler};
 use page::{row_bytes, PageBuilder};
 use scan::{AlignedRows, ScanBudget};
+use shape::Shaped;
 
 use crate::engine::{Output, QueryStream, SessionContext};
 use crate::limits::QueryControlRef;
@@ -255,6 +266,7 @@ pub fn execute(
             "GROUP BY requires aggregation functions in the SELECT list".into(),
         ));
     }
+    check_clauses(select, has_agg)?;
     if select.from.is_empty() {
         return Err(EngineError::Semantic("a FROM clause is required".into()));
     }
@@ -274,6 +286,9 @@ pub fn execute(
     }
     if select.align_by_device {
         return by_device(engine_ref, ctx, select, lo, hi, windows, control);
+    }
+    if let Some(windows) = windows {
+        return aggregate_by_time(engine, engine_ref, ctx, select, (lo, hi), windows, control);
     }
     // Resolve the output series in item order, each item's matches in path order.
     let mut outputs: Vec<(String, SeriesInfo, Option<AggFn>)> = Vec::new();
@@ -349,42 +364,6 @@ pub fn execute(
     };
     drop(index);
     let descending = select.order_by_time_desc;
-    if let Some(windows) = windows {
-        let types: Vec<DataType> = functions
-            .iter()
-            .zip(&data_types)
-            .map(|(f, t)| f.output_type(*t))
-            .collect::<Result<_>>()?;
-        let part = AggPart {
-            device: None,
-            n_outputs: n_output_series,
-            predicate,
-            columns: column_cursor
-                .iter()
-                .zip(&functions)
-                .map(|(c, f)| Some((*c, *f)))
-                .collect(),
-            series,
-        };
-        let source = AggSource::new(
-            engine_ref,
-            control.clone(),
-            windows,
-            (lo, hi),
-            descending,
-            Box::new(Some(part)),
-            types.clone(),
-            (select.offset.unwrap_or(0), select.limit),
-        );
-        return Ok(Output::Stream(QueryStream::new(
-            names,
-            types,
-            select.group_by.is_some(),
-            Box::new(source),
-            control,
-            vec![held],
-        )));
-    }
     let mut rows = AlignedRows::new(
         &series,
         n_output_series,
@@ -394,8 +373,10 @@ pub fn execute(
         predicate,
         &ScanBudget::new(&control, series.len()),
     )?;
-    rows.offset = select.offset.unwrap_or(0);
-    rows.limit = select.limit;
+    let paging = (select.offset.unwrap_or(0), select.limit);
+    if select.fill.is_none() {
+        (rows.offset, rows.limit) = paging;
+    }
     // Output columns read the cursor of their series (a series selected twice feeds two columns).
     let types = data_types;
     let part = RawPart {
@@ -410,11 +391,416 @@ pub fn execute(
         types.clone(),
         (0, None),
     );
+    let source = shaped(
+        engine,
+        ctx,
+        select,
+        Box::new(source),
+        &control,
+        &types,
+        None,
+        false,
+        paging,
+    )?;
     Ok(Output::Stream(QueryStream::new(
         names,
         types,
         true,
+        source,
+        control,
+        vec![held],
+    )))
+}
+
+/// IoTDB's checks of HAVING, GROUP BY LEVEL and FILL against the rest of the query.
+fn check_clauses(select: &Select, has_agg: bool) -> Result<()> {
+    let semantic = |message: &str| Err(EngineError::Semantic(message.into()));
+    if select.group_by_level.is_some() {
+        if !has_agg {
+            return semantic(
+                "Common queries and aggregated queries are not allowed to appear at the same time",
+            );
+        }
+        if select.align_by_device {
+            return semantic("GROUP BY LEVEL does not support align by device now.");
+        }
+    }
+    if let Some(having) = &select.having {
+        let (mut raw, mut aggregates) = (false, Vec::new());
+        having_references(having, &mut raw, &mut aggregates);
+        if raw && !aggregates.is_empty() {
+            return semantic("Raw data and aggregation result hybrid calculation is not supported");
+        }
+        if aggregates.is_empty() {
+            return semantic("Expression of HAVING clause must to be an Aggregation");
+        }
+        if !has_agg {
+            return semantic("Expression of HAVING clause can not be used in NonAggregationQuery");
+        }
+        let one_node = |p: &Path| matches!(p.0.as_slice(), [PathNode::Name(_) | PathNode::One]);
+        let item_paths = select.items.iter().filter_map(|item| match item {
+            SelectItem::Aggregate { path, .. } => Some(path),
+            _ => None,
+        });
+        let all_one_node = item_paths.chain(aggregates.iter().copied()).all(one_node);
+        if select.group_by_level.is_some() && !all_one_node {
+            return semantic(
+                "When Having used with GroupByLevel: the suffix paths can only be measurement or one-level wildcard",
+            );
+        }
+    }
+    if let Some(fill) = &select.fill {
+        if fill.bound.is_some() && fill.method != FillMethod::Previous {
+            return semantic("Only FILL(PREVIOUS) support specifying the time duration threshold.");
+        }
+    }
+    if select.last
+        && (select.fill.is_some() || select.having.is_some() || select.group_by_level.is_some())
+    {
+        return semantic("SELECT LAST does not support FILL, HAVING or GROUP BY LEVEL");
+    }
+    Ok(())
+}
+
+/// Whether `expr` names a series outside an aggregate (`raw`), and the paths of its aggregates.
+fn having_references<'a>(expr: &'a Expr, raw: &mut bool, aggregates: &mut Vec<&'a Path>) {
+    let mut walk = |e: &'a Expr| having_references(e, raw, aggregates);
+    match expr {
+        Expr::Path(_) => *raw = true,
+        Expr::Aggregate { path, .. } => aggregates.push(path),
+        Expr::Unary { expr, .. } | Expr::IsNull { expr, .. } | Expr::Like { expr, .. } => {
+            walk(expr)
+        }
+        Expr::Binary { left, right, .. } => {
+            walk(left);
+            walk(right);
+        }
+        Expr::Between {
+            expr, low, high, ..
+        } => {
+            walk(expr);
+            walk(low);
+            walk(high);
+        }
+        Expr::InList { expr, list, .. } => {
+            walk(expr);
+            list.iter().for_each(walk);
+        }
+        Expr::Time | Expr::Literal(_) | Expr::DateTime(_) | Expr::Now | Expr::Duration(_) => {}
+    }
+}
+
+/// `source` under HAVING, FILL, OFFSET and LIMIT when the query has HAVING or FILL (the source then
+/// pages everything, unlimited); `source` itself otherwise. Output columns are `types`; `having` is
+/// bound to the source's columns, which may follow them.
+#[allow(clippy::too_many_arguments)]
+fn shaped(
+    engine: &Engine,
+    ctx: &SessionContext,
+    select: &Select,
+    source: Box<dyn PageSource>,
+    control: &QueryControlRef,
+    types: &[DataType],
+    having: Option<Bound>,
+    by_device: bool,
+    paging: (u64, Option<u64>),
+) -> Result<Box<dyn PageSource>> {
+    if select.fill.is_none() && having.is_none() {
+        return Ok(source);
+    }
+    let filler = match &select.fill {
+        Some(fill) => {
+            let bound = match &fill.bound {
+                Some(b) => Some(time_bound(engine.precision(), &b.text, || ctx.zone())?),
+                None => None,
+            };
+            Some(Filler::new(
+                &fill.method,
+                bound,
+                types,
+                usize::from(by_device),
+            )?)
+        }
+        None => None,
+    };
+    Ok(Box::new(Shaped::new(
+        source,
+        control.clone(),
+        types.to_vec(),
+        having,
+        filler,
+        by_device,
+        paging,
+    )?))
+}
+
+/// `path` as GROUP BY LEVEL shows it: nodes other than root, the measurement and those at `levels`
+/// become `*` (the measurement too for `count(*)`), e.g. `root.sg.d1.s1` at level 1 is
+/// `root.sg.*.s1`.
+fn level_path(path: &str, levels: &[u32], count_star: bool) -> String {
+    let nodes = crate::paths::split(path);
+    let last = nodes.len().saturating_sub(1);
+    let mut out = String::with_capacity(path.len());
+    for (k, node) in nodes.iter().enumerate() {
+        if k > 0 {
+            out.push('.');
+        }
+        let kept = k == 0
+            || (k < last && u32::try_from(k).is_ok_and(|k| levels.contains(&k)))
+            || (k == last && !count_star);
+        if kept {
+            out.push_str(&crate::paths::join(&[node]));
+        } else {
+            out.push('*');
+        }
+    }
+    out
+}
+
+/// One aggregate output column of ALIGN BY TIME: its header, function and the series it merges.
+struct TimeColumn {
+    name: String,
+    /// `count(root.sg.*.s1)`: what HAVING's aggregates are matched with under GROUP BY LEVEL.
+    key: String,
+    function: AggFn,
+    series: Vec<SeriesInfo>,
+    data_type: DataType,
+}
+
+impl TimeColumn {
+    fn new(name: String, key: String, function: AggFn, s: SeriesInfo) -> Result<TimeColumn> {
+        Ok(TimeColumn {
+            data_type: function.output_type(s.data_type)?,
+            name,
+            key,
+            function,
+            series: vec![s],
+        })
+    }
+
+    /// Adds a series merged into this column (GROUP BY LEVEL); its result type must agree.
+    fn merge(&mut self, s: SeriesInfo) -> Result<()> {
+        let t = self.function.output_type(s.data_type)?;
+        if t != self.data_type {
+            return Err(EngineError::Semantic(format!(
+                "GROUP BY LEVEL merges series of different data types ({}, {}) into {}; {} needs one type",
+                self.data_type, t, self.key, self.function.name()
+            )));
+        }
+        if !self.series.iter().any(|x| x.path == s.path) {
+            self.series.push(s);
+        }
+        Ok(())
+    }
+}
+
+/// Aggregates of ALIGN BY TIME, with or without GROUP BY time windows and GROUP BY LEVEL, and HAVING.
+#[allow(clippy::too_many_arguments)]
+fn aggregate_by_time(
+    engine: &Engine,
+    engine_ref: EngineRef,
+    ctx: &SessionContext,
+    select: &Select,
+    (lo, hi): (i64, i64),
+    windows: Windows,
+    control: QueryControlRef,
+) -> Result<Output> {
+    let levels = select.group_by_level.as_deref();
+    let mut columns: Vec<TimeColumn> = Vec::new();
+    // GROUP BY LEVEL: the column of each function and grouped path.
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    {
+        let schema = engine.schema_read()?;
+        for item in &select.items {
+            let SelectItem::Aggregate {
+                function,
+                path,
+                alias,
+            } = item
+            else {
+                continue;
+            };
+            let f = AggFn::parse(function)?;
+            let matched = resolve_item(&schema, &select.from, path);
+            let Some(levels) = levels else {
+                if alias.is_some() && matched.len() > 1 {
+                    return Err(EngineError::Semantic(format!(
+                        "alias '{}' can only be matched with one time series",
+                        alias.clone().unwrap_or_default()
+                    )));
+                }
+                for s in matched {
+                    let key = format!("{}({})", f.name(), s.path);
+                    let name = alias.clone().unwrap_or_else(|| key.clone());
+                    columns.push(TimeColumn::new(name, key, f, s)?);
+                }
+                continue;
+            };
+            let count_star = f == AggFn::Count && path.0 == [PathNode::One];
+            let mut touched: Vec<usize> = Vec::new();
+            for s in matched {
+                resolution_step();
+                let key = format!("{}({})", f.name(), level_path(&s.path, levels, count_star));
+                let index = match by_key.get(&key) {
+                    Some(i) => {
+                        columns[*i].merge(s)?;
+                        *i
+                    }
+                    None => {
+                        by_key.insert(key.clone(), columns.len());
+                        columns.push(TimeColumn::new(key.clone(), key, f, s)?);
+                        columns.len() - 1
+                    }
+                };
+                if !touched.contains(&index) {
+                    touched.push(index);
+                }
+            }
+            if let Some(alias) = alias {
+                match touched.as_slice() {
+                    [] => {}
+                    [one] => columns[*one].name = alias.clone(),
+                    _ => {
+                        return Err(EngineError::Semantic(format!(
+                            "alias '{alias}' can only be matched with one result column"
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    // SLIMIT / SOFFSET choose columns (after GROUP BY LEVEL merged them).
+    let soffset = usize::try_from(select.soffset.unwrap_or(0)).unwrap_or(usize::MAX);
+    let slimit = select
+        .slimit
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or(usize::MAX);
+    let mut columns: Vec<TimeColumn> = columns.into_iter().skip(soffset).take(slimit).collect();
+    let n_visible = columns.len();
+    // HAVING's aggregates: a visible column, or a hidden one computed for HAVING only.
+    let having = match &select.having {
+        Some(having) => {
+            let schema = engine.schema_read()?;
+            Some(bind_with(engine, ctx, having, &mut |reference| {
+                let Reference::Aggregate(function, path) = reference else {
+                    return Err(EngineError::Semantic(
+                        "Raw data and aggregation result hybrid calculation is not supported"
+                            .into(),
+                    ));
+                };
+                let f = AggFn::parse(function)?;
+                let matched = resolve_item(&schema, &select.from, path);
+                let count_star = f == AggFn::Count && path.0 == [PathNode::One];
+                let mut keys: Vec<String> = Vec::new();
+                for s in &matched {
+                    let shown = match levels {
+                        Some(levels) => level_path(&s.path, levels, count_star),
+                        None => s.path.clone(),
+                    };
+                    let key = format!("{}({shown})", f.name());
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
+                let [key] = keys.as_slice() else {
+                    return Err(EngineError::Semantic(format!(
+                        "the aggregate {function}({path}) in the HAVING clause matches {} result columns; it must match one",
+                        keys.len()
+                    )));
+                };
+                if let Some(i) = columns.iter().position(|c| c.key == *key) {
+                    return Ok(i);
+                }
+                let mut hidden: Option<TimeColumn> = None;
+                for s in matched {
+                    match &mut hidden {
+                        Some(c) => c.merge(s)?,
+                        None => hidden = Some(TimeColumn::new(key.clone(), key.clone(), f, s)?),
+                    }
+                }
+                columns.extend(hidden);
+                Ok(columns.len() - 1)
+            })?)
+        }
+        None => None,
+    };
+    let listed: usize = columns
+        .iter()
+        .map(|c| 2 * c.name.len() + c.series.iter().map(|s| 2 * series_bytes(s)).sum::<usize>())
+        .sum();
+    let held = control.reserve(listed, "the list of selected series")?;
+    // Cursors: the distinct aggregated series, then predicate-only series.
+    let mut series: Vec<SeriesInfo> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut part_columns = Vec::with_capacity(columns.len());
+    let mut names = Vec::with_capacity(n_visible);
+    let mut types = Vec::with_capacity(columns.len());
+    for (i, c) in columns.into_iter().enumerate() {
+        if i < n_visible {
+            names.push(c.name);
+        }
+        types.push(c.data_type);
+        let mut cursors = Vec::with_capacity(c.series.len());
+        for s in c.series {
+            resolution_step();
+            cursors.push(match index.get(&s.path) {
+                Some(i) => *i,
+                None => {
+                    index.insert(s.path.clone(), series.len());
+                    series.push(s);
+                    series.len() - 1
+                }
+            });
+        }
+        part_columns.push(Some(AggColumn {
+            series: cursors,
+            function: c.function,
+        }));
+    }
+    let n_output_series = series.len();
+    let predicate = match &select.condition {
+        Some(c) => Some(bind(engine, ctx, c, &mut |p| {
+            resolve_series(engine, &select.from, p, &mut series, &mut index)
+        })?),
+        None => None,
+    };
+    drop(index);
+    let part = AggPart {
+        device: None,
+        n_outputs: n_output_series,
+        predicate,
+        columns: part_columns,
+        series,
+    };
+    let paging = (select.offset.unwrap_or(0), select.limit);
+    let shape = select.fill.is_some() || having.is_some();
+    let source = AggSource::new(
+        engine_ref,
+        control.clone(),
+        windows,
+        (lo, hi),
+        select.order_by_time_desc,
+        Box::new(Some(part)),
+        types.clone(),
+        if shape { (0, None) } else { paging },
+    );
+    types.truncate(n_visible);
+    let source = shaped(
+        engine,
+        ctx,
+        select,
         Box::new(source),
+        &control,
+        &types,
+        having,
+        false,
+        paging,
+    )?;
+    Ok(Output::Stream(QueryStream::new(
+        names,
+        types,
+        select.group_by.is_some(),
+        source,
         control,
         vec![held],
     )))
@@ -777,7 +1163,12 @@ impl AggParts for DevicePlan {
             .feeds
             .iter()
             .zip(&self.columns)
-            .map(|(feed, c)| feed.map(|i| (i, c.agg.unwrap_or(AggFn::Count))))
+            .map(|(feed, c)| {
+                feed.map(|i| AggColumn {
+                    series: vec![i],
+                    function: c.agg.unwrap_or(AggFn::Count),
+                })
+            })
             .collect();
         Ok(Some(AggPart {
             device: Some(d.device),
@@ -888,6 +1279,37 @@ fn by_device(
             });
         }
     }
+    let n_visible = columns.len();
+    // HAVING's aggregates: a visible column, or a hidden one after them (cells start with Device).
+    let having = match &select.having {
+        Some(having) => Some(bind_with(&engine, ctx, having, &mut |reference| {
+            let Reference::Aggregate(function, path) = reference else {
+                return Err(EngineError::Semantic(
+                    "Raw data and aggregation result hybrid calculation is not supported".into(),
+                ));
+            };
+            let [PathNode::Name(m)] = path.0.as_slice() else {
+                return Err(EngineError::Semantic(
+                    "ALIGN BY DEVICE: the suffix paths can only be measurement or one-level wildcard"
+                        .into(),
+                ));
+            };
+            let agg = Some(AggFn::parse(function)?);
+            if let Some(i) = columns
+                .iter()
+                .position(|c| c.agg == agg && c.measurement == *m)
+            {
+                return Ok(1 + i);
+            }
+            columns.push(DeviceColumn {
+                header: String::new(),
+                measurement: m.clone(),
+                agg,
+            });
+            Ok(columns.len())
+        })?),
+        None => None,
+    };
     let mut types = vec![DataType::Text];
     for c in &columns {
         let t = measurement_types
@@ -902,7 +1324,8 @@ fn by_device(
     drop(measurement_types);
     drop(conflicting);
     let mut names = vec!["Device".to_string()];
-    names.extend(columns.iter().map(|c| c.header.clone()));
+    names.extend(columns.iter().take(n_visible).map(|c| c.header.clone()));
+    let engine_for_shape = engine.clone();
     let plan = DevicePlan {
         engine: engine.clone(),
         ctx: ctx.clone(),
@@ -915,6 +1338,8 @@ fn by_device(
         control: control.clone(),
     };
     let paging = (select.offset.unwrap_or(0), select.limit);
+    let shape = select.fill.is_some() || having.is_some();
+    let inner_paging = if shape { (0, None) } else { paging };
     let (source, has_time): (Box<dyn PageSource>, bool) = match windows {
         Some(windows) => (
             Box::new(AggSource::new(
@@ -925,7 +1350,7 @@ fn by_device(
                 select.order_by_time_desc,
                 Box::new(plan),
                 types.clone(),
-                paging,
+                inner_paging,
             )),
             select.group_by.is_some(),
         ),
@@ -935,11 +1360,23 @@ fn by_device(
                 control.clone(),
                 Box::new(plan),
                 types.clone(),
-                paging,
+                inner_paging,
             )),
             true,
         ),
     };
+    types.truncate(1 + n_visible);
+    let source = shaped(
+        &engine_for_shape,
+        ctx,
+        select,
+        source,
+        &control,
+        &types,
+        having,
+        true,
+        paging,
+    )?;
     Ok(Output::Stream(QueryStream::new(
         names,
         types,
@@ -983,4 +1420,31 @@ fn resolve_in_device(
     }
     series.push(info);
     Ok(series.len() - 1)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::level_path;
+
+    #[test]
+    fn level_paths_keep_root_the_measurement_and_the_given_levels() {
+        assert_eq!(level_path("root.sg.d1.s1", &[1], false), "root.sg.*.s1");
+        assert_eq!(level_path("root.sg.d1.s1", &[0], false), "root.*.*.s1");
+        assert_eq!(
+            level_path("root.ln.wf01.wt01.status", &[1, 3], false),
+            "root.ln.*.wt01.status"
+        );
+        // count(*) hides the measurement too; a level past the device is the measurement's own.
+        assert_eq!(
+            level_path("root.ln.wf01.wt01.status", &[2], true),
+            "root.*.wf01.*.*"
+        );
+        assert_eq!(level_path("root.sg.d1.s1", &[3, 9], false), "root.*.*.s1");
+        // Back-quoted nodes stay quoted.
+        assert_eq!(
+            level_path("root.sg.`d.1`.s1", &[2], false),
+            "root.*.`d.1`.s1"
+        );
+    }
 }

@@ -130,14 +130,36 @@ pub struct Select {
     pub from: Vec<Path>,
     pub condition: Option<Expr>,
     pub group_by: Option<GroupByTime>,
+    /// `GROUP BY LEVEL = n[, m…]` (alone, or after the time windows: `GROUP BY ([…), 1ms), LEVEL = 1`).
+    pub group_by_level: Option<Vec<u32>>,
+    /// `HAVING expr`, whose aggregates are [`Expr::Aggregate`]s.
+    pub having: Option<Expr>,
     /// `ORDER BY TIME DESC`
     pub order_by_time_desc: bool,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
     pub slimit: Option<u64>,
     pub soffset: Option<u64>,
+    /// `FILL(…)`, printed after ORDER BY.
+    pub fill: Option<Fill>,
     /// `ALIGN BY DEVICE` (`ALIGN BY TIME` is the default).
     pub align_by_device: bool,
+}
+
+/// `FILL(PREVIOUS | LINEAR | constant[, duration])`: how nulls of the result are filled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fill {
+    pub method: FillMethod,
+    /// `FILL(PREVIOUS, 1m)`: fill only when the previous value is at most this far away in time.
+    pub bound: Option<DurationLiteral>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FillMethod {
+    Previous,
+    Linear,
+    /// A number, string or boolean (never NULL).
+    Constant(Literal),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +262,11 @@ pub enum Expr {
         expr: Box<Expr>,
         pattern: String,
         negated: bool,
+    },
+    /// `count(s1)`: an aggregate of a series, only in HAVING; the function name is upper-cased.
+    Aggregate {
+        function: String,
+        path: Path,
     },
 }
 
@@ -673,11 +700,20 @@ impl fmt::Display for Select {
         if let Some(condition) = &self.condition {
             write!(f, " WHERE {condition}")?;
         }
-        if let Some(group_by) = &self.group_by {
-            write!(f, " {group_by}")?;
+        match (&self.group_by, &self.group_by_level) {
+            (Some(group_by), Some(levels)) => write!(f, " {group_by}, {}", Levels(levels))?,
+            (Some(group_by), None) => write!(f, " {group_by}")?,
+            (None, Some(levels)) => write!(f, " GROUP BY {}", Levels(levels))?,
+            (None, None) => {}
+        }
+        if let Some(having) = &self.having {
+            write!(f, " HAVING {having}")?;
         }
         if self.order_by_time_desc {
             f.write_str(" ORDER BY TIME DESC")?;
+        }
+        if let Some(fill) = &self.fill {
+            write!(f, " {fill}")?;
         }
         let pagination = [
             ("LIMIT", self.limit),
@@ -694,6 +730,31 @@ impl fmt::Display for Select {
             f.write_str(" ALIGN BY DEVICE")?;
         }
         Ok(())
+    }
+}
+
+/// `LEVEL = 1, 2`
+struct Levels<'a>(&'a [u32]);
+
+impl fmt::Display for Levels<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LEVEL = ")?;
+        list(f, self.0)
+    }
+}
+
+impl fmt::Display for Fill {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FILL(")?;
+        match &self.method {
+            FillMethod::Previous => f.write_str("PREVIOUS")?,
+            FillMethod::Linear => f.write_str("LINEAR")?,
+            FillMethod::Constant(value) => value.fmt(f)?,
+        }
+        if let Some(bound) = &self.bound {
+            write!(f, ", {bound}")?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -794,6 +855,7 @@ impl fmt::Display for Expr {
                 not(*negated),
                 Quoted(pattern)
             ),
+            Expr::Aggregate { function, path } => write!(f, "{function}({path})"),
         }
     }
 }

@@ -26,8 +26,9 @@ pub mod time;
 
 pub use ast::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, RegionKind, Statement};
 pub use data::{
-    BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow, InsertTime,
-    Literal, Path, PathNode, Select, SelectItem, TimeShift, TimeValue, UnaryOp,
+    BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, Fill, FillMethod, GroupByTime,
+    InsertRow, InsertTime, Literal, Path, PathNode, Select, SelectItem, TimeShift, TimeValue,
+    UnaryOp,
 };
 pub use error::{ParseError, ParseErrorKind};
 pub use split::{split_statements, StatementText};

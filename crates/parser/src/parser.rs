@@ -120,6 +120,7 @@ pub(crate) fn parse_statements(sql: &str) -> Result<Vec<Statement>, ParseError> 
     Parser {
         tokens: TokenStream::new(sql),
         nesting: 0,
+        aggregates: false,
     }
     .statements()
 }
@@ -128,6 +129,8 @@ struct Parser {
     tokens: TokenStream,
     /// How deep the expression rules are in the recursion (see [`data::MAX_DEPTH`]).
     nesting: usize,
+    /// Whether aggregate calls (`count(s1)`) may stand in an expression: in HAVING only.
+    aggregates: bool,
 }
 
 impl Parser {

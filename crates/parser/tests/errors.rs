@@ -379,29 +379,19 @@ fn errors_on_later_lines() {
 
 #[test]
 fn unsupported_clauses_point_at_the_clause() {
-    unsupported(
-        "select count(s1) from root.sg.** group by level = 1",
-        "group",
-        &["GROUP BY LEVEL is not supported yet"],
-    );
-    unsupported(
-        "select count(s1) from root.sg.d1 group by ([1, 10), 1ms), level = 1",
-        "level",
-        &["GROUP BY LEVEL"],
-    );
-    unsupported(
+    syntax(
         "select count(s1) from root.sg.d1 group by ([1, 10), 1ms, level = 1)",
         "level",
-        &["GROUP BY LEVEL"],
+        &["expected a duration"],
     );
     unsupported(
         "select count(s1) from root.sg.d1 group by tags(k)",
-        "group",
+        "tags",
         &["GROUP BY TAGS"],
     );
     unsupported(
         "select count(s1) from root.sg.d1 group by variation(s1)",
-        "group",
+        "variation",
         &["GROUP BY VARIATION"],
     );
     unsupported(
@@ -409,10 +399,25 @@ fn unsupported_clauses_point_at_the_clause() {
         "1ms",
         &["GROUP BY without a time range"],
     );
-    unsupported(
-        "select s1 from root.sg.d1 where time > 1 fill(previous)",
-        "fill",
-        &["FILL is not supported yet"],
+    syntax(
+        "select s1 from root.sg.d1 fill(null)",
+        "null",
+        &["not NULL"],
+    );
+    syntax(
+        "select s1 from root.sg.d1 fill(next)",
+        "next",
+        &["PREVIOUS, LINEAR or a constant"],
+    );
+    syntax(
+        "select count(s1) from root.** group by level = x",
+        "x",
+        &["a level"],
+    );
+    syntax(
+        "select count(s1) from root.** group by level = 1, level = 2",
+        "level = 2",
+        &["one GROUP BY LEVEL clause"],
     );
     unsupported(
         "select s1 into root.sg.d2(s1) from root.sg.d1",
@@ -420,9 +425,14 @@ fn unsupported_clauses_point_at_the_clause() {
         &["SELECT … INTO"],
     );
     unsupported(
-        "select count(s1) from root.sg.d1 group by ([1, 10), 1ms) having count(s1) > 1",
-        "having",
-        &["HAVING"],
+        "select count(s1) from root.sg.d1 group by ([1, 10), 1ms), tags(k)",
+        "tags",
+        &["GROUP BY TAGS"],
+    );
+    unsupported(
+        "select count(s1) from root.sg.d1 having count(s1) > 1 and top_k(s1, 'k'='2') > 1",
+        ",",
+        &["a function with several arguments"],
     );
     unsupported(
         "select s1 from root.sg.d1 order by device",

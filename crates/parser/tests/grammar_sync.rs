@@ -119,8 +119,24 @@ const CASES: &[(&str, &str)] = &[
     ("aggregate", "select count(s1), max_value(*) from root.sg.d1"),
     ("alias", "select s1 as `my alias` from root.sg.d1"),
     (
-        "group_by_time",
+        "group_by",
+        "select count(s1) from root.** group by level = 1, ([0, 10), 1ms)",
+    ),
+    (
+        "group_by_time_windows",
         "select avg(s1) from root.sg.d1 group by ((2017-11-01, 2017-11-02], 1h, 30m)",
+    ),
+    (
+        "group_by_level",
+        "select count(s1) from root.** group by ([0, 10), 1ms), level = 1, 2",
+    ),
+    (
+        "having",
+        "select count(s1) from root.sg.d1 group by ([0, 10), 1ms) having count(s2) > 1 or sum(s1) < 0",
+    ),
+    (
+        "fill",
+        "select s1 from root.sg.d1 order by time desc fill(previous, 1m) limit 1",
     ),
     (
         "order_by_time",

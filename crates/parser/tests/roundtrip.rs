@@ -5,8 +5,9 @@
 
 use duet_parser::{
     parse, AlterClause, AlterMode, AlterPipe, Attributes, BinaryOp, ColumnDef, CreatePipe,
-    DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow, InsertTime, Literal, Path,
-    PathNode, RegionKind, Select, SelectItem, Statement, TimeShift, TimeValue, UnaryOp,
+    DataTypeName, DurationLiteral, Expr, Fill, FillMethod, GroupByTime, InsertRow, InsertTime,
+    Literal, Path, PathNode, RegionKind, Select, SelectItem, Statement, TimeShift, TimeValue,
+    UnaryOp,
 };
 
 /// Asserts that `sql` parses to exactly `expected`, that `expected` prints as SQL that parses back to
@@ -531,11 +532,14 @@ fn select(items: Vec<SelectItem>, from: &[&str]) -> Select {
         from: from.iter().map(|f| p(f)).collect(),
         condition: None,
         group_by: None,
+        group_by_level: None,
+        having: None,
         order_by_time_desc: false,
         limit: None,
         offset: None,
         slimit: None,
         soffset: None,
+        fill: None,
         align_by_device: false,
     }
 }
@@ -1481,4 +1485,137 @@ fn deep_but_allowed_expressions_round_trip() {
         .unwrap()
         .join()
         .unwrap();
+}
+
+fn agg(function: &str, path: &str) -> SelectItem {
+    SelectItem::Aggregate {
+        function: function.into(),
+        path: p(path),
+        alias: None,
+    }
+}
+
+#[test]
+fn select_fill_in_every_form_and_either_order_with_order_by() {
+    let base = select(vec![item("s1")], &["root.sg.d1"]);
+    let fills = [
+        ("fill(previous)", FillMethod::Previous, None),
+        ("FILL(LINEAR)", FillMethod::Linear, None),
+        (
+            "fill(previous, 1m30s)",
+            FillMethod::Previous,
+            Some(dur("1m30s")),
+        ),
+        (
+            "fill(-2.5)",
+            FillMethod::Constant(Literal::Float("-2.5".into())),
+            None,
+        ),
+        (
+            "fill(10)",
+            FillMethod::Constant(Literal::Integer("10".into())),
+            None,
+        ),
+        (
+            "fill('it''s')",
+            FillMethod::Constant(Literal::String("it's".into())),
+            None,
+        ),
+        (
+            "fill(true)",
+            FillMethod::Constant(Literal::Boolean(true)),
+            None,
+        ),
+        // The engine refuses a bound on anything but PREVIOUS (IoTDB's semantic error).
+        ("fill(linear, 1ms)", FillMethod::Linear, Some(dur("1ms"))),
+    ];
+    for (clause, method, bound) in fills {
+        let mut query = base.clone();
+        query.fill = Some(Fill { method, bound });
+        one(
+            &format!("select s1 from root.sg.d1 {clause}"),
+            Statement::Select(Box::new(query)),
+        );
+    }
+    let mut query = base;
+    query.order_by_time_desc = true;
+    query.limit = Some(3);
+    query.fill = Some(Fill {
+        method: FillMethod::Previous,
+        bound: None,
+    });
+    one(
+        "select s1 from root.sg.d1 fill(previous) order by time desc limit 3",
+        Statement::Select(Box::new(query.clone())),
+    );
+    one(
+        "select s1 from root.sg.d1 order by time desc fill(previous) limit 3",
+        Statement::Select(Box::new(query)),
+    );
+}
+
+#[test]
+fn select_group_by_level_alone_after_and_before_time_windows() {
+    let mut query = select(vec![agg("COUNT", "s1")], &["root.**"]);
+    query.group_by_level = Some(vec![1, 3]);
+    one(
+        "select count(s1) from root.** group by level = 1, 3",
+        Statement::Select(Box::new(query.clone())),
+    );
+    query.group_by = Some(GroupByTime {
+        start: TimeValue::Value(1),
+        end: TimeValue::Value(11),
+        left_open: false,
+        interval: dur("2ms"),
+        step: None,
+    });
+    one(
+        "select count(s1) from root.** group by ([1, 11), 2ms), level=1,3",
+        Statement::Select(Box::new(query.clone())),
+    );
+    one(
+        "select count(s1) from root.** group by level = 1, 3, ([1, 11), 2ms)",
+        Statement::Select(Box::new(query)),
+    );
+}
+
+#[test]
+fn select_having_with_aggregates_levels_and_fill() {
+    let mut query = select(vec![agg("COUNT", "s1")], &["root.**"]);
+    query.group_by = Some(GroupByTime {
+        start: TimeValue::Value(1),
+        end: TimeValue::Value(11),
+        left_open: false,
+        interval: dur("2ms"),
+        step: None,
+    });
+    query.group_by_level = Some(vec![1]);
+    query.having = Some(Expr::Binary {
+        left: Box::new(Expr::Binary {
+            left: Box::new(Expr::Aggregate {
+                function: "COUNT".into(),
+                path: p("s2"),
+            }),
+            op: BinaryOp::Gt,
+            right: Box::new(Expr::Literal(Literal::Integer("1".into()))),
+        }),
+        op: BinaryOp::And,
+        right: Box::new(Expr::Binary {
+            left: Box::new(Expr::Aggregate {
+                function: "MAX_VALUE".into(),
+                path: p("*"),
+            }),
+            op: BinaryOp::LtEq,
+            right: Box::new(Expr::Literal(Literal::Float("2.5".into()))),
+        }),
+    });
+    query.fill = Some(Fill {
+        method: FillMethod::Linear,
+        bound: None,
+    });
+    query.slimit = Some(1);
+    one(
+        "select count(s1) from root.** group by ([1, 11), 2ms), level = 1 having count(s2) > 1 and max_value(*) <= 2.5 fill(linear) slimit 1",
+        Statement::Select(Box::new(query)),
+    );
 }

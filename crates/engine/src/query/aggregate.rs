@@ -100,7 +100,7 @@ impl AggFn {
 }
 
 #[derive(Debug, Clone, Default)]
-struct Acc {
+pub(crate) struct Acc {
     count: i64,
     sum: f64,
     first: Option<(i64, Val)>,
@@ -125,7 +125,7 @@ impl Acc {
             + self.extreme.as_ref().map_or(0, of)
     }
 
-    fn add(&mut self, time: i64, v: &Val) {
+    pub(crate) fn add(&mut self, time: i64, v: &Val) {
         if *v == Val::Null {
             return;
         }
@@ -161,6 +161,53 @@ impl Acc {
             .is_none_or(|m| compare(v, m).is_some_and(|o| o.is_gt()))
         {
             self.max = Some(v.clone());
+        }
+    }
+
+    /// Takes in another series' accumulator of the same window (GROUP BY LEVEL): counts and sums add
+    /// up (so AVG is the merged sum over the merged count), FIRST/LAST go by time (the earlier series on
+    /// a tie), MIN/MAX/EXTREME by value.
+    pub(crate) fn merge(&mut self, other: &Acc) {
+        self.count += other.count;
+        self.sum += other.sum;
+        if let Some((t, v)) = &other.first {
+            if self.first.as_ref().is_none_or(|(mine, _)| t < mine) {
+                self.first = Some((*t, v.clone()));
+            }
+        }
+        if let Some((t, v)) = &other.last {
+            if self.last.as_ref().is_none_or(|(mine, _)| t > mine) {
+                self.last = Some((*t, v.clone()));
+            }
+        }
+        if let Some(v) = &other.min {
+            if self
+                .min
+                .as_ref()
+                .is_none_or(|m| compare(v, m).is_some_and(|o| o.is_lt()))
+            {
+                self.min = Some(v.clone());
+            }
+        }
+        if let Some(v) = &other.max {
+            if self
+                .max
+                .as_ref()
+                .is_none_or(|m| compare(v, m).is_some_and(|o| o.is_gt()))
+            {
+                self.max = Some(v.clone());
+            }
+        }
+        if let Some(f) = other.extreme.as_ref().and_then(Val::as_f64) {
+            let better = match &self.extreme {
+                None => true,
+                Some(e) => e
+                    .as_f64()
+                    .is_some_and(|x| f.abs() > x.abs() || (f.abs() == x.abs() && f > x)),
+            };
+            if better {
+                self.extreme = other.extreme.clone();
+            }
         }
     }
 
@@ -431,9 +478,36 @@ pub(crate) struct AggPart {
     pub(crate) series: Vec<SeriesInfo>,
     pub(crate) n_outputs: usize,
     pub(crate) predicate: Option<Bound>,
-    /// Per value column: the aggregated series (an index into `series`) and the function, or `None`
-    /// for a measurement the device lacks (a null).
-    pub(crate) columns: Vec<Option<(usize, AggFn)>>,
+    /// Per value column: what it aggregates, or `None` for a measurement the device lacks (a null).
+    pub(crate) columns: Vec<Option<AggColumn>>,
+}
+
+/// One aggregate column: a function of one series, or (GROUP BY LEVEL) of several merged.
+#[derive(Debug, Clone)]
+pub(crate) struct AggColumn {
+    /// Indices into the part's `series`.
+    pub(crate) series: Vec<usize>,
+    pub(crate) function: AggFn,
+}
+
+impl AggColumn {
+    /// The column's value in a window whose per-series accumulators are `accs`.
+    fn result(&self, accs: &[Acc]) -> Val {
+        match self.series.as_slice() {
+            [one] => accs
+                .get(*one)
+                .map_or(Val::Null, |a| a.result(self.function)),
+            many => {
+                let mut merged = Acc::default();
+                for s in many {
+                    if let Some(a) = accs.get(*s) {
+                        merged.merge(a);
+                    }
+                }
+                merged.result(self.function)
+            }
+        }
+    }
 }
 
 /// Produces the parts of an aggregate query in order, building each only when it is reached.
@@ -606,7 +680,7 @@ impl AggSource {
             }
             for c in &part.columns {
                 cells.push(match c {
-                    Some((acc, f)) => accs[i].get(*acc).map_or(Val::Null, |a| a.result(*f)),
+                    Some(column) => column.result(&accs[i]),
                     None => Val::Null,
                 });
             }
@@ -678,6 +752,43 @@ mod tests {
             left_open,
             count: u64::try_from((span + i128::from(step) - 1) / i128::from(step)).unwrap(),
         }
+    }
+
+    #[test]
+    fn merged_accumulators_follow_iotdb_level_rules() {
+        let mut a = Acc::default();
+        for (t, v) in [(5, 1.0), (6, -8.0)] {
+            a.add(t, &Val::Float(v));
+        }
+        let mut b = Acc::default();
+        for (t, v) in [(1, 4.0), (9, 8.0), (10, 2.0)] {
+            b.add(t, &Val::Float(v));
+        }
+        let column = |function| AggColumn {
+            series: vec![0, 1, 2],
+            function,
+        };
+        // Series 2 has no points in the window: it changes nothing.
+        let accs = [a, b, Acc::default()];
+        let value = |f| column(f).result(&accs);
+        assert_eq!(value(AggFn::Count), Val::Int(5));
+        assert_eq!(value(AggFn::Sum), Val::Float(7.0));
+        // The average of all five points, not the average of the two averages.
+        assert_eq!(value(AggFn::Avg), Val::Float(1.4));
+        assert_eq!(value(AggFn::MinValue), Val::Float(-8.0));
+        assert_eq!(value(AggFn::MaxValue), Val::Float(8.0));
+        // |8| = |-8|: the positive one, as within one series.
+        assert_eq!(value(AggFn::Extreme), Val::Float(8.0));
+        assert_eq!(value(AggFn::FirstValue), Val::Float(4.0));
+        assert_eq!(value(AggFn::LastValue), Val::Float(2.0));
+        assert_eq!(value(AggFn::MinTime), Val::Int(1));
+        assert_eq!(value(AggFn::MaxTime), Val::Int(10));
+        let empty = [Acc::default(), Acc::default()];
+        let none = AggColumn {
+            series: vec![0, 1],
+            function: AggFn::Avg,
+        };
+        assert_eq!(none.result(&empty), Val::Null);
     }
 
     #[test]

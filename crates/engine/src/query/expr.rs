@@ -93,15 +93,40 @@ pub(crate) fn bind(
     expr: &Expr,
     resolve: &mut dyn FnMut(&Path) -> Result<usize>,
 ) -> Result<Bound> {
-    let b =
-        |e: &Expr, r: &mut dyn FnMut(&Path) -> Result<usize>| bind(engine, ctx, e, r).map(Box::new);
+    bind_with(engine, ctx, expr, &mut |reference| match reference {
+        Reference::Series(path) => resolve(path),
+        Reference::Aggregate(..) => Err(EngineError::Semantic(
+            "aggregate functions are not supported in WHERE clause".into(),
+        )),
+    })
+}
+
+/// What an expression names: a series, or an aggregate of series (in HAVING).
+pub(crate) enum Reference<'a> {
+    Series(&'a Path),
+    Aggregate(&'a str, &'a Path),
+}
+
+/// Binds `expr`; `resolve` maps a series or aggregate to a row position.
+pub(crate) fn bind_with(
+    engine: &Engine,
+    ctx: &SessionContext,
+    expr: &Expr,
+    resolve: &mut dyn FnMut(Reference<'_>) -> Result<usize>,
+) -> Result<Bound> {
+    let b = |e: &Expr, r: &mut dyn FnMut(Reference<'_>) -> Result<usize>| {
+        bind_with(engine, ctx, e, r).map(Box::new)
+    };
     // A date expression is a constant, computed once: `now() - 1d` does not move while the query runs.
     if let Some(t) = engine.date_expression(ctx, expr)? {
         return Ok(Bound::Const(Val::Int(t)));
     }
     Ok(match expr {
         Expr::Time => Bound::Time,
-        Expr::Path(p) => Bound::Series(resolve(p)?),
+        Expr::Path(p) => Bound::Series(resolve(Reference::Series(p))?),
+        Expr::Aggregate { function, path } => {
+            Bound::Series(resolve(Reference::Aggregate(function, path))?)
+        }
         Expr::Literal(l) => Bound::Const(literal_val(l)),
         Expr::DateTime(s) => Bound::Const(Val::Int(engine.parse_datetime(ctx, s)?)),
         Expr::Now => Bound::Const(Val::Int(engine.now())),
@@ -139,7 +164,7 @@ pub(crate) fn bind(
         } => {
             let mut items = Vec::with_capacity(list.len());
             for item in list {
-                items.push(bind(engine, ctx, item, resolve)?);
+                items.push(bind_with(engine, ctx, item, resolve)?);
             }
             Bound::In(b(expr, resolve)?, items, *negated)
         }

@@ -5,9 +5,9 @@ use sqlparser::tokenizer::Token;
 
 use super::Parser;
 use crate::data::{
-    is_reserved, BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, GroupByTime, InsertRow,
-    InsertTime, Literal, Path, PathNode, Select, SelectItem, TimeShift, TimeValue, UnaryOp,
-    ATTRIBUTES_PREFIX, TAGS_PREFIX,
+    is_reserved, BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, Fill, FillMethod,
+    GroupByTime, InsertRow, InsertTime, Literal, Path, PathNode, Select, SelectItem, TimeShift,
+    TimeValue, UnaryOp, ATTRIBUTES_PREFIX, TAGS_PREFIX,
 };
 use crate::error::ParseError;
 use crate::scan;
@@ -595,11 +595,14 @@ impl Parser {
             from,
             condition: None,
             group_by: None,
+            group_by_level: None,
+            having: None,
             order_by_time_desc: false,
             limit: None,
             offset: None,
             slimit: None,
             soffset: None,
+            fill: None,
             align_by_device: false,
         };
         self.unsupported_clause()?;
@@ -608,25 +611,31 @@ impl Parser {
         }
         self.unsupported_clause()?;
         if self.tokens.is_keyword("GROUP") && self.tokens.is_keyword_at(1, "BY") {
-            if !self.is_token(2, &Token::LParen) {
-                let kind = match self.tokens.peek_nth(2) {
-                    Some(Token::Word(word)) => format!("GROUP BY {}", word.value.to_uppercase()),
-                    _ => "this GROUP BY".to_owned(),
-                };
-                return Err(self.unsupported_here(&kind));
-            }
             self.tokens.advance();
             self.tokens.advance();
-            select.group_by = Some(self.group_by_time()?);
+            self.group_by(&mut select)?;
         }
         self.unsupported_clause()?;
-        if self.tokens.eat_keywords(&["ORDER", "BY"]) {
-            if !(self.tokens.eat_keyword("TIME") || self.tokens.eat_keyword("TIMESTAMP")) {
-                return Err(self.unsupported_here("ORDER BY other than TIME"));
-            }
-            select.order_by_time_desc = self.tokens.eat_keyword("DESC");
-            if !select.order_by_time_desc {
-                self.tokens.eat_keyword("ASC");
+        if self.tokens.eat_keyword("HAVING") {
+            self.aggregates = true;
+            let having = self.expr();
+            self.aggregates = false;
+            select.having = Some(having?);
+        }
+        // ORDER BY and FILL, in either order.
+        for _ in 0..2 {
+            self.unsupported_clause()?;
+            if select.fill.is_none() && self.tokens.is_keyword("FILL") {
+                self.tokens.advance();
+                select.fill = Some(self.fill()?);
+            } else if !select.order_by_time_desc && self.tokens.eat_keywords(&["ORDER", "BY"]) {
+                if !(self.tokens.eat_keyword("TIME") || self.tokens.eat_keyword("TIMESTAMP")) {
+                    return Err(self.unsupported_here("ORDER BY other than TIME"));
+                }
+                select.order_by_time_desc = self.tokens.eat_keyword("DESC");
+                if !select.order_by_time_desc {
+                    self.tokens.eat_keyword("ASC");
+                }
             }
         }
         self.unsupported_clause()?;
@@ -670,10 +679,8 @@ impl Parser {
 
     /// IoTDB query clauses Duet does not implement, as Unsupported errors at the clause.
     fn unsupported_clause(&self) -> Result<(), ParseError> {
-        const CLAUSES: [(&str, &str); 5] = [
+        const CLAUSES: [(&str, &str); 3] = [
             ("INTO", "SELECT … INTO"),
-            ("FILL", "FILL"),
-            ("HAVING", "HAVING"),
             ("DISABLE", "DISABLE ALIGN"),
             ("WITHOUT", "WITHOUT NULL"),
         ];
@@ -735,6 +742,95 @@ impl Parser {
         }
     }
 
+    /// After `GROUP BY`: time windows, `LEVEL = n {, n}`, or both (each at most once, either first).
+    fn group_by(&mut self, select: &mut Select) -> Result<(), ParseError> {
+        loop {
+            if self.is_token(0, &Token::LParen) {
+                if select.group_by.is_some() {
+                    return Err(self.syntax_here("expected one GROUP BY time clause".into()));
+                }
+                select.group_by = Some(self.group_by_time()?);
+            } else if self.tokens.is_keyword("LEVEL") {
+                if select.group_by_level.is_some() {
+                    return Err(self.syntax_here("expected one GROUP BY LEVEL clause".into()));
+                }
+                self.tokens.advance();
+                self.tokens.expect_token(&Token::Eq, "'='")?;
+                let mut levels = vec![self.level()?];
+                while self.is_token(0, &Token::Comma)
+                    && matches!(self.tokens.peek_nth(1), Some(Token::Number(..)))
+                {
+                    self.tokens.advance();
+                    levels.push(self.level()?);
+                }
+                select.group_by_level = Some(levels);
+            } else {
+                return Err(match self.tokens.peek() {
+                    Some(Token::Word(word)) if word.quote_style.is_none() => {
+                        let what = format!("GROUP BY {}", word.value.to_uppercase());
+                        self.unsupported_here(&what)
+                    }
+                    _ => self.tokens.expected("'(' or LEVEL"),
+                });
+            }
+            if !self.tokens.eat_token(&Token::Comma) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A GROUP BY LEVEL level: a non-negative integer.
+    fn level(&mut self) -> Result<u32, ParseError> {
+        self.tokens
+            .next_if_map(|token| match token {
+                Token::Number(number, _) => number.parse::<u32>().ok(),
+                _ => None,
+            })
+            .ok_or_else(|| self.tokens.expected("a level (a non-negative integer)"))
+    }
+
+    /// After `FILL`: `( (PREVIOUS | LINEAR | constant) [, duration] )`.
+    fn fill(&mut self) -> Result<Fill, ParseError> {
+        self.tokens.expect_token(&Token::LParen, "'('")?;
+        let method = if self.tokens.eat_keyword("PREVIOUS") {
+            FillMethod::Previous
+        } else if self.tokens.eat_keyword("LINEAR") {
+            FillMethod::Linear
+        } else {
+            let at = self.tokens.location();
+            match self.literal() {
+                Ok(Literal::Null) => {
+                    return Err(ParseError::syntax(
+                        at.line,
+                        at.column,
+                        "expected PREVIOUS, LINEAR or a constant to fill with, not NULL",
+                    ))
+                }
+                Ok(Literal::Blob(_)) => {
+                    return Err(ParseError::syntax(
+                        at.line,
+                        at.column,
+                        "expected PREVIOUS, LINEAR or a number, string or boolean to fill with",
+                    ))
+                }
+                Ok(value) => FillMethod::Constant(value),
+                Err(_) => {
+                    return Err(self.tokens.expected(
+                        "PREVIOUS, LINEAR or a constant (a number, a string, TRUE or FALSE)",
+                    ))
+                }
+            }
+        };
+        // Only PREVIOUS takes a bound; the engine says so (a semantic error, as IoTDB's).
+        let bound = if self.tokens.eat_token(&Token::Comma) {
+            Some(self.duration()?)
+        } else {
+            None
+        };
+        self.tokens.expect_token(&Token::RParen, "',' or ')'")?;
+        Ok(Fill { method, bound })
+    }
+
     /// After `GROUP BY`: `( ("[" start "," end ")" | "(" start "," end "]") "," interval ["," step] )`.
     fn group_by_time(&mut self) -> Result<GroupByTime, ParseError> {
         self.tokens.expect_token(&Token::LParen, "'('")?;
@@ -758,22 +854,11 @@ impl Parser {
         self.tokens.expect_token(&Token::Comma, "','")?;
         let interval = self.duration()?;
         let step = if self.tokens.eat_token(&Token::Comma) {
-            if self.tokens.is_keyword("LEVEL") {
-                return Err(self.unsupported_here("GROUP BY LEVEL"));
-            }
             Some(self.duration()?)
         } else {
             None
         };
         self.tokens.expect_token(&Token::RParen, "',' or ')'")?;
-        if self.is_token(0, &Token::Comma) {
-            self.tokens.advance();
-            if let Some(Token::Word(word)) = self.tokens.peek() {
-                let what = format!("GROUP BY {}", word.value.to_uppercase());
-                return Err(self.unsupported_here(&what));
-            }
-            return Err(self.tokens.expected("LEVEL or TAGS"));
-        }
         Ok(GroupByTime {
             start,
             end,
@@ -1062,6 +1147,17 @@ impl Parser {
             "NOW" if self.is_token(1, &Token::LParen) => {
                 self.plain_time_value(EXPRESSION)?;
                 Ok((Expr::Now, 1))
+            }
+            _ if self.is_token(1, &Token::LParen) && self.aggregates => {
+                let function = word;
+                self.tokens.advance();
+                self.tokens.advance();
+                let path = self.relative_path("a series path or *")?;
+                if self.is_token(0, &Token::Comma) {
+                    return Err(self.unsupported_here("a function with several arguments"));
+                }
+                self.tokens.expect_token(&Token::RParen, "')'")?;
+                Ok((Expr::Aggregate { function, path }, 1))
             }
             _ if self.is_token(1, &Token::LParen) => {
                 Err(self.unsupported_here("a function call in WHERE"))

@@ -1,0 +1,159 @@
+//! The last steps of a query whose rows must be seen before they are paged: `HAVING` (a window's
+//! aggregates, some of them computed only for it in columns that are then dropped), `FILL`, and then
+//! `OFFSET` and `LIMIT`, which count the rows that are left (IoTDB's order: having, fill, offset,
+//! limit). It reads the pages of the source below, row by row, and cuts its own pages; the rows it
+//! holds (filled and waiting, or ready to page) are charged to the query's budget.
+
+use std::collections::VecDeque;
+
+use duet_proto::types::DataType;
+
+use super::expr::{cell, eval, Bound, Val};
+use super::fill::{Filler, Row};
+use super::page::{row_bytes, Page, PageBuilder, PageSource};
+use crate::limits::{QueryControlRef, Reservation};
+use crate::Result;
+
+/// Rows of the source below asked for at a time.
+const SOURCE_ROWS: usize = 1000;
+
+pub(crate) struct Shaped {
+    source: Box<dyn PageSource>,
+    control: QueryControlRef,
+    /// The output columns: the source's first `types.len()` columns (the rest only feed HAVING).
+    types: Vec<DataType>,
+    having: Option<Bound>,
+    filler: Option<Filler>,
+    /// Whether column 0 is ALIGN BY DEVICE's Device: a new device starts the fill afresh.
+    by_device: bool,
+    device: Option<Val>,
+    offset: u64,
+    limit: Option<u64>,
+    ready: VecDeque<Row>,
+    /// Bytes of the rows held (in the filler or ready), and their reservation.
+    held_bytes: usize,
+    held: Reservation,
+    source_done: bool,
+}
+
+impl Shaped {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        source: Box<dyn PageSource>,
+        control: QueryControlRef,
+        types: Vec<DataType>,
+        having: Option<Bound>,
+        filler: Option<Filler>,
+        by_device: bool,
+        (offset, limit): (u64, Option<u64>),
+    ) -> Result<Shaped> {
+        let held = control.reserve(0, "rows being filled")?;
+        Ok(Shaped {
+            source,
+            control,
+            types,
+            having,
+            filler,
+            by_device,
+            device: None,
+            offset,
+            limit,
+            ready: VecDeque::new(),
+            held_bytes: 0,
+            held,
+            source_done: false,
+        })
+    }
+
+    /// Reads one page of the source into the filler or `ready`; `false` at its end.
+    fn pull(&mut self) -> Result<bool> {
+        if self.source_done {
+            return Ok(false);
+        }
+        self.control.check()?;
+        let Some(page) = self.source.next_page(SOURCE_ROWS, usize::MAX)? else {
+            self.source_done = true;
+            if let Some(filler) = &mut self.filler {
+                filler.finish(&mut self.ready);
+            }
+            return Ok(false);
+        };
+        let Page { times, columns } = page;
+        for (r, time) in times.into_iter().enumerate() {
+            let mut cells: Vec<Val> = columns.iter().map(|c| cell(c, r)).collect();
+            if let Some(having) = &self.having {
+                if eval(having, time, &cells) != Val::Bool(true) {
+                    continue;
+                }
+            }
+            cells.truncate(self.types.len());
+            // Charged at twice the encoded size, as pages are (filling may add a little).
+            let bytes = 2 * row_bytes(&cells, &self.types);
+            self.held_bytes += bytes;
+            match &mut self.filler {
+                Some(filler) => {
+                    if self.by_device {
+                        let device = cells.first().cloned();
+                        if self.device.is_some() && self.device != device {
+                            filler.finish(&mut self.ready);
+                        }
+                        self.device = device;
+                    }
+                    filler.push((time, cells, bytes), &mut self.ready);
+                }
+                None => self.ready.push_back((time, cells, bytes)),
+            }
+        }
+        self.held.resize(self.held_bytes, "rows being filled")?;
+        Ok(true)
+    }
+
+    /// The next row to page (OFFSET already skipped), left in `ready`; `false` at the end.
+    fn next_ready(&mut self) -> Result<bool> {
+        loop {
+            if self.limit == Some(0) {
+                return Ok(false);
+            }
+            while self.offset > 0 {
+                let Some((_, _, bytes)) = self.ready.pop_front() else {
+                    break;
+                };
+                self.held_bytes -= bytes;
+                self.offset -= 1;
+            }
+            if self.offset == 0 && !self.ready.is_empty() {
+                return Ok(true);
+            }
+            if !self.pull()? && self.ready.is_empty() {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+impl PageSource for Shaped {
+    fn next_page(&mut self, max_rows: usize, max_bytes: usize) -> Result<Option<Page>> {
+        let mut page = PageBuilder::new(&self.control, &self.types, max_rows, max_bytes)?;
+        while !page.is_full() && self.next_ready()? {
+            let Some((time, cells, held)) = self.ready.pop_front() else {
+                break;
+            };
+            let bytes = row_bytes(&cells, &self.types);
+            if !page.fits(bytes) {
+                self.ready.push_front((time, cells, held));
+                break;
+            }
+            page.push(time, &cells, bytes)?;
+            self.held_bytes -= held;
+            if let Some(l) = &mut self.limit {
+                *l -= 1;
+            }
+        }
+        self.held.resize(self.held_bytes, "rows being filled")?;
+        Ok(page.finish())
+    }
+
+    fn has_more(&mut self) -> Result<bool> {
+        self.next_ready()
+    }
+}
