@@ -150,6 +150,9 @@ fn select(items: Vec<SelectItem>, from: Vec<Path>) -> Select {
         slimit: None,
         soffset: None,
         align_by_device: false,
+        group_by_level: None,
+        having: None,
+        fill: None,
     }
 }
 
