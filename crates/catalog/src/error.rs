@@ -64,6 +64,9 @@ pub enum Error {
     #[error("Path [{0}] already exist")]
     SeriesExists(String),
 
+    #[error("Duplicated template name: {0}")]
+    TemplateExists(String),
+
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
 }

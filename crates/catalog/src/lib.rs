@@ -8,6 +8,7 @@ mod password;
 mod pipes;
 mod schema;
 mod series;
+mod templates;
 mod users;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension};
 pub use error::{Error, Result};
 pub use pipes::{NewPipe, ParsePipeStateError, PipeException, PipeRecord, PipeState};
 pub use series::SeriesRecord;
+pub use templates::{TemplateMeasurementRecord, TemplateRecord};
 
 use lock::DataDirLock;
 
