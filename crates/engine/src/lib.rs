@@ -18,6 +18,7 @@ pub mod paths;
 pub mod query;
 pub mod replicate;
 pub mod schema;
+pub mod template;
 pub mod time;
 pub mod values;
 pub mod write;
@@ -63,6 +64,9 @@ pub enum EngineError {
     /// A query was cancelled (its client closed it or went away).
     #[error("{0}")]
     Cancelled(String),
+    /// A device-template error with IoTDB's code for it (510–527, or 507).
+    #[error("{1}")]
+    Template(StatusCode, String),
     #[error("catalog error: {0}")]
     Catalog(#[from] duet_catalog::Error),
     #[error("storage error: {0}")]
@@ -88,6 +92,7 @@ impl EngineError {
             EngineError::MemoryBudget(_) => StatusCode::QueryExecutionMemoryNotEnough,
             EngineError::Timeout(_) => StatusCode::QueryTimeout,
             EngineError::Cancelled(_) => StatusCode::QueryWasKilled,
+            EngineError::Template(code, _) => *code,
             EngineError::Catalog(duet_catalog::Error::DatabaseExists(_)) => {
                 StatusCode::DatabaseAlreadyExists
             }
