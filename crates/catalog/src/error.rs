@@ -68,6 +68,8 @@ pub enum Error {
         "The number of TTL rules has reached the limit ({0}); unset some before setting new ones"
     )]
     TooManyTtlRules(usize),
+    #[error("Duplicated template name: {0}")]
+    TemplateExists(String),
 
     #[error("password hashing failed: {0}")]
     PasswordHash(String),

@@ -8,6 +8,7 @@ mod password;
 mod pipes;
 mod schema;
 mod series;
+mod templates;
 mod ttl;
 mod users;
 
@@ -19,6 +20,7 @@ use rusqlite::{Connection, OptionalExtension};
 pub use error::{Error, Result};
 pub use pipes::{NewPipe, ParsePipeStateError, PipeException, PipeRecord, PipeState};
 pub use series::SeriesRecord;
+pub use templates::{TemplateMeasurementRecord, TemplateRecord};
 
 use lock::DataDirLock;
 

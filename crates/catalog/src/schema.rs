@@ -74,6 +74,34 @@ const MIGRATIONS: &[&str] = &[
         ttl_ms      INTEGER NOT NULL CHECK (ttl_ms > 0)
     );
     "#,
+    // 5: device templates, the paths they are set on, and the devices that activated them.
+    r#"
+    CREATE TABLE templates (
+        name           TEXT    PRIMARY KEY,
+        aligned        INTEGER NOT NULL CHECK (aligned IN (0, 1)),
+        created_at_ms  INTEGER NOT NULL
+    );
+
+    CREATE TABLE template_measurements (
+        template     TEXT    NOT NULL REFERENCES templates (name) ON DELETE CASCADE,
+        measurement  TEXT    NOT NULL,
+        data_type    TEXT    NOT NULL,   -- IoTDB type name
+        encoding     TEXT    NOT NULL,
+        compressor   TEXT    NOT NULL,
+        PRIMARY KEY (template, measurement)
+    );
+
+    CREATE TABLE template_set (
+        path      TEXT  PRIMARY KEY,     -- e.g. root.sg1 or root.sg1.d1
+        template  TEXT  NOT NULL REFERENCES templates (name)
+    );
+
+    CREATE TABLE template_activations (
+        device    TEXT  PRIMARY KEY,     -- root.sg1.d1
+        template  TEXT  NOT NULL REFERENCES templates (name),
+        database  TEXT  NOT NULL REFERENCES databases (path) ON DELETE CASCADE
+    );
+    "#,
 ];
 
 /// The schema version this code writes and understands.

@@ -147,7 +147,7 @@ impl Engine {
             .map_err(|_| EngineError::Internal("schema lock poisoned".into()))
     }
 
-    fn schema_write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Schema>> {
+    pub(crate) fn schema_write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Schema>> {
         self.schema
             .write()
             .map_err(|_| EngineError::Internal("schema lock poisoned".into()))
@@ -174,7 +174,7 @@ impl Engine {
                 | Statement::SetTtl { .. }
                 | Statement::UnsetTtl { .. }
                 | Statement::ShowTtl { .. }
-        )
+        ) || Engine::is_template_statement(statement)
     }
 
     /// The current TTL rules.
@@ -312,6 +312,8 @@ impl Engine {
                 if nodes.len() < 3 {
                     return Err(EngineError::IllegalPath(format!("{path} is not a legal path: a series is root.<database>.<device…>.<measurement>")));
                 }
+                self.schema_read()?
+                    .check_no_template_at(&paths::join(&nodes))?;
                 let (device_nodes, measurement) = nodes.split_at(nodes.len() - 1);
                 let t = data_type_of(data_type);
                 let (encoding, compressor) = encoding_and_compressor(attributes, t);
@@ -326,6 +328,10 @@ impl Engine {
             }
             Statement::CreateAlignedTimeseries { device, columns } => {
                 let device = concrete(device)?;
+                for c in columns {
+                    self.schema_read()?
+                        .check_no_template_at(&format!("{device}.{}", c.name))?;
+                }
                 let specs: Vec<(String, DataType, String, String)> = columns
                     .iter()
                     .map(|c| {
@@ -358,7 +364,7 @@ impl Engine {
                     columns: vec![
                         Column::text(devices.iter().map(|(d, _)| d.as_str())),
                         Column::text(devices.iter().map(|(_, i)| i.aligned.to_string())),
-                        null_text(n),
+                        template_column(&devices),
                         Column::text(vec!["INF"; n]),
                     ],
                     times: None,
@@ -378,7 +384,10 @@ impl Engine {
             Statement::DeleteTimeseries { paths } => {
                 let mut series = Vec::new();
                 for p in paths {
-                    let matched = self.schema_read()?.matching_series(&p.0);
+                    let matched = {
+                        let schema = self.schema_read()?;
+                        without_template_series(&schema, schema.matching_series(&p.0))
+                    };
                     if matched.is_empty() {
                         return Err(EngineError::PathNotExist(format!(
                             "Timeseries [{p}] does not exist or is represented by schema template"
@@ -443,6 +452,9 @@ impl Engine {
             Statement::Select(select) => {
                 query::execute(self, ctx, select, QueryControl::new(QueryLimits::default()))
             }
+            template if Engine::is_template_statement(template) => {
+                self.execute_template(template).await
+            }
             other => Err(EngineError::Internal(format!(
                 "statement not handled by the engine: {other}"
             ))),
@@ -461,7 +473,7 @@ impl Engine {
     }
 
     /// Deletes all data of the given series (after their schema is gone).
-    async fn delete_all(&self, series: Vec<String>) -> Result<()> {
+    pub(crate) async fn delete_all(&self, series: Vec<String>) -> Result<()> {
         self.delete_series(series, i64::MIN, i64::MAX).await
     }
 
@@ -522,6 +534,10 @@ impl Engine {
                 )
             })
             .collect();
+        for (m, _, _, _) in &specs {
+            self.schema_read()?
+                .check_no_template_at(&format!("{device}.{m}"))?;
+        }
         self.schema_write()?
             .create_series(&self.catalog, device, aligned, &specs, true)
     }
@@ -544,7 +560,10 @@ impl Engine {
     pub async fn delete_timeseries(&self, patterns: &[String]) -> Result<()> {
         let mut series = Vec::new();
         for p in patterns {
-            let matched = self.schema_read()?.matching_series(&parse_pattern(p)?);
+            let matched = {
+                let schema = self.schema_read()?;
+                without_template_series(&schema, schema.matching_series(&parse_pattern(p)?))
+            };
             if matched.is_empty() {
                 return Err(EngineError::PathNotExist(format!(
                     "Timeseries [{p}] does not exist or is represented by schema template"
@@ -696,7 +715,10 @@ pub(crate) fn data_type_of(t: &duet_parser::DataTypeName) -> DataType {
     }
 }
 
-fn encoding_and_compressor(attributes: &[(String, String)], t: DataType) -> (String, String) {
+pub(crate) fn encoding_and_compressor(
+    attributes: &[(String, String)],
+    t: DataType,
+) -> (String, String) {
     let get = |keys: &[&str]| {
         attributes
             .iter()
@@ -707,6 +729,28 @@ fn encoding_and_compressor(attributes: &[(String, String)], t: DataType) -> (Str
         get(&["ENCODING"]).unwrap_or_else(|| default_encoding(t).to_string()),
         get(&["COMPRESSOR", "COMPRESSION"]).unwrap_or_else(|| "LZ4".into()),
     )
+}
+
+/// SHOW DEVICES' Template column: the activated template's name, else null.
+fn template_column(devices: &[(&String, &crate::schema::DeviceInfo)]) -> Column {
+    Column {
+        data_type: DataType::Text,
+        nulls: Some(devices.iter().map(|(_, d)| d.template.is_none()).collect()),
+        values: duet_proto::types::ColumnValues::Binary(
+            devices
+                .iter()
+                .map(|(_, d)| d.template.clone().unwrap_or_default().into_bytes())
+                .collect(),
+        ),
+    }
+}
+
+/// The series DELETE TIMESERIES may remove: a device's template series go only by deactivation.
+fn without_template_series(schema: &Schema, series: Vec<SeriesInfo>) -> Vec<SeriesInfo> {
+    series
+        .into_iter()
+        .filter(|s| !schema.is_template_series(&s.device, &s.measurement))
+        .collect()
 }
 
 fn int64_column(values: Vec<i64>) -> Column {

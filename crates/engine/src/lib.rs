@@ -18,6 +18,7 @@ pub mod paths;
 pub mod query;
 pub mod replicate;
 pub mod schema;
+pub mod template;
 pub mod time;
 pub mod ttl;
 pub mod values;
@@ -67,6 +68,9 @@ pub enum EngineError {
     /// A write of points a TTL has already expired.
     #[error("{0}")]
     OutOfTtl(String),
+    /// A device-template error with IoTDB's code for it (510–527, or 507).
+    #[error("{1}")]
+    Template(StatusCode, String),
     #[error("catalog error: {0}")]
     Catalog(#[from] duet_catalog::Error),
     #[error("storage error: {0}")]
@@ -96,6 +100,7 @@ impl EngineError {
             EngineError::Catalog(duet_catalog::Error::TooManyTtlRules(_)) => {
                 StatusCode::IllegalParameter
             }
+            EngineError::Template(code, _) => *code,
             EngineError::Catalog(duet_catalog::Error::DatabaseExists(_)) => {
                 StatusCode::DatabaseAlreadyExists
             }

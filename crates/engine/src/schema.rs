@@ -57,6 +57,8 @@ pub struct MeasurementInfo {
 #[derive(Debug, Clone, Default)]
 pub struct DeviceInfo {
     pub aligned: bool,
+    /// The device template this device activated, whose measurements are in `measurements`.
+    pub template: Option<String>,
     pub database: String,
     pub measurements: BTreeMap<String, MeasurementInfo>,
 }
@@ -69,6 +71,8 @@ pub struct Schema {
     /// Whether some device key is not in canonical form (`paths::join` of its nodes), which the
     /// prefix lookups of [`Schema::matching_series`] rely on.
     non_canonical_keys: bool,
+    /// Device templates and where they are set (see [`crate::template`]).
+    pub(crate) templates: crate::template::Templates,
 }
 
 /// The default encoding IoTDB picks for a type.
@@ -109,10 +113,17 @@ impl Schema {
                 },
             );
         }
+        crate::template::load(&mut schema, catalog)?;
         Ok(schema)
     }
 
-    fn note_device_key(&mut self, device: &str) {
+    /// The devices, for changes the template code makes (it keeps `measurements` in step with the
+    /// activated template).
+    pub(crate) fn devices_mut(&mut self) -> &mut BTreeMap<String, DeviceInfo> {
+        &mut self.devices
+    }
+
+    pub(crate) fn note_device_key(&mut self, device: &str) {
         if !self.non_canonical_keys && paths::join(&paths::split(device)) != device {
             self.non_canonical_keys = true;
         }
@@ -360,6 +371,7 @@ impl Schema {
                 aligned,
                 database: database.clone(),
                 measurements: BTreeMap::new(),
+                template: None,
             });
         for (m, t, encoding, compressor) in measurements {
             entry.measurements.insert(

@@ -138,6 +138,16 @@ impl Engine {
         if w.times.is_empty() {
             return Ok(None);
         }
+        // A device under a set template activates it (and extends it with what it lacks) first.
+        let write_types: Vec<Option<DataType>> = w
+            .columns
+            .iter()
+            .map(|column| match column {
+                WriteColumn::Typed(c) => Some(c.data_type),
+                WriteColumn::Cells(cells) => cells.iter().find_map(values::infer),
+            })
+            .collect();
+        self.prepare_template_write(&w.device, &w.measurements, &write_types)?;
         // Types: existing series keep theirs; new ones get the tablet's type or an inferred one.
         let mut types = Vec::with_capacity(w.measurements.len());
         let mut missing = Vec::new();

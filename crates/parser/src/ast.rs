@@ -146,6 +146,56 @@ pub enum Statement {
         paths: Vec<Path>,
     },
     Select(Box<Select>),
+    /// `CREATE (DEVICE | SCHEMA) TEMPLATE name [ALIGNED] [(m type [attributes], …)]`
+    CreateTemplate {
+        name: String,
+        aligned: bool,
+        measurements: Vec<ColumnDef>,
+    },
+    /// `CREATE TIMESERIES (USING | OF) (DEVICE | SCHEMA) TEMPLATE ON path`: activation.
+    ActivateTemplate {
+        path: Path,
+    },
+    /// `SET (DEVICE | SCHEMA) TEMPLATE name TO path`
+    SetTemplate {
+        name: String,
+        path: Path,
+    },
+    /// `UNSET (DEVICE | SCHEMA) TEMPLATE name FROM path`
+    UnsetTemplate {
+        name: String,
+        path: Path,
+    },
+    /// `DROP (DEVICE | SCHEMA) TEMPLATE name`
+    DropTemplate {
+        name: String,
+    },
+    /// `ALTER (DEVICE | SCHEMA) TEMPLATE name ADD (m type [attributes], …)`
+    AlterTemplateAdd {
+        name: String,
+        measurements: Vec<ColumnDef>,
+    },
+    /// `DEACTIVATE (DEVICE | SCHEMA) TEMPLATE [name] FROM path, …`, also
+    /// `(DELETE | DROP) TIMESERIES OF (DEVICE | SCHEMA) TEMPLATE [name] FROM path, …`
+    DeactivateTemplate {
+        name: Option<String>,
+        paths: Vec<Path>,
+    },
+    /// `SHOW (DEVICE | SCHEMA) TEMPLATES`
+    ShowTemplates,
+    /// `SHOW NODES IN (DEVICE | SCHEMA) TEMPLATE name`
+    ShowNodesInTemplate {
+        name: String,
+    },
+    /// `SHOW PATHS SET (DEVICE | SCHEMA) TEMPLATE name`
+    ShowPathsSetTemplate {
+        name: String,
+    },
+    /// `SHOW PATHS [path] USING (DEVICE | SCHEMA) TEMPLATE name`
+    ShowPathsUsingTemplate {
+        path: Option<Path>,
+        name: String,
+    },
 }
 
 /// `CREATE PIPE`; the bare form `CREATE PIPE p (…)` is the same as `CREATE PIPE p WITH SINK (…)`.
@@ -312,6 +362,57 @@ impl fmt::Display for Statement {
             Statement::ShowDevices { path } => keyword_and_path(f, "SHOW DEVICES", path),
             Statement::CountTimeseries { path } => keyword_and_path(f, "COUNT TIMESERIES", path),
             Statement::CountDevices { path } => keyword_and_path(f, "COUNT DEVICES", path),
+            Statement::CreateTemplate {
+                name,
+                aligned,
+                measurements,
+            } => {
+                write!(f, "CREATE DEVICE TEMPLATE {}", Name(name))?;
+                if *aligned {
+                    f.write_str(" ALIGNED")?;
+                }
+                if !measurements.is_empty() {
+                    f.write_str(" ")?;
+                    template_measurements(f, measurements)?;
+                }
+                Ok(())
+            }
+            Statement::ActivateTemplate { path } => {
+                write!(f, "CREATE TIMESERIES USING DEVICE TEMPLATE ON {path}")
+            }
+            Statement::SetTemplate { name, path } => {
+                write!(f, "SET DEVICE TEMPLATE {} TO {path}", Name(name))
+            }
+            Statement::UnsetTemplate { name, path } => {
+                write!(f, "UNSET DEVICE TEMPLATE {} FROM {path}", Name(name))
+            }
+            Statement::DropTemplate { name } => write!(f, "DROP DEVICE TEMPLATE {}", Name(name)),
+            Statement::AlterTemplateAdd { name, measurements } => {
+                write!(f, "ALTER DEVICE TEMPLATE {} ADD ", Name(name))?;
+                template_measurements(f, measurements)
+            }
+            Statement::DeactivateTemplate { name, paths } => {
+                f.write_str("DEACTIVATE DEVICE TEMPLATE ")?;
+                if let Some(name) = name {
+                    write!(f, "{} ", Name(name))?;
+                }
+                f.write_str("FROM ")?;
+                data::paths(f, paths)
+            }
+            Statement::ShowTemplates => f.write_str("SHOW DEVICE TEMPLATES"),
+            Statement::ShowNodesInTemplate { name } => {
+                write!(f, "SHOW NODES IN DEVICE TEMPLATE {}", Name(name))
+            }
+            Statement::ShowPathsSetTemplate { name } => {
+                write!(f, "SHOW PATHS SET DEVICE TEMPLATE {}", Name(name))
+            }
+            Statement::ShowPathsUsingTemplate { path, name } => {
+                f.write_str("SHOW PATHS ")?;
+                if let Some(path) = path {
+                    write!(f, "{path} ")?;
+                }
+                write!(f, "USING DEVICE TEMPLATE {}", Name(name))
+            }
             Statement::DeleteTimeseries { paths } => {
                 f.write_str("DELETE TIMESERIES ")?;
                 data::paths(f, paths)
@@ -404,6 +505,18 @@ impl fmt::Display for Attributes {
 }
 
 /// A pipe or user name: plain when it is a simple identifier that is not a keyword, back-quoted otherwise.
+/// `(m type [attributes], …)` of a template.
+fn template_measurements(f: &mut fmt::Formatter<'_>, measurements: &[ColumnDef]) -> fmt::Result {
+    f.write_str("(")?;
+    for (index, m) in measurements.iter().enumerate() {
+        if index > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{m}")?;
+    }
+    f.write_str(")")
+}
+
 struct Name<'a>(&'a str);
 
 impl fmt::Display for Name<'_> {

@@ -13,6 +13,7 @@ use crate::keywords::*;
 use crate::lexer::TokenStream;
 
 mod data;
+mod template;
 
 /// Beginnings of IoTDB statements that Duet does not implement yet. They are reported as
 /// [`crate::ParseErrorKind::Unsupported`] rather than as syntax errors, so a client learns that the
@@ -35,13 +36,10 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["DESCRIBE"],
     &["DESC"],
     &["USE"],
-    &["CREATE", "TIMESERIES", "OF"],
     &["CREATE", "FUNCTION"],
     &["CREATE", "TRIGGER"],
     &["CREATE", "PIPEPLUGIN"],
     &["CREATE", "ROLE"],
-    &["CREATE", "SCHEMA", "TEMPLATE"],
-    &["CREATE", "DEVICE", "TEMPLATE"],
     &["CREATE", "CONTINUOUS", "QUERY"],
     &["CREATE", "CQ"],
     &["CREATE", "VIEW"],
@@ -54,8 +52,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["DROP", "TRIGGER"],
     &["DROP", "PIPEPLUGIN"],
     &["DROP", "ROLE"],
-    &["DROP", "SCHEMA", "TEMPLATE"],
-    &["DROP", "DEVICE", "TEMPLATE"],
     &["DROP", "CONTINUOUS", "QUERY"],
     &["DROP", "CQ"],
     &["DROP", "VIEW"],
@@ -75,9 +71,7 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["SHOW", "TRIGGERS"],
     &["SHOW", "PIPEPLUGINS"],
     &["SHOW", "AINODES"],
-    &["SHOW", "SCHEMA", "TEMPLATES"],
     &["SHOW", "NODES"],
-    &["SHOW", "PATHS"],
     &["SHOW", "TOPICS"],
     &["SHOW", "SUBSCRIPTIONS"],
     &["SHOW", "CONTINUOUS", "QUERIES"],
@@ -153,6 +147,9 @@ impl Parser {
     }
 
     fn statement(&mut self) -> Result<Statement, ParseError> {
+        if self.at_template_statement() {
+            return self.template();
+        }
         if let Some(error) = self.unsupported() {
             return Err(error);
         }
@@ -782,18 +779,11 @@ with sink (
         let cases = [
             ("show pipeplugins", "\"SHOW PIPEPLUGINS\""),
             ("show latest timeseries", "\"SHOW LATEST TIMESERIES\""),
-            (
-                "create timeseries of schema template on root.db.d",
-                "\"CREATE TIMESERIES OF\"",
-            ),
             ("count databases", "\"COUNT\""),
             ("delete partition root.db 0", "\"DELETE\""),
             ("set configuration 'a'='b'", "\"SET\""),
             ("create function f as 'x'", "\"CREATE FUNCTION\""),
-            (
-                "create schema template t (s INT32)",
-                "\"CREATE SCHEMA TEMPLATE\"",
-            ),
+            ("show nodes root.db", "\"SHOW NODES\""),
             ("grant read on root.** to user u", "\"GRANT\""),
             (
                 "alter timeseries root.a.b add tags x=1",

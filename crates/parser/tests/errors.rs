@@ -496,10 +496,7 @@ fn unsupported_clauses_point_at_the_clause() {
 fn unsupported_statements_still_named() {
     for (sql, phrase) in [
         ("create function f as 'c'", "\"CREATE FUNCTION\""),
-        (
-            "create device template t (s INT32)",
-            "\"CREATE DEVICE TEMPLATE\"",
-        ),
+        ("create trigger t", "\"CREATE TRIGGER\""),
         ("grant read on root.** to user u", "\"GRANT\""),
         ("count nodes root.** level=1", "\"COUNT\""),
         ("delete partition root.sg 0", "\"DELETE\""),

@@ -198,6 +198,34 @@ const CASES: &[(&str, &str)] = &[
         "duration",
         "select count(s1) from root.sg.d1 group by ([0, 100), 1h30m, 100)",
     ),
+    ("template_word", "drop schema template t1"),
+    (
+        "template_measurements",
+        "alter device template t1 add (s3 INT64 encoding=RLE compression=SNAPPY, s4 TEXT)",
+    ),
+    (
+        "create_template",
+        "create device template t1 aligned (s1 INT32, s2 FLOAT encoding=GORILLA)",
+    ),
+    (
+        "activate_template",
+        "create timeseries of schema template on root.sg1.d1",
+    ),
+    ("set_template", "set device template t1 to root.sg1"),
+    ("unset_template", "unset schema template t1 from root.sg1"),
+    ("drop_template", "drop device template t1"),
+    ("alter_template", "alter schema template t1 add (s3 DOUBLE)"),
+    (
+        "deactivate_template",
+        "delete timeseries of device template t1 from root.sg1.*, root.sg2.d1",
+    ),
+    ("show_templates", "show schema templates"),
+    ("show_nodes_in_template", "show nodes in device template t1"),
+    ("show_paths_set_template", "show paths set schema template t1"),
+    (
+        "show_paths_using_template",
+        "show paths root.sg1.** using device template t1",
+    ),
 ];
 
 /// The names defined in the grammar: lines of the form `name = …` starting at column 1.

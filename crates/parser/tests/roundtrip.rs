@@ -1619,3 +1619,142 @@ fn select_having_with_aggregates_levels_and_fill() {
         Statement::Select(Box::new(query)),
     );
 }
+
+#[test]
+fn device_template_statements() {
+    let column = |name: &str, data_type: DataTypeName, attributes: &[(&str, &str)]| ColumnDef {
+        name: name.into(),
+        data_type,
+        attributes: attributes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    one(
+        "CREATE DEVICE TEMPLATE t1 (s1 INT32 encoding=RLE, compression=SNAPPY, s2 FLOAT)",
+        Statement::CreateTemplate {
+            name: "t1".into(),
+            aligned: false,
+            measurements: vec![
+                column(
+                    "s1",
+                    DataTypeName::Int32,
+                    &[("ENCODING", "RLE"), ("COMPRESSION", "SNAPPY")],
+                ),
+                column("s2", DataTypeName::Float, &[]),
+            ],
+        },
+    );
+    one(
+        "create schema template `t 2` aligned (lat DOUBLE)",
+        Statement::CreateTemplate {
+            name: "t 2".into(),
+            aligned: true,
+            measurements: vec![column("lat", DataTypeName::Double, &[])],
+        },
+    );
+    one(
+        "create device template empty",
+        Statement::CreateTemplate {
+            name: "empty".into(),
+            aligned: false,
+            measurements: vec![],
+        },
+    );
+    for sql in [
+        "create timeseries using device template on root.sg1.d1",
+        "CREATE TIMESERIES OF SCHEMA TEMPLATE ON root.sg1.d1",
+    ] {
+        one(
+            sql,
+            Statement::ActivateTemplate {
+                path: p("root.sg1.d1"),
+            },
+        );
+    }
+    one(
+        "set device template t1 to root.sg1",
+        Statement::SetTemplate {
+            name: "t1".into(),
+            path: p("root.sg1"),
+        },
+    );
+    one(
+        "unset schema template t1 from root.sg1.d1",
+        Statement::UnsetTemplate {
+            name: "t1".into(),
+            path: p("root.sg1.d1"),
+        },
+    );
+    one(
+        "drop device template t1",
+        Statement::DropTemplate { name: "t1".into() },
+    );
+    one(
+        "alter device template t1 add (s3 INT64, s4 TEXT encoding=PLAIN)",
+        Statement::AlterTemplateAdd {
+            name: "t1".into(),
+            measurements: vec![
+                column("s3", DataTypeName::Int64, &[]),
+                column("s4", DataTypeName::Text, &[("ENCODING", "PLAIN")]),
+            ],
+        },
+    );
+    for (sql, name) in [
+        (
+            "deactivate device template t1 from root.sg1.*, root.sg2.d1",
+            Some("t1"),
+        ),
+        ("DEACTIVATE TEMPLATE FROM root.sg1.*, root.sg2.d1", None),
+        (
+            "drop timeseries of schema template from root.sg1.*, root.sg2.d1",
+            None,
+        ),
+        (
+            "delete timeseries of device template t1 from root.sg1.*, root.sg2.d1",
+            Some("t1"),
+        ),
+    ] {
+        one(
+            sql,
+            Statement::DeactivateTemplate {
+                name: name.map(str::to_string),
+                paths: vec![p("root.sg1.*"), p("root.sg2.d1")],
+            },
+        );
+    }
+    one("show device templates", Statement::ShowTemplates);
+    one("SHOW SCHEMA TEMPLATES", Statement::ShowTemplates);
+    one(
+        "show nodes in schema template t1",
+        Statement::ShowNodesInTemplate { name: "t1".into() },
+    );
+    one(
+        "show paths set device template t1",
+        Statement::ShowPathsSetTemplate { name: "t1".into() },
+    );
+    one(
+        "show paths using device template t1",
+        Statement::ShowPathsUsingTemplate {
+            path: None,
+            name: "t1".into(),
+        },
+    );
+    one(
+        "show paths root.sg1.** using schema template t1",
+        Statement::ShowPathsUsingTemplate {
+            path: Some(p("root.sg1.**")),
+            name: "t1".into(),
+        },
+    );
+    // Other SHOW SCHEMA … statements still parse as before.
+    assert!(parse("show schema regions").is_ok());
+    for bad in [
+        "create device template t1 (",
+        "set device template t1 root.sg1",
+        "show paths using template t1",
+        "alter device template t1 add ()",
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?} parsed");
+    }
+}

@@ -21,6 +21,13 @@ pub enum StatusCode {
     MetadataError = 507,
     PathNotExist = 508,
     IllegalPath = 509,
+    CreateTemplateError = 510,
+    UndefinedTemplate = 512,
+    TemplateNotSet = 513,
+    TemplateIsInUse = 515,
+    TemplateIncompatible = 516,
+    TemplateNotActivated = 524,
+    MeasurementAlreadyExistsInTemplate = 527,
     SystemReadOnly = 600,
     /// A write of points whose time a TTL has already expired.
     OutOfTtl = 606,

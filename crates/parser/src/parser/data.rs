@@ -73,7 +73,7 @@ impl Parser {
     }
 
     /// An absolute path without wildcards.
-    fn concrete_path(&mut self, what: &str) -> Result<Path, ParseError> {
+    pub(super) fn concrete_path(&mut self, what: &str) -> Result<Path, ParseError> {
         let at = self.tokens.location();
         let path = self.path()?;
         if path.is_pattern() {
@@ -136,7 +136,7 @@ impl Parser {
     }
 
     /// A measurement name: one path node without wildcards (reserved words are fine here).
-    fn node_name(&mut self, what: &str) -> Result<String, ParseError> {
+    pub(super) fn node_name(&mut self, what: &str) -> Result<String, ParseError> {
         let at = self.tokens.location();
         if !matches!(self.tokens.peek(), Some(Token::Word(_) | Token::Number(..))) {
             return Err(self.tokens.expected(what));
@@ -221,7 +221,7 @@ impl Parser {
     }
 
     /// `[WITH] [DATATYPE =] type { [","] KEY = value } [TAGS (…)] [ATTRIBUTES (…)]`
-    fn timeseries_attributes(
+    pub(super) fn timeseries_attributes(
         &mut self,
     ) -> Result<(DataTypeName, Vec<(String, String)>), ParseError> {
         self.tokens.eat_keyword("WITH");
