@@ -35,6 +35,7 @@ use scan::{AlignedRows, ScanBudget};
 
 use crate::engine::{Output, QueryStream, SessionContext};
 use crate::limits::QueryControlRef;
+use crate::paths;
 use crate::schema::{resolution_step, Schema, SeriesInfo};
 use crate::{Engine, EngineError, Result};
 
@@ -628,7 +629,7 @@ impl LastSource {
             let chunk = self
                 .engine
                 .storage
-                .scan(&s.path, self.lo, self.hi, 1, true)?;
+                .scan(&s.key, self.lo, self.hi, 1, true)?;
             if let Some(t) = chunk.times.first() {
                 let value = Column {
                     data_type: s.data_type,
@@ -864,6 +865,12 @@ fn by_device(
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect(),
+            // `s*`: the measurement names it matches, in name order.
+            [PathNode::Glob(glob)] => measurement_types
+                .keys()
+                .filter(|m| paths::glob_matches(glob, m))
+                .map(|m| m.to_string())
+                .collect(),
             _ => {
                 return Err(EngineError::Semantic(format!(
                     "ALIGN BY DEVICE needs measurement names in the SELECT list, not {path}"
@@ -965,7 +972,8 @@ fn resolve_in_device(
         Some(s) => s.clone(),
         // A measurement the device lacks reads as null (the row is then unknown and dropped).
         None => SeriesInfo {
-            path: format!("{device}.{m}"),
+            path: format!("{device}.{}", paths::join(&[m])),
+            key: format!("{device}.{m}"),
             device: device.to_string(),
             measurement: m.clone(),
             database: String::new(),

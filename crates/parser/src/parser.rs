@@ -68,8 +68,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["LIST", "PRIVILEGES"],
     &["LIST", "USER", "OF", "ROLE"],
     &["SHOW", "LATEST", "TIMESERIES"],
-    &["SHOW", "CHILD", "PATHS"],
-    &["SHOW", "CHILD", "NODES"],
     &["SHOW", "FUNCTIONS"],
     &["SHOW", "TRIGGERS"],
     &["SHOW", "PIPEPLUGINS"],
@@ -104,6 +102,9 @@ const SUPPORTED: &[&[&str]] = &[
     &["DELETE", "STORAGE", "GROUP"],
     &["COUNT", "TIMESERIES"],
     &["COUNT", "DEVICES"],
+    &["COUNT", "NODES"],
+    &["COUNT", "DATABASES"],
+    &["COUNT", "STORAGE", "GROUP"],
     &["SET", "STORAGE", "GROUP"],
 ];
 
@@ -237,13 +238,17 @@ impl Parser {
             self.insert()
         } else if t.eat_keyword(COUNT) {
             if t.eat_keyword(TIMESERIES) {
-                let path = self.optional_path("COUNT TIMESERIES")?;
-                Ok(Statement::CountTimeseries { path })
+                self.count_timeseries()
             } else if t.eat_keyword(DEVICES) {
                 let path = self.optional_path("COUNT DEVICES")?;
                 Ok(Statement::CountDevices { path })
+            } else if t.eat_keyword(DATABASES) || t.eat_keywords(&[STORAGE, GROUP]) {
+                let path = self.optional_path("COUNT DATABASES")?;
+                Ok(Statement::CountDatabases { path })
+            } else if t.eat_keyword(NODES) {
+                self.count_nodes()
             } else {
-                Err(t.expected("TIMESERIES or DEVICES"))
+                Err(t.expected("TIMESERIES, DEVICES, DATABASES or NODES"))
             }
         } else if t.eat_keyword(FLUSH) {
             self.flush()
@@ -433,9 +438,15 @@ impl Parser {
         } else if t.eat_keyword(DEVICES) {
             let path = self.optional_path("SHOW DEVICES")?;
             Ok(Statement::ShowDevices { path })
+        } else if t.eat_keywords(&[CHILD, PATHS]) {
+            let path = self.optional_path("SHOW CHILD PATHS")?;
+            Ok(Statement::ShowChildPaths { path })
+        } else if t.eat_keywords(&[CHILD, NODES]) {
+            let path = self.optional_path("SHOW CHILD NODES")?;
+            Ok(Statement::ShowChildNodes { path })
         } else {
             Err(t.expected(
-                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, DATABASES, TIMESERIES or DEVICES",
+                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, DATABASES, TIMESERIES, DEVICES, CHILD PATHS or CHILD NODES",
             ))
         }
     }
@@ -668,7 +679,7 @@ with sink (
             1,
             6,
             &[
-                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, DATABASES, TIMESERIES or DEVICES",
+                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, DATABASES, TIMESERIES, DEVICES, CHILD PATHS or CHILD NODES",
                 "'pipez'",
             ],
         );
@@ -715,7 +726,7 @@ with sink (
                 "create timeseries of schema template on root.db.d",
                 "\"CREATE TIMESERIES OF\"",
             ),
-            ("count databases", "\"COUNT\""),
+            ("count regions", "\"COUNT\""),
             ("delete partition root.db 0", "\"DELETE\""),
             ("set ttl to root.db 1000", "\"SET\""),
             ("create function f as 'x'", "\"CREATE FUNCTION\""),
