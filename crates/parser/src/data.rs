@@ -356,11 +356,12 @@ struct Node<'a> {
 
 /// Whether `name` can be written without back-quotes as a path node.
 pub(crate) fn is_plain_node(name: &str, first: bool) -> bool {
+    let reads_as_number = crate::scan::reads_as_number(name)
+        || (first && name.starts_with(|c: char| c.is_ascii_digit()));
     !name.is_empty()
         && name.chars().all(crate::scan::is_node_char)
-        && !crate::scan::reads_as_number(name)
+        && !reads_as_number
         && !is_reserved(name)
-        && !(first && name.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 impl fmt::Display for Node<'_> {
