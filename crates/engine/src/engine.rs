@@ -166,6 +166,11 @@ impl Engine {
                 | Statement::ShowDevices { .. }
                 | Statement::CountTimeseries { .. }
                 | Statement::CountDevices { .. }
+                | Statement::CountTimeseriesByLevel { .. }
+                | Statement::CountDatabases { .. }
+                | Statement::CountNodes { .. }
+                | Statement::ShowChildPaths { .. }
+                | Statement::ShowChildNodes { .. }
                 | Statement::DeleteTimeseries { .. }
                 | Statement::Insert { .. }
                 | Statement::DeleteData { .. }
@@ -381,6 +386,71 @@ impl Engine {
                 let n = self.schema_read()?.matching_devices(&pattern.0).len();
                 Ok(Output::Table(count_table("count(devices)", n)))
             }
+            Statement::CountTimeseriesByLevel { path, level } => {
+                let pattern = pattern_or_all(path);
+                let counts = self
+                    .schema_read()?
+                    .count_series_by_level(&pattern.0, *level as usize);
+                let n = counts.len();
+                Ok(Output::Table(Table {
+                    names: vec!["Column".into(), "count(timeseries)".into()],
+                    columns: vec![
+                        Column::text(counts.iter().map(|(c, _)| c.as_str())),
+                        int64_column(counts.iter().map(|(_, k)| count_value(*k)).collect()),
+                    ],
+                    times: None,
+                    n_rows: n,
+                }))
+            }
+            Statement::CountDatabases { path } => {
+                let pattern = pattern_or_all(path);
+                let n = self
+                    .schema_read()?
+                    .databases()
+                    .filter(|db| matches_db_pattern(&pattern, db))
+                    .count();
+                Ok(Output::Table(Table {
+                    names: vec!["count(database)".into()],
+                    columns: vec![Column::int32(vec![i32::try_from(n).unwrap_or(i32::MAX)])],
+                    times: None,
+                    n_rows: 1,
+                }))
+            }
+            Statement::CountNodes { path, level } => {
+                let n = self.schema_read()?.count_nodes(&path.0, *level as usize);
+                Ok(Output::Table(count_table("count(nodes)", n)))
+            }
+            Statement::ShowChildPaths { path } | Statement::ShowChildNodes { path } => {
+                let pattern = path
+                    .clone()
+                    .unwrap_or_else(|| Path(vec![duet_parser::PathNode::Name("root".into())]));
+                let children = self.schema_read()?.child_paths(&pattern.0);
+                if matches!(statement, Statement::ShowChildPaths { .. }) {
+                    let n = children.len();
+                    return Ok(Output::Table(Table {
+                        names: vec!["ChildPaths".into(), "NodeTypes".into()],
+                        columns: vec![
+                            Column::text(children.iter().map(|(c, _)| c.as_str())),
+                            Column::text(children.iter().map(|(_, t)| t.name())),
+                        ],
+                        times: None,
+                        n_rows: n,
+                    }));
+                }
+                // Each child's own node, each once, in order.
+                let names: std::collections::BTreeSet<String> = children
+                    .iter()
+                    .filter_map(|(c, _)| paths::split(c).pop())
+                    .map(|node| paths::join(&[node]))
+                    .collect();
+                let n = names.len();
+                Ok(Output::Table(Table {
+                    names: vec!["ChildNodes".into()],
+                    columns: vec![Column::text(names.iter().map(String::as_str))],
+                    times: None,
+                    n_rows: n,
+                }))
+            }
             Statement::DeleteTimeseries { paths } => {
                 let mut series = Vec::new();
                 for p in paths {
@@ -396,7 +466,7 @@ impl Engine {
                     series.extend(matched);
                 }
                 self.schema_write()?.drop_series(&self.catalog, &series)?;
-                self.delete_all(series.into_iter().map(|s| s.path).collect())
+                self.delete_all(series.into_iter().map(|s| s.key).collect())
                     .await?;
                 Ok(Output::Done)
             }
@@ -500,7 +570,7 @@ impl Engine {
         {
             let schema = self.schema_read()?;
             for pattern in patterns {
-                series.extend(schema.matching_series(pattern).into_iter().map(|s| s.path));
+                series.extend(schema.matching_series(pattern).into_iter().map(|s| s.key));
             }
         }
         self.delete_series(series, start, end).await
@@ -534,17 +604,19 @@ impl Engine {
                 )
             })
             .collect();
+        let device = canonical_path(device)?;
         for (m, _, _, _) in &specs {
             self.schema_read()?
                 .check_no_template_at(&format!("{device}.{m}"))?;
         }
         self.schema_write()?
-            .create_series(&self.catalog, device, aligned, &specs, true)
+            .create_series(&self.catalog, &device, aligned, &specs, true)
     }
 
     /// `setStorageGroup`.
     pub fn create_database(&self, path: &str) -> Result<()> {
-        self.schema_write()?.create_database(&self.catalog, path)
+        let path = canonical_path(path)?;
+        self.schema_write()?.create_database(&self.catalog, &path)
     }
 
     /// `deleteStorageGroups`.
@@ -572,7 +644,7 @@ impl Engine {
             series.extend(matched);
         }
         self.schema_write()?.drop_series(&self.catalog, &series)?;
-        self.delete_all(series.into_iter().map(|s| s.path).collect())
+        self.delete_all(series.into_iter().map(|s| s.key).collect())
             .await
     }
 
@@ -695,8 +767,21 @@ fn pattern_or_all(path: &Option<Path>) -> Path {
 
 /// Parses a path pattern string from an RPC (`root.sg.*.s1`).
 pub(crate) fn parse_pattern(text: &str) -> Result<Vec<duet_parser::PathNode>> {
-    paths::parse_pattern(text)
-        .ok_or_else(|| EngineError::IllegalPath(format!("{text} is not a legal path")))
+    duet_parser::parse_path(text.trim())
+        .map(|p| p.0)
+        .map_err(|e| {
+            EngineError::IllegalPath(format!("{text} is not a legal path, because {}", e.message))
+        })
+}
+
+/// The canonical form of a concrete path string from an RPC (a device), or 509 as IoTDB answers an
+/// illegal one.
+pub fn canonical_path(text: &str) -> Result<String> {
+    paths::parse_concrete(text)
+        .map(|nodes| paths::join(&nodes))
+        .map_err(|why| {
+            EngineError::IllegalPath(format!("{text} is not a legal path, because {why}"))
+        })
 }
 
 pub(crate) fn data_type_of(t: &duet_parser::DataTypeName) -> DataType {
@@ -769,10 +854,14 @@ fn null_text(n: usize) -> Column {
     }
 }
 
+fn count_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn count_table(name: &str, n: usize) -> Table {
     Table {
         names: vec![name.to_string()],
-        columns: vec![int64_column(vec![i64::try_from(n).unwrap_or(i64::MAX)])],
+        columns: vec![int64_column(vec![count_value(n)])],
         times: None,
         n_rows: 1,
     }

@@ -46,6 +46,7 @@ use shape::Shaped;
 
 use crate::engine::{Output, QueryStream, SessionContext};
 use crate::limits::QueryControlRef;
+use crate::paths;
 use crate::schema::{resolution_step, Schema, SeriesInfo};
 use crate::{Engine, EngineError, Result};
 
@@ -1014,7 +1015,7 @@ impl LastSource {
                 Some(floor) => self.lo.max(floor),
                 None => self.lo,
             };
-            let chunk = self.engine.storage.scan(&s.path, lo, self.hi, 1, true)?;
+            let chunk = self.engine.storage.scan(&s.key, lo, self.hi, 1, true)?;
             if let Some(t) = chunk.times.first() {
                 let value = Column {
                     data_type: s.data_type,
@@ -1255,6 +1256,12 @@ fn by_device(
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect(),
+            // `s*`: the measurement names it matches, in name order.
+            [PathNode::Glob(glob)] => measurement_types
+                .keys()
+                .filter(|m| paths::glob_matches(glob, m))
+                .map(|m| m.to_string())
+                .collect(),
             _ => {
                 return Err(EngineError::Semantic(format!(
                     "ALIGN BY DEVICE needs measurement names in the SELECT list, not {path}"
@@ -1402,7 +1409,8 @@ fn resolve_in_device(
         Some(s) => s.clone(),
         // A measurement the device lacks reads as null (the row is then unknown and dropped).
         None => SeriesInfo {
-            path: format!("{device}.{m}"),
+            path: format!("{device}.{}", paths::join(&[m])),
+            key: format!("{device}.{m}"),
             device: device.to_string(),
             measurement: m.clone(),
             database: String::new(),

@@ -35,7 +35,11 @@ pub fn resolution_steps() -> u64 {
 /// One series' schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeriesInfo {
+    /// The path as IoTDB prints it, nodes back-quoted where needed (`root.sg.d1.\`s.1\``).
     pub path: String,
+    /// The series' key in storage: the device key, `.` and the measurement as written
+    /// (`root.sg.d1.s.1`), which is how every write path names the series it writes.
+    pub key: String,
     pub device: String,
     pub measurement: String,
     pub database: String,
@@ -43,6 +47,30 @@ pub struct SeriesInfo {
     pub encoding: String,
     pub compressor: String,
     pub aligned: bool,
+}
+
+/// What a node of the schema tree is, as `SHOW CHILD PATHS` names it (IoTDB's node types); where a
+/// node is several things the first of these wins (a database that is also a device is a DATABASE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NodeType {
+    Database,
+    Device,
+    Timeseries,
+    /// A node above a database.
+    DatabaseInternal,
+    Internal,
+}
+
+impl NodeType {
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeType::Database => "DATABASE",
+            NodeType::Device => "DEVICE",
+            NodeType::Timeseries => "TIMESERIES",
+            NodeType::DatabaseInternal => "SG INTERNAL",
+            NodeType::Internal => "INTERNAL",
+        }
+    }
 }
 
 /// One measurement's schema.
@@ -142,25 +170,31 @@ impl Schema {
         })
     }
 
-    /// Checks a new database path: `root.x…`, not inside or above another database.
+    /// Checks a new database path as IoTDB does: `root.x…` of at most 64 characters, and neither an
+    /// existing database nor under or above one (501).
     fn check_new_database(&self, path: &str) -> Result<()> {
         let nodes = paths::split(path);
         if nodes.len() < 2 || nodes[0] != "root" {
             return Err(EngineError::IllegalPath(format!(
-                "{path} is not a legal path: a database is root.<name>[.<name>…]"
+                "{path} is not a legal path, because the database name in tree model must start with 'root.'."
+            )));
+        }
+        if path.chars().count() > 64 {
+            return Err(EngineError::IllegalPath(format!(
+                "{path} is not a legal path, because the length of database name shall not exceed 64"
             )));
         }
         for db in &self.databases {
             let db_nodes = paths::split(db);
-            if db == path {
+            if db_nodes.len() <= nodes.len() && nodes[..db_nodes.len()] == db_nodes[..] {
+                // The database itself, or one above it.
                 return Err(EngineError::DatabaseExists(format!(
-                    "{path} has already been created as database"
+                    "{db} has already been created as database"
                 )));
             }
-            let n = db_nodes.len().min(nodes.len());
-            if db_nodes[..n] == nodes[..n] {
+            if db_nodes.len() > nodes.len() && db_nodes[..nodes.len()] == nodes[..] {
                 return Err(EngineError::DatabaseExists(format!(
-                    "{path} cannot be created: database {db} already covers or lies under it"
+                    "some children of {path} have already been created as database"
                 )));
             }
         }
@@ -174,17 +208,23 @@ impl Schema {
         Ok(())
     }
 
-    /// Drops a database; returns its series paths (whose data the caller deletes).
+    /// Drops a database; returns its series' storage keys (whose data the caller deletes).
     pub fn drop_database(&mut self, catalog: &Catalog, path: &str) -> Result<Vec<String>> {
         if !self.databases.contains(path) {
             return Err(EngineError::PathNotExist(format!(
                 "Path [{path}] does not exist"
             )));
         }
-        let series = catalog.drop_database(path)?;
+        catalog.drop_database(path)?;
+        let keys = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.database == path)
+            .flat_map(|(device, d)| d.measurements.keys().map(move |m| format!("{device}.{m}")))
+            .collect();
         self.databases.remove(path);
         self.devices.retain(|_, d| d.database != path);
-        Ok(series)
+        Ok(keys)
     }
 
     pub fn device(&self, device: &str) -> Option<&DeviceInfo> {
@@ -238,6 +278,7 @@ impl Schema {
             paths::join(&concrete)
         };
         let has_many = pattern.iter().any(|n| matches!(n, PathNode::Many));
+        let matcher = paths::Matcher::new(pattern);
         for (device, info) in self
             .devices
             .range::<str, _>((
@@ -247,21 +288,20 @@ impl Schema {
             .take_while(|(d, _)| d.starts_with(prefix.as_str()))
         {
             resolution_step();
-            let mut nodes = paths::split(device);
+            let nodes = paths::split(device);
             if !has_many && nodes.len() + 1 != pattern.len() {
                 continue;
             }
-            if !paths::matches_prefix_of(pattern, &nodes) {
+            let states = matcher.run(&nodes);
+            if !matcher.alive(&states) {
                 continue;
             }
             let device_path = paths::join(&nodes);
             for (measurement, m) in &info.measurements {
                 resolution_step();
-                nodes.push(measurement.clone());
-                if paths::matches(pattern, &nodes) {
+                if matcher.accepts(&matcher.step(&states, measurement)) {
                     out.push(self.info(device, &device_path, info, measurement, m));
                 }
-                nodes.pop();
             }
         }
         out
@@ -279,6 +319,7 @@ impl Schema {
     ) -> SeriesInfo {
         SeriesInfo {
             path: format!("{device_path}.{}", paths::join(&[measurement])),
+            key: format!("{device}.{measurement}"),
             device: device.to_string(),
             measurement: measurement.to_string(),
             database: info.database.clone(),
@@ -291,10 +332,92 @@ impl Schema {
 
     /// Devices matching `pattern` (as a device path pattern).
     pub fn matching_devices(&self, pattern: &[PathNode]) -> Vec<(&String, &DeviceInfo)> {
+        let matcher = paths::Matcher::new(pattern);
         self.devices
             .iter()
-            .filter(|(d, _)| paths::matches(pattern, &paths::split(d)))
+            .filter(|(d, _)| matcher.accepts(&matcher.run(&paths::split(d))))
             .collect()
+    }
+
+    /// Every node of the schema tree below root — databases, devices, series and the nodes above them
+    /// — by its nodes, with its IoTDB node type. For the schema-navigation statements, which walk the
+    /// whole tree.
+    fn tree_nodes(&self) -> BTreeMap<Vec<String>, NodeType> {
+        let mut nodes: BTreeMap<Vec<String>, NodeType> = BTreeMap::new();
+        let mut note = |path: &[String], kind: NodeType| {
+            let slot = nodes.entry(path.to_vec()).or_insert(kind);
+            *slot = (*slot).min(kind);
+        };
+        for db in &self.databases {
+            let db_nodes = paths::split(db);
+            for end in 2..db_nodes.len() {
+                note(&db_nodes[..end], NodeType::DatabaseInternal);
+            }
+            note(&db_nodes, NodeType::Database);
+        }
+        for (device, info) in &self.devices {
+            let mut device_nodes = paths::split(device);
+            for end in 2..device_nodes.len() {
+                note(&device_nodes[..end], NodeType::Internal);
+            }
+            note(&device_nodes, NodeType::Device);
+            for measurement in info.measurements.keys() {
+                device_nodes.push(measurement.clone());
+                note(&device_nodes, NodeType::Timeseries);
+                device_nodes.pop();
+            }
+        }
+        nodes
+    }
+
+    /// `SHOW CHILD PATHS`: the children of every node `pattern` matches, in path order, with their
+    /// node types.
+    pub fn child_paths(&self, pattern: &[PathNode]) -> Vec<(String, NodeType)> {
+        let matcher = paths::Matcher::new(pattern);
+        let root_matches = matcher.accepts(&matcher.run(&["root"]));
+        let mut children: BTreeMap<String, NodeType> = BTreeMap::new();
+        for (nodes, kind) in self.tree_nodes() {
+            let parent = &nodes[..nodes.len() - 1];
+            let parent_matches = if parent.len() == 1 {
+                root_matches
+            } else {
+                matcher.accepts(&matcher.run(parent))
+            };
+            if parent_matches {
+                children.insert(paths::join(&nodes), kind);
+            }
+        }
+        children.into_iter().collect()
+    }
+
+    /// `COUNT NODES pattern LEVEL = level`: how many distinct nodes at `level` (root is 0) lie on the
+    /// paths of the schema nodes `pattern` matches.
+    pub fn count_nodes(&self, pattern: &[PathNode], level: usize) -> usize {
+        let matcher = paths::Matcher::new(pattern);
+        let mut found: BTreeSet<Vec<String>> = BTreeSet::new();
+        for nodes in self.tree_nodes().into_keys() {
+            if nodes.len() > level && matcher.accepts(&matcher.run(&nodes)) {
+                found.insert(nodes[..=level].to_vec());
+            }
+        }
+        found.len()
+    }
+
+    /// `COUNT TIMESERIES pattern GROUP BY LEVEL = level`: the series `pattern` matches counted per node
+    /// at `level` of their paths (series with fewer levels are left out), in path order.
+    pub fn count_series_by_level(
+        &self,
+        pattern: &[PathNode],
+        level: usize,
+    ) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for series in self.matching_series(pattern) {
+            let nodes = paths::split(&series.path);
+            if nodes.len() > level {
+                *counts.entry(paths::join(&nodes[..=level])).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
     }
 
     /// Creates series (all or none), creating the database at level 1 when `auto_database` and the
@@ -331,11 +454,8 @@ impl Schema {
                 )))
             }
         };
-        if paths::split(&database).len() >= device_nodes.len() {
-            return Err(EngineError::IllegalPath(format!(
-                "{device} is a database, not a device"
-            )));
-        }
+        // A device may be the database node itself (`root.wt1.temperature` in database `root.wt1`), as
+        // in IoTDB; only a series that would be the database node is refused.
         let existing_aligned = self.devices.get(device).map(|d| d.aligned);
         let records: Vec<SeriesRecord> = measurements
             .iter()

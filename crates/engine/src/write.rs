@@ -101,17 +101,19 @@ impl Engine {
     }
 
     /// Turns one device's write into a storage op (`None` when it carries no points).
-    fn prepare(&self, w: DeviceWrite) -> Result<Option<InsertOp>> {
-        let device_nodes = paths::split(&w.device);
-        if device_nodes.len() < 2
-            || device_nodes[0] != "root"
-            || device_nodes.iter().any(String::is_empty)
-        {
+    fn prepare(&self, mut w: DeviceWrite) -> Result<Option<InsertOp>> {
+        // IoTDB's path rules (an RPC's device string may be illegal, or quote a node without need):
+        // the device key is always the canonical form, whichever way the write arrived.
+        let device_nodes = paths::parse_concrete(&w.device).map_err(|why| {
+            EngineError::IllegalPath(format!("{} is not a legal path, because {why}", w.device))
+        })?;
+        if device_nodes.len() < 2 {
             return Err(EngineError::IllegalPath(format!(
-                "{} is not a legal path",
+                "{} is not a legal path, because a device is root.<name>[.<name>…]",
                 w.device
             )));
         }
+        w.device = paths::join(&device_nodes);
         if w.measurements.len() != w.columns.len() {
             return Err(EngineError::IllegalParameter(format!(
                 "{} measurements but {} value columns for {}",

@@ -123,6 +123,28 @@ pub enum Statement {
     CountDevices {
         path: Option<Path>,
     },
+    /// `COUNT TIMESERIES [path] GROUP BY LEVEL = level`
+    CountTimeseriesByLevel {
+        path: Option<Path>,
+        level: u32,
+    },
+    /// `COUNT DATABASES [path]`, `COUNT STORAGE GROUP [path]`
+    CountDatabases {
+        path: Option<Path>,
+    },
+    /// `COUNT NODES path LEVEL = level`
+    CountNodes {
+        path: Path,
+        level: u32,
+    },
+    /// `SHOW CHILD PATHS [path]`
+    ShowChildPaths {
+        path: Option<Path>,
+    },
+    /// `SHOW CHILD NODES [path]`
+    ShowChildNodes {
+        path: Option<Path>,
+    },
     /// `DELETE TIMESERIES path, …`, `DROP TIMESERIES path, …`
     DeleteTimeseries {
         paths: Vec<Path>,
@@ -413,6 +435,16 @@ impl fmt::Display for Statement {
                 }
                 write!(f, "USING DEVICE TEMPLATE {}", Name(name))
             }
+            Statement::CountTimeseriesByLevel { path, level } => {
+                keyword_and_path(f, "COUNT TIMESERIES", path)?;
+                write!(f, " GROUP BY LEVEL = {level}")
+            }
+            Statement::CountDatabases { path } => keyword_and_path(f, "COUNT DATABASES", path),
+            Statement::CountNodes { path, level } => {
+                write!(f, "COUNT NODES {path} LEVEL = {level}")
+            }
+            Statement::ShowChildPaths { path } => keyword_and_path(f, "SHOW CHILD PATHS", path),
+            Statement::ShowChildNodes { path } => keyword_and_path(f, "SHOW CHILD NODES", path),
             Statement::DeleteTimeseries { paths } => {
                 f.write_str("DELETE TIMESERIES ")?;
                 data::paths(f, paths)

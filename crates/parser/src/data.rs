@@ -16,14 +16,15 @@ pub enum PathNode {
     One,
     /// `**`: one or more levels.
     Many,
+    /// A node with wildcards inside (`d*`, `*temp*`, `*12`): each `*` stands for any characters within
+    /// this one node. The fixed part never contains `*` itself.
+    Glob(String),
 }
 
 impl Path {
     /// Whether the path has a wildcard node.
     pub fn is_pattern(&self) -> bool {
-        self.0
-            .iter()
-            .any(|node| matches!(node, PathNode::One | PathNode::Many))
+        self.0.iter().any(|node| !matches!(node, PathNode::Name(_)))
     }
 }
 
@@ -412,26 +413,56 @@ pub(crate) fn is_reserved(word: &str) -> bool {
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(word))
 }
 
-/// A path node or measurement name: plain when it is `[A-Za-z0-9_]+`, not reserved and (for a first node,
-/// which the parser could take for a number) not starting with a digit; back-quoted otherwise.
+/// A path node or measurement name: plain when IoTDB reads it as one identifier (its characters are
+/// letters, digits, `_`, `:`, `@`, `#`, `$`, `{`, `}` or CJK, and it is not a number such as `12` or
+/// `0e38`), it is not reserved and (for a first node, which the parser could take for a number) it does
+/// not start with a digit; back-quoted otherwise.
 struct Node<'a> {
     name: &'a str,
     first: bool,
 }
 
+/// Whether `name` can be written without back-quotes as a path node.
+pub(crate) fn is_plain_node(name: &str, first: bool) -> bool {
+    let reads_as_number = crate::scan::reads_as_number(name)
+        || (first && name.starts_with(|c: char| c.is_ascii_digit()));
+    !name.is_empty()
+        && name.chars().all(crate::scan::is_node_char)
+        && !reads_as_number
+        && !is_reserved(name)
+}
+
 impl fmt::Display for Node<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self.name;
-        let simple = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !is_reserved(name);
-        let reads_as_number = self.first && name.starts_with(|c: char| c.is_ascii_digit());
-        let plain = simple && !reads_as_number;
-        if plain {
-            f.write_str(name)
+        if is_plain_node(self.name, self.first) {
+            f.write_str(self.name)
         } else {
-            write!(f, "`{}`", name.replace('`', "``"))
+            write!(f, "`{}`", self.name.replace('`', "``"))
         }
+    }
+}
+
+/// A wildcard node (`d*`, `*12*`): its stars, and its fixed part plain where it can be (digits alone are
+/// a legal fixed part) and back-quoted otherwise.
+struct GlobNode<'a> {
+    pattern: &'a str,
+    first: bool,
+}
+
+impl fmt::Display for GlobNode<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fixed = self.pattern.trim_matches('*');
+        let leading = self.pattern.len() - self.pattern.trim_start_matches('*').len();
+        let trailing = self.pattern.len() - self.pattern.trim_end_matches('*').len();
+        f.write_str(&self.pattern[..leading])?;
+        let first = self.first && leading == 0;
+        let digits = !fixed.is_empty() && fixed.bytes().all(|b| b.is_ascii_digit());
+        if (digits && !first) || is_plain_node(fixed, first) {
+            f.write_str(fixed)?;
+        } else {
+            write!(f, "`{}`", fixed.replace('`', "``"))?;
+        }
+        f.write_str(&self.pattern[self.pattern.len() - trailing..])
     }
 }
 
@@ -478,6 +509,11 @@ impl fmt::Display for Path {
                 .fmt(f)?,
                 PathNode::One => f.write_str("*")?,
                 PathNode::Many => f.write_str("**")?,
+                PathNode::Glob(pattern) => GlobNode {
+                    pattern,
+                    first: index == 0,
+                }
+                .fmt(f)?,
             }
         }
         Ok(())

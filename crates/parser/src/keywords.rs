@@ -37,6 +37,7 @@ pub(crate) const WITH: &str = "WITH";
 // First words of the data statements; not reserved in pipe and user names (which are never ambiguous with
 // them), so they are left out of `ALL`.
 pub(crate) const ALIGNED: &str = "ALIGNED";
+pub(crate) const CHILD: &str = "CHILD";
 pub(crate) const COUNT: &str = "COUNT";
 pub(crate) const DATABASE: &str = "DATABASE";
 pub(crate) const DATABASES: &str = "DATABASES";
@@ -47,6 +48,8 @@ pub(crate) const FROM: &str = "FROM";
 pub(crate) const GROUP: &str = "GROUP";
 pub(crate) const INSERT: &str = "INSERT";
 pub(crate) const INTO: &str = "INTO";
+pub(crate) const NODES: &str = "NODES";
+pub(crate) const PATHS: &str = "PATHS";
 pub(crate) const SELECT: &str = "SELECT";
 pub(crate) const STORAGE: &str = "STORAGE";
 pub(crate) const TIMESERIES: &str = "TIMESERIES";

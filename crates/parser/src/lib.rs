@@ -39,6 +39,38 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
     parser::parse_statements(sql)
 }
 
+/// Parses `text` as one whole absolute path or pattern (`root.sg.d*.s1`, ``root.sg.`d-1` ``), node by
+/// node as IoTDB reads the path strings of its session API: the first node must be `root` (any case,
+/// normalized), and nothing may follow the last node. Errors are on line 1 at the offending node.
+pub fn parse_path(text: &str) -> Result<Path, ParseError> {
+    let column = |offset: usize| text[..offset].chars().count() as u64 + 1;
+    let (mut nodes, len) = scan::path(text).map_err(|error| {
+        ParseError::syntax(
+            1,
+            column(error.offset),
+            format!("expected {}", error.message),
+        )
+    })?;
+    match nodes.first_mut() {
+        Some(PathNode::Name(first)) if first.eq_ignore_ascii_case("root") => *first = "root".into(),
+        _ => {
+            return Err(ParseError::syntax(
+                1,
+                1,
+                "expected a path starting with 'root'",
+            ))
+        }
+    }
+    if len != text.len() {
+        return Err(ParseError::syntax(
+            1,
+            column(len),
+            "expected '.' or the end of the path",
+        ));
+    }
+    Ok(Path(nodes))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

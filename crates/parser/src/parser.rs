@@ -65,8 +65,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["LIST", "PRIVILEGES"],
     &["LIST", "USER", "OF", "ROLE"],
     &["SHOW", "LATEST", "TIMESERIES"],
-    &["SHOW", "CHILD", "PATHS"],
-    &["SHOW", "CHILD", "NODES"],
     &["SHOW", "FUNCTIONS"],
     &["SHOW", "TRIGGERS"],
     &["SHOW", "PIPEPLUGINS"],
@@ -89,6 +87,9 @@ const SUPPORTED: &[&[&str]] = &[
     &["DELETE", "STORAGE", "GROUP"],
     &["COUNT", "TIMESERIES"],
     &["COUNT", "DEVICES"],
+    &["COUNT", "NODES"],
+    &["COUNT", "DATABASES"],
+    &["COUNT", "STORAGE", "GROUP"],
     &["SET", "STORAGE", "GROUP"],
     &["SET", "TTL"],
     &["UNSET", "TTL"],
@@ -230,13 +231,17 @@ impl Parser {
             self.insert()
         } else if t.eat_keyword(COUNT) {
             if t.eat_keyword(TIMESERIES) {
-                let path = self.optional_path("COUNT TIMESERIES")?;
-                Ok(Statement::CountTimeseries { path })
+                self.count_timeseries()
             } else if t.eat_keyword(DEVICES) {
                 let path = self.optional_path("COUNT DEVICES")?;
                 Ok(Statement::CountDevices { path })
+            } else if t.eat_keyword(DATABASES) || t.eat_keywords(&[STORAGE, GROUP]) {
+                let path = self.optional_path("COUNT DATABASES")?;
+                Ok(Statement::CountDatabases { path })
+            } else if t.eat_keyword(NODES) {
+                self.count_nodes()
             } else {
-                Err(t.expected("TIMESERIES or DEVICES"))
+                Err(t.expected("TIMESERIES, DEVICES, DATABASES or NODES"))
             }
         } else if t.eat_keyword(FLUSH) {
             self.flush()
@@ -479,9 +484,15 @@ impl Parser {
         } else if t.eat_keyword(DEVICES) {
             let path = self.optional_path("SHOW DEVICES")?;
             Ok(Statement::ShowDevices { path })
+        } else if t.eat_keywords(&[CHILD, PATHS]) {
+            let path = self.optional_path("SHOW CHILD PATHS")?;
+            Ok(Statement::ShowChildPaths { path })
+        } else if t.eat_keywords(&[CHILD, NODES]) {
+            let path = self.optional_path("SHOW CHILD NODES")?;
+            Ok(Statement::ShowChildNodes { path })
         } else {
             Err(t.expected(
-                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, TTL, ALL TTL, DATABASES, TIMESERIES or DEVICES",
+                "PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, TTL, ALL TTL, DATABASES, TIMESERIES, DEVICES, CHILD PATHS or CHILD NODES",
             ))
         }
     }
@@ -736,7 +747,7 @@ with sink (
             1,
             6,
             &[
-                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, TTL, ALL TTL, DATABASES, TIMESERIES or DEVICES",
+                "expected PIPES, PIPE, CLUSTER, CLUSTERID, VERSION, VARIABLES, DATANODES, CONFIGNODES, REGIONS, QUERIES, TTL, ALL TTL, DATABASES, TIMESERIES, DEVICES, CHILD PATHS or CHILD NODES",
                 "'pipez'",
             ],
         );
@@ -779,7 +790,7 @@ with sink (
         let cases = [
             ("show pipeplugins", "\"SHOW PIPEPLUGINS\""),
             ("show latest timeseries", "\"SHOW LATEST TIMESERIES\""),
-            ("count databases", "\"COUNT\""),
+            ("count regions", "\"COUNT\""),
             ("delete partition root.db 0", "\"DELETE\""),
             ("set configuration 'a'='b'", "\"SET\""),
             ("create function f as 'x'", "\"CREATE FUNCTION\""),

@@ -66,6 +66,14 @@ const CASES: &[(&str, &str)] = &[
     ("show_devices", "show devices root.sg.*"),
     ("count_timeseries", "count timeseries root.**"),
     ("count_devices", "count devices"),
+    ("count_timeseries_by_level", "count timeseries root.sg.** group by level=2"),
+    ("count_databases", "count databases root.*; count storage group"),
+    ("count_nodes", "count nodes root.sg.** level = 2"),
+    ("level", "count timeseries group by level = 0"),
+    ("show_child_paths", "show child paths root.sg.*; show child paths"),
+    ("show_child_nodes", "show child nodes root.sg; show child nodes"),
+    ("wildcard", "select s* from root.sg.d*, root.**"),
+    ("node_slice", "show timeseries root.*12.`a-b`*"),
     ("delete_timeseries", "drop timeseries root.sg.d1.s1, root.sg.*.s2"),
     (
         "create_timeseries",
@@ -172,7 +180,7 @@ const CASES: &[(&str, &str)] = &[
     ("path", "create database root.sg"),
     ("path_list", "delete timeseries root.sg.d1.s1, root.sg.d1.s2"),
     ("relative_path", "select d1.`s.1` from root.sg where d1.s1 > 0"),
-    ("path_node", "show timeseries root.`a b`.*.**.12.1s"),
+    ("path_node", "show timeseries root.`a b`.*.**.`12`.1s.d*.*x.**`y-1`*"),
     ("node_name", "insert into root.sg.d1(timestamp, `s 1`, s_2) values (1, 2, 3)"),
     (
         "literal",

@@ -861,7 +861,7 @@ fn insert_without_time_column_is_now() {
 #[test]
 fn insert_measurement_names_that_need_quotes() {
     one(
-        "insert into root.sg.d1(timestamp, `time`, `a b`, 12, `select`) values (1, 1, 2, 3, 4)",
+        "insert into root.sg.d1(timestamp, `time`, `a b`, `12`, `select`) values (1, 1, 2, 3, 4)",
         Statement::Insert {
             device: p("root.sg.d1"),
             aligned: false,
@@ -935,16 +935,32 @@ fn paths_with_quoted_digit_and_wildcard_nodes() {
             PathNode::Many,
             PathNode::Name("time".into()),
             PathNode::Name("é".into()),
+            PathNode::Name("a:b@{c}".into()),
+            PathNode::Glob("d*".into()),
+            PathNode::Glob("*12*".into()),
+            PathNode::Glob("**`x-1".into()),
         ])),
     };
     one(
-        "show timeseries root.sg.`d.1`.`a``b`.12.1s.1e3.*.**.`time`.é",
+        "show timeseries root.sg.`d.1`.`a``b`.`12`.1s.`1e3`.*.**.`time`.`é`.a:b@{c}.d*.*12*.**```x-1`",
         expected.clone(),
     );
     assert_eq!(
         expected.to_string(),
-        "SHOW TIMESERIES root.sg.`d.1`.`a``b`.12.1s.1e3.*.**.`time`.`é`"
+        "SHOW TIMESERIES root.sg.`d.1`.`a``b`.`12`.1s.`1e3`.*.**.`time`.`é`.a:b@{c}.d*.*12*.**```x-1`"
     );
+    // IoTDB reads 12 and 1e3 as numbers and é as no identifier at all: they must be quoted.
+    for (sql, column) in [
+        ("show timeseries root.sg.12", 25),
+        ("show timeseries root.sg.d.1e3", 27),
+        ("show timeseries root.sg.é", 25),
+        ("show timeseries root.sg.*a*b", 25),
+        ("show timeseries root.sg.", 25),
+    ] {
+        let error = duet_parser::parse(sql).unwrap_err();
+        assert_eq!((error.line, error.column), (1, column), "{sql}: {error}");
+        assert_eq!(error.kind, duet_parser::ParseErrorKind::Syntax, "{sql}");
+    }
     assert!(p("root.sg.*").is_pattern() && p("root.**").is_pattern());
     assert!(!p("root.sg.d1").is_pattern());
 }

@@ -540,7 +540,7 @@ impl PipeTask {
             if self.filter.sends_deletes() {
                 let deletes: Vec<LogEntry> = self
                     .engine
-                    .series_tombstones(&s.path)
+                    .series_tombstones(&s.key)
                     .into_iter()
                     .filter(|(_, _, v)| self.filter.sends_origin_instance(v.instance, local))
                     .filter_map(|(lo, hi, version)| {
@@ -550,7 +550,7 @@ impl PipeTask {
                             origin: duet_storage::Origin::Local,
                             version,
                             ops: vec![duet_storage::Op::Delete(duet_storage::DeleteOp {
-                                series: vec![s.path.clone()],
+                                series: vec![s.key.clone()],
                                 start: lo,
                                 end: hi,
                             })],
@@ -568,7 +568,7 @@ impl PipeTask {
                 }
                 let chunk = {
                     let engine = self.engine.clone();
-                    let path = s.path.clone();
+                    let path = s.key.clone();
                     tokio::task::spawn_blocking(move || {
                         engine.scan_series(&path, from, end, HISTORY_CHUNK)
                     })

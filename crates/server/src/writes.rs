@@ -360,11 +360,16 @@ fn compressor_name(code: i32) -> Option<String> {
 }
 
 fn split_series(path: &str) -> Result<(String, String), t::TSStatus> {
-    let mut nodes = duet_engine::paths::split(path);
-    if nodes.len() < 3 {
-        return Err(status::failure(
+    let illegal = |why: &str| {
+        status::failure(
             StatusCode::IllegalPath,
-            format!("{path} is not a legal path"),
+            format!("{path} is not a legal path, because {why}"),
+        )
+    };
+    let mut nodes = duet_engine::paths::parse_concrete(path).map_err(|why| illegal(&why))?;
+    if nodes.len() < 3 {
+        return Err(illegal(
+            "a timeseries is root.<database>[.<device>…].<measurement>",
         ));
     }
     let m = nodes.pop().unwrap_or_default();

@@ -95,7 +95,7 @@ impl SeriesCursor {
         let fitting = (budget.bytes_per_cursor / fixed_point_bytes(series.data_type))
             .clamp(MIN_CHUNK, MAX_CHUNK);
         Ok(SeriesCursor {
-            series: series.path.clone(),
+            series: series.key.clone(),
             data_type: series.data_type,
             chunk: None,
             pos: 0,

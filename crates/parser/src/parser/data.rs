@@ -118,6 +118,7 @@ impl Parser {
 
     /// A path read from the source text at the current token.
     fn scan_path(&mut self) -> Result<Path, ParseError> {
+        let at = self.tokens.location();
         let Some((start, text)) = self.tokens.rest() else {
             return Err(self.tokens.expected("a path"));
         };
@@ -126,11 +127,29 @@ impl Parser {
                 self.tokens.skip_to(start + len, "the path")?;
                 Ok(Path(nodes))
             }
-            Err(offset) => {
-                self.tokens.skip_to(start + offset, "the path")?;
-                Err(self
+            Err(error) => {
+                // Where the offending node starts inside a token (`.12`), point at it from the
+                // path's start.
+                let before = text[..error.offset].to_owned();
+                if self
                     .tokens
-                    .expected("a path node (a name, a `quoted name`, * or **)"))
+                    .skip_to(start + error.offset, "the path")
+                    .is_ok()
+                {
+                    return Err(self.tokens.expected(error.message));
+                }
+                let (line, column) = match before.rfind('\n') {
+                    Some(newline) => (
+                        at.line + before.matches('\n').count() as u64,
+                        before[newline + 1..].chars().count() as u64 + 1,
+                    ),
+                    None => (at.line, at.column + before.chars().count() as u64),
+                };
+                Err(ParseError::syntax(
+                    line,
+                    column,
+                    format!("expected {}", error.message),
+                ))
             }
         }
     }
@@ -184,6 +203,46 @@ impl Parser {
             return Err(self.unsupported_here(&format!("{clause} in {statement}")));
         }
         Ok(path)
+    }
+
+    /// After `COUNT TIMESERIES`: `[path] [GROUP BY LEVEL = n]`.
+    pub(super) fn count_timeseries(&mut self) -> Result<Statement, ParseError> {
+        let path = match self.tokens.peek() {
+            Some(Token::Word(_)) if self.tokens.is_keyword("ROOT") => Some(self.path()?),
+            _ => None,
+        };
+        if self.tokens.eat_keyword("GROUP") {
+            self.tokens.expect_keyword("BY")?;
+            let level = self.level()?;
+            return Ok(Statement::CountTimeseriesByLevel { path, level });
+        }
+        let rest = self.optional_path("COUNT TIMESERIES")?;
+        match (path, rest) {
+            (Some(_), Some(_)) => Err(self
+                .tokens
+                .expected("GROUP BY LEVEL or the end of the statement")),
+            (path, rest) => Ok(Statement::CountTimeseries {
+                path: path.or(rest),
+            }),
+        }
+    }
+
+    /// After `COUNT NODES`: `path LEVEL = n`.
+    pub(super) fn count_nodes(&mut self) -> Result<Statement, ParseError> {
+        let path = self.path()?;
+        let level = self.level()?;
+        Ok(Statement::CountNodes { path, level })
+    }
+
+    /// `LEVEL = n` with `n` a non-negative integer.
+    fn level(&mut self) -> Result<u32, ParseError> {
+        self.tokens.expect_keyword("LEVEL")?;
+        self.tokens.expect_token(&Token::Eq, "'='")?;
+        let value = self.tokens.next_if_map(|token| match token {
+            Token::Number(number, _) => number.parse::<u32>().ok(),
+            _ => None,
+        });
+        value.ok_or_else(|| self.tokens.expected("a level (a non-negative integer)"))
     }
 
     /// After `CREATE TIMESERIES`.
@@ -756,12 +815,12 @@ impl Parser {
                 }
                 self.tokens.advance();
                 self.tokens.expect_token(&Token::Eq, "'='")?;
-                let mut levels = vec![self.level()?];
+                let mut levels = vec![self.level_number()?];
                 while self.is_token(0, &Token::Comma)
                     && matches!(self.tokens.peek_nth(1), Some(Token::Number(..)))
                 {
                     self.tokens.advance();
-                    levels.push(self.level()?);
+                    levels.push(self.level_number()?);
                 }
                 select.group_by_level = Some(levels);
             } else {
@@ -780,7 +839,7 @@ impl Parser {
     }
 
     /// A GROUP BY LEVEL level: a non-negative integer.
-    fn level(&mut self) -> Result<u32, ParseError> {
+    fn level_number(&mut self) -> Result<u32, ParseError> {
         self.tokens
             .next_if_map(|token| match token {
                 Token::Number(number, _) => number.parse::<u32>().ok(),
