@@ -104,6 +104,21 @@ impl Catalog {
         Ok(())
     }
 
+    /// Renames series rows from an old printed form of their path to the current one (`(old,
+    /// new)` pairs; the device key and everything else stay), in one transaction.
+    pub fn rename_series(&self, renames: &[(String, String)]) -> Result<()> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        for (old, new) in renames {
+            transaction.execute(
+                "UPDATE timeseries SET path = ?2 WHERE path = ?1",
+                [old, new],
+            )?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
     /// Removes series (missing ones are ignored).
     pub fn drop_series(&self, paths: &[String]) -> Result<()> {
         let mut connection = self.connection();

@@ -120,7 +120,20 @@ impl Schema {
         for db in catalog.databases()? {
             schema.databases.insert(db);
         }
+        // Paths printed by older versions (which quoted fewer or other nodes, e.g. `root.sg.12.s1`
+        // where IoTDB prints root.sg.`12`.s1) are renamed to today's form, or statements naming
+        // the series (DELETE TIMESERIES) would miss their rows. Device keys, and so the storage
+        // keys of the data, stay as they were written.
+        let mut renames = Vec::new();
         for record in catalog.series()? {
+            let printed = format!(
+                "{}.{}",
+                paths::join(&paths::split(&record.device)),
+                paths::join(&[paths::split(&record.path).pop().unwrap_or_default()])
+            );
+            if printed != record.path {
+                renames.push((record.path.clone(), printed));
+            }
             let data_type = DataType::from_name(&record.data_type).ok_or_else(|| {
                 EngineError::Internal(format!(
                     "catalog has series {} of unknown type {}",
@@ -140,6 +153,13 @@ impl Schema {
                     compressor: record.compressor.clone(),
                 },
             );
+        }
+        if !renames.is_empty() {
+            tracing::info!(
+                series = renames.len(),
+                "series paths printed by an older version renamed to IoTDB's form"
+            );
+            catalog.rename_series(&renames)?;
         }
         crate::template::load(&mut schema, catalog)?;
         Ok(schema)

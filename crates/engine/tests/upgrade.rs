@@ -1,0 +1,105 @@
+//! A data directory written by an older Duet, whose catalog printed some series paths differently
+//! (no back-quotes around a numeric node, back-quotes around `温度`), opens with every series
+//! reachable by the path IoTDB prints, and `DELETE TIMESERIES` by that path removes its catalog row
+//! for good (before the rename the row survived and the series came back at the next start).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use duet_catalog::{Catalog, ImmutableSettings, SeriesRecord};
+use duet_engine::Engine;
+use duet_storage::{Storage, StorageOptions};
+
+fn open(dir: &std::path::Path) -> (Arc<Catalog>, Arc<Engine>) {
+    let catalog = Arc::new(
+        Catalog::open(
+            &dir.join("catalog"),
+            &ImmutableSettings {
+                timestamp_precision: "ms".into(),
+                cluster_id: None,
+            },
+        )
+        .unwrap(),
+    );
+    let storage = Storage::open(
+        &dir.join("storage"),
+        StorageOptions {
+            instance: 1,
+            ..StorageOptions::default()
+        },
+    )
+    .unwrap();
+    let engine = Engine::open(catalog.clone(), storage, "ms").unwrap();
+    (catalog, engine)
+}
+
+fn record(path: &str, device: &str) -> SeriesRecord {
+    SeriesRecord {
+        path: path.into(),
+        database: "root.sg".into(),
+        device: device.into(),
+        data_type: "INT64".into(),
+        encoding: "TS_2DIFF".into(),
+        compressor: "LZ4".into(),
+        aligned: false,
+    }
+}
+
+#[tokio::test]
+async fn series_paths_printed_by_an_older_version_are_renamed_and_can_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (catalog, engine) = open(dir.path());
+        drop(engine);
+        catalog.create_database("root.sg").unwrap();
+        // As the older printer stored them.
+        catalog
+            .create_series(&[
+                record("root.sg.12.s1", "root.sg.12"),
+                record("root.sg.d1.`温度`", "root.sg.d1"),
+                record("root.sg.d1.s2", "root.sg.d1"),
+            ])
+            .unwrap();
+    }
+    let (catalog, engine) = open(dir.path());
+    let mut paths: Vec<String> = catalog
+        .series()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec!["root.sg.`12`.s1", "root.sg.d1.s2", "root.sg.d1.温度"],
+        "renamed to the form IoTDB prints"
+    );
+    // The device keys (and so the storage keys of the data) are unchanged.
+    let mut devices: Vec<String> = catalog
+        .series()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.device)
+        .collect();
+    devices.sort();
+    assert_eq!(devices, vec!["root.sg.12", "root.sg.d1", "root.sg.d1"]);
+    engine
+        .delete_timeseries(&["root.sg.`12`.s1".into(), "root.sg.d1.温度".into()])
+        .await
+        .unwrap();
+    drop(engine);
+    drop(catalog);
+    let (catalog, _engine) = open(dir.path());
+    let paths: Vec<String> = catalog
+        .series()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        paths,
+        vec!["root.sg.d1.s2"],
+        "the deleted series do not come back"
+    );
+}
