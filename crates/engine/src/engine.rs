@@ -359,6 +359,7 @@ impl Engine {
                 let schema = self.schema_read()?;
                 let devices = schema.matching_devices(&pattern.0);
                 let n = devices.len();
+                let ttl = self.ttl_rules();
                 Ok(Output::Table(Table {
                     names: vec![
                         "Device".into(),
@@ -370,7 +371,10 @@ impl Engine {
                         Column::text(devices.iter().map(|(d, _)| d.as_str())),
                         Column::text(devices.iter().map(|(_, i)| i.aligned.to_string())),
                         template_column(&devices),
-                        Column::text(vec!["INF"; n]),
+                        Column::text(devices.iter().map(|(d, _)| {
+                            ttl.ttl_ms(&paths::split(d))
+                                .map_or_else(|| "INF".to_string(), |ms| ms.to_string())
+                        })),
                     ],
                     times: None,
                     n_rows: n,
