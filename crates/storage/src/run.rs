@@ -386,4 +386,39 @@ mod tests {
             }
         }
     }
+
+    /// Measures (not a check): asking about 200,000 points against 5,000 tombstones by a scan of
+    /// every tombstone versus through the index. `cargo test --release -p duet-storage --lib
+    /// bench_tombstones -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    #[allow(clippy::print_stdout)]
+    fn bench_tombstones() {
+        let mut rng = Xorshift(42);
+        let tombstones: Vec<RangeTombstone> = (0..5_000)
+            .map(|_| {
+                let start = rng.below(1_000_000) as i64;
+                RangeTombstone {
+                    start,
+                    end: start + rng.below(500) as i64,
+                    version: version(rng.below(1_000)),
+                }
+            })
+            .collect();
+        let points: Vec<(i64, Version)> = (0..200_000)
+            .map(|i| (i * 5, version(rng.below(1_000))))
+            .collect();
+        let started = std::time::Instant::now();
+        let scanned = points
+            .iter()
+            .filter(|(t, v)| hidden(&tombstones, *t, *v))
+            .count();
+        let scan = started.elapsed();
+        let started = std::time::Instant::now();
+        let mut index = TombstoneIndex::new(&tombstones);
+        let indexed = points.iter().filter(|(t, v)| index.hides(*t, *v)).count();
+        let indexed_time = started.elapsed();
+        assert_eq!(scanned, indexed);
+        println!("hidden {scanned} of 200000 points, 5000 tombstones: scan {scan:?}, index {indexed_time:?}");
+    }
 }
