@@ -17,6 +17,7 @@ pub mod pipe_tablet;
 pub mod query_data_set;
 pub mod reader;
 pub mod rpc;
+pub mod schema_template;
 pub mod status;
 pub mod tablet;
 pub mod tsblock;

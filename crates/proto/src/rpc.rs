@@ -44,7 +44,6 @@ pub enum ResultFormat {
 pub enum NotSupportedReply {
     Status,
     FetchMetadata,
-    QueryTemplate { query_type: i32 },
     ShowConfigurationTemplate,
     ShowConfiguration,
     PipeSubscribe { version: i8, type_: i16 },
@@ -127,6 +126,16 @@ pub enum Request {
     InsertTablets(t::TSInsertTabletsReq),
     DeleteData(t::TSDeleteDataReq),
     PipeTransfer(t::TPipeTransferReq),
+    /// The device-template RPCs; `createSchemaTemplate`'s serialized template is decoded by
+    /// [`crate::schema_template::decode`] when it is executed, so a bad one gets a status.
+    CreateSchemaTemplate(t::TSCreateSchemaTemplateReq),
+    AppendSchemaTemplate(t::TSAppendSchemaTemplateReq),
+    PruneSchemaTemplate(t::TSPruneSchemaTemplateReq),
+    QuerySchemaTemplate(t::TSQueryTemplateReq),
+    SetSchemaTemplate(t::TSSetSchemaTemplateReq),
+    UnsetSchemaTemplate(t::TSUnsetSchemaTemplateReq),
+    DropSchemaTemplate(t::TSDropSchemaTemplateReq),
+    CreateTimeseriesUsingSchemaTemplate(t::TCreateTimeseriesUsingSchemaTemplateReq),
     /// A method this server does not implement.
     Unknown,
 }
@@ -303,45 +312,15 @@ fn decode_arguments(name: &str, prot: &mut dyn TInputProtocol) -> thrift::Result
             let _: t::TSFetchMetadataReq = read_struct_arg(prot, one)?;
             not_supported("fetchMetadata", NotSupportedReply::FetchMetadata)
         }
-        "createSchemaTemplate" => {
-            let _: t::TSCreateSchemaTemplateReq = read_struct_arg(prot, one)?;
-            not_supported("createSchemaTemplate", NotSupportedReply::Status)
-        }
-        "appendSchemaTemplate" => {
-            let _: t::TSAppendSchemaTemplateReq = read_struct_arg(prot, one)?;
-            not_supported("appendSchemaTemplate", NotSupportedReply::Status)
-        }
-        "pruneSchemaTemplate" => {
-            let _: t::TSPruneSchemaTemplateReq = read_struct_arg(prot, one)?;
-            not_supported("pruneSchemaTemplate", NotSupportedReply::Status)
-        }
-        "querySchemaTemplate" => {
-            let req: t::TSQueryTemplateReq = read_struct_arg(prot, one)?;
-            not_supported(
-                "querySchemaTemplate",
-                NotSupportedReply::QueryTemplate {
-                    query_type: req.query_type,
-                },
-            )
-        }
-        "setSchemaTemplate" => {
-            let _: t::TSSetSchemaTemplateReq = read_struct_arg(prot, one)?;
-            not_supported("setSchemaTemplate", NotSupportedReply::Status)
-        }
-        "unsetSchemaTemplate" => {
-            let _: t::TSUnsetSchemaTemplateReq = read_struct_arg(prot, one)?;
-            not_supported("unsetSchemaTemplate", NotSupportedReply::Status)
-        }
-        "dropSchemaTemplate" => {
-            let _: t::TSDropSchemaTemplateReq = read_struct_arg(prot, one)?;
-            not_supported("dropSchemaTemplate", NotSupportedReply::Status)
-        }
+        "createSchemaTemplate" => Request::CreateSchemaTemplate(read_struct_arg(prot, one)?),
+        "appendSchemaTemplate" => Request::AppendSchemaTemplate(read_struct_arg(prot, one)?),
+        "pruneSchemaTemplate" => Request::PruneSchemaTemplate(read_struct_arg(prot, one)?),
+        "querySchemaTemplate" => Request::QuerySchemaTemplate(read_struct_arg(prot, one)?),
+        "setSchemaTemplate" => Request::SetSchemaTemplate(read_struct_arg(prot, one)?),
+        "unsetSchemaTemplate" => Request::UnsetSchemaTemplate(read_struct_arg(prot, one)?),
+        "dropSchemaTemplate" => Request::DropSchemaTemplate(read_struct_arg(prot, one)?),
         "createTimeseriesUsingSchemaTemplate" => {
-            let _: t::TCreateTimeseriesUsingSchemaTemplateReq = read_struct_arg(prot, one)?;
-            not_supported(
-                "createTimeseriesUsingSchemaTemplate",
-                NotSupportedReply::Status,
-            )
+            Request::CreateTimeseriesUsingSchemaTemplate(read_struct_arg(prot, one)?)
         }
         "showConfigurationTemplate" => {
             read_fields(prot, |_, _, _| Ok(false))?;
@@ -758,6 +737,52 @@ mod tests {
             }
         }
         assert_eq!(METHODS.len(), 67);
+    }
+
+    /// The template RPCs are served: each decodes to its own request, never to a refusal.
+    #[test]
+    fn template_calls_decode_to_their_requests() {
+        let create = t::TSCreateSchemaTemplateReq::new(1, "t1".into(), vec![0, 0, 0, 0, 0]);
+        let payload =
+            encode_struct_call(Protocol::Binary, "createSchemaTemplate", 1, &create).unwrap();
+        let Decoded::Call(_, Request::CreateSchemaTemplate(got)) = decode_call(&payload).unwrap()
+        else {
+            panic!("createSchemaTemplate")
+        };
+        assert_eq!(got, create);
+        let query = t::TSQueryTemplateReq::new(1, "t1".into(), 6, Some("s".into()));
+        let payload =
+            encode_struct_call(Protocol::Compact, "querySchemaTemplate", 1, &query).unwrap();
+        let Decoded::Call(_, Request::QuerySchemaTemplate(got)) = decode_call(&payload).unwrap()
+        else {
+            panic!("querySchemaTemplate")
+        };
+        assert_eq!(got, query);
+        let activate = t::TCreateTimeseriesUsingSchemaTemplateReq::new(1, vec!["root.a.d".into()]);
+        let payload = encode_struct_call(
+            Protocol::Binary,
+            "createTimeseriesUsingSchemaTemplate",
+            1,
+            &activate,
+        )
+        .unwrap();
+        assert!(matches!(
+            decode_call(&payload).unwrap(),
+            Decoded::Call(_, Request::CreateTimeseriesUsingSchemaTemplate(r)) if r == activate
+        ));
+        for name in [
+            "appendSchemaTemplate",
+            "pruneSchemaTemplate",
+            "setSchemaTemplate",
+            "unsetSchemaTemplate",
+            "dropSchemaTemplate",
+        ] {
+            let payload = encode_empty_call(Protocol::Binary, name).unwrap();
+            assert!(
+                matches!(decode_call(&payload).unwrap(), Decoded::BadArguments(..)),
+                "{name} without its request is a call with bad arguments, not a refusal"
+            );
+        }
     }
 
     #[test]

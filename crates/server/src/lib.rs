@@ -19,6 +19,7 @@ pub mod queries;
 pub mod rpc_queries;
 pub mod session;
 pub mod statements;
+pub mod templates;
 pub mod writes;
 
 use std::path::Path;

@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use crate::instance::{ConnectionInfo, InstanceRef, BUILD_INFO, VERSION};
 use crate::rpc_queries;
 use crate::statements::{self, Output, StatementError};
+use crate::templates;
 use crate::writes;
 
 /// Rows per page when a client asks for `fetchSize <= 0` (IoTDB's `maxTsBlockLineNumber`).
@@ -212,6 +213,9 @@ impl Session {
                     Reply::TimeZone(t::TSGetTimeZoneResp::new(not_logged_in(), String::new()))
                 }
                 Request::RequestStatementId { .. } => Reply::StatementId(-1),
+                Request::QuerySchemaTemplate(req) => Reply::QueryTemplate(
+                    t::TSQueryTemplateResp::new(not_logged_in(), req.query_type, None, None, None),
+                ),
                 _ => Reply::Status(not_logged_in()),
             });
         };
@@ -404,6 +408,30 @@ impl Session {
             }
             Request::DeleteData(r) => {
                 Reply::Status(writes::delete_data(&self.instance.engine, &r).await)
+            }
+            Request::CreateSchemaTemplate(r) => {
+                Reply::Status(templates::create(&self.instance.engine, &r))
+            }
+            Request::AppendSchemaTemplate(r) => {
+                Reply::Status(templates::append(&self.instance.engine, &r))
+            }
+            Request::PruneSchemaTemplate(r) => {
+                Reply::Status(templates::prune(&self.instance.engine, &r))
+            }
+            Request::QuerySchemaTemplate(r) => {
+                Reply::QueryTemplate(templates::query(&self.instance.engine, &r))
+            }
+            Request::SetSchemaTemplate(r) => {
+                Reply::Status(templates::set(&self.instance.engine, &r))
+            }
+            Request::UnsetSchemaTemplate(r) => {
+                Reply::Status(templates::unset(&self.instance.engine, &r))
+            }
+            Request::DropSchemaTemplate(r) => {
+                Reply::Status(templates::drop(&self.instance.engine, &r))
+            }
+            Request::CreateTimeseriesUsingSchemaTemplate(r) => {
+                Reply::Status(templates::activate(&self.instance.engine, &r))
             }
             Request::OpenSession(_)
             | Request::PipeTransfer(_)
@@ -645,16 +673,6 @@ impl Session {
         }
         let why = match method {
             "fetchMetadata" => "Fetch Metadata is not supported.".to_string(),
-            "createSchemaTemplate"
-            | "appendSchemaTemplate"
-            | "pruneSchemaTemplate"
-            | "querySchemaTemplate"
-            | "setSchemaTemplate"
-            | "unsetSchemaTemplate"
-            | "dropSchemaTemplate"
-            | "createTimeseriesUsingSchemaTemplate" => format!(
-                "{method} is not supported yet: Duet has no device (schema) templates; create the time series instead"
-            ),
             "handshake" | "sendPipeData" | "sendFile" => format!(
                 "{method} is not supported: it belongs to IoTDB 0.13's sync protocol; Duet receives pipes through pipeTransfer"
             ),
@@ -671,9 +689,6 @@ impl Session {
             NotSupportedReply::FetchMetadata => {
                 Reply::FetchMetadata(t::TSFetchMetadataResp::new(status, None, None, None))
             }
-            NotSupportedReply::QueryTemplate { query_type } => Reply::QueryTemplate(
-                t::TSQueryTemplateResp::new(status, query_type, None, None, None),
-            ),
             NotSupportedReply::ShowConfigurationTemplate => Reply::ShowConfigurationTemplate(
                 t::TShowConfigurationTemplateResp::new(status, String::new()),
             ),

@@ -317,7 +317,7 @@ pub async fn insert_string_records_of_one_device(
 }
 
 /// IoTDB's encoding and compressor codes (reference §5.3), as names.
-fn encoding_name(code: i32) -> Option<String> {
+pub(crate) fn encoding_name(code: i32) -> Option<String> {
     let names = [
         "PLAIN",
         "DICTIONARY",
@@ -340,7 +340,7 @@ fn encoding_name(code: i32) -> Option<String> {
         .map(|s| s.to_string())
 }
 
-fn compressor_name(code: i32) -> Option<String> {
+pub(crate) fn compressor_name(code: i32) -> Option<String> {
     let names = [
         "UNCOMPRESSED",
         "SNAPPY",

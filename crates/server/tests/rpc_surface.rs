@@ -9,6 +9,7 @@ use duet_proto::client::{Client, ClientOptions, Connection, Outcome};
 use duet_proto::codec::Protocol;
 use duet_proto::query_data_set;
 use duet_proto::rpc;
+use duet_proto::schema_template;
 use duet_proto::t;
 use duet_proto::tsblock;
 use duet_proto::types::{Column, ColumnValues, DataType};
@@ -534,22 +535,79 @@ async fn test_inserts_connections_and_refusals() {
         .await
         .unwrap();
     assert_eq!(resp.status.code, 300);
-    let template = t::TSCreateSchemaTemplateReq::new(0, "t1".to_string(), vec![0]);
+    // Device templates: the serialized template is read with checked lengths, so hostile bytes are a
+    // status 301 (as IoTDB's failed deserialisation) and the connection goes on.
+    for bytes in [
+        vec![0],
+        vec![0x7f, 0xff, 0xff, 0xff, b't'],
+        vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0],
+    ] {
+        let template = t::TSCreateSchemaTemplateReq::new(0, "t1".to_string(), bytes);
+        let status: t::TSStatus = connection
+            .call("createSchemaTemplate", 1, &template)
+            .await
+            .unwrap();
+        assert_eq!(status.code, 301, "{status:?}");
+        assert!(status.message.unwrap().contains("serialized template"));
+    }
+    let serialized = schema_template::encode(&schema_template::SerializedTemplate {
+        name: Some("ignored".into()),
+        aligned: false,
+        measurements: vec![schema_template::SerializedMeasurement {
+            prefix: Some(String::new()),
+            aligned: false,
+            name: Some("s1".into()),
+            data_type: 2,
+            encoding: 4,
+            compressor: 7,
+        }],
+    });
+    let template = t::TSCreateSchemaTemplateReq::new(0, "`t1`".to_string(), serialized);
     let status: t::TSStatus = connection
         .call("createSchemaTemplate", 1, &template)
         .await
         .unwrap();
-    assert_eq!(status.code, 300);
-    assert!(status
-        .message
-        .unwrap()
-        .starts_with("createSchemaTemplate is not supported yet"));
+    assert_ok(&status);
+    let query = t::TSQueryTemplateReq::new(0, "t1".to_string(), 0, None);
+    let resp: t::TSQueryTemplateResp = connection
+        .call("querySchemaTemplate", 1, &query)
+        .await
+        .unwrap();
+    assert_ok(&resp.status);
+    assert_eq!((resp.query_type, resp.count), (0, Some(1)));
     let query = t::TSQueryTemplateReq::new(0, "t1".to_string(), 3, None);
     let resp: t::TSQueryTemplateResp = connection
         .call("querySchemaTemplate", 1, &query)
         .await
         .unwrap();
-    assert_eq!((resp.status.code, resp.query_type), (300, 3));
+    assert_eq!(resp.measurements, Some(vec!["s1".to_string()]));
+    let query = t::TSQueryTemplateReq::new(0, "t1".to_string(), 9, None);
+    let resp: t::TSQueryTemplateResp = connection
+        .call("querySchemaTemplate", 1, &query)
+        .await
+        .unwrap();
+    assert_eq!((resp.status.code, resp.query_type), (301, 9));
+    let activate =
+        t::TCreateTimeseriesUsingSchemaTemplateReq::new(0, vec!["root.rpct.d1".to_string()]);
+    let status: t::TSStatus = connection
+        .call("createTimeseriesUsingSchemaTemplate", 1, &activate)
+        .await
+        .unwrap();
+    assert_eq!(status.code, 513, "{status:?}");
+    let set = t::TSSetSchemaTemplateReq::new(0, "t1".to_string(), "root.rpct".to_string());
+    let status: t::TSStatus = connection.call("setSchemaTemplate", 1, &set).await.unwrap();
+    assert_ok(&status);
+    let status: t::TSStatus = connection
+        .call("createTimeseriesUsingSchemaTemplate", 1, &activate)
+        .await
+        .unwrap();
+    assert_ok(&status);
+    let status: t::TSStatus = connection
+        .call("createTimeseriesUsingSchemaTemplate", 1, &activate)
+        .await
+        .unwrap();
+    assert_eq!(status.code, 515, "{status:?}");
+
     let identity =
         t::TSyncIdentityInfo::new("p".to_string(), 1, "0.13".to_string(), "root.v".to_string());
     let status: t::TSStatus = connection.call("handshake", -1, &identity).await.unwrap();
@@ -577,7 +635,7 @@ async fn test_inserts_connections_and_refusals() {
     for method in [
         "noSuchMethod",
         "fetchMetadata",
-        "createSchemaTemplate",
+        "handshake",
         "pipeSubscribe",
     ] {
         assert!(
