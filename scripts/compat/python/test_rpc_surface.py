@@ -1,7 +1,6 @@
 """The client RPCs beyond SQL that the official Python client exposes (issue 9's
-"whole client RPC surface"): executeRawDataQueryV2, executeLastDataQueryV2,
-the testInsert* calls, and the device-template calls Duet refuses with a status
-naming the method instead of a Thrift exception ("Could not connect")."""
+"whole client RPC surface"): executeRawDataQueryV2, executeLastDataQueryV2 and
+the testInsert* calls. The device-template calls are in test_templates.py."""
 
 import pytest
 from iotdb.utils.exception import StatementExecutionException
@@ -99,19 +98,3 @@ def test_test_inserts_succeed_and_write_nothing(data):
         assert query_rows(s, "SHOW TIMESERIES root.rpc.t.**") == []
     finally:
         s.close()
-
-
-def test_template_calls_answer_a_status_naming_the_method(data):
-    s = data.session()
-    try:
-        with pytest.raises(StatementExecutionException) as ei:
-            s.drop_schema_template("t1")
-        assert str(ei.value).startswith("300: dropSchemaTemplate is not supported yet")
-        with pytest.raises(StatementExecutionException) as ei:
-            s.set_schema_template("t1", "root.rpc.d1")
-        assert "setSchemaTemplate" in str(ei.value)
-        # The same connection still serves.
-        assert query_rows(s, "SELECT s1 FROM root.rpc.d2")[0]["root.rpc.d2.s1"] == 2.5
-    finally:
-        s.close()
-    assert "dropSchemaTemplate" in data.log()
