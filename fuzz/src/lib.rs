@@ -13,6 +13,7 @@ use duet_proto::codec::{self, Protocol};
 use duet_proto::pipe_body::{self, request_type};
 use duet_proto::pipe_tablet::{self, TabletRef};
 use duet_proto::rpc::{self, Decoded, Request};
+use duet_proto::schema_template::{self, SerializedMeasurement, SerializedTemplate};
 use duet_proto::t;
 use duet_proto::tablet::{self, RecordValue};
 use duet_proto::tsblock;
@@ -97,6 +98,9 @@ pub fn thrift_call(data: &[u8]) {
                 for (values, measurements) in r.values_list.iter().zip(&r.measurements_list) {
                     let _ = tablet::decode_record(values, measurements.len());
                 }
+            }
+            Request::CreateSchemaTemplate(r) => {
+                let _ = schema_template::decode(&r.serialized_template);
             }
             _ => {}
         }
@@ -196,6 +200,22 @@ fn call_seeds(protocol: Protocol) -> Vec<(&'static str, Vec<u8>)> {
         None,
     );
     let pipe = t::TPipeTransferReq::new(1, 51, pipe_body::encode_map(&BTreeMap::new()));
+    let template = t::TSCreateSchemaTemplateReq::new(
+        1,
+        "t1".into(),
+        schema_template::encode(&SerializedTemplate {
+            name: Some("t1".into()),
+            aligned: true,
+            measurements: vec![SerializedMeasurement {
+                prefix: Some(String::new()),
+                aligned: true,
+                name: Some("s1".into()),
+                data_type: 2,
+                encoding: 2,
+                compressor: 1,
+            }],
+        }),
+    );
     let mut out = Vec::new();
     let mut push = |name: &'static str, payload: duet_proto::Result<Vec<u8>>| {
         if let Ok(payload) = payload {
@@ -221,6 +241,10 @@ fn call_seeds(protocol: Protocol) -> Vec<(&'static str, Vec<u8>)> {
     push(
         "pipe-transfer",
         rpc::encode_struct_call(protocol, "pipeTransfer", -1, &pipe),
+    );
+    push(
+        "create-schema-template",
+        rpc::encode_struct_call(protocol, "createSchemaTemplate", 1, &template),
     );
     push(
         "request-statement-id",
