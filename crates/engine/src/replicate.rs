@@ -3,6 +3,7 @@
 //! entries write are created here first when missing (schema travels with the data).
 
 use duet_parser::PathNode;
+use duet_proto::types::DataType;
 use duet_storage::{InsertOp, Op, Origin, SeriesChunk, Version};
 
 use crate::schema::{default_encoding, SeriesInfo};
@@ -12,6 +13,12 @@ impl Engine {
     /// Creates the series an insert needs, with the types its columns carry; a series that exists
     /// with another type is a conflict the sender must see.
     fn ensure_schema(&self, insert: &InsertOp) -> Result<()> {
+        // A device under a path where this instance has a template set activates it, as a local
+        // write would (and the template's types then apply), so both sides agree on what the
+        // device is and later local writes to it follow the template too.
+        let types: Vec<Option<DataType>> =
+            insert.columns.iter().map(|c| Some(c.data_type)).collect();
+        self.prepare_template_write(&insert.device, &insert.measurements, &types)?;
         let mut missing = Vec::new();
         {
             let schema = self.schema_read()?;
