@@ -190,12 +190,16 @@ impl Engine {
         }
     }
 
-    /// The time before which `series`' points have expired for a query that started at
-    /// `started_ms` (so one query sees one cut-off); `None` when no TTL applies.
-    pub(crate) fn ttl_floor(&self, series: &str, started_ms: i64) -> Option<i64> {
+    /// The time before which the points of `device`'s series (its key, as `SeriesInfo::device`)
+    /// have expired for a query that started at `started_ms` (so one query sees one cut-off);
+    /// `None` when no TTL applies.
+    pub(crate) fn ttl_floor(&self, device: &str, started_ms: i64) -> Option<i64> {
+        let rules = self.ttl_rules();
+        if rules.is_empty() {
+            return None;
+        }
         let now = started_ms.saturating_mul(self.units_per_ms);
-        self.ttl_rules()
-            .floor_for_series(series, now, self.units_per_ms)
+        rules.floor_for_device(&paths::split(device), now, self.units_per_ms)
     }
 
     fn reload_ttl(&self) -> Result<()> {

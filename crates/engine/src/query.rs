@@ -1011,7 +1011,7 @@ impl LastSource {
             if self.next.is_multiple_of(256) {
                 self.control.check()?;
             }
-            let lo = match self.engine.ttl_floor(&s.path, self.control.started_ms()) {
+            let lo = match self.engine.ttl_floor(&s.device, self.control.started_ms()) {
                 Some(floor) => self.lo.max(floor),
                 None => self.lo,
             };

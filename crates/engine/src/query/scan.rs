@@ -67,6 +67,10 @@ fn chunk_bytes(chunk: &SeriesChunk) -> usize {
 /// Reads one series in time order, a chunk at a time.
 pub(crate) struct SeriesCursor {
     series: String,
+    /// The series' device key, whose TTL applies.
+    device: String,
+    /// The TTL cut-off, looked up at the first refill (`None` until then).
+    ttl_floor: Option<Option<i64>>,
     /// The schema's type: chunk columns are read as it (BLOB stays bytes).
     data_type: DataType,
     chunk: Option<SeriesChunk>,
@@ -96,6 +100,8 @@ impl SeriesCursor {
             .clamp(MIN_CHUNK, MAX_CHUNK);
         Ok(SeriesCursor {
             series: series.key.clone(),
+            device: series.device.clone(),
+            ttl_floor: None,
             data_type: series.data_type,
             chunk: None,
             pos: 0,
@@ -134,10 +140,11 @@ impl SeriesCursor {
                 (from, self.hi)
             };
             // Points a TTL expired are not there for queries (the cut-off is the query's start).
-            let lo = match engine.ttl_floor(&self.series, self.control.started_ms()) {
-                Some(floor) => lo.max(floor),
-                None => lo,
-            };
+            let (device, started_ms) = (&self.device, self.control.started_ms());
+            let floor = *self
+                .ttl_floor
+                .get_or_insert_with(|| engine.ttl_floor(device, started_ms));
+            let lo = floor.map_or(lo, |floor| lo.max(floor));
             if lo > hi {
                 self.next = None;
                 return Ok(None);
