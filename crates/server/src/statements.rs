@@ -220,40 +220,41 @@ fn show_pipes(
 fn show_cluster(instance: &Instance, details: bool) -> Table {
     let host = &instance.config.internal_address;
     let port = instance.rpc_port.to_string();
-    let roles = [(0, "ConfigNode"), (1, "DataNode")];
-    let mut names = vec![
-        "NodeID",
-        "NodeType",
-        "Status",
-        "InternalAddress",
-        "InternalPort",
+    let mut columns = vec![
+        ("NodeID", DataType::Int32),
+        ("NodeType", DataType::Text),
+        ("Status", DataType::Text),
+        ("InternalAddress", DataType::Text),
+        ("InternalPort", DataType::Int32),
     ];
     if details {
-        names.extend([
-            "ConfigConsensusPort",
-            "RpcAddress",
-            "RpcPort",
-            "MppPort",
-            "SchemaConsensusPort",
-            "DataConsensusPort",
-        ]);
+        columns.extend(
+            [
+                "ConfigConsensusPort",
+                "RpcAddress",
+                "RpcPort",
+                "MppPort",
+                "SchemaConsensusPort",
+                "DataConsensusPort",
+            ]
+            .map(|name| (name, DataType::Text)),
+        );
     }
-    names.extend(["Version", "BuildInfo"]);
-    // Text cells after the two INT32 columns (NodeID, InternalPort), one row per role.
-    let text_rows: Vec<Vec<String>> = roles
-        .iter()
-        .map(|(_, role)| {
-            let is_data = *role == "DataNode";
-            let data_only = |v: &str| {
-                if is_data {
-                    v.to_string()
-                } else {
-                    String::new()
-                }
-            };
-            let mut row = vec![role.to_string(), "Running".to_string(), host.clone()];
+    columns.extend([("Version", DataType::Text), ("BuildInfo", DataType::Text)]);
+    let rows = [(CONFIG_NODE_ID, "ConfigNode"), (DATA_NODE_ID, "DataNode")]
+        .into_iter()
+        .map(|(id, role)| {
+            let is_data = id == DATA_NODE_ID;
+            let data_only = |v: &str| text(if is_data { v } else { "" });
+            let mut row = vec![
+                Cell::Int32(id),
+                text(role),
+                text("Running"),
+                text(host.clone()),
+                Cell::Int32(i32::from(instance.rpc_port)),
+            ];
             if details {
-                row.push(if is_data { String::new() } else { port.clone() });
+                row.push(text(if is_data { String::new() } else { port.clone() }));
                 row.push(data_only(&instance.config.rpc_address));
                 row.extend([
                     data_only(&port),
@@ -262,31 +263,11 @@ fn show_cluster(instance: &Instance, details: bool) -> Table {
                     data_only(&port),
                 ]);
             }
-            row.extend([VERSION.to_string(), BUILD_INFO.to_string()]);
+            row.extend([text(VERSION), text(BUILD_INFO)]);
             row
         })
         .collect();
-    let n_text = text_rows.first().map(Vec::len).unwrap_or(0);
-    let mut text_columns: Vec<Column> = (0..n_text)
-        .map(|i| {
-            Column::text(
-                text_rows
-                    .iter()
-                    .map(|r| r.get(i).cloned().unwrap_or_default()),
-            )
-        })
-        .collect();
-    let rpc_port = i32::from(instance.rpc_port);
-    let mut columns = vec![Column::int32(roles.iter().map(|(id, _)| *id).collect())];
-    columns.extend(text_columns.drain(..3));
-    columns.push(Column::int32(vec![rpc_port; roles.len()]));
-    columns.extend(text_columns);
-    Table {
-        names: names.into_iter().map(String::from).collect(),
-        columns,
-        times: None,
-        n_rows: roles.len(),
-    }
+    typed_table(&columns, rows)
 }
 
 /// One cell of a typed SHOW result (see [`typed_table`]).
