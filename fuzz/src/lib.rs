@@ -22,6 +22,7 @@ use duet_runtime::handshake::{self, ReceiverState};
 use duet_runtime::transfer;
 use duet_runtime::ServerIdentity;
 use duet_storage::{DeleteOp, InsertOp, LogEntry, Op, Origin, Version};
+use duet_testkit::iotdb_wire;
 use thrift::protocol::{
     TFieldIdentifier, TListIdentifier, TMessageType, TOutputProtocol, TStructIdentifier, TType,
 };
@@ -491,7 +492,7 @@ fn tsblock_crashers() -> Vec<(&'static str, Vec<u8>)> {
 // ---- pipe_body ----------------------------------------------------------------------------------
 
 /// Request types a pipe receiver reads, picked by the first byte.
-const PIPE_TYPES: [i16; 7] = [
+const PIPE_TYPES: [i16; 12] = [
     request_type::HANDSHAKE_DATANODE_V2,
     request_type::TRANSFER_TABLET_RAW,
     request_type::TRANSFER_TABLET_BATCH,
@@ -499,6 +500,11 @@ const PIPE_TYPES: [i16; 7] = [
     request_type::TRANSFER_TABLET_BATCH_V2,
     transfer::TRANSFER_COMPRESSED,
     transfer::DUET_TRANSFER_ENTRIES,
+    request_type::TRANSFER_TABLET_INSERT_NODE,
+    request_type::TRANSFER_TABLET_INSERT_NODE_V2,
+    request_type::TRANSFER_TABLET_BINARY,
+    request_type::TRANSFER_TABLET_BINARY_V2,
+    request_type::TRANSFER_PLAN_NODE,
 ];
 
 /// A `pipeTransfer` body as the receiver decodes it: the first byte picks the request type.
@@ -533,7 +539,7 @@ fn pipe_request(type_: i16, body: &[u8]) {
             let _ = transfer::decode_entries(body);
         }
         other => {
-            let _ = transfer::decode_iotdb_tablets(other, body);
+            let _ = pipe_tablet::decode_write_request(other, body);
         }
     }
 }
@@ -613,6 +619,27 @@ fn pipe_body_seeds() -> Vec<(&'static str, Vec<u8>)> {
             "duet-entries",
             with(transfer::DUET_TRANSFER_ENTRIES, batch.clone()),
         ),
+        (
+            "insert-nodes-batch-v2",
+            with(
+                request_type::TRANSFER_TABLET_BATCH_V2,
+                iotdb_insert_nodes_batch(),
+            ),
+        ),
+        (
+            "delete-plan-node",
+            with(
+                request_type::TRANSFER_PLAN_NODE,
+                iotdb_wire::delete_data_node(&["root.sg.d1.s0", "root.sg.**"], 0, 9),
+            ),
+        ),
+        (
+            "wal-entry",
+            with(
+                request_type::TRANSFER_TABLET_BINARY,
+                iotdb_wire::insert_tablet_wal_entry("root.sg.d1", false, &[1, 2], &wire_columns()),
+            ),
+        ),
     ];
     if let Ok(compressed) = transfer::compress_snappy(1, transfer::DUET_TRANSFER_ENTRIES, &batch) {
         out.push((
@@ -629,6 +656,52 @@ fn pipe_body_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ));
     }
     out
+}
+
+/// Two columns (INT64 with a null, TEXT) as an IoTDB sender's tablets hold them.
+fn wire_columns() -> Vec<iotdb_wire::TabletColumn> {
+    use iotdb_wire::{data_type, TabletColumn, Value};
+    vec![
+        TabletColumn {
+            name: "s0".into(),
+            type_code: data_type::INT64,
+            values: vec![Some(Value::Int64(1)), None],
+        },
+        TabletColumn {
+            name: "s1".into(),
+            type_code: data_type::TEXT,
+            values: vec![None, Some(Value::Text("t".into()))],
+        },
+    ]
+}
+
+/// A type-13 body as a default IoTDB sender sends it: an InsertTabletNode, an InsertRowsNode, a raw
+/// tablet.
+fn iotdb_insert_nodes_batch() -> Vec<u8> {
+    use iotdb_wire::{InsertRow, RowCell, Value};
+    let rows = iotdb_wire::insert_rows_node(&[InsertRow {
+        device: "root.sg.d2".into(),
+        aligned: false,
+        time: 5,
+        cells: vec![
+            ("a".into(), RowCell::Value(Value::Int32(1))),
+            ("b".into(), RowCell::Raw("2.5".into())),
+            ("c".into(), RowCell::NullOf(2)),
+        ],
+    }]);
+    iotdb_wire::tablet_batch_v2(
+        &[],
+        &[
+            iotdb_wire::insert_tablet_node("root.sg.d1", true, &[1, 2], &wire_columns(), false),
+            rows,
+        ],
+        &[iotdb_wire::raw_tablet_entry(
+            "root.sg.d3",
+            false,
+            &[1, 2],
+            &wire_columns(),
+        )],
+    )
 }
 
 /// A snappy block of a few bytes claiming 1 GiB, 2^31-1 tablets, and a map of 2^31-1 entries.

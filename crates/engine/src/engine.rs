@@ -557,19 +557,39 @@ impl Engine {
 
     /// Writes one tombstone entry for `series` over `[start, end]` (nothing when empty).
     async fn delete_series(&self, series: Vec<String>, start: i64, end: i64) -> Result<()> {
+        self.delete_series_from(duet_storage::Origin::Local, series, start, end)
+            .await
+    }
+
+    async fn delete_series_from(
+        &self,
+        origin: duet_storage::Origin,
+        series: Vec<String>,
+        start: i64,
+        end: i64,
+    ) -> Result<()> {
         if series.is_empty() || start > end {
             return Ok(());
         }
         let op = Op::Delete(DeleteOp { series, start, end });
-        self.storage
-            .write(duet_storage::Origin::Local, None, vec![op])
-            .await?;
+        self.storage.write(origin, None, vec![op]).await?;
         Ok(())
     }
 
     /// Deletes the points of every series matching any of `patterns` in `[start, end]`.
     async fn delete_range(
         &self,
+        patterns: &[Vec<duet_parser::PathNode>],
+        start: i64,
+        end: i64,
+    ) -> Result<()> {
+        self.delete_range_from(duet_storage::Origin::Local, patterns, start, end)
+            .await
+    }
+
+    async fn delete_range_from(
+        &self,
+        origin: duet_storage::Origin,
         patterns: &[Vec<duet_parser::PathNode>],
         start: i64,
         end: i64,
@@ -581,16 +601,29 @@ impl Engine {
                 series.extend(schema.matching_series(pattern).into_iter().map(|s| s.key));
             }
         }
-        self.delete_series(series, start, end).await
+        self.delete_series_from(origin, series, start, end).await
     }
 
     /// `deleteData`: removes points of the given series (patterns allowed) in `[start, end]`.
     pub async fn delete_data(&self, patterns: &[String], start: i64, end: i64) -> Result<()> {
+        self.delete_data_from(duet_storage::Origin::Local, patterns, start, end)
+            .await
+    }
+
+    /// [`Engine::delete_data`] recorded with `origin`: a pipe's, for a deletion an IoTDB sender
+    /// transferred (so this instance's double-living pipes do not send it back).
+    pub async fn delete_data_from(
+        &self,
+        origin: duet_storage::Origin,
+        patterns: &[String],
+        start: i64,
+        end: i64,
+    ) -> Result<()> {
         let patterns = patterns
             .iter()
             .map(|p| parse_pattern(p))
             .collect::<Result<Vec<_>>>()?;
-        self.delete_range(&patterns, start, end).await
+        self.delete_range_from(origin, &patterns, start, end).await
     }
 
     /// `createTimeseries` and friends from the RPC surface.

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod input;
 pub mod pipe_body;
 pub mod pipe_tablet;
+pub mod plan_node;
 pub mod query_data_set;
 pub mod reader;
 pub mod rpc;

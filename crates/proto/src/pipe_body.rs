@@ -13,10 +13,19 @@ use crate::Result;
 pub mod request_type {
     pub const HANDSHAKE_DATANODE_V1: i16 = 1;
     pub const HANDSHAKE_DATANODE_V2: i16 = 51;
+    pub const TRANSFER_TABLET_INSERT_NODE: i16 = 2;
     pub const TRANSFER_TABLET_RAW: i16 = 3;
+    pub const TRANSFER_TS_FILE_PIECE: i16 = 4;
+    pub const TRANSFER_TS_FILE_SEAL: i16 = 5;
     pub const TRANSFER_TABLET_BATCH: i16 = 6;
+    pub const TRANSFER_TABLET_BINARY: i16 = 7;
+    pub const TRANSFER_TS_FILE_PIECE_WITH_MOD: i16 = 8;
+    pub const TRANSFER_TS_FILE_SEAL_WITH_MOD: i16 = 9;
+    pub const TRANSFER_TABLET_INSERT_NODE_V2: i16 = 10;
     pub const TRANSFER_TABLET_RAW_V2: i16 = 11;
+    pub const TRANSFER_TABLET_BINARY_V2: i16 = 12;
     pub const TRANSFER_TABLET_BATCH_V2: i16 = 13;
+    pub const TRANSFER_PLAN_NODE: i16 = 100;
     pub const TRANSFER_COMPRESSED: i16 = 300;
     pub const TRANSFER_SLICE: i16 = 400;
 }

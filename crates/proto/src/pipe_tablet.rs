@@ -9,6 +9,7 @@
 use bytes::BufMut;
 
 use crate::pipe_body::{put_string, request_type as rt};
+use crate::plan_node::{self, WriteNode};
 use crate::reader::ByteReader;
 use crate::types::{Column, ColumnValues, DataType};
 use crate::{ProtoError, Result};
@@ -128,48 +129,110 @@ fn encode_values(c: &Column, out: &mut Vec<u8>) {
     }
 }
 
-/// Reads one of IoTDB's tablet requests. Batch entries in Java's internal InsertNode or WAL formats
-/// are refused (the sender's `sink.format`='tablet' avoids most of them), as are table-model tablets:
-/// both as [`ProtoError::Unsupported`].
+/// Reads one of IoTDB's tablet requests into its tablets; a request that carries InsertNodes or
+/// WAL entries as well is refused here (the pipe receiver reads those with [`decode_write_request`]).
 pub fn decode_tablets(type_: i16, body: &[u8]) -> Result<Vec<PipeTablet>> {
+    let mut out = Vec::new();
+    for node in decode_write_request(type_, body)? {
+        match node {
+            WriteNode::Tablets(tablets) => out.extend(tablets),
+            _ => {
+                return Err(unsupported(
+                    "a tablet request with InsertNode entries where only tablets were expected",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads any of IoTDB's data-write requests: raw tablets (3, 11), single InsertNodes (2, 10), WAL
+/// entries (7, 12), tablet batches (6, 13: WAL entries, InsertNodes and tablets, each V2 entry with
+/// its database) and plan nodes (100). Table-model entries are refused by name
+/// ([`ProtoError::Unsupported`]); the body must end exactly where its last entry does.
+pub fn decode_write_request(type_: i16, body: &[u8]) -> Result<Vec<WriteNode>> {
     let mut input = ByteReader::new(body);
     let v2 = matches!(
         type_,
-        rt::TRANSFER_TABLET_RAW_V2 | rt::TRANSFER_TABLET_BATCH_V2
+        rt::TRANSFER_TABLET_RAW_V2
+            | rt::TRANSFER_TABLET_BATCH_V2
+            | rt::TRANSFER_TABLET_INSERT_NODE_V2
+            | rt::TRANSFER_TABLET_BINARY_V2
     );
     let mut out = Vec::new();
     match type_ {
         rt::TRANSFER_TABLET_RAW | rt::TRANSFER_TABLET_RAW_V2 => {
-            out.push(tablet_entry(&mut input, v2, true)?);
+            out.push(WriteNode::Tablets(vec![tablet_entry(
+                &mut input, v2, true,
+            )?]));
+        }
+        rt::TRANSFER_TABLET_INSERT_NODE
+        | rt::TRANSFER_TABLET_INSERT_NODE_V2
+        | rt::TRANSFER_PLAN_NODE => {
+            out.push(plan_node::read_plan_node(&mut input)?);
+            if v2 {
+                tree_database(&mut input)?;
+            }
+        }
+        rt::TRANSFER_TABLET_BINARY => {
+            out.push(plan_node::decode_wal_entry(input.rest())?);
+            input = ByteReader::new(&[]);
+        }
+        rt::TRANSFER_TABLET_BINARY_V2 => {
+            out.push(plan_node::decode_wal_entry(input.bytes("WAL entry")?)?);
+            tree_database(&mut input)?;
         }
         rt::TRANSFER_TABLET_BATCH | rt::TRANSFER_TABLET_BATCH_V2 => {
-            let binaries = input.count(0, "binary entries")?;
-            if binaries > 0 {
-                return Err(unsupported(format!("{binaries} WAL-format entries in a tablet batch are not supported by Duet; set the sender's 'sink.format'='tablet'")));
+            // A WAL entry takes at least its length word.
+            let binaries = input.count(4, "binary entries")?;
+            for _ in 0..binaries {
+                out.push(plan_node::decode_wal_entry(input.bytes("WAL entry")?)?);
+                if v2 {
+                    tree_database(&mut input)?;
+                }
             }
-            let nodes = input.count(0, "insert-node entries")?;
-            if nodes > 0 {
-                return Err(unsupported(format!("{nodes} InsertNode entries in a tablet batch are not supported by Duet; set the sender's 'sink.format'='tablet'")));
+            // An InsertNode takes at least its type, an id length and a child count.
+            let nodes = input.count(10, "insert-node entries")?;
+            for _ in 0..nodes {
+                out.push(plan_node::read_plan_node(&mut input)?);
+                if v2 {
+                    tree_database(&mut input)?;
+                }
             }
             // A tablet takes at least its name, row count and four flags.
             let tablets = input.count(12, "tablets")?;
-            for i in 0..tablets {
-                out.push(tablet_entry(&mut input, v2, i + 1 == tablets)?);
+            if tablets > 0 {
+                let mut batch = Vec::with_capacity(tablets);
+                for i in 0..tablets {
+                    batch.push(tablet_entry(&mut input, v2, i + 1 == tablets)?);
+                }
+                out.push(WriteNode::Tablets(batch));
             }
         }
         other => {
             return Err(unsupported(format!(
-                "request type {other} is not a tablet request"
+                "request type {other} is not a data-write request"
             )))
         }
     }
     if !input.is_empty() {
         return Err(malformed(format!(
-            "{} bytes after the last tablet",
+            "{} bytes after the last entry",
             input.remaining()
         )));
     }
     Ok(out)
+}
+
+/// The database string after a V2 entry: null (or a tree database, which newer senders send as a
+/// hint) for the tree model; a table-model database is refused.
+fn tree_database(input: &mut ByteReader<'_>) -> Result<()> {
+    match input.nullable_string("database")? {
+        Some(db) if !db.starts_with("root") => Err(unsupported(format!(
+            "table-model writes (database {db}) are not supported by Duet"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A tablet, its `isAligned` byte and (V2) its database, in whichever tsfile layout parses (the last

@@ -48,21 +48,7 @@ pub fn decode_record(buf: &[u8], n_values: usize) -> Result<Vec<RecordValue>> {
     let mut out = Vec::with_capacity(n_values);
     for _ in 0..n_values {
         let code = input.u8("record")?;
-        let data_type = DataType::from_code(i32::from(code))
-            .ok_or_else(|| malformed(format!("unknown data type {code} in record")))?;
-        let value = match data_type {
-            DataType::Boolean => RecordValue::Boolean(input.u8("record")? != 0),
-            DataType::Int32 => RecordValue::Int32(input.i32("record")?),
-            DataType::Date => RecordValue::Date(input.i32("record")?),
-            DataType::Int64 => RecordValue::Int64(input.i64("record")?),
-            DataType::Timestamp => RecordValue::Timestamp(input.i64("record")?),
-            DataType::Float => RecordValue::Float(input.f32("record")?),
-            DataType::Double => RecordValue::Double(input.f64("record")?),
-            DataType::Text | DataType::String | DataType::Blob => {
-                RecordValue::Binary(data_type, input.bytes("record")?.to_vec())
-            }
-        };
-        out.push(value);
+        out.push(read_record_value(&mut input, code)?);
     }
     if !input.is_empty() {
         return Err(malformed(format!(
@@ -71,6 +57,27 @@ pub fn decode_record(buf: &[u8], n_values: usize) -> Result<Vec<RecordValue>> {
         )));
     }
     Ok(out)
+}
+
+/// One value of type `code` (its type byte already read), as records and IoTDB's InsertRowNode write
+/// it: BOOLEAN a byte, INT32/DATE an i32, INT64/TIMESTAMP an i64, FLOAT/DOUBLE IEEE bits, TEXT/STRING/
+/// BLOB an i32 length and the bytes.
+pub fn read_record_value(input: &mut ByteReader<'_>, code: u8) -> Result<RecordValue> {
+    const WHAT: &str = "record";
+    let data_type = DataType::from_code(i32::from(code))
+        .ok_or_else(|| malformed(format!("unknown data type {code} in record")))?;
+    Ok(match data_type {
+        DataType::Boolean => RecordValue::Boolean(input.u8(WHAT)? != 0),
+        DataType::Int32 => RecordValue::Int32(input.i32(WHAT)?),
+        DataType::Date => RecordValue::Date(input.i32(WHAT)?),
+        DataType::Int64 => RecordValue::Int64(input.i64(WHAT)?),
+        DataType::Timestamp => RecordValue::Timestamp(input.i64(WHAT)?),
+        DataType::Float => RecordValue::Float(input.f32(WHAT)?),
+        DataType::Double => RecordValue::Double(input.f64(WHAT)?),
+        DataType::Text | DataType::String | DataType::Blob => {
+            RecordValue::Binary(data_type, input.bytes(WHAT)?.to_vec())
+        }
+    })
 }
 
 /// Encodes a record's values in the layout [`decode_record`] reads.

@@ -4,9 +4,12 @@
 //! **Invariant:** the receiver never holds a lock local writers need while it waits: entries go
 //! through the same group-committed storage write path as client writes.
 
+use duet_engine::values::Cell;
 use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{Engine, EngineError};
 use duet_proto::pipe_body::request_type;
+use duet_proto::pipe_tablet;
+use duet_proto::plan_node::{InsertRow, RowValue, WriteNode};
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::{TPipeTransferReq, TPipeTransferResp, TSStatus};
 use duet_storage::Origin;
@@ -56,9 +59,14 @@ pub async fn receive(
         request_type::TRANSFER_TABLET_RAW
         | request_type::TRANSFER_TABLET_BATCH
         | request_type::TRANSFER_TABLET_RAW_V2
-        | request_type::TRANSFER_TABLET_BATCH_V2 => match &state.peer {
+        | request_type::TRANSFER_TABLET_BATCH_V2
+        | request_type::TRANSFER_TABLET_INSERT_NODE
+        | request_type::TRANSFER_TABLET_INSERT_NODE_V2
+        | request_type::TRANSFER_TABLET_BINARY
+        | request_type::TRANSFER_TABLET_BINARY_V2
+        | request_type::TRANSFER_PLAN_NODE => match &state.peer {
             None => not_handshaken(),
-            Some(peer) => apply_tablets(engine, origin_of(peer), req.type_, &req.body).await,
+            Some(peer) => apply_iotdb_writes(engine, origin_of(peer), req.type_, &req.body).await,
         },
         other => pipe_status(
             StatusCode::PipeTypeError,
@@ -87,43 +95,98 @@ fn not_handshaken() -> TPipeTransferResp {
     )
 }
 
-/// Applies IoTDB tablets (an IoTDB sender, or a Duet sink with `format`='tablet') through the normal
-/// write path. Tablets carry no versions: the points get this instance's, so between two writes of one
-/// point the later arrival wins, as on IoTDB.
-async fn apply_tablets(
+/// Applies what an IoTDB sender (or a Duet sink with `format`='tablet') transfers: tablets, InsertNodes,
+/// WAL entries and deletions, in request order, through the normal write path. IoTDB's writes carry no
+/// versions: the points get this instance's, so between two writes of one point the later arrival wins,
+/// as on IoTDB. A request some of whose entries Duet cannot take (the table model, a plan node it does
+/// not apply) is refused whole, before anything of it is applied.
+async fn apply_iotdb_writes(
     engine: &Engine,
     origin: Origin,
     type_: i16,
     body: &[u8],
 ) -> TPipeTransferResp {
-    let inserts = match transfer::decode_iotdb_tablets(type_, body) {
-        Ok(t) => t,
+    let nodes = match pipe_tablet::decode_write_request(type_, body) {
+        Ok(nodes) => nodes,
         Err(e) => {
             return pipe_status(
                 StatusCode::PipeTransferExecuteStatementError,
-                format!("Malformed or unsupported tablet request: {e}"),
+                format!("Malformed or unsupported write request (type {type_}): {e}"),
             )
         }
     };
-    if inserts.is_empty() {
-        return TPipeTransferResp::new(status::success(), None);
+    let mut writes = Vec::new();
+    for node in nodes {
+        match node {
+            WriteNode::Tablets(tablets) => {
+                writes.extend(tablets.into_iter().map(|t| DeviceWrite {
+                    device: t.device,
+                    aligned: t.aligned,
+                    measurements: t.measurements,
+                    columns: t.columns.into_iter().map(WriteColumn::Typed).collect(),
+                    times: t.times,
+                }))
+            }
+            WriteNode::Rows(rows) => writes.extend(rows.into_iter().map(row_write)),
+            WriteNode::Delete(delete) => {
+                // Writes before a deletion land before it, as the sender ordered them.
+                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                    return resp;
+                }
+                if let Err(e) = engine
+                    .delete_data_from(origin.clone(), &delete.paths, delete.start, delete.end)
+                    .await
+                {
+                    return refused(e);
+                }
+            }
+        }
     }
-    let writes = inserts
-        .into_iter()
-        .map(|i| DeviceWrite {
-            device: i.device,
-            aligned: i.aligned,
-            measurements: i.measurements,
-            columns: i.columns.into_iter().map(WriteColumn::Typed).collect(),
-            times: i.times,
-        })
-        .collect();
-    match engine.write_from(origin, writes).await {
+    match write_all(engine, &origin, writes).await {
+        Ok(()) => TPipeTransferResp::new(status::success(), None),
+        Err(resp) => resp,
+    }
+}
+
+/// One InsertRowNode row as a device write: typed values keep their type (converted to the series'
+/// type as `insertRecord` values are), raw strings are inferred as `insertStringRecord`'s, and null
+/// cells are left out, as IoTDB skips them.
+fn row_write(row: InsertRow) -> DeviceWrite {
+    let mut measurements = Vec::with_capacity(row.measurements.len());
+    let mut columns = Vec::with_capacity(row.values.len());
+    for (measurement, value) in row.measurements.into_iter().zip(row.values) {
+        let cell = match value {
+            RowValue::Value(v) => Cell::Typed(v),
+            RowValue::Unparsed(s) => Cell::Unparsed(s),
+            RowValue::Null(_) => continue,
+        };
+        measurements.push(measurement);
+        columns.push(WriteColumn::Cells(vec![cell]));
+    }
+    DeviceWrite {
+        device: row.device,
+        aligned: row.aligned,
+        measurements,
+        columns,
+        times: vec![row.time],
+    }
+}
+
+/// Writes `writes` as one request; the refusal a sender sees if any device failed.
+async fn write_all(
+    engine: &Engine,
+    origin: &Origin,
+    writes: Vec<DeviceWrite>,
+) -> Result<(), TPipeTransferResp> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    match engine.write_from(origin.clone(), writes).await {
         Ok(outcome) => match outcome.results.into_iter().find_map(Result::err) {
-            None => TPipeTransferResp::new(status::success(), None),
-            Some(e) => refused(e),
+            None => Ok(()),
+            Some(e) => Err(refused(e)),
         },
-        Err(e) => refused(e),
+        Err(e) => Err(refused(e)),
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod iotdb_wire;
 pub mod proxy;
 
 /// How long a server may take to become ready before a test gives up.

@@ -1,0 +1,947 @@
+//! IoTDB's serialized write plan nodes, as a default IoTDB sender puts them on the pipe wire: the
+//! InsertNodes of `TRANSFER_TABLET_INSERT_NODE` (2), `…_INSERT_NODE_V2` (10) and the insert-node section
+//! of `TRANSFER_TABLET_BATCH_V2` (13); the WAL layout of `TRANSFER_TABLET_BINARY` (7, 12 and the binary
+//! section of 13); and the `DeleteDataNode` of `TRANSFER_PLAN_NODE` (100).
+//!
+//! The layouts are IoTDB's, read from apache/iotdb's source (the Java classes named on each function):
+//! `PlanNode.serialize` (node type i16, the node's attributes, its `PlanNodeId` as a string, a child
+//! count), `InsertTabletNode`/`InsertRowNode`/`InsertRowsNode` `subSerialize` and `serializeToWAL` (at
+//! revisions 6daa39d, ca7b6ea and f4f65e4 of `…/queryengine/plan/planner/plan/node/write/`),
+//! `WALEntry.deserializeForConsensus`, `DeleteDataNode.serializeAttributes` (011bdec) with
+//! `MeasurementPath`/`PartialPath`/tsfile `Path` `serialize`, and `MeasurementSchema.serializeTo`.
+//! Every count is checked against the bytes left before anything is reserved for it
+//! ([`crate::reader`]); a node must end exactly where its request says it does.
+//!
+//! Only tree-model nodes are taken; table-model nodes (`Relational…`, 2000–2003) and node types a
+//! pipe does not carry are refused by name as [`ProtoError::Unsupported`].
+
+use crate::pipe_tablet::PipeTablet;
+use crate::reader::ByteReader;
+use crate::tablet::{read_record_value, RecordValue};
+use crate::types::{Column, ColumnValues, DataType};
+use crate::{ProtoError, Result};
+
+/// `PlanNodeType` codes (node-commons `PlanNodeType`).
+pub mod node_type {
+    pub const INSERT_TABLET: i16 = 13;
+    pub const INSERT_ROW: i16 = 14;
+    pub const INSERT_ROWS: i16 = 15;
+    pub const INSERT_ROWS_OF_ONE_DEVICE: i16 = 16;
+    pub const INSERT_MULTI_TABLET: i16 = 17;
+    pub const DELETE_DATA: i16 = 44;
+    pub const RELATIONAL_INSERT_TABLET: i16 = 2000;
+    pub const RELATIONAL_INSERT_ROW: i16 = 2001;
+    pub const RELATIONAL_INSERT_ROWS: i16 = 2002;
+    pub const RELATIONAL_DELETE_DATA: i16 = 2003;
+}
+
+/// A decoded write plan node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteNode {
+    /// `InsertTabletNode` (and each tablet of an `InsertMultiTabletsNode`): column-major rows.
+    Tablets(Vec<PipeTablet>),
+    /// `InsertRowNode` (one) or `InsertRowsNode` (several), row by row.
+    Rows(Vec<InsertRow>),
+    /// `DeleteDataNode`: the points of every series matching a pattern in `[start, end]`.
+    Delete(DeleteData),
+}
+
+/// One row of an `InsertRowNode`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertRow {
+    pub device: String,
+    pub aligned: bool,
+    pub time: i64,
+    pub measurements: Vec<String>,
+    pub values: Vec<RowValue>,
+}
+
+/// A cell of an [`InsertRow`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowValue {
+    Value(RecordValue),
+    /// No value (with its type, when the sender knew it).
+    Null(Option<DataType>),
+    /// A string whose type the receiver infers (the sender's `isNeedInferType`).
+    Unparsed(String),
+}
+
+/// A `DeleteDataNode`: path patterns (full paths, `**` and `*` allowed) and an inclusive time range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteData {
+    pub paths: Vec<String>,
+    pub start: i64,
+    pub end: i64,
+}
+
+fn malformed(message: impl Into<String>) -> ProtoError {
+    ProtoError::Malformed(message.into())
+}
+
+fn unsupported(message: impl Into<String>) -> ProtoError {
+    ProtoError::Unsupported(message.into())
+}
+
+/// The name IoTDB gives a node type, for errors.
+fn type_name(code: i16) -> String {
+    use node_type as n;
+    match code {
+        n::INSERT_TABLET => "InsertTabletNode".into(),
+        n::INSERT_ROW => "InsertRowNode".into(),
+        n::INSERT_ROWS => "InsertRowsNode".into(),
+        n::INSERT_ROWS_OF_ONE_DEVICE => "InsertRowsOfOneDeviceNode".into(),
+        n::INSERT_MULTI_TABLET => "InsertMultiTabletsNode".into(),
+        n::DELETE_DATA => "DeleteDataNode".into(),
+        n::RELATIONAL_INSERT_TABLET => "RelationalInsertTabletNode".into(),
+        n::RELATIONAL_INSERT_ROW => "RelationalInsertRowNode".into(),
+        n::RELATIONAL_INSERT_ROWS => "RelationalInsertRowsNode".into(),
+        n::RELATIONAL_DELETE_DATA => "RelationalDeleteDataNode".into(),
+        other => format!("plan node type {other}"),
+    }
+}
+
+fn refuse(code: i16) -> ProtoError {
+    if (2000..=2003).contains(&code) {
+        unsupported(format!(
+            "{} is a table-model write; Duet takes the tree model only",
+            type_name(code)
+        ))
+    } else {
+        unsupported(format!(
+            "{} is not a write Duet applies from a pipe",
+            type_name(code)
+        ))
+    }
+}
+
+/// One node in `PlanNode.serialize` form, read from `input` up to its end (an InsertNode inside a
+/// tablet batch is self-delimiting: the database string of its entry follows it).
+pub fn read_plan_node(input: &mut ByteReader<'_>) -> Result<WriteNode> {
+    let code = input.i16("plan node type")?;
+    let node = match code {
+        node_type::INSERT_TABLET => WriteNode::Tablets(vec![insert_tablet(input, Layout::Plan)?]),
+        node_type::INSERT_ROW => WriteNode::Rows(vec![insert_row(input, Layout::Plan)?]),
+        node_type::INSERT_ROWS => WriteNode::Rows(insert_rows(input)?),
+        node_type::INSERT_MULTI_TABLET => WriteNode::Tablets(insert_multi_tablets(input)?),
+        node_type::DELETE_DATA => return delete_data(input),
+        other => return Err(refuse(other)),
+    };
+    plan_node_trailer(input)?;
+    Ok(node)
+}
+
+/// A whole `TRANSFER_PLAN_NODE` (100) or `TRANSFER_TABLET_INSERT_NODE` (2) body: one node, nothing after.
+pub fn decode_plan_node(body: &[u8]) -> Result<WriteNode> {
+    let mut input = ByteReader::new(body);
+    let node = read_plan_node(&mut input)?;
+    if !input.is_empty() {
+        return Err(malformed(format!(
+            "{} bytes after the plan node",
+            input.remaining()
+        )));
+    }
+    Ok(node)
+}
+
+/// A WAL entry as `TRANSFER_TABLET_BINARY` (7, 12) carries it (`WALEntry.deserializeForConsensus`): the
+/// entry type byte, the memtable id, then the node in its WAL layout; nothing may follow.
+pub fn decode_wal_entry(body: &[u8]) -> Result<WriteNode> {
+    let mut input = ByteReader::new(body);
+    input.u8("WAL entry type")?;
+    input.i64("memtable id")?;
+    let code = input.i16("plan node type")?;
+    let node = match code {
+        node_type::INSERT_TABLET => {
+            input.i64("search index")?;
+            WriteNode::Tablets(vec![insert_tablet(&mut input, Layout::Wal)?])
+        }
+        node_type::INSERT_ROW => {
+            input.i64("search index")?;
+            WriteNode::Rows(vec![insert_row(&mut input, Layout::Wal)?])
+        }
+        node_type::INSERT_ROWS => {
+            input.i64("search index")?;
+            // A row takes at least its time, a path length, a count and the aligned byte.
+            let n = input.count(17, "rows")?;
+            let mut rows = Vec::with_capacity(n);
+            for _ in 0..n {
+                rows.push(insert_row(&mut input, Layout::Wal)?);
+            }
+            WriteNode::Rows(rows)
+        }
+        other => return Err(refuse(other)),
+    };
+    if !input.is_empty() {
+        return Err(malformed(format!(
+            "{} bytes after the WAL entry",
+            input.remaining()
+        )));
+    }
+    Ok(node)
+}
+
+/// Which of IoTDB's two serializations of an InsertNode: `serialize` (pipe requests, with data types
+/// listed apart from optional schemas and `isNeedInferType` on rows) or `serializeToWAL` (schemas always,
+/// types inside them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Plan,
+    Wal,
+}
+
+/// `PlanNodeId` (a string) and the child count, which is 0 for every write node.
+fn plan_node_trailer(input: &mut ByteReader<'_>) -> Result<()> {
+    input.nullable_string("plan node id")?;
+    let children = input.i32("child count")?;
+    if children != 0 {
+        return Err(malformed(format!(
+            "a write plan node with {children} children"
+        )));
+    }
+    Ok(())
+}
+
+/// `MeasurementSchema.serializeTo`: name, type, encoding, compressor, properties (a count ≤ 0: none).
+fn measurement_schema(input: &mut ByteReader<'_>) -> Result<(String, DataType)> {
+    let name = input.string("measurement")?;
+    let data_type = data_type(input.u8("data type")?)?;
+    input.u8("encoding")?;
+    input.u8("compressor")?;
+    let props = input.i32("property count")?;
+    if props > 0 {
+        let props = usize::try_from(props).unwrap_or(usize::MAX);
+        input.ensure(props, 8, "properties")?;
+        for _ in 0..props {
+            input.nullable_string("property key")?;
+            input.nullable_string("property value")?;
+        }
+    }
+    Ok((name, data_type))
+}
+
+fn data_type(code: u8) -> Result<DataType> {
+    DataType::from_code(i32::from(code)).ok_or_else(|| {
+        if code == 6 || code == 7 {
+            unsupported(format!("data type {code} (VECTOR/UNKNOWN) in a write node"))
+        } else {
+            malformed(format!("unknown data type {code}"))
+        }
+    })
+}
+
+/// The measurement names (and, with schemas, their types) of an InsertNode.
+fn measurements(
+    input: &mut ByteReader<'_>,
+    n: usize,
+    layout: Layout,
+) -> Result<(Vec<String>, Vec<Option<DataType>>)> {
+    let with_schemas = match layout {
+        Layout::Wal => true,
+        Layout::Plan => input.u8("schemas flag")? == 1,
+    };
+    let mut names = Vec::with_capacity(n);
+    let mut types = Vec::with_capacity(n);
+    for _ in 0..n {
+        if with_schemas {
+            let (name, data_type) = measurement_schema(input)?;
+            names.push(name);
+            types.push(Some(data_type));
+        } else {
+            names.push(input.string("measurement")?);
+            types.push(None);
+        }
+    }
+    Ok((names, types))
+}
+
+/// `InsertTabletNode.subSerialize` (Plan) / `subSerialize(IWALByteBufferView…)` after the search
+/// index (Wal).
+fn insert_tablet(input: &mut ByteReader<'_>, layout: Layout) -> Result<PipeTablet> {
+    let device = input.string("device path")?;
+    // A measurement takes at least a name length (and a type byte).
+    let n = input.count(5, "measurements")?;
+    let (measurements, schema_types) = measurements(input, n, layout)?;
+    let types: Vec<DataType> = match layout {
+        Layout::Wal => schema_types.into_iter().flatten().collect(),
+        Layout::Plan => (0..n)
+            .map(|_| input.u8("data type").and_then(data_type))
+            .collect::<Result<_>>()?,
+    };
+    let rows = input.count(8, "rows")?;
+    let times = (0..rows)
+        .map(|_| input.i64("timestamps"))
+        .collect::<Result<Vec<_>>>()?;
+    // A bitmap is rows/8 + 1 bytes (tsfile `BitMap`); a set bit marks a null row.
+    let bitmap_bytes = rows / 8 + 1;
+    let mut nulls: Vec<Option<Vec<bool>>> = vec![None; n];
+    if input.u8("bitmaps flag")? == 1 {
+        for slot in nulls.iter_mut() {
+            if input.u8("bitmap flag")? == 1 {
+                let bits = input.take(bitmap_bytes, "bitmap")?;
+                let marks: Vec<bool> = (0..rows)
+                    .map(|r| bits.get(r / 8).is_some_and(|b| b & (1 << (r % 8)) != 0))
+                    .collect();
+                *slot = marks.iter().any(|x| *x).then_some(marks);
+            }
+        }
+    }
+    let mut columns = Vec::with_capacity(n);
+    for (data_type, nulls) in types.iter().zip(nulls) {
+        columns.push(tablet_column(input, *data_type, rows, nulls)?);
+    }
+    let aligned = input.u8("isAligned")? == 1;
+    tree_device(&device)?;
+    Ok(PipeTablet {
+        device,
+        aligned,
+        measurements,
+        columns,
+        times,
+    })
+}
+
+/// A column of `InsertTabletNode.serializeColumn`: fixed-width values, or an i32 length and the bytes
+/// for TEXT/STRING/BLOB (a null binary is written as length 0).
+fn tablet_column(
+    input: &mut ByteReader<'_>,
+    data_type: DataType,
+    rows: usize,
+    nulls: Option<Vec<bool>>,
+) -> Result<Column> {
+    const WHAT: &str = "values";
+    let physical = data_type.physical();
+    let width = match physical {
+        DataType::Boolean => 1,
+        DataType::Int32 | DataType::Float => 4,
+        DataType::Int64 | DataType::Double => 8,
+        // A binary's length word.
+        _ => 4,
+    };
+    input.ensure(rows, width, WHAT)?;
+    let values = match physical {
+        DataType::Boolean => ColumnValues::Boolean(
+            (0..rows)
+                .map(|_| input.u8(WHAT).map(|b| b != 0))
+                .collect::<Result<_>>()?,
+        ),
+        DataType::Int32 => {
+            ColumnValues::Int32((0..rows).map(|_| input.i32(WHAT)).collect::<Result<_>>()?)
+        }
+        DataType::Int64 => {
+            ColumnValues::Int64((0..rows).map(|_| input.i64(WHAT)).collect::<Result<_>>()?)
+        }
+        DataType::Float => {
+            ColumnValues::Float((0..rows).map(|_| input.f32(WHAT)).collect::<Result<_>>()?)
+        }
+        DataType::Double => {
+            ColumnValues::Double((0..rows).map(|_| input.f64(WHAT)).collect::<Result<_>>()?)
+        }
+        _ => ColumnValues::Binary(
+            (0..rows)
+                .map(|_| input.bytes(WHAT).map(<[u8]>::to_vec))
+                .collect::<Result<_>>()?,
+        ),
+    };
+    Ok(Column {
+        data_type,
+        nulls,
+        values,
+    })
+}
+
+/// The row tags of `InsertRowNode.putDataTypesAndValues`.
+const TYPE_RAW_STRING: u8 = 0xff; // -1
+const TYPE_NULL_WITHOUT_TYPE: u8 = 0xfe; // -2
+const TYPE_NULL_WITH_TYPE: u8 = 0xfd; // -3
+
+/// `InsertRowNode.subSerialize` (Plan) / its WAL form after the search index (Wal).
+fn insert_row(input: &mut ByteReader<'_>, layout: Layout) -> Result<InsertRow> {
+    let time = input.i64("time")?;
+    let device = input.string("device path")?;
+    // A value takes at least its tag byte, and a measurement at least its name length.
+    let n = input.count(5, "measurements")?;
+    let (measurements, _) = measurements(input, n, layout)?;
+    let mut values = Vec::with_capacity(n);
+    for _ in 0..n {
+        let tag = input.u8("value type")?;
+        values.push(match tag {
+            TYPE_RAW_STRING => RowValue::Unparsed(input.string("raw value")?),
+            TYPE_NULL_WITHOUT_TYPE => RowValue::Null(None),
+            TYPE_NULL_WITH_TYPE => RowValue::Null(Some(data_type(input.u8("data type")?)?)),
+            code => {
+                data_type(code)?;
+                RowValue::Value(read_record_value(input, code)?)
+            }
+        });
+    }
+    if layout == Layout::Plan {
+        input.u8("isNeedInferType")?;
+    }
+    let aligned = input.u8("isAligned")? == 1;
+    tree_device(&device)?;
+    Ok(InsertRow {
+        device,
+        aligned,
+        time,
+        measurements,
+        values,
+    })
+}
+
+/// `InsertRowsNode.serializeAttributes`: a count, the rows, then one index per row.
+fn insert_rows(input: &mut ByteReader<'_>) -> Result<Vec<InsertRow>> {
+    // A row takes at least its time, a path length, a count and two flag bytes.
+    let n = input.count(18, "rows")?;
+    let mut rows = Vec::with_capacity(n);
+    for _ in 0..n {
+        rows.push(insert_row(input, Layout::Plan)?);
+    }
+    input.ensure(n, 4, "row indexes")?;
+    for _ in 0..n {
+        input.i32("row index")?;
+    }
+    Ok(rows)
+}
+
+/// `InsertMultiTabletsNode.serializeAttributes`: a count, the tablets, then one index per tablet.
+fn insert_multi_tablets(input: &mut ByteReader<'_>) -> Result<Vec<PipeTablet>> {
+    let n = input.count(15, "tablets")?;
+    let mut tablets = Vec::with_capacity(n);
+    for _ in 0..n {
+        tablets.push(insert_tablet(input, Layout::Plan)?);
+    }
+    input.ensure(n, 4, "tablet indexes")?;
+    for _ in 0..n {
+        input.i32("tablet index")?;
+    }
+    Ok(tablets)
+}
+
+fn tree_device(device: &str) -> Result<()> {
+    if device == "root" || device.starts_with("root.") {
+        Ok(())
+    } else {
+        Err(unsupported(format!(
+            "{device} is not a tree-model device (table-model writes are not supported by Duet)"
+        )))
+    }
+}
+
+/// How a revision of IoTDB serialized a `MeasurementPath`; the node's bytes decide (see
+/// [`delete_data`]).
+#[derive(Debug, Clone, Copy)]
+struct PathLayout {
+    /// tsfile 2.x `Path`: a presence byte before each of measurement, device and full path; tsfile
+    /// 1.x wrote three nullable strings.
+    presence_bytes: bool,
+    trailer: PathTrailer,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum PathTrailer {
+    /// IoTDB 1.2+ and 2.x: schema, tag map, aligned flag, alias.
+    TagMap,
+    /// IoTDB 1.0/1.1: schema, aligned flag, alias, version.
+    Version,
+}
+
+const PATH_LAYOUTS: [PathLayout; 4] = [
+    PathLayout {
+        presence_bytes: true,
+        trailer: PathTrailer::TagMap,
+    },
+    PathLayout {
+        presence_bytes: false,
+        trailer: PathTrailer::TagMap,
+    },
+    PathLayout {
+        presence_bytes: false,
+        trailer: PathTrailer::Version,
+    },
+    PathLayout {
+        presence_bytes: true,
+        trailer: PathTrailer::Version,
+    },
+];
+
+/// `DeleteDataNode` in `serialize` form after its type: path count, paths, start, end, id, children.
+/// Its paths are `MeasurementPath`s whose layout changed between IoTDB and tsfile releases; each known
+/// layout is tried and the one that reads the node to its exact end is taken — a body no layout
+/// explains is refused rather than guessed at.
+fn delete_data(input: &mut ByteReader<'_>) -> Result<WriteNode> {
+    let mut first_error = None;
+    for layout in PATH_LAYOUTS {
+        let mut attempt = *input;
+        match delete_data_as(&mut attempt, layout) {
+            Ok(node) if attempt.is_empty() => {
+                *input = attempt;
+                return Ok(WriteNode::Delete(node));
+            }
+            Ok(_) => {
+                first_error.get_or_insert_with(|| {
+                    malformed(format!(
+                        "{} bytes after the DeleteDataNode",
+                        attempt.remaining()
+                    ))
+                });
+            }
+            Err(e @ ProtoError::Unsupported(_)) => return Err(e),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| malformed("malformed DeleteDataNode")))
+}
+
+fn delete_data_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<DeleteData> {
+    // A path takes at least its type byte and a node count.
+    let n = input.count(5, "paths")?;
+    let mut paths = Vec::with_capacity(n);
+    for _ in 0..n {
+        paths.push(measurement_path(input, layout)?);
+    }
+    let start = input.i64("delete start time")?;
+    let end = input.i64("delete end time")?;
+    plan_node_trailer(input)?;
+    Ok(DeleteData { paths, start, end })
+}
+
+/// `PathType` bytes.
+const PATH_TYPE_MEASUREMENT: u8 = 0;
+const PATH_TYPE_PARTIAL: u8 = 2;
+
+/// A `MeasurementPath` (or plain `PartialPath`) as `PartialPath.serialize` writes it; returns the full
+/// path joined from its nodes.
+fn measurement_path(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<String> {
+    let path_type = input.u8("path type")?;
+    if path_type != PATH_TYPE_MEASUREMENT && path_type != PATH_TYPE_PARTIAL {
+        return Err(malformed(format!(
+            "path type {path_type} in a DeleteDataNode"
+        )));
+    }
+    // tsfile `Path`: measurement, device, full path.
+    for what in ["path measurement", "path device", "full path"] {
+        if layout.presence_bytes {
+            if input.u8(what)? == 1 {
+                input.nullable_string(what)?;
+            }
+        } else {
+            input.nullable_string(what)?;
+        }
+    }
+    let nodes = input.count(4, "path nodes")?;
+    let mut parts = Vec::with_capacity(nodes);
+    for _ in 0..nodes {
+        parts.push(input.string("path node")?);
+    }
+    if path_type == PATH_TYPE_MEASUREMENT {
+        if input.u8("schema flag")? == 1 {
+            match input.u8("schema type")? {
+                0 => {
+                    measurement_schema(input)?;
+                }
+                other => {
+                    return Err(malformed(format!(
+                        "measurement schema type {other} in a DeleteDataNode path"
+                    )))
+                }
+            }
+        }
+        match layout.trailer {
+            PathTrailer::TagMap => {
+                if input.u8("tag map flag")? == 1 {
+                    let tags = input.i32("tag count")?;
+                    let tags = usize::try_from(tags).unwrap_or(0);
+                    input.ensure(tags, 8, "tags")?;
+                    for _ in 0..tags {
+                        input.nullable_string("tag key")?;
+                        input.nullable_string("tag value")?;
+                    }
+                }
+                input.u8("isUnderAlignedEntity")?;
+                input.nullable_string("measurement alias")?;
+            }
+            PathTrailer::Version => {
+                input.u8("isUnderAlignedEntity")?;
+                input.nullable_string("measurement alias")?;
+                input.nullable_string("path version")?;
+            }
+        }
+    }
+    if parts.first().map(String::as_str) != Some("root") {
+        return Err(unsupported(format!(
+            "{} is not a tree-model path",
+            parts.join(".")
+        )));
+    }
+    Ok(parts.join("."))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    //! Byte fixtures written field by field from IoTDB's serializers (the Java methods named in the
+    //! module header), not through any Duet encoder.
+    use super::*;
+    use bytes::BufMut;
+
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.put_i32(s.len() as i32);
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    fn schema(out: &mut Vec<u8>, name: &str, code: u8) {
+        string(out, name);
+        out.put_u8(code);
+        out.put_u8(0); // PLAIN
+        out.put_u8(0); // UNCOMPRESSED
+        out.put_i32(0);
+    }
+
+    /// `InsertTabletNode` rows 10, 11, 12 of (s_bool BOOLEAN, s_text TEXT, s_i64 INT64), s_text null
+    /// at row 1.
+    fn tablet_node(with_schemas: bool) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_i16(node_type::INSERT_TABLET);
+        string(&mut b, "root.sg.d1");
+        b.put_i32(3);
+        b.put_u8(u8::from(with_schemas));
+        let cols = [("s_bool", 0u8), ("s_text", 5), ("s_i64", 2)];
+        for (name, code) in cols {
+            if with_schemas {
+                schema(&mut b, name, code);
+            } else {
+                string(&mut b, name);
+            }
+        }
+        for (_, code) in cols {
+            b.put_u8(code);
+        }
+        b.put_i32(3);
+        for t in [10i64, 11, 12] {
+            b.put_i64(t);
+        }
+        b.put_u8(1); // bitmaps
+        b.put_u8(0);
+        b.put_u8(1);
+        b.put_u8(0b010); // 3/8 + 1 = 1 byte
+        b.put_u8(0);
+        for v in [1u8, 0, 1] {
+            b.put_u8(v);
+        }
+        string(&mut b, "a");
+        b.put_i32(0); // null text
+        string(&mut b, "c");
+        for v in [-1i64, 0, 1] {
+            b.put_i64(v);
+        }
+        b.put_u8(1); // aligned
+        string(&mut b, "planNodeId");
+        b.put_i32(0);
+        b
+    }
+
+    #[test]
+    fn an_insert_tablet_node_is_read_with_and_without_schemas() {
+        for with_schemas in [false, true] {
+            let body = tablet_node(with_schemas);
+            let WriteNode::Tablets(tablets) = decode_plan_node(&body).unwrap() else {
+                panic!("not tablets")
+            };
+            let t = &tablets[0];
+            assert_eq!(t.device, "root.sg.d1");
+            assert!(t.aligned);
+            assert_eq!(t.measurements, ["s_bool", "s_text", "s_i64"]);
+            assert_eq!(t.times, [10, 11, 12]);
+            assert_eq!(
+                t.columns[0].values,
+                ColumnValues::Boolean(vec![true, false, true])
+            );
+            assert_eq!(t.columns[1].nulls, Some(vec![false, true, false]));
+            assert_eq!(t.columns[1].data_type, DataType::Text);
+            assert_eq!(
+                t.columns[1].values,
+                ColumnValues::Binary(vec![b"a".to_vec(), vec![], b"c".to_vec()])
+            );
+            assert_eq!(t.columns[2].values, ColumnValues::Int64(vec![-1, 0, 1]));
+            for cut in 0..body.len() {
+                assert!(decode_plan_node(&body[..cut]).is_err(), "cut {cut}");
+            }
+        }
+    }
+
+    /// `InsertRowNode` fields after the type: every typed tag, both null tags and a raw string.
+    fn row_fields(b: &mut Vec<u8>, layout: Layout) {
+        b.put_i64(42);
+        string(b, "root.sg.d2");
+        let values: Vec<(&str, u8)> = vec![
+            ("b", 0),
+            ("i", 1),
+            ("l", 2),
+            ("f", 3),
+            ("d", 4),
+            ("t", 5),
+            ("ts", 8),
+            ("dt", 9),
+            ("blob", 10),
+            ("s", 11),
+            ("n1", 2),
+            ("n2", 2),
+            ("raw", 5),
+        ];
+        b.put_i32(values.len() as i32);
+        if layout == Layout::Plan {
+            b.put_u8(0);
+        }
+        for (name, code) in &values {
+            if layout == Layout::Plan {
+                string(b, name);
+            } else {
+                schema(b, name, *code);
+            }
+        }
+        b.put_u8(0);
+        b.put_u8(1);
+        b.put_u8(1);
+        b.put_i32(-5);
+        b.put_u8(2);
+        b.put_i64(1 << 40);
+        b.put_u8(3);
+        b.put_f32(1.5);
+        b.put_u8(4);
+        b.put_f64(-2.25);
+        b.put_u8(5);
+        string(b, "text");
+        b.put_u8(8);
+        b.put_i64(1_700_000_000_000);
+        b.put_u8(9);
+        b.put_i32(20_240_229);
+        b.put_u8(10);
+        b.put_i32(2);
+        b.extend_from_slice(&[0xca, 0xfe]);
+        b.put_u8(11);
+        string(b, "str");
+        b.put_u8(0xfd); // null with its type
+        b.put_u8(2);
+        b.put_u8(0xfe); // null without a type
+        b.put_u8(0xff); // raw string
+        string(b, "3.5");
+        if layout == Layout::Plan {
+            b.put_u8(0); // isNeedInferType
+        }
+        b.put_u8(0); // not aligned
+    }
+
+    fn check_row(row: &InsertRow) {
+        assert_eq!(
+            (row.device.as_str(), row.time, row.aligned),
+            ("root.sg.d2", 42, false)
+        );
+        assert_eq!(row.measurements.len(), 13);
+        assert_eq!(
+            row.values[..10],
+            [
+                RowValue::Value(RecordValue::Boolean(true)),
+                RowValue::Value(RecordValue::Int32(-5)),
+                RowValue::Value(RecordValue::Int64(1 << 40)),
+                RowValue::Value(RecordValue::Float(1.5)),
+                RowValue::Value(RecordValue::Double(-2.25)),
+                RowValue::Value(RecordValue::Binary(DataType::Text, b"text".to_vec())),
+                RowValue::Value(RecordValue::Timestamp(1_700_000_000_000)),
+                RowValue::Value(RecordValue::Date(20_240_229)),
+                RowValue::Value(RecordValue::Binary(DataType::Blob, vec![0xca, 0xfe])),
+                RowValue::Value(RecordValue::Binary(DataType::String, b"str".to_vec())),
+            ]
+        );
+        assert_eq!(row.values[10], RowValue::Null(Some(DataType::Int64)));
+        assert_eq!(row.values[11], RowValue::Null(None));
+        assert_eq!(row.values[12], RowValue::Unparsed("3.5".into()));
+    }
+
+    #[test]
+    fn insert_row_and_rows_nodes_carry_every_type_nulls_and_raw_strings() {
+        let mut row = Vec::new();
+        row.put_i16(node_type::INSERT_ROW);
+        row_fields(&mut row, Layout::Plan);
+        string(&mut row, "id");
+        row.put_i32(0);
+        let WriteNode::Rows(rows) = decode_plan_node(&row).unwrap() else {
+            panic!()
+        };
+        check_row(&rows[0]);
+
+        let mut rows_node = Vec::new();
+        rows_node.put_i16(node_type::INSERT_ROWS);
+        rows_node.put_i32(2);
+        row_fields(&mut rows_node, Layout::Plan);
+        row_fields(&mut rows_node, Layout::Plan);
+        rows_node.put_i32(0);
+        rows_node.put_i32(1);
+        string(&mut rows_node, "id");
+        rows_node.put_i32(0);
+        let WriteNode::Rows(rows) = decode_plan_node(&rows_node).unwrap() else {
+            panic!()
+        };
+        assert_eq!(rows.len(), 2);
+        rows.iter().for_each(check_row);
+        for cut in 0..rows_node.len() {
+            assert!(decode_plan_node(&rows_node[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn wal_entries_of_tablets_rows_and_row_lists_are_read() {
+        // InsertTabletNode.serializeToWAL: schemas carry the types, no separate type list.
+        let mut tablet = Vec::new();
+        tablet.put_u8(1); // WAL entry type
+        tablet.put_i64(7); // memtable id
+        tablet.put_i16(node_type::INSERT_TABLET);
+        tablet.put_i64(99); // search index
+        string(&mut tablet, "root.sg.d3");
+        tablet.put_i32(1);
+        schema(&mut tablet, "s", 4);
+        tablet.put_i32(2);
+        tablet.put_i64(1);
+        tablet.put_i64(2);
+        tablet.put_u8(0); // no bitmaps
+        tablet.put_f64(0.5);
+        tablet.put_f64(1.5);
+        tablet.put_u8(0);
+        let WriteNode::Tablets(t) = decode_wal_entry(&tablet).unwrap() else {
+            panic!()
+        };
+        assert_eq!(t[0].columns[0].values, ColumnValues::Double(vec![0.5, 1.5]));
+        assert_eq!(t[0].times, [1, 2]);
+
+        let mut rows = Vec::new();
+        rows.put_u8(0);
+        rows.put_i64(7);
+        rows.put_i16(node_type::INSERT_ROWS);
+        rows.put_i64(99);
+        rows.put_i32(2);
+        row_fields(&mut rows, Layout::Wal);
+        row_fields(&mut rows, Layout::Wal);
+        let WriteNode::Rows(r) = decode_wal_entry(&rows).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.len(), 2);
+        r.iter().for_each(check_row);
+        for cut in 0..rows.len() {
+            assert!(decode_wal_entry(&rows[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    /// A `DeleteDataNode` of IoTDB 2.x: MeasurementPath with tsfile-2 presence bytes and a tag map.
+    fn delete_node(patterns: &[&[&str]]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_i16(node_type::DELETE_DATA);
+        b.put_i32(patterns.len() as i32);
+        for nodes in patterns {
+            b.put_u8(0); // PathType.Measurement
+            b.put_u8(0); // measurement absent
+            b.put_u8(1); // device present
+            string(&mut b, "ignored");
+            b.put_u8(0); // full path absent
+            b.put_i32(nodes.len() as i32);
+            for n in *nodes {
+                string(&mut b, n);
+            }
+            b.put_u8(0); // no schema
+            b.put_u8(0); // no tag map
+            b.put_u8(0); // not aligned
+            b.put_i32(-1); // no alias
+        }
+        b.put_i64(100);
+        b.put_i64(200);
+        string(&mut b, "id");
+        b.put_i32(0);
+        b
+    }
+
+    #[test]
+    fn delete_data_nodes_give_their_patterns_and_range() {
+        let body = delete_node(&[&["root", "sg", "d1", "s1"], &["root", "sg", "**"]]);
+        assert_eq!(
+            decode_plan_node(&body).unwrap(),
+            WriteNode::Delete(DeleteData {
+                paths: vec!["root.sg.d1.s1".into(), "root.sg.**".into()],
+                start: 100,
+                end: 200,
+            })
+        );
+        for cut in 0..body.len() {
+            assert!(decode_plan_node(&body[..cut]).is_err(), "cut {cut}");
+        }
+        // IoTDB 1.0's layout: three nullable strings, then aligned flag, alias and version.
+        let mut old = Vec::new();
+        old.put_i16(node_type::DELETE_DATA);
+        old.put_i32(1);
+        old.put_u8(0);
+        for _ in 0..3 {
+            old.put_i32(-1);
+        }
+        old.put_i32(3);
+        for n in ["root", "sg", "d9"] {
+            string(&mut old, n);
+        }
+        old.put_u8(0);
+        old.put_u8(0);
+        old.put_i32(-1);
+        old.put_i32(-1);
+        old.put_i64(i64::MIN);
+        old.put_i64(5);
+        string(&mut old, "id");
+        old.put_i32(0);
+        let WriteNode::Delete(d) = decode_plan_node(&old).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (d.paths, d.start, d.end),
+            (vec!["root.sg.d9".into()], i64::MIN, 5)
+        );
+    }
+
+    #[test]
+    fn table_model_and_other_nodes_are_refused_by_name() {
+        let mut b = Vec::new();
+        b.put_i16(node_type::RELATIONAL_INSERT_TABLET);
+        b.extend_from_slice(&[0; 16]);
+        let err = decode_plan_node(&b).unwrap_err().to_string();
+        assert!(err.contains("RelationalInsertTabletNode") && err.contains("table-model"));
+        let mut b = Vec::new();
+        b.put_i16(4);
+        let err = decode_plan_node(&b).unwrap_err();
+        assert!(matches!(err, ProtoError::Unsupported(_)), "{err}");
+        // A table name where a tree device belongs.
+        let mut row = Vec::new();
+        row.put_i16(node_type::INSERT_ROW);
+        row.put_i64(1);
+        string(&mut row, "table1");
+        row.put_i32(0);
+        row.put_u8(0);
+        row.put_u8(0);
+        row.put_u8(0);
+        string(&mut row, "id");
+        row.put_i32(0);
+        let err = decode_plan_node(&row).unwrap_err().to_string();
+        assert!(err.contains("table1"), "{err}");
+    }
+
+    #[test]
+    fn hostile_counts_are_errors_before_any_allocation() {
+        let mut b = Vec::new();
+        b.put_i16(node_type::INSERT_TABLET);
+        string(&mut b, "root.sg.d1");
+        b.put_i32(i32::MAX);
+        assert!(decode_plan_node(&b).is_err());
+        let mut b = Vec::new();
+        b.put_i16(node_type::INSERT_ROWS);
+        b.put_i32(-1);
+        assert!(decode_plan_node(&b).is_err());
+        let mut b = Vec::new();
+        b.put_i16(node_type::DELETE_DATA);
+        b.put_i32(i32::MAX);
+        assert!(decode_plan_node(&b).is_err());
+    }
+}

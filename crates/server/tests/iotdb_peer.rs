@@ -1,0 +1,444 @@
+//! Duet as the receiver of a default Apache IoTDB 2.x sender: an IoTDB-shaped sender (the bytes of
+//! `duet_testkit::iotdb_wire`, written from IoTDB's serializers) handshakes and transfers real-time
+//! writes as InsertNodes inside `TRANSFER_TABLET_BATCH_V2` (13), as single InsertNodes (2, 10), as a
+//! WAL entry (7), and a deletion as a `DeleteDataNode` plan node (100); the data on Duet is checked by
+//! query, every data type, nulls and aligned devices included. What arrives this way counts as pipe
+//! data: a double-living pipe of the receiving instance does not send it on. Issue 10.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use duet_proto::client::{Client, ClientError, ClientOptions, Connection, Outcome, ResultSet};
+use duet_proto::codec::Protocol;
+use duet_proto::t;
+use duet_proto::tsblock::TsBlock;
+use duet_testkit::iotdb_wire::{
+    self, data_type as dt, request_type as rt, InsertRow, RowCell, TabletColumn, Value,
+};
+use duet_testkit::Duetd;
+
+fn options(server: &Duetd) -> ClientOptions {
+    ClientOptions {
+        port: server.port(),
+        ..ClientOptions::default()
+    }
+}
+
+async fn rows(client: &mut Client, sql: &str) -> Result<Vec<Vec<String>>, ClientError> {
+    match client.execute(sql).await? {
+        Outcome::Rows(rs) => {
+            let (rs, blocks) = client.collect(rs).await?;
+            Ok(render(&rs, &blocks))
+        }
+        Outcome::Done(_) => Ok(Vec::new()),
+    }
+}
+
+fn render(rs: &ResultSet, blocks: &[TsBlock]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for block in blocks {
+        for r in 0..block.n_rows() {
+            let mut row = Vec::new();
+            if !rs.ignore_time_stamp {
+                row.push(block.times[r].to_string());
+            }
+            row.extend(block.columns.iter().map(|c| c.render(r)));
+            out.push(row);
+        }
+    }
+    out
+}
+
+/// A pipe connection that has passed IoTDB's handshake V2 with the parameters a default 2.x sender
+/// sends.
+async fn iotdb_sender(server: &Duetd) -> Connection {
+    let mut conn = Connection::connect(
+        "127.0.0.1",
+        server.port(),
+        Protocol::Binary,
+        Duration::from_secs(5),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    let resp = send(
+        &mut conn,
+        rt::HANDSHAKE_DATANODE_V2,
+        iotdb_wire::handshake_v2(&[
+            ("timestampPrecision", "ms"),
+            ("clusterID", "9b1c4f2e-iotdb-cluster"),
+            ("convertOnTypeMismatch", "true"),
+            ("loadTsFileStrategy", "sync"),
+            ("username", "root"),
+            ("password", "root"),
+            ("validateTsFile", "true"),
+            ("markAsPipeRequest", "true"),
+        ]),
+    )
+    .await;
+    assert_eq!(resp.code, 200, "{resp:?}");
+    conn
+}
+
+async fn send(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TSStatus {
+    conn.pipe_transfer(&t::TPipeTransferReq::new(1, type_, body))
+        .await
+        .unwrap()
+        .status
+}
+
+fn column(name: &str, type_code: u8, values: Vec<Option<Value>>) -> TabletColumn {
+    TabletColumn {
+        name: name.into(),
+        type_code,
+        values,
+    }
+}
+
+/// root.peer.d1 (aligned), rows 1..=3, one column of every type, each with a null somewhere.
+fn every_type_tablet() -> Vec<TabletColumn> {
+    vec![
+        column(
+            "s_bool",
+            dt::BOOLEAN,
+            vec![
+                Some(Value::Boolean(true)),
+                None,
+                Some(Value::Boolean(false)),
+            ],
+        ),
+        column(
+            "s_i32",
+            dt::INT32,
+            vec![None, Some(Value::Int32(-2)), Some(Value::Int32(3))],
+        ),
+        column(
+            "s_i64",
+            dt::INT64,
+            vec![Some(Value::Int64(1 << 40)), Some(Value::Int64(2)), None],
+        ),
+        column(
+            "s_float",
+            dt::FLOAT,
+            vec![Some(Value::Float(1.5)), None, Some(Value::Float(-0.25))],
+        ),
+        column(
+            "s_double",
+            dt::DOUBLE,
+            vec![Some(Value::Double(2.5)), Some(Value::Double(-1e10)), None],
+        ),
+        column(
+            "s_text",
+            dt::TEXT,
+            vec![
+                Some(Value::Text("héllo".into())),
+                None,
+                Some(Value::Text("".into())),
+            ],
+        ),
+        column(
+            "s_ts",
+            dt::TIMESTAMP,
+            vec![None, Some(Value::Timestamp(1_700_000_000_000)), None],
+        ),
+        column(
+            "s_date",
+            dt::DATE,
+            vec![Some(Value::Date(20_240_229)), None, None],
+        ),
+        column(
+            "s_blob",
+            dt::BLOB,
+            vec![None, None, Some(Value::Blob(vec![0xca, 0xfe]))],
+        ),
+        column(
+            "s_str",
+            dt::STRING,
+            vec![
+                Some(Value::Str("x".into())),
+                Some(Value::Str("y".into())),
+                None,
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
+    let a = Duetd::start().unwrap();
+    let b = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&a)).await.unwrap();
+        // A's own double-living pipe to B: what an IoTDB sender gave A is pipe data and stays on A.
+        client
+            .execute_update(&format!(
+                "create pipe ab with source ('source.mode.double-living'='true') with sink \
+                 ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
+                b.port()
+            ))
+            .await
+            .unwrap();
+        let mut sender = iotdb_sender(&a).await;
+
+        // 13: two InsertNodes (an aligned tablet of every type, a row with a raw string and nulls)
+        // and a raw tablet.
+        let tablet = iotdb_wire::insert_tablet_node(
+            "root.peer.d1",
+            true,
+            &[1, 2, 3],
+            &every_type_tablet(),
+            false,
+        );
+        let row = iotdb_wire::insert_row_node(&InsertRow {
+            device: "root.peer.d2".into(),
+            aligned: false,
+            time: 5,
+            cells: vec![
+                ("s_int".into(), RowCell::Value(Value::Int32(7))),
+                ("s_raw".into(), RowCell::Raw("2.5".into())),
+                ("s_typed_null".into(), RowCell::NullOf(dt::INT64)),
+                ("s_null".into(), RowCell::Null),
+            ],
+        });
+        let raw = iotdb_wire::raw_tablet_entry(
+            "root.peer.d3",
+            false,
+            &[1, 2],
+            &[column(
+                "s",
+                dt::DOUBLE,
+                vec![Some(Value::Double(0.5)), None],
+            )],
+        );
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_TABLET_BATCH_V2,
+            iotdb_wire::tablet_batch_v2(&[], &[tablet, row], &[raw]),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+
+        // 2: an InsertRowsNode; 10: an InsertTabletNode with schemas and its (null) database;
+        // 7: a WAL entry.
+        let rows_node = iotdb_wire::insert_rows_node(&[6, 7].map(|t| InsertRow {
+            device: "root.peer.d2".into(),
+            aligned: false,
+            time: t,
+            cells: vec![("s_int".into(), RowCell::Value(Value::Int32(t as i32 + 2)))],
+        }));
+        let status = send(&mut sender, rt::TRANSFER_TABLET_INSERT_NODE, rows_node).await;
+        assert_eq!(status.code, 200, "{status:?}");
+        let node = iotdb_wire::insert_tablet_node(
+            "root.peer.d4",
+            false,
+            &[10, 20],
+            &[column(
+                "s",
+                dt::INT64,
+                vec![Some(Value::Int64(100)), Some(Value::Int64(200))],
+            )],
+            true,
+        );
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_TABLET_INSERT_NODE_V2,
+            iotdb_wire::insert_node_v2(&node, None),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        let wal = iotdb_wire::insert_tablet_wal_entry(
+            "root.peer.d5",
+            false,
+            &[1],
+            &[column("s", dt::FLOAT, vec![Some(Value::Float(1.25))])],
+        );
+        let status = send(&mut sender, rt::TRANSFER_TABLET_BINARY, wal).await;
+        assert_eq!(status.code, 200, "{status:?}");
+
+        // 100: delete s_i64 at time 2 and all of d4 after 15.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::delete_data_node(&["root.peer.d1.s_i64", "root.peer.d4.**"], 2, 2),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::delete_data_node(&["root.peer.d4.**"], 15, i64::MAX),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+
+        let d1 = rows(
+            &mut client,
+            "select s_bool, s_i32, s_i64, s_float, s_double, s_text, s_ts, s_date, s_blob, s_str \
+             from root.peer.d1",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            d1,
+            [
+                [
+                    "1",
+                    "true",
+                    "null",
+                    "1099511627776",
+                    "1.5",
+                    "2.5",
+                    "héllo",
+                    "null",
+                    "2024-02-29",
+                    "null",
+                    "x"
+                ],
+                [
+                    "2",
+                    "null",
+                    "-2",
+                    "null",
+                    "null",
+                    "-10000000000.0",
+                    "null",
+                    "1700000000000",
+                    "null",
+                    "null",
+                    "y"
+                ],
+                [
+                    "3", "false", "3", "null", "-0.25", "null", "", "null", "null", "0xcafe",
+                    "null"
+                ],
+            ]
+        );
+        let devices = rows(&mut client, "show devices root.peer.**")
+            .await
+            .unwrap();
+        let aligned: Vec<(&str, &str)> = devices
+            .iter()
+            .map(|r| (r[0].as_str(), r[1].as_str()))
+            .collect();
+        assert!(aligned.contains(&("root.peer.d1", "true")), "{devices:?}");
+        assert!(aligned.contains(&("root.peer.d2", "false")), "{devices:?}");
+        assert_eq!(
+            rows(&mut client, "select s_int, s_raw from root.peer.d2")
+                .await
+                .unwrap(),
+            [["5", "7", "2.5"], ["6", "8", "null"], ["7", "9", "null"]]
+        );
+        // The raw string was inferred as IoTDB infers it; the null cells created no series.
+        assert_eq!(
+            rows(&mut client, "show timeseries root.peer.d2.s_raw")
+                .await
+                .unwrap()[0][3],
+            "DOUBLE"
+        );
+        assert_eq!(
+            rows(&mut client, "count timeseries root.peer.d2.**")
+                .await
+                .unwrap(),
+            [["2"]]
+        );
+        assert_eq!(
+            rows(&mut client, "select s from root.peer.d3")
+                .await
+                .unwrap(),
+            // Row 2's only cell is null: no row, as on IoTDB.
+            [["1", "0.5"]]
+        );
+        assert_eq!(
+            rows(&mut client, "select s from root.peer.d4")
+                .await
+                .unwrap(),
+            [["10", "100"]]
+        );
+        assert_eq!(
+            rows(&mut client, "select s from root.peer.d5")
+                .await
+                .unwrap(),
+            [["1", "1.25"]]
+        );
+
+        // A's local write crosses to B; what the IoTDB sender gave A does not.
+        client
+            .execute_update("insert into root.local.d(time, s) values (1, 1)")
+            .await
+            .unwrap();
+        let mut on_b = Client::connect(&options(&b)).await.unwrap();
+        let mut arrived = false;
+        for _ in 0..200 {
+            if rows(&mut on_b, "select s from root.local.d")
+                .await
+                .is_ok_and(|r| r.len() == 1)
+            {
+                arrived = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(arrived, "A's local write never reached B");
+        assert_eq!(
+            rows(&mut on_b, "count timeseries root.peer.**")
+                .await
+                .unwrap(),
+            [["0"]]
+        );
+    });
+}
+
+#[test]
+fn a_batch_with_a_table_model_or_truncated_node_is_refused_whole_and_the_receiver_goes_on() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        let good = iotdb_wire::insert_tablet_node(
+            "root.refused.d1",
+            false,
+            &[1],
+            &[column("s", dt::INT32, vec![Some(Value::Int32(1))])],
+            false,
+        );
+        // RelationalInsertRowNode (2001): a table-model write.
+        let mut table = vec![0x07, 0xd1];
+        table.extend_from_slice(&[0; 24]);
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_TABLET_BATCH_V2,
+            iotdb_wire::tablet_batch_v2(&[], &[good.clone(), table], &[]),
+        )
+        .await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(message.contains("RelationalInsertRowNode"), "{message}");
+        let truncated = &good[..good.len() - 3];
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_TABLET_INSERT_NODE,
+            truncated.to_vec(),
+        )
+        .await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        // Nothing of either request was applied.
+        assert_eq!(
+            rows(&mut client, "count timeseries root.refused.**")
+                .await
+                .unwrap(),
+            [["0"]]
+        );
+        // The same connection still takes a good request.
+        let status = send(&mut sender, rt::TRANSFER_TABLET_INSERT_NODE, good).await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert_eq!(
+            rows(&mut client, "select s from root.refused.d1")
+                .await
+                .unwrap(),
+            [["1", "1"]]
+        );
+    });
+}

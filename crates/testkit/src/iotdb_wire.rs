@@ -1,0 +1,444 @@
+//! The bytes an Apache IoTDB 2.x pipe sender puts in `pipeTransfer` requests, written field by field
+//! from IoTDB's Java serializers so tests can drive Duet's receiver as a real IoTDB would — on purpose
+//! without any of Duet's own codecs, which are what the tests check.
+//!
+//! Sources (apache/iotdb): `PipeTransferTabletBatchReqV2.toTPipeTransferReq`,
+//! `PipeTransferTabletInsertNodeReqV2`, `PipeTransferTabletBinaryReq`, `PipeTransferPlanNodeReq`,
+//! `PlanNode.serialize`, `InsertTabletNode`/`InsertRowNode`/`InsertRowsNode` `serializeAttributes` and
+//! `serializeToWAL`, `WALEntry`, `DeleteDataNode.serializeAttributes`, `MeasurementPath.serialize`;
+//! apache/tsfile `Tablet.serialize`, `MeasurementSchema.serializeTo`, `BitMap`,
+//! `ReadWriteIOUtils` (big-endian; a string is an i32 length and UTF-8, -1 for null).
+
+/// A value as a sender holds it; `None` in a column or row is a null.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Boolean(bool),
+    Int32(i32),
+    Int64(i64),
+    Float(f32),
+    Double(f64),
+    Text(String),
+    Timestamp(i64),
+    /// `yyyyMMdd` as an int, as tsfile stores DATE.
+    Date(i32),
+    Blob(Vec<u8>),
+    Str(String),
+}
+
+/// tsfile `TSDataType` codes.
+pub mod data_type {
+    pub const BOOLEAN: u8 = 0;
+    pub const INT32: u8 = 1;
+    pub const INT64: u8 = 2;
+    pub const FLOAT: u8 = 3;
+    pub const DOUBLE: u8 = 4;
+    pub const TEXT: u8 = 5;
+    pub const TIMESTAMP: u8 = 8;
+    pub const DATE: u8 = 9;
+    pub const BLOB: u8 = 10;
+    pub const STRING: u8 = 11;
+}
+
+impl Value {
+    pub fn type_code(&self) -> u8 {
+        use data_type::*;
+        match self {
+            Value::Boolean(_) => BOOLEAN,
+            Value::Int32(_) => INT32,
+            Value::Int64(_) => INT64,
+            Value::Float(_) => FLOAT,
+            Value::Double(_) => DOUBLE,
+            Value::Text(_) => TEXT,
+            Value::Timestamp(_) => TIMESTAMP,
+            Value::Date(_) => DATE,
+            Value::Blob(_) => BLOB,
+            Value::Str(_) => STRING,
+        }
+    }
+}
+
+/// `PipeRequestType` codes.
+pub mod request_type {
+    pub const HANDSHAKE_DATANODE_V2: i16 = 51;
+    pub const TRANSFER_TABLET_INSERT_NODE: i16 = 2;
+    pub const TRANSFER_TABLET_BINARY: i16 = 7;
+    pub const TRANSFER_TABLET_INSERT_NODE_V2: i16 = 10;
+    pub const TRANSFER_TABLET_BATCH_V2: i16 = 13;
+    pub const TRANSFER_PLAN_NODE: i16 = 100;
+}
+
+/// A big-endian byte buffer with `ReadWriteIOUtils`' primitives.
+#[derive(Debug, Default, Clone)]
+pub struct Bytes(pub Vec<u8>);
+
+impl Bytes {
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.push(v);
+        self
+    }
+    pub fn i16(&mut self, v: i16) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub fn i32(&mut self, v: i32) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub fn len_of(&mut self, n: usize) -> &mut Self {
+        self.i32(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+    pub fn string(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => {
+                self.len_of(s.len());
+                self.0.extend_from_slice(s.as_bytes());
+            }
+            None => {
+                self.i32(-1);
+            }
+        }
+        self
+    }
+    pub fn binary(&mut self, b: &[u8]) -> &mut Self {
+        self.len_of(b.len());
+        self.0.extend_from_slice(b);
+        self
+    }
+    pub fn raw(&mut self, b: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(b);
+        self
+    }
+    /// A value without its type byte, as `InsertTabletNode.serializeColumn` and `InsertRowNode`
+    /// write one.
+    fn value(&mut self, v: &Value) -> &mut Self {
+        match v {
+            Value::Boolean(b) => self.u8(u8::from(*b)),
+            Value::Int32(x) | Value::Date(x) => self.i32(*x),
+            Value::Int64(x) | Value::Timestamp(x) => self.i64(*x),
+            Value::Float(x) => self.raw(&x.to_be_bytes()),
+            Value::Double(x) => self.raw(&x.to_be_bytes()),
+            Value::Text(s) | Value::Str(s) => self.binary(s.as_bytes()),
+            Value::Blob(b) => self.binary(b),
+        }
+    }
+    /// `MeasurementSchema.serializeTo` with PLAIN encoding, no compression and no properties.
+    fn schema(&mut self, name: &str, type_code: u8) -> &mut Self {
+        self.string(Some(name)).u8(type_code).u8(0).u8(0).i32(0)
+    }
+}
+
+/// The handshake V2 body: a string map.
+pub fn handshake_v2(params: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.len_of(params.len());
+    for (k, v) in params {
+        b.string(Some(k)).string(Some(v));
+    }
+    b.0
+}
+
+/// A column of an [`insert_tablet_node`]: name, type code, one optional value per row.
+#[derive(Debug, Clone)]
+pub struct TabletColumn {
+    pub name: String,
+    pub type_code: u8,
+    pub values: Vec<Option<Value>>,
+}
+
+/// The zero value Java leaves in a null cell's slot.
+fn placeholder(type_code: u8) -> Value {
+    use data_type::*;
+    match type_code {
+        BOOLEAN => Value::Boolean(false),
+        INT32 => Value::Int32(0),
+        INT64 => Value::Int64(0),
+        FLOAT => Value::Float(0.0),
+        DOUBLE => Value::Double(0.0),
+        TIMESTAMP => Value::Timestamp(0),
+        DATE => Value::Date(0),
+        _ => Value::Blob(Vec::new()),
+    }
+}
+
+/// `BitMap(rows)`: rows/8 + 1 bytes, bit `r % 8` of byte `r / 8` set for a null row.
+fn bitmap(values: &[Option<Value>]) -> Vec<u8> {
+    let mut bits = vec![0u8; values.len() / 8 + 1];
+    for (r, v) in values.iter().enumerate() {
+        if v.is_none() {
+            bits[r / 8] |= 1 << (r % 8);
+        }
+    }
+    bits
+}
+
+/// The body of an `InsertTabletNode` after its node type, in `serialize` form (`wal` false) or
+/// `serializeToWAL` form after the search index (`wal` true).
+fn tablet_body(
+    b: &mut Bytes,
+    device: &str,
+    aligned: bool,
+    times: &[i64],
+    columns: &[TabletColumn],
+    with_schemas: bool,
+    wal: bool,
+) {
+    b.string(Some(device)).len_of(columns.len());
+    if !wal {
+        b.u8(u8::from(with_schemas));
+    }
+    for c in columns {
+        if wal || with_schemas {
+            b.schema(&c.name, c.type_code);
+        } else {
+            b.string(Some(&c.name));
+        }
+    }
+    if !wal {
+        for c in columns {
+            b.u8(c.type_code);
+        }
+    }
+    b.len_of(times.len());
+    for t in times {
+        b.i64(*t);
+    }
+    let any_null = columns.iter().any(|c| c.values.iter().any(Option::is_none));
+    b.u8(u8::from(any_null));
+    if any_null {
+        for c in columns {
+            if c.values.iter().any(Option::is_none) {
+                b.u8(1).raw(&bitmap(&c.values));
+            } else {
+                b.u8(0);
+            }
+        }
+    }
+    for c in columns {
+        for v in &c.values {
+            match v {
+                Some(v) => b.value(v),
+                // A null binary is written as length 0; other nulls keep their zero placeholder.
+                None if matches!(c.type_code, 5 | 10 | 11) => b.i32(0),
+                None => b.value(&placeholder(c.type_code)),
+            };
+        }
+    }
+    b.u8(u8::from(aligned));
+}
+
+/// `InsertTabletNode` in `PlanNode.serialize` form (type 13, attributes, plan node id, no children).
+pub fn insert_tablet_node(
+    device: &str,
+    aligned: bool,
+    times: &[i64],
+    columns: &[TabletColumn],
+    with_schemas: bool,
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(13);
+    tablet_body(&mut b, device, aligned, times, columns, with_schemas, false);
+    b.string(Some("pipe-node-1")).i32(0);
+    b.0
+}
+
+/// A WAL entry of an `InsertTabletNode` (`WALEntry` type byte, memtable id, `serializeToWAL`), as
+/// `TRANSFER_TABLET_BINARY` carries it.
+pub fn insert_tablet_wal_entry(
+    device: &str,
+    aligned: bool,
+    times: &[i64],
+    columns: &[TabletColumn],
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.u8(1).i64(3).i16(13).i64(1234);
+    // The WAL form: schemas always, no separate type list.
+    tablet_body(&mut b, device, aligned, times, columns, true, true);
+    b.0
+}
+
+/// A cell of an [`InsertRow`].
+#[derive(Debug, Clone)]
+pub enum RowCell {
+    Value(Value),
+    /// `TYPE_NULL_WITH_TYPE` (-3) and its type.
+    NullOf(u8),
+    /// `TYPE_NULL_WITHOUT_TYPE` (-2).
+    Null,
+    /// `TYPE_RAW_STRING` (-1): a string the receiver infers a type for.
+    Raw(String),
+}
+
+/// One `InsertRowNode`'s content.
+#[derive(Debug, Clone)]
+pub struct InsertRow {
+    pub device: String,
+    pub aligned: bool,
+    pub time: i64,
+    pub cells: Vec<(String, RowCell)>,
+}
+
+/// `InsertRowNode.subSerialize`: time, path, count, no schemas, names, tagged values,
+/// `isNeedInferType`, `isAligned`.
+fn row_body(b: &mut Bytes, row: &InsertRow) {
+    b.i64(row.time)
+        .string(Some(&row.device))
+        .len_of(row.cells.len())
+        .u8(0);
+    for (name, _) in &row.cells {
+        b.string(Some(name));
+    }
+    let mut infer = false;
+    for (_, cell) in &row.cells {
+        match cell {
+            RowCell::Value(v) => {
+                b.u8(v.type_code()).value(v);
+            }
+            RowCell::NullOf(code) => {
+                b.u8(0xfd).u8(*code);
+            }
+            RowCell::Null => {
+                b.u8(0xfe);
+            }
+            RowCell::Raw(s) => {
+                infer = true;
+                b.u8(0xff).string(Some(s));
+            }
+        }
+    }
+    b.u8(u8::from(infer)).u8(u8::from(row.aligned));
+}
+
+/// `InsertRowNode` in `PlanNode.serialize` form.
+pub fn insert_row_node(row: &InsertRow) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(14);
+    row_body(&mut b, row);
+    b.string(Some("pipe-node-2")).i32(0);
+    b.0
+}
+
+/// `InsertRowsNode` in `PlanNode.serialize` form: count, rows, one index per row.
+pub fn insert_rows_node(rows: &[InsertRow]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(15).len_of(rows.len());
+    for row in rows {
+        row_body(&mut b, row);
+    }
+    for i in 0..rows.len() {
+        b.len_of(i);
+    }
+    b.string(Some("pipe-node-3")).i32(0);
+    b.0
+}
+
+/// `DeleteDataNode` in `PlanNode.serialize` form, its paths as IoTDB 2.x `MeasurementPath`s (tsfile 2
+/// `Path` with presence bytes, then nodes, no schema, no tag map, not aligned, no alias).
+pub fn delete_data_node(paths: &[&str], start: i64, end: i64) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(44).len_of(paths.len());
+    for path in paths {
+        let nodes: Vec<&str> = path.split('.').collect();
+        b.u8(0) // PathType.Measurement
+            .u8(0)
+            .u8(0)
+            .u8(1)
+            .string(Some(path))
+            .len_of(nodes.len());
+        for n in nodes {
+            b.string(Some(n));
+        }
+        b.u8(0).u8(0).u8(0).string(None);
+    }
+    b.i64(start).i64(end).string(Some("pipe-node-4")).i32(0);
+    b.0
+}
+
+/// `Tablet.serialize` (tsfile 2.x, with a FIELD category byte per column) followed by `isAligned`
+/// and the null database of a tree-model entry.
+pub fn raw_tablet_entry(
+    device: &str,
+    aligned: bool,
+    times: &[i64],
+    columns: &[TabletColumn],
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.string(Some(device))
+        .len_of(times.len())
+        .u8(1)
+        .len_of(columns.len());
+    for c in columns {
+        b.u8(1).schema(&c.name, c.type_code).u8(1);
+    }
+    b.u8(1);
+    for t in times {
+        b.i64(*t);
+    }
+    b.u8(1);
+    for c in columns {
+        if c.values.iter().any(Option::is_none) {
+            let bits = bitmap(&c.values);
+            b.u8(1).len_of(times.len()).binary(&bits);
+        } else {
+            b.u8(0);
+        }
+    }
+    b.u8(1);
+    for c in columns {
+        b.u8(1);
+        for v in &c.values {
+            match (v, c.type_code) {
+                (Some(Value::Text(s) | Value::Str(s)), _) => {
+                    b.u8(1).binary(s.as_bytes());
+                }
+                (Some(Value::Blob(x)), _) => {
+                    b.u8(1).binary(x);
+                }
+                (None, 5 | 10 | 11) => {
+                    b.u8(0);
+                }
+                (Some(v), _) => {
+                    b.value(v);
+                }
+                (None, code) => {
+                    b.value(&placeholder(code));
+                }
+            }
+        }
+    }
+    b.u8(u8::from(aligned)).string(None);
+    b.0
+}
+
+/// `TRANSFER_TABLET_BATCH_V2` (13): WAL binaries, InsertNodes and raw tablet entries, each tree-model
+/// entry with a null database.
+pub fn tablet_batch_v2(
+    wal_entries: &[Vec<u8>],
+    insert_nodes: &[Vec<u8>],
+    tablets: &[Vec<u8>],
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.len_of(wal_entries.len());
+    for w in wal_entries {
+        b.binary(w).string(None);
+    }
+    b.len_of(insert_nodes.len());
+    for n in insert_nodes {
+        b.raw(n).string(None);
+    }
+    b.len_of(tablets.len());
+    for t in tablets {
+        b.raw(t);
+    }
+    b.0
+}
+
+/// `TRANSFER_TABLET_INSERT_NODE_V2` (10): the node, then its database (null: tree model).
+pub fn insert_node_v2(node: &[u8], database: Option<&str>) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.raw(node).string(database);
+    b.0
+}
