@@ -492,7 +492,7 @@ fn tsblock_crashers() -> Vec<(&'static str, Vec<u8>)> {
 // ---- pipe_body ----------------------------------------------------------------------------------
 
 /// Request types a pipe receiver reads, picked by the first byte.
-const PIPE_TYPES: [i16; 12] = [
+const PIPE_TYPES: [i16; 16] = [
     request_type::HANDSHAKE_DATANODE_V2,
     request_type::TRANSFER_TABLET_RAW,
     request_type::TRANSFER_TABLET_BATCH,
@@ -505,6 +505,10 @@ const PIPE_TYPES: [i16; 12] = [
     request_type::TRANSFER_TABLET_BINARY,
     request_type::TRANSFER_TABLET_BINARY_V2,
     request_type::TRANSFER_PLAN_NODE,
+    request_type::TRANSFER_TS_FILE_PIECE,
+    request_type::TRANSFER_TS_FILE_SEAL,
+    request_type::TRANSFER_TS_FILE_PIECE_WITH_MOD,
+    request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD,
 ];
 
 /// A `pipeTransfer` body as the receiver decodes it: the first byte picks the request type.
@@ -537,6 +541,15 @@ fn pipe_request(type_: i16, body: &[u8]) {
         }
         transfer::DUET_TRANSFER_ENTRIES => {
             let _ = transfer::decode_entries(body);
+        }
+        request_type::TRANSFER_TS_FILE_PIECE | request_type::TRANSFER_TS_FILE_PIECE_WITH_MOD => {
+            let _ = pipe_body::decode_file_piece(body);
+        }
+        request_type::TRANSFER_TS_FILE_SEAL => {
+            let _ = pipe_body::decode_file_seal_v1(body);
+        }
+        request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD => {
+            let _ = pipe_body::decode_file_seal_v2(body);
         }
         other => {
             let _ = pipe_tablet::decode_write_request(other, body);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bytes::BufMut;
 
 use crate::reader::ByteReader;
-use crate::Result;
+use crate::{ProtoError, Result};
 
 /// Request type codes of IoTDB's `PipeRequestType` that Duet sends or answers.
 pub mod request_type {
@@ -88,6 +88,91 @@ pub fn decode_map(buf: &[u8]) -> Result<BTreeMap<String, String>> {
     Ok(map)
 }
 
+/// A file piece (`PipeTransferFilePieceReq`, types 4 and 8): the file's name, where the piece starts,
+/// its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilePiece {
+    pub file_name: String,
+    pub start_offset: i64,
+    pub bytes: Vec<u8>,
+}
+
+/// Reads a file piece body.
+pub fn decode_file_piece(body: &[u8]) -> Result<FilePiece> {
+    let mut input = ByteReader::new(body);
+    let file_name = input.string("file name")?;
+    let start_offset = input.i64("start offset")?;
+    let bytes = input.bytes("file piece")?.to_vec();
+    expect_end(&input, "file piece")?;
+    Ok(FilePiece {
+        file_name,
+        start_offset,
+        bytes,
+    })
+}
+
+/// A seal: the files sent (in order; a `None` name is an optional file that is absent), their
+/// lengths, and the sender's parameters (`PipeTransferFileSealReqV1`, type 5, has one file and none;
+/// `…SealReqV2`, type 9, any number: with a mods file, `[mods, tsfile]`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FileSeal {
+    pub files: Vec<(Option<String>, i64)>,
+    pub params: BTreeMap<String, String>,
+}
+
+/// Reads a type-5 seal: the file name and its length.
+pub fn decode_file_seal_v1(body: &[u8]) -> Result<FileSeal> {
+    let mut input = ByteReader::new(body);
+    let name = input.string("file name")?;
+    let length = input.i64("file length")?;
+    expect_end(&input, "file seal")?;
+    Ok(FileSeal {
+        files: vec![(Some(name), length)],
+        params: BTreeMap::new(),
+    })
+}
+
+/// Reads a type-9 seal: names, lengths (as many), then a string map.
+pub fn decode_file_seal_v2(body: &[u8]) -> Result<FileSeal> {
+    let mut input = ByteReader::new(body);
+    let n = input.count(4, "file names")?;
+    let names = (0..n)
+        .map(|_| input.nullable_string("file name"))
+        .collect::<Result<Vec<_>>>()?;
+    let lengths = input.count(8, "file lengths")?;
+    if lengths != n {
+        return Err(ProtoError::Malformed(format!(
+            "{n} file names but {lengths} file lengths"
+        )));
+    }
+    let mut files = Vec::with_capacity(n);
+    for name in names {
+        files.push((name, input.i64("file length")?));
+    }
+    let pairs = input.count(8, "seal parameters")?;
+    let mut params = BTreeMap::new();
+    for _ in 0..pairs {
+        let key = input.string("parameter key")?;
+        let value = input
+            .nullable_string("parameter value")?
+            .unwrap_or_default();
+        params.insert(key, value);
+    }
+    expect_end(&input, "file seal")?;
+    Ok(FileSeal { files, params })
+}
+
+fn expect_end(input: &ByteReader<'_>, what: &str) -> Result<()> {
+    if input.is_empty() {
+        Ok(())
+    } else {
+        Err(ProtoError::Malformed(format!(
+            "{} bytes after the {what}",
+            input.remaining()
+        )))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -104,5 +189,54 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(decode_map(&bytes[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn file_pieces_and_seals_are_read_as_iotdb_writes_them() {
+        let mut piece = Vec::new();
+        put_string(&mut piece, Some("1-1-0-0.tsfile"));
+        piece.put_i64(5);
+        piece.put_i32(3);
+        piece.extend_from_slice(b"abc");
+        assert_eq!(
+            decode_file_piece(&piece).unwrap(),
+            FilePiece {
+                file_name: "1-1-0-0.tsfile".into(),
+                start_offset: 5,
+                bytes: b"abc".to_vec()
+            }
+        );
+        let mut seal = Vec::new();
+        seal.put_i32(2);
+        put_string(&mut seal, Some("a.tsfile.mods"));
+        put_string(&mut seal, Some("a.tsfile"));
+        seal.put_i32(2);
+        seal.put_i64(10);
+        seal.put_i64(2000);
+        seal.put_i32(1);
+        put_string(&mut seal, Some("DATABASE_NAME_a.tsfile"));
+        put_string(&mut seal, Some("root.sg"));
+        let decoded = decode_file_seal_v2(&seal).unwrap();
+        assert_eq!(
+            decoded.files,
+            [
+                (Some("a.tsfile.mods".into()), 10),
+                (Some("a.tsfile".into()), 2000)
+            ]
+        );
+        assert_eq!(decoded.params["DATABASE_NAME_a.tsfile"], "root.sg");
+        for cut in 0..seal.len() {
+            assert!(decode_file_seal_v2(&seal[..cut]).is_err());
+        }
+        for cut in 0..piece.len() {
+            assert!(decode_file_piece(&piece[..cut]).is_err());
+        }
+        let mut v1 = Vec::new();
+        put_string(&mut v1, Some("b.tsfile"));
+        v1.put_i64(7);
+        assert_eq!(
+            decode_file_seal_v1(&v1).unwrap().files,
+            [(Some("b.tsfile".into()), 7)]
+        );
     }
 }

@@ -52,6 +52,8 @@ pub enum StatusCode {
     PipeVersionError = 1800,
     PipeTypeError = 1801,
     PipeHandshakeError = 1802,
+    PipeTransferFileOffsetReset = 1803,
+    PipeTransferFileError = 1804,
     PipeTransferExecuteStatementError = 1805,
     PipeNotExistError = 1806,
     PipeReceiverTemporaryUnavailable = 1808,

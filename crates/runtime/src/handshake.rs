@@ -144,6 +144,20 @@ pub struct PeerInfo {
 #[derive(Debug, Default)]
 pub struct ReceiverState {
     pub peer: Option<PeerInfo>,
+    /// Where this connection's transferred files go (none: file transfers are refused).
+    pub file_dir: Option<std::path::PathBuf>,
+    /// The file transfer in progress, once a piece arrived.
+    pub files: Option<crate::file_receiver::FileReceiver>,
+}
+
+impl ReceiverState {
+    /// The state of a new connection whose transferred files go to `file_dir`.
+    pub fn with_file_dir(file_dir: std::path::PathBuf) -> ReceiverState {
+        ReceiverState {
+            file_dir: Some(file_dir),
+            ..ReceiverState::default()
+        }
+    }
 }
 
 pub(crate) fn pipe_status(code: StatusCode, message: impl Into<String>) -> TPipeTransferResp {
@@ -212,6 +226,8 @@ pub fn handshake(
             .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
         speaks_duet: params.contains_key(DUET_PROTOCOL_KEY),
     };
+    // As IoTDB's receiver, a handshake starts the connection's file transfer afresh.
+    state.files = None;
     state.peer = Some(peer);
     let mut reply = BTreeMap::new();
     reply.insert(

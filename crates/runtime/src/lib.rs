@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod error;
+pub mod file_receiver;
 pub mod filter;
 pub mod handshake;
 pub mod manager;
@@ -17,6 +18,7 @@ pub mod params;
 pub mod receiver;
 pub mod task;
 pub mod transfer;
+pub mod tsfile_load;
 
 pub use error::{PipeError, Result};
 pub use manager::{PipeManager, ServerIdentity};

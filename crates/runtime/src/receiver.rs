@@ -7,7 +7,7 @@
 use duet_engine::values::Cell;
 use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{Engine, EngineError};
-use duet_proto::pipe_body::request_type;
+use duet_proto::pipe_body::{self, request_type};
 use duet_proto::pipe_tablet;
 use duet_proto::plan_node::{InsertRow, RowValue, WriteNode};
 use duet_proto::status::{self, StatusCode};
@@ -15,6 +15,7 @@ use duet_proto::t::{TPipeTransferReq, TPipeTransferResp, TSStatus};
 use duet_storage::Origin;
 use futures::future::join_all;
 
+use crate::file_receiver::FileReceiver;
 use crate::handshake::{self, pipe_status, PeerInfo, ReceiverState};
 use crate::manager::ServerIdentity;
 use crate::transfer;
@@ -68,6 +69,21 @@ pub async fn receive(
             None => not_handshaken(),
             Some(peer) => apply_iotdb_writes(engine, origin_of(peer), req.type_, &req.body).await,
         },
+        request_type::TRANSFER_TS_FILE_PIECE | request_type::TRANSFER_TS_FILE_PIECE_WITH_MOD => {
+            match &state.peer {
+                None => not_handshaken(),
+                Some(_) => file_piece(state, req.type_, &req.body).await,
+            }
+        }
+        request_type::TRANSFER_TS_FILE_SEAL | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD => {
+            match &state.peer {
+                None => not_handshaken(),
+                Some(peer) => {
+                    let origin = origin_of(peer);
+                    file_seal(state, engine, origin, req.type_, &req.body).await
+                }
+            }
+        }
         other => pipe_status(
             StatusCode::PipeTypeError,
             format!("Unknown PipeRequestType {other}."),
@@ -188,6 +204,74 @@ async fn write_all(
         },
         Err(e) => Err(refused(e)),
     }
+}
+
+/// A TsFile or mods piece (types 4 and 8) into the connection's file receiver.
+async fn file_piece(state: &mut ReceiverState, type_: i16, body: &[u8]) -> TPipeTransferResp {
+    let piece = match pipe_body::decode_file_piece(body) {
+        Ok(piece) => piece,
+        Err(e) => {
+            return pipe_status(
+                StatusCode::PipeTransferFileError,
+                format!("Malformed file piece: {e}"),
+            )
+        }
+    };
+    let Some(files) = receiver_files(state) else {
+        return pipe_status(
+            StatusCode::PipeTransferFileError,
+            "This receiver takes no file transfers.",
+        );
+    };
+    files
+        .piece(piece, type_ == request_type::TRANSFER_TS_FILE_PIECE)
+        .await
+}
+
+/// A seal (types 5 and 9): the files are checked and made durable, then loaded; the connection's
+/// directory is emptied whatever the outcome.
+async fn file_seal(
+    state: &mut ReceiverState,
+    engine: &Engine,
+    origin: Origin,
+    type_: i16,
+    body: &[u8],
+) -> TPipeTransferResp {
+    let seal = if type_ == request_type::TRANSFER_TS_FILE_SEAL {
+        pipe_body::decode_file_seal_v1(body)
+    } else {
+        pipe_body::decode_file_seal_v2(body)
+    };
+    let seal = match seal {
+        Ok(seal) => seal,
+        Err(e) => {
+            return pipe_status(
+                StatusCode::PipeTransferFileError,
+                format!("Malformed file seal: {e}"),
+            )
+        }
+    };
+    let Some(files) = receiver_files(state) else {
+        return pipe_status(
+            StatusCode::PipeTransferFileError,
+            "This receiver takes no file transfers.",
+        );
+    };
+    let sealed = match files.seal(seal).await {
+        Ok(sealed) => sealed,
+        Err(resp) => return resp,
+    };
+    let resp = crate::tsfile_load::load(engine, origin, &sealed).await;
+    files.clear().await;
+    resp
+}
+
+fn receiver_files(state: &mut ReceiverState) -> Option<&mut FileReceiver> {
+    if state.files.is_none() {
+        let dir = state.file_dir.clone()?;
+        state.files = Some(FileReceiver::new(dir));
+    }
+    state.files.as_mut()
 }
 
 /// The status a sender sees for a batch this instance could not apply (pipe reference §7.2).

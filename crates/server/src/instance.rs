@@ -29,6 +29,7 @@ pub struct Instance {
     next_session_id: AtomicI64,
     next_statement_id: AtomicI64,
     next_query_id: AtomicI64,
+    next_receiver_id: AtomicI64,
     /// Open sessions by session id; one entry per logged-in connection.
     sessions: Mutex<BTreeMap<i64, ConnectionInfo>>,
 }
@@ -64,9 +65,22 @@ impl Instance {
             next_session_id: AtomicI64::new(1),
             next_statement_id: AtomicI64::new(1_000_001),
             next_query_id: AtomicI64::new(1),
+            next_receiver_id: AtomicI64::new(1),
             queries: crate::queries::QueryRegistry::default(),
             sessions: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The directory where pipe connections receive transferred files; emptied at start, since a
+    /// transfer never survives its connection.
+    pub fn pipe_receiver_dir(&self) -> std::path::PathBuf {
+        self.config.data_dir.join("pipe-receiver")
+    }
+
+    /// A directory of its own for one connection's transferred files.
+    pub fn new_receiver_dir(&self) -> std::path::PathBuf {
+        let id = self.next_receiver_id.fetch_add(1, Ordering::Relaxed);
+        self.pipe_receiver_dir().join(id.to_string())
     }
 
     pub fn identity(&self) -> &ServerIdentity {

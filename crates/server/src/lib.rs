@@ -136,6 +136,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         config.clone(),
         local.port(),
     ));
+    // Files a pipe connection was receiving when the server stopped are never resumed: senders
+    // start a transfer over on a new connection.
+    let receiver_dir = instance.pipe_receiver_dir();
+    if receiver_dir.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&receiver_dir) {
+            warn!("could not empty {}: {e}", receiver_dir.display());
+        }
+    }
     let addr_file = config.data_dir.join(ADDR_FILE);
     write_addr_file(
         &addr_file,

@@ -151,13 +151,14 @@ fn error_status(e: &StatementError) -> t::TSStatus {
 
 impl Session {
     pub fn new(instance: InstanceRef, peer: String) -> Session {
+        let receiver = ReceiverState::with_file_dir(instance.new_receiver_dir());
         Session {
             instance,
             user: None,
             session_id: -1,
             zone_id: "UTC".to_string(),
             queries: HashMap::new(),
-            receiver: ReceiverState::default(),
+            receiver,
             peer,
             warned: HashSet::new(),
         }

@@ -442,3 +442,91 @@ fn a_batch_with_a_table_model_or_truncated_node_is_refused_whole_and_the_receive
         );
     });
 }
+
+fn end_offset(resp: &t::TPipeTransferResp) -> i64 {
+    i64::from_be_bytes(resp.body.clone().unwrap().try_into().unwrap())
+}
+
+async fn transfer(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TPipeTransferResp {
+    conn.pipe_transfer(&t::TPipeTransferReq::new(1, type_, body))
+        .await
+        .unwrap()
+}
+
+#[test]
+fn file_pieces_follow_iotdbs_offset_protocol_and_seals_are_checked() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut sender = iotdb_sender(&server).await;
+        let file = vec![7u8; 3000];
+        let name = "1700000000000-1-0-0.tsfile";
+        let resp = transfer(
+            &mut sender,
+            rt::TRANSFER_TS_FILE_PIECE_WITH_MOD,
+            iotdb_wire::file_piece(name, 0, &file[..1000]),
+        )
+        .await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (200, 1000));
+        // A piece resent from an older offset is answered with where the file stands.
+        let resp = transfer(
+            &mut sender,
+            rt::TRANSFER_TS_FILE_PIECE_WITH_MOD,
+            iotdb_wire::file_piece(name, 0, &file[..1000]),
+        )
+        .await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (1803, 1000));
+        let resp = transfer(
+            &mut sender,
+            rt::TRANSFER_TS_FILE_PIECE_WITH_MOD,
+            iotdb_wire::file_piece(name, 1000, &file[1000..]),
+        )
+        .await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (200, 3000));
+        let received = server.data_dir().join("pipe-receiver");
+        assert!(received.exists());
+        // A seal with the wrong length is refused and the pieces are dropped.
+        let resp = transfer(
+            &mut sender,
+            rt::TRANSFER_TS_FILE_SEAL_WITH_MOD,
+            iotdb_wire::file_seal_v2(&[(name, 2999)], &[("DATABASE_NAME_x", "root.sg")]),
+        )
+        .await;
+        assert_eq!(resp.status.code, 1804, "{:?}", resp.status);
+        assert!(resp.status.message.unwrap().contains("length"));
+        let resp = transfer(
+            &mut sender,
+            rt::TRANSFER_TS_FILE_PIECE,
+            iotdb_wire::file_piece(name, 1000, &file[1000..]),
+        )
+        .await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (1803, 0));
+        // A path outside the receiver's directory is refused.
+        let resp = transfer(
+            &mut sender,
+            rt::TRANSFER_TS_FILE_PIECE,
+            iotdb_wire::file_piece("../../escape.tsfile", 0, b"x"),
+        )
+        .await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (1804, -1));
+        assert!(!server.data_dir().join("escape.tsfile").exists());
+        // A connection that goes away leaves no files behind.
+        drop(sender);
+        let mut left = true;
+        for _ in 0..100 {
+            let empty = std::fs::read_dir(&received)
+                .map(|d| d.count() == 0)
+                .unwrap_or(true);
+            if empty {
+                left = false;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            !left,
+            "files of a closed connection were left in {}",
+            received.display()
+        );
+    });
+}

@@ -61,6 +61,10 @@ impl Value {
 pub mod request_type {
     pub const HANDSHAKE_DATANODE_V2: i16 = 51;
     pub const TRANSFER_TABLET_INSERT_NODE: i16 = 2;
+    pub const TRANSFER_TS_FILE_PIECE: i16 = 4;
+    pub const TRANSFER_TS_FILE_SEAL: i16 = 5;
+    pub const TRANSFER_TS_FILE_PIECE_WITH_MOD: i16 = 8;
+    pub const TRANSFER_TS_FILE_SEAL_WITH_MOD: i16 = 9;
     pub const TRANSFER_TABLET_BINARY: i16 = 7;
     pub const TRANSFER_TABLET_INSERT_NODE_V2: i16 = 10;
     pub const TRANSFER_TABLET_BATCH_V2: i16 = 13;
@@ -440,5 +444,37 @@ pub fn tablet_batch_v2(
 pub fn insert_node_v2(node: &[u8], database: Option<&str>) -> Vec<u8> {
     let mut b = Bytes::default();
     b.raw(node).string(database);
+    b.0
+}
+
+/// `PipeTransferFilePieceReq` (types 4 and 8): file name, start offset, the piece.
+pub fn file_piece(file_name: &str, start_offset: i64, piece: &[u8]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.string(Some(file_name)).i64(start_offset).binary(piece);
+    b.0
+}
+
+/// `PipeTransferFileSealReqV1` (type 5): file name and length.
+pub fn file_seal_v1(file_name: &str, length: i64) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.string(Some(file_name)).i64(length);
+    b.0
+}
+
+/// `PipeTransferFileSealReqV2` (type 9): the names, their lengths, the parameters.
+pub fn file_seal_v2(files: &[(&str, i64)], params: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.len_of(files.len());
+    for (name, _) in files {
+        b.string(Some(name));
+    }
+    b.len_of(files.len());
+    for (_, length) in files {
+        b.i64(*length);
+    }
+    b.len_of(params.len());
+    for (k, v) in params {
+        b.string(Some(k)).string(Some(v));
+    }
     b.0
 }
