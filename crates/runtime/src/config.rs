@@ -20,6 +20,20 @@ pub struct SourceConfig {
     pub double_living: bool,
 }
 
+impl SourceConfig {
+    /// What the pipe actually synchronises, in IoTDB's inclusion terms, for `SHOW PIPES`: an
+    /// `inclusion` of `all` takes data only (schema travels with the data; users are not
+    /// synchronised), and without `inclusion` a pipe takes inserts only, as IoTDB's default.
+    pub fn effective_inclusion(&self) -> &'static str {
+        match (self.capture_inserts, self.capture_deletes) {
+            (true, true) => "data.insert,data.delete",
+            (true, false) => "data.insert",
+            (false, true) => "data.delete",
+            (false, false) => "",
+        }
+    }
+}
+
 /// Which sink implementation a pipe uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkKind {

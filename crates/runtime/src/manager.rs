@@ -483,6 +483,17 @@ impl PipeManager {
 
     /// `SHOW PIPES` / `SHOW PIPE name`: rows sorted by name.
     pub fn show(&self, filter: &ShowFilter) -> Result<Table> {
+        /// The source parameters as given, plus `inclusion.effective`: what the pipe synchronises.
+        fn source_shown(source: &[(String, String)]) -> String {
+            let mut pairs = source.to_vec();
+            if let Ok(config) = crate::config::source(&Parameters::new(source.to_vec())) {
+                pairs.push((
+                    "inclusion.effective".to_string(),
+                    config.effective_inclusion().to_string(),
+                ));
+            }
+            Parameters::new(pairs).display()
+        }
         let pipes = self.catalog.pipes()?;
         let sink_of = |r: &PipeRecord| Parameters::new(r.sink.clone()).display();
         let selected: Vec<&PipeRecord> = match filter {
@@ -548,7 +559,7 @@ impl PipeManager {
                 p.name.clone(),
                 format_time(p.created_at_ms),
                 p.state.as_str().to_string(),
-                Parameters::new(p.source.clone()).display(),
+                source_shown(&p.source),
                 Parameters::new(p.processor.clone()).display(),
                 sink_of(p),
                 exception,

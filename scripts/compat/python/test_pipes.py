@@ -56,7 +56,8 @@ def test_noop_pipe_lifecycle(session):
         row = df.to_dict("records")[0]
         assert row["ID"] == "p_noop"
         assert row["State"] == "RUNNING"
-        assert row["PipeSource"] == "{}"
+        # The source as given, plus what the pipe synchronises (IoTDB's default: inserts).
+        assert row["PipeSource"] == "{inclusion.effective=data.insert}"
         assert row["PipeProcessor"] == "{}"
         assert row["PipeSink"] == "{sink=do-nothing-sink}"
         assert row["CreationTime"]
@@ -179,7 +180,10 @@ def _check_pair(sa, sb, a, b, state="RUNNING"):
     assert list(pb) == ["BA"]
     for row, peer in ((pa["AB"], b), (pb["BA"], a)):
         assert row["State"] == state
-        assert row["PipeSource"] == "{source.mode.double-living=true}"
+        assert (
+            row["PipeSource"]
+            == "{inclusion.effective=data.insert, source.mode.double-living=true}"
+        )
         assert row["PipeProcessor"] == "{}"
         assert row["PipeSink"] == expected_sink(peer.port)
     return pa, pb
