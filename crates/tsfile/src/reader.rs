@@ -124,6 +124,10 @@ pub struct TsFileReader<S: Source = File> {
     options: ReadOptions,
 }
 
+/// The largest chunk group or chunk header the reader accepts (device ids and measurement names
+/// are short; a corrupt length must not make it read the rest of the file as a header).
+const MAX_HEADER_BYTES: usize = 16 << 20;
+
 /// Smallest file: head magic + version + SEPARATOR + metadata size + tail magic.
 const MIN_LEN: u64 = 6 + 1 + 1 + 4 + 6;
 
@@ -294,7 +298,9 @@ impl<S: Source> Chunks<'_, S> {
             let mut c = Cursor::new(&buf, pos);
             match parse(&mut c) {
                 Ok(v) => return Ok((v, c.position() as u64)),
-                Err(TsFileError::Corrupt { .. }) if (buf.len() as u64) < self.end - pos => {
+                Err(TsFileError::Corrupt { .. })
+                    if (buf.len() as u64) < self.end - pos && want < MAX_HEADER_BYTES =>
+                {
                     want = want.saturating_mul(4);
                 }
                 Err(e) => return Err(e),
