@@ -10,6 +10,12 @@ scripts/setup-test-hosts.sh
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+# TsFiles written by Apache's own tsfile package (pinned), read by crates/tsfile's fixture test,
+# which fails when this directory is set and a fixture is missing.
+echo "== TsFile fixtures (apache tsfile 2.5.0)"
+export DUET_TSFILE_FIXTURES="$PWD/target/tsfile-fixtures"
+scripts/compat/tsfile/run.sh --generate-only
+
 echo "== cargo test"
 cargo build --workspace --bins --quiet
 cargo test --workspace --no-fail-fast
