@@ -144,6 +144,8 @@ pub struct PeerInfo {
 #[derive(Debug, Default)]
 pub struct ReceiverState {
     pub peer: Option<PeerInfo>,
+    /// A sliced request (type 400) being reassembled.
+    pub slices: crate::slice::SliceBuffer,
 }
 
 pub(crate) fn pipe_status(code: StatusCode, message: impl Into<String>) -> TPipeTransferResp {

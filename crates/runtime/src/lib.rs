@@ -16,6 +16,7 @@ pub mod handshake;
 pub mod manager;
 pub mod params;
 pub mod receiver;
+pub mod slice;
 pub mod task;
 pub mod transfer;
 
