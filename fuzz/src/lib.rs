@@ -18,7 +18,9 @@ use duet_proto::t;
 use duet_proto::tablet::{self, RecordValue};
 use duet_proto::tsblock;
 use duet_proto::types::{Column, ColumnValues, DataType};
+use duet_runtime::compress::{self, Compressor};
 use duet_runtime::handshake::{self, ReceiverState};
+use duet_runtime::slice::{self, Slice, SliceBuffer, SliceOutcome};
 use duet_runtime::transfer;
 use duet_runtime::ServerIdentity;
 use duet_storage::{DeleteOp, InsertOp, LogEntry, Op, Origin, Version};
@@ -492,7 +494,7 @@ fn tsblock_crashers() -> Vec<(&'static str, Vec<u8>)> {
 // ---- pipe_body ----------------------------------------------------------------------------------
 
 /// Request types a pipe receiver reads, picked by the first byte.
-const PIPE_TYPES: [i16; 16] = [
+const PIPE_TYPES: [i16; 17] = [
     request_type::HANDSHAKE_DATANODE_V2,
     request_type::TRANSFER_TABLET_RAW,
     request_type::TRANSFER_TABLET_BATCH,
@@ -500,6 +502,7 @@ const PIPE_TYPES: [i16; 16] = [
     request_type::TRANSFER_TABLET_BATCH_V2,
     transfer::TRANSFER_COMPRESSED,
     transfer::DUET_TRANSFER_ENTRIES,
+    slice::TRANSFER_SLICE,
     request_type::TRANSFER_TABLET_INSERT_NODE,
     request_type::TRANSFER_TABLET_INSERT_NODE_V2,
     request_type::TRANSFER_TABLET_BINARY,
@@ -550,6 +553,16 @@ fn pipe_request(type_: i16, body: &[u8]) {
         }
         request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD => {
             let _ = pipe_body::decode_file_seal_v2(body);
+        }
+        slice::TRANSFER_SLICE => {
+            // The body is one slice; a request in one slice is complete at once and is read like the
+            // receiver reads it (a slice of a slice is refused there, so it is not followed here).
+            let mut buffer = SliceBuffer::default();
+            if let SliceOutcome::Complete(inner) = buffer.receive(body) {
+                if inner.type_ != slice::TRANSFER_SLICE {
+                    pipe_request(inner.type_, &inner.body);
+                }
+            }
         }
         other => {
             let _ = pipe_tablet::decode_write_request(other, body);
@@ -654,20 +667,61 @@ fn pipe_body_seeds() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
     ];
-    if let Ok(compressed) = transfer::compress_snappy(1, transfer::DUET_TRANSFER_ENTRIES, &batch) {
+    if let Ok(compressed) = compress::compress(
+        1,
+        transfer::DUET_TRANSFER_ENTRIES,
+        &batch,
+        &[Compressor::Snappy],
+    ) {
         out.push((
             "compressed-entries",
             with(transfer::TRANSFER_COMPRESSED, compressed),
         ));
     }
-    if let Ok(compressed) =
-        transfer::compress_snappy(1, request_type::TRANSFER_TABLET_BATCH_V2, &tablets)
-    {
-        out.push((
-            "compressed-tablets",
-            with(transfer::TRANSFER_COMPRESSED, compressed),
-        ));
+    let compressed_tablets = [
+        ("compressed-tablets", vec![Compressor::Snappy]),
+        ("gzip-tablets", vec![Compressor::Gzip]),
+        ("lz4-tablets", vec![Compressor::Lz4]),
+        ("zstd-tablets", vec![Compressor::Zstd { level: 3 }]),
+        ("lzma2-tablets", vec![Compressor::Lzma2]),
+        (
+            "chained-tablets",
+            vec![
+                Compressor::Gzip,
+                Compressor::Lz4,
+                Compressor::Zstd { level: 1 },
+            ],
+        ),
+    ];
+    for (name, chain) in compressed_tablets {
+        if let Ok(compressed) =
+            compress::compress(1, request_type::TRANSFER_TABLET_BATCH_V2, &tablets, &chain)
+        {
+            out.push((name, with(transfer::TRANSFER_COMPRESSED, compressed)));
+        }
     }
+    // A request in one slice (complete at once), and the first of three.
+    let whole = Slice {
+        order_id: 1,
+        origin_type: request_type::TRANSFER_TABLET_BATCH_V2,
+        origin_body_size: i32::try_from(tablets.len()).unwrap_or(i32::MAX),
+        body: &tablets,
+        index: 0,
+        count: 1,
+    };
+    out.push((
+        "sliced-tablets",
+        with(slice::TRANSFER_SLICE, whole.encode()),
+    ));
+    let first = Slice {
+        body: &tablets[..tablets.len() / 3],
+        count: 3,
+        ..whole.clone()
+    };
+    out.push((
+        "first-of-three-slices",
+        with(slice::TRANSFER_SLICE, first.encode()),
+    ));
     out
 }
 
@@ -717,7 +771,8 @@ fn iotdb_insert_nodes_batch() -> Vec<u8> {
     )
 }
 
-/// A snappy block of a few bytes claiming 1 GiB, 2^31-1 tablets, and a map of 2^31-1 entries.
+/// A snappy block of a few bytes claiming 1 GiB, 2^31-1 tablets, a map of 2^31-1 entries, a gzip
+/// stream inflating far past what it declares, and a slice of a request claiming 2^31-1 bytes.
 fn pipe_body_crashers() -> Vec<(&'static str, Vec<u8>)> {
     let selector = |type_: i16| {
         PIPE_TYPES
@@ -735,11 +790,30 @@ fn pipe_body_crashers() -> Vec<(&'static str, Vec<u8>)> {
     map.extend_from_slice(&i32::MAX.to_be_bytes());
     let mut entries = vec![selector(transfer::DUET_TRANSFER_ENTRIES)];
     entries.extend_from_slice(&[0xff; 8]);
+    // gzip members of 1 MiB of zeros, concatenated (the decoder reads on into the next) to 16 MiB,
+    // declaring 1 KiB; and a slice whose request claims 2^31-1 bytes.
+    let mut gzip_bomb = vec![selector(transfer::TRANSFER_COMPRESSED), 1, 1];
+    gzip_bomb.extend_from_slice(&1024i32.to_be_bytes());
+    if let Ok(member) = Compressor::Gzip.compress(&vec![0; 1 << 20]) {
+        gzip_bomb.extend(member.repeat(16));
+    }
+    let huge_slice = Slice {
+        order_id: 1,
+        origin_type: request_type::TRANSFER_TABLET_BATCH_V2,
+        origin_body_size: i32::MAX,
+        body: b"x",
+        index: 0,
+        count: 2,
+    };
+    let mut sliced = vec![selector(slice::TRANSFER_SLICE)];
+    sliced.extend(huge_slice.encode());
     vec![
         ("snappy-claiming-1-gib", bomb),
         ("tablets-i32max", tablets),
         ("map-entries-i32max", map),
         ("duet-entries-u32max", entries),
+        ("gzip-16-mib-declaring-1-kib", gzip_bomb),
+        ("slice-claiming-i32max", sliced),
     ]
 }
 

@@ -59,6 +59,7 @@ pub enum StatusCode {
     PipeReceiverTemporaryUnavailable = 1808,
     PipeReceiverIdempotentConflict = 1809,
     PipeReceiverUserConflict = 1810,
+    PipeTransferSliceOutOfOrder = 1812,
 }
 
 impl StatusCode {

@@ -1,6 +1,9 @@
 //! Validation of a pipe's three parameter sets into typed configurations, with IoTDB's messages where
 //! IoTDB has one (pipe reference §2) and a clear "not supported" where Duet lacks the feature.
 
+use crate::compress::{
+    Compressor, MAX_COMPRESSION_STAGES, ZSTD_DEFAULT_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL,
+};
 use crate::params::Parameters;
 use crate::{PipeError, Result};
 
@@ -56,7 +59,8 @@ pub struct SinkConfig {
     pub batch_size_bytes: u64,
     /// Bytes per second; `None` for unlimited.
     pub rate_limit_bytes_per_second: Option<u64>,
-    pub compressors: Vec<String>,
+    /// `compressor`: applied in order to every request (IoTDB's compressed request, type 300).
+    pub compressors: Vec<Compressor>,
     pub mark_as_pipe_request: bool,
     /// Batches on the wire at once (each on its own connection), acknowledged in log order: 1 for
     /// the `…-sync-sink` plugins, [`ASYNC_IN_FLIGHT`] otherwise. Only a Duet receiver gets more
@@ -142,7 +146,6 @@ const IOTDB_SINKS: [&str; 10] = [
     "iotdb-air-gap-connector",
     "websocket-connector",
 ];
-const COMPRESSORS: [&str; 5] = ["snappy", "gzip", "lz4", "zstd", "lzma2"];
 
 fn check_duplicates(stage: &str, params: &Parameters) -> Result<()> {
     match params.duplicate_key() {
@@ -357,6 +360,45 @@ fn positive(params: &Parameters, key: &str) -> Result<Option<u64>> {
     }
 }
 
+/// `compressor` (a comma list, applied in order) with `compressor.zstd.level`, checked as IoTDB's
+/// `IoTDBSink.validate` does: the level first, then each name, then the count.
+fn compressors(params: &Parameters) -> Result<Vec<Compressor>> {
+    let zstd_level = match params.get("compressor.zstd.level") {
+        None => ZSTD_DEFAULT_LEVEL,
+        Some(v) => v.trim().parse::<i32>().map_err(|_| {
+            invalid(format!(
+                "The value of 'compressor.zstd.level' must be an integer, but got '{v}'."
+            ))
+        })?,
+    };
+    if !(ZSTD_MIN_LEVEL..=ZSTD_MAX_LEVEL).contains(&zstd_level) {
+        return Err(invalid(format!(
+            "Zstd compression level should be in the range [{ZSTD_MIN_LEVEL}, {ZSTD_MAX_LEVEL}], but got {zstd_level}."
+        )));
+    }
+    let mut compressors = Vec::new();
+    for name in params.get("compressor").unwrap_or("").split(',') {
+        let name = name.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            continue;
+        }
+        let compressor = Compressor::from_name(&name, zstd_level).ok_or_else(|| {
+            invalid(format!(
+                "Compressor should be one of {:?}, but got {name}.",
+                Compressor::NAMES
+            ))
+        })?;
+        compressors.push(compressor);
+    }
+    if compressors.len() > MAX_COMPRESSION_STAGES {
+        return Err(invalid(format!(
+            "The number of compressors should be less than or equal to {MAX_COMPRESSION_STAGES}, but got {}.",
+            compressors.len()
+        )));
+    }
+    Ok(compressors)
+}
+
 /// Validates the sink parameters.
 pub fn sink(params: &Parameters) -> Result<SinkConfig> {
     check_duplicates("sink", params)?;
@@ -414,25 +456,7 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
             "One of connector.node-urls, connector.host:connector.port, sink.node-urls, sink.host:sink.port must be specified",
         ));
     }
-    let compressors: Vec<String> = params
-        .get("compressor")
-        .unwrap_or("")
-        .split(',')
-        .map(|c| c.trim().to_ascii_lowercase())
-        .filter(|c| !c.is_empty())
-        .collect();
-    for c in &compressors {
-        if !COMPRESSORS.contains(&c.as_str()) {
-            return Err(invalid(format!(
-                "Compressor should be one of {COMPRESSORS:?}, but got {c}."
-            )));
-        }
-    }
-    if let Some(c) = compressors.iter().find(|c| c.as_str() != "snappy") {
-        return Err(PipeError::Unsupported(format!(
-            "The sink compressor '{c}' is not supported by Duet yet (supported: snappy)."
-        )));
-    }
+    let compressors = compressors(params)?;
     if let Some(strategy) = params.get("load-balance-strategy") {
         if !["round-robin", "random", "priority"]
             .iter()
@@ -545,6 +569,70 @@ mod tests {
         assert_eq!(snk.endpoints, vec![("a".into(), 1), ("b".into(), 2)]);
         let snk = sink(&p(&[("connector.host", "h"), ("connector.port", "7")])).unwrap();
         assert_eq!(snk.endpoints, vec![("h".into(), 7)]);
+    }
+
+    #[test]
+    fn compressor_lists_apply_in_order_with_the_zstd_level() {
+        let config = sink(&p(&[
+            ("ip", "h"),
+            ("port", "1"),
+            ("sink.compressor", " LZMA2, zstd,,gzip ,lz4,snappy"),
+            ("connector.compressor.zstd.level", "-7"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.compressors,
+            vec![
+                Compressor::Lzma2,
+                Compressor::Zstd { level: -7 },
+                Compressor::Gzip,
+                Compressor::Lz4,
+                Compressor::Snappy
+            ]
+        );
+        let level = |v: &str| {
+            sink(&p(&[
+                ("ip", "h"),
+                ("port", "1"),
+                ("compressor", "zstd"),
+                ("compressor.zstd.level", v),
+            ]))
+        };
+        assert_eq!(
+            level("22").unwrap().compressors,
+            vec![Compressor::Zstd { level: 22 }]
+        );
+        for (bad, message) in [
+            (
+                "23",
+                "Zstd compression level should be in the range [-131072, 22], but got 23.",
+            ),
+            (
+                "-131073",
+                "Zstd compression level should be in the range [-131072, 22], but got -131073.",
+            ),
+            (
+                "x",
+                "The value of 'compressor.zstd.level' must be an integer, but got 'x'.",
+            ),
+        ] {
+            assert_eq!(level(bad).unwrap_err().to_string(), message);
+        }
+        let default = sink(&p(&[("ip", "h"), ("port", "1"), ("compressor", "zstd")])).unwrap();
+        assert_eq!(default.compressors, vec![Compressor::Zstd { level: 3 }]);
+        let nine = ["gzip"; 9].join(",");
+        let e = sink(&p(&[("ip", "h"), ("port", "1"), ("compressor", &nine)]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("less than or equal to 8, but got 9"), "{e}");
+        let e = sink(&p(&[
+            ("ip", "h"),
+            ("port", "1"),
+            ("compressor", "gzip,brotli"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("but got brotli."), "{e}");
     }
 
     #[test]

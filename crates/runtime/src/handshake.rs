@@ -148,6 +148,8 @@ pub struct ReceiverState {
     pub file_dir: Option<std::path::PathBuf>,
     /// The file transfer in progress, once a piece arrived.
     pub files: Option<crate::file_receiver::FileReceiver>,
+    /// A sliced request (type 400) being reassembled.
+    pub slices: crate::slice::SliceBuffer,
 }
 
 impl ReceiverState {

@@ -8,6 +8,7 @@
 //! **Architecture invariant:** a pipe statement returns only after its catalog change is committed, and
 //! the state `SHOW PIPES` prints is the state in the catalog.
 
+pub mod compress;
 pub mod config;
 pub mod error;
 pub mod file_receiver;
@@ -16,6 +17,7 @@ pub mod handshake;
 pub mod manager;
 pub mod params;
 pub mod receiver;
+pub mod slice;
 pub mod task;
 pub mod transfer;
 pub mod tsfile_load;

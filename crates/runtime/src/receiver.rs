@@ -18,6 +18,7 @@ use futures::future::join_all;
 use crate::file_receiver::FileReceiver;
 use crate::handshake::{self, pipe_status, PeerInfo, ReceiverState};
 use crate::manager::ServerIdentity;
+use crate::slice::{self, SliceOutcome};
 use crate::transfer;
 
 /// Answers one `pipeTransfer` request on a connection. `authenticate` checks a user's password and
@@ -29,6 +30,10 @@ pub async fn receive(
     req: &TPipeTransferReq,
     authenticate: impl Fn(&str, &str) -> Result<(), TSStatus>,
 ) -> TPipeTransferResp {
+    // Any request but a slice ends a reassembly in progress, as on IoTDB.
+    if req.type_ != slice::TRANSFER_SLICE {
+        state.slices.clear();
+    }
     if req.type_ == transfer::TRANSFER_COMPRESSED {
         return match transfer::decompress(&req.body) {
             Ok((_, transfer::TRANSFER_COMPRESSED, _)) => pipe_status(
@@ -46,6 +51,16 @@ pub async fn receive(
         };
     }
     match req.type_ {
+        slice::TRANSFER_SLICE => match state.slices.receive(&req.body) {
+            SliceOutcome::Answer(resp) => resp,
+            SliceOutcome::Complete(inner) if inner.type_ == slice::TRANSFER_SLICE => pipe_status(
+                StatusCode::PipeTypeError,
+                "A sliced request may not carry another sliced request.",
+            ),
+            SliceOutcome::Complete(inner) => {
+                Box::pin(receive(state, identity, engine, &inner, authenticate)).await
+            }
+        },
         request_type::HANDSHAKE_DATANODE_V2 => {
             handshake::handshake(state, identity, &req.body, authenticate)
         }

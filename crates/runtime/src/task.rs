@@ -23,6 +23,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::compress::{self, Compressor};
 use crate::config::{SinkConfig, SinkKind, SourceConfig};
 use crate::filter::EntryFilter;
 use crate::handshake::{self, SinkConnection, DUET_PROTOCOL_KEY};
@@ -357,7 +358,8 @@ impl PipeTask {
                     })));
                     continue;
                 }
-                let req = match self.request(duet_entries, &batch) {
+                let (type_, body) = self.encode(duet_entries, &batch);
+                let req = match wrap(type_, body, &self.sink.compressors).await {
                     Ok(r) => r,
                     Err(i) => return i,
                 };
@@ -606,7 +608,8 @@ impl PipeTask {
             return Ok(());
         };
         let speaks_duet = self.sends_duet_entries(conn);
-        let req = self.request(speaks_duet, batch)?;
+        let (type_, body) = self.encode(speaks_duet, batch);
+        let req = wrap(type_, body, &self.sink.compressors).await?;
         tokio::time::sleep(self.pacer.reserve(req.body.len())).await;
         transfer(conn, &req, &self.sink.endpoints_display())
             .await
@@ -619,13 +622,9 @@ impl PipeTask {
     }
 
     /// Encodes a batch as the peer understands it: Duet entries, or IoTDB tablets (counting the
-    /// deletes those cannot carry); wrapped in IoTDB's compressed request if `compressor` is set.
-    fn request(
-        &self,
-        speaks_duet: bool,
-        batch: &[LogEntry],
-    ) -> Result<TPipeTransferReq, Interrupt> {
-        let (type_, body) = if speaks_duet {
+    /// deletes those cannot carry); returns the request type and body.
+    fn encode(&self, speaks_duet: bool, batch: &[LogEntry]) -> (i16, Vec<u8>) {
+        if speaks_duet {
             (
                 transfer::DUET_TRANSFER_ENTRIES,
                 transfer::encode_entries(batch),
@@ -634,19 +633,34 @@ impl PipeTask {
             let (body, skipped) = transfer::encode_iotdb_tablets(batch);
             lock(&self.status).deletes_not_sent += skipped as u64;
             (transfer::IOTDB_TABLET_BATCH_V2, body)
-        };
-        if self.sink.compressors.is_empty() {
-            return Ok(TPipeTransferReq::new(REQUEST_VERSION, type_, body));
         }
-        // `compressor` = snappy: IoTDB's compressed wrapper (type 300) around the request.
-        let wrapped = transfer::compress_snappy(REQUEST_VERSION, type_, &body)
-            .map_err(|e| Interrupt::Failed(format!("cannot compress a batch: {e}")))?;
-        Ok(TPipeTransferReq::new(
-            REQUEST_VERSION,
-            transfer::TRANSFER_COMPRESSED,
-            wrapped,
-        ))
     }
+}
+
+/// The request for an encoded batch: as it is, or wrapped in IoTDB's compressed request (type 300)
+/// with the sink's `compressor` stages in list order. Compressing takes a blocking thread: zstd at a
+/// high level or lzma2 spend hundreds of milliseconds on a large batch, which would stall the async
+/// workers that serve clients.
+async fn wrap(
+    type_: i16,
+    body: Vec<u8>,
+    compressors: &[Compressor],
+) -> Result<TPipeTransferReq, Interrupt> {
+    if compressors.is_empty() {
+        return Ok(TPipeTransferReq::new(REQUEST_VERSION, type_, body));
+    }
+    let compressors = compressors.to_vec();
+    let wrapped = tokio::task::spawn_blocking(move || {
+        compress::compress(REQUEST_VERSION, type_, &body, &compressors)
+    })
+    .await
+    .map_err(|e| Interrupt::Failed(format!("cannot compress a batch: {e}")))?
+    .map_err(|e| Interrupt::Failed(format!("cannot compress a batch: {e}")))?;
+    Ok(TPipeTransferReq::new(
+        REQUEST_VERSION,
+        transfer::TRANSFER_COMPRESSED,
+        wrapped,
+    ))
 }
 
 /// Entries sent per second of busy time, over roughly the last [`RATE_WINDOW_SECS`]: both sums decay

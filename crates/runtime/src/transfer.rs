@@ -17,6 +17,10 @@ pub const DUET_TRANSFER_ENTRIES: i16 = 1001;
 /// IoTDB's `TRANSFER_TABLET_BATCH_V2`.
 pub const IOTDB_TABLET_BATCH_V2: i16 = 13;
 
+// The compressed request (type 300) lives in `crate::compress`; the receiver and the fuzz targets find
+// it here too.
+pub use crate::compress::{decompress, MAX_DECOMPRESSED_BYTES, TRANSFER_COMPRESSED};
+
 /// Encodes entries as one Duet batch body.
 pub fn encode_entries(entries: &[LogEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 * entries.len());
@@ -191,6 +195,12 @@ mod tests {
     }
 
     #[test]
+    fn entry_counts_beyond_the_body_are_refused() {
+        let err = decode_entries(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).unwrap_err();
+        assert!(err.contains("claims 4294967295 entries"), "{err}");
+    }
+
+    #[test]
     fn duet_batches_round_trip_and_reject_truncation() {
         let body = encode_entries(&sample());
         assert_eq!(decode_entries(&body).unwrap(), sample());
@@ -340,149 +350,5 @@ mod tests {
             (insert.device.as_str(), insert.times.clone()),
             ("root.sg.d1", vec![1, 2])
         );
-    }
-}
-
-/// IoTDB's `TRANSFER_COMPRESSED`: a wrapper around another request (pipe reference §6.6).
-pub const TRANSFER_COMPRESSED: i16 = 300;
-
-/// IoTDB's compressor type byte for snappy in the compressed wrapper.
-const COMPRESSOR_SNAPPY: u8 = 0;
-
-/// Largest decompressed size a receiver accepts (IoTDB's anti-decompression-bomb limit).
-pub const MAX_DECOMPRESSED_BYTES: usize = 1 << 30;
-
-/// Wraps a request (`version`, `type_`, `body`) into IoTDB's compressed request with snappy (raw block
-/// format, as the Java sender's `Snappy.compress`).
-pub fn compress_snappy(version: i8, type_: i16, body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut inner = Vec::with_capacity(body.len() + 3);
-    inner.put_i8(version);
-    inner.put_i16(type_);
-    inner.extend_from_slice(body);
-    let compressed = snap::raw::Encoder::new()
-        .compress_vec(&inner)
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(compressed.len() + 6);
-    out.put_u8(1);
-    out.put_u8(COMPRESSOR_SNAPPY);
-    out.put_i32(
-        i32::try_from(inner.len()).map_err(|_| "request too large to compress".to_string())?,
-    );
-    out.extend_from_slice(&compressed);
-    Ok(out)
-}
-
-/// The most compression stages one request may declare (IoTDB has five compressors; a sender applies
-/// each at most once).
-pub const MAX_COMPRESSION_STAGES: usize = 8;
-
-/// No snappy block expands by more than this: its densest element is a 3-byte copy of 64 bytes.
-const SNAPPY_MAX_EXPANSION: usize = 22;
-
-/// Unwraps a compressed request into (version, type, body), undoing each stage in reverse order.
-///
-/// Before a stage is decompressed, its declared size must be within [`MAX_DECOMPRESSED_BYTES`] (IoTDB's
-/// limit), agree with the snappy block's own header, and be no more than the block could expand to, so
-/// a few bytes claiming a gigabyte are refused before anything is reserved.
-pub fn decompress(body: &[u8]) -> Result<(i8, i16, Vec<u8>), String> {
-    let mut buf = body;
-    if buf.is_empty() {
-        return Err("empty compressed request".into());
-    }
-    let n = usize::from(buf.get_u8());
-    if n > MAX_COMPRESSION_STAGES {
-        return Err(format!(
-            "{n} compression stages; at most {MAX_COMPRESSION_STAGES} are accepted"
-        ));
-    }
-    let mut stages = Vec::with_capacity(n);
-    for _ in 0..n {
-        if buf.len() < 5 {
-            return Err("truncated compressor list".into());
-        }
-        let kind = buf.get_u8();
-        let length = buf.get_i32();
-        let length = usize::try_from(length).map_err(|_| format!("Decompressed length should be between 0 and {MAX_DECOMPRESSED_BYTES}, but got {length}."))?;
-        if length > MAX_DECOMPRESSED_BYTES {
-            return Err(format!("Decompressed length should be between 0 and {MAX_DECOMPRESSED_BYTES}, but got {length}."));
-        }
-        stages.push((kind, length));
-    }
-    let mut data = buf.to_vec();
-    for (kind, length) in stages.into_iter().rev() {
-        data = match kind {
-            COMPRESSOR_SNAPPY => {
-                let declared = snap::raw::decompress_len(&data).map_err(|e| e.to_string())?;
-                if declared != length {
-                    return Err(format!(
-                        "snappy stage declares {declared} bytes, the request says {length}"
-                    ));
-                }
-                if declared > data.len().saturating_mul(SNAPPY_MAX_EXPANSION) {
-                    return Err(format!(
-                        "snappy stage of {} bytes cannot expand to the {declared} it declares",
-                        data.len()
-                    ));
-                }
-                snap::raw::Decoder::new()
-                    .decompress_vec(&data)
-                    .map_err(|e| e.to_string())?
-            }
-            other => {
-                return Err(format!(
-                    "compressor type {other} is not supported by this receiver (snappy only)"
-                ))
-            }
-        };
-    }
-    if data.len() < 3 {
-        return Err("truncated inner request".into());
-    }
-    let mut inner = data.as_slice();
-    let version = inner.get_i8();
-    let type_ = inner.get_i16();
-    Ok((version, type_, inner.to_vec()))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod compression_tests {
-    use super::*;
-
-    #[test]
-    fn snappy_wrapper_round_trips_and_rejects_garbage() {
-        let body = vec![7u8; 10_000];
-        let wrapped = compress_snappy(1, DUET_TRANSFER_ENTRIES, &body).unwrap();
-        assert!(wrapped.len() < body.len() / 4);
-        assert_eq!(
-            decompress(&wrapped).unwrap(),
-            (1, DUET_TRANSFER_ENTRIES, body)
-        );
-        assert!(decompress(&[1, 0, 0, 0, 0, 9, 1, 2, 3]).is_err());
-        assert!(decompress(&[1, 4, 0, 0, 0, 1, 0]).is_err());
-        assert!(decompress(&[1, 0, 0x7f, 0xff, 0xff, 0xff]).is_err());
-    }
-
-    /// A snappy block of a few bytes whose header (and the request) claim 1 GiB: refused before the
-    /// gigabyte is reserved, as are more stages than any sender uses.
-    #[test]
-    fn declared_sizes_beyond_what_the_block_can_expand_to_are_refused() {
-        let gib = MAX_DECOMPRESSED_BYTES as i32;
-        let mut body = vec![1, COMPRESSOR_SNAPPY];
-        body.extend_from_slice(&gib.to_be_bytes());
-        // Snappy's preamble: the uncompressed length as a varint (2^30), then one literal byte.
-        body.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x04, 0x00, 0x41]);
-        let err = decompress(&body).unwrap_err();
-        assert!(err.contains("cannot expand"), "{err}");
-        let mut body = vec![255];
-        body.extend(std::iter::repeat_n(0, 255 * 5));
-        let err = decompress(&body).unwrap_err();
-        assert!(err.contains("compression stages"), "{err}");
-    }
-
-    #[test]
-    fn entry_counts_beyond_the_body_are_refused() {
-        let err = decode_entries(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).unwrap_err();
-        assert!(err.contains("claims 4294967295 entries"), "{err}");
     }
 }
