@@ -171,15 +171,6 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut client = Client::connect(&options(&a)).await.unwrap();
-        // A's own double-living pipe to B: what an IoTDB sender gave A is pipe data and stays on A.
-        client
-            .execute_update(&format!(
-                "create pipe ab with source ('source.mode.double-living'='true') with sink \
-                 ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
-                b.port()
-            ))
-            .await
-            .unwrap();
         let mut sender = iotdb_sender(&a).await;
 
         // 13: two InsertNodes (an aligned tablet of every type, a row with a raw string and nulls)
@@ -219,6 +210,17 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
         )
         .await;
         assert_eq!(status.code, 200, "{status:?}");
+
+        // A's own double-living pipe to B: what an IoTDB sender gave A is pipe data and stays on A,
+        // whether it was there before the pipe (its history) or arrives after (real time).
+        client
+            .execute_update(&format!(
+                "create pipe ab with source ('source.mode.double-living'='true') with sink \
+                 ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
+                b.port()
+            ))
+            .await
+            .unwrap();
 
         // 2: an InsertRowsNode; 10: an InsertTabletNode with schemas and its (null) database;
         // 7: a WAL entry.

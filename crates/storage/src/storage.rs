@@ -429,7 +429,8 @@ impl Storage {
     ///
     /// Local writes pass `version: None` and get a fresh version, greater than every version seen
     /// so far. Writes received through a pipe pass the sender's version, which is kept, and the
-    /// clock moves past it. Concurrent writers share one write and one fsync (group commit).
+    /// clock moves past it; a pipe's write without one (an IoTDB sender's) gets a fresh clock value
+    /// with the origin's instance. Concurrent writers share one write and one fsync (group commit).
     ///
     /// While more than `max_frozen_memtables` memtables wait for their flush, the write waits
     /// (without blocking a thread) until the flusher catches up.
@@ -1672,9 +1673,16 @@ impl LogWriter {
                         self.hlc.observe(version.hlc);
                         version
                     }
+                    // A write without a version is versioned here; one that arrived through a pipe
+                    // (an IoTDB sender's, which carries none) is versioned as its origin's, so
+                    // whatever later reads the version for where a point was first written (a
+                    // double-living pipe's history) does not take it for this instance's own.
                     None => Version {
                         hlc: self.hlc.next(),
-                        instance: self.shared.options.instance,
+                        instance: match request.origin {
+                            Origin::Pipe { instance } => instance,
+                            Origin::Local => self.shared.options.instance,
+                        },
                     },
                 };
                 let lsn = self.next_lsn;
