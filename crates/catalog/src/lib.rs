@@ -7,6 +7,7 @@ mod lock;
 mod password;
 mod pipes;
 mod schema;
+mod schema_versions;
 mod series;
 mod templates;
 mod ttl;
@@ -19,6 +20,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use error::{Error, Result};
 pub use pipes::{NewPipe, ParsePipeStateError, PipeException, PipeRecord, PipeState};
+pub use schema_versions::ObjectVersion;
 pub use series::SeriesRecord;
 pub use templates::{TemplateMeasurementRecord, TemplateRecord};
 

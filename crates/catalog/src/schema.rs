@@ -102,6 +102,17 @@ const MIGRATIONS: &[&str] = &[
         database  TEXT  NOT NULL REFERENCES databases (path) ON DELETE CASCADE
     );
     "#,
+    // 6: the version of the last change of each replicated schema object (a database, a series, a
+    // TTL rule), and whether that change left it present: replicated schema changes apply only over
+    // older ones, so both sides of a pipe converge whatever order the changes arrive in.
+    r#"
+    CREATE TABLE schema_versions (
+        object    TEXT     PRIMARY KEY,  -- db:<path>, ts:<device><measurement>, ttl:<pattern>
+        hlc       INTEGER  NOT NULL,
+        instance  INTEGER  NOT NULL,
+        present   INTEGER  NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this code writes and understands.

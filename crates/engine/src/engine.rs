@@ -12,6 +12,7 @@ use crate::limits::{QueryControl, QueryControlRef, QueryLimits, Reservation};
 use crate::paths;
 use crate::query::{self, PageSource};
 use crate::schema::{default_encoding, Schema, SeriesInfo};
+use crate::schema_sync::SchemaChange;
 use crate::time::{Precision, Zone};
 use crate::values::Cell;
 use crate::write::{DeviceWrite, WriteColumn};
@@ -92,6 +93,9 @@ pub struct Engine {
     pub(crate) units_per_ms: i64,
     /// TTL rules, shared with the storage's merges (which drop what they expire).
     pub(crate) ttl: crate::ttl::SharedTtlRules,
+    /// Held across a schema change, local or replicated, from the check of an object's version to
+    /// the record of the new one, so the two kinds never interleave on one object.
+    pub(crate) schema_changes: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -127,6 +131,7 @@ impl Engine {
             schema: RwLock::new(schema),
             units_per_ms,
             ttl,
+            schema_changes: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -202,7 +207,7 @@ impl Engine {
         rules.floor_for_device(&paths::split(device), now, self.units_per_ms)
     }
 
-    fn reload_ttl(&self) -> Result<()> {
+    pub(crate) fn reload_ttl(&self) -> Result<()> {
         let rules = Arc::new(crate::ttl::TtlRules::new(&self.catalog.ttl_rules()?));
         match self.ttl.write() {
             Ok(mut current) => *current = rules,
@@ -242,6 +247,18 @@ impl Engine {
 
     /// Executes a data statement.
     pub async fn execute(&self, ctx: &SessionContext, statement: &Statement) -> Result<Output> {
+        // Statements whose change replicates hold the schema-change lock to the end (see
+        // `schema_sync`).
+        let _schema_change = match statement {
+            Statement::SetTtl { .. }
+            | Statement::UnsetTtl { .. }
+            | Statement::CreateDatabase { .. }
+            | Statement::DropDatabase { .. }
+            | Statement::CreateTimeseries { .. }
+            | Statement::CreateAlignedTimeseries { .. }
+            | Statement::DeleteTimeseries { .. } => Some(self.schema_changes.lock().await),
+            _ => None,
+        };
         match statement {
             Statement::SetTtl { path, ttl_ms } => {
                 let patterns = self.ttl_patterns(path)?;
@@ -251,18 +268,30 @@ impl Engine {
                 };
                 self.catalog.set_ttl(&patterns, ttl)?;
                 self.reload_ttl()?;
+                self.log_schema_change(
+                    SchemaChange::SetTtl {
+                        patterns,
+                        ttl_ms: ttl,
+                    },
+                    Vec::new(),
+                )
+                .await?;
                 Ok(Output::Done)
             }
             Statement::UnsetTtl { path } => {
                 let patterns = self.ttl_patterns(path)?;
                 self.catalog.unset_ttl(&patterns)?;
                 self.reload_ttl()?;
+                self.log_schema_change(SchemaChange::UnsetTtl { patterns }, Vec::new())
+                    .await?;
                 Ok(Output::Done)
             }
             Statement::ShowTtl { path } => self.show_ttl(path),
             Statement::CreateDatabase { path } => {
                 let path = concrete(path)?;
                 self.schema_write()?.create_database(&self.catalog, &path)?;
+                self.log_schema_change(SchemaChange::CreateDatabase { path }, Vec::new())
+                    .await?;
                 Ok(Output::Done)
             }
             Statement::DropDatabase { paths } => {
@@ -280,7 +309,11 @@ impl Engine {
                     }
                     for db in targets {
                         let series = self.schema_write()?.drop_database(&self.catalog, &db)?;
-                        self.delete_all(series).await?;
+                        self.log_schema_change(
+                            SchemaChange::DropDatabase { path: db },
+                            Self::drop_tombstones(series),
+                        )
+                        .await?;
                     }
                 }
                 Ok(Output::Done)
@@ -326,13 +359,15 @@ impl Engine {
                 let (device_nodes, measurement) = nodes.split_at(nodes.len() - 1);
                 let t = data_type_of(data_type);
                 let (encoding, compressor) = encoding_and_compressor(attributes, t);
-                self.schema_write()?.create_series(
-                    &self.catalog,
-                    &paths::join(device_nodes),
-                    false,
-                    &[(measurement[0].clone(), t, encoding, compressor)],
-                    true,
-                )?;
+                let device = paths::join(device_nodes);
+                let specs = [(measurement[0].clone(), t, encoding, compressor)];
+                self.schema_write()?
+                    .create_series(&self.catalog, &device, false, &specs, true)?;
+                self.log_schema_change(
+                    Self::create_series_change(&device, false, &specs),
+                    Vec::new(),
+                )
+                .await?;
                 Ok(Output::Done)
             }
             Statement::CreateAlignedTimeseries { device, columns } => {
@@ -351,6 +386,11 @@ impl Engine {
                     .collect();
                 self.schema_write()?
                     .create_series(&self.catalog, &device, true, &specs, true)?;
+                self.log_schema_change(
+                    Self::create_series_change(&device, true, &specs),
+                    Vec::new(),
+                )
+                .await?;
                 Ok(Output::Done)
             }
             Statement::ShowTimeseries { path } => {
@@ -473,9 +513,7 @@ impl Engine {
                     }
                     series.extend(matched);
                 }
-                self.schema_write()?.drop_series(&self.catalog, &series)?;
-                self.delete_all(series.into_iter().map(|s| s.key).collect())
-                    .await?;
+                self.drop_series_logged(series).await?;
                 Ok(Output::Done)
             }
             Statement::Insert {
@@ -627,7 +665,7 @@ impl Engine {
     }
 
     /// `createTimeseries` and friends from the RPC surface.
-    pub fn create_series_rpc(
+    pub async fn create_series_rpc(
         &self,
         device: &str,
         aligned: bool,
@@ -646,31 +684,62 @@ impl Engine {
             })
             .collect();
         let device = canonical_path(device)?;
+        let _schema_change = self.schema_changes.lock().await;
         for (m, _, _, _) in &specs {
             self.schema_read()?
                 .check_no_template_at(&format!("{device}.{m}"))?;
         }
         self.schema_write()?
-            .create_series(&self.catalog, &device, aligned, &specs, true)
+            .create_series(&self.catalog, &device, aligned, &specs, true)?;
+        self.log_schema_change(
+            Self::create_series_change(&device, aligned, &specs),
+            Vec::new(),
+        )
+        .await
     }
 
     /// `setStorageGroup`.
-    pub fn create_database(&self, path: &str) -> Result<()> {
+    pub async fn create_database(&self, path: &str) -> Result<()> {
         let path = canonical_path(path)?;
-        self.schema_write()?.create_database(&self.catalog, &path)
+        let _schema_change = self.schema_changes.lock().await;
+        self.schema_write()?.create_database(&self.catalog, &path)?;
+        self.log_schema_change(SchemaChange::CreateDatabase { path }, Vec::new())
+            .await
     }
 
     /// `deleteStorageGroups`.
     pub async fn drop_databases(&self, paths: &[String]) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
         for p in paths {
             let series = self.schema_write()?.drop_database(&self.catalog, p)?;
-            self.delete_all(series).await?;
+            self.log_schema_change(
+                SchemaChange::DropDatabase { path: p.clone() },
+                Self::drop_tombstones(series),
+            )
+            .await?;
         }
         Ok(())
     }
 
+    /// Drops series from the schema and logs it, with their tombstones, as one entry.
+    async fn drop_series_logged(&self, series: Vec<SeriesInfo>) -> Result<()> {
+        self.schema_write()?.drop_series(&self.catalog, &series)?;
+        let change = SchemaChange::DeleteSeries {
+            series: series
+                .iter()
+                .map(|s| (s.device.clone(), s.measurement.clone()))
+                .collect(),
+        };
+        self.log_schema_change(
+            change,
+            Self::drop_tombstones(series.into_iter().map(|s| s.key).collect()),
+        )
+        .await
+    }
+
     /// `deleteTimeseries`.
     pub async fn delete_timeseries(&self, patterns: &[String]) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
         let mut series = Vec::new();
         for p in patterns {
             let matched = {
@@ -684,9 +753,7 @@ impl Engine {
             }
             series.extend(matched);
         }
-        self.schema_write()?.drop_series(&self.catalog, &series)?;
-        self.delete_all(series.into_iter().map(|s| s.key).collect())
-            .await
+        self.drop_series_logged(series).await
     }
 
     /// The current time in the instance's precision.

@@ -18,6 +18,7 @@ pub mod paths;
 pub mod query;
 pub mod replicate;
 pub mod schema;
+pub mod schema_sync;
 pub mod template;
 pub mod time;
 pub mod ttl;

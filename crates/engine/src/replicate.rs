@@ -7,6 +7,7 @@ use duet_proto::types::DataType;
 use duet_storage::{InsertOp, Op, Origin, SeriesChunk, Version};
 
 use crate::schema::{default_encoding, SeriesInfo};
+use crate::schema_sync::SchemaChange;
 use crate::{Engine, EngineError, Result};
 
 impl Engine {
@@ -62,13 +63,28 @@ impl Engine {
         &self,
         origin: Origin,
         version: Version,
-        ops: Vec<Op>,
+        mut ops: Vec<Op>,
     ) -> Result<()> {
+        let mut tombstones = Vec::new();
+        // A schema change holds the schema-change lock until its entry is written.
+        let _schema_change = if ops.iter().any(|op| matches!(op, Op::Meta(_))) {
+            Some(self.schema_changes.lock().await)
+        } else {
+            None
+        };
         for op in &ops {
-            if let Op::Insert(insert) = op {
-                self.ensure_schema(insert)?;
+            match op {
+                Op::Insert(insert) => self.ensure_schema(insert)?,
+                Op::Meta(bytes) => {
+                    let change = SchemaChange::decode(bytes)?;
+                    tombstones.extend(self.apply_schema_change(&change, version)?);
+                }
+                Op::Delete(_) => {}
             }
         }
+        // A drop's tombstones carry the drop's version: they hide the points written before it on
+        // either side, and nothing written after.
+        ops.extend(tombstones);
         self.storage.write(origin, Some(version), ops).await?;
         Ok(())
     }

@@ -47,9 +47,11 @@ fn engine_with_series(dir: &std::path::Path, devices: usize) -> Arc<Engine> {
     let specs: Vec<(String, DataType, Option<String>, Option<String>)> = (0..PER_DEVICE)
         .map(|j| (format!("s{j}"), DataType::Int64, None, None))
         .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     for i in 0..devices {
-        engine
-            .create_series_rpc(&format!("root.b.d{i}"), false, &specs)
+        rt.block_on(engine.create_series_rpc(&format!("root.b.d{i}"), false, &specs))
             .unwrap();
     }
     engine

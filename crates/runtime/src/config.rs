@@ -18,23 +18,94 @@ pub struct SourceConfig {
     pub realtime: bool,
     pub capture_inserts: bool,
     pub capture_deletes: bool,
+    /// Which schema changes travel (`schema.database`, `schema.timeseries`, `schema.ttl`).
+    pub capture_schema: SchemaCapture,
     /// Forward entries that arrived through a pipe (false in double-living mode).
     pub forwarding_pipe_requests: bool,
     pub double_living: bool,
 }
 
+/// The schema changes a pipe sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchemaCapture {
+    pub database: bool,
+    pub timeseries: bool,
+    pub ttl: bool,
+}
+
+impl SchemaCapture {
+    pub fn any(&self) -> bool {
+        self.database || self.timeseries || self.ttl
+    }
+}
+
 impl SourceConfig {
     /// What the pipe actually synchronises, in IoTDB's inclusion terms, for `SHOW PIPES`: an
-    /// `inclusion` of `all` takes data only (schema travels with the data; users are not
-    /// synchronised), and without `inclusion` a pipe takes inserts only, as IoTDB's default.
-    pub fn effective_inclusion(&self) -> &'static str {
-        match (self.capture_inserts, self.capture_deletes) {
-            (true, true) => "data.insert,data.delete",
-            (true, false) => "data.insert",
-            (false, true) => "data.delete",
-            (false, false) => "",
-        }
+    /// `inclusion` of `all` takes data and schema (users are not synchronised yet), and without
+    /// `inclusion` a pipe takes inserts only, as IoTDB's default.
+    pub fn effective_inclusion(&self) -> String {
+        let items = [
+            (self.capture_inserts, "data.insert"),
+            (self.capture_deletes, "data.delete"),
+            (self.capture_schema.database, "schema.database"),
+            (self.capture_schema.timeseries, "schema.timeseries"),
+            (self.capture_schema.ttl, "schema.ttl"),
+        ];
+        items
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| *name)
+            .collect::<Vec<_>>()
+            .join(",")
     }
+}
+
+/// Sets the items of IoTDB's inclusion tree that `item` names to `on`; `Ok(false)` for an item
+/// that is not in the tree.
+fn include(
+    item: &str,
+    on: bool,
+    inserts: &mut bool,
+    deletes: &mut bool,
+    schema: &mut SchemaCapture,
+) -> Result<bool> {
+    match item {
+        "all" => {
+            (*inserts, *deletes) = (on, on);
+            *schema = SchemaCapture {
+                database: on,
+                timeseries: on,
+                ttl: on,
+            };
+        }
+        "data" => (*inserts, *deletes) = (on, on),
+        "data.insert" => *inserts = on,
+        "data.delete" => *deletes = on,
+        "schema" => {
+            *schema = SchemaCapture {
+                database: on,
+                timeseries: on,
+                ttl: on,
+            }
+        }
+        "schema.database" => schema.database = on,
+        "schema.timeseries" | "schema.timeseries.ordinary" => schema.timeseries = on,
+        "schema.ttl" => schema.ttl = on,
+        "schema.timeseries.template"
+        | "schema.timeseries.view"
+        | "auth"
+        | "auth.role"
+        | "auth.user" => {
+            // Excluding what is never sent is fine; including it is not supported yet.
+            if on {
+                return Err(PipeError::Unsupported(format!(
+                    "inclusion '{item}' is not supported by Duet yet: templates, views and users are not synchronised"
+                )));
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Which sink implementation a pipe uses.
@@ -200,6 +271,7 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
         ));
     }
     let (mut capture_inserts, mut capture_deletes) = (false, false);
+    let mut capture_schema = SchemaCapture::default();
     let inclusion = params.get("inclusion").unwrap_or("data.insert");
     let exclusion = params
         .get("inclusion.exclusion")
@@ -210,18 +282,15 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        match item.to_ascii_lowercase().as_str() {
-            // Schema creation travels with the data (the peer auto-creates series), so `all` needs
-            // nothing more than data here.
-            "all" | "data" => (capture_inserts, capture_deletes) = (true, true),
-            "data.insert" => capture_inserts = true,
-            "data.delete" => capture_deletes = true,
-            "schema" | "schema.database" | "schema.timeseries" | "schema.ttl" | "auth" => {
-                return Err(PipeError::Unsupported(format!(
-                    "inclusion '{item}' is not supported by Duet: schema travels with the data, and users are not synchronised"
-                )))
-            }
-            _ => return Err(invalid("The 'inclusion' string contains illegal path.")),
+        let item = item.to_ascii_lowercase();
+        if !include(
+            &item,
+            true,
+            &mut capture_inserts,
+            &mut capture_deletes,
+            &mut capture_schema,
+        )? {
+            return Err(invalid("The 'inclusion' string contains illegal path."));
         }
     }
     for item in exclusion
@@ -229,23 +298,20 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        match item.to_ascii_lowercase().as_str() {
-            "data" => (capture_inserts, capture_deletes) = (false, false),
-            "data.insert" => capture_inserts = false,
-            "data.delete" => capture_deletes = false,
-            "schema" | "schema.database" | "schema.timeseries" | "schema.ttl" | "auth" | "all" => {
-                if item.eq_ignore_ascii_case("all") {
-                    (capture_inserts, capture_deletes) = (false, false);
-                }
-            }
-            _ => {
-                return Err(invalid(
-                    "The 'inclusion.exclusion' string contains illegal path.",
-                ))
-            }
+        let item = item.to_ascii_lowercase();
+        if !include(
+            &item,
+            false,
+            &mut capture_inserts,
+            &mut capture_deletes,
+            &mut capture_schema,
+        )? {
+            return Err(invalid(
+                "The 'inclusion.exclusion' string contains illegal path.",
+            ));
         }
     }
-    if !capture_inserts && !capture_deletes {
+    if !capture_inserts && !capture_deletes && !capture_schema.any() {
         return Err(invalid("The pipe inclusion content can't be empty."));
     }
     let path = match (params.get("path"), params.get("pattern")) {
@@ -307,6 +373,7 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
         realtime,
         capture_inserts,
         capture_deletes,
+        capture_schema,
         forwarding_pipe_requests: forwarding && !double_living,
         double_living,
     })
@@ -682,9 +749,27 @@ mod tests {
         );
         assert!(source(&p(&[("mode.double-living", "yes")])).is_err());
         assert!(matches!(
-            source(&p(&[("inclusion", "schema")])),
+            source(&p(&[("inclusion", "auth")])),
             Err(PipeError::Unsupported(_))
         ));
+        assert!(matches!(
+            source(&p(&[("inclusion", "schema.timeseries.template")])),
+            Err(PipeError::Unsupported(_))
+        ));
+        let schema = source(&p(&[("inclusion", "schema")])).unwrap();
+        assert_eq!(
+            schema.effective_inclusion(),
+            "schema.database,schema.timeseries,schema.ttl"
+        );
+        let all_but_ttl = source(&p(&[
+            ("inclusion", "all"),
+            ("inclusion.exclusion", "schema.ttl, auth"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            all_but_ttl.effective_inclusion(),
+            "data.insert,data.delete,schema.database,schema.timeseries"
+        );
         assert!(source(&p(&[
             ("inclusion", "data"),
             ("inclusion.exclusion", "data")

@@ -1,14 +1,15 @@
 //! What a pipe's source lets through: series matching its path pattern, points inside its time range,
-//! the kinds of change it includes (inserts, deletes), and — in double-living mode — nothing that
-//! arrived through a pipe.
+//! the kinds of change it includes (inserts, deletes, schema changes by kind), and — in double-living
+//! mode — nothing that arrived through a pipe.
 
 use duet_engine::paths;
 use duet_parser::PathNode;
 use duet_proto::types::{Column, ColumnValues};
 use duet_storage::{DeleteOp, InsertOp, LogEntry, LogHeader, Op, OpKind, Origin};
 
-use crate::config::SourceConfig;
+use crate::config::{SchemaCapture, SourceConfig};
 use crate::{PipeError, Result};
+use duet_engine::schema_sync::{SchemaChange, SchemaKind};
 
 /// A source configuration compiled for matching entries fast.
 #[derive(Debug, Clone)]
@@ -20,6 +21,7 @@ pub struct EntryFilter {
     end: i64,
     inserts: bool,
     deletes: bool,
+    schema: SchemaCapture,
     forwarding: bool,
 }
 
@@ -37,6 +39,7 @@ impl EntryFilter {
             end: config.end_time.unwrap_or(i64::MAX),
             inserts: config.capture_inserts,
             deletes: config.capture_deletes,
+            schema: config.capture_schema,
             forwarding: config.forwarding_pipe_requests,
         })
     }
@@ -54,6 +57,11 @@ impl EntryFilter {
     /// Whether deletions are sent (`inclusion` has `data.delete`).
     pub fn sends_deletes(&self) -> bool {
         self.deletes
+    }
+
+    /// Whether any schema change is sent (`inclusion` has a `schema` item).
+    pub fn sends_schema(&self) -> bool {
+        self.schema.any()
     }
 
     pub fn time_range(&self) -> (i64, i64) {
@@ -75,12 +83,23 @@ impl EntryFilter {
         if !self.matches_all || self.start != i64::MIN || self.end != i64::MAX {
             return None;
         }
+        // A schema change is always an entry's first operation, followed only by the tombstones of a
+        // drop; which kinds travel is in its bytes.
+        if header.first_op == Some(OpKind::Meta) {
+            let tombstones_may_go = header.ops > 1 && self.deletes;
+            return if self.schema.any() || tombstones_may_go {
+                None
+            } else {
+                Some(false)
+            };
+        }
         match (self.inserts, self.deletes, header.ops, header.first_op) {
             (_, _, 0, _) => Some(false),
             (true, true, _, _) => Some(true),
             (inserts, deletes, 1, Some(kind)) => Some(match kind {
                 OpKind::Insert => inserts,
                 OpKind::Delete => deletes,
+                OpKind::Meta => false,
             }),
             _ => None,
         }
@@ -111,6 +130,11 @@ impl EntryFilter {
                         ops.push(Op::Delete(DeleteOp { series, start, end }));
                     }
                 }
+                Op::Meta(bytes) if self.schema.any() => {
+                    if let Some(kept) = self.filter_schema_change(bytes) {
+                        ops.push(Op::Meta(kept));
+                    }
+                }
                 _ => {}
             }
         }
@@ -123,6 +147,62 @@ impl EntryFilter {
             version: entry.version,
             ops,
         })
+    }
+
+    /// The part of a schema change this pipe sends: its kind must be included, and its paths must
+    /// lie in the pattern (a database or a TTL's path where the pattern may match something below it;
+    /// series one by one). A change this version cannot read is sent as it is, for the peer to judge.
+    fn filter_schema_change(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let Ok(change) = SchemaChange::decode(bytes) else {
+            return Some(bytes.to_vec());
+        };
+        let included = match change.kind() {
+            SchemaKind::Database => self.schema.database,
+            SchemaKind::Timeseries => self.schema.timeseries,
+            SchemaKind::Ttl => self.schema.ttl,
+        };
+        if !included {
+            return None;
+        }
+        if self.matches_all {
+            return Some(bytes.to_vec());
+        }
+        let covers = |path: &str| {
+            let nodes = paths::split(path);
+            // A TTL path pattern counts by its concrete prefix.
+            let concrete: Vec<String> = nodes
+                .iter()
+                .take_while(|n| !n.contains('*'))
+                .cloned()
+                .collect();
+            paths::matches_prefix_of(&self.pattern, &concrete)
+        };
+        let kept = match change {
+            SchemaChange::CreateSeries {
+                device,
+                aligned,
+                series,
+            } => {
+                let series: Vec<_> = series
+                    .into_iter()
+                    .filter(|s| self.matches_series(&format!("{device}.{}", s.measurement)))
+                    .collect();
+                (!series.is_empty()).then_some(SchemaChange::CreateSeries {
+                    device,
+                    aligned,
+                    series,
+                })
+            }
+            SchemaChange::DeleteSeries { series } => {
+                let series: Vec<_> = series
+                    .into_iter()
+                    .filter(|(d, m)| self.matches_series(&format!("{d}.{m}")))
+                    .collect();
+                (!series.is_empty()).then_some(SchemaChange::DeleteSeries { series })
+            }
+            other => other.paths().iter().any(|p| covers(p)).then_some(other),
+        };
+        kept.map(|c| c.encode())
     }
 
     fn filter_insert(&self, insert: &InsertOp) -> Option<InsertOp> {
@@ -269,6 +349,55 @@ mod tests {
         }
     }
 
+    fn create_series(device: &str, measurement: &str) -> Op {
+        Op::Meta(
+            SchemaChange::CreateSeries {
+                device: device.into(),
+                aligned: false,
+                series: vec![duet_engine::schema_sync::SeriesSpec {
+                    measurement: measurement.into(),
+                    data_type: "INT64".into(),
+                    encoding: "TS_2DIFF".into(),
+                    compressor: "LZ4".into(),
+                }],
+            }
+            .encode(),
+        )
+    }
+
+    fn drop_database(path: &str) -> Op {
+        Op::Meta(SchemaChange::DropDatabase { path: path.into() }.encode())
+    }
+
+    #[test]
+    fn schema_changes_pass_by_kind_and_path() {
+        let e = |ops: Vec<Op>| LogEntry {
+            ops,
+            ..entry(Origin::Local)
+        };
+        let create = e(vec![create_series("root.sg.d1", "s1")]);
+        let drop = e(vec![drop_database("root.other")]);
+        // Without a schema item nothing of them travels; with one, only its kind.
+        assert!(filter(&[("inclusion", "data")]).apply(&create).is_none());
+        assert!(filter(&[("inclusion", "schema.database")])
+            .apply(&create)
+            .is_none());
+        assert!(filter(&[("inclusion", "schema.database")])
+            .apply(&drop)
+            .is_some());
+        assert!(filter(&[("inclusion", "schema")]).apply(&create).is_some());
+        // The path pattern: a database outside it stays, one it may cover goes.
+        let sg = filter(&[("inclusion", "all"), ("path", "root.sg.**")]);
+        assert!(sg.apply(&drop).is_none());
+        assert!(sg.apply(&create).is_some());
+        assert!(sg.apply(&e(vec![drop_database("root.sg")])).is_some());
+        let other_series = e(vec![create_series("root.other.d", "s")]);
+        assert!(sg.apply(&other_series).is_none());
+        // Excluding schema from `all` leaves data only.
+        let data_only = filter(&[("inclusion", "all"), ("inclusion.exclusion", "schema")]);
+        assert!(data_only.apply(&create).is_none());
+    }
+
     #[test]
     fn a_header_decides_only_when_it_agrees_with_the_entry() {
         let filters = [
@@ -279,6 +408,9 @@ mod tests {
             filter(&[("mode.double-living", "true"), ("inclusion", "data")]),
             filter(&[("path", "root.sg.*.s2")]),
             filter(&[("start-time", "15")]),
+            filter(&[("inclusion", "all")]),
+            filter(&[("inclusion", "schema.timeseries")]),
+            filter(&[("inclusion", "all"), ("path", "root.sg.**")]),
         ];
         let mut entries = Vec::new();
         for origin in [Origin::Local, Origin::Pipe { instance: 9 }] {
@@ -287,6 +419,8 @@ mod tests {
                 both.ops.clone(),
                 vec![both.ops[0].clone()],
                 vec![both.ops[1].clone()],
+                vec![create_series("root.sg.d1", "s1")],
+                vec![drop_database("root.other"), both.ops[1].clone()],
             ] {
                 entries.push(LogEntry {
                     ops,
@@ -304,6 +438,7 @@ mod tests {
                     first_op: e.ops.first().map(|op| match op {
                         Op::Insert(_) => OpKind::Insert,
                         Op::Delete(_) => OpKind::Delete,
+                        Op::Meta(_) => OpKind::Meta,
                     }),
                 };
                 if let Some(sent) = f.decide_by_header(&header) {

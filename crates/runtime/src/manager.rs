@@ -489,7 +489,7 @@ impl PipeManager {
             if let Ok(config) = crate::config::source(&Parameters::new(source.to_vec())) {
                 pairs.push((
                     "inclusion.effective".to_string(),
-                    config.effective_inclusion().to_string(),
+                    config.effective_inclusion(),
                 ));
             }
             Parameters::new(pairs).display()

@@ -536,6 +536,28 @@ impl PipeTask {
             .map_err(|e| Interrupt::Failed(e.to_string()))?;
         let (start, end) = self.filter.time_range();
         let local = self.local_instance;
+        // The schema first, when the pipe sends it: a series created without data, or emptied,
+        // exists on the peer too; the data's history then finds its series as they are here.
+        if self.filter.sends_schema() {
+            let changes = self
+                .engine
+                .schema_snapshot(self.filter.pattern(), local)
+                .map_err(|e| Interrupt::Failed(e.to_string()))?;
+            let entries: Vec<LogEntry> = changes
+                .into_iter()
+                .filter_map(|(change, version)| {
+                    self.filter.apply(&LogEntry {
+                        lsn: 0,
+                        origin: duet_storage::Origin::Local,
+                        version,
+                        ops: vec![duet_storage::Op::Meta(change.encode())],
+                    })
+                })
+                .collect();
+            for batch in entries.chunks(256) {
+                self.send(connections, batch).await?;
+            }
+        }
         for s in series {
             // Deletions first: the peer may hold points a delete made here before the pipe existed
             // has hidden. Each keeps its version, so it hides only what it hid here.
@@ -748,6 +770,7 @@ fn estimate(entry: &LogEntry) -> u64 {
                 }
             }
             Op::Delete(d) => bytes += 24 + d.series.iter().map(|s| s.len() as u64 + 4).sum::<u64>(),
+            Op::Meta(m) => bytes += 8 + m.len() as u64,
         }
     }
     bytes

@@ -110,7 +110,7 @@ pub fn history_entries(
 }
 
 /// Encodes the inserts of `entries` as IoTDB's tablet batch (type 13); returns the body and how many
-/// delete operations could not be expressed.
+/// operations (deletions, schema changes) could not be expressed.
 pub fn encode_iotdb_tablets(entries: &[LogEntry]) -> (Vec<u8>, usize) {
     let mut tablets = Vec::new();
     let mut skipped_deletes = 0;
@@ -124,7 +124,8 @@ pub fn encode_iotdb_tablets(entries: &[LogEntry]) -> (Vec<u8>, usize) {
                     columns: &insert.columns,
                     times: &insert.times,
                 }),
-                Op::Delete(_) => skipped_deletes += 1,
+                // Neither a deletion nor a schema change has a tablet form.
+                Op::Delete(_) | Op::Meta(_) => skipped_deletes += 1,
             }
         }
     }
@@ -228,7 +229,7 @@ mod tests {
             .flat_map(|e| e.ops)
             .filter_map(|op| match op {
                 Op::Insert(i) => Some(i),
-                Op::Delete(_) => None,
+                Op::Delete(_) | Op::Meta(_) => None,
             })
             .collect();
         let (body, _) = encode_iotdb_tablets(&sample());

@@ -366,16 +366,16 @@ impl Session {
                 Reply::Status(status::success())
             }
             Request::SetStorageGroup { database, .. } => {
-                Reply::Status(writes::set_storage_group(&self.instance.engine, &database))
+                Reply::Status(writes::set_storage_group(&self.instance.engine, &database).await)
             }
             Request::CreateTimeseries(r) => {
-                Reply::Status(writes::create_timeseries(&self.instance.engine, &r))
+                Reply::Status(writes::create_timeseries(&self.instance.engine, &r).await)
             }
             Request::CreateAlignedTimeseries(r) => {
-                Reply::Status(writes::create_aligned_timeseries(&self.instance.engine, &r))
+                Reply::Status(writes::create_aligned_timeseries(&self.instance.engine, &r).await)
             }
             Request::CreateMultiTimeseries(r) => {
-                Reply::Status(writes::create_multi_timeseries(&self.instance.engine, &r))
+                Reply::Status(writes::create_multi_timeseries(&self.instance.engine, &r).await)
             }
             Request::DeleteTimeseries { paths, .. } => {
                 Reply::Status(writes::delete_timeseries(&self.instance.engine, &paths).await)

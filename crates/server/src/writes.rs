@@ -383,7 +383,7 @@ fn schema_result(r: Result<(), EngineError>) -> t::TSStatus {
     }
 }
 
-pub fn create_timeseries(engine: &Engine, r: &t::TSCreateTimeseriesReq) -> t::TSStatus {
+pub async fn create_timeseries(engine: &Engine, r: &t::TSCreateTimeseriesReq) -> t::TSStatus {
     let (device, m) = match split_series(&r.path) {
         Ok(x) => x,
         Err(s) => return s,
@@ -391,19 +391,23 @@ pub fn create_timeseries(engine: &Engine, r: &t::TSCreateTimeseriesReq) -> t::TS
     let Some(dt) = DataType::from_code(r.data_type) else {
         return bad_request(format!("unknown data type code {}", r.data_type));
     };
-    schema_result(engine.create_series_rpc(
-        &device,
-        false,
-        &[(
-            m,
-            dt,
-            encoding_name(r.encoding),
-            compressor_name(r.compressor),
-        )],
-    ))
+    schema_result(
+        engine
+            .create_series_rpc(
+                &device,
+                false,
+                &[(
+                    m,
+                    dt,
+                    encoding_name(r.encoding),
+                    compressor_name(r.compressor),
+                )],
+            )
+            .await,
+    )
 }
 
-pub fn create_aligned_timeseries(
+pub async fn create_aligned_timeseries(
     engine: &Engine,
     r: &t::TSCreateAlignedTimeseriesReq,
 ) -> t::TSStatus {
@@ -423,10 +427,13 @@ pub fn create_aligned_timeseries(
             r.compressors.get(i).and_then(|c| compressor_name(*c)),
         ));
     }
-    schema_result(engine.create_series_rpc(&r.prefix_path, true, &specs))
+    schema_result(engine.create_series_rpc(&r.prefix_path, true, &specs).await)
 }
 
-pub fn create_multi_timeseries(engine: &Engine, r: &t::TSCreateMultiTimeseriesReq) -> t::TSStatus {
+pub async fn create_multi_timeseries(
+    engine: &Engine,
+    r: &t::TSCreateMultiTimeseriesReq,
+) -> t::TSStatus {
     if r.data_types.len() != r.paths.len() {
         return bad_request("paths and data types differ in length");
     }
@@ -435,16 +442,20 @@ pub fn create_multi_timeseries(engine: &Engine, r: &t::TSCreateMultiTimeseriesRe
         let s = match (split_series(path), DataType::from_code(r.data_types[i])) {
             (Err(s), _) => s,
             (_, None) => bad_request(format!("unknown data type code {}", r.data_types[i])),
-            (Ok((device, m)), Some(dt)) => schema_result(engine.create_series_rpc(
-                &device,
-                false,
-                &[(
-                    m,
-                    dt,
-                    r.encodings.get(i).and_then(|c| encoding_name(*c)),
-                    r.compressors.get(i).and_then(|c| compressor_name(*c)),
-                )],
-            )),
+            (Ok((device, m)), Some(dt)) => schema_result(
+                engine
+                    .create_series_rpc(
+                        &device,
+                        false,
+                        &[(
+                            m,
+                            dt,
+                            r.encodings.get(i).and_then(|c| encoding_name(*c)),
+                            r.compressors.get(i).and_then(|c| compressor_name(*c)),
+                        )],
+                    )
+                    .await,
+            ),
         };
         subs.push(Box::new(s));
     }
@@ -459,8 +470,8 @@ pub fn create_multi_timeseries(engine: &Engine, r: &t::TSCreateMultiTimeseriesRe
     s
 }
 
-pub fn set_storage_group(engine: &Engine, database: &str) -> t::TSStatus {
-    schema_result(engine.create_database(database))
+pub async fn set_storage_group(engine: &Engine, database: &str) -> t::TSStatus {
+    schema_result(engine.create_database(database).await)
 }
 
 pub async fn delete_storage_groups(engine: &Engine, databases: &[String]) -> t::TSStatus {

@@ -29,6 +29,7 @@ const ORIGIN_LOCAL: u8 = 0;
 const ORIGIN_PIPE: u8 = 1;
 const OP_INSERT: u8 = 1;
 const OP_DELETE: u8 = 2;
+const OP_META: u8 = 3;
 
 /// Appends the header of an entry (`lsn`, origin, version) to `out`.
 pub(crate) fn encode_header(lsn: Lsn, origin: &Origin, version: Version, out: &mut Vec<u8>) {
@@ -60,6 +61,10 @@ pub(crate) fn encode_ops(ops: &[Op], out: &mut Vec<u8>) {
                 out.extend_from_slice(&delete.start.to_le_bytes());
                 out.extend_from_slice(&delete.end.to_le_bytes());
             }
+            Op::Meta(bytes) => {
+                out.push(OP_META);
+                put_bytes(out, bytes);
+            }
         }
     }
 }
@@ -88,6 +93,7 @@ pub(crate) fn estimated_len(ops: &[Op]) -> usize {
                 insert.device.len() + 16 + rows * 8 + columns
             }
             Op::Delete(delete) => delete.series.iter().map(|s| s.len() + 4).sum::<usize>() + 24,
+            Op::Meta(bytes) => bytes.len() + 5,
         })
         .sum::<usize>()
         + 8
@@ -169,6 +175,7 @@ pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, String> {
         match input.u8()? {
             OP_INSERT => Some(OpKind::Insert),
             OP_DELETE => Some(OpKind::Delete),
+            OP_META => Some(OpKind::Meta),
             other => return Err(format!("unknown operation tag {other}")),
         }
     };
@@ -219,6 +226,7 @@ pub(crate) fn decode_entry(payload: &[u8]) -> Result<LogEntry, String> {
                     end: input.i64()?,
                 })
             }
+            OP_META => Op::Meta(input.bytes()?.to_vec()),
             other => return Err(format!("unknown op tag {other}")),
         });
     }
@@ -361,6 +369,11 @@ impl<'a> Input<'a> {
         Ok(n as usize)
     }
 
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let len = self.len()?;
+        self.take(len)
+    }
+
     fn string(&mut self) -> Result<String, String> {
         let len = self.len()?;
         let bytes = self.take(len)?;
@@ -428,8 +441,11 @@ mod tests {
                 start: -5,
                 end: i64::MAX,
             }),
+            Op::Meta(br#"{"change":"create_database","path":"root.sg"}"#.to_vec()),
         ]);
         assert_eq!(decode_entry(&encode(&original)).unwrap(), original);
+        let header = decode_log_header(&encode(&entry(vec![Op::Meta(vec![1, 2])]))).unwrap();
+        assert_eq!(header.first_op, Some(OpKind::Meta));
     }
 
     #[test]

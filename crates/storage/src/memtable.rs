@@ -243,6 +243,7 @@ impl Memtable {
                         staged.extend(delete.series.iter().map(|s| (s.clone(), None)));
                     }
                 }
+                Op::Meta(_) => {}
             }
         }
         pending.extend(staged);
@@ -272,6 +273,8 @@ impl Memtable {
                         self.apply_tombstone(series, tombstone);
                     }
                 }
+                // Schema changes hold no points: the engine applies them to the catalog.
+                Op::Meta(_) => {}
             }
         }
         if self.min_lsn == 0 {

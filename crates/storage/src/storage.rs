@@ -1460,6 +1460,11 @@ fn validate_ops(ops: &[Op]) -> Result<()> {
                     return Err(Error::InvalidWrite("delete is too large".into()));
                 }
             }
+            Op::Meta(bytes) => {
+                if too_long(bytes.len()) {
+                    return Err(Error::InvalidWrite("schema change is too large".into()));
+                }
+            }
         }
     }
     Ok(())

@@ -33,6 +33,7 @@ pub struct Version {
 pub enum OpKind {
     Insert,
     Delete,
+    Meta,
 }
 
 /// What [`crate::Storage::read_log_headers`] reads of an entry: everything but the operations.
@@ -75,6 +76,9 @@ pub struct DeleteOp {
 pub enum Op {
     Insert(InsertOp),
     Delete(DeleteOp),
+    /// A schema change (its encoding is the engine's): storage only logs it, with the entry's
+    /// version, so it is durable, ordered with the data and replicated as the data is.
+    Meta(Vec<u8>),
 }
 
 /// One change-log entry: the unit of durability, of replication and of versioning.

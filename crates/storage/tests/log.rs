@@ -318,6 +318,7 @@ async fn headers_say_what_the_entries_say_without_their_operations() {
     let kind = |op: &Op| match op {
         Op::Insert(_) => OpKind::Insert,
         Op::Delete(_) => OpKind::Delete,
+        Op::Meta(_) => OpKind::Meta,
     };
     let expected: Vec<LogHeader> = entries(storage.read_log(0, 1000).unwrap())
         .iter()

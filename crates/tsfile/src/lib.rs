@@ -30,7 +30,7 @@ mod types;
 
 pub use error::{Result, TsFileError};
 pub use format::DeviceId;
-pub use mods::{parse_mods, read_mods_file, Deletion};
 pub use metadata::{ColumnCategory, FileMetadata, TableColumn};
+pub use mods::{parse_mods, read_mods_file, Deletion};
 pub use reader::{Chunks, InMemory, ReadOptions, SeriesChunk, Source, TsFileReader};
 pub use types::{Column, Compression, DataType, Encoding, Physical, Value};

@@ -1,0 +1,546 @@
+//! Schema changes as the change log carries them to a pipe's peer: `CREATE DATABASE`, `DROP
+//! DATABASE`, `CREATE [ALIGNED] TIMESERIES`, `DELETE TIMESERIES`, `SET TTL` and `UNSET TTL` each log one
+//! entry holding a [`SchemaChange`] (storage's `Op::Meta`, encoded here as JSON) next to the tombstones
+//! a drop writes, under one version. A pipe whose `inclusion` covers the change's kind sends it; the
+//! peer applies it through [`Engine::apply_replicated`] with the original version and the pipe as
+//! origin, so a double-living pipe never sends it back.
+//!
+//! **Invariant:** every schema object (a database, a series, a TTL rule) has the version of its last
+//! change recorded in the catalog, with whether it left the object present; a replicated change
+//! applies to an object only over an older change, as a point overwrites only an older point. So the
+//! two sides converge whatever order changes arrive in, concurrent creates of one series with
+//! different types resolve to the newer one on both sides (the older one's points hidden by
+//! tombstones of the newer version), a history snapshot never undoes a newer change, and re-applying a
+//! change changes nothing.
+
+use duet_catalog::ObjectVersion;
+use duet_proto::types::DataType;
+use duet_storage::{DeleteOp, Op, Origin, Version};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::SeriesInfo;
+use crate::{paths, Engine, EngineError, Result};
+
+/// One series of a [`SchemaChange::CreateSeries`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesSpec {
+    pub measurement: String,
+    /// The IoTDB type name (`INT64`, …).
+    pub data_type: String,
+    pub encoding: String,
+    pub compressor: String,
+}
+
+/// A schema change that replicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum SchemaChange {
+    CreateDatabase {
+        path: String,
+    },
+    DropDatabase {
+        path: String,
+    },
+    CreateSeries {
+        device: String,
+        aligned: bool,
+        series: Vec<SeriesSpec>,
+    },
+    /// Series by device and measurement (resolved on the sender, so a pattern means the same series
+    /// on both sides).
+    DeleteSeries {
+        series: Vec<(String, String)>,
+    },
+    SetTtl {
+        patterns: Vec<String>,
+        ttl_ms: i64,
+    },
+    UnsetTtl {
+        patterns: Vec<String>,
+    },
+}
+
+/// Which part of IoTDB's `inclusion` tree a change belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaKind {
+    /// `schema.database`
+    Database,
+    /// `schema.timeseries`
+    Timeseries,
+    /// `schema.ttl`
+    Ttl,
+}
+
+impl SchemaChange {
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing these plain structs cannot fail; an empty payload would be refused on decode.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SchemaChange> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| EngineError::Internal(format!("malformed schema change in the log: {e}")))
+    }
+
+    pub fn kind(&self) -> SchemaKind {
+        match self {
+            SchemaChange::CreateDatabase { .. } | SchemaChange::DropDatabase { .. } => {
+                SchemaKind::Database
+            }
+            SchemaChange::CreateSeries { .. } | SchemaChange::DeleteSeries { .. } => {
+                SchemaKind::Timeseries
+            }
+            SchemaChange::SetTtl { .. } | SchemaChange::UnsetTtl { .. } => SchemaKind::Ttl,
+        }
+    }
+
+    /// The paths the change is about, for a pipe's path pattern: a database, every series of a
+    /// create or delete, or a TTL's patterns.
+    pub fn paths(&self) -> Vec<String> {
+        match self {
+            SchemaChange::CreateDatabase { path } | SchemaChange::DropDatabase { path } => {
+                vec![path.clone()]
+            }
+            SchemaChange::CreateSeries { device, series, .. } => series
+                .iter()
+                .map(|s| format!("{device}.{}", s.measurement))
+                .collect(),
+            SchemaChange::DeleteSeries { series } => {
+                series.iter().map(|(d, m)| format!("{d}.{m}")).collect()
+            }
+            SchemaChange::SetTtl { patterns, .. } | SchemaChange::UnsetTtl { patterns } => {
+                patterns.clone()
+            }
+        }
+    }
+}
+
+/// The key of a schema object in the catalog's version records.
+fn database_object(path: &str) -> String {
+    format!("db:{path}")
+}
+
+fn series_object(device: &str, measurement: &str) -> String {
+    format!("ts:{device}\u{1f}{measurement}")
+}
+
+fn ttl_object(pattern: &str) -> String {
+    format!("ttl:{pattern}")
+}
+
+fn object_version(version: Version, present: bool) -> ObjectVersion {
+    ObjectVersion {
+        hlc: version.hlc,
+        instance: version.instance,
+        present,
+    }
+}
+
+fn version_of(v: &ObjectVersion) -> Version {
+    Version {
+        hlc: v.hlc,
+        instance: v.instance,
+    }
+}
+
+impl SchemaChange {
+    /// The objects the change sets, and whether each is present after it.
+    fn objects(&self) -> Vec<(String, bool)> {
+        match self {
+            SchemaChange::CreateDatabase { path } => vec![(database_object(path), true)],
+            SchemaChange::DropDatabase { path } => vec![(database_object(path), false)],
+            SchemaChange::CreateSeries { device, series, .. } => series
+                .iter()
+                .map(|s| (series_object(device, &s.measurement), true))
+                .collect(),
+            SchemaChange::DeleteSeries { series } => series
+                .iter()
+                .map(|(d, m)| (series_object(d, m), false))
+                .collect(),
+            SchemaChange::SetTtl { patterns, .. } => {
+                patterns.iter().map(|p| (ttl_object(p), true)).collect()
+            }
+            SchemaChange::UnsetTtl { patterns } => {
+                patterns.iter().map(|p| (ttl_object(p), false)).collect()
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Logs a local schema change with the ops that go with it (a drop's tombstones), as one entry,
+    /// and records its version for every object it sets. The caller holds `schema_changes`.
+    pub(crate) async fn log_schema_change(
+        &self,
+        change: SchemaChange,
+        mut with: Vec<Op>,
+    ) -> Result<()> {
+        let objects = change.objects();
+        let mut ops = vec![Op::Meta(change.encode())];
+        ops.append(&mut with);
+        let (_, version) = self.storage.write(Origin::Local, None, ops).await?;
+        let records: Vec<(String, ObjectVersion)> = objects
+            .into_iter()
+            .map(|(o, present)| (o, object_version(version, present)))
+            .collect();
+        self.catalog.set_schema_versions(&records)?;
+        Ok(())
+    }
+
+    /// The change a series creation logs.
+    pub(crate) fn create_series_change(
+        device: &str,
+        aligned: bool,
+        specs: &[(String, DataType, String, String)],
+    ) -> SchemaChange {
+        SchemaChange::CreateSeries {
+            device: device.to_string(),
+            aligned,
+            series: specs
+                .iter()
+                .map(|(m, t, e, c)| SeriesSpec {
+                    measurement: m.clone(),
+                    data_type: t.name().to_string(),
+                    encoding: e.clone(),
+                    compressor: c.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Tombstones over all time for dropped series.
+    pub(crate) fn drop_tombstones(series: Vec<String>) -> Vec<Op> {
+        if series.is_empty() {
+            return Vec::new();
+        }
+        vec![Op::Delete(DeleteOp {
+            series,
+            start: i64::MIN,
+            end: i64::MAX,
+        })]
+    }
+
+    /// The schema as changes that recreate it, each with the version of its object's last change,
+    /// for a pipe's history: every database, the series matching `pattern`, every TTL rule, and the
+    /// recorded drops of each. A peer applies each only over an older change of its own, so a
+    /// snapshot never undoes a newer change, whenever it arrives. The pipe's filter then keeps the
+    /// kinds and paths it sends.
+    pub fn schema_snapshot(
+        &self,
+        pattern: &[duet_parser::PathNode],
+        local_instance: u64,
+    ) -> Result<Vec<(SchemaChange, Version)>> {
+        let unknown = Version {
+            hlc: 0,
+            instance: local_instance,
+        };
+        let recorded = |object: &str| -> Result<Version> {
+            Ok(self
+                .catalog
+                .schema_version(object)?
+                .map(|v| version_of(&v))
+                .unwrap_or(unknown))
+        };
+        let mut out = Vec::new();
+        let (databases, series): (Vec<String>, Vec<SeriesInfo>) = {
+            let schema = self.schema_read()?;
+            (
+                schema.databases().cloned().collect(),
+                schema.matching_series(pattern),
+            )
+        };
+        for db in databases {
+            let version = recorded(&database_object(&db))?;
+            out.push((SchemaChange::CreateDatabase { path: db }, version));
+        }
+        for s in series {
+            let version = recorded(&series_object(&s.device, &s.measurement))?;
+            out.push((
+                SchemaChange::CreateSeries {
+                    device: s.device.clone(),
+                    aligned: s.aligned,
+                    series: vec![SeriesSpec {
+                        measurement: s.measurement.clone(),
+                        data_type: s.data_type.name().to_string(),
+                        encoding: s.encoding.clone(),
+                        compressor: s.compressor.clone(),
+                    }],
+                },
+                version,
+            ));
+        }
+        for (pattern, ttl_ms) in self.catalog.ttl_rules()? {
+            let version = recorded(&ttl_object(&pattern))?;
+            out.push((
+                SchemaChange::SetTtl {
+                    patterns: vec![pattern],
+                    ttl_ms,
+                },
+                version,
+            ));
+        }
+        // What was dropped here: the peer may still hold it from before the pipe existed.
+        for (object, v) in self.catalog.schema_versions_with_prefix("")? {
+            if v.present {
+                continue;
+            }
+            let change = if let Some(path) = object.strip_prefix("db:") {
+                SchemaChange::DropDatabase {
+                    path: path.to_string(),
+                }
+            } else if let Some(series) = object.strip_prefix("ts:") {
+                let Some((device, measurement)) = series.split_once('\u{1f}') else {
+                    continue;
+                };
+                SchemaChange::DeleteSeries {
+                    series: vec![(device.to_string(), measurement.to_string())],
+                }
+            } else if let Some(pattern) = object.strip_prefix("ttl:") {
+                SchemaChange::UnsetTtl {
+                    patterns: vec![pattern.to_string()],
+                }
+            } else {
+                continue;
+            };
+            out.push((change, version_of(&v)));
+        }
+        Ok(out)
+    }
+
+    /// Whether `version` is older than the recorded last change of `object` (an equal one is
+    /// applied again: re-applying a change is harmless, and it writes a drop's tombstones again if a
+    /// crash lost them).
+    fn superseded(&self, object: &str, version: Version) -> Result<bool> {
+        Ok(self
+            .catalog
+            .schema_version(object)?
+            .is_some_and(|v| version_of(&v) > version))
+    }
+
+    /// Whether a database above `device` was dropped by a change newer than `version` (a series
+    /// created before that drop must not come back with it).
+    fn dropped_above(&self, device: &str, version: Version) -> Result<bool> {
+        let nodes = paths::split(device);
+        for n in 2..=nodes.len() {
+            let db = paths::join(&nodes[..n]);
+            if let Some(v) = self.catalog.schema_version(&database_object(&db))? {
+                if !v.present && version_of(&v) > version {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Applies a change a peer sent, object by object, each only over an older change (the highest
+    /// version wins, as for points); records the versions; returns the tombstones the entry must
+    /// also carry (the series a drop removed here, which may be more or fewer than the sender's).
+    /// The caller holds `schema_changes`.
+    pub(crate) fn apply_schema_change(
+        &self,
+        change: &SchemaChange,
+        version: Version,
+    ) -> Result<Vec<Op>> {
+        let mut records = Vec::new();
+        let mut tombstones = Vec::new();
+        match change {
+            SchemaChange::CreateDatabase { path } => {
+                let object = database_object(path);
+                if !self.superseded(&object, version)? {
+                    let path = crate::engine::canonical_path(path)?;
+                    let mut schema = self.schema_write()?;
+                    if !schema.databases().any(|db| *db == path) {
+                        schema.create_database(&self.catalog, &path)?;
+                    }
+                    records.push((object, object_version(version, true)));
+                }
+            }
+            SchemaChange::DropDatabase { path } => {
+                let object = database_object(path);
+                if !self.superseded(&object, version)? {
+                    let mut schema = self.schema_write()?;
+                    if schema.databases().any(|db| db == path) {
+                        // Series created after the drop (by a newer change) survive it: they are
+                        // made again, in a database made again. The tombstones hide only points
+                        // older than the drop, so they may cover these series too.
+                        let mut below = paths::split(path)
+                            .into_iter()
+                            .map(duet_parser::PathNode::Name)
+                            .collect::<Vec<_>>();
+                        below.push(duet_parser::PathNode::Many);
+                        let mut newer = Vec::new();
+                        for s in schema.matching_series(&below) {
+                            if self
+                                .superseded(&series_object(&s.device, &s.measurement), version)?
+                            {
+                                newer.push(s);
+                            }
+                        }
+                        tombstones.extend(schema.drop_database(&self.catalog, path)?);
+                        if !newer.is_empty() {
+                            schema.create_database(&self.catalog, path)?;
+                            for s in newer {
+                                schema.create_series(
+                                    &self.catalog,
+                                    &s.device,
+                                    s.aligned,
+                                    &[(s.measurement, s.data_type, s.encoding, s.compressor)],
+                                    false,
+                                )?;
+                            }
+                        }
+                    }
+                    records.push((object, object_version(version, false)));
+                }
+            }
+            SchemaChange::CreateSeries {
+                device,
+                aligned,
+                series,
+            } => {
+                if self.dropped_above(device, version)? {
+                    return Ok(Vec::new());
+                }
+                for spec in series {
+                    let object = series_object(device, &spec.measurement);
+                    if self.superseded(&object, version)? {
+                        continue;
+                    }
+                    let wanted = DataType::from_name(&spec.data_type).ok_or_else(|| {
+                        EngineError::IllegalParameter(format!(
+                            "unknown data type {} in a replicated schema change",
+                            spec.data_type
+                        ))
+                    })?;
+                    let mut schema = self.schema_write()?;
+                    let existing = schema.series_type(device, &spec.measurement);
+                    if existing != Some(wanted) {
+                        if existing.is_some() {
+                            // The newer creation wins: the series is made again with its type, and
+                            // the points of the old one are hidden by tombstones of this version.
+                            let old = series_here(&schema, device, &spec.measurement);
+                            tombstones.extend(old.iter().map(|s| s.key.clone()));
+                            schema.drop_series(&self.catalog, &old)?;
+                        }
+                        schema.create_series(
+                            &self.catalog,
+                            device,
+                            *aligned,
+                            &[(
+                                spec.measurement.clone(),
+                                wanted,
+                                spec.encoding.clone(),
+                                spec.compressor.clone(),
+                            )],
+                            true,
+                        )?;
+                    }
+                    records.push((object, object_version(version, true)));
+                }
+            }
+            SchemaChange::DeleteSeries { series } => {
+                for (device, measurement) in series {
+                    let object = series_object(device, measurement);
+                    if self.superseded(&object, version)? {
+                        continue;
+                    }
+                    let mut schema = self.schema_write()?;
+                    let existing = series_here(&schema, device, measurement);
+                    if !existing.is_empty() {
+                        tombstones.extend(existing.iter().map(|s| s.key.clone()));
+                        schema.drop_series(&self.catalog, &existing)?;
+                    }
+                    records.push((object, object_version(version, false)));
+                }
+            }
+            SchemaChange::SetTtl { patterns, ttl_ms } => {
+                let newer: Vec<String> = patterns
+                    .iter()
+                    .filter(|p| !self.superseded(&ttl_object(p), version).unwrap_or(true))
+                    .cloned()
+                    .collect();
+                if !newer.is_empty() {
+                    self.catalog.set_ttl(&newer, *ttl_ms)?;
+                    self.reload_ttl()?;
+                    records.extend(
+                        newer
+                            .iter()
+                            .map(|p| (ttl_object(p), object_version(version, true))),
+                    );
+                }
+            }
+            SchemaChange::UnsetTtl { patterns } => {
+                let newer: Vec<String> = patterns
+                    .iter()
+                    .filter(|p| !self.superseded(&ttl_object(p), version).unwrap_or(true))
+                    .cloned()
+                    .collect();
+                if !newer.is_empty() {
+                    self.catalog.unset_ttl(&newer)?;
+                    self.reload_ttl()?;
+                    records.extend(
+                        newer
+                            .iter()
+                            .map(|p| (ttl_object(p), object_version(version, false))),
+                    );
+                }
+            }
+        }
+        if !records.is_empty() {
+            self.catalog.set_schema_versions(&records)?;
+        }
+        Ok(Self::drop_tombstones(tombstones))
+    }
+}
+
+/// The series `device`.`measurement` as this instance has it (none or one).
+fn series_here(schema: &crate::schema::Schema, device: &str, measurement: &str) -> Vec<SeriesInfo> {
+    let nodes: Vec<duet_parser::PathNode> = paths::split(device)
+        .into_iter()
+        .chain(std::iter::once(measurement.to_string()))
+        .map(duet_parser::PathNode::Name)
+        .collect();
+    schema
+        .matching_series(&nodes)
+        .into_iter()
+        .filter(|s| s.device == device && s.measurement == measurement)
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_round_trip_and_name_their_kind_and_paths() {
+        let changes = [
+            SchemaChange::CreateDatabase {
+                path: "root.sg".into(),
+            },
+            SchemaChange::CreateSeries {
+                device: "root.sg.d1".into(),
+                aligned: true,
+                series: vec![SeriesSpec {
+                    measurement: "s1".into(),
+                    data_type: "INT64".into(),
+                    encoding: "TS_2DIFF".into(),
+                    compressor: "LZ4".into(),
+                }],
+            },
+            SchemaChange::DeleteSeries {
+                series: vec![("root.sg.d1".into(), "s1".into())],
+            },
+            SchemaChange::SetTtl {
+                patterns: vec!["root.sg.**".into()],
+                ttl_ms: 1000,
+            },
+        ];
+        for c in &changes {
+            assert_eq!(&SchemaChange::decode(&c.encode()).unwrap(), c);
+        }
+        assert_eq!(changes[1].paths(), ["root.sg.d1.s1"]);
+        assert_eq!(changes[3].kind(), SchemaKind::Ttl);
+        assert!(SchemaChange::decode(b"{\"change\":\"nope\"}").is_err());
+    }
+}
