@@ -532,3 +532,123 @@ fn file_pieces_follow_iotdbs_offset_protocol_and_seals_are_checked() {
         );
     });
 }
+
+/// The sidecar of a TsFile fixture written by Apache's `tsfile` package: every series with its points
+/// (`[time, value]`), as the fixture script computed them.
+fn fixture(name: &str) -> (Vec<u8>, serde_json::Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tsfile/tests/fixtures");
+    let file = std::fs::read(dir.join(format!("{name}.tsfile"))).unwrap();
+    let sidecar =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    (file, sidecar)
+}
+
+/// Sends `file` in pieces of `piece` bytes (type 8), preceded by `mods` when given, and seals them
+/// (type 9) as IoTDB 2.x does; the seal's answer.
+async fn send_tsfile(
+    sender: &mut Connection,
+    name: &str,
+    file: &[u8],
+    mods: Option<&[u8]>,
+    piece: usize,
+) -> t::TSStatus {
+    let mut sealed = Vec::new();
+    let mods_name = format!("{name}.mods");
+    for (n, bytes) in mods
+        .map(|m| (mods_name.as_str(), m))
+        .into_iter()
+        .chain([(name, file)])
+    {
+        for (i, chunk) in bytes.chunks(piece).enumerate() {
+            let resp = transfer(
+                sender,
+                rt::TRANSFER_TS_FILE_PIECE_WITH_MOD,
+                iotdb_wire::file_piece(n, (i * piece) as i64, chunk),
+            )
+            .await;
+            assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+        }
+        sealed.push((n, bytes.len() as i64));
+    }
+    transfer(
+        sender,
+        rt::TRANSFER_TS_FILE_SEAL_WITH_MOD,
+        iotdb_wire::file_seal_v2(&sealed, &[(&format!("DATABASE_NAME_{name}"), "root.sg1")]),
+    )
+    .await
+    .status
+}
+
+#[test]
+fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_one_not_at_all() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        let (file, sidecar) = fixture("tree_plain");
+        // A mods file (IoTDB 1.x text form) deleting s_int64 in [1700000010000, 1700000019000].
+        let mods = b"DELETION,root.sg1.d1.s_int64,1,1700000010000,1700000019000\n";
+        let status = send_tsfile(&mut sender, "1-1-0-0.tsfile", &file, Some(mods), 1000).await;
+        assert_eq!(status.code, 200, "{status:?}");
+        let series = sidecar["series"].as_array().unwrap();
+        assert!(series.len() >= 10, "the fixture has every data type");
+        for s in series {
+            let (device, measurement) = (
+                s["device"].as_str().unwrap(),
+                s["measurement"].as_str().unwrap(),
+            );
+            let points = s["points"].as_array().unwrap();
+            let deleted = |t: i64| {
+                device == "root.sg1.d1"
+                    && measurement == "s_int64"
+                    && (1_700_000_010_000..=1_700_000_019_000).contains(&t)
+            };
+            let expected: Vec<i64> = points
+                .iter()
+                .map(|p| p[0].as_i64().unwrap())
+                .filter(|t| !deleted(*t))
+                .collect();
+            let got: Vec<i64> = rows(&mut client, &format!("select {measurement} from {device}"))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r[0].parse().unwrap())
+                .collect();
+            assert_eq!(got, expected, "{device}.{measurement}");
+            // Spot-check values of the numeric types against the sidecar.
+            if matches!(s["type"].as_str(), Some("INT32" | "INT64")) {
+                let first = points
+                    .iter()
+                    .find(|p| !deleted(p[0].as_i64().unwrap()))
+                    .unwrap();
+                let row = rows(
+                    &mut client,
+                    &format!(
+                        "select {measurement} from {device} where time = {}",
+                        first[0]
+                    ),
+                )
+                .await
+                .unwrap();
+                assert_eq!(row[0][1], first[1].to_string(), "{device}.{measurement}");
+            }
+        }
+        // A truncated file is refused at its seal and nothing of it is applied.
+        let truncated = &file[..file.len() - 40];
+        let status = send_tsfile(&mut sender, "2-2-0-0.tsfile", truncated, None, 1000).await;
+        assert_eq!(status.code, 1804, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(message.contains("2-2-0-0.tsfile"), "{message}");
+        let before = rows(&mut client, "count timeseries root.**").await.unwrap();
+        let (table, _) = fixture("table_pages");
+        let status = send_tsfile(&mut sender, "3-3-0-0.tsfile", &table, None, 4096).await;
+        assert_eq!(status.code, 1804, "{status:?}");
+        assert!(status.message.unwrap_or_default().contains("table-model"));
+        assert_eq!(
+            rows(&mut client, "count timeseries root.**").await.unwrap(),
+            before
+        );
+    });
+}
