@@ -61,6 +61,14 @@ pub(crate) fn hash_password(password: &str) -> Result<String> {
 
 /// Whether `password` matches the stored PHC string. The parameters come from the string itself, so hashes
 /// written with older parameters keep verifying.
+/// Checks that `hash` is a PHC string this catalog can verify passwords against (a replicated
+/// account's hash).
+pub(crate) fn check_hash_format(hash: &str) -> Result<()> {
+    PasswordHash::new(hash)
+        .map(|_| ())
+        .map_err(|error| Error::PasswordHash(format!("unreadable password hash: {error}")))
+}
+
 pub(crate) fn verify_password(password: &str, stored_hash: &str) -> Result<bool> {
     let parsed = PasswordHash::new(stored_hash)
         .map_err(|error| Error::CorruptCatalog(format!("unreadable password hash: {error}")))?;

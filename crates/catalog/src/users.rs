@@ -4,7 +4,9 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
-use crate::password::{hash_password, validate_password, validate_user_name, verify_password};
+use crate::password::{
+    check_hash_format, hash_password, validate_password, validate_user_name, verify_password,
+};
 use crate::{now_ms, Catalog, ROOT_DEFAULT_PASSWORD, ROOT_USER};
 
 impl Catalog {
@@ -63,6 +65,35 @@ impl Catalog {
             return Err(Error::UserNotExist(user.to_string()));
         }
         tracing::info!(user, "user dropped");
+        Ok(())
+    }
+
+    /// The stored password hash of `user` (its PHC string), for replicating the account.
+    pub fn user_password_hash(&self, user: &str) -> Result<Option<String>> {
+        stored_password_hash(&self.connection(), user)
+    }
+
+    /// Creates `user` with an already hashed password, or replaces its hash: how a replicated
+    /// account change is applied (the hash must be one this catalog can verify).
+    pub fn put_user_hash(&self, user: &str, password_hash: &str) -> Result<()> {
+        validate_user_name(user)?;
+        check_hash_format(password_hash)?;
+        self.connection().execute(
+            "INSERT INTO users (name, password_hash, created_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
+            (user, password_hash, now_ms()),
+        )?;
+        tracing::info!(user, "user replicated");
+        Ok(())
+    }
+
+    /// Removes `user` if it exists (a replicated drop); root is never removed.
+    pub fn remove_user_if_present(&self, user: &str) -> Result<()> {
+        if user == ROOT_USER {
+            return Err(Error::CannotDropRoot);
+        }
+        self.connection()
+            .execute("DELETE FROM users WHERE name = ?1", [user])?;
         Ok(())
     }
 

@@ -58,6 +58,14 @@ pub enum SchemaChange {
     UnsetTtl {
         patterns: Vec<String>,
     },
+    /// A user created, or its password changed: the account with its password hash.
+    PutUser {
+        name: String,
+        password_hash: String,
+    },
+    DropUser {
+        name: String,
+    },
 }
 
 /// Which part of IoTDB's `inclusion` tree a change belongs to.
@@ -69,6 +77,8 @@ pub enum SchemaKind {
     Timeseries,
     /// `schema.ttl`
     Ttl,
+    /// `auth`
+    Auth,
 }
 
 impl SchemaChange {
@@ -91,6 +101,7 @@ impl SchemaChange {
                 SchemaKind::Timeseries
             }
             SchemaChange::SetTtl { .. } | SchemaChange::UnsetTtl { .. } => SchemaKind::Ttl,
+            SchemaChange::PutUser { .. } | SchemaChange::DropUser { .. } => SchemaKind::Auth,
         }
     }
 
@@ -111,6 +122,8 @@ impl SchemaChange {
             SchemaChange::SetTtl { patterns, .. } | SchemaChange::UnsetTtl { patterns } => {
                 patterns.clone()
             }
+            // Accounts are not under a path: a pipe's pattern does not select them.
+            SchemaChange::PutUser { .. } | SchemaChange::DropUser { .. } => Vec::new(),
         }
     }
 }
@@ -126,6 +139,10 @@ fn series_object(device: &str, measurement: &str) -> String {
 
 fn ttl_object(pattern: &str) -> String {
     format!("ttl:{pattern}")
+}
+
+fn user_object(name: &str) -> String {
+    format!("user:{name}")
 }
 
 fn object_version(version: Version, present: bool) -> ObjectVersion {
@@ -163,6 +180,8 @@ impl SchemaChange {
             SchemaChange::UnsetTtl { patterns } => {
                 patterns.iter().map(|p| (ttl_object(p), false)).collect()
             }
+            SchemaChange::PutUser { name, .. } => vec![(user_object(name), true)],
+            SchemaChange::DropUser { name } => vec![(user_object(name), false)],
         }
     }
 }
@@ -185,6 +204,28 @@ impl Engine {
             .collect();
         self.catalog.set_schema_versions(&records)?;
         Ok(())
+    }
+
+    /// Holds the schema-change lock for a change made outside the engine (a user account), from
+    /// the catalog change to [`Engine::log_user_change`].
+    pub async fn schema_change_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.schema_changes.lock().await
+    }
+
+    /// Logs a user account change just made in the catalog (created or password changed when the
+    /// account exists, dropped otherwise), for pipes that include `auth`. The caller holds
+    /// [`Engine::schema_change_guard`].
+    pub async fn log_user_change(&self, name: &str) -> Result<()> {
+        let change = match self.catalog.user_password_hash(name)? {
+            Some(password_hash) => SchemaChange::PutUser {
+                name: name.to_string(),
+                password_hash,
+            },
+            None => SchemaChange::DropUser {
+                name: name.to_string(),
+            },
+        };
+        self.log_schema_change(change, Vec::new()).await
     }
 
     /// The change a series creation logs.
@@ -279,6 +320,18 @@ impl Engine {
                 version,
             ));
         }
+        for name in self.catalog.list_users()? {
+            if let Some(password_hash) = self.catalog.user_password_hash(&name)? {
+                let version = recorded(&user_object(&name))?;
+                out.push((
+                    SchemaChange::PutUser {
+                        name,
+                        password_hash,
+                    },
+                    version,
+                ));
+            }
+        }
         // What was dropped here: the peer may still hold it from before the pipe existed.
         for (object, v) in self.catalog.schema_versions_with_prefix("")? {
             if v.present {
@@ -298,6 +351,10 @@ impl Engine {
             } else if let Some(pattern) = object.strip_prefix("ttl:") {
                 SchemaChange::UnsetTtl {
                     patterns: vec![pattern.to_string()],
+                }
+            } else if let Some(name) = object.strip_prefix("user:") {
+                SchemaChange::DropUser {
+                    name: name.to_string(),
                 }
             } else {
                 continue;
@@ -484,6 +541,27 @@ impl Engine {
                             .map(|p| (ttl_object(p), object_version(version, false))),
                     );
                 }
+            }
+            // Accounts are applied below.
+            SchemaChange::PutUser { .. } | SchemaChange::DropUser { .. } => {}
+        }
+        if let SchemaChange::PutUser {
+            name,
+            password_hash,
+        } = change
+        {
+            let object = user_object(name);
+            if !self.superseded(&object, version)? {
+                self.catalog.put_user_hash(name, password_hash)?;
+                records.push((object, object_version(version, true)));
+            }
+        }
+        if let SchemaChange::DropUser { name } = change {
+            let object = user_object(name);
+            // Root is never dropped (nor can a peer ask for it).
+            if name != duet_catalog::ROOT_USER && !self.superseded(&object, version)? {
+                self.catalog.remove_user_if_present(name)?;
+                records.push((object, object_version(version, false)));
             }
         }
         if !records.is_empty() {

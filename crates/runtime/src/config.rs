@@ -31,11 +31,13 @@ pub struct SchemaCapture {
     pub database: bool,
     pub timeseries: bool,
     pub ttl: bool,
+    /// `auth`: user accounts (Duet has no roles yet).
+    pub auth: bool,
 }
 
 impl SchemaCapture {
     pub fn any(&self) -> bool {
-        self.database || self.timeseries || self.ttl
+        self.database || self.timeseries || self.ttl || self.auth
     }
 }
 
@@ -50,6 +52,7 @@ impl SourceConfig {
             (self.capture_schema.database, "schema.database"),
             (self.capture_schema.timeseries, "schema.timeseries"),
             (self.capture_schema.ttl, "schema.ttl"),
+            (self.capture_schema.auth, "auth"),
         ];
         items
             .iter()
@@ -76,6 +79,7 @@ fn include(
                 database: on,
                 timeseries: on,
                 ttl: on,
+                auth: on,
             };
         }
         "data" => (*inserts, *deletes) = (on, on),
@@ -83,23 +87,26 @@ fn include(
         "data.delete" => *deletes = on,
         "schema" => {
             *schema = SchemaCapture {
-                database: on,
-                timeseries: on,
-                ttl: on,
+                auth: schema.auth,
+                ..SchemaCapture {
+                    database: on,
+                    timeseries: on,
+                    ttl: on,
+                    auth: false,
+                }
             }
         }
         "schema.database" => schema.database = on,
         "schema.timeseries" | "schema.timeseries.ordinary" => schema.timeseries = on,
         "schema.ttl" => schema.ttl = on,
-        "schema.timeseries.template"
-        | "schema.timeseries.view"
-        | "auth"
-        | "auth.role"
-        | "auth.user" => {
+        // Duet has users but no roles yet: `auth.role` has nothing to send.
+        "auth" | "auth.user" => schema.auth = on,
+        "auth.role" => {}
+        "schema.timeseries.template" | "schema.timeseries.view" => {
             // Excluding what is never sent is fine; including it is not supported yet.
             if on {
                 return Err(PipeError::Unsupported(format!(
-                    "inclusion '{item}' is not supported by Duet yet: templates, views and users are not synchronised"
+                    "inclusion '{item}' is not supported by Duet yet: templates and views are not synchronised"
                 )));
             }
         }
@@ -748,10 +755,12 @@ mod tests {
             "{e}"
         );
         assert!(source(&p(&[("mode.double-living", "yes")])).is_err());
-        assert!(matches!(
-            source(&p(&[("inclusion", "auth")])),
-            Err(PipeError::Unsupported(_))
-        ));
+        assert_eq!(
+            source(&p(&[("inclusion", "auth")]))
+                .unwrap()
+                .effective_inclusion(),
+            "auth"
+        );
         assert!(matches!(
             source(&p(&[("inclusion", "schema.timeseries.template")])),
             Err(PipeError::Unsupported(_))
@@ -763,7 +772,7 @@ mod tests {
         );
         let all_but_ttl = source(&p(&[
             ("inclusion", "all"),
-            ("inclusion.exclusion", "schema.ttl, auth"),
+            ("inclusion.exclusion", "schema.ttl, auth.user"),
         ]))
         .unwrap();
         assert_eq!(

@@ -160,11 +160,13 @@ impl EntryFilter {
             SchemaKind::Database => self.schema.database,
             SchemaKind::Timeseries => self.schema.timeseries,
             SchemaKind::Ttl => self.schema.ttl,
+            SchemaKind::Auth => self.schema.auth,
         };
         if !included {
             return None;
         }
-        if self.matches_all {
+        // Accounts are not under a path: the pattern does not select them.
+        if self.matches_all || change.kind() == SchemaKind::Auth {
             return Some(bytes.to_vec());
         }
         let covers = |path: &str| {

@@ -164,9 +164,12 @@ pub async fn execute(
         Statement::ShowRegions { kind, databases } => {
             Ok(Output::Table(show_regions(instance, *kind, databases)?))
         }
+        // Account changes are logged for pipes that include `auth` (`Engine::log_user_change`).
         Statement::CreateUser { name, password } => {
             require_root(user)?;
+            let _schema_change = instance.engine.schema_change_guard().await;
             instance.catalog.create_user(name, password)?;
+            instance.engine.log_user_change(name).await?;
             Ok(Output::Done)
         }
         Statement::AlterUserPassword { name, password } => {
@@ -174,12 +177,16 @@ pub async fn execute(
             if name != user {
                 require_root(user)?;
             }
+            let _schema_change = instance.engine.schema_change_guard().await;
             instance.catalog.set_password(name, password)?;
+            instance.engine.log_user_change(name).await?;
             Ok(Output::Done)
         }
         Statement::DropUser { name } => {
             require_root(user)?;
+            let _schema_change = instance.engine.schema_change_guard().await;
             instance.catalog.drop_user(name)?;
+            instance.engine.log_user_change(name).await?;
             Ok(Output::Done)
         }
         Statement::ListUser => {
