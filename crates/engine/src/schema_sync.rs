@@ -228,6 +228,26 @@ impl Engine {
         self.log_schema_change(change, Vec::new()).await
     }
 
+    /// Applies a schema change that arrived without a version (an IoTDB sender's plan node): it is
+    /// versioned now, with the origin's instance, as such writes are, and applied as a peer's.
+    pub async fn apply_unversioned_schema(
+        &self,
+        origin: Origin,
+        change: SchemaChange,
+    ) -> Result<()> {
+        let instance = match origin {
+            Origin::Pipe { instance } => instance,
+            Origin::Local => self.storage.instance(),
+        };
+        let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        let version = Version {
+            hlc: millis << 16,
+            instance,
+        };
+        self.apply_replicated(origin, version, vec![Op::Meta(change.encode())])
+            .await
+    }
+
     /// The change a series creation logs.
     pub(crate) fn create_series_change(
         device: &str,

@@ -28,6 +28,8 @@ pub mod node_type {
     pub const INSERT_ROWS: i16 = 15;
     pub const INSERT_ROWS_OF_ONE_DEVICE: i16 = 16;
     pub const INSERT_MULTI_TABLET: i16 = 17;
+    pub const CREATE_TIME_SERIES: i16 = 19;
+    pub const CREATE_ALIGNED_TIME_SERIES: i16 = 22;
     pub const DELETE_DATA: i16 = 44;
     pub const RELATIONAL_INSERT_TABLET: i16 = 2000;
     pub const RELATIONAL_INSERT_ROW: i16 = 2001;
@@ -44,6 +46,18 @@ pub enum WriteNode {
     Rows(Vec<InsertRow>),
     /// `DeleteDataNode`: the points of every series matching a pattern in `[start, end]`.
     Delete(DeleteData),
+    /// `CreateTimeSeriesNode` / `CreateAlignedTimeSeriesNode` (schema region plans an IoTDB pipe
+    /// sends when its `inclusion` covers `schema.timeseries`).
+    CreateSeries(CreateSeries),
+}
+
+/// Series to create on one device, with IoTDB's encoding and compressor names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateSeries {
+    pub device: String,
+    pub aligned: bool,
+    /// (measurement, type, encoding, compressor)
+    pub series: Vec<(String, DataType, String, String)>,
 }
 
 /// One row of an `InsertRowNode`.
@@ -92,6 +106,16 @@ fn type_name(code: i16) -> String {
         n::INSERT_ROWS_OF_ONE_DEVICE => "InsertRowsOfOneDeviceNode".into(),
         n::INSERT_MULTI_TABLET => "InsertMultiTabletsNode".into(),
         n::DELETE_DATA => "DeleteDataNode".into(),
+        n::CREATE_TIME_SERIES => "CreateTimeSeriesNode".into(),
+        n::CREATE_ALIGNED_TIME_SERIES => "CreateAlignedTimeSeriesNode".into(),
+        21 => "AlterTimeSeriesNode".into(),
+        39 => "CreateMultiTimeSeriesNode".into(),
+        52 => "InternalCreateTimeSeriesNode".into(),
+        53 => "ActivateTemplateNode".into(),
+        68 => "InternalBatchActivateTemplateNode".into(),
+        69 => "InternalCreateMultiTimeSeriesNode".into(),
+        72 => "BatchActivateTemplateNode".into(),
+        73 => "CreateLogicalViewNode".into(),
         n::RELATIONAL_INSERT_TABLET => "RelationalInsertTabletNode".into(),
         n::RELATIONAL_INSERT_ROW => "RelationalInsertRowNode".into(),
         n::RELATIONAL_INSERT_ROWS => "RelationalInsertRowsNode".into(),
@@ -124,6 +148,10 @@ pub fn read_plan_node(input: &mut ByteReader<'_>) -> Result<WriteNode> {
         node_type::INSERT_ROWS => WriteNode::Rows(insert_rows(input)?),
         node_type::INSERT_MULTI_TABLET => WriteNode::Tablets(insert_multi_tablets(input)?),
         node_type::DELETE_DATA => return delete_data(input),
+        node_type::CREATE_TIME_SERIES => return create_time_series(input),
+        node_type::CREATE_ALIGNED_TIME_SERIES => {
+            WriteNode::CreateSeries(create_aligned_time_series(input)?)
+        }
         other => return Err(refuse(other)),
     };
     plan_node_trailer(input)?;
@@ -505,6 +533,158 @@ fn delete_data_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<Dele
     let end = input.i64("delete end time")?;
     plan_node_trailer(input)?;
     Ok(DeleteData { paths, start, end })
+}
+
+/// `TSEncoding` by ordinal (tsfile `TSEncoding`), as schema plan nodes write it.
+fn encoding_name(ordinal: u8) -> Result<String> {
+    const NAMES: [&str; 14] = [
+        "PLAIN",
+        "DICTIONARY",
+        "RLE",
+        "DIFF",
+        "TS_2DIFF",
+        "BITMAP",
+        "GORILLA_V1",
+        "REGULAR",
+        "GORILLA",
+        "ZIGZAG",
+        "FREQ",
+        "CHIMP",
+        "SPRINTZ",
+        "RLBE",
+    ];
+    NAMES
+        .get(usize::from(ordinal))
+        .map(|n| n.to_string())
+        .ok_or_else(|| malformed(format!("unknown encoding {ordinal}")))
+}
+
+/// `CompressionType.serialize()` codes.
+fn compressor_name(code: u8) -> Result<String> {
+    Ok(match code {
+        0 => "UNCOMPRESSED",
+        1 => "SNAPPY",
+        2 => "GZIP",
+        7 => "LZ4",
+        8 => "ZSTD",
+        9 => "LZMA2",
+        other => return Err(malformed(format!("unknown compressor {other}"))),
+    }
+    .to_string())
+}
+
+/// `ReadWriteIOUtils.write(Map<String, String>)`: a count (-1 for null), then key/value strings.
+fn skip_map(input: &mut ByteReader<'_>, what: &str) -> Result<()> {
+    let n = input.i32(what)?;
+    if n > 0 {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        input.ensure(n, 8, what)?;
+        for _ in 0..n {
+            input.nullable_string(what)?;
+            input.nullable_string(what)?;
+        }
+    }
+    Ok(())
+}
+
+/// `CreateAlignedTimeSeriesNode.serializeAttributes` (…/metadata/write/CreateAlignedTimeSeriesNode
+/// at the revision the module names): device, measurements, then per measurement a type ordinal, an
+/// encoding ordinal and a compressor code, then aliases, tags and attributes each behind a flag.
+fn create_aligned_time_series(input: &mut ByteReader<'_>) -> Result<CreateSeries> {
+    let device = input.string("device path")?;
+    tree_device(&device)?;
+    let n = input.count(7, "measurements")?;
+    let names = (0..n)
+        .map(|_| input.string("measurement"))
+        .collect::<Result<Vec<_>>>()?;
+    let types = (0..n)
+        .map(|_| input.u8("data type").and_then(data_type))
+        .collect::<Result<Vec<_>>>()?;
+    let encodings = (0..n)
+        .map(|_| input.u8("encoding").and_then(encoding_name))
+        .collect::<Result<Vec<_>>>()?;
+    let compressors = (0..n)
+        .map(|_| input.u8("compressor").and_then(compressor_name))
+        .collect::<Result<Vec<_>>>()?;
+    if input.u8("alias flag")? == 1 {
+        for _ in 0..n {
+            input.nullable_string("alias")?;
+        }
+    }
+    for what in ["tags", "attributes"] {
+        if input.u8(what)? == 1 {
+            for _ in 0..n {
+                skip_map(input, what)?;
+            }
+        }
+    }
+    let series = names
+        .into_iter()
+        .zip(types)
+        .zip(encodings.into_iter().zip(compressors))
+        .map(|((m, t), (e, c))| (m, t, e, c))
+        .collect();
+    Ok(CreateSeries {
+        device,
+        aligned: true,
+        series,
+    })
+}
+
+/// `CreateTimeSeriesNode.serializeAttributes`: a path kind byte, the `MeasurementPath`, type,
+/// encoding and compressor codes, alias, props, tags, attributes and the tag offset. The path's
+/// layout decides between the known revisions, as for `DeleteDataNode`; the node must end exactly.
+fn create_time_series(input: &mut ByteReader<'_>) -> Result<WriteNode> {
+    let mut first_error = None;
+    for layout in PATH_LAYOUTS {
+        let mut attempt = *input;
+        match create_time_series_as(&mut attempt, layout) {
+            Ok(node) if attempt.is_empty() => {
+                *input = attempt;
+                return Ok(WriteNode::CreateSeries(node));
+            }
+            Ok(_) => {
+                first_error.get_or_insert_with(|| {
+                    malformed(format!(
+                        "{} bytes after the CreateTimeSeriesNode",
+                        attempt.remaining()
+                    ))
+                });
+            }
+            Err(e @ ProtoError::Unsupported(_)) => return Err(e),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| malformed("malformed CreateTimeSeriesNode")))
+}
+
+fn create_time_series_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<CreateSeries> {
+    let kind = input.u8("path kind")?;
+    if kind != 0 && kind != 2 {
+        return Err(malformed(format!(
+            "path kind {kind} in a CreateTimeSeriesNode"
+        )));
+    }
+    let path = measurement_path(input, layout)?;
+    let data_type = data_type(input.u8("data type")?)?;
+    let encoding = encoding_name(input.u8("encoding")?)?;
+    let compressor = compressor_name(input.u8("compressor")?)?;
+    input.nullable_string("alias")?;
+    for what in ["props", "tags", "attributes"] {
+        skip_map(input, what)?;
+    }
+    input.i64("tag offset")?;
+    plan_node_trailer(input)?;
+    let Some((device, measurement)) = path.rsplit_once('.') else {
+        return Err(malformed(format!("{path} is not a series path")));
+    };
+    Ok(CreateSeries {
+        device: device.to_string(),
+        aligned: false,
+        series: vec![(measurement.to_string(), data_type, encoding, compressor)],
+    })
 }
 
 /// `PathType` bytes.
@@ -899,6 +1079,85 @@ mod tests {
         assert_eq!(
             (d.paths, d.start, d.end),
             (vec!["root.sg.d9".into()], i64::MIN, 5)
+        );
+    }
+
+    #[test]
+    fn create_time_series_nodes_give_series_with_their_encodings() {
+        // CreateTimeSeriesNode: path kind, MeasurementPath (tsfile-2 Path, nodes, trailer), type,
+        // encoding ordinal (RLE), compressor code (SNAPPY), alias, props, tags, attributes, offset.
+        let mut b = Vec::new();
+        b.put_i16(node_type::CREATE_TIME_SERIES);
+        b.put_u8(0);
+        b.put_u8(0);
+        b.put_u8(0);
+        b.put_u8(0);
+        b.put_u8(0);
+        b.put_i32(4);
+        for n in ["root", "sg", "d1", "s1"] {
+            string(&mut b, n);
+        }
+        b.put_u8(0);
+        b.put_u8(0);
+        b.put_u8(0);
+        b.put_i32(-1);
+        b.put_u8(1); // INT32
+        b.put_u8(2); // RLE
+        b.put_u8(1); // SNAPPY
+        b.put_i32(-1); // no alias
+        for _ in 0..3 {
+            b.put_i32(-1);
+        }
+        b.put_i64(-1);
+        string(&mut b, "id");
+        b.put_i32(0);
+        let expected = WriteNode::CreateSeries(CreateSeries {
+            device: "root.sg.d1".into(),
+            aligned: false,
+            series: vec![("s1".into(), DataType::Int32, "RLE".into(), "SNAPPY".into())],
+        });
+        assert_eq!(decode_plan_node(&b).unwrap(), expected);
+        for cut in 0..b.len() {
+            assert!(decode_plan_node(&b[..cut]).is_err(), "cut {cut}");
+        }
+        // CreateAlignedTimeSeriesNode with tags on both measurements.
+        let mut b = Vec::new();
+        b.put_i16(node_type::CREATE_ALIGNED_TIME_SERIES);
+        string(&mut b, "root.sg.d2");
+        b.put_i32(2);
+        string(&mut b, "a");
+        string(&mut b, "b");
+        b.put_u8(4);
+        b.put_u8(5);
+        b.put_u8(8); // GORILLA
+        b.put_u8(0); // PLAIN
+        b.put_u8(8); // ZSTD
+        b.put_u8(7); // LZ4
+        b.put_u8(0xff); // no aliases
+        b.put_u8(1); // tags
+        for _ in 0..2 {
+            b.put_i32(1);
+            string(&mut b, "k");
+            string(&mut b, "v");
+        }
+        b.put_u8(0); // attributes: empty list
+        string(&mut b, "id");
+        b.put_i32(0);
+        let WriteNode::CreateSeries(c) = decode_plan_node(&b).unwrap() else {
+            panic!()
+        };
+        assert!(c.aligned);
+        assert_eq!(
+            c.series,
+            [
+                (
+                    "a".into(),
+                    DataType::Double,
+                    "GORILLA".into(),
+                    "ZSTD".into()
+                ),
+                ("b".into(), DataType::Text, "PLAIN".into(), "LZ4".into()),
+            ]
         );
     }
 

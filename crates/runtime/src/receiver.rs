@@ -4,6 +4,7 @@
 //! **Invariant:** the receiver never holds a lock local writers need while it waits: entries go
 //! through the same group-committed storage write path as client writes.
 
+use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
 use duet_engine::values::Cell;
 use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{Engine, EngineError};
@@ -159,6 +160,31 @@ async fn apply_iotdb_writes(
                 }))
             }
             WriteNode::Rows(rows) => writes.extend(rows.into_iter().map(row_write)),
+            WriteNode::CreateSeries(create) => {
+                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                    return resp;
+                }
+                let change = SchemaChange::CreateSeries {
+                    device: create.device,
+                    aligned: create.aligned,
+                    series: create
+                        .series
+                        .into_iter()
+                        .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+                            measurement,
+                            data_type: t.name().to_string(),
+                            encoding,
+                            compressor,
+                        })
+                        .collect(),
+                };
+                if let Err(e) = engine
+                    .apply_unversioned_schema(origin.clone(), change)
+                    .await
+                {
+                    return refused(e);
+                }
+            }
             WriteNode::Delete(delete) => {
                 // Writes before a deletion land before it, as the sender ordered them.
                 if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {

@@ -275,6 +275,40 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
         .await;
         assert_eq!(status.code, 200, "{status:?}");
 
+        // 100: schema plan nodes (a pipe whose inclusion covers schema.timeseries): a series with
+        // RLE/SNAPPY, an aligned device with GORILLA/ZSTD and PLAIN/LZ4.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::create_time_series_node("root.peer.s6.x", dt::INT32, 2, 1),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::create_aligned_time_series_node(
+                "root.peer.s7",
+                &[("a", dt::DOUBLE, 8, 8), ("b", dt::TEXT, 0, 7)],
+            ),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        let schema: Vec<Vec<String>> = rows(&mut client, "show timeseries root.peer.s*.*")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| vec![r[0].clone(), r[3].clone(), r[4].clone(), r[5].clone()])
+            .collect();
+        assert_eq!(
+            schema,
+            [
+                ["root.peer.s6.x", "INT32", "RLE", "SNAPPY"],
+                ["root.peer.s7.a", "DOUBLE", "GORILLA", "ZSTD"],
+                ["root.peer.s7.b", "TEXT", "PLAIN", "LZ4"],
+            ]
+        );
+
         let d1 = rows(
             &mut client,
             "select s_bool, s_i32, s_i64, s_float, s_double, s_text, s_ts, s_date, s_blob, s_str \

@@ -575,6 +575,11 @@ impl Storage {
         answer.await.map_err(|_| Error::Closed)?
     }
 
+    /// This instance's number: the `instance` of the versions it issues.
+    pub fn instance(&self) -> u64 {
+        self.inner.shared.options.instance
+    }
+
     /// The last appended LSN (0 when the log is empty).
     pub fn head(&self) -> Lsn {
         *self.inner.shared.head.borrow()

@@ -478,3 +478,55 @@ pub fn file_seal_v2(files: &[(&str, i64)], params: &[(&str, &str)]) -> Vec<u8> {
     }
     b.0
 }
+
+/// `MeasurementPath.serialize` as IoTDB 2.x writes it for a path without schema: the path type, the
+/// tsfile 2 `Path` presence bytes (no measurement/device, the full path), the nodes, then no schema,
+/// no tag map, not aligned, no alias.
+fn measurement_path(b: &mut Bytes, path: &str) {
+    let nodes: Vec<&str> = path.split('.').collect();
+    b.u8(0)
+        .u8(0)
+        .u8(0)
+        .u8(1)
+        .string(Some(path))
+        .len_of(nodes.len());
+    for n in nodes {
+        b.string(Some(n));
+    }
+    b.u8(0).u8(0).u8(0).string(None);
+}
+
+/// `CreateTimeSeriesNode` in `PlanNode.serialize` form: path kind 0 (a `MeasurementPath`), the path,
+/// the type code, the encoding's ordinal, the compressor's code, no alias, no props, tags or
+/// attributes, tag offset -1.
+pub fn create_time_series_node(path: &str, type_code: u8, encoding: u8, compressor: u8) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(19).u8(0);
+    measurement_path(&mut b, path);
+    b.u8(type_code).u8(encoding).u8(compressor).string(None);
+    b.i32(-1).i32(-1).i32(-1).i64(-1);
+    b.string(Some("pipe-node-5")).i32(0);
+    b.0
+}
+
+/// `CreateAlignedTimeSeriesNode` in `PlanNode.serialize` form: the device, the measurements, their
+/// type codes, encoding ordinals and compressor codes, and no aliases, tags or attributes (flag -1).
+pub fn create_aligned_time_series_node(device: &str, series: &[(&str, u8, u8, u8)]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(22).string(Some(device)).len_of(series.len());
+    for (m, _, _, _) in series {
+        b.string(Some(m));
+    }
+    for (_, t, _, _) in series {
+        b.u8(*t);
+    }
+    for (_, _, e, _) in series {
+        b.u8(*e);
+    }
+    for (_, _, _, c) in series {
+        b.u8(*c);
+    }
+    b.u8(0xff).u8(0xff).u8(0xff);
+    b.string(Some("pipe-node-6")).i32(0);
+    b.0
+}
