@@ -364,7 +364,13 @@ fn decode_tablet(input: &mut ByteReader<'_>, with_category: bool) -> Result<Pipe
             if input.u8("column flag")? != 1 {
                 return Err(malformed("a column without values"));
             }
-            columns.push(decode_values(input, *data_type, rows, nulls)?);
+            columns.push(decode_values(
+                input,
+                *data_type,
+                rows,
+                nulls,
+                BinaryCells::Flagged,
+            )?);
         }
     } else if rows > 0 && !types.is_empty() {
         return Err(malformed("a tablet with rows but no values"));
@@ -380,19 +386,32 @@ fn decode_tablet(input: &mut ByteReader<'_>, with_category: bool) -> Result<Pipe
     })
 }
 
-fn decode_values(
+/// How a column's TEXT/STRING/BLOB cells are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinaryCells {
+    /// `Tablet.serialize`: a presence byte, then (when 1) an i32 length and the bytes.
+    Flagged,
+    /// `InsertTabletNode.serializeColumn`: an i32 length and the bytes (0 for a null).
+    LengthOnly,
+}
+
+/// A column of `rows` values of `data_type`: fixed-width big-endian values, binaries as `binary` says.
+pub(crate) fn decode_values(
     input: &mut ByteReader<'_>,
     data_type: DataType,
     rows: usize,
     nulls: Option<Vec<bool>>,
+    binary: BinaryCells,
 ) -> Result<Column> {
     const WHAT: &str = "values";
     let physical = data_type.physical();
     let width = match physical {
         DataType::Int32 | DataType::Float => 4,
         DataType::Int64 | DataType::Double => 8,
-        // A boolean, or a binary's presence flag.
-        _ => 1,
+        DataType::Boolean => 1,
+        // A binary's presence flag or length word.
+        _ if binary == BinaryCells::Flagged => 1,
+        _ => 4,
     };
     input.ensure(rows, width, WHAT)?;
     let values = match physical {
@@ -415,12 +434,9 @@ fn decode_values(
         }
         _ => ColumnValues::Binary(
             (0..rows)
-                .map(|_| {
-                    if input.u8("text flag")? == 1 {
-                        input.bytes("text").map(<[u8]>::to_vec)
-                    } else {
-                        Ok(Vec::new())
-                    }
+                .map(|_| match binary {
+                    BinaryCells::Flagged if input.u8("text flag")? != 1 => Ok(Vec::new()),
+                    _ => input.bytes("text").map(<[u8]>::to_vec),
                 })
                 .collect::<Result<_>>()?,
         ),

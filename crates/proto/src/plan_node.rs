@@ -15,10 +15,10 @@
 //! Only tree-model nodes are taken; table-model nodes (`Relational…`, 2000–2003) and node types a
 //! pipe does not carry are refused by name as [`ProtoError::Unsupported`].
 
-use crate::pipe_tablet::PipeTablet;
+use crate::pipe_tablet::{decode_values, BinaryCells, PipeTablet};
 use crate::reader::ByteReader;
 use crate::tablet::{read_record_value, RecordValue};
-use crate::types::{Column, ColumnValues, DataType};
+use crate::types::DataType;
 use crate::{ProtoError, Result};
 
 /// `PlanNodeType` codes (node-commons `PlanNodeType`).
@@ -315,7 +315,13 @@ fn insert_tablet(input: &mut ByteReader<'_>, layout: Layout) -> Result<PipeTable
     }
     let mut columns = Vec::with_capacity(n);
     for (data_type, nulls) in types.iter().zip(nulls) {
-        columns.push(tablet_column(input, *data_type, rows, nulls)?);
+        columns.push(decode_values(
+            input,
+            *data_type,
+            rows,
+            nulls,
+            BinaryCells::LengthOnly,
+        )?);
     }
     let aligned = input.u8("isAligned")? == 1;
     tree_device(&device)?;
@@ -325,55 +331,6 @@ fn insert_tablet(input: &mut ByteReader<'_>, layout: Layout) -> Result<PipeTable
         measurements,
         columns,
         times,
-    })
-}
-
-/// A column of `InsertTabletNode.serializeColumn`: fixed-width values, or an i32 length and the bytes
-/// for TEXT/STRING/BLOB (a null binary is written as length 0).
-fn tablet_column(
-    input: &mut ByteReader<'_>,
-    data_type: DataType,
-    rows: usize,
-    nulls: Option<Vec<bool>>,
-) -> Result<Column> {
-    const WHAT: &str = "values";
-    let physical = data_type.physical();
-    let width = match physical {
-        DataType::Boolean => 1,
-        DataType::Int32 | DataType::Float => 4,
-        DataType::Int64 | DataType::Double => 8,
-        // A binary's length word.
-        _ => 4,
-    };
-    input.ensure(rows, width, WHAT)?;
-    let values = match physical {
-        DataType::Boolean => ColumnValues::Boolean(
-            (0..rows)
-                .map(|_| input.u8(WHAT).map(|b| b != 0))
-                .collect::<Result<_>>()?,
-        ),
-        DataType::Int32 => {
-            ColumnValues::Int32((0..rows).map(|_| input.i32(WHAT)).collect::<Result<_>>()?)
-        }
-        DataType::Int64 => {
-            ColumnValues::Int64((0..rows).map(|_| input.i64(WHAT)).collect::<Result<_>>()?)
-        }
-        DataType::Float => {
-            ColumnValues::Float((0..rows).map(|_| input.f32(WHAT)).collect::<Result<_>>()?)
-        }
-        DataType::Double => {
-            ColumnValues::Double((0..rows).map(|_| input.f64(WHAT)).collect::<Result<_>>()?)
-        }
-        _ => ColumnValues::Binary(
-            (0..rows)
-                .map(|_| input.bytes(WHAT).map(<[u8]>::to_vec))
-                .collect::<Result<_>>()?,
-        ),
-    };
-    Ok(Column {
-        data_type,
-        nulls,
-        values,
     })
 }
 
@@ -535,42 +492,16 @@ fn delete_data_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<Dele
     Ok(DeleteData { paths, start, end })
 }
 
-/// `TSEncoding` by ordinal (tsfile `TSEncoding`), as schema plan nodes write it.
-fn encoding_name(ordinal: u8) -> Result<String> {
-    const NAMES: [&str; 14] = [
-        "PLAIN",
-        "DICTIONARY",
-        "RLE",
-        "DIFF",
-        "TS_2DIFF",
-        "BITMAP",
-        "GORILLA_V1",
-        "REGULAR",
-        "GORILLA",
-        "ZIGZAG",
-        "FREQ",
-        "CHIMP",
-        "SPRINTZ",
-        "RLBE",
-    ];
-    NAMES
-        .get(usize::from(ordinal))
-        .map(|n| n.to_string())
-        .ok_or_else(|| malformed(format!("unknown encoding {ordinal}")))
+fn encoding_name(code: u8) -> Result<String> {
+    crate::types::encoding_name(i32::from(code))
+        .map(str::to_string)
+        .ok_or_else(|| malformed(format!("unknown encoding {code}")))
 }
 
-/// `CompressionType.serialize()` codes.
 fn compressor_name(code: u8) -> Result<String> {
-    Ok(match code {
-        0 => "UNCOMPRESSED",
-        1 => "SNAPPY",
-        2 => "GZIP",
-        7 => "LZ4",
-        8 => "ZSTD",
-        9 => "LZMA2",
-        other => return Err(malformed(format!("unknown compressor {other}"))),
-    }
-    .to_string())
+    crate::types::compressor_name(i32::from(code))
+        .map(str::to_string)
+        .ok_or_else(|| malformed(format!("unknown compressor {code}")))
 }
 
 /// `ReadWriteIOUtils.write(Map<String, String>)`: a count (-1 for null), then key/value strings.
@@ -764,6 +695,7 @@ mod tests {
     //! Byte fixtures written field by field from IoTDB's serializers (the Java methods named in the
     //! module header), not through any Duet encoder.
     use super::*;
+    use crate::types::ColumnValues;
     use bytes::BufMut;
 
     fn string(out: &mut Vec<u8>, s: &str) {

@@ -93,6 +93,51 @@ impl fmt::Display for DataType {
     }
 }
 
+/// tsfile's `TSEncoding` by code (its ordinal, reference §5.3), as IoTDB's RPCs and schema plan nodes
+/// carry it.
+pub fn encoding_name(code: i32) -> Option<&'static str> {
+    const NAMES: [&str; 14] = [
+        "PLAIN",
+        "DICTIONARY",
+        "RLE",
+        "DIFF",
+        "TS_2DIFF",
+        "BITMAP",
+        "GORILLA_V1",
+        "REGULAR",
+        "GORILLA",
+        "ZIGZAG",
+        "FREQ",
+        "CHIMP",
+        "SPRINTZ",
+        "RLBE",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+}
+
+/// tsfile's `CompressionType` by code.
+pub fn compressor_name(code: i32) -> Option<&'static str> {
+    const NAMES: [&str; 10] = [
+        "UNCOMPRESSED",
+        "SNAPPY",
+        "GZIP",
+        "LZO",
+        "SDT",
+        "PAA",
+        "PLA",
+        "LZ4",
+        "ZSTD",
+        "LZMA2",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+}
+
 /// The values of one column, one slot per row; a null row holds a placeholder (false, 0, empty).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnValues {

@@ -318,45 +318,11 @@ pub async fn insert_string_records_of_one_device(
 
 /// IoTDB's encoding and compressor codes (reference §5.3), as names.
 pub(crate) fn encoding_name(code: i32) -> Option<String> {
-    let names = [
-        "PLAIN",
-        "DICTIONARY",
-        "RLE",
-        "DIFF",
-        "TS_2DIFF",
-        "BITMAP",
-        "GORILLA_V1",
-        "REGULAR",
-        "GORILLA",
-        "ZIGZAG",
-        "FREQ",
-        "CHIMP",
-        "SPRINTZ",
-        "RLBE",
-    ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| names.get(i))
-        .map(|s| s.to_string())
+    duet_proto::types::encoding_name(code).map(str::to_string)
 }
 
 pub(crate) fn compressor_name(code: i32) -> Option<String> {
-    let names = [
-        "UNCOMPRESSED",
-        "SNAPPY",
-        "GZIP",
-        "LZO",
-        "SDT",
-        "PAA",
-        "PLA",
-        "LZ4",
-        "ZSTD",
-        "LZMA2",
-    ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| names.get(i))
-        .map(|s| s.to_string())
+    duet_proto::types::compressor_name(code).map(str::to_string)
 }
 
 fn split_series(path: &str) -> Result<(String, String), t::TSStatus> {
