@@ -14,6 +14,7 @@ use duet_storage::{LogEntry, LogRead, Op, Origin, Storage, StorageOptions};
 struct Instance {
     _dir: tempfile::TempDir,
     engine: Arc<Engine>,
+    catalog: Arc<Catalog>,
     instance: u64,
 }
 
@@ -35,10 +36,12 @@ fn open(instance: u64) -> Instance {
         },
     )
     .unwrap();
-    let engine = Engine::open(Arc::new(catalog), storage, "ms").unwrap();
+    let catalog = Arc::new(catalog);
+    let engine = Engine::open(catalog.clone(), storage, "ms").unwrap();
     Instance {
         _dir: dir,
         engine,
+        catalog,
         instance,
     }
 }
@@ -186,5 +189,41 @@ async fn a_drop_wins_over_an_older_create_below_it_and_loses_to_a_newer_one() {
             .collect();
         // `old` was created before the drop and is gone everywhere; `new` after it and stays.
         assert_eq!(series, ["root.x.d.new"], "instance {}", side.instance);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_password_changes_converge_to_the_later_one() {
+    let a = open(1);
+    let b = open(2);
+    let (from_a, from_b) = (a.head(), b.head());
+    a.catalog.create_user("ops", "first123").unwrap();
+    {
+        let _g = a.engine.schema_change_guard().await;
+        a.engine.log_user_change("ops").await.unwrap();
+    }
+    b.apply(&a, &a.schema_entries(from_a)).await;
+    let seen = a.head();
+    // Both change the password before seeing the other's change; B's is the later one.
+    for (side, password) in [(&a, "second45"), (&b, "third678")] {
+        side.catalog.set_password("ops", password).unwrap();
+        let _g = side.engine.schema_change_guard().await;
+        side.engine.log_user_change("ops").await.unwrap();
+    }
+    let (a_new, b_new) = (a.schema_entries(seen), b.schema_entries(from_b));
+    b.apply(&a, &a_new).await;
+    a.apply(&b, &b_new).await;
+    for side in [&a, &b] {
+        let catalog = &side.catalog;
+        assert!(
+            catalog.authenticate("ops", "third678").is_ok(),
+            "instance {}",
+            side.instance
+        );
+        assert!(
+            catalog.authenticate("ops", "second45").is_err(),
+            "instance {}",
+            side.instance
+        );
     }
 }
