@@ -686,3 +686,105 @@ fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_on
         );
     });
 }
+
+/// A default IoTDB 2.x pipe's whole life on one connection, as issue 10 states it: handshake,
+/// history as TsFile pieces and a seal, real-time InsertNodes in type 13, a deletion plan node, a
+/// schema change; the data on Duet is then exactly what was sent.
+#[test]
+fn a_default_iotdb_pipes_whole_life_lands_exactly() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        // History: a sealed TsFile written by Apache's tsfile package.
+        let (file, sidecar) = fixture("tree_plain");
+        let status = send_tsfile(&mut sender, "7-7-0-0.tsfile", &file, None, 2048).await;
+        assert_eq!(status.code, 200, "{status:?}");
+        // Real time: an InsertTabletNode and an InsertRowNode in one type-13 batch, into the
+        // history's device and a new one.
+        let tablet = iotdb_wire::insert_tablet_node(
+            "root.sg1.d1",
+            false,
+            &[1_800_000_000_000, 1_800_000_001_000],
+            &[column(
+                "s_int64",
+                dt::INT64,
+                vec![Some(Value::Int64(41)), Some(Value::Int64(42))],
+            )],
+            false,
+        );
+        let row = iotdb_wire::insert_row_node(&InsertRow {
+            device: "root.sg1.live".into(),
+            aligned: false,
+            time: 1_800_000_000_000,
+            cells: vec![("v".into(), RowCell::Value(Value::Double(0.5)))],
+        });
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_TABLET_BATCH_V2,
+            iotdb_wire::tablet_batch_v2(&[], &[tablet, row], &[]),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        // A deletion: s_int64 of d1 up to (and including) 1700000020000.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::delete_data_node(&["root.sg1.d1.s_int64"], i64::MIN, 1_700_000_020_000),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        // A schema change: a series created without data.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::create_time_series_node("root.sg1.live.w", dt::FLOAT, 8, 7),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+
+        // Every series of the file, with the deletion and the real-time points applied.
+        for s in sidecar["series"].as_array().unwrap() {
+            let (device, measurement) = (
+                s["device"].as_str().unwrap(),
+                s["measurement"].as_str().unwrap(),
+            );
+            let mut expected: Vec<i64> = s["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p[0].as_i64().unwrap())
+                .filter(|t| {
+                    !(device == "root.sg1.d1"
+                        && measurement == "s_int64"
+                        && *t <= 1_700_000_020_000)
+                })
+                .collect();
+            if device == "root.sg1.d1" && measurement == "s_int64" {
+                expected.extend([1_800_000_000_000, 1_800_000_001_000]);
+            }
+            let got: Vec<i64> = rows(&mut client, &format!("select {measurement} from {device}"))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r[0].parse().unwrap())
+                .collect();
+            assert_eq!(got, expected, "{device}.{measurement}");
+        }
+        assert_eq!(
+            rows(&mut client, "select v from root.sg1.live")
+                .await
+                .unwrap(),
+            [["1800000000000", "0.5"]]
+        );
+        let w: Vec<String> = rows(&mut client, "show timeseries root.sg1.live.w")
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            (w[3].as_str(), w[4].as_str(), w[5].as_str()),
+            ("FLOAT", "GORILLA", "LZ4")
+        );
+    });
+}
