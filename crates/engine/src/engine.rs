@@ -588,17 +588,7 @@ impl Engine {
         query::execute(self, ctx, select, control)
     }
 
-    /// Deletes all data of the given series (after their schema is gone).
-    pub(crate) async fn delete_all(&self, series: Vec<String>) -> Result<()> {
-        self.delete_series(series, i64::MIN, i64::MAX).await
-    }
-
     /// Writes one tombstone entry for `series` over `[start, end]` (nothing when empty).
-    async fn delete_series(&self, series: Vec<String>, start: i64, end: i64) -> Result<()> {
-        self.delete_series_from(duet_storage::Origin::Local, series, start, end)
-            .await
-    }
-
     async fn delete_series_from(
         &self,
         origin: duet_storage::Origin,

@@ -66,6 +66,38 @@ pub enum SchemaChange {
     DropUser {
         name: String,
     },
+    /// A device template defined (or, applied where it exists, its missing measurements added).
+    CreateTemplate {
+        name: String,
+        aligned: bool,
+        measurements: Vec<SeriesSpec>,
+    },
+    AppendTemplate {
+        name: String,
+        measurements: Vec<SeriesSpec>,
+    },
+    PruneTemplate {
+        name: String,
+        measurement: String,
+    },
+    DropTemplate {
+        name: String,
+    },
+    SetTemplate {
+        name: String,
+        path: String,
+    },
+    UnsetTemplate {
+        name: String,
+        path: String,
+    },
+    ActivateTemplate {
+        device: String,
+    },
+    /// Activations removed from these devices, with their template series (and their data).
+    DeactivateTemplate {
+        devices: Vec<String>,
+    },
 }
 
 /// Which part of IoTDB's `inclusion` tree a change belongs to.
@@ -79,6 +111,8 @@ pub enum SchemaKind {
     Ttl,
     /// `auth`
     Auth,
+    /// `schema.timeseries.template` (part of `schema.timeseries`)
+    Template,
 }
 
 impl SchemaChange {
@@ -102,6 +136,14 @@ impl SchemaChange {
             }
             SchemaChange::SetTtl { .. } | SchemaChange::UnsetTtl { .. } => SchemaKind::Ttl,
             SchemaChange::PutUser { .. } | SchemaChange::DropUser { .. } => SchemaKind::Auth,
+            SchemaChange::CreateTemplate { .. }
+            | SchemaChange::AppendTemplate { .. }
+            | SchemaChange::PruneTemplate { .. }
+            | SchemaChange::DropTemplate { .. }
+            | SchemaChange::SetTemplate { .. }
+            | SchemaChange::UnsetTemplate { .. }
+            | SchemaChange::ActivateTemplate { .. }
+            | SchemaChange::DeactivateTemplate { .. } => SchemaKind::Template,
         }
     }
 
@@ -122,8 +164,19 @@ impl SchemaChange {
             SchemaChange::SetTtl { patterns, .. } | SchemaChange::UnsetTtl { patterns } => {
                 patterns.clone()
             }
-            // Accounts are not under a path: a pipe's pattern does not select them.
-            SchemaChange::PutUser { .. } | SchemaChange::DropUser { .. } => Vec::new(),
+            SchemaChange::SetTemplate { path, .. } | SchemaChange::UnsetTemplate { path, .. } => {
+                vec![path.clone()]
+            }
+            SchemaChange::ActivateTemplate { device } => vec![device.clone()],
+            SchemaChange::DeactivateTemplate { devices } => devices.clone(),
+            // Accounts and template definitions are not under a path: a pipe's pattern does not
+            // select them.
+            SchemaChange::PutUser { .. }
+            | SchemaChange::DropUser { .. }
+            | SchemaChange::CreateTemplate { .. }
+            | SchemaChange::AppendTemplate { .. }
+            | SchemaChange::PruneTemplate { .. }
+            | SchemaChange::DropTemplate { .. } => Vec::new(),
         }
     }
 }
@@ -144,6 +197,57 @@ fn ttl_object(pattern: &str) -> String {
 fn user_object(name: &str) -> String {
     format!("user:{name}")
 }
+
+fn template_object(name: &str) -> String {
+    format!("tpl:{name}")
+}
+
+fn template_measurement_object(name: &str, measurement: &str) -> String {
+    format!("tplm:{name}\u{1f}{measurement}")
+}
+
+fn template_set_object(path: &str) -> String {
+    format!("tplset:{path}")
+}
+
+fn activation_object(device: &str) -> String {
+    format!("tplact:{device}")
+}
+
+fn specs_of(measurements: &[SeriesSpec]) -> Result<Vec<crate::template::TemplateMeasurementSpec>> {
+    measurements
+        .iter()
+        .map(|s| {
+            let t = DataType::from_name(&s.data_type).ok_or_else(|| {
+                EngineError::IllegalParameter(format!(
+                    "unknown data type {} in a replicated schema change",
+                    s.data_type
+                ))
+            })?;
+            Ok((
+                s.measurement.clone(),
+                t,
+                s.encoding.clone(),
+                s.compressor.clone(),
+            ))
+        })
+        .collect()
+}
+
+fn spec_list(specs: &[crate::template::TemplateMeasurementSpec]) -> Vec<SeriesSpec> {
+    specs
+        .iter()
+        .map(|(m, t, e, c)| SeriesSpec {
+            measurement: m.clone(),
+            data_type: t.name().to_string(),
+            encoding: e.clone(),
+            compressor: c.clone(),
+        })
+        .collect()
+}
+
+/// Objects and the versions of their last change, to record.
+type VersionRecords = Vec<(String, ObjectVersion)>;
 
 fn object_version(version: Version, present: bool) -> ObjectVersion {
     ObjectVersion {
@@ -182,6 +286,29 @@ impl SchemaChange {
             }
             SchemaChange::PutUser { name, .. } => vec![(user_object(name), true)],
             SchemaChange::DropUser { name } => vec![(user_object(name), false)],
+            SchemaChange::CreateTemplate {
+                name, measurements, ..
+            }
+            | SchemaChange::AppendTemplate { name, measurements } => {
+                let mut objects = vec![(template_object(name), true)];
+                objects.extend(
+                    measurements
+                        .iter()
+                        .map(|m| (template_measurement_object(name, &m.measurement), true)),
+                );
+                objects
+            }
+            SchemaChange::PruneTemplate { name, measurement } => {
+                vec![(template_measurement_object(name, measurement), false)]
+            }
+            SchemaChange::DropTemplate { name } => vec![(template_object(name), false)],
+            SchemaChange::SetTemplate { path, .. } => vec![(template_set_object(path), true)],
+            SchemaChange::UnsetTemplate { path, .. } => vec![(template_set_object(path), false)],
+            SchemaChange::ActivateTemplate { device } => vec![(activation_object(device), true)],
+            SchemaChange::DeactivateTemplate { devices } => devices
+                .iter()
+                .map(|d| (activation_object(d), false))
+                .collect(),
         }
     }
 }
@@ -246,6 +373,121 @@ impl Engine {
         };
         self.apply_replicated(origin, version, vec![Op::Meta(change.encode())])
             .await
+    }
+
+    /// `CREATE DEVICE TEMPLATE` and `createSchemaTemplate`, logged for pipes.
+    pub async fn create_template(
+        &self,
+        name: &str,
+        aligned: bool,
+        specs: &[crate::template::TemplateMeasurementSpec],
+    ) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
+        self.create_template_now(name, aligned, specs)?;
+        let change = SchemaChange::CreateTemplate {
+            name: name.to_string(),
+            aligned,
+            measurements: spec_list(specs),
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// `ALTER DEVICE TEMPLATE … ADD` and `appendSchemaTemplate`, logged for pipes (what was added,
+    /// also when some measurements existed already and the statement reports 527).
+    pub async fn append_template(
+        &self,
+        name: &str,
+        specs: &[crate::template::TemplateMeasurementSpec],
+    ) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
+        let before: Vec<String> = self
+            .template(name)?
+            .map(|t| t.measurements.keys().cloned().collect())
+            .unwrap_or_default();
+        let result = self.append_template_now(name, specs);
+        let added: Vec<_> = specs
+            .iter()
+            .filter(|s| !before.contains(&s.0))
+            .cloned()
+            .collect();
+        if !added.is_empty() && self.template(name)?.is_some() {
+            let change = SchemaChange::AppendTemplate {
+                name: name.to_string(),
+                measurements: spec_list(&added),
+            };
+            self.log_schema_change(change, Vec::new()).await?;
+        }
+        result
+    }
+
+    /// `pruneSchemaTemplate`, logged for pipes.
+    pub async fn prune_template(&self, name: &str, measurement: &str) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
+        self.prune_template_now(name, measurement)?;
+        let change = SchemaChange::PruneTemplate {
+            name: name.to_string(),
+            measurement: measurement.to_string(),
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// `SET DEVICE TEMPLATE` and `setSchemaTemplate`, logged for pipes.
+    pub async fn set_template(&self, name: &str, path: &str) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
+        self.set_template_now(name, path)?;
+        let change = SchemaChange::SetTemplate {
+            name: name.to_string(),
+            path: path.to_string(),
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// `UNSET DEVICE TEMPLATE` and `unsetSchemaTemplate`, logged for pipes.
+    pub async fn unset_template(&self, name: &str, path: &str) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
+        self.unset_template_now(name, path)?;
+        let change = SchemaChange::UnsetTemplate {
+            name: name.to_string(),
+            path: path.to_string(),
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// `DROP DEVICE TEMPLATE` and `dropSchemaTemplate`, logged for pipes.
+    pub async fn drop_template(&self, name: &str) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
+        self.drop_template_now(name)?;
+        let change = SchemaChange::DropTemplate {
+            name: name.to_string(),
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// `CREATE TIMESERIES USING DEVICE TEMPLATE ON device` and
+    /// `createTimeseriesUsingSchemaTemplate`, logged for pipes.
+    pub async fn activate_template(&self, device: &str) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
+        self.activate_template_now(device)?;
+        let change = SchemaChange::ActivateTemplate {
+            device: device.to_string(),
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// `DEACTIVATE DEVICE TEMPLATE`: the devices' activations and template series go, and their
+    /// data with them, in one logged entry.
+    pub async fn deactivate_template(
+        &self,
+        name: Option<&str>,
+        patterns: &[Vec<duet_parser::PathNode>],
+    ) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
+        let (devices, series) = self.deactivate_template_now(name, patterns)?;
+        self.log_schema_change(
+            SchemaChange::DeactivateTemplate { devices },
+            Self::drop_tombstones(series),
+        )
+        .await
     }
 
     /// The change a series creation logs.
@@ -340,6 +582,54 @@ impl Engine {
                 version,
             ));
         }
+        for name in self.template_names()? {
+            if let Some(template) = self.template(&name)? {
+                let version = recorded(&template_object(&name))?;
+                let measurements = template
+                    .measurements
+                    .iter()
+                    .map(|(m, i)| SeriesSpec {
+                        measurement: m.clone(),
+                        data_type: i.data_type.name().to_string(),
+                        encoding: i.encoding.clone(),
+                        compressor: i.compressor.clone(),
+                    })
+                    .collect();
+                out.push((
+                    SchemaChange::CreateTemplate {
+                        name,
+                        aligned: template.aligned,
+                        measurements,
+                    },
+                    version,
+                ));
+            }
+        }
+        let (set_on, activated): (Vec<(String, String)>, Vec<String>) = {
+            let schema = self.schema_read()?;
+            (
+                schema
+                    .templates
+                    .set_on
+                    .iter()
+                    .map(|(p, t)| (p.clone(), t.clone()))
+                    .collect(),
+                schema
+                    .devices()
+                    .iter()
+                    .filter(|(_, d)| d.template.is_some())
+                    .map(|(device, _)| device.clone())
+                    .collect(),
+            )
+        };
+        for (path, name) in set_on {
+            let version = recorded(&template_set_object(&path))?;
+            out.push((SchemaChange::SetTemplate { name, path }, version));
+        }
+        for device in activated {
+            let version = recorded(&activation_object(&device))?;
+            out.push((SchemaChange::ActivateTemplate { device }, version));
+        }
         for name in self.catalog.list_users()? {
             if let Some(password_hash) = self.catalog.user_password_hash(&name)? {
                 let version = recorded(&user_object(&name))?;
@@ -375,6 +665,28 @@ impl Engine {
             } else if let Some(name) = object.strip_prefix("user:") {
                 SchemaChange::DropUser {
                     name: name.to_string(),
+                }
+            } else if let Some(name) = object.strip_prefix("tpl:") {
+                SchemaChange::DropTemplate {
+                    name: name.to_string(),
+                }
+            } else if let Some(m) = object.strip_prefix("tplm:") {
+                let Some((name, measurement)) = m.split_once('\u{1f}') else {
+                    continue;
+                };
+                SchemaChange::PruneTemplate {
+                    name: name.to_string(),
+                    measurement: measurement.to_string(),
+                }
+            } else if let Some(path) = object.strip_prefix("tplset:") {
+                // The template's name is not needed to unset what is set on a path.
+                SchemaChange::UnsetTemplate {
+                    name: String::new(),
+                    path: path.to_string(),
+                }
+            } else if let Some(device) = object.strip_prefix("tplact:") {
+                SchemaChange::DeactivateTemplate {
+                    devices: vec![device.to_string()],
                 }
             } else {
                 continue;
@@ -562,8 +874,13 @@ impl Engine {
                     );
                 }
             }
-            // Accounts are applied below.
+            // Accounts and templates are applied below.
             SchemaChange::PutUser { .. } | SchemaChange::DropUser { .. } => {}
+            _ => {
+                let (r, t) = self.apply_template_change(change, version)?;
+                records.extend(r);
+                tombstones.extend(t);
+            }
         }
         if let SchemaChange::PutUser {
             name,
@@ -588,6 +905,148 @@ impl Engine {
             self.catalog.set_schema_versions(&records)?;
         }
         Ok(Self::drop_tombstones(tombstones))
+    }
+}
+
+impl Engine {
+    /// A replicated template change: each object only over an older recorded change, and
+    /// idempotently (what is already as the change says stays). Returns the version records and the
+    /// series whose data a deactivation removes.
+    fn apply_template_change(
+        &self,
+        change: &SchemaChange,
+        version: Version,
+    ) -> Result<(VersionRecords, Vec<String>)> {
+        let mut records = Vec::new();
+        let mut tombstones = Vec::new();
+        match change {
+            SchemaChange::CreateTemplate {
+                name,
+                aligned,
+                measurements,
+            } => {
+                let object = template_object(name);
+                if self.superseded(&object, version)? {
+                    return Ok((records, tombstones));
+                }
+                let specs = specs_of(measurements)?;
+                match self.template(name)? {
+                    None => self.create_template_now(name, *aligned, &specs)?,
+                    Some(existing) => {
+                        let missing: Vec<_> = specs
+                            .into_iter()
+                            .filter(|s| !existing.measurements.contains_key(&s.0))
+                            .collect();
+                        if !missing.is_empty() {
+                            self.append_template_now(name, &missing)?;
+                        }
+                    }
+                }
+                records.push((object, object_version(version, true)));
+                for m in measurements {
+                    records.push((
+                        template_measurement_object(name, &m.measurement),
+                        object_version(version, true),
+                    ));
+                }
+            }
+            SchemaChange::AppendTemplate { name, measurements } => {
+                let Some(existing) = self.template(name)? else {
+                    return Ok((records, tombstones));
+                };
+                let mut missing = Vec::new();
+                for (spec, m) in specs_of(measurements)?.into_iter().zip(measurements) {
+                    let object = template_measurement_object(name, &m.measurement);
+                    if self.superseded(&object, version)? {
+                        continue;
+                    }
+                    if !existing.measurements.contains_key(&spec.0) {
+                        missing.push(spec);
+                    }
+                    records.push((object, object_version(version, true)));
+                }
+                if !missing.is_empty() {
+                    self.append_template_now(name, &missing)?;
+                }
+            }
+            SchemaChange::PruneTemplate { name, measurement } => {
+                let object = template_measurement_object(name, measurement);
+                if !self.superseded(&object, version)? {
+                    let present = self
+                        .template(name)?
+                        .is_some_and(|t| t.measurements.contains_key(measurement));
+                    if present {
+                        self.prune_template_now(name, measurement)?;
+                    }
+                    records.push((object, object_version(version, false)));
+                }
+            }
+            SchemaChange::DropTemplate { name } => {
+                let object = template_object(name);
+                if !self.superseded(&object, version)? {
+                    if self.template(name)?.is_some() {
+                        self.drop_template_now(name)?;
+                    }
+                    records.push((object, object_version(version, false)));
+                }
+            }
+            SchemaChange::SetTemplate { name, path } => {
+                let object = template_set_object(path);
+                if !self.superseded(&object, version)? {
+                    let current = self.schema_read()?.templates.set_on.get(path).cloned();
+                    if current.as_deref() != Some(name.as_str()) {
+                        self.set_template_now(name, path)?;
+                    }
+                    records.push((object, object_version(version, true)));
+                }
+            }
+            SchemaChange::UnsetTemplate { path, .. } => {
+                let object = template_set_object(path);
+                if !self.superseded(&object, version)? {
+                    let current = self.schema_read()?.templates.set_on.get(path).cloned();
+                    if let Some(name) = current {
+                        self.unset_template_now(&name, path)?;
+                    }
+                    records.push((object, object_version(version, false)));
+                }
+            }
+            SchemaChange::ActivateTemplate { device } => {
+                let object = activation_object(device);
+                if !self.superseded(&object, version)? {
+                    let active = self
+                        .schema_read()?
+                        .device(device)
+                        .is_some_and(|d| d.template.is_some());
+                    if !active {
+                        self.activate_template_now(device)?;
+                    }
+                    records.push((object, object_version(version, true)));
+                }
+            }
+            SchemaChange::DeactivateTemplate { devices } => {
+                for device in devices {
+                    let object = activation_object(device);
+                    if self.superseded(&object, version)? {
+                        continue;
+                    }
+                    let active = self
+                        .schema_read()?
+                        .device(device)
+                        .is_some_and(|d| d.template.is_some());
+                    if active {
+                        let pattern: Vec<duet_parser::PathNode> = paths::split(device)
+                            .into_iter()
+                            .map(duet_parser::PathNode::Name)
+                            .collect();
+                        let (_, series) = self.deactivate_template_now(None, &[pattern])?;
+                        tombstones.extend(series);
+                    }
+                    records.push((object, object_version(version, false)));
+                }
+            }
+            _ => {}
+        }
+        Ok((records, tombstones))
     }
 }
 

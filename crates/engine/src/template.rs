@@ -323,28 +323,29 @@ impl Engine {
                 aligned,
                 measurements,
             } => {
-                self.create_template(name, *aligned, &specs_of(measurements)?)?;
+                self.create_template(name, *aligned, &specs_of(measurements)?)
+                    .await?;
                 Ok(Output::Done)
             }
             Statement::ActivateTemplate { path } => {
                 let device = path_text(path)?;
-                self.activate_template(&device)?;
+                self.activate_template(&device).await?;
                 Ok(Output::Done)
             }
             Statement::SetTemplate { name, path } => {
-                self.set_template(name, &path_text(path)?)?;
+                self.set_template(name, &path_text(path)?).await?;
                 Ok(Output::Done)
             }
             Statement::UnsetTemplate { name, path } => {
-                self.unset_template(name, &path_text(path)?)?;
+                self.unset_template(name, &path_text(path)?).await?;
                 Ok(Output::Done)
             }
             Statement::DropTemplate { name } => {
-                self.drop_template(name)?;
+                self.drop_template(name).await?;
                 Ok(Output::Done)
             }
             Statement::AlterTemplateAdd { name, measurements } => {
-                self.append_template(name, &specs_of(measurements)?)?;
+                self.append_template(name, &specs_of(measurements)?).await?;
                 Ok(Output::Done)
             }
             Statement::DeactivateTemplate { name, paths } => {
@@ -395,7 +396,7 @@ impl Engine {
     }
 
     /// `CREATE DEVICE TEMPLATE` and `createSchemaTemplate`.
-    pub fn create_template(
+    pub(crate) fn create_template_now(
         &self,
         name: &str,
         aligned: bool,
@@ -451,7 +452,11 @@ impl Engine {
 
     /// `ALTER DEVICE TEMPLATE … ADD` and `appendSchemaTemplate`: the new measurements are added; any
     /// that exist already make it IoTDB's 527 (after the others were added, as IoTDB does).
-    pub fn append_template(&self, name: &str, specs: &[TemplateMeasurementSpec]) -> Result<()> {
+    pub(crate) fn append_template_now(
+        &self,
+        name: &str,
+        specs: &[TemplateMeasurementSpec],
+    ) -> Result<()> {
         for (_, t, e, _) in specs {
             check_encoding(*t, e)?;
         }
@@ -473,7 +478,7 @@ impl Engine {
 
     /// `pruneSchemaTemplate`: removes a measurement from a template that no device activated (IoTDB
     /// 2.0 refuses every pruning; Duet allows it while nothing uses the measurement).
-    pub fn prune_template(&self, name: &str, measurement: &str) -> Result<()> {
+    pub(crate) fn prune_template_now(&self, name: &str, measurement: &str) -> Result<()> {
         let mut schema = self.schema_write()?;
         let template = schema
             .templates
@@ -504,7 +509,7 @@ impl Engine {
     }
 
     /// `SET DEVICE TEMPLATE name TO path` and `setSchemaTemplate`.
-    pub fn set_template(&self, name: &str, path: &str) -> Result<()> {
+    pub(crate) fn set_template_now(&self, name: &str, path: &str) -> Result<()> {
         let nodes = paths::split(path);
         if nodes.len() < 2 || nodes[0] != "root" {
             return Err(EngineError::IllegalPath(format!(
@@ -542,7 +547,7 @@ impl Engine {
     }
 
     /// `UNSET DEVICE TEMPLATE name FROM path` and `unsetSchemaTemplate`.
-    pub fn unset_template(&self, name: &str, path: &str) -> Result<()> {
+    pub(crate) fn unset_template_now(&self, name: &str, path: &str) -> Result<()> {
         let mut schema = self.schema_write()?;
         if !schema.templates.templates.contains_key(name) {
             return Err(undefined(name));
@@ -569,7 +574,7 @@ impl Engine {
     }
 
     /// `DROP DEVICE TEMPLATE` and `dropSchemaTemplate`.
-    pub fn drop_template(&self, name: &str) -> Result<()> {
+    pub(crate) fn drop_template_now(&self, name: &str) -> Result<()> {
         let mut schema = self.schema_write()?;
         if !schema.templates.templates.contains_key(name) {
             return Err(undefined(name));
@@ -587,7 +592,7 @@ impl Engine {
 
     /// `CREATE TIMESERIES USING DEVICE TEMPLATE ON device` and `createTimeseriesUsingSchemaTemplate`:
     /// an activated device is IoTDB's 515.
-    pub fn activate_template(&self, device: &str) -> Result<()> {
+    pub(crate) fn activate_template_now(&self, device: &str) -> Result<()> {
         if self.schema_write()?.activate(&self.catalog, device)? {
             Ok(())
         } else {
@@ -599,13 +604,13 @@ impl Engine {
     }
 
     /// `DEACTIVATE DEVICE TEMPLATE [name] FROM patterns`: removes the activation of every matching
-    /// device, with its template series and their data.
-    pub async fn deactivate_template(
+    /// device and its template series; returns the devices and the series (whose data must go).
+    pub(crate) fn deactivate_template_now(
         &self,
         name: Option<&str>,
         patterns: &[Vec<PathNode>],
-    ) -> Result<()> {
-        let series = {
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        {
             let mut schema = self.schema_write()?;
             if let Some(name) = name {
                 if !schema.templates.templates.contains_key(name) {
@@ -663,9 +668,8 @@ impl Engine {
                     }
                 }
             }
-            series
-        };
-        self.delete_all(series).await
+            Ok((devices, series))
+        }
     }
 
     /// Template names, sorted.

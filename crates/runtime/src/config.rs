@@ -33,11 +33,13 @@ pub struct SchemaCapture {
     pub ttl: bool,
     /// `auth`: user accounts (Duet has no roles yet).
     pub auth: bool,
+    /// `schema.timeseries.template`: device templates, where they are set and activated.
+    pub template: bool,
 }
 
 impl SchemaCapture {
     pub fn any(&self) -> bool {
-        self.database || self.timeseries || self.ttl || self.auth
+        self.database || self.timeseries || self.ttl || self.auth || self.template
     }
 }
 
@@ -50,7 +52,18 @@ impl SourceConfig {
             (self.capture_inserts, "data.insert"),
             (self.capture_deletes, "data.delete"),
             (self.capture_schema.database, "schema.database"),
-            (self.capture_schema.timeseries, "schema.timeseries"),
+            (
+                self.capture_schema.timeseries && self.capture_schema.template,
+                "schema.timeseries",
+            ),
+            (
+                self.capture_schema.timeseries && !self.capture_schema.template,
+                "schema.timeseries.ordinary",
+            ),
+            (
+                self.capture_schema.template && !self.capture_schema.timeseries,
+                "schema.timeseries.template",
+            ),
             (self.capture_schema.ttl, "schema.ttl"),
             (self.capture_schema.auth, "auth"),
         ];
@@ -80,6 +93,7 @@ fn include(
                 timeseries: on,
                 ttl: on,
                 auth: on,
+                template: on,
             };
         }
         "data" => (*inserts, *deletes) = (on, on),
@@ -87,26 +101,29 @@ fn include(
         "data.delete" => *deletes = on,
         "schema" => {
             *schema = SchemaCapture {
+                database: on,
+                timeseries: on,
+                ttl: on,
+                template: on,
                 auth: schema.auth,
-                ..SchemaCapture {
-                    database: on,
-                    timeseries: on,
-                    ttl: on,
-                    auth: false,
-                }
             }
         }
         "schema.database" => schema.database = on,
-        "schema.timeseries" | "schema.timeseries.ordinary" => schema.timeseries = on,
+        "schema.timeseries" => {
+            schema.timeseries = on;
+            schema.template = on;
+        }
+        "schema.timeseries.ordinary" => schema.timeseries = on,
+        "schema.timeseries.template" => schema.template = on,
         "schema.ttl" => schema.ttl = on,
         // Duet has users but no roles yet: `auth.role` has nothing to send.
         "auth" | "auth.user" => schema.auth = on,
         "auth.role" => {}
-        "schema.timeseries.template" | "schema.timeseries.view" => {
+        "schema.timeseries.view" => {
             // Excluding what is never sent is fine; including it is not supported yet.
             if on {
                 return Err(PipeError::Unsupported(format!(
-                    "inclusion '{item}' is not supported by Duet yet: templates and views are not synchronised"
+                    "inclusion '{item}' is not supported by Duet yet: Duet has no views"
                 )));
             }
         }
@@ -762,9 +779,19 @@ mod tests {
             "auth"
         );
         assert!(matches!(
-            source(&p(&[("inclusion", "schema.timeseries.template")])),
+            source(&p(&[("inclusion", "schema.timeseries.view")])),
             Err(PipeError::Unsupported(_))
         ));
+        // Templates are part of schema.timeseries, and selectable alone.
+        let no_templates = source(&p(&[
+            ("inclusion", "schema.timeseries"),
+            ("inclusion.exclusion", "schema.timeseries.template"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            no_templates.effective_inclusion(),
+            "schema.timeseries.ordinary"
+        );
         let schema = source(&p(&[("inclusion", "schema")])).unwrap();
         assert_eq!(
             schema.effective_inclusion(),

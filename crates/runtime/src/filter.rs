@@ -161,12 +161,13 @@ impl EntryFilter {
             SchemaKind::Timeseries => self.schema.timeseries,
             SchemaKind::Ttl => self.schema.ttl,
             SchemaKind::Auth => self.schema.auth,
+            SchemaKind::Template => self.schema.template,
         };
         if !included {
             return None;
         }
-        // Accounts are not under a path: the pattern does not select them.
-        if self.matches_all || change.kind() == SchemaKind::Auth {
+        // Accounts and template definitions are not under a path: the pattern does not select them.
+        if self.matches_all || change.paths().is_empty() {
             return Some(bytes.to_vec());
         }
         let covers = |path: &str| {

@@ -411,28 +411,28 @@ impl Session {
                 Reply::Status(writes::delete_data(&self.instance.engine, &r).await)
             }
             Request::CreateSchemaTemplate(r) => {
-                Reply::Status(templates::create(&self.instance.engine, &r))
+                Reply::Status(templates::create(&self.instance.engine, &r).await)
             }
             Request::AppendSchemaTemplate(r) => {
-                Reply::Status(templates::append(&self.instance.engine, &r))
+                Reply::Status(templates::append(&self.instance.engine, &r).await)
             }
             Request::PruneSchemaTemplate(r) => {
-                Reply::Status(templates::prune(&self.instance.engine, &r))
+                Reply::Status(templates::prune(&self.instance.engine, &r).await)
             }
             Request::QuerySchemaTemplate(r) => {
                 Reply::QueryTemplate(templates::query(&self.instance.engine, &r))
             }
             Request::SetSchemaTemplate(r) => {
-                Reply::Status(templates::set(&self.instance.engine, &r))
+                Reply::Status(templates::set(&self.instance.engine, &r).await)
             }
             Request::UnsetSchemaTemplate(r) => {
-                Reply::Status(templates::unset(&self.instance.engine, &r))
+                Reply::Status(templates::unset(&self.instance.engine, &r).await)
             }
             Request::DropSchemaTemplate(r) => {
-                Reply::Status(templates::drop(&self.instance.engine, &r))
+                Reply::Status(templates::drop(&self.instance.engine, &r).await)
             }
             Request::CreateTimeseriesUsingSchemaTemplate(r) => {
-                Reply::Status(templates::activate(&self.instance.engine, &r))
+                Reply::Status(templates::activate(&self.instance.engine, &r).await)
             }
             Request::OpenSession(_)
             | Request::PipeTransfer(_)

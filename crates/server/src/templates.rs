@@ -91,7 +91,7 @@ fn spec(
     Ok((name.to_string(), data_type, encoding, compressor))
 }
 
-pub fn create(engine: &Engine, r: &t::TSCreateSchemaTemplateReq) -> t::TSStatus {
+pub async fn create(engine: &Engine, r: &t::TSCreateSchemaTemplateReq) -> t::TSStatus {
     let name = template_name(&r.name);
     if name.is_empty() {
         return status::failure(StatusCode::IllegalParameter, "a template name is required");
@@ -146,10 +146,10 @@ pub fn create(engine: &Engine, r: &t::TSCreateSchemaTemplateReq) -> t::TSStatus 
             Err(status) => return status,
         }
     }
-    result(engine.create_template(&name, aligned, &specs))
+    result(engine.create_template(&name, aligned, &specs).await)
 }
 
-pub fn append(engine: &Engine, r: &t::TSAppendSchemaTemplateReq) -> t::TSStatus {
+pub async fn append(engine: &Engine, r: &t::TSAppendSchemaTemplateReq) -> t::TSStatus {
     let name = template_name(&r.name);
     let n = r.measurements.len();
     if r.data_types.len() != n || r.encodings.len() != n || r.compressors.len() != n {
@@ -183,34 +183,49 @@ pub fn append(engine: &Engine, r: &t::TSAppendSchemaTemplateReq) -> t::TSStatus 
             Err(status) => return status,
         }
     }
-    result(engine.append_template(&name, &specs))
+    result(engine.append_template(&name, &specs).await)
 }
 
-pub fn prune(engine: &Engine, r: &t::TSPruneSchemaTemplateReq) -> t::TSStatus {
-    result(engine.prune_template(&template_name(&r.name), &r.path))
+pub async fn prune(engine: &Engine, r: &t::TSPruneSchemaTemplateReq) -> t::TSStatus {
+    result(
+        engine
+            .prune_template(&template_name(&r.name), &r.path)
+            .await,
+    )
 }
 
-pub fn set(engine: &Engine, r: &t::TSSetSchemaTemplateReq) -> t::TSStatus {
+pub async fn set(engine: &Engine, r: &t::TSSetSchemaTemplateReq) -> t::TSStatus {
     match concrete_path(&r.prefix_path) {
-        Ok(path) => result(engine.set_template(&template_name(&r.template_name), &path)),
+        Ok(path) => result(
+            engine
+                .set_template(&template_name(&r.template_name), &path)
+                .await,
+        ),
         Err(status) => status,
     }
 }
 
-pub fn unset(engine: &Engine, r: &t::TSUnsetSchemaTemplateReq) -> t::TSStatus {
+pub async fn unset(engine: &Engine, r: &t::TSUnsetSchemaTemplateReq) -> t::TSStatus {
     match concrete_path(&r.prefix_path) {
-        Ok(path) => result(engine.unset_template(&template_name(&r.template_name), &path)),
+        Ok(path) => result(
+            engine
+                .unset_template(&template_name(&r.template_name), &path)
+                .await,
+        ),
         Err(status) => status,
     }
 }
 
-pub fn drop(engine: &Engine, r: &t::TSDropSchemaTemplateReq) -> t::TSStatus {
-    result(engine.drop_template(&template_name(&r.template_name)))
+pub async fn drop(engine: &Engine, r: &t::TSDropSchemaTemplateReq) -> t::TSStatus {
+    result(engine.drop_template(&template_name(&r.template_name)).await)
 }
 
 /// Activates the template on each device in order (every path is checked first); the first failure
 /// is the answer, and the devices before it stay activated.
-pub fn activate(engine: &Engine, r: &t::TCreateTimeseriesUsingSchemaTemplateReq) -> t::TSStatus {
+pub async fn activate(
+    engine: &Engine,
+    r: &t::TCreateTimeseriesUsingSchemaTemplateReq,
+) -> t::TSStatus {
     let mut devices = Vec::with_capacity(r.device_path_list.len());
     for text in &r.device_path_list {
         match concrete_path(text) {
@@ -219,7 +234,7 @@ pub fn activate(engine: &Engine, r: &t::TCreateTimeseriesUsingSchemaTemplateReq)
         }
     }
     for device in &devices {
-        if let Err(e) = engine.activate_template(device) {
+        if let Err(e) = engine.activate_template(device).await {
             return engine_status(&e);
         }
     }
