@@ -494,7 +494,7 @@ fn tsblock_crashers() -> Vec<(&'static str, Vec<u8>)> {
 // ---- pipe_body ----------------------------------------------------------------------------------
 
 /// Request types a pipe receiver reads, picked by the first byte.
-const PIPE_TYPES: [i16; 17] = [
+const PIPE_TYPES: [i16; 18] = [
     request_type::HANDSHAKE_DATANODE_V2,
     request_type::TRANSFER_TABLET_RAW,
     request_type::TRANSFER_TABLET_BATCH,
@@ -512,6 +512,7 @@ const PIPE_TYPES: [i16; 17] = [
     request_type::TRANSFER_TS_FILE_SEAL,
     request_type::TRANSFER_TS_FILE_PIECE_WITH_MOD,
     request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD,
+    request_type::TRANSFER_CONFIG_PLAN,
 ];
 
 /// A `pipeTransfer` body as the receiver decodes it: the first byte picks the request type.
@@ -553,6 +554,9 @@ fn pipe_request(type_: i16, body: &[u8]) {
         }
         request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD => {
             let _ = pipe_body::decode_file_seal_v2(body);
+        }
+        request_type::TRANSFER_CONFIG_PLAN => {
+            let _ = duet_proto::config_plan::decode_config_plan(body);
         }
         slice::TRANSFER_SLICE => {
             // The body is one slice; a request in one slice is complete at once and is read like the

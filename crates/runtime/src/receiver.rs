@@ -8,6 +8,7 @@ use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
 use duet_engine::values::Cell;
 use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{Engine, EngineError};
+use duet_proto::config_plan::{self, ConfigPlan};
 use duet_proto::pipe_body::{self, request_type};
 use duet_proto::pipe_tablet;
 use duet_proto::plan_node::{InsertRow, RowValue, WriteNode};
@@ -84,6 +85,10 @@ pub async fn receive(
         | request_type::TRANSFER_PLAN_NODE => match &state.peer {
             None => not_handshaken(),
             Some(peer) => apply_iotdb_writes(engine, origin_of(peer), req.type_, &req.body).await,
+        },
+        request_type::TRANSFER_CONFIG_PLAN => match &state.peer {
+            None => not_handshaken(),
+            Some(peer) => apply_config_plan(engine, origin_of(peer), &req.body).await,
         },
         request_type::TRANSFER_TS_FILE_PIECE | request_type::TRANSFER_TS_FILE_PIECE_WITH_MOD => {
             match &state.peer {
@@ -244,6 +249,32 @@ async fn write_all(
             Some(e) => Err(refused(e)),
         },
         Err(e) => Err(refused(e)),
+    }
+}
+
+/// A ConfigNode plan (type 200) an IoTDB sender sends for `schema.database` and `schema.ttl`: applied
+/// as a peer's schema change (versioned now, with the pipe's origin).
+async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPipeTransferResp {
+    let plan = match config_plan::decode_config_plan(body) {
+        Ok(plan) => plan,
+        Err(e) => {
+            return pipe_status(
+                StatusCode::PipeTransferExecuteStatementError,
+                format!("Malformed or unsupported config plan: {e}"),
+            )
+        }
+    };
+    let change = match plan {
+        ConfigPlan::CreateDatabase { name } => SchemaChange::CreateDatabase { path: name },
+        ConfigPlan::DeleteDatabase { name } => SchemaChange::DropDatabase { path: name },
+        ConfigPlan::SetTtl { pattern, ttl_ms } => SchemaChange::SetTtl {
+            patterns: vec![pattern],
+            ttl_ms,
+        },
+    };
+    match engine.apply_unversioned_schema(origin, change).await {
+        Ok(()) => TPipeTransferResp::new(status::success(), None),
+        Err(e) => refused(e),
     }
 }
 

@@ -697,6 +697,19 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
     rt.block_on(async {
         let mut client = Client::connect(&options(&server)).await.unwrap();
         let mut sender = iotdb_sender(&server).await;
+        // Schema first (a pipe whose inclusion covers schema.database and schema.ttl): the
+        // database and a TTL, as ConfigNode plans (type 200).
+        for plan in [
+            iotdb_wire::create_database_plan("root.sg1"),
+            iotdb_wire::set_ttl_plan("root.sg1.**", 1_000_000_000_000),
+        ] {
+            let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+            assert_eq!(status.code, 200, "{status:?}");
+        }
+        assert_eq!(
+            rows(&mut client, "show ttl on root.sg1.**").await.unwrap(),
+            [["root.sg1.**", "1000000000000"]]
+        );
         // History: a sealed TsFile written by Apache's tsfile package.
         let (file, sidecar) = fixture("tree_plain");
         let status = send_tsfile(&mut sender, "7-7-0-0.tsfile", &file, None, 2048).await;
@@ -786,5 +799,26 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             (w[3].as_str(), w[4].as_str(), w[5].as_str()),
             ("FLOAT", "GORILLA", "LZ4")
         );
+
+        // The end: the database dropped on the sender goes here too, with its series and data.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::delete_database_plan("root.sg1"),
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg1.**")
+                .await
+                .unwrap(),
+            [["0"]]
+        );
+        // A plan Duet does not apply is refused by name, and the connection goes on.
+        let mut author = 621i16.to_be_bytes().to_vec();
+        author.extend_from_slice(&[0; 8]);
+        let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, author).await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        assert!(status.message.unwrap_or_default().contains("authority"));
     });
 }

@@ -69,6 +69,7 @@ pub mod request_type {
     pub const TRANSFER_TABLET_INSERT_NODE_V2: i16 = 10;
     pub const TRANSFER_TABLET_BATCH_V2: i16 = 13;
     pub const TRANSFER_PLAN_NODE: i16 = 100;
+    pub const TRANSFER_CONFIG_PLAN: i16 = 200;
 }
 
 /// A big-endian byte buffer with `ReadWriteIOUtils`' primitives.
@@ -528,5 +529,33 @@ pub fn create_aligned_time_series_node(device: &str, series: &[(&str, u8, u8, u8
     }
     b.u8(0xff).u8(0xff).u8(0xff);
     b.string(Some("pipe-node-6")).i32(0);
+    b.0
+}
+
+/// `DatabaseSchemaPlan` (CreateDatabase, 200): the plan type, then a `TDatabaseSchema` in Thrift's
+/// binary protocol with its name (field 1) and a TTL (field 2).
+pub fn create_database_plan(name: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(200).u8(0x0B).i16(1).string(Some(name));
+    b.u8(0x0A).i16(2).i64(i64::MAX).u8(0);
+    b.0
+}
+
+/// `DeleteDatabasePlan` (206): the plan type and the name.
+pub fn delete_database_plan(name: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(206).string(Some(name));
+    b.0
+}
+
+/// `SetTTLPlan` (201): the plan type, the pattern's nodes, the TTL in ms, `isDataBase`.
+pub fn set_ttl_plan(pattern: &str, ttl_ms: i64) -> Vec<u8> {
+    let nodes: Vec<&str> = pattern.split('.').collect();
+    let mut b = Bytes::default();
+    b.i16(201).len_of(nodes.len());
+    for n in nodes {
+        b.string(Some(n));
+    }
+    b.i64(ttl_ms).u8(0);
     b.0
 }
