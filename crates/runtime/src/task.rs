@@ -73,8 +73,8 @@ pub struct PipeStatus {
     /// Set while the pipe sends data from the data files (its history, or a replay after the log it
     /// needed was released).
     pub replaying: Option<String>,
-    /// Delete operations a non-Duet receiver could not take.
-    pub deletes_not_sent: u64,
+    /// Operations a non-Duet receiver has no form for (deletions, schema changes), not sent.
+    pub changes_not_sent: u64,
 }
 
 pub type StatusRef = Arc<Mutex<PipeStatus>>;
@@ -653,7 +653,7 @@ impl PipeTask {
             )
         } else {
             let (body, skipped) = transfer::encode_iotdb_tablets(batch);
-            lock(&self.status).deletes_not_sent += skipped as u64;
+            lock(&self.status).changes_not_sent += skipped as u64;
             (transfer::IOTDB_TABLET_BATCH_V2, body)
         }
     }
