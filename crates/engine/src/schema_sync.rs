@@ -382,14 +382,13 @@ impl Engine {
         aligned: bool,
         specs: &[crate::template::TemplateMeasurementSpec],
     ) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        self.create_template_now(name, aligned, specs)?;
         let change = SchemaChange::CreateTemplate {
             name: name.to_string(),
             aligned,
             measurements: spec_list(specs),
         };
-        self.log_schema_change(change, Vec::new()).await
+        self.logged(change, || self.create_template_now(name, aligned, specs))
+            .await
     }
 
     /// `ALTER DEVICE TEMPLATE … ADD` and `appendSchemaTemplate`, logged for pipes (what was added,
@@ -420,58 +419,60 @@ impl Engine {
         result
     }
 
+    /// Applies a local schema change with `apply` and logs it as `change`, under the schema-change
+    /// lock.
+    async fn logged(&self, change: SchemaChange, apply: impl FnOnce() -> Result<()>) -> Result<()> {
+        let _schema_change = self.schema_changes.lock().await;
+        apply()?;
+        self.log_schema_change(change, Vec::new()).await
+    }
+
     /// `pruneSchemaTemplate`, logged for pipes.
     pub async fn prune_template(&self, name: &str, measurement: &str) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        self.prune_template_now(name, measurement)?;
         let change = SchemaChange::PruneTemplate {
             name: name.to_string(),
             measurement: measurement.to_string(),
         };
-        self.log_schema_change(change, Vec::new()).await
+        self.logged(change, || self.prune_template_now(name, measurement))
+            .await
     }
 
     /// `SET DEVICE TEMPLATE` and `setSchemaTemplate`, logged for pipes.
     pub async fn set_template(&self, name: &str, path: &str) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        self.set_template_now(name, path)?;
         let change = SchemaChange::SetTemplate {
             name: name.to_string(),
             path: path.to_string(),
         };
-        self.log_schema_change(change, Vec::new()).await
+        self.logged(change, || self.set_template_now(name, path))
+            .await
     }
 
     /// `UNSET DEVICE TEMPLATE` and `unsetSchemaTemplate`, logged for pipes.
     pub async fn unset_template(&self, name: &str, path: &str) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        self.unset_template_now(name, path)?;
         let change = SchemaChange::UnsetTemplate {
             name: name.to_string(),
             path: path.to_string(),
         };
-        self.log_schema_change(change, Vec::new()).await
+        self.logged(change, || self.unset_template_now(name, path))
+            .await
     }
 
     /// `DROP DEVICE TEMPLATE` and `dropSchemaTemplate`, logged for pipes.
     pub async fn drop_template(&self, name: &str) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        self.drop_template_now(name)?;
         let change = SchemaChange::DropTemplate {
             name: name.to_string(),
         };
-        self.log_schema_change(change, Vec::new()).await
+        self.logged(change, || self.drop_template_now(name)).await
     }
 
     /// `CREATE TIMESERIES USING DEVICE TEMPLATE ON device` and
     /// `createTimeseriesUsingSchemaTemplate`, logged for pipes.
     pub async fn activate_template(&self, device: &str) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        self.activate_template_now(device)?;
         let change = SchemaChange::ActivateTemplate {
             device: device.to_string(),
         };
-        self.log_schema_change(change, Vec::new()).await
+        self.logged(change, || self.activate_template_now(device))
+            .await
     }
 
     /// `DEACTIVATE DEVICE TEMPLATE`: the devices' activations and template series go, and their

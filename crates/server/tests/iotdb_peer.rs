@@ -81,6 +81,12 @@ async fn iotdb_sender(server: &Duetd) -> Connection {
     conn
 }
 
+/// Sends a request that must be accepted.
+async fn send_ok(conn: &mut Connection, type_: i16, body: Vec<u8>) {
+    let status = send(conn, type_, body).await;
+    assert_eq!(status.code, 200, "type {type_}: {status:?}");
+}
+
 async fn send(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TSStatus {
     conn.pipe_transfer(&t::TPipeTransferReq::new(1, type_, body))
         .await
@@ -203,13 +209,12 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
                 vec![Some(Value::Double(0.5)), None],
             )],
         );
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_TABLET_BATCH_V2,
             iotdb_wire::tablet_batch_v2(&[], &[tablet, row], &[raw]),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
 
         // A's own double-living pipe to B: what an IoTDB sender gave A is pipe data and stays on A,
         // whether it was there before the pipe (its history) or arrives after (real time).
@@ -230,8 +235,7 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
             time: t,
             cells: vec![("s_int".into(), RowCell::Value(Value::Int32(t as i32 + 2)))],
         }));
-        let status = send(&mut sender, rt::TRANSFER_TABLET_INSERT_NODE, rows_node).await;
-        assert_eq!(status.code, 200, "{status:?}");
+        send_ok(&mut sender, rt::TRANSFER_TABLET_INSERT_NODE, rows_node).await;
         let node = iotdb_wire::insert_tablet_node(
             "root.peer.d4",
             false,
@@ -243,48 +247,43 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
             )],
             true,
         );
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_TABLET_INSERT_NODE_V2,
             iotdb_wire::insert_node_v2(&node, None),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
         let wal = iotdb_wire::insert_tablet_wal_entry(
             "root.peer.d5",
             false,
             &[1],
             &[column("s", dt::FLOAT, vec![Some(Value::Float(1.25))])],
         );
-        let status = send(&mut sender, rt::TRANSFER_TABLET_BINARY, wal).await;
-        assert_eq!(status.code, 200, "{status:?}");
+        send_ok(&mut sender, rt::TRANSFER_TABLET_BINARY, wal).await;
 
         // 100: delete s_i64 at time 2 and all of d4 after 15.
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_PLAN_NODE,
             iotdb_wire::delete_data_node(&["root.peer.d1.s_i64", "root.peer.d4.**"], 2, 2),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_PLAN_NODE,
             iotdb_wire::delete_data_node(&["root.peer.d4.**"], 15, i64::MAX),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
 
         // 100: schema plan nodes (a pipe whose inclusion covers schema.timeseries): a series with
         // RLE/SNAPPY, an aligned device with GORILLA/ZSTD and PLAIN/LZ4.
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_PLAN_NODE,
             iotdb_wire::create_time_series_node("root.peer.s6.x", dt::INT32, 2, 1),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_PLAN_NODE,
             iotdb_wire::create_aligned_time_series_node(
@@ -293,7 +292,6 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
             ),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
         let schema: Vec<Vec<String>> = rows(&mut client, "show timeseries root.peer.s*.*")
             .await
             .unwrap()
@@ -468,8 +466,7 @@ fn a_batch_with_a_table_model_or_truncated_node_is_refused_whole_and_the_receive
             [["0"]]
         );
         // The same connection still takes a good request.
-        let status = send(&mut sender, rt::TRANSFER_TABLET_INSERT_NODE, good).await;
-        assert_eq!(status.code, 200, "{status:?}");
+        send_ok(&mut sender, rt::TRANSFER_TABLET_INSERT_NODE, good).await;
         assert_eq!(
             rows(&mut client, "select s from root.refused.d1")
                 .await
@@ -703,8 +700,7 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             iotdb_wire::create_database_plan("root.sg1"),
             iotdb_wire::set_ttl_plan("root.sg1.**", 1_000_000_000_000),
         ] {
-            let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
-            assert_eq!(status.code, 200, "{status:?}");
+            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
         }
         assert_eq!(
             rows(&mut client, "show ttl on root.sg1.**").await.unwrap(),
@@ -733,29 +729,26 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             time: 1_800_000_000_000,
             cells: vec![("v".into(), RowCell::Value(Value::Double(0.5)))],
         });
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_TABLET_BATCH_V2,
             iotdb_wire::tablet_batch_v2(&[], &[tablet, row], &[]),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
         // A deletion: s_int64 of d1 up to (and including) 1700000020000.
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_PLAN_NODE,
             iotdb_wire::delete_data_node(&["root.sg1.d1.s_int64"], i64::MIN, 1_700_000_020_000),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
         // A schema change: a series created without data.
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_PLAN_NODE,
             iotdb_wire::create_time_series_node("root.sg1.live.w", dt::FLOAT, 8, 7),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
 
         // Every series of the file, with the deletion and the real-time points applied.
         for s in sidecar["series"].as_array().unwrap() {
@@ -801,13 +794,12 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
         );
 
         // The end: the database dropped on the sender goes here too, with its series and data.
-        let status = send(
+        send_ok(
             &mut sender,
             rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::delete_database_plan("root.sg1"),
         )
         .await;
-        assert_eq!(status.code, 200, "{status:?}");
         assert_eq!(
             rows(&mut client, "count timeseries root.sg1.**")
                 .await
