@@ -9,13 +9,13 @@
 
 use std::time::Duration;
 
-use duet_proto::client::{Client, ClientError, ClientOptions, Connection, Outcome, ResultSet};
+use duet_proto::client::{Client, ClientOptions, Connection};
 use duet_proto::codec::Protocol;
 use duet_proto::t;
-use duet_proto::tsblock::TsBlock;
 use duet_testkit::iotdb_wire::{
     self, data_type as dt, request_type as rt, InsertRow, RowCell, TabletColumn, Value,
 };
+use duet_testkit::query::rows;
 use duet_testkit::Duetd;
 
 fn options(server: &Duetd) -> ClientOptions {
@@ -23,31 +23,6 @@ fn options(server: &Duetd) -> ClientOptions {
         port: server.port(),
         ..ClientOptions::default()
     }
-}
-
-async fn rows(client: &mut Client, sql: &str) -> Result<Vec<Vec<String>>, ClientError> {
-    match client.execute(sql).await? {
-        Outcome::Rows(rs) => {
-            let (rs, blocks) = client.collect(rs).await?;
-            Ok(render(&rs, &blocks))
-        }
-        Outcome::Done(_) => Ok(Vec::new()),
-    }
-}
-
-fn render(rs: &ResultSet, blocks: &[TsBlock]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for block in blocks {
-        for r in 0..block.n_rows() {
-            let mut row = Vec::new();
-            if !rs.ignore_time_stamp {
-                row.push(block.times[r].to_string());
-            }
-            row.extend(block.columns.iter().map(|c| c.render(r)));
-            out.push(row);
-        }
-    }
-    out
 }
 
 /// A pipe connection that has passed IoTDB's handshake V2 with the parameters a default 2.x sender

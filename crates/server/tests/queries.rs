@@ -13,12 +13,13 @@
 
 use std::time::{Duration, Instant};
 
-use duet_proto::client::{Client, ClientError, ClientOptions, Outcome, ResultSet};
+use duet_proto::client::{Client, ClientError, ClientOptions, Outcome};
 use duet_proto::codec::{Protocol, MAX_REPLY_FRAME_BYTES};
 use duet_proto::rpc;
 use duet_proto::t;
-use duet_proto::tsblock::{self, TsBlock};
+use duet_proto::tsblock;
 use duet_proto::types::DataType;
+use duet_testkit::query::{render, rows};
 use duet_testkit::{wait_for, Duetd, DuetdOptions};
 
 /// A server started with `toml` as its configuration file (kept in its own temporary directory).
@@ -52,32 +53,6 @@ async fn connect(server: &Duetd, fetch_size: i32) -> Client {
     })
     .await
     .unwrap()
-}
-
-/// Every row of a query, rendered, with the time first when the result has one.
-async fn rows(client: &mut Client, sql: &str) -> Result<Vec<Vec<String>>, ClientError> {
-    match client.execute(sql).await? {
-        Outcome::Rows(rs) => {
-            let (rs, blocks) = client.collect(rs).await?;
-            Ok(render(&rs, &blocks))
-        }
-        Outcome::Done(_) => Ok(Vec::new()),
-    }
-}
-
-fn render(rs: &ResultSet, blocks: &[TsBlock]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for block in blocks {
-        for r in 0..block.n_rows() {
-            let mut row = Vec::new();
-            if !rs.ignore_time_stamp {
-                row.push(block.times[r].to_string());
-            }
-            row.extend(block.columns.iter().map(|c| c.render(r)));
-            out.push(row);
-        }
-    }
-    out
 }
 
 fn status_code(result: Result<Vec<Vec<String>>, ClientError>) -> (i32, String) {

@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub mod iotdb_wire;
 pub mod proxy;
+pub mod query;
 
 /// How long a server may take to become ready before a test gives up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);

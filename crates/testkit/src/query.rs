@@ -1,0 +1,32 @@
+//! Query results as tests compare them: every row of a statement rendered as text, the time first
+//! when the result has one.
+
+use duet_proto::client::{Client, ClientError, Outcome, ResultSet};
+use duet_proto::tsblock::TsBlock;
+
+/// Every row of `sql`'s result, rendered; no rows for a statement without a result set.
+pub async fn rows(client: &mut Client, sql: &str) -> Result<Vec<Vec<String>>, ClientError> {
+    match client.execute(sql).await? {
+        Outcome::Rows(rs) => {
+            let (rs, blocks) = client.collect(rs).await?;
+            Ok(render(&rs, &blocks))
+        }
+        Outcome::Done(_) => Ok(Vec::new()),
+    }
+}
+
+/// The rows of fetched blocks, rendered.
+pub fn render(rs: &ResultSet, blocks: &[TsBlock]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for block in blocks {
+        for r in 0..block.n_rows() {
+            let mut row = Vec::new();
+            if !rs.ignore_time_stamp {
+                row.push(block.times[r].to_string());
+            }
+            row.extend(block.columns.iter().map(|c| c.render(r)));
+            out.push(row);
+        }
+    }
+    out
+}
