@@ -17,6 +17,7 @@ pub mod plan_type {
     pub const SET_TTL: i16 = 201;
     pub const DELETE_DATABASE: i16 = 206;
     pub const ALTER_DATABASE: i16 = 210;
+    pub const PIPE_SET_TTL: i16 = 1705;
 }
 
 /// A config plan Duet applies.
@@ -34,6 +35,8 @@ pub enum ConfigPlan {
         pattern: String,
         ttl_ms: i64,
     },
+    /// `PipeSetTTLPlan`: the `SetTTLPlan`s a pipe's pattern produced from one statement.
+    SetTtls(Vec<(String, i64)>),
 }
 
 fn malformed(message: impl Into<String>) -> ProtoError {
@@ -53,7 +56,6 @@ fn plan_name(code: i16) -> String {
         1702 => "PipeDeleteTimeSeries".into(),
         1703 => "PipeDeleteLogicalView".into(),
         1704 => "PipeDeactivateTemplate".into(),
-        1705 => "PipeSetTTL".into(),
         2100..=2105 => format!("an authority plan ({code})"),
         other => format!("config plan type {other}"),
     }
@@ -76,26 +78,61 @@ pub fn decode_config_plan(body: &[u8]) -> Result<ConfigPlan> {
             Ok(ConfigPlan::DeleteDatabase { name })
         }
         plan_type::SET_TTL => {
-            // Path nodes, the TTL, and (newer releases) whether the path is a database.
-            let n = input.count(4, "path nodes")?;
-            let nodes = (0..n)
-                .map(|_| input.string("path node"))
-                .collect::<Result<Vec<_>>>()?;
-            let ttl_ms = input.i64("ttl")?;
+            let (pattern, ttl_ms) = set_ttl(&mut input)?;
+            // The flag after the TTL exists in newer releases only.
             if !input.is_empty() {
                 input.u8("isDataBase")?;
             }
             end(&input)?;
-            Ok(ConfigPlan::SetTtl {
-                pattern: nodes.join("."),
-                ttl_ms,
-            })
+            Ok(ConfigPlan::SetTtl { pattern, ttl_ms })
+        }
+        plan_type::PIPE_SET_TTL => {
+            // A count, then whole `SetTTLPlan`s (type and fields) back to back: whether each
+            // carries the newer flag byte is told by the layout that reads the body to its end.
+            let n = input.count(14, "SetTTL plans")?;
+            let mut first_error = None;
+            for with_flag in [true, false] {
+                let mut attempt = input;
+                let parsed = (0..n)
+                    .map(|_| {
+                        let code = attempt.i16("config plan type")?;
+                        if code != plan_type::SET_TTL {
+                            return Err(malformed(format!(
+                                "a PipeSetTTLPlan holding plan type {code}"
+                            )));
+                        }
+                        let ttl = set_ttl(&mut attempt)?;
+                        if with_flag {
+                            attempt.u8("isDataBase")?;
+                        }
+                        Ok(ttl)
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .and_then(|plans| end(&attempt).map(|()| plans));
+                match parsed {
+                    Ok(plans) => return Ok(ConfigPlan::SetTtls(plans)),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            Err(first_error.unwrap_or_else(|| malformed("malformed PipeSetTTLPlan")))
         }
         other => Err(ProtoError::Unsupported(format!(
             "{} is not a config plan Duet applies from a pipe",
             plan_name(other)
         ))),
     }
+}
+
+/// `SetTTLPlan`'s path nodes and TTL (the caller reads the flag that may follow).
+fn set_ttl(input: &mut ByteReader<'_>) -> Result<(String, i64)> {
+    let n = input.count(4, "path nodes")?;
+    let nodes = (0..n)
+        .map(|_| input.string("path node"))
+        .collect::<Result<Vec<_>>>()?;
+    let ttl_ms = input.i64("ttl")?;
+    Ok((nodes.join("."), ttl_ms))
 }
 
 fn end(input: &ByteReader<'_>) -> Result<()> {
@@ -193,6 +230,33 @@ mod tests {
                     ttl_ms: 86_400_000
                 }
             );
+        }
+    }
+
+    #[test]
+    fn a_pipe_set_ttl_plan_carries_its_set_ttl_plans_with_or_without_the_flag() {
+        for with_flag in [false, true] {
+            let mut b = Vec::new();
+            b.put_i16(1705);
+            b.put_i32(2);
+            for (nodes, ttl) in [(["root", "a", "**"], 1000i64), (["root", "b", "d"], 2000)] {
+                b.put_i16(201);
+                b.put_i32(3);
+                for n in nodes {
+                    string(&mut b, n);
+                }
+                b.put_i64(ttl);
+                if with_flag {
+                    b.put_u8(1);
+                }
+            }
+            assert_eq!(
+                decode_config_plan(&b).unwrap(),
+                ConfigPlan::SetTtls(vec![("root.a.**".into(), 1000), ("root.b.d".into(), 2000)])
+            );
+            for cut in 0..b.len() {
+                assert!(decode_config_plan(&b[..cut]).is_err(), "cut {cut}");
+            }
         }
     }
 

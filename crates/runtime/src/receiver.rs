@@ -271,6 +271,21 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
             patterns: vec![pattern],
             ttl_ms,
         },
+        ConfigPlan::SetTtls(plans) => {
+            for (pattern, ttl_ms) in plans {
+                let change = SchemaChange::SetTtl {
+                    patterns: vec![pattern],
+                    ttl_ms,
+                };
+                if let Err(e) = engine
+                    .apply_unversioned_schema(origin.clone(), change)
+                    .await
+                {
+                    return refused(e);
+                }
+            }
+            return TPipeTransferResp::new(status::success(), None);
+        }
     };
     match engine.apply_unversioned_schema(origin, change).await {
         Ok(()) => TPipeTransferResp::new(status::success(), None),
