@@ -1,0 +1,223 @@
+"""Measures the queries of issue 11 on Duet, PostgreSQL 15 and DuckDB over the same data, in one run.
+
+Started by run.sh (which provides duetd, PostgreSQL and the environment). The data: ROWS rows, one per
+second from t = 0 ms, of COLUMNS DOUBLE series s0..s9 drawn uniformly from [0, 1) with a fixed seed.
+Duet is measured twice: with the points in its memtable, then after FLUSH (Parquet). Each query runs
+REPEATS times per engine after one warm-up; the report gives the median and the min–max in ms, and
+each query's result on every engine so a reader can see they agree.
+"""
+
+import io
+import os
+import statistics
+import time
+
+import duckdb
+import numpy as np
+import pandas as pd
+import psycopg2
+from iotdb.Session import Session
+from iotdb.utils.IoTDBConstants import TSDataType
+from iotdb.utils.NumpyTablet import NumpyTablet
+
+ROWS = int(os.environ.get("ROWS", "2000000"))
+COLUMNS = int(os.environ.get("COLUMNS", "10"))
+REPEATS = int(os.environ.get("REPEATS", "5"))
+DUET_PORT = int(os.environ["DUET_PORT"])
+PG_PORT = int(os.environ["PG_PORT"])
+REPORT_PATH = os.environ["REPORT_PATH"]
+DUET_REV = os.environ.get("DUET_REV", "unknown")
+
+STEP_MS = 1000
+END = ROWS * STEP_MS
+SLICE = (END // 2, END // 2 + END // 100)  # a 1 % time slice
+NAMES = [f"s{i}" for i in range(COLUMNS)]
+
+# (label, Duet SQL, PostgreSQL / DuckDB SQL)
+QUERIES = [
+    (
+        f"count(s0) over {ROWS:,} points",
+        "select count(s0) from root.bench.d",
+        "select count(s0) from bench",
+    ),
+    (
+        f"4 aggregates over 4 series ({4 * ROWS:,} points)",
+        "select count(s0), avg(s1), max_value(s2), min_value(s3) from root.bench.d",
+        "select count(s0), avg(s1), max(s2), min(s3) from bench",
+    ),
+    (
+        "avg, max_value group by ([0, end), 1h)",
+        f"select avg(s0), max_value(s0) from root.bench.d group by ([0, {END}), 1h)",
+        "select time - time % 3600000 as w, avg(s0), max(s0) from bench group by w order by w",
+    ),
+    (
+        "1 % time slice, count + avg",
+        f"select count(s0), avg(s0) from root.bench.d where time >= {SLICE[0]} and time < {SLICE[1]}",
+        f"select count(s0), avg(s0) from bench where time >= {SLICE[0]} and time < {SLICE[1]}",
+    ),
+    (
+        "count(s0) where s1 > 0.999",
+        "select count(s0) from root.bench.d where s1 > 0.999",
+        "select count(s0) from bench where s1 > 0.999",
+    ),
+    (
+        "select last s0",
+        "select last s0 from root.bench.d",
+        "select time, s0 from bench order by time desc limit 1",
+    ),
+]
+
+
+def data():
+    rng = np.random.default_rng(11)
+    times = np.arange(ROWS, dtype=np.int64) * STEP_MS
+    values = [rng.random(ROWS) for _ in range(COLUMNS)]
+    return times, values
+
+
+def timed(run):
+    """Median, min and max in ms of REPEATS runs after one warm-up, and the last result."""
+    result = run()
+    samples = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        result = run()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), min(samples), max(samples), result
+
+
+def duet_session():
+    session = Session("127.0.0.1", DUET_PORT, "root", "root", fetch_size=10000)
+    for _ in range(100):
+        try:
+            session.open(False)
+            return session
+        except Exception:  # duetd still starting
+            time.sleep(0.1)
+    session.open(False)
+    return session
+
+
+def duet_query(session, sql):
+    def run():
+        with session.execute_query_statement(sql) as ds:
+            return ds.todf().values.tolist()
+
+    return run
+
+
+def load_duet(session, times, values):
+    session.execute_non_query_statement("create database root.bench")
+    batch = 50_000
+    for start in range(0, ROWS, batch):
+        end = min(start + batch, ROWS)
+        tablet = NumpyTablet(
+            "root.bench.d",
+            NAMES,
+            [TSDataType.DOUBLE] * COLUMNS,
+            [v[start:end] for v in values],
+            times[start:end],
+        )
+        session.insert_tablet(tablet)
+
+
+def load_pg(times, values):
+    conn = psycopg2.connect(host="127.0.0.1", port=PG_PORT, user="postgres", dbname="postgres")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cols = ", ".join(f"{n} double precision" for n in NAMES)
+    cur.execute(f"create table bench (time bigint primary key, {cols})")
+    frame = pd.DataFrame({"time": times, **{n: v for n, v in zip(NAMES, values)}})
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, header=False)
+    buf.seek(0)
+    cur.copy_expert("copy bench from stdin with (format csv)", buf)
+    cur.execute("vacuum analyze bench")
+    return conn
+
+
+def pg_query(conn, sql):
+    def run():
+        cur = conn.cursor()
+        cur.execute(sql)
+        return cur.fetchall()
+
+    return run
+
+
+def load_duckdb(times, values):
+    con = duckdb.connect()
+    frame = pd.DataFrame({"time": times, **{n: v for n, v in zip(NAMES, values)}})
+    con.register("frame", frame)
+    con.execute("create table bench as select * from frame")
+    con.unregister("frame")
+    return con
+
+
+def duckdb_query(con, sql):
+    return lambda: con.execute(sql).fetchall()
+
+
+def short(result):
+    text = repr(result[:2]) if isinstance(result, list) else repr(result)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def main():
+    times, values = data()
+    session = duet_session()
+    started = time.perf_counter()
+    load_duet(session, times, values)
+    duet_load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    pg = load_pg(times, values)
+    pg_load_s = time.perf_counter() - started
+    duck = load_duckdb(times, values)
+
+    rows = []
+    memtable = [timed(duet_query(session, q[1])) for q in QUERIES]
+    session.execute_non_query_statement("flush")
+    flushed = [timed(duet_query(session, q[1])) for q in QUERIES]
+    postgres = [timed(pg_query(pg, q[2])) for q in QUERIES]
+    ducks = [timed(duckdb_query(duck, q[2])) for q in QUERIES]
+    for i, q in enumerate(QUERIES):
+        rows.append((q[0], flushed[i], memtable[i], postgres[i], ducks[i]))
+    session.close()
+
+    def cell(m):
+        return f"{m[0]:,.1f} ({m[1]:,.1f}–{m[2]:,.1f})"
+
+    ratios = [r[1][0] / r[3][0] for r in rows if r[3][0] > 0]
+    geo = statistics.geometric_mean(ratios) if ratios else float("nan")
+    lines = [
+        "# Query benchmark (issue 11): Duet vs PostgreSQL 15 vs DuckDB",
+        "",
+        f"Duet {DUET_REV}; {ROWS:,} rows × {COLUMNS} DOUBLE series ({ROWS * COLUMNS:,} points), one row a "
+        f"second; {REPEATS} runs per query after a warm-up; milliseconds, median (min–max). Same machine, "
+        "same run. Duet loaded through the official Python client's tablets "
+        f"({duet_load_s:.1f} s), PostgreSQL through COPY into a table with a primary key on time "
+        f"({pg_load_s:.1f} s), DuckDB in memory. Duet's SELECT LAST vs `order by time desc limit 1`.",
+        "",
+        "| query | Duet flushed | Duet in memtable | PostgreSQL | DuckDB | Duet flushed / PostgreSQL |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, f, m, p, d in rows:
+        ratio = f[0] / p[0] if p[0] > 0 else float("nan")
+        lines.append(f"| {label} | {cell(f)} | {cell(m)} | {cell(p)} | {cell(d)} | {ratio:.2f} |")
+    lines += [
+        "",
+        f"Geometric mean of Duet flushed / PostgreSQL: **{geo:.2f}** (issue 11's target: ≤ 0.25).",
+        "",
+        "Results (first rows), to check the engines agree:",
+        "",
+    ]
+    for i, (label, f, m, p, d) in enumerate(rows):
+        lines.append(f"- {label}: Duet `{short(f[3])}`, PostgreSQL `{short(p[3])}`, DuckDB `{short(d[3])}`")
+    report = "\n".join(lines) + "\n"
+    with open(REPORT_PATH, "w") as out:
+        out.write(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
