@@ -14,12 +14,14 @@ pub struct ObjectVersion {
     pub present: bool,
 }
 
+/// SQLite integers are signed: a version's u64 parts are stored bit for bit (instance numbers are
+/// 64-bit hashes, half of them above `i64::MAX`).
 fn to_sql(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+    i64::from_ne_bytes(v.to_ne_bytes())
 }
 
 fn from_sql(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
+    u64::from_ne_bytes(v.to_ne_bytes())
 }
 
 impl Catalog {
@@ -93,7 +95,7 @@ mod tests {
         assert_eq!(catalog.schema_version("db:root.a").unwrap(), None);
         let v = |hlc, present| ObjectVersion {
             hlc,
-            instance: 2,
+            instance: u64::MAX - 2,
             present,
         };
         catalog

@@ -366,9 +366,8 @@ impl Engine {
             Origin::Pipe { instance } => instance,
             Origin::Local => self.storage.instance(),
         };
-        let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
         let version = Version {
-            hlc: millis << 16,
+            hlc: self.storage.fresh_hlc(),
             instance,
         };
         self.apply_replicated(origin, version, vec![Op::Meta(change.encode())])
@@ -548,40 +547,19 @@ impl Engine {
         let mut out = Vec::new();
         let (databases, series): (Vec<String>, Vec<SeriesInfo>) = {
             let schema = self.schema_read()?;
+            // Template series come with their template's activation, sent after it.
             (
                 schema.databases().cloned().collect(),
-                schema.matching_series(pattern),
+                schema
+                    .matching_series(pattern)
+                    .into_iter()
+                    .filter(|s| !schema.is_template_series(&s.device, &s.measurement))
+                    .collect(),
             )
         };
         for db in databases {
             let version = recorded(&database_object(&db))?;
             out.push((SchemaChange::CreateDatabase { path: db }, version));
-        }
-        for s in series {
-            let version = recorded(&series_object(&s.device, &s.measurement))?;
-            out.push((
-                SchemaChange::CreateSeries {
-                    device: s.device.clone(),
-                    aligned: s.aligned,
-                    series: vec![SeriesSpec {
-                        measurement: s.measurement.clone(),
-                        data_type: s.data_type.name().to_string(),
-                        encoding: s.encoding.clone(),
-                        compressor: s.compressor.clone(),
-                    }],
-                },
-                version,
-            ));
-        }
-        for (pattern, ttl_ms) in self.catalog.ttl_rules()? {
-            let version = recorded(&ttl_object(&pattern))?;
-            out.push((
-                SchemaChange::SetTtl {
-                    patterns: vec![pattern],
-                    ttl_ms,
-                },
-                version,
-            ));
         }
         for name in self.template_names()? {
             if let Some(template) = self.template(&name)? {
@@ -630,6 +608,32 @@ impl Engine {
         for device in activated {
             let version = recorded(&activation_object(&device))?;
             out.push((SchemaChange::ActivateTemplate { device }, version));
+        }
+        for s in series {
+            let version = recorded(&series_object(&s.device, &s.measurement))?;
+            out.push((
+                SchemaChange::CreateSeries {
+                    device: s.device.clone(),
+                    aligned: s.aligned,
+                    series: vec![SeriesSpec {
+                        measurement: s.measurement.clone(),
+                        data_type: s.data_type.name().to_string(),
+                        encoding: s.encoding.clone(),
+                        compressor: s.compressor.clone(),
+                    }],
+                },
+                version,
+            ));
+        }
+        for (pattern, ttl_ms) in self.catalog.ttl_rules()? {
+            let version = recorded(&ttl_object(&pattern))?;
+            out.push((
+                SchemaChange::SetTtl {
+                    patterns: vec![pattern],
+                    ttl_ms,
+                },
+                version,
+            ));
         }
         for name in self.catalog.list_users()? {
             if let Some(password_hash) = self.catalog.user_password_hash(&name)? {
@@ -739,7 +743,16 @@ impl Engine {
                 if !self.superseded(&object, version)? {
                     let path = crate::engine::canonical_path(path)?;
                     let mut schema = self.schema_write()?;
-                    if !schema.databases().any(|db| *db == path) {
+                    // A database above or below the path (created here by data or series that
+                    // arrived first) already holds what the peer's would: creating it would only
+                    // fail, and stall the pipe.
+                    let nodes = paths::split(&path);
+                    let overlaps = schema.databases().any(|db| {
+                        let db_nodes = paths::split(db);
+                        let n = db_nodes.len().min(nodes.len());
+                        db_nodes[..n] == nodes[..n]
+                    });
+                    if !overlaps {
                         schema.create_database(&self.catalog, &path)?;
                     }
                     records.push((object, object_version(version, true)));

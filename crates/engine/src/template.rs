@@ -660,11 +660,9 @@ impl Engine {
             let mut series = Vec::new();
             for device in &devices {
                 if let Some(info) = schema.devices_mut().remove(device) {
-                    let device_nodes = paths::split(device);
+                    // Storage keys: the device key, `.` and the measurement as written.
                     for m in info.measurements.keys() {
-                        let mut nodes = device_nodes.clone();
-                        nodes.push(m.clone());
-                        series.push(paths::join(&nodes));
+                        series.push(format!("{device}.{m}"));
                     }
                 }
             }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use duet_catalog::{Catalog, ImmutableSettings};
 use duet_engine::{Engine, Output, SessionContext};
-use duet_storage::{LogEntry, LogRead, Op, Origin, Storage, StorageOptions};
+use duet_storage::{LogEntry, LogRead, Op, Origin, Storage, StorageOptions, Version};
 
 struct Instance {
     _dir: tempfile::TempDir,
@@ -107,6 +107,19 @@ impl Instance {
     fn head(&self) -> u64 {
         self.engine.storage().head()
     }
+
+    /// The version of the last entry in this instance's log.
+    fn last_version(&self) -> Version {
+        let LogRead::Entries(entries) = self
+            .engine
+            .storage()
+            .read_log(self.head().saturating_sub(1), 1)
+            .unwrap()
+        else {
+            panic!("log truncated")
+        };
+        entries.last().unwrap().version
+    }
 }
 
 #[tokio::test]
@@ -129,8 +142,10 @@ async fn concurrent_conflicting_schema_changes_converge_in_any_order() {
         .await;
     b.exec("delete timeseries root.c.d.gone").await;
     b.exec("set ttl to root.c.d 2000000").await;
+    let b_set = b.last_version();
     // Concurrently (neither has the other's yet): A unsets the TTL, B recreates s as DOUBLE.
     a.exec("unset ttl to root.c.d").await;
+    let a_unset = a.last_version();
     b.exec("delete timeseries root.c.d.s").await;
     b.exec("create timeseries root.c.d.s with datatype=DOUBLE")
         .await;
@@ -155,12 +170,13 @@ async fn concurrent_conflicting_schema_changes_converge_in_any_order() {
         ]
         .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
         assert_eq!(series, expected, "instance {}", side.instance);
-        // The TTL: A's unset came after B's set (a later version), so no rule is left.
-        assert!(
-            side.rows("show ttl on root.c.**").await.is_empty(),
-            "instance {}",
-            side.instance
-        );
+        // The TTL: the two changes were concurrent; the one with the higher version wins on both.
+        let ttl = side.rows("show ttl on root.c.**").await;
+        if a_unset > b_set {
+            assert!(ttl.is_empty(), "instance {}: {ttl:?}", side.instance);
+        } else {
+            assert_eq!(ttl, [["root.c.d", "2000000"]], "instance {}", side.instance);
+        }
         // A's INT32 point of the old s stays hidden behind B's newer delete.
         assert!(side.rows("select s from root.c.d").await.is_empty());
     }
@@ -171,15 +187,16 @@ async fn a_drop_wins_over_an_older_create_below_it_and_loses_to_a_newer_one() {
     let a = open(1);
     let b = open(2);
     let (from_a, from_b) = (a.head(), b.head());
+    // Concurrently: A creates `old` under root.x, B creates root.x and drops it.
     a.exec("create timeseries root.x.d.old with datatype=INT64")
         .await;
     b.exec("create database root.x").await;
     b.exec("drop database root.x").await;
+    // A learns of the drop, then creates `new` (so after the drop, whatever the clocks say).
+    a.apply(&b, &b.schema_entries(from_b)).await;
     a.exec("create timeseries root.x.d.new with datatype=INT64")
         .await;
-    let (a_entries, b_entries) = (a.schema_entries(from_a), b.schema_entries(from_b));
-    a.apply(&b, &b_entries).await;
-    b.apply(&a, &a_entries).await;
+    b.apply(&a, &a.schema_entries(from_a)).await;
     for side in [&a, &b] {
         let series: Vec<String> = side
             .rows("show timeseries root.x.**")
@@ -193,7 +210,7 @@ async fn a_drop_wins_over_an_older_create_below_it_and_loses_to_a_newer_one() {
 }
 
 #[tokio::test]
-async fn concurrent_password_changes_converge_to_the_later_one() {
+async fn concurrent_password_changes_converge_to_the_one_with_the_higher_version() {
     let a = open(1);
     let b = open(2);
     let (from_a, from_b) = (a.head(), b.head());
@@ -204,24 +221,31 @@ async fn concurrent_password_changes_converge_to_the_later_one() {
     }
     b.apply(&a, &a.schema_entries(from_a)).await;
     let seen = a.head();
-    // Both change the password before seeing the other's change; B's is the later one.
+    // Both change the password before seeing the other's change; the higher version wins.
+    let mut versions = Vec::new();
     for (side, password) in [(&a, "second45"), (&b, "third678")] {
         side.catalog.set_password("ops", password).unwrap();
         let _g = side.engine.schema_change_guard().await;
         side.engine.log_user_change("ops").await.unwrap();
+        versions.push(side.last_version());
     }
+    let (winner, loser) = if versions[1] > versions[0] {
+        ("third678", "second45")
+    } else {
+        ("second45", "third678")
+    };
     let (a_new, b_new) = (a.schema_entries(seen), b.schema_entries(from_b));
     b.apply(&a, &a_new).await;
     a.apply(&b, &b_new).await;
     for side in [&a, &b] {
         let catalog = &side.catalog;
         assert!(
-            catalog.authenticate("ops", "third678").is_ok(),
+            catalog.authenticate("ops", winner).is_ok(),
             "instance {}",
             side.instance
         );
         assert!(
-            catalog.authenticate("ops", "second45").is_err(),
+            catalog.authenticate("ops", loser).is_err(),
             "instance {}",
             side.instance
         );

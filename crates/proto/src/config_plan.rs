@@ -30,13 +30,21 @@ pub enum ConfigPlan {
     DeleteDatabase {
         name: String,
     },
-    /// `SET TTL`: the path pattern (joined from its nodes) and the TTL in ms (`i64::MAX`: INF).
-    SetTtl {
-        pattern: String,
-        ttl_ms: i64,
-    },
+    /// `SET TTL` (`UNSET TTL` too: IoTDB sends it as a TTL of -1, its `NULL_TTL`).
+    SetTtl(TtlRule),
     /// `PipeSetTTLPlan`: the `SetTTLPlan`s a pipe's pattern produced from one statement.
-    SetTtls(Vec<(String, i64)>),
+    SetTtls(Vec<TtlRule>),
+}
+
+/// One `SetTTLPlan`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TtlRule {
+    /// The path pattern, joined from its nodes.
+    pub pattern: String,
+    /// Milliseconds; `i64::MAX` is INF, and -1 (any value ≤ 0) means the rule is removed.
+    pub ttl_ms: i64,
+    /// IoTDB's `isDataBase`: the path is a database, and the rule covers what is under it too.
+    pub database: bool,
 }
 
 fn malformed(message: impl Into<String>) -> ProtoError {
@@ -80,11 +88,13 @@ pub fn decode_config_plan(body: &[u8]) -> Result<ConfigPlan> {
         plan_type::SET_TTL => {
             let (pattern, ttl_ms) = set_ttl(&mut input)?;
             // The flag after the TTL exists in newer releases only.
-            if !input.is_empty() {
-                input.u8("isDataBase")?;
-            }
+            let database = !input.is_empty() && input.u8("isDataBase")? != 0;
             end(&input)?;
-            Ok(ConfigPlan::SetTtl { pattern, ttl_ms })
+            Ok(ConfigPlan::SetTtl(TtlRule {
+                pattern,
+                ttl_ms,
+                database,
+            }))
         }
         plan_type::PIPE_SET_TTL => {
             // A count, then whole `SetTTLPlan`s (type and fields) back to back: whether each
@@ -101,11 +111,13 @@ pub fn decode_config_plan(body: &[u8]) -> Result<ConfigPlan> {
                                 "a PipeSetTTLPlan holding plan type {code}"
                             )));
                         }
-                        let ttl = set_ttl(&mut attempt)?;
-                        if with_flag {
-                            attempt.u8("isDataBase")?;
-                        }
-                        Ok(ttl)
+                        let (pattern, ttl_ms) = set_ttl(&mut attempt)?;
+                        let database = with_flag && attempt.u8("isDataBase")? != 0;
+                        Ok(TtlRule {
+                            pattern,
+                            ttl_ms,
+                            database,
+                        })
                     })
                     .collect::<Result<Vec<_>>>()
                     .and_then(|plans| end(&attempt).map(|()| plans));
@@ -225,10 +237,11 @@ mod tests {
             }
             assert_eq!(
                 decode_config_plan(&ttl).unwrap(),
-                ConfigPlan::SetTtl {
+                ConfigPlan::SetTtl(TtlRule {
                     pattern: "root.sg.**".into(),
-                    ttl_ms: 86_400_000
-                }
+                    ttl_ms: 86_400_000,
+                    database: false,
+                })
             );
         }
     }
@@ -250,9 +263,14 @@ mod tests {
                     b.put_u8(1);
                 }
             }
+            let rule = |pattern: &str, ttl_ms| TtlRule {
+                pattern: pattern.into(),
+                ttl_ms,
+                database: with_flag,
+            };
             assert_eq!(
                 decode_config_plan(&b).unwrap(),
-                ConfigPlan::SetTtls(vec![("root.a.**".into(), 1000), ("root.b.d".into(), 2000)])
+                ConfigPlan::SetTtls(vec![rule("root.a.**", 1000), rule("root.b.d", 2000)])
             );
             for cut in 0..b.len() {
                 assert!(decode_config_plan(&b[..cut]).is_err(), "cut {cut}");

@@ -264,29 +264,47 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
             )
         }
     };
-    let change = match plan {
-        ConfigPlan::CreateDatabase { name } => SchemaChange::CreateDatabase { path: name },
-        ConfigPlan::DeleteDatabase { name } => SchemaChange::DropDatabase { path: name },
-        ConfigPlan::SetTtl { pattern, ttl_ms } => SchemaChange::SetTtl {
-            patterns: vec![pattern],
-            ttl_ms,
-        },
-        ConfigPlan::SetTtls(plans) => {
-            for (pattern, ttl_ms) in plans {
-                let change = SchemaChange::SetTtl {
-                    patterns: vec![pattern],
-                    ttl_ms,
-                };
-                if let Err(e) = engine
-                    .apply_unversioned_schema(origin.clone(), change)
-                    .await
-                {
-                    return refused(e);
-                }
-            }
-            return TPipeTransferResp::new(status::success(), None);
+    let rules = match plan {
+        ConfigPlan::CreateDatabase { name } => {
+            return apply_peer_change(engine, origin, SchemaChange::CreateDatabase { path: name })
+                .await
         }
+        ConfigPlan::DeleteDatabase { name } => {
+            return apply_peer_change(engine, origin, SchemaChange::DropDatabase { path: name })
+                .await
+        }
+        ConfigPlan::SetTtl(rule) => vec![rule],
+        ConfigPlan::SetTtls(rules) => rules,
     };
+    for rule in rules {
+        // A database's rule covers what is under it (IoTDB's isDataBase); IoTDB's UNSET TTL is a
+        // TTL of -1 (its NULL_TTL), and no TTL of 0 or less is a rule.
+        let patterns = if rule.database {
+            vec![rule.pattern.clone(), format!("{}.**", rule.pattern)]
+        } else {
+            vec![rule.pattern]
+        };
+        let change = if rule.ttl_ms <= 0 {
+            SchemaChange::UnsetTtl { patterns }
+        } else {
+            SchemaChange::SetTtl {
+                patterns,
+                ttl_ms: rule.ttl_ms,
+            }
+        };
+        let resp = apply_peer_change(engine, origin.clone(), change).await;
+        if resp.status.code != status::success().code {
+            return resp;
+        }
+    }
+    TPipeTransferResp::new(status::success(), None)
+}
+
+async fn apply_peer_change(
+    engine: &Engine,
+    origin: Origin,
+    change: SchemaChange,
+) -> TPipeTransferResp {
     match engine.apply_unversioned_schema(origin, change).await {
         Ok(()) => TPipeTransferResp::new(status::success(), None),
         Err(e) => refused(e),

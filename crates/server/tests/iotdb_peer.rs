@@ -681,6 +681,18 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             rows(&mut client, "show ttl on root.sg1.**").await.unwrap(),
             [["root.sg1.**", "1000000000000"]]
         );
+        // IoTDB's UNSET TTL is a SetTTLPlan with -1: the rule goes (it must not become a TTL that
+        // expires everything), and a database's rule covers what is under it.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::set_ttl_plan("root.sg1.**", -1),
+        )
+        .await;
+        assert!(rows(&mut client, "show ttl on root.sg1.**")
+            .await
+            .unwrap()
+            .is_empty());
         // History: a sealed TsFile written by Apache's tsfile package.
         let (file, sidecar) = fixture("tree_plain");
         let status = send_tsfile(&mut sender, "7-7-0-0.tsfile", &file, None, 2048).await;

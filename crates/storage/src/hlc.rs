@@ -20,10 +20,20 @@ impl Hlc {
         self.last
     }
 
+    /// The largest value issued or observed so far.
+    pub(crate) fn last(&self) -> u64 {
+        self.last
+    }
+
     /// The HLC receive rule: later values issued here are greater than `hlc`.
     pub(crate) fn observe(&mut self, hlc: u64) {
         self.last = self.last.max(hlc);
     }
+}
+
+/// The wall clock as an HLC value (no logical part).
+pub(crate) fn wall_clock_hlc() -> u64 {
+    wall_clock_ms() << LOGICAL_BITS
 }
 
 fn wall_clock_ms() -> u64 {

@@ -131,6 +131,8 @@ struct Shared {
     cursors: Mutex<BTreeMap<String, Lsn>>,
     /// Set once a write or sync of the log failed; every later write is refused with it.
     poisoned: Mutex<Option<String>>,
+    /// The largest HLC value the log writer issued or observed, for [`Storage::fresh_hlc`].
+    last_hlc: std::sync::atomic::AtomicU64,
     closed: AtomicBool,
     /// Test hook: how many of the next log syncs fail as a failing disk would.
     failing_syncs: AtomicU32,
@@ -366,6 +368,7 @@ impl Storage {
             head: head_tx,
             cursors: Mutex::new(BTreeMap::new()),
             poisoned: Mutex::new(None),
+            last_hlc: std::sync::atomic::AtomicU64::new(hlc.last()),
             closed: AtomicBool::new(false),
             failing_syncs: AtomicU32::new(0),
             flush_state: Mutex::new(manifest),
@@ -573,6 +576,14 @@ impl Storage {
             .send(FlusherMsg::Flush(reply))
             .map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// An HLC value for a change that is versioned before it is written (a peer's versionless schema
+    /// change): past the wall clock and past every version this log has issued or taken, as the
+    /// log writer's own clock would give.
+    pub fn fresh_hlc(&self) -> u64 {
+        let issued = self.inner.shared.last_hlc.load(Ordering::Relaxed);
+        crate::hlc::wall_clock_hlc().max(issued.saturating_add(1))
     }
 
     /// This instance's number: the `instance` of the versions it issues.
@@ -1695,6 +1706,9 @@ impl LogWriter {
                         },
                     },
                 };
+                self.shared
+                    .last_hlc
+                    .fetch_max(version.hlc, Ordering::Relaxed);
                 let lsn = self.next_lsn;
                 self.next_lsn += 1;
                 header.clear();
