@@ -13,7 +13,7 @@ use crate::{Engine, EngineError, Result};
 impl Engine {
     /// Creates the series an insert needs, with the types its columns carry; a series that exists
     /// with another type is a conflict the sender must see.
-    fn ensure_schema(&self, insert: &InsertOp) -> Result<()> {
+    fn ensure_schema(&self, insert: &InsertOp, version: Version) -> Result<()> {
         // A device under a path where this instance has a template set activates it, as a local
         // write would (and the template's types then apply), so both sides agree on what the
         // device is and later local writes to it follow the template too.
@@ -44,6 +44,15 @@ impl Engine {
             .write()
             .map_err(|_| EngineError::Internal("schema lock poisoned".into()))?;
         missing.retain(|(m, _, _, _)| schema.series_type(&insert.device, m).is_none());
+        // A series (or database) dropped by a change newer than this write stays dropped: the
+        // write's points are older than the drop's tombstones anyway.
+        let mut kept = Vec::with_capacity(missing.len());
+        for spec in missing {
+            if !self.dropped_since(&insert.device, &spec.0, version)? {
+                kept.push(spec);
+            }
+        }
+        let missing = kept;
         if missing.is_empty() {
             return Ok(());
         }
@@ -53,7 +62,11 @@ impl Engine {
             insert.aligned,
             &missing,
             true,
-        )
+        )?;
+        drop(schema);
+        // Created by data: recorded with the data's version, so a drop older than this write does
+        // not remove it here while the writer's side keeps it.
+        self.record_created_series(&insert.device, &missing, version)
     }
 
     /// Applies one replicated entry with its original version, recorded with `origin` (a pipe from the
@@ -74,7 +87,7 @@ impl Engine {
         };
         for op in &ops {
             match op {
-                Op::Insert(insert) => self.ensure_schema(insert)?,
+                Op::Insert(insert) => self.ensure_schema(insert, version)?,
                 Op::Meta(bytes) => {
                     let change = SchemaChange::decode(bytes)?;
                     tombstones.extend(self.apply_schema_change(&change, version)?);

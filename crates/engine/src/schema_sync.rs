@@ -704,11 +704,79 @@ impl Engine {
     /// Whether `version` is older than the recorded last change of `object` (an equal one is
     /// applied again: re-applying a change is harmless, and it writes a drop's tombstones again if a
     /// crash lost them).
+    ///
+    /// An object that exists here without a record (created before versions were recorded, or by
+    /// data) counts as changed at `{0, this instance}`, the version a pipe's history gives it: so
+    /// when two such histories cross, the same side wins on both instead of each taking the
+    /// other's. An object with no record that does not exist here is superseded by nothing.
     fn superseded(&self, object: &str, version: Version) -> Result<bool> {
-        Ok(self
-            .catalog
-            .schema_version(object)?
-            .is_some_and(|v| version_of(&v) > version))
+        let exists = self.exists_here(object)?;
+        self.superseded_given(object, version, exists)
+    }
+
+    fn superseded_given(&self, object: &str, version: Version, exists: bool) -> Result<bool> {
+        let current = match self.catalog.schema_version(object)? {
+            Some(v) => version_of(&v),
+            None if exists => Version {
+                hlc: 0,
+                instance: self.storage.instance(),
+            },
+            None => return Ok(false),
+        };
+        Ok(current > version)
+    }
+
+    /// Whether a database, series, TTL rule or user `object` names exists here (templates: not
+    /// looked at, as if absent).
+    fn exists_here(&self, object: &str) -> Result<bool> {
+        if let Some(path) = object.strip_prefix("db:") {
+            return Ok(self.schema_read()?.databases().any(|db| db == path));
+        }
+        if let Some(series) = object.strip_prefix("ts:") {
+            return Ok(match series.split_once('\u{1f}') {
+                Some((device, measurement)) => self
+                    .schema_read()?
+                    .series_type(device, measurement)
+                    .is_some(),
+                None => false,
+            });
+        }
+        if let Some(pattern) = object.strip_prefix("ttl:") {
+            return Ok(self.catalog.ttl_rules()?.iter().any(|(p, _)| p == pattern));
+        }
+        if let Some(name) = object.strip_prefix("user:") {
+            return Ok(self.catalog.user_password_hash(name)?.is_some());
+        }
+        Ok(false)
+    }
+
+    /// Whether `device`.`measurement`, or a database above it, was dropped here by a change newer
+    /// than `version` (catalog only: callable under the schema lock).
+    pub(crate) fn dropped_since(
+        &self,
+        device: &str,
+        measurement: &str,
+        version: Version,
+    ) -> Result<bool> {
+        Ok(
+            self.superseded_given(&series_object(device, measurement), version, false)?
+                || self.dropped_above(device, version)?,
+        )
+    }
+
+    /// Records series just created by a replicated write as present at the write's version.
+    pub(crate) fn record_created_series(
+        &self,
+        device: &str,
+        created: &[(String, DataType, String, String)],
+        version: Version,
+    ) -> Result<()> {
+        let records: Vec<_> = created
+            .iter()
+            .map(|(m, _, _, _)| (series_object(device, m), object_version(version, true)))
+            .collect();
+        self.catalog.set_schema_versions(&records)?;
+        Ok(())
     }
 
     /// Whether a database above `device` was dropped by a change newer than `version` (a series
@@ -773,9 +841,9 @@ impl Engine {
                         below.push(duet_parser::PathNode::Many);
                         let mut newer = Vec::new();
                         for s in schema.matching_series(&below) {
-                            if self
-                                .superseded(&series_object(&s.device, &s.measurement), version)?
-                            {
+                            // The schema lock is held here: the series exists, by construction.
+                            let object = series_object(&s.device, &s.measurement);
+                            if self.superseded_given(&object, version, true)? {
                                 newer.push(s);
                             }
                         }

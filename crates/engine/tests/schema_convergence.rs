@@ -108,6 +108,36 @@ impl Instance {
         self.engine.storage().head()
     }
 
+    /// Every local entry of this instance's log from `from` on.
+    fn local_entries(&self, from: u64) -> Vec<LogEntry> {
+        let LogRead::Entries(entries) = self.engine.storage().read_log(from, 10_000).unwrap()
+        else {
+            panic!("log truncated")
+        };
+        entries
+            .into_iter()
+            .filter(|e| e.origin == Origin::Local)
+            .collect()
+    }
+
+    /// Moves this instance's clock past `entries`' versions without applying them (an empty
+    /// entry at the highest of them).
+    async fn observe(&self, entries: &[LogEntry]) {
+        if let Some(v) = entries.iter().map(|e| e.version).max() {
+            self.engine
+                .storage()
+                .write(
+                    Origin::Pipe {
+                        instance: v.instance,
+                    },
+                    Some(v),
+                    Vec::new(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
     /// The version of the last entry in this instance's log.
     fn last_version(&self) -> Version {
         let LogRead::Entries(entries) = self
@@ -249,5 +279,35 @@ async fn concurrent_password_changes_converge_to_the_one_with_the_higher_version
             "instance {}",
             side.instance
         );
+    }
+}
+
+#[tokio::test]
+async fn a_write_older_than_a_drop_does_not_bring_its_series_back() {
+    let a = open(1);
+    let b = open(2);
+    let (from_a, from_b) = (a.head(), b.head());
+    a.exec("create timeseries root.y.d.s with datatype=INT64")
+        .await;
+    b.apply(&a, &a.schema_entries(from_a)).await;
+    let seen = a.head();
+    // B writes to the series; then (after it, by B's clock) A drops the database, not having seen
+    // B's write.
+    b.exec("insert into root.y.d(time, s) values (1, 1)").await;
+    let b_writes = b.local_entries(from_b);
+    // A's clock passes B's write (as any message from B would make it): A's drop is the newer
+    // change, although A has not applied the write.
+    a.observe(&b_writes).await;
+    a.exec("drop database root.y").await;
+    // Delivered crossed: B's write reaches A after A's drop; A's drop reaches B.
+    a.apply(&b, &b_writes).await;
+    b.apply(&a, &a.schema_entries(seen)).await;
+    for side in [&a, &b] {
+        assert!(
+            side.rows("show timeseries root.y.**").await.is_empty(),
+            "instance {}",
+            side.instance
+        );
+        assert!(side.rows("select s from root.y.d").await.is_empty());
     }
 }
