@@ -175,6 +175,12 @@ fn database_schema_name(bytes: &[u8]) -> Result<String> {
         protocol.read_field_end()?;
     }
     protocol.read_struct_end()?;
+    if protocol.remaining() > 0 {
+        return Err(malformed(format!(
+            "{} bytes after the TDatabaseSchema",
+            protocol.remaining()
+        )));
+    }
     name.ok_or_else(|| malformed("a TDatabaseSchema without its name"))
 }
 
@@ -284,6 +290,9 @@ mod tests {
         for cut in 0..body.len() {
             assert!(decode_config_plan(&body[..cut]).is_err(), "cut {cut}");
         }
+        let mut padded = body.clone();
+        padded.push(0);
+        assert!(decode_config_plan(&padded).is_err());
         let mut author = Vec::new();
         author.put_i16(621);
         let err = decode_config_plan(&author).unwrap_err();

@@ -232,6 +232,11 @@ impl<'a> BinaryInput<'a> {
         }
     }
 
+    /// The bytes not read yet (a struct embedded in a larger body must end where the body does).
+    pub fn remaining(&self) -> usize {
+        self.frame.bytes.len().saturating_sub(self.frame.pos)
+    }
+
     fn ttype(b: u8) -> thrift::Result<TType> {
         Ok(match b {
             0x00 => TType::Stop,

@@ -484,7 +484,7 @@ fn delete_data_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<Dele
     let n = input.count(5, "paths")?;
     let mut paths = Vec::with_capacity(n);
     for _ in 0..n {
-        paths.push(measurement_path(input, layout)?);
+        paths.push(measurement_path(input, layout)?.join("."));
     }
     let start = input.i64("delete start time")?;
     let end = input.i64("delete end time")?;
@@ -608,13 +608,20 @@ fn create_time_series_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Resu
     }
     input.i64("tag offset")?;
     plan_node_trailer(input)?;
-    let Some((device, measurement)) = path.rsplit_once('.') else {
-        return Err(malformed(format!("{path} is not a series path")));
+    // The last node is the measurement as written (it may hold a dot); the rest is the device.
+    let Some((measurement, device)) = path.split_last() else {
+        return Err(malformed("an empty series path"));
     };
+    if device.len() < 2 {
+        return Err(malformed(format!(
+            "{} is not a series path",
+            path.join(".")
+        )));
+    }
     Ok(CreateSeries {
-        device: device.to_string(),
+        device: device.join("."),
         aligned: false,
-        series: vec![(measurement.to_string(), data_type, encoding, compressor)],
+        series: vec![(measurement.clone(), data_type, encoding, compressor)],
     })
 }
 
@@ -622,9 +629,9 @@ fn create_time_series_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Resu
 const PATH_TYPE_MEASUREMENT: u8 = 0;
 const PATH_TYPE_PARTIAL: u8 = 2;
 
-/// A `MeasurementPath` (or plain `PartialPath`) as `PartialPath.serialize` writes it; returns the full
-/// path joined from its nodes.
-fn measurement_path(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<String> {
+/// A `MeasurementPath` (or plain `PartialPath`) as `PartialPath.serialize` writes it; returns its
+/// nodes.
+fn measurement_path(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<Vec<String>> {
     let path_type = input.u8("path type")?;
     if path_type != PATH_TYPE_MEASUREMENT && path_type != PATH_TYPE_PARTIAL {
         return Err(malformed(format!(
@@ -686,7 +693,7 @@ fn measurement_path(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<St
             parts.join(".")
         )));
     }
-    Ok(parts.join("."))
+    Ok(parts)
 }
 
 #[cfg(test)]
