@@ -107,6 +107,11 @@ impl Engine {
         Ok(self.schema_read()?.matching_series(pattern))
     }
 
+    /// The type of `device`.`measurement` here, if the series exists.
+    pub fn series_data_type(&self, device: &str, measurement: &str) -> Result<Option<DataType>> {
+        Ok(self.schema_read()?.series_type(device, measurement))
+    }
+
     /// The deletions recorded for a series as (start, end, version).
     pub fn series_tombstones(&self, series: &str) -> Vec<(i64, i64, Version)> {
         self.storage.tombstones(series)

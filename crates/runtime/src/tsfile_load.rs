@@ -4,9 +4,10 @@
 //! deletes.
 //!
 //! **Invariant:** a file is applied whole or not at all as far as its content goes: it is read once
-//! to the end first (every chunk decoded, so a corrupt or truncated file, a table-model file or an
-//! encoding the reader does not have is refused with a status naming it before anything is
-//! written), then read again to write. Memory follows one chunk, not the file.
+//! to the end first (every chunk decoded, so a corrupt or truncated file, a table-model file, an
+//! encoding the reader does not have, or a series whose type differs from the one it has here is
+//! refused with a status naming it before anything is written), then read again to write. Memory
+//! follows one chunk, not the file.
 
 use std::path::{Path, PathBuf};
 
@@ -60,11 +61,28 @@ pub async fn load(engine: &Engine, origin: Origin, sealed: &SealedFiles) -> TPip
         let (tsfile, mods) = (tsfile.clone(), mods.clone());
         tokio::task::spawn_blocking(move || check(&tsfile, &mods)).await
     };
-    let deletions = match checked {
-        Ok(Ok(deletions)) => deletions,
+    let checked = match checked {
+        Ok(Ok(checked)) => checked,
         Ok(Err(message)) => return file_error(message),
         Err(e) => return file_error(format!("loading {} failed: {e}", tsfile.display())),
     };
+    // A series that exists here with another type would fail midway: refused before any write.
+    for ((device, measurement), t) in &checked.series {
+        match engine.series_data_type(device, measurement) {
+            Ok(Some(here)) if here != *t => {
+                return pipe_status(
+                    StatusCode::PipeReceiverUserConflict,
+                    format!(
+                        "{} cannot be loaded: {device}.{measurement} is {t} in the file and {here} here",
+                        file_name(&tsfile)
+                    ),
+                )
+            }
+            Ok(_) => {}
+            Err(e) => return file_error(format!("loading {} failed: {e}", file_name(&tsfile))),
+        }
+    }
+    let deletions = checked.deletions;
     match write(engine, origin, &tsfile, deletions).await {
         Ok(()) => TPipeTransferResp::new(status::success(), None),
         Err(resp) => resp,
@@ -85,8 +103,14 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// What the first pass learns: the mods files' deletions, and every series of the file with its type.
+struct Checked {
+    deletions: Vec<CompiledDeletion>,
+    series: std::collections::BTreeMap<(String, String), DataType>,
+}
+
 /// The first pass: reads the mods files and the whole TsFile, refusing what cannot be loaded.
-fn check(tsfile: &Path, mods: &[PathBuf]) -> Result<Vec<CompiledDeletion>, String> {
+fn check(tsfile: &Path, mods: &[PathBuf]) -> Result<Checked, String> {
     let mut deletions = Vec::new();
     for m in mods {
         let read = duet_tsfile::read_mods_file(m)
@@ -113,12 +137,15 @@ fn check(tsfile: &Path, mods: &[PathBuf]) -> Result<Vec<CompiledDeletion>, Strin
     let name = file_name(tsfile);
     let mut reader =
         TsFileReader::open(tsfile).map_err(|e| format!("{name} is not a valid TsFile: {e}"))?;
+    let mut series = std::collections::BTreeMap::new();
     for chunk in reader.chunks() {
         let chunk = chunk.map_err(|e| format!("{name} cannot be loaded: {e}"))?;
-        tree_device(&chunk).map_err(|why| format!("{name} cannot be loaded: {why}"))?;
-        data_type(&chunk).map_err(|why| format!("{name} cannot be loaded: {why}"))?;
+        let device =
+            tree_device(&chunk).map_err(|why| format!("{name} cannot be loaded: {why}"))?;
+        let t = data_type(&chunk).map_err(|why| format!("{name} cannot be loaded: {why}"))?;
+        series.insert((device, chunk.measurement.clone()), t);
     }
-    Ok(deletions)
+    Ok(Checked { deletions, series })
 }
 
 fn tree_device(chunk: &SeriesChunk) -> Result<String, String> {

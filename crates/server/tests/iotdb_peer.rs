@@ -801,3 +801,29 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
         assert!(status.message.unwrap_or_default().contains("authority"));
     });
 }
+
+/// A TsFile with a series whose type differs from the one it has here is refused before any of the
+/// file is written (not halfway through it).
+#[test]
+fn a_tsfile_that_conflicts_with_a_series_type_here_is_refused_before_anything_is_written() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        // The fixture has root.sg1.d1.s_int64 as INT64; here it is DOUBLE.
+        client
+            .execute_update("create timeseries root.sg1.d1.s_int64 with datatype=DOUBLE")
+            .await
+            .unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        let (file, _) = fixture("tree_plain");
+        let status = send_tsfile(&mut sender, "9-9-0-0.tsfile", &file, None, 4096).await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(message.contains("root.sg1.d1.s_int64"), "{message}");
+        assert_eq!(
+            rows(&mut client, "count timeseries root.**").await.unwrap(),
+            [["1"]]
+        );
+    });
+}
