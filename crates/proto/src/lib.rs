@@ -19,6 +19,7 @@ pub mod plan_node;
 pub mod query_data_set;
 pub mod reader;
 pub mod rpc;
+pub mod schema_snapshot;
 pub mod schema_template;
 pub mod status;
 pub mod tablet;

@@ -26,7 +26,11 @@ pub mod request_type {
     pub const TRANSFER_TABLET_BINARY_V2: i16 = 12;
     pub const TRANSFER_TABLET_BATCH_V2: i16 = 13;
     pub const TRANSFER_PLAN_NODE: i16 = 100;
+    pub const TRANSFER_SCHEMA_SNAPSHOT_PIECE: i16 = 101;
+    pub const TRANSFER_SCHEMA_SNAPSHOT_SEAL: i16 = 102;
     pub const TRANSFER_CONFIG_PLAN: i16 = 200;
+    pub const TRANSFER_CONFIG_SNAPSHOT_PIECE: i16 = 201;
+    pub const TRANSFER_CONFIG_SNAPSHOT_SEAL: i16 = 202;
     pub const TRANSFER_COMPRESSED: i16 = 300;
     pub const TRANSFER_SLICE: i16 = 400;
 }
