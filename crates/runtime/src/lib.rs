@@ -17,6 +17,7 @@ pub mod handshake;
 pub mod manager;
 pub mod params;
 pub mod receiver;
+pub mod schema_snapshot_load;
 pub mod slice;
 pub mod task;
 pub mod transfer;

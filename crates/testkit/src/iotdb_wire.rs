@@ -7,7 +7,8 @@
 //! `PlanNode.serialize`, `InsertTabletNode`/`InsertRowNode`/`InsertRowsNode` `serializeAttributes` and
 //! `serializeToWAL`, `WALEntry`, `DeleteDataNode.serializeAttributes`, `MeasurementPath.serialize`;
 //! apache/tsfile `Tablet.serialize`, `MeasurementSchema.serializeTo`, `BitMap`,
-//! `ReadWriteIOUtils` (big-endian; a string is an i32 length and UTF-8, -1 for null).
+//! `ReadWriteIOUtils` (big-endian; a string is an i32 length and UTF-8, -1 for null); the schema
+//! snapshot from `MemMTreeSnapshotUtil.MNodeSerializer` and `PipeTransferSchemaSnapshotSealReq`.
 
 /// A value as a sender holds it; `None` in a column or row is a null.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +70,11 @@ pub mod request_type {
     pub const TRANSFER_TABLET_INSERT_NODE_V2: i16 = 10;
     pub const TRANSFER_TABLET_BATCH_V2: i16 = 13;
     pub const TRANSFER_PLAN_NODE: i16 = 100;
+    pub const TRANSFER_SCHEMA_SNAPSHOT_PIECE: i16 = 101;
+    pub const TRANSFER_SCHEMA_SNAPSHOT_SEAL: i16 = 102;
     pub const TRANSFER_CONFIG_PLAN: i16 = 200;
+    pub const TRANSFER_CONFIG_SNAPSHOT_PIECE: i16 = 201;
+    pub const TRANSFER_CONFIG_SNAPSHOT_SEAL: i16 = 202;
 }
 
 /// A big-endian byte buffer with `ReadWriteIOUtils`' primitives.
@@ -557,5 +562,133 @@ pub fn set_ttl_plan(pattern: &str, ttl_ms: i64) -> Vec<u8> {
         b.string(Some(n));
     }
     b.i64(ttl_ms).u8(0);
+    b.0
+}
+
+/// A node of a schema region's MTree as `MemMTreeSnapshotUtil` serializes it.
+#[derive(Debug, Clone)]
+pub enum MTreeNode {
+    /// A path node that is not a device.
+    Internal {
+        name: String,
+        children: Vec<MTreeNode>,
+    },
+    /// An entity (device) node: `aligned` `None` is IoTDB's undecided flag; `template` the id of an
+    /// activated template.
+    Device {
+        name: String,
+        aligned: Option<bool>,
+        template: Option<i32>,
+        children: Vec<MTreeNode>,
+    },
+    /// A series: its `MeasurementSchema` (type code, encoding ordinal, compressor code), alias.
+    Measurement {
+        name: String,
+        type_code: u8,
+        encoding: u8,
+        compressor: u8,
+        alias: Option<String>,
+    },
+}
+
+/// `MNodeSerializer`'s bytes for `node` and everything under it, in pre-order.
+fn mtree_node(b: &mut Bytes, node: &MTreeNode) {
+    match node {
+        MTreeNode::Internal { name, children } => {
+            // INTERNAL_MNODE_TYPE, child count, name, template id 0 and false "for compatibility".
+            b.u8(0)
+                .len_of(children.len())
+                .string(Some(name))
+                .i32(0)
+                .u8(0);
+            for child in children {
+                mtree_node(b, child);
+            }
+        }
+        MTreeNode::Device {
+            name,
+            aligned,
+            template,
+            children,
+        } => {
+            // ENTITY_MNODE_TYPE, child count, name, template id with state, isUseTemplate,
+            // isAlignedNullable (a null Boolean is written as -1).
+            b.u8(3).len_of(children.len()).string(Some(name));
+            b.i32(template.unwrap_or(-1))
+                .u8(u8::from(template.is_some()));
+            b.u8(match aligned {
+                Some(true) => 1,
+                Some(false) => 0,
+                None => 0xff,
+            });
+            for child in children {
+                mtree_node(b, child);
+            }
+        }
+        MTreeNode::Measurement {
+            name,
+            type_code,
+            encoding,
+            compressor,
+            alias,
+        } => {
+            // MEASUREMENT_MNODE_TYPE, name, MeasurementSchema.serializeTo (no props), alias, tag
+            // offset (-1: none), isPreDeleted.
+            b.u8(2).string(Some(name));
+            b.string(Some(name))
+                .u8(*type_code)
+                .u8(*encoding)
+                .u8(*compressor)
+                .i32(0);
+            b.string(alias.as_deref()).i64(-1).u8(0);
+        }
+    }
+}
+
+/// A whole `mtree.snapshot` of one schema region: version 0, then the database node (a
+/// `STORAGE_GROUP_MNODE_TYPE` named by the database's last node) and the tree below it.
+pub fn mtree_snapshot(database_node: &str, children: &[MTreeNode]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.u8(0)
+        .u8(1)
+        .len_of(children.len())
+        .string(Some(database_node))
+        .i32(0)
+        .u8(0);
+    for child in children {
+        mtree_node(&mut b, child);
+    }
+    b.0
+}
+
+/// `PipeTransferSchemaSnapshotSealReq` (type 102) of a tree-model snapshot as IoTDB 2.x writes it:
+/// the MTree snapshot and, if given, the tag log as files; parameters `PathPattern`,
+/// `database_pattern` and `TableName` (null: no table pattern), `tree`, `Database` and `Type` (the
+/// `PlanNodeType` codes, comma-separated).
+pub fn schema_snapshot_seal(
+    mtree: (&str, i64),
+    tag_log: Option<(&str, i64)>,
+    pattern: &str,
+    database: &str,
+    types: &str,
+) -> Vec<u8> {
+    let mut files = vec![mtree];
+    files.extend(tag_log);
+    let mut b = Bytes::default();
+    b.len_of(files.len());
+    for (name, _) in &files {
+        b.string(Some(name));
+    }
+    b.len_of(files.len());
+    for (_, length) in &files {
+        b.i64(*length);
+    }
+    b.i32(6);
+    b.string(Some("PathPattern")).string(Some(pattern));
+    b.string(Some("database_pattern")).string(None);
+    b.string(Some("TableName")).string(None);
+    b.string(Some("tree")).string(Some(""));
+    b.string(Some("Database")).string(Some(database));
+    b.string(Some("Type")).string(Some(types));
     b.0
 }

@@ -1,0 +1,394 @@
+//! Duet receiving an IoTDB 2.x sender's schema history: a schema region's MTree snapshot (and tag
+//! log) in `TRANSFER_SCHEMA_SNAPSHOT_PIECE`s (101) and its seal (102), the bytes written by
+//! `duet_testkit::iotdb_wire` from IoTDB's serializers. The database, series (types, encodings,
+//! compressors, aligned devices) and template activations it describes appear on Duet as the seal's
+//! type list and path pattern select them; a truncated or unsupported snapshot is refused whole.
+//! Issue 10.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use duet_proto::client::{Client, ClientOptions, Connection};
+use duet_proto::codec::Protocol;
+use duet_proto::t;
+use duet_testkit::iotdb_wire::{self, data_type as dt, request_type as rt, MTreeNode};
+use duet_testkit::query::rows;
+use duet_testkit::Duetd;
+
+fn options(server: &Duetd) -> ClientOptions {
+    ClientOptions {
+        port: server.port(),
+        ..ClientOptions::default()
+    }
+}
+
+/// A pipe connection past IoTDB's handshake V2, as a default 2.x sender opens it.
+async fn iotdb_sender(server: &Duetd) -> Connection {
+    let mut conn = Connection::connect(
+        "127.0.0.1",
+        server.port(),
+        Protocol::Binary,
+        Duration::from_secs(5),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    let resp = transfer(
+        &mut conn,
+        rt::HANDSHAKE_DATANODE_V2,
+        iotdb_wire::handshake_v2(&[
+            ("timestampPrecision", "ms"),
+            ("clusterID", "5d0e-iotdb-schema-sender"),
+            ("username", "root"),
+            ("password", "root"),
+            ("markAsPipeRequest", "true"),
+        ]),
+    )
+    .await;
+    assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+    conn
+}
+
+async fn transfer(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TPipeTransferResp {
+    conn.pipe_transfer(&t::TPipeTransferReq::new(1, type_, body))
+        .await
+        .unwrap()
+}
+
+fn series(name: &str, type_code: u8, encoding: u8, compressor: u8) -> MTreeNode {
+    MTreeNode::Measurement {
+        name: name.into(),
+        type_code,
+        encoding,
+        compressor,
+        alias: None,
+    }
+}
+
+fn device(name: &str, aligned: Option<bool>, children: Vec<MTreeNode>) -> MTreeNode {
+    MTreeNode::Device {
+        name: name.into(),
+        aligned,
+        template: None,
+        children,
+    }
+}
+
+/// root.sg: d1 {s1 INT64 RLE SNAPPY, s2 DOUBLE GORILLA LZ4 (alias)}, g.a aligned {x BOOLEAN PLAIN
+/// UNCOMPRESSED, y TEXT DICTIONARY ZSTD}, g.tpl (activated template 3, no series of its own).
+fn region() -> Vec<MTreeNode> {
+    vec![
+        device(
+            "d1",
+            Some(false),
+            vec![
+                series("s1", dt::INT64, 2, 1),
+                MTreeNode::Measurement {
+                    name: "s2".into(),
+                    type_code: dt::DOUBLE,
+                    encoding: 8,
+                    compressor: 7,
+                    alias: Some("temperature".into()),
+                },
+            ],
+        ),
+        MTreeNode::Internal {
+            name: "g".into(),
+            children: vec![
+                device(
+                    "a",
+                    Some(true),
+                    vec![series("x", dt::BOOLEAN, 0, 0), series("y", dt::TEXT, 1, 8)],
+                ),
+                MTreeNode::Device {
+                    name: "tpl".into(),
+                    aligned: None,
+                    template: Some(3),
+                    children: Vec::new(),
+                },
+            ],
+        },
+    ]
+}
+
+/// Sends the MTree snapshot in pieces of `piece` bytes as IoTDB's sender does — seeking to the end
+/// offset a 1803 answer gives — with the first piece sent twice (as when its answer is lost: the
+/// receiver, for a file that is not a TsFile, starts it over), then a tag log and the seal; the
+/// seal's answer.
+async fn send_snapshot(
+    sender: &mut Connection,
+    mtree: &[u8],
+    piece: usize,
+    database: &str,
+    pattern: &str,
+    types: &str,
+) -> t::TSStatus {
+    let mut at = 0usize;
+    let mut resent = false;
+    let mut resets = 0;
+    while at < mtree.len() {
+        let end = (at + piece).min(mtree.len());
+        let resp = transfer(
+            sender,
+            rt::TRANSFER_SCHEMA_SNAPSHOT_PIECE,
+            iotdb_wire::file_piece("mtree.snapshot", at as i64, &mtree[at..end]),
+        )
+        .await;
+        match resp.status.code {
+            200 => at = end,
+            1803 => {
+                resets += 1;
+                at = usize::try_from(i64::from_be_bytes(resp.body.unwrap().try_into().unwrap()))
+                    .unwrap();
+            }
+            _ => panic!("{:?}", resp.status),
+        }
+        if at > 0 && at < mtree.len() && !resent {
+            resent = true;
+            at = 0;
+        }
+    }
+    assert_eq!(resets, usize::from(mtree.len() > piece), "offset resets");
+    let tag_log = vec![0u8; 64];
+    let resp = transfer(
+        sender,
+        rt::TRANSFER_SCHEMA_SNAPSHOT_PIECE,
+        iotdb_wire::file_piece("tlog.txt.snapshot", 0, &tag_log),
+    )
+    .await;
+    assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+    transfer(
+        sender,
+        rt::TRANSFER_SCHEMA_SNAPSHOT_SEAL,
+        iotdb_wire::schema_snapshot_seal(
+            ("mtree.snapshot", mtree.len() as i64),
+            Some(("tlog.txt.snapshot", tag_log.len() as i64)),
+            pattern,
+            database,
+            types,
+        ),
+    )
+    .await
+    .status
+}
+
+/// (path, type, encoding, compression) of every series under `pattern`.
+async fn timeseries(client: &mut Client, pattern: &str) -> Vec<[String; 4]> {
+    rows(client, &format!("show timeseries {pattern}"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| [r[0].clone(), r[3].clone(), r[4].clone(), r[5].clone()])
+        .collect()
+}
+
+async fn databases(client: &mut Client) -> Vec<String> {
+    rows(client, "show databases")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
+fn row(path: &str, t: &str, e: &str, c: &str) -> [String; 4] {
+    [path.into(), t.into(), e.into(), c.into()]
+}
+
+#[test]
+fn a_schema_snapshot_creates_its_database_series_and_aligned_devices_as_its_seal_selects() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        // A template is set here over root.sg.g, so the snapshot's activation can be applied.
+        for sql in [
+            "create database root.sg",
+            "create device template t1 (temperature FLOAT encoding=RLE)",
+            "set device template t1 to root.sg.g.tpl",
+        ] {
+            client.execute(sql).await.unwrap();
+        }
+        let mtree = iotdb_wire::mtree_snapshot("sg", &region());
+        let status = send_snapshot(&mut sender, &mtree, 40, "root.sg", "root.**", "19,22,53").await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert!(databases(&mut client)
+            .await
+            .contains(&"root.sg".to_string()));
+        assert_eq!(
+            timeseries(&mut client, "root.sg.**").await,
+            [
+                row("root.sg.d1.s1", "INT64", "RLE", "SNAPPY"),
+                row("root.sg.d1.s2", "DOUBLE", "GORILLA", "LZ4"),
+                row("root.sg.g.a.x", "BOOLEAN", "PLAIN", "UNCOMPRESSED"),
+                row("root.sg.g.a.y", "TEXT", "DICTIONARY", "ZSTD"),
+                row("root.sg.g.tpl.temperature", "FLOAT", "RLE", "LZ4"),
+            ]
+        );
+        let devices = rows(&mut client, "show devices root.sg.**").await.unwrap();
+        let aligned: Vec<(&str, &str)> = devices
+            .iter()
+            .map(|r| (r[0].as_str(), r[1].as_str()))
+            .collect();
+        assert!(aligned.contains(&("root.sg.g.a", "true")), "{devices:?}");
+        assert!(aligned.contains(&("root.sg.d1", "false")), "{devices:?}");
+        // The series take writes of their types.
+        client
+            .execute("insert into root.sg.d1(time, s1, s2) values (5, 7, 2.5)")
+            .await
+            .unwrap();
+        assert_eq!(
+            rows(&mut client, "select s1, s2 from root.sg.d1")
+                .await
+                .unwrap(),
+            [["5", "7", "2.5"]]
+        );
+
+        // The seal's pattern and type list select: only root.other.d1's plain series (type 19)
+        // under root.other.d1.**; the aligned device (22) is left out.
+        let other = iotdb_wire::mtree_snapshot("other", &region());
+        let status = send_snapshot(
+            &mut sender,
+            &other,
+            1000,
+            "root.other",
+            "root.other.d1.s1",
+            "19,53",
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert_eq!(
+            timeseries(&mut client, "root.other.**").await,
+            [row("root.other.d1.s1", "INT64", "RLE", "SNAPPY")]
+        );
+        // A snapshot of a database the pattern cannot touch applies nothing, not even the database.
+        let status = send_snapshot(
+            &mut sender,
+            &iotdb_wire::mtree_snapshot("far", &region()),
+            1000,
+            "root.far",
+            "root.other.**",
+            "19,22,53",
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert!(!databases(&mut client)
+            .await
+            .contains(&"root.far".to_string()));
+        // The receiver's directory is emptied after each seal.
+        let received = server.data_dir().join("pipe-receiver");
+        let left: Vec<_> = std::fs::read_dir(&received)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+    });
+}
+
+#[test]
+fn a_truncated_or_unsupported_snapshot_is_refused_whole_and_a_missing_template_is_reported() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        let mtree = iotdb_wire::mtree_snapshot("cut", &region());
+        // Truncated files (the seal agreeing with what was sent) are refused with a status naming
+        // why, and nothing of them is applied — not even the database.
+        for cut in [1, mtree.len() / 2, mtree.len() - 1] {
+            let status = send_snapshot(
+                &mut sender,
+                &mtree[..cut],
+                1000,
+                "root.cut",
+                "root.**",
+                "19,22,53",
+            )
+            .await;
+            assert_eq!(status.code, 1805, "cut {cut}: {status:?}");
+            let message = status.message.unwrap_or_default();
+            assert!(message.contains("nothing of it was applied"), "{message}");
+            assert!(!databases(&mut client)
+                .await
+                .contains(&"root.cut".to_string()));
+        }
+        // A seal whose length disagrees with the pieces is a file error.
+        let resp = transfer(
+            &mut sender,
+            rt::TRANSFER_SCHEMA_SNAPSHOT_PIECE,
+            iotdb_wire::file_piece("mtree.snapshot", 0, &mtree),
+        )
+        .await;
+        assert_eq!(resp.status.code, 200);
+        let resp = transfer(
+            &mut sender,
+            rt::TRANSFER_SCHEMA_SNAPSHOT_SEAL,
+            iotdb_wire::schema_snapshot_seal(
+                ("mtree.snapshot", mtree.len() as i64 + 1),
+                None,
+                "root.**",
+                "root.cut",
+                "19",
+            ),
+        )
+        .await;
+        assert_eq!(resp.status.code, 1804, "{:?}", resp.status);
+
+        // A logical view cannot be read past: the snapshot is refused naming it.
+        let mut view = iotdb_wire::mtree_snapshot("cut", &[device("d", Some(false), Vec::new())]);
+        // The device claims one child: a view node (type 5) with its name and a schema Duet cannot
+        // read.
+        // (Its node is the last 16 bytes: type, child count, name, template id and flag, aligned.)
+        let at = view.len() - 15;
+        view[at..at + 4].copy_from_slice(&1i32.to_be_bytes());
+        view.push(5);
+        view.extend_from_slice(&2i32.to_be_bytes());
+        view.extend_from_slice(b"v1");
+        view.extend_from_slice(&[0; 24]);
+        let status = send_snapshot(&mut sender, &view, 1000, "root.cut", "root.**", "19,73").await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        assert!(
+            status
+                .message
+                .unwrap_or_default()
+                .contains("logical view d.v1"),
+            "the view is named"
+        );
+        assert!(!databases(&mut client)
+            .await
+            .contains(&"root.cut".to_string()));
+
+        // No template is set here over root.cut.g.tpl: everything else is applied and the answer
+        // (1810) names the activation it left out.
+        let status =
+            send_snapshot(&mut sender, &mtree, 1000, "root.cut", "root.**", "19,22,53").await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(message.contains("root.cut.g.tpl"), "{message}");
+        assert_eq!(timeseries(&mut client, "root.cut.**").await.len(), 4);
+
+        // A series that exists here with another type is left out and named; the rest applies.
+        for sql in [
+            "create database root.clash",
+            "create timeseries root.clash.d1.s1 with datatype=TEXT",
+        ] {
+            client.execute(sql).await.unwrap();
+        }
+        let clash = iotdb_wire::mtree_snapshot("clash", &region());
+        let status =
+            send_snapshot(&mut sender, &clash, 1000, "root.clash", "root.**", "19,22").await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        assert!(status
+            .message
+            .unwrap_or_default()
+            .contains("root.clash.d1.s1 (INT64 in the snapshot, TEXT here)"));
+        assert_eq!(
+            timeseries(&mut client, "root.clash.d1.*").await,
+            [
+                row("root.clash.d1.s1", "TEXT", "PLAIN", "LZ4"),
+                row("root.clash.d1.s2", "DOUBLE", "GORILLA", "LZ4"),
+            ]
+        );
+    });
+}
