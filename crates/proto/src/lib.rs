@@ -12,6 +12,7 @@
 pub mod client;
 pub mod codec;
 pub mod config_plan;
+pub mod config_snapshot;
 pub mod input;
 pub mod pipe_body;
 pub mod pipe_tablet;
