@@ -10,6 +10,7 @@
 
 pub mod compress;
 pub mod config;
+pub mod config_snapshot_load;
 pub mod error;
 pub mod file_receiver;
 pub mod filter;

@@ -105,6 +105,25 @@ pub async fn receive(
                 }
             }
         }
+        request_type::TRANSFER_CONFIG_SNAPSHOT_PIECE => match &state.peer {
+            None => not_handshaken(),
+            Some(_) => file_piece(state, req.type_, &req.body).await,
+        },
+        request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => match &state.peer {
+            None => not_handshaken(),
+            Some(peer) => {
+                let origin = origin_of(peer);
+                match receiver_files(state) {
+                    Some(files) => {
+                        crate::config_snapshot_load::seal(files, engine, origin, &req.body).await
+                    }
+                    None => pipe_status(
+                        StatusCode::PipeTransferFileError,
+                        "This receiver takes no file transfers.",
+                    ),
+                }
+            }
+        },
         request_type::TRANSFER_SCHEMA_SNAPSHOT_PIECE => match &state.peer {
             None => not_handshaken(),
             Some(_) => file_piece(state, req.type_, &req.body).await,
@@ -330,7 +349,7 @@ async fn apply_peer_change(
     }
 }
 
-/// A TsFile, mods or schema snapshot piece (types 4, 8 and 101) into the connection's file
+/// A TsFile, mods or snapshot piece (types 4, 8, 101 and 201) into the connection's file
 /// receiver; only type 4 replaces the previous file (IoTDB's single-file transfer).
 async fn file_piece(state: &mut ReceiverState, type_: i16, body: &[u8]) -> TPipeTransferResp {
     let piece = match pipe_body::decode_file_piece(body) {

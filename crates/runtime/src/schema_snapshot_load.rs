@@ -308,7 +308,7 @@ fn template_set_paths(engine: &Engine) -> Result<Vec<Vec<String>>, EngineError> 
 }
 
 /// The status a sender sees when a change could not be applied (as the receiver's `refused`).
-fn refused(e: EngineError) -> TPipeTransferResp {
+pub(crate) fn refused(e: EngineError) -> TPipeTransferResp {
     let code = match &e {
         EngineError::TypeMismatch(_)
         | EngineError::IllegalPath(_)

@@ -3,7 +3,8 @@
 //! `duet_testkit::iotdb_wire` from IoTDB's serializers. The database, series (types, encodings,
 //! compressors, aligned devices) and template activations it describes appear on Duet as the seal's
 //! type list and path pattern select them; a truncated or unsupported snapshot is refused whole.
-//! Issue 10.
+//! Likewise the ConfigNode's snapshots (201/202): databases, device templates and their set paths,
+//! and TTL rules. Issue 10.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 use duet_proto::client::{Client, ClientOptions, Connection};
 use duet_proto::codec::Protocol;
 use duet_proto::t;
-use duet_testkit::iotdb_wire::{self, data_type as dt, request_type as rt, MTreeNode};
+use duet_testkit::iotdb_wire::{self, data_type as dt, request_type as rt, ConfigMNode, MTreeNode};
 use duet_testkit::query::rows;
 use duet_testkit::Duetd;
 
@@ -390,5 +391,185 @@ fn a_truncated_or_unsupported_snapshot_is_refused_whole_and_a_missing_template_i
                 row("root.clash.d1.s2", "DOUBLE", "GORILLA", "LZ4"),
             ]
         );
+    });
+}
+
+/// Sends `files` as config snapshot pieces (201) and seals them (202); the seal's answer.
+async fn send_config_snapshot(
+    sender: &mut Connection,
+    files: &[(&str, Vec<u8>)],
+    file_type: u8,
+    pattern: &str,
+    types: &str,
+) -> t::TSStatus {
+    for (name, bytes) in files {
+        let resp = transfer(
+            sender,
+            rt::TRANSFER_CONFIG_SNAPSHOT_PIECE,
+            iotdb_wire::file_piece(name, 0, bytes),
+        )
+        .await;
+        assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+    }
+    let sealed: Vec<(&str, i64)> = files.iter().map(|(n, b)| (*n, b.len() as i64)).collect();
+    transfer(
+        sender,
+        rt::TRANSFER_CONFIG_SNAPSHOT_SEAL,
+        iotdb_wire::config_snapshot_seal(&sealed, file_type, pattern, types),
+    )
+    .await
+    .status
+}
+
+/// CNSnapshotFileType codes.
+const SCHEMA: u8 = 4;
+const TTL: u8 = 5;
+const USER: u8 = 1;
+
+/// root { ln { sg1 { d (template 1 set) } }, top }
+fn config_tree() -> Vec<ConfigMNode> {
+    vec![
+        ConfigMNode::Internal {
+            name: "ln".into(),
+            template: None,
+            children: vec![ConfigMNode::Database {
+                name: "sg1".into(),
+                full_path: "root.ln.sg1".into(),
+                template: None,
+                children: vec![ConfigMNode::Internal {
+                    name: "d".into(),
+                    template: Some(1),
+                    children: Vec::new(),
+                }],
+            }],
+        },
+        ConfigMNode::Database {
+            name: "top".into(),
+            full_path: "root.top".into(),
+            template: None,
+            children: Vec::new(),
+        },
+    ]
+}
+
+#[test]
+fn a_confignode_snapshot_creates_databases_templates_set_paths_and_ttls() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        let mtree = iotdb_wire::config_mtree_snapshot(&config_tree());
+        let templates = iotdb_wire::template_table_snapshot(&[(
+            1,
+            "tc",
+            false,
+            &[
+                ("temperature", dt::FLOAT, 2, 1),
+                ("status", dt::BOOLEAN, 0, 0),
+            ],
+        )]);
+        // A truncated ConfigMTree is refused whole: no template, no database.
+        let status = send_config_snapshot(
+            &mut sender,
+            &[
+                ("cluster_schema.bin", mtree[..mtree.len() - 3].to_vec()),
+                ("template_info.bin", templates.clone()),
+            ],
+            SCHEMA,
+            "root.**",
+            "200,800,813",
+        )
+        .await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        assert!(status
+            .message
+            .unwrap_or_default()
+            .contains("nothing of it was applied"));
+        assert!(!databases(&mut client)
+            .await
+            .contains(&"root.top".to_string()));
+        assert!(rows(&mut client, "show device templates")
+            .await
+            .unwrap()
+            .is_empty());
+
+        let status = send_config_snapshot(
+            &mut sender,
+            &[
+                ("cluster_schema.bin", mtree.clone()),
+                ("template_info.bin", templates),
+            ],
+            SCHEMA,
+            "root.**",
+            "200,800,813",
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        let dbs = databases(&mut client).await;
+        assert!(
+            dbs.contains(&"root.ln.sg1".to_string()) && dbs.contains(&"root.top".to_string()),
+            "{dbs:?}"
+        );
+        assert_eq!(
+            rows(&mut client, "show paths set device template tc")
+                .await
+                .unwrap(),
+            [["root.ln.sg1.d"]]
+        );
+        // The schema region's snapshot then activates the template on the device.
+        let region = iotdb_wire::mtree_snapshot(
+            "sg1",
+            &[MTreeNode::Device {
+                name: "d".into(),
+                aligned: None,
+                template: Some(1),
+                children: Vec::new(),
+            }],
+        );
+        let status =
+            send_snapshot(&mut sender, &region, 1000, "root.ln.sg1", "root.**", "53").await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert_eq!(
+            timeseries(&mut client, "root.ln.sg1.d.*").await,
+            [
+                row("root.ln.sg1.d.status", "BOOLEAN", "PLAIN", "UNCOMPRESSED"),
+                row("root.ln.sg1.d.temperature", "FLOAT", "RLE", "SNAPPY"),
+            ]
+        );
+
+        // TTL rules: the pattern root.ln.** covers root.ln.sg1.**, not root.**, which is named.
+        let ttl =
+            iotdb_wire::ttl_snapshot(&[("root.ln.sg1.**", 3_600_000), ("root.**", 86_400_000)]);
+        let status =
+            send_config_snapshot(&mut sender, &[("ttl.bin", ttl)], TTL, "root.ln.**", "201").await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        assert!(status.message.unwrap_or_default().contains("root.**"));
+        assert_eq!(
+            rows(&mut client, "show ttl on root.ln.sg1.**")
+                .await
+                .unwrap(),
+            [["root.ln.sg1.**", "3600000"]]
+        );
+        assert!(rows(&mut client, "show ttl on root.**")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r[0] != "root.**"));
+
+        // Users are not applied from a snapshot; the answer names the kind.
+        let status = send_config_snapshot(
+            &mut sender,
+            &[(
+                "alice.profile",
+                vec![0, 0, 0, 5, b'a', b'l', b'i', b'c', b'e'],
+            )],
+            USER,
+            "root.**",
+            "638",
+        )
+        .await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        assert!(status.message.unwrap_or_default().contains("USER"));
     });
 }

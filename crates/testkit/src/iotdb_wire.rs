@@ -692,3 +692,127 @@ pub fn schema_snapshot_seal(
     b.string(Some("Type")).string(Some(types));
     b.0
 }
+
+/// A node of the ConfigNode's ConfigMTree as `ConfigMTree.serialize` writes it.
+#[derive(Debug, Clone)]
+pub enum ConfigMNode {
+    /// A path node; `template` the id of a template set on it.
+    Internal {
+        name: String,
+        template: Option<i32>,
+        children: Vec<ConfigMNode>,
+    },
+    /// A database (its full path goes in its `TDatabaseSchema`).
+    Database {
+        name: String,
+        full_path: String,
+        template: Option<i32>,
+        children: Vec<ConfigMNode>,
+    },
+}
+
+/// Post-order, as `serializeConfigBasicMNode`/`serializeDatabaseNode`: the children, then the node —
+/// an internal node as type 0, name, template id (-1: none), child count; a database as type 1,
+/// name, template id, a binary-protocol `TDatabaseSchema` {1: name, 2: TTL, 6: isTableModel}.
+fn config_mnode(b: &mut Bytes, node: &ConfigMNode) {
+    match node {
+        ConfigMNode::Internal {
+            name,
+            template,
+            children,
+        } => {
+            for child in children {
+                config_mnode(b, child);
+            }
+            b.u8(0)
+                .string(Some(name))
+                .i32(template.unwrap_or(-1))
+                .len_of(children.len());
+        }
+        ConfigMNode::Database {
+            name,
+            full_path,
+            template,
+            children,
+        } => {
+            for child in children {
+                config_mnode(b, child);
+            }
+            b.u8(1).string(Some(name)).i32(template.unwrap_or(-1));
+            b.u8(0x0B).i16(1).string(Some(full_path));
+            b.u8(0x0A).i16(2).i64(i64::MAX);
+            b.u8(0x02).i16(6).u8(0);
+            b.u8(0);
+        }
+    }
+}
+
+/// A ConfigMTree snapshot file: the nodes under `root`, then `root` itself.
+pub fn config_mtree_snapshot(children: &[ConfigMNode]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    config_mnode(
+        &mut b,
+        &ConfigMNode::Internal {
+            name: "root".into(),
+            template: None,
+            children: children.to_vec(),
+        },
+    );
+    b.0
+}
+
+/// The template table file: the id counter, the count, then `Template.serialize` per template (id,
+/// name, aligned flag, measurement count, per measurement its name and
+/// `MeasurementSchema.partialSerializeTo`: 0, name, type, encoding, compressor).
+pub fn template_table_snapshot(templates: &[(i32, &str, bool, &[(&str, u8, u8, u8)])]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.len_of(templates.len() + 1).len_of(templates.len());
+    for (id, name, aligned, measurements) in templates {
+        b.i32(*id).string(Some(name)).u8(u8::from(*aligned));
+        b.len_of(measurements.len());
+        for (m, t, e, c) in measurements.iter() {
+            b.string(Some(m)).u8(0).string(Some(m)).u8(*t).u8(*e).u8(*c);
+        }
+    }
+    b.0
+}
+
+/// The TTL snapshot file: a count, then (path, TTL in ms) pairs.
+pub fn ttl_snapshot(rules: &[(&str, i64)]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.len_of(rules.len());
+    for (path, ttl) in rules {
+        b.string(Some(path)).i64(*ttl);
+    }
+    b.0
+}
+
+/// `PipeTransferConfigSnapshotSealReq` (type 202): the files, then the parameters `PathPattern`,
+/// `database_pattern` and `TableName` (null), `tree`, `fileType` (`CNSnapshotFileType`), `Type` and
+/// `authUserName`.
+pub fn config_snapshot_seal(
+    files: &[(&str, i64)],
+    file_type: u8,
+    pattern: &str,
+    types: &str,
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.len_of(files.len());
+    for (name, _) in files {
+        b.string(Some(name));
+    }
+    b.len_of(files.len());
+    for (_, length) in files {
+        b.i64(*length);
+    }
+    b.i32(7);
+    b.string(Some("PathPattern")).string(Some(pattern));
+    b.string(Some("database_pattern")).string(None);
+    b.string(Some("TableName")).string(None);
+    b.string(Some("tree")).string(Some(""));
+    b.string(Some("fileType"))
+        .string(Some(&file_type.to_string()));
+    b.string(Some("Type")).string(Some(types));
+    b.string(Some("authUserName")).string(Some("root"));
+    b.0
+}

@@ -1,0 +1,391 @@
+//! Applying the ConfigNode snapshot an IoTDB sender seals (`TRANSFER_CONFIG_SNAPSHOT_SEAL`, 202)
+//! after its pieces (201): one snapshot kind per seal, as IoTDB's `IoTDBConfigNodeReceiver.loadFileV2`
+//! (apache/iotdb confignode, `…/manager/pipe/receiver/protocol/`) applies it through
+//! `CNPhysicalPlanGenerator`. The schema kind gives, in IoTDB's order, the device templates
+//! (CreateSchemaTemplate, 800), the databases (CreateDatabase, 200) and the paths templates are set on
+//! (CommitSetSchemaTemplate, 813); the TTL kind gives TTL rules (SetTTL, 201). Each plan is kept only if
+//! the seal's `Type` lists it and the seal's path pattern reaches it: a database or set path when the
+//! pattern can match below it; a TTL rule when the pattern covers all the rule covers (IoTDB narrows a
+//! rule to its intersection with the pattern; Duet applies the rules the pattern wholly covers and
+//! names the others); templates are not under a path. Table-model databases are skipped.
+//!
+//! Users, roles, grants and label policies (the other kinds) are not applied: Duet's accounts come
+//! from ConfigNode plans (type 200) only. Their seal is answered 1810 naming the kind, so an IoTDB
+//! sender's conflict handling records and skips it instead of stalling the pipe.
+//!
+//! **Invariant:** every file of a seal is parsed to its end before anything is applied, so a corrupt,
+//! truncated or unsupported snapshot (table nodes, vector templates) is refused whole and changes
+//! nothing. Each change is a peer's schema change versioned on arrival ([`Engine::apply_unversioned_schema`]).
+
+use std::path::PathBuf;
+
+use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
+use duet_engine::{paths, Engine};
+use duet_parser::PathNode;
+use duet_proto::config_snapshot::{
+    self, file_type, snapshot_plan, ConfigSchema, ConfigSnapshotSeal, ConfigTemplate, TtlEntry,
+};
+use duet_proto::pipe_body;
+use duet_proto::status::{self, StatusCode};
+use duet_proto::t::TPipeTransferResp;
+use duet_storage::Origin;
+
+use crate::file_receiver::FileReceiver;
+use crate::handshake::pipe_status;
+use crate::schema_snapshot_load::refused;
+
+/// Handles a config snapshot seal: checks the received files, applies the snapshot, empties the
+/// connection's directory whatever the outcome.
+pub async fn seal(
+    files: &mut FileReceiver,
+    engine: &Engine,
+    origin: Origin,
+    body: &[u8],
+) -> TPipeTransferResp {
+    let resp = checked_seal(files, engine, origin, body).await;
+    files.clear().await;
+    resp
+}
+
+fn file_error(message: String) -> TPipeTransferResp {
+    pipe_status(StatusCode::PipeTransferFileError, message)
+}
+
+async fn checked_seal(
+    files: &mut FileReceiver,
+    engine: &Engine,
+    origin: Origin,
+    body: &[u8],
+) -> TPipeTransferResp {
+    let seal = match pipe_body::decode_file_seal_v2(body) {
+        Ok(seal) => seal,
+        Err(e) => return file_error(format!("Malformed config snapshot seal: {e}")),
+    };
+    let params = match config_snapshot::config_snapshot_seal(&seal.params) {
+        Ok(params) => params,
+        Err(e) => return file_error(format!("Malformed config snapshot seal: {e}")),
+    };
+    let names: Vec<Option<String>> = seal.files.iter().map(|(n, _)| n.clone()).collect();
+    if let Err(resp) = files.seal(seal).await {
+        return resp;
+    }
+    let path = |i: usize| -> Option<PathBuf> {
+        names
+            .get(i)
+            .cloned()
+            .flatten()
+            .map(|name| files.dir().join(name))
+    };
+    let kind = config_snapshot::file_type_name(params.file_type);
+    match params.file_type {
+        file_type::SCHEMA => {
+            let (Some(mtree), Some(templates)) = (path(0), path(1)) else {
+                return file_error(
+                    "The ConfigNode schema snapshot seal names no ConfigMTree or no template file."
+                        .into(),
+                );
+            };
+            apply_schema(engine, origin, &params, mtree, templates).await
+        }
+        file_type::TTL => {
+            let Some(ttl) = path(0) else {
+                return file_error("The TTL snapshot seal names no file.".into());
+            };
+            apply_ttl(engine, origin, &params, ttl).await
+        }
+        file_type::USER
+        | file_type::ROLE
+        | file_type::USER_ROLE
+        | file_type::LBAC_COMPONENT
+        | file_type::LBAC_POLICY => {
+            tracing::warn!("an IoTDB {kind} snapshot was received and not applied");
+            pipe_status(
+                StatusCode::PipeReceiverUserConflict,
+                format!(
+                    "The ConfigNode {kind} snapshot is not applied: Duet takes users and their \
+                     passwords from ConfigNode plans (type 200) only, and has no roles, grants or \
+                     label policies."
+                ),
+            )
+        }
+        _ => pipe_status(
+            StatusCode::PipeTransferExecuteStatementError,
+            format!("The ConfigNode {kind} snapshot is of a kind Duet does not know."),
+        ),
+    }
+}
+
+/// The seal's path pattern (IoTDB's default `root.**`), or the refusal.
+fn pattern(params: &ConfigSnapshotSeal) -> Result<Vec<PathNode>, TPipeTransferResp> {
+    let text = params.path_pattern.as_deref().unwrap_or("root.**");
+    paths::parse_pattern(text).ok_or_else(|| {
+        pipe_status(
+            StatusCode::PipeTransferExecuteStatementError,
+            format!(
+                "The config snapshot seal's path pattern {text:?} is not a legal path pattern."
+            ),
+        )
+    })
+}
+
+/// Reads and parses files on a blocking thread; the refusal names the snapshot.
+async fn parse<T: Send + 'static>(
+    what: &'static str,
+    files: Vec<PathBuf>,
+    parse: impl FnOnce(Vec<Vec<u8>>) -> duet_proto::Result<T> + Send + 'static,
+) -> Result<T, TPipeTransferResp> {
+    let parsed = tokio::task::spawn_blocking(move || {
+        let bytes = files
+            .iter()
+            .map(std::fs::read)
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| format!("it cannot be read: {e}"))?;
+        parse(bytes).map_err(|e| e.to_string())
+    })
+    .await;
+    match parsed {
+        Ok(Ok(parsed)) => Ok(parsed),
+        Ok(Err(why)) => Err(pipe_status(
+            StatusCode::PipeTransferExecuteStatementError,
+            format!(
+                "The ConfigNode {what} snapshot is refused and nothing of it was applied: {why}"
+            ),
+        )),
+        Err(e) => Err(pipe_status(
+            StatusCode::InternalServerError,
+            format!("Reading the ConfigNode {what} snapshot failed: {e}"),
+        )),
+    }
+}
+
+async fn apply_all(
+    engine: &Engine,
+    origin: Origin,
+    changes: Vec<SchemaChange>,
+) -> TPipeTransferResp {
+    for change in changes {
+        if let Err(e) = engine
+            .apply_unversioned_schema(origin.clone(), change)
+            .await
+        {
+            return refused(e);
+        }
+    }
+    TPipeTransferResp::new(status::success(), None)
+}
+
+async fn apply_schema(
+    engine: &Engine,
+    origin: Origin,
+    params: &ConfigSnapshotSeal,
+    mtree: PathBuf,
+    templates: PathBuf,
+) -> TPipeTransferResp {
+    let pattern = match pattern(params) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let parsed = parse("SCHEMA", vec![mtree, templates], |bytes| {
+        let schema = config_snapshot::parse_config_mtree(&bytes[0])?;
+        let templates = config_snapshot::parse_template_table(&bytes[1])?;
+        Ok((schema, templates))
+    })
+    .await;
+    let (schema, templates) = match parsed {
+        Ok(parsed) => parsed,
+        Err(resp) => return resp,
+    };
+    apply_all(
+        engine,
+        origin,
+        schema_changes(params, &pattern, &schema, &templates),
+    )
+    .await
+}
+
+/// The schema snapshot's changes in IoTDB's order: templates, databases, set paths.
+fn schema_changes(
+    params: &ConfigSnapshotSeal,
+    pattern: &[PathNode],
+    schema: &ConfigSchema,
+    templates: &[ConfigTemplate],
+) -> Vec<SchemaChange> {
+    let mut changes = Vec::new();
+    if !params.tree_captured {
+        return changes;
+    }
+    if params
+        .types
+        .contains(&snapshot_plan::CREATE_SCHEMA_TEMPLATE)
+    {
+        for t in templates {
+            changes.push(SchemaChange::CreateTemplate {
+                name: t.name.clone(),
+                aligned: t.aligned,
+                measurements: t
+                    .measurements
+                    .iter()
+                    .map(|(m, dt, e, c)| SeriesSpec {
+                        measurement: m.clone(),
+                        data_type: dt.name().to_string(),
+                        encoding: e.clone(),
+                        compressor: c.clone(),
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let reaches = |path: &str| paths::matches_prefix_of(pattern, &paths::split(path));
+    if params.types.contains(&snapshot_plan::CREATE_DATABASE) {
+        for (database, table_model) in &schema.databases {
+            if !table_model && reaches(database) {
+                changes.push(SchemaChange::CreateDatabase {
+                    path: database.clone(),
+                });
+            }
+        }
+    }
+    if params
+        .types
+        .contains(&snapshot_plan::COMMIT_SET_SCHEMA_TEMPLATE)
+    {
+        for (path, id) in &schema.template_set {
+            let Some(t) = templates.iter().find(|t| t.id == *id) else {
+                tracing::warn!(path = %path, "a template set path names template id {id}, which the snapshot's template table lacks");
+                continue;
+            };
+            if reaches(path) {
+                changes.push(SchemaChange::SetTemplate {
+                    name: t.name.clone(),
+                    path: path.clone(),
+                });
+            }
+        }
+    }
+    changes
+}
+
+/// Whether the pipe's pattern matches every path a TTL rule covers: the same pattern, or a
+/// pattern `P.**` with only names in `P` that the rule's path starts with.
+fn covers(pattern: &[PathNode], rule: &[PathNode]) -> bool {
+    if pattern == rule {
+        return true;
+    }
+    let Some((PathNode::Many, prefix)) = pattern.split_last() else {
+        return false;
+    };
+    prefix.iter().all(|n| matches!(n, PathNode::Name(_)))
+        && rule.starts_with(prefix)
+        && rule.len() > prefix.len()
+}
+
+/// Whether two patterns may match a common path: node by node until either takes `**`, a name
+/// meeting a name or glob it does not fit ruling it out (a `**` in the middle is taken as
+/// overlapping, which errs towards naming a rule as left out).
+fn may_overlap(a: &[PathNode], b: &[PathNode]) -> bool {
+    for pair in a.iter().zip(b) {
+        match pair {
+            (PathNode::Many, _) | (_, PathNode::Many) => return true,
+            (PathNode::Name(x), PathNode::Name(y)) if x != y => return false,
+            (PathNode::Name(x), PathNode::Glob(g)) | (PathNode::Glob(g), PathNode::Name(x))
+                if !paths::glob_matches(g, x) =>
+            {
+                return false
+            }
+            _ => {}
+        }
+    }
+    a.len() == b.len()
+}
+
+async fn apply_ttl(
+    engine: &Engine,
+    origin: Origin,
+    params: &ConfigSnapshotSeal,
+    file: PathBuf,
+) -> TPipeTransferResp {
+    let pattern = match pattern(params) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let rules = match parse("TTL", vec![file], |bytes| {
+        config_snapshot::parse_ttl_snapshot(&bytes[0])
+    })
+    .await
+    {
+        Ok(rules) => rules,
+        Err(resp) => return resp,
+    };
+    if !params.tree_captured || !params.types.contains(&snapshot_plan::SET_TTL) {
+        return TPipeTransferResp::new(status::success(), None);
+    }
+    let mut changes = Vec::new();
+    let mut left_out = Vec::new();
+    for TtlEntry { path, ttl_ms } in rules {
+        let Some(rule) = paths::parse_pattern(&path) else {
+            return pipe_status(
+                StatusCode::PipeTransferExecuteStatementError,
+                format!("The ConfigNode TTL snapshot is refused and nothing of it was applied: {path} is not a path pattern"),
+            );
+        };
+        if !covers(&pattern, &rule) {
+            if may_overlap(&pattern, &rule) {
+                left_out.push(path);
+            }
+            continue;
+        }
+        // As a SetTTLPlan of -1 (IoTDB's NULL_TTL) removes a rule, so does any TTL of 0 or less.
+        changes.push(if ttl_ms <= 0 {
+            SchemaChange::UnsetTtl {
+                patterns: vec![path],
+            }
+        } else {
+            SchemaChange::SetTtl {
+                patterns: vec![path],
+                ttl_ms,
+            }
+        });
+    }
+    let resp = apply_all(engine, origin, changes).await;
+    if resp.status.code != status::success().code || left_out.is_empty() {
+        return resp;
+    }
+    pipe_status(
+        StatusCode::PipeReceiverUserConflict,
+        format!(
+            "The TTL snapshot was applied except the rules the pipe's pattern covers only in part: {}",
+            left_out.join(", ")
+        ),
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Vec<PathNode> {
+        paths::parse_pattern(text).unwrap()
+    }
+
+    #[test]
+    fn a_pattern_covers_the_ttl_rules_below_its_prefix() {
+        assert!(covers(&p("root.**"), &p("root.sg.**")));
+        assert!(covers(&p("root.sg.**"), &p("root.sg.d1.**")));
+        assert!(covers(&p("root.sg.d1"), &p("root.sg.d1")));
+        assert!(!covers(&p("root.sg.**"), &p("root.**")));
+        assert!(!covers(&p("root.sg.**"), &p("root.sg")));
+        assert!(!covers(&p("root.*.d1.**"), &p("root.sg.d1.**")));
+    }
+
+    #[test]
+    fn patterns_overlap_node_by_node_until_a_double_star() {
+        assert!(may_overlap(&p("root.ln.**"), &p("root.**")));
+        assert!(may_overlap(&p("root.*.d1"), &p("root.sg.d1")));
+        assert!(may_overlap(&p("root.sg.d*.**"), &p("root.sg.d1.s1")));
+        assert!(!may_overlap(&p("root.sg.d*"), &p("root.sg.d1.**")));
+        assert!(!may_overlap(&p("root.ln.**"), &p("root.sg.**")));
+        assert!(!may_overlap(&p("root.sg.d1"), &p("root.sg.d1.s1")));
+        assert!(!may_overlap(&p("root.sg.x*"), &p("root.sg.d1")));
+    }
+}
