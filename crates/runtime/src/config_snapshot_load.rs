@@ -116,15 +116,15 @@ async fn checked_seal(
 }
 
 /// The seal's path pattern (IoTDB's default `root.**`), or the refusal.
-fn pattern(params: &ConfigSnapshotSeal) -> Result<Vec<PathNode>, TPipeTransferResp> {
+fn pattern(params: &ConfigSnapshotSeal) -> Result<Vec<PathNode>, Box<TPipeTransferResp>> {
     let text = params.path_pattern.as_deref().unwrap_or("root.**");
     paths::parse_pattern(text).ok_or_else(|| {
-        pipe_status(
+        Box::new(pipe_status(
             StatusCode::PipeTransferExecuteStatementError,
             format!(
                 "The config snapshot seal's path pattern {text:?} is not a legal path pattern."
             ),
-        )
+        ))
     })
 }
 
@@ -133,7 +133,7 @@ async fn parse<T: Send + 'static>(
     what: &'static str,
     files: Vec<PathBuf>,
     parse: impl FnOnce(Vec<Vec<u8>>) -> duet_proto::Result<T> + Send + 'static,
-) -> Result<T, TPipeTransferResp> {
+) -> Result<T, Box<TPipeTransferResp>> {
     let parsed = tokio::task::spawn_blocking(move || {
         let bytes = files
             .iter()
@@ -145,16 +145,16 @@ async fn parse<T: Send + 'static>(
     .await;
     match parsed {
         Ok(Ok(parsed)) => Ok(parsed),
-        Ok(Err(why)) => Err(pipe_status(
+        Ok(Err(why)) => Err(Box::new(pipe_status(
             StatusCode::PipeTransferExecuteStatementError,
             format!(
                 "The ConfigNode {what} snapshot is refused and nothing of it was applied: {why}"
             ),
-        )),
-        Err(e) => Err(pipe_status(
+        ))),
+        Err(e) => Err(Box::new(pipe_status(
             StatusCode::InternalServerError,
             format!("Reading the ConfigNode {what} snapshot failed: {e}"),
-        )),
+        ))),
     }
 }
 
@@ -183,7 +183,7 @@ async fn apply_schema(
 ) -> TPipeTransferResp {
     let pattern = match pattern(params) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let parsed = parse("SCHEMA", vec![mtree, templates], |bytes| {
         let schema = config_snapshot::parse_config_mtree(&bytes[0])?;
@@ -193,7 +193,7 @@ async fn apply_schema(
     .await;
     let (schema, templates) = match parsed {
         Ok(parsed) => parsed,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     apply_all(
         engine,
@@ -306,7 +306,7 @@ async fn apply_ttl(
 ) -> TPipeTransferResp {
     let pattern = match pattern(params) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let rules = match parse("TTL", vec![file], |bytes| {
         config_snapshot::parse_ttl_snapshot(&bytes[0])
@@ -314,7 +314,7 @@ async fn apply_ttl(
     .await
     {
         Ok(rules) => rules,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if !params.tree_captured || !params.types.contains(&snapshot_plan::SET_TTL) {
         return TPipeTransferResp::new(status::success(), None);

@@ -761,10 +761,14 @@ pub fn config_mtree_snapshot(children: &[ConfigMNode]) -> Vec<u8> {
     b.0
 }
 
+/// A template of the template table: id, name, aligned flag, and its measurements (name, type code,
+/// encoding ordinal, compressor code).
+pub type TemplateRecord<'a> = (i32, &'a str, bool, &'a [(&'a str, u8, u8, u8)]);
+
 /// The template table file: the id counter, the count, then `Template.serialize` per template (id,
 /// name, aligned flag, measurement count, per measurement its name and
 /// `MeasurementSchema.partialSerializeTo`: 0, name, type, encoding, compressor).
-pub fn template_table_snapshot(templates: &[(i32, &str, bool, &[(&str, u8, u8, u8)])]) -> Vec<u8> {
+pub fn template_table_snapshot(templates: &[TemplateRecord<'_>]) -> Vec<u8> {
     let mut b = Bytes::default();
     b.len_of(templates.len() + 1).len_of(templates.len());
     for (id, name, aligned, measurements) in templates {
