@@ -494,7 +494,7 @@ fn tsblock_crashers() -> Vec<(&'static str, Vec<u8>)> {
 // ---- pipe_body ----------------------------------------------------------------------------------
 
 /// Request types a pipe receiver reads, picked by the first byte.
-const PIPE_TYPES: [i16; 18] = [
+const PIPE_TYPES: [i16; 22] = [
     request_type::HANDSHAKE_DATANODE_V2,
     request_type::TRANSFER_TABLET_RAW,
     request_type::TRANSFER_TABLET_BATCH,
@@ -513,6 +513,10 @@ const PIPE_TYPES: [i16; 18] = [
     request_type::TRANSFER_TS_FILE_PIECE_WITH_MOD,
     request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD,
     request_type::TRANSFER_CONFIG_PLAN,
+    request_type::TRANSFER_SCHEMA_SNAPSHOT_PIECE,
+    request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL,
+    request_type::TRANSFER_CONFIG_SNAPSHOT_PIECE,
+    request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL,
 ];
 
 /// A `pipeTransfer` body as the receiver decodes it: the first byte picks the request type.
@@ -557,6 +561,27 @@ fn pipe_request(type_: i16, body: &[u8]) {
         }
         request_type::TRANSFER_CONFIG_PLAN => {
             let _ = duet_proto::config_plan::decode_config_plan(body);
+        }
+        // A snapshot piece's bytes end up in a file the seal has parsed: the body stands for both.
+        request_type::TRANSFER_SCHEMA_SNAPSHOT_PIECE => {
+            let _ = pipe_body::decode_file_piece(body);
+            let _ = duet_proto::schema_snapshot::parse_mtree_snapshot(body);
+        }
+        request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => {
+            if let Ok(seal) = pipe_body::decode_file_seal_v2(body) {
+                let _ = duet_proto::schema_snapshot::schema_snapshot_seal(&seal.params);
+            }
+        }
+        request_type::TRANSFER_CONFIG_SNAPSHOT_PIECE => {
+            let _ = pipe_body::decode_file_piece(body);
+            let _ = duet_proto::config_snapshot::parse_config_mtree(body);
+            let _ = duet_proto::config_snapshot::parse_template_table(body);
+            let _ = duet_proto::config_snapshot::parse_ttl_snapshot(body);
+        }
+        request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => {
+            if let Ok(seal) = pipe_body::decode_file_seal_v2(body) {
+                let _ = duet_proto::config_snapshot::config_snapshot_seal(&seal.params);
+            }
         }
         slice::TRANSFER_SLICE => {
             // The body is one slice; a request in one slice is complete at once and is read like the
@@ -661,6 +686,52 @@ fn pipe_body_seeds() -> Vec<(&'static str, Vec<u8>)> {
             with(
                 request_type::TRANSFER_PLAN_NODE,
                 iotdb_wire::delete_data_node(&["root.sg.d1.s0", "root.sg.**"], 0, 9),
+            ),
+        ),
+        (
+            "schema-snapshot",
+            with(
+                request_type::TRANSFER_SCHEMA_SNAPSHOT_PIECE,
+                iotdb_wire::mtree_snapshot(
+                    "sg",
+                    &[iotdb_wire::MTreeNode::Device {
+                        name: "d1".into(),
+                        aligned: Some(true),
+                        template: None,
+                        children: vec![iotdb_wire::MTreeNode::Measurement {
+                            name: "s1".into(),
+                            type_code: iotdb_wire::data_type::INT64,
+                            encoding: 2,
+                            compressor: 1,
+                            alias: Some("a".into()),
+                        }],
+                    }],
+                ),
+            ),
+        ),
+        (
+            "config-snapshot",
+            with(
+                request_type::TRANSFER_CONFIG_SNAPSHOT_PIECE,
+                iotdb_wire::config_mtree_snapshot(&[iotdb_wire::ConfigMNode::Database {
+                    name: "sg".into(),
+                    full_path: "root.sg".into(),
+                    template: Some(0),
+                    children: Vec::new(),
+                }]),
+            ),
+        ),
+        (
+            "schema-snapshot-seal",
+            with(
+                request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL,
+                iotdb_wire::schema_snapshot_seal(
+                    ("mtree.snapshot", 10),
+                    Some(("tlog.txt.snapshot", 5)),
+                    "root.**",
+                    "root.sg",
+                    "19,22,53",
+                ),
             ),
         ),
         (
