@@ -86,6 +86,17 @@ async fn checked_seal(
     if let Err(resp) = files.seal(seal).await {
         return resp;
     }
+    if mtree_name.ends_with(".pst.snapshot") {
+        // `schema_file.pst.snapshot` (`SchemaConstant`): a sender whose schema engine is PBTree.
+        return pipe_status(
+            StatusCode::PipeTransferExecuteStatementError,
+            format!(
+                "The schema snapshot {mtree_name} of {} is a PBTree schema file; Duet reads the \
+                 memory schema engine's MTree snapshot only.",
+                params.database
+            ),
+        );
+    }
     let mtree = files.dir().join(&mtree_name);
     apply(engine, origin, &params, mtree).await
 }
@@ -137,12 +148,14 @@ async fn apply(
     .await;
     let snapshot = match parsed {
         Ok(Ok(snapshot)) => snapshot,
-        Ok(Err(why)) => return pipe_status(
-            StatusCode::PipeTransferExecuteStatementError,
-            format!(
+        Ok(Err(why)) => {
+            return pipe_status(
+                StatusCode::PipeTransferExecuteStatementError,
+                format!(
                 "The schema snapshot of {database} is refused and nothing of it was applied: {why}"
             ),
-        ),
+            )
+        }
         Err(e) => {
             return pipe_status(
                 StatusCode::InternalServerError,

@@ -235,6 +235,11 @@ fn a_schema_snapshot_creates_its_database_series_and_aligned_devices_as_its_seal
             .collect();
         assert!(aligned.contains(&("root.sg.g.a", "true")), "{devices:?}");
         assert!(aligned.contains(&("root.sg.d1", "false")), "{devices:?}");
+        // The same snapshot again (a sender that retried) changes nothing.
+        let status =
+            send_snapshot(&mut sender, &mtree, 1000, "root.sg", "root.**", "19,22,53").await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert_eq!(timeseries(&mut client, "root.sg.**").await.len(), 5);
         // The series take writes of their types.
         client
             .execute("insert into root.sg.d1(time, s1, s2) values (5, 7, 2.5)")
