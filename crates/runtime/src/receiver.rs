@@ -190,6 +190,22 @@ async fn apply_iotdb_writes(
                     return refused(e);
                 }
             }
+            WriteNode::CreateSeriesOnDevices(groups) => {
+                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                    return resp;
+                }
+                if let Err(resp) = apply_series_groups(engine, &origin, groups).await {
+                    return resp;
+                }
+            }
+            WriteNode::ActivateTemplate(devices) => {
+                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                    return resp;
+                }
+                if let Err(resp) = apply_activations(engine, &origin, devices).await {
+                    return resp;
+                }
+            }
             WriteNode::Delete(delete) => {
                 // Writes before a deletion land before it, as the sender ordered them.
                 if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
@@ -208,6 +224,51 @@ async fn apply_iotdb_writes(
         Ok(()) => TPipeTransferResp::new(status::success(), None),
         Err(resp) => resp,
     }
+}
+
+/// The series of a `CreateMultiTimeSeriesNode` or an internal create node, device by device, as a
+/// peer's schema changes (versioned on arrival).
+async fn apply_series_groups(
+    engine: &Engine,
+    origin: &Origin,
+    groups: Vec<duet_proto::plan_node::CreateSeries>,
+) -> Result<(), TPipeTransferResp> {
+    for group in groups {
+        let change = SchemaChange::CreateSeries {
+            device: group.device,
+            aligned: group.aligned,
+            series: group
+                .series
+                .into_iter()
+                .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+                    measurement,
+                    data_type: t.name().to_string(),
+                    encoding,
+                    compressor,
+                })
+                .collect(),
+        };
+        engine
+            .apply_unversioned_schema(origin.clone(), change)
+            .await
+            .map_err(refused)?;
+    }
+    Ok(())
+}
+
+/// Template activations: each device activates the template set above it here.
+async fn apply_activations(
+    engine: &Engine,
+    origin: &Origin,
+    devices: Vec<String>,
+) -> Result<(), TPipeTransferResp> {
+    for device in devices {
+        engine
+            .apply_unversioned_schema(origin.clone(), SchemaChange::ActivateTemplate { device })
+            .await
+            .map_err(refused)?;
+    }
+    Ok(())
 }
 
 /// One InsertRowNode row as a device write: typed values keep their type (converted to the series'

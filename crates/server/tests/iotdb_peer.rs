@@ -827,3 +827,162 @@ fn a_tsfile_that_conflicts_with_a_series_type_here_is_refused_before_anything_is
         );
     });
 }
+
+/// The schema-region nodes a default IoTDB 2.x sender transfers with `inclusion` covering
+/// `schema.timeseries` (type 100): multi-device and auto-created series (with their types, encodings,
+/// compressors and alignment as sent) and template activations; an `AlterTimeSeriesNode` (tags) is
+/// refused by name, and the connection goes on.
+#[test]
+fn an_iotdb_senders_schema_region_nodes_apply() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        // CreateMultiTimeSeriesNode: two devices; InternalCreateTimeSeriesNode: an aligned device a
+        // write auto-created; InternalCreateMultiTimeSeriesNode: one aligned, one not.
+        // (encoding ordinals: 0 PLAIN, 2 RLE, 4 TS_2DIFF, 8 GORILLA; compressors: 0 none, 1 SNAPPY,
+        // 7 LZ4, 8 ZSTD)
+        for node in [
+            iotdb_wire::create_multi_time_series_node(&[
+                (
+                    "root.sg2.m1",
+                    &[("a", dt::INT64, 4, 1), ("b", dt::TEXT, 0, 0)],
+                ),
+                ("root.sg2.m2", &[("c", dt::BOOLEAN, 2, 7)]),
+            ]),
+            iotdb_wire::internal_create_time_series_node(
+                "root.sg2.auto",
+                true,
+                &[("x", dt::DOUBLE, 8, 8), ("y", dt::INT32, 4, 7)],
+            ),
+            iotdb_wire::internal_create_multi_time_series_node(&[
+                ("root.sg2.im1", true, &[("p", dt::FLOAT, 8, 7)]),
+                ("root.sg2.im2", false, &[("q", dt::STRING, 0, 7)]),
+            ]),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_PLAN_NODE, node).await;
+        }
+        let series = rows(&mut client, "show timeseries root.sg2.**")
+            .await
+            .unwrap();
+        let got: Vec<[&str; 4]> = series
+            .iter()
+            .map(|r| [r[0].as_str(), r[3].as_str(), r[4].as_str(), r[5].as_str()])
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ["root.sg2.auto.x", "DOUBLE", "GORILLA", "ZSTD"],
+                ["root.sg2.auto.y", "INT32", "TS_2DIFF", "LZ4"],
+                ["root.sg2.im1.p", "FLOAT", "GORILLA", "LZ4"],
+                ["root.sg2.im2.q", "STRING", "PLAIN", "LZ4"],
+                ["root.sg2.m1.a", "INT64", "TS_2DIFF", "SNAPPY"],
+                ["root.sg2.m1.b", "TEXT", "PLAIN", "UNCOMPRESSED"],
+                ["root.sg2.m2.c", "BOOLEAN", "RLE", "LZ4"],
+            ]
+        );
+        let aligned: Vec<Vec<String>> = rows(&mut client, "show devices root.sg2.**")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| vec![r[0].clone(), r[1].clone()])
+            .collect();
+        assert_eq!(
+            aligned,
+            [
+                ["root.sg2.auto", "true"],
+                ["root.sg2.im1", "true"],
+                ["root.sg2.im2", "false"],
+                ["root.sg2.m1", "false"],
+                ["root.sg2.m2", "false"],
+            ]
+        );
+
+        // Activations: the template set above the devices here (the sender's template id is its
+        // own numbering) is activated on one device, then on two in a batch.
+        client
+            .execute_update("create device template t1 (s1 INT64, s2 DOUBLE encoding=RLE)")
+            .await
+            .unwrap();
+        client
+            .execute_update("set device template t1 to root.sg3")
+            .await
+            .unwrap();
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::activate_template_node("root.sg3.d1", 7),
+        )
+        .await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::batch_activate_template_node(&["root.sg3.d2", "root.sg3.d3"], 7, false),
+        )
+        .await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::batch_activate_template_node(&["root.sg3.d4"], 7, true),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "show paths using device template t1")
+                .await
+                .unwrap(),
+            [
+                ["root.sg3.d1"],
+                ["root.sg3.d2"],
+                ["root.sg3.d3"],
+                ["root.sg3.d4"]
+            ]
+        );
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg3.**")
+                .await
+                .unwrap(),
+            [["8"]]
+        );
+        // An activation where no template is set here is refused, naming the device.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::activate_template_node("root.elsewhere.d1", 7),
+        )
+        .await;
+        assert_ne!(status.code, 200, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(message.contains("root.elsewhere.d1"), "{message}");
+
+        // Tags: refused by name, nothing changed, and the connection goes on.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::alter_time_series_add_tag_node("root.sg2.m1.a", "unit", "C"),
+        )
+        .await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(
+            message.contains("AlterTimeSeriesNode") && message.contains("root.sg2.m1.a"),
+            "{message}"
+        );
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::internal_create_time_series_node(
+                "root.sg2.m1",
+                false,
+                &[("z", dt::INT64, 4, 7)],
+            ),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg2.m1.**")
+                .await
+                .unwrap(),
+            [["3"]]
+        );
+    });
+}

@@ -559,3 +559,119 @@ pub fn set_ttl_plan(pattern: &str, ttl_ms: i64) -> Vec<u8> {
     b.i64(ttl_ms).u8(0);
     b.0
 }
+
+/// `PartialPath.serialize` as IoTDB 2.x writes a device path: the path type (2, Partial), the tsfile 2
+/// `Path` presence bytes (no measurement or device, the full path), then the nodes.
+fn partial_path(b: &mut Bytes, path: &str) {
+    let nodes: Vec<&str> = path.split('.').collect();
+    b.u8(2)
+        .u8(0)
+        .u8(0)
+        .u8(1)
+        .string(Some(path))
+        .len_of(nodes.len());
+    for n in nodes {
+        b.string(Some(n));
+    }
+}
+
+/// Series of one device: (measurement, type code, encoding ordinal, compressor code).
+pub type SeriesSpec<'a> = (&'a str, u8, u8, u8);
+
+/// `MeasurementGroup.serialize`: names, type ordinals, encoding ordinals, compressor codes, then no
+/// aliases, tags or attributes (flag -1 each).
+fn measurement_group(b: &mut Bytes, series: &[SeriesSpec<'_>]) {
+    b.len_of(series.len());
+    for (m, _, _, _) in series {
+        b.string(Some(m));
+    }
+    for (_, t, _, _) in series {
+        b.u8(*t);
+    }
+    for (_, _, e, _) in series {
+        b.u8(*e);
+    }
+    for (_, _, _, c) in series {
+        b.u8(*c);
+    }
+    b.u8(0xff).u8(0xff).u8(0xff);
+}
+
+/// `CreateMultiTimeSeriesNode` (39): a device count, then each device's path and `MeasurementGroup`.
+pub fn create_multi_time_series_node(devices: &[(&str, &[SeriesSpec<'_>])]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(39).len_of(devices.len());
+    for (device, series) in devices {
+        partial_path(&mut b, device);
+        measurement_group(&mut b, series);
+    }
+    b.string(Some("pipe-node-39")).i32(0);
+    b.0
+}
+
+/// `InternalCreateTimeSeriesNode` (52), the node IoTDB writes when a write auto-creates series: the
+/// device path, the `MeasurementGroup`, the aligned flag.
+pub fn internal_create_time_series_node(
+    device: &str,
+    aligned: bool,
+    series: &[SeriesSpec<'_>],
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(52);
+    partial_path(&mut b, device);
+    measurement_group(&mut b, series);
+    b.u8(u8::from(aligned));
+    b.string(Some("pipe-node-52")).i32(0);
+    b.0
+}
+
+/// `InternalCreateMultiTimeSeriesNode` (69): a device count, then each device's path, aligned flag
+/// and `MeasurementGroup`.
+pub fn internal_create_multi_time_series_node(
+    devices: &[(&str, bool, &[SeriesSpec<'_>])],
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(69).len_of(devices.len());
+    for (device, aligned, series) in devices {
+        partial_path(&mut b, device);
+        b.u8(u8::from(*aligned));
+        measurement_group(&mut b, series);
+    }
+    b.string(Some("pipe-node-69")).i32(0);
+    b.0
+}
+
+/// `ActivateTemplateNode` (53): the device path, the template's set level and its id (the sender's
+/// ConfigNode numbering).
+pub fn activate_template_node(device: &str, template_id: i32) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(53);
+    partial_path(&mut b, device);
+    b.i32(1).i32(template_id);
+    b.string(Some("pipe-node-53")).i32(0);
+    b.0
+}
+
+/// `BatchActivateTemplateNode` (72), or `InternalBatchActivateTemplateNode` (68) when `internal`: a
+/// count, then each device's path, set level and template id.
+pub fn batch_activate_template_node(devices: &[&str], template_id: i32, internal: bool) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(if internal { 68 } else { 72 }).len_of(devices.len());
+    for device in devices {
+        partial_path(&mut b, device);
+        b.i32(1).i32(template_id);
+    }
+    b.string(Some("pipe-node-72")).i32(0);
+    b.0
+}
+
+/// `AlterTimeSeriesNode` (21) adding one tag: the full path's bytes, `ADD_TAGS` (3), no alias, no
+/// alter map, the tag map, no attributes, no data type.
+pub fn alter_time_series_add_tag_node(path: &str, key: &str, value: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(21).string(Some(path)).u8(3).u8(0).u8(0xff);
+    b.u8(1).i32(1).string(Some(key)).string(Some(value));
+    b.u8(0xff).u8(0);
+    b.string(Some("pipe-node-21")).i32(0);
+    b.0
+}
