@@ -810,6 +810,22 @@ fn create_time_series_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Resu
     })
 }
 
+/// A serialized `PartialPath` (a `MeasurementPath` too) in the tsfile 2.x `Path` form (a presence
+/// byte before each optional part) or the 1.x one (three nullable strings); its nodes. For the
+/// config plans that carry paths (`crate::config_plan`).
+pub(crate) fn read_partial_path(
+    input: &mut ByteReader<'_>,
+    presence_bytes: bool,
+) -> Result<Vec<String>> {
+    measurement_path(
+        input,
+        PathLayout {
+            presence_bytes,
+            trailer: PathTrailer::TagMap,
+        },
+    )
+}
+
 /// `PathType` bytes.
 const PATH_TYPE_MEASUREMENT: u8 = 0;
 const PATH_TYPE_PARTIAL: u8 = 2;

@@ -325,6 +325,11 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
             )
         }
     };
+    // A plan a pipe receiver executed on the sender means here what the plan itself means.
+    let plan = match plan {
+        ConfigPlan::PipeEnriched(inner) => *inner,
+        plan => plan,
+    };
     let rules = match plan {
         ConfigPlan::CreateDatabase { name } => {
             return apply_peer_change(engine, origin, SchemaChange::CreateDatabase { path: name })
@@ -336,6 +341,7 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
         }
         ConfigPlan::SetTtl(rule) => vec![rule],
         ConfigPlan::SetTtls(rules) => rules,
+        other => return apply_schema_plan(engine, origin, other).await,
     };
     for rule in rules {
         // A database's rule covers what is under it (IoTDB's isDataBase); IoTDB's UNSET TTL is a
@@ -353,6 +359,84 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
                 ttl_ms: rule.ttl_ms,
             }
         };
+        let resp = apply_peer_change(engine, origin.clone(), change).await;
+        if resp.status.code != status::success().code {
+            return resp;
+        }
+    }
+    TPipeTransferResp::new(status::success(), None)
+}
+
+/// The template, series-deletion and user plans of type 200, each as the peer schema changes it
+/// means here. Deletions and deactivations name path patterns on IoTDB; they are resolved against
+/// this instance's schema (what matches nothing here is nothing to do).
+async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) -> TPipeTransferResp {
+    let changes = match plan {
+        ConfigPlan::CreateTemplate {
+            name,
+            aligned,
+            measurements,
+        } => vec![SchemaChange::CreateTemplate {
+            name,
+            aligned,
+            measurements: measurements
+                .into_iter()
+                .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+                    measurement,
+                    data_type: t.name().to_string(),
+                    encoding,
+                    compressor,
+                })
+                .collect(),
+        }],
+        ConfigPlan::ExtendTemplate { name, measurements } => vec![SchemaChange::AppendTemplate {
+            name,
+            measurements: measurements
+                .into_iter()
+                .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+                    measurement,
+                    data_type: t.name().to_string(),
+                    encoding: encoding
+                        .unwrap_or_else(|| duet_engine::schema::default_encoding(t).to_string()),
+                    // IoTDB's default compressor, as for a series created without one.
+                    compressor: compressor.unwrap_or_else(|| "LZ4".to_string()),
+                })
+                .collect(),
+        }],
+        ConfigPlan::SetTemplate { name, path } => vec![SchemaChange::SetTemplate { name, path }],
+        ConfigPlan::UnsetTemplate { name, path } => {
+            vec![SchemaChange::UnsetTemplate { name, path }]
+        }
+        ConfigPlan::DropTemplate { name } => vec![SchemaChange::DropTemplate { name }],
+        ConfigPlan::DeactivateTemplate(entries) => {
+            let mut devices = Vec::new();
+            for (pattern, templates) in entries {
+                match engine.devices_using_templates(&pattern, &templates) {
+                    Ok(found) => devices.extend(found),
+                    Err(e) => return refused(e),
+                }
+            }
+            devices.sort();
+            devices.dedup();
+            if devices.is_empty() {
+                Vec::new()
+            } else {
+                vec![SchemaChange::DeactivateTemplate { devices }]
+            }
+        }
+        ConfigPlan::DeleteTimeSeries { patterns } => match engine.series_for_delete(&patterns) {
+            Ok(series) if series.is_empty() => Vec::new(),
+            Ok(series) => vec![SchemaChange::DeleteSeries { series }],
+            Err(e) => return refused(e),
+        },
+        other => {
+            return pipe_status(
+                StatusCode::PipeTransferExecuteStatementError,
+                format!("A config plan Duet does not apply from a pipe: {other:?}"),
+            )
+        }
+    };
+    for change in changes {
         let resp = apply_peer_change(engine, origin.clone(), change).await;
         if resp.status.code != status::success().code {
             return resp;

@@ -794,11 +794,11 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             [["0"]]
         );
         // A plan Duet does not apply is refused by name, and the connection goes on.
-        let mut author = 621i16.to_be_bytes().to_vec();
+        let mut author = 622i16.to_be_bytes().to_vec();
         author.extend_from_slice(&[0; 8]);
         let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, author).await;
         assert_eq!(status.code, 1805, "{status:?}");
-        assert!(status.message.unwrap_or_default().contains("authority"));
+        assert!(status.message.unwrap_or_default().contains("CreateRole"));
     });
 }
 
@@ -984,5 +984,198 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
                 .unwrap(),
             [["3"]]
         );
+    });
+}
+
+/// The ConfigNode plans (type 200) a default IoTDB 2.x sender transfers for device templates and
+/// `DELETE TIMESERIES`: a template is created, extended (with and without encodings), set, activated
+/// (schema-region nodes), deactivated on one device (with its data) and then, wrapped as a plan that
+/// arrived through a pipe, on the rest, unset and dropped; a deletion's pattern tree removes the
+/// matching series and their data and leaves the others.
+#[test]
+fn an_iotdb_senders_template_and_deletion_plans_apply() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        let t2: &[iotdb_wire::SeriesSpec<'_>] =
+            &[("s1", dt::INT64, 4, 7), ("s2", dt::DOUBLE, 8, 1)];
+        for plan in [
+            iotdb_wire::create_database_plan("root.sg4"),
+            iotdb_wire::create_schema_template_plan("t2", false, t2),
+            iotdb_wire::extend_schema_template_plan("t2", &[("s3", dt::TEXT)], None),
+            iotdb_wire::extend_schema_template_plan("t2", &[("s4", dt::FLOAT)], Some(&[(2, 8)])),
+            iotdb_wire::commit_set_schema_template_plan("t2", "root.sg4"),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+        }
+        assert_eq!(
+            rows(&mut client, "show nodes in device template t2")
+                .await
+                .unwrap(),
+            [
+                ["s1", "INT64", "TS_2DIFF", "LZ4"],
+                ["s2", "DOUBLE", "GORILLA", "SNAPPY"],
+                ["s3", "TEXT", "PLAIN", "LZ4"],
+                ["s4", "FLOAT", "RLE", "ZSTD"],
+            ]
+        );
+        assert_eq!(
+            rows(&mut client, "show paths set device template t2")
+                .await
+                .unwrap(),
+            [["root.sg4"]]
+        );
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::batch_activate_template_node(&["root.sg4.d1", "root.sg4.d2"], 42, false),
+        )
+        .await;
+        let tablet = |device: &str| {
+            iotdb_wire::insert_tablet_node(
+                device,
+                false,
+                &[1, 2],
+                &[column(
+                    "s1",
+                    dt::INT64,
+                    vec![Some(Value::Int64(1)), Some(Value::Int64(2))],
+                )],
+                false,
+            )
+        };
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_TABLET_BATCH_V2,
+            iotdb_wire::tablet_batch_v2(&[], &[tablet("root.sg4.d1"), tablet("root.sg4.d2")], &[]),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg4.**")
+                .await
+                .unwrap(),
+            [["8"]]
+        );
+
+        // DEACTIVATE on d1: its template series and their data go, d2 keeps both.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::pipe_deactivate_template_plan(&[("root.sg4.d1", &[("t2", false, t2)])]),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "show paths using device template t2")
+                .await
+                .unwrap(),
+            [["root.sg4.d2"]]
+        );
+        assert_eq!(
+            rows(&mut client, "select count(s1) from root.sg4.d2")
+                .await
+                .unwrap(),
+            [["2"]]
+        );
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg4.d1.**")
+                .await
+                .unwrap(),
+            [["0"]]
+        );
+        // The rest, as a plan the sender's own receiver executed (PipeEnriched), then unset and
+        // drop.
+        let deactivate =
+            iotdb_wire::pipe_deactivate_template_plan(&[("root.sg4.**", &[("t2", false, t2)])]);
+        for plan in [
+            iotdb_wire::pipe_enriched_plan(&deactivate, "other-cluster"),
+            iotdb_wire::pipe_unset_template_plan("t2", "root.sg4"),
+            iotdb_wire::drop_schema_template_plan("t2"),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+        }
+        assert!(rows(&mut client, "show device templates")
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg4.**")
+                .await
+                .unwrap(),
+            [["0"]]
+        );
+
+        // DELETE TIMESERIES root.sg4.x.s1, root.sg4.y.**: the pattern tree's patterns are resolved
+        // here; root.sg4.x.s2 stays with its data.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::create_multi_time_series_node(&[
+                (
+                    "root.sg4.x",
+                    &[("s1", dt::INT64, 4, 7), ("s2", dt::INT64, 4, 7)],
+                ),
+                ("root.sg4.y", &[("s1", dt::INT64, 4, 7)]),
+                ("root.sg4.y.z", &[("s1", dt::INT64, 4, 7)]),
+            ]),
+        )
+        .await;
+        let row = |device: &str, m: &str| {
+            iotdb_wire::insert_row_node(&InsertRow {
+                device: device.into(),
+                aligned: false,
+                time: 10,
+                cells: vec![(m.into(), RowCell::Value(Value::Int64(5)))],
+            })
+        };
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_TABLET_BATCH_V2,
+            iotdb_wire::tablet_batch_v2(
+                &[],
+                &[
+                    row("root.sg4.x", "s1"),
+                    row("root.sg4.x", "s2"),
+                    row("root.sg4.y", "s1"),
+                ],
+                &[],
+            ),
+        )
+        .await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::pipe_delete_time_series_plan(&["root.sg4.x.s1", "root.sg4.y.**"]),
+        )
+        .await;
+        let left: Vec<String> = rows(&mut client, "show timeseries root.sg4.**")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        assert_eq!(left, ["root.sg4.x.s2"]);
+        assert_eq!(
+            rows(&mut client, "select s2 from root.sg4.x")
+                .await
+                .unwrap(),
+            [["10", "5"]]
+        );
+        // Recreated, the deleted series hold none of their old points.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::internal_create_time_series_node(
+                "root.sg4.x",
+                false,
+                &[("s1", dt::INT64, 4, 7)],
+            ),
+        )
+        .await;
+        assert!(rows(&mut client, "select s1 from root.sg4.x")
+            .await
+            .unwrap()
+            .is_empty());
     });
 }

@@ -675,3 +675,160 @@ pub fn alter_time_series_add_tag_node(path: &str, key: &str, value: &str) -> Vec
     b.string(Some("pipe-node-21")).i32(0);
     b.0
 }
+
+/// `Template.serialize`: an id (the sender's numbering), the name, the aligned flag, then per
+/// measurement its key and `MeasurementSchema.partialSerializeTo` (flag 0, name, type, encoding,
+/// compressor).
+fn template(b: &mut Bytes, name: &str, aligned: bool, measurements: &[SeriesSpec<'_>]) {
+    b.i32(42)
+        .string(Some(name))
+        .u8(u8::from(aligned))
+        .len_of(measurements.len());
+    for (m, t, e, c) in measurements {
+        b.string(Some(m)).u8(0).string(Some(m)).u8(*t).u8(*e).u8(*c);
+    }
+}
+
+/// `CreateSchemaTemplatePlan` (800): the plan type, then the template's serialized bytes behind their
+/// length.
+pub fn create_schema_template_plan(
+    name: &str,
+    aligned: bool,
+    measurements: &[SeriesSpec<'_>],
+) -> Vec<u8> {
+    let mut t = Bytes::default();
+    template(&mut t, name, aligned, measurements);
+    let mut b = Bytes::default();
+    b.i16(800).binary(&t.0);
+    b.0
+}
+
+/// `ExtendSchemaTemplatePlan` (814), `TemplateExtendInfo.serialize`: the name, the measurements, their
+/// types, then encodings and compressors each behind a flag (given for all or for none).
+pub fn extend_schema_template_plan(
+    name: &str,
+    measurements: &[(&str, u8)],
+    encodings_and_compressors: Option<&[(u8, u8)]>,
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(814).string(Some(name)).len_of(measurements.len());
+    for (m, _) in measurements {
+        b.string(Some(m));
+    }
+    for (_, t) in measurements {
+        b.u8(*t);
+    }
+    match encodings_and_compressors {
+        Some(given) => {
+            b.u8(1);
+            for (e, _) in given {
+                b.u8(*e);
+            }
+            b.u8(1);
+            for (_, c) in given {
+                b.u8(*c);
+            }
+        }
+        None => {
+            b.u8(0).u8(0);
+        }
+    }
+    b.0
+}
+
+/// `CommitSetSchemaTemplatePlan` (813): name, path, not a rollback.
+pub fn commit_set_schema_template_plan(name: &str, path: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(813).string(Some(name)).string(Some(path)).u8(0);
+    b.0
+}
+
+/// `PipeUnsetSchemaTemplatePlan` (1701): name, path.
+pub fn pipe_unset_template_plan(name: &str, path: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(1701).string(Some(name)).string(Some(path));
+    b.0
+}
+
+/// `DropSchemaTemplatePlan` (811): the name.
+pub fn drop_schema_template_plan(name: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(811).string(Some(name));
+    b.0
+}
+
+/// A template as `PipeDeactivateTemplatePlan` lists it: name, aligned flag, measurements.
+pub type TemplateDef<'a> = (&'a str, bool, &'a [SeriesSpec<'a>]);
+
+/// `PipeDeactivateTemplatePlan` (1704): a count, then per pattern its `PartialPath`, a template count
+/// and the templates.
+pub fn pipe_deactivate_template_plan(entries: &[(&str, &[TemplateDef<'_>])]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(1704).len_of(entries.len());
+    for (pattern, templates) in entries {
+        partial_path(&mut b, pattern);
+        b.len_of(templates.len());
+        for (name, aligned, measurements) in *templates {
+            template(&mut b, name, *aligned, measurements);
+        }
+    }
+    b.0
+}
+
+/// A `PathPatternTree` node being built: its children in insertion order, whether a pattern ends here.
+#[derive(Default)]
+struct TreeNode {
+    children: Vec<(String, TreeNode)>,
+    marked: bool,
+}
+
+impl TreeNode {
+    fn insert(&mut self, nodes: &[&str]) {
+        let Some((first, rest)) = nodes.split_first() else {
+            self.marked = true;
+            return;
+        };
+        let index = match self.children.iter().position(|(n, _)| n == first) {
+            Some(i) => i,
+            None => {
+                self.children.push((first.to_string(), TreeNode::default()));
+                self.children.len() - 1
+            }
+        };
+        if let Some((_, child)) = self.children.get_mut(index) {
+            child.insert(rest);
+        }
+    }
+
+    /// `PathPatternNode.serialize`: name, -1 (a pattern ends here) or -2, child count, children.
+    fn write(&self, name: &str, b: &mut Bytes) {
+        b.string(Some(name))
+            .i32(if self.marked { -1 } else { -2 })
+            .len_of(self.children.len());
+        for (child_name, child) in &self.children {
+            child.write(child_name, b);
+        }
+    }
+}
+
+/// `PipeDeleteTimeSeriesPlan` (1702): the serialized `PathPatternTree` of `patterns` (all under
+/// `root`) behind its length.
+pub fn pipe_delete_time_series_plan(patterns: &[&str]) -> Vec<u8> {
+    let mut root = TreeNode::default();
+    for p in patterns {
+        let nodes: Vec<&str> = p.split('.').skip(1).collect();
+        root.insert(&nodes);
+    }
+    let mut tree = Bytes::default();
+    root.write("root", &mut tree);
+    let mut b = Bytes::default();
+    b.i16(1702).binary(&tree.0);
+    b.0
+}
+
+/// `PipeEnrichedPlan` (1700): the inner plan's bytes, then the origin cluster's id.
+pub fn pipe_enriched_plan(inner: &[u8], origin_cluster_id: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(1700).raw(inner).string(Some(origin_cluster_id));
+    b.0
+}
