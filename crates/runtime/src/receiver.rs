@@ -8,7 +8,7 @@ use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
 use duet_engine::values::Cell;
 use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{Engine, EngineError};
-use duet_proto::config_plan::{self, ConfigPlan};
+use duet_proto::config_plan::{self, ConfigPlan, UserPassword};
 use duet_proto::pipe_body::{self, request_type};
 use duet_proto::pipe_tablet;
 use duet_proto::plan_node::{InsertRow, RowValue, WriteNode};
@@ -368,7 +368,9 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
 }
 
 /// The template, series-deletion and user plans of type 200, each as the peer schema changes it
-/// means here. Deletions and deactivations name path patterns on IoTDB; they are resolved against
+/// means here. A user created or changed with a password in clear is stored with this instance's
+/// hash of it; one created with IoTDB's hash (`CreateUserWithRawPassword`) keeps that hash as its
+/// own kind, which logins verify as IoTDB does. Deletions and deactivations name path patterns on IoTDB; they are resolved against
 /// this instance's schema (what matches nothing here is nothing to do).
 async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) -> TPipeTransferResp {
     let changes = match plan {
@@ -429,10 +431,36 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
             Ok(series) => vec![SchemaChange::DeleteSeries { series }],
             Err(e) => return refused(e),
         },
-        other => {
+        ConfigPlan::CreateUser { name, password } => {
+            let password_hash = match password {
+                UserPassword::Plain(password) => match hash_new_password(password).await {
+                    Ok(hash) => hash,
+                    Err(resp) => return resp,
+                },
+                UserPassword::IotdbHash(hash) => duet_catalog::iotdb_password_record(&hash),
+            };
+            vec![SchemaChange::PutUser {
+                name,
+                password_hash,
+            }]
+        }
+        ConfigPlan::UpdateUser { name, password } => match hash_new_password(password).await {
+            Ok(password_hash) => vec![SchemaChange::PutUser {
+                name,
+                password_hash,
+            }],
+            Err(resp) => return resp,
+        },
+        ConfigPlan::DropUser { name } => vec![SchemaChange::DropUser { name }],
+        // The database and TTL plans are applied by the caller; a wrapped plan was unwrapped.
+        ConfigPlan::CreateDatabase { .. }
+        | ConfigPlan::DeleteDatabase { .. }
+        | ConfigPlan::SetTtl(_)
+        | ConfigPlan::SetTtls(_)
+        | ConfigPlan::PipeEnriched(_) => {
             return pipe_status(
                 StatusCode::PipeTransferExecuteStatementError,
-                format!("A config plan Duet does not apply from a pipe: {other:?}"),
+                "A database, TTL or nested pipe-enriched plan reached the schema plans.",
             )
         }
     };
@@ -443,6 +471,24 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
         }
     }
     TPipeTransferResp::new(status::success(), None)
+}
+
+/// Hashes a password that arrived in clear (argon2 is slow on purpose: off the async workers); the
+/// refusal names the rule it breaks, never the password.
+async fn hash_new_password(password: String) -> Result<String, TPipeTransferResp> {
+    let hashed =
+        tokio::task::spawn_blocking(move || duet_catalog::hash_new_password(&password)).await;
+    match hashed {
+        Ok(Ok(hash)) => Ok(hash),
+        Ok(Err(e)) => Err(pipe_status(
+            StatusCode::PipeReceiverUserConflict,
+            format!("A user's password from the sender is not accepted here: {e}"),
+        )),
+        Err(e) => Err(pipe_status(
+            StatusCode::InternalServerError,
+            format!("Hashing a user's password failed: {e}"),
+        )),
+    }
 }
 
 async fn apply_peer_change(

@@ -1179,3 +1179,96 @@ fn an_iotdb_senders_template_and_deletion_plans_apply() {
             .is_empty());
     });
 }
+
+/// Whether `user` can log in with `password`.
+async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
+    Client::connect(&ClientOptions {
+        user: user.into(),
+        password: password.into(),
+        ..options(server)
+    })
+    .await
+    .is_ok()
+}
+
+/// The user plans a default IoTDB 2.x sender transfers with `inclusion` covering `auth`: a user
+/// created with its password in clear, one created with the hash IoTDB stores
+/// (`CreateUserWithRawPassword`, as IoTDB's own snapshot of its users sends them), a password
+/// change and a drop each let exactly the right logins in; role and privilege plans are refused by
+/// name (Duet has neither), and a password Duet's rules refuse is refused without echoing it.
+#[test]
+fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut sender = iotdb_sender(&server).await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(621, "alice", Some("alice_pw1"), None),
+        )
+        .await;
+        assert!(logs_in(&server, "alice", "alice_pw1").await);
+        assert!(!logs_in(&server, "alice", "alice_pw2").await);
+
+        // IoTDB's stored form of "bob_pw22": `new String(md5(utf8), "utf-8")`, as OpenJDK 17
+        // computes it (hex of its UTF-8 bytes).
+        let hex = "efbfbd20efbfbd31efbfbd79efbfbd551aefbfbd18efbfbd0aefbfbd1d";
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let iotdb_hash = String::from_utf8(bytes).unwrap();
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(638, "bob", Some(&iotdb_hash), None),
+        )
+        .await;
+        assert!(logs_in(&server, "bob", "bob_pw22").await);
+        assert!(!logs_in(&server, "bob", "bob_pw2").await);
+
+        // ALTER USER alice SET PASSWORD: the old password stops working.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(631, "alice", Some("alice_pw1"), Some("alice_pw2")),
+        )
+        .await;
+        assert!(logs_in(&server, "alice", "alice_pw2").await);
+        assert!(!logs_in(&server, "alice", "alice_pw1").await);
+
+        // DROP USER bob.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(623, "bob", None, None),
+        )
+        .await;
+        assert!(!logs_in(&server, "bob", "bob_pw22").await);
+
+        // Roles and privileges: refused by name.
+        for (code, name) in [(622i16, "CreateRole"), (626, "GrantUser")] {
+            let status = send(
+                &mut sender,
+                rt::TRANSFER_CONFIG_PLAN,
+                iotdb_wire::user_plan(code, "alice", None, None),
+            )
+            .await;
+            assert_eq!(status.code, 1805, "{status:?}");
+            let message = status.message.unwrap_or_default();
+            assert!(message.contains(name), "{message}");
+        }
+        // A password shorter than the rules allow: refused, and the password is not echoed.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(621, "carol", Some("c9x"), None),
+        )
+        .await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        assert!(!status.message.unwrap_or_default().contains("c9x"));
+        assert!(!logs_in(&server, "carol", "c9x").await);
+        assert!(logs_in(&server, "root", "root").await);
+    });
+}

@@ -832,3 +832,22 @@ pub fn pipe_enriched_plan(inner: &[u8], origin_cluster_id: &str) -> Vec<u8> {
     b.i16(1700).raw(inner).string(Some(origin_cluster_id));
     b.0
 }
+
+/// An `AuthorPlan` for a user in IoTDB 2.0's layout: the plan type (621 CreateUser, 623 DropUser, 631
+/// UpdateUser, 638 CreateUserWithRawPassword), the user, an empty role, the password and the new
+/// password (null when absent), an empty permission set, no paths, no grant option.
+pub fn user_plan(
+    code: i16,
+    user: &str,
+    password: Option<&str>,
+    new_password: Option<&str>,
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(code)
+        .string(Some(user))
+        .string(Some(""))
+        .string(password)
+        .string(new_password);
+    b.u8(1).i32(0).i32(0).i32(0);
+    b.0
+}
