@@ -3,7 +3,9 @@
 //! writes as InsertNodes inside `TRANSFER_TABLET_BATCH_V2` (13), as single InsertNodes (2, 10), as a
 //! WAL entry (7), and a deletion as a `DeleteDataNode` plan node (100); the data on Duet is checked by
 //! query, every data type, nulls and aligned devices included. What arrives this way counts as pipe
-//! data: a double-living pipe of the receiving instance does not send it on. Issue 10.
+//! data: a double-living pipe of the receiving instance does not send it on. The schema and user
+//! plans of `'inclusion'='all'` (schema-region nodes in type 100, ConfigNode plans in type 200) are
+//! checked by SHOW, COUNT and logins. Issue 10.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -660,8 +662,9 @@ fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_on
 }
 
 /// A default IoTDB 2.x pipe's whole life on one connection, as issue 10 states it: handshake,
-/// history as TsFile pieces and a seal, real-time InsertNodes in type 13, a deletion plan node, a
-/// schema change; the data on Duet is then exactly what was sent.
+/// history as TsFile pieces and a seal, real-time InsertNodes in type 13, a deletion plan node,
+/// schema changes (a series created, then deleted) and a user; the data on Duet is then exactly what
+/// was sent.
 #[test]
 fn a_default_iotdb_pipes_whole_life_lands_exactly() {
     let server = Duetd::start().unwrap();
@@ -779,6 +782,31 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             (w[3].as_str(), w[4].as_str(), w[5].as_str()),
             ("FLOAT", "GORILLA", "LZ4")
         );
+
+        // DELETE TIMESERIES of the series made without data (a pattern tree in type 200), and a user
+        // the sender created (`auth`).
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::pipe_delete_time_series_plan(&["root.sg1.live.w"]),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "show timeseries root.sg1.live.*")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r[0].clone())
+                .collect::<Vec<_>>(),
+            ["root.sg1.live.v"]
+        );
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(621, "peer_user", Some("peer_pw1"), None),
+        )
+        .await;
+        assert!(logs_in(&server, "peer_user", "peer_pw1").await);
 
         // The end: the database dropped on the sender goes here too, with its series and data.
         send_ok(
