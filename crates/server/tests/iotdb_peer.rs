@@ -1300,3 +1300,43 @@ fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
         assert!(logs_in(&server, "root", "root").await);
     });
 }
+
+/// A user an IoTDB sender created with IoTDB's hash keeps that hash as its password on Duet, and a
+/// Duet pipe (`'inclusion'='all'`, not double-living, so it forwards what arrived through a pipe)
+/// takes the account, hash and all, to the next instance, where the same password logs in.
+#[test]
+fn a_user_with_iotdbs_hash_travels_on_to_a_duet_peer() {
+    let a = Duetd::start().unwrap();
+    let b = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // IoTDB's stored form of "bob_pw22" (OpenJDK 17, as in the test above).
+    let hex = "efbfbd20efbfbd31efbfbd79efbfbd551aefbfbd18efbfbd0aefbfbd1d";
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let iotdb_hash = String::from_utf8(bytes).unwrap();
+    rt.block_on(async {
+        let mut sender = iotdb_sender(&a).await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(638, "bob", Some(&iotdb_hash), None),
+        )
+        .await;
+        let mut client = Client::connect(&options(&a)).await.unwrap();
+        client
+            .execute_update(&format!(
+                "create pipe ab with source ('source.inclusion'='all') with sink \
+                 ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
+                b.port()
+            ))
+            .await
+            .unwrap();
+    });
+    duet_testkit::wait_for("bob to log in on B", Duration::from_secs(20), || {
+        rt.block_on(logs_in(&b, "bob", "bob_pw22")).then_some(())
+    })
+    .unwrap();
+    assert!(!rt.block_on(logs_in(&b, "bob", "bob_pw2")));
+}
