@@ -741,6 +741,65 @@ fn pipe_body_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 iotdb_wire::insert_tablet_wal_entry("root.sg.d1", false, &[1, 2], &wire_columns()),
             ),
         ),
+        (
+            "internal-create-multi-plan-node",
+            with(
+                request_type::TRANSFER_PLAN_NODE,
+                iotdb_wire::internal_create_multi_time_series_node(&[
+                    ("root.sg.d1", true, &[("s1", 2, 4, 7), ("s2", 5, 0, 1)]),
+                    ("root.sg.d2", false, &[("s3", 0, 2, 8)]),
+                ]),
+            ),
+        ),
+        (
+            "batch-activate-plan-node",
+            with(
+                request_type::TRANSFER_PLAN_NODE,
+                iotdb_wire::batch_activate_template_node(&["root.sg.d1", "root.sg.d2"], 3, false),
+            ),
+        ),
+        (
+            "create-template-plan",
+            with(
+                request_type::TRANSFER_CONFIG_PLAN,
+                iotdb_wire::create_schema_template_plan(
+                    "t1",
+                    true,
+                    &[("s1", 2, 4, 7), ("s2", 4, 8, 1)],
+                ),
+            ),
+        ),
+        (
+            "deactivate-template-plan",
+            with(
+                request_type::TRANSFER_CONFIG_PLAN,
+                iotdb_wire::pipe_deactivate_template_plan(&[(
+                    "root.sg.**",
+                    &[("t1", false, &[("s1", 2, 4, 7)])],
+                )]),
+            ),
+        ),
+        (
+            "enriched-delete-time-series-plan",
+            with(
+                request_type::TRANSFER_CONFIG_PLAN,
+                iotdb_wire::pipe_enriched_plan(
+                    &iotdb_wire::pipe_delete_time_series_plan(&[
+                        "root.sg.d1.s1",
+                        "root.sg.d2",
+                        "root.sg.d2.**",
+                    ]),
+                    "cluster-1",
+                ),
+            ),
+        ),
+        (
+            "create-user-plan",
+            with(
+                request_type::TRANSFER_CONFIG_PLAN,
+                iotdb_wire::user_plan(621, "alice", Some("alice_pw1"), None),
+            ),
+        ),
     ];
     if let Ok(compressed) = compress::compress(
         1,

@@ -1,8 +1,18 @@
 //! User name and password rules, and argon2 hashing, kept apart from the SQL so the policy is in one place
 //! and clear passwords never reach the database layer.
+//!
+//! A second kind of stored hash exists for accounts an IoTDB pipe transfers with the hash IoTDB
+//! stores (`CreateUserWithRawPassword`): IoTDB's default `MessageDigestEncrypt`
+//! (…/commons/security/encrypt/, apache/iotdb 300fb2b and 6431e85) hashes the password's UTF-8 bytes
+//! with MD5 and keeps the digest decoded as UTF-8 (`new String(digest, "utf-8")`, so each malformed
+//! sequence became U+FFFD). Such a hash is stored as `$iotdb-md5$` and the hex of that string's
+//! UTF-8 bytes, and a login is checked by computing the same form of the password typed. The JDK and
+//! Rust's `String::from_utf8_lossy` both replace each maximal ill-formed subpart with one U+FFFD (the
+//! Unicode recommendation); the tests hold hashes the JDK 17 computed.
 
 use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use md5::{Digest, Md5};
 
 use crate::error::{Error, Result};
 
@@ -64,12 +74,22 @@ pub(crate) fn hash_password(password: &str) -> Result<String> {
 /// Checks that `hash` is a PHC string this catalog can verify passwords against (a replicated
 /// account's hash).
 pub(crate) fn check_hash_format(hash: &str) -> Result<()> {
+    if let Some(hex) = hash.strip_prefix(IOTDB_MD5_PREFIX) {
+        return decode_hex(hex)
+            .map(|_| ())
+            .ok_or_else(|| Error::PasswordHash("unreadable IoTDB password hash".to_string()));
+    }
     PasswordHash::new(hash)
         .map(|_| ())
         .map_err(|error| Error::PasswordHash(format!("unreadable password hash: {error}")))
 }
 
 pub(crate) fn verify_password(password: &str, stored_hash: &str) -> Result<bool> {
+    if let Some(hex) = stored_hash.strip_prefix(IOTDB_MD5_PREFIX) {
+        let expected = decode_hex(hex)
+            .ok_or_else(|| Error::CorruptCatalog("unreadable IoTDB password hash".to_string()))?;
+        return Ok(same_bytes(iotdb_md5_form(password).as_bytes(), &expected));
+    }
     let parsed = PasswordHash::new(stored_hash)
         .map_err(|error| Error::CorruptCatalog(format!("unreadable password hash: {error}")))?;
     match Argon2::default().verify_password(password.as_bytes(), &parsed) {
@@ -77,6 +97,52 @@ pub(crate) fn verify_password(password: &str, stored_hash: &str) -> Result<bool>
         Err(password_hash::Error::Password) => Ok(false),
         Err(error) => Err(Error::PasswordHash(error.to_string())),
     }
+}
+
+/// The prefix of a stored IoTDB password hash (see the module header).
+const IOTDB_MD5_PREFIX: &str = "$iotdb-md5$";
+
+/// How a hash IoTDB stores (`AuthUtils.encryptPassword`, as a `CreateUserWithRawPassword` plan
+/// carries it) is kept here: it verifies the password it was made from.
+pub fn iotdb_password_record(iotdb_hash: &str) -> String {
+    let mut record = String::with_capacity(IOTDB_MD5_PREFIX.len() + iotdb_hash.len() * 2);
+    record.push_str(IOTDB_MD5_PREFIX);
+    for byte in iotdb_hash.as_bytes() {
+        record.push_str(&format!("{byte:02x}"));
+    }
+    record
+}
+
+/// Checks a password against the account rules and hashes it as a new account's (argon2id), for an
+/// account that arrives with its password in clear (an IoTDB `CreateUser` or `UpdateUser` plan).
+pub fn hash_new_password(password: &str) -> Result<String> {
+    validate_password(password)?;
+    hash_password(password)
+}
+
+/// IoTDB's `MessageDigestEncrypt.encrypt`: MD5 of the UTF-8 bytes, the digest read as UTF-8.
+fn iotdb_md5_form(password: &str) -> String {
+    let digest = Md5::digest(password.as_bytes());
+    String::from_utf8_lossy(&digest).into_owned()
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect()
+}
+
+/// Equality that looks at every byte whatever the first difference (no early exit on a match
+/// prefix).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -120,6 +186,47 @@ mod tests {
         assert!(verify_password("secret", &first).unwrap());
         assert!(verify_password("secret", &second).unwrap());
         assert!(!verify_password("Secret", &first).unwrap());
+    }
+
+    /// `new String(md5(password), "utf-8").getBytes("utf-8")` as OpenJDK 17 computes it, in hex.
+    const JDK_IOTDB_HASHES: [(&str, &str); 4] = [
+        (
+            "bob_pw22",
+            "efbfbd20efbfbd31efbfbd79efbfbd551aefbfbd18efbfbd0aefbfbd1d",
+        ),
+        (
+            "root",
+            "63efbfbdefbfbdefbfbd7befbfbdefbfbd50796b64efbfbdefbfbd481845",
+        ),
+        (
+            "secret1",
+            "efbfbd2defbfbdefbfbd59efbfbdefbfbd11775936efbfbddfbb7929",
+        ),
+        (
+            "IoTDB@2011",
+            "efbfbdefbfbdefbfbdefbfbd2c1cefbfbdefbfbd2c1c751c325c42efbfbd",
+        ),
+    ];
+
+    #[test]
+    fn iotdb_hashes_verify_the_passwords_the_jdk_hashed() {
+        for (password, hex) in JDK_IOTDB_HASHES {
+            let bytes = decode_hex(hex).unwrap();
+            let iotdb_hash = String::from_utf8(bytes).unwrap();
+            let record = iotdb_password_record(&iotdb_hash);
+            assert_eq!(record, format!("$iotdb-md5${hex}"));
+            check_hash_format(&record).unwrap();
+            assert!(verify_password(password, &record).unwrap(), "{password}");
+            assert!(!verify_password("wrong_pw", &record).unwrap());
+            assert!(!verify_password(&format!("{password}x"), &record).unwrap());
+        }
+        for bad in ["$iotdb-md5$abc", "$iotdb-md5$zz"] {
+            assert!(check_hash_format(bad).is_err(), "{bad}");
+            assert!(matches!(
+                verify_password("x", bad),
+                Err(Error::CorruptCatalog(_))
+            ));
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 pub mod limits;
 pub mod paths;
+mod peer_schema;
 pub mod query;
 pub mod replicate;
 pub mod schema;

@@ -1,7 +1,19 @@
 //! IoTDB's serialized write plan nodes, as a default IoTDB sender puts them on the pipe wire: the
 //! InsertNodes of `TRANSFER_TABLET_INSERT_NODE` (2), `…_INSERT_NODE_V2` (10) and the insert-node section
 //! of `TRANSFER_TABLET_BATCH_V2` (13); the WAL layout of `TRANSFER_TABLET_BINARY` (7, 12 and the binary
-//! section of 13); and the `DeleteDataNode` of `TRANSFER_PLAN_NODE` (100).
+//! section of 13); and the `DeleteDataNode` and schema-region nodes of `TRANSFER_PLAN_NODE` (100).
+//!
+//! The schema-region nodes are those IoTDB's `SchemaRegionListeningFilter` (…/pipe/source/schemaregion/,
+//! read at 9765704's tree) hands a pipe whose `inclusion` covers `schema.timeseries`: creates (19, 22,
+//! 39 `CreateMultiTimeSeriesNode`, 52 `InternalCreateTimeSeriesNode`, 69
+//! `InternalCreateMultiTimeSeriesNode`), template activations (53 `ActivateTemplateNode`, 72
+//! `BatchActivateTemplateNode`, 68 `InternalBatchActivateTemplateNode`) and 21 `AlterTimeSeriesNode`.
+//! Deletions of series and deactivations do not travel as schema-region nodes: IoTDB runs them as
+//! ConfigNode procedures and a pipe carries them as config plans (`crate::config_plan`). Layouts from
+//! `…/plan/node/metadata/write/`: `MeasurementGroup.serialize` (1179fac), `CreateMultiTimeSeriesNode`
+//! (383d490), `InternalCreateTimeSeriesNode` (127e6fa), `InternalCreateMultiTimeSeriesNode` (25f17ca),
+//! `ActivateTemplateNode` and `BatchActivateTemplateNode` (35344fd), `InternalBatchActivateTemplateNode`
+//! (127e6fa), `AlterTimeSeriesNode` (39d950d); `PartialPath.serialize` as for `DeleteDataNode`.
 //!
 //! The layouts are IoTDB's, read from apache/iotdb's source (the Java classes named on each function):
 //! `PlanNode.serialize` (node type i16, the node's attributes, its `PlanNodeId` as a string, a child
@@ -29,8 +41,15 @@ pub mod node_type {
     pub const INSERT_ROWS_OF_ONE_DEVICE: i16 = 16;
     pub const INSERT_MULTI_TABLET: i16 = 17;
     pub const CREATE_TIME_SERIES: i16 = 19;
+    pub const ALTER_TIME_SERIES: i16 = 21;
     pub const CREATE_ALIGNED_TIME_SERIES: i16 = 22;
+    pub const CREATE_MULTI_TIME_SERIES: i16 = 39;
     pub const DELETE_DATA: i16 = 44;
+    pub const INTERNAL_CREATE_TIME_SERIES: i16 = 52;
+    pub const ACTIVATE_TEMPLATE: i16 = 53;
+    pub const INTERNAL_BATCH_ACTIVATE_TEMPLATE: i16 = 68;
+    pub const INTERNAL_CREATE_MULTI_TIMESERIES: i16 = 69;
+    pub const BATCH_ACTIVATE_TEMPLATE: i16 = 72;
     pub const RELATIONAL_INSERT_TABLET: i16 = 2000;
     pub const RELATIONAL_INSERT_ROW: i16 = 2001;
     pub const RELATIONAL_INSERT_ROWS: i16 = 2002;
@@ -49,6 +68,15 @@ pub enum WriteNode {
     /// `CreateTimeSeriesNode` / `CreateAlignedTimeSeriesNode` (schema region plans an IoTDB pipe
     /// sends when its `inclusion` covers `schema.timeseries`).
     CreateSeries(CreateSeries),
+    /// `CreateMultiTimeSeriesNode`, `InternalCreateTimeSeriesNode` and
+    /// `InternalCreateMultiTimeSeriesNode` (series IoTDB auto-created for a write): series on one or
+    /// more devices, each device with its aligned flag.
+    CreateSeriesOnDevices(Vec<CreateSeries>),
+    /// `ActivateTemplateNode`, `BatchActivateTemplateNode`, `InternalBatchActivateTemplateNode`: the
+    /// devices on which the template set above them is activated. The sender's template id and set
+    /// level are its ConfigNode's numbering and are not carried over: the template is the one set on
+    /// a prefix of the device here.
+    ActivateTemplate(Vec<String>),
 }
 
 /// Series to create on one device, with IoTDB's encoding and compressor names.
@@ -108,14 +136,20 @@ fn type_name(code: i16) -> String {
         n::DELETE_DATA => "DeleteDataNode".into(),
         n::CREATE_TIME_SERIES => "CreateTimeSeriesNode".into(),
         n::CREATE_ALIGNED_TIME_SERIES => "CreateAlignedTimeSeriesNode".into(),
-        21 => "AlterTimeSeriesNode".into(),
-        39 => "CreateMultiTimeSeriesNode".into(),
-        52 => "InternalCreateTimeSeriesNode".into(),
-        53 => "ActivateTemplateNode".into(),
-        68 => "InternalBatchActivateTemplateNode".into(),
-        69 => "InternalCreateMultiTimeSeriesNode".into(),
-        72 => "BatchActivateTemplateNode".into(),
+        n::ALTER_TIME_SERIES => "AlterTimeSeriesNode".into(),
+        n::CREATE_MULTI_TIME_SERIES => "CreateMultiTimeSeriesNode".into(),
+        45 => "DeleteTimeSeriesNode".into(),
+        n::INTERNAL_CREATE_TIME_SERIES => "InternalCreateTimeSeriesNode".into(),
+        n::ACTIVATE_TEMPLATE => "ActivateTemplateNode".into(),
+        56 => "ConstructSchemaBlackListNode".into(),
+        61 => "DeactivateTemplateNode".into(),
+        n::INTERNAL_BATCH_ACTIVATE_TEMPLATE => "InternalBatchActivateTemplateNode".into(),
+        n::INTERNAL_CREATE_MULTI_TIMESERIES => "InternalCreateMultiTimeSeriesNode".into(),
+        n::BATCH_ACTIVATE_TEMPLATE => "BatchActivateTemplateNode".into(),
         73 => "CreateLogicalViewNode".into(),
+        78 => "AlterLogicalViewNode".into(),
+        85 => "PipeEnrichedWritePlanNode".into(),
+        86 => "PipeEnrichedNonWritePlanNode".into(),
         n::RELATIONAL_INSERT_TABLET => "RelationalInsertTabletNode".into(),
         n::RELATIONAL_INSERT_ROW => "RelationalInsertRowNode".into(),
         n::RELATIONAL_INSERT_ROWS => "RelationalInsertRowsNode".into(),
@@ -152,6 +186,21 @@ pub fn read_plan_node(input: &mut ByteReader<'_>) -> Result<WriteNode> {
         node_type::CREATE_ALIGNED_TIME_SERIES => {
             WriteNode::CreateSeries(create_aligned_time_series(input)?)
         }
+        node_type::CREATE_MULTI_TIME_SERIES
+        | node_type::INTERNAL_CREATE_TIME_SERIES
+        | node_type::INTERNAL_CREATE_MULTI_TIMESERIES => {
+            return with_path_layouts(input, type_name(code), |input, layout| {
+                create_on_devices(input, code, layout).map(WriteNode::CreateSeriesOnDevices)
+            })
+        }
+        node_type::ACTIVATE_TEMPLATE
+        | node_type::BATCH_ACTIVATE_TEMPLATE
+        | node_type::INTERNAL_BATCH_ACTIVATE_TEMPLATE => {
+            return with_path_layouts(input, type_name(code), |input, layout| {
+                activate_template(input, code, layout).map(WriteNode::ActivateTemplate)
+            })
+        }
+        node_type::ALTER_TIME_SERIES => return Err(alter_time_series(input)),
         other => return Err(refuse(other)),
     };
     plan_node_trailer(input)?;
@@ -519,11 +568,22 @@ fn skip_map(input: &mut ByteReader<'_>, what: &str) -> Result<()> {
 }
 
 /// `CreateAlignedTimeSeriesNode.serializeAttributes` (…/metadata/write/CreateAlignedTimeSeriesNode
-/// at the revision the module names): device, measurements, then per measurement a type ordinal, an
-/// encoding ordinal and a compressor code, then aliases, tags and attributes each behind a flag.
+/// at the revision the module names): the device, then the measurements in `MeasurementGroup` form.
 fn create_aligned_time_series(input: &mut ByteReader<'_>) -> Result<CreateSeries> {
     let device = input.string("device path")?;
     tree_device(&device)?;
+    measurement_group(input, device, true)
+}
+
+/// `MeasurementGroup.serialize`: a count, the names, then per measurement a type ordinal, an encoding
+/// ordinal and a compressor code, then aliases, tags and attributes each behind a flag byte (-1 none,
+/// 0 an empty list, 1 one entry per measurement). Aliases, tags and attributes are not kept: Duet has
+/// none.
+fn measurement_group(
+    input: &mut ByteReader<'_>,
+    device: String,
+    aligned: bool,
+) -> Result<CreateSeries> {
     let n = input.count(7, "measurements")?;
     let names = (0..n)
         .map(|_| input.string("measurement"))
@@ -557,9 +617,134 @@ fn create_aligned_time_series(input: &mut ByteReader<'_>) -> Result<CreateSeries
         .collect();
     Ok(CreateSeries {
         device,
-        aligned: true,
+        aligned,
         series,
     })
+}
+
+/// Reads a node whose paths are `PartialPath`s by each known `Path` layout in turn, taking the one
+/// that reads the node, trailer included, to the exact end of the input (as [`delete_data`] does).
+fn with_path_layouts<T>(
+    input: &mut ByteReader<'_>,
+    name: String,
+    read: impl Fn(&mut ByteReader<'_>, PathLayout) -> Result<T>,
+) -> Result<T> {
+    let mut first_error = None;
+    for layout in PATH_LAYOUTS {
+        let mut attempt = *input;
+        match read(&mut attempt, layout).and_then(|node| {
+            plan_node_trailer(&mut attempt)?;
+            Ok(node)
+        }) {
+            Ok(node) if attempt.is_empty() => {
+                *input = attempt;
+                return Ok(node);
+            }
+            Ok(_) => {
+                first_error.get_or_insert_with(|| {
+                    malformed(format!("{} bytes after the {name}", attempt.remaining()))
+                });
+            }
+            Err(e @ ProtoError::Unsupported(_)) => return Err(e),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| malformed(format!("malformed {name}"))))
+}
+
+/// A device given as a serialized `PartialPath`, joined from its nodes.
+fn device_path(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<String> {
+    let nodes = measurement_path(input, layout)?;
+    if nodes.len() < 2 {
+        return Err(malformed(format!(
+            "{} is not a device path",
+            nodes.join(".")
+        )));
+    }
+    Ok(nodes.join("."))
+}
+
+/// `CreateMultiTimeSeriesNode` (a count, then per device its path and `MeasurementGroup`; not aligned),
+/// `InternalCreateTimeSeriesNode` (the path, the group, the aligned flag) and
+/// `InternalCreateMultiTimeSeriesNode` (a count, then per device its path, aligned flag and group).
+fn create_on_devices(
+    input: &mut ByteReader<'_>,
+    code: i16,
+    layout: PathLayout,
+) -> Result<Vec<CreateSeries>> {
+    if code == node_type::INTERNAL_CREATE_TIME_SERIES {
+        let device = device_path(input, layout)?;
+        let mut group = measurement_group(input, device, false)?;
+        group.aligned = input.u8("isAligned")? != 0;
+        return Ok(vec![group]);
+    }
+    // A device takes at least its path (type byte, three absent parts, a node count) and a group.
+    let n = input.count(12, "devices")?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let device = device_path(input, layout)?;
+        let group = if code == node_type::INTERNAL_CREATE_MULTI_TIMESERIES {
+            let aligned = input.u8("isAligned")? != 0;
+            measurement_group(input, device, aligned)?
+        } else {
+            measurement_group(input, device, false)?
+        };
+        out.push(group);
+    }
+    Ok(out)
+}
+
+/// `ActivateTemplateNode` (the device path, the template's set level and id) and the two batch nodes
+/// (a count, then per device its path, set level and id).
+fn activate_template(
+    input: &mut ByteReader<'_>,
+    code: i16,
+    layout: PathLayout,
+) -> Result<Vec<String>> {
+    let n = if code == node_type::ACTIVATE_TEMPLATE {
+        1
+    } else {
+        input.count(12, "devices")?
+    };
+    let mut devices = Vec::with_capacity(n);
+    for _ in 0..n {
+        devices.push(device_path(input, layout)?);
+        input.i32("template set level")?;
+        input.i32("template id")?;
+    }
+    Ok(devices)
+}
+
+/// `AlterTimeSeriesNode` changes a series' tags, attributes or alias (IoTDB 2.x: also its type).
+/// Duet has none of these, so the node is refused, naming the series and what it alters: applying
+/// part of it, or nothing, would leave the two sides different without either side knowing.
+fn alter_time_series(input: &mut ByteReader<'_>) -> ProtoError {
+    let path = match input.bytes("series path") {
+        Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Err(e) => return e,
+    };
+    let mut kind = input.u8("alter type").unwrap_or(0xff);
+    if kind == 0xff {
+        // A view's alteration is marked by a -1 before the type.
+        kind = input.u8("alter type").unwrap_or(0xff);
+    }
+    // `AlterTimeSeriesStatement.AlterType` ordinals.
+    let what = match kind {
+        0 => "RENAME (a tag or attribute key)",
+        1 => "SET (tag or attribute values)",
+        2 => "DROP (tags or attributes)",
+        3 => "ADD TAGS",
+        4 => "ADD ATTRIBUTES",
+        5 => "UPSERT (alias, tags, attributes)",
+        6 => "SET DATA TYPE",
+        _ => "an alteration",
+    };
+    unsupported(format!(
+        "AlterTimeSeriesNode ({what} of {path}) is refused: Duet keeps no tags, attributes or \
+         aliases of a series"
+    ))
 }
 
 /// `CreateTimeSeriesNode.serializeAttributes`: a path kind byte, the `MeasurementPath`, type,
@@ -623,6 +808,22 @@ fn create_time_series_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Resu
         aligned: false,
         series: vec![(measurement.clone(), data_type, encoding, compressor)],
     })
+}
+
+/// A serialized `PartialPath` (a `MeasurementPath` too) in the tsfile 2.x `Path` form (a presence
+/// byte before each optional part) or the 1.x one (three nullable strings); its nodes. For the
+/// config plans that carry paths (`crate::config_plan`).
+pub(crate) fn read_partial_path(
+    input: &mut ByteReader<'_>,
+    presence_bytes: bool,
+) -> Result<Vec<String>> {
+    measurement_path(
+        input,
+        PathLayout {
+            presence_bytes,
+            trailer: PathTrailer::TagMap,
+        },
+    )
 }
 
 /// `PathType` bytes.
@@ -1097,6 +1298,227 @@ mod tests {
                 ),
                 ("b".into(), DataType::Text, "PLAIN".into(), "LZ4".into()),
             ]
+        );
+    }
+
+    /// `PartialPath.serialize` with tsfile 2.x presence bytes: type 2, no measurement or device, the
+    /// full path present, then the nodes.
+    fn partial_path(b: &mut Vec<u8>, path: &str) {
+        b.put_u8(2);
+        b.put_u8(0);
+        b.put_u8(0);
+        b.put_u8(1);
+        string(b, path);
+        let nodes: Vec<&str> = path.split('.').collect();
+        b.put_i32(nodes.len() as i32);
+        for n in nodes {
+            string(b, n);
+        }
+    }
+
+    /// `MeasurementGroup.serialize`: names, type ordinals, encoding ordinals, compressor codes, then
+    /// aliases (present), tags (present, one map each) and attributes (absent, -1).
+    fn measurement_group_bytes(b: &mut Vec<u8>, series: &[(&str, u8, u8, u8)]) {
+        b.put_i32(series.len() as i32);
+        for (m, ..) in series {
+            string(b, m);
+        }
+        for (_, t, _, _) in series {
+            b.put_u8(*t);
+        }
+        for (_, _, e, _) in series {
+            b.put_u8(*e);
+        }
+        for (_, _, _, c) in series {
+            b.put_u8(*c);
+        }
+        b.put_u8(1);
+        for (m, ..) in series {
+            string(b, &format!("{m}_alias"));
+        }
+        b.put_u8(1);
+        for _ in series {
+            b.put_i32(1);
+            string(b, "unit");
+            string(b, "C");
+        }
+        b.put_u8(0xff);
+    }
+
+    fn trailer(b: &mut Vec<u8>) {
+        string(b, "node-id");
+        b.put_i32(0);
+    }
+
+    fn check_every_cut(body: &[u8]) {
+        for cut in 0..body.len() {
+            assert!(decode_plan_node(&body[..cut]).is_err(), "cut {cut}");
+        }
+        let mut padded = body.to_vec();
+        padded.push(0);
+        assert!(decode_plan_node(&padded).is_err(), "a byte too many");
+    }
+
+    #[test]
+    fn multi_and_internal_create_nodes_give_series_per_device() {
+        // CreateMultiTimeSeriesNode: two devices, not aligned.
+        let mut b = Vec::new();
+        b.put_i16(node_type::CREATE_MULTI_TIME_SERIES);
+        b.put_i32(2);
+        partial_path(&mut b, "root.sg.d1");
+        measurement_group_bytes(&mut b, &[("s1", 2, 4, 1), ("s2", 5, 0, 0)]);
+        partial_path(&mut b, "root.sg.d2");
+        measurement_group_bytes(&mut b, &[("s3", 0, 1, 7)]);
+        trailer(&mut b);
+        let WriteNode::CreateSeriesOnDevices(groups) = decode_plan_node(&b).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            groups,
+            [
+                CreateSeries {
+                    device: "root.sg.d1".into(),
+                    aligned: false,
+                    series: vec![
+                        (
+                            "s1".into(),
+                            DataType::Int64,
+                            "TS_2DIFF".into(),
+                            "SNAPPY".into()
+                        ),
+                        (
+                            "s2".into(),
+                            DataType::Text,
+                            "PLAIN".into(),
+                            "UNCOMPRESSED".into()
+                        ),
+                    ],
+                },
+                CreateSeries {
+                    device: "root.sg.d2".into(),
+                    aligned: false,
+                    series: vec![(
+                        "s3".into(),
+                        DataType::Boolean,
+                        "DICTIONARY".into(),
+                        "LZ4".into()
+                    )],
+                },
+            ]
+        );
+        check_every_cut(&b);
+
+        // InternalCreateTimeSeriesNode: path, group, aligned flag.
+        let mut b = Vec::new();
+        b.put_i16(node_type::INTERNAL_CREATE_TIME_SERIES);
+        partial_path(&mut b, "root.sg.d3");
+        measurement_group_bytes(&mut b, &[("a", 3, 8, 8)]);
+        b.put_u8(1);
+        trailer(&mut b);
+        let WriteNode::CreateSeriesOnDevices(groups) = decode_plan_node(&b).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (groups[0].device.as_str(), groups[0].aligned),
+            ("root.sg.d3", true)
+        );
+        assert_eq!(
+            groups[0].series,
+            [("a".into(), DataType::Float, "GORILLA".into(), "ZSTD".into())]
+        );
+        check_every_cut(&b);
+
+        // InternalCreateMultiTimeSeriesNode: count, then path, aligned flag, group; written with the
+        // tsfile 1.x `Path` (three nullable strings instead of presence bytes).
+        let mut b = Vec::new();
+        b.put_i16(node_type::INTERNAL_CREATE_MULTI_TIMESERIES);
+        b.put_i32(2);
+        for (device, aligned) in [("root.sg.d4", 0u8), ("root.sg.d5", 1)] {
+            b.put_u8(2);
+            for _ in 0..3 {
+                b.put_i32(-1);
+            }
+            let nodes: Vec<&str> = device.split('.').collect();
+            b.put_i32(nodes.len() as i32);
+            for n in nodes {
+                string(&mut b, n);
+            }
+            b.put_u8(aligned);
+            measurement_group_bytes(&mut b, &[("v", 4, 8, 1)]);
+        }
+        trailer(&mut b);
+        let WriteNode::CreateSeriesOnDevices(groups) = decode_plan_node(&b).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            groups
+                .iter()
+                .map(|g| (g.device.as_str(), g.aligned))
+                .collect::<Vec<_>>(),
+            [("root.sg.d4", false), ("root.sg.d5", true)]
+        );
+        check_every_cut(&b);
+    }
+
+    #[test]
+    fn template_activations_give_their_devices() {
+        let mut b = Vec::new();
+        b.put_i16(node_type::ACTIVATE_TEMPLATE);
+        partial_path(&mut b, "root.sg.d1");
+        b.put_i32(2); // set level
+        b.put_i32(7); // template id
+        trailer(&mut b);
+        assert_eq!(
+            decode_plan_node(&b).unwrap(),
+            WriteNode::ActivateTemplate(vec!["root.sg.d1".into()])
+        );
+        check_every_cut(&b);
+        for code in [
+            node_type::BATCH_ACTIVATE_TEMPLATE,
+            node_type::INTERNAL_BATCH_ACTIVATE_TEMPLATE,
+        ] {
+            let mut b = Vec::new();
+            b.put_i16(code);
+            b.put_i32(2);
+            for device in ["root.sg.d1", "root.sg.d2"] {
+                partial_path(&mut b, device);
+                b.put_i32(2);
+                b.put_i32(7);
+            }
+            trailer(&mut b);
+            assert_eq!(
+                decode_plan_node(&b).unwrap(),
+                WriteNode::ActivateTemplate(vec!["root.sg.d1".into(), "root.sg.d2".into()])
+            );
+            check_every_cut(&b);
+        }
+    }
+
+    #[test]
+    fn an_alter_time_series_node_is_refused_naming_the_series() {
+        // AlterTimeSeriesNode: the full path as bytes, ADD_TAGS, no alias, the maps, no data type.
+        let mut b = Vec::new();
+        b.put_i16(node_type::ALTER_TIME_SERIES);
+        string(&mut b, "root.sg.d1.s1");
+        b.put_u8(3);
+        b.put_u8(0);
+        b.put_u8(1);
+        b.put_i32(1);
+        string(&mut b, "k");
+        string(&mut b, "v");
+        b.put_u8(0xff);
+        b.put_u8(0xff);
+        b.put_u8(0);
+        trailer(&mut b);
+        let err = decode_plan_node(&b).unwrap_err();
+        assert!(matches!(err, ProtoError::Unsupported(_)), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("AlterTimeSeriesNode")
+                && message.contains("root.sg.d1.s1")
+                && message.contains("ADD TAGS")
+                && message.contains("no tags"),
+            "{message}"
         );
     }
 

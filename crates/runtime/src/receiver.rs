@@ -8,7 +8,7 @@ use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
 use duet_engine::values::Cell;
 use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{Engine, EngineError};
-use duet_proto::config_plan::{self, ConfigPlan};
+use duet_proto::config_plan::{self, ConfigPlan, UserPassword};
 use duet_proto::pipe_body::{self, request_type};
 use duet_proto::pipe_tablet;
 use duet_proto::plan_node::{InsertRow, RowValue, WriteNode};
@@ -228,6 +228,22 @@ async fn apply_iotdb_writes(
                     return refused(e);
                 }
             }
+            WriteNode::CreateSeriesOnDevices(groups) => {
+                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                    return resp;
+                }
+                if let Err(resp) = apply_series_groups(engine, &origin, groups).await {
+                    return resp;
+                }
+            }
+            WriteNode::ActivateTemplate(devices) => {
+                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                    return resp;
+                }
+                if let Err(resp) = apply_activations(engine, &origin, devices).await {
+                    return resp;
+                }
+            }
             WriteNode::Delete(delete) => {
                 // Writes before a deletion land before it, as the sender ordered them.
                 if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
@@ -246,6 +262,51 @@ async fn apply_iotdb_writes(
         Ok(()) => TPipeTransferResp::new(status::success(), None),
         Err(resp) => resp,
     }
+}
+
+/// The series of a `CreateMultiTimeSeriesNode` or an internal create node, device by device, as a
+/// peer's schema changes (versioned on arrival).
+async fn apply_series_groups(
+    engine: &Engine,
+    origin: &Origin,
+    groups: Vec<duet_proto::plan_node::CreateSeries>,
+) -> Result<(), TPipeTransferResp> {
+    for group in groups {
+        let change = SchemaChange::CreateSeries {
+            device: group.device,
+            aligned: group.aligned,
+            series: group
+                .series
+                .into_iter()
+                .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+                    measurement,
+                    data_type: t.name().to_string(),
+                    encoding,
+                    compressor,
+                })
+                .collect(),
+        };
+        engine
+            .apply_unversioned_schema(origin.clone(), change)
+            .await
+            .map_err(refused)?;
+    }
+    Ok(())
+}
+
+/// Template activations: each device activates the template set above it here.
+async fn apply_activations(
+    engine: &Engine,
+    origin: &Origin,
+    devices: Vec<String>,
+) -> Result<(), TPipeTransferResp> {
+    for device in devices {
+        engine
+            .apply_unversioned_schema(origin.clone(), SchemaChange::ActivateTemplate { device })
+            .await
+            .map_err(refused)?;
+    }
+    Ok(())
 }
 
 /// One InsertRowNode row as a device write: typed values keep their type (converted to the series'
@@ -302,6 +363,11 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
             )
         }
     };
+    // A plan a pipe receiver executed on the sender means here what the plan itself means.
+    let plan = match plan {
+        ConfigPlan::PipeEnriched(inner) => *inner,
+        plan => plan,
+    };
     let rules = match plan {
         ConfigPlan::CreateDatabase { name } => {
             return apply_peer_change(engine, origin, SchemaChange::CreateDatabase { path: name })
@@ -313,6 +379,7 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
         }
         ConfigPlan::SetTtl(rule) => vec![rule],
         ConfigPlan::SetTtls(rules) => rules,
+        other => return apply_schema_plan(engine, origin, other).await,
     };
     for rule in rules {
         // A database's rule covers what is under it (IoTDB's isDataBase); IoTDB's UNSET TTL is a
@@ -336,6 +403,130 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
         }
     }
     TPipeTransferResp::new(status::success(), None)
+}
+
+/// The template, series-deletion and user plans of type 200, each as the peer schema changes it
+/// means here. A user created or changed with a password in clear is stored with this instance's
+/// hash of it; one created with IoTDB's hash (`CreateUserWithRawPassword`) keeps that hash as its
+/// own kind, which logins verify as IoTDB does. Deletions and deactivations name path patterns on IoTDB; they are resolved against
+/// this instance's schema (what matches nothing here is nothing to do).
+async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) -> TPipeTransferResp {
+    let changes = match plan {
+        ConfigPlan::CreateTemplate {
+            name,
+            aligned,
+            measurements,
+        } => vec![SchemaChange::CreateTemplate {
+            name,
+            aligned,
+            measurements: measurements
+                .into_iter()
+                .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+                    measurement,
+                    data_type: t.name().to_string(),
+                    encoding,
+                    compressor,
+                })
+                .collect(),
+        }],
+        ConfigPlan::ExtendTemplate { name, measurements } => vec![SchemaChange::AppendTemplate {
+            name,
+            measurements: measurements
+                .into_iter()
+                .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+                    measurement,
+                    data_type: t.name().to_string(),
+                    encoding: encoding
+                        .unwrap_or_else(|| duet_engine::schema::default_encoding(t).to_string()),
+                    // IoTDB's default compressor, as for a series created without one.
+                    compressor: compressor.unwrap_or_else(|| "LZ4".to_string()),
+                })
+                .collect(),
+        }],
+        ConfigPlan::SetTemplate { name, path } => vec![SchemaChange::SetTemplate { name, path }],
+        ConfigPlan::UnsetTemplate { name, path } => {
+            vec![SchemaChange::UnsetTemplate { name, path }]
+        }
+        ConfigPlan::DropTemplate { name } => vec![SchemaChange::DropTemplate { name }],
+        ConfigPlan::DeactivateTemplate(entries) => {
+            let mut devices = Vec::new();
+            for (pattern, templates) in entries {
+                match engine.devices_using_templates(&pattern, &templates) {
+                    Ok(found) => devices.extend(found),
+                    Err(e) => return refused(e),
+                }
+            }
+            devices.sort();
+            devices.dedup();
+            if devices.is_empty() {
+                Vec::new()
+            } else {
+                vec![SchemaChange::DeactivateTemplate { devices }]
+            }
+        }
+        ConfigPlan::DeleteTimeSeries { patterns } => match engine.series_for_delete(&patterns) {
+            Ok(series) if series.is_empty() => Vec::new(),
+            Ok(series) => vec![SchemaChange::DeleteSeries { series }],
+            Err(e) => return refused(e),
+        },
+        ConfigPlan::CreateUser { name, password } => {
+            let password_hash = match password {
+                UserPassword::Plain(password) => match hash_new_password(password).await {
+                    Ok(hash) => hash,
+                    Err(resp) => return resp,
+                },
+                UserPassword::IotdbHash(hash) => duet_catalog::iotdb_password_record(&hash),
+            };
+            vec![SchemaChange::PutUser {
+                name,
+                password_hash,
+            }]
+        }
+        ConfigPlan::UpdateUser { name, password } => match hash_new_password(password).await {
+            Ok(password_hash) => vec![SchemaChange::PutUser {
+                name,
+                password_hash,
+            }],
+            Err(resp) => return resp,
+        },
+        ConfigPlan::DropUser { name } => vec![SchemaChange::DropUser { name }],
+        // The database and TTL plans are applied by the caller; a wrapped plan was unwrapped.
+        ConfigPlan::CreateDatabase { .. }
+        | ConfigPlan::DeleteDatabase { .. }
+        | ConfigPlan::SetTtl(_)
+        | ConfigPlan::SetTtls(_)
+        | ConfigPlan::PipeEnriched(_) => {
+            return pipe_status(
+                StatusCode::PipeTransferExecuteStatementError,
+                "A database, TTL or nested pipe-enriched plan reached the schema plans.",
+            )
+        }
+    };
+    for change in changes {
+        let resp = apply_peer_change(engine, origin.clone(), change).await;
+        if resp.status.code != status::success().code {
+            return resp;
+        }
+    }
+    TPipeTransferResp::new(status::success(), None)
+}
+
+/// Hashes a password that arrived in clear (argon2 is slow on purpose: off the async workers); the
+/// refusal names the rule it breaks, never the password.
+async fn hash_new_password(password: String) -> Result<String, TPipeTransferResp> {
+    let hashed =
+        tokio::task::spawn_blocking(move || duet_catalog::hash_new_password(&password)).await;
+    match hashed {
+        Ok(Ok(hash)) => Ok(hash),
+        Ok(Err(e)) => Err(pipe_status(
+            StatusCode::PipeReceiverUserConflict,
+            format!("A user's password from the sender is not accepted here: {e}"),
+        )),
+        Err(e) => Err(pipe_status(
+            StatusCode::InternalServerError,
+            format!("Hashing a user's password failed: {e}"),
+        )),
+    }
 }
 
 async fn apply_peer_change(

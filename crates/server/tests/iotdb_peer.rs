@@ -3,7 +3,9 @@
 //! writes as InsertNodes inside `TRANSFER_TABLET_BATCH_V2` (13), as single InsertNodes (2, 10), as a
 //! WAL entry (7), and a deletion as a `DeleteDataNode` plan node (100); the data on Duet is checked by
 //! query, every data type, nulls and aligned devices included. What arrives this way counts as pipe
-//! data: a double-living pipe of the receiving instance does not send it on. Issue 10.
+//! data: a double-living pipe of the receiving instance does not send it on. The schema and user
+//! plans of `'inclusion'='all'` (schema-region nodes in type 100, ConfigNode plans in type 200) are
+//! checked by SHOW, COUNT and logins. Issue 10.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -660,8 +662,9 @@ fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_on
 }
 
 /// A default IoTDB 2.x pipe's whole life on one connection, as issue 10 states it: handshake,
-/// history as TsFile pieces and a seal, real-time InsertNodes in type 13, a deletion plan node, a
-/// schema change; the data on Duet is then exactly what was sent.
+/// history as TsFile pieces and a seal, real-time InsertNodes in type 13, a deletion plan node,
+/// schema changes (a series created, then deleted) and a user; the data on Duet is then exactly what
+/// was sent.
 #[test]
 fn a_default_iotdb_pipes_whole_life_lands_exactly() {
     let server = Duetd::start().unwrap();
@@ -780,6 +783,31 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             ("FLOAT", "GORILLA", "LZ4")
         );
 
+        // DELETE TIMESERIES of the series made without data (a pattern tree in type 200), and a user
+        // the sender created (`auth`).
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::pipe_delete_time_series_plan(&["root.sg1.live.w"]),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "show timeseries root.sg1.live.*")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r[0].clone())
+                .collect::<Vec<_>>(),
+            ["root.sg1.live.v"]
+        );
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(621, "peer_user", Some("peer_pw1"), None),
+        )
+        .await;
+        assert!(logs_in(&server, "peer_user", "peer_pw1").await);
+
         // The end: the database dropped on the sender goes here too, with its series and data.
         send_ok(
             &mut sender,
@@ -794,11 +822,11 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             [["0"]]
         );
         // A plan Duet does not apply is refused by name, and the connection goes on.
-        let mut author = 621i16.to_be_bytes().to_vec();
+        let mut author = 622i16.to_be_bytes().to_vec();
         author.extend_from_slice(&[0; 8]);
         let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, author).await;
         assert_eq!(status.code, 1805, "{status:?}");
-        assert!(status.message.unwrap_or_default().contains("authority"));
+        assert!(status.message.unwrap_or_default().contains("CreateRole"));
     });
 }
 
@@ -826,4 +854,489 @@ fn a_tsfile_that_conflicts_with_a_series_type_here_is_refused_before_anything_is
             [["1"]]
         );
     });
+}
+
+/// The schema-region nodes a default IoTDB 2.x sender transfers with `inclusion` covering
+/// `schema.timeseries` (type 100): multi-device and auto-created series (with their types, encodings,
+/// compressors and alignment as sent) and template activations; an `AlterTimeSeriesNode` (tags) is
+/// refused by name, and the connection goes on.
+#[test]
+fn an_iotdb_senders_schema_region_nodes_apply() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        // CreateMultiTimeSeriesNode: two devices; InternalCreateTimeSeriesNode: an aligned device a
+        // write auto-created; InternalCreateMultiTimeSeriesNode: one aligned, one not.
+        // (encoding ordinals: 0 PLAIN, 2 RLE, 4 TS_2DIFF, 8 GORILLA; compressors: 0 none, 1 SNAPPY,
+        // 7 LZ4, 8 ZSTD)
+        for node in [
+            iotdb_wire::create_multi_time_series_node(&[
+                (
+                    "root.sg2.m1",
+                    &[("a", dt::INT64, 4, 1), ("b", dt::TEXT, 0, 0)],
+                ),
+                ("root.sg2.m2", &[("c", dt::BOOLEAN, 2, 7)]),
+            ]),
+            iotdb_wire::internal_create_time_series_node(
+                "root.sg2.auto",
+                true,
+                &[("x", dt::DOUBLE, 8, 8), ("y", dt::INT32, 4, 7)],
+            ),
+            iotdb_wire::internal_create_multi_time_series_node(&[
+                ("root.sg2.im1", true, &[("p", dt::FLOAT, 8, 7)]),
+                ("root.sg2.im2", false, &[("q", dt::STRING, 0, 7)]),
+            ]),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_PLAN_NODE, node).await;
+        }
+        let series = rows(&mut client, "show timeseries root.sg2.**")
+            .await
+            .unwrap();
+        let got: Vec<[&str; 4]> = series
+            .iter()
+            .map(|r| [r[0].as_str(), r[3].as_str(), r[4].as_str(), r[5].as_str()])
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ["root.sg2.auto.x", "DOUBLE", "GORILLA", "ZSTD"],
+                ["root.sg2.auto.y", "INT32", "TS_2DIFF", "LZ4"],
+                ["root.sg2.im1.p", "FLOAT", "GORILLA", "LZ4"],
+                ["root.sg2.im2.q", "STRING", "PLAIN", "LZ4"],
+                ["root.sg2.m1.a", "INT64", "TS_2DIFF", "SNAPPY"],
+                ["root.sg2.m1.b", "TEXT", "PLAIN", "UNCOMPRESSED"],
+                ["root.sg2.m2.c", "BOOLEAN", "RLE", "LZ4"],
+            ]
+        );
+        let aligned: Vec<Vec<String>> = rows(&mut client, "show devices root.sg2.**")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| vec![r[0].clone(), r[1].clone()])
+            .collect();
+        assert_eq!(
+            aligned,
+            [
+                ["root.sg2.auto", "true"],
+                ["root.sg2.im1", "true"],
+                ["root.sg2.im2", "false"],
+                ["root.sg2.m1", "false"],
+                ["root.sg2.m2", "false"],
+            ]
+        );
+
+        // Activations: the template set above the devices here (the sender's template id is its
+        // own numbering) is activated on one device, then on two in a batch.
+        client
+            .execute_update("create device template t1 (s1 INT64, s2 DOUBLE encoding=RLE)")
+            .await
+            .unwrap();
+        client
+            .execute_update("set device template t1 to root.sg3")
+            .await
+            .unwrap();
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::activate_template_node("root.sg3.d1", 7),
+        )
+        .await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::batch_activate_template_node(&["root.sg3.d2", "root.sg3.d3"], 7, false),
+        )
+        .await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::batch_activate_template_node(&["root.sg3.d4"], 7, true),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "show paths using device template t1")
+                .await
+                .unwrap(),
+            [
+                ["root.sg3.d1"],
+                ["root.sg3.d2"],
+                ["root.sg3.d3"],
+                ["root.sg3.d4"]
+            ]
+        );
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg3.**")
+                .await
+                .unwrap(),
+            [["8"]]
+        );
+        // An activation where no template is set here is refused, naming the device.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::activate_template_node("root.elsewhere.d1", 7),
+        )
+        .await;
+        assert_ne!(status.code, 200, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(message.contains("root.elsewhere.d1"), "{message}");
+
+        // Tags: refused by name, nothing changed, and the connection goes on.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::alter_time_series_add_tag_node("root.sg2.m1.a", "unit", "C"),
+        )
+        .await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(
+            message.contains("AlterTimeSeriesNode") && message.contains("root.sg2.m1.a"),
+            "{message}"
+        );
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::internal_create_time_series_node(
+                "root.sg2.m1",
+                false,
+                &[("z", dt::INT64, 4, 7)],
+            ),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg2.m1.**")
+                .await
+                .unwrap(),
+            [["3"]]
+        );
+    });
+}
+
+/// The ConfigNode plans (type 200) a default IoTDB 2.x sender transfers for device templates and
+/// `DELETE TIMESERIES`: a template is created, extended (with and without encodings), set, activated
+/// (schema-region nodes), deactivated on one device (with its data) and then, wrapped as a plan that
+/// arrived through a pipe, on the rest, unset and dropped; a deletion's pattern tree removes the
+/// matching series and their data and leaves the others.
+#[test]
+fn an_iotdb_senders_template_and_deletion_plans_apply() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut sender = iotdb_sender(&server).await;
+        let t2: &[iotdb_wire::SeriesSpec<'_>] =
+            &[("s1", dt::INT64, 4, 7), ("s2", dt::DOUBLE, 8, 1)];
+        for plan in [
+            iotdb_wire::create_database_plan("root.sg4"),
+            iotdb_wire::create_schema_template_plan("t2", false, t2),
+            iotdb_wire::extend_schema_template_plan("t2", &[("s3", dt::TEXT)], None),
+            iotdb_wire::extend_schema_template_plan("t2", &[("s4", dt::FLOAT)], Some(&[(2, 8)])),
+            iotdb_wire::commit_set_schema_template_plan("t2", "root.sg4"),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+        }
+        assert_eq!(
+            rows(&mut client, "show nodes in device template t2")
+                .await
+                .unwrap(),
+            [
+                ["s1", "INT64", "TS_2DIFF", "LZ4"],
+                ["s2", "DOUBLE", "GORILLA", "SNAPPY"],
+                ["s3", "TEXT", "PLAIN", "LZ4"],
+                ["s4", "FLOAT", "RLE", "ZSTD"],
+            ]
+        );
+        assert_eq!(
+            rows(&mut client, "show paths set device template t2")
+                .await
+                .unwrap(),
+            [["root.sg4"]]
+        );
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::batch_activate_template_node(&["root.sg4.d1", "root.sg4.d2"], 42, false),
+        )
+        .await;
+        let tablet = |device: &str| {
+            iotdb_wire::insert_tablet_node(
+                device,
+                false,
+                &[1, 2],
+                &[column(
+                    "s1",
+                    dt::INT64,
+                    vec![Some(Value::Int64(1)), Some(Value::Int64(2))],
+                )],
+                false,
+            )
+        };
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_TABLET_BATCH_V2,
+            iotdb_wire::tablet_batch_v2(&[], &[tablet("root.sg4.d1"), tablet("root.sg4.d2")], &[]),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg4.**")
+                .await
+                .unwrap(),
+            [["8"]]
+        );
+
+        // DEACTIVATE on d1: its template series and their data go, d2 keeps both.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::pipe_deactivate_template_plan(&[("root.sg4.d1", &[("t2", false, t2)])]),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "show paths using device template t2")
+                .await
+                .unwrap(),
+            [["root.sg4.d2"]]
+        );
+        assert_eq!(
+            rows(&mut client, "select count(s1) from root.sg4.d2")
+                .await
+                .unwrap(),
+            [["2"]]
+        );
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg4.d1.**")
+                .await
+                .unwrap(),
+            [["0"]]
+        );
+        // The rest, as a plan the sender's own receiver executed (PipeEnriched), then unset and
+        // drop.
+        let deactivate =
+            iotdb_wire::pipe_deactivate_template_plan(&[("root.sg4.**", &[("t2", false, t2)])]);
+        for plan in [
+            iotdb_wire::pipe_enriched_plan(&deactivate, "other-cluster"),
+            iotdb_wire::pipe_unset_template_plan("t2", "root.sg4"),
+            iotdb_wire::drop_schema_template_plan("t2"),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+        }
+        assert!(rows(&mut client, "show device templates")
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            rows(&mut client, "count timeseries root.sg4.**")
+                .await
+                .unwrap(),
+            [["0"]]
+        );
+
+        // DELETE TIMESERIES root.sg4.x.s1, root.sg4.y.**: the pattern tree's patterns are resolved
+        // here; root.sg4.x.s2 stays with its data.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::create_multi_time_series_node(&[
+                (
+                    "root.sg4.x",
+                    &[("s1", dt::INT64, 4, 7), ("s2", dt::INT64, 4, 7)],
+                ),
+                ("root.sg4.y", &[("s1", dt::INT64, 4, 7)]),
+                ("root.sg4.y.z", &[("s1", dt::INT64, 4, 7)]),
+            ]),
+        )
+        .await;
+        let row = |device: &str, m: &str| {
+            iotdb_wire::insert_row_node(&InsertRow {
+                device: device.into(),
+                aligned: false,
+                time: 10,
+                cells: vec![(m.into(), RowCell::Value(Value::Int64(5)))],
+            })
+        };
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_TABLET_BATCH_V2,
+            iotdb_wire::tablet_batch_v2(
+                &[],
+                &[
+                    row("root.sg4.x", "s1"),
+                    row("root.sg4.x", "s2"),
+                    row("root.sg4.y", "s1"),
+                ],
+                &[],
+            ),
+        )
+        .await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::pipe_delete_time_series_plan(&["root.sg4.x.s1", "root.sg4.y.**"]),
+        )
+        .await;
+        let left: Vec<String> = rows(&mut client, "show timeseries root.sg4.**")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        assert_eq!(left, ["root.sg4.x.s2"]);
+        assert_eq!(
+            rows(&mut client, "select s2 from root.sg4.x")
+                .await
+                .unwrap(),
+            [["10", "5"]]
+        );
+        // Recreated, the deleted series hold none of their old points.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::internal_create_time_series_node(
+                "root.sg4.x",
+                false,
+                &[("s1", dt::INT64, 4, 7)],
+            ),
+        )
+        .await;
+        assert!(rows(&mut client, "select s1 from root.sg4.x")
+            .await
+            .unwrap()
+            .is_empty());
+    });
+}
+
+/// Whether `user` can log in with `password`.
+async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
+    Client::connect(&ClientOptions {
+        user: user.into(),
+        password: password.into(),
+        ..options(server)
+    })
+    .await
+    .is_ok()
+}
+
+/// The user plans a default IoTDB 2.x sender transfers with `inclusion` covering `auth`: a user
+/// created with its password in clear, one created with the hash IoTDB stores
+/// (`CreateUserWithRawPassword`, as IoTDB's own snapshot of its users sends them), a password
+/// change and a drop each let exactly the right logins in; role and privilege plans are refused by
+/// name (Duet has neither), and a password Duet's rules refuse is refused without echoing it.
+#[test]
+fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut sender = iotdb_sender(&server).await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(621, "alice", Some("alice_pw1"), None),
+        )
+        .await;
+        assert!(logs_in(&server, "alice", "alice_pw1").await);
+        assert!(!logs_in(&server, "alice", "alice_pw2").await);
+
+        // IoTDB's stored form of "bob_pw22": `new String(md5(utf8), "utf-8")`, as OpenJDK 17
+        // computes it (hex of its UTF-8 bytes).
+        let hex = "efbfbd20efbfbd31efbfbd79efbfbd551aefbfbd18efbfbd0aefbfbd1d";
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let iotdb_hash = String::from_utf8(bytes).unwrap();
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(638, "bob", Some(&iotdb_hash), None),
+        )
+        .await;
+        assert!(logs_in(&server, "bob", "bob_pw22").await);
+        assert!(!logs_in(&server, "bob", "bob_pw2").await);
+
+        // ALTER USER alice SET PASSWORD: the old password stops working.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(631, "alice", Some("alice_pw1"), Some("alice_pw2")),
+        )
+        .await;
+        assert!(logs_in(&server, "alice", "alice_pw2").await);
+        assert!(!logs_in(&server, "alice", "alice_pw1").await);
+
+        // DROP USER bob.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(623, "bob", None, None),
+        )
+        .await;
+        assert!(!logs_in(&server, "bob", "bob_pw22").await);
+
+        // Roles and privileges: refused by name.
+        for (code, name) in [(622i16, "CreateRole"), (626, "GrantUser")] {
+            let status = send(
+                &mut sender,
+                rt::TRANSFER_CONFIG_PLAN,
+                iotdb_wire::user_plan(code, "alice", None, None),
+            )
+            .await;
+            assert_eq!(status.code, 1805, "{status:?}");
+            let message = status.message.unwrap_or_default();
+            assert!(message.contains(name), "{message}");
+        }
+        // A password shorter than the rules allow: refused, and the password is not echoed.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(621, "carol", Some("c9x"), None),
+        )
+        .await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        assert!(!status.message.unwrap_or_default().contains("c9x"));
+        assert!(!logs_in(&server, "carol", "c9x").await);
+        assert!(logs_in(&server, "root", "root").await);
+    });
+}
+
+/// A user an IoTDB sender created with IoTDB's hash keeps that hash as its password on Duet, and a
+/// Duet pipe (`'inclusion'='all'`, not double-living, so it forwards what arrived through a pipe)
+/// takes the account, hash and all, to the next instance, where the same password logs in.
+#[test]
+fn a_user_with_iotdbs_hash_travels_on_to_a_duet_peer() {
+    let a = Duetd::start().unwrap();
+    let b = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // IoTDB's stored form of "bob_pw22" (OpenJDK 17, as in the test above).
+    let hex = "efbfbd20efbfbd31efbfbd79efbfbd551aefbfbd18efbfbd0aefbfbd1d";
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let iotdb_hash = String::from_utf8(bytes).unwrap();
+    rt.block_on(async {
+        let mut sender = iotdb_sender(&a).await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(638, "bob", Some(&iotdb_hash), None),
+        )
+        .await;
+        let mut client = Client::connect(&options(&a)).await.unwrap();
+        client
+            .execute_update(&format!(
+                "create pipe ab with source ('source.inclusion'='all') with sink \
+                 ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
+                b.port()
+            ))
+            .await
+            .unwrap();
+    });
+    duet_testkit::wait_for("bob to log in on B", Duration::from_secs(20), || {
+        rt.block_on(logs_in(&b, "bob", "bob_pw22")).then_some(())
+    })
+    .unwrap();
+    assert!(!rt.block_on(logs_in(&b, "bob", "bob_pw2")));
 }

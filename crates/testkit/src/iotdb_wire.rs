@@ -820,3 +820,295 @@ pub fn config_snapshot_seal(
     b.string(Some("authUserName")).string(Some("root"));
     b.0
 }
+
+/// `PartialPath.serialize` as IoTDB 2.x writes a device path: the path type (2, Partial), the tsfile 2
+/// `Path` presence bytes (no measurement or device, the full path), then the nodes.
+fn partial_path(b: &mut Bytes, path: &str) {
+    let nodes: Vec<&str> = path.split('.').collect();
+    b.u8(2)
+        .u8(0)
+        .u8(0)
+        .u8(1)
+        .string(Some(path))
+        .len_of(nodes.len());
+    for n in nodes {
+        b.string(Some(n));
+    }
+}
+
+/// Series of one device: (measurement, type code, encoding ordinal, compressor code).
+pub type SeriesSpec<'a> = (&'a str, u8, u8, u8);
+
+/// `MeasurementGroup.serialize`: names, type ordinals, encoding ordinals, compressor codes, then no
+/// aliases, tags or attributes (flag -1 each).
+fn measurement_group(b: &mut Bytes, series: &[SeriesSpec<'_>]) {
+    b.len_of(series.len());
+    for (m, _, _, _) in series {
+        b.string(Some(m));
+    }
+    for (_, t, _, _) in series {
+        b.u8(*t);
+    }
+    for (_, _, e, _) in series {
+        b.u8(*e);
+    }
+    for (_, _, _, c) in series {
+        b.u8(*c);
+    }
+    b.u8(0xff).u8(0xff).u8(0xff);
+}
+
+/// `CreateMultiTimeSeriesNode` (39): a device count, then each device's path and `MeasurementGroup`.
+pub fn create_multi_time_series_node(devices: &[(&str, &[SeriesSpec<'_>])]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(39).len_of(devices.len());
+    for (device, series) in devices {
+        partial_path(&mut b, device);
+        measurement_group(&mut b, series);
+    }
+    b.string(Some("pipe-node-39")).i32(0);
+    b.0
+}
+
+/// `InternalCreateTimeSeriesNode` (52), the node IoTDB writes when a write auto-creates series: the
+/// device path, the `MeasurementGroup`, the aligned flag.
+pub fn internal_create_time_series_node(
+    device: &str,
+    aligned: bool,
+    series: &[SeriesSpec<'_>],
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(52);
+    partial_path(&mut b, device);
+    measurement_group(&mut b, series);
+    b.u8(u8::from(aligned));
+    b.string(Some("pipe-node-52")).i32(0);
+    b.0
+}
+
+/// `InternalCreateMultiTimeSeriesNode` (69): a device count, then each device's path, aligned flag
+/// and `MeasurementGroup`.
+pub fn internal_create_multi_time_series_node(
+    devices: &[(&str, bool, &[SeriesSpec<'_>])],
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(69).len_of(devices.len());
+    for (device, aligned, series) in devices {
+        partial_path(&mut b, device);
+        b.u8(u8::from(*aligned));
+        measurement_group(&mut b, series);
+    }
+    b.string(Some("pipe-node-69")).i32(0);
+    b.0
+}
+
+/// `ActivateTemplateNode` (53): the device path, the template's set level and its id (the sender's
+/// ConfigNode numbering).
+pub fn activate_template_node(device: &str, template_id: i32) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(53);
+    partial_path(&mut b, device);
+    b.i32(1).i32(template_id);
+    b.string(Some("pipe-node-53")).i32(0);
+    b.0
+}
+
+/// `BatchActivateTemplateNode` (72), or `InternalBatchActivateTemplateNode` (68) when `internal`: a
+/// count, then each device's path, set level and template id.
+pub fn batch_activate_template_node(devices: &[&str], template_id: i32, internal: bool) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(if internal { 68 } else { 72 }).len_of(devices.len());
+    for device in devices {
+        partial_path(&mut b, device);
+        b.i32(1).i32(template_id);
+    }
+    b.string(Some("pipe-node-72")).i32(0);
+    b.0
+}
+
+/// `AlterTimeSeriesNode` (21) adding one tag: the full path's bytes, `ADD_TAGS` (3), no alias, no
+/// alter map, the tag map, no attributes, no data type.
+pub fn alter_time_series_add_tag_node(path: &str, key: &str, value: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(21).string(Some(path)).u8(3).u8(0).u8(0xff);
+    b.u8(1).i32(1).string(Some(key)).string(Some(value));
+    b.u8(0xff).u8(0);
+    b.string(Some("pipe-node-21")).i32(0);
+    b.0
+}
+
+/// `Template.serialize`: an id (the sender's numbering), the name, the aligned flag, then per
+/// measurement its key and `MeasurementSchema.partialSerializeTo` (flag 0, name, type, encoding,
+/// compressor).
+fn template(b: &mut Bytes, name: &str, aligned: bool, measurements: &[SeriesSpec<'_>]) {
+    b.i32(42)
+        .string(Some(name))
+        .u8(u8::from(aligned))
+        .len_of(measurements.len());
+    for (m, t, e, c) in measurements {
+        b.string(Some(m)).u8(0).string(Some(m)).u8(*t).u8(*e).u8(*c);
+    }
+}
+
+/// `CreateSchemaTemplatePlan` (800): the plan type, then the template's serialized bytes behind their
+/// length.
+pub fn create_schema_template_plan(
+    name: &str,
+    aligned: bool,
+    measurements: &[SeriesSpec<'_>],
+) -> Vec<u8> {
+    let mut t = Bytes::default();
+    template(&mut t, name, aligned, measurements);
+    let mut b = Bytes::default();
+    b.i16(800).binary(&t.0);
+    b.0
+}
+
+/// `ExtendSchemaTemplatePlan` (814), `TemplateExtendInfo.serialize`: the name, the measurements, their
+/// types, then encodings and compressors each behind a flag (given for all or for none).
+pub fn extend_schema_template_plan(
+    name: &str,
+    measurements: &[(&str, u8)],
+    encodings_and_compressors: Option<&[(u8, u8)]>,
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(814).string(Some(name)).len_of(measurements.len());
+    for (m, _) in measurements {
+        b.string(Some(m));
+    }
+    for (_, t) in measurements {
+        b.u8(*t);
+    }
+    match encodings_and_compressors {
+        Some(given) => {
+            b.u8(1);
+            for (e, _) in given {
+                b.u8(*e);
+            }
+            b.u8(1);
+            for (_, c) in given {
+                b.u8(*c);
+            }
+        }
+        None => {
+            b.u8(0).u8(0);
+        }
+    }
+    b.0
+}
+
+/// `CommitSetSchemaTemplatePlan` (813): name, path, not a rollback.
+pub fn commit_set_schema_template_plan(name: &str, path: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(813).string(Some(name)).string(Some(path)).u8(0);
+    b.0
+}
+
+/// `PipeUnsetSchemaTemplatePlan` (1701): name, path.
+pub fn pipe_unset_template_plan(name: &str, path: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(1701).string(Some(name)).string(Some(path));
+    b.0
+}
+
+/// `DropSchemaTemplatePlan` (811): the name.
+pub fn drop_schema_template_plan(name: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(811).string(Some(name));
+    b.0
+}
+
+/// A template as `PipeDeactivateTemplatePlan` lists it: name, aligned flag, measurements.
+pub type TemplateDef<'a> = (&'a str, bool, &'a [SeriesSpec<'a>]);
+
+/// `PipeDeactivateTemplatePlan` (1704): a count, then per pattern its `PartialPath`, a template count
+/// and the templates.
+pub fn pipe_deactivate_template_plan(entries: &[(&str, &[TemplateDef<'_>])]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(1704).len_of(entries.len());
+    for (pattern, templates) in entries {
+        partial_path(&mut b, pattern);
+        b.len_of(templates.len());
+        for (name, aligned, measurements) in *templates {
+            template(&mut b, name, *aligned, measurements);
+        }
+    }
+    b.0
+}
+
+/// A `PathPatternTree` node being built: its children in insertion order, whether a pattern ends here.
+#[derive(Default)]
+struct TreeNode {
+    children: Vec<(String, TreeNode)>,
+    marked: bool,
+}
+
+impl TreeNode {
+    fn insert(&mut self, nodes: &[&str]) {
+        let Some((first, rest)) = nodes.split_first() else {
+            self.marked = true;
+            return;
+        };
+        let index = match self.children.iter().position(|(n, _)| n == first) {
+            Some(i) => i,
+            None => {
+                self.children.push((first.to_string(), TreeNode::default()));
+                self.children.len() - 1
+            }
+        };
+        if let Some((_, child)) = self.children.get_mut(index) {
+            child.insert(rest);
+        }
+    }
+
+    /// `PathPatternNode.serialize`: name, -1 (a pattern ends here) or -2, child count, children.
+    fn write(&self, name: &str, b: &mut Bytes) {
+        b.string(Some(name))
+            .i32(if self.marked { -1 } else { -2 })
+            .len_of(self.children.len());
+        for (child_name, child) in &self.children {
+            child.write(child_name, b);
+        }
+    }
+}
+
+/// `PipeDeleteTimeSeriesPlan` (1702): the serialized `PathPatternTree` of `patterns` (all under
+/// `root`) behind its length.
+pub fn pipe_delete_time_series_plan(patterns: &[&str]) -> Vec<u8> {
+    let mut root = TreeNode::default();
+    for p in patterns {
+        let nodes: Vec<&str> = p.split('.').skip(1).collect();
+        root.insert(&nodes);
+    }
+    let mut tree = Bytes::default();
+    root.write("root", &mut tree);
+    let mut b = Bytes::default();
+    b.i16(1702).binary(&tree.0);
+    b.0
+}
+
+/// `PipeEnrichedPlan` (1700): the inner plan's bytes, then the origin cluster's id.
+pub fn pipe_enriched_plan(inner: &[u8], origin_cluster_id: &str) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(1700).raw(inner).string(Some(origin_cluster_id));
+    b.0
+}
+
+/// An `AuthorPlan` for a user in IoTDB 2.0's layout: the plan type (621 CreateUser, 623 DropUser, 631
+/// UpdateUser, 638 CreateUserWithRawPassword), the user, an empty role, the password and the new
+/// password (null when absent), an empty permission set, no paths, no grant option.
+pub fn user_plan(
+    code: i16,
+    user: &str,
+    password: Option<&str>,
+    new_password: Option<&str>,
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(code)
+        .string(Some(user))
+        .string(Some(""))
+        .string(password)
+        .string(new_password);
+    b.u8(1).i32(0).i32(0).i32(0);
+    b.0
+}
