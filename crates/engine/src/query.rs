@@ -21,6 +21,7 @@
 //! one column per function and grouped path (`count(root.*.d1.s1)`).
 
 mod aggregate;
+mod columnar;
 mod expr;
 mod fill;
 mod page;

@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::run::{self, Run};
+use crate::stats::{self, SeriesStats};
 use crate::types::{Lsn, RangeTombstone, Version};
 
 /// Width of a time partition in timestamp units: 7 days at millisecond precision (the default).
@@ -122,6 +123,10 @@ pub(crate) struct SeriesRange {
     /// last rows before its end, without reading the others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub time_index: Vec<i64>,
+    /// The summary of the series' points here; absent in manifests written before summaries
+    /// existed and for series that cannot have one (text, non-finite floats): those are scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<SeriesStats>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -629,6 +634,7 @@ pub(crate) fn write(path: &Path, partition: i64, runs: &[(String, Run)]) -> Resu
             n_rows: n as u64,
             index_stride,
             time_index,
+            stats: stats::summarize(run.data_type, &run.times, &run.values),
         });
         row += n as u64;
     }

@@ -50,10 +50,13 @@ impl SeriesBuffer {
 
     fn sort_rows(&self) -> Vec<usize> {
         let mut rows: Vec<usize> = (0..self.times.len()).collect();
+        // Among points of one timestamp and one version (rows of one insert that repeat a time)
+        // the later row wins, as it does for a buffer in time order and on IoTDB.
         let key = |row: &usize| {
             (
                 self.times.get(*row).copied().unwrap_or(0),
                 std::cmp::Reverse(self.versions.get(*row).copied().unwrap_or_default()),
+                std::cmp::Reverse(*row),
             )
         };
         rows.sort_unstable_by_key(key);
@@ -423,6 +426,19 @@ impl Memtable {
             .filter(|r| r.len() > 0)
     }
 
+    /// The earliest and latest time of the series' points here (hidden points included), and
+    /// their type; `None` without points.
+    pub(crate) fn time_bounds(&self, series: &str) -> Option<(i64, i64, DataType)> {
+        let b = self.series.get(series)?;
+        let (lo, hi) = if b.in_time_order {
+            (*b.times.first()?, *b.times.last()?)
+        } else {
+            let lo = b.times.iter().copied().min()?;
+            (lo, b.times.iter().copied().max()?)
+        };
+        Some((lo, hi, b.data_type))
+    }
+
     pub(crate) fn tombstones_for(&self, series: &str) -> &[RangeTombstone] {
         self.tombstones
             .get(series)
@@ -469,6 +485,19 @@ mod tests {
             }],
             times,
         })]
+    }
+
+    #[test]
+    fn a_time_repeated_in_one_insert_keeps_its_later_row_in_and_out_of_order() {
+        for times in [vec![1, 2, 2, 2, 3], vec![3, 2, 1, 2, 2]] {
+            let mut m = Memtable::default();
+            m.apply(1, v(10), &insert(times.clone(), vec![1, 2, 3, 4, 5]))
+                .unwrap();
+            let (_, run) = &m.sorted_series()[0];
+            assert_eq!(run.times, vec![1, 2, 3], "{times:?}");
+            let want = if times[0] == 1 { [1, 4, 5] } else { [3, 5, 1] };
+            assert_eq!(run.values, ColumnValues::Int64(want.to_vec()), "{times:?}");
+        }
     }
 
     #[test]

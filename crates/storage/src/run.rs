@@ -32,6 +32,20 @@ impl Run {
         self.times.len()
     }
 
+    /// Reverses the order of the points.
+    pub(crate) fn reverse(&mut self) {
+        self.times.reverse();
+        self.versions.reverse();
+        match &mut self.values {
+            ColumnValues::Boolean(v) => v.reverse(),
+            ColumnValues::Int32(v) => v.reverse(),
+            ColumnValues::Int64(v) => v.reverse(),
+            ColumnValues::Float(v) => v.reverse(),
+            ColumnValues::Double(v) => v.reverse(),
+            ColumnValues::Binary(v) => v.reverse(),
+        }
+    }
+
     /// Drops the points before `floor` (expired by a TTL).
     pub(crate) fn drop_before(&mut self, floor: i64) {
         if self.times.iter().all(|t| *t >= floor) {
@@ -245,6 +259,25 @@ fn stretches(tombstones: &[RangeTombstone]) -> (Vec<i64>, Vec<Option<Version>>) 
 
 /// Sorts a run by time and keeps, per timestamp, the point with the highest version. Tombstones are
 /// applied when given (a hidden winner means every point at that time is hidden: they are all older).
+/// [`resolve`] without tombstones, taking the runs: the common case of a scan — one source, already
+/// in strict time order (every source yields one point per timestamp) — is handed back as it is,
+/// with no sort and no per-point copy.
+pub(crate) fn resolve_owned(mut runs: Vec<Run>) -> Option<Run> {
+    if runs.len() == 1 {
+        if let Some(mut run) = runs.pop() {
+            if run.times.windows(2).all(|w| w[0] < w[1]) {
+                return (run.len() > 0).then_some(run);
+            }
+            if run.times.windows(2).all(|w| w[0] > w[1]) {
+                run.reverse();
+                return Some(run);
+            }
+            runs.push(run);
+        }
+    }
+    resolve(&runs, &[])
+}
+
 pub(crate) fn resolve(runs: &[Run], tombstones: &[RangeTombstone]) -> Option<Run> {
     let total: usize = runs.iter().map(Run::len).sum();
     let mut candidates: Vec<(i64, Version, u32, u32)> = Vec::with_capacity(total);
@@ -290,6 +323,18 @@ pub(crate) fn into_chunk(run: Option<Run>, limit: usize, descending: bool) -> Se
         return SeriesChunk::empty();
     };
     let n = run.len().min(limit);
+    if !descending && n == run.len() {
+        return SeriesChunk {
+            data_type: Some(run.data_type),
+            times: run.times,
+            values: Column {
+                data_type: run.data_type,
+                nulls: None,
+                values: run.values,
+            },
+            versions: run.versions,
+        };
+    }
     let mut chunk = SeriesChunk {
         data_type: Some(run.data_type),
         times: Vec::with_capacity(n),

@@ -33,6 +33,7 @@ use crate::manifest::{Manifest, TombstoneRecord};
 use crate::memtable::Memtable;
 use crate::options::{StorageOptions, SyncMode};
 use crate::run::{self, Run, SeriesChunk};
+use crate::stats::SeriesStats;
 use crate::types::{LogHeader, Lsn, Op, Origin, RangeTombstone, Version};
 use crate::wal::{self, LogRead, SegmentWriter, WalIndex};
 
@@ -47,6 +48,19 @@ const MAX_UNSYNCED_BYTES: usize = 64 << 20;
 /// How often the flusher checks the memtable's age when nothing else wakes it.
 const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const MIN_AGE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// One piece of a series' time range as [`Storage::summarize`] hands it to an aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesPiece {
+    /// The visible points in `[start, end]` are exactly those `stats` summarises.
+    Summary {
+        start: i64,
+        end: i64,
+        stats: SeriesStats,
+    },
+    /// The points in `[start, end]` must be scanned.
+    Scan { start: i64, end: i64 },
+}
 
 /// A handle to one storage directory; cheap to clone, shared by every session and pipe.
 #[derive(Clone)]
@@ -526,8 +540,92 @@ impl Storage {
         for file in &files {
             runs.extend(file.read(series, start, end, limit, descending, &tombstones)?);
         }
-        let merged = run::resolve(&runs, &[]);
+        let merged = run::resolve_owned(runs);
         Ok(run::into_chunk(merged, limit, descending))
+    }
+
+    /// Splits `[start, end]` of `series` into pieces an aggregate can take from a file's summary
+    /// and pieces it must scan, in time order, covering the range without overlap. A file's summary
+    /// stands for its span only when the span lies inside the range, no other source (memtable or
+    /// file) holds points of the series in that span, no deletion touches it, and every source of the
+    /// series has one physical type: then the file's points are exactly the visible points of the span.
+    pub fn summarize(&self, series: &str, start: i64, end: i64) -> Vec<SeriesPiece> {
+        if start > end {
+            return Vec::new();
+        }
+        let tree = read(&self.inner.shared.tree);
+        // (first time, last time, physical type, summary) of every source of the series.
+        let mut spans: Vec<(i64, i64, DataType, Option<SeriesStats>)> = Vec::new();
+        for memtable in std::iter::once(&tree.active).chain(tree.frozen.iter().map(|m| &**m)) {
+            if let Some((lo, hi, t)) = memtable.time_bounds(series) {
+                spans.push((lo, hi, t.physical(), None));
+            }
+        }
+        for file in &tree.files {
+            if let Some(r) = file.series_range(series) {
+                let Some(t) = DataType::from_code(i32::from(r.data_type)) else {
+                    return vec![SeriesPiece::Scan { start, end }];
+                };
+                spans.push((r.min_time, r.max_time, t.physical(), r.stats));
+            }
+        }
+        let mut deleted: Vec<(i64, i64)> = Vec::new();
+        for memtable in std::iter::once(&tree.active).chain(tree.frozen.iter().map(|m| &**m)) {
+            deleted.extend(
+                memtable
+                    .tombstones_for(series)
+                    .iter()
+                    .map(|t| (t.start, t.end)),
+            );
+        }
+        if let Some(list) = tree.tombstones.get(series) {
+            deleted.extend(list.iter().map(|t| (t.start, t.end)));
+        }
+        drop(tree);
+        let one_type = spans.windows(2).all(|w| w[0].2 == w[1].2);
+        let overlaps = |a: (i64, i64), b: (i64, i64)| a.0 <= b.1 && b.0 <= a.1;
+        let mut summaries: Vec<(i64, i64, SeriesStats)> = Vec::new();
+        if one_type {
+            for (i, (lo, hi, _, stats)) in spans.iter().enumerate() {
+                let Some(stats) = stats else { continue };
+                let alone = spans
+                    .iter()
+                    .enumerate()
+                    .all(|(j, other)| j == i || !overlaps((*lo, *hi), (other.0, other.1)));
+                if start <= *lo
+                    && *hi <= end
+                    && alone
+                    && !deleted.iter().any(|d| overlaps((*lo, *hi), *d))
+                {
+                    summaries.push((*lo, *hi, *stats));
+                }
+            }
+        }
+        summaries.sort_by_key(|s| s.0);
+        let mut pieces = Vec::with_capacity(2 * summaries.len() + 1);
+        let mut next = Some(start);
+        for (lo, hi, stats) in summaries {
+            if let Some(from) = next {
+                if from < lo {
+                    pieces.push(SeriesPiece::Scan {
+                        start: from,
+                        end: lo - 1,
+                    });
+                }
+            }
+            pieces.push(SeriesPiece::Summary {
+                start: lo,
+                end: hi,
+                stats,
+            });
+            next = hi.checked_add(1);
+        }
+        if let Some(from) = next {
+            if from <= end {
+                pieces.push(SeriesPiece::Scan { start: from, end });
+            }
+        }
+        pieces
     }
 
     /// The deletions recorded for `series` as (start, end, version), for pipes that send history: a

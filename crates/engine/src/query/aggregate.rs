@@ -4,10 +4,15 @@
 //! accumulators of a page are charged to the query's budget; a page takes fewer windows when many
 //! series share it, and a query whose single window does not fit fails with the budget's error.
 
-use duet_parser::GroupByTime;
-use duet_proto::types::DataType;
+use std::ops::Range;
 
-use super::expr::{compare, Bound, Val};
+use duet_parser::GroupByTime;
+use duet_proto::types::{Column, ColumnValues, DataType};
+use duet_storage::stats::extreme_beats;
+use duet_storage::{SeriesStats, StatValue};
+
+use super::columnar;
+use super::expr::{cell, compare, Bound, Val};
 use super::page::{row_bytes, Page, PageBuilder, PageSource};
 use super::scan::{AlignedRows, ScanBudget};
 use super::EngineRef;
@@ -134,9 +139,7 @@ impl Acc {
             self.sum += f;
             let better = match &self.extreme {
                 None => true,
-                Some(e) => e
-                    .as_f64()
-                    .is_some_and(|x| f.abs() > x.abs() || (f.abs() == x.abs() && f > x)),
+                Some(e) => e.as_f64().is_some_and(|x| extreme_beats(f, x)),
             };
             if better {
                 self.extreme = Some(v.clone());
@@ -162,6 +165,72 @@ impl Acc {
         {
             self.max = Some(v.clone());
         }
+    }
+
+    /// Adds the points `range` of a time-sorted chunk, all later than what the accumulator holds:
+    /// numbers and booleans in one typed pass (the same rules as [`Acc::add`] point by point, so the
+    /// result is the same but for the rounding of the sum), text point by point.
+    pub(crate) fn add_slice(&mut self, times: &[i64], column: &Column, range: Range<usize>) {
+        let (Some(&first_t), Some(&last_t)) = (
+            times.get(range.start),
+            range.end.checked_sub(1).and_then(|i| times.get(i)),
+        ) else {
+            return;
+        };
+        let (lo, n) = (range.start, range.len());
+        let folded = match &column.values {
+            ColumnValues::Boolean(v) => v.get(range.clone()).and_then(|v| fold(v, None)),
+            ColumnValues::Int32(v) => v
+                .get(range.clone())
+                .and_then(|v| fold(v, Some(&|x: i32| f64::from(x)))),
+            ColumnValues::Int64(v) => v
+                .get(range.clone())
+                .and_then(|v| fold(v, Some(&|x: i64| x as f64))),
+            ColumnValues::Float(v) => v
+                .get(range.clone())
+                .and_then(|v| fold(v, Some(&|x: f32| f64::from(x)))),
+            ColumnValues::Double(v) => v.get(range.clone()).and_then(|v| fold(v, Some(&|x| x))),
+            ColumnValues::Binary(_) => None,
+        };
+        let (Some(f), None) = (folded, &column.nulls) else {
+            for row in range {
+                if let Some(t) = times.get(row) {
+                    self.add(*t, &cell(column, row));
+                }
+            }
+            return;
+        };
+        let part = Acc {
+            count: i64::try_from(n).unwrap_or(i64::MAX),
+            sum: f.sum,
+            first: Some((first_t, cell(column, lo))),
+            last: Some((last_t, cell(column, lo + n - 1))),
+            min: Some(cell(column, lo + f.min)),
+            max: Some(cell(column, lo + f.max)),
+            extreme: f.extreme.map(|i| cell(column, lo + i)),
+        };
+        self.merge(&part);
+    }
+
+    /// Adds a data file's summary of a series, all of whose points are later than what the
+    /// accumulator holds.
+    pub(crate) fn add_summary(&mut self, stats: &SeriesStats) {
+        let val = |v: StatValue| match v {
+            StatValue::Bool(b) => Val::Bool(b),
+            StatValue::Int(i) => Val::Int(i),
+            StatValue::Float(f) => Val::Float(f),
+        };
+        let numeric = !matches!(stats.first, StatValue::Bool(_));
+        let part = Acc {
+            count: i64::try_from(stats.count).unwrap_or(i64::MAX),
+            sum: if numeric { stats.sum } else { 0.0 },
+            first: Some((stats.first_time, val(stats.first))),
+            last: Some((stats.last_time, val(stats.last))),
+            min: Some(val(stats.min)),
+            max: Some(val(stats.max)),
+            extreme: numeric.then(|| val(stats.extreme)),
+        };
+        self.merge(&part);
     }
 
     /// Takes in another series' accumulator of the same window (GROUP BY LEVEL): counts and sums add
@@ -201,9 +270,7 @@ impl Acc {
         if let Some(f) = other.extreme.as_ref().and_then(Val::as_f64) {
             let better = match &self.extreme {
                 None => true,
-                Some(e) => e
-                    .as_f64()
-                    .is_some_and(|x| f.abs() > x.abs() || (f.abs() == x.abs() && f > x)),
+                Some(e) => e.as_f64().is_some_and(|x| extreme_beats(f, x)),
             };
             if better {
                 self.extreme = other.extreme.clone();
@@ -242,6 +309,48 @@ impl Acc {
             AggFn::Extreme => self.extreme.clone().unwrap_or(Val::Null),
         }
     }
+}
+
+/// Positions of the minimum, maximum and (numbers only) extreme of values in time order, and their
+/// sum, with [`Acc::add`]'s rules: the first of equal values wins, a NaN never replaces anything.
+struct Folded {
+    min: usize,
+    max: usize,
+    extreme: Option<usize>,
+    sum: f64,
+}
+
+fn fold<T: Copy + PartialOrd>(values: &[T], number: Option<&dyn Fn(T) -> f64>) -> Option<Folded> {
+    let first = *values.first()?;
+    let (mut min, mut max) = (first, first);
+    let mut f = Folded {
+        min: 0,
+        max: 0,
+        extreme: number.map(|_| 0),
+        sum: 0.0,
+    };
+    for (i, v) in values.iter().copied().enumerate() {
+        if v < min {
+            min = v;
+            f.min = i;
+        }
+        if v > max {
+            max = v;
+            f.max = i;
+        }
+    }
+    if let Some(to_f64) = number {
+        let mut extreme = to_f64(first);
+        for (i, v) in values.iter().copied().enumerate() {
+            let x = to_f64(v);
+            f.sum += x;
+            if i > 0 && extreme_beats(x, extreme) {
+                extreme = x;
+                f.extreme = Some(i);
+            }
+        }
+    }
+    Some(f)
 }
 
 /// An `i128` that is known to lie within the `i64` range (bounds of a window inside `[start, end]`).
@@ -625,7 +734,27 @@ impl AggSource {
             (Some(f), Some(l)) => (f.1.max(self.lo), l.2.min(self.hi)),
             _ => (self.lo, self.hi),
         };
-        if wlo <= whi && n_acc > 0 {
+        // Without a predicate each series is aggregated on its own, from file summaries and
+        // chunk slices; text is left to the row path, which accounts for its size as it goes.
+        let columnar = part.predicate.is_none()
+            && part.series.len() == n_acc
+            && !part
+                .series
+                .iter()
+                .any(|s| matches!(s.data_type.physical(), DataType::Text));
+        if wlo <= whi && n_acc > 0 && columnar {
+            for (i, series) in part.series.iter().enumerate() {
+                columnar::aggregate_series(
+                    &self.engine,
+                    &self.control,
+                    series,
+                    (wlo, whi),
+                    &wins,
+                    &mut accs,
+                    i,
+                )?;
+            }
+        } else if wlo <= whi && n_acc > 0 {
             let budget = ScanBudget::new(&self.control, part.series.len());
             let mut rows = AlignedRows::new(
                 &part.series,
