@@ -137,24 +137,28 @@ fn close(a: Option<f64>, b: Option<f64>) -> bool {
 
 /// Checks every function of `series` over `[lo, hi)` in windows `(start, width, step)` (or one
 /// window without GROUP BY) against the model.
+/// `filter` is a WHERE condition, and `model` holds only the points that meet it.
 async fn check(
     db: &Db,
     series: &str,
     model: &BTreeMap<i64, f64>,
     range: (i64, i64),
     windows: Option<(i64, i64)>,
+    filter: Option<&str>,
     context: &str,
 ) {
     let select: Vec<String> = FUNCTIONS.iter().map(|f| format!("{f}({series})")).collect();
     let (lo, hi) = range;
+    let and = filter.map(|f| format!(" and ({f})")).unwrap_or_default();
     let sql = match windows {
         None => format!(
-            "select {} from root.sg.d where time >= {lo} and time < {hi}",
+            "select {} from root.sg.d where time >= {lo} and time < {hi}{and}",
             select.join(", ")
         ),
         Some((width, step)) => format!(
-            "select {} from root.sg.d group by ([{lo}, {hi}), {width}ms, {step}ms)",
-            select.join(", ")
+            "select {} from root.sg.d {} group by ([{lo}, {hi}), {width}ms, {step}ms)",
+            select.join(", "),
+            filter.map(|f| format!("where {f}")).unwrap_or_default(),
         ),
     };
     let rows = db.rows(&sql).await;
@@ -242,22 +246,70 @@ async fn aggregates_equal_the_model_through_overwrites_deletes_and_flushes() {
         if rng.next(3) != 0 {
             db.engine.storage().flush().await.unwrap();
         }
+        let context = format!("round {round}");
         for series in ["s", "i"] {
             let model = &models[series];
-            let context = format!("round {round}");
-            check(&db, series, model, (0, SPAN), None, &context).await;
+            check(&db, series, model, (0, SPAN), None, None, &context).await;
             let lo = rng.next(SPAN as u64) as i64;
-            check(&db, series, model, (lo, lo + 3000), None, &context).await;
-            check(&db, series, model, (0, SPAN), Some((1500, 1500)), &context).await;
+            check(&db, series, model, (lo, lo + 3000), None, None, &context).await;
+            check(
+                &db,
+                series,
+                model,
+                (0, SPAN),
+                Some((1500, 1500)),
+                None,
+                &context,
+            )
+            .await;
             check(
                 &db,
                 series,
                 model,
                 (-700, SPAN),
                 Some((1500, 700)),
+                None,
                 &context,
             )
             .await;
+        }
+        // Predicates over the row of both series (a series without a point at a time is null):
+        // typed comparisons, AND/OR of them, and an arithmetic one evaluated row by row.
+        let (s, i) = (&models["s"], &models["i"]);
+        let filters: [(&str, &dyn Fn(i64) -> bool); 4] = [
+            ("i > 500", &|t| i.get(&t).is_some_and(|v| *v > 500.0)),
+            ("s <= -10.5 and i < 0", &|t| {
+                s.get(&t).is_some_and(|v| *v <= -10.5) && i.get(&t).is_some_and(|v| *v < 0.0)
+            }),
+            ("s > 200 or i >= 1900", &|t| {
+                s.get(&t).is_some_and(|v| *v > 200.0) || i.get(&t).is_some_and(|v| *v >= 1900.0)
+            }),
+            ("s * 2 < i", &|t| match (s.get(&t), i.get(&t)) {
+                (Some(a), Some(b)) => a * 2.0 < *b,
+                _ => false,
+            }),
+        ];
+        for (filter, holds) in filters {
+            for (name, model) in [("s", s), ("i", i)] {
+                let kept: BTreeMap<i64, f64> = model
+                    .iter()
+                    .filter(|(t, _)| holds(**t))
+                    .map(|(t, v)| (*t, *v))
+                    .collect();
+                let context = format!("{context}, where {filter}");
+                let f = Some(filter);
+                check(&db, name, &kept, (0, SPAN), None, f, &context).await;
+                check(
+                    &db,
+                    name,
+                    &kept,
+                    (-700, SPAN),
+                    Some((1500, 700)),
+                    f,
+                    &context,
+                )
+                .await;
+            }
         }
     }
 }

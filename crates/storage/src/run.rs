@@ -74,7 +74,8 @@ pub struct SeriesChunk {
 }
 
 impl SeriesChunk {
-    pub(crate) fn empty() -> SeriesChunk {
+    /// A chunk without points.
+    pub fn empty() -> SeriesChunk {
         SeriesChunk {
             data_type: None,
             times: Vec::new(),

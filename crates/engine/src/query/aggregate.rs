@@ -736,13 +736,26 @@ impl AggSource {
         };
         // Without a predicate each series is aggregated on its own, from file summaries and
         // chunk slices; text is left to the row path, which accounts for its size as it goes.
-        let columnar = part.predicate.is_none()
-            && part.series.len() == n_acc
-            && !part
-                .series
-                .iter()
-                .any(|s| matches!(s.data_type.physical(), DataType::Text));
-        if wlo <= whi && n_acc > 0 && columnar {
+        let text_output = part
+            .series
+            .iter()
+            .take(n_acc)
+            .any(|s| matches!(s.data_type.physical(), DataType::Text));
+        let columnar = part.predicate.is_none() && part.series.len() == n_acc && !text_output;
+        if let (Some(predicate), false, true) =
+            (&part.predicate, text_output, wlo <= whi && n_acc > 0)
+        {
+            columnar::aggregate_filtered(
+                &self.engine,
+                &self.control,
+                &part.series,
+                n_acc,
+                predicate,
+                (wlo, whi),
+                &wins,
+                &mut accs,
+            )?;
+        } else if wlo <= whi && n_acc > 0 && columnar {
             for (i, series) in part.series.iter().enumerate() {
                 columnar::aggregate_series(
                     &self.engine,
