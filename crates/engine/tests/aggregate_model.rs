@@ -273,6 +273,18 @@ async fn aggregates_equal_the_model_through_overwrites_deletes_and_flushes() {
             )
             .await;
         }
+        // SELECT LAST: the newest point, from a file's summary where one answers.
+        for (name, model) in [("s", &models["s"]), ("i", &models["i"])] {
+            let rows = db.rows(&format!("select last {name} from root.sg.d")).await;
+            match model.last_key_value() {
+                None => assert!(rows.is_empty(), "{context}: last {name}: {rows:?}"),
+                Some((t, v)) => {
+                    assert_eq!(rows.len(), 1, "{context}: last {name}: {rows:?}");
+                    assert_eq!(rows[0][0], t.to_string(), "{context}: last {name}");
+                    assert_eq!(parse(&rows[0][2]), Some(*v), "{context}: last {name}");
+                }
+            }
+        }
         // Predicates over the row of both series (a series without a point at a time is null):
         // typed comparisons, AND/OR of them, and an arithmetic one evaluated row by row.
         let (s, i) = (&models["s"], &models["i"]);

@@ -9,7 +9,7 @@
 
 use duet_parser::BinaryOp;
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_storage::{SeriesChunk, SeriesPiece};
+use duet_storage::{SeriesChunk, SeriesPiece, StatValue};
 
 use super::aggregate::Acc;
 use super::expr::{cell, eval, Bound, Val};
@@ -401,6 +401,53 @@ fn gather(column: &Column, rows: &[usize]) -> Column {
         nulls: None,
         values,
     }
+}
+
+/// The newest visible point of a series in `[lo, hi]` as (time, a one-value column): from the last
+/// piece of the range that has one, a file's summary answering without reading the file.
+pub(crate) fn last_point(
+    engine: &Engine,
+    series: &SeriesInfo,
+    lo: i64,
+    hi: i64,
+) -> Result<Option<(i64, Column)>> {
+    for piece in engine.storage.summarize(&series.key, lo, hi).iter().rev() {
+        let (start, end) = match piece {
+            SeriesPiece::Summary { stats, start, end } => {
+                match summary_value(stats.last, series.data_type) {
+                    Some(values) => {
+                        let column = Column {
+                            data_type: series.data_type,
+                            nulls: None,
+                            values,
+                        };
+                        return Ok(Some((stats.last_time, column)));
+                    }
+                    None => (*start, *end),
+                }
+            }
+            SeriesPiece::Scan { start, end } => (*start, *end),
+        };
+        let chunk = engine.storage.scan(&series.key, start, end, 1, true)?;
+        if let Some(t) = chunk.times.first() {
+            return Ok(Some((*t, chunk.values)));
+        }
+    }
+    Ok(None)
+}
+
+/// A summary's value as a one-value column of the series' type; `None` if its class is not the
+/// type's (the piece is read instead).
+fn summary_value(value: StatValue, data_type: DataType) -> Option<ColumnValues> {
+    Some(match (value, data_type.physical()) {
+        (StatValue::Bool(b), DataType::Boolean) => ColumnValues::Boolean(vec![b]),
+        (StatValue::Int(i), DataType::Int32) => ColumnValues::Int32(vec![i32::try_from(i).ok()?]),
+        (StatValue::Int(i), DataType::Int64) => ColumnValues::Int64(vec![i]),
+        // A FLOAT summary value was widened from an f32, so narrowing it back is exact.
+        (StatValue::Float(f), DataType::Float) => ColumnValues::Float(vec![f as f32]),
+        (StatValue::Float(f), DataType::Double) => ColumnValues::Double(vec![f]),
+        _ => return None,
+    })
 }
 
 /// What a chunk of fixed-width points holds in memory (time, version, value).
