@@ -537,8 +537,42 @@ impl Storage {
         for memtable in &frozen {
             runs.extend(memtable.extract(series, start, end, limit, descending, &tombstones));
         }
+        // Every timestamp a source returns is in the answer (its winner is visible too), so once a
+        // source returned `limit` of them, the answer ends at or before its last one: files that
+        // start past that point (ascending; end before it, descending) cannot contribute. Taking
+        // files from the scan's starting end, a long scan over many files reads one or two per
+        // chunk instead of `limit` points from each.
+        let mut files = files;
+        let span = |f: &Arc<DataFile>| {
+            f.series_range(series)
+                .map_or((i64::MAX, i64::MIN), |r| (r.min_time, r.max_time))
+        };
+        if descending {
+            files.sort_by_key(|f| std::cmp::Reverse(span(f).1));
+        } else {
+            files.sort_by_key(|f| span(f).0);
+        }
+        let full_bound = |runs: &[Run]| {
+            runs.iter()
+                .filter(|r| r.len() >= limit)
+                .filter_map(|r| r.times.get(limit - 1).copied())
+                .reduce(|a, b| if descending { a.max(b) } else { a.min(b) })
+        };
+        let mut bound = full_bound(&runs);
         for file in &files {
-            runs.extend(file.read(series, start, end, limit, descending, &tombstones)?);
+            let (min_time, max_time) = span(file);
+            let beyond = match bound {
+                Some(b) if descending => max_time < b,
+                Some(b) => min_time > b,
+                None => false,
+            };
+            if beyond {
+                break;
+            }
+            if let Some(run) = file.read(series, start, end, limit, descending, &tombstones)? {
+                runs.push(run);
+                bound = full_bound(&runs);
+            }
         }
         let merged = run::resolve_owned(runs);
         Ok(run::into_chunk(merged, limit, descending))
