@@ -173,6 +173,34 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_survives_the_json_manifest_bit_for_bit() {
+        // Values whose shortest decimal form the default float parser reads back one ulp off.
+        let values = vec![
+            0.9328338427380773,
+            0.1 + 0.2,
+            1e-300,
+            5e-324,
+            -2.2250738585072014e-308,
+        ];
+        let times: Vec<i64> = (0..values.len() as i64).collect();
+        for (i, v) in values.iter().enumerate() {
+            let s = summarize(
+                DataType::Double,
+                &times[i..=i],
+                &ColumnValues::Double(vec![*v]),
+            )
+            .unwrap();
+            let back: SeriesStats =
+                serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+            let StatValue::Float(x) = back.last else {
+                panic!("{back:?}")
+            };
+            assert_eq!(x.to_bits(), v.to_bits(), "{v:e}");
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
     fn integers_and_booleans_keep_their_class() {
         let s = summarize(DataType::Int32, &[7, 8], &ColumnValues::Int32(vec![3, -9])).unwrap();
         assert_eq!(
