@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn a_summary_survives_the_json_manifest_bit_for_bit() {
         // Values whose shortest decimal form the default float parser reads back one ulp off.
-        let values = vec![
+        let values = [
             0.9328338427380773,
             0.1 + 0.2,
             1e-300,
