@@ -78,7 +78,7 @@ impl Lcg {
     }
 }
 
-const FUNCTIONS: [&str; 10] = [
+const FUNCTIONS: [&str; 17] = [
     "count",
     "sum",
     "avg",
@@ -89,6 +89,13 @@ const FUNCTIONS: [&str; 10] = [
     "min_time",
     "max_time",
     "extreme",
+    "stddev",
+    "stddev_samp",
+    "stddev_pop",
+    "variance",
+    "var_samp",
+    "var_pop",
+    "time_duration",
 ];
 
 /// What each function gives over the model's points `(time, value)` in time order, as text in the
@@ -106,6 +113,10 @@ fn expected(points: &[(i64, f64)]) -> Vec<Option<f64>> {
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let extreme = if max.abs() >= min.abs() { max } else { min };
     let (first, last) = (points[0], points[points.len() - 1]);
+    let n = points.len() as f64;
+    let mean = sum / n;
+    let m2: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+    let sample = (points.len() > 1).then(|| m2 / (n - 1.0));
     vec![
         Some(points.len() as f64),
         Some(sum),
@@ -117,6 +128,13 @@ fn expected(points: &[(i64, f64)]) -> Vec<Option<f64>> {
         Some(first.0 as f64),
         Some(last.0 as f64),
         Some(extreme),
+        sample.map(f64::sqrt),
+        sample.map(f64::sqrt),
+        Some((m2 / n).sqrt()),
+        sample,
+        sample,
+        Some(m2 / n),
+        Some((last.0 - first.0) as f64),
     ]
 }
 
@@ -129,7 +147,7 @@ fn parse(cell: &str) -> Option<f64> {
 
 fn close(a: Option<f64>, b: Option<f64>) -> bool {
     match (a, b) {
-        (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+        (Some(x), Some(y)) => (x - y).abs() <= 1e-8 * x.abs().max(y.abs()).max(1.0),
         (None, None) => true,
         _ => false,
     }

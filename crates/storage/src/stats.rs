@@ -37,6 +37,11 @@ pub struct SeriesStats {
     /// The value of largest magnitude, the positive one on a tie (IoTDB's `EXTREME`); the first such
     /// in time order.
     pub extreme: StatValue,
+    /// Welford's mean and sum of squared deviations of the values in time order (for `STDDEV` and
+    /// `VARIANCE`; (0, 0) for BOOLEAN). Absent in manifests written before it existed: such a
+    /// summary is not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moments: Option<(f64, f64)>,
 }
 
 /// Whether `candidate` replaces `current` as the extreme value: a larger magnitude, or the same
@@ -51,6 +56,8 @@ struct Fold {
     max: usize,
     extreme: usize,
     sum: f64,
+    mean: f64,
+    m2: f64,
 }
 
 fn fold<T: Copy + PartialOrd>(values: &[T], as_f64: impl Fn(T) -> f64) -> Option<Fold> {
@@ -60,11 +67,16 @@ fn fold<T: Copy + PartialOrd>(values: &[T], as_f64: impl Fn(T) -> f64) -> Option
         max: 0,
         extreme: 0,
         sum: 0.0,
+        mean: 0.0,
+        m2: 0.0,
     };
     let (mut min, mut max, mut extreme) = (first, first, as_f64(first));
     for (i, v) in values.iter().copied().enumerate() {
         let x = as_f64(v);
         f.sum += x;
+        let delta = x - f.mean;
+        f.mean += delta / (i + 1) as f64;
+        f.m2 += delta * (x - f.mean);
         if v < min {
             min = v;
             f.min = i;
@@ -101,7 +113,12 @@ pub fn summarize(data_type: DataType, times: &[i64], values: &ColumnValues) -> O
     let folded = match values {
         ColumnValues::Boolean(v) => {
             let f = fold(v, |b| f64::from(u8::from(b)))?;
-            Fold { sum: 0.0, ..f }
+            Fold {
+                sum: 0.0,
+                mean: 0.0,
+                m2: 0.0,
+                ..f
+            }
         }
         ColumnValues::Int32(v) => fold(v, f64::from)?,
         ColumnValues::Int64(v) => fold(v, |x| x as f64)?,
@@ -119,7 +136,10 @@ pub fn summarize(data_type: DataType, times: &[i64], values: &ColumnValues) -> O
         }
         ColumnValues::Binary(_) => return None,
     };
-    if !folded.sum.is_finite() || matches!(data_type.physical(), DataType::Text) {
+    if !folded.sum.is_finite()
+        || !folded.m2.is_finite()
+        || matches!(data_type.physical(), DataType::Text)
+    {
         return None;
     }
     let n = times.len();
@@ -134,6 +154,7 @@ pub fn summarize(data_type: DataType, times: &[i64], values: &ColumnValues) -> O
         min: value_at(values, folded.min)?,
         max: value_at(values, folded.max)?,
         extreme: value_at(values, folded.extreme)?,
+        moments: Some((folded.mean, folded.m2)),
     })
 }
 

@@ -600,7 +600,9 @@ impl Storage {
                 let Some(t) = DataType::from_code(i32::from(r.data_type)) else {
                     return vec![SeriesPiece::Scan { start, end }];
                 };
-                spans.push((r.min_time, r.max_time, t.physical(), r.stats));
+                // A summary from before moments were recorded cannot answer every function.
+                let stats = r.stats.filter(|s| s.moments.is_some());
+                spans.push((r.min_time, r.max_time, t.physical(), stats));
             }
         }
         let mut deleted: Vec<(i64, i64)> = Vec::new();

@@ -41,6 +41,16 @@ pub(crate) enum AggFn {
     MinTime,
     MaxTime,
     Extreme,
+    /// `STDDEV` (IoTDB's alias of `STDDEV_SAMP`).
+    Stddev,
+    StddevSamp,
+    StddevPop,
+    /// `VARIANCE` (IoTDB's alias of `VAR_SAMP`).
+    Variance,
+    VarSamp,
+    VarPop,
+    /// `max_time - min_time`.
+    TimeDuration,
 }
 
 impl AggFn {
@@ -56,6 +66,13 @@ impl AggFn {
             "MIN_TIME" => AggFn::MinTime,
             "MAX_TIME" => AggFn::MaxTime,
             "EXTREME" => AggFn::Extreme,
+            "STDDEV" => AggFn::Stddev,
+            "STDDEV_SAMP" => AggFn::StddevSamp,
+            "STDDEV_POP" => AggFn::StddevPop,
+            "VARIANCE" => AggFn::Variance,
+            "VAR_SAMP" => AggFn::VarSamp,
+            "VAR_POP" => AggFn::VarPop,
+            "TIME_DURATION" => AggFn::TimeDuration,
             other => {
                 return Err(EngineError::Unsupported(format!(
                     "aggregation function {other} is not supported"
@@ -70,8 +87,19 @@ impl AggFn {
             DataType::Int32 | DataType::Int64 | DataType::Float | DataType::Double
         );
         Ok(match self {
-            AggFn::Count | AggFn::MinTime | AggFn::MaxTime => DataType::Int64,
-            AggFn::Sum | AggFn::Avg if numeric => DataType::Double,
+            AggFn::Count | AggFn::MinTime | AggFn::MaxTime | AggFn::TimeDuration => DataType::Int64,
+            AggFn::Sum
+            | AggFn::Avg
+            | AggFn::Stddev
+            | AggFn::StddevSamp
+            | AggFn::StddevPop
+            | AggFn::Variance
+            | AggFn::VarSamp
+            | AggFn::VarPop
+                if numeric =>
+            {
+                DataType::Double
+            }
             AggFn::Extreme if numeric => input,
             AggFn::MinValue | AggFn::MaxValue
                 if input != DataType::Blob && input != DataType::Boolean =>
@@ -100,6 +128,13 @@ impl AggFn {
             AggFn::MinTime => "min_time",
             AggFn::MaxTime => "max_time",
             AggFn::Extreme => "extreme",
+            AggFn::Stddev => "stddev",
+            AggFn::StddevSamp => "stddev_samp",
+            AggFn::StddevPop => "stddev_pop",
+            AggFn::Variance => "variance",
+            AggFn::VarSamp => "var_samp",
+            AggFn::VarPop => "var_pop",
+            AggFn::TimeDuration => "time_duration",
         }
     }
 }
@@ -113,6 +148,10 @@ pub(crate) struct Acc {
     min: Option<Val>,
     max: Option<Val>,
     extreme: Option<Val>,
+    /// Welford's running mean and sum of squared deviations of the numeric values (IoTDB's
+    /// `VarianceAccumulator`), over `count` values.
+    mean: f64,
+    m2: f64,
 }
 
 impl Acc {
@@ -137,6 +176,9 @@ impl Acc {
         self.count += 1;
         if let Some(f) = v.as_f64() {
             self.sum += f;
+            let delta = f - self.mean;
+            self.mean += delta / self.count as f64;
+            self.m2 += delta * (f - self.mean);
             let better = match &self.extreme {
                 None => true,
                 Some(e) => e.as_f64().is_some_and(|x| extreme_beats(f, x)),
@@ -208,6 +250,8 @@ impl Acc {
             min: Some(cell(column, lo + f.min)),
             max: Some(cell(column, lo + f.max)),
             extreme: f.extreme.map(|i| cell(column, lo + i)),
+            mean: f.mean,
+            m2: f.m2,
         };
         self.merge(&part);
     }
@@ -229,6 +273,8 @@ impl Acc {
             min: Some(val(stats.min)),
             max: Some(val(stats.max)),
             extreme: numeric.then(|| val(stats.extreme)),
+            mean: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.0),
+            m2: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.1),
         };
         self.merge(&part);
     }
@@ -237,6 +283,7 @@ impl Acc {
     /// up (so AVG is the merged sum over the merged count), FIRST/LAST go by time (the earlier series on
     /// a tie), MIN/MAX/EXTREME by value.
     pub(crate) fn merge(&mut self, other: &Acc) {
+        self.merge_moments(other.count, other.mean, other.m2);
         self.count += other.count;
         self.sum += other.sum;
         if let Some((t, v)) = &other.first {
@@ -278,10 +325,37 @@ impl Acc {
         }
     }
 
+    /// Takes in the moments of `count` other values (the parallel form of Welford's update, as
+    /// IoTDB merges partial variances); call before adding `count` to the accumulator's.
+    fn merge_moments(&mut self, count: i64, mean: f64, m2: f64) {
+        if count == 0 {
+            return;
+        }
+        let (n_a, n_b) = (self.count as f64, count as f64);
+        let total = n_a + n_b;
+        let delta = mean - self.mean;
+        self.m2 = self.m2 + m2 + delta * delta * n_a * n_b / total;
+        self.mean = (n_a * self.mean + n_b * mean) / total;
+    }
+
     fn result(&self, f: AggFn) -> Val {
+        let n = self.count as f64;
         match f {
             AggFn::Count => Val::Int(self.count),
             _ if self.count == 0 => Val::Null,
+            AggFn::StddevPop => Val::Float((self.m2 / n).sqrt()),
+            AggFn::VarPop => Val::Float(self.m2 / n),
+            AggFn::Stddev | AggFn::StddevSamp | AggFn::Variance | AggFn::VarSamp
+                if self.count < 2 =>
+            {
+                Val::Null
+            }
+            AggFn::Stddev | AggFn::StddevSamp => Val::Float((self.m2 / (n - 1.0)).sqrt()),
+            AggFn::Variance | AggFn::VarSamp => Val::Float(self.m2 / (n - 1.0)),
+            AggFn::TimeDuration => match (&self.first, &self.last) {
+                (Some((a, _)), Some((b, _))) => Val::Int(b.saturating_sub(*a)),
+                _ => Val::Null,
+            },
             AggFn::Sum => Val::Float(self.sum),
             AggFn::Avg => Val::Float(self.sum / self.count as f64),
             AggFn::MinValue => self.min.clone().unwrap_or(Val::Null),
@@ -318,6 +392,9 @@ struct Folded {
     max: usize,
     extreme: Option<usize>,
     sum: f64,
+    /// Welford's mean and sum of squared deviations (numbers only).
+    mean: f64,
+    m2: f64,
 }
 
 fn fold<T: Copy + PartialOrd>(values: &[T], number: Option<&dyn Fn(T) -> f64>) -> Option<Folded> {
@@ -328,6 +405,8 @@ fn fold<T: Copy + PartialOrd>(values: &[T], number: Option<&dyn Fn(T) -> f64>) -
         max: 0,
         extreme: number.map(|_| 0),
         sum: 0.0,
+        mean: 0.0,
+        m2: 0.0,
     };
     for (i, v) in values.iter().copied().enumerate() {
         if v < min {
@@ -344,6 +423,9 @@ fn fold<T: Copy + PartialOrd>(values: &[T], number: Option<&dyn Fn(T) -> f64>) -
         for (i, v) in values.iter().copied().enumerate() {
             let x = to_f64(v);
             f.sum += x;
+            let delta = x - f.mean;
+            f.mean += delta / (i + 1) as f64;
+            f.m2 += delta * (x - f.mean);
             if i > 0 && extreme_beats(x, extreme) {
                 extreme = x;
                 f.extreme = Some(i);
