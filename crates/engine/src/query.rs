@@ -21,6 +21,7 @@
 //! one column per function and grouped path (`count(root.*.d1.s1)`).
 
 mod aggregate;
+mod columnar;
 mod expr;
 mod fill;
 mod page;
@@ -1015,15 +1016,14 @@ impl LastSource {
                 Some(floor) => self.lo.max(floor),
                 None => self.lo,
             };
-            let chunk = self.engine.storage.scan(&s.key, lo, self.hi, 1, true)?;
-            if let Some(t) = chunk.times.first() {
+            if let Some((t, values)) = columnar::last_point(&self.engine, s, lo, self.hi)? {
                 let value = Column {
                     data_type: s.data_type,
-                    ..chunk.values
+                    ..values
                 }
                 .render(0);
                 return Ok(Some((
-                    *t,
+                    t,
                     vec![
                         Val::Str(s.path.clone()),
                         Val::Str(value),

@@ -111,6 +111,7 @@ mod manifest;
 mod memtable;
 mod options;
 mod run;
+pub mod stats;
 mod storage;
 mod types;
 
@@ -118,6 +119,8 @@ pub use datafile::DataFileInfo;
 pub use error::{Error, Result};
 pub use options::{StorageOptions, SyncMode};
 pub use run::SeriesChunk;
+pub use stats::{SeriesStats, StatValue};
+pub use storage::SeriesPiece;
 pub use storage::{LogWriterPause, Retention, Storage, StorageStats};
 pub use types::{DeleteOp, InsertOp, LogEntry, LogHeader, Lsn, Op, OpKind, Origin, Version};
 pub use wal::LogRead;

@@ -30,6 +30,9 @@ pub(crate) struct SeriesBuffer {
     pub values: ColumnValues,
     /// True while every appended time was >= the previous one, so a range is a binary search away.
     in_time_order: bool,
+    /// True while every appended time was > the previous one: one point per timestamp, so a range
+    /// with no deletion in it is a plain copy.
+    strictly_ordered: bool,
     /// For a buffer out of time order: its rows sorted by time, one per timestamp (the highest
     /// version). Built by the first scan that needs it and dropped by the next change, so a series
     /// read in many chunks is sorted once, not once per chunk.
@@ -44,16 +47,20 @@ impl SeriesBuffer {
             versions: Vec::new(),
             values: ColumnValues::empty_for(data_type),
             in_time_order: true,
+            strictly_ordered: true,
             sorted: OnceLock::new(),
         }
     }
 
     fn sort_rows(&self) -> Vec<usize> {
         let mut rows: Vec<usize> = (0..self.times.len()).collect();
+        // Among points of one timestamp and one version (rows of one insert that repeat a time)
+        // the later row wins, as it does for a buffer in time order and on IoTDB.
         let key = |row: &usize| {
             (
                 self.times.get(*row).copied().unwrap_or(0),
                 std::cmp::Reverse(self.versions.get(*row).copied().unwrap_or_default()),
+                std::cmp::Reverse(*row),
             )
         };
         rows.sort_unstable_by_key(key);
@@ -72,6 +79,9 @@ impl SeriesBuffer {
         descending: bool,
         tombstones: &[RangeTombstone],
     ) -> Run {
+        if self.strictly_ordered && tombstones.is_empty() {
+            return self.copy_range(start, end, limit, descending);
+        }
         if self.in_time_order {
             self.take(
                 |pos| pos,
@@ -95,6 +105,28 @@ impl SeriesBuffer {
                 tombstones,
             )
         }
+    }
+
+    /// `extract` for a buffer with one point per timestamp in time order and no deletion to apply:
+    /// the range's first (or last) `limit` points, copied as slices.
+    fn copy_range(&self, start: i64, end: i64, limit: usize, descending: bool) -> Run {
+        let lo = self.times.partition_point(|t| *t < start);
+        let hi = self.times.partition_point(|t| *t <= end).max(lo);
+        let rows = if descending {
+            hi.saturating_sub(limit).max(lo)..hi
+        } else {
+            lo..hi.min(lo.saturating_add(limit))
+        };
+        let mut out = Run::empty(self.data_type);
+        out.times
+            .extend_from_slice(self.times.get(rows.clone()).unwrap_or_default());
+        out.versions
+            .extend_from_slice(self.versions.get(rows.clone()).unwrap_or_default());
+        run::extend_values(&mut out.values, &self.values, rows);
+        if descending {
+            out.reverse();
+        }
+        out
     }
 
     /// Walks positions `0..n` (in time order through `row_of`, equal times adjacent) as `extract`
@@ -330,8 +362,11 @@ impl Memtable {
                 buffer.times.extend_from_slice(new_times);
                 run::extend_values(&mut buffer.values, &column.values, 0..n);
                 for t in new_times {
-                    if last.is_some_and(|l| *t < l) {
-                        buffer.in_time_order = false;
+                    if last.is_some_and(|l| *t <= l) {
+                        buffer.strictly_ordered = false;
+                        if last.is_some_and(|l| *t < l) {
+                            buffer.in_time_order = false;
+                        }
                     }
                     last = Some(*t);
                 }
@@ -341,8 +376,11 @@ impl Memtable {
                     if *null {
                         continue;
                     }
-                    if last.is_some_and(|l| *t < l) {
-                        buffer.in_time_order = false;
+                    if last.is_some_and(|l| *t <= l) {
+                        buffer.strictly_ordered = false;
+                        if last.is_some_and(|l| *t < l) {
+                            buffer.in_time_order = false;
+                        }
                     }
                     last = Some(*t);
                     buffer.times.push(*t);
@@ -423,6 +461,19 @@ impl Memtable {
             .filter(|r| r.len() > 0)
     }
 
+    /// The earliest and latest time of the series' points here (hidden points included), and
+    /// their type; `None` without points.
+    pub(crate) fn time_bounds(&self, series: &str) -> Option<(i64, i64, DataType)> {
+        let b = self.series.get(series)?;
+        let (lo, hi) = if b.in_time_order {
+            (*b.times.first()?, *b.times.last()?)
+        } else {
+            let lo = b.times.iter().copied().min()?;
+            (lo, b.times.iter().copied().max()?)
+        };
+        Some((lo, hi, b.data_type))
+    }
+
     pub(crate) fn tombstones_for(&self, series: &str) -> &[RangeTombstone] {
         self.tombstones
             .get(series)
@@ -469,6 +520,54 @@ mod tests {
             }],
             times,
         })]
+    }
+
+    #[test]
+    fn a_time_repeated_in_one_insert_keeps_its_later_row_in_and_out_of_order() {
+        for times in [vec![1, 2, 2, 2, 3], vec![3, 2, 1, 2, 2]] {
+            let mut m = Memtable::default();
+            m.apply(1, v(10), &insert(times.clone(), vec![1, 2, 3, 4, 5]))
+                .unwrap();
+            let (_, run) = &m.sorted_series()[0];
+            assert_eq!(run.times, vec![1, 2, 3], "{times:?}");
+            let want = if times[0] == 1 { [1, 4, 5] } else { [3, 5, 1] };
+            assert_eq!(run.values, ColumnValues::Int64(want.to_vec()), "{times:?}");
+        }
+    }
+
+    #[test]
+    fn a_strictly_ordered_buffer_is_copied_by_range_from_either_end() {
+        let mut m = Memtable::default();
+        m.apply(
+            1,
+            v(1),
+            &insert(vec![1, 2, 3, 5, 8], vec![10, 20, 30, 50, 80]),
+        )
+        .unwrap();
+        let values = |r: Option<Run>| {
+            let r = r.unwrap();
+            (r.times, r.values)
+        };
+        let ints = |v: &[i64]| ColumnValues::Int64(v.to_vec());
+        assert_eq!(
+            values(m.extract("root.sg.d1.s1", 2, 7, 2, false, &[])),
+            (vec![2, 3], ints(&[20, 30]))
+        );
+        assert_eq!(
+            values(m.extract("root.sg.d1.s1", 2, 7, 2, true, &[])),
+            (vec![5, 3], ints(&[50, 30]))
+        );
+        assert_eq!(
+            values(m.extract("root.sg.d1.s1", 0, 100, 99, true, &[])),
+            (vec![8, 5, 3, 2, 1], ints(&[80, 50, 30, 20, 10]))
+        );
+        assert!(m.extract("root.sg.d1.s1", 6, 7, 9, false, &[]).is_none());
+        // A repeated time ends the plain copy; the result is the same through the general walk.
+        m.apply(2, v(2), &insert(vec![8], vec![81])).unwrap();
+        assert_eq!(
+            values(m.extract("root.sg.d1.s1", 5, 8, 9, false, &[])),
+            (vec![5, 8], ints(&[50, 81]))
+        );
     }
 
     #[test]

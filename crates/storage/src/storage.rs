@@ -33,6 +33,7 @@ use crate::manifest::{Manifest, TombstoneRecord};
 use crate::memtable::Memtable;
 use crate::options::{StorageOptions, SyncMode};
 use crate::run::{self, Run, SeriesChunk};
+use crate::stats::SeriesStats;
 use crate::types::{LogHeader, Lsn, Op, Origin, RangeTombstone, Version};
 use crate::wal::{self, LogRead, SegmentWriter, WalIndex};
 
@@ -47,6 +48,19 @@ const MAX_UNSYNCED_BYTES: usize = 64 << 20;
 /// How often the flusher checks the memtable's age when nothing else wakes it.
 const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const MIN_AGE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// One piece of a series' time range as [`Storage::summarize`] hands it to an aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesPiece {
+    /// The visible points in `[start, end]` are exactly those `stats` summarises.
+    Summary {
+        start: i64,
+        end: i64,
+        stats: SeriesStats,
+    },
+    /// The points in `[start, end]` must be scanned.
+    Scan { start: i64, end: i64 },
+}
 
 /// A handle to one storage directory; cheap to clone, shared by every session and pipe.
 #[derive(Clone)]
@@ -523,11 +537,131 @@ impl Storage {
         for memtable in &frozen {
             runs.extend(memtable.extract(series, start, end, limit, descending, &tombstones));
         }
-        for file in &files {
-            runs.extend(file.read(series, start, end, limit, descending, &tombstones)?);
+        // Every timestamp a source returns is in the answer (its winner is visible too), so once a
+        // source returned `limit` of them, the answer ends at or before its last one: files that
+        // start past that point (ascending; end before it, descending) cannot contribute. Taking
+        // files from the scan's starting end, a long scan over many files reads one or two per
+        // chunk instead of `limit` points from each.
+        let mut files = files;
+        let span = |f: &Arc<DataFile>| {
+            f.series_range(series)
+                .map_or((i64::MAX, i64::MIN), |r| (r.min_time, r.max_time))
+        };
+        if descending {
+            files.sort_by_key(|f| std::cmp::Reverse(span(f).1));
+        } else {
+            files.sort_by_key(|f| span(f).0);
         }
-        let merged = run::resolve(&runs, &[]);
+        let full_bound = |runs: &[Run]| {
+            runs.iter()
+                .filter(|r| r.len() >= limit)
+                .filter_map(|r| r.times.get(limit - 1).copied())
+                .reduce(|a, b| if descending { a.max(b) } else { a.min(b) })
+        };
+        let mut bound = full_bound(&runs);
+        for file in &files {
+            let (min_time, max_time) = span(file);
+            let beyond = match bound {
+                Some(b) if descending => max_time < b,
+                Some(b) => min_time > b,
+                None => false,
+            };
+            if beyond {
+                break;
+            }
+            if let Some(run) = file.read(series, start, end, limit, descending, &tombstones)? {
+                runs.push(run);
+                bound = full_bound(&runs);
+            }
+        }
+        let merged = run::resolve_owned(runs);
         Ok(run::into_chunk(merged, limit, descending))
+    }
+
+    /// Splits `[start, end]` of `series` into pieces an aggregate can take from a file's summary
+    /// and pieces it must scan, in time order, covering the range without overlap. A file's summary
+    /// stands for its span only when the span lies inside the range, no other source (memtable or
+    /// file) holds points of the series in that span, no deletion touches it, and every source of the
+    /// series has one physical type: then the file's points are exactly the visible points of the span.
+    pub fn summarize(&self, series: &str, start: i64, end: i64) -> Vec<SeriesPiece> {
+        if start > end {
+            return Vec::new();
+        }
+        let tree = read(&self.inner.shared.tree);
+        // (first time, last time, physical type, summary) of every source of the series.
+        let mut spans: Vec<(i64, i64, DataType, Option<SeriesStats>)> = Vec::new();
+        for memtable in std::iter::once(&tree.active).chain(tree.frozen.iter().map(|m| &**m)) {
+            if let Some((lo, hi, t)) = memtable.time_bounds(series) {
+                spans.push((lo, hi, t.physical(), None));
+            }
+        }
+        for file in &tree.files {
+            if let Some(r) = file.series_range(series) {
+                let Some(t) = DataType::from_code(i32::from(r.data_type)) else {
+                    return vec![SeriesPiece::Scan { start, end }];
+                };
+                // A summary from before moments were recorded cannot answer every function.
+                let stats = r.stats.filter(|s| s.moments.is_some());
+                spans.push((r.min_time, r.max_time, t.physical(), stats));
+            }
+        }
+        let mut deleted: Vec<(i64, i64)> = Vec::new();
+        for memtable in std::iter::once(&tree.active).chain(tree.frozen.iter().map(|m| &**m)) {
+            deleted.extend(
+                memtable
+                    .tombstones_for(series)
+                    .iter()
+                    .map(|t| (t.start, t.end)),
+            );
+        }
+        if let Some(list) = tree.tombstones.get(series) {
+            deleted.extend(list.iter().map(|t| (t.start, t.end)));
+        }
+        drop(tree);
+        let one_type = spans.windows(2).all(|w| w[0].2 == w[1].2);
+        let overlaps = |a: (i64, i64), b: (i64, i64)| a.0 <= b.1 && b.0 <= a.1;
+        let mut summaries: Vec<(i64, i64, SeriesStats)> = Vec::new();
+        if one_type {
+            for (i, (lo, hi, _, stats)) in spans.iter().enumerate() {
+                let Some(stats) = stats else { continue };
+                let alone = spans
+                    .iter()
+                    .enumerate()
+                    .all(|(j, other)| j == i || !overlaps((*lo, *hi), (other.0, other.1)));
+                if start <= *lo
+                    && *hi <= end
+                    && alone
+                    && !deleted.iter().any(|d| overlaps((*lo, *hi), *d))
+                {
+                    summaries.push((*lo, *hi, *stats));
+                }
+            }
+        }
+        summaries.sort_by_key(|s| s.0);
+        let mut pieces = Vec::with_capacity(2 * summaries.len() + 1);
+        let mut next = Some(start);
+        for (lo, hi, stats) in summaries {
+            if let Some(from) = next {
+                if from < lo {
+                    pieces.push(SeriesPiece::Scan {
+                        start: from,
+                        end: lo - 1,
+                    });
+                }
+            }
+            pieces.push(SeriesPiece::Summary {
+                start: lo,
+                end: hi,
+                stats,
+            });
+            next = hi.checked_add(1);
+        }
+        if let Some(from) = next {
+            if from <= end {
+                pieces.push(SeriesPiece::Scan { start: from, end });
+            }
+        }
+        pieces
     }
 
     /// The deletions recorded for `series` as (start, end, version), for pipes that send history: a

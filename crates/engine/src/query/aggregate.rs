@@ -4,10 +4,15 @@
 //! accumulators of a page are charged to the query's budget; a page takes fewer windows when many
 //! series share it, and a query whose single window does not fit fails with the budget's error.
 
-use duet_parser::GroupByTime;
-use duet_proto::types::DataType;
+use std::ops::Range;
 
-use super::expr::{compare, Bound, Val};
+use duet_parser::GroupByTime;
+use duet_proto::types::{Column, ColumnValues, DataType};
+use duet_storage::stats::extreme_beats;
+use duet_storage::{SeriesStats, StatValue};
+
+use super::columnar;
+use super::expr::{cell, compare, Bound, Val};
 use super::page::{row_bytes, Page, PageBuilder, PageSource};
 use super::scan::{AlignedRows, ScanBudget};
 use super::EngineRef;
@@ -36,6 +41,16 @@ pub(crate) enum AggFn {
     MinTime,
     MaxTime,
     Extreme,
+    /// `STDDEV` (IoTDB's alias of `STDDEV_SAMP`).
+    Stddev,
+    StddevSamp,
+    StddevPop,
+    /// `VARIANCE` (IoTDB's alias of `VAR_SAMP`).
+    Variance,
+    VarSamp,
+    VarPop,
+    /// `max_time - min_time`.
+    TimeDuration,
 }
 
 impl AggFn {
@@ -51,6 +66,13 @@ impl AggFn {
             "MIN_TIME" => AggFn::MinTime,
             "MAX_TIME" => AggFn::MaxTime,
             "EXTREME" => AggFn::Extreme,
+            "STDDEV" => AggFn::Stddev,
+            "STDDEV_SAMP" => AggFn::StddevSamp,
+            "STDDEV_POP" => AggFn::StddevPop,
+            "VARIANCE" => AggFn::Variance,
+            "VAR_SAMP" => AggFn::VarSamp,
+            "VAR_POP" => AggFn::VarPop,
+            "TIME_DURATION" => AggFn::TimeDuration,
             other => {
                 return Err(EngineError::Unsupported(format!(
                     "aggregation function {other} is not supported"
@@ -65,8 +87,19 @@ impl AggFn {
             DataType::Int32 | DataType::Int64 | DataType::Float | DataType::Double
         );
         Ok(match self {
-            AggFn::Count | AggFn::MinTime | AggFn::MaxTime => DataType::Int64,
-            AggFn::Sum | AggFn::Avg if numeric => DataType::Double,
+            AggFn::Count | AggFn::MinTime | AggFn::MaxTime | AggFn::TimeDuration => DataType::Int64,
+            AggFn::Sum
+            | AggFn::Avg
+            | AggFn::Stddev
+            | AggFn::StddevSamp
+            | AggFn::StddevPop
+            | AggFn::Variance
+            | AggFn::VarSamp
+            | AggFn::VarPop
+                if numeric =>
+            {
+                DataType::Double
+            }
             AggFn::Extreme if numeric => input,
             AggFn::MinValue | AggFn::MaxValue
                 if input != DataType::Blob && input != DataType::Boolean =>
@@ -95,6 +128,13 @@ impl AggFn {
             AggFn::MinTime => "min_time",
             AggFn::MaxTime => "max_time",
             AggFn::Extreme => "extreme",
+            AggFn::Stddev => "stddev",
+            AggFn::StddevSamp => "stddev_samp",
+            AggFn::StddevPop => "stddev_pop",
+            AggFn::Variance => "variance",
+            AggFn::VarSamp => "var_samp",
+            AggFn::VarPop => "var_pop",
+            AggFn::TimeDuration => "time_duration",
         }
     }
 }
@@ -108,6 +148,10 @@ pub(crate) struct Acc {
     min: Option<Val>,
     max: Option<Val>,
     extreme: Option<Val>,
+    /// Welford's running mean and sum of squared deviations of the numeric values (IoTDB's
+    /// `VarianceAccumulator`), over `count` values.
+    mean: f64,
+    m2: f64,
 }
 
 impl Acc {
@@ -132,11 +176,12 @@ impl Acc {
         self.count += 1;
         if let Some(f) = v.as_f64() {
             self.sum += f;
+            let delta = f - self.mean;
+            self.mean += delta / self.count as f64;
+            self.m2 += delta * (f - self.mean);
             let better = match &self.extreme {
                 None => true,
-                Some(e) => e
-                    .as_f64()
-                    .is_some_and(|x| f.abs() > x.abs() || (f.abs() == x.abs() && f > x)),
+                Some(e) => e.as_f64().is_some_and(|x| extreme_beats(f, x)),
             };
             if better {
                 self.extreme = Some(v.clone());
@@ -164,10 +209,81 @@ impl Acc {
         }
     }
 
+    /// Adds the points `range` of a time-sorted chunk, all later than what the accumulator holds:
+    /// numbers and booleans in one typed pass (the same rules as [`Acc::add`] point by point, so the
+    /// result is the same but for the rounding of the sum), text point by point.
+    pub(crate) fn add_slice(&mut self, times: &[i64], column: &Column, range: Range<usize>) {
+        let (Some(&first_t), Some(&last_t)) = (
+            times.get(range.start),
+            range.end.checked_sub(1).and_then(|i| times.get(i)),
+        ) else {
+            return;
+        };
+        let (lo, n) = (range.start, range.len());
+        let folded = match &column.values {
+            ColumnValues::Boolean(v) => v.get(range.clone()).and_then(|v| fold(v, None)),
+            ColumnValues::Int32(v) => v
+                .get(range.clone())
+                .and_then(|v| fold(v, Some(&|x: i32| f64::from(x)))),
+            ColumnValues::Int64(v) => v
+                .get(range.clone())
+                .and_then(|v| fold(v, Some(&|x: i64| x as f64))),
+            ColumnValues::Float(v) => v
+                .get(range.clone())
+                .and_then(|v| fold(v, Some(&|x: f32| f64::from(x)))),
+            ColumnValues::Double(v) => v.get(range.clone()).and_then(|v| fold(v, Some(&|x| x))),
+            ColumnValues::Binary(_) => None,
+        };
+        let (Some(f), None) = (folded, &column.nulls) else {
+            for row in range {
+                if let Some(t) = times.get(row) {
+                    self.add(*t, &cell(column, row));
+                }
+            }
+            return;
+        };
+        let part = Acc {
+            count: i64::try_from(n).unwrap_or(i64::MAX),
+            sum: f.sum,
+            first: Some((first_t, cell(column, lo))),
+            last: Some((last_t, cell(column, lo + n - 1))),
+            min: Some(cell(column, lo + f.min)),
+            max: Some(cell(column, lo + f.max)),
+            extreme: f.extreme.map(|i| cell(column, lo + i)),
+            mean: f.mean,
+            m2: f.m2,
+        };
+        self.merge(&part);
+    }
+
+    /// Adds a data file's summary of a series, all of whose points are later than what the
+    /// accumulator holds.
+    pub(crate) fn add_summary(&mut self, stats: &SeriesStats) {
+        let val = |v: StatValue| match v {
+            StatValue::Bool(b) => Val::Bool(b),
+            StatValue::Int(i) => Val::Int(i),
+            StatValue::Float(f) => Val::Float(f),
+        };
+        let numeric = !matches!(stats.first, StatValue::Bool(_));
+        let part = Acc {
+            count: i64::try_from(stats.count).unwrap_or(i64::MAX),
+            sum: if numeric { stats.sum } else { 0.0 },
+            first: Some((stats.first_time, val(stats.first))),
+            last: Some((stats.last_time, val(stats.last))),
+            min: Some(val(stats.min)),
+            max: Some(val(stats.max)),
+            extreme: numeric.then(|| val(stats.extreme)),
+            mean: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.0),
+            m2: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.1),
+        };
+        self.merge(&part);
+    }
+
     /// Takes in another series' accumulator of the same window (GROUP BY LEVEL): counts and sums add
     /// up (so AVG is the merged sum over the merged count), FIRST/LAST go by time (the earlier series on
     /// a tie), MIN/MAX/EXTREME by value.
     pub(crate) fn merge(&mut self, other: &Acc) {
+        self.merge_moments(other.count, other.mean, other.m2);
         self.count += other.count;
         self.sum += other.sum;
         if let Some((t, v)) = &other.first {
@@ -201,9 +317,7 @@ impl Acc {
         if let Some(f) = other.extreme.as_ref().and_then(Val::as_f64) {
             let better = match &self.extreme {
                 None => true,
-                Some(e) => e
-                    .as_f64()
-                    .is_some_and(|x| f.abs() > x.abs() || (f.abs() == x.abs() && f > x)),
+                Some(e) => e.as_f64().is_some_and(|x| extreme_beats(f, x)),
             };
             if better {
                 self.extreme = other.extreme.clone();
@@ -211,10 +325,37 @@ impl Acc {
         }
     }
 
+    /// Takes in the moments of `count` other values (the parallel form of Welford's update, as
+    /// IoTDB merges partial variances); call before adding `count` to the accumulator's.
+    fn merge_moments(&mut self, count: i64, mean: f64, m2: f64) {
+        if count == 0 {
+            return;
+        }
+        let (n_a, n_b) = (self.count as f64, count as f64);
+        let total = n_a + n_b;
+        let delta = mean - self.mean;
+        self.m2 = self.m2 + m2 + delta * delta * n_a * n_b / total;
+        self.mean = (n_a * self.mean + n_b * mean) / total;
+    }
+
     fn result(&self, f: AggFn) -> Val {
+        let n = self.count as f64;
         match f {
             AggFn::Count => Val::Int(self.count),
             _ if self.count == 0 => Val::Null,
+            AggFn::StddevPop => Val::Float((self.m2 / n).sqrt()),
+            AggFn::VarPop => Val::Float(self.m2 / n),
+            AggFn::Stddev | AggFn::StddevSamp | AggFn::Variance | AggFn::VarSamp
+                if self.count < 2 =>
+            {
+                Val::Null
+            }
+            AggFn::Stddev | AggFn::StddevSamp => Val::Float((self.m2 / (n - 1.0)).sqrt()),
+            AggFn::Variance | AggFn::VarSamp => Val::Float(self.m2 / (n - 1.0)),
+            AggFn::TimeDuration => match (&self.first, &self.last) {
+                (Some((a, _)), Some((b, _))) => Val::Int(b.saturating_sub(*a)),
+                _ => Val::Null,
+            },
             AggFn::Sum => Val::Float(self.sum),
             AggFn::Avg => Val::Float(self.sum / self.count as f64),
             AggFn::MinValue => self.min.clone().unwrap_or(Val::Null),
@@ -242,6 +383,56 @@ impl Acc {
             AggFn::Extreme => self.extreme.clone().unwrap_or(Val::Null),
         }
     }
+}
+
+/// Positions of the minimum, maximum and (numbers only) extreme of values in time order, and their
+/// sum, with [`Acc::add`]'s rules: the first of equal values wins, a NaN never replaces anything.
+struct Folded {
+    min: usize,
+    max: usize,
+    extreme: Option<usize>,
+    sum: f64,
+    /// Welford's mean and sum of squared deviations (numbers only).
+    mean: f64,
+    m2: f64,
+}
+
+fn fold<T: Copy + PartialOrd>(values: &[T], number: Option<&dyn Fn(T) -> f64>) -> Option<Folded> {
+    let first = *values.first()?;
+    let (mut min, mut max) = (first, first);
+    let mut f = Folded {
+        min: 0,
+        max: 0,
+        extreme: number.map(|_| 0),
+        sum: 0.0,
+        mean: 0.0,
+        m2: 0.0,
+    };
+    for (i, v) in values.iter().copied().enumerate() {
+        if v < min {
+            min = v;
+            f.min = i;
+        }
+        if v > max {
+            max = v;
+            f.max = i;
+        }
+    }
+    if let Some(to_f64) = number {
+        let mut extreme = to_f64(first);
+        for (i, v) in values.iter().copied().enumerate() {
+            let x = to_f64(v);
+            f.sum += x;
+            let delta = x - f.mean;
+            f.mean += delta / (i + 1) as f64;
+            f.m2 += delta * (x - f.mean);
+            if i > 0 && extreme_beats(x, extreme) {
+                extreme = x;
+                f.extreme = Some(i);
+            }
+        }
+    }
+    Some(f)
 }
 
 /// An `i128` that is known to lie within the `i64` range (bounds of a window inside `[start, end]`).
@@ -625,7 +816,40 @@ impl AggSource {
             (Some(f), Some(l)) => (f.1.max(self.lo), l.2.min(self.hi)),
             _ => (self.lo, self.hi),
         };
-        if wlo <= whi && n_acc > 0 {
+        // Without a predicate each series is aggregated on its own, from file summaries and
+        // chunk slices; text is left to the row path, which accounts for its size as it goes.
+        let text_output = part
+            .series
+            .iter()
+            .take(n_acc)
+            .any(|s| matches!(s.data_type.physical(), DataType::Text));
+        let columnar = part.predicate.is_none() && part.series.len() == n_acc && !text_output;
+        if let (Some(predicate), false, true) =
+            (&part.predicate, text_output, wlo <= whi && n_acc > 0)
+        {
+            columnar::aggregate_filtered(
+                &self.engine,
+                &self.control,
+                &part.series,
+                n_acc,
+                predicate,
+                (wlo, whi),
+                &wins,
+                &mut accs,
+            )?;
+        } else if wlo <= whi && n_acc > 0 && columnar {
+            for (i, series) in part.series.iter().enumerate() {
+                columnar::aggregate_series(
+                    &self.engine,
+                    &self.control,
+                    series,
+                    (wlo, whi),
+                    &wins,
+                    &mut accs,
+                    i,
+                )?;
+            }
+        } else if wlo <= whi && n_acc > 0 {
             let budget = ScanBudget::new(&self.control, part.series.len());
             let mut rows = AlignedRows::new(
                 &part.series,

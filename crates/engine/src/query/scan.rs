@@ -11,8 +11,12 @@ use crate::limits::{QueryControlRef, Reservation};
 use crate::schema::SeriesInfo;
 use crate::{Engine, Result};
 
-/// Most points read from storage per series per refill.
-const MAX_CHUNK: usize = 4096;
+/// Points read from storage per series at the first refill: a LIMIT query reads little more than
+/// it returns.
+const FIRST_CHUNK: usize = 4096;
+/// Most points read from storage per series per refill: refills double up to this, so a long scan
+/// pays the per-call cost of a storage read (finding rows, opening a file's reader) rarely.
+const MAX_CHUNK: usize = 1 << 16;
 /// Fewest points per refill of a fixed-width series, however many series a query reads.
 const MIN_CHUNK: usize = 16;
 /// The first refill of a TEXT, STRING or BLOB series: its values' size is unknown until read.
@@ -82,6 +86,8 @@ pub(crate) struct SeriesCursor {
     descending: bool,
     /// Points to ask for at the next refill.
     chunk_points: usize,
+    /// Most points a refill of a fixed-width series may ask for (its share of the budget).
+    max_points: usize,
     bytes_per_cursor: usize,
     control: QueryControlRef,
     /// The current chunk's charge.
@@ -112,8 +118,9 @@ impl SeriesCursor {
             chunk_points: if is_variable(series.data_type) {
                 fitting.min(FIRST_VARIABLE_CHUNK)
             } else {
-                fitting
+                fitting.min(FIRST_CHUNK)
             },
+            max_points: fitting,
             bytes_per_cursor: budget.bytes_per_cursor,
             control: budget.control.clone(),
             held: budget.control.reserve(0, "a series cursor")?,
@@ -164,6 +171,8 @@ impl SeriesCursor {
                 // Size the next refill by the values seen, so long values come a few at a time.
                 let per_point = (bytes / chunk.times.len()).max(1);
                 self.chunk_points = (self.bytes_per_cursor / per_point).clamp(1, MAX_CHUNK);
+            } else {
+                self.chunk_points = self.chunk_points.saturating_mul(2).min(self.max_points);
             }
             self.next = match chunk.times.last() {
                 Some(last) if chunk.times.len() == limit => {

@@ -1,0 +1,244 @@
+//! Per-series summaries of a data file — count, sum, extremes, first and last point — written into
+//! the manifest by every flush and compaction, so an aggregate over flushed data reads no rows where
+//! a file's points are the whole answer for their time span (see [`crate::Storage::summarize`]).
+//!
+//! **Invariant:** a summary folds the file's points in time order with the same rules a query applies
+//! point by point (the first of equal minimums wins, and so on), so merging summaries in time order
+//! gives exactly what a scan would, except for the rounding of `sum`.
+
+use duet_proto::types::{ColumnValues, DataType};
+use serde::{Deserialize, Serialize};
+
+/// One value of a summary, in the widest form of its physical class. Only finite floats are stored
+/// (the manifest is JSON, which has no NaN or infinity).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub enum StatValue {
+    Bool(bool),
+    /// INT32, DATE, INT64 and TIMESTAMP values.
+    Int(i64),
+    /// FLOAT and DOUBLE values (a FLOAT widens to f64 exactly).
+    Float(f64),
+}
+
+/// The summary of one series' points in one file (or any time-ordered run of points).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct SeriesStats {
+    pub count: u64,
+    /// Sum of the values as f64, added in time order; 0 for BOOLEAN.
+    pub sum: f64,
+    pub first_time: i64,
+    pub first: StatValue,
+    pub last_time: i64,
+    pub last: StatValue,
+    /// The first of the smallest values in time order.
+    pub min: StatValue,
+    /// The first of the largest values in time order.
+    pub max: StatValue,
+    /// The value of largest magnitude, the positive one on a tie (IoTDB's `EXTREME`); the first such
+    /// in time order.
+    pub extreme: StatValue,
+    /// Welford's mean and sum of squared deviations of the values in time order (for `STDDEV` and
+    /// `VARIANCE`; (0, 0) for BOOLEAN). Absent in manifests written before it existed: such a
+    /// summary is not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moments: Option<(f64, f64)>,
+}
+
+/// Whether `candidate` replaces `current` as the extreme value: a larger magnitude, or the same
+/// magnitude and larger (positive beats negative). Never true for a NaN on either side.
+pub fn extreme_beats(candidate: f64, current: f64) -> bool {
+    candidate.abs() > current.abs() || (candidate.abs() == current.abs() && candidate > current)
+}
+
+/// Folds values in time order into min, max, extreme (as positions) and sum; `None` for no values.
+struct Fold {
+    min: usize,
+    max: usize,
+    extreme: usize,
+    sum: f64,
+    mean: f64,
+    m2: f64,
+}
+
+fn fold<T: Copy + PartialOrd>(values: &[T], as_f64: impl Fn(T) -> f64) -> Option<Fold> {
+    let first = *values.first()?;
+    let mut f = Fold {
+        min: 0,
+        max: 0,
+        extreme: 0,
+        sum: 0.0,
+        mean: 0.0,
+        m2: 0.0,
+    };
+    let (mut min, mut max, mut extreme) = (first, first, as_f64(first));
+    for (i, v) in values.iter().copied().enumerate() {
+        let x = as_f64(v);
+        f.sum += x;
+        let delta = x - f.mean;
+        f.mean += delta / (i + 1) as f64;
+        f.m2 += delta * (x - f.mean);
+        if v < min {
+            min = v;
+            f.min = i;
+        }
+        if v > max {
+            max = v;
+            f.max = i;
+        }
+        if i > 0 && extreme_beats(x, extreme) {
+            extreme = x;
+            f.extreme = i;
+        }
+    }
+    Some(f)
+}
+
+/// The value at `row` as a [`StatValue`]; `None` for a text value or a row out of range.
+fn value_at(values: &ColumnValues, row: usize) -> Option<StatValue> {
+    Some(match values {
+        ColumnValues::Boolean(v) => StatValue::Bool(*v.get(row)?),
+        ColumnValues::Int32(v) => StatValue::Int(i64::from(*v.get(row)?)),
+        ColumnValues::Int64(v) => StatValue::Int(*v.get(row)?),
+        ColumnValues::Float(v) => StatValue::Float(f64::from(*v.get(row)?)),
+        ColumnValues::Double(v) => StatValue::Float(*v.get(row)?),
+        ColumnValues::Binary(_) => return None,
+    })
+}
+
+/// The summary of time-sorted, de-duplicated points, or `None` when the series' values are text or
+/// bytes, any float is not finite, the sum overflows, or there are no points: such a file is always
+/// scanned.
+pub fn summarize(data_type: DataType, times: &[i64], values: &ColumnValues) -> Option<SeriesStats> {
+    let finite = |x: f64| x.is_finite();
+    let folded = match values {
+        ColumnValues::Boolean(v) => {
+            let f = fold(v, |b| f64::from(u8::from(b)))?;
+            Fold {
+                sum: 0.0,
+                mean: 0.0,
+                m2: 0.0,
+                ..f
+            }
+        }
+        ColumnValues::Int32(v) => fold(v, f64::from)?,
+        ColumnValues::Int64(v) => fold(v, |x| x as f64)?,
+        ColumnValues::Float(v) => {
+            if !v.iter().all(|x| x.is_finite()) {
+                return None;
+            }
+            fold(v, f64::from)?
+        }
+        ColumnValues::Double(v) => {
+            if !v.iter().copied().all(finite) {
+                return None;
+            }
+            fold(v, |x| x)?
+        }
+        ColumnValues::Binary(_) => return None,
+    };
+    if !folded.sum.is_finite()
+        || !folded.m2.is_finite()
+        || matches!(data_type.physical(), DataType::Text)
+    {
+        return None;
+    }
+    let n = times.len();
+    let last = n.checked_sub(1)?;
+    Some(SeriesStats {
+        count: u64::try_from(n).ok()?,
+        sum: folded.sum,
+        first_time: *times.first()?,
+        first: value_at(values, 0)?,
+        last_time: *times.get(last)?,
+        last: value_at(values, last)?,
+        min: value_at(values, folded.min)?,
+        max: value_at(values, folded.max)?,
+        extreme: value_at(values, folded.extreme)?,
+        moments: Some((folded.mean, folded.m2)),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_keeps_the_first_of_equal_extremes_and_the_positive_magnitude() {
+        let s = summarize(
+            DataType::Double,
+            &[1, 2, 3, 4, 5],
+            &ColumnValues::Double(vec![2.0, -5.0, 5.0, -5.0, 1.0]),
+        )
+        .unwrap();
+        assert_eq!(s.count, 5);
+        assert_eq!(s.sum, -2.0);
+        assert_eq!((s.first_time, s.first), (1, StatValue::Float(2.0)));
+        assert_eq!((s.last_time, s.last), (5, StatValue::Float(1.0)));
+        assert_eq!(s.min, StatValue::Float(-5.0));
+        assert_eq!(s.max, StatValue::Float(5.0));
+        assert_eq!(s.extreme, StatValue::Float(5.0));
+    }
+
+    #[test]
+    fn no_summary_for_text_non_finite_values_overflowing_sums_or_nothing() {
+        let text = ColumnValues::Binary(vec![b"a".to_vec()]);
+        assert!(summarize(DataType::Text, &[1], &text).is_none());
+        let nan = ColumnValues::Double(vec![1.0, f64::NAN]);
+        assert!(summarize(DataType::Double, &[1, 2], &nan).is_none());
+        let inf = ColumnValues::Float(vec![f32::INFINITY]);
+        assert!(summarize(DataType::Float, &[1], &inf).is_none());
+        let big = ColumnValues::Double(vec![f64::MAX, f64::MAX]);
+        assert!(summarize(DataType::Double, &[1, 2], &big).is_none());
+        assert!(summarize(DataType::Int64, &[], &ColumnValues::Int64(vec![])).is_none());
+    }
+
+    #[test]
+    fn a_summary_survives_the_json_manifest_bit_for_bit() {
+        // Values whose shortest decimal form the default float parser reads back one ulp off.
+        let values = [
+            0.9328338427380773,
+            0.1 + 0.2,
+            1e-300,
+            5e-324,
+            -2.2250738585072014e-308,
+        ];
+        let times: Vec<i64> = (0..values.len() as i64).collect();
+        for (i, v) in values.iter().enumerate() {
+            let s = summarize(
+                DataType::Double,
+                &times[i..=i],
+                &ColumnValues::Double(vec![*v]),
+            )
+            .unwrap();
+            let back: SeriesStats =
+                serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+            let StatValue::Float(x) = back.last else {
+                panic!("{back:?}")
+            };
+            assert_eq!(x.to_bits(), v.to_bits(), "{v:e}");
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn integers_and_booleans_keep_their_class() {
+        let s = summarize(DataType::Int32, &[7, 8], &ColumnValues::Int32(vec![3, -9])).unwrap();
+        assert_eq!(
+            (s.min, s.max, s.extreme),
+            (StatValue::Int(-9), StatValue::Int(3), StatValue::Int(-9))
+        );
+        assert_eq!(s.sum, -6.0);
+        let b = summarize(
+            DataType::Boolean,
+            &[1, 2, 3],
+            &ColumnValues::Boolean(vec![true, false, true]),
+        )
+        .unwrap();
+        assert_eq!(
+            (b.min, b.max),
+            (StatValue::Bool(false), StatValue::Bool(true))
+        );
+        assert_eq!(b.count, 3);
+    }
+}

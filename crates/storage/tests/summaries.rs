@@ -1,0 +1,75 @@
+//! `Storage::summarize`: which spans of a series an aggregate may take from a data file's summary
+//! and which it must scan (issue 11). A summary stands only for a file whose span nothing else
+//! touches: no other file or memtable with points in it, no deletion.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use duet_storage::{Origin, SeriesPiece, StatValue};
+
+fn kinds(pieces: &[SeriesPiece]) -> Vec<(char, i64, i64)> {
+    pieces
+        .iter()
+        .map(|p| match p {
+            SeriesPiece::Summary { start, end, .. } => ('S', *start, *end),
+            SeriesPiece::Scan { start, end } => ('s', *start, *end),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn disjoint_flushed_files_are_summarised_and_everything_else_is_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let s1 = series("s1");
+    let write = |ops| storage.write(Origin::Local, None, ops);
+    write(insert_i64("s1", &[10, 20, 30], &[5, -7, 7]))
+        .await
+        .unwrap();
+    storage.flush().await.unwrap();
+    write(insert_i64("s1", &[40, 50], &[1, 2])).await.unwrap();
+    storage.flush().await.unwrap();
+    // Two files, nothing else: both summarised, the gaps scanned.
+    let pieces = storage.summarize(&s1, 0, 100);
+    assert_eq!(
+        kinds(&pieces),
+        vec![
+            ('s', 0, 9),
+            ('S', 10, 30),
+            ('s', 31, 39),
+            ('S', 40, 50),
+            ('s', 51, 100)
+        ]
+    );
+    let SeriesPiece::Summary { stats, .. } = &pieces[1] else {
+        panic!("{pieces:?}")
+    };
+    assert_eq!(stats.count, 3);
+    assert_eq!(stats.sum, 5.0);
+    assert_eq!(
+        (stats.min, stats.max),
+        (StatValue::Int(-7), StatValue::Int(7))
+    );
+    assert_eq!(stats.extreme, StatValue::Int(7));
+    assert_eq!((stats.first_time, stats.last_time), (10, 30));
+    // A range that cuts a file: that file is scanned.
+    assert_eq!(kinds(&storage.summarize(&s1, 15, 100))[0], ('s', 15, 39));
+    // A memtable point inside the first file's span: it is scanned; the second file still counts.
+    write(insert_i64("s1", &[20], &[100])).await.unwrap();
+    assert_eq!(
+        kinds(&storage.summarize(&s1, 0, 100)),
+        vec![('s', 0, 39), ('S', 40, 50), ('s', 51, 100)]
+    );
+    // A deletion touching the second file's span: nothing is summarised.
+    write(delete(&s1, 45, 45)).await.unwrap();
+    assert_eq!(kinds(&storage.summarize(&s1, 0, 100)), vec![('s', 0, 100)]);
+    // Another series is not affected by any of it.
+    write(insert_i64("s2", &[1, 2], &[1, 2])).await.unwrap();
+    storage.flush().await.unwrap();
+    assert_eq!(
+        kinds(&storage.summarize(&series("s2"), 1, 2)),
+        vec![('S', 1, 2)]
+    );
+}
