@@ -374,7 +374,12 @@ async fn file_seal(
 fn receiver_files(state: &mut ReceiverState) -> Option<&mut FileReceiver> {
     if state.files.is_none() {
         let dir = state.file_dir.clone()?;
-        state.files = Some(FileReceiver::new(dir));
+        state.files = Some(
+            FileReceiver::new(dir).with_max_bytes(match state.max_file_bytes {
+                0 => crate::file_receiver::DEFAULT_MAX_FILE_BYTES,
+                n => n,
+            }),
+        );
     }
     state.files.as_mut()
 }
