@@ -270,8 +270,15 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
                 .await
         }
         ConfigPlan::DeleteDatabase { name } => {
-            return apply_peer_change(engine, origin, SchemaChange::DropDatabase { path: name })
-                .await
+            return apply_peer_change(
+                engine,
+                origin,
+                SchemaChange::DropDatabase {
+                    path: name,
+                    series: Vec::new(),
+                },
+            )
+            .await
         }
         ConfigPlan::SetTtl(rule) => vec![rule],
         ConfigPlan::SetTtls(rules) => rules,
