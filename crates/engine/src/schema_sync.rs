@@ -805,9 +805,22 @@ impl Engine {
         created: &[(String, DataType, String, String)],
         version: Version,
     ) -> Result<()> {
+        self.record_created_series_of(&[(device, created)], version)
+    }
+
+    /// [`Engine::record_created_series`] for the series of several devices, in one transaction.
+    pub(crate) fn record_created_series_of(
+        &self,
+        created: &[(&str, &[(String, DataType, String, String)])],
+        version: Version,
+    ) -> Result<()> {
         let records: Vec<_> = created
             .iter()
-            .map(|(m, _, _, _)| (series_object(device, m), object_version(version, true)))
+            .flat_map(|(device, specs)| {
+                specs
+                    .iter()
+                    .map(|(m, _, _, _)| (series_object(device, m), object_version(version, true)))
+            })
             .collect();
         self.catalog.set_schema_versions(&records)?;
         Ok(())

@@ -106,15 +106,18 @@ impl Engine {
                 ops.splice(0..0, creations);
             }
             match self.storage.write(origin, None, ops).await {
-                Ok((_, version)) => {
-                    for (device, _, specs) in &created_series {
-                        if let Err(e) = self.record_created_series(device, specs, version) {
-                            // The series exist and the entry is durable; only their version
-                            // record is missing (they then count as created at {0, here}).
-                            tracing::warn!("version record of series created on {device}: {e}");
-                        }
+                Ok((_, version)) if !created_series.is_empty() => {
+                    let created: Vec<(&str, &[CreatedSeries])> = created_series
+                        .iter()
+                        .map(|(device, _, specs)| (device.as_str(), specs.as_slice()))
+                        .collect();
+                    if let Err(e) = self.record_created_series_of(&created, version) {
+                        // The series exist and the entry is durable; only their version records
+                        // are missing (they then count as created at {0, here}).
+                        tracing::warn!("version records of series a write created: {e}");
                     }
                 }
+                Ok(_) => {}
                 Err(e) => {
                     // Nothing of this request is acknowledged: report the failure for every device it carried.
                     let message = e.to_string();
