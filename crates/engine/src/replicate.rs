@@ -7,7 +7,9 @@ use duet_proto::types::DataType;
 use duet_storage::{InsertOp, Op, Origin, SeriesChunk, Version};
 
 use crate::schema::{default_encoding, SeriesInfo};
-use crate::schema_sync::{just_after, lost_type_object, series_object, version_of, SchemaChange};
+use crate::schema_sync::{
+    activation_object, just_after, lost_type_object, series_object, version_of, SchemaChange,
+};
 use crate::{Engine, EngineError, Result};
 
 impl Engine {
@@ -73,6 +75,38 @@ impl Engine {
                 column.data_type
             );
             hidden.push((key, version));
+        }
+        // Points written to a device whose template activation lost here (an unset or drop of
+        // its template won): their series are the template's, gone with it; they are dropped as
+        // points of a losing type are. (A plain series written there after is created by the
+        // creation its write's entry carries, before this.)
+        if !missing.is_empty()
+            && self
+                .catalog
+                .schema_version(&activation_object(&insert.device))?
+                .is_some_and(|v| !v.present)
+        {
+            for (m, _, _, _) in missing.drain(..) {
+                let Some(i) = insert.measurements.iter().position(|x| *x == m) else {
+                    continue;
+                };
+                insert.measurements.remove(i);
+                let column = insert.columns.remove(i);
+                let points = match &column.nulls {
+                    Some(nulls) => nulls.iter().filter(|n| !**n).count(),
+                    None => column.len(),
+                };
+                self.points_dropped_for_type
+                    .fetch_add(points as u64, std::sync::atomic::Ordering::Relaxed);
+                let key = format!("{}.{m}", insert.device);
+                tracing::warn!(
+                    "dropped {points} replicated points of {key} written at {version:?}: the device \
+                     template activation of {} lost here; the series' points up to that version are \
+                     hidden",
+                    insert.device
+                );
+                hidden.push((key, version));
+            }
         }
         if missing.is_empty() {
             return Ok(());

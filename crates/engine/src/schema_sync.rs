@@ -220,7 +220,7 @@ fn template_set_object(path: &str) -> String {
     format!("tplset:{path}")
 }
 
-fn activation_object(device: &str) -> String {
+pub(crate) fn activation_object(device: &str) -> String {
     format!("tplact:{device}")
 }
 
@@ -994,6 +994,16 @@ impl Engine {
             _ => {
                 let (r, t) = self.apply_template_change(change, version)?;
                 records.extend(r);
+                // Template series removed here may hold points written after this change (before
+                // this instance learned of it): hidden too, as the peer drops them on arrival
+                // (`replicate`), so both sides hide the same points.
+                for key in &t {
+                    if let Some(newest) = self.newest_point_version(key)? {
+                        if newest >= version {
+                            applied.hidden_through.push((key.clone(), newest));
+                        }
+                    }
+                }
                 applied.tombstones.extend(t);
             }
         }

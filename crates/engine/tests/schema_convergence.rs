@@ -362,15 +362,18 @@ async fn a_concurrent_unset_and_activation_of_a_template_converge() {
     a.exec("set device template t to root.t").await;
     b.apply(&a, &a.schema_entries(from_a)).await;
     let seen = a.head();
-    // Concurrently: A activates a device under the set path, B unsets the template from it.
+    // Concurrently: A activates a device under the set path and writes to it, B unsets the
+    // template from it.
     a.exec("create timeseries using device template on root.t.d1")
+        .await;
+    a.exec("insert into root.t.d1(time, s1) values (1, 1)")
         .await;
     b.exec("unset device template t from root.t").await;
     let mut b_entries = b.schema_entries(from_b);
     b_entries.reverse();
     a.apply_retrying(&b, &b_entries).await;
     a.apply_retrying(&b, &b_entries).await;
-    let a_entries = a.schema_entries(seen);
+    let a_entries = a.local_entries(seen);
     b.apply_retrying(&a, &a_entries).await;
     b.apply_retrying(&a, &a_entries).await;
     // The unset wins over the activation that depends on it, on both sides.
@@ -385,6 +388,8 @@ async fn a_concurrent_unset_and_activation_of_a_template_converge() {
         assert!(side.rows("show timeseries root.t.**").await.is_empty());
         assert!(side.rows("show devices root.t.**").await.is_empty());
     }
+    // A's point went with the activation; B dropped it on arrival (each delivery counted).
+    assert!(b.engine.points_dropped_for_type() >= 1);
 }
 
 #[tokio::test]
