@@ -802,7 +802,7 @@ impl Engine {
     pub(crate) fn record_created_series(
         &self,
         device: &str,
-        created: &[(String, DataType, String, String)],
+        created: &[crate::write::CreatedSeries],
         version: Version,
     ) -> Result<()> {
         self.record_created_series_of(&[(device, created)], version)
@@ -811,7 +811,7 @@ impl Engine {
     /// [`Engine::record_created_series`] for the series of several devices, in one transaction.
     pub(crate) fn record_created_series_of(
         &self,
-        created: &[(&str, &[(String, DataType, String, String)])],
+        created: &[(&str, &[crate::write::CreatedSeries])],
         version: Version,
     ) -> Result<()> {
         let records: Vec<_> = created

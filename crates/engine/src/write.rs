@@ -12,7 +12,7 @@ use crate::values::{self, Cell};
 use crate::{Engine, EngineError, Result};
 
 /// A series a write created: measurement, type, encoding, compressor.
-type CreatedSeries = (String, DataType, String, String);
+pub(crate) type CreatedSeries = (String, DataType, String, String);
 
 /// The values of one measurement in a write.
 #[derive(Debug, Clone)]
