@@ -97,6 +97,15 @@ impl Catalog {
         Ok(())
     }
 
+    /// Sets whether a template is aligned (a replicated definition that wins over the one here).
+    pub fn set_template_aligned(&self, template: &str, aligned: bool) -> Result<()> {
+        self.connection().execute(
+            "UPDATE templates SET aligned = ?2 WHERE name = ?1",
+            params![template, i64::from(aligned)],
+        )?;
+        Ok(())
+    }
+
     /// Removes one measurement from a template.
     pub fn remove_template_measurement(&self, template: &str, measurement: &str) -> Result<()> {
         self.connection().execute(

@@ -24,12 +24,24 @@ impl Catalog {
     /// Creates a user after checking the name and password rules.
     pub fn create_user(&self, user: &str, password: &str) -> Result<()> {
         validate_user_name(user)?;
+        let password_hash = Catalog::hash_new_password(password)?;
+        self.create_user_hashed(user, &password_hash)
+    }
+
+    /// Checks a new password against the rules and hashes it (argon2: deliberately slow, so callers
+    /// on an async worker run it on a blocking thread, before they take any lock).
+    pub fn hash_new_password(password: &str) -> Result<String> {
         validate_password(password)?;
-        let password_hash = hash_password(password)?;
+        hash_password(password)
+    }
+
+    /// Creates a user with a hash made by [`Catalog::hash_new_password`].
+    pub fn create_user_hashed(&self, user: &str, password_hash: &str) -> Result<()> {
+        validate_user_name(user)?;
         let inserted = self.connection().execute(
             "INSERT INTO users (name, password_hash, created_at_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO NOTHING",
-            (user, &password_hash, now_ms()),
+            (user, password_hash, now_ms()),
         )?;
         if inserted == 0 {
             return Err(Error::UserExists(user.to_string()));
@@ -40,11 +52,15 @@ impl Catalog {
 
     /// Replaces a user's password after checking the password rules.
     pub fn set_password(&self, user: &str, password: &str) -> Result<()> {
-        validate_password(password)?;
-        let password_hash = hash_password(password)?;
+        let password_hash = Catalog::hash_new_password(password)?;
+        self.set_password_hashed(user, &password_hash)
+    }
+
+    /// Replaces a user's password with a hash made by [`Catalog::hash_new_password`].
+    pub fn set_password_hashed(&self, user: &str, password_hash: &str) -> Result<()> {
         let updated = self.connection().execute(
             "UPDATE users SET password_hash = ?2 WHERE name = ?1",
-            (user, &password_hash),
+            (user, password_hash),
         )?;
         if updated == 0 {
             return Err(Error::UserNotExist(user.to_string()));

@@ -96,6 +96,9 @@ pub struct Engine {
     /// Held across a schema change, local or replicated, from the check of an object's version to
     /// the record of the new one, so the two kinds never interleave on one object.
     pub(crate) schema_changes: tokio::sync::Mutex<()>,
+    /// Replicated points dropped on arrival because their type lost to the series' type here (see
+    /// `replicate`); each drop is also logged at warn.
+    pub(crate) points_dropped_for_type: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -132,6 +135,7 @@ impl Engine {
             units_per_ms,
             ttl,
             schema_changes: tokio::sync::Mutex::new(()),
+            points_dropped_for_type: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -308,12 +312,7 @@ impl Engine {
                         )));
                     }
                     for db in targets {
-                        let series = self.schema_write()?.drop_database(&self.catalog, &db)?;
-                        self.log_schema_change(
-                            SchemaChange::DropDatabase { path: db },
-                            Self::drop_tombstones(series),
-                        )
-                        .await?;
+                        self.drop_database_logged(&db).await?;
                     }
                 }
                 Ok(Output::Done)
@@ -701,19 +700,40 @@ impl Engine {
     pub async fn drop_databases(&self, paths: &[String]) -> Result<()> {
         let _schema_change = self.schema_changes.lock().await;
         for p in paths {
-            let series = self.schema_write()?.drop_database(&self.catalog, p)?;
-            self.log_schema_change(
-                SchemaChange::DropDatabase { path: p.clone() },
-                Self::drop_tombstones(series),
-            )
-            .await?;
+            self.drop_database_logged(p).await?;
         }
         Ok(())
     }
 
-    /// Drops series from the schema and logs it, with their tombstones, as one entry.
+    /// Drops a database: its entry (the drop, its series and their tombstones) is logged first and
+    /// the catalog changed after, so a failed log write leaves nothing changed, never a drop
+    /// without its tombstones. The caller holds `schema_changes`.
+    async fn drop_database_logged(&self, path: &str) -> Result<()> {
+        let series = {
+            let schema = self.schema_read()?;
+            if !schema.databases().any(|db| db == path) {
+                return Err(EngineError::PathNotExist(format!(
+                    "Path [{path}] does not exist"
+                )));
+            }
+            schema.database_series(path)
+        };
+        let keys = series.iter().map(|(d, m)| format!("{d}.{m}")).collect();
+        self.log_schema_change(
+            SchemaChange::DropDatabase {
+                path: path.to_string(),
+                series,
+            },
+            Self::drop_tombstones(keys),
+        )
+        .await?;
+        self.schema_write()?.drop_database(&self.catalog, path)?;
+        Ok(())
+    }
+
+    /// Drops series: logged first (with their tombstones, as one entry), then removed from the
+    /// schema, as [`Engine::drop_database_logged`].
     async fn drop_series_logged(&self, series: Vec<SeriesInfo>) -> Result<()> {
-        self.schema_write()?.drop_series(&self.catalog, &series)?;
         let change = SchemaChange::DeleteSeries {
             series: series
                 .iter()
@@ -722,9 +742,10 @@ impl Engine {
         };
         self.log_schema_change(
             change,
-            Self::drop_tombstones(series.into_iter().map(|s| s.key).collect()),
+            Self::drop_tombstones(series.iter().map(|s| s.key.clone()).collect()),
         )
-        .await
+        .await?;
+        self.schema_write()?.drop_series(&self.catalog, &series)
     }
 
     /// `deleteTimeseries`.

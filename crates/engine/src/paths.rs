@@ -192,6 +192,18 @@ pub fn matches<S: AsRef<str>>(pattern: &[PathNode], path: &[S]) -> bool {
     matcher.accepts(&matcher.run(path))
 }
 
+/// Whether `pattern` matches every path strictly below `path` (it ends in `**` reached by `path`'s
+/// nodes): a pipe with such a pattern covers the whole of a database at `path`.
+pub fn matches_everything_below<S: AsRef<str>>(pattern: &[PathNode], path: &[S]) -> bool {
+    let Some(PathNode::Many) = pattern.last() else {
+        return false;
+    };
+    let matcher = Matcher::new(pattern);
+    let states = matcher.run(path);
+    // Either `**` has taken a node already (and takes any more), or it is the next node to match.
+    states.0[pattern.len()] || states.0[pattern.len() - 1]
+}
+
 /// Whether `pattern` matches `path` or some path below it (used for `SHOW DEVICES root.sg` style
 /// prefixes and to find databases a pattern touches).
 pub fn matches_prefix_of<S: AsRef<str>>(pattern: &[PathNode], path: &[S]) -> bool {

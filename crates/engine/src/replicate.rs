@@ -7,13 +7,24 @@ use duet_proto::types::DataType;
 use duet_storage::{InsertOp, Op, Origin, SeriesChunk, Version};
 
 use crate::schema::{default_encoding, SeriesInfo};
-use crate::schema_sync::SchemaChange;
+use crate::schema_sync::{
+    activation_object, just_after, lost_type_object, series_object, version_of, SchemaChange,
+};
 use crate::{Engine, EngineError, Result};
 
 impl Engine {
-    /// Creates the series an insert needs, with the types its columns carry; a series that exists
-    /// with another type is a conflict the sender must see.
-    fn ensure_schema(&self, insert: &InsertOp, version: Version) -> Result<()> {
+    /// Creates the series an insert needs, with the types its columns carry. A column whose type
+    /// differs from its series' type here is refused (the sender retries) while the creation of its
+    /// type may still arrive; once its type is known to have lost (a creation of it lost here, or
+    /// the series' type here is newer than the point), its points are dropped, counted and logged,
+    /// and every point of the series up to the dropped ones' version is hidden, as the side that
+    /// wrote them hides them when it learns that its type lost (`apply_series_creation`).
+    fn ensure_schema(
+        &self,
+        insert: &mut InsertOp,
+        version: Version,
+        hidden: &mut Vec<(String, Version)>,
+    ) -> Result<()> {
         // A device under a path where this instance has a template set activates it, as a local
         // write would (and the template's types then apply), so both sides agree on what the
         // device is and later local writes to it follow the template too.
@@ -21,19 +32,80 @@ impl Engine {
             insert.columns.iter().map(|c| Some(c.data_type)).collect();
         self.prepare_template_write(&insert.device, &insert.measurements, &types)?;
         let mut missing = Vec::new();
+        let mut conflicts = Vec::new();
         {
             let schema = self.schema_read()?;
-            for (m, column) in insert.measurements.iter().zip(&insert.columns) {
+            for (i, (m, column)) in insert.measurements.iter().zip(&insert.columns).enumerate() {
                 match schema.series_type(&insert.device, m) {
                     Some(t) if t == column.data_type => {}
-                    Some(t) => {
-                        return Err(EngineError::TypeMismatch(format!(
-                            "data type of {}.{m} is not consistent, registered type {t}, inserting type {}",
-                            insert.device, column.data_type
-                        )))
-                    }
-                    None => missing.push((m.clone(), column.data_type, default_encoding(column.data_type).to_string(), "LZ4".to_string())),
+                    Some(t) => conflicts.push((i, t)),
+                    None => missing.push((
+                        m.clone(),
+                        column.data_type,
+                        default_encoding(column.data_type).to_string(),
+                        "LZ4".to_string(),
+                    )),
                 }
+            }
+        }
+        let mut lost = Vec::new();
+        for (i, here) in conflicts {
+            let (m, given) = (&insert.measurements[i], insert.columns[i].data_type);
+            if !self.type_lost(&insert.device, m, given, version)? {
+                return Err(EngineError::TypeMismatch(format!(
+                    "data type of {}.{m} is not consistent, registered type {here}, inserting type {given}",
+                    insert.device
+                )));
+            }
+            lost.push((i, here));
+        }
+        for (i, here) in lost.iter().rev() {
+            let m = insert.measurements.remove(*i);
+            let column = insert.columns.remove(*i);
+            let points = match &column.nulls {
+                Some(nulls) => nulls.iter().filter(|n| !**n).count(),
+                None => column.len(),
+            };
+            self.points_dropped_for_type
+                .fetch_add(points as u64, std::sync::atomic::Ordering::Relaxed);
+            let key = format!("{}.{m}", insert.device);
+            tracing::warn!(
+                "dropped {points} replicated points of {key} written at {version:?}: their type {} \
+                 lost to {here} here; the series' points up to that version are hidden",
+                column.data_type
+            );
+            hidden.push((key, version));
+        }
+        // Points written to a device whose template activation lost here (an unset or drop of
+        // its template won): their series are the template's, gone with it; they are dropped as
+        // points of a losing type are. (A plain series written there after is created by the
+        // creation its write's entry carries, before this.)
+        if !missing.is_empty()
+            && self
+                .catalog
+                .schema_version(&activation_object(&insert.device))?
+                .is_some_and(|v| !v.present)
+        {
+            for (m, _, _, _) in missing.drain(..) {
+                let Some(i) = insert.measurements.iter().position(|x| *x == m) else {
+                    continue;
+                };
+                insert.measurements.remove(i);
+                let column = insert.columns.remove(i);
+                let points = match &column.nulls {
+                    Some(nulls) => nulls.iter().filter(|n| !**n).count(),
+                    None => column.len(),
+                };
+                self.points_dropped_for_type
+                    .fetch_add(points as u64, std::sync::atomic::Ordering::Relaxed);
+                let key = format!("{}.{m}", insert.device);
+                tracing::warn!(
+                    "dropped {points} replicated points of {key} written at {version:?}: the device \
+                     template activation of {} lost here; the series' points up to that version are \
+                     hidden",
+                    insert.device
+                );
+                hidden.push((key, version));
             }
         }
         if missing.is_empty() {
@@ -69,36 +141,129 @@ impl Engine {
         self.record_created_series(&insert.device, &missing, version)
     }
 
+    /// Whether points of `device`.`measurement` of type `given` written at `version` belong to a
+    /// type that lost here: a creation of that type lost here, or the series' type here was set
+    /// by a newer change than the point (so the point's type was created before it).
+    fn type_lost(
+        &self,
+        device: &str,
+        measurement: &str,
+        given: DataType,
+        version: Version,
+    ) -> Result<bool> {
+        if self
+            .catalog
+            .schema_version(&lost_type_object(device, measurement, given))?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        Ok(self
+            .catalog
+            .schema_version(&series_object(device, measurement))?
+            .is_some_and(|v| version_of(&v) > version))
+    }
+
+    /// The points replicated to this instance and dropped on arrival because their type lost.
+    pub fn points_dropped_for_type(&self) -> u64 {
+        self.points_dropped_for_type
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Applies one replicated entry with its original version, recorded with `origin` (a pipe from the
     /// sending instance, unless the sender asked for its writes to count as local ones). Re-applying the
     /// same entry changes nothing.
+    ///
+    /// A drop is written to the log before the catalog changes (as a local drop is): its tombstones
+    /// are computed first, so if anything fails between the two, the pipe sends the entry again and
+    /// finds the objects as they were, instead of a drop already applied whose tombstones are lost.
     pub async fn apply_replicated(
         &self,
         origin: Origin,
         version: Version,
         mut ops: Vec<Op>,
     ) -> Result<()> {
-        let mut tombstones = Vec::new();
         // A schema change holds the schema-change lock until its entry is written.
         let _schema_change = if ops.iter().any(|op| matches!(op, Op::Meta(_))) {
             Some(self.schema_changes.lock().await)
         } else {
             None
         };
+        let mut changes = Vec::new();
+        let mut planned = Vec::new();
         for op in &ops {
-            match op {
-                Op::Insert(insert) => self.ensure_schema(insert, version)?,
-                Op::Meta(bytes) => {
-                    let change = SchemaChange::decode(bytes)?;
-                    tombstones.extend(self.apply_schema_change(&change, version)?);
-                }
-                Op::Delete(_) => {}
+            if let Op::Meta(bytes) = op {
+                let change = SchemaChange::decode(bytes)?;
+                planned.extend(self.planned_tombstones(&change, version)?);
+                changes.push(change);
             }
         }
-        // A drop's tombstones carry the drop's version: they hide the points written before it on
-        // either side, and nothing written after.
-        ops.extend(tombstones);
-        self.storage.write(origin, Some(version), ops).await?;
+        let mut hidden = Vec::new();
+        if planned.is_empty() {
+            // Creations: the schema first, so the entry's inserts find the series with the types
+            // it gives them.
+            let mut tombstones = Vec::new();
+            for change in &changes {
+                let applied = self.apply_schema_change(change, version)?;
+                tombstones.extend(applied.tombstones);
+                hidden.extend(applied.hidden_through);
+            }
+            self.ensure_inserts(&mut ops, version, &mut hidden)?;
+            // A drop's tombstones carry the drop's version: they hide the points written before it
+            // on either side, and nothing written after.
+            ops.extend(Self::drop_tombstones(tombstones));
+            self.storage
+                .write(origin.clone(), Some(version), ops)
+                .await?;
+        } else {
+            self.ensure_inserts(&mut ops, version, &mut hidden)?;
+            let mut logged = ops;
+            logged.extend(Self::drop_tombstones(planned.clone()));
+            self.storage
+                .write(origin.clone(), Some(version), logged)
+                .await?;
+            let mut extra = Vec::new();
+            for change in &changes {
+                let applied = self.apply_schema_change(change, version)?;
+                extra.extend(
+                    applied
+                        .tombstones
+                        .into_iter()
+                        .filter(|k| !planned.contains(k)),
+                );
+                hidden.extend(applied.hidden_through);
+            }
+            if !extra.is_empty() {
+                self.storage
+                    .write(origin.clone(), Some(version), Self::drop_tombstones(extra))
+                    .await?;
+            }
+        }
+        for (key, through) in hidden {
+            self.storage
+                .write(
+                    origin.clone(),
+                    Some(just_after(through)),
+                    Self::drop_tombstones(vec![key]),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// [`Engine::ensure_schema`] for every insert of an entry; an insert left without columns goes.
+    fn ensure_inserts(
+        &self,
+        ops: &mut Vec<Op>,
+        version: Version,
+        hidden: &mut Vec<(String, Version)>,
+    ) -> Result<()> {
+        for op in ops.iter_mut() {
+            if let Op::Insert(insert) = op {
+                self.ensure_schema(insert, version, hidden)?;
+            }
+        }
+        ops.retain(|op| !matches!(op, Op::Insert(i) if i.measurements.is_empty()));
         Ok(())
     }
 

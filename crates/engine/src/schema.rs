@@ -228,6 +228,19 @@ impl Schema {
         Ok(())
     }
 
+    /// The series of database `path` as (device, measurement), read before it is dropped.
+    pub fn database_series(&self, path: &str) -> Vec<(String, String)> {
+        self.devices
+            .iter()
+            .filter(|(_, d)| d.database == path)
+            .flat_map(|(device, d)| {
+                d.measurements
+                    .keys()
+                    .map(move |m| (device.clone(), m.clone()))
+            })
+            .collect()
+    }
+
     /// Drops a database; returns its series' storage keys (whose data the caller deletes).
     pub fn drop_database(&mut self, catalog: &Catalog, path: &str) -> Result<Vec<String>> {
         if !self.databases.contains(path) {

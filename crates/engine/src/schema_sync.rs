@@ -5,13 +5,18 @@
 //! peer applies it through [`Engine::apply_replicated`] with the original version and the pipe as
 //! origin, so a double-living pipe never sends it back.
 //!
-//! **Invariant:** every schema object (a database, a series, a TTL rule) has the version of its last
-//! change recorded in the catalog, with whether it left the object present; a replicated change
-//! applies to an object only over an older change, as a point overwrites only an older point. So the
-//! two sides converge whatever order changes arrive in, concurrent creates of one series with
-//! different types resolve to the newer one on both sides (the older one's points hidden by
-//! tombstones of the newer version), a history snapshot never undoes a newer change, and re-applying a
-//! change changes nothing.
+//! **Invariant:** every schema object (a database, a series — also one a write created —, a TTL
+//! rule, a user, a template, its measurements, set paths and activations) has the version of its
+//! last change recorded in the catalog, with whether it left the object present; a replicated change
+//! applies to an object only over an older change, as a point overwrites only an older point, and
+//! never fails validation forever (it takes what depends on what it removes along, or is skipped
+//! and recorded). So the two sides converge whatever order changes arrive in, concurrent creates of
+//! one series with different types resolve to the newer one on both sides (the older type's points
+//! hidden alike on both: see `replicate`), concurrent template changes resolve per object, a history
+//! snapshot never undoes a newer change, and re-applying a change changes nothing.
+//!
+//! Drops are logged before the catalog changes (locally, and on the receiver after computing what
+//! they hide here), so a failed log write never leaves a drop without its tombstones.
 
 use duet_catalog::ObjectVersion;
 use duet_proto::types::DataType;
@@ -40,6 +45,11 @@ pub enum SchemaChange {
     },
     DropDatabase {
         path: String,
+        /// The series the drop removed on the instance that made it, by device and measurement:
+        /// a pipe whose pattern covers only part of the database sends their deletion instead of
+        /// the drop. (Empty in a history's record of a drop.)
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        series: Vec<(String, String)>,
     },
     CreateSeries {
         device: String,
@@ -151,7 +161,7 @@ impl SchemaChange {
     /// create or delete, or a TTL's patterns.
     pub fn paths(&self) -> Vec<String> {
         match self {
-            SchemaChange::CreateDatabase { path } | SchemaChange::DropDatabase { path } => {
+            SchemaChange::CreateDatabase { path } | SchemaChange::DropDatabase { path, .. } => {
                 vec![path.clone()]
             }
             SchemaChange::CreateSeries { device, series, .. } => series
@@ -186,7 +196,7 @@ fn database_object(path: &str) -> String {
     format!("db:{path}")
 }
 
-fn series_object(device: &str, measurement: &str) -> String {
+pub(crate) fn series_object(device: &str, measurement: &str) -> String {
     format!("ts:{device}\u{1f}{measurement}")
 }
 
@@ -210,7 +220,7 @@ fn template_set_object(path: &str) -> String {
     format!("tplset:{path}")
 }
 
-fn activation_object(device: &str) -> String {
+pub(crate) fn activation_object(device: &str) -> String {
     format!("tplact:{device}")
 }
 
@@ -257,7 +267,7 @@ fn object_version(version: Version, present: bool) -> ObjectVersion {
     }
 }
 
-fn version_of(v: &ObjectVersion) -> Version {
+pub(crate) fn version_of(v: &ObjectVersion) -> Version {
     Version {
         hlc: v.hlc,
         instance: v.instance,
@@ -269,7 +279,7 @@ impl SchemaChange {
     fn objects(&self) -> Vec<(String, bool)> {
         match self {
             SchemaChange::CreateDatabase { path } => vec![(database_object(path), true)],
-            SchemaChange::DropDatabase { path } => vec![(database_object(path), false)],
+            SchemaChange::DropDatabase { path, .. } => vec![(database_object(path), false)],
             SchemaChange::CreateSeries { device, series, .. } => series
                 .iter()
                 .map(|s| (series_object(device, &s.measurement), true))
@@ -482,12 +492,17 @@ impl Engine {
         patterns: &[Vec<duet_parser::PathNode>],
     ) -> Result<()> {
         let _schema_change = self.schema_changes.lock().await;
-        let (devices, series) = self.deactivate_template_now(name, patterns)?;
+        // Logged first, then applied (as every drop: see `Engine::drop_database_logged`).
+        let (devices, series) = self.deactivation_plan(name, patterns)?;
         self.log_schema_change(
-            SchemaChange::DeactivateTemplate { devices },
+            SchemaChange::DeactivateTemplate {
+                devices: devices.clone(),
+            },
             Self::drop_tombstones(series),
         )
-        .await
+        .await?;
+        self.deactivate_devices(&devices)?;
+        Ok(())
     }
 
     /// The change a series creation logs.
@@ -655,6 +670,7 @@ impl Engine {
             let change = if let Some(path) = object.strip_prefix("db:") {
                 SchemaChange::DropDatabase {
                     path: path.to_string(),
+                    series: Vec::new(),
                 }
             } else if let Some(series) = object.strip_prefix("ts:") {
                 let Some((device, measurement)) = series.split_once('\u{1f}') else {
@@ -726,8 +742,7 @@ impl Engine {
         Ok(current > version)
     }
 
-    /// Whether a database, series, TTL rule or user `object` names exists here (templates: not
-    /// looked at, as if absent).
+    /// Whether the database, series, TTL rule, user or template object `object` names exists here.
     fn exists_here(&self, object: &str) -> Result<bool> {
         if let Some(path) = object.strip_prefix("db:") {
             return Ok(self.schema_read()?.databases().any(|db| db == path));
@@ -746,6 +761,25 @@ impl Engine {
         }
         if let Some(name) = object.strip_prefix("user:") {
             return Ok(self.catalog.user_password_hash(name)?.is_some());
+        }
+        let schema = self.schema_read()?;
+        if let Some(name) = object.strip_prefix("tpl:") {
+            return Ok(schema.templates.templates.contains_key(name));
+        }
+        if let Some(m) = object.strip_prefix("tplm:") {
+            return Ok(m.split_once('\u{1f}').is_some_and(|(name, m)| {
+                schema
+                    .templates
+                    .templates
+                    .get(name)
+                    .is_some_and(|t| t.measurements.contains_key(m))
+            }));
+        }
+        if let Some(path) = object.strip_prefix("tplset:") {
+            return Ok(schema.templates.set_on.contains_key(path));
+        }
+        if let Some(device) = object.strip_prefix("tplact:") {
+            return Ok(schema.device(device).is_some_and(|d| d.template.is_some()));
         }
         Ok(false)
     }
@@ -768,12 +802,25 @@ impl Engine {
     pub(crate) fn record_created_series(
         &self,
         device: &str,
-        created: &[(String, DataType, String, String)],
+        created: &[crate::write::CreatedSeries],
+        version: Version,
+    ) -> Result<()> {
+        self.record_created_series_of(&[(device, created)], version)
+    }
+
+    /// [`Engine::record_created_series`] for the series of several devices, in one transaction.
+    pub(crate) fn record_created_series_of(
+        &self,
+        created: &[(&str, &[crate::write::CreatedSeries])],
         version: Version,
     ) -> Result<()> {
         let records: Vec<_> = created
             .iter()
-            .map(|(m, _, _, _)| (series_object(device, m), object_version(version, true)))
+            .flat_map(|(device, specs)| {
+                specs
+                    .iter()
+                    .map(|(m, _, _, _)| (series_object(device, m), object_version(version, true)))
+            })
             .collect();
         self.catalog.set_schema_versions(&records)?;
         Ok(())
@@ -795,16 +842,24 @@ impl Engine {
     }
 
     /// Applies a change a peer sent, object by object, each only over an older change (the highest
-    /// version wins, as for points); records the versions; returns the tombstones the entry must
-    /// also carry (the series a drop removed here, which may be more or fewer than the sender's).
-    /// The caller holds `schema_changes`.
+    /// version wins, as for points); records the versions; returns what it did to data: the series
+    /// whose older points it hides here (which may be more or fewer than the sender's), and the
+    /// series of a type that lost whose points are hidden up to a later version. The caller holds
+    /// `schema_changes`.
+    ///
+    /// **A replicated change never fails validation forever:** it applies (taking with it what
+    /// depends on what it removes: an unset or dropped template's activations, a losing template
+    /// set path or series), or is superseded by a newer recorded change, or is skipped and recorded
+    /// absent at its version (a set or activation of a template a newer change removed here). Only
+    /// a dependency that has not arrived yet (a set of a template never seen here) is refused, for
+    /// the pipe to send again once the earlier entry that creates it is applied.
     pub(crate) fn apply_schema_change(
         &self,
         change: &SchemaChange,
         version: Version,
-    ) -> Result<Vec<Op>> {
+    ) -> Result<Applied> {
         let mut records = Vec::new();
-        let mut tombstones = Vec::new();
+        let mut applied = Applied::default();
         match change {
             SchemaChange::CreateDatabase { path } => {
                 let object = database_object(path);
@@ -826,7 +881,7 @@ impl Engine {
                     records.push((object, object_version(version, true)));
                 }
             }
-            SchemaChange::DropDatabase { path } => {
+            SchemaChange::DropDatabase { path, .. } => {
                 let object = database_object(path);
                 if !self.superseded(&object, version)? {
                     let mut schema = self.schema_write()?;
@@ -847,7 +902,9 @@ impl Engine {
                                 newer.push(s);
                             }
                         }
-                        tombstones.extend(schema.drop_database(&self.catalog, path)?);
+                        applied
+                            .tombstones
+                            .extend(schema.drop_database(&self.catalog, path)?);
                         if !newer.is_empty() {
                             schema.create_database(&self.catalog, path)?;
                             for s in newer {
@@ -870,43 +927,17 @@ impl Engine {
                 series,
             } => {
                 if self.dropped_above(device, version)? {
-                    return Ok(Vec::new());
+                    return Ok(applied);
                 }
                 for spec in series {
-                    let object = series_object(device, &spec.measurement);
-                    if self.superseded(&object, version)? {
-                        continue;
-                    }
-                    let wanted = DataType::from_name(&spec.data_type).ok_or_else(|| {
-                        EngineError::IllegalParameter(format!(
-                            "unknown data type {} in a replicated schema change",
-                            spec.data_type
-                        ))
-                    })?;
-                    let mut schema = self.schema_write()?;
-                    let existing = schema.series_type(device, &spec.measurement);
-                    if existing != Some(wanted) {
-                        if existing.is_some() {
-                            // The newer creation wins: the series is made again with its type, and
-                            // the points of the old one are hidden by tombstones of this version.
-                            let old = series_here(&schema, device, &spec.measurement);
-                            tombstones.extend(old.iter().map(|s| s.key.clone()));
-                            schema.drop_series(&self.catalog, &old)?;
-                        }
-                        schema.create_series(
-                            &self.catalog,
-                            device,
-                            *aligned,
-                            &[(
-                                spec.measurement.clone(),
-                                wanted,
-                                spec.encoding.clone(),
-                                spec.compressor.clone(),
-                            )],
-                            true,
-                        )?;
-                    }
-                    records.push((object, object_version(version, true)));
+                    self.apply_series_creation(
+                        device,
+                        *aligned,
+                        spec,
+                        version,
+                        &mut records,
+                        &mut applied,
+                    )?;
                 }
             }
             SchemaChange::DeleteSeries { series } => {
@@ -918,9 +949,11 @@ impl Engine {
                     let mut schema = self.schema_write()?;
                     let existing = series_here(&schema, device, measurement);
                     if !existing.is_empty() {
-                        tombstones.extend(existing.iter().map(|s| s.key.clone()));
                         schema.drop_series(&self.catalog, &existing)?;
                     }
+                    // The storage key follows from the change (device key, `.`, measurement), so
+                    // a retried drop hides the points again even once the series is gone.
+                    applied.tombstones.push(format!("{device}.{measurement}"));
                     records.push((object, object_version(version, false)));
                 }
             }
@@ -961,7 +994,17 @@ impl Engine {
             _ => {
                 let (r, t) = self.apply_template_change(change, version)?;
                 records.extend(r);
-                tombstones.extend(t);
+                // Template series removed here may hold points written after this change (before
+                // this instance learned of it): hidden too, as the peer drops them on arrival
+                // (`replicate`), so both sides hide the same points.
+                for key in &t {
+                    if let Some(newest) = self.newest_point_version(key)? {
+                        if newest >= version {
+                            applied.hidden_through.push((key.clone(), newest));
+                        }
+                    }
+                }
+                applied.tombstones.extend(t);
             }
         }
         if let SchemaChange::PutUser {
@@ -986,14 +1029,297 @@ impl Engine {
         if !records.is_empty() {
             self.catalog.set_schema_versions(&records)?;
         }
-        Ok(Self::drop_tombstones(tombstones))
+        Ok(applied)
+    }
+
+    /// One series of a replicated `CreateSeries`.
+    fn apply_series_creation(
+        &self,
+        device: &str,
+        aligned: bool,
+        spec: &SeriesSpec,
+        version: Version,
+        records: &mut VersionRecords,
+        applied: &mut Applied,
+    ) -> Result<()> {
+        let measurement = &spec.measurement;
+        let object = series_object(device, measurement);
+        let wanted = DataType::from_name(&spec.data_type).ok_or_else(|| {
+            EngineError::IllegalParameter(format!(
+                "unknown data type {} in a replicated schema change",
+                spec.data_type
+            ))
+        })?;
+        let existing = self.schema_read()?.series_type(device, measurement);
+        if self.superseded(&object, version)? {
+            // The type lost here: its points, when they arrive, are dropped instead of refused.
+            if existing.is_some_and(|t| t != wanted) {
+                records.push((
+                    lost_type_object(device, measurement, wanted),
+                    object_version(version, false),
+                ));
+            }
+            return Ok(());
+        }
+        // A template set at or above the series: the newer of the set and this creation wins.
+        let conflicts = self
+            .schema_read()?
+            .set_paths_over(&format!("{device}.{}", paths::join(&[measurement])));
+        for q in &conflicts {
+            if self.superseded_given(&template_set_object(q), version, true)? {
+                tracing::warn!(
+                    "a replicated creation of {device}.{measurement} lost to device template set \
+                     on {q} by a newer change; skipped"
+                );
+                records.push((object, object_version(version, false)));
+                return Ok(());
+            }
+        }
+        for q in conflicts {
+            let (devices, keys) = self.force_unset(&q)?;
+            applied.tombstones.extend(keys);
+            self.record_cascade(records, template_set_object(&q), version)?;
+            for d in devices {
+                self.record_cascade(records, activation_object(&d), version)?;
+            }
+        }
+        if existing != Some(wanted) {
+            if let Some(old_type) = existing {
+                // The newer creation wins: the series is made again with its type. The old type's
+                // points are hidden: those older than this change by its tombstones, and those
+                // written here after it (before this instance learned of it) up to the newest of
+                // them, as the peer hides them when they arrive (see `replicate`).
+                let old = series_here(&*self.schema_read()?, device, measurement);
+                for s in &old {
+                    applied.tombstones.push(s.key.clone());
+                    if let Some(newest) = self.newest_point_version(&s.key)? {
+                        if newest >= version {
+                            tracing::warn!(
+                                "{}: created again as {wanted} by a newer concurrent creation; \
+                                 its {old_type} points written up to {newest:?} are hidden",
+                                s.key
+                            );
+                            applied.hidden_through.push((s.key.clone(), newest));
+                        }
+                    }
+                }
+                records.push((
+                    lost_type_object(device, measurement, old_type),
+                    object_version(version, false),
+                ));
+                self.schema_write()?.drop_series(&self.catalog, &old)?;
+            }
+            self.schema_write()?.create_series(
+                &self.catalog,
+                device,
+                aligned,
+                &[(
+                    measurement.clone(),
+                    wanted,
+                    spec.encoding.clone(),
+                    spec.compressor.clone(),
+                )],
+                true,
+            )?;
+        }
+        records.push((object, object_version(version, true)));
+        Ok(())
+    }
+
+    /// Records `object` absent at `version` when a winning change took it with it, unless a newer
+    /// change of its own is recorded.
+    fn record_cascade(
+        &self,
+        records: &mut VersionRecords,
+        object: String,
+        version: Version,
+    ) -> Result<()> {
+        if !self.superseded_given(&object, version, false)? {
+            records.push((object, object_version(version, false)));
+        }
+        Ok(())
+    }
+
+    /// The highest version among the visible points of storage key `series`, if it has any (read
+    /// in chunks: only when a series changes type).
+    fn newest_point_version(&self, series: &str) -> Result<Option<Version>> {
+        const CHUNK: usize = 65_536;
+        let mut newest: Option<Version> = None;
+        let mut start = i64::MIN;
+        loop {
+            let chunk = self.storage.scan(series, start, i64::MAX, CHUNK, false)?;
+            if let Some(v) = chunk.versions.iter().max() {
+                newest = newest.max(Some(*v));
+            }
+            match chunk.times.last() {
+                Some(last) if chunk.times.len() == CHUNK && *last < i64::MAX => start = last + 1,
+                _ => return Ok(newest),
+            }
+        }
+    }
+
+    /// The storage keys a replicated drop-like change hides here, computed before anything is
+    /// changed, so the entry that carries them is written first and a failure between the two
+    /// leaves nothing to recompute (a retried change finds the objects as they were).
+    pub(crate) fn planned_tombstones(
+        &self,
+        change: &SchemaChange,
+        version: Version,
+    ) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        // A change of one object that a newer recorded change supersedes hides nothing.
+        let object = match change {
+            SchemaChange::DropDatabase { path, .. } => Some(database_object(path)),
+            SchemaChange::DropTemplate { name } => Some(template_object(name)),
+            SchemaChange::UnsetTemplate { path, .. } => Some(template_set_object(path)),
+            SchemaChange::PruneTemplate { name, measurement } => {
+                Some(template_measurement_object(name, measurement))
+            }
+            _ => None,
+        };
+        if let Some(object) = object {
+            if self.superseded(&object, version)? {
+                return Ok(keys);
+            }
+        }
+        match change {
+            SchemaChange::DropDatabase { path, .. } => {
+                let schema = self.schema_read()?;
+                if schema.databases().any(|db| db == path) {
+                    keys.extend(
+                        schema
+                            .database_series(path)
+                            .into_iter()
+                            .map(|(d, m)| format!("{d}.{m}")),
+                    );
+                }
+            }
+            SchemaChange::DeleteSeries { series } => {
+                for (device, measurement) in series {
+                    if !self.superseded(&series_object(device, measurement), version)? {
+                        keys.push(format!("{device}.{measurement}"));
+                    }
+                }
+            }
+            SchemaChange::DeactivateTemplate { devices } => {
+                for device in devices {
+                    // (`superseded` reads the schema: its lock is not held across it.)
+                    if self.superseded(&activation_object(device), version)? {
+                        continue;
+                    }
+                    let schema = self.schema_read()?;
+                    if let Some(info) = schema.device(device).filter(|d| d.template.is_some()) {
+                        keys.extend(info.measurements.keys().map(|m| format!("{device}.{m}")));
+                    }
+                }
+            }
+            SchemaChange::DropTemplate { name } => {
+                keys.extend(self.template_device_keys(|t| t == name, None)?);
+            }
+            SchemaChange::UnsetTemplate { path, .. } => {
+                let set = self.schema_read()?.templates.set_on.get(path).cloned();
+                if let Some(name) = set {
+                    keys.extend(self.template_device_keys(|t| t == name, Some(path))?);
+                }
+            }
+            SchemaChange::PruneTemplate { name, measurement } => {
+                let schema = self.schema_read()?;
+                for (device, info) in schema.devices() {
+                    if info.template.as_deref() == Some(name.as_str())
+                        && info.measurements.contains_key(measurement)
+                    {
+                        keys.push(format!("{device}.{measurement}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(keys)
+    }
+
+    /// Storage keys of the series of devices that activated a template `which` accepts (under
+    /// `under`, when given).
+    fn template_device_keys(
+        &self,
+        which: impl Fn(&str) -> bool,
+        under: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let schema = self.schema_read()?;
+        let under = under.map(paths::split);
+        let mut keys = Vec::new();
+        for (device, info) in schema.devices() {
+            let Some(t) = info.template.as_deref() else {
+                continue;
+            };
+            let nodes = paths::split(device);
+            let inside = under
+                .as_ref()
+                .is_none_or(|u| u.len() <= nodes.len() && u[..] == nodes[..u.len()]);
+            if which(t) && inside {
+                keys.extend(info.measurements.keys().map(|m| format!("{device}.{m}")));
+            }
+        }
+        Ok(keys)
     }
 }
 
+/// What applying a replicated schema change did to data.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// Storage keys whose points older than the change are hidden (tombstones at its version).
+    pub tombstones: Vec<String>,
+    /// Storage keys of a series whose type lost, with the newest version of the losing type's
+    /// points: every point of the key up to that version is hidden, on both sides alike.
+    pub hidden_through: Vec<(String, Version)>,
+}
+
+/// The version just above `v`: a tombstone at it hides `v` itself.
+pub(crate) fn just_after(v: Version) -> Version {
+    match v.instance.checked_add(1) {
+        Some(instance) => Version {
+            hlc: v.hlc,
+            instance,
+        },
+        None => Version {
+            hlc: v.hlc.saturating_add(1),
+            instance: 0,
+        },
+    }
+}
+
+/// The record that a series' type `data_type` lost here to another (its creation was older): its
+/// points arriving later are dropped, not refused.
+pub(crate) fn lost_type_object(device: &str, measurement: &str, data_type: DataType) -> String {
+    format!(
+        "tslost:{device}\u{1f}{measurement}\u{1f}{}",
+        data_type.name()
+    )
+}
+
+/// Whether `e` is a refusal by the rules (as opposed to a failure of the catalog or storage).
+fn is_refusal(e: &EngineError) -> bool {
+    !matches!(
+        e,
+        EngineError::Catalog(_) | EngineError::Storage(_) | EngineError::Internal(_)
+    )
+}
+
 impl Engine {
-    /// A replicated template change: each object only over an older recorded change, and
-    /// idempotently (what is already as the change says stays). Returns the version records and the
-    /// series whose data a deactivation removes.
+    /// Whether a template record says `name` was dropped here (by any change): a set or activation
+    /// of it is then skipped, not waited for.
+    fn template_dropped(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .catalog
+            .schema_version(&template_object(name))?
+            .is_some_and(|v| !v.present))
+    }
+
+    /// A replicated template change, last writer wins per object (see
+    /// [`Engine::apply_schema_change`]). A removal takes what depends on it with it: unsetting or
+    /// dropping a template deactivates its devices (their template series and older points go),
+    /// pruning a measurement removes it from the devices that use it, and a newer definition of a
+    /// template replaces the older one's measurements. Returns the version records and the storage
+    /// keys of the series removed.
     fn apply_template_change(
         &self,
         change: &SchemaChange,
@@ -1001,6 +1327,8 @@ impl Engine {
     ) -> Result<(VersionRecords, Vec<String>)> {
         let mut records = Vec::new();
         let mut tombstones = Vec::new();
+        let absent = object_version(version, false);
+        let present = object_version(version, true);
         match change {
             SchemaChange::CreateTemplate {
                 name,
@@ -1013,28 +1341,72 @@ impl Engine {
                 }
                 let specs = specs_of(measurements)?;
                 match self.template(name)? {
-                    None => self.create_template_now(name, *aligned, &specs)?,
+                    None => {
+                        if let Err(e) = self.create_template_now(name, *aligned, &specs) {
+                            if !is_refusal(&e) {
+                                return Err(e);
+                            }
+                            tracing::warn!("a replicated device template {name} is refused here ({e}); skipped");
+                            records.push((object, absent));
+                            return Ok((records, tombstones));
+                        }
+                    }
                     Some(existing) => {
-                        let missing: Vec<_> = specs
-                            .into_iter()
-                            .filter(|s| !existing.measurements.contains_key(&s.0))
-                            .collect();
+                        // The newer definition wins over the older one: a measurement it lacks or
+                        // defines otherwise goes, unless changed here after it; what it adds comes.
+                        for (m, info) in &existing.measurements {
+                            let m_object = template_measurement_object(name, m);
+                            if self.superseded_given(&m_object, version, true)? {
+                                continue;
+                            }
+                            let same = specs.iter().any(|s| {
+                                &s.0 == m
+                                    && s.1 == info.data_type
+                                    && s.2 == info.encoding
+                                    && s.3 == info.compressor
+                            });
+                            if !same {
+                                tombstones.extend(self.force_prune(name, m)?);
+                                if !specs.iter().any(|s| &s.0 == m) {
+                                    records.push((m_object, absent));
+                                }
+                            }
+                        }
+                        if existing.aligned != *aligned {
+                            self.force_template_alignment(name, *aligned)?;
+                        }
+                        let now = self.template(name)?.unwrap_or_default();
+                        let mut missing = Vec::new();
+                        for s in &specs {
+                            let m_object = template_measurement_object(name, &s.0);
+                            if !now.measurements.contains_key(&s.0)
+                                && !self.superseded_given(&m_object, version, false)?
+                            {
+                                missing.push(s.clone());
+                            }
+                        }
                         if !missing.is_empty() {
-                            self.append_template_now(name, &missing)?;
+                            self.force_extend_template(name, &missing)?;
                         }
                     }
                 }
-                records.push((object, object_version(version, true)));
+                records.push((object, present));
                 for m in measurements {
-                    records.push((
-                        template_measurement_object(name, &m.measurement),
-                        object_version(version, true),
-                    ));
+                    let m_object = template_measurement_object(name, &m.measurement);
+                    if !self.superseded_given(&m_object, version, false)? {
+                        records.push((m_object, present));
+                    }
                 }
             }
             SchemaChange::AppendTemplate { name, measurements } => {
                 let Some(existing) = self.template(name)? else {
-                    return Ok((records, tombstones));
+                    if self.template_dropped(name)? {
+                        return Ok((records, tombstones));
+                    }
+                    return Err(EngineError::Template(
+                        duet_proto::status::StatusCode::UndefinedTemplate,
+                        format!("device template {name} is not here yet: its creation must arrive first"),
+                    ));
                 };
                 let mut missing = Vec::new();
                 for (spec, m) in specs_of(measurements)?.into_iter().zip(measurements) {
@@ -1042,67 +1414,114 @@ impl Engine {
                     if self.superseded(&object, version)? {
                         continue;
                     }
-                    if !existing.measurements.contains_key(&spec.0) {
-                        missing.push(spec);
+                    match existing.measurements.get(&spec.0) {
+                        None => missing.push(spec),
+                        Some(info)
+                            if info.data_type != spec.1
+                                || info.encoding != spec.2
+                                || info.compressor != spec.3 =>
+                        {
+                            // This newer definition of the measurement replaces the one here.
+                            tombstones.extend(self.force_prune(name, &spec.0)?);
+                            missing.push(spec);
+                        }
+                        Some(_) => {}
                     }
-                    records.push((object, object_version(version, true)));
+                    records.push((object, present));
                 }
                 if !missing.is_empty() {
-                    self.append_template_now(name, &missing)?;
+                    self.force_extend_template(name, &missing)?;
                 }
             }
             SchemaChange::PruneTemplate { name, measurement } => {
                 let object = template_measurement_object(name, measurement);
                 if !self.superseded(&object, version)? {
-                    let present = self
+                    let here = self
                         .template(name)?
                         .is_some_and(|t| t.measurements.contains_key(measurement));
-                    if present {
-                        self.prune_template_now(name, measurement)?;
+                    if here {
+                        tombstones.extend(self.force_prune(name, measurement)?);
                     }
-                    records.push((object, object_version(version, false)));
+                    records.push((object, absent));
                 }
             }
             SchemaChange::DropTemplate { name } => {
                 let object = template_object(name);
                 if !self.superseded(&object, version)? {
                     if self.template(name)?.is_some() {
-                        self.drop_template_now(name)?;
+                        let (set_paths, devices, series) = self.force_drop_template(name)?;
+                        if !set_paths.is_empty() {
+                            tracing::warn!(
+                                "device template {name} dropped by a replicated change: unset from \
+                                 {set_paths:?} and deactivated on {} devices here",
+                                devices.len()
+                            );
+                        }
+                        tombstones.extend(series);
+                        for p in set_paths {
+                            self.record_cascade(&mut records, template_set_object(&p), version)?;
+                        }
+                        for d in devices {
+                            self.record_cascade(&mut records, activation_object(&d), version)?;
+                        }
                     }
-                    records.push((object, object_version(version, false)));
+                    records.push((object, absent));
                 }
             }
             SchemaChange::SetTemplate { name, path } => {
                 let object = template_set_object(path);
                 if !self.superseded(&object, version)? {
-                    let current = self.schema_read()?.templates.set_on.get(path).cloned();
-                    if current.as_deref() != Some(name.as_str()) {
-                        self.set_template_now(name, path)?;
-                    }
-                    records.push((object, object_version(version, true)));
+                    let (r, t) = self.apply_template_set(name, path, version)?;
+                    records.extend(r);
+                    tombstones.extend(t);
                 }
             }
             SchemaChange::UnsetTemplate { path, .. } => {
                 let object = template_set_object(path);
                 if !self.superseded(&object, version)? {
-                    let current = self.schema_read()?.templates.set_on.get(path).cloned();
-                    if let Some(name) = current {
-                        self.unset_template_now(&name, path)?;
+                    let (devices, series) = self.force_unset(path)?;
+                    tombstones.extend(series);
+                    for d in devices {
+                        self.record_cascade(&mut records, activation_object(&d), version)?;
                     }
-                    records.push((object, object_version(version, false)));
+                    records.push((object, absent));
                 }
             }
             SchemaChange::ActivateTemplate { device } => {
                 let object = activation_object(device);
                 if !self.superseded(&object, version)? {
-                    let active = self
-                        .schema_read()?
-                        .device(device)
-                        .is_some_and(|d| d.template.is_some());
+                    let (active, set_above) = {
+                        let schema = self.schema_read()?;
+                        (
+                            schema.device(device).is_some_and(|d| d.template.is_some()),
+                            schema.template_for(device).is_some(),
+                        )
+                    };
                     if !active {
-                        self.activate_template_now(device)?;
+                        if !set_above && !self.unset_above(device)? {
+                            return Err(EngineError::Template(
+                                duet_proto::status::StatusCode::TemplateNotSet,
+                                format!("no device template is set above {device} yet: the set must arrive first"),
+                            ));
+                        }
+                        let result = if set_above {
+                            self.activate_template_now(device)
+                        } else {
+                            Err(EngineError::Template(
+                                duet_proto::status::StatusCode::TemplateNotSet,
+                                format!("the device template above {device} was unset or dropped by a newer change"),
+                            ))
+                        };
+                        if let Err(e) = result {
+                            if !is_refusal(&e) {
+                                return Err(e);
+                            }
+                            tracing::warn!("a replicated activation of {device} is refused here ({e}); skipped");
+                            records.push((object, absent));
+                            return Ok((records, tombstones));
+                        }
                     }
-                    records.push((object, object_version(version, true)));
+                    records.push((object, present));
                 }
             }
             SchemaChange::DeactivateTemplate { devices } => {
@@ -1116,18 +1535,139 @@ impl Engine {
                         .device(device)
                         .is_some_and(|d| d.template.is_some());
                     if active {
-                        let pattern: Vec<duet_parser::PathNode> = paths::split(device)
-                            .into_iter()
-                            .map(duet_parser::PathNode::Name)
-                            .collect();
-                        let (_, series) = self.deactivate_template_now(None, &[pattern])?;
-                        tombstones.extend(series);
+                        tombstones.extend(self.deactivate_devices(std::slice::from_ref(device))?);
                     }
-                    records.push((object, object_version(version, false)));
+                    records.push((object, absent));
                 }
             }
             _ => {}
         }
+        Ok((records, tombstones))
+    }
+
+    /// Whether a path at or above `device` has a recorded unset (or its template a recorded drop):
+    /// an activation under it was taken away by that change, it is not waiting for a set.
+    fn unset_above(&self, device: &str) -> Result<bool> {
+        let nodes = paths::split(device);
+        for n in 2..=nodes.len() {
+            let path = paths::join(&nodes[..n]);
+            if let Some(v) = self.catalog.schema_version(&template_set_object(&path))? {
+                if !v.present {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// A replicated `SET DEVICE TEMPLATE name TO path` that is newer than the last change of the
+    /// path's own set: it replaces what conflicts with it when that is older (another template set
+    /// on the path, above or below it, plain series under it), and is skipped and recorded when
+    /// something newer conflicts or its template was dropped here.
+    fn apply_template_set(
+        &self,
+        name: &str,
+        path: &str,
+        version: Version,
+    ) -> Result<(VersionRecords, Vec<String>)> {
+        let object = template_set_object(path);
+        let mut records = Vec::new();
+        let mut tombstones = Vec::new();
+        let skip = |why: String, mut records: VersionRecords, tombstones: Vec<String>| {
+            tracing::warn!(
+                "a replicated set of device template {name} on {path} is skipped: {why}"
+            );
+            records.push((object.clone(), object_version(version, false)));
+            Ok((records, tombstones))
+        };
+        if self.template(name)?.is_none() {
+            if self.template_dropped(name)? {
+                return skip(format!("{name} was dropped here"), records, tombstones);
+            }
+            return Err(EngineError::Template(
+                duet_proto::status::StatusCode::UndefinedTemplate,
+                format!("device template {name} is not here yet: its creation must arrive first"),
+            ));
+        }
+        let (current, nested, plain) = {
+            let schema = self.schema_read()?;
+            let nodes = paths::split(path);
+            let nested: Vec<String> = schema
+                .set_paths_over(path)
+                .into_iter()
+                .filter(|q| q != path)
+                .collect();
+            let plain: Vec<SeriesInfo> = schema
+                .devices()
+                .iter()
+                .filter(|(device, info)| {
+                    info.template.is_none() && {
+                        let d = paths::split(device);
+                        nodes.len() <= d.len() && d[..nodes.len()] == nodes[..]
+                    }
+                })
+                .flat_map(|(device, _)| {
+                    let mut pattern: Vec<duet_parser::PathNode> = paths::split(device)
+                        .into_iter()
+                        .map(duet_parser::PathNode::Name)
+                        .collect();
+                    pattern.push(duet_parser::PathNode::One);
+                    schema
+                        .matching_series(&pattern)
+                        .into_iter()
+                        .filter(|s| &s.device == device)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            (schema.templates.set_on.get(path).cloned(), nested, plain)
+        };
+        if current.as_deref() == Some(name) {
+            records.push((object, object_version(version, true)));
+            return Ok((records, tombstones));
+        }
+        for q in &nested {
+            if self.superseded_given(&template_set_object(q), version, true)? {
+                return skip(format!("a newer set on {q} conflicts"), records, tombstones);
+            }
+        }
+        for s in &plain {
+            if self.superseded_given(&series_object(&s.device, &s.measurement), version, true)? {
+                return skip(format!("{} is newer", s.path), records, tombstones);
+            }
+        }
+        // This set wins over everything that conflicts with it.
+        let mut replaced: Vec<String> = nested;
+        if current.is_some() {
+            replaced.push(path.to_string());
+        }
+        for q in replaced {
+            let (devices, series) = self.force_unset(&q)?;
+            tombstones.extend(series);
+            if q != path {
+                self.record_cascade(&mut records, template_set_object(&q), version)?;
+            }
+            for d in devices {
+                self.record_cascade(&mut records, activation_object(&d), version)?;
+            }
+        }
+        if !plain.is_empty() {
+            tombstones.extend(plain.iter().map(|s| s.key.clone()));
+            self.schema_write()?.drop_series(&self.catalog, &plain)?;
+            for s in &plain {
+                self.record_cascade(
+                    &mut records,
+                    series_object(&s.device, &s.measurement),
+                    version,
+                )?;
+            }
+        }
+        if let Err(e) = self.set_template_now(name, path) {
+            if !is_refusal(&e) {
+                return Err(e);
+            }
+            return skip(e.to_string(), records, tombstones);
+        }
+        records.push((object, object_version(version, true)));
         Ok((records, tombstones))
     }
 }

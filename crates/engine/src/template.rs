@@ -161,6 +161,20 @@ impl Schema {
             .is_some_and(|t| t.measurements.contains_key(measurement))
     }
 
+    /// The paths a template is set on at, above or below `path` (a full path).
+    pub(crate) fn set_paths_over(&self, path: &str) -> Vec<String> {
+        let nodes = paths::split(path);
+        self.templates
+            .set_on
+            .keys()
+            .filter(|set| {
+                let set = paths::split(set);
+                is_prefix(&set, &nodes) || is_prefix(&nodes, &set)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// IoTDB's 516 for creating a series at `series` (a full path) under, or above, a set template.
     pub fn check_no_template_at(&self, series: &str) -> Result<()> {
         let nodes = paths::split(series);
@@ -603,15 +617,32 @@ impl Engine {
         }
     }
 
-    /// `DEACTIVATE DEVICE TEMPLATE [name] FROM patterns`: removes the activation of every matching
-    /// device and its template series; returns the devices and the series (whose data must go).
-    pub(crate) fn deactivate_template_now(
+    /// Removes the activations of `devices` and their template series; returns the series' storage
+    /// keys (whose data must go).
+    pub(crate) fn deactivate_devices(&self, devices: &[String]) -> Result<Vec<String>> {
+        let mut schema = self.schema_write()?;
+        self.catalog.deactivate_templates(devices)?;
+        let mut series = Vec::new();
+        for device in devices {
+            if let Some(info) = schema.devices_mut().remove(device) {
+                // Storage keys: the device key, `.` and the measurement as written.
+                for m in info.measurements.keys() {
+                    series.push(format!("{device}.{m}"));
+                }
+            }
+        }
+        Ok(series)
+    }
+
+    /// What `DEACTIVATE DEVICE TEMPLATE [name] FROM patterns` would remove, checked and changing
+    /// nothing: the devices and their template series' storage keys.
+    pub(crate) fn deactivation_plan(
         &self,
         name: Option<&str>,
         patterns: &[Vec<PathNode>],
     ) -> Result<(Vec<String>, Vec<String>)> {
         {
-            let mut schema = self.schema_write()?;
+            let schema = self.schema_read()?;
             if let Some(name) = name {
                 if !schema.templates.templates.contains_key(name) {
                     return Err(undefined(name));
@@ -656,11 +687,9 @@ impl Engine {
                     "Target Device Template is not activated on any path matched by given path pattern".into(),
                 ));
             }
-            self.catalog.deactivate_templates(&devices)?;
             let mut series = Vec::new();
             for device in &devices {
-                if let Some(info) = schema.devices_mut().remove(device) {
-                    // Storage keys: the device key, `.` and the measurement as written.
+                if let Some(info) = schema.device(device) {
                     for m in info.measurements.keys() {
                         series.push(format!("{device}.{m}"));
                     }
@@ -668,6 +697,106 @@ impl Engine {
             }
             Ok((devices, series))
         }
+    }
+
+    /// Removes what is set on `path` whatever uses it: the activations of the template set there
+    /// by devices under it go first, with their template series. For a replicated change that wins
+    /// over the set (an unset, a drop of the template, a newer set that conflicts). Returns the
+    /// devices deactivated and the storage keys of the series removed.
+    pub(crate) fn force_unset(&self, path: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let devices: Vec<String> = {
+            let schema = self.schema_read()?;
+            let Some(name) = schema.templates.set_on.get(path) else {
+                return Ok((Vec::new(), Vec::new()));
+            };
+            let nodes = paths::split(path);
+            schema
+                .devices()
+                .iter()
+                .filter(|(device, info)| {
+                    info.template.as_deref() == Some(name.as_str())
+                        && is_prefix(&nodes, &paths::split(device))
+                })
+                .map(|(d, _)| d.clone())
+                .collect()
+        };
+        let series = self.deactivate_devices(&devices)?;
+        self.catalog.unset_template(path)?;
+        self.schema_write()?.templates.set_on.remove(path);
+        Ok((devices, series))
+    }
+
+    /// Drops template `name` whatever uses it: every path it is set on is unset first, as
+    /// [`Engine::force_unset`]. Returns the set paths, the devices deactivated and the storage keys
+    /// of the series removed.
+    pub(crate) fn force_drop_template(
+        &self,
+        name: &str,
+    ) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+        let set_paths: Vec<String> = self
+            .schema_read()?
+            .templates
+            .set_on
+            .iter()
+            .filter(|(_, t)| *t == name)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let (mut devices, mut series) = (Vec::new(), Vec::new());
+        for path in &set_paths {
+            let (d, s) = self.force_unset(path)?;
+            devices.extend(d);
+            series.extend(s);
+        }
+        self.catalog.drop_template(name)?;
+        self.schema_write()?.templates.templates.remove(name);
+        Ok((set_paths, devices, series))
+    }
+
+    /// Removes `measurement` from template `name` and from every device that activated it; returns
+    /// the storage keys of the series removed (whose data must go).
+    pub(crate) fn force_prune(&self, name: &str, measurement: &str) -> Result<Vec<String>> {
+        let mut schema = self.schema_write()?;
+        self.catalog
+            .remove_template_measurement(name, measurement)?;
+        if let Some(t) = schema.templates.templates.get_mut(name) {
+            t.measurements.remove(measurement);
+        }
+        let mut series = Vec::new();
+        for (device, info) in schema.devices_mut().iter_mut() {
+            if info.template.as_deref() == Some(name)
+                && info.measurements.remove(measurement).is_some()
+            {
+                series.push(format!("{device}.{measurement}"));
+            }
+        }
+        Ok(series)
+    }
+
+    /// Makes template `name` aligned or not, with every device that activated it.
+    pub(crate) fn force_template_alignment(&self, name: &str, aligned: bool) -> Result<()> {
+        let mut schema = self.schema_write()?;
+        self.catalog.set_template_aligned(name, aligned)?;
+        if let Some(t) = schema.templates.templates.get_mut(name) {
+            t.aligned = aligned;
+        }
+        for info in schema.devices_mut().values_mut() {
+            if info.template.as_deref() == Some(name) {
+                info.aligned = aligned;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds measurements to template `name` (and its devices) without the encoding check a
+    /// statement gets: a replicated definition was checked where it was made.
+    pub(crate) fn force_extend_template(
+        &self,
+        name: &str,
+        specs: &[TemplateMeasurementSpec],
+    ) -> Result<()> {
+        self.schema_write()?
+            .extend_template(&self.catalog, name, specs)?;
+        Ok(())
     }
 
     /// Template names, sorted.

@@ -11,6 +11,9 @@ use crate::schema::default_encoding;
 use crate::values::{self, Cell};
 use crate::{Engine, EngineError, Result};
 
+/// A series a write created: measurement, type, encoding, compressor.
+pub(crate) type CreatedSeries = (String, DataType, String, String);
+
 /// The values of one measurement in a write.
 #[derive(Debug, Clone)]
 pub enum WriteColumn {
@@ -58,6 +61,10 @@ impl Engine {
         let mut results = Vec::with_capacity(writes.len());
         let mut ops = Vec::with_capacity(writes.len());
         let mut accepted = Vec::with_capacity(writes.len());
+        // Series this request creates: logged in its entry, ahead of its inserts, as the creation
+        // of each (a `CreateSeries` change, sent by pipes that include schema), and recorded at
+        // the entry's version. Only a first write to a series pays for this.
+        let mut created_series: Vec<(String, bool, Vec<CreatedSeries>)> = Vec::new();
         let ttl = self.ttl_rules();
         let now = chrono::Utc::now()
             .timestamp_millis()
@@ -79,7 +86,10 @@ impl Engine {
                 }
             }
             match self.prepare(w) {
-                Ok(Some(op)) => {
+                Ok(Some((op, created))) => {
+                    if !created.is_empty() {
+                        created_series.push((op.device.clone(), op.aligned, created));
+                    }
                     ops.push(Op::Insert(op));
                     accepted.push(i);
                     results.push(Ok(()));
@@ -89,19 +99,40 @@ impl Engine {
             }
         }
         if !ops.is_empty() {
-            if let Err(e) = self.storage.write(origin, None, ops).await {
-                // Nothing of this request is acknowledged: report the failure for every device it carried.
-                let message = e.to_string();
-                for i in accepted {
-                    results[i] = Err(EngineError::Internal(format!("write failed: {message}")));
+            if !created_series.is_empty() {
+                let creations = created_series.iter().map(|(device, aligned, specs)| {
+                    Op::Meta(Self::create_series_change(device, *aligned, specs).encode())
+                });
+                ops.splice(0..0, creations);
+            }
+            match self.storage.write(origin, None, ops).await {
+                Ok((_, version)) if !created_series.is_empty() => {
+                    let created: Vec<(&str, &[CreatedSeries])> = created_series
+                        .iter()
+                        .map(|(device, _, specs)| (device.as_str(), specs.as_slice()))
+                        .collect();
+                    if let Err(e) = self.record_created_series_of(&created, version) {
+                        // The series exist and the entry is durable; only their version records
+                        // are missing (they then count as created at {0, here}).
+                        tracing::warn!("version records of series a write created: {e}");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Nothing of this request is acknowledged: report the failure for every device it carried.
+                    let message = e.to_string();
+                    for i in accepted {
+                        results[i] = Err(EngineError::Internal(format!("write failed: {message}")));
+                    }
                 }
             }
         }
         Ok(WriteOutcome { results })
     }
 
-    /// Turns one device's write into a storage op (`None` when it carries no points).
-    fn prepare(&self, mut w: DeviceWrite) -> Result<Option<InsertOp>> {
+    /// Turns one device's write into a storage op (`None` when it carries no points), with the
+    /// series it created.
+    fn prepare(&self, mut w: DeviceWrite) -> Result<Option<(InsertOp, Vec<CreatedSeries>)>> {
         // IoTDB's path rules (an RPC's device string may be illegal, or quote a node without need):
         // the device key is always the canonical form, whichever way the write arrived.
         let device_nodes = paths::parse_concrete(&w.device).map_err(|why| {
@@ -153,6 +184,7 @@ impl Engine {
         // Types: existing series keep theirs; new ones get the tablet's type or an inferred one.
         let mut types = Vec::with_capacity(w.measurements.len());
         let mut missing = Vec::new();
+        let mut created = Vec::new();
         {
             let schema = self
                 .schema
@@ -203,6 +235,7 @@ impl Engine {
             missing.retain(|(m, _, _, _)| schema.series_type(&w.device, m).is_none());
             if !missing.is_empty() {
                 schema.create_series(&self.catalog, &w.device, w.aligned, &missing, true)?;
+                created = missing;
             }
             for (slot, m) in types.iter_mut().zip(&w.measurements) {
                 if let Some(t) = schema.series_type(&w.device, m) {
@@ -244,12 +277,15 @@ impl Engine {
         if measurements.is_empty() {
             return Ok(None);
         }
-        Ok(Some(InsertOp {
-            device: w.device,
-            aligned: w.aligned,
-            measurements,
-            columns,
-            times: w.times,
-        }))
+        Ok(Some((
+            InsertOp {
+                device: w.device,
+                aligned: w.aligned,
+                measurements,
+                columns,
+                times: w.times,
+            },
+            created,
+        )))
     }
 }

@@ -104,6 +104,39 @@ impl Instance {
         }
     }
 
+    /// Applies `entries` as a pipe does: an entry refused for now (a dependency that an earlier
+    /// entry brings has not been applied yet) is sent again after the others, until all are applied;
+    /// refusals that never resolve fail the test.
+    async fn apply_retrying(&self, from: &Instance, entries: &[LogEntry]) {
+        let mut pending: Vec<&LogEntry> = entries.iter().collect();
+        while !pending.is_empty() {
+            let mut refused = Vec::new();
+            let mut last_error = None;
+            for e in &pending {
+                let result = self
+                    .engine
+                    .apply_replicated(
+                        Origin::Pipe {
+                            instance: from.instance,
+                        },
+                        e.version,
+                        e.ops.clone(),
+                    )
+                    .await;
+                if let Err(error) = result {
+                    last_error = Some(error);
+                    refused.push(*e);
+                }
+            }
+            assert!(
+                refused.len() < pending.len(),
+                "instance {}: entries refused for good: {last_error:?}",
+                self.instance
+            );
+            pending = refused;
+        }
+    }
+
     fn head(&self) -> u64 {
         self.engine.storage().head()
     }
@@ -309,5 +342,282 @@ async fn a_write_older_than_a_drop_does_not_bring_its_series_back() {
             side.instance
         );
         assert!(side.rows("select s from root.y.d").await.is_empty());
+    }
+}
+
+/// Sorted rows of a statement, for comparing two instances.
+async fn sorted_rows(side: &Instance, sql: &str) -> Vec<Vec<String>> {
+    let mut rows = side.rows(sql).await;
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn a_concurrent_unset_and_activation_of_a_template_converge() {
+    let a = open(1);
+    let b = open(2);
+    let (from_a, from_b) = (a.head(), b.head());
+    a.exec("create device template t (s1 INT32 encoding=RLE)")
+        .await;
+    a.exec("set device template t to root.t").await;
+    b.apply(&a, &a.schema_entries(from_a)).await;
+    let seen = a.head();
+    // Concurrently: A activates a device under the set path and writes to it, B unsets the
+    // template from it.
+    a.exec("create timeseries using device template on root.t.d1")
+        .await;
+    a.exec("insert into root.t.d1(time, s1) values (1, 1)")
+        .await;
+    b.exec("unset device template t from root.t").await;
+    let mut b_entries = b.schema_entries(from_b);
+    b_entries.reverse();
+    a.apply_retrying(&b, &b_entries).await;
+    a.apply_retrying(&b, &b_entries).await;
+    let a_entries = a.local_entries(seen);
+    b.apply_retrying(&a, &a_entries).await;
+    b.apply_retrying(&a, &a_entries).await;
+    // The unset wins over the activation that depends on it, on both sides.
+    for side in [&a, &b] {
+        assert!(
+            side.rows("show paths set device template t")
+                .await
+                .is_empty(),
+            "instance {}",
+            side.instance
+        );
+        assert!(side.rows("show timeseries root.t.**").await.is_empty());
+        assert!(side.rows("show devices root.t.**").await.is_empty());
+    }
+    // A's point went with the activation; B dropped it on arrival (each delivery counted).
+    assert!(b.engine.points_dropped_for_type() >= 1);
+}
+
+#[tokio::test]
+async fn a_template_dropped_on_one_side_while_set_on_the_other_converges() {
+    let a = open(1);
+    let b = open(2);
+    let (from_a, from_b) = (a.head(), b.head());
+    a.exec("create device template t (s1 INT32 encoding=RLE)")
+        .await;
+    b.apply(&a, &a.schema_entries(from_a)).await;
+    let seen = a.head();
+    // Concurrently: A sets the template and activates it on a device, B drops it.
+    a.exec("set device template t to root.u").await;
+    a.exec("create timeseries using device template on root.u.d1")
+        .await;
+    b.exec("drop device template t").await;
+    let (a_entries, b_entries) = (a.schema_entries(seen), b.schema_entries(from_b));
+    // Crossed, A's reversed and twice.
+    let mut reversed = a_entries.clone();
+    reversed.reverse();
+    b.apply_retrying(&a, &reversed).await;
+    b.apply_retrying(&a, &a_entries).await;
+    a.apply_retrying(&b, &b_entries).await;
+    for side in [&a, &b] {
+        assert!(
+            side.rows("show device templates").await.is_empty(),
+            "instance {}",
+            side.instance
+        );
+        assert!(side.rows("show timeseries root.u.**").await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn concurrent_definitions_of_one_template_converge_to_the_newer() {
+    let a = open(1);
+    let b = open(2);
+    let (from_a, from_b) = (a.head(), b.head());
+    // The same template name, defined differently on both sides at once; A also sets it and
+    // activates it on a device before it sees B's.
+    a.exec("create device template t (s1 INT32 encoding=RLE, s2 INT64 encoding=RLE)")
+        .await;
+    a.exec("set device template t to root.v").await;
+    a.exec("create timeseries using device template on root.v.d1")
+        .await;
+    b.exec("create device template t (s1 DOUBLE encoding=GORILLA, s3 TEXT encoding=PLAIN)")
+        .await;
+    let a_created = a.schema_entries(from_a)[0].version;
+    let b_created = b.last_version();
+    let (a_entries, b_entries) = (a.schema_entries(from_a), b.schema_entries(from_b));
+    let mut reversed = a_entries.clone();
+    reversed.reverse();
+    b.apply_retrying(&a, &reversed).await;
+    b.apply_retrying(&a, &a_entries).await;
+    a.apply_retrying(&b, &b_entries).await;
+    a.apply_retrying(&b, &b_entries).await;
+    let expected: Vec<Vec<String>> = if b_created > a_created {
+        vec![
+            vec!["s1".into(), "DOUBLE".into(), "GORILLA".into(), "LZ4".into()],
+            vec!["s3".into(), "TEXT".into(), "PLAIN".into(), "LZ4".into()],
+        ]
+    } else {
+        vec![
+            vec!["s1".into(), "INT32".into(), "RLE".into(), "LZ4".into()],
+            vec!["s2".into(), "INT64".into(), "RLE".into(), "LZ4".into()],
+        ]
+    };
+    for side in [&a, &b] {
+        assert_eq!(
+            sorted_rows(side, "show nodes in device template t").await,
+            expected,
+            "instance {}",
+            side.instance
+        );
+    }
+    // The activated device follows the winning definition on both sides.
+    let on_a = sorted_rows(&a, "show timeseries root.v.**").await;
+    assert_eq!(on_a, sorted_rows(&b, "show timeseries root.v.**").await);
+    assert_eq!(on_a.len(), 2, "{on_a:?}");
+}
+
+#[tokio::test]
+async fn a_local_drop_whose_entry_fails_to_log_changes_nothing() {
+    let a = open(1);
+    a.exec("create timeseries root.w.d.s with datatype=INT64")
+        .await;
+    a.exec("insert into root.w.d(time, s) values (1, 1)").await;
+    // The log refuses the drop's entry (a full disk): the database and its data stay, as if the
+    // statement had not run.
+    a.engine.storage().fail_next_append();
+    let statement = duet_parser::parse("drop database root.w")
+        .unwrap()
+        .pop()
+        .unwrap();
+    let ctx = SessionContext {
+        zone_id: "UTC".into(),
+    };
+    assert!(a.engine.execute(&ctx, &statement).await.is_err());
+    assert_eq!(a.rows("show databases root.w").await.len(), 1);
+    assert_eq!(a.rows("select s from root.w.d").await.len(), 1);
+    // Run again, it drops the database with its data: created again, the series is empty.
+    a.exec("drop database root.w").await;
+    a.exec("create timeseries root.w.d.s with datatype=INT64")
+        .await;
+    assert!(a.rows("select s from root.w.d").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_replicated_drop_sent_again_after_a_failed_log_write_still_hides_the_data() {
+    let a = open(1);
+    let b = open(2);
+    let from_a = a.head();
+    // B has a series of its own under root.z, older than A's drop of the database.
+    b.exec("create timeseries root.z.mine.s with datatype=INT64")
+        .await;
+    b.exec("insert into root.z.mine(time, s) values (1, 1)")
+        .await;
+    a.observe(&b.local_entries(0)).await;
+    a.exec("create database root.z").await;
+    a.exec("drop database root.z").await;
+    let drop = a.schema_entries(from_a);
+    // B's log refuses the entry the first time; the pipe sends it again.
+    b.engine.storage().fail_next_append();
+    let last = drop.last().unwrap();
+    let first_try = b
+        .engine
+        .apply_replicated(
+            Origin::Pipe {
+                instance: a.instance,
+            },
+            last.version,
+            last.ops.clone(),
+        )
+        .await;
+    assert!(first_try.is_err());
+    b.apply(&a, &drop).await;
+    assert!(b.rows("show timeseries root.z.**").await.is_empty());
+    // The drop hid B's own older point: a series made again under the name is empty.
+    b.exec("create timeseries root.z.mine.s with datatype=INT64")
+        .await;
+    assert!(b.rows("select s from root.z.mine").await.is_empty());
+}
+
+#[tokio::test]
+async fn points_of_a_type_that_lost_are_dropped_on_arrival_and_both_sides_converge() {
+    let a = open(1);
+    let b = open(2);
+    let (from_a, from_b) = (a.head(), b.head());
+    // Concurrently, the same series with two types; B's creation is the newer.
+    a.exec("create timeseries root.k.d.s with datatype=INT32")
+        .await;
+    b.observe(&a.local_entries(from_a)).await;
+    b.exec("create timeseries root.k.d.s with datatype=DOUBLE")
+        .await;
+    // B writes a point right away; A writes one (of its type) after B's creation by the clock,
+    // before it has seen it; then B writes another, after A's point.
+    b.exec("insert into root.k.d(time, s) values (2, 2.5)")
+        .await;
+    a.observe(&b.local_entries(from_b)).await;
+    a.exec("insert into root.k.d(time, s) values (1, 7)").await;
+    b.observe(&a.local_entries(from_a)).await;
+    b.exec("insert into root.k.d(time, s) values (3, 3.5)")
+        .await;
+    let (a_entries, b_entries) = (a.local_entries(from_a), b.local_entries(from_b));
+    // Crossed: each side's entries reversed on the other, then again in order.
+    let mut a_reversed = a_entries.clone();
+    a_reversed.reverse();
+    let mut b_reversed = b_entries.clone();
+    b_reversed.reverse();
+    b.apply_retrying(&a, &a_reversed).await;
+    a.apply_retrying(&b, &b_reversed).await;
+    b.apply_retrying(&a, &a_entries).await;
+    a.apply_retrying(&b, &b_entries).await;
+    for side in [&a, &b] {
+        let series: Vec<String> = side
+            .rows("show timeseries root.k.**")
+            .await
+            .into_iter()
+            .map(|r| r[3].clone())
+            .collect();
+        assert_eq!(series, ["DOUBLE"], "instance {}", side.instance);
+    }
+    // A's INT32 point lost with its type; B's point written before it is hidden with it on both
+    // sides; B's point written after it stays.
+    let on_a = a.rows("select s from root.k.d").await;
+    assert_eq!(on_a, b.rows("select s from root.k.d").await);
+    assert_eq!(on_a, [["3", "3.5"]]);
+    assert!(b.engine.points_dropped_for_type() >= 1);
+}
+
+#[tokio::test]
+async fn a_series_created_by_a_write_is_versioned_by_it() {
+    let a = open(1);
+    let b = open(2);
+    let (from_a, from_b) = (a.head(), b.head());
+    // B creates the series as DOUBLE; A, later by the clock but before it has seen B's creation,
+    // creates it as INT64 by writing to it.
+    b.exec("create timeseries root.n.d.s with datatype=DOUBLE")
+        .await;
+    a.observe(&b.local_entries(from_b)).await;
+    a.exec("insert into root.n.d(time, s) values (1, 5)").await;
+    // The write's entry carries the creation, and the catalog records it at the write's version.
+    let a_entries = a.local_entries(from_a);
+    assert!(a_entries[0].ops.iter().any(|op| matches!(op, Op::Meta(_))));
+    let record = a
+        .catalog
+        .schema_version("ts:root.n.d\u{1f}s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (record.hlc, record.instance, record.present),
+        (
+            a_entries[0].version.hlc,
+            a_entries[0].version.instance,
+            true
+        )
+    );
+    b.apply_retrying(&a, &a_entries).await;
+    a.apply_retrying(&b, &b.local_entries(from_b)).await;
+    // A's creation is the newer one: INT64 with A's point, on both sides.
+    for side in [&a, &b] {
+        let types: Vec<String> = side
+            .rows("show timeseries root.n.**")
+            .await
+            .into_iter()
+            .map(|r| r[3].clone())
+            .collect();
+        assert_eq!(types, ["INT64"], "instance {}", side.instance);
+        assert_eq!(side.rows("select s from root.n.d").await, [["1", "5"]]);
     }
 }

@@ -10,7 +10,9 @@
 //!
 //! **Invariant:** file names come from the sender and are used only after [`checked_name`]: one path
 //! component of plain characters, never `..` or a separator, so nothing is written outside the
-//! connection's directory.
+//! connection's directory; and the files of one transfer (a TsFile and its mods file) together never
+//! exceed the configured cap (`pipe_receiver_max_file_bytes`): a piece past it is refused with 1804
+//! and the transfer's files are removed, so a peer cannot fill the disk.
 
 use std::path::{Path, PathBuf};
 
@@ -33,11 +35,19 @@ struct Writing {
     len: u64,
 }
 
+/// The default cap on one transfer's files (`pipe_receiver_max_file_bytes`): 8 GiB, well above
+/// the TsFiles IoTDB writes (about 1 GiB) and far below a disk.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 8 << 30;
+
 /// One connection's file transfer: its directory and the file being written.
 #[derive(Debug)]
 pub struct FileReceiver {
     dir: PathBuf,
     writing: Option<Writing>,
+    /// Bytes of this transfer's files other than the one being written (a mods file kept for the
+    /// seal).
+    kept_bytes: u64,
+    max_bytes: u64,
 }
 
 /// The files of a successful seal, in the order the seal named them (absent optional files left
@@ -77,7 +87,18 @@ pub fn checked_name(name: &str) -> Result<&str, String> {
 
 impl FileReceiver {
     pub fn new(dir: PathBuf) -> FileReceiver {
-        FileReceiver { dir, writing: None }
+        FileReceiver {
+            dir,
+            writing: None,
+            kept_bytes: 0,
+            max_bytes: DEFAULT_MAX_FILE_BYTES,
+        }
+    }
+
+    /// The most bytes one transfer's files may hold together.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> FileReceiver {
+        self.max_bytes = max_bytes;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -111,6 +132,8 @@ impl FileReceiver {
                 let _ = previous.file.sync_all().await;
                 if single_file {
                     let _ = tokio::fs::remove_file(&previous.path).await;
+                } else {
+                    self.kept_bytes = self.kept_bytes.saturating_add(previous.len);
                 }
             }
             tokio::fs::create_dir_all(&self.dir)
@@ -154,6 +177,20 @@ impl FileReceiver {
                 ),
                 len,
             ));
+        }
+        let held = self
+            .kept_bytes
+            .saturating_add(writing.len)
+            .saturating_add(piece.bytes.len() as u64);
+        if held > self.max_bytes {
+            let message = format!(
+                "the transferred files would take {held} bytes, more than \
+                 pipe_receiver_max_file_bytes = {}; they are removed",
+                self.max_bytes
+            );
+            tracing::warn!(dir = %self.dir.display(), "{message}");
+            self.clear().await;
+            return Err(message);
         }
         use tokio::io::AsyncSeekExt;
         writing
@@ -240,6 +277,7 @@ impl FileReceiver {
     /// Empties the connection's directory (after a seal, loaded or not).
     pub async fn clear(&mut self) {
         self.writing = None;
+        self.kept_bytes = 0;
         let _ = tokio::fs::remove_dir_all(&self.dir).await;
     }
 }
@@ -325,6 +363,38 @@ mod tests {
             .unwrap();
         assert_eq!(sealed.files.len(), 2);
         assert_eq!(std::fs::read(&sealed.files[0]).unwrap(), b"mods");
+    }
+
+    #[tokio::test]
+    async fn a_transfer_past_the_cap_is_refused_and_its_files_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rx = FileReceiver::new(tmp.path().join("4")).with_max_bytes(10);
+        // A mods file and its TsFile count together.
+        let resp = rx.piece(piece("a.tsfile.mods", 0, b"mods"), false).await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (200, 4));
+        let resp = rx.piece(piece("a.tsfile", 0, b"123456"), false).await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (200, 6));
+        let resp = rx.piece(piece("a.tsfile", 6, b"7"), false).await;
+        assert_eq!(resp.status.code, 1804);
+        assert_eq!(end_offset(&resp), -1);
+        assert!(resp
+            .status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("pipe_receiver_max_file_bytes = 10"));
+        assert!(
+            !rx.dir().exists(),
+            "the refused transfer's files are removed"
+        );
+        // The sender starts over; a transfer within the cap is taken.
+        let resp = rx.piece(piece("a.tsfile", 6, b"7"), true).await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (1803, 0));
+        let resp = rx.piece(piece("a.tsfile", 0, b"0123456789"), true).await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (200, 10));
+        // A single-file transfer replaces its previous file: that one no longer counts.
+        let resp = rx.piece(piece("b.tsfile", 0, b"0123456789"), true).await;
+        assert_eq!((resp.status.code, end_offset(&resp)), (200, 10));
     }
 
     #[tokio::test]

@@ -83,11 +83,11 @@ impl EntryFilter {
         if !self.matches_all || self.start != i64::MIN || self.end != i64::MAX {
             return None;
         }
-        // A schema change is always an entry's first operation, followed only by the tombstones of a
-        // drop; which kinds travel is in its bytes.
+        // Schema changes are an entry's first operations, followed by the tombstones of a drop or
+        // by the inserts of a write that created the series; which kinds travel is in their bytes.
         if header.first_op == Some(OpKind::Meta) {
-            let tombstones_may_go = header.ops > 1 && self.deletes;
-            return if self.schema.any() || tombstones_may_go {
+            let others_may_go = header.ops > 1 && (self.deletes || self.inserts);
+            return if self.schema.any() || others_may_go {
                 None
             } else {
                 Some(false)
@@ -153,9 +153,26 @@ impl EntryFilter {
     /// lie in the pattern (a database or a TTL's path where the pattern may match something below it;
     /// series one by one). A change this version cannot read is sent as it is, for the peer to judge.
     fn filter_schema_change(&self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let Ok(change) = SchemaChange::decode(bytes) else {
+        let Ok(mut change) = SchemaChange::decode(bytes) else {
             return Some(bytes.to_vec());
         };
+        // A database the pattern covers only in part is not dropped on the peer: only the deletion
+        // of the series the pattern covers travels (a schema.timeseries change).
+        if let SchemaChange::DropDatabase { path, series } = &change {
+            if !self.matches_all
+                && !paths::matches_everything_below(&self.pattern, &paths::split(path))
+            {
+                let covered: Vec<(String, String)> = series
+                    .iter()
+                    .filter(|(d, m)| self.matches_series(&format!("{d}.{m}")))
+                    .cloned()
+                    .collect();
+                if covered.is_empty() {
+                    return None;
+                }
+                change = SchemaChange::DeleteSeries { series: covered };
+            }
+        }
         let included = match change.kind() {
             SchemaKind::Database => self.schema.database,
             SchemaKind::Timeseries => self.schema.timeseries,
@@ -369,7 +386,59 @@ mod tests {
     }
 
     fn drop_database(path: &str) -> Op {
-        Op::Meta(SchemaChange::DropDatabase { path: path.into() }.encode())
+        Op::Meta(
+            SchemaChange::DropDatabase {
+                path: path.into(),
+                series: vec![(format!("{path}.d1"), "s1".into())],
+            }
+            .encode(),
+        )
+    }
+
+    #[test]
+    fn a_pipe_covering_part_of_a_database_sends_the_deletion_of_its_series_not_the_drop() {
+        let drop = |path: &str| LogEntry {
+            ops: vec![Op::Meta(
+                SchemaChange::DropDatabase {
+                    path: path.into(),
+                    series: vec![
+                        (format!("{path}.d1"), "s1".into()),
+                        (format!("{path}.d2"), "s1".into()),
+                    ],
+                }
+                .encode(),
+            )],
+            ..entry(Origin::Local)
+        };
+        let sent = |f: &EntryFilter, path: &str| -> Option<SchemaChange> {
+            let kept = f.apply(&drop(path))?;
+            let [Op::Meta(bytes)] = kept.ops.as_slice() else {
+                panic!("{kept:?}")
+            };
+            Some(SchemaChange::decode(bytes).unwrap())
+        };
+        // Patterns that cover the whole database send the drop.
+        for path in ["root.**", "root.sg.**", "root.*.**"] {
+            let f = filter(&[("inclusion", "all"), ("path", path)]);
+            assert!(
+                matches!(sent(&f, "root.sg"), Some(SchemaChange::DropDatabase { .. })),
+                "{path}"
+            );
+        }
+        // One device of it: only that device's series are deleted on the peer.
+        let d1 = filter(&[("inclusion", "all"), ("path", "root.sg.d1.**")]);
+        assert_eq!(
+            sent(&d1, "root.sg"),
+            Some(SchemaChange::DeleteSeries {
+                series: vec![("root.sg.d1".into(), "s1".into())]
+            })
+        );
+        // A pattern below the database that covers none of its series sends nothing.
+        let d3 = filter(&[("inclusion", "all"), ("path", "root.sg.d3.*")]);
+        assert_eq!(sent(&d3, "root.sg"), None);
+        // Series deletions are schema.timeseries: a pipe without it sends nothing of a partial drop.
+        let db_only = filter(&[("inclusion", "schema.database"), ("path", "root.sg.d1.**")]);
+        assert_eq!(sent(&db_only, "root.sg"), None);
     }
 
     #[test]
@@ -424,6 +493,8 @@ mod tests {
                 vec![both.ops[1].clone()],
                 vec![create_series("root.sg.d1", "s1")],
                 vec![drop_database("root.other"), both.ops[1].clone()],
+                // A write that created its series: its creation first, then its insert.
+                vec![create_series("root.sg.d1", "s1"), both.ops[0].clone()],
             ] {
                 entries.push(LogEntry {
                     ops,

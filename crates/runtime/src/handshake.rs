@@ -146,6 +146,8 @@ pub struct ReceiverState {
     pub peer: Option<PeerInfo>,
     /// Where this connection's transferred files go (none: file transfers are refused).
     pub file_dir: Option<std::path::PathBuf>,
+    /// The most bytes one file transfer may hold (`pipe_receiver_max_file_bytes`; 0: the default).
+    pub max_file_bytes: u64,
     /// The file transfer in progress, once a piece arrived.
     pub files: Option<crate::file_receiver::FileReceiver>,
     /// A sliced request (type 400) being reassembled.
@@ -154,9 +156,10 @@ pub struct ReceiverState {
 
 impl ReceiverState {
     /// The state of a new connection whose transferred files go to `file_dir`.
-    pub fn with_file_dir(file_dir: std::path::PathBuf) -> ReceiverState {
+    pub fn with_file_dir(file_dir: std::path::PathBuf, max_file_bytes: u64) -> ReceiverState {
         ReceiverState {
             file_dir: Some(file_dir),
+            max_file_bytes,
             ..ReceiverState::default()
         }
     }

@@ -374,8 +374,15 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
                 .await
         }
         ConfigPlan::DeleteDatabase { name } => {
-            return apply_peer_change(engine, origin, SchemaChange::DropDatabase { path: name })
-                .await
+            return apply_peer_change(
+                engine,
+                origin,
+                SchemaChange::DropDatabase {
+                    path: name,
+                    series: Vec::new(),
+                },
+            )
+            .await
         }
         ConfigPlan::SetTtl(rule) => vec![rule],
         ConfigPlan::SetTtls(rules) => rules,
@@ -604,7 +611,12 @@ async fn file_seal(
 fn receiver_files(state: &mut ReceiverState) -> Option<&mut FileReceiver> {
     if state.files.is_none() {
         let dir = state.file_dir.clone()?;
-        state.files = Some(FileReceiver::new(dir));
+        state.files = Some(
+            FileReceiver::new(dir).with_max_bytes(match state.max_file_bytes {
+                0 => crate::file_receiver::DEFAULT_MAX_FILE_BYTES,
+                n => n,
+            }),
+        );
     }
     state.files.as_mut()
 }

@@ -67,6 +67,9 @@ pub struct Config {
     /// The most change log kept for lagging pipes beyond the flushed position; a pipe that falls
     /// further behind replays from data files.
     pub wal_retention_cap_bytes: u64,
+    /// The most bytes the files of one TsFile transfer from a peer (a TsFile and its mods file) may
+    /// take on disk; a piece past it is refused (1804) and the transfer's files removed.
+    pub pipe_receiver_max_file_bytes: u64,
 
     // Query limits: every query is bounded.
     /// The most memory one query's state may take (series cursors' chunks, aggregation state, the
@@ -100,6 +103,7 @@ impl Default for Config {
             memtable_bytes: 64 << 20,
             wal_segment_bytes: 64 << 20,
             wal_retention_cap_bytes: 8 << 30,
+            pipe_receiver_max_file_bytes: duet_runtime::file_receiver::DEFAULT_MAX_FILE_BYTES,
             query_memory_bytes: 256 << 20,
             query_timeout_threshold: 60_000,
         }
@@ -173,6 +177,11 @@ impl Config {
                 "wal_sync_interval_ms must be at least 1".into(),
             ));
         }
+        if self.pipe_receiver_max_file_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "pipe_receiver_max_file_bytes must be at least 1".into(),
+            ));
+        }
         if self.memtable_bytes < 1024 || self.wal_segment_bytes < 4096 {
             return Err(ConfigError::Invalid(
                 "memtable_bytes must be at least 1024 and wal_segment_bytes at least 4096".into(),
@@ -225,6 +234,9 @@ mod tests {
         assert_eq!(config.rpc_port, 6668);
         assert_eq!(config.internal_address, "iotdb-1");
         assert_eq!(config.timestamp_precision, "ms");
+        std::fs::write(&path, "pipe_receiver_max_file_bytes = 1048576\n").unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config.pipe_receiver_max_file_bytes, 1 << 20);
         std::fs::write(&path, "rpc_prot = 1\n").unwrap();
         assert!(Config::from_file(&path)
             .unwrap_err()
@@ -253,6 +265,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("login_timeout_ms"));
+        let no_file_cap = Config {
+            pipe_receiver_max_file_bytes: 0,
+            ..Config::default()
+        };
+        assert!(no_file_cap
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("pipe_receiver_max_file_bytes"));
         assert!(!Config::default().is_loopback_only());
         assert!(Config {
             rpc_address: "127.0.0.1".into(),

@@ -151,7 +151,10 @@ fn error_status(e: &StatementError) -> t::TSStatus {
 
 impl Session {
     pub fn new(instance: InstanceRef, peer: String) -> Session {
-        let receiver = ReceiverState::with_file_dir(instance.new_receiver_dir());
+        let receiver = ReceiverState::with_file_dir(
+            instance.new_receiver_dir(),
+            instance.config.pipe_receiver_max_file_bytes,
+        );
         Session {
             instance,
             user: None,

@@ -72,6 +72,21 @@ fn no_permission() -> StatementError {
     )
 }
 
+/// A new password checked and hashed on a blocking thread (argon2 takes tens of milliseconds of
+/// CPU by design).
+async fn hash_on_blocking_thread(password: &str) -> Result<String, StatementError> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || duet_catalog::Catalog::hash_new_password(&password))
+        .await
+        .map_err(|e| {
+            StatementError::new(
+                StatusCode::InternalServerError,
+                format!("password hashing failed: {e}"),
+            )
+        })?
+        .map_err(StatementError::from)
+}
+
 fn require_root(user: &str) -> Result<(), StatementError> {
     if user == ROOT_USER {
         Ok(())
@@ -167,8 +182,11 @@ pub async fn execute(
         // Account changes are logged for pipes that include `auth` (`Engine::log_user_change`).
         Statement::CreateUser { name, password } => {
             require_root(user)?;
+            // argon2 runs on a blocking thread, before the schema-change lock: a slow hash holds
+            // back neither the async workers nor other schema changes.
+            let hash = hash_on_blocking_thread(password).await?;
             let _schema_change = instance.engine.schema_change_guard().await;
-            instance.catalog.create_user(name, password)?;
+            instance.catalog.create_user_hashed(name, &hash)?;
             instance.engine.log_user_change(name).await?;
             Ok(Output::Done)
         }
@@ -177,8 +195,9 @@ pub async fn execute(
             if name != user {
                 require_root(user)?;
             }
+            let hash = hash_on_blocking_thread(password).await?;
             let _schema_change = instance.engine.schema_change_guard().await;
-            instance.catalog.set_password(name, password)?;
+            instance.catalog.set_password_hashed(name, &hash)?;
             instance.engine.log_user_change(name).await?;
             Ok(Output::Done)
         }
