@@ -21,8 +21,10 @@
 //! The USER kind is one user's file per seal (`CNSnapshotFileType.USER`; its roles travel apart as
 //! USER_ROLE, roles as ROLE). Its layouts, from the writers `LocalFileUserAccessor` /
 //! `LocalFileRoleAccessor` (node-commons `…/commons/auth/`, 00c1575 and 009939f) and the sender's
-//! reader `CNPhysicalPlanGenerator.generateUserRolePhysicalPlan` (02367a99 and the later master that
-//! reads session limits), all big-endian, a string being an i32 length and UTF-8:
+//! reader `CNPhysicalPlanGenerator.generateUserRolePhysicalPlan` (02367a99; the session limits from
+//! the later form in Caideyipi/iotdb 367910fe, a committer's fork of master, whose
+//! `LocalFileUserAccessor.saveSessionPerUser` writes them), all big-endian, a string being an i32
+//! length and UTF-8:
 //! - IoTDB 1.3 (`saveUserOldVersion`): the first i32 is *minus* the name's length, then the name,
 //!   the password hash, the system-privilege mask (i32), and (path, mask) pairs to the end of file;
 //! - version 1 (IoTDB 2.0): the tag 1, the name, the password hash, then the privilege section: the
