@@ -798,8 +798,11 @@ pub struct UserGrants<'a> {
     pub system: i32,
     pub paths: Vec<(&'a str, i32)>,
     pub any: i32,
-    pub databases: Vec<(&'a str, i32, Vec<(&'a str, i32)>)>,
+    pub databases: Vec<DatabaseGrant<'a>>,
 }
+
+/// A database's privileges in a user file: its name, its mask, and (table, mask) pairs.
+pub type DatabaseGrant<'a> = (&'a str, i32, Vec<(&'a str, i32)>);
 
 /// `LocalFileRoleAccessor.savePrivileges`: the system mask, the path count and pairs, the any-scope
 /// mask, the database count and per database its name, mask, table count and (table, mask) pairs.
