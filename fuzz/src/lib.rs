@@ -577,6 +577,7 @@ fn pipe_request(type_: i16, body: &[u8]) {
             let _ = duet_proto::config_snapshot::parse_config_mtree(body);
             let _ = duet_proto::config_snapshot::parse_template_table(body);
             let _ = duet_proto::config_snapshot::parse_ttl_snapshot(body);
+            let _ = duet_proto::config_snapshot::parse_user_file(body);
         }
         request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => {
             if let Ok(seal) = pipe_body::decode_file_seal_v2(body) {

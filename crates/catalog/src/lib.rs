@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OptionalExtension};
 
 pub use error::{Error, Result};
-pub use password::{hash_new_password, iotdb_password_record};
+pub use password::{hash_new_password, iotdb_password_record, validate_user_name};
 pub use pipes::{NewPipe, ParsePipeStateError, PipeException, PipeRecord, PipeState};
 pub use schema_versions::ObjectVersion;
 pub use series::SeriesRecord;

@@ -22,7 +22,7 @@ const MIN_PASSWORD_CHARS: usize = 4;
 const MAX_PASSWORD_CHARS: usize = 32;
 
 /// Checks a user name against IoTDB-like rules: 1..=32 characters of `[A-Za-z0-9_]`.
-pub(crate) fn validate_user_name(name: &str) -> Result<()> {
+pub fn validate_user_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::InvalidUser(
             "The user name must not be empty".to_string(),

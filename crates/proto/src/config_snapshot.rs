@@ -18,6 +18,26 @@
 //! a 0 flag, id, type, encoding, compressor), and the TTL file as a count of (path, TTL) pairs.
 //! `CNSnapshotFileType` from the same package (2b01d11).
 //!
+//! The USER kind is one user's file per seal (`CNSnapshotFileType.USER`; its roles travel apart as
+//! USER_ROLE, roles as ROLE). Its layouts, from the writers `LocalFileUserAccessor` /
+//! `LocalFileRoleAccessor` (node-commons `…/commons/auth/`, 00c1575 and 009939f) and the sender's
+//! reader `CNPhysicalPlanGenerator.generateUserRolePhysicalPlan` (02367a99; the session limits from
+//! the later form in Caideyipi/iotdb 367910fe, a committer's fork of master, whose
+//! `LocalFileUserAccessor.saveSessionPerUser` writes them), all big-endian, a string being an i32
+//! length and UTF-8:
+//! - IoTDB 1.3 (`saveUserOldVersion`): the first i32 is *minus* the name's length, then the name,
+//!   the password hash, the system-privilege mask (i32), and (path, mask) pairs to the end of file;
+//! - version 1 (IoTDB 2.0): the tag 1, the name, the password hash, then the privilege section: the
+//!   system mask, a count of (path, mask) pairs, the any-scope mask, a count of databases, each its
+//!   name, mask and a count of (table, mask) pairs;
+//! - version 2 (current master): the tag 2, the user id (i64), the name, the password hash, the
+//!   maximum and minimum sessions per user (two i32s, `saveSessionPerUser`), the privilege section.
+//!   An intermediate master (00c1575) wrote version 2 without the session limits; that layout is not
+//!   read (it cannot be told from a truncated current one), nor is any other tag.
+//!
+//! The sender filters the superuser's file out (`ConfigRegionListeningQueue.tryListenToSnapshots`,
+//! 27ab490: `0.profile`, earlier `root.profile`) and `user_id.profile`.
+//!
 //! A file is parsed to its end before anything of it is returned; table-model nodes and vector
 //! template measurements are refused by name as [`ProtoError::Unsupported`].
 
@@ -51,6 +71,8 @@ pub mod snapshot_plan {
     pub const SET_TTL: i16 = 201;
     pub const CREATE_SCHEMA_TEMPLATE: i16 = 800;
     pub const COMMIT_SET_SCHEMA_TEMPLATE: i16 = 813;
+    /// The USER kind's user itself; its other types (GrantUser, the relational grants) are grants.
+    pub const CREATE_USER_WITH_RAW_PASSWORD: i16 = 638;
 }
 
 /// The ConfigMTree node types (`SchemaConstant`).
@@ -332,6 +354,130 @@ pub fn parse_config_mtree(bytes: &[u8]) -> Result<ConfigSchema> {
     Ok(schema)
 }
 
+/// The layout a user file was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserFileLayout {
+    /// IoTDB 1.3: the negated name length first, path privileges to the end.
+    Iotdb13,
+    /// Version 1 (IoTDB 2.0).
+    Version1,
+    /// Version 2: with the user id and the session limits.
+    Version2,
+}
+
+/// One user of a USER snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotUser {
+    pub name: String,
+    /// IoTDB's stored form of the password (`AuthUtils.encryptPassword`), as a
+    /// `CreateUserWithRawPassword` plan carries it.
+    pub password_hash: String,
+    pub layout: UserFileLayout,
+    /// What the file grants, one entry per privilege set that is not empty (`system privileges`,
+    /// `privileges on root.sg.**`, …), in file order.
+    pub grants: Vec<String>,
+}
+
+/// An auth file's string: IoTDB's `IOUtils.readString` reads a length of 0 or less as null, which
+/// no name, hash, path, database or table of a user file is.
+fn auth_string(input: &mut ByteReader<'_>, what: &str) -> Result<String> {
+    let n = input.i32(what)?;
+    let len = usize::try_from(n)
+        .ok()
+        .filter(|len| *len > 0)
+        .ok_or_else(|| malformed(format!("{what} has length {n}")))?;
+    utf8(input.take(len, what)?, what)
+}
+
+fn utf8(bytes: &[u8], what: &str) -> Result<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| malformed(format!("{what} is not UTF-8")))
+}
+
+fn grant_if(grants: &mut Vec<String>, mask: i32, what: impl FnOnce() -> String) {
+    if mask != 0 {
+        grants.push(what());
+    }
+}
+
+/// The privilege section of versions 1 and 2 (`LocalFileRoleAccessor.savePrivileges`).
+fn privilege_section(input: &mut ByteReader<'_>, grants: &mut Vec<String>) -> Result<()> {
+    let system = input.i32("system privileges")?;
+    grant_if(grants, system, || "system privileges".into());
+    // A path privilege takes at least its path's length and a mask.
+    let paths = input.count(8, "path privileges")?;
+    for _ in 0..paths {
+        let path = auth_string(input, "privilege path")?;
+        let mask = input.i32("path privileges")?;
+        grant_if(grants, mask, || format!("privileges on {path}"));
+    }
+    let any = input.i32("any-scope privileges")?;
+    grant_if(grants, any, || "privileges on any database".into());
+    // A database takes at least its name's length, a mask and a table count.
+    let databases = input.count(12, "database privileges")?;
+    for _ in 0..databases {
+        let database = auth_string(input, "privilege database")?;
+        let mask = input.i32("database privileges")?;
+        grant_if(grants, mask, || {
+            format!("privileges on database {database}")
+        });
+        let tables = input.count(8, "table privileges")?;
+        for _ in 0..tables {
+            let table = auth_string(input, "privilege table")?;
+            let mask = input.i32("table privileges")?;
+            grant_if(grants, mask, || {
+                format!("privileges on table {database}.{table}")
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Parses one user's file of a USER snapshot (see the module header for the layouts).
+pub fn parse_user_file(bytes: &[u8]) -> Result<SnapshotUser> {
+    let mut input = ByteReader::new(bytes);
+    let tag = input.i32("user file version")?;
+    let mut grants = Vec::new();
+    let (name, password_hash, layout) = if tag < 0 {
+        let len = usize::try_from(tag.unsigned_abs())
+            .map_err(|_| malformed(format!("user name length {tag}")))?;
+        let name = utf8(input.take(len, "user name")?, "user name")?;
+        let password_hash = auth_string(&mut input, "password hash")?;
+        let system = input.i32("system privileges")?;
+        grant_if(&mut grants, system, || "system privileges".into());
+        while !input.is_empty() {
+            let path = auth_string(&mut input, "privilege path")?;
+            let mask = input.i32("path privileges")?;
+            grant_if(&mut grants, mask, || format!("privileges on {path}"));
+        }
+        (name, password_hash, UserFileLayout::Iotdb13)
+    } else if tag == 1 {
+        let name = auth_string(&mut input, "user name")?;
+        let password_hash = auth_string(&mut input, "password hash")?;
+        privilege_section(&mut input, &mut grants)?;
+        (name, password_hash, UserFileLayout::Version1)
+    } else if tag == 2 {
+        let _user_id = input.i64("user id")?;
+        let name = auth_string(&mut input, "user name")?;
+        let password_hash = auth_string(&mut input, "password hash")?;
+        let _max_sessions = input.i32("maximum sessions per user")?;
+        let _min_sessions = input.i32("minimum sessions per user")?;
+        privilege_section(&mut input, &mut grants)?;
+        (name, password_hash, UserFileLayout::Version2)
+    } else {
+        return Err(ProtoError::Unsupported(format!(
+            "a user file of format version {tag}; Duet reads IoTDB 1.3's user files and versions 1 \
+             and 2"
+        )));
+    };
+    end(&input, "user file")?;
+    Ok(SnapshotUser {
+        name,
+        password_hash,
+        layout,
+        grants,
+    })
+}
+
 /// A binary-protocol `TDatabaseSchema` at the start of `bytes`: how many bytes it takes, and its
 /// field 6 (`isTableModel`).
 fn database_schema(bytes: &[u8]) -> Result<(usize, bool)> {
@@ -482,6 +628,147 @@ mod tests {
         for cut in 0..t.len() {
             assert!(parse_template_table(&t[..cut]).is_err(), "cut {cut}");
         }
+    }
+
+    /// `LocalFileRoleAccessor.savePrivileges`, field by field: system mask, two path privileges
+    /// (one empty), any-scope mask 0, one database with a mask and one table.
+    fn privileges(out: &mut Vec<u8>) {
+        out.put_i32(0x0001_0003);
+        out.put_i32(2);
+        string(out, "root.sg.**");
+        out.put_i32(0b101);
+        string(out, "root.empty");
+        out.put_i32(0);
+        out.put_i32(0);
+        out.put_i32(1);
+        string(out, "db1");
+        out.put_i32(1);
+        out.put_i32(1);
+        string(out, "t1");
+        out.put_i32(2);
+    }
+
+    /// IoTDB's stored form of a password: bytes of a UTF-8 string with replacement characters.
+    const HASH: &str = "\u{fffd} \u{fffd}1\u{fffd}y\u{fffd}U\u{1a}\u{fffd}\u{18}";
+
+    fn user_v1() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_i32(1);
+        string(&mut b, "alice");
+        string(&mut b, HASH);
+        privileges(&mut b);
+        b
+    }
+
+    fn user_v2() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_i32(2);
+        b.put_i64(10_000);
+        string(&mut b, "alice");
+        string(&mut b, HASH);
+        b.put_i32(-1);
+        b.put_i32(0);
+        privileges(&mut b);
+        b
+    }
+
+    fn user_13() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_i32(-5);
+        b.extend_from_slice(b"alice");
+        string(&mut b, HASH);
+        b.put_i32(0);
+        string(&mut b, "root.sg.**");
+        b.put_i32(0b11);
+        string(&mut b, "root.ln");
+        b.put_i32(0b1_0000_0000_0000_0001);
+        b
+    }
+
+    #[test]
+    fn user_files_of_each_layout_give_the_user_its_hash_and_its_grants() {
+        let full_grants = [
+            "system privileges",
+            "privileges on root.sg.**",
+            "privileges on database db1",
+            "privileges on table db1.t1",
+        ];
+        for (bytes, layout, grants) in [
+            (user_v1(), UserFileLayout::Version1, &full_grants[..]),
+            (user_v2(), UserFileLayout::Version2, &full_grants[..]),
+            (
+                user_13(),
+                UserFileLayout::Iotdb13,
+                &["privileges on root.sg.**", "privileges on root.ln"][..],
+            ),
+        ] {
+            let user = parse_user_file(&bytes).unwrap();
+            assert_eq!(
+                user,
+                SnapshotUser {
+                    name: "alice".into(),
+                    password_hash: HASH.into(),
+                    layout,
+                    grants: grants.iter().map(|g| g.to_string()).collect(),
+                }
+            );
+            // Every truncation is refused (the 1.3 layout reads pairs to the end, so a cut
+            // between two pairs is a whole file with fewer grants: only cuts inside a field can
+            // be told).
+            for cut in 0..bytes.len() {
+                let result = parse_user_file(&bytes[..cut]);
+                if layout == UserFileLayout::Iotdb13 && is_pair_boundary(cut) {
+                    assert_ne!(result.unwrap().grants, user.grants, "cut {cut}");
+                } else {
+                    assert!(result.is_err(), "{layout:?} cut {cut}");
+                }
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(parse_user_file(&longer).is_err(), "{layout:?} longer");
+        }
+        // A user without privileges has no grants.
+        let mut bare = Vec::new();
+        bare.put_i32(1);
+        string(&mut bare, "bob");
+        string(&mut bare, HASH);
+        bare.extend_from_slice(&[0; 16]);
+        assert!(parse_user_file(&bare).unwrap().grants.is_empty());
+    }
+
+    /// The ends of the 1.3 fixture's header and of each of its (path, mask) pairs.
+    fn is_pair_boundary(cut: usize) -> bool {
+        let header = 4 + 5 + 4 + HASH.len() + 4;
+        let first = header + 4 + "root.sg.**".len() + 4;
+        cut == header || cut == first
+    }
+
+    #[test]
+    fn other_user_file_versions_and_empty_names_are_refused_by_name() {
+        let mut b = Vec::new();
+        b.put_i32(3);
+        string(&mut b, "alice");
+        let err = parse_user_file(&b).unwrap_err();
+        assert!(matches!(err, ProtoError::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("format version 3"), "{err}");
+        // Version 2 without its session limits (the intermediate layout) is not read.
+        let mut b = Vec::new();
+        b.put_i32(2);
+        b.put_i64(10_000);
+        string(&mut b, "alice");
+        string(&mut b, HASH);
+        privileges(&mut b);
+        assert!(parse_user_file(&b).is_err());
+        // A null (empty) name.
+        let mut b = Vec::new();
+        b.put_i32(1);
+        b.put_i32(0);
+        string(&mut b, HASH);
+        b.extend_from_slice(&[0; 16]);
+        assert!(parse_user_file(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("user name"));
     }
 
     #[test]

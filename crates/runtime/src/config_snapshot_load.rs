@@ -9,9 +9,20 @@
 //! rule to its intersection with the pattern; Duet applies the rules the pattern wholly covers and
 //! names the others); templates are not under a path. Table-model databases are skipped.
 //!
-//! Users, roles, grants and label policies (the other kinds) are not applied: Duet's accounts come
-//! from ConfigNode plans (type 200) only. Their seal is answered 1810 naming the kind, so an IoTDB
-//! sender's conflict handling records and skips it instead of stalling the pipe.
+//! The USER kind is one user's file: the user (CreateUserWithRawPassword, 638) is applied as the
+//! plan 638 is (`receiver::apply_schema_plan`): a peer's `PutUser` with IoTDB's stored hash kept as
+//! its `$iotdb-md5$` record, so the user logs in with its IoTDB password, and versioned on arrival —
+//! a user that exists here takes the snapshot's password unless a newer change of it was recorded
+//! (IoTDB's own receiver instead keeps an existing user: USER_ALREADY_EXIST is an idempotent
+//! conflict in `PipeConfigPhysicalPlanTSStatusVisitor.visitCreateRawUser`). `root` is never taken
+//! from a snapshot: IoTDB's sender filters the superuser's file out
+//! (`ConfigRegionListeningQueue.tryListenToSnapshots`) and its receiver would keep its own root, so
+//! a root file that arrives anyway is skipped, answered 1809 (an idempotent conflict, as IoTDB's). What the file grants is parsed and, when
+//! the seal's `Type` asks for grants, named in a 1810 answer: Duet has no privileges.
+//!
+//! Roles, users' roles and label policies (the other kinds) are not applied: Duet has none. Their
+//! seal is answered 1810 naming the kind, so an IoTDB sender's conflict handling records and skips
+//! it instead of stalling the pipe.
 //!
 //! **Invariant:** every file of a seal is parsed to its end before anything is applied, so a corrupt,
 //! truncated or unsupported snapshot (table nodes, vector templates) is refused whole and changes
@@ -93,8 +104,13 @@ async fn checked_seal(
             };
             apply_ttl(engine, origin, &params, ttl).await
         }
-        file_type::USER
-        | file_type::ROLE
+        file_type::USER => {
+            let Some(file) = path(0) else {
+                return file_error("The USER snapshot seal names no file.".into());
+            };
+            apply_user(engine, origin, &params, file).await
+        }
+        file_type::ROLE
         | file_type::USER_ROLE
         | file_type::LBAC_COMPONENT
         | file_type::LBAC_POLICY => {
@@ -102,8 +118,7 @@ async fn checked_seal(
             pipe_status(
                 StatusCode::PipeReceiverUserConflict,
                 format!(
-                    "The ConfigNode {kind} snapshot is not applied: Duet takes users and their \
-                     passwords from ConfigNode plans (type 200) only, and has no roles, grants or \
+                    "The ConfigNode {kind} snapshot is not applied: Duet has no roles, grants or \
                      label policies."
                 ),
             )
@@ -263,6 +278,71 @@ fn schema_changes(
         }
     }
     changes
+}
+
+/// Applies the user of a USER snapshot (see the module header); the answer names what it leaves out.
+async fn apply_user(
+    engine: &Engine,
+    origin: Origin,
+    params: &ConfigSnapshotSeal,
+    file: PathBuf,
+) -> TPipeTransferResp {
+    let user = match parse("USER", vec![file], |bytes| {
+        config_snapshot::parse_user_file(&bytes[0])
+    })
+    .await
+    {
+        Ok(user) => user,
+        Err(resp) => return *resp,
+    };
+    let wants_user = params
+        .types
+        .contains(&snapshot_plan::CREATE_USER_WITH_RAW_PASSWORD);
+    // Every other type of the USER kind is a grant (GrantUser and the relational grants).
+    let wants_grants = params
+        .types
+        .iter()
+        .any(|t| *t != snapshot_plan::CREATE_USER_WITH_RAW_PASSWORD);
+    let name = user.name.clone();
+    if name == duet_catalog::ROOT_USER {
+        tracing::warn!("an IoTDB USER snapshot of root was received; root stays as it is here");
+        return pipe_status(
+            StatusCode::PipeReceiverIdempotentConflict,
+            "The USER snapshot of root is not applied: root is this instance's own (IoTDB's \
+             sender never sends its superuser, and IoTDB's receiver keeps its own).",
+        );
+    }
+    if wants_user {
+        if let Err(e) = duet_catalog::validate_user_name(&name) {
+            return pipe_status(
+                StatusCode::PipeReceiverUserConflict,
+                format!("The USER snapshot's user {name:?} is not applied: {e}"),
+            );
+        }
+        let change = SchemaChange::PutUser {
+            name: name.clone(),
+            password_hash: duet_catalog::iotdb_password_record(&user.password_hash),
+        };
+        let resp = apply_all(engine, origin, vec![change]).await;
+        if resp.status.code != status::success().code {
+            return resp;
+        }
+    }
+    if !wants_grants || user.grants.is_empty() {
+        return TPipeTransferResp::new(status::success(), None);
+    }
+    let what = if wants_user {
+        format!("The user {name} was applied; its grants are not")
+    } else {
+        format!("The grants of the user {name} are not applied")
+    };
+    pipe_status(
+        StatusCode::PipeReceiverUserConflict,
+        format!(
+            "{what} (Duet has no privileges): {}.",
+            user.grants.join(", ")
+        ),
+    )
 }
 
 /// Whether the pipe's pattern matches every path a TTL rule covers: the same pattern, or a

@@ -4,7 +4,7 @@
 //! compressors, aligned devices) and template activations it describes appear on Duet as the seal's
 //! type list and path pattern select them; a truncated or unsupported snapshot is refused whole.
 //! Likewise the ConfigNode's snapshots (201/202): databases, device templates and their set paths,
-//! and TTL rules. Issue 10.
+//! TTL rules, and users with the password hash IoTDB stores. Issue 10.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,7 +13,9 @@ use std::time::Duration;
 use duet_proto::client::{Client, ClientOptions, Connection};
 use duet_proto::codec::Protocol;
 use duet_proto::t;
-use duet_testkit::iotdb_wire::{self, data_type as dt, request_type as rt, ConfigMNode, MTreeNode};
+use duet_testkit::iotdb_wire::{
+    self, data_type as dt, request_type as rt, ConfigMNode, MTreeNode, UserGrants,
+};
 use duet_testkit::query::rows;
 use duet_testkit::Duetd;
 
@@ -430,6 +432,7 @@ async fn send_config_snapshot(
 const SCHEMA: u8 = 4;
 const TTL: u8 = 5;
 const USER: u8 = 1;
+const ROLE: u8 = 2;
 
 /// root { ln { sg1 { d (template 1 set) } }, top }
 fn config_tree() -> Vec<ConfigMNode> {
@@ -561,20 +564,157 @@ fn a_confignode_snapshot_creates_databases_templates_set_paths_and_ttls() {
             .unwrap()
             .iter()
             .all(|r| r[0] != "root.**"));
+    });
+}
 
-        // Users are not applied from a snapshot; the answer names the kind.
+/// Whether `user` can log in with `password` through a real client session.
+async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
+    Client::connect(&ClientOptions {
+        user: user.into(),
+        password: password.into(),
+        ..options(server)
+    })
+    .await
+    .is_ok()
+}
+
+/// IoTDB's stored form of a password (`new String(md5(utf8), "utf-8")`), from the hex of its UTF-8
+/// bytes as OpenJDK 17 computes it.
+fn iotdb_hash(hex: &str) -> String {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// The USER kind of a ConfigNode snapshot, one user's file per seal as IoTDB's sender sends its
+/// existing users: each layout (version 2 with session limits, version 1, IoTDB 1.3's) gives a user
+/// who logs in with its IoTDB password and no other; a truncated file is refused whole; grants are
+/// named (Duet has none); a user that exists here takes the snapshot's password, as from plan 638;
+/// root is never taken; roles are still refused by name.
+#[test]
+fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // OpenJDK 17's IoTDB hashes of "bob_pw22", "secret1" and "IoTDB@2011".
+    let bob_hash = iotdb_hash("efbfbd20efbfbd31efbfbd79efbfbd551aefbfbd18efbfbd0aefbfbd1d");
+    let secret_hash = iotdb_hash("efbfbd2defbfbdefbfbd59efbfbdefbfbd11775936efbfbddfbb7929");
+    let iotdb_default_hash =
+        iotdb_hash("efbfbdefbfbdefbfbdefbfbd2c1cefbfbdefbfbd2c1c751c325c42efbfbd");
+    rt.block_on(async {
+        let mut sender = iotdb_sender(&server).await;
+        let grants = UserGrants {
+            system: 0x0001_0001,
+            paths: vec![("root.sg.**", 0b11)],
+            any: 0,
+            databases: vec![("db1", 1, vec![("t1", 2)])],
+        };
+        let bob = iotdb_wire::user_file_v2(10_000, "bob", &bob_hash, (-1, 0), &grants);
+
+        // Truncated: refused whole, nothing applied.
         let status = send_config_snapshot(
             &mut sender,
-            &[(
-                "alice.profile",
-                vec![0, 0, 0, 5, b'a', b'l', b'i', b'c', b'e'],
-            )],
+            &[("10000.profile", bob[..bob.len() - 2].to_vec())],
+            USER,
+            "root.**",
+            "638,626",
+        )
+        .await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        assert!(status
+            .message
+            .unwrap_or_default()
+            .contains("nothing of it was applied"));
+        assert!(!logs_in(&server, "bob", "bob_pw22").await);
+
+        // Whole, with the grant types asked for: the user applies, its grants are named.
+        let status = send_config_snapshot(
+            &mut sender,
+            &[("10000.profile", bob.clone())],
+            USER,
+            "root.**",
+            "638,626",
+        )
+        .await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(
+            message.contains("bob was applied") && message.contains("privileges on root.sg.**"),
+            "{message}"
+        );
+        assert!(logs_in(&server, "bob", "bob_pw22").await);
+        assert!(!logs_in(&server, "bob", "bob_pw2").await);
+
+        // Version 1 and IoTDB 1.3's layout, without grants and only 638 asked for: 200.
+        let carol = iotdb_wire::user_file_v1("carol", &secret_hash, &UserGrants::default());
+        let dave = iotdb_wire::user_file_iotdb13("dave", &iotdb_default_hash, 0, &[]);
+        for (file, user) in [("carol.profile", carol), ("dave.profile", dave)] {
+            let status =
+                send_config_snapshot(&mut sender, &[(file, user)], USER, "root.**", "638").await;
+            assert_eq!(status.code, 200, "{file}: {status:?}");
+        }
+        assert!(logs_in(&server, "carol", "secret1").await);
+        assert!(!logs_in(&server, "carol", "secret2").await);
+        assert!(logs_in(&server, "dave", "IoTDB@2011").await);
+        assert!(!logs_in(&server, "dave", "root").await);
+
+        // A user that exists here takes the snapshot's password (as from plan 638).
+        let mut client = Client::connect(&options(&server)).await.unwrap();
+        client
+            .execute_update("create user erin 'erin_local1'")
+            .await
+            .unwrap();
+        assert!(logs_in(&server, "erin", "erin_local1").await);
+        let erin = iotdb_wire::user_file_v2(10_001, "erin", &secret_hash, (-1, 0), &grants);
+        let status = send_config_snapshot(
+            &mut sender,
+            &[("10001.profile", erin)],
             USER,
             "root.**",
             "638",
         )
         .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert!(logs_in(&server, "erin", "secret1").await);
+        assert!(!logs_in(&server, "erin", "erin_local1").await);
+
+        // Root is never taken from a snapshot.
+        let root = iotdb_wire::user_file_v2(0, "root", &secret_hash, (-1, 0), &grants);
+        let status =
+            send_config_snapshot(&mut sender, &[("0.profile", root)], USER, "root.**", "638").await;
+        assert_eq!(status.code, 1809, "{status:?}");
+        assert!(logs_in(&server, "root", "root").await);
+        assert!(!logs_in(&server, "root", "secret1").await);
+
+        // A user file version Duet does not read is refused by name.
+        let status = send_config_snapshot(
+            &mut sender,
+            &[("frank.profile", vec![0, 0, 0, 5, b'f', b'r'])],
+            USER,
+            "root.**",
+            "638",
+        )
+        .await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        assert!(status
+            .message
+            .unwrap_or_default()
+            .contains("format version 5"));
+
+        // Roles: not applied, the answer names the kind.
+        let status = send_config_snapshot(
+            &mut sender,
+            &[(
+                "ops.profile",
+                vec![0, 0, 0, 1, 0, 0, 0, 3, b'o', b'p', b's'],
+            )],
+            ROLE,
+            "root.**",
+            "622",
+        )
+        .await;
         assert_eq!(status.code, 1810, "{status:?}");
-        assert!(status.message.unwrap_or_default().contains("USER"));
+        assert!(status.message.unwrap_or_default().contains("ROLE"));
     });
 }

@@ -791,6 +791,80 @@ pub fn ttl_snapshot(rules: &[(&str, i64)]) -> Vec<u8> {
     b.0
 }
 
+/// What a user file grants: the system mask, (path, mask) pairs, the any-scope mask and (database,
+/// mask, (table, mask) pairs) — masks with the grant-option bits in the high 16.
+#[derive(Debug, Clone, Default)]
+pub struct UserGrants<'a> {
+    pub system: i32,
+    pub paths: Vec<(&'a str, i32)>,
+    pub any: i32,
+    pub databases: Vec<DatabaseGrant<'a>>,
+}
+
+/// A database's privileges in a user file: its name, its mask, and (table, mask) pairs.
+pub type DatabaseGrant<'a> = (&'a str, i32, Vec<(&'a str, i32)>);
+
+/// `LocalFileRoleAccessor.savePrivileges`: the system mask, the path count and pairs, the any-scope
+/// mask, the database count and per database its name, mask, table count and (table, mask) pairs.
+fn privilege_section(b: &mut Bytes, grants: &UserGrants<'_>) {
+    b.i32(grants.system).len_of(grants.paths.len());
+    for (path, mask) in &grants.paths {
+        b.string(Some(path)).i32(*mask);
+    }
+    b.i32(grants.any).len_of(grants.databases.len());
+    for (database, mask, tables) in &grants.databases {
+        b.string(Some(database)).i32(*mask).len_of(tables.len());
+        for (table, mask) in tables {
+            b.string(Some(table)).i32(*mask);
+        }
+    }
+}
+
+/// A user file as IoTDB 1.3 wrote it (`saveUserOldVersion`): minus the name's byte length, the name,
+/// the password hash, the system mask, then (path, mask) pairs to the end.
+pub fn user_file_iotdb13(
+    name: &str,
+    password_hash: &str,
+    system: i32,
+    paths: &[(&str, i32)],
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i32(-(name.len() as i32)).raw(name.as_bytes());
+    b.string(Some(password_hash)).i32(system);
+    for (path, mask) in paths {
+        b.string(Some(path)).i32(*mask);
+    }
+    b.0
+}
+
+/// A version-1 user file (IoTDB 2.0): the tag 1, the name, the password hash, the privileges.
+pub fn user_file_v1(name: &str, password_hash: &str, grants: &UserGrants<'_>) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i32(1).string(Some(name)).string(Some(password_hash));
+    privilege_section(&mut b, grants);
+    b.0
+}
+
+/// A version-2 user file (`LocalFileRoleAccessor.saveEntity` with `LocalFileUserAccessor`'s
+/// `saveEntityName` and `saveSessionPerUser`): the tag 2, the user id, the name, the password hash,
+/// the maximum and minimum sessions per user, the privileges.
+pub fn user_file_v2(
+    user_id: i64,
+    name: &str,
+    password_hash: &str,
+    sessions: (i32, i32),
+    grants: &UserGrants<'_>,
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i32(2)
+        .i64(user_id)
+        .string(Some(name))
+        .string(Some(password_hash));
+    b.i32(sessions.0).i32(sessions.1);
+    privilege_section(&mut b, grants);
+    b.0
+}
+
 /// `PipeTransferConfigSnapshotSealReq` (type 202): the files, then the parameters `PathPattern`,
 /// `database_pattern` and `TableName` (null), `tree`, `fileType` (`CNSnapshotFileType`), `Type` and
 /// `authUserName`.
