@@ -415,14 +415,23 @@ async fn aggregation_and_group_by_interval_queries() {
     let (_, columns, _) = v1_rows(connection, resp, 100).await;
     assert_eq!(int64(&columns[0], 0), Some(3));
     assert_eq!(double(&columns[1], 0), Some(1.5 + 2.5 + 3.5 + 4.5));
-    // An aggregation Duet does not compute is a status naming it.
+    // STDDEV is the sample standard deviation (of 1.5 .. 4.5 in steps of 1: sqrt(5/3)).
     agg.aggregations[1] = t::TAggregationType::STDDEV;
+    let resp: t::TSExecuteStatementResp = connection
+        .call("executeAggregationQuery", 1, &agg)
+        .await
+        .unwrap();
+    let (_, columns, _) = v1_rows(connection, resp, 100).await;
+    let stddev = double(&columns[1], 0).unwrap();
+    assert!((stddev - (5.0f64 / 3.0).sqrt()).abs() < 1e-12, "{stddev}");
+    // An aggregation Duet does not compute is a status naming it.
+    agg.aggregations[1] = t::TAggregationType::MODE;
     let resp: t::TSExecuteStatementResp = connection
         .call("executeAggregationQueryV2", 1, &agg)
         .await
         .unwrap();
     assert_ne!(resp.status.code, 200);
-    assert!(resp.status.message.unwrap().contains("STDDEV"));
+    assert!(resp.status.message.unwrap().contains("MODE"));
 
     let group = t::TSGroupByQueryIntervalReq::new(
         0,

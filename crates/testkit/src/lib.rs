@@ -251,10 +251,27 @@ impl Duetd {
         Ok(())
     }
 
-    /// Starts the server again on the same data directory and port.
+    /// Starts the server again on the same data directory and port. While it was down, the kernel
+    /// may have handed its port to another process's outgoing connection (the port was ephemeral):
+    /// the start waits until the port is free, and tries again if it was taken in between.
     pub fn restart(&mut self) -> Result<()> {
         self.stop()?;
-        self.spawn()
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (host, port) = (self.host(), self.port);
+            wait_for("the server's port to be free", START_TIMEOUT, || {
+                std::net::TcpListener::bind((host.as_str(), port))
+                    .ok()
+                    .map(drop)
+            })?;
+            match self.spawn() {
+                Err(e) if attempts < 5 && e.to_string().contains("Address already in use") => {
+                    continue
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Whether the process is still running.
