@@ -287,3 +287,34 @@ async fn an_idle_session_is_closed_after_session_timeout_when_one_is_set() {
     wait_for_log(&server, "session idle for");
     show_version_works(&mut busy).await;
 }
+
+/// The test harness gives servers ports below the kernel's ephemeral range (never handed to an
+/// outgoing connection or another server's port 0) and holds a stopped server's port until its
+/// restart, so a peer's pipe cannot deliver to another test's server that took the port, and the
+/// restart finds its port free. While down, the port refuses connections as a stopped server's would.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_servers_port_is_held_until_its_restart() {
+    let mut server = Duetd::start().unwrap();
+    let port = server.port();
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(port < ephemeral_low, "port {port} is in the ephemeral range");
+    server.stop().unwrap();
+    let bound = std::net::TcpListener::bind(("127.0.0.1", port));
+    assert!(bound.is_err(), "port {port} was free while the server was down");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    server.restart().unwrap();
+    assert_eq!(server.port(), port);
+    let mut client = Client::connect(&options(&server)).await.unwrap();
+    show_version_works(&mut client).await;
+    // After a kill the connections' TIME_WAIT may keep the hold from binding; the port is still
+    // outside the ephemeral range, and the restart gets it back.
+    server.kill().unwrap();
+    server.restart().unwrap();
+    assert_eq!(server.port(), port);
+}

@@ -10,6 +10,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -73,6 +74,11 @@ pub struct Duetd {
     /// Where the server's stderr goes: `duetd.test.log` in the data directory unless started with
     /// [`Duetd::start_in_logging_to`].
     log_file: PathBuf,
+    /// While the server is down, a socket bound (not listening) to its port, so that no other
+    /// test's server or connection takes the port before the restart: a peer's pipe would then
+    /// deliver to a stranger, and the restart would fail with "Address already in use". Connections
+    /// to it are refused, as to a stopped server.
+    port_hold: Option<socket2::Socket>,
 }
 
 impl Duetd {
@@ -91,8 +97,9 @@ impl Duetd {
             _temp: Some(temp),
             port: options.port,
             options,
+            port_hold: None,
         };
-        server.spawn()?;
+        server.first_spawn()?;
         Ok(server)
     }
 
@@ -115,8 +122,9 @@ impl Duetd {
             port: options.port,
             options,
             log_file: log_file.to_path_buf(),
+            port_hold: None,
         };
-        server.spawn()?;
+        server.first_spawn()?;
         Ok(server)
     }
 
@@ -124,7 +132,47 @@ impl Duetd {
         self.data_dir.join("duetd.addr")
     }
 
+    /// Starts the server the first time. Without a port asked for, it gets one below the kernel's
+    /// ephemeral range, which the kernel never hands to an outgoing connection or to another
+    /// server's port 0: a restarted server then finds its port free, and a peer's pipe that outlived
+    /// its stop cannot reach another test's server on it.
+    fn first_spawn(&mut self) -> Result<()> {
+        if self.options.port != 0 {
+            return self.spawn();
+        }
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            self.port = pick_port(&self.host());
+            match self.spawn() {
+                Err(e) if attempts < 5 && e.to_string().contains("Address already in use") => {
+                    continue
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Holds the server's port while it is down (best effort).
+    fn hold_port(&mut self) {
+        let Ok(addr) = format!("{}:{}", self.host(), self.port).parse::<std::net::SocketAddr>()
+        else {
+            return;
+        };
+        if self.port == 0 {
+            return;
+        }
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        );
+        self.port_hold = socket.ok().filter(|s| s.bind(&addr.into()).is_ok());
+    }
+
     fn spawn(&mut self) -> Result<()> {
+        // The port is let go just before the server binds it again.
+        self.port_hold = None;
         let _ = std::fs::remove_file(self.addr_file());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -206,6 +254,7 @@ impl Duetd {
             let pid = i32::try_from(child.id())?;
             signal(pid, "TERM")?;
             let status = wait_exit(&mut child, Duration::from_secs(30))?;
+            self.hold_port();
             if !status.success() {
                 bail!("duetd exited with {status} after SIGTERM:\n{}", self.log());
             }
@@ -222,7 +271,9 @@ impl Duetd {
         let started = Instant::now();
         let pid = i32::try_from(child.id())?;
         signal(pid, "TERM")?;
-        match wait_exit(&mut child, timeout) {
+        let exit = wait_exit(&mut child, timeout);
+        self.hold_port();
+        match exit {
             Ok(status) if status.success() => Ok(started.elapsed()),
             Ok(status) => bail!("duetd exited with {status} after SIGTERM"),
             Err(_) => {
@@ -247,6 +298,7 @@ impl Duetd {
         if let Some(mut child) = self.child.take() {
             child.kill()?;
             child.wait()?;
+            self.hold_port();
         }
         Ok(())
     }
@@ -259,12 +311,14 @@ impl Duetd {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (host, port) = (self.host(), self.port);
-            wait_for("the server's port to be free", START_TIMEOUT, || {
-                std::net::TcpListener::bind((host.as_str(), port))
-                    .ok()
-                    .map(drop)
-            })?;
+            if self.port_hold.is_none() {
+                let (host, port) = (self.host(), self.port);
+                wait_for("the server's port to be free", START_TIMEOUT, || {
+                    std::net::TcpListener::bind((host.as_str(), port))
+                        .ok()
+                        .map(drop)
+                })?;
+            }
             match self.spawn() {
                 Err(e) if attempts < 5 && e.to_string().contains("Address already in use") => {
                     continue
@@ -299,6 +353,39 @@ fn signal(pid: i32, name: &str) -> Result<()> {
         bail!("kill -{name} {pid} failed");
     }
     Ok(())
+}
+
+/// A free port below the kernel's ephemeral range (`ip_local_port_range`), or 0 (the server then
+/// picks an ephemeral one) if none is found.
+fn pick_port(host: &str) -> u16 {
+    static PICKS: AtomicU64 = AtomicU64::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low);
+    if high <= low {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut state = u64::from(nanos)
+        ^ (u64::from(std::process::id()) << 32)
+        ^ PICKS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..200 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let span = u64::from(high - low);
+        let port = low + u16::try_from((state >> 33) % span).unwrap_or(0);
+        if std::net::TcpListener::bind((host, port)).is_ok() {
+            return port;
+        }
+    }
+    0
 }
 
 impl Drop for Duetd {
