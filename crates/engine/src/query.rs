@@ -54,26 +54,63 @@ use crate::{Engine, EngineError, Result};
 /// The engine reference a page source needs; sources outlive the statement call, so they hold an `Arc`.
 pub type EngineRef = Arc<Engine>;
 
+/// A time constant as `WHERE` bounds read it; `None` for an expression that is not one.
+fn time_constant(engine: &Engine, ctx: &SessionContext, e: &Expr) -> Result<Option<i64>> {
+    Ok(match e {
+        Expr::Literal(Literal::Integer(s)) => s.parse::<i64>().ok(),
+        e if e.is_date_expression() => engine.date_expression(ctx, e)?,
+        Expr::Literal(Literal::String(s)) => engine.parse_datetime(ctx, s).ok(),
+        Expr::Unary {
+            op: UnaryOp::Neg,
+            expr,
+        } => match expr.as_ref() {
+            // In 128 bits, so that -9223372036854775808 (whose digits overflow i64) works.
+            Expr::Literal(Literal::Integer(s)) => {
+                s.parse::<i128>().ok().and_then(|v| i64::try_from(-v).ok())
+            }
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// Whether the time range of `expr` ([`time_bounds`]) says all it says: a conjunction of
+/// comparisons of time with constants. Such a condition is applied as the scanned range only, not
+/// evaluated again on every row.
+fn is_time_range(engine: &Engine, ctx: &SessionContext, expr: &Expr) -> Result<bool> {
+    Ok(match expr {
+        Expr::Binary {
+            left,
+            op: BinaryOp::And,
+            right,
+        } => is_time_range(engine, ctx, left)? && is_time_range(engine, ctx, right)?,
+        Expr::Binary {
+            left,
+            op: BinaryOp::Eq | BinaryOp::Gt | BinaryOp::GtEq | BinaryOp::Lt | BinaryOp::LtEq,
+            right,
+        } => match (left.as_ref(), right.as_ref()) {
+            (Expr::Time, other) | (other, Expr::Time) => {
+                time_constant(engine, ctx, other)?.is_some()
+            }
+            _ => false,
+        },
+        Expr::Between {
+            expr,
+            low,
+            high,
+            negated: false,
+        } => {
+            matches!(expr.as_ref(), Expr::Time)
+                && time_constant(engine, ctx, low)?.is_some()
+                && time_constant(engine, ctx, high)?.is_some()
+        }
+        _ => false,
+    })
+}
+
 /// The time range `[lo, hi]` implied by the conjuncts of `expr` that compare time with a constant.
 fn time_bounds(engine: &Engine, ctx: &SessionContext, expr: &Expr) -> Result<(i64, i64)> {
-    let constant = |e: &Expr| -> Result<Option<i64>> {
-        Ok(match e {
-            Expr::Literal(Literal::Integer(s)) => s.parse::<i64>().ok(),
-            e if e.is_date_expression() => engine.date_expression(ctx, e)?,
-            Expr::Literal(Literal::String(s)) => engine.parse_datetime(ctx, s).ok(),
-            Expr::Unary {
-                op: UnaryOp::Neg,
-                expr,
-            } => match expr.as_ref() {
-                // In 128 bits, so that -9223372036854775808 (whose digits overflow i64) works.
-                Expr::Literal(Literal::Integer(s)) => {
-                    s.parse::<i128>().ok().and_then(|v| i64::try_from(-v).ok())
-                }
-                _ => None,
-            },
-            _ => None,
-        })
-    };
+    let constant = |e: &Expr| time_constant(engine, ctx, e);
     let (mut lo, mut hi) = (i64::MIN, i64::MAX);
     match expr {
         Expr::Binary {
@@ -359,10 +396,10 @@ pub fn execute(
     }
     let n_output_series = series.len();
     let predicate = match &select.condition {
-        Some(c) => Some(bind(engine, ctx, c, &mut |p| {
+        Some(c) if !is_time_range(engine, ctx, c)? => Some(bind(engine, ctx, c, &mut |p| {
             resolve_series(engine, &select.from, p, &mut series, &mut index)
         })?),
-        None => None,
+        _ => None,
     };
     drop(index);
     let descending = select.order_by_time_desc;
@@ -761,10 +798,10 @@ fn aggregate_by_time(
     }
     let n_output_series = series.len();
     let predicate = match &select.condition {
-        Some(c) => Some(bind(engine, ctx, c, &mut |p| {
+        Some(c) if !is_time_range(engine, ctx, c)? => Some(bind(engine, ctx, c, &mut |p| {
             resolve_series(engine, &select.from, p, &mut series, &mut index)
         })?),
-        None => None,
+        _ => None,
     };
     drop(index);
     let part = AggPart {
@@ -1116,10 +1153,12 @@ impl DevicePlan {
             }
             let n_outputs = series.len();
             let predicate = match &self.condition {
-                Some(c) => Some(bind(&self.engine, &self.ctx, c, &mut |p| {
-                    resolve_in_device(&device, &ms, p, &mut series)
-                })?),
-                None => None,
+                Some(c) if !is_time_range(&self.engine, &self.ctx, c)? => {
+                    Some(bind(&self.engine, &self.ctx, c, &mut |p| {
+                        resolve_in_device(&device, &ms, p, &mut series)
+                    })?)
+                }
+                _ => None,
             };
             return Ok(Some(DeviceSeries {
                 device,

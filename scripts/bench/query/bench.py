@@ -8,8 +8,10 @@ each query's result on every engine so a reader can see they agree.
 """
 
 import io
+import json
 import os
 import statistics
+import subprocess
 import time
 
 import duckdb
@@ -158,6 +160,40 @@ def duckdb_query(con, sql):
     return lambda: con.execute(sql).fetchall()
 
 
+RAW_POINTS = min(1_000_000, ROWS)
+RAW_DUET = f"select s0 from root.bench.d where time < {RAW_POINTS * STEP_MS}"
+RAW_SQL = f"select time, s0 from bench where time < {RAW_POINTS * STEP_MS}"
+
+
+def raw_duet():
+    """Duet's raw fetch through its Rust client (the example prints median/min/max as JSON)."""
+    out = subprocess.run(
+        [os.environ["RAW_FETCH_BIN"], str(DUET_PORT), RAW_DUET, str(REPEATS)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    r = json.loads(out)
+    return r["median_ms"], r["min_ms"], r["max_ms"], r["points"]
+
+
+def raw_pg():
+    """PostgreSQL's raw fetch through psql's COPY (C, text protocol) to /dev/null, process included."""
+    cmd = [os.environ["PSQL_BIN"], "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-d", "postgres",
+           "-qAtc", f"copy ({RAW_SQL}) to stdout"]
+
+    def run():
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        return RAW_POINTS
+
+    return timed(run)
+
+
+def raw_duckdb(con):
+    def run():
+        return len(con.execute(RAW_SQL).fetchnumpy()["s0"])
+
+    return timed(run)
+
+
 def short(result):
     text = repr(result[:2]) if isinstance(result, list) else repr(result)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -176,10 +212,13 @@ def main():
 
     rows = []
     memtable = [timed(duet_query(session, q[1])) for q in QUERIES]
+    raw_memtable = raw_duet()
     session.execute_non_query_statement("flush")
     flushed = [timed(duet_query(session, q[1])) for q in QUERIES]
+    raw_flushed = raw_duet()
     postgres = [timed(pg_query(pg, q[2])) for q in QUERIES]
     ducks = [timed(duckdb_query(duck, q[2])) for q in QUERIES]
+    raw_row = (f"raw fetch of {RAW_POINTS:,} points", raw_flushed, raw_memtable, raw_pg(), raw_duckdb(duck))
     for i, q in enumerate(QUERIES):
         rows.append((q[0], flushed[i], memtable[i], postgres[i], ducks[i]))
     session.close()
@@ -204,6 +243,20 @@ def main():
     for label, f, m, p, d in rows:
         ratio = f[0] / p[0] if p[0] > 0 else float("nan")
         lines.append(f"| {label} | {cell(f)} | {cell(m)} | {cell(p)} | {cell(d)} | {ratio:.2f} |")
+    label, f, m, p, d = raw_row
+    ratio = f[0] / p[0] if p[0] > 0 else float("nan")
+    lines += [
+        "",
+        "Raw fetch, outside the geometric mean (each engine through its own native client: Duet's Rust "
+        "client, `psql` COPY to /dev/null including its start-up, DuckDB's `fetchnumpy`):",
+        "",
+        "| query | Duet flushed | Duet in memtable | PostgreSQL | DuckDB | Duet flushed / PostgreSQL |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| {label} | {cell(f)} | {cell(m)} | {cell(p)} | {cell(d)} | {ratio:.2f} |",
+        "",
+        f"Duet's raw fetch, flushed: {RAW_POINTS / (f[0] / 1000) / 1e6:.1f} M points/s "
+        "(issue 11's target: ≥ 10 M points/s).",
+    ]
     lines += [
         "",
         f"Geometric mean of Duet flushed / PostgreSQL: **{geo:.2f}** (issue 11's target: ≤ 0.25).",

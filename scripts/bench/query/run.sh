@@ -9,6 +9,8 @@
 # and again after FLUSH (Parquet) — and writes medians and min–max to scripts/bench/query/last-report.md.
 # Parameters (environment, defaults in brackets): ROWS [2000000] rows of COLUMNS [10] DOUBLE series, one
 # row per second; REPEATS [5]; PG_BIN [/usr/lib/postgresql/15/bin]; SKIP_DUETD_BUILD [0]; KEEP_WORK_DIR [0].
+# The raw fetch of 1 M points is measured apart from the Python queries: Duet through its own Rust client
+# (crates/cli/examples/raw_fetch.rs), PostgreSQL through psql's COPY to /dev/null, DuckDB's fetchnumpy.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,6 +33,9 @@ else
     say "building duetd (cargo build --release -p duet-server)"
     (cd "$ROOT" && cargo build --release -p duet-server) || die "duetd build failed"
 fi
+say "building the raw-fetch client (cargo build --release -p duet-cli --example raw_fetch)"
+(cd "$ROOT" && cargo build --release -p duet-cli --example raw_fetch) || die "raw_fetch build failed"
+RAW_FETCH_BIN="$TARGET_DIR/release/examples/raw_fetch"
 DUETD_BIN="$TARGET_DIR/release/duetd"
 [ -x "$DUETD_BIN" ] || die "no duetd binary at $DUETD_BIN"
 
@@ -89,5 +94,5 @@ DUET_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then DUET_REV="$DUET_REV+dirty"; fi
 say "loading and querying (work dir $WORK_DIR)"
 DUET_PORT="$DUET_PORT" PG_PORT="$PG_PORT" DUET_REV="$DUET_REV" REPORT_PATH="$HERE/last-report.md" \
-    "$VENV/bin/python" "$HERE/bench.py"
+    RAW_FETCH_BIN="$RAW_FETCH_BIN" PSQL_BIN="$PG_BIN/psql" "$VENV/bin/python" "$HERE/bench.py"
 say "done; report in $HERE/last-report.md"

@@ -129,8 +129,13 @@ pub(crate) struct PageBuilder {
     bytes: usize,
     max_rows: usize,
     max_bytes: usize,
+    /// What the page's rows cost so far (the reservation may be ahead of it by `CHARGE_STEP`).
+    charged: usize,
     reservation: Reservation,
 }
+
+/// How far ahead of a page's rows its reservation is grown.
+const CHARGE_STEP: usize = 64 * 1024;
 
 impl PageBuilder {
     /// A page of `types` columns; it takes at most half of the budget still available, so the state
@@ -149,6 +154,7 @@ impl PageBuilder {
             bytes: overhead,
             max_rows: max_rows.max(1),
             max_bytes: max_bytes.min(control.available() / 2),
+            charged: overhead,
             reservation: control.reserve(overhead, "a result page")?,
         })
     }
@@ -176,8 +182,15 @@ impl PageBuilder {
     /// Adds a row of `bytes` (from [`row_bytes`]); memory is charged at twice the encoded size
     /// (per-cell null flags and vector headers).
     pub(crate) fn push(&mut self, time: i64, cells: &[Val], bytes: usize) -> Result<()> {
-        let charged = self.reservation.bytes() + 2 * bytes;
-        self.reservation.resize(charged, "a result page")?;
+        self.charged = self.charged.saturating_add(2 * bytes);
+        if self.charged > self.reservation.bytes() {
+            // Charged ahead in steps, not per row (each charge is an atomic update shared by the
+            // query); exactly what is needed if the step does not fit the budget.
+            let ahead = self.charged.saturating_add(CHARGE_STEP);
+            if self.reservation.resize(ahead, "a result page").is_err() {
+                self.reservation.resize(self.charged, "a result page")?;
+            }
+        }
         self.bytes += bytes;
         self.times.push(time);
         for (b, v) in self.columns.iter_mut().zip(cells) {
