@@ -50,33 +50,37 @@ pub fn extreme_beats(candidate: f64, current: f64) -> bool {
     candidate.abs() > current.abs() || (candidate.abs() == current.abs() && candidate > current)
 }
 
-/// Folds values in time order into min, max, extreme (as positions) and sum; `None` for no values.
-struct Fold {
-    min: usize,
-    max: usize,
-    extreme: usize,
-    sum: f64,
-    mean: f64,
-    m2: f64,
+/// What one pass over values in time order finds: the positions of the minimum, maximum and (numbers
+/// only) extreme value, and (numbers only) their sum and Welford's mean and sum of squared deviations.
+/// The rules are a query's, point by point: the first of equal values wins, and a NaN never
+/// replaces anything (so one first stays).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Folded {
+    pub min: usize,
+    pub max: usize,
+    pub extreme: Option<usize>,
+    pub sum: f64,
+    pub mean: f64,
+    pub m2: f64,
 }
 
-fn fold<T: Copy + PartialOrd>(values: &[T], as_f64: impl Fn(T) -> f64) -> Option<Fold> {
+/// Folds `values`; `number` converts a value to f64 for the numeric results (`None` for booleans,
+/// which get no extreme, sum or moments). `None` for no values.
+pub fn fold<T: Copy + PartialOrd>(
+    values: &[T],
+    number: Option<&dyn Fn(T) -> f64>,
+) -> Option<Folded> {
     let first = *values.first()?;
-    let mut f = Fold {
+    let (mut min, mut max) = (first, first);
+    let mut f = Folded {
         min: 0,
         max: 0,
-        extreme: 0,
+        extreme: number.map(|_| 0),
         sum: 0.0,
         mean: 0.0,
         m2: 0.0,
     };
-    let (mut min, mut max, mut extreme) = (first, first, as_f64(first));
     for (i, v) in values.iter().copied().enumerate() {
-        let x = as_f64(v);
-        f.sum += x;
-        let delta = x - f.mean;
-        f.mean += delta / (i + 1) as f64;
-        f.m2 += delta * (x - f.mean);
         if v < min {
             min = v;
             f.min = i;
@@ -85,9 +89,19 @@ fn fold<T: Copy + PartialOrd>(values: &[T], as_f64: impl Fn(T) -> f64) -> Option
             max = v;
             f.max = i;
         }
-        if i > 0 && extreme_beats(x, extreme) {
-            extreme = x;
-            f.extreme = i;
+    }
+    if let Some(to_f64) = number {
+        let mut extreme = to_f64(first);
+        for (i, v) in values.iter().copied().enumerate() {
+            let x = to_f64(v);
+            f.sum += x;
+            let delta = x - f.mean;
+            f.mean += delta / (i + 1) as f64;
+            f.m2 += delta * (x - f.mean);
+            if i > 0 && extreme_beats(x, extreme) {
+                extreme = x;
+                f.extreme = Some(i);
+            }
         }
     }
     Some(f)
@@ -109,30 +123,21 @@ fn value_at(values: &ColumnValues, row: usize) -> Option<StatValue> {
 /// bytes, any float is not finite, the sum overflows, or there are no points: such a file is always
 /// scanned.
 pub fn summarize(data_type: DataType, times: &[i64], values: &ColumnValues) -> Option<SeriesStats> {
-    let finite = |x: f64| x.is_finite();
     let folded = match values {
-        ColumnValues::Boolean(v) => {
-            let f = fold(v, |b| f64::from(u8::from(b)))?;
-            Fold {
-                sum: 0.0,
-                mean: 0.0,
-                m2: 0.0,
-                ..f
-            }
-        }
-        ColumnValues::Int32(v) => fold(v, f64::from)?,
-        ColumnValues::Int64(v) => fold(v, |x| x as f64)?,
+        ColumnValues::Boolean(v) => fold(v, None)?,
+        ColumnValues::Int32(v) => fold(v, Some(&|x: i32| f64::from(x)))?,
+        ColumnValues::Int64(v) => fold(v, Some(&|x: i64| x as f64))?,
         ColumnValues::Float(v) => {
             if !v.iter().all(|x| x.is_finite()) {
                 return None;
             }
-            fold(v, f64::from)?
+            fold(v, Some(&|x: f32| f64::from(x)))?
         }
         ColumnValues::Double(v) => {
-            if !v.iter().copied().all(finite) {
+            if !v.iter().all(|x| x.is_finite()) {
                 return None;
             }
-            fold(v, |x| x)?
+            fold(v, Some(&|x: f64| x))?
         }
         ColumnValues::Binary(_) => return None,
     };
@@ -153,7 +158,8 @@ pub fn summarize(data_type: DataType, times: &[i64], values: &ColumnValues) -> O
         last: value_at(values, last)?,
         min: value_at(values, folded.min)?,
         max: value_at(values, folded.max)?,
-        extreme: value_at(values, folded.extreme)?,
+        // A boolean has no extreme: its first value stands in (a query never asks for it).
+        extreme: value_at(values, folded.extreme.unwrap_or(0))?,
         moments: Some((folded.mean, folded.m2)),
     })
 }

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use duet_parser::GroupByTime;
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_storage::stats::extreme_beats;
+use duet_storage::stats::{extreme_beats, fold};
 use duet_storage::{SeriesStats, StatValue};
 
 use super::columnar;
@@ -383,56 +383,6 @@ impl Acc {
             AggFn::Extreme => self.extreme.clone().unwrap_or(Val::Null),
         }
     }
-}
-
-/// Positions of the minimum, maximum and (numbers only) extreme of values in time order, and their
-/// sum, with [`Acc::add`]'s rules: the first of equal values wins, a NaN never replaces anything.
-struct Folded {
-    min: usize,
-    max: usize,
-    extreme: Option<usize>,
-    sum: f64,
-    /// Welford's mean and sum of squared deviations (numbers only).
-    mean: f64,
-    m2: f64,
-}
-
-fn fold<T: Copy + PartialOrd>(values: &[T], number: Option<&dyn Fn(T) -> f64>) -> Option<Folded> {
-    let first = *values.first()?;
-    let (mut min, mut max) = (first, first);
-    let mut f = Folded {
-        min: 0,
-        max: 0,
-        extreme: number.map(|_| 0),
-        sum: 0.0,
-        mean: 0.0,
-        m2: 0.0,
-    };
-    for (i, v) in values.iter().copied().enumerate() {
-        if v < min {
-            min = v;
-            f.min = i;
-        }
-        if v > max {
-            max = v;
-            f.max = i;
-        }
-    }
-    if let Some(to_f64) = number {
-        let mut extreme = to_f64(first);
-        for (i, v) in values.iter().copied().enumerate() {
-            let x = to_f64(v);
-            f.sum += x;
-            let delta = x - f.mean;
-            f.mean += delta / (i + 1) as f64;
-            f.m2 += delta * (x - f.mean);
-            if i > 0 && extreme_beats(x, extreme) {
-                extreme = x;
-                f.extreme = Some(i);
-            }
-        }
-    }
-    Some(f)
 }
 
 /// An `i128` that is known to lie within the `i64` range (bounds of a window inside `[start, end]`).
