@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release -p duet-cli --example raw_fetch -- <port> <sql> [repeats]`
 
+use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -44,10 +45,11 @@ async fn main() -> Result<()> {
         samples.first().copied().unwrap_or(0.0),
         samples.last().copied().unwrap_or(0.0),
     );
-    println!(
+    writeln!(
+        std::io::stdout(),
         "{{\"median_ms\": {median:.3}, \"min_ms\": {min:.3}, \"max_ms\": {max:.3}, \"points\": {points}, \"points_per_s\": {:.0}}}",
         points as f64 / (median / 1000.0)
-    );
+    )?;
     client.close().await?;
     Ok(())
 }
