@@ -24,6 +24,7 @@ mod aggregate;
 mod columnar;
 mod expr;
 mod fill;
+mod mode;
 mod page;
 mod scan;
 mod shape;

@@ -78,7 +78,7 @@ impl Lcg {
     }
 }
 
-const FUNCTIONS: [&str; 17] = [
+const FUNCTIONS: [&str; 18] = [
     "count",
     "sum",
     "avg",
@@ -96,6 +96,7 @@ const FUNCTIONS: [&str; 17] = [
     "var_samp",
     "var_pop",
     "time_duration",
+    "mode",
 ];
 
 /// What each function gives over the model's points `(time, value)` in time order, as text in the
@@ -135,7 +136,23 @@ fn expected(points: &[(i64, f64)]) -> Vec<Option<f64>> {
         sample,
         Some(m2 / n),
         Some((last.0 - first.0) as f64),
+        Some(mode(points)),
     ]
+}
+
+/// The most frequent value, the earliest on a tie.
+fn mode(points: &[(i64, f64)]) -> f64 {
+    let mut seen: BTreeMap<u64, (usize, i64, f64)> = BTreeMap::new();
+    for (t, v) in points {
+        let e = seen.entry(v.to_bits()).or_insert((0, *t, *v));
+        e.0 += 1;
+        e.1 = e.1.min(*t);
+    }
+    let best = seen
+        .values()
+        .copied()
+        .reduce(|a, b| if b.0 > a.0 || (b.0 == a.0 && b.1 < a.1) { b } else { a });
+    best.map_or(f64::NAN, |b| b.2)
 }
 
 fn parse(cell: &str) -> Option<f64> {

@@ -13,11 +13,12 @@ use duet_storage::{SeriesStats, StatValue};
 
 use super::columnar;
 use super::expr::{cell, compare, Bound, Val};
+use super::mode::ModeCounts;
 use super::page::{row_bytes, Page, PageBuilder, PageSource};
 use super::scan::{AlignedRows, ScanBudget};
 use super::EngineRef;
 use crate::engine::SessionContext;
-use crate::limits::QueryControlRef;
+use crate::limits::{QueryControlRef, Reservation};
 use crate::schema::SeriesInfo;
 use crate::time::{CalendarDuration, Precision, Zone};
 use crate::{Engine, EngineError, Result};
@@ -51,6 +52,8 @@ pub(crate) enum AggFn {
     VarPop,
     /// `max_time - min_time`.
     TimeDuration,
+    /// The most frequent value, the earliest on a tie (`mode.rs`).
+    Mode,
 }
 
 impl AggFn {
@@ -73,6 +76,7 @@ impl AggFn {
             "VAR_SAMP" => AggFn::VarSamp,
             "VAR_POP" => AggFn::VarPop,
             "TIME_DURATION" => AggFn::TimeDuration,
+            "MODE" => AggFn::Mode,
             other => {
                 return Err(EngineError::Unsupported(format!(
                     "aggregation function {other} is not supported"
@@ -106,7 +110,7 @@ impl AggFn {
             {
                 input
             }
-            AggFn::FirstValue | AggFn::LastValue => input,
+            AggFn::FirstValue | AggFn::LastValue | AggFn::Mode => input,
             _ => {
                 return Err(EngineError::Semantic(format!(
                     "Aggregate functions [{}] only support numeric data types",
@@ -135,6 +139,7 @@ impl AggFn {
             AggFn::VarSamp => "var_samp",
             AggFn::VarPop => "var_pop",
             AggFn::TimeDuration => "time_duration",
+            AggFn::Mode => "mode",
         }
     }
 }
@@ -152,11 +157,26 @@ pub(crate) struct Acc {
     /// `VarianceAccumulator`), over `count` values.
     mean: f64,
     m2: f64,
+    /// MODE's counts, kept only for a series some MODE column aggregates.
+    mode: Option<Box<ModeCounts>>,
 }
 
 impl Acc {
-    /// Bytes of text the accumulator holds beyond its own size.
-    fn heap(&self) -> usize {
+    /// An accumulator that also counts values for MODE.
+    pub(crate) fn counting_values() -> Acc {
+        Acc {
+            mode: Some(Box::default()),
+            ..Acc::default()
+        }
+    }
+
+    /// Whether MODE's counts are kept: file summaries cannot stand in for the points then.
+    pub(crate) fn counts_values(&self) -> bool {
+        self.mode.is_some()
+    }
+
+    /// Bytes of text and MODE counts the accumulator holds beyond its own size.
+    pub(crate) fn heap(&self) -> usize {
         let of = |v: &Val| match v {
             Val::Str(s) => s.len(),
             Val::Bytes(b) => b.len(),
@@ -167,11 +187,15 @@ impl Acc {
             + self.min.as_ref().map_or(0, of)
             + self.max.as_ref().map_or(0, of)
             + self.extreme.as_ref().map_or(0, of)
+            + self.mode.as_ref().map_or(0, |m| m.heap())
     }
 
     pub(crate) fn add(&mut self, time: i64, v: &Val) {
         if *v == Val::Null {
             return;
+        }
+        if let Some(mode) = &mut self.mode {
+            mode.add(time, v);
         }
         self.count += 1;
         if let Some(f) = v.as_f64() {
@@ -252,7 +276,11 @@ impl Acc {
             extreme: f.extreme.map(|i| cell(column, lo + i)),
             mean: f.mean,
             m2: f.m2,
+            mode: None,
         };
+        if let Some(mode) = &mut self.mode {
+            mode.add_column(times, column, range);
+        }
         self.merge(&part);
     }
 
@@ -275,6 +303,7 @@ impl Acc {
             extreme: numeric.then(|| val(stats.extreme)),
             mean: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.0),
             m2: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.1),
+            mode: None,
         };
         self.merge(&part);
     }
@@ -283,6 +312,9 @@ impl Acc {
     /// up (so AVG is the merged sum over the merged count), FIRST/LAST go by time (the earlier series on
     /// a tie), MIN/MAX/EXTREME by value.
     pub(crate) fn merge(&mut self, other: &Acc) {
+        if let Some(counts) = &other.mode {
+            self.mode.get_or_insert_with(Box::default).merge(counts);
+        }
         self.merge_moments(other.count, other.mean, other.m2);
         self.count += other.count;
         self.sum += other.sum;
@@ -381,6 +413,7 @@ impl Acc {
                 .map(|(t, _)| Val::Int(*t))
                 .unwrap_or(Val::Null),
             AggFn::Extreme => self.extreme.clone().unwrap_or(Val::Null),
+            AggFn::Mode => self.mode.as_ref().map_or(Val::Null, |m| m.result()),
         }
     }
 }
@@ -611,6 +644,27 @@ fn calendar_count(
     Ok(lo)
 }
 
+/// The budget charge of a page's accumulators: their fixed size and what text values and MODE
+/// counts add to it as points come in.
+pub(crate) struct StateMemory {
+    held: Reservation,
+    base: usize,
+    extra: usize,
+}
+
+impl StateMemory {
+    /// Accounts for an accumulator whose heap went from `before` to `after` bytes; fails when the
+    /// query's budget cannot take the growth.
+    pub(crate) fn track(&mut self, before: usize, after: usize) -> Result<()> {
+        if before == after {
+            return Ok(());
+        }
+        self.extra = (self.extra + after).saturating_sub(before);
+        self.held
+            .resize(self.base.saturating_add(self.extra), "aggregation state")
+    }
+}
+
 /// One block of aggregate rows: a whole query, or one device of ALIGN BY DEVICE.
 pub(crate) struct AggPart {
     /// The Device column's value (ALIGN BY DEVICE).
@@ -760,8 +814,23 @@ impl AggSource {
         let wins: Vec<(i64, i64, i64)> = (first_k..past_k).map(|k| self.windows.get(k)).collect();
         let n_acc = part.n_outputs;
         let base = wins.len().saturating_mul(n_acc).saturating_mul(ACC_BYTES);
-        let mut held = self.control.reserve(base, "aggregation state")?;
-        let mut accs: Vec<Vec<Acc>> = vec![vec![Acc::default(); n_acc]; wins.len()];
+        let mut state = StateMemory {
+            held: self.control.reserve(base, "aggregation state")?,
+            base,
+            extra: 0,
+        };
+        // MODE's counts are kept only for the series a MODE column reads.
+        let mut fresh = vec![Acc::default(); n_acc];
+        for column in part.columns.iter().flatten() {
+            if column.function == AggFn::Mode {
+                for s in &column.series {
+                    if let Some(acc) = fresh.get_mut(*s) {
+                        *acc = Acc::counting_values();
+                    }
+                }
+            }
+        }
+        let mut accs: Vec<Vec<Acc>> = vec![fresh; wins.len()];
         let (wlo, whi) = match (wins.first(), wins.last()) {
             (Some(f), Some(l)) => (f.1.max(self.lo), l.2.min(self.hi)),
             _ => (self.lo, self.hi),
@@ -786,6 +855,7 @@ impl AggSource {
                 (wlo, whi),
                 &wins,
                 &mut accs,
+                &mut state,
             )?;
         } else if wlo <= whi && n_acc > 0 && columnar {
             for (i, series) in part.series.iter().enumerate() {
@@ -797,6 +867,7 @@ impl AggSource {
                     &wins,
                     &mut accs,
                     i,
+                    &mut state,
                 )?;
             }
         } else if wlo <= whi && n_acc > 0 {
@@ -810,10 +881,10 @@ impl AggSource {
                 part.predicate.clone(),
                 &budget,
             )?;
-            let track_text = part.series[..n_acc]
+            let track = part.series[..n_acc]
                 .iter()
-                .any(|s| matches!(s.data_type.physical(), DataType::Text));
-            let mut text = 0usize;
+                .any(|s| matches!(s.data_type.physical(), DataType::Text))
+                || accs.first().is_some_and(|a| a.iter().any(Acc::counts_values));
             // The first window whose end is not before the current time; windows are ordered by
             // both start and end, so those containing a time are a run from here.
             let mut first = 0usize;
@@ -825,19 +896,16 @@ impl AggSource {
                 while k < wins.len() && wins[k].1 <= time {
                     if time <= wins[k].2 {
                         for (acc, v) in accs[k].iter_mut().zip(&row) {
-                            if track_text {
+                            if track {
                                 let before = acc.heap();
                                 acc.add(time, v);
-                                text = text - before + acc.heap();
+                                state.track(before, acc.heap())?;
                             } else {
                                 acc.add(time, v);
                             }
                         }
                     }
                     k += 1;
-                }
-                if track_text {
-                    held.resize(base + text, "aggregation state")?;
                 }
             }
         }
