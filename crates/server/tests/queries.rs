@@ -290,13 +290,19 @@ async fn modes_counts_of_distinct_values_are_charged_to_the_budget() {
     ] {
         let (code, message) = status_code(rows(&mut client, sql).await);
         assert_eq!(code, 719, "{sql}: {message}");
-        assert!(message.contains("query_memory_bytes = 1048576"), "{message}");
+        assert!(
+            message.contains("query_memory_bytes = 1048576"),
+            "{message}"
+        );
     }
     // Fewer distinct values fit: every value occurs once, so the earliest is the mode.
     assert_eq!(
-        rows(&mut client, "select mode(s) from root.mode.d where time >= 40000 and time < 41000")
-            .await
-            .unwrap(),
+        rows(
+            &mut client,
+            "select mode(s) from root.mode.d where time >= 40000 and time < 41000"
+        )
+        .await
+        .unwrap(),
         vec![vec!["40000".to_string()]]
     );
 }

@@ -12,6 +12,7 @@ use duet_storage::stats::{extreme_beats, fold};
 use duet_storage::{SeriesStats, StatValue};
 
 use super::columnar;
+use super::count_if::{CountIfSpec, Runs};
 use super::expr::{cell, compare, Bound, Val};
 use super::mode::ModeCounts;
 use super::page::{row_bytes, Page, PageBuilder, PageSource};
@@ -54,6 +55,8 @@ pub(crate) enum AggFn {
     TimeDuration,
     /// The most frequent value, the earliest on a tie (`mode.rs`).
     Mode,
+    /// Runs of rows where a predicate holds (`count_if.rs`); only from `SelectItem::CountIf`.
+    CountIf,
 }
 
 impl AggFn {
@@ -77,6 +80,11 @@ impl AggFn {
             "VAR_POP" => AggFn::VarPop,
             "TIME_DURATION" => AggFn::TimeDuration,
             "MODE" => AggFn::Mode,
+            "COUNT_IF" => {
+                return Err(EngineError::Unsupported(
+                    "COUNT_IF takes a predicate and a keep condition, as in count_if(s1 = 0 & s2 = 0, 3): write it in a SQL query".into(),
+                ))
+            }
             other => {
                 return Err(EngineError::Unsupported(format!(
                     "aggregation function {other} is not supported"
@@ -91,7 +99,11 @@ impl AggFn {
             DataType::Int32 | DataType::Int64 | DataType::Float | DataType::Double
         );
         Ok(match self {
-            AggFn::Count | AggFn::MinTime | AggFn::MaxTime | AggFn::TimeDuration => DataType::Int64,
+            AggFn::Count
+            | AggFn::MinTime
+            | AggFn::MaxTime
+            | AggFn::TimeDuration
+            | AggFn::CountIf => DataType::Int64,
             AggFn::Sum
             | AggFn::Avg
             | AggFn::Stddev
@@ -140,6 +152,7 @@ impl AggFn {
             AggFn::VarPop => "var_pop",
             AggFn::TimeDuration => "time_duration",
             AggFn::Mode => "mode",
+            AggFn::CountIf => "count_if",
         }
     }
 }
@@ -414,6 +427,8 @@ impl Acc {
                 .unwrap_or(Val::Null),
             AggFn::Extreme => self.extreme.clone().unwrap_or(Val::Null),
             AggFn::Mode => self.mode.as_ref().map_or(Val::Null, |m| m.result()),
+            // Computed from its runs, never from one series' accumulator.
+            AggFn::CountIf => Val::Null,
         }
     }
 }
@@ -452,6 +467,15 @@ pub(crate) enum Windows {
 }
 
 impl Windows {
+    /// Whether windows overlap (a sliding GROUP BY), where a row belongs to several windows.
+    pub(crate) fn overlap(&self) -> bool {
+        match self {
+            Windows::Whole => false,
+            Windows::Grouped { interval, step, .. } => step < interval,
+            Windows::Calendar { interval, step, .. } => step != interval,
+        }
+    }
+
     pub(crate) fn new(
         engine: &Engine,
         ctx: &SessionContext,
@@ -683,6 +707,8 @@ pub(crate) struct AggColumn {
     /// Indices into the part's `series`.
     pub(crate) series: Vec<usize>,
     pub(crate) function: AggFn,
+    /// COUNT_IF's predicate and keep condition (with `function` `CountIf`).
+    pub(crate) count_if: Option<CountIfSpec>,
 }
 
 impl AggColumn {
@@ -842,9 +868,17 @@ impl AggSource {
             .iter()
             .take(n_acc)
             .any(|s| matches!(s.data_type.physical(), DataType::Text));
-        let columnar = part.predicate.is_none() && part.series.len() == n_acc && !text_output;
-        if let (Some(predicate), false, true) =
-            (&part.predicate, text_output, wlo <= whi && n_acc > 0)
+        // COUNT_IF reads rows of several series: the row path.
+        let count_ifs: Vec<&CountIfSpec> = part
+            .columns
+            .iter()
+            .flatten()
+            .filter_map(|c| c.count_if.as_ref())
+            .collect();
+        let mut runs: Vec<Vec<Runs>> = vec![vec![Runs::default(); count_ifs.len()]; wins.len()];
+        let row_path = text_output || !count_ifs.is_empty();
+        let columnar = part.predicate.is_none() && part.series.len() == n_acc && !row_path;
+        if let (Some(predicate), false, true) = (&part.predicate, row_path, wlo <= whi && n_acc > 0)
         {
             columnar::aggregate_filtered(
                 &self.engine,
@@ -884,7 +918,9 @@ impl AggSource {
             let track = part.series[..n_acc]
                 .iter()
                 .any(|s| matches!(s.data_type.physical(), DataType::Text))
-                || accs.first().is_some_and(|a| a.iter().any(Acc::counts_values));
+                || accs
+                    .first()
+                    .is_some_and(|a| a.iter().any(Acc::counts_values));
             // The first window whose end is not before the current time; windows are ordered by
             // both start and end, so those containing a time are a run from here.
             let mut first = 0usize;
@@ -895,6 +931,9 @@ impl AggSource {
                 let mut k = first;
                 while k < wins.len() && wins[k].1 <= time {
                     if time <= wins[k].2 {
+                        for (spec, r) in count_ifs.iter().zip(runs[k].iter_mut()) {
+                            r.add(spec, time, &row);
+                        }
                         for (acc, v) in accs[k].iter_mut().zip(&row) {
                             if track {
                                 let before = acc.heap();
@@ -920,8 +959,17 @@ impl AggSource {
             if let Some(d) = &part.device {
                 cells.push(Val::Str(d.clone()));
             }
+            let mut next_count_if = 0;
             for c in &part.columns {
                 cells.push(match c {
+                    Some(AggColumn {
+                        count_if: Some(spec),
+                        ..
+                    }) => {
+                        let r = runs[i].get(next_count_if).copied().unwrap_or_default();
+                        next_count_if += 1;
+                        r.result(spec)
+                    }
                     Some(column) => column.result(&accs[i]),
                     None => Val::Null,
                 });
@@ -1009,6 +1057,7 @@ mod tests {
         let column = |function| AggColumn {
             series: vec![0, 1, 2],
             function,
+            count_if: None,
         };
         // Series 2 has no points in the window: it changes nothing.
         let accs = [a, b, Acc::default()];
@@ -1029,6 +1078,7 @@ mod tests {
         let none = AggColumn {
             series: vec![0, 1],
             function: AggFn::Avg,
+            count_if: None,
         };
         assert_eq!(none.result(&empty), Val::Null);
     }

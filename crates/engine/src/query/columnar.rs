@@ -64,11 +64,29 @@ pub(crate) fn aggregate_series(
                         }
                     }
                 } else {
-                    scan_into(engine, control, series, (start, end), wins, accs, column, state)?;
+                    scan_into(
+                        engine,
+                        control,
+                        series,
+                        (start, end),
+                        wins,
+                        accs,
+                        column,
+                        state,
+                    )?;
                 }
             }
             SeriesPiece::Scan { start, end } => {
-                scan_into(engine, control, series, (start, end), wins, accs, column, state)?;
+                scan_into(
+                    engine,
+                    control,
+                    series,
+                    (start, end),
+                    wins,
+                    accs,
+                    column,
+                    state,
+                )?;
             }
         }
     }
