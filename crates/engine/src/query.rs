@@ -22,8 +22,10 @@
 
 mod aggregate;
 mod columnar;
+mod count_if;
 mod expr;
 mod fill;
+mod mode;
 mod page;
 mod scan;
 mod shape;
@@ -34,11 +36,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use duet_parser::{
-    BinaryOp, Expr, FillMethod, Literal, Path, PathNode, Select, SelectItem, UnaryOp,
+    BinaryOp, Expr, FillMethod, Keep, Literal, Path, PathNode, Select, SelectItem, UnaryOp,
 };
 use duet_proto::types::{Column, DataType};
 
 use aggregate::{AggColumn, AggFn, AggPart, AggParts, AggSource, Windows};
+use count_if::CountIfSpec;
 use expr::{bind, bind_with, Bound, Reference, Val};
 use fill::{time_bound, Filler};
 use page::{row_bytes, PageBuilder};
@@ -53,6 +56,9 @@ use crate::{Engine, EngineError, Result};
 
 /// The engine reference a page source needs; sources outlive the statement call, so they hold an `Arc`.
 pub type EngineRef = Arc<Engine>;
+
+/// Most columns one COUNT_IF may expand to (one per choice of series for its paths).
+const MAX_COUNT_IF_COLUMNS: usize = 10_000;
 
 /// A time constant as `WHERE` bounds read it; `None` for an expression that is not one.
 fn time_constant(engine: &Engine, ctx: &SessionContext, e: &Expr) -> Result<Option<i64>> {
@@ -287,14 +293,10 @@ pub fn execute(
     control: QueryControlRef,
 ) -> Result<Output> {
     let engine_ref = engine.self_ref()?;
-    let has_agg = select
-        .items
-        .iter()
-        .any(|i| matches!(i, SelectItem::Aggregate { .. }));
-    let has_raw = select
-        .items
-        .iter()
-        .any(|i| !matches!(i, SelectItem::Aggregate { .. }));
+    let is_agg =
+        |i: &SelectItem| matches!(i, SelectItem::Aggregate { .. } | SelectItem::CountIf { .. });
+    let has_agg = select.items.iter().any(is_agg);
+    let has_raw = select.items.iter().any(|i| !is_agg(i));
     if has_agg && has_raw {
         return Err(EngineError::Semantic(
             "Raw data and aggregation hybrid query is not supported.".into(),
@@ -342,6 +344,12 @@ pub fn execute(
                     path,
                     alias,
                 } => (path.clone(), alias.clone(), Some(AggFn::parse(function)?)),
+                // Aggregate queries were routed to `aggregate_by_time` above.
+                SelectItem::CountIf { .. } => {
+                    return Err(EngineError::Semantic(
+                        "COUNT_IF is an aggregation; it cannot be mixed with raw series".into(),
+                    ))
+                }
             };
             let matched = resolve_item(&schema, &select.from, &item_path);
             if alias.is_some() && matched.len() > 1 {
@@ -604,6 +612,9 @@ struct TimeColumn {
     function: AggFn,
     series: Vec<SeriesInfo>,
     data_type: DataType,
+    /// COUNT_IF's predicate (its paths in order of appearance, `series` the ones chosen for them),
+    /// keep condition and null rule.
+    count_if: Option<(Expr, Vec<Path>, Keep, bool)>,
 }
 
 impl TimeColumn {
@@ -614,6 +625,7 @@ impl TimeColumn {
             key,
             function,
             series: vec![s],
+            count_if: None,
         })
     }
 
@@ -651,6 +663,53 @@ fn aggregate_by_time(
     {
         let schema = engine.schema_read()?;
         for item in &select.items {
+            if let SelectItem::CountIf {
+                predicate,
+                keep,
+                ignore_null,
+                alias,
+            } = item
+            {
+                if levels.is_some() {
+                    return Err(EngineError::Unsupported(
+                        "COUNT_IF with GROUP BY LEVEL is not supported yet".into(),
+                    ));
+                }
+                if windows.overlap() {
+                    return Err(EngineError::Semantic(
+                        "COUNT_IF is not supported with a sliding window in GROUP BY".into(),
+                    ));
+                }
+                let paths = count_if::paths_of(predicate)?;
+                let matches: Vec<Vec<SeriesInfo>> = paths
+                    .iter()
+                    .map(|p| resolve_item(&schema, &select.from, p))
+                    .collect();
+                let chosen = count_if::combinations(&matches, MAX_COUNT_IF_COLUMNS)?;
+                if alias.is_some() && chosen.len() > 1 {
+                    return Err(EngineError::Semantic(format!(
+                        "alias '{}' can only be matched with one time series",
+                        alias.clone().unwrap_or_default()
+                    )));
+                }
+                for series in chosen {
+                    let key = count_if::header(predicate, &paths, &series, *keep, *ignore_null);
+                    columns.push(TimeColumn {
+                        name: alias.clone().unwrap_or_else(|| key.clone()),
+                        key,
+                        function: AggFn::CountIf,
+                        series,
+                        data_type: DataType::Int64,
+                        count_if: Some((
+                            predicate.clone(),
+                            paths.clone(),
+                            *keep,
+                            ignore_null.unwrap_or(true),
+                        )),
+                    });
+                }
+                continue;
+            }
             let SelectItem::Aggregate {
                 function,
                 path,
@@ -791,9 +850,30 @@ fn aggregate_by_time(
                 }
             });
         }
+        let count_if = match c.count_if {
+            Some((predicate, paths, keep, ignore_null)) => {
+                let bound = bind(engine, ctx, &predicate, &mut |p| {
+                    paths
+                        .iter()
+                        .position(|q| q == p)
+                        .and_then(|i| cursors.get(i).copied())
+                        .ok_or_else(|| {
+                            EngineError::Semantic(format!("COUNT_IF's path {p} matches no series"))
+                        })
+                })?;
+                Some(CountIfSpec {
+                    predicate: bound,
+                    inputs: cursors.clone(),
+                    keep,
+                    ignore_null,
+                })
+            }
+            None => None,
+        };
         part_columns.push(Some(AggColumn {
             series: cursors,
             function: c.function,
+            count_if,
         }));
     }
     let n_output_series = series.len();
@@ -982,7 +1062,7 @@ fn last(
             let item_path = match item {
                 SelectItem::Wildcard => star(),
                 SelectItem::Path { path, .. } => path.clone(),
-                SelectItem::Aggregate { .. } => {
+                SelectItem::Aggregate { .. } | SelectItem::CountIf { .. } => {
                     return Err(EngineError::Semantic(
                         "SELECT LAST takes series, not aggregations".into(),
                     ))
@@ -1207,6 +1287,7 @@ impl AggParts for DevicePlan {
                 feed.map(|i| AggColumn {
                     series: vec![i],
                     function: c.agg.unwrap_or(AggFn::Count),
+                    count_if: None,
                 })
             })
             .collect();
@@ -1285,6 +1366,11 @@ fn by_device(
                 path,
                 alias,
             } => (path.clone(), alias.clone(), Some(AggFn::parse(function)?)),
+            SelectItem::CountIf { .. } => {
+                return Err(EngineError::Unsupported(
+                    "COUNT_IF with ALIGN BY DEVICE is not supported yet".into(),
+                ))
+            }
         };
         let names: Vec<String> = match path.0.as_slice() {
             [PathNode::Name(m)] => vec![m.clone()],

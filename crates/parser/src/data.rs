@@ -175,6 +175,48 @@ pub enum SelectItem {
         path: Path,
         alias: Option<String>,
     },
+    /// `COUNT_IF(predicate, [KEEP op] threshold[, 'ignoreNull'='true'|'false'])`: the number of runs
+    /// of consecutive rows where `predicate` holds whose length meets `keep`.
+    CountIf {
+        predicate: Expr,
+        keep: Keep,
+        /// The `'ignoreNull'` attribute as written (`None` when absent: nulls are ignored).
+        ignore_null: Option<bool>,
+        alias: Option<String>,
+    },
+}
+
+/// COUNT_IF's condition on a run's length: `3` alone (meaning `keep >= 3`) or `keep op 3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// `None` for a bare threshold; otherwise one of `=`, `!=`, `<`, `<=`, `>`, `>=`.
+    pub op: Option<BinaryOp>,
+    pub threshold: u64,
+}
+
+impl Keep {
+    /// Whether a run of `length` rows counts.
+    pub fn holds(&self, length: u64) -> bool {
+        let t = self.threshold;
+        match self.op {
+            None | Some(BinaryOp::GtEq) => length >= t,
+            Some(BinaryOp::Gt) => length > t,
+            Some(BinaryOp::Eq) => length == t,
+            Some(BinaryOp::NotEq) => length != t,
+            Some(BinaryOp::Lt) => length < t,
+            Some(BinaryOp::LtEq) => length <= t,
+            Some(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for Keep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.op {
+            None => write!(f, "{}", self.threshold),
+            Some(op) => write!(f, "keep {} {}", op.symbol(), self.threshold),
+        }
+    }
 }
 
 /// `GROUP BY ([start, end), interval[, step])`, or `((start, end], …)` when `left_open`.
@@ -295,7 +337,8 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
-    fn symbol(self) -> &'static str {
+    /// The operator as written in SQL (`=`, `AND`, `+`, …).
+    pub fn symbol(self) -> &'static str {
         match self {
             BinaryOp::Eq => "=",
             BinaryOp::NotEq => "!=",
@@ -314,7 +357,7 @@ impl BinaryOp {
     }
 
     /// Binding strength, as in the parser: OR < AND < NOT < comparison < + - < * / % < unary minus.
-    pub(crate) fn precedence(self) -> u8 {
+    pub fn precedence(self) -> u8 {
         match self {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,
@@ -718,6 +761,19 @@ impl fmt::Display for SelectItem {
                 alias: a,
             } => {
                 write!(f, "{function}({path})")?;
+                alias(f, a)
+            }
+            SelectItem::CountIf {
+                predicate,
+                keep,
+                ignore_null,
+                alias: a,
+            } => {
+                write!(f, "COUNT_IF({predicate}, {keep}")?;
+                if let Some(ignore) = ignore_null {
+                    write!(f, ", 'ignoreNull'='{ignore}'")?;
+                }
+                f.write_str(")")?;
                 alias(f, a)
             }
         }

@@ -27,7 +27,7 @@ pub mod time;
 pub use ast::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, RegionKind, Statement};
 pub use data::{
     BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, Fill, FillMethod, GroupByTime,
-    InsertRow, InsertTime, Literal, Path, PathNode, Select, SelectItem, TimeShift, TimeValue,
+    InsertRow, InsertTime, Keep, Literal, Path, PathNode, Select, SelectItem, TimeShift, TimeValue,
     UnaryOp,
 };
 pub use error::{ParseError, ParseErrorKind};

@@ -75,6 +75,35 @@ fn examples_from_the_specification() {
 }
 
 #[test]
+fn count_if_errors_point_at_the_argument() {
+    syntax(
+        "select count_if(s1 = 0) from root.db.d1",
+        ")",
+        &["COUNT_IF's keep condition"],
+    );
+    syntax(
+        "select count_if(s1 = 0, keep 3) from root.db.d1",
+        "3",
+        &["a comparison after KEEP"],
+    );
+    syntax(
+        "select count_if(s1 = 0, -1) from root.db.d1",
+        "-",
+        &["a non-negative integer threshold"],
+    );
+    syntax(
+        "select count_if(s1 = 0, 3, 'ignore'='true') from root.db.d1",
+        "'ignore'",
+        &["one attribute, 'ignoreNull'"],
+    );
+    syntax(
+        "select count_if(s1 = 0, 3, 'ignoreNull'='maybe') from root.db.d1",
+        "'maybe'",
+        &["'true' or 'false'"],
+    );
+}
+
+#[test]
 fn path_errors() {
     syntax(
         "show timeseries root.sg.",
@@ -431,6 +460,11 @@ fn unsupported_clauses_point_at_the_clause() {
     );
     unsupported(
         "select count(s1) from root.sg.d1 having count(s1) > 1 and top_k(s1, 'k'='2') > 1",
+        ",",
+        &["a function with several arguments"],
+    );
+    unsupported(
+        "select count(s1, 3) from root.sg.d1",
         ",",
         &["a function with several arguments"],
     );

@@ -125,6 +125,10 @@ const CASES: &[(&str, &str)] = &[
     ),
     ("select_item", "select s1 as a, *.s2, ** from root.sg"),
     ("aggregate", "select count(s1), max_value(*) from root.sg.d1"),
+    (
+        "count_if",
+        "select count_if(s1 = 0 & s2 = 0, keep >= 3, 'ignoreNull'='false') from root.sg.d1",
+    ),
     ("alias", "select s1 as `my alias` from root.sg.d1"),
     (
         "group_by",

@@ -6,7 +6,7 @@
 use duet_parser::{
     parse, AlterClause, AlterMode, AlterPipe, Attributes, BinaryOp, ColumnDef, CreatePipe,
     DataTypeName, DurationLiteral, Expr, Fill, FillMethod, GroupByTime, InsertRow, InsertTime,
-    Literal, Path, PathNode, RegionKind, Select, SelectItem, Statement, TimeShift, TimeValue,
+    Keep, Literal, Path, PathNode, RegionKind, Select, SelectItem, Statement, TimeShift, TimeValue,
     UnaryOp,
 };
 
@@ -1633,6 +1633,71 @@ fn select_having_with_aggregates_levels_and_fill() {
     one(
         "select count(s1) from root.** group by ([1, 11), 2ms), level = 1 having count(s2) > 1 and max_value(*) <= 2.5 fill(linear) slimit 1",
         Statement::Select(Box::new(query)),
+    );
+}
+
+#[test]
+fn select_count_if_with_keep_and_ignore_null() {
+    let cmp = |path: &str, op, n: &str| Expr::Binary {
+        left: Box::new(Expr::Path(p(path))),
+        op,
+        right: Box::new(Expr::Literal(Literal::Integer(n.into()))),
+    };
+    // IoTDB writes AND as `&` (and OR as `|`) in its COUNT_IF examples.
+    let predicate = Expr::Binary {
+        left: Box::new(cmp("s1", BinaryOp::Eq, "0")),
+        op: BinaryOp::And,
+        right: Box::new(cmp("s2", BinaryOp::Eq, "0")),
+    };
+    let item = |keep, ignore_null, alias: Option<&str>| SelectItem::CountIf {
+        predicate: predicate.clone(),
+        keep,
+        ignore_null,
+        alias: alias.map(str::to_string),
+    };
+    let bare = Keep {
+        op: None,
+        threshold: 3,
+    };
+    one(
+        "select count_if(s1=0 & s2=0, 3) from root.db.d1",
+        Statement::Select(Box::new(select(
+            vec![item(bare, None, None)],
+            &["root.db.d1"],
+        ))),
+    );
+    one(
+        "select COUNT_IF(s1 = 0 and s2 = 0, keep >= 3, 'ignoreNull'='false') as c from root.db.d1",
+        Statement::Select(Box::new(select(
+            vec![item(
+                Keep {
+                    op: Some(BinaryOp::GtEq),
+                    threshold: 3,
+                },
+                Some(false),
+                Some("c"),
+            )],
+            &["root.db.d1"],
+        ))),
+    );
+    one(
+        "select count_if(s1 = 0 | s2 = 0, keep<2, \"ignoreNull\"=\"true\") from root.db.d1",
+        Statement::Select(Box::new(select(
+            vec![SelectItem::CountIf {
+                predicate: Expr::Binary {
+                    left: Box::new(cmp("s1", BinaryOp::Eq, "0")),
+                    op: BinaryOp::Or,
+                    right: Box::new(cmp("s2", BinaryOp::Eq, "0")),
+                },
+                keep: Keep {
+                    op: Some(BinaryOp::Lt),
+                    threshold: 2,
+                },
+                ignore_null: Some(true),
+                alias: None,
+            }],
+            &["root.db.d1"],
+        ))),
     );
 }
 

@@ -303,10 +303,16 @@ async fn a_stopped_servers_port_is_held_until_its_restart() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(port < ephemeral_low, "port {port} is in the ephemeral range");
+    assert!(
+        port < ephemeral_low,
+        "port {port} is in the ephemeral range"
+    );
     server.stop().unwrap();
     let bound = std::net::TcpListener::bind(("127.0.0.1", port));
-    assert!(bound.is_err(), "port {port} was free while the server was down");
+    assert!(
+        bound.is_err(),
+        "port {port} was free while the server was down"
+    );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     server.restart().unwrap();
     assert_eq!(server.port(), port);

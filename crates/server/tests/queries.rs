@@ -278,6 +278,36 @@ async fn a_query_over_its_memory_budget_fails_naming_the_setting() {
 }
 
 #[tokio::test]
+async fn modes_counts_of_distinct_values_are_charged_to_the_budget() {
+    let configured = start_configured("query_memory_bytes = 1048576\n", &[]);
+    let mut client = connect(&configured.server, 5000).await;
+    // 50,000 distinct values: their counts take more than 1 MiB.
+    load_points(&mut client, "root.mode.d", 50_000).await;
+    for sql in [
+        "select mode(s) from root.mode.d",
+        "select mode(s) from root.mode.d where s >= 0",
+        "select mode(s) from root.mode.d group by ([0, 100000), 100000ms)",
+    ] {
+        let (code, message) = status_code(rows(&mut client, sql).await);
+        assert_eq!(code, 719, "{sql}: {message}");
+        assert!(
+            message.contains("query_memory_bytes = 1048576"),
+            "{message}"
+        );
+    }
+    // Fewer distinct values fit: every value occurs once, so the earliest is the mode.
+    assert_eq!(
+        rows(
+            &mut client,
+            "select mode(s) from root.mode.d where time >= 40000 and time < 41000"
+        )
+        .await
+        .unwrap(),
+        vec![vec!["40000".to_string()]]
+    );
+}
+
+#[tokio::test]
 async fn a_query_past_its_timeout_gets_status_720_and_a_request_timeout_takes_precedence() {
     // 1 ms cannot scan 100,000 points: every query over them outlives it.
     let configured = start_configured("query_timeout_threshold = 1\n", &[]);

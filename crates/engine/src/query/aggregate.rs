@@ -12,12 +12,14 @@ use duet_storage::stats::{extreme_beats, fold};
 use duet_storage::{SeriesStats, StatValue};
 
 use super::columnar;
+use super::count_if::{CountIfSpec, Runs};
 use super::expr::{cell, compare, Bound, Val};
+use super::mode::ModeCounts;
 use super::page::{row_bytes, Page, PageBuilder, PageSource};
 use super::scan::{AlignedRows, ScanBudget};
 use super::EngineRef;
 use crate::engine::SessionContext;
-use crate::limits::QueryControlRef;
+use crate::limits::{QueryControlRef, Reservation};
 use crate::schema::SeriesInfo;
 use crate::time::{CalendarDuration, Precision, Zone};
 use crate::{Engine, EngineError, Result};
@@ -51,6 +53,10 @@ pub(crate) enum AggFn {
     VarPop,
     /// `max_time - min_time`.
     TimeDuration,
+    /// The most frequent value, the earliest on a tie (`mode.rs`).
+    Mode,
+    /// Runs of rows where a predicate holds (`count_if.rs`); only from `SelectItem::CountIf`.
+    CountIf,
 }
 
 impl AggFn {
@@ -73,6 +79,12 @@ impl AggFn {
             "VAR_SAMP" => AggFn::VarSamp,
             "VAR_POP" => AggFn::VarPop,
             "TIME_DURATION" => AggFn::TimeDuration,
+            "MODE" => AggFn::Mode,
+            "COUNT_IF" => {
+                return Err(EngineError::Unsupported(
+                    "COUNT_IF takes a predicate and a keep condition, as in count_if(s1 = 0 & s2 = 0, 3): write it in a SQL query".into(),
+                ))
+            }
             other => {
                 return Err(EngineError::Unsupported(format!(
                     "aggregation function {other} is not supported"
@@ -87,7 +99,11 @@ impl AggFn {
             DataType::Int32 | DataType::Int64 | DataType::Float | DataType::Double
         );
         Ok(match self {
-            AggFn::Count | AggFn::MinTime | AggFn::MaxTime | AggFn::TimeDuration => DataType::Int64,
+            AggFn::Count
+            | AggFn::MinTime
+            | AggFn::MaxTime
+            | AggFn::TimeDuration
+            | AggFn::CountIf => DataType::Int64,
             AggFn::Sum
             | AggFn::Avg
             | AggFn::Stddev
@@ -106,7 +122,7 @@ impl AggFn {
             {
                 input
             }
-            AggFn::FirstValue | AggFn::LastValue => input,
+            AggFn::FirstValue | AggFn::LastValue | AggFn::Mode => input,
             _ => {
                 return Err(EngineError::Semantic(format!(
                     "Aggregate functions [{}] only support numeric data types",
@@ -135,6 +151,8 @@ impl AggFn {
             AggFn::VarSamp => "var_samp",
             AggFn::VarPop => "var_pop",
             AggFn::TimeDuration => "time_duration",
+            AggFn::Mode => "mode",
+            AggFn::CountIf => "count_if",
         }
     }
 }
@@ -152,11 +170,26 @@ pub(crate) struct Acc {
     /// `VarianceAccumulator`), over `count` values.
     mean: f64,
     m2: f64,
+    /// MODE's counts, kept only for a series some MODE column aggregates.
+    mode: Option<Box<ModeCounts>>,
 }
 
 impl Acc {
-    /// Bytes of text the accumulator holds beyond its own size.
-    fn heap(&self) -> usize {
+    /// An accumulator that also counts values for MODE.
+    pub(crate) fn counting_values() -> Acc {
+        Acc {
+            mode: Some(Box::default()),
+            ..Acc::default()
+        }
+    }
+
+    /// Whether MODE's counts are kept: file summaries cannot stand in for the points then.
+    pub(crate) fn counts_values(&self) -> bool {
+        self.mode.is_some()
+    }
+
+    /// Bytes of text and MODE counts the accumulator holds beyond its own size.
+    pub(crate) fn heap(&self) -> usize {
         let of = |v: &Val| match v {
             Val::Str(s) => s.len(),
             Val::Bytes(b) => b.len(),
@@ -167,11 +200,15 @@ impl Acc {
             + self.min.as_ref().map_or(0, of)
             + self.max.as_ref().map_or(0, of)
             + self.extreme.as_ref().map_or(0, of)
+            + self.mode.as_ref().map_or(0, |m| m.heap())
     }
 
     pub(crate) fn add(&mut self, time: i64, v: &Val) {
         if *v == Val::Null {
             return;
+        }
+        if let Some(mode) = &mut self.mode {
+            mode.add(time, v);
         }
         self.count += 1;
         if let Some(f) = v.as_f64() {
@@ -252,7 +289,11 @@ impl Acc {
             extreme: f.extreme.map(|i| cell(column, lo + i)),
             mean: f.mean,
             m2: f.m2,
+            mode: None,
         };
+        if let Some(mode) = &mut self.mode {
+            mode.add_column(times, column, range);
+        }
         self.merge(&part);
     }
 
@@ -275,6 +316,7 @@ impl Acc {
             extreme: numeric.then(|| val(stats.extreme)),
             mean: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.0),
             m2: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.1),
+            mode: None,
         };
         self.merge(&part);
     }
@@ -283,6 +325,9 @@ impl Acc {
     /// up (so AVG is the merged sum over the merged count), FIRST/LAST go by time (the earlier series on
     /// a tie), MIN/MAX/EXTREME by value.
     pub(crate) fn merge(&mut self, other: &Acc) {
+        if let Some(counts) = &other.mode {
+            self.mode.get_or_insert_with(Box::default).merge(counts);
+        }
         self.merge_moments(other.count, other.mean, other.m2);
         self.count += other.count;
         self.sum += other.sum;
@@ -381,6 +426,9 @@ impl Acc {
                 .map(|(t, _)| Val::Int(*t))
                 .unwrap_or(Val::Null),
             AggFn::Extreme => self.extreme.clone().unwrap_or(Val::Null),
+            AggFn::Mode => self.mode.as_ref().map_or(Val::Null, |m| m.result()),
+            // Computed from its runs, never from one series' accumulator.
+            AggFn::CountIf => Val::Null,
         }
     }
 }
@@ -419,6 +467,15 @@ pub(crate) enum Windows {
 }
 
 impl Windows {
+    /// Whether windows overlap (a sliding GROUP BY), where a row belongs to several windows.
+    pub(crate) fn overlap(&self) -> bool {
+        match self {
+            Windows::Whole => false,
+            Windows::Grouped { interval, step, .. } => step < interval,
+            Windows::Calendar { interval, step, .. } => step != interval,
+        }
+    }
+
     pub(crate) fn new(
         engine: &Engine,
         ctx: &SessionContext,
@@ -611,6 +668,27 @@ fn calendar_count(
     Ok(lo)
 }
 
+/// The budget charge of a page's accumulators: their fixed size and what text values and MODE
+/// counts add to it as points come in.
+pub(crate) struct StateMemory {
+    held: Reservation,
+    base: usize,
+    extra: usize,
+}
+
+impl StateMemory {
+    /// Accounts for an accumulator whose heap went from `before` to `after` bytes; fails when the
+    /// query's budget cannot take the growth.
+    pub(crate) fn track(&mut self, before: usize, after: usize) -> Result<()> {
+        if before == after {
+            return Ok(());
+        }
+        self.extra = (self.extra + after).saturating_sub(before);
+        self.held
+            .resize(self.base.saturating_add(self.extra), "aggregation state")
+    }
+}
+
 /// One block of aggregate rows: a whole query, or one device of ALIGN BY DEVICE.
 pub(crate) struct AggPart {
     /// The Device column's value (ALIGN BY DEVICE).
@@ -629,6 +707,8 @@ pub(crate) struct AggColumn {
     /// Indices into the part's `series`.
     pub(crate) series: Vec<usize>,
     pub(crate) function: AggFn,
+    /// COUNT_IF's predicate and keep condition (with `function` `CountIf`).
+    pub(crate) count_if: Option<CountIfSpec>,
 }
 
 impl AggColumn {
@@ -760,8 +840,23 @@ impl AggSource {
         let wins: Vec<(i64, i64, i64)> = (first_k..past_k).map(|k| self.windows.get(k)).collect();
         let n_acc = part.n_outputs;
         let base = wins.len().saturating_mul(n_acc).saturating_mul(ACC_BYTES);
-        let mut held = self.control.reserve(base, "aggregation state")?;
-        let mut accs: Vec<Vec<Acc>> = vec![vec![Acc::default(); n_acc]; wins.len()];
+        let mut state = StateMemory {
+            held: self.control.reserve(base, "aggregation state")?,
+            base,
+            extra: 0,
+        };
+        // MODE's counts are kept only for the series a MODE column reads.
+        let mut fresh = vec![Acc::default(); n_acc];
+        for column in part.columns.iter().flatten() {
+            if column.function == AggFn::Mode {
+                for s in &column.series {
+                    if let Some(acc) = fresh.get_mut(*s) {
+                        *acc = Acc::counting_values();
+                    }
+                }
+            }
+        }
+        let mut accs: Vec<Vec<Acc>> = vec![fresh; wins.len()];
         let (wlo, whi) = match (wins.first(), wins.last()) {
             (Some(f), Some(l)) => (f.1.max(self.lo), l.2.min(self.hi)),
             _ => (self.lo, self.hi),
@@ -773,9 +868,17 @@ impl AggSource {
             .iter()
             .take(n_acc)
             .any(|s| matches!(s.data_type.physical(), DataType::Text));
-        let columnar = part.predicate.is_none() && part.series.len() == n_acc && !text_output;
-        if let (Some(predicate), false, true) =
-            (&part.predicate, text_output, wlo <= whi && n_acc > 0)
+        // COUNT_IF reads rows of several series: the row path.
+        let count_ifs: Vec<&CountIfSpec> = part
+            .columns
+            .iter()
+            .flatten()
+            .filter_map(|c| c.count_if.as_ref())
+            .collect();
+        let mut runs: Vec<Vec<Runs>> = vec![vec![Runs::default(); count_ifs.len()]; wins.len()];
+        let row_path = text_output || !count_ifs.is_empty();
+        let columnar = part.predicate.is_none() && part.series.len() == n_acc && !row_path;
+        if let (Some(predicate), false, true) = (&part.predicate, row_path, wlo <= whi && n_acc > 0)
         {
             columnar::aggregate_filtered(
                 &self.engine,
@@ -786,6 +889,7 @@ impl AggSource {
                 (wlo, whi),
                 &wins,
                 &mut accs,
+                &mut state,
             )?;
         } else if wlo <= whi && n_acc > 0 && columnar {
             for (i, series) in part.series.iter().enumerate() {
@@ -797,6 +901,7 @@ impl AggSource {
                     &wins,
                     &mut accs,
                     i,
+                    &mut state,
                 )?;
             }
         } else if wlo <= whi && n_acc > 0 {
@@ -810,10 +915,12 @@ impl AggSource {
                 part.predicate.clone(),
                 &budget,
             )?;
-            let track_text = part.series[..n_acc]
+            let track = part.series[..n_acc]
                 .iter()
-                .any(|s| matches!(s.data_type.physical(), DataType::Text));
-            let mut text = 0usize;
+                .any(|s| matches!(s.data_type.physical(), DataType::Text))
+                || accs
+                    .first()
+                    .is_some_and(|a| a.iter().any(Acc::counts_values));
             // The first window whose end is not before the current time; windows are ordered by
             // both start and end, so those containing a time are a run from here.
             let mut first = 0usize;
@@ -824,20 +931,20 @@ impl AggSource {
                 let mut k = first;
                 while k < wins.len() && wins[k].1 <= time {
                     if time <= wins[k].2 {
+                        for (spec, r) in count_ifs.iter().zip(runs[k].iter_mut()) {
+                            r.add(spec, time, &row);
+                        }
                         for (acc, v) in accs[k].iter_mut().zip(&row) {
-                            if track_text {
+                            if track {
                                 let before = acc.heap();
                                 acc.add(time, v);
-                                text = text - before + acc.heap();
+                                state.track(before, acc.heap())?;
                             } else {
                                 acc.add(time, v);
                             }
                         }
                     }
                     k += 1;
-                }
-                if track_text {
-                    held.resize(base + text, "aggregation state")?;
                 }
             }
         }
@@ -852,8 +959,17 @@ impl AggSource {
             if let Some(d) = &part.device {
                 cells.push(Val::Str(d.clone()));
             }
+            let mut next_count_if = 0;
             for c in &part.columns {
                 cells.push(match c {
+                    Some(AggColumn {
+                        count_if: Some(spec),
+                        ..
+                    }) => {
+                        let r = runs[i].get(next_count_if).copied().unwrap_or_default();
+                        next_count_if += 1;
+                        r.result(spec)
+                    }
                     Some(column) => column.result(&accs[i]),
                     None => Val::Null,
                 });
@@ -941,6 +1057,7 @@ mod tests {
         let column = |function| AggColumn {
             series: vec![0, 1, 2],
             function,
+            count_if: None,
         };
         // Series 2 has no points in the window: it changes nothing.
         let accs = [a, b, Acc::default()];
@@ -961,6 +1078,7 @@ mod tests {
         let none = AggColumn {
             series: vec![0, 1],
             function: AggFn::Avg,
+            count_if: None,
         };
         assert_eq!(none.result(&empty), Val::Null);
     }

@@ -11,7 +11,7 @@ use duet_parser::BinaryOp;
 use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_storage::{SeriesChunk, SeriesPiece, StatValue};
 
-use super::aggregate::Acc;
+use super::aggregate::{Acc, StateMemory};
 use super::expr::{cell, eval, Bound, Val};
 use crate::limits::QueryControlRef;
 use crate::schema::SeriesInfo;
@@ -26,6 +26,7 @@ pub(crate) type Window = (i64, i64, i64);
 
 /// Adds the points of `series` in `[lo, hi]` (its TTL applied) to `accs[k][column]` for every window
 /// `k` of `wins` that contains them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn aggregate_series(
     engine: &Engine,
     control: &QueryControlRef,
@@ -34,7 +35,13 @@ pub(crate) fn aggregate_series(
     wins: &[Window],
     accs: &mut [Vec<Acc>],
     column: usize,
+    state: &mut StateMemory,
 ) -> Result<()> {
+    // MODE needs every point: summaries are scanned instead.
+    let summaries = !accs
+        .first()
+        .and_then(|a| a.get(column))
+        .is_some_and(Acc::counts_values);
     let lo = match engine.ttl_floor(&series.device, control.started_ms()) {
         Some(floor) => lo.max(floor),
         None => lo,
@@ -50,18 +57,36 @@ pub(crate) fn aggregate_series(
                 let whole = wins
                     .get(touching.clone())
                     .is_some_and(|w| w.iter().all(|w| w.1 <= start && end <= w.2));
-                if whole {
+                if whole && summaries {
                     for k in touching {
                         if let Some(acc) = accs.get_mut(k).and_then(|a| a.get_mut(column)) {
                             acc.add_summary(&stats);
                         }
                     }
                 } else {
-                    scan_into(engine, control, series, (start, end), wins, accs, column)?;
+                    scan_into(
+                        engine,
+                        control,
+                        series,
+                        (start, end),
+                        wins,
+                        accs,
+                        column,
+                        state,
+                    )?;
                 }
             }
             SeriesPiece::Scan { start, end } => {
-                scan_into(engine, control, series, (start, end), wins, accs, column)?;
+                scan_into(
+                    engine,
+                    control,
+                    series,
+                    (start, end),
+                    wins,
+                    accs,
+                    column,
+                    state,
+                )?;
             }
         }
     }
@@ -78,7 +103,26 @@ fn windows_touching(wins: &[Window], start: i64, end: i64) -> std::ops::Range<us
     first..past
 }
 
+/// Adds `range` of a chunk to `acc`, charging what its MODE counts grow by.
+fn add_slice(
+    acc: &mut Acc,
+    state: &mut StateMemory,
+    times: &[i64],
+    values: &Column,
+    range: std::ops::Range<usize>,
+) -> Result<()> {
+    if acc.counts_values() {
+        let before = acc.heap();
+        acc.add_slice(times, values, range);
+        state.track(before, acc.heap())
+    } else {
+        acc.add_slice(times, values, range);
+        Ok(())
+    }
+}
+
 /// Scans `[start, end]` of the series in chunks and adds each window's slice of every chunk.
+#[allow(clippy::too_many_arguments)]
 fn scan_into(
     engine: &Engine,
     control: &QueryControlRef,
@@ -87,6 +131,7 @@ fn scan_into(
     wins: &[Window],
     accs: &mut [Vec<Acc>],
     column: usize,
+    state: &mut StateMemory,
 ) -> Result<()> {
     let mut held = control.reserve(0, "a series chunk")?;
     let mut from = Some(start);
@@ -109,7 +154,7 @@ fn scan_into(
             let rows = chunk.times.partition_point(|t| *t < w_lo)
                 ..chunk.times.partition_point(|t| *t <= w_hi);
             if let Some(acc) = accs.get_mut(k).and_then(|a| a.get_mut(column)) {
-                acc.add_slice(&chunk.times, &chunk.values, rows);
+                add_slice(acc, state, &chunk.times, &chunk.values, rows)?;
             }
         }
         from = if chunk.len() < CHUNK_POINTS {
@@ -137,6 +182,7 @@ pub(crate) fn aggregate_filtered(
     (lo, hi): (i64, i64),
     wins: &[Window],
     accs: &mut [Vec<Acc>],
+    state: &mut StateMemory,
 ) -> Result<()> {
     let floors: Vec<i64> = series
         .iter()
@@ -208,7 +254,7 @@ pub(crate) fn aggregate_filtered(
                 let slice =
                     times.partition_point(|t| *t < w_lo)..times.partition_point(|t| *t <= w_hi);
                 if let Some(acc) = accs.get_mut(k).and_then(|a| a.get_mut(output)) {
-                    acc.add_slice(&times, &values, slice);
+                    add_slice(acc, state, &times, &values, slice)?;
                 }
             }
         }

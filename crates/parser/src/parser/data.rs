@@ -6,8 +6,8 @@ use sqlparser::tokenizer::Token;
 use super::Parser;
 use crate::data::{
     is_reserved, BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, Fill, FillMethod,
-    GroupByTime, InsertRow, InsertTime, Literal, Path, PathNode, Select, SelectItem, TimeShift,
-    TimeValue, UnaryOp, ATTRIBUTES_PREFIX, TAGS_PREFIX,
+    GroupByTime, InsertRow, InsertTime, Keep, Literal, Path, PathNode, Select, SelectItem,
+    TimeShift, TimeValue, UnaryOp, ATTRIBUTES_PREFIX, TAGS_PREFIX,
 };
 use crate::error::ParseError;
 use crate::scan;
@@ -762,7 +762,11 @@ impl Parser {
             }
             _ => None,
         };
-        let item = if let Some(function) = function {
+        let item = if function.as_deref() == Some("COUNT_IF") {
+            self.tokens.advance();
+            self.tokens.advance();
+            self.count_if()?
+        } else if let Some(function) = function {
             self.tokens.advance();
             self.tokens.advance();
             let path = self.relative_path("a series path or *")?;
@@ -791,6 +795,75 @@ impl Parser {
             return Err(self.unsupported_here("an expression in the SELECT list"));
         }
         Ok(item)
+    }
+
+    /// The arguments of `COUNT_IF(` up to its `)`, and its alias.
+    fn count_if(&mut self) -> Result<SelectItem, ParseError> {
+        let predicate = self.expr()?;
+        self.tokens
+            .expect_token(&Token::Comma, "',' and COUNT_IF's keep condition")?;
+        let op = if self.tokens.eat_keyword("KEEP") {
+            let op = match self.tokens.peek() {
+                Some(Token::Eq | Token::DoubleEq) => BinaryOp::Eq,
+                Some(Token::Neq) => BinaryOp::NotEq,
+                Some(Token::Lt) => BinaryOp::Lt,
+                Some(Token::LtEq) => BinaryOp::LtEq,
+                Some(Token::Gt) => BinaryOp::Gt,
+                Some(Token::GtEq) => BinaryOp::GtEq,
+                _ => return Err(self.tokens.expected("a comparison after KEEP")),
+            };
+            self.tokens.advance();
+            Some(op)
+        } else {
+            None
+        };
+        let threshold = self
+            .tokens
+            .next_if_map(|token| match token {
+                Token::Number(number, _) => number.parse::<u64>().ok(),
+                _ => None,
+            })
+            .ok_or_else(|| self.tokens.expected("a non-negative integer threshold"))?;
+        let mut ignore_null = None;
+        if self
+            .tokens
+            .next_if_map(|t| (*t == Token::Comma).then_some(()))
+            .is_some()
+        {
+            let quoted = |parser: &Self| match parser.tokens.peek() {
+                Some(Token::SingleQuotedString(s) | Token::DoubleQuotedString(s)) => {
+                    Some(s.clone())
+                }
+                _ => None,
+            };
+            match quoted(self) {
+                Some(key) if key.eq_ignore_ascii_case("ignoreNull") => self.tokens.advance(),
+                Some(key) => {
+                    return Err(self.syntax_here(format!(
+                        "COUNT_IF has one attribute, 'ignoreNull', not '{key}'"
+                    )))
+                }
+                None => return Err(self.tokens.expected("the attribute 'ignoreNull'")),
+            }
+            self.tokens.expect_token(&Token::Eq, "'='")?;
+            let value = quoted(self).unwrap_or_default();
+            ignore_null = Some(match value.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(self
+                        .syntax_here(format!("'ignoreNull' is 'true' or 'false', not '{value}'")))
+                }
+            });
+            self.tokens.advance();
+        }
+        self.tokens.expect_token(&Token::RParen, "')'")?;
+        Ok(SelectItem::CountIf {
+            predicate,
+            keep: Keep { op, threshold },
+            ignore_null,
+            alias: self.alias()?,
+        })
     }
 
     fn alias(&mut self) -> Result<Option<String>, ParseError> {
@@ -1042,8 +1115,8 @@ impl Parser {
             Token::Mul => BinaryOp::Mul,
             Token::Div => BinaryOp::Div,
             Token::Mod => BinaryOp::Mod,
-            Token::Overlap => BinaryOp::And,
-            Token::StringConcat => BinaryOp::Or,
+            Token::Overlap | Token::Ampersand => BinaryOp::And,
+            Token::StringConcat | Token::Pipe => BinaryOp::Or,
             Token::Word(word) if word.quote_style.is_none() => {
                 let keyword = |k: &str| word.value.eq_ignore_ascii_case(k);
                 if keyword("AND") {
