@@ -7,13 +7,14 @@
 //! and then scanned the same way. Either way a limited scan walks only about `limit` points.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use duet_proto::types::{ColumnValues, DataType};
 
 use crate::error::{Error, Result};
 use crate::run::{self, Run};
+use crate::stats::{self, SeriesStats};
 use crate::types::{series_path, Lsn, Op, RangeTombstone, Version};
 
 /// Fixed bookkeeping cost charged per series, on top of its points.
@@ -37,6 +38,19 @@ pub(crate) struct SeriesBuffer {
     /// version). Built by the first scan that needs it and dropped by the next change, so a series
     /// read in many chunks is sorted once, not once per chunk.
     sorted: OnceLock<Vec<usize>>,
+    /// The running summary of a strictly ordered buffer, folded lazily: the points `0..upto` are in
+    /// it, later ones are folded in by the next call of [`SeriesBuffer::summary`]. Reset when
+    /// points are removed.
+    summary: Mutex<RunningSummary>,
+}
+
+/// A summary of a buffer's first `upto` points; `broken` once they cannot be summarized (text, a
+/// non-finite float, an overflowing sum), which appending more cannot mend.
+#[derive(Debug, Default, Clone, Copy)]
+struct RunningSummary {
+    upto: usize,
+    stats: Option<SeriesStats>,
+    broken: bool,
 }
 
 impl SeriesBuffer {
@@ -49,7 +63,45 @@ impl SeriesBuffer {
             in_time_order: true,
             strictly_ordered: true,
             sorted: OnceLock::new(),
+            summary: Mutex::new(RunningSummary::default()),
         }
+    }
+
+    /// The summary of every point of a buffer with one point per timestamp in time order (a query
+    /// answers its aggregates from it as from a data file's), or `None`. Folds only the points
+    /// appended since the last call, so a memtable that grows between queries is not re-read.
+    fn summary(&self) -> Option<SeriesStats> {
+        if !self.strictly_ordered {
+            return None;
+        }
+        let mut running = self.summary.lock().ok()?;
+        let n = self.times.len();
+        if running.broken || running.upto > n {
+            return None;
+        }
+        if running.upto < n {
+            let part =
+                stats::summarize_rows(self.data_type, &self.times, &self.values, running.upto..n);
+            let joined = match (running.stats, part) {
+                (_, None) => None,
+                (None, Some(part)) => Some(part),
+                (Some(before), Some(part)) => before.then(&part),
+            };
+            match joined {
+                Some(stats) => {
+                    *running = RunningSummary {
+                        upto: n,
+                        stats: Some(stats),
+                        broken: false,
+                    }
+                }
+                None => {
+                    running.broken = true;
+                    return None;
+                }
+            }
+        }
+        running.stats
     }
 
     fn sort_rows(&self) -> Vec<usize> {
@@ -423,8 +475,11 @@ impl Memtable {
         if removed == 0 {
             return;
         }
-        // Row numbers shift below.
+        // Row numbers shift below, and the running summary no longer describes the points.
         buffer.sorted.take();
+        if let Ok(mut running) = buffer.summary.lock() {
+            *running = RunningSummary::default();
+        }
         let mut row = 0;
         buffer.times.retain(|_| {
             let k = keep.get(row).copied().unwrap_or(true);
@@ -472,6 +527,12 @@ impl Memtable {
             (lo, b.times.iter().copied().max()?)
         };
         Some((lo, hi, b.data_type))
+    }
+
+    /// The summary of the series' points here when one answers for them (see
+    /// [`SeriesBuffer::summary`]).
+    pub(crate) fn summary(&self, series: &str) -> Option<SeriesStats> {
+        self.series.get(series)?.summary()
     }
 
     pub(crate) fn tombstones_for(&self, series: &str) -> &[RangeTombstone] {

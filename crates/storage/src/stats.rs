@@ -6,6 +6,8 @@
 //! point by point (the first of equal minimums wins, and so on), so merging summaries in time order
 //! gives exactly what a scan would, except for the rounding of `sum`.
 
+use std::ops::Range;
+
 use duet_proto::types::{ColumnValues, DataType};
 use serde::{Deserialize, Serialize};
 
@@ -123,17 +125,31 @@ fn value_at(values: &ColumnValues, row: usize) -> Option<StatValue> {
 /// bytes, any float is not finite, the sum overflows, or there are no points: such a file is always
 /// scanned.
 pub fn summarize(data_type: DataType, times: &[i64], values: &ColumnValues) -> Option<SeriesStats> {
+    summarize_rows(data_type, times, values, 0..times.len())
+}
+
+/// [`summarize`] of the points `rows` (positions in `times` and `values`).
+pub fn summarize_rows(
+    data_type: DataType,
+    times: &[i64],
+    values: &ColumnValues,
+    rows: Range<usize>,
+) -> Option<SeriesStats> {
+    let times = times.get(rows.clone())?;
+    let lo = rows.start;
     let folded = match values {
-        ColumnValues::Boolean(v) => fold(v, None)?,
-        ColumnValues::Int32(v) => fold(v, Some(&|x: i32| f64::from(x)))?,
-        ColumnValues::Int64(v) => fold(v, Some(&|x: i64| x as f64))?,
+        ColumnValues::Boolean(v) => fold(v.get(rows)?, None)?,
+        ColumnValues::Int32(v) => fold(v.get(rows)?, Some(&|x: i32| f64::from(x)))?,
+        ColumnValues::Int64(v) => fold(v.get(rows)?, Some(&|x: i64| x as f64))?,
         ColumnValues::Float(v) => {
+            let v = v.get(rows)?;
             if !v.iter().all(|x| x.is_finite()) {
                 return None;
             }
             fold(v, Some(&|x: f32| f64::from(x)))?
         }
         ColumnValues::Double(v) => {
+            let v = v.get(rows)?;
             if !v.iter().all(|x| x.is_finite()) {
                 return None;
             }
@@ -153,15 +169,79 @@ pub fn summarize(data_type: DataType, times: &[i64], values: &ColumnValues) -> O
         count: u64::try_from(n).ok()?,
         sum: folded.sum,
         first_time: *times.first()?,
-        first: value_at(values, 0)?,
+        first: value_at(values, lo)?,
         last_time: *times.get(last)?,
-        last: value_at(values, last)?,
-        min: value_at(values, folded.min)?,
-        max: value_at(values, folded.max)?,
+        last: value_at(values, lo + last)?,
+        min: value_at(values, lo + folded.min)?,
+        max: value_at(values, lo + folded.max)?,
         // A boolean has no extreme: its first value stands in (a query never asks for it).
-        extreme: value_at(values, folded.extreme.unwrap_or(0))?,
+        extreme: value_at(values, lo + folded.extreme.unwrap_or(0))?,
         moments: Some((folded.mean, folded.m2)),
     })
+}
+
+impl StatValue {
+    /// `Less` when `self` sorts before `other` (false before true, numbers by value); `None` across
+    /// kinds.
+    fn compare(&self, other: &StatValue) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (StatValue::Bool(a), StatValue::Bool(b)) => Some(a.cmp(b)),
+            (StatValue::Int(a), StatValue::Int(b)) => Some(a.cmp(b)),
+            (StatValue::Float(a), StatValue::Float(b)) => a.partial_cmp(b),
+            _ => None,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            StatValue::Int(i) => Some(*i as f64),
+            StatValue::Float(f) => Some(*f),
+            StatValue::Bool(_) => None,
+        }
+    }
+}
+
+impl SeriesStats {
+    /// The summary of these points followed by `later`'s, all of which come after them in time:
+    /// what one fold over both would give (but for the rounding of the sum), by the same rules: the
+    /// first of equal minimums, maximums and extremes wins, and moments merge as Welford's parallel
+    /// form. `None` when the two hold different kinds of value or either lacks moments.
+    pub fn then(&self, later: &SeriesStats) -> Option<SeriesStats> {
+        let less = later.min.compare(&self.min)?.is_lt();
+        let greater = later.max.compare(&self.max)?.is_gt();
+        let extreme = match (self.extreme.as_f64(), later.extreme.as_f64()) {
+            (Some(current), Some(candidate)) if extreme_beats(candidate, current) => later.extreme,
+            _ => self.extreme,
+        };
+        let ((mean_a, m2_a), (mean_b, m2_b)) = (self.moments?, later.moments?);
+        let (n_a, n_b) = (self.count as f64, later.count as f64);
+        let total = n_a + n_b;
+        let delta = mean_b - mean_a;
+        let moments = if total > 0.0 {
+            (
+                (n_a * mean_a + n_b * mean_b) / total,
+                m2_a + m2_b + delta * delta * n_a * n_b / total,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        let sum = self.sum + later.sum;
+        if !sum.is_finite() || !moments.1.is_finite() {
+            return None;
+        }
+        Some(SeriesStats {
+            count: self.count.checked_add(later.count)?,
+            sum,
+            first_time: self.first_time,
+            first: self.first,
+            last_time: later.last_time,
+            last: later.last,
+            min: if less { later.min } else { self.min },
+            max: if greater { later.max } else { self.max },
+            extreme,
+            moments: Some(moments),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -184,6 +264,48 @@ mod tests {
         assert_eq!(s.min, StatValue::Float(-5.0));
         assert_eq!(s.max, StatValue::Float(5.0));
         assert_eq!(s.extreme, StatValue::Float(5.0));
+    }
+
+    #[test]
+    fn a_summary_followed_by_another_equals_the_summary_of_both() {
+        let times: Vec<i64> = (0..9).collect();
+        let values = ColumnValues::Double(vec![2.0, -5.0, 5.0, 0.5, -5.0, 7.0, -7.0, 1.0, 7.0]);
+        let whole = summarize(DataType::Double, &times, &values).unwrap();
+        for cut in 1..9 {
+            let a = summarize_rows(DataType::Double, &times, &values, 0..cut).unwrap();
+            let b = summarize_rows(DataType::Double, &times, &values, cut..9).unwrap();
+            let joined = a.then(&b).unwrap();
+            assert_eq!(joined.count, whole.count, "cut {cut}");
+            assert_eq!(
+                (
+                    joined.first_time,
+                    joined.first,
+                    joined.last_time,
+                    joined.last
+                ),
+                (whole.first_time, whole.first, whole.last_time, whole.last)
+            );
+            assert_eq!(
+                (joined.min, joined.max, joined.extreme),
+                (whole.min, whole.max, whole.extreme),
+                "cut {cut}"
+            );
+            assert!((joined.sum - whole.sum).abs() < 1e-12);
+            let (m, m2) = joined.moments.unwrap();
+            let (wm, wm2) = whole.moments.unwrap();
+            assert!(
+                (m - wm).abs() < 1e-12 && (m2 - wm2).abs() < 1e-9,
+                "cut {cut}"
+            );
+        }
+        let ints = ColumnValues::Int64(vec![3, 1, 3]);
+        let a = summarize_rows(DataType::Int64, &[1, 2, 3], &ints, 0..1).unwrap();
+        let b = summarize_rows(DataType::Int64, &[1, 2, 3], &ints, 1..3).unwrap();
+        assert_eq!(a.then(&b).unwrap().min, StatValue::Int(1));
+        // Different kinds of value do not merge.
+        let bools = ColumnValues::Boolean(vec![true]);
+        let c = summarize(DataType::Boolean, &[9], &bools).unwrap();
+        assert!(a.then(&c).is_none());
     }
 
     #[test]

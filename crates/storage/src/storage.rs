@@ -592,7 +592,7 @@ impl Storage {
         let mut spans: Vec<(i64, i64, DataType, Option<SeriesStats>)> = Vec::new();
         for memtable in std::iter::once(&tree.active).chain(tree.frozen.iter().map(|m| &**m)) {
             if let Some((lo, hi, t)) = memtable.time_bounds(series) {
-                spans.push((lo, hi, t.physical(), None));
+                spans.push((lo, hi, t.physical(), memtable.summary(series)));
             }
         }
         for file in &tree.files {

@@ -73,3 +73,55 @@ async fn disjoint_flushed_files_are_summarised_and_everything_else_is_scanned() 
         vec![('S', 1, 2)]
     );
 }
+
+#[tokio::test]
+async fn a_memtable_in_time_order_is_summarised_as_it_grows_and_not_once_out_of_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let s1 = series("s1");
+    let write = |ops| storage.write(Origin::Local, None, ops);
+    write(insert_i64("s1", &[10, 20, 30], &[5, -7, 7]))
+        .await
+        .unwrap();
+    let summary = |pieces: &[SeriesPiece]| match pieces {
+        [SeriesPiece::Summary { stats, .. }] => *stats,
+        other => panic!("{:?}", kinds(other)),
+    };
+    let first = summary(&storage.summarize(&s1, 0, 100)[1..2]);
+    assert_eq!((first.count, first.sum), (3, 5.0));
+    // Points appended later in time are folded into the running summary.
+    write(insert_i64("s1", &[40, 50], &[-9, 1])).await.unwrap();
+    let pieces = storage.summarize(&s1, 0, 100);
+    assert_eq!(
+        kinds(&pieces),
+        vec![('s', 0, 9), ('S', 10, 50), ('s', 51, 100)]
+    );
+    let grown = summary(&pieces[1..2]);
+    assert_eq!((grown.count, grown.sum), (5, -3.0));
+    assert_eq!(
+        (grown.min, grown.max, grown.extreme),
+        (StatValue::Int(-9), StatValue::Int(7), StatValue::Int(-9))
+    );
+    assert_eq!((grown.first_time, grown.last_time), (10, 50));
+    assert_eq!(grown.last, StatValue::Int(1));
+    // A deletion touching the span: it is scanned.
+    write(delete(&s1, 40, 40)).await.unwrap();
+    assert_eq!(kinds(&storage.summarize(&s1, 0, 100)), vec![('s', 0, 100)]);
+    // A point out of order (or rewriting a time): the memtable is scanned from then on.
+    write(insert_i64("s2", &[10, 20], &[1, 2])).await.unwrap();
+    assert_eq!(
+        kinds(&storage.summarize(&series("s2"), 0, 30))[1],
+        ('S', 10, 20)
+    );
+    write(insert_i64("s2", &[15], &[3])).await.unwrap();
+    assert_eq!(
+        kinds(&storage.summarize(&series("s2"), 0, 30)),
+        vec![('s', 0, 30)]
+    );
+    write(insert_i64("s3", &[10, 20], &[1, 2])).await.unwrap();
+    write(insert_i64("s3", &[20], &[5])).await.unwrap();
+    assert_eq!(
+        kinds(&storage.summarize(&series("s3"), 0, 30)),
+        vec![('s', 0, 30)]
+    );
+}
