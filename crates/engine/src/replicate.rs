@@ -185,7 +185,7 @@ impl Engine {
     ) -> Result<()> {
         // A schema change holds the schema-change lock until its entry is written.
         let _schema_change = if ops.iter().any(|op| matches!(op, Op::Meta(_))) {
-            Some(self.schema_changes.lock().await)
+            Some(self.schema_changes.write().await)
         } else {
             None
         };

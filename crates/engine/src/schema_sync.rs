@@ -345,8 +345,8 @@ impl Engine {
 
     /// Holds the schema-change lock for a change made outside the engine (a user account), from
     /// the catalog change to [`Engine::log_user_change`].
-    pub async fn schema_change_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.schema_changes.lock().await
+    pub async fn schema_change_guard(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.schema_changes.write().await
     }
 
     /// Logs a user account change just made in the catalog (created or password changed when the
@@ -361,6 +361,26 @@ impl Engine {
             None => SchemaChange::DropUser {
                 name: name.to_string(),
             },
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// Logs a user account about to be created or given a new password (`password_hash`), for
+    /// pipes that include `auth`. The caller holds [`Engine::schema_change_guard`], has checked
+    /// the change, and applies it to the catalog after this returns (a failed log write then
+    /// changes nothing).
+    pub async fn log_user_put(&self, name: &str, password_hash: &str) -> Result<()> {
+        let change = SchemaChange::PutUser {
+            name: name.to_string(),
+            password_hash: password_hash.to_string(),
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// Logs a user account about to be dropped, as [`Engine::log_user_put`].
+    pub async fn log_user_drop(&self, name: &str) -> Result<()> {
+        let change = SchemaChange::DropUser {
+            name: name.to_string(),
         };
         self.log_schema_change(change, Vec::new()).await
     }
@@ -396,44 +416,49 @@ impl Engine {
             aligned,
             measurements: spec_list(specs),
         };
-        self.logged(change, || self.create_template_now(name, aligned, specs))
-            .await
+        self.logged(
+            change,
+            || crate::template::check_create_template(&*self.schema_read()?, name, specs),
+            || self.create_template_now(name, aligned, specs),
+        )
+        .await
     }
 
-    /// `ALTER DEVICE TEMPLATE … ADD` and `appendSchemaTemplate`, logged for pipes (what was added,
-    /// also when some measurements existed already and the statement reports 527).
+    /// `ALTER DEVICE TEMPLATE … ADD` and `appendSchemaTemplate`, logged for pipes (what is added,
+    /// also when some measurements exist already and the statement reports 527).
     pub async fn append_template(
         &self,
         name: &str,
         specs: &[crate::template::TemplateMeasurementSpec],
     ) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        let before: Vec<String> = self
-            .template(name)?
-            .map(|t| t.measurements.keys().cloned().collect())
-            .unwrap_or_default();
-        let result = self.append_template_now(name, specs);
-        let added: Vec<_> = specs
-            .iter()
-            .filter(|s| !before.contains(&s.0))
-            .cloned()
-            .collect();
-        if !added.is_empty() && self.template(name)?.is_some() {
+        let _schema_change = self.schema_changes.write().await;
+        let added = crate::template::check_append_template(&*self.schema_read()?, name, specs)?;
+        if !added.is_empty() {
             let change = SchemaChange::AppendTemplate {
                 name: name.to_string(),
                 measurements: spec_list(&added),
             };
             self.log_schema_change(change, Vec::new()).await?;
         }
-        result
+        self.append_template_now(name, specs)
     }
 
-    /// Applies a local schema change with `apply` and logs it as `change`, under the schema-change
-    /// lock.
-    async fn logged(&self, change: SchemaChange, apply: impl FnOnce() -> Result<()>) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        apply()?;
-        self.log_schema_change(change, Vec::new()).await
+    /// A local schema change, under the schema-change lock: checked by `check` (changing nothing),
+    /// logged as `change`, then applied by `apply`. So a failed log write changes nothing here,
+    /// never leaving a change the peer does not get; `apply` fails after the log only if the
+    /// catalog itself fails (its checks passed under the same lock).
+    async fn logged(
+        &self,
+        change: SchemaChange,
+        check: impl FnOnce() -> Result<()>,
+        apply: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let _schema_change = self.schema_changes.write().await;
+        check()?;
+        self.log_schema_change(change, Vec::new()).await?;
+        apply().inspect_err(|e| {
+            tracing::error!("a logged local schema change failed to apply here: {e}");
+        })
     }
 
     /// `pruneSchemaTemplate`, logged for pipes.
@@ -442,8 +467,12 @@ impl Engine {
             name: name.to_string(),
             measurement: measurement.to_string(),
         };
-        self.logged(change, || self.prune_template_now(name, measurement))
-            .await
+        self.logged(
+            change,
+            || crate::template::check_prune_template(&*self.schema_read()?, name, measurement),
+            || self.prune_template_now(name, measurement),
+        )
+        .await
     }
 
     /// `SET DEVICE TEMPLATE` and `setSchemaTemplate`, logged for pipes.
@@ -452,8 +481,12 @@ impl Engine {
             name: name.to_string(),
             path: path.to_string(),
         };
-        self.logged(change, || self.set_template_now(name, path))
-            .await
+        self.logged(
+            change,
+            || crate::template::check_set_template(&*self.schema_read()?, name, path),
+            || self.set_template_now(name, path),
+        )
+        .await
     }
 
     /// `UNSET DEVICE TEMPLATE` and `unsetSchemaTemplate`, logged for pipes.
@@ -462,8 +495,12 @@ impl Engine {
             name: name.to_string(),
             path: path.to_string(),
         };
-        self.logged(change, || self.unset_template_now(name, path))
-            .await
+        self.logged(
+            change,
+            || crate::template::check_unset_template(&*self.schema_read()?, name, path),
+            || self.unset_template_now(name, path),
+        )
+        .await
     }
 
     /// `DROP DEVICE TEMPLATE` and `dropSchemaTemplate`, logged for pipes.
@@ -471,7 +508,12 @@ impl Engine {
         let change = SchemaChange::DropTemplate {
             name: name.to_string(),
         };
-        self.logged(change, || self.drop_template_now(name)).await
+        self.logged(
+            change,
+            || crate::template::check_drop_template(&*self.schema_read()?, name),
+            || self.drop_template_now(name),
+        )
+        .await
     }
 
     /// `CREATE TIMESERIES USING DEVICE TEMPLATE ON device` and
@@ -480,8 +522,12 @@ impl Engine {
         let change = SchemaChange::ActivateTemplate {
             device: device.to_string(),
         };
-        self.logged(change, || self.activate_template_now(device))
-            .await
+        self.logged(
+            change,
+            || crate::template::check_activate_template(&*self.schema_read()?, device),
+            || self.activate_template_now(device),
+        )
+        .await
     }
 
     /// `DEACTIVATE DEVICE TEMPLATE`: the devices' activations and template series go, and their
@@ -491,7 +537,7 @@ impl Engine {
         name: Option<&str>,
         patterns: &[Vec<duet_parser::PathNode>],
     ) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
+        let _schema_change = self.schema_changes.write().await;
         // Logged first, then applied (as every drop: see `Engine::drop_database_logged`).
         let (devices, series) = self.deactivation_plan(name, patterns)?;
         self.log_schema_change(

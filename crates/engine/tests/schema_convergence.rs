@@ -621,3 +621,66 @@ async fn a_series_created_by_a_write_is_versioned_by_it() {
         assert_eq!(side.rows("select s from root.n.d").await, [["1", "5"]]);
     }
 }
+
+/// What a statement leaves visible, to compare before and after.
+async fn schema_state(side: &Instance) -> Vec<Vec<Vec<String>>> {
+    let mut state = Vec::new();
+    for sql in [
+        "show databases",
+        "show timeseries root.**",
+        "show devices root.**",
+        "show all ttl",
+        "show device templates",
+        "show paths set device template t",
+        "show nodes in device template t",
+    ] {
+        let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
+        let ctx = SessionContext {
+            zone_id: "UTC".into(),
+        };
+        // A statement about a template that does not exist (yet) is an error: recorded as empty.
+        state.push(match side.engine.execute(&ctx, &statement).await {
+            Ok(_) => sorted_rows(side, sql).await,
+            Err(_) => Vec::new(),
+        });
+    }
+    state
+}
+
+#[tokio::test]
+async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
+    let a = open(1);
+    // Each statement, when the log refuses its entry (a full disk), leaves the schema as it was
+    // and logs nothing; run again, it is applied and logged (so a peer gets every change A has).
+    for sql in [
+        "create database root.m",
+        "create timeseries root.m.d.s with datatype=INT64",
+        "create aligned timeseries root.m.al(a INT32, b DOUBLE)",
+        "set ttl to root.m 1000000",
+        "unset ttl to root.m",
+        "create device template t (s1 INT32 encoding=RLE)",
+        "alter device template t add (s2 DOUBLE encoding=GORILLA)",
+        "set device template t to root.m.t",
+        "create timeseries using device template on root.m.t.d1",
+        "deactivate device template t from root.m.t.d1",
+        "unset device template t from root.m.t",
+        "drop device template t",
+    ] {
+        let before = schema_state(&a).await;
+        let head = a.head();
+        a.engine.storage().fail_next_append();
+        let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
+        let ctx = SessionContext {
+            zone_id: "UTC".into(),
+        };
+        assert!(
+            a.engine.execute(&ctx, &statement).await.is_err(),
+            "{sql} succeeded without its entry"
+        );
+        assert_eq!(schema_state(&a).await, before, "{sql} changed the schema");
+        assert_eq!(a.head(), head, "{sql}");
+        a.exec(sql).await;
+        assert_ne!(schema_state(&a).await, before, "{sql} changed nothing");
+        assert_eq!(a.schema_entries(head).len(), 1, "{sql} logged no change");
+    }
+}
