@@ -184,10 +184,12 @@ impl Engine {
         mut ops: Vec<Op>,
     ) -> Result<()> {
         // A schema change holds the schema-change lock until its entry is written.
-        let _schema_change = if ops.iter().any(|op| matches!(op, Op::Meta(_))) {
-            Some(self.schema_changes.write().await)
+        // Inserts alone hold it shared, from their schema checks to their entry's write, as local
+        // writes do (see `Engine::write_from`).
+        let (_schema_change, _inserts) = if ops.iter().any(|op| matches!(op, Op::Meta(_))) {
+            (Some(self.schema_changes.write().await), None)
         } else {
-            None
+            (None, Some(self.schema_changes.read().await))
         };
         let mut changes = Vec::new();
         let mut planned = Vec::new();

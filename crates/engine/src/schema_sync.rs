@@ -244,7 +244,7 @@ fn specs_of(measurements: &[SeriesSpec]) -> Result<Vec<crate::template::Template
         .collect()
 }
 
-fn spec_list(specs: &[crate::template::TemplateMeasurementSpec]) -> Vec<SeriesSpec> {
+pub(crate) fn spec_list(specs: &[crate::template::TemplateMeasurementSpec]) -> Vec<SeriesSpec> {
     specs
         .iter()
         .map(|(m, t, e, c)| SeriesSpec {
@@ -340,6 +340,24 @@ impl Engine {
             .map(|(o, present)| (o, object_version(version, present)))
             .collect();
         self.catalog.set_schema_versions(&records)?;
+        Ok(())
+    }
+
+    /// Records `version` as the last change of every object `changes` set (a write's schema
+    /// changes, once its entry is written).
+    pub(crate) fn record_change_versions(
+        &self,
+        changes: &[SchemaChange],
+        version: Version,
+    ) -> Result<()> {
+        let records: Vec<(String, ObjectVersion)> = changes
+            .iter()
+            .flat_map(SchemaChange::objects)
+            .map(|(o, present)| (o, object_version(version, present)))
+            .collect();
+        if !records.is_empty() {
+            self.catalog.set_schema_versions(&records)?;
+        }
         Ok(())
     }
 
@@ -1719,7 +1737,11 @@ impl Engine {
 }
 
 /// The series `device`.`measurement` as this instance has it (none or one).
-fn series_here(schema: &crate::schema::Schema, device: &str, measurement: &str) -> Vec<SeriesInfo> {
+pub(crate) fn series_here(
+    schema: &crate::schema::Schema,
+    device: &str,
+    measurement: &str,
+) -> Vec<SeriesInfo> {
     let nodes: Vec<duet_parser::PathNode> = paths::split(device)
         .into_iter()
         .chain(std::iter::once(measurement.to_string()))

@@ -33,6 +33,15 @@ pub struct Templates {
     pub(crate) set_on: BTreeMap<String, String>,
 }
 
+/// What a write did to device templates: the measurements it added to the device's template and
+/// whether it activated the template on the device.
+#[derive(Debug, Default)]
+pub(crate) struct TemplateWrite {
+    pub template: Option<String>,
+    pub extended: Vec<TemplateMeasurementSpec>,
+    pub activated: bool,
+}
+
 /// One measurement of a template definition: name, type, encoding, compressor.
 pub type TemplateMeasurementSpec = (String, DataType, String, String);
 
@@ -952,17 +961,18 @@ impl Engine {
 
     /// The write path's part: a device under a set template that is not activated yet activates it,
     /// and measurements the template lacks extend it (IoTDB's auto-activation and extension), typed
-    /// by `types` (`None` = unknown yet, skipped).
+    /// by `types` (`None` = unknown yet, skipped). Returns what it changed, for the write's entry
+    /// to carry (as `AppendTemplate` and `ActivateTemplate`).
     pub(crate) fn prepare_template_write(
         &self,
         device: &str,
         measurements: &[String],
         types: &[Option<DataType>],
-    ) -> Result<()> {
+    ) -> Result<TemplateWrite> {
         {
             let schema = self.schema_read()?;
             let Some((_, name)) = schema.template_for(device) else {
-                return Ok(());
+                return Ok(TemplateWrite::default());
             };
             let activated = schema.device(device).is_some_and(|d| d.template.is_some());
             let has_plain = schema
@@ -975,19 +985,19 @@ impl Engine {
                     .any(|(m, t_)| t_.is_some() && !t.measurements.contains_key(m))
             });
             if has_plain || (activated && !lacks) {
-                return Ok(());
+                return Ok(TemplateWrite::default());
             }
         }
         let mut schema = self.schema_write()?;
         let Some((_, name)) = schema.template_for(device) else {
-            return Ok(());
+            return Ok(TemplateWrite::default());
         };
         let name = name.clone();
         if schema
             .device(device)
             .is_some_and(|d| d.template.is_none() && !d.measurements.is_empty())
         {
-            return Ok(());
+            return Ok(TemplateWrite::default());
         }
         let missing: Vec<TemplateMeasurementSpec> = match schema.templates.templates.get(&name) {
             Some(t) => measurements
@@ -1010,8 +1020,12 @@ impl Engine {
         if !missing.is_empty() {
             schema.extend_template(&self.catalog, &name, &missing)?;
         }
-        schema.activate(&self.catalog, device)?;
-        Ok(())
+        let activated = schema.activate(&self.catalog, device)?;
+        Ok(TemplateWrite {
+            template: Some(name),
+            extended: missing,
+            activated,
+        })
     }
 }
 

@@ -652,6 +652,7 @@ async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
     let a = open(1);
     // Each statement, when the log refuses its entry (a full disk), leaves the schema as it was
     // and logs nothing; run again, it is applied and logged (so a peer gets every change A has).
+    // (A write's entry carries the schema changes it makes.)
     for sql in [
         "create database root.m",
         "create timeseries root.m.d.s with datatype=INT64",
@@ -663,6 +664,11 @@ async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
         "set device template t to root.m.t",
         "create timeseries using device template on root.m.t.d1",
         "deactivate device template t from root.m.t.d1",
+        // Writes that create series, a database, or activate and extend a template.
+        "insert into root.m.w(time, s) values (1, 1)",
+        "insert into root.n.w(time, s) values (1, 1)",
+        "insert into root.m.t.d2(time, s1, s3) values (1, 1, 2.5)",
+        "deactivate device template t from root.m.t.d2",
         "unset device template t from root.m.t",
         "drop device template t",
     ] {
@@ -682,5 +688,103 @@ async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
         a.exec(sql).await;
         assert_ne!(schema_state(&a).await, before, "{sql} changed nothing");
         assert_eq!(a.schema_entries(head).len(), 1, "{sql} logged no change");
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_activates_a_template_and_a_concurrent_unset_converge_in_either_order() {
+    for write_is_newer in [false, true] {
+        let a = open(1);
+        let b = open(2);
+        let (from_a, from_b) = (a.head(), b.head());
+        a.exec("create device template t (s1 INT32 encoding=RLE)")
+            .await;
+        a.exec("set device template t to root.t").await;
+        b.apply(&a, &a.schema_entries(from_a)).await;
+        let seen = a.head();
+        // Concurrently: A's first write to a device under the set path activates the template
+        // there (no statement activates it); B unsets the template from the path.
+        b.exec("unset device template t from root.t").await;
+        let b_entries = b.schema_entries(from_b);
+        if write_is_newer {
+            a.observe(&b_entries).await;
+        }
+        a.exec("insert into root.t.d1(time, s1, extra) values (1, 1, 2.5)")
+            .await;
+        let a_entries = a.local_entries(seen);
+        let mut reversed = a_entries.clone();
+        reversed.reverse();
+        b.apply_retrying(&a, &reversed).await;
+        b.apply_retrying(&a, &a_entries).await;
+        a.apply_retrying(&b, &b_entries).await;
+        for side in [&a, &b] {
+            assert_eq!(
+                schema_state(side).await,
+                schema_state(&a).await,
+                "write newer: {write_is_newer}"
+            );
+            assert!(
+                side.rows("show paths set device template t")
+                    .await
+                    .is_empty(),
+                "instance {}, write newer: {write_is_newer}",
+                side.instance
+            );
+            // The unset took the activation (and the series it brought) with it on both sides.
+            assert!(
+                side.rows("show timeseries root.t.**").await.is_empty(),
+                "instance {}, write newer: {write_is_newer}",
+                side.instance
+            );
+            assert!(side.rows("select * from root.t.d1").await.is_empty());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_racing_a_drop_of_their_database_converge() {
+    let a = open(1);
+    let b = open(2);
+    let from_a = a.head();
+    // Each round: a series exists; a write to it and a drop of its database run at once. Whatever
+    // order A gives them, B, applying A's log, must end with A's schema and data.
+    for i in 0..40 {
+        a.exec(&format!(
+            "create timeseries root.r{i}.d.s with datatype=INT64"
+        ))
+        .await;
+        let ctx = SessionContext {
+            zone_id: "UTC".into(),
+        };
+        let insert = duet_parser::parse(&format!("insert into root.r{i}.d(time, s) values (1, 1)"))
+            .unwrap()
+            .pop()
+            .unwrap();
+        let drop = duet_parser::parse(&format!("drop database root.r{i}"))
+            .unwrap()
+            .pop()
+            .unwrap();
+        let (writer, dropper) = (a.engine.clone(), a.engine.clone());
+        let (ctx2, ctx3) = (ctx.clone(), ctx.clone());
+        let w = tokio::spawn(async move { writer.execute(&ctx2, &insert).await.map(|_| ()) });
+        let d = tokio::spawn(async move { dropper.execute(&ctx3, &drop).await.map(|_| ()) });
+        w.await.unwrap().unwrap();
+        d.await.unwrap().unwrap();
+    }
+    b.apply_retrying(&a, &a.local_entries(from_a)).await;
+    for i in 0..40 {
+        let on_a = sorted_rows(&a, &format!("show timeseries root.r{i}.**")).await;
+        assert_eq!(
+            on_a,
+            sorted_rows(&b, &format!("show timeseries root.r{i}.**")).await,
+            "round {i}"
+        );
+        if !on_a.is_empty() {
+            assert_eq!(
+                a.rows(&format!("select s from root.r{i}.d")).await,
+                b.rows(&format!("select s from root.r{i}.d")).await,
+                "round {i}"
+            );
+        }
     }
 }
