@@ -85,6 +85,10 @@ pub enum SchemaChange {
     AppendTemplate {
         name: String,
         measurements: Vec<SeriesSpec>,
+        /// The version of the template's creation this change was made on (see
+        /// [`Dependency`]); `None` from senders that do not say (IoTDB, older entries).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        made_on: Option<Version>,
     },
     PruneTemplate {
         name: String,
@@ -96,6 +100,10 @@ pub enum SchemaChange {
     SetTemplate {
         name: String,
         path: String,
+        /// The version of the template's creation this change was made on (see
+        /// [`Dependency`]); `None` from senders that do not say (IoTDB, older entries).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        made_on: Option<Version>,
     },
     UnsetTemplate {
         name: String,
@@ -103,6 +111,10 @@ pub enum SchemaChange {
     },
     ActivateTemplate {
         device: String,
+        /// The version of the set above the device this activation was made on; `None` from
+        /// senders that do not say.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        made_on: Option<Version>,
     },
     /// Activations removed from these devices, with their template series (and their data).
     DeactivateTemplate {
@@ -177,7 +189,7 @@ impl SchemaChange {
             SchemaChange::SetTemplate { path, .. } | SchemaChange::UnsetTemplate { path, .. } => {
                 vec![path.clone()]
             }
-            SchemaChange::ActivateTemplate { device } => vec![device.clone()],
+            SchemaChange::ActivateTemplate { device, .. } => vec![device.clone()],
             SchemaChange::DeactivateTemplate { devices } => devices.clone(),
             // Accounts and template definitions are not under a path: a pipe's pattern does not
             // select them.
@@ -208,7 +220,7 @@ fn user_object(name: &str) -> String {
     format!("user:{name}")
 }
 
-fn template_object(name: &str) -> String {
+pub(crate) fn template_object(name: &str) -> String {
     format!("tpl:{name}")
 }
 
@@ -216,7 +228,7 @@ fn template_measurement_object(name: &str, measurement: &str) -> String {
     format!("tplm:{name}\u{1f}{measurement}")
 }
 
-fn template_set_object(path: &str) -> String {
+pub(crate) fn template_set_object(path: &str) -> String {
     format!("tplset:{path}")
 }
 
@@ -299,7 +311,9 @@ impl SchemaChange {
             SchemaChange::CreateTemplate {
                 name, measurements, ..
             }
-            | SchemaChange::AppendTemplate { name, measurements } => {
+            | SchemaChange::AppendTemplate {
+                name, measurements, ..
+            } => {
                 let mut objects = vec![(template_object(name), true)];
                 objects.extend(
                     measurements
@@ -314,7 +328,9 @@ impl SchemaChange {
             SchemaChange::DropTemplate { name } => vec![(template_object(name), false)],
             SchemaChange::SetTemplate { path, .. } => vec![(template_set_object(path), true)],
             SchemaChange::UnsetTemplate { path, .. } => vec![(template_set_object(path), false)],
-            SchemaChange::ActivateTemplate { device } => vec![(activation_object(device), true)],
+            SchemaChange::ActivateTemplate { device, .. } => {
+                vec![(activation_object(device), true)]
+            }
             SchemaChange::DeactivateTemplate { devices } => devices
                 .iter()
                 .map(|d| (activation_object(d), false))
@@ -329,18 +345,22 @@ impl Engine {
     pub(crate) async fn log_schema_change(
         &self,
         change: SchemaChange,
+        with: Vec<Op>,
+    ) -> Result<()> {
+        self.log_schema_changes(vec![change], with).await
+    }
+
+    /// [`Engine::log_schema_change`] for changes made together (an activation with the database
+    /// it creates), in one entry.
+    pub(crate) async fn log_schema_changes(
+        &self,
+        changes: Vec<SchemaChange>,
         mut with: Vec<Op>,
     ) -> Result<()> {
-        let objects = change.objects();
-        let mut ops = vec![Op::Meta(change.encode())];
+        let mut ops: Vec<Op> = changes.iter().map(|c| Op::Meta(c.encode())).collect();
         ops.append(&mut with);
         let (_, version) = self.storage.write(Origin::Local, None, ops).await?;
-        let records: Vec<(String, ObjectVersion)> = objects
-            .into_iter()
-            .map(|(o, present)| (o, object_version(version, present)))
-            .collect();
-        self.catalog.set_schema_versions(&records)?;
-        Ok(())
+        self.record_change_versions(&changes, version)
     }
 
     /// Records `version` as the last change of every object `changes` set (a write's schema
@@ -403,6 +423,34 @@ impl Engine {
         self.log_schema_change(change, Vec::new()).await
     }
 
+    /// The recorded version of template `name`'s creation, which a set or extension of it is made
+    /// on (`None` when none is recorded).
+    fn template_made_on(&self, name: &str) -> Result<Option<Version>> {
+        self.recorded_present(&template_object(name))
+    }
+
+    /// The recorded version of `object`'s last change if it left the object present (catalog
+    /// only: callable under the schema lock).
+    pub(crate) fn recorded_present(&self, object: &str) -> Result<Option<Version>> {
+        Ok(self
+            .catalog
+            .schema_version(object)?
+            .filter(|v| v.present)
+            .map(|v| version_of(&v)))
+    }
+
+    /// The recorded version of the set above `device`, which an activation of it is made on.
+    pub(crate) fn set_made_on(&self, device: &str) -> Result<Option<Version>> {
+        let path = self
+            .schema_read()?
+            .template_for(device)
+            .map(|(path, _)| path.clone());
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        self.recorded_present(&template_set_object(&path))
+    }
+
     /// Applies a schema change that arrived without a version (an IoTDB sender's plan node): it is
     /// versioned now, with the origin's instance, as such writes are, and applied as a peer's.
     pub async fn apply_unversioned_schema(
@@ -435,7 +483,7 @@ impl Engine {
             measurements: spec_list(specs),
         };
         self.logged(
-            change,
+            move || Ok(vec![change]),
             || crate::template::check_create_template(&*self.schema_read()?, name, specs),
             || self.create_template_now(name, aligned, specs),
         )
@@ -455,6 +503,7 @@ impl Engine {
             let change = SchemaChange::AppendTemplate {
                 name: name.to_string(),
                 measurements: spec_list(&added),
+                made_on: self.template_made_on(name)?,
             };
             self.log_schema_change(change, Vec::new()).await?;
         }
@@ -467,13 +516,13 @@ impl Engine {
     /// catalog itself fails (its checks passed under the same lock).
     async fn logged(
         &self,
-        change: SchemaChange,
+        change: impl FnOnce() -> Result<Vec<SchemaChange>>,
         check: impl FnOnce() -> Result<()>,
         apply: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         let _schema_change = self.schema_changes.write().await;
         check()?;
-        self.log_schema_change(change, Vec::new()).await?;
+        self.log_schema_changes(change()?, Vec::new()).await?;
         apply().inspect_err(|e| {
             tracing::error!("a logged local schema change failed to apply here: {e}");
         })
@@ -486,7 +535,7 @@ impl Engine {
             measurement: measurement.to_string(),
         };
         self.logged(
-            change,
+            move || Ok(vec![change]),
             || crate::template::check_prune_template(&*self.schema_read()?, name, measurement),
             || self.prune_template_now(name, measurement),
         )
@@ -495,9 +544,12 @@ impl Engine {
 
     /// `SET DEVICE TEMPLATE` and `setSchemaTemplate`, logged for pipes.
     pub async fn set_template(&self, name: &str, path: &str) -> Result<()> {
-        let change = SchemaChange::SetTemplate {
-            name: name.to_string(),
-            path: path.to_string(),
+        let change = || {
+            Ok(vec![SchemaChange::SetTemplate {
+                name: name.to_string(),
+                path: path.to_string(),
+                made_on: self.template_made_on(name)?,
+            }])
         };
         self.logged(
             change,
@@ -514,7 +566,7 @@ impl Engine {
             path: path.to_string(),
         };
         self.logged(
-            change,
+            move || Ok(vec![change]),
             || crate::template::check_unset_template(&*self.schema_read()?, name, path),
             || self.unset_template_now(name, path),
         )
@@ -527,7 +579,7 @@ impl Engine {
             name: name.to_string(),
         };
         self.logged(
-            change,
+            move || Ok(vec![change]),
             || crate::template::check_drop_template(&*self.schema_read()?, name),
             || self.drop_template_now(name),
         )
@@ -537,8 +589,24 @@ impl Engine {
     /// `CREATE TIMESERIES USING DEVICE TEMPLATE ON device` and
     /// `createTimeseriesUsingSchemaTemplate`, logged for pipes.
     pub async fn activate_template(&self, device: &str) -> Result<()> {
-        let change = SchemaChange::ActivateTemplate {
-            device: device.to_string(),
+        // The database at level 2 the activation creates (when none is above the device) goes
+        // in its entry first, as a write's does.
+        let change = || {
+            let new_database = {
+                let schema = self.schema_read()?;
+                let nodes = paths::split(device);
+                (schema.database_of(device).is_none() && nodes.len() >= 2)
+                    .then(|| paths::join(&nodes[..2]))
+            };
+            let mut changes: Vec<SchemaChange> = new_database
+                .map(|path| SchemaChange::CreateDatabase { path })
+                .into_iter()
+                .collect();
+            changes.push(SchemaChange::ActivateTemplate {
+                device: device.to_string(),
+                made_on: self.set_made_on(device)?,
+            });
+            Ok(changes)
         };
         self.logged(
             change,
@@ -682,11 +750,24 @@ impl Engine {
         };
         for (path, name) in set_on {
             let version = recorded(&template_set_object(&path))?;
-            out.push((SchemaChange::SetTemplate { name, path }, version));
+            out.push((
+                SchemaChange::SetTemplate {
+                    name,
+                    path,
+                    made_on: None,
+                },
+                version,
+            ));
         }
         for device in activated {
             let version = recorded(&activation_object(&device))?;
-            out.push((SchemaChange::ActivateTemplate { device }, version));
+            out.push((
+                SchemaChange::ActivateTemplate {
+                    device,
+                    made_on: None,
+                },
+                version,
+            ));
         }
         for s in series {
             let version = recorded(&series_object(&s.device, &s.measurement))?;
@@ -1327,6 +1408,27 @@ impl Engine {
     }
 }
 
+/// Where what a replicated template change was made on stands here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dependency {
+    /// Here (that version of it, or a newer one): the change applies.
+    Here,
+    /// Removed here at or after that version: the change is skipped and recorded.
+    Removed,
+    /// Not here yet: the change is refused for now, and applies once it arrives.
+    NotYet,
+}
+
+fn not_yet(name: &str) -> EngineError {
+    EngineError::Template(
+        duet_proto::status::StatusCode::UndefinedTemplate,
+        format!(
+            "the creation of device template {name} that this change was made on is not here \
+             yet: it must arrive first"
+        ),
+    )
+}
+
 /// What applying a replicated schema change did to data.
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
@@ -1462,15 +1564,23 @@ impl Engine {
                     }
                 }
             }
-            SchemaChange::AppendTemplate { name, measurements } => {
+            SchemaChange::AppendTemplate {
+                name,
+                measurements,
+                made_on,
+            } => {
+                if let Some(made_on) = made_on {
+                    match self.template_dependency(name, *made_on)? {
+                        Dependency::Here => {}
+                        Dependency::Removed => return Ok((records, tombstones)),
+                        Dependency::NotYet => return Err(not_yet(name)),
+                    }
+                }
                 let Some(existing) = self.template(name)? else {
                     if self.template_dropped(name)? {
                         return Ok((records, tombstones));
                     }
-                    return Err(EngineError::Template(
-                        duet_proto::status::StatusCode::UndefinedTemplate,
-                        format!("device template {name} is not here yet: its creation must arrive first"),
-                    ));
+                    return Err(not_yet(name));
                 };
                 let mut missing = Vec::new();
                 for (spec, m) in specs_of(measurements)?.into_iter().zip(measurements) {
@@ -1532,10 +1642,14 @@ impl Engine {
                     records.push((object, absent));
                 }
             }
-            SchemaChange::SetTemplate { name, path } => {
+            SchemaChange::SetTemplate {
+                name,
+                path,
+                made_on,
+            } => {
                 let object = template_set_object(path);
                 if !self.superseded(&object, version)? {
-                    let (r, t) = self.apply_template_set(name, path, version)?;
+                    let (r, t) = self.apply_template_set(name, path, *made_on, version)?;
                     records.extend(r);
                     tombstones.extend(t);
                 }
@@ -1551,7 +1665,7 @@ impl Engine {
                     records.push((object, absent));
                 }
             }
-            SchemaChange::ActivateTemplate { device } => {
+            SchemaChange::ActivateTemplate { device, made_on } => {
                 let object = activation_object(device);
                 if !self.superseded(&object, version)? {
                     let (active, set_above) = {
@@ -1562,13 +1676,22 @@ impl Engine {
                         )
                     };
                     if !active {
-                        if !set_above && !self.unset_above(device)? {
+                        // What the activation was made on decides: the set it names here (or a
+                        // newer one), its removal, or a set still to arrive. Without it (IoTDB),
+                        // whatever is set or unset here.
+                        let dependency = match made_on {
+                            Some(made_on) => self.set_dependency(device, *made_on)?,
+                            None if set_above => Dependency::Here,
+                            None if self.unset_above(device)? => Dependency::Removed,
+                            None => Dependency::NotYet,
+                        };
+                        if dependency == Dependency::NotYet {
                             return Err(EngineError::Template(
                                 duet_proto::status::StatusCode::TemplateNotSet,
-                                format!("no device template is set above {device} yet: the set must arrive first"),
+                                format!("the device template set above {device} that the activation was made on is not here yet: the set must arrive first"),
                             ));
                         }
-                        let result = if set_above {
+                        let result = if dependency == Dependency::Here && set_above {
                             self.activate_template_now(device)
                         } else {
                             Err(EngineError::Template(
@@ -1609,6 +1732,50 @@ impl Engine {
         Ok((records, tombstones))
     }
 
+    /// Whether template `name`'s creation that a replicated set or extension was made on (at
+    /// `made_on`) is here: that creation or a newer one (or a template here that predates version
+    /// records), a removal at or after it, or neither yet (an older definition here waits for it,
+    /// so an older drop arriving later never takes the set with it).
+    fn template_dependency(&self, name: &str, made_on: Version) -> Result<Dependency> {
+        let exists = self.template(name)?.is_some();
+        Ok(match self.catalog.schema_version(&template_object(name))? {
+            Some(v) if version_of(&v) >= made_on && v.present && exists => Dependency::Here,
+            Some(v) if version_of(&v) >= made_on && !v.present => Dependency::Removed,
+            None if exists => Dependency::Here,
+            _ => Dependency::NotYet,
+        })
+    }
+
+    /// [`Engine::template_dependency`] for an activation made on the set above `device` at
+    /// `made_on`: a set at or above it recorded at that version or later (or predating version
+    /// records), an unset at or after it, or neither yet.
+    fn set_dependency(&self, device: &str, made_on: Version) -> Result<Dependency> {
+        let set_here = self
+            .schema_read()?
+            .template_for(device)
+            .map(|(path, _)| path.clone());
+        let nodes = paths::split(device);
+        let mut removed = false;
+        for n in 2..=nodes.len() {
+            let path = paths::join(&nodes[..n]);
+            let record = self.catalog.schema_version(&template_set_object(&path))?;
+            let is_set_here = set_here.as_deref() == Some(path.as_str());
+            match record {
+                Some(v) if version_of(&v) >= made_on && v.present && is_set_here => {
+                    return Ok(Dependency::Here)
+                }
+                Some(v) if version_of(&v) >= made_on && !v.present => removed = true,
+                None if is_set_here => return Ok(Dependency::Here),
+                _ => {}
+            }
+        }
+        Ok(if removed {
+            Dependency::Removed
+        } else {
+            Dependency::NotYet
+        })
+    }
+
     /// Whether a path at or above `device` has a recorded unset (or its template a recorded drop):
     /// an activation under it was taken away by that change, it is not waiting for a set.
     fn unset_above(&self, device: &str) -> Result<bool> {
@@ -1632,6 +1799,7 @@ impl Engine {
         &self,
         name: &str,
         path: &str,
+        made_on: Option<Version>,
         version: Version,
     ) -> Result<(VersionRecords, Vec<String>)> {
         let object = template_set_object(path);
@@ -1644,14 +1812,24 @@ impl Engine {
             records.push((object.clone(), object_version(version, false)));
             Ok((records, tombstones))
         };
+        if let Some(made_on) = made_on {
+            match self.template_dependency(name, made_on)? {
+                Dependency::Here => {}
+                Dependency::Removed => {
+                    return skip(
+                        format!("{name} was dropped here after the creation it was set on"),
+                        records,
+                        tombstones,
+                    )
+                }
+                Dependency::NotYet => return Err(not_yet(name)),
+            }
+        }
         if self.template(name)?.is_none() {
             if self.template_dropped(name)? {
                 return skip(format!("{name} was dropped here"), records, tombstones);
             }
-            return Err(EngineError::Template(
-                duet_proto::status::StatusCode::UndefinedTemplate,
-                format!("device template {name} is not here yet: its creation must arrive first"),
-            ));
+            return Err(not_yet(name));
         }
         let (current, nested, plain) = {
             let schema = self.schema_read()?;

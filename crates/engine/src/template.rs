@@ -40,6 +40,10 @@ pub(crate) struct TemplateWrite {
     pub template: Option<String>,
     pub extended: Vec<TemplateMeasurementSpec>,
     pub activated: bool,
+    /// The recorded versions of the template's creation and of its set above the device, which
+    /// the extension and the activation were made on.
+    pub template_made_on: Option<duet_storage::Version>,
+    pub set_made_on: Option<duet_storage::Version>,
 }
 
 /// One measurement of a template definition: name, type, encoding, compressor.
@@ -1021,10 +1025,17 @@ impl Engine {
             schema.extend_template(&self.catalog, &name, &missing)?;
         }
         let activated = schema.activate(&self.catalog, device)?;
+        let set_path = schema.template_for(device).map(|(path, _)| path.clone());
+        let set_made_on = match set_path {
+            Some(path) => self.recorded_present(&crate::schema_sync::template_set_object(&path))?,
+            None => None,
+        };
         Ok(TemplateWrite {
+            template_made_on: self.recorded_present(&crate::schema_sync::template_object(&name))?,
             template: Some(name),
             extended: missing,
             activated,
+            set_made_on,
         })
     }
 }

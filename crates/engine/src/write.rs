@@ -131,11 +131,13 @@ impl Engine {
                 changes.push(SchemaChange::AppendTemplate {
                     name: name.clone(),
                     measurements: crate::schema_sync::spec_list(&t.extended),
+                    made_on: t.template_made_on,
                 });
             }
             if t.activated {
                 changes.push(SchemaChange::ActivateTemplate {
                     device: device.clone(),
+                    made_on: t.set_made_on,
                 });
             }
         }

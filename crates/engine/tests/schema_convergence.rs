@@ -394,32 +394,44 @@ async fn a_concurrent_unset_and_activation_of_a_template_converge() {
 
 #[tokio::test]
 async fn a_template_dropped_on_one_side_while_set_on_the_other_converges() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
-    a.exec("create device template t (s1 INT32 encoding=RLE)")
-        .await;
-    b.apply(&a, &a.schema_entries(from_a)).await;
-    let seen = a.head();
-    // Concurrently: A sets the template and activates it on a device, B drops it.
-    a.exec("set device template t to root.u").await;
-    a.exec("create timeseries using device template on root.u.d1")
-        .await;
-    b.exec("drop device template t").await;
-    let (a_entries, b_entries) = (a.schema_entries(seen), b.schema_entries(from_b));
-    // Crossed, A's reversed and twice.
-    let mut reversed = a_entries.clone();
-    reversed.reverse();
-    b.apply_retrying(&a, &reversed).await;
-    b.apply_retrying(&a, &a_entries).await;
-    a.apply_retrying(&b, &b_entries).await;
-    for side in [&a, &b] {
-        assert!(
-            side.rows("show device templates").await.is_empty(),
-            "instance {}",
-            side.instance
-        );
-        assert!(side.rows("show timeseries root.u.**").await.is_empty());
+    // The drop made before or after the set by the clock: concurrent either way.
+    for drop_is_older in [false, true] {
+        let a = open(1);
+        let b = open(2);
+        let (from_a, from_b) = (a.head(), b.head());
+        a.exec("create device template t (s1 INT32 encoding=RLE)")
+            .await;
+        b.apply(&a, &a.schema_entries(from_a)).await;
+        let seen = a.head();
+        // Concurrently: A sets the template and activates it on a device, B drops it.
+        if drop_is_older {
+            b.exec("drop device template t").await;
+            a.observe(&b.schema_entries(from_b)).await;
+        }
+        a.exec("set device template t to root.u").await;
+        a.exec("create timeseries using device template on root.u.d1")
+            .await;
+        if !drop_is_older {
+            b.observe(&a.schema_entries(seen)).await;
+            b.exec("drop device template t").await;
+        }
+        let (a_entries, b_entries) = (a.schema_entries(seen), b.schema_entries(from_b));
+        // Crossed, A's reversed and twice.
+        let mut reversed = a_entries.clone();
+        reversed.reverse();
+        b.apply_retrying(&a, &reversed).await;
+        b.apply_retrying(&a, &a_entries).await;
+        a.apply_retrying(&b, &b_entries).await;
+        // The drop takes the set and activation made on the creation it removed, on both sides.
+        for side in [&a, &b] {
+            assert!(
+                side.rows("show device templates").await.is_empty(),
+                "instance {}, drop older: {drop_is_older}",
+                side.instance
+            );
+            assert!(side.rows("show timeseries root.u.**").await.is_empty());
+        }
+        assert_eq!(schema_state(&a).await, schema_state(&b).await);
     }
 }
 
@@ -786,5 +798,53 @@ async fn writes_racing_a_drop_of_their_database_converge() {
                 "round {i}"
             );
         }
+    }
+}
+
+/// `n` orders of `0..len`: reversed, then shuffles from a fixed seed.
+fn orders(len: usize, n: usize) -> Vec<Vec<usize>> {
+    let mut out = vec![(0..len).rev().collect::<Vec<_>>()];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    while out.len() < n {
+        let mut order: Vec<usize> = (0..len).collect();
+        for i in (1..len).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        out.push(order);
+    }
+    out
+}
+
+#[tokio::test]
+async fn template_sets_and_activations_after_a_drop_and_re_creation_converge_in_any_arrival_order()
+{
+    let a = open(1);
+    let from_a = a.head();
+    // A drops a template and creates it again, sets it, unsets and sets it again, and activates
+    // it on a device: each change after the removal it follows.
+    for sql in [
+        "create device template t (s1 INT32 encoding=RLE)",
+        "set device template t to root.p",
+        "unset device template t from root.p",
+        "drop device template t",
+        "create device template t (s2 DOUBLE encoding=GORILLA)",
+        "set device template t to root.p",
+        "unset device template t from root.p",
+        "set device template t to root.p",
+        "create timeseries using device template on root.p.d1",
+    ] {
+        a.exec(sql).await;
+    }
+    let entries = a.schema_entries(from_a);
+    let expected = schema_state(&a).await;
+    assert_eq!(expected[1].len(), 1, "{expected:?}");
+    for order in orders(entries.len(), 16) {
+        let b = open(2);
+        let shuffled: Vec<LogEntry> = order.iter().map(|i| entries[*i].clone()).collect();
+        b.apply_retrying(&a, &shuffled).await;
+        assert_eq!(schema_state(&b).await, expected, "arrival order {order:?}");
     }
 }

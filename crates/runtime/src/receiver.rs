@@ -302,7 +302,13 @@ async fn apply_activations(
 ) -> Result<(), TPipeTransferResp> {
     for device in devices {
         engine
-            .apply_unversioned_schema(origin.clone(), SchemaChange::ActivateTemplate { device })
+            .apply_unversioned_schema(
+                origin.clone(),
+                SchemaChange::ActivateTemplate {
+                    device,
+                    made_on: None,
+                },
+            )
             .await
             .map_err(refused)?;
     }
@@ -449,8 +455,13 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
                     compressor: compressor.unwrap_or_else(|| "LZ4".to_string()),
                 })
                 .collect(),
+            made_on: None,
         }],
-        ConfigPlan::SetTemplate { name, path } => vec![SchemaChange::SetTemplate { name, path }],
+        ConfigPlan::SetTemplate { name, path } => vec![SchemaChange::SetTemplate {
+            name,
+            path,
+            made_on: None,
+        }],
         ConfigPlan::UnsetTemplate { name, path } => {
             vec![SchemaChange::UnsetTemplate { name, path }]
         }
