@@ -470,6 +470,38 @@ impl Engine {
             .await
     }
 
+    /// A user an IoTDB sender created (plans 621 and 638), applied as a peer's change versioned
+    /// now, unless an account of that name exists here: IoTDB's receiver keeps an existing user as
+    /// it is (its 'user already exists'), so this never overwrites one. `Ok(false)` when it
+    /// exists. Checked and applied under the schema-change lock, so no local creation falls
+    /// between.
+    pub async fn create_peer_user(
+        &self,
+        origin: Origin,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<bool> {
+        let _schema_change = self.schema_changes.write().await;
+        if self.catalog.user_password_hash(name)?.is_some() {
+            return Ok(false);
+        }
+        let instance = match origin {
+            Origin::Pipe { instance } => instance,
+            Origin::Local => self.storage.instance(),
+        };
+        let version = Version {
+            hlc: self.storage.fresh_hlc(),
+            instance,
+        };
+        let change = SchemaChange::PutUser {
+            name: name.to_string(),
+            password_hash: password_hash.to_string(),
+        };
+        self.apply_replicated_locked(origin, version, vec![Op::Meta(change.encode())])
+            .await?;
+        Ok(true)
+    }
+
     /// `CREATE DEVICE TEMPLATE` and `createSchemaTemplate`, logged for pipes.
     pub async fn create_template(
         &self,

@@ -487,6 +487,21 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
             Ok(series) => vec![SchemaChange::DeleteSeries { series }],
             Err(e) => return refused(e),
         },
+        // IoTDB's receiver keeps an existing user as it is (its 'user already exists' answer, which
+        // its pipe receiver turns into 1809): a creation never overwrites an account here. Root is
+        // this instance's own: no plan creates, changes or drops it.
+        ConfigPlan::CreateUser { name, .. }
+        | ConfigPlan::UpdateUser { name, .. }
+        | ConfigPlan::DropUser { name }
+            if name == duet_catalog::ROOT_USER =>
+        {
+            tracing::warn!("an IoTDB user plan for root was received; root stays as it is here");
+            return pipe_status(
+                StatusCode::PipeReceiverIdempotentConflict,
+                "A user plan for root is not applied: root is this instance's own (IoTDB's \
+                 receiver never lets a pipe change or drop its superuser).",
+            );
+        }
         ConfigPlan::CreateUser { name, password } => {
             let password_hash = match password {
                 UserPassword::Plain(password) => match hash_new_password(password).await {
@@ -495,10 +510,14 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
                 },
                 UserPassword::IotdbHash(hash) => duet_catalog::iotdb_password_record(&hash),
             };
-            vec![SchemaChange::PutUser {
-                name,
-                password_hash,
-            }]
+            return match engine.create_peer_user(origin, &name, &password_hash).await {
+                Ok(true) => TPipeTransferResp::new(status::success(), None),
+                Ok(false) => pipe_status(
+                    StatusCode::PipeReceiverIdempotentConflict,
+                    format!("User {name} already exists: it is kept as it is here."),
+                ),
+                Err(e) => refused(e),
+            };
         }
         ConfigPlan::UpdateUser { name, password } => match hash_new_password(password).await {
             Ok(password_hash) => vec![SchemaChange::PutUser {
