@@ -270,7 +270,17 @@ impl Engine {
                     Some(ms) => i64::try_from(*ms).unwrap_or(crate::ttl::INFINITE_TTL_MS),
                     None => crate::ttl::INFINITE_TTL_MS,
                 };
-                // Logged first, then applied (see `schema_sync`): a failed log write changes nothing.
+                // Checked, logged, then applied (see `schema_sync`): a failed log write changes
+                // nothing, and the catalog's limit on rules refuses before anything is logged.
+                let rules = self.catalog.ttl_rules()?;
+                let mut total: std::collections::BTreeSet<&str> =
+                    rules.iter().map(|(p, _)| p.as_str()).collect();
+                total.extend(patterns.iter().map(String::as_str));
+                if total.len() > duet_catalog::MAX_TTL_RULES {
+                    return Err(
+                        duet_catalog::Error::TooManyTtlRules(duet_catalog::MAX_TTL_RULES).into(),
+                    );
+                }
                 self.log_schema_change(
                     SchemaChange::SetTtl {
                         patterns: patterns.clone(),

@@ -848,3 +848,28 @@ async fn template_sets_and_activations_after_a_drop_and_re_creation_converge_in_
         assert_eq!(schema_state(&b).await, expected, "arrival order {order:?}");
     }
 }
+
+#[tokio::test]
+async fn a_ttl_rule_past_the_limit_is_refused_before_it_is_logged() {
+    let a = open(1);
+    // The catalog holds as many rules as it takes; one more is refused with nothing logged (it
+    // used to be logged, then refused by the catalog: the peer applied a rule A did not have).
+    let patterns: Vec<String> = (0..duet_catalog::MAX_TTL_RULES)
+        .map(|i| format!("root.full.d{i}"))
+        .collect();
+    a.catalog.set_ttl(&patterns, 1_000_000).unwrap();
+    let head = a.head();
+    let statement = duet_parser::parse("set ttl to root.over 1000000")
+        .unwrap()
+        .pop()
+        .unwrap();
+    let ctx = SessionContext {
+        zone_id: "UTC".into(),
+    };
+    assert!(a.engine.execute(&ctx, &statement).await.is_err());
+    assert_eq!(a.head(), head);
+    assert!(a.rows("show ttl on root.over").await.is_empty());
+    // Replacing an existing rule is no new rule: it is taken and logged.
+    a.exec("set ttl to root.full.d0 2000000").await;
+    assert_eq!(a.schema_entries(head).len(), 1);
+}
