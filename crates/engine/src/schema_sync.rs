@@ -15,8 +15,11 @@
 //! hidden alike on both: see `replicate`), concurrent template changes resolve per object, a history
 //! snapshot never undoes a newer change, and re-applying a change changes nothing.
 //!
-//! Drops are logged before the catalog changes (locally, and on the receiver after computing what
-//! they hide here), so a failed log write never leaves a drop without its tombstones.
+//! Local changes are checked, logged, then applied, and drops on the receiver too (after computing
+//! what they hide here), so a failed log write changes nothing: never a local change the peer does
+//! not get, never a drop without its tombstones. A template set, extension or activation carries
+//! the version of what it was made on (`made_on`), so the receiver waits for that creation or set
+//! instead of deciding by what happened to arrive first.
 
 use duet_catalog::ObjectVersion;
 use duet_proto::types::DataType;
@@ -782,24 +785,20 @@ impl Engine {
         };
         for (path, name) in set_on {
             let version = recorded(&template_set_object(&path))?;
+            let made_on = self.template_made_on(&name)?;
             out.push((
                 SchemaChange::SetTemplate {
                     name,
                     path,
-                    made_on: None,
+                    made_on,
                 },
                 version,
             ));
         }
         for device in activated {
             let version = recorded(&activation_object(&device))?;
-            out.push((
-                SchemaChange::ActivateTemplate {
-                    device,
-                    made_on: None,
-                },
-                version,
-            ));
+            let made_on = self.set_made_on(&device)?;
+            out.push((SchemaChange::ActivateTemplate { device, made_on }, version));
         }
         for s in series {
             let version = recorded(&series_object(&s.device, &s.measurement))?;
