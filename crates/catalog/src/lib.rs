@@ -24,6 +24,7 @@ pub use pipes::{NewPipe, ParsePipeStateError, PipeException, PipeRecord, PipeSta
 pub use schema_versions::ObjectVersion;
 pub use series::SeriesRecord;
 pub use templates::{TemplateMeasurementRecord, TemplateRecord};
+pub use ttl::MAX_TTL_RULES;
 
 use lock::DataDirLock;
 

@@ -95,7 +95,7 @@ pub struct Engine {
     pub(crate) ttl: crate::ttl::SharedTtlRules,
     /// Held across a schema change, local or replicated, from the check of an object's version to
     /// the record of the new one, so the two kinds never interleave on one object.
-    pub(crate) schema_changes: tokio::sync::Mutex<()>,
+    pub(crate) schema_changes: tokio::sync::RwLock<()>,
     /// Replicated points dropped on arrival because their type lost to the series' type here (see
     /// `replicate`); each drop is also logged at warn.
     pub(crate) points_dropped_for_type: std::sync::atomic::AtomicU64,
@@ -134,7 +134,7 @@ impl Engine {
             schema: RwLock::new(schema),
             units_per_ms,
             ttl,
-            schema_changes: tokio::sync::Mutex::new(()),
+            schema_changes: tokio::sync::RwLock::new(()),
             points_dropped_for_type: std::sync::atomic::AtomicU64::new(0),
         }))
     }
@@ -260,7 +260,7 @@ impl Engine {
             | Statement::DropDatabase { .. }
             | Statement::CreateTimeseries { .. }
             | Statement::CreateAlignedTimeseries { .. }
-            | Statement::DeleteTimeseries { .. } => Some(self.schema_changes.lock().await),
+            | Statement::DeleteTimeseries { .. } => Some(self.schema_changes.write().await),
             _ => None,
         };
         match statement {
@@ -270,32 +270,46 @@ impl Engine {
                     Some(ms) => i64::try_from(*ms).unwrap_or(crate::ttl::INFINITE_TTL_MS),
                     None => crate::ttl::INFINITE_TTL_MS,
                 };
-                self.catalog.set_ttl(&patterns, ttl)?;
-                self.reload_ttl()?;
+                // Checked, logged, then applied (see `schema_sync`): a failed log write changes
+                // nothing, and the catalog's limit on rules refuses before anything is logged.
+                let rules = self.catalog.ttl_rules()?;
+                let mut total: std::collections::BTreeSet<&str> =
+                    rules.iter().map(|(p, _)| p.as_str()).collect();
+                total.extend(patterns.iter().map(String::as_str));
+                if total.len() > duet_catalog::MAX_TTL_RULES {
+                    return Err(
+                        duet_catalog::Error::TooManyTtlRules(duet_catalog::MAX_TTL_RULES).into(),
+                    );
+                }
                 self.log_schema_change(
                     SchemaChange::SetTtl {
-                        patterns,
+                        patterns: patterns.clone(),
                         ttl_ms: ttl,
                     },
                     Vec::new(),
                 )
                 .await?;
+                self.catalog.set_ttl(&patterns, ttl)?;
+                self.reload_ttl()?;
                 Ok(Output::Done)
             }
             Statement::UnsetTtl { path } => {
                 let patterns = self.ttl_patterns(path)?;
+                self.log_schema_change(
+                    SchemaChange::UnsetTtl {
+                        patterns: patterns.clone(),
+                    },
+                    Vec::new(),
+                )
+                .await?;
                 self.catalog.unset_ttl(&patterns)?;
                 self.reload_ttl()?;
-                self.log_schema_change(SchemaChange::UnsetTtl { patterns }, Vec::new())
-                    .await?;
                 Ok(Output::Done)
             }
             Statement::ShowTtl { path } => self.show_ttl(path),
             Statement::CreateDatabase { path } => {
                 let path = concrete(path)?;
-                self.schema_write()?.create_database(&self.catalog, &path)?;
-                self.log_schema_change(SchemaChange::CreateDatabase { path }, Vec::new())
-                    .await?;
+                self.create_database_logged(path).await?;
                 Ok(Output::Done)
             }
             Statement::DropDatabase { paths } => {
@@ -360,13 +374,7 @@ impl Engine {
                 let (encoding, compressor) = encoding_and_compressor(attributes, t);
                 let device = paths::join(device_nodes);
                 let specs = [(measurement[0].clone(), t, encoding, compressor)];
-                self.schema_write()?
-                    .create_series(&self.catalog, &device, false, &specs, true)?;
-                self.log_schema_change(
-                    Self::create_series_change(&device, false, &specs),
-                    Vec::new(),
-                )
-                .await?;
+                self.create_series_logged(&device, false, &specs).await?;
                 Ok(Output::Done)
             }
             Statement::CreateAlignedTimeseries { device, columns } => {
@@ -383,13 +391,7 @@ impl Engine {
                         (c.name.clone(), t, e, comp)
                     })
                     .collect();
-                self.schema_write()?
-                    .create_series(&self.catalog, &device, true, &specs, true)?;
-                self.log_schema_change(
-                    Self::create_series_change(&device, true, &specs),
-                    Vec::new(),
-                )
-                .await?;
+                self.create_series_logged(&device, true, &specs).await?;
                 Ok(Output::Done)
             }
             Statement::ShowTimeseries { path } => {
@@ -673,32 +675,54 @@ impl Engine {
             })
             .collect();
         let device = canonical_path(device)?;
-        let _schema_change = self.schema_changes.lock().await;
+        let _schema_change = self.schema_changes.write().await;
         for (m, _, _, _) in &specs {
             self.schema_read()?
                 .check_no_template_at(&format!("{device}.{m}"))?;
         }
-        self.schema_write()?
-            .create_series(&self.catalog, &device, aligned, &specs, true)?;
+        self.create_series_logged(&device, aligned, &specs).await
+    }
+
+    /// Creates series: checked, logged, then applied (as every local schema change: a failed log
+    /// write changes nothing). The caller holds `schema_changes`.
+    async fn create_series_logged(
+        &self,
+        device: &str,
+        aligned: bool,
+        specs: &[(String, DataType, String, String)],
+    ) -> Result<()> {
+        self.schema_read()?
+            .check_create_series(device, specs, true)?;
         self.log_schema_change(
-            Self::create_series_change(&device, aligned, &specs),
+            Self::create_series_change(device, aligned, specs),
             Vec::new(),
         )
-        .await
+        .await?;
+        self.schema_write()?
+            .create_series(&self.catalog, device, aligned, specs, true)
+    }
+
+    /// Creates a database: checked, logged, then applied. The caller holds `schema_changes`.
+    async fn create_database_logged(&self, path: String) -> Result<()> {
+        self.schema_read()?.check_new_database(&path)?;
+        self.log_schema_change(
+            SchemaChange::CreateDatabase { path: path.clone() },
+            Vec::new(),
+        )
+        .await?;
+        self.schema_write()?.create_database(&self.catalog, &path)
     }
 
     /// `setStorageGroup`.
     pub async fn create_database(&self, path: &str) -> Result<()> {
         let path = canonical_path(path)?;
-        let _schema_change = self.schema_changes.lock().await;
-        self.schema_write()?.create_database(&self.catalog, &path)?;
-        self.log_schema_change(SchemaChange::CreateDatabase { path }, Vec::new())
-            .await
+        let _schema_change = self.schema_changes.write().await;
+        self.create_database_logged(path).await
     }
 
     /// `deleteStorageGroups`.
     pub async fn drop_databases(&self, paths: &[String]) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
+        let _schema_change = self.schema_changes.write().await;
         for p in paths {
             self.drop_database_logged(p).await?;
         }
@@ -750,7 +774,7 @@ impl Engine {
 
     /// `deleteTimeseries`.
     pub async fn delete_timeseries(&self, patterns: &[String]) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
+        let _schema_change = self.schema_changes.write().await;
         let mut series = Vec::new();
         for p in patterns {
             let matched = {

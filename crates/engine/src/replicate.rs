@@ -181,14 +181,27 @@ impl Engine {
         &self,
         origin: Origin,
         version: Version,
-        mut ops: Vec<Op>,
+        ops: Vec<Op>,
     ) -> Result<()> {
         // A schema change holds the schema-change lock until its entry is written.
-        let _schema_change = if ops.iter().any(|op| matches!(op, Op::Meta(_))) {
-            Some(self.schema_changes.lock().await)
+        // Inserts alone hold it shared, from their schema checks to their entry's write, as local
+        // writes do (see `Engine::write_from`).
+        let (_schema_change, _inserts) = if ops.iter().any(|op| matches!(op, Op::Meta(_))) {
+            (Some(self.schema_changes.write().await), None)
         } else {
-            None
+            (None, Some(self.schema_changes.read().await))
         };
+        self.apply_replicated_locked(origin, version, ops).await
+    }
+
+    /// [`Engine::apply_replicated`] for a caller that holds the schema-change lock (exclusively
+    /// when `ops` carry a schema change).
+    pub(crate) async fn apply_replicated_locked(
+        &self,
+        origin: Origin,
+        version: Version,
+        mut ops: Vec<Op>,
+    ) -> Result<()> {
         let mut changes = Vec::new();
         let mut planned = Vec::new();
         for op in &ops {

@@ -192,7 +192,7 @@ impl Schema {
 
     /// Checks a new database path as IoTDB does: `root.x…` of at most 64 characters, and neither an
     /// existing database nor under or above one (501).
-    fn check_new_database(&self, path: &str) -> Result<()> {
+    pub(crate) fn check_new_database(&self, path: &str) -> Result<()> {
         let nodes = paths::split(path);
         if nodes.len() < 2 || nodes[0] != "root" {
             return Err(EngineError::IllegalPath(format!(
@@ -453,6 +453,45 @@ impl Schema {
         counts.into_iter().collect()
     }
 
+    /// What [`Schema::create_series`] checks, changing nothing (a local creation is checked, logged,
+    /// then applied: `schema_sync`).
+    pub(crate) fn check_create_series(
+        &self,
+        device: &str,
+        measurements: &[(String, DataType, String, String)],
+        auto_database: bool,
+    ) -> Result<()> {
+        let device_nodes = paths::split(device);
+        if device_nodes.len() < 2 || device_nodes[0] != "root" {
+            return Err(EngineError::IllegalPath(format!(
+                "{device} is not a legal path"
+            )));
+        }
+        match self.database_of(device) {
+            Some(_) => {}
+            None if auto_database => self.check_new_database(&paths::join(&device_nodes[..2]))?,
+            None => {
+                return Err(EngineError::DatabaseNotSet(format!(
+                    "Database is not set for current seriesPath: [{device}]"
+                )))
+            }
+        }
+        for (i, (m, _, _, _)) in measurements.iter().enumerate() {
+            if measurements[..i].iter().any(|other| &other.0 == m) {
+                return Err(EngineError::IllegalPath(format!("Path duplicated: {m}")));
+            }
+            if self.series_type(device, m).is_some() {
+                let mut nodes = device_nodes.clone();
+                nodes.push(m.clone());
+                return Err(EngineError::SeriesExists(format!(
+                    "Timeseries [{}] already exist",
+                    paths::join(&nodes)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Creates series (all or none), creating the database at level 1 when `auto_database` and the
     /// device is under none (IoTDB's automatic database creation).
     pub fn create_series(
@@ -463,6 +502,7 @@ impl Schema {
         measurements: &[(String, DataType, String, String)],
         auto_database: bool,
     ) -> Result<()> {
+        self.check_create_series(device, measurements, auto_database)?;
         let device_nodes = paths::split(device);
         if device_nodes.len() < 2 || device_nodes[0] != "root" {
             return Err(EngineError::IllegalPath(format!(

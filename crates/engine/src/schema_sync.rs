@@ -15,8 +15,11 @@
 //! hidden alike on both: see `replicate`), concurrent template changes resolve per object, a history
 //! snapshot never undoes a newer change, and re-applying a change changes nothing.
 //!
-//! Drops are logged before the catalog changes (locally, and on the receiver after computing what
-//! they hide here), so a failed log write never leaves a drop without its tombstones.
+//! Local changes are checked, logged, then applied, and drops on the receiver too (after computing
+//! what they hide here), so a failed log write changes nothing: never a local change the peer does
+//! not get, never a drop without its tombstones. A template set, extension or activation carries
+//! the version of what it was made on (`made_on`), so the receiver waits for that creation or set
+//! instead of deciding by what happened to arrive first.
 
 use duet_catalog::ObjectVersion;
 use duet_proto::types::DataType;
@@ -85,6 +88,10 @@ pub enum SchemaChange {
     AppendTemplate {
         name: String,
         measurements: Vec<SeriesSpec>,
+        /// The version of the template's creation this change was made on (see
+        /// [`Dependency`]); `None` from senders that do not say (IoTDB, older entries).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        made_on: Option<Version>,
     },
     PruneTemplate {
         name: String,
@@ -96,6 +103,10 @@ pub enum SchemaChange {
     SetTemplate {
         name: String,
         path: String,
+        /// The version of the template's creation this change was made on (see
+        /// [`Dependency`]); `None` from senders that do not say (IoTDB, older entries).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        made_on: Option<Version>,
     },
     UnsetTemplate {
         name: String,
@@ -103,6 +114,10 @@ pub enum SchemaChange {
     },
     ActivateTemplate {
         device: String,
+        /// The version of the set above the device this activation was made on; `None` from
+        /// senders that do not say.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        made_on: Option<Version>,
     },
     /// Activations removed from these devices, with their template series (and their data).
     DeactivateTemplate {
@@ -177,7 +192,7 @@ impl SchemaChange {
             SchemaChange::SetTemplate { path, .. } | SchemaChange::UnsetTemplate { path, .. } => {
                 vec![path.clone()]
             }
-            SchemaChange::ActivateTemplate { device } => vec![device.clone()],
+            SchemaChange::ActivateTemplate { device, .. } => vec![device.clone()],
             SchemaChange::DeactivateTemplate { devices } => devices.clone(),
             // Accounts and template definitions are not under a path: a pipe's pattern does not
             // select them.
@@ -208,7 +223,7 @@ fn user_object(name: &str) -> String {
     format!("user:{name}")
 }
 
-fn template_object(name: &str) -> String {
+pub(crate) fn template_object(name: &str) -> String {
     format!("tpl:{name}")
 }
 
@@ -216,7 +231,7 @@ fn template_measurement_object(name: &str, measurement: &str) -> String {
     format!("tplm:{name}\u{1f}{measurement}")
 }
 
-fn template_set_object(path: &str) -> String {
+pub(crate) fn template_set_object(path: &str) -> String {
     format!("tplset:{path}")
 }
 
@@ -244,7 +259,7 @@ fn specs_of(measurements: &[SeriesSpec]) -> Result<Vec<crate::template::Template
         .collect()
 }
 
-fn spec_list(specs: &[crate::template::TemplateMeasurementSpec]) -> Vec<SeriesSpec> {
+pub(crate) fn spec_list(specs: &[crate::template::TemplateMeasurementSpec]) -> Vec<SeriesSpec> {
     specs
         .iter()
         .map(|(m, t, e, c)| SeriesSpec {
@@ -299,7 +314,9 @@ impl SchemaChange {
             SchemaChange::CreateTemplate {
                 name, measurements, ..
             }
-            | SchemaChange::AppendTemplate { name, measurements } => {
+            | SchemaChange::AppendTemplate {
+                name, measurements, ..
+            } => {
                 let mut objects = vec![(template_object(name), true)];
                 objects.extend(
                     measurements
@@ -314,7 +331,9 @@ impl SchemaChange {
             SchemaChange::DropTemplate { name } => vec![(template_object(name), false)],
             SchemaChange::SetTemplate { path, .. } => vec![(template_set_object(path), true)],
             SchemaChange::UnsetTemplate { path, .. } => vec![(template_set_object(path), false)],
-            SchemaChange::ActivateTemplate { device } => vec![(activation_object(device), true)],
+            SchemaChange::ActivateTemplate { device, .. } => {
+                vec![(activation_object(device), true)]
+            }
             SchemaChange::DeactivateTemplate { devices } => devices
                 .iter()
                 .map(|d| (activation_object(d), false))
@@ -329,24 +348,46 @@ impl Engine {
     pub(crate) async fn log_schema_change(
         &self,
         change: SchemaChange,
+        with: Vec<Op>,
+    ) -> Result<()> {
+        self.log_schema_changes(vec![change], with).await
+    }
+
+    /// [`Engine::log_schema_change`] for changes made together (an activation with the database
+    /// it creates), in one entry.
+    pub(crate) async fn log_schema_changes(
+        &self,
+        changes: Vec<SchemaChange>,
         mut with: Vec<Op>,
     ) -> Result<()> {
-        let objects = change.objects();
-        let mut ops = vec![Op::Meta(change.encode())];
+        let mut ops: Vec<Op> = changes.iter().map(|c| Op::Meta(c.encode())).collect();
         ops.append(&mut with);
         let (_, version) = self.storage.write(Origin::Local, None, ops).await?;
-        let records: Vec<(String, ObjectVersion)> = objects
-            .into_iter()
+        self.record_change_versions(&changes, version)
+    }
+
+    /// Records `version` as the last change of every object `changes` set (a write's schema
+    /// changes, once its entry is written).
+    pub(crate) fn record_change_versions(
+        &self,
+        changes: &[SchemaChange],
+        version: Version,
+    ) -> Result<()> {
+        let records: Vec<(String, ObjectVersion)> = changes
+            .iter()
+            .flat_map(SchemaChange::objects)
             .map(|(o, present)| (o, object_version(version, present)))
             .collect();
-        self.catalog.set_schema_versions(&records)?;
+        if !records.is_empty() {
+            self.catalog.set_schema_versions(&records)?;
+        }
         Ok(())
     }
 
     /// Holds the schema-change lock for a change made outside the engine (a user account), from
     /// the catalog change to [`Engine::log_user_change`].
-    pub async fn schema_change_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.schema_changes.lock().await
+    pub async fn schema_change_guard(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.schema_changes.write().await
     }
 
     /// Logs a user account change just made in the catalog (created or password changed when the
@@ -363,6 +404,54 @@ impl Engine {
             },
         };
         self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// Logs a user account about to be created or given a new password (`password_hash`), for
+    /// pipes that include `auth`. The caller holds [`Engine::schema_change_guard`], has checked
+    /// the change, and applies it to the catalog after this returns (a failed log write then
+    /// changes nothing).
+    pub async fn log_user_put(&self, name: &str, password_hash: &str) -> Result<()> {
+        let change = SchemaChange::PutUser {
+            name: name.to_string(),
+            password_hash: password_hash.to_string(),
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// Logs a user account about to be dropped, as [`Engine::log_user_put`].
+    pub async fn log_user_drop(&self, name: &str) -> Result<()> {
+        let change = SchemaChange::DropUser {
+            name: name.to_string(),
+        };
+        self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// The recorded version of template `name`'s creation, which a set or extension of it is made
+    /// on (`None` when none is recorded).
+    fn template_made_on(&self, name: &str) -> Result<Option<Version>> {
+        self.recorded_present(&template_object(name))
+    }
+
+    /// The recorded version of `object`'s last change if it left the object present (catalog
+    /// only: callable under the schema lock).
+    pub(crate) fn recorded_present(&self, object: &str) -> Result<Option<Version>> {
+        Ok(self
+            .catalog
+            .schema_version(object)?
+            .filter(|v| v.present)
+            .map(|v| version_of(&v)))
+    }
+
+    /// The recorded version of the set above `device`, which an activation of it is made on.
+    pub(crate) fn set_made_on(&self, device: &str) -> Result<Option<Version>> {
+        let path = self
+            .schema_read()?
+            .template_for(device)
+            .map(|(path, _)| path.clone());
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        self.recorded_present(&template_set_object(&path))
     }
 
     /// Applies a schema change that arrived without a version (an IoTDB sender's plan node): it is
@@ -384,6 +473,38 @@ impl Engine {
             .await
     }
 
+    /// A user an IoTDB sender created (plans 621 and 638), applied as a peer's change versioned
+    /// now, unless an account of that name exists here: IoTDB's receiver keeps an existing user as
+    /// it is (its 'user already exists'), so this never overwrites one. `Ok(false)` when it
+    /// exists. Checked and applied under the schema-change lock, so no local creation falls
+    /// between.
+    pub async fn create_peer_user(
+        &self,
+        origin: Origin,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<bool> {
+        let _schema_change = self.schema_changes.write().await;
+        if self.catalog.user_password_hash(name)?.is_some() {
+            return Ok(false);
+        }
+        let instance = match origin {
+            Origin::Pipe { instance } => instance,
+            Origin::Local => self.storage.instance(),
+        };
+        let version = Version {
+            hlc: self.storage.fresh_hlc(),
+            instance,
+        };
+        let change = SchemaChange::PutUser {
+            name: name.to_string(),
+            password_hash: password_hash.to_string(),
+        };
+        self.apply_replicated_locked(origin, version, vec![Op::Meta(change.encode())])
+            .await?;
+        Ok(true)
+    }
+
     /// `CREATE DEVICE TEMPLATE` and `createSchemaTemplate`, logged for pipes.
     pub async fn create_template(
         &self,
@@ -396,44 +517,50 @@ impl Engine {
             aligned,
             measurements: spec_list(specs),
         };
-        self.logged(change, || self.create_template_now(name, aligned, specs))
-            .await
+        self.logged(
+            move || Ok(vec![change]),
+            || crate::template::check_create_template(&*self.schema_read()?, name, specs),
+            || self.create_template_now(name, aligned, specs),
+        )
+        .await
     }
 
-    /// `ALTER DEVICE TEMPLATE … ADD` and `appendSchemaTemplate`, logged for pipes (what was added,
-    /// also when some measurements existed already and the statement reports 527).
+    /// `ALTER DEVICE TEMPLATE … ADD` and `appendSchemaTemplate`, logged for pipes (what is added,
+    /// also when some measurements exist already and the statement reports 527).
     pub async fn append_template(
         &self,
         name: &str,
         specs: &[crate::template::TemplateMeasurementSpec],
     ) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        let before: Vec<String> = self
-            .template(name)?
-            .map(|t| t.measurements.keys().cloned().collect())
-            .unwrap_or_default();
-        let result = self.append_template_now(name, specs);
-        let added: Vec<_> = specs
-            .iter()
-            .filter(|s| !before.contains(&s.0))
-            .cloned()
-            .collect();
-        if !added.is_empty() && self.template(name)?.is_some() {
+        let _schema_change = self.schema_changes.write().await;
+        let added = crate::template::check_append_template(&*self.schema_read()?, name, specs)?;
+        if !added.is_empty() {
             let change = SchemaChange::AppendTemplate {
                 name: name.to_string(),
                 measurements: spec_list(&added),
+                made_on: self.template_made_on(name)?,
             };
             self.log_schema_change(change, Vec::new()).await?;
         }
-        result
+        self.append_template_now(name, specs)
     }
 
-    /// Applies a local schema change with `apply` and logs it as `change`, under the schema-change
-    /// lock.
-    async fn logged(&self, change: SchemaChange, apply: impl FnOnce() -> Result<()>) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
-        apply()?;
-        self.log_schema_change(change, Vec::new()).await
+    /// A local schema change, under the schema-change lock: checked by `check` (changing nothing),
+    /// logged as `change`, then applied by `apply`. So a failed log write changes nothing here,
+    /// never leaving a change the peer does not get; `apply` fails after the log only if the
+    /// catalog itself fails (its checks passed under the same lock).
+    async fn logged(
+        &self,
+        change: impl FnOnce() -> Result<Vec<SchemaChange>>,
+        check: impl FnOnce() -> Result<()>,
+        apply: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let _schema_change = self.schema_changes.write().await;
+        check()?;
+        self.log_schema_changes(change()?, Vec::new()).await?;
+        apply().inspect_err(|e| {
+            tracing::error!("a logged local schema change failed to apply here: {e}");
+        })
     }
 
     /// `pruneSchemaTemplate`, logged for pipes.
@@ -442,18 +569,29 @@ impl Engine {
             name: name.to_string(),
             measurement: measurement.to_string(),
         };
-        self.logged(change, || self.prune_template_now(name, measurement))
-            .await
+        self.logged(
+            move || Ok(vec![change]),
+            || crate::template::check_prune_template(&*self.schema_read()?, name, measurement),
+            || self.prune_template_now(name, measurement),
+        )
+        .await
     }
 
     /// `SET DEVICE TEMPLATE` and `setSchemaTemplate`, logged for pipes.
     pub async fn set_template(&self, name: &str, path: &str) -> Result<()> {
-        let change = SchemaChange::SetTemplate {
-            name: name.to_string(),
-            path: path.to_string(),
+        let change = || {
+            Ok(vec![SchemaChange::SetTemplate {
+                name: name.to_string(),
+                path: path.to_string(),
+                made_on: self.template_made_on(name)?,
+            }])
         };
-        self.logged(change, || self.set_template_now(name, path))
-            .await
+        self.logged(
+            change,
+            || crate::template::check_set_template(&*self.schema_read()?, name, path),
+            || self.set_template_now(name, path),
+        )
+        .await
     }
 
     /// `UNSET DEVICE TEMPLATE` and `unsetSchemaTemplate`, logged for pipes.
@@ -462,8 +600,12 @@ impl Engine {
             name: name.to_string(),
             path: path.to_string(),
         };
-        self.logged(change, || self.unset_template_now(name, path))
-            .await
+        self.logged(
+            move || Ok(vec![change]),
+            || crate::template::check_unset_template(&*self.schema_read()?, name, path),
+            || self.unset_template_now(name, path),
+        )
+        .await
     }
 
     /// `DROP DEVICE TEMPLATE` and `dropSchemaTemplate`, logged for pipes.
@@ -471,17 +613,42 @@ impl Engine {
         let change = SchemaChange::DropTemplate {
             name: name.to_string(),
         };
-        self.logged(change, || self.drop_template_now(name)).await
+        self.logged(
+            move || Ok(vec![change]),
+            || crate::template::check_drop_template(&*self.schema_read()?, name),
+            || self.drop_template_now(name),
+        )
+        .await
     }
 
     /// `CREATE TIMESERIES USING DEVICE TEMPLATE ON device` and
     /// `createTimeseriesUsingSchemaTemplate`, logged for pipes.
     pub async fn activate_template(&self, device: &str) -> Result<()> {
-        let change = SchemaChange::ActivateTemplate {
-            device: device.to_string(),
+        // The database at level 2 the activation creates (when none is above the device) goes
+        // in its entry first, as a write's does.
+        let change = || {
+            let new_database = {
+                let schema = self.schema_read()?;
+                let nodes = paths::split(device);
+                (schema.database_of(device).is_none() && nodes.len() >= 2)
+                    .then(|| paths::join(&nodes[..2]))
+            };
+            let mut changes: Vec<SchemaChange> = new_database
+                .map(|path| SchemaChange::CreateDatabase { path })
+                .into_iter()
+                .collect();
+            changes.push(SchemaChange::ActivateTemplate {
+                device: device.to_string(),
+                made_on: self.set_made_on(device)?,
+            });
+            Ok(changes)
         };
-        self.logged(change, || self.activate_template_now(device))
-            .await
+        self.logged(
+            change,
+            || crate::template::check_activate_template(&*self.schema_read()?, device),
+            || self.activate_template_now(device),
+        )
+        .await
     }
 
     /// `DEACTIVATE DEVICE TEMPLATE`: the devices' activations and template series go, and their
@@ -491,7 +658,7 @@ impl Engine {
         name: Option<&str>,
         patterns: &[Vec<duet_parser::PathNode>],
     ) -> Result<()> {
-        let _schema_change = self.schema_changes.lock().await;
+        let _schema_change = self.schema_changes.write().await;
         // Logged first, then applied (as every drop: see `Engine::drop_database_logged`).
         let (devices, series) = self.deactivation_plan(name, patterns)?;
         self.log_schema_change(
@@ -618,11 +785,20 @@ impl Engine {
         };
         for (path, name) in set_on {
             let version = recorded(&template_set_object(&path))?;
-            out.push((SchemaChange::SetTemplate { name, path }, version));
+            let made_on = self.template_made_on(&name)?;
+            out.push((
+                SchemaChange::SetTemplate {
+                    name,
+                    path,
+                    made_on,
+                },
+                version,
+            ));
         }
         for device in activated {
             let version = recorded(&activation_object(&device))?;
-            out.push((SchemaChange::ActivateTemplate { device }, version));
+            let made_on = self.set_made_on(&device)?;
+            out.push((SchemaChange::ActivateTemplate { device, made_on }, version));
         }
         for s in series {
             let version = recorded(&series_object(&s.device, &s.measurement))?;
@@ -1263,6 +1439,27 @@ impl Engine {
     }
 }
 
+/// Where what a replicated template change was made on stands here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dependency {
+    /// Here (that version of it, or a newer one): the change applies.
+    Here,
+    /// Removed here at or after that version: the change is skipped and recorded.
+    Removed,
+    /// Not here yet: the change is refused for now, and applies once it arrives.
+    NotYet,
+}
+
+fn not_yet(name: &str) -> EngineError {
+    EngineError::Template(
+        duet_proto::status::StatusCode::UndefinedTemplate,
+        format!(
+            "the creation of device template {name} that this change was made on is not here \
+             yet: it must arrive first"
+        ),
+    )
+}
+
 /// What applying a replicated schema change did to data.
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
@@ -1398,15 +1595,23 @@ impl Engine {
                     }
                 }
             }
-            SchemaChange::AppendTemplate { name, measurements } => {
+            SchemaChange::AppendTemplate {
+                name,
+                measurements,
+                made_on,
+            } => {
+                if let Some(made_on) = made_on {
+                    match self.template_dependency(name, *made_on)? {
+                        Dependency::Here => {}
+                        Dependency::Removed => return Ok((records, tombstones)),
+                        Dependency::NotYet => return Err(not_yet(name)),
+                    }
+                }
                 let Some(existing) = self.template(name)? else {
                     if self.template_dropped(name)? {
                         return Ok((records, tombstones));
                     }
-                    return Err(EngineError::Template(
-                        duet_proto::status::StatusCode::UndefinedTemplate,
-                        format!("device template {name} is not here yet: its creation must arrive first"),
-                    ));
+                    return Err(not_yet(name));
                 };
                 let mut missing = Vec::new();
                 for (spec, m) in specs_of(measurements)?.into_iter().zip(measurements) {
@@ -1468,10 +1673,14 @@ impl Engine {
                     records.push((object, absent));
                 }
             }
-            SchemaChange::SetTemplate { name, path } => {
+            SchemaChange::SetTemplate {
+                name,
+                path,
+                made_on,
+            } => {
                 let object = template_set_object(path);
                 if !self.superseded(&object, version)? {
-                    let (r, t) = self.apply_template_set(name, path, version)?;
+                    let (r, t) = self.apply_template_set(name, path, *made_on, version)?;
                     records.extend(r);
                     tombstones.extend(t);
                 }
@@ -1487,7 +1696,7 @@ impl Engine {
                     records.push((object, absent));
                 }
             }
-            SchemaChange::ActivateTemplate { device } => {
+            SchemaChange::ActivateTemplate { device, made_on } => {
                 let object = activation_object(device);
                 if !self.superseded(&object, version)? {
                     let (active, set_above) = {
@@ -1498,13 +1707,22 @@ impl Engine {
                         )
                     };
                     if !active {
-                        if !set_above && !self.unset_above(device)? {
+                        // What the activation was made on decides: the set it names here (or a
+                        // newer one), its removal, or a set still to arrive. Without it (IoTDB),
+                        // whatever is set or unset here.
+                        let dependency = match made_on {
+                            Some(made_on) => self.set_dependency(device, *made_on)?,
+                            None if set_above => Dependency::Here,
+                            None if self.unset_above(device)? => Dependency::Removed,
+                            None => Dependency::NotYet,
+                        };
+                        if dependency == Dependency::NotYet {
                             return Err(EngineError::Template(
                                 duet_proto::status::StatusCode::TemplateNotSet,
-                                format!("no device template is set above {device} yet: the set must arrive first"),
+                                format!("the device template set above {device} that the activation was made on is not here yet: the set must arrive first"),
                             ));
                         }
-                        let result = if set_above {
+                        let result = if dependency == Dependency::Here && set_above {
                             self.activate_template_now(device)
                         } else {
                             Err(EngineError::Template(
@@ -1545,6 +1763,50 @@ impl Engine {
         Ok((records, tombstones))
     }
 
+    /// Whether template `name`'s creation that a replicated set or extension was made on (at
+    /// `made_on`) is here: that creation or a newer one (or a template here that predates version
+    /// records), a removal at or after it, or neither yet (an older definition here waits for it,
+    /// so an older drop arriving later never takes the set with it).
+    fn template_dependency(&self, name: &str, made_on: Version) -> Result<Dependency> {
+        let exists = self.template(name)?.is_some();
+        Ok(match self.catalog.schema_version(&template_object(name))? {
+            Some(v) if version_of(&v) >= made_on && v.present && exists => Dependency::Here,
+            Some(v) if version_of(&v) >= made_on && !v.present => Dependency::Removed,
+            None if exists => Dependency::Here,
+            _ => Dependency::NotYet,
+        })
+    }
+
+    /// [`Engine::template_dependency`] for an activation made on the set above `device` at
+    /// `made_on`: a set at or above it recorded at that version or later (or predating version
+    /// records), an unset at or after it, or neither yet.
+    fn set_dependency(&self, device: &str, made_on: Version) -> Result<Dependency> {
+        let set_here = self
+            .schema_read()?
+            .template_for(device)
+            .map(|(path, _)| path.clone());
+        let nodes = paths::split(device);
+        let mut removed = false;
+        for n in 2..=nodes.len() {
+            let path = paths::join(&nodes[..n]);
+            let record = self.catalog.schema_version(&template_set_object(&path))?;
+            let is_set_here = set_here.as_deref() == Some(path.as_str());
+            match record {
+                Some(v) if version_of(&v) >= made_on && v.present && is_set_here => {
+                    return Ok(Dependency::Here)
+                }
+                Some(v) if version_of(&v) >= made_on && !v.present => removed = true,
+                None if is_set_here => return Ok(Dependency::Here),
+                _ => {}
+            }
+        }
+        Ok(if removed {
+            Dependency::Removed
+        } else {
+            Dependency::NotYet
+        })
+    }
+
     /// Whether a path at or above `device` has a recorded unset (or its template a recorded drop):
     /// an activation under it was taken away by that change, it is not waiting for a set.
     fn unset_above(&self, device: &str) -> Result<bool> {
@@ -1568,6 +1830,7 @@ impl Engine {
         &self,
         name: &str,
         path: &str,
+        made_on: Option<Version>,
         version: Version,
     ) -> Result<(VersionRecords, Vec<String>)> {
         let object = template_set_object(path);
@@ -1580,14 +1843,24 @@ impl Engine {
             records.push((object.clone(), object_version(version, false)));
             Ok((records, tombstones))
         };
+        if let Some(made_on) = made_on {
+            match self.template_dependency(name, made_on)? {
+                Dependency::Here => {}
+                Dependency::Removed => {
+                    return skip(
+                        format!("{name} was dropped here after the creation it was set on"),
+                        records,
+                        tombstones,
+                    )
+                }
+                Dependency::NotYet => return Err(not_yet(name)),
+            }
+        }
         if self.template(name)?.is_none() {
             if self.template_dropped(name)? {
                 return skip(format!("{name} was dropped here"), records, tombstones);
             }
-            return Err(EngineError::Template(
-                duet_proto::status::StatusCode::UndefinedTemplate,
-                format!("device template {name} is not here yet: its creation must arrive first"),
-            ));
+            return Err(not_yet(name));
         }
         let (current, nested, plain) = {
             let schema = self.schema_read()?;
@@ -1673,7 +1946,11 @@ impl Engine {
 }
 
 /// The series `device`.`measurement` as this instance has it (none or one).
-fn series_here(schema: &crate::schema::Schema, device: &str, measurement: &str) -> Vec<SeriesInfo> {
+pub(crate) fn series_here(
+    schema: &crate::schema::Schema,
+    device: &str,
+    measurement: &str,
+) -> Vec<SeriesInfo> {
     let nodes: Vec<duet_parser::PathNode> = paths::split(device)
         .into_iter()
         .chain(std::iter::once(measurement.to_string()))

@@ -33,6 +33,19 @@ pub struct Templates {
     pub(crate) set_on: BTreeMap<String, String>,
 }
 
+/// What a write did to device templates: the measurements it added to the device's template and
+/// whether it activated the template on the device.
+#[derive(Debug, Default)]
+pub(crate) struct TemplateWrite {
+    pub template: Option<String>,
+    pub extended: Vec<TemplateMeasurementSpec>,
+    pub activated: bool,
+    /// The recorded versions of the template's creation and of its set above the device, which
+    /// the extension and the activation were made on.
+    pub template_made_on: Option<duet_storage::Version>,
+    pub set_made_on: Option<duet_storage::Version>,
+}
+
 /// One measurement of a template definition: name, type, encoding, compressor.
 pub type TemplateMeasurementSpec = (String, DataType, String, String);
 
@@ -195,13 +208,36 @@ impl Schema {
     /// Activates the template set above `device` for it (auto-creating the database at level 2 as
     /// series creation does). `Ok(false)` when it was activated already.
     fn activate(&mut self, catalog: &Catalog, device: &str) -> Result<bool> {
+        if !self.check_activate(device)? {
+            return Ok(false);
+        }
+        let Some((_, name)) = self.template_for(device) else {
+            return Ok(false);
+        };
+        let name = name.clone();
+        let nodes = paths::split(device);
+        let database = match self.database_of(device) {
+            Some(db) => db.clone(),
+            None => {
+                let db = paths::join(&nodes[..2]);
+                self.create_database(catalog, &db)?;
+                db
+            }
+        };
+        catalog.activate_template(device, &name, &database)?;
+        attach(self, device, &name, &database);
+        Ok(true)
+    }
+
+    /// What [`Schema::activate`] checks, changing nothing: `Ok(false)` when `device` is activated
+    /// already, an error when it cannot be.
+    pub(crate) fn check_activate(&self, device: &str) -> Result<bool> {
         let Some((_, name)) = self.template_for(device) else {
             return Err(error(
                 StatusCode::TemplateNotSet,
                 format!("Path [{device}] has not been set any template."),
             ));
         };
-        let name = name.clone();
         if let Some(d) = self.device(device) {
             if d.template.is_some() {
                 return Ok(false);
@@ -219,21 +255,16 @@ impl Schema {
                 "{device} is not a legal path"
             )));
         }
-        let database = match self.database_of(device) {
-            Some(db) => db.clone(),
-            None => {
-                let db = paths::join(&nodes[..2]);
-                self.create_database(catalog, &db)?;
-                db
+        match self.database_of(device) {
+            Some(database) => {
+                if paths::split(database).len() >= nodes.len() && database != device {
+                    return Err(EngineError::IllegalPath(format!(
+                        "{device} is above database {database}"
+                    )));
+                }
             }
-        };
-        if paths::split(&database).len() >= nodes.len() && database != device {
-            return Err(EngineError::IllegalPath(format!(
-                "{device} is above database {database}"
-            )));
+            None => self.check_new_database(&paths::join(&nodes[..2]))?,
         }
-        catalog.activate_template(device, &name, &database)?;
-        attach(self, device, &name, &database);
         Ok(true)
     }
 
@@ -281,6 +312,161 @@ impl Schema {
         }
         Ok(existing.into_iter().map(|s| s.0.clone()).collect())
     }
+}
+
+/// What `create_template_now` checks, changing nothing (a local creation is checked, logged, then
+/// applied: `schema_sync`).
+pub(crate) fn check_create_template(
+    schema: &Schema,
+    name: &str,
+    specs: &[TemplateMeasurementSpec],
+) -> Result<()> {
+    for (m, t, e, _) in specs {
+        check_encoding(*t, e)?;
+        if specs.iter().filter(|s| &s.0 == m).count() > 1 {
+            return Err(EngineError::IllegalPath(format!("Path duplicated: {m}")));
+        }
+    }
+    if schema.templates.templates.contains_key(name) {
+        return Err(error(
+            StatusCode::MetadataError,
+            format!("Duplicated template name: {name}"),
+        ));
+    }
+    Ok(())
+}
+
+/// What `append_template_now` checks, changing nothing; returns the measurements it would add
+/// (those the template lacks).
+pub(crate) fn check_append_template(
+    schema: &Schema,
+    name: &str,
+    specs: &[TemplateMeasurementSpec],
+) -> Result<Vec<TemplateMeasurementSpec>> {
+    for (_, t, e, _) in specs {
+        check_encoding(*t, e)?;
+    }
+    let template = schema
+        .templates
+        .templates
+        .get(name)
+        .ok_or_else(|| undefined(name))?;
+    Ok(specs
+        .iter()
+        .filter(|s| !template.measurements.contains_key(&s.0))
+        .cloned()
+        .collect())
+}
+
+/// What `activate_template_now` checks, changing nothing: an activated device is IoTDB's 515.
+pub(crate) fn check_activate_template(schema: &Schema, device: &str) -> Result<()> {
+    if schema.check_activate(device)? {
+        Ok(())
+    } else {
+        Err(already_activated(device))
+    }
+}
+
+fn already_activated(device: &str) -> EngineError {
+    error(
+        StatusCode::TemplateIsInUse,
+        format!("Template is in use on {device}"),
+    )
+}
+
+/// What `prune_template_now` checks, changing nothing.
+pub(crate) fn check_prune_template(schema: &Schema, name: &str, measurement: &str) -> Result<()> {
+    let template = schema
+        .templates
+        .templates
+        .get(name)
+        .ok_or_else(|| undefined(name))?;
+    if !template.measurements.contains_key(measurement) {
+        return Err(EngineError::PathNotExist(format!(
+            "Path [{measurement}] does not exist in template {name}"
+        )));
+    }
+    if let Some(device) = schema
+        .devices()
+        .iter()
+        .find(|(_, d)| d.template.as_deref() == Some(name))
+    {
+        return Err(error(
+            StatusCode::TemplateIsInUse,
+            format!("Template is in use on {}", device.0),
+        ));
+    }
+    Ok(())
+}
+
+/// What `set_template_now` checks, changing nothing.
+pub(crate) fn check_set_template(schema: &Schema, name: &str, path: &str) -> Result<()> {
+    let nodes = paths::split(path);
+    if nodes.len() < 2 || nodes[0] != "root" {
+        return Err(EngineError::IllegalPath(format!(
+            "{path} is not a legal path"
+        )));
+    }
+    if !schema.templates.templates.contains_key(name) {
+        return Err(undefined(name));
+    }
+    for set in schema.templates.set_on.keys() {
+        let set_nodes = paths::split(set);
+        if is_prefix(&set_nodes, &nodes) || is_prefix(&nodes, &set_nodes) {
+            return Err(error(
+                StatusCode::MetadataError,
+                format!("Template already exists on {set}"),
+            ));
+        }
+    }
+    let has_series = schema.devices().iter().any(|(device, info)| {
+        !info.measurements.is_empty() && is_prefix(&nodes, &paths::split(device))
+    });
+    if has_series {
+        return Err(error(
+            StatusCode::TemplateIncompatible,
+            format!("Cannot set device template [{name}] to path [{path}] since there's timeseries under path [{path}]."),
+        ));
+    }
+    Ok(())
+}
+
+/// What `unset_template_now` checks, changing nothing.
+pub(crate) fn check_unset_template(schema: &Schema, name: &str, path: &str) -> Result<()> {
+    if !schema.templates.templates.contains_key(name) {
+        return Err(undefined(name));
+    }
+    if schema.templates.set_on.get(path).map(String::as_str) != Some(name) {
+        return Err(error(
+            StatusCode::TemplateNotSet,
+            format!("No template on {path}"),
+        ));
+    }
+    let nodes = paths::split(path);
+    let in_use = schema.devices().iter().any(|(device, info)| {
+        info.template.as_deref() == Some(name) && is_prefix(&nodes, &paths::split(device))
+    });
+    if in_use {
+        return Err(error(
+            StatusCode::TemplateIsInUse,
+            format!("Template is in use on {path}"),
+        ));
+    }
+    Ok(())
+}
+
+/// What `drop_template_now` checks, changing nothing.
+pub(crate) fn check_drop_template(schema: &Schema, name: &str) -> Result<()> {
+    if !schema.templates.templates.contains_key(name) {
+        return Err(undefined(name));
+    }
+    if schema.templates.set_on.values().any(|t| t == name) {
+        return Err(error(
+            StatusCode::MetadataError,
+            format!("Template [{name}] has been set on MTree, cannot be dropped now."),
+        ));
+    }
+    Ok(())
 }
 
 fn specs_of(measurements: &[duet_parser::ColumnDef]) -> Result<Vec<TemplateMeasurementSpec>> {
@@ -416,19 +602,8 @@ impl Engine {
         aligned: bool,
         specs: &[TemplateMeasurementSpec],
     ) -> Result<()> {
-        for (m, t, e, _) in specs {
-            check_encoding(*t, e)?;
-            if specs.iter().filter(|s| &s.0 == m).count() > 1 {
-                return Err(EngineError::IllegalPath(format!("Path duplicated: {m}")));
-            }
-        }
         let mut schema = self.schema_write()?;
-        if schema.templates.templates.contains_key(name) {
-            return Err(error(
-                StatusCode::MetadataError,
-                format!("Duplicated template name: {name}"),
-            ));
-        }
+        check_create_template(&schema, name, specs)?;
         let record = TemplateRecord {
             name: name.to_string(),
             aligned,
@@ -494,26 +669,7 @@ impl Engine {
     /// 2.0 refuses every pruning; Duet allows it while nothing uses the measurement).
     pub(crate) fn prune_template_now(&self, name: &str, measurement: &str) -> Result<()> {
         let mut schema = self.schema_write()?;
-        let template = schema
-            .templates
-            .templates
-            .get(name)
-            .ok_or_else(|| undefined(name))?;
-        if !template.measurements.contains_key(measurement) {
-            return Err(EngineError::PathNotExist(format!(
-                "Path [{measurement}] does not exist in template {name}"
-            )));
-        }
-        if let Some(device) = schema
-            .devices()
-            .iter()
-            .find(|(_, d)| d.template.as_deref() == Some(name))
-        {
-            return Err(error(
-                StatusCode::TemplateIsInUse,
-                format!("Template is in use on {}", device.0),
-            ));
-        }
+        check_prune_template(&schema, name, measurement)?;
         self.catalog
             .remove_template_measurement(name, measurement)?;
         if let Some(t) = schema.templates.templates.get_mut(name) {
@@ -524,34 +680,8 @@ impl Engine {
 
     /// `SET DEVICE TEMPLATE name TO path` and `setSchemaTemplate`.
     pub(crate) fn set_template_now(&self, name: &str, path: &str) -> Result<()> {
-        let nodes = paths::split(path);
-        if nodes.len() < 2 || nodes[0] != "root" {
-            return Err(EngineError::IllegalPath(format!(
-                "{path} is not a legal path"
-            )));
-        }
         let mut schema = self.schema_write()?;
-        if !schema.templates.templates.contains_key(name) {
-            return Err(undefined(name));
-        }
-        for set in schema.templates.set_on.keys() {
-            let set_nodes = paths::split(set);
-            if is_prefix(&set_nodes, &nodes) || is_prefix(&nodes, &set_nodes) {
-                return Err(error(
-                    StatusCode::MetadataError,
-                    format!("Template already exists on {set}"),
-                ));
-            }
-        }
-        let has_series = schema.devices().iter().any(|(device, info)| {
-            !info.measurements.is_empty() && is_prefix(&nodes, &paths::split(device))
-        });
-        if has_series {
-            return Err(error(
-                StatusCode::TemplateIncompatible,
-                format!("Cannot set device template [{name}] to path [{path}] since there's timeseries under path [{path}]."),
-            ));
-        }
+        check_set_template(&schema, name, path)?;
         self.catalog.set_template(path, name)?;
         schema
             .templates
@@ -563,25 +693,7 @@ impl Engine {
     /// `UNSET DEVICE TEMPLATE name FROM path` and `unsetSchemaTemplate`.
     pub(crate) fn unset_template_now(&self, name: &str, path: &str) -> Result<()> {
         let mut schema = self.schema_write()?;
-        if !schema.templates.templates.contains_key(name) {
-            return Err(undefined(name));
-        }
-        if schema.templates.set_on.get(path).map(String::as_str) != Some(name) {
-            return Err(error(
-                StatusCode::TemplateNotSet,
-                format!("No template on {path}"),
-            ));
-        }
-        let nodes = paths::split(path);
-        let in_use = schema.devices().iter().any(|(device, info)| {
-            info.template.as_deref() == Some(name) && is_prefix(&nodes, &paths::split(device))
-        });
-        if in_use {
-            return Err(error(
-                StatusCode::TemplateIsInUse,
-                format!("Template is in use on {path}"),
-            ));
-        }
+        check_unset_template(&schema, name, path)?;
         self.catalog.unset_template(path)?;
         schema.templates.set_on.remove(path);
         Ok(())
@@ -590,15 +702,7 @@ impl Engine {
     /// `DROP DEVICE TEMPLATE` and `dropSchemaTemplate`.
     pub(crate) fn drop_template_now(&self, name: &str) -> Result<()> {
         let mut schema = self.schema_write()?;
-        if !schema.templates.templates.contains_key(name) {
-            return Err(undefined(name));
-        }
-        if schema.templates.set_on.values().any(|t| t == name) {
-            return Err(error(
-                StatusCode::MetadataError,
-                format!("Template [{name}] has been set on MTree, cannot be dropped now."),
-            ));
-        }
+        check_drop_template(&schema, name)?;
         self.catalog.drop_template(name)?;
         schema.templates.templates.remove(name);
         Ok(())
@@ -610,10 +714,7 @@ impl Engine {
         if self.schema_write()?.activate(&self.catalog, device)? {
             Ok(())
         } else {
-            Err(error(
-                StatusCode::TemplateIsInUse,
-                format!("Template is in use on {device}"),
-            ))
+            Err(already_activated(device))
         }
     }
 
@@ -864,17 +965,18 @@ impl Engine {
 
     /// The write path's part: a device under a set template that is not activated yet activates it,
     /// and measurements the template lacks extend it (IoTDB's auto-activation and extension), typed
-    /// by `types` (`None` = unknown yet, skipped).
+    /// by `types` (`None` = unknown yet, skipped). Returns what it changed, for the write's entry
+    /// to carry (as `AppendTemplate` and `ActivateTemplate`).
     pub(crate) fn prepare_template_write(
         &self,
         device: &str,
         measurements: &[String],
         types: &[Option<DataType>],
-    ) -> Result<()> {
+    ) -> Result<TemplateWrite> {
         {
             let schema = self.schema_read()?;
             let Some((_, name)) = schema.template_for(device) else {
-                return Ok(());
+                return Ok(TemplateWrite::default());
             };
             let activated = schema.device(device).is_some_and(|d| d.template.is_some());
             let has_plain = schema
@@ -887,19 +989,19 @@ impl Engine {
                     .any(|(m, t_)| t_.is_some() && !t.measurements.contains_key(m))
             });
             if has_plain || (activated && !lacks) {
-                return Ok(());
+                return Ok(TemplateWrite::default());
             }
         }
         let mut schema = self.schema_write()?;
         let Some((_, name)) = schema.template_for(device) else {
-            return Ok(());
+            return Ok(TemplateWrite::default());
         };
         let name = name.clone();
         if schema
             .device(device)
             .is_some_and(|d| d.template.is_none() && !d.measurements.is_empty())
         {
-            return Ok(());
+            return Ok(TemplateWrite::default());
         }
         let missing: Vec<TemplateMeasurementSpec> = match schema.templates.templates.get(&name) {
             Some(t) => measurements
@@ -922,8 +1024,19 @@ impl Engine {
         if !missing.is_empty() {
             schema.extend_template(&self.catalog, &name, &missing)?;
         }
-        schema.activate(&self.catalog, device)?;
-        Ok(())
+        let activated = schema.activate(&self.catalog, device)?;
+        let set_path = schema.template_for(device).map(|(path, _)| path.clone());
+        let set_made_on = match set_path {
+            Some(path) => self.recorded_present(&crate::schema_sync::template_set_object(&path))?,
+            None => None,
+        };
+        Ok(TemplateWrite {
+            template_made_on: self.recorded_present(&crate::schema_sync::template_object(&name))?,
+            template: Some(name),
+            extended: missing,
+            activated,
+            set_made_on,
+        })
     }
 }
 

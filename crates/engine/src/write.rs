@@ -8,6 +8,8 @@ use duet_storage::{InsertOp, Op};
 
 use crate::paths;
 use crate::schema::default_encoding;
+use crate::schema_sync::SchemaChange;
+use crate::template::TemplateWrite;
 use crate::values::{self, Cell};
 use crate::{Engine, EngineError, Result};
 
@@ -58,13 +60,31 @@ impl Engine {
         origin: duet_storage::Origin,
         writes: Vec<DeviceWrite>,
     ) -> Result<WriteOutcome> {
+        // The schema-change lock is held from the write's schema checks to its entry's write, so
+        // no schema change (checked, logged, then applied) falls between them: a write whose entry
+        // follows a drop's never wrote to the dropped series here while the peer recreates it. A
+        // write that changes the schema (creates series, activates or extends a template) holds it
+        // alone: its changes are then its own until its entry is written, and undone if that fails.
+        let shared = self.schema_changes.read().await;
+        let (_shared, exclusive) = if self.write_changes_schema(&writes)? {
+            drop(shared);
+            (None, Some(self.schema_changes.write().await))
+        } else {
+            (Some(shared), None)
+        };
+        let databases_before: Option<std::collections::BTreeSet<String>> = match exclusive {
+            Some(_) => Some(self.schema_read()?.databases().cloned().collect()),
+            None => None,
+        };
         let mut results = Vec::with_capacity(writes.len());
         let mut ops = Vec::with_capacity(writes.len());
         let mut accepted = Vec::with_capacity(writes.len());
-        // Series this request creates: logged in its entry, ahead of its inserts, as the creation
-        // of each (a `CreateSeries` change, sent by pipes that include schema), and recorded at
-        // the entry's version. Only a first write to a series pays for this.
+        // Schema changes this request makes: logged in its entry, ahead of its inserts (a
+        // template extended or activated by a first write to a device under it, then the series
+        // created), sent by pipes that include schema and recorded at the entry's version. Only
+        // a first write to a series pays for this.
         let mut created_series: Vec<(String, bool, Vec<CreatedSeries>)> = Vec::new();
+        let mut template_writes: Vec<(String, TemplateWrite)> = Vec::new();
         let ttl = self.ttl_rules();
         let now = chrono::Utc::now()
             .timestamp_millis()
@@ -85,11 +105,8 @@ impl Engine {
                     }
                 }
             }
-            match self.prepare(w) {
-                Ok(Some((op, created))) => {
-                    if !created.is_empty() {
-                        created_series.push((op.device.clone(), op.aligned, created));
-                    }
+            match self.prepare(w, &mut created_series, &mut template_writes) {
+                Ok(Some(op)) => {
                     ops.push(Op::Insert(op));
                     accepted.push(i);
                     results.push(Ok(()));
@@ -98,41 +115,150 @@ impl Engine {
                 Err(e) => results.push(Err(e)),
             }
         }
-        if !ops.is_empty() {
-            if !created_series.is_empty() {
-                let creations = created_series.iter().map(|(device, aligned, specs)| {
-                    Op::Meta(Self::create_series_change(device, *aligned, specs).encode())
+        let mut changes = Vec::new();
+        // Databases the request's series or activations created (at level 2, as IoTDB does).
+        if let Some(before) = &databases_before {
+            let schema = self.schema_read()?;
+            changes.extend(
+                schema
+                    .databases()
+                    .filter(|db| !before.contains(*db))
+                    .map(|db| SchemaChange::CreateDatabase { path: db.clone() }),
+            );
+        }
+        for (device, t) in &template_writes {
+            if let (Some(name), false) = (&t.template, t.extended.is_empty()) {
+                changes.push(SchemaChange::AppendTemplate {
+                    name: name.clone(),
+                    measurements: crate::schema_sync::spec_list(&t.extended),
+                    made_on: t.template_made_on,
                 });
-                ops.splice(0..0, creations);
             }
-            match self.storage.write(origin, None, ops).await {
-                Ok((_, version)) if !created_series.is_empty() => {
-                    let created: Vec<(&str, &[CreatedSeries])> = created_series
-                        .iter()
-                        .map(|(device, _, specs)| (device.as_str(), specs.as_slice()))
-                        .collect();
-                    if let Err(e) = self.record_created_series_of(&created, version) {
-                        // The series exist and the entry is durable; only their version records
-                        // are missing (they then count as created at {0, here}).
-                        tracing::warn!("version records of series a write created: {e}");
+            if t.activated {
+                changes.push(SchemaChange::ActivateTemplate {
+                    device: device.clone(),
+                    made_on: t.set_made_on,
+                });
+            }
+        }
+        for (device, aligned, specs) in &created_series {
+            changes.push(Self::create_series_change(device, *aligned, specs));
+        }
+        if ops.is_empty() && changes.is_empty() {
+            return Ok(WriteOutcome { results });
+        }
+        // (Schema a device's write changed before it was refused is logged too: it stays, as in
+        // IoTDB, and replicates.)
+        ops.splice(0..0, changes.iter().map(|c| Op::Meta(c.encode())));
+        match self.storage.write(origin, None, ops).await {
+            Ok((_, version)) => {
+                if let Err(e) = self.record_change_versions(&changes, version) {
+                    // The changes are applied and the entry is durable; only their version
+                    // records are missing (the objects then count as changed at {0, here}).
+                    tracing::warn!("version records of the schema changes of a write: {e}");
+                }
+            }
+            Err(e) => {
+                // Nothing of this request is acknowledged: report the failure for every device
+                // it carried, and take back the schema changes it made (they were logged nowhere).
+                if let Some(before) = &databases_before {
+                    if let Err(undo) =
+                        self.undo_write_schema(&created_series, &template_writes, before)
+                    {
+                        tracing::error!(
+                            "the schema changes of a write whose entry failed are not undone: {undo}"
+                        );
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    // Nothing of this request is acknowledged: report the failure for every device it carried.
-                    let message = e.to_string();
-                    for i in accepted {
-                        results[i] = Err(EngineError::Internal(format!("write failed: {message}")));
-                    }
+                let message = e.to_string();
+                for i in accepted {
+                    results[i] = Err(EngineError::Internal(format!("write failed: {message}")));
                 }
             }
         }
         Ok(WriteOutcome { results })
     }
 
+    /// Whether a request may change the schema: a device under a set template not yet
+    /// activated, or a measurement without a series (a cheap, conservative look: it only decides
+    /// which way the write holds the schema-change lock).
+    fn write_changes_schema(&self, writes: &[DeviceWrite]) -> Result<bool> {
+        let schema = self.schema_read()?;
+        for w in writes {
+            if w.times.is_empty() {
+                continue;
+            }
+            let Ok(nodes) = paths::parse_concrete(&w.device) else {
+                continue;
+            };
+            let device = paths::join(&nodes);
+            let info = schema.device(&device);
+            if schema.template_for(&device).is_some() && info.is_none_or(|d| d.template.is_none()) {
+                return Ok(true);
+            }
+            if w.measurements
+                .iter()
+                .any(|m| schema.series_type(&device, m).is_none())
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Takes back what a write whose entry was not written changed in the schema (it held the
+    /// schema-change lock alone, so nothing else has used it): activations, template
+    /// measurements, series and databases it created.
+    fn undo_write_schema(
+        &self,
+        created_series: &[(String, bool, Vec<CreatedSeries>)],
+        template_writes: &[(String, TemplateWrite)],
+        databases_before: &std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        let activated: Vec<String> = template_writes
+            .iter()
+            .filter(|(_, t)| t.activated)
+            .map(|(device, _)| device.clone())
+            .collect();
+        self.deactivate_devices(&activated)?;
+        for (_, t) in template_writes {
+            if let Some(name) = &t.template {
+                for (m, _, _, _) in &t.extended {
+                    self.force_prune(name, m)?;
+                }
+            }
+        }
+        let mut schema = self.schema_write()?;
+        for (device, _, specs) in created_series {
+            let series: Vec<_> = specs
+                .iter()
+                .flat_map(|(m, _, _, _)| crate::schema_sync::series_here(&schema, device, m))
+                .collect();
+            if !series.is_empty() {
+                schema.drop_series(&self.catalog, &series)?;
+            }
+        }
+        let created: Vec<String> = schema
+            .databases()
+            .filter(|db| !databases_before.contains(*db))
+            .cloned()
+            .collect();
+        for db in created {
+            schema.drop_database(&self.catalog, &db)?;
+        }
+        Ok(())
+    }
+
     /// Turns one device's write into a storage op (`None` when it carries no points), with the
     /// series it created.
-    fn prepare(&self, mut w: DeviceWrite) -> Result<Option<(InsertOp, Vec<CreatedSeries>)>> {
+    /// What it changes in the schema is added to `created_series` and `template_writes` as soon
+    /// as it is changed (also when the write is then refused).
+    fn prepare(
+        &self,
+        mut w: DeviceWrite,
+        created_series: &mut Vec<(String, bool, Vec<CreatedSeries>)>,
+        template_writes: &mut Vec<(String, TemplateWrite)>,
+    ) -> Result<Option<InsertOp>> {
         // IoTDB's path rules (an RPC's device string may be illegal, or quote a node without need):
         // the device key is always the canonical form, whichever way the write arrived.
         let device_nodes = paths::parse_concrete(&w.device).map_err(|why| {
@@ -180,11 +306,13 @@ impl Engine {
                 WriteColumn::Cells(cells) => cells.iter().find_map(values::infer),
             })
             .collect();
-        self.prepare_template_write(&w.device, &w.measurements, &write_types)?;
+        let template = self.prepare_template_write(&w.device, &w.measurements, &write_types)?;
+        if template.template.is_some() {
+            template_writes.push((w.device.clone(), template));
+        }
         // Types: existing series keep theirs; new ones get the tablet's type or an inferred one.
         let mut types = Vec::with_capacity(w.measurements.len());
         let mut missing = Vec::new();
-        let mut created = Vec::new();
         {
             let schema = self
                 .schema
@@ -235,7 +363,7 @@ impl Engine {
             missing.retain(|(m, _, _, _)| schema.series_type(&w.device, m).is_none());
             if !missing.is_empty() {
                 schema.create_series(&self.catalog, &w.device, w.aligned, &missing, true)?;
-                created = missing;
+                created_series.push((w.device.clone(), w.aligned, missing));
             }
             for (slot, m) in types.iter_mut().zip(&w.measurements) {
                 if let Some(t) = schema.series_type(&w.device, m) {
@@ -277,15 +405,12 @@ impl Engine {
         if measurements.is_empty() {
             return Ok(None);
         }
-        Ok(Some((
-            InsertOp {
-                device: w.device,
-                aligned: w.aligned,
-                measurements,
-                columns,
-                times: w.times,
-            },
-            created,
-        )))
+        Ok(Some(InsertOp {
+            device: w.device,
+            aligned: w.aligned,
+            measurements,
+            columns,
+            times: w.times,
+        }))
     }
 }

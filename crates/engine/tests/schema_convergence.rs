@@ -394,32 +394,44 @@ async fn a_concurrent_unset_and_activation_of_a_template_converge() {
 
 #[tokio::test]
 async fn a_template_dropped_on_one_side_while_set_on_the_other_converges() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
-    a.exec("create device template t (s1 INT32 encoding=RLE)")
-        .await;
-    b.apply(&a, &a.schema_entries(from_a)).await;
-    let seen = a.head();
-    // Concurrently: A sets the template and activates it on a device, B drops it.
-    a.exec("set device template t to root.u").await;
-    a.exec("create timeseries using device template on root.u.d1")
-        .await;
-    b.exec("drop device template t").await;
-    let (a_entries, b_entries) = (a.schema_entries(seen), b.schema_entries(from_b));
-    // Crossed, A's reversed and twice.
-    let mut reversed = a_entries.clone();
-    reversed.reverse();
-    b.apply_retrying(&a, &reversed).await;
-    b.apply_retrying(&a, &a_entries).await;
-    a.apply_retrying(&b, &b_entries).await;
-    for side in [&a, &b] {
-        assert!(
-            side.rows("show device templates").await.is_empty(),
-            "instance {}",
-            side.instance
-        );
-        assert!(side.rows("show timeseries root.u.**").await.is_empty());
+    // The drop made before or after the set by the clock: concurrent either way.
+    for drop_is_older in [false, true] {
+        let a = open(1);
+        let b = open(2);
+        let (from_a, from_b) = (a.head(), b.head());
+        a.exec("create device template t (s1 INT32 encoding=RLE)")
+            .await;
+        b.apply(&a, &a.schema_entries(from_a)).await;
+        let seen = a.head();
+        // Concurrently: A sets the template and activates it on a device, B drops it.
+        if drop_is_older {
+            b.exec("drop device template t").await;
+            a.observe(&b.schema_entries(from_b)).await;
+        }
+        a.exec("set device template t to root.u").await;
+        a.exec("create timeseries using device template on root.u.d1")
+            .await;
+        if !drop_is_older {
+            b.observe(&a.schema_entries(seen)).await;
+            b.exec("drop device template t").await;
+        }
+        let (a_entries, b_entries) = (a.schema_entries(seen), b.schema_entries(from_b));
+        // Crossed, A's reversed and twice.
+        let mut reversed = a_entries.clone();
+        reversed.reverse();
+        b.apply_retrying(&a, &reversed).await;
+        b.apply_retrying(&a, &a_entries).await;
+        a.apply_retrying(&b, &b_entries).await;
+        // The drop takes the set and activation made on the creation it removed, on both sides.
+        for side in [&a, &b] {
+            assert!(
+                side.rows("show device templates").await.is_empty(),
+                "instance {}, drop older: {drop_is_older}",
+                side.instance
+            );
+            assert!(side.rows("show timeseries root.u.**").await.is_empty());
+        }
+        assert_eq!(schema_state(&a).await, schema_state(&b).await);
     }
 }
 
@@ -620,4 +632,244 @@ async fn a_series_created_by_a_write_is_versioned_by_it() {
         assert_eq!(types, ["INT64"], "instance {}", side.instance);
         assert_eq!(side.rows("select s from root.n.d").await, [["1", "5"]]);
     }
+}
+
+/// What a statement leaves visible, to compare before and after.
+async fn schema_state(side: &Instance) -> Vec<Vec<Vec<String>>> {
+    let mut state = Vec::new();
+    for sql in [
+        "show databases",
+        "show timeseries root.**",
+        "show devices root.**",
+        "show all ttl",
+        "show device templates",
+        "show paths set device template t",
+        "show nodes in device template t",
+    ] {
+        let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
+        let ctx = SessionContext {
+            zone_id: "UTC".into(),
+        };
+        // A statement about a template that does not exist (yet) is an error: recorded as empty.
+        state.push(match side.engine.execute(&ctx, &statement).await {
+            Ok(_) => sorted_rows(side, sql).await,
+            Err(_) => Vec::new(),
+        });
+    }
+    state
+}
+
+#[tokio::test]
+async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
+    let a = open(1);
+    // Each statement, when the log refuses its entry (a full disk), leaves the schema as it was
+    // and logs nothing; run again, it is applied and logged (so a peer gets every change A has).
+    // (A write's entry carries the schema changes it makes.)
+    for sql in [
+        "create database root.m",
+        "create timeseries root.m.d.s with datatype=INT64",
+        "create aligned timeseries root.m.al(a INT32, b DOUBLE)",
+        "set ttl to root.m 1000000",
+        "unset ttl to root.m",
+        "create device template t (s1 INT32 encoding=RLE)",
+        "alter device template t add (s2 DOUBLE encoding=GORILLA)",
+        "set device template t to root.m.t",
+        "create timeseries using device template on root.m.t.d1",
+        "deactivate device template t from root.m.t.d1",
+        // Writes that create series, a database, or activate and extend a template.
+        "insert into root.m.w(time, s) values (1, 1)",
+        "insert into root.n.w(time, s) values (1, 1)",
+        "insert into root.m.t.d2(time, s1, s3) values (1, 1, 2.5)",
+        "deactivate device template t from root.m.t.d2",
+        "unset device template t from root.m.t",
+        "drop device template t",
+    ] {
+        let before = schema_state(&a).await;
+        let head = a.head();
+        a.engine.storage().fail_next_append();
+        let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
+        let ctx = SessionContext {
+            zone_id: "UTC".into(),
+        };
+        assert!(
+            a.engine.execute(&ctx, &statement).await.is_err(),
+            "{sql} succeeded without its entry"
+        );
+        assert_eq!(schema_state(&a).await, before, "{sql} changed the schema");
+        assert_eq!(a.head(), head, "{sql}");
+        a.exec(sql).await;
+        assert_ne!(schema_state(&a).await, before, "{sql} changed nothing");
+        assert_eq!(a.schema_entries(head).len(), 1, "{sql} logged no change");
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_activates_a_template_and_a_concurrent_unset_converge_in_either_order() {
+    for write_is_newer in [false, true] {
+        let a = open(1);
+        let b = open(2);
+        let (from_a, from_b) = (a.head(), b.head());
+        a.exec("create device template t (s1 INT32 encoding=RLE)")
+            .await;
+        a.exec("set device template t to root.t").await;
+        b.apply(&a, &a.schema_entries(from_a)).await;
+        let seen = a.head();
+        // Concurrently: A's first write to a device under the set path activates the template
+        // there (no statement activates it); B unsets the template from the path.
+        b.exec("unset device template t from root.t").await;
+        let b_entries = b.schema_entries(from_b);
+        if write_is_newer {
+            a.observe(&b_entries).await;
+        }
+        a.exec("insert into root.t.d1(time, s1, extra) values (1, 1, 2.5)")
+            .await;
+        let a_entries = a.local_entries(seen);
+        let mut reversed = a_entries.clone();
+        reversed.reverse();
+        b.apply_retrying(&a, &reversed).await;
+        b.apply_retrying(&a, &a_entries).await;
+        a.apply_retrying(&b, &b_entries).await;
+        for side in [&a, &b] {
+            assert_eq!(
+                schema_state(side).await,
+                schema_state(&a).await,
+                "write newer: {write_is_newer}"
+            );
+            assert!(
+                side.rows("show paths set device template t")
+                    .await
+                    .is_empty(),
+                "instance {}, write newer: {write_is_newer}",
+                side.instance
+            );
+            // The unset took the activation (and the series it brought) with it on both sides.
+            assert!(
+                side.rows("show timeseries root.t.**").await.is_empty(),
+                "instance {}, write newer: {write_is_newer}",
+                side.instance
+            );
+            assert!(side.rows("select * from root.t.d1").await.is_empty());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_racing_a_drop_of_their_database_converge() {
+    let a = open(1);
+    let b = open(2);
+    let from_a = a.head();
+    // Each round: a series exists; a write to it and a drop of its database run at once. Whatever
+    // order A gives them, B, applying A's log, must end with A's schema and data.
+    for i in 0..40 {
+        a.exec(&format!(
+            "create timeseries root.r{i}.d.s with datatype=INT64"
+        ))
+        .await;
+        let ctx = SessionContext {
+            zone_id: "UTC".into(),
+        };
+        let insert = duet_parser::parse(&format!("insert into root.r{i}.d(time, s) values (1, 1)"))
+            .unwrap()
+            .pop()
+            .unwrap();
+        let drop = duet_parser::parse(&format!("drop database root.r{i}"))
+            .unwrap()
+            .pop()
+            .unwrap();
+        let (writer, dropper) = (a.engine.clone(), a.engine.clone());
+        let (ctx2, ctx3) = (ctx.clone(), ctx.clone());
+        let w = tokio::spawn(async move { writer.execute(&ctx2, &insert).await.map(|_| ()) });
+        let d = tokio::spawn(async move { dropper.execute(&ctx3, &drop).await.map(|_| ()) });
+        w.await.unwrap().unwrap();
+        d.await.unwrap().unwrap();
+    }
+    b.apply_retrying(&a, &a.local_entries(from_a)).await;
+    for i in 0..40 {
+        let on_a = sorted_rows(&a, &format!("show timeseries root.r{i}.**")).await;
+        assert_eq!(
+            on_a,
+            sorted_rows(&b, &format!("show timeseries root.r{i}.**")).await,
+            "round {i}"
+        );
+        if !on_a.is_empty() {
+            assert_eq!(
+                a.rows(&format!("select s from root.r{i}.d")).await,
+                b.rows(&format!("select s from root.r{i}.d")).await,
+                "round {i}"
+            );
+        }
+    }
+}
+
+/// `n` orders of `0..len`: reversed, then shuffles from a fixed seed.
+fn orders(len: usize, n: usize) -> Vec<Vec<usize>> {
+    let mut out = vec![(0..len).rev().collect::<Vec<_>>()];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    while out.len() < n {
+        let mut order: Vec<usize> = (0..len).collect();
+        for i in (1..len).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        out.push(order);
+    }
+    out
+}
+
+#[tokio::test]
+async fn template_sets_and_activations_after_a_drop_and_re_creation_converge_in_any_arrival_order()
+{
+    let a = open(1);
+    let from_a = a.head();
+    // A drops a template and creates it again, sets it, unsets and sets it again, and activates
+    // it on a device: each change after the removal it follows.
+    for sql in [
+        "create device template t (s1 INT32 encoding=RLE)",
+        "set device template t to root.p",
+        "unset device template t from root.p",
+        "drop device template t",
+        "create device template t (s2 DOUBLE encoding=GORILLA)",
+        "set device template t to root.p",
+        "unset device template t from root.p",
+        "set device template t to root.p",
+        "create timeseries using device template on root.p.d1",
+    ] {
+        a.exec(sql).await;
+    }
+    let entries = a.schema_entries(from_a);
+    let expected = schema_state(&a).await;
+    assert_eq!(expected[1].len(), 1, "{expected:?}");
+    for order in orders(entries.len(), 16) {
+        let b = open(2);
+        let shuffled: Vec<LogEntry> = order.iter().map(|i| entries[*i].clone()).collect();
+        b.apply_retrying(&a, &shuffled).await;
+        assert_eq!(schema_state(&b).await, expected, "arrival order {order:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_ttl_rule_past_the_limit_is_refused_before_it_is_logged() {
+    let a = open(1);
+    // The catalog holds as many rules as it takes; one more is refused with nothing logged (it
+    // used to be logged, then refused by the catalog: the peer applied a rule A did not have).
+    let patterns: Vec<String> = (0..duet_catalog::MAX_TTL_RULES)
+        .map(|i| format!("root.full.d{i}"))
+        .collect();
+    a.catalog.set_ttl(&patterns, 1_000_000).unwrap();
+    let head = a.head();
+    let statement = duet_parser::parse("set ttl to root.over 1000000")
+        .unwrap()
+        .pop()
+        .unwrap();
+    let ctx = SessionContext {
+        zone_id: "UTC".into(),
+    };
+    assert!(a.engine.execute(&ctx, &statement).await.is_err());
+    assert_eq!(a.head(), head);
+    assert!(a.rows("show ttl on root.over").await.is_empty());
+    // Replacing an existing rule is no new rule: it is taken and logged.
+    a.exec("set ttl to root.full.d0 2000000").await;
+    assert_eq!(a.schema_entries(head).len(), 1);
 }

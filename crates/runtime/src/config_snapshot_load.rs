@@ -273,6 +273,7 @@ fn schema_changes(
                 changes.push(SchemaChange::SetTemplate {
                     name: t.name.clone(),
                     path: path.clone(),
+                    made_on: None,
                 });
             }
         }

@@ -302,7 +302,13 @@ async fn apply_activations(
 ) -> Result<(), TPipeTransferResp> {
     for device in devices {
         engine
-            .apply_unversioned_schema(origin.clone(), SchemaChange::ActivateTemplate { device })
+            .apply_unversioned_schema(
+                origin.clone(),
+                SchemaChange::ActivateTemplate {
+                    device,
+                    made_on: None,
+                },
+            )
             .await
             .map_err(refused)?;
     }
@@ -449,8 +455,13 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
                     compressor: compressor.unwrap_or_else(|| "LZ4".to_string()),
                 })
                 .collect(),
+            made_on: None,
         }],
-        ConfigPlan::SetTemplate { name, path } => vec![SchemaChange::SetTemplate { name, path }],
+        ConfigPlan::SetTemplate { name, path } => vec![SchemaChange::SetTemplate {
+            name,
+            path,
+            made_on: None,
+        }],
         ConfigPlan::UnsetTemplate { name, path } => {
             vec![SchemaChange::UnsetTemplate { name, path }]
         }
@@ -476,6 +487,21 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
             Ok(series) => vec![SchemaChange::DeleteSeries { series }],
             Err(e) => return refused(e),
         },
+        // IoTDB's receiver keeps an existing user as it is (its 'user already exists' answer, which
+        // its pipe receiver turns into 1809): a creation never overwrites an account here. Root is
+        // this instance's own: no plan creates, changes or drops it.
+        ConfigPlan::CreateUser { name, .. }
+        | ConfigPlan::UpdateUser { name, .. }
+        | ConfigPlan::DropUser { name }
+            if name == duet_catalog::ROOT_USER =>
+        {
+            tracing::warn!("an IoTDB user plan for root was received; root stays as it is here");
+            return pipe_status(
+                StatusCode::PipeReceiverIdempotentConflict,
+                "A user plan for root is not applied: root is this instance's own (IoTDB's \
+                 receiver never lets a pipe change or drop its superuser).",
+            );
+        }
         ConfigPlan::CreateUser { name, password } => {
             let password_hash = match password {
                 UserPassword::Plain(password) => match hash_new_password(password).await {
@@ -484,10 +510,14 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
                 },
                 UserPassword::IotdbHash(hash) => duet_catalog::iotdb_password_record(&hash),
             };
-            vec![SchemaChange::PutUser {
-                name,
-                password_hash,
-            }]
+            return match engine.create_peer_user(origin, &name, &password_hash).await {
+                Ok(true) => TPipeTransferResp::new(status::success(), None),
+                Ok(false) => pipe_status(
+                    StatusCode::PipeReceiverIdempotentConflict,
+                    format!("User {name} already exists: it is kept as it is here."),
+                ),
+                Err(e) => refused(e),
+            };
         }
         ConfigPlan::UpdateUser { name, password } => match hash_new_password(password).await {
             Ok(password_hash) => vec![SchemaChange::PutUser {

@@ -256,6 +256,7 @@ fn plan(
             if set_here {
                 changes.push(SchemaChange::ActivateTemplate {
                     device: path.clone(),
+                    made_on: None,
                 });
             } else {
                 left_out.push(format!(

@@ -179,15 +179,20 @@ pub async fn execute(
         Statement::ShowRegions { kind, databases } => {
             Ok(Output::Table(show_regions(instance, *kind, databases)?))
         }
-        // Account changes are logged for pipes that include `auth` (`Engine::log_user_change`).
+        // Account changes are checked, logged for pipes that include `auth`, then applied to the
+        // catalog (a failed log write changes nothing), under the schema-change lock.
         Statement::CreateUser { name, password } => {
             require_root(user)?;
             // argon2 runs on a blocking thread, before the schema-change lock: a slow hash holds
             // back neither the async workers nor other schema changes.
             let hash = hash_on_blocking_thread(password).await?;
             let _schema_change = instance.engine.schema_change_guard().await;
+            duet_catalog::validate_user_name(name)?;
+            if instance.catalog.user_password_hash(name)?.is_some() {
+                return Err(duet_catalog::Error::UserExists(name.clone()).into());
+            }
+            instance.engine.log_user_put(name, &hash).await?;
             instance.catalog.create_user_hashed(name, &hash)?;
-            instance.engine.log_user_change(name).await?;
             Ok(Output::Done)
         }
         Statement::AlterUserPassword { name, password } => {
@@ -197,15 +202,24 @@ pub async fn execute(
             }
             let hash = hash_on_blocking_thread(password).await?;
             let _schema_change = instance.engine.schema_change_guard().await;
+            if instance.catalog.user_password_hash(name)?.is_none() {
+                return Err(duet_catalog::Error::UserNotExist(name.clone()).into());
+            }
+            instance.engine.log_user_put(name, &hash).await?;
             instance.catalog.set_password_hashed(name, &hash)?;
-            instance.engine.log_user_change(name).await?;
             Ok(Output::Done)
         }
         Statement::DropUser { name } => {
             require_root(user)?;
             let _schema_change = instance.engine.schema_change_guard().await;
+            if name == ROOT_USER {
+                return Err(duet_catalog::Error::CannotDropRoot.into());
+            }
+            if instance.catalog.user_password_hash(name)?.is_none() {
+                return Err(duet_catalog::Error::UserNotExist(name.clone()).into());
+            }
+            instance.engine.log_user_drop(name).await?;
             instance.catalog.drop_user(name)?;
-            instance.engine.log_user_change(name).await?;
             Ok(Output::Done)
         }
         Statement::ListUser => {

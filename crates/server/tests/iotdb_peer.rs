@@ -1340,3 +1340,78 @@ fn a_user_with_iotdbs_hash_travels_on_to_a_duet_peer() {
     .unwrap();
     assert!(!rt.block_on(logs_in(&b, "bob", "bob_pw2")));
 }
+
+/// IoTDB's receiver keeps an existing user as it is when a sender creates it again (its 'user
+/// already exists', answered to a pipe as 1809): a CreateUser (621) or CreateUserWithRawPassword
+/// (638), plain or wrapped in a PipeEnriched plan, never overwrites an account here, and no plan
+/// creates, changes or drops root.
+#[test]
+fn an_iotdb_senders_user_creation_keeps_an_existing_user_and_root_is_never_touched() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut sender = iotdb_sender(&server).await;
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(621, "dave", Some("dave_pw1"), None),
+        )
+        .await;
+        // Created again, with another password, in each form a sender may use.
+        let again = [
+            iotdb_wire::user_plan(621, "dave", Some("dave_pw2"), None),
+            iotdb_wire::user_plan(638, "dave", Some("some-iotdb-hash"), None),
+            iotdb_wire::pipe_enriched_plan(
+                &iotdb_wire::user_plan(621, "dave", Some("dave_pw3"), None),
+                "other-cluster",
+            ),
+            iotdb_wire::pipe_enriched_plan(
+                &iotdb_wire::user_plan(638, "dave", Some("other-hash"), None),
+                "other-cluster",
+            ),
+        ];
+        for plan in again {
+            let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+            assert_eq!(status.code, 1809, "{status:?}");
+            assert!(
+                status
+                    .message
+                    .unwrap_or_default()
+                    .contains("already exists"),
+                "the answer says why"
+            );
+        }
+        assert!(logs_in(&server, "dave", "dave_pw1").await);
+        assert!(!logs_in(&server, "dave", "dave_pw2").await);
+        assert!(!logs_in(&server, "dave", "dave_pw3").await);
+
+        // Root: created, given a password, or dropped by a plan — each refused with 1809 naming
+        // root, and root logs in as before.
+        for plan in [
+            iotdb_wire::user_plan(621, "root", Some("hijack_pw1"), None),
+            iotdb_wire::user_plan(638, "root", Some("some-iotdb-hash"), None),
+            iotdb_wire::user_plan(631, "root", Some("root"), Some("hijack_pw2")),
+            iotdb_wire::user_plan(623, "root", None, None),
+            iotdb_wire::pipe_enriched_plan(
+                &iotdb_wire::user_plan(631, "root", Some("root"), Some("hijack_pw3")),
+                "other-cluster",
+            ),
+        ] {
+            let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+            assert_eq!(status.code, 1809, "{status:?}");
+            assert!(status.message.unwrap_or_default().contains("root"));
+        }
+        assert!(logs_in(&server, "root", "root").await);
+        for password in ["hijack_pw1", "hijack_pw2", "hijack_pw3"] {
+            assert!(!logs_in(&server, "root", password).await);
+        }
+        // The server goes on taking plans.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::user_plan(623, "dave", None, None),
+        )
+        .await;
+        assert!(!logs_in(&server, "dave", "dave_pw1").await);
+    });
+}
