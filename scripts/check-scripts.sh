@@ -15,6 +15,7 @@ decoy=""
 cleanup() {
   [ -z "$decoy" ] || kill "$decoy" 2>/dev/null || true
   "$repo/scripts/stop-standalone.sh" --config "$work/duet.toml" >/dev/null 2>&1 || true
+  "$repo/scripts/stop-standalone.sh" --data-dir "$work/other" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -71,6 +72,16 @@ kill -0 "$decoy" 2>/dev/null && grep -q "stale" stale.out \
   && check "a start over a stale pid file starts, and leaves the other process alone" \
   || { cat restart.out; fail "start over a stale pid file"; }
 "$repo/scripts/stop-standalone.sh" --config duet.toml >/dev/null
+
+echo "-- a stale pid file naming another duetd (of another data directory)"
+"$repo/scripts/start-standalone.sh" --data-dir other --rpc-address 127.0.0.1 --rpc-port 0 > other.out 2>&1 \
+  || { cat other.out; fail "start of a second instance"; }
+other_pid=$(cat other/duetd.pid)
+echo "$other_pid" > "quoted dir/duetd.pid"
+"$repo/scripts/stop-standalone.sh" --config duet.toml > stale2.out 2>&1 && fail "stop reported success"
+is_duetd "$other_pid" && grep -q "stale" stale2.out \
+  && check "the other data directory's duetd was not signalled" || { cat stale2.out; fail "another duetd was signalled"; }
+"$repo/scripts/stop-standalone.sh" --data-dir other >/dev/null || fail "stop of the second instance"
 
 echo "-- a log level with a typo"
 if "$repo/scripts/start-standalone.sh" --config duet.toml --log-level infoo > typo.out 2>&1; then

@@ -60,3 +60,17 @@ is_duetd() {
     [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "duetd" ]
   fi
 }
+
+# The pid of the duetd that owns data directory $1, printed if one runs: its pid file names a duetd
+# and the directory's lock (<data_dir>/LOCK, flock) is held. A pid file left by a duetd that died
+# names nobody, even when the system has given its pid to another process or another duetd.
+running_pid() {
+  local dir=$1 pid
+  [ -f "$dir/duetd.pid" ] || return 1
+  pid=$(cat "$dir/duetd.pid")
+  is_duetd "$pid" || return 1
+  if command -v flock >/dev/null && [ -f "$dir/LOCK" ] && flock -n "$dir/LOCK" true 2>/dev/null; then
+    return 1
+  fi
+  echo "$pid"
+}

@@ -11,8 +11,8 @@ data_dir=$(data_dir_of "$@")
 mkdir -p "$data_dir"
 pid_file=$data_dir/duetd.pid
 log=$data_dir/duetd.log
-if [ -f "$pid_file" ] && is_duetd "$(cat "$pid_file")"; then
-  echo "duetd is already running (pid $(cat "$pid_file"), data dir $data_dir)" >&2
+if running=$(running_pid "$data_dir"); then
+  echo "duetd is already running (pid $running, data dir $data_dir)" >&2
   exit 1
 fi
 # This start's part of the log begins here.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops a duetd started by start-standalone.sh (SIGTERM: it finishes running requests and exits).
 #   scripts/stop-standalone.sh [the same duetd flags given to start-standalone.sh]
-# The pid comes from duetd's own pid file, and is signalled only if that process is a duetd.
+# The pid comes from duetd's own pid file, and is signalled only if that process is a duetd and the
+# data directory's lock is held.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 data_dir=$(data_dir_of "$@")
@@ -10,10 +11,10 @@ if [ ! -f "$pid_file" ]; then
   echo "duetd is not running (no duetd.pid in $data_dir)" >&2
   exit 1
 fi
-pid=$(cat "$pid_file")
-if ! is_duetd "$pid"; then
+if ! pid=$(running_pid "$data_dir"); then
   # Left by a duetd that did not stop cleanly; the pid may now be another program's.
-  echo "duetd is not running: $pid_file is stale (process $pid is not duetd); removed it, signalled nothing" >&2
+  echo "duetd is not running: $pid_file is stale (process $(cat "$pid_file") is not the duetd of $data_dir);" \
+    "removed it, signalled nothing" >&2
   rm -f "$pid_file"
   exit 1
 fi
