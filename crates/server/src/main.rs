@@ -105,14 +105,14 @@ fn load(args: Args) -> anyhow::Result<Loaded> {
 
 /// The message for a failed start. A changed immutable setting that the operator never set is the
 /// default's doing, and the message says so (with the flag that restores the recorded value).
-fn start_error_message(e: &duet_server::StartError, loaded_default_precision: bool) -> String {
+fn start_error_message(e: &duet_server::StartError, precision_is_default: bool) -> String {
     if let duet_server::StartError::Catalog(duet_catalog::Error::ImmutableSettingChanged {
         setting: "timestamp_precision",
         stored,
         configured,
     }) = e
     {
-        if loaded_default_precision {
+        if precision_is_default {
             return format!(
                 "immutable setting 'timestamp_precision' was '{stored}' at the data directory's first start, \
                  but this start uses the default '{configured}' because neither the configuration file nor \
