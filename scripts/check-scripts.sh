@@ -90,6 +90,20 @@ else
   grep -q "log_level 'infoo'" typo.out && check "--log-level infoo is refused, naming it" || { cat typo.out; fail "typo message"; }
 fi
 
+echo "-- a start after root's password was changed"
+"$repo/scripts/start-standalone.sh" --config duet.toml >/dev/null 2>&1 || fail "start"
+port=$(cat "quoted dir/duetd.addr"); port=${port##*:}
+"$(duet_bin duet)" -p "$port" -e "alter user root set password 'changed123'" >/dev/null || fail "alter user"
+"$repo/scripts/stop-standalone.sh" --config duet.toml >/dev/null
+if "$repo/scripts/start-standalone.sh" --config duet.toml > changed.out 2>&1; then
+  ! grep -q "default password\|login refused" changed.out \
+    && check "it starts, with no default-password warning and no warning about its own login" \
+    || { cat changed.out; fail "warnings after a password change"; }
+else
+  cat changed.out; fail "no start once root's password was changed"
+fi
+"$repo/scripts/stop-standalone.sh" --config duet.toml >/dev/null
+
 if [ "$failures" -gt 0 ]; then
   echo "check-scripts: $failures check(s) failed" >&2
   exit 1

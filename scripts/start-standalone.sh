@@ -32,10 +32,13 @@ for _ in $(seq 1 600); do
     addr=$(cat "$data_dir/duetd.addr")
     host=${addr%:*}; port=${addr##*:}
     [ "$host" = "0.0.0.0" ] && host=127.0.0.1
-    if "$(duet_bin duet)" -h "$host" -p "$port" -u "${DUET_USER:-root}" -pw "${DUET_PASSWORD:-root}" -e "show version" >/dev/null 2>&1; then
+    # A login refused (801: root's password was changed) is a server accepting sessions too.
+    if answer=$("$(duet_bin duet)" -h "$host" -p "$port" -u "${DUET_USER:-root}" -pw "${DUET_PASSWORD:-root}" \
+        -e "show version" 2>&1) || [[ "$answer" == *"801"* ]]; then
       echo "duetd started (pid $pid), accepting sessions on $addr, data dir $data_dir, log $log"
-      # The log file is not this terminal: show what duetd warned about at start.
-      this_start | grep -E '(^|[ "])(WARN|ERROR)([ "]|$)' >&2 || true
+      # The log file is not this terminal: show what duetd warned about while starting (up to the
+      # line saying it accepts sessions; not this script's own login, for instance).
+      this_start | sed '/duetd accepting sessions/q' | grep -E '(^|[ "])(WARN|ERROR)([ "]|$)' >&2 || true
       exit 0
     fi
   fi
