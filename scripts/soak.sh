@@ -11,6 +11,7 @@
 # directories (the log's last lines say where). Exit status 1 when any seed failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/common.sh
 
 faults=500
 seeds="1 4 13"
@@ -40,7 +41,7 @@ for seed in $seeds; do
   echo "== seed $seed, $faults faults (log: $log)" >&2
   started=$(date +%s)
   status=0
-  target/release/duet-soak --seed "$seed" --faults "$faults" "${extra[@]}" > "$log" 2>&1 || status=$?
+  "$(DUET_PROFILE=release duet_bin duet-soak)" --seed "$seed" --faults "$faults" "${extra[@]}" > "$log" 2>&1 || status=$?
   minutes=$(( ($(date +%s) - started + 59) / 60 ))
   result=$(grep '^result:' "$log" || true)
   if [ -z "$result" ]; then

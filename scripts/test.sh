@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test: lints, Rust unit and integration tests (including sql-tests/*.slt against real duetd
-# processes), and the compatibility suite of the official Python client. Used by CI (.ci/run).
+# processes), the compatibility suite of the official Python client, the start/stop scripts' checks and
+# the dual-active demo. Used by CI (.ci/run). Every server it starts listens on a port of its own, so a
+# duetd you left running (the README's quick start on 6667) does not get in the way; temporary files go
+# to one directory that is removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/common.sh
 
-# The seed walkthrough runs verbatim against hosts iotdb-1 and iotdb-2 on loopback addresses.
+scratch=$(mktemp -d -t duet-test-XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+
+# The seed walkthrough runs against hosts iotdb-1 and iotdb-2 on loopback addresses.
 scripts/setup-test-hosts.sh
 
 echo "== cargo clippy"
@@ -13,7 +20,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # TsFiles written by Apache's own tsfile package (pinned), read by crates/tsfile's fixture test,
 # which fails when this directory is set and a fixture is missing.
 echo "== TsFile fixtures (apache tsfile 2.5.0)"
-export DUET_TSFILE_FIXTURES="$PWD/target/tsfile-fixtures"
+export DUET_TSFILE_FIXTURES="$(target_dir)/tsfile-fixtures"
 scripts/compat/tsfile/run.sh --generate-only
 
 echo "== cargo test"
@@ -23,6 +30,10 @@ cargo test --workspace --no-fail-fast
 echo "== official Python client (apache-iotdb 2.0.11)"
 scripts/compat/python/run.sh
 
-echo "== the dual-active demo (ports 6667 and 6668)"
-DUET_PROFILE=debug scripts/dual-active-demo.sh > /tmp/duet-demo.log 2>&1 || { cat /tmp/duet-demo.log; exit 1; }
+echo "== the start/stop scripts"
+DUET_PROFILE=debug scripts/check-scripts.sh
+
+echo "== the dual-active demo (on free ports)"
+DEMO_DIR="$scratch/demo" DEMO_PORT_A=0 DEMO_PORT_B=0 DUET_PROFILE=debug \
+  scripts/dual-active-demo.sh > "$scratch/demo.log" 2>&1 || { cat "$scratch/demo.log"; exit 1; }
 echo "demo: A and B converged"

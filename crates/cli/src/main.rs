@@ -172,7 +172,16 @@ fn run(args: &Args, stderr: &mut dyn Write) -> anyhow::Result<u8> {
         }
         Mode::Interactive => {
             let banner = banner(&rt, &mut client, args);
-            repl::run(&rt, &mut client, output, &banner, &mut stdout, stderr)?;
+            let mut reconnect = || connect(&rt, args);
+            repl::run(
+                &rt,
+                &mut client,
+                &mut reconnect,
+                output,
+                &banner,
+                &mut stdout,
+                stderr,
+            )?;
             0
         }
     };

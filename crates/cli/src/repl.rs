@@ -1,5 +1,13 @@
-//! The interactive shell: IoTDB's `IoTDB> ` prompt, statements that span lines until a `;`, local
-//! `quit`/`exit`/`help`, Ctrl-C to discard the current input, and history in `~/.duet_history`.
+//! The interactive shell: IoTDB's `IoTDB> ` prompt, local `quit`/`exit`/`help`, Ctrl-C to discard the
+//! current input, and history in `~/.duet_history`.
+//!
+//! A line is run when it ends with `;` or, as in IoTDB's CLI (which runs every line), when it is a
+//! whole statement by itself; a line that stops mid-statement (the parser finds the end of input too
+//! early, or a quote or comment is open) continues on the next lines until a `;`, so statements pasted
+//! over several lines (the seed's `CREATE PIPE`) arrive whole. An empty line while a statement is
+//! unfinished says how to finish it; Ctrl-D then says that it is discarded (IoTDB's CLI exits on Ctrl-D,
+//! with status 0, as this one does). A statement whose connection turns out to be gone (the server
+//! restarted) reconnects, says so, and runs again once, as IoTDB's JDBC connection does.
 //!
 //! Turning lines into statements is a pure [`Accumulator`], so it is tested without a terminal.
 
@@ -7,7 +15,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use duet_proto::client::Client;
+use duet_proto::client::{Client, ClientError};
+use duet_proto::ProtoError;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 use tokio::runtime::Runtime;
@@ -52,6 +61,8 @@ struct Scan {
     has_code: bool,
     /// A block comment is still open.
     in_block_comment: bool,
+    /// A quote or a block comment is still open.
+    open: bool,
 }
 
 fn scan(text: &str) -> Scan {
@@ -90,11 +101,22 @@ fn scan(text: &str) -> Scan {
         complete: !open && last_code == Some(';'),
         has_code: last_code.is_some(),
         in_block_comment: state == State::BlockComment,
+        open,
+    }
+}
+
+/// Whether `text` (no `;` at its end) is a statement of its own, to run as IoTDB's CLI runs a line:
+/// it parses, or fails before its end (a mistake the server's answer will name). Input that the
+/// parser finds ending too early is the start of a longer statement.
+fn is_whole_statement(text: &str) -> bool {
+    match duet_parser::parse(text) {
+        Ok(statements) => !statements.is_empty(),
+        Err(e) => !e.message.contains("found end of input"),
     }
 }
 
 /// The local command a statement text names, if any (case-insensitive, `;` optional).
-fn local_command(text: &str) -> Option<Input> {
+pub fn local_command(text: &str) -> Option<Input> {
     let word = text.trim().trim_end_matches(';').trim();
     if word.eq_ignore_ascii_case("quit") || word.eq_ignore_ascii_case("exit") {
         Some(Input::Quit)
@@ -132,6 +154,7 @@ impl Accumulator {
                 return vec![command];
             }
         }
+        let first_line = self.buffer.is_empty();
         self.buffer.push_str(line);
         self.buffer.push('\n');
         let scan = scan(&self.buffer);
@@ -139,8 +162,11 @@ impl Accumulator {
             if !scan.has_code && !scan.in_block_comment {
                 // Blank lines and finished comments at the prompt are not a statement in the making.
                 self.buffer.clear();
+                return Vec::new();
             }
-            return Vec::new();
+            if !(first_line && !scan.open && is_whole_statement(&self.buffer)) {
+                return Vec::new();
+            }
         }
         let text = std::mem::take(&mut self.buffer);
         duet_parser::split_statements(&text)
@@ -150,11 +176,35 @@ impl Accumulator {
     }
 }
 
-const HELP: &str = "\
-Statements end with ';' and may span lines. Local commands:
+pub const HELP: &str = "\
+A line that is a whole statement runs as it is; a statement over several lines ends with ';'.
+Local commands:
   help            this text
-  quit | exit     leave the shell (also Ctrl-D)
+  quit | exit     leave the shell (also Ctrl-D, which discards an unfinished statement)
   Ctrl-C          discard the statement being typed";
+
+/// Said on an empty line while a statement is unfinished.
+const UNFINISHED_HINT: &str =
+    "(the statement goes on until a line ends with ';'; Ctrl-C discards it)";
+
+/// Whether a failure means the connection is gone (the server stopped or restarted), not that the
+/// server refused the statement.
+fn is_connection_lost(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Closed | ClientError::Proto(ProtoError::Io(_))
+    )
+}
+
+/// The unfinished statement on one line, shortened, for the message that discards it.
+fn summary(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 60 {
+        format!("{}…", line.chars().take(60).collect::<String>())
+    } else {
+        line
+    }
+}
 
 fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME")
@@ -162,11 +212,58 @@ fn history_path() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".duet_history"))
 }
 
+/// Runs one statement; a lost connection is opened again with `reconnect` (said on `err`) and the
+/// statement runs once more.
+fn run_statement(
+    rt: &Runtime,
+    client: &mut Client,
+    reconnect: &mut dyn FnMut() -> Result<Client, String>,
+    sql: &str,
+    output: Output,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let mut result = script::execute(rt, client, sql, output, out);
+    if let Err(Failure::Client(e)) = &result {
+        if is_connection_lost(e) {
+            out.flush()?;
+            writeln!(
+                err,
+                "Lost the connection to the server ({e}); reconnecting..."
+            )?;
+            match reconnect() {
+                Ok(new_client) => {
+                    *client = new_client;
+                    writeln!(err, "Reconnected; running the statement again.")?;
+                    err.flush()?;
+                    result = script::execute(rt, client, sql, output, out);
+                }
+                Err(message) => {
+                    writeln!(err, "{message}")?;
+                    err.flush()?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    match result {
+        Ok(()) => Ok(()),
+        Err(Failure::Output(e)) => Err(e.into()),
+        Err(Failure::Client(e)) => {
+            out.flush()?;
+            writeln!(err, "{}", script::error_msg(&e))?;
+            err.flush()?;
+            Ok(())
+        }
+    }
+}
+
 /// Runs the shell until `quit`, `exit` or end of input. Failed statements are reported and the shell
 /// goes on (its exit status is 0 either way, as IoTDB's); `Err` only for terminal or output failures.
 pub fn run(
     rt: &Runtime,
     client: &mut Client,
+    reconnect: &mut dyn FnMut() -> Result<Client, String>,
     output: Output,
     banner: &str,
     out: &mut dyn Write,
@@ -192,9 +289,22 @@ pub fn run(
                 acc.reset();
                 continue;
             }
-            Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Eof) => {
+                if acc.is_pending() {
+                    writeln!(
+                        err,
+                        "Discarded the unfinished statement (no ';'): {}",
+                        summary(acc.pending_text())
+                    )?;
+                }
+                break;
+            }
             Err(e) => return Err(e.into()),
         };
+        if line.trim().is_empty() && acc.is_pending() {
+            writeln!(err, "{UNFINISHED_HINT}")?;
+            err.flush()?;
+        }
         let was_pending = acc.is_pending();
         let mut entry = format!("{}{line}", acc.pending_text());
         let inputs = acc.push_line(&line);
@@ -210,15 +320,7 @@ pub fn run(
                 Input::Help => writeln!(out, "{HELP}")?,
                 Input::Statement(sql) => {
                     let started = Instant::now();
-                    match script::execute(rt, client, &sql, output, out) {
-                        Ok(()) => {}
-                        Err(Failure::Output(e)) => return Err(e.into()),
-                        Err(Failure::Client(e)) => {
-                            out.flush()?;
-                            writeln!(err, "{}", script::error_msg(&e))?;
-                            err.flush()?;
-                        }
-                    }
+                    run_statement(rt, client, reconnect, &sql, output, out, err)?;
                     if output.format == Format::Table {
                         writeln!(out, "It costs {:.3}s", started.elapsed().as_secs_f64())?;
                     }
@@ -284,11 +386,14 @@ mod tests {
         let mut acc = Accumulator::new();
         assert!(acc.push_line("create user a 'x;").is_empty());
         assert_eq!(acc.push_line("y';"), vec![st("create user a 'x;\ny'")]);
-        assert!(acc.push_line("show version -- done;").is_empty());
-        assert_eq!(acc.push_line(";"), vec![st("show version -- done;")]);
-        assert!(acc.push_line("show /* ; */ version").is_empty());
-        assert_eq!(acc.push_line(";"), vec![st("show /* ; */ version")]);
-        assert!(acc.push_line("show `a;b`").is_empty());
+        assert!(acc.push_line("create user b 'x -- y;").is_empty());
+        assert_eq!(acc.push_line("';"), vec![st("create user b 'x -- y;\n'")]);
+        assert!(acc.push_line("create user c /* ; */").is_empty());
+        assert_eq!(
+            acc.push_line("'pw123456';"),
+            vec![st("create user c /* ; */\n'pw123456'")]
+        );
+        assert!(acc.push_line("show `a;b").is_empty());
         assert!(acc.is_pending());
     }
 
@@ -337,6 +442,30 @@ mod tests {
         assert!(acc.is_pending());
         assert!(acc.push_line("still */").is_empty());
         assert!(!acc.is_pending());
+    }
+
+    #[test]
+    fn a_whole_statement_on_one_line_runs_without_semicolon() {
+        let mut acc = Accumulator::new();
+        assert_eq!(acc.push_line("list user"), vec![st("list user")]);
+        assert!(!acc.is_pending());
+        assert_eq!(
+            acc.push_line("show version -- the version"),
+            vec![st("show version -- the version")]
+        );
+        // A mistake before the end is run too: the server's answer names it.
+        assert_eq!(acc.push_line("lsit user"), vec![st("lsit user")]);
+        // The first line of a longer statement waits for the rest, which ends with ';'.
+        assert!(acc.push_line("create pipe AB").is_empty());
+        assert!(acc
+            .push_line("with sink ('sink'='do-nothing-sink')")
+            .is_empty());
+        assert_eq!(
+            acc.push_line(";"),
+            vec![st("create pipe AB\nwith sink ('sink'='do-nothing-sink')")]
+        );
+        assert!(acc.push_line("select s1").is_empty());
+        assert!(acc.is_pending());
     }
 
     #[test]

@@ -92,8 +92,9 @@ pub struct Script {
 }
 
 /// Runs every statement of `script` in order. A failure is reported on `err` and stops the script unless
-/// `continue_on_error`. Returns whether every statement that ran succeeded; `Err` only when `out` or
-/// `err` cannot be written.
+/// `continue_on_error`. The shell's local commands work here too, as in IoTDB's CLI: `help` prints the
+/// shell's help, `quit`/`exit` ends the script. Returns whether every statement that ran succeeded;
+/// `Err` only when `out` or `err` cannot be written.
 pub fn run_script(
     rt: &Runtime,
     client: &mut Client,
@@ -107,6 +108,14 @@ pub fn run_script(
     for statement in duet_parser::split_statements(&script.text) {
         let (skipped, sql) = skip_leading_comments(&statement.text);
         let line = statement.line + skipped;
+        match crate::repl::local_command(sql) {
+            Some(crate::repl::Input::Help) => {
+                writeln!(out, "{}", crate::repl::HELP)?;
+                continue;
+            }
+            Some(crate::repl::Input::Quit) => break,
+            _ => {}
+        }
         match execute(rt, client, sql, output, out) {
             Ok(()) => {}
             Err(Failure::Output(e)) => return Err(e),

@@ -332,3 +332,43 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.starts_with("duet "), "{run:?}");
 }
+
+#[test]
+fn e_help_prints_the_shell_help_and_quit_ends_a_script() {
+    let server = server();
+    let run = duet(&server, &["-e", "help"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("quit | exit"), "{run:?}");
+    assert_eq!(run.stderr, "", "{run:?}");
+    let run = duet(&server, &["-e", "list user; quit; drop user nobody"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_table(&run.stdout, 1);
+}
+
+#[test]
+fn empty_results_print_the_same_whatever_makes_them_empty_and_csv_keeps_its_header() {
+    let server = server();
+    let run = duet(
+        &server,
+        &["-e", "insert into root.sg.d1(time, s1) values (1, 1.5)"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    // No series matches, or series match but no row does: both an empty table ending "Empty set.".
+    for sql in [
+        "select * from root.nope.**",
+        "select s1 from root.sg.d1 where time > 100",
+    ] {
+        let run = duet(&server, &["-e", sql]);
+        assert_eq!(run.code, 0, "{sql}: {run:?}");
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        assert!(
+            lines.len() == 5 && lines[1].starts_with("|Time|"),
+            "{sql}: {run:?}"
+        );
+        assert_eq!(lines[4], "Empty set.", "{sql}: {run:?}");
+        let run = duet(&server, &["--format", "csv", "-e", sql]);
+        assert_eq!(run.code, 0, "{sql}: {run:?}");
+        assert!(run.stdout.starts_with("Time"), "{sql}: {run:?}");
+        assert_eq!(run.stdout.lines().count(), 1, "{sql}: {run:?}");
+    }
+}

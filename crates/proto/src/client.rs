@@ -37,6 +37,9 @@ pub enum ClientError {
     Status(t::TSStatus),
     #[error("unexpected reply: {0}")]
     Unexpected(String),
+    /// The server closed the connection instead of answering (it stopped or restarted).
+    #[error("connection closed by the server")]
+    Closed,
 }
 
 impl ClientError {
@@ -146,7 +149,7 @@ impl Connection {
             codec::write_frame(&mut self.stream, payload).await?;
             codec::read_frame(&mut self.stream, codec::MAX_REQUEST_FRAME_BYTES)
                 .await?
-                .ok_or_else(|| ClientError::Unexpected("connection closed by the server".into()))
+                .ok_or(ClientError::Closed)
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -320,41 +323,43 @@ impl Client {
         let resp: t::TSExecuteStatementResp =
             self.connection.call("executeStatementV2", 1, &req).await?;
         check(&resp.status)?;
-        match resp.columns {
-            Some(columns) if !columns.is_empty() => {
-                let data_types = resp
-                    .data_type_list
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|name| {
-                        DataType::from_name(name).ok_or_else(|| {
-                            ClientError::Unexpected(format!("unknown data type {name}"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                if data_types.len() != columns.len() {
-                    return Err(ClientError::Unexpected(
-                        "dataTypeList and columns differ in length".into(),
-                    ));
-                }
-                let column_map = resp.column_index2_ts_block_column_index_list.map(|m| {
-                    m.into_iter()
-                        .map(|i| usize::try_from(i).unwrap_or(usize::MAX))
-                        .collect()
-                });
-                Ok(Outcome::Rows(ResultSet {
-                    query_id: resp.query_id.unwrap_or(-1),
-                    columns,
-                    data_types,
-                    ignore_time_stamp: resp.ignore_time_stamp.unwrap_or(false),
-                    column_map,
-                    pending: resp.query_result.unwrap_or_default().into(),
-                    more_data: resp.more_data.unwrap_or(false),
-                    statement: sql.to_string(),
-                }))
-            }
-            _ => Ok(Outcome::Done(resp.status)),
+        // A query id marks a result set, also one without value columns (a SELECT whose paths match no
+        // series: only Time), which IoTDB's CLI prints as an empty table, not as a success message.
+        let is_result_set =
+            resp.query_id.is_some() || resp.columns.as_ref().is_some_and(|c| !c.is_empty());
+        if !is_result_set {
+            return Ok(Outcome::Done(resp.status));
         }
+        let columns = resp.columns.unwrap_or_default();
+        let data_types = resp
+            .data_type_list
+            .unwrap_or_default()
+            .iter()
+            .map(|name| {
+                DataType::from_name(name)
+                    .ok_or_else(|| ClientError::Unexpected(format!("unknown data type {name}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if data_types.len() != columns.len() {
+            return Err(ClientError::Unexpected(
+                "dataTypeList and columns differ in length".into(),
+            ));
+        }
+        let column_map = resp.column_index2_ts_block_column_index_list.map(|m| {
+            m.into_iter()
+                .map(|i| usize::try_from(i).unwrap_or(usize::MAX))
+                .collect()
+        });
+        Ok(Outcome::Rows(ResultSet {
+            query_id: resp.query_id.unwrap_or(-1),
+            columns,
+            data_types,
+            ignore_time_stamp: resp.ignore_time_stamp.unwrap_or(false),
+            column_map,
+            pending: resp.query_result.unwrap_or_default().into(),
+            more_data: resp.more_data.unwrap_or(false),
+            statement: sql.to_string(),
+        }))
     }
 
     /// Executes a statement that must not return rows.

@@ -242,6 +242,101 @@ const IOTDB_SINKS: [&str; 10] = [
     "websocket-connector",
 ];
 
+/// The source keys Duet reads, and IoTDB source keys it accepts without acting on them (so that an
+/// IoTDB user's pipe statement is taken as it is). Compared after prefix reduction.
+const SOURCE_KEYS: &[&str] = &[
+    "source",
+    "extractor",
+    "user",
+    "username",
+    "password",
+    "mode.double-living",
+    "forwarding-pipe-requests",
+    "capture.tree",
+    "capture.table",
+    "mode.snapshot",
+    "mode.streaming",
+    "mode.strict",
+    "inclusion",
+    "inclusion.exclusion",
+    "exclusion",
+    "path",
+    "pattern",
+    "pattern.format",
+    "start-time",
+    "end-time",
+    "history.enable",
+    "history.start-time",
+    "history.end-time",
+    "history.loose-range",
+    "realtime.enable",
+    "realtime.mode",
+    "realtime.loose-range",
+    "mods",
+    "mods.enable",
+    "skipif",
+    "database",
+    "database-name",
+    "table",
+    "table-name",
+];
+
+/// The sink keys Duet reads, and IoTDB sink keys it accepts without acting on them.
+const SINK_KEYS: &[&str] = &[
+    "sink",
+    "connector",
+    "ip",
+    "host",
+    "port",
+    "node-urls",
+    "user",
+    "username",
+    "password",
+    "batch.enable",
+    "batch.max-delay-ms",
+    "batch.max-delay-seconds",
+    "batch.size-bytes",
+    "compressor",
+    "compressor.zstd.level",
+    "load-balance-strategy",
+    "ssl.enable",
+    "ssl.trust-store-path",
+    "ssl.trust-store-pwd",
+    "format",
+    "rate-limit-bytes-per-second",
+    "mark-as-pipe-request",
+    "mark-as-general-write-request",
+    "exception.conflict.resolve-strategy",
+    "exception.conflict.retry-max-time-seconds",
+    "exception.conflict.record-ignored-data",
+    "exception.others.retry-max-time-seconds",
+    "exception.others.record-ignored-data",
+    "skipif",
+];
+
+const PROCESSOR_KEYS: &[&str] = &["processor"];
+
+/// IoTDB ignores keys it does not know (its `PipeParameterValidator` only checks the keys a plugin
+/// asks for), so a misspelled key silently falls back to a default, or fails a check about another
+/// key (`'sink.prot'` got "please check the specified 'host':'port' or 'node-urls'"). Duet refuses a
+/// key that is a likely misspelling of a known one, naming that key, and accepts other unknown keys
+/// as IoTDB does, with a warning in the log.
+fn check_keys(stage: &str, params: &Parameters, known: &[&str]) -> Result<()> {
+    if let Some((written, suggestion)) = params.misspelled_key(known) {
+        return Err(invalid(format!(
+            "The {stage} parameter '{written}' is unknown; did you mean '{suggestion}'?"
+        )));
+    }
+    for key in params.unknown_keys(known) {
+        tracing::warn!(
+            stage,
+            key = %key,
+            "a pipe parameter Duet does not know is ignored, as IoTDB ignores unknown parameters"
+        );
+    }
+    Ok(())
+}
+
 fn check_duplicates(stage: &str, params: &Parameters) -> Result<()> {
     match params.duplicate_key() {
         Some(key) => Err(invalid(format!(
@@ -254,6 +349,7 @@ fn check_duplicates(stage: &str, params: &Parameters) -> Result<()> {
 /// Validates the source parameters.
 pub fn source(params: &Parameters) -> Result<SourceConfig> {
     check_duplicates("source", params)?;
+    check_keys("source", params, SOURCE_KEYS)?;
     for key in ["source", "extractor"] {
         if let Some(plugin) = params.get(key) {
             if !SOURCE_PLUGINS
@@ -406,6 +502,7 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
 /// Validates the processor parameters.
 pub fn processor(params: &Parameters) -> Result<()> {
     check_duplicates("processor", params)?;
+    check_keys("processor", params, PROCESSOR_KEYS)?;
     if let Some(plugin) = params.get("processor") {
         let lower = plugin.to_ascii_lowercase();
         if PROCESSOR_PLUGINS.contains(&lower.as_str()) {
@@ -493,6 +590,7 @@ fn compressors(params: &Parameters) -> Result<Vec<Compressor>> {
 /// Validates the sink parameters.
 pub fn sink(params: &Parameters) -> Result<SinkConfig> {
     check_duplicates("sink", params)?;
+    check_keys("sink", params, SINK_KEYS)?;
     let plugin = params
         .get("sink")
         .or_else(|| params.get("connector"))
@@ -821,6 +919,33 @@ mod tests {
         .unwrap();
         assert_eq!(s.path, "root.sg.**");
         assert_eq!(s.start_time, Some(1_704_067_200_000));
+    }
+
+    #[test]
+    fn a_misspelled_key_is_named_with_the_key_it_resembles() {
+        let e = sink(&p(&[("sink.ip", "iotdb-2"), ("sink.prot", "6667")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'sink.prot' is unknown; did you mean 'sink.port'?"),
+            "{e}"
+        );
+        let e = source(&p(&[("source.mode.double-livng", "true")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("did you mean 'source.mode.double-living'?"),
+            "{e}"
+        );
+        // IoTDB's keys Duet does not act on, and keys far from any known one, are accepted.
+        let snk = sink(&p(&[
+            ("sink.ip", "iotdb-2"),
+            ("sink.port", "6667"),
+            ("sink.exception.conflict.resolve-strategy", "retry"),
+            ("sink.some-plugin-option", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(snk.endpoints, vec![("iotdb-2".to_string(), 6667)]);
     }
 
     #[test]

@@ -66,6 +66,35 @@ impl Parameters {
         Parameters(out)
     }
 
+    /// The keys (as written) whose reduced form is not among `known`.
+    pub fn unknown_keys(&self, known: &[&str]) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| !known.contains(&reduce_key(k).as_str()))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The first unknown key that looks like a misspelling of a known one (one edit away for keys of
+    /// up to four letters, else two; a swap of neighbours is one edit): the key as written, and the
+    /// known key with the same stage prefix (`sink.prot` → `sink.port`).
+    pub fn misspelled_key(&self, known: &[&str]) -> Option<(String, String)> {
+        self.unknown_keys(known).into_iter().find_map(|written| {
+            let reduced = reduce_key(&written);
+            let allowed = if reduced.chars().count() <= 4 { 1 } else { 2 };
+            let (distance, nearest) = known
+                .iter()
+                .map(|k| (edit_distance(&reduced, k), *k))
+                .min()?;
+            if distance > allowed {
+                return None;
+            }
+            let trimmed = written.trim();
+            let prefix = &trimmed[..trimmed.len().saturating_sub(reduced.len())];
+            Some((written.clone(), format!("{prefix}{nearest}")))
+        })
+    }
+
     /// IoTDB's `PipeParameters.toString()`: `{k1=v1, k2=v2}`, sorted by key, secrets masked.
     pub fn display(&self) -> String {
         let mut pairs: Vec<&(String, String)> = self.0.iter().collect();
@@ -85,10 +114,62 @@ impl Parameters {
     }
 }
 
+/// Edits (insert, delete, replace, swap of neighbours) from `a` to `b`: the optimal string alignment
+/// distance, enough to recognise a typing slip in a parameter key.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // rows[i][j]: distance between a[..i] and b[..j].
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelled_keys_are_named_with_the_nearest_known_key() {
+        let known = ["ip", "port", "node-urls", "batch.size-bytes"];
+        let params = p(&[("sink.ip", "a"), ("sink.prot", "1")]);
+        assert_eq!(
+            params.misspelled_key(&known),
+            Some(("sink.prot".to_string(), "sink.port".to_string()))
+        );
+        let params = p(&[("connector.node-url", "a:1")]);
+        assert_eq!(
+            params.misspelled_key(&known).map(|(_, s)| s),
+            Some("connector.node-urls".to_string())
+        );
+        // Far from every known key: unknown, but not a misspelling.
+        let params = p(&[("sink.exception.conflict.resolve-strategy", "x")]);
+        assert_eq!(params.misspelled_key(&known), None);
+        assert_eq!(
+            params.unknown_keys(&known),
+            vec!["sink.exception.conflict.resolve-strategy".to_string()]
+        );
+        assert_eq!(edit_distance("prot", "port"), 1);
+        assert_eq!(edit_distance("", "ip"), 2);
+    }
 
     fn p(pairs: &[(&str, &str)]) -> Parameters {
         Parameters(

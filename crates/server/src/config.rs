@@ -27,10 +27,14 @@ pub struct Config {
     /// The hostname peers and operators know this instance by (IoTDB's `dn_internal_address`); shown by
     /// `SHOW CLUSTER`.
     pub internal_address: String,
-    /// Where the catalog (and later the data) lives.
+    /// Where the catalog, the change log and the data files live (and `duetd.pid`, `duetd.addr`).
     pub data_dir: PathBuf,
-    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter directive.
+    /// `error`, `warn`, `info`, `debug` or `trace`, or tracing filter directives
+    /// (`info,duet_runtime=debug`); anything else refuses the start.
     pub log_level: String,
+    /// `text` (one line per event, `key=value` fields, colours only on a terminal) or `json` (one
+    /// JSON object per line).
+    pub log_format: String,
     /// Immutable after first start: `ms`, `us` or `ns`.
     pub timestamp_precision: String,
     /// Immutable after first start; generated when absent.
@@ -90,6 +94,7 @@ impl Default for Config {
             internal_address: "127.0.0.1".to_string(),
             data_dir: PathBuf::from("data"),
             log_level: "info".to_string(),
+            log_format: "text".to_string(),
             timestamp_precision: "ms".to_string(),
             cluster_id: None,
             initial_root_password: None,
@@ -140,8 +145,28 @@ impl Config {
         })
     }
 
+    /// Whether the TOML file at `path` sets `key` itself (rather than leaving it to its default).
+    pub fn file_sets(path: &Path, key: &str) -> Result<bool, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(table.contains_key(key))
+    }
+
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        crate::logging::parse_filter(&self.log_level).map_err(ConfigError::Invalid)?;
+        if !crate::logging::FORMATS.contains(&self.log_format.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "log_format must be text or json, not '{}'",
+                self.log_format
+            )));
+        }
         if !["ms", "us", "ns"].contains(&self.timestamp_precision.as_str()) {
             return Err(ConfigError::Invalid(format!(
                 "timestamp_precision must be ms, us or ns, not '{}'",
@@ -274,6 +299,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("pipe_receiver_max_file_bytes"));
+        let typo = Config {
+            log_level: "infoo".into(),
+            ..Config::default()
+        };
+        assert!(typo.validate().unwrap_err().to_string().contains("infoo"));
+        let format = Config {
+            log_format: "xml".into(),
+            ..Config::default()
+        };
+        assert!(format
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("log_format"));
         assert!(!Config::default().is_loopback_only());
         assert!(Config {
             rpc_address: "127.0.0.1".into(),

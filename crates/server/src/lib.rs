@@ -2,6 +2,8 @@
 //! port (6667 by default).
 //!
 //! - [`config`]: TOML file plus flags;
+//! - [`logging`]: the log filter and line format;
+//! - [`pid_file`]: `duetd.pid`, written once the data directory is ours;
 //! - [`listener`]: accept loop and per-connection handlers (mini-redis style), graceful shutdown;
 //! - [`session`]: per-connection session state and RPC dispatch;
 //! - [`rpc_queries`]: the path-based query RPCs as `Select`s;
@@ -15,6 +17,8 @@ pub mod config;
 pub mod fault_hooks;
 pub mod instance;
 pub mod listener;
+pub mod logging;
+pub mod pid_file;
 pub mod queries;
 pub mod rpc_queries;
 pub mod session;
@@ -57,6 +61,11 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("cannot write the pid file in {path}: {source}")]
+    PidFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
     AddrFile {
         path: String,
@@ -84,6 +93,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         &settings,
         config.initial_root_password.as_ref().map(|p| p.0.as_str()),
     )?);
+    // The catalog holds the data directory's lock: the pid file names this process from here on.
+    let _pid_file =
+        pid_file::PidFile::create(&config.data_dir).map_err(|source| StartError::PidFile {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
     let identity = catalog.identity()?;
     // Recover the data before accepting anyone: the log is replayed into memory here.
     let storage_options = duet_storage::StorageOptions {
@@ -153,6 +168,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         version = VERSION,
         cluster_id = %identity.cluster_id,
         precision = %identity.timestamp_precision,
+        data_dir = %config.data_dir.display(),
         "duetd accepting sessions on {local}"
     );
     instance.pipes.start_all()?;

@@ -1,6 +1,7 @@
 //! The `duetd` binary: parses flags, loads the configuration, sets up logging, and runs the server
 //! until SIGINT or SIGTERM.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,9 +29,13 @@ struct Args {
     /// Data directory [default: ./data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Log level or tracing filter [default: info].
+    /// Log level (error, warn, info, debug, trace, off) or tracing directives such as
+    /// info,duet_runtime=debug [default: info]; anything else refuses the start.
     #[arg(long)]
     log_level: Option<String>,
+    /// Log line format: text (key=value fields; colours only on a terminal) or json [default: text].
+    #[arg(long)]
+    log_format: Option<String>,
     /// Timestamp precision, fixed at first start: ms, us or ns [default: ms].
     #[arg(long)]
     timestamp_precision: Option<String>,
@@ -41,13 +46,29 @@ struct Args {
     /// Prefer the config file's `initial_root_password`: other local users can read command lines.
     #[arg(long)]
     initial_root_password: Option<String>,
+    /// Print the data directory these flags and the configuration file give, and exit (for scripts,
+    /// which find duetd.pid, duetd.addr and duetd.log there).
+    #[arg(long)]
+    print_data_dir: bool,
 }
 
-fn load(args: Args) -> anyhow::Result<Config> {
+/// A configuration with what was set explicitly (a flag or a key of the file), for messages that
+/// must tell a default from a choice.
+struct Loaded {
+    config: Config,
+    timestamp_precision_is_default: bool,
+}
+
+fn load(args: Args) -> anyhow::Result<Loaded> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
+    let timestamp_precision_is_default = args.timestamp_precision.is_none()
+        && match &args.config {
+            Some(path) => !Config::file_sets(path, "timestamp_precision")?,
+            None => true,
+        };
     if let Some(v) = args.rpc_address {
         config.rpc_address = v;
     }
@@ -63,6 +84,9 @@ fn load(args: Args) -> anyhow::Result<Config> {
     if let Some(v) = args.log_level {
         config.log_level = v;
     }
+    if let Some(v) = args.log_format {
+        config.log_format = v;
+    }
     if let Some(v) = args.timestamp_precision {
         config.timestamp_precision = v;
     }
@@ -73,7 +97,31 @@ fn load(args: Args) -> anyhow::Result<Config> {
         config.initial_root_password = Some(duet_server::config::Secret(v));
     }
     config.validate()?;
-    Ok(config)
+    Ok(Loaded {
+        config,
+        timestamp_precision_is_default,
+    })
+}
+
+/// The message for a failed start. A changed immutable setting that the operator never set is the
+/// default's doing, and the message says so (with the flag that restores the recorded value).
+fn start_error_message(e: &duet_server::StartError, precision_is_default: bool) -> String {
+    if let duet_server::StartError::Catalog(duet_catalog::Error::ImmutableSettingChanged {
+        setting: "timestamp_precision",
+        stored,
+        configured,
+    }) = e
+    {
+        if precision_is_default {
+            return format!(
+                "immutable setting 'timestamp_precision' was '{stored}' at the data directory's first start, \
+                 but this start uses the default '{configured}' because neither the configuration file nor \
+                 a flag sets it; start with --timestamp-precision {stored} (or timestamp_precision = \"{stored}\" \
+                 in the configuration file), or use a new data directory"
+            );
+        }
+    }
+    e.to_string()
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM.
@@ -97,19 +145,29 @@ async fn wait_for_signal(token: CancellationToken) {
 }
 
 fn main() -> ExitCode {
-    let config = match load(Args::parse()) {
+    let args = Args::parse();
+    let print_data_dir = args.print_data_dir;
+    let Loaded {
+        config,
+        timestamp_precision_is_default,
+    } = match load(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("duetd: {e}");
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    if print_data_dir {
+        let mut stdout = std::io::stdout().lock();
+        return match writeln!(stdout, "{}", config.data_dir.display()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    if let Err(e) = duet_server::logging::init(&config.log_level, &config.log_format) {
+        eprintln!("duetd: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,8 +184,9 @@ fn main() -> ExitCode {
         match duet_server::serve(config, token).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                error!("{e}");
-                eprintln!("duetd: {e}");
+                let message = start_error_message(&e, timestamp_precision_is_default);
+                error!("{message}");
+                eprintln!("duetd: {message}");
                 ExitCode::FAILURE
             }
         }

@@ -4,10 +4,13 @@
 //! Each file gets fresh servers in temporary data directories. Connection names choose the instance and
 //! the login: `connection b` runs on instance `b` as root, `connection b.alice/secret12` on instance `b`
 //! in a separate session of user `alice` with password `secret12`; records without a connection run on
-//! instance `a` as root. An instance named like a host
-//! (`iotdb-1`) listens on port 6667 at the address that name resolves to, so the seed's statements run
-//! verbatim (see `scripts/setup-test-hosts.sh`); other instances get ephemeral ports on 127.0.0.1,
-//! exposed to `control substitution on` as `${a_port}`, `${b_port}`, … . Harness commands are `system`
+//! instance `a` as root. Instances named like hosts
+//! (`iotdb-1`) listen at the address that name resolves to (see `scripts/setup-test-hosts.sh`), all on
+//! one port, `${seed_port}`: 6667, the seed's own, when it is free at every such address, else a free
+//! port of the harness's, so that a server the user left running on 6667 (the README's quick start
+//! binds 0.0.0.0:6667) neither fails the tests nor receives their pipes' data. `${seed_port}` is
+//! substituted in statements (`control substitution on`) and in expected results. Other instances
+//! get ephemeral ports on 127.0.0.1, exposed as `${a_port}`, `${b_port}`, … . Harness commands are `system`
 //! records starting with `duetd`: `duetd restart a b`, `duetd stop b`, `duetd start b`, `duetd kill a`.
 //! A comment line `# instance b: --timestamp-precision us` gives instance `b` extra `duetd` flags. A file
 //! whose name starts with `_` is parked.
@@ -20,8 +23,9 @@
 )]
 
 use std::collections::BTreeMap;
-use std::net::ToSocketAddrs;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_proto::client::{Client, ClientError, ClientOptions, Outcome};
@@ -105,12 +109,62 @@ fn instance_of(connection: &Connection) -> (String, String) {
     }
 }
 
-/// A host-like instance name (`iotdb-1`) is bound where it resolves, on port 6667.
+/// The seed's port, which host-named instances take when it is free.
+const SEED_PORT: u16 = 6667;
+
+/// The port host-named instances listen on in the file running now, for the result validator (a
+/// plain `fn`, so it reads it from here). Only one file names hosts, so files never share it.
+static SEED_PORT_IN_USE: Mutex<u16> = Mutex::new(SEED_PORT);
+
+/// The port every host-named instance of a file takes: 6667 if it is free at all their addresses,
+/// else one that is (a local server holding 6667 on the wildcard address blocks every loopback
+/// address).
+fn seed_port(addresses: &[String]) -> Result<u16> {
+    let free_everywhere = |port: u16| {
+        addresses
+            .iter()
+            .all(|a| TcpListener::bind((a.as_str(), port)).is_ok())
+    };
+    if free_everywhere(SEED_PORT) {
+        return Ok(SEED_PORT);
+    }
+    for _ in 0..50 {
+        let port = TcpListener::bind((addresses[0].as_str(), 0))?
+            .local_addr()?
+            .port();
+        if free_everywhere(port) {
+            eprintln!(
+                "port {SEED_PORT} is in use at {addresses:?} (a local duetd?): the host-named instances take port {port}"
+            );
+            return Ok(port);
+        }
+    }
+    bail!("no port is free at every address of {addresses:?}")
+}
+
+/// Compares results as sqllogictest does, after putting the seed port in the expected lines.
+fn validate_with_seed_port(
+    normalizer: sqllogictest::Normalizer,
+    actual: &[Vec<String>],
+    expected: &[String],
+) -> bool {
+    let port = SEED_PORT_IN_USE
+        .lock()
+        .map_or(SEED_PORT, |p| *p)
+        .to_string();
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|line| line.replace("${seed_port}", &port))
+        .collect();
+    sqllogictest::default_validator(normalizer, actual, &expected)
+}
+
+/// A host-like instance name (`iotdb-1`) is bound where it resolves, on the seed port.
 fn fixed_address(name: &str) -> Result<Option<String>> {
     if !name.contains('-') {
         return Ok(None);
     }
-    let addr = (name, 6667)
+    let addr = (name, SEED_PORT)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
@@ -138,7 +192,8 @@ struct Instances {
 
 impl Instances {
     fn vars(&self) -> Vec<(String, String)> {
-        self.servers
+        let mut vars: Vec<(String, String)> = self
+            .servers
             .iter()
             .flat_map(|(name, s)| {
                 [
@@ -146,7 +201,11 @@ impl Instances {
                     (format!("{name}_host"), s.host()),
                 ]
             })
-            .collect()
+            .collect();
+        if let Some(seed) = self.servers.iter().find(|(name, _)| name.contains('-')) {
+            vars.push(("seed_port".to_string(), seed.1.port().to_string()));
+        }
+        vars
     }
 
     fn new_runner(&self, key: &str) -> Result<DuetRunner> {
@@ -180,6 +239,7 @@ impl Instances {
             })
         });
         let mut runner = Runner::new(make);
+        runner.with_validator(validate_with_seed_port);
         for (k, v) in self.vars() {
             runner.set_var(k, v);
         }
@@ -271,13 +331,28 @@ async fn run_file(path: &Path) -> Result<()> {
         runners: BTreeMap::new(),
         controls: Vec::new(),
     };
+    let mut addresses = BTreeMap::new();
     for name in &names {
-        let address = fixed_address(name)?;
+        if let Some(address) = fixed_address(name)? {
+            addresses.insert(name.clone(), address);
+        }
+    }
+    let host_port = if addresses.is_empty() {
+        SEED_PORT
+    } else {
+        let port = seed_port(&addresses.values().cloned().collect::<Vec<_>>())?;
+        if let Ok(mut in_use) = SEED_PORT_IN_USE.lock() {
+            *in_use = port;
+        }
+        port
+    };
+    for name in &names {
+        let address = addresses.get(name).cloned();
         let mut args = vec!["--internal-address".to_string(), name.clone()];
         args.extend(extra_args.get(name).cloned().unwrap_or_default());
         let options = DuetdOptions {
             args,
-            port: if address.is_some() { 6667 } else { 0 },
+            port: if address.is_some() { host_port } else { 0 },
             address,
             ..DuetdOptions::default()
         };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the Python compatibility suite (official apache-iotdb client vs duetd).
 # Assumes the binaries are already built (cargo build --bins); builds nothing.
-# Env: DUETD_BIN overrides the server binary (default <repo>/target/debug/duetd).
+# Env: DUETD_BIN overrides the server binary (default: duetd of the debug profile in cargo's target
+# directory, CARGO_TARGET_DIR honoured).
 # Extra arguments are passed to pytest.
 set -euo pipefail
 
@@ -21,7 +22,11 @@ elif ! "$PY" -c 'import iotdb.Session, pytest, pyarrow' >/dev/null 2>&1; then
     "$PY" -m pip install --quiet -r "$REQS"
 fi
 
-export DUETD_BIN="${DUETD_BIN:-$REPO_ROOT/target/debug/duetd}"
+if [[ -z "${DUETD_BIN:-}" ]]; then
+    source "$REPO_ROOT/scripts/common.sh"
+    DUETD_BIN=$(DUET_PROFILE=debug duet_bin duetd)
+fi
+export DUETD_BIN
 if [[ ! -x "$DUETD_BIN" ]]; then
     echo "duetd not found at $DUETD_BIN (run 'cargo build --bins' in $REPO_ROOT or set DUETD_BIN)" >&2
     exit 2
