@@ -9,8 +9,8 @@ source scripts/common.sh
 ensure_built
 
 dir=${DEMO_DIR:-$(mktemp -d -t duet-demo-XXXXXX)}
-A=(--rpc-address 127.0.0.1 --rpc-port 6667 --internal-address iotdb-1 --data-dir "$dir/a")
-B=(--rpc-address 127.0.0.1 --rpc-port 6668 --internal-address iotdb-2 --data-dir "$dir/b")
+A=(--rpc-address 127.0.0.1 --rpc-port 6667 --metrics-port 9091 --internal-address iotdb-1 --data-dir "$dir/a")
+B=(--rpc-address 127.0.0.1 --rpc-port 6668 --metrics-port 9092 --internal-address iotdb-2 --data-dir "$dir/b")
 cli() { local port=$1; shift; "$(duet_bin duet)" -h 127.0.0.1 -p "$port" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
@@ -22,6 +22,7 @@ trap cleanup EXIT
 step "Step 1: two independent instances (data in $dir)"
 scripts/start-standalone.sh "${A[@]}"
 scripts/start-standalone.sh "${B[@]}"
+echo "dashboards: http://127.0.0.1:9091/ (A) and http://127.0.0.1:9092/ (B); Prometheus: /metrics on each"
 
 step "Step 2: pipe AB on A (A -> B)"
 cli 6667 -e "create pipe AB

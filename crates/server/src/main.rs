@@ -41,6 +41,16 @@ struct Args {
     /// Prefer the config file's `initial_root_password`: other local users can read command lines.
     #[arg(long)]
     initial_root_password: Option<String>,
+    /// Address of the /metrics and dashboard listener [default: the rpc address].
+    #[arg(long)]
+    metrics_address: Option<String>,
+    /// Port of the /metrics and dashboard listener [default: 9091]; 0 picks a free port (written to
+    /// <data-dir>/duetd.metrics.addr).
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Serve /metrics and the dashboard: true or false [default: true].
+    #[arg(long)]
+    metrics_enabled: Option<bool>,
 }
 
 fn load(args: Args) -> anyhow::Result<Config> {
@@ -68,6 +78,15 @@ fn load(args: Args) -> anyhow::Result<Config> {
     }
     if let Some(v) = args.cluster_id {
         config.cluster_id = Some(v);
+    }
+    if let Some(v) = args.metrics_address {
+        config.metrics_address = Some(v);
+    }
+    if let Some(v) = args.metrics_port {
+        config.metrics_port = v;
+    }
+    if let Some(v) = args.metrics_enabled {
+        config.metrics_enabled = v;
     }
     if let Some(v) = args.initial_root_password {
         config.initial_root_password = Some(duet_server::config::Secret(v));
