@@ -544,15 +544,22 @@ impl PipeManager {
                     h.metrics.clone(),
                 )
             });
-            let sink = Parameters::new(p.sink.clone());
-            let sink_display = crate::config::sink(&sink)
-                .map(|s| s.endpoints_display())
+            let sink = crate::config::sink(&Parameters::new(p.sink.clone())).ok();
+            let sink_display = sink
+                .as_ref()
+                .map(|s| {
+                    s.endpoints
+                        .iter()
+                        .map(|(h, p)| format!("{h}:{p}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .unwrap_or_default();
-            let peer_host = sink_display
-                .split(',')
-                .next()
-                .and_then(|e| e.rsplit_once(':'))
-                .map(|(host, _)| host.to_string());
+            // The peer's dashboard is on the host the pipe reaches it at.
+            let peer_host = sink
+                .as_ref()
+                .and_then(|s| s.endpoints.first())
+                .map(|(host, _)| host.clone());
             let mut report = PipeReport {
                 name: p.name.clone(),
                 created_at_ms: p.created_at_ms,
