@@ -222,6 +222,42 @@ fn prometheus_sees_the_backlog_and_lag_move() -> Result<()> {
             && prometheus.value("pipe_task_status{name=\"AB\"}")? == 0.0)
             .then_some(())
     })?;
+    // Every query of the Grafana dashboard in the repository is valid PromQL over names duetd serves.
+    let grafana: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../grafana/duet-dashboard.json"),
+    )?)?;
+    let served = a.http_get("/metrics")?.1;
+    let mut checked = 0;
+    for panel in grafana["panels"].as_array().into_iter().flatten() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap().replace("$instance", ".*");
+            prometheus
+                .query(&expr)
+                .map_err(|e| anyhow!("panel {}: {e}", panel["title"]))?;
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| {
+                    ["pipe_", "duet_", "process_"]
+                        .iter()
+                        .any(|p| w.starts_with(p))
+                })
+            {
+                // A histogram's series are its family's name plus a suffix.
+                let served_as = |family: &str| served.contains(&format!("# TYPE {family} "));
+                assert!(
+                    served_as(name)
+                        || ["_bucket", "_count", "_sum"]
+                            .iter()
+                            .any(|suffix| name.strip_suffix(suffix).is_some_and(served_as)),
+                    "the dashboard's panel {} uses {name}, which /metrics does not serve",
+                    panel["title"]
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "{checked} queries");
+
     // The outage is in the range queries an alert would use.
     let peak = prometheus
         .value("max_over_time(pipe_datanode_remaining_event_count{name=\"AB\"}[5m])")
