@@ -6,7 +6,9 @@
 //! - [`session`]: per-connection session state and RPC dispatch;
 //! - [`rpc_queries`]: the path-based query RPCs as `Select`s;
 //! - [`statements`]: statement execution (users, cluster information, pipes);
-//! - [`instance`]: the state every connection shares.
+//! - [`instance`]: the state every connection shares;
+//! - [`metrics_http`] and [`metrics`]: Prometheus `/metrics` and the dashboard on a listener of their
+//!   own.
 //!
 //! **Architecture invariant:** only this crate spawns connection tasks, and no request blocks the
 //! accept loop.
