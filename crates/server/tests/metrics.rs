@@ -90,6 +90,27 @@ fn written_points_are_counted_by_origin_and_requests_timed_by_kind() -> Result<(
     assert!(after.get("duet_connections_accepted_total", &[])? >= 2.0);
     assert!(after.get("process_resident_memory_bytes", &[])? > 0.0);
     assert!(after.get("process_open_fds", &[])? > 0.0);
+    // A SELECT is timed as a query of kind sql.
+    rt.block_on(async {
+        let mut client = Client::connect(&ClientOptions {
+            port: server.port(),
+            ..ClientOptions::default()
+        })
+        .await?;
+        let rs = client.execute("select count(s1) from root.m.d1").await?;
+        drop(rs);
+        client.close().await
+    })
+    .map_err(|e| anyhow!("select: {e}"))?;
+    let queried = server.metrics()?;
+    assert_eq!(
+        queried.get("duet_query_latency_seconds_count", &[("kind", "sql")])?,
+        1.0
+    );
+    assert_eq!(
+        queried.get("duet_write_latency_seconds_count", &[("kind", "sql")])?,
+        2.0
+    );
     // A FLUSH makes a data file.
     exec(&rt, &server, "flush")?;
     let flushed = server.metrics()?;
