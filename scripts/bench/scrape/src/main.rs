@@ -14,6 +14,12 @@ use duet_proto::tablet::{encode_tablet_values, encode_timestamps};
 use duet_proto::types::{Column, ColumnValues, DataType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// `INGEST_ONLY=1`: no metrics flag (a duetd from before /metrics takes none), no scraping: the
+/// ingest phases alone, to compare two builds' ingest rates.
+fn ingest_only() -> bool {
+    std::env::var("INGEST_ONLY").is_ok_and(|v| v == "1")
+}
+
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -55,7 +61,8 @@ fn start(duetd: &Path, name: &str) -> Result<Server> {
     let child = Command::new(duetd)
         .arg("--data-dir")
         .arg(&dir)
-        .args(["--rpc-address", "127.0.0.1", "--rpc-port", "0", "--metrics-port", "0"])
+        .args(["--rpc-address", "127.0.0.1", "--rpc-port", "0"])
+        .args(if ingest_only() { &[][..] } else { &["--metrics-port", "0"][..] })
         .args(["--log-level", "warn"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -66,7 +73,8 @@ fn start(duetd: &Path, name: &str) -> Result<Server> {
     loop {
         if let Ok(addr) = std::fs::read_to_string(dir.join("duetd.addr")) {
             let port = addr.trim().rsplit(':').next().unwrap_or("").parse()?;
-            let metrics = std::fs::read_to_string(dir.join("duetd.metrics.addr"))?
+            let metrics = std::fs::read_to_string(dir.join("duetd.metrics.addr"))
+                .unwrap_or_default()
                 .trim()
                 .to_string();
             return Ok(Server {
@@ -189,7 +197,7 @@ async fn run(duetd: PathBuf) -> Result<()> {
     let mut totals = [(0.0f64, 0.0f64, 0usize); 2];
     // Phase 0 warms up (the first memtables fill before any flush): shown, not counted.
     for p in 0..=2 * phases {
-        let scraping = p % 2 == 0 && p > 0;
+        let scraping = p % 2 == 0 && p > 0 && !ingest_only();
         let stop = Arc::new(AtomicBool::new(false));
         let scrapes = Arc::new(AtomicU64::new(0));
         let scraper = scraping.then(|| {
@@ -228,6 +236,15 @@ async fn run(duetd: PathBuf) -> Result<()> {
         totals[k].0 += rate;
         totals[k].1 += cores;
         totals[k].2 += 1;
+    }
+    if ingest_only() {
+        let (rate, cores, n) = totals[0];
+        println!(
+            "\nINGEST_ONLY: mean {:.2} M points/s at {:.2} cores over {n} phases",
+            rate / n as f64 / 1e6,
+            cores / n as f64
+        );
+        return Ok(());
     }
     let mean = |k: usize| (totals[k].0 / totals[k].2 as f64, totals[k].1 / totals[k].2 as f64);
     let (r0, c0) = mean(0);
