@@ -21,8 +21,12 @@ done
 ensure_built
 
 dir=${DEMO_DIR:-$(mktemp -d -t duet-demo-XXXXXX)}
-A=(--rpc-address 127.0.0.1 --rpc-port "$port_a" --internal-address iotdb-1 --data-dir "$dir/a")
-B=(--rpc-address 127.0.0.1 --rpc-port "$port_b" --internal-address iotdb-2 --data-dir "$dir/b")
+# Metrics and dashboards on 9091 (A) and 9092 (B), or on free ports when the demo's ports are free ones.
+metrics_a=9091; metrics_b=9092
+[ "$port_a" = 0 ] && metrics_a=0
+[ "$port_b" = 0 ] && metrics_b=0
+A=(--rpc-address 127.0.0.1 --rpc-port "$port_a" --metrics-port "$metrics_a" --internal-address iotdb-1 --data-dir "$dir/a")
+B=(--rpc-address 127.0.0.1 --rpc-port "$port_b" --metrics-port "$metrics_b" --internal-address iotdb-2 --data-dir "$dir/b")
 cli() { local port=$1; shift; "$(duet_bin duet)" -h 127.0.0.1 -p "$port" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
@@ -37,6 +41,9 @@ scripts/start-standalone.sh "${B[@]}"
 # The ports they listen on (the same as asked, unless 0 was).
 port_a=$(cat "$dir/a/duetd.addr"); port_a=${port_a##*:}
 port_b=$(cat "$dir/b/duetd.addr"); port_b=${port_b##*:}
+dash_a=$(cat "$dir/a/duetd.metrics.addr" 2>/dev/null || echo "127.0.0.1:$metrics_a")
+dash_b=$(cat "$dir/b/duetd.metrics.addr" 2>/dev/null || echo "127.0.0.1:$metrics_b")
+echo "dashboards: http://$dash_a/ (A) and http://$dash_b/ (B); Prometheus: /metrics on each"
 
 step "Step 2: pipe AB on A (A -> B)"
 cli "$port_a" -e "create pipe AB

@@ -23,6 +23,12 @@ echo "== TsFile fixtures (apache tsfile 2.5.0)"
 export DUET_TSFILE_FIXTURES="$(target_dir)/tsfile-fixtures"
 scripts/compat/tsfile/run.sh --generate-only
 
+# The dashboard's headless-browser test and the Prometheus scrape test run against real tools, which
+# must then be present (the tests only skip themselves on machines that lack them outside this script).
+echo "== monitoring tools (Debian chromium, prometheus)"
+scripts/install-monitoring-tools.sh
+export DUET_REQUIRE_BROWSER=1 DUET_REQUIRE_PROMETHEUS=1
+
 echo "== cargo test"
 cargo build --workspace --bins --quiet
 cargo test --workspace --no-fail-fast

@@ -536,6 +536,7 @@ fn pipe_request(type_: i16, body: &[u8]) {
                 cluster_id: "fuzz".into(),
                 timestamp_precision: "ms".into(),
                 version: "0".into(),
+                metrics_port: Some(9091),
             };
             let mut state = ReceiverState::default();
             let _ = handshake::handshake(&mut state, &identity, body, |_, _| Ok(()));

@@ -508,6 +508,7 @@ mod tests {
                 let header = LogHeader {
                     lsn: e.lsn,
                     origin: e.origin.clone(),
+                    version: e.version,
                     ops: e.ops.len(),
                     first_op: e.ops.first().map(|op| match op {
                         Op::Insert(_) => OpKind::Insert,

@@ -25,6 +25,9 @@ pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(900);
 /// Handshake key with which a Duet sender announces that it speaks Duet's own batch request.
 pub const DUET_PROTOCOL_KEY: &str = "duet.protocol";
 
+/// A Duet receiver's answer names its metrics and dashboard port under this key (when it serves one).
+pub const DUET_METRICS_PORT_KEY: &str = "duet.metrics.port";
+
 /// The handshake parameters a sink sends.
 pub fn handshake_parameters(
     identity: &ServerIdentity,
@@ -240,6 +243,9 @@ pub fn handshake(
         identity.cluster_id.clone(),
     );
     reply.insert(DUET_PROTOCOL_KEY.to_string(), "1".to_string());
+    if let Some(port) = identity.metrics_port {
+        reply.insert(DUET_METRICS_PORT_KEY.to_string(), port.to_string());
+    }
     TPipeTransferResp::new(status::success(), Some(pipe_body::encode_map(&reply)))
 }
 
@@ -253,6 +259,7 @@ mod tests {
             cluster_id: "duet-b".into(),
             timestamp_precision: "ms".into(),
             version: "0.1.0".into(),
+            metrics_port: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod file_receiver;
 pub mod filter;
 pub mod handshake;
 pub mod manager;
+pub mod metrics;
 pub mod params;
 pub mod receiver;
 pub mod schema_snapshot_load;
@@ -25,7 +26,8 @@ pub mod transfer;
 pub mod tsfile_load;
 
 pub use error::{PipeError, Result};
-pub use manager::{PipeManager, ServerIdentity};
+pub use manager::{PipeManager, PipeReport, ServerIdentity};
+pub use metrics::PipeMetrics;
 
 /// The instance's number in data versions (the tie-break between equal clocks): a stable 64-bit FNV-1a
 /// hash of the cluster id, so every instance computes the same number for a peer.

@@ -29,6 +29,9 @@ pub struct ServerIdentity {
     pub cluster_id: String,
     pub timestamp_precision: String,
     pub version: String,
+    /// The port of this instance's `/metrics` and dashboard listener, told to Duet peers in the
+    /// handshake so that each side's dashboard links to the other's.
+    pub metrics_port: Option<u16>,
 }
 
 /// The columns of `SHOW PIPES`, in IoTDB's order (pipe reference §3.1).
@@ -100,6 +103,35 @@ struct PipeHandle {
     /// The source filter, to count the backlog the way the task will send it.
     filter: EntryFilter,
     join: JoinHandle<()>,
+    metrics: Arc<crate::metrics::PipeMetrics>,
+}
+
+/// One pipe as `/metrics` and the dashboard report it.
+#[derive(Debug, Clone)]
+pub struct PipeReport {
+    pub name: String,
+    pub created_at_ms: i64,
+    /// `RUNNING` or `STOPPED`, as `SHOW PIPES` shows it.
+    pub state: String,
+    /// The exception `SHOW PIPES` shows (empty when none).
+    pub exception: String,
+    /// Entries left to send (`RemainingEventCount`), and whether the count stopped at its cap.
+    pub remaining_events: u64,
+    pub remaining_capped: bool,
+    /// `EstimatedRemainingSeconds` (-1 when unknown: a backlog and no rate yet).
+    pub remaining_seconds: f64,
+    /// Entries sent per second, smoothed (`SHOW PIPES`' estimate's rate).
+    pub rate: f64,
+    /// The sink's endpoints (`host:port,…`) and the peer's dashboard port, if it told one.
+    pub sink: String,
+    pub peer_host: Option<String>,
+    pub peer_metrics_port: Option<u16>,
+    /// Whether it is sending history or replaying from data files now.
+    pub replaying: bool,
+    /// When the oldest entry still to send was written (ms since the epoch), if any.
+    pub oldest_unsent_ms: Option<u64>,
+    /// The task's counters; `None` for a pipe without a task.
+    pub metrics: Option<Arc<crate::metrics::PipeMetrics>>,
 }
 
 /// Executes pipe statements and runs pipes. Cheap to clone.
@@ -201,6 +233,7 @@ impl PipeManager {
             progress_rx,
         ));
         let pacer = crate::task::Pacer::new(sink.rate_limit_bytes_per_second);
+        let metrics = Arc::new(crate::metrics::PipeMetrics::default());
         let task = PipeTask {
             name: record.name.clone(),
             source,
@@ -215,6 +248,7 @@ impl PipeManager {
             history_done: record.history_done,
             progress: progress_tx,
             pacer,
+            metrics: metrics.clone(),
         };
         let join = tokio::spawn(watch_task(
             task,
@@ -229,6 +263,7 @@ impl PipeManager {
                 status,
                 filter,
                 join,
+                metrics,
             },
         );
         if let Some(old) = old {
@@ -450,10 +485,18 @@ impl PipeManager {
     /// The number of log entries after `acknowledged` that the pipe will send, and whether the count
     /// stopped at the cap. Only the entries' headers are read where they decide (the usual pipe over
     /// everything); the rest are decoded one at a time.
-    fn remaining(&self, filter: &EntryFilter, mut acknowledged: u64) -> (u64, bool) {
+    fn remaining(&self, filter: &EntryFilter, acknowledged: u64) -> (u64, bool) {
+        let (count, capped, _) = self.backlog(filter, acknowledged);
+        (count, capped)
+    }
+
+    /// [`PipeManager::remaining`], plus when the oldest entry to send was written (ms since the
+    /// epoch; `None` when nothing is to be sent, or the log it is in was released).
+    fn backlog(&self, filter: &EntryFilter, mut acknowledged: u64) -> (u64, bool, Option<u64>) {
         let storage = self.engine.storage();
         let head = storage.head();
         let (mut count, mut read) = (0u64, 0usize);
+        let mut oldest = None;
         while acknowledged < head && read < COUNT_CAP {
             match storage.read_log_headers(acknowledged, HEADERS_READ_ENTRIES) {
                 Ok(LogRead::Entries(headers)) if !headers.is_empty() => {
@@ -471,14 +514,97 @@ impl PipeManager {
                         };
                         acknowledged = header.lsn;
                         count += u64::from(sent);
+                        if sent && oldest.is_none() {
+                            oldest = Some(header.version.wall_clock_ms());
+                        }
                     }
                 }
                 // Released log: every entry up to the head will be replayed.
-                Ok(LogRead::Truncated { .. }) => return (count + (head - acknowledged), false),
+                Ok(LogRead::Truncated { .. }) => {
+                    return (count + (head - acknowledged), false, oldest)
+                }
                 _ => break,
             }
         }
-        (count, acknowledged < head)
+        (count, acknowledged < head, oldest)
+    }
+
+    /// Every pipe's state, backlog and counters, sorted by name (for `/metrics` and the dashboard).
+    /// The backlog is counted as `SHOW PIPES` counts it (up to its cap).
+    pub fn reports(&self) -> Result<Vec<PipeReport>> {
+        let mut reports = Vec::new();
+        for p in self.catalog.pipes()? {
+            let live = self.tasks().get(&p.name).map(|h| {
+                (
+                    h.status
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
+                    h.filter.clone(),
+                    h.metrics.clone(),
+                )
+            });
+            let sink = crate::config::sink(&Parameters::new(p.sink.clone())).ok();
+            let sink_display = sink
+                .as_ref()
+                .map(|s| {
+                    s.endpoints
+                        .iter()
+                        .map(|(h, p)| format!("{h}:{p}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            // The peer's dashboard is on the host the pipe reaches it at.
+            let peer_host = sink
+                .as_ref()
+                .and_then(|s| s.endpoints.first())
+                .map(|(host, _)| host.clone());
+            let mut report = PipeReport {
+                name: p.name.clone(),
+                created_at_ms: p.created_at_ms,
+                state: p.state.as_str().to_string(),
+                exception: p
+                    .exception
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default(),
+                remaining_events: 0,
+                remaining_capped: false,
+                remaining_seconds: 0.0,
+                rate: 0.0,
+                sink: sink_display,
+                peer_host,
+                peer_metrics_port: None,
+                replaying: false,
+                oldest_unsent_ms: None,
+                metrics: None,
+            };
+            if let Some((status, filter, metrics)) = live {
+                let (count, capped, oldest) = self.backlog(&filter, status.acknowledged);
+                report.oldest_unsent_ms = oldest;
+                report.remaining_events = count;
+                report.remaining_capped = capped;
+                report.remaining_seconds = if count == 0 {
+                    0.0
+                } else if status.rate > 0.0 {
+                    count as f64 / status.rate
+                } else {
+                    -1.0
+                };
+                report.rate = status.rate;
+                report.exception = status
+                    .exception
+                    .as_ref()
+                    .map(|(m, _)| m.clone())
+                    .unwrap_or_default();
+                report.peer_metrics_port = status.peer_metrics_port;
+                report.replaying = status.replaying.is_some();
+                report.metrics = Some(metrics);
+            }
+            reports.push(report);
+        }
+        Ok(reports)
     }
 
     /// `SHOW PIPES` / `SHOW PIPE name`: rows sorted by name.

@@ -75,6 +75,8 @@ pub struct PipeStatus {
     pub replaying: Option<String>,
     /// Operations a non-Duet receiver has no form for (deletions, schema changes), not sent.
     pub changes_not_sent: u64,
+    /// The peer's metrics and dashboard port, when it is a Duet instance that serves one.
+    pub peer_metrics_port: Option<u16>,
 }
 
 pub type StatusRef = Arc<Mutex<PipeStatus>>;
@@ -96,6 +98,8 @@ pub struct PipeTask {
     pub progress: watch::Sender<Lsn>,
     /// `rate-limit-bytes-per-second`, for every request the task sends.
     pub pacer: Pacer,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::PipeMetrics>,
 }
 
 /// Spaces requests so that their bytes average at most `rate-limit-bytes-per-second`.
@@ -165,11 +169,12 @@ impl PipeTask {
                 Interrupt::Desired => continue,
                 Interrupt::Failed(message) => {
                     failures += 1;
+                    self.metrics.failures.inc();
                     warn!(pipe = %self.name, failures, "pipe failed: {message}");
                     self.record_failure(&message, failures).await;
                     // Back off, but wake at once if the operator stops or drops the pipe.
                     tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(backoff) => self.metrics.retries.inc(),
                         _ = self.desired.changed() => {}
                     }
                     backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -230,7 +235,13 @@ impl PipeTask {
         let mut connections = match self.sink.kind {
             SinkKind::DoNothing => Vec::new(),
             SinkKind::IotdbThrift => match handshake::connect(&self.identity, &self.sink).await {
-                Ok(c) => vec![c],
+                Ok(c) => {
+                    lock(&self.status).peer_metrics_port = c
+                        .peer_parameters
+                        .get(handshake::DUET_METRICS_PORT_KEY)
+                        .and_then(|p| p.parse().ok());
+                    vec![c]
+                }
                 Err(e) => return Interrupt::Failed(e.to_string()),
             },
         };
@@ -355,6 +366,8 @@ impl PipeTask {
                         last,
                         entries,
                         started: Instant::now(),
+                        bytes: 0,
+                        written_ms: Vec::new(),
                     })));
                     continue;
                 }
@@ -385,6 +398,7 @@ impl PipeTask {
                 };
                 let endpoints = endpoints.clone();
                 let entries = batch.len();
+                let written_ms = batch.iter().map(|e| e.version.wall_clock_ms()).collect();
                 in_flight.push_back(Box::pin(async move {
                     let started = Instant::now();
                     let result = transfer(&mut connection, &req, &endpoints).await;
@@ -394,6 +408,8 @@ impl PipeTask {
                         last,
                         entries,
                         started,
+                        bytes: req.body.len(),
+                        written_ms,
                     }
                 }));
             }
@@ -427,6 +443,17 @@ impl PipeTask {
                     }
                     if let Some(connection) = answered.connection {
                         idle.push(connection);
+                    }
+                    if answered.bytes > 0 {
+                        let m = &self.metrics;
+                        m.batches_transferred.inc();
+                        m.entries_transferred.add(answered.entries as u64);
+                        m.bytes_transferred.add(answered.bytes as u64);
+                        let now_ms = u64::try_from(now_ms()).unwrap_or(0);
+                        for written in &answered.written_ms {
+                            m.lag_seconds
+                                .observe(now_ms.saturating_sub(*written) as f64 / 1000.0);
+                        }
                     }
                     if answered.entries > 0 {
                         let now = Instant::now();
@@ -635,7 +662,13 @@ impl PipeTask {
         tokio::time::sleep(self.pacer.reserve(req.body.len())).await;
         transfer(conn, &req, &self.sink.endpoints_display())
             .await
-            .map_err(Interrupt::Failed)
+            .map_err(Interrupt::Failed)?;
+        if !batch.is_empty() {
+            self.metrics.batches_transferred.inc();
+            self.metrics.entries_transferred.add(batch.len() as u64);
+            self.metrics.bytes_transferred.add(req.body.len() as u64);
+        }
+        Ok(())
     }
 
     /// Whether batches on this connection go as Duet entries (a Duet peer, and no `format`='tablet').
@@ -719,6 +752,9 @@ struct Answered {
     last: Lsn,
     entries: usize,
     started: Instant,
+    /// Bytes sent for the batch (0 when nothing left), and when each of its entries was written.
+    bytes: usize,
+    written_ms: Vec<u64>,
 }
 
 type InFlight = Pin<Box<dyn Future<Output = Answered> + Send>>;

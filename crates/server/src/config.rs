@@ -84,6 +84,15 @@ pub struct Config {
     /// `query_timeout_threshold`); a request's own positive `timeout` takes precedence; 0 means none.
     /// A query past it fails with status 720.
     pub query_timeout_threshold: u64,
+
+    // Monitoring: Prometheus `/metrics` and the dashboard on an HTTP listener of their own.
+    /// Whether the metrics listener runs at all.
+    pub metrics_enabled: bool,
+    /// The address it binds; the RPC service's (`rpc_address`) when absent.
+    pub metrics_address: Option<String>,
+    /// Its port (IoTDB's ConfigNode reporter's default, 9091); 0 picks a free one, written to
+    /// `<data_dir>/duetd.metrics.addr`.
+    pub metrics_port: u16,
 }
 
 impl Default for Config {
@@ -111,6 +120,9 @@ impl Default for Config {
             pipe_receiver_max_file_bytes: duet_runtime::file_receiver::DEFAULT_MAX_FILE_BYTES,
             query_memory_bytes: 256 << 20,
             query_timeout_threshold: 60_000,
+            metrics_enabled: true,
+            metrics_address: None,
+            metrics_port: 9091,
         }
     }
 }
@@ -217,6 +229,13 @@ impl Config {
                 "query_memory_bytes must be at least 65536".into(),
             ));
         }
+        if let Some(address) = &self.metrics_address {
+            if address.parse::<IpAddr>().is_err() && address != "localhost" {
+                return Err(ConfigError::Invalid(format!(
+                    "metrics_address '{address}' is not an IP address"
+                )));
+            }
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "max_connections must be at least 1".into(),
@@ -233,6 +252,11 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The address the metrics listener binds.
+    pub fn metrics_bind_address(&self) -> &str {
+        self.metrics_address.as_deref().unwrap_or(&self.rpc_address)
     }
 
     /// Whether the RPC service is reachable only from this machine.
@@ -262,6 +286,17 @@ mod tests {
         std::fs::write(&path, "pipe_receiver_max_file_bytes = 1048576\n").unwrap();
         let config = Config::from_file(&path).unwrap();
         assert_eq!(config.pipe_receiver_max_file_bytes, 1 << 20);
+        std::fs::write(
+            &path,
+            "metrics_port = 0\nmetrics_address = \"127.0.0.1\"\nmetrics_enabled = false\n",
+        )
+        .unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config.metrics_port, 0);
+        assert_eq!(config.metrics_bind_address(), "127.0.0.1");
+        assert!(!config.metrics_enabled);
+        assert_eq!(Config::default().metrics_bind_address(), "0.0.0.0");
+        assert_eq!(Config::default().metrics_port, 9091);
         std::fs::write(&path, "rpc_prot = 1\n").unwrap();
         assert!(Config::from_file(&path)
             .unwrap_err()
@@ -313,6 +348,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("log_format"));
+        let bad_metrics = Config {
+            metrics_address: Some("nowhere".into()),
+            ..Config::default()
+        };
+        assert!(bad_metrics
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("metrics_address"));
         assert!(!Config::default().is_loopback_only());
         assert!(Config {
             rpc_address: "127.0.0.1".into(),

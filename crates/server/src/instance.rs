@@ -32,6 +32,8 @@ pub struct Instance {
     next_receiver_id: AtomicI64,
     /// Open sessions by session id; one entry per logged-in connection.
     sessions: Mutex<BTreeMap<i64, ConnectionInfo>>,
+    /// Connections and request latencies, for `/metrics`.
+    pub metrics: crate::metrics::ServerMetrics,
 }
 
 pub type InstanceRef = Arc<Instance>;
@@ -68,6 +70,7 @@ impl Instance {
             next_receiver_id: AtomicI64::new(1),
             queries: crate::queries::QueryRegistry::default(),
             sessions: Mutex::new(BTreeMap::new()),
+            metrics: crate::metrics::ServerMetrics::default(),
         }
     }
 

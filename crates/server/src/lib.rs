@@ -8,7 +8,9 @@
 //! - [`session`]: per-connection session state and RPC dispatch;
 //! - [`rpc_queries`]: the path-based query RPCs as `Select`s;
 //! - [`statements`]: statement execution (users, cluster information, pipes);
-//! - [`instance`]: the state every connection shares.
+//! - [`instance`]: the state every connection shares;
+//! - [`metrics_http`] and [`metrics`]: Prometheus `/metrics` and the dashboard on a listener of their
+//!   own.
 //!
 //! **Architecture invariant:** only this crate spawns connection tasks, and no request blocks the
 //! accept loop.
@@ -19,6 +21,8 @@ pub mod instance;
 pub mod listener;
 pub mod logging;
 pub mod pid_file;
+pub mod metrics;
+pub mod metrics_http;
 pub mod queries;
 pub mod rpc_queries;
 pub mod session;
@@ -133,6 +137,23 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         addr: addr.clone(),
         source,
     })?;
+    // The monitoring listener binds before anything is announced, so a busy port fails the start.
+    let metrics_listener = if config.metrics_enabled {
+        let addr = format!("{}:{}", config.metrics_bind_address(), config.metrics_port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: format!("{addr} (metrics_address/metrics_port)"),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        Some((listener, local))
+    } else {
+        None
+    };
     if !config.is_loopback_only() && catalog.user_has_default_password(duet_catalog::ROOT_USER)? {
         warn!(
             "user root still has the default password and the server listens on {}; change it with: ALTER USER root SET PASSWORD '<new password>'",
@@ -143,6 +164,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         cluster_id: identity.cluster_id.clone(),
         timestamp_precision: identity.timestamp_precision.clone(),
         version: VERSION.to_string(),
+        metrics_port: metrics_listener.as_ref().map(|(_, local)| local.port()),
     };
     let instance = Arc::new(Instance::new(
         catalog,
@@ -159,6 +181,27 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
             warn!("could not empty {}: {e}", receiver_dir.display());
         }
     }
+    let metrics_addr_file = config.data_dir.join(metrics_http::METRICS_ADDR_FILE);
+    let _ = std::fs::remove_file(&metrics_addr_file);
+    let metrics_task = match metrics_listener {
+        Some((listener, local)) => {
+            metrics_http::write_addr_file(
+                &metrics_addr_file,
+                &format!("{}:{}", config.metrics_bind_address(), local.port()),
+            )
+            .map_err(|source| StartError::AddrFile {
+                path: metrics_addr_file.display().to_string(),
+                source,
+            })?;
+            info!("serving /metrics and the dashboard on http://{local}/");
+            Some(tokio::spawn(metrics_http::run(
+                instance.clone(),
+                listener,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let addr_file = config.data_dir.join(ADDR_FILE);
     write_addr_file(
         &addr_file,
@@ -175,6 +218,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     listener::run(instance.clone(), listener, shutdown).await;
     // Pipes stop at a safe point and persist their progress before the log is synced.
     instance.pipes.shutdown().await;
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+        let _ = std::fs::remove_file(&metrics_addr_file);
+    }
     // Every connection has finished: sync the log before saying we stopped.
     if let Err(e) = storage.close().await {
         tracing::error!("closing the storage failed: {e}");

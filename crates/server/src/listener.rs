@@ -195,6 +195,8 @@ impl Listener {
                 continue;
             };
             let instance = self.instance.clone();
+            instance.metrics.connections_accepted.inc();
+            instance.metrics.connections_open.inc();
             let token = self.shutdown.child_token();
             let limits = self.limits;
             let login_timeout_warnings = self.login_timeout_warnings.clone();
@@ -233,6 +235,7 @@ impl Listener {
                 // connect again at once.
                 handler.login_slot = None;
                 drop(slot);
+                handler.session.instance().metrics.connections_open.dec();
                 drop(handler);
             });
         }
@@ -259,6 +262,7 @@ impl Listener {
 
     /// Logs the refusal (throttled) and answers the connection's first call with it, then closes it.
     fn refuse(&self, socket: TcpStream, peer: SocketAddr, reason: String) {
+        self.instance.metrics.connections_refused.inc();
         if let Some(count) = self.refusal_warnings.record() {
             warn!(
                 %peer,

@@ -50,6 +50,16 @@ struct Args {
     /// which find duetd.pid, duetd.addr and duetd.log there).
     #[arg(long)]
     print_data_dir: bool,
+    /// Address of the /metrics and dashboard listener [default: the rpc address].
+    #[arg(long)]
+    metrics_address: Option<String>,
+    /// Port of the /metrics and dashboard listener [default: 9091]; 0 picks a free port (written to
+    /// <data-dir>/duetd.metrics.addr).
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Serve /metrics and the dashboard: true or false [default: true].
+    #[arg(long)]
+    metrics_enabled: Option<bool>,
 }
 
 /// A configuration with what was set explicitly (a flag or a key of the file), for messages that
@@ -92,6 +102,15 @@ fn load(args: Args) -> anyhow::Result<Loaded> {
     }
     if let Some(v) = args.cluster_id {
         config.cluster_id = Some(v);
+    }
+    if let Some(v) = args.metrics_address {
+        config.metrics_address = Some(v);
+    }
+    if let Some(v) = args.metrics_port {
+        config.metrics_port = v;
+    }
+    if let Some(v) = args.metrics_enabled {
+        config.metrics_enabled = v;
     }
     if let Some(v) = args.initial_root_password {
         config.initial_root_password = Some(duet_server::config::Secret(v));

@@ -136,6 +136,8 @@ pub struct Session {
     peer: String,
     /// The unsupported methods this session was already warned about (each is logged once).
     warned: HashSet<&'static str>,
+    /// What the SQL call being answered is, for its latency metric.
+    sql_kind: crate::metrics::SqlKind,
 }
 
 fn not_logged_in() -> t::TSStatus {
@@ -164,11 +166,32 @@ impl Session {
             receiver,
             peer,
             warned: HashSet::new(),
+            sql_kind: crate::metrics::SqlKind::default(),
         }
     }
 
-    /// Answers one request; `None` means the method is unknown to this server.
+    /// The state every connection shares.
+    pub fn instance(&self) -> &InstanceRef {
+        &self.instance
+    }
+
+    /// Answers one request and records its latency by kind; `None` means the method is unknown to
+    /// this server.
     pub async fn handle(&mut self, request: Request) -> Option<Reply> {
+        let kind = crate::metrics::RequestKind::of(&request);
+        let started = std::time::Instant::now();
+        let reply = self.answer(request).await;
+        let kind = match kind {
+            crate::metrics::RequestKind::Sql => self.sql_kind.take(),
+            other => Some(other),
+        };
+        if let Some(kind) = kind {
+            self.instance.metrics.observe(kind, started.elapsed());
+        }
+        reply
+    }
+
+    async fn answer(&mut self, request: Request) -> Option<Reply> {
         if let Request::OpenSession(req) = &request {
             return Some(Reply::OpenSession(self.open(req)));
         }
@@ -591,6 +614,11 @@ impl Session {
         }
         // Several statements in one call run in order; the last one's result is returned.
         let mut last = None;
+        match parsed.first() {
+            Some(Statement::Select(_)) => self.sql_kind.set_select(),
+            Some(Statement::Insert { .. }) => self.sql_kind.set_insert(),
+            _ => {}
+        }
         for statement in &parsed {
             debug!(%statement, "executing");
             let output = match statement {

@@ -166,8 +166,10 @@ pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, String> {
     };
     let lsn = input.u64()?;
     let origin = decode_origin(&mut input)?;
-    input.u64()?;
-    input.u64()?;
+    let version = Version {
+        hlc: input.u64()?,
+        instance: input.u64()?,
+    };
     let ops = input.len()?;
     let first_op = if ops == 0 {
         None
@@ -182,6 +184,7 @@ pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, String> {
     Ok(LogHeader {
         lsn,
         origin,
+        version,
         ops,
         first_op,
     })

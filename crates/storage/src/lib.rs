@@ -121,6 +121,6 @@ pub use options::{StorageOptions, SyncMode};
 pub use run::SeriesChunk;
 pub use stats::{SeriesStats, StatValue};
 pub use storage::SeriesPiece;
-pub use storage::{LogWriterPause, Retention, Storage, StorageStats};
+pub use storage::{LogWriterPause, Retention, Storage, StorageMetrics, StorageStats};
 pub use types::{DeleteOp, InsertOp, LogEntry, LogHeader, Lsn, Op, OpKind, Origin, Version};
 pub use wal::LogRead;

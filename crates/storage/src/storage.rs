@@ -90,6 +90,61 @@ pub struct StorageStats {
     pub wal_segments: usize,
     pub head: Lsn,
     pub flushed_lsn: Lsn,
+    /// Small data files waiting for a merge, over all partitions (compaction debt).
+    pub compaction_pending_files: usize,
+}
+
+/// What the storage counts as it works, for `/metrics` (read without locks; see `duet-metrics`).
+#[derive(Debug)]
+pub struct StorageMetrics {
+    /// Points (non-null values) logged by local writes and by entries that arrived through a pipe.
+    pub points_written_local: duet_metrics::Counter,
+    pub points_written_pipe: duet_metrics::Counter,
+    /// Entries logged by local writes and by pipes.
+    pub entries_written_local: duet_metrics::Counter,
+    pub entries_written_pipe: duet_metrics::Counter,
+    /// One observation per fsync of the change log.
+    pub wal_fsync_seconds: duet_metrics::Histogram,
+    /// Entries per group commit.
+    pub wal_group_entries: duet_metrics::Histogram,
+    /// One observation per memtable flushed, and per partition merged.
+    pub flush_seconds: duet_metrics::Histogram,
+    pub compaction_seconds: duet_metrics::Histogram,
+    /// Time writers spent held back by memtables waiting for their flush (summed over writers).
+    pub backpressure_seconds: duet_metrics::SecondsCounter,
+}
+
+impl Default for StorageMetrics {
+    fn default() -> Self {
+        StorageMetrics {
+            points_written_local: Default::default(),
+            points_written_pipe: Default::default(),
+            entries_written_local: Default::default(),
+            entries_written_pipe: Default::default(),
+            wal_fsync_seconds: duet_metrics::Histogram::latency(),
+            wal_group_entries: duet_metrics::Histogram::new(duet_metrics::COUNT_BOUNDS),
+            flush_seconds: duet_metrics::Histogram::latency(),
+            compaction_seconds: duet_metrics::Histogram::latency(),
+            backpressure_seconds: Default::default(),
+        }
+    }
+}
+
+/// Points in an entry's inserts: the values that are not null.
+fn points_in(ops: &[Op]) -> u64 {
+    ops.iter()
+        .map(|op| match op {
+            Op::Insert(insert) => insert
+                .columns
+                .iter()
+                .map(|c| match &c.nulls {
+                    None => c.len() as u64,
+                    Some(nulls) => nulls.iter().filter(|null| !**null).count() as u64,
+                })
+                .sum(),
+            Op::Delete(_) | Op::Meta(_) => 0,
+        })
+        .sum()
 }
 
 /// Owned by the handles; dropping the last one stops the background threads.
@@ -187,6 +242,7 @@ struct Shared {
     /// Writes sent to the log writer and not yet taken by it (a test hook reads it to know that
     /// writes will share one group commit).
     queued_writes: AtomicUsize,
+    metrics: StorageMetrics,
 }
 
 /// Everything a scan needs, behind one lock so a flush moves data from memtable to file atomically.
@@ -398,6 +454,7 @@ impl Storage {
             writer_tx: Mutex::new(Some(writer_tx)),
             flusher_tx: Mutex::new(Some(flusher_tx)),
             compactor_tx: Mutex::new(Some(compactor_tx)),
+            metrics: StorageMetrics::default(),
             compaction_requested: AtomicBool::new(false),
             fail_next_append: AtomicBool::new(false),
             disk_full: AtomicBool::new(false),
@@ -791,7 +848,15 @@ impl Storage {
 
     pub fn stats(&self) -> StorageStats {
         let shared = &self.inner.shared;
-        let (memtable_bytes, memtable_points, frozen_memtables, data_files, data_rows, flushed_lsn) = {
+        let (
+            memtable_bytes,
+            memtable_points,
+            frozen_memtables,
+            data_files,
+            data_rows,
+            flushed_lsn,
+            compaction_pending_files,
+        ) = {
             let tree = read(&shared.tree);
             (
                 tree.active.bytes + tree.frozen.iter().map(|m| m.bytes).sum::<usize>(),
@@ -800,6 +865,10 @@ impl Storage {
                 tree.files.len(),
                 tree.files.iter().map(|f| f.meta.n_rows).sum(),
                 tree.flushed_lsn,
+                tree.files
+                    .iter()
+                    .filter(|f| is_compaction_input(f.meta.n_rows))
+                    .count(),
             )
         };
         let (wal_bytes, wal_segments) = {
@@ -816,7 +885,22 @@ impl Storage {
             wal_segments,
             head: self.head(),
             flushed_lsn,
+            compaction_pending_files,
         }
+    }
+
+    /// The counters and histograms the storage keeps as it works.
+    pub fn metrics(&self) -> &StorageMetrics {
+        &self.inner.shared.metrics
+    }
+
+    /// Bytes of the data files on disk (one `stat` per file: for `/metrics`, not for hot paths).
+    pub fn data_file_bytes(&self) -> u64 {
+        self.data_files()
+            .iter()
+            .filter_map(|f| fs::metadata(&f.path).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// Refuses new writes, lets queued ones finish, syncs the log and stops the background threads
@@ -945,6 +1029,7 @@ impl Shared {
         if *self.frozen_count.borrow() <= limit {
             return Ok(());
         }
+        let held_since = Instant::now();
         // `wait_for` checks the current value first, so a flush finishing right here is not missed.
         let mut frozen = self.frozen_count.subscribe();
         let waited = frozen
@@ -955,6 +1040,7 @@ impl Shared {
             })
             .await
             .map(|_| ());
+        self.metrics.backpressure_seconds.add(held_since.elapsed());
         if waited.is_err() || self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -1267,6 +1353,9 @@ impl Shared {
             tree.frozen.retain(|m| !Arc::ptr_eq(m, memtable));
             self.publish_frozen(tree.frozen.len());
         }
+        self.metrics
+            .flush_seconds
+            .observe_duration(started.elapsed());
         tracing::debug!(
             points = memtable.points,
             flushed_lsn = manifest.flushed_lsn,
@@ -1444,6 +1533,9 @@ impl Shared {
         for input in &inputs {
             input.mark_obsolete();
         }
+        self.metrics
+            .compaction_seconds
+            .observe_duration(started.elapsed());
         tracing::debug!(
             partition,
             inputs = inputs.len(),
@@ -1781,7 +1873,13 @@ impl LogWriter {
             self.segment.file.set_len(self.segment.bytes)?;
             return Err(std::io::Error::other("injected fsync failure"));
         }
-        self.segment.file.sync_data()
+        let started = Instant::now();
+        let synced = self.segment.file.sync_data();
+        self.shared
+            .metrics
+            .wal_fsync_seconds
+            .observe_duration(started.elapsed());
+        synced
     }
 
     /// Cuts the open segment back to its synced length and appends the unsynced records again
@@ -1913,7 +2011,17 @@ impl LogWriter {
         let froze = froze_early || froze_late;
         self.shared.publish_frozen(frozen);
         self.shared.head.send_replace(last_lsn);
+        let metrics = &self.shared.metrics;
+        metrics.wal_group_entries.observe(accepted.len() as f64);
         for write in accepted {
+            let points = points_in(&write.ops);
+            if write.replicated {
+                metrics.entries_written_pipe.inc();
+                metrics.points_written_pipe.add(points);
+            } else {
+                metrics.entries_written_local.inc();
+                metrics.points_written_local.add(points);
+            }
             let _ = write.reply.send(Ok((write.lsn, write.version)));
         }
         if froze {

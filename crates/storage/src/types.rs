@@ -28,6 +28,13 @@ pub struct Version {
     pub instance: u64,
 }
 
+impl Version {
+    /// The wall-clock time (ms since the epoch) the version was taken at: its HLC's physical part.
+    pub fn wall_clock_ms(&self) -> u64 {
+        self.hlc >> 16
+    }
+}
+
 /// The kind of an operation, as an entry's header tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
@@ -41,6 +48,7 @@ pub enum OpKind {
 pub struct LogHeader {
     pub lsn: Lsn,
     pub origin: Origin,
+    pub version: Version,
     /// How many operations the entry has, and the first one's kind.
     pub ops: usize,
     pub first_op: Option<OpKind>,

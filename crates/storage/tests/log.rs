@@ -325,6 +325,7 @@ async fn headers_say_what_the_entries_say_without_their_operations() {
         .map(|e| LogHeader {
             lsn: e.lsn,
             origin: e.origin.clone(),
+            version: e.version,
             ops: e.ops.len(),
             first_op: e.ops.first().map(kind),
         })

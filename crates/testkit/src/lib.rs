@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod http;
 pub mod iotdb_wire;
 pub mod proxy;
 pub mod query;
@@ -185,7 +186,17 @@ impl Duetd {
             .arg("--rpc-address")
             .arg(self.host())
             .arg("--rpc-port")
-            .arg(self.port.to_string())
+            .arg(self.port.to_string());
+        // Many servers run at once: each gets a free metrics port unless the test chose one.
+        if !self
+            .options
+            .args
+            .iter()
+            .any(|a| a.starts_with("--metrics-port") || a.starts_with("--metrics-enabled"))
+        {
+            command.args(["--metrics-port", "0"]);
+        }
+        command
             .args(&self.options.args)
             .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -220,6 +231,29 @@ impl Duetd {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The `address:port` of the server's `/metrics` and dashboard listener, as it wrote it to
+    /// `duetd.metrics.addr` (the file is written before the server reports ready).
+    pub fn metrics_addr(&self) -> Result<String> {
+        let path = self.data_dir.join("duetd.metrics.addr");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(text.trim().to_string())
+    }
+
+    /// GETs `path` from the metrics listener: the status code and the body.
+    pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
+        http::get(&self.metrics_addr()?, path)
+    }
+
+    /// The server's `/metrics`, parsed.
+    pub fn metrics(&self) -> Result<http::Metrics> {
+        let (status, body) = self.http_get("/metrics")?;
+        if status != 200 {
+            bail!("GET /metrics answered {status}: {body}");
+        }
+        Ok(http::Metrics::parse(&body))
     }
 
     /// The address the server listens on.

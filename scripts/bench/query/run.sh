@@ -86,7 +86,7 @@ PG_STARTED=1
 
 # duetd on a free port, its own data directory.
 DUET_PORT="$(free_port)"
-"$DUETD_BIN" --rpc-address 127.0.0.1 --rpc-port "$DUET_PORT" --data-dir "$WORK_DIR/duet" \
+"$DUETD_BIN" --rpc-address 127.0.0.1 --rpc-port "$DUET_PORT" --metrics-port 0 --data-dir "$WORK_DIR/duet" \
     --log-level warn >"$WORK_DIR/duetd.log" 2>&1 &
 DUETD_PID=$!
 

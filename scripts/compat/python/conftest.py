@@ -71,6 +71,7 @@ class DuetServer:
             "--data-dir", str(self.data_dir),
             "--rpc-address", "127.0.0.1",
             "--rpc-port", str(0 if port is None else port),
+            "--metrics-port", "0",
         ]
         if self.internal_address:
             args += ["--internal-address", self.internal_address]

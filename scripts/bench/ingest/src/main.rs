@@ -219,6 +219,8 @@ impl Duetd {
                 "127.0.0.1",
                 "--rpc-port",
                 "0",
+                "--metrics-port",
+                "0",
                 "--log-level",
                 "warn",
             ])
