@@ -101,9 +101,19 @@ def duet_session():
 
 
 def duet_query(session, sql):
+    """Rows as Python values, as psycopg2's fetchall gives PostgreSQL's (a DataFrame would cost more
+    than a small query itself)."""
+
     def run():
+        rows = []
         with session.execute_query_statement(sql) as ds:
-            return ds.todf().values.tolist()
+            while ds.has_next():
+                record = ds.next()
+                rows.append([record.get_timestamp()] + [
+                    f.get_object_value(f.get_data_type()) if f.get_data_type() is not None else None
+                    for f in record.get_fields()
+                ])
+        return rows
 
     return run
 
