@@ -190,7 +190,7 @@ impl PipeTask {
         let name = self.name.clone();
         let message = message.to_string();
         let stop = failures == FAILURES_BEFORE_STOPPED;
-        let _ = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let exception = PipeException { message, at_ms: at };
             if let Err(e) = catalog.set_pipe_exception(&name, Some(&exception)) {
                 warn!(pipe = %name, "cannot record the pipe exception: {e}");
@@ -199,12 +199,17 @@ impl PipeTask {
                 // Only a pipe the operator wants running is marked stopped by error.
                 if let Ok(Some(record)) = catalog.pipe(&name) {
                     if record.state == PipeState::Running {
-                        let _ = catalog.set_pipe_state(&name, PipeState::Stopped, true);
+                        logged(
+                            &name,
+                            "mark the pipe stopped by error",
+                            catalog.set_pipe_state(&name, PipeState::Stopped, true),
+                        );
                     }
                 }
             }
         })
         .await;
+        logged(&self.name, "record the failure", task);
     }
 
     /// After a success following failures: the pipe recovered by itself.
@@ -212,17 +217,26 @@ impl PipeTask {
         lock(&self.status).exception = None;
         let catalog = self.catalog.clone();
         let name = self.name.clone();
-        let _ = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             if let Ok(Some(record)) = catalog.pipe(&name) {
                 if record.stopped_by_error {
-                    let _ = catalog.set_pipe_state(&name, PipeState::Running, false);
+                    logged(
+                        &name,
+                        "mark the pipe running again",
+                        catalog.set_pipe_state(&name, PipeState::Running, false),
+                    );
                 }
                 if record.exception.is_some() {
-                    let _ = catalog.set_pipe_exception(&name, None);
+                    logged(
+                        &name,
+                        "clear the pipe exception",
+                        catalog.set_pipe_exception(&name, None),
+                    );
                 }
             }
         })
         .await;
+        logged(&self.name, "record the recovery", task);
         info!(pipe = %self.name, "pipe recovered");
     }
 
@@ -254,8 +268,13 @@ impl PipeTask {
             self.recovered(failures, backoff).await;
             self.history_done = true;
             let (catalog, name) = (self.catalog.clone(), self.name.clone());
-            let _ = tokio::task::spawn_blocking(move || catalog.set_pipe_history_done(&name, true))
-                .await;
+            // Not recorded, history is sent again after a restart (the receiver skips what it has).
+            match tokio::task::spawn_blocking(move || catalog.set_pipe_history_done(&name, true))
+                .await
+            {
+                Ok(done) => logged(&self.name, "record that history was sent", done),
+                Err(e) => warn!(pipe = %self.name, "cannot record that history was sent: {e}"),
+            }
         }
         if !self.source.realtime {
             // History only: nothing more to do until the operator changes something.
@@ -835,6 +854,14 @@ pub async fn persist_progress(
             Ok(Err(e)) => warn!(pipe = %name, "cannot persist progress: {e}"),
             Err(e) => warn!(pipe = %name, "cannot persist progress: {e}"),
         }
+    }
+}
+
+/// Logs the error of a catalog write a pipe task cannot act on (its in-memory state is already right;
+/// only what `SHOW PIPES` shows after a restart may lag), rather than dropping it silently.
+fn logged<T, E: std::fmt::Display>(pipe: &str, what: &str, result: Result<T, E>) {
+    if let Err(e) = result {
+        warn!(pipe = %pipe, "cannot {what}: {e}");
     }
 }
 
