@@ -214,7 +214,7 @@ fn a_changed_immutable_setting_refuses_to_start_and_names_it() {
 }
 
 #[tokio::test]
-async fn sigterm_waits_for_the_running_session_and_exits_cleanly() {
+async fn sigterm_with_an_idle_open_session_exits_cleanly_and_ends_the_session() {
     let mut server = Duetd::start().unwrap();
     let mut client = Client::connect(&options(&server)).await.unwrap();
     show_version_works(&mut client).await;
