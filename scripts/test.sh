@@ -14,6 +14,9 @@ trap 'rm -rf "$scratch"' EXIT
 # The seed walkthrough runs against hosts iotdb-1 and iotdb-2 on loopback addresses.
 scripts/setup-test-hosts.sh
 
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
