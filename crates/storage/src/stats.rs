@@ -180,6 +180,27 @@ pub fn summarize_rows(
     })
 }
 
+/// Welford's mean and sum of squared deviations of two sets of values, each given as (count, (mean,
+/// m2)): the parallel form of the update, as IoTDB merges partial variances.
+pub fn merge_moments(
+    (n_a, (mean_a, m2_a)): (u64, (f64, f64)),
+    (n_b, (mean_b, m2_b)): (u64, (f64, f64)),
+) -> (f64, f64) {
+    if n_b == 0 {
+        return (mean_a, m2_a);
+    }
+    if n_a == 0 {
+        return (mean_b, m2_b);
+    }
+    let (n_a, n_b) = (n_a as f64, n_b as f64);
+    let total = n_a + n_b;
+    let delta = mean_b - mean_a;
+    (
+        (n_a * mean_a + n_b * mean_b) / total,
+        m2_a + m2_b + delta * delta * n_a * n_b / total,
+    )
+}
+
 impl StatValue {
     /// `Less` when `self` sorts before `other` (false before true, numbers by value); `None` across
     /// kinds.
@@ -213,18 +234,7 @@ impl SeriesStats {
             (Some(current), Some(candidate)) if extreme_beats(candidate, current) => later.extreme,
             _ => self.extreme,
         };
-        let ((mean_a, m2_a), (mean_b, m2_b)) = (self.moments?, later.moments?);
-        let (n_a, n_b) = (self.count as f64, later.count as f64);
-        let total = n_a + n_b;
-        let delta = mean_b - mean_a;
-        let moments = if total > 0.0 {
-            (
-                (n_a * mean_a + n_b * mean_b) / total,
-                m2_a + m2_b + delta * delta * n_a * n_b / total,
-            )
-        } else {
-            (0.0, 0.0)
-        };
+        let moments = merge_moments((self.count, self.moments?), (later.count, later.moments?));
         let sum = self.sum + later.sum;
         if !sum.is_finite() || !moments.1.is_finite() {
             return None;

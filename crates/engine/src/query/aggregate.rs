@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use duet_parser::GroupByTime;
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_storage::stats::{extreme_beats, fold};
+use duet_storage::stats::{extreme_beats, fold, merge_moments};
 use duet_storage::{SeriesStats, StatValue};
 
 use super::columnar;
@@ -373,14 +373,11 @@ impl Acc {
     /// Takes in the moments of `count` other values (the parallel form of Welford's update, as
     /// IoTDB merges partial variances); call before adding `count` to the accumulator's.
     fn merge_moments(&mut self, count: i64, mean: f64, m2: f64) {
-        if count == 0 {
-            return;
-        }
-        let (n_a, n_b) = (self.count as f64, count as f64);
-        let total = n_a + n_b;
-        let delta = mean - self.mean;
-        self.m2 = self.m2 + m2 + delta * delta * n_a * n_b / total;
-        self.mean = (n_a * self.mean + n_b * mean) / total;
+        let count_of = |n: i64| u64::try_from(n).unwrap_or(0);
+        (self.mean, self.m2) = merge_moments(
+            (count_of(self.count), (self.mean, self.m2)),
+            (count_of(count), (mean, m2)),
+        );
     }
 
     fn result(&self, f: AggFn) -> Val {
