@@ -105,7 +105,8 @@ pub async fn receive(
                 }
             }
         }
-        request_type::TRANSFER_CONFIG_SNAPSHOT_PIECE => match &state.peer {
+        request_type::TRANSFER_CONFIG_SNAPSHOT_PIECE
+        | request_type::TRANSFER_SCHEMA_SNAPSHOT_PIECE => match &state.peer {
             None => not_handshaken(),
             Some(_) => file_piece(state, req.type_, &req.body).await,
         },
@@ -123,10 +124,6 @@ pub async fn receive(
                     ),
                 }
             }
-        },
-        request_type::TRANSFER_SCHEMA_SNAPSHOT_PIECE => match &state.peer {
-            None => not_handshaken(),
-            Some(_) => file_piece(state, req.type_, &req.body).await,
         },
         request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => match &state.peer {
             None => not_handshaken(),

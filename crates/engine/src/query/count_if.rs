@@ -139,11 +139,7 @@ pub(crate) fn header(
     keep: Keep,
     ignore_null: Option<bool>,
 ) -> String {
-    let mut text = format!("count_if({}, ", render(predicate, paths, chosen, 0));
-    match keep.op {
-        None => text.push_str(&keep.threshold.to_string()),
-        Some(_) => text.push_str(&keep.to_string()),
-    }
+    let mut text = format!("count_if({}, {keep}", render(predicate, paths, chosen, 0));
     if let Some(ignore) = ignore_null {
         text.push_str(&format!(", \"ignoreNull\"=\"{ignore}\""));
     }

@@ -803,17 +803,13 @@ impl Parser {
         self.tokens
             .expect_token(&Token::Comma, "',' and COUNT_IF's keep condition")?;
         let op = if self.tokens.eat_keyword("KEEP") {
-            let op = match self.tokens.peek() {
-                Some(Token::Eq | Token::DoubleEq) => BinaryOp::Eq,
-                Some(Token::Neq) => BinaryOp::NotEq,
-                Some(Token::Lt) => BinaryOp::Lt,
-                Some(Token::LtEq) => BinaryOp::LtEq,
-                Some(Token::Gt) => BinaryOp::Gt,
-                Some(Token::GtEq) => BinaryOp::GtEq,
+            match self.infix() {
+                Some(Infix::Binary(op)) if op.precedence() == BinaryOp::Eq.precedence() => {
+                    self.tokens.advance();
+                    Some(op)
+                }
                 _ => return Err(self.tokens.expected("a comparison after KEEP")),
-            };
-            self.tokens.advance();
-            Some(op)
+            }
         } else {
             None
         };
