@@ -6,7 +6,6 @@
 
 use std::ops::Range;
 
-use duet_parser::GroupByTime;
 use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_storage::stats::{extreme_beats, fold, merge_moments};
 use duet_storage::{SeriesStats, StatValue};
@@ -17,15 +16,11 @@ use super::expr::{cell, compare, Bound, Val};
 use super::mode::ModeCounts;
 use super::page::{row_bytes, Page, PageBuilder, PageSource};
 use super::scan::{AlignedRows, ScanBudget};
+use super::windows::Windows;
 use super::EngineRef;
-use crate::engine::SessionContext;
 use crate::limits::{QueryControlRef, Reservation};
 use crate::schema::SeriesInfo;
-use crate::time::{CalendarDuration, Precision, Zone};
-use crate::{Engine, EngineError, Result};
-
-/// Most windows a `GROUP BY` may produce.
-pub(crate) const MAX_WINDOWS: i128 = 10_000_000;
+use crate::{EngineError, Result};
 
 /// Bytes of one accumulator, without the text it holds.
 const ACC_BYTES: usize = std::mem::size_of::<Acc>();
@@ -430,241 +425,6 @@ impl Acc {
     }
 }
 
-/// An `i128` that is known to lie within the `i64` range (bounds of a window inside `[start, end]`).
-fn narrow(x: i128) -> i64 {
-    i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX })
-}
-
-/// The windows of an aggregate query, computed from their index rather than stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Windows {
-    /// No GROUP BY: one window over the whole range.
-    Whole,
-    Grouped {
-        start: i64,
-        end: i64,
-        interval: i64,
-        step: i64,
-        left_open: bool,
-        count: u64,
-    },
-    /// An interval or step with calendar months (`1mo`, `1y`): window `k` starts `k` steps after `start`
-    /// and ends one interval later, both counted from `start` in the session's zone (IoTDB's
-    /// `AggrWindowIterator`).
-    Calendar {
-        start: i64,
-        end: i64,
-        interval: CalendarDuration,
-        step: CalendarDuration,
-        left_open: bool,
-        count: u64,
-        zone: Zone,
-        precision: Precision,
-    },
-}
-
-impl Windows {
-    /// Whether windows overlap (a sliding GROUP BY), where a row belongs to several windows.
-    pub(crate) fn overlap(&self) -> bool {
-        match self {
-            Windows::Whole => false,
-            Windows::Grouped { interval, step, .. } => step < interval,
-            Windows::Calendar { interval, step, .. } => step != interval,
-        }
-    }
-
-    pub(crate) fn new(
-        engine: &Engine,
-        ctx: &SessionContext,
-        group_by: Option<&GroupByTime>,
-    ) -> Result<Windows> {
-        let Some(g) = group_by else {
-            return Ok(Windows::Whole);
-        };
-        let start = engine.time_value(ctx, &g.start)?;
-        let end = engine.time_value(ctx, &g.end)?;
-        let precision = engine.precision();
-        let interval = precision
-            .calendar_duration(&g.interval.text)
-            .map_err(EngineError::Semantic)?;
-        let step = match &g.step {
-            Some(s) => precision
-                .calendar_duration(&s.text)
-                .map_err(EngineError::Semantic)?,
-            None => interval,
-        };
-        if start >= end {
-            return Err(EngineError::Semantic(
-                "Start time should be smaller than endTime in GroupBy".into(),
-            ));
-        }
-        let too_many = |count: String| {
-            EngineError::Semantic(format!(
-                "GROUP BY ({}{start}, {end}{}, {}{}) would produce {count} windows; at most {MAX_WINDOWS} are allowed: use a larger interval or step, or a narrower time range",
-                if g.left_open { "(" } else { "[" },
-                if g.left_open { "]" } else { ")" },
-                g.interval.text,
-                g.step.as_ref().map(|s| format!(", {}", s.text)).unwrap_or_default(),
-            ))
-        };
-        // In 128 bits neither the span nor the rounding can overflow: the full i64 range over 1 is
-        // 2^64 - 1 windows, not 0.
-        let span = i128::from(end) - i128::from(start);
-        if interval.months == 0 && step.months == 0 {
-            let step = step.fixed;
-            let count = (span + i128::from(step) - 1) / i128::from(step);
-            if count > MAX_WINDOWS {
-                return Err(too_many(count.to_string()));
-            }
-            return Ok(Windows::Grouped {
-                start,
-                end,
-                interval: interval.fixed,
-                step,
-                left_open: g.left_open,
-                count: u64::try_from(count).unwrap_or(0),
-            });
-        }
-        if !precision.in_calendar_range(start) || !precision.in_calendar_range(end) {
-            return Err(EngineError::Semantic(format!(
-                "GROUP BY with calendar units (mo, y) needs its time range within the years -9999 to 9999, but it is [{start}, {end})"
-            )));
-        }
-        let zone = ctx.zone()?;
-        let count = if step.months == 0 {
-            (span + i128::from(step.fixed) - 1) / i128::from(step.fixed)
-        } else {
-            calendar_count(precision, &zone, start, end, step).map_err(|e| match e {
-                CountError::TooMany(at_least) => too_many(format!("at least {at_least}")),
-                CountError::Range(why) => EngineError::Semantic(why),
-            })?
-        };
-        if count > MAX_WINDOWS {
-            return Err(too_many(count.to_string()));
-        }
-        Ok(Windows::Calendar {
-            start,
-            end,
-            interval,
-            step,
-            left_open: g.left_open,
-            count: u64::try_from(count).unwrap_or(0),
-            zone,
-            precision,
-        })
-    }
-
-    pub(crate) fn len(&self) -> u64 {
-        match self {
-            Windows::Whole => 1,
-            Windows::Grouped { count, .. } | Windows::Calendar { count, .. } => *count,
-        }
-    }
-
-    /// Window `k` in ascending order: (label, lo, hi), bounds inclusive.
-    pub(crate) fn get(&self, k: u64) -> (i64, i64, i64) {
-        let bounds = |w: i128, stop: i128, left_open: bool| {
-            if left_open {
-                (narrow(stop), narrow(w + 1), narrow(stop))
-            } else {
-                (narrow(w), narrow(w), narrow(stop - 1))
-            }
-        };
-        match self {
-            Windows::Whole => (0, i64::MIN, i64::MAX),
-            Windows::Grouped {
-                start,
-                end,
-                interval,
-                step,
-                left_open,
-                ..
-            } => {
-                let w = i128::from(*start) + i128::from(k) * i128::from(*step);
-                let stop = (w + i128::from(*interval)).min(i128::from(*end));
-                bounds(w, stop, *left_open)
-            }
-            Windows::Calendar {
-                start,
-                end,
-                interval,
-                step,
-                left_open,
-                zone,
-                precision,
-                ..
-            } => {
-                let k = i128::from(k);
-                let (step_months, step_fixed) =
-                    (k * i128::from(step.months), k * i128::from(step.fixed));
-                // Windows below the count start before `end`; an end past the calendar's range is
-                // past `end` too.
-                let w = precision
-                    .calendar_add(*start, step_months, step_fixed, zone)
-                    .map_or(i128::from(*end), i128::from);
-                let stop = precision
-                    .calendar_add(
-                        *start,
-                        step_months + i128::from(interval.months),
-                        step_fixed + i128::from(interval.fixed),
-                        zone,
-                    )
-                    .map_or(i128::from(*end), i128::from)
-                    .min(i128::from(*end));
-                bounds(w, stop, *left_open)
-            }
-        }
-    }
-}
-
-/// Why the windows of a calendar step could not be counted.
-enum CountError {
-    /// More than [`MAX_WINDOWS`]: at least this many.
-    TooMany(i128),
-    Range(String),
-}
-
-/// How many windows of a step with calendar months start before `end`: the first `n` whose start is at
-/// or past `end`, by binary search between bounds from the shortest and longest possible step (a month
-/// is 28 to 31 days, give or take a day of daylight-saving and zone changes).
-fn calendar_count(
-    precision: Precision,
-    zone: &Zone,
-    start: i64,
-    end: i64,
-    step: CalendarDuration,
-) -> std::result::Result<i128, CountError> {
-    let day = 86_400_000 * i128::from(precision.units_per_ms);
-    let span = i128::from(end) - i128::from(start);
-    let months = i128::from(step.months);
-    let fixed = i128::from(step.fixed);
-    let longest = months * 31 * day + fixed + day;
-    let shortest = (months * 28 * day + fixed - day).max(1);
-    let at_least = span / longest;
-    if at_least > MAX_WINDOWS {
-        return Err(CountError::TooMany(at_least));
-    }
-    let starts_at_or_past_end = |n: i128| -> std::result::Result<bool, CountError> {
-        match precision.calendar_add(start, n * months, n * fixed, zone) {
-            Ok(t) => Ok(t >= end),
-            // Past the calendar's range, so past `end`, which lies within it.
-            Err(_) if n > 0 => Ok(true),
-            Err(why) => Err(CountError::Range(why)),
-        }
-    };
-    // Invariant: window `lo - 1` starts before `end`, window `hi` at or past it.
-    let (mut lo, mut hi) = (at_least.max(1), span / shortest + 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if starts_at_or_past_end(mid)? {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    Ok(lo)
-}
-
 /// The budget charge of a page's accumulators: their fixed size and what text values and MODE
 /// counts add to it as points come in.
 pub(crate) struct StateMemory {
@@ -1029,18 +789,6 @@ impl PageSource for AggSource {
 mod tests {
     use super::*;
 
-    fn grouped(start: i64, end: i64, interval: i64, step: i64, left_open: bool) -> Windows {
-        let span = i128::from(end) - i128::from(start);
-        Windows::Grouped {
-            start,
-            end,
-            interval,
-            step,
-            left_open,
-            count: u64::try_from((span + i128::from(step) - 1) / i128::from(step)).unwrap(),
-        }
-    }
-
     #[test]
     fn merged_accumulators_follow_iotdb_level_rules() {
         let mut a = Acc::default();
@@ -1078,25 +826,5 @@ mod tests {
             count_if: None,
         };
         assert_eq!(none.result(&empty), Val::Null);
-    }
-
-    #[test]
-    fn windows_are_computed_from_their_index_at_the_ends_of_the_range() {
-        let w = grouped(0, 15, 5, 5, false);
-        assert_eq!(w.len(), 3);
-        assert_eq!(w.get(0), (0, 0, 4));
-        assert_eq!(w.get(2), (10, 10, 14));
-        let w = grouped(0, 15, 5, 5, true);
-        assert_eq!(w.get(0), (5, 1, 5));
-        assert_eq!(w.get(2), (15, 11, 15));
-        // The last window is cut at the end; sliding windows overlap.
-        let w = grouped(0, 12, 5, 2, false);
-        assert_eq!(w.len(), 6);
-        assert_eq!(w.get(5), (10, 10, 11));
-        // The whole i64 range: no wrap-around anywhere.
-        let w = grouped(i64::MIN, i64::MAX, i64::MAX, i64::MAX, false);
-        assert_eq!(w.len(), 3);
-        assert_eq!(w.get(0), (i64::MIN, i64::MIN, -2));
-        assert_eq!(w.get(2), (i64::MAX - 1, i64::MAX - 1, i64::MAX - 1));
     }
 }

@@ -215,6 +215,67 @@ impl PageBuilder {
     }
 }
 
+/// One result row: its time and its cells.
+pub(crate) type Row = (i64, Vec<Val>);
+
+/// A result produced row by row; [`RowPages`] cuts its rows into pages.
+pub(crate) trait RowSource: Send + Sync {
+    /// The next row, or `None` at the end.
+    fn next_row(&mut self) -> Result<Option<Row>>;
+}
+
+/// Pages of a [`RowSource`]'s rows, each as full as its row and byte caps allow; a row that did not
+/// fit a page (or that `has_more` looked ahead for) starts the next one.
+pub(crate) struct RowPages<R> {
+    rows: R,
+    control: QueryControlRef,
+    types: Vec<DataType>,
+    pending: Option<Row>,
+}
+
+impl<R: RowSource> RowPages<R> {
+    pub(crate) fn new(rows: R, control: QueryControlRef, types: Vec<DataType>) -> RowPages<R> {
+        RowPages {
+            rows,
+            control,
+            types,
+            pending: None,
+        }
+    }
+
+    fn next_row(&mut self) -> Result<Option<Row>> {
+        match self.pending.take() {
+            Some(row) => Ok(Some(row)),
+            None => self.rows.next_row(),
+        }
+    }
+}
+
+impl<R: RowSource> PageSource for RowPages<R> {
+    fn next_page(&mut self, max_rows: usize, max_bytes: usize) -> Result<Option<Page>> {
+        let mut page = PageBuilder::new(&self.control, &self.types, max_rows, max_bytes)?;
+        while !page.is_full() {
+            let Some((time, cells)) = self.next_row()? else {
+                break;
+            };
+            let bytes = row_bytes(&cells, &self.types);
+            if !page.fits(bytes) {
+                self.pending = Some((time, cells));
+                break;
+            }
+            page.push(time, &cells, bytes)?;
+        }
+        Ok(page.finish())
+    }
+
+    fn has_more(&mut self) -> Result<bool> {
+        if self.pending.is_none() {
+            self.pending = self.rows.next_row()?;
+        }
+        Ok(self.pending.is_some())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -278,5 +339,49 @@ mod tests {
         assert!(control.used() > 2000);
         drop(page);
         assert_eq!(control.used(), 0);
+    }
+
+    /// Rows 0..n with a text cell of `width` bytes each.
+    struct Counting {
+        next: i64,
+        n: i64,
+        width: usize,
+    }
+
+    impl RowSource for Counting {
+        fn next_row(&mut self) -> Result<Option<Row>> {
+            if self.next == self.n {
+                return Ok(None);
+            }
+            self.next += 1;
+            Ok(Some((
+                self.next - 1,
+                vec![Val::Str("z".repeat(self.width))],
+            )))
+        }
+    }
+
+    #[test]
+    fn row_pages_carry_the_row_that_did_not_fit_into_the_next_page() {
+        let control = QueryControl::new(QueryLimits::default());
+        let rows = Counting {
+            next: 0,
+            n: 7,
+            width: 100,
+        };
+        let mut pages = RowPages::new(rows, control, vec![DataType::Text]);
+        // A byte cap of about two rows, a row cap of three: pages of 2, 2, 2, 1, no row lost.
+        let cap =
+            block_overhead(1) + 2 * row_bytes(&[Val::Str("z".repeat(100))], &[DataType::Text]);
+        let mut sizes = Vec::new();
+        let mut times = Vec::new();
+        assert!(pages.has_more().unwrap());
+        while let Some(page) = pages.next_page(3, cap).unwrap() {
+            sizes.push(page.times.len());
+            times.extend(page.times);
+        }
+        assert_eq!(sizes, [2, 2, 2, 1]);
+        assert_eq!(times, (0..7).collect::<Vec<_>>());
+        assert!(!pages.has_more().unwrap());
     }
 }

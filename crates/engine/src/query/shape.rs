@@ -6,13 +6,59 @@
 
 use std::collections::VecDeque;
 
+use duet_parser::Select;
 use duet_proto::types::DataType;
 
 use super::expr::{cell, eval, Bound, Val};
-use super::fill::{Filler, Row};
+use super::fill::{time_bound, Filler, Row};
 use super::page::{row_bytes, Page, PageBuilder, PageSource};
+use crate::engine::SessionContext;
 use crate::limits::{QueryControlRef, Reservation};
-use crate::Result;
+use crate::{Engine, Result};
+
+/// `source` under HAVING, FILL, OFFSET and LIMIT when the query has HAVING or FILL (the source then
+/// pages everything, unlimited); `source` itself otherwise. Output columns are `types`; `having` is
+/// bound to the source's columns, which may follow them.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn shaped(
+    engine: &Engine,
+    ctx: &SessionContext,
+    select: &Select,
+    source: Box<dyn PageSource>,
+    control: &QueryControlRef,
+    types: &[DataType],
+    having: Option<Bound>,
+    by_device: bool,
+    paging: (u64, Option<u64>),
+) -> Result<Box<dyn PageSource>> {
+    if select.fill.is_none() && having.is_none() {
+        return Ok(source);
+    }
+    let filler = match &select.fill {
+        Some(fill) => {
+            let bound = match &fill.bound {
+                Some(b) => Some(time_bound(engine.precision(), &b.text, || ctx.zone())?),
+                None => None,
+            };
+            Some(Filler::new(
+                &fill.method,
+                bound,
+                types,
+                usize::from(by_device),
+            )?)
+        }
+        None => None,
+    };
+    Ok(Box::new(Shaped::new(
+        source,
+        control.clone(),
+        types.to_vec(),
+        having,
+        filler,
+        by_device,
+        paging,
+    )?))
+}
 
 /// Rows of the source below asked for at a time.
 const SOURCE_ROWS: usize = 1000;
@@ -155,5 +201,52 @@ impl PageSource for Shaped {
 
     fn has_more(&mut self) -> Result<bool> {
         self.next_ready()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use crate::query::testing::TestDb;
+
+    fn db() -> TestDb {
+        let db = TestDb::open();
+        db.run(
+            "INSERT INTO root.sg.d1(time, s1) VALUES (1, 1), (4, 4), (5, 5);
+             INSERT INTO root.sg.d2(time, s1) VALUES (2, 20)",
+        );
+        db
+    }
+
+    #[test]
+    fn having_then_fill_then_offset_and_limit() {
+        let db = db();
+        // Windows of 1 ms; 0, 2 and 3 are empty. HAVING drops the window at 1 first, so FILL has
+        // nothing to carry into 2 and 3 (filled first, they would read 1.0); OFFSET skips window 0.
+        let (_, rows) = db.query(
+            "SELECT sum(s1) FROM root.sg.d1 GROUP BY ([0, 6), 1ms) HAVING sum(s1) != 1 or count(s1) = 0 FILL(PREVIOUS) LIMIT 3 OFFSET 1",
+        );
+        let rows: Vec<String> = rows.iter().map(|r| r.join(" ")).collect();
+        assert_eq!(rows, ["2 null", "3 null", "4 4.0"]);
+    }
+
+    #[test]
+    fn fill_restarts_at_each_device() {
+        let db = db();
+        let (_, rows) = db.query(
+            "SELECT sum(s1) FROM root.sg.* GROUP BY ([0, 3), 1ms) FILL(PREVIOUS) ALIGN BY DEVICE",
+        );
+        let rows: Vec<String> = rows.iter().map(|r| r.join(" ")).collect();
+        assert_eq!(
+            rows,
+            [
+                "0 root.sg.d1 null",
+                "1 root.sg.d1 1.0",
+                "2 root.sg.d1 1.0",
+                "0 root.sg.d2 null",
+                "1 root.sg.d2 null",
+                "2 root.sg.d2 20.0"
+            ]
+        );
     }
 }

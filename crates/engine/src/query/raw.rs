@@ -1,0 +1,293 @@
+//! Raw data aligned by time: the selected series' cursors merged into rows (a k-way merge of
+//! per-series scans, `scan::AlignedRows`), each output column reading its series' cell. One query is
+//! one part; ALIGN BY DEVICE hands [`RawRows`] a part per device, and OFFSET and LIMIT count across
+//! them.
+
+use std::collections::HashMap;
+
+use duet_parser::{Select, SelectItem};
+
+use super::bounds::is_time_range;
+use super::expr::{bind, Val};
+use super::page::{Row, RowPages, RowSource};
+use super::plan::{column_window, resolve_item, resolve_series, series_bytes, star};
+use super::scan::{AlignedRows, ScanBudget};
+use super::shape::shaped;
+use super::EngineRef;
+use crate::engine::{Output, QueryStream, SessionContext};
+use crate::limits::QueryControlRef;
+use crate::schema::{resolution_step, SeriesInfo};
+use crate::{Engine, EngineError, Result};
+
+/// Raw series of ALIGN BY TIME: a Time column and one column per selected series, in item order and
+/// each item's matches in path order.
+pub(super) fn raw_by_time(
+    engine: &Engine,
+    engine_ref: EngineRef,
+    ctx: &SessionContext,
+    select: &Select,
+    (lo, hi): (i64, i64),
+    control: QueryControlRef,
+) -> Result<Output> {
+    // Resolve the output series in item order, each item's matches in path order.
+    let mut outputs: Vec<(String, SeriesInfo)> = Vec::new();
+    {
+        let schema = engine.schema_read()?;
+        for item in &select.items {
+            let (item_path, alias) = match item {
+                SelectItem::Wildcard => (star(), None),
+                SelectItem::Path { path, alias } => (path.clone(), alias.clone()),
+                // Aggregate queries were routed to `by_time` before.
+                SelectItem::Aggregate { .. } | SelectItem::CountIf { .. } => {
+                    return Err(EngineError::Semantic(
+                        "Raw data and aggregation hybrid query is not supported.".into(),
+                    ))
+                }
+            };
+            let matched = resolve_item(&schema, &select.from, &item_path);
+            if alias.is_some() && matched.len() > 1 {
+                return Err(EngineError::Semantic(format!(
+                    "alias '{}' can only be matched with one time series",
+                    alias.unwrap_or_default()
+                )));
+            }
+            for s in matched {
+                let name = alias.clone().unwrap_or_else(|| s.path.clone());
+                outputs.push((name, s));
+            }
+        }
+    }
+    // SLIMIT / SOFFSET choose columns.
+    let (soffset, slimit) = column_window(select);
+    let outputs: Vec<_> = outputs.into_iter().skip(soffset).take(slimit).collect();
+    let listed: usize = outputs
+        .iter()
+        .map(|(name, s)| name.len() + 2 * series_bytes(s))
+        .sum();
+    let held = control.reserve(listed, "the list of selected series")?;
+    // Cursor list: distinct output series first (moved out of the outputs), then predicate-only
+    // series; per output column its cursor, name and type.
+    let mut series: Vec<SeriesInfo> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut column_cursor = Vec::with_capacity(outputs.len());
+    let mut names = Vec::with_capacity(outputs.len());
+    let mut types = Vec::with_capacity(outputs.len());
+    for (name, s) in outputs {
+        names.push(name);
+        types.push(s.data_type);
+        resolution_step();
+        column_cursor.push(match index.get(&s.path) {
+            Some(i) => *i,
+            None => {
+                index.insert(s.path.clone(), series.len());
+                series.push(s);
+                series.len() - 1
+            }
+        });
+    }
+    let n_output_series = series.len();
+    let predicate = match &select.condition {
+        Some(c) if !is_time_range(engine, ctx, c)? => Some(bind(engine, ctx, c, &mut |p| {
+            resolve_series(engine, &select.from, p, &mut series, &mut index)
+        })?),
+        _ => None,
+    };
+    drop(index);
+    let mut rows = AlignedRows::new(
+        &series,
+        n_output_series,
+        lo,
+        hi,
+        select.order_by_time_desc,
+        predicate,
+        &ScanBudget::new(&control, series.len()),
+    )?;
+    let paging = (select.offset.unwrap_or(0), select.limit);
+    if select.fill.is_none() {
+        (rows.offset, rows.limit) = paging;
+    }
+    // Output columns read the cursor of their series (a series selected twice feeds two columns).
+    let part = RawPart {
+        device: None,
+        rows,
+        feeds: column_cursor.into_iter().map(Some).collect(),
+    };
+    let source = RawRows::new(engine_ref, Box::new(Some(part)), (0, None));
+    let source = Box::new(RowPages::new(source, control.clone(), types.clone()));
+    let source = shaped(
+        engine, ctx, select, source, &control, &types, None, false, paging,
+    )?;
+    Ok(Output::Stream(QueryStream::new(
+        names,
+        types,
+        true,
+        source,
+        control,
+        vec![held],
+    )))
+}
+
+/// One block of raw rows: a whole query, or one device of ALIGN BY DEVICE.
+pub(super) struct RawPart {
+    /// The Device column's value (ALIGN BY DEVICE).
+    pub(super) device: Option<String>,
+    pub(super) rows: AlignedRows,
+    /// Per value column: the cursor whose values it shows, or `None` (a null).
+    pub(super) feeds: Vec<Option<usize>>,
+}
+
+/// Produces the parts of a raw query in order, building each only when it is reached.
+pub(super) trait RawParts: Send + Sync {
+    fn next_part(&mut self) -> Result<Option<RawPart>>;
+}
+
+impl RawParts for Option<RawPart> {
+    fn next_part(&mut self) -> Result<Option<RawPart>> {
+        Ok(self.take())
+    }
+}
+
+/// The cells of an output row: the device (ALIGN BY DEVICE), then per value column the cell of the
+/// cursor it reads, or a null.
+fn output_cells(device: Option<&str>, feeds: &[Option<usize>], row: &[Val]) -> Vec<Val> {
+    let mut cells = Vec::with_capacity(feeds.len() + usize::from(device.is_some()));
+    if let Some(d) = device {
+        cells.push(Val::Str(d.to_string()));
+    }
+    for feed in feeds {
+        cells.push(match feed.and_then(|i| row.get(i)) {
+            Some(v) => v.clone(),
+            None => Val::Null,
+        });
+    }
+    cells
+}
+
+/// Raw rows, for one part or several devices in sequence; OFFSET and LIMIT across parts.
+pub(super) struct RawRows {
+    engine: EngineRef,
+    parts: Box<dyn RawParts>,
+    current: Option<RawPart>,
+    offset: u64,
+    limit: Option<u64>,
+}
+
+impl RawRows {
+    pub(super) fn new(
+        engine: EngineRef,
+        parts: Box<dyn RawParts>,
+        (offset, limit): (u64, Option<u64>),
+    ) -> RawRows {
+        RawRows {
+            engine,
+            parts,
+            current: None,
+            offset,
+            limit,
+        }
+    }
+}
+
+impl RowSource for RawRows {
+    fn next_row(&mut self) -> Result<Option<Row>> {
+        loop {
+            if self.limit == Some(0) {
+                self.current = None;
+                return Ok(None);
+            }
+            let part = match &mut self.current {
+                Some(part) => part,
+                None => match self.parts.next_part()? {
+                    Some(part) => self.current.insert(part),
+                    None => return Ok(None),
+                },
+            };
+            let Some((time, row)) = part.rows.next_row(&self.engine)? else {
+                self.current = None;
+                continue;
+            };
+            if self.offset > 0 {
+                self.offset -= 1;
+                continue;
+            }
+            if let Some(l) = &mut self.limit {
+                *l -= 1;
+            }
+            return Ok(Some((
+                time,
+                output_cells(part.device.as_deref(), &part.feeds, &row),
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::query::testing::TestDb;
+
+    #[test]
+    fn output_cells_follow_their_feeds_and_lead_with_the_device() {
+        let row = [Val::Int(1), Val::Null, Val::Str("x".into())];
+        assert_eq!(
+            output_cells(None, &[Some(2), Some(0), Some(0)], &row),
+            [Val::Str("x".into()), Val::Int(1), Val::Int(1)]
+        );
+        // A column the device lacks, and a predicate-only cursor nobody shows.
+        assert_eq!(
+            output_cells(Some("root.sg.d1"), &[None, Some(1)], &row),
+            [Val::Str("root.sg.d1".into()), Val::Null, Val::Null]
+        );
+    }
+
+    fn db() -> TestDb {
+        let db = TestDb::open();
+        db.run(
+            "INSERT INTO root.sg.d1(time, s1, s2) VALUES (1, 10, 1.5), (2, 20, 2.5), (3, 30, 3.5), (5, 50, 5.5);
+             INSERT INTO root.sg.d2(time, s1) VALUES (2, 200), (4, 400)",
+        );
+        db
+    }
+
+    #[test]
+    fn rows_align_series_by_time_in_item_then_path_order() {
+        let db = db();
+        let (names, rows) = db.query("SELECT s1, d1.s2 FROM root.sg.*, root.sg");
+        assert_eq!(names, ["root.sg.d1.s1", "root.sg.d2.s1", "root.sg.d1.s2"]);
+        let texts: Vec<String> = rows.iter().map(|r| r.join(" ")).collect();
+        assert_eq!(
+            texts,
+            [
+                "1 10 null 1.5",
+                "2 20 200 2.5",
+                "3 30 null 3.5",
+                "4 null 400 null",
+                "5 50 null 5.5"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_series_selected_twice_feeds_two_columns_and_paging_counts_rows() {
+        let db = db();
+        let (names, rows) = db.query(
+            "SELECT s1, s1 AS again FROM root.sg.d1 WHERE s2 > 2 ORDER BY TIME DESC LIMIT 2 OFFSET 1",
+        );
+        assert_eq!(names, ["root.sg.d1.s1", "again"]);
+        assert_eq!(rows, [["3", "30", "30"], ["2", "20", "20"]]);
+        let (names, _) = db.query("SELECT * FROM root.sg.d1 SLIMIT 1 SOFFSET 1");
+        assert_eq!(names, ["root.sg.d1.s2"]);
+    }
+
+    #[test]
+    fn an_alias_names_one_series_and_where_names_one_series() {
+        let db = db();
+        assert!(db
+            .error("SELECT s1 AS x FROM root.sg.*")
+            .contains("can only be matched with one time series"));
+        assert!(db
+            .error("SELECT s2 FROM root.sg.* WHERE s1 > 0")
+            .contains("matches 2 series"));
+    }
+}
