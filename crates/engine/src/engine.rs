@@ -82,10 +82,10 @@ pub enum Output {
     Stream(QueryStream),
 }
 
-/// The engine. Cheap to share as `Arc<Engine>`.
+/// The engine, shared as `Arc<Engine>`. A query's result stream outlives the call that made it and
+/// holds the engine: the statement methods that may return one take `self: &Arc<Engine>`, so the
+/// stream gets its `Arc` from the caller and the engine needs no handle to itself.
 pub struct Engine {
-    /// A weak handle to itself: result streams outlive the call that made them and hold the engine.
-    me: std::sync::Weak<Engine>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) storage: Storage,
     pub(crate) schema: RwLock<Schema>,
@@ -127,8 +127,7 @@ impl Engine {
                 .saturating_mul(units_per_ms);
             rules.floor_for_series(series, now, units_per_ms)
         }));
-        Ok(Arc::new_cyclic(|me| Engine {
-            me: me.clone(),
+        Ok(Arc::new(Engine {
             catalog,
             storage,
             schema: RwLock::new(schema),
@@ -137,13 +136,6 @@ impl Engine {
             schema_changes: tokio::sync::RwLock::new(()),
             points_dropped_for_type: std::sync::atomic::AtomicU64::new(0),
         }))
-    }
-
-    /// A strong handle to this engine.
-    pub(crate) fn self_ref(&self) -> Result<Arc<Engine>> {
-        self.me
-            .upgrade()
-            .ok_or_else(|| EngineError::Internal("the engine is shutting down".into()))
     }
 
     pub fn storage(&self) -> &Storage {
@@ -249,8 +241,12 @@ impl Engine {
         Ok(Output::Table(Table::text(&["Device", "TTL(ms)"], rows)))
     }
 
-    /// Executes a data statement.
-    pub async fn execute(&self, ctx: &SessionContext, statement: &Statement) -> Result<Output> {
+    /// Executes a data statement (a `SELECT`'s stream holds the engine, hence the `Arc`).
+    pub async fn execute(
+        self: &Arc<Self>,
+        ctx: &SessionContext,
+        statement: &Statement,
+    ) -> Result<Output> {
         // Statements whose change replicates hold the schema-change lock to the end (see
         // `schema_sync`).
         let _schema_change = match statement {
@@ -581,7 +577,7 @@ impl Engine {
     /// Executes a `SELECT` under `control` (its memory budget, deadline and cancellation). Planning
     /// reads the schema and may take a while for many series: call it where blocking is allowed.
     pub fn select(
-        &self,
+        self: &Arc<Self>,
         ctx: &SessionContext,
         select: &duet_parser::Select,
         control: QueryControlRef,

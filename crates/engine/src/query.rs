@@ -63,14 +63,13 @@ use crate::{Engine, Result};
 pub type EngineRef = Arc<Engine>;
 
 /// Executes a SELECT under `control`: the result is a stream whose pages are computed as they are
-/// fetched.
+/// fetched, holding its own `Arc` of the engine.
 pub fn execute(
-    engine: &Engine,
+    engine: &EngineRef,
     ctx: &SessionContext,
     select: &Select,
     control: QueryControlRef,
 ) -> Result<Output> {
-    let engine_ref = engine.self_ref()?;
     let has_agg = plan::check_items(select)?;
     let (lo, hi) = match &select.condition {
         Some(c) => bounds::time_bounds(engine, ctx, c)?,
@@ -88,15 +87,15 @@ pub fn execute(
     };
     control.check()?;
     if select.last {
-        return last::last(engine_ref, select, lo, hi, control);
+        return last::last(engine, select, lo, hi, control);
     }
     if select.align_by_device {
-        return by_device::by_device(engine_ref, ctx, select, lo, hi, windows, control);
+        return by_device::by_device(engine, ctx, select, lo, hi, windows, control);
     }
     match windows {
         Some(windows) => {
-            by_time::aggregate_by_time(engine, engine_ref, ctx, select, (lo, hi), windows, control)
+            by_time::aggregate_by_time(engine, ctx, select, (lo, hi), windows, control)
         }
-        None => raw::raw_by_time(engine, engine_ref, ctx, select, (lo, hi), control),
+        None => raw::raw_by_time(engine, ctx, select, (lo, hi), control),
     }
 }

@@ -58,7 +58,7 @@ fn engine_with_series(dir: &std::path::Path, devices: usize) -> Arc<Engine> {
 }
 
 /// Plans `sql` on this thread and returns the resolution steps it took and its column count.
-fn steps_to_plan(engine: &Engine, sql: &str) -> (u64, usize) {
+fn steps_to_plan(engine: &Arc<Engine>, sql: &str) -> (u64, usize) {
     let Some(Statement::Select(select)) = duet_parser::parse(sql).unwrap().pop() else {
         panic!("not a SELECT: {sql}")
     };

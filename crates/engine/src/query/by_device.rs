@@ -164,7 +164,7 @@ impl AggParts for DevicePlan {
 
 /// ALIGN BY DEVICE: one block of rows per device, columns Device plus measurement names.
 pub(super) fn by_device(
-    engine: EngineRef,
+    engine: &EngineRef,
     ctx: &SessionContext,
     select: &Select,
     lo: i64,
@@ -186,7 +186,7 @@ pub(super) fn by_device(
     let n_visible = columns.len();
     // HAVING's aggregates: a visible column, or a hidden one after them (cells start with Device).
     let having = match &select.having {
-        Some(having) => Some(bind_with(&engine, ctx, having, &mut |reference| {
+        Some(having) => Some(bind_with(engine, ctx, having, &mut |reference| {
             let Reference::Aggregate(function, path) = reference else {
                 return Err(EngineError::Semantic(
                     "Raw data and aggregation result hybrid calculation is not supported".into(),
@@ -228,7 +228,6 @@ pub(super) fn by_device(
     drop(measurement_types);
     let mut names = vec!["Device".to_string()];
     names.extend(columns.iter().take(n_visible).map(|c| c.header.clone()));
-    let engine_for_shape = engine.clone();
     let plan = DevicePlan {
         engine: engine.clone(),
         ctx: ctx.clone(),
@@ -246,7 +245,7 @@ pub(super) fn by_device(
     let (source, has_time): (Box<dyn PageSource>, bool) = match windows {
         Some(windows) => (
             Box::new(AggSource::new(
-                engine,
+                engine.clone(),
                 control.clone(),
                 windows,
                 (lo, hi),
@@ -259,7 +258,7 @@ pub(super) fn by_device(
         ),
         None => (
             Box::new(RowPages::new(
-                RawRows::new(engine, Box::new(plan), inner_paging),
+                RawRows::new(engine.clone(), Box::new(plan), inner_paging),
                 control.clone(),
                 types.clone(),
             )),
@@ -268,15 +267,7 @@ pub(super) fn by_device(
     };
     types.truncate(1 + n_visible);
     let source = shaped(
-        &engine_for_shape,
-        ctx,
-        select,
-        source,
-        &control,
-        &types,
-        having,
-        true,
-        paging,
+        engine, ctx, select, source, &control, &types, having, true, paging,
     )?;
     Ok(Output::Stream(QueryStream::new(
         names,

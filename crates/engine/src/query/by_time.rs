@@ -20,7 +20,7 @@ use super::EngineRef;
 use crate::engine::{Output, QueryStream, SessionContext};
 use crate::limits::QueryControlRef;
 use crate::schema::{resolution_step, SeriesInfo};
-use crate::{Engine, EngineError, Result};
+use crate::{EngineError, Result};
 
 /// Most columns one COUNT_IF may expand to (one per choice of series for its paths).
 const MAX_COUNT_IF_COLUMNS: usize = 10_000;
@@ -69,8 +69,7 @@ impl TimeColumn {
 /// Aggregates of ALIGN BY TIME, with or without GROUP BY time windows and GROUP BY LEVEL, and HAVING.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn aggregate_by_time(
-    engine: &Engine,
-    engine_ref: EngineRef,
+    engine: &EngineRef,
     ctx: &SessionContext,
     select: &Select,
     (lo, hi): (i64, i64),
@@ -311,7 +310,7 @@ pub(super) fn aggregate_by_time(
     let paging = (select.offset.unwrap_or(0), select.limit);
     let shape = select.fill.is_some() || having.is_some();
     let source = AggSource::new(
-        engine_ref,
+        engine.clone(),
         control.clone(),
         windows,
         (lo, hi),

@@ -19,7 +19,7 @@ use crate::{EngineError, Result};
 
 /// `SELECT LAST` over `[lo, hi]`.
 pub(super) fn last(
-    engine: EngineRef,
+    engine: &EngineRef,
     select: &Select,
     lo: i64,
     hi: i64,
@@ -32,7 +32,7 @@ pub(super) fn last(
     )?;
     let types = vec![DataType::Text; 3];
     let rows = LastRows {
-        engine,
+        engine: engine.clone(),
         control: control.clone(),
         series,
         next: 0,

@@ -17,13 +17,12 @@ use super::EngineRef;
 use crate::engine::{Output, QueryStream, SessionContext};
 use crate::limits::QueryControlRef;
 use crate::schema::{resolution_step, SeriesInfo};
-use crate::{Engine, EngineError, Result};
+use crate::{EngineError, Result};
 
 /// Raw series of ALIGN BY TIME: a Time column and one column per selected series, in item order and
 /// each item's matches in path order.
 pub(super) fn raw_by_time(
-    engine: &Engine,
-    engine_ref: EngineRef,
+    engine: &EngineRef,
     ctx: &SessionContext,
     select: &Select,
     (lo, hi): (i64, i64),
@@ -112,7 +111,7 @@ pub(super) fn raw_by_time(
         rows,
         feeds: column_cursor.into_iter().map(Some).collect(),
     };
-    let source = RawRows::new(engine_ref, Box::new(Some(part)), (0, None));
+    let source = RawRows::new(engine.clone(), Box::new(Some(part)), (0, None));
     let source = Box::new(RowPages::new(source, control.clone(), types.clone()));
     let source = shaped(
         engine, ctx, select, source, &control, &types, None, false, paging,
