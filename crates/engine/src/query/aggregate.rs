@@ -11,7 +11,7 @@ use duet_storage::stats::{extreme_beats, fold, merge_moments};
 use duet_storage::{SeriesStats, StatValue};
 
 use super::columnar;
-use super::count_if::{CountIfSpec, Runs};
+use super::count_if::{merged_count, CountIfSpec, Runs};
 use super::expr::{cell, compare, Bound, Val};
 use super::mode::ModeCounts;
 use super::page::{row_bytes, Page, PageBuilder, PageSource};
@@ -464,8 +464,9 @@ pub(crate) struct AggColumn {
     /// Indices into the part's `series`.
     pub(crate) series: Vec<usize>,
     pub(crate) function: AggFn,
-    /// COUNT_IF's predicate and keep condition (with `function` `CountIf`).
-    pub(crate) count_if: Option<CountIfSpec>,
+    /// COUNT_IF's predicate and keep condition bound to each choice of series the column counts
+    /// (with `function` `CountIf`; several under GROUP BY LEVEL, whose counts add up).
+    pub(crate) count_if: Vec<CountIfSpec>,
 }
 
 impl AggColumn {
@@ -630,7 +631,7 @@ impl AggSource {
             .columns
             .iter()
             .flatten()
-            .filter_map(|c| c.count_if.as_ref())
+            .flat_map(|c| &c.count_if)
             .collect();
         let mut runs: Vec<Vec<Runs>> = vec![vec![Runs::default(); count_ifs.len()]; wins.len()];
         let row_path = text_output || !count_ifs.is_empty();
@@ -716,16 +717,14 @@ impl AggSource {
             if let Some(d) = &part.device {
                 cells.push(Val::Str(d.clone()));
             }
-            let mut next_count_if = 0;
+            // COUNT_IF's runs are in column order, each column's choices in turn.
+            let mut window_runs = runs[i].iter();
             for c in &part.columns {
                 cells.push(match c {
-                    Some(AggColumn {
-                        count_if: Some(spec),
-                        ..
-                    }) => {
-                        let r = runs[i].get(next_count_if).copied().unwrap_or_default();
-                        next_count_if += 1;
-                        r.result(spec)
+                    Some(column) if column.function == AggFn::CountIf => {
+                        merged_count(column.count_if.iter().map(|spec| {
+                            window_runs.next().copied().unwrap_or_default().result(spec)
+                        }))
                     }
                     Some(column) => column.result(&accs[i]),
                     None => Val::Null,
@@ -802,7 +801,7 @@ mod tests {
         let column = |function| AggColumn {
             series: vec![0, 1, 2],
             function,
-            count_if: None,
+            count_if: Vec::new(),
         };
         // Series 2 has no points in the window: it changes nothing.
         let accs = [a, b, Acc::default()];
@@ -823,7 +822,7 @@ mod tests {
         let none = AggColumn {
             series: vec![0, 1],
             function: AggFn::Avg,
-            count_if: None,
+            count_if: Vec::new(),
         };
         assert_eq!(none.result(&empty), Val::Null);
     }

@@ -5,11 +5,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use duet_parser::{Expr, Path, PathNode, Select, SelectItem};
+use duet_parser::{Expr, Keep, Path, PathNode, Select, SelectItem};
 use duet_proto::types::DataType;
 
 use super::aggregate::{AggColumn, AggFn, AggPart, AggParts, AggSource};
 use super::bounds::is_time_range;
+use super::count_if::{self, CountIfSpec};
 use super::expr::{bind, bind_with, Bound, Reference};
 use super::page::{PageSource, RowPages};
 use super::plan::{series_bytes, star};
@@ -33,9 +34,27 @@ type MeasurementTypes = BTreeMap<String, (DataType, Option<DataType>)>;
 /// One output column of ALIGN BY DEVICE: its header, the measurement it shows, its aggregation.
 pub(super) struct DeviceColumn {
     header: String,
+    /// The measurement it shows or aggregates (empty for COUNT_IF, which reads `count_if`'s).
     measurement: String,
     agg: Option<AggFn>,
+    count_if: Option<DeviceCountIf>,
 }
+
+/// A COUNT_IF column of ALIGN BY DEVICE: its predicate names measurements, which each device
+/// resolves among its own; a device that lacks one of them shows a null, as for a measurement it
+/// lacks in any other column.
+pub(super) struct DeviceCountIf {
+    predicate: Expr,
+    /// The predicate's paths in order of appearance, each one measurement name.
+    paths: Vec<Path>,
+    measurements: Vec<String>,
+    keep: Keep,
+    ignore_null: bool,
+}
+
+/// Where an output column reads in a device's series: the position of its measurement (COUNT_IF:
+/// of each of its measurements, in the order of its paths), or `None` where the device lacks one.
+type Feed = Option<Vec<usize>>;
 
 /// ALIGN BY DEVICE: the devices under the FROM paths, each turned into a part (its cursors, its
 /// predicate) only when the result reaches it.
@@ -57,28 +76,40 @@ struct DeviceSeries {
     /// Output series first (`n_outputs` of them), then predicate-only series.
     series: Vec<SeriesInfo>,
     n_outputs: usize,
-    /// Per output column, the position in `series` of its measurement, if the device has it.
-    feeds: Vec<Option<usize>>,
+    /// Per output column, where it reads in `series`.
+    feeds: Vec<Feed>,
     predicate: Option<Bound>,
 }
 
-/// A device's output series (each measurement once, in column order) and, per output column, the
-/// position of its measurement among them, or `None` where the device lacks it.
+/// A device's output series (each measurement once, in column order) and, per output column, where
+/// it reads among them.
 fn device_feeds(
     columns: &[DeviceColumn],
     ms: &BTreeMap<String, SeriesInfo>,
-) -> (Vec<SeriesInfo>, Vec<Option<usize>>) {
+) -> (Vec<SeriesInfo>, Vec<Feed>) {
     let mut series: Vec<SeriesInfo> = Vec::new();
     let mut position: HashMap<&str, usize> = HashMap::new();
     let mut feeds = Vec::with_capacity(columns.len());
     for c in columns {
+        let measurements = match &c.count_if {
+            Some(ci) => ci.measurements.as_slice(),
+            None => std::slice::from_ref(&c.measurement),
+        };
         resolution_step();
-        feeds.push(ms.get(&c.measurement).map(|s| {
-            *position.entry(&c.measurement).or_insert_with(|| {
-                series.push(s.clone());
-                series.len() - 1
-            })
-        }));
+        if !measurements.iter().all(|m| ms.contains_key(m)) {
+            feeds.push(None);
+            continue;
+        }
+        let mut feed = Vec::with_capacity(measurements.len());
+        for m in measurements {
+            if let Some(s) = ms.get(m) {
+                feed.push(*position.entry(m).or_insert_with(|| {
+                    series.push(s.clone());
+                    series.len() - 1
+                }));
+            }
+        }
+        feeds.push(Some(feed));
     }
     (series, feeds)
 }
@@ -130,7 +161,11 @@ impl RawParts for DevicePlan {
         Ok(Some(RawPart {
             device: Some(d.device),
             rows,
-            feeds: d.feeds,
+            feeds: d
+                .feeds
+                .into_iter()
+                .map(|feed| feed.and_then(|f| f.first().copied()))
+                .collect(),
         }))
     }
 }
@@ -140,18 +175,41 @@ impl AggParts for DevicePlan {
         let Some(d) = self.next_device()? else {
             return Ok(None);
         };
-        let columns = d
-            .feeds
-            .iter()
-            .zip(&self.columns)
-            .map(|(feed, c)| {
-                feed.map(|i| AggColumn {
-                    series: vec![i],
+        let mut columns = Vec::with_capacity(self.columns.len());
+        for (feed, c) in d.feeds.into_iter().zip(&self.columns) {
+            columns.push(match (feed, &c.count_if) {
+                (None, _) => None,
+                (Some(inputs), Some(ci)) => {
+                    let predicate = bind(&self.engine, &self.ctx, &ci.predicate, &mut |p| {
+                        ci.paths
+                            .iter()
+                            .position(|q| q == p)
+                            .and_then(|i| inputs.get(i).copied())
+                            .ok_or_else(|| {
+                                EngineError::Semantic(format!(
+                                    "COUNT_IF's path {p} names no measurement of {}",
+                                    d.device
+                                ))
+                            })
+                    })?;
+                    Some(AggColumn {
+                        series: inputs.clone(),
+                        function: AggFn::CountIf,
+                        count_if: vec![CountIfSpec {
+                            predicate,
+                            inputs,
+                            keep: ci.keep,
+                            ignore_null: ci.ignore_null,
+                        }],
+                    })
+                }
+                (Some(inputs), None) => Some(AggColumn {
+                    series: inputs,
                     function: c.agg.unwrap_or(AggFn::Count),
-                    count_if: None,
-                })
-            })
-            .collect();
+                    count_if: Vec::new(),
+                }),
+            });
+        }
         Ok(Some(AggPart {
             device: Some(d.device),
             series: d.series,
@@ -183,6 +241,13 @@ pub(super) fn by_device(
     )?;
     let measurement_types = measurement_types(&devices);
     let mut columns = device_columns(&select.items, &measurement_types)?;
+    if columns.iter().any(|c| c.count_if.is_some())
+        && windows.as_ref().is_some_and(Windows::overlap)
+    {
+        return Err(EngineError::Semantic(
+            "COUNT_IF is not supported with a sliding window in GROUP BY".into(),
+        ));
+    }
     let n_visible = columns.len();
     // HAVING's aggregates: a visible column, or a hidden one after them (cells start with Device).
     let having = match &select.having {
@@ -209,6 +274,7 @@ pub(super) fn by_device(
                 header: String::new(),
                 measurement: m.clone(),
                 agg,
+                count_if: None,
             });
             Ok(columns.len())
         })?),
@@ -329,10 +395,19 @@ fn device_columns(items: &[SelectItem], types: &MeasurementTypes) -> Result<Vec<
                 path,
                 alias,
             } => (path.clone(), alias.clone(), Some(AggFn::parse(function)?)),
-            SelectItem::CountIf { .. } => {
-                return Err(EngineError::Unsupported(
-                    "COUNT_IF with ALIGN BY DEVICE is not supported yet".into(),
-                ))
+            SelectItem::CountIf {
+                predicate,
+                keep,
+                ignore_null,
+                alias,
+            } => {
+                columns.push(count_if_column(
+                    predicate,
+                    *keep,
+                    *ignore_null,
+                    alias.as_deref(),
+                )?);
+                continue;
             }
         };
         let names: Vec<String> = match path.0.as_slice() {
@@ -366,10 +441,48 @@ fn device_columns(items: &[SelectItem], types: &MeasurementTypes) -> Result<Vec<
                 header,
                 measurement: m,
                 agg,
+                count_if: None,
             });
         }
     }
     Ok(columns)
+}
+
+/// A COUNT_IF column of ALIGN BY DEVICE: its header shows the predicate as written, measurement
+/// names and all (`count_if(s1 = 0 & s2 = 0, 3)`, IoTDB's).
+fn count_if_column(
+    predicate: &Expr,
+    keep: Keep,
+    ignore_null: Option<bool>,
+    alias: Option<&str>,
+) -> Result<DeviceColumn> {
+    let paths = count_if::paths_of(predicate)?;
+    let mut measurements = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let [PathNode::Name(m)] = p.0.as_slice() else {
+            return Err(EngineError::Semantic(format!(
+                "COUNT_IF with ALIGN BY DEVICE names measurements of each device, not {p}"
+            )));
+        };
+        measurements.push(m.clone());
+    }
+    let shown: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    let header = match alias {
+        Some(a) => a.to_string(),
+        None => count_if::header(predicate, &paths, &shown, keep, ignore_null),
+    };
+    Ok(DeviceColumn {
+        header,
+        measurement: String::new(),
+        agg: Some(AggFn::CountIf),
+        count_if: Some(DeviceCountIf {
+            predicate: predicate.clone(),
+            paths,
+            measurements,
+            keep,
+            ignore_null: ignore_null.unwrap_or(true),
+        }),
+    })
 }
 
 /// The position among `series` of a WHERE measurement of `device` (added when new).
@@ -486,7 +599,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["s1"]
         );
-        assert_eq!(feeds, [None, Some(0), None]);
+        assert_eq!(feeds, [None, Some(vec![0]), None]);
         let (series, feeds) = device_feeds(&columns, &devices["root.sg.d2"]);
         assert_eq!(
             series
@@ -495,7 +608,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["s2", "s1"]
         );
-        assert_eq!(feeds, [Some(0), Some(1), Some(0)]);
+        assert_eq!(feeds, [Some(vec![0]), Some(vec![1]), Some(vec![0])]);
     }
 
     #[test]
@@ -546,5 +659,32 @@ mod tests {
         assert_eq!(names, ["Device", "count(s1)"]);
         // d1's windows sum to 3 each: HAVING drops them.
         assert_eq!(rows, [["0", "root.sg.d2", "1"], ["3", "root.sg.d2", "1"]]);
+    }
+
+    #[test]
+    fn a_count_if_column_reads_all_its_measurements_or_is_null() {
+        let devices = two_devices();
+        let types = measurement_types(&devices);
+        let items =
+            select("SELECT count_if(s2 > 0 & s1 = 0, 2), count(s1) FROM root.sg.* ALIGN BY DEVICE")
+                .items;
+        let columns = device_columns(&items, &types).unwrap();
+        assert_eq!(columns[0].header, "count_if(s2 > 0 & s1 = 0, 2)");
+        // d1 lacks s2: its COUNT_IF is null, its count(s1) reads s1.
+        let (series, feeds) = device_feeds(&columns, &devices["root.sg.d1"]);
+        assert_eq!(series.len(), 1);
+        assert_eq!(feeds, [None, Some(vec![0])]);
+        // d2 has both, in the order of the predicate's paths; count(s1) shares s1's cursor.
+        let (series, feeds) = device_feeds(&columns, &devices["root.sg.d2"]);
+        assert_eq!(
+            series
+                .iter()
+                .map(|s| s.measurement.as_str())
+                .collect::<Vec<_>>(),
+            ["s2", "s1"]
+        );
+        assert_eq!(feeds, [Some(vec![0, 1]), Some(vec![1])]);
+        let items = select("SELECT count_if(d1.s1 = 0, 2) FROM root.sg ALIGN BY DEVICE").items;
+        assert!(device_columns(&items, &types).is_err());
     }
 }

@@ -31,11 +31,35 @@ pub(super) struct TimeColumn {
     /// `count(root.sg.*.s1)`: what HAVING's aggregates are matched with under GROUP BY LEVEL.
     key: String,
     function: AggFn,
+    /// The series it aggregates (several merged under GROUP BY LEVEL); none for COUNT_IF, whose
+    /// series are its choices.
     series: Vec<SeriesInfo>,
     data_type: DataType,
-    /// COUNT_IF's predicate (its paths in order of appearance, `series` the ones chosen for them),
-    /// keep condition and null rule.
-    count_if: Option<(Expr, Vec<Path>, Keep, bool)>,
+    count_if: Option<CountIfColumn>,
+}
+
+/// A COUNT_IF column: the predicate (its paths in order of appearance), keep condition and null rule,
+/// and the choices of one series per path it counts. Each choice has its own runs; under GROUP BY
+/// LEVEL the choices whose headers agree share a column and their counts add up, as IoTDB merges
+/// them.
+pub(super) struct CountIfColumn {
+    predicate: Expr,
+    paths: Vec<Path>,
+    keep: Keep,
+    ignore_null: bool,
+    choices: Vec<Vec<SeriesInfo>>,
+}
+
+impl CountIfColumn {
+    /// Adds a choice of series (each choice once).
+    fn add_choice(&mut self, choice: Vec<SeriesInfo>) {
+        let same = |c: &Vec<SeriesInfo>| {
+            c.len() == choice.len() && c.iter().zip(&choice).all(|(a, b)| a.path == b.path)
+        };
+        if !self.choices.iter().any(same) {
+            self.choices.push(choice);
+        }
+    }
 }
 
 impl TimeColumn {
@@ -66,6 +90,25 @@ impl TimeColumn {
     }
 }
 
+/// Names the one column an aliased item produced; an alias for several columns is refused.
+fn name_by_alias(columns: &mut [TimeColumn], touched: &[usize], alias: Option<&str>) -> Result<()> {
+    let Some(alias) = alias else {
+        return Ok(());
+    };
+    match touched {
+        [] => Ok(()),
+        [one] => {
+            if let Some(c) = columns.get_mut(*one) {
+                c.name = alias.to_string();
+            }
+            Ok(())
+        }
+        _ => Err(EngineError::Semantic(format!(
+            "alias '{alias}' can only be matched with one result column"
+        ))),
+    }
+}
+
 /// Aggregates of ALIGN BY TIME, with or without GROUP BY time windows and GROUP BY LEVEL, and HAVING.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn aggregate_by_time(
@@ -90,11 +133,6 @@ pub(super) fn aggregate_by_time(
                 alias,
             } = item
             {
-                if levels.is_some() {
-                    return Err(EngineError::Unsupported(
-                        "COUNT_IF with GROUP BY LEVEL is not supported yet".into(),
-                    ));
-                }
                 if windows.overlap() {
                     return Err(EngineError::Semantic(
                         "COUNT_IF is not supported with a sliding window in GROUP BY".into(),
@@ -106,28 +144,58 @@ pub(super) fn aggregate_by_time(
                     .map(|p| resolve_item(&schema, &select.from, p))
                     .collect();
                 let chosen = count_if::combinations(&matches, MAX_COUNT_IF_COLUMNS)?;
-                if alias.is_some() && chosen.len() > 1 {
+                if levels.is_none() && alias.is_some() && chosen.len() > 1 {
                     return Err(EngineError::Semantic(format!(
                         "alias '{}' can only be matched with one time series",
                         alias.clone().unwrap_or_default()
                     )));
                 }
-                for series in chosen {
-                    let key = count_if::header(predicate, &paths, &series, *keep, *ignore_null);
-                    columns.push(TimeColumn {
-                        name: alias.clone().unwrap_or_else(|| key.clone()),
-                        key,
-                        function: AggFn::CountIf,
-                        series,
-                        data_type: DataType::Int64,
-                        count_if: Some((
-                            predicate.clone(),
-                            paths.clone(),
-                            *keep,
-                            ignore_null.unwrap_or(true),
-                        )),
-                    });
+                let mut touched: Vec<usize> = Vec::new();
+                for choice in chosen {
+                    resolution_step();
+                    let shown: Vec<String> = choice
+                        .iter()
+                        .map(|s| match levels {
+                            Some(levels) => level_path(&s.path, levels, false),
+                            None => s.path.clone(),
+                        })
+                        .collect();
+                    let key = count_if::header(predicate, &paths, &shown, *keep, *ignore_null);
+                    // GROUP BY LEVEL: choices with one header share its column.
+                    let merged = levels.and_then(|_| by_key.get(&key).copied());
+                    let index = match merged {
+                        Some(i) => {
+                            if let Some(c) = &mut columns[i].count_if {
+                                c.add_choice(choice);
+                            }
+                            i
+                        }
+                        None => {
+                            if levels.is_some() {
+                                by_key.insert(key.clone(), columns.len());
+                            }
+                            columns.push(TimeColumn {
+                                name: key.clone(),
+                                key,
+                                function: AggFn::CountIf,
+                                series: Vec::new(),
+                                data_type: DataType::Int64,
+                                count_if: Some(CountIfColumn {
+                                    predicate: predicate.clone(),
+                                    paths: paths.clone(),
+                                    keep: *keep,
+                                    ignore_null: ignore_null.unwrap_or(true),
+                                    choices: vec![choice],
+                                }),
+                            });
+                            columns.len() - 1
+                        }
+                    };
+                    if !touched.contains(&index) {
+                        touched.push(index);
+                    }
                 }
+                name_by_alias(&mut columns, &touched, alias.as_deref())?;
                 continue;
             }
             let SelectItem::Aggregate {
@@ -174,17 +242,7 @@ pub(super) fn aggregate_by_time(
                     touched.push(index);
                 }
             }
-            if let Some(alias) = alias {
-                match touched.as_slice() {
-                    [] => {}
-                    [one] => columns[*one].name = alias.clone(),
-                    _ => {
-                        return Err(EngineError::Semantic(format!(
-                            "alias '{alias}' can only be matched with one result column"
-                        )))
-                    }
-                }
-            }
+            name_by_alias(&mut columns, &touched, alias.as_deref())?;
         }
     }
     // SLIMIT / SOFFSET choose columns (after GROUP BY LEVEL merged them).
@@ -240,7 +298,15 @@ pub(super) fn aggregate_by_time(
     };
     let listed: usize = columns
         .iter()
-        .map(|c| 2 * c.name.len() + c.series.iter().map(|s| 2 * series_bytes(s)).sum::<usize>())
+        .map(|c| {
+            let choices = c.count_if.iter().flat_map(|ci| ci.choices.iter().flatten());
+            2 * c.name.len()
+                + c.series
+                    .iter()
+                    .chain(choices)
+                    .map(|s| 2 * series_bytes(s))
+                    .sum::<usize>()
+        })
         .sum();
     let held = control.reserve(listed, "the list of selected series")?;
     // Cursors: the distinct aggregated series, then predicate-only series.
@@ -254,38 +320,45 @@ pub(super) fn aggregate_by_time(
             names.push(c.name);
         }
         types.push(c.data_type);
-        let mut cursors = Vec::with_capacity(c.series.len());
-        for s in c.series {
+        let mut place = |s: SeriesInfo| {
             resolution_step();
-            cursors.push(match index.get(&s.path) {
+            match index.get(&s.path) {
                 Some(i) => *i,
                 None => {
                     index.insert(s.path.clone(), series.len());
                     series.push(s);
                     series.len() - 1
                 }
-            });
-        }
-        let count_if = match c.count_if {
-            Some((predicate, paths, keep, ignore_null)) => {
-                let bound = bind(engine, ctx, &predicate, &mut |p| {
-                    paths
+            }
+        };
+        let mut cursors: Vec<usize> = c.series.into_iter().map(&mut place).collect();
+        let mut count_if = Vec::new();
+        if let Some(ci) = c.count_if {
+            for choice in ci.choices {
+                let inputs: Vec<usize> = choice.into_iter().map(&mut place).collect();
+                let predicate = bind(engine, ctx, &ci.predicate, &mut |p| {
+                    ci.paths
                         .iter()
                         .position(|q| q == p)
-                        .and_then(|i| cursors.get(i).copied())
+                        .and_then(|i| inputs.get(i).copied())
                         .ok_or_else(|| {
                             EngineError::Semantic(format!("COUNT_IF's path {p} matches no series"))
                         })
                 })?;
-                Some(CountIfSpec {
-                    predicate: bound,
-                    inputs: cursors.clone(),
-                    keep,
-                    ignore_null,
-                })
+                cursors.extend(
+                    inputs
+                        .iter()
+                        .filter(|i| !cursors.contains(i))
+                        .collect::<Vec<_>>(),
+                );
+                count_if.push(CountIfSpec {
+                    predicate,
+                    inputs,
+                    keep: ci.keep,
+                    ignore_null: ci.ignore_null,
+                });
             }
-            None => None,
-        };
+        }
         part_columns.push(Some(AggColumn {
             series: cursors,
             function: c.function,
@@ -422,5 +495,45 @@ mod tests {
         assert_eq!(names, ["count(root.sg.d1.s2)"]);
         let error = db.error("SELECT count(s1) AS n FROM root.sg.* GROUP BY LEVEL = 2");
         assert!(error.contains("one result column"), "{error}");
+    }
+
+    #[test]
+    fn a_count_if_column_counts_each_choice_once() {
+        let predicate = crate::query::testing::select("SELECT s1 FROM root.sg.d1 WHERE s1 = 0")
+            .condition
+            .unwrap();
+        let mut column = CountIfColumn {
+            predicate,
+            paths: vec![Path(vec![PathNode::Name("s1".into())])],
+            keep: Keep {
+                op: None,
+                threshold: 1,
+            },
+            ignore_null: true,
+            choices: vec![vec![series("root.sg.d1.s1", DataType::Int64)]],
+        };
+        column.add_choice(vec![series("root.sg.d2.s1", DataType::Int64)]);
+        column.add_choice(vec![series("root.sg.d1.s1", DataType::Int64)]);
+        assert_eq!(column.choices.len(), 2);
+    }
+
+    #[test]
+    fn count_if_under_group_by_level_adds_the_counts_of_its_choices() {
+        let db = db();
+        // d1: s1 = 1, 2, 6 (one run of s1 > 0 of 3 rows); d2: 100, 700 (one run of 2).
+        let (names, rows) =
+            db.query("SELECT count_if(s1 > 0, 2) FROM root.sg.* GROUP BY LEVEL = 1");
+        assert_eq!(names, ["count_if(root.sg.*.s1 > 0, 2)"]);
+        assert_eq!(rows, [["2"]]);
+        let (names, rows) =
+            db.query("SELECT count_if(s1 > 0, 2) FROM root.sg.* GROUP BY LEVEL = 2");
+        assert_eq!(
+            names,
+            [
+                "count_if(root.*.d1.s1 > 0, 2)",
+                "count_if(root.*.d2.s1 > 0, 2)"
+            ]
+        );
+        assert_eq!(rows, [["1", "1"]]);
     }
 }

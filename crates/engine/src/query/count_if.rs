@@ -130,16 +130,17 @@ pub(crate) fn combinations(
 }
 
 /// The column header IoTDB gives: `count_if(root.db.d1.s1 = 0 & root.db.d1.s2 = 0, 3)`, with the
-/// predicate's paths replaced by the chosen series and `&`, `|`, `!` for AND, OR, NOT (the operand
-/// of `!` in parentheses unless it is a path or a constant, as IoTDB prints it).
+/// predicate's paths replaced by `shown` (the chosen series' paths; under GROUP BY LEVEL their level
+/// paths; under ALIGN BY DEVICE the measurements as written) and `&`, `|`, `!` for AND, OR, NOT (the
+/// operand of `!` in parentheses unless it is a path or a constant, as IoTDB prints it).
 pub(crate) fn header(
     predicate: &Expr,
     paths: &[Path],
-    chosen: &[SeriesInfo],
+    shown: &[String],
     keep: Keep,
     ignore_null: Option<bool>,
 ) -> String {
-    let mut text = format!("count_if({}, {keep}", render(predicate, paths, chosen, 0));
+    let mut text = format!("count_if({}, {keep}", render(predicate, paths, shown, 0));
     if let Some(ignore) = ignore_null {
         text.push_str(&format!(", \"ignoreNull\"=\"{ignore}\""));
     }
@@ -147,13 +148,25 @@ pub(crate) fn header(
     text
 }
 
-fn render(e: &Expr, paths: &[Path], chosen: &[SeriesInfo], outer: u8) -> String {
+/// The sum of COUNT_IF's counts over several choices of series (GROUP BY LEVEL merges the choices
+/// whose headers agree, as IoTDB adds their partial counts).
+pub(crate) fn merged_count(counts: impl IntoIterator<Item = Val>) -> Val {
+    let mut total = 0i64;
+    for count in counts {
+        if let Val::Int(n) = count {
+            total = total.saturating_add(n);
+        }
+    }
+    Val::Int(total)
+}
+
+fn render(e: &Expr, paths: &[Path], shown: &[String], outer: u8) -> String {
     match e {
         Expr::Path(p) => paths
             .iter()
             .position(|q| q == p)
-            .and_then(|i| chosen.get(i))
-            .map_or_else(|| p.to_string(), |s| s.path.clone()),
+            .and_then(|i| shown.get(i))
+            .map_or_else(|| p.to_string(), |s| s.clone()),
         Expr::Binary { left, op, right } => {
             let precedence = op.precedence();
             let symbol = match op {
@@ -163,8 +176,8 @@ fn render(e: &Expr, paths: &[Path], chosen: &[SeriesInfo], outer: u8) -> String 
             };
             let text = format!(
                 "{} {symbol} {}",
-                render(left, paths, chosen, precedence),
-                render(right, paths, chosen, precedence + 1)
+                render(left, paths, shown, precedence),
+                render(right, paths, shown, precedence + 1)
             );
             if precedence < outer {
                 format!("({text})")
@@ -176,8 +189,8 @@ fn render(e: &Expr, paths: &[Path], chosen: &[SeriesInfo], outer: u8) -> String 
             op: UnaryOp::Not,
             expr,
         } => match &**expr {
-            Expr::Path(_) | Expr::Literal(_) => format!("!{}", render(expr, paths, chosen, 0)),
-            _ => format!("!({})", render(expr, paths, chosen, 0)),
+            Expr::Path(_) | Expr::Literal(_) => format!("!{}", render(expr, paths, shown, 0)),
+            _ => format!("!({})", render(expr, paths, shown, 0)),
         },
         other => other.to_string(),
     }
@@ -259,5 +272,28 @@ mod tests {
         runs.add(&s, 2, &[Val::Null, Val::Null, Val::Int(6)]);
         runs.add(&s, 3, &[Val::Int(0), Val::Int(0), Val::Null]);
         assert_eq!(runs.result(&s), Val::Int(1));
+    }
+
+    #[test]
+    fn merged_counts_add_up_and_a_header_shows_what_it_is_given() {
+        assert_eq!(
+            merged_count([Val::Int(2), Val::Int(0), Val::Int(1), Val::Int(1)]),
+            Val::Int(4)
+        );
+        assert_eq!(merged_count([]), Val::Int(0));
+        let select =
+            crate::query::testing::select("SELECT count_if(s1 = 0 & !s2, 3) FROM root.db.*");
+        let Some(duet_parser::SelectItem::CountIf {
+            predicate, keep, ..
+        }) = select.items.first()
+        else {
+            panic!("no COUNT_IF in {select}");
+        };
+        let paths = paths_of(predicate).unwrap();
+        let shown = ["root.db.*.s1".to_string(), "root.db.*.s2".to_string()];
+        assert_eq!(
+            header(predicate, &paths, &shown, *keep, Some(false)),
+            "count_if(root.db.*.s1 = 0 & !root.db.*.s2, 3, \"ignoreNull\"=\"false\")"
+        );
     }
 }
