@@ -22,6 +22,7 @@
 //! - [`windows`]: GROUP BY windows computed from their index;
 //! - [`aggregate`]: functions, accumulators, and the page source of windows × parts;
 //! - [`columnar`]: aggregates from file summaries and typed folds over scanned chunks;
+//! - [`parallel`]: those folds for several series at once, on worker threads;
 //! - [`count_if`], [`mode`]: the functions that need more than an accumulator.
 //!
 //! Output:
@@ -40,6 +41,7 @@ mod last;
 mod level;
 mod mode;
 mod page;
+mod parallel;
 mod plan;
 mod raw;
 mod scan;
@@ -50,6 +52,7 @@ mod windows;
 
 pub use bounds::time_range_only;
 pub use page::{block_overhead, table_row_bytes, Page, PageSource};
+pub use parallel::set_scan_threads;
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@ use super::count_if::{merged_count, CountIfSpec, Runs};
 use super::expr::{cell, compare, Bound, Val};
 use super::mode::ModeCounts;
 use super::page::{row_bytes, Page, PageBuilder, PageSource};
+use super::parallel;
 use super::scan::{AlignedRows, ScanBudget};
 use super::windows::Windows;
 use super::EngineRef;
@@ -375,7 +376,7 @@ impl Acc {
         );
     }
 
-    fn result(&self, f: AggFn) -> Val {
+    pub(crate) fn result(&self, f: AggFn) -> Val {
         let n = self.count as f64;
         match f {
             AggFn::Count => Val::Int(self.count),
@@ -434,6 +435,15 @@ pub(crate) struct StateMemory {
 }
 
 impl StateMemory {
+    /// A charge of `base` bytes (the accumulators' fixed size) that grows as they do.
+    pub(crate) fn new(control: &QueryControlRef, base: usize) -> Result<StateMemory> {
+        Ok(StateMemory {
+            held: control.reserve(base, "aggregation state")?,
+            base,
+            extra: 0,
+        })
+    }
+
     /// Accounts for an accumulator whose heap went from `before` to `after` bytes; fails when the
     /// query's budget cannot take the growth.
     pub(crate) fn track(&mut self, before: usize, after: usize) -> Result<()> {
@@ -598,11 +608,9 @@ impl AggSource {
         let wins: Vec<(i64, i64, i64)> = (first_k..past_k).map(|k| self.windows.get(k)).collect();
         let n_acc = part.n_outputs;
         let base = wins.len().saturating_mul(n_acc).saturating_mul(ACC_BYTES);
-        let mut state = StateMemory {
-            held: self.control.reserve(base, "aggregation state")?,
-            base,
-            extra: 0,
-        };
+        let mut state = StateMemory::new(&self.control, base)?;
+        // The charges of accumulators folded by parallel scans, alive as long as `accs`.
+        let mut scanned_state: Vec<StateMemory> = Vec::new();
         // MODE's counts are kept only for the series a MODE column reads.
         let mut fresh = vec![Acc::default(); n_acc];
         for column in part.columns.iter().flatten() {
@@ -636,6 +644,12 @@ impl AggSource {
         let mut runs: Vec<Vec<Runs>> = vec![vec![Runs::default(); count_ifs.len()]; wins.len()];
         let row_path = text_output || !count_ifs.is_empty();
         let columnar = part.predicate.is_none() && part.series.len() == n_acc && !row_path;
+        // Several series folded on their own may be scanned at once.
+        let scan_workers = if columnar {
+            parallel::workers(&self.control, &part.series)
+        } else {
+            1
+        };
         if let (Some(predicate), false, true) = (&part.predicate, row_path, wlo <= whi && n_acc > 0)
         {
             columnar::aggregate_filtered(
@@ -648,6 +662,16 @@ impl AggSource {
                 &wins,
                 &mut accs,
                 &mut state,
+            )?;
+        } else if wlo <= whi && n_acc > 0 && columnar && scan_workers > 1 {
+            scanned_state = parallel::aggregate_series(
+                &self.engine,
+                &self.control,
+                &part.series,
+                (wlo, whi),
+                &wins,
+                &mut accs,
+                (scan_workers, parallel::TASK_POINTS),
             )?;
         } else if wlo <= whi && n_acc > 0 && columnar {
             for (i, series) in part.series.iter().enumerate() {
@@ -732,6 +756,8 @@ impl AggSource {
             }
             out.push((wins[i].0, cells));
         }
+        // The accumulators are read: their charges end with them.
+        drop(scanned_state);
         Ok(out)
     }
 }

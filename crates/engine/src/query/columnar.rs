@@ -19,7 +19,7 @@ use crate::{Engine, Result};
 
 /// Points read per storage call: large enough that the per-call cost (finding the rows, opening a
 /// file's reader) is spread thin, small enough to stay a few MiB per chunk.
-const CHUNK_POINTS: usize = 1 << 16;
+pub(crate) const CHUNK_POINTS: usize = 1 << 16;
 
 /// Window bounds as `AggSource` computes them: (label, first time, last time), ascending by both.
 pub(crate) type Window = (i64, i64, i64);
@@ -31,36 +31,93 @@ pub(crate) fn aggregate_series(
     engine: &Engine,
     control: &QueryControlRef,
     series: &SeriesInfo,
+    range: (i64, i64),
+    wins: &[Window],
+    accs: &mut [Vec<Acc>],
+    column: usize,
+    state: &mut StateMemory,
+) -> Result<()> {
+    let pieces = series_pieces(engine, control, series, range);
+    fold_pieces(engine, control, series, &pieces, wins, accs, column, state)
+}
+
+/// The pieces of `series` in `[lo, hi]` (its TTL applied): spans a summary answers and spans to scan.
+pub(crate) fn series_pieces(
+    engine: &Engine,
+    control: &QueryControlRef,
+    series: &SeriesInfo,
     (lo, hi): (i64, i64),
+) -> Vec<SeriesPiece> {
+    let lo = match engine.ttl_floor(&series.device, control.started_ms()) {
+        Some(floor) => lo.max(floor),
+        None => lo,
+    };
+    if lo > hi {
+        return Vec::new();
+    }
+    engine.storage.summarize(&series.key, lo, hi)
+}
+
+/// Whether the accumulators of `column` may take summaries (MODE needs every point).
+pub(crate) fn takes_summaries(accs: &[Vec<Acc>], column: usize) -> bool {
+    !accs
+        .first()
+        .and_then(|a| a.get(column))
+        .is_some_and(Acc::counts_values)
+}
+
+/// Whether a summary piece stands for its span in every window touching it.
+fn summary_fits(wins: &[Window], start: i64, end: i64) -> bool {
+    wins.get(windows_touching(wins, start, end))
+        .is_some_and(|w| w.iter().all(|w| w.1 <= start && end <= w.2))
+}
+
+/// Whether folding `pieces` reads enough points from storage to be worth a task of its own: points
+/// a summary holds but cannot stand for (at least `min_points` of them), or a range with no summary
+/// at all, whose size nothing tells. Scans of the gaps between summaries are left out: they are
+/// usually empty.
+pub(crate) fn worth_a_task(
+    pieces: &[SeriesPiece],
+    wins: &[Window],
+    summaries: bool,
+    min_points: u64,
+) -> bool {
+    let mut unsummarized = 0u64;
+    let mut any_summary = false;
+    for piece in pieces {
+        if let SeriesPiece::Summary { start, end, stats } = piece {
+            any_summary = true;
+            if !(summaries && summary_fits(wins, *start, *end)) {
+                unsummarized = unsummarized.saturating_add(stats.count);
+            }
+        }
+    }
+    unsummarized >= min_points || (!any_summary && !pieces.is_empty())
+}
+
+/// Adds the points `pieces` stand for to `accs[k][column]` for every window `k` containing them:
+/// from a summary where it stands for its span in every window touching it, scanned otherwise.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fold_pieces(
+    engine: &Engine,
+    control: &QueryControlRef,
+    series: &SeriesInfo,
+    pieces: &[SeriesPiece],
     wins: &[Window],
     accs: &mut [Vec<Acc>],
     column: usize,
     state: &mut StateMemory,
 ) -> Result<()> {
     // MODE needs every point: summaries are scanned instead.
-    let summaries = !accs
-        .first()
-        .and_then(|a| a.get(column))
-        .is_some_and(Acc::counts_values);
-    let lo = match engine.ttl_floor(&series.device, control.started_ms()) {
-        Some(floor) => lo.max(floor),
-        None => lo,
-    };
-    if lo > hi {
-        return Ok(());
-    }
-    for piece in engine.storage.summarize(&series.key, lo, hi) {
+    let summaries = takes_summaries(accs, column);
+    for piece in pieces {
         control.check()?;
         match piece {
             SeriesPiece::Summary { start, end, stats } => {
-                let touching = windows_touching(wins, start, end);
-                let whole = wins
-                    .get(touching.clone())
-                    .is_some_and(|w| w.iter().all(|w| w.1 <= start && end <= w.2));
-                if whole && summaries {
-                    for k in touching {
+                if summaries && summary_fits(wins, *start, *end) {
+                    for k in windows_touching(wins, *start, *end) {
                         if let Some(acc) = accs.get_mut(k).and_then(|a| a.get_mut(column)) {
-                            acc.add_summary(&stats);
+                            acc.add_summary(stats);
                         }
                     }
                 } else {
@@ -68,7 +125,7 @@ pub(crate) fn aggregate_series(
                         engine,
                         control,
                         series,
-                        (start, end),
+                        (*start, *end),
                         wins,
                         accs,
                         column,
@@ -81,7 +138,7 @@ pub(crate) fn aggregate_series(
                     engine,
                     control,
                     series,
-                    (start, end),
+                    (*start, *end),
                     wins,
                     accs,
                     column,
@@ -497,7 +554,7 @@ fn summary_value(value: StatValue, data_type: DataType) -> Option<ColumnValues> 
 }
 
 /// What a chunk of fixed-width points holds in memory (time, version, value).
-fn chunk_bytes(points: usize, data_type: DataType) -> usize {
+pub(crate) fn chunk_bytes(points: usize, data_type: DataType) -> usize {
     let value = match data_type.physical() {
         DataType::Boolean => 1,
         DataType::Int32 | DataType::Float => 4,

@@ -87,6 +87,11 @@ impl TestDb {
         }
     }
 
+    /// The runtime the engine's statements run on.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
     /// Runs each `;`-separated statement, panicking on the first error.
     pub(crate) fn run(&self, sql: &str) {
         for statement in duet_parser::parse(sql).unwrap() {

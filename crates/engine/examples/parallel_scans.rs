@@ -1,0 +1,161 @@
+//! Measures multi-series aggregates with their series scanned one at a time and in parallel, side
+//! by side in one run on the same data (issue 11): `cargo run --release -p duet-engine --example
+//! parallel_scans`. Loads ROWS [2000000] rows of COLUMNS [10] DOUBLE series, one row per second, into
+//! an engine over a temporary directory; runs each query REPEATS [5] times per mode, alternating the
+//! modes, with the data in the memtable and again after FLUSH; prints medians and min–max in ms.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use duet_catalog::{Catalog, ImmutableSettings};
+use duet_engine::write::{DeviceWrite, WriteColumn};
+use duet_engine::{query, Engine, Output, SessionContext};
+use duet_proto::types::{Column, ColumnValues, DataType};
+use duet_storage::{Storage, StorageOptions};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn run(engine: &Arc<Engine>, sql: &str) -> usize {
+    let ctx = SessionContext {
+        zone_id: "UTC".into(),
+    };
+    let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
+    match engine.execute(&ctx, &statement).await.unwrap() {
+        Output::Stream(mut s) => {
+            let mut rows = 0;
+            while let Some(page) = s.source.next_page(1000, 8 << 20).unwrap() {
+                rows += page.times.len();
+            }
+            rows
+        }
+        _ => 0,
+    }
+}
+
+fn summary(mut ms: Vec<f64>) -> String {
+    ms.sort_by(f64::total_cmp);
+    format!(
+        "{:9.2} ({:.2}–{:.2})",
+        ms[ms.len() / 2],
+        ms[0],
+        ms[ms.len() - 1]
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let rows = env("ROWS", 2_000_000);
+    let columns = env("COLUMNS", 10);
+    let repeats = env("REPEATS", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Catalog::open(
+        &dir.path().join("catalog"),
+        &ImmutableSettings {
+            timestamp_precision: "ms".into(),
+            cluster_id: None,
+        },
+    )
+    .unwrap();
+    let options = StorageOptions {
+        memtable_bytes: 4 << 30,
+        ..StorageOptions::default()
+    };
+    let storage = Storage::open(&dir.path().join("storage"), options).unwrap();
+    let engine = Engine::open(Arc::new(catalog), storage, "ms").unwrap();
+    let started = Instant::now();
+    let measurements: Vec<String> = (0..columns).map(|c| format!("s{c}")).collect();
+    let batch = 100_000;
+    for from in (0..rows).step_by(batch) {
+        let n = batch.min(rows - from);
+        let times: Vec<i64> = (from..from + n).map(|r| r as i64 * 1000).collect();
+        let cols = (0..columns)
+            .map(|c| {
+                WriteColumn::Typed(Column {
+                    data_type: DataType::Double,
+                    nulls: None,
+                    values: ColumnValues::Double(
+                        (from..from + n)
+                            .map(|r| ((r * 7919 + c * 104_729) % 1_000_003) as f64 / 1_000_003.0)
+                            .collect(),
+                    ),
+                })
+            })
+            .collect();
+        engine
+            .write(vec![DeviceWrite {
+                device: "root.bench.d1".into(),
+                aligned: false,
+                measurements: measurements.clone(),
+                columns: cols,
+                times,
+            }])
+            .await
+            .unwrap();
+    }
+    println!(
+        "loaded {rows} rows × {columns} DOUBLE series in {:.1} s; {} processors",
+        started.elapsed().as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let end = rows as i64 * 1000;
+    let all: Vec<String> = measurements
+        .iter()
+        .map(|m| format!("avg({m}), max_value({m})"))
+        .collect();
+    let queries = [
+        (
+            "avg+max_value of every series, group by 1h",
+            format!(
+                "select {} from root.bench.d1 group by ([0, {end}), 1h)",
+                all.join(", ")
+            ),
+        ),
+        (
+            "count(*) group by 1h",
+            format!("select count(*) from root.bench.d1 group by ([0, {end}), 1h)"),
+        ),
+        (
+            "4 aggregates over 4 series",
+            "select count(s0), avg(s1), max_value(s2), min_value(s3) from root.bench.d1"
+                .to_string(),
+        ),
+    ];
+    for place in ["memtable", "flushed"] {
+        if place == "flushed" {
+            run(&engine, "flush").await;
+        }
+        for (name, sql) in &queries {
+            let (mut serial, mut parallel) = (Vec::new(), Vec::new());
+            // Once each to warm caches, then alternately, so both modes see the same machine load.
+            for threads in [1, 0] {
+                query::set_scan_threads(threads);
+                run(&engine, sql).await;
+            }
+            for _ in 0..repeats {
+                for threads in [1, 0] {
+                    query::set_scan_threads(threads);
+                    let t = Instant::now();
+                    run(&engine, sql).await;
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    if threads == 1 {
+                        serial.push(ms)
+                    } else {
+                        parallel.push(ms)
+                    }
+                }
+            }
+            println!(
+                "{place:9} {name:45} serial {}  parallel {}",
+                summary(serial),
+                summary(parallel)
+            );
+        }
+    }
+}
