@@ -4,7 +4,12 @@
 //! an engine over a temporary directory; runs each query REPEATS [5] times per mode, alternating the
 //! modes, with the data in the memtable and again after FLUSH; prints medians and min–max in ms.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -9,8 +9,9 @@
 //! **Invariant:** the accumulators end up exactly as the serial path leaves them: each series' points
 //! are folded in time order into that series' accumulators only, whichever thread does it.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use duet_storage::SeriesPiece;
 
@@ -61,8 +62,9 @@ pub(crate) fn workers(control: &QueryControlRef, series: &[SeriesInfo]) -> usize
 
 /// Adds the points of each of `series` in `range` to `accs[k][i]` (`i` the series' position) for
 /// every window `k` of `wins` containing them. Series that summaries answer (nearly) alone are folded
-/// here; those whose scans read at least `task_points` points each become a task on the runtime's blocking pool, at most `workers` at a
-/// time, when there are several and a runtime to run them (otherwise they are folded here, in turn).
+/// here; those whose scans read at least `task_points` points are tasks that this thread and helpers
+/// on the runtime's blocking pool take in turn, `workers` at a time, when there are several and a
+/// runtime to run them (otherwise they are folded here, in turn).
 /// Returns the budget charges of the accumulators' growth (MODE's counts), which must live as long
 /// as the accumulators.
 pub(crate) fn aggregate_series(
@@ -101,13 +103,45 @@ pub(crate) fn aggregate_series(
     Ok(states)
 }
 
-/// What a scan task hands back: its series' position, its accumulators, and its budget charge.
+/// One series to fold: its position, its pieces, and its accumulators (one per window), taken out of
+/// the page's table.
+type Task = (usize, SeriesInfo, Vec<SeriesPiece>, Vec<Vec<Acc>>);
+
+/// What folding a task hands back: its series' position, its accumulators, and its budget charge.
 type Folded = (usize, Vec<Vec<Acc>>, Result<StateMemory>);
 
-/// Folds each task's pieces into its series' accumulators, one blocking task per series, at most
-/// `workers` in flight. Waits for every task it started, even after one failed (they stop at their
-/// next check once the query is cancelled or past its deadline), so the accumulators are all back
-/// when it returns.
+/// Folds a task's pieces into its accumulators.
+fn fold(engine: &EngineRef, control: &QueryControlRef, wins: &[Window], task: Task) -> Folded {
+    let (i, s, pieces, mut column) = task;
+    let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut state = StateMemory::new(control, 0)?;
+        columnar::fold_pieces(
+            engine,
+            control,
+            &s,
+            &pieces,
+            wins,
+            &mut column,
+            0,
+            &mut state,
+        )?;
+        Ok(state)
+    }))
+    .unwrap_or_else(|_| {
+        Err(EngineError::Internal(format!(
+            "the scan of {} panicked",
+            s.path
+        )))
+    });
+    (i, column, folded)
+}
+
+/// Folds each task's pieces into its series' accumulators, `workers` at a time: up to `workers - 1`
+/// helpers on the runtime's blocking pool and this thread take the tasks from one queue. This thread
+/// works too, so the query progresses even when the pool has no thread to spare (a helper that starts
+/// late finds the queue empty); it returns once every task taken is folded, so the accumulators are
+/// all back. After a failure no further task is taken, and those taken stop at their next check when
+/// the query is cancelled or past its deadline.
 #[allow(clippy::too_many_arguments)]
 fn scan_on_pool(
     pool: &tokio::runtime::Handle,
@@ -119,60 +153,63 @@ fn scan_on_pool(
     accs: &mut [Vec<Acc>],
     workers: usize,
 ) -> Result<Vec<StateMemory>> {
-    let wins: Arc<[Window]> = wins.into();
-    let (done, finished) = mpsc::channel::<Folded>();
-    let mut pending = tasks.into_iter();
-    let mut in_flight = 0usize;
-    let mut states = Vec::new();
-    let mut first_error: Option<EngineError> = None;
-    loop {
-        while in_flight < workers && first_error.is_none() {
-            let Some((i, pieces)) = pending.next() else {
-                break;
-            };
-            let Some(s) = series.get(i).cloned() else {
-                continue;
-            };
-            // The series' accumulators, one per window, taken out of the page's table.
-            let mut column: Vec<Vec<Acc>> = accs
+    let queue: VecDeque<Task> = tasks
+        .into_iter()
+        .filter_map(|(i, pieces)| {
+            let s = series.get(i)?.clone();
+            let column = accs
                 .iter_mut()
                 .map(|window| vec![window.get_mut(i).map(std::mem::take).unwrap_or_default()])
                 .collect();
-            let (engine, control, wins, done) =
-                (engine.clone(), control.clone(), wins.clone(), done.clone());
-            pool.spawn_blocking(move || {
-                let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let mut state = StateMemory::new(&control, 0)?;
-                    columnar::fold_pieces(
-                        &engine,
-                        &control,
-                        &s,
-                        &pieces,
-                        &wins,
-                        &mut column,
-                        0,
-                        &mut state,
-                    )?;
-                    Ok(state)
-                }))
-                .unwrap_or_else(|_| {
-                    Err(EngineError::Internal(format!(
-                        "the scan of {} panicked",
-                        s.path
-                    )))
-                });
-                // The receiver waits for every task it started, so it is there to take this.
-                let _ = done.send((i, column, folded));
-            });
-            in_flight += 1;
-        }
-        if in_flight == 0 {
-            break;
-        }
-        let Ok((i, column, folded)) = finished.recv() else {
-            return Err(EngineError::Internal("a series scan task was lost".into()));
+            Some((i, s, pieces, column))
+        })
+        .collect();
+    let mut expected = queue.len();
+    let queue = Arc::new(Mutex::new(queue));
+    let poisoned = || EngineError::Internal("the queue of series scans was poisoned".into());
+    let wins: Arc<[Window]> = wins.into();
+    let (done, finished) = mpsc::channel::<Folded>();
+    for _ in 1..workers.min(expected) {
+        let (queue, engine, control, wins, done) = (
+            queue.clone(),
+            engine.clone(),
+            control.clone(),
+            wins.clone(),
+            done.clone(),
+        );
+        pool.spawn_blocking(move || loop {
+            let task = match queue.lock() {
+                Ok(mut queue) => queue.pop_front(),
+                Err(_) => None,
+            };
+            let Some(task) = task else {
+                break;
+            };
+            // The receiver waits for every task taken, so it is there to take this.
+            let _ = done.send(fold(&engine, &control, &wins, task));
+        });
+    }
+    drop(done);
+    let mut states = Vec::new();
+    let mut first_error: Option<EngineError> = None;
+    while expected > 0 {
+        let mine = if first_error.is_none() {
+            queue.lock().map_err(|_| poisoned())?.pop_front()
+        } else {
+            // Failed: nothing more is started; what is queued is not waited for.
+            let mut queue = queue.lock().map_err(|_| poisoned())?;
+            expected -= queue.len();
+            queue.clear();
+            None
         };
-        in_flight -= 1;
+        let (i, column, folded) = match mine {
+            Some(task) => fold(engine, control, &wins, task),
+            None if expected == 0 => break,
+            None => finished
+                .recv()
+                .map_err(|_| EngineError::Internal("a series scan task was lost".into()))?,
+        };
+        expected -= 1;
         for (window, mut acc) in accs.iter_mut().zip(column) {
             if let (Some(slot), Some(acc)) = (window.get_mut(i), acc.pop()) {
                 *slot = acc;
@@ -341,5 +378,55 @@ mod tests {
             timeout: None,
         });
         assert_eq!(workers(&tight, &series), 1);
+    }
+
+    #[test]
+    fn scans_progress_when_the_pool_has_no_thread_to_spare() {
+        let db = db();
+        // A pool of one blocking thread, held by another task for the whole query.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (taken, pool_busy) = std::sync::mpsc::channel::<()>();
+        runtime.spawn_blocking(move || {
+            taken.send(()).unwrap();
+            let _ = held.recv();
+        });
+        pool_busy.recv().unwrap();
+        let wins = [(0, 0, 1000), (1001, 1001, 3100)];
+        let control = QueryControl::new(QueryLimits::default());
+        let serial = fold(&db, &wins, None, &control).unwrap();
+        let series = db
+            .engine
+            .schema_read()
+            .unwrap()
+            .matching_series(&duet_parser::parse_path("root.sg.**").unwrap().0);
+        let mut fresh = vec![Acc::default(); series.len()];
+        fresh[4] = Acc::counting_values();
+        let mut accs = vec![fresh; wins.len()];
+        {
+            let _runtime = runtime.enter();
+            aggregate_series(
+                &db.engine,
+                &control,
+                &series,
+                (0, 3100),
+                &wins,
+                &mut accs,
+                (4, 1),
+            )
+            .unwrap();
+        }
+        for (a, b) in serial.iter().zip(&accs) {
+            for (a, b) in a.iter().zip(b) {
+                assert_eq!(a.result(AggFn::Sum), b.result(AggFn::Sum));
+                assert_eq!(a.result(AggFn::Count), b.result(AggFn::Count));
+            }
+        }
+        release.send(()).unwrap();
     }
 }
