@@ -1,10 +1,11 @@
 //! Aggregates of several series without a WHERE predicate, their scans run in parallel: each series
-//! is folded on its own (`columnar::fold_pieces`) into its own accumulators, so each series that needs
-//! a long scan is an independent task on the runtime's blocking pool (those that summaries answer,
-//! but for the usually empty gaps between them, are folded at once, without a task). How many run at once is bounded by the processors, by a
-//! process-wide setting ([`set_scan_threads`]), and by the query's memory budget (each running scan
-//! holds one chunk); every scan checks the query's deadline and cancellation as the serial path
-//! does, and once one fails no further series is started.
+//! is folded on its own (`columnar::fold_pieces`) into its own accumulators, so each series whose scan
+//! reads many points is an independent task, which the query's thread and helpers on the runtime's
+//! blocking pool take from one queue (series that summaries answer, but for the usually empty gaps
+//! between them, are folded at once, without a task). How many run at once is bounded by the
+//! processors, by a process-wide setting ([`set_scan_threads`]), and by the query's memory budget
+//! (each running scan holds one chunk); every scan checks the query's deadline and cancellation as
+//! the serial path does, and once one fails no further series is started.
 //!
 //! **Invariant:** the accumulators end up exactly as the serial path leaves them: each series' points
 //! are folded in time order into that series' accumulators only, whichever thread does it.
