@@ -34,6 +34,8 @@ pub struct Instance {
     sessions: Mutex<BTreeMap<i64, ConnectionInfo>>,
     /// Connections and request latencies, for `/metrics`.
     pub metrics: crate::metrics::ServerMetrics,
+    /// The RPC port's TLS configuration, when it speaks TLS.
+    pub tls: Option<Arc<duet_proto::tls::ServerConfig>>,
 }
 
 pub type InstanceRef = Arc<Instance>;
@@ -71,7 +73,13 @@ impl Instance {
             queries: crate::queries::QueryRegistry::default(),
             sessions: Mutex::new(BTreeMap::new()),
             metrics: crate::metrics::ServerMetrics::default(),
+            tls: None,
         }
+    }
+
+    /// `login_timeout_ms` as a duration.
+    pub fn config_login_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.config.login_timeout_ms)
     }
 
     /// The directory where pipe connections receive transferred files; emptied at start, since a

@@ -15,6 +15,7 @@
 //! **Architecture invariant:** only this crate spawns connection tasks, and no request blocks the
 //! accept loop.
 
+pub mod client_stream;
 pub mod config;
 pub mod fault_hooks;
 pub mod instance;
@@ -70,6 +71,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot set up TLS on the RPC port: {0}")]
+    Tls(#[from] duet_proto::tls::TlsError),
     #[error("cannot write {path}: {source}")]
     AddrFile {
         path: String,
@@ -104,6 +107,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
             source,
         })?;
     let identity = catalog.identity()?;
+    // Certificates are read before anything is recovered or bound: a bad file fails the start.
+    let tls = config
+        .tls_files()
+        .map(|files| duet_proto::tls::server_config(&files))
+        .transpose()?;
     // Recover the data before accepting anyone: the log is replayed into memory here.
     let storage_options = duet_storage::StorageOptions {
         instance: duet_runtime::instance_number(&identity.cluster_id),
@@ -166,13 +174,15 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         version: VERSION.to_string(),
         metrics_port: metrics_listener.as_ref().map(|(_, local)| local.port()),
     };
-    let instance = Arc::new(Instance::new(
+    let mut instance = Instance::new(
         catalog,
         engine,
         server_identity,
         config.clone(),
         local.port(),
-    ));
+    );
+    instance.tls = tls;
+    let instance = Arc::new(instance);
     // Files a pipe connection was receiving when the server stopped are never resumed: senders
     // start a transfer over on a new connection.
     let receiver_dir = instance.pipe_receiver_dir();
@@ -212,6 +222,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         cluster_id = %identity.cluster_id,
         precision = %identity.timestamp_precision,
         data_dir = %config.data_dir.display(),
+        tls = instance.tls.is_some(),
         "duetd accepting sessions on {local}"
     );
     instance.pipes.start_all()?;
