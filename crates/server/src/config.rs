@@ -113,6 +113,21 @@ pub struct Config {
     pub key_store_pwd: Option<Secret>,
     pub trust_store_path: Option<String>,
     pub trust_store_pwd: Option<Secret>,
+
+    // The audit log (IoTDB's keys; `audit::AuditLog`).
+    /// Record logins and statements (IoTDB's `enable_audit_log`; off by default, as there).
+    pub enable_audit_log: bool,
+    /// `IOTDB` (the file is queryable as `root.__system.audit._<user>`) and/or `LOGGER` (every entry
+    /// is also a line of duetd's log), comma-separated; IoTDB's default `IOTDB,LOGGER`.
+    pub audit_log_storage: String,
+    /// The statement categories recorded besides logins: `DDL` (schema, users, privileges, pipes),
+    /// `DML` (`INSERT`, `DELETE`), `QUERY`; IoTDB's default `DML,DDL,QUERY`.
+    pub audit_log_operation: String,
+    /// The JSON-lines file entries are appended to; `<data_dir>/audit.log` when absent.
+    pub audit_log_path: Option<PathBuf>,
+    /// Accept a root login with the default password from a non-loopback client address (refused by
+    /// default while the password is unchanged; see docs/security.md).
+    pub allow_remote_default_root_login: bool,
 }
 
 impl Default for Config {
@@ -152,6 +167,11 @@ impl Default for Config {
             key_store_pwd: None,
             trust_store_path: None,
             trust_store_pwd: None,
+            enable_audit_log: false,
+            audit_log_storage: "IOTDB,LOGGER".to_string(),
+            audit_log_operation: "DML,DDL,QUERY".to_string(),
+            audit_log_path: None,
+            allow_remote_default_root_login: false,
         }
     }
 }
@@ -281,6 +301,7 @@ impl Config {
             ));
         }
         self.validate_tls()?;
+        crate::audit::AuditLog::validate(self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
     }
 

@@ -36,6 +36,8 @@ pub struct Instance {
     pub metrics: crate::metrics::ServerMetrics,
     /// The RPC port's TLS configuration, when it speaks TLS.
     pub tls: Option<Arc<duet_proto::tls::ServerConfig>>,
+    /// Logins and statements, when `enable_audit_log` is set.
+    pub audit: crate::audit::AuditLog,
 }
 
 pub type InstanceRef = Arc<Instance>;
@@ -74,6 +76,7 @@ impl Instance {
             sessions: Mutex::new(BTreeMap::new()),
             metrics: crate::metrics::ServerMetrics::default(),
             tls: None,
+            audit: crate::audit::AuditLog::disabled(),
         }
     }
 

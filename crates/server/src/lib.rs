@@ -15,6 +15,7 @@
 //! **Architecture invariant:** only this crate spawns connection tasks, and no request blocks the
 //! accept loop.
 
+pub mod audit;
 pub mod client_stream;
 pub mod config;
 pub mod fault_hooks;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod metrics_http;
 pub mod pid_file;
 pub mod queries;
+pub mod root_guard;
 pub mod rpc_queries;
 pub mod session;
 pub mod statements;
@@ -71,6 +73,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
     #[error("cannot set up TLS on the RPC port: {0}")]
     Tls(#[from] duet_proto::tls::TlsError),
     #[error("cannot write {path}: {source}")]
@@ -164,8 +168,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     };
     if !config.is_loopback_only() && catalog.user_has_default_password(duet_catalog::ROOT_USER)? {
         warn!(
-            "user root still has the default password and the server listens on {}; change it with: ALTER USER root SET PASSWORD '<new password>'",
-            config.rpc_address
+            "user root still has the default password and the server listens on {}; root logins from other machines are {} until it is changed with: ALTER USER root SET PASSWORD '<new password>'",
+            config.rpc_address,
+            if config.allow_remote_default_root_login { "ALLOWED (allow_remote_default_root_login)" } else { "refused" }
         );
     }
     let server_identity = ServerIdentity {
@@ -182,6 +187,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         local.port(),
     );
     instance.tls = tls;
+    instance.audit = audit::AuditLog::open(&config)?;
+    if let Some(path) = instance.audit.path() {
+        info!("audit log: {}", path.display());
+    }
     let instance = Arc::new(instance);
     // Files a pipe connection was receiving when the server stopped are never resumed: senders
     // start a transfer over on a new connection.
