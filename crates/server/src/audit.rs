@@ -271,6 +271,42 @@ impl AuditLog {
         });
     }
 
+    /// A schema or delete RPC (the session API's DDL, which bypasses SQL), when its category is
+    /// audited; `status` is the RPC's answer.
+    pub fn rpc(
+        &self,
+        user: &str,
+        address: &str,
+        what: &RpcAudit,
+        status: &duet_proto::t::TSStatus,
+    ) {
+        if !self.enabled
+            || !(match what.category {
+                Category::Dml => self.dml,
+                _ => self.ddl,
+            })
+        {
+            return;
+        }
+        let result = if status.code == StatusCode::Success.code() {
+            "success".to_string()
+        } else {
+            format!(
+                "failure: {}: {}",
+                status.code,
+                status.message.as_deref().unwrap_or_default()
+            )
+        };
+        self.record(AuditEntry {
+            time_ms: now_ms(),
+            user: user.to_string(),
+            address: address.to_string(),
+            category: what.category.name().to_string(),
+            log: what.log.clone(),
+            result,
+        });
+    }
+
     fn record(&self, entry: AuditEntry) {
         if self.to_logger {
             info!(
@@ -463,6 +499,93 @@ impl AuditLog {
         }
         Ok(out)
     }
+}
+
+/// What the audit log records of an RPC that changes the schema or deletes data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcAudit {
+    pub category: Category,
+    pub log: String,
+}
+
+/// The audit record of a schema or delete RPC; `None` for the others (inserts and queries through
+/// RPCs are not audited, as IoTDB with `enable_audit_log_for_native_insert_api = false`).
+pub fn describe_rpc(request: &duet_proto::rpc::Request) -> Option<RpcAudit> {
+    use duet_proto::rpc::Request as R;
+    let (category, log) = match request {
+        R::SetStorageGroup { database, .. } => {
+            (Category::Ddl, format!("RPC setStorageGroup {database}"))
+        }
+        R::DeleteStorageGroups { databases, .. } => (
+            Category::Ddl,
+            format!("RPC deleteStorageGroups {}", databases.join(", ")),
+        ),
+        R::CreateTimeseries(r) => (Category::Ddl, format!("RPC createTimeseries {}", r.path)),
+        R::CreateAlignedTimeseries(r) => (
+            Category::Ddl,
+            format!(
+                "RPC createAlignedTimeseries {}({})",
+                r.prefix_path,
+                r.measurements.join(", ")
+            ),
+        ),
+        R::CreateMultiTimeseries(r) => (
+            Category::Ddl,
+            format!("RPC createMultiTimeseries {}", r.paths.join(", ")),
+        ),
+        R::DeleteTimeseries { paths, .. } => (
+            Category::Ddl,
+            format!("RPC deleteTimeseries {}", paths.join(", ")),
+        ),
+        R::CreateSchemaTemplate(r) => (
+            Category::Ddl,
+            format!("RPC createSchemaTemplate {}", r.name),
+        ),
+        R::AppendSchemaTemplate(r) => (
+            Category::Ddl,
+            format!("RPC appendSchemaTemplate {}", r.name),
+        ),
+        R::PruneSchemaTemplate(r) => (
+            Category::Ddl,
+            format!("RPC pruneSchemaTemplate {} {}", r.name, r.path),
+        ),
+        R::SetSchemaTemplate(r) => (
+            Category::Ddl,
+            format!(
+                "RPC setSchemaTemplate {} {}",
+                r.template_name, r.prefix_path
+            ),
+        ),
+        R::UnsetSchemaTemplate(r) => (
+            Category::Ddl,
+            format!(
+                "RPC unsetSchemaTemplate {} {}",
+                r.template_name, r.prefix_path
+            ),
+        ),
+        R::DropSchemaTemplate(r) => (
+            Category::Ddl,
+            format!("RPC dropSchemaTemplate {}", r.template_name),
+        ),
+        R::CreateTimeseriesUsingSchemaTemplate(r) => (
+            Category::Ddl,
+            format!(
+                "RPC createTimeseriesUsingSchemaTemplate {}",
+                r.device_path_list.join(", ")
+            ),
+        ),
+        R::DeleteData(r) => (
+            Category::Dml,
+            format!(
+                "RPC deleteData {} [{}, {}]",
+                r.paths.join(", "),
+                r.start_time,
+                r.end_time
+            ),
+        ),
+        _ => return None,
+    };
+    Some(RpcAudit { category, log })
 }
 
 /// The user an audit device path names (`root.__system.audit._<user>`), or `None` for all users

@@ -180,7 +180,18 @@ impl Session {
     pub async fn handle(&mut self, request: Request) -> Option<Reply> {
         let kind = crate::metrics::RequestKind::of(&request);
         let started = std::time::Instant::now();
+        let audited = self
+            .instance
+            .audit
+            .is_enabled()
+            .then(|| crate::audit::describe_rpc(&request))
+            .flatten();
         let reply = self.answer(request).await;
+        if let (Some(what), Some(user), Some(Reply::Status(status))) =
+            (&audited, &self.user, &reply)
+        {
+            self.instance.audit.rpc(user, &self.peer, what, status);
+        }
         let kind = match kind {
             crate::metrics::RequestKind::Sql => self.sql_kind.take(),
             other => Some(other),
