@@ -60,11 +60,10 @@ impl Category {
         if starts("SELECT") || starts("SHOW") || starts("LIST") || starts("COUNT") {
             Category::Query
         } else if starts("INSERT")
-            || (starts("DELETE FROM")
-                || (starts("DELETE")
-                    && !starts("DELETE TIMESERIES")
-                    && !starts("DELETE DATABASE")
-                    && !starts("DELETE STORAGE")))
+            || (starts("DELETE")
+                && !starts("DELETE TIMESERIES")
+                && !starts("DELETE DATABASE")
+                && !starts("DELETE STORAGE"))
         {
             Category::Dml
         } else {

@@ -50,7 +50,13 @@ impl ClientStream {
             return Ok(false);
         }
         let mut chunk = vec![0u8; READ_AHEAD_BYTES];
-        let n = self.stream.read(&mut chunk).await?;
+        let n = match self.stream.read(&mut chunk).await {
+            Ok(n) => n,
+            // Many TLS clients (Python's among them) close the socket without a close_notify
+            // alert: between requests that is a hang-up like any other, not an error.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             self.eof = true;
             return Ok(false);
