@@ -827,6 +827,59 @@ mod tests {
     }
 
     #[test]
+    fn the_ssl_sink_takes_iotdb_keys_and_pem_files() {
+        let ssl = sink(&p(&[
+            ("sink", "iotdb-thrift-ssl-sink"),
+            ("sink.ip", "peer"),
+            ("sink.port", "6667"),
+            ("sink.ssl.trust-store-path", "/ca.pem"),
+            ("sink.ssl.trust-store-pwd", "secret"),
+            ("sink.ssl.key-store-path", "/me.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(ssl.kind, SinkKind::IotdbThrift);
+        assert_eq!(
+            ssl.tls,
+            Some(SinkTls {
+                ca_file: Some("/ca.pem".into()),
+                cert_file: Some("/me.pem".into()),
+                key_file: Some("/me.pem".into()),
+                server_name: None,
+            })
+        );
+        let enabled = sink(&p(&[
+            ("ip", "peer"),
+            ("port", "1"),
+            ("ssl.enable", "true"),
+            ("ssl.ca-file", "/ca.pem"),
+            ("ssl.server-name", "iotdb-2"),
+        ]))
+        .unwrap();
+        assert_eq!(enabled.tls.unwrap().server_name.as_deref(), Some("iotdb-2"));
+        assert_eq!(
+            sink(&p(&[("ip", "peer"), ("port", "1")])).unwrap().tls,
+            None
+        );
+        let e = sink(&p(&[
+            ("ip", "peer"),
+            ("port", "1"),
+            ("ssl.ca-file", "/ca.pem"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs TLS"), "{e}");
+        let e = sink(&p(&[
+            ("sink", "iotdb-thrift-ssl-sink"),
+            ("ip", "peer"),
+            ("port", "1"),
+            ("ssl.cert-file", "/me.crt"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("together"), "{e}");
+    }
+
+    #[test]
     fn the_seed_pipe_validates() {
         let src = source(&p(&[("source.mode.double-living", "true")])).unwrap();
         assert!(src.double_living && !src.forwarding_pipe_requests);
