@@ -236,3 +236,29 @@ fn remote_root_logins_with_the_default_password_are_refused() {
     // From this machine root still logs in, to change the password.
     login(&rt, &local, "root", "root").unwrap();
 }
+
+#[test]
+fn the_default_password_is_reported_when_the_server_listens_beyond_loopback() {
+    // Bound on every address but only ever reached through loopback (metrics on 127.0.0.1).
+    let server = Duetd::start_with(DuetdOptions {
+        address: Some("0.0.0.0".into()),
+        args: vec!["--metrics-address".into(), "127.0.0.1".into()],
+        ..DuetdOptions::default()
+    })
+    .unwrap();
+    assert!(
+        server
+            .log()
+            .contains("root logins from other machines are refused"),
+        "{}",
+        server.log()
+    );
+    let (code, body) = server.http_get("/api/status").unwrap();
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_str(&body).unwrap();
+    let warnings = status["instance"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{status}");
+    assert!(warnings[0].as_str().unwrap().contains("default password"));
+    assert_eq!(status["instance"]["tls"], false);
+    assert_eq!(status["instance"]["audit_log"], false);
+}
