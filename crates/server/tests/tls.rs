@@ -305,6 +305,24 @@ fn tls_pipes_replicate_both_ways_and_an_untrusted_receiver_shows_in_show_pipes()
         value(&rt, &mut on_a, "select s from root.w.b")
     })
     .unwrap();
+    // duet-check compares the two over TLS.
+    let check = std::process::Command::new(binary("duet-check"))
+        .args(["-h", "127.0.0.1", "-p", &a.port().to_string()])
+        .args([
+            "--peer-host",
+            "127.0.0.1",
+            "--peer-port",
+            &b.port().to_string(),
+        ])
+        .args(["--ca", &ca_path])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     // The password of a trust store is never shown.
     let shown = pipes(&rt, &mut on_a);
     let sink = &shown["ab"]["PipeSink"];
