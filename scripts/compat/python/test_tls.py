@@ -64,6 +64,12 @@ def test_official_client_over_tls(duetd_factory, certs):
         assert [r["root.tls.d.s"] for r in rows] == [42, 43]
     finally:
         s.close()
+    # The compact protocol (the client's rpc compression) runs over TLS the same way.
+    compact = srv.session(compact=True, use_ssl=True, ca_certs=str(certs["ca"]))
+    try:
+        assert len(query_rows(compact, "select s from root.tls.d")) == 2
+    finally:
+        compact.close()
 
 
 def test_plain_and_untrusted_clients_are_refused_and_the_server_goes_on(duetd_factory, certs):
