@@ -88,6 +88,30 @@ pub struct Args {
     #[arg(long = "max-prc", value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_print_rows: u32,
 
+    /// Connect over TLS, verifying the server's certificate (against --ca, else the system's CAs)
+    #[arg(long = "use-ssl")]
+    pub use_ssl: bool,
+
+    /// IoTDB's spelling of --use-ssl: -usessl true
+    #[arg(long = "usessl", value_name = "BOOL")]
+    pub usessl: Option<bool>,
+
+    /// PEM file of the CA(s) the server's certificate must chain to (IoTDB's -ts trust store, as PEM)
+    #[arg(long = "ca", value_name = "PEM", alias = "ts")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// Accepted for IoTDB compatibility (a PEM file has no password; IoTDB spelling: -tpw)
+    #[arg(long = "tpw", value_name = "PASSWORD", hide = true)]
+    pub trust_store_password: Option<String>,
+
+    /// PEM client certificate, for a server that requires one (mutual TLS); with --key
+    #[arg(long = "cert", value_name = "PEM", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --cert
+    #[arg(long = "key", value_name = "PEM", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+
     /// Accepted for IoTDB compatibility; times are always printed as integers (IoTDB spelling: -disableISO8601)
     #[arg(long = "disable-iso8601")]
     pub disable_iso8601: bool,
@@ -106,6 +130,9 @@ const RENAMES: &[(&str, &str)] = &[
     ("-pw", "--pw"),
     ("-maxPRC", "--max-prc"),
     ("-disableISO8601", "--disable-iso8601"),
+    ("-usessl", "--usessl"),
+    ("-ts", "--ca"),
+    ("-tpw", "--tpw"),
 ];
 
 /// Rewrites IoTDB-style flags (`-pw secret`, `-pw=secret`, `-maxPRC 10`) to clap's long form. Stops at
@@ -122,6 +149,11 @@ pub fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
         "--format",
         "--fetch-size",
         "--max-prc",
+        "--usessl",
+        "--ca",
+        "--tpw",
+        "--cert",
+        "--key",
     ];
     let mut out = Vec::new();
     let mut value_next = false;
@@ -161,6 +193,11 @@ pub fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
 }
 
 impl Args {
+    /// Whether to connect over TLS (`--use-ssl`, IoTDB's `-usessl true`, or a CA or certificate given).
+    pub fn tls_requested(&self) -> bool {
+        self.use_ssl || self.usessl == Some(true) || self.ca.is_some() || self.cert.is_some()
+    }
+
     /// Parses a full argv (program name first) after rewriting IoTDB-style flags.
     pub fn parse_from_argv(argv: impl IntoIterator<Item = OsString>) -> Result<Args, clap::Error> {
         Args::try_parse_from(rewrite(argv))

@@ -83,6 +83,20 @@ fn mode(args: &Args) -> Result<Mode, String> {
 }
 
 fn connect(rt: &Runtime, args: &Args) -> Result<Client, String> {
+    let tls = if args.tls_requested() {
+        let config = duet_proto::tls::client_config(&duet_proto::tls::ClientTlsFiles {
+            ca: args.ca.clone(),
+            cert: args.cert.clone(),
+            key: args.key.clone(),
+        })
+        .map_err(|e| format!("Cannot connect to {}:{}: {e}", args.host, args.port))?;
+        Some(duet_proto::tls::ClientTls {
+            config,
+            server_name: None,
+        })
+    } else {
+        None
+    };
     let options = ClientOptions {
         host: args.host.clone(),
         port: args.port,
@@ -97,6 +111,7 @@ fn connect(rt: &Runtime, args: &Args) -> Result<Client, String> {
         zone_id: "UTC".to_string(),
         connect_timeout: Duration::from_secs(10),
         call_timeout: Duration::from_secs(900),
+        tls,
     };
     rt.block_on(Client::connect(&options)).map_err(|e| match e {
         // The server answered and refused (e.g. 801 for a wrong password): IoTDB's message line.

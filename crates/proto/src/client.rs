@@ -10,6 +10,8 @@ use thrift::protocol::TSerializable;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 
+use crate::tls::{self, ClientTls, Stream};
+
 use crate::codec::{self, Protocol};
 use crate::rpc::{self, ReplyError};
 use crate::status;
@@ -40,6 +42,12 @@ pub enum ClientError {
     /// The server closed the connection instead of answering (it stopped or restarted).
     #[error("connection closed by the server")]
     Closed,
+    /// The TLS handshake failed: the server's certificate did not verify, or the server speaks no TLS.
+    #[error("TLS handshake with {addr} failed: {source}")]
+    Tls {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 impl ClientError {
@@ -83,6 +91,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Upper bound for any single call (connect excluded).
     pub call_timeout: Duration,
+    /// TLS to the server (its certificate verified); plain TCP when `None`.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -97,22 +107,36 @@ impl Default for ClientOptions {
             zone_id: "UTC".to_string(),
             connect_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(900),
+            tls: None,
         }
     }
 }
 
 /// A framed Thrift connection without a session (the pipe sink handshakes on it instead).
 pub struct Connection {
-    stream: BufStream<TcpStream>,
+    stream: BufStream<Stream>,
     protocol: Protocol,
     call_timeout: Duration,
 }
 
 impl Connection {
+    /// A plain TCP connection.
     pub async fn connect(
         host: &str,
         port: u16,
         protocol: Protocol,
+        connect_timeout: Duration,
+        call_timeout: Duration,
+    ) -> Result<Connection> {
+        Self::connect_with_tls(host, port, protocol, None, connect_timeout, call_timeout).await
+    }
+
+    /// A connection over TLS when `tls` is given (the server's certificate verified), else plain.
+    pub async fn connect_with_tls(
+        host: &str,
+        port: u16,
+        protocol: Protocol,
+        tls: Option<&ClientTls>,
         connect_timeout: Duration,
         call_timeout: Duration,
     ) -> Result<Connection> {
@@ -130,7 +154,23 @@ impl Connection {
         // Request/reply traffic: small frames must not wait for Nagle.
         stream
             .set_nodelay(true)
-            .map_err(|source| ClientError::Connect { addr, source })?;
+            .map_err(|source| ClientError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let stream = match tls {
+            None => Stream::Plain(stream),
+            Some(tls) => tokio::time::timeout(connect_timeout, tls::connect(tls, host, stream))
+                .await
+                .map_err(|_| ClientError::Tls {
+                    addr: addr.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the handshake timed out",
+                    ),
+                })?
+                .map_err(|source| ClientError::Tls { addr, source })?,
+        };
         Ok(Connection {
             stream: BufStream::new(stream),
             protocol,
@@ -257,10 +297,11 @@ fn check(status: &t::TSStatus) -> Result<()> {
 impl Client {
     /// Connects and opens a session.
     pub async fn connect(options: &ClientOptions) -> Result<Client> {
-        let mut connection = Connection::connect(
+        let mut connection = Connection::connect_with_tls(
             &options.host,
             options.port,
             options.protocol,
+            options.tls.as_ref(),
             options.connect_timeout,
             options.call_timeout,
         )

@@ -24,6 +24,7 @@ pub mod schema_snapshot;
 pub mod schema_template;
 pub mod status;
 pub mod tablet;
+pub mod tls;
 pub mod tsblock;
 pub mod types;
 

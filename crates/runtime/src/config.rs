@@ -164,6 +164,41 @@ pub struct SinkConfig {
     /// `format`='tablet': send IoTDB tablets even to a Duet receiver (no versions or deletions travel;
     /// the receiver orders writes by arrival, so one batch at a time).
     pub tablet_format: bool,
+    /// TLS to the receiver (`iotdb-thrift-ssl-sink`, or `ssl.enable`=`true`); plain TCP when `None`.
+    pub tls: Option<SinkTls>,
+}
+
+/// The PEM files of a TLS sink. They are read at each connection, so a replaced certificate is
+/// picked up by the next retry and a missing file is the pipe's exception, not a start failure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkTls {
+    /// CA the receiver's certificate must chain to (`ssl.ca-file`, or IoTDB's
+    /// `ssl.trust-store-path` when it is a PEM file); the system's CA bundle when absent.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// This sender's certificate chain and key for mutual TLS (`ssl.cert-file` + `ssl.key-file`,
+    /// or IoTDB's `ssl.key-store-path` as one PEM file holding both).
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+    /// The name the receiver's certificate must carry (`ssl.server-name`); the endpoint's host
+    /// when absent.
+    pub server_name: Option<String>,
+}
+
+impl SinkTls {
+    /// The client configuration, read from the files now.
+    pub fn client_tls(
+        &self,
+    ) -> std::result::Result<duet_proto::tls::ClientTls, duet_proto::tls::TlsError> {
+        let config = duet_proto::tls::client_config(&duet_proto::tls::ClientTlsFiles {
+            ca: self.ca_file.clone(),
+            cert: self.cert_file.clone(),
+            key: self.key_file.clone(),
+        })?;
+        Ok(duet_proto::tls::ClientTls {
+            config,
+            server_name: self.server_name.clone(),
+        })
+    }
 }
 
 /// Batches an asynchronous thrift sink keeps on the wire: enough that a large batch being applied
@@ -220,8 +255,10 @@ const IOTDB_PROCESSORS: [&str; 6] = [
     "aggregate-processor",
     "count-point-processor",
 ];
-const THRIFT_SINKS: [&str; 6] = [
+const THRIFT_SINKS: [&str; 8] = [
     "iotdb-thrift-sink",
+    "iotdb-thrift-ssl-sink",
+    "iotdb-thrift-ssl-connector",
     "iotdb-thrift-sync-sink",
     "iotdb-thrift-async-sink",
     "iotdb-thrift-connector",
@@ -229,8 +266,7 @@ const THRIFT_SINKS: [&str; 6] = [
     "iotdb-thrift-async-connector",
 ];
 const NOTHING_SINKS: [&str; 2] = ["do-nothing-sink", "do-nothing-connector"];
-const IOTDB_SINKS: [&str; 10] = [
-    "iotdb-thrift-ssl-sink",
+const IOTDB_SINKS: [&str; 9] = [
     "iotdb-air-gap-sink",
     "iotdb-legacy-pipe-sink",
     "write-back-sink",
@@ -302,6 +338,12 @@ const SINK_KEYS: &[&str] = &[
     "ssl.enable",
     "ssl.trust-store-path",
     "ssl.trust-store-pwd",
+    "ssl.key-store-path",
+    "ssl.key-store-pwd",
+    "ssl.ca-file",
+    "ssl.cert-file",
+    "ssl.key-file",
+    "ssl.server-name",
     "format",
     "rate-limit-bytes-per-second",
     "mark-as-pipe-request",
@@ -587,6 +629,56 @@ fn compressors(params: &Parameters) -> Result<Vec<Compressor>> {
     Ok(compressors)
 }
 
+/// The TLS settings of a sink: on for the SSL plugin or `ssl.enable`=`true`. The files are only
+/// named here; the handshake reads them.
+fn sink_tls(params: &Parameters, ssl_plugin: bool) -> Result<Option<SinkTls>> {
+    let enabled = boolean(params, "ssl.enable", ssl_plugin)?;
+    let path = |key: &str| params.get(key).map(|v| std::path::PathBuf::from(v.trim()));
+    if !enabled {
+        if let Some(key) = [
+            "ssl.ca-file",
+            "ssl.cert-file",
+            "ssl.key-file",
+            "ssl.key-store-path",
+            "ssl.trust-store-path",
+        ]
+        .into_iter()
+        .find(|k| params.contains(k))
+        {
+            return Err(invalid(format!(
+                "The sink parameter '{key}' needs TLS: use 'sink'='iotdb-thrift-ssl-sink' or 'ssl.enable'='true'."
+            )));
+        }
+        return Ok(None);
+    }
+    if params.contains("ssl.ca-file") && params.contains("ssl.trust-store-path") {
+        return Err(invalid("The sink parameters 'ssl.ca-file' and 'ssl.trust-store-path' cannot be specified at the same time."));
+    }
+    let key_store = path("ssl.key-store-path");
+    if key_store.is_some() && (params.contains("ssl.cert-file") || params.contains("ssl.key-file"))
+    {
+        return Err(invalid("The sink parameter 'ssl.key-store-path' cannot be combined with 'ssl.cert-file'/'ssl.key-file'."));
+    }
+    let (cert_file, key_file) = match key_store {
+        Some(store) => (Some(store.clone()), Some(store)),
+        None => (path("ssl.cert-file"), path("ssl.key-file")),
+    };
+    if cert_file.is_some() != key_file.is_some() {
+        return Err(invalid(
+            "The sink parameters 'ssl.cert-file' and 'ssl.key-file' must be specified together.",
+        ));
+    }
+    Ok(Some(SinkTls {
+        ca_file: path("ssl.ca-file").or_else(|| path("ssl.trust-store-path")),
+        cert_file,
+        key_file,
+        server_name: params
+            .get("ssl.server-name")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
+    }))
+}
+
 /// Validates the sink parameters.
 pub fn sink(params: &Parameters) -> Result<SinkConfig> {
     check_duplicates("sink", params)?;
@@ -602,7 +694,7 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
         SinkKind::DoNothing
     } else if IOTDB_SINKS.contains(&lower.as_str()) {
         return Err(PipeError::Unsupported(format!(
-            "The sink plugin '{plugin}' is not supported by Duet yet (supported: iotdb-thrift-sink, iotdb-thrift-sync-sink, iotdb-thrift-async-sink, do-nothing-sink)."
+            "The sink plugin '{plugin}' is not supported by Duet yet (supported: iotdb-thrift-sink, iotdb-thrift-sync-sink, iotdb-thrift-async-sink, iotdb-thrift-ssl-sink, do-nothing-sink)."
         )));
     } else {
         return Err(invalid(format!(
@@ -654,11 +746,7 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
             return Err(invalid(format!("Load balance strategy should be one of [round-robin, random, priority], but got {strategy}.")));
         }
     }
-    if boolean(params, "ssl.enable", false)? {
-        return Err(PipeError::Unsupported(
-            "ssl.enable=true is not supported by Duet yet".into(),
-        ));
-    }
+    let tls = sink_tls(params, lower.contains("-ssl-"))?;
     let mut tablet_format = false;
     if let Some(format) = params.get("format") {
         if !["hybrid", "tablet", "tsfile"]
@@ -715,6 +803,7 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
         compressors,
         mark_as_pipe_request: boolean(params, "mark-as-pipe-request", true)? && !general_write,
         tablet_format,
+        tls,
         max_in_flight: if lower.contains("-sync-") {
             1
         } else {
@@ -735,6 +824,59 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn the_ssl_sink_takes_iotdb_keys_and_pem_files() {
+        let ssl = sink(&p(&[
+            ("sink", "iotdb-thrift-ssl-sink"),
+            ("sink.ip", "peer"),
+            ("sink.port", "6667"),
+            ("sink.ssl.trust-store-path", "/ca.pem"),
+            ("sink.ssl.trust-store-pwd", "secret"),
+            ("sink.ssl.key-store-path", "/me.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(ssl.kind, SinkKind::IotdbThrift);
+        assert_eq!(
+            ssl.tls,
+            Some(SinkTls {
+                ca_file: Some("/ca.pem".into()),
+                cert_file: Some("/me.pem".into()),
+                key_file: Some("/me.pem".into()),
+                server_name: None,
+            })
+        );
+        let enabled = sink(&p(&[
+            ("ip", "peer"),
+            ("port", "1"),
+            ("ssl.enable", "true"),
+            ("ssl.ca-file", "/ca.pem"),
+            ("ssl.server-name", "iotdb-2"),
+        ]))
+        .unwrap();
+        assert_eq!(enabled.tls.unwrap().server_name.as_deref(), Some("iotdb-2"));
+        assert_eq!(
+            sink(&p(&[("ip", "peer"), ("port", "1")])).unwrap().tls,
+            None
+        );
+        let e = sink(&p(&[
+            ("ip", "peer"),
+            ("port", "1"),
+            ("ssl.ca-file", "/ca.pem"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs TLS"), "{e}");
+        let e = sink(&p(&[
+            ("sink", "iotdb-thrift-ssl-sink"),
+            ("ip", "peer"),
+            ("port", "1"),
+            ("ssl.cert-file", "/me.crt"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("together"), "{e}");
     }
 
     #[test]

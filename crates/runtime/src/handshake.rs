@@ -92,12 +92,25 @@ pub async fn connect(
     let req = TPipeTransferReq::new(REQUEST_VERSION, request_type::HANDSHAKE_DATANODE_V2, body);
     let mut details = String::new();
     let mut refused = false;
+    // The sink's PEM files are read once per connection attempt: a replaced certificate is taken
+    // by the next retry; an unreadable file is this attempt's failure (the pipe's exception).
+    let tls = match sink.tls.as_ref().map(|t| t.client_tls()).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            return Err(HandshakeFailure {
+                endpoints: sink.endpoints_display(),
+                details: format!(" (because: sink TLS configuration: {e})"),
+                refused: false,
+            })
+        }
+    };
     for (host, port) in &sink.endpoints {
         let attempt = async {
-            let mut connection = Connection::connect(
+            let mut connection = Connection::connect_with_tls(
                 host,
                 *port,
                 Protocol::Binary,
+                tls.as_ref(),
                 HANDSHAKE_TIMEOUT,
                 HANDSHAKE_TIMEOUT,
             )

@@ -5,7 +5,7 @@
 const PREFIXES: [&str; 5] = ["source.", "extractor.", "processor.", "sink.", "connector."];
 
 /// Keys whose values are never shown.
-const SECRET_KEYS: [&str; 2] = ["password", "ssl.trust-store-pwd"];
+const SECRET_KEYS: [&str; 3] = ["password", "ssl.trust-store-pwd", "ssl.key-store-pwd"];
 
 /// A key without its stage prefix, lower-cased: the form keys are compared in.
 pub fn reduce_key(key: &str) -> String {

@@ -93,6 +93,41 @@ pub struct Config {
     /// Its port (IoTDB's ConfigNode reporter's default, 9091); 0 picks a free one, written to
     /// `<data_dir>/duetd.metrics.addr`.
     pub metrics_port: u16,
+
+    // TLS on the client RPC port (the metrics port stays plain HTTP).
+    /// PEM certificate chain of this server; with `tls_key`, the RPC port speaks TLS only (IoTDB's
+    /// `enable_thrift_ssl` with `key_store_path`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) client certificates must chain to; when set, every client (and pipe
+    /// sender) must present one (IoTDB's `thrift_ssl_client_auth`, with `trust_store_path`).
+    pub tls_client_ca: Option<PathBuf>,
+    /// IoTDB's switch: `true` requires `tls_cert`/`tls_key`, `false` serves plain TCP even when
+    /// they are set; absent, TLS is on exactly when `tls_cert` is set.
+    pub enable_thrift_ssl: Option<bool>,
+    /// IoTDB's `thrift_ssl_client_auth`: `true` requires `tls_client_ca`.
+    pub thrift_ssl_client_auth: bool,
+    /// IoTDB's Java key store keys: refused with a message naming the PEM keys Duet reads.
+    pub key_store_path: Option<String>,
+    pub key_store_pwd: Option<Secret>,
+    pub trust_store_path: Option<String>,
+    pub trust_store_pwd: Option<Secret>,
+
+    // The audit log (IoTDB's keys; `audit::AuditLog`).
+    /// Record logins and statements (IoTDB's `enable_audit_log`; off by default, as there).
+    pub enable_audit_log: bool,
+    /// `IOTDB` (the file is queryable as `root.__system.audit._<user>`) and/or `LOGGER` (every entry
+    /// is also a line of duetd's log), comma-separated; IoTDB's default `IOTDB,LOGGER`.
+    pub audit_log_storage: String,
+    /// The statement categories recorded besides logins: `DDL` (schema, users, privileges, pipes),
+    /// `DML` (`INSERT`, `DELETE`), `QUERY`; IoTDB's default `DML,DDL,QUERY`.
+    pub audit_log_operation: String,
+    /// The JSON-lines file entries are appended to; `<data_dir>/audit.log` when absent.
+    pub audit_log_path: Option<PathBuf>,
+    /// Accept a root login with the default password from a non-loopback client address (refused by
+    /// default while the password is unchanged; see docs/security.md).
+    pub allow_remote_default_root_login: bool,
 }
 
 impl Default for Config {
@@ -123,6 +158,20 @@ impl Default for Config {
             metrics_enabled: true,
             metrics_address: None,
             metrics_port: 9091,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            enable_thrift_ssl: None,
+            thrift_ssl_client_auth: false,
+            key_store_path: None,
+            key_store_pwd: None,
+            trust_store_path: None,
+            trust_store_pwd: None,
+            enable_audit_log: false,
+            audit_log_storage: "IOTDB,LOGGER".to_string(),
+            audit_log_operation: "DML,DDL,QUERY".to_string(),
+            audit_log_path: None,
+            allow_remote_default_root_login: false,
         }
     }
 }
@@ -251,7 +300,59 @@ impl Config {
                 "login_timeout_ms and frame_timeout_ms must be at least 1".into(),
             ));
         }
+        self.validate_tls()?;
+        crate::audit::AuditLog::validate(self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        for (key, set) in [
+            ("key_store_path", self.key_store_path.is_some()),
+            ("trust_store_path", self.trust_store_path.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} names a Java key store; Duet reads PEM files: set tls_cert and tls_key (and tls_client_ca for client certificates) instead"
+                )));
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key must be set together".into(),
+            ));
+        }
+        if self.enable_thrift_ssl == Some(true) && self.tls_cert.is_none() {
+            return Err(ConfigError::Invalid(
+                "enable_thrift_ssl = true needs tls_cert and tls_key (PEM)".into(),
+            ));
+        }
+        if self.thrift_ssl_client_auth && self.tls_client_ca.is_none() {
+            return Err(ConfigError::Invalid(
+                "thrift_ssl_client_auth = true needs tls_client_ca (PEM CA of the client certificates)"
+                    .into(),
+            ));
+        }
+        if self.tls_client_ca.is_some() && self.tls_files().is_none() {
+            return Err(ConfigError::Invalid(
+                "tls_client_ca needs TLS on: set tls_cert and tls_key".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The TLS files of the RPC port, when it speaks TLS.
+    pub fn tls_files(&self) -> Option<duet_proto::tls::ServerTlsFiles> {
+        if self.enable_thrift_ssl == Some(false) {
+            return None;
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(duet_proto::tls::ServerTlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// The address the metrics listener binds.

@@ -34,6 +34,10 @@ pub struct Instance {
     sessions: Mutex<BTreeMap<i64, ConnectionInfo>>,
     /// Connections and request latencies, for `/metrics`.
     pub metrics: crate::metrics::ServerMetrics,
+    /// The RPC port's TLS configuration, when it speaks TLS.
+    pub tls: Option<Arc<duet_proto::tls::ServerConfig>>,
+    /// Logins and statements, when `enable_audit_log` is set.
+    pub audit: crate::audit::AuditLog,
 }
 
 pub type InstanceRef = Arc<Instance>;
@@ -71,7 +75,14 @@ impl Instance {
             queries: crate::queries::QueryRegistry::default(),
             sessions: Mutex::new(BTreeMap::new()),
             metrics: crate::metrics::ServerMetrics::default(),
+            tls: None,
+            audit: crate::audit::AuditLog::disabled(),
         }
+    }
+
+    /// `login_timeout_ms` as a duration.
+    pub fn config_login_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.config.login_timeout_ms)
     }
 
     /// The directory where pipe connections receive transferred files; emptied at start, since a

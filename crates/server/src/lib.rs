@@ -15,6 +15,8 @@
 //! **Architecture invariant:** only this crate spawns connection tasks, and no request blocks the
 //! accept loop.
 
+pub mod audit;
+pub mod client_stream;
 pub mod config;
 pub mod fault_hooks;
 pub mod instance;
@@ -24,6 +26,7 @@ pub mod metrics;
 pub mod metrics_http;
 pub mod pid_file;
 pub mod queries;
+pub mod root_guard;
 pub mod rpc_queries;
 pub mod session;
 pub mod statements;
@@ -70,6 +73,10 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+    #[error("cannot set up TLS on the RPC port: {0}")]
+    Tls(#[from] duet_proto::tls::TlsError),
     #[error("cannot write {path}: {source}")]
     AddrFile {
         path: String,
@@ -104,6 +111,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
             source,
         })?;
     let identity = catalog.identity()?;
+    // Certificates are read before anything is recovered or bound: a bad file fails the start.
+    let tls = config
+        .tls_files()
+        .map(|files| duet_proto::tls::server_config(&files))
+        .transpose()?;
     // Recover the data before accepting anyone: the log is replayed into memory here.
     let storage_options = duet_storage::StorageOptions {
         instance: duet_runtime::instance_number(&identity.cluster_id),
@@ -156,8 +168,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     };
     if !config.is_loopback_only() && catalog.user_has_default_password(duet_catalog::ROOT_USER)? {
         warn!(
-            "user root still has the default password and the server listens on {}; change it with: ALTER USER root SET PASSWORD '<new password>'",
-            config.rpc_address
+            "user root still has the default password and the server listens on {}; root logins from other machines are {} until it is changed with: ALTER USER root SET PASSWORD '<new password>'",
+            config.rpc_address,
+            if config.allow_remote_default_root_login { "ALLOWED (allow_remote_default_root_login)" } else { "refused" }
         );
     }
     let server_identity = ServerIdentity {
@@ -166,13 +179,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         version: VERSION.to_string(),
         metrics_port: metrics_listener.as_ref().map(|(_, local)| local.port()),
     };
-    let instance = Arc::new(Instance::new(
+    let mut instance = Instance::new(
         catalog,
         engine,
         server_identity,
         config.clone(),
         local.port(),
-    ));
+    );
+    instance.tls = tls;
+    instance.audit = audit::AuditLog::open(&config)?;
+    if let Some(path) = instance.audit.path() {
+        info!("audit log: {}", path.display());
+    }
+    let instance = Arc::new(instance);
     // Files a pipe connection was receiving when the server stopped are never resumed: senders
     // start a transfer over on a new connection.
     let receiver_dir = instance.pipe_receiver_dir();
@@ -212,6 +231,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         cluster_id = %identity.cluster_id,
         precision = %identity.timestamp_precision,
         data_dir = %config.data_dir.display(),
+        tls = instance.tls.is_some(),
         "duetd accepting sessions on {local}"
     );
     instance.pipes.start_all()?;

@@ -23,6 +23,7 @@ use std::time::Duration;
 use duet_proto::codec::{self, MAX_REQUEST_FRAME_BYTES};
 use duet_proto::rpc::{self, Decoded, Reply, Request};
 use duet_proto::status::StatusCode;
+use duet_proto::tls::{self, Stream, TLS_HANDSHAKE_BYTE};
 use duet_proto::{t, ProtoError};
 use thrift::ApplicationErrorKind;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use crate::client_stream::ClientStream;
 use crate::config::Config;
 use crate::instance::InstanceRef;
 use crate::session::Session;
@@ -131,6 +133,8 @@ struct Listener {
     refusals: Arc<Semaphore>,
     refusal_warnings: Arc<WarningThrottle>,
     login_timeout_warnings: Arc<WarningThrottle>,
+    /// Failed TLS handshakes and plain clients on a TLS port (or TLS clients on a plain one).
+    tls_warnings: Arc<WarningThrottle>,
     /// Cancelled on shutdown; handlers watch child tokens.
     shutdown: CancellationToken,
     /// Tracks handler tasks so shutdown can wait for them.
@@ -149,6 +153,7 @@ pub async fn run(instance: InstanceRef, listener: TcpListener, shutdown: Cancell
         refusals: Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS)),
         refusal_warnings: Arc::default(),
         login_timeout_warnings: Arc::default(),
+        tls_warnings: Arc::default(),
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),
     };
@@ -200,16 +205,52 @@ impl Listener {
             let token = self.shutdown.child_token();
             let limits = self.limits;
             let login_timeout_warnings = self.login_timeout_warnings.clone();
+            let accepted = Instant::now();
+            let tls_warnings = self.tls_warnings.clone();
             self.tracker.spawn(async move {
                 let peer = peer.to_string();
                 debug!(%peer, "connection accepted");
+                let login_deadline = accepted + limits.login_timeout;
+                let opened = tokio::select! {
+                    opened = open_stream(&instance, socket, login_deadline) => opened,
+                    () = token.cancelled() => Err(ConnectionError::ShuttingDown),
+                };
+                let stream = match opened {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        match e {
+                            ConnectionError::Tls(_)
+                            | ConnectionError::NotTls
+                            | ConnectionError::UnexpectedTls => {
+                                if let Some(count) = tls_warnings.record() {
+                                    info!(%peer, refused = count, "connection closed before a session: {e} ({count} such since the last line)");
+                                }
+                            }
+                            ConnectionError::LoginTimeout(limit) => {
+                                debug!(%peer, "connection closed: {e}");
+                                if let Some(count) = login_timeout_warnings.record() {
+                                    warn!(
+                                        %peer,
+                                        closed = count,
+                                        "closed {count} connection(s) that did not log in within {limit:?} (login_timeout_ms) since the last such warning"
+                                    );
+                                }
+                            }
+                            _ => debug!(%peer, "connection closed before a session: {e}"),
+                        }
+                        drop(login_slot);
+                        drop(slot);
+                        instance.metrics.connections_open.dec();
+                        return;
+                    }
+                };
                 let mut handler = Handler {
                     session: Session::new(instance, peer.clone()),
-                    socket: BufWriter::new(socket),
+                    socket: BufWriter::new(ClientStream::new(stream)),
                     shutdown: token,
                     limits,
                     login_slot: Some(login_slot),
-                    login_deadline: Some(Instant::now() + limits.login_timeout),
+                    login_deadline: Some(login_deadline),
                     unknown_methods_logged: HashSet::new(),
                 };
                 match handler.run().await {
@@ -278,7 +319,7 @@ impl Listener {
         let token = self.shutdown.child_token();
         self.tracker.spawn(async move {
             tokio::select! {
-                answered = tokio::time::timeout(wait, answer_refused(socket, &reason)) => {
+                answered = tokio::time::timeout(wait, answer_refused(socket, &reason, TOO_MANY_CONCURRENT_QUERIES_ERROR)) => {
                     if let Ok(Err(e)) = answered {
                         debug!(%peer, "answering a refused connection failed: {e}");
                     }
@@ -290,12 +331,53 @@ impl Listener {
     }
 }
 
+/// What a plain client calling a TLS-only port is told.
+pub const TLS_REQUIRED_MESSAGE: &str = "this server accepts TLS connections only (enable_thrift_ssl): connect with SSL (Python: Session(..., use_ssl=True, ca_certs=...); duet CLI: --use-ssl --ca <PEM>)";
+
+/// Turns an accepted socket into the connection's stream before its first request: on a TLS port
+/// the handshake (a plain Thrift client is answered [`TLS_REQUIRED_MESSAGE`] and closed), on a plain
+/// port plain TCP (a TLS client is closed at once instead of being read as a huge frame).
+async fn open_stream(
+    instance: &InstanceRef,
+    socket: TcpStream,
+    login_deadline: Instant,
+) -> Result<Stream, ConnectionError> {
+    let login_timeout = instance.config_login_timeout();
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout_at(login_deadline, socket.peek(&mut first))
+        .await
+        .map_err(|_| ConnectionError::LoginTimeout(login_timeout))?
+        .map_err(ProtoError::Io)?;
+    if peeked == 0 {
+        return Err(ConnectionError::ClosedBeforeLogin);
+    }
+    match &instance.tls {
+        Some(config) if first[0] == TLS_HANDSHAKE_BYTE => {
+            tokio::time::timeout_at(login_deadline, tls::accept(config, socket))
+                .await
+                .map_err(|_| ConnectionError::LoginTimeout(login_timeout))?
+                .map_err(ConnectionError::Tls)
+        }
+        Some(_) => {
+            let wait = REFUSAL_READ_TIMEOUT.min(login_timeout);
+            let _ = tokio::time::timeout(
+                wait,
+                answer_refused(socket, TLS_REQUIRED_MESSAGE, StatusCode::NotLogin as i32),
+            )
+            .await;
+            Err(ConnectionError::NotTls)
+        }
+        None if first[0] == TLS_HANDSHAKE_BYTE => Err(ConnectionError::UnexpectedTls),
+        None => Ok(Stream::Plain(socket)),
+    }
+}
+
 /// Reads a refused connection's first call, answers it with the refusal and closes the connection.
-async fn answer_refused(mut socket: TcpStream, reason: &str) -> duet_proto::Result<()> {
+async fn answer_refused(mut socket: TcpStream, reason: &str, code: i32) -> duet_proto::Result<()> {
     let Some(payload) = codec::read_frame(&mut socket, REFUSAL_MAX_FRAME_BYTES).await? else {
         return Ok(());
     };
-    let reply = refusal_reply(&payload, reason)?;
+    let reply = refusal_reply(&payload, reason, code)?;
     codec::write_frame(&mut socket, &reply).await?;
     socket.shutdown().await?;
     Ok(())
@@ -304,15 +386,8 @@ async fn answer_refused(mut socket: TcpStream, reason: &str) -> duet_proto::Resu
 /// The answer to a refused connection's first call: a failure status where the reply has one (the
 /// client's `openSession`, a pipe sender's handshake), else an application exception; both carry
 /// `reason`.
-fn refusal_reply(payload: &[u8], reason: &str) -> duet_proto::Result<Vec<u8>> {
-    let status = t::TSStatus::new(
-        TOO_MANY_CONCURRENT_QUERIES_ERROR,
-        Some(reason.to_string()),
-        None,
-        None,
-        None,
-        None,
-    );
+fn refusal_reply(payload: &[u8], reason: &str, code: i32) -> duet_proto::Result<Vec<u8>> {
+    let status = t::TSStatus::new(code, Some(reason.to_string()), None, None, None, None);
     match rpc::decode_call(payload)? {
         Decoded::Call(header, Request::OpenSession(_)) => rpc::encode_reply(
             &header,
@@ -333,17 +408,6 @@ fn refusal_reply(payload: &[u8], reason: &str) -> duet_proto::Result<Vec<u8>> {
     }
 }
 
-/// Resolves once the client has closed the connection (or it failed); stays pending while it is
-/// open, whether or not it sent more bytes (Thrift clients wait for each reply, so any bytes are
-/// the next request, left in place for the next read).
-async fn peer_closed(socket: &TcpStream) {
-    let mut byte = [0u8; 1];
-    match socket.peek(&mut byte).await {
-        Ok(0) | Err(_) => {}
-        Ok(_) => std::future::pending().await,
-    }
-}
-
 /// Why a connection was closed by the server.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -357,12 +421,22 @@ enum ConnectionError {
     ReplyStalled(Duration),
     #[error("session idle for {0:?} (session_timeout_ms)")]
     SessionIdle(Duration),
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    #[error("a plain client called the TLS-only port; it was told to use TLS")]
+    NotTls,
+    #[error("a TLS handshake arrived on a plain port (TLS is not configured)")]
+    UnexpectedTls,
+    #[error("the client closed the connection before its first request")]
+    ClosedBeforeLogin,
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 /// Serves one connection: read a frame, decode, answer, repeat.
 struct Handler {
     session: Session,
-    socket: BufWriter<TcpStream>,
+    socket: BufWriter<ClientStream>,
     shutdown: CancellationToken,
     limits: Limits,
     /// Held until the connection logs in, so connections not logged in are capped.
@@ -392,7 +466,7 @@ impl Handler {
                     // request's future cancels the query it is waiting for.
                     let handled = tokio::select! {
                         reply = self.session.handle(request) => reply,
-                        () = peer_closed(self.socket.get_ref()) => {
+                        () = self.socket.get_mut().closed() => {
                             debug!("client hung up during a request; its work is cancelled");
                             return Ok(());
                         }
@@ -433,10 +507,9 @@ impl Handler {
                 ConnectionError::SessionIdle(self.limits.session_timeout.unwrap_or_default()),
             ),
         };
-        let mut first_byte = [0u8; 1];
         tokio::select! {
-            ready = self.socket.get_ref().peek(&mut first_byte) => {
-                // Zero bytes is end of stream: `read_frame` reports it below.
+            ready = self.socket.get_mut().readable() => {
+                // End of stream is readable too: `read_frame` reports it below.
                 ready.map_err(ProtoError::Io)?;
             }
             () = sleep_until(idle_deadline) => return Err(idle_error),
@@ -541,7 +614,12 @@ mod tests {
             None,
         );
         let call = rpc::encode_struct_call(Protocol::Binary, "openSession", 1, &open).unwrap();
-        let reply = refusal_reply(&call, "too many connections: max_connections = 3").unwrap();
+        let reply = refusal_reply(
+            &call,
+            "too many connections: max_connections = 3",
+            TOO_MANY_CONCURRENT_QUERIES_ERROR,
+        )
+        .unwrap();
         let resp: t::TSOpenSessionResp = rpc::decode_struct_reply(&reply).unwrap();
         assert_eq!(resp.status.code, TOO_MANY_CONCURRENT_QUERIES_ERROR);
         assert_eq!(
@@ -550,7 +628,7 @@ mod tests {
         );
         // Other calls get an application exception with the same message.
         let call = rpc::encode_empty_call(Protocol::Binary, "getProperties").unwrap();
-        let reply = refusal_reply(&call, "too many").unwrap();
+        let reply = refusal_reply(&call, "too many", TOO_MANY_CONCURRENT_QUERIES_ERROR).unwrap();
         match rpc::decode_struct_reply::<t::TSStatus>(&reply) {
             Err(rpc::ReplyError::Application(message)) => assert_eq!(message, "too many"),
             other => panic!("expected an application exception, got {other:?}"),

@@ -60,6 +60,16 @@ struct Args {
     /// Serve /metrics and the dashboard: true or false [default: true].
     #[arg(long)]
     metrics_enabled: Option<bool>,
+    /// PEM certificate chain: the client RPC port then speaks TLS only (config `tls_cert`).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (config `tls_key`).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// PEM CA that client certificates must chain to; clients must then present one (config
+    /// `tls_client_ca`).
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// A configuration with what was set explicitly (a flag or a key of the file), for messages that
@@ -111,6 +121,15 @@ fn load(args: Args) -> anyhow::Result<Loaded> {
     }
     if let Some(v) = args.metrics_enabled {
         config.metrics_enabled = v;
+    }
+    if let Some(v) = args.tls_cert {
+        config.tls_cert = Some(v);
+    }
+    if let Some(v) = args.tls_key {
+        config.tls_key = Some(v);
+    }
+    if let Some(v) = args.tls_client_ca {
+        config.tls_client_ca = Some(v);
     }
     if let Some(v) = args.initial_root_password {
         config.initial_root_password = Some(duet_server::config::Secret(v));

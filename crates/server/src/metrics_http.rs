@@ -211,6 +211,9 @@ pub fn status_json(instance: &Instance) -> serde_json::Value {
             "version": VERSION,
             "commit": BUILD_INFO,
             "now_ms": now_ms,
+            "tls": instance.tls.is_some(),
+            "audit_log": instance.audit.is_enabled(),
+            "warnings": crate::root_guard::default_password_warning(instance).into_iter().collect::<Vec<_>>(),
         },
         "pipes": pipes,
         "writes": {

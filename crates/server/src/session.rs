@@ -180,7 +180,18 @@ impl Session {
     pub async fn handle(&mut self, request: Request) -> Option<Reply> {
         let kind = crate::metrics::RequestKind::of(&request);
         let started = std::time::Instant::now();
+        let audited = self
+            .instance
+            .audit
+            .is_enabled()
+            .then(|| crate::audit::describe_rpc(&request))
+            .flatten();
         let reply = self.answer(request).await;
+        if let (Some(what), Some(user), Some(Reply::Status(status))) =
+            (&audited, &self.user, &reply)
+        {
+            self.instance.audit.rpc(user, &self.peer, what, status);
+        }
         let kind = match kind {
             crate::metrics::RequestKind::Sql => self.sql_kind.take(),
             other => Some(other),
@@ -502,8 +513,24 @@ impl Session {
             Ok(()) => {}
             Err(e) => {
                 warn!(peer = %self.peer, user = %req.username, "login refused: {e}");
-                return refuse(error_status(&StatementError::from(e)));
+                let status = error_status(&StatementError::from(e));
+                self.instance.audit.login(
+                    &req.username,
+                    &self.peer,
+                    "session",
+                    status.message.clone(),
+                );
+                return refuse(status);
             }
+        }
+        if let Err(status) =
+            crate::root_guard::check_login(&self.instance, &req.username, &self.peer)
+        {
+            warn!(peer = %self.peer, user = %req.username, "login refused: {}", crate::root_guard::REFUSAL);
+            self.instance
+                .audit
+                .login(&req.username, &self.peer, "session", status.message.clone());
+            return refuse(status);
         }
         // IoTDB reads the zone after the password: a bad one refuses the login.
         let zone = match duet_engine::time::Zone::parse(&req.zone_id) {
@@ -530,6 +557,9 @@ impl Session {
         );
         self.zone_id = zone.id().to_string();
         info!(peer = %self.peer, user = %req.username, session = self.session_id, "session opened");
+        self.instance
+            .audit
+            .login(&req.username, &self.peer, "session", None);
         let mut configuration = BTreeMap::new();
         configuration.insert(
             "timestamp_precision".to_string(),
@@ -561,10 +591,19 @@ impl Session {
 
     async fn pipe_transfer(&mut self, req: &t::TPipeTransferReq) -> t::TPipeTransferResp {
         let catalog = self.instance.catalog.clone();
+        let (instance, peer) = (&self.instance, &self.peer);
+        let audit = &instance.audit;
         let authenticate = |user: &str, password: &str| {
-            catalog
+            let result = catalog
                 .authenticate(user, password)
                 .map_err(|e| error_status(&StatementError::from(e)))
+                .and_then(|()| crate::root_guard::check_login(instance, user, peer));
+            let failure = result
+                .as_ref()
+                .err()
+                .map(|s| s.message.clone().unwrap_or_default());
+            audit.login(user, peer, "pipe handshake", failure);
+            result
         };
         let engine = self.instance.engine.clone();
         let resp = duet_runtime::receiver::receive(
@@ -622,10 +661,17 @@ impl Session {
         for statement in &parsed {
             debug!(%statement, "executing");
             let output = match statement {
+                Statement::Select(select) if crate::audit::AuditLog::targets(select) => {
+                    crate::audit::select(&self.instance, user, select).await
+                }
                 // Planning a query reads the schema and may take a while: off the async workers.
-                Statement::Select(select) => self.select(select, request_timeout_ms).await?,
-                _ => statements::execute(&self.instance, user, &self.zone_id, statement).await?,
+                Statement::Select(select) => self.select(select, request_timeout_ms).await,
+                _ => statements::execute(&self.instance, user, &self.zone_id, statement).await,
             };
+            self.instance
+                .audit
+                .statement(user, &self.peer, statement, output.as_ref().err());
+            let output = output?;
             last = match output {
                 Output::Done => None,
                 Output::Table(table) => Some(OpenQuery::Table { table, cursor: 0 }),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod certs;
 pub mod http;
 pub mod iotdb_wire;
 pub mod proxy;

@@ -31,8 +31,10 @@ def duetd_bin() -> Path:
 class DuetServer:
     """One duetd process bound to a data directory."""
 
-    def __init__(self, data_dir: Path, internal_address: str | None = None):
+    def __init__(self, data_dir: Path, internal_address: str | None = None,
+                 extra_args: list[str] | None = None):
         self.data_dir = Path(data_dir)
+        self.extra_args = list(extra_args or [])
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.internal_address = internal_address
         self.proc: subprocess.Popen | None = None
@@ -75,6 +77,7 @@ class DuetServer:
         ]
         if self.internal_address:
             args += ["--internal-address", self.internal_address]
+        args += self.extra_args
         self._log_file = open(self._log_path, "ab")
         self.proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=self._log_file,
@@ -154,8 +157,8 @@ class ServerFactory:
         self.base = base
         self.servers: list[DuetServer] = []
 
-    def __call__(self, name="node", internal_address=None) -> DuetServer:
-        srv = DuetServer(self.base / name, internal_address)
+    def __call__(self, name="node", internal_address=None, extra_args=None) -> DuetServer:
+        srv = DuetServer(self.base / name, internal_address, extra_args)
         self.servers.append(srv)
         return srv.start()
 

@@ -429,6 +429,13 @@ struct Args {
     /// Path pattern of the series to compare
     #[arg(long, value_name = "PATTERN", default_value = "root.**")]
     path: String,
+    /// Connect to both instances over TLS (their certificates verified against --ca, else the
+    /// system's CAs)
+    #[arg(long = "use-ssl")]
+    use_ssl: bool,
+    /// PEM CA file the instances' certificates must chain to (implies --use-ssl)
+    #[arg(long = "ca", value_name = "PEM")]
+    ca: Option<std::path::PathBuf>,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -449,6 +456,7 @@ fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
         "--peer-user",
         "--peer-pw",
         "--path",
+        "--ca",
     ];
     let mut out = Vec::new();
     let mut value_next = false;
@@ -487,11 +495,29 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(TROUBLE));
         }
     };
+    let tls = if args.use_ssl || args.ca.is_some() {
+        match duet_proto::tls::client_config(&duet_proto::tls::ClientTlsFiles {
+            ca: args.ca.clone(),
+            ..Default::default()
+        }) {
+            Ok(config) => Some(duet_proto::tls::ClientTls {
+                config,
+                server_name: None,
+            }),
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "duet-check: {e}");
+                return ExitCode::from(TROUBLE);
+            }
+        }
+    } else {
+        None
+    };
     let a = ClientOptions {
         host: args.host.clone(),
         port: args.port,
         user: args.user.clone(),
         password: args.password.clone(),
+        tls: tls.clone(),
         ..ClientOptions::default()
     };
     let b = ClientOptions {
@@ -502,6 +528,7 @@ fn main() -> ExitCode {
             .peer_password
             .clone()
             .unwrap_or_else(|| args.password.clone()),
+        tls,
         ..ClientOptions::default()
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()

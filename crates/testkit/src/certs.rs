@@ -1,0 +1,60 @@
+//! Certificates made on the fly for TLS tests: a CA, and server or client certificates it signs,
+//! written as PEM files into a test's directory (no network, nothing committed).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+/// A certificate authority whose key signs the certificates it issues.
+pub struct TestCa {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+    /// The CA certificate as PEM (what a client or server trusts).
+    pub pem: PathBuf,
+}
+
+/// A certificate with its key, as PEM files.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCa {
+    /// A new CA named `name`, its certificate written to `<dir>/<name>.pem`.
+    pub fn new(dir: &Path, name: &str) -> Result<TestCa> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        let pem = dir.join(format!("{name}.pem"));
+        std::fs::write(&pem, cert.pem())?;
+        Ok(TestCa { cert, key, pem })
+    }
+
+    /// A certificate for `names` (DNS names or IP addresses), signed by this CA, written to
+    /// `<dir>/<file>.crt` and `<dir>/<file>.key`.
+    pub fn issue(&self, dir: &Path, file: &str, names: &[&str]) -> Result<Issued> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or(file));
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let issued = Issued {
+            cert: dir.join(format!("{file}.crt")),
+            key: dir.join(format!("{file}.key")),
+        };
+        std::fs::write(&issued.cert, cert.pem())?;
+        std::fs::write(&issued.key, key.serialize_pem())?;
+        Ok(issued)
+    }
+
+    /// A server certificate for this machine's loopback names (`localhost`, `127.0.0.1`).
+    pub fn issue_localhost(&self, dir: &Path, file: &str) -> Result<Issued> {
+        self.issue(dir, file, &["localhost", "127.0.0.1"])
+    }
+}
