@@ -37,6 +37,12 @@ cargo build --workspace --bins --quiet
 cargo test --workspace --no-fail-fast
 
 echo "== official Python client (apache-iotdb 2.0.11)"
+# Its TLS tests make certificates with the openssl command.
+if ! command -v openssl >/dev/null; then
+  sudo=""; [ "$(id -u)" != 0 ] && sudo="sudo -n"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends openssl >/dev/null
+fi
 scripts/compat/python/run.sh
 
 echo "== the start/stop scripts"
