@@ -34,6 +34,8 @@ pub struct Instance {
     sessions: Mutex<BTreeMap<i64, ConnectionInfo>>,
     /// Connections and request latencies, for `/metrics`.
     pub metrics: crate::metrics::ServerMetrics,
+    /// Failed logins: delay and lockout.
+    pub logins: crate::login::LoginGuard,
 }
 
 pub type InstanceRef = Arc<Instance>;
@@ -60,6 +62,7 @@ impl Instance {
             pipes: PipeManager::new(catalog.clone(), identity, engine.clone()),
             engine,
             catalog,
+            logins: crate::login::LoginGuard::new(&config),
             config,
             rpc_port,
             // Sessions and statements come from separate counters starting far apart, so a client that

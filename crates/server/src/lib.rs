@@ -15,11 +15,13 @@
 //! **Architecture invariant:** only this crate spawns connection tasks, and no request blocks the
 //! accept loop.
 
+pub mod authz;
 pub mod config;
 pub mod fault_hooks;
 pub mod instance;
 pub mod listener;
 pub mod logging;
+pub mod login;
 pub mod metrics;
 pub mod metrics_http;
 pub mod pid_file;
