@@ -194,6 +194,44 @@ mod tests {
     }
 
     #[test]
+    fn upgraded_users_keep_what_they_could_do_before_privileges() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        // A catalog as version 6 left it, with root and one user.
+        for (version, script) in (1u32..).zip(&MIGRATIONS[..6]) {
+            connection.execute_batch(script).unwrap();
+            connection
+                .pragma_update(None, "user_version", version)
+                .unwrap();
+        }
+        connection
+            .execute_batch("INSERT INTO users VALUES ('root', 'h', 0), ('alice', 'h', 0);")
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let mut statement = connection
+            .prepare("SELECT holder, privilege, path FROM grants ORDER BY privilege")
+            .unwrap();
+        let grants: Vec<(String, String, String)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let names: Vec<&str> = grants.iter().map(|(_, p, _)| p.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "MANAGE_DATABASE",
+                "READ_DATA",
+                "READ_SCHEMA",
+                "WRITE_DATA",
+                "WRITE_SCHEMA"
+            ]
+        );
+        assert!(grants
+            .iter()
+            .all(|(holder, _, path)| holder == "alice" && path == "root.**"));
+    }
+
+    #[test]
     fn refuses_a_newer_schema() {
         let mut connection = Connection::open_in_memory().unwrap();
         connection

@@ -1532,10 +1532,15 @@ fn resolve_in_device(
     };
     let info = match ms.get(m) {
         Some(s) => s.clone(),
-        // A measurement the device lacks reads as null (the row is then unknown and dropped).
+        // A measurement the device lacks reads as null (the row is then unknown and dropped); so
+        // does one outside the session's read scope (no key: nothing is read).
         None => SeriesInfo {
             path: format!("{device}.{}", paths::join(&[m])),
-            key: format!("{device}.{m}"),
+            key: if crate::scope::series_visible(&paths::split(device), m) {
+                format!("{device}.{m}")
+            } else {
+                String::new()
+            },
             device: device.to_string(),
             measurement: m.clone(),
             database: String::new(),

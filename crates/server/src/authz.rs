@@ -372,6 +372,9 @@ pub fn statement_needs(
         Statement::AlterUserPassword { name, .. } => {
             if name == access.user() {
                 Ok(())
+            } else if name == ROOT_USER {
+                // MANAGE_USER must not be a way to become root.
+                Err(root_only())
             } else {
                 access.require(P::ManageUser)
             }
