@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use duet_proto::client::{Client, ClientError, ClientOptions, Outcome};
 use duet_proto::t;
+use duet_proto::tablet::{encode_tablet_values, encode_timestamps};
+use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_testkit::{Duetd, DuetdOptions};
 
 fn options(server: &Duetd, user: &str, password: &str) -> ClientOptions {
@@ -41,8 +43,21 @@ enum Action {
         device: &'static str,
         measurement: &'static str,
     },
+    InsertTablet {
+        device: &'static str,
+        measurement: &'static str,
+    },
+    InsertStringRecords {
+        devices: &'static [&'static str],
+        measurement: &'static str,
+    },
     DeleteData(&'static str),
     CreateTimeseries(&'static str),
+    CreateAlignedTimeseries {
+        device: &'static str,
+        measurements: &'static [&'static str],
+    },
+    CreateMultiTimeseries(&'static [&'static str]),
 }
 
 /// One row of the table: set-up run as root, the action, what a refusal says, and the GRANT (its
@@ -142,6 +157,64 @@ const CASES: &[Case] = &[
         refusal: "please add privilege MANAGE_ROLE",
         grant: "MANAGE_ROLE ON root.**",
     },
+    Case {
+        setup: &["create user victim1 'secret12'"],
+        action: Action::Sql("alter user victim1 set password 'secret99'"),
+        refusal: "please add privilege MANAGE_USER",
+        grant: "SECURITY ON root.**",
+    },
+    Case {
+        setup: &["create user victim2 'secret12'"],
+        action: Action::Sql("drop user victim2"),
+        refusal: "please add privilege MANAGE_USER",
+        grant: "MANAGE_USER ON root.**",
+    },
+    Case {
+        setup: &["create role role_a"],
+        action: Action::Sql("list user of role role_a"),
+        refusal: "please add privilege MANAGE_USER",
+        grant: "MANAGE_USER ON root.**",
+    },
+    Case {
+        setup: &["create role role_b", "create user member_b 'secret12'"],
+        action: Action::Sql("grant role role_b to member_b"),
+        refusal: "please add privilege MANAGE_ROLE",
+        grant: "MANAGE_ROLE ON root.**",
+    },
+    Case {
+        setup: &["create role role_c"],
+        action: Action::Sql("list privileges of role role_c"),
+        refusal: "please add privilege MANAGE_ROLE",
+        grant: "MANAGE_ROLE ON root.**",
+    },
+    Case {
+        setup: &[],
+        action: Action::Sql("create pipe made_by_case with sink ('sink'='do-nothing-sink')"),
+        refusal: "please add privilege USE_PIPE",
+        grant: "USE_PIPE ON root.**",
+    },
+    Case {
+        setup: &[],
+        action: Action::Sql("show regions"),
+        refusal: "please add privilege MAINTAIN",
+        grant: "MAINTAIN ON root.**",
+    },
+    Case {
+        setup: &[
+            "create database root.c9",
+            "create device template tpl_case (s INT64)",
+            "set device template tpl_case to root.c9.d",
+        ],
+        action: Action::Sql("create timeseries using device template on root.c9.d"),
+        refusal: "please add privilege WRITE_SCHEMA on [root.c9.d]",
+        grant: "WRITE_SCHEMA ON root.c9.**",
+    },
+    Case {
+        setup: &["create aligned timeseries root.c10.d(s INT64)"],
+        action: Action::Sql("insert into root.c10.d(time, s) aligned values (1, 1)"),
+        refusal: "please add privilege WRITE_DATA on [root.c10.d.s]",
+        grant: "WRITE_DATA ON root.c10.d.s",
+    },
     // RPCs.
     Case {
         setup: &["create timeseries root.r1.d.s with datatype=INT64"],
@@ -156,7 +229,7 @@ const CASES: &[Case] = &[
     Case {
         setup: &[
             "create database root.r2",
-            "grant write_data on root.r2.** to user case15",
+            "grant write_data on root.r2.** to user case",
         ],
         action: Action::InsertStringRecord {
             device: "root.r2.d",
@@ -176,6 +249,46 @@ const CASES: &[Case] = &[
         action: Action::CreateTimeseries("root.r4.d.s"),
         refusal: "please add privilege WRITE_SCHEMA on [root.r4.d.s]",
         grant: "WRITE_SCHEMA ON root.r4.**",
+    },
+    Case {
+        setup: &["create timeseries root.r5.d.s with datatype=INT64"],
+        action: Action::InsertTablet {
+            device: "root.r5.d",
+            measurement: "s",
+        },
+        refusal: "please add privilege WRITE_DATA on [root.r5.d.s]",
+        grant: "WRITE_DATA ON root.r5.**",
+    },
+    Case {
+        setup: &[
+            "create timeseries root.r6.d1.s with datatype=INT64",
+            "create timeseries root.r6.d2.s with datatype=INT64",
+            "grant write_data on root.r6.d1.** to user case",
+        ],
+        action: Action::InsertStringRecords {
+            devices: &["root.r6.d1", "root.r6.d2"],
+            measurement: "s",
+        },
+        refusal: "please add privilege WRITE_DATA on [root.r6.d2.s]",
+        grant: "WRITE_DATA ON root.r6.d2.**",
+    },
+    Case {
+        setup: &["create database root.r7"],
+        action: Action::CreateAlignedTimeseries {
+            device: "root.r7.d",
+            measurements: &["a", "b"],
+        },
+        refusal: "please add privilege WRITE_SCHEMA on [root.r7.d.a, root.r7.d.b]",
+        grant: "WRITE_SCHEMA ON root.r7.d.**",
+    },
+    Case {
+        setup: &[
+            "create database root.r8",
+            "grant write_schema on root.r8.d.** to user case",
+        ],
+        action: Action::CreateMultiTimeseries(&["root.r8.d.a", "root.r8.e.b"]),
+        refusal: "please add privilege WRITE_SCHEMA on [root.r8.e.b]",
+        grant: "WRITE_SCHEMA ON root.r8.e.**",
     },
 ];
 
@@ -210,6 +323,98 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
             client
                 .connection()
                 .call("insertStringRecord", 1, &req)
+                .await
+                .unwrap()
+        }
+        Action::InsertTablet {
+            device,
+            measurement,
+        } => {
+            let column = Column {
+                data_type: DataType::Int64,
+                nulls: None,
+                values: ColumnValues::Int64(vec![7]),
+            };
+            let req = t::TSInsertTabletReq::new(
+                session,
+                device.to_string(),
+                vec![measurement.to_string()],
+                encode_tablet_values(&[column], 1),
+                encode_timestamps(&[1]),
+                vec![i32::from(DataType::Int64.code())],
+                1,
+                Some(false),
+                None,
+                None,
+                None,
+                None,
+                None,
+            );
+            client
+                .connection()
+                .call("insertTablet", 1, &req)
+                .await
+                .unwrap()
+        }
+        Action::InsertStringRecords {
+            devices,
+            measurement,
+        } => {
+            let req = t::TSInsertStringRecordsReq::new(
+                session,
+                devices.iter().map(|d| d.to_string()).collect(),
+                devices
+                    .iter()
+                    .map(|_| vec![measurement.to_string()])
+                    .collect(),
+                devices.iter().map(|_| vec!["7".to_string()]).collect(),
+                devices.iter().map(|_| 1).collect(),
+                false,
+            );
+            client
+                .connection()
+                .call("insertStringRecords", 1, &req)
+                .await
+                .unwrap()
+        }
+        Action::CreateAlignedTimeseries {
+            device,
+            measurements,
+        } => {
+            let n = measurements.len();
+            let req = t::TSCreateAlignedTimeseriesReq::new(
+                session,
+                device.to_string(),
+                measurements.iter().map(|m| m.to_string()).collect(),
+                vec![2; n],
+                vec![0; n],
+                vec![0; n],
+                None,
+                None,
+                None,
+            );
+            client
+                .connection()
+                .call("createAlignedTimeseries", 1, &req)
+                .await
+                .unwrap()
+        }
+        Action::CreateMultiTimeseries(paths) => {
+            let n = paths.len();
+            let req = t::TSCreateMultiTimeseriesReq::new(
+                session,
+                paths.iter().map(|p| p.to_string()).collect(),
+                vec![2; n],
+                vec![0; n],
+                vec![0; n],
+                None,
+                None,
+                None,
+                None,
+            );
+            client
+                .connection()
+                .call("createMultiTimeseries", 1, &req)
                 .await
                 .unwrap()
         }
@@ -259,7 +464,11 @@ async fn each_statement_family_and_rpc_needs_its_privilege() {
             .await
             .unwrap();
         for sql in case.setup {
-            root.execute_update(sql).await.unwrap();
+            // `user case` in a set-up statement is this case's user.
+            let sql = sql.replace("user case", &format!("user {user}"));
+            root.execute_update(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("case {n} set-up {sql}: {e}"));
         }
         let mut client = Client::connect(&options(&server, &user, "secret12"))
             .await
@@ -447,4 +656,60 @@ async fn new_passwords_follow_iotdb_rules() {
     Client::connect(&options(&server, "pw1", "aZ9!@#$%^&*()_+-="))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_filtered_not_refused() {
+    let server = Duetd::start().unwrap();
+    let mut root = Client::connect(&options(&server, "root", "root"))
+        .await
+        .unwrap();
+    for sql in [
+        "insert into root.f.d1(time, s) values (1, 1)",
+        "insert into root.f.d2(time, s) values (1, 2)",
+        "create user reader 'secret12'",
+        "grant read_data on root.f.d1.** to user reader",
+    ] {
+        root.execute_update(sql).await.unwrap();
+    }
+    let mut reader = Client::connect(&options(&server, "reader", "secret12"))
+        .await
+        .unwrap();
+    // SQL: the unreadable series is left out of the result.
+    let Outcome::Rows(rs) = reader.execute("select s from root.f.**").await.unwrap() else {
+        panic!("no rows")
+    };
+    assert_eq!(rs.header(), vec!["Time", "root.f.d1.s"]);
+    reader.collect(rs).await.unwrap();
+    // The raw-data RPC on both series: answered, with only the readable one.
+    let raw = t::TSRawDataQueryReq::new(
+        reader.session_id(),
+        vec!["root.f.d1.s".into(), "root.f.d2.s".into()],
+        100,
+        0,
+        10,
+        1,
+        None,
+        None,
+        None,
+        None,
+    );
+    let resp: t::TSExecuteStatementResp = reader
+        .connection()
+        .call("executeRawDataQueryV2", 1, &raw)
+        .await
+        .unwrap();
+    assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+    assert_eq!(resp.columns.unwrap_or_default(), vec!["root.f.d1.s"]);
+    // Nothing to read: an empty answer, not a refusal.
+    root.execute_update("revoke read_data on root.** from user reader")
+        .await
+        .unwrap();
+    let resp: t::TSExecuteStatementResp = reader
+        .connection()
+        .call("executeRawDataQueryV2", 1, &raw)
+        .await
+        .unwrap();
+    assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+    assert!(resp.columns.unwrap_or_default().is_empty());
 }
