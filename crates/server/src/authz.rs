@@ -8,7 +8,7 @@
 //! (and WRITE_SCHEMA on the ones they create); schema changes WRITE_SCHEMA; databases
 //! MANAGE_DATABASE; users MANAGE_USER; roles MANAGE_ROLE; pipes USE_PIPE; cluster information and
 //! other users' queries MAINTAIN. WRITE_DATA implies READ_DATA and WRITE_SCHEMA implies
-//! READ_SCHEMA (as IoTDB's guide describes them); SYSTEM stands for MAINTAIN and SECURITY for
+//! READ_SCHEMA (as IoTDB's guide describes them); SYSTEM and MAINTAIN stand for each other, SECURITY for
 //! MANAGE_USER and MANAGE_ROLE (the administrative privileges of IoTDB's newest versions). A refusal
 //! is status 803 with IoTDB's text: `No permissions for this operation, please add privilege X`
 //! (`… on [path, …]` for path privileges).
@@ -137,7 +137,9 @@ impl Access {
         let also = match privilege {
             Privilege::ReadData => Some(Privilege::WriteData),
             Privilege::ReadSchema => Some(Privilege::WriteSchema),
+            // IoTDB 2.0.x checks MAINTAIN where its newest versions check SYSTEM: either does.
             Privilege::Maintain => Some(Privilege::System),
+            Privilege::System => Some(Privilege::Maintain),
             Privilege::ManageUser | Privilege::ManageRole => Some(Privilege::Security),
             _ => None,
         };
