@@ -367,6 +367,59 @@ impl Catalog {
         Ok(())
     }
 
+    /// Replaces everything `holder` holds itself with `grants` (privilege, path, grant option)
+    /// and, for a user, its roles with `roles` (those that exist here): how a replicated
+    /// authority is applied.
+    pub fn replace_authority(
+        &self,
+        holder: Holder<'_>,
+        grants: &[(Privilege, String, bool)],
+        roles: &[String],
+    ) -> Result<()> {
+        if holder == Holder::User(ROOT_USER) {
+            return Ok(());
+        }
+        let mut connection = self.connection();
+        check_holder(&connection, holder)?;
+        let transaction = connection.transaction()?;
+        transaction.execute(
+            "DELETE FROM grants WHERE holder_kind = ?1 AND holder = ?2",
+            (holder.kind(), holder.name()),
+        )?;
+        for (privilege, path, option) in grants {
+            transaction.execute(
+                "INSERT INTO grants (holder_kind, holder, privilege, path, grant_option)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                (
+                    holder.kind(),
+                    holder.name(),
+                    privilege.name(),
+                    path,
+                    i64::from(*option),
+                ),
+            )?;
+        }
+        if let Holder::User(user) = holder {
+            transaction.execute("DELETE FROM user_roles WHERE user = ?1", [user])?;
+            for role in roles {
+                transaction.execute(
+                    "INSERT INTO user_roles (user, role) SELECT ?1, name FROM roles WHERE name = ?2
+                     ON CONFLICT DO NOTHING",
+                    (user, role),
+                )?;
+            }
+        }
+        transaction.commit()?;
+        drop(connection);
+        self.privileges_changed();
+        tracing::info!(
+            kind = holder.kind(),
+            holder = holder.name(),
+            "authority replicated"
+        );
+        Ok(())
+    }
+
     /// The grants `holder` holds itself (not through roles), by privilege then path.
     pub fn grants_of(&self, holder: Holder<'_>) -> Result<Vec<Grant>> {
         let connection = self.connection();

@@ -222,21 +222,27 @@ pub async fn execute(
             };
             Ok(Output::Table(name_table("User", users)))
         }
+        // Role and grant changes are applied to the catalog, then their resulting state is logged
+        // for pipes that include `auth`, under the schema-change lock (as `log_user_change`).
         Statement::CreateRole { name } => {
+            let _schema_change = instance.engine.schema_change_guard().await;
             instance.catalog.create_role(name)?;
-            Ok(Output::Done)
+            log_authority(instance, &[name], &[]).await
         }
         Statement::DropRole { name } => {
+            let _schema_change = instance.engine.schema_change_guard().await;
             instance.catalog.drop_role(name)?;
-            Ok(Output::Done)
+            log_authority(instance, &[name], &[]).await
         }
         Statement::GrantRole { role, user } => {
+            let _schema_change = instance.engine.schema_change_guard().await;
             instance.catalog.grant_role(role, user)?;
-            Ok(Output::Done)
+            log_authority(instance, &[], &[Grantee::User(user.clone())]).await
         }
         Statement::RevokeRole { role, user } => {
+            let _schema_change = instance.engine.schema_change_guard().await;
             instance.catalog.revoke_role(role, user)?;
-            Ok(Output::Done)
+            log_authority(instance, &[], &[Grantee::User(user.clone())]).await
         }
         Statement::ListRole { of_user } => {
             // Without MANAGE_ROLE a user sees the roles it holds.
@@ -260,10 +266,11 @@ pub async fn execute(
                 .iter()
                 .map(|(p, path)| (*p, path.to_string()))
                 .collect();
+            let _schema_change = instance.engine.schema_change_guard().await;
             instance
                 .catalog
                 .grant(holder(grantee), &stored, *grant_option)?;
-            Ok(Output::Done)
+            log_authority(instance, &[], std::slice::from_ref(grantee)).await
         }
         Statement::Revoke {
             privileges,
@@ -293,8 +300,9 @@ pub async fn execute(
                     format!("{grantee} does not have the privileges to revoke"),
                 ));
             }
+            let _schema_change = instance.engine.schema_change_guard().await;
             instance.catalog.revoke(holder(grantee), &doomed)?;
-            Ok(Output::Done)
+            log_authority(instance, &[], std::slice::from_ref(grantee)).await
         }
         // Data statements were handed to the engine above (`Engine::handles` is the one list).
         _ => Err(StatementError::new(
@@ -309,6 +317,27 @@ fn show_pipes(instance: &Instance, filter: &ShowFilter) -> Result<Output, Statem
     // Counting a pipe's backlog reads the change log: do it where blocking is allowed.
     let table = tokio::task::block_in_place(|| instance.pipes.show(filter))?;
     Ok(Output::Table(table))
+}
+
+/// Logs what roles and holders now are, for pipes that include `auth`.
+async fn log_authority(
+    instance: &Instance,
+    roles: &[&String],
+    holders: &[Grantee],
+) -> Result<Output, StatementError> {
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    let holders: Vec<(&str, &str)> = holders
+        .iter()
+        .map(|h| match h {
+            Grantee::User(name) => ("user", name.as_str()),
+            Grantee::Role(name) => ("role", name.as_str()),
+        })
+        .collect();
+    instance
+        .engine
+        .log_authority_change(&roles, &holders)
+        .await?;
+    Ok(Output::Done)
 }
 
 /// A one-column list of names (`LIST USER`, `LIST ROLE`), IoTDB's header.
