@@ -371,7 +371,7 @@ fn check_grant_option(
     }
 }
 
-/// `LIST PRIVILEGES OF USER u | ROLE r`: IoTDB's columns Role, Scope, Privileges, GrantOption; one
+/// `LIST PRIVILEGES OF USER u | ROLE r`: IoTDB's columns Role, Path, Privileges, GrantOption; one
 /// row per privilege and path, the user's own first (Role empty), then each role's.
 fn list_privileges(instance: &Instance, of: &Grantee) -> Result<Table, StatementError> {
     let mut rows: Vec<(String, String, String, bool)> = Vec::new();
@@ -417,7 +417,7 @@ fn list_privileges(instance: &Instance, of: &Grantee) -> Result<Table, Statement
     Ok(typed_table(
         &[
             ("Role", DataType::Text),
-            ("Scope", DataType::Text),
+            ("Path", DataType::Text),
             ("Privileges", DataType::Text),
             ("GrantOption", DataType::Boolean),
         ],

@@ -91,7 +91,7 @@ def test_privileges_through_the_python_client(server, session):
                 "INSERT INTO root.pyperm.d(time, s) VALUES (1, 1)"
             ) == 0
             df = query_df(s, "LIST PRIVILEGES OF USER frank")
-            assert list(df.columns) == ["Role", "Scope", "Privileges", "GrantOption"]
+            assert list(df.columns) == ["Role", "Path", "Privileges", "GrantOption"]
             assert sorted(df["Privileges"]) == ["WRITE_DATA", "WRITE_SCHEMA"]
         finally:
             s.close()
