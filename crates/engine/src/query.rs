@@ -1213,6 +1213,9 @@ struct DeviceSeries {
 impl DevicePlan {
     /// The next device with at least one selected measurement.
     fn next_device(&mut self) -> Result<Option<DeviceSeries>> {
+        // Devices are bound as pages are fetched, on whatever thread fetches: under the session's
+        // read scope again (a condition's measurement outside it reads nothing).
+        let _scope = crate::scope::enter(self.ctx.read_data.clone());
         for (device, ms) in self.devices.by_ref() {
             self.control.check()?;
             let mut series: Vec<SeriesInfo> = Vec::new();
