@@ -239,8 +239,13 @@ impl Engine {
             .ttl_rules()?
             .into_iter()
             .filter(|(pattern, _)| {
-                path.as_ref()
-                    .is_none_or(|p| paths::matches(&p.0, &paths::split(pattern)))
+                let nodes = paths::split(pattern);
+                // A rule shows where the session may read the schema: its concrete prefix leads
+                // to something readable.
+                let concrete: Vec<&String> =
+                    nodes.iter().take_while(|n| !n.contains('*')).collect();
+                path.as_ref().is_none_or(|p| paths::matches(&p.0, &nodes))
+                    && crate::scope::node_visible(&concrete)
             })
             .map(|(pattern, ttl)| {
                 let ttl = if ttl == crate::ttl::INFINITE_TTL_MS {
@@ -280,7 +285,8 @@ impl Engine {
             | Statement::CountNodes { .. }
             | Statement::ShowChildPaths { .. }
             | Statement::ShowChildNodes { .. }
-            | Statement::ShowDatabases { .. } => Some(crate::scope::enter(ctx.read_schema.clone())),
+            | Statement::ShowDatabases { .. }
+            | Statement::ShowTtl { .. } => Some(crate::scope::enter(ctx.read_schema.clone())),
             _ => None,
         };
         match statement {
