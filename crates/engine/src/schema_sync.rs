@@ -1376,11 +1376,45 @@ impl Engine {
                 if name == duet_catalog::ROOT_USER || self.superseded(&object, version)? {
                     return Ok(());
                 }
-                let holder = if kind == "user" {
-                    duet_catalog::Holder::User(name)
+                let (holder, holder_object) = if kind == "user" {
+                    (duet_catalog::Holder::User(name), user_object(name))
                 } else {
-                    duet_catalog::Holder::Role(name)
+                    (duet_catalog::Holder::Role(name), role_object(name))
                 };
+                // Batches may arrive out of order: an authority can come before the user or a
+                // role it names. Unless that was dropped here, the batch is refused and its
+                // sender sends it again (so nothing is lost); a dropped holder's is skipped.
+                let dropped = |object: &str| -> Result<bool> {
+                    Ok(self
+                        .catalog
+                        .schema_version(object)?
+                        .is_some_and(|v| !v.present))
+                };
+                let holder_missing = match holder {
+                    duet_catalog::Holder::User(user) => {
+                        self.catalog.user_password_hash(user)?.is_none()
+                    }
+                    duet_catalog::Holder::Role(role) => !self.catalog.role_exists(role)?,
+                };
+                if holder_missing {
+                    if dropped(&holder_object)? {
+                        return Ok(());
+                    }
+                    return Err(EngineError::Internal(format!(
+                        "the {kind} {name} has not arrived yet; the batch will be sent again"
+                    )));
+                }
+                let mut kept_roles = Vec::new();
+                for role in roles {
+                    if self.catalog.role_exists(role)? {
+                        kept_roles.push(role.clone());
+                    } else if !dropped(&role_object(role))? {
+                        return Err(EngineError::Internal(format!(
+                            "the role {role} has not arrived yet; the batch will be sent again"
+                        )));
+                    }
+                }
+                let roles = &kept_roles;
                 // A privilege this duetd does not know (a newer peer's) is left out.
                 let grants: Vec<(duet_catalog::Privilege, String, bool)> = grants
                     .iter()
@@ -1389,13 +1423,8 @@ impl Engine {
                         Some((privilege, g.path.clone(), g.grant_option))
                     })
                     .collect();
-                match self.catalog.replace_authority(holder, &grants, roles) {
-                    Ok(()) => records.push((object, object_version(version, true))),
-                    Err(
-                        duet_catalog::Error::UserNotExist(_) | duet_catalog::Error::RoleNotExist(_),
-                    ) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                self.catalog.replace_authority(holder, &grants, roles)?;
+                records.push((object, object_version(version, true)));
             }
             _ => {}
         }
