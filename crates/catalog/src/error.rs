@@ -52,6 +52,24 @@ pub enum Error {
     #[error("Cannot drop root user")]
     CannotDropRoot,
 
+    #[error("Role {0} does not exist")]
+    RoleNotExist(String),
+
+    #[error("Role {0} already exists")]
+    RoleExists(String),
+
+    #[error("{0}")]
+    InvalidRole(String),
+
+    #[error("User {user} already has role {role}")]
+    UserHasRole { user: String, role: String },
+
+    #[error("User {user} does not have role {role}")]
+    UserNotHasRole { user: String, role: String },
+
+    #[error("Invalid operation, administrator already has all privileges")]
+    RootPrivilegesFixed,
+
     #[error("Failed to create pipe {0}, the pipe with the same name has been created")]
     PipeExists(String),
 

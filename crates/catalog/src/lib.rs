@@ -6,6 +6,7 @@ mod error;
 mod lock;
 mod password;
 mod pipes;
+mod privileges;
 mod schema;
 mod schema_versions;
 mod series;
@@ -14,6 +15,7 @@ mod ttl;
 mod users;
 
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension};
@@ -21,6 +23,7 @@ use rusqlite::{Connection, OptionalExtension};
 pub use error::{Error, Result};
 pub use password::{hash_new_password, iotdb_password_record, validate_user_name};
 pub use pipes::{NewPipe, ParsePipeStateError, PipeException, PipeRecord, PipeState};
+pub use privileges::{validate_role_name, Authority, Grant, Holder, Privilege, GLOBAL_PATH};
 pub use schema_versions::ObjectVersion;
 pub use series::SeriesRecord;
 pub use templates::{TemplateMeasurementRecord, TemplateRecord};
@@ -59,6 +62,8 @@ pub struct Catalog {
     // Declared before the lock so the connection closes (checkpointing the WAL) while the directory is
     // still ours.
     connection: Mutex<Connection>,
+    /// Moves on every change of users, roles or grants (see `privileges`).
+    privileges_generation: AtomicU64,
     _data_dir_lock: DataDirLock,
 }
 
@@ -105,6 +110,7 @@ impl Catalog {
 
         Ok(Catalog {
             connection: Mutex::new(connection),
+            privileges_generation: AtomicU64::new(0),
             _data_dir_lock: data_dir_lock,
         })
     }

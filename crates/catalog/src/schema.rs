@@ -113,6 +113,38 @@ const MIGRATIONS: &[&str] = &[
         present   INTEGER  NOT NULL
     );
     "#,
+    // 7: roles, the roles each user holds, and grants (IoTDB's privileges) of users and roles. A
+    // global privilege is stored on `root.**`, as IoTDB lists it. An upgraded catalog's users keep
+    // what every user could do before privileges existed (read, write and define data anywhere,
+    // create and drop databases), so an upgrade breaks no application; root needs no grants.
+    r#"
+    CREATE TABLE roles (
+        name           TEXT    PRIMARY KEY,
+        created_at_ms  INTEGER NOT NULL
+    );
+
+    CREATE TABLE user_roles (
+        user  TEXT  NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        role  TEXT  NOT NULL REFERENCES roles (name) ON DELETE CASCADE,
+        PRIMARY KEY (user, role)
+    );
+
+    CREATE TABLE grants (
+        holder_kind   TEXT     NOT NULL CHECK (holder_kind IN ('user', 'role')),
+        holder        TEXT     NOT NULL,
+        privilege     TEXT     NOT NULL,  -- READ_DATA, MANAGE_USER, ...
+        path          TEXT     NOT NULL,  -- a full path or a prefix ending in .**; root.** for global ones
+        grant_option  INTEGER  NOT NULL CHECK (grant_option IN (0, 1)),
+        PRIMARY KEY (holder_kind, holder, privilege, path)
+    );
+
+    INSERT INTO grants (holder_kind, holder, privilege, path, grant_option)
+        SELECT 'user', users.name, kept.privilege, 'root.**', 0
+        FROM users, (SELECT 'READ_DATA' AS privilege UNION ALL SELECT 'WRITE_DATA'
+                     UNION ALL SELECT 'READ_SCHEMA' UNION ALL SELECT 'WRITE_SCHEMA'
+                     UNION ALL SELECT 'MANAGE_DATABASE') AS kept
+        WHERE users.name <> 'root';
+    "#,
 ];
 
 /// The schema version this code writes and understands.
@@ -159,6 +191,44 @@ mod tests {
         // Idempotent: a second run has nothing to do.
         migrate(&mut connection).unwrap();
         assert_eq!(schema_version(&connection).unwrap(), CURRENT_VERSION);
+    }
+
+    #[test]
+    fn upgraded_users_keep_what_they_could_do_before_privileges() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        // A catalog as version 6 left it, with root and one user.
+        for (version, script) in (1u32..).zip(&MIGRATIONS[..6]) {
+            connection.execute_batch(script).unwrap();
+            connection
+                .pragma_update(None, "user_version", version)
+                .unwrap();
+        }
+        connection
+            .execute_batch("INSERT INTO users VALUES ('root', 'h', 0), ('alice', 'h', 0);")
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let mut statement = connection
+            .prepare("SELECT holder, privilege, path FROM grants ORDER BY privilege")
+            .unwrap();
+        let grants: Vec<(String, String, String)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let names: Vec<&str> = grants.iter().map(|(_, p, _)| p.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "MANAGE_DATABASE",
+                "READ_DATA",
+                "READ_SCHEMA",
+                "WRITE_DATA",
+                "WRITE_SCHEMA"
+            ]
+        );
+        assert!(grants
+            .iter()
+            .all(|(holder, _, path)| holder == "alice" && path == "root.**"));
     }
 
     #[test]

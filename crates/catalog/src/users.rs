@@ -12,8 +12,17 @@ use crate::{now_ms, Catalog, ROOT_DEFAULT_PASSWORD, ROOT_USER};
 impl Catalog {
     /// Checks a login: [`Error::UserNotExist`] for an unknown user, [`Error::WrongPassword`] for a bad
     /// password.
+    /// An unknown user costs a password check all the same, so the time taken does not tell which
+    /// names exist.
     pub fn authenticate(&self, user: &str, password: &str) -> Result<()> {
-        let stored_hash = self.password_hash(user)?;
+        let stored_hash = match self.password_hash(user) {
+            Ok(hash) => hash,
+            Err(Error::UserNotExist(name)) => {
+                let _ = verify_password(password, unknown_user_hash());
+                return Err(Error::UserNotExist(name));
+            }
+            Err(other) => return Err(other),
+        };
         if verify_password(password, &stored_hash)? {
             Ok(())
         } else {
@@ -46,6 +55,7 @@ impl Catalog {
         if inserted == 0 {
             return Err(Error::UserExists(user.to_string()));
         }
+        self.privileges_changed();
         tracing::info!(user, "user created");
         Ok(())
     }
@@ -74,12 +84,16 @@ impl Catalog {
         if user == ROOT_USER {
             return Err(Error::CannotDropRoot);
         }
-        let deleted = self
-            .connection()
-            .execute("DELETE FROM users WHERE name = ?1", [user])?;
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        let deleted = transaction.execute("DELETE FROM users WHERE name = ?1", [user])?;
         if deleted == 0 {
             return Err(Error::UserNotExist(user.to_string()));
         }
+        crate::privileges::forget_user(&transaction, user)?;
+        transaction.commit()?;
+        drop(connection);
+        self.privileges_changed();
         tracing::info!(user, "user dropped");
         Ok(())
     }
@@ -99,6 +113,7 @@ impl Catalog {
              ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
             (user, password_hash, now_ms()),
         )?;
+        self.privileges_changed();
         tracing::info!(user, "user replicated");
         Ok(())
     }
@@ -108,8 +123,13 @@ impl Catalog {
         if user == ROOT_USER {
             return Err(Error::CannotDropRoot);
         }
-        self.connection()
-            .execute("DELETE FROM users WHERE name = ?1", [user])?;
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        transaction.execute("DELETE FROM users WHERE name = ?1", [user])?;
+        crate::privileges::forget_user(&transaction, user)?;
+        transaction.commit()?;
+        drop(connection);
+        self.privileges_changed();
         Ok(())
     }
 
@@ -138,6 +158,14 @@ impl Catalog {
         stored_password_hash(&self.connection(), user)?
             .ok_or_else(|| Error::UserNotExist(user.to_string()))
     }
+}
+
+/// An argon2 hash no password is known for, checked against when the user does not exist.
+fn unknown_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        crate::password::hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default()
+    })
 }
 
 fn stored_password_hash(connection: &Connection, user: &str) -> Result<Option<String>> {
@@ -242,6 +270,17 @@ mod tests {
             catalog.set_password("root", "abc"),
             Err(Error::InvalidPassword(_))
         ));
+        for bad in ["with space", "quote'd", "dot.ted", "ümlaut1"] {
+            assert!(
+                matches!(
+                    catalog.create_user("user", bad),
+                    Err(Error::InvalidPassword(_))
+                ),
+                "{bad}"
+            );
+        }
+        catalog.create_user("special", "aZ9!@#$%^&*()_+-=").unwrap();
+        catalog.drop_user("special").unwrap();
         assert_eq!(catalog.list_users().unwrap(), vec!["root"]);
         catalog.authenticate("root", "root").unwrap();
     }

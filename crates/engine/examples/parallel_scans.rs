@@ -30,6 +30,7 @@ fn env(name: &str, default: usize) -> usize {
 async fn run(engine: &Arc<Engine>, sql: &str) -> usize {
     let ctx = SessionContext {
         zone_id: "UTC".into(),
+        ..Default::default()
     };
     let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
     match engine.execute(&ctx, &statement).await.unwrap() {

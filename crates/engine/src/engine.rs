@@ -18,12 +18,17 @@ use crate::values::Cell;
 use crate::write::{DeviceWrite, WriteColumn};
 use crate::{EngineError, Result};
 
-/// What a session contributes to a statement: the time zone for datetime literals.
-#[derive(Debug, Clone)]
+/// What a session contributes to a statement: the time zone for datetime literals, and the read
+/// scopes of its user's privileges.
+#[derive(Debug, Clone, Default)]
 pub struct SessionContext {
     /// As the client set it (openSession, setTimeZone); the session accepts only ids [`Zone::parse`]
     /// reads.
     pub zone_id: String,
+    /// What queries may read (READ_DATA); `None`: everything (root).
+    pub read_data: Option<std::sync::Arc<crate::scope::ReadScope>>,
+    /// What SHOW and COUNT may list (READ_SCHEMA); `None`: everything (root).
+    pub read_schema: Option<std::sync::Arc<crate::scope::ReadScope>>,
 }
 
 impl SessionContext {
@@ -226,8 +231,13 @@ impl Engine {
             .ttl_rules()?
             .into_iter()
             .filter(|(pattern, _)| {
-                path.as_ref()
-                    .is_none_or(|p| paths::matches(&p.0, &paths::split(pattern)))
+                let nodes = paths::split(pattern);
+                // A rule shows where the session may read the schema: its concrete prefix leads
+                // to something readable.
+                let concrete: Vec<&String> =
+                    nodes.iter().take_while(|n| !n.contains('*')).collect();
+                path.as_ref().is_none_or(|p| paths::matches(&p.0, &nodes))
+                    && crate::scope::node_visible(&concrete)
             })
             .map(|(pattern, ttl)| {
                 let ttl = if ttl == crate::ttl::INFINITE_TTL_MS {
@@ -257,6 +267,22 @@ impl Engine {
             | Statement::CreateTimeseries { .. }
             | Statement::CreateAlignedTimeseries { .. }
             | Statement::DeleteTimeseries { .. } => Some(self.schema_changes.write().await),
+            _ => None,
+        };
+        // The statements that list the schema see the session's READ_SCHEMA scope. Their arms
+        // below never await, so the thread's scope cannot leak into another task.
+        let _scope = match statement {
+            Statement::ShowTimeseries { .. }
+            | Statement::ShowDevices { .. }
+            | Statement::CountTimeseries { .. }
+            | Statement::CountDevices { .. }
+            | Statement::CountTimeseriesByLevel { .. }
+            | Statement::CountDatabases { .. }
+            | Statement::CountNodes { .. }
+            | Statement::ShowChildPaths { .. }
+            | Statement::ShowChildNodes { .. }
+            | Statement::ShowDatabases { .. }
+            | Statement::ShowTtl { .. } => Some(crate::scope::enter(ctx.read_schema.clone())),
             _ => None,
         };
         match statement {
@@ -331,7 +357,10 @@ impl Engine {
                 let schema = self.schema_read()?;
                 let dbs: Vec<&String> = schema
                     .databases()
-                    .filter(|db| path.as_ref().is_none_or(|p| matches_db_pattern(p, db)))
+                    .filter(|db| {
+                        path.as_ref().is_none_or(|p| matches_db_pattern(p, db))
+                            && crate::scope::node_visible(&paths::split(db))
+                    })
                     .collect();
                 let n = dbs.len();
                 Ok(Output::Table(Table {
@@ -576,12 +605,21 @@ impl Engine {
 
     /// Executes a `SELECT` under `control` (its memory budget, deadline and cancellation). Planning
     /// reads the schema and may take a while for many series: call it where blocking is allowed.
+    /// Whether the series exists (a write to one that does not creates it, which needs more
+    /// privileges than writing).
+    pub fn series_exists(&self, device: &str, measurement: &str) -> bool {
+        self.schema_read()
+            .map(|schema| schema.series_type(device, measurement).is_some())
+            .unwrap_or(false)
+    }
+
     pub fn select(
         self: &Arc<Self>,
         ctx: &SessionContext,
         select: &duet_parser::Select,
         control: QueryControlRef,
     ) -> Result<Output> {
+        let _scope = crate::scope::enter(ctx.read_data.clone());
         query::execute(self, ctx, select, control)
     }
 
@@ -883,8 +921,11 @@ impl Engine {
     }
 }
 
+/// Whether `db` matches `pattern` and the session's read scope leads to it (SHOW and COUNT
+/// DATABASES).
 fn matches_db_pattern(pattern: &Path, db: &str) -> bool {
-    paths::matches(&pattern.0, &paths::split(db))
+    let nodes = paths::split(db);
+    paths::matches(&pattern.0, &nodes) && crate::scope::node_visible(&nodes)
 }
 
 fn concrete(path: &Path) -> Result<String> {

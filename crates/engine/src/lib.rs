@@ -7,6 +7,7 @@
 //! - [`write`]: the write path shared by SQL `INSERT` and every insert RPC;
 //! - [`query`]: `SELECT` (raw, aggregates, `GROUP BY`, `LAST`, `ALIGN BY DEVICE`) as page streams;
 //! - [`limits`]: a query's memory budget, deadline and cancellation;
+//! - [`scope`]: the read scope of a session's privileges, applied where paths are resolved;
 //! - [`time`]: session zones, datetime literals, date expressions and calendar durations;
 //! - [`Engine`]: the front door.
 //!
@@ -20,6 +21,7 @@ pub mod query;
 pub mod replicate;
 pub mod schema;
 pub mod schema_sync;
+pub mod scope;
 pub mod template;
 pub mod time;
 pub mod ttl;

@@ -296,7 +296,11 @@ impl Schema {
             resolution_step();
             if let Some((key, info)) = self.devices.get_key_value(&device) {
                 if let Some(m) = info.measurements.get(measurement[0]) {
-                    out.push(self.info(key, &device, info, measurement[0], m));
+                    let device_nodes: Vec<String> =
+                        device_nodes.iter().map(|n| n.to_string()).collect();
+                    if crate::scope::series_visible(&device_nodes, measurement[0]) {
+                        out.push(self.info(key, &device, info, measurement[0], m));
+                    }
                 }
             }
             return out;
@@ -332,7 +336,9 @@ impl Schema {
             let device_path = paths::join(&nodes);
             for (measurement, m) in &info.measurements {
                 resolution_step();
-                if matcher.accepts(&matcher.step(&states, measurement)) {
+                if matcher.accepts(&matcher.step(&states, measurement))
+                    && crate::scope::series_visible(&nodes, measurement)
+                {
                     out.push(self.info(device, &device_path, info, measurement, m));
                 }
             }
@@ -368,7 +374,10 @@ impl Schema {
         let matcher = paths::Matcher::new(pattern);
         self.devices
             .iter()
-            .filter(|(d, _)| matcher.accepts(&matcher.run(&paths::split(d))))
+            .filter(|(d, _)| {
+                let nodes = paths::split(d);
+                matcher.accepts(&matcher.run(&nodes)) && crate::scope::node_visible(&nodes)
+            })
             .collect()
     }
 
@@ -378,6 +387,10 @@ impl Schema {
     fn tree_nodes(&self) -> BTreeMap<Vec<String>, NodeType> {
         let mut nodes: BTreeMap<Vec<String>, NodeType> = BTreeMap::new();
         let mut note = |path: &[String], kind: NodeType| {
+            // Outside the session's read scope a node is not part of its tree at all.
+            if !crate::scope::node_visible(path) {
+                return;
+            }
             let slot = nodes.entry(path.to_vec()).or_insert(kind);
             *slot = (*slot).min(kind);
         };

@@ -79,6 +79,23 @@ pub enum SchemaChange {
     DropUser {
         name: String,
     },
+    /// A role created (its grants travel as [`SchemaChange::PutAuthority`]).
+    PutRole {
+        name: String,
+    },
+    DropRole {
+        name: String,
+    },
+    /// Everything a user or role now holds itself: its grants and, for a user, its roles — the
+    /// whole state, so applying the newest one is all a peer needs whatever order they arrive in.
+    PutAuthority {
+        /// `user` or `role`.
+        kind: String,
+        name: String,
+        grants: Vec<GrantSpec>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<String>,
+    },
     /// A device template defined (or, applied where it exists, its missing measurements added).
     CreateTemplate {
         name: String,
@@ -160,7 +177,11 @@ impl SchemaChange {
                 SchemaKind::Timeseries
             }
             SchemaChange::SetTtl { .. } | SchemaChange::UnsetTtl { .. } => SchemaKind::Ttl,
-            SchemaChange::PutUser { .. } | SchemaChange::DropUser { .. } => SchemaKind::Auth,
+            SchemaChange::PutUser { .. }
+            | SchemaChange::DropUser { .. }
+            | SchemaChange::PutRole { .. }
+            | SchemaChange::DropRole { .. }
+            | SchemaChange::PutAuthority { .. } => SchemaKind::Auth,
             SchemaChange::CreateTemplate { .. }
             | SchemaChange::AppendTemplate { .. }
             | SchemaChange::PruneTemplate { .. }
@@ -198,12 +219,23 @@ impl SchemaChange {
             // select them.
             SchemaChange::PutUser { .. }
             | SchemaChange::DropUser { .. }
+            | SchemaChange::PutRole { .. }
+            | SchemaChange::DropRole { .. }
+            | SchemaChange::PutAuthority { .. }
             | SchemaChange::CreateTemplate { .. }
             | SchemaChange::AppendTemplate { .. }
             | SchemaChange::PruneTemplate { .. }
             | SchemaChange::DropTemplate { .. } => Vec::new(),
         }
     }
+}
+
+/// One grant as a replicated authority carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantSpec {
+    pub privilege: String,
+    pub path: String,
+    pub grant_option: bool,
 }
 
 /// The key of a schema object in the catalog's version records.
@@ -221,6 +253,14 @@ fn ttl_object(pattern: &str) -> String {
 
 fn user_object(name: &str) -> String {
     format!("user:{name}")
+}
+
+fn role_object(name: &str) -> String {
+    format!("role:{name}")
+}
+
+fn authority_object(kind: &str, name: &str) -> String {
+    format!("authority:{kind}\u{1f}{name}")
 }
 
 pub(crate) fn template_object(name: &str) -> String {
@@ -311,6 +351,11 @@ impl SchemaChange {
             }
             SchemaChange::PutUser { name, .. } => vec![(user_object(name), true)],
             SchemaChange::DropUser { name } => vec![(user_object(name), false)],
+            SchemaChange::PutRole { name } => vec![(role_object(name), true)],
+            SchemaChange::DropRole { name } => vec![(role_object(name), false)],
+            SchemaChange::PutAuthority { kind, name, .. } => {
+                vec![(authority_object(kind, name), true)]
+            }
             SchemaChange::CreateTemplate {
                 name, measurements, ..
             }
@@ -416,6 +461,65 @@ impl Engine {
             password_hash: password_hash.to_string(),
         };
         self.log_schema_change(change, Vec::new()).await
+    }
+
+    /// Logs a role or a grant change just made in the catalog, for pipes that include `auth`: the
+    /// role's existence and the whole authority of every holder named. The caller holds
+    /// [`Engine::schema_change_guard`].
+    pub async fn log_authority_change(
+        &self,
+        roles: &[String],
+        holders: &[(&str, &str)],
+    ) -> Result<()> {
+        let mut changes = Vec::new();
+        for role in roles {
+            changes.push(if self.catalog.role_exists(role)? {
+                SchemaChange::PutRole { name: role.clone() }
+            } else {
+                SchemaChange::DropRole { name: role.clone() }
+            });
+        }
+        for (kind, name) in holders {
+            if let Some(change) = self.authority_state(kind, name)? {
+                changes.push(change);
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.log_schema_changes(changes, Vec::new()).await
+    }
+
+    /// What `kind` `name` holds now, as a replicated change (`None` when it does not exist).
+    fn authority_state(&self, kind: &str, name: &str) -> Result<Option<SchemaChange>> {
+        let holder = match kind {
+            "user" => duet_catalog::Holder::User(name),
+            _ => duet_catalog::Holder::Role(name),
+        };
+        let grants = match self.catalog.grants_of(holder) {
+            Ok(grants) => grants,
+            Err(duet_catalog::Error::UserNotExist(_) | duet_catalog::Error::RoleNotExist(_)) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let roles = match holder {
+            duet_catalog::Holder::User(user) => self.catalog.roles_of_user(user)?,
+            duet_catalog::Holder::Role(_) => Vec::new(),
+        };
+        Ok(Some(SchemaChange::PutAuthority {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            grants: grants
+                .into_iter()
+                .map(|g| GrantSpec {
+                    privilege: g.privilege.name().to_string(),
+                    path: g.path,
+                    grant_option: g.grant_option,
+                })
+                .collect(),
+            roles,
+        }))
     }
 
     /// Logs a user account about to be dropped, as [`Engine::log_user_put`].
@@ -838,6 +942,21 @@ impl Engine {
                 ));
             }
         }
+        for role in self.catalog.list_roles()? {
+            let version = recorded(&role_object(&role))?;
+            out.push((SchemaChange::PutRole { name: role.clone() }, version));
+            if let Some(change) = self.authority_state("role", &role)? {
+                out.push((change, recorded(&authority_object("role", &role))?));
+            }
+        }
+        for user in self.catalog.list_users()? {
+            if user == duet_catalog::ROOT_USER {
+                continue;
+            }
+            if let Some(change) = self.authority_state("user", &user)? {
+                out.push((change, recorded(&authority_object("user", &user))?));
+            }
+        }
         // What was dropped here: the peer may still hold it from before the pipe existed.
         for (object, v) in self.catalog.schema_versions_with_prefix("")? {
             if v.present {
@@ -861,6 +980,10 @@ impl Engine {
                 }
             } else if let Some(name) = object.strip_prefix("user:") {
                 SchemaChange::DropUser {
+                    name: name.to_string(),
+                }
+            } else if let Some(name) = object.strip_prefix("role:") {
+                SchemaChange::DropRole {
                     name: name.to_string(),
                 }
             } else if let Some(name) = object.strip_prefix("tpl:") {
@@ -1166,7 +1289,11 @@ impl Engine {
                 }
             }
             // Accounts and templates are applied below.
-            SchemaChange::PutUser { .. } | SchemaChange::DropUser { .. } => {}
+            SchemaChange::PutUser { .. }
+            | SchemaChange::DropUser { .. }
+            | SchemaChange::PutRole { .. }
+            | SchemaChange::DropRole { .. }
+            | SchemaChange::PutAuthority { .. } => {}
             _ => {
                 let (r, t) = self.apply_template_change(change, version)?;
                 records.extend(r);
@@ -1202,10 +1329,106 @@ impl Engine {
                 records.push((object, object_version(version, false)));
             }
         }
+        self.apply_authority_change(change, version, &mut records)?;
         if !records.is_empty() {
             self.catalog.set_schema_versions(&records)?;
         }
         Ok(applied)
+    }
+
+    /// A replicated role or authority, applied over older ones only. An authority whose holder
+    /// does not exist here (yet) is skipped, and so are roles it names that do not exist; root's
+    /// privileges never change.
+    fn apply_authority_change(
+        &self,
+        change: &SchemaChange,
+        version: Version,
+        records: &mut Vec<(String, ObjectVersion)>,
+    ) -> Result<()> {
+        match change {
+            SchemaChange::PutRole { name } => {
+                let object = role_object(name);
+                if !self.superseded(&object, version)? {
+                    match self.catalog.create_role(name) {
+                        Ok(()) | Err(duet_catalog::Error::RoleExists(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    records.push((object, object_version(version, true)));
+                }
+            }
+            SchemaChange::DropRole { name } => {
+                let object = role_object(name);
+                if !self.superseded(&object, version)? {
+                    match self.catalog.drop_role(name) {
+                        Ok(()) | Err(duet_catalog::Error::RoleNotExist(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    records.push((object, object_version(version, false)));
+                }
+            }
+            SchemaChange::PutAuthority {
+                kind,
+                name,
+                grants,
+                roles,
+            } => {
+                let object = authority_object(kind, name);
+                if name == duet_catalog::ROOT_USER || self.superseded(&object, version)? {
+                    return Ok(());
+                }
+                let (holder, holder_object) = if kind == "user" {
+                    (duet_catalog::Holder::User(name), user_object(name))
+                } else {
+                    (duet_catalog::Holder::Role(name), role_object(name))
+                };
+                // Batches may arrive out of order: an authority can come before the user or a
+                // role it names. Unless that was dropped here, the batch is refused and its
+                // sender sends it again (so nothing is lost); a dropped holder's is skipped.
+                let dropped = |object: &str| -> Result<bool> {
+                    Ok(self
+                        .catalog
+                        .schema_version(object)?
+                        .is_some_and(|v| !v.present))
+                };
+                let holder_missing = match holder {
+                    duet_catalog::Holder::User(user) => {
+                        self.catalog.user_password_hash(user)?.is_none()
+                    }
+                    duet_catalog::Holder::Role(role) => !self.catalog.role_exists(role)?,
+                };
+                if holder_missing {
+                    if dropped(&holder_object)? {
+                        return Ok(());
+                    }
+                    return Err(EngineError::Internal(format!(
+                        "the {kind} {name} has not arrived yet; the batch will be sent again"
+                    )));
+                }
+                let mut kept_roles = Vec::new();
+                for role in roles {
+                    if self.catalog.role_exists(role)? {
+                        kept_roles.push(role.clone());
+                    } else if !dropped(&role_object(role))? {
+                        return Err(EngineError::Internal(format!(
+                            "the role {role} has not arrived yet; the batch will be sent again"
+                        )));
+                    }
+                }
+                let roles = &kept_roles;
+                // A privilege this duetd does not know (a newer peer's) is left out.
+                let grants: Vec<(duet_catalog::Privilege, String, bool)> = grants
+                    .iter()
+                    .filter_map(|g| {
+                        let privilege = duet_catalog::Privilege::from_name(&g.privilege)?;
+                        Some((privilege, g.path.clone(), g.grant_option))
+                    })
+                    .collect();
+                self.catalog.replace_authority(holder, &grants, roles)?;
+                records.push((object, object_version(version, true)));
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// One series of a replicated `CreateSeries`.

@@ -36,6 +36,7 @@ impl Db {
     async fn exec(&self, sql: &str) -> Output {
         let ctx = SessionContext {
             zone_id: "UTC".into(),
+            ..Default::default()
         };
         let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
         self.engine

@@ -20,6 +20,7 @@ struct Db {
 fn ctx() -> SessionContext {
     SessionContext {
         zone_id: "UTC".into(),
+        ..Default::default()
     }
 }
 

@@ -13,6 +13,7 @@ use duet_storage::{Storage, StorageOptions};
 async fn exec(engine: &Arc<Engine>, sql: &str) -> Output {
     let ctx = SessionContext {
         zone_id: "UTC".into(),
+        ..Default::default()
     };
     let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
     engine

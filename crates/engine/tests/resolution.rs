@@ -71,6 +71,7 @@ fn steps_to_plan(engine: &Arc<Engine>, sql: &str) -> (u64, usize) {
         .select(
             &SessionContext {
                 zone_id: "UTC".into(),
+                ..Default::default()
             },
             &select,
             control,

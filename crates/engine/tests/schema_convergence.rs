@@ -50,6 +50,7 @@ impl Instance {
     async fn exec(&self, sql: &str) -> Output {
         let ctx = SessionContext {
             zone_id: "UTC".into(),
+            ..Default::default()
         };
         let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
         self.engine.execute(&ctx, &statement).await.unwrap()
@@ -498,6 +499,7 @@ async fn a_local_drop_whose_entry_fails_to_log_changes_nothing() {
         .unwrap();
     let ctx = SessionContext {
         zone_id: "UTC".into(),
+        ..Default::default()
     };
     assert!(a.engine.execute(&ctx, &statement).await.is_err());
     assert_eq!(a.rows("show databases root.w").await.len(), 1);
@@ -649,6 +651,7 @@ async fn schema_state(side: &Instance) -> Vec<Vec<Vec<String>>> {
         let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
         let ctx = SessionContext {
             zone_id: "UTC".into(),
+            ..Default::default()
         };
         // A statement about a template that does not exist (yet) is an error: recorded as empty.
         state.push(match side.engine.execute(&ctx, &statement).await {
@@ -690,6 +693,7 @@ async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
         let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
         let ctx = SessionContext {
             zone_id: "UTC".into(),
+            ..Default::default()
         };
         assert!(
             a.engine.execute(&ctx, &statement).await.is_err(),
@@ -767,6 +771,7 @@ async fn writes_racing_a_drop_of_their_database_converge() {
         .await;
         let ctx = SessionContext {
             zone_id: "UTC".into(),
+            ..Default::default()
         };
         let insert = duet_parser::parse(&format!("insert into root.r{i}.d(time, s) values (1, 1)"))
             .unwrap()
@@ -865,6 +870,7 @@ async fn a_ttl_rule_past_the_limit_is_refused_before_it_is_logged() {
         .unwrap();
     let ctx = SessionContext {
         zone_id: "UTC".into(),
+        ..Default::default()
     };
     assert!(a.engine.execute(&ctx, &statement).await.is_err());
     assert_eq!(a.head(), head);

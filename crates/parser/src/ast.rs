@@ -79,7 +79,50 @@ pub enum Statement {
     DropUser {
         name: String,
     },
-    ListUser,
+    /// `LIST USER [OF ROLE role]`
+    ListUser {
+        of_role: Option<String>,
+    },
+    /// `CREATE ROLE name`
+    CreateRole {
+        name: String,
+    },
+    /// `DROP ROLE name`
+    DropRole {
+        name: String,
+    },
+    /// `LIST ROLE [OF USER user]`
+    ListRole {
+        of_user: Option<String>,
+    },
+    /// `LIST PRIVILEGES OF (USER | ROLE) name`
+    ListPrivileges {
+        of: Grantee,
+    },
+    /// `GRANT privilege, … ON path, … TO (USER | ROLE) name [WITH GRANT OPTION]`; privilege names
+    /// are upper-cased (`READ_DATA`, or IoTDB's composites `READ`, `WRITE`, `ALL`).
+    Grant {
+        privileges: Vec<String>,
+        paths: Vec<Path>,
+        grantee: Grantee,
+        grant_option: bool,
+    },
+    /// `REVOKE privilege, … ON path, … FROM (USER | ROLE) name`
+    Revoke {
+        privileges: Vec<String>,
+        paths: Vec<Path>,
+        grantee: Grantee,
+    },
+    /// `GRANT ROLE role TO user`
+    GrantRole {
+        role: String,
+        user: String,
+    },
+    /// `REVOKE ROLE role FROM user`
+    RevokeRole {
+        role: String,
+        user: String,
+    },
     /// `CREATE DATABASE path`, `CREATE STORAGE GROUP path`, `SET STORAGE GROUP TO path`
     CreateDatabase {
         path: Path,
@@ -249,6 +292,22 @@ pub struct AlterClause {
     pub attributes: Attributes,
 }
 
+/// Who a GRANT, REVOKE or LIST PRIVILEGES is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grantee {
+    User(String),
+    Role(String),
+}
+
+impl fmt::Display for Grantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Grantee::User(name) => write!(f, "USER {}", Name(name)),
+            Grantee::Role(name) => write!(f, "ROLE {}", Name(name)),
+        }
+    }
+}
+
 /// Which regions `SHOW REGIONS` lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegionKind {
@@ -355,7 +414,46 @@ impl fmt::Display for Statement {
                 )
             }
             Statement::DropUser { name } => write!(f, "DROP USER {}", Name(name)),
-            Statement::ListUser => f.write_str("LIST USER"),
+            Statement::ListUser { of_role: None } => f.write_str("LIST USER"),
+            Statement::ListUser {
+                of_role: Some(role),
+            } => write!(f, "LIST USER OF ROLE {}", Name(role)),
+            Statement::CreateRole { name } => write!(f, "CREATE ROLE {}", Name(name)),
+            Statement::DropRole { name } => write!(f, "DROP ROLE {}", Name(name)),
+            Statement::ListRole { of_user: None } => f.write_str("LIST ROLE"),
+            Statement::ListRole {
+                of_user: Some(user),
+            } => write!(f, "LIST ROLE OF USER {}", Name(user)),
+            Statement::ListPrivileges { of } => write!(f, "LIST PRIVILEGES OF {of}"),
+            Statement::Grant {
+                privileges,
+                paths,
+                grantee,
+                grant_option,
+            } => {
+                write!(f, "GRANT {} ON ", privileges.join(", "))?;
+                data::paths(f, paths)?;
+                write!(f, " TO {grantee}")?;
+                if *grant_option {
+                    f.write_str(" WITH GRANT OPTION")?;
+                }
+                Ok(())
+            }
+            Statement::Revoke {
+                privileges,
+                paths,
+                grantee,
+            } => {
+                write!(f, "REVOKE {} ON ", privileges.join(", "))?;
+                data::paths(f, paths)?;
+                write!(f, " FROM {grantee}")
+            }
+            Statement::GrantRole { role, user } => {
+                write!(f, "GRANT ROLE {} TO {}", Name(role), Name(user))
+            }
+            Statement::RevokeRole { role, user } => {
+                write!(f, "REVOKE ROLE {} FROM {}", Name(role), Name(user))
+            }
             Statement::CreateDatabase { path } => write!(f, "CREATE DATABASE {path}"),
             Statement::DropDatabase { paths } => {
                 f.write_str("DROP DATABASE ")?;

@@ -69,12 +69,42 @@ pub(crate) const QUERY: &str = "QUERY";
 pub(crate) const QUERIES: &str = "QUERIES";
 pub(crate) const PROCESSLIST: &str = "PROCESSLIST";
 pub(crate) const ALL_WORD: &str = "ALL";
+pub(crate) const ROLE: &str = "ROLE";
+pub(crate) const GRANT: &str = "GRANT";
+pub(crate) const REVOKE: &str = "REVOKE";
+pub(crate) const OPTION: &str = "OPTION";
+pub(crate) const PRIVILEGES: &str = "PRIVILEGES";
+
+/// The privilege names GRANT and REVOKE accept (IoTDB 2.0's tree-model and global privileges, and
+/// its composites READ, WRITE and ALL).
+pub(crate) const PRIVILEGE_NAMES: &[&str] = &[
+    "READ_DATA",
+    "WRITE_DATA",
+    "READ_SCHEMA",
+    "WRITE_SCHEMA",
+    "MANAGE_USER",
+    "MANAGE_ROLE",
+    "USE_TRIGGER",
+    "USE_UDF",
+    "USE_CQ",
+    "USE_PIPE",
+    "USE_MODEL",
+    "EXTEND_TEMPLATE",
+    "MANAGE_DATABASE",
+    "MAINTAIN",
+    "SYSTEM",
+    "SECURITY",
+    "AUDIT",
+    "READ",
+    "WRITE",
+    "ALL",
+];
 
 /// Every pipe-statement keyword above; a name equal to one of these (ignoring case) is printed back-quoted.
 pub(crate) const ALL: &[&str] = &[
     ALTER, BY, CLUSTER, CLUSTERID, CLUSTER_ID, CONNECTOR, CREATE, DETAILS, DROP, EXISTS, EXTRACTOR,
     IF, LIST, MODIFY, NOT, OF, PASSWORD, PIPE, PIPES, PROCESSOR, REPLACE, SET, SHOW, SINK, SOURCE,
-    START, STOP, USED, USER, VERSION, WHERE, WITH,
+    START, STOP, USED, USER, VERSION, WHERE, WITH, ROLE, GRANT, REVOKE, OPTION, PRIVILEGES,
 ];
 
 pub(crate) fn is_keyword(word: &str) -> bool {

@@ -24,7 +24,9 @@ mod scan;
 mod split;
 pub mod time;
 
-pub use ast::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, RegionKind, Statement};
+pub use ast::{
+    AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, Grantee, RegionKind, Statement,
+};
 pub use data::{
     BinaryOp, ColumnDef, DataTypeName, DurationLiteral, Expr, Fill, FillMethod, GroupByTime,
     InsertRow, InsertTime, Keep, Literal, Path, PathNode, Select, SelectItem, TimeShift, TimeValue,

@@ -6,7 +6,7 @@
 use sqlparser::tokenizer::Token;
 
 use crate::ast::{
-    AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, RegionKind, Statement,
+    AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe, Grantee, RegionKind, Statement,
 };
 use crate::error::ParseError;
 use crate::keywords::*;
@@ -22,8 +22,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["DELETE"],
     &["UPDATE"],
     &["COUNT"],
-    &["GRANT"],
-    &["REVOKE"],
     &["SET"],
     &["UNSET"],
     &["LOAD"],
@@ -39,7 +37,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["CREATE", "FUNCTION"],
     &["CREATE", "TRIGGER"],
     &["CREATE", "PIPEPLUGIN"],
-    &["CREATE", "ROLE"],
     &["CREATE", "CONTINUOUS", "QUERY"],
     &["CREATE", "CQ"],
     &["CREATE", "VIEW"],
@@ -51,7 +48,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["DROP", "FUNCTION"],
     &["DROP", "TRIGGER"],
     &["DROP", "PIPEPLUGIN"],
-    &["DROP", "ROLE"],
     &["DROP", "CONTINUOUS", "QUERY"],
     &["DROP", "CQ"],
     &["DROP", "VIEW"],
@@ -61,9 +57,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["STOP", "REPAIR"],
     &["START", "TRIGGER"],
     &["STOP", "TRIGGER"],
-    &["LIST", "ROLE"],
-    &["LIST", "PRIVILEGES"],
-    &["LIST", "USER", "OF", "ROLE"],
     &["SHOW", "LATEST", "TIMESERIES"],
     &["SHOW", "FUNCTIONS"],
     &["SHOW", "TRIGGERS"],
@@ -162,6 +155,10 @@ impl Parser {
                 let name = self.name("a user name")?;
                 let password = self.string("a password string")?;
                 Ok(Statement::CreateUser { name, password })
+            } else if t.eat_keyword(ROLE) {
+                Ok(Statement::CreateRole {
+                    name: self.name("a role name")?,
+                })
             } else if t.eat_keyword(DATABASE) || t.eat_keywords(&[STORAGE, GROUP]) {
                 self.create_database()
             } else if t.eat_keyword(TIMESERIES) {
@@ -169,7 +166,7 @@ impl Parser {
             } else if t.eat_keywords(&[ALIGNED, TIMESERIES]) {
                 self.create_aligned_timeseries()
             } else {
-                Err(t.expected("PIPE, USER, DATABASE, TIMESERIES or ALIGNED TIMESERIES"))
+                Err(t.expected("PIPE, USER, ROLE, DATABASE, TIMESERIES or ALIGNED TIMESERIES"))
             }
         } else if t.eat_keyword(ALTER) {
             if t.eat_keyword(PIPE) {
@@ -192,12 +189,16 @@ impl Parser {
                 Ok(Statement::DropUser {
                     name: self.name("a user name")?,
                 })
+            } else if t.eat_keyword(ROLE) {
+                Ok(Statement::DropRole {
+                    name: self.name("a role name")?,
+                })
             } else if t.eat_keyword(DATABASE) || t.eat_keywords(&[STORAGE, GROUP]) {
                 self.drop_database()
             } else if t.eat_keyword(TIMESERIES) {
                 self.delete_timeseries()
             } else {
-                Err(t.expected("PIPE, USER, DATABASE or TIMESERIES"))
+                Err(t.expected("PIPE, USER, ROLE, DATABASE or TIMESERIES"))
             }
         } else if t.eat_keyword(DELETE) {
             if t.eat_keyword(FROM) {
@@ -222,8 +223,11 @@ impl Parser {
         } else if t.eat_keyword(SHOW) {
             self.show()
         } else if t.eat_keyword(LIST) {
-            t.expect_keyword(USER)?;
-            Ok(Statement::ListUser)
+            self.list()
+        } else if t.eat_keyword(GRANT) {
+            self.grant()
+        } else if t.eat_keyword(REVOKE) {
+            self.revoke()
         } else if t.eat_keyword(SELECT) {
             self.select()
         } else if t.eat_keyword(INSERT) {
@@ -281,7 +285,7 @@ impl Parser {
             self.create_database()
         } else {
             Err(t.expected(
-                "a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, KILL, ...)",
+                "a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, GRANT, REVOKE, KILL, ...)",
             ))
         }
     }
@@ -546,6 +550,128 @@ impl Parser {
             .ok_or_else(|| self.tokens.expected(what))
     }
 
+    /// `LIST USER [OF ROLE r]`, `LIST ROLE [OF USER u]`, `LIST PRIVILEGES OF (USER | ROLE) name`,
+    /// after `LIST`.
+    fn list(&mut self) -> Result<Statement, ParseError> {
+        let t = &mut self.tokens;
+        if t.eat_keyword(USER) {
+            let of_role = if t.eat_keyword(OF) {
+                self.tokens.expect_keyword(ROLE)?;
+                Some(self.name("a role name")?)
+            } else {
+                None
+            };
+            Ok(Statement::ListUser { of_role })
+        } else if t.eat_keyword(ROLE) {
+            let of_user = if t.eat_keyword(OF) {
+                self.tokens.expect_keyword(USER)?;
+                Some(self.name("a user name")?)
+            } else {
+                None
+            };
+            Ok(Statement::ListRole { of_user })
+        } else if t.eat_keyword(PRIVILEGES) {
+            t.expect_keyword(OF)?;
+            Ok(Statement::ListPrivileges {
+                of: self.grantee()?,
+            })
+        } else {
+            Err(t.expected("USER, ROLE or PRIVILEGES"))
+        }
+    }
+
+    /// `USER name` or `ROLE name`.
+    fn grantee(&mut self) -> Result<Grantee, ParseError> {
+        if self.tokens.eat_keyword(USER) {
+            Ok(Grantee::User(self.name("a user name")?))
+        } else if self.tokens.eat_keyword(ROLE) {
+            Ok(Grantee::Role(self.name("a role name")?))
+        } else {
+            Err(self.tokens.expected("USER or ROLE"))
+        }
+    }
+
+    /// `privilege, … ON path, …` of GRANT and REVOKE; names upper-cased.
+    fn privileges_on_paths(&mut self) -> Result<(Vec<String>, Vec<crate::Path>), ParseError> {
+        let mut privileges = Vec::new();
+        loop {
+            let name = self
+                .tokens
+                .next_if_map(|token| match token {
+                    Token::Word(word)
+                        if word.quote_style.is_none()
+                            && PRIVILEGE_NAMES
+                                .iter()
+                                .any(|p| p.eq_ignore_ascii_case(&word.value)) =>
+                    {
+                        Some(word.value.to_ascii_uppercase())
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    self.tokens.expected(
+                        "a privilege (READ_DATA, WRITE_DATA, READ_SCHEMA, WRITE_SCHEMA, MANAGE_USER, MANAGE_ROLE, USE_PIPE, MANAGE_DATABASE, MAINTAIN, SYSTEM, AUDIT, READ, WRITE, ALL, ...)",
+                    )
+                })?;
+            privileges.push(name);
+            if !self.tokens.eat_token(&Token::Comma) {
+                break;
+            }
+        }
+        self.tokens.expect_keyword(ON)?;
+        let mut paths = vec![self.path()?];
+        while self.tokens.eat_token(&Token::Comma) {
+            paths.push(self.path()?);
+        }
+        Ok((privileges, paths))
+    }
+
+    /// `GRANT ROLE r TO u` or `GRANT privileges ON paths TO (USER | ROLE) name [WITH GRANT OPTION]`,
+    /// after `GRANT`.
+    fn grant(&mut self) -> Result<Statement, ParseError> {
+        if self.tokens.eat_keyword(ROLE) {
+            let role = self.name("a role name")?;
+            self.tokens.expect_keyword(TO)?;
+            let user = self.name("a user name")?;
+            return Ok(Statement::GrantRole { role, user });
+        }
+        let (privileges, paths) = self.privileges_on_paths()?;
+        self.tokens.expect_keyword(TO)?;
+        let grantee = self.grantee()?;
+        let grant_option = if self.tokens.eat_keyword(WITH) {
+            self.tokens.expect_keyword(GRANT)?;
+            self.tokens.expect_keyword(OPTION)?;
+            true
+        } else {
+            false
+        };
+        Ok(Statement::Grant {
+            privileges,
+            paths,
+            grantee,
+            grant_option,
+        })
+    }
+
+    /// `REVOKE ROLE r FROM u` or `REVOKE privileges ON paths FROM (USER | ROLE) name`, after
+    /// `REVOKE`.
+    fn revoke(&mut self) -> Result<Statement, ParseError> {
+        if self.tokens.eat_keyword(ROLE) {
+            let role = self.name("a role name")?;
+            self.tokens.expect_keyword(FROM)?;
+            let user = self.name("a user name")?;
+            return Ok(Statement::RevokeRole { role, user });
+        }
+        let (privileges, paths) = self.privileges_on_paths()?;
+        self.tokens.expect_keyword(FROM)?;
+        let grantee = self.grantee()?;
+        Ok(Statement::Revoke {
+            privileges,
+            paths,
+            grantee,
+        })
+    }
+
     /// A pipe or user name: a word or a back-quoted identifier, kept as written (names are case-sensitive).
     fn name(&mut self, what: &str) -> Result<String, ParseError> {
         self.tokens
@@ -771,7 +897,7 @@ with sink (
     fn unknown_first_word() {
         assert_eq!(
             error("frobnicate").to_string(),
-            "line 1:1: expected a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, KILL, ...) but found 'frobnicate'"
+            "line 1:1: expected a statement (SELECT, INSERT, DELETE, CREATE, ALTER, DROP, SHOW, COUNT, FLUSH, START, STOP, LIST, GRANT, REVOKE, KILL, ...) but found 'frobnicate'"
         );
         assert_syntax_error("show pipes;\n  42", 2, 3, &["expected a statement", "'42'"]);
         assert_syntax_error(
@@ -779,7 +905,7 @@ with sink (
             1,
             8,
             &[
-                "expected PIPE, USER, DATABASE, TIMESERIES or ALIGNED TIMESERIES",
+                "expected PIPE, USER, ROLE, DATABASE, TIMESERIES or ALIGNED TIMESERIES",
                 "'widget'",
             ],
         );
@@ -795,12 +921,12 @@ with sink (
             ("set configuration 'a'='b'", "\"SET\""),
             ("create function f as 'x'", "\"CREATE FUNCTION\""),
             ("show nodes root.db", "\"SHOW NODES\""),
-            ("grant read on root.** to user u", "\"GRANT\""),
+            ("create trigger t", "\"CREATE TRIGGER\""),
             (
                 "alter timeseries root.a.b add tags x=1",
                 "\"ALTER TIMESERIES\"",
             ),
-            ("list user of role r", "\"LIST USER OF ROLE\""),
+            ("show current_user", "\"SHOW CURRENT_USER\""),
         ];
         for (sql, message) in cases {
             let error = error(sql);
@@ -808,7 +934,7 @@ with sink (
             assert!(error.message.contains(message), "{sql:?}: {error}");
         }
         // Positioned at the statement, also when it is not the first one.
-        let error = error("show pipes;\n  grant x");
+        let error = error("show pipes;\n  load 'x'");
         assert_eq!(
             (error.kind, error.line, error.column),
             (ParseErrorKind::Unsupported, 2, 3)

@@ -531,7 +531,6 @@ fn unsupported_statements_still_named() {
     for (sql, phrase) in [
         ("create function f as 'c'", "\"CREATE FUNCTION\""),
         ("create trigger t", "\"CREATE TRIGGER\""),
-        ("grant read on root.** to user u", "\"GRANT\""),
         ("count time_partition", "\"COUNT\""),
         ("delete partition root.sg 0", "\"DELETE\""),
         ("set configuration 'a'='b'", "\"SET\""),
@@ -575,4 +574,60 @@ fn nesting_deeper_than_200_is_a_syntax_error() {
     let sql = format!("select s1 from root.sg.d1 where {}s1", "(".repeat(1000));
     let error = error(&sql);
     assert_eq!(error.column, column_of(&sql, "(") + 199, "{error}");
+}
+
+#[test]
+fn grant_and_revoke_errors_point_at_the_token() {
+    let syntax = ParseErrorKind::Syntax;
+    assert_error(
+        syntax,
+        "grant frobnicate on root.** to user u",
+        "frobnicate",
+        &["a privilege", "'frobnicate'"],
+    );
+    assert_error(
+        syntax,
+        "grant read_data root.** to user u",
+        "root",
+        &["expected ON"],
+    );
+    assert_error(
+        syntax,
+        "grant read_data on root.** user u",
+        "user",
+        &["expected TO"],
+    );
+    assert_error(
+        syntax,
+        "grant read_data on root.** to u",
+        "u",
+        &["expected USER or ROLE"],
+    );
+    assert_error(
+        syntax,
+        "grant read_data on root.** to user u with option",
+        "option",
+        &["expected GRANT"],
+    );
+    assert_error(
+        syntax,
+        "revoke read_data on root.** to user u",
+        "to",
+        &["expected FROM"],
+    );
+    assert_error(syntax, "revoke role r to u", "to", &["expected FROM"]);
+    assert_error(syntax, "grant role r from u", "from", &["expected TO"]);
+    assert_error(
+        syntax,
+        "list privileges of u",
+        "u",
+        &["expected USER or ROLE"],
+    );
+    assert_error(
+        syntax,
+        "list roles",
+        "roles",
+        &["expected USER, ROLE or PRIVILEGES"],
+    );
+    assert_error(syntax, "create role", "", &["a role name"]);
 }

@@ -5,9 +5,9 @@
 
 use duet_parser::{
     parse, AlterClause, AlterMode, AlterPipe, Attributes, BinaryOp, ColumnDef, CreatePipe,
-    DataTypeName, DurationLiteral, Expr, Fill, FillMethod, GroupByTime, InsertRow, InsertTime,
-    Keep, Literal, Path, PathNode, RegionKind, Select, SelectItem, Statement, TimeShift, TimeValue,
-    UnaryOp,
+    DataTypeName, DurationLiteral, Expr, Fill, FillMethod, Grantee, GroupByTime, InsertRow,
+    InsertTime, Keep, Literal, Path, PathNode, RegionKind, Select, SelectItem, Statement,
+    TimeShift, TimeValue, UnaryOp,
 };
 
 /// Asserts that `sql` parses to exactly `expected`, that `expected` prints as SQL that parses back to
@@ -436,7 +436,97 @@ fn user_statements() {
             name: "alice".into(),
         },
     );
-    one("list user", Statement::ListUser);
+    one("list user", Statement::ListUser { of_role: None });
+}
+
+#[test]
+fn role_and_privilege_statements() {
+    let path = |s: &str| duet_parser::parse_path(s).unwrap();
+    one(
+        "create role readers",
+        Statement::CreateRole {
+            name: "readers".into(),
+        },
+    );
+    one(
+        "DROP ROLE `my role`",
+        Statement::DropRole {
+            name: "my role".into(),
+        },
+    );
+    one(
+        "list user of role readers",
+        Statement::ListUser {
+            of_role: Some("readers".into()),
+        },
+    );
+    one("list role", Statement::ListRole { of_user: None });
+    one(
+        "list role of user alice",
+        Statement::ListRole {
+            of_user: Some("alice".into()),
+        },
+    );
+    one(
+        "list privileges of user root",
+        Statement::ListPrivileges {
+            of: Grantee::User("root".into()),
+        },
+    );
+    one(
+        "list privileges of role readers",
+        Statement::ListPrivileges {
+            of: Grantee::Role("readers".into()),
+        },
+    );
+    one(
+        "grant read_data, Write on root.ln.**, root.sg.d1.s1 to user `ln_write_user` with grant option",
+        Statement::Grant {
+            privileges: vec!["READ_DATA".into(), "WRITE".into()],
+            paths: vec![path("root.ln.**"), path("root.sg.d1.s1")],
+            grantee: Grantee::User("ln_write_user".into()),
+            grant_option: true,
+        },
+    );
+    one(
+        "grant manage_role on root.** to role admins",
+        Statement::Grant {
+            privileges: vec!["MANAGE_ROLE".into()],
+            paths: vec![path("root.**")],
+            grantee: Grantee::Role("admins".into()),
+            grant_option: false,
+        },
+    );
+    one(
+        "revoke all on root.** from user u1",
+        Statement::Revoke {
+            privileges: vec!["ALL".into()],
+            paths: vec![path("root.**")],
+            grantee: Grantee::User("u1".into()),
+        },
+    );
+    one(
+        "grant role admins to u1",
+        Statement::GrantRole {
+            role: "admins".into(),
+            user: "u1".into(),
+        },
+    );
+    one(
+        "revoke role admins from u1",
+        Statement::RevokeRole {
+            role: "admins".into(),
+            user: "u1".into(),
+        },
+    );
+    // A name that reads as a keyword prints back-quoted.
+    one(
+        "grant role `role` to `grant`",
+        Statement::GrantRole {
+            role: "role".into(),
+            user: "grant".into(),
+        },
+    );
 }
 
 #[test]

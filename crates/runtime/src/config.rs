@@ -31,7 +31,7 @@ pub struct SchemaCapture {
     pub database: bool,
     pub timeseries: bool,
     pub ttl: bool,
-    /// `auth`: user accounts (Duet has no roles yet).
+    /// `auth`: user accounts, roles and grants.
     pub auth: bool,
     /// `schema.timeseries.template`: device templates, where they are set and activated.
     pub template: bool,
@@ -116,7 +116,8 @@ fn include(
         "schema.timeseries.ordinary" => schema.timeseries = on,
         "schema.timeseries.template" => schema.template = on,
         "schema.ttl" => schema.ttl = on,
-        // Duet has users but no roles yet: `auth.role` has nothing to send.
+        // Accounts, roles and grants travel together under `auth`; `auth.role` alone selects
+        // nothing apart (as before roles existed).
         "auth" | "auth.user" => schema.auth = on,
         "auth.role" => {}
         "schema.timeseries.view" => {

@@ -18,7 +18,7 @@
 //! from a snapshot: IoTDB's sender filters the superuser's file out
 //! (`ConfigRegionListeningQueue.tryListenToSnapshots`) and its receiver would keep its own root, so
 //! a root file that arrives anyway is skipped, answered 1809 (an idempotent conflict, as IoTDB's). What the file grants is parsed and, when
-//! the seal's `Type` asks for grants, named in a 1810 answer: Duet has no privileges.
+//! the seal's `Type` asks for grants, named in a 1810 answer: an IoTDB peer's grants are not applied (Duet's own are local).
 //!
 //! Roles, users' roles and label policies (the other kinds) are not applied: Duet has none. Their
 //! seal is answered 1810 naming the kind, so an IoTDB sender's conflict handling records and skips
@@ -118,8 +118,8 @@ async fn checked_seal(
             pipe_status(
                 StatusCode::PipeReceiverUserConflict,
                 format!(
-                    "The ConfigNode {kind} snapshot is not applied: Duet has no roles, grants or \
-                     label policies."
+                    "The ConfigNode {kind} snapshot is not applied: an IoTDB peer's roles, grants \
+                     and label policies are not taken (Duet's are local)."
                 ),
             )
         }
@@ -340,7 +340,7 @@ async fn apply_user(
     pipe_status(
         StatusCode::PipeReceiverUserConflict,
         format!(
-            "{what} (Duet has no privileges): {}.",
+            "{what} (an IoTDB peer's grants are not applied): {}.",
             user.grants.join(", ")
         ),
     )

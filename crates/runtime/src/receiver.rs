@@ -23,15 +23,35 @@ use crate::manager::ServerIdentity;
 use crate::slice::{self, SliceOutcome};
 use crate::transfer;
 
+/// What a transfer applies, for the check of the handshake user's privileges (the server decides
+/// what each needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applies {
+    /// Points and deletions (tablets, InsertNodes, TsFiles).
+    Data,
+    /// Series, devices and templates (schema snapshots).
+    Schema,
+    /// Anything an instance holds: Duet's entry batches and IoTDB's ConfigNode plans and snapshots
+    /// carry users, databases and TTLs besides data and schema.
+    Config,
+}
+
 /// Answers one `pipeTransfer` request on a connection. `authenticate` checks a user's password and
-/// returns the failure status (801, 804) when it does not match.
+/// returns the failure status (801, 804) when it does not match; `authorize` checks, on every
+/// request that applies something, that the handshake user (still) may apply it.
 pub async fn receive(
     state: &mut ReceiverState,
     identity: &ServerIdentity,
     engine: &Engine,
     req: &TPipeTransferReq,
     authenticate: impl Fn(&str, &str) -> Result<(), TSStatus>,
+    authorize: &(dyn Fn(&str, Applies) -> Result<(), TSStatus> + Sync),
 ) -> TPipeTransferResp {
+    if let (Some(applies), Some(peer)) = (applies(req.type_), &state.peer) {
+        if let Err(status) = authorize(&peer.username, applies) {
+            return TPipeTransferResp::new(status, None);
+        }
+    }
     // Any request but a slice ends a reassembly in progress, as on IoTDB.
     if req.type_ != slice::TRANSFER_SLICE {
         state.slices.clear();
@@ -44,7 +64,15 @@ pub async fn receive(
             ),
             Ok((version, type_, body)) => {
                 let inner = TPipeTransferReq::new(version, type_, body);
-                Box::pin(receive(state, identity, engine, &inner, authenticate)).await
+                Box::pin(receive(
+                    state,
+                    identity,
+                    engine,
+                    &inner,
+                    authenticate,
+                    authorize,
+                ))
+                .await
             }
             Err(e) => pipe_status(
                 StatusCode::PipeTransferExecuteStatementError,
@@ -60,7 +88,15 @@ pub async fn receive(
                 "A sliced request may not carry another sliced request.",
             ),
             SliceOutcome::Complete(inner) => {
-                Box::pin(receive(state, identity, engine, &inner, authenticate)).await
+                Box::pin(receive(
+                    state,
+                    identity,
+                    engine,
+                    &inner,
+                    authenticate,
+                    authorize,
+                ))
+                .await
             }
         },
         request_type::HANDSHAKE_DATANODE_V2 => {
@@ -144,6 +180,29 @@ pub async fn receive(
             StatusCode::PipeTypeError,
             format!("Unknown PipeRequestType {other}."),
         ),
+    }
+}
+
+/// What a request of `type_` applies (`None`: nothing yet — a handshake, a file piece, a wrapper
+/// whose inner request is checked when it is unwrapped).
+fn applies(type_: i16) -> Option<Applies> {
+    match type_ {
+        request_type::TRANSFER_TABLET_RAW
+        | request_type::TRANSFER_TABLET_BATCH
+        | request_type::TRANSFER_TABLET_RAW_V2
+        | request_type::TRANSFER_TABLET_BATCH_V2
+        | request_type::TRANSFER_TABLET_INSERT_NODE
+        | request_type::TRANSFER_TABLET_INSERT_NODE_V2
+        | request_type::TRANSFER_TABLET_BINARY
+        | request_type::TRANSFER_TABLET_BINARY_V2
+        | request_type::TRANSFER_PLAN_NODE
+        | request_type::TRANSFER_TS_FILE_SEAL
+        | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD => Some(Applies::Data),
+        request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => Some(Applies::Schema),
+        transfer::DUET_TRANSFER_ENTRIES
+        | request_type::TRANSFER_CONFIG_PLAN
+        | request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => Some(Applies::Config),
+        _ => None,
     }
 }
 

@@ -708,10 +708,10 @@ pub fn mask_secrets(text: &str) -> String {
 /// now (IoTDB's `AUDIT` privilege, once privileges exist, is the check to put here).
 pub async fn select(
     instance: &crate::instance::InstanceRef,
-    user: &str,
+    access: &crate::authz::Access,
     select: &Select,
 ) -> Result<crate::statements::Output, StatementError> {
-    if user != duet_catalog::ROOT_USER {
+    if !access.has(duet_catalog::Privilege::Audit) {
         return Err(StatementError::new(
             StatusCode::NoPermission,
             "No permissions for this operation, please add privilege AUDIT",

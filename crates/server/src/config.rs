@@ -128,6 +128,18 @@ pub struct Config {
     /// Accept a root login with the default password from a non-loopback client address (refused by
     /// default while the password is unchanged; see docs/security.md).
     pub allow_remote_default_root_login: bool,
+
+    // Login hardening (`login`): IoTDB 2.0's keys and defaults, and Duet's delay.
+    /// Failed logins of one user from one client address, within `password_lock_time_minutes`, that
+    /// lock that user from that address (status 822); 0 or less disables.
+    pub failed_login_attempts: i64,
+    /// Failed logins of one user from anywhere that lock it everywhere; 0 or less disables (but
+    /// stays 1000 while `failed_login_attempts` is above 1, as in IoTDB).
+    pub failed_login_attempts_per_user: i64,
+    /// The sliding window failures are counted in, and so how long a lock lasts (at least 1).
+    pub password_lock_time_minutes: u64,
+    /// How long a refused login (wrong password, unknown user, locked) waits before it is answered.
+    pub failed_login_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -172,6 +184,10 @@ impl Default for Config {
             audit_log_operation: "DML,DDL,QUERY".to_string(),
             audit_log_path: None,
             allow_remote_default_root_login: false,
+            failed_login_attempts: 5,
+            failed_login_attempts_per_user: 1000,
+            password_lock_time_minutes: 10,
+            failed_login_delay_ms: 500,
         }
     }
 }

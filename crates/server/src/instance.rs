@@ -38,6 +38,8 @@ pub struct Instance {
     pub tls: Option<Arc<duet_proto::tls::ServerConfig>>,
     /// Logins and statements, when `enable_audit_log` is set.
     pub audit: crate::audit::AuditLog,
+    /// Failed logins: delay and lockout.
+    pub logins: crate::login::LoginGuard,
 }
 
 pub type InstanceRef = Arc<Instance>;
@@ -64,6 +66,7 @@ impl Instance {
             pipes: PipeManager::new(catalog.clone(), identity, engine.clone()),
             engine,
             catalog,
+            logins: crate::login::LoginGuard::new(&config),
             config,
             rpc_port,
             // Sessions and statements come from separate counters starting far apart, so a client that

@@ -16,12 +16,14 @@
 //! accept loop.
 
 pub mod audit;
+pub mod authz;
 pub mod client_stream;
 pub mod config;
 pub mod fault_hooks;
 pub mod instance;
 pub mod listener;
 pub mod logging;
+pub mod login;
 pub mod metrics;
 pub mod metrics_http;
 pub mod pid_file;

@@ -13,6 +13,7 @@
 //! query ran) set. Pages are cut by their encoded size, so no reply exceeds the client's frame limit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use duet_engine::limits::{QueryControl, QueryControlRef, QueryLimits};
@@ -28,6 +29,7 @@ use duet_proto::types::{DataType, Table};
 use duet_runtime::handshake::ReceiverState;
 use tracing::{debug, info, warn};
 
+use crate::authz::{self, Access};
 use crate::instance::{ConnectionInfo, InstanceRef, BUILD_INFO, VERSION};
 use crate::rpc_queries;
 use crate::statements::{self, Output, StatementError};
@@ -128,6 +130,10 @@ pub struct Session {
     instance: InstanceRef,
     /// The logged-in user; `None` before `openSession` succeeds and after `closeSession`.
     user: Option<String>,
+    /// What the user may do, and the catalog's privileges generation it was loaded at: reloaded on
+    /// the first request after any change of users, roles or grants, so a revocation or a dropped
+    /// user takes effect on open sessions at their next request.
+    access: Option<(u64, Arc<Access>)>,
     session_id: i64,
     /// The session's time zone as IoTDB reports it (`getTimeZone`); only ids `Zone::parse` accepts.
     zone_id: String,
@@ -151,6 +157,36 @@ fn error_status(e: &StatementError) -> t::TSStatus {
     status::failure(e.code, e.message.clone())
 }
 
+/// The answer to a failed login: one status for an unknown user and a wrong password (IoTDB's
+/// 801 "Authentication failed."), so nobody learns which user names exist.
+fn login_failure(e: duet_catalog::Error) -> t::TSStatus {
+    match e {
+        duet_catalog::Error::UserNotExist(_) | duet_catalog::Error::WrongPassword => {
+            error_status(&StatementError::from(duet_catalog::Error::WrongPassword))
+        }
+        other => error_status(&StatementError::from(other)),
+    }
+}
+
+/// Checks a password on a blocking thread: argon2 takes tens of milliseconds by design.
+async fn authenticate_off_the_workers(
+    instance: &InstanceRef,
+    user: &str,
+    password: &str,
+) -> Result<(), t::TSStatus> {
+    let catalog = instance.catalog.clone();
+    let (user, password) = (user.to_string(), password.to_string());
+    tokio::task::spawn_blocking(move || catalog.authenticate(&user, &password))
+        .await
+        .map_err(|e| {
+            status::failure(
+                StatusCode::InternalServerError,
+                format!("password check failed: {e}"),
+            )
+        })?
+        .map_err(login_failure)
+}
+
 impl Session {
     pub fn new(instance: InstanceRef, peer: String) -> Session {
         let receiver = ReceiverState::with_file_dir(
@@ -160,6 +196,7 @@ impl Session {
         Session {
             instance,
             user: None,
+            access: None,
             session_id: -1,
             zone_id: "UTC".to_string(),
             queries: HashMap::new(),
@@ -204,7 +241,7 @@ impl Session {
 
     async fn answer(&mut self, request: Request) -> Option<Reply> {
         if let Request::OpenSession(req) = &request {
-            return Some(Reply::OpenSession(self.open(req)));
+            return Some(Reply::OpenSession(self.open(req).await));
         }
         if let Request::PipeTransfer(req) = &request {
             return Some(Reply::PipeTransfer(self.pipe_transfer(req).await));
@@ -221,7 +258,11 @@ impl Session {
             }
             _ => {}
         }
-        let Some(user) = self.user.clone() else {
+        let access = match self.user.clone() {
+            Some(user) => self.refresh_access(&user),
+            None => None,
+        };
+        let Some(access) = access else {
             return Some(match request {
                 Request::Execute { .. }
                 | Request::RawDataQuery { .. }
@@ -257,6 +298,18 @@ impl Session {
                 _ => Reply::Status(not_logged_in()),
             });
         };
+        if let Err(e) = authz::rpc_needs(&access, &self.instance.engine, &request) {
+            debug!(peer = %self.peer, code = e.code.code(), "request refused: {}", e.message);
+            return Some(match request {
+                Request::QuerySchemaTemplate(req) => Reply::QueryTemplate(
+                    t::TSQueryTemplateResp::new(error_status(&e), req.query_type, None, None, None),
+                ),
+                Request::FetchAllConnectionsInfo => {
+                    Reply::ConnectionsInfo(t::TSConnectionInfoResp::new(Vec::new()))
+                }
+                _ => Reply::Status(error_status(&e)),
+            });
+        }
         Some(match request {
             Request::RequestStatementId { .. } => {
                 Reply::StatementId(self.instance.new_statement_id())
@@ -274,7 +327,7 @@ impl Session {
                 self.zone_id.clone(),
             )),
             Request::Execute { kind, format, req } => {
-                Reply::Execute(self.execute(&user, kind, format, &req).await)
+                Reply::Execute(self.execute(&access, kind, format, &req).await)
             }
             Request::RawDataQuery { format, req } => Reply::Execute(
                 self.rpc_query(
@@ -372,7 +425,7 @@ impl Session {
                 t::TSBackupConfigurationResp::new(status::success(), None, None, None),
             ),
             Request::ExecuteBatch(req) => {
-                Reply::Status(self.execute_batch(&user, &req.statements).await)
+                Reply::Status(self.execute_batch(&access, &req.statements).await)
             }
             Request::FetchResults(req) => {
                 Reply::Fetch(self.fetch(&req, ResultFormat::TsBlocks).await)
@@ -480,7 +533,7 @@ impl Session {
         })
     }
 
-    fn open(&mut self, req: &t::TSOpenSessionReq) -> t::TSOpenSessionResp {
+    async fn open(&mut self, req: &t::TSOpenSessionReq) -> t::TSOpenSessionResp {
         let refuse = |status: t::TSStatus| {
             t::TSOpenSessionResp::new(
                 status,
@@ -509,20 +562,32 @@ impl Session {
             ));
         }
         let password = req.password.clone().unwrap_or_default();
-        match self.instance.catalog.authenticate(&req.username, &password) {
-            Ok(()) => {}
-            Err(e) => {
-                warn!(peer = %self.peer, user = %req.username, "login refused: {e}");
-                let status = error_status(&StatementError::from(e));
-                self.instance.audit.login(
-                    &req.username,
-                    &self.peer,
-                    "session",
-                    status.message.clone(),
-                );
-                return refuse(status);
-            }
+        // As IoTDB: a locked user is refused before its password is looked at (822); otherwise an
+        // unknown user and a wrong password get one answer (801), so a login reveals no names.
+        // Every refusal waits `failed_login_delay_ms`, and is audited.
+        let logins = &self.instance.logins;
+        if logins.locked(&req.username, &self.peer) {
+            warn!(peer = %self.peer, user = %req.username, "login refused: the user is locked after repeated failures");
+            let status = status::failure(StatusCode::UserLoginLocked, crate::login::LOCKED_MESSAGE);
+            self.instance
+                .audit
+                .login(&req.username, &self.peer, "session", status.message.clone());
+            tokio::time::sleep(logins.delay()).await;
+            return refuse(status);
         }
+        if let Err(status) =
+            authenticate_off_the_workers(&self.instance, &req.username, &password).await
+        {
+            warn!(peer = %self.peer, user = %req.username, code = status.code, "login refused: {}", status.message.as_deref().unwrap_or(""));
+            self.instance
+                .audit
+                .login(&req.username, &self.peer, "session", status.message.clone());
+            logins.failed(&req.username, &self.peer);
+            tokio::time::sleep(logins.delay()).await;
+            return refuse(status);
+        }
+        // The right password, but root with the default one from a remote address: refused without
+        // counting as a failed login (the password was right; see root_guard).
         if let Err(status) =
             crate::root_guard::check_login(&self.instance, &req.username, &self.peer)
         {
@@ -532,6 +597,7 @@ impl Session {
                 .login(&req.username, &self.peer, "session", status.message.clone());
             return refuse(status);
         }
+        logins.succeeded(&req.username);
         // IoTDB reads the zone after the password: a bad one refuses the login.
         let zone = match duet_engine::time::Zone::parse(&req.zone_id) {
             Ok(zone) => zone,
@@ -542,6 +608,7 @@ impl Session {
         };
         self.close();
         self.user = Some(req.username.clone());
+        self.access = None;
         self.session_id = self.instance.new_session_id();
         let login_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -592,12 +659,28 @@ impl Session {
     async fn pipe_transfer(&mut self, req: &t::TPipeTransferReq) -> t::TPipeTransferResp {
         let catalog = self.instance.catalog.clone();
         let (instance, peer) = (&self.instance, &self.peer);
-        let audit = &instance.audit;
+        let (audit, logins) = (&instance.audit, &instance.logins);
+        // A pipe handshake logs in too: the same lockout, the same single answer, the same rule for
+        // root's default password, and an audit entry.
         let authenticate = |user: &str, password: &str| {
-            let result = catalog
-                .authenticate(user, password)
-                .map_err(|e| error_status(&StatementError::from(e)))
-                .and_then(|()| crate::root_guard::check_login(instance, user, peer));
+            let result = if logins.locked(user, peer) {
+                Err(status::failure(
+                    StatusCode::UserLoginLocked,
+                    crate::login::LOCKED_MESSAGE,
+                ))
+            } else {
+                match catalog.authenticate(user, password) {
+                    Ok(()) => crate::root_guard::check_login(instance, user, peer)
+                        .map(|()| logins.succeeded(user)),
+                    Err(e) => {
+                        let status = login_failure(e);
+                        if status.code == StatusCode::WrongLoginPassword.code() {
+                            logins.failed(user, peer);
+                        }
+                        Err(status)
+                    }
+                }
+            };
             let failure = result
                 .as_ref()
                 .err()
@@ -605,6 +688,23 @@ impl Session {
             audit.login(user, peer, "pipe handshake", failure);
             result
         };
+        // The handshake user's privileges are read afresh for every request that applies
+        // something, so a revocation stops a pipe at its next batch.
+        let privileges = self.instance.catalog.clone();
+        let authorize =
+            move |user: &str, applies: duet_runtime::receiver::Applies| match Access::load(
+                &privileges,
+                user,
+            ) {
+                Ok(Some(access)) => {
+                    authz::transfer_needs(&access, applies).map_err(|e| error_status(&e))
+                }
+                Ok(None) => Err(status::failure(
+                    StatusCode::NotLogin,
+                    format!("The pipe's user {user} no longer exists."),
+                )),
+                Err(e) => Err(error_status(&e)),
+            };
         let engine = self.instance.engine.clone();
         let resp = duet_runtime::receiver::receive(
             &mut self.receiver,
@@ -612,6 +712,7 @@ impl Session {
             &engine,
             req,
             authenticate,
+            &authorize,
         )
         .await;
         debug!(peer = %self.peer, request_type = req.type_, code = resp.status.code, "pipeTransfer");
@@ -634,7 +735,7 @@ impl Session {
 
     async fn run_sql(
         &self,
-        user: &str,
+        access: &Access,
         sql: &str,
         request_timeout_ms: Option<i64>,
     ) -> Result<Option<OpenQuery>, StatementError> {
@@ -662,15 +763,18 @@ impl Session {
             debug!(%statement, "executing");
             let output = match statement {
                 Statement::Select(select) if crate::audit::AuditLog::targets(select) => {
-                    crate::audit::select(&self.instance, user, select).await
+                    crate::audit::select(&self.instance, access, select).await
                 }
                 // Planning a query reads the schema and may take a while: off the async workers.
                 Statement::Select(select) => self.select(select, request_timeout_ms).await,
-                _ => statements::execute(&self.instance, user, &self.zone_id, statement).await,
+                _ => statements::execute(&self.instance, access, &self.zone_id, statement).await,
             };
-            self.instance
-                .audit
-                .statement(user, &self.peer, statement, output.as_ref().err());
+            self.instance.audit.statement(
+                access.user(),
+                &self.peer,
+                statement,
+                output.as_ref().err(),
+            );
             let output = output?;
             last = match output {
                 Output::Done => None,
@@ -697,8 +801,10 @@ impl Session {
             &select.to_string(),
         );
         let engine = self.instance.engine.clone();
-        let ctx = duet_engine::SessionContext {
-            zone_id: self.zone_id.clone(),
+        let ctx = match &self.access {
+            Some((_, access)) => statements::session_context(access, &self.zone_id),
+            // Not reached: a query runs only for a logged-in session, whose access is loaded.
+            None => statements::session_context(&Access::none(), &self.zone_id),
         };
         let select = select.clone();
         let planned = control.clone();
@@ -781,12 +887,12 @@ impl Session {
 
     async fn execute(
         &mut self,
-        user: &str,
+        access: &Access,
         kind: ExecuteKind,
         format: ResultFormat,
         req: &t::TSExecuteStatementReq,
     ) -> t::TSExecuteStatementResp {
-        match self.run_sql(user, &req.statement, req.timeout).await {
+        match self.run_sql(access, &req.statement, req.timeout).await {
             Err(e) => {
                 debug!(peer = %self.peer, code = e.code.code(), "statement failed: {}", e.message);
                 execute_resp(error_status(&e))
@@ -869,10 +975,10 @@ impl Session {
         }
     }
 
-    async fn execute_batch(&mut self, user: &str, statements: &[String]) -> t::TSStatus {
+    async fn execute_batch(&mut self, access: &Access, statements: &[String]) -> t::TSStatus {
         let mut subs = Vec::with_capacity(statements.len());
         for sql in statements {
-            subs.push(match self.run_sql(user, sql, None).await {
+            subs.push(match self.run_sql(access, sql, None).await {
                 Ok(_) => status::success(),
                 Err(e) => error_status(&e),
             });
@@ -962,7 +1068,35 @@ impl Session {
     }
 
     /// Frees everything the session holds.
+    /// What the logged-in `user` may do, reloaded when users, roles or grants changed since it was
+    /// read; `None` when the user no longer exists, which ends the session.
+    fn refresh_access(&mut self, user: &str) -> Option<Arc<Access>> {
+        let generation = self.instance.catalog.privileges_generation();
+        if let Some((loaded_at, access)) = &self.access {
+            if *loaded_at == generation {
+                return Some(access.clone());
+            }
+        }
+        match Access::load(&self.instance.catalog, user) {
+            Ok(Some(access)) => {
+                let access = Arc::new(access);
+                self.access = Some((generation, access.clone()));
+                Some(access)
+            }
+            Ok(None) => {
+                info!(peer = %self.peer, user, session = self.session_id, "session ended: its user was dropped");
+                self.close();
+                None
+            }
+            Err(e) => {
+                warn!(peer = %self.peer, user, "could not read the user's privileges: {}", e.message);
+                None
+            }
+        }
+    }
+
     pub fn close(&mut self) {
+        self.access = None;
         if self.user.take().is_some() {
             self.instance.unregister_session(self.session_id);
         }

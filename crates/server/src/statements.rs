@@ -1,13 +1,14 @@
 //! Executes parsed statements for a logged-in user: users, cluster information, and pipes (through
 //! the runtime's `PipeManager`). Each returns either nothing or a result table.
 
-use duet_catalog::ROOT_USER;
-use duet_parser::{RegionKind, Statement};
+use duet_catalog::{Holder, Privilege, ROOT_USER};
+use duet_parser::{Grantee, RegionKind, Statement};
 use duet_proto::status::StatusCode;
 use duet_proto::types::{Column, ColumnValues, DataType, Table};
 use duet_runtime::manager::ShowFilter;
 use duet_runtime::PipeError;
 
+use crate::authz::{self, Access};
 use crate::instance::{Instance, BUILD_INFO, VERSION};
 use crate::queries::KillError;
 
@@ -40,8 +41,14 @@ impl From<duet_catalog::Error> for StatementError {
             E::UserNotExist(_) => StatusCode::UserNotExist,
             E::UserExists(_) => StatusCode::UserAlreadyExist,
             E::WrongPassword => StatusCode::WrongLoginPassword,
-            E::InvalidUser(_) | E::InvalidPassword(_) => StatusCode::IllegalParameter,
-            E::CannotDropRoot => StatusCode::NoPermission,
+            E::InvalidUser(_) | E::InvalidPassword(_) | E::InvalidRole(_) => {
+                StatusCode::IllegalParameter
+            }
+            E::CannotDropRoot | E::RootPrivilegesFixed => StatusCode::NoPermission,
+            E::RoleNotExist(_) => StatusCode::RoleNotExist,
+            E::RoleExists(_) => StatusCode::RoleAlreadyExist,
+            E::UserHasRole { .. } => StatusCode::UserAlreadyHasRole,
+            E::UserNotHasRole { .. } => StatusCode::UserNotHasRole,
             E::PipeExists(_) => StatusCode::PipeError,
             E::PipeNotExist(_) => StatusCode::PipeNotExistError,
             _ => StatusCode::InternalServerError,
@@ -65,13 +72,6 @@ impl From<duet_engine::EngineError> for StatementError {
     }
 }
 
-fn no_permission() -> StatementError {
-    StatementError::new(
-        StatusCode::NoPermission,
-        "No permissions for this operation, please add privilege SYSTEM",
-    )
-}
-
 /// A new password checked and hashed on a blocking thread (argon2 takes tens of milliseconds of
 /// CPU by design).
 async fn hash_on_blocking_thread(password: &str) -> Result<String, StatementError> {
@@ -87,26 +87,27 @@ async fn hash_on_blocking_thread(password: &str) -> Result<String, StatementErro
         .map_err(StatementError::from)
 }
 
-fn require_root(user: &str) -> Result<(), StatementError> {
-    if user == ROOT_USER {
-        Ok(())
-    } else {
-        Err(no_permission())
+/// The engine's context for a statement of this session: its zone and its user's read scopes.
+pub fn session_context(access: &Access, zone_id: &str) -> duet_engine::SessionContext {
+    duet_engine::SessionContext {
+        zone_id: zone_id.to_string(),
+        read_data: access.scope(Privilege::ReadData),
+        read_schema: access.scope(Privilege::ReadSchema),
     }
 }
 
-/// Runs one statement as `user`.
+/// Runs one statement for the session's user, after checking what it needs (`authz`).
 pub async fn execute(
     instance: &Instance,
-    user: &str,
+    access: &Access,
     zone_id: &str,
     statement: &Statement,
 ) -> Result<Output, StatementError> {
+    authz::statement_needs(access, &instance.engine, statement)?;
+    let user = access.user();
     let pipes = &instance.pipes;
     if duet_engine::Engine::handles(statement) {
-        let ctx = duet_engine::SessionContext {
-            zone_id: zone_id.to_string(),
-        };
+        let ctx = session_context(access, zone_id);
         return Ok(match instance.engine.execute(&ctx, statement).await? {
             duet_engine::Output::Done => Output::Done,
             duet_engine::Output::Table(t) => Output::Table(t),
@@ -115,27 +116,22 @@ pub async fn execute(
     }
     match statement {
         Statement::CreatePipe(stmt) => {
-            require_root(user)?;
             pipes.create(stmt).await?;
             Ok(Output::Done)
         }
         Statement::AlterPipe(stmt) => {
-            require_root(user)?;
             pipes.alter(stmt).await?;
             Ok(Output::Done)
         }
         Statement::StartPipe { name } => {
-            require_root(user)?;
             pipes.start(name)?;
             Ok(Output::Done)
         }
         Statement::StopPipe { name } => {
-            require_root(user)?;
             pipes.stop(name)?;
             Ok(Output::Done)
         }
         Statement::DropPipe { if_exists, name } => {
-            require_root(user)?;
             pipes.drop_pipe(*if_exists, name).await?;
             Ok(Output::Done)
         }
@@ -144,11 +140,9 @@ pub async fn execute(
                 Some(name) => ShowFilter::SinkUsedBy(name.clone()),
                 None => ShowFilter::All,
             };
-            show_pipes(instance, user, &filter)
+            show_pipes(instance, &filter)
         }
-        Statement::ShowPipe { name } => {
-            show_pipes(instance, user, &ShowFilter::Named(name.clone()))
-        }
+        Statement::ShowPipe { name } => show_pipes(instance, &ShowFilter::Named(name.clone())),
         Statement::ShowCluster { details } => Ok(Output::Table(show_cluster(instance, *details))),
         Statement::ShowClusterId => Ok(Output::Table(Table::text(
             &["ClusterId"],
@@ -158,9 +152,9 @@ pub async fn execute(
             &["Version", "BuildInfo"],
             vec![vec![VERSION.to_string(), BUILD_INFO.to_string()]],
         ))),
-        Statement::ShowQueries => Ok(Output::Table(show_queries(instance, user))),
+        Statement::ShowQueries => Ok(Output::Table(show_queries(instance, access))),
         Statement::KillQuery { id } => {
-            let caller = (user != ROOT_USER).then_some(user);
+            let caller = (!access.has(Privilege::Maintain)).then_some(user);
             match instance.queries.kill(id.as_deref(), caller) {
                 Ok(_) => Ok(Output::Done),
                 Err(KillError::NoSuchQuery(id)) => Err(StatementError::new(
@@ -169,7 +163,9 @@ pub async fn execute(
                 )),
                 Err(KillError::NotOwner(id)) => Err(StatementError::new(
                     StatusCode::NoPermission,
-                    format!("query {id} belongs to another user; only root may kill it"),
+                    format!(
+                        "query {id} belongs to another user; killing it needs the privilege MAINTAIN"
+                    ),
                 )),
             }
         }
@@ -182,7 +178,6 @@ pub async fn execute(
         // Account changes are checked, logged for pipes that include `auth`, then applied to the
         // catalog (a failed log write changes nothing), under the schema-change lock.
         Statement::CreateUser { name, password } => {
-            require_root(user)?;
             // argon2 runs on a blocking thread, before the schema-change lock: a slow hash holds
             // back neither the async workers nor other schema changes.
             let hash = hash_on_blocking_thread(password).await?;
@@ -196,10 +191,7 @@ pub async fn execute(
             Ok(Output::Done)
         }
         Statement::AlterUserPassword { name, password } => {
-            // Every user may change their own password; only root may change others'.
-            if name != user {
-                require_root(user)?;
-            }
+            // Every user may change their own password; others' need MANAGE_USER (`authz`).
             let hash = hash_on_blocking_thread(password).await?;
             let _schema_change = instance.engine.schema_change_guard().await;
             if instance.catalog.user_password_hash(name)?.is_none() {
@@ -210,7 +202,6 @@ pub async fn execute(
             Ok(Output::Done)
         }
         Statement::DropUser { name } => {
-            require_root(user)?;
             let _schema_change = instance.engine.schema_change_guard().await;
             if name == ROOT_USER {
                 return Err(duet_catalog::Error::CannotDropRoot.into());
@@ -222,16 +213,96 @@ pub async fn execute(
             instance.catalog.drop_user(name)?;
             Ok(Output::Done)
         }
-        Statement::ListUser => {
-            let users = if user == ROOT_USER {
-                instance.catalog.list_users()?
-            } else {
-                vec![user.to_string()]
+        Statement::ListUser { of_role } => {
+            // Without MANAGE_USER a user sees only itself (`authz` refused `OF ROLE` already).
+            let users = match of_role {
+                Some(role) => instance.catalog.users_of_role(role)?,
+                None if access.has(Privilege::ManageUser) => instance.catalog.list_users()?,
+                None => vec![user.to_string()],
             };
-            Ok(Output::Table(Table::text(
-                &["User"],
-                users.into_iter().map(|u| vec![u]).collect(),
-            )))
+            Ok(Output::Table(name_table("User", users)))
+        }
+        // Role and grant changes are applied to the catalog, then their resulting state is logged
+        // for pipes that include `auth`, under the schema-change lock (as `log_user_change`).
+        Statement::CreateRole { name } => {
+            let _schema_change = instance.engine.schema_change_guard().await;
+            instance.catalog.create_role(name)?;
+            log_authority(instance, &[name], &[]).await
+        }
+        Statement::DropRole { name } => {
+            let _schema_change = instance.engine.schema_change_guard().await;
+            instance.catalog.drop_role(name)?;
+            log_authority(instance, &[name], &[]).await
+        }
+        Statement::GrantRole { role, user } => {
+            let _schema_change = instance.engine.schema_change_guard().await;
+            instance.catalog.grant_role(role, user)?;
+            log_authority(instance, &[], &[Grantee::User(user.clone())]).await
+        }
+        Statement::RevokeRole { role, user } => {
+            let _schema_change = instance.engine.schema_change_guard().await;
+            instance.catalog.revoke_role(role, user)?;
+            log_authority(instance, &[], &[Grantee::User(user.clone())]).await
+        }
+        Statement::ListRole { of_user } => {
+            // Without MANAGE_ROLE a user sees the roles it holds.
+            let roles = match of_user {
+                Some(of) => instance.catalog.roles_of_user(of)?,
+                None if access.has(Privilege::ManageRole) => instance.catalog.list_roles()?,
+                None => instance.catalog.roles_of_user(user)?,
+            };
+            Ok(Output::Table(name_table("Role", roles)))
+        }
+        Statement::ListPrivileges { of } => Ok(Output::Table(list_privileges(instance, of)?)),
+        Statement::Grant {
+            privileges,
+            paths,
+            grantee,
+            grant_option,
+        } => {
+            let grants = authz::named_grants(privileges, paths)?;
+            check_grant_option(access, &grants, "GRANT")?;
+            let stored: Vec<(Privilege, String)> = grants
+                .iter()
+                .map(|(p, path)| (*p, path.to_string()))
+                .collect();
+            let _schema_change = instance.engine.schema_change_guard().await;
+            instance
+                .catalog
+                .grant(holder(grantee), &stored, *grant_option)?;
+            log_authority(instance, &[], std::slice::from_ref(grantee)).await
+        }
+        Statement::Revoke {
+            privileges,
+            paths,
+            grantee,
+        } => {
+            let grants = authz::named_grants(privileges, paths)?;
+            check_grant_option(access, &grants, "REVOKE")?;
+            // As IoTDB: a revocation on a path removes every grant of the privilege on a path it
+            // includes (REVOKE ... ON root.sg.** takes root.sg.d1's too).
+            let held = instance.catalog.grants_of(holder(grantee))?;
+            let doomed: Vec<(Privilege, String)> = held
+                .iter()
+                .filter(|g| {
+                    let stored = duet_engine::paths::parse_pattern(&g.path).unwrap_or_default();
+                    grants.iter().any(|(p, path)| {
+                        *p == g.privilege
+                            && (path.to_string() == g.path
+                                || authz::pattern_includes(&path.0, &stored))
+                    })
+                })
+                .map(|g| (g.privilege, g.path.clone()))
+                .collect();
+            if doomed.is_empty() {
+                return Err(StatementError::new(
+                    StatusCode::NotHasPrivilege,
+                    format!("{grantee} does not have the privileges to revoke"),
+                ));
+            }
+            let _schema_change = instance.engine.schema_change_guard().await;
+            instance.catalog.revoke(holder(grantee), &doomed)?;
+            log_authority(instance, &[], std::slice::from_ref(grantee)).await
         }
         // Data statements were handed to the engine above (`Engine::handles` is the one list).
         _ => Err(StatementError::new(
@@ -241,18 +312,126 @@ pub async fn execute(
     }
 }
 
-/// Pipes are visible to the administrator only (IoTDB shows them to users with the SYSTEM privilege).
-fn show_pipes(
-    instance: &Instance,
-    user: &str,
-    filter: &ShowFilter,
-) -> Result<Output, StatementError> {
+/// `SHOW PIPES` (USE_PIPE, checked by `authz`).
+fn show_pipes(instance: &Instance, filter: &ShowFilter) -> Result<Output, StatementError> {
     // Counting a pipe's backlog reads the change log: do it where blocking is allowed.
-    let mut table = tokio::task::block_in_place(|| instance.pipes.show(filter))?;
-    if user != ROOT_USER {
-        table = Table::text(&duet_runtime::manager::SHOW_PIPES_COLUMNS, Vec::new());
-    }
+    let table = tokio::task::block_in_place(|| instance.pipes.show(filter))?;
     Ok(Output::Table(table))
+}
+
+/// Logs what roles and holders now are, for pipes that include `auth`.
+async fn log_authority(
+    instance: &Instance,
+    roles: &[&String],
+    holders: &[Grantee],
+) -> Result<Output, StatementError> {
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    let holders: Vec<(&str, &str)> = holders
+        .iter()
+        .map(|h| match h {
+            Grantee::User(name) => ("user", name.as_str()),
+            Grantee::Role(name) => ("role", name.as_str()),
+        })
+        .collect();
+    instance
+        .engine
+        .log_authority_change(&roles, &holders)
+        .await?;
+    Ok(Output::Done)
+}
+
+/// A one-column list of names (`LIST USER`, `LIST ROLE`), IoTDB's header.
+fn name_table(header: &str, names: Vec<String>) -> Table {
+    Table::text(&[header], names.into_iter().map(|n| vec![n]).collect())
+}
+
+fn holder(grantee: &Grantee) -> Holder<'_> {
+    match grantee {
+        Grantee::User(name) => Holder::User(name),
+        Grantee::Role(name) => Holder::Role(name),
+    }
+}
+
+/// A user other than root grants or revokes only what it holds with the grant option, on paths its
+/// grant includes (IoTDB's 817 otherwise).
+fn check_grant_option(
+    access: &Access,
+    grants: &[(Privilege, duet_parser::Path)],
+    what: &str,
+) -> Result<(), StatementError> {
+    if grants.iter().all(|(p, path)| access.may_grant(*p, &path.0)) {
+        Ok(())
+    } else {
+        Err(StatementError::new(
+            StatusCode::NotHasPrivilegeGrantOpt,
+            format!(
+                "Has no permission to execute {what}, please ensure you have these privileges and the grant option is TRUE when granted"
+            ),
+        ))
+    }
+}
+
+/// `LIST PRIVILEGES OF USER u | ROLE r`: IoTDB's columns Role, Path, Privileges, GrantOption; one
+/// row per privilege and path, the user's own first (Role empty), then each role's.
+fn list_privileges(instance: &Instance, of: &Grantee) -> Result<Table, StatementError> {
+    let mut rows: Vec<(String, String, String, bool)> = Vec::new();
+    let mut add = |role: &str, g: &duet_catalog::Grant| {
+        rows.push((
+            role.to_string(),
+            g.path.clone(),
+            g.privilege.name().to_string(),
+            g.grant_option,
+        ));
+    };
+    match of {
+        Grantee::User(name) if name == ROOT_USER => {
+            for privilege in Privilege::ALL {
+                let grant = duet_catalog::Grant {
+                    privilege,
+                    path: duet_catalog::GLOBAL_PATH.into(),
+                    grant_option: true,
+                };
+                add("", &grant);
+            }
+        }
+        Grantee::User(name) => {
+            let authority = instance
+                .catalog
+                .authority(name)?
+                .ok_or_else(|| duet_catalog::Error::UserNotExist(name.clone()))?;
+            for g in &authority.own {
+                add("", g);
+            }
+            for (role, grants) in &authority.roles {
+                for g in grants {
+                    add(role, g);
+                }
+            }
+        }
+        Grantee::Role(role) => {
+            for g in instance.catalog.grants_of(Holder::Role(role))? {
+                add(role, &g);
+            }
+        }
+    }
+    Ok(typed_table(
+        &[
+            ("Role", DataType::Text),
+            ("Path", DataType::Text),
+            ("Privileges", DataType::Text),
+            ("GrantOption", DataType::Boolean),
+        ],
+        rows.into_iter()
+            .map(|(role, scope, privilege, option)| {
+                vec![
+                    text(role),
+                    text(scope),
+                    text(privilege),
+                    Cell::Boolean(option),
+                ]
+            })
+            .collect(),
+    ))
 }
 
 /// `SHOW CLUSTER [DETAILS]`: one process plays both of IoTDB's node roles. Duet listens on a single
@@ -312,6 +491,7 @@ fn show_cluster(instance: &Instance, details: bool) -> Table {
 
 /// One cell of a typed SHOW result (see [`typed_table`]).
 enum Cell {
+    Boolean(bool),
     Int32(i32),
     Int64(i64),
     Float(f32),
@@ -338,6 +518,14 @@ fn typed_table(columns: &[(&str, DataType)], rows: Vec<Vec<Cell>>) -> Table {
         let mut cells = row.into_iter();
         for column in &mut built {
             let null = match (&mut column.values, cells.next()) {
+                (ColumnValues::Boolean(v), Some(Cell::Boolean(x))) => {
+                    v.push(x);
+                    false
+                }
+                (ColumnValues::Boolean(v), _) => {
+                    v.push(false);
+                    true
+                }
                 (ColumnValues::Int32(v), Some(Cell::Int32(x))) => {
                     v.push(x);
                     false
@@ -542,10 +730,10 @@ fn show_regions(
     ))
 }
 
-/// `SHOW QUERIES`: IoTDB's columns (the start time as the time column); a user other than root sees
-/// their own queries.
-fn show_queries(instance: &Instance, user: &str) -> Table {
-    let visible_to = (user != ROOT_USER).then_some(user);
+/// `SHOW QUERIES`: IoTDB's columns (the start time as the time column); a user without MAINTAIN
+/// sees their own queries.
+fn show_queries(instance: &Instance, access: &Access) -> Table {
+    let visible_to = (!access.has(Privilege::Maintain)).then_some(access.user());
     let queries = instance.queries.list(visible_to);
     let mut table = typed_table(
         &[

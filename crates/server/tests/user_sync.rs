@@ -1,13 +1,32 @@
 //! User accounts through double-living pipes with `'inclusion'='all'`: an account created on one
 //! instance logs in on the other with the same password, a password changed on either side works on
-//! both (the old one on neither), and a dropped account is gone everywhere. Issue 10.
+//! both (the old one on neither), and a dropped account is gone everywhere (issue 10); roles and
+//! grants travel the same way (issue 13).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
-use duet_proto::client::{Client, ClientOptions};
-use duet_testkit::{wait_for, Duetd};
+use duet_proto::client::{Client, ClientError, ClientOptions};
+use duet_testkit::{wait_for, Duetd, DuetdOptions};
+
+/// A server whose logins are never locked out: these tests poll logins that fail until an account
+/// arrives, which the lockout would otherwise count.
+fn start() -> (Duetd, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("duet.toml");
+    std::fs::write(
+        &path,
+        "failed_login_attempts = 0\nfailed_login_attempts_per_user = 0\nfailed_login_delay_ms = 0\n",
+    )
+    .unwrap();
+    let server = Duetd::start_with(DuetdOptions {
+        args: vec!["--config".into(), path.display().to_string()],
+        ..DuetdOptions::default()
+    })
+    .unwrap();
+    (server, dir)
+}
 
 fn as_user(server: &Duetd, user: &str, password: &str) -> ClientOptions {
     ClientOptions {
@@ -25,8 +44,8 @@ fn logs_in(rt: &tokio::runtime::Runtime, server: &Duetd, user: &str, password: &
 
 #[test]
 fn accounts_and_passwords_reach_the_peer_and_drops_remove_them() {
-    let a = Duetd::start().unwrap();
-    let b = Duetd::start().unwrap();
+    let (a, _a_dir) = start();
+    let (b, _b_dir) = start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let root = |s: &Duetd| {
         rt.block_on(Client::connect(&as_user(s, "root", "root")))
@@ -66,4 +85,77 @@ fn accounts_and_passwords_reach_the_peer_and_drops_remove_them() {
     .unwrap();
     // Root is never dropped through a pipe, and the pipes are still fine.
     assert!(logs_in(&rt, &b, "root", "root"));
+}
+
+/// Whether `sql` runs for `user` on `server` (a refusal or a failed login is `false`).
+fn runs(
+    rt: &tokio::runtime::Runtime,
+    server: &Duetd,
+    user: &str,
+    password: &str,
+    sql: &str,
+) -> bool {
+    rt.block_on(async {
+        let Ok(mut client) = Client::connect(&as_user(server, user, password)).await else {
+            return false;
+        };
+        match client.execute(sql).await {
+            Ok(_) => true,
+            Err(ClientError::Status(_)) => false,
+            Err(e) => panic!("{sql}: {e}"),
+        }
+    })
+}
+
+#[test]
+fn roles_and_grants_reach_the_peer() {
+    let (a, _a_dir) = start();
+    let (b, _b_dir) = start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let root = |s: &Duetd| {
+        rt.block_on(Client::connect(&as_user(s, "root", "root")))
+            .unwrap()
+    };
+    let (mut on_a, mut on_b) = (root(&a), root(&b));
+    for (client, peer) in [(&mut on_a, &b), (&mut on_b, &a)] {
+        rt.block_on(client.execute_update(&format!(
+            "create pipe p with source ('source.mode.double-living'='true', 'source.inclusion'='all') \
+             with sink ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
+            peer.port()
+        )))
+        .unwrap();
+    }
+    // Generous: a loaded CI machine sends retried batches after a backoff.
+    let within = Duration::from_secs(60);
+    for sql in [
+        "create user ops 'first123'",
+        "create role pipers",
+        "grant use_pipe on root.** to role pipers",
+        "grant role pipers to ops",
+        "grant maintain on root.** to user ops",
+    ] {
+        rt.block_on(on_a.execute_update(sql)).unwrap();
+    }
+    // On B, ops holds the role's privilege and its own.
+    wait_for("ops's privileges on B", within, || {
+        (runs(&rt, &b, "ops", "first123", "show pipes")
+            && runs(&rt, &b, "ops", "first123", "show variables"))
+        .then_some(())
+    })
+    .unwrap();
+    // A revocation on B reaches A.
+    rt.block_on(on_b.execute_update("revoke role pipers from ops"))
+        .unwrap();
+    wait_for("the role taken from ops on A", within, || {
+        (!runs(&rt, &a, "ops", "first123", "show pipes")).then_some(())
+    })
+    .unwrap();
+    assert!(runs(&rt, &a, "ops", "first123", "show variables"));
+    // A dropped role is gone on both.
+    rt.block_on(on_a.execute_update("drop role pipers"))
+        .unwrap();
+    wait_for("pipers dropped on B", within, || {
+        (!runs(&rt, &b, "root", "root", "list privileges of role pipers")).then_some(())
+    })
+    .unwrap();
 }

@@ -46,7 +46,8 @@ def test_user_lifecycle(server, session):
     finally:
         assert session.execute_non_query_statement("DROP USER carol") == 0
     assert "carol" not in users(session)
-    assert try_login(server, "carol", "carolpw2").startswith("804: ")
+    # A dropped user is answered as a wrong password would be.
+    assert try_login(server, "carol", "carolpw2") == "801: Authentication failed."
 
 
 def test_duplicate_and_missing_users(session):
@@ -73,6 +74,29 @@ def test_non_root_user_cannot_manage_users(server, session):
         assert "mallory" not in users(session)
     finally:
         session.execute_non_query_statement("DROP USER erin")
+
+
+def test_privileges_through_the_python_client(server, session):
+    session.execute_non_query_statement("CREATE USER frank 'frankpw12'")
+    try:
+        s = server.session("frank", "frankpw12")
+        try:
+            msg = expect_error(s, "INSERT INTO root.pyperm.d(time, s) VALUES (1, 1)", 803)
+            assert "please add privilege WRITE_DATA on [root.pyperm.d.s]" in msg
+            session.execute_non_query_statement(
+                "GRANT WRITE_DATA, WRITE_SCHEMA ON root.pyperm.** TO USER frank"
+            )
+            # The open session has the grant at its next request.
+            assert s.execute_non_query_statement(
+                "INSERT INTO root.pyperm.d(time, s) VALUES (1, 1)"
+            ) == 0
+            df = query_df(s, "LIST PRIVILEGES OF USER frank")
+            assert list(df.columns) == ["Role", "Path", "Privileges", "GrantOption"]
+            assert sorted(df["Privileges"]) == ["WRITE_DATA", "WRITE_SCHEMA"]
+        finally:
+            s.close()
+    finally:
+        session.execute_non_query_statement("DROP USER frank")
 
 
 def test_users_survive_restart(duetd_factory):

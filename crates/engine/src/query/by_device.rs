@@ -117,6 +117,9 @@ fn device_feeds(
 impl DevicePlan {
     /// The next device with at least one selected measurement.
     fn next_device(&mut self) -> Result<Option<DeviceSeries>> {
+        // Devices are bound as pages are fetched, on whatever thread fetches: under the session's
+        // read scope again (a condition's measurement outside it reads nothing).
+        let _scope = crate::scope::enter(self.ctx.read_data.clone());
         for (device, ms) in self.devices.by_ref() {
             self.control.check()?;
             let (mut series, feeds) = device_feeds(&self.columns, &ms);
@@ -499,10 +502,15 @@ fn resolve_in_device(
     };
     let info = match ms.get(m) {
         Some(s) => s.clone(),
-        // A measurement the device lacks reads as null (the row is then unknown and dropped).
+        // A measurement the device lacks reads as null (the row is then unknown and dropped); so
+        // does one outside the session's read scope (no key: nothing is read).
         None => SeriesInfo {
             path: format!("{device}.{}", paths::join(&[m])),
-            key: format!("{device}.{m}"),
+            key: if crate::scope::series_visible(&paths::split(device), m) {
+                format!("{device}.{m}")
+            } else {
+                String::new()
+            },
             device: device.to_string(),
             measurement: m.clone(),
             database: String::new(),

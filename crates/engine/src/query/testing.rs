@@ -52,6 +52,7 @@ pub(crate) fn select(sql: &str) -> Select {
 pub(crate) fn ctx() -> SessionContext {
     SessionContext {
         zone_id: "UTC".into(),
+        ..Default::default()
     }
 }
 
