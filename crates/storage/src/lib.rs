@@ -120,7 +120,9 @@ pub use error::{Error, Result};
 pub use options::{StorageOptions, SyncMode};
 pub use run::SeriesChunk;
 pub use stats::{SeriesStats, StatValue};
+#[cfg(feature = "test-hooks")]
+pub use storage::LogWriterPause;
 pub use storage::SeriesPiece;
-pub use storage::{LogWriterPause, Retention, Storage, StorageMetrics, StorageStats};
+pub use storage::{Retention, Storage, StorageMetrics, StorageStats};
 pub use types::{DeleteOp, InsertOp, LogEntry, LogHeader, Lsn, Op, OpKind, Origin, Version};
 pub use wal::LogRead;
