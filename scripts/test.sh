@@ -33,7 +33,9 @@ scripts/install-monitoring-tools.sh
 export DUET_REQUIRE_BROWSER=1 DUET_REQUIRE_PROMETHEUS=1
 
 echo "== cargo test"
-cargo build --workspace --bins --quiet
+# With the storage's test hooks, as `cargo test` builds it (dev-dependencies enable the feature), so the
+# two builds share their artifacts instead of compiling storage and everything above it twice.
+cargo build --workspace --bins --quiet --features duet-storage/test-hooks
 cargo test --workspace --no-fail-fast
 
 echo "== official Python client (apache-iotdb 2.0.11)"

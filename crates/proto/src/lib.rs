@@ -6,6 +6,16 @@
 //! results, the tablet and record value layouts of write requests, the pipe-transfer body primitives, and
 //! an async client used by the CLI, the tests and the pipe sink.
 //!
+//! - `thrift_gen` (alias `t`): the generated Thrift types; [`codec`]: frames and protocol detection;
+//!   [`input`]: bounded Thrift input protocols; [`rpc`]: call/reply envelopes, `Request`/`Reply`;
+//! - [`reader`]: the one bounded byte reader of the hand-written decoders; [`types`]: data types and
+//!   columns; [`tablet`]: tablet and record layouts; [`tsblock`]: TsBlocks; [`query_data_set`]: the
+//!   V1 result layout; [`schema_template`]: a serialized device template;
+//! - [`pipe_body`]: pipe body primitives; [`pipe_tablet`]: IoTDB's tablet transfer bodies;
+//!   [`plan_node`]: write and schema plan nodes; [`config_plan`]: ConfigNode plans;
+//!   [`schema_snapshot`] and [`config_snapshot`]: IoTDB's snapshot files;
+//! - [`status`]: status codes; [`client`]: the async client.
+//!
 //! **Architecture invariant:** this crate knows nothing of SQL, storage or pipes' semantics; it turns
 //! bytes into typed values and back.
 

@@ -8,6 +8,9 @@
 //! - [`session`]: per-connection session state and RPC dispatch;
 //! - [`rpc_queries`]: the path-based query RPCs as `Select`s;
 //! - [`statements`]: statement execution (users, cluster information, pipes);
+//! - [`writes`]: the write and schema RPCs as engine calls; [`templates`]: the device-template RPCs;
+//! - [`queries`]: the running queries of `SHOW QUERIES` and `KILL QUERY`;
+//! - [`fault_hooks`]: test-only fault injection (`DUET_FAULT_HOOKS`);
 //! - [`instance`]: the state every connection shares;
 //! - [`metrics_http`] and [`metrics`]: Prometheus `/metrics` and the dashboard on a listener of their
 //!   own.

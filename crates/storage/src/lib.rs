@@ -87,6 +87,16 @@
 //! replay from the data files. Cursors live in memory; the pipe runtime persists its progress and
 //! registers its cursors right after `open`.
 //!
+//! # Modules
+//!
+//! - `storage`: the [`Storage`] handle, one module per thread (recovery, log writer, flusher,
+//!   compactor) and the test hooks; `options`: its tuning;
+//! - [`wal`]: log segments, records and retention; `codec`: an entry's encoding; [`transfer`]: entries
+//!   as bytes for a pipe; `types`: positions, versions, origins, operations; `hlc`: the clock;
+//! - `memtable`: the write buffer; [`datafile`]: Parquet data files; `manifest`: what is flushed;
+//!   `run`: one series' points and the version merge; [`stats`]: per-series summaries;
+//! - `error`: the crate's error type.
+//!
 //! # Not done (yet)
 //!
 //! - Tombstones are kept forever, and scans check every tombstone of a series per point.

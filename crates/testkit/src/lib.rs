@@ -4,6 +4,9 @@
 //!
 //! Binaries are found next to the running test executable (`target/<profile>/`), where `cargo test
 //! --workspace` builds them.
+//!
+//! - [`proxy`]: a TCP proxy tests break on demand; [`http`]: a GET and a Prometheus text reader;
+//! - [`iotdb_wire`]: the bytes an IoTDB 2.x pipe sender writes; [`query`]: results rendered as text.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
