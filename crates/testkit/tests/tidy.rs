@@ -145,7 +145,7 @@ fn crate_dependencies_follow_the_one_way_graph() {
             }
         }
         for target in *allowed_here {
-            if !position(target).is_some_and(|p| p < own_position) {
+            if position(target).is_none_or(|p| p >= own_position) {
                 problems.push(format!(
                     "allowed edge {short} -> {target} does not point up the code map's order"
                 ));
