@@ -6,7 +6,8 @@
 //! --workspace` builds them.
 //!
 //! - [`proxy`]: a TCP proxy tests break on demand; [`http`]: a GET and a Prometheus text reader;
-//! - [`iotdb_wire`]: the bytes an IoTDB 2.x pipe sender writes; [`query`]: results rendered as text.
+//! - [`iotdb_wire`]: the bytes an IoTDB 2.x pipe sender writes, and [`pipe_sender`]: its handshaken
+//!   connection; [`query`]: results rendered as text.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,6 +21,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub mod http;
 pub mod iotdb_wire;
+pub mod pipe_sender;
 pub mod proxy;
 pub mod query;
 
@@ -257,6 +259,15 @@ impl Duetd {
             bail!("GET /metrics answered {status}: {body}");
         }
         Ok(http::Metrics::parse(&body))
+    }
+
+    /// Client options for a root session on this server (the rest as `ClientOptions::default()`).
+    pub fn client_options(&self) -> duet_proto::client::ClientOptions {
+        duet_proto::client::ClientOptions {
+            host: self.host(),
+            port: self.port(),
+            ..duet_proto::client::ClientOptions::default()
+        }
     }
 
     /// The address the server listens on.

@@ -1,0 +1,47 @@
+//! The connection of an IoTDB-shaped pipe sender: a Thrift connection to a `duetd` that has passed
+//! IoTDB's handshake V2, and `pipeTransfer` calls on it, for the tests that drive the receiver with
+//! the bytes of [`crate::iotdb_wire`].
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use duet_proto::client::Connection;
+use duet_proto::codec::Protocol;
+use duet_proto::t;
+
+use crate::iotdb_wire::{self, request_type};
+use crate::Duetd;
+
+/// Opens a pipe connection to `server` and passes IoTDB's handshake V2 with `params` (the sender's
+/// `timestampPrecision`, `clusterID`, credentials, ...); a refused handshake is an error.
+pub async fn connect(server: &Duetd, params: &[(&str, &str)]) -> Result<Connection> {
+    let mut conn = Connection::connect(
+        &server.host(),
+        server.port(),
+        Protocol::Binary,
+        Duration::from_secs(5),
+        Duration::from_secs(20),
+    )
+    .await?;
+    let answer = transfer(
+        &mut conn,
+        request_type::HANDSHAKE_DATANODE_V2,
+        iotdb_wire::handshake_v2(params),
+    )
+    .await?;
+    if answer.status.code != 200 {
+        bail!("the handshake was refused: {:?}", answer.status);
+    }
+    Ok(conn)
+}
+
+/// One `pipeTransfer` call of request type `type_` (version 1, as IoTDB's sender sends).
+pub async fn transfer(
+    conn: &mut Connection,
+    type_: i16,
+    body: Vec<u8>,
+) -> Result<t::TPipeTransferResp> {
+    Ok(conn
+        .pipe_transfer(&t::TPipeTransferReq::new(1, type_, body))
+        .await?)
+}
