@@ -14,7 +14,7 @@
 //! - [`pipe_body`]: pipe body primitives; [`pipe_tablet`]: IoTDB's tablet transfer bodies;
 //!   [`plan_node`]: write and schema plan nodes; [`config_plan`]: ConfigNode plans;
 //!   [`schema_snapshot`] and [`config_snapshot`]: IoTDB's snapshot files;
-//! - [`status`]: status codes; [`client`]: the async client.
+//! - [`status`]: status codes; [`client`]: the async client; `test_bytes`: the unit tests' byte writers.
 //!
 //! **Architecture invariant:** this crate knows nothing of SQL, storage or pipes' semantics; it turns
 //! bytes into typed values and back.
@@ -36,6 +36,9 @@ pub mod status;
 pub mod tablet;
 pub mod tsblock;
 pub mod types;
+
+#[cfg(test)]
+mod test_bytes;
 
 /// The Thrift types generated from `thrift/iotdb-client.thrift` by `scripts/gen-thrift.sh`.
 ///

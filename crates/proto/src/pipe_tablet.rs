@@ -10,7 +10,7 @@ use bytes::BufMut;
 
 use crate::pipe_body::{put_string, request_type as rt};
 use crate::plan_node::{self, WriteNode};
-use crate::reader::ByteReader;
+use crate::reader::{malformed, ByteReader};
 use crate::types::{Column, ColumnValues, DataType};
 use crate::{ProtoError, Result};
 
@@ -32,10 +32,6 @@ pub struct TabletRef<'a> {
     pub measurements: &'a [String],
     pub columns: &'a [Column],
     pub times: &'a [i64],
-}
-
-fn malformed(message: impl Into<String>) -> ProtoError {
-    ProtoError::Malformed(message.into())
 }
 
 fn unsupported(message: impl Into<String>) -> ProtoError {

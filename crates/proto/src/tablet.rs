@@ -3,9 +3,9 @@
 
 use bytes::BufMut;
 
-use crate::reader::ByteReader;
+use crate::reader::{malformed, ByteReader};
 use crate::types::{Column, ColumnValues, DataType};
-use crate::{ProtoError, Result};
+use crate::Result;
 
 /// One decoded value of a record; records never carry nulls (clients drop null measurements).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,10 +34,6 @@ impl RecordValue {
             RecordValue::Date(_) => DataType::Date,
         }
     }
-}
-
-fn malformed(what: impl Into<String>) -> ProtoError {
-    ProtoError::Malformed(what.into())
 }
 
 /// Decodes the value stream of one record: `n_values` entries of `u8 type` + value.
