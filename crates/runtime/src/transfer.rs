@@ -7,8 +7,9 @@
 //!   with one tablet per insert in the tsfile-2 layout of pipe reference §6.5. Deletions cannot be
 //!   expressed there and are counted as not sent.
 
-use bytes::{Buf, BufMut};
+use bytes::BufMut;
 use duet_proto::pipe_tablet::{self, TabletRef};
+use duet_proto::reader::ByteReader;
 use duet_storage::{InsertOp, LogEntry, Op, Origin, SeriesChunk, Version};
 
 /// Duet's own request type: a batch of log entries. Outside IoTDB's code space (0–400, -1, -2).
@@ -21,50 +22,51 @@ pub const IOTDB_TABLET_BATCH_V2: i16 = 13;
 // it here too.
 pub use crate::compress::{decompress, MAX_DECOMPRESSED_BYTES, TRANSFER_COMPRESSED};
 
-/// Encodes entries as one Duet batch body.
+/// Why a Duet batch body does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The batch's own framing (entry count, entry lengths) is wrong.
+    #[error("{0}")]
+    Framing(#[from] duet_proto::ProtoError),
+    /// An entry's bytes are not a log entry.
+    #[error("entry {index}: {source}")]
+    Entry {
+        index: usize,
+        #[source]
+        source: duet_storage::DecodeError,
+    },
+    #[error("{0} bytes after the last entry")]
+    Trailing(usize),
+}
+
+/// Encodes entries as one Duet batch body: an i32 count, then each entry's length and bytes.
 pub fn encode_entries(entries: &[LogEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 * entries.len());
-    out.put_u32(u32::try_from(entries.len()).unwrap_or(u32::MAX));
+    out.put_i32(i32::try_from(entries.len()).unwrap_or(i32::MAX));
     let mut buf = Vec::new();
     for entry in entries {
         buf.clear();
         duet_storage::transfer::encode_entry(entry, &mut buf);
-        out.put_u32(u32::try_from(buf.len()).unwrap_or(u32::MAX));
+        out.put_i32(i32::try_from(buf.len()).unwrap_or(i32::MAX));
         out.extend_from_slice(&buf);
     }
     out
 }
 
 /// Decodes a Duet batch body.
-pub fn decode_entries(mut body: &[u8]) -> Result<Vec<LogEntry>, String> {
-    if body.len() < 4 {
-        return Err("truncated batch header".into());
-    }
-    let n = usize::try_from(body.get_u32()).unwrap_or(usize::MAX);
+pub fn decode_entries(body: &[u8]) -> Result<Vec<LogEntry>, BatchError> {
+    let mut input = ByteReader::new(body);
     // Each entry takes at least its 4-byte length: a count beyond that is malformed, not a reservation.
-    if n > body.len() / 4 {
-        return Err(format!(
-            "batch claims {n} entries but has only {} bytes",
-            body.len()
-        ));
-    }
+    let n = input.count(4, "batch entries")?;
     let mut entries = Vec::with_capacity(n);
-    for i in 0..n {
-        if body.len() < 4 {
-            return Err(format!("truncated batch at entry {i}"));
-        }
-        let len = usize::try_from(body.get_u32()).unwrap_or(usize::MAX);
-        if body.len() < len {
-            return Err(format!("truncated entry {i}"));
-        }
-        let (head, tail) = body.split_at(len);
-        entries.push(
-            duet_storage::transfer::decode_entry(head).map_err(|e| format!("entry {i}: {e}"))?,
-        );
-        body = tail;
+    for index in 0..n {
+        let bytes = input.bytes("batch entry")?;
+        let entry = duet_storage::transfer::decode_entry(bytes)
+            .map_err(|source| BatchError::Entry { index, source })?;
+        entries.push(entry);
     }
-    if !body.is_empty() {
-        return Err(format!("{} bytes after the last entry", body.len()));
+    if !input.is_empty() {
+        return Err(BatchError::Trailing(input.remaining()));
     }
     Ok(entries)
 }
@@ -197,8 +199,26 @@ mod tests {
 
     #[test]
     fn entry_counts_beyond_the_body_are_refused() {
-        let err = decode_entries(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).unwrap_err();
-        assert!(err.contains("claims 4294967295 entries"), "{err}");
+        for count in [[0x7f, 0xff, 0xff, 0xff], [0xff, 0xff, 0xff, 0xff]] {
+            let mut body = count.to_vec();
+            body.extend_from_slice(&[0, 0, 0, 0]);
+            let err = decode_entries(&body).unwrap_err();
+            assert!(matches!(err, BatchError::Framing(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_entry_is_named_by_its_index() {
+        // The first entry whole, the second with a byte after its end (inside its length).
+        let mut body = encode_entries(&sample()[..1]);
+        body[..4].copy_from_slice(&2i32.to_be_bytes());
+        let mut second = Vec::new();
+        duet_storage::transfer::encode_entry(&sample()[1], &mut second);
+        second.push(0);
+        body.put_i32(second.len() as i32);
+        body.extend_from_slice(&second);
+        let err = decode_entries(&body).unwrap_err();
+        assert!(matches!(err, BatchError::Entry { index: 1, .. }), "{err}");
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub mod stats;
 mod storage;
 mod types;
 
+pub use codec::DecodeError;
 pub use datafile::DataFileInfo;
 pub use error::{Error, Result};
 pub use options::{StorageOptions, SyncMode};
