@@ -12,6 +12,7 @@
 //!   columns; [`tablet`]: tablet and record layouts; [`tsblock`]: TsBlocks; [`query_data_set`]: the
 //!   V1 result layout; [`schema_template`]: a serialized device template;
 //! - [`pipe_body`]: pipe body primitives; [`pipe_tablet`]: IoTDB's tablet transfer bodies;
+//!   [`pipe_compressed`]: IoTDB's compressed request and its five compressors;
 //!   [`plan_node`]: write and schema plan nodes; [`config_plan`]: ConfigNode plans;
 //!   [`schema_snapshot`] and [`config_snapshot`]: IoTDB's snapshot files;
 //! - [`status`]: status codes; [`client`]: the async client; `test_bytes`: the unit tests' byte writers.
@@ -25,6 +26,7 @@ pub mod config_plan;
 pub mod config_snapshot;
 pub mod input;
 pub mod pipe_body;
+pub mod pipe_compressed;
 pub mod pipe_tablet;
 pub mod plan_node;
 pub mod query_data_set;

@@ -6,9 +6,9 @@
 //! - [`manager`]: [`PipeManager`], which executes the pipe statements against the catalog;
 //! - [`task`]: one pipe's task (history, then the log; batching, progress, backoff), with [`filter`]
 //!   (what its source lets through), [`transfer`] (the bodies it sends) and [`metrics`] (its counters);
-//! - [`receiver`]: the receiving end, with [`compress`] (IoTDB's compressed request), [`slice`]
-//!   (sliced requests), [`file_receiver`] (TsFile and snapshot pieces), [`tsfile_load`],
-//!   [`schema_snapshot_load`] and [`config_snapshot_load`] (what a seal applies);
+//! - [`receiver`]: the receiving end, with [`slice`] (sliced requests), [`file_receiver`] (TsFile
+//!   and snapshot pieces), [`tsfile_load`], [`schema_snapshot_load`] and [`config_snapshot_load`]
+//!   (what a seal applies); IoTDB's compressed request is proto's, re-exported by [`compress`];
 //! - [`error`]: errors with the IoTDB status code a client receives.
 //!
 //! **Architecture invariant:** a pipe statement returns only after its catalog change is committed, and
