@@ -20,6 +20,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+# The benchmark programs (a workspace of their own, scripts/bench): formatted and linted like the rest,
+# in the main target directory so they reuse its dependencies; never run here.
+echo "== benchmark programs: cargo fmt --check, cargo clippy"
+cargo fmt --manifest-path scripts/bench/Cargo.toml --all -- --check
+CARGO_TARGET_DIR="$(target_dir)" cargo clippy --manifest-path scripts/bench/Cargo.toml --workspace \
+  --all-targets --quiet -- -D warnings
+
 # TsFiles written by Apache's own tsfile package (pinned), read by crates/tsfile's fixture test,
 # which fails when this directory is set and a fixture is missing.
 echo "== TsFile fixtures (apache tsfile 2.5.0)"
