@@ -94,6 +94,17 @@ finish_work_dir() { # exit-code
     if [ "${KEEP_WORK_DIR:-0}" = 1 ]; then say "kept $WORK_DIR"; else rm -rf "$WORK_DIR"; fi
 }
 
+# The EXIT trap of a benchmark run: leftover duetds and the clusters stopped, the work directory
+# handled as finish_work_dir says; the run's exit code kept.
+bench_cleanup() {
+    local rc=$?
+    set +e
+    stop_leftover_duetds
+    stop_pgs
+    finish_work_dir $rc
+    exit $rc
+}
+
 # The commit measured, `+dirty` when the crates differ from it.
 duet_rev() {
     local rev

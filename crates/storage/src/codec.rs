@@ -164,13 +164,7 @@ pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, DecodeError>
         bytes: prefix,
         pos: 0,
     };
-    let lsn = input.u64()?;
-    let origin = decode_origin(&mut input)?;
-    let version = Version {
-        hlc: input.u64()?,
-        instance: input.u64()?,
-    };
-    let ops = input.len()?;
+    let (lsn, origin, version, ops) = decode_header(&mut input)?;
     let first_op = if ops == 0 {
         None
     } else {
@@ -195,6 +189,17 @@ pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, DecodeError>
     })
 }
 
+/// An entry's header fields: LSN, origin, version and the number of operations that follow.
+fn decode_header(input: &mut Input<'_>) -> Result<(Lsn, Origin, Version, usize), DecodeError> {
+    let lsn = input.u64()?;
+    let origin = decode_origin(input)?;
+    let version = Version {
+        hlc: input.u64()?,
+        instance: input.u64()?,
+    };
+    Ok((lsn, origin, version, input.len()?))
+}
+
 fn decode_origin(input: &mut Input<'_>) -> Result<Origin, DecodeError> {
     match input.u8()? {
         ORIGIN_LOCAL => Ok(Origin::Local),
@@ -214,13 +219,7 @@ pub(crate) fn decode_entry(payload: &[u8]) -> Result<LogEntry, DecodeError> {
         bytes: payload,
         pos: 0,
     };
-    let lsn = input.u64()?;
-    let origin = decode_origin(&mut input)?;
-    let version = Version {
-        hlc: input.u64()?,
-        instance: input.u64()?,
-    };
-    let n_ops = input.len()?;
+    let (lsn, origin, version, n_ops) = decode_header(&mut input)?;
     let mut ops = Vec::with_capacity(n_ops.min(1024));
     for _ in 0..n_ops {
         ops.push(match input.u8()? {

@@ -25,15 +25,7 @@ build_bench duet-bench-ingest
 
 WORK_DIR="$(mktemp -d /tmp/duet-bench.XXXXXX)"
 chmod 755 "$WORK_DIR"
-cleanup() {
-    local rc=$?
-    set +e
-    stop_leftover_duetds
-    stop_pgs
-    finish_work_dir $rc
-    exit $rc
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 PG_PORT="$(free_port)"
