@@ -31,6 +31,13 @@ fn open(instance: u64) -> Instance {
     }
 }
 
+/// Instances 1 and 2, each with the head of its log before the test's changes.
+fn pair() -> (Instance, Instance, u64, u64) {
+    let (a, b) = (open(1), open(2));
+    let (from_a, from_b) = (a.head(), b.head());
+    (a, b, from_a, from_b)
+}
+
 /// `entries` in reverse order (a crossed delivery).
 fn reversed(entries: &[LogEntry]) -> Vec<LogEntry> {
     entries.iter().rev().cloned().collect()
@@ -160,9 +167,7 @@ impl Instance {
 
 #[tokio::test]
 async fn concurrent_conflicting_schema_changes_converge_in_any_order() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // The same series with different types, first on A, then (a later version) on B; a TTL set on
     // A and the same path's TTL set differently on B; a series B deletes that A created before.
     a.exec("create timeseries root.c.d.s with datatype=INT32")
@@ -219,9 +224,7 @@ async fn concurrent_conflicting_schema_changes_converge_in_any_order() {
 
 #[tokio::test]
 async fn a_drop_wins_over_an_older_create_below_it_and_loses_to_a_newer_one() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // Concurrently: A creates `old` under root.x, B creates root.x and drops it.
     a.exec("create timeseries root.x.d.old with datatype=INT64")
         .await;
@@ -241,9 +244,7 @@ async fn a_drop_wins_over_an_older_create_below_it_and_loses_to_a_newer_one() {
 
 #[tokio::test]
 async fn concurrent_password_changes_converge_to_the_one_with_the_higher_version() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     a.catalog.create_user("ops", "first123").unwrap();
     {
         let _g = a.engine.schema_change_guard().await;
@@ -284,9 +285,7 @@ async fn concurrent_password_changes_converge_to_the_one_with_the_higher_version
 
 #[tokio::test]
 async fn a_write_older_than_a_drop_does_not_bring_its_series_back() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     a.exec("create timeseries root.y.d.s with datatype=INT64")
         .await;
     b.apply(&a, &a.schema_entries(from_a)).await;
@@ -321,9 +320,7 @@ async fn sorted_rows(side: &Instance, sql: &str) -> Vec<Vec<String>> {
 
 #[tokio::test]
 async fn a_concurrent_unset_and_activation_of_a_template_converge() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     a.exec("create device template t (s1 INT32 encoding=RLE)")
         .await;
     a.exec("set device template t to root.t").await;
@@ -362,9 +359,7 @@ async fn a_concurrent_unset_and_activation_of_a_template_converge() {
 async fn a_template_dropped_on_one_side_while_set_on_the_other_converges() {
     // The drop made before or after the set by the clock: concurrent either way.
     for drop_is_older in [false, true] {
-        let a = open(1);
-        let b = open(2);
-        let (from_a, from_b) = (a.head(), b.head());
+        let (a, b, from_a, from_b) = pair();
         a.exec("create device template t (s1 INT32 encoding=RLE)")
             .await;
         b.apply(&a, &a.schema_entries(from_a)).await;
@@ -401,9 +396,7 @@ async fn a_template_dropped_on_one_side_while_set_on_the_other_converges() {
 
 #[tokio::test]
 async fn concurrent_definitions_of_one_template_converge_to_the_newer() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // The same template name, defined differently on both sides at once; A also sets it and
     // activates it on a device before it sees B's.
     a.exec("create device template t (s1 INT32 encoding=RLE, s2 INT64 encoding=RLE)")
@@ -492,9 +485,7 @@ async fn a_replicated_drop_sent_again_after_a_failed_log_write_still_hides_the_d
 
 #[tokio::test]
 async fn points_of_a_type_that_lost_are_dropped_on_arrival_and_both_sides_converge() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // Concurrently, the same series with two types; B's creation is the newer.
     a.exec("create timeseries root.k.d.s with datatype=INT32")
         .await;
@@ -530,9 +521,7 @@ async fn points_of_a_type_that_lost_are_dropped_on_arrival_and_both_sides_conver
 
 #[tokio::test]
 async fn a_series_created_by_a_write_is_versioned_by_it() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // B creates the series as DOUBLE; A, later by the clock but before it has seen B's creation,
     // creates it as INT64 by writing to it.
     b.exec("create timeseries root.n.d.s with datatype=DOUBLE")
@@ -629,9 +618,7 @@ async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
 #[tokio::test]
 async fn a_write_that_activates_a_template_and_a_concurrent_unset_converge_in_either_order() {
     for write_is_newer in [false, true] {
-        let a = open(1);
-        let b = open(2);
-        let (from_a, from_b) = (a.head(), b.head());
+        let (a, b, from_a, from_b) = pair();
         a.exec("create device template t (s1 INT32 encoding=RLE)")
             .await;
         a.exec("set device template t to root.t").await;
