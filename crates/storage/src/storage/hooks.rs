@@ -1,10 +1,9 @@
 //! Test hooks: faults no test can cause from outside the process (failing fsyncs and appends, a
 //! compaction that "crashes"), and pauses that hold a thread at a chosen point.
 //!
-//! All but the fsync hooks exist only with the `test-hooks` feature, which the storage's and the
-//! engine's tests enable. `fail_next_sync(s)` are always built: duetd's `DUET_FAULT_HOOKS=1`
-//! (`server::fault_hooks`, set only by the fault soak) calls them at run time in the ordinary duetd
-//! binary the soak starts. The state the hooks set lives in `Shared` and is read by the threads
+//! All but one exist only with the `test-hooks` feature, which the storage's and the engine's tests
+//! enable. `fail_next_syncs` is always built: duetd's `DUET_FAULT_HOOKS=1` (`server::fault_hooks`,
+//! set only by the fault soak) calls it at run time in the ordinary duetd binary the soak starts. The state the hooks set lives in `Shared` and is read by the threads
 //! either way (an atomic load where nothing is ever set).
 
 use std::sync::atomic::Ordering;
@@ -25,7 +24,7 @@ impl Storage {
     /// Test hook: makes the next fsync of the log fail, as a failing disk would: the records it
     /// should have made durable read back as zeros, and the error is reported. The log writer then
     /// writes them again from memory and syncs once more (see [`Storage::fail_next_syncs`]).
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn fail_next_sync(&self) {
         self.fail_next_syncs(1);
     }
