@@ -20,24 +20,22 @@ use duet_testkit::pipe_sender;
 use duet_testkit::query::rows;
 use duet_testkit::Duetd;
 
+/// The handshake parameters of this file's IoTDB-shaped sender.
+const SENDER: &[(&str, &str)] = &[
+    ("timestampPrecision", "ms"),
+    ("clusterID", "9b1c4f2e-iotdb-cluster"),
+    ("convertOnTypeMismatch", "true"),
+    ("loadTsFileStrategy", "sync"),
+    ("username", "root"),
+    ("password", "root"),
+    ("validateTsFile", "true"),
+    ("markAsPipeRequest", "true"),
+];
+
 /// A pipe connection that has passed IoTDB's handshake V2 with the parameters a default 2.x sender
 /// sends.
 async fn iotdb_sender(server: &Duetd) -> Connection {
-    pipe_sender::connect(
-        server,
-        &[
-            ("timestampPrecision", "ms"),
-            ("clusterID", "9b1c4f2e-iotdb-cluster"),
-            ("convertOnTypeMismatch", "true"),
-            ("loadTsFileStrategy", "sync"),
-            ("username", "root"),
-            ("password", "root"),
-            ("validateTsFile", "true"),
-            ("markAsPipeRequest", "true"),
-        ],
-    )
-    .await
-    .unwrap()
+    pipe_sender::connect(server, SENDER).await.unwrap()
 }
 
 /// Sends a request that must be accepted.
@@ -382,11 +380,8 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
 
 #[test]
 fn a_batch_with_a_table_model_or_truncated_node_is_refused_whole_and_the_receiver_goes_on() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&server.client_options()).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let good = iotdb_wire::insert_tablet_node(
             "root.refused.d1",
             false,
@@ -567,11 +562,8 @@ async fn send_tsfile(
 
 #[test]
 fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_one_not_at_all() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&server.client_options()).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let (file, sidecar) = fixture("tree_plain");
         // A mods file (IoTDB 1.x text form) deleting s_int64 in [1700000010000, 1700000019000].
         let mods = b"DELETION,root.sg1.d1.s_int64,1,1700000010000,1700000019000\n";
@@ -644,11 +636,8 @@ fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_on
 /// was sent.
 #[test]
 fn a_default_iotdb_pipes_whole_life_lands_exactly() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&server.client_options()).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         // Schema first (a pipe whose inclusion covers schema.database and schema.ttl): the
         // database and a TTL, as ConfigNode plans (type 200).
         for plan in [
@@ -839,11 +828,8 @@ fn a_tsfile_that_conflicts_with_a_series_type_here_is_refused_before_anything_is
 /// refused by name, and the connection goes on.
 #[test]
 fn an_iotdb_senders_schema_region_nodes_apply() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&server.client_options()).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         // CreateMultiTimeSeriesNode: two devices; InternalCreateTimeSeriesNode: an aligned device a
         // write auto-created; InternalCreateMultiTimeSeriesNode: one aligned, one not.
         // (encoding ordinals: 0 PLAIN, 2 RLE, 4 TS_2DIFF, 8 GORILLA; compressors: 0 none, 1 SNAPPY,
@@ -999,11 +985,8 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
 /// matching series and their data and leaves the others.
 #[test]
 fn an_iotdb_senders_template_and_deletion_plans_apply() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&server.client_options()).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let t2: &[iotdb_wire::SeriesSpec<'_>] =
             &[("s1", dt::INT64, 4, 7), ("s2", dt::DOUBLE, 8, 1)];
         for plan in [

@@ -17,20 +17,18 @@ use duet_testkit::pipe_sender;
 use duet_testkit::query::rows;
 use duet_testkit::Duetd;
 
+/// The handshake parameters of this file's IoTDB-shaped sender.
+const SENDER: &[(&str, &str)] = &[
+    ("timestampPrecision", "ms"),
+    ("clusterID", "5d0e-iotdb-schema-sender"),
+    ("username", "root"),
+    ("password", "root"),
+    ("markAsPipeRequest", "true"),
+];
+
 /// A pipe connection past IoTDB's handshake V2, as a default 2.x sender opens it.
 async fn iotdb_sender(server: &Duetd) -> Connection {
-    pipe_sender::connect(
-        server,
-        &[
-            ("timestampPrecision", "ms"),
-            ("clusterID", "5d0e-iotdb-schema-sender"),
-            ("username", "root"),
-            ("password", "root"),
-            ("markAsPipeRequest", "true"),
-        ],
-    )
-    .await
-    .unwrap()
+    pipe_sender::connect(server, SENDER).await.unwrap()
 }
 
 async fn transfer(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TPipeTransferResp {
@@ -179,11 +177,8 @@ fn row(path: &str, t: &str, e: &str, c: &str) -> [String; 4] {
 
 #[test]
 fn a_schema_snapshot_creates_its_database_series_and_aligned_devices_as_its_seal_selects() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&server.client_options()).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         // A template is set here over root.sg.g, so the snapshot's activation can be applied.
         for sql in [
             "create database root.sg",
@@ -274,11 +269,8 @@ fn a_schema_snapshot_creates_its_database_series_and_aligned_devices_as_its_seal
 
 #[test]
 fn a_truncated_or_unsupported_snapshot_is_refused_whole_and_a_missing_template_is_reported() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&server.client_options()).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let mtree = iotdb_wire::mtree_snapshot("cut", &region());
         // Truncated files (the seal agreeing with what was sent) are refused with a status naming
         // why, and nothing of them is applied — not even the database.
@@ -440,11 +432,8 @@ fn config_tree() -> Vec<ConfigMNode> {
 
 #[test]
 fn a_confignode_snapshot_creates_databases_templates_set_paths_and_ttls() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&server.client_options()).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let mtree = iotdb_wire::config_mtree_snapshot(&config_tree());
         let templates = iotdb_wire::template_table_snapshot(&[(
             1,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use duet_proto::client::Connection;
+use duet_proto::client::{Client, Connection};
 use duet_proto::codec::Protocol;
 use duet_proto::t;
 
@@ -44,4 +44,18 @@ pub async fn transfer(
     Ok(conn
         .pipe_transfer(&t::TPipeTransferReq::new(1, type_, body))
         .await?)
+}
+
+/// A fresh `duetd`, a runtime, and on it a root session and a sender's connection past the
+/// handshake with `params`: the start of every test that drives the receiver as an IoTDB sender.
+pub fn receiver(
+    params: &[(&str, &str)],
+) -> Result<(Duetd, tokio::runtime::Runtime, Client, Connection)> {
+    let server = Duetd::start()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (client, sender) = runtime.block_on(async {
+        let client = Client::connect(&server.client_options()).await?;
+        anyhow::Ok((client, connect(&server, params).await?))
+    })?;
+    Ok((server, runtime, client, sender))
 }
