@@ -219,6 +219,35 @@ pub fn encode_timestamps(times: &[i64]) -> Vec<u8> {
     out
 }
 
+/// An `insertTablet` request of `columns` (one per measurement, each `times.len()` rows) at `times`,
+/// in this layout, not aligned: what the CLI's tests, the soak and the benchmarks send.
+pub fn insert_tablet_request(
+    session_id: i64,
+    device: &str,
+    measurements: Vec<String>,
+    columns: &[Column],
+    times: &[i64],
+) -> crate::t::TSInsertTabletReq {
+    crate::t::TSInsertTabletReq::new(
+        session_id,
+        device.to_string(),
+        measurements,
+        encode_tablet_values(columns, times.len()),
+        encode_timestamps(times),
+        columns
+            .iter()
+            .map(|c| i32::from(c.data_type.code()))
+            .collect(),
+        i32::try_from(times.len()).unwrap_or(i32::MAX),
+        Some(false),
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

@@ -14,8 +14,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use duet_proto::client::{Client, ClientOptions};
 use duet_proto::status;
 use duet_proto::t;
-use duet_proto::tablet::{encode_tablet_values, encode_timestamps};
-use duet_proto::types::Column;
 use tokio_postgres::NoTls;
 
 // ---------------------------------------------------------------------------------------------------
@@ -306,33 +304,7 @@ pub fn check(st: &t::TSStatus, what: &str) -> Result<()> {
 }
 
 /// An `insertTablet` request of `columns` (one per measurement) at `times`, not aligned.
-pub fn tablet_request(
-    session: i64,
-    device: &str,
-    measurements: Vec<String>,
-    columns: &[Column],
-    times: &[i64],
-) -> t::TSInsertTabletReq {
-    let rows = times.len();
-    t::TSInsertTabletReq::new(
-        session,
-        device.to_string(),
-        measurements,
-        encode_tablet_values(columns, rows),
-        encode_timestamps(times),
-        columns
-            .iter()
-            .map(|c| i32::from(c.data_type.code()))
-            .collect(),
-        rows as i32,
-        Some(false),
-        None,
-        None,
-        None,
-        None,
-        None,
-    )
-}
+pub use duet_proto::tablet::insert_tablet_request as tablet_request;
 
 /// Sends an `insertTablet` request; `what` names it in the error.
 pub async fn insert_tablet(c: &mut Client, req: &t::TSInsertTabletReq, what: &str) -> Result<()> {
