@@ -22,15 +22,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A handshaken pipe connection, as an IoTDB sender opens one.
 async fn pipe_connection(server: &Duetd) -> Connection {
-    let mut connection = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Protocol::Binary,
-        TIMEOUT,
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
+    let mut connection = server.connection(Protocol::Binary, TIMEOUT).await.unwrap();
     let params = BTreeMap::from([
         (
             handshake_key::CLUSTER_ID.to_string(),

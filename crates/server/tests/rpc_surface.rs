@@ -649,15 +649,10 @@ async fn test_inserts_connections_and_refusals() {
     }
 
     // testConnectionEmptyRPC answers before any login, as IoTDB's does.
-    let mut fresh = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Protocol::Compact,
-        std::time::Duration::from_secs(10),
-        std::time::Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let mut fresh = server
+        .connection(Protocol::Compact, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
     let payload = rpc::encode_empty_call(Protocol::Compact, "testConnectionEmptyRPC").unwrap();
     let reply = fresh.round_trip(&payload).await.unwrap();
     let status: t::TSStatus = rpc::decode_struct_reply(&reply).unwrap();

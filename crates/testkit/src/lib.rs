@@ -261,6 +261,23 @@ impl Duetd {
         Ok(http::Metrics::parse(&body))
     }
 
+    /// A Thrift connection to this server in `protocol`, not logged in, with `timeout` to connect and
+    /// per call: for tests that send raw calls or pipe requests.
+    pub async fn connection(
+        &self,
+        protocol: duet_proto::codec::Protocol,
+        timeout: Duration,
+    ) -> Result<duet_proto::client::Connection> {
+        Ok(duet_proto::client::Connection::connect(
+            &self.host(),
+            self.port(),
+            protocol,
+            timeout,
+            timeout,
+        )
+        .await?)
+    }
+
     /// Client options for a root session on this server (the rest as `ClientOptions::default()`).
     pub fn client_options(&self) -> duet_proto::client::ClientOptions {
         duet_proto::client::ClientOptions {

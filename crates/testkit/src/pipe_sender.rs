@@ -15,14 +15,9 @@ use crate::Duetd;
 /// Opens a pipe connection to `server` and passes IoTDB's handshake V2 with `params` (the sender's
 /// `timestampPrecision`, `clusterID`, credentials, ...); a refused handshake is an error.
 pub async fn connect(server: &Duetd, params: &[(&str, &str)]) -> Result<Connection> {
-    let mut conn = Connection::connect(
-        &server.host(),
-        server.port(),
-        Protocol::Binary,
-        Duration::from_secs(5),
-        Duration::from_secs(20),
-    )
-    .await?;
+    let mut conn = server
+        .connection(Protocol::Binary, Duration::from_secs(20))
+        .await?;
     let answer = transfer(
         &mut conn,
         request_type::HANDSHAKE_DATANODE_V2,
