@@ -20,6 +20,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+# The benchmark programs (a workspace of their own, scripts/bench): formatted and linted like the rest,
+# in the main target directory so they reuse its dependencies; never run here.
+echo "== benchmark programs: cargo fmt --check, cargo clippy"
+cargo fmt --manifest-path scripts/bench/Cargo.toml --all -- --check
+CARGO_TARGET_DIR="$(target_dir)" cargo clippy --manifest-path scripts/bench/Cargo.toml --workspace \
+  --all-targets --quiet -- -D warnings
+
 # TsFiles written by Apache's own tsfile package (pinned), read by crates/tsfile's fixture test,
 # which fails when this directory is set and a fixture is missing.
 echo "== TsFile fixtures (apache tsfile 2.5.0)"
@@ -33,7 +40,9 @@ scripts/install-monitoring-tools.sh
 export DUET_REQUIRE_BROWSER=1 DUET_REQUIRE_PROMETHEUS=1
 
 echo "== cargo test"
-cargo build --workspace --bins --quiet
+# With the storage's test hooks, as `cargo test` builds it (dev-dependencies enable the feature), so the
+# two builds share their artifacts instead of compiling storage and everything above it twice.
+cargo build --workspace --bins --quiet --features duet-storage/test-hooks
 cargo test --workspace --no-fail-fast
 
 echo "== official Python client (apache-iotdb 2.0.11)"

@@ -11,6 +11,7 @@ use std::future::Future;
 
 use duet_proto::codec::{self, Protocol};
 use duet_proto::pipe_body::{self, request_type};
+use duet_proto::pipe_compressed::{self as compress, Compressor};
 use duet_proto::pipe_tablet::{self, TabletRef};
 use duet_proto::rpc::{self, Decoded, Request};
 use duet_proto::schema_template::{self, SerializedMeasurement, SerializedTemplate};
@@ -18,7 +19,6 @@ use duet_proto::t;
 use duet_proto::tablet::{self, RecordValue};
 use duet_proto::tsblock;
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_runtime::compress::{self, Compressor};
 use duet_runtime::handshake::{self, ReceiverState};
 use duet_runtime::slice::{self, Slice, SliceBuffer, SliceOutcome};
 use duet_runtime::transfer;
@@ -500,7 +500,7 @@ const PIPE_TYPES: [i16; 22] = [
     request_type::TRANSFER_TABLET_BATCH,
     request_type::TRANSFER_TABLET_RAW_V2,
     request_type::TRANSFER_TABLET_BATCH_V2,
-    transfer::TRANSFER_COMPRESSED,
+    compress::TRANSFER_COMPRESSED,
     transfer::DUET_TRANSFER_ENTRIES,
     slice::TRANSFER_SLICE,
     request_type::TRANSFER_TABLET_INSERT_NODE,
@@ -541,9 +541,9 @@ fn pipe_request(type_: i16, body: &[u8]) {
             let mut state = ReceiverState::default();
             let _ = handshake::handshake(&mut state, &identity, body, |_, _| Ok(()));
         }
-        transfer::TRANSFER_COMPRESSED => {
-            if let Ok((_, inner_type, inner)) = transfer::decompress(body) {
-                if inner_type != transfer::TRANSFER_COMPRESSED {
+        compress::TRANSFER_COMPRESSED => {
+            if let Ok((_, inner_type, inner)) = compress::decompress(body) {
+                if inner_type != compress::TRANSFER_COMPRESSED {
                     pipe_request(inner_type, &inner);
                 }
             }
@@ -811,7 +811,7 @@ fn pipe_body_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ) {
         out.push((
             "compressed-entries",
-            with(transfer::TRANSFER_COMPRESSED, compressed),
+            with(compress::TRANSFER_COMPRESSED, compressed),
         ));
     }
     let compressed_tablets = [
@@ -833,7 +833,7 @@ fn pipe_body_seeds() -> Vec<(&'static str, Vec<u8>)> {
         if let Ok(compressed) =
             compress::compress(1, request_type::TRANSFER_TABLET_BATCH_V2, &tablets, &chain)
         {
-            out.push((name, with(transfer::TRANSFER_COMPRESSED, compressed)));
+            out.push((name, with(compress::TRANSFER_COMPRESSED, compressed)));
         }
     }
     // A request in one slice (complete at once), and the first of three.
@@ -917,7 +917,7 @@ fn pipe_body_crashers() -> Vec<(&'static str, Vec<u8>)> {
             .and_then(|p| u8::try_from(p).ok())
             .unwrap_or(0)
     };
-    let mut bomb = vec![selector(transfer::TRANSFER_COMPRESSED), 1, 0];
+    let mut bomb = vec![selector(compress::TRANSFER_COMPRESSED), 1, 0];
     bomb.extend_from_slice(&(1i32 << 30).to_be_bytes());
     bomb.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x04, 0x00, 0x41]);
     let mut tablets = vec![selector(request_type::TRANSFER_TABLET_BATCH_V2)];
@@ -928,7 +928,7 @@ fn pipe_body_crashers() -> Vec<(&'static str, Vec<u8>)> {
     entries.extend_from_slice(&[0xff; 8]);
     // gzip members of 1 MiB of zeros, concatenated (the decoder reads on into the next) to 16 MiB,
     // declaring 1 KiB; and a slice whose request claims 2^31-1 bytes.
-    let mut gzip_bomb = vec![selector(transfer::TRANSFER_COMPRESSED), 1, 1];
+    let mut gzip_bomb = vec![selector(compress::TRANSFER_COMPRESSED), 1, 1];
     gzip_bomb.extend_from_slice(&1024i32.to_be_bytes());
     if let Ok(member) = Compressor::Gzip.compress(&vec![0; 1 << 20]) {
         gzip_bomb.extend(member.repeat(16));

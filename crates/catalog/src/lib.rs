@@ -1,6 +1,14 @@
 //! The instance's durable catalog in SQLite: the identity fixed at first start, users, and pipes with their
 //! progress. Every change is committed durably before the call returns, so a statement acknowledged to a
 //! client survives a crash.
+//!
+//! - `schema`: the SQL schema as ordered migrations; `lock`: the data directory's exclusive lock;
+//! - `users` and `password`: accounts, name and password rules, argon2 (and IoTDB's MD5 form);
+//! - `privileges`: roles, path and global privileges with the grant option, the generation counter;
+//! - `pipes`: pipe definitions, state, exception and acknowledged position;
+//! - `series`, `templates`, `ttl`: the tree model's databases and series, device templates, TTL rules;
+//! - `schema_versions`: the version of each replicated schema object's last change;
+//! - `error`: the one error type, mapped to IoTDB status codes by its callers.
 
 mod error;
 mod lock;

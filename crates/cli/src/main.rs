@@ -1,5 +1,8 @@
 //! `duet`, Duet's command-line client with the flags and output of IoTDB's `start-cli.sh`: parses the
 //! command line, connects, and dispatches to script mode (-e, -f, piped stdin) or the interactive shell.
+//!
+//! - `args`: the command line; `repl`: the interactive shell; `script`: running statements and
+//!   scripts; `render`: tables and CSV.
 
 mod args;
 mod render;

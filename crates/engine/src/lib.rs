@@ -9,7 +9,11 @@
 //! - [`limits`]: a query's memory budget, deadline and cancellation;
 //! - [`scope`]: the read scope of a session's privileges, applied where paths are resolved;
 //! - [`time`]: session zones, datetime literals, date expressions and calendar durations;
-//! - [`Engine`]: the front door.
+//! - [`template`]: device templates with IoTDB 2.0's rules; [`ttl`]: TTL rules and expired points;
+//! - [`schema_sync`]: schema changes as log entries and their version-ordered application;
+//! - [`replicate`]: applying what a peer's pipe sends, with its versions and origin;
+//! - `peer_schema`: an IoTDB sender's deletion and deactivation patterns resolved here;
+//! - `engine`: [`Engine`], the front door.
 //!
 //! **Architecture invariant:** the engine never speaks Thrift; the server converts requests into
 //! [`write::DeviceWrite`]s and statuses out of [`EngineError`]s.

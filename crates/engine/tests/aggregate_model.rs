@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use duet_catalog::{Catalog, ImmutableSettings};
-use duet_engine::{Engine, Output, SessionContext};
-use duet_storage::{Storage, StorageOptions};
+use duet_engine::{Engine, Output};
+use duet_storage::StorageOptions;
 
 struct Db {
     _dir: tempfile::TempDir,
@@ -19,50 +20,17 @@ struct Db {
 
 fn open() -> Db {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(
-        &dir.path().join("catalog"),
-        &ImmutableSettings {
-            timestamp_precision: "ms".into(),
-            cluster_id: None,
-        },
-    )
-    .unwrap();
-    let storage = Storage::open(&dir.path().join("storage"), StorageOptions::default()).unwrap();
-    let engine = Engine::open(Arc::new(catalog), storage, "ms").unwrap();
+    let (_, engine) = common::open_engine(dir.path(), StorageOptions::default().instance);
     Db { _dir: dir, engine }
 }
 
 impl Db {
     async fn exec(&self, sql: &str) -> Output {
-        let ctx = SessionContext {
-            zone_id: "UTC".into(),
-            ..Default::default()
-        };
-        let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
-        self.engine
-            .execute(&ctx, &statement)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        common::execute(&self.engine, sql).await
     }
 
     async fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        match self.exec(sql).await {
-            Output::Stream(mut s) => {
-                let mut out = Vec::new();
-                while let Some(page) = s.source.next_page(1024, 1 << 20).unwrap() {
-                    for r in 0..page.times.len() {
-                        let mut row = vec![page.times[r].to_string()];
-                        row.extend(page.columns.iter().map(|c| c.render(r)));
-                        out.push(row);
-                    }
-                }
-                out
-            }
-            Output::Table(t) => (0..t.n_rows)
-                .map(|r| t.columns.iter().map(|c| c.render(r)).collect())
-                .collect(),
-            Output::Done => Vec::new(),
-        }
+        common::rows(self.exec(sql).await)
     }
 }
 

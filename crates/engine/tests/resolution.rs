@@ -11,15 +11,15 @@
     clippy::print_stdout
 )]
 
+mod common;
+
 use std::sync::Arc;
 
-use duet_catalog::{Catalog, ImmutableSettings};
 use duet_engine::limits::{QueryControl, QueryLimits};
 use duet_engine::schema::resolution_steps;
 use duet_engine::{Engine, Output, SessionContext};
 use duet_parser::Statement;
 use duet_proto::types::DataType;
-use duet_storage::{Storage, StorageOptions};
 
 /// Measurements per device: series counts grow by adding devices.
 const PER_DEVICE: usize = 100;
@@ -27,23 +27,7 @@ const PER_DEVICE: usize = 100;
 /// An engine over a fresh data directory with `devices` × [`PER_DEVICE`] INT64 series
 /// `root.b.d<i>.s<j>` (no data: planning resolves series without reading any).
 fn engine_with_series(dir: &std::path::Path, devices: usize) -> Arc<Engine> {
-    let catalog = Catalog::open(
-        &dir.join("catalog"),
-        &ImmutableSettings {
-            timestamp_precision: "ms".into(),
-            cluster_id: None,
-        },
-    )
-    .unwrap();
-    let storage = Storage::open(
-        &dir.join("storage"),
-        StorageOptions {
-            instance: 1,
-            ..StorageOptions::default()
-        },
-    )
-    .unwrap();
-    let engine = Engine::open(Arc::new(catalog), storage, "ms").unwrap();
+    let (_, engine) = common::open_engine(dir, 1);
     let specs: Vec<(String, DataType, Option<String>, Option<String>)> = (0..PER_DEVICE)
         .map(|j| (format!("s{j}"), DataType::Int64, None, None))
         .collect();

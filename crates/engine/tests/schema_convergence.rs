@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
-use duet_catalog::{Catalog, ImmutableSettings};
-use duet_engine::{Engine, Output, SessionContext};
-use duet_storage::{LogEntry, LogRead, Op, Origin, Storage, StorageOptions, Version};
+use duet_catalog::Catalog;
+use duet_engine::{Engine, EngineError, Output};
+use duet_storage::{LogEntry, LogRead, Op, Origin, Version};
 
 struct Instance {
     _dir: tempfile::TempDir,
@@ -20,24 +22,7 @@ struct Instance {
 
 fn open(instance: u64) -> Instance {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(
-        &dir.path().join("catalog"),
-        &ImmutableSettings {
-            timestamp_precision: "ms".into(),
-            cluster_id: None,
-        },
-    )
-    .unwrap();
-    let storage = Storage::open(
-        &dir.path().join("storage"),
-        StorageOptions {
-            instance,
-            ..StorageOptions::default()
-        },
-    )
-    .unwrap();
-    let catalog = Arc::new(catalog);
-    let engine = Engine::open(catalog.clone(), storage, "ms").unwrap();
+    let (catalog, engine) = common::open_engine(dir.path(), instance);
     Instance {
         _dir: dir,
         engine,
@@ -46,39 +31,42 @@ fn open(instance: u64) -> Instance {
     }
 }
 
+/// Instances 1 and 2, each with the head of its log before the test's changes.
+fn pair() -> (Instance, Instance, u64, u64) {
+    let (a, b) = (open(1), open(2));
+    let (from_a, from_b) = (a.head(), b.head());
+    (a, b, from_a, from_b)
+}
+
+/// `entries` in reverse order (a crossed delivery).
+fn reversed(entries: &[LogEntry]) -> Vec<LogEntry> {
+    entries.iter().rev().cloned().collect()
+}
+
 impl Instance {
     async fn exec(&self, sql: &str) -> Output {
-        let ctx = SessionContext {
-            zone_id: "UTC".into(),
-            ..Default::default()
-        };
-        let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
-        self.engine.execute(&ctx, &statement).await.unwrap()
+        common::execute(&self.engine, sql).await
+    }
+
+    async fn try_exec(&self, sql: &str) -> Result<Output, EngineError> {
+        common::try_execute(&self.engine, sql).await
     }
 
     async fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        match self.exec(sql).await {
-            Output::Table(t) => (0..t.n_rows)
-                .map(|r| t.columns.iter().map(|c| c.render(r)).collect())
-                .collect(),
-            Output::Stream(mut s) => {
-                let mut out = Vec::new();
-                while let Some(page) = s.source.next_page(1024, 1 << 20).unwrap() {
-                    for r in 0..page.times.len() {
-                        let mut row = vec![page.times[r].to_string()];
-                        row.extend(page.columns.iter().map(|c| c.render(r)));
-                        out.push(row);
-                    }
-                }
-                out
-            }
-            Output::Done => Vec::new(),
-        }
+        common::rows(self.exec(sql).await)
     }
 
-    /// The local entries of this instance's log that carry a schema change (what a pipe with
-    /// `inclusion`='all' sends), from `from` on.
-    fn schema_entries(&self, from: u64) -> Vec<LogEntry> {
+    /// Column `index` of every row of `sql`.
+    async fn column(&self, sql: &str, index: usize) -> Vec<String> {
+        self.rows(sql)
+            .await
+            .into_iter()
+            .map(|r| r[index].clone())
+            .collect()
+    }
+
+    /// Every local entry of this instance's log from `from` on.
+    fn local_entries(&self, from: u64) -> Vec<LogEntry> {
         let LogRead::Entries(entries) = self.engine.storage().read_log(from, 10_000).unwrap()
         else {
             panic!("log truncated")
@@ -86,22 +74,35 @@ impl Instance {
         entries
             .into_iter()
             .filter(|e| e.origin == Origin::Local)
+            .collect()
+    }
+
+    /// The local entries of this instance's log that carry a schema change (what a pipe with
+    /// `inclusion`='all' sends), from `from` on.
+    fn schema_entries(&self, from: u64) -> Vec<LogEntry> {
+        self.local_entries(from)
+            .into_iter()
             .filter(|e| e.ops.iter().any(|op| matches!(op, Op::Meta(_))))
             .collect()
     }
 
+    /// Applies one entry of `from`'s log as its pipe's receiver does.
+    async fn apply_entry(&self, from: &Instance, entry: &LogEntry) -> Result<(), EngineError> {
+        self.engine
+            .apply_replicated(
+                Origin::Pipe {
+                    instance: from.instance,
+                },
+                entry.version,
+                entry.ops.clone(),
+            )
+            .await
+            .map(|_| ())
+    }
+
     async fn apply(&self, from: &Instance, entries: &[LogEntry]) {
         for e in entries {
-            self.engine
-                .apply_replicated(
-                    Origin::Pipe {
-                        instance: from.instance,
-                    },
-                    e.version,
-                    e.ops.clone(),
-                )
-                .await
-                .unwrap();
+            self.apply_entry(from, e).await.unwrap();
         }
     }
 
@@ -114,17 +115,7 @@ impl Instance {
             let mut refused = Vec::new();
             let mut last_error = None;
             for e in &pending {
-                let result = self
-                    .engine
-                    .apply_replicated(
-                        Origin::Pipe {
-                            instance: from.instance,
-                        },
-                        e.version,
-                        e.ops.clone(),
-                    )
-                    .await;
-                if let Err(error) = result {
+                if let Err(error) = self.apply_entry(from, e).await {
                     last_error = Some(error);
                     refused.push(*e);
                 }
@@ -140,18 +131,6 @@ impl Instance {
 
     fn head(&self) -> u64 {
         self.engine.storage().head()
-    }
-
-    /// Every local entry of this instance's log from `from` on.
-    fn local_entries(&self, from: u64) -> Vec<LogEntry> {
-        let LogRead::Entries(entries) = self.engine.storage().read_log(from, 10_000).unwrap()
-        else {
-            panic!("log truncated")
-        };
-        entries
-            .into_iter()
-            .filter(|e| e.origin == Origin::Local)
-            .collect()
     }
 
     /// Moves this instance's clock past `entries`' versions without applying them (an empty
@@ -188,9 +167,7 @@ impl Instance {
 
 #[tokio::test]
 async fn concurrent_conflicting_schema_changes_converge_in_any_order() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // The same series with different types, first on A, then (a later version) on B; a TTL set on
     // A and the same path's TTL set differently on B; a series B deletes that A created before.
     a.exec("create timeseries root.c.d.s with datatype=INT32")
@@ -215,8 +192,7 @@ async fn concurrent_conflicting_schema_changes_converge_in_any_order() {
         .await;
 
     // Deliver everything both ways: B's in reverse order and twice, A's new ones once.
-    let mut b_entries = b.schema_entries(from_b);
-    b_entries.reverse();
+    let b_entries = reversed(&b.schema_entries(from_b));
     a.apply(&b, &b_entries).await;
     a.apply(&b, &b_entries).await;
     b.apply(&a, &a.schema_entries(seen_by_b)).await;
@@ -248,9 +224,7 @@ async fn concurrent_conflicting_schema_changes_converge_in_any_order() {
 
 #[tokio::test]
 async fn a_drop_wins_over_an_older_create_below_it_and_loses_to_a_newer_one() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // Concurrently: A creates `old` under root.x, B creates root.x and drops it.
     a.exec("create timeseries root.x.d.old with datatype=INT64")
         .await;
@@ -262,12 +236,7 @@ async fn a_drop_wins_over_an_older_create_below_it_and_loses_to_a_newer_one() {
         .await;
     b.apply(&a, &a.schema_entries(from_a)).await;
     for side in [&a, &b] {
-        let series: Vec<String> = side
-            .rows("show timeseries root.x.**")
-            .await
-            .into_iter()
-            .map(|r| r[0].clone())
-            .collect();
+        let series = side.column("show timeseries root.x.**", 0).await;
         // `old` was created before the drop and is gone everywhere; `new` after it and stays.
         assert_eq!(series, ["root.x.d.new"], "instance {}", side.instance);
     }
@@ -275,9 +244,7 @@ async fn a_drop_wins_over_an_older_create_below_it_and_loses_to_a_newer_one() {
 
 #[tokio::test]
 async fn concurrent_password_changes_converge_to_the_one_with_the_higher_version() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     a.catalog.create_user("ops", "first123").unwrap();
     {
         let _g = a.engine.schema_change_guard().await;
@@ -318,9 +285,7 @@ async fn concurrent_password_changes_converge_to_the_one_with_the_higher_version
 
 #[tokio::test]
 async fn a_write_older_than_a_drop_does_not_bring_its_series_back() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     a.exec("create timeseries root.y.d.s with datatype=INT64")
         .await;
     b.apply(&a, &a.schema_entries(from_a)).await;
@@ -355,9 +320,7 @@ async fn sorted_rows(side: &Instance, sql: &str) -> Vec<Vec<String>> {
 
 #[tokio::test]
 async fn a_concurrent_unset_and_activation_of_a_template_converge() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     a.exec("create device template t (s1 INT32 encoding=RLE)")
         .await;
     a.exec("set device template t to root.t").await;
@@ -370,8 +333,7 @@ async fn a_concurrent_unset_and_activation_of_a_template_converge() {
     a.exec("insert into root.t.d1(time, s1) values (1, 1)")
         .await;
     b.exec("unset device template t from root.t").await;
-    let mut b_entries = b.schema_entries(from_b);
-    b_entries.reverse();
+    let b_entries = reversed(&b.schema_entries(from_b));
     a.apply_retrying(&b, &b_entries).await;
     a.apply_retrying(&b, &b_entries).await;
     let a_entries = a.local_entries(seen);
@@ -397,9 +359,7 @@ async fn a_concurrent_unset_and_activation_of_a_template_converge() {
 async fn a_template_dropped_on_one_side_while_set_on_the_other_converges() {
     // The drop made before or after the set by the clock: concurrent either way.
     for drop_is_older in [false, true] {
-        let a = open(1);
-        let b = open(2);
-        let (from_a, from_b) = (a.head(), b.head());
+        let (a, b, from_a, from_b) = pair();
         a.exec("create device template t (s1 INT32 encoding=RLE)")
             .await;
         b.apply(&a, &a.schema_entries(from_a)).await;
@@ -418,9 +378,7 @@ async fn a_template_dropped_on_one_side_while_set_on_the_other_converges() {
         }
         let (a_entries, b_entries) = (a.schema_entries(seen), b.schema_entries(from_b));
         // Crossed, A's reversed and twice.
-        let mut reversed = a_entries.clone();
-        reversed.reverse();
-        b.apply_retrying(&a, &reversed).await;
+        b.apply_retrying(&a, &reversed(&a_entries)).await;
         b.apply_retrying(&a, &a_entries).await;
         a.apply_retrying(&b, &b_entries).await;
         // The drop takes the set and activation made on the creation it removed, on both sides.
@@ -438,9 +396,7 @@ async fn a_template_dropped_on_one_side_while_set_on_the_other_converges() {
 
 #[tokio::test]
 async fn concurrent_definitions_of_one_template_converge_to_the_newer() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // The same template name, defined differently on both sides at once; A also sets it and
     // activates it on a device before it sees B's.
     a.exec("create device template t (s1 INT32 encoding=RLE, s2 INT64 encoding=RLE)")
@@ -453,9 +409,7 @@ async fn concurrent_definitions_of_one_template_converge_to_the_newer() {
     let a_created = a.schema_entries(from_a)[0].version;
     let b_created = b.last_version();
     let (a_entries, b_entries) = (a.schema_entries(from_a), b.schema_entries(from_b));
-    let mut reversed = a_entries.clone();
-    reversed.reverse();
-    b.apply_retrying(&a, &reversed).await;
+    b.apply_retrying(&a, &reversed(&a_entries)).await;
     b.apply_retrying(&a, &a_entries).await;
     a.apply_retrying(&b, &b_entries).await;
     a.apply_retrying(&b, &b_entries).await;
@@ -493,15 +447,7 @@ async fn a_local_drop_whose_entry_fails_to_log_changes_nothing() {
     // The log refuses the drop's entry (a full disk): the database and its data stay, as if the
     // statement had not run.
     a.engine.storage().fail_next_append();
-    let statement = duet_parser::parse("drop database root.w")
-        .unwrap()
-        .pop()
-        .unwrap();
-    let ctx = SessionContext {
-        zone_id: "UTC".into(),
-        ..Default::default()
-    };
-    assert!(a.engine.execute(&ctx, &statement).await.is_err());
+    assert!(a.try_exec("drop database root.w").await.is_err());
     assert_eq!(a.rows("show databases root.w").await.len(), 1);
     assert_eq!(a.rows("select s from root.w.d").await.len(), 1);
     // Run again, it drops the database with its data: created again, the series is empty.
@@ -528,17 +474,7 @@ async fn a_replicated_drop_sent_again_after_a_failed_log_write_still_hides_the_d
     // B's log refuses the entry the first time; the pipe sends it again.
     b.engine.storage().fail_next_append();
     let last = drop.last().unwrap();
-    let first_try = b
-        .engine
-        .apply_replicated(
-            Origin::Pipe {
-                instance: a.instance,
-            },
-            last.version,
-            last.ops.clone(),
-        )
-        .await;
-    assert!(first_try.is_err());
+    assert!(b.apply_entry(&a, last).await.is_err());
     b.apply(&a, &drop).await;
     assert!(b.rows("show timeseries root.z.**").await.is_empty());
     // The drop hid B's own older point: a series made again under the name is empty.
@@ -549,9 +485,7 @@ async fn a_replicated_drop_sent_again_after_a_failed_log_write_still_hides_the_d
 
 #[tokio::test]
 async fn points_of_a_type_that_lost_are_dropped_on_arrival_and_both_sides_converge() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // Concurrently, the same series with two types; B's creation is the newer.
     a.exec("create timeseries root.k.d.s with datatype=INT32")
         .await;
@@ -569,21 +503,12 @@ async fn points_of_a_type_that_lost_are_dropped_on_arrival_and_both_sides_conver
         .await;
     let (a_entries, b_entries) = (a.local_entries(from_a), b.local_entries(from_b));
     // Crossed: each side's entries reversed on the other, then again in order.
-    let mut a_reversed = a_entries.clone();
-    a_reversed.reverse();
-    let mut b_reversed = b_entries.clone();
-    b_reversed.reverse();
-    b.apply_retrying(&a, &a_reversed).await;
-    a.apply_retrying(&b, &b_reversed).await;
+    b.apply_retrying(&a, &reversed(&a_entries)).await;
+    a.apply_retrying(&b, &reversed(&b_entries)).await;
     b.apply_retrying(&a, &a_entries).await;
     a.apply_retrying(&b, &b_entries).await;
     for side in [&a, &b] {
-        let series: Vec<String> = side
-            .rows("show timeseries root.k.**")
-            .await
-            .into_iter()
-            .map(|r| r[3].clone())
-            .collect();
+        let series = side.column("show timeseries root.k.**", 3).await;
         assert_eq!(series, ["DOUBLE"], "instance {}", side.instance);
     }
     // A's INT32 point lost with its type; B's point written before it is hidden with it on both
@@ -596,9 +521,7 @@ async fn points_of_a_type_that_lost_are_dropped_on_arrival_and_both_sides_conver
 
 #[tokio::test]
 async fn a_series_created_by_a_write_is_versioned_by_it() {
-    let a = open(1);
-    let b = open(2);
-    let (from_a, from_b) = (a.head(), b.head());
+    let (a, b, from_a, from_b) = pair();
     // B creates the series as DOUBLE; A, later by the clock but before it has seen B's creation,
     // creates it as INT64 by writing to it.
     b.exec("create timeseries root.n.d.s with datatype=DOUBLE")
@@ -625,12 +548,7 @@ async fn a_series_created_by_a_write_is_versioned_by_it() {
     a.apply_retrying(&b, &b.local_entries(from_b)).await;
     // A's creation is the newer one: INT64 with A's point, on both sides.
     for side in [&a, &b] {
-        let types: Vec<String> = side
-            .rows("show timeseries root.n.**")
-            .await
-            .into_iter()
-            .map(|r| r[3].clone())
-            .collect();
+        let types = side.column("show timeseries root.n.**", 3).await;
         assert_eq!(types, ["INT64"], "instance {}", side.instance);
         assert_eq!(side.rows("select s from root.n.d").await, [["1", "5"]]);
     }
@@ -648,13 +566,8 @@ async fn schema_state(side: &Instance) -> Vec<Vec<Vec<String>>> {
         "show paths set device template t",
         "show nodes in device template t",
     ] {
-        let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
-        let ctx = SessionContext {
-            zone_id: "UTC".into(),
-            ..Default::default()
-        };
         // A statement about a template that does not exist (yet) is an error: recorded as empty.
-        state.push(match side.engine.execute(&ctx, &statement).await {
+        state.push(match side.try_exec(sql).await {
             Ok(_) => sorted_rows(side, sql).await,
             Err(_) => Vec::new(),
         });
@@ -690,13 +603,8 @@ async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
         let before = schema_state(&a).await;
         let head = a.head();
         a.engine.storage().fail_next_append();
-        let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
-        let ctx = SessionContext {
-            zone_id: "UTC".into(),
-            ..Default::default()
-        };
         assert!(
-            a.engine.execute(&ctx, &statement).await.is_err(),
+            a.try_exec(sql).await.is_err(),
             "{sql} succeeded without its entry"
         );
         assert_eq!(schema_state(&a).await, before, "{sql} changed the schema");
@@ -710,9 +618,7 @@ async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
 #[tokio::test]
 async fn a_write_that_activates_a_template_and_a_concurrent_unset_converge_in_either_order() {
     for write_is_newer in [false, true] {
-        let a = open(1);
-        let b = open(2);
-        let (from_a, from_b) = (a.head(), b.head());
+        let (a, b, from_a, from_b) = pair();
         a.exec("create device template t (s1 INT32 encoding=RLE)")
             .await;
         a.exec("set device template t to root.t").await;
@@ -728,9 +634,7 @@ async fn a_write_that_activates_a_template_and_a_concurrent_unset_converge_in_ei
         a.exec("insert into root.t.d1(time, s1, extra) values (1, 1, 2.5)")
             .await;
         let a_entries = a.local_entries(seen);
-        let mut reversed = a_entries.clone();
-        reversed.reverse();
-        b.apply_retrying(&a, &reversed).await;
+        b.apply_retrying(&a, &reversed(&a_entries)).await;
         b.apply_retrying(&a, &a_entries).await;
         a.apply_retrying(&b, &b_entries).await;
         for side in [&a, &b] {
@@ -769,10 +673,7 @@ async fn writes_racing_a_drop_of_their_database_converge() {
             "create timeseries root.r{i}.d.s with datatype=INT64"
         ))
         .await;
-        let ctx = SessionContext {
-            zone_id: "UTC".into(),
-            ..Default::default()
-        };
+        let ctx = common::utc();
         let insert = duet_parser::parse(&format!("insert into root.r{i}.d(time, s) values (1, 1)"))
             .unwrap()
             .pop()
@@ -864,15 +765,7 @@ async fn a_ttl_rule_past_the_limit_is_refused_before_it_is_logged() {
         .collect();
     a.catalog.set_ttl(&patterns, 1_000_000).unwrap();
     let head = a.head();
-    let statement = duet_parser::parse("set ttl to root.over 1000000")
-        .unwrap()
-        .pop()
-        .unwrap();
-    let ctx = SessionContext {
-        zone_id: "UTC".into(),
-        ..Default::default()
-    };
-    assert!(a.engine.execute(&ctx, &statement).await.is_err());
+    assert!(a.try_exec("set ttl to root.over 1000000").await.is_err());
     assert_eq!(a.head(), head);
     assert!(a.rows("show ttl on root.over").await.is_empty());
     // Replacing an existing rule is no new rule: it is taken and logged.

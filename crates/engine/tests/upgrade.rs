@@ -5,33 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
-use duet_catalog::{Catalog, ImmutableSettings, SeriesRecord};
+use duet_catalog::{Catalog, SeriesRecord};
 use duet_engine::Engine;
-use duet_storage::{Storage, StorageOptions};
 
 fn open(dir: &std::path::Path) -> (Arc<Catalog>, Arc<Engine>) {
-    let catalog = Arc::new(
-        Catalog::open(
-            &dir.join("catalog"),
-            &ImmutableSettings {
-                timestamp_precision: "ms".into(),
-                cluster_id: None,
-            },
-        )
-        .unwrap(),
-    );
-    let storage = Storage::open(
-        &dir.join("storage"),
-        StorageOptions {
-            instance: 1,
-            ..StorageOptions::default()
-        },
-    )
-    .unwrap();
-    let engine = Engine::open(catalog.clone(), storage, "ms").unwrap();
-    (catalog, engine)
+    common::open_engine(dir, 1)
 }
 
 fn record(path: &str, device: &str) -> SeriesRecord {

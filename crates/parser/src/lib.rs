@@ -13,6 +13,12 @@
 //! assert_eq!(statements[1], Statement::StartPipe { name: "my pipe".into() });
 //! assert_eq!(statements[1].to_string(), "START PIPE `my pipe`");
 //! ```
+//!
+//! - `lexer` (sqlparser's tokenizer tuned to IoTDB) and `scan` (paths, datetimes and numbers read from
+//!   the raw text); `keywords`: the grammar's keywords, for the parser and the printer;
+//! - `parser`: the recursive-descent parser; `ast` and `data`: the statements and their canonical SQL;
+//! - [`time`]: datetime literals and durations; `split`: a script cut into statements for the CLI;
+//! - `error`: the one error type, with line and column.
 
 mod ast;
 mod data;

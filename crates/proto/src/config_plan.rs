@@ -34,8 +34,8 @@ use thrift::protocol::{TInputProtocol, TType};
 
 use crate::input::BinaryInput;
 use crate::plan_node::read_partial_path;
-use crate::reader::ByteReader;
-use crate::types::DataType;
+use crate::reader::{malformed, ByteReader};
+use crate::types::{compressor_of, encoding_of, DataType};
 use crate::{ProtoError, Result};
 
 /// `ConfigPhysicalPlanType` codes Duet reads.
@@ -143,10 +143,6 @@ pub struct TtlRule {
     pub ttl_ms: i64,
     /// IoTDB's `isDataBase`: the path is a database, and the rule covers what is under it too.
     pub database: bool,
-}
-
-fn malformed(message: impl Into<String>) -> ProtoError {
-    ProtoError::Malformed(message.into())
 }
 
 /// The name IoTDB gives a plan type, for errors.
@@ -343,8 +339,8 @@ fn read_template(input: &mut ByteReader<'_>) -> Result<(String, bool, Vec<Templa
         }
         let measurement = input.string("template measurement")?;
         let data_type = data_type(input.u8("data type")?)?;
-        let encoding = encoding_name(input.u8("encoding")?)?;
-        let compressor = compressor_name(input.u8("compressor")?)?;
+        let encoding = encoding_of(input.u8("encoding")?)?;
+        let compressor = compressor_of(input.u8("compressor")?)?;
         measurements.push((measurement, data_type, encoding, compressor));
     }
     Ok((name, aligned, measurements))
@@ -353,18 +349,6 @@ fn read_template(input: &mut ByteReader<'_>) -> Result<(String, bool, Vec<Templa
 fn data_type(code: u8) -> Result<DataType> {
     DataType::from_code(i32::from(code))
         .ok_or_else(|| malformed(format!("unknown data type {code} in a template")))
-}
-
-fn encoding_name(code: u8) -> Result<String> {
-    crate::types::encoding_name(i32::from(code))
-        .map(str::to_string)
-        .ok_or_else(|| malformed(format!("unknown encoding {code}")))
-}
-
-fn compressor_name(code: u8) -> Result<String> {
-    crate::types::compressor_name(i32::from(code))
-        .map(str::to_string)
-        .ok_or_else(|| malformed(format!("unknown compressor {code}")))
 }
 
 /// `TemplateExtendInfo.serialize`: the template's name, a count, the names, the types, then the
@@ -380,14 +364,14 @@ fn extend_template(input: &mut ByteReader<'_>) -> Result<ConfigPlan> {
         .collect::<Result<Vec<_>>>()?;
     let encodings: Vec<Option<String>> = if input.u8("encodings flag")? == 1 {
         (0..n)
-            .map(|_| input.u8("encoding").and_then(encoding_name).map(Some))
+            .map(|_| input.u8("encoding").and_then(encoding_of).map(Some))
             .collect::<Result<_>>()?
     } else {
         vec![None; n]
     };
     let compressors: Vec<Option<String>> = if input.u8("compressors flag")? == 1 {
         (0..n)
-            .map(|_| input.u8("compressor").and_then(compressor_name).map(Some))
+            .map(|_| input.u8("compressor").and_then(compressor_of).map(Some))
             .collect::<Result<_>>()?
     } else {
         vec![None; n]
@@ -656,12 +640,8 @@ fn database_schema_name(bytes: &[u8]) -> Result<String> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::test_bytes::string;
     use bytes::BufMut;
-
-    fn string(out: &mut Vec<u8>, s: &str) {
-        out.put_i32(s.len() as i32);
-        out.extend_from_slice(s.as_bytes());
-    }
 
     /// `DatabaseSchemaPlan`: the type, then a binary-protocol TDatabaseSchema {1: name, 2: ttl,
     /// 6: isTableModel} written field by field.

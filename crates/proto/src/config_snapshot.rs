@@ -46,8 +46,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use thrift::protocol::{TInputProtocol, TType};
 
 use crate::input::BinaryInput;
-use crate::reader::ByteReader;
-use crate::schema_snapshot::seal_key;
+use crate::reader::{malformed, ByteReader};
+use crate::schema_snapshot::{seal_captures, seal_key, seal_path_pattern, seal_types};
 use crate::types::DataType;
 use crate::{ProtoError, Result};
 
@@ -93,10 +93,6 @@ pub struct ConfigSnapshotSeal {
     pub tree_captured: bool,
 }
 
-fn malformed(message: impl Into<String>) -> ProtoError {
-    ProtoError::Malformed(message.into())
-}
-
 /// Reads a config snapshot seal's parameters.
 pub fn config_snapshot_seal(params: &BTreeMap<String, String>) -> Result<ConfigSnapshotSeal> {
     let file_type = params
@@ -107,27 +103,14 @@ pub fn config_snapshot_seal(params: &BTreeMap<String, String>) -> Result<ConfigS
     let types = if type_list.is_empty() {
         BTreeSet::new()
     } else {
-        type_list
-            .split(',')
-            .map(|t| {
-                t.trim().parse::<i16>().map_err(|_| {
-                    malformed(format!(
-                        "the config snapshot seal's Type {type_list:?} is not a list of plan types"
-                    ))
-                })
-            })
-            .collect::<Result<BTreeSet<i16>>>()?
+        seal_types(type_list, "config snapshot")?
     };
-    let has_tree = params.contains_key(seal_key::TREE);
-    let has_table = params.contains_key(seal_key::TABLE);
+    let (tree_captured, _) = seal_captures(params);
     Ok(ConfigSnapshotSeal {
         file_type,
         types,
-        path_pattern: params
-            .get(seal_key::PATH_PATTERN)
-            .filter(|p| !p.is_empty())
-            .cloned(),
-        tree_captured: has_tree || !has_table,
+        path_pattern: seal_path_pattern(params),
+        tree_captured,
     })
 }
 
@@ -511,12 +494,8 @@ fn database_schema(bytes: &[u8]) -> Result<(usize, bool)> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::test_bytes::string;
     use bytes::BufMut;
-
-    fn string(out: &mut Vec<u8>, s: &str) {
-        out.put_i32(s.len() as i32);
-        out.extend_from_slice(s.as_bytes());
-    }
 
     fn internal(out: &mut Vec<u8>, name: &str, template: i32, children: i32) {
         out.put_u8(0);

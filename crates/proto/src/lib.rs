@@ -6,6 +6,18 @@
 //! results, the tablet and record value layouts of write requests, the pipe-transfer body primitives, and
 //! an async client used by the CLI, the tests and the pipe sink.
 //!
+//! - `thrift_gen` (alias `t`): the generated Thrift types; [`codec`]: frames and protocol detection;
+//!   [`input`]: bounded Thrift input protocols; [`rpc`]: call/reply envelopes, `Request`/`Reply`;
+//! - [`reader`]: the one bounded byte reader of the hand-written decoders; [`types`]: data types and
+//!   columns; [`tablet`]: tablet and record layouts; [`tsblock`]: TsBlocks; [`query_data_set`]: the
+//!   V1 result layout; [`schema_template`]: a serialized device template;
+//! - [`pipe_body`]: pipe body primitives; [`pipe_tablet`]: IoTDB's tablet transfer bodies;
+//!   [`pipe_compressed`]: IoTDB's compressed request and its five compressors;
+//!   [`plan_node`]: write and schema plan nodes; [`config_plan`]: ConfigNode plans;
+//!   [`schema_snapshot`] and [`config_snapshot`]: IoTDB's snapshot files;
+//! - [`status`]: status codes; [`client`]: the async client; [`tls`]: rustls configurations from PEM
+//!   files and the plain-or-TLS stream; `test_bytes`: the unit tests' byte writers.
+//!
 //! **Architecture invariant:** this crate knows nothing of SQL, storage or pipes' semantics; it turns
 //! bytes into typed values and back.
 
@@ -15,6 +27,7 @@ pub mod config_plan;
 pub mod config_snapshot;
 pub mod input;
 pub mod pipe_body;
+pub mod pipe_compressed;
 pub mod pipe_tablet;
 pub mod plan_node;
 pub mod query_data_set;
@@ -27,6 +40,9 @@ pub mod tablet;
 pub mod tls;
 pub mod tsblock;
 pub mod types;
+
+#[cfg(test)]
+mod test_bytes;
 
 /// The Thrift types generated from `thrift/iotdb-client.thrift` by `scripts/gen-thrift.sh`.
 ///

@@ -10,7 +10,7 @@ use bytes::BufMut;
 
 use crate::pipe_body::{put_string, request_type as rt};
 use crate::plan_node::{self, WriteNode};
-use crate::reader::ByteReader;
+use crate::reader::{malformed, ByteReader};
 use crate::types::{Column, ColumnValues, DataType};
 use crate::{ProtoError, Result};
 
@@ -32,10 +32,6 @@ pub struct TabletRef<'a> {
     pub measurements: &'a [String],
     pub columns: &'a [Column],
     pub times: &'a [i64],
-}
-
-fn malformed(message: impl Into<String>) -> ProtoError {
-    ProtoError::Malformed(message.into())
 }
 
 fn unsupported(message: impl Into<String>) -> ProtoError {
@@ -446,4 +442,106 @@ pub(crate) fn decode_values(
         nulls,
         values,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn tablet(device: &str, column: Column, times: Vec<i64>) -> PipeTablet {
+        PipeTablet {
+            device: device.into(),
+            aligned: true,
+            measurements: vec!["s1".into()],
+            columns: vec![column],
+            times,
+        }
+    }
+
+    fn encode(tablets: &[PipeTablet]) -> Vec<u8> {
+        encode_tablet_batch_v2(tablets.iter().map(|t| TabletRef {
+            device: &t.device,
+            aligned: t.aligned,
+            measurements: &t.measurements,
+            columns: &t.columns,
+            times: &t.times,
+        }))
+    }
+
+    #[test]
+    fn tablet_batches_round_trip_and_every_truncation_is_an_error() {
+        let tablets = vec![tablet(
+            "root.sg.d1",
+            Column {
+                data_type: DataType::Text,
+                nulls: Some(vec![false, true]),
+                values: ColumnValues::Binary(vec![b"a".to_vec(), vec![]]),
+            },
+            vec![1, 2],
+        )];
+        let body = encode(&tablets);
+        let batch = rt::TRANSFER_TABLET_BATCH_V2;
+        assert_eq!(decode_tablets(batch, &body).unwrap(), tablets);
+        // Never a panic or a partial batch.
+        for cut in 0..body.len() {
+            assert!(decode_tablets(batch, &body[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn tsfile_1_tablets_without_column_categories_are_read() {
+        // TRANSFER_TABLET_RAW (3) from IoTDB 1.3: no category byte after each schema.
+        let mut body = Vec::new();
+        put_string(&mut body, Some("root.sg.d2"));
+        body.put_i32(2); // rows
+        body.put_u8(1);
+        body.put_i32(1);
+        body.put_u8(1);
+        put_string(&mut body, Some("s1"));
+        body.put_u8(DataType::Int32.code());
+        body.put_u8(0);
+        body.put_u8(0);
+        body.put_i32(0);
+        body.put_u8(1);
+        body.put_i64(10);
+        body.put_i64(11);
+        body.put_u8(1); // bitmaps: row 1 is null
+        body.put_u8(1);
+        body.put_i32(2);
+        body.put_i32(1);
+        body.put_u8(0b10);
+        body.put_u8(1);
+        body.put_u8(1);
+        body.put_i32(7);
+        body.put_i32(0);
+        body.put_u8(0); // not aligned
+        let decoded = decode_tablets(rt::TRANSFER_TABLET_RAW, &body).unwrap();
+        assert_eq!(decoded.len(), 1);
+        let t = &decoded[0];
+        assert_eq!(
+            (t.device.as_str(), t.times.clone()),
+            ("root.sg.d2", vec![10, 11])
+        );
+        assert_eq!(t.columns[0].nulls, Some(vec![false, true]));
+        assert_eq!(t.columns[0].values, ColumnValues::Int32(vec![7, 0]));
+    }
+
+    #[test]
+    fn table_model_tablets_are_refused_by_name() {
+        let column = Column {
+            data_type: DataType::Int64,
+            nulls: None,
+            values: ColumnValues::Int64(vec![1]),
+        };
+        let batch = rt::TRANSFER_TABLET_BATCH_V2;
+        let table = tablet("t1", column.clone(), vec![1]);
+        let err = decode_tablets(batch, &encode(&[table])).unwrap_err();
+        assert!(err.to_string().contains("table-model"), "{err}");
+        let tree = tablet("root.sg.d1", column, vec![1]);
+        assert_eq!(
+            decode_tablets(batch, &encode(std::slice::from_ref(&tree))).unwrap(),
+            vec![tree]
+        );
+    }
 }

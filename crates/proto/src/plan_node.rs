@@ -28,9 +28,9 @@
 //! pipe does not carry are refused by name as [`ProtoError::Unsupported`].
 
 use crate::pipe_tablet::{decode_values, BinaryCells, PipeTablet};
-use crate::reader::ByteReader;
+use crate::reader::{malformed, ByteReader};
 use crate::tablet::{read_record_value, RecordValue};
-use crate::types::DataType;
+use crate::types::{compressor_of, encoding_of, DataType};
 use crate::{ProtoError, Result};
 
 /// `PlanNodeType` codes (node-commons `PlanNodeType`).
@@ -114,10 +114,6 @@ pub struct DeleteData {
     pub paths: Vec<String>,
     pub start: i64,
     pub end: i64,
-}
-
-fn malformed(message: impl Into<String>) -> ProtoError {
-    ProtoError::Malformed(message.into())
 }
 
 fn unsupported(message: impl Into<String>) -> ProtoError {
@@ -541,18 +537,6 @@ fn delete_data_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Result<Dele
     Ok(DeleteData { paths, start, end })
 }
 
-fn encoding_name(code: u8) -> Result<String> {
-    crate::types::encoding_name(i32::from(code))
-        .map(str::to_string)
-        .ok_or_else(|| malformed(format!("unknown encoding {code}")))
-}
-
-fn compressor_name(code: u8) -> Result<String> {
-    crate::types::compressor_name(i32::from(code))
-        .map(str::to_string)
-        .ok_or_else(|| malformed(format!("unknown compressor {code}")))
-}
-
 /// `ReadWriteIOUtils.write(Map<String, String>)`: a count (-1 for null), then key/value strings.
 fn skip_map(input: &mut ByteReader<'_>, what: &str) -> Result<()> {
     let n = input.i32(what)?;
@@ -592,10 +576,10 @@ fn measurement_group(
         .map(|_| input.u8("data type").and_then(data_type))
         .collect::<Result<Vec<_>>>()?;
     let encodings = (0..n)
-        .map(|_| input.u8("encoding").and_then(encoding_name))
+        .map(|_| input.u8("encoding").and_then(encoding_of))
         .collect::<Result<Vec<_>>>()?;
     let compressors = (0..n)
-        .map(|_| input.u8("compressor").and_then(compressor_name))
+        .map(|_| input.u8("compressor").and_then(compressor_of))
         .collect::<Result<Vec<_>>>()?;
     if input.u8("alias flag")? == 1 {
         for _ in 0..n {
@@ -785,8 +769,8 @@ fn create_time_series_as(input: &mut ByteReader<'_>, layout: PathLayout) -> Resu
     }
     let path = measurement_path(input, layout)?;
     let data_type = data_type(input.u8("data type")?)?;
-    let encoding = encoding_name(input.u8("encoding")?)?;
-    let compressor = compressor_name(input.u8("compressor")?)?;
+    let encoding = encoding_of(input.u8("encoding")?)?;
+    let compressor = compressor_of(input.u8("compressor")?)?;
     input.nullable_string("alias")?;
     for what in ["props", "tags", "attributes"] {
         skip_map(input, what)?;
@@ -903,13 +887,9 @@ mod tests {
     //! Byte fixtures written field by field from IoTDB's serializers (the Java methods named in the
     //! module header), not through any Duet encoder.
     use super::*;
+    use crate::test_bytes::string;
     use crate::types::ColumnValues;
     use bytes::BufMut;
-
-    fn string(out: &mut Vec<u8>, s: &str) {
-        out.put_i32(s.len() as i32);
-        out.extend_from_slice(s.as_bytes());
-    }
 
     fn schema(out: &mut Vec<u8>, name: &str, code: u8) {
         string(out, name);

@@ -11,8 +11,9 @@ pub struct ByteReader<'a> {
     buf: &'a [u8],
 }
 
-fn malformed(message: String) -> ProtoError {
-    ProtoError::Malformed(message)
+/// A [`ProtoError::Malformed`]: the constructor every hand-written decoder of this crate uses.
+pub(crate) fn malformed(message: impl Into<String>) -> ProtoError {
+    ProtoError::Malformed(message.into())
 }
 
 impl<'a> ByteReader<'a> {

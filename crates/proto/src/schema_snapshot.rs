@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::reader::ByteReader;
+use crate::reader::{malformed, ByteReader};
 use crate::types::DataType;
 use crate::{ProtoError, Result};
 
@@ -81,8 +81,34 @@ pub struct SchemaSnapshotSeal {
     pub table_captured: bool,
 }
 
-fn malformed(message: impl Into<String>) -> ProtoError {
-    ProtoError::Malformed(message.into())
+/// A seal's `Type` list (comma-separated plan type codes); `what` names the seal for the error.
+pub(crate) fn seal_types(type_list: &str, what: &str) -> Result<BTreeSet<i16>> {
+    type_list
+        .split(',')
+        .map(|t| {
+            t.trim().parse::<i16>().map_err(|_| {
+                malformed(format!(
+                    "the {what} seal's Type {type_list:?} is not a list of plan types"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A seal's tree path pattern, if it has a non-empty one.
+pub(crate) fn seal_path_pattern(params: &BTreeMap<String, String>) -> Option<String> {
+    params
+        .get(seal_key::PATH_PATTERN)
+        .filter(|p| !p.is_empty())
+        .cloned()
+}
+
+/// Whether a seal's pipe captures the tree model and the table model: the `tree` key, or neither
+/// key (a sender from before the table model knew only the tree); the `table` key.
+pub(crate) fn seal_captures(params: &BTreeMap<String, String>) -> (bool, bool) {
+    let has_tree = params.contains_key(seal_key::TREE);
+    let has_table = params.contains_key(seal_key::TABLE);
+    (has_tree || !has_table, has_table)
 }
 
 /// Reads a schema snapshot seal's parameters.
@@ -95,27 +121,14 @@ pub fn schema_snapshot_seal(params: &BTreeMap<String, String>) -> Result<SchemaS
     let type_list = params
         .get(seal_key::TYPE)
         .ok_or_else(|| malformed("a schema snapshot seal without its Type parameter"))?;
-    let types = type_list
-        .split(',')
-        .map(|t| {
-            t.trim().parse::<i16>().map_err(|_| {
-                malformed(format!(
-                    "the schema snapshot seal's Type {type_list:?} is not a list of plan node types"
-                ))
-            })
-        })
-        .collect::<Result<BTreeSet<i16>>>()?;
-    let has_tree = params.contains_key(seal_key::TREE);
-    let has_table = params.contains_key(seal_key::TABLE);
+    let types = seal_types(type_list, "schema snapshot")?;
+    let (tree_captured, table_captured) = seal_captures(params);
     Ok(SchemaSnapshotSeal {
         database,
-        path_pattern: params
-            .get(seal_key::PATH_PATTERN)
-            .filter(|p| !p.is_empty())
-            .cloned(),
+        path_pattern: seal_path_pattern(params),
         types,
-        tree_captured: has_tree || !has_table,
-        table_captured: has_table,
+        tree_captured,
+        table_captured,
     })
 }
 
@@ -369,12 +382,8 @@ fn measurement(input: &mut ByteReader<'_>) -> Result<SnapshotSeries> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::test_bytes::string;
     use bytes::BufMut;
-
-    fn string(out: &mut Vec<u8>, s: &str) {
-        out.put_i32(s.len() as i32);
-        out.extend_from_slice(s.as_bytes());
-    }
 
     fn inner(out: &mut Vec<u8>, type_: u8, children: i32, name: &str) {
         out.put_u8(type_);

@@ -3,9 +3,9 @@
 
 use bytes::BufMut;
 
-use crate::reader::ByteReader;
+use crate::reader::{malformed, ByteReader};
 use crate::types::{Column, ColumnValues, DataType};
-use crate::{ProtoError, Result};
+use crate::Result;
 
 /// One decoded value of a record; records never carry nulls (clients drop null measurements).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,10 +34,6 @@ impl RecordValue {
             RecordValue::Date(_) => DataType::Date,
         }
     }
-}
-
-fn malformed(what: impl Into<String>) -> ProtoError {
-    ProtoError::Malformed(what.into())
 }
 
 /// Decodes the value stream of one record: `n_values` entries of `u8 type` + value.
@@ -221,6 +217,35 @@ pub fn encode_timestamps(times: &[i64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(times.len() * 8);
     times.iter().for_each(|t| out.put_i64(*t));
     out
+}
+
+/// An `insertTablet` request of `columns` (one per measurement, each `times.len()` rows) at `times`,
+/// in this layout, not aligned: what the CLI's tests, the soak and the benchmarks send.
+pub fn insert_tablet_request(
+    session_id: i64,
+    device: &str,
+    measurements: Vec<String>,
+    columns: &[Column],
+    times: &[i64],
+) -> crate::t::TSInsertTabletReq {
+    crate::t::TSInsertTabletReq::new(
+        session_id,
+        device.to_string(),
+        measurements,
+        encode_tablet_values(columns, times.len()),
+        encode_timestamps(times),
+        columns
+            .iter()
+            .map(|c| i32::from(c.data_type.code()))
+            .collect(),
+        i32::try_from(times.len()).unwrap_or(i32::MAX),
+        Some(false),
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 }
 
 #[cfg(test)]

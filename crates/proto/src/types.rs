@@ -118,6 +118,20 @@ pub fn encoding_name(code: i32) -> Option<&'static str> {
         .copied()
 }
 
+/// [`encoding_name`] of a plan's byte code, an unknown one malformed.
+pub(crate) fn encoding_of(code: u8) -> crate::Result<String> {
+    encoding_name(i32::from(code))
+        .map(str::to_string)
+        .ok_or_else(|| crate::reader::malformed(format!("unknown encoding {code}")))
+}
+
+/// [`compressor_name`] of a plan's byte code, an unknown one malformed.
+pub(crate) fn compressor_of(code: u8) -> crate::Result<String> {
+    compressor_name(i32::from(code))
+        .map(str::to_string)
+        .ok_or_else(|| crate::reader::malformed(format!("unknown compressor {code}")))
+}
+
 /// tsfile's `CompressionType` by code.
 pub fn compressor_name(code: i32) -> Option<&'static str> {
     const NAMES: [&str; 10] = [

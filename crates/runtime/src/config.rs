@@ -1,11 +1,11 @@
 //! Validation of a pipe's three parameter sets into typed configurations, with IoTDB's messages where
 //! IoTDB has one (pipe reference §2) and a clear "not supported" where Duet lacks the feature.
 
-use crate::compress::{
-    Compressor, MAX_COMPRESSION_STAGES, ZSTD_DEFAULT_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL,
-};
 use crate::params::Parameters;
 use crate::{PipeError, Result};
+use duet_proto::pipe_compressed::{
+    Compressor, MAX_COMPRESSION_STAGES, ZSTD_DEFAULT_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL,
+};
 
 /// What the source captures.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,12 +3,17 @@
 //! - [`params`]: IoTDB's parameter maps with key-prefix reduction and `SHOW PIPES` rendering;
 //! - [`config`]: validation of source / processor / sink parameters into typed configurations;
 //! - [`handshake`]: the pipe handshake (type 51), both the sink side and the receiver side;
-//! - [`manager`]: [`PipeManager`], which executes the pipe statements against the catalog.
+//! - [`manager`]: [`PipeManager`], which executes the pipe statements against the catalog;
+//! - [`task`]: one pipe's task (history, then the log; batching, progress, backoff), with [`filter`]
+//!   (what its source lets through), [`transfer`] (the bodies it sends) and [`metrics`] (its counters);
+//! - [`receiver`]: the receiving end, with [`slice`] (sliced requests), [`file_receiver`] (TsFile
+//!   and snapshot pieces), [`tsfile_load`], [`schema_snapshot_load`] and [`config_snapshot_load`]
+//!   (what a seal applies); IoTDB's compressed request is `duet_proto::pipe_compressed`;
+//! - [`error`]: errors with the IoTDB status code a client receives.
 //!
 //! **Architecture invariant:** a pipe statement returns only after its catalog change is committed, and
 //! the state `SHOW PIPES` prints is the state in the catalog.
 
-pub mod compress;
 pub mod config;
 pub mod config_snapshot_load;
 pub mod error;

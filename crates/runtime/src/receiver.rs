@@ -10,6 +10,7 @@ use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{Engine, EngineError};
 use duet_proto::config_plan::{self, ConfigPlan, UserPassword};
 use duet_proto::pipe_body::{self, request_type};
+use duet_proto::pipe_compressed::{self, TRANSFER_COMPRESSED};
 use duet_proto::pipe_tablet;
 use duet_proto::plan_node::{InsertRow, RowValue, WriteNode};
 use duet_proto::status::{self, StatusCode};
@@ -56,9 +57,9 @@ pub async fn receive(
     if req.type_ != slice::TRANSFER_SLICE {
         state.slices.clear();
     }
-    if req.type_ == transfer::TRANSFER_COMPRESSED {
-        return match transfer::decompress(&req.body) {
-            Ok((_, transfer::TRANSFER_COMPRESSED, _)) => pipe_status(
+    if req.type_ == TRANSFER_COMPRESSED {
+        return match pipe_compressed::decompress(&req.body) {
+            Ok((_, TRANSFER_COMPRESSED, _)) => pipe_status(
                 StatusCode::PipeTypeError,
                 "A compressed request may not wrap another compressed request.",
             ),

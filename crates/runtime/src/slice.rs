@@ -18,11 +18,11 @@
 //! a header claims; the reassembled body is exactly the origin size.
 
 use duet_proto::pipe_body::{request_type, REQUEST_VERSION};
+use duet_proto::pipe_compressed::reserve_within;
 use duet_proto::reader::ByteReader;
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::{TPipeTransferReq, TPipeTransferResp};
 
-use crate::compress::reserve_within;
 use crate::handshake::pipe_status;
 
 /// IoTDB's `TRANSFER_SLICE`.

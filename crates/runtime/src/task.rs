@@ -23,12 +23,12 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::compress::{self, Compressor};
 use crate::config::{SinkConfig, SinkKind, SourceConfig};
 use crate::filter::EntryFilter;
 use crate::handshake::{self, SinkConnection, DUET_PROTOCOL_KEY};
 use crate::manager::ServerIdentity;
 use crate::transfer;
+use duet_proto::pipe_compressed::{self as compress, Compressor};
 
 /// Failures in a row after which the pipe is shown STOPPED (it keeps retrying).
 pub const FAILURES_BEFORE_STOPPED: u32 = 5;

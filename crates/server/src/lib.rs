@@ -5,9 +5,15 @@
 //! - [`logging`]: the log filter and line format;
 //! - [`pid_file`]: `duetd.pid`, written once the data directory is ours;
 //! - [`listener`]: accept loop and per-connection handlers (mini-redis style), graceful shutdown;
-//! - [`session`]: per-connection session state and RPC dispatch;
+//! - [`session`]: per-connection session state and RPC dispatch; [`client_stream`]: the connection's
+//!   bytes, plain or TLS;
+//! - [`authz`]: what every statement and RPC needs (one table); [`login`]: failed-login delay and
+//!   lockout; [`root_guard`]: the default-password policy; [`audit`]: the audit log and its view;
 //! - [`rpc_queries`]: the path-based query RPCs as `Select`s;
 //! - [`statements`]: statement execution (users, cluster information, pipes);
+//! - [`writes`]: the write and schema RPCs as engine calls; [`templates`]: the device-template RPCs;
+//! - [`queries`]: the running queries of `SHOW QUERIES` and `KILL QUERY`;
+//! - [`fault_hooks`]: test-only fault injection (`DUET_FAULT_HOOKS`);
 //! - [`instance`]: the state every connection shares;
 //! - [`metrics_http`] and [`metrics`]: Prometheus `/metrics` and the dashboard on a listener of their
 //!   own.

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use duet_proto::client::{Client, ClientOptions};
 use duet_testkit::{wait_for, Duetd};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -99,16 +98,7 @@ fn card<'a>(dom: &'a str, base: &str) -> Option<&'a str> {
 }
 
 fn exec(rt: &tokio::runtime::Runtime, port: u16, sql: &str) -> Result<()> {
-    rt.block_on(async {
-        let mut client = Client::connect(&ClientOptions {
-            port,
-            ..ClientOptions::default()
-        })
-        .await?;
-        client.execute_update(sql).await?;
-        client.close().await
-    })
-    .map_err(|e| anyhow!("{sql}: {e}"))
+    rt.block_on(duet_testkit::query::execute_update(port, sql))
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use duet_proto::client::{Client, ClientOptions, Connection, Outcome};
+use duet_proto::client::{Client, ClientOptions, Outcome};
 use duet_proto::codec::{self, encode_message, Protocol};
 use duet_proto::rpc::{self, ReplyError};
 use duet_proto::t;
@@ -128,15 +128,10 @@ async fn show_version_works(server: &Duetd) {
 async fn hostile_frames_before_login_are_answered_and_the_server_keeps_serving() {
     let mut server = Duetd::start().unwrap();
     // All on one connection, before any login: each gets an answer and the connection goes on.
-    let mut connection = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Protocol::Binary,
-        Duration::from_secs(10),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let mut connection = server
+        .connection(Protocol::Binary, Duration::from_secs(10))
+        .await
+        .unwrap();
     let calls = hostile_calls();
     assert!(calls.len() >= 8);
     for (name, payload) in &calls {

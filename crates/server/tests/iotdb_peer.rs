@@ -12,50 +12,30 @@
 use std::time::Duration;
 
 use duet_proto::client::{Client, ClientOptions, Connection};
-use duet_proto::codec::Protocol;
 use duet_proto::t;
 use duet_testkit::iotdb_wire::{
     self, data_type as dt, request_type as rt, InsertRow, RowCell, TabletColumn, Value,
 };
+use duet_testkit::pipe_sender;
 use duet_testkit::query::rows;
 use duet_testkit::Duetd;
 
-fn options(server: &Duetd) -> ClientOptions {
-    ClientOptions {
-        port: server.port(),
-        ..ClientOptions::default()
-    }
-}
+/// The handshake parameters of this file's IoTDB-shaped sender.
+const SENDER: &[(&str, &str)] = &[
+    ("timestampPrecision", "ms"),
+    ("clusterID", "9b1c4f2e-iotdb-cluster"),
+    ("convertOnTypeMismatch", "true"),
+    ("loadTsFileStrategy", "sync"),
+    ("username", "root"),
+    ("password", "root"),
+    ("validateTsFile", "true"),
+    ("markAsPipeRequest", "true"),
+];
 
 /// A pipe connection that has passed IoTDB's handshake V2 with the parameters a default 2.x sender
 /// sends.
 async fn iotdb_sender(server: &Duetd) -> Connection {
-    let mut conn = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Protocol::Binary,
-        Duration::from_secs(5),
-        Duration::from_secs(20),
-    )
-    .await
-    .unwrap();
-    let resp = send(
-        &mut conn,
-        rt::HANDSHAKE_DATANODE_V2,
-        iotdb_wire::handshake_v2(&[
-            ("timestampPrecision", "ms"),
-            ("clusterID", "9b1c4f2e-iotdb-cluster"),
-            ("convertOnTypeMismatch", "true"),
-            ("loadTsFileStrategy", "sync"),
-            ("username", "root"),
-            ("password", "root"),
-            ("validateTsFile", "true"),
-            ("markAsPipeRequest", "true"),
-        ]),
-    )
-    .await;
-    assert_eq!(resp.code, 200, "{resp:?}");
-    conn
+    pipe_sender::connect(server, SENDER).await.unwrap()
 }
 
 /// Sends a request that must be accepted.
@@ -65,10 +45,7 @@ async fn send_ok(conn: &mut Connection, type_: i16, body: Vec<u8>) {
 }
 
 async fn send(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TSStatus {
-    conn.pipe_transfer(&t::TPipeTransferReq::new(1, type_, body))
-        .await
-        .unwrap()
-        .status
+    transfer(conn, type_, body).await.status
 }
 
 fn column(name: &str, type_code: u8, values: Vec<Option<Value>>) -> TabletColumn {
@@ -153,7 +130,7 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
     let b = Duetd::start().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&a)).await.unwrap();
+        let mut client = Client::connect(&a.client_options()).await.unwrap();
         let mut sender = iotdb_sender(&a).await;
 
         // 13: two InsertNodes (an aligned tablet of every type, a row with a raw string and nulls)
@@ -379,7 +356,7 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
             .execute_update("insert into root.local.d(time, s) values (1, 1)")
             .await
             .unwrap();
-        let mut on_b = Client::connect(&options(&b)).await.unwrap();
+        let mut on_b = Client::connect(&b.client_options()).await.unwrap();
         let mut arrived = false;
         for _ in 0..200 {
             if rows(&mut on_b, "select s from root.local.d")
@@ -403,11 +380,8 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
 
 #[test]
 fn a_batch_with_a_table_model_or_truncated_node_is_refused_whole_and_the_receiver_goes_on() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&server)).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let good = iotdb_wire::insert_tablet_node(
             "root.refused.d1",
             false,
@@ -458,9 +432,7 @@ fn end_offset(resp: &t::TPipeTransferResp) -> i64 {
 }
 
 async fn transfer(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TPipeTransferResp {
-    conn.pipe_transfer(&t::TPipeTransferReq::new(1, type_, body))
-        .await
-        .unwrap()
+    pipe_sender::transfer(conn, type_, body).await.unwrap()
 }
 
 #[test]
@@ -590,11 +562,8 @@ async fn send_tsfile(
 
 #[test]
 fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_one_not_at_all() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&server)).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let (file, sidecar) = fixture("tree_plain");
         // A mods file (IoTDB 1.x text form) deleting s_int64 in [1700000010000, 1700000019000].
         let mods = b"DELETION,root.sg1.d1.s_int64,1,1700000010000,1700000019000\n";
@@ -667,11 +636,8 @@ fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_on
 /// was sent.
 #[test]
 fn a_default_iotdb_pipes_whole_life_lands_exactly() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&server)).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         // Schema first (a pipe whose inclusion covers schema.database and schema.ttl): the
         // database and a TTL, as ConfigNode plans (type 200).
         for plan in [
@@ -837,7 +803,7 @@ fn a_tsfile_that_conflicts_with_a_series_type_here_is_refused_before_anything_is
     let server = Duetd::start().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut client = Client::connect(&server.client_options()).await.unwrap();
         // The fixture has root.sg1.d1.s_int64 as INT64; here it is DOUBLE.
         client
             .execute_update("create timeseries root.sg1.d1.s_int64 with datatype=DOUBLE")
@@ -862,11 +828,8 @@ fn a_tsfile_that_conflicts_with_a_series_type_here_is_refused_before_anything_is
 /// refused by name, and the connection goes on.
 #[test]
 fn an_iotdb_senders_schema_region_nodes_apply() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&server)).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         // CreateMultiTimeSeriesNode: two devices; InternalCreateTimeSeriesNode: an aligned device a
         // write auto-created; InternalCreateMultiTimeSeriesNode: one aligned, one not.
         // (encoding ordinals: 0 PLAIN, 2 RLE, 4 TS_2DIFF, 8 GORILLA; compressors: 0 none, 1 SNAPPY,
@@ -1022,11 +985,8 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
 /// matching series and their data and leaves the others.
 #[test]
 fn an_iotdb_senders_template_and_deletion_plans_apply() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&server)).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let t2: &[iotdb_wire::SeriesSpec<'_>] =
             &[("s1", dt::INT64, 4, 7), ("s2", dt::DOUBLE, 8, 1)];
         for plan in [
@@ -1213,7 +1173,7 @@ async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
     Client::connect(&ClientOptions {
         user: user.into(),
         password: password.into(),
-        ..options(server)
+        ..server.client_options()
     })
     .await
     .is_ok()
@@ -1324,7 +1284,7 @@ fn a_user_with_iotdbs_hash_travels_on_to_a_duet_peer() {
             iotdb_wire::user_plan(638, "bob", Some(&iotdb_hash), None),
         )
         .await;
-        let mut client = Client::connect(&options(&a)).await.unwrap();
+        let mut client = Client::connect(&a.client_options()).await.unwrap();
         client
             .execute_update(&format!(
                 "create pipe ab with source ('source.inclusion'='all') with sink \

@@ -8,55 +8,31 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use duet_proto::client::{Client, ClientOptions, Connection};
-use duet_proto::codec::Protocol;
 use duet_proto::t;
 use duet_testkit::iotdb_wire::{
     self, data_type as dt, request_type as rt, ConfigMNode, MTreeNode, UserGrants,
 };
+use duet_testkit::pipe_sender;
 use duet_testkit::query::rows;
 use duet_testkit::Duetd;
 
-fn options(server: &Duetd) -> ClientOptions {
-    ClientOptions {
-        port: server.port(),
-        ..ClientOptions::default()
-    }
-}
+/// The handshake parameters of this file's IoTDB-shaped sender.
+const SENDER: &[(&str, &str)] = &[
+    ("timestampPrecision", "ms"),
+    ("clusterID", "5d0e-iotdb-schema-sender"),
+    ("username", "root"),
+    ("password", "root"),
+    ("markAsPipeRequest", "true"),
+];
 
 /// A pipe connection past IoTDB's handshake V2, as a default 2.x sender opens it.
 async fn iotdb_sender(server: &Duetd) -> Connection {
-    let mut conn = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Protocol::Binary,
-        Duration::from_secs(5),
-        Duration::from_secs(20),
-    )
-    .await
-    .unwrap();
-    let resp = transfer(
-        &mut conn,
-        rt::HANDSHAKE_DATANODE_V2,
-        iotdb_wire::handshake_v2(&[
-            ("timestampPrecision", "ms"),
-            ("clusterID", "5d0e-iotdb-schema-sender"),
-            ("username", "root"),
-            ("password", "root"),
-            ("markAsPipeRequest", "true"),
-        ]),
-    )
-    .await;
-    assert_eq!(resp.status.code, 200, "{:?}", resp.status);
-    conn
+    pipe_sender::connect(server, SENDER).await.unwrap()
 }
 
 async fn transfer(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TPipeTransferResp {
-    conn.pipe_transfer(&t::TPipeTransferReq::new(1, type_, body))
-        .await
-        .unwrap()
+    pipe_sender::transfer(conn, type_, body).await.unwrap()
 }
 
 fn series(name: &str, type_code: u8, encoding: u8, compressor: u8) -> MTreeNode {
@@ -201,11 +177,8 @@ fn row(path: &str, t: &str, e: &str, c: &str) -> [String; 4] {
 
 #[test]
 fn a_schema_snapshot_creates_its_database_series_and_aligned_devices_as_its_seal_selects() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&server)).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         // A template is set here over root.sg.g, so the snapshot's activation can be applied.
         for sql in [
             "create database root.sg",
@@ -296,11 +269,8 @@ fn a_schema_snapshot_creates_its_database_series_and_aligned_devices_as_its_seal
 
 #[test]
 fn a_truncated_or_unsupported_snapshot_is_refused_whole_and_a_missing_template_is_reported() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&server)).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let mtree = iotdb_wire::mtree_snapshot("cut", &region());
         // Truncated files (the seal agreeing with what was sent) are refused with a status naming
         // why, and nothing of them is applied — not even the database.
@@ -462,11 +432,8 @@ fn config_tree() -> Vec<ConfigMNode> {
 
 #[test]
 fn a_confignode_snapshot_creates_databases_templates_set_paths_and_ttls() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_server, rt, mut client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut client = Client::connect(&options(&server)).await.unwrap();
-        let mut sender = iotdb_sender(&server).await;
         let mtree = iotdb_wire::config_mtree_snapshot(&config_tree());
         let templates = iotdb_wire::template_table_snapshot(&[(
             1,
@@ -572,7 +539,7 @@ async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
     Client::connect(&ClientOptions {
         user: user.into(),
         password: password.into(),
-        ..options(server)
+        ..server.client_options()
     })
     .await
     .is_ok()
@@ -660,7 +627,7 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
         assert!(!logs_in(&server, "dave", "root").await);
 
         // A user that exists here takes the snapshot's password (as from plan 638).
-        let mut client = Client::connect(&options(&server)).await.unwrap();
+        let mut client = Client::connect(&server.client_options()).await.unwrap();
         client
             .execute_update("create user erin 'erin_local1'")
             .await

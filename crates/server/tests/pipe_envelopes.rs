@@ -11,10 +11,10 @@ use std::time::Duration;
 use duet_proto::client::{Client, ClientOptions, Connection, Outcome};
 use duet_proto::codec::Protocol;
 use duet_proto::pipe_body::{self, handshake_key, request_type, REQUEST_VERSION};
+use duet_proto::pipe_compressed::{self as compress, Compressor, TRANSFER_COMPRESSED};
 use duet_proto::pipe_tablet::{encode_tablet_batch_v2, TabletRef};
 use duet_proto::t::{TPipeTransferReq, TPipeTransferResp};
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_runtime::compress::{self, Compressor, TRANSFER_COMPRESSED};
 use duet_runtime::slice::{Slice, TRANSFER_SLICE};
 use duet_testkit::Duetd;
 
@@ -22,15 +22,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A handshaken pipe connection, as an IoTDB sender opens one.
 async fn pipe_connection(server: &Duetd) -> Connection {
-    let mut connection = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Protocol::Binary,
-        TIMEOUT,
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
+    let mut connection = server.connection(Protocol::Binary, TIMEOUT).await.unwrap();
     let params = BTreeMap::from([
         (
             handshake_key::CLUSTER_ID.to_string(),

@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use duet_proto::client::{Client, ClientOptions};
 use duet_testkit::{http, wait_for, Duetd, DuetdOptions};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -133,16 +132,7 @@ fn percent_encode(s: &str) -> String {
 }
 
 fn exec(rt: &tokio::runtime::Runtime, port: u16, sql: &str) -> Result<()> {
-    rt.block_on(async {
-        let mut client = Client::connect(&ClientOptions {
-            port,
-            ..ClientOptions::default()
-        })
-        .await?;
-        client.execute_update(sql).await?;
-        client.close().await
-    })
-    .map_err(|e| anyhow!("{sql}: {e}"))
+    rt.block_on(duet_testkit::query::execute_update(port, sql))
 }
 
 #[test]

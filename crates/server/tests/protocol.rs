@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use duet_proto::client::{Client, ClientOptions, Connection, Outcome};
+use duet_proto::client::{Client, ClientOptions, Outcome};
 use duet_proto::codec::{self, Protocol};
 use duet_proto::rpc;
 use duet_proto::t;
@@ -83,15 +83,10 @@ async fn a_malformed_frame_closes_only_that_connection() {
 #[tokio::test]
 async fn calls_before_login_are_refused_with_802() {
     let server = Duetd::start().unwrap();
-    let mut connection = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Protocol::Binary,
-        Duration::from_secs(5),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let mut connection = server
+        .connection(Protocol::Binary, Duration::from_secs(5))
+        .await
+        .unwrap();
     let req = t::TSExecuteStatementReq::new(1, "show version".into(), 1, None, None, None, None);
     let resp: t::TSExecuteStatementResp = connection
         .call("executeStatementV2", 1, &req)

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 use duet_proto::client::{Client, ClientError, ClientOptions};
 use duet_proto::t;
-use duet_proto::tablet::{encode_tablet_values, encode_timestamps};
+use duet_proto::tablet::insert_tablet_request;
 use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_testkit::{wait_for, Duetd};
 use tokio::runtime::Runtime;
@@ -420,23 +420,12 @@ async fn insert_tablet(
     columns: &[(String, Column)],
 ) -> Result<(), ClientError> {
     let cols: Vec<Column> = columns.iter().map(|(_, c)| c.clone()).collect();
-    let req = t::TSInsertTabletReq::new(
+    let req = insert_tablet_request(
         c.session_id(),
-        device.to_string(),
+        device,
         columns.iter().map(|(m, _)| m.clone()).collect(),
-        encode_tablet_values(&cols, times.len()),
-        encode_timestamps(times),
-        columns
-            .iter()
-            .map(|(_, c)| i32::from(c.data_type.code()))
-            .collect(),
-        i32::try_from(times.len()).unwrap_or(i32::MAX),
-        Some(false),
-        None,
-        None,
-        None,
-        None,
-        None,
+        &cols,
+        times,
     );
     let status: t::TSStatus = c.connection().call("insertTablet", 1, &req).await?;
     if status.code == 200 {

@@ -66,33 +66,19 @@ fn expected_s3(t: i64) -> Option<String> {
     matches!(t, 1 | 3 | 9).then(|| char::from(b'a' + u8::try_from(t - 1).unwrap()).to_string())
 }
 
-fn int32(column: &Column, row: usize) -> Option<i32> {
-    match &column.values {
-        ColumnValues::Int32(v) => (!column.is_null(row)).then(|| v[row]),
-        other => panic!("not INT32: {other:?}"),
-    }
+/// A typed accessor of a column's row (`None` for a null; another type fails the test).
+macro_rules! cell_reader {
+    ($($name:ident: $variant:ident -> $ty:ty),* $(,)?) => {$(
+        fn $name(column: &Column, row: usize) -> Option<$ty> {
+            match &column.values {
+                ColumnValues::$variant(v) => (!column.is_null(row)).then(|| v[row]),
+                other => panic!(concat!("not ", stringify!($variant), ": {:?}"), other),
+            }
+        }
+    )*};
 }
 
-fn int64(column: &Column, row: usize) -> Option<i64> {
-    match &column.values {
-        ColumnValues::Int64(v) => (!column.is_null(row)).then(|| v[row]),
-        other => panic!("not INT64: {other:?}"),
-    }
-}
-
-fn double(column: &Column, row: usize) -> Option<f64> {
-    match &column.values {
-        ColumnValues::Double(v) => (!column.is_null(row)).then(|| v[row]),
-        other => panic!("not DOUBLE: {other:?}"),
-    }
-}
-
-fn boolean(column: &Column, row: usize) -> Option<bool> {
-    match &column.values {
-        ColumnValues::Boolean(v) => (!column.is_null(row)).then(|| v[row]),
-        other => panic!("not BOOLEAN: {other:?}"),
-    }
-}
+cell_reader!(int32: Int32 -> i32, int64: Int64 -> i64, double: Double -> f64, boolean: Boolean -> bool);
 
 fn text(column: &Column, row: usize) -> Option<String> {
     match &column.values {
@@ -663,15 +649,10 @@ async fn test_inserts_connections_and_refusals() {
     }
 
     // testConnectionEmptyRPC answers before any login, as IoTDB's does.
-    let mut fresh = Connection::connect(
-        "127.0.0.1",
-        server.port(),
-        Protocol::Compact,
-        std::time::Duration::from_secs(10),
-        std::time::Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let mut fresh = server
+        .connection(Protocol::Compact, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
     let payload = rpc::encode_empty_call(Protocol::Compact, "testConnectionEmptyRPC").unwrap();
     let reply = fresh.round_trip(&payload).await.unwrap();
     let status: t::TSStatus = rpc::decode_struct_reply(&reply).unwrap();

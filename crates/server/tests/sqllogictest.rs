@@ -14,6 +14,11 @@
 //! records starting with `duetd`: `duetd restart a b`, `duetd stop b`, `duetd start b`, `duetd kill a`.
 //! A comment line `# instance b: --timestamp-precision us` gives instance `b` extra `duetd` flags. A file
 //! whose name starts with `_` is parked.
+//!
+//! Complete mode (`cargo test -p duet-server --test sqllogictest -- --complete [filter]`, or
+//! `DUET_SLT_COMPLETE=1`) runs the files and writes each one back with the expected output of this
+//! run: what matched stays as written, what differed (a result, an error, a statement that now
+//! fails) is replaced, so a new query is written with `----` and no rows and completed.
 
 #![allow(
     clippy::unwrap_used,
@@ -297,7 +302,7 @@ impl Instances {
     }
 }
 
-async fn run_file(path: &Path) -> Result<()> {
+async fn run_file(path: &Path, complete: bool) -> Result<()> {
     let records =
         sqllogictest::parse_file::<DefaultColumnType>(path).map_err(|e| anyhow!("{e}"))?;
     let mut names: Vec<String> = vec!["a".to_string()];
@@ -360,53 +365,23 @@ async fn run_file(path: &Path) -> Result<()> {
             Duetd::start_with(options).with_context(|| format!("starting instance {name}"))?;
         instances.servers.insert(name.clone(), server);
     }
-    for record in records {
+    // Complete mode: every record as it will be written back, expected output from this run.
+    let mut completed: Vec<Record<DefaultColumnType>> = Vec::new();
+    let mut records = records.into_iter();
+    while let Some(record) = records.next() {
         let result = match record {
-            Record::Statement {
-                loc,
-                conditions,
-                connection,
-                sql,
-                expected,
-                retry,
-            } => {
+            record @ (Record::Statement { .. } | Record::Query { .. }) if complete => {
+                let (connection, on_default) = take_connection(record.clone());
                 let (_, key) = instance_of(&connection);
                 let runner = instances.runner(&key).await?;
-                let connection = Connection::Default;
-                runner
-                    .run_async(Record::Statement {
-                        loc,
-                        conditions,
-                        connection,
-                        sql,
-                        expected,
-                        retry,
-                    })
-                    .await
-                    .map(|_| ())
+                completed.push(complete_record(runner, record, on_default).await);
+                Ok(())
             }
-            Record::Query {
-                loc,
-                conditions,
-                connection,
-                sql,
-                expected,
-                retry,
-            } => {
+            record @ (Record::Statement { .. } | Record::Query { .. }) => {
+                let (connection, on_default) = take_connection(record);
                 let (_, key) = instance_of(&connection);
                 let runner = instances.runner(&key).await?;
-                let connection = Connection::Default;
-                runner
-                    .run_async(Record::Query {
-                        loc,
-                        conditions,
-                        connection,
-                        sql,
-                        expected,
-                        retry,
-                    })
-                    .await
-                    .map(|_| ())
+                runner.run_async(on_default).await.map(|_| ())
             }
             Record::System {
                 ref command,
@@ -419,9 +394,11 @@ async fn run_file(path: &Path) -> Result<()> {
                     .command(&command)
                     .await
                     .with_context(|| format!("at {loc}"))?;
+                completed.push(record.clone());
                 Ok(())
             }
             record @ (Record::Control(_) | Record::HashThreshold { .. } | Record::Condition(_)) => {
+                completed.push(record.clone());
                 instances.controls.push(record.clone());
                 let mut result = Ok(());
                 for runner in instances.runners.values_mut() {
@@ -431,7 +408,18 @@ async fn run_file(path: &Path) -> Result<()> {
                 }
                 result
             }
-            Record::Halt { .. } => break,
+            record @ Record::Halt { .. } => {
+                // What follows a halt is not run; complete mode keeps it as written.
+                completed.push(record);
+                completed.extend(records.by_ref());
+                break;
+            }
+            other if complete => {
+                let (_, on_default) = take_connection(other.clone());
+                let runner = instances.runner("a").await?;
+                completed.push(complete_record(runner, other, on_default).await);
+                Ok(())
+            }
             other => instances
                 .runner("a")
                 .await?
@@ -451,6 +439,105 @@ async fn run_file(path: &Path) -> Result<()> {
     for (_, server) in instances.servers.iter_mut() {
         server.stop()?;
     }
+    if complete {
+        write_completed(path, &completed)?;
+    }
+    Ok(())
+}
+
+/// The record with its connection replaced by the default one (each session has a runner of its
+/// own), and the connection it named.
+fn take_connection(record: Record<DefaultColumnType>) -> (Connection, Record<DefaultColumnType>) {
+    match record {
+        Record::Statement {
+            loc,
+            conditions,
+            connection,
+            sql,
+            expected,
+            retry,
+        } => (
+            connection,
+            Record::Statement {
+                loc,
+                conditions,
+                connection: Connection::Default,
+                sql,
+                expected,
+                retry,
+            },
+        ),
+        Record::Query {
+            loc,
+            conditions,
+            connection,
+            sql,
+            expected,
+            retry,
+        } => (
+            connection,
+            Record::Query {
+                loc,
+                conditions,
+                connection: Connection::Default,
+                sql,
+                expected,
+                retry,
+            },
+        ),
+        other => (Connection::Default, other),
+    }
+}
+
+/// Runs a record and returns it with the output of this run as its expectation (sqllogictest's own
+/// rules: a matching result or error is kept as written, so `${seed_port}`, `<slt:ignore>` and
+/// error patterns survive). A record with `retry` runs until it matches or its attempts are spent,
+/// as the runner would.
+async fn complete_record(
+    runner: &mut DuetRunner,
+    original: Record<DefaultColumnType>,
+    on_default: Record<DefaultColumnType>,
+) -> Record<DefaultColumnType> {
+    let retry = match &original {
+        Record::Statement { retry, .. } | Record::Query { retry, .. } => retry.clone(),
+        _ => None,
+    };
+    let (attempts, backoff) = retry.map_or((1, std::time::Duration::ZERO), |r| {
+        (r.attempts.max(1), r.backoff)
+    });
+    let mut updated = original.clone();
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            tokio::time::sleep(backoff).await;
+        }
+        let output = runner.apply_record(on_default.clone()).await;
+        updated = sqllogictest::update_record_with_output(
+            &original,
+            &output,
+            " ",
+            validate_with_seed_port,
+            sqllogictest::default_normalizer,
+            sqllogictest::default_column_validator,
+        )
+        .unwrap_or_else(|| original.clone());
+        if updated.to_string() == original.to_string() {
+            break;
+        }
+    }
+    updated
+}
+
+/// Writes the completed records over the file (through a temporary file and a rename).
+fn write_completed(path: &Path, records: &[Record<DefaultColumnType>]) -> Result<()> {
+    let mut text = String::new();
+    for record in records {
+        text.push_str(&record.to_string());
+        text.push('\n');
+    }
+    let text = format!("{}\n", text.trim_end_matches('\n'));
+    let temporary = path.with_extension("slt.complete");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, path)?;
     Ok(())
 }
 
@@ -472,8 +559,18 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The flag (after `--`) or environment variable that turns on complete mode.
+const COMPLETE_FLAG: &str = "--complete";
+const COMPLETE_ENV: &str = "DUET_SLT_COMPLETE";
+
 fn main() {
-    let args = Arguments::from_args();
+    // `--complete` is ours, not libtest's: taken out before libtest-mimic reads the rest.
+    let mut complete = std::env::var(COMPLETE_ENV).is_ok_and(|v| v == "1");
+    let args = Arguments::from_iter(std::env::args().filter(|arg| {
+        let ours = arg == COMPLETE_FLAG;
+        complete |= ours;
+        !ours
+    }));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql-tests");
     let mut files = Vec::new();
     collect_files(&root, &mut files);
@@ -492,7 +589,7 @@ fn main() {
                     .build()
                     .map_err(|e| e.to_string())?;
                 runtime
-                    .block_on(run_file(&path))
+                    .block_on(run_file(&path, complete))
                     .map_err(|e| format!("{e:#}").into())
             })
         })

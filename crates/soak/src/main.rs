@@ -6,6 +6,10 @@
 //! (`duet-check`). It prints its seed first and, on failure, the first bad ranges with the operations
 //! and faults nearest to them, and keeps the data directories.
 //!
+//! Modules: `cluster` (the pair), `workload` (the writers), `faults` (the plan and its injection),
+//! `history` (what happened), `check` (the model check, with `duet_check`: `duet-check`'s comparison),
+//! `schema` (series and values), `rng` (the seeded generator).
+//!
 //! Exit status: 0 passed, 1 a check failed, 2 the soak could not run.
 
 use std::collections::BTreeMap;

@@ -13,7 +13,9 @@ use std::time::Duration;
 use duet_proto::client::{Client, ClientError, ClientOptions};
 use duet_proto::status;
 use duet_proto::t;
-use duet_proto::tablet::{encode_record, encode_tablet_values, encode_timestamps, RecordValue};
+use duet_proto::tablet::{
+    encode_record, encode_tablet_values, encode_timestamps, insert_tablet_request, RecordValue,
+};
 use duet_proto::types::{Column, ColumnValues, DataType};
 
 use crate::history::{History, Op, OpKind, Outcome, Part, Side, WritePath};
@@ -217,20 +219,12 @@ async fn send(c: &mut Client, schema: &Schema, op: u64, kind: &OpKind) -> Result
             WritePath::Tablet | WritePath::Tablets if parts.len() == 1 => {
                 let part = &parts[0];
                 let (times, columns) = tablet_columns(op, part);
-                let req = t::TSInsertTabletReq::new(
+                let req = insert_tablet_request(
                     session,
-                    schema.devices[part.device].path.clone(),
+                    &schema.devices[part.device].path,
                     measurement_names(),
-                    encode_tablet_values(&columns, times.len()),
-                    encode_timestamps(&times),
-                    type_codes(),
-                    len(times.len()),
-                    Some(false),
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
+                    &columns,
+                    &times,
                 );
                 checked(c.connection().call("insertTablet", 1, &req).await?)
             }

@@ -159,18 +159,12 @@ pub(crate) const HEADER_PREFIX_BYTES: usize = 8 + 1 + 8 + 16 + 4 + 1;
 
 /// Decodes the header at the start of a payload (or of its first [`HEADER_PREFIX_BYTES`]), without
 /// the operations.
-pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, String> {
+pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, DecodeError> {
     let mut input = Input {
         bytes: prefix,
         pos: 0,
     };
-    let lsn = input.u64()?;
-    let origin = decode_origin(&mut input)?;
-    let version = Version {
-        hlc: input.u64()?,
-        instance: input.u64()?,
-    };
-    let ops = input.len()?;
+    let (lsn, origin, version, ops) = decode_header(&mut input)?;
     let first_op = if ops == 0 {
         None
     } else {
@@ -178,7 +172,12 @@ pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, String> {
             OP_INSERT => Some(OpKind::Insert),
             OP_DELETE => Some(OpKind::Delete),
             OP_META => Some(OpKind::Meta),
-            other => return Err(format!("unknown operation tag {other}")),
+            other => {
+                return Err(DecodeError::UnknownTag {
+                    what: "op",
+                    tag: other,
+                })
+            }
         }
     };
     Ok(LogHeader {
@@ -190,29 +189,37 @@ pub(crate) fn decode_log_header(prefix: &[u8]) -> Result<LogHeader, String> {
     })
 }
 
-fn decode_origin(input: &mut Input<'_>) -> Result<Origin, String> {
+/// An entry's header fields: LSN, origin, version and the number of operations that follow.
+fn decode_header(input: &mut Input<'_>) -> Result<(Lsn, Origin, Version, usize), DecodeError> {
+    let lsn = input.u64()?;
+    let origin = decode_origin(input)?;
+    let version = Version {
+        hlc: input.u64()?,
+        instance: input.u64()?,
+    };
+    Ok((lsn, origin, version, input.len()?))
+}
+
+fn decode_origin(input: &mut Input<'_>) -> Result<Origin, DecodeError> {
     match input.u8()? {
         ORIGIN_LOCAL => Ok(Origin::Local),
         ORIGIN_PIPE => Ok(Origin::Pipe {
             instance: input.u64()?,
         }),
-        other => Err(format!("unknown origin tag {other}")),
+        other => Err(DecodeError::UnknownTag {
+            what: "origin",
+            tag: other,
+        }),
     }
 }
 
 /// Decodes a whole payload; the error is a reason to report in [`crate::Error::Corrupt`].
-pub(crate) fn decode_entry(payload: &[u8]) -> Result<LogEntry, String> {
+pub(crate) fn decode_entry(payload: &[u8]) -> Result<LogEntry, DecodeError> {
     let mut input = Input {
         bytes: payload,
         pos: 0,
     };
-    let lsn = input.u64()?;
-    let origin = decode_origin(&mut input)?;
-    let version = Version {
-        hlc: input.u64()?,
-        instance: input.u64()?,
-    };
-    let n_ops = input.len()?;
+    let (lsn, origin, version, n_ops) = decode_header(&mut input)?;
     let mut ops = Vec::with_capacity(n_ops.min(1024));
     for _ in 0..n_ops {
         ops.push(match input.u8()? {
@@ -230,14 +237,16 @@ pub(crate) fn decode_entry(payload: &[u8]) -> Result<LogEntry, String> {
                 })
             }
             OP_META => Op::Meta(input.bytes()?.to_vec()),
-            other => return Err(format!("unknown op tag {other}")),
+            other => {
+                return Err(DecodeError::UnknownTag {
+                    what: "op",
+                    tag: other,
+                })
+            }
         });
     }
     if input.pos != payload.len() {
-        return Err(format!(
-            "{} trailing bytes after the entry",
-            payload.len() - input.pos
-        ));
+        return Err(DecodeError::Trailing(payload.len() - input.pos));
     }
     Ok(LogEntry {
         lsn,
@@ -247,7 +256,7 @@ pub(crate) fn decode_entry(payload: &[u8]) -> Result<LogEntry, String> {
     })
 }
 
-fn decode_insert(input: &mut Input<'_>) -> Result<InsertOp, String> {
+fn decode_insert(input: &mut Input<'_>) -> Result<InsertOp, DecodeError> {
     let device = input.string()?;
     let aligned = input.u8()? != 0;
     let n_rows = input.len()?;
@@ -258,8 +267,8 @@ fn decode_insert(input: &mut Input<'_>) -> Result<InsertOp, String> {
     for _ in 0..n_cols {
         measurements.push(input.string()?);
         let code = input.u8()?;
-        let data_type = DataType::from_code(i32::from(code))
-            .ok_or_else(|| format!("unknown data type code {code}"))?;
+        let data_type =
+            DataType::from_code(i32::from(code)).ok_or(DecodeError::UnknownDataType(code))?;
         let nulls = match input.u8()? {
             0 => None,
             _ => {
@@ -325,6 +334,23 @@ fn le8(b: &[u8]) -> [u8; 8] {
     out
 }
 
+/// Why the bytes of a log entry (a WAL record's payload, or an entry a pipe carries) do not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("entry truncated at byte {at} (wanted {wanted} more)")]
+    Truncated { at: usize, wanted: usize },
+    #[error("length overflow at byte {at}")]
+    LengthOverflow { at: usize },
+    #[error("invalid utf-8 in the string ending at byte {at}")]
+    Utf8 { at: usize },
+    #[error("unknown {what} tag {tag}")]
+    UnknownTag { what: &'static str, tag: u8 },
+    #[error("unknown data type code {0}")]
+    UnknownDataType(u8),
+    #[error("{0} trailing bytes after the entry")]
+    Trailing(usize),
+}
+
 /// A cursor over a payload that reports truncation instead of panicking.
 struct Input<'a> {
     bytes: &'a [u8],
@@ -332,12 +358,15 @@ struct Input<'a> {
 }
 
 impl<'a> Input<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self
             .pos
             .checked_add(n)
             .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| format!("entry truncated at byte {} (wanted {n} more)", self.pos))?;
+            .ok_or(DecodeError::Truncated {
+                at: self.pos,
+                wanted: n,
+            })?;
         let slice = self.bytes.get(self.pos..end).unwrap_or_default();
         self.pos = end;
         Ok(slice)
@@ -348,40 +377,39 @@ impl<'a> Input<'a> {
         n: usize,
         width: usize,
         decode: impl Fn(&[u8]) -> T,
-    ) -> Result<Vec<T>, String> {
+    ) -> Result<Vec<T>, DecodeError> {
         let total = n
             .checked_mul(width)
-            .ok_or_else(|| format!("length overflow at byte {}", self.pos))?;
+            .ok_or(DecodeError::LengthOverflow { at: self.pos })?;
         Ok(self.take(total)?.chunks_exact(width).map(decode).collect())
     }
 
-    fn u8(&mut self) -> Result<u8, String> {
+    fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?.first().copied().unwrap_or(0))
     }
 
-    fn u64(&mut self) -> Result<u64, String> {
+    fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(le8(self.take(8)?)))
     }
 
-    fn i64(&mut self) -> Result<i64, String> {
+    fn i64(&mut self) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(le8(self.take(8)?)))
     }
 
-    fn len(&mut self) -> Result<usize, String> {
+    fn len(&mut self) -> Result<usize, DecodeError> {
         let n = u32::from_le_bytes(le4(self.take(4)?));
         Ok(n as usize)
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.len()?;
         self.take(len)
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, DecodeError> {
         let len = self.len()?;
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|e| format!("invalid utf-8 at byte {}: {e}", self.pos))
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Utf8 { at: self.pos })
     }
 }
 

@@ -87,6 +87,16 @@
 //! replay from the data files. Cursors live in memory; the pipe runtime persists its progress and
 //! registers its cursors right after `open`.
 //!
+//! # Modules
+//!
+//! - `storage`: the [`Storage`] handle, one module per thread (recovery, log writer, flusher,
+//!   compactor) and the test hooks; `options`: its tuning;
+//! - [`wal`]: log segments, records and retention; `codec`: an entry's encoding; [`transfer`]: entries
+//!   as bytes for a pipe; `types`: positions, versions, origins, operations; `hlc`: the clock;
+//! - `memtable`: the write buffer; [`datafile`]: Parquet data files; `manifest`: what is flushed;
+//!   `run`: one series' points and the version merge; [`stats`]: per-series summaries;
+//! - `error`: the crate's error type.
+//!
 //! # Not done (yet)
 //!
 //! - Tombstones are kept forever, and scans check every tombstone of a series per point.
@@ -115,12 +125,15 @@ pub mod stats;
 mod storage;
 mod types;
 
+pub use codec::DecodeError;
 pub use datafile::DataFileInfo;
 pub use error::{Error, Result};
 pub use options::{StorageOptions, SyncMode};
 pub use run::SeriesChunk;
 pub use stats::{SeriesStats, StatValue};
+#[cfg(feature = "test-hooks")]
+pub use storage::LogWriterPause;
 pub use storage::SeriesPiece;
-pub use storage::{LogWriterPause, Retention, Storage, StorageMetrics, StorageStats};
+pub use storage::{Retention, Storage, StorageMetrics, StorageStats};
 pub use types::{DeleteOp, InsertOp, LogEntry, LogHeader, Lsn, Op, OpKind, Origin, Version};
 pub use wal::LogRead;

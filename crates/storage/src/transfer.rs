@@ -1,7 +1,7 @@
 //! Log entries as bytes outside the log: the pipe runtime ships entries to a peer in the same
 //! encoding the WAL uses, so an entry's ops, origin and version cross the wire unchanged.
 
-use crate::codec;
+use crate::codec::{self, DecodeError};
 use crate::types::LogEntry;
 
 /// Encodes an entry exactly as a WAL record payload.
@@ -10,7 +10,7 @@ pub fn encode_entry(entry: &LogEntry, out: &mut Vec<u8>) {
     codec::encode_ops(&entry.ops, out);
 }
 
-/// Decodes what [`encode_entry`] wrote; the error says what is wrong.
-pub fn decode_entry(bytes: &[u8]) -> Result<LogEntry, String> {
+/// Decodes what [`encode_entry`] wrote.
+pub fn decode_entry(bytes: &[u8]) -> Result<LogEntry, DecodeError> {
     codec::decode_entry(bytes)
 }

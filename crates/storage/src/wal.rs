@@ -214,7 +214,8 @@ fn read_records(
         if crc32c::crc32c(&payload) != crc {
             return Err(corrupt(path, pos, "checksum mismatch"));
         }
-        let entry = codec::decode_entry(&payload).map_err(|reason| corrupt(path, pos, &reason))?;
+        let entry = codec::decode_entry(&payload)
+            .map_err(|reason| corrupt(path, pos, &reason.to_string()))?;
         out.push(entry);
         pos += (RECORD_HEADER_BYTES + len as usize) as u64;
     }
@@ -239,8 +240,8 @@ fn read_log_headers(
         let (len, _) = parse_header(&header);
         let n = (len as usize).min(prefix.len());
         reader.read_exact(&mut prefix[..n])?;
-        let item =
-            codec::decode_log_header(&prefix[..n]).map_err(|reason| corrupt(path, pos, &reason))?;
+        let item = codec::decode_log_header(&prefix[..n])
+            .map_err(|reason| corrupt(path, pos, &reason.to_string()))?;
         out.push(item);
         reader.seek_relative(i64::from(len) - n as i64)?;
         pos += (RECORD_HEADER_BYTES + len as usize) as u64;
@@ -375,8 +376,8 @@ fn recover_segment(
                 let payload = bytes
                     .get(pos + RECORD_HEADER_BYTES..pos + RECORD_HEADER_BYTES + len)
                     .unwrap_or_default();
-                let entry =
-                    codec::decode_entry(payload).map_err(|r| corrupt(path, pos as u64, &r))?;
+                let entry = codec::decode_entry(payload)
+                    .map_err(|r| corrupt(path, pos as u64, &r.to_string()))?;
                 if entry.lsn != lsn {
                     return Err(corrupt(
                         path,

@@ -24,10 +24,7 @@ async fn held_back_storage(dir: &std::path::Path) -> Storage {
     let storage = Storage::open(dir, tiny_memtables()).unwrap();
     storage.pause_flushes(true);
     for t in 0..3 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[t], &[t]))
-            .await
-            .unwrap();
+        common::write_local(&storage, insert_i64("s1", &[t], &[t])).await;
     }
     storage
 }
@@ -66,10 +63,7 @@ async fn writes_wait_while_too_many_memtables_wait_for_their_flush() {
         let storage = storage.clone();
         tokio::spawn(async move {
             for t in 0..10 {
-                storage
-                    .write(Origin::Local, None, insert_i64("s1", &[t], &[t]))
-                    .await
-                    .unwrap();
+                common::write_local(&storage, insert_i64("s1", &[t], &[t])).await;
             }
         })
     };
@@ -158,10 +152,7 @@ async fn a_compactor_that_falls_behind_holds_flushes_and_then_writes_back() {
         let storage = storage.clone();
         tokio::spawn(async move {
             for t in 0..40 {
-                storage
-                    .write(Origin::Local, None, insert_i64("s1", &[t], &[t]))
-                    .await
-                    .unwrap();
+                common::write_local(&storage, insert_i64("s1", &[t], &[t])).await;
             }
         })
     };

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use duet_storage::{Origin, Storage, StorageOptions, Version};
+use duet_storage::{Storage, StorageOptions, Version};
 use duet_testkit::wait_for;
 
 fn options() -> StorageOptions {
@@ -42,49 +42,29 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
 /// delete, leaving `compaction_files - 1` files plus what the last flush adds. Returns the
 /// version of the delete.
 async fn four_flushes(storage: &Storage, pause_before_last: bool) -> Version {
-    storage
-        .write(
-            Origin::Local,
-            None,
-            insert_i64("s1", &[1, 2, 3, 4], &[1, 2, 3, 4]),
-        )
-        .await
-        .unwrap();
-    storage
-        .write(Origin::Local, None, insert_i64("s2", &[1, 2], &[100, 200]))
-        .await
-        .unwrap();
+    common::write_local(storage, insert_i64("s1", &[1, 2, 3, 4], &[1, 2, 3, 4])).await;
+    common::write_local(storage, insert_i64("s2", &[1, 2], &[100, 200])).await;
     storage.flush().await.unwrap();
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[2, 5], &[22, 5]))
-        .await
-        .unwrap();
+    common::write_local(storage, insert_i64("s1", &[2, 5], &[22, 5])).await;
     storage.flush().await.unwrap();
-    let (_, deleted) = storage
-        .write(Origin::Local, None, delete(&series("s1"), 3, 4))
-        .await
-        .unwrap();
-    storage
-        .write(
-            Origin::Pipe { instance: 2 },
-            Some(Version {
-                hlc: 1,
-                instance: 2,
-            }),
-            insert_i64("s1", &[1, 6], &[-1, 6]),
-        )
-        .await
-        .unwrap();
+    let (_, deleted) = common::write_local(storage, delete(&series("s1"), 3, 4)).await;
+    common::write_pipe(
+        storage,
+        2,
+        Some(Version {
+            hlc: 1,
+            instance: 2,
+        }),
+        insert_i64("s1", &[1, 6], &[-1, 6]),
+    )
+    .await;
     storage.flush().await.unwrap();
     assert_eq!(
         storage.data_files().len(),
         3,
         "below the threshold nothing merges"
     );
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[7], &[7]))
-        .await
-        .unwrap();
+    common::write_local(storage, insert_i64("s1", &[7], &[7])).await;
     if !pause_before_last {
         storage.flush().await.unwrap();
     }
@@ -106,17 +86,16 @@ async fn a_full_partition_merges_into_one_file_with_identical_scans() {
     assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
     assert_eq!(scan_i64(&storage, "s2"), vec![(1, 100), (2, 200)]);
     // The tombstone outlives the points it hid: a late pipe write older than it stays hidden.
-    storage
-        .write(
-            Origin::Pipe { instance: 2 },
-            Some(Version {
-                hlc: deleted.hlc - 1,
-                instance: 2,
-            }),
-            insert_i64("s1", &[3], &[-3]),
-        )
-        .await
-        .unwrap();
+    common::write_pipe(
+        &storage,
+        2,
+        Some(Version {
+            hlc: deleted.hlc - 1,
+            instance: 2,
+        }),
+        insert_i64("s1", &[3], &[-3]),
+    )
+    .await;
     storage.flush().await.unwrap();
     assert_eq!(scan_i64(&storage, "s1"), EXPECTED_S1);
     storage.close().await.unwrap();

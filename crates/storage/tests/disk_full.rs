@@ -22,10 +22,7 @@ async fn a_write_that_finds_the_disk_full_is_refused_without_poisoning_the_log()
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
     for t in 1..=3 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[t], &[t]))
-            .await
-            .unwrap();
+        common::write_local(&storage, insert_i64("s1", &[t], &[t])).await;
     }
     // Half of the batch reaches the file before the disk is full.
     storage.fail_next_append();
@@ -37,10 +34,7 @@ async fn a_write_that_finds_the_disk_full_is_refused_without_poisoning_the_log()
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 1), (2, 2), (3, 3)]);
     // Space is back: the next write is accepted and takes the refused write's LSN, so the log has
     // no gap and no half record.
-    let (lsn, _) = storage
-        .write(Origin::Local, None, insert_i64("s1", &[5], &[5]))
-        .await
-        .unwrap();
+    let (lsn, _) = common::write_local(&storage, insert_i64("s1", &[5], &[5])).await;
     assert_eq!(lsn, 4);
     assert_eq!(logged_lsns(&storage), vec![1, 2, 3, 4]);
     drop(storage);

@@ -28,18 +28,9 @@ async fn read_log_returns_entries_in_order_with_origins_and_versions() {
         hlc: 77,
         instance: 2,
     };
-    let (_, v1) = storage
-        .write(Origin::Local, None, ops1.clone())
-        .await
-        .unwrap();
-    storage
-        .write(Origin::Pipe { instance: 2 }, Some(peer), ops2.clone())
-        .await
-        .unwrap();
-    let (_, v3) = storage
-        .write(Origin::Local, None, ops1.clone())
-        .await
-        .unwrap();
+    let (_, v1) = common::write_local(&storage, ops1.clone()).await;
+    common::write_pipe(&storage, 2, Some(peer), ops2.clone()).await;
+    let (_, v3) = common::write_local(&storage, ops1.clone()).await;
     assert_eq!(storage.head(), 3);
 
     let all = entries(storage.read_log(0, 100).unwrap());
@@ -75,10 +66,7 @@ async fn read_log_crosses_segments() {
     )
     .unwrap();
     for i in 0..20 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[i], &[i]))
-            .await
-            .unwrap();
+        common::write_local(&storage, insert_i64("s1", &[i], &[i])).await;
     }
     assert!(storage.stats().wal_segments > 3);
     let lsns: Vec<u64> = entries(storage.read_log(2, 15).unwrap())
@@ -96,10 +84,7 @@ async fn subscribe_wakes_on_append() {
     assert_eq!(*head.borrow_and_update(), 0);
     let writer = storage.clone();
     let task = tokio::spawn(async move {
-        writer
-            .write(Origin::Local, None, insert_i64("s1", &[1], &[1]))
-            .await
-            .unwrap();
+        common::write_local(&writer, insert_i64("s1", &[1], &[1])).await;
     });
     tokio::time::timeout(Duration::from_secs(10), head.changed())
         .await
@@ -122,10 +107,7 @@ async fn cursors_pin_the_log_and_flushes_release_it() {
     let storage = Storage::open(dir.path(), small_segments()).unwrap();
     storage.register_cursor("ab", 0).unwrap();
     for i in 1..=10 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[i], &[i]))
-            .await
-            .unwrap();
+        common::write_local(&storage, insert_i64("s1", &[i], &[i])).await;
     }
     storage.flush().await.unwrap();
     assert_eq!(storage.flushed_lsn(), 10);
@@ -149,18 +131,12 @@ async fn cursors_pin_the_log_and_flushes_release_it() {
         LogRead::Truncated { available_from: 11 }
     );
     assert_eq!(entries(storage.read_log(10, 100).unwrap()), vec![]);
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[11], &[11]))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[11], &[11])).await;
     assert_eq!(entries(storage.read_log(10, 100).unwrap()).len(), 1);
 
     // Unflushed entries are never released, cursor or not.
     for i in 12..=15 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[i], &[i]))
-            .await
-            .unwrap();
+        common::write_local(&storage, insert_i64("s1", &[i], &[i])).await;
     }
     storage.register_cursor("late", 15).unwrap();
     storage.advance_cursor("late", 15).unwrap();
@@ -184,10 +160,7 @@ async fn the_retention_cap_truncates_a_lagging_cursor() {
     .unwrap();
     storage.register_cursor("slow", 0).unwrap();
     for i in 1..=10 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[i], &[i]))
-            .await
-            .unwrap();
+        common::write_local(&storage, insert_i64("s1", &[i], &[i])).await;
     }
     storage.flush().await.unwrap();
     let available_from = match storage.read_log(0, 100).unwrap() {
@@ -222,10 +195,7 @@ async fn a_memtable_over_its_size_flushes_in_the_background() {
     .unwrap();
     for i in 0..10 {
         let times: Vec<i64> = (i * 100..i * 100 + 100).collect();
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &times, &times))
-            .await
-            .unwrap();
+        common::write_local(&storage, insert_i64("s1", &times, &times)).await;
     }
     // Poll for the background flush (bounded), then check nothing was lost.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -249,10 +219,7 @@ async fn an_old_memtable_flushes_in_the_background() {
         },
     )
     .unwrap();
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[1], &[1]))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[1], &[1])).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while storage.flushed_lsn() < 1 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -270,10 +237,7 @@ async fn periodic_sync_acknowledges_and_recovers() {
     };
     let storage = Storage::open(dir.path(), periodic.clone()).unwrap();
     for i in 1..=20 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[i], &[i]))
-            .await
-            .unwrap();
+        common::write_local(&storage, insert_i64("s1", &[i], &[i])).await;
     }
     storage.close().await.unwrap();
     assert!(matches!(

@@ -19,7 +19,7 @@ async fn write_entries(storage: &Storage, n: i64) {
         } else {
             insert_i64("s1", &[i], &[i * 10])
         };
-        storage.write(Origin::Local, None, ops).await.unwrap();
+        common::write_local(storage, ops).await;
     }
 }
 
@@ -52,14 +52,13 @@ async fn reopen_without_flush_replays_the_log() {
         hlc: 5,
         instance: 9,
     };
-    storage
-        .write(
-            Origin::Pipe { instance: 9 },
-            Some(pipe_version),
-            insert_i64("s2", &[1], &[1]),
-        )
-        .await
-        .unwrap();
+    common::write_pipe(
+        &storage,
+        9,
+        Some(pipe_version),
+        insert_i64("s2", &[1], &[1]),
+    )
+    .await;
     let before = (
         scan_i64(&storage, "s1"),
         scan_i64(&storage, "s2"),
@@ -83,10 +82,7 @@ async fn reopen_without_flush_replays_the_log() {
         scan_i64(&storage, "s1"),
         vec![(2, 20), (4, 40), (5, 50), (6, 60)]
     );
-    let (lsn, version) = storage
-        .write(Origin::Local, None, insert_i64("s1", &[7], &[70]))
-        .await
-        .unwrap();
+    let (lsn, version) = common::write_local(&storage, insert_i64("s1", &[7], &[70])).await;
     assert_eq!(lsn, 8);
     assert!(
         version > last_version,
@@ -100,14 +96,8 @@ async fn reopen_after_flush_gives_identical_scans() {
     let storage = open(dir.path());
     write_entries(&storage, 4).await;
     storage.flush().await.unwrap();
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[2, 9], &[-2, 90]))
-        .await
-        .unwrap();
-    storage
-        .write(Origin::Local, None, delete(&series("s1"), 4, 4))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[2, 9], &[-2, 90])).await;
+    common::write_local(&storage, delete(&series("s1"), 4, 4)).await;
     let before = scan_i64(&storage, "s1");
     assert_eq!(before, vec![(2, -2), (9, 90)]);
     let files = storage.data_files();
@@ -158,10 +148,7 @@ async fn a_torn_last_record_is_dropped_and_the_committed_prefix_survives() {
             "the torn tail is cut"
         );
         let storage = open(dir.path());
-        let (lsn, _) = storage
-            .write(Origin::Local, None, insert_i64("s1", &[5], &[55]))
-            .await
-            .unwrap();
+        let (lsn, _) = common::write_local(&storage, insert_i64("s1", &[5], &[55])).await;
         assert_eq!(lsn, 5);
         drop(storage);
         let storage = open(dir.path());
@@ -264,22 +251,13 @@ async fn a_bad_record_in_an_earlier_segment_is_corruption() {
 async fn a_failed_fsync_writes_the_unsynced_records_again_and_the_log_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[1], &[1]))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[1], &[1])).await;
     // The fsync of this write fails and its record reads back as zeros, as if the disk had dropped
     // the page: the writer cuts the segment back and writes the record again from memory.
     storage.fail_next_sync();
-    let (lsn, _) = storage
-        .write(Origin::Local, None, insert_i64("s1", &[2], &[2]))
-        .await
-        .unwrap();
+    let (lsn, _) = common::write_local(&storage, insert_i64("s1", &[2], &[2])).await;
     assert_eq!(lsn, 2);
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[3], &[3]))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[3], &[3])).await;
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 1), (2, 2), (3, 3)]);
     drop(storage);
     // Recovery replays all three from the log: the rewritten record is whole.
@@ -298,10 +276,7 @@ async fn a_failed_fsync_in_periodic_mode_writes_every_unsynced_group_again() {
     };
     let storage = Storage::open(dir.path(), periodic.clone()).unwrap();
     for i in 1..=5 {
-        storage
-            .write(Origin::Local, None, insert_i64("s1", &[i], &[i]))
-            .await
-            .unwrap();
+        common::write_local(&storage, insert_i64("s1", &[i], &[i])).await;
     }
     // Five groups wait for the periodic sync; the sync at close fails and loses their pages.
     storage.fail_next_sync();
@@ -319,10 +294,7 @@ async fn a_failed_fsync_in_periodic_mode_writes_every_unsynced_group_again() {
 async fn a_failed_fsync_whose_rewrite_fails_too_poisons_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[1], &[1]))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[1], &[1])).await;
     storage.fail_next_syncs(2);
     let err = storage
         .write(Origin::Local, None, insert_i64("s1", &[2], &[2]))
@@ -341,10 +313,7 @@ async fn a_failed_fsync_whose_rewrite_fails_too_poisons_the_log() {
     // After a restart the log is recovered and accepts writes again; the unacknowledged entry's
     // record reads back as zeros (the injected failure's dropped page), a torn tail recovery drops.
     let storage = open(dir.path());
-    let (lsn, _) = storage
-        .write(Origin::Local, None, insert_i64("s1", &[4], &[4]))
-        .await
-        .unwrap();
+    let (lsn, _) = common::write_local(&storage, insert_i64("s1", &[4], &[4])).await;
     assert_eq!(lsn, 2);
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 1), (4, 4)]);
 }

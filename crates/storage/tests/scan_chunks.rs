@@ -297,10 +297,7 @@ async fn a_manifest_without_time_indexes_still_loads_and_scans() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
     let times: Vec<i64> = (0..20_000).collect();
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &times, &times))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &times, &times)).await;
     storage.flush().await.unwrap();
     let before = chunked(&storage, 100, 15_000, 4096, true);
     storage.close().await.unwrap();
@@ -348,10 +345,7 @@ fn a_million_point_series_reads_back_in_chunks() {
     runtime.block_on(async {
         for start in (0..POINTS).step_by(BATCH as usize) {
             let times: Vec<i64> = (start..start + BATCH).collect();
-            storage
-                .write(Origin::Local, None, insert_i64("s1", &times, &times))
-                .await
-                .unwrap();
+            common::write_local(&storage, insert_i64("s1", &times, &times)).await;
             if start + BATCH == POINTS / 2 {
                 storage.flush().await.unwrap();
             }

@@ -57,20 +57,17 @@ async fn every_data_type_round_trips_with_nulls_as_absent_points_before_and_afte
         .map(|t| t.name().to_lowercase())
         .collect();
     let columns: Vec<Column> = DataType::ALL.iter().map(|t| column_of(*t, n)).collect();
-    storage
-        .write(
-            Origin::Local,
-            None,
-            vec![Op::Insert(InsertOp {
-                device: DEVICE.into(),
-                aligned: true,
-                measurements: measurements.clone(),
-                columns: columns.clone(),
-                times: times.clone(),
-            })],
-        )
-        .await
-        .unwrap();
+    common::write_local(
+        &storage,
+        vec![Op::Insert(InsertOp {
+            device: DEVICE.into(),
+            aligned: true,
+            measurements: measurements.clone(),
+            columns: columns.clone(),
+            times: times.clone(),
+        })],
+    )
+    .await;
     let mut storage = Some(storage);
     for round in ["memtable", "data file", "reopened"] {
         if round == "data file" {
@@ -116,14 +113,8 @@ async fn every_data_type_round_trips_with_nulls_as_absent_points_before_and_afte
 async fn a_later_version_overwrites_and_an_older_pipe_write_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
-    let (_, v1) = storage
-        .write(Origin::Local, None, insert_i64("s1", &[1, 2], &[10, 20]))
-        .await
-        .unwrap();
-    let (_, v2) = storage
-        .write(Origin::Local, None, insert_i64("s1", &[2], &[21]))
-        .await
-        .unwrap();
+    let (_, v1) = common::write_local(&storage, insert_i64("s1", &[1, 2], &[10, 20])).await;
+    let (_, v2) = common::write_local(&storage, insert_i64("s1", &[2], &[21])).await;
     assert!(v2 > v1);
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 10), (2, 21)]);
 
@@ -132,27 +123,13 @@ async fn a_later_version_overwrites_and_an_older_pipe_write_is_ignored() {
         hlc: v1.hlc - 1,
         instance: 2,
     };
-    let (_, kept) = storage
-        .write(
-            Origin::Pipe { instance: 2 },
-            Some(old),
-            insert_i64("s1", &[2], &[-1]),
-        )
-        .await
-        .unwrap();
+    let (_, kept) = common::write_pipe(&storage, 2, Some(old), insert_i64("s1", &[2], &[-1])).await;
     assert_eq!(kept, old, "a pipe write keeps the sender's version");
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 10), (2, 21)]);
 
     // Re-applying an entry with its version changes nothing.
     for _ in 0..2 {
-        storage
-            .write(
-                Origin::Pipe { instance: 2 },
-                Some(v2),
-                insert_i64("s1", &[2], &[21]),
-            )
-            .await
-            .unwrap();
+        common::write_pipe(&storage, 2, Some(v2), insert_i64("s1", &[2], &[21])).await;
     }
     let chunk = storage
         .scan(&series("s1"), 0, 10, usize::MAX, false)
@@ -165,31 +142,14 @@ async fn a_later_version_overwrites_and_an_older_pipe_write_is_ignored() {
         hlc: v2.hlc + (1 << 30),
         instance: 2,
     };
-    storage
-        .write(
-            Origin::Pipe { instance: 2 },
-            Some(future),
-            insert_i64("s1", &[3], &[30]),
-        )
-        .await
-        .unwrap();
-    let (_, v_local) = storage
-        .write(Origin::Local, None, insert_i64("s1", &[3], &[31]))
-        .await
-        .unwrap();
+    common::write_pipe(&storage, 2, Some(future), insert_i64("s1", &[3], &[30])).await;
+    let (_, v_local) = common::write_local(&storage, insert_i64("s1", &[3], &[31])).await;
     assert!(v_local > future);
     assert_eq!(scan_i64(&storage, "s1").last(), Some(&(3, 31)));
 
     // The same holds when the winner sits in a data file and the loser in the memtable.
     storage.flush().await.unwrap();
-    storage
-        .write(
-            Origin::Pipe { instance: 2 },
-            Some(old),
-            insert_i64("s1", &[1], &[-1]),
-        )
-        .await
-        .unwrap();
+    common::write_pipe(&storage, 2, Some(old), insert_i64("s1", &[1], &[-1])).await;
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 10), (2, 21), (3, 31)]);
 }
 
@@ -197,23 +157,10 @@ async fn a_later_version_overwrites_and_an_older_pipe_write_is_ignored() {
 async fn tombstones_hide_older_points_only() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
-    storage
-        .write(
-            Origin::Local,
-            None,
-            insert_i64("s1", &[1, 2, 3, 4], &[1, 2, 3, 4]),
-        )
-        .await
-        .unwrap();
-    let (_, before_delete) = storage
-        .write(Origin::Local, None, insert_i64("s2", &[2], &[2]))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[1, 2, 3, 4], &[1, 2, 3, 4])).await;
+    let (_, before_delete) = common::write_local(&storage, insert_i64("s2", &[2], &[2])).await;
     storage.flush().await.unwrap();
-    let (_, v_delete) = storage
-        .write(Origin::Local, None, delete(&series("s1"), 2, 3))
-        .await
-        .unwrap();
+    let (_, v_delete) = common::write_local(&storage, delete(&series("s1"), 2, 3)).await;
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 1), (4, 4)]);
     assert_eq!(
         scan_i64(&storage, "s2"),
@@ -222,10 +169,7 @@ async fn tombstones_hide_older_points_only() {
     );
 
     // A later insert inside the range survives the tombstone.
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[3], &[33]))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[3], &[33])).await;
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 1), (3, 33), (4, 4)]);
 
     // A pipe insert with a version older than the tombstone stays hidden.
@@ -234,14 +178,7 @@ async fn tombstones_hide_older_points_only() {
         instance: 2,
     };
     assert!(older < v_delete);
-    storage
-        .write(
-            Origin::Pipe { instance: 2 },
-            Some(older),
-            insert_i64("s1", &[2], &[22]),
-        )
-        .await
-        .unwrap();
+    common::write_pipe(&storage, 2, Some(older), insert_i64("s1", &[2], &[22])).await;
     assert_eq!(scan_i64(&storage, "s1"), vec![(1, 1), (3, 33), (4, 4)]);
 
     // Same answers from the data files, and after a restart.
@@ -257,10 +194,7 @@ async fn tombstones_hide_older_points_only() {
 async fn dropping_a_series_lets_it_return_with_another_type() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &[1, 2], &[1, 2]))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[1, 2], &[1, 2])).await;
     let text = |t: i64| {
         vec![Op::Insert(InsertOp {
             device: DEVICE.into(),
@@ -278,15 +212,8 @@ async fn dropping_a_series_lets_it_return_with_another_type() {
         matches!(err, duet_storage::Error::TypeMismatch { .. }),
         "{err}"
     );
-    storage
-        .write(
-            Origin::Local,
-            None,
-            delete(&series("s1"), i64::MIN, i64::MAX),
-        )
-        .await
-        .unwrap();
-    storage.write(Origin::Local, None, text(3)).await.unwrap();
+    common::write_local(&storage, delete(&series("s1"), i64::MIN, i64::MAX)).await;
+    common::write_local(&storage, text(3)).await;
     let chunk = storage
         .scan(&series("s1"), i64::MIN, i64::MAX, 10, false)
         .unwrap();
@@ -315,23 +242,9 @@ async fn malformed_writes_are_refused_before_the_log() {
 async fn limit_and_descending_apply_after_the_merge() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
-    storage
-        .write(
-            Origin::Local,
-            None,
-            insert_i64("s1", &[1, 3, 5], &[1, 3, 5]),
-        )
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[1, 3, 5], &[1, 3, 5])).await;
     storage.flush().await.unwrap();
-    storage
-        .write(
-            Origin::Local,
-            None,
-            insert_i64("s1", &[4, 2, 6], &[4, 2, 6]),
-        )
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &[4, 2, 6], &[4, 2, 6])).await;
     let scan = |start, end, limit, descending| {
         pairs(
             &storage
@@ -358,14 +271,8 @@ async fn flush_preserves_scans_and_splits_files_by_partition() {
     let week = duet_storage::datafile::PARTITION_WIDTH;
     let times: Vec<i64> = vec![-5, 0, 7, week - 1, week, 3 * week + 2];
     let values: Vec<i64> = times.iter().map(|t| t * 2).collect();
-    storage
-        .write(Origin::Local, None, insert_i64("s1", &times, &values))
-        .await
-        .unwrap();
-    storage
-        .write(Origin::Local, None, insert_i64("s2", &[1, 2], &[1, 2]))
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("s1", &times, &values)).await;
+    common::write_local(&storage, insert_i64("s2", &[1, 2], &[1, 2])).await;
     let before: Vec<_> = ["s1", "s2"].iter().map(|m| scan_i64(&storage, m)).collect();
     storage.flush().await.unwrap();
     let after: Vec<_> = ["s1", "s2"].iter().map(|m| scan_i64(&storage, m)).collect();
@@ -394,24 +301,18 @@ async fn flushed_parquet_is_readable_by_a_generic_reader() {
 
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
-    storage
-        .write(Origin::Local, None, insert_i64("b", &[2, 1], &[20, 10]))
-        .await
-        .unwrap();
-    storage
-        .write(
-            Origin::Local,
-            None,
-            vec![Op::Insert(InsertOp {
-                device: DEVICE.into(),
-                aligned: false,
-                measurements: vec!["a".into()],
-                columns: vec![Column::text(["hello"])],
-                times: vec![5],
-            })],
-        )
-        .await
-        .unwrap();
+    common::write_local(&storage, insert_i64("b", &[2, 1], &[20, 10])).await;
+    common::write_local(
+        &storage,
+        vec![Op::Insert(InsertOp {
+            device: DEVICE.into(),
+            aligned: false,
+            measurements: vec!["a".into()],
+            columns: vec![Column::text(["hello"])],
+            times: vec![5],
+        })],
+    )
+    .await;
     storage.flush().await.unwrap();
     let files = storage.data_files();
     assert_eq!(files.len(), 1);
@@ -488,14 +389,11 @@ async fn concurrent_writers_all_land() {
         tasks.push(tokio::spawn(async move {
             for i in 0..50i64 {
                 let t = task * 1_000 + i;
-                let (lsn, _) = storage
-                    .write(
-                        Origin::Local,
-                        None,
-                        insert_i64(&format!("t{task}"), &[t, t + 500], &[i, -i]),
-                    )
-                    .await
-                    .unwrap();
+                let (lsn, _) = common::write_local(
+                    &storage,
+                    insert_i64(&format!("t{task}"), &[t, t + 500], &[i, -i]),
+                )
+                .await;
                 lsns.lock().unwrap().push(lsn);
                 if task == 0 && i == 25 {
                     storage.flush().await.unwrap();

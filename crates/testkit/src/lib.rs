@@ -4,6 +4,11 @@
 //!
 //! Binaries are found next to the running test executable (`target/<profile>/`), where `cargo test
 //! --workspace` builds them.
+//!
+//! - [`proxy`]: a TCP proxy tests break on demand; [`http`]: a GET and a Prometheus text reader;
+//!   [`certs`]: CAs and certificates for TLS tests;
+//! - [`iotdb_wire`]: the bytes an IoTDB 2.x pipe sender writes, and [`pipe_sender`]: its handshaken
+//!   connection; [`query`]: results rendered as text.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,6 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 pub mod certs;
 pub mod http;
 pub mod iotdb_wire;
+pub mod pipe_sender;
 pub mod proxy;
 pub mod query;
 
@@ -255,6 +261,32 @@ impl Duetd {
             bail!("GET /metrics answered {status}: {body}");
         }
         Ok(http::Metrics::parse(&body))
+    }
+
+    /// A Thrift connection to this server in `protocol`, not logged in, with `timeout` to connect and
+    /// per call: for tests that send raw calls or pipe requests.
+    pub async fn connection(
+        &self,
+        protocol: duet_proto::codec::Protocol,
+        timeout: Duration,
+    ) -> Result<duet_proto::client::Connection> {
+        Ok(duet_proto::client::Connection::connect(
+            &self.host(),
+            self.port(),
+            protocol,
+            timeout,
+            timeout,
+        )
+        .await?)
+    }
+
+    /// Client options for a root session on this server (the rest as `ClientOptions::default()`).
+    pub fn client_options(&self) -> duet_proto::client::ClientOptions {
+        duet_proto::client::ClientOptions {
+            host: self.host(),
+            port: self.port(),
+            ..duet_proto::client::ClientOptions::default()
+        }
     }
 
     /// The address the server listens on.

@@ -1,7 +1,7 @@
 //! Query results as tests compare them: every row of a statement rendered as text, the time first
 //! when the result has one.
 
-use duet_proto::client::{Client, ClientError, Outcome, ResultSet};
+use duet_proto::client::{Client, ClientError, ClientOptions, Outcome, ResultSet};
 use duet_proto::tsblock::TsBlock;
 
 /// Every row of `sql`'s result, rendered; no rows for a statement without a result set.
@@ -13,6 +13,20 @@ pub async fn rows(client: &mut Client, sql: &str) -> Result<Vec<Vec<String>>, Cl
         }
         Outcome::Done(_) => Ok(Vec::new()),
     }
+}
+
+/// Runs one statement in a session of its own on the server at `port` (root, 127.0.0.1).
+pub async fn execute_update(port: u16, sql: &str) -> anyhow::Result<()> {
+    let run = async {
+        let mut client = Client::connect(&ClientOptions {
+            port,
+            ..ClientOptions::default()
+        })
+        .await?;
+        client.execute_update(sql).await?;
+        client.close().await
+    };
+    run.await.map_err(|e| anyhow::anyhow!("{sql}: {e}"))
 }
 
 /// The rows of fetched blocks, rendered.

@@ -2,6 +2,11 @@
 //! 2.x write, which an IoTDB pipe sends for history (and, on open-source builds, for real-time data)
 //! — and of IoTDB's `.mods` deletion files that travel with them.
 //!
+//! - `reader`: the streaming scan; `format`: markers, chunk and page headers; `metadata`: the tail;
+//! - `decode`: the encodings; `compress`: the compressors; `bytes`: the bounded cursor;
+//! - `types`: data types, encodings, compressors and decoded columns; [`mods`]: deletion files;
+//! - `error`: the one error type.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), duet_tsfile::TsFileError> {
 //! let mut reader = duet_tsfile::TsFileReader::open("1-1-0-0.tsfile")?;

@@ -14,30 +14,16 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../../.." && pwd)"
-PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+BENCH_NAME=query-bench
+source "$HERE/../common.sh"
+ROOT="$BENCH_ROOT"
 export ROWS="${ROWS:-2000000}" COLUMNS="${COLUMNS:-10}" REPEATS="${REPEATS:-5}"
 
-say() { echo "[query-bench $(date +%H:%M:%S)] $*" >&2; }
-die() { echo "[query-bench] ERROR: $*" >&2; exit 1; }
-
-[ -x "$PG_BIN/initdb" ] || die "PostgreSQL binaries not found in $PG_BIN (set PG_BIN)"
-id postgres >/dev/null 2>&1 || die "no 'postgres' OS user to run the cluster as"
-if [ "$(id -u)" -eq 0 ]; then as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
-
-TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$ROOT/target")"
-if [ "${SKIP_DUETD_BUILD:-0}" = 1 ]; then
-    say "SKIP_DUETD_BUILD=1: using the existing $TARGET_DIR/release/duetd"
-else
-    say "building duetd (cargo build --release -p duet-server)"
-    (cd "$ROOT" && cargo build --release -p duet-server) || die "duetd build failed"
-fi
+require_pg
+build_duetd
 say "building the raw-fetch client (cargo build --release -p duet-cli --example raw_fetch)"
 (cd "$ROOT" && cargo build --release -p duet-cli --example raw_fetch) || die "raw_fetch build failed"
-RAW_FETCH_BIN="$TARGET_DIR/release/examples/raw_fetch"
-DUETD_BIN="$TARGET_DIR/release/duetd"
-[ -x "$DUETD_BIN" ] || die "no duetd binary at $DUETD_BIN"
+RAW_FETCH_BIN="$(bench_target_dir)/release/examples/raw_fetch"
 
 # The measuring script's packages, pinned, in a venv of its own.
 VENV="$ROOT/.venv-bench-query"
@@ -49,8 +35,6 @@ fi
 
 WORK_DIR="$(mktemp -d /tmp/duet-query-bench.XXXXXX)"
 chmod 755 "$WORK_DIR"
-PGDATA="$WORK_DIR/pg"
-PG_STARTED=0
 DUETD_PID=""
 cleanup() {
     local rc=$?
@@ -58,31 +42,15 @@ cleanup() {
     if [ -n "$DUETD_PID" ] && kill -0 "$DUETD_PID" 2>/dev/null; then
         kill -TERM "$DUETD_PID"; wait "$DUETD_PID" 2>/dev/null
     fi
-    if [ "$PG_STARTED" = 1 ]; then
-        as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 \
-            || as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
-    fi
-    if [ $rc -ne 0 ]; then
-        for f in "$WORK_DIR"/*.log; do [ -f "$f" ] && { echo "--- tail of $f" >&2; tail -n 20 "$f" >&2; }; done
-    fi
-    if [ "${KEEP_WORK_DIR:-0}" = 1 ]; then say "kept $WORK_DIR"; else rm -rf "$WORK_DIR"; fi
+    stop_pgs
+    finish_work_dir $rc
     exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# PostgreSQL 15: a fresh cluster with default durability.
 PG_PORT="$(free_port)"
-install -d -o postgres -g postgres -m 700 "$PGDATA"
-as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --no-sync >"$WORK_DIR/initdb.log" 2>&1 \
-    || die "initdb failed"
-touch "$WORK_DIR/pg.log"; chown postgres "$WORK_DIR/pg.log"
-as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$WORK_DIR/pg.log" -w -t 60 \
-    -o "-p $PG_PORT -k $PGDATA -c listen_addresses=127.0.0.1" start >/dev/null \
-    || die "PostgreSQL did not start"
-PG_STARTED=1
+start_pg main "$PG_PORT"
 
 # duetd on a free port, its own data directory.
 DUET_PORT="$(free_port)"
@@ -90,8 +58,7 @@ DUET_PORT="$(free_port)"
     --log-level warn >"$WORK_DIR/duetd.log" 2>&1 &
 DUETD_PID=$!
 
-DUET_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then DUET_REV="$DUET_REV+dirty"; fi
+DUET_REV="$(duet_rev)"
 say "loading and querying (work dir $WORK_DIR)"
 DUET_PORT="$DUET_PORT" PG_PORT="$PG_PORT" DUET_REV="$DUET_REV" REPORT_PATH="$HERE/last-report.md" \
     RAW_FETCH_BIN="$RAW_FETCH_BIN" PSQL_BIN="$PG_BIN/psql" "$VENV/bin/python" "$HERE/bench.py"

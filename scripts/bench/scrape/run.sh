@@ -13,9 +13,8 @@
 # DUETD_BIN, to compare the ingest rate of two builds), DUETD_BIN [target/release/duetd].
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../../.." && pwd)"
-if [ "${SKIP_DUETD_BUILD:-0}" != 1 ]; then
-  (cd "$ROOT" && cargo build --release -p duet-server --bin duetd)
-fi
-(cd "$HERE" && CARGO_TARGET_DIR="$ROOT/target/bench" cargo build --release)
-exec "$ROOT/target/bench/release/duet-bench-scrape" "${DUETD_BIN:-$ROOT/target/release/duetd}"
+BENCH_NAME=scrape
+source "$HERE/../common.sh"
+if [ -z "${DUETD_BIN:-}" ]; then build_duetd; fi
+build_bench duet-bench-scrape
+exec "$BENCH_BIN" "$DUETD_BIN"

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_storage::{DeleteOp, InsertOp, Op, SeriesChunk, Storage, StorageOptions};
+use duet_storage::{
+    DeleteOp, InsertOp, Lsn, Op, Origin, SeriesChunk, Storage, StorageOptions, Version,
+};
 
 pub const DEVICE: &str = "root.sg.d1";
 
@@ -17,6 +19,25 @@ pub fn options() -> StorageOptions {
 
 pub fn open(dir: &Path) -> Storage {
     Storage::open(dir, options()).unwrap()
+}
+
+/// A local write that must succeed.
+pub async fn write_local(storage: &Storage, ops: Vec<Op>) -> (Lsn, Version) {
+    storage.write(Origin::Local, None, ops).await.unwrap()
+}
+
+/// A write that arrived through a pipe from `instance` (with the sender's version, if any); it
+/// must succeed.
+pub async fn write_pipe(
+    storage: &Storage,
+    instance: u64,
+    version: Option<Version>,
+    ops: Vec<Op>,
+) -> (Lsn, Version) {
+    storage
+        .write(Origin::Pipe { instance }, version, ops)
+        .await
+        .unwrap()
 }
 
 /// One INT64 column `measurement` of `DEVICE`.

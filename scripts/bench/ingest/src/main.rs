@@ -8,24 +8,23 @@
 //! Parameters come from environment variables; see README.md.
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use duet_proto::client::{Client, ClientOptions, Outcome};
-use duet_proto::status;
+use duet_bench_support::{
+    self as support, cell, check, connect, env_or, env_req, insert_tablet, log, machine,
+    percentile, pg_settings, rate, tablet_request, Duetd, DuetdStart,
+};
+use duet_proto::client::{ClientOptions, Outcome};
 use duet_proto::t;
-use duet_proto::tablet::{encode_record, encode_tablet_values, encode_timestamps, RecordValue};
+use duet_proto::tablet::{encode_record, RecordValue};
 use duet_proto::types::{Column, ColumnValues, DataType};
 use futures_util::{pin_mut, TryStreamExt};
 use tokio::sync::Barrier;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::NoTls;
 
 /// First timestamp written (ms precision: 2023-11-14T22:13:20Z).
 const T0: i64 = 1_700_000_000_000;
@@ -71,24 +70,6 @@ struct Cfg {
     pg_user: String,
     report_path: PathBuf,
     duet_rev: String,
-}
-
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|e| anyhow!("bad value {v:?} for {name}: {e}")),
-        _ => Ok(default),
-    }
-}
-
-fn env_req(name: &str) -> Result<String> {
-    std::env::var(name)
-        .map_err(|_| anyhow!("environment variable {name} is required (run through run.sh)"))
 }
 
 impl Cfg {
@@ -184,165 +165,6 @@ fn tablet_columns(vt: ValueType, first_row: usize, rows: usize, columns: usize) 
         .collect()
 }
 
-/// Non-200 is a failure here: the benchmark only counts acknowledged writes.
-fn check(st: &t::TSStatus, what: &str) -> Result<()> {
-    if st.code == 200 {
-        Ok(())
-    } else {
-        bail!("{what} failed: {}", status::describe(st))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// duetd process
-
-struct Duetd {
-    child: Option<Child>,
-    pid: u32,
-    host: String,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Duetd {
-    fn start(cfg: &Cfg, name: &str) -> Result<Duetd> {
-        let data_dir = cfg.work_dir.join(name);
-        let _ = std::fs::remove_dir_all(&data_dir);
-        std::fs::create_dir_all(&data_dir)?;
-        let log = cfg.work_dir.join(format!("{name}.log"));
-        let out = File::create(&log)?;
-        let child = Command::new(&cfg.duetd_bin)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args([
-                "--rpc-address",
-                "127.0.0.1",
-                "--rpc-port",
-                "0",
-                "--metrics-port",
-                "0",
-                "--log-level",
-                "warn",
-            ])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("cannot start {}", cfg.duetd_bin.display()))?;
-        let pid = child.id();
-        std::fs::write(cfg.work_dir.join("duetd.pid"), pid.to_string())?;
-        let mut d = Duetd {
-            child: Some(child),
-            pid,
-            host: String::new(),
-            port: 0,
-            log,
-        };
-        let addr_file = data_dir.join("duetd.addr");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(c) = d.child.as_mut() {
-                if let Some(status) = c.try_wait()? {
-                    d.child = None;
-                    bail!(
-                        "duetd exited during startup ({status}); log:\n{}",
-                        tail(&d.log)
-                    );
-                }
-            }
-            if let Ok(s) = std::fs::read_to_string(&addr_file) {
-                if let Some((h, p)) = s.trim().rsplit_once(':') {
-                    if let Ok(port) = p.parse::<u16>() {
-                        d.host = h.to_string();
-                        d.port = port;
-                        return Ok(d);
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "duetd did not write {} within 60 s; log:\n{}",
-                    addr_file.display(),
-                    tail(&d.log)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn options(&self, cfg: &Cfg) -> ClientOptions {
-        ClientOptions {
-            host: self.host.clone(),
-            port: self.port,
-            fetch_size: cfg.fetch_size,
-            ..ClientOptions::default()
-        }
-    }
-
-    /// Resets the kernel's peak-RSS counter (VmHWM) so the next reading covers one workload only.
-    fn reset_peak(&self) -> bool {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").is_ok()
-    }
-
-    /// VmHWM in bytes.
-    fn peak_rss(&self) -> Result<u64> {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .with_context(|| format!("duetd (pid {}) is gone", self.pid))?;
-        let line = s
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .ok_or_else(|| anyhow!("no VmHWM in /proc/{}/status", self.pid))?;
-        let kb: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| anyhow!("bad VmHWM line {line:?}"))?
-            .parse()?;
-        Ok(kb * 1024)
-    }
-
-    fn stop(mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                if !status.success() {
-                    bail!(
-                        "duetd exited with {status} on SIGTERM; log:\n{}",
-                        tail(&self.log)
-                    );
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("duetd did not stop within 60 s of SIGTERM (killed)");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Duetd {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn tail(path: &Path) -> String {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Workload 1: insertTablet
 
@@ -385,15 +207,6 @@ where
     }
 }
 
-async fn duet_connect(opts: &ClientOptions) -> Result<Client> {
-    Client::connect(opts).await.with_context(|| {
-        format!(
-            "cannot open a session on duetd at {}:{}",
-            opts.host, opts.port
-        )
-    })
-}
-
 /// Workload 1: session `i` writes device `root.bench.<prefix><i>`.
 async fn duet_tablets(
     cfg: Arc<Cfg>,
@@ -404,39 +217,24 @@ async fn duet_tablets(
         let cfg = cfg.clone();
         let opts = opts.clone();
         async move {
-            let setup = duet_connect(&opts).await;
+            let setup = connect(&opts).await;
             barrier.wait().await;
             let mut c = setup?;
             let device = format!("root.bench.{prefix}{i}");
             let measurements = cfg.measurements();
-            let types = vec![i32::from(cfg.value_type.duet().code()); cfg.columns];
             let rows = cfg.rows_per_batch;
             for b in 0..cfg.batches_per_client {
                 let first = b * rows;
                 let times: Vec<i64> = (first..first + rows).map(|r| T0 + r as i64).collect();
                 let cols = tablet_columns(cfg.value_type, first, rows, cfg.columns);
-                let req = t::TSInsertTabletReq::new(
-                    c.session_id(),
-                    device.clone(),
-                    measurements.clone(),
-                    encode_tablet_values(&cols, rows),
-                    encode_timestamps(&times),
-                    types.clone(),
-                    rows as i32,
-                    Some(false),
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                );
-                let what = format!("insertTablet to {device} (batch {b})");
-                let st: t::TSStatus = c
-                    .connection()
-                    .call("insertTablet", 1, &req)
-                    .await
-                    .context(what.clone())?;
-                check(&st, &what)?;
+                let req =
+                    tablet_request(c.session_id(), &device, measurements.clone(), &cols, &times);
+                insert_tablet(
+                    &mut c,
+                    &req,
+                    &format!("insertTablet to {device} (batch {b})"),
+                )
+                .await?;
             }
             let done = Instant::now();
             c.close().await?;
@@ -451,19 +249,7 @@ async fn duet_tablets(
 // PostgreSQL helpers
 
 async fn pg_connect(cfg: &Cfg) -> Result<tokio_postgres::Client> {
-    let conn_str = format!(
-        "host={} port={} user={} dbname=postgres",
-        cfg.pg_host, cfg.pg_port, cfg.pg_user
-    );
-    let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
-        .await
-        .with_context(|| format!("cannot connect to PostgreSQL ({conn_str})"))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("postgres connection error: {e}");
-        }
-    });
-    Ok(client)
+    support::pg_connect(&cfg.pg_host, cfg.pg_port, &cfg.pg_user).await
 }
 
 fn pg_table_ddl(cfg: &Cfg, name: &str) -> String {
@@ -502,7 +288,7 @@ async fn pg_copy(cfg: Arc<Cfg>) -> Result<Duration> {
             let device = format!("d{i}");
             let (vtype, _) = cfg.value_type.pg();
             let mut types = vec![Type::TEXT, Type::INT8];
-            types.extend(std::iter::repeat(vtype).take(cfg.columns));
+            types.extend(std::iter::repeat_n(vtype, cfg.columns));
             let rows = cfg.rows_per_batch;
             for b in 0..cfg.batches_per_client {
                 let first = b * rows;
@@ -583,7 +369,7 @@ async fn duet_records(cfg: Arc<Cfg>, opts: ClientOptions) -> Result<RecordResult
         let cfg = cfg.clone();
         let opts = opts.clone();
         async move {
-            let setup = duet_connect(&opts).await;
+            let setup = connect(&opts).await;
             barrier.wait().await;
             let mut c = setup?;
             let device = format!("root.bench.r{i}");
@@ -694,7 +480,7 @@ async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
 
 /// Reads `select * from root.bench.d0` to the end; checks the row count and spot-checks values.
 async fn duet_scan(cfg: &Cfg, opts: &ClientOptions) -> Result<Duration> {
-    let mut c = duet_connect(opts).await?;
+    let mut c = connect(opts).await?;
     let sql = "select * from root.bench.d0";
     let start = Instant::now();
     let outcome = c
@@ -757,7 +543,7 @@ async fn duet_scan(cfg: &Cfg, opts: &ClientOptions) -> Result<Duration> {
 }
 
 async fn duet_flush(opts: &ClientOptions) -> Result<Duration> {
-    let mut c = duet_connect(opts).await?;
+    let mut c = connect(opts).await?;
     let start = Instant::now();
     c.execute_update("flush").await.context("FLUSH")?;
     let wall = start.elapsed();
@@ -808,22 +594,18 @@ async fn pg_scan(cfg: &Cfg) -> Result<Duration> {
 async fn pg_version(cfg: &Cfg) -> Result<String> {
     let c = pg_connect(cfg).await?;
     let row = c.query_one("SELECT version()", &[]).await?;
-    let mut settings = Vec::new();
-    for s in [
-        "fsync",
-        "synchronous_commit",
-        "shared_buffers",
-        "max_wal_size",
-        "wal_level",
-    ] {
-        let r = c.query_one(&format!("SHOW {s}"), &[]).await?;
-        settings.push(format!("{s}={}", r.get::<_, String>(0)));
-    }
-    Ok(format!(
-        "{} ({})",
-        row.get::<_, String>(0),
-        settings.join(", ")
-    ))
+    let settings = pg_settings(
+        &c,
+        &[
+            "fsync",
+            "synchronous_commit",
+            "shared_buffers",
+            "max_wal_size",
+            "wal_level",
+        ],
+    )
+    .await?;
+    Ok(format!("{} ({settings})", row.get::<_, String>(0)))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -848,12 +630,10 @@ struct Repeat {
     rss_reset_ok: bool,
 }
 
+/// The `p`-quantile of sorted latencies, in ms.
 fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx].as_secs_f64() * 1e3
+    let ms: Vec<f64> = sorted.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    percentile(&ms, p)
 }
 
 fn rec_stats(cfg: &Cfg, r: &RecordResult) -> (f64, f64, f64, f64) {
@@ -866,23 +646,24 @@ fn rec_stats(cfg: &Cfg, r: &RecordResult) -> (f64, f64, f64, f64) {
     )
 }
 
-fn log(msg: &str) {
-    eprintln!("[bench {}] {msg}", chrono_now());
-}
-
-fn chrono_now() -> String {
-    let out = Command::new("date").arg("+%H:%M:%S").output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
     let mut rep = Repeat::default();
     let pts = cfg.total_points() as f64;
 
     // --- Duet: fresh server for this repeat.
-    let duetd = Duetd::start(&cfg, &format!("duet-{n}"))?;
-    let opts = duetd.options(&cfg);
+    let name = format!("duet-{n}");
+    let data_dir = cfg.work_dir.join(&name);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let mut duetd = Duetd::start(&DuetdStart {
+        bin: &cfg.duetd_bin,
+        name: &name,
+        log_dir: &cfg.work_dir,
+        data_dir: &data_dir,
+        port: 0,
+        metrics: true,
+        log_level: "warn",
+    })?;
+    let opts = duetd.options(cfg.fetch_size);
     log(&format!(
         "repeat {n}: duetd pid {} on {}:{}",
         duetd.pid, duetd.host, duetd.port
@@ -998,46 +779,12 @@ async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
 // ---------------------------------------------------------------------------------------------------
 // Report
 
-fn rate(x: f64, unit: &str) -> String {
-    if !x.is_finite() {
-        "n/a".to_string()
-    } else if x >= 1e6 {
-        format!("{:.2} M {unit}", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:.1} k {unit}", x / 1e3)
-    } else {
-        format!("{x:.0} {unit}")
-    }
-}
-
-/// (median, min, max)
-fn summary(xs: &[f64]) -> (f64, f64, f64) {
-    let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let med = if v.len() % 2 == 1 {
-        v[v.len() / 2]
-    } else {
-        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
-    };
-    (med, v[0], v[v.len() - 1])
-}
-
 struct Line {
     workload: &'static str,
     metric: &'static str,
     duet: Option<Vec<f64>>,
     pg: Option<Vec<f64>>,
     fmt: fn(f64) -> String,
-}
-
-fn cell(xs: &Option<Vec<f64>>, f: fn(f64) -> String) -> (String, String, Option<f64>) {
-    match xs {
-        None => ("—".into(), "—".into(), None),
-        Some(xs) => {
-            let (m, lo, hi) = summary(xs);
-            (f(m), format!("{} – {}", f(lo), f(hi)), Some(m))
-        }
-    }
 }
 
 fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String {
@@ -1236,8 +983,8 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(s, "| Workload | Metric | Duet median | Duet min – max | PostgreSQL median | PostgreSQL min – max | Duet/PG |");
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
     for l in &lines {
-        let (dm, dr, dv) = cell(&l.duet, l.fmt);
-        let (pm, pr, pv) = cell(&l.pg, l.fmt);
+        let (dm, dr, dv) = cell(l.duet.as_ref(), l.fmt);
+        let (pm, pr, pv) = cell(l.pg.as_ref(), l.fmt);
         let ratio = match (dv, pv) {
             (Some(d), Some(p)) if p != 0.0 => format!("{:.2}×", d / p),
             _ => "—".to_string(),
@@ -1283,32 +1030,6 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     s
 }
 
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
-        .unwrap_or_default();
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpus} CPUs ({model}), {mem} RAM, Linux {}", kernel.trim())
-}
-
 // ---------------------------------------------------------------------------------------------------
 
 async fn run() -> Result<()> {
@@ -1341,21 +1062,5 @@ async fn run() -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("\nBENCHMARK FAILED: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::main_with(run)
 }

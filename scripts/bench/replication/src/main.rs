@@ -11,19 +11,19 @@
 //! Parameters come from environment variables; see README.md.
 
 use std::fmt::Write as _;
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use duet_bench_support::{
+    self as support, cell, check, connect, env_or, env_req, log, machine, percentile, pg_settings,
+    rate, tablet_request, tail, Duetd, DuetdStart,
+};
 use duet_proto::client::{Client, ClientOptions, Outcome};
-use duet_proto::status;
 use duet_proto::t;
-use duet_proto::tablet::{encode_record, encode_tablet_values, encode_timestamps, RecordValue};
+use duet_proto::tablet::{encode_record, RecordValue};
 use duet_proto::types::{Column, ColumnValues, DataType};
 use futures_util::pin_mut;
 use tokio::sync::Barrier;
@@ -31,7 +31,6 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::NoTls;
 
 /// First timestamp written (ms precision: 2023-11-14T22:13:20Z). Row `r` of a device has time T0 + r.
 const T0: i64 = 1_700_000_000_000;
@@ -65,20 +64,6 @@ struct Cfg {
     duet_rev: String,
 }
 
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e| anyhow!("bad value {v:?} for {name}: {e}")),
-        _ => Ok(default),
-    }
-}
-
-fn env_req(name: &str) -> Result<String> {
-    std::env::var(name).map_err(|_| anyhow!("environment variable {name} is required (run through run.sh)"))
-}
-
 impl Cfg {
     fn from_env() -> Result<Cfg> {
         let cfg = Cfg {
@@ -105,10 +90,15 @@ impl Cfg {
             report_path: PathBuf::from(env_req("REPORT_PATH")?),
             duet_rev: env_or("DUET_REV", "unknown".to_string())?,
         };
-        if cfg.clients < 2 || cfg.rows_per_batch == 0 || cfg.columns == 0 || cfg.batches_per_client == 0 || cfg.repeats == 0 {
+        if cfg.clients < 2
+            || cfg.rows_per_batch == 0
+            || cfg.columns == 0
+            || cfg.batches_per_client == 0
+            || cfg.repeats == 0
+        {
             bail!("CLIENTS must be ≥ 2 (half write to A, half to B); ROWS_PER_BATCH, COLUMNS, BATCHES_PER_CLIENT, REPEATS positive");
         }
-        if cfg.lag_samples == 0 || !(cfg.load_fraction > 0.0) {
+        if cfg.lag_samples == 0 || cfg.load_fraction.is_nan() || cfg.load_fraction <= 0.0 {
             bail!("LAG_SAMPLES and LOAD_FRACTION must be positive");
         }
         if !cfg.skip_pg && (cfg.pg_pub_port == 0 || cfg.pg_sub_port == 0) {
@@ -137,150 +127,46 @@ impl Cfg {
 // Data: the same rows go to both systems. Row `r` (per device) has time T0 + r and values v(r, j).
 
 fn value_f64(row: usize, col: usize) -> f64 {
-    let h = (row as u64).wrapping_mul(2_654_435_761).wrapping_add(col as u64 * 97) >> 7;
+    let h = (row as u64)
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(col as u64 * 97)
+        >> 7;
     ((h % 1_000_000) as i64 + (col as i64) * 1_000_000) as f64 / 100.0
 }
 
-/// Non-200 is a failure: the benchmark only counts acknowledged writes.
-fn check(st: &t::TSStatus, what: &str) -> Result<()> {
-    if st.code == 200 {
-        Ok(())
-    } else {
-        bail!("{what} failed: {}", status::describe(st))
-    }
+/// Starts duetd `name` on `data_dir` (kept: a restart reuses it) and `port` (0: any free one).
+fn start_duetd(cfg: &Cfg, name: &str, data_dir: &Path, port: u16) -> Result<Duetd> {
+    let log_level = std::env::var("DUETD_LOG_LEVEL").unwrap_or_else(|_| "warn".into());
+    Duetd::start(&DuetdStart {
+        bin: &cfg.duetd_bin,
+        name,
+        log_dir: &cfg.work_dir,
+        data_dir,
+        port,
+        metrics: true,
+        log_level: &log_level,
+    })
 }
 
-fn log(msg: &str) {
-    let now = Command::new("date").arg("+%H:%M:%S").output();
-    let now = now.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-    eprintln!("[bench {now}] {msg}");
-}
-
-// ---------------------------------------------------------------------------------------------------
-// duetd processes
-
-struct Duetd {
-    name: String,
-    child: Option<Child>,
-    pid: u32,
-    data_dir: PathBuf,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Duetd {
-    /// Starts duetd on `data_dir` (kept as it is: a restart reuses it) and `port` (0: any free one),
-    /// and waits for `<data-dir>/duetd.addr`.
-    fn start(cfg: &Cfg, name: &str, data_dir: &Path, port: u16) -> Result<Duetd> {
-        std::fs::create_dir_all(data_dir)?;
-        let addr_file = data_dir.join("duetd.addr");
-        let _ = std::fs::remove_file(&addr_file);
-        let log = cfg.work_dir.join(format!("duetd-{name}.log"));
-        let out = OpenOptions::new().create(true).append(true).open(&log)?;
-        let child = Command::new(&cfg.duetd_bin)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--rpc-address", "127.0.0.1", "--rpc-port", &port.to_string()])
-            .args(["--metrics-port", "0", "--log-level"])
-            .arg(std::env::var("DUETD_LOG_LEVEL").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("cannot start {}", cfg.duetd_bin.display()))?;
-        let pid = child.id();
-        std::fs::write(cfg.work_dir.join(format!("duetd-{name}.pid")), pid.to_string())?;
-        let mut d = Duetd { name: name.to_string(), child: Some(child), pid, data_dir: data_dir.to_path_buf(), port: 0, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(c) = d.child.as_mut() {
-                if let Some(status) = c.try_wait()? {
-                    d.child = None;
-                    bail!("duetd {name} exited during startup ({status}); log:\n{}", tail(&d.log));
-                }
-            }
-            if let Ok(s) = std::fs::read_to_string(&addr_file) {
-                if let Some((_, p)) = s.trim().rsplit_once(':') {
-                    if let Ok(p) = p.parse::<u16>() {
-                        if port != 0 && p != port {
-                            bail!("duetd {name} was asked for port {port} and listens on {p}");
-                        }
-                        d.port = p;
-                        return Ok(d);
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("duetd {name} did not write {} within 60 s; log:\n{}", addr_file.display(), tail(&d.log));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+/// A session's options on `duetd` (large fetches for the checks' queries).
+fn session_options(duetd: &Duetd) -> ClientOptions {
+    ClientOptions {
+        host: "127.0.0.1".into(),
+        ..duetd.options(10_000)
     }
-
-    fn opts(&self) -> ClientOptions {
-        ClientOptions { host: "127.0.0.1".into(), port: self.port, fetch_size: 10_000, ..ClientOptions::default() }
-    }
-
-    /// Resets the kernel's peak-RSS counter (VmHWM) so the next reading covers one phase only.
-    fn reset_peak(&self) -> bool {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").is_ok()
-    }
-
-    /// VmHWM in bytes.
-    fn peak_rss(&self) -> Result<u64> {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .with_context(|| format!("duetd {} (pid {}) is gone", self.name, self.pid))?;
-        let line = s.lines().find(|l| l.starts_with("VmHWM:")).ok_or_else(|| anyhow!("no VmHWM for pid {}", self.pid))?;
-        let kb: u64 = line.split_whitespace().nth(1).ok_or_else(|| anyhow!("bad VmHWM line {line:?}"))?.parse()?;
-        Ok(kb * 1024)
-    }
-
-    /// SIGTERM; the process must exit 0 within 60 s.
-    fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
-        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                if !status.success() {
-                    bail!("duetd {} exited with {status} on SIGTERM; log:\n{}", self.name, tail(&self.log));
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("duetd {} did not stop within 60 s of SIGTERM (killed)", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Duetd {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn tail(path: &Path) -> String {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Duet client helpers
 
-async fn connect(opts: &ClientOptions) -> Result<Client> {
-    Client::connect(opts).await.with_context(|| format!("cannot open a session on duetd at {}:{}", opts.host, opts.port))
-}
-
 /// `insertTablet`: rows `first..first+rows` of `device`, every column DOUBLE.
-async fn insert_tablet(c: &mut Client, cfg: &Cfg, device: &str, first: usize, rows: usize) -> Result<()> {
+async fn insert_tablet(
+    c: &mut Client,
+    cfg: &Cfg,
+    device: &str,
+    first: usize,
+    rows: usize,
+) -> Result<()> {
     let times: Vec<i64> = (first..first + rows).map(|r| T0 + r as i64).collect();
     let cols: Vec<Column> = (0..cfg.columns)
         .map(|j| Column {
@@ -289,41 +175,52 @@ async fn insert_tablet(c: &mut Client, cfg: &Cfg, device: &str, first: usize, ro
             values: ColumnValues::Double((first..first + rows).map(|r| value_f64(r, j)).collect()),
         })
         .collect();
-    let req = t::TSInsertTabletReq::new(
-        c.session_id(),
-        device.to_string(),
-        cfg.measurements(),
-        encode_tablet_values(&cols, rows),
-        encode_timestamps(&times),
-        vec![i32::from(DataType::Double.code()); cfg.columns],
-        rows as i32,
-        Some(false),
-        None,
-        None,
-        None,
-        None,
-        None,
-    );
-    let what = format!("insertTablet to {device} (rows {first}..{})", first + rows);
-    let st: t::TSStatus = c.connection().call("insertTablet", 1, &req).await.context(what.clone())?;
-    check(&st, &what)
+    let req = tablet_request(c.session_id(), device, cfg.measurements(), &cols, &times);
+    support::insert_tablet(
+        c,
+        &req,
+        &format!("insertTablet to {device} (rows {first}..{})", first + rows),
+    )
+    .await
 }
 
 /// `insertRecord`: one row of `device` at time `time` (values of row `r`).
 async fn insert_record(c: &mut Client, cfg: &Cfg, device: &str, r: usize, time: i64) -> Result<()> {
-    let values: Vec<RecordValue> = (0..cfg.columns).map(|j| RecordValue::Double(value_f64(r, j))).collect();
-    let req = t::TSInsertRecordReq::new(c.session_id(), device.to_string(), cfg.measurements(), encode_record(&values), time, Some(false), None, None);
+    let values: Vec<RecordValue> = (0..cfg.columns)
+        .map(|j| RecordValue::Double(value_f64(r, j)))
+        .collect();
+    let req = t::TSInsertRecordReq::new(
+        c.session_id(),
+        device.to_string(),
+        cfg.measurements(),
+        encode_record(&values),
+        time,
+        Some(false),
+        None,
+        None,
+    );
     let what = format!("insertRecord to {device} (time {time})");
-    let st: t::TSStatus = c.connection().call("insertRecord", 1, &req).await.context(what.clone())?;
+    let st: t::TSStatus = c
+        .connection()
+        .call("insertRecord", 1, &req)
+        .await
+        .context(what.clone())?;
     check(&st, &what)
 }
 
 /// Text rendering of a result: (header, rows).
 async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
-    let Outcome::Rows(rs) = c.execute(sql).await.with_context(|| format!("query {sql:?}"))? else {
+    let Outcome::Rows(rs) = c
+        .execute(sql)
+        .await
+        .with_context(|| format!("query {sql:?}"))?
+    else {
         bail!("{sql:?} returned no result set");
     };
-    let (rs, blocks) = c.collect(rs).await.with_context(|| format!("fetch {sql:?}"))?;
+    let (rs, blocks) = c
+        .collect(rs)
+        .await
+        .with_context(|| format!("fetch {sql:?}"))?;
     let mut rows = Vec::new();
     for b in &blocks {
         for k in 0..b.n_rows() {
@@ -342,22 +239,44 @@ async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<S
 /// does not exist yet).
 async fn last_time(c: &mut Client, device: &str) -> Result<Option<i64>> {
     let sql = format!("select last s0 from {device}");
-    let Outcome::Rows(rs) = c.execute(&sql).await.with_context(|| format!("query {sql:?}"))? else {
+    let Outcome::Rows(rs) = c
+        .execute(&sql)
+        .await
+        .with_context(|| format!("query {sql:?}"))?
+    else {
         bail!("{sql:?} returned no result set");
     };
-    let (_, blocks) = c.collect(rs).await.with_context(|| format!("fetch {sql:?}"))?;
+    let (_, blocks) = c
+        .collect(rs)
+        .await
+        .with_context(|| format!("fetch {sql:?}"))?;
     Ok(blocks.iter().find(|b| b.n_rows() > 0).map(|b| b.times[0]))
 }
 
 /// `select count(s0) from <device>`.
 async fn count_s0(c: &mut Client, device: &str) -> Result<i64> {
     let sql = format!("select count(s0) from {device}");
-    let Outcome::Rows(rs) = c.execute(&sql).await.with_context(|| format!("query {sql:?}"))? else {
+    let Outcome::Rows(rs) = c
+        .execute(&sql)
+        .await
+        .with_context(|| format!("query {sql:?}"))?
+    else {
         bail!("{sql:?} returned no result set");
     };
-    let (_, blocks) = c.collect(rs).await.with_context(|| format!("fetch {sql:?}"))?;
-    let b = blocks.iter().find(|b| b.n_rows() > 0).ok_or_else(|| anyhow!("{sql:?} returned no row"))?;
-    match &b.columns.first().ok_or_else(|| anyhow!("{sql:?} returned no column"))?.values {
+    let (_, blocks) = c
+        .collect(rs)
+        .await
+        .with_context(|| format!("fetch {sql:?}"))?;
+    let b = blocks
+        .iter()
+        .find(|b| b.n_rows() > 0)
+        .ok_or_else(|| anyhow!("{sql:?} returned no row"))?;
+    match &b
+        .columns
+        .first()
+        .ok_or_else(|| anyhow!("{sql:?} returned no column"))?
+        .values
+    {
         ColumnValues::Int64(v) => Ok(v[0]),
         ColumnValues::Int32(v) => Ok(i64::from(v[0])),
         other => bail!("{sql:?} returned {other:?}"),
@@ -375,11 +294,28 @@ struct PipeRow {
 
 async fn show_pipes(c: &mut Client) -> Result<Vec<PipeRow>> {
     let (header, rows) = query_text(c, "show pipes").await?;
-    let col = |name: &str| header.iter().position(|h| h == name).ok_or_else(|| anyhow!("SHOW PIPES has no {name} column: {header:?}"));
-    let (id, st, ex, rem, est) = (col("ID")?, col("State")?, col("ExceptionMessage")?, col("RemainingEventCount")?, col("EstimatedRemainingSeconds")?);
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| anyhow!("SHOW PIPES has no {name} column: {header:?}"))
+    };
+    let (id, st, ex, rem, est) = (
+        col("ID")?,
+        col("State")?,
+        col("ExceptionMessage")?,
+        col("RemainingEventCount")?,
+        col("EstimatedRemainingSeconds")?,
+    );
     Ok(rows
         .into_iter()
-        .map(|r| PipeRow { id: r[id].clone(), state: r[st].clone(), exception: r[ex].clone(), remaining: r[rem].clone(), est_seconds: r[est].clone() })
+        .map(|r| PipeRow {
+            id: r[id].clone(),
+            state: r[st].clone(),
+            exception: r[ex].clone(),
+            remaining: r[rem].clone(),
+            est_seconds: r[est].clone(),
+        })
         .collect())
 }
 
@@ -432,7 +368,12 @@ async fn duet_wait(
                 done[k] = true;
             } else if let Some(t) = lt {
                 if t > T0 + e.rows as i64 - 1 {
-                    bail!("{} on instance {} has last time {t}, beyond the last row written ({})", e.device, inst_name(e.inst), T0 + e.rows as i64 - 1);
+                    bail!(
+                        "{} on instance {} has last time {t}, beyond the last row written ({})",
+                        e.device,
+                        inst_name(e.inst),
+                        T0 + e.rows as i64 - 1
+                    );
                 }
             }
         }
@@ -445,20 +386,38 @@ async fn duet_wait(
             first_data = Some(now);
         }
         if let Some(v) = visible {
-            let n: i64 = last.iter().map(|l| l.map(|t| t - T0 + 1).unwrap_or(0)).sum();
+            let n: i64 = last
+                .iter()
+                .map(|l| l.map(|t| t - T0 + 1).unwrap_or(0))
+                .sum();
             v.store(n as u64, Ordering::Relaxed);
         }
         if done.iter().all(|d| *d) {
-            let fd = if initial_empty == Some(true) { first_data } else { None };
+            let fd = if initial_empty == Some(true) {
+                first_data
+            } else {
+                None
+            };
             return Ok((now, fd));
         }
         if now > deadline {
             let detail: Vec<String> = targets
                 .iter()
                 .zip(&last)
-                .map(|(e, l)| format!("{} on {}: last time {}, want {}", e.device, inst_name(e.inst), l.map(|t| t.to_string()).unwrap_or("none".into()), T0 + e.rows as i64 - 1))
+                .map(|(e, l)| {
+                    format!(
+                        "{} on {}: last time {}, want {}",
+                        e.device,
+                        inst_name(e.inst),
+                        l.map(|t| t.to_string()).unwrap_or("none".into()),
+                        T0 + e.rows as i64 - 1
+                    )
+                })
                 .collect();
-            bail!("replicated rows did not all arrive in time: {}", detail.join("; "));
+            bail!(
+                "replicated rows did not all arrive in time: {}",
+                detail.join("; ")
+            );
         }
     }
 }
@@ -483,12 +442,21 @@ async fn duet_verify(clients: &mut [Client], targets: &[Expect]) -> Result<Vec<S
                     e.rows
                 );
             }
-            notes.push(format!("count(s0) of {} on {} was {n} < {} after its last row was visible; retried", e.device, inst_name(e.inst), e.rows));
+            notes.push(format!(
+                "count(s0) of {} on {} was {n} < {} after its last row was visible; retried",
+                e.device,
+                inst_name(e.inst),
+                e.rows
+            ));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     let rows: usize = targets.iter().map(|e| e.rows).sum();
-    log(&format!("verified count(s0) of {} devices ({rows} rows) in {:.2} s", targets.len(), verify_started.elapsed().as_secs_f64()));
+    log(&format!(
+        "verified count(s0) of {} devices ({rows} rows) in {:.2} s",
+        targets.len(),
+        verify_started.elapsed().as_secs_f64()
+    ));
     Ok(notes)
 }
 
@@ -504,18 +472,13 @@ fn inst_name(i: usize) -> &'static str {
 // PostgreSQL helpers
 
 async fn pg_connect(cfg: &Cfg, port: u16) -> Result<tokio_postgres::Client> {
-    let conn_str = format!("host={} port={port} user={} dbname=postgres", cfg.pg_host, cfg.pg_user);
-    let (client, connection) = tokio_postgres::connect(&conn_str, NoTls).await.with_context(|| format!("cannot connect to PostgreSQL ({conn_str})"))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("postgres connection error: {e}");
-        }
-    });
-    Ok(client)
+    support::pg_connect(&cfg.pg_host, port, &cfg.pg_user).await
 }
 
 fn pg_ddl(cfg: &Cfg) -> String {
-    let cols: Vec<String> = (0..cfg.columns).map(|j| format!("s{j} double precision")).collect();
+    let cols: Vec<String> = (0..cfg.columns)
+        .map(|j| format!("s{j} double precision"))
+        .collect();
     format!("CREATE TABLE bench (device text NOT NULL, time bigint NOT NULL, {}, PRIMARY KEY (device, time))", cols.join(", "))
 }
 
@@ -524,24 +487,41 @@ fn pg_ddl(cfg: &Cfg) -> String {
 async fn pg_reset(cfg: &Cfg) -> Result<()> {
     let publ = pg_connect(cfg, cfg.pg_pub_port).await?;
     let sub = pg_connect(cfg, cfg.pg_sub_port).await?;
-    sub.batch_execute("DROP SUBSCRIPTION IF EXISTS duet_sub").await.context("drop subscription")?;
+    sub.batch_execute("DROP SUBSCRIPTION IF EXISTS duet_sub")
+        .await
+        .context("drop subscription")?;
     for (c, name) in [(&publ, "publisher"), (&sub, "subscriber")] {
-        c.batch_execute("DROP TABLE IF EXISTS bench").await.with_context(|| format!("drop table on the {name}"))?;
-        c.batch_execute(&pg_ddl(cfg)).await.with_context(|| format!("create table on the {name}"))?;
+        c.batch_execute("DROP TABLE IF EXISTS bench")
+            .await
+            .with_context(|| format!("drop table on the {name}"))?;
+        c.batch_execute(&pg_ddl(cfg))
+            .await
+            .with_context(|| format!("create table on the {name}"))?;
     }
-    publ.batch_execute("DROP PUBLICATION IF EXISTS duet_pub").await.context("drop publication")?;
-    publ.batch_execute("CREATE PUBLICATION duet_pub FOR TABLE bench").await.context("create publication")?;
+    publ.batch_execute("DROP PUBLICATION IF EXISTS duet_pub")
+        .await
+        .context("drop publication")?;
+    publ.batch_execute("CREATE PUBLICATION duet_pub FOR TABLE bench")
+        .await
+        .context("create publication")?;
     publ.batch_execute("CHECKPOINT").await?;
     sub.batch_execute("CHECKPOINT").await?;
-    let conn = format!("host={} port={} user={} dbname=postgres", cfg.pg_host, cfg.pg_pub_port, cfg.pg_user);
+    let conn = format!(
+        "host={} port={} user={} dbname=postgres",
+        cfg.pg_host, cfg.pg_pub_port, cfg.pg_user
+    );
     sub.batch_execute(&format!("CREATE SUBSCRIPTION duet_sub CONNECTION '{conn}' PUBLICATION duet_pub WITH (copy_data = false)"))
         .await
         .context("create subscription")?;
     // Warm-up: one row through the subscription.
-    publ.execute("INSERT INTO bench (device, time) VALUES ('warm', 0)", &[]).await.context("warm-up insert")?;
+    publ.execute("INSERT INTO bench (device, time) VALUES ('warm', 0)", &[])
+        .await
+        .context("warm-up insert")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let row = sub.query_one("SELECT count(*) FROM bench WHERE device = 'warm'", &[]).await?;
+        let row = sub
+            .query_one("SELECT count(*) FROM bench WHERE device = 'warm'", &[])
+            .await?;
         if row.get::<_, i64>(0) == 1 {
             break;
         }
@@ -554,10 +534,19 @@ async fn pg_reset(cfg: &Cfg) -> Result<()> {
 }
 
 /// One COPY (its own autocommit transaction) of rows `first..first+rows` of `device`.
-async fn pg_copy_batch(c: &tokio_postgres::Client, cfg: &Cfg, device: &str, first: usize, rows: usize) -> Result<()> {
+async fn pg_copy_batch(
+    c: &tokio_postgres::Client,
+    cfg: &Cfg,
+    device: &str,
+    first: usize,
+    rows: usize,
+) -> Result<()> {
     let mut types = vec![Type::TEXT, Type::INT8];
-    types.extend(std::iter::repeat(Type::FLOAT8).take(cfg.columns));
-    let sink = c.copy_in("COPY bench FROM STDIN (FORMAT binary)").await.with_context(|| format!("COPY for {device}"))?;
+    types.extend(std::iter::repeat_n(Type::FLOAT8, cfg.columns));
+    let sink = c
+        .copy_in("COPY bench FROM STDIN (FORMAT binary)")
+        .await
+        .with_context(|| format!("COPY for {device}"))?;
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
     let mut vals = vec![0f64; cfg.columns];
@@ -570,23 +559,43 @@ async fn pg_copy_batch(c: &tokio_postgres::Client, cfg: &Cfg, device: &str, firs
             *v = value_f64(r, j);
         }
         row.extend(vals.iter().map(|v| v as &(dyn ToSql + Sync)));
-        writer.as_mut().write(&row).await.with_context(|| format!("COPY row for {device}"))?;
+        writer
+            .as_mut()
+            .write(&row)
+            .await
+            .with_context(|| format!("COPY row for {device}"))?;
     }
-    let n = writer.finish().await.with_context(|| format!("COPY commit for {device}"))?;
+    let n = writer
+        .finish()
+        .await
+        .with_context(|| format!("COPY commit for {device}"))?;
     if n != rows as u64 {
         bail!("COPY for {device} wrote {n} rows, expected {rows}");
     }
     Ok(())
 }
 
-async fn pg_max_time(c: &tokio_postgres::Client, stmt: &tokio_postgres::Statement, device: &str) -> Result<Option<i64>> {
-    let row = c.query_one(stmt, &[&device]).await.context("SELECT max(time)")?;
+async fn pg_max_time(
+    c: &tokio_postgres::Client,
+    stmt: &tokio_postgres::Statement,
+    device: &str,
+) -> Result<Option<i64>> {
+    let row = c
+        .query_one(stmt, &[&device])
+        .await
+        .context("SELECT max(time)")?;
     Ok(row.get::<_, Option<i64>>(0))
 }
 
 /// PostgreSQL counterpart of `duet_wait`: polls max(time) per device on the subscriber.
-async fn pg_wait(sub: &tokio_postgres::Client, targets: &[(String, usize)], deadline: Instant) -> Result<Instant> {
-    let stmt = sub.prepare("SELECT max(time) FROM bench WHERE device = $1").await?;
+async fn pg_wait(
+    sub: &tokio_postgres::Client,
+    targets: &[(String, usize)],
+    deadline: Instant,
+) -> Result<Instant> {
+    let stmt = sub
+        .prepare("SELECT max(time) FROM bench WHERE device = $1")
+        .await?;
     let mut done = vec![false; targets.len()];
     let mut last = vec![None; targets.len()];
     loop {
@@ -601,14 +610,21 @@ async fn pg_wait(sub: &tokio_postgres::Client, targets: &[(String, usize)], dead
             return Ok(now);
         }
         if now > deadline {
-            bail!("PostgreSQL subscriber did not receive all rows in time: {:?} (last times {:?})", targets, last);
+            bail!(
+                "PostgreSQL subscriber did not receive all rows in time: {:?} (last times {:?})",
+                targets,
+                last
+            );
         }
     }
 }
 
 async fn pg_verify(sub: &tokio_postgres::Client, targets: &[(String, usize)]) -> Result<()> {
     for (dev, rows) in targets {
-        let n: i64 = sub.query_one("SELECT count(*) FROM bench WHERE device = $1", &[dev]).await?.get(0);
+        let n: i64 = sub
+            .query_one("SELECT count(*) FROM bench WHERE device = $1", &[dev])
+            .await?
+            .get(0);
         if n != *rows as i64 {
             bail!("PostgreSQL subscriber holds {n} rows of {dev}, expected {rows}");
         }
@@ -635,7 +651,9 @@ where
     Fut: std::future::Future<Output = Result<Instant>> + Send + 'static,
 {
     let barrier = Arc::new(Barrier::new(clients + 1));
-    let tasks: Vec<_> = (0..clients).map(|i| tokio::spawn(f(i, barrier.clone()))).collect();
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| tokio::spawn(f(i, barrier.clone())))
+        .collect();
     barrier.wait().await;
     let start = Instant::now();
     let mut end = start;
@@ -659,7 +677,11 @@ where
 
 /// Client i writes `root.bench.d<i>` on A (even i) or B (odd i); then the other instance is polled
 /// until it holds every row of every device.
-async fn duet_throughput(cfg: Arc<Cfg>, opts: [ClientOptions; 2], checkers: &mut [Client]) -> Result<(Tp, Vec<String>)> {
+async fn duet_throughput(
+    cfg: Arc<Cfg>,
+    opts: [ClientOptions; 2],
+    checkers: &mut [Client],
+) -> Result<(Tp, Vec<String>)> {
     let (start, acked) = barrier_clients(cfg.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts[i % 2].clone();
@@ -669,7 +691,14 @@ async fn duet_throughput(cfg: Arc<Cfg>, opts: [ClientOptions; 2], checkers: &mut
             let mut c = setup?;
             let device = format!("root.bench.d{i}");
             for b in 0..cfg.batches_per_client {
-                insert_tablet(&mut c, &cfg, &device, b * cfg.rows_per_batch, cfg.rows_per_batch).await?;
+                insert_tablet(
+                    &mut c,
+                    &cfg,
+                    &device,
+                    b * cfg.rows_per_batch,
+                    cfg.rows_per_batch,
+                )
+                .await?;
             }
             let done = Instant::now();
             c.close().await?;
@@ -677,10 +706,22 @@ async fn duet_throughput(cfg: Arc<Cfg>, opts: [ClientOptions; 2], checkers: &mut
         }
     })
     .await?;
-    let targets: Vec<Expect> = (0..cfg.clients).map(|i| Expect { inst: 1 - i % 2, device: format!("root.bench.d{i}"), rows: cfg.rows_per_client() }).collect();
+    let targets: Vec<Expect> = (0..cfg.clients)
+        .map(|i| Expect {
+            inst: 1 - i % 2,
+            device: format!("root.bench.d{i}"),
+            rows: cfg.rows_per_client(),
+        })
+        .collect();
     let (seen, _) = duet_wait(checkers, &targets, acked + cfg.timeout(), None).await?;
     let notes = duet_verify(checkers, &targets).await?;
-    Ok((Tp { ack_s: (acked - start).as_secs_f64(), repl_s: (seen - start).as_secs_f64() }, notes))
+    Ok((
+        Tp {
+            ack_s: (acked - start).as_secs_f64(),
+            repl_s: (seen - start).as_secs_f64(),
+        },
+        notes,
+    ))
 }
 
 /// All CLIENTS writers COPY into the publisher; the subscriber is polled until it holds every row.
@@ -694,16 +735,28 @@ async fn pg_throughput(cfg: Arc<Cfg>) -> Result<Tp> {
             let c = setup?;
             let device = format!("bench.d{i}");
             for b in 0..cfg.batches_per_client {
-                pg_copy_batch(&c, &cfg, &device, b * cfg.rows_per_batch, cfg.rows_per_batch).await?;
+                pg_copy_batch(
+                    &c,
+                    &cfg,
+                    &device,
+                    b * cfg.rows_per_batch,
+                    cfg.rows_per_batch,
+                )
+                .await?;
             }
             Ok(Instant::now())
         }
     })
     .await?;
-    let targets: Vec<(String, usize)> = (0..cfg.clients).map(|i| (format!("bench.d{i}"), cfg.rows_per_client())).collect();
+    let targets: Vec<(String, usize)> = (0..cfg.clients)
+        .map(|i| (format!("bench.d{i}"), cfg.rows_per_client()))
+        .collect();
     let seen = pg_wait(&sub, &targets, acked + cfg.timeout()).await?;
     pg_verify(&sub, &targets).await?;
-    Ok(Tp { ack_s: (acked - start).as_secs_f64(), repl_s: (seen - start).as_secs_f64() })
+    Ok(Tp {
+        ack_s: (acked - start).as_secs_f64(),
+        repl_s: (seen - start).as_secs_f64(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -721,13 +774,21 @@ struct Lag {
     poll_ms: f64,
 }
 
-fn lag_stats(acks: &[Instant], first_time: i64, obs: &[(Instant, i64)], polls: u64, poll_elapsed: Duration) -> Result<Lag> {
+fn lag_stats(
+    acks: &[Instant],
+    first_time: i64,
+    obs: &[(Instant, i64)],
+    polls: u64,
+    poll_elapsed: Duration,
+) -> Result<Lag> {
     let mut lags = Vec::with_capacity(acks.len());
     let mut before_ack = 0;
     for (k, ack) in acks.iter().enumerate() {
         let want = first_time + k as i64;
         let idx = obs.partition_point(|(_, t)| *t < want);
-        let (seen, _) = obs.get(idx).ok_or_else(|| anyhow!("row at time {want} was never seen"))?;
+        let (seen, _) = obs
+            .get(idx)
+            .ok_or_else(|| anyhow!("row at time {want} was never seen"))?;
         if seen < ack {
             before_ack += 1;
         }
@@ -742,8 +803,8 @@ fn lag_stats(acks: &[Instant], first_time: i64, obs: &[(Instant, i64)], polls: u
     lags.sort_by(|a, b| a.total_cmp(b));
     Ok(Lag {
         n: lags.len(),
-        p50_ms: pct(&lags, 0.5),
-        p99_ms: pct(&lags, 0.99),
+        p50_ms: percentile(&lags, 0.5),
+        p99_ms: percentile(&lags, 0.99),
         max_ms: lags.last().copied().unwrap_or(f64::NAN),
         before_ack,
         poll_ms: poll_elapsed.as_secs_f64() * 1e3 / polls.max(1) as f64,
@@ -751,13 +812,6 @@ fn lag_stats(acks: &[Instant], first_time: i64, obs: &[(Instant, i64)], polls: u
 }
 
 static DUMP_SEQ: AtomicU64 = AtomicU64::new(0);
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// Shared state between a lag writer and its poller.
 struct LagShared {
@@ -770,7 +824,11 @@ struct LagShared {
 
 impl LagShared {
     fn new() -> Arc<LagShared> {
-        Arc::new(LagShared { seen: AtomicI64::new(i64::MIN), target: AtomicI64::new(i64::MAX), stop: AtomicBool::new(false) })
+        Arc::new(LagShared {
+            seen: AtomicI64::new(i64::MIN),
+            target: AtomicI64::new(i64::MAX),
+            stop: AtomicBool::new(false),
+        })
     }
 }
 
@@ -789,7 +847,12 @@ async fn wait_seen(shared: &LagShared, time: i64, timeout: Duration, what: &str)
 type Observations = (Vec<(Instant, i64)>, u64, Duration);
 
 /// Duet: single-row inserts into `device` on A every LAG_INTERVAL_MS; B polled with `select last s0`.
-async fn duet_lag(cfg: Arc<Cfg>, a: &ClientOptions, b: &ClientOptions, device: &str) -> Result<Lag> {
+async fn duet_lag(
+    cfg: Arc<Cfg>,
+    a: &ClientOptions,
+    b: &ClientOptions,
+    device: &str,
+) -> Result<Lag> {
     let shared = LagShared::new();
     let mut poller_client = connect(b).await?;
     let mut writer = connect(a).await?;
@@ -801,7 +864,9 @@ async fn duet_lag(cfg: Arc<Cfg>, a: &ClientOptions, b: &ClientOptions, device: &
             let mut polls = 0u64;
             let started = Instant::now();
             while !shared.stop.load(Ordering::Relaxed) {
-                let lt = last_time(&mut poller_client, &device).await?.unwrap_or(i64::MIN);
+                let lt = last_time(&mut poller_client, &device)
+                    .await?
+                    .unwrap_or(i64::MIN);
                 let now = Instant::now();
                 polls += 1;
                 if lt > shared.seen.load(Ordering::Relaxed) {
@@ -829,7 +894,9 @@ async fn duet_lag(cfg: Arc<Cfg>, a: &ClientOptions, b: &ClientOptions, device: &
             insert_record(&mut writer, &cfg, device, k, T0 + k as i64).await?;
             acks.push(Instant::now());
         }
-        shared.target.store(T0 + cfg.lag_samples as i64 - 1, Ordering::Relaxed);
+        shared
+            .target
+            .store(T0 + cfg.lag_samples as i64 - 1, Ordering::Relaxed);
         Ok::<_, anyhow::Error>(acks)
     }
     .await;
@@ -863,12 +930,17 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
     let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
     let publ = pg_connect(&cfg, cfg.pg_pub_port).await?;
     let params: Vec<String> = (1..=cfg.columns + 2).map(|k| format!("${k}")).collect();
-    let insert = publ.prepare(&format!("INSERT INTO bench VALUES ({})", params.join(", "))).await.context("prepare INSERT")?;
+    let insert = publ
+        .prepare(&format!("INSERT INTO bench VALUES ({})", params.join(", ")))
+        .await
+        .context("prepare INSERT")?;
     let poller: JoinHandle<Result<Observations>> = {
         let shared = shared.clone();
         let device = device.to_string();
         tokio::spawn(async move {
-            let stmt = sub.prepare("SELECT max(time) FROM bench WHERE device = $1").await?;
+            let stmt = sub
+                .prepare("SELECT max(time) FROM bench WHERE device = $1")
+                .await?;
             let mut obs = Vec::new();
             let mut polls = 0u64;
             let started = Instant::now();
@@ -895,7 +967,10 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
         async move {
             let mut row: Vec<&(dyn ToSql + Sync)> = vec![&device, &time];
             row.extend(vals.iter().map(|v| v as &(dyn ToSql + Sync)));
-            let n = publ.execute(insert, &row).await.with_context(|| format!("INSERT {device} time {time}"))?;
+            let n = publ
+                .execute(insert, &row)
+                .await
+                .with_context(|| format!("INSERT {device} time {time}"))?;
             if n != 1 {
                 bail!("INSERT {device} time {time} inserted {n} rows");
             }
@@ -913,7 +988,9 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
             insert_row(k, T0 + k as i64).await?;
             acks.push(Instant::now());
         }
-        shared.target.store(T0 + cfg.lag_samples as i64 - 1, Ordering::Relaxed);
+        shared
+            .target
+            .store(T0 + cfg.lag_samples as i64 - 1, Ordering::Relaxed);
         Ok::<_, anyhow::Error>(acks)
     }
     .await;
@@ -940,7 +1017,13 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
 
 /// Writers of 1000-row tablets / COPY batches, together at `points_per_s` (0: as fast as they can),
 /// until `stop` is set or each has written `max_rows`. Each returns the rows it wrote.
-fn spawn_duet_writers(cfg: Arc<Cfg>, writers: Vec<(ClientOptions, String)>, points_per_s: f64, max_rows: usize, stop: Arc<AtomicBool>) -> Vec<JoinHandle<Result<usize>>> {
+fn spawn_duet_writers(
+    cfg: Arc<Cfg>,
+    writers: Vec<(ClientOptions, String)>,
+    points_per_s: f64,
+    max_rows: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<JoinHandle<Result<usize>>> {
     let n = writers.len();
     writers
         .into_iter()
@@ -950,7 +1033,9 @@ fn spawn_duet_writers(cfg: Arc<Cfg>, writers: Vec<(ClientOptions, String)>, poin
             tokio::spawn(async move {
                 let mut c = connect(&opts).await?;
                 let mut tick = (points_per_s > 0.0).then(|| {
-                    let mut i = tokio::time::interval(Duration::from_secs_f64(n as f64 * cfg.tablet_points() / points_per_s));
+                    let mut i = tokio::time::interval(Duration::from_secs_f64(
+                        n as f64 * cfg.tablet_points() / points_per_s,
+                    ));
                     i.set_missed_tick_behavior(MissedTickBehavior::Delay);
                     i
                 });
@@ -973,7 +1058,12 @@ fn spawn_duet_writers(cfg: Arc<Cfg>, writers: Vec<(ClientOptions, String)>, poin
         .collect()
 }
 
-fn spawn_pg_writers(cfg: Arc<Cfg>, devices: Vec<String>, points_per_s: f64, stop: Arc<AtomicBool>) -> Vec<JoinHandle<Result<usize>>> {
+fn spawn_pg_writers(
+    cfg: Arc<Cfg>,
+    devices: Vec<String>,
+    points_per_s: f64,
+    stop: Arc<AtomicBool>,
+) -> Vec<JoinHandle<Result<usize>>> {
     let n = devices.len();
     devices
         .into_iter()
@@ -984,7 +1074,9 @@ fn spawn_pg_writers(cfg: Arc<Cfg>, devices: Vec<String>, points_per_s: f64, stop
                 let c = pg_connect(&cfg, cfg.pg_pub_port).await?;
                 // 0 points/s: as fast as the writer can (item 2c).
                 let mut tick = (points_per_s > 0.0).then(|| {
-                    let mut i = tokio::time::interval(Duration::from_secs_f64(n as f64 * cfg.tablet_points() / points_per_s));
+                    let mut i = tokio::time::interval(Duration::from_secs_f64(
+                        n as f64 * cfg.tablet_points() / points_per_s,
+                    ));
                     i.set_missed_tick_behavior(MissedTickBehavior::Delay);
                     i
                 });
@@ -1036,9 +1128,18 @@ struct Loaded {
 
 /// 2b for Duet: CLIENTS background writers (half on A, half on B, devices root.load.d<i>) at
 /// `rate` points/s in total while the lag run goes on.
-async fn duet_lag_loaded(cfg: Arc<Cfg>, opts: [ClientOptions; 2], checkers: &mut [Client], rate: f64, load: &str, lag_device: &str) -> Result<(Loaded, Vec<String>)> {
+async fn duet_lag_loaded(
+    cfg: Arc<Cfg>,
+    opts: [ClientOptions; 2],
+    checkers: &mut [Client],
+    rate: f64,
+    load: &str,
+    lag_device: &str,
+) -> Result<(Loaded, Vec<String>)> {
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<(ClientOptions, String)> = (0..cfg.clients).map(|i| (opts[i % 2].clone(), format!("root.{load}.d{i}"))).collect();
+    let writers: Vec<(ClientOptions, String)> = (0..cfg.clients)
+        .map(|i| (opts[i % 2].clone(), format!("root.{load}.d{i}")))
+        .collect();
     let started = Instant::now();
     let handles = spawn_duet_writers(cfg.clone(), writers, rate, usize::MAX, stop.clone());
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -1049,11 +1150,24 @@ async fn duet_lag_loaded(cfg: Arc<Cfg>, opts: [ClientOptions; 2], checkers: &mut
     let lag = lag?;
     let elapsed = started.elapsed().as_secs_f64();
     let total: usize = rows.iter().sum();
-    let targets: Vec<Expect> = rows.iter().enumerate().map(|(i, r)| Expect { inst: 1 - i % 2, device: format!("root.{load}.d{i}"), rows: *r }).collect();
+    let targets: Vec<Expect> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Expect {
+            inst: 1 - i % 2,
+            device: format!("root.{load}.d{i}"),
+            rows: *r,
+        })
+        .collect();
     let (seen, _) = duet_wait(checkers, &targets, Instant::now() + cfg.timeout(), None).await?;
     let notes = duet_verify(checkers, &targets).await?;
     Ok((
-        Loaded { lag, target_pts_s: rate, achieved_pts_s: (total * cfg.columns) as f64 / elapsed, drain_s: seen.saturating_duration_since(stopped).as_secs_f64() },
+        Loaded {
+            lag,
+            target_pts_s: rate,
+            achieved_pts_s: (total * cfg.columns) as f64 / elapsed,
+            drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
+        },
         notes,
     ))
 }
@@ -1072,10 +1186,19 @@ async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64, load: &str, lag_device: &str) -
     let elapsed = started.elapsed().as_secs_f64();
     let total: usize = rows.iter().sum();
     let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
-    let targets: Vec<(String, usize)> = devices.into_iter().zip(rows).filter(|(_, r)| *r > 0).collect();
+    let targets: Vec<(String, usize)> = devices
+        .into_iter()
+        .zip(rows)
+        .filter(|(_, r)| *r > 0)
+        .collect();
     let seen = pg_wait(&sub, &targets, Instant::now() + cfg.timeout()).await?;
     pg_verify(&sub, &targets).await?;
-    Ok(Loaded { lag, target_pts_s: rate, achieved_pts_s: (total * cfg.columns) as f64 / elapsed, drain_s: seen.saturating_duration_since(stopped).as_secs_f64() })
+    Ok(Loaded {
+        lag,
+        target_pts_s: rate,
+        achieved_pts_s: (total * cfg.columns) as f64 / elapsed,
+        drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1112,7 +1235,12 @@ struct Outage {
     b_stop_s: f64,
 }
 
-fn spawn_sampler(a: ClientOptions, every: Duration, b_rows: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> JoinHandle<Result<Vec<Sample>>> {
+fn spawn_sampler(
+    a: ClientOptions,
+    every: Duration,
+    b_rows: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<Result<Vec<Sample>>> {
     tokio::spawn(async move {
         let mut c = connect(&a).await?;
         let mut out = Vec::new();
@@ -1123,8 +1251,20 @@ fn spawn_sampler(a: ClientOptions, every: Duration, b_rows: Arc<AtomicU64>, stop
             let asked = Instant::now();
             let pipes = show_pipes(&mut c).await?;
             let show_ms = asked.elapsed().as_secs_f64() * 1e3;
-            let p = pipes.into_iter().find(|p| p.id.eq_ignore_ascii_case("AB")).unwrap_or_default();
-            out.push(Sample { at: Some(Instant::now()), t: 0.0, state: p.state, remaining: p.remaining, est_seconds: p.est_seconds, b_rows: b_rows.load(Ordering::Relaxed), exception: p.exception, show_ms });
+            let p = pipes
+                .into_iter()
+                .find(|p| p.id.eq_ignore_ascii_case("AB"))
+                .unwrap_or_default();
+            out.push(Sample {
+                at: Some(Instant::now()),
+                t: 0.0,
+                state: p.state,
+                remaining: p.remaining,
+                est_seconds: p.est_seconds,
+                b_rows: b_rows.load(Ordering::Relaxed),
+                exception: p.exception,
+                show_ms,
+            });
         }
         let _ = c.close().await;
         Ok(out)
@@ -1137,7 +1277,7 @@ struct Pair {
 }
 
 async fn duet_outage(cfg: Arc<Cfg>, pair: &mut Pair, rate: f64) -> Result<Outage> {
-    let a_opts = pair.a.opts();
+    let a_opts = session_options(&pair.a);
     let b_port = pair.b.port;
     let b_dir = pair.b.data_dir.clone();
     let writers_n = (cfg.clients / 2).max(1);
@@ -1151,13 +1291,23 @@ async fn duet_outage(cfg: Arc<Cfg>, pair: &mut Pair, rate: f64) -> Result<Outage
     log(&format!("outage: B exited {b_stop_s:.2} s after SIGTERM"));
     let b_rows = Arc::new(AtomicU64::new(0));
     let sampler_stop = Arc::new(AtomicBool::new(false));
-    let sampler =  spawn_sampler(a_opts.clone(), Duration::from_millis(cfg.sample_ms.max(100)), b_rows.clone(), sampler_stop.clone());
+    let sampler = spawn_sampler(
+        a_opts.clone(),
+        Duration::from_millis(cfg.sample_ms.max(100)),
+        b_rows.clone(),
+        sampler_stop.clone(),
+    );
     // Backlog on A.
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<(ClientOptions, String)> = (0..writers_n).map(|i| (a_opts.clone(), format!("root.outage.d{i}"))).collect();
+    let writers: Vec<(ClientOptions, String)> = (0..writers_n)
+        .map(|i| (a_opts.clone(), format!("root.outage.d{i}")))
+        .collect();
     let (handles, target) = if cfg.outage_rows > 0 {
         let per = cfg.outage_rows.div_ceil(writers_n);
-        (spawn_duet_writers(cfg.clone(), writers, 0.0, per, stop.clone()), 0.0)
+        (
+            spawn_duet_writers(cfg.clone(), writers, 0.0, per, stop.clone()),
+            0.0,
+        )
     } else {
         let h = spawn_duet_writers(cfg.clone(), writers, rate, usize::MAX, stop.clone());
         tokio::time::sleep(Duration::from_secs_f64(cfg.outage_seconds)).await;
@@ -1167,26 +1317,56 @@ async fn duet_outage(cfg: Arc<Cfg>, pair: &mut Pair, rate: f64) -> Result<Outage
     let rows = join_writers(handles).await?;
     let write_s = outage_started.elapsed().as_secs_f64();
     let backlog_points = (rows.iter().sum::<usize>() * cfg.columns) as f64;
-    log(&format!("outage: wrote {} rows ({} points) on A in {write_s:.1} s; restarting B on port {b_port}", rows.iter().sum::<usize>(), backlog_points));
+    log(&format!(
+        "outage: wrote {} rows ({} points) on A in {write_s:.1} s; restarting B on port {b_port}",
+        rows.iter().sum::<usize>(),
+        backlog_points
+    ));
     let remaining_at_restart = {
         let mut c = connect(&a_opts).await?;
         let p = show_pipes(&mut c).await?;
         let _ = c.close().await;
-        p.into_iter().find(|p| p.id.eq_ignore_ascii_case("AB")).map(|p| p.remaining).unwrap_or_default()
+        p.into_iter()
+            .find(|p| p.id.eq_ignore_ascii_case("AB"))
+            .map(|p| p.remaining)
+            .unwrap_or_default()
     };
     // Restart B on the same data dir and port.
     let spawned = Instant::now();
-    pair.b = Duetd::start(&cfg, "B", &b_dir, b_port)?;
+    pair.b = start_duetd(&cfg, "B", &b_dir, b_port)?;
     let ready = Instant::now();
     pair.b.reset_peak();
-    let mut checkers = vec![connect(&a_opts).await?, connect(&pair.b.opts()).await?];
-    let targets: Vec<Expect> = rows.iter().enumerate().map(|(i, r)| Expect { inst: 1, device: format!("root.outage.d{i}"), rows: *r }).collect();
-    let waited = duet_wait(&mut checkers, &targets, ready + cfg.timeout(), Some(&b_rows)).await;
+    let mut checkers = vec![
+        connect(&a_opts).await?,
+        connect(&session_options(&pair.b)).await?,
+    ];
+    let targets: Vec<Expect> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Expect {
+            inst: 1,
+            device: format!("root.outage.d{i}"),
+            rows: *r,
+        })
+        .collect();
+    let waited = duet_wait(
+        &mut checkers,
+        &targets,
+        ready + cfg.timeout(),
+        Some(&b_rows),
+    )
+    .await;
     sampler_stop.store(true, Ordering::Relaxed);
-    let mut samples = sampler.await.map_err(|e| anyhow!("sampler panicked: {e}"))??;
+    let mut samples = sampler
+        .await
+        .map_err(|e| anyhow!("sampler panicked: {e}"))??;
     for smp in &mut samples {
         if let Some(at) = smp.at {
-            smp.t = if at >= ready { (at - ready).as_secs_f64() } else { -(ready - at).as_secs_f64() };
+            smp.t = if at >= ready {
+                (at - ready).as_secs_f64()
+            } else {
+                -(ready - at).as_secs_f64()
+            };
         }
     }
     let (done, first) = waited?;
@@ -1199,7 +1379,9 @@ async fn duet_outage(cfg: Arc<Cfg>, pair: &mut Pair, rate: f64) -> Result<Outage
         write_s,
         target_pts_s: target,
         b_start_s: (ready - spawned).as_secs_f64(),
-        first_data_s: first.map(|f| f.saturating_duration_since(ready).as_secs_f64()).unwrap_or(f64::NAN),
+        first_data_s: first
+            .map(|f| f.saturating_duration_since(ready).as_secs_f64())
+            .unwrap_or(f64::NAN),
         catchup_s: (done - ready).as_secs_f64(),
         remaining_at_restart,
         samples,
@@ -1230,23 +1412,53 @@ struct Repeat {
 }
 
 async fn create_pipes(pair: &Pair) -> Result<()> {
-    let (a, b) = (pair.a.opts(), pair.b.opts());
+    let (a, b) = (session_options(&pair.a), session_options(&pair.b));
     for (from, to, name) in [(&a, &b, "AB"), (&b, &a, "BA")] {
         let mut c = connect(from).await?;
         let sql = format!(
             "create pipe {name} with source ('source.mode.double-living'='true') with sink ('sink'='iotdb-thrift-sink','sink.ip'='127.0.0.1','sink.port'='{}')",
             to.port
         );
-        c.execute_update(&sql).await.with_context(|| format!("{sql:?}"))?;
+        c.execute_update(&sql)
+            .await
+            .with_context(|| format!("{sql:?}"))?;
         c.close().await?;
     }
     // Warm-up both directions (also proves the pipes run).
     let mut checkers = vec![connect(&a).await?, connect(&b).await?];
     for (src, dev) in [(0usize, "root.warm.a"), (1usize, "root.warm.b")] {
-        insert_tablet(&mut checkers[src], &Cfg { columns: 1, ..dummy_cfg() }, dev, 0, 1).await?;
+        insert_tablet(
+            &mut checkers[src],
+            &Cfg {
+                columns: 1,
+                ..dummy_cfg()
+            },
+            dev,
+            0,
+            1,
+        )
+        .await?;
     }
-    let targets = vec![Expect { inst: 1, device: "root.warm.a".into(), rows: 1 }, Expect { inst: 0, device: "root.warm.b".into(), rows: 1 }];
-    duet_wait(&mut checkers, &targets, Instant::now() + Duration::from_secs(60), None).await.context("warm-up rows through both pipes")?;
+    let targets = vec![
+        Expect {
+            inst: 1,
+            device: "root.warm.a".into(),
+            rows: 1,
+        },
+        Expect {
+            inst: 0,
+            device: "root.warm.b".into(),
+            rows: 1,
+        },
+    ];
+    duet_wait(
+        &mut checkers,
+        &targets,
+        Instant::now() + Duration::from_secs(60),
+        None,
+    )
+    .await
+    .context("warm-up rows through both pipes")?;
     for c in checkers {
         c.close().await?;
     }
@@ -1286,18 +1498,24 @@ async fn duet_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
     for d in [&dir_a, &dir_b] {
         let _ = std::fs::remove_dir_all(d);
     }
-    let mut pair = Pair { a: Duetd::start(&cfg, "A", &dir_a, 0)?, b: Duetd::start(&cfg, "B", &dir_b, 0)? };
-    log(&format!("repeat {n}: duetd A pid {} port {}, B pid {} port {}", pair.a.pid, pair.a.port, pair.b.pid, pair.b.port));
+    let mut pair = Pair {
+        a: start_duetd(&cfg, "A", &dir_a, 0)?,
+        b: start_duetd(&cfg, "B", &dir_b, 0)?,
+    };
+    log(&format!(
+        "repeat {n}: duetd A pid {} port {}, B pid {} port {}",
+        pair.a.pid, pair.a.port, pair.b.pid, pair.b.port
+    ));
     let result = duet_phases(cfg.clone(), n, &mut pair, rep).await;
     let result = match result {
         Ok(()) => Ok(()),
         Err(e) => {
             let mut diag = String::new();
-            if pair.a.child.is_some() {
-                diag.push_str(&pipes_text(&pair.a.opts(), "A").await);
+            if pair.a.is_running() {
+                diag.push_str(&pipes_text(&session_options(&pair.a), "A").await);
             }
-            if pair.b.child.is_some() {
-                diag.push_str(&pipes_text(&pair.b.opts(), "B").await);
+            if pair.b.is_running() {
+                diag.push_str(&pipes_text(&session_options(&pair.b), "B").await);
             }
             for d in [&pair.a, &pair.b] {
                 let _ = write!(diag, "--- tail of {}:\n{}\n", d.log.display(), tail(&d.log));
@@ -1315,13 +1533,17 @@ async fn duet_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
 }
 
 async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat) -> Result<()> {
-    create_pipes(pair).await.context("creating pipes AB and BA")?;
-    let opts = [pair.a.opts(), pair.b.opts()];
+    create_pipes(pair)
+        .await
+        .context("creating pipes AB and BA")?;
+    let opts = [session_options(&pair.a), session_options(&pair.b)];
     let mut checkers = vec![connect(&opts[0]).await?, connect(&opts[1]).await?];
 
     // 1. Throughput.
     rep.rss_reset_ok = pair.a.reset_peak() & pair.b.reset_peak();
-    let (tp, notes) = duet_throughput(cfg.clone(), opts.clone(), &mut checkers).await.context("1. Duet replicated throughput")?;
+    let (tp, notes) = duet_throughput(cfg.clone(), opts.clone(), &mut checkers)
+        .await
+        .context("1. Duet replicated throughput")?;
     rep.notes.extend(notes);
     rep.duet_tp = tp;
     rep.rss_a[0] = pair.a.peak_rss()?;
@@ -1336,22 +1558,49 @@ async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat)
 
     // 2a/2b. Lag. Item 1 leaves flushes and merges behind; "idle" means they are done too.
     for c in checkers.iter_mut() {
-        c.execute_update("flush").await.context("FLUSH after item 1")?;
+        c.execute_update("flush")
+            .await
+            .context("FLUSH after item 1")?;
     }
     pair.a.reset_peak();
     pair.b.reset_peak();
-    rep.duet_idle = duet_lag(cfg.clone(), &opts[0], &opts[1], "root.lag.d1").await.context("2a. Duet lag at idle")?;
-    log(&format!("repeat {n}: Duet lag at idle p50 {:.2} ms p99 {:.2} ms (poll {:.2} ms)", rep.duet_idle.p50_ms, rep.duet_idle.p99_ms, rep.duet_idle.poll_ms));
+    rep.duet_idle = duet_lag(cfg.clone(), &opts[0], &opts[1], "root.lag.d1")
+        .await
+        .context("2a. Duet lag at idle")?;
+    log(&format!(
+        "repeat {n}: Duet lag at idle p50 {:.2} ms p99 {:.2} ms (poll {:.2} ms)",
+        rep.duet_idle.p50_ms, rep.duet_idle.p99_ms, rep.duet_idle.poll_ms
+    ));
     let load_rate = cfg.load_fraction * max_rate;
-    let (loaded, notes) = duet_lag_loaded(cfg.clone(), opts.clone(), &mut checkers, load_rate, "load", "root.lag.d2").await.context("2b. Duet lag under load")?;
+    let (loaded, notes) = duet_lag_loaded(
+        cfg.clone(),
+        opts.clone(),
+        &mut checkers,
+        load_rate,
+        "load",
+        "root.lag.d2",
+    )
+    .await
+    .context("2b. Duet lag under load")?;
     rep.notes.extend(notes);
     rep.duet_loaded = loaded;
     log_loaded(n, "Duet", &loaded);
     // 2c. The same at the maximum load: the background writers unpaced.
     for c in checkers.iter_mut() {
-        c.execute_update("flush").await.context("FLUSH after item 2b")?;
+        c.execute_update("flush")
+            .await
+            .context("FLUSH after item 2b")?;
     }
-    let (loaded, notes) = duet_lag_loaded(cfg.clone(), opts.clone(), &mut checkers, 0.0, "max", "root.lag.d3").await.context("2c. Duet lag at maximum load")?;
+    let (loaded, notes) = duet_lag_loaded(
+        cfg.clone(),
+        opts.clone(),
+        &mut checkers,
+        0.0,
+        "max",
+        "root.lag.d3",
+    )
+    .await
+    .context("2c. Duet lag at maximum load")?;
     rep.notes.extend(notes);
     rep.duet_max = loaded;
     log_loaded(n, "Duet", &loaded);
@@ -1363,8 +1612,14 @@ async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat)
 
     // 3. Outage and catch-up.
     pair.a.reset_peak();
-    let outage_rate = if cfg.outage_rate > 0.0 { cfg.outage_rate } else { load_rate };
-    rep.outage = duet_outage(cfg.clone(), pair, outage_rate).await.context("3. Duet catch-up after an outage of B")?;
+    let outage_rate = if cfg.outage_rate > 0.0 {
+        cfg.outage_rate
+    } else {
+        load_rate
+    };
+    rep.outage = duet_outage(cfg.clone(), pair, outage_rate)
+        .await
+        .context("3. Duet catch-up after an outage of B")?;
     rep.rss_a[2] = pair.a.peak_rss()?;
     rep.rss_b[2] = rep.outage.rss_b_restarted;
     rep.rss_b[1] = rep.rss_b[1].max(rep.outage.rss_b_before_stop);
@@ -1378,11 +1633,17 @@ async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat)
         rate(o.backlog_points / o.catchup_s, "pts/s")
     ));
     // Pipe state after the run (exceptions left behind are worth reporting).
-    for (opts, name) in [(pair.a.opts(), "A"), (pair.b.opts(), "B")] {
+    for (opts, name) in [
+        (session_options(&pair.a), "A"),
+        (session_options(&pair.b), "B"),
+    ] {
         let mut c = connect(&opts).await?;
         for p in show_pipes(&mut c).await? {
             if !p.exception.is_empty() || p.state != "RUNNING" {
-                rep.notes.push(format!("after the run, pipe {} on {name}: state {}, exception {:?}", p.id, p.state, p.exception));
+                rep.notes.push(format!(
+                    "after the run, pipe {} on {name}: state {}, exception {:?}",
+                    p.id, p.state, p.exception
+                ));
             }
         }
         let _ = c.close().await;
@@ -1392,31 +1653,59 @@ async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat)
 
 async fn pg_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
     pg_reset(&cfg).await.context("PostgreSQL reset")?;
-    let tp = pg_throughput(cfg.clone()).await.context("PostgreSQL throughput")?;
+    let tp = pg_throughput(cfg.clone())
+        .await
+        .context("PostgreSQL throughput")?;
     let max_rate = cfg.total_points() / tp.repl_s;
-    log(&format!("repeat {n}: PostgreSQL throughput: acked in {:.2} s, replicated in {:.2} s = {}", tp.ack_s, tp.repl_s, rate(max_rate, "pts/s")));
+    log(&format!(
+        "repeat {n}: PostgreSQL throughput: acked in {:.2} s, replicated in {:.2} s = {}",
+        tp.ack_s,
+        tp.repl_s,
+        rate(max_rate, "pts/s")
+    ));
     rep.pg_tp = Some(tp);
     // As for Duet: the work item 1 left behind is done before "idle".
     for port in [cfg.pg_pub_port, cfg.pg_sub_port] {
-        pg_connect(&cfg, port).await?.batch_execute("CHECKPOINT").await.context("CHECKPOINT after item 1")?;
+        pg_connect(&cfg, port)
+            .await?
+            .batch_execute("CHECKPOINT")
+            .await
+            .context("CHECKPOINT after item 1")?;
     }
-    let idle = pg_lag(cfg.clone(), "lag.d1").await.context("PostgreSQL lag at idle")?;
-    log(&format!("repeat {n}: PostgreSQL lag at idle p50 {:.2} ms p99 {:.2} ms (poll {:.2} ms)", idle.p50_ms, idle.p99_ms, idle.poll_ms));
+    let idle = pg_lag(cfg.clone(), "lag.d1")
+        .await
+        .context("PostgreSQL lag at idle")?;
+    log(&format!(
+        "repeat {n}: PostgreSQL lag at idle p50 {:.2} ms p99 {:.2} ms (poll {:.2} ms)",
+        idle.p50_ms, idle.p99_ms, idle.poll_ms
+    ));
     rep.pg_idle = Some(idle);
-    let loaded = pg_lag_loaded(cfg.clone(), cfg.load_fraction * max_rate, "load", "lag.d2").await.context("PostgreSQL lag under load")?;
+    let loaded = pg_lag_loaded(cfg.clone(), cfg.load_fraction * max_rate, "load", "lag.d2")
+        .await
+        .context("PostgreSQL lag under load")?;
     log_loaded(n, "PostgreSQL", &loaded);
     rep.pg_loaded = Some(loaded);
     for port in [cfg.pg_pub_port, cfg.pg_sub_port] {
-        pg_connect(&cfg, port).await?.batch_execute("CHECKPOINT").await.context("CHECKPOINT after item 2b")?;
+        pg_connect(&cfg, port)
+            .await?
+            .batch_execute("CHECKPOINT")
+            .await
+            .context("CHECKPOINT after item 2b")?;
     }
-    let loaded = pg_lag_loaded(cfg.clone(), 0.0, "max", "lag.d3").await.context("PostgreSQL lag at maximum load")?;
+    let loaded = pg_lag_loaded(cfg.clone(), 0.0, "max", "lag.d3")
+        .await
+        .context("PostgreSQL lag at maximum load")?;
     log_loaded(n, "PostgreSQL", &loaded);
     rep.pg_max = Some(loaded);
     Ok(())
 }
 
 fn log_loaded(n: usize, system: &str, loaded: &Loaded) {
-    let target = if loaded.target_pts_s > 0.0 { rate(loaded.target_pts_s, "pts/s") } else { "unpaced writers".into() };
+    let target = if loaded.target_pts_s > 0.0 {
+        rate(loaded.target_pts_s, "pts/s")
+    } else {
+        "unpaced writers".into()
+    };
     log(&format!(
         "repeat {n}: {system} lag under {target} (achieved {}) p50 {:.2} ms p99 {:.2} ms; drain {:.2} s",
         rate(loaded.achieved_pts_s, "pts/s"),
@@ -1428,26 +1717,6 @@ fn log_loaded(n: usize, system: &str, loaded: &Loaded) {
 
 // ---------------------------------------------------------------------------------------------------
 // Report
-
-fn rate(x: f64, unit: &str) -> String {
-    if !x.is_finite() {
-        "n/a".to_string()
-    } else if x >= 1e6 {
-        format!("{:.2} M {unit}", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:.1} k {unit}", x / 1e3)
-    } else {
-        format!("{x:.0} {unit}")
-    }
-}
-
-/// (median, min, max)
-fn summary(xs: &[f64]) -> (f64, f64, f64) {
-    let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let med = if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 };
-    (med, v[0], v[v.len() - 1])
-}
 
 struct Line {
     item: &'static str,
@@ -1474,17 +1743,6 @@ fn fmt_pts_n(x: f64) -> String {
 }
 fn fmt_n(x: f64) -> String {
     format!("{x:.0}")
-}
-
-fn cell(xs: Option<&Vec<f64>>, f: fn(f64) -> String) -> (String, String, Option<f64>) {
-    match xs {
-        None => ("—".into(), "—".into(), None),
-        Some(xs) if xs.is_empty() => ("—".into(), "—".into(), None),
-        Some(xs) => {
-            let (m, lo, hi) = summary(xs);
-            (f(m), format!("{} – {}", f(lo), f(hi)), Some(m))
-        }
-    }
 }
 
 fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String {
@@ -1534,7 +1792,11 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(s, "# Duet replication benchmark\n");
     let _ = writeln!(s, "- Duet: `{}` (rev {}), two fresh instances per repeat, pipes AB and BA (`source.mode.double-living`, `iotdb-thrift-sink`, defaults otherwise)", cfg.duetd_bin.display(), cfg.duet_rev);
     let _ = writeln!(s, "- PostgreSQL: {pg_ver}");
-    let _ = writeln!(s, "- Machine: {}; clients, both duetd and both PostgreSQL clusters share it", machine());
+    let _ = writeln!(
+        s,
+        "- Machine: {}; clients, both duetd and both PostgreSQL clusters share it",
+        machine()
+    );
     let _ = writeln!(
         s,
         "- Parameters: CLIENTS={} ROWS_PER_BATCH={} COLUMNS={} (DOUBLE) BATCHES_PER_CLIENT={} REPEATS={} LAG_SAMPLES={} LAG_INTERVAL_MS={} LOAD_FRACTION={} OUTAGE_SECONDS={} OUTAGE_ROWS={} OUTAGE_RATE={} TIMEOUT_SECONDS={}",
@@ -1549,21 +1811,50 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
         let (dm, dr, dv) = cell(Some(&l.duet), l.fmt);
         let (pm, pr, pv) = cell(l.pg.as_ref(), l.fmt);
         let ratio = match (dv, pv) {
-            (Some(d), Some(p)) if p != 0.0 && d.is_finite() && p.is_finite() => format!("{:.2}×", d / p),
+            (Some(d), Some(p)) if p != 0.0 && d.is_finite() && p.is_finite() => {
+                format!("{:.2}×", d / p)
+            }
             _ => "—".to_string(),
         };
-        let _ = writeln!(s, "| {} | {} | {dm} | {dr} | {pm} | {pr} | {ratio} |", l.item, l.metric);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {dm} | {dr} | {pm} | {pr} | {ratio} |",
+            l.item, l.metric
+        );
     }
     if reps.iter().any(|r| !r.rss_reset_ok) {
         let _ = writeln!(s, "\nNote: /proc/<pid>/clear_refs could not reset VmHWM, so per-phase peaks are cumulative.");
     }
-    let before: Vec<String> = reps.iter().map(|r| format!("{}/{}", r.duet_idle.before_ack + r.duet_loaded.lag.before_ack, r.duet_idle.n + r.duet_loaded.lag.n)).collect();
+    let before: Vec<String> = reps
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.duet_idle.before_ack + r.duet_loaded.lag.before_ack,
+                r.duet_idle.n + r.duet_loaded.lag.n
+            )
+        })
+        .collect();
     let _ = writeln!(s, "\nLag samples seen on the other side before the writer had its acknowledgement (counted as 0 ms), Duet per repeat: {}", before.join(", "));
 
-    let _ = writeln!(s, "\n## Catch-up: pipe AB on A while B is down and after it restarts\n");
+    let _ = writeln!(
+        s,
+        "\n## Catch-up: pipe AB on A while B is down and after it restarts\n"
+    );
     let _ = writeln!(s, "t is seconds since the restarted B was listening (negative: during the outage); rows on B is what `select last s0` shows over the outage devices (polled back to back during the catch-up, 0 before B is back). SHOW PIPES counts the backlog (up to 20,000 entries) by reading the change log's entry headers, so each sample costs A some CPU in proportion to the backlog.\n");
     for (i, r) in reps.iter().enumerate() {
-        let _ = writeln!(s, "Repeat {} (backlog {} points written in {:.1} s at target {}):\n", i + 1, r.outage.backlog_points, r.outage.write_s, if r.outage.target_pts_s > 0.0 { rate(r.outage.target_pts_s, "pts/s") } else { "unpaced".into() });
+        let _ = writeln!(
+            s,
+            "Repeat {} (backlog {} points written in {:.1} s at target {}):\n",
+            i + 1,
+            r.outage.backlog_points,
+            r.outage.write_s,
+            if r.outage.target_pts_s > 0.0 {
+                rate(r.outage.target_pts_s, "pts/s")
+            } else {
+                "unpaced".into()
+            }
+        );
         let _ = writeln!(s, "| t (s) | State | RemainingEventCount | EstimatedRemainingSeconds | rows on B | SHOW PIPES took | ExceptionMessage |");
         let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---|");
         for smp in pick_samples(&r.outage.samples, 14) {
@@ -1576,7 +1867,11 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
                 ex.truncate(cut);
                 ex.push('…');
             }
-            let _ = writeln!(s, "| {:.1} | {} | {} | {} | {} | {:.0} ms | {} |", smp.t, smp.state, smp.remaining, smp.est_seconds, smp.b_rows, smp.show_ms, ex);
+            let _ = writeln!(
+                s,
+                "| {:.1} | {} | {} | {} | {} | {:.0} ms | {} |",
+                smp.t, smp.state, smp.remaining, smp.est_seconds, smp.b_rows, smp.show_ms, ex
+            );
         }
         let _ = writeln!(s);
     }
@@ -1585,9 +1880,18 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(s, "| Repeat | Duet ack / replicated s | PG ack / replicated s | Duet idle p50/p99 ms | PG idle p50/p99 ms | Duet loaded p50/p99 ms | PG loaded p50/p99 ms | catch-up: first rows / all s | RSS A / B MiB |");
     let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (i, r) in reps.iter().enumerate() {
-        let pg_tp = r.pg_tp.map(|t| format!("{:.2} / {:.2}", t.ack_s, t.repl_s)).unwrap_or("—".into());
-        let pg_idle = r.pg_idle.map(|l| format!("{:.2} / {:.2}", l.p50_ms, l.p99_ms)).unwrap_or("—".into());
-        let pg_load = r.pg_loaded.map(|l| format!("{:.2} / {:.2}", l.lag.p50_ms, l.lag.p99_ms)).unwrap_or("—".into());
+        let pg_tp = r
+            .pg_tp
+            .map(|t| format!("{:.2} / {:.2}", t.ack_s, t.repl_s))
+            .unwrap_or("—".into());
+        let pg_idle = r
+            .pg_idle
+            .map(|l| format!("{:.2} / {:.2}", l.p50_ms, l.p99_ms))
+            .unwrap_or("—".into());
+        let pg_load = r
+            .pg_loaded
+            .map(|l| format!("{:.2} / {:.2}", l.lag.p50_ms, l.lag.p99_ms))
+            .unwrap_or("—".into());
         let _ = writeln!(
             s,
             "| {} | {:.2} / {:.2} | {pg_tp} | {:.2} / {:.2} | {pg_idle} | {:.2} / {:.2} | {pg_load} | {:.2} / {:.2} | {:.0} / {:.0} |",
@@ -1605,7 +1909,15 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
         );
     }
     let _ = writeln!(s, "\n</details>");
-    let notes: Vec<String> = reps.iter().enumerate().flat_map(|(i, r)| r.notes.iter().map(move |n| format!("- repeat {}: {n}", i + 1))).collect();
+    let notes: Vec<String> = reps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.notes
+                .iter()
+                .map(move |n| format!("- repeat {}: {n}", i + 1))
+        })
+        .collect();
     if !notes.is_empty() {
         let _ = writeln!(s, "\n## Notes from the run\n");
         for n in notes {
@@ -1633,39 +1945,32 @@ fn pick_samples(samples: &[Sample], n: usize) -> Vec<Sample> {
     keep.into_iter().map(|i| samples[i].clone()).collect()
 }
 
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
-        .unwrap_or_default();
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpus} CPUs ({model}), {mem} RAM, Linux {}", kernel.trim())
-}
-
 async fn pg_version(cfg: &Cfg) -> Result<String> {
     if cfg.skip_pg {
         return Ok("skipped (SKIP_PG=1)".into());
     }
     let mut parts = Vec::new();
-    for (port, name) in [(cfg.pg_pub_port, "publisher"), (cfg.pg_sub_port, "subscriber")] {
+    for (port, name) in [
+        (cfg.pg_pub_port, "publisher"),
+        (cfg.pg_sub_port, "subscriber"),
+    ] {
         let c = pg_connect(cfg, port).await?;
-        let mut settings = Vec::new();
-        for s in ["wal_level", "fsync", "synchronous_commit", "shared_buffers", "max_wal_size"] {
-            let r = c.query_one(&format!("SHOW {s}"), &[]).await?;
-            settings.push(format!("{s}={}", r.get::<_, String>(0)));
-        }
+        let settings = pg_settings(
+            &c,
+            &[
+                "wal_level",
+                "fsync",
+                "synchronous_commit",
+                "shared_buffers",
+                "max_wal_size",
+            ],
+        )
+        .await?;
         if parts.is_empty() {
             let v: String = c.query_one("SHOW server_version", &[]).await?.get(0);
             parts.push(format!("PostgreSQL {v}, logical replication (publication → subscription, copy_data=false, asynchronous)"));
         }
-        parts.push(format!("{name}: {}", settings.join(", ")));
+        parts.push(format!("{name}: {settings}"));
     }
     Ok(parts.join("; "))
 }
@@ -1678,38 +1983,34 @@ async fn run() -> Result<()> {
     let pg_ver = pg_version(&cfg).await?;
     log(&format!(
         "{} clients × {} batches × {} rows × {} columns = {} points per throughput run, {} repeats",
-        cfg.clients, cfg.batches_per_client, cfg.rows_per_batch, cfg.columns, cfg.total_points(), cfg.repeats
+        cfg.clients,
+        cfg.batches_per_client,
+        cfg.rows_per_batch,
+        cfg.columns,
+        cfg.total_points(),
+        cfg.repeats
     ));
     let mut reps = Vec::new();
     for n in 1..=cfg.repeats {
         let mut rep = Repeat::default();
-        duet_repeat(cfg.clone(), n, &mut rep).await.with_context(|| format!("repeat {n} (Duet)"))?;
+        duet_repeat(cfg.clone(), n, &mut rep)
+            .await
+            .with_context(|| format!("repeat {n} (Duet)"))?;
         if !cfg.skip_pg {
-            pg_repeat(cfg.clone(), n, &mut rep).await.with_context(|| format!("repeat {n} (PostgreSQL)"))?;
+            pg_repeat(cfg.clone(), n, &mut rep)
+                .await
+                .with_context(|| format!("repeat {n} (PostgreSQL)"))?;
         }
         reps.push(rep);
     }
     let text = report(&cfg, &reps, &pg_ver, started.elapsed());
     println!("{text}");
-    std::fs::write(&cfg.report_path, &text).with_context(|| format!("write {}", cfg.report_path.display()))?;
+    std::fs::write(&cfg.report_path, &text)
+        .with_context(|| format!("write {}", cfg.report_path.display()))?;
     log(&format!("report written to {}", cfg.report_path.display()));
     Ok(())
 }
 
 fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("\nBENCHMARK FAILED: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::main_with(run)
 }
-

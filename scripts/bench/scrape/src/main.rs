@@ -2,15 +2,14 @@
 //! See run.sh for the three measurements; everything runs against a release duetd it starts itself.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
+use duet_bench_support::{self as support, tablet_request, Duetd, DuetdStart};
 use duet_proto::client::{Client, ClientOptions};
 use duet_proto::t;
-use duet_proto::tablet::{encode_tablet_values, encode_timestamps};
 use duet_proto::types::{Column, ColumnValues, DataType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,19 +26,9 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// `/proc` counts CPU in USER_HZ ticks, 100 per second on Linux.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
-}
-
+/// A duetd of this bench: data and log under one temporary directory, removed when it is dropped.
 struct Server {
-    child: Child,
+    duetd: Duetd,
     dir: PathBuf,
     port: u16,
     metrics: String,
@@ -47,100 +36,93 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.duetd.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn start(duetd: &Path, name: &str) -> Result<Server> {
+fn start(bin: &Path, name: &str) -> Result<Server> {
     let dir = std::env::temp_dir().join(format!("duet-bench-scrape-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let log = std::fs::File::create(dir.join("duetd.log"))?;
-    let child = Command::new(duetd)
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["--rpc-address", "127.0.0.1", "--rpc-port", "0"])
-        .args(if ingest_only() { &[][..] } else { &["--metrics-port", "0"][..] })
-        .args(["--log-level", "warn"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", duetd.display()))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(addr) = std::fs::read_to_string(dir.join("duetd.addr")) {
-            let port = addr.trim().rsplit(':').next().unwrap_or("").parse()?;
-            let metrics = std::fs::read_to_string(dir.join("duetd.metrics.addr"))
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            return Ok(Server {
-                child,
-                dir,
-                port,
-                metrics,
-            });
-        }
-        if Instant::now() > deadline {
-            bail!("{name} did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let duetd = Duetd::start(&DuetdStart {
+        bin,
+        name,
+        log_dir: &dir,
+        data_dir: &dir.join("data"),
+        port: 0,
+        metrics: !ingest_only(),
+        log_level: "warn",
+    })?;
+    let (port, metrics) = (duetd.port, duetd.metrics_addr.clone().unwrap_or_default());
+    Ok(Server {
+        duetd,
+        dir,
+        port,
+        metrics,
+    })
 }
 
 async fn scrape(addr: &str) -> Result<usize> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await?;
+    s.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
     let mut body = Vec::new();
     s.read_to_end(&mut body).await?;
     if !body.starts_with(b"HTTP/1.1 200") {
-        bail!("scrape failed: {}", String::from_utf8_lossy(&body[..body.len().min(200)]));
+        bail!(
+            "scrape failed: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        );
     }
     Ok(body.len())
 }
 
 async fn connect(port: u16) -> Result<Client> {
-    Client::connect(&ClientOptions {
+    support::connect(&ClientOptions {
         port,
         ..ClientOptions::default()
     })
     .await
-    .map_err(|e| anyhow!("connect: {e}"))
 }
 
 /// One tablet of `rows` rows × `columns` DOUBLE columns from time `first`.
-fn tablet(session: i64, device: &str, first: i64, rows: usize, columns: usize) -> t::TSInsertTabletReq {
+fn tablet(
+    session: i64,
+    device: &str,
+    first: i64,
+    rows: usize,
+    columns: usize,
+) -> t::TSInsertTabletReq {
     let times: Vec<i64> = (first..first + rows as i64).collect();
     let cols: Vec<Column> = (0..columns)
         .map(|c| Column {
             data_type: DataType::Double,
             nulls: None,
-            values: ColumnValues::Double(times.iter().map(|t| (*t as f64) * 0.5 + c as f64).collect()),
+            values: ColumnValues::Double(
+                times.iter().map(|t| (*t as f64) * 0.5 + c as f64).collect(),
+            ),
         })
         .collect();
-    t::TSInsertTabletReq::new(
+    tablet_request(
         session,
-        device.to_string(),
-        (0..columns).map(|c| format!("s{c}")).collect::<Vec<_>>(),
-        encode_tablet_values(&cols, rows),
-        encode_timestamps(&times),
-        vec![i32::from(DataType::Double.code()); columns],
-        rows as i32,
-        Some(false),
-        None,
-        None,
-        None,
-        None,
-        None,
+        device,
+        (0..columns).map(|c| format!("s{c}")).collect(),
+        &cols,
+        &times,
     )
 }
 
 /// `clients` writers for `seconds`, each on its own device from time `*next_time`; returns points.
-async fn ingest(port: u16, clients: usize, rows: usize, columns: usize, seconds: f64, epoch: u64) -> Result<u64> {
+async fn ingest(
+    port: u16,
+    clients: usize,
+    rows: usize,
+    columns: usize,
+    seconds: f64,
+    epoch: u64,
+) -> Result<u64> {
     let points = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -172,14 +154,17 @@ async fn ingest(port: u16, clients: usize, rows: usize, columns: usize, seconds:
 
 /// duetd's CPU per scrape over `n` back-to-back scrapes (ms), and the mean body size.
 async fn per_scrape(server: &Server, n: usize) -> Result<(f64, f64, usize)> {
-    let pid = server.child.id();
-    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    let (cpu0, t0) = (server.duetd.cpu_seconds(), Instant::now());
     let mut bytes = 0;
     for _ in 0..n {
         bytes += scrape(&server.metrics).await?;
     }
     let wall = t0.elapsed().as_secs_f64() / n as f64 * 1000.0;
-    Ok(((cpu_seconds(pid) - cpu0) / n as f64 * 1000.0, wall, bytes / n))
+    Ok((
+        (server.duetd.cpu_seconds() - cpu0) / n as f64 * 1000.0,
+        wall,
+        bytes / n,
+    ))
 }
 
 async fn run(duetd: PathBuf) -> Result<()> {
@@ -189,7 +174,6 @@ async fn run(duetd: PathBuf) -> Result<()> {
     let phase = env("PHASE_SECONDS", 10) as f64;
     let phases = env("PHASES", 3);
     let a = start(&duetd, "a")?;
-    let pid = a.child.id();
     println!("## Scraping /metrics at ingest load\n");
     println!("{clients} clients, {rows}-row × {columns}-column DOUBLE insertTablet batches, {phase} s phases, alternating\n");
     println!("| phase | scrape every 1 s | points/s | duetd CPU (cores) | scrapes |");
@@ -212,10 +196,10 @@ async fn run(duetd: PathBuf) -> Result<()> {
                 }
             })
         });
-        let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+        let (cpu0, t0) = (a.duetd.cpu_seconds(), Instant::now());
         let points = ingest(a.port, clients, rows, columns, phase, p).await?;
         let wall = t0.elapsed().as_secs_f64();
-        let cores = (cpu_seconds(pid) - cpu0) / wall;
+        let cores = (a.duetd.cpu_seconds() - cpu0) / wall;
         stop.store(true, Ordering::Relaxed);
         if let Some(s) = scraper {
             let _ = s.await;
@@ -223,7 +207,11 @@ async fn run(duetd: PathBuf) -> Result<()> {
         let rate = points as f64 / wall;
         println!(
             "| {} | {} | {:.2} M | {:.2} | {} |",
-            if p == 0 { "warm-up".to_string() } else { p.to_string() },
+            if p == 0 {
+                "warm-up".to_string()
+            } else {
+                p.to_string()
+            },
             if scraping { "yes" } else { "no" },
             rate / 1e6,
             cores,
@@ -246,7 +234,12 @@ async fn run(duetd: PathBuf) -> Result<()> {
         );
         return Ok(());
     }
-    let mean = |k: usize| (totals[k].0 / totals[k].2 as f64, totals[k].1 / totals[k].2 as f64);
+    let mean = |k: usize| {
+        (
+            totals[k].0 / totals[k].2 as f64,
+            totals[k].1 / totals[k].2 as f64,
+        )
+    };
     let (r0, c0) = mean(0);
     let (r1, c1) = mean(1);
     println!("\nmean without scraping {:.2} M points/s at {c0:.2} cores; with {:.2} M points/s at {c1:.2} cores ({:+.1} % rate)\n", r0 / 1e6, r1 / 1e6, (r1 / r0 - 1.0) * 100.0);
@@ -295,18 +288,5 @@ fn main() -> std::process::ExitCode {
         eprintln!("usage: duet-bench-scrape <duetd binary>");
         return std::process::ExitCode::from(2);
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(duetd)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("duet-bench-scrape: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::main_with(|| run(duetd))
 }

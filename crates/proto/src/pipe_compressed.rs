@@ -1,6 +1,7 @@
 //! IoTDB's compressed pipe request (type 300, pipe reference §6.6) with all five of its compressors,
 //! both ways: the sink wraps a request in it (`compressor`, a comma list applied in order, and
-//! `compressor.zstd.level`), the receiver unwraps it under a bound per stage.
+//! `compressor.zstd.level`), the receiver unwraps it under a bound per stage. Its header and the
+//! wrapped request are read with [`ByteReader`], as every other pipe body.
 //!
 //! The byte format of each compressor is what IoTDB's Java classes produce (apache/iotdb
 //! `iotdb-core/node-commons/src/main/java/org/apache/iotdb/commons/pipe/sink/compressor/`
@@ -24,10 +25,13 @@
 
 use std::io::Read;
 
-use bytes::{Buf, BufMut};
+use bytes::BufMut;
+
+use crate::pipe_body::request_type;
+use crate::reader::ByteReader;
 
 /// IoTDB's `TRANSFER_COMPRESSED`: a wrapper around another request.
-pub const TRANSFER_COMPRESSED: i16 = 300;
+pub const TRANSFER_COMPRESSED: i16 = request_type::TRANSFER_COMPRESSED;
 
 /// Largest decompressed size of one stage a receiver accepts (IoTDB's
 /// `pipeReceiverReqDecompressedMaxLengthInBytes`, 1 GiB).
@@ -283,7 +287,7 @@ impl Compressor {
 /// Makes room for `additional` more bytes in `buf`, growing geometrically but never past `limit`
 /// in total: what a buffer reserves follows what was really written into it, whatever a header
 /// claimed, and a buffer that grows to its limit ends exactly there.
-pub(crate) fn reserve_within(
+pub fn reserve_within(
     buf: &mut Vec<u8>,
     additional: usize,
     limit: usize,
@@ -388,21 +392,20 @@ pub fn compress(
 /// Every declared length is checked against [`MAX_DECOMPRESSED_BYTES`] (IoTDB's message) before any
 /// stage is decompressed, and each stage yields exactly its declared length or an error.
 pub fn decompress(body: &[u8]) -> Result<(i8, i16, Vec<u8>), CompressError> {
-    let mut buf = body;
-    if buf.is_empty() {
-        return Err(CompressError::Empty);
-    }
-    let n = usize::from(buf.get_u8());
+    let mut input = ByteReader::new(body);
+    let n = usize::from(
+        input
+            .u8("compression stage count")
+            .map_err(|_| CompressError::Empty)?,
+    );
     if n > MAX_COMPRESSION_STAGES {
         return Err(CompressError::TooManyStages(n));
     }
+    let header = |read: crate::Result<[u8; 5]>| read.map_err(|_| CompressError::TruncatedHeader);
     let mut stages = Vec::with_capacity(n);
     for _ in 0..n {
-        if buf.len() < 5 {
-            return Err(CompressError::TruncatedHeader);
-        }
-        let code = buf.get_u8();
-        let length = buf.get_i32();
+        let [code, length @ ..] = header(input.array::<5>("compression stage"))?;
+        let length = i32::from_be_bytes(length);
         let compressor =
             Compressor::from_code(code).ok_or(CompressError::UnknownCompressor(code))?;
         let length = usize::try_from(length)
@@ -411,17 +414,15 @@ pub fn decompress(body: &[u8]) -> Result<(i8, i16, Vec<u8>), CompressError> {
             .ok_or(CompressError::DeclaredLength(i64::from(length)))?;
         stages.push((compressor, length));
     }
-    let mut data = buf.to_vec();
+    let mut data = input.rest().to_vec();
     for (compressor, length) in stages.into_iter().rev() {
         data = compressor.decompress(&data, length)?;
     }
-    if data.len() < 3 {
-        return Err(CompressError::TruncatedInner);
-    }
-    let mut inner = data.as_slice();
-    let version = inner.get_i8();
-    let type_ = inner.get_i16();
-    Ok((version, type_, inner.to_vec()))
+    let mut inner = ByteReader::new(&data);
+    let truncated = |_| CompressError::TruncatedInner;
+    let [version] = inner.array::<1>("request version").map_err(truncated)?;
+    let type_ = inner.i16("request type").map_err(truncated)?;
+    Ok((i8::from_be_bytes([version]), type_, inner.rest().to_vec()))
 }
 
 #[cfg(test)]
