@@ -270,7 +270,6 @@ def main():
         f"({duet_load_s:.1f} s), PostgreSQL through COPY into a table with a primary key on time "
         f"({pg_load_s:.1f} s), DuckDB in memory. Duet's SELECT LAST vs `order by time desc limit 1`.",
         "",
-        "",
         memtable_note,
         "",
         "| query | Duet flushed | " + memtable_header + " | PostgreSQL | DuckDB | Duet flushed / PostgreSQL |",
