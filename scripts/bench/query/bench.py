@@ -222,6 +222,7 @@ def short(result):
 
 
 def main():
+    load_at_start = os.getloadavg()[1]
     times, values = data()
     session = duet_session()
     started = time.perf_counter()
@@ -246,6 +247,7 @@ def main():
     for i, q in enumerate(QUERIES):
         rows.append((q[0], flushed[i], memtable[i], postgres[i], ducks[i]))
     session.close()
+    load_at_end = os.getloadavg()[1]
 
     def cell(m):
         return f"{m[0]:,.1f} ({m[1]:,.1f}–{m[2]:,.1f})"
@@ -268,7 +270,9 @@ def main():
         f"second; {REPEATS} runs per query after a warm-up; milliseconds, median (min–max). Same machine, "
         "same run. Duet loaded through the official Python client's tablets "
         f"({duet_load_s:.1f} s), PostgreSQL through COPY into a table with a primary key on time "
-        f"({pg_load_s:.1f} s), DuckDB in memory. Duet's SELECT LAST vs `order by time desc limit 1`.",
+        f"({pg_load_s:.1f} s), DuckDB in memory. Duet's SELECT LAST vs `order by time desc limit 1`. "
+        f"The machine's 5-minute load average was {load_at_start:.1f} at the start and {load_at_end:.1f} at "
+        f"the end, on {os.cpu_count()} processors (other work running on it slows every engine alike).",
         "",
         memtable_note,
         "",
