@@ -87,40 +87,4 @@ pub enum EngineError {
     Internal(String),
 }
 
-impl EngineError {
-    pub fn status_code(&self) -> StatusCode {
-        match self {
-            EngineError::IllegalPath(_) => StatusCode::IllegalPath,
-            EngineError::PathNotExist(_) => StatusCode::PathNotExist,
-            EngineError::DatabaseExists(_) => StatusCode::DatabaseAlreadyExists,
-            EngineError::DatabaseNotSet(_) => StatusCode::DatabaseNotExist,
-            EngineError::SeriesExists(_) => StatusCode::TimeseriesAlreadyExist,
-            EngineError::TypeMismatch(_) => StatusCode::DataTypeMismatch,
-            EngineError::Alignment(_) => StatusCode::AlignedTimeseriesError,
-            EngineError::Semantic(_) => StatusCode::SemanticError,
-            EngineError::TimeFormat(_) => StatusCode::SqlParseError,
-            EngineError::Unsupported(_) => StatusCode::UnsupportedOperation,
-            EngineError::IllegalParameter(_) => StatusCode::IllegalParameter,
-            EngineError::MemoryBudget(_) => StatusCode::QueryExecutionMemoryNotEnough,
-            EngineError::Timeout(_) => StatusCode::QueryTimeout,
-            EngineError::Cancelled(_) => StatusCode::QueryWasKilled,
-            EngineError::OutOfTtl(_) => StatusCode::OutOfTtl,
-            EngineError::Catalog(duet_catalog::Error::TooManyTtlRules(_)) => {
-                StatusCode::IllegalParameter
-            }
-            EngineError::Template(code, _) => *code,
-            EngineError::Catalog(duet_catalog::Error::DatabaseExists(_)) => {
-                StatusCode::DatabaseAlreadyExists
-            }
-            EngineError::Catalog(duet_catalog::Error::SeriesExists(_)) => {
-                StatusCode::TimeseriesAlreadyExist
-            }
-            EngineError::Storage(e) if e.is_disk_full() => StatusCode::DiskSpaceInsufficient,
-            EngineError::Storage(_) | EngineError::Catalog(_) | EngineError::Internal(_) => {
-                StatusCode::InternalServerError
-            }
-        }
-    }
-}
-
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -1,6 +1,4 @@
-//! Errors of pipe statements and transfers, each with the IoTDB status code a client receives.
-
-use duet_proto::status::StatusCode;
+//! Errors of pipe statements and transfers; the server's `status_codes` gives each its IoTDB status code.
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipeError {
@@ -18,18 +16,6 @@ pub enum PipeError {
     NoPermission,
     #[error("catalog error: {0}")]
     Catalog(#[from] duet_catalog::Error),
-}
-
-impl PipeError {
-    pub fn status_code(&self) -> StatusCode {
-        match self {
-            PipeError::Invalid(_) => StatusCode::PipeError,
-            PipeError::NotExist { .. } => StatusCode::PipeNotExistError,
-            PipeError::Unsupported(_) => StatusCode::UnsupportedOperation,
-            PipeError::NoPermission => StatusCode::NoPermission,
-            PipeError::Catalog(_) => StatusCode::InternalServerError,
-        }
-    }
 }
 
 pub type Result<T> = std::result::Result<T, PipeError>;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::statements::StatementError;
+use crate::status_codes::StatementError;
 
 /// The device prefix of the audit series, as IoTDB names it.
 pub const AUDIT_PREFIX: [&str; 3] = ["root", "__system", "audit"];

@@ -23,7 +23,7 @@ use duet_parser::{Grantee, Path, PathNode, Statement};
 use duet_proto::rpc::Request;
 use duet_proto::status::StatusCode;
 
-use crate::statements::StatementError;
+use crate::status_codes::StatementError;
 
 const NO_PERMISSION: &str = "No permissions for this operation, please add privilege ";
 

@@ -11,6 +11,7 @@
 //!   lockout; [`root_guard`]: the default-password policy; [`audit`]: the audit log and its view;
 //! - [`rpc_queries`]: the path-based query RPCs as `Select`s;
 //! - [`statements`]: statement execution (users, cluster information, pipes);
+//! - [`status_codes`]: which IoTDB status code and message every error type gets (one mapping);
 //! - [`writes`]: the write and schema RPCs as engine calls; [`templates`]: the device-template RPCs;
 //! - [`queries`]: the running queries of `SHOW QUERIES` and `KILL QUERY`;
 //! - [`fault_hooks`]: test-only fault injection (`DUET_FAULT_HOOKS`);
@@ -38,6 +39,7 @@ pub mod root_guard;
 pub mod rpc_queries;
 pub mod session;
 pub mod statements;
+pub mod status_codes;
 pub mod templates;
 pub mod writes;
 

@@ -13,7 +13,7 @@ use duet_parser::{
 use duet_proto::status::StatusCode;
 use duet_proto::t;
 
-use crate::statements::StatementError;
+use crate::status_codes::StatementError;
 
 /// IoTDB's `TAggregationType` names, by value (common.thrift).
 const AGGREGATION_NAMES: &[&str] = &[

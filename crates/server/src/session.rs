@@ -32,7 +32,8 @@ use tracing::{debug, info, warn};
 use crate::authz::{self, Access};
 use crate::instance::{ConnectionInfo, InstanceRef, BUILD_INFO, VERSION};
 use crate::rpc_queries;
-use crate::statements::{self, Output, StatementError};
+use crate::statements::{self, Output};
+use crate::status_codes::StatementError;
 use crate::templates;
 use crate::writes;
 
@@ -153,18 +154,14 @@ fn not_logged_in() -> t::TSStatus {
     )
 }
 
-fn error_status(e: &StatementError) -> t::TSStatus {
-    status::failure(e.code, e.message.clone())
-}
-
 /// The answer to a failed login: one status for an unknown user and a wrong password (IoTDB's
 /// 801 "Authentication failed."), so nobody learns which user names exist.
 fn login_failure(e: duet_catalog::Error) -> t::TSStatus {
     match e {
         duet_catalog::Error::UserNotExist(_) | duet_catalog::Error::WrongPassword => {
-            error_status(&StatementError::from(duet_catalog::Error::WrongPassword))
+            crate::status_codes::failure(duet_catalog::Error::WrongPassword)
         }
-        other => error_status(&StatementError::from(other)),
+        other => crate::status_codes::failure(other),
     }
 }
 
@@ -302,12 +299,12 @@ impl Session {
             debug!(peer = %self.peer, code = e.code.code(), "request refused: {}", e.message);
             return Some(match request {
                 Request::QuerySchemaTemplate(req) => Reply::QueryTemplate(
-                    t::TSQueryTemplateResp::new(error_status(&e), req.query_type, None, None, None),
+                    t::TSQueryTemplateResp::new(e.to_status(), req.query_type, None, None, None),
                 ),
                 Request::FetchAllConnectionsInfo => {
                     Reply::ConnectionsInfo(t::TSConnectionInfoResp::new(Vec::new()))
                 }
-                _ => Reply::Status(error_status(&e)),
+                _ => Reply::Status(e.to_status()),
             });
         }
         Some(match request {
@@ -697,13 +694,13 @@ impl Session {
                 user,
             ) {
                 Ok(Some(access)) => {
-                    authz::transfer_needs(&access, applies).map_err(|e| error_status(&e))
+                    authz::transfer_needs(&access, applies).map_err(|e| e.to_status())
                 }
                 Ok(None) => Err(status::failure(
                     StatusCode::NotLogin,
                     format!("The pipe's user {user} no longer exists."),
                 )),
-                Err(e) => Err(error_status(&e)),
+                Err(e) => Err(e.to_status()),
             };
         let engine = self.instance.engine.clone();
         let resp = duet_runtime::receiver::receive(
@@ -739,13 +736,7 @@ impl Session {
         sql: &str,
         request_timeout_ms: Option<i64>,
     ) -> Result<Option<OpenQuery>, StatementError> {
-        let parsed = duet_parser::parse(sql).map_err(|e| {
-            let code = match e.kind {
-                duet_parser::ParseErrorKind::Syntax => StatusCode::SqlParseError,
-                duet_parser::ParseErrorKind::Unsupported => StatusCode::UnsupportedOperation,
-            };
-            StatementError::new(code, e.to_string())
-        })?;
+        let parsed = duet_parser::parse(sql)?;
         if parsed.is_empty() {
             return Err(StatementError::new(
                 StatusCode::SqlParseError,
@@ -843,7 +834,7 @@ impl Session {
             Ok(Output::Done) => return execute_resp(status::success()),
             Err(e) => {
                 debug!(peer = %self.peer, code = e.code.code(), "query RPC failed: {}", e.message);
-                return execute_resp(error_status(&e));
+                return execute_resp(e.to_status());
             }
         };
         self.respond_query(query, fetch_size, format, rename).await
@@ -895,7 +886,7 @@ impl Session {
         match self.run_sql(access, &req.statement, req.timeout).await {
             Err(e) => {
                 debug!(peer = %self.peer, code = e.code.code(), "statement failed: {}", e.message);
-                execute_resp(error_status(&e))
+                execute_resp(e.to_status())
             }
             Ok(None) => execute_resp(status::success()),
             // A non-query call never fetches or closes, so its result is not kept.
@@ -970,7 +961,7 @@ impl Session {
             }
             Err(e) => {
                 log_query_failure(&self.peer, query_id, &e);
-                execute_resp(error_status(&e))
+                execute_resp(e.to_status())
             }
         }
     }
@@ -980,7 +971,7 @@ impl Session {
         for sql in statements {
             subs.push(match self.run_sql(access, sql, None).await {
                 Ok(_) => status::success(),
-                Err(e) => error_status(&e),
+                Err(e) => e.to_status(),
             });
         }
         if subs.iter().all(|s| s.code == StatusCode::Success.code()) {
@@ -1049,7 +1040,7 @@ impl Session {
             }
             Err(e) => {
                 log_query_failure(&self.peer, req.query_id, &e);
-                t::TSFetchResultsResp::new(error_status(&e), false, true, None, None, None, None)
+                t::TSFetchResultsResp::new(e.to_status(), false, true, None, None, None, None)
             }
         }
     }
@@ -1123,10 +1114,10 @@ fn query_data_set(
 ) -> Result<t::TSQueryDataSet, StatementError> {
     let mut builder = QueryDataSetBuilder::new(types.len());
     for block in blocks {
-        let block = tsblock::decode(block, Some(types)).map_err(encode_error)?;
+        let block = tsblock::decode(block, Some(types)).map_err(StatementError::from)?;
         builder
             .append(&block.times, &block.columns, 0, block.n_rows())
-            .map_err(encode_error)?;
+            .map_err(StatementError::from)?;
     }
     if builder.bytes() > room {
         return Err(StatementError::new(
@@ -1235,10 +1226,6 @@ async fn page_of(
 /// TsBlocks of one reply, and whether more rows follow.
 type PageResult = Result<(Vec<Vec<u8>>, bool), StatementError>;
 
-fn encode_error(e: duet_proto::ProtoError) -> StatementError {
-    StatementError::new(StatusCode::InternalServerError, e.to_string())
-}
-
 /// Cuts the next reply page: TsBlocks of at most 1000 rows, up to `fetch_size` rows, about
 /// [`PAGE_BYTE_TARGET`] bytes, and never more than `room` bytes. A row too large for the first reply
 /// (after its header) waits for a fetch; a row too large for any reply is an error.
@@ -1275,8 +1262,8 @@ fn next_page(
                     estimate += row;
                     end += 1;
                 }
-                let block =
-                    tsblock::encode(times, &table.columns, start, end).map_err(encode_error)?;
+                let block = tsblock::encode(times, &table.columns, start, end)
+                    .map_err(StatementError::from)?;
                 if bytes + block.len() + 4 > room {
                     if blocks.is_empty() && !first_reply {
                         return Err(too_large_row(block.len()));
@@ -1317,8 +1304,8 @@ fn next_page(
                     break;
                 };
                 let n = page.times.len();
-                let block =
-                    tsblock::encode(&page.times, &page.columns, 0, n).map_err(encode_error)?;
+                let block = tsblock::encode(&page.times, &page.columns, 0, n)
+                    .map_err(StatementError::from)?;
                 if bytes + block.len() + 4 > room {
                     // Only a page of one oversized row gets here: sources keep pages within
                     // `want_bytes` otherwise.

@@ -6,56 +6,11 @@ use duet_parser::{Grantee, RegionKind, Statement};
 use duet_proto::status::StatusCode;
 use duet_proto::types::{Column, ColumnValues, DataType, Table};
 use duet_runtime::manager::ShowFilter;
-use duet_runtime::PipeError;
 
 use crate::authz::{self, Access};
 use crate::instance::{Instance, BUILD_INFO, VERSION};
 use crate::queries::KillError;
-
-/// A statement's failure: the status code and message the client receives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatementError {
-    pub code: StatusCode,
-    pub message: String,
-}
-
-impl StatementError {
-    pub fn new(code: StatusCode, message: impl Into<String>) -> StatementError {
-        StatementError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<PipeError> for StatementError {
-    fn from(e: PipeError) -> Self {
-        StatementError::new(e.status_code(), e.to_string())
-    }
-}
-
-impl From<duet_catalog::Error> for StatementError {
-    fn from(e: duet_catalog::Error) -> Self {
-        use duet_catalog::Error as E;
-        let code = match &e {
-            E::UserNotExist(_) => StatusCode::UserNotExist,
-            E::UserExists(_) => StatusCode::UserAlreadyExist,
-            E::WrongPassword => StatusCode::WrongLoginPassword,
-            E::InvalidUser(_) | E::InvalidPassword(_) | E::InvalidRole(_) => {
-                StatusCode::IllegalParameter
-            }
-            E::CannotDropRoot | E::RootPrivilegesFixed => StatusCode::NoPermission,
-            E::RoleNotExist(_) => StatusCode::RoleNotExist,
-            E::RoleExists(_) => StatusCode::RoleAlreadyExist,
-            E::UserHasRole { .. } => StatusCode::UserAlreadyHasRole,
-            E::UserNotHasRole { .. } => StatusCode::UserNotHasRole,
-            E::PipeExists(_) => StatusCode::PipeError,
-            E::PipeNotExist(_) => StatusCode::PipeNotExistError,
-            _ => StatusCode::InternalServerError,
-        };
-        StatementError::new(code, e.to_string())
-    }
-}
+use crate::status_codes::StatementError;
 
 /// What a statement produced.
 #[derive(Debug)]
@@ -64,12 +19,6 @@ pub enum Output {
     Table(Table),
     /// A query result produced page by page by the engine.
     Stream(duet_engine::QueryStream),
-}
-
-impl From<duet_engine::EngineError> for StatementError {
-    fn from(e: duet_engine::EngineError) -> Self {
-        StatementError::new(e.status_code(), e.to_string())
-    }
 }
 
 /// A new password checked and hashed on a blocking thread (argon2 takes tens of milliseconds of

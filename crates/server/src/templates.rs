@@ -31,7 +31,7 @@ const SHOW_SET_TEMPLATES: i32 = 5;
 const SHOW_USING_TEMPLATES: i32 = 6;
 
 fn engine_status(e: &EngineError) -> t::TSStatus {
-    status::failure(e.status_code(), e.to_string())
+    crate::status_codes::failure(e)
 }
 
 fn result(r: Result<(), EngineError>) -> t::TSStatus {

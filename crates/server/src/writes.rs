@@ -11,7 +11,7 @@ use duet_proto::tablet;
 use duet_proto::types::DataType;
 
 fn engine_status(e: &EngineError) -> t::TSStatus {
-    status::failure(e.status_code(), e.to_string())
+    crate::status_codes::failure(e)
 }
 
 fn bad_request(message: impl Into<String>) -> t::TSStatus {
