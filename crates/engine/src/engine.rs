@@ -159,35 +159,6 @@ impl Engine {
             .map_err(|_| EngineError::Internal("schema lock poisoned".into()))
     }
 
-    /// Whether this engine executes the statement (data statements); the others belong elsewhere.
-    pub fn handles(statement: &Statement) -> bool {
-        matches!(
-            statement,
-            Statement::CreateDatabase { .. }
-                | Statement::DropDatabase { .. }
-                | Statement::ShowDatabases { .. }
-                | Statement::CreateTimeseries { .. }
-                | Statement::CreateAlignedTimeseries { .. }
-                | Statement::ShowTimeseries { .. }
-                | Statement::ShowDevices { .. }
-                | Statement::CountTimeseries { .. }
-                | Statement::CountDevices { .. }
-                | Statement::CountTimeseriesByLevel { .. }
-                | Statement::CountDatabases { .. }
-                | Statement::CountNodes { .. }
-                | Statement::ShowChildPaths { .. }
-                | Statement::ShowChildNodes { .. }
-                | Statement::DeleteTimeseries { .. }
-                | Statement::Insert { .. }
-                | Statement::DeleteData { .. }
-                | Statement::Flush { .. }
-                | Statement::Select(_)
-                | Statement::SetTtl { .. }
-                | Statement::UnsetTtl { .. }
-                | Statement::ShowTtl { .. }
-        ) || Engine::is_template_statement(statement)
-    }
-
     /// The current TTL rules.
     pub(crate) fn ttl_rules(&self) -> Arc<crate::ttl::TtlRules> {
         match self.ttl.read() {

@@ -516,7 +516,30 @@ pub fn rpc_needs(
         Request::FetchAllConnectionsInfo => access.require(P::Maintain),
         // SQL (checked per statement), path queries (read scope), session housekeeping, pipes
         // (the receiver checks the handshake user) and refusals need nothing here.
-        _ => Ok(()),
+        Request::Execute { .. }
+        | Request::ExecuteBatch { .. }
+        | Request::RawDataQuery { .. }
+        | Request::LastDataQuery { .. }
+        | Request::FastLastDataQueryForOnePrefixPath { .. }
+        | Request::FastLastDataQueryForOneDevice { .. }
+        | Request::AggregationQuery { .. }
+        | Request::GroupByQueryInterval { .. }
+        | Request::FetchResults { .. }
+        | Request::FetchResultsV1 { .. }
+        | Request::OpenSession { .. }
+        | Request::CloseSession { .. }
+        | Request::RequestStatementId { .. }
+        | Request::SetTimeZone { .. }
+        | Request::GetTimeZone { .. }
+        | Request::GetProperties
+        | Request::TestInsert { .. }
+        | Request::TestConnectionEmptyRpc
+        | Request::GetBackupConfiguration
+        | Request::CloseOperation { .. }
+        | Request::CancelOperation { .. }
+        | Request::PipeTransfer { .. }
+        | Request::NotSupported { .. }
+        | Request::Unknown => Ok(()),
     }
 }
 

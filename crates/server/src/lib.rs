@@ -10,7 +10,8 @@
 //! - [`authz`]: what every statement and RPC needs (one table); [`login`]: failed-login delay and
 //!   lockout; [`root_guard`]: the default-password policy; [`audit`]: the audit log and its view;
 //! - [`rpc_queries`]: the path-based query RPCs as `Select`s;
-//! - [`statements`]: statement execution (users, cluster information, pipes);
+//! - [`statements`]: the one exhaustive route of every statement, by family, and the server's own
+//!   (users, cluster information, pipes);
 //! - [`status_codes`]: which IoTDB status code and message every error type gets (one mapping);
 //! - [`writes`]: the write and schema RPCs as engine calls; [`templates`]: the device-template RPCs;
 //! - [`queries`]: the running queries of `SHOW QUERIES` and `KILL QUERY`;

@@ -110,6 +110,26 @@ async fn off_the_workers<T: Send + 'static>(
     })
 }
 
+/// A statement's `SELECT` on this session: the audit log's view, or the engine's query planned off the
+/// async workers (planning reads the schema and may take a while) under the session's limits.
+struct SessionQueries<'a> {
+    session: &'a Session,
+    access: &'a Access,
+    request_timeout_ms: Option<i64>,
+}
+
+impl statements::QueryPath for SessionQueries<'_> {
+    fn select<'a>(&'a self, select: &'a Select) -> statements::QueryFuture<'a> {
+        Box::pin(async move {
+            if crate::audit::AuditLog::targets(select) {
+                crate::audit::select(&self.session.instance, self.access, select).await
+            } else {
+                self.session.select(select, self.request_timeout_ms).await
+            }
+        })
+    }
+}
+
 /// Upper bound of a reply's bytes besides its pages: for `executeStatement`, the column names (twice:
 /// `columns` and `columnNameIndexMap`) and types; for fetches, nothing beyond the margin.
 fn header_bytes(names: &[String], types: &[DataType]) -> usize {
@@ -752,14 +772,14 @@ impl Session {
         }
         for statement in &parsed {
             debug!(%statement, "executing");
-            let output = match statement {
-                Statement::Select(select) if crate::audit::AuditLog::targets(select) => {
-                    crate::audit::select(&self.instance, access, select).await
-                }
-                // Planning a query reads the schema and may take a while: off the async workers.
-                Statement::Select(select) => self.select(select, request_timeout_ms).await,
-                _ => statements::execute(&self.instance, access, &self.zone_id, statement).await,
+            let queries = SessionQueries {
+                session: self,
+                access,
+                request_timeout_ms,
             };
+            let output =
+                statements::execute(&self.instance, access, &self.zone_id, statement, &queries)
+                    .await;
             self.instance.audit.statement(
                 access.user(),
                 &self.peer,
@@ -799,13 +819,7 @@ impl Session {
         };
         let select = select.clone();
         let planned = control.clone();
-        Ok(
-            match off_the_workers(&control, move || engine.select(&ctx, &select, planned)).await?? {
-                duet_engine::Output::Done => Output::Done,
-                duet_engine::Output::Table(t) => Output::Table(t),
-                duet_engine::Output::Stream(s) => Output::Stream(s),
-            },
-        )
+        Ok(off_the_workers(&control, move || engine.select(&ctx, &select, planned)).await??)
     }
 
     /// Answers a query RPC that names paths rather than SQL: its `Select` (or the reason there is

@@ -1,8 +1,12 @@
-//! Executes parsed statements for a logged-in user: users, cluster information, and pipes (through
-//! the runtime's `PipeManager`). Each returns either nothing or a result table.
+//! Routes every parsed statement of a logged-in user by family — queries (the session's query path),
+//! schema and data (the engine), pipes (the runtime's `PipeManager`), cluster information, users and
+//! privileges — in one exhaustive match, and executes the server's own. Each returns an [`Output`].
+
+use std::future::Future;
+use std::pin::Pin;
 
 use duet_catalog::{Holder, Privilege, ROOT_USER};
-use duet_parser::{Grantee, RegionKind, Statement};
+use duet_parser::{Grantee, RegionKind, Select, Statement};
 use duet_proto::status::StatusCode;
 use duet_proto::types::{Column, ColumnValues, DataType, Table};
 use duet_runtime::manager::ShowFilter;
@@ -12,14 +16,19 @@ use crate::instance::{Instance, BUILD_INFO, VERSION};
 use crate::queries::KillError;
 use crate::status_codes::StatementError;
 
-/// What a statement produced.
-#[derive(Debug)]
-pub enum Output {
-    Done,
-    Table(Table),
-    /// A query result produced page by page by the engine.
-    Stream(duet_engine::QueryStream),
+/// What a statement produced: nothing, a table, or a page stream — the engine's one output type,
+/// which the server's own statements return too.
+pub use duet_engine::Output;
+
+/// The session's query path, which a statement's `SELECT` takes: the audit log's view or the engine,
+/// under the session's limits and listed in `SHOW QUERIES`.
+pub trait QueryPath: Sync {
+    fn select<'a>(&'a self, select: &'a Select) -> QueryFuture<'a>;
 }
+
+/// A query's planning, as [`QueryPath::select`] returns it (boxed, so the path can be a `dyn`).
+pub type QueryFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Output, StatementError>> + Send + 'a>>;
 
 /// A new password checked and hashed on a blocking thread (argon2 takes tens of milliseconds of
 /// CPU by design).
@@ -45,25 +54,59 @@ pub fn session_context(access: &Access, zone_id: &str) -> duet_engine::SessionCo
     }
 }
 
-/// Runs one statement for the session's user, after checking what it needs (`authz`).
+/// Runs one statement for the session's user, after checking what it needs (`authz`). The match below
+/// is the one route of every statement, grouped by family, with no catch-all: a statement the parser
+/// gains does not compile until it is routed here (and given its needs in `authz::statement_needs`).
 pub async fn execute(
     instance: &Instance,
     access: &Access,
     zone_id: &str,
     statement: &Statement,
+    queries: &dyn QueryPath,
 ) -> Result<Output, StatementError> {
     authz::statement_needs(access, &instance.engine, statement)?;
     let user = access.user();
     let pipes = &instance.pipes;
-    if duet_engine::Engine::handles(statement) {
-        let ctx = session_context(access, zone_id);
-        return Ok(match instance.engine.execute(&ctx, statement).await? {
-            duet_engine::Output::Done => Output::Done,
-            duet_engine::Output::Table(t) => Output::Table(t),
-            duet_engine::Output::Stream(s) => Output::Stream(s),
-        });
-    }
     match statement {
+        // Queries: the session's query path.
+        Statement::Select(select) => queries.select(select).await,
+        // Schema, data, TTL, templates and FLUSH: the engine's.
+        Statement::CreateDatabase { .. }
+        | Statement::DropDatabase { .. }
+        | Statement::ShowDatabases { .. }
+        | Statement::CreateTimeseries { .. }
+        | Statement::CreateAlignedTimeseries { .. }
+        | Statement::ShowTimeseries { .. }
+        | Statement::ShowDevices { .. }
+        | Statement::CountTimeseries { .. }
+        | Statement::CountDevices { .. }
+        | Statement::CountTimeseriesByLevel { .. }
+        | Statement::CountDatabases { .. }
+        | Statement::CountNodes { .. }
+        | Statement::ShowChildPaths { .. }
+        | Statement::ShowChildNodes { .. }
+        | Statement::DeleteTimeseries { .. }
+        | Statement::Insert { .. }
+        | Statement::DeleteData { .. }
+        | Statement::Flush { .. }
+        | Statement::SetTtl { .. }
+        | Statement::UnsetTtl { .. }
+        | Statement::ShowTtl { .. }
+        | Statement::CreateTemplate { .. }
+        | Statement::ActivateTemplate { .. }
+        | Statement::SetTemplate { .. }
+        | Statement::UnsetTemplate { .. }
+        | Statement::DropTemplate { .. }
+        | Statement::AlterTemplateAdd { .. }
+        | Statement::DeactivateTemplate { .. }
+        | Statement::ShowTemplates
+        | Statement::ShowNodesInTemplate { .. }
+        | Statement::ShowPathsSetTemplate { .. }
+        | Statement::ShowPathsUsingTemplate { .. } => {
+            let ctx = session_context(access, zone_id);
+            Ok(instance.engine.execute(&ctx, statement).await?)
+        }
+        // Pipes: the runtime's manager.
         Statement::CreatePipe(stmt) => {
             pipes.create(stmt).await?;
             Ok(Output::Done)
@@ -92,6 +135,7 @@ pub async fn execute(
             show_pipes(instance, &filter)
         }
         Statement::ShowPipe { name } => show_pipes(instance, &ShowFilter::Named(name.clone())),
+        // Cluster information and running queries.
         Statement::ShowCluster { details } => Ok(Output::Table(show_cluster(instance, *details))),
         Statement::ShowClusterId => Ok(Output::Table(Table::text(
             &["ClusterId"],
@@ -126,6 +170,7 @@ pub async fn execute(
         }
         // Account changes are checked, logged for pipes that include `auth`, then applied to the
         // catalog (a failed log write changes nothing), under the schema-change lock.
+        // Users, roles and privileges: the catalog.
         Statement::CreateUser { name, password } => {
             // argon2 runs on a blocking thread, before the schema-change lock: a slow hash holds
             // back neither the async workers nor other schema changes.
@@ -253,11 +298,6 @@ pub async fn execute(
             instance.catalog.revoke(holder(grantee), &doomed)?;
             log_authority(instance, &[], std::slice::from_ref(grantee)).await
         }
-        // Data statements were handed to the engine above (`Engine::handles` is the one list).
-        _ => Err(StatementError::new(
-            StatusCode::InternalServerError,
-            "a data statement reached the wrong executor",
-        )),
     }
 }
 
