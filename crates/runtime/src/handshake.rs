@@ -14,7 +14,7 @@ use duet_proto::status::{self, StatusCode};
 use duet_proto::t::{TPipeTransferReq, TPipeTransferResp, TSStatus};
 
 use crate::config::SinkConfig;
-use crate::manager::ServerIdentity;
+use crate::identity::ServerIdentity;
 
 /// Connect plus handshake must finish within this (IoTDB's `pipeSinkHandshakeTimeoutMs`).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,26 +13,15 @@ use duet_parser::{AlterClause, AlterMode, AlterPipe, Attributes, CreatePipe};
 use duet_proto::types::Table;
 use duet_storage::LogRead;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::{self, SinkKind};
 use crate::filter::EntryFilter;
 use crate::handshake;
+use crate::identity::ServerIdentity;
 use crate::params::Parameters;
-use crate::task::{Desired, PipeStatus, PipeTask, StatusRef};
+use crate::task::{Desired, PipeHandle, PipeStatus, PipeTask, StatusRef};
 use crate::{PipeError, Result};
-
-/// What this instance tells peers about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerIdentity {
-    pub cluster_id: String,
-    pub timestamp_precision: String,
-    pub version: String,
-    /// The port of this instance's `/metrics` and dashboard listener, told to Duet peers in the
-    /// handshake so that each side's dashboard links to the other's.
-    pub metrics_port: Option<u16>,
-}
 
 /// The columns of `SHOW PIPES`, in IoTDB's order (pipe reference §3.1).
 pub const SHOW_PIPES_COLUMNS: [&str; 9] = [
@@ -46,37 +35,6 @@ pub const SHOW_PIPES_COLUMNS: [&str; 9] = [
     "RemainingEventCount",
     "EstimatedRemainingSeconds",
 ];
-
-/// Runs a pipe's task and, should it panic (a bug), makes that the pipe's visible state — an
-/// exception and STOPPED, in memory and in the catalog — instead of a silent end; the next server
-/// start runs the pipe again from its persisted position.
-async fn watch_task(task: PipeTask, name: String, status: StatusRef, catalog: Arc<Catalog>) {
-    let Err(e) = tokio::spawn(task.run()).await else {
-        return;
-    };
-    if !e.is_panic() {
-        return;
-    }
-    let message = format!(
-        "The pipe task stopped unexpectedly (a Duet bug; restart the server to run it again): {e}"
-    );
-    tracing::error!(pipe = %name, "{message}");
-    let at = chrono::Utc::now().timestamp_millis();
-    status
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .exception = Some((message.clone(), at));
-    let _ = tokio::task::spawn_blocking(move || {
-        let exception = duet_catalog::PipeException { message, at_ms: at };
-        if let Err(e) = catalog.set_pipe_exception(&name, Some(&exception)) {
-            warn!(pipe = %name, "cannot record the pipe exception: {e}");
-        }
-        if let Err(e) = catalog.set_pipe_state(&name, PipeState::Stopped, true) {
-            warn!(pipe = %name, "cannot mark the pipe stopped: {e}");
-        }
-    })
-    .await;
-}
 
 /// Entries `SHOW PIPES` reads at most to count a pipe's backlog exactly.
 const COUNT_CAP: usize = 20_000;
@@ -92,18 +50,6 @@ pub enum ShowFilter {
     Named(String),
     /// `SHOW PIPES WHERE SINK USED BY name`: pipes whose sink parameters equal that pipe's.
     SinkUsedBy(String),
-}
-
-/// The manager's handle on one running task.
-struct PipeHandle {
-    /// The operator's wish; the task watches it.
-    desired: watch::Sender<Desired>,
-    /// What the task publishes.
-    status: StatusRef,
-    /// The source filter, to count the backlog the way the task will send it.
-    filter: EntryFilter,
-    join: JoinHandle<()>,
-    metrics: Arc<crate::metrics::PipeMetrics>,
 }
 
 /// One pipe as `/metrics` and the dashboard report it.
@@ -250,22 +196,9 @@ impl PipeManager {
             pacer,
             metrics: metrics.clone(),
         };
-        let join = tokio::spawn(watch_task(
-            task,
-            record.name.clone(),
-            status.clone(),
-            self.catalog.clone(),
-        ));
-        let old = self.tasks().insert(
-            record.name.clone(),
-            PipeHandle {
-                desired: desired_tx,
-                status,
-                filter,
-                join,
-                metrics,
-            },
-        );
+        let old = self
+            .tasks()
+            .insert(record.name.clone(), task.spawn(desired_tx));
         if let Some(old) = old {
             old.desired.send_replace(Desired::Dropped);
         }

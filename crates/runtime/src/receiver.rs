@@ -20,7 +20,7 @@ use futures::future::join_all;
 
 use crate::file_receiver::FileReceiver;
 use crate::handshake::{self, pipe_status, PeerInfo, ReceiverState};
-use crate::manager::ServerIdentity;
+use crate::identity::ServerIdentity;
 use crate::slice::{self, SliceOutcome};
 use crate::transfer;
 

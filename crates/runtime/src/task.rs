@@ -21,12 +21,13 @@ use duet_proto::t::TPipeTransferReq;
 use duet_storage::{LogEntry, LogRead, Lsn};
 use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::{SinkConfig, SinkKind, SourceConfig};
 use crate::filter::EntryFilter;
 use crate::handshake::{self, SinkConnection, DUET_PROTOCOL_KEY};
-use crate::manager::ServerIdentity;
+use crate::identity::ServerIdentity;
 use crate::transfer;
 use duet_proto::pipe_compressed::{self as compress, Compressor};
 
@@ -144,7 +145,68 @@ fn lock(status: &StatusRef) -> std::sync::MutexGuard<'_, PipeStatus> {
     status.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The manager's handle on one running task, as [`PipeTask::spawn`] returns it.
+pub struct PipeHandle {
+    /// The operator's wish; the task watches it.
+    pub(crate) desired: watch::Sender<Desired>,
+    /// What the task publishes.
+    pub(crate) status: StatusRef,
+    /// The source filter, to count the backlog the way the task will send it.
+    pub(crate) filter: EntryFilter,
+    pub(crate) join: JoinHandle<()>,
+    pub(crate) metrics: Arc<crate::metrics::PipeMetrics>,
+}
+
+/// Runs a pipe's task and, should it panic (a bug), makes that the pipe's visible state — an
+/// exception and STOPPED, in memory and in the catalog — instead of a silent end; the next server
+/// start runs the pipe again from its persisted position.
+async fn watch_task(task: PipeTask, name: String, status: StatusRef, catalog: Arc<Catalog>) {
+    let Err(e) = tokio::spawn(task.run()).await else {
+        return;
+    };
+    if !e.is_panic() {
+        return;
+    }
+    let message = format!(
+        "The pipe task stopped unexpectedly (a Duet bug; restart the server to run it again): {e}"
+    );
+    tracing::error!(pipe = %name, "{message}");
+    let at = chrono::Utc::now().timestamp_millis();
+    status
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .exception = Some((message.clone(), at));
+    let _ = tokio::task::spawn_blocking(move || {
+        let exception = duet_catalog::PipeException { message, at_ms: at };
+        if let Err(e) = catalog.set_pipe_exception(&name, Some(&exception)) {
+            warn!(pipe = %name, "cannot record the pipe exception: {e}");
+        }
+        if let Err(e) = catalog.set_pipe_state(&name, PipeState::Stopped, true) {
+            warn!(pipe = %name, "cannot mark the pipe stopped: {e}");
+        }
+    })
+    .await;
+}
+
 impl PipeTask {
+    /// Starts the task, watched (see `watch_task`), and returns the manager's handle on it; `desired`
+    /// is the sending side of the task's `desired` watch.
+    pub fn spawn(self, desired: watch::Sender<Desired>) -> PipeHandle {
+        let status = self.status.clone();
+        let filter = self.filter.clone();
+        let metrics = self.metrics.clone();
+        let name = self.name.clone();
+        let catalog = self.catalog.clone();
+        let join = tokio::spawn(watch_task(self, name, status.clone(), catalog));
+        PipeHandle {
+            desired,
+            status,
+            filter,
+            join,
+            metrics,
+        }
+    }
+
     /// The task's loop; returns when the pipe is dropped.
     pub async fn run(mut self) {
         // An exception carried over from before a restart counts as a failure, so the first success
