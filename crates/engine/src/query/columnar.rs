@@ -196,7 +196,7 @@ fn scan_into(
         control.check()?;
         let mut chunk = engine
             .storage
-            .scan(&series.key, lo, end, CHUNK_POINTS, false)?;
+            .scan_values(&series.key, lo, end, CHUNK_POINTS)?;
         let (Some(&first), Some(&last)) = (chunk.times.first(), chunk.times.last()) else {
             break;
         };
@@ -260,7 +260,7 @@ pub(crate) fn aggregate_filtered(
             let mut chunk = if start <= hi {
                 engine
                     .storage
-                    .scan(&s.key, start, hi, CHUNK_POINTS, false)?
+                    .scan_values(&s.key, start, hi, CHUNK_POINTS)?
             } else {
                 SeriesChunk::empty()
             };
