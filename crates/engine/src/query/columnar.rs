@@ -485,7 +485,10 @@ fn compare_values(values: &ColumnValues, op: BinaryOp, c: &Val, n: usize) -> Opt
     fn mask<T: Copy + PartialOrd>(v: &[T], op: BinaryOp, c: T) -> Option<Vec<bool>> {
         Some(match op {
             BinaryOp::Eq => v.iter().map(|x| *x == c).collect(),
-            BinaryOp::NotEq => v.iter().map(|x| *x < c || *x > c).collect(),
+            BinaryOp::NotEq => v
+                .iter()
+                .map(|x| x.partial_cmp(&c).is_some_and(|o| o.is_ne()))
+                .collect(),
             BinaryOp::Lt => v.iter().map(|x| *x < c).collect(),
             BinaryOp::LtEq => v.iter().map(|x| *x <= c).collect(),
             BinaryOp::Gt => v.iter().map(|x| *x > c).collect(),
