@@ -128,6 +128,14 @@ async fn main() {
             format!("select count(*) from root.bench.d1 group by ([0, {end}), 1h)"),
         ),
         (
+            "avg+max_value of s0, group by 1h",
+            format!("select avg(s0), max_value(s0) from root.bench.d1 group by ([0, {end}), 1h)"),
+        ),
+        (
+            "count(s0) where s1 > 0.999",
+            "select count(s0) from root.bench.d1 where s1 > 0.999".to_string(),
+        ),
+        (
             "4 aggregates over 4 series",
             "select count(s0), avg(s1), max_value(s2), min_value(s3) from root.bench.d1"
                 .to_string(),

@@ -84,6 +84,10 @@ pub struct Config {
     /// `query_timeout_threshold`); a request's own positive `timeout` takes precedence; 0 means none.
     /// A query past it fails with status 720.
     pub query_timeout_threshold: u64,
+    /// Threads one aggregate query may scan its series with at once: 0 (the default) one per
+    /// processor, 1 serial (the scans of concurrent queries then never compete for cores), at most
+    /// `MAX_QUERY_SCAN_THREADS`. Applied at start-up (`duet_engine::query::set_scan_threads`).
+    pub query_scan_threads: usize,
 
     // Monitoring: Prometheus `/metrics` and the dashboard on an HTTP listener of their own.
     /// Whether the metrics listener runs at all.
@@ -167,6 +171,7 @@ impl Default for Config {
             pipe_receiver_max_file_bytes: duet_runtime::file_receiver::DEFAULT_MAX_FILE_BYTES,
             query_memory_bytes: 256 << 20,
             query_timeout_threshold: 60_000,
+            query_scan_threads: 0,
             metrics_enabled: true,
             metrics_address: None,
             metrics_port: 9091,
@@ -191,6 +196,10 @@ impl Default for Config {
         }
     }
 }
+
+/// The most threads `query_scan_threads` may ask for: far more than any machine's processors would
+/// only add idle threads, so a larger value is taken for a typo.
+pub const MAX_QUERY_SCAN_THREADS: usize = 1024;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -293,6 +302,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "query_memory_bytes must be at least 65536".into(),
             ));
+        }
+        if self.query_scan_threads > MAX_QUERY_SCAN_THREADS {
+            return Err(ConfigError::Invalid(format!(
+                "query_scan_threads must be 0 (one per processor) to {MAX_QUERY_SCAN_THREADS}, not {}",
+                self.query_scan_threads
+            )));
         }
         if let Some(address) = &self.metrics_address {
             if address.parse::<IpAddr>().is_err() && address != "localhost" {
@@ -414,6 +429,16 @@ mod tests {
         assert!(!config.metrics_enabled);
         assert_eq!(Config::default().metrics_bind_address(), "0.0.0.0");
         assert_eq!(Config::default().metrics_port, 9091);
+        std::fs::write(&path, "query_scan_threads = 1\n").unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config.query_scan_threads, 1);
+        assert!(config.validate().is_ok());
+        assert_eq!(Config::default().query_scan_threads, 0);
+        std::fs::write(&path, "query_scan_threads = -1\n").unwrap();
+        assert!(Config::from_file(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("query_scan_threads"));
         std::fs::write(&path, "rpc_prot = 1\n").unwrap();
         assert!(Config::from_file(&path)
             .unwrap_err()
@@ -474,6 +499,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("metrics_address"));
+        let threads = Config {
+            query_scan_threads: MAX_QUERY_SCAN_THREADS + 1,
+            ..Config::default()
+        };
+        assert!(threads
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("query_scan_threads"));
+        assert!(Config {
+            query_scan_threads: MAX_QUERY_SCAN_THREADS,
+            ..Config::default()
+        }
+        .validate()
+        .is_ok());
         assert!(!Config::default().is_loopback_only());
         assert!(Config {
             rpc_address: "127.0.0.1".into(),

@@ -144,6 +144,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
     };
     let storage = duet_storage::Storage::open(&config.data_dir.join("storage"), storage_options)?;
     fault_hooks::install(&storage);
+    // Process-wide: every query's scans share the setting.
+    duet_engine::query::set_scan_threads(config.query_scan_threads);
     let engine = duet_engine::Engine::open(
         catalog.clone(),
         storage.clone(),

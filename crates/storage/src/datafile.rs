@@ -248,6 +248,34 @@ impl DataFile {
         descending: bool,
         tombstones: &[RangeTombstone],
     ) -> Result<Option<Run>> {
+        self.read_with(series, start, end, limit, descending, tombstones, true)
+    }
+
+    /// `read` ascending without deletions for a caller that needs no versions (the file is the
+    /// scan's only source): the version columns are neither decoded nor copied, and the run's
+    /// `versions` is empty — unless the rows are not in strict time order (not written by this
+    /// crate), which are read again with them.
+    pub(crate) fn read_values(
+        &self,
+        series: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Option<Run>> {
+        self.read_with(series, start, end, limit, false, &[], false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_with(
+        &self,
+        series: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+        descending: bool,
+        tombstones: &[RangeTombstone],
+        versions: bool,
+    ) -> Result<Option<Run>> {
         let Some(range) = self.series_range(series) else {
             return Ok(None);
         };
@@ -273,9 +301,11 @@ impl DataFile {
             taken: 0,
             last: None,
             run: Run::empty(data_type),
+            versions,
+            needs_versions: false,
         };
         let (mut from, mut past) = (lo, hi);
-        while from < past && !take.done() {
+        while from < past && !take.done() && !take.needs_versions {
             let rows = if descending {
                 let rows = past.saturating_sub(window).max(from)..past;
                 past = rows.start;
@@ -289,6 +319,7 @@ impl DataFile {
                 data_type,
                 range.first_row + rows.start,
                 rows.end - rows.start,
+                versions,
             )?;
             if descending {
                 for batch in batches.iter().rev() {
@@ -301,11 +332,21 @@ impl DataFile {
             }
             window = window.saturating_mul(2);
         }
+        if take.needs_versions {
+            return self.read_with(series, start, end, limit, descending, tombstones, true);
+        }
         Ok(Some(take.run))
     }
 
     /// Reads `n` rows from `first` (absolute row numbers) of the time, version and value columns.
-    fn read_rows(&self, data_type: DataType, first: u64, n: u64) -> Result<Vec<RecordBatch>> {
+    /// Without `versions`, only the time and value columns.
+    fn read_rows(
+        &self,
+        data_type: DataType,
+        first: u64,
+        n: u64,
+        versions: bool,
+    ) -> Result<Vec<RecordBatch>> {
         let file = File::open(&self.abs_path)?;
         let footer = match self.footer.get() {
             Some(footer) => footer.clone(),
@@ -319,14 +360,14 @@ impl DataFile {
         };
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
         let arrow_schema = builder.schema().clone();
-        let wanted = [
-            COL_TIME,
-            COL_HLC,
-            COL_INSTANCE,
-            value_column(data_type.physical()),
-        ];
+        let value = value_column(data_type.physical());
+        let wanted: &[&str] = if versions {
+            &[COL_TIME, COL_HLC, COL_INSTANCE, value]
+        } else {
+            &[COL_TIME, value]
+        };
         let mut indices = Vec::with_capacity(wanted.len());
-        for name in wanted {
+        for name in wanted.iter().copied() {
             indices.push(
                 arrow_schema
                     .index_of(name)
@@ -353,6 +394,11 @@ impl DataFile {
     /// Adds the batch's rows that `take` still wants, walking it in scan order.
     fn append_batch(&self, batch: &RecordBatch, take: &mut Take<'_>) -> Result<()> {
         if self.append_block(batch, take)? {
+            return Ok(());
+        }
+        if !take.versions {
+            // The row-by-row path needs the versions this read left out: `read_with` starts over.
+            take.needs_versions = true;
             return Ok(());
         }
         let times = self.column::<Int64Array>(batch, COL_TIME)?;
@@ -448,8 +494,14 @@ impl DataFile {
         if values.slice(rows.start, n).null_count() > 0 {
             return Err(self.corrupt(format!("null value in {name} in batch rows {rows:?}")));
         }
-        let hlcs = self.column::<UInt64Array>(batch, COL_HLC)?.values();
-        let instances = self.column::<UInt64Array>(batch, COL_INSTANCE)?.values();
+        let (hlcs, instances): (&[u64], &[u64]) = if take.versions {
+            (
+                self.column::<UInt64Array>(batch, COL_HLC)?.values(),
+                self.column::<UInt64Array>(batch, COL_INSTANCE)?.values(),
+            )
+        } else {
+            (&[], &[])
+        };
         let run = &mut take.run;
         let time_rows = times.get(rows.clone()).unwrap_or_default();
         let versions = hlcs
@@ -535,6 +587,10 @@ struct Take<'a> {
     taken: usize,
     last: Option<i64>,
     run: Run,
+    /// Whether the run gets the points' versions (the version columns were read).
+    versions: bool,
+    /// Set when a read without versions met rows it cannot take without them.
+    needs_versions: bool,
 }
 
 impl Take<'_> {

@@ -162,6 +162,18 @@ impl SeriesBuffer {
     /// `extract` for a buffer with one point per timestamp in time order and no deletion to apply:
     /// the range's first (or last) `limit` points, copied as slices.
     fn copy_range(&self, start: i64, end: i64, limit: usize, descending: bool) -> Run {
+        self.copy_range_with(start, end, limit, descending, true)
+    }
+
+    /// `copy_range`, copying the points' versions only when `versions` says so.
+    fn copy_range_with(
+        &self,
+        start: i64,
+        end: i64,
+        limit: usize,
+        descending: bool,
+        versions: bool,
+    ) -> Run {
         let lo = self.times.partition_point(|t| *t < start);
         let hi = self.times.partition_point(|t| *t <= end).max(lo);
         let rows = if descending {
@@ -172,8 +184,10 @@ impl SeriesBuffer {
         let mut out = Run::empty(self.data_type);
         out.times
             .extend_from_slice(self.times.get(rows.clone()).unwrap_or_default());
-        out.versions
-            .extend_from_slice(self.versions.get(rows.clone()).unwrap_or_default());
+        if versions {
+            out.versions
+                .extend_from_slice(self.versions.get(rows.clone()).unwrap_or_default());
+        }
         run::extend_values(&mut out.values, &self.values, rows);
         if descending {
             out.reverse();
@@ -514,6 +528,40 @@ impl Memtable {
             .get(series)
             .map(|b| b.extract(start, end, limit, descending, tombstones))
             .filter(|r| r.len() > 0)
+    }
+
+    /// `extract` ascending without deletions for a caller that needs no versions (the only source
+    /// of a scan): a series in strict time order is copied without them; any other comes with them.
+    pub(crate) fn extract_values(
+        &self,
+        series: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Option<Run> {
+        self.series
+            .get(series)
+            .map(|b| {
+                if b.strictly_ordered {
+                    b.copy_range_with(start, end, limit, false, false)
+                } else {
+                    b.extract(start, end, limit, false, &[])
+                }
+            })
+            .filter(|r| r.len() > 0)
+    }
+
+    /// Whether the memtable may hold points of `series` in `[start, end]` (cheap: a series out
+    /// of time order is taken to).
+    pub(crate) fn may_hold(&self, series: &str, start: i64, end: i64) -> bool {
+        match self.series.get(series) {
+            None => false,
+            Some(b) if b.in_time_order => {
+                b.times.first().is_some_and(|first| *first <= end)
+                    && b.times.last().is_some_and(|last| start <= *last)
+            }
+            Some(_) => true,
+        }
     }
 
     /// The earliest and latest time of the series' points here (hidden points included), and

@@ -53,7 +53,7 @@ pub fn extreme_beats(candidate: f64, current: f64) -> bool {
 }
 
 /// What one pass over values in time order finds: the positions of the minimum, maximum and (numbers
-/// only) extreme value, and (numbers only) their sum and Welford's mean and sum of squared deviations.
+/// only) extreme value, and (numbers only) their sum, mean and sum of squared deviations from it.
 /// The rules are a query's, point by point: the first of equal values wins, and a NaN never
 /// replaces anything (so one first stays).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,45 +68,95 @@ pub struct Folded {
 
 /// Folds `values`; `number` converts a value to f64 for the numeric results (`None` for booleans,
 /// which get no extreme, sum or moments). `None` for no values.
-pub fn fold<T: Copy + PartialOrd>(
+///
+/// Scans of aggregates spend most of their time here, so the passes are written to vectorize
+/// (measured in crates/ARCHITECTURE.md, "Query execution"): the extremes by lanes of running minima
+/// and maxima, then their first positions; the extreme value is whichever of the minimum and maximum
+/// wins [`extreme_beats`]; the sum in time order (its rounding is the point-by-point one); the
+/// moments in two passes (the mean from the sum, then the squared deviations from it) rather than
+/// Welford's update with its division per value.
+pub fn fold<T: Copy + PartialOrd, F: Fn(T) -> f64>(
     values: &[T],
-    number: Option<&dyn Fn(T) -> f64>,
+    number: Option<F>,
 ) -> Option<Folded> {
     let first = *values.first()?;
-    let (mut min, mut max) = (first, first);
+    let (min, max) = min_max(first, values);
+    // The first of equal values wins; nothing equals a NaN, and a first NaN stays (nothing beats it).
+    let min_at = values.iter().position(|v| *v == min).unwrap_or(0);
+    let max_at = values.iter().position(|v| *v == max).unwrap_or(0);
     let mut f = Folded {
-        min: 0,
-        max: 0,
-        extreme: number.map(|_| 0),
+        min: min_at,
+        max: max_at,
+        extreme: None,
         sum: 0.0,
         mean: 0.0,
         m2: 0.0,
     };
-    for (i, v) in values.iter().copied().enumerate() {
-        if v < min {
-            min = v;
-            f.min = i;
-        }
-        if v > max {
-            max = v;
-            f.max = i;
+    let Some(to_f64) = number else {
+        return Some(f);
+    };
+    // Conversion to f64 keeps the order, so the value of largest magnitude is the minimum's or the
+    // maximum's; its first position is that of the first value converting to it.
+    let (low, high) = (to_f64(min), to_f64(max));
+    let extreme = if extreme_beats(low, high) { low } else { high };
+    f.extreme = Some(
+        values
+            .iter()
+            .position(|v| to_f64(*v) == extreme)
+            .unwrap_or(0),
+    );
+    let mut sum = 0.0;
+    for v in values {
+        sum += to_f64(*v);
+    }
+    f.sum = sum;
+    let mean = sum / values.len() as f64;
+    const LANES: usize = 4;
+    let mut squares = [0.0f64; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (square, v) in squares.iter_mut().zip(chunk) {
+            let d = to_f64(*v) - mean;
+            *square += d * d;
         }
     }
-    if let Some(to_f64) = number {
-        let mut extreme = to_f64(first);
-        for (i, v) in values.iter().copied().enumerate() {
-            let x = to_f64(v);
-            f.sum += x;
-            let delta = x - f.mean;
-            f.mean += delta / (i + 1) as f64;
-            f.m2 += delta * (x - f.mean);
-            if i > 0 && extreme_beats(x, extreme) {
-                extreme = x;
-                f.extreme = Some(i);
-            }
-        }
+    for v in rest {
+        let d = to_f64(*v) - mean;
+        squares[0] += d * d;
     }
+    f.mean = mean;
+    f.m2 = squares.iter().sum();
     Some(f)
+}
+
+/// The smallest and largest of `values` as the point-by-point rule finds them (a value replaces the
+/// running one only when strictly smaller or larger, so NaNs after the first value are passed
+/// over), kept in independent lanes so the loop vectorizes.
+fn min_max<T: Copy + PartialOrd>(first: T, values: &[T]) -> (T, T) {
+    const LANES: usize = 8;
+    let mut low = [first; LANES];
+    let mut high = [first; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for ((l, h), v) in low.iter_mut().zip(high.iter_mut()).zip(chunk) {
+            *l = if *v < *l { *v } else { *l };
+            *h = if *v > *h { *v } else { *h };
+        }
+    }
+    let (mut min, mut max) = (first, first);
+    for v in low.iter().chain(rest) {
+        if *v < min {
+            min = *v;
+        }
+    }
+    for v in high.iter().chain(rest) {
+        if *v > max {
+            max = *v;
+        }
+    }
+    (min, max)
 }
 
 /// The value at `row` as a [`StatValue`]; `None` for a text value or a row out of range.
@@ -138,7 +188,7 @@ pub fn summarize_rows(
     let times = times.get(rows.clone())?;
     let lo = rows.start;
     let folded = match values {
-        ColumnValues::Boolean(v) => fold(v.get(rows)?, None)?,
+        ColumnValues::Boolean(v) => fold(v.get(rows)?, None::<fn(bool) -> f64>)?,
         ColumnValues::Int32(v) => fold(v.get(rows)?, Some(&|x: i32| f64::from(x)))?,
         ColumnValues::Int64(v) => fold(v.get(rows)?, Some(&|x: i64| x as f64))?,
         ColumnValues::Float(v) => {
@@ -258,6 +308,129 @@ impl SeriesStats {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// The point-by-point fold `fold` replaced (Welford's update per value): `fold` must find the
+    /// same positions and the same sum, and moments equal but for rounding.
+    fn fold_point_by_point<T: Copy + PartialOrd>(
+        values: &[T],
+        number: Option<&dyn Fn(T) -> f64>,
+    ) -> Option<Folded> {
+        let first = *values.first()?;
+        let (mut min, mut max) = (first, first);
+        let mut f = Folded {
+            min: 0,
+            max: 0,
+            extreme: number.map(|_| 0),
+            sum: 0.0,
+            mean: 0.0,
+            m2: 0.0,
+        };
+        for (i, v) in values.iter().copied().enumerate() {
+            if v < min {
+                min = v;
+                f.min = i;
+            }
+            if v > max {
+                max = v;
+                f.max = i;
+            }
+        }
+        if let Some(to_f64) = number {
+            let mut extreme = to_f64(first);
+            for (i, v) in values.iter().copied().enumerate() {
+                let x = to_f64(v);
+                f.sum += x;
+                let delta = x - f.mean;
+                f.mean += delta / (i + 1) as f64;
+                f.m2 += delta * (x - f.mean);
+                if i > 0 && extreme_beats(x, extreme) {
+                    extreme = x;
+                    f.extreme = Some(i);
+                }
+            }
+        }
+        Some(f)
+    }
+
+    fn assert_same_fold<T: Copy + PartialOrd + std::fmt::Debug>(
+        values: &[T],
+        to_f64: impl Fn(T) -> f64 + Copy,
+    ) {
+        let fast = fold(values, Some(to_f64));
+        let slow = fold_point_by_point(values, Some(&to_f64));
+        let (Some(fast), Some(slow)) = (fast, slow) else {
+            assert_eq!(fast.is_none(), slow.is_none(), "{values:?}");
+            return;
+        };
+        assert_eq!(
+            (fast.min, fast.max, fast.extreme),
+            (slow.min, slow.max, slow.extreme),
+            "{values:?}"
+        );
+        assert_eq!(fast.sum.to_bits(), slow.sum.to_bits(), "{values:?}");
+        // Rounding errors scale with the values' magnitude (the mean) and its square (m2).
+        let scale = values
+            .iter()
+            .map(|v| to_f64(*v).abs())
+            .filter(|x| !x.is_nan())
+            .fold(1.0, f64::max);
+        let close = |a: f64, b: f64, scale: f64| {
+            (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-9 * scale
+        };
+        let n = values.len() as f64;
+        assert!(
+            close(fast.mean, slow.mean, scale),
+            "{values:?}: {fast:?} {slow:?}"
+        );
+        assert!(
+            close(fast.m2, slow.m2, scale * scale * n),
+            "{values:?}: {fast:?} {slow:?}"
+        );
+    }
+
+    #[test]
+    fn the_vectorized_fold_agrees_with_the_point_by_point_one() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut below = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for round in 0..2000 {
+            let len = 1 + below(if round % 10 == 0 { 300 } else { 40 }) as usize;
+            // Few distinct values, so ties (and ±0, ±x of equal magnitude) are common.
+            let doubles: Vec<f64> = (0..len)
+                .map(|_| match below(12) {
+                    0 if round % 3 == 0 => f64::NAN,
+                    1 => -0.0,
+                    2 => 0.0,
+                    k => (k as f64 - 7.0) * 1.5,
+                })
+                .collect();
+            assert_same_fold(&doubles, |x| x);
+            let floats: Vec<f32> = doubles.iter().map(|x| *x as f32).collect();
+            assert_same_fold(&floats, f64::from);
+            let ints: Vec<i32> = (0..len).map(|_| below(9) as i32 - 4).collect();
+            assert_same_fold(&ints, f64::from);
+            // Beyond 2^53 distinct integers convert to one f64: the extreme is the first of them.
+            let longs: Vec<i64> = (0..len)
+                .map(|_| match below(5) {
+                    0 => i64::MAX - below(3) as i64,
+                    1 => i64::MIN + below(3) as i64,
+                    k => k as i64,
+                })
+                .collect();
+            assert_same_fold(&longs, |x| x as f64);
+            let bools: Vec<bool> = (0..len).map(|_| below(2) == 1).collect();
+            assert_eq!(
+                fold(&bools, None::<fn(bool) -> f64>),
+                fold_point_by_point(&bools, None),
+                "{bools:?}"
+            );
+        }
+        assert_eq!(fold::<f64, fn(f64) -> f64>(&[], Some(|x| x)), None);
+    }
 
     #[test]
     fn summary_keeps_the_first_of_equal_extremes_and_the_positive_magnitude() {

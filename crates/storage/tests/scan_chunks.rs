@@ -177,6 +177,86 @@ fn chunked(
     out
 }
 
+/// Reads `[lo, hi]` with `scan_values` in chunks of `limit`, as an aggregate does: (time, value)
+/// pairs, and whether every chunk came without versions.
+fn chunked_values(storage: &Storage, lo: i64, hi: i64, limit: usize) -> (Vec<(i64, i64)>, bool) {
+    let mut lo = lo;
+    let (mut out, mut without_versions) = (Vec::new(), true);
+    loop {
+        let chunk = storage.scan_values(&series("s1"), lo, hi, limit).unwrap();
+        assert!(chunk.len() <= limit);
+        without_versions &= chunk.versions.is_empty();
+        let got = pairs(&chunk);
+        let Some(last) = got.last().map(|p| p.0) else {
+            break;
+        };
+        out.extend(got);
+        lo = last + 1;
+    }
+    (out, without_versions)
+}
+
+fn without_versions(points: &[(i64, Version, i64)]) -> Vec<(i64, i64)> {
+    points.iter().map(|(t, _, x)| (*t, *x)).collect()
+}
+
+#[tokio::test]
+async fn scans_for_values_leave_versions_out_only_where_one_source_holds_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let times: Vec<i64> = (0..20_000).map(|t| t * 2).collect();
+    common::write_local(&storage, insert_i64("s1", &times, &times)).await;
+    let all = scan_i64(&storage, "s1");
+    // The memtable alone, in time order.
+    assert_eq!(
+        chunked_values(&storage, i64::MIN, i64::MAX, 4096),
+        (all.clone(), true)
+    );
+    // One file alone.
+    storage.flush().await.unwrap();
+    assert_eq!(
+        chunked_values(&storage, i64::MIN, i64::MAX, 4096),
+        (all.clone(), true)
+    );
+    assert_eq!(
+        chunked_values(&storage, 1_001, 9_999, 700),
+        (scan_range(&all, 1_001, 9_999), true)
+    );
+    // A file and a memtable overwriting some of its points: merged, with versions.
+    let later: Vec<i64> = (10_000..10_100).collect();
+    let values: Vec<i64> = later.iter().map(|t| -t).collect();
+    common::write_local(&storage, insert_i64("s1", &later, &values)).await;
+    let merged = scan_i64(&storage, "s1");
+    assert_ne!(merged, all);
+    let (got, lone) = chunked_values(&storage, i64::MIN, i64::MAX, 4096);
+    assert_eq!(got, merged);
+    assert!(!lone);
+    // A range only the file holds is still read alone.
+    assert_eq!(
+        chunked_values(&storage, 0, 9_999, 4096),
+        (scan_range(&merged, 0, 9_999), true)
+    );
+    // A deletion: scanned as `scan` does.
+    common::write_local(&storage, delete(&series("s1"), 100, 300)).await;
+    let deleted = scan_i64(&storage, "s1");
+    assert_eq!(
+        chunked_values(&storage, i64::MIN, i64::MAX, 4096).0,
+        deleted
+    );
+    assert_eq!(
+        chunked_values(&storage, 0, 9_999, 1000).0,
+        scan_range(&deleted, 0, 9_999)
+    );
+}
+
+fn scan_range(points: &[(i64, i64)], lo: i64, hi: i64) -> Vec<(i64, i64)> {
+    points
+        .iter()
+        .filter(|p| lo <= p.0 && p.0 <= hi)
+        .copied()
+        .collect()
+}
+
 #[tokio::test]
 async fn limited_chunked_scans_agree_with_one_unlimited_scan() {
     for seed in [1u64, 0x9e37_79b9] {
@@ -229,6 +309,11 @@ async fn limited_chunked_scans_agree_with_one_unlimited_scan() {
                 "seed {seed} limit {limit} asc"
             );
             assert!(
+                chunked_values(&storage, i64::MIN, i64::MAX, limit).0
+                    == without_versions(&expected),
+                "seed {seed} limit {limit} values"
+            );
+            assert!(
                 chunked(&storage, i64::MIN, i64::MAX, limit, true) == reversed,
                 "seed {seed} limit {limit} desc"
             );
@@ -246,6 +331,10 @@ async fn limited_chunked_scans_agree_with_one_unlimited_scan() {
             assert!(
                 chunked(&storage, lo, hi, limit, false) == want,
                 "seed {seed} [{lo}, {hi}] limit {limit} asc"
+            );
+            assert!(
+                chunked_values(&storage, lo, hi, limit).0 == without_versions(&want),
+                "seed {seed} [{lo}, {hi}] limit {limit} values"
             );
             let want: Vec<_> = want.into_iter().rev().collect();
             assert!(
@@ -285,6 +374,10 @@ async fn limited_chunked_scans_agree_with_one_unlimited_scan() {
                 .unwrap(),
         );
         assert!(all == expected, "seed {seed}: after compaction");
+        assert!(
+            chunked_values(&storage, i64::MIN, i64::MAX, 1000).0 == without_versions(&expected),
+            "seed {seed}: after compaction, one file"
+        );
         assert!(
             chunked(&storage, i64::MIN, i64::MAX, 1000, true) == reversed,
             "seed {seed}: after compaction"

@@ -254,7 +254,9 @@ impl Acc {
         };
         let (lo, n) = (range.start, range.len());
         let folded = match &column.values {
-            ColumnValues::Boolean(v) => v.get(range.clone()).and_then(|v| fold(v, None)),
+            ColumnValues::Boolean(v) => v
+                .get(range.clone())
+                .and_then(|v| fold(v, None::<fn(bool) -> f64>)),
             ColumnValues::Int32(v) => v
                 .get(range.clone())
                 .and_then(|v| fold(v, Some(&|x: i32| f64::from(x)))),

@@ -196,7 +196,7 @@ fn scan_into(
         control.check()?;
         let mut chunk = engine
             .storage
-            .scan(&series.key, lo, end, CHUNK_POINTS, false)?;
+            .scan_values(&series.key, lo, end, CHUNK_POINTS)?;
         let (Some(&first), Some(&last)) = (chunk.times.first(), chunk.times.last()) else {
             break;
         };
@@ -260,7 +260,7 @@ pub(crate) fn aggregate_filtered(
             let mut chunk = if start <= hi {
                 engine
                     .storage
-                    .scan(&s.key, start, hi, CHUNK_POINTS, false)?
+                    .scan_values(&s.key, start, hi, CHUNK_POINTS)?
             } else {
                 SeriesChunk::empty()
             };
@@ -286,11 +286,7 @@ pub(crate) fn aggregate_filtered(
             None => rows.eval(predicate, &chunks),
         };
         for (output, chunk) in chunks.iter().enumerate().take(n_outputs) {
-            let picked: Vec<usize> = rows
-                .positions(output)
-                .zip(&mask)
-                .filter_map(|(p, keep)| p.filter(|_| *keep))
-                .collect();
+            let picked = rows.picked(output, &mask);
             let (Some(first), Some(last)) = (picked.first(), picked.last()) else {
                 continue;
             };
@@ -326,8 +322,10 @@ pub(crate) fn aggregate_filtered(
 /// series' point of a row is in its chunk.
 struct Rows {
     times: Vec<i64>,
-    /// Per series, per row: the point's index in the series' chunk, or `NONE`.
-    at: Vec<Vec<usize>>,
+    /// Per series, per row: the point's index in the series' chunk, or `NONE`; `None` when the
+    /// series has a point at every row, its row's (the common case: series written together),
+    /// so masks over it are typed loops over its values.
+    at: Vec<Option<Vec<usize>>>,
 }
 
 const NONE: usize = usize::MAX;
@@ -356,33 +354,53 @@ impl Rows {
             .iter()
             .map(|p| {
                 if *p == times.as_slice() {
-                    return (0..times.len()).collect();
+                    return None;
                 }
                 let mut j = 0;
-                times
-                    .iter()
-                    .map(|t| {
-                        if p.get(j) == Some(t) {
-                            j += 1;
-                            j - 1
-                        } else {
-                            NONE
-                        }
-                    })
-                    .collect()
+                Some(
+                    times
+                        .iter()
+                        .map(|t| {
+                            if p.get(j) == Some(t) {
+                                j += 1;
+                                j - 1
+                            } else {
+                                NONE
+                            }
+                        })
+                        .collect(),
+                )
             })
             .collect();
         Rows { times, at }
     }
 
-    /// Where series `i`'s point of each row is in its chunk, `None` where it has none.
-    fn positions(&self, i: usize) -> impl Iterator<Item = Option<usize>> + '_ {
-        self.at
-            .get(i)
-            .map(|v| v.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .map(|p| (*p != NONE).then_some(*p))
+    /// The positions in series `i`'s chunk of its points at the rows `mask` keeps, in order.
+    fn picked(&self, i: usize, mask: &[bool]) -> Vec<usize> {
+        match self.at.get(i) {
+            Some(Some(at)) => at
+                .iter()
+                .zip(mask)
+                .filter(|(p, keep)| **keep && **p != NONE)
+                .map(|(p, _)| *p)
+                .collect(),
+            Some(None) => mask
+                .iter()
+                .take(self.times.len())
+                .enumerate()
+                .filter(|(_, keep)| **keep)
+                .map(|(r, _)| r)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Series `i`'s point of row `r`.
+    fn position(&self, i: usize, r: usize) -> Option<usize> {
+        match self.at.get(i)? {
+            Some(at) => at.get(r).copied().filter(|p| *p != NONE),
+            None => (r < self.times.len()).then_some(r),
+        }
     }
 
     /// The predicate row by row.
@@ -392,9 +410,9 @@ impl Rows {
             .map(|r| {
                 row.clear();
                 for (i, chunk) in chunks.iter().enumerate() {
-                    row.push(match self.at.get(i).and_then(|a| a.get(r)) {
-                        Some(p) if *p != NONE => cell(&chunk.values, *p),
-                        _ => Val::Null,
+                    row.push(match self.position(i, r) {
+                        Some(p) => cell(&chunk.values, p),
+                        None => Val::Null,
                     });
                 }
                 let time = self.times.get(r).copied().unwrap_or(0);
@@ -442,9 +460,61 @@ fn typed_mask(predicate: &Bound, rows: &Rows, chunks: &[SeriesChunk]) -> Option<
         }
         (Bound::Series(i), _, Bound::Const(c)) => {
             let chunk = chunks.get(*i)?;
-            let at = rows.at.get(*i)?;
-            let cmp = value_comparator(&chunk.values.values, c)?;
-            Some(at.iter().map(|p| *p != NONE && holds(cmp(*p))).collect())
+            match rows.at.get(*i)? {
+                // A point at every row: one typed loop over the values.
+                None => {
+                    let n = rows.times.len();
+                    let mask = compare_values(&chunk.values.values, *op, c, n)?;
+                    (mask.len() == n).then_some(mask)
+                }
+                Some(at) => {
+                    let cmp = value_comparator(&chunk.values.values, c)?;
+                    Some(at.iter().map(|p| *p != NONE && holds(cmp(*p))).collect())
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `values[..n] op c` per row, as `value_comparator` orders a value against the constant (a NaN
+/// compares as nothing, so every comparison with it is false, `!=` included), in loops the compiler
+/// vectorizes; `None` for pairs `value_comparator` leaves to the row evaluator, for an operator that
+/// is not a comparison, or when there are fewer than `n` values.
+fn compare_values(values: &ColumnValues, op: BinaryOp, c: &Val, n: usize) -> Option<Vec<bool>> {
+    fn mask<T: Copy + PartialOrd>(v: &[T], op: BinaryOp, c: T) -> Option<Vec<bool>> {
+        Some(match op {
+            BinaryOp::Eq => v.iter().map(|x| *x == c).collect(),
+            BinaryOp::NotEq => v
+                .iter()
+                .map(|x| x.partial_cmp(&c).is_some_and(|o| o.is_ne()))
+                .collect(),
+            BinaryOp::Lt => v.iter().map(|x| *x < c).collect(),
+            BinaryOp::LtEq => v.iter().map(|x| *x <= c).collect(),
+            BinaryOp::Gt => v.iter().map(|x| *x > c).collect(),
+            BinaryOp::GtEq => v.iter().map(|x| *x >= c).collect(),
+            _ => return None,
+        })
+    }
+    fn widened<T: Copy>(v: &[T], to: impl Fn(T) -> f64) -> Vec<f64> {
+        v.iter().map(|x| to(*x)).collect()
+    }
+    match (values, c) {
+        (ColumnValues::Int32(v), Val::Int(c)) => {
+            let v: Vec<i64> = v.get(..n)?.iter().map(|x| i64::from(*x)).collect();
+            mask(&v, op, *c)
+        }
+        (ColumnValues::Int64(v), Val::Int(c)) => mask(v.get(..n)?, op, *c),
+        (ColumnValues::Boolean(v), Val::Bool(c)) => mask(v.get(..n)?, op, *c),
+        (_, Val::Int(_) | Val::Float(_)) => {
+            let c = c.as_f64()?;
+            match values {
+                ColumnValues::Int32(v) => mask(&widened(v.get(..n)?, f64::from), op, c),
+                ColumnValues::Int64(v) => mask(&widened(v.get(..n)?, |x| x as f64), op, c),
+                ColumnValues::Float(v) => mask(&widened(v.get(..n)?, f64::from), op, c),
+                ColumnValues::Double(v) => mask(v.get(..n)?, op, c),
+                _ => None,
+            }
         }
         _ => None,
     }
@@ -567,6 +637,117 @@ pub(crate) fn chunk_bytes(points: usize, data_type: DataType) -> usize {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    fn chunk(times: Vec<i64>, values: ColumnValues) -> SeriesChunk {
+        let data_type = match &values {
+            ColumnValues::Boolean(_) => DataType::Boolean,
+            ColumnValues::Int32(_) => DataType::Int32,
+            ColumnValues::Int64(_) => DataType::Int64,
+            ColumnValues::Float(_) => DataType::Float,
+            ColumnValues::Double(_) => DataType::Double,
+            ColumnValues::Binary(_) => DataType::Text,
+        };
+        SeriesChunk {
+            data_type: Some(data_type),
+            times,
+            values: Column {
+                data_type,
+                nulls: None,
+                values,
+            },
+            versions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn typed_masks_agree_with_the_row_evaluator_for_shared_and_separate_times() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut below = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let ops = [
+            BinaryOp::Eq,
+            BinaryOp::NotEq,
+            BinaryOp::Lt,
+            BinaryOp::LtEq,
+            BinaryOp::Gt,
+            BinaryOp::GtEq,
+        ];
+        let mut typed = 0;
+        for round in 0..400 {
+            let n = 1 + below(60) as usize;
+            let shared: Vec<i64> = (0..n as i64).map(|t| t * 3).collect();
+            // Half the rounds the series share their times (the loop over values), the others
+            // not (positions through the rows' index).
+            let times = |below: &mut dyn FnMut(u64) -> u64| -> Vec<i64> {
+                if round % 2 == 0 {
+                    shared.clone()
+                } else {
+                    shared.iter().copied().filter(|_| below(4) != 0).collect()
+                }
+            };
+            let t0 = times(&mut below);
+            let t1 = times(&mut below);
+            let t2 = times(&mut below);
+            let t3 = times(&mut below);
+            let doubles: Vec<f64> = t0
+                .iter()
+                .map(|_| match below(8) {
+                    0 => f64::NAN,
+                    1 => -0.0,
+                    k => k as f64 / 2.0 - 2.0,
+                })
+                .collect();
+            let ints: Vec<i32> = t1.iter().map(|_| below(7) as i32 - 3).collect();
+            let longs: Vec<i64> = t2.iter().map(|_| below(7) as i64 - 3).collect();
+            let bools: Vec<bool> = t3.iter().map(|_| below(2) == 1).collect();
+            let chunks = vec![
+                chunk(t0, ColumnValues::Double(doubles)),
+                chunk(t1, ColumnValues::Int32(ints)),
+                chunk(t2, ColumnValues::Int64(longs)),
+                chunk(t3, ColumnValues::Boolean(bools)),
+            ];
+            let rows = Rows::align(&chunks, i64::MAX);
+            for series in 0..4 {
+                for op in ops {
+                    let constants = match series {
+                        3 => vec![Val::Bool(true), Val::Bool(false)],
+                        _ => vec![
+                            Val::Int(below(5) as i64 - 2),
+                            Val::Float(0.5),
+                            Val::Float(-0.0),
+                        ],
+                    };
+                    for c in constants {
+                        let predicate = Bound::Binary(
+                            Box::new(Bound::Series(series)),
+                            op,
+                            Box::new(Bound::Const(c.clone())),
+                        );
+                        let want = rows.eval(&predicate, &chunks);
+                        if let Some(mask) = typed_mask(&predicate, &rows, &chunks) {
+                            typed += 1;
+                            assert_eq!(mask, want, "round {round}: series {series} {op:?} {c:?}");
+                        }
+                    }
+                }
+            }
+            let picked = |i: usize, mask: &[bool]| -> Vec<usize> {
+                (0..rows.times.len())
+                    .filter(|r| mask.get(*r) == Some(&true))
+                    .filter_map(|r| rows.position(i, r))
+                    .collect()
+            };
+            let mask: Vec<bool> = (0..rows.times.len()).map(|_| below(2) == 0).collect();
+            for i in 0..4 {
+                assert_eq!(rows.picked(i, &mask), picked(i, &mask), "round {round}");
+            }
+        }
+        assert!(typed > 10_000, "{typed} typed masks");
+    }
 
     #[test]
     fn the_windows_touching_a_span_are_found_by_both_bounds() {

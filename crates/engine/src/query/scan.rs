@@ -158,9 +158,12 @@ impl SeriesCursor {
             }
             self.control.check()?;
             let limit = self.chunk_points;
-            let mut chunk = engine
-                .storage
-                .scan(&self.series, lo, hi, limit, self.descending)?;
+            // Rows need no versions: an ascending read of a lone source leaves them out.
+            let mut chunk = if self.descending {
+                engine.storage.scan(&self.series, lo, hi, limit, true)?
+            } else {
+                engine.storage.scan_values(&self.series, lo, hi, limit)?
+            };
             if chunk.values.data_type.physical() == self.data_type.physical() {
                 chunk.values.data_type = self.data_type;
             }
