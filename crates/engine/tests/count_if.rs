@@ -5,38 +5,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
-use duet_catalog::{Catalog, ImmutableSettings};
-use duet_engine::{Engine, EngineError, Output, SessionContext};
+use duet_engine::{Engine, EngineError, Output};
 use duet_proto::types::DataType;
-use duet_storage::{Storage, StorageOptions};
 
 struct Db {
     _dir: tempfile::TempDir,
     engine: Arc<Engine>,
 }
 
-fn ctx() -> SessionContext {
-    SessionContext {
-        zone_id: "UTC".into(),
-        ..Default::default()
-    }
-}
-
 /// IoTDB's data set: two devices, d2 without points at times 3 to 8.
 async fn open() -> Db {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(
-        &dir.path().join("catalog"),
-        &ImmutableSettings {
-            timestamp_precision: "ms".into(),
-            cluster_id: None,
-        },
-    )
-    .unwrap();
-    let storage = Storage::open(&dir.path().join("storage"), StorageOptions::default()).unwrap();
-    let engine = Engine::open(Arc::new(catalog), storage, "ms").unwrap();
+    let (_, engine) = common::open_engine(dir.path(), 0);
     let db = Db { _dir: dir, engine };
     for sql in [
         "CREATE TIMESERIES root.db.d1.s1 INT32",
@@ -60,8 +44,7 @@ struct Answer {
 
 impl Db {
     async fn execute(&self, sql: &str) -> Result<Output, EngineError> {
-        let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
-        self.engine.execute(&ctx(), &statement).await
+        common::try_execute(&self.engine, sql).await
     }
 
     async fn query(&self, sql: &str) -> Answer {

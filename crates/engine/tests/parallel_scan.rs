@@ -4,26 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
-use duet_catalog::{Catalog, ImmutableSettings};
-use duet_engine::{query, Engine, Output, SessionContext};
-use duet_storage::{Storage, StorageOptions};
-
-async fn exec(engine: &Arc<Engine>, sql: &str) -> Output {
-    let ctx = SessionContext {
-        zone_id: "UTC".into(),
-        ..Default::default()
-    };
-    let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
-    engine
-        .execute(&ctx, &statement)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
+use duet_engine::{query, Engine, Output};
 
 async fn rows(engine: &Arc<Engine>, sql: &str) -> Vec<String> {
-    let Output::Stream(mut s) = exec(engine, sql).await else {
+    let Output::Stream(mut s) = common::execute(engine, sql).await else {
         panic!("{sql}: not a stream");
     };
     let mut out = Vec::new();
@@ -39,23 +27,14 @@ async fn rows(engine: &Arc<Engine>, sql: &str) -> Vec<String> {
 #[tokio::test]
 async fn parallel_scans_answer_what_serial_scans_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(
-        &dir.path().join("catalog"),
-        &ImmutableSettings {
-            timestamp_precision: "ms".into(),
-            cluster_id: None,
-        },
-    )
-    .unwrap();
-    let storage = Storage::open(&dir.path().join("storage"), StorageOptions::default()).unwrap();
-    let engine = Engine::open(Arc::new(catalog), storage, "ms").unwrap();
+    let (_, engine) = common::open_engine(dir.path(), 0);
     // Enough points per series (40,000) that each series' scan is a task of its own.
     for d in 0..6 {
         for batch in 0..8 {
             let values: Vec<String> = (batch * 5000..(batch + 1) * 5000)
                 .map(|t| format!("({}, {}, {})", t * 2 + d, (t * 31 + d) % 97, t % 5 == 0))
                 .collect();
-            exec(
+            common::execute(
                 &engine,
                 &format!(
                     "INSERT INTO root.p.d{d}(time, v, b) VALUES {}",
@@ -65,15 +44,15 @@ async fn parallel_scans_answer_what_serial_scans_answer() {
             .await;
         }
         if d % 2 == 0 {
-            exec(&engine, "FLUSH").await;
+            common::execute(&engine, "FLUSH").await;
         }
     }
-    exec(
+    common::execute(
         &engine,
         "INSERT INTO root.p.d1(time, v) VALUES (7, 500), (3, -1)",
     )
     .await;
-    exec(
+    common::execute(
         &engine,
         "DELETE FROM root.p.d2.v WHERE time >= 10000 and time <= 25000",
     )
