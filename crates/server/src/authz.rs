@@ -419,6 +419,25 @@ pub fn statement_needs(
     }
 }
 
+/// A multi-device write request's devices, each with its measurements.
+fn device_measurements<'a>(
+    devices: &'a [String],
+    measurements: &'a [Vec<String>],
+) -> impl Iterator<Item = (&'a str, &'a [String])> {
+    devices
+        .iter()
+        .zip(measurements)
+        .map(|(d, m)| (d.as_str(), m.as_slice()))
+}
+
+/// A one-device request's rows, each with its measurements.
+fn one_device_measurements<'a>(
+    device: &'a str,
+    measurements: &'a [Vec<String>],
+) -> impl Iterator<Item = (&'a str, &'a [String])> {
+    measurements.iter().map(move |m| (device, m.as_slice()))
+}
+
 /// What one RPC needs before it runs (the SQL ones go through [`statement_needs`], the query ones
 /// run under the read scope). `Ok` for what needs nothing.
 pub fn rpc_needs(
@@ -441,10 +460,7 @@ pub fn rpc_needs(
         Request::InsertTablets(r) => check_writes(
             access,
             engine,
-            r.prefix_paths
-                .iter()
-                .zip(&r.measurements_list)
-                .map(|(d, m)| (d.as_str(), m.as_slice())),
+            device_measurements(&r.prefix_paths, &r.measurements_list),
         ),
         Request::InsertRecord(r) => check_writes(
             access,
@@ -459,32 +475,22 @@ pub fn rpc_needs(
         Request::InsertRecords(r) => check_writes(
             access,
             engine,
-            r.prefix_paths
-                .iter()
-                .zip(&r.measurements_list)
-                .map(|(d, m)| (d.as_str(), m.as_slice())),
+            device_measurements(&r.prefix_paths, &r.measurements_list),
         ),
         Request::InsertStringRecords(r) => check_writes(
             access,
             engine,
-            r.prefix_paths
-                .iter()
-                .zip(&r.measurements_list)
-                .map(|(d, m)| (d.as_str(), m.as_slice())),
+            device_measurements(&r.prefix_paths, &r.measurements_list),
         ),
         Request::InsertRecordsOfOneDevice(r) => check_writes(
             access,
             engine,
-            r.measurements_list
-                .iter()
-                .map(|m| (r.prefix_path.as_str(), m.as_slice())),
+            one_device_measurements(&r.prefix_path, &r.measurements_list),
         ),
         Request::InsertStringRecordsOfOneDevice(r) => check_writes(
             access,
             engine,
-            r.measurements_list
-                .iter()
-                .map(|m| (r.prefix_path.as_str(), m.as_slice())),
+            one_device_measurements(&r.prefix_path, &r.measurements_list),
         ),
         Request::DeleteData(r) => access.require_on(P::WriteData, &paths(&r.paths)),
         Request::SetStorageGroup { .. } | Request::DeleteStorageGroups { .. } => {
