@@ -3,6 +3,7 @@
 //! parallel_scans`. Loads ROWS [2000000] rows of COLUMNS [10] DOUBLE series, one row per second, into
 //! an engine over a temporary directory; runs each query REPEATS [5] times per mode, alternating the
 //! modes, with the data in the memtable and again after FLUSH; prints medians and min–max in ms.
+//! ONLY=<text> keeps the queries whose name contains the text.
 
 #![allow(
     clippy::unwrap_used,
@@ -141,11 +142,16 @@ async fn main() {
                 .to_string(),
         ),
     ];
+    // ONLY=<text> runs only the queries whose name contains it (for a profiler).
+    let only = std::env::var("ONLY").unwrap_or_default();
     for place in ["memtable", "flushed"] {
         if place == "flushed" {
             run(&engine, "flush").await;
         }
-        for (name, sql) in &queries {
+        for (name, sql) in queries
+            .iter()
+            .filter(|(name, _)| name.contains(only.as_str()))
+        {
             let (mut serial, mut parallel) = (Vec::new(), Vec::new());
             // Once each to warm caches, then alternately, so both modes see the same machine load.
             for threads in [1, 0] {

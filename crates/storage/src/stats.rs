@@ -79,37 +79,101 @@ pub fn fold<T: Copy + PartialOrd, F: Fn(T) -> f64>(
     values: &[T],
     number: Option<F>,
 ) -> Option<Folded> {
+    fold_for(values, number, FoldNeeds::ALL)
+}
+
+/// Which of [`fold`]'s results a caller reads: the passes of the others are skipped (a query that
+/// asks for `avg` and `max_value` needs neither the minimum's position nor the moments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldNeeds {
+    /// The positions of the minimum, the maximum and the extreme value.
+    pub extremes: bool,
+    /// The sum.
+    pub sum: bool,
+    /// The mean and the sum of squared deviations (the sum with them).
+    pub moments: bool,
+}
+
+/// Everything, for a caller that does not say.
+impl Default for FoldNeeds {
+    fn default() -> FoldNeeds {
+        FoldNeeds::ALL
+    }
+}
+
+impl FoldNeeds {
+    pub const ALL: FoldNeeds = FoldNeeds {
+        extremes: true,
+        sum: true,
+        moments: true,
+    };
+    pub const NONE: FoldNeeds = FoldNeeds {
+        extremes: false,
+        sum: false,
+        moments: false,
+    };
+
+    /// What either needs.
+    pub fn union(self, other: FoldNeeds) -> FoldNeeds {
+        FoldNeeds {
+            extremes: self.extremes || other.extremes,
+            sum: self.sum || other.sum,
+            moments: self.moments || other.moments,
+        }
+    }
+}
+
+/// [`fold`] computing only what `needs` asks for; the results not asked for are 0 (positions and
+/// numbers alike) and must not be read.
+pub fn fold_for<T: Copy + PartialOrd, F: Fn(T) -> f64>(
+    values: &[T],
+    number: Option<F>,
+    needs: FoldNeeds,
+) -> Option<Folded> {
     let first = *values.first()?;
-    let (min, max) = min_max(first, values);
-    // The first of equal values wins; nothing equals a NaN, and a first NaN stays (nothing beats it).
-    let min_at = values.iter().position(|v| *v == min).unwrap_or(0);
-    let max_at = values.iter().position(|v| *v == max).unwrap_or(0);
     let mut f = Folded {
-        min: min_at,
-        max: max_at,
+        min: 0,
+        max: 0,
         extreme: None,
         sum: 0.0,
         mean: 0.0,
         m2: 0.0,
     };
+    let mut extremes = None;
+    if needs.extremes {
+        let (min, max) = min_max(first, values);
+        // The first of equal values wins; nothing equals a NaN, and a first NaN stays (nothing
+        // beats it).
+        f.min = values.iter().position(|v| *v == min).unwrap_or(0);
+        f.max = values.iter().position(|v| *v == max).unwrap_or(0);
+        extremes = Some((min, max));
+    }
     let Some(to_f64) = number else {
         return Some(f);
     };
-    // Conversion to f64 keeps the order, so the value of largest magnitude is the minimum's or the
-    // maximum's; its first position is that of the first value converting to it.
-    let (low, high) = (to_f64(min), to_f64(max));
-    let extreme = if extreme_beats(low, high) { low } else { high };
-    f.extreme = Some(
-        values
-            .iter()
-            .position(|v| to_f64(*v) == extreme)
-            .unwrap_or(0),
-    );
+    if let Some((min, max)) = extremes {
+        // Conversion to f64 keeps the order, so the value of largest magnitude is the minimum's
+        // or the maximum's; its first position is that of the first value converting to it.
+        let (low, high) = (to_f64(min), to_f64(max));
+        let extreme = if extreme_beats(low, high) { low } else { high };
+        f.extreme = Some(
+            values
+                .iter()
+                .position(|v| to_f64(*v) == extreme)
+                .unwrap_or(0),
+        );
+    }
+    if !needs.sum && !needs.moments {
+        return Some(f);
+    }
     let mut sum = 0.0;
     for v in values {
         sum += to_f64(*v);
     }
     f.sum = sum;
+    if !needs.moments {
+        return Some(f);
+    }
     let mean = sum / values.len() as f64;
     const LANES: usize = 4;
     let mut squares = [0.0f64; LANES];
@@ -430,6 +494,40 @@ mod tests {
             );
         }
         assert_eq!(fold::<f64, fn(f64) -> f64>(&[], Some(|x| x)), None);
+    }
+
+    #[test]
+    fn a_fold_for_some_results_gives_those_as_the_whole_fold_does() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1013) as f64 / 7.0 - 70.0)
+            .collect();
+        let all = fold(&values, Some(|x| x)).unwrap();
+        let needs = |extremes, sum, moments| FoldNeeds {
+            extremes,
+            sum,
+            moments,
+        };
+        let only_extremes = fold_for(&values, Some(|x| x), needs(true, false, false)).unwrap();
+        assert_eq!(
+            (only_extremes.min, only_extremes.max, only_extremes.extreme),
+            (all.min, all.max, all.extreme)
+        );
+        assert_eq!(only_extremes.sum, 0.0, "the sum was not asked for");
+        let only_sum = fold_for(&values, Some(|x| x), needs(false, true, false)).unwrap();
+        assert_eq!(only_sum.sum, all.sum);
+        assert_eq!((only_sum.extreme, only_sum.m2), (None, 0.0));
+        let moments = fold_for(&values, Some(|x| x), needs(false, false, true)).unwrap();
+        assert_eq!(
+            (moments.sum, moments.mean, moments.m2),
+            (all.sum, all.mean, all.m2)
+        );
+        assert_eq!(fold_for(&values, Some(|x| x), FoldNeeds::ALL), Some(all));
+        assert_eq!(
+            FoldNeeds::NONE
+                .union(needs(true, false, false))
+                .union(needs(false, false, true)),
+            needs(true, false, true)
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod flusher;
 mod hooks;
 mod log_writer;
 mod recovery;
+mod sources;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -483,9 +484,10 @@ impl Storage {
     }
 
     /// [`Storage::scan`] ascending, for a caller that reads only times and values (an aggregate's
-    /// fold): when one source (a memtable or a file) holds the range's points and no deletion of
-    /// the series is recorded, the chunk comes without versions (`versions` is empty), which are
-    /// then neither decoded from the file nor copied from the memtable, and nothing is merged.
+    /// fold): when the sources (memtables, files) holding the range's points cover disjoint spans of
+    /// time and no deletion of the series is recorded, they are read one after another in time order
+    /// (see `sources`), and the chunk comes without versions (`versions` is empty, unless one file
+    /// alone answered and needed them): versions are neither decoded nor copied, nothing is merged.
     /// Otherwise it is `scan`'s answer.
     pub fn scan_values(
         &self,
@@ -497,38 +499,14 @@ impl Storage {
         if start > end || limit == 0 {
             return Ok(SeriesChunk::empty());
         }
-        let file = {
-            let tree = read(&self.inner.shared.tree);
-            let all = || std::iter::once(&tree.active).chain(tree.frozen.iter().map(|m| &**m));
-            let deleted = tree.tombstones.contains_key(series)
-                || all().any(|m| !m.tombstones_for(series).is_empty());
-            let memtables: Vec<&Memtable> =
-                all().filter(|m| m.may_hold(series, start, end)).collect();
-            let mut files = tree.files.iter().filter(|f| {
-                f.series_range(series)
-                    .is_some_and(|r| r.min_time <= end && start <= r.max_time)
-            });
-            let (first_file, more_files) = (files.next(), files.next().is_some());
-            if deleted || more_files {
-                None
-            } else {
-                match (memtables.as_slice(), first_file) {
-                    ([], None) => return Ok(SeriesChunk::empty()),
-                    ([memtable], None) => {
-                        let run = memtable.extract_values(series, start, end, limit);
-                        return Ok(run::into_chunk(run, limit, false));
-                    }
-                    ([], Some(file)) => Some(file.clone()),
-                    _ => None,
-                }
-            }
-        };
-        match file {
-            Some(file) => {
-                let run = file.read_values(series, start, end, limit)?;
+        let plan = sources::plan(&read(&self.inner.shared.tree), series, start, end, limit);
+        match plan {
+            sources::Plan::Empty => Ok(SeriesChunk::empty()),
+            sources::Plan::Concatenate(list) => {
+                let run = sources::concatenate(list, series, start, end, limit)?;
                 Ok(run::into_chunk(run, limit, false))
             }
-            None => self.scan(series, start, end, limit, false),
+            sources::Plan::Merge => self.scan(series, start, end, limit, false),
         }
     }
 

@@ -249,6 +249,81 @@ async fn scans_for_values_leave_versions_out_only_where_one_source_holds_the_ran
     );
 }
 
+/// Reads `[lo, hi]` with `scan_values` in chunks of `limit` and checks that every chunk but the last
+/// is full (an aggregate takes a short chunk for the end of the series); returns what
+/// `chunked_values` returns.
+fn full_chunks(storage: &Storage, lo: i64, hi: i64, limit: usize) -> (Vec<(i64, i64)>, bool) {
+    let (got, lone) = chunked_values(storage, lo, hi, limit);
+    let in_range = got.len();
+    let mut from = lo;
+    let mut seen = 0;
+    loop {
+        let chunk = storage.scan_values(&series("s1"), from, hi, limit).unwrap();
+        seen += chunk.len();
+        let Some(last) = chunk.times.last().copied() else {
+            break;
+        };
+        assert!(
+            chunk.len() == limit || seen == in_range,
+            "a short chunk ({} of {limit}) before the end of [{lo}, {hi}]",
+            chunk.len()
+        );
+        from = last + 1;
+    }
+    (got, lone)
+}
+
+#[tokio::test]
+async fn sources_with_disjoint_spans_are_read_one_after_another_without_versions() {
+    const WEEK: i64 = duet_storage::datafile::PARTITION_WIDTH;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    // Three weeks of points, flushed: one data file per week (a flush writes one per partition).
+    let times: Vec<i64> = (0..3 * 5_000)
+        .map(|i| (i / 5_000) * WEEK + (i % 5_000) * 7)
+        .collect();
+    common::write_local(&storage, insert_i64("s1", &times, &times)).await;
+    storage.flush().await.unwrap();
+    assert_eq!(storage.data_files().len(), 3);
+    // A fourth week in the memtable.
+    let newer: Vec<i64> = (0..5_000).map(|i| 3 * WEEK + i * 7).collect();
+    common::write_local(&storage, insert_i64("s1", &newer, &newer)).await;
+    let all = scan_i64(&storage, "s1");
+    assert_eq!(all.len(), 20_000);
+    // Chunks that cross from file to file and into the memtable, and ranges that start and end
+    // inside a source.
+    for limit in [700, 4096, 5_000, 50_000] {
+        assert_eq!(
+            full_chunks(&storage, i64::MIN, i64::MAX, limit),
+            (all.clone(), true),
+            "limit {limit}"
+        );
+    }
+    let (lo, hi) = (WEEK - 1, 3 * WEEK + 35);
+    assert_eq!(
+        full_chunks(&storage, lo, hi, 999),
+        (scan_range(&all, lo, hi), true)
+    );
+    // A point written into the span of a file (between two of its points) overlaps it: merged.
+    common::write_local(&storage, insert_i64("s1", &[WEEK + 3], &[-1])).await;
+    let merged = scan_i64(&storage, "s1");
+    assert_eq!(merged.len(), 20_001);
+    let (got, lone) = full_chunks(&storage, i64::MIN, i64::MAX, 4096);
+    assert_eq!(got, merged);
+    assert!(!lone, "overlapping sources must be merged, with versions");
+    // Flushed, the point makes a second file of its week; the later weeks' files do not overlap
+    // and are still concatenated.
+    storage.flush().await.unwrap();
+    assert_eq!(storage.data_files().len(), 5);
+    assert_eq!(
+        full_chunks(&storage, 2 * WEEK, i64::MAX, 1000),
+        (scan_range(&merged, 2 * WEEK, i64::MAX), true)
+    );
+    let (got, lone) = full_chunks(&storage, i64::MIN, i64::MAX, 3000);
+    assert_eq!(got, merged);
+    assert!(!lone);
+}
+
 fn scan_range(points: &[(i64, i64)], lo: i64, hi: i64) -> Vec<(i64, i64)> {
     points
         .iter()

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_storage::stats::{extreme_beats, fold, merge_moments};
+use duet_storage::stats::{extreme_beats, fold_for, merge_moments, FoldNeeds};
 use duet_storage::{SeriesStats, StatValue};
 
 use super::columnar;
@@ -56,6 +56,30 @@ pub(crate) enum AggFn {
 }
 
 impl AggFn {
+    /// What the function reads of a scanned slice beyond its count, first and last point.
+    pub(crate) fn fold_needs(self) -> FoldNeeds {
+        let mut needs = FoldNeeds::NONE;
+        match self {
+            AggFn::Sum | AggFn::Avg => needs.sum = true,
+            AggFn::MinValue | AggFn::MaxValue | AggFn::Extreme => needs.extremes = true,
+            AggFn::Stddev
+            | AggFn::StddevSamp
+            | AggFn::StddevPop
+            | AggFn::Variance
+            | AggFn::VarSamp
+            | AggFn::VarPop => needs.moments = true,
+            AggFn::Count
+            | AggFn::FirstValue
+            | AggFn::LastValue
+            | AggFn::MinTime
+            | AggFn::MaxTime
+            | AggFn::TimeDuration
+            | AggFn::Mode
+            | AggFn::CountIf => {}
+        }
+        needs
+    }
+
     pub(crate) fn parse(name: &str) -> Result<AggFn> {
         Ok(match name.to_ascii_uppercase().as_str() {
             "COUNT" => AggFn::Count,
@@ -168,6 +192,10 @@ pub(crate) struct Acc {
     m2: f64,
     /// MODE's counts, kept only for a series some MODE column aggregates.
     mode: Option<Box<ModeCounts>>,
+    /// What the functions reading this accumulator need of a scanned slice beyond its count, first
+    /// and last point (everything unless the query says less): the fold skips the rest, whose
+    /// fields then hold nothing meaningful.
+    needs: FoldNeeds,
 }
 
 impl Acc {
@@ -175,6 +203,20 @@ impl Acc {
     pub(crate) fn counting_values() -> Acc {
         Acc {
             mode: Some(Box::default()),
+            ..Acc::default()
+        }
+    }
+
+    /// Adds what `f` needs to what the accumulator computes of a scanned slice.
+    pub(crate) fn also_for(&mut self, f: AggFn) {
+        self.needs = self.needs.union(f.fold_needs());
+    }
+
+    /// An accumulator that computes of scanned slices only their count, first and last point,
+    /// until [`Acc::also_for`] asks for more.
+    pub(crate) fn for_nothing() -> Acc {
+        Acc {
+            needs: FoldNeeds::NONE,
             ..Acc::default()
         }
     }
@@ -253,20 +295,23 @@ impl Acc {
             return;
         };
         let (lo, n) = (range.start, range.len());
+        let needs = self.needs;
         let folded = match &column.values {
             ColumnValues::Boolean(v) => v
                 .get(range.clone())
-                .and_then(|v| fold(v, None::<fn(bool) -> f64>)),
+                .and_then(|v| fold_for(v, None::<fn(bool) -> f64>, needs)),
             ColumnValues::Int32(v) => v
                 .get(range.clone())
-                .and_then(|v| fold(v, Some(&|x: i32| f64::from(x)))),
+                .and_then(|v| fold_for(v, Some(&|x: i32| f64::from(x)), needs)),
             ColumnValues::Int64(v) => v
                 .get(range.clone())
-                .and_then(|v| fold(v, Some(&|x: i64| x as f64))),
+                .and_then(|v| fold_for(v, Some(&|x: i64| x as f64), needs)),
             ColumnValues::Float(v) => v
                 .get(range.clone())
-                .and_then(|v| fold(v, Some(&|x: f32| f64::from(x)))),
-            ColumnValues::Double(v) => v.get(range.clone()).and_then(|v| fold(v, Some(&|x| x))),
+                .and_then(|v| fold_for(v, Some(&|x: f32| f64::from(x)), needs)),
+            ColumnValues::Double(v) => v
+                .get(range.clone())
+                .and_then(|v| fold_for(v, Some(&|x| x), needs)),
             ColumnValues::Binary(_) => None,
         };
         let (Some(f), None) = (folded, &column.nulls) else {
@@ -282,12 +327,13 @@ impl Acc {
             sum: f.sum,
             first: Some((first_t, cell(column, lo))),
             last: Some((last_t, cell(column, lo + n - 1))),
-            min: Some(cell(column, lo + f.min)),
-            max: Some(cell(column, lo + f.max)),
+            min: needs.extremes.then(|| cell(column, lo + f.min)),
+            max: needs.extremes.then(|| cell(column, lo + f.max)),
             extreme: f.extreme.map(|i| cell(column, lo + i)),
             mean: f.mean,
             m2: f.m2,
             mode: None,
+            needs,
         };
         if let Some(mode) = &mut self.mode {
             mode.add_column(times, column, range);
@@ -315,6 +361,7 @@ impl Acc {
             mean: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.0),
             m2: stats.moments.filter(|_| numeric).map_or(0.0, |m| m.1),
             mode: None,
+            needs: self.needs,
         };
         self.merge(&part);
     }
@@ -614,13 +661,17 @@ impl AggSource {
         // The charges of accumulators folded by parallel scans, alive as long as `accs`.
         let mut scanned_state: Vec<StateMemory> = Vec::new();
         // MODE's counts are kept only for the series a MODE column reads.
-        let mut fresh = vec![Acc::default(); n_acc];
+        // Each accumulator computes of scanned slices what its columns' functions read.
+        let mut fresh = vec![Acc::for_nothing(); n_acc];
         for column in part.columns.iter().flatten() {
-            if column.function == AggFn::Mode {
-                for s in &column.series {
-                    if let Some(acc) = fresh.get_mut(*s) {
+            for s in &column.series {
+                if let Some(acc) = fresh.get_mut(*s) {
+                    if column.function == AggFn::Mode && !acc.counts_values() {
+                        let needs = acc.needs;
                         *acc = Acc::counting_values();
+                        acc.needs = needs;
                     }
+                    acc.also_for(column.function);
                 }
             }
         }
