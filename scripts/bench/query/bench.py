@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 
 import duckdb
@@ -189,6 +190,41 @@ def raw_duet():
     return r["median_ms"], r["min_ms"], r["max_ms"], r["points"]
 
 
+LAST_DUET = "select last s0 from root.bench.d"
+LAST_SQL = "select time, s0 from bench order by time desc limit 1"
+LAST_RUNS = 1000
+
+
+def last_duet_native():
+    """SELECT LAST through Duet's Rust client (execute, read, close: two round trips), LAST_RUNS times."""
+    out = subprocess.run(
+        [os.environ["RAW_FETCH_BIN"], str(DUET_PORT), LAST_DUET, str(LAST_RUNS)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    r = json.loads(out)
+    return r["median_ms"], r["min_ms"], r["max_ms"], r["points"]
+
+
+def last_pg_native():
+    """PostgreSQL's `order by time desc limit 1` through pgbench (C, libpq, one round trip): REPEATS runs
+    of LAST_RUNS transactions, each run's latency average (pgbench's per-transaction log is not usable
+    for sub-millisecond latencies: it reuses a cached clock)."""
+    averages = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "last.sql")
+        with open(script, "w") as f:
+            f.write(LAST_SQL + ";\n")
+        for _ in range(REPEATS):
+            out = subprocess.run(
+                [os.environ["PGBENCH_BIN"], "-n", "-t", str(LAST_RUNS), "-f", script, "-h", "127.0.0.1",
+                 "-p", str(PG_PORT), "-U", "postgres", "postgres"],
+                check=True, capture_output=True, text=True,
+            ).stdout
+            averages += [float(line.split("=")[1].split()[0]) for line in out.splitlines()
+                         if line.startswith("latency average")]
+    return statistics.median(averages), min(averages), max(averages), 1
+
+
 def raw_pg():
     """PostgreSQL's raw fetch through psql's COPY (C, text protocol) to /dev/null, process included."""
     cmd = [os.environ["PSQL_BIN"], "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-d", "postgres",
@@ -244,6 +280,8 @@ def main():
     postgres = [timed(pg_query(pg, q[2])) for q in QUERIES]
     ducks = [timed(duckdb_query(duck, q[2])) for q in QUERIES]
     raw_row = (f"raw fetch of {RAW_POINTS:,} points", raw_flushed, raw_memtable, raw_pg(), raw_duckdb(duck))
+    last_native = last_duet_native()
+    last_native_pg = last_pg_native()
     for i, q in enumerate(QUERIES):
         rows.append((q[0], flushed[i], memtable[i], postgres[i], ducks[i]))
     session.close()
@@ -295,6 +333,17 @@ def main():
         "",
         f"Duet's raw fetch, flushed: {RAW_POINTS / (f[0] / 1000) / 1e6:.1f} M points/s "
         "(issue 11's target: ≥ 10 M points/s).",
+        "",
+        "SELECT LAST through native clients, flushed: the table above measures it through "
+        "each engine's Python client, where the official IoTDB client's own work dominates (it decodes the "
+        "result with numpy and always makes a second round trip, `closeOperation`; psycopg2 makes one). "
+        f"Here Duet's Rust client (execute, read, close; the median of {LAST_RUNS:,} runs) against pgbench "
+        f"(libpq; the median of {REPEATS} runs' latency averages over {LAST_RUNS:,} transactions each):",
+        "",
+        "| query | Duet, Rust client | PostgreSQL, pgbench | Duet / PostgreSQL |",
+        "|---|---:|---:|---:|",
+        f"| select last s0 | {cell(last_native)} | {cell(last_native_pg)} | "
+        f"{last_native[0] / last_native_pg[0]:.2f} |",
     ]
     lines += [
         "",

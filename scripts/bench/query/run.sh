@@ -10,7 +10,8 @@
 # Parameters (environment, defaults in brackets): ROWS [2000000] rows of COLUMNS [10] DOUBLE series, one
 # row per second (ROWS=20000000 with REPORT_FILE=last-report-200m.md for the 200 M-point run); REPEATS [5]; MEMTABLE_CAP_BYTES [4 GiB]; PG_BIN [/usr/lib/postgresql/15/bin]; SKIP_DUETD_BUILD [0]; KEEP_WORK_DIR [0].
 # The raw fetch of 1 M points is measured apart from the Python queries: Duet through its own Rust client
-# (crates/cli/examples/raw_fetch.rs), PostgreSQL through psql's COPY to /dev/null, DuckDB's fetchnumpy.
+# (crates/cli/examples/raw_fetch.rs), PostgreSQL through psql's COPY to /dev/null, DuckDB's fetchnumpy;
+# so is SELECT LAST through native clients (the same Rust client against pgbench's latency log).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -72,5 +73,5 @@ DUETD_PID=$!
 DUET_REV="$(duet_rev)"
 say "loading and querying (work dir $WORK_DIR)"
 DUET_DATA_DIR="$WORK_DIR/duet" DUET_PORT="$DUET_PORT" PG_PORT="$PG_PORT" DUET_REV="$DUET_REV" REPORT_PATH="$HERE/${REPORT_FILE:-last-report.md}" \
-    RAW_FETCH_BIN="$RAW_FETCH_BIN" PSQL_BIN="$PG_BIN/psql" "$VENV/bin/python" "$HERE/bench.py"
+    RAW_FETCH_BIN="$RAW_FETCH_BIN" PSQL_BIN="$PG_BIN/psql" PGBENCH_BIN="$PG_BIN/pgbench" "$VENV/bin/python" "$HERE/bench.py"
 say "done; report in $HERE/${REPORT_FILE:-last-report.md}"
