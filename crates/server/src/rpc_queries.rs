@@ -279,7 +279,7 @@ pub fn aggregation(req: &t::TSAggregationQueryReq) -> Result<Select, StatementEr
         .zip(&req.aggregations)
         .map(|(p, a)| {
             Ok(SelectItem::Aggregate {
-                function: aggregation_name(*a)?.to_string(),
+                function: aggregation_name(*a)?.to_ascii_lowercase(),
                 path: below_root(p, legal)?,
                 alias: None,
             })
@@ -310,7 +310,7 @@ pub fn group_by_interval(
         .ok_or_else(|| StatementError::new(StatusCode::IllegalParameter, "interval must be set"))?;
     let mut query = select(
         vec![SelectItem::Aggregate {
-            function: name.to_string(),
+            function: name.to_ascii_lowercase(),
             path: Path(vec![PathNode::Name(req.measurement.clone())]),
             alias: None,
         }],

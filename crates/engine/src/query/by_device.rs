@@ -397,7 +397,11 @@ fn device_columns(items: &[SelectItem], types: &MeasurementTypes) -> Result<Vec<
                 function,
                 path,
                 alias,
-            } => (path.clone(), alias.clone(), Some(AggFn::parse(function)?)),
+            } => (
+                path.clone(),
+                alias.clone(),
+                Some((AggFn::parse(function)?, function.as_str())),
+            ),
             SelectItem::CountIf {
                 predicate,
                 keep,
@@ -437,13 +441,14 @@ fn device_columns(items: &[SelectItem], types: &MeasurementTypes) -> Result<Vec<
             }
             let header = match (&alias, agg) {
                 (Some(a), _) => a.clone(),
-                (None, Some(f)) => format!("{}({m})", f.name()),
+                // As written, as IoTDB's header is.
+                (None, Some((_, written))) => format!("{written}({m})"),
                 (None, None) => m.clone(),
             };
             columns.push(DeviceColumn {
                 header,
                 measurement: m,
-                agg,
+                agg: agg.map(|(f, _)| f),
                 count_if: None,
             });
         }

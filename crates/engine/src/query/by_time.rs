@@ -217,7 +217,10 @@ pub(super) fn aggregate_by_time(
                 }
                 for s in matched {
                     let key = format!("{}({})", f.name(), s.path);
-                    let name = alias.clone().unwrap_or_else(|| key.clone());
+                    // The header echoes the function as written, as IoTDB's does.
+                    let name = alias
+                        .clone()
+                        .unwrap_or_else(|| format!("{function}({})", s.path));
                     columns.push(TimeColumn::new(name, key, f, s)?);
                 }
                 continue;
@@ -226,7 +229,8 @@ pub(super) fn aggregate_by_time(
             let mut touched: Vec<usize> = Vec::new();
             for s in matched {
                 resolution_step();
-                let key = format!("{}({})", f.name(), level_path(&s.path, levels, count_star));
+                let shown = level_path(&s.path, levels, count_star);
+                let key = format!("{}({shown})", f.name());
                 let index = match by_key.get(&key) {
                     Some(i) => {
                         columns[*i].merge(s)?;
@@ -234,7 +238,8 @@ pub(super) fn aggregate_by_time(
                     }
                     None => {
                         by_key.insert(key.clone(), columns.len());
-                        columns.push(TimeColumn::new(key.clone(), key, f, s)?);
+                        let name = format!("{function}({shown})");
+                        columns.push(TimeColumn::new(name, key, f, s)?);
                         columns.len() - 1
                     }
                 };
@@ -495,6 +500,31 @@ mod tests {
         assert_eq!(names, ["count(root.sg.d1.s2)"]);
         let error = db.error("SELECT count(s1) AS n FROM root.sg.* GROUP BY LEVEL = 2");
         assert!(error.contains("one result column"), "{error}");
+    }
+
+    #[test]
+    fn headers_echo_the_function_as_written_and_having_matches_any_spelling() {
+        let db = db();
+        // IoTDB's headers: `COUNT(root.view.d1.temperature)`, `AVG(...)` for `SELECT COUNT(...)`.
+        let (names, _) = db.query("SELECT COUNT(s1), Avg(s2), max_value(s1) FROM root.sg.d1");
+        assert_eq!(
+            names,
+            [
+                "COUNT(root.sg.d1.s1)",
+                "Avg(root.sg.d1.s2)",
+                "max_value(root.sg.d1.s1)"
+            ]
+        );
+        let (names, rows) = db.query("SELECT SUM(s1) FROM root.sg.* GROUP BY LEVEL = 1");
+        assert_eq!(names, ["SUM(root.sg.*.s1)"]);
+        assert_eq!(rows, [["809.0"]]);
+        let (names, rows) = db.query(
+            "SELECT COUNT(s1) FROM root.sg.d1 GROUP BY ([0, 10), 5ms) HAVING count(s1) > 1",
+        );
+        assert_eq!(names, ["COUNT(root.sg.d1.s1)"]);
+        assert_eq!(rows, [["0", "2"]]);
+        let (names, _) = db.query("SELECT MAX_VALUE(s1) FROM root.sg.* ALIGN BY DEVICE");
+        assert_eq!(names, ["Device", "MAX_VALUE(s1)"]);
     }
 
     #[test]

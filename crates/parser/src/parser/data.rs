@@ -758,11 +758,15 @@ impl Parser {
             Some(Token::Word(word))
                 if word.quote_style.is_none() && self.is_token(1, &Token::LParen) =>
             {
-                Some(word.value.to_uppercase())
+                // As written: IoTDB's column header echoes the function's spelling (`AVG(root.d.s)`).
+                Some(word.value.clone())
             }
             _ => None,
         };
-        let item = if function.as_deref() == Some("COUNT_IF") {
+        let item = if function
+            .as_deref()
+            .is_some_and(|f| f.eq_ignore_ascii_case("COUNT_IF"))
+        {
             self.tokens.advance();
             self.tokens.advance();
             self.count_if()?
