@@ -1,6 +1,7 @@
 //! Helpers shared by the server's integration tests that speak to Duet as IoTDB's clients and
-//! senders do: servers with a config file, query rows, logins, raw sockets, pipe transfers and
-//! IoTDB's stored password form.
+//! senders do: servers with a config file, query rows and series listings, status checks, logins,
+//! raw sockets, pipe statements and transfers, and IoTDB's stored password form. Each test binary
+//! uses some of them (hence `dead_code` allowed).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
