@@ -242,18 +242,25 @@ fn duet(port: u16, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-const FIVE_ROWS: &str = "\
-+----+-----------+-----------+
-|Time|root.sg.d.s|root.sg.d.t|
-+----+-----------+-----------+
-|   1|          0|      a,\"b\"|
-|   2|       null|         t1|
-|   3|         20|         t2|
-|   4|       null|         t3|
-|   5|         40|         t4|
-+----+-----------+-----------+
-Total line number = 5
-";
+// The fake server's five rows as the table format prints them.
+const BORDER: &str = "+----+-----------+-----------+\n";
+const HEADER: &str = "|Time|root.sg.d.s|root.sg.d.t|\n";
+const ROWS: [&str; 5] = [
+    "|   1|          0|      a,\"b\"|\n",
+    "|   2|       null|         t1|\n",
+    "|   3|         20|         t2|\n",
+    "|   4|       null|         t3|\n",
+    "|   5|         40|         t4|\n",
+];
+
+/// One page of the table: the bordered header, then `rows`, then a border.
+fn page(rows: &[&str]) -> String {
+    [BORDER, HEADER, BORDER]
+        .into_iter()
+        .chain(rows.iter().copied())
+        .chain([BORDER])
+        .collect()
+}
 
 #[test]
 fn table_over_several_fetches() {
@@ -261,7 +268,8 @@ fn table_over_several_fetches() {
     for fetch in ["5000", "2", "1"] {
         let (code, out, err) = duet(port, &["--fetch-size", fetch, "-e", "select 5"]);
         assert_eq!((code, err.as_str()), (0, ""), "{out}");
-        assert_eq!(out, FIVE_ROWS, "fetch size {fetch}");
+        let five_rows = page(&ROWS) + "Total line number = 5\n";
+        assert_eq!(out, five_rows, "fetch size {fetch}");
     }
 }
 
@@ -273,25 +281,8 @@ fn table_pages_of_max_prc_rows() {
         &["-maxPRC", "3", "--fetch-size", "2", "-e", "select 5"],
     );
     assert_eq!(code, 0);
-    assert_eq!(
-        out,
-        "\
-+----+-----------+-----------+
-|Time|root.sg.d.s|root.sg.d.t|
-+----+-----------+-----------+
-|   1|          0|      a,\"b\"|
-|   2|       null|         t1|
-|   3|         20|         t2|
-+----+-----------+-----------+
-+----+-----------+-----------+
-|Time|root.sg.d.s|root.sg.d.t|
-+----+-----------+-----------+
-|   4|       null|         t3|
-|   5|         40|         t4|
-+----+-----------+-----------+
-Total line number = 5
-"
-    );
+    let pages = page(&ROWS[..3]) + &page(&ROWS[3..]) + "Total line number = 5\n";
+    assert_eq!(out, pages);
 }
 
 #[test]
@@ -328,7 +319,7 @@ fn empty_result_set() {
     let port = fake_server();
     let (code, out, _) = duet(port, &["-e", "select 0"]);
     assert_eq!(code, 0);
-    assert_eq!(out, "+----+-----------+-----------+\n|Time|root.sg.d.s|root.sg.d.t|\n+----+-----------+-----------+\n+----+-----------+-----------+\nEmpty set.\n");
+    assert_eq!(out, page(&[]) + "Empty set.\n");
 }
 
 #[test]

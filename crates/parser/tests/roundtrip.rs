@@ -641,13 +641,29 @@ fn item(path: &str) -> SelectItem {
     }
 }
 
+/// `sql` must parse to the one query `expected` and round-trip.
+fn one_select(sql: &str, expected: &Select) {
+    one(sql, Statement::Select(Box::new(expected.clone())));
+}
+
+/// `GROUP BY ([1, 11), 2ms)`
+fn window_1_to_11_by_2ms() -> GroupByTime {
+    GroupByTime {
+        start: TimeValue::Value(1),
+        end: TimeValue::Value(11),
+        left_open: false,
+        interval: dur("2ms"),
+        step: None,
+    }
+}
+
 /// `SELECT s1 FROM root.sg.d1 WHERE <condition>`
 fn where_(condition: &str, expected: Expr) {
     let mut query = select(vec![item("s1")], &["root.sg.d1"]);
     query.condition = Some(expected);
-    one(
+    one_select(
         &format!("select s1 from root.sg.d1 where {condition}"),
-        Statement::Select(Box::new(query)),
+        &query,
     );
 }
 
@@ -680,44 +696,49 @@ fn drop_database_and_synonyms() {
 
 #[test]
 fn show_and_count_statements() {
-    one("show databases", Statement::ShowDatabases { path: None });
-    one(
-        "show storage group root.**",
-        Statement::ShowDatabases {
-            path: Some(p("root.**")),
-        },
-    );
-    one("show timeseries", Statement::ShowTimeseries { path: None });
-    one(
-        "show timeseries root.sg.*.s1",
-        Statement::ShowTimeseries {
-            path: Some(p("root.sg.*.s1")),
-        },
-    );
-    one("show devices", Statement::ShowDevices { path: None });
-    one(
-        "SHOW DEVICES root.sg.**",
-        Statement::ShowDevices {
-            path: Some(p("root.sg.**")),
-        },
-    );
-    one(
-        "count timeseries",
-        Statement::CountTimeseries { path: None },
-    );
-    one(
-        "count timeseries root.**",
-        Statement::CountTimeseries {
-            path: Some(p("root.**")),
-        },
-    );
-    one("count devices", Statement::CountDevices { path: None });
-    one(
-        "count devices root.sg.*",
-        Statement::CountDevices {
-            path: Some(p("root.sg.*")),
-        },
-    );
+    let at = |path: &str| Some(p(path));
+    for (sql, expected) in [
+        ("show databases", Statement::ShowDatabases { path: None }),
+        (
+            "show storage group root.**",
+            Statement::ShowDatabases {
+                path: at("root.**"),
+            },
+        ),
+        ("show timeseries", Statement::ShowTimeseries { path: None }),
+        (
+            "show timeseries root.sg.*.s1",
+            Statement::ShowTimeseries {
+                path: at("root.sg.*.s1"),
+            },
+        ),
+        ("show devices", Statement::ShowDevices { path: None }),
+        (
+            "SHOW DEVICES root.sg.**",
+            Statement::ShowDevices {
+                path: at("root.sg.**"),
+            },
+        ),
+        (
+            "count timeseries",
+            Statement::CountTimeseries { path: None },
+        ),
+        (
+            "count timeseries root.**",
+            Statement::CountTimeseries {
+                path: at("root.**"),
+            },
+        ),
+        ("count devices", Statement::CountDevices { path: None }),
+        (
+            "count devices root.sg.*",
+            Statement::CountDevices {
+                path: at("root.sg.*"),
+            },
+        ),
+    ] {
+        one(sql, expected);
+    }
     assert_round_trip(
         "show databases; show timeseries root.**",
         &[
@@ -1109,18 +1130,18 @@ fn select_last_with_where_time() {
     let mut query = select(vec![item("s1"), item("s2")], &["root.sg.d1"]);
     query.last = true;
     query.condition = Some(bin(Expr::Time, BinaryOp::Gt, e_int("100")));
-    one(
+    one_select(
         "select last s1, s2 from root.sg.d1 where time > 100",
-        Statement::Select(Box::new(query.clone())),
+        &query,
     );
     query.condition = Some(bin(
         Expr::Time,
         BinaryOp::Gt,
         Expr::DateTime("2017-11-01T00:00:00".into()),
     ));
-    one(
+    one_select(
         "select last s1, s2 from root.sg.d1 where time > '2017-11-01T00:00:00'",
-        Statement::Select(Box::new(query)),
+        &query,
     );
 }
 
@@ -1143,9 +1164,9 @@ fn select_group_by_with_step_and_left_open() {
         },
         step: None,
     });
-    one(
+    one_select(
         "select avg(s1) from root.sg.d1 group by ([1, 100), 10ms)",
-        Statement::Select(Box::new(query.clone())),
+        &query,
     );
     query.group_by = Some(GroupByTime {
         start: TimeValue::DateTime("2017-11-01T00:00:00".into()),
@@ -1156,9 +1177,9 @@ fn select_group_by_with_step_and_left_open() {
         },
         step: Some(DurationLiteral { text: "1d".into() }),
     });
-    one(
+    one_select(
         "select avg(s1) from root.sg.d1 group by ((2017-11-01T00:00:00, now()], 1h30m, 1d)",
-        Statement::Select(Box::new(query.clone())),
+        &query,
     );
     query.group_by = Some(GroupByTime {
         start: TimeValue::Value(-10),
@@ -1167,9 +1188,9 @@ fn select_group_by_with_step_and_left_open() {
         interval: DurationLiteral { text: "100".into() },
         step: Some(DurationLiteral { text: "1MO".into() }),
     });
-    one(
+    one_select(
         "select avg(s1) from root.sg.d1 group by ([-10, '2017/11/07 23:00:00'), 100, 1MO)",
-        Statement::Select(Box::new(query)),
+        &query,
     );
 }
 
@@ -1207,10 +1228,7 @@ fn date_expressions_in_group_by_insert_and_where() {
         interval: dur("1mo"),
         step: Some(dur("1y")),
     });
-    one(
-        "select count(s1) from root.sg.d1 group by ([now() - 1d + 2h30m, 2024-01-31T00:00:00+08:00+1mo), 1mo, 1y)",
-        Statement::Select(Box::new(query)),
-    );
+    one_select("select count(s1) from root.sg.d1 group by ([now() - 1d + 2h30m, 2024-01-31T00:00:00+08:00+1mo), 1mo, 1y)", &query);
     one(
         "insert into root.sg.d1(time, s1) values (2024-01-01 - 1w, 1)",
         Statement::Insert {
@@ -1291,10 +1309,7 @@ fn select_order_pagination_and_alignment() {
     );
     let mut query = select(vec![item("s1")], &["root.sg.d1"]);
     query.offset = Some(5);
-    one(
-        "select s1 from root.sg.d1 offset 5",
-        Statement::Select(Box::new(query)),
-    );
+    one_select("select s1 from root.sg.d1 offset 5", &query);
 }
 
 #[test]
@@ -1638,10 +1653,7 @@ fn select_fill_in_every_form_and_either_order_with_order_by() {
     for (clause, method, bound) in fills {
         let mut query = base.clone();
         query.fill = Some(Fill { method, bound });
-        one(
-            &format!("select s1 from root.sg.d1 {clause}"),
-            Statement::Select(Box::new(query)),
-        );
+        one_select(&format!("select s1 from root.sg.d1 {clause}"), &query);
     }
     let mut query = base;
     query.order_by_time_desc = true;
@@ -1650,13 +1662,13 @@ fn select_fill_in_every_form_and_either_order_with_order_by() {
         method: FillMethod::Previous,
         bound: None,
     });
-    one(
+    one_select(
         "select s1 from root.sg.d1 fill(previous) order by time desc limit 3",
-        Statement::Select(Box::new(query.clone())),
+        &query,
     );
-    one(
+    one_select(
         "select s1 from root.sg.d1 order by time desc fill(previous) limit 3",
-        Statement::Select(Box::new(query)),
+        &query,
     );
 }
 
@@ -1664,37 +1676,25 @@ fn select_fill_in_every_form_and_either_order_with_order_by() {
 fn select_group_by_level_alone_after_and_before_time_windows() {
     let mut query = select(vec![agg("COUNT", "s1")], &["root.**"]);
     query.group_by_level = Some(vec![1, 3]);
-    one(
+    one_select(
         "select count(s1) from root.** group by level = 1, 3",
-        Statement::Select(Box::new(query.clone())),
+        &query,
     );
-    query.group_by = Some(GroupByTime {
-        start: TimeValue::Value(1),
-        end: TimeValue::Value(11),
-        left_open: false,
-        interval: dur("2ms"),
-        step: None,
-    });
-    one(
+    query.group_by = Some(window_1_to_11_by_2ms());
+    one_select(
         "select count(s1) from root.** group by ([1, 11), 2ms), level=1,3",
-        Statement::Select(Box::new(query.clone())),
+        &query,
     );
-    one(
+    one_select(
         "select count(s1) from root.** group by level = 1, 3, ([1, 11), 2ms)",
-        Statement::Select(Box::new(query)),
+        &query,
     );
 }
 
 #[test]
 fn select_having_with_aggregates_levels_and_fill() {
     let mut query = select(vec![agg("COUNT", "s1")], &["root.**"]);
-    query.group_by = Some(GroupByTime {
-        start: TimeValue::Value(1),
-        end: TimeValue::Value(11),
-        left_open: false,
-        interval: dur("2ms"),
-        step: None,
-    });
+    query.group_by = Some(window_1_to_11_by_2ms());
     query.group_by_level = Some(vec![1]);
     query.having = Some(Expr::Binary {
         left: Box::new(Expr::Binary {
@@ -1720,10 +1720,7 @@ fn select_having_with_aggregates_levels_and_fill() {
         bound: None,
     });
     query.slimit = Some(1);
-    one(
-        "select count(s1) from root.** group by ([1, 11), 2ms), level = 1 having count(s2) > 1 and max_value(*) <= 2.5 fill(linear) slimit 1",
-        Statement::Select(Box::new(query)),
-    );
+    one_select("select count(s1) from root.** group by ([1, 11), 2ms), level = 1 having count(s2) > 1 and max_value(*) <= 2.5 fill(linear) slimit 1", &query);
 }
 
 #[test]

@@ -12,25 +12,16 @@ use duet_proto::client::{Client, ClientError, ClientOptions, Outcome};
 use duet_proto::codec::{self, Protocol};
 use duet_proto::pipe_body::{self, handshake_key, request_type, REQUEST_VERSION};
 use duet_proto::{rpc, t};
-use duet_testkit::{wait_for, Duetd, DuetdOptions};
+use duet_testkit::{wait_for, Duetd};
+use thrift::protocol::TSerializable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod common;
+use common::{raw_socket, start_with_config};
+
 /// IoTDB's TOO_MANY_CONCURRENT_QUERIES_ERROR, which a refused connection's first call is answered with.
 const REFUSED: i32 = 717;
-
-/// A server started with `config` as its configuration file.
-fn start(config: &str) -> (Duetd, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("duet.toml");
-    std::fs::write(&path, config).unwrap();
-    let server = Duetd::start_with(DuetdOptions {
-        args: vec!["--config".into(), path.display().to_string()],
-        ..DuetdOptions::default()
-    })
-    .unwrap();
-    (server, dir)
-}
 
 fn options(server: &Duetd) -> ClientOptions {
     ClientOptions {
@@ -41,10 +32,11 @@ fn options(server: &Duetd) -> ClientOptions {
     }
 }
 
-async fn raw_socket(server: &Duetd) -> TcpStream {
-    TcpStream::connect(("127.0.0.1", server.port()))
-        .await
-        .unwrap()
+/// Sends an encoded call on a raw socket and reads its reply, which must decode as `Resp`.
+async fn round_trip<Resp: TSerializable>(socket: &mut TcpStream, call: &[u8]) -> Resp {
+    codec::write_frame(socket, call).await.unwrap();
+    let reply = codec::read_frame(socket, 1 << 20).await.unwrap().unwrap();
+    rpc::decode_struct_reply(&reply).unwrap()
 }
 
 /// A raw connection that has opened a session, so the test controls every byte sent after login.
@@ -58,12 +50,7 @@ async fn logged_in_socket(server: &Duetd) -> TcpStream {
         None,
     );
     let call = rpc::encode_struct_call(Protocol::Binary, "openSession", 1, &open).unwrap();
-    codec::write_frame(&mut socket, &call).await.unwrap();
-    let reply = codec::read_frame(&mut socket, 1 << 20)
-        .await
-        .unwrap()
-        .unwrap();
-    let resp: t::TSOpenSessionResp = rpc::decode_struct_reply(&reply).unwrap();
+    let resp: t::TSOpenSessionResp = round_trip(&mut socket, &call).await;
     assert_eq!(resp.status.code, 200, "{:?}", resp.status);
     socket
 }
@@ -113,7 +100,7 @@ fn wait_for_log(server: &Duetd, needle: &str) {
 #[tokio::test]
 async fn over_max_connections_a_login_is_refused_at_once_and_idle_sockets_expire() {
     let login_timeout = Duration::from_millis(4000);
-    let (server, _config) = start(&format!(
+    let (server, _config) = start_with_config(&format!(
         "max_connections = 3\nlogin_timeout_ms = {}\n",
         login_timeout.as_millis()
     ));
@@ -147,7 +134,7 @@ async fn over_max_connections_a_login_is_refused_at_once_and_idle_sockets_expire
 
 #[tokio::test]
 async fn connections_waiting_to_log_in_cannot_take_every_slot() {
-    let (server, _config) = start(
+    let (server, _config) = start_with_config(
         "max_connections = 4\nmax_unauthenticated_connections = 2\nlogin_timeout_ms = 60000\n",
     );
     let mut logged_in = Client::connect(&options(&server)).await.unwrap();
@@ -182,7 +169,7 @@ async fn connections_waiting_to_log_in_cannot_take_every_slot() {
 #[tokio::test]
 async fn a_frame_that_stalls_midway_is_closed_after_the_frame_timeout() {
     let frame_timeout = Duration::from_millis(1000);
-    let (server, _config) = start(&format!(
+    let (server, _config) = start_with_config(&format!(
         "frame_timeout_ms = {}\nlogin_timeout_ms = 120000\n",
         frame_timeout.as_millis()
     ));
@@ -217,7 +204,7 @@ async fn a_frame_that_stalls_midway_is_closed_after_the_frame_timeout() {
 
 #[tokio::test]
 async fn logged_in_sessions_and_pipe_senders_may_stay_idle_past_the_login_deadline() {
-    let (server, _config) = start("login_timeout_ms = 500\nframe_timeout_ms = 500\n");
+    let (server, _config) = start_with_config("login_timeout_ms = 500\nframe_timeout_ms = 500\n");
     let mut client = Client::connect(&options(&server)).await.unwrap();
     // A pipe sender that passed its handshake counts as logged in too.
     let mut pipe = raw_socket(&server).await;
@@ -239,12 +226,7 @@ async fn logged_in_sessions_and_pipe_senders_may_stay_idle_past_the_login_deadli
         pipe_body::encode_map(&params),
     );
     let call = rpc::encode_struct_call(Protocol::Binary, "pipeTransfer", -1, &handshake).unwrap();
-    codec::write_frame(&mut pipe, &call).await.unwrap();
-    let reply = codec::read_frame(&mut pipe, 1 << 20)
-        .await
-        .unwrap()
-        .unwrap();
-    let resp: t::TPipeTransferResp = rpc::decode_struct_reply(&reply).unwrap();
+    let resp: t::TPipeTransferResp = round_trip(&mut pipe, &call).await;
     assert_eq!(resp.status.code, 200, "{:?}", resp.status);
     // A socket opened after both is closed at its login deadline; the two older ones are then past
     // theirs.
@@ -252,19 +234,14 @@ async fn logged_in_sessions_and_pipe_senders_may_stay_idle_past_the_login_deadli
     closed_by_server(&mut idle, Duration::from_secs(15)).await;
     show_version_works(&mut client).await;
     // The pipe connection still answers: a handshake again succeeds on it.
-    codec::write_frame(&mut pipe, &call).await.unwrap();
-    let reply = codec::read_frame(&mut pipe, 1 << 20)
-        .await
-        .unwrap()
-        .unwrap();
-    let resp: t::TPipeTransferResp = rpc::decode_struct_reply(&reply).unwrap();
+    let resp: t::TPipeTransferResp = round_trip(&mut pipe, &call).await;
     assert_eq!(resp.status.code, 200, "{:?}", resp.status);
 }
 
 #[tokio::test]
 async fn an_idle_session_is_closed_after_session_timeout_when_one_is_set() {
     let session_timeout = Duration::from_millis(600);
-    let (server, _config) = start(&format!(
+    let (server, _config) = start_with_config(&format!(
         "session_timeout_ms = {}\n",
         session_timeout.as_millis()
     ));

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use duet_proto::client::{Client, ClientOptions, Outcome};
-use duet_proto::codec::{self, encode_message, Protocol};
+use duet_proto::codec::{encode_message, Protocol};
 use duet_proto::rpc::{self, ReplyError};
 use duet_proto::t;
 use duet_testkit::Duetd;
@@ -16,7 +16,9 @@ use thrift::protocol::{
     TFieldIdentifier, TListIdentifier, TMessageType, TOutputProtocol, TStructIdentifier, TType,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+
+mod common;
+use common::{assert_hung_up, assert_not_logged_in, raw_socket};
 
 /// `method(1: struct { …fields written by `body`… })`, left open where `body` stops writing.
 fn call(
@@ -149,12 +151,7 @@ async fn hostile_frames_before_login_are_answered_and_the_server_keeps_serving()
         }
     }
     // The connection still serves a normal call, and so does the server.
-    let req = t::TSExecuteStatementReq::new(1, "show version".into(), 1, None, None, None, None);
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeStatementV2", 1, &req)
-        .await
-        .unwrap();
-    assert_eq!(resp.status.code, 802);
+    assert_not_logged_in(&mut connection).await;
     assert!(server.is_running());
     show_version_works(&server).await;
 }
@@ -214,9 +211,7 @@ async fn announced_frame_lengths_reserve_nothing_until_the_bytes_arrive() {
     // announced 500 MB (20 GB of address space in all); now each holds 64 KiB.
     let mut sockets = Vec::new();
     for _ in 0..40 {
-        let mut socket = TcpStream::connect(("127.0.0.1", server.port()))
-            .await
-            .unwrap();
+        let mut socket = raw_socket(&server).await;
         socket
             .write_all(&500_000_000i32.to_be_bytes())
             .await
@@ -235,44 +230,25 @@ async fn announced_frame_lengths_reserve_nothing_until_the_bytes_arrive() {
     drop(sockets);
     assert!(server.is_running());
     // A frame cut short is an error for its connection only.
-    let mut short = TcpStream::connect(("127.0.0.1", server.port()))
-        .await
-        .unwrap();
+    let mut short = raw_socket(&server).await;
     short.write_all(&100i32.to_be_bytes()).await.unwrap();
     short.write_all(&[0x80, 0x01]).await.unwrap();
     short.shutdown().await.unwrap();
-    let closed = tokio::time::timeout(
-        Duration::from_secs(10),
-        codec::read_frame(&mut short, 1 << 20),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(closed, Ok(None) | Err(_)), "{closed:?}");
+    assert_hung_up(&mut short).await;
     show_version_works(&server).await;
 }
 
 #[tokio::test]
 async fn a_connection_that_has_not_logged_in_may_not_send_a_large_frame() {
     let server = Duetd::start().unwrap();
-    let mut socket = TcpStream::connect(("127.0.0.1", server.port()))
-        .await
-        .unwrap();
+    let mut socket = raw_socket(&server).await;
     // 2 MiB announced before login: the connection is closed without the server reading it.
     socket
         .write_all(&(2 * 1024 * 1024i32).to_be_bytes())
         .await
         .unwrap();
     socket.write_all(&[0x80; 1024]).await.unwrap();
-    let closed = tokio::time::timeout(
-        Duration::from_secs(10),
-        codec::read_frame(&mut socket, 1 << 20),
-    )
-    .await
-    .expect("the server neither closed the connection nor answered");
-    assert!(
-        matches!(closed, Ok(None) | Err(_)),
-        "a 2 MiB frame before login was answered: {closed:?}"
-    );
+    assert_hung_up(&mut socket).await;
     assert!(
         server
             .log()

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use duet_proto::client::{Client, ClientOptions, Connection};
+use duet_proto::client::{Client, Connection};
 use duet_proto::t;
 use duet_testkit::iotdb_wire::{
     self, data_type as dt, request_type as rt, InsertRow, RowCell, TabletColumn, Value,
@@ -19,6 +19,12 @@ use duet_testkit::iotdb_wire::{
 use duet_testkit::pipe_sender;
 use duet_testkit::query::rows;
 use duet_testkit::Duetd;
+
+mod common;
+use common::{
+    assert_series_count, assert_status, create_pipe_to, iotdb_hash, logs_in, query, series_names,
+    timeseries, transfer, BOB_PW22_IOTDB_HEX,
+};
 
 /// The handshake parameters of this file's IoTDB-shaped sender.
 const SENDER: &[(&str, &str)] = &[
@@ -44,8 +50,23 @@ async fn send_ok(conn: &mut Connection, type_: i16, body: Vec<u8>) {
     assert_eq!(status.code, 200, "type {type_}: {status:?}");
 }
 
+/// Sends a ConfigNode plan (type 200) that must be accepted.
+async fn send_plan(conn: &mut Connection, plan: Vec<u8>) {
+    send_ok(conn, rt::TRANSFER_CONFIG_PLAN, plan).await;
+}
+
+/// Sends a plan node (type 100: schema region or deletion) that must be accepted.
+async fn send_node(conn: &mut Connection, node: Vec<u8>) {
+    send_ok(conn, rt::TRANSFER_PLAN_NODE, node).await;
+}
+
 async fn send(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TSStatus {
     transfer(conn, type_, body).await.status
+}
+
+/// An InternalCreateTimeSeriesNode of one INT64 series (TS_2DIFF, LZ4) on a non-aligned device.
+fn int64_series_node(device: &str, measurement: &str) -> Vec<u8> {
+    iotdb_wire::internal_create_time_series_node(device, false, &[(measurement, dt::INT64, 4, 7)])
 }
 
 fn column(name: &str, type_code: u8, values: Vec<Option<Value>>) -> TabletColumn {
@@ -173,10 +194,10 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
         // A's own double-living pipe to B: what an IoTDB sender gave A is pipe data and stays on A,
         // whether it was there before the pipe (its history) or arrives after (real time).
         client
-            .execute_update(&format!(
-                "create pipe ab with source ('source.mode.double-living'='true') with sink \
-                 ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
-                b.port()
+            .execute_update(&create_pipe_to(
+                "ab",
+                "'source.mode.double-living'='true'",
+                &b,
             ))
             .await
             .unwrap();
@@ -216,44 +237,34 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
         send_ok(&mut sender, rt::TRANSFER_TABLET_BINARY, wal).await;
 
         // 100: delete s_i64 at time 2 and all of d4 after 15.
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::delete_data_node(&["root.peer.d1.s_i64", "root.peer.d4.**"], 2, 2),
         )
         .await;
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::delete_data_node(&["root.peer.d4.**"], 15, i64::MAX),
         )
         .await;
 
         // 100: schema plan nodes (a pipe whose inclusion covers schema.timeseries): a series with
         // RLE/SNAPPY, an aligned device with GORILLA/ZSTD and PLAIN/LZ4.
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::create_time_series_node("root.peer.s6.x", dt::INT32, 2, 1),
         )
         .await;
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::create_aligned_time_series_node(
                 "root.peer.s7",
                 &[("a", dt::DOUBLE, 8, 8), ("b", dt::TEXT, 0, 7)],
             ),
         )
         .await;
-        let schema: Vec<Vec<String>> = rows(&mut client, "show timeseries root.peer.s*.*")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| vec![r[0].clone(), r[3].clone(), r[4].clone(), r[5].clone()])
-            .collect();
         assert_eq!(
-            schema,
+            timeseries(&mut client, "root.peer.s*.*").await,
             [
                 ["root.peer.s6.x", "INT32", "RLE", "SNAPPY"],
                 ["root.peer.s7.a", "DOUBLE", "GORILLA", "ZSTD"],
@@ -261,13 +272,12 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
             ]
         );
 
-        let d1 = rows(
+        let d1 = query(
             &mut client,
             "select s_bool, s_i32, s_i64, s_float, s_double, s_text, s_ts, s_date, s_blob, s_str \
              from root.peer.d1",
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(
             d1,
             [
@@ -303,9 +313,7 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
                 ],
             ]
         );
-        let devices = rows(&mut client, "show devices root.peer.**")
-            .await
-            .unwrap();
+        let devices = query(&mut client, "show devices root.peer.**").await;
         let aligned: Vec<(&str, &str)> = devices
             .iter()
             .map(|r| (r[0].as_str(), r[1].as_str()))
@@ -313,41 +321,26 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
         assert!(aligned.contains(&("root.peer.d1", "true")), "{devices:?}");
         assert!(aligned.contains(&("root.peer.d2", "false")), "{devices:?}");
         assert_eq!(
-            rows(&mut client, "select s_int, s_raw from root.peer.d2")
-                .await
-                .unwrap(),
+            query(&mut client, "select s_int, s_raw from root.peer.d2").await,
             [["5", "7", "2.5"], ["6", "8", "null"], ["7", "9", "null"]]
         );
         // The raw string was inferred as IoTDB infers it; the null cells created no series.
         assert_eq!(
-            rows(&mut client, "show timeseries root.peer.d2.s_raw")
-                .await
-                .unwrap()[0][3],
+            query(&mut client, "show timeseries root.peer.d2.s_raw").await[0][3],
             "DOUBLE"
         );
+        assert_series_count(&mut client, "root.peer.d2.**", 2).await;
         assert_eq!(
-            rows(&mut client, "count timeseries root.peer.d2.**")
-                .await
-                .unwrap(),
-            [["2"]]
-        );
-        assert_eq!(
-            rows(&mut client, "select s from root.peer.d3")
-                .await
-                .unwrap(),
+            query(&mut client, "select s from root.peer.d3").await,
             // Row 2's only cell is null: no row, as on IoTDB.
             [["1", "0.5"]]
         );
         assert_eq!(
-            rows(&mut client, "select s from root.peer.d4")
-                .await
-                .unwrap(),
+            query(&mut client, "select s from root.peer.d4").await,
             [["10", "100"]]
         );
         assert_eq!(
-            rows(&mut client, "select s from root.peer.d5")
-                .await
-                .unwrap(),
+            query(&mut client, "select s from root.peer.d5").await,
             [["1", "1.25"]]
         );
 
@@ -369,12 +362,7 @@ fn a_default_iotdb_senders_real_time_writes_and_deletions_land_exactly() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(arrived, "A's local write never reached B");
-        assert_eq!(
-            rows(&mut on_b, "count timeseries root.peer.**")
-                .await
-                .unwrap(),
-            [["0"]]
-        );
+        assert_series_count(&mut on_b, "root.peer.**", 0).await;
     });
 }
 
@@ -398,9 +386,7 @@ fn a_batch_with_a_table_model_or_truncated_node_is_refused_whole_and_the_receive
             iotdb_wire::tablet_batch_v2(&[], &[good.clone(), table], &[]),
         )
         .await;
-        assert_eq!(status.code, 1805, "{status:?}");
-        let message = status.message.unwrap_or_default();
-        assert!(message.contains("RelationalInsertRowNode"), "{message}");
+        assert_status(&status, 1805, "RelationalInsertRowNode");
         let truncated = &good[..good.len() - 3];
         let status = send(
             &mut sender,
@@ -410,18 +396,11 @@ fn a_batch_with_a_table_model_or_truncated_node_is_refused_whole_and_the_receive
         .await;
         assert_eq!(status.code, 1805, "{status:?}");
         // Nothing of either request was applied.
-        assert_eq!(
-            rows(&mut client, "count timeseries root.refused.**")
-                .await
-                .unwrap(),
-            [["0"]]
-        );
+        assert_series_count(&mut client, "root.refused.**", 0).await;
         // The same connection still takes a good request.
         send_ok(&mut sender, rt::TRANSFER_TABLET_INSERT_NODE, good).await;
         assert_eq!(
-            rows(&mut client, "select s from root.refused.d1")
-                .await
-                .unwrap(),
+            query(&mut client, "select s from root.refused.d1").await,
             [["1", "1"]]
         );
     });
@@ -431,8 +410,17 @@ fn end_offset(resp: &t::TPipeTransferResp) -> i64 {
     i64::from_be_bytes(resp.body.clone().unwrap().try_into().unwrap())
 }
 
-async fn transfer(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TPipeTransferResp {
-    pipe_sender::transfer(conn, type_, body).await.unwrap()
+/// Sends one piece of the file `name` (a request of type `type_`); the answer's status code and
+/// end offset.
+async fn send_piece(
+    sender: &mut Connection,
+    type_: i16,
+    name: &str,
+    offset: i64,
+    bytes: &[u8],
+) -> (i32, i64) {
+    let resp = transfer(sender, type_, iotdb_wire::file_piece(name, offset, bytes)).await;
+    (resp.status.code, end_offset(&resp))
 }
 
 #[test]
@@ -443,28 +431,23 @@ fn file_pieces_follow_iotdbs_offset_protocol_and_seals_are_checked() {
         let mut sender = iotdb_sender(&server).await;
         let file = vec![7u8; 3000];
         let name = "1700000000000-1-0-0.tsfile";
-        let resp = transfer(
-            &mut sender,
-            rt::TRANSFER_TS_FILE_PIECE_WITH_MOD,
-            iotdb_wire::file_piece(name, 0, &file[..1000]),
-        )
-        .await;
-        assert_eq!((resp.status.code, end_offset(&resp)), (200, 1000));
-        // A piece resent from an older offset is answered with where the file stands.
-        let resp = transfer(
-            &mut sender,
-            rt::TRANSFER_TS_FILE_PIECE_WITH_MOD,
-            iotdb_wire::file_piece(name, 0, &file[..1000]),
-        )
-        .await;
-        assert_eq!((resp.status.code, end_offset(&resp)), (1803, 1000));
-        let resp = transfer(
-            &mut sender,
-            rt::TRANSFER_TS_FILE_PIECE_WITH_MOD,
-            iotdb_wire::file_piece(name, 1000, &file[1000..]),
-        )
-        .await;
-        assert_eq!((resp.status.code, end_offset(&resp)), (200, 3000));
+        // The first piece, the same piece resent from an older offset (answered with where the
+        // file stands), the rest.
+        for (piece, offset, bytes, answer) in [
+            ("first", 0, &file[..1000], (200, 1000)),
+            ("resent", 0, &file[..1000], (1803, 1000)),
+            ("rest", 1000, &file[1000..], (200, 3000)),
+        ] {
+            let got = send_piece(
+                &mut sender,
+                rt::TRANSFER_TS_FILE_PIECE_WITH_MOD,
+                name,
+                offset,
+                bytes,
+            )
+            .await;
+            assert_eq!(got, answer, "the {piece} piece");
+        }
         let received = server.data_dir().join("pipe-receiver");
         assert!(received.exists());
         // A seal with the wrong length is refused and the pieces are dropped.
@@ -476,21 +459,25 @@ fn file_pieces_follow_iotdbs_offset_protocol_and_seals_are_checked() {
         .await;
         assert_eq!(resp.status.code, 1804, "{:?}", resp.status);
         assert!(resp.status.message.unwrap().contains("length"));
-        let resp = transfer(
+        let got = send_piece(
             &mut sender,
             rt::TRANSFER_TS_FILE_PIECE,
-            iotdb_wire::file_piece(name, 1000, &file[1000..]),
+            name,
+            1000,
+            &file[1000..],
         )
         .await;
-        assert_eq!((resp.status.code, end_offset(&resp)), (1803, 0));
+        assert_eq!(got, (1803, 0));
         // A path outside the receiver's directory is refused.
-        let resp = transfer(
+        let got = send_piece(
             &mut sender,
             rt::TRANSFER_TS_FILE_PIECE,
-            iotdb_wire::file_piece("../../escape.tsfile", 0, b"x"),
+            "../../escape.tsfile",
+            0,
+            b"x",
         )
         .await;
-        assert_eq!((resp.status.code, end_offset(&resp)), (1804, -1));
+        assert_eq!(got, (1804, -1));
         assert!(!server.data_dir().join("escape.tsfile").exists());
         // A connection that goes away leaves no files behind.
         drop(sender);
@@ -587,9 +574,8 @@ fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_on
                 .map(|p| p[0].as_i64().unwrap())
                 .filter(|t| !deleted(*t))
                 .collect();
-            let got: Vec<i64> = rows(&mut client, &format!("select {measurement} from {device}"))
+            let got: Vec<i64> = query(&mut client, &format!("select {measurement} from {device}"))
                 .await
-                .unwrap()
                 .into_iter()
                 .map(|r| r[0].parse().unwrap())
                 .collect();
@@ -600,33 +586,26 @@ fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_on
                     .iter()
                     .find(|p| !deleted(p[0].as_i64().unwrap()))
                     .unwrap();
-                let row = rows(
+                let row = query(
                     &mut client,
                     &format!(
                         "select {measurement} from {device} where time = {}",
                         first[0]
                     ),
                 )
-                .await
-                .unwrap();
+                .await;
                 assert_eq!(row[0][1], first[1].to_string(), "{device}.{measurement}");
             }
         }
         // A truncated file is refused at its seal and nothing of it is applied.
         let truncated = &file[..file.len() - 40];
         let status = send_tsfile(&mut sender, "2-2-0-0.tsfile", truncated, None, 1000).await;
-        assert_eq!(status.code, 1804, "{status:?}");
-        let message = status.message.unwrap_or_default();
-        assert!(message.contains("2-2-0-0.tsfile"), "{message}");
-        let before = rows(&mut client, "count timeseries root.**").await.unwrap();
+        assert_status(&status, 1804, "2-2-0-0.tsfile");
+        let before = query(&mut client, "count timeseries root.**").await;
         let (table, _) = fixture("table_pages");
         let status = send_tsfile(&mut sender, "3-3-0-0.tsfile", &table, None, 4096).await;
-        assert_eq!(status.code, 1804, "{status:?}");
-        assert!(status.message.unwrap_or_default().contains("table-model"));
-        assert_eq!(
-            rows(&mut client, "count timeseries root.**").await.unwrap(),
-            before
-        );
+        assert_status(&status, 1804, "table-model");
+        assert_eq!(query(&mut client, "count timeseries root.**").await, before);
     });
 }
 
@@ -644,23 +623,17 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             iotdb_wire::create_database_plan("root.sg1"),
             iotdb_wire::set_ttl_plan("root.sg1.**", 1_000_000_000_000),
         ] {
-            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+            send_plan(&mut sender, plan).await;
         }
         assert_eq!(
-            rows(&mut client, "show ttl on root.sg1.**").await.unwrap(),
+            query(&mut client, "show ttl on root.sg1.**").await,
             [["root.sg1.**", "1000000000000"]]
         );
         // IoTDB's UNSET TTL is a SetTTLPlan with -1: the rule goes (it must not become a TTL that
         // expires everything), and a database's rule covers what is under it.
-        send_ok(
-            &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
-            iotdb_wire::set_ttl_plan("root.sg1.**", -1),
-        )
-        .await;
-        assert!(rows(&mut client, "show ttl on root.sg1.**")
+        send_plan(&mut sender, iotdb_wire::set_ttl_plan("root.sg1.**", -1)).await;
+        assert!(query(&mut client, "show ttl on root.sg1.**")
             .await
-            .unwrap()
             .is_empty());
         // History: a sealed TsFile written by Apache's tsfile package.
         let (file, sidecar) = fixture("tree_plain");
@@ -692,16 +665,14 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
         )
         .await;
         // A deletion: s_int64 of d1 up to (and including) 1700000020000.
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::delete_data_node(&["root.sg1.d1.s_int64"], i64::MIN, 1_700_000_020_000),
         )
         .await;
         // A schema change: a series created without data.
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::create_time_series_node("root.sg1.live.w", dt::FLOAT, 8, 7),
         )
         .await;
@@ -726,73 +697,46 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             if device == "root.sg1.d1" && measurement == "s_int64" {
                 expected.extend([1_800_000_000_000, 1_800_000_001_000]);
             }
-            let got: Vec<i64> = rows(&mut client, &format!("select {measurement} from {device}"))
+            let got: Vec<i64> = query(&mut client, &format!("select {measurement} from {device}"))
                 .await
-                .unwrap()
                 .into_iter()
                 .map(|r| r[0].parse().unwrap())
                 .collect();
             assert_eq!(got, expected, "{device}.{measurement}");
         }
         assert_eq!(
-            rows(&mut client, "select v from root.sg1.live")
-                .await
-                .unwrap(),
+            query(&mut client, "select v from root.sg1.live").await,
             [["1800000000000", "0.5"]]
         );
-        let w: Vec<String> = rows(&mut client, "show timeseries root.sg1.live.w")
-            .await
-            .unwrap()
-            .remove(0);
-        assert_eq!(
-            (w[3].as_str(), w[4].as_str(), w[5].as_str()),
-            ("FLOAT", "GORILLA", "LZ4")
-        );
+        let w = timeseries(&mut client, "root.sg1.live.w").await.remove(0);
+        assert_eq!(w[1..], ["FLOAT", "GORILLA", "LZ4"]);
 
         // DELETE TIMESERIES of the series made without data (a pattern tree in type 200), and a user
         // the sender created (`auth`).
-        send_ok(
+        send_plan(
             &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::pipe_delete_time_series_plan(&["root.sg1.live.w"]),
         )
         .await;
         assert_eq!(
-            rows(&mut client, "show timeseries root.sg1.live.*")
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|r| r[0].clone())
-                .collect::<Vec<_>>(),
+            series_names(&mut client, "root.sg1.live.*").await,
             ["root.sg1.live.v"]
         );
-        send_ok(
+        send_plan(
             &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::user_plan(621, "peer_user", Some("peer_pw1"), None),
         )
         .await;
         assert!(logs_in(&server, "peer_user", "peer_pw1").await);
 
         // The end: the database dropped on the sender goes here too, with its series and data.
-        send_ok(
-            &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
-            iotdb_wire::delete_database_plan("root.sg1"),
-        )
-        .await;
-        assert_eq!(
-            rows(&mut client, "count timeseries root.sg1.**")
-                .await
-                .unwrap(),
-            [["0"]]
-        );
+        send_plan(&mut sender, iotdb_wire::delete_database_plan("root.sg1")).await;
+        assert_series_count(&mut client, "root.sg1.**", 0).await;
         // A plan Duet does not apply is refused by name, and the connection goes on.
         let mut author = 622i16.to_be_bytes().to_vec();
         author.extend_from_slice(&[0; 8]);
         let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, author).await;
-        assert_eq!(status.code, 1805, "{status:?}");
-        assert!(status.message.unwrap_or_default().contains("CreateRole"));
+        assert_status(&status, 1805, "CreateRole");
     });
 }
 
@@ -812,13 +756,8 @@ fn a_tsfile_that_conflicts_with_a_series_type_here_is_refused_before_anything_is
         let mut sender = iotdb_sender(&server).await;
         let (file, _) = fixture("tree_plain");
         let status = send_tsfile(&mut sender, "9-9-0-0.tsfile", &file, None, 4096).await;
-        assert_eq!(status.code, 1810, "{status:?}");
-        let message = status.message.unwrap_or_default();
-        assert!(message.contains("root.sg1.d1.s_int64"), "{message}");
-        assert_eq!(
-            rows(&mut client, "count timeseries root.**").await.unwrap(),
-            [["1"]]
-        );
+        assert_status(&status, 1810, "root.sg1.d1.s_int64");
+        assert_series_count(&mut client, "root.**", 1).await;
     });
 }
 
@@ -852,17 +791,10 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
                 ("root.sg2.im2", false, &[("q", dt::STRING, 0, 7)]),
             ]),
         ] {
-            send_ok(&mut sender, rt::TRANSFER_PLAN_NODE, node).await;
+            send_node(&mut sender, node).await;
         }
-        let series = rows(&mut client, "show timeseries root.sg2.**")
-            .await
-            .unwrap();
-        let got: Vec<[&str; 4]> = series
-            .iter()
-            .map(|r| [r[0].as_str(), r[3].as_str(), r[4].as_str(), r[5].as_str()])
-            .collect();
         assert_eq!(
-            got,
+            timeseries(&mut client, "root.sg2.**").await,
             [
                 ["root.sg2.auto.x", "DOUBLE", "GORILLA", "ZSTD"],
                 ["root.sg2.auto.y", "INT32", "TS_2DIFF", "LZ4"],
@@ -873,9 +805,8 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
                 ["root.sg2.m2.c", "BOOLEAN", "RLE", "LZ4"],
             ]
         );
-        let aligned: Vec<Vec<String>> = rows(&mut client, "show devices root.sg2.**")
+        let aligned: Vec<Vec<String>> = query(&mut client, "show devices root.sg2.**")
             .await
-            .unwrap()
             .into_iter()
             .map(|r| vec![r[0].clone(), r[1].clone()])
             .collect();
@@ -900,28 +831,23 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
             .execute_update("set device template t1 to root.sg3")
             .await
             .unwrap();
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::activate_template_node("root.sg3.d1", 7),
         )
         .await;
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::batch_activate_template_node(&["root.sg3.d2", "root.sg3.d3"], 7, false),
         )
         .await;
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::batch_activate_template_node(&["root.sg3.d4"], 7, true),
         )
         .await;
         assert_eq!(
-            rows(&mut client, "show paths using device template t1")
-                .await
-                .unwrap(),
+            query(&mut client, "show paths using device template t1").await,
             [
                 ["root.sg3.d1"],
                 ["root.sg3.d2"],
@@ -929,12 +855,7 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
                 ["root.sg3.d4"]
             ]
         );
-        assert_eq!(
-            rows(&mut client, "count timeseries root.sg3.**")
-                .await
-                .unwrap(),
-            [["8"]]
-        );
+        assert_series_count(&mut client, "root.sg3.**", 8).await;
         // An activation where no template is set here is refused, naming the device.
         let status = send(
             &mut sender,
@@ -959,22 +880,8 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
             message.contains("AlterTimeSeriesNode") && message.contains("root.sg2.m1.a"),
             "{message}"
         );
-        send_ok(
-            &mut sender,
-            rt::TRANSFER_PLAN_NODE,
-            iotdb_wire::internal_create_time_series_node(
-                "root.sg2.m1",
-                false,
-                &[("z", dt::INT64, 4, 7)],
-            ),
-        )
-        .await;
-        assert_eq!(
-            rows(&mut client, "count timeseries root.sg2.m1.**")
-                .await
-                .unwrap(),
-            [["3"]]
-        );
+        send_node(&mut sender, int64_series_node("root.sg2.m1", "z")).await;
+        assert_series_count(&mut client, "root.sg2.m1.**", 3).await;
     });
 }
 
@@ -996,12 +903,10 @@ fn an_iotdb_senders_template_and_deletion_plans_apply() {
             iotdb_wire::extend_schema_template_plan("t2", &[("s4", dt::FLOAT)], Some(&[(2, 8)])),
             iotdb_wire::commit_set_schema_template_plan("t2", "root.sg4"),
         ] {
-            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+            send_plan(&mut sender, plan).await;
         }
         assert_eq!(
-            rows(&mut client, "show nodes in device template t2")
-                .await
-                .unwrap(),
+            query(&mut client, "show nodes in device template t2").await,
             [
                 ["s1", "INT64", "TS_2DIFF", "LZ4"],
                 ["s2", "DOUBLE", "GORILLA", "SNAPPY"],
@@ -1010,14 +915,11 @@ fn an_iotdb_senders_template_and_deletion_plans_apply() {
             ]
         );
         assert_eq!(
-            rows(&mut client, "show paths set device template t2")
-                .await
-                .unwrap(),
+            query(&mut client, "show paths set device template t2").await,
             [["root.sg4"]]
         );
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::batch_activate_template_node(&["root.sg4.d1", "root.sg4.d2"], 42, false),
         )
         .await;
@@ -1040,38 +942,23 @@ fn an_iotdb_senders_template_and_deletion_plans_apply() {
             iotdb_wire::tablet_batch_v2(&[], &[tablet("root.sg4.d1"), tablet("root.sg4.d2")], &[]),
         )
         .await;
-        assert_eq!(
-            rows(&mut client, "count timeseries root.sg4.**")
-                .await
-                .unwrap(),
-            [["8"]]
-        );
+        assert_series_count(&mut client, "root.sg4.**", 8).await;
 
         // DEACTIVATE on d1: its template series and their data go, d2 keeps both.
-        send_ok(
+        send_plan(
             &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::pipe_deactivate_template_plan(&[("root.sg4.d1", &[("t2", false, t2)])]),
         )
         .await;
         assert_eq!(
-            rows(&mut client, "show paths using device template t2")
-                .await
-                .unwrap(),
+            query(&mut client, "show paths using device template t2").await,
             [["root.sg4.d2"]]
         );
         assert_eq!(
-            rows(&mut client, "select count(s1) from root.sg4.d2")
-                .await
-                .unwrap(),
+            query(&mut client, "select count(s1) from root.sg4.d2").await,
             [["2"]]
         );
-        assert_eq!(
-            rows(&mut client, "count timeseries root.sg4.d1.**")
-                .await
-                .unwrap(),
-            [["0"]]
-        );
+        assert_series_count(&mut client, "root.sg4.d1.**", 0).await;
         // The rest, as a plan the sender's own receiver executed (PipeEnriched), then unset and
         // drop.
         let deactivate =
@@ -1081,24 +968,15 @@ fn an_iotdb_senders_template_and_deletion_plans_apply() {
             iotdb_wire::pipe_unset_template_plan("t2", "root.sg4"),
             iotdb_wire::drop_schema_template_plan("t2"),
         ] {
-            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+            send_plan(&mut sender, plan).await;
         }
-        assert!(rows(&mut client, "show device templates")
-            .await
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            rows(&mut client, "count timeseries root.sg4.**")
-                .await
-                .unwrap(),
-            [["0"]]
-        );
+        assert!(query(&mut client, "show device templates").await.is_empty());
+        assert_series_count(&mut client, "root.sg4.**", 0).await;
 
         // DELETE TIMESERIES root.sg4.x.s1, root.sg4.y.**: the pattern tree's patterns are resolved
         // here; root.sg4.x.s2 stays with its data.
-        send_ok(
+        send_node(
             &mut sender,
-            rt::TRANSFER_PLAN_NODE,
             iotdb_wire::create_multi_time_series_node(&[
                 (
                     "root.sg4.x",
@@ -1131,52 +1009,25 @@ fn an_iotdb_senders_template_and_deletion_plans_apply() {
             ),
         )
         .await;
-        send_ok(
+        send_plan(
             &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::pipe_delete_time_series_plan(&["root.sg4.x.s1", "root.sg4.y.**"]),
         )
         .await;
-        let left: Vec<String> = rows(&mut client, "show timeseries root.sg4.**")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r[0].clone())
-            .collect();
-        assert_eq!(left, ["root.sg4.x.s2"]);
         assert_eq!(
-            rows(&mut client, "select s2 from root.sg4.x")
-                .await
-                .unwrap(),
+            series_names(&mut client, "root.sg4.**").await,
+            ["root.sg4.x.s2"]
+        );
+        assert_eq!(
+            query(&mut client, "select s2 from root.sg4.x").await,
             [["10", "5"]]
         );
         // Recreated, the deleted series hold none of their old points.
-        send_ok(
-            &mut sender,
-            rt::TRANSFER_PLAN_NODE,
-            iotdb_wire::internal_create_time_series_node(
-                "root.sg4.x",
-                false,
-                &[("s1", dt::INT64, 4, 7)],
-            ),
-        )
-        .await;
-        assert!(rows(&mut client, "select s1 from root.sg4.x")
+        send_node(&mut sender, int64_series_node("root.sg4.x", "s1")).await;
+        assert!(query(&mut client, "select s1 from root.sg4.x")
             .await
-            .unwrap()
             .is_empty());
     });
-}
-
-/// Whether `user` can log in with `password`.
-async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
-    Client::connect(&ClientOptions {
-        user: user.into(),
-        password: password.into(),
-        ..server.client_options()
-    })
-    .await
-    .is_ok()
 }
 
 /// The user plans a default IoTDB 2.x sender transfers with `inclusion` covering `auth`: a user
@@ -1186,13 +1037,10 @@ async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
 /// name (Duet has neither), and a password Duet's rules refuse is refused without echoing it.
 #[test]
 fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (server, rt, _client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut sender = iotdb_sender(&server).await;
-        send_ok(
+        send_plan(
             &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::user_plan(621, "alice", Some("alice_pw1"), None),
         )
         .await;
@@ -1200,26 +1048,19 @@ fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
         assert!(!logs_in(&server, "alice", "alice_pw2").await);
 
         // IoTDB's stored form of "bob_pw22": `new String(md5(utf8), "utf-8")`, as OpenJDK 17
-        // computes it (hex of its UTF-8 bytes).
-        let hex = "efbfbd20efbfbd31efbfbd79efbfbd551aefbfbd18efbfbd0aefbfbd1d";
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
-        let iotdb_hash = String::from_utf8(bytes).unwrap();
-        send_ok(
+        // computes it.
+        let bob_hash = iotdb_hash(BOB_PW22_IOTDB_HEX);
+        send_plan(
             &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
-            iotdb_wire::user_plan(638, "bob", Some(&iotdb_hash), None),
+            iotdb_wire::user_plan(638, "bob", Some(&bob_hash), None),
         )
         .await;
         assert!(logs_in(&server, "bob", "bob_pw22").await);
         assert!(!logs_in(&server, "bob", "bob_pw2").await);
 
         // ALTER USER alice SET PASSWORD: the old password stops working.
-        send_ok(
+        send_plan(
             &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::user_plan(631, "alice", Some("alice_pw1"), Some("alice_pw2")),
         )
         .await;
@@ -1227,12 +1068,7 @@ fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
         assert!(!logs_in(&server, "alice", "alice_pw1").await);
 
         // DROP USER bob.
-        send_ok(
-            &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
-            iotdb_wire::user_plan(623, "bob", None, None),
-        )
-        .await;
+        send_plan(&mut sender, iotdb_wire::user_plan(623, "bob", None, None)).await;
         assert!(!logs_in(&server, "bob", "bob_pw22").await);
 
         // Roles and privileges: refused by name.
@@ -1243,9 +1079,7 @@ fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
                 iotdb_wire::user_plan(code, "alice", None, None),
             )
             .await;
-            assert_eq!(status.code, 1805, "{status:?}");
-            let message = status.message.unwrap_or_default();
-            assert!(message.contains(name), "{message}");
+            assert_status(&status, 1805, name);
         }
         // A password shorter than the rules allow: refused, and the password is not echoed.
         let status = send(
@@ -1270,27 +1104,17 @@ fn a_user_with_iotdbs_hash_travels_on_to_a_duet_peer() {
     let b = Duetd::start().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     // IoTDB's stored form of "bob_pw22" (OpenJDK 17, as in the test above).
-    let hex = "efbfbd20efbfbd31efbfbd79efbfbd551aefbfbd18efbfbd0aefbfbd1d";
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    let iotdb_hash = String::from_utf8(bytes).unwrap();
+    let bob_hash = iotdb_hash(BOB_PW22_IOTDB_HEX);
     rt.block_on(async {
         let mut sender = iotdb_sender(&a).await;
-        send_ok(
+        send_plan(
             &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
-            iotdb_wire::user_plan(638, "bob", Some(&iotdb_hash), None),
+            iotdb_wire::user_plan(638, "bob", Some(&bob_hash), None),
         )
         .await;
         let mut client = Client::connect(&a.client_options()).await.unwrap();
         client
-            .execute_update(&format!(
-                "create pipe ab with source ('source.inclusion'='all') with sink \
-                 ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
-                b.port()
-            ))
+            .execute_update(&create_pipe_to("ab", "'source.inclusion'='all'", &b))
             .await
             .unwrap();
     });
@@ -1307,13 +1131,10 @@ fn a_user_with_iotdbs_hash_travels_on_to_a_duet_peer() {
 /// creates, changes or drops root.
 #[test]
 fn an_iotdb_senders_user_creation_keeps_an_existing_user_and_root_is_never_touched() {
-    let server = Duetd::start().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (server, rt, _client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
     rt.block_on(async {
-        let mut sender = iotdb_sender(&server).await;
-        send_ok(
+        send_plan(
             &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::user_plan(621, "dave", Some("dave_pw1"), None),
         )
         .await;
@@ -1332,14 +1153,7 @@ fn an_iotdb_senders_user_creation_keeps_an_existing_user_and_root_is_never_touch
         ];
         for plan in again {
             let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
-            assert_eq!(status.code, 1809, "{status:?}");
-            assert!(
-                status
-                    .message
-                    .unwrap_or_default()
-                    .contains("already exists"),
-                "the answer says why"
-            );
+            assert_status(&status, 1809, "already exists");
         }
         assert!(logs_in(&server, "dave", "dave_pw1").await);
         assert!(!logs_in(&server, "dave", "dave_pw2").await);
@@ -1358,20 +1172,14 @@ fn an_iotdb_senders_user_creation_keeps_an_existing_user_and_root_is_never_touch
             ),
         ] {
             let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
-            assert_eq!(status.code, 1809, "{status:?}");
-            assert!(status.message.unwrap_or_default().contains("root"));
+            assert_status(&status, 1809, "root");
         }
         assert!(logs_in(&server, "root", "root").await);
         for password in ["hijack_pw1", "hijack_pw2", "hijack_pw3"] {
             assert!(!logs_in(&server, "root", password).await);
         }
         // The server goes on taking plans.
-        send_ok(
-            &mut sender,
-            rt::TRANSFER_CONFIG_PLAN,
-            iotdb_wire::user_plan(623, "dave", None, None),
-        )
-        .await;
+        send_plan(&mut sender, iotdb_wire::user_plan(623, "dave", None, None)).await;
         assert!(!logs_in(&server, "dave", "dave_pw1").await);
     });
 }

@@ -8,14 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use duet_proto::client::{Client, ClientOptions, Connection};
+use duet_proto::client::{Client, Connection};
 use duet_proto::t;
 use duet_testkit::iotdb_wire::{
     self, data_type as dt, request_type as rt, ConfigMNode, MTreeNode, UserGrants,
 };
 use duet_testkit::pipe_sender;
-use duet_testkit::query::rows;
 use duet_testkit::Duetd;
+
+mod common;
+use common::{assert_status, iotdb_hash, logs_in, query, timeseries, transfer, BOB_PW22_IOTDB_HEX};
 
 /// The handshake parameters of this file's IoTDB-shaped sender.
 const SENDER: &[(&str, &str)] = &[
@@ -29,10 +31,6 @@ const SENDER: &[(&str, &str)] = &[
 /// A pipe connection past IoTDB's handshake V2, as a default 2.x sender opens it.
 async fn iotdb_sender(server: &Duetd) -> Connection {
     pipe_sender::connect(server, SENDER).await.unwrap()
-}
-
-async fn transfer(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TPipeTransferResp {
-    pipe_sender::transfer(conn, type_, body).await.unwrap()
 }
 
 fn series(name: &str, type_code: u8, encoding: u8, compressor: u8) -> MTreeNode {
@@ -152,20 +150,9 @@ async fn send_snapshot(
     .status
 }
 
-/// (path, type, encoding, compression) of every series under `pattern`.
-async fn timeseries(client: &mut Client, pattern: &str) -> Vec<[String; 4]> {
-    rows(client, &format!("show timeseries {pattern}"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| [r[0].clone(), r[3].clone(), r[4].clone(), r[5].clone()])
-        .collect()
-}
-
 async fn databases(client: &mut Client) -> Vec<String> {
-    rows(client, "show databases")
+    query(client, "show databases")
         .await
-        .unwrap()
         .into_iter()
         .map(|r| r[0].clone())
         .collect()
@@ -203,7 +190,7 @@ fn a_schema_snapshot_creates_its_database_series_and_aligned_devices_as_its_seal
                 row("root.sg.g.tpl.temperature", "FLOAT", "RLE", "LZ4"),
             ]
         );
-        let devices = rows(&mut client, "show devices root.sg.**").await.unwrap();
+        let devices = query(&mut client, "show devices root.sg.**").await;
         let aligned: Vec<(&str, &str)> = devices
             .iter()
             .map(|r| (r[0].as_str(), r[1].as_str()))
@@ -221,9 +208,7 @@ fn a_schema_snapshot_creates_its_database_series_and_aligned_devices_as_its_seal
             .await
             .unwrap();
         assert_eq!(
-            rows(&mut client, "select s1, s2 from root.sg.d1")
-                .await
-                .unwrap(),
+            query(&mut client, "select s1, s2 from root.sg.d1").await,
             [["5", "7", "2.5"]]
         );
 
@@ -325,14 +310,7 @@ fn a_truncated_or_unsupported_snapshot_is_refused_whole_and_a_missing_template_i
         view.extend_from_slice(b"v1");
         view.extend_from_slice(&[0; 24]);
         let status = send_snapshot(&mut sender, &view, 1000, "root.cut", "root.**", "19,73").await;
-        assert_eq!(status.code, 1805, "{status:?}");
-        assert!(
-            status
-                .message
-                .unwrap_or_default()
-                .contains("logical view d.v1"),
-            "the view is named"
-        );
+        assert_status(&status, 1805, "logical view d.v1");
         assert!(!databases(&mut client)
             .await
             .contains(&"root.cut".to_string()));
@@ -341,9 +319,7 @@ fn a_truncated_or_unsupported_snapshot_is_refused_whole_and_a_missing_template_i
         // (1810) names the activation it left out.
         let status =
             send_snapshot(&mut sender, &mtree, 1000, "root.cut", "root.**", "19,22,53").await;
-        assert_eq!(status.code, 1810, "{status:?}");
-        let message = status.message.unwrap_or_default();
-        assert!(message.contains("root.cut.g.tpl"), "{message}");
+        assert_status(&status, 1810, "root.cut.g.tpl");
         assert_eq!(timeseries(&mut client, "root.cut.**").await.len(), 4);
 
         // A series that exists here with another type is left out and named; the rest applies.
@@ -396,6 +372,17 @@ async fn send_config_snapshot(
     )
     .await
     .status
+}
+
+/// Sends one user's file as a config snapshot of the USER kind (pattern `root.**`, the plan types
+/// `types`); the seal's answer.
+async fn send_user_file(
+    sender: &mut Connection,
+    name: &str,
+    file: Vec<u8>,
+    types: &str,
+) -> t::TSStatus {
+    send_config_snapshot(sender, &[(name, file)], USER, "root.**", types).await
 }
 
 /// CNSnapshotFileType codes.
@@ -456,18 +443,11 @@ fn a_confignode_snapshot_creates_databases_templates_set_paths_and_ttls() {
             "200,800,813",
         )
         .await;
-        assert_eq!(status.code, 1805, "{status:?}");
-        assert!(status
-            .message
-            .unwrap_or_default()
-            .contains("nothing of it was applied"));
+        assert_status(&status, 1805, "nothing of it was applied");
         assert!(!databases(&mut client)
             .await
             .contains(&"root.top".to_string()));
-        assert!(rows(&mut client, "show device templates")
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(query(&mut client, "show device templates").await.is_empty());
 
         let status = send_config_snapshot(
             &mut sender,
@@ -487,9 +467,7 @@ fn a_confignode_snapshot_creates_databases_templates_set_paths_and_ttls() {
             "{dbs:?}"
         );
         assert_eq!(
-            rows(&mut client, "show paths set device template tc")
-                .await
-                .unwrap(),
+            query(&mut client, "show paths set device template tc").await,
             [["root.ln.sg1.d"]]
         );
         // The schema region's snapshot then activates the template on the device.
@@ -518,41 +496,16 @@ fn a_confignode_snapshot_creates_databases_templates_set_paths_and_ttls() {
             iotdb_wire::ttl_snapshot(&[("root.ln.sg1.**", 3_600_000), ("root.**", 86_400_000)]);
         let status =
             send_config_snapshot(&mut sender, &[("ttl.bin", ttl)], TTL, "root.ln.**", "201").await;
-        assert_eq!(status.code, 1810, "{status:?}");
-        assert!(status.message.unwrap_or_default().contains("root.**"));
+        assert_status(&status, 1810, "root.**");
         assert_eq!(
-            rows(&mut client, "show ttl on root.ln.sg1.**")
-                .await
-                .unwrap(),
+            query(&mut client, "show ttl on root.ln.sg1.**").await,
             [["root.ln.sg1.**", "3600000"]]
         );
-        assert!(rows(&mut client, "show ttl on root.**")
+        assert!(query(&mut client, "show ttl on root.**")
             .await
-            .unwrap()
             .iter()
             .all(|r| r[0] != "root.**"));
     });
-}
-
-/// Whether `user` can log in with `password` through a real client session.
-async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
-    Client::connect(&ClientOptions {
-        user: user.into(),
-        password: password.into(),
-        ..server.client_options()
-    })
-    .await
-    .is_ok()
-}
-
-/// IoTDB's stored form of a password (`new String(md5(utf8), "utf-8")`), from the hex of its UTF-8
-/// bytes as OpenJDK 17 computes it.
-fn iotdb_hash(hex: &str) -> String {
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    String::from_utf8(bytes).unwrap()
 }
 
 /// The USER kind of a ConfigNode snapshot, one user's file per seal as IoTDB's sender sends its
@@ -565,7 +518,7 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
     let server = Duetd::start().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     // OpenJDK 17's IoTDB hashes of "bob_pw22", "secret1" and "IoTDB@2011".
-    let bob_hash = iotdb_hash("efbfbd20efbfbd31efbfbd79efbfbd551aefbfbd18efbfbd0aefbfbd1d");
+    let bob_hash = iotdb_hash(BOB_PW22_IOTDB_HEX);
     let secret_hash = iotdb_hash("efbfbd2defbfbdefbfbd59efbfbdefbfbd11775936efbfbddfbb7929");
     let iotdb_default_hash =
         iotdb_hash("efbfbdefbfbdefbfbdefbfbd2c1cefbfbdefbfbd2c1c751c325c42efbfbd");
@@ -580,30 +533,18 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
         let bob = iotdb_wire::user_file_v2(10_000, "bob", &bob_hash, (-1, 0), &grants);
 
         // Truncated: refused whole, nothing applied.
-        let status = send_config_snapshot(
+        let status = send_user_file(
             &mut sender,
-            &[("10000.profile", bob[..bob.len() - 2].to_vec())],
-            USER,
-            "root.**",
+            "10000.profile",
+            bob[..bob.len() - 2].to_vec(),
             "638,626",
         )
         .await;
-        assert_eq!(status.code, 1805, "{status:?}");
-        assert!(status
-            .message
-            .unwrap_or_default()
-            .contains("nothing of it was applied"));
+        assert_status(&status, 1805, "nothing of it was applied");
         assert!(!logs_in(&server, "bob", "bob_pw22").await);
 
         // Whole, with the grant types asked for: the user applies, its grants are named.
-        let status = send_config_snapshot(
-            &mut sender,
-            &[("10000.profile", bob.clone())],
-            USER,
-            "root.**",
-            "638,626",
-        )
-        .await;
+        let status = send_user_file(&mut sender, "10000.profile", bob.clone(), "638,626").await;
         assert_eq!(status.code, 1810, "{status:?}");
         let message = status.message.unwrap_or_default();
         assert!(
@@ -617,8 +558,7 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
         let carol = iotdb_wire::user_file_v1("carol", &secret_hash, &UserGrants::default());
         let dave = iotdb_wire::user_file_iotdb13("dave", &iotdb_default_hash, 0, &[]);
         for (file, user) in [("carol.profile", carol), ("dave.profile", dave)] {
-            let status =
-                send_config_snapshot(&mut sender, &[(file, user)], USER, "root.**", "638").await;
+            let status = send_user_file(&mut sender, file, user, "638").await;
             assert_eq!(status.code, 200, "{file}: {status:?}");
         }
         assert!(logs_in(&server, "carol", "secret1").await);
@@ -634,40 +574,27 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
             .unwrap();
         assert!(logs_in(&server, "erin", "erin_local1").await);
         let erin = iotdb_wire::user_file_v2(10_001, "erin", &secret_hash, (-1, 0), &grants);
-        let status = send_config_snapshot(
-            &mut sender,
-            &[("10001.profile", erin)],
-            USER,
-            "root.**",
-            "638",
-        )
-        .await;
+        let status = send_user_file(&mut sender, "10001.profile", erin, "638").await;
         assert_eq!(status.code, 200, "{status:?}");
         assert!(logs_in(&server, "erin", "secret1").await);
         assert!(!logs_in(&server, "erin", "erin_local1").await);
 
         // Root is never taken from a snapshot.
         let root = iotdb_wire::user_file_v2(0, "root", &secret_hash, (-1, 0), &grants);
-        let status =
-            send_config_snapshot(&mut sender, &[("0.profile", root)], USER, "root.**", "638").await;
+        let status = send_user_file(&mut sender, "0.profile", root, "638").await;
         assert_eq!(status.code, 1809, "{status:?}");
         assert!(logs_in(&server, "root", "root").await);
         assert!(!logs_in(&server, "root", "secret1").await);
 
         // A user file version Duet does not read is refused by name.
-        let status = send_config_snapshot(
+        let status = send_user_file(
             &mut sender,
-            &[("frank.profile", vec![0, 0, 0, 5, b'f', b'r'])],
-            USER,
-            "root.**",
+            "frank.profile",
+            vec![0, 0, 0, 5, b'f', b'r'],
             "638",
         )
         .await;
-        assert_eq!(status.code, 1805, "{status:?}");
-        assert!(status
-            .message
-            .unwrap_or_default()
-            .contains("format version 5"));
+        assert_status(&status, 1805, "format version 5");
 
         // Roles: not applied, the answer names the kind.
         let status = send_config_snapshot(
@@ -681,7 +608,6 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
             "622",
         )
         .await;
-        assert_eq!(status.code, 1810, "{status:?}");
-        assert!(status.message.unwrap_or_default().contains("ROLE"));
+        assert_status(&status, 1810, "ROLE");
     });
 }

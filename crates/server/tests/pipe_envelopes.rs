@@ -52,6 +52,11 @@ async fn send(connection: &mut Connection, type_: i16, body: Vec<u8>) -> TPipeTr
         .unwrap()
 }
 
+/// The status code of one request's answer.
+async fn status_code(connection: &mut Connection, type_: i16, body: Vec<u8>) -> i32 {
+    send(connection, type_, body).await.status.code
+}
+
 /// A tablet batch (type 13) with one tablet of `rows` INT64 points for `device`.s1, value = 10 × time.
 fn tablet_batch(device: &str, rows: i64) -> Vec<u8> {
     let times: Vec<i64> = (1..=rows).collect();
@@ -199,10 +204,7 @@ async fn compressed_and_sliced_tablets_arrive() {
     let body = tablet_batch(device, rows);
     let slices = three_slices(8, &body);
     assert_eq!(
-        send(&mut pipe, TRANSFER_SLICE, slices[0].clone())
-            .await
-            .status
-            .code,
+        status_code(&mut pipe, TRANSFER_SLICE, slices[0].clone()).await,
         200
     );
     let resp = send(&mut pipe, TRANSFER_SLICE, slices[2].clone()).await;
@@ -212,34 +214,22 @@ async fn compressed_and_sliced_tablets_arrive() {
         Some("Slice request is out of order, please check the request sequence.")
     );
     assert_eq!(
-        send(&mut pipe, TRANSFER_SLICE, slices[1].clone())
-            .await
-            .status
-            .code,
+        status_code(&mut pipe, TRANSFER_SLICE, slices[1].clone()).await,
         1812
     );
     assert!(points(&mut client, device).await.is_empty());
     // Any other request in the middle drops the buffer as well.
     assert_eq!(
-        send(&mut pipe, TRANSFER_SLICE, slices[0].clone())
-            .await
-            .status
-            .code,
+        status_code(&mut pipe, TRANSFER_SLICE, slices[0].clone()).await,
         200
     );
     let empty = encode_tablet_batch_v2([]);
     assert_eq!(
-        send(&mut pipe, request_type::TRANSFER_TABLET_BATCH_V2, empty)
-            .await
-            .status
-            .code,
+        status_code(&mut pipe, request_type::TRANSFER_TABLET_BATCH_V2, empty).await,
         200
     );
     assert_eq!(
-        send(&mut pipe, TRANSFER_SLICE, slices[1].clone())
-            .await
-            .status
-            .code,
+        status_code(&mut pipe, TRANSFER_SLICE, slices[1].clone()).await,
         1812
     );
     for (i, slice) in slices.iter().enumerate() {

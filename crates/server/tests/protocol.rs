@@ -6,12 +6,14 @@
 use std::time::Duration;
 
 use duet_proto::client::{Client, ClientOptions, Outcome};
-use duet_proto::codec::{self, Protocol};
+use duet_proto::codec::Protocol;
 use duet_proto::rpc;
 use duet_proto::t;
 use duet_testkit::{Duetd, DuetdOptions};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+
+mod common;
+use common::{assert_hung_up, assert_not_logged_in, fetch_v2, raw_socket};
 
 fn options(server: &Duetd) -> ClientOptions {
     ClientOptions {
@@ -62,18 +64,10 @@ async fn a_malformed_frame_closes_only_that_connection() {
         &b"\xff\xff\xff\xff"[..],
         &b"\x7f\xff\xff\xff"[..],
     ] {
-        let mut bad = TcpStream::connect(("127.0.0.1", server.port()))
-            .await
-            .unwrap();
+        let mut bad = raw_socket(&server).await;
         bad.write_all(garbage).await.unwrap();
         // The server hangs up on the bad connection.
-        let closed = tokio::time::timeout(
-            Duration::from_secs(10),
-            codec::read_frame(&mut bad, 1 << 20),
-        )
-        .await
-        .unwrap();
-        assert!(matches!(closed, Ok(None) | Err(_)), "{closed:?}");
+        assert_hung_up(&mut bad).await;
     }
     show_version_works(&mut healthy).await;
     let mut fresh = Client::connect(&options(&server)).await.unwrap();
@@ -87,12 +81,7 @@ async fn calls_before_login_are_refused_with_802() {
         .connection(Protocol::Binary, Duration::from_secs(5))
         .await
         .unwrap();
-    let req = t::TSExecuteStatementReq::new(1, "show version".into(), 1, None, None, None, None);
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeStatementV2", 1, &req)
-        .await
-        .unwrap();
-    assert_eq!(resp.status.code, 802);
+    assert_not_logged_in(&mut connection).await;
 }
 
 #[tokio::test]
@@ -126,11 +115,7 @@ async fn results_are_found_by_query_id_whatever_ids_the_client_sends() {
         None,
         Some(-5),
     );
-    let resp: t::TSFetchResultsResp = client
-        .connection()
-        .call("fetchResultsV2", 1, &req)
-        .await
-        .unwrap();
+    let resp = fetch_v2(&mut client, &req).await;
     assert_eq!(resp.status.code, 200);
     assert!(resp.has_result_set);
     let (_, blocks) = client.collect(rs).await.unwrap();
@@ -151,11 +136,7 @@ async fn results_are_found_by_query_id_whatever_ids_the_client_sends() {
     assert_eq!(names, sorted);
     // A finished or unknown query answers 200 with no result set.
     let req = t::TSFetchResultsReq::new(1, "list user".into(), 2, query_id, true, None, None);
-    let resp: t::TSFetchResultsResp = client
-        .connection()
-        .call("fetchResultsV2", 1, &req)
-        .await
-        .unwrap();
+    let resp = fetch_v2(&mut client, &req).await;
     assert_eq!((resp.status.code, resp.has_result_set), (200, false));
 }
 

@@ -22,6 +22,9 @@ use duet_proto::types::DataType;
 use duet_testkit::query::{render, rows};
 use duet_testkit::{wait_for, Duetd, DuetdOptions};
 
+mod common;
+use common::fetch_v2;
+
 /// A server started with `toml` as its configuration file (kept in its own temporary directory).
 struct Configured {
     server: Duetd,
@@ -409,11 +412,7 @@ async fn a_query_ends_on_close_operation_and_with_its_session() {
         None,
         None,
     );
-    let resp: t::TSFetchResultsResp = client
-        .connection()
-        .call("fetchResultsV2", 1, &req)
-        .await
-        .unwrap();
+    let resp = fetch_v2(&mut client, &req).await;
     assert_eq!((resp.status.code, resp.has_result_set), (200, false));
     // A query left open ends when its connection goes away.
     let Outcome::Rows(rs) = client.execute("select s from root.t.d").await.unwrap() else {

@@ -14,6 +14,7 @@ use duet_proto::t;
 use duet_proto::tsblock;
 use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_testkit::Duetd;
+use thrift::protocol::TSerializable;
 
 fn options(server: &Duetd) -> ClientOptions {
     ClientOptions {
@@ -98,6 +99,31 @@ fn types_of(resp: &t::TSExecuteStatementResp) -> Vec<DataType> {
         .collect()
 }
 
+/// One call of `method` (sequence id 1) that must come back as a reply of the expected type.
+async fn call<Req: TSerializable, Resp: TSerializable>(
+    connection: &mut Connection,
+    method: &str,
+    req: &Req,
+) -> Resp {
+    connection.call(method, 1, req).await.unwrap()
+}
+
+/// One call of a method without arguments (Binary protocol) that must come back as a reply of the
+/// expected type.
+async fn call_without_arguments<Resp: TSerializable>(
+    connection: &mut Connection,
+    method: &str,
+) -> Resp {
+    let payload = rpc::encode_empty_call(Protocol::Binary, method).unwrap();
+    let reply = connection.round_trip(&payload).await.unwrap();
+    rpc::decode_struct_reply(&reply).unwrap()
+}
+
+/// A fetch of the next `fetch_size` rows of `query_id`.
+fn fetch_request(query_id: i64, fetch_size: i32) -> t::TSFetchResultsReq {
+    t::TSFetchResultsReq::new(0, String::new(), fetch_size, query_id, true, None, None)
+}
+
 fn assert_ok(status: &t::TSStatus) {
     assert_eq!(status.code, 200, "{status:?}");
 }
@@ -122,17 +148,8 @@ async fn v2_rows(
         if !more {
             break;
         }
-        let fetch = t::TSFetchResultsReq::new(
-            0,
-            String::new(),
-            1000,
-            resp.query_id.unwrap(),
-            true,
-            None,
-            None,
-        );
-        let page: t::TSFetchResultsResp =
-            connection.call("fetchResultsV2", 1, &fetch).await.unwrap();
+        let fetch = fetch_request(resp.query_id.unwrap(), 1000);
+        let page: t::TSFetchResultsResp = call(connection, "fetchResultsV2", &fetch).await;
         assert_ok(&page.status);
         blocks = page.query_result.unwrap();
         more = page.more_data.unwrap();
@@ -177,16 +194,8 @@ async fn v1_rows(
         query_data_set::decode(resp.query_data_set.as_ref().unwrap(), &types).unwrap();
     let mut fetches = 0;
     loop {
-        let fetch = t::TSFetchResultsReq::new(
-            0,
-            String::new(),
-            fetch_size,
-            resp.query_id.unwrap(),
-            true,
-            None,
-            None,
-        );
-        let page: t::TSFetchResultsResp = connection.call("fetchResults", 1, &fetch).await.unwrap();
+        let fetch = fetch_request(resp.query_id.unwrap(), fetch_size);
+        let page: t::TSFetchResultsResp = call(connection, "fetchResults", &fetch).await;
         assert_ok(&page.status);
         assert!(page.query_result.is_none());
         if !page.has_result_set {
@@ -213,10 +222,7 @@ async fn v1_execute_and_fetch_answer_the_query_data_set_layout() {
         None,
         None,
     );
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeQueryStatement", 1, &req)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeQueryStatement", &req).await;
     assert_eq!(
         resp.columns.clone().unwrap(),
         [
@@ -246,8 +252,7 @@ async fn v1_execute_and_fetch_answer_the_query_data_set_layout() {
     }
     // executeStatement (V1) with a statement that has no result: a status only.
     let req = t::TSExecuteStatementReq::new(0, "FLUSH".to_string(), 0, None, None, None, None);
-    let resp: t::TSExecuteStatementResp =
-        connection.call("executeStatement", 1, &req).await.unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeStatement", &req).await;
     assert_ok(&resp.status);
     assert!(resp.query_data_set.is_none());
 }
@@ -258,10 +263,7 @@ async fn raw_last_and_fast_last_queries_in_both_layouts() {
     let connection = client.connection();
     let paths = vec!["root.v.d1.s1".to_string(), "root.v.d1.s3".to_string()];
     let raw = t::TSRawDataQueryReq::new(0, paths.clone(), Some(2), 3, 7, 0, None, None, None, None);
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeRawDataQuery", 1, &raw)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeRawDataQuery", &raw).await;
     assert_eq!(resp.columns.clone().unwrap(), paths);
     let (times, columns, _) = v1_rows(connection, resp, 2).await;
     assert_eq!(times, vec![3, 4, 5, 6]);
@@ -269,19 +271,13 @@ async fn raw_last_and_fast_last_queries_in_both_layouts() {
         assert_eq!(int32(&columns[0], row), expected_s1(*t));
         assert_eq!(text(&columns[1], row), expected_s3(*t));
     }
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeRawDataQueryV2", 1, &raw)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeRawDataQueryV2", &raw).await;
     let (times, _) = v2_rows(connection, resp).await;
     assert_eq!(times, vec![3, 4, 5, 6]);
 
     // Last with a bound: s3's newest point (9) passes `time >= 5`, as does s1's.
     let last = t::TSLastDataQueryReq::new(0, paths.clone(), None, 5, 0, None, None, None, None);
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeLastDataQuery", 1, &last)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeLastDataQuery", &last).await;
     assert_eq!(
         resp.columns.clone().unwrap(),
         ["Timeseries", "Value", "DataType"]
@@ -293,10 +289,7 @@ async fn raw_last_and_fast_last_queries_in_both_layouts() {
     assert_eq!(text(&columns[1], 1).unwrap(), "i");
     assert_eq!(text(&columns[2], 1).unwrap(), "TEXT");
     let later = t::TSLastDataQueryReq::new(0, paths, None, 10, 0, None, None, None, None);
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeLastDataQueryV2", 1, &later)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeLastDataQueryV2", &later).await;
     assert_eq!(v2_rows(connection, resp).await.0, Vec::<i64>::new());
 
     let fast = t::TSFastLastDataQueryForOneDeviceReq::new(
@@ -311,10 +304,8 @@ async fn raw_last_and_fast_last_queries_in_both_layouts() {
         None,
         None,
     );
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeFastLastDataQueryForOneDeviceV2", 1, &fast)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp =
+        call(connection, "executeFastLastDataQueryForOneDeviceV2", &fast).await;
     let (times, columns) = v2_rows(connection, resp).await;
     assert_eq!(times, vec![9, 9]);
     assert_eq!(text(&columns[0], 0).unwrap(), "root.v.d1.s2");
@@ -328,10 +319,12 @@ async fn raw_last_and_fast_last_queries_in_both_layouts() {
         None,
         None,
     );
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeFastLastDataQueryForOnePrefixPath", 1, &prefix)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(
+        connection,
+        "executeFastLastDataQueryForOnePrefixPath",
+        &prefix,
+    )
+    .await;
     let (_, columns) = v2_rows(connection, resp).await;
     let series: Vec<String> = (0..4).map(|r| text(&columns[0], r).unwrap()).collect();
     assert_eq!(
@@ -357,10 +350,7 @@ async fn raw_last_and_fast_last_queries_in_both_layouts() {
         None,
         None,
     );
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeRawDataQueryV2", 1, &bad)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeRawDataQueryV2", &bad).await;
     assert_eq!(resp.status.code, 509);
 }
 
@@ -381,10 +371,7 @@ async fn aggregation_and_group_by_interval_queries() {
         None,
         None,
     );
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeAggregationQueryV2", 1, &agg)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeAggregationQueryV2", &agg).await;
     let (times, columns) = v2_rows(connection, resp).await;
     assert_eq!(times, vec![1, 4, 7]);
     let counts: Vec<Option<i64>> = (0..3).map(|r| int64(&columns[0], r)).collect();
@@ -394,36 +381,24 @@ async fn aggregation_and_group_by_interval_queries() {
     // Without an interval, over [startTime, endTime), in the V1 layout.
     agg.interval = None;
     agg.end_time = Some(5);
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeAggregationQuery", 1, &agg)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeAggregationQuery", &agg).await;
     let (_, columns, _) = v1_rows(connection, resp, 100).await;
     assert_eq!(int64(&columns[0], 0), Some(3));
     assert_eq!(double(&columns[1], 0), Some(1.5 + 2.5 + 3.5 + 4.5));
     // STDDEV is the sample standard deviation (of 1.5 .. 4.5 in steps of 1: sqrt(5/3)).
     agg.aggregations[1] = t::TAggregationType::STDDEV;
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeAggregationQuery", 1, &agg)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeAggregationQuery", &agg).await;
     let (_, columns, _) = v1_rows(connection, resp, 100).await;
     let stddev = double(&columns[1], 0).unwrap();
     assert!((stddev - (5.0f64 / 3.0).sqrt()).abs() < 1e-12, "{stddev}");
     // MODE of four values that occur once each: the earliest (IoTDB's rule for a tie), as a DOUBLE.
     agg.aggregations[1] = t::TAggregationType::MODE;
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeAggregationQuery", 1, &agg)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeAggregationQuery", &agg).await;
     let (_, columns, _) = v1_rows(connection, resp, 100).await;
     assert_eq!(double(&columns[1], 0), Some(1.5));
     // An aggregation Duet does not compute is a status naming it.
     agg.aggregations[1] = t::TAggregationType::COUNT_TIME;
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeAggregationQueryV2", 1, &agg)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp = call(connection, "executeAggregationQueryV2", &agg).await;
     assert_ne!(resp.status.code, 200);
     assert!(resp.status.message.unwrap().contains("COUNT_TIME"));
 
@@ -441,10 +416,8 @@ async fn aggregation_and_group_by_interval_queries() {
         None,
         None,
     );
-    let resp: t::TSExecuteStatementResp = connection
-        .call("executeGroupByQueryIntervalQuery", 1, &group)
-        .await
-        .unwrap();
+    let resp: t::TSExecuteStatementResp =
+        call(connection, "executeGroupByQueryIntervalQuery", &group).await;
     assert_eq!(resp.columns.clone().unwrap(), ["MAX_VALUE"]);
     let (times, columns, _) = v1_rows(connection, resp, 100).await;
     assert_eq!(times, vec![1, 4, 7]);
@@ -467,10 +440,7 @@ async fn test_inserts_connections_and_refusals() {
         None,
         None,
     );
-    let status: t::TSStatus = connection
-        .call("testInsertStringRecord", 1, &record)
-        .await
-        .unwrap();
+    let status: t::TSStatus = call(connection, "testInsertStringRecord", &record).await;
     assert_ok(&status);
     let records = t::TSInsertStringRecordsReq::new(
         0,
@@ -480,10 +450,7 @@ async fn test_inserts_connections_and_refusals() {
         vec![2],
         None,
     );
-    let status: t::TSStatus = connection
-        .call("testInsertStringRecords", 1, &records)
-        .await
-        .unwrap();
+    let status: t::TSStatus = call(connection, "testInsertStringRecords", &records).await;
     assert_ok(&status);
     let one_device = t::TSInsertRecordsOfOneDeviceReq::new(
         0,
@@ -493,10 +460,7 @@ async fn test_inserts_connections_and_refusals() {
         vec![3],
         None,
     );
-    let status: t::TSStatus = connection
-        .call("testInsertRecordsOfOneDevice", 1, &one_device)
-        .await
-        .unwrap();
+    let status: t::TSStatus = call(connection, "testInsertRecordsOfOneDevice", &one_device).await;
     assert_ok(&status);
     match client.execute("SHOW TIMESERIES root.v.t.**").await.unwrap() {
         Outcome::Rows(rs) => {
@@ -507,9 +471,8 @@ async fn test_inserts_connections_and_refusals() {
     }
     let connection = client.connection();
 
-    let payload = rpc::encode_empty_call(Protocol::Binary, "fetchAllConnectionsInfo").unwrap();
-    let reply = connection.round_trip(&payload).await.unwrap();
-    let info: t::TSConnectionInfoResp = rpc::decode_struct_reply(&reply).unwrap();
+    let info: t::TSConnectionInfoResp =
+        call_without_arguments(connection, "fetchAllConnectionsInfo").await;
     assert_eq!(info.connection_info_list.len(), 2);
     for c in &info.connection_info_list {
         assert_eq!(c.user_name, "root");
@@ -522,21 +485,17 @@ async fn test_inserts_connections_and_refusals() {
         assert!(c.log_in_time > 1_600_000_000_000);
     }
     second.close().await.unwrap();
-    let reply = connection.round_trip(&payload).await.unwrap();
-    let info: t::TSConnectionInfoResp = rpc::decode_struct_reply(&reply).unwrap();
+    let info: t::TSConnectionInfoResp =
+        call_without_arguments(connection, "fetchAllConnectionsInfo").await;
     assert_eq!(info.connection_info_list.len(), 1);
 
-    let payload = rpc::encode_empty_call(Protocol::Binary, "getBackupConfiguration").unwrap();
-    let reply = connection.round_trip(&payload).await.unwrap();
-    let backup: t::TSBackupConfigurationResp = rpc::decode_struct_reply(&reply).unwrap();
+    let backup: t::TSBackupConfigurationResp =
+        call_without_arguments(connection, "getBackupConfiguration").await;
     assert_ok(&backup.status);
 
     // Refusals: a status 300 naming the method, in each method's result shape.
     let metadata = t::TSFetchMetadataReq::new(0, "COLUMN".to_string(), None);
-    let resp: t::TSFetchMetadataResp = connection
-        .call("fetchMetadata", 1, &metadata)
-        .await
-        .unwrap();
+    let resp: t::TSFetchMetadataResp = call(connection, "fetchMetadata", &metadata).await;
     assert_eq!(resp.status.code, 300);
     // Device templates: the serialized template is read with checked lengths, so hostile bytes are a
     // status 301 (as IoTDB's failed deserialisation) and the connection goes on.
@@ -546,10 +505,7 @@ async fn test_inserts_connections_and_refusals() {
         vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0],
     ] {
         let template = t::TSCreateSchemaTemplateReq::new(0, "t1".to_string(), bytes);
-        let status: t::TSStatus = connection
-            .call("createSchemaTemplate", 1, &template)
-            .await
-            .unwrap();
+        let status: t::TSStatus = call(connection, "createSchemaTemplate", &template).await;
         assert_eq!(status.code, 301, "{status:?}");
         assert!(status.message.unwrap().contains("serialized template"));
     }
@@ -566,49 +522,31 @@ async fn test_inserts_connections_and_refusals() {
         }],
     });
     let template = t::TSCreateSchemaTemplateReq::new(0, "`t1`".to_string(), serialized);
-    let status: t::TSStatus = connection
-        .call("createSchemaTemplate", 1, &template)
-        .await
-        .unwrap();
+    let status: t::TSStatus = call(connection, "createSchemaTemplate", &template).await;
     assert_ok(&status);
     let query = t::TSQueryTemplateReq::new(0, "t1".to_string(), 0, None);
-    let resp: t::TSQueryTemplateResp = connection
-        .call("querySchemaTemplate", 1, &query)
-        .await
-        .unwrap();
+    let resp: t::TSQueryTemplateResp = call(connection, "querySchemaTemplate", &query).await;
     assert_ok(&resp.status);
     assert_eq!((resp.query_type, resp.count), (0, Some(1)));
     let query = t::TSQueryTemplateReq::new(0, "t1".to_string(), 3, None);
-    let resp: t::TSQueryTemplateResp = connection
-        .call("querySchemaTemplate", 1, &query)
-        .await
-        .unwrap();
+    let resp: t::TSQueryTemplateResp = call(connection, "querySchemaTemplate", &query).await;
     assert_eq!(resp.measurements, Some(vec!["s1".to_string()]));
     let query = t::TSQueryTemplateReq::new(0, "t1".to_string(), 9, None);
-    let resp: t::TSQueryTemplateResp = connection
-        .call("querySchemaTemplate", 1, &query)
-        .await
-        .unwrap();
+    let resp: t::TSQueryTemplateResp = call(connection, "querySchemaTemplate", &query).await;
     assert_eq!((resp.status.code, resp.query_type), (301, 9));
     let activate =
         t::TCreateTimeseriesUsingSchemaTemplateReq::new(0, vec!["root.rpct.d1".to_string()]);
-    let status: t::TSStatus = connection
-        .call("createTimeseriesUsingSchemaTemplate", 1, &activate)
-        .await
-        .unwrap();
+    let status: t::TSStatus =
+        call(connection, "createTimeseriesUsingSchemaTemplate", &activate).await;
     assert_eq!(status.code, 513, "{status:?}");
     let set = t::TSSetSchemaTemplateReq::new(0, "t1".to_string(), "root.rpct".to_string());
-    let status: t::TSStatus = connection.call("setSchemaTemplate", 1, &set).await.unwrap();
+    let status: t::TSStatus = call(connection, "setSchemaTemplate", &set).await;
     assert_ok(&status);
-    let status: t::TSStatus = connection
-        .call("createTimeseriesUsingSchemaTemplate", 1, &activate)
-        .await
-        .unwrap();
+    let status: t::TSStatus =
+        call(connection, "createTimeseriesUsingSchemaTemplate", &activate).await;
     assert_ok(&status);
-    let status: t::TSStatus = connection
-        .call("createTimeseriesUsingSchemaTemplate", 1, &activate)
-        .await
-        .unwrap();
+    let status: t::TSStatus =
+        call(connection, "createTimeseriesUsingSchemaTemplate", &activate).await;
     assert_eq!(status.code, 515, "{status:?}");
 
     let identity =
@@ -622,9 +560,8 @@ async fn test_inserts_connections_and_refusals() {
         .await
         .unwrap();
     assert_eq!((resp.status.code, resp.version, resp.type_), (300, 1, 7));
-    let payload = rpc::encode_empty_call(Protocol::Binary, "showConfigurationTemplate").unwrap();
-    let reply = connection.round_trip(&payload).await.unwrap();
-    let resp: t::TShowConfigurationTemplateResp = rpc::decode_struct_reply(&reply).unwrap();
+    let resp: t::TShowConfigurationTemplateResp =
+        call_without_arguments(connection, "showConfigurationTemplate").await;
     assert_eq!(resp.status.code, 300);
 
     // A name outside the IDL is still a Thrift exception, and is logged.

@@ -447,46 +447,16 @@ async fn run_file(path: &Path, complete: bool) -> Result<()> {
 
 /// The record with its connection replaced by the default one (each session has a runner of its
 /// own), and the connection it named.
-fn take_connection(record: Record<DefaultColumnType>) -> (Connection, Record<DefaultColumnType>) {
-    match record {
-        Record::Statement {
-            loc,
-            conditions,
-            connection,
-            sql,
-            expected,
-            retry,
-        } => (
-            connection,
-            Record::Statement {
-                loc,
-                conditions,
-                connection: Connection::Default,
-                sql,
-                expected,
-                retry,
-            },
-        ),
-        Record::Query {
-            loc,
-            conditions,
-            connection,
-            sql,
-            expected,
-            retry,
-        } => (
-            connection,
-            Record::Query {
-                loc,
-                conditions,
-                connection: Connection::Default,
-                sql,
-                expected,
-                retry,
-            },
-        ),
-        other => (Connection::Default, other),
-    }
+fn take_connection(
+    mut record: Record<DefaultColumnType>,
+) -> (Connection, Record<DefaultColumnType>) {
+    let connection = match &mut record {
+        Record::Statement { connection, .. } | Record::Query { connection, .. } => {
+            std::mem::replace(connection, Connection::Default)
+        }
+        _ => Connection::Default,
+    };
+    (connection, record)
 }
 
 /// Runs a record and returns it with the output of this run as its expectation (sqllogictest's own

@@ -8,24 +8,17 @@
 use std::time::Duration;
 
 use duet_proto::client::{Client, ClientError, ClientOptions};
-use duet_testkit::{wait_for, Duetd, DuetdOptions};
+use duet_testkit::{wait_for, Duetd};
+
+mod common;
+use common::{create_pipe_to, start_with_config};
 
 /// A server whose logins are never locked out: these tests poll logins that fail until an account
 /// arrives, which the lockout would otherwise count.
 fn start() -> (Duetd, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("duet.toml");
-    std::fs::write(
-        &path,
+    start_with_config(
         "failed_login_attempts = 0\nfailed_login_attempts_per_user = 0\nfailed_login_delay_ms = 0\n",
     )
-    .unwrap();
-    let server = Duetd::start_with(DuetdOptions {
-        args: vec!["--config".into(), path.display().to_string()],
-        ..DuetdOptions::default()
-    })
-    .unwrap();
-    (server, dir)
 }
 
 fn as_user(server: &Duetd, user: &str, password: &str) -> ClientOptions {
@@ -42,24 +35,30 @@ fn logs_in(rt: &tokio::runtime::Runtime, server: &Duetd, user: &str, password: &
         .is_ok()
 }
 
-#[test]
-fn accounts_and_passwords_reach_the_peer_and_drops_remove_them() {
-    let (a, _a_dir) = start();
-    let (b, _b_dir) = start();
-    let rt = tokio::runtime::Runtime::new().unwrap();
+/// Two servers as [`start`] makes them, a double-living pipe with `'inclusion'='all'` from each to
+/// the other, a root session on each, and the servers' config directories.
+fn double_living_pair(
+    rt: &tokio::runtime::Runtime,
+) -> (Duetd, Duetd, Client, Client, [tempfile::TempDir; 2]) {
+    let (a, a_dir) = start();
+    let (b, b_dir) = start();
     let root = |s: &Duetd| {
         rt.block_on(Client::connect(&as_user(s, "root", "root")))
             .unwrap()
     };
     let (mut on_a, mut on_b) = (root(&a), root(&b));
     for (client, peer) in [(&mut on_a, &b), (&mut on_b, &a)] {
-        rt.block_on(client.execute_update(&format!(
-            "create pipe p with source ('source.mode.double-living'='true', 'source.inclusion'='all') \
-             with sink ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
-            peer.port()
-        )))
-        .unwrap();
+        let source = "'source.mode.double-living'='true', 'source.inclusion'='all'";
+        rt.block_on(client.execute_update(&create_pipe_to("p", source, peer)))
+            .unwrap();
     }
+    (a, b, on_a, on_b, [a_dir, b_dir])
+}
+
+#[test]
+fn accounts_and_passwords_reach_the_peer_and_drops_remove_them() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (a, b, mut on_a, mut on_b, _dirs) = double_living_pair(&rt);
     let within = Duration::from_secs(20);
 
     rt.block_on(on_a.execute_update("create user ops 'first123'"))
@@ -109,22 +108,8 @@ fn runs(
 
 #[test]
 fn roles_and_grants_reach_the_peer() {
-    let (a, _a_dir) = start();
-    let (b, _b_dir) = start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let root = |s: &Duetd| {
-        rt.block_on(Client::connect(&as_user(s, "root", "root")))
-            .unwrap()
-    };
-    let (mut on_a, mut on_b) = (root(&a), root(&b));
-    for (client, peer) in [(&mut on_a, &b), (&mut on_b, &a)] {
-        rt.block_on(client.execute_update(&format!(
-            "create pipe p with source ('source.mode.double-living'='true', 'source.inclusion'='all') \
-             with sink ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
-            peer.port()
-        )))
-        .unwrap();
-    }
+    let (a, b, mut on_a, mut on_b, _dirs) = double_living_pair(&rt);
     // Generous: a loaded CI machine sends retried batches after a backoff.
     let within = Duration::from_secs(60);
     for sql in [

@@ -495,18 +495,13 @@ async fn a_manifest_without_time_indexes_still_loads_and_scans() {
 fn a_million_point_series_reads_back_in_chunks() {
     const POINTS: i64 = 1_000_000;
     const BATCH: i64 = 10_000;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = two_worker_runtime();
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(
         dir.path(),
         StorageOptions {
-            instance: 1,
             memtable_bytes: 1 << 30,
-            ..StorageOptions::default()
+            ..options()
         },
     )
     .unwrap();

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use duet_storage::{Origin, SeriesPiece, StatValue};
+use duet_storage::{SeriesPiece, StatValue};
 
 fn kinds(pieces: &[SeriesPiece]) -> Vec<(char, i64, i64)> {
     pieces
@@ -24,12 +24,9 @@ async fn disjoint_flushed_files_are_summarised_and_everything_else_is_scanned() 
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
     let s1 = series("s1");
-    let write = |ops| storage.write(Origin::Local, None, ops);
-    write(insert_i64("s1", &[10, 20, 30], &[5, -7, 7]))
-        .await
-        .unwrap();
+    write_local(&storage, insert_i64("s1", &[10, 20, 30], &[5, -7, 7])).await;
     storage.flush().await.unwrap();
-    write(insert_i64("s1", &[40, 50], &[1, 2])).await.unwrap();
+    write_local(&storage, insert_i64("s1", &[40, 50], &[1, 2])).await;
     storage.flush().await.unwrap();
     // Two files, nothing else: both summarised, the gaps scanned.
     let pieces = storage.summarize(&s1, 0, 100);
@@ -57,16 +54,16 @@ async fn disjoint_flushed_files_are_summarised_and_everything_else_is_scanned() 
     // A range that cuts a file: that file is scanned.
     assert_eq!(kinds(&storage.summarize(&s1, 15, 100))[0], ('s', 15, 39));
     // A memtable point inside the first file's span: it is scanned; the second file still counts.
-    write(insert_i64("s1", &[20], &[100])).await.unwrap();
+    write_local(&storage, insert_i64("s1", &[20], &[100])).await;
     assert_eq!(
         kinds(&storage.summarize(&s1, 0, 100)),
         vec![('s', 0, 39), ('S', 40, 50), ('s', 51, 100)]
     );
     // A deletion touching the second file's span: nothing is summarised.
-    write(delete(&s1, 45, 45)).await.unwrap();
+    write_local(&storage, delete(&s1, 45, 45)).await;
     assert_eq!(kinds(&storage.summarize(&s1, 0, 100)), vec![('s', 0, 100)]);
     // Another series is not affected by any of it.
-    write(insert_i64("s2", &[1, 2], &[1, 2])).await.unwrap();
+    write_local(&storage, insert_i64("s2", &[1, 2], &[1, 2])).await;
     storage.flush().await.unwrap();
     assert_eq!(
         kinds(&storage.summarize(&series("s2"), 1, 2)),
@@ -79,10 +76,7 @@ async fn a_memtable_in_time_order_is_summarised_as_it_grows_and_not_once_out_of_
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
     let s1 = series("s1");
-    let write = |ops| storage.write(Origin::Local, None, ops);
-    write(insert_i64("s1", &[10, 20, 30], &[5, -7, 7]))
-        .await
-        .unwrap();
+    write_local(&storage, insert_i64("s1", &[10, 20, 30], &[5, -7, 7])).await;
     let summary = |pieces: &[SeriesPiece]| match pieces {
         [SeriesPiece::Summary { stats, .. }] => *stats,
         other => panic!("{:?}", kinds(other)),
@@ -90,7 +84,7 @@ async fn a_memtable_in_time_order_is_summarised_as_it_grows_and_not_once_out_of_
     let first = summary(&storage.summarize(&s1, 0, 100)[1..2]);
     assert_eq!((first.count, first.sum), (3, 5.0));
     // Points appended later in time are folded into the running summary.
-    write(insert_i64("s1", &[40, 50], &[-9, 1])).await.unwrap();
+    write_local(&storage, insert_i64("s1", &[40, 50], &[-9, 1])).await;
     let pieces = storage.summarize(&s1, 0, 100);
     assert_eq!(
         kinds(&pieces),
@@ -105,21 +99,21 @@ async fn a_memtable_in_time_order_is_summarised_as_it_grows_and_not_once_out_of_
     assert_eq!((grown.first_time, grown.last_time), (10, 50));
     assert_eq!(grown.last, StatValue::Int(1));
     // A deletion touching the span: it is scanned.
-    write(delete(&s1, 40, 40)).await.unwrap();
+    write_local(&storage, delete(&s1, 40, 40)).await;
     assert_eq!(kinds(&storage.summarize(&s1, 0, 100)), vec![('s', 0, 100)]);
     // A point out of order (or rewriting a time): the memtable is scanned from then on.
-    write(insert_i64("s2", &[10, 20], &[1, 2])).await.unwrap();
+    write_local(&storage, insert_i64("s2", &[10, 20], &[1, 2])).await;
     assert_eq!(
         kinds(&storage.summarize(&series("s2"), 0, 30))[1],
         ('S', 10, 20)
     );
-    write(insert_i64("s2", &[15], &[3])).await.unwrap();
+    write_local(&storage, insert_i64("s2", &[15], &[3])).await;
     assert_eq!(
         kinds(&storage.summarize(&series("s2"), 0, 30)),
         vec![('s', 0, 30)]
     );
-    write(insert_i64("s3", &[10, 20], &[1, 2])).await.unwrap();
-    write(insert_i64("s3", &[20], &[5])).await.unwrap();
+    write_local(&storage, insert_i64("s3", &[10, 20], &[1, 2])).await;
+    write_local(&storage, insert_i64("s3", &[20], &[5])).await;
     assert_eq!(
         kinds(&storage.summarize(&series("s3"), 0, 30)),
         vec![('s', 0, 30)]

@@ -4,10 +4,13 @@
 //! Run: `cargo test --release -p duet-storage --test throughput -- --ignored --nocapture`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::time::Instant;
 
+use common::{open, two_worker_runtime};
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_storage::{InsertOp, Op, Origin, Storage, StorageOptions};
+use duet_storage::{InsertOp, Op, Origin};
 
 const CLIENTS: usize = 8;
 const TABLETS_PER_CLIENT: usize = 100;
@@ -46,20 +49,9 @@ fn tablet(client: usize, index: usize) -> Vec<Op> {
 #[test]
 #[ignore = "timing check; run explicitly in release mode"]
 fn ingest_rate_with_fsync_per_group_commit() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = two_worker_runtime();
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(
-        dir.path(),
-        StorageOptions {
-            instance: 1,
-            ..StorageOptions::default()
-        },
-    )
-    .unwrap();
+    let storage = open(dir.path());
     // Tablets are built before the clock starts: the engine receives them already decoded.
     let tablets: Vec<Vec<Vec<Op>>> = (0..CLIENTS)
         .map(|c| (0..TABLETS_PER_CLIENT).map(|i| tablet(c, i)).collect())

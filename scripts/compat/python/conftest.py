@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from iotdb.Session import Session
+from iotdb.thrift.rpc import IClientRPCService
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "duetd"
@@ -206,3 +207,18 @@ def session(server):
     yield s
     s.close()
 
+
+
+@pytest.fixture
+def fetch_sizes(monkeypatch):
+    """The fetch size of every fetchResultsV2 call the client makes during the
+    test, in order (the list may be cleared between phases)."""
+    sizes = []
+    original = IClientRPCService.Client.fetchResultsV2
+
+    def counting(self, req):
+        sizes.append(req.fetchSize)
+        return original(self, req)
+
+    monkeypatch.setattr(IClientRPCService.Client, "fetchResultsV2", counting)
+    return sizes

@@ -1,6 +1,9 @@
 """Small helpers shared by the test modules (kept out of conftest.py so they
 can be imported normally)."""
 
+import math
+
+import pandas as pd
 import pytest
 from iotdb.utils.exception import StatementExecutionException
 
@@ -15,6 +18,23 @@ def query_df(session, sql):
     (closeOperation is sent when the `with` block exits)."""
     with session.execute_query_statement(sql) as ds:
         return ds.todf()
+
+
+def norm(v):
+    """A DataFrame cell as a plain Python value: None for a null (None, pd.NA
+    or NaN), numpy scalars unwrapped."""
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    return v
+
+
+def columns(df):
+    """A DataFrame as {column name: [normalised cells]}."""
+    return {c: [norm(v) for v in df[c].tolist()] for c in df.columns}
 
 
 def query_rows(session, sql):

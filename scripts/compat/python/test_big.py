@@ -4,7 +4,6 @@ fetchResultsV2 paging."""
 import numpy as np
 import pytest
 from iotdb.Session import Session
-from iotdb.thrift.rpc import IClientRPCService
 from iotdb.utils.IoTDBConstants import TSDataType
 from iotdb.utils.NumpyTablet import NumpyTablet
 
@@ -18,7 +17,7 @@ def value_of(t):
     return t * 3 - 1_000_000
 
 
-def test_million_rows_paged(server, monkeypatch):
+def test_million_rows_paged(server, fetch_sizes):
     s = server.session()
     try:
         for start in range(0, N_ROWS, BATCH):
@@ -27,15 +26,6 @@ def test_million_rows_paged(server, monkeypatch):
                                         [(ts * 3 - 1_000_000).astype(">i8")], ts))
     finally:
         s.close()
-
-    calls = []
-    orig = IClientRPCService.Client.fetchResultsV2
-
-    def counting(self, req):
-        calls.append(req.fetchSize)
-        return orig(self, req)
-
-    monkeypatch.setattr(IClientRPCService.Client, "fetchResultsV2", counting)
 
     s = Session(server.host, server.port, "root", "root", fetch_size=FETCH)
     s.open(False)
@@ -61,11 +51,11 @@ def test_million_rows_paged(server, monkeypatch):
         assert total == sum(value_of(t) for t in range(N_ROWS))
         # The first page comes with the execute reply; every further page is
         # a fetchResultsV2 call of fetch_size rows at most.
-        assert len(calls) >= N_ROWS // FETCH - 1, len(calls)
-        assert all(c == FETCH for c in calls)
+        assert len(fetch_sizes) >= N_ROWS // FETCH - 1, len(fetch_sizes)
+        assert all(c == FETCH for c in fetch_sizes)
 
         # Row-by-row iteration over a slice still pages and stays ordered.
-        calls.clear()
+        fetch_sizes.clear()
         with s.execute_query_statement(
                 "select s1 from root.big.d1 where time >= 100000 and time < 120000") as ds:
             n, last = 0, 99_999
@@ -77,7 +67,7 @@ def test_million_rows_paged(server, monkeypatch):
                 last = t
                 n += 1
         assert n == 20_000
-        assert len(calls) >= 3, calls
+        assert len(fetch_sizes) >= 3, fetch_sizes
 
         agg = s.execute_query_statement("select count(s1), sum(s1) from root.big.d1")
         df = agg.todf()

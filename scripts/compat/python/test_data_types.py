@@ -185,20 +185,27 @@ def make_numpy_tablet(device):
                        np.array(TIMES, dtype=">i8"), bitmaps)
 
 
+def str_value(dt, v):
+    """A value as the string-record write paths send it (no BLOB there)."""
+    if dt == T.BOOLEAN:
+        return "true" if v else "false"
+    if dt == T.DATE:
+        return v.isoformat()
+    if dt == T.FLOAT:
+        return repr(float(np.float32(v)))
+    return str(v)
+
+
 def sql_literal(dt, v):
     if v is None:
         return "null"
-    if dt == T.BOOLEAN:
-        return "true" if v else "false"
     if dt in (T.TEXT, T.STRING):
         return "'" + v.replace("'", "''") + "'"
     if dt == T.BLOB:
         return "X'" + v.hex() + "'"
     if dt == T.DATE:
-        return f"'{v.isoformat()}'"
-    if dt == T.FLOAT:
-        return repr(float(np.float32(v)))
-    return repr(v)
+        return f"'{str_value(dt, v)}'"
+    return str_value(dt, v)
 
 
 # --------------------------------------------------------------------------
@@ -249,17 +256,23 @@ def test_insert_tablets_all_types(session):
         verify(session, d)
 
 
-@pytest.mark.parametrize("aligned", [False, True], ids=["nonaligned", "aligned"])
-def test_insert_records_all_types(session, aligned):
-    dev = f"root.dt.records_{'al' if aligned else 'na'}"
-    create_schema(session, dev, aligned)
-    # insert_records does not drop None itself: send only the non-null cells.
+def non_null_cells():
+    """Per row of ROWS, the (measurements, types, values) of its non-null cells."""
     meas, types, vals = [], [], []
     for row in ROWS:
         keep = [i for i, v in enumerate(row) if v is not None]
         meas.append([NAMES[i] for i in keep])
         types.append([TYPES[i] for i in keep])
         vals.append([row[i] for i in keep])
+    return meas, types, vals
+
+
+@pytest.mark.parametrize("aligned", [False, True], ids=["nonaligned", "aligned"])
+def test_insert_records_all_types(session, aligned):
+    dev = f"root.dt.records_{'al' if aligned else 'na'}"
+    create_schema(session, dev, aligned)
+    # insert_records does not drop None itself: send only the non-null cells.
+    meas, types, vals = non_null_cells()
     fn = session.insert_aligned_records if aligned else session.insert_records
     fn([dev] * len(TIMES), TIMES, meas, types, vals)
     verify(session, dev)
@@ -278,28 +291,13 @@ def test_insert_record_all_types(session, aligned):
 
 def test_insert_records_of_one_device_all_types(session):
     dev = "root.dt.one_device"
-    meas, types, vals = [], [], []
-    for row in ROWS:
-        keep = [i for i, v in enumerate(row) if v is not None]
-        meas.append([NAMES[i] for i in keep])
-        types.append([TYPES[i] for i in keep])
-        vals.append([row[i] for i in keep])
+    meas, types, vals = non_null_cells()
     # Unsorted input: the client sorts by time.
     order = [4, 2, 0, 3, 1]
     session.insert_records_of_one_device(
         dev, [TIMES[i] for i in order], [meas[i] for i in order],
         [types[i] for i in order], [vals[i] for i in order])
     verify(session, dev)
-
-
-def str_value(dt, v):
-    if dt == T.BOOLEAN:
-        return "true" if v else "false"
-    if dt == T.DATE:
-        return v.isoformat()
-    if dt == T.FLOAT:
-        return repr(float(np.float32(v)))
-    return str(v)
 
 
 @pytest.mark.parametrize("aligned", [False, True], ids=["nonaligned", "aligned"])

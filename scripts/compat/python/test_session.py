@@ -6,7 +6,6 @@ import subprocess
 import numpy as np
 import pytest
 from iotdb.Session import Session
-from iotdb.thrift.rpc import IClientRPCService
 from iotdb.utils.exception import IoTDBConnectionException, StatementExecutionException
 from iotdb.utils.IoTDBConstants import TSDataType
 from iotdb.utils.SessionDataSet import SessionDataSet
@@ -241,24 +240,15 @@ def test_session_survives_errors(session):
 # paging through fetchResultsV2
 # --------------------------------------------------------------------------
 
-def test_paged_list_user(server, monkeypatch):
+def test_paged_list_user(server, fetch_sizes):
     names = [f"pager_{i:02d}" for i in range(25)]
     admin = server.session()
     try:
         for n in names:
             admin.execute_non_query_statement(f"CREATE USER {n} 'pw_{n}'")
 
-        calls = []
-        orig = IClientRPCService.Client.fetchResultsV2
-
-        def counting(self, req):
-            calls.append(req.fetchSize)
-            return orig(self, req)
-
-        monkeypatch.setattr(IClientRPCService.Client, "fetchResultsV2", counting)
-
         for compact in (False, True):
-            calls.clear()
+            fetch_sizes.clear()
             s = Session(server.host, server.port, "root", "root", fetch_size=2)
             s.open(compact)
             try:
@@ -274,8 +264,8 @@ def test_paged_list_user(server, monkeypatch):
             assert len(got) == 26
             # 2 rows per page: the first page comes with the execute reply,
             # the remaining 24 rows need at least 12 fetchResultsV2 calls.
-            assert len(calls) >= 12, calls
-            assert all(c == 2 for c in calls)
+            assert len(fetch_sizes) >= 12, fetch_sizes
+            assert all(c == 2 for c in fetch_sizes)
 
         # todf() over a paged result also sees every row.
         s = Session(server.host, server.port, "root", "root", fetch_size=3)
