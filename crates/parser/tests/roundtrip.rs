@@ -1105,7 +1105,7 @@ fn select_wildcards_paths_aliases_and_aggregates() {
                     alias: Some("my alias".into()),
                 },
                 SelectItem::Aggregate {
-                    function: "COUNT".into(),
+                    function: "count".into(),
                     path: p("*"),
                     alias: None,
                 },
@@ -1115,7 +1115,7 @@ fn select_wildcards_paths_aliases_and_aggregates() {
                     alias: Some("m".into()),
                 },
                 SelectItem::Aggregate {
-                    function: "LAST_VALUE".into(),
+                    function: "last_value".into(),
                     path: p("d1.*"),
                     alias: None,
                 },
@@ -1149,7 +1149,7 @@ fn select_last_with_where_time() {
 fn select_group_by_with_step_and_left_open() {
     let mut query = select(
         vec![SelectItem::Aggregate {
-            function: "AVG".into(),
+            function: "avg".into(),
             path: p("s1"),
             alias: None,
         }],
@@ -1209,7 +1209,7 @@ fn shift(subtract: bool, text: &str) -> TimeShift {
 fn date_expressions_in_group_by_insert_and_where() {
     let mut query = select(
         vec![SelectItem::Aggregate {
-            function: "COUNT".into(),
+            function: "count".into(),
             path: p("s1"),
             alias: None,
         }],
@@ -1674,7 +1674,7 @@ fn select_fill_in_every_form_and_either_order_with_order_by() {
 
 #[test]
 fn select_group_by_level_alone_after_and_before_time_windows() {
-    let mut query = select(vec![agg("COUNT", "s1")], &["root.**"]);
+    let mut query = select(vec![agg("count", "s1")], &["root.**"]);
     query.group_by_level = Some(vec![1, 3]);
     one_select(
         "select count(s1) from root.** group by level = 1, 3",
@@ -1693,7 +1693,7 @@ fn select_group_by_level_alone_after_and_before_time_windows() {
 
 #[test]
 fn select_having_with_aggregates_levels_and_fill() {
-    let mut query = select(vec![agg("COUNT", "s1")], &["root.**"]);
+    let mut query = select(vec![agg("count", "s1")], &["root.**"]);
     query.group_by = Some(window_1_to_11_by_2ms());
     query.group_by_level = Some(vec![1]);
     query.having = Some(Expr::Binary {

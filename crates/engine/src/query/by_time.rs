@@ -518,9 +518,8 @@ mod tests {
         let (names, rows) = db.query("SELECT SUM(s1) FROM root.sg.* GROUP BY LEVEL = 1");
         assert_eq!(names, ["SUM(root.sg.*.s1)"]);
         assert_eq!(rows, [["809.0"]]);
-        let (names, rows) = db.query(
-            "SELECT COUNT(s1) FROM root.sg.d1 GROUP BY ([0, 10), 5ms) HAVING count(s1) > 1",
-        );
+        let (names, rows) = db
+            .query("SELECT COUNT(s1) FROM root.sg.d1 GROUP BY ([0, 10), 5ms) HAVING count(s1) > 1");
         assert_eq!(names, ["COUNT(root.sg.d1.s1)"]);
         assert_eq!(rows, [["0", "2"]]);
         let (names, _) = db.query("SELECT MAX_VALUE(s1) FROM root.sg.* ALIGN BY DEVICE");
