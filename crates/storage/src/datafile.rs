@@ -43,6 +43,7 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::prefetch::{self, Prefetched};
 use crate::run::{self, Run};
 use crate::stats::{self, SeriesStats};
 use crate::types::{Lsn, RangeTombstone, Version};
@@ -358,14 +359,21 @@ impl DataFile {
                 self.footer.get_or_init(|| footer).clone()
             }
         };
+        let wanted: &[&str] = if versions {
+            &[
+                COL_TIME,
+                COL_HLC,
+                COL_INSTANCE,
+                value_column(data_type.physical()),
+            ]
+        } else {
+            &[COL_TIME, value_column(data_type.physical())]
+        };
+        let ranges =
+            prefetch::page_ranges(footer.metadata(), wanted, first..first.saturating_add(n));
+        let file = Prefetched::new(file, ranges)?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
         let arrow_schema = builder.schema().clone();
-        let value = value_column(data_type.physical());
-        let wanted: &[&str] = if versions {
-            &[COL_TIME, COL_HLC, COL_INSTANCE, value]
-        } else {
-            &[COL_TIME, value]
-        };
         let mut indices = Vec::with_capacity(wanted.len());
         for name in wanted.iter().copied() {
             indices.push(

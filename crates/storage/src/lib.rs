@@ -93,7 +93,8 @@
 //!   compactor) and the test hooks; `options`: its tuning;
 //! - [`wal`]: log segments, records and retention; `codec`: an entry's encoding; [`transfer`]: entries
 //!   as bytes for a pipe; `types`: positions, versions, origins, operations; `hlc`: the clock;
-//! - `memtable`: the write buffer; [`datafile`]: Parquet data files; `manifest`: what is flushed;
+//! - `memtable`: the write buffer; [`datafile`]: Parquet data files (`prefetch`: the pages a read
+//!   needs, read ahead one call per column); `manifest`: what is flushed;
 //!   `run`: one series' points and the version merge; [`stats`]: per-series summaries;
 //! - `error`: the crate's error type.
 //!
@@ -120,6 +121,7 @@ mod hlc;
 mod manifest;
 mod memtable;
 mod options;
+mod prefetch;
 mod run;
 pub mod stats;
 mod storage;
