@@ -15,7 +15,7 @@ use duet_proto::pipe_tablet;
 use duet_proto::plan_node::{InsertRow, RowValue, WriteNode};
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::{TPipeTransferReq, TPipeTransferResp, TSStatus};
-use duet_storage::Origin;
+use duet_storage::{Op, Origin};
 use futures::future::join_all;
 
 use crate::file_receiver::FileReceiver;
@@ -24,35 +24,57 @@ use crate::identity::ServerIdentity;
 use crate::slice::{self, SliceOutcome};
 use crate::transfer;
 
-/// What a transfer applies, for the check of the handshake user's privileges (the server decides
-/// what each needs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applies {
-    /// Points and deletions (tablets, InsertNodes, TsFiles).
-    Data,
-    /// Series, devices and templates (schema snapshots).
-    Schema,
-    /// Anything an instance holds: Duet's entry batches and IoTDB's ConfigNode plans and snapshots
-    /// carry users, databases and TTLs besides data and schema.
-    Config,
+/// One thing a pipe request applies here: what the handshake user's privileges are checked against
+/// before anything of the request is applied (IoTDB's receiver checks each statement it executes
+/// with `AuthorityChecker.checkAuthority`, each config plan with its `checkPermission`).
+#[derive(Debug, Clone, Copy)]
+pub enum Applied<'a> {
+    /// Points written to these measurements of a device (a series that does not exist here is
+    /// created by the write).
+    Points {
+        device: &'a str,
+        measurements: &'a [String],
+    },
+    /// Points deleted from these series or path patterns.
+    Deletion { paths: &'a [String] },
+    /// A schema change: series, devices, databases, TTLs, templates, users, roles and grants.
+    Schema(&'a SchemaChange),
 }
 
+/// The handshake user's privileges as the server read them for one request.
+pub trait PipeAuthority: Send + Sync {
+    /// `Ok`, or the refusal the sender sees (IoTDB's 803 naming what is missing).
+    fn check(&self, applied: Applied<'_>) -> Result<(), TSStatus>;
+}
+
+/// Reads a user's privileges afresh (the refusal when the user no longer exists).
+pub type Authorize<'a> = &'a (dyn Fn(&str) -> Result<Box<dyn PipeAuthority>, TSStatus> + Sync);
+
 /// Answers one `pipeTransfer` request on a connection. `authenticate` checks a user's password and
-/// returns the failure status (801, 804) when it does not match; `authorize` checks, on every
-/// request that applies something, that the handshake user (still) may apply it.
+/// returns the failure status (801, 804) when it does not match; `authorize` reads, on every
+/// request that applies something, what the handshake user may apply now, and each write, deletion
+/// and schema change of the request is checked against it before any is applied.
 pub async fn receive(
     state: &mut ReceiverState,
     identity: &ServerIdentity,
     engine: &Engine,
     req: &TPipeTransferReq,
     authenticate: impl Fn(&str, &str) -> Result<(), TSStatus>,
-    authorize: &(dyn Fn(&str, Applies) -> Result<(), TSStatus> + Sync),
+    authorize: Authorize<'_>,
 ) -> TPipeTransferResp {
-    if let (Some(applies), Some(peer)) = (applies(req.type_), &state.peer) {
-        if let Err(status) = authorize(&peer.username, applies) {
-            return TPipeTransferResp::new(status, None);
-        }
-    }
+    let authority = match (applies(req.type_), &state.peer) {
+        (true, Some(peer)) => match authorize(&peer.username) {
+            Ok(authority) => Some(authority),
+            Err(status) => return TPipeTransferResp::new(status, None),
+        },
+        _ => None,
+    };
+    // What an applying request needs: the handshake's origin and the user's privileges (`None`
+    // before a handshake).
+    let applying = match (authority.as_deref(), &state.peer) {
+        (Some(authority), Some(peer)) => Some((origin_of(peer), authority)),
+        _ => None,
+    };
     // Any request but a slice ends a reassembly in progress, as on IoTDB.
     if req.type_ != slice::TRANSFER_SLICE {
         state.slices.clear();
@@ -65,15 +87,7 @@ pub async fn receive(
             ),
             Ok((version, type_, body)) => {
                 let inner = TPipeTransferReq::new(version, type_, body);
-                Box::pin(receive(
-                    state,
-                    identity,
-                    engine,
-                    &inner,
-                    authenticate,
-                    authorize,
-                ))
-                .await
+                receive_unwrapped(state, identity, engine, &inner, authenticate, authorize).await
             }
             Err(e) => pipe_status(
                 StatusCode::PipeTransferExecuteStatementError,
@@ -89,15 +103,7 @@ pub async fn receive(
                 "A sliced request may not carry another sliced request.",
             ),
             SliceOutcome::Complete(inner) => {
-                Box::pin(receive(
-                    state,
-                    identity,
-                    engine,
-                    &inner,
-                    authenticate,
-                    authorize,
-                ))
-                .await
+                receive_unwrapped(state, identity, engine, &inner, authenticate, authorize).await
             }
         },
         request_type::HANDSHAKE_DATANODE_V2 => {
@@ -107,9 +113,9 @@ pub async fn receive(
             StatusCode::PipeHandshakeError,
             "Handshake V1 is not supported; the sender must send HANDSHAKE_DATANODE_V2 (type 51).",
         ),
-        transfer::DUET_TRANSFER_ENTRIES => match &state.peer {
+        transfer::DUET_TRANSFER_ENTRIES => match applying {
             None => not_handshaken(),
-            Some(peer) => apply_entries(engine, origin_of(peer), &req.body).await,
+            Some((origin, authority)) => apply_entries(engine, origin, authority, &req.body).await,
         },
         request_type::TRANSFER_TABLET_RAW
         | request_type::TRANSFER_TABLET_BATCH
@@ -119,63 +125,52 @@ pub async fn receive(
         | request_type::TRANSFER_TABLET_INSERT_NODE_V2
         | request_type::TRANSFER_TABLET_BINARY
         | request_type::TRANSFER_TABLET_BINARY_V2
-        | request_type::TRANSFER_PLAN_NODE => match &state.peer {
+        | request_type::TRANSFER_PLAN_NODE => match applying {
             None => not_handshaken(),
-            Some(peer) => apply_iotdb_writes(engine, origin_of(peer), req.type_, &req.body).await,
+            Some((origin, authority)) => {
+                apply_iotdb_writes(engine, origin, authority, req.type_, &req.body).await
+            }
         },
-        request_type::TRANSFER_CONFIG_PLAN => match &state.peer {
+        request_type::TRANSFER_CONFIG_PLAN => match applying {
             None => not_handshaken(),
-            Some(peer) => apply_config_plan(engine, origin_of(peer), &req.body).await,
+            Some((origin, authority)) => {
+                apply_config_plan(engine, origin, authority, &req.body).await
+            }
         },
-        request_type::TRANSFER_TS_FILE_PIECE | request_type::TRANSFER_TS_FILE_PIECE_WITH_MOD => {
-            match &state.peer {
-                None => not_handshaken(),
-                Some(_) => file_piece(state, req.type_, &req.body).await,
-            }
-        }
-        request_type::TRANSFER_TS_FILE_SEAL | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD => {
-            match &state.peer {
-                None => not_handshaken(),
-                Some(peer) => {
-                    let origin = origin_of(peer);
-                    file_seal(state, engine, origin, req.type_, &req.body).await
-                }
-            }
-        }
-        request_type::TRANSFER_CONFIG_SNAPSHOT_PIECE
+        request_type::TRANSFER_TS_FILE_PIECE
+        | request_type::TRANSFER_TS_FILE_PIECE_WITH_MOD
+        | request_type::TRANSFER_CONFIG_SNAPSHOT_PIECE
         | request_type::TRANSFER_SCHEMA_SNAPSHOT_PIECE => match &state.peer {
             None => not_handshaken(),
             Some(_) => file_piece(state, req.type_, &req.body).await,
         },
-        request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => match &state.peer {
-            None => not_handshaken(),
-            Some(peer) => {
-                let origin = origin_of(peer);
-                match receiver_files(state) {
-                    Some(files) => {
-                        crate::config_snapshot_load::seal(files, engine, origin, &req.body).await
-                    }
-                    None => pipe_status(
-                        StatusCode::PipeTransferFileError,
-                        "This receiver takes no file transfers.",
-                    ),
+        request_type::TRANSFER_TS_FILE_SEAL | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD => {
+            match applying {
+                None => not_handshaken(),
+                Some((origin, authority)) => {
+                    file_seal(state, engine, origin, authority, req.type_, &req.body).await
                 }
             }
+        }
+        request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => match applying {
+            None => not_handshaken(),
+            Some((origin, authority)) => match receiver_files(state) {
+                Some(files) => {
+                    crate::config_snapshot_load::seal(files, engine, origin, authority, &req.body)
+                        .await
+                }
+                None => no_file_transfers(),
+            },
         },
-        request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => match &state.peer {
+        request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => match applying {
             None => not_handshaken(),
-            Some(peer) => {
-                let origin = origin_of(peer);
-                match receiver_files(state) {
-                    Some(files) => {
-                        crate::schema_snapshot_load::seal(files, engine, origin, &req.body).await
-                    }
-                    None => pipe_status(
-                        StatusCode::PipeTransferFileError,
-                        "This receiver takes no file transfers.",
-                    ),
+            Some((origin, authority)) => match receiver_files(state) {
+                Some(files) => {
+                    crate::schema_snapshot_load::seal(files, engine, origin, authority, &req.body)
+                        .await
                 }
-            }
+                None => no_file_transfers(),
+            },
         },
         other => pipe_status(
             StatusCode::PipeTypeError,
@@ -184,27 +179,87 @@ pub async fn receive(
     }
 }
 
-/// What a request of `type_` applies (`None`: nothing yet — a handshake, a file piece, a wrapper
+/// A request a compressed or sliced one carried, answered as if it had come alone (its own
+/// privilege check included).
+async fn receive_unwrapped(
+    state: &mut ReceiverState,
+    identity: &ServerIdentity,
+    engine: &Engine,
+    inner: &TPipeTransferReq,
+    authenticate: impl Fn(&str, &str) -> Result<(), TSStatus>,
+    authorize: Authorize<'_>,
+) -> TPipeTransferResp {
+    Box::pin(receive(
+        state,
+        identity,
+        engine,
+        inner,
+        authenticate,
+        authorize,
+    ))
+    .await
+}
+
+/// Whether a request of `type_` applies something (not a handshake, a file piece, or a wrapper
 /// whose inner request is checked when it is unwrapped).
-fn applies(type_: i16) -> Option<Applies> {
-    match type_ {
+fn applies(type_: i16) -> bool {
+    matches!(
+        type_,
         request_type::TRANSFER_TABLET_RAW
-        | request_type::TRANSFER_TABLET_BATCH
-        | request_type::TRANSFER_TABLET_RAW_V2
-        | request_type::TRANSFER_TABLET_BATCH_V2
-        | request_type::TRANSFER_TABLET_INSERT_NODE
-        | request_type::TRANSFER_TABLET_INSERT_NODE_V2
-        | request_type::TRANSFER_TABLET_BINARY
-        | request_type::TRANSFER_TABLET_BINARY_V2
-        | request_type::TRANSFER_PLAN_NODE
-        | request_type::TRANSFER_TS_FILE_SEAL
-        | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD => Some(Applies::Data),
-        request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => Some(Applies::Schema),
-        transfer::DUET_TRANSFER_ENTRIES
-        | request_type::TRANSFER_CONFIG_PLAN
-        | request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => Some(Applies::Config),
-        _ => None,
+            | request_type::TRANSFER_TABLET_BATCH
+            | request_type::TRANSFER_TABLET_RAW_V2
+            | request_type::TRANSFER_TABLET_BATCH_V2
+            | request_type::TRANSFER_TABLET_INSERT_NODE
+            | request_type::TRANSFER_TABLET_INSERT_NODE_V2
+            | request_type::TRANSFER_TABLET_BINARY
+            | request_type::TRANSFER_TABLET_BINARY_V2
+            | request_type::TRANSFER_PLAN_NODE
+            | request_type::TRANSFER_TS_FILE_SEAL
+            | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD
+            | request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL
+            | transfer::DUET_TRANSFER_ENTRIES
+            | request_type::TRANSFER_CONFIG_PLAN
+            | request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL
+    )
+}
+
+fn no_file_transfers() -> TPipeTransferResp {
+    pipe_status(
+        StatusCode::PipeTransferFileError,
+        "This receiver takes no file transfers.",
+    )
+}
+
+/// The schema changes `authority` lets the pipe apply, and the refusal of the others (the first
+/// refusal's status, naming how many were left out), for the snapshots, which apply what they may
+/// as IoTDB's receiver does.
+pub(crate) fn permitted(
+    authority: &dyn PipeAuthority,
+    changes: Vec<SchemaChange>,
+) -> (Vec<SchemaChange>, Option<TPipeTransferResp>) {
+    let mut kept = Vec::with_capacity(changes.len());
+    let mut first_refusal: Option<TSStatus> = None;
+    let mut refused = 0usize;
+    for change in changes {
+        match authority.check(Applied::Schema(&change)) {
+            Ok(()) => kept.push(change),
+            Err(status) => {
+                refused += 1;
+                first_refusal.get_or_insert(status);
+            }
+        }
     }
+    let refusal = first_refusal.map(|mut status| {
+        if refused > 1 {
+            let message = status.message.take().unwrap_or_default();
+            status.message = Some(format!(
+                "{message} (and {} more change(s) of this snapshot left out for want of privileges)",
+                refused - 1
+            ));
+        }
+        TPipeTransferResp::new(status, None)
+    });
+    (kept, refusal)
 }
 
 /// The origin recorded for what a handshaken peer sends: its pipe, unless the sender set
@@ -227,14 +282,55 @@ fn not_handshaken() -> TPipeTransferResp {
     )
 }
 
+/// One step of an IoTDB write request, in request order.
+enum WriteStep {
+    Write(DeviceWrite),
+    Schema(SchemaChange),
+    Delete(duet_proto::plan_node::DeleteData),
+}
+
+impl WriteStep {
+    fn applied(&self) -> Applied<'_> {
+        match self {
+            WriteStep::Write(w) => Applied::Points {
+                device: &w.device,
+                measurements: &w.measurements,
+            },
+            WriteStep::Schema(change) => Applied::Schema(change),
+            WriteStep::Delete(delete) => Applied::Deletion {
+                paths: &delete.paths,
+            },
+        }
+    }
+}
+
+/// A create node's series as a peer's schema change.
+fn create_series_change(create: duet_proto::plan_node::CreateSeries) -> SchemaChange {
+    SchemaChange::CreateSeries {
+        device: create.device,
+        aligned: create.aligned,
+        series: create
+            .series
+            .into_iter()
+            .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+                measurement,
+                data_type: t.name().to_string(),
+                encoding,
+                compressor,
+            })
+            .collect(),
+    }
+}
+
 /// Applies what an IoTDB sender (or a Duet sink with `format`='tablet') transfers: tablets, InsertNodes,
 /// WAL entries and deletions, in request order, through the normal write path. IoTDB's writes carry no
 /// versions: the points get this instance's, so between two writes of one point the later arrival wins,
 /// as on IoTDB. A request some of whose entries Duet cannot take (the table model, a plan node it does
-/// not apply) is refused whole, before anything of it is applied.
+/// not apply) or the handshake user may not apply is refused whole, before anything of it is applied.
 async fn apply_iotdb_writes(
     engine: &Engine,
     origin: Origin,
+    authority: &dyn PipeAuthority,
     type_: i16,
     body: &[u8],
 ) -> TPipeTransferResp {
@@ -247,129 +343,80 @@ async fn apply_iotdb_writes(
             )
         }
     };
-    let mut writes = Vec::new();
+    let mut steps = Vec::new();
     for node in nodes {
         match node {
-            WriteNode::Tablets(tablets) => {
-                writes.extend(tablets.into_iter().map(|t| DeviceWrite {
+            WriteNode::Tablets(tablets) => steps.extend(tablets.into_iter().map(|t| {
+                WriteStep::Write(DeviceWrite {
                     device: t.device,
                     aligned: t.aligned,
                     measurements: t.measurements,
                     columns: t.columns.into_iter().map(WriteColumn::Typed).collect(),
                     times: t.times,
+                })
+            })),
+            WriteNode::Rows(rows) => {
+                steps.extend(rows.into_iter().map(|r| WriteStep::Write(row_write(r))))
+            }
+            WriteNode::CreateSeries(create) => {
+                steps.push(WriteStep::Schema(create_series_change(create)))
+            }
+            WriteNode::CreateSeriesOnDevices(groups) => steps.extend(
+                groups
+                    .into_iter()
+                    .map(|g| WriteStep::Schema(create_series_change(g))),
+            ),
+            WriteNode::ActivateTemplate(devices) => {
+                steps.extend(devices.into_iter().map(|device| {
+                    WriteStep::Schema(SchemaChange::ActivateTemplate {
+                        device,
+                        made_on: None,
+                    })
                 }))
             }
-            WriteNode::Rows(rows) => writes.extend(rows.into_iter().map(row_write)),
-            WriteNode::CreateSeries(create) => {
-                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
-                    return resp;
-                }
-                let change = SchemaChange::CreateSeries {
-                    device: create.device,
-                    aligned: create.aligned,
-                    series: create
-                        .series
-                        .into_iter()
-                        .map(|(measurement, t, encoding, compressor)| SeriesSpec {
-                            measurement,
-                            data_type: t.name().to_string(),
-                            encoding,
-                            compressor,
-                        })
-                        .collect(),
-                };
-                if let Err(e) = engine
-                    .apply_unversioned_schema(origin.clone(), change)
-                    .await
-                {
-                    return refused(e);
+            WriteNode::Delete(delete) => steps.push(WriteStep::Delete(delete)),
+        }
+    }
+    if let Err(status) = steps.iter().try_for_each(|s| authority.check(s.applied())) {
+        return TPipeTransferResp::new(status, None);
+    }
+    // Consecutive writes go as one request; a schema change or a deletion lands after the writes
+    // before it, as the sender ordered them.
+    let mut writes = Vec::new();
+    for step in steps {
+        let done = match step {
+            WriteStep::Write(w) => {
+                writes.push(w);
+                continue;
+            }
+            WriteStep::Schema(change) => {
+                match write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                    Ok(()) => engine
+                        .apply_unversioned_schema(origin.clone(), change)
+                        .await
+                        .map_err(refused),
+                    Err(resp) => Err(resp),
                 }
             }
-            WriteNode::CreateSeriesOnDevices(groups) => {
-                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
-                    return resp;
-                }
-                if let Err(resp) = apply_series_groups(engine, &origin, groups).await {
-                    return resp;
-                }
-            }
-            WriteNode::ActivateTemplate(devices) => {
-                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
-                    return resp;
-                }
-                if let Err(resp) = apply_activations(engine, &origin, devices).await {
-                    return resp;
+            WriteStep::Delete(delete) => {
+                match write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                    Ok(()) => engine
+                        .delete_data_from(origin.clone(), &delete.paths, delete.start, delete.end)
+                        .await
+                        .map(|_| ())
+                        .map_err(refused),
+                    Err(resp) => Err(resp),
                 }
             }
-            WriteNode::Delete(delete) => {
-                // Writes before a deletion land before it, as the sender ordered them.
-                if let Err(resp) = write_all(engine, &origin, std::mem::take(&mut writes)).await {
-                    return resp;
-                }
-                if let Err(e) = engine
-                    .delete_data_from(origin.clone(), &delete.paths, delete.start, delete.end)
-                    .await
-                {
-                    return refused(e);
-                }
-            }
+        };
+        if let Err(resp) = done {
+            return resp;
         }
     }
     match write_all(engine, &origin, writes).await {
         Ok(()) => TPipeTransferResp::new(status::success(), None),
         Err(resp) => resp,
     }
-}
-
-/// The series of a `CreateMultiTimeSeriesNode` or an internal create node, device by device, as a
-/// peer's schema changes (versioned on arrival).
-async fn apply_series_groups(
-    engine: &Engine,
-    origin: &Origin,
-    groups: Vec<duet_proto::plan_node::CreateSeries>,
-) -> Result<(), TPipeTransferResp> {
-    for group in groups {
-        let change = SchemaChange::CreateSeries {
-            device: group.device,
-            aligned: group.aligned,
-            series: group
-                .series
-                .into_iter()
-                .map(|(measurement, t, encoding, compressor)| SeriesSpec {
-                    measurement,
-                    data_type: t.name().to_string(),
-                    encoding,
-                    compressor,
-                })
-                .collect(),
-        };
-        engine
-            .apply_unversioned_schema(origin.clone(), change)
-            .await
-            .map_err(refused)?;
-    }
-    Ok(())
-}
-
-/// Template activations: each device activates the template set above it here.
-async fn apply_activations(
-    engine: &Engine,
-    origin: &Origin,
-    devices: Vec<String>,
-) -> Result<(), TPipeTransferResp> {
-    for device in devices {
-        engine
-            .apply_unversioned_schema(
-                origin.clone(),
-                SchemaChange::ActivateTemplate {
-                    device,
-                    made_on: None,
-                },
-            )
-            .await
-            .map_err(refused)?;
-    }
-    Ok(())
 }
 
 /// One InsertRowNode row as a device write: typed values keep their type (converted to the series'
@@ -414,9 +461,15 @@ async fn write_all(
     }
 }
 
-/// A ConfigNode plan (type 200) an IoTDB sender sends for `schema.database` and `schema.ttl`: applied
-/// as a peer's schema change (versioned now, with the pipe's origin).
-async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPipeTransferResp {
+/// A ConfigNode plan (type 200) an IoTDB sender sends for `schema.database`, `schema.ttl`,
+/// `schema.timeseries` and `auth`: applied as the peer schema changes it means here (versioned now,
+/// with the pipe's origin), once the handshake user may apply every one of them.
+async fn apply_config_plan(
+    engine: &Engine,
+    origin: Origin,
+    authority: &dyn PipeAuthority,
+    body: &[u8],
+) -> TPipeTransferResp {
     let plan = match config_plan::decode_config_plan(body) {
         Ok(plan) => plan,
         Err(e) => {
@@ -431,42 +484,37 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
         ConfigPlan::PipeEnriched(inner) => *inner,
         plan => plan,
     };
-    let rules = match plan {
-        ConfigPlan::CreateDatabase { name } => {
-            return apply_peer_change(engine, origin, SchemaChange::CreateDatabase { path: name })
-                .await
+    let changes = match plan {
+        // IoTDB's receiver keeps an existing user as it is (its 'user already exists' answer, which
+        // its pipe receiver turns into 1809): a creation never overwrites an account here. Root is
+        // this instance's own: no plan creates, changes or drops it.
+        ConfigPlan::CreateUser { name, .. }
+        | ConfigPlan::UpdateUser { name, .. }
+        | ConfigPlan::DropUser { name }
+            if name == duet_catalog::ROOT_USER =>
+        {
+            tracing::warn!("an IoTDB user plan for root was received; root stays as it is here");
+            return pipe_status(
+                StatusCode::PipeReceiverIdempotentConflict,
+                "A user plan for root is not applied: root is this instance's own (IoTDB's \
+                 receiver never lets a pipe change or drop its superuser).",
+            );
         }
-        ConfigPlan::DeleteDatabase { name } => {
-            return apply_peer_change(
-                engine,
-                origin,
-                SchemaChange::DropDatabase {
-                    path: name,
-                    series: Vec::new(),
-                },
-            )
-            .await
+        ConfigPlan::CreateUser { name, password } => {
+            return create_user(engine, origin, authority, name, password).await
         }
-        ConfigPlan::SetTtl(rule) => vec![rule],
-        ConfigPlan::SetTtls(rules) => rules,
-        other => return apply_schema_plan(engine, origin, other).await,
+        plan => match config_plan_changes(engine, plan).await {
+            Ok(changes) => changes,
+            Err(resp) => return resp,
+        },
     };
-    for rule in rules {
-        // A database's rule covers what is under it (IoTDB's isDataBase); IoTDB's UNSET TTL is a
-        // TTL of -1 (its NULL_TTL), and no TTL of 0 or less is a rule.
-        let patterns = if rule.database {
-            vec![rule.pattern.clone(), format!("{}.**", rule.pattern)]
-        } else {
-            vec![rule.pattern]
-        };
-        let change = if rule.ttl_ms <= 0 {
-            SchemaChange::UnsetTtl { patterns }
-        } else {
-            SchemaChange::SetTtl {
-                patterns,
-                ttl_ms: rule.ttl_ms,
-            }
-        };
+    if let Err(status) = changes
+        .iter()
+        .try_for_each(|c| authority.check(Applied::Schema(c)))
+    {
+        return TPipeTransferResp::new(status, None);
+    }
+    for change in changes {
         let resp = apply_peer_change(engine, origin.clone(), change).await;
         if resp.status.code != status::success().code {
             return resp;
@@ -475,13 +523,66 @@ async fn apply_config_plan(engine: &Engine, origin: Origin, body: &[u8]) -> TPip
     TPipeTransferResp::new(status::success(), None)
 }
 
-/// The template, series-deletion and user plans of type 200, each as the peer schema changes it
-/// means here. A user created or changed with a password in clear is stored with this instance's
-/// hash of it; one created with IoTDB's hash (`CreateUserWithRawPassword`) keeps that hash as its
-/// own kind, which logins verify as IoTDB does. Deletions and deactivations name path patterns on IoTDB; they are resolved against
-/// this instance's schema (what matches nothing here is nothing to do).
-async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) -> TPipeTransferResp {
-    let changes = match plan {
+/// A user an IoTDB peer created: with a password in clear it is stored with this instance's hash
+/// of it; with IoTDB's hash (`CreateUserWithRawPassword`) that hash is kept as its own kind, which
+/// logins verify as IoTDB does. An existing account is kept (1809).
+async fn create_user(
+    engine: &Engine,
+    origin: Origin,
+    authority: &dyn PipeAuthority,
+    name: String,
+    password: UserPassword,
+) -> TPipeTransferResp {
+    let password_hash = match password {
+        UserPassword::Plain(password) => match hash_new_password(password).await {
+            Ok(hash) => hash,
+            Err(resp) => return resp,
+        },
+        UserPassword::IotdbHash(hash) => duet_catalog::iotdb_password_record(&hash),
+    };
+    let change = SchemaChange::PutUser {
+        name: name.clone(),
+        password_hash: password_hash.clone(),
+    };
+    if let Err(status) = authority.check(Applied::Schema(&change)) {
+        return TPipeTransferResp::new(status, None);
+    }
+    match engine.create_peer_user(origin, &name, &password_hash).await {
+        Ok(true) => TPipeTransferResp::new(status::success(), None),
+        Ok(false) => pipe_status(
+            StatusCode::PipeReceiverIdempotentConflict,
+            format!("User {name} already exists: it is kept as it is here."),
+        ),
+        Err(e) => refused(e),
+    }
+}
+
+/// The peer schema changes a config plan (other than a user's creation) means here. Deletions and
+/// deactivations name path patterns on IoTDB; they are resolved against this instance's schema
+/// (what matches nothing here is nothing to do).
+async fn config_plan_changes(
+    engine: &Engine,
+    plan: ConfigPlan,
+) -> Result<Vec<SchemaChange>, TPipeTransferResp> {
+    let series_specs = |measurements: Vec<config_plan::TemplateMeasurement>| -> Vec<SeriesSpec> {
+        measurements
+            .into_iter()
+            .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+                measurement,
+                data_type: t.name().to_string(),
+                encoding,
+                compressor,
+            })
+            .collect()
+    };
+    Ok(match plan {
+        ConfigPlan::CreateDatabase { name } => vec![SchemaChange::CreateDatabase { path: name }],
+        ConfigPlan::DeleteDatabase { name } => vec![SchemaChange::DropDatabase {
+            path: name,
+            series: Vec::new(),
+        }],
+        ConfigPlan::SetTtl(rule) => vec![ttl_change(rule)],
+        ConfigPlan::SetTtls(rules) => rules.into_iter().map(ttl_change).collect(),
         ConfigPlan::CreateTemplate {
             name,
             aligned,
@@ -489,15 +590,7 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
         } => vec![SchemaChange::CreateTemplate {
             name,
             aligned,
-            measurements: measurements
-                .into_iter()
-                .map(|(measurement, t, encoding, compressor)| SeriesSpec {
-                    measurement,
-                    data_type: t.name().to_string(),
-                    encoding,
-                    compressor,
-                })
-                .collect(),
+            measurements: series_specs(measurements),
         }],
         ConfigPlan::ExtendTemplate { name, measurements } => vec![SchemaChange::AppendTemplate {
             name,
@@ -526,10 +619,11 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
         ConfigPlan::DeactivateTemplate(entries) => {
             let mut devices = Vec::new();
             for (pattern, templates) in entries {
-                match engine.devices_using_templates(&pattern, &templates) {
-                    Ok(found) => devices.extend(found),
-                    Err(e) => return refused(e),
-                }
+                devices.extend(
+                    engine
+                        .devices_using_templates(&pattern, &templates)
+                        .map_err(refused)?,
+                );
             }
             devices.sort();
             devices.dedup();
@@ -539,70 +633,45 @@ async fn apply_schema_plan(engine: &Engine, origin: Origin, plan: ConfigPlan) ->
                 vec![SchemaChange::DeactivateTemplate { devices }]
             }
         }
-        ConfigPlan::DeleteTimeSeries { patterns } => match engine.series_for_delete(&patterns) {
-            Ok(series) if series.is_empty() => Vec::new(),
-            Ok(series) => vec![SchemaChange::DeleteSeries { series }],
-            Err(e) => return refused(e),
-        },
-        // IoTDB's receiver keeps an existing user as it is (its 'user already exists' answer, which
-        // its pipe receiver turns into 1809): a creation never overwrites an account here. Root is
-        // this instance's own: no plan creates, changes or drops it.
-        ConfigPlan::CreateUser { name, .. }
-        | ConfigPlan::UpdateUser { name, .. }
-        | ConfigPlan::DropUser { name }
-            if name == duet_catalog::ROOT_USER =>
-        {
-            tracing::warn!("an IoTDB user plan for root was received; root stays as it is here");
-            return pipe_status(
-                StatusCode::PipeReceiverIdempotentConflict,
-                "A user plan for root is not applied: root is this instance's own (IoTDB's \
-                 receiver never lets a pipe change or drop its superuser).",
-            );
+        ConfigPlan::DeleteTimeSeries { patterns } => {
+            let series = engine.series_for_delete(&patterns).map_err(refused)?;
+            if series.is_empty() {
+                Vec::new()
+            } else {
+                vec![SchemaChange::DeleteSeries { series }]
+            }
         }
-        ConfigPlan::CreateUser { name, password } => {
-            let password_hash = match password {
-                UserPassword::Plain(password) => match hash_new_password(password).await {
-                    Ok(hash) => hash,
-                    Err(resp) => return resp,
-                },
-                UserPassword::IotdbHash(hash) => duet_catalog::iotdb_password_record(&hash),
-            };
-            return match engine.create_peer_user(origin, &name, &password_hash).await {
-                Ok(true) => TPipeTransferResp::new(status::success(), None),
-                Ok(false) => pipe_status(
-                    StatusCode::PipeReceiverIdempotentConflict,
-                    format!("User {name} already exists: it is kept as it is here."),
-                ),
-                Err(e) => refused(e),
-            };
-        }
-        ConfigPlan::UpdateUser { name, password } => match hash_new_password(password).await {
-            Ok(password_hash) => vec![SchemaChange::PutUser {
-                name,
-                password_hash,
-            }],
-            Err(resp) => return resp,
-        },
+        ConfigPlan::UpdateUser { name, password } => vec![SchemaChange::PutUser {
+            name,
+            password_hash: hash_new_password(password).await?,
+        }],
         ConfigPlan::DropUser { name } => vec![SchemaChange::DropUser { name }],
-        // The database and TTL plans are applied by the caller; a wrapped plan was unwrapped.
-        ConfigPlan::CreateDatabase { .. }
-        | ConfigPlan::DeleteDatabase { .. }
-        | ConfigPlan::SetTtl(_)
-        | ConfigPlan::SetTtls(_)
-        | ConfigPlan::PipeEnriched(_) => {
-            return pipe_status(
+        // A user's creation is applied by the caller; a wrapped plan was unwrapped.
+        ConfigPlan::CreateUser { .. } | ConfigPlan::PipeEnriched(_) => {
+            return Err(pipe_status(
                 StatusCode::PipeTransferExecuteStatementError,
-                "A database, TTL or nested pipe-enriched plan reached the schema plans.",
-            )
+                "A user creation or a nested pipe-enriched plan reached the schema plans.",
+            ))
         }
+    })
+}
+
+/// A `SetTTLPlan` as a change: a database's rule covers what is under it (IoTDB's isDataBase);
+/// IoTDB's UNSET TTL is a TTL of -1 (its NULL_TTL), and no TTL of 0 or less is a rule.
+fn ttl_change(rule: config_plan::TtlRule) -> SchemaChange {
+    let patterns = if rule.database {
+        vec![rule.pattern.clone(), format!("{}.**", rule.pattern)]
+    } else {
+        vec![rule.pattern]
     };
-    for change in changes {
-        let resp = apply_peer_change(engine, origin.clone(), change).await;
-        if resp.status.code != status::success().code {
-            return resp;
+    if rule.ttl_ms <= 0 {
+        SchemaChange::UnsetTtl { patterns }
+    } else {
+        SchemaChange::SetTtl {
+            patterns,
+            ttl_ms: rule.ttl_ms,
         }
     }
-    TPipeTransferResp::new(status::success(), None)
 }
 
 /// Hashes a password that arrived in clear (argon2 is slow on purpose: off the async workers); the
@@ -663,6 +732,7 @@ async fn file_seal(
     state: &mut ReceiverState,
     engine: &Engine,
     origin: Origin,
+    authority: &dyn PipeAuthority,
     type_: i16,
     body: &[u8],
 ) -> TPipeTransferResp {
@@ -690,7 +760,7 @@ async fn file_seal(
         Ok(sealed) => sealed,
         Err(resp) => return resp,
     };
-    let resp = crate::tsfile_load::load(engine, origin, &sealed).await;
+    let resp = crate::tsfile_load::load(engine, origin, authority, &sealed).await;
     files.clear().await;
     resp
 }
@@ -719,9 +789,15 @@ fn refused(e: EngineError) -> TPipeTransferResp {
     pipe_status(code, format!("Failed to apply a replicated batch: {e}"))
 }
 
-/// Applies a batch; all entries are submitted together so they share group commits. Order does not
-/// matter: the highest version wins whatever order entries are applied in.
-async fn apply_entries(engine: &Engine, origin: Origin, body: &[u8]) -> TPipeTransferResp {
+/// Applies a batch once the handshake user may apply all of it (refused whole otherwise); all
+/// entries are submitted together so they share group commits. Order does not matter: the highest
+/// version wins whatever order entries are applied in.
+async fn apply_entries(
+    engine: &Engine,
+    origin: Origin,
+    authority: &dyn PipeAuthority,
+    body: &[u8],
+) -> TPipeTransferResp {
     let entries = match transfer::decode_entries(body) {
         Ok(e) => e,
         Err(e) => {
@@ -731,6 +807,12 @@ async fn apply_entries(engine: &Engine, origin: Origin, body: &[u8]) -> TPipeTra
             )
         }
     };
+    if let Err(status) = entries
+        .iter()
+        .try_for_each(|e| check_entry(authority, &e.ops))
+    {
+        return TPipeTransferResp::new(status, None);
+    }
     let results = join_all(
         entries
             .into_iter()
@@ -741,4 +823,30 @@ async fn apply_entries(engine: &Engine, origin: Origin, body: &[u8]) -> TPipeTra
         None => TPipeTransferResp::new(status::success(), None),
         Some(e) => refused(e),
     }
+}
+
+/// Checks what one Duet entry applies: its inserts as writes, its schema changes, and its
+/// tombstones as deletions — unless the entry is a schema change's, whose tombstones are what the
+/// change removes (a dropped database's or series' points) and need what the change needs. A
+/// schema change that does not decode is left to the apply, which refuses it.
+fn check_entry(authority: &dyn PipeAuthority, ops: &[Op]) -> Result<(), TSStatus> {
+    let schema_entry = ops.iter().any(|op| matches!(op, Op::Meta(_)));
+    for op in ops {
+        match op {
+            Op::Insert(insert) => authority.check(Applied::Points {
+                device: &insert.device,
+                measurements: &insert.measurements,
+            })?,
+            Op::Delete(delete) if !schema_entry => authority.check(Applied::Deletion {
+                paths: &delete.series,
+            })?,
+            Op::Delete(_) => {}
+            Op::Meta(bytes) => {
+                if let Ok(change) = SchemaChange::decode(bytes) {
+                    authority.check(Applied::Schema(&change))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }

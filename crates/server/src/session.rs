@@ -706,22 +706,26 @@ impl Session {
             result
         };
         // The handshake user's privileges are read afresh for every request that applies
-        // something, so a revocation stops a pipe at its next batch.
-        let privileges = self.instance.catalog.clone();
-        let authorize =
-            move |user: &str, applies: duet_runtime::receiver::Applies| match Access::load(
-                &privileges,
-                user,
-            ) {
-                Ok(Some(access)) => {
-                    authz::transfer_needs(&access, applies).map_err(|e| e.to_status())
-                }
+        // something, so a revocation stops a pipe at its next batch; each write and change of
+        // the request is checked against them.
+        let (privileges, engine) = (self.instance.catalog.clone(), self.instance.engine.clone());
+        let authorize = move |user: &str| -> Result<
+            Box<dyn duet_runtime::receiver::PipeAuthority>,
+            duet_proto::t::TSStatus,
+        > {
+            match Access::load(&privileges, user) {
+                Ok(Some(access)) => Ok(Box::new(authz::PipeUser::new(
+                    access,
+                    engine.clone(),
+                    privileges.clone(),
+                ))),
                 Ok(None) => Err(status::failure(
                     StatusCode::NotLogin,
                     format!("The pipe's user {user} no longer exists."),
                 )),
                 Err(e) => Err(e.to_status()),
-            };
+            }
+        };
         let engine = self.instance.engine.clone();
         let resp = duet_runtime::receiver::receive(
             &mut self.receiver,
