@@ -4,11 +4,11 @@
 //! **Invariant:** the receiver never holds a lock local writers need while it waits: entries go
 //! through the same group-committed storage write path as client writes.
 
-use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
+use duet_engine::schema_sync::{GrantSpec, SchemaChange, SeriesSpec};
 use duet_engine::values::Cell;
 use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{Engine, EngineError};
-use duet_proto::config_plan::{self, ConfigPlan, UserPassword};
+use duet_proto::config_plan::{self, AuthorHolder, ConfigPlan, UserPassword};
 use duet_proto::pipe_body::{self, request_type};
 use duet_proto::pipe_compressed::{self, TRANSFER_COMPRESSED};
 use duet_proto::pipe_tablet;
@@ -484,22 +484,18 @@ async fn apply_config_plan(
         ConfigPlan::PipeEnriched(inner) => *inner,
         plan => plan,
     };
+    // Root is this instance's own: no plan creates, changes, drops or grants to it.
+    if names_root(&plan) {
+        tracing::warn!("an IoTDB user plan for root was received; root stays as it is here");
+        return pipe_status(
+            StatusCode::PipeReceiverIdempotentConflict,
+            "A user plan for root is not applied: root is this instance's own (IoTDB's \
+             receiver never lets a pipe change or drop its superuser).",
+        );
+    }
     let changes = match plan {
         // IoTDB's receiver keeps an existing user as it is (its 'user already exists' answer, which
-        // its pipe receiver turns into 1809): a creation never overwrites an account here. Root is
-        // this instance's own: no plan creates, changes or drops it.
-        ConfigPlan::CreateUser { name, .. }
-        | ConfigPlan::UpdateUser { name, .. }
-        | ConfigPlan::DropUser { name }
-            if name == duet_catalog::ROOT_USER =>
-        {
-            tracing::warn!("an IoTDB user plan for root was received; root stays as it is here");
-            return pipe_status(
-                StatusCode::PipeReceiverIdempotentConflict,
-                "A user plan for root is not applied: root is this instance's own (IoTDB's \
-                 receiver never lets a pipe change or drop its superuser).",
-            );
-        }
+        // its pipe receiver turns into 1809): a creation never overwrites an account here.
         ConfigPlan::CreateUser { name, password } => {
             return create_user(engine, origin, authority, name, password).await
         }
@@ -646,6 +642,58 @@ async fn config_plan_changes(
             password_hash: hash_new_password(password).await?,
         }],
         ConfigPlan::DropUser { name } => vec![SchemaChange::DropUser { name }],
+        ConfigPlan::CreateRole { name } => vec![SchemaChange::PutRole { name }],
+        ConfigPlan::DropRole { name } => vec![SchemaChange::DropRole { name }],
+        ConfigPlan::Grant {
+            holder,
+            privileges,
+            paths,
+            grant_option,
+        } => vec![authority_after(engine, &holder, |grants, _| {
+            for (privilege, path) in privilege_paths(&privileges, &paths) {
+                match grants
+                    .iter_mut()
+                    .find(|g| g.privilege == privilege && g.path == path)
+                {
+                    Some(held) => held.grant_option |= grant_option,
+                    None => grants.push(GrantSpec {
+                        privilege: privilege.to_string(),
+                        path,
+                        grant_option,
+                    }),
+                }
+            }
+        })?],
+        ConfigPlan::Revoke {
+            holder,
+            privileges,
+            paths,
+        } => vec![authority_after(engine, &holder, |grants, _| {
+            // As a REVOKE here: a prefix's revocation takes the grants below it too.
+            for (privilege, path) in privilege_paths(&privileges, &paths) {
+                let below = path.strip_suffix("**").map(str::to_string);
+                grants.retain(|g| {
+                    g.privilege != privilege
+                        || !(g.path == path
+                            || below.as_deref().is_some_and(|p| g.path.starts_with(p)))
+                });
+            }
+        })?],
+        ConfigPlan::GrantRoleToUser { user, role } => vec![authority_after(
+            engine,
+            &AuthorHolder::User(user),
+            |_, roles| {
+                if !roles.contains(&role) {
+                    roles.push(role.clone());
+                    roles.sort();
+                }
+            },
+        )?],
+        ConfigPlan::RevokeRoleFromUser { user, role } => vec![authority_after(
+            engine,
+            &AuthorHolder::User(user),
+            |_, roles| roles.retain(|r| *r != role),
+        )?],
         // A user's creation is applied by the caller; a wrapped plan was unwrapped.
         ConfigPlan::CreateUser { .. } | ConfigPlan::PipeEnriched(_) => {
             return Err(pipe_status(
@@ -654,6 +702,77 @@ async fn config_plan_changes(
             ))
         }
     })
+}
+
+/// Whether a user plan names root (as the user it creates, changes, drops or grants to).
+fn names_root(plan: &ConfigPlan) -> bool {
+    let user = match plan {
+        ConfigPlan::CreateUser { name, .. }
+        | ConfigPlan::UpdateUser { name, .. }
+        | ConfigPlan::DropUser { name }
+        | ConfigPlan::GrantRoleToUser { user: name, .. }
+        | ConfigPlan::RevokeRoleFromUser { user: name, .. }
+        | ConfigPlan::Grant {
+            holder: AuthorHolder::User(name),
+            ..
+        }
+        | ConfigPlan::Revoke {
+            holder: AuthorHolder::User(name),
+            ..
+        } => name,
+        _ => return false,
+    };
+    user == duet_catalog::ROOT_USER
+}
+
+/// Each privilege of a grant or revocation plan with each path it is on: a global privilege on
+/// `root.**` (IoTDB stores global privileges without a path; Duet on `root.**`, as it lists them).
+fn privilege_paths(privileges: &[&'static str], paths: &[String]) -> Vec<(&'static str, String)> {
+    const PATH_PRIVILEGES: [&str; 4] = ["READ_DATA", "WRITE_DATA", "READ_SCHEMA", "WRITE_SCHEMA"];
+    let mut out = Vec::new();
+    for privilege in privileges {
+        if PATH_PRIVILEGES.contains(privilege) {
+            out.extend(paths.iter().map(|p| (*privilege, p.clone())));
+        } else {
+            out.push((*privilege, duet_catalog::GLOBAL_PATH.to_string()));
+        }
+    }
+    out
+}
+
+/// The whole state of a user or role after an IoTDB grant, revocation or role plan, from its state
+/// here — what Duet's own GRANT and REVOKE replicate (a peer's change, versioned on arrival and
+/// with the pipe's origin, so a double-living pipe never sends it back). One that does not exist
+/// here yet is refused (1810), so the sender sends the plan again once its creation arrived.
+fn authority_after(
+    engine: &Engine,
+    holder: &AuthorHolder,
+    change: impl FnOnce(&mut Vec<GrantSpec>, &mut Vec<String>),
+) -> Result<SchemaChange, TPipeTransferResp> {
+    let (kind, name) = match holder {
+        AuthorHolder::User(name) => ("user", name),
+        AuthorHolder::Role(name) => ("role", name),
+    };
+    match engine.authority_state(kind, name).map_err(refused)? {
+        Some(SchemaChange::PutAuthority {
+            kind,
+            name,
+            mut grants,
+            mut roles,
+        }) => {
+            change(&mut grants, &mut roles);
+            Ok(SchemaChange::PutAuthority {
+                kind,
+                name,
+                grants,
+                roles,
+            })
+        }
+        _ => Err(pipe_status(
+            StatusCode::PipeReceiverUserConflict,
+            format!("The {kind} {name} of a privilege plan does not exist here (yet)."),
+        )),
+    }
 }
 
 /// A `SetTTLPlan` as a change: a database's rule covers what is under it (IoTDB's isDataBase);

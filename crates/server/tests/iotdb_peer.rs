@@ -788,11 +788,10 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             [["0"]]
         );
         // A plan Duet does not apply is refused by name, and the connection goes on.
-        let mut author = 622i16.to_be_bytes().to_vec();
-        author.extend_from_slice(&[0; 8]);
+        let author = 2104i16.to_be_bytes().to_vec();
         let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, author).await;
         assert_eq!(status.code, 1805, "{status:?}");
-        assert!(status.message.unwrap_or_default().contains("CreateRole"));
+        assert!(status.message.unwrap_or_default().contains("RenameUser"));
     });
 }
 
@@ -1182,8 +1181,8 @@ async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
 /// The user plans a default IoTDB 2.x sender transfers with `inclusion` covering `auth`: a user
 /// created with its password in clear, one created with the hash IoTDB stores
 /// (`CreateUserWithRawPassword`, as IoTDB's own snapshot of its users sends them), a password
-/// change and a drop each let exactly the right logins in; role and privilege plans are refused by
-/// name (Duet has neither), and a password Duet's rules refuse is refused without echoing it.
+/// change and a drop each let exactly the right logins in; a plan Duet does not apply is refused by
+/// name, and a password Duet's rules refuse is refused without echoing it.
 #[test]
 fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
     let server = Duetd::start().unwrap();
@@ -1235,8 +1234,8 @@ fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
         .await;
         assert!(!logs_in(&server, "bob", "bob_pw22").await);
 
-        // Roles and privileges: refused by name.
-        for (code, name) in [(622i16, "CreateRole"), (626, "GrantUser")] {
+        // What Duet does not apply: refused by name.
+        for (code, name) in [(2104i16, "RenameUser"), (639, "UpdateUserMaxSession")] {
             let status = send(
                 &mut sender,
                 rt::TRANSFER_CONFIG_PLAN,
@@ -1374,4 +1373,139 @@ fn an_iotdb_senders_user_creation_keeps_an_existing_user_and_root_is_never_touch
         .await;
         assert!(!logs_in(&server, "dave", "dave_pw1").await);
     });
+}
+
+/// `LIST PRIVILEGES OF USER|ROLE` as `role|path|privilege|grant option` lines, sorted.
+async fn privileges_of(client: &mut Client, of: &str) -> Vec<String> {
+    let mut lines: Vec<String> = rows(client, &format!("list privileges of {of}"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.join("|"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The role and privilege plans an IoTDB sender transfers with `inclusion` covering `auth`
+/// (`AuthorPlan` 622 to 630, privileges as IoTDB 2.0's `PrivilegeType` ordinals) are applied as
+/// Duet's own GRANT and REVOKE are — a user's or role's whole new state — and, arriving through a
+/// pipe, are not sent on by a double-living pipe (while a local change is).
+#[test]
+fn an_iotdb_senders_role_and_privilege_plans_apply_and_do_not_loop_back() {
+    let a = Duetd::start().unwrap();
+    let b = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&a.client_options()).await.unwrap();
+        client
+            .execute_update(&format!(
+                "create pipe ab with source ('source.mode.double-living'='true', \
+                 'source.inclusion'='all') with sink ('sink.ip'='127.0.0.1', 'sink.port'='{}')",
+                b.port()
+            ))
+            .await
+            .unwrap();
+        let mut sender = iotdb_sender(&a).await;
+        for plan in [
+            iotdb_wire::user_plan(621, "alice", Some("alice_pw1"), None),
+            // CREATE ROLE readers; GRANT READ_DATA ON root.sg.** TO ROLE readers;
+            // GRANT ROLE readers TO alice.
+            iotdb_wire::privilege_plan(622, "", "readers", &[], &[], false),
+            iotdb_wire::privilege_plan(625, "", "readers", &[0], &["root.sg.**"], false),
+            iotdb_wire::privilege_plan(627, "alice", "readers", &[], &[], false),
+            // GRANT WRITE_DATA, WRITE_SCHEMA ON root.sg.** TO USER alice WITH GRANT OPTION;
+            // GRANT USE_PIPE TO USER alice (a global privilege: no path).
+            iotdb_wire::privilege_plan(626, "alice", "", &[1, 3], &["root.sg.**"], true),
+            iotdb_wire::privilege_plan(626, "alice", "", &[9], &[], false),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+        }
+        assert_eq!(
+            privileges_of(&mut client, "user alice").await,
+            [
+                "readers|root.sg.**|READ_DATA|false",
+                "|root.**|USE_PIPE|false",
+                "|root.sg.**|WRITE_DATA|true",
+                "|root.sg.**|WRITE_SCHEMA|true",
+            ]
+        );
+        // alice has what was granted: she may write under root.sg and not elsewhere.
+        let mut alice = Client::connect(&ClientOptions {
+            user: "alice".into(),
+            password: "alice_pw1".into(),
+            ..a.client_options()
+        })
+        .await
+        .unwrap();
+        alice
+            .execute_update("insert into root.sg.d1(time, s1) values (1, 1)")
+            .await
+            .unwrap();
+        assert!(alice
+            .execute_update("insert into root.other.d1(time, s1) values (1, 1)")
+            .await
+            .is_err());
+
+        // REVOKE WRITE_DATA ON root.sg.** FROM USER alice; REVOKE ROLE readers FROM alice;
+        // REVOKE READ_DATA ON root.sg.** FROM ROLE readers.
+        for plan in [
+            iotdb_wire::privilege_plan(628, "alice", "", &[1], &["root.sg.**"], false),
+            iotdb_wire::privilege_plan(630, "alice", "readers", &[], &[], false),
+            iotdb_wire::privilege_plan(629, "", "readers", &[0], &["root.sg.**"], false),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+        }
+        assert_eq!(
+            privileges_of(&mut client, "user alice").await,
+            ["|root.**|USE_PIPE|false", "|root.sg.**|WRITE_SCHEMA|true"]
+        );
+        assert!(privileges_of(&mut client, "role readers").await.is_empty());
+        // A grant to a user that does not exist (yet) is refused, so the sender sends it again.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(626, "nobody", "", &[0], &["root.sg.**"], false),
+        )
+        .await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        // Root's privileges are this instance's own.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(628, "root", "", &[4], &[], false),
+        )
+        .await;
+        assert_eq!(status.code, 1809, "{status:?}");
+        // DROP ROLE readers.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(624, "", "readers", &[], &[], false),
+        )
+        .await;
+        assert!(rows(&mut client, "list role")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r[0] != "readers"));
+        // A local change goes to B; what the IoTDB sender sent does not.
+        client
+            .execute_update("create role local_marker")
+            .await
+            .unwrap();
+    });
+    let mut on_b = rt.block_on(Client::connect(&b.client_options())).unwrap();
+    duet_testkit::wait_for("the local role on B", Duration::from_secs(20), || {
+        let roles = rt.block_on(rows(&mut on_b, "list role")).unwrap();
+        roles.iter().any(|r| r[0] == "local_marker").then_some(())
+    })
+    .unwrap();
+    let users: Vec<String> = rt
+        .block_on(rows(&mut on_b, "list user"))
+        .unwrap()
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(users, ["root"]);
 }
