@@ -241,9 +241,12 @@ impl Session {
             .then(|| crate::audit::describe_rpc(&request))
             .flatten();
         let reply = self.answer(request).await;
-        if let (Some(what), Some(user), Some(Reply::Status(status))) =
-            (&audited, &self.user, &reply)
-        {
+        let status = match &reply {
+            Some(Reply::Status(status)) => Some(status),
+            Some(Reply::Execute(resp)) => Some(&resp.status),
+            _ => None,
+        };
+        if let (Some(what), Some(user), Some(status)) = (&audited, &self.user, status) {
             self.instance.audit.rpc(user, &self.peer, what, status);
         }
         let kind = match kind {
@@ -760,7 +763,16 @@ impl Session {
         sql: &str,
         request_timeout_ms: Option<i64>,
     ) -> Result<Option<OpenQuery>, StatementError> {
-        let parsed = duet_parser::parse(sql)?;
+        let parsed = match duet_parser::parse(sql) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let error = StatementError::from(e);
+                self.instance
+                    .audit
+                    .unparsed(access.user(), &self.peer, sql, &error);
+                return Err(error);
+            }
+        };
         if parsed.is_empty() {
             return Err(StatementError::new(
                 StatusCode::SqlParseError,
