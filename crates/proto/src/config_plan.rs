@@ -142,14 +142,16 @@ pub enum ConfigPlan {
     /// privilege on `root.**`, whatever the plan's paths).
     Grant {
         holder: AuthorHolder,
-        privileges: Vec<&'static str>,
+        /// Ordinals of IoTDB 2.0's `PrivilegeType`.
+        privileges: Vec<i32>,
         paths: Vec<String>,
         grant_option: bool,
     },
     /// `REVOKE … FROM USER|ROLE` (`RevokeUser`, `RevokeRole`).
     Revoke {
         holder: AuthorHolder,
-        privileges: Vec<&'static str>,
+        /// Ordinals of IoTDB 2.0's `PrivilegeType`.
+        privileges: Vec<i32>,
         paths: Vec<String>,
     },
     /// `GRANT ROLE r TO u` (`GrantRoleToUser`).
@@ -169,33 +171,6 @@ pub enum ConfigPlan {
 pub enum AuthorHolder {
     User(String),
     Role(String),
-}
-
-/// The name of IoTDB 2.0's `PrivilegeType` with ordinal `ordinal`, for the tree model's and the
-/// global privileges (the relational ones, 14 to 19, are the table model's: `None`).
-pub fn privilege_name(ordinal: i32) -> Option<&'static str> {
-    const NAMES: [&str; 14] = [
-        "READ_DATA",
-        "WRITE_DATA",
-        "READ_SCHEMA",
-        "WRITE_SCHEMA",
-        "MANAGE_USER",
-        "MANAGE_ROLE",
-        "USE_TRIGGER",
-        "USE_UDF",
-        "USE_CQ",
-        "USE_PIPE",
-        "USE_MODEL",
-        "EXTEND_TEMPLATE",
-        "MANAGE_DATABASE",
-        "MAINTAIN",
-    ];
-    match ordinal {
-        20 => Some("SYSTEM"),
-        21 => Some("SECURITY"),
-        22 => Some("AUDIT"),
-        n => usize::try_from(n).ok().and_then(|i| NAMES.get(i).copied()),
-    }
 }
 
 /// The password a user plan carries.
@@ -618,39 +593,19 @@ struct AuthorFields {
 }
 
 fn author_plan(code: i16, fields: AuthorFields) -> Result<ConfigPlan> {
-    let user = || {
-        fields
-            .user
-            .clone()
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| malformed("an AuthorPlan without its user"))
+    let named = |name: &Option<String>, what: &str| {
+        name.clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| malformed(format!("an AuthorPlan without its {what}")))
     };
-    let role = || {
-        fields
-            .role
-            .clone()
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| malformed("an AuthorPlan without its role"))
-    };
+    let user = || named(&fields.user, "user");
+    let role = || named(&fields.role, "role");
     let holder = |to_role: bool| -> Result<AuthorHolder> {
         Ok(if to_role {
             AuthorHolder::Role(role()?)
         } else {
             AuthorHolder::User(user()?)
         })
-    };
-    let privileges = || -> Result<Vec<&'static str>> {
-        fields
-            .permissions
-            .iter()
-            .map(|p| {
-                privilege_name(*p).ok_or_else(|| {
-                    ProtoError::Unsupported(format!(
-                        "a privilege plan with privilege {p}, which is not one of the tree model's"
-                    ))
-                })
-            })
-            .collect()
     };
     let paths = || fields.paths.iter().flatten().cloned().collect::<Vec<_>>();
     Ok(match code {
@@ -683,13 +638,13 @@ fn author_plan(code: i16, fields: AuthorFields) -> Result<ConfigPlan> {
         plan_type::DROP_ROLE => ConfigPlan::DropRole { name: role()? },
         plan_type::GRANT_USER | plan_type::GRANT_ROLE => ConfigPlan::Grant {
             holder: holder(code == plan_type::GRANT_ROLE)?,
-            privileges: privileges()?,
+            privileges: fields.permissions.clone(),
             paths: paths(),
             grant_option: fields.grant_option,
         },
         plan_type::REVOKE_USER | plan_type::REVOKE_ROLE => ConfigPlan::Revoke {
             holder: holder(code == plan_type::REVOKE_ROLE)?,
-            privileges: privileges()?,
+            privileges: fields.permissions.clone(),
             paths: paths(),
         },
         plan_type::GRANT_ROLE_TO_USER => ConfigPlan::GrantRoleToUser {
@@ -1173,11 +1128,22 @@ mod tests {
         if code == 2100 || code == 2101 {
             b.put_i64(10_000);
         }
-        b.put_u8(1);
-        b.put_i32(0);
-        b.put_i32(0);
-        b.put_i32(0);
+        privileges_tail(&mut b, &[], &[], false);
         b
+    }
+
+    /// The end of an `AuthorPlan` body: the permissions (behind their flag), paths, grant option.
+    fn privileges_tail(b: &mut Vec<u8>, permissions: &[i32], paths: &[&str], grant_option: bool) {
+        b.put_u8(1);
+        b.put_i32(permissions.len() as i32);
+        for p in permissions {
+            b.put_i32(*p);
+        }
+        b.put_i32(paths.len() as i32);
+        for path in paths {
+            string(b, path);
+        }
+        b.put_i32(i32::from(grant_option));
     }
 
     /// A role or privilege `AuthorPlan` body in the 2.0 layout.
@@ -1195,16 +1161,7 @@ mod tests {
         string(&mut b, role);
         b.put_i32(-1);
         b.put_i32(-1);
-        b.put_u8(1);
-        b.put_i32(permissions.len() as i32);
-        for p in permissions {
-            b.put_i32(*p);
-        }
-        b.put_i32(paths.len() as i32);
-        for path in paths {
-            string(&mut b, path);
-        }
-        b.put_i32(i32::from(grant_option));
+        privileges_tail(&mut b, permissions, paths, grant_option);
         b
     }
 
@@ -1215,7 +1172,7 @@ mod tests {
             decode_config_plan(&b).unwrap(),
             ConfigPlan::Grant {
                 holder: AuthorHolder::User("alice".into()),
-                privileges: vec!["READ_DATA", "WRITE_SCHEMA"],
+                privileges: vec![0, 3],
                 paths: vec!["root.sg.**".into()],
                 grant_option: true,
             }
@@ -1226,7 +1183,7 @@ mod tests {
             decode_config_plan(&b).unwrap(),
             ConfigPlan::Revoke {
                 holder: AuthorHolder::Role("ops".into()),
-                privileges: vec!["USE_PIPE", "SYSTEM"],
+                privileges: vec![9, 20],
                 paths: vec![],
             }
         );
@@ -1241,10 +1198,6 @@ mod tests {
                 role: "ops".into()
             }
         );
-        // A relational privilege (SELECT, 17) is the table model's.
-        let err =
-            decode_config_plan(&privilege_plan(626, "alice", "", &[17], &[], false)).unwrap_err();
-        assert!(matches!(err, ProtoError::Unsupported(_)), "{err}");
         // A role plan without its role is malformed.
         assert!(decode_config_plan(&privilege_plan(622, "", "", &[], &[], false)).is_err());
     }

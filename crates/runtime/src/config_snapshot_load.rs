@@ -41,30 +41,14 @@ use duet_proto::status::{self, StatusCode};
 use duet_proto::t::TPipeTransferResp;
 use duet_storage::Origin;
 
-use crate::file_receiver::FileReceiver;
+use crate::file_receiver::{file_error, FileReceiver};
 use crate::handshake::pipe_status;
 use crate::receiver::PipeAuthority;
 use crate::schema_snapshot_load::refused;
 
-/// Handles a config snapshot seal: checks the received files, applies the snapshot, empties the
-/// connection's directory whatever the outcome.
+/// Handles a snapshot seal: checks the received files against it and applies the snapshot (the
+/// receiver empties the connection's directory after it, whatever the outcome).
 pub async fn seal(
-    files: &mut FileReceiver,
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
-    body: &[u8],
-) -> TPipeTransferResp {
-    let resp = checked_seal(files, engine, origin, authority, body).await;
-    files.clear().await;
-    resp
-}
-
-fn file_error(message: String) -> TPipeTransferResp {
-    pipe_status(StatusCode::PipeTransferFileError, message)
-}
-
-async fn checked_seal(
     files: &mut FileReceiver,
     engine: &Engine,
     origin: Origin,

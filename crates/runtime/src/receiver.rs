@@ -50,20 +50,30 @@ pub trait PipeAuthority: Send + Sync {
 /// Reads a user's privileges afresh (the refusal when the user no longer exists).
 pub type Authorize<'a> = &'a (dyn Fn(&str) -> Result<Box<dyn PipeAuthority>, TSStatus> + Sync);
 
-/// Answers one `pipeTransfer` request on a connection. `authenticate` checks a user's password and
-/// returns the failure status (801, 804) when it does not match; `authorize` reads, on every
-/// request that applies something, what the handshake user may apply now, and each write, deletion
-/// and schema change of the request is checked against it before any is applied.
-pub async fn receive(
+/// What answering a connection's requests needs besides the connection's state: this instance,
+/// and how the server checks a user's password (`authenticate`: the failure status, 801 or 804,
+/// when it does not match) and reads what a user may apply (`authorize`).
+pub struct Receiver<'a, A> {
+    pub identity: &'a ServerIdentity,
+    pub engine: &'a Engine,
+    pub authenticate: A,
+    pub authorize: Authorize<'a>,
+}
+
+/// Answers one `pipeTransfer` request on a connection. On every request that applies something the
+/// handshake user's privileges are read afresh, and each write, deletion and schema change of the
+/// request is checked against them before any is applied.
+pub async fn receive<A>(
     state: &mut ReceiverState,
-    identity: &ServerIdentity,
-    engine: &Engine,
+    receiver: &Receiver<'_, A>,
     req: &TPipeTransferReq,
-    authenticate: impl Fn(&str, &str) -> Result<(), TSStatus>,
-    authorize: Authorize<'_>,
-) -> TPipeTransferResp {
+) -> TPipeTransferResp
+where
+    A: Fn(&str, &str) -> Result<(), TSStatus> + Sync,
+{
+    let engine = receiver.engine;
     let authority = match (applies(req.type_), &state.peer) {
-        (true, Some(peer)) => match authorize(&peer.username) {
+        (true, Some(peer)) => match (receiver.authorize)(&peer.username) {
             Ok(authority) => Some(authority),
             Err(status) => return TPipeTransferResp::new(status, None),
         },
@@ -79,6 +89,8 @@ pub async fn receive(
     if req.type_ != slice::TRANSFER_SLICE {
         state.slices.clear();
     }
+    // A request a compressed or sliced one carried is answered as if it had come alone (its own
+    // privilege check included).
     if req.type_ == TRANSFER_COMPRESSED {
         return match pipe_compressed::decompress(&req.body) {
             Ok((_, TRANSFER_COMPRESSED, _)) => pipe_status(
@@ -87,7 +99,7 @@ pub async fn receive(
             ),
             Ok((version, type_, body)) => {
                 let inner = TPipeTransferReq::new(version, type_, body);
-                receive_unwrapped(state, identity, engine, &inner, authenticate, authorize).await
+                Box::pin(receive(state, receiver, &inner)).await
             }
             Err(e) => pipe_status(
                 StatusCode::PipeTransferExecuteStatementError,
@@ -102,12 +114,10 @@ pub async fn receive(
                 StatusCode::PipeTypeError,
                 "A sliced request may not carry another sliced request.",
             ),
-            SliceOutcome::Complete(inner) => {
-                receive_unwrapped(state, identity, engine, &inner, authenticate, authorize).await
-            }
+            SliceOutcome::Complete(inner) => Box::pin(receive(state, receiver, &inner)).await,
         },
         request_type::HANDSHAKE_DATANODE_V2 => {
-            handshake::handshake(state, identity, &req.body, authenticate)
+            handshake::handshake(state, receiver.identity, &req.body, &receiver.authenticate)
         }
         request_type::HANDSHAKE_DATANODE_V1 => pipe_status(
             StatusCode::PipeHandshakeError,
@@ -117,15 +127,7 @@ pub async fn receive(
             None => not_handshaken(),
             Some((origin, authority)) => apply_entries(engine, origin, authority, &req.body).await,
         },
-        request_type::TRANSFER_TABLET_RAW
-        | request_type::TRANSFER_TABLET_BATCH
-        | request_type::TRANSFER_TABLET_RAW_V2
-        | request_type::TRANSFER_TABLET_BATCH_V2
-        | request_type::TRANSFER_TABLET_INSERT_NODE
-        | request_type::TRANSFER_TABLET_INSERT_NODE_V2
-        | request_type::TRANSFER_TABLET_BINARY
-        | request_type::TRANSFER_TABLET_BINARY_V2
-        | request_type::TRANSFER_PLAN_NODE => match applying {
+        writes if WRITE_REQUESTS.contains(&writes) => match applying {
             None => not_handshaken(),
             Some((origin, authority)) => {
                 apply_iotdb_writes(engine, origin, authority, req.type_, &req.body).await
@@ -144,33 +146,14 @@ pub async fn receive(
             None => not_handshaken(),
             Some(_) => file_piece(state, req.type_, &req.body).await,
         },
-        request_type::TRANSFER_TS_FILE_SEAL | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD => {
-            match applying {
-                None => not_handshaken(),
-                Some((origin, authority)) => {
-                    file_seal(state, engine, origin, authority, req.type_, &req.body).await
-                }
+        request_type::TRANSFER_TS_FILE_SEAL
+        | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD
+        | request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL
+        | request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => match applying {
+            None => not_handshaken(),
+            Some((origin, authority)) => {
+                file_seal(state, engine, origin, authority, req.type_, &req.body).await
             }
-        }
-        request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => match applying {
-            None => not_handshaken(),
-            Some((origin, authority)) => match receiver_files(state) {
-                Some(files) => {
-                    crate::config_snapshot_load::seal(files, engine, origin, authority, &req.body)
-                        .await
-                }
-                None => no_file_transfers(),
-            },
-        },
-        request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => match applying {
-            None => not_handshaken(),
-            Some((origin, authority)) => match receiver_files(state) {
-                Some(files) => {
-                    crate::schema_snapshot_load::seal(files, engine, origin, authority, &req.body)
-                        .await
-                }
-                None => no_file_transfers(),
-            },
         },
         other => pipe_status(
             StatusCode::PipeTypeError,
@@ -179,55 +162,32 @@ pub async fn receive(
     }
 }
 
-/// A request a compressed or sliced one carried, answered as if it had come alone (its own
-/// privilege check included).
-async fn receive_unwrapped(
-    state: &mut ReceiverState,
-    identity: &ServerIdentity,
-    engine: &Engine,
-    inner: &TPipeTransferReq,
-    authenticate: impl Fn(&str, &str) -> Result<(), TSStatus>,
-    authorize: Authorize<'_>,
-) -> TPipeTransferResp {
-    Box::pin(receive(
-        state,
-        identity,
-        engine,
-        inner,
-        authenticate,
-        authorize,
-    ))
-    .await
-}
+/// The requests that carry an IoTDB sender's writes: tablets, InsertNodes and plan nodes.
+const WRITE_REQUESTS: [i16; 9] = [
+    request_type::TRANSFER_TABLET_RAW,
+    request_type::TRANSFER_TABLET_BATCH,
+    request_type::TRANSFER_TABLET_RAW_V2,
+    request_type::TRANSFER_TABLET_BATCH_V2,
+    request_type::TRANSFER_TABLET_INSERT_NODE,
+    request_type::TRANSFER_TABLET_INSERT_NODE_V2,
+    request_type::TRANSFER_TABLET_BINARY,
+    request_type::TRANSFER_TABLET_BINARY_V2,
+    request_type::TRANSFER_PLAN_NODE,
+];
 
 /// Whether a request of `type_` applies something (not a handshake, a file piece, or a wrapper
 /// whose inner request is checked when it is unwrapped).
 fn applies(type_: i16) -> bool {
-    matches!(
-        type_,
-        request_type::TRANSFER_TABLET_RAW
-            | request_type::TRANSFER_TABLET_BATCH
-            | request_type::TRANSFER_TABLET_RAW_V2
-            | request_type::TRANSFER_TABLET_BATCH_V2
-            | request_type::TRANSFER_TABLET_INSERT_NODE
-            | request_type::TRANSFER_TABLET_INSERT_NODE_V2
-            | request_type::TRANSFER_TABLET_BINARY
-            | request_type::TRANSFER_TABLET_BINARY_V2
-            | request_type::TRANSFER_PLAN_NODE
-            | request_type::TRANSFER_TS_FILE_SEAL
-            | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD
-            | request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL
-            | transfer::DUET_TRANSFER_ENTRIES
-            | request_type::TRANSFER_CONFIG_PLAN
-            | request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL
-    )
-}
-
-fn no_file_transfers() -> TPipeTransferResp {
-    pipe_status(
-        StatusCode::PipeTransferFileError,
-        "This receiver takes no file transfers.",
-    )
+    WRITE_REQUESTS.contains(&type_)
+        || matches!(
+            type_,
+            request_type::TRANSFER_TS_FILE_SEAL
+                | request_type::TRANSFER_TS_FILE_SEAL_WITH_MOD
+                | request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL
+                | transfer::DUET_TRANSFER_ENTRIES
+                | request_type::TRANSFER_CONFIG_PLAN
+                | request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL
+        )
 }
 
 /// The schema changes `authority` lets the pipe apply, and the refusal of the others (the first
@@ -649,36 +609,42 @@ async fn config_plan_changes(
             privileges,
             paths,
             grant_option,
-        } => vec![authority_after(engine, &holder, |grants, _| {
-            for (privilege, path) in privilege_paths(&privileges, &paths) {
-                match grants
-                    .iter_mut()
-                    .find(|g| g.privilege == privilege && g.path == path)
-                {
-                    Some(held) => held.grant_option |= grant_option,
-                    None => grants.push(GrantSpec {
-                        privilege: privilege.to_string(),
-                        path,
-                        grant_option,
-                    }),
+        } => {
+            let named = privilege_paths(&privileges, &paths)?;
+            vec![authority_after(engine, &holder, |grants, _| {
+                for (privilege, path) in named {
+                    match grants
+                        .iter_mut()
+                        .find(|g| g.privilege == privilege && g.path == path)
+                    {
+                        Some(held) => held.grant_option |= grant_option,
+                        None => grants.push(GrantSpec {
+                            privilege: privilege.to_string(),
+                            path,
+                            grant_option,
+                        }),
+                    }
                 }
-            }
-        })?],
+            })?]
+        }
         ConfigPlan::Revoke {
             holder,
             privileges,
             paths,
-        } => vec![authority_after(engine, &holder, |grants, _| {
-            // As a REVOKE here: a prefix's revocation takes the grants below it too.
-            for (privilege, path) in privilege_paths(&privileges, &paths) {
-                let below = path.strip_suffix("**").map(str::to_string);
-                grants.retain(|g| {
-                    g.privilege != privilege
-                        || !(g.path == path
-                            || below.as_deref().is_some_and(|p| g.path.starts_with(p)))
-                });
-            }
-        })?],
+        } => {
+            let named = privilege_paths(&privileges, &paths)?;
+            vec![authority_after(engine, &holder, |grants, _| {
+                // As a REVOKE here: a prefix's revocation takes the grants below it too.
+                for (privilege, path) in named {
+                    let below = path.strip_suffix("**").map(str::to_string);
+                    grants.retain(|g| {
+                        g.privilege != privilege
+                            || !(g.path == path
+                                || below.as_deref().is_some_and(|p| g.path.starts_with(p)))
+                    });
+                }
+            })?]
+        }
         ConfigPlan::GrantRoleToUser { user, role } => vec![authority_after(
             engine,
             &AuthorHolder::User(user),
@@ -725,19 +691,31 @@ fn names_root(plan: &ConfigPlan) -> bool {
     user == duet_catalog::ROOT_USER
 }
 
-/// Each privilege of a grant or revocation plan with each path it is on: a global privilege on
-/// `root.**` (IoTDB stores global privileges without a path; Duet on `root.**`, as it lists them).
-fn privilege_paths(privileges: &[&'static str], paths: &[String]) -> Vec<(&'static str, String)> {
-    const PATH_PRIVILEGES: [&str; 4] = ["READ_DATA", "WRITE_DATA", "READ_SCHEMA", "WRITE_SCHEMA"];
+/// Each privilege of a grant or revocation plan (IoTDB 2.0's `PrivilegeType` ordinals) with each
+/// path it is on: a global privilege on `root.**` (IoTDB stores global privileges without a path;
+/// Duet on `root.**`, as it lists them). A relational privilege is the table model's: refused.
+fn privilege_paths(
+    privileges: &[i32],
+    paths: &[String],
+) -> Result<Vec<(&'static str, String)>, TPipeTransferResp> {
     let mut out = Vec::new();
-    for privilege in privileges {
-        if PATH_PRIVILEGES.contains(privilege) {
-            out.extend(paths.iter().map(|p| (*privilege, p.clone())));
+    for ordinal in privileges {
+        let Some(privilege) = duet_catalog::Privilege::from_iotdb_ordinal(*ordinal) else {
+            return Err(pipe_status(
+                StatusCode::PipeTransferExecuteStatementError,
+                format!(
+                    "A privilege plan names privilege {ordinal}, which is not one of the tree \
+                     model's: Duet takes the tree model only."
+                ),
+            ));
+        };
+        if privilege.is_path_privilege() {
+            out.extend(paths.iter().map(|p| (privilege.name(), p.clone())));
         } else {
-            out.push((*privilege, duet_catalog::GLOBAL_PATH.to_string()));
+            out.push((privilege.name(), duet_catalog::GLOBAL_PATH.to_string()));
         }
     }
-    out
+    Ok(out)
 }
 
 /// The whole state of a user or role after an IoTDB grant, revocation or role plan, from its state
@@ -827,26 +805,20 @@ async fn apply_peer_change(
 async fn file_piece(state: &mut ReceiverState, type_: i16, body: &[u8]) -> TPipeTransferResp {
     let piece = match pipe_body::decode_file_piece(body) {
         Ok(piece) => piece,
-        Err(e) => {
-            return pipe_status(
-                StatusCode::PipeTransferFileError,
-                format!("Malformed file piece: {e}"),
-            )
-        }
+        Err(e) => return malformed_file("piece", e),
     };
-    let Some(files) = receiver_files(state) else {
-        return pipe_status(
-            StatusCode::PipeTransferFileError,
-            "This receiver takes no file transfers.",
-        );
+    let files = match receiver_files(state) {
+        Ok(files) => files,
+        Err(resp) => return resp,
     };
     files
         .piece(piece, type_ == request_type::TRANSFER_TS_FILE_PIECE)
         .await
 }
 
-/// A seal (types 5 and 9): the files are checked and made durable, then loaded; the connection's
-/// directory is emptied whatever the outcome.
+/// A seal: a TsFile's (types 5 and 9: the files are checked and made durable, then loaded) or a
+/// schema-region or ConfigNode snapshot's (applied); the connection's directory is emptied
+/// whatever the outcome of the load.
 async fn file_seal(
     state: &mut ReceiverState,
     engine: &Engine,
@@ -855,38 +827,55 @@ async fn file_seal(
     type_: i16,
     body: &[u8],
 ) -> TPipeTransferResp {
-    let seal = if type_ == request_type::TRANSFER_TS_FILE_SEAL {
-        pipe_body::decode_file_seal_v1(body)
-    } else {
-        pipe_body::decode_file_seal_v2(body)
-    };
-    let seal = match seal {
-        Ok(seal) => seal,
-        Err(e) => {
-            return pipe_status(
-                StatusCode::PipeTransferFileError,
-                format!("Malformed file seal: {e}"),
-            )
-        }
-    };
-    let Some(files) = receiver_files(state) else {
-        return pipe_status(
-            StatusCode::PipeTransferFileError,
-            "This receiver takes no file transfers.",
-        );
-    };
-    let sealed = match files.seal(seal).await {
-        Ok(sealed) => sealed,
+    let files = match receiver_files(state) {
+        Ok(files) => files,
         Err(resp) => return resp,
     };
-    let resp = crate::tsfile_load::load(engine, origin, authority, &sealed).await;
+    let resp = match type_ {
+        request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => {
+            crate::config_snapshot_load::seal(files, engine, origin, authority, body).await
+        }
+        request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => {
+            crate::schema_snapshot_load::seal(files, engine, origin, authority, body).await
+        }
+        _ => {
+            let seal = if type_ == request_type::TRANSFER_TS_FILE_SEAL {
+                pipe_body::decode_file_seal_v1(body)
+            } else {
+                pipe_body::decode_file_seal_v2(body)
+            };
+            let seal = match seal {
+                Ok(seal) => seal,
+                Err(e) => return malformed_file("seal", e),
+            };
+            match files.seal(seal).await {
+                Ok(sealed) => crate::tsfile_load::load(engine, origin, authority, &sealed).await,
+                Err(resp) => return resp,
+            }
+        }
+    };
     files.clear().await;
     resp
 }
 
-fn receiver_files(state: &mut ReceiverState) -> Option<&mut FileReceiver> {
+fn malformed_file(what: &str, e: impl std::fmt::Display) -> TPipeTransferResp {
+    pipe_status(
+        StatusCode::PipeTransferFileError,
+        format!("Malformed file {what}: {e}"),
+    )
+}
+
+/// The connection's file receiver, made on first use; the refusal when this receiver takes no
+/// files (it has no directory for them).
+fn receiver_files(state: &mut ReceiverState) -> Result<&mut FileReceiver, TPipeTransferResp> {
+    let no_files = || {
+        pipe_status(
+            StatusCode::PipeTransferFileError,
+            "This receiver takes no file transfers.",
+        )
+    };
     if state.files.is_none() {
-        let dir = state.file_dir.clone()?;
+        let dir = state.file_dir.clone().ok_or_else(no_files)?;
         state.files = Some(
             FileReceiver::new(dir).with_max_bytes(match state.max_file_bytes {
                 0 => crate::file_receiver::DEFAULT_MAX_FILE_BYTES,
@@ -894,7 +883,7 @@ fn receiver_files(state: &mut ReceiverState) -> Option<&mut FileReceiver> {
             }),
         );
     }
-    state.files.as_mut()
+    state.files.as_mut().ok_or_else(no_files)
 }
 
 /// The status a sender sees for a batch this instance could not apply (pipe reference §7.2).

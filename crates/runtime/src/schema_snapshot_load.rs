@@ -40,21 +40,9 @@ use crate::receiver::PipeAuthority;
 /// What is left out and named in the answer, at most.
 const NAMED_LEFT_OUT: usize = 10;
 
-/// Handles a schema snapshot seal: checks the received files against it, applies the snapshot, and
-/// empties the connection's directory whatever the outcome.
+/// Handles a snapshot seal: checks the received files against it and applies the snapshot (the
+/// receiver empties the connection's directory after it, whatever the outcome).
 pub async fn seal(
-    files: &mut FileReceiver,
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
-    body: &[u8],
-) -> TPipeTransferResp {
-    let resp = checked_seal(files, engine, origin, authority, body).await;
-    files.clear().await;
-    resp
-}
-
-async fn checked_seal(
     files: &mut FileReceiver,
     engine: &Engine,
     origin: Origin,

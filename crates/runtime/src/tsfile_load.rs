@@ -21,16 +21,12 @@ use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_storage::Origin;
 use duet_tsfile::{Deletion, SeriesChunk, TsFileReader};
 
-use crate::file_receiver::SealedFiles;
+use crate::file_receiver::{file_error, SealedFiles};
 use crate::handshake::pipe_status;
 use crate::receiver::{Applied, PipeAuthority};
 
 /// Points gathered before one engine write.
 const POINTS_PER_WRITE: usize = 64 * 1024;
-
-fn file_error(message: String) -> TPipeTransferResp {
-    pipe_status(StatusCode::PipeTransferFileError, message)
-}
 
 /// A deletion of a mods file, compiled.
 struct CompiledDeletion {

@@ -43,6 +43,15 @@ pub fn denied_on(privilege: Privilege, paths: &[String]) -> StatementError {
     )
 }
 
+/// `Ok` when nothing is `missing`, else the refusal for want of `privilege` on it.
+fn denied_on_any(privilege: Privilege, missing: &[String]) -> Result<(), StatementError> {
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(denied_on(privilege, missing))
+    }
+}
+
 /// What only root may do (device templates' definitions, as IoTDB: "Only administrators are
 /// allowed to create, delete, modify, query, mount, and unmount templates").
 pub fn root_only() -> StatementError {
@@ -182,11 +191,7 @@ impl Access {
             .filter(|p| !self.covers(privilege, &p.0))
             .map(ToString::to_string)
             .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(denied_on(privilege, &missing))
-        }
+        denied_on_any(privilege, &missing)
     }
 
     /// What the user's `privilege` lets it read (`None`: everything, for root).
@@ -275,13 +280,8 @@ pub fn check_writes<'a>(
             }
         }
     }
-    if !no_write.is_empty() {
-        return Err(denied_on(Privilege::WriteData, &no_write));
-    }
-    if !no_schema.is_empty() {
-        return Err(denied_on(Privilege::WriteSchema, &no_schema));
-    }
-    Ok(())
+    denied_on_any(Privilege::WriteData, &no_write)?;
+    denied_on_any(Privilege::WriteSchema, &no_schema)
 }
 
 /// What one statement needs before it runs. Statements that read are not refused here: they run
@@ -589,11 +589,7 @@ fn require_on_texts<S: AsRef<str>>(
         .filter(|text| !rpc_path(text).is_some_and(|p| access.covers(privilege, &p.0)))
         .map(str::to_string)
         .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(denied_on(privilege, &missing))
-    }
+    denied_on_any(privilege, &missing)
 }
 
 /// What one thing a pipe request applies needs of its handshake user: writes as a session's

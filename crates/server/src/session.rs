@@ -730,15 +730,13 @@ impl Session {
             }
         };
         let engine = self.instance.engine.clone();
-        let resp = duet_runtime::receiver::receive(
-            &mut self.receiver,
-            self.instance.identity(),
-            &engine,
-            req,
+        let receiver = duet_runtime::receiver::Receiver {
+            identity: self.instance.identity(),
+            engine: &engine,
             authenticate,
-            &authorize,
-        )
-        .await;
+            authorize: &authorize,
+        };
+        let resp = duet_runtime::receiver::receive(&mut self.receiver, &receiver, req).await;
         debug!(peer = %self.peer, request_type = req.type_, code = resp.status.code, "pipeTransfer");
         resp
     }

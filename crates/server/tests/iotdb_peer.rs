@@ -1469,6 +1469,15 @@ fn an_iotdb_senders_role_and_privilege_plans_apply_and_do_not_loop_back() {
         )
         .await;
         assert_eq!(status.code, 1810, "{status:?}");
+        // A relational privilege (SELECT, 17) is the table model's: refused, naming why.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(626, "alice", "", &[17], &[], false),
+        )
+        .await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        assert!(status.message.unwrap_or_default().contains("tree model"));
         // Root's privileges are this instance's own.
         let status = send(
             &mut sender,
@@ -1508,4 +1517,115 @@ fn an_iotdb_senders_role_and_privilege_plans_apply_and_do_not_loop_back() {
         .map(|r| r[0].clone())
         .collect();
     assert_eq!(users, ["root"]);
+}
+
+/// An IoTDB sender whose handshake user holds privileges on part of the tree: each write, schema
+/// change and privilege plan is checked as IoTDB 2.0's receiver checks the statements and plans it
+/// executes as that user — what falls inside applies, a request with anything outside is refused
+/// whole with 803 (or 817 for a grant without the grant option) and changes nothing.
+#[test]
+fn an_iotdb_senders_requests_are_checked_path_by_path_against_its_user() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&server.client_options()).await.unwrap();
+        for sql in [
+            "create user part 'part1234'",
+            "create user other 'other1234'",
+            "grant write_data, write_schema on root.pa.** to user part",
+        ] {
+            client.execute_update(sql).await.unwrap();
+        }
+        let params: Vec<(&str, &str)> = SENDER
+            .iter()
+            .map(|(k, v)| match *k {
+                "username" => (*k, "part"),
+                "password" => (*k, "part1234"),
+                _ => (*k, *v),
+            })
+            .collect();
+        let mut sender = pipe_sender::connect(&server, &params).await.unwrap();
+        let row = |device: &str| InsertRow {
+            device: device.into(),
+            aligned: false,
+            time: 10,
+            cells: vec![("s".into(), RowCell::Value(Value::Int64(5)))],
+        };
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_TABLET_INSERT_NODE,
+            iotdb_wire::insert_row_node(&row("root.pa.d1")),
+        )
+        .await;
+        // Outside root.pa, together with a row inside: refused whole, naming the series outside.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_TABLET_INSERT_NODE,
+            iotdb_wire::insert_rows_node(&[row("root.pa.d2"), row("root.pb.d1")]),
+        )
+        .await;
+        assert_eq!(status.code, 803, "{status:?}");
+        assert_eq!(
+            status.message.unwrap_or_default(),
+            "No permissions for this operation, please add privilege WRITE_DATA on [root.pb.d1.s]"
+        );
+        // A database needs MANAGE_DATABASE; a series outside WRITE_SCHEMA there.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::create_database_plan("root.pc"),
+        )
+        .await;
+        assert_eq!(status.code, 803, "{status:?}");
+        assert!(status
+            .message
+            .unwrap_or_default()
+            .ends_with("MANAGE_DATABASE"));
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::create_time_series_node("root.pb.d2.s", dt::INT64, 2, 1),
+        )
+        .await;
+        assert_eq!(status.code, 803, "{status:?}");
+        // A grant needs the grant option on what it grants.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(626, "other", "", &[1], &["root.pa.**"], false),
+        )
+        .await;
+        assert_eq!(status.code, 817, "{status:?}");
+        assert_eq!(
+            rows(&mut client, "show timeseries root.**")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r[0].clone())
+                .collect::<Vec<_>>(),
+            ["root.pa.d1.s"]
+        );
+        assert!(rows(&mut client, "list privileges of user other")
+            .await
+            .unwrap()
+            .is_empty());
+        // Granted the option, the grant applies.
+        client
+            .execute_update("grant write_data on root.pa.** to user part with grant option")
+            .await
+            .unwrap();
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(626, "other", "", &[1], &["root.pa.**"], false),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "list privileges of user other")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    });
 }
