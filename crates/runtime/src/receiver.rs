@@ -610,7 +610,7 @@ async fn config_plan_changes(
             paths,
             grant_option,
         } => {
-            let named = privilege_paths(&privileges, &paths)?;
+            let named = privilege_paths(&privileges, &paths).map_err(|resp| *resp)?;
             vec![authority_after(engine, &holder, |grants, _| {
                 for (privilege, path) in named {
                     match grants
@@ -625,14 +625,15 @@ async fn config_plan_changes(
                         }),
                     }
                 }
-            })?]
+            })
+            .map_err(|resp| *resp)?]
         }
         ConfigPlan::Revoke {
             holder,
             privileges,
             paths,
         } => {
-            let named = privilege_paths(&privileges, &paths)?;
+            let named = privilege_paths(&privileges, &paths).map_err(|resp| *resp)?;
             vec![authority_after(engine, &holder, |grants, _| {
                 // As a REVOKE here: a prefix's revocation takes the grants below it too.
                 for (privilege, path) in named {
@@ -643,23 +644,28 @@ async fn config_plan_changes(
                                 || below.as_deref().is_some_and(|p| g.path.starts_with(p)))
                     });
                 }
-            })?]
+            })
+            .map_err(|resp| *resp)?]
         }
-        ConfigPlan::GrantRoleToUser { user, role } => vec![authority_after(
-            engine,
-            &AuthorHolder::User(user),
-            |_, roles| {
-                if !roles.contains(&role) {
-                    roles.push(role.clone());
-                    roles.sort();
-                }
-            },
-        )?],
-        ConfigPlan::RevokeRoleFromUser { user, role } => vec![authority_after(
-            engine,
-            &AuthorHolder::User(user),
-            |_, roles| roles.retain(|r| *r != role),
-        )?],
+        ConfigPlan::GrantRoleToUser { user, role } => {
+            vec![
+                authority_after(engine, &AuthorHolder::User(user), |_, roles| {
+                    if !roles.contains(&role) {
+                        roles.push(role.clone());
+                        roles.sort();
+                    }
+                })
+                .map_err(|resp| *resp)?,
+            ]
+        }
+        ConfigPlan::RevokeRoleFromUser { user, role } => {
+            vec![
+                authority_after(engine, &AuthorHolder::User(user), |_, roles| {
+                    roles.retain(|r| *r != role)
+                })
+                .map_err(|resp| *resp)?,
+            ]
+        }
         // A user's creation is applied by the caller; a wrapped plan was unwrapped.
         ConfigPlan::CreateUser { .. } | ConfigPlan::PipeEnriched(_) => {
             return Err(pipe_status(
@@ -697,17 +703,17 @@ fn names_root(plan: &ConfigPlan) -> bool {
 fn privilege_paths(
     privileges: &[i32],
     paths: &[String],
-) -> Result<Vec<(&'static str, String)>, TPipeTransferResp> {
+) -> Result<Vec<(&'static str, String)>, Box<TPipeTransferResp>> {
     let mut out = Vec::new();
     for ordinal in privileges {
         let Some(privilege) = duet_catalog::Privilege::from_iotdb_ordinal(*ordinal) else {
-            return Err(pipe_status(
+            return Err(Box::new(pipe_status(
                 StatusCode::PipeTransferExecuteStatementError,
                 format!(
                     "A privilege plan names privilege {ordinal}, which is not one of the tree \
                      model's: Duet takes the tree model only."
                 ),
-            ));
+            )));
         };
         if privilege.is_path_privilege() {
             out.extend(paths.iter().map(|p| (privilege.name(), p.clone())));
@@ -726,12 +732,15 @@ fn authority_after(
     engine: &Engine,
     holder: &AuthorHolder,
     change: impl FnOnce(&mut Vec<GrantSpec>, &mut Vec<String>),
-) -> Result<SchemaChange, TPipeTransferResp> {
+) -> Result<SchemaChange, Box<TPipeTransferResp>> {
     let (kind, name) = match holder {
         AuthorHolder::User(name) => ("user", name),
         AuthorHolder::Role(name) => ("role", name),
     };
-    match engine.authority_state(kind, name).map_err(refused)? {
+    match engine
+        .authority_state(kind, name)
+        .map_err(|e| Box::new(refused(e)))?
+    {
         Some(SchemaChange::PutAuthority {
             kind,
             name,
@@ -746,10 +755,10 @@ fn authority_after(
                 roles,
             })
         }
-        _ => Err(pipe_status(
+        _ => Err(Box::new(pipe_status(
             StatusCode::PipeReceiverUserConflict,
             format!("The {kind} {name} of a privilege plan does not exist here (yet)."),
-        )),
+        ))),
     }
 }
 
@@ -809,7 +818,7 @@ async fn file_piece(state: &mut ReceiverState, type_: i16, body: &[u8]) -> TPipe
     };
     let files = match receiver_files(state) {
         Ok(files) => files,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     files
         .piece(piece, type_ == request_type::TRANSFER_TS_FILE_PIECE)
@@ -829,7 +838,7 @@ async fn file_seal(
 ) -> TPipeTransferResp {
     let files = match receiver_files(state) {
         Ok(files) => files,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let resp = match type_ {
         request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => {
@@ -867,12 +876,12 @@ fn malformed_file(what: &str, e: impl std::fmt::Display) -> TPipeTransferResp {
 
 /// The connection's file receiver, made on first use; the refusal when this receiver takes no
 /// files (it has no directory for them).
-fn receiver_files(state: &mut ReceiverState) -> Result<&mut FileReceiver, TPipeTransferResp> {
+fn receiver_files(state: &mut ReceiverState) -> Result<&mut FileReceiver, Box<TPipeTransferResp>> {
     let no_files = || {
-        pipe_status(
+        Box::new(pipe_status(
             StatusCode::PipeTransferFileError,
             "This receiver takes no file transfers.",
-        )
+        ))
     };
     if state.files.is_none() {
         let dir = state.file_dir.clone().ok_or_else(no_files)?;
