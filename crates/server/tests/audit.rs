@@ -10,7 +10,7 @@ use std::path::Path;
 
 use duet_proto::client::{Client, ClientError, ClientOptions};
 use duet_proto::t;
-use duet_testkit::query::rows;
+use duet_testkit::query::{raw_data_query, rows};
 use duet_testkit::{Duetd, DuetdOptions};
 use serde_json::Value;
 
@@ -70,20 +70,8 @@ fn insert_and_query_rpcs(rt: &tokio::runtime::Runtime, client: &mut Client) {
         .block_on(client.connection().call("insertStringRecord", 1, &insert))
         .unwrap();
     assert_eq!(status.code, 200, "{status:?}");
-    let raw = t::TSRawDataQueryReq::new(
-        client.session_id(),
-        vec!["root.rpc.d.s".into()],
-        100,
-        0,
-        10,
-        1,
-        None,
-        None,
-        None,
-        None,
-    );
-    let resp: t::TSExecuteStatementResp = rt
-        .block_on(client.connection().call("executeRawDataQueryV2", 1, &raw))
+    let resp = rt
+        .block_on(raw_data_query(client, &["root.rpc.d.s"]))
         .unwrap();
     assert_eq!(resp.status.code, 200, "{:?}", resp.status);
 }
