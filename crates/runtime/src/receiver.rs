@@ -269,17 +269,21 @@ fn create_series_change(create: duet_proto::plan_node::CreateSeries) -> SchemaCh
     SchemaChange::CreateSeries {
         device: create.device,
         aligned: create.aligned,
-        series: create
-            .series
-            .into_iter()
-            .map(|(measurement, t, encoding, compressor)| SeriesSpec {
-                measurement,
-                data_type: t.name().to_string(),
-                encoding,
-                compressor,
-            })
-            .collect(),
+        series: series_specs(create.series),
     }
+}
+
+/// Measurements with IoTDB's type, encoding and compressor names as a change's series.
+fn series_specs(measurements: Vec<config_plan::TemplateMeasurement>) -> Vec<SeriesSpec> {
+    measurements
+        .into_iter()
+        .map(|(measurement, t, encoding, compressor)| SeriesSpec {
+            measurement,
+            data_type: t.name().to_string(),
+            encoding,
+            compressor,
+        })
+        .collect()
 }
 
 /// Applies what an IoTDB sender (or a Duet sink with `format`='tablet') transfers: tablets, InsertNodes,
@@ -520,17 +524,6 @@ async fn config_plan_changes(
     engine: &Engine,
     plan: ConfigPlan,
 ) -> Result<Vec<SchemaChange>, TPipeTransferResp> {
-    let series_specs = |measurements: Vec<config_plan::TemplateMeasurement>| -> Vec<SeriesSpec> {
-        measurements
-            .into_iter()
-            .map(|(measurement, t, encoding, compressor)| SeriesSpec {
-                measurement,
-                data_type: t.name().to_string(),
-                encoding,
-                compressor,
-            })
-            .collect()
-    };
     Ok(match plan {
         ConfigPlan::CreateDatabase { name } => vec![SchemaChange::CreateDatabase { path: name }],
         ConfigPlan::DeleteDatabase { name } => vec![SchemaChange::DropDatabase {
@@ -609,44 +602,15 @@ async fn config_plan_changes(
             privileges,
             paths,
             grant_option,
-        } => {
-            let named = privilege_paths(&privileges, &paths).map_err(|resp| *resp)?;
-            vec![authority_after(engine, &holder, |grants, _| {
-                for (privilege, path) in named {
-                    match grants
-                        .iter_mut()
-                        .find(|g| g.privilege == privilege && g.path == path)
-                    {
-                        Some(held) => held.grant_option |= grant_option,
-                        None => grants.push(GrantSpec {
-                            privilege: privilege.to_string(),
-                            path,
-                            grant_option,
-                        }),
-                    }
-                }
-            })
-            .map_err(|resp| *resp)?]
-        }
+        } => vec![
+            grants_after(engine, &holder, &privileges, &paths, Some(grant_option))
+                .map_err(|resp| *resp)?,
+        ],
         ConfigPlan::Revoke {
             holder,
             privileges,
             paths,
-        } => {
-            let named = privilege_paths(&privileges, &paths).map_err(|resp| *resp)?;
-            vec![authority_after(engine, &holder, |grants, _| {
-                // As a REVOKE here: a prefix's revocation takes the grants below it too.
-                for (privilege, path) in named {
-                    let below = path.strip_suffix("**").map(str::to_string);
-                    grants.retain(|g| {
-                        g.privilege != privilege
-                            || !(g.path == path
-                                || below.as_deref().is_some_and(|p| g.path.starts_with(p)))
-                    });
-                }
-            })
-            .map_err(|resp| *resp)?]
-        }
+        } => vec![grants_after(engine, &holder, &privileges, &paths, None).map_err(|resp| *resp)?],
         ConfigPlan::GrantRoleToUser { user, role } => {
             vec![
                 authority_after(engine, &AuthorHolder::User(user), |_, roles| {
@@ -722,6 +686,44 @@ fn privilege_paths(
         }
     }
     Ok(out)
+}
+
+/// A user's or role's whole state after a grant (`Some(grant option)`) or a revocation (`None`)
+/// of `privileges` on `paths`. A grant of what is held already keeps the grant option either had;
+/// a revocation, as a REVOKE here, takes the grants below a prefix's too.
+fn grants_after(
+    engine: &Engine,
+    holder: &AuthorHolder,
+    privileges: &[i32],
+    paths: &[String],
+    grant: Option<bool>,
+) -> Result<SchemaChange, Box<TPipeTransferResp>> {
+    let named = privilege_paths(privileges, paths)?;
+    authority_after(engine, holder, |grants, _| {
+        for (privilege, path) in named {
+            match grant {
+                Some(grant_option) => match grants
+                    .iter_mut()
+                    .find(|g| g.privilege == privilege && g.path == path)
+                {
+                    Some(held) => held.grant_option |= grant_option,
+                    None => grants.push(GrantSpec {
+                        privilege: privilege.to_string(),
+                        path,
+                        grant_option,
+                    }),
+                },
+                None => {
+                    let below = path.strip_suffix("**").map(str::to_string);
+                    grants.retain(|g| {
+                        g.privilege != privilege
+                            || !(g.path == path
+                                || below.as_deref().is_some_and(|p| g.path.starts_with(p)))
+                    });
+                }
+            }
+        }
+    })
 }
 
 /// The whole state of a user or role after an IoTDB grant, revocation or role plan, from its state
