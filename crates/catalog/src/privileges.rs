@@ -82,6 +82,19 @@ impl Privilege {
         }
     }
 
+    /// The privilege with ordinal `ordinal` of IoTDB 2.0's `PrivilegeType`, as an IoTDB peer's
+    /// privilege plans carry it: the tree model's and global privileges in [`Privilege::ALL`]'s
+    /// order, with the relational ones (14 to 19, the table model's) between MAINTAIN and SYSTEM;
+    /// `None` for those and unknown ordinals.
+    pub fn from_iotdb_ordinal(ordinal: i32) -> Option<Privilege> {
+        let index = match ordinal {
+            0..=13 => ordinal,
+            20..=22 => ordinal - 6,
+            _ => return None,
+        };
+        Privilege::ALL.get(usize::try_from(index).ok()?).copied()
+    }
+
     /// The privilege named `name` (any case).
     pub fn from_name(name: &str) -> Option<Privilege> {
         Privilege::ALL
@@ -233,69 +246,60 @@ impl Catalog {
 
     /// The roles `user` holds, sorted.
     pub fn roles_of_user(&self, user: &str) -> Result<Vec<String>> {
-        let connection = self.connection();
-        if !user_exists(&connection, user)? {
-            return Err(Error::UserNotExist(user.to_string()));
-        }
-        names(
-            &connection,
+        self.related(
+            Holder::User(user),
             "SELECT role FROM user_roles WHERE user = ?1 ORDER BY role",
-            [user],
         )
     }
 
     /// The users holding `role`, sorted.
     pub fn users_of_role(&self, role: &str) -> Result<Vec<String>> {
-        let connection = self.connection();
-        if !role_exists(&connection, role)? {
-            return Err(Error::RoleNotExist(role.to_string()));
-        }
-        names(
-            &connection,
+        self.related(
+            Holder::Role(role),
             "SELECT user FROM user_roles WHERE role = ?1 ORDER BY user",
-            [role],
         )
+    }
+
+    /// The names `sql` selects for `holder` (`?1`), which must exist.
+    fn related(&self, holder: Holder<'_>, sql: &str) -> Result<Vec<String>> {
+        let connection = self.connection();
+        check_holder(&connection, holder)?;
+        names(&connection, sql, [holder.name()])
     }
 
     /// Gives `role` to `user`.
     pub fn grant_role(&self, role: &str, user: &str) -> Result<()> {
-        let connection = self.connection();
-        check_holder(&connection, Holder::User(user))?;
-        check_holder(&connection, Holder::Role(role))?;
-        let inserted = connection.execute(
-            "INSERT INTO user_roles (user, role) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            (user, role),
-        )?;
-        drop(connection);
-        if inserted == 0 {
-            return Err(Error::UserHasRole {
-                user: user.to_string(),
-                role: role.to_string(),
-            });
-        }
-        self.privileges_changed();
-        tracing::info!(user, role, "role granted");
-        Ok(())
+        self.change_role(role, user, true)
     }
 
     /// Takes `role` from `user`.
     pub fn revoke_role(&self, role: &str, user: &str) -> Result<()> {
+        self.change_role(role, user, false)
+    }
+
+    /// Gives (`give`) or takes `role` from `user`; it is an error when there is nothing to change.
+    fn change_role(&self, role: &str, user: &str, give: bool) -> Result<()> {
         let connection = self.connection();
         check_holder(&connection, Holder::User(user))?;
         check_holder(&connection, Holder::Role(role))?;
-        let deleted = connection.execute(
-            "DELETE FROM user_roles WHERE user = ?1 AND role = ?2",
-            (user, role),
-        )?;
+        let sql = if give {
+            "INSERT INTO user_roles (user, role) VALUES (?1, ?2) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM user_roles WHERE user = ?1 AND role = ?2"
+        };
+        let changed = connection.execute(sql, (user, role))?;
         drop(connection);
-        if deleted == 0 {
-            return Err(Error::UserNotHasRole {
-                user: user.to_string(),
-                role: role.to_string(),
+        let (user, role) = (user.to_string(), role.to_string());
+        if changed == 0 {
+            return Err(if give {
+                Error::UserHasRole { user, role }
+            } else {
+                Error::UserNotHasRole { user, role }
             });
         }
         self.privileges_changed();
-        tracing::info!(user, role, "role revoked");
+        let what = if give { "role granted" } else { "role revoked" };
+        tracing::info!(user, role, "{what}");
         Ok(())
     }
 
@@ -545,6 +549,22 @@ pub(crate) fn forget_user(connection: &Connection, user: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::tests::open_fresh;
+
+    #[test]
+    fn iotdb_ordinals_name_the_privileges_iotdb_2_0_numbers() {
+        assert_eq!(Privilege::from_iotdb_ordinal(0), Some(Privilege::ReadData));
+        assert_eq!(Privilege::from_iotdb_ordinal(9), Some(Privilege::UsePipe));
+        assert_eq!(Privilege::from_iotdb_ordinal(13), Some(Privilege::Maintain));
+        assert_eq!(
+            Privilege::from_iotdb_ordinal(17),
+            None,
+            "SELECT: relational"
+        );
+        assert_eq!(Privilege::from_iotdb_ordinal(20), Some(Privilege::System));
+        assert_eq!(Privilege::from_iotdb_ordinal(22), Some(Privilege::Audit));
+        assert_eq!(Privilege::from_iotdb_ordinal(23), None);
+        assert_eq!(Privilege::from_iotdb_ordinal(-1), None);
+    }
 
     #[test]
     fn roles_grants_and_authority() {

@@ -253,7 +253,10 @@ impl Engine {
             | Statement::ShowChildPaths { .. }
             | Statement::ShowChildNodes { .. }
             | Statement::ShowDatabases { .. }
-            | Statement::ShowTtl { .. } => Some(crate::scope::enter(ctx.read_schema.clone())),
+            | Statement::ShowTtl { .. }
+            | Statement::ShowPathsUsingTemplate { .. } => {
+                Some(crate::scope::enter(ctx.read_schema.clone()))
+            }
             _ => None,
         };
         match statement {
@@ -564,6 +567,10 @@ impl Engine {
             }
             Statement::Select(select) => {
                 query::execute(self, ctx, select, QueryControl::new(QueryLimits::default()))
+            }
+            // Synchronous, so the scope above applies to it alone.
+            Statement::ShowPathsUsingTemplate { path, name } => {
+                self.show_paths_using_template(path.as_ref(), name)
             }
             template if Engine::is_template_statement(template) => {
                 self.execute_template(template).await

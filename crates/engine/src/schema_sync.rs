@@ -491,7 +491,7 @@ impl Engine {
     }
 
     /// What `kind` `name` holds now, as a replicated change (`None` when it does not exist).
-    fn authority_state(&self, kind: &str, name: &str) -> Result<Option<SchemaChange>> {
+    pub fn authority_state(&self, kind: &str, name: &str) -> Result<Option<SchemaChange>> {
         let holder = match kind {
             "user" => duet_catalog::Holder::User(name),
             _ => duet_catalog::Holder::Role(name),

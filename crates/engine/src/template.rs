@@ -580,19 +580,29 @@ impl Engine {
                 self.paths_set_template(name)?,
             ))),
             Statement::ShowPathsUsingTemplate { path, name } => {
-                let pattern = match path {
-                    Some(p) => p.0.clone(),
-                    None => vec![PathNode::Name("root".into()), PathNode::Many],
-                };
-                Ok(Output::Table(text_table(
-                    "ChildPaths",
-                    self.paths_using_template(name, &pattern)?,
-                )))
+                self.show_paths_using_template(path.as_ref(), name)
             }
             other => Err(EngineError::Internal(format!(
                 "not a template statement: {other}"
             ))),
         }
+    }
+
+    /// `SHOW PATHS USING DEVICE TEMPLATE name [ON path]`: the devices using it, as far as the
+    /// thread's read scope lets them be seen.
+    pub(crate) fn show_paths_using_template(
+        &self,
+        path: Option<&duet_parser::Path>,
+        name: &str,
+    ) -> Result<Output> {
+        let pattern = match path {
+            Some(p) => p.0.clone(),
+            None => vec![PathNode::Name("root".into()), PathNode::Many],
+        };
+        Ok(Output::Table(text_table(
+            "ChildPaths",
+            self.paths_using_template(name, &pattern)?,
+        )))
     }
 
     /// `CREATE DEVICE TEMPLATE` and `createSchemaTemplate`.
@@ -956,8 +966,10 @@ impl Engine {
             .devices()
             .iter()
             .filter(|(device, info)| {
+                let nodes = paths::split(device);
                 info.template.as_deref() == Some(name)
-                    && paths::matches(pattern, &paths::split(device))
+                    && paths::matches(pattern, &nodes)
+                    && crate::scope::node_visible(&nodes)
             })
             .map(|(d, _)| d.clone())
             .collect())

@@ -15,7 +15,8 @@
 //! path; 21ec650), `PipeDeactivateTemplatePlan` (1704: per pattern a `PartialPath` and its templates;
 //! 0c37ee3); `PipeDeleteTimeSeriesPlan` (1702: a length-prefixed serialized `PathPatternTree`;
 //! 18cac00); `PipeEnrichedPlan` (1700: a whole inner plan, then the origin cluster's id as a
-//! nullable string; 0c4b22c); and the user plans of `AuthorPlan` (…/request/write/auth/, the 2.0
+//! nullable string; 0c4b22c); and the user, role and privilege plans of `AuthorPlan` (621 to 638;
+//! privileges as the ordinals of IoTDB 2.0's `PrivilegeType`, node-commons `…/auth/entity/`) (…/request/write/auth/, the 2.0
 //! layout of blob 1164405257: type, user, role, password, new password, permissions, paths, grant
 //! option; the `…V2` user plans of 2.x add the executing user's id after the new password, newer
 //! `AuthorTreePlan`s (03de695) a label policy and scope). A `CreateUser` carries the password as
@@ -49,6 +50,14 @@ pub mod plan_type {
     pub const DROP_USER: i16 = 623;
     pub const UPDATE_USER: i16 = 631;
     pub const CREATE_USER_WITH_RAW_PASSWORD: i16 = 638;
+    pub const CREATE_ROLE: i16 = 622;
+    pub const DROP_ROLE: i16 = 624;
+    pub const GRANT_ROLE: i16 = 625;
+    pub const GRANT_USER: i16 = 626;
+    pub const GRANT_ROLE_TO_USER: i16 = 627;
+    pub const REVOKE_USER: i16 = 628;
+    pub const REVOKE_ROLE: i16 = 629;
+    pub const REVOKE_ROLE_FROM_USER: i16 = 630;
     pub const CREATE_SCHEMA_TEMPLATE: i16 = 800;
     pub const SET_SCHEMA_TEMPLATE: i16 = 804;
     pub const DROP_SCHEMA_TEMPLATE: i16 = 811;
@@ -123,6 +132,45 @@ pub enum ConfigPlan {
     DropUser {
         name: String,
     },
+    CreateRole {
+        name: String,
+    },
+    DropRole {
+        name: String,
+    },
+    /// `GRANT … TO USER|ROLE` (`GrantUser`, `GrantRole`): each privilege on each path (a global
+    /// privilege on `root.**`, whatever the plan's paths).
+    Grant {
+        holder: AuthorHolder,
+        /// Ordinals of IoTDB 2.0's `PrivilegeType`.
+        privileges: Vec<i32>,
+        paths: Vec<String>,
+        grant_option: bool,
+    },
+    /// `REVOKE … FROM USER|ROLE` (`RevokeUser`, `RevokeRole`).
+    Revoke {
+        holder: AuthorHolder,
+        /// Ordinals of IoTDB 2.0's `PrivilegeType`.
+        privileges: Vec<i32>,
+        paths: Vec<String>,
+    },
+    /// `GRANT ROLE r TO u` (`GrantRoleToUser`).
+    GrantRoleToUser {
+        user: String,
+        role: String,
+    },
+    /// `REVOKE ROLE r FROM u` (`RevokeRoleFromUser`).
+    RevokeRoleFromUser {
+        user: String,
+        role: String,
+    },
+}
+
+/// Who a grant or revocation plan is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorHolder {
+    User(String),
+    Role(String),
 }
 
 /// The password a user plan carries.
@@ -152,14 +200,6 @@ fn plan_name(code: i16) -> String {
         203 => "SetDataReplicationFactor".into(),
         204 => "SetTimePartitionInterval".into(),
         601..=617 => format!("a pre-1.2 authority plan ({code})"),
-        622 => "CreateRole (an IoTDB peer's roles are not applied)".into(),
-        624 => "DropRole (an IoTDB peer's roles are not applied)".into(),
-        625 => "GrantRole (an IoTDB peer's roles and grants are not applied)".into(),
-        626 => "GrantUser (an IoTDB peer's grants are not applied)".into(),
-        627 => "GrantRoleToUser (an IoTDB peer's roles are not applied)".into(),
-        628 => "RevokeUser (an IoTDB peer's grants are not applied)".into(),
-        629 => "RevokeRole (an IoTDB peer's roles and grants are not applied)".into(),
-        630 => "RevokeRoleFromUser (an IoTDB peer's roles are not applied)".into(),
         639 => "UpdateUserMaxSession (Duet has no session limits per user)".into(),
         640 => "UpdateUserMinSession (Duet has no session limits per user)".into(),
         600..=699 => format!("an authority plan ({code}: table-model users, roles or privileges)"),
@@ -304,7 +344,15 @@ pub fn decode_config_plan(body: &[u8]) -> Result<ConfigPlan> {
         | plan_type::UPDATE_USER
         | plan_type::UPDATE_USER_V2
         | plan_type::DROP_USER
-        | plan_type::DROP_USER_V2 => user_plan(code, input),
+        | plan_type::DROP_USER_V2
+        | plan_type::CREATE_ROLE
+        | plan_type::DROP_ROLE
+        | plan_type::GRANT_ROLE
+        | plan_type::GRANT_USER
+        | plan_type::GRANT_ROLE_TO_USER
+        | plan_type::REVOKE_USER
+        | plan_type::REVOKE_ROLE
+        | plan_type::REVOKE_ROLE_FROM_USER => user_plan(code, input),
         other => Err(ProtoError::Unsupported(format!(
             "{} is not a config plan Duet applies from a pipe",
             plan_name(other)
@@ -514,9 +562,9 @@ fn pipe_enriched(rest: &[u8]) -> Result<ConfigPlan> {
     }
 }
 
-/// The user plans of `AuthorPlan` (see the module header): the fields after the type in the 2.0
-/// layout, or with a label policy and scope after the passwords; the one that reads the body to its
-/// end is taken.
+/// The user, role and privilege plans of `AuthorPlan` (see the module header): the fields after the
+/// type in the 2.0 layout, or with a label policy and scope after the passwords; the one that reads
+/// the body to its end is taken.
 fn user_plan(code: i16, input: ByteReader<'_>) -> Result<ConfigPlan> {
     let mut first_error = None;
     for with_label_policy in [false, true] {
@@ -524,29 +572,7 @@ fn user_plan(code: i16, input: ByteReader<'_>) -> Result<ConfigPlan> {
         match author_fields(&mut attempt, code, with_label_policy)
             .and_then(|fields| end(&attempt).map(|()| fields))
         {
-            Ok((user, password, new_password)) => {
-                let name = user.ok_or_else(|| malformed("a user plan without its user"))?;
-                return Ok(match code {
-                    plan_type::CREATE_USER => ConfigPlan::CreateUser {
-                        name,
-                        password: UserPassword::Plain(
-                            password.ok_or_else(|| malformed("CreateUser without a password"))?,
-                        ),
-                    },
-                    plan_type::CREATE_USER_WITH_RAW_PASSWORD => ConfigPlan::CreateUser {
-                        name,
-                        password: UserPassword::IotdbHash(password.ok_or_else(|| {
-                            malformed("CreateUserWithRawPassword without a password")
-                        })?),
-                    },
-                    plan_type::UPDATE_USER | plan_type::UPDATE_USER_V2 => ConfigPlan::UpdateUser {
-                        name,
-                        password: new_password
-                            .ok_or_else(|| malformed("UpdateUser without a new password"))?,
-                    },
-                    _ => ConfigPlan::DropUser { name },
-                });
-            }
+            Ok(fields) => return author_plan(code, fields),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -555,7 +581,83 @@ fn user_plan(code: i16, input: ByteReader<'_>) -> Result<ConfigPlan> {
     Err(first_error.unwrap_or_else(|| malformed("malformed AuthorPlan")))
 }
 
-type AuthorFields = (Option<String>, Option<String>, Option<String>);
+/// The fields of an `AuthorPlan`.
+struct AuthorFields {
+    user: Option<String>,
+    role: Option<String>,
+    password: Option<String>,
+    new_password: Option<String>,
+    permissions: Vec<i32>,
+    paths: Vec<Option<String>>,
+    grant_option: bool,
+}
+
+fn author_plan(code: i16, fields: AuthorFields) -> Result<ConfigPlan> {
+    let named = |name: &Option<String>, what: &str| {
+        name.clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| malformed(format!("an AuthorPlan without its {what}")))
+    };
+    let user = || named(&fields.user, "user");
+    let role = || named(&fields.role, "role");
+    let holder = |to_role: bool| -> Result<AuthorHolder> {
+        Ok(if to_role {
+            AuthorHolder::Role(role()?)
+        } else {
+            AuthorHolder::User(user()?)
+        })
+    };
+    let paths = || fields.paths.iter().flatten().cloned().collect::<Vec<_>>();
+    Ok(match code {
+        plan_type::CREATE_USER => ConfigPlan::CreateUser {
+            name: user()?,
+            password: UserPassword::Plain(
+                fields
+                    .password
+                    .clone()
+                    .ok_or_else(|| malformed("CreateUser without a password"))?,
+            ),
+        },
+        plan_type::CREATE_USER_WITH_RAW_PASSWORD => ConfigPlan::CreateUser {
+            name: user()?,
+            password: UserPassword::IotdbHash(
+                fields
+                    .password
+                    .clone()
+                    .ok_or_else(|| malformed("CreateUserWithRawPassword without a password"))?,
+            ),
+        },
+        plan_type::UPDATE_USER | plan_type::UPDATE_USER_V2 => ConfigPlan::UpdateUser {
+            name: user()?,
+            password: fields
+                .new_password
+                .clone()
+                .ok_or_else(|| malformed("UpdateUser without a new password"))?,
+        },
+        plan_type::CREATE_ROLE => ConfigPlan::CreateRole { name: role()? },
+        plan_type::DROP_ROLE => ConfigPlan::DropRole { name: role()? },
+        plan_type::GRANT_USER | plan_type::GRANT_ROLE => ConfigPlan::Grant {
+            holder: holder(code == plan_type::GRANT_ROLE)?,
+            privileges: fields.permissions.clone(),
+            paths: paths(),
+            grant_option: fields.grant_option,
+        },
+        plan_type::REVOKE_USER | plan_type::REVOKE_ROLE => ConfigPlan::Revoke {
+            holder: holder(code == plan_type::REVOKE_ROLE)?,
+            privileges: fields.permissions.clone(),
+            paths: paths(),
+        },
+        plan_type::GRANT_ROLE_TO_USER => ConfigPlan::GrantRoleToUser {
+            user: user()?,
+            role: role()?,
+        },
+        plan_type::REVOKE_ROLE_FROM_USER => ConfigPlan::RevokeRoleFromUser {
+            user: user()?,
+            role: role()?,
+        },
+        _ => ConfigPlan::DropUser { name: user()? },
+    })
+}
 
 /// User, role, password, new password, [label policy, scope], [executing user id: the V2 plans],
 /// the permissions behind a flag, the path list and the grant option.
@@ -565,7 +667,7 @@ fn author_fields(
     with_label_policy: bool,
 ) -> Result<AuthorFields> {
     let user = input.nullable_string("user name")?;
-    input.nullable_string("role name")?;
+    let role = input.nullable_string("role name")?;
     let password = input.nullable_string("password")?;
     let new_password = input.nullable_string("new password")?;
     if with_label_policy {
@@ -575,18 +677,28 @@ fn author_fields(
     if code == plan_type::DROP_USER_V2 || code == plan_type::UPDATE_USER_V2 {
         input.i64("executing user id")?;
     }
+    let mut permissions = Vec::new();
     if input.u8("permissions flag")? != 0 {
         let n = input.count(4, "permissions")?;
         for _ in 0..n {
-            input.i32("permission")?;
+            permissions.push(input.i32("permission")?);
         }
     }
-    let paths = input.count(4, "paths")?;
-    for _ in 0..paths {
-        input.nullable_string("path")?;
+    let n = input.count(4, "paths")?;
+    let mut paths = Vec::with_capacity(n);
+    for _ in 0..n {
+        paths.push(input.nullable_string("path")?);
     }
-    input.i32("grant option")?;
-    Ok((user, password, new_password))
+    let grant_option = input.i32("grant option")? != 0;
+    Ok(AuthorFields {
+        user,
+        role,
+        password,
+        new_password,
+        permissions,
+        paths,
+        grant_option,
+    })
 }
 
 /// `SetTTLPlan`'s path nodes and TTL (the caller reads the flag that may follow).
@@ -981,12 +1093,12 @@ mod tests {
                 }
             }
         }
-        // A role plan inside is refused by its name.
+        // A plan Duet does not apply inside is refused by its name.
         let mut b = Vec::new();
         b.put_i16(1700);
-        b.put_i16(622);
+        b.put_i16(2104);
         let err = decode_config_plan(&b).unwrap_err().to_string();
-        assert!(err.contains("CreateRole"), "{err}");
+        assert!(err.contains("RenameUser"), "{err}");
     }
 
     /// An `AuthorPlan` body in the 2.0 layout (optionally the V2 id or a label policy).
@@ -1016,15 +1128,82 @@ mod tests {
         if code == 2100 || code == 2101 {
             b.put_i64(10_000);
         }
+        privileges_tail(&mut b, &[], &[], false);
+        b
+    }
+
+    /// The end of an `AuthorPlan` body: the permissions (behind their flag), paths, grant option.
+    fn privileges_tail(b: &mut Vec<u8>, permissions: &[i32], paths: &[&str], grant_option: bool) {
         b.put_u8(1);
-        b.put_i32(0);
-        b.put_i32(0);
-        b.put_i32(0);
+        b.put_i32(permissions.len() as i32);
+        for p in permissions {
+            b.put_i32(*p);
+        }
+        b.put_i32(paths.len() as i32);
+        for path in paths {
+            string(b, path);
+        }
+        b.put_i32(i32::from(grant_option));
+    }
+
+    /// A role or privilege `AuthorPlan` body in the 2.0 layout.
+    fn privilege_plan(
+        code: i16,
+        user: &str,
+        role: &str,
+        permissions: &[i32],
+        paths: &[&str],
+        grant_option: bool,
+    ) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_i16(code);
+        string(&mut b, user);
+        string(&mut b, role);
+        b.put_i32(-1);
+        b.put_i32(-1);
+        privileges_tail(&mut b, permissions, paths, grant_option);
         b
     }
 
     #[test]
-    fn user_plans_are_read_and_role_plans_refused_by_name() {
+    fn role_and_privilege_plans_are_read() {
+        let b = privilege_plan(626, "alice", "", &[0, 3], &["root.sg.**"], true);
+        assert_eq!(
+            decode_config_plan(&b).unwrap(),
+            ConfigPlan::Grant {
+                holder: AuthorHolder::User("alice".into()),
+                privileges: vec![0, 3],
+                paths: vec!["root.sg.**".into()],
+                grant_option: true,
+            }
+        );
+        every_cut_fails(&b);
+        let b = privilege_plan(629, "", "ops", &[9, 20], &[], false);
+        assert_eq!(
+            decode_config_plan(&b).unwrap(),
+            ConfigPlan::Revoke {
+                holder: AuthorHolder::Role("ops".into()),
+                privileges: vec![9, 20],
+                paths: vec![],
+            }
+        );
+        assert_eq!(
+            decode_config_plan(&privilege_plan(622, "", "ops", &[], &[], false)).unwrap(),
+            ConfigPlan::CreateRole { name: "ops".into() }
+        );
+        assert_eq!(
+            decode_config_plan(&privilege_plan(630, "bob", "ops", &[], &[], false)).unwrap(),
+            ConfigPlan::RevokeRoleFromUser {
+                user: "bob".into(),
+                role: "ops".into()
+            }
+        );
+        // A role plan without its role is malformed.
+        assert!(decode_config_plan(&privilege_plan(622, "", "", &[], &[], false)).is_err());
+    }
+
+    #[test]
+    fn user_plans_are_read_and_others_refused_by_name() {
         for label in [false, true] {
             let b = author(621, "alice", Some("secret1"), None, label);
             assert_eq!(
@@ -1067,14 +1246,7 @@ mod tests {
             );
             every_cut_fails(&b);
         }
-        for (code, name) in [
-            (622i16, "CreateRole"),
-            (625, "GrantRole"),
-            (626, "GrantUser"),
-            (627, "GrantRoleToUser"),
-            (628, "RevokeUser"),
-            (2104, "RenameUser"),
-        ] {
+        for (code, name) in [(2104i16, "RenameUser"), (639, "UpdateUserMaxSession")] {
             let err = decode_config_plan(&author(code, "alice", None, None, false)).unwrap_err();
             assert!(matches!(err, ProtoError::Unsupported(_)), "{err}");
             assert!(err.to_string().contains(name), "{err}");
@@ -1091,9 +1263,9 @@ mod tests {
         padded.push(0);
         assert!(decode_config_plan(&padded).is_err());
         let mut author = Vec::new();
-        author.put_i16(622);
+        author.put_i16(2104);
         let err = decode_config_plan(&author).unwrap_err();
         assert!(matches!(err, ProtoError::Unsupported(_)), "{err}");
-        assert!(err.to_string().contains("CreateRole"));
+        assert!(err.to_string().contains("RenameUser"));
     }
 }

@@ -41,31 +41,18 @@ use duet_proto::status::{self, StatusCode};
 use duet_proto::t::TPipeTransferResp;
 use duet_storage::Origin;
 
-use crate::file_receiver::FileReceiver;
+use crate::file_receiver::{file_error, FileReceiver};
 use crate::handshake::pipe_status;
+use crate::receiver::PipeAuthority;
 use crate::schema_snapshot_load::refused;
 
-/// Handles a config snapshot seal: checks the received files, applies the snapshot, empties the
-/// connection's directory whatever the outcome.
+/// Handles a snapshot seal: checks the received files against it and applies the snapshot (the
+/// receiver empties the connection's directory after it, whatever the outcome).
 pub async fn seal(
     files: &mut FileReceiver,
     engine: &Engine,
     origin: Origin,
-    body: &[u8],
-) -> TPipeTransferResp {
-    let resp = checked_seal(files, engine, origin, body).await;
-    files.clear().await;
-    resp
-}
-
-fn file_error(message: String) -> TPipeTransferResp {
-    pipe_status(StatusCode::PipeTransferFileError, message)
-}
-
-async fn checked_seal(
-    files: &mut FileReceiver,
-    engine: &Engine,
-    origin: Origin,
+    authority: &dyn PipeAuthority,
     body: &[u8],
 ) -> TPipeTransferResp {
     let seal = match pipe_body::decode_file_seal_v2(body) {
@@ -96,19 +83,19 @@ async fn checked_seal(
                         .into(),
                 );
             };
-            apply_schema(engine, origin, &params, mtree, templates).await
+            apply_schema(engine, origin, authority, &params, mtree, templates).await
         }
         file_type::TTL => {
             let Some(ttl) = path(0) else {
                 return file_error("The TTL snapshot seal names no file.".into());
             };
-            apply_ttl(engine, origin, &params, ttl).await
+            apply_ttl(engine, origin, authority, &params, ttl).await
         }
         file_type::USER => {
             let Some(file) = path(0) else {
                 return file_error("The USER snapshot seal names no file.".into());
             };
-            apply_user(engine, origin, &params, file).await
+            apply_user(engine, origin, authority, &params, file).await
         }
         file_type::ROLE
         | file_type::USER_ROLE
@@ -173,11 +160,15 @@ async fn parse<T: Send + 'static>(
     }
 }
 
+/// Applies the changes the handshake user may apply; the answer is the refusal of the others, if
+/// any (IoTDB's receiver checks each plan of a snapshot and applies the ones it may).
 async fn apply_all(
     engine: &Engine,
     origin: Origin,
+    authority: &dyn PipeAuthority,
     changes: Vec<SchemaChange>,
 ) -> TPipeTransferResp {
+    let (changes, refusal) = crate::receiver::permitted(authority, changes);
     for change in changes {
         if let Err(e) = engine
             .apply_unversioned_schema(origin.clone(), change)
@@ -186,12 +177,13 @@ async fn apply_all(
             return refused(e);
         }
     }
-    TPipeTransferResp::new(status::success(), None)
+    refusal.unwrap_or_else(|| TPipeTransferResp::new(status::success(), None))
 }
 
 async fn apply_schema(
     engine: &Engine,
     origin: Origin,
+    authority: &dyn PipeAuthority,
     params: &ConfigSnapshotSeal,
     mtree: PathBuf,
     templates: PathBuf,
@@ -213,6 +205,7 @@ async fn apply_schema(
     apply_all(
         engine,
         origin,
+        authority,
         schema_changes(params, &pattern, &schema, &templates),
     )
     .await
@@ -285,6 +278,7 @@ fn schema_changes(
 async fn apply_user(
     engine: &Engine,
     origin: Origin,
+    authority: &dyn PipeAuthority,
     params: &ConfigSnapshotSeal,
     file: PathBuf,
 ) -> TPipeTransferResp {
@@ -324,7 +318,7 @@ async fn apply_user(
             name: name.clone(),
             password_hash: duet_catalog::iotdb_password_record(&user.password_hash),
         };
-        let resp = apply_all(engine, origin, vec![change]).await;
+        let resp = apply_all(engine, origin, authority, vec![change]).await;
         if resp.status.code != status::success().code {
             return resp;
         }
@@ -382,6 +376,7 @@ fn may_overlap(a: &[PathNode], b: &[PathNode]) -> bool {
 async fn apply_ttl(
     engine: &Engine,
     origin: Origin,
+    authority: &dyn PipeAuthority,
     params: &ConfigSnapshotSeal,
     file: PathBuf,
 ) -> TPipeTransferResp {
@@ -427,7 +422,7 @@ async fn apply_ttl(
             }
         });
     }
-    let resp = apply_all(engine, origin, changes).await;
+    let resp = apply_all(engine, origin, authority, changes).await;
     if resp.status.code != status::success().code || left_out.is_empty() {
         return resp;
     }

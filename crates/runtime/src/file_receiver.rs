@@ -63,7 +63,7 @@ fn piece_response(status: duet_proto::t::TSStatus, end_offset: i64) -> TPipeTran
     TPipeTransferResp::new(status, Some(end_offset.to_be_bytes().to_vec()))
 }
 
-fn file_error(message: String) -> TPipeTransferResp {
+pub(crate) fn file_error(message: String) -> TPipeTransferResp {
     pipe_status(StatusCode::PipeTransferFileError, message)
 }
 

@@ -35,27 +35,18 @@ use duet_storage::Origin;
 
 use crate::file_receiver::FileReceiver;
 use crate::handshake::pipe_status;
+use crate::receiver::PipeAuthority;
 
 /// What is left out and named in the answer, at most.
 const NAMED_LEFT_OUT: usize = 10;
 
-/// Handles a schema snapshot seal: checks the received files against it, applies the snapshot, and
-/// empties the connection's directory whatever the outcome.
+/// Handles a snapshot seal: checks the received files against it and applies the snapshot (the
+/// receiver empties the connection's directory after it, whatever the outcome).
 pub async fn seal(
     files: &mut FileReceiver,
     engine: &Engine,
     origin: Origin,
-    body: &[u8],
-) -> TPipeTransferResp {
-    let resp = checked_seal(files, engine, origin, body).await;
-    files.clear().await;
-    resp
-}
-
-async fn checked_seal(
-    files: &mut FileReceiver,
-    engine: &Engine,
-    origin: Origin,
+    authority: &dyn PipeAuthority,
     body: &[u8],
 ) -> TPipeTransferResp {
     let seal = match pipe_body::decode_file_seal_v2(body) {
@@ -98,7 +89,7 @@ async fn checked_seal(
         );
     }
     let mtree = files.dir().join(&mtree_name);
-    apply(engine, origin, &params, mtree).await
+    apply(engine, origin, authority, &params, mtree).await
 }
 
 /// Why a seal's database needs nothing applied, if it does not.
@@ -116,6 +107,7 @@ fn nothing_to_apply(params: &SchemaSnapshotSeal, pattern: &[PathNode]) -> Option
 async fn apply(
     engine: &Engine,
     origin: Origin,
+    authority: &dyn PipeAuthority,
     params: &SchemaSnapshotSeal,
     mtree: PathBuf,
 ) -> TPipeTransferResp {
@@ -167,6 +159,9 @@ async fn apply(
         Ok(planned) => planned,
         Err(e) => return refused(e),
     };
+    // What the handshake user may not apply is left out, the rest applied, and the refusal
+    // answered (IoTDB's receiver applies such a snapshot statement by statement, each checked).
+    let (changes, refusal) = crate::receiver::permitted(authority, changes);
     for change in changes {
         if let Err(e) = engine
             .apply_unversioned_schema(origin.clone(), change)
@@ -174,6 +169,9 @@ async fn apply(
         {
             return refused(e);
         }
+    }
+    if let Some(refusal) = refusal {
+        return refusal;
     }
     if left_out.is_empty() {
         return TPipeTransferResp::new(status::success(), None);

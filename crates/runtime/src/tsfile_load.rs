@@ -21,15 +21,12 @@ use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_storage::Origin;
 use duet_tsfile::{Deletion, SeriesChunk, TsFileReader};
 
-use crate::file_receiver::SealedFiles;
+use crate::file_receiver::{file_error, SealedFiles};
 use crate::handshake::pipe_status;
+use crate::receiver::{Applied, PipeAuthority};
 
 /// Points gathered before one engine write.
 const POINTS_PER_WRITE: usize = 64 * 1024;
-
-fn file_error(message: String) -> TPipeTransferResp {
-    pipe_status(StatusCode::PipeTransferFileError, message)
-}
 
 /// A deletion of a mods file, compiled.
 struct CompiledDeletion {
@@ -38,8 +35,14 @@ struct CompiledDeletion {
     end: i64,
 }
 
-/// Loads sealed files; the answer the sender gets.
-pub async fn load(engine: &Engine, origin: Origin, sealed: &SealedFiles) -> TPipeTransferResp {
+/// Loads sealed files once the handshake user may write every series of the file (creating the
+/// ones that do not exist here); the answer the sender gets.
+pub async fn load(
+    engine: &Engine,
+    origin: Origin,
+    authority: &dyn PipeAuthority,
+    sealed: &SealedFiles,
+) -> TPipeTransferResp {
     let Some(tsfile) = sealed
         .files
         .iter()
@@ -80,6 +83,23 @@ pub async fn load(engine: &Engine, origin: Origin, sealed: &SealedFiles) -> TPip
             }
             Ok(_) => {}
             Err(e) => return file_error(format!("loading {} failed: {e}", file_name(&tsfile))),
+        }
+    }
+    // A file is one write as IoTDB's LOAD is one statement: refused whole for any series the
+    // user may not write.
+    let mut by_device: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (device, measurement) in checked.series.keys() {
+        by_device
+            .entry(device.as_str())
+            .or_default()
+            .push(measurement.clone());
+    }
+    for (device, measurements) in &by_device {
+        if let Err(status) = authority.check(Applied::Points {
+            device,
+            measurements,
+        }) {
+            return TPipeTransferResp::new(status, None);
         }
     }
     let deletions = checked.deletions;

@@ -2,9 +2,12 @@
 //! failure, sessions and pipe handshakes) and statements by IoTDB's categories (`DDL`: schema, users
 //! and privileges, pipes; `DML`: `INSERT`/`DELETE`; `QUERY`: `SELECT`, `SHOW`, `LIST`, `COUNT`).
 //!
-//! Configured with IoTDB's keys (`enable_audit_log`, `audit_log_storage`, `audit_log_operation`).
-//! Entries are appended as JSON lines to one file (`audit_log_path`, `<data_dir>/audit.log` by
-//! default); with `IOTDB` storage that file is also readable as IoTDB's series
+//! Configured with IoTDB's keys (`enable_audit_log`, `audit_log_storage`, `audit_log_operation`,
+//! `enable_audit_log_for_native_insert_api`). Entries are appended as JSON lines to one file
+//! (`audit_log_path`, `<data_dir>/audit.log` by default), fsynced per entry with Duet's
+//! `audit_log_sync` and rotated by size (`audit_log_max_file_bytes`, keeping
+//! `audit_log_max_files` older files `audit.log.1` … newest first); with `IOTDB` storage the files
+//! are also readable as IoTDB's series
 //! `root.__system.audit._<user>` (`username`, `address`, `log`, plus Duet's `category` and
 //! `result`) through `SELECT`, and with `LOGGER` every entry is also a line of duetd's own log.
 //! Passwords never reach the log: quoted values of user statements and of password keys are masked.
@@ -54,7 +57,11 @@ impl Category {
     /// The category of a statement, read from its canonical text so that statements added later
     /// (GRANT, roles, …) are DDL unless they read or write data.
     pub fn of(statement: &Statement) -> Category {
-        let text = statement.to_string();
+        Category::of_text(&statement.to_string())
+    }
+
+    /// The category of a statement's text (also of one that does not parse, by its first words).
+    pub fn of_text(text: &str) -> Category {
         let upper = text.trim_start().to_ascii_uppercase();
         let starts = |w: &str| upper.starts_with(w);
         if starts("SELECT") || starts("SHOW") || starts("LIST") || starts("COUNT") {
@@ -97,8 +104,23 @@ pub struct AuditLog {
     queryable: bool,
     /// `LOGGER`: every entry is also a line of duetd's log.
     to_logger: bool,
+    /// IoTDB's `enable_audit_log_for_native_insert_api`: the insert RPCs are recorded (whatever
+    /// `audit_log_operation` says of DML, as IoTDB's key covers it for them).
+    native_insert: bool,
+    /// fsync after every entry.
+    sync: bool,
+    /// Rotate when the file would grow past this (0: never).
+    max_file_bytes: u64,
+    /// Rotated files kept (`audit.log.1` … `audit.log.N`).
+    max_files: usize,
     path: PathBuf,
-    file: Option<Mutex<File>>,
+    file: Option<Mutex<OpenFile>>,
+}
+
+/// The file entries are appended to, and its size.
+struct OpenFile {
+    file: File,
+    bytes: u64,
 }
 
 /// Why the audit configuration cannot be used.
@@ -149,6 +171,10 @@ impl AuditLog {
             query: false,
             queryable: false,
             to_logger: false,
+            native_insert: false,
+            sync: false,
+            max_file_bytes: 0,
+            max_files: 0,
             path: PathBuf::new(),
             file: None,
         }
@@ -195,11 +221,7 @@ impl AuditLog {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(open_error)?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(open_error)?;
+        let file = open_append(&path).map_err(open_error)?;
         Ok(AuditLog {
             enabled: true,
             ddl: operations.iter().any(|o| o == "DDL"),
@@ -207,6 +229,10 @@ impl AuditLog {
             query: operations.iter().any(|o| o == "QUERY"),
             queryable: storage.iter().any(|s| s == "IOTDB"),
             to_logger: storage.iter().any(|s| s == "LOGGER"),
+            native_insert: config.enable_audit_log_for_native_insert_api,
+            sync: config.audit_log_sync,
+            max_file_bytes: config.audit_log_max_file_bytes,
+            max_files: config.audit_log_max_files,
             path,
             file: Some(Mutex::new(file)),
         })
@@ -247,14 +273,27 @@ impl AuditLog {
         if !self.enabled {
             return;
         }
-        let category = Category::of(statement);
-        let wanted = match category {
-            Category::Ddl => self.ddl,
-            Category::Dml => self.dml,
-            Category::Query => self.query,
-            Category::Login => true,
-        };
-        if !wanted {
+        self.statement_text(user, address, &statement.to_string(), true, failure);
+    }
+
+    /// A statement that does not parse (its raw text, passwords masked), refused; recorded under
+    /// the category its first words give.
+    pub fn unparsed(&self, user: &str, address: &str, sql: &str, error: &StatementError) {
+        if self.enabled {
+            self.statement_text(user, address, sql.trim(), false, Some(error));
+        }
+    }
+
+    fn statement_text(
+        &self,
+        user: &str,
+        address: &str,
+        text: &str,
+        parsed: bool,
+        failure: Option<&StatementError>,
+    ) {
+        let category = Category::of_text(text);
+        if !self.wants(category) {
             return;
         }
         self.record(AuditEntry {
@@ -262,7 +301,11 @@ impl AuditLog {
             user: user.to_string(),
             address: address.to_string(),
             category: category.name().to_string(),
-            log: mask_secrets(&statement.to_string()),
+            log: if parsed {
+                mask_secrets(text)
+            } else {
+                mask_unparsed(text)
+            },
             result: failure.map_or_else(
                 || "success".to_string(),
                 |e| format!("failure: {}: {}", e.code.code(), e.message),
@@ -270,8 +313,19 @@ impl AuditLog {
         });
     }
 
-    /// A schema or delete RPC (the session API's DDL, which bypasses SQL), when its category is
-    /// audited; `status` is the RPC's answer.
+    /// Whether `audit_log_operation` records `category` (logins always are).
+    fn wants(&self, category: Category) -> bool {
+        match category {
+            Category::Ddl => self.ddl,
+            Category::Dml => self.dml,
+            Category::Query => self.query,
+            Category::Login => true,
+        }
+    }
+
+    /// An RPC that bypasses SQL — schema, delete, insert and query RPCs — when its category is
+    /// audited (an insert RPC when `enable_audit_log_for_native_insert_api` is); `status` is the
+    /// RPC's answer.
     pub fn rpc(
         &self,
         user: &str,
@@ -279,12 +333,12 @@ impl AuditLog {
         what: &RpcAudit,
         status: &duet_proto::t::TSStatus,
     ) {
-        if !self.enabled
-            || !(match what.category {
-                Category::Dml => self.dml,
-                _ => self.ddl,
-            })
-        {
+        let wanted = if what.native_insert {
+            self.native_insert
+        } else {
+            self.wants(what.category)
+        };
+        if !self.enabled || !wanted {
             return;
         }
         let result = if status.code == StatusCode::Success.code() {
@@ -331,12 +385,56 @@ impl AuditLog {
         line.push('\n');
         // One write per entry under the lock: lines from concurrent sessions never interleave.
         let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = file.write_all(line.as_bytes()) {
+        if let Err(e) = self.append(&mut file, line.as_bytes()) {
             warn!(
                 "cannot append to the audit log {}: {e}",
                 self.path.display()
             );
         }
+    }
+
+    /// Appends one line, first rotating the file when the line would take it past
+    /// `audit_log_max_file_bytes`, and syncing it when `audit_log_sync` is set.
+    fn append(&self, open: &mut OpenFile, line: &[u8]) -> std::io::Result<()> {
+        let len = u64::try_from(line.len()).unwrap_or(u64::MAX);
+        if self.max_file_bytes > 0 && open.bytes > 0 && open.bytes + len > self.max_file_bytes {
+            self.rotate()?;
+            *open = open_append(&self.path)?;
+        }
+        open.file.write_all(line)?;
+        open.bytes += len;
+        if self.sync {
+            open.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// `audit.log.N-1` → `audit.log.N` … `audit.log` → `audit.log.1`; the oldest beyond
+    /// `audit_log_max_files` is removed (with none kept, the file is just started again).
+    fn rotate(&self) -> std::io::Result<()> {
+        if self.max_files == 0 {
+            return std::fs::remove_file(&self.path);
+        }
+        match std::fs::remove_file(self.rotated(self.max_files)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        for n in (1..self.max_files).rev() {
+            match std::fs::rename(self.rotated(n), self.rotated(n + 1)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::rename(&self.path, self.rotated(1))?;
+        info!("audit log rotated: {}", self.rotated(1).display());
+        Ok(())
+    }
+
+    /// The `n`th rotated file (`audit.log.n`).
+    fn rotated(&self, n: usize) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
     }
 
     /// Whether a query reads the audit series (its first `FROM` path is under `root.__system`).
@@ -471,14 +569,52 @@ impl AuditLog {
         max_bytes: usize,
         keep: impl Fn(&AuditEntry) -> bool,
     ) -> Result<Vec<AuditEntry>, StatementError> {
-        let file = File::open(&self.path).map_err(|e| {
-            StatementError::new(
-                StatusCode::InternalServerError,
-                format!("cannot read the audit log {}: {e}", self.path.display()),
-            )
-        })?;
+        // The rotated files oldest first, then the current one; a rotated file that is gone (rotated
+        // away meanwhile, or never written) has nothing to read.
+        let mut files: Vec<PathBuf> = (1..=self.max_files)
+            .rev()
+            .map(|n| self.rotated(n))
+            .collect();
+        files.push(self.path.clone());
         let mut held = 0usize;
         let mut out = Vec::new();
+        for path in files {
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && path != self.path => continue,
+                Err(e) => {
+                    return Err(StatementError::new(
+                        StatusCode::InternalServerError,
+                        format!("cannot read the audit log {}: {e}", path.display()),
+                    ))
+                }
+            };
+            read_lines(file, max_bytes, &mut held, &keep, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Opens a file to append to, with its size.
+fn open_append(path: &std::path::Path) -> std::io::Result<OpenFile> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let bytes = file.metadata()?.len();
+    Ok(OpenFile { file, bytes })
+}
+
+/// Reads one audit file's entries that `keep` accepts into `out`, holding at most `max_bytes` in
+/// all (`held` so far).
+fn read_lines(
+    file: File,
+    max_bytes: usize,
+    held: &mut usize,
+    keep: &impl Fn(&AuditEntry) -> bool,
+    out: &mut Vec<AuditEntry>,
+) -> Result<(), StatementError> {
+    {
         for line in BufReader::new(file).lines() {
             let Ok(line) = line else { break };
             let Ok(entry) = serde_json::from_str::<AuditEntry>(&line) else {
@@ -487,8 +623,8 @@ impl AuditLog {
             if !keep(&entry) {
                 continue;
             }
-            held += line.len();
-            if held > max_bytes {
+            *held += line.len();
+            if *held > max_bytes {
                 return Err(StatementError::new(
                     StatusCode::QueryExecutionMemoryNotEnough,
                     format!("the audit entries this query selects exceed query_memory_bytes ({max_bytes}); narrow it with WHERE time or LIMIT"),
@@ -496,7 +632,7 @@ impl AuditLog {
             }
             out.push(entry);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -505,12 +641,109 @@ impl AuditLog {
 pub struct RpcAudit {
     pub category: Category,
     pub log: String,
+    /// One of the session API's insert RPCs (`enable_audit_log_for_native_insert_api`).
+    pub native_insert: bool,
 }
 
-/// The audit record of a schema or delete RPC; `None` for the others (inserts and queries through
-/// RPCs are not audited, as IoTDB with `enable_audit_log_for_native_insert_api = false`).
+/// The audit record of an insert RPC: the method and its devices.
+fn insert_rpc(method: &str, devices: &[&str], rows: usize) -> Option<RpcAudit> {
+    Some(RpcAudit {
+        category: Category::Dml,
+        log: format!("RPC {method} {} ({rows} rows)", devices.join(", ")),
+        native_insert: true,
+    })
+}
+
+/// The audit record of a query RPC: the method and its paths.
+fn query_rpc(method: &str, paths: &[String]) -> Option<RpcAudit> {
+    Some(RpcAudit {
+        category: Category::Query,
+        log: format!("RPC {method} {}", paths.join(", ")),
+        native_insert: false,
+    })
+}
+
+/// The audit record of an RPC that bypasses SQL (schema, delete, insert and query RPCs); `None`
+/// for the others (SQL is recorded statement by statement, session housekeeping not at all).
 pub fn describe_rpc(request: &duet_proto::rpc::Request) -> Option<RpcAudit> {
     use duet_proto::rpc::Request as R;
+    let strs = |v: &[String]| -> Vec<String> { v.to_vec() };
+    let devices = |v: &[String]| -> Vec<String> {
+        let mut d = v.to_vec();
+        d.dedup();
+        d
+    };
+    match request {
+        R::InsertRecord(r) => return insert_rpc("insertRecord", &[&r.prefix_path], 1),
+        R::InsertStringRecord(r) => return insert_rpc("insertStringRecord", &[&r.prefix_path], 1),
+        R::InsertTablet(r) => {
+            let rows = usize::try_from(r.size).unwrap_or(0);
+            return insert_rpc("insertTablet", &[&r.prefix_path], rows);
+        }
+        R::InsertRecordsOfOneDevice(r) => {
+            return insert_rpc(
+                "insertRecordsOfOneDevice",
+                &[&r.prefix_path],
+                r.timestamps.len(),
+            )
+        }
+        R::InsertStringRecordsOfOneDevice(r) => {
+            return insert_rpc(
+                "insertStringRecordsOfOneDevice",
+                &[&r.prefix_path],
+                r.timestamps.len(),
+            )
+        }
+        R::InsertRecords(r) => {
+            let d = devices(&r.prefix_paths);
+            let d: Vec<&str> = d.iter().map(String::as_str).collect();
+            return insert_rpc("insertRecords", &d, r.timestamps.len());
+        }
+        R::InsertStringRecords(r) => {
+            let d = devices(&r.prefix_paths);
+            let d: Vec<&str> = d.iter().map(String::as_str).collect();
+            return insert_rpc("insertStringRecords", &d, r.timestamps.len());
+        }
+        R::InsertTablets(r) => {
+            let d = devices(&r.prefix_paths);
+            let d: Vec<&str> = d.iter().map(String::as_str).collect();
+            let rows = r
+                .size_list
+                .iter()
+                .map(|n| usize::try_from(*n).unwrap_or(0))
+                .sum();
+            return insert_rpc("insertTablets", &d, rows);
+        }
+        R::RawDataQuery { req, .. } => return query_rpc("executeRawDataQuery", &strs(&req.paths)),
+        R::LastDataQuery { req, .. } => {
+            return query_rpc("executeLastDataQuery", &strs(&req.paths))
+        }
+        R::AggregationQuery { req, .. } => {
+            return query_rpc("executeAggregationQuery", &strs(&req.paths))
+        }
+        R::FastLastDataQueryForOnePrefixPath(r) => {
+            return query_rpc(
+                "executeFastLastDataQueryForOnePrefixPath",
+                &[r.prefixes.join(".")],
+            )
+        }
+        R::FastLastDataQueryForOneDevice(r) => {
+            return query_rpc(
+                "executeFastLastDataQueryForOneDevice",
+                &r.sensors
+                    .iter()
+                    .map(|s| format!("{}.{s}", r.device_id))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        R::GroupByQueryInterval(r) => {
+            return query_rpc(
+                "executeGroupByQueryIntervalQuery",
+                &[format!("{}.{}", r.device, r.measurement)],
+            )
+        }
+        _ => {}
+    }
     let (category, log) = match request {
         R::SetStorageGroup { database, .. } => {
             (Category::Ddl, format!("RPC setStorageGroup {database}"))
@@ -584,7 +817,11 @@ pub fn describe_rpc(request: &duet_proto::rpc::Request) -> Option<RpcAudit> {
         ),
         _ => return None,
     };
-    Some(RpcAudit { category, log })
+    Some(RpcAudit {
+        category,
+        log,
+        native_insert: false,
+    })
 }
 
 /// The user an audit device path names (`root.__system.audit._<user>`), or `None` for all users
@@ -653,8 +890,24 @@ fn time_bounds(condition: &Expr) -> Option<(i64, i64)> {
 /// Masks what must never be logged: every quoted value of a user statement (its password), and
 /// the value after any quoted key naming a password (`'sink.password'='…'`, `'…-pwd'='…'`).
 pub fn mask_secrets(text: &str) -> String {
+    mask_quoted(text, false)
+}
+
+/// The text of a statement that does not parse, for the audit log: as [`mask_secrets`], and when
+/// it mentions a user or a password anywhere (a misspelt `CREATE USER`), every quoted value,
+/// including one whose closing quote is missing.
+pub fn mask_unparsed(text: &str) -> String {
+    let upper = text.to_ascii_uppercase();
+    let secret = ["USER", "PASSWORD", "PWD"]
+        .iter()
+        .any(|w| upper.contains(w));
+    mask_quoted(text, secret)
+}
+
+fn mask_quoted(text: &str, every_value: bool) -> String {
     let upper = text.trim_start().to_ascii_uppercase();
-    let user_statement = upper.starts_with("CREATE USER") || upper.starts_with("ALTER USER");
+    let user_statement =
+        every_value || upper.starts_with("CREATE USER") || upper.starts_with("ALTER USER");
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut previous_quoted: Option<String> = None;
@@ -677,7 +930,11 @@ pub fn mask_secrets(text: &str) -> String {
             i += 1;
         }
         let Some(end) = end else {
-            out.push_str(&rest[start..]);
+            if every_value {
+                out.push_str("'******");
+            } else {
+                out.push_str(&rest[start..]);
+            }
             return out;
         };
         let value = &after[..end];

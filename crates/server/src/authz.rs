@@ -43,6 +43,15 @@ pub fn denied_on(privilege: Privilege, paths: &[String]) -> StatementError {
     )
 }
 
+/// `Ok` when nothing is `missing`, else the refusal for want of `privilege` on it.
+fn denied_on_any(privilege: Privilege, missing: &[String]) -> Result<(), StatementError> {
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(denied_on(privilege, missing))
+    }
+}
+
 /// What only root may do (device templates' definitions, as IoTDB: "Only administrators are
 /// allowed to create, delete, modify, query, mount, and unmount templates").
 pub fn root_only() -> StatementError {
@@ -182,11 +191,7 @@ impl Access {
             .filter(|p| !self.covers(privilege, &p.0))
             .map(ToString::to_string)
             .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(denied_on(privilege, &missing))
-        }
+        denied_on_any(privilege, &missing)
     }
 
     /// What the user's `privilege` lets it read (`None`: everything, for root).
@@ -275,13 +280,8 @@ pub fn check_writes<'a>(
             }
         }
     }
-    if !no_write.is_empty() {
-        return Err(denied_on(Privilege::WriteData, &no_write));
-    }
-    if !no_schema.is_empty() {
-        return Err(denied_on(Privilege::WriteSchema, &no_schema));
-    }
-    Ok(())
+    denied_on_any(Privilege::WriteData, &no_write)?;
+    denied_on_any(Privilege::WriteSchema, &no_schema)
 }
 
 /// What one statement needs before it runs. Statements that read are not refused here: they run
@@ -549,29 +549,187 @@ pub fn rpc_needs(
     }
 }
 
-/// What a pipe transfer applies, for the receiver's check of its handshake user
-/// (`duet_runtime::receiver::Applies`): data needs WRITE_DATA on everything, schema WRITE_SCHEMA
-/// and MANAGE_DATABASE, configuration (users, databases, TTLs, templates) also MANAGE_USER. A pipe
-/// replicates whole instances, so its user must hold these on `root.**`.
-pub fn transfer_needs(
-    access: &Access,
-    applies: duet_runtime::receiver::Applies,
-) -> Result<(), StatementError> {
-    use duet_runtime::receiver::Applies;
-    let everything = [Path(vec![PathNode::Name("root".into()), PathNode::Many])];
-    match applies {
-        Applies::Data => access.require_on(Privilege::WriteData, &everything),
-        Applies::Schema => {
-            access.require_on(Privilege::WriteSchema, &everything)?;
-            access.require(Privilege::ManageDatabase)
-        }
-        Applies::Config => {
-            access.require_on(Privilege::WriteData, &everything)?;
-            access.require_on(Privilege::WriteSchema, &everything)?;
-            access.require(Privilege::ManageDatabase)?;
-            access.require(Privilege::ManageUser)
+/// A pipe's handshake user as the receiver checks what a request applies, path by path as a
+/// session's statements are (IoTDB 2.0's receiver executes each write and plan as that user).
+pub struct PipeUser {
+    access: Access,
+    engine: Arc<Engine>,
+    catalog: Arc<duet_catalog::Catalog>,
+}
+
+impl PipeUser {
+    pub fn new(access: Access, engine: Arc<Engine>, catalog: Arc<duet_catalog::Catalog>) -> Self {
+        PipeUser {
+            access,
+            engine,
+            catalog,
         }
     }
+}
+
+impl duet_runtime::receiver::PipeAuthority for PipeUser {
+    fn check(
+        &self,
+        applied: duet_runtime::receiver::Applied<'_>,
+    ) -> Result<(), duet_proto::t::TSStatus> {
+        applied_needs(&self.access, &self.engine, &self.catalog, applied).map_err(|e| e.to_status())
+    }
+}
+
+/// `Ok` when `privilege` covers each path or pattern in `texts`; one that does not parse is named
+/// as missing (it cannot be shown to be covered).
+fn require_on_texts<S: AsRef<str>>(
+    access: &Access,
+    privilege: Privilege,
+    texts: &[S],
+) -> Result<(), StatementError> {
+    let missing: Vec<String> = texts
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|text| !rpc_path(text).is_some_and(|p| access.covers(privilege, &p.0)))
+        .map(str::to_string)
+        .collect();
+    denied_on_any(privilege, &missing)
+}
+
+/// What one thing a pipe request applies needs of its handshake user: writes as a session's
+/// writes (WRITE_DATA, and WRITE_SCHEMA on the series they create), deletions WRITE_DATA on their
+/// paths, and each schema change what the statement that makes it needs — databases
+/// MANAGE_DATABASE; series, TTLs and template activations WRITE_SCHEMA on their paths; users
+/// MANAGE_USER (one's own password excepted); roles and a user's roles MANAGE_ROLE; each grant
+/// added or taken away the grant option on it; template definitions root (a template extension
+/// EXTEND_TEMPLATE, as IoTDB's config receiver checks it).
+pub fn applied_needs(
+    access: &Access,
+    engine: &Engine,
+    catalog: &duet_catalog::Catalog,
+    applied: duet_runtime::receiver::Applied<'_>,
+) -> Result<(), StatementError> {
+    use duet_engine::schema_sync::SchemaChange as C;
+    use duet_runtime::receiver::Applied;
+    use Privilege as P;
+    if access.is_root() {
+        return Ok(());
+    }
+    let change = match applied {
+        Applied::Points {
+            device,
+            measurements,
+        } => return check_writes(access, engine, [(device, measurements)]),
+        Applied::Deletion { paths } => return require_on_texts(access, P::WriteData, paths),
+        Applied::Schema(change) => change,
+    };
+    let series = |pairs: &mut dyn Iterator<Item = (&str, &str)>| -> Vec<String> {
+        pairs
+            .map(|(device, measurement)| series_path(device, measurement).to_string())
+            .collect()
+    };
+    match change {
+        C::CreateDatabase { .. } | C::DropDatabase { .. } => access.require(P::ManageDatabase),
+        C::CreateSeries {
+            device, series: s, ..
+        } => require_on_texts(
+            access,
+            P::WriteSchema,
+            &series(
+                &mut s
+                    .iter()
+                    .map(|spec| (device.as_str(), spec.measurement.as_str())),
+            ),
+        ),
+        C::DeleteSeries { series: s } => require_on_texts(
+            access,
+            P::WriteSchema,
+            &series(&mut s.iter().map(|(d, m)| (d.as_str(), m.as_str()))),
+        ),
+        C::SetTtl { patterns, .. } | C::UnsetTtl { patterns } => {
+            require_on_texts(access, P::WriteSchema, patterns)
+        }
+        C::ActivateTemplate { device, .. } => {
+            require_on_texts(access, P::WriteSchema, std::slice::from_ref(device))
+        }
+        C::DeactivateTemplate { devices } => require_on_texts(access, P::WriteSchema, devices),
+        C::AppendTemplate { .. } => access.require(P::ExtendTemplate),
+        C::CreateTemplate { .. }
+        | C::PruneTemplate { .. }
+        | C::DropTemplate { .. }
+        | C::SetTemplate { .. }
+        | C::UnsetTemplate { .. } => Err(root_only()),
+        C::PutUser { name, .. } | C::DropUser { name } if name == ROOT_USER => Err(root_only()),
+        // A user's own password (IoTDB's UpdateUser by the user itself); creating it is MANAGE_USER.
+        C::PutUser { name, .. } if name == access.user() => Ok(()),
+        C::PutUser { .. } | C::DropUser { .. } => access.require(P::ManageUser),
+        C::PutRole { .. } | C::DropRole { .. } => access.require(P::ManageRole),
+        C::PutAuthority {
+            kind,
+            name,
+            grants,
+            roles,
+        } => authority_change_needs(access, catalog, kind, name, grants, roles),
+    }
+}
+
+/// A user's or role's whole new state: what changes against the state here needs what the GRANT
+/// or REVOKE making it needs (the grant option on each grant added or taken away; MANAGE_ROLE for
+/// a user's roles).
+fn authority_change_needs(
+    access: &Access,
+    catalog: &duet_catalog::Catalog,
+    kind: &str,
+    name: &str,
+    grants: &[duet_engine::schema_sync::GrantSpec],
+    roles: &[String],
+) -> Result<(), StatementError> {
+    if kind == "user" && name == ROOT_USER {
+        return Err(root_only());
+    }
+    let holder = if kind == "role" {
+        duet_catalog::Holder::Role(name)
+    } else {
+        duet_catalog::Holder::User(name)
+    };
+    let here: Vec<(String, String, bool)> = catalog
+        .grants_of(holder)?
+        .into_iter()
+        .map(|g| (g.privilege.name().to_string(), g.path, g.grant_option))
+        .collect();
+    let new: Vec<(String, String, bool)> = grants
+        .iter()
+        .map(|g| {
+            (
+                g.privilege.to_ascii_uppercase(),
+                g.path.clone(),
+                g.grant_option,
+            )
+        })
+        .collect();
+    let changed = new
+        .iter()
+        .filter(|g| !here.contains(g))
+        .chain(here.iter().filter(|g| !new.contains(g)));
+    for (privilege, path, _) in changed {
+        let grantable = Privilege::from_name(privilege)
+            .zip(paths::parse_pattern(path))
+            .is_some_and(|(p, pattern)| access.may_grant(p, &pattern));
+        if !grantable {
+            return Err(StatementError::new(
+                StatusCode::NotHasPrivilegeGrantOpt,
+                format!(
+                    "Has no permission to execute GRANT/REVOKE {privilege} ON {path}, please ensure you have these privileges and the grant option is TRUE when granted"
+                ),
+            ));
+        }
+    }
+    if kind != "role" {
+        let mut held = catalog.roles_of_user(name)?;
+        let mut wanted = roles.to_vec();
+        held.sort();
+        wanted.sort();
+        if held != wanted {
+            access.require(Privilege::ManageRole)?;
+        }
+    }
+    Ok(())
 }
 
 /// The grants a GRANT or REVOKE names, validated as IoTDB does: a global privilege only on

@@ -129,6 +129,16 @@ pub struct Config {
     pub audit_log_operation: String,
     /// The JSON-lines file entries are appended to; `<data_dir>/audit.log` when absent.
     pub audit_log_path: Option<PathBuf>,
+    /// IoTDB's key: the session API's insert RPCs are recorded (as DML, whatever
+    /// `audit_log_operation` says of DML); IoTDB's default `true`.
+    pub enable_audit_log_for_native_insert_api: bool,
+    /// Duet's: fsync the audit file after every entry (an entry survives a power loss once its
+    /// request was answered), at the cost of a sync per audited request.
+    pub audit_log_sync: bool,
+    /// Duet's: rotate the audit file when an entry would take it past this many bytes (0: never).
+    pub audit_log_max_file_bytes: u64,
+    /// Duet's: how many rotated files (`audit.log.1` newest … `audit.log.N`) are kept.
+    pub audit_log_max_files: usize,
     /// Accept a root login with the default password from a non-loopback client address (refused by
     /// default while the password is unchanged; see docs/security.md).
     pub allow_remote_default_root_login: bool,
@@ -188,6 +198,10 @@ impl Default for Config {
             audit_log_storage: "IOTDB,LOGGER".to_string(),
             audit_log_operation: "DML,DDL,QUERY".to_string(),
             audit_log_path: None,
+            enable_audit_log_for_native_insert_api: true,
+            audit_log_sync: false,
+            audit_log_max_file_bytes: 100 * 1024 * 1024,
+            audit_log_max_files: 10,
             allow_remote_default_root_login: false,
             failed_login_attempts: 5,
             failed_login_attempts_per_user: 1000,

@@ -241,9 +241,12 @@ impl Session {
             .then(|| crate::audit::describe_rpc(&request))
             .flatten();
         let reply = self.answer(request).await;
-        if let (Some(what), Some(user), Some(Reply::Status(status))) =
-            (&audited, &self.user, &reply)
-        {
+        let status = match &reply {
+            Some(Reply::Status(status)) => Some(status),
+            Some(Reply::Execute(resp)) => Some(&resp.status),
+            _ => None,
+        };
+        if let (Some(what), Some(user), Some(status)) = (&audited, &self.user, status) {
             self.instance.audit.rpc(user, &self.peer, what, status);
         }
         let kind = match kind {
@@ -706,32 +709,34 @@ impl Session {
             result
         };
         // The handshake user's privileges are read afresh for every request that applies
-        // something, so a revocation stops a pipe at its next batch.
-        let privileges = self.instance.catalog.clone();
-        let authorize =
-            move |user: &str, applies: duet_runtime::receiver::Applies| match Access::load(
-                &privileges,
-                user,
-            ) {
-                Ok(Some(access)) => {
-                    authz::transfer_needs(&access, applies).map_err(|e| e.to_status())
-                }
+        // something, so a revocation stops a pipe at its next batch; each write and change of
+        // the request is checked against them.
+        let (privileges, engine) = (self.instance.catalog.clone(), self.instance.engine.clone());
+        let authorize = move |user: &str| -> Result<
+            Box<dyn duet_runtime::receiver::PipeAuthority>,
+            duet_proto::t::TSStatus,
+        > {
+            match Access::load(&privileges, user) {
+                Ok(Some(access)) => Ok(Box::new(authz::PipeUser::new(
+                    access,
+                    engine.clone(),
+                    privileges.clone(),
+                ))),
                 Ok(None) => Err(status::failure(
                     StatusCode::NotLogin,
                     format!("The pipe's user {user} no longer exists."),
                 )),
                 Err(e) => Err(e.to_status()),
-            };
+            }
+        };
         let engine = self.instance.engine.clone();
-        let resp = duet_runtime::receiver::receive(
-            &mut self.receiver,
-            self.instance.identity(),
-            &engine,
-            req,
+        let receiver = duet_runtime::receiver::Receiver {
+            identity: self.instance.identity(),
+            engine: &engine,
             authenticate,
-            &authorize,
-        )
-        .await;
+            authorize: &authorize,
+        };
+        let resp = duet_runtime::receiver::receive(&mut self.receiver, &receiver, req).await;
         debug!(peer = %self.peer, request_type = req.type_, code = resp.status.code, "pipeTransfer");
         resp
     }
@@ -756,7 +761,16 @@ impl Session {
         sql: &str,
         request_timeout_ms: Option<i64>,
     ) -> Result<Option<OpenQuery>, StatementError> {
-        let parsed = duet_parser::parse(sql)?;
+        let parsed = match duet_parser::parse(sql) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let error = StatementError::from(e);
+                self.instance
+                    .audit
+                    .unparsed(access.user(), &self.peer, sql, &error);
+                return Err(error);
+            }
+        };
         if parsed.is_empty() {
             return Err(StatementError::new(
                 StatusCode::SqlParseError,

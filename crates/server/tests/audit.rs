@@ -9,7 +9,8 @@
 use std::path::Path;
 
 use duet_proto::client::{Client, ClientError, ClientOptions};
-use duet_testkit::query::rows;
+use duet_proto::t;
+use duet_testkit::query::{raw_data_query, rows};
 use duet_testkit::{Duetd, DuetdOptions};
 use serde_json::Value;
 
@@ -42,11 +43,200 @@ fn login(
 }
 
 fn entries(server: &Duetd) -> Vec<Value> {
-    std::fs::read_to_string(server.data_dir().join("audit.log"))
+    entries_in(&server.data_dir().join("audit.log"))
+}
+
+fn entries_in(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// `insertStringRecord` of one point, and `executeRawDataQueryV2` of its series: the session API's
+/// insert and query RPCs.
+fn insert_and_query_rpcs(rt: &tokio::runtime::Runtime, client: &mut Client) {
+    let insert = t::TSInsertStringRecordReq::new(
+        client.session_id(),
+        "root.rpc.d".to_string(),
+        vec!["s".to_string()],
+        vec!["7".into()],
+        1,
+        false,
+        None,
+    );
+    let status: t::TSStatus = rt
+        .block_on(client.connection().call("insertStringRecord", 1, &insert))
+        .unwrap();
+    assert_eq!(status.code, 200, "{status:?}");
+    let resp = rt
+        .block_on(raw_data_query(client, &["root.rpc.d.s"]))
+        .unwrap();
+    assert_eq!(resp.status.code, 200, "{:?}", resp.status);
+}
+
+/// Insert and query RPCs are audited as IoTDB does: an insert RPC when
+/// `enable_audit_log_for_native_insert_api` is on (IoTDB's default; it covers the DML kind for
+/// them), a query RPC when `audit_log_operation` has QUERY; a statement that does not parse is
+/// recorded with its raw text, passwords masked.
+#[test]
+fn insert_and_query_rpcs_and_unparsed_statements_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = with_config(dir.path(), "all", "enable_audit_log = true\n", &[]);
+    // DDL only: the insert RPC is still recorded (the native-insert key covers it), the query not.
+    let ddl = with_config(
+        dir.path(),
+        "ddl",
+        "enable_audit_log = true\naudit_log_operation = \"DDL\"\n",
+        &[],
+    );
+    // No native inserts: the insert RPC is not recorded, a SQL INSERT (DML) is.
+    let no_native = with_config(
+        dir.path(),
+        "no_native",
+        "enable_audit_log = true\nenable_audit_log_for_native_insert_api = false\n",
+        &[],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for server in [&all, &ddl, &no_native] {
+        let mut root = login(&rt, server, "root", "root").unwrap();
+        insert_and_query_rpcs(&rt, &mut root);
+        rt.block_on(root.execute_update("insert into root.sql.d(time, s) values (1, 1)"))
+            .unwrap();
+        for bad in [
+            "creat user mallory 'Leaked-pw1'",
+            "create user mallory 'Leaked-pw2' extra",
+            "alter usr mallory set password 'Leaked-pw3",
+        ] {
+            let e = rt.block_on(root.execute_update(bad)).unwrap_err();
+            assert_eq!(e.code(), Some(700), "{bad}: {e}");
+        }
+    }
+
+    let on_all = entries(&all);
+    assert!(
+        has(
+            &on_all,
+            "DML",
+            "RPC insertStringRecord root.rpc.d",
+            "success"
+        ),
+        "{on_all:?}"
+    );
+    assert!(has(
+        &on_all,
+        "QUERY",
+        "RPC executeRawDataQuery root.rpc.d.s",
+        "success"
+    ));
+    assert!(has(&on_all, "DDL", "creat user mallory", "failure: 700"));
+    assert!(has(
+        &on_all,
+        "DDL",
+        "create user mallory '******' extra",
+        "failure: 700"
+    ));
+    assert!(has(
+        &on_all,
+        "DDL",
+        "alter usr mallory set password '******",
+        "failure: 700"
+    ));
+    let text = std::fs::read_to_string(all.data_dir().join("audit.log")).unwrap();
+    assert!(!text.contains("Leaked-pw"), "{text}");
+
+    let on_ddl = entries(&ddl);
+    assert!(has(
+        &on_ddl,
+        "DML",
+        "RPC insertStringRecord root.rpc.d",
+        "success"
+    ));
+    assert!(
+        !on_ddl.iter().any(|e| e["category"] == "QUERY"),
+        "{on_ddl:?}"
+    );
+    assert!(!has(&on_ddl, "DML", "INSERT INTO root.sql.d", ""));
+
+    let on_no_native = entries(&no_native);
+    assert!(!has(&on_no_native, "DML", "RPC insertStringRecord", ""));
+    assert!(has(
+        &on_no_native,
+        "DML",
+        "INSERT INTO root.sql.d",
+        "success"
+    ));
+    assert!(has(
+        &on_no_native,
+        "QUERY",
+        "RPC executeRawDataQuery",
+        "success"
+    ));
+}
+
+/// The audit file rotates by size, keeping `audit_log_max_files` older files, and the audit series
+/// reads them all; `audit_log_sync` fsyncs every entry (here: accepted, and entries are whole).
+#[test]
+fn the_audit_file_rotates_by_size_and_the_series_reads_the_rotated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = with_config(
+        dir.path(),
+        "rotating",
+        "enable_audit_log = true\naudit_log_sync = true\naudit_log_max_file_bytes = 2000\naudit_log_max_files = 2\n",
+        &[],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut root = login(&rt, &server, "root", "root").unwrap();
+    for i in 0..60 {
+        rt.block_on(root.execute_update(&format!("create database root.rotation{i}")))
+            .unwrap();
+    }
+    let data = server.data_dir();
+    let current = data.join("audit.log");
+    let (first, second) = (data.join("audit.log.1"), data.join("audit.log.2"));
+    assert!(first.exists() && second.exists());
+    assert!(
+        !data.join("audit.log.3").exists(),
+        "only 2 rotated files are kept"
+    );
+    for path in [&current, &first, &second] {
+        let bytes = std::fs::metadata(path).unwrap().len();
+        assert!(bytes <= 2000, "{}: {bytes} bytes", path.display());
+    }
+    // Newest last: audit.log.2 is older than audit.log.1, which is older than audit.log.
+    let time = |path: &Path| -> Vec<i64> {
+        entries_in(path)
+            .iter()
+            .map(|e| e["time_ms"].as_i64().unwrap())
+            .collect()
+    };
+    let (t2, t1, t0) = (time(&second), time(&first), time(&current));
+    assert!(t2.last().unwrap() <= t1.first().unwrap() && t1.last().unwrap() <= t0.first().unwrap());
+    let logged: Vec<String> = [&second, &first, &current]
+        .iter()
+        .flat_map(|p| entries_in(p))
+        .map(|e| e["log"].as_str().unwrap().to_string())
+        .collect();
+    assert!(logged.last().unwrap().contains("root.rotation59"));
+    // The oldest entries were rotated away; the series reads what the files hold, in order.
+    assert!(!logged
+        .iter()
+        .any(|l| l.contains("root.rotation0 ") || l.ends_with("root.rotation0")));
+    let audit = rt
+        .block_on(rows(
+            &mut root,
+            "select log from root.__system.audit._root where time > 0",
+        ))
+        .unwrap();
+    let read: Vec<&str> = audit.iter().map(|r| r[1].as_str()).collect();
+    assert!(read.len() > entries_in(&current).len(), "{read:?}");
+    for log in &logged {
+        assert!(
+            read.contains(&log.as_str()),
+            "{log} not read back: {read:?}"
+        );
+    }
 }
 
 fn has(entries: &[Value], category: &str, log_part: &str, result_part: &str) -> bool {

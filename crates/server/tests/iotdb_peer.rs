@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use duet_proto::client::{Client, Connection};
+use duet_proto::client::{Client, ClientOptions, Connection};
 use duet_proto::t;
 use duet_testkit::iotdb_wire::{
     self, data_type as dt, request_type as rt, InsertRow, RowCell, TabletColumn, Value,
@@ -733,10 +733,9 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
         send_plan(&mut sender, iotdb_wire::delete_database_plan("root.sg1")).await;
         assert_series_count(&mut client, "root.sg1.**", 0).await;
         // A plan Duet does not apply is refused by name, and the connection goes on.
-        let mut author = 622i16.to_be_bytes().to_vec();
-        author.extend_from_slice(&[0; 8]);
+        let author = 2104i16.to_be_bytes().to_vec();
         let status = send(&mut sender, rt::TRANSFER_CONFIG_PLAN, author).await;
-        assert_status(&status, 1805, "CreateRole");
+        assert_status(&status, 1805, "RenameUser");
     });
 }
 
@@ -1033,8 +1032,8 @@ fn an_iotdb_senders_template_and_deletion_plans_apply() {
 /// The user plans a default IoTDB 2.x sender transfers with `inclusion` covering `auth`: a user
 /// created with its password in clear, one created with the hash IoTDB stores
 /// (`CreateUserWithRawPassword`, as IoTDB's own snapshot of its users sends them), a password
-/// change and a drop each let exactly the right logins in; role and privilege plans are refused by
-/// name (Duet has neither), and a password Duet's rules refuse is refused without echoing it.
+/// change and a drop each let exactly the right logins in; a plan Duet does not apply is refused by
+/// name, and a password Duet's rules refuse is refused without echoing it.
 #[test]
 fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
     let (server, rt, _client, mut sender) = pipe_sender::receiver(SENDER).unwrap();
@@ -1071,8 +1070,8 @@ fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
         send_plan(&mut sender, iotdb_wire::user_plan(623, "bob", None, None)).await;
         assert!(!logs_in(&server, "bob", "bob_pw22").await);
 
-        // Roles and privileges: refused by name.
-        for (code, name) in [(622i16, "CreateRole"), (626, "GrantUser")] {
+        // What Duet does not apply: refused by name.
+        for (code, name) in [(2104i16, "RenameUser"), (639, "UpdateUserMaxSession")] {
             let status = send(
                 &mut sender,
                 rt::TRANSFER_CONFIG_PLAN,
@@ -1181,5 +1180,260 @@ fn an_iotdb_senders_user_creation_keeps_an_existing_user_and_root_is_never_touch
         // The server goes on taking plans.
         send_plan(&mut sender, iotdb_wire::user_plan(623, "dave", None, None)).await;
         assert!(!logs_in(&server, "dave", "dave_pw1").await);
+    });
+}
+
+/// `LIST PRIVILEGES OF USER|ROLE` as `role|path|privilege|grant option` lines, sorted.
+async fn privileges_of(client: &mut Client, of: &str) -> Vec<String> {
+    let mut lines: Vec<String> = rows(client, &format!("list privileges of {of}"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.join("|"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The role and privilege plans an IoTDB sender transfers with `inclusion` covering `auth`
+/// (`AuthorPlan` 622 to 630, privileges as IoTDB 2.0's `PrivilegeType` ordinals) are applied as
+/// Duet's own GRANT and REVOKE are — a user's or role's whole new state — and, arriving through a
+/// pipe, are not sent on by a double-living pipe (while a local change is).
+#[test]
+fn an_iotdb_senders_role_and_privilege_plans_apply_and_do_not_loop_back() {
+    let a = Duetd::start().unwrap();
+    let b = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&a.client_options()).await.unwrap();
+        client
+            .execute_update(&format!(
+                "create pipe ab with source ('source.mode.double-living'='true', \
+                 'source.inclusion'='all') with sink ('sink.ip'='127.0.0.1', 'sink.port'='{}')",
+                b.port()
+            ))
+            .await
+            .unwrap();
+        let mut sender = iotdb_sender(&a).await;
+        for plan in [
+            iotdb_wire::user_plan(621, "alice", Some("alice_pw1"), None),
+            // CREATE ROLE readers; GRANT READ_DATA ON root.sg.** TO ROLE readers;
+            // GRANT ROLE readers TO alice.
+            iotdb_wire::privilege_plan(622, "", "readers", &[], &[], false),
+            iotdb_wire::privilege_plan(625, "", "readers", &[0], &["root.sg.**"], false),
+            iotdb_wire::privilege_plan(627, "alice", "readers", &[], &[], false),
+            // GRANT WRITE_DATA, WRITE_SCHEMA ON root.sg.** TO USER alice WITH GRANT OPTION;
+            // GRANT USE_PIPE TO USER alice (a global privilege: no path).
+            iotdb_wire::privilege_plan(626, "alice", "", &[1, 3], &["root.sg.**"], true),
+            iotdb_wire::privilege_plan(626, "alice", "", &[9], &[], false),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+        }
+        assert_eq!(
+            privileges_of(&mut client, "user alice").await,
+            [
+                "readers|root.sg.**|READ_DATA|false",
+                "|root.**|USE_PIPE|false",
+                "|root.sg.**|WRITE_DATA|true",
+                "|root.sg.**|WRITE_SCHEMA|true",
+            ]
+        );
+        // alice has what was granted: she may write under root.sg and not elsewhere.
+        let mut alice = Client::connect(&ClientOptions {
+            user: "alice".into(),
+            password: "alice_pw1".into(),
+            ..a.client_options()
+        })
+        .await
+        .unwrap();
+        alice
+            .execute_update("insert into root.sg.d1(time, s1) values (1, 1)")
+            .await
+            .unwrap();
+        assert!(alice
+            .execute_update("insert into root.other.d1(time, s1) values (1, 1)")
+            .await
+            .is_err());
+
+        // REVOKE WRITE_DATA ON root.sg.** FROM USER alice; REVOKE ROLE readers FROM alice;
+        // REVOKE READ_DATA ON root.sg.** FROM ROLE readers.
+        for plan in [
+            iotdb_wire::privilege_plan(628, "alice", "", &[1], &["root.sg.**"], false),
+            iotdb_wire::privilege_plan(630, "alice", "readers", &[], &[], false),
+            iotdb_wire::privilege_plan(629, "", "readers", &[0], &["root.sg.**"], false),
+        ] {
+            send_ok(&mut sender, rt::TRANSFER_CONFIG_PLAN, plan).await;
+        }
+        assert_eq!(
+            privileges_of(&mut client, "user alice").await,
+            ["|root.**|USE_PIPE|false", "|root.sg.**|WRITE_SCHEMA|true"]
+        );
+        assert!(privileges_of(&mut client, "role readers").await.is_empty());
+        // A grant to a user that does not exist (yet) is refused, so the sender sends it again.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(626, "nobody", "", &[0], &["root.sg.**"], false),
+        )
+        .await;
+        assert_eq!(status.code, 1810, "{status:?}");
+        // A relational privilege (SELECT, 17) is the table model's: refused, naming why.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(626, "alice", "", &[17], &[], false),
+        )
+        .await;
+        assert_eq!(status.code, 1805, "{status:?}");
+        assert!(status.message.unwrap_or_default().contains("tree model"));
+        // Root's privileges are this instance's own.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(628, "root", "", &[4], &[], false),
+        )
+        .await;
+        assert_eq!(status.code, 1809, "{status:?}");
+        // DROP ROLE readers.
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(624, "", "readers", &[], &[], false),
+        )
+        .await;
+        assert!(rows(&mut client, "list role")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r[0] != "readers"));
+        // A local change goes to B; what the IoTDB sender sent does not.
+        client
+            .execute_update("create role local_marker")
+            .await
+            .unwrap();
+    });
+    let mut on_b = rt.block_on(Client::connect(&b.client_options())).unwrap();
+    duet_testkit::wait_for("the local role on B", Duration::from_secs(20), || {
+        let roles = rt.block_on(rows(&mut on_b, "list role")).unwrap();
+        roles.iter().any(|r| r[0] == "local_marker").then_some(())
+    })
+    .unwrap();
+    let users: Vec<String> = rt
+        .block_on(rows(&mut on_b, "list user"))
+        .unwrap()
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(users, ["root"]);
+}
+
+/// An IoTDB sender whose handshake user holds privileges on part of the tree: each write, schema
+/// change and privilege plan is checked as IoTDB 2.0's receiver checks the statements and plans it
+/// executes as that user — what falls inside applies, a request with anything outside is refused
+/// whole with 803 (or 817 for a grant without the grant option) and changes nothing.
+#[test]
+fn an_iotdb_senders_requests_are_checked_path_by_path_against_its_user() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&server.client_options()).await.unwrap();
+        for sql in [
+            "create user part 'part1234'",
+            "create user other 'other1234'",
+            "grant write_data, write_schema on root.pa.** to user part",
+        ] {
+            client.execute_update(sql).await.unwrap();
+        }
+        let params: Vec<(&str, &str)> = SENDER
+            .iter()
+            .map(|(k, v)| match *k {
+                "username" => (*k, "part"),
+                "password" => (*k, "part1234"),
+                _ => (*k, *v),
+            })
+            .collect();
+        let mut sender = pipe_sender::connect(&server, &params).await.unwrap();
+        let row = |device: &str| InsertRow {
+            device: device.into(),
+            aligned: false,
+            time: 10,
+            cells: vec![("s".into(), RowCell::Value(Value::Int64(5)))],
+        };
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_TABLET_INSERT_NODE,
+            iotdb_wire::insert_row_node(&row("root.pa.d1")),
+        )
+        .await;
+        // Outside root.pa, together with a row inside: refused whole, naming the series outside.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_TABLET_INSERT_NODE,
+            iotdb_wire::insert_rows_node(&[row("root.pa.d2"), row("root.pb.d1")]),
+        )
+        .await;
+        assert_eq!(status.code, 803, "{status:?}");
+        assert_eq!(
+            status.message.unwrap_or_default(),
+            "No permissions for this operation, please add privilege WRITE_DATA on [root.pb.d1.s]"
+        );
+        // A database needs MANAGE_DATABASE; a series outside WRITE_SCHEMA there.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::create_database_plan("root.pc"),
+        )
+        .await;
+        assert_eq!(status.code, 803, "{status:?}");
+        assert!(status
+            .message
+            .unwrap_or_default()
+            .ends_with("MANAGE_DATABASE"));
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_PLAN_NODE,
+            iotdb_wire::create_time_series_node("root.pb.d2.s", dt::INT64, 2, 1),
+        )
+        .await;
+        assert_eq!(status.code, 803, "{status:?}");
+        // A grant needs the grant option on what it grants.
+        let status = send(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(626, "other", "", &[1], &["root.pa.**"], false),
+        )
+        .await;
+        assert_eq!(status.code, 817, "{status:?}");
+        assert_eq!(
+            rows(&mut client, "show timeseries root.**")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r[0].clone())
+                .collect::<Vec<_>>(),
+            ["root.pa.d1.s"]
+        );
+        assert!(rows(&mut client, "list privileges of user other")
+            .await
+            .unwrap()
+            .is_empty());
+        // Granted the option, the grant applies.
+        client
+            .execute_update("grant write_data on root.pa.** to user part with grant option")
+            .await
+            .unwrap();
+        send_ok(
+            &mut sender,
+            rt::TRANSFER_CONFIG_PLAN,
+            iotdb_wire::privilege_plan(626, "other", "", &[1], &["root.pa.**"], false),
+        )
+        .await;
+        assert_eq!(
+            rows(&mut client, "list privileges of user other")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     });
 }

@@ -11,6 +11,7 @@ use duet_proto::client::{Client, ClientError, ClientOptions, Outcome};
 use duet_proto::t;
 use duet_proto::tablet::{encode_tablet_values, encode_timestamps};
 use duet_proto::types::{Column, ColumnValues, DataType};
+use duet_testkit::query::raw_data_query;
 use duet_testkit::{Duetd, DuetdOptions};
 
 fn options(server: &Duetd, user: &str, password: &str) -> ClientOptions {
@@ -682,34 +683,15 @@ async fn reads_are_filtered_not_refused() {
     assert_eq!(rs.header(), vec!["Time", "root.f.d1.s"]);
     reader.collect(rs).await.unwrap();
     // The raw-data RPC on both series: answered, with only the readable one.
-    let raw = t::TSRawDataQueryReq::new(
-        reader.session_id(),
-        vec!["root.f.d1.s".into(), "root.f.d2.s".into()],
-        100,
-        0,
-        10,
-        1,
-        None,
-        None,
-        None,
-        None,
-    );
-    let resp: t::TSExecuteStatementResp = reader
-        .connection()
-        .call("executeRawDataQueryV2", 1, &raw)
-        .await
-        .unwrap();
+    let both = ["root.f.d1.s", "root.f.d2.s"];
+    let resp = raw_data_query(&mut reader, &both).await.unwrap();
     assert_eq!(resp.status.code, 200, "{:?}", resp.status);
     assert_eq!(resp.columns.unwrap_or_default(), vec!["root.f.d1.s"]);
     // Nothing to read: an empty answer, not a refusal.
     root.execute_update("revoke read_data on root.** from user reader")
         .await
         .unwrap();
-    let resp: t::TSExecuteStatementResp = reader
-        .connection()
-        .call("executeRawDataQueryV2", 1, &raw)
-        .await
-        .unwrap();
+    let resp = raw_data_query(&mut reader, &both).await.unwrap();
     assert_eq!(resp.status.code, 200, "{:?}", resp.status);
     assert!(resp.columns.unwrap_or_default().is_empty());
 }

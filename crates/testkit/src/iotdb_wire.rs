@@ -1186,3 +1186,33 @@ pub fn user_plan(
     b.u8(1).i32(0).i32(0).i32(0);
     b.0
 }
+
+/// A role or privilege `AuthorPlan` in IoTDB 2.0's layout: the plan type (622 CreateRole, 624
+/// DropRole, 625 GrantRole, 626 GrantUser, 627 GrantRoleToUser, 628 RevokeUser, 629 RevokeRole, 630
+/// RevokeRoleFromUser), the user and role (empty when the plan has none), no passwords, the
+/// permissions as `PrivilegeType` ordinals, the paths and the grant option.
+pub fn privilege_plan(
+    code: i16,
+    user: &str,
+    role: &str,
+    permissions: &[i32],
+    paths: &[&str],
+    grant_option: bool,
+) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i16(code)
+        .string(Some(user))
+        .string(Some(role))
+        .string(None)
+        .string(None);
+    b.u8(1).len_of(permissions.len());
+    for p in permissions {
+        b.i32(*p);
+    }
+    b.len_of(paths.len());
+    for path in paths {
+        b.string(Some(path));
+    }
+    b.i32(i32::from(grant_option));
+    b.0
+}

@@ -4,6 +4,30 @@
 use duet_proto::client::{Client, ClientError, ClientOptions, Outcome, ResultSet};
 use duet_proto::tsblock::TsBlock;
 
+/// `executeRawDataQueryV2` of `paths` over times `[0, 10)` on `client`'s session (fetch size 100):
+/// the session API's raw-data query RPC.
+pub async fn raw_data_query(
+    client: &mut Client,
+    paths: &[&str],
+) -> Result<duet_proto::t::TSExecuteStatementResp, duet_proto::client::ClientError> {
+    let req = duet_proto::t::TSRawDataQueryReq::new(
+        client.session_id(),
+        paths.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        100,
+        0,
+        10,
+        1,
+        None,
+        None,
+        None,
+        None,
+    );
+    client
+        .connection()
+        .call("executeRawDataQueryV2", 1, &req)
+        .await
+}
+
 /// Every row of `sql`'s result, rendered; no rows for a statement without a result set.
 pub async fn rows(client: &mut Client, sql: &str) -> Result<Vec<Vec<String>>, ClientError> {
     match client.execute(sql).await? {
