@@ -14,44 +14,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
-    self as support, cell, check, connect, env_or, env_req, insert_tablet, log, machine,
-    percentile, pg_settings, rate, tablet_request, Duetd, DuetdStart,
+    self as support, cell, check, connect, copy_rows, env_or, env_req, insert_tablet, log, machine,
+    percentile, pg_settings, rate, tablet_columns, tablet_request, value_f64, value_i64, Duetd,
+    DuetdStart, PgRow, ValueType, T0,
 };
 use duet_proto::client::{ClientOptions, Outcome};
 use duet_proto::t;
 use duet_proto::tablet::{encode_record, RecordValue};
-use duet_proto::types::{Column, ColumnValues, DataType};
+use duet_proto::types::ColumnValues;
 use futures_util::{pin_mut, TryStreamExt};
 use tokio::sync::Barrier;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
-
-/// First timestamp written (ms precision: 2023-11-14T22:13:20Z).
-const T0: i64 = 1_700_000_000_000;
 
 // ---------------------------------------------------------------------------------------------------
 // Configuration
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ValueType {
-    Double,
-    Int64,
-}
-
-impl ValueType {
-    fn duet(self) -> DataType {
-        match self {
-            ValueType::Double => DataType::Double,
-            ValueType::Int64 => DataType::Int64,
-        }
-    }
-    fn pg(self) -> (Type, &'static str) {
-        match self {
-            ValueType::Double => (Type::FLOAT8, "double precision"),
-            ValueType::Int64 => (Type::INT8, "bigint"),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Cfg {
@@ -122,47 +97,6 @@ impl Cfg {
     fn measurements(&self) -> Vec<String> {
         (0..self.columns).map(|j| format!("s{j}")).collect()
     }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Data: the same rows go to both systems. Row `r` (per device) has time T0 + r and value v(r, j).
-
-fn value_i64(row: usize, col: usize) -> i64 {
-    // Cheap, deterministic and not trivially compressible.
-    let h = (row as u64)
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(col as u64 * 97)
-        >> 7;
-    (h % 1_000_000) as i64 + (col as i64) * 1_000_000
-}
-
-fn value_f64(row: usize, col: usize) -> f64 {
-    value_i64(row, col) as f64 / 100.0
-}
-
-fn tablet_columns(vt: ValueType, first_row: usize, rows: usize, columns: usize) -> Vec<Column> {
-    (0..columns)
-        .map(|j| match vt {
-            ValueType::Double => Column {
-                data_type: DataType::Double,
-                nulls: None,
-                values: ColumnValues::Double(
-                    (first_row..first_row + rows)
-                        .map(|r| value_f64(r, j))
-                        .collect(),
-                ),
-            },
-            ValueType::Int64 => Column {
-                data_type: DataType::Int64,
-                nulls: None,
-                values: ColumnValues::Int64(
-                    (first_row..first_row + rows)
-                        .map(|r| value_i64(r, j))
-                        .collect(),
-                ),
-            },
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -286,52 +220,11 @@ async fn pg_copy(cfg: Arc<Cfg>) -> Result<Duration> {
             barrier.wait().await;
             let c = setup?;
             let device = format!("d{i}");
-            let (vtype, _) = cfg.value_type.pg();
-            let mut types = vec![Type::TEXT, Type::INT8];
-            types.extend(std::iter::repeat_n(vtype, cfg.columns));
             let rows = cfg.rows_per_batch;
             for b in 0..cfg.batches_per_client {
-                let first = b * rows;
-                let sink = c
-                    .copy_in("COPY bench FROM STDIN (FORMAT binary)")
-                    .await
-                    .with_context(|| format!("COPY for {device} (batch {b})"))?;
-                let writer = BinaryCopyInWriter::new(sink, &types);
-                pin_mut!(writer);
-                let mut fvals = vec![0f64; cfg.columns];
-                let mut ivals = vec![0i64; cfg.columns];
-                for r in first..first + rows {
-                    let time = T0 + r as i64;
-                    let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(cfg.columns + 2);
-                    row.push(&device);
-                    row.push(&time);
-                    match cfg.value_type {
-                        ValueType::Double => {
-                            for (j, v) in fvals.iter_mut().enumerate() {
-                                *v = value_f64(r, j);
-                            }
-                            row.extend(fvals.iter().map(|v| v as &(dyn ToSql + Sync)));
-                        }
-                        ValueType::Int64 => {
-                            for (j, v) in ivals.iter_mut().enumerate() {
-                                *v = value_i64(r, j);
-                            }
-                            row.extend(ivals.iter().map(|v| v as &(dyn ToSql + Sync)));
-                        }
-                    }
-                    writer
-                        .as_mut()
-                        .write(&row)
-                        .await
-                        .with_context(|| format!("COPY row for {device}"))?;
-                }
-                let n = writer
-                    .finish()
-                    .await
-                    .with_context(|| format!("COPY commit for {device} (batch {b})"))?;
-                if n != rows as u64 {
-                    bail!("COPY for {device} (batch {b}) wrote {n} rows, expected {rows}");
-                }
+                let what = format!("{device} (batch {b})");
+                let values = (cfg.value_type, cfg.columns);
+                copy_rows(&c, values, &device, (b * rows, rows), &what).await?;
             }
             Ok((Instant::now(), ()))
         }
@@ -436,30 +329,12 @@ async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
             let deadline = Instant::now() + Duration::from_secs_f64(cfg.record_seconds);
             let mut latencies = Vec::with_capacity(100_000);
             let mut r = 0usize;
-            let mut fvals = vec![0f64; cfg.columns];
-            let mut ivals = vec![0i64; cfg.columns];
+            let mut row = PgRow::new(cfg.value_type, cfg.columns);
             while Instant::now() < deadline {
-                let time = T0 + r as i64;
-                let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(cfg.columns + 2);
-                row.push(&device);
-                row.push(&time);
-                match cfg.value_type {
-                    ValueType::Double => {
-                        for (j, v) in fvals.iter_mut().enumerate() {
-                            *v = value_f64(r, j);
-                        }
-                        row.extend(fvals.iter().map(|v| v as &(dyn ToSql + Sync)));
-                    }
-                    ValueType::Int64 => {
-                        for (j, v) in ivals.iter_mut().enumerate() {
-                            *v = value_i64(r, j);
-                        }
-                        row.extend(ivals.iter().map(|v| v as &(dyn ToSql + Sync)));
-                    }
-                }
+                let params = row.params(&device, r);
                 let t0 = Instant::now();
                 let n = c
-                    .execute(&stmt, &row)
+                    .execute(&stmt, &params)
                     .await
                     .with_context(|| format!("INSERT for {device} (row {r})"))?;
                 latencies.push(t0.elapsed());

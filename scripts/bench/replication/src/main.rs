@@ -18,22 +18,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
-    self as support, cell, check, connect, env_or, env_req, log, machine, percentile, pg_settings,
-    rate, tablet_request, tail, Duetd, DuetdStart,
+    self as support, cell, check, connect, copy_rows, env_or, env_req, log, machine, percentile,
+    pg_settings, rate, tablet_columns, tablet_request, tail, value_f64, Duetd, DuetdStart,
+    ValueType, T0,
 };
 use duet_proto::client::{Client, ClientOptions, Outcome};
 use duet_proto::t;
 use duet_proto::tablet::{encode_record, RecordValue};
-use duet_proto::types::{Column, ColumnValues, DataType};
-use futures_util::pin_mut;
+use duet_proto::types::ColumnValues;
 use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
-
-/// First timestamp written (ms precision: 2023-11-14T22:13:20Z). Row `r` of a device has time T0 + r.
-const T0: i64 = 1_700_000_000_000;
+use tokio_postgres::types::ToSql;
 
 // ---------------------------------------------------------------------------------------------------
 // Configuration
@@ -123,17 +119,6 @@ impl Cfg {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Data: the same rows go to both systems. Row `r` (per device) has time T0 + r and values v(r, j).
-
-fn value_f64(row: usize, col: usize) -> f64 {
-    let h = (row as u64)
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(col as u64 * 97)
-        >> 7;
-    ((h % 1_000_000) as i64 + (col as i64) * 1_000_000) as f64 / 100.0
-}
-
 /// Starts duetd `name` on `data_dir` (kept: a restart reuses it) and `port` (0: any free one).
 fn start_duetd(cfg: &Cfg, name: &str, data_dir: &Path, port: u16) -> Result<Duetd> {
     let log_level = std::env::var("DUETD_LOG_LEVEL").unwrap_or_else(|_| "warn".into());
@@ -168,13 +153,7 @@ async fn insert_tablet(
     rows: usize,
 ) -> Result<()> {
     let times: Vec<i64> = (first..first + rows).map(|r| T0 + r as i64).collect();
-    let cols: Vec<Column> = (0..cfg.columns)
-        .map(|j| Column {
-            data_type: DataType::Double,
-            nulls: None,
-            values: ColumnValues::Double((first..first + rows).map(|r| value_f64(r, j)).collect()),
-        })
-        .collect();
+    let cols = tablet_columns(ValueType::Double, first, rows, cfg.columns);
     let req = tablet_request(c.session_id(), device, cfg.measurements(), &cols, &times);
     support::insert_tablet(
         c,
@@ -541,38 +520,8 @@ async fn pg_copy_batch(
     first: usize,
     rows: usize,
 ) -> Result<()> {
-    let mut types = vec![Type::TEXT, Type::INT8];
-    types.extend(std::iter::repeat_n(Type::FLOAT8, cfg.columns));
-    let sink = c
-        .copy_in("COPY bench FROM STDIN (FORMAT binary)")
-        .await
-        .with_context(|| format!("COPY for {device}"))?;
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    pin_mut!(writer);
-    let mut vals = vec![0f64; cfg.columns];
-    for r in first..first + rows {
-        let time = T0 + r as i64;
-        let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(cfg.columns + 2);
-        row.push(&device);
-        row.push(&time);
-        for (j, v) in vals.iter_mut().enumerate() {
-            *v = value_f64(r, j);
-        }
-        row.extend(vals.iter().map(|v| v as &(dyn ToSql + Sync)));
-        writer
-            .as_mut()
-            .write(&row)
-            .await
-            .with_context(|| format!("COPY row for {device}"))?;
-    }
-    let n = writer
-        .finish()
-        .await
-        .with_context(|| format!("COPY commit for {device}"))?;
-    if n != rows as u64 {
-        bail!("COPY for {device} wrote {n} rows, expected {rows}");
-    }
-    Ok(())
+    let values = (ValueType::Double, cfg.columns);
+    copy_rows(c, values, device, (first, rows), device).await
 }
 
 async fn pg_max_time(

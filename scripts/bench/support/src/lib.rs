@@ -1,7 +1,8 @@
 //! What the benchmark programs (`ingest`, `replication`, `scrape`) share: their configuration from
 //! the environment, a `duetd` process started on a free port and stopped with SIGTERM (with its
 //! memory and CPU read from `/proc`), sessions on it and PostgreSQL connections, `insertTablet`
-//! requests, and the pieces of their markdown reports (rates, medians and ranges, the machine).
+//! requests, the rows both systems get (`rows`), and the pieces of their markdown reports (rates,
+//! medians and ranges, the machine).
 
 use std::fs::OpenOptions;
 use std::future::Future;
@@ -15,6 +16,9 @@ use duet_proto::client::{Client, ClientOptions};
 use duet_proto::status;
 use duet_proto::t;
 use tokio_postgres::NoTls;
+
+mod rows;
+pub use rows::{copy_rows, tablet_columns, value_f64, value_i64, PgRow, ValueType, T0};
 
 // ---------------------------------------------------------------------------------------------------
 // Configuration and running
