@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
-    self as support, cell, check, connect, copy_rows, env_or, env_req, insert_tablet, log, machine,
-    percentile, pg_settings, rate, tablet_columns, tablet_request, value_f64, value_i64, Duetd,
-    DuetdStart, PgRow, ValueType, T0,
+    self as support, check, comparison_table, connect, copy_rows, env_or, env_req, insert_tablet,
+    log, log_load, machine, percentile, pg_settings, publish_report, rate, tablet_columns,
+    tablet_request, value_f64, value_i64, Duetd, DuetdStart, Line, PgRow, ValueType, T0,
 };
 use duet_proto::client::{ClientOptions, Outcome};
 use duet_proto::t;
@@ -654,172 +654,39 @@ async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
 // ---------------------------------------------------------------------------------------------------
 // Report
 
-struct Line {
-    workload: &'static str,
-    metric: &'static str,
-    duet: Option<Vec<f64>>,
-    pg: Option<Vec<f64>>,
-    fmt: fn(f64) -> String,
-}
-
 fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String {
     let pts = cfg.total_points() as f64;
     let rows = cfg.total_rows() as f64;
     let scan_rows = cfg.rows_per_client() as f64;
     let scan_pts = scan_rows * cfg.columns as f64;
-    let col = |f: fn(&Repeat) -> f64| -> Option<Vec<f64>> { Some(reps.iter().map(f).collect()) };
+    let col = |f: &dyn Fn(&Repeat) -> f64| -> Vec<f64> { reps.iter().map(f).collect() };
     let pts_s = |x: f64| rate(x, "pts/s");
     let rows_s = |x: f64| rate(x, "rows/s");
     let ms = |x: f64| format!("{x:.2} ms");
     let secs = |x: f64| format!("{x:.2} s");
     let mib = |x: f64| format!("{:.0} MiB", x / (1024.0 * 1024.0));
 
+    #[rustfmt::skip]
     let lines = vec![
-        Line {
-            workload: "1/2. Batch ingest (insertTablet vs COPY)",
-            metric: "points/s",
-            duet: Some(reps.iter().map(|r| pts / r.duet_tablet_s).collect()),
-            pg: Some(reps.iter().map(|r| pts / r.pg_copy_s).collect()),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "1/2. Batch ingest (insertTablet vs COPY)",
-            metric: "rows/s",
-            duet: Some(reps.iter().map(|r| rows / r.duet_tablet_s).collect()),
-            pg: Some(reps.iter().map(|r| rows / r.pg_copy_s).collect()),
-            fmt: rows_s,
-        },
-        Line {
-            workload: "1/2. Batch ingest (insertTablet vs COPY)",
-            metric: "wall time",
-            duet: col(|r| r.duet_tablet_s),
-            pg: col(|r| r.pg_copy_s),
-            fmt: secs,
-        },
-        Line {
-            workload: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)",
-            metric: "points/s incl. FLUSH",
-            duet: Some(
-                reps.iter()
-                    .map(|r| pts / (r.duet_tablet_then_flush_s.0 + r.duet_tablet_then_flush_s.1))
-                    .collect(),
-            ),
-            pg: Some(reps.iter().map(|r| pts / r.pg_copy_s).collect()),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)",
-            metric: "FLUSH right after ingest",
-            duet: col(|r| r.duet_tablet_then_flush_s.1),
-            pg: None,
-            fmt: secs,
-        },
-        Line {
-            workload: "3. Single-row inserts (insertRecord vs INSERT)",
-            metric: "rows/s",
-            duet: col(|r| r.duet_rec.0),
-            pg: col(|r| r.pg_rec.0),
-            fmt: rows_s,
-        },
-        Line {
-            workload: "3. Single-row inserts (insertRecord vs INSERT)",
-            metric: "points/s",
-            duet: col(|r| r.duet_rec.1),
-            pg: col(|r| r.pg_rec.1),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "3. Single-row inserts (insertRecord vs INSERT)",
-            metric: "latency p50",
-            duet: col(|r| r.duet_rec.2),
-            pg: col(|r| r.pg_rec.2),
-            fmt: ms,
-        },
-        Line {
-            workload: "3. Single-row inserts (insertRecord vs INSERT)",
-            metric: "latency p99",
-            duet: col(|r| r.duet_rec.3),
-            pg: col(|r| r.pg_rec.3),
-            fmt: ms,
-        },
-        Line {
-            workload: "4. Scan one device, before FLUSH (PG: same rows)",
-            metric: "rows/s",
-            duet: Some(reps.iter().map(|r| scan_rows / r.duet_scan_s).collect()),
-            pg: Some(reps.iter().map(|r| scan_rows / r.pg_scan_s).collect()),
-            fmt: rows_s,
-        },
-        Line {
-            workload: "4. Scan one device, before FLUSH (PG: same rows)",
-            metric: "points/s",
-            duet: Some(reps.iter().map(|r| scan_pts / r.duet_scan_s).collect()),
-            pg: Some(reps.iter().map(|r| scan_pts / r.pg_scan_s).collect()),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "4. FLUSH (after the first scan)",
-            metric: "time",
-            duet: col(|r| r.duet_flush_s * 1e3),
-            pg: None,
-            fmt: ms,
-        },
-        Line {
-            workload: "4. Scan one device, after FLUSH (PG: same rows)",
-            metric: "rows/s",
-            duet: Some(
-                reps.iter()
-                    .map(|r| scan_rows / r.duet_scan_flushed_s)
-                    .collect(),
-            ),
-            pg: Some(reps.iter().map(|r| scan_rows / r.pg_scan_s).collect()),
-            fmt: rows_s,
-        },
-        Line {
-            workload: "4. Scan one device, after FLUSH (PG: same rows)",
-            metric: "points/s",
-            duet: Some(
-                reps.iter()
-                    .map(|r| scan_pts / r.duet_scan_flushed_s)
-                    .collect(),
-            ),
-            pg: Some(reps.iter().map(|r| scan_pts / r.pg_scan_s).collect()),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "during batch ingest",
-            duet: col(|r| r.rss_tablet as f64),
-            pg: None,
-            fmt: mib,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "during scans + FLUSH",
-            duet: col(|r| r.rss_scan as f64),
-            pg: None,
-            fmt: mib,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "during single-row inserts",
-            duet: col(|r| r.rss_records as f64),
-            pg: None,
-            fmt: mib,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "during ingest + FLUSH (1b)",
-            duet: col(|r| r.rss_ingest_flush as f64),
-            pg: None,
-            fmt: mib,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "whole run of one server",
-            duet: col(|r| r.rss_overall as f64),
-            pg: None,
-            fmt: mib,
-        },
+        Line { item: "1/2. Batch ingest (insertTablet vs COPY)", metric: "points/s", duet: col(&|r| pts / r.duet_tablet_s), pg: Some(col(&|r| pts / r.pg_copy_s)), fmt: pts_s },
+        Line { item: "1/2. Batch ingest (insertTablet vs COPY)", metric: "rows/s", duet: col(&|r| rows / r.duet_tablet_s), pg: Some(col(&|r| rows / r.pg_copy_s)), fmt: rows_s },
+        Line { item: "1/2. Batch ingest (insertTablet vs COPY)", metric: "wall time", duet: col(&|r| r.duet_tablet_s), pg: Some(col(&|r| r.pg_copy_s)), fmt: secs },
+        Line { item: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)", metric: "points/s incl. FLUSH", duet: col(&|r| pts / (r.duet_tablet_then_flush_s.0 + r.duet_tablet_then_flush_s.1)), pg: Some(col(&|r| pts / r.pg_copy_s)), fmt: pts_s },
+        Line { item: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)", metric: "FLUSH right after ingest", duet: col(&|r| r.duet_tablet_then_flush_s.1), pg: None, fmt: secs },
+        Line { item: "3. Single-row inserts (insertRecord vs INSERT)", metric: "rows/s", duet: col(&|r| r.duet_rec.0), pg: Some(col(&|r| r.pg_rec.0)), fmt: rows_s },
+        Line { item: "3. Single-row inserts (insertRecord vs INSERT)", metric: "points/s", duet: col(&|r| r.duet_rec.1), pg: Some(col(&|r| r.pg_rec.1)), fmt: pts_s },
+        Line { item: "3. Single-row inserts (insertRecord vs INSERT)", metric: "latency p50", duet: col(&|r| r.duet_rec.2), pg: Some(col(&|r| r.pg_rec.2)), fmt: ms },
+        Line { item: "3. Single-row inserts (insertRecord vs INSERT)", metric: "latency p99", duet: col(&|r| r.duet_rec.3), pg: Some(col(&|r| r.pg_rec.3)), fmt: ms },
+        Line { item: "4. Scan one device, before FLUSH (PG: same rows)", metric: "rows/s", duet: col(&|r| scan_rows / r.duet_scan_s), pg: Some(col(&|r| scan_rows / r.pg_scan_s)), fmt: rows_s },
+        Line { item: "4. Scan one device, before FLUSH (PG: same rows)", metric: "points/s", duet: col(&|r| scan_pts / r.duet_scan_s), pg: Some(col(&|r| scan_pts / r.pg_scan_s)), fmt: pts_s },
+        Line { item: "4. FLUSH (after the first scan)", metric: "time", duet: col(&|r| r.duet_flush_s * 1e3), pg: None, fmt: ms },
+        Line { item: "4. Scan one device, after FLUSH (PG: same rows)", metric: "rows/s", duet: col(&|r| scan_rows / r.duet_scan_flushed_s), pg: Some(col(&|r| scan_rows / r.pg_scan_s)), fmt: rows_s },
+        Line { item: "4. Scan one device, after FLUSH (PG: same rows)", metric: "points/s", duet: col(&|r| scan_pts / r.duet_scan_flushed_s), pg: Some(col(&|r| scan_pts / r.pg_scan_s)), fmt: pts_s },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "during batch ingest", duet: col(&|r| r.rss_tablet as f64), pg: None, fmt: mib },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "during scans + FLUSH", duet: col(&|r| r.rss_scan as f64), pg: None, fmt: mib },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "during single-row inserts", duet: col(&|r| r.rss_records as f64), pg: None, fmt: mib },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "during ingest + FLUSH (1b)", duet: col(&|r| r.rss_ingest_flush as f64), pg: None, fmt: mib },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "whole run of one server", duet: col(&|r| r.rss_overall as f64), pg: None, fmt: mib },
     ];
 
     let mut s = String::new();
@@ -855,21 +722,7 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(s, "- Scans read device 0 only: {} rows × {} columns; clients run on the same 2-core machine as the servers", cfg.rows_per_client(), cfg.columns);
     let _ = writeln!(s, "- Benchmark wall time: {:.0} s\n", elapsed.as_secs_f64());
     let _ = writeln!(s, "Median of {} repeats (min – max in the next column). Duet/PG is the ratio of medians (for throughput > 1 means Duet is faster; for latency, time and RSS < 1 means Duet is lower).\n", reps.len());
-    let _ = writeln!(s, "| Workload | Metric | Duet median | Duet min – max | PostgreSQL median | PostgreSQL min – max | Duet/PG |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
-    for l in &lines {
-        let (dm, dr, dv) = cell(l.duet.as_ref(), l.fmt);
-        let (pm, pr, pv) = cell(l.pg.as_ref(), l.fmt);
-        let ratio = match (dv, pv) {
-            (Some(d), Some(p)) if p != 0.0 => format!("{:.2}×", d / p),
-            _ => "—".to_string(),
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {dm} | {dr} | {pm} | {pr} | {ratio} |",
-            l.workload, l.metric
-        );
-    }
+    comparison_table(&mut s, "Workload", &lines);
     if reps.iter().any(|r| !r.rss_reset_ok) {
         let _ = writeln!(s, "\nNote: /proc/<pid>/clear_refs could not reset VmHWM, so per-workload peaks are cumulative.");
     }
@@ -911,15 +764,8 @@ async fn run() -> Result<()> {
     let cfg = Arc::new(Cfg::from_env()?);
     let started = Instant::now();
     let pg_ver = pg_version(&cfg).await?;
-    log(&format!(
-        "{} clients × {} batches × {} rows × {} columns = {} points per repeat, {} repeats",
-        cfg.clients,
-        cfg.batches_per_client,
-        cfg.rows_per_batch,
-        cfg.columns,
-        cfg.total_points(),
-        cfg.repeats
-    ));
+    let (clients, batches, rows) = (cfg.clients, cfg.batches_per_client, cfg.rows_per_batch);
+    log_load(clients, batches, rows, cfg.columns, "repeat", cfg.repeats);
     let mut reps = Vec::new();
     for n in 1..=cfg.repeats {
         reps.push(
@@ -929,11 +775,7 @@ async fn run() -> Result<()> {
         );
     }
     let text = report(&cfg, &reps, &pg_ver, started.elapsed());
-    println!("{text}");
-    std::fs::write(&cfg.report_path, &text)
-        .with_context(|| format!("write {}", cfg.report_path.display()))?;
-    log(&format!("report written to {}", cfg.report_path.display()));
-    Ok(())
+    publish_report(&cfg.report_path, &text)
 }
 
 fn main() -> std::process::ExitCode {

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
-    self as support, cell, check, connect, copy_rows, env_or, env_req, log, machine, percentile,
-    pg_settings, rate, tablet_columns, tablet_request, tail, value_f64, Duetd, DuetdStart,
-    ValueType, T0,
+    self as support, check, comparison_table, connect, copy_rows, env_or, env_req, log, log_load,
+    machine, percentile, pg_settings, publish_report, rate, tablet_columns, tablet_request, tail,
+    value_f64, Duetd, DuetdStart, Line, ValueType, T0,
 };
 use duet_proto::client::{Client, ClientOptions, Outcome};
 use duet_proto::t;
@@ -1667,14 +1667,6 @@ fn log_loaded(n: usize, system: &str, loaded: &Loaded) {
 // ---------------------------------------------------------------------------------------------------
 // Report
 
-struct Line {
-    item: &'static str,
-    metric: &'static str,
-    duet: Vec<f64>,
-    pg: Option<Vec<f64>>,
-    fmt: fn(f64) -> String,
-}
-
 fn fmt_pts(x: f64) -> String {
     rate(x, "pts/s")
 }
@@ -1754,23 +1746,7 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(s, "- Item 1 writes {} points per repeat ({} rows per client); Duet: clients 0, 2, … write to A and 1, 3, … to B; PostgreSQL: all clients write to the publisher", pts, cfg.rows_per_client());
     let _ = writeln!(s, "- Benchmark wall time: {:.0} s\n", elapsed.as_secs_f64());
     let _ = writeln!(s, "Median of {} repeats (min – max next to it). Duet/PG is the ratio of medians: > 1 for a rate means Duet is faster; < 1 for a lag, time or size means Duet is lower. Rows without a PostgreSQL counterpart show —.\n", reps.len());
-    let _ = writeln!(s, "| Item | Metric | Duet median | Duet min – max | PostgreSQL median | PostgreSQL min – max | Duet/PG |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
-    for l in &lines {
-        let (dm, dr, dv) = cell(Some(&l.duet), l.fmt);
-        let (pm, pr, pv) = cell(l.pg.as_ref(), l.fmt);
-        let ratio = match (dv, pv) {
-            (Some(d), Some(p)) if p != 0.0 && d.is_finite() && p.is_finite() => {
-                format!("{:.2}×", d / p)
-            }
-            _ => "—".to_string(),
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {dm} | {dr} | {pm} | {pr} | {ratio} |",
-            l.item, l.metric
-        );
-    }
+    comparison_table(&mut s, "Item", &lines);
     if reps.iter().any(|r| !r.rss_reset_ok) {
         let _ = writeln!(s, "\nNote: /proc/<pid>/clear_refs could not reset VmHWM, so per-phase peaks are cumulative.");
     }
@@ -1930,15 +1906,15 @@ async fn run() -> Result<()> {
     let cfg = Arc::new(Cfg::from_env()?);
     let started = Instant::now();
     let pg_ver = pg_version(&cfg).await?;
-    log(&format!(
-        "{} clients × {} batches × {} rows × {} columns = {} points per throughput run, {} repeats",
-        cfg.clients,
-        cfg.batches_per_client,
-        cfg.rows_per_batch,
+    let (clients, batches, rows) = (cfg.clients, cfg.batches_per_client, cfg.rows_per_batch);
+    log_load(
+        clients,
+        batches,
+        rows,
         cfg.columns,
-        cfg.total_points(),
-        cfg.repeats
-    ));
+        "throughput run",
+        cfg.repeats,
+    );
     let mut reps = Vec::new();
     for n in 1..=cfg.repeats {
         let mut rep = Repeat::default();
@@ -1953,11 +1929,7 @@ async fn run() -> Result<()> {
         reps.push(rep);
     }
     let text = report(&cfg, &reps, &pg_ver, started.elapsed());
-    println!("{text}");
-    std::fs::write(&cfg.report_path, &text)
-        .with_context(|| format!("write {}", cfg.report_path.display()))?;
-    log(&format!("report written to {}", cfg.report_path.display()));
-    Ok(())
+    publish_report(&cfg.report_path, &text)
 }
 
 fn main() -> std::process::ExitCode {

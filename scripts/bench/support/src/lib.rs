@@ -4,6 +4,7 @@
 //! requests, the rows both systems get (`rows`), and the pieces of their markdown reports (rates,
 //! medians and ranges, the machine).
 
+use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -385,7 +386,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A report cell over the repeats: the median and the range, formatted by `f`, and the median
 /// itself (for ratios); dashes when there are no values.
-pub fn cell(xs: Option<&Vec<f64>>, f: fn(f64) -> String) -> (String, String, Option<f64>) {
+fn cell(xs: Option<&Vec<f64>>, f: fn(f64) -> String) -> (String, String, Option<f64>) {
     match xs {
         Some(xs) if !xs.is_empty() => {
             let (m, lo, hi) = summary(xs);
@@ -393,6 +394,59 @@ pub fn cell(xs: Option<&Vec<f64>>, f: fn(f64) -> String) -> (String, String, Opt
         }
         _ => ("—".into(), "—".into(), None),
     }
+}
+
+/// One row of a report's comparison table: Duet's values over the repeats against PostgreSQL's
+/// (`None` where PostgreSQL has no counterpart), both formatted by `fmt`.
+pub struct Line {
+    pub item: &'static str,
+    pub metric: &'static str,
+    pub duet: Vec<f64>,
+    pub pg: Option<Vec<f64>>,
+    pub fmt: fn(f64) -> String,
+}
+
+/// The comparison table, `item_heading` heading the first column: per line the medians, the ranges
+/// and the ratio of the medians (a dash where either is missing, zero or not finite).
+pub fn comparison_table(s: &mut String, item_heading: &str, lines: &[Line]) {
+    let _ = writeln!(s, "| {item_heading} | Metric | Duet median | Duet min – max | PostgreSQL median | PostgreSQL min – max | Duet/PG |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    for l in lines {
+        let (dm, dr, dv) = cell(Some(&l.duet), l.fmt);
+        let (pm, pr, pv) = cell(l.pg.as_ref(), l.fmt);
+        let ratio = match (dv, pv) {
+            (Some(d), Some(p)) if p != 0.0 && d.is_finite() && p.is_finite() => {
+                format!("{:.2}×", d / p)
+            }
+            _ => "—".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {dm} | {dr} | {pm} | {pr} | {ratio} |",
+            l.item, l.metric
+        );
+    }
+}
+
+/// Prints the report and writes it to `path`.
+pub fn publish_report(path: &Path, text: &str) -> Result<()> {
+    println!("{text}");
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
+    log(&format!("report written to {}", path.display()));
+    Ok(())
+}
+
+/// The line a run starts with: the load of one run (`per` names it) and the number of repeats.
+pub fn log_load(
+    clients: usize,
+    batches: usize,
+    rows: usize,
+    columns: usize,
+    per: &str,
+    repeats: usize,
+) {
+    let points = clients * batches * rows * columns;
+    log(&format!("{clients} clients × {batches} batches × {rows} rows × {columns} columns = {points} points per {per}, {repeats} repeats"));
 }
 
 /// CPUs, CPU model, memory and kernel, for a report's header.
