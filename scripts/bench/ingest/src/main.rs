@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
-    self as support, check, comparison_table, connect, copy_rows, env_or, env_req, insert_tablet,
-    log, log_load, machine, percentile, pg_settings, publish_report, rate, tablet_columns,
-    tablet_request, value_f64, value_i64, Duetd, DuetdStart, Line, PgRow, ValueType, T0,
+    self as support, barrier_clients, check, comparison_table, connect, copy_rows, env_or, env_req,
+    insert_tablet, log, log_load, machine, percentile, pg_settings, publish_report, rate,
+    setup_then_wait, tablet_columns, tablet_request, value_f64, value_i64, Duetd, DuetdStart, Line,
+    PgRow, ValueType, T0,
 };
 use duet_proto::client::{ClientOptions, Outcome};
 use duet_proto::t;
 use duet_proto::tablet::{encode_record, RecordValue};
 use duet_proto::types::ColumnValues;
 use futures_util::{pin_mut, TryStreamExt};
-use tokio::sync::Barrier;
 
 // ---------------------------------------------------------------------------------------------------
 // Configuration
@@ -102,58 +102,17 @@ impl Cfg {
 // ---------------------------------------------------------------------------------------------------
 // Workload 1: insertTablet
 
-/// Runs `clients` tasks that each set up (connect), wait at a common barrier, do their work and return
-/// the instant they finished plus a result; returns the wall time from the barrier to the last finish.
-/// A task must reach the barrier even when its setup failed (it returns the error after it), so a
-/// failed connect cannot hang the others.
-async fn timed_clients<F, Fut, R>(clients: usize, f: F) -> Result<(Duration, Vec<R>)>
-where
-    F: Fn(usize, Arc<Barrier>) -> Fut,
-    Fut: std::future::Future<Output = Result<(Instant, R)>> + Send + 'static,
-    R: Send + 'static,
-{
-    let barrier = Arc::new(Barrier::new(clients + 1));
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| tokio::spawn(f(i, barrier.clone())))
-        .collect();
-    barrier.wait().await;
-    let start = Instant::now();
-    let mut end = start;
-    let mut results = Vec::with_capacity(clients);
-    let mut first_error = None;
-    for task in tasks {
-        match task.await {
-            Ok(Ok((finished, r))) => {
-                end = end.max(finished);
-                results.push(r);
-            }
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(anyhow!("client task panicked: {e}"));
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok((end - start, results)),
-    }
-}
-
 /// Workload 1: session `i` writes device `root.bench.<prefix><i>`.
 async fn duet_tablets(
     cfg: Arc<Cfg>,
     opts: ClientOptions,
     prefix: &'static str,
 ) -> Result<Duration> {
-    let (wall, _) = timed_clients(cfg.clients, |i, barrier| {
+    let (start, end, _) = barrier_clients(cfg.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts.clone();
         async move {
-            let setup = connect(&opts).await;
-            barrier.wait().await;
-            let mut c = setup?;
+            let mut c = setup_then_wait(connect(&opts), &barrier).await?;
             let device = format!("root.bench.{prefix}{i}");
             let measurements = cfg.measurements();
             let rows = cfg.rows_per_batch;
@@ -176,7 +135,7 @@ async fn duet_tablets(
         }
     })
     .await?;
-    Ok(wall)
+    Ok(end - start)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -213,12 +172,10 @@ async fn pg_reset(cfg: &Cfg) -> Result<()> {
 // Workload 2: COPY FROM STDIN (binary), one batch per COPY statement, each COPY its own (autocommit)
 // transaction: the batch is durably committed (fsync=on, synchronous_commit=on) before the next starts.
 async fn pg_copy(cfg: Arc<Cfg>) -> Result<Duration> {
-    let (wall, _) = timed_clients(cfg.clients, |i, barrier| {
+    let (start, end, _) = barrier_clients(cfg.clients, |i, barrier| {
         let cfg = cfg.clone();
         async move {
-            let setup = pg_connect(&cfg).await;
-            barrier.wait().await;
-            let c = setup?;
+            let c = setup_then_wait(pg_connect(&cfg), &barrier).await?;
             let device = format!("d{i}");
             let rows = cfg.rows_per_batch;
             for b in 0..cfg.batches_per_client {
@@ -230,7 +187,7 @@ async fn pg_copy(cfg: Arc<Cfg>) -> Result<Duration> {
         }
     })
     .await?;
-    Ok(wall)
+    Ok(end - start)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -258,13 +215,11 @@ fn merge_records(wall: Duration, per_client: Vec<(usize, Vec<Duration>)>) -> Rec
 }
 
 async fn duet_records(cfg: Arc<Cfg>, opts: ClientOptions) -> Result<RecordResult> {
-    let (wall, per_client) = timed_clients(cfg.clients, |i, barrier| {
+    let (start, end, per_client) = barrier_clients(cfg.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts.clone();
         async move {
-            let setup = connect(&opts).await;
-            barrier.wait().await;
-            let mut c = setup?;
+            let mut c = setup_then_wait(connect(&opts), &barrier).await?;
             let device = format!("root.bench.r{i}");
             let measurements = cfg.measurements();
             let deadline = Instant::now() + Duration::from_secs_f64(cfg.record_seconds);
@@ -303,11 +258,11 @@ async fn duet_records(cfg: Arc<Cfg>, opts: ClientOptions) -> Result<RecordResult
         }
     })
     .await?;
-    Ok(merge_records(wall, per_client))
+    Ok(merge_records(end - start, per_client))
 }
 
 async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
-    let (wall, per_client) = timed_clients(cfg.clients, |i, barrier| {
+    let (start, end, per_client) = barrier_clients(cfg.clients, |i, barrier| {
         let cfg = cfg.clone();
         async move {
             let setup = async {
@@ -321,10 +276,8 @@ async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
                     .await
                     .context("prepare INSERT")?;
                 Ok::<_, anyhow::Error>((c, stmt))
-            }
-            .await;
-            barrier.wait().await;
-            let (c, stmt) = setup?;
+            };
+            let (c, stmt) = setup_then_wait(setup, &barrier).await?;
             let device = format!("r{i}");
             let deadline = Instant::now() + Duration::from_secs_f64(cfg.record_seconds);
             let mut latencies = Vec::with_capacity(100_000);
@@ -347,7 +300,7 @@ async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
         }
     })
     .await?;
-    Ok(merge_records(wall, per_client))
+    Ok(merge_records(end - start, per_client))
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -18,15 +18,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
-    self as support, check, comparison_table, connect, copy_rows, env_or, env_req, log, log_load,
-    machine, percentile, pg_settings, publish_report, rate, tablet_columns, tablet_request, tail,
-    value_f64, Duetd, DuetdStart, Line, ValueType, T0,
+    self as support, barrier_clients, check, comparison_table, connect, copy_rows, env_or, env_req,
+    log, log_load, machine, percentile, pg_settings, publish_report, rate, setup_then_wait,
+    tablet_columns, tablet_request, tail, value_f64, Duetd, DuetdStart, Line, ValueType, T0,
 };
 use duet_proto::client::{Client, ClientOptions, Outcome};
 use duet_proto::t;
 use duet_proto::tablet::{encode_record, RecordValue};
 use duet_proto::types::ColumnValues;
-use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_postgres::types::ToSql;
@@ -592,38 +591,6 @@ struct Tp {
     repl_s: f64,
 }
 
-/// Runs one task per client; each connects, waits at the barrier, works and returns its finish instant.
-/// Returns the barrier instant and the last finish.
-async fn barrier_clients<F, Fut>(clients: usize, f: F) -> Result<(Instant, Instant)>
-where
-    F: Fn(usize, Arc<Barrier>) -> Fut,
-    Fut: std::future::Future<Output = Result<Instant>> + Send + 'static,
-{
-    let barrier = Arc::new(Barrier::new(clients + 1));
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| tokio::spawn(f(i, barrier.clone())))
-        .collect();
-    barrier.wait().await;
-    let start = Instant::now();
-    let mut end = start;
-    let mut first_error = None;
-    for task in tasks {
-        match task.await {
-            Ok(Ok(done)) => end = end.max(done),
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(anyhow!("client task panicked: {e}"));
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok((start, end)),
-    }
-}
-
 /// Client i writes `root.bench.d<i>` on A (even i) or B (odd i); then the other instance is polled
 /// until it holds every row of every device.
 async fn duet_throughput(
@@ -631,13 +598,11 @@ async fn duet_throughput(
     opts: [ClientOptions; 2],
     checkers: &mut [Client],
 ) -> Result<(Tp, Vec<String>)> {
-    let (start, acked) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, acked, _) = barrier_clients(cfg.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts[i % 2].clone();
         async move {
-            let setup = connect(&opts).await;
-            barrier.wait().await;
-            let mut c = setup?;
+            let mut c = setup_then_wait(connect(&opts), &barrier).await?;
             let device = format!("root.bench.d{i}");
             for b in 0..cfg.batches_per_client {
                 insert_tablet(
@@ -651,7 +616,7 @@ async fn duet_throughput(
             }
             let done = Instant::now();
             c.close().await?;
-            Ok(done)
+            Ok((done, ()))
         }
     })
     .await?;
@@ -676,12 +641,10 @@ async fn duet_throughput(
 /// All CLIENTS writers COPY into the publisher; the subscriber is polled until it holds every row.
 async fn pg_throughput(cfg: Arc<Cfg>) -> Result<Tp> {
     let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
-    let (start, acked) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, acked, _) = barrier_clients(cfg.clients, |i, barrier| {
         let cfg = cfg.clone();
         async move {
-            let setup = pg_connect(&cfg, cfg.pg_pub_port).await;
-            barrier.wait().await;
-            let c = setup?;
+            let c = setup_then_wait(pg_connect(&cfg, cfg.pg_pub_port), &barrier).await?;
             let device = format!("bench.d{i}");
             for b in 0..cfg.batches_per_client {
                 pg_copy_batch(
@@ -693,7 +656,7 @@ async fn pg_throughput(cfg: Arc<Cfg>) -> Result<Tp> {
                 )
                 .await?;
             }
-            Ok(Instant::now())
+            Ok((Instant::now(), ()))
         }
     })
     .await?;

@@ -10,12 +10,14 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_proto::client::{Client, ClientOptions};
 use duet_proto::status;
 use duet_proto::t;
+use tokio::sync::Barrier;
 use tokio_postgres::NoTls;
 
 mod rows;
@@ -319,6 +321,55 @@ pub async fn insert_tablet(c: &mut Client, req: &t::TSInsertTabletReq, what: &st
         .await
         .with_context(|| what.to_string())?;
     check(&st, what)
+}
+
+/// Runs `clients` tasks `f(i, barrier)` that each set up (connect), wait at the common barrier (see
+/// [`setup_then_wait`]), do their work and return the instant they finished plus a result; returns
+/// the barrier's instant, the last finish and the results in client order.
+pub async fn barrier_clients<F, Fut, R>(clients: usize, f: F) -> Result<(Instant, Instant, Vec<R>)>
+where
+    F: Fn(usize, Arc<Barrier>) -> Fut,
+    Fut: Future<Output = Result<(Instant, R)>> + Send + 'static,
+    R: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| tokio::spawn(f(i, barrier.clone())))
+        .collect();
+    barrier.wait().await;
+    let start = Instant::now();
+    let mut end = start;
+    let mut results = Vec::with_capacity(clients);
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok((finished, r))) => {
+                end = end.max(finished);
+                results.push(r);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(anyhow!("client task panicked: {e}"));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok((start, end, results)),
+    }
+}
+
+/// A client's setup, then the common barrier: reached even when the setup failed (its error is
+/// returned after the barrier), so a failed connect cannot hang the others.
+pub async fn setup_then_wait<C>(
+    setup: impl Future<Output = Result<C>>,
+    barrier: &Barrier,
+) -> Result<C> {
+    let setup = setup.await;
+    barrier.wait().await;
+    setup
 }
 
 // ---------------------------------------------------------------------------------------------------
