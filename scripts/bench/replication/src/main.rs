@@ -758,57 +758,82 @@ async fn wait_seen(shared: &LagShared, time: i64, timeout: Duration, what: &str)
 
 type Observations = (Vec<(Instant, i64)>, u64, Duration);
 
-/// Duet: single-row inserts into `device` on A every LAG_INTERVAL_MS; B polled with `select last s0`.
-async fn duet_lag(
-    cfg: Arc<Cfg>,
-    a: &ClientOptions,
-    b: &ClientOptions,
+/// A lag run's poller of the other side: each newer time it sees with the instant it saw it, and
+/// the number and the total time of its polls.
+struct Poller {
+    shared: Arc<LagShared>,
+    obs: Vec<(Instant, i64)>,
+    polls: u64,
+    started: Instant,
+}
+
+impl Poller {
+    fn new(shared: Arc<LagShared>) -> Poller {
+        Poller {
+            shared,
+            obs: Vec::new(),
+            polls: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn running(&self) -> bool {
+        !self.shared.stop.load(Ordering::Relaxed)
+    }
+
+    /// Takes one poll's newest time (`None`: no row yet); true once it reaches the writer's target.
+    fn seen(&mut self, newest: Option<i64>) -> bool {
+        let lt = newest.unwrap_or(i64::MIN);
+        let now = Instant::now();
+        self.polls += 1;
+        if lt > self.shared.seen.load(Ordering::Relaxed) {
+            self.shared.seen.store(lt, Ordering::Relaxed);
+            self.obs.push((now, lt));
+        }
+        lt >= self.shared.target.load(Ordering::Relaxed)
+    }
+
+    fn observations(self) -> Observations {
+        (self.obs, self.polls, self.started.elapsed())
+    }
+}
+
+/// A lag run's writer: one row per call, acknowledged when the call returns.
+trait LagWriter {
+    /// Writes row `r`'s values at `time`.
+    async fn write_row(&mut self, r: usize, time: i64) -> Result<()>;
+    /// Called once the timed rows are written.
+    async fn finish(self)
+    where
+        Self: Sized,
+    {
+    }
+}
+
+/// A lag run: the warm-up row (it creates the series on both sides; not measured), then LAG_SAMPLES
+/// rows every LAG_INTERVAL_MS, each timed from its acknowledgement to the poller's first sight of it.
+/// `late` says what went wrong when the poller did not see the last row within TIMEOUT_SECONDS.
+async fn lag_run(
+    cfg: &Cfg,
+    shared: &LagShared,
     device: &str,
+    mut writer: impl LagWriter,
+    poller: JoinHandle<Result<Observations>>,
+    late: impl FnOnce(i64) -> anyhow::Error,
 ) -> Result<Lag> {
-    let shared = LagShared::new();
-    let mut poller_client = connect(b).await?;
-    let mut writer = connect(a).await?;
-    let poller: JoinHandle<Result<Observations>> = {
-        let shared = shared.clone();
-        let device = device.to_string();
-        tokio::spawn(async move {
-            let mut obs = Vec::new();
-            let mut polls = 0u64;
-            let started = Instant::now();
-            while !shared.stop.load(Ordering::Relaxed) {
-                let lt = last_time(&mut poller_client, &device)
-                    .await?
-                    .unwrap_or(i64::MIN);
-                let now = Instant::now();
-                polls += 1;
-                if lt > shared.seen.load(Ordering::Relaxed) {
-                    shared.seen.store(lt, Ordering::Relaxed);
-                    obs.push((now, lt));
-                }
-                if lt >= shared.target.load(Ordering::Relaxed) {
-                    break;
-                }
-            }
-            let elapsed = started.elapsed();
-            let _ = poller_client.close().await;
-            Ok((obs, polls, elapsed))
-        })
-    };
+    let last = T0 + cfg.lag_samples as i64 - 1;
     let result = async {
-        // Warm-up (creates the series on both sides), not measured.
-        insert_record(&mut writer, &cfg, device, 0, T0 - 1).await?;
-        wait_seen(&shared, T0 - 1, cfg.timeout(), device).await?;
+        writer.write_row(0, T0 - 1).await?;
+        wait_seen(shared, T0 - 1, cfg.timeout(), device).await?;
         let mut tick = tokio::time::interval(Duration::from_millis(cfg.lag_interval_ms.max(1)));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut acks = Vec::with_capacity(cfg.lag_samples);
         for k in 0..cfg.lag_samples {
             tick.tick().await;
-            insert_record(&mut writer, &cfg, device, k, T0 + k as i64).await?;
+            writer.write_row(k, T0 + k as i64).await?;
             acks.push(Instant::now());
         }
-        shared
-            .target
-            .store(T0 + cfg.lag_samples as i64 - 1, Ordering::Relaxed);
+        shared.target.store(last, Ordering::Relaxed);
         Ok::<_, anyhow::Error>(acks)
     }
     .await;
@@ -820,20 +845,97 @@ async fn duet_lag(
             return Err(e);
         }
     };
-    let _ = writer.close().await;
+    writer.finish().await;
     let (obs, polls, elapsed) = match tokio::time::timeout(cfg.timeout(), poller).await {
         Ok(r) => r.map_err(|e| anyhow!("poller panicked: {e}"))??,
         Err(_) => {
             shared.stop.store(true, Ordering::Relaxed);
-            bail!(
-                "lag run on {device}: the last row (time {}) did not become visible on B within {} s of its acknowledgement (newest seen: {})",
-                T0 + cfg.lag_samples as i64 - 1,
-                cfg.timeout_s,
-                shared.seen.load(Ordering::Relaxed)
-            );
+            return Err(late(last));
         }
     };
     lag_stats(&acks, T0, &obs, polls, elapsed)
+}
+
+/// Duet's lag writer: `insertRecord` on one session.
+struct DuetLagWriter<'a> {
+    client: Client,
+    cfg: &'a Cfg,
+    device: &'a str,
+}
+
+impl LagWriter for DuetLagWriter<'_> {
+    async fn write_row(&mut self, r: usize, time: i64) -> Result<()> {
+        insert_record(&mut self.client, self.cfg, self.device, r, time).await
+    }
+
+    async fn finish(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// Duet: single-row inserts into `device` on A every LAG_INTERVAL_MS; B polled with `select last s0`.
+async fn duet_lag(
+    cfg: Arc<Cfg>,
+    a: &ClientOptions,
+    b: &ClientOptions,
+    device: &str,
+) -> Result<Lag> {
+    let shared = LagShared::new();
+    let mut poller_client = connect(b).await?;
+    let client = connect(a).await?;
+    let poller: JoinHandle<Result<Observations>> = {
+        let mut poll = Poller::new(shared.clone());
+        let device = device.to_string();
+        tokio::spawn(async move {
+            while poll.running() {
+                if poll.seen(last_time(&mut poller_client, &device).await?) {
+                    break;
+                }
+            }
+            let observations = poll.observations();
+            let _ = poller_client.close().await;
+            Ok(observations)
+        })
+    };
+    let writer = DuetLagWriter {
+        client,
+        cfg: &cfg,
+        device,
+    };
+    lag_run(&cfg, &shared, device, writer, poller, |last| {
+        anyhow!(
+            "lag run on {device}: the last row (time {last}) did not become visible on B within {} s of its acknowledgement (newest seen: {})",
+            cfg.timeout_s,
+            shared.seen.load(Ordering::Relaxed)
+        )
+    })
+    .await
+}
+
+/// PostgreSQL's lag writer: a prepared INSERT (autocommit) on the publisher.
+struct PgLagWriter<'a> {
+    publ: tokio_postgres::Client,
+    insert: tokio_postgres::Statement,
+    device: &'a str,
+    columns: usize,
+}
+
+impl LagWriter for PgLagWriter<'_> {
+    async fn write_row(&mut self, r: usize, time: i64) -> Result<()> {
+        let device = self.device;
+        let vals: Vec<f64> = (0..self.columns).map(|j| value_f64(r, j)).collect();
+        let mut row: Vec<&(dyn ToSql + Sync)> = vec![&device, &time];
+        row.extend(vals.iter().map(|v| v as &(dyn ToSql + Sync)));
+        let n = self
+            .publ
+            .execute(&self.insert, &row)
+            .await
+            .with_context(|| format!("INSERT {device} time {time}"))?;
+        if n != 1 {
+            bail!("INSERT {device} time {time} inserted {n} rows");
+        }
+        Ok(())
+    }
 }
 
 /// PostgreSQL: single-row INSERTs (autocommit) on the publisher; the subscriber polled with max(time).
@@ -847,81 +949,33 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
         .await
         .context("prepare INSERT")?;
     let poller: JoinHandle<Result<Observations>> = {
-        let shared = shared.clone();
+        let mut poll = Poller::new(shared.clone());
         let device = device.to_string();
         tokio::spawn(async move {
             let stmt = sub
                 .prepare("SELECT max(time) FROM bench WHERE device = $1")
                 .await?;
-            let mut obs = Vec::new();
-            let mut polls = 0u64;
-            let started = Instant::now();
-            while !shared.stop.load(Ordering::Relaxed) {
-                let lt = pg_max_time(&sub, &stmt, &device).await?.unwrap_or(i64::MIN);
-                let now = Instant::now();
-                polls += 1;
-                if lt > shared.seen.load(Ordering::Relaxed) {
-                    shared.seen.store(lt, Ordering::Relaxed);
-                    obs.push((now, lt));
-                }
-                if lt >= shared.target.load(Ordering::Relaxed) {
+            while poll.running() {
+                if poll.seen(pg_max_time(&sub, &stmt, &device).await?) {
                     break;
                 }
             }
-            Ok((obs, polls, started.elapsed()))
+            Ok(poll.observations())
         })
     };
-    let insert_row = |r: usize, time: i64| {
-        let publ = &publ;
-        let insert = &insert;
-        let device = device.to_string();
-        let vals: Vec<f64> = (0..cfg.columns).map(|j| value_f64(r, j)).collect();
-        async move {
-            let mut row: Vec<&(dyn ToSql + Sync)> = vec![&device, &time];
-            row.extend(vals.iter().map(|v| v as &(dyn ToSql + Sync)));
-            let n = publ
-                .execute(insert, &row)
-                .await
-                .with_context(|| format!("INSERT {device} time {time}"))?;
-            if n != 1 {
-                bail!("INSERT {device} time {time} inserted {n} rows");
-            }
-            Ok::<_, anyhow::Error>(())
-        }
+    let writer = PgLagWriter {
+        publ,
+        insert,
+        device,
+        columns: cfg.columns,
     };
-    let result = async {
-        insert_row(0, T0 - 1).await?;
-        wait_seen(&shared, T0 - 1, cfg.timeout(), device).await?;
-        let mut tick = tokio::time::interval(Duration::from_millis(cfg.lag_interval_ms.max(1)));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut acks = Vec::with_capacity(cfg.lag_samples);
-        for k in 0..cfg.lag_samples {
-            tick.tick().await;
-            insert_row(k, T0 + k as i64).await?;
-            acks.push(Instant::now());
-        }
-        shared
-            .target
-            .store(T0 + cfg.lag_samples as i64 - 1, Ordering::Relaxed);
-        Ok::<_, anyhow::Error>(acks)
-    }
-    .await;
-    let acks = match result {
-        Ok(a) => a,
-        Err(e) => {
-            shared.stop.store(true, Ordering::Relaxed);
-            let _ = poller.await;
-            return Err(e);
-        }
-    };
-    let (obs, polls, elapsed) = match tokio::time::timeout(cfg.timeout(), poller).await {
-        Ok(r) => r.map_err(|e| anyhow!("poller panicked: {e}"))??,
-        Err(_) => {
-            shared.stop.store(true, Ordering::Relaxed);
-            bail!("PostgreSQL lag run on {device}: the last row did not reach the subscriber within {} s", cfg.timeout_s);
-        }
-    };
-    lag_stats(&acks, T0, &obs, polls, elapsed)
+    lag_run(&cfg, &shared, device, writer, poller, |_| {
+        anyhow!(
+            "PostgreSQL lag run on {device}: the last row did not reach the subscriber within {} s",
+            cfg.timeout_s
+        )
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------------
