@@ -22,9 +22,10 @@ use duet_bench_support::{
     log, log_load, machine, percentile, pg_settings, publish_report, rate, setup_then_wait,
     tablet_columns, tablet_request, tail, value_f64, Duetd, DuetdStart, Line, ValueType, T0,
 };
-use duet_proto::client::{Client, ClientOptions, Outcome};
+use duet_proto::client::{Client, ClientOptions, Outcome, ResultSet};
 use duet_proto::t;
 use duet_proto::tablet::{encode_record, RecordValue};
+use duet_proto::tsblock::TsBlock;
 use duet_proto::types::ColumnValues;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -186,8 +187,8 @@ async fn insert_record(c: &mut Client, cfg: &Cfg, device: &str, r: usize, time: 
     check(&st, &what)
 }
 
-/// Text rendering of a result: (header, rows).
-async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+/// A query's result set and all of its blocks.
+async fn query(c: &mut Client, sql: &str) -> Result<(ResultSet, Vec<TsBlock>)> {
     let Outcome::Rows(rs) = c
         .execute(sql)
         .await
@@ -195,10 +196,14 @@ async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<S
     else {
         bail!("{sql:?} returned no result set");
     };
-    let (rs, blocks) = c
-        .collect(rs)
+    c.collect(rs)
         .await
-        .with_context(|| format!("fetch {sql:?}"))?;
+        .with_context(|| format!("fetch {sql:?}"))
+}
+
+/// Text rendering of a result: (header, rows).
+async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let (rs, blocks) = query(c, sql).await?;
     let mut rows = Vec::new();
     for b in &blocks {
         for k in 0..b.n_rows() {
@@ -217,34 +222,14 @@ async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<S
 /// does not exist yet).
 async fn last_time(c: &mut Client, device: &str) -> Result<Option<i64>> {
     let sql = format!("select last s0 from {device}");
-    let Outcome::Rows(rs) = c
-        .execute(&sql)
-        .await
-        .with_context(|| format!("query {sql:?}"))?
-    else {
-        bail!("{sql:?} returned no result set");
-    };
-    let (_, blocks) = c
-        .collect(rs)
-        .await
-        .with_context(|| format!("fetch {sql:?}"))?;
+    let (_, blocks) = query(c, &sql).await?;
     Ok(blocks.iter().find(|b| b.n_rows() > 0).map(|b| b.times[0]))
 }
 
 /// `select count(s0) from <device>`.
 async fn count_s0(c: &mut Client, device: &str) -> Result<i64> {
     let sql = format!("select count(s0) from {device}");
-    let Outcome::Rows(rs) = c
-        .execute(&sql)
-        .await
-        .with_context(|| format!("query {sql:?}"))?
-    else {
-        bail!("{sql:?} returned no result set");
-    };
-    let (_, blocks) = c
-        .collect(rs)
-        .await
-        .with_context(|| format!("fetch {sql:?}"))?;
+    let (_, blocks) = query(c, &sql).await?;
     let b = blocks
         .iter()
         .find(|b| b.n_rows() > 0)
