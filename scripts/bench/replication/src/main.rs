@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
     self as support, barrier_clients, check, comparison_table, connect, copy_rows, env_or, env_req,
-    log, log_load, machine, percentile, pg_settings, publish_report, rate, setup_then_wait,
-    tablet_columns, tablet_request, tail, value_f64, Duetd, DuetdStart, Line, ValueType, T0,
+    join_tasks, log, log_load, machine, percentile, pg_settings, publish_report, rate,
+    setup_then_wait, tablet_columns, tablet_request, tail, value_f64, Duetd, DuetdStart, Line,
+    ValueType, T0,
 };
 use duet_proto::client::{Client, ClientOptions, Outcome, ResultSet};
 use duet_proto::t;
@@ -966,6 +967,37 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
 // ---------------------------------------------------------------------------------------------------
 // Paced background writers (moderate load, outage backlog)
 
+/// A background writer's pace: its share of `points_per_s` in batches of ROWS_PER_BATCH rows, until
+/// `stop` is set; at 0 points/s as fast as it can (item 2c).
+struct Pace {
+    tick: Option<tokio::time::Interval>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Pace {
+    fn new(cfg: &Cfg, writers: usize, points_per_s: f64, stop: Arc<AtomicBool>) -> Pace {
+        let tick = (points_per_s > 0.0).then(|| {
+            let mut i = tokio::time::interval(Duration::from_secs_f64(
+                writers as f64 * cfg.tablet_points() / points_per_s,
+            ));
+            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            i
+        });
+        Pace { tick, stop }
+    }
+
+    /// Waits for the next batch's turn; false once `stop` is set.
+    async fn next(&mut self) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        if let Some(t) = self.tick.as_mut() {
+            t.tick().await;
+        }
+        !self.stop.load(Ordering::Relaxed)
+    }
+}
+
 /// Writers of 1000-row tablets / COPY batches, together at `points_per_s` (0: as fast as they can),
 /// until `stop` is set or each has written `max_rows`. Each returns the rows it wrote.
 fn spawn_duet_writers(
@@ -983,21 +1015,9 @@ fn spawn_duet_writers(
             let stop = stop.clone();
             tokio::spawn(async move {
                 let mut c = connect(&opts).await?;
-                let mut tick = (points_per_s > 0.0).then(|| {
-                    let mut i = tokio::time::interval(Duration::from_secs_f64(
-                        n as f64 * cfg.tablet_points() / points_per_s,
-                    ));
-                    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    i
-                });
+                let mut pace = Pace::new(&cfg, n, points_per_s, stop);
                 let mut rows = 0usize;
-                while !stop.load(Ordering::Relaxed) && rows < max_rows {
-                    if let Some(t) = tick.as_mut() {
-                        t.tick().await;
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                    }
+                while rows < max_rows && pace.next().await {
                     let batch = cfg.rows_per_batch.min(max_rows - rows);
                     insert_tablet(&mut c, &cfg, &device, rows, batch).await?;
                     rows += batch;
@@ -1023,22 +1043,9 @@ fn spawn_pg_writers(
             let stop = stop.clone();
             tokio::spawn(async move {
                 let c = pg_connect(&cfg, cfg.pg_pub_port).await?;
-                // 0 points/s: as fast as the writer can (item 2c).
-                let mut tick = (points_per_s > 0.0).then(|| {
-                    let mut i = tokio::time::interval(Duration::from_secs_f64(
-                        n as f64 * cfg.tablet_points() / points_per_s,
-                    ));
-                    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    i
-                });
+                let mut pace = Pace::new(&cfg, n, points_per_s, stop);
                 let mut rows = 0usize;
-                while !stop.load(Ordering::Relaxed) {
-                    if let Some(t) = tick.as_mut() {
-                        t.tick().await;
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                    }
+                while pace.next().await {
                     pg_copy_batch(&c, &cfg, &device, rows, cfg.rows_per_batch).await?;
                     rows += cfg.rows_per_batch;
                 }
@@ -1046,26 +1053,6 @@ fn spawn_pg_writers(
             })
         })
         .collect()
-}
-
-async fn join_writers(handles: Vec<JoinHandle<Result<usize>>>) -> Result<Vec<usize>> {
-    let mut out = Vec::new();
-    let mut first_error = None;
-    for h in handles {
-        match h.await {
-            Ok(Ok(n)) => out.push(n),
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(anyhow!("writer panicked: {e}"));
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -1097,7 +1084,7 @@ async fn duet_lag_loaded(
     let lag = duet_lag(cfg.clone(), &opts[0], &opts[1], lag_device).await;
     stop.store(true, Ordering::Relaxed);
     let stopped = Instant::now();
-    let rows = join_writers(handles).await?;
+    let rows = join_tasks(handles, "writer").await?;
     let lag = lag?;
     let elapsed = started.elapsed().as_secs_f64();
     let total: usize = rows.iter().sum();
@@ -1132,7 +1119,7 @@ async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64, load: &str, lag_device: &str) -
     let lag = pg_lag(cfg.clone(), lag_device).await;
     stop.store(true, Ordering::Relaxed);
     let stopped = Instant::now();
-    let rows = join_writers(handles).await?;
+    let rows = join_tasks(handles, "writer").await?;
     let lag = lag?;
     let elapsed = started.elapsed().as_secs_f64();
     let total: usize = rows.iter().sum();
@@ -1265,7 +1252,7 @@ async fn duet_outage(cfg: Arc<Cfg>, pair: &mut Pair, rate: f64) -> Result<Outage
         stop.store(true, Ordering::Relaxed);
         (h, rate)
     };
-    let rows = join_writers(handles).await?;
+    let rows = join_tasks(handles, "writer").await?;
     let write_s = outage_started.elapsed().as_secs_f64();
     let backlog_points = (rows.iter().sum::<usize>() * cfg.columns) as f64;
     log(&format!(

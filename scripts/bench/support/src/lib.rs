@@ -18,6 +18,7 @@ use duet_proto::client::{Client, ClientOptions};
 use duet_proto::status;
 use duet_proto::t;
 use tokio::sync::Barrier;
+use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 mod rows;
@@ -338,26 +339,29 @@ where
         .collect();
     barrier.wait().await;
     let start = Instant::now();
-    let mut end = start;
-    let mut results = Vec::with_capacity(clients);
+    let finished = join_tasks(tasks, "client task").await?;
+    let end = finished.iter().map(|(f, _)| *f).fold(start, Instant::max);
+    Ok((start, end, finished.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// Awaits every task, in order: their results, or the first error (`what` names a task that panicked).
+pub async fn join_tasks<T>(tasks: Vec<JoinHandle<Result<T>>>, what: &str) -> Result<Vec<T>> {
+    let mut results = Vec::with_capacity(tasks.len());
     let mut first_error = None;
     for task in tasks {
         match task.await {
-            Ok(Ok((finished, r))) => {
-                end = end.max(finished);
-                results.push(r);
-            }
+            Ok(Ok(r)) => results.push(r),
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
             }
             Err(e) => {
-                first_error.get_or_insert(anyhow!("client task panicked: {e}"));
+                first_error.get_or_insert(anyhow!("{what} panicked: {e}"));
             }
         }
     }
     match first_error {
         Some(e) => Err(e),
-        None => Ok((start, end, results)),
+        None => Ok(results),
     }
 }
 
