@@ -577,6 +577,29 @@ struct Tp {
     repl_s: f64,
 }
 
+/// Waits until the instance that client `i` did not write to (clients write to A for an even `i`, to B
+/// for an odd one) holds `rows[i]` rows of `<prefix>.d<i>`, then verifies them; returns the instant
+/// it saw the last of them and the verification's notes.
+async fn duet_crossed(
+    checkers: &mut [Client],
+    prefix: &str,
+    rows: &[usize],
+    deadline: Instant,
+) -> Result<(Instant, Vec<String>)> {
+    let targets: Vec<Expect> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Expect {
+            inst: 1 - i % 2,
+            device: format!("{prefix}.d{i}"),
+            rows: *r,
+        })
+        .collect();
+    let (seen, _) = duet_wait(checkers, &targets, deadline, None).await?;
+    let notes = duet_verify(checkers, &targets).await?;
+    Ok((seen, notes))
+}
+
 /// Client i writes `root.bench.d<i>` on A (even i) or B (odd i); then the other instance is polled
 /// until it holds every row of every device.
 async fn duet_throughput(
@@ -606,15 +629,9 @@ async fn duet_throughput(
         }
     })
     .await?;
-    let targets: Vec<Expect> = (0..cfg.clients)
-        .map(|i| Expect {
-            inst: 1 - i % 2,
-            device: format!("root.bench.d{i}"),
-            rows: cfg.rows_per_client(),
-        })
-        .collect();
-    let (seen, _) = duet_wait(checkers, &targets, acked + cfg.timeout(), None).await?;
-    let notes = duet_verify(checkers, &targets).await?;
+    let rows = vec![cfg.rows_per_client(); cfg.clients];
+    let deadline = acked + cfg.timeout();
+    let (seen, notes) = duet_crossed(checkers, "root.bench", &rows, deadline).await?;
     Ok((
         Tp {
             ack_s: (acked - start).as_secs_f64(),
@@ -1088,17 +1105,8 @@ async fn duet_lag_loaded(
     let lag = lag?;
     let elapsed = started.elapsed().as_secs_f64();
     let total: usize = rows.iter().sum();
-    let targets: Vec<Expect> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Expect {
-            inst: 1 - i % 2,
-            device: format!("root.{load}.d{i}"),
-            rows: *r,
-        })
-        .collect();
-    let (seen, _) = duet_wait(checkers, &targets, Instant::now() + cfg.timeout(), None).await?;
-    let notes = duet_verify(checkers, &targets).await?;
+    let deadline = Instant::now() + cfg.timeout();
+    let (seen, notes) = duet_crossed(checkers, &format!("root.{load}"), &rows, deadline).await?;
     Ok((
         Loaded {
             lag,
