@@ -1084,13 +1084,12 @@ struct Loaded {
 /// 2b for Duet: CLIENTS background writers (half on A, half on B, devices root.load.d<i>) at
 /// `rate` points/s in total while the lag run goes on.
 async fn duet_lag_loaded(
-    cfg: Arc<Cfg>,
-    opts: [ClientOptions; 2],
+    cfg: &Arc<Cfg>,
+    opts: &[ClientOptions; 2],
     checkers: &mut [Client],
-    rate: f64,
-    load: &str,
-    lag_device: &str,
-) -> Result<(Loaded, Vec<String>)> {
+    (rate, load, lag_device): (f64, &str, &str),
+    notes: &mut Vec<String>,
+) -> Result<Loaded> {
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<(ClientOptions, String)> = (0..cfg.clients)
         .map(|i| (opts[i % 2].clone(), format!("root.{load}.d{i}")))
@@ -1106,16 +1105,15 @@ async fn duet_lag_loaded(
     let elapsed = started.elapsed().as_secs_f64();
     let total: usize = rows.iter().sum();
     let deadline = Instant::now() + cfg.timeout();
-    let (seen, notes) = duet_crossed(checkers, &format!("root.{load}"), &rows, deadline).await?;
-    Ok((
-        Loaded {
-            lag,
-            target_pts_s: rate,
-            achieved_pts_s: (total * cfg.columns) as f64 / elapsed,
-            drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
-        },
-        notes,
-    ))
+    let (seen, crossed_notes) =
+        duet_crossed(checkers, &format!("root.{load}"), &rows, deadline).await?;
+    notes.extend(crossed_notes);
+    Ok(Loaded {
+        lag,
+        target_pts_s: rate,
+        achieved_pts_s: (total * cfg.columns) as f64 / elapsed,
+        drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
+    })
 }
 
 async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64, load: &str, lag_device: &str) -> Result<Loaded> {
@@ -1503,11 +1501,7 @@ async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat)
     ));
 
     // 2a/2b. Lag. Item 1 leaves flushes and merges behind; "idle" means they are done too.
-    for c in checkers.iter_mut() {
-        c.execute_update("flush")
-            .await
-            .context("FLUSH after item 1")?;
-    }
+    flush_all(&mut checkers, "FLUSH after item 1").await?;
     pair.a.reset_peak();
     pair.b.reset_peak();
     rep.duet_idle = duet_lag(cfg.clone(), &opts[0], &opts[1], "root.lag.d1")
@@ -1518,38 +1512,18 @@ async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat)
         rep.duet_idle.p50_ms, rep.duet_idle.p99_ms, rep.duet_idle.poll_ms
     ));
     let load_rate = cfg.load_fraction * max_rate;
-    let (loaded, notes) = duet_lag_loaded(
-        cfg.clone(),
-        opts.clone(),
-        &mut checkers,
-        load_rate,
-        "load",
-        "root.lag.d2",
-    )
-    .await
-    .context("2b. Duet lag under load")?;
-    rep.notes.extend(notes);
-    rep.duet_loaded = loaded;
-    log_loaded(n, "Duet", &loaded);
+    let run = (load_rate, "load", "root.lag.d2");
+    rep.duet_loaded = duet_lag_loaded(&cfg, &opts, &mut checkers, run, &mut rep.notes)
+        .await
+        .context("2b. Duet lag under load")?;
+    log_loaded(n, "Duet", &rep.duet_loaded);
     // 2c. The same at the maximum load: the background writers unpaced.
-    for c in checkers.iter_mut() {
-        c.execute_update("flush")
-            .await
-            .context("FLUSH after item 2b")?;
-    }
-    let (loaded, notes) = duet_lag_loaded(
-        cfg.clone(),
-        opts.clone(),
-        &mut checkers,
-        0.0,
-        "max",
-        "root.lag.d3",
-    )
-    .await
-    .context("2c. Duet lag at maximum load")?;
-    rep.notes.extend(notes);
-    rep.duet_max = loaded;
-    log_loaded(n, "Duet", &loaded);
+    flush_all(&mut checkers, "FLUSH after item 2b").await?;
+    let run = (0.0, "max", "root.lag.d3");
+    rep.duet_max = duet_lag_loaded(&cfg, &opts, &mut checkers, run, &mut rep.notes)
+        .await
+        .context("2c. Duet lag at maximum load")?;
+    log_loaded(n, "Duet", &rep.duet_max);
     rep.rss_a[1] = pair.a.peak_rss()?;
     rep.rss_b[1] = pair.b.peak_rss()?;
     for c in checkers {
@@ -1643,6 +1617,14 @@ async fn pg_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
         .context("PostgreSQL lag at maximum load")?;
     log_loaded(n, "PostgreSQL", &loaded);
     rep.pg_max = Some(loaded);
+    Ok(())
+}
+
+/// FLUSH on every instance; `what` names it in the error.
+async fn flush_all(checkers: &mut [Client], what: &str) -> Result<()> {
+    for c in checkers.iter_mut() {
+        c.execute_update("flush").await.context(what.to_string())?;
+    }
     Ok(())
 }
 
