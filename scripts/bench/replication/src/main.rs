@@ -1585,13 +1585,7 @@ async fn pg_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
     ));
     rep.pg_tp = Some(tp);
     // As for Duet: the work item 1 left behind is done before "idle".
-    for port in [cfg.pg_pub_port, cfg.pg_sub_port] {
-        pg_connect(&cfg, port)
-            .await?
-            .batch_execute("CHECKPOINT")
-            .await
-            .context("CHECKPOINT after item 1")?;
-    }
+    pg_checkpoint_all(&cfg, "CHECKPOINT after item 1").await?;
     let idle = pg_lag(cfg.clone(), "lag.d1")
         .await
         .context("PostgreSQL lag at idle")?;
@@ -1605,18 +1599,23 @@ async fn pg_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
         .context("PostgreSQL lag under load")?;
     log_loaded(n, "PostgreSQL", &loaded);
     rep.pg_loaded = Some(loaded);
-    for port in [cfg.pg_pub_port, cfg.pg_sub_port] {
-        pg_connect(&cfg, port)
-            .await?
-            .batch_execute("CHECKPOINT")
-            .await
-            .context("CHECKPOINT after item 2b")?;
-    }
+    pg_checkpoint_all(&cfg, "CHECKPOINT after item 2b").await?;
     let loaded = pg_lag_loaded(cfg.clone(), 0.0, "max", "lag.d3")
         .await
         .context("PostgreSQL lag at maximum load")?;
     log_loaded(n, "PostgreSQL", &loaded);
     rep.pg_max = Some(loaded);
+    Ok(())
+}
+
+/// CHECKPOINT on the publisher and the subscriber; `what` names it in the error.
+async fn pg_checkpoint_all(cfg: &Cfg, what: &str) -> Result<()> {
+    for port in [cfg.pg_pub_port, cfg.pg_sub_port] {
+        let c = pg_connect(cfg, port).await?;
+        c.batch_execute("CHECKPOINT")
+            .await
+            .context(what.to_string())?;
+    }
     Ok(())
 }
 
