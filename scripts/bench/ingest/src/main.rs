@@ -8,16 +8,16 @@
 //! Parameters come from environment variables; see README.md.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
     self as support, barrier_clients, check, comparison_table, connect, copy_rows, env_or, env_req,
-    insert_tablet, log, log_load, machine, percentile, pg_settings, publish_report, rate,
-    setup_then_wait, tablet_columns, tablet_request, value_f64, value_i64, Duetd, DuetdStart, Line,
-    PgRow, ValueType, T0,
+    insert_tablet, log, machine, percentile, pg_settings, publish_report, rate, setup_then_wait,
+    tablet_columns, tablet_request, value_f64, value_i64, Duetd, DuetdStart, Line, Load, PgRow,
+    RunEnv, ValueType, T0,
 };
 use duet_proto::client::{ClientOptions, Outcome};
 use duet_proto::t;
@@ -30,21 +30,12 @@ use futures_util::{pin_mut, TryStreamExt};
 
 #[derive(Debug, Clone)]
 struct Cfg {
-    clients: usize,
-    rows_per_batch: usize,
-    columns: usize,
-    batches_per_client: usize,
-    repeats: usize,
+    load: Load,
     record_seconds: f64,
     fetch_size: i32,
     value_type: ValueType,
-    duetd_bin: PathBuf,
-    work_dir: PathBuf,
-    pg_host: String,
     pg_port: u16,
-    pg_user: String,
-    report_path: PathBuf,
-    duet_rev: String,
+    env: RunEnv,
 }
 
 impl Cfg {
@@ -58,44 +49,21 @@ impl Cfg {
             other => bail!("VALUE_TYPE must be DOUBLE or INT64, not {other}"),
         };
         let cfg = Cfg {
-            clients: env_or("CLIENTS", 4)?,
-            rows_per_batch: env_or("ROWS_PER_BATCH", 1000)?,
-            columns: env_or("COLUMNS", 10)?,
-            batches_per_client: env_or("BATCHES_PER_CLIENT", 625)?,
-            repeats: env_or("REPEATS", 3)?,
+            load: Load::from_env(625)?,
             record_seconds: env_or("RECORD_SECONDS", 10.0)?,
             fetch_size: env_or("FETCH_SIZE", 10_000)?,
             value_type,
-            duetd_bin: PathBuf::from(env_req("DUETD_BIN")?),
-            work_dir: PathBuf::from(env_req("WORK_DIR")?),
-            pg_host: env_or("PG_HOST", "127.0.0.1".to_string())?,
             pg_port: env_req("PG_PORT")?.parse().context("PG_PORT")?,
-            pg_user: env_or("PG_USER", "postgres".to_string())?,
-            report_path: PathBuf::from(env_req("REPORT_PATH")?),
-            duet_rev: env_or("DUET_REV", "unknown".to_string())?,
+            env: RunEnv::from_env()?,
         };
-        if cfg.clients == 0
-            || cfg.rows_per_batch == 0
-            || cfg.columns == 0
-            || cfg.batches_per_client == 0
-            || cfg.repeats == 0
-        {
+        if cfg.load.clients == 0 || !cfg.load.is_positive() {
             bail!("CLIENTS, ROWS_PER_BATCH, COLUMNS, BATCHES_PER_CLIENT and REPEATS must all be positive");
         }
         Ok(cfg)
     }
 
-    fn rows_per_client(&self) -> usize {
-        self.rows_per_batch * self.batches_per_client
-    }
     fn total_rows(&self) -> usize {
-        self.rows_per_client() * self.clients
-    }
-    fn total_points(&self) -> usize {
-        self.total_rows() * self.columns
-    }
-    fn measurements(&self) -> Vec<String> {
-        (0..self.columns).map(|j| format!("s{j}")).collect()
+        self.load.rows_per_client() * self.load.clients
     }
 }
 
@@ -108,18 +76,18 @@ async fn duet_tablets(
     opts: ClientOptions,
     prefix: &'static str,
 ) -> Result<Duration> {
-    let (start, end, _) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, end, _) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts.clone();
         async move {
             let mut c = setup_then_wait(connect(&opts), &barrier).await?;
             let device = format!("root.bench.{prefix}{i}");
-            let measurements = cfg.measurements();
-            let rows = cfg.rows_per_batch;
-            for b in 0..cfg.batches_per_client {
+            let measurements = cfg.load.measurements();
+            let rows = cfg.load.rows_per_batch;
+            for b in 0..cfg.load.batches_per_client {
                 let first = b * rows;
                 let times: Vec<i64> = (first..first + rows).map(|r| T0 + r as i64).collect();
-                let cols = tablet_columns(cfg.value_type, first, rows, cfg.columns);
+                let cols = tablet_columns(cfg.value_type, first, rows, cfg.load.columns);
                 let req =
                     tablet_request(c.session_id(), &device, measurements.clone(), &cols, &times);
                 insert_tablet(
@@ -142,12 +110,14 @@ async fn duet_tablets(
 // PostgreSQL helpers
 
 async fn pg_connect(cfg: &Cfg) -> Result<tokio_postgres::Client> {
-    support::pg_connect(&cfg.pg_host, cfg.pg_port, &cfg.pg_user).await
+    support::pg_connect(&cfg.env.pg_host, cfg.pg_port, &cfg.env.pg_user).await
 }
 
 fn pg_table_ddl(cfg: &Cfg, name: &str) -> String {
     let (_, ty) = cfg.value_type.pg();
-    let cols: Vec<String> = (0..cfg.columns).map(|j| format!("s{j} {ty}")).collect();
+    let cols: Vec<String> = (0..cfg.load.columns)
+        .map(|j| format!("s{j} {ty}"))
+        .collect();
     format!(
         "CREATE TABLE {name} (device text NOT NULL, time bigint NOT NULL, {}, PRIMARY KEY (device, time))",
         cols.join(", ")
@@ -172,15 +142,15 @@ async fn pg_reset(cfg: &Cfg) -> Result<()> {
 // Workload 2: COPY FROM STDIN (binary), one batch per COPY statement, each COPY its own (autocommit)
 // transaction: the batch is durably committed (fsync=on, synchronous_commit=on) before the next starts.
 async fn pg_copy(cfg: Arc<Cfg>) -> Result<Duration> {
-    let (start, end, _) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, end, _) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         async move {
             let c = setup_then_wait(pg_connect(&cfg), &barrier).await?;
             let device = format!("d{i}");
-            let rows = cfg.rows_per_batch;
-            for b in 0..cfg.batches_per_client {
+            let rows = cfg.load.rows_per_batch;
+            for b in 0..cfg.load.batches_per_client {
                 let what = format!("{device} (batch {b})");
-                let values = (cfg.value_type, cfg.columns);
+                let values = (cfg.value_type, cfg.load.columns);
                 copy_rows(&c, values, &device, (b * rows, rows), &what).await?;
             }
             Ok((Instant::now(), ()))
@@ -215,18 +185,18 @@ fn merge_records(wall: Duration, per_client: Vec<(usize, Vec<Duration>)>) -> Rec
 }
 
 async fn duet_records(cfg: Arc<Cfg>, opts: ClientOptions) -> Result<RecordResult> {
-    let (start, end, per_client) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, end, per_client) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts.clone();
         async move {
             let mut c = setup_then_wait(connect(&opts), &barrier).await?;
             let device = format!("root.bench.r{i}");
-            let measurements = cfg.measurements();
+            let measurements = cfg.load.measurements();
             let deadline = Instant::now() + Duration::from_secs_f64(cfg.record_seconds);
             let mut latencies = Vec::with_capacity(100_000);
             let mut r = 0usize;
             while Instant::now() < deadline {
-                let values: Vec<RecordValue> = (0..cfg.columns)
+                let values: Vec<RecordValue> = (0..cfg.load.columns)
                     .map(|j| match cfg.value_type {
                         ValueType::Double => RecordValue::Double(value_f64(r, j)),
                         ValueType::Int64 => RecordValue::Int64(value_i64(r, j)),
@@ -262,12 +232,14 @@ async fn duet_records(cfg: Arc<Cfg>, opts: ClientOptions) -> Result<RecordResult
 }
 
 async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
-    let (start, end, per_client) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, end, per_client) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         async move {
             let setup = async {
                 let c = pg_connect(&cfg).await?;
-                let params: Vec<String> = (1..=cfg.columns + 2).map(|k| format!("${k}")).collect();
+                let params: Vec<String> = (1..=cfg.load.columns + 2)
+                    .map(|k| format!("${k}"))
+                    .collect();
                 let stmt = c
                     .prepare(&format!(
                         "INSERT INTO bench_rec VALUES ({})",
@@ -282,7 +254,7 @@ async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
             let deadline = Instant::now() + Duration::from_secs_f64(cfg.record_seconds);
             let mut latencies = Vec::with_capacity(100_000);
             let mut r = 0usize;
-            let mut row = PgRow::new(cfg.value_type, cfg.columns);
+            let mut row = PgRow::new(cfg.value_type, cfg.load.columns);
             while Instant::now() < deadline {
                 let params = row.params(&device, r);
                 let t0 = Instant::now();
@@ -318,12 +290,12 @@ async fn duet_scan(cfg: &Cfg, opts: &ClientOptions) -> Result<Duration> {
     let Outcome::Rows(mut rs) = outcome else {
         bail!("{sql:?} returned no result set")
     };
-    if rs.columns.len() != cfg.columns {
+    if rs.columns.len() != cfg.load.columns {
         bail!(
             "{sql:?} returned {} columns ({:?}), expected {}",
             rs.columns.len(),
             rs.columns,
-            cfg.columns
+            cfg.load.columns
         );
     }
     let s0 = rs
@@ -360,10 +332,10 @@ async fn duet_scan(cfg: &Cfg, opts: &ClientOptions) -> Result<Duration> {
     }
     c.close_result(&rs).await?;
     let wall = start.elapsed();
-    if rows != cfg.rows_per_client() {
+    if rows != cfg.load.rows_per_client() {
         bail!(
             "{sql:?} returned {rows} rows, expected {}",
-            cfg.rows_per_client()
+            cfg.load.rows_per_client()
         );
     }
     c.close().await?;
@@ -382,7 +354,7 @@ async fn duet_flush(opts: &ClientOptions) -> Result<Duration> {
 /// The same rows from PostgreSQL, decoded to Rust values (as the Duet client decodes TsBlocks).
 async fn pg_scan(cfg: &Cfg) -> Result<Duration> {
     let c = pg_connect(cfg).await?;
-    let cols: Vec<String> = (0..cfg.columns).map(|j| format!("s{j}")).collect();
+    let cols: Vec<String> = (0..cfg.load.columns).map(|j| format!("s{j}")).collect();
     let sql = format!(
         "SELECT time, {} FROM bench WHERE device = 'd0' ORDER BY time",
         cols.join(", ")
@@ -400,7 +372,7 @@ async fn pg_scan(cfg: &Cfg) -> Result<Duration> {
         if time != T0 + rows as i64 {
             bail!("PostgreSQL scan: row {rows} has time {time}");
         }
-        for j in 0..cfg.columns {
+        for j in 0..cfg.load.columns {
             checksum += match cfg.value_type {
                 ValueType::Double => row.get::<_, f64>(j + 1),
                 ValueType::Int64 => row.get::<_, i64>(j + 1) as f64,
@@ -409,10 +381,10 @@ async fn pg_scan(cfg: &Cfg) -> Result<Duration> {
         rows += 1;
     }
     let wall = start.elapsed();
-    if rows != cfg.rows_per_client() {
+    if rows != cfg.load.rows_per_client() {
         bail!(
             "PostgreSQL scan returned {rows} rows, expected {}",
-            cfg.rows_per_client()
+            cfg.load.rows_per_client()
         );
     }
     std::hint::black_box(checksum);
@@ -468,7 +440,7 @@ fn rec_stats(cfg: &Cfg, r: &RecordResult) -> (f64, f64, f64, f64) {
     let rows_s = r.rows as f64 / r.wall.as_secs_f64();
     (
         rows_s,
-        rows_s * cfg.columns as f64,
+        rows_s * cfg.load.columns as f64,
         pct(&r.latencies, 0.5),
         pct(&r.latencies, 0.99),
     )
@@ -476,16 +448,16 @@ fn rec_stats(cfg: &Cfg, r: &RecordResult) -> (f64, f64, f64, f64) {
 
 async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
     let mut rep = Repeat::default();
-    let pts = cfg.total_points() as f64;
+    let pts = cfg.load.total_points() as f64;
 
     // --- Duet: fresh server for this repeat.
     let name = format!("duet-{n}");
-    let data_dir = cfg.work_dir.join(&name);
+    let data_dir = cfg.env.work_dir.join(&name);
     let _ = std::fs::remove_dir_all(&data_dir);
     let mut duetd = Duetd::start(&DuetdStart {
-        bin: &cfg.duetd_bin,
+        bin: &cfg.env.duetd_bin,
         name: &name,
-        log_dir: &cfg.work_dir,
+        log_dir: &cfg.env.work_dir,
         data_dir: &data_dir,
         port: 0,
         metrics: true,
@@ -567,7 +539,7 @@ async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
         rate(pts / (tablets + flush).as_secs_f64(), "pts/s")
     ));
     duetd.stop()?;
-    let _ = std::fs::remove_dir_all(cfg.work_dir.join(format!("duet-{n}")));
+    let _ = std::fs::remove_dir_all(cfg.env.work_dir.join(format!("duet-{n}")));
 
     // --- PostgreSQL: fresh tables for this repeat.
     pg_reset(&cfg).await?;
@@ -608,10 +580,10 @@ async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
 // Report
 
 fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String {
-    let pts = cfg.total_points() as f64;
+    let pts = cfg.load.total_points() as f64;
     let rows = cfg.total_rows() as f64;
-    let scan_rows = cfg.rows_per_client() as f64;
-    let scan_pts = scan_rows * cfg.columns as f64;
+    let scan_rows = cfg.load.rows_per_client() as f64;
+    let scan_pts = scan_rows * cfg.load.columns as f64;
     let col = |f: &dyn Fn(&Repeat) -> f64| -> Vec<f64> { reps.iter().map(f).collect() };
     let pts_s = |x: f64| rate(x, "pts/s");
     let rows_s = |x: f64| rate(x, "rows/s");
@@ -647,20 +619,20 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(
         s,
         "- Duet: `{}` (rev {}), fresh server per repeat, default storage options (WAL fsync per group commit)",
-        cfg.duetd_bin.display(),
-        cfg.duet_rev
+        cfg.env.duetd_bin.display(),
+        cfg.env.duet_rev
     );
     let _ = writeln!(s, "- PostgreSQL: {pg_ver}");
     let _ = writeln!(s, "- Machine: {}", machine());
     let _ = writeln!(
         s,
         "- Parameters: CLIENTS={} ROWS_PER_BATCH={} COLUMNS={} ({}) BATCHES_PER_CLIENT={} REPEATS={} RECORD_SECONDS={} FETCH_SIZE={}",
-        cfg.clients,
-        cfg.rows_per_batch,
-        cfg.columns,
+        cfg.load.clients,
+        cfg.load.rows_per_batch,
+        cfg.load.columns,
         cfg.value_type.duet(),
-        cfg.batches_per_client,
-        cfg.repeats,
+        cfg.load.batches_per_client,
+        cfg.load.repeats,
         cfg.record_seconds,
         cfg.fetch_size
     );
@@ -668,11 +640,11 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
         s,
         "- Batch ingest writes {} rows = {} points per repeat ({} per client); series are auto-created by the first tablet (nothing pre-created; creation is inside the timed run)",
         cfg.total_rows(),
-        cfg.total_points(),
-        cfg.rows_per_client()
+        cfg.load.total_points(),
+        cfg.load.rows_per_client()
     );
     let _ = writeln!(s, "- Order per repeat: fresh duetd → 1 (insertTablet) → 4 (scan, FLUSH, scan) → 3 (insertRecord) → 1b (insertTablet into new devices, then FLUSH) → stop duetd → PostgreSQL: recreate tables, CHECKPOINT → 2 (COPY) → scan → CHECKPOINT (untimed) → single-row INSERT");
-    let _ = writeln!(s, "- Scans read device 0 only: {} rows × {} columns; clients run on the same 2-core machine as the servers", cfg.rows_per_client(), cfg.columns);
+    let _ = writeln!(s, "- Scans read device 0 only: {} rows × {} columns; clients run on the same 2-core machine as the servers", cfg.load.rows_per_client(), cfg.load.columns);
     let _ = writeln!(s, "- Benchmark wall time: {:.0} s\n", elapsed.as_secs_f64());
     let _ = writeln!(s, "Median of {} repeats (min – max in the next column). Duet/PG is the ratio of medians (for throughput > 1 means Duet is faster; for latency, time and RSS < 1 means Duet is lower).\n", reps.len());
     comparison_table(&mut s, "Workload", &lines);
@@ -717,10 +689,9 @@ async fn run() -> Result<()> {
     let cfg = Arc::new(Cfg::from_env()?);
     let started = Instant::now();
     let pg_ver = pg_version(&cfg).await?;
-    let (clients, batches, rows) = (cfg.clients, cfg.batches_per_client, cfg.rows_per_batch);
-    log_load(clients, batches, rows, cfg.columns, "repeat", cfg.repeats);
+    cfg.load.log("repeat");
     let mut reps = Vec::new();
-    for n in 1..=cfg.repeats {
+    for n in 1..=cfg.load.repeats {
         reps.push(
             run_repeat(cfg.clone(), n)
                 .await
@@ -728,7 +699,7 @@ async fn run() -> Result<()> {
         );
     }
     let text = report(&cfg, &reps, &pg_ver, started.elapsed());
-    publish_report(&cfg.report_path, &text)
+    publish_report(&cfg.env.report_path, &text)
 }
 
 fn main() -> std::process::ExitCode {

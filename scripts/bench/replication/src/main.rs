@@ -11,16 +11,16 @@
 //! Parameters come from environment variables; see README.md.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
-    self as support, barrier_clients, check, comparison_table, connect, copy_rows, env_or, env_req,
-    join_tasks, log, log_load, machine, percentile, pg_settings, publish_report, rate,
-    setup_then_wait, tablet_columns, tablet_request, tail, value_f64, Duetd, DuetdStart, Line,
+    self as support, barrier_clients, check, comparison_table, connect, copy_rows, env_or,
+    join_tasks, log, machine, percentile, pg_settings, publish_report, rate, setup_then_wait,
+    tablet_columns, tablet_request, tail, value_f64, Duetd, DuetdStart, Line, Load, RunEnv,
     ValueType, T0,
 };
 use duet_proto::client::{Client, ClientOptions, Outcome, ResultSet};
@@ -37,11 +37,7 @@ use tokio_postgres::types::ToSql;
 
 #[derive(Debug, Clone)]
 struct Cfg {
-    clients: usize,
-    rows_per_batch: usize,
-    columns: usize,
-    batches_per_client: usize,
-    repeats: usize,
+    load: Load,
     lag_samples: usize,
     lag_interval_ms: u64,
     load_fraction: f64,
@@ -51,24 +47,15 @@ struct Cfg {
     sample_ms: u64,
     timeout_s: f64,
     skip_pg: bool,
-    duetd_bin: PathBuf,
-    work_dir: PathBuf,
-    pg_host: String,
     pg_pub_port: u16,
     pg_sub_port: u16,
-    pg_user: String,
-    report_path: PathBuf,
-    duet_rev: String,
+    env: RunEnv,
 }
 
 impl Cfg {
     fn from_env() -> Result<Cfg> {
         let cfg = Cfg {
-            clients: env_or("CLIENTS", 4)?,
-            rows_per_batch: env_or("ROWS_PER_BATCH", 1000)?,
-            columns: env_or("COLUMNS", 10)?,
-            batches_per_client: env_or("BATCHES_PER_CLIENT", 1000)?,
-            repeats: env_or("REPEATS", 3)?,
+            load: Load::from_env(1000)?,
             lag_samples: env_or("LAG_SAMPLES", 500)?,
             lag_interval_ms: env_or("LAG_INTERVAL_MS", 10)?,
             load_fraction: env_or("LOAD_FRACTION", 0.5)?,
@@ -78,21 +65,11 @@ impl Cfg {
             sample_ms: env_or("SAMPLE_MS", 2000)?,
             timeout_s: env_or("TIMEOUT_SECONDS", 180.0)?,
             skip_pg: env_or("SKIP_PG", 0u8)? == 1,
-            duetd_bin: PathBuf::from(env_req("DUETD_BIN")?),
-            work_dir: PathBuf::from(env_req("WORK_DIR")?),
-            pg_host: env_or("PG_HOST", "127.0.0.1".to_string())?,
             pg_pub_port: env_or("PG_PUB_PORT", 0)?,
             pg_sub_port: env_or("PG_SUB_PORT", 0)?,
-            pg_user: env_or("PG_USER", "postgres".to_string())?,
-            report_path: PathBuf::from(env_req("REPORT_PATH")?),
-            duet_rev: env_or("DUET_REV", "unknown".to_string())?,
+            env: RunEnv::from_env()?,
         };
-        if cfg.clients < 2
-            || cfg.rows_per_batch == 0
-            || cfg.columns == 0
-            || cfg.batches_per_client == 0
-            || cfg.repeats == 0
-        {
+        if cfg.load.clients < 2 || !cfg.load.is_positive() {
             bail!("CLIENTS must be ≥ 2 (half write to A, half to B); ROWS_PER_BATCH, COLUMNS, BATCHES_PER_CLIENT, REPEATS positive");
         }
         if cfg.lag_samples == 0 || cfg.load_fraction.is_nan() || cfg.load_fraction <= 0.0 {
@@ -103,17 +80,11 @@ impl Cfg {
         }
         Ok(cfg)
     }
-    fn rows_per_client(&self) -> usize {
-        self.rows_per_batch * self.batches_per_client
-    }
     fn total_points(&self) -> f64 {
-        (self.rows_per_client() * self.clients * self.columns) as f64
+        self.load.total_points() as f64
     }
     fn tablet_points(&self) -> f64 {
-        (self.rows_per_batch * self.columns) as f64
-    }
-    fn measurements(&self) -> Vec<String> {
-        (0..self.columns).map(|j| format!("s{j}")).collect()
+        (self.load.rows_per_batch * self.load.columns) as f64
     }
     fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout_s)
@@ -124,9 +95,9 @@ impl Cfg {
 fn start_duetd(cfg: &Cfg, name: &str, data_dir: &Path, port: u16) -> Result<Duetd> {
     let log_level = std::env::var("DUETD_LOG_LEVEL").unwrap_or_else(|_| "warn".into());
     Duetd::start(&DuetdStart {
-        bin: &cfg.duetd_bin,
+        bin: &cfg.env.duetd_bin,
         name,
-        log_dir: &cfg.work_dir,
+        log_dir: &cfg.env.work_dir,
         data_dir,
         port,
         metrics: true,
@@ -154,8 +125,14 @@ async fn insert_tablet(
     rows: usize,
 ) -> Result<()> {
     let times: Vec<i64> = (first..first + rows).map(|r| T0 + r as i64).collect();
-    let cols = tablet_columns(ValueType::Double, first, rows, cfg.columns);
-    let req = tablet_request(c.session_id(), device, cfg.measurements(), &cols, &times);
+    let cols = tablet_columns(ValueType::Double, first, rows, cfg.load.columns);
+    let req = tablet_request(
+        c.session_id(),
+        device,
+        cfg.load.measurements(),
+        &cols,
+        &times,
+    );
     support::insert_tablet(
         c,
         &req,
@@ -166,13 +143,13 @@ async fn insert_tablet(
 
 /// `insertRecord`: one row of `device` at time `time` (values of row `r`).
 async fn insert_record(c: &mut Client, cfg: &Cfg, device: &str, r: usize, time: i64) -> Result<()> {
-    let values: Vec<RecordValue> = (0..cfg.columns)
+    let values: Vec<RecordValue> = (0..cfg.load.columns)
         .map(|j| RecordValue::Double(value_f64(r, j)))
         .collect();
     let req = t::TSInsertRecordReq::new(
         c.session_id(),
         device.to_string(),
-        cfg.measurements(),
+        cfg.load.measurements(),
         encode_record(&values),
         time,
         Some(false),
@@ -436,11 +413,11 @@ fn inst_name(i: usize) -> &'static str {
 // PostgreSQL helpers
 
 async fn pg_connect(cfg: &Cfg, port: u16) -> Result<tokio_postgres::Client> {
-    support::pg_connect(&cfg.pg_host, port, &cfg.pg_user).await
+    support::pg_connect(&cfg.env.pg_host, port, &cfg.env.pg_user).await
 }
 
 fn pg_ddl(cfg: &Cfg) -> String {
-    let cols: Vec<String> = (0..cfg.columns)
+    let cols: Vec<String> = (0..cfg.load.columns)
         .map(|j| format!("s{j} double precision"))
         .collect();
     format!("CREATE TABLE bench (device text NOT NULL, time bigint NOT NULL, {}, PRIMARY KEY (device, time))", cols.join(", "))
@@ -472,7 +449,7 @@ async fn pg_reset(cfg: &Cfg) -> Result<()> {
     sub.batch_execute("CHECKPOINT").await?;
     let conn = format!(
         "host={} port={} user={} dbname=postgres",
-        cfg.pg_host, cfg.pg_pub_port, cfg.pg_user
+        cfg.env.pg_host, cfg.pg_pub_port, cfg.env.pg_user
     );
     sub.batch_execute(&format!("CREATE SUBSCRIPTION duet_sub CONNECTION '{conn}' PUBLICATION duet_pub WITH (copy_data = false)"))
         .await
@@ -505,7 +482,7 @@ async fn pg_copy_batch(
     first: usize,
     rows: usize,
 ) -> Result<()> {
-    let values = (ValueType::Double, cfg.columns);
+    let values = (ValueType::Double, cfg.load.columns);
     copy_rows(c, values, device, (first, rows), device).await
 }
 
@@ -607,19 +584,19 @@ async fn duet_throughput(
     opts: [ClientOptions; 2],
     checkers: &mut [Client],
 ) -> Result<(Tp, Vec<String>)> {
-    let (start, acked, _) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, acked, _) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts[i % 2].clone();
         async move {
             let mut c = setup_then_wait(connect(&opts), &barrier).await?;
             let device = format!("root.bench.d{i}");
-            for b in 0..cfg.batches_per_client {
+            for b in 0..cfg.load.batches_per_client {
                 insert_tablet(
                     &mut c,
                     &cfg,
                     &device,
-                    b * cfg.rows_per_batch,
-                    cfg.rows_per_batch,
+                    b * cfg.load.rows_per_batch,
+                    cfg.load.rows_per_batch,
                 )
                 .await?;
             }
@@ -629,7 +606,7 @@ async fn duet_throughput(
         }
     })
     .await?;
-    let rows = vec![cfg.rows_per_client(); cfg.clients];
+    let rows = vec![cfg.load.rows_per_client(); cfg.load.clients];
     let deadline = acked + cfg.timeout();
     let (seen, notes) = duet_crossed(checkers, "root.bench", &rows, deadline).await?;
     Ok((
@@ -644,18 +621,18 @@ async fn duet_throughput(
 /// All CLIENTS writers COPY into the publisher; the subscriber is polled until it holds every row.
 async fn pg_throughput(cfg: Arc<Cfg>) -> Result<Tp> {
     let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
-    let (start, acked, _) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, acked, _) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         async move {
             let c = setup_then_wait(pg_connect(&cfg, cfg.pg_pub_port), &barrier).await?;
             let device = format!("bench.d{i}");
-            for b in 0..cfg.batches_per_client {
+            for b in 0..cfg.load.batches_per_client {
                 pg_copy_batch(
                     &c,
                     &cfg,
                     &device,
-                    b * cfg.rows_per_batch,
-                    cfg.rows_per_batch,
+                    b * cfg.load.rows_per_batch,
+                    cfg.load.rows_per_batch,
                 )
                 .await?;
             }
@@ -663,8 +640,8 @@ async fn pg_throughput(cfg: Arc<Cfg>) -> Result<Tp> {
         }
     })
     .await?;
-    let targets: Vec<(String, usize)> = (0..cfg.clients)
-        .map(|i| (format!("bench.d{i}"), cfg.rows_per_client()))
+    let targets: Vec<(String, usize)> = (0..cfg.load.clients)
+        .map(|i| (format!("bench.d{i}"), cfg.load.rows_per_client()))
         .collect();
     let seen = pg_wait(&sub, &targets, acked + cfg.timeout()).await?;
     pg_verify(&sub, &targets).await?;
@@ -946,7 +923,9 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
     let shared = LagShared::new();
     let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
     let publ = pg_connect(&cfg, cfg.pg_pub_port).await?;
-    let params: Vec<String> = (1..=cfg.columns + 2).map(|k| format!("${k}")).collect();
+    let params: Vec<String> = (1..=cfg.load.columns + 2)
+        .map(|k| format!("${k}"))
+        .collect();
     let insert = publ
         .prepare(&format!("INSERT INTO bench VALUES ({})", params.join(", ")))
         .await
@@ -970,7 +949,7 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
         publ,
         insert,
         device,
-        columns: cfg.columns,
+        columns: cfg.load.columns,
     };
     lag_run(&cfg, &shared, device, writer, poller, |_| {
         anyhow!(
@@ -1035,7 +1014,7 @@ fn spawn_duet_writers(
                 let mut pace = Pace::new(&cfg, n, points_per_s, stop);
                 let mut rows = 0usize;
                 while rows < max_rows && pace.next().await {
-                    let batch = cfg.rows_per_batch.min(max_rows - rows);
+                    let batch = cfg.load.rows_per_batch.min(max_rows - rows);
                     insert_tablet(&mut c, &cfg, &device, rows, batch).await?;
                     rows += batch;
                 }
@@ -1063,8 +1042,8 @@ fn spawn_pg_writers(
                 let mut pace = Pace::new(&cfg, n, points_per_s, stop);
                 let mut rows = 0usize;
                 while pace.next().await {
-                    pg_copy_batch(&c, &cfg, &device, rows, cfg.rows_per_batch).await?;
-                    rows += cfg.rows_per_batch;
+                    pg_copy_batch(&c, &cfg, &device, rows, cfg.load.rows_per_batch).await?;
+                    rows += cfg.load.rows_per_batch;
                 }
                 Ok(rows)
             })
@@ -1091,7 +1070,7 @@ async fn duet_lag_loaded(
     notes: &mut Vec<String>,
 ) -> Result<Loaded> {
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<(ClientOptions, String)> = (0..cfg.clients)
+    let writers: Vec<(ClientOptions, String)> = (0..cfg.load.clients)
         .map(|i| (opts[i % 2].clone(), format!("root.{load}.d{i}")))
         .collect();
     let started = Instant::now();
@@ -1111,14 +1090,16 @@ async fn duet_lag_loaded(
     Ok(Loaded {
         lag,
         target_pts_s: rate,
-        achieved_pts_s: (total * cfg.columns) as f64 / elapsed,
+        achieved_pts_s: (total * cfg.load.columns) as f64 / elapsed,
         drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
     })
 }
 
 async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64, load: &str, lag_device: &str) -> Result<Loaded> {
     let stop = Arc::new(AtomicBool::new(false));
-    let devices: Vec<String> = (0..cfg.clients).map(|i| format!("{load}.d{i}")).collect();
+    let devices: Vec<String> = (0..cfg.load.clients)
+        .map(|i| format!("{load}.d{i}"))
+        .collect();
     let started = Instant::now();
     let handles = spawn_pg_writers(cfg.clone(), devices.clone(), rate, stop.clone());
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -1140,7 +1121,7 @@ async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64, load: &str, lag_device: &str) -
     Ok(Loaded {
         lag,
         target_pts_s: rate,
-        achieved_pts_s: (total * cfg.columns) as f64 / elapsed,
+        achieved_pts_s: (total * cfg.load.columns) as f64 / elapsed,
         drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
     })
 }
@@ -1224,7 +1205,7 @@ async fn duet_outage(cfg: Arc<Cfg>, pair: &mut Pair, rate: f64) -> Result<Outage
     let a_opts = session_options(&pair.a);
     let b_port = pair.b.port;
     let b_dir = pair.b.data_dir.clone();
-    let writers_n = (cfg.clients / 2).max(1);
+    let writers_n = (cfg.load.clients / 2).max(1);
     // Stop B.
     log(&format!("outage: stopping B (pid {}, SIGTERM)", pair.b.pid));
     let rss_b_before_stop = pair.b.peak_rss()?;
@@ -1260,7 +1241,7 @@ async fn duet_outage(cfg: Arc<Cfg>, pair: &mut Pair, rate: f64) -> Result<Outage
     };
     let rows = join_tasks(handles, "writer").await?;
     let write_s = outage_started.elapsed().as_secs_f64();
-    let backlog_points = (rows.iter().sum::<usize>() * cfg.columns) as f64;
+    let backlog_points = (rows.iter().sum::<usize>() * cfg.load.columns) as f64;
     log(&format!(
         "outage: wrote {} rows ({} points) on A in {write_s:.1} s; restarting B on port {b_port}",
         rows.iter().sum::<usize>(),
@@ -1371,17 +1352,7 @@ async fn create_pipes(pair: &Pair) -> Result<()> {
     // Warm-up both directions (also proves the pipes run).
     let mut checkers = vec![connect(&a).await?, connect(&b).await?];
     for (src, dev) in [(0usize, "root.warm.a"), (1usize, "root.warm.b")] {
-        insert_tablet(
-            &mut checkers[src],
-            &Cfg {
-                columns: 1,
-                ..dummy_cfg()
-            },
-            dev,
-            0,
-            1,
-        )
-        .await?;
+        insert_tablet(&mut checkers[src], &dummy_cfg(), dev, 0, 1).await?;
     }
     let targets = vec![
         Expect {
@@ -1411,11 +1382,13 @@ async fn create_pipes(pair: &Pair) -> Result<()> {
 
 fn dummy_cfg() -> Cfg {
     Cfg {
-        clients: 2,
-        rows_per_batch: 1,
-        columns: 1,
-        batches_per_client: 1,
-        repeats: 1,
+        load: Load {
+            clients: 2,
+            rows_per_batch: 1,
+            columns: 1,
+            batches_per_client: 1,
+            repeats: 1,
+        },
         lag_samples: 1,
         lag_interval_ms: 10,
         load_fraction: 0.5,
@@ -1425,20 +1398,15 @@ fn dummy_cfg() -> Cfg {
         sample_ms: 1000,
         timeout_s: 60.0,
         skip_pg: true,
-        duetd_bin: PathBuf::new(),
-        work_dir: PathBuf::new(),
-        pg_host: String::new(),
         pg_pub_port: 0,
         pg_sub_port: 0,
-        pg_user: String::new(),
-        report_path: PathBuf::new(),
-        duet_rev: String::new(),
+        env: RunEnv::default(),
     }
 }
 
 async fn duet_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
-    let dir_a = cfg.work_dir.join(format!("duet-{n}-a"));
-    let dir_b = cfg.work_dir.join(format!("duet-{n}-b"));
+    let dir_a = cfg.env.work_dir.join(format!("duet-{n}-a"));
+    let dir_b = cfg.env.work_dir.join(format!("duet-{n}-b"));
     for d in [&dir_a, &dir_b] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -1709,7 +1677,7 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
 
     let mut s = String::new();
     let _ = writeln!(s, "# Duet replication benchmark\n");
-    let _ = writeln!(s, "- Duet: `{}` (rev {}), two fresh instances per repeat, pipes AB and BA (`source.mode.double-living`, `iotdb-thrift-sink`, defaults otherwise)", cfg.duetd_bin.display(), cfg.duet_rev);
+    let _ = writeln!(s, "- Duet: `{}` (rev {}), two fresh instances per repeat, pipes AB and BA (`source.mode.double-living`, `iotdb-thrift-sink`, defaults otherwise)", cfg.env.duetd_bin.display(), cfg.env.duet_rev);
     let _ = writeln!(s, "- PostgreSQL: {pg_ver}");
     let _ = writeln!(
         s,
@@ -1719,9 +1687,9 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(
         s,
         "- Parameters: CLIENTS={} ROWS_PER_BATCH={} COLUMNS={} (DOUBLE) BATCHES_PER_CLIENT={} REPEATS={} LAG_SAMPLES={} LAG_INTERVAL_MS={} LOAD_FRACTION={} OUTAGE_SECONDS={} OUTAGE_ROWS={} OUTAGE_RATE={} TIMEOUT_SECONDS={}",
-        cfg.clients, cfg.rows_per_batch, cfg.columns, cfg.batches_per_client, cfg.repeats, cfg.lag_samples, cfg.lag_interval_ms, cfg.load_fraction, cfg.outage_seconds, cfg.outage_rows, cfg.outage_rate, cfg.timeout_s
+        cfg.load.clients, cfg.load.rows_per_batch, cfg.load.columns, cfg.load.batches_per_client, cfg.load.repeats, cfg.lag_samples, cfg.lag_interval_ms, cfg.load_fraction, cfg.outage_seconds, cfg.outage_rows, cfg.outage_rate, cfg.timeout_s
     );
-    let _ = writeln!(s, "- Item 1 writes {} points per repeat ({} rows per client); Duet: clients 0, 2, … write to A and 1, 3, … to B; PostgreSQL: all clients write to the publisher", pts, cfg.rows_per_client());
+    let _ = writeln!(s, "- Item 1 writes {} points per repeat ({} rows per client); Duet: clients 0, 2, … write to A and 1, 3, … to B; PostgreSQL: all clients write to the publisher", pts, cfg.load.rows_per_client());
     let _ = writeln!(s, "- Benchmark wall time: {:.0} s\n", elapsed.as_secs_f64());
     let _ = writeln!(s, "Median of {} repeats (min – max next to it). Duet/PG is the ratio of medians: > 1 for a rate means Duet is faster; < 1 for a lag, time or size means Duet is lower. Rows without a PostgreSQL counterpart show —.\n", reps.len());
     comparison_table(&mut s, "Item", &lines);
@@ -1884,17 +1852,9 @@ async fn run() -> Result<()> {
     let cfg = Arc::new(Cfg::from_env()?);
     let started = Instant::now();
     let pg_ver = pg_version(&cfg).await?;
-    let (clients, batches, rows) = (cfg.clients, cfg.batches_per_client, cfg.rows_per_batch);
-    log_load(
-        clients,
-        batches,
-        rows,
-        cfg.columns,
-        "throughput run",
-        cfg.repeats,
-    );
+    cfg.load.log("throughput run");
     let mut reps = Vec::new();
-    for n in 1..=cfg.repeats {
+    for n in 1..=cfg.load.repeats {
         let mut rep = Repeat::default();
         duet_repeat(cfg.clone(), n, &mut rep)
             .await
@@ -1907,7 +1867,7 @@ async fn run() -> Result<()> {
         reps.push(rep);
     }
     let text = report(&cfg, &reps, &pg_ver, started.elapsed());
-    publish_report(&cfg.report_path, &text)
+    publish_report(&cfg.env.report_path, &text)
 }
 
 fn main() -> std::process::ExitCode {

@@ -47,6 +47,83 @@ pub fn env_req(name: &str) -> Result<String> {
         .map_err(|_| anyhow!("environment variable {name} is required (run through run.sh)"))
 }
 
+/// How much a benchmark writes: CLIENTS writers, each BATCHES_PER_CLIENT batches of ROWS_PER_BATCH
+/// rows of COLUMNS values (measurements `s0`, `s1`, …), the whole repeated REPEATS times.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub clients: usize,
+    pub rows_per_batch: usize,
+    pub columns: usize,
+    pub batches_per_client: usize,
+    pub repeats: usize,
+}
+
+impl Load {
+    /// From the environment; `default_batches` when BATCHES_PER_CLIENT is unset.
+    pub fn from_env(default_batches: usize) -> Result<Load> {
+        Ok(Load {
+            clients: env_or("CLIENTS", 4)?,
+            rows_per_batch: env_or("ROWS_PER_BATCH", 1000)?,
+            columns: env_or("COLUMNS", 10)?,
+            batches_per_client: env_or("BATCHES_PER_CLIENT", default_batches)?,
+            repeats: env_or("REPEATS", 3)?,
+        })
+    }
+
+    /// Whether rows, columns, batches and repeats are all positive (each benchmark checks the
+    /// clients: it knows how many it needs).
+    pub fn is_positive(&self) -> bool {
+        self.rows_per_batch > 0
+            && self.columns > 0
+            && self.batches_per_client > 0
+            && self.repeats > 0
+    }
+
+    pub fn rows_per_client(&self) -> usize {
+        self.rows_per_batch * self.batches_per_client
+    }
+
+    pub fn total_points(&self) -> usize {
+        self.rows_per_client() * self.clients * self.columns
+    }
+
+    pub fn measurements(&self) -> Vec<String> {
+        (0..self.columns).map(|j| format!("s{j}")).collect()
+    }
+
+    /// The line a run starts with: the load of one run (`per` names it) and the number of repeats.
+    pub fn log(&self, per: &str) {
+        let (clients, batches, rows) = (self.clients, self.batches_per_client, self.rows_per_batch);
+        let (columns, repeats, points) = (self.columns, self.repeats, self.total_points());
+        log(&format!("{clients} clients × {batches} batches × {rows} rows × {columns} columns = {points} points per {per}, {repeats} repeats"));
+    }
+}
+
+/// What `run.sh` passes to a benchmark besides the load: the duetd binary, the work directory,
+/// PostgreSQL's host and user, where the report goes, and the revision of Duet under test.
+#[derive(Debug, Clone, Default)]
+pub struct RunEnv {
+    pub duetd_bin: PathBuf,
+    pub work_dir: PathBuf,
+    pub pg_host: String,
+    pub pg_user: String,
+    pub report_path: PathBuf,
+    pub duet_rev: String,
+}
+
+impl RunEnv {
+    pub fn from_env() -> Result<RunEnv> {
+        Ok(RunEnv {
+            duetd_bin: PathBuf::from(env_req("DUETD_BIN")?),
+            work_dir: PathBuf::from(env_req("WORK_DIR")?),
+            pg_host: env_or("PG_HOST", "127.0.0.1".to_string())?,
+            pg_user: env_or("PG_USER", "postgres".to_string())?,
+            report_path: PathBuf::from(env_req("REPORT_PATH")?),
+            duet_rev: env_or("DUET_REV", "unknown".to_string())?,
+        })
+    }
+}
+
 /// A progress line on stderr, with the wall-clock time.
 pub fn log(msg: &str) {
     let now = Command::new("date")
@@ -489,19 +566,6 @@ pub fn publish_report(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
     log(&format!("report written to {}", path.display()));
     Ok(())
-}
-
-/// The line a run starts with: the load of one run (`per` names it) and the number of repeats.
-pub fn log_load(
-    clients: usize,
-    batches: usize,
-    rows: usize,
-    columns: usize,
-    per: &str,
-    repeats: usize,
-) {
-    let points = clients * batches * rows * columns;
-    log(&format!("{clients} clients × {batches} batches × {rows} rows × {columns} columns = {points} points per {per}, {repeats} repeats"));
 }
 
 /// CPUs, CPU model, memory and kernel, for a report's header.
