@@ -240,37 +240,6 @@ fn record_writes<V>(
         .collect()
 }
 
-pub async fn insert_records(engine: &Engine, r: &t::TSInsertRecordsReq) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let writes = record_writes(
-        "insertRecords",
-        Devices::Each(&r.prefix_paths),
-        &r.measurements_list,
-        &r.values_list,
-        &r.timestamps,
-        aligned,
-        |d, m, v, t, a| record_write(d, m, v, t, a),
-    );
-    run(engine, writes, true).await
-}
-
-pub async fn insert_records_of_one_device(
-    engine: &Engine,
-    r: &t::TSInsertRecordsOfOneDeviceReq,
-) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let writes = record_writes(
-        "insertRecordsOfOneDevice",
-        Devices::One(&r.prefix_path),
-        &r.measurements_list,
-        &r.values_list,
-        &r.timestamps,
-        aligned,
-        |d, m, v, t, a| record_write(d, m, v, t, a),
-    );
-    run(engine, writes, false).await
-}
-
 pub async fn insert_string_record(engine: &Engine, r: &t::TSInsertStringRecordReq) -> t::TSStatus {
     let w = string_record_write(
         &r.prefix_path,
@@ -282,39 +251,30 @@ pub async fn insert_string_record(engine: &Engine, r: &t::TSInsertStringRecordRe
     run(engine, w.map(|w| vec![w]), false).await
 }
 
-pub async fn insert_string_records(
-    engine: &Engine,
-    r: &t::TSInsertStringRecordsReq,
-) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let writes = record_writes(
-        "insertStringRecords",
-        Devices::Each(&r.prefix_paths),
-        &r.measurements_list,
-        &r.values_list,
-        &r.timestamps,
-        aligned,
-        |d, m, v, t, a| string_record_write(d, m, v, t, a),
-    );
-    run(engine, writes, true).await
+/// The multi-record RPCs (`$what`): the records of a `$request` (a device each, or one for all:
+/// `$devices`) built by `$build` into writes; `$partial`: whether the records that can be written
+/// are written when others fail.
+macro_rules! records_rpc {
+    ($name:ident($request:ty, $what:literal): $devices:ident($field:ident), $build:ident, $partial:literal) => {
+        pub async fn $name(engine: &Engine, r: &$request) -> t::TSStatus {
+            let writes = record_writes(
+                $what,
+                Devices::$devices(&r.$field),
+                &r.measurements_list,
+                &r.values_list,
+                &r.timestamps,
+                r.is_aligned.unwrap_or(false),
+                |d, m, v, t, a| $build(d, m, v, t, a),
+            );
+            run(engine, writes, $partial).await
+        }
+    };
 }
 
-pub async fn insert_string_records_of_one_device(
-    engine: &Engine,
-    r: &t::TSInsertStringRecordsOfOneDeviceReq,
-) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let writes = record_writes(
-        "insertStringRecordsOfOneDevice",
-        Devices::One(&r.prefix_path),
-        &r.measurements_list,
-        &r.values_list,
-        &r.timestamps,
-        aligned,
-        |d, m, v, t, a| string_record_write(d, m, v, t, a),
-    );
-    run(engine, writes, false).await
-}
+records_rpc! { insert_records(t::TSInsertRecordsReq, "insertRecords"): Each(prefix_paths), record_write, true }
+records_rpc! { insert_records_of_one_device(t::TSInsertRecordsOfOneDeviceReq, "insertRecordsOfOneDevice"): One(prefix_path), record_write, false }
+records_rpc! { insert_string_records(t::TSInsertStringRecordsReq, "insertStringRecords"): Each(prefix_paths), string_record_write, true }
+records_rpc! { insert_string_records_of_one_device(t::TSInsertStringRecordsOfOneDeviceReq, "insertStringRecordsOfOneDevice"): One(prefix_path), string_record_write, false }
 
 /// IoTDB's encoding and compressor codes (reference §5.3), as names.
 pub(crate) fn encoding_name(code: i32) -> Option<String> {
