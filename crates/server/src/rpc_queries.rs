@@ -15,6 +15,34 @@ use duet_proto::t;
 
 use crate::status_codes::StatementError;
 
+/// What every query RPC's request carries for its answer's paging: the fetch size and the timeout.
+pub trait Paging {
+    fn fetch_size(&self) -> Option<i32>;
+    fn timeout(&self) -> Option<i64>;
+}
+
+macro_rules! paging {
+    ($($request:ty),*) => {$(
+        impl Paging for $request {
+            fn fetch_size(&self) -> Option<i32> {
+                self.fetch_size
+            }
+            fn timeout(&self) -> Option<i64> {
+                self.timeout
+            }
+        }
+    )*};
+}
+
+paging!(
+    t::TSRawDataQueryReq,
+    t::TSLastDataQueryReq,
+    t::TSFastLastDataQueryForOnePrefixPathReq,
+    t::TSFastLastDataQueryForOneDeviceReq,
+    t::TSAggregationQueryReq,
+    t::TSGroupByQueryIntervalReq
+);
+
 /// IoTDB's `TAggregationType` names, by value (common.thrift).
 const AGGREGATION_NAMES: &[&str] = &[
     "COUNT",
@@ -160,22 +188,25 @@ fn no_paths() -> StatementError {
     StatementError::new(StatusCode::IllegalParameter, "the request names no paths")
 }
 
-/// `executeRawDataQuery(V2)`: the series' points with `startTime <= time < endTime`, aligned by time.
-pub fn raw_data(req: &t::TSRawDataQueryReq) -> Result<Select, StatementError> {
-    let legal = req.legal_path_nodes.unwrap_or(false);
-    if req.paths.is_empty() {
+/// One select item per path, each below `root` (an error when there are none).
+fn path_items(paths: &[String], legal_nodes: bool) -> Result<Vec<SelectItem>, StatementError> {
+    if paths.is_empty() {
         return Err(no_paths());
     }
-    let items = req
-        .paths
+    paths
         .iter()
         .map(|p| {
             Ok(SelectItem::Path {
-                path: below_root(p, legal)?,
+                path: below_root(p, legal_nodes)?,
                 alias: None,
             })
         })
-        .collect::<Result<Vec<_>, StatementError>>()?;
+        .collect()
+}
+
+/// `executeRawDataQuery(V2)`: the series' points with `startTime <= time < endTime`, aligned by time.
+pub fn raw_data(req: &t::TSRawDataQueryReq) -> Result<Select, StatementError> {
+    let items = path_items(&req.paths, req.legal_path_nodes.unwrap_or(false))?;
     let mut query = select(items, vec![root()]);
     query.condition = Some(time_range(req.start_time, req.end_time));
     Ok(query)
@@ -184,19 +215,7 @@ pub fn raw_data(req: &t::TSRawDataQueryReq) -> Result<Select, StatementError> {
 /// `executeLastDataQuery(V2)`: each series' newest point, only if its time is `>= time`
 /// (`i64::MIN` means no bound, as in IoTDB).
 pub fn last_data(paths: &[String], time: i64, legal: bool) -> Result<Select, StatementError> {
-    if paths.is_empty() {
-        return Err(no_paths());
-    }
-    let items = paths
-        .iter()
-        .map(|p| {
-            Ok(SelectItem::Path {
-                path: below_root(p, legal)?,
-                alias: None,
-            })
-        })
-        .collect::<Result<Vec<_>, StatementError>>()?;
-    let mut query = select(items, vec![root()]);
+    let mut query = select(path_items(paths, legal)?, vec![root()]);
     query.last = true;
     if time != i64::MIN {
         query.condition = Some(time_cmp(BinaryOp::GtEq, time));
