@@ -262,6 +262,15 @@ impl<'a> BinaryInput<'a> {
         let b = self.frame.byte()?;
         Self::ttype(b)
     }
+
+    /// A list's or a set's header (`what`): its element type and its size, claimed in the frame.
+    fn list_or_set(&mut self, what: &str) -> thrift::Result<(TType, i32)> {
+        let element_type = self.element_type()?;
+        let size = self.read_i32()?;
+        let min = self.frame.min_size(element_type)?;
+        let size = self.frame.claim(i64::from(size), min, what)?;
+        Ok((element_type, size))
+    }
 }
 
 impl TInputProtocol for BinaryInput<'_> {
@@ -355,10 +364,7 @@ impl TInputProtocol for BinaryInput<'_> {
     }
 
     fn read_list_begin(&mut self) -> thrift::Result<TListIdentifier> {
-        let element_type = self.element_type()?;
-        let size = self.read_i32()?;
-        let min = self.frame.min_size(element_type)?;
-        let size = self.frame.claim(i64::from(size), min, "list")?;
+        let (element_type, size) = self.list_or_set("list")?;
         Ok(TListIdentifier::new(element_type, size))
     }
 
@@ -367,10 +373,7 @@ impl TInputProtocol for BinaryInput<'_> {
     }
 
     fn read_set_begin(&mut self) -> thrift::Result<TSetIdentifier> {
-        let element_type = self.element_type()?;
-        let size = self.read_i32()?;
-        let min = self.frame.min_size(element_type)?;
-        let size = self.frame.claim(i64::from(size), min, "set")?;
+        let (element_type, size) = self.list_or_set("set")?;
         Ok(TSetIdentifier::new(element_type, size))
     }
 
