@@ -1283,13 +1283,7 @@ fn next_page(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    fn control() -> QueryControlRef {
-        QueryControl::new(QueryLimits {
-            memory_bytes: 1 << 20,
-            timeout: None,
-        })
-    }
+    use crate::queries::tests::control;
 
     #[tokio::test]
     async fn a_dropped_request_cancels_its_blocking_work() {

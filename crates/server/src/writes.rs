@@ -195,14 +195,15 @@ pub async fn insert_tablets(engine: &Engine, r: &t::TSInsertTabletsReq) -> t::TS
 }
 
 pub async fn insert_record(engine: &Engine, r: &t::TSInsertRecordReq) -> t::TSStatus {
-    let w = record_write(
+    let aligned = r.is_aligned.unwrap_or(false);
+    let write = record_write(
         &r.prefix_path,
         &r.measurements,
         &r.values,
         r.timestamp,
-        r.is_aligned.unwrap_or(false),
+        aligned,
     );
-    run(engine, w.map(|w| vec![w]), false).await
+    run(engine, write.map(|w| vec![w]), false).await
 }
 
 /// The devices of a multi-record request: one per record, or one for all of them.
@@ -241,14 +242,15 @@ fn record_writes<V>(
 }
 
 pub async fn insert_string_record(engine: &Engine, r: &t::TSInsertStringRecordReq) -> t::TSStatus {
-    let w = string_record_write(
+    let aligned = r.is_aligned.unwrap_or(false);
+    let write = string_record_write(
         &r.prefix_path,
         &r.measurements,
         &r.values,
         r.timestamp,
-        r.is_aligned.unwrap_or(false),
+        aligned,
     );
-    run(engine, w.map(|w| vec![w]), false).await
+    run(engine, write.map(|w| vec![w]), false).await
 }
 
 /// The multi-record RPCs (`$what`): the records of a `$request` (a device each, or one for all:
