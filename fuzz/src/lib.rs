@@ -225,30 +225,18 @@ fn call_seeds(protocol: Protocol) -> Vec<(&'static str, Vec<u8>)> {
             out.push((name, payload));
         }
     };
-    push(
-        "open-session",
-        rpc::encode_struct_call(protocol, "openSession", 1, &open),
-    );
-    push(
-        "execute",
-        rpc::encode_struct_call(protocol, "executeStatementV2", 1, &execute),
-    );
-    push(
-        "insert-tablet",
-        rpc::encode_struct_call(protocol, "insertTablet", 1, &tablet),
-    );
-    push(
-        "insert-record",
-        rpc::encode_struct_call(protocol, "insertRecord", 1, &record),
-    );
-    push(
-        "pipe-transfer",
-        rpc::encode_struct_call(protocol, "pipeTransfer", -1, &pipe),
-    );
-    push(
-        "create-schema-template",
-        rpc::encode_struct_call(protocol, "createSchemaTemplate", 1, &template),
-    );
+    // Each seed: its name, then the method, the sequence id and the request of the call.
+    macro_rules! struct_call {
+        ($name:literal, $method:literal, $seq:literal, $req:expr) => {
+            push($name, rpc::encode_struct_call(protocol, $method, $seq, $req))
+        };
+    }
+    struct_call!("open-session", "openSession", 1, &open);
+    struct_call!("execute", "executeStatementV2", 1, &execute);
+    struct_call!("insert-tablet", "insertTablet", 1, &tablet);
+    struct_call!("insert-record", "insertRecord", 1, &record);
+    struct_call!("pipe-transfer", "pipeTransfer", -1, &pipe);
+    struct_call!("create-schema-template", "createSchemaTemplate", 1, &template);
     push(
         "request-statement-id",
         rpc::encode_i64_call(protocol, "requestStatementId", 9),
