@@ -1,7 +1,11 @@
 """Small helpers shared by the test modules (kept out of conftest.py so they
 can be imported normally)."""
 
+import math
+
+import pandas as pd
 import pytest
+from iotdb.thrift.rpc import IClientRPCService
 from iotdb.utils.exception import StatementExecutionException
 
 PIPE_COLUMNS = [
@@ -15,6 +19,35 @@ def query_df(session, sql):
     (closeOperation is sent when the `with` block exits)."""
     with session.execute_query_statement(sql) as ds:
         return ds.todf()
+
+
+def norm(v):
+    """A DataFrame cell as a plain Python value; None for a null or NaN."""
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    return v
+
+
+def columns(df):
+    """A DataFrame as {column: [plain values]}."""
+    return {c: [norm(v) for v in df[c].tolist()] for c in df.columns}
+
+
+def count_fetches(monkeypatch):
+    """The fetch sizes of every fetchResultsV2 the client sends from now on, in a list that grows."""
+    calls = []
+    orig = IClientRPCService.Client.fetchResultsV2
+
+    def counting(self, req):
+        calls.append(req.fetchSize)
+        return orig(self, req)
+
+    monkeypatch.setattr(IClientRPCService.Client, "fetchResultsV2", counting)
+    return calls
 
 
 def query_rows(session, sql):

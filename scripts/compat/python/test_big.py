@@ -4,9 +4,10 @@ fetchResultsV2 paging."""
 import numpy as np
 import pytest
 from iotdb.Session import Session
-from iotdb.thrift.rpc import IClientRPCService
 from iotdb.utils.IoTDBConstants import TSDataType
 from iotdb.utils.NumpyTablet import NumpyTablet
+
+from helpers import count_fetches
 
 N_ROWS = 1_000_000
 BATCH = 10_000
@@ -28,14 +29,7 @@ def test_million_rows_paged(server, monkeypatch):
     finally:
         s.close()
 
-    calls = []
-    orig = IClientRPCService.Client.fetchResultsV2
-
-    def counting(self, req):
-        calls.append(req.fetchSize)
-        return orig(self, req)
-
-    monkeypatch.setattr(IClientRPCService.Client, "fetchResultsV2", counting)
+    calls = count_fetches(monkeypatch)
 
     s = Session(server.host, server.port, "root", "root", fetch_size=FETCH)
     s.open(False)

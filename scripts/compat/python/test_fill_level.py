@@ -2,29 +2,12 @@
 execute_query_statement(...).todf(): values, column names and types as
 IoTDB prints them."""
 
-import math
-
-import pandas as pd
 from iotdb.utils.IoTDBConstants import TSDataType
 from iotdb.utils.Tablet import Tablet
 
-from helpers import expect_error, query_df
+from helpers import columns, expect_error, query_df
 
 T = TSDataType
-
-
-def norm(v):
-    if v is None or v is pd.NA:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if hasattr(v, "item"):
-        v = v.item()
-    return v
-
-
-def columns(df):
-    return {c: [norm(v) for v in df[c].tolist()] for c in df.columns}
 
 
 def write(session):

@@ -4,15 +4,13 @@ ALIGN BY DEVICE, aggregates, GROUP BY, SELECT LAST, DELETE.
 Every query test runs against three servers holding the same data: all in
 the memtable, all flushed to Parquet, and half flushed / half in memory."""
 
-import math
-
 import pandas as pd
 import pytest
 from iotdb.utils.IoTDBConstants import TSDataType
 from iotdb.utils.Tablet import Tablet
 
 from conftest import ServerFactory
-from helpers import query_df, query_rows
+from helpers import columns, query_df, query_rows
 
 T = TSDataType
 
@@ -65,20 +63,6 @@ def qs(request, tmp_path_factory):
     yield s
     s.close()
     factory.close()
-
-
-def norm(v):
-    if v is None or v is pd.NA:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if hasattr(v, "item"):
-        v = v.item()
-    return v
-
-
-def columns(df):
-    return {c: [norm(v) for v in df[c].tolist()] for c in df.columns}
 
 
 def pick(values, times, wanted):

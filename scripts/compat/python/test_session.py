@@ -6,14 +6,13 @@ import subprocess
 import numpy as np
 import pytest
 from iotdb.Session import Session
-from iotdb.thrift.rpc import IClientRPCService
 from iotdb.utils.exception import IoTDBConnectionException, StatementExecutionException
 from iotdb.utils.IoTDBConstants import TSDataType
 from iotdb.utils.SessionDataSet import SessionDataSet
 from iotdb.utils.Tablet import Tablet
 
 from conftest import duetd_bin
-from helpers import expect_error, query_df, query_rows
+from helpers import count_fetches, expect_error, query_df, query_rows
 
 CLUSTER_COLUMNS = [
     "NodeID", "NodeType", "Status", "InternalAddress", "InternalPort", "Version", "BuildInfo",
@@ -248,14 +247,7 @@ def test_paged_list_user(server, monkeypatch):
         for n in names:
             admin.execute_non_query_statement(f"CREATE USER {n} 'pw_{n}'")
 
-        calls = []
-        orig = IClientRPCService.Client.fetchResultsV2
-
-        def counting(self, req):
-            calls.append(req.fetchSize)
-            return orig(self, req)
-
-        monkeypatch.setattr(IClientRPCService.Client, "fetchResultsV2", counting)
+        calls = count_fetches(monkeypatch)
 
         for compact in (False, True):
             calls.clear()
