@@ -194,18 +194,6 @@ pub async fn insert_tablets(engine: &Engine, r: &t::TSInsertTabletsReq) -> t::TS
     run(engine, writes, true).await
 }
 
-pub async fn insert_record(engine: &Engine, r: &t::TSInsertRecordReq) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let write = record_write(
-        &r.prefix_path,
-        &r.measurements,
-        &r.values,
-        r.timestamp,
-        aligned,
-    );
-    run(engine, write.map(|w| vec![w]), false).await
-}
-
 /// The devices of a multi-record request: one per record, or one for all of them.
 enum Devices<'a> {
     Each(&'a [String]),
@@ -241,17 +229,25 @@ fn record_writes<V>(
         .collect()
 }
 
-pub async fn insert_string_record(engine: &Engine, r: &t::TSInsertStringRecordReq) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let write = string_record_write(
-        &r.prefix_path,
-        &r.measurements,
-        &r.values,
-        r.timestamp,
-        aligned,
-    );
-    run(engine, write.map(|w| vec![w]), false).await
+/// The single-record RPCs: the record of a `$request` built by `$build` into one write.
+macro_rules! record_rpc {
+    ($name:ident($request:ty), $build:ident) => {
+        pub async fn $name(engine: &Engine, r: &$request) -> t::TSStatus {
+            let aligned = r.is_aligned.unwrap_or(false);
+            let write = $build(
+                &r.prefix_path,
+                &r.measurements,
+                &r.values,
+                r.timestamp,
+                aligned,
+            );
+            run(engine, write.map(|w| vec![w]), false).await
+        }
+    };
 }
+
+record_rpc! { insert_record(t::TSInsertRecordReq), record_write }
+record_rpc! { insert_string_record(t::TSInsertStringRecordReq), string_record_write }
 
 /// The multi-record RPCs (`$what`): the records of a `$request` (a device each, or one for all:
 /// `$devices`) built by `$build` into writes; `$partial`: whether the records that can be written
