@@ -165,25 +165,6 @@ fn time_range(start: i64, end: i64) -> Expr {
     }
 }
 
-fn select(items: Vec<SelectItem>, from: Vec<Path>) -> Select {
-    Select {
-        last: false,
-        items,
-        from,
-        condition: None,
-        group_by: None,
-        order_by_time_desc: false,
-        limit: None,
-        offset: None,
-        slimit: None,
-        soffset: None,
-        align_by_device: false,
-        group_by_level: None,
-        having: None,
-        fill: None,
-    }
-}
-
 fn no_paths() -> StatementError {
     StatementError::new(StatusCode::IllegalParameter, "the request names no paths")
 }
@@ -207,7 +188,7 @@ fn path_items(paths: &[String], legal_nodes: bool) -> Result<Vec<SelectItem>, St
 /// `executeRawDataQuery(V2)`: the series' points with `startTime <= time < endTime`, aligned by time.
 pub fn raw_data(req: &t::TSRawDataQueryReq) -> Result<Select, StatementError> {
     let items = path_items(&req.paths, req.legal_path_nodes.unwrap_or(false))?;
-    let mut query = select(items, vec![root()]);
+    let mut query = Select::new(items, vec![root()]);
     query.condition = Some(time_range(req.start_time, req.end_time));
     Ok(query)
 }
@@ -215,7 +196,7 @@ pub fn raw_data(req: &t::TSRawDataQueryReq) -> Result<Select, StatementError> {
 /// `executeLastDataQuery(V2)`: each series' newest point, only if its time is `>= time`
 /// (`i64::MIN` means no bound, as in IoTDB).
 pub fn last_data(paths: &[String], time: i64, legal: bool) -> Result<Select, StatementError> {
-    let mut query = select(path_items(paths, legal)?, vec![root()]);
+    let mut query = Select::new(path_items(paths, legal)?, vec![root()]);
     query.last = true;
     if time != i64::MIN {
         query.condition = Some(time_cmp(BinaryOp::GtEq, time));
@@ -242,7 +223,7 @@ pub fn fast_last_for_prefix(prefixes: &[String]) -> Result<Select, StatementErro
     let joined = prefixes.join(".");
     let mut nodes = path_nodes(&joined, false)?;
     nodes.push(PathNode::Many);
-    let mut query = select(
+    let mut query = Select::new(
         vec![SelectItem::Path {
             path: Path(nodes[1..].to_vec()),
             alias: None,
@@ -304,7 +285,7 @@ pub fn aggregation(req: &t::TSAggregationQueryReq) -> Result<Select, StatementEr
             })
         })
         .collect::<Result<Vec<_>, StatementError>>()?;
-    let mut query = select(items, vec![root()]);
+    let mut query = Select::new(items, vec![root()]);
     if let Some(interval) = req.interval {
         let start = req.start_time.ok_or_else(|| missing("startTime"))?;
         let end = req.end_time.ok_or_else(|| missing("endTime"))?;
@@ -327,7 +308,7 @@ pub fn group_by_interval(
     let interval = req
         .interval
         .ok_or_else(|| StatementError::new(StatusCode::IllegalParameter, "interval must be set"))?;
-    let mut query = select(
+    let mut query = Select::new(
         vec![SelectItem::Aggregate {
             function: name.to_string(),
             path: Path(vec![PathNode::Name(req.measurement.clone())]),
