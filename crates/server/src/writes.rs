@@ -315,20 +315,22 @@ pub async fn create_timeseries(engine: &Engine, r: &t::TSCreateTimeseriesReq) ->
     let Some(dt) = DataType::from_code(r.data_type) else {
         return bad_request(format!("unknown data type code {}", r.data_type));
     };
-    schema_result(
-        engine
-            .create_series_rpc(
-                &device,
-                false,
-                &[(
-                    m,
-                    dt,
-                    encoding_name(r.encoding),
-                    compressor_name(r.compressor),
-                )],
-            )
-            .await,
-    )
+    let spec = (
+        m,
+        dt,
+        encoding_name(r.encoding),
+        compressor_name(r.compressor),
+    );
+    create_one(engine, &device, spec).await
+}
+
+/// Creates one non-aligned series of `device` from its (measurement, type, encoding, compressor).
+async fn create_one(
+    engine: &Engine,
+    device: &str,
+    spec: (String, DataType, Option<String>, Option<String>),
+) -> t::TSStatus {
+    schema_result(engine.create_series_rpc(device, false, &[spec]).await)
 }
 
 pub async fn create_aligned_timeseries(
@@ -366,20 +368,11 @@ pub async fn create_multi_timeseries(
         let s = match (split_series(path), DataType::from_code(r.data_types[i])) {
             (Err(s), _) => s,
             (_, None) => bad_request(format!("unknown data type code {}", r.data_types[i])),
-            (Ok((device, m)), Some(dt)) => schema_result(
-                engine
-                    .create_series_rpc(
-                        &device,
-                        false,
-                        &[(
-                            m,
-                            dt,
-                            r.encodings.get(i).and_then(|c| encoding_name(*c)),
-                            r.compressors.get(i).and_then(|c| compressor_name(*c)),
-                        )],
-                    )
-                    .await,
-            ),
+            (Ok((device, m)), Some(dt)) => {
+                let encoding = r.encodings.get(i).and_then(|c| encoding_name(*c));
+                let compressor = r.compressors.get(i).and_then(|c| compressor_name(*c));
+                create_one(engine, &device, (m, dt, encoding, compressor)).await
+            }
         };
         subs.push(Box::new(s));
     }
