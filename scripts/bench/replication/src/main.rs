@@ -964,22 +964,22 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
 // Paced background writers (moderate load, outage backlog)
 
 /// A background writer's pace: its share of `points_per_s` in batches of ROWS_PER_BATCH rows, until
-/// `stop` is set; at 0 points/s as fast as it can (item 2c).
+/// `stop` is set; at 0 points/s as fast as it can (item 2c). The clock starts at the first batch.
 struct Pace {
+    period: Option<Duration>,
     tick: Option<tokio::time::Interval>,
     stop: Arc<AtomicBool>,
 }
 
 impl Pace {
     fn new(cfg: &Cfg, writers: usize, points_per_s: f64, stop: Arc<AtomicBool>) -> Pace {
-        let tick = (points_per_s > 0.0).then(|| {
-            let mut i = tokio::time::interval(Duration::from_secs_f64(
-                writers as f64 * cfg.tablet_points() / points_per_s,
-            ));
-            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            i
-        });
-        Pace { tick, stop }
+        let period = (points_per_s > 0.0)
+            .then(|| Duration::from_secs_f64(writers as f64 * cfg.tablet_points() / points_per_s));
+        Pace {
+            period,
+            tick: None,
+            stop,
+        }
     }
 
     /// Waits for the next batch's turn; false once `stop` is set.
@@ -987,15 +987,43 @@ impl Pace {
         if self.stop.load(Ordering::Relaxed) {
             return false;
         }
-        if let Some(t) = self.tick.as_mut() {
-            t.tick().await;
+        if let Some(period) = self.period {
+            let tick = self.tick.get_or_insert_with(|| {
+                let mut i = tokio::time::interval(period);
+                i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                i
+            });
+            tick.tick().await;
         }
         !self.stop.load(Ordering::Relaxed)
     }
 }
 
-/// Writers of 1000-row tablets / COPY batches, together at `points_per_s` (0: as fast as they can),
-/// until `stop` is set or each has written `max_rows`. Each returns the rows it wrote.
+/// One task per writer, each running `write(writer, cfg, its pace)` at its share of `points_per_s`
+/// until `stop` is set; each returns the rows it wrote.
+fn spawn_paced<W, F, Fut>(
+    cfg: &Arc<Cfg>,
+    writers: Vec<W>,
+    points_per_s: f64,
+    stop: &Arc<AtomicBool>,
+    write: F,
+) -> Vec<JoinHandle<Result<usize>>>
+where
+    F: Fn(W, Arc<Cfg>, Pace) -> Fut,
+    Fut: std::future::Future<Output = Result<usize>> + Send + 'static,
+{
+    let n = writers.len();
+    writers
+        .into_iter()
+        .map(|w| {
+            let pace = Pace::new(cfg, n, points_per_s, stop.clone());
+            tokio::spawn(write(w, cfg.clone(), pace))
+        })
+        .collect()
+}
+
+/// Writers of 1000-row tablets, together at `points_per_s` (0: as fast as they can), until `stop`
+/// is set or each has written `max_rows`.
 fn spawn_duet_writers(
     cfg: Arc<Cfg>,
     writers: Vec<(ClientOptions, String)>,
@@ -1003,52 +1031,48 @@ fn spawn_duet_writers(
     max_rows: usize,
     stop: Arc<AtomicBool>,
 ) -> Vec<JoinHandle<Result<usize>>> {
-    let n = writers.len();
-    writers
-        .into_iter()
-        .map(|(opts, device)| {
-            let cfg = cfg.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut c = connect(&opts).await?;
-                let mut pace = Pace::new(&cfg, n, points_per_s, stop);
-                let mut rows = 0usize;
-                while rows < max_rows && pace.next().await {
-                    let batch = cfg.load.rows_per_batch.min(max_rows - rows);
-                    insert_tablet(&mut c, &cfg, &device, rows, batch).await?;
-                    rows += batch;
-                }
-                c.close().await?;
-                Ok(rows)
-            })
-        })
-        .collect()
+    spawn_paced(
+        &cfg,
+        writers,
+        points_per_s,
+        &stop,
+        move |(opts, device), cfg, mut pace| async move {
+            let mut c = connect(&opts).await?;
+            let mut rows = 0usize;
+            while rows < max_rows && pace.next().await {
+                let batch = cfg.load.rows_per_batch.min(max_rows - rows);
+                insert_tablet(&mut c, &cfg, &device, rows, batch).await?;
+                rows += batch;
+            }
+            c.close().await?;
+            Ok(rows)
+        },
+    )
 }
 
+/// Writers of 1000-row COPY batches into the publisher, together at `points_per_s` (0: as fast as
+/// they can), until `stop` is set.
 fn spawn_pg_writers(
     cfg: Arc<Cfg>,
     devices: Vec<String>,
     points_per_s: f64,
     stop: Arc<AtomicBool>,
 ) -> Vec<JoinHandle<Result<usize>>> {
-    let n = devices.len();
-    devices
-        .into_iter()
-        .map(|device| {
-            let cfg = cfg.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let c = pg_connect(&cfg, cfg.pg_pub_port).await?;
-                let mut pace = Pace::new(&cfg, n, points_per_s, stop);
-                let mut rows = 0usize;
-                while pace.next().await {
-                    pg_copy_batch(&c, &cfg, &device, rows, cfg.load.rows_per_batch).await?;
-                    rows += cfg.load.rows_per_batch;
-                }
-                Ok(rows)
-            })
-        })
-        .collect()
+    spawn_paced(
+        &cfg,
+        devices,
+        points_per_s,
+        &stop,
+        |device, cfg, mut pace| async move {
+            let c = pg_connect(&cfg, cfg.pg_pub_port).await?;
+            let mut rows = 0usize;
+            while pace.next().await {
+                pg_copy_batch(&c, &cfg, &device, rows, cfg.load.rows_per_batch).await?;
+                rows += cfg.load.rows_per_batch;
+            }
+            Ok(rows)
+        },
+    )
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -1075,24 +1099,13 @@ async fn duet_lag_loaded(
         .collect();
     let started = Instant::now();
     let handles = spawn_duet_writers(cfg.clone(), writers, rate, usize::MAX, stop.clone());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let lag = duet_lag(cfg.clone(), &opts[0], &opts[1], lag_device).await;
-    stop.store(true, Ordering::Relaxed);
-    let stopped = Instant::now();
-    let rows = join_tasks(handles, "writer").await?;
-    let lag = lag?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let total: usize = rows.iter().sum();
+    let lag = duet_lag(cfg.clone(), &opts[0], &opts[1], lag_device);
+    let run = under_load(cfg, (started, handles, &stop), lag).await?;
     let deadline = Instant::now() + cfg.timeout();
     let (seen, crossed_notes) =
-        duet_crossed(checkers, &format!("root.{load}"), &rows, deadline).await?;
+        duet_crossed(checkers, &format!("root.{load}"), &run.rows, deadline).await?;
     notes.extend(crossed_notes);
-    Ok(Loaded {
-        lag,
-        target_pts_s: rate,
-        achieved_pts_s: (total * cfg.load.columns) as f64 / elapsed,
-        drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
-    })
+    Ok(run.loaded(rate, seen))
 }
 
 async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64, load: &str, lag_device: &str) -> Result<Loaded> {
@@ -1102,27 +1115,61 @@ async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64, load: &str, lag_device: &str) -
         .collect();
     let started = Instant::now();
     let handles = spawn_pg_writers(cfg.clone(), devices.clone(), rate, stop.clone());
+    let lag = pg_lag(cfg.clone(), lag_device);
+    let run = under_load(&cfg, (started, handles, &stop), lag).await?;
+    let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
+    let targets: Vec<(String, usize)> = devices
+        .into_iter()
+        .zip(run.rows.iter().copied())
+        .filter(|(_, r)| *r > 0)
+        .collect();
+    let seen = pg_wait(&sub, &targets, Instant::now() + cfg.timeout()).await?;
+    pg_verify(&sub, &targets).await?;
+    Ok(run.loaded(rate, seen))
+}
+
+/// A lag run under the load of background writers, and what they wrote.
+struct UnderLoad {
+    lag: Lag,
+    /// The rows each writer wrote.
+    rows: Vec<usize>,
+    /// When the writers were told to stop.
+    stopped: Instant,
+    achieved_pts_s: f64,
+}
+
+impl UnderLoad {
+    /// The item's figures, the writers' rows having been all seen on the other side at `seen`.
+    fn loaded(self, target_pts_s: f64, seen: Instant) -> Loaded {
+        Loaded {
+            lag: self.lag,
+            target_pts_s,
+            achieved_pts_s: self.achieved_pts_s,
+            drain_s: seen.saturating_duration_since(self.stopped).as_secs_f64(),
+        }
+    }
+}
+
+/// Runs `lag` a second after the background writers (`handles`, started at `started`) began, then
+/// stops them and waits for them.
+async fn under_load(
+    cfg: &Cfg,
+    (started, handles, stop): (Instant, Vec<JoinHandle<Result<usize>>>, &AtomicBool),
+    lag: impl std::future::Future<Output = Result<Lag>>,
+) -> Result<UnderLoad> {
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let lag = pg_lag(cfg.clone(), lag_device).await;
+    let lag = lag.await;
     stop.store(true, Ordering::Relaxed);
     let stopped = Instant::now();
     let rows = join_tasks(handles, "writer").await?;
     let lag = lag?;
     let elapsed = started.elapsed().as_secs_f64();
     let total: usize = rows.iter().sum();
-    let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
-    let targets: Vec<(String, usize)> = devices
-        .into_iter()
-        .zip(rows)
-        .filter(|(_, r)| *r > 0)
-        .collect();
-    let seen = pg_wait(&sub, &targets, Instant::now() + cfg.timeout()).await?;
-    pg_verify(&sub, &targets).await?;
-    Ok(Loaded {
+    Ok(UnderLoad {
         lag,
-        target_pts_s: rate,
+        rows,
+        stopped,
         achieved_pts_s: (total * cfg.load.columns) as f64 / elapsed,
-        drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
     })
 }
 
