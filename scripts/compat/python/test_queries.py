@@ -10,7 +10,7 @@ from iotdb.utils.IoTDBConstants import TSDataType
 from iotdb.utils.Tablet import Tablet
 
 from conftest import ServerFactory
-from helpers import columns, query_df, query_rows
+from helpers import columns, norm, query_df, query_rows
 
 T = TSDataType
 
