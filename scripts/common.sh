@@ -1,5 +1,5 @@
-# Shared by the start/stop scripts: locating the repository, the binaries, an instance's data dir and
-# its process. Sourced, not executed. No TOML is read here: duetd itself says which data directory a
+# Shared by the start/stop scripts and the compatibility suites: locating the repository, the
+# binaries, an instance's data dir and its process, and the suites' Python venvs. Sourced, not executed. No TOML is read here: duetd itself says which data directory a
 # set of flags and a configuration file give (--print-data-dir), and owns its pid file there.
 
 repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
@@ -73,4 +73,19 @@ running_pid() {
     return 1
   fi
   echo "$pid"
+}
+
+# Creates the venv $1 with the packages of requirements file $2, or updates it when the Python
+# statement $3 (the suite's imports) fails in it.
+ensure_venv() {
+  local venv=$1 reqs=$2 check=$3
+  if [[ ! -x "$venv/bin/python" ]]; then
+    echo "creating venv at $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -r "$reqs"
+  elif ! "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
+    echo "updating venv at $venv" >&2
+    "$venv/bin/python" -m pip install --quiet -r "$reqs"
+  fi
 }

@@ -225,29 +225,25 @@ fn call_seeds(protocol: Protocol) -> Vec<(&'static str, Vec<u8>)> {
             out.push((name, payload));
         }
     };
-    push(
-        "open-session",
-        rpc::encode_struct_call(protocol, "openSession", 1, &open),
-    );
-    push(
-        "execute",
-        rpc::encode_struct_call(protocol, "executeStatementV2", 1, &execute),
-    );
-    push(
-        "insert-tablet",
-        rpc::encode_struct_call(protocol, "insertTablet", 1, &tablet),
-    );
-    push(
-        "insert-record",
-        rpc::encode_struct_call(protocol, "insertRecord", 1, &record),
-    );
-    push(
-        "pipe-transfer",
-        rpc::encode_struct_call(protocol, "pipeTransfer", -1, &pipe),
-    );
-    push(
+    // Each seed: its name, then the method, the sequence id and the request of the call.
+    macro_rules! struct_call {
+        ($name:literal, $method:literal, $seq:literal, $req:expr) => {
+            push(
+                $name,
+                rpc::encode_struct_call(protocol, $method, $seq, $req),
+            )
+        };
+    }
+    struct_call!("open-session", "openSession", 1, &open);
+    struct_call!("execute", "executeStatementV2", 1, &execute);
+    struct_call!("insert-tablet", "insertTablet", 1, &tablet);
+    struct_call!("insert-record", "insertRecord", 1, &record);
+    struct_call!("pipe-transfer", "pipeTransfer", -1, &pipe);
+    struct_call!(
         "create-schema-template",
-        rpc::encode_struct_call(protocol, "createSchemaTemplate", 1, &template),
+        "createSchemaTemplate",
+        1,
+        &template
     );
     push(
         "request-statement-id",
@@ -601,16 +597,18 @@ fn pipe_request(type_: i16, body: &[u8]) {
     }
 }
 
+/// The input byte that selects pipe request type `type_` (its index in `PIPE_TYPES`).
+fn selector_of(type_: i16) -> u8 {
+    PIPE_TYPES
+        .iter()
+        .position(|t| *t == type_)
+        .and_then(|p| u8::try_from(p).ok())
+        .unwrap_or(0)
+}
+
 fn pipe_body_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let selector = |type_: i16| {
-        PIPE_TYPES
-            .iter()
-            .position(|t| *t == type_)
-            .and_then(|p| u8::try_from(p).ok())
-            .unwrap_or(0)
-    };
     let with = |type_: i16, body: Vec<u8>| {
-        let mut out = vec![selector(type_)];
+        let mut out = vec![selector_of(type_)];
         out.extend(body);
         out
     };
@@ -910,25 +908,18 @@ fn iotdb_insert_nodes_batch() -> Vec<u8> {
 /// A snappy block of a few bytes claiming 1 GiB, 2^31-1 tablets, a map of 2^31-1 entries, a gzip
 /// stream inflating far past what it declares, and a slice of a request claiming 2^31-1 bytes.
 fn pipe_body_crashers() -> Vec<(&'static str, Vec<u8>)> {
-    let selector = |type_: i16| {
-        PIPE_TYPES
-            .iter()
-            .position(|t| *t == type_)
-            .and_then(|p| u8::try_from(p).ok())
-            .unwrap_or(0)
-    };
-    let mut bomb = vec![selector(compress::TRANSFER_COMPRESSED), 1, 0];
+    let mut bomb = vec![selector_of(compress::TRANSFER_COMPRESSED), 1, 0];
     bomb.extend_from_slice(&(1i32 << 30).to_be_bytes());
     bomb.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x04, 0x00, 0x41]);
-    let mut tablets = vec![selector(request_type::TRANSFER_TABLET_BATCH_V2)];
+    let mut tablets = vec![selector_of(request_type::TRANSFER_TABLET_BATCH_V2)];
     tablets.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
-    let mut map = vec![selector(request_type::HANDSHAKE_DATANODE_V2)];
+    let mut map = vec![selector_of(request_type::HANDSHAKE_DATANODE_V2)];
     map.extend_from_slice(&i32::MAX.to_be_bytes());
-    let mut entries = vec![selector(transfer::DUET_TRANSFER_ENTRIES)];
+    let mut entries = vec![selector_of(transfer::DUET_TRANSFER_ENTRIES)];
     entries.extend_from_slice(&[0xff; 8]);
     // gzip members of 1 MiB of zeros, concatenated (the decoder reads on into the next) to 16 MiB,
     // declaring 1 KiB; and a slice whose request claims 2^31-1 bytes.
-    let mut gzip_bomb = vec![selector(compress::TRANSFER_COMPRESSED), 1, 1];
+    let mut gzip_bomb = vec![selector_of(compress::TRANSFER_COMPRESSED), 1, 1];
     gzip_bomb.extend_from_slice(&1024i32.to_be_bytes());
     if let Ok(member) = Compressor::Gzip.compress(&vec![0; 1 << 20]) {
         gzip_bomb.extend(member.repeat(16));
@@ -941,7 +932,7 @@ fn pipe_body_crashers() -> Vec<(&'static str, Vec<u8>)> {
         index: 0,
         count: 2,
     };
-    let mut sliced = vec![selector(slice::TRANSFER_SLICE)];
+    let mut sliced = vec![selector_of(slice::TRANSFER_SLICE)];
     sliced.extend(huge_slice.encode());
     vec![
         ("snappy-claiming-1-gib", bomb),

@@ -15,6 +15,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use duet_parser::LexicalState;
 use duet_proto::client::{Client, ClientError};
 use duet_proto::ProtoError;
 use rustyline::error::ReadlineError;
@@ -44,15 +45,6 @@ pub struct Accumulator {
     buffer: String,
 }
 
-/// The lexical state at the end of a text, with the same rules as `duet_parser::split_statements`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Code,
-    Quoted(char),
-    LineComment,
-    BlockComment,
-}
-
 /// What the end of a text looks like to the statement splitter.
 struct Scan {
     /// Outside any quote or block comment, the last code character is `;`.
@@ -66,41 +58,13 @@ struct Scan {
 }
 
 fn scan(text: &str) -> Scan {
-    let mut state = State::Code;
     let mut last_code = None;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match state {
-            State::Code => match c {
-                '-' if chars.peek() == Some(&'-') => state = State::LineComment,
-                '/' if chars.peek() == Some(&'*') => {
-                    chars.next();
-                    state = State::BlockComment;
-                }
-                '\'' | '"' | '`' => {
-                    state = State::Quoted(c);
-                    last_code = Some(c);
-                }
-                c if c.is_whitespace() => {}
-                c => last_code = Some(c),
-            },
-            State::Quoted(q) if c == q => state = State::Code,
-            State::Quoted(_) => {}
-            State::LineComment if c == '\n' => state = State::Code,
-            State::LineComment => {}
-            State::BlockComment => {
-                if c == '*' && chars.peek() == Some(&'/') {
-                    chars.next();
-                    state = State::Code;
-                }
-            }
-        }
-    }
-    let open = matches!(state, State::Quoted(_) | State::BlockComment);
+    let end = duet_parser::walk_code(text, |_, c| last_code = Some(c));
+    let open = matches!(end, LexicalState::Quoted(_) | LexicalState::BlockComment);
     Scan {
         complete: !open && last_code == Some(';'),
         has_code: last_code.is_some(),
-        in_block_comment: state == State::BlockComment,
+        in_block_comment: end == LexicalState::BlockComment,
         open,
     }
 }

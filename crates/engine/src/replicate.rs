@@ -3,7 +3,7 @@
 //! entries write are created here first when missing (schema travels with the data).
 
 use duet_parser::PathNode;
-use duet_proto::types::DataType;
+use duet_proto::types::{Column, DataType};
 use duet_storage::{InsertOp, Op, Origin, SeriesChunk, Version};
 
 use crate::schema::{default_encoding, SeriesInfo};
@@ -13,6 +13,20 @@ use crate::schema_sync::{
 use crate::{Engine, EngineError, Result};
 
 impl Engine {
+    /// Takes column `i` out of `insert` and counts its points (non-null values) as dropped; returns
+    /// its series' path, the column and the number of points.
+    fn drop_column(&self, insert: &mut InsertOp, i: usize) -> (String, Column, usize) {
+        let m = insert.measurements.remove(i);
+        let column = insert.columns.remove(i);
+        let points = match &column.nulls {
+            Some(nulls) => nulls.iter().filter(|n| !**n).count(),
+            None => column.len(),
+        };
+        self.points_dropped_for_type
+            .fetch_add(points as u64, std::sync::atomic::Ordering::Relaxed);
+        (format!("{}.{m}", insert.device), column, points)
+    }
+
     /// Creates the series an insert needs, with the types its columns carry. A column whose type
     /// differs from its series' type here is refused (the sender retries) while the creation of its
     /// type may still arrive; once its type is known to have lost (a creation of it lost here, or
@@ -60,15 +74,7 @@ impl Engine {
             lost.push((i, here));
         }
         for (i, here) in lost.iter().rev() {
-            let m = insert.measurements.remove(*i);
-            let column = insert.columns.remove(*i);
-            let points = match &column.nulls {
-                Some(nulls) => nulls.iter().filter(|n| !**n).count(),
-                None => column.len(),
-            };
-            self.points_dropped_for_type
-                .fetch_add(points as u64, std::sync::atomic::Ordering::Relaxed);
-            let key = format!("{}.{m}", insert.device);
+            let (key, column, points) = self.drop_column(insert, *i);
             tracing::warn!(
                 "dropped {points} replicated points of {key} written at {version:?}: their type {} \
                  lost to {here} here; the series' points up to that version are hidden",
@@ -90,15 +96,7 @@ impl Engine {
                 let Some(i) = insert.measurements.iter().position(|x| *x == m) else {
                     continue;
                 };
-                insert.measurements.remove(i);
-                let column = insert.columns.remove(i);
-                let points = match &column.nulls {
-                    Some(nulls) => nulls.iter().filter(|n| !**n).count(),
-                    None => column.len(),
-                };
-                self.points_dropped_for_type
-                    .fetch_add(points as u64, std::sync::atomic::Ordering::Relaxed);
-                let key = format!("{}.{m}", insert.device);
+                let (key, _, points) = self.drop_column(insert, i);
                 tracing::warn!(
                     "dropped {points} replicated points of {key} written at {version:?}: the device \
                      template activation of {} lost here; the series' points up to that version are \

@@ -499,20 +499,7 @@ fn text_table(name: &str, values: Vec<String>) -> Table {
 impl Engine {
     /// Whether `statement` is a template statement (executed by [`Engine::execute_template`]).
     pub fn is_template_statement(statement: &Statement) -> bool {
-        matches!(
-            statement,
-            Statement::CreateTemplate { .. }
-                | Statement::ActivateTemplate { .. }
-                | Statement::SetTemplate { .. }
-                | Statement::UnsetTemplate { .. }
-                | Statement::DropTemplate { .. }
-                | Statement::AlterTemplateAdd { .. }
-                | Statement::DeactivateTemplate { .. }
-                | Statement::ShowTemplates
-                | Statement::ShowNodesInTemplate { .. }
-                | Statement::ShowPathsSetTemplate { .. }
-                | Statement::ShowPathsUsingTemplate { .. }
-        )
+        matches!(statement, duet_parser::template_statement!())
     }
 
     /// Executes a template statement.

@@ -6,6 +6,26 @@ use std::fmt;
 use crate::data::{self, ColumnDef, DataTypeName, Expr, InsertRow, Path, Quoted, Select};
 use crate::keywords;
 
+/// The pattern of every device template statement (create, activate, set, unset, drop, alter,
+/// deactivate, and the SHOW statements of templates), so that the matches routing them name them in
+/// one place and stay exhaustive.
+#[macro_export]
+macro_rules! template_statement {
+    () => {
+        $crate::Statement::CreateTemplate { .. }
+            | $crate::Statement::ActivateTemplate { .. }
+            | $crate::Statement::SetTemplate { .. }
+            | $crate::Statement::UnsetTemplate { .. }
+            | $crate::Statement::DropTemplate { .. }
+            | $crate::Statement::AlterTemplateAdd { .. }
+            | $crate::Statement::DeactivateTemplate { .. }
+            | $crate::Statement::ShowTemplates
+            | $crate::Statement::ShowNodesInTemplate { .. }
+            | $crate::Statement::ShowPathsSetTemplate { .. }
+            | $crate::Statement::ShowPathsUsingTemplate { .. }
+    };
+}
+
 /// One parsed statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Statement {

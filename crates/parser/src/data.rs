@@ -147,6 +147,28 @@ pub struct Select {
     pub align_by_device: bool,
 }
 
+impl Select {
+    /// `SELECT items FROM from` and no clause.
+    pub fn new(items: Vec<SelectItem>, from: Vec<Path>) -> Select {
+        Select {
+            last: false,
+            items,
+            from,
+            condition: None,
+            group_by: None,
+            group_by_level: None,
+            having: None,
+            order_by_time_desc: false,
+            limit: None,
+            offset: None,
+            slimit: None,
+            soffset: None,
+            fill: None,
+            align_by_device: false,
+        }
+    }
+}
+
 /// `FILL(PREVIOUS | LINEAR | constant[, duration])`: how nulls of the result are filled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fill {

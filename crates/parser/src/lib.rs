@@ -39,7 +39,7 @@ pub use data::{
     UnaryOp,
 };
 pub use error::{ParseError, ParseErrorKind};
-pub use split::{split_statements, StatementText};
+pub use split::{split_statements, walk_code, LexicalState, StatementText};
 
 /// Parses `sql`: statements separated by `;`. Empty statements (`;;`, a trailing `;`, only whitespace or
 /// comments) are skipped, so `""` gives no statements. Fails at the first error in the text.

@@ -12,8 +12,9 @@ pub struct StatementText {
     pub line: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
+/// Where a text ends to the lexer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LexicalState {
     Code,
     /// Inside a quoted string or back-quoted identifier closed by this character (a doubled quote is
     /// simply a close followed by a reopen, so it needs no special case).
@@ -22,61 +23,66 @@ enum State {
     BlockComment,
 }
 
-/// Splits `sql` on `;` outside quotes, back-quotes and comments, with the same lexical rules as the parser
-/// (`--` and `/* */` comments, no backslash escapes). Pieces that hold only whitespace and comments are
-/// dropped; an unterminated quote or comment runs to the end of the input.
-pub fn split_statements(sql: &str) -> Vec<StatementText> {
-    let mut statements = Vec::new();
-    let mut state = State::Code;
-    let mut line: u64 = 1;
-    // Byte offset and line where the current piece starts, and whether it has anything but comments.
-    let mut piece_start = 0;
-    let mut piece_line = 1;
-    let mut has_code = false;
-    let mut chars = sql.char_indices().peekable();
+/// Walks `text` with the parser's lexical rules (`--` and `/* */` comments, quotes and back-quotes,
+/// no backslash escapes), calling `code` with the byte offset of every character of code that is not
+/// whitespace (an opening quote included); returns where the text ends. The statement splitter and
+/// the CLI's line editor read a text the same way through it.
+pub fn walk_code(text: &str, mut code: impl FnMut(usize, char)) -> LexicalState {
+    let mut state = LexicalState::Code;
+    let mut chars = text.char_indices().peekable();
     while let Some((offset, c)) = chars.next() {
+        let next = chars.peek().map(|(_, next)| *next);
         match state {
-            State::Code => match c {
-                ';' => {
-                    push_piece(
-                        &mut statements,
-                        &sql[piece_start..offset],
-                        piece_line,
-                        has_code,
-                    );
-                    piece_start = offset + 1;
-                    piece_line = line;
-                    has_code = false;
-                }
-                '-' if chars.peek().is_some_and(|(_, next)| *next == '-') => {
-                    state = State::LineComment
-                }
-                '/' if chars.peek().is_some_and(|(_, next)| *next == '*') => {
+            LexicalState::Code => match c {
+                '-' if next == Some('-') => state = LexicalState::LineComment,
+                '/' if next == Some('*') => {
                     chars.next();
-                    state = State::BlockComment;
+                    state = LexicalState::BlockComment;
                 }
                 '\'' | '"' | '`' => {
-                    state = State::Quoted(c);
-                    has_code = true;
+                    state = LexicalState::Quoted(c);
+                    code(offset, c);
                 }
                 c if c.is_whitespace() => {}
-                _ => has_code = true,
+                c => code(offset, c),
             },
-            State::Quoted(quote) if c == quote => state = State::Code,
-            State::Quoted(_) => {}
-            State::LineComment if c == '\n' => state = State::Code,
-            State::LineComment => {}
-            State::BlockComment => {
-                if c == '*' && chars.peek().is_some_and(|(_, next)| *next == '/') {
+            LexicalState::Quoted(quote) if c == quote => state = LexicalState::Code,
+            LexicalState::Quoted(_) => {}
+            LexicalState::LineComment if c == '\n' => state = LexicalState::Code,
+            LexicalState::LineComment => {}
+            LexicalState::BlockComment => {
+                if c == '*' && next == Some('/') {
                     chars.next();
-                    state = State::Code;
+                    state = LexicalState::Code;
                 }
             }
         }
-        if c == '\n' {
-            line += 1;
-        }
     }
+    state
+}
+
+/// Splits `sql` on `;` outside quotes, back-quotes and comments, with the same lexical rules as the parser
+/// ([`walk_code`]). Pieces that hold only whitespace and comments are dropped; an unterminated quote or
+/// comment runs to the end of the input.
+pub fn split_statements(sql: &str) -> Vec<StatementText> {
+    let mut statements = Vec::new();
+    // Byte offset and line where the current piece starts, and whether it has anything but comments.
+    let (mut piece_start, mut piece_line, mut has_code) = (0, 1, false);
+    // The line of each `;`, counted as the walk reaches it.
+    let (mut counted_to, mut line) = (0, 1);
+    walk_code(sql, |offset, c| {
+        if c != ';' {
+            has_code = true;
+            return;
+        }
+        line += sql[counted_to..offset].matches('\n').count() as u64;
+        counted_to = offset;
+        let piece = &sql[piece_start..offset];
+        push_piece(&mut statements, piece, piece_line, has_code);
+        piece_start = offset + 1;
+        piece_line = line;
+        has_code = false;
+    });
     push_piece(&mut statements, &sql[piece_start..], piece_line, has_code);
     statements
 }

@@ -404,23 +404,15 @@ fn data_type(code: u8) -> Result<DataType> {
 fn extend_template(input: &mut ByteReader<'_>) -> Result<ConfigPlan> {
     let name = input.string("template name")?;
     let n = input.count(5, "measurements")?;
-    let names = (0..n)
-        .map(|_| input.string("measurement"))
-        .collect::<Result<Vec<_>>>()?;
-    let types = (0..n)
-        .map(|_| input.u8("data type").and_then(data_type))
-        .collect::<Result<Vec<_>>>()?;
+    let names = input.many(n, |r| r.string("measurement"))?;
+    let types = input.many(n, |r| r.u8("data type").and_then(data_type))?;
     let encodings: Vec<Option<String>> = if input.u8("encodings flag")? == 1 {
-        (0..n)
-            .map(|_| input.u8("encoding").and_then(encoding_of).map(Some))
-            .collect::<Result<_>>()?
+        input.many(n, |r| r.u8("encoding").and_then(encoding_of).map(Some))?
     } else {
         vec![None; n]
     };
     let compressors: Vec<Option<String>> = if input.u8("compressors flag")? == 1 {
-        (0..n)
-            .map(|_| input.u8("compressor").and_then(compressor_of).map(Some))
-            .collect::<Result<_>>()?
+        input.many(n, |r| r.u8("compressor").and_then(compressor_of).map(Some))?
     } else {
         vec![None; n]
     };
@@ -704,9 +696,7 @@ fn author_fields(
 /// `SetTTLPlan`'s path nodes and TTL (the caller reads the flag that may follow).
 fn set_ttl(input: &mut ByteReader<'_>) -> Result<(String, i64)> {
     let n = input.count(4, "path nodes")?;
-    let nodes = (0..n)
-        .map(|_| input.string("path node"))
-        .collect::<Result<Vec<_>>>()?;
+    let nodes = input.many(n, |r| r.string("path node"))?;
     let ttl_ms = input.i64("ttl")?;
     Ok((nodes.join("."), ttl_ms))
 }
@@ -981,22 +971,7 @@ mod tests {
             let mut b = Vec::new();
             b.put_i16(1704);
             b.put_i32(1);
-            // PartialPath: type 2, the tsfile `Path` parts, the nodes.
-            b.put_u8(2);
-            if presence_bytes {
-                b.put_u8(0);
-                b.put_u8(0);
-                b.put_u8(1);
-                string(&mut b, "root.sg.**");
-            } else {
-                for _ in 0..3 {
-                    b.put_i32(-1);
-                }
-            }
-            b.put_i32(3);
-            for n in ["root", "sg", "**"] {
-                string(&mut b, n);
-            }
+            crate::test_bytes::path(&mut b, 2, "root.sg.**", presence_bytes);
             b.put_i32(2);
             template(&mut b, "t1", false, &[("s1", 2, 4, 7)]);
             template(&mut b, "t2", true, &[]);

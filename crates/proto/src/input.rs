@@ -170,6 +170,20 @@ impl<'a> Frame<'a> {
         })
     }
 
+    /// A map's header: `size` entries of at least a key's and a value's minimum size each, claimed.
+    fn map(
+        &mut self,
+        key_type: TType,
+        value_type: TType,
+        size: i64,
+    ) -> thrift::Result<TMapIdentifier> {
+        let min = self
+            .min_size(key_type)?
+            .saturating_add(self.min_size(value_type)?);
+        let size = self.claim(size, min, "map")?;
+        Ok(TMapIdentifier::new(key_type, value_type, size))
+    }
+
     /// Checks a collection header claiming `size` elements of `element_bytes` each (at least), and
     /// opens one level of nesting.
     fn claim(&mut self, size: i64, element_bytes: usize, what: &str) -> thrift::Result<i32> {
@@ -262,9 +276,67 @@ impl<'a> BinaryInput<'a> {
         let b = self.frame.byte()?;
         Self::ttype(b)
     }
+
+    /// A list's or a set's header (`what`): its element type and its size, claimed in the frame.
+    fn list_or_set(&mut self, what: &str) -> thrift::Result<(TType, i32)> {
+        let element_type = self.element_type()?;
+        let size = self.read_i32()?;
+        let min = self.frame.min_size(element_type)?;
+        let size = self.frame.claim(i64::from(size), min, what)?;
+        Ok((element_type, size))
+    }
+}
+
+/// The reads both protocols do alike, given each one's `frame` and `list_or_set`.
+macro_rules! reads_alike {
+    () => {
+        fn read_message_end(&mut self) -> thrift::Result<()> {
+            Ok(())
+        }
+
+        fn read_field_end(&mut self) -> thrift::Result<()> {
+            Ok(())
+        }
+
+        fn read_i8(&mut self) -> thrift::Result<i8> {
+            Ok(i8::from_be_bytes(self.frame.array()?))
+        }
+
+        fn read_string(&mut self) -> thrift::Result<String> {
+            Ok(String::from_utf8(self.read_bytes()?)?)
+        }
+
+        fn read_list_begin(&mut self) -> thrift::Result<TListIdentifier> {
+            let (element_type, size) = self.list_or_set("list")?;
+            Ok(TListIdentifier::new(element_type, size))
+        }
+
+        fn read_list_end(&mut self) -> thrift::Result<()> {
+            self.frame.close()
+        }
+
+        fn read_set_begin(&mut self) -> thrift::Result<TSetIdentifier> {
+            let (element_type, size) = self.list_or_set("set")?;
+            Ok(TSetIdentifier::new(element_type, size))
+        }
+
+        fn read_set_end(&mut self) -> thrift::Result<()> {
+            self.frame.close()
+        }
+
+        fn read_map_end(&mut self) -> thrift::Result<()> {
+            self.frame.close()
+        }
+
+        fn read_byte(&mut self) -> thrift::Result<u8> {
+            self.frame.byte()
+        }
+    };
 }
 
 impl TInputProtocol for BinaryInput<'_> {
+    reads_alike!();
+
     fn read_message_begin(&mut self) -> thrift::Result<TMessageIdentifier> {
         let first = self.frame.array::<4>()?;
         if first[0] & 0x80 != 0 {
@@ -293,10 +365,6 @@ impl TInputProtocol for BinaryInput<'_> {
         }
     }
 
-    fn read_message_end(&mut self) -> thrift::Result<()> {
-        Ok(())
-    }
-
     fn read_struct_begin(&mut self) -> thrift::Result<Option<TStructIdentifier>> {
         self.frame.open()?;
         Ok(None)
@@ -317,10 +385,6 @@ impl TInputProtocol for BinaryInput<'_> {
         ))
     }
 
-    fn read_field_end(&mut self) -> thrift::Result<()> {
-        Ok(())
-    }
-
     fn read_bool(&mut self) -> thrift::Result<bool> {
         Ok(self.frame.byte()? != 0)
     }
@@ -328,10 +392,6 @@ impl TInputProtocol for BinaryInput<'_> {
     fn read_bytes(&mut self) -> thrift::Result<Vec<u8>> {
         let len = self.read_i32()?;
         self.frame.bytes_of_len(i64::from(len))
-    }
-
-    fn read_i8(&mut self) -> thrift::Result<i8> {
-        Ok(i8::from_be_bytes(self.frame.array()?))
     }
 
     fn read_i16(&mut self) -> thrift::Result<i16> {
@@ -350,52 +410,11 @@ impl TInputProtocol for BinaryInput<'_> {
         Ok(f64::from_be_bytes(self.frame.array()?))
     }
 
-    fn read_string(&mut self) -> thrift::Result<String> {
-        Ok(String::from_utf8(self.read_bytes()?)?)
-    }
-
-    fn read_list_begin(&mut self) -> thrift::Result<TListIdentifier> {
-        let element_type = self.element_type()?;
-        let size = self.read_i32()?;
-        let min = self.frame.min_size(element_type)?;
-        let size = self.frame.claim(i64::from(size), min, "list")?;
-        Ok(TListIdentifier::new(element_type, size))
-    }
-
-    fn read_list_end(&mut self) -> thrift::Result<()> {
-        self.frame.close()
-    }
-
-    fn read_set_begin(&mut self) -> thrift::Result<TSetIdentifier> {
-        let element_type = self.element_type()?;
-        let size = self.read_i32()?;
-        let min = self.frame.min_size(element_type)?;
-        let size = self.frame.claim(i64::from(size), min, "set")?;
-        Ok(TSetIdentifier::new(element_type, size))
-    }
-
-    fn read_set_end(&mut self) -> thrift::Result<()> {
-        self.frame.close()
-    }
-
     fn read_map_begin(&mut self) -> thrift::Result<TMapIdentifier> {
         let key_type = self.element_type()?;
         let value_type = self.element_type()?;
         let size = self.read_i32()?;
-        let min = self
-            .frame
-            .min_size(key_type)?
-            .saturating_add(self.frame.min_size(value_type)?);
-        let size = self.frame.claim(i64::from(size), min, "map")?;
-        Ok(TMapIdentifier::new(key_type, value_type, size))
-    }
-
-    fn read_map_end(&mut self) -> thrift::Result<()> {
-        self.frame.close()
-    }
-
-    fn read_byte(&mut self) -> thrift::Result<u8> {
-        self.frame.byte()
+        self.frame.map(key_type, value_type, i64::from(size))
     }
 }
 
@@ -490,6 +509,8 @@ impl<'a> CompactInput<'a> {
 }
 
 impl TInputProtocol for CompactInput<'_> {
+    reads_alike!();
+
     fn read_message_begin(&mut self) -> thrift::Result<TMessageIdentifier> {
         let id = self.frame.byte()?;
         if id != COMPACT_PROTOCOL_ID {
@@ -511,10 +532,6 @@ impl TInputProtocol for CompactInput<'_> {
         let name = self.read_string()?;
         self.last_field_id = 0;
         Ok(TMessageIdentifier::new(name, message_type, seq))
-    }
-
-    fn read_message_end(&mut self) -> thrift::Result<()> {
-        Ok(())
     }
 
     fn read_struct_begin(&mut self) -> thrift::Result<Option<TStructIdentifier>> {
@@ -570,10 +587,6 @@ impl TInputProtocol for CompactInput<'_> {
         ))
     }
 
-    fn read_field_end(&mut self) -> thrift::Result<()> {
-        Ok(())
-    }
-
     fn read_bool(&mut self) -> thrift::Result<bool> {
         match self.pending_bool.take() {
             Some(b) => Ok(b),
@@ -588,10 +601,6 @@ impl TInputProtocol for CompactInput<'_> {
     fn read_bytes(&mut self) -> thrift::Result<Vec<u8>> {
         let len = self.u32_varint()?;
         self.frame.bytes_of_len(i64::from(len))
-    }
-
-    fn read_i8(&mut self) -> thrift::Result<i8> {
-        Ok(i8::from_be_bytes(self.frame.array()?))
     }
 
     fn read_i16(&mut self) -> thrift::Result<i16> {
@@ -612,28 +621,6 @@ impl TInputProtocol for CompactInput<'_> {
         Ok(f64::from_le_bytes(self.frame.array()?))
     }
 
-    fn read_string(&mut self) -> thrift::Result<String> {
-        Ok(String::from_utf8(self.read_bytes()?)?)
-    }
-
-    fn read_list_begin(&mut self) -> thrift::Result<TListIdentifier> {
-        let (element_type, size) = self.list_or_set("list")?;
-        Ok(TListIdentifier::new(element_type, size))
-    }
-
-    fn read_list_end(&mut self) -> thrift::Result<()> {
-        self.frame.close()
-    }
-
-    fn read_set_begin(&mut self) -> thrift::Result<TSetIdentifier> {
-        let (element_type, size) = self.list_or_set("set")?;
-        Ok(TSetIdentifier::new(element_type, size))
-    }
-
-    fn read_set_end(&mut self) -> thrift::Result<()> {
-        self.frame.close()
-    }
-
     fn read_map_begin(&mut self) -> thrift::Result<TMapIdentifier> {
         let size = self.u32_varint()?;
         if size == 0 {
@@ -643,19 +630,6 @@ impl TInputProtocol for CompactInput<'_> {
         let types = self.frame.byte()?;
         let key_type = Self::ttype(types >> 4, true)?;
         let value_type = Self::ttype(types & 0x0F, true)?;
-        let min = self
-            .frame
-            .min_size(key_type)?
-            .saturating_add(self.frame.min_size(value_type)?);
-        let size = self.frame.claim(i64::from(size), min, "map")?;
-        Ok(TMapIdentifier::new(key_type, value_type, size))
-    }
-
-    fn read_map_end(&mut self) -> thrift::Result<()> {
-        self.frame.close()
-    }
-
-    fn read_byte(&mut self) -> thrift::Result<u8> {
-        self.frame.byte()
+        self.frame.map(key_type, value_type, i64::from(size))
     }
 }

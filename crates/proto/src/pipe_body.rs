@@ -141,9 +141,7 @@ pub fn decode_file_seal_v1(body: &[u8]) -> Result<FileSeal> {
 pub fn decode_file_seal_v2(body: &[u8]) -> Result<FileSeal> {
     let mut input = ByteReader::new(body);
     let n = input.count(4, "file names")?;
-    let names = (0..n)
-        .map(|_| input.nullable_string("file name"))
-        .collect::<Result<Vec<_>>>()?;
+    let names = input.many(n, |r| r.nullable_string("file name"))?;
     let lengths = input.count(8, "file lengths")?;
     if lengths != n {
         return Err(ProtoError::Malformed(format!(

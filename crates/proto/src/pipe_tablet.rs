@@ -411,31 +411,17 @@ pub(crate) fn decode_values(
     };
     input.ensure(rows, width, WHAT)?;
     let values = match physical {
-        DataType::Boolean => ColumnValues::Boolean(
-            (0..rows)
-                .map(|_| input.u8(WHAT).map(|b| b != 0))
-                .collect::<Result<_>>()?,
-        ),
-        DataType::Int32 => {
-            ColumnValues::Int32((0..rows).map(|_| input.i32(WHAT)).collect::<Result<_>>()?)
+        DataType::Boolean => {
+            ColumnValues::Boolean(input.many(rows, |r| r.u8(WHAT).map(|b| b != 0))?)
         }
-        DataType::Int64 => {
-            ColumnValues::Int64((0..rows).map(|_| input.i64(WHAT)).collect::<Result<_>>()?)
-        }
-        DataType::Float => {
-            ColumnValues::Float((0..rows).map(|_| input.f32(WHAT)).collect::<Result<_>>()?)
-        }
-        DataType::Double => {
-            ColumnValues::Double((0..rows).map(|_| input.f64(WHAT)).collect::<Result<_>>()?)
-        }
-        _ => ColumnValues::Binary(
-            (0..rows)
-                .map(|_| match binary {
-                    BinaryCells::Flagged if input.u8("text flag")? != 1 => Ok(Vec::new()),
-                    _ => input.bytes("text").map(<[u8]>::to_vec),
-                })
-                .collect::<Result<_>>()?,
-        ),
+        DataType::Int32 => ColumnValues::Int32(input.many(rows, |r| r.i32(WHAT))?),
+        DataType::Int64 => ColumnValues::Int64(input.many(rows, |r| r.i64(WHAT))?),
+        DataType::Float => ColumnValues::Float(input.many(rows, |r| r.f32(WHAT))?),
+        DataType::Double => ColumnValues::Double(input.many(rows, |r| r.f64(WHAT))?),
+        _ => ColumnValues::Binary(input.many(rows, |r| match binary {
+            BinaryCells::Flagged if r.u8("text flag")? != 1 => Ok(Vec::new()),
+            _ => r.bytes("text").map(<[u8]>::to_vec),
+        })?),
     };
     Ok(Column {
         data_type,

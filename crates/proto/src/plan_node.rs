@@ -336,9 +336,7 @@ fn insert_tablet(input: &mut ByteReader<'_>, layout: Layout) -> Result<PipeTable
     let (measurements, schema_types) = measurements(input, n, layout)?;
     let types: Vec<DataType> = match layout {
         Layout::Wal => schema_types.into_iter().flatten().collect(),
-        Layout::Plan => (0..n)
-            .map(|_| input.u8("data type").and_then(data_type))
-            .collect::<Result<_>>()?,
+        Layout::Plan => input.many(n, |r| r.u8("data type").and_then(data_type))?,
     };
     let rows = input.count(8, "rows")?;
     let times = (0..rows)
@@ -569,18 +567,10 @@ fn measurement_group(
     aligned: bool,
 ) -> Result<CreateSeries> {
     let n = input.count(7, "measurements")?;
-    let names = (0..n)
-        .map(|_| input.string("measurement"))
-        .collect::<Result<Vec<_>>>()?;
-    let types = (0..n)
-        .map(|_| input.u8("data type").and_then(data_type))
-        .collect::<Result<Vec<_>>>()?;
-    let encodings = (0..n)
-        .map(|_| input.u8("encoding").and_then(encoding_of))
-        .collect::<Result<Vec<_>>>()?;
-    let compressors = (0..n)
-        .map(|_| input.u8("compressor").and_then(compressor_of))
-        .collect::<Result<Vec<_>>>()?;
+    let names = input.many(n, |r| r.string("measurement"))?;
+    let types = input.many(n, |r| r.u8("data type").and_then(data_type))?;
+    let encodings = input.many(n, |r| r.u8("encoding").and_then(encoding_of))?;
+    let compressors = input.many(n, |r| r.u8("compressor").and_then(compressor_of))?;
     if input.u8("alias flag")? == 1 {
         for _ in 0..n {
             input.nullable_string("alias")?;
@@ -1177,14 +1167,7 @@ mod tests {
         let mut old = Vec::new();
         old.put_i16(node_type::DELETE_DATA);
         old.put_i32(1);
-        old.put_u8(0);
-        for _ in 0..3 {
-            old.put_i32(-1);
-        }
-        old.put_i32(3);
-        for n in ["root", "sg", "d9"] {
-            string(&mut old, n);
-        }
+        crate::test_bytes::path(&mut old, 0, "root.sg.d9", false);
         old.put_u8(0);
         old.put_u8(0);
         old.put_i32(-1);
@@ -1284,16 +1267,7 @@ mod tests {
     /// `PartialPath.serialize` with tsfile 2.x presence bytes: type 2, no measurement or device, the
     /// full path present, then the nodes.
     fn partial_path(b: &mut Vec<u8>, path: &str) {
-        b.put_u8(2);
-        b.put_u8(0);
-        b.put_u8(0);
-        b.put_u8(1);
-        string(b, path);
-        let nodes: Vec<&str> = path.split('.').collect();
-        b.put_i32(nodes.len() as i32);
-        for n in nodes {
-            string(b, n);
-        }
+        crate::test_bytes::path(b, 2, path, true);
     }
 
     /// `MeasurementGroup.serialize`: names, type ordinals, encoding ordinals, compressor codes, then

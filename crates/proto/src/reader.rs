@@ -119,6 +119,15 @@ impl<'a> ByteReader<'a> {
     }
 
     /// A string that may not be null.
+    /// `n` items, each read by `read`.
+    pub fn many<T>(
+        &mut self,
+        n: usize,
+        mut read: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        (0..n).map(|_| read(self)).collect()
+    }
+
     pub fn string(&mut self, what: &str) -> Result<String> {
         self.nullable_string(what)?
             .ok_or_else(|| malformed(format!("{what} is null")))

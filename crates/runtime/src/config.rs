@@ -81,8 +81,7 @@ impl SourceConfig {
 fn include(
     item: &str,
     on: bool,
-    inserts: &mut bool,
-    deletes: &mut bool,
+    (inserts, deletes): (&mut bool, &mut bool),
     schema: &mut SchemaCapture,
 ) -> Result<bool> {
     match item {
@@ -440,38 +439,25 @@ pub fn source(params: &Parameters) -> Result<SourceConfig> {
         .get("inclusion.exclusion")
         .or_else(|| params.get("exclusion"))
         .unwrap_or("");
-    for item in inclusion
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let item = item.to_ascii_lowercase();
-        if !include(
-            &item,
+    let lists = [
+        (
+            inclusion,
             true,
-            &mut capture_inserts,
-            &mut capture_deletes,
-            &mut capture_schema,
-        )? {
-            return Err(invalid("The 'inclusion' string contains illegal path."));
-        }
-    }
-    for item in exclusion
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let item = item.to_ascii_lowercase();
-        if !include(
-            &item,
+            "The 'inclusion' string contains illegal path.",
+        ),
+        (
+            exclusion,
             false,
-            &mut capture_inserts,
-            &mut capture_deletes,
-            &mut capture_schema,
-        )? {
-            return Err(invalid(
-                "The 'inclusion.exclusion' string contains illegal path.",
-            ));
+            "The 'inclusion.exclusion' string contains illegal path.",
+        ),
+    ];
+    for (list, included, illegal) in lists {
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let item = item.to_ascii_lowercase();
+            let captures = (&mut capture_inserts, &mut capture_deletes);
+            if !include(&item, included, captures, &mut capture_schema)? {
+                return Err(invalid(illegal));
+            }
         }
     }
     if !capture_inserts && !capture_deletes && !capture_schema.any() {
@@ -818,18 +804,9 @@ pub fn sink(params: &Parameters) -> Result<SinkConfig> {
 mod tests {
     use super::*;
 
-    fn p(pairs: &[(&str, &str)]) -> Parameters {
-        Parameters(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
-
     #[test]
     fn the_ssl_sink_takes_iotdb_keys_and_pem_files() {
-        let ssl = sink(&p(&[
+        let ssl = sink(&Parameters::of(&[
             ("sink", "iotdb-thrift-ssl-sink"),
             ("sink.ip", "peer"),
             ("sink.port", "6667"),
@@ -848,7 +825,7 @@ mod tests {
                 server_name: None,
             })
         );
-        let enabled = sink(&p(&[
+        let enabled = sink(&Parameters::of(&[
             ("ip", "peer"),
             ("port", "1"),
             ("ssl.enable", "true"),
@@ -858,10 +835,12 @@ mod tests {
         .unwrap();
         assert_eq!(enabled.tls.unwrap().server_name.as_deref(), Some("iotdb-2"));
         assert_eq!(
-            sink(&p(&[("ip", "peer"), ("port", "1")])).unwrap().tls,
+            sink(&Parameters::of(&[("ip", "peer"), ("port", "1")]))
+                .unwrap()
+                .tls,
             None
         );
-        let e = sink(&p(&[
+        let e = sink(&Parameters::of(&[
             ("ip", "peer"),
             ("port", "1"),
             ("ssl.ca-file", "/ca.pem"),
@@ -869,7 +848,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("needs TLS"), "{e}");
-        let e = sink(&p(&[
+        let e = sink(&Parameters::of(&[
             ("sink", "iotdb-thrift-ssl-sink"),
             ("ip", "peer"),
             ("port", "1"),
@@ -882,10 +861,10 @@ mod tests {
 
     #[test]
     fn the_seed_pipe_validates() {
-        let src = source(&p(&[("source.mode.double-living", "true")])).unwrap();
+        let src = source(&Parameters::of(&[("source.mode.double-living", "true")])).unwrap();
         assert!(src.double_living && !src.forwarding_pipe_requests);
         assert_eq!(src.path, "root.**");
-        let snk = sink(&p(&[
+        let snk = sink(&Parameters::of(&[
             ("sink", "iotdb-thrift-sink"),
             ("sink.ip", "iotdb-2"),
             ("sink.port", "6667"),
@@ -897,15 +876,19 @@ mod tests {
 
     #[test]
     fn endpoints_come_from_any_spelling() {
-        let snk = sink(&p(&[("node-urls", "a:1, b:2")])).unwrap();
+        let snk = sink(&Parameters::of(&[("node-urls", "a:1, b:2")])).unwrap();
         assert_eq!(snk.endpoints, vec![("a".into(), 1), ("b".into(), 2)]);
-        let snk = sink(&p(&[("connector.host", "h"), ("connector.port", "7")])).unwrap();
+        let snk = sink(&Parameters::of(&[
+            ("connector.host", "h"),
+            ("connector.port", "7"),
+        ]))
+        .unwrap();
         assert_eq!(snk.endpoints, vec![("h".into(), 7)]);
     }
 
     #[test]
     fn compressor_lists_apply_in_order_with_the_zstd_level() {
-        let config = sink(&p(&[
+        let config = sink(&Parameters::of(&[
             ("ip", "h"),
             ("port", "1"),
             ("sink.compressor", " LZMA2, zstd,,gzip ,lz4,snappy"),
@@ -923,7 +906,7 @@ mod tests {
             ]
         );
         let level = |v: &str| {
-            sink(&p(&[
+            sink(&Parameters::of(&[
                 ("ip", "h"),
                 ("port", "1"),
                 ("compressor", "zstd"),
@@ -950,14 +933,23 @@ mod tests {
         ] {
             assert_eq!(level(bad).unwrap_err().to_string(), message);
         }
-        let default = sink(&p(&[("ip", "h"), ("port", "1"), ("compressor", "zstd")])).unwrap();
+        let default = sink(&Parameters::of(&[
+            ("ip", "h"),
+            ("port", "1"),
+            ("compressor", "zstd"),
+        ]))
+        .unwrap();
         assert_eq!(default.compressors, vec![Compressor::Zstd { level: 3 }]);
         let nine = ["gzip"; 9].join(",");
-        let e = sink(&p(&[("ip", "h"), ("port", "1"), ("compressor", &nine)]))
-            .unwrap_err()
-            .to_string();
+        let e = sink(&Parameters::of(&[
+            ("ip", "h"),
+            ("port", "1"),
+            ("compressor", &nine),
+        ]))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("less than or equal to 8, but got 9"), "{e}");
-        let e = sink(&p(&[
+        let e = sink(&Parameters::of(&[
             ("ip", "h"),
             ("port", "1"),
             ("compressor", "gzip,brotli"),
@@ -969,17 +961,17 @@ mod tests {
 
     #[test]
     fn bad_sinks_have_iotdb_messages() {
-        let e = sink(&p(&[("sink", "iotdb-thrift-sink")]))
+        let e = sink(&Parameters::of(&[("sink", "iotdb-thrift-sink")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("must be specified"), "{e}");
         for port in ["x", "0", "70000", ""] {
-            let e = sink(&p(&[("ip", "h"), ("port", port)]))
+            let e = sink(&Parameters::of(&[("ip", "h"), ("port", port)]))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("parsing node urls"), "{e}");
         }
-        let e = sink(&p(&[
+        let e = sink(&Parameters::of(&[
             ("ip", "h"),
             ("port", "1"),
             ("user", "a"),
@@ -988,21 +980,35 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("'user' and 'username'"), "{e}");
-        let e = sink(&p(&[("sink", "no-such-sink"), ("ip", "h"), ("port", "1")]))
-            .unwrap_err()
-            .to_string();
+        let e = sink(&Parameters::of(&[
+            ("sink", "no-such-sink"),
+            ("ip", "h"),
+            ("port", "1"),
+        ]))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("does not exist"), "{e}");
         assert!(matches!(
-            sink(&p(&[("sink", "opc-ua-sink")])),
+            sink(&Parameters::of(&[("sink", "opc-ua-sink")])),
             Err(PipeError::Unsupported(_))
         ));
-        assert!(sink(&p(&[("ip", "h"), ("port", "1"), ("compressor", "brotli")])).is_err());
-        assert!(sink(&p(&[("ip", "h"), ("port", "1"), ("sink.ip", "h")])).is_err());
+        assert!(sink(&Parameters::of(&[
+            ("ip", "h"),
+            ("port", "1"),
+            ("compressor", "brotli")
+        ]))
+        .is_err());
+        assert!(sink(&Parameters::of(&[
+            ("ip", "h"),
+            ("port", "1"),
+            ("sink.ip", "h")
+        ]))
+        .is_err());
     }
 
     #[test]
     fn bad_sources_are_refused() {
-        let e = source(&p(&[
+        let e = source(&Parameters::of(&[
             ("mode.double-living", "true"),
             ("forwarding-pipe-requests", "true"),
         ]))
@@ -1012,19 +1018,19 @@ mod tests {
             e.contains("forwarding-pipe-requests can not be specified to true"),
             "{e}"
         );
-        assert!(source(&p(&[("mode.double-living", "yes")])).is_err());
+        assert!(source(&Parameters::of(&[("mode.double-living", "yes")])).is_err());
         assert_eq!(
-            source(&p(&[("inclusion", "auth")]))
+            source(&Parameters::of(&[("inclusion", "auth")]))
                 .unwrap()
                 .effective_inclusion(),
             "auth"
         );
         assert!(matches!(
-            source(&p(&[("inclusion", "schema.timeseries.view")])),
+            source(&Parameters::of(&[("inclusion", "schema.timeseries.view")])),
             Err(PipeError::Unsupported(_))
         ));
         // Templates are part of schema.timeseries, and selectable alone.
-        let no_templates = source(&p(&[
+        let no_templates = source(&Parameters::of(&[
             ("inclusion", "schema.timeseries"),
             ("inclusion.exclusion", "schema.timeseries.template"),
         ]))
@@ -1033,12 +1039,12 @@ mod tests {
             no_templates.effective_inclusion(),
             "schema.timeseries.ordinary"
         );
-        let schema = source(&p(&[("inclusion", "schema")])).unwrap();
+        let schema = source(&Parameters::of(&[("inclusion", "schema")])).unwrap();
         assert_eq!(
             schema.effective_inclusion(),
             "schema.database,schema.timeseries,schema.ttl"
         );
-        let all_but_ttl = source(&p(&[
+        let all_but_ttl = source(&Parameters::of(&[
             ("inclusion", "all"),
             ("inclusion.exclusion", "schema.ttl, auth.user"),
         ]))
@@ -1047,15 +1053,15 @@ mod tests {
             all_but_ttl.effective_inclusion(),
             "data.insert,data.delete,schema.database,schema.timeseries"
         );
-        assert!(source(&p(&[
+        assert!(source(&Parameters::of(&[
             ("inclusion", "data"),
             ("inclusion.exclusion", "data")
         ]))
         .is_err());
-        assert!(source(&p(&[("path", "foo.bar")])).is_err());
-        assert!(source(&p(&[("start-time", "10"), ("end-time", "5")])).is_err());
-        assert!(source(&p(&[("source", "kafka-source")])).is_err());
-        let s = source(&p(&[
+        assert!(source(&Parameters::of(&[("path", "foo.bar")])).is_err());
+        assert!(source(&Parameters::of(&[("start-time", "10"), ("end-time", "5")])).is_err());
+        assert!(source(&Parameters::of(&[("source", "kafka-source")])).is_err());
+        let s = source(&Parameters::of(&[
             ("pattern", "root.sg"),
             ("start-time", "2024-01-01T00:00:00Z"),
         ]))
@@ -1066,14 +1072,17 @@ mod tests {
 
     #[test]
     fn a_misspelled_key_is_named_with_the_key_it_resembles() {
-        let e = sink(&p(&[("sink.ip", "iotdb-2"), ("sink.prot", "6667")]))
-            .unwrap_err()
-            .to_string();
+        let e = sink(&Parameters::of(&[
+            ("sink.ip", "iotdb-2"),
+            ("sink.prot", "6667"),
+        ]))
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("'sink.prot' is unknown; did you mean 'sink.port'?"),
             "{e}"
         );
-        let e = source(&p(&[("source.mode.double-livng", "true")]))
+        let e = source(&Parameters::of(&[("source.mode.double-livng", "true")]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -1081,7 +1090,7 @@ mod tests {
             "{e}"
         );
         // IoTDB's keys Duet does not act on, and keys far from any known one, are accepted.
-        let snk = sink(&p(&[
+        let snk = sink(&Parameters::of(&[
             ("sink.ip", "iotdb-2"),
             ("sink.port", "6667"),
             ("sink.exception.conflict.resolve-strategy", "retry"),
@@ -1093,13 +1102,13 @@ mod tests {
 
     #[test]
     fn processors_other_than_do_nothing_are_not_supported() {
-        assert!(processor(&p(&[("processor", "do-nothing-processor")])).is_ok());
+        assert!(processor(&Parameters::of(&[("processor", "do-nothing-processor")])).is_ok());
         assert!(matches!(
-            processor(&p(&[("processor", "sdt-sampling-processor")])),
+            processor(&Parameters::of(&[("processor", "sdt-sampling-processor")])),
             Err(PipeError::Unsupported(_))
         ));
         assert!(matches!(
-            processor(&p(&[("processor", "foo")])),
+            processor(&Parameters::of(&[("processor", "foo")])),
             Err(PipeError::Invalid(_))
         ));
     }

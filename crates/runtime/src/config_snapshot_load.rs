@@ -36,12 +36,11 @@ use duet_parser::PathNode;
 use duet_proto::config_snapshot::{
     self, file_type, snapshot_plan, ConfigSchema, ConfigSnapshotSeal, ConfigTemplate, TtlEntry,
 };
-use duet_proto::pipe_body;
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::TPipeTransferResp;
 use duet_storage::Origin;
 
-use crate::file_receiver::{file_error, FileReceiver};
+use crate::file_receiver::{decode_snapshot_seal, file_error, FileReceiver};
 use crate::handshake::pipe_status;
 use crate::receiver::PipeAuthority;
 use crate::schema_snapshot_load::refused;
@@ -55,13 +54,10 @@ pub async fn seal(
     authority: &dyn PipeAuthority,
     body: &[u8],
 ) -> TPipeTransferResp {
-    let seal = match pipe_body::decode_file_seal_v2(body) {
-        Ok(seal) => seal,
-        Err(e) => return file_error(format!("Malformed config snapshot seal: {e}")),
-    };
-    let params = match config_snapshot::config_snapshot_seal(&seal.params) {
-        Ok(params) => params,
-        Err(e) => return file_error(format!("Malformed config snapshot seal: {e}")),
+    let parameters = config_snapshot::config_snapshot_seal;
+    let (seal, params) = match decode_snapshot_seal(body, "config", parameters) {
+        Ok(decoded) => decoded,
+        Err(resp) => return *resp,
     };
     let names: Vec<Option<String>> = seal.files.iter().map(|(n, _)| n.clone()).collect();
     if let Err(resp) = files.seal(seal).await {

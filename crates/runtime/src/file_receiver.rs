@@ -67,6 +67,19 @@ pub(crate) fn file_error(message: String) -> TPipeTransferResp {
     pipe_status(StatusCode::PipeTransferFileError, message)
 }
 
+/// A snapshot seal (`PipeTransferFileSealReqV2`) and its parameters as `parameters` reads them; a
+/// file error naming the `kind` of snapshot when either is malformed.
+pub fn decode_snapshot_seal<P>(
+    body: &[u8],
+    kind: &str,
+    parameters: impl FnOnce(&std::collections::BTreeMap<String, String>) -> duet_proto::Result<P>,
+) -> Result<(FileSeal, P), Box<TPipeTransferResp>> {
+    let malformed = |e| Box::new(file_error(format!("Malformed {kind} snapshot seal: {e}")));
+    let seal = duet_proto::pipe_body::decode_file_seal_v2(body).map_err(malformed)?;
+    let params = parameters(&seal.params).map_err(malformed)?;
+    Ok((seal, params))
+}
+
 /// The sender's file name if it is one plain path component: letters, digits, `-`, `_`, `.`, not
 /// starting with a dot, at most 255 bytes.
 pub fn checked_name(name: &str) -> Result<&str, String> {

@@ -216,11 +216,7 @@ impl PipeManager {
         {
             warn!(pipe = name, "pipe task did not stop within 30 s");
         }
-        let acknowledged = handle
-            .status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .acknowledged;
+        let acknowledged = crate::task::lock(&handle.status).acknowledged;
         Some(acknowledged)
     }
 
@@ -350,10 +346,7 @@ impl PipeManager {
             .set_pipe_state(name, PipeState::Running, false)?;
         self.catalog.set_pipe_exception(name, None)?;
         let running = self.tasks().get(name).map(|h| {
-            h.status
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .exception = None;
+            h.status().exception = None;
             h.desired.send_replace(Desired::Running);
         });
         if running.is_none() {
@@ -407,12 +400,7 @@ impl PipeManager {
 
     /// A pipe's live status (tests, diagnostics).
     pub fn status(&self, name: &str) -> Option<PipeStatus> {
-        self.tasks().get(name).map(|h| {
-            h.status
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        })
+        self.tasks().get(name).map(|h| h.status().clone())
     }
 
     /// The number of log entries after `acknowledged` that the pipe will send, and whether the count
@@ -467,16 +455,10 @@ impl PipeManager {
     pub fn reports(&self) -> Result<Vec<PipeReport>> {
         let mut reports = Vec::new();
         for p in self.catalog.pipes()? {
-            let live = self.tasks().get(&p.name).map(|h| {
-                (
-                    h.status
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone(),
-                    h.filter.clone(),
-                    h.metrics.clone(),
-                )
-            });
+            let live = self
+                .tasks()
+                .get(&p.name)
+                .map(|h| (h.status().clone(), h.filter.clone(), h.metrics.clone()));
             let sink = crate::config::sink(&Parameters::new(p.sink.clone())).ok();
             let sink_display = sink
                 .as_ref()
@@ -568,15 +550,10 @@ impl PipeManager {
         };
         let mut rows = Vec::with_capacity(selected.len());
         for p in selected {
-            let live = self.tasks().get(&p.name).map(|h| {
-                (
-                    h.status
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone(),
-                    h.filter.clone(),
-                )
-            });
+            let live = self
+                .tasks()
+                .get(&p.name)
+                .map(|h| (h.status().clone(), h.filter.clone()));
             let (remaining, seconds, exception) = match live {
                 Some((status, filter)) => {
                     let (count, capped) = self.remaining(&filter, status.acknowledged);

@@ -143,6 +143,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 #[cfg(test)]
+impl Parameters {
+    /// Parameters from (key, value) pairs, as a test writes them.
+    pub(crate) fn of(pairs: &[(&str, &str)]) -> Parameters {
+        Parameters(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
@@ -150,18 +163,18 @@ mod tests {
     #[test]
     fn misspelled_keys_are_named_with_the_nearest_known_key() {
         let known = ["ip", "port", "node-urls", "batch.size-bytes"];
-        let params = p(&[("sink.ip", "a"), ("sink.prot", "1")]);
+        let params = Parameters::of(&[("sink.ip", "a"), ("sink.prot", "1")]);
         assert_eq!(
             params.misspelled_key(&known),
             Some(("sink.prot".to_string(), "sink.port".to_string()))
         );
-        let params = p(&[("connector.node-url", "a:1")]);
+        let params = Parameters::of(&[("connector.node-url", "a:1")]);
         assert_eq!(
             params.misspelled_key(&known).map(|(_, s)| s),
             Some("connector.node-urls".to_string())
         );
         // Far from every known key: unknown, but not a misspelling.
-        let params = p(&[("sink.exception.conflict.resolve-strategy", "x")]);
+        let params = Parameters::of(&[("sink.exception.conflict.resolve-strategy", "x")]);
         assert_eq!(params.misspelled_key(&known), None);
         assert_eq!(
             params.unknown_keys(&known),
@@ -171,18 +184,9 @@ mod tests {
         assert_eq!(edit_distance("", "ip"), 2);
     }
 
-    fn p(pairs: &[(&str, &str)]) -> Parameters {
-        Parameters(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
-
     #[test]
     fn prefixes_reduce_to_the_same_key() {
-        let params = p(&[
+        let params = Parameters::of(&[
             ("sink.ip", "iotdb-2"),
             ("connector.port", "6667"),
             ("Sink.User", "u"),
@@ -194,14 +198,14 @@ mod tests {
         assert_eq!(params.get("user"), Some("u"));
         assert_eq!(params.get("host"), None);
         assert_eq!(
-            p(&[("ip", "a"), ("sink.ip", "b")]).duplicate_key(),
+            Parameters::of(&[("ip", "a"), ("sink.ip", "b")]).duplicate_key(),
             Some("ip".to_string())
         );
     }
 
     #[test]
     fn display_sorts_and_masks() {
-        let params = p(&[
+        let params = Parameters::of(&[
             ("sink.port", "6667"),
             ("sink", "iotdb-thrift-sink"),
             ("sink.password", "secret"),
@@ -216,8 +220,8 @@ mod tests {
 
     #[test]
     fn modify_replaces_equivalent_keys() {
-        let old = p(&[("sink.ip", "a"), ("sink.port", "1")]);
-        let new = old.modified_by(&p(&[("ip", "b")]));
+        let old = Parameters::of(&[("sink.ip", "a"), ("sink.port", "1")]);
+        let new = old.modified_by(&Parameters::of(&[("ip", "b")]));
         assert_eq!(new.get("ip"), Some("b"));
         assert_eq!(new.get("port"), Some("1"));
         assert_eq!(new.0.len(), 2);

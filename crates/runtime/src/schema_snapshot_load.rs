@@ -25,7 +25,6 @@ use std::path::PathBuf;
 use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
 use duet_engine::{paths, Engine, EngineError};
 use duet_parser::PathNode;
-use duet_proto::pipe_body;
 use duet_proto::schema_snapshot::{
     self, snapshot_type, MTreeSnapshot, SchemaSnapshotSeal, SnapshotDevice,
 };
@@ -33,7 +32,7 @@ use duet_proto::status::{self, StatusCode};
 use duet_proto::t::TPipeTransferResp;
 use duet_storage::Origin;
 
-use crate::file_receiver::FileReceiver;
+use crate::file_receiver::{decode_snapshot_seal, FileReceiver};
 use crate::handshake::pipe_status;
 use crate::receiver::PipeAuthority;
 
@@ -49,23 +48,10 @@ pub async fn seal(
     authority: &dyn PipeAuthority,
     body: &[u8],
 ) -> TPipeTransferResp {
-    let seal = match pipe_body::decode_file_seal_v2(body) {
-        Ok(seal) => seal,
-        Err(e) => {
-            return pipe_status(
-                StatusCode::PipeTransferFileError,
-                format!("Malformed schema snapshot seal: {e}"),
-            )
-        }
-    };
-    let params = match schema_snapshot::schema_snapshot_seal(&seal.params) {
-        Ok(params) => params,
-        Err(e) => {
-            return pipe_status(
-                StatusCode::PipeTransferFileError,
-                format!("Malformed schema snapshot seal: {e}"),
-            )
-        }
+    let parameters = schema_snapshot::schema_snapshot_seal;
+    let (seal, params) = match decode_snapshot_seal(body, "schema", parameters) {
+        Ok(decoded) => decoded,
+        Err(resp) => return *resp,
     };
     // The files by position: the MTree snapshot, then the optional tag log and device attributes.
     let Some(Some(mtree_name)) = seal.files.first().map(|(name, _)| name.clone()) else {

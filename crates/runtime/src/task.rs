@@ -141,7 +141,7 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn lock(status: &StatusRef) -> std::sync::MutexGuard<'_, PipeStatus> {
+pub(crate) fn lock(status: &StatusRef) -> std::sync::MutexGuard<'_, PipeStatus> {
     status.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -155,6 +155,13 @@ pub struct PipeHandle {
     pub(crate) filter: EntryFilter,
     pub(crate) join: JoinHandle<()>,
     pub(crate) metrics: Arc<crate::metrics::PipeMetrics>,
+}
+
+impl PipeHandle {
+    /// The status the task publishes, locked.
+    pub(crate) fn status(&self) -> std::sync::MutexGuard<'_, PipeStatus> {
+        lock(&self.status)
+    }
 }
 
 /// Runs a pipe's task and, should it panic (a bug), makes that the pipe's visible state — an

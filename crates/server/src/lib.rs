@@ -152,30 +152,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
         &identity.timestamp_precision,
     )?;
     let addr = format!("{}:{}", config.rpc_address, config.rpc_port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: addr.clone(),
-        source,
-    })?;
+    let (listener, local) = bind(&addr, addr.clone()).await?;
     // The monitoring listener binds before anything is announced, so a busy port fails the start.
     let metrics_listener = if config.metrics_enabled {
         let addr = format!("{}:{}", config.metrics_bind_address(), config.metrics_port);
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: format!("{addr} (metrics_address/metrics_port)"),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-        Some((listener, local))
+        Some(bind(&addr, format!("{addr} (metrics_address/metrics_port)")).await?)
     } else {
         None
     };
@@ -265,6 +246,24 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), St
 }
 
 /// Writes the address file atomically, so a reader never sees half of it.
+/// Binds `addr` (`described` names it if that fails) and reads back the address it got.
+async fn bind(
+    addr: &str,
+    described: String,
+) -> Result<(TcpListener, std::net::SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: described,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    Ok((listener, local))
+}
+
 fn write_addr_file(path: &Path, contents: &str) -> Result<(), StartError> {
     let tmp = path.with_extension("addr.tmp");
     let err = |source| StartError::AddrFile {

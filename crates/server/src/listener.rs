@@ -103,6 +103,18 @@ struct WarningThrottle {
 }
 
 impl WarningThrottle {
+    /// A connection closed for not logging in within `limit`: at debug each time, throttled at warn.
+    fn login_timed_out(&self, peer: &str, e: &ConnectionError, limit: Duration) {
+        debug!(%peer, "connection closed: {e}");
+        if let Some(count) = self.record() {
+            warn!(
+                %peer,
+                closed = count,
+                "closed {count} connection(s) that did not log in within {limit:?} (login_timeout_ms) since the last such warning"
+            );
+        }
+    }
+
     /// Records one event; returns the number to report when a line is due.
     fn record(&self) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -227,14 +239,7 @@ impl Listener {
                                 }
                             }
                             ConnectionError::LoginTimeout(limit) => {
-                                debug!(%peer, "connection closed: {e}");
-                                if let Some(count) = login_timeout_warnings.record() {
-                                    warn!(
-                                        %peer,
-                                        closed = count,
-                                        "closed {count} connection(s) that did not log in within {limit:?} (login_timeout_ms) since the last such warning"
-                                    );
-                                }
+                                login_timeout_warnings.login_timed_out(&peer, &e, limit);
                             }
                             _ => debug!(%peer, "connection closed before a session: {e}"),
                         }
@@ -256,14 +261,7 @@ impl Listener {
                 match handler.run().await {
                     Ok(()) => {}
                     Err(e @ ConnectionError::LoginTimeout(limit)) => {
-                        debug!(%peer, "connection closed: {e}");
-                        if let Some(count) = login_timeout_warnings.record() {
-                            warn!(
-                                %peer,
-                                closed = count,
-                                "closed {count} connection(s) that did not log in within {limit:?} (login_timeout_ms) since the last such warning"
-                            );
-                        }
+                        login_timeout_warnings.login_timed_out(&peer, &e, limit);
                     }
                     Err(e @ ConnectionError::SessionIdle(_)) => {
                         info!(%peer, "connection closed: {e}")

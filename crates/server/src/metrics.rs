@@ -11,7 +11,7 @@ use std::time::Duration;
 use duet_metrics::{Counter, Gauge, Histogram, HistogramSnapshot};
 use duet_proto::rpc::Request;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
@@ -289,19 +289,30 @@ struct Family<'e, 'a> {
 }
 
 impl Family<'_, '_> {
+    /// One family: its descriptor, then each labelled sample written by `encode_value`.
+    fn family<L: EncodeLabelSet, V>(
+        &mut self,
+        (name, help, metric_type): (&str, &str, MetricType),
+        samples: &[(L, V)],
+        encode_value: impl Fn(&mut MetricEncoder<'_>, &V) -> Result<(), std::fmt::Error>,
+    ) -> Result<(), std::fmt::Error> {
+        let mut m = self
+            .encoder
+            .encode_descriptor(name, help, None, metric_type)?;
+        for (labels, v) in samples {
+            encode_value(&mut m.encode_family(labels)?, v)?;
+        }
+        Ok(())
+    }
+
     fn gauge<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
         &mut self,
         name: &str,
         help: &str,
         samples: &[(L, V)],
     ) -> Result<(), std::fmt::Error> {
-        let mut m = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for (labels, v) in samples {
-            m.encode_family(labels)?.encode_gauge(v)?;
-        }
-        Ok(())
+        let descriptor = (name, help, MetricType::Gauge);
+        self.family(descriptor, samples, |m, v| m.encode_gauge(v))
     }
 
     fn counter<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeCounterValue>(
@@ -310,14 +321,10 @@ impl Family<'_, '_> {
         help: &str,
         samples: &[(L, V)],
     ) -> Result<(), std::fmt::Error> {
-        let mut m = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Counter)?;
-        for (labels, v) in samples {
-            m.encode_family(labels)?
-                .encode_counter::<NoLabelSet, _, f64>(v, NoExemplar::None)?;
-        }
-        Ok(())
+        let descriptor = (name, help, MetricType::Counter);
+        self.family(descriptor, samples, |m, v| {
+            m.encode_counter::<NoLabelSet, _, f64>(v, NoExemplar::None)
+        })
     }
 
     fn histogram<L: EncodeLabelSet>(
@@ -326,12 +333,26 @@ impl Family<'_, '_> {
         help: &str,
         samples: &[(L, HistogramSnapshot)],
     ) -> Result<(), std::fmt::Error> {
-        let mut m = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Histogram)?;
-        for (labels, h) in samples {
-            m.encode_family(labels)?
-                .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)?;
+        let descriptor = (name, help, MetricType::Histogram);
+        self.family(descriptor, samples, |m, h| {
+            m.encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)
+        })
+    }
+
+    /// Families of one sample without labels each, in the order given.
+    fn unlabelled<const N: usize>(
+        &mut self,
+        families: [(&str, &str, Unlabelled); N],
+    ) -> Result<(), std::fmt::Error> {
+        for (name, help, value) in families {
+            match value {
+                Unlabelled::Gauge(v) => self.gauge(name, help, &[(NONE, v)])?,
+                Unlabelled::SignedGauge(v) => self.gauge(name, help, &[(NONE, v)])?,
+                Unlabelled::FloatGauge(v) => self.gauge(name, help, &[(NONE, v)])?,
+                Unlabelled::Counter(v) => self.counter(name, help, &[(NONE, v)])?,
+                Unlabelled::FloatCounter(v) => self.counter(name, help, &[(NONE, v)])?,
+                Unlabelled::Histogram(h) => self.histogram(name, help, &[(NONE, h)])?,
+            }
         }
         Ok(())
     }
@@ -339,6 +360,17 @@ impl Family<'_, '_> {
 
 /// No labels.
 const NONE: [(&str, &str); 0] = [];
+
+/// The value of a metric family without labels, by the family's type. Integers stay integers in
+/// the text format, hence a variant for each value type.
+enum Unlabelled {
+    Gauge(u64),
+    SignedGauge(i64),
+    FloatGauge(f64),
+    Counter(u64),
+    FloatCounter(f64),
+    Histogram(HistogramSnapshot),
+}
 
 impl Collector for Exporter {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -368,77 +400,41 @@ impl Collector for Exporter {
                 ("creation_time", r.created_at_ms.to_string()),
             ]
         };
-        let per_pipe = |value: &dyn Fn(&duet_runtime::PipeReport) -> f64| {
-            reports
-                .iter()
-                .map(|r| (labels(r), value(r)))
-                .collect::<Vec<_>>()
-        };
-        f.gauge(
-            "pipe_datanode_remaining_event_count",
-            "Entries the pipe has still to send (SHOW PIPES' RemainingEventCount; counted up to 20000).",
-            &per_pipe(&|r| r.remaining_events as f64),
-        )?;
-        f.gauge(
-            "pipe_datanode_remaining_time",
-            "Seconds the backlog will take at the pipe's recent send rate (EstimatedRemainingSeconds; -1 when unknown).",
-            &per_pipe(&|r| r.remaining_seconds),
-        )?;
         let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
-        f.gauge(
-            "pipe_backlog_age_seconds",
-            "How long ago the oldest entry the pipe has still to send was written (0 without a backlog): the replication lag now, growing while the peer is away.",
-            &per_pipe(&|r| {
-                r.oldest_unsent_ms
-                    .map_or(0.0, |ms| now_ms.saturating_sub(ms) as f64 / 1000.0)
-            }),
-        )?;
-        f.gauge(
-            "pipe_task_status",
-            "The pipe's state as IoTDB numbers it: 0 RUNNING, 1 STOPPED.",
-            &per_pipe(&|r| if r.state == "RUNNING" { 0.0 } else { 1.0 }),
-        )?;
-        f.gauge(
-            "pipe_exception",
-            "1 while the pipe shows an exception (its last transfer failed), else 0.",
-            &per_pipe(&|r| f64::from(u8::from(!r.exception.is_empty()))),
-        )?;
-        f.gauge(
-            "pipe_send_rate",
-            "Entries the pipe sent per second, smoothed over about 5 s of sending.",
-            &per_pipe(&|r| r.rate),
-        )?;
-        let counter = |get: &dyn Fn(&duet_runtime::PipeMetrics) -> u64| {
-            reports
-                .iter()
-                .filter_map(|r| r.metrics.as_ref().map(|m| (labels(r), get(m))))
-                .collect::<Vec<_>>()
+        let backlog_age = |r: &duet_runtime::PipeReport| {
+            r.oldest_unsent_ms
+                .map_or(0.0, |ms| now_ms.saturating_sub(ms) as f64 / 1000.0)
         };
-        f.counter(
-            "pipe_connector_tablet_transfer",
-            "Entries (IoTDB's tablet events) the peer acknowledged.",
-            &counter(&|m| m.entries_transferred.get()),
-        )?;
-        f.counter(
-            "pipe_connector_batch_transfer",
-            "Non-empty batches the peer acknowledged.",
-            &counter(&|m| m.batches_transferred.get()),
-        )?;
-        f.counter(
-            "pipe_connector_transfer_bytes",
-            "Bytes sent in acknowledged batches (after compression).",
-            &counter(&|m| m.bytes_transferred.get()),
-        )?;
-        f.counter(
-            "pipe_transfer_failures",
-            "Failed attempts to reach or send to the peer.",
-            &counter(&|m| m.failures.get()),
-        )?;
-        f.counter(
-            "pipe_transfer_retries",
-            "Attempts started again after a failure's backoff.",
-            &counter(&|m| m.retries.get()),
-        )?;
+        type PerPipe<'r> = &'r dyn Fn(&duet_runtime::PipeReport) -> f64;
+        #[rustfmt::skip]
+        let pipe_gauges: [(&str, &str, PerPipe); 6] = [
+            ("pipe_datanode_remaining_event_count", "Entries the pipe has still to send (SHOW PIPES' RemainingEventCount; counted up to 20000).", &|r| r.remaining_events as f64),
+            ("pipe_datanode_remaining_time", "Seconds the backlog will take at the pipe's recent send rate (EstimatedRemainingSeconds; -1 when unknown).", &|r| r.remaining_seconds),
+            ("pipe_backlog_age_seconds", "How long ago the oldest entry the pipe has still to send was written (0 without a backlog): the replication lag now, growing while the peer is away.", &backlog_age),
+            ("pipe_task_status", "The pipe's state as IoTDB numbers it: 0 RUNNING, 1 STOPPED.", &|r| if r.state == "RUNNING" { 0.0 } else { 1.0 }),
+            ("pipe_exception", "1 while the pipe shows an exception (its last transfer failed), else 0.", &|r| f64::from(u8::from(!r.exception.is_empty()))),
+            ("pipe_send_rate", "Entries the pipe sent per second, smoothed over about 5 s of sending.", &|r| r.rate),
+        ];
+        for (name, help, value) in pipe_gauges {
+            let samples: Vec<_> = reports.iter().map(|r| (labels(r), value(r))).collect();
+            f.gauge(name, help, &samples)?;
+        }
+        type PerPipeCounter<'r> = &'r dyn Fn(&duet_runtime::PipeMetrics) -> u64;
+        #[rustfmt::skip]
+        let pipe_counters: [(&str, &str, PerPipeCounter); 5] = [
+            ("pipe_connector_tablet_transfer", "Entries (IoTDB's tablet events) the peer acknowledged.", &|m| m.entries_transferred.get()),
+            ("pipe_connector_batch_transfer", "Non-empty batches the peer acknowledged.", &|m| m.batches_transferred.get()),
+            ("pipe_connector_transfer_bytes", "Bytes sent in acknowledged batches (after compression).", &|m| m.bytes_transferred.get()),
+            ("pipe_transfer_failures", "Failed attempts to reach or send to the peer.", &|m| m.failures.get()),
+            ("pipe_transfer_retries", "Attempts started again after a failure's backoff.", &|m| m.retries.get()),
+        ];
+        for (name, help, value) in pipe_counters {
+            let samples: Vec<_> = reports
+                .iter()
+                .filter_map(|r| r.metrics.as_ref().map(|m| (labels(r), value(m))))
+                .collect();
+            f.counter(name, help, &samples)?;
+        }
         let lags: Vec<_> = reports
             .iter()
             .filter_map(|r| {
@@ -453,16 +449,12 @@ impl Collector for Exporter {
             &lags,
         )?;
         let server = &instance.metrics;
-        f.counter(
-            "pipe_receiver_requests",
-            "Pipe transfer requests this instance received (handshakes and heartbeats included).",
-            &[(NONE, server.pipe_receiver_requests.get())],
-        )?;
-        f.histogram(
-            "pipe_receiver_apply_seconds",
-            "Time to decode, apply and answer one received pipe transfer request.",
-            &[(NONE, server.pipe_receiver_seconds.snapshot())],
-        )?;
+        #[rustfmt::skip]
+        let receiver = [
+            ("pipe_receiver_requests", "Pipe transfer requests this instance received (handshakes and heartbeats included).", Unlabelled::Counter(server.pipe_receiver_requests.get())),
+            ("pipe_receiver_apply_seconds", "Time to decode, apply and answer one received pipe transfer request.", Unlabelled::Histogram(server.pipe_receiver_seconds.snapshot())),
+        ];
+        f.unlabelled(receiver)?;
 
         // Writes and the storage.
         let storage = instance.engine.storage();
@@ -502,149 +494,43 @@ impl Collector for Exporter {
             "Query requests from arrival to answer (the first page, or a further page for fetch), by kind.",
             &queries,
         )?;
-        f.histogram(
-            "duet_wal_fsync_seconds",
-            "One fsync of the change log.",
-            &[(NONE, sm.wal_fsync_seconds.snapshot())],
-        )?;
-        f.histogram(
-            "duet_wal_group_commit_entries",
-            "Entries written together by one group commit.",
-            &[(NONE, sm.wal_group_entries.snapshot())],
-        )?;
-        f.histogram(
-            "duet_flush_seconds",
-            "One memtable flushed to data files.",
-            &[(NONE, sm.flush_seconds.snapshot())],
-        )?;
-        f.histogram(
-            "duet_compaction_seconds",
-            "One partition's small files merged.",
-            &[(NONE, sm.compaction_seconds.snapshot())],
-        )?;
-        f.counter(
-            "duet_backpressure_seconds",
-            "Time writers waited for the flusher (summed over writers).",
-            &[(NONE, sm.backpressure_seconds.seconds())],
-        )?;
         let stats = storage.stats();
-        f.gauge(
-            "duet_memtable_bytes",
-            "Bytes in the active and frozen memtables.",
-            &[(NONE, stats.memtable_bytes as u64)],
-        )?;
-        f.gauge(
-            "duet_memtable_points",
-            "Points in the active and frozen memtables.",
-            &[(NONE, stats.memtable_points as u64)],
-        )?;
-        f.gauge(
-            "duet_frozen_memtables",
-            "Memtables waiting for their flush (writers wait beyond max_frozen_memtables).",
-            &[(NONE, stats.frozen_memtables as u64)],
-        )?;
-        f.gauge(
-            "duet_compaction_pending_files",
-            "Small data files waiting to be merged (compaction debt).",
-            &[(NONE, stats.compaction_pending_files as u64)],
-        )?;
-        f.gauge(
-            "duet_data_files",
-            "Parquet data files.",
-            &[(NONE, stats.data_files as u64)],
-        )?;
-        f.gauge(
-            "duet_data_file_bytes",
-            "Bytes of the Parquet data files.",
-            &[(NONE, storage.data_file_bytes())],
-        )?;
-        f.gauge(
-            "duet_data_rows",
-            "Rows in the data files.",
-            &[(NONE, stats.data_rows)],
-        )?;
-        f.gauge(
-            "duet_wal_bytes",
-            "Bytes of the change log on disk.",
-            &[(NONE, stats.wal_bytes)],
-        )?;
-        f.gauge(
-            "duet_wal_segments",
-            "Segment files of the change log.",
-            &[(NONE, stats.wal_segments as u64)],
-        )?;
-        f.gauge(
-            "duet_log_head_lsn",
-            "The newest log position.",
-            &[(NONE, stats.head)],
-        )?;
-        f.gauge(
-            "duet_flushed_lsn",
-            "The log position up to which everything is in data files.",
-            &[(NONE, stats.flushed_lsn)],
-        )?;
-        f.counter(
-            "duet_points_dropped_for_type",
-            "Points from a pipe dropped because their series' type lost a conflict.",
-            &[(NONE, instance.engine.points_dropped_for_type())],
-        )?;
-
-        // Sessions and connections.
-        f.gauge(
-            "duet_sessions",
-            "Logged-in sessions.",
-            &[(NONE, instance.sessions().len() as u64)],
-        )?;
-        f.gauge(
-            "duet_connections",
-            "Open client and pipe connections.",
-            &[(NONE, server.connections_open.get())],
-        )?;
-        f.counter(
-            "duet_connections_accepted",
-            "Connections accepted.",
-            &[(NONE, server.connections_accepted.get())],
-        )?;
-        f.counter(
-            "duet_connections_refused",
-            "Connections refused over max_connections or max_unauthenticated_connections.",
-            &[(NONE, server.connections_refused.get())],
-        )?;
-
-        // The process, with the names every Prometheus client library uses.
         let p = ProcessStats::read();
-        f.gauge(
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            &[(NONE, p.resident_bytes)],
-        )?;
-        f.gauge(
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            &[(NONE, p.virtual_bytes)],
-        )?;
-        f.counter(
-            "process_cpu_seconds",
-            "User and system CPU time spent in seconds.",
-            &[(NONE, p.cpu_seconds)],
-        )?;
-        f.gauge(
-            "process_open_fds",
-            "Open file descriptors.",
-            &[(NONE, p.open_fds)],
-        )?;
-        f.gauge(
-            "process_max_fds",
-            "The limit of open file descriptors.",
-            &[(NONE, p.max_fds)],
-        )?;
-        f.gauge("process_threads", "OS threads.", &[(NONE, p.threads)])?;
-        f.gauge(
-            "process_start_time_seconds",
-            "Start time of the process since the epoch, in seconds.",
-            &[(NONE, p.start_time_seconds)],
-        )?;
-        Ok(())
+        use Unlabelled::{Counter, FloatCounter, FloatGauge, Gauge, Histogram, SignedGauge};
+        #[rustfmt::skip]
+        let instance_wide = [
+            ("duet_wal_fsync_seconds", "One fsync of the change log.", Histogram(sm.wal_fsync_seconds.snapshot())),
+            ("duet_wal_group_commit_entries", "Entries written together by one group commit.", Histogram(sm.wal_group_entries.snapshot())),
+            ("duet_flush_seconds", "One memtable flushed to data files.", Histogram(sm.flush_seconds.snapshot())),
+            ("duet_compaction_seconds", "One partition's small files merged.", Histogram(sm.compaction_seconds.snapshot())),
+            ("duet_backpressure_seconds", "Time writers waited for the flusher (summed over writers).", FloatCounter(sm.backpressure_seconds.seconds())),
+            ("duet_memtable_bytes", "Bytes in the active and frozen memtables.", Gauge(stats.memtable_bytes as u64)),
+            ("duet_memtable_points", "Points in the active and frozen memtables.", Gauge(stats.memtable_points as u64)),
+            ("duet_frozen_memtables", "Memtables waiting for their flush (writers wait beyond max_frozen_memtables).", Gauge(stats.frozen_memtables as u64)),
+            ("duet_compaction_pending_files", "Small data files waiting to be merged (compaction debt).", Gauge(stats.compaction_pending_files as u64)),
+            ("duet_data_files", "Parquet data files.", Gauge(stats.data_files as u64)),
+            ("duet_data_file_bytes", "Bytes of the Parquet data files.", Gauge(storage.data_file_bytes())),
+            ("duet_data_rows", "Rows in the data files.", Gauge(stats.data_rows)),
+            ("duet_wal_bytes", "Bytes of the change log on disk.", Gauge(stats.wal_bytes)),
+            ("duet_wal_segments", "Segment files of the change log.", Gauge(stats.wal_segments as u64)),
+            ("duet_log_head_lsn", "The newest log position.", Gauge(stats.head)),
+            ("duet_flushed_lsn", "The log position up to which everything is in data files.", Gauge(stats.flushed_lsn)),
+            ("duet_points_dropped_for_type", "Points from a pipe dropped because their series' type lost a conflict.", Counter(instance.engine.points_dropped_for_type())),
+            // Sessions and connections.
+            ("duet_sessions", "Logged-in sessions.", Gauge(instance.sessions().len() as u64)),
+            ("duet_connections", "Open client and pipe connections.", SignedGauge(server.connections_open.get())),
+            ("duet_connections_accepted", "Connections accepted.", Counter(server.connections_accepted.get())),
+            ("duet_connections_refused", "Connections refused over max_connections or max_unauthenticated_connections.", Counter(server.connections_refused.get())),
+            // The process, with the names every Prometheus client library uses.
+            ("process_resident_memory_bytes", "Resident memory size in bytes.", Gauge(p.resident_bytes)),
+            ("process_virtual_memory_bytes", "Virtual memory size in bytes.", Gauge(p.virtual_bytes)),
+            ("process_cpu_seconds", "User and system CPU time spent in seconds.", FloatCounter(p.cpu_seconds)),
+            ("process_open_fds", "Open file descriptors.", Gauge(p.open_fds)),
+            ("process_max_fds", "The limit of open file descriptors.", Gauge(p.max_fds)),
+            ("process_threads", "OS threads.", Gauge(p.threads)),
+            ("process_start_time_seconds", "Start time of the process since the epoch, in seconds.", FloatGauge(p.start_time_seconds)),
+        ];
+        f.unlabelled(instance_wide)
     }
 }
 

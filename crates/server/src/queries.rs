@@ -115,11 +115,12 @@ impl QueryRegistry {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use duet_engine::limits::QueryLimits;
 
-    fn control() -> QueryControlRef {
+    /// A query's control with 1 MiB of memory and no timeout, for the tests here and in `session`.
+    pub(crate) fn control() -> QueryControlRef {
         QueryControl::new(QueryLimits {
             memory_bytes: 1 << 20,
             timeout: None,

@@ -15,6 +15,34 @@ use duet_proto::t;
 
 use crate::status_codes::StatementError;
 
+/// What every query RPC's request carries for its answer's paging: the fetch size and the timeout.
+pub trait Paging {
+    fn fetch_size(&self) -> Option<i32>;
+    fn timeout(&self) -> Option<i64>;
+}
+
+macro_rules! paging {
+    ($($request:ty),*) => {$(
+        impl Paging for $request {
+            fn fetch_size(&self) -> Option<i32> {
+                self.fetch_size
+            }
+            fn timeout(&self) -> Option<i64> {
+                self.timeout
+            }
+        }
+    )*};
+}
+
+paging!(
+    t::TSRawDataQueryReq,
+    t::TSLastDataQueryReq,
+    t::TSFastLastDataQueryForOnePrefixPathReq,
+    t::TSFastLastDataQueryForOneDeviceReq,
+    t::TSAggregationQueryReq,
+    t::TSGroupByQueryIntervalReq
+);
+
 /// IoTDB's `TAggregationType` names, by value (common.thrift).
 const AGGREGATION_NAMES: &[&str] = &[
     "COUNT",
@@ -137,46 +165,30 @@ fn time_range(start: i64, end: i64) -> Expr {
     }
 }
 
-fn select(items: Vec<SelectItem>, from: Vec<Path>) -> Select {
-    Select {
-        last: false,
-        items,
-        from,
-        condition: None,
-        group_by: None,
-        order_by_time_desc: false,
-        limit: None,
-        offset: None,
-        slimit: None,
-        soffset: None,
-        align_by_device: false,
-        group_by_level: None,
-        having: None,
-        fill: None,
-    }
-}
-
 fn no_paths() -> StatementError {
     StatementError::new(StatusCode::IllegalParameter, "the request names no paths")
 }
 
-/// `executeRawDataQuery(V2)`: the series' points with `startTime <= time < endTime`, aligned by time.
-pub fn raw_data(req: &t::TSRawDataQueryReq) -> Result<Select, StatementError> {
-    let legal = req.legal_path_nodes.unwrap_or(false);
-    if req.paths.is_empty() {
+/// One select item per path, each below `root` (an error when there are none).
+fn path_items(paths: &[String], legal_nodes: bool) -> Result<Vec<SelectItem>, StatementError> {
+    if paths.is_empty() {
         return Err(no_paths());
     }
-    let items = req
-        .paths
+    paths
         .iter()
         .map(|p| {
             Ok(SelectItem::Path {
-                path: below_root(p, legal)?,
+                path: below_root(p, legal_nodes)?,
                 alias: None,
             })
         })
-        .collect::<Result<Vec<_>, StatementError>>()?;
-    let mut query = select(items, vec![root()]);
+        .collect()
+}
+
+/// `executeRawDataQuery(V2)`: the series' points with `startTime <= time < endTime`, aligned by time.
+pub fn raw_data(req: &t::TSRawDataQueryReq) -> Result<Select, StatementError> {
+    let items = path_items(&req.paths, req.legal_path_nodes.unwrap_or(false))?;
+    let mut query = Select::new(items, vec![root()]);
     query.condition = Some(time_range(req.start_time, req.end_time));
     Ok(query)
 }
@@ -184,19 +196,7 @@ pub fn raw_data(req: &t::TSRawDataQueryReq) -> Result<Select, StatementError> {
 /// `executeLastDataQuery(V2)`: each series' newest point, only if its time is `>= time`
 /// (`i64::MIN` means no bound, as in IoTDB).
 pub fn last_data(paths: &[String], time: i64, legal: bool) -> Result<Select, StatementError> {
-    if paths.is_empty() {
-        return Err(no_paths());
-    }
-    let items = paths
-        .iter()
-        .map(|p| {
-            Ok(SelectItem::Path {
-                path: below_root(p, legal)?,
-                alias: None,
-            })
-        })
-        .collect::<Result<Vec<_>, StatementError>>()?;
-    let mut query = select(items, vec![root()]);
+    let mut query = Select::new(path_items(paths, legal)?, vec![root()]);
     query.last = true;
     if time != i64::MIN {
         query.condition = Some(time_cmp(BinaryOp::GtEq, time));
@@ -223,7 +223,7 @@ pub fn fast_last_for_prefix(prefixes: &[String]) -> Result<Select, StatementErro
     let joined = prefixes.join(".");
     let mut nodes = path_nodes(&joined, false)?;
     nodes.push(PathNode::Many);
-    let mut query = select(
+    let mut query = Select::new(
         vec![SelectItem::Path {
             path: Path(nodes[1..].to_vec()),
             alias: None,
@@ -285,7 +285,7 @@ pub fn aggregation(req: &t::TSAggregationQueryReq) -> Result<Select, StatementEr
             })
         })
         .collect::<Result<Vec<_>, StatementError>>()?;
-    let mut query = select(items, vec![root()]);
+    let mut query = Select::new(items, vec![root()]);
     if let Some(interval) = req.interval {
         let start = req.start_time.ok_or_else(|| missing("startTime"))?;
         let end = req.end_time.ok_or_else(|| missing("endTime"))?;
@@ -308,7 +308,7 @@ pub fn group_by_interval(
     let interval = req
         .interval
         .ok_or_else(|| StatementError::new(StatusCode::IllegalParameter, "interval must be set"))?;
-    let mut query = select(
+    let mut query = Select::new(
         vec![SelectItem::Aggregate {
             function: name.to_ascii_lowercase(),
             path: Path(vec![PathNode::Name(req.measurement.clone())]),

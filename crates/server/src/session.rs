@@ -330,6 +330,8 @@ impl Session {
                 _ => Reply::Status(e.to_status()),
             });
         }
+        let instance = self.instance.clone();
+        let engine = &instance.engine;
         Some(match request {
             Request::RequestStatementId { .. } => {
                 Reply::StatementId(self.instance.new_statement_id())
@@ -349,76 +351,37 @@ impl Session {
             Request::Execute { kind, format, req } => {
                 Reply::Execute(self.execute(&access, kind, format, &req).await)
             }
-            Request::RawDataQuery { format, req } => Reply::Execute(
-                self.rpc_query(
-                    rpc_queries::raw_data(&req),
-                    req.fetch_size,
-                    req.timeout,
-                    format,
-                    None,
-                )
-                .await,
-            ),
-            Request::LastDataQuery { format, req } => Reply::Execute(
-                self.rpc_query(
-                    rpc_queries::last_data(
-                        &req.paths,
-                        req.time,
-                        req.legal_path_nodes.unwrap_or(false),
-                    ),
-                    req.fetch_size,
-                    req.timeout,
-                    format,
-                    None,
-                )
-                .await,
-            ),
-            Request::FastLastDataQueryForOnePrefixPath(req) => Reply::Execute(
-                self.rpc_query(
-                    rpc_queries::fast_last_for_prefix(&req.prefixes),
-                    req.fetch_size,
-                    req.timeout,
-                    ResultFormat::TsBlocks,
-                    None,
-                )
-                .await,
-            ),
-            Request::FastLastDataQueryForOneDevice(req) => Reply::Execute(
-                self.rpc_query(
-                    rpc_queries::fast_last_for_device(&req),
-                    req.fetch_size,
-                    req.timeout,
-                    ResultFormat::TsBlocks,
-                    None,
-                )
-                .await,
-            ),
-            Request::AggregationQuery { format, req } => Reply::Execute(
-                self.rpc_query(
-                    rpc_queries::aggregation(&req),
-                    req.fetch_size,
-                    req.timeout,
-                    format,
-                    None,
-                )
-                .await,
-            ),
+            Request::RawDataQuery { format, req } => {
+                self.rpc_query(rpc_queries::raw_data(&req), &req, format, None)
+                    .await
+            }
+            Request::LastDataQuery { format, req } => {
+                let legal = req.legal_path_nodes.unwrap_or(false);
+                let select = rpc_queries::last_data(&req.paths, req.time, legal);
+                self.rpc_query(select, &req, format, None).await
+            }
+            Request::FastLastDataQueryForOnePrefixPath(req) => {
+                let select = rpc_queries::fast_last_for_prefix(&req.prefixes);
+                self.rpc_query(select, &req, ResultFormat::TsBlocks, None)
+                    .await
+            }
+            Request::FastLastDataQueryForOneDevice(req) => {
+                let select = rpc_queries::fast_last_for_device(&req);
+                self.rpc_query(select, &req, ResultFormat::TsBlocks, None)
+                    .await
+            }
+            Request::AggregationQuery { format, req } => {
+                self.rpc_query(rpc_queries::aggregation(&req), &req, format, None)
+                    .await
+            }
             Request::GroupByQueryInterval(req) => {
                 // IoTDB answers this one in the V1 layout, its column named by the aggregation.
                 let (select, name) = match rpc_queries::group_by_interval(&req) {
                     Ok((select, name)) => (Ok(select), Some(name)),
                     Err(e) => (Err(e), None),
                 };
-                Reply::Execute(
-                    self.rpc_query(
-                        select,
-                        req.fetch_size,
-                        req.timeout,
-                        ResultFormat::QueryDataSet,
-                        name,
-                    )
-                    .await,
-                )
+                self.rpc_query(select, &req, ResultFormat::QueryDataSet, name)
+                    .await
             }
             Request::TestInsert { method } => {
                 // IoTDB's test inserts measure the RPC alone: decoded, acknowledged, never written.
@@ -476,73 +439,49 @@ impl Session {
                 Reply::Status(status::success())
             }
             Request::SetStorageGroup { database, .. } => {
-                Reply::Status(writes::set_storage_group(&self.instance.engine, &database).await)
+                Reply::Status(writes::set_storage_group(engine, &database).await)
             }
             Request::CreateTimeseries(r) => {
-                Reply::Status(writes::create_timeseries(&self.instance.engine, &r).await)
+                Reply::Status(writes::create_timeseries(engine, &r).await)
             }
             Request::CreateAlignedTimeseries(r) => {
-                Reply::Status(writes::create_aligned_timeseries(&self.instance.engine, &r).await)
+                Reply::Status(writes::create_aligned_timeseries(engine, &r).await)
             }
             Request::CreateMultiTimeseries(r) => {
-                Reply::Status(writes::create_multi_timeseries(&self.instance.engine, &r).await)
+                Reply::Status(writes::create_multi_timeseries(engine, &r).await)
             }
             Request::DeleteTimeseries { paths, .. } => {
-                Reply::Status(writes::delete_timeseries(&self.instance.engine, &paths).await)
+                Reply::Status(writes::delete_timeseries(engine, &paths).await)
             }
-            Request::DeleteStorageGroups { databases, .. } => Reply::Status(
-                writes::delete_storage_groups(&self.instance.engine, &databases).await,
-            ),
-            Request::InsertRecord(r) => {
-                Reply::Status(writes::insert_record(&self.instance.engine, &r).await)
+            Request::DeleteStorageGroups { databases, .. } => {
+                Reply::Status(writes::delete_storage_groups(engine, &databases).await)
             }
+            Request::InsertRecord(r) => Reply::Status(writes::insert_record(engine, &r).await),
             Request::InsertStringRecord(r) => {
-                Reply::Status(writes::insert_string_record(&self.instance.engine, &r).await)
+                Reply::Status(writes::insert_string_record(engine, &r).await)
             }
-            Request::InsertRecords(r) => {
-                Reply::Status(writes::insert_records(&self.instance.engine, &r).await)
-            }
+            Request::InsertRecords(r) => Reply::Status(writes::insert_records(engine, &r).await),
             Request::InsertRecordsOfOneDevice(r) => {
-                Reply::Status(writes::insert_records_of_one_device(&self.instance.engine, &r).await)
+                Reply::Status(writes::insert_records_of_one_device(engine, &r).await)
             }
             Request::InsertStringRecords(r) => {
-                Reply::Status(writes::insert_string_records(&self.instance.engine, &r).await)
+                Reply::Status(writes::insert_string_records(engine, &r).await)
             }
-            Request::InsertStringRecordsOfOneDevice(r) => Reply::Status(
-                writes::insert_string_records_of_one_device(&self.instance.engine, &r).await,
-            ),
-            Request::InsertTablet(r) => {
-                Reply::Status(writes::insert_tablet(&self.instance.engine, &r).await)
+            Request::InsertStringRecordsOfOneDevice(r) => {
+                Reply::Status(writes::insert_string_records_of_one_device(engine, &r).await)
             }
-            Request::InsertTablets(r) => {
-                Reply::Status(writes::insert_tablets(&self.instance.engine, &r).await)
-            }
-            Request::DeleteData(r) => {
-                Reply::Status(writes::delete_data(&self.instance.engine, &r).await)
-            }
-            Request::CreateSchemaTemplate(r) => {
-                Reply::Status(templates::create(&self.instance.engine, &r).await)
-            }
-            Request::AppendSchemaTemplate(r) => {
-                Reply::Status(templates::append(&self.instance.engine, &r).await)
-            }
-            Request::PruneSchemaTemplate(r) => {
-                Reply::Status(templates::prune(&self.instance.engine, &r).await)
-            }
-            Request::QuerySchemaTemplate(r) => {
-                Reply::QueryTemplate(templates::query(&self.instance.engine, &r))
-            }
-            Request::SetSchemaTemplate(r) => {
-                Reply::Status(templates::set(&self.instance.engine, &r).await)
-            }
-            Request::UnsetSchemaTemplate(r) => {
-                Reply::Status(templates::unset(&self.instance.engine, &r).await)
-            }
-            Request::DropSchemaTemplate(r) => {
-                Reply::Status(templates::drop(&self.instance.engine, &r).await)
-            }
+            Request::InsertTablet(r) => Reply::Status(writes::insert_tablet(engine, &r).await),
+            Request::InsertTablets(r) => Reply::Status(writes::insert_tablets(engine, &r).await),
+            Request::DeleteData(r) => Reply::Status(writes::delete_data(engine, &r).await),
+            Request::CreateSchemaTemplate(r) => Reply::Status(templates::create(engine, &r).await),
+            Request::AppendSchemaTemplate(r) => Reply::Status(templates::append(engine, &r).await),
+            Request::PruneSchemaTemplate(r) => Reply::Status(templates::prune(engine, &r).await),
+            Request::QuerySchemaTemplate(r) => Reply::QueryTemplate(templates::query(engine, &r)),
+            Request::SetSchemaTemplate(r) => Reply::Status(templates::set(engine, &r).await),
+            Request::UnsetSchemaTemplate(r) => Reply::Status(templates::unset(engine, &r).await),
+            Request::DropSchemaTemplate(r) => Reply::Status(templates::drop(engine, &r).await),
             Request::CreateTimeseriesUsingSchemaTemplate(r) => {
-                Reply::Status(templates::activate(&self.instance.engine, &r).await)
+                Reply::Status(templates::activate(engine, &r).await)
             }
             Request::OpenSession(_)
             | Request::PipeTransfer(_)
@@ -841,11 +780,11 @@ impl Session {
     async fn rpc_query(
         &mut self,
         select: Result<Select, StatementError>,
-        fetch_size: Option<i32>,
-        timeout: Option<i64>,
+        paging: &impl rpc_queries::Paging,
         format: ResultFormat,
         rename: Option<&str>,
-    ) -> t::TSExecuteStatementResp {
+    ) -> Reply {
+        let (fetch_size, timeout) = (paging.fetch_size(), paging.timeout());
         let planned = match select {
             Ok(select) => {
                 debug!(peer = %self.peer, %select, "query RPC");
@@ -859,13 +798,13 @@ impl Session {
                 stream,
                 deferred: None,
             },
-            Ok(Output::Done) => return execute_resp(status::success()),
+            Ok(Output::Done) => return Reply::Execute(execute_resp(status::success())),
             Err(e) => {
                 debug!(peer = %self.peer, code = e.code.code(), "query RPC failed: {}", e.message);
-                return execute_resp(e.to_status());
+                return Reply::Execute(execute_resp(e.to_status()));
             }
         };
-        self.respond_query(query, fetch_size, format, rename).await
+        Reply::Execute(self.respond_query(query, fetch_size, format, rename).await)
     }
 
     /// Answers a call that sent only an IDL method Duet does not serve: a status 300 naming the
@@ -1358,13 +1297,7 @@ fn next_page(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    fn control() -> QueryControlRef {
-        QueryControl::new(QueryLimits {
-            memory_bytes: 1 << 20,
-            timeout: None,
-        })
-    }
+    use crate::queries::tests::control;
 
     #[tokio::test]
     async fn a_dropped_request_cancels_its_blocking_work() {

@@ -92,17 +92,7 @@ pub async fn execute(
         | Statement::SetTtl { .. }
         | Statement::UnsetTtl { .. }
         | Statement::ShowTtl { .. }
-        | Statement::CreateTemplate { .. }
-        | Statement::ActivateTemplate { .. }
-        | Statement::SetTemplate { .. }
-        | Statement::UnsetTemplate { .. }
-        | Statement::DropTemplate { .. }
-        | Statement::AlterTemplateAdd { .. }
-        | Statement::DeactivateTemplate { .. }
-        | Statement::ShowTemplates
-        | Statement::ShowNodesInTemplate { .. }
-        | Statement::ShowPathsSetTemplate { .. }
-        | Statement::ShowPathsUsingTemplate { .. } => {
+        | duet_parser::template_statement!() => {
             let ctx = session_context(access, zone_id);
             Ok(instance.engine.execute(&ctx, statement).await?)
         }

@@ -194,17 +194,6 @@ pub async fn insert_tablets(engine: &Engine, r: &t::TSInsertTabletsReq) -> t::TS
     run(engine, writes, true).await
 }
 
-pub async fn insert_record(engine: &Engine, r: &t::TSInsertRecordReq) -> t::TSStatus {
-    let w = record_write(
-        &r.prefix_path,
-        &r.measurements,
-        &r.values,
-        r.timestamp,
-        r.is_aligned.unwrap_or(false),
-    );
-    run(engine, w.map(|w| vec![w]), false).await
-}
-
 /// The devices of a multi-record request: one per record, or one for all of them.
 enum Devices<'a> {
     Each(&'a [String]),
@@ -240,81 +229,50 @@ fn record_writes<V>(
         .collect()
 }
 
-pub async fn insert_records(engine: &Engine, r: &t::TSInsertRecordsReq) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let writes = record_writes(
-        "insertRecords",
-        Devices::Each(&r.prefix_paths),
-        &r.measurements_list,
-        &r.values_list,
-        &r.timestamps,
-        aligned,
-        |d, m, v, t, a| record_write(d, m, v, t, a),
-    );
-    run(engine, writes, true).await
+/// The single-record RPCs: the record of a `$request` built by `$build` into one write.
+macro_rules! record_rpc {
+    ($name:ident($request:ty), $build:ident) => {
+        pub async fn $name(engine: &Engine, r: &$request) -> t::TSStatus {
+            let aligned = r.is_aligned.unwrap_or(false);
+            let write = $build(
+                &r.prefix_path,
+                &r.measurements,
+                &r.values,
+                r.timestamp,
+                aligned,
+            );
+            run(engine, write.map(|w| vec![w]), false).await
+        }
+    };
 }
 
-pub async fn insert_records_of_one_device(
-    engine: &Engine,
-    r: &t::TSInsertRecordsOfOneDeviceReq,
-) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let writes = record_writes(
-        "insertRecordsOfOneDevice",
-        Devices::One(&r.prefix_path),
-        &r.measurements_list,
-        &r.values_list,
-        &r.timestamps,
-        aligned,
-        |d, m, v, t, a| record_write(d, m, v, t, a),
-    );
-    run(engine, writes, false).await
+record_rpc! { insert_record(t::TSInsertRecordReq), record_write }
+record_rpc! { insert_string_record(t::TSInsertStringRecordReq), string_record_write }
+
+/// The multi-record RPCs (`$what`): the records of a `$request` (a device each, or one for all:
+/// `$devices`) built by `$build` into writes; `$partial`: whether the records that can be written
+/// are written when others fail.
+macro_rules! records_rpc {
+    ($name:ident($request:ty, $what:literal): $devices:ident($field:ident), $build:ident, $partial:literal) => {
+        pub async fn $name(engine: &Engine, r: &$request) -> t::TSStatus {
+            let writes = record_writes(
+                $what,
+                Devices::$devices(&r.$field),
+                &r.measurements_list,
+                &r.values_list,
+                &r.timestamps,
+                r.is_aligned.unwrap_or(false),
+                |d, m, v, t, a| $build(d, m, v, t, a),
+            );
+            run(engine, writes, $partial).await
+        }
+    };
 }
 
-pub async fn insert_string_record(engine: &Engine, r: &t::TSInsertStringRecordReq) -> t::TSStatus {
-    let w = string_record_write(
-        &r.prefix_path,
-        &r.measurements,
-        &r.values,
-        r.timestamp,
-        r.is_aligned.unwrap_or(false),
-    );
-    run(engine, w.map(|w| vec![w]), false).await
-}
-
-pub async fn insert_string_records(
-    engine: &Engine,
-    r: &t::TSInsertStringRecordsReq,
-) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let writes = record_writes(
-        "insertStringRecords",
-        Devices::Each(&r.prefix_paths),
-        &r.measurements_list,
-        &r.values_list,
-        &r.timestamps,
-        aligned,
-        |d, m, v, t, a| string_record_write(d, m, v, t, a),
-    );
-    run(engine, writes, true).await
-}
-
-pub async fn insert_string_records_of_one_device(
-    engine: &Engine,
-    r: &t::TSInsertStringRecordsOfOneDeviceReq,
-) -> t::TSStatus {
-    let aligned = r.is_aligned.unwrap_or(false);
-    let writes = record_writes(
-        "insertStringRecordsOfOneDevice",
-        Devices::One(&r.prefix_path),
-        &r.measurements_list,
-        &r.values_list,
-        &r.timestamps,
-        aligned,
-        |d, m, v, t, a| string_record_write(d, m, v, t, a),
-    );
-    run(engine, writes, false).await
-}
+records_rpc! { insert_records(t::TSInsertRecordsReq, "insertRecords"): Each(prefix_paths), record_write, true }
+records_rpc! { insert_records_of_one_device(t::TSInsertRecordsOfOneDeviceReq, "insertRecordsOfOneDevice"): One(prefix_path), record_write, false }
+records_rpc! { insert_string_records(t::TSInsertStringRecordsReq, "insertStringRecords"): Each(prefix_paths), string_record_write, true }
+records_rpc! { insert_string_records_of_one_device(t::TSInsertStringRecordsOfOneDeviceReq, "insertStringRecordsOfOneDevice"): One(prefix_path), string_record_write, false }
 
 /// IoTDB's encoding and compressor codes (reference §5.3), as names.
 pub(crate) fn encoding_name(code: i32) -> Option<String> {
@@ -357,20 +315,22 @@ pub async fn create_timeseries(engine: &Engine, r: &t::TSCreateTimeseriesReq) ->
     let Some(dt) = DataType::from_code(r.data_type) else {
         return bad_request(format!("unknown data type code {}", r.data_type));
     };
-    schema_result(
-        engine
-            .create_series_rpc(
-                &device,
-                false,
-                &[(
-                    m,
-                    dt,
-                    encoding_name(r.encoding),
-                    compressor_name(r.compressor),
-                )],
-            )
-            .await,
-    )
+    let spec = (
+        m,
+        dt,
+        encoding_name(r.encoding),
+        compressor_name(r.compressor),
+    );
+    create_one(engine, &device, spec).await
+}
+
+/// Creates one non-aligned series of `device` from its (measurement, type, encoding, compressor).
+async fn create_one(
+    engine: &Engine,
+    device: &str,
+    spec: (String, DataType, Option<String>, Option<String>),
+) -> t::TSStatus {
+    schema_result(engine.create_series_rpc(device, false, &[spec]).await)
 }
 
 pub async fn create_aligned_timeseries(
@@ -408,20 +368,11 @@ pub async fn create_multi_timeseries(
         let s = match (split_series(path), DataType::from_code(r.data_types[i])) {
             (Err(s), _) => s,
             (_, None) => bad_request(format!("unknown data type code {}", r.data_types[i])),
-            (Ok((device, m)), Some(dt)) => schema_result(
-                engine
-                    .create_series_rpc(
-                        &device,
-                        false,
-                        &[(
-                            m,
-                            dt,
-                            r.encodings.get(i).and_then(|c| encoding_name(*c)),
-                            r.compressors.get(i).and_then(|c| compressor_name(*c)),
-                        )],
-                    )
-                    .await,
-            ),
+            (Ok((device, m)), Some(dt)) => {
+                let encoding = r.encodings.get(i).and_then(|c| encoding_name(*c));
+                let compressor = r.compressors.get(i).and_then(|c| compressor_name(*c));
+                create_one(engine, &device, (m, dt, encoding, compressor)).await
+            }
         };
         subs.push(Box::new(s));
     }

@@ -249,18 +249,8 @@ pub fn inject(
             restart(cluster, *side, index)?;
         }
         Fault::Term { side } => {
-            let stopped = cluster.server(*side).stop_within(stop_timeout);
-            history.process_died(*side);
-            match stopped {
-                Ok(took) => graceful_stop = Some(took),
-                Err(e) => {
-                    incident = Some(Incident {
-                        fault: index,
-                        message: format!("{side} did not stop gracefully on SIGTERM: {e:#}"),
-                    })
-                }
-            }
-            restart(cluster, *side, index)?;
+            let stop = (*side, stop_timeout, index);
+            (graceful_stop, incident) = stop_and_restart(cluster, history, stop, "")?;
         }
         Fault::Partition {
             links,
@@ -314,20 +304,9 @@ pub fn inject(
             if *rewrite_fails {
                 // A poisoned log refuses writes until the operator restarts the server.
                 std::thread::sleep(*restart_after);
-                let stopped = cluster.server(*side).stop_within(stop_timeout);
-                history.process_died(*side);
-                match stopped {
-                    Ok(took) => graceful_stop = Some(took),
-                    Err(e) => {
-                        incident = Some(Incident {
-                            fault: index,
-                            message: format!(
-                            "{side} with a poisoned log did not stop gracefully on SIGTERM: {e:#}"
-                        ),
-                        })
-                    }
-                }
-                restart(cluster, *side, index)?;
+                let stop = (*side, stop_timeout, index);
+                let what = " with a poisoned log";
+                (graceful_stop, incident) = stop_and_restart(cluster, history, stop, what)?;
             }
         }
     }
@@ -346,6 +325,33 @@ pub fn inject(
 
 /// Starts `side` again on its data directory and port; a failed start is fatal to the soak (the
 /// server could not recover its own data).
+/// Stops `side` with SIGTERM within `stop_timeout` and starts it again (fault `index`): how long the
+/// graceful stop took, or the incident of a stop that was not graceful (`what` describes the side).
+fn stop_and_restart(
+    cluster: &mut Cluster,
+    history: &History,
+    (side, stop_timeout, index): (Side, Duration, usize),
+    what: &str,
+) -> Result<(Option<Duration>, Option<Incident>)> {
+    let stopped = cluster.server(side).stop_within(stop_timeout);
+    history.process_died(side);
+    let outcome = match stopped {
+        Ok(took) => (Some(took), None),
+        Err(e) => {
+            let message = format!("{side}{what} did not stop gracefully on SIGTERM: {e:#}");
+            (
+                None,
+                Some(Incident {
+                    fault: index,
+                    message,
+                }),
+            )
+        }
+    };
+    restart(cluster, side, index)?;
+    Ok(outcome)
+}
+
 fn restart(cluster: &mut Cluster, side: Side, index: usize) -> Result<()> {
     cluster
         .server(side)

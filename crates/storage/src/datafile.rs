@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::prefetch::{self, Prefetched};
-use crate::run::{self, Run};
+use crate::run::{self, Run, Window};
 use crate::stats::{self, SeriesStats};
 use crate::types::{Lsn, RangeTombstone, Version};
 
@@ -243,13 +243,10 @@ impl DataFile {
     pub(crate) fn read(
         &self,
         series: &str,
-        start: i64,
-        end: i64,
-        limit: usize,
-        descending: bool,
+        window: Window,
         tombstones: &[RangeTombstone],
     ) -> Result<Option<Run>> {
-        self.read_with(series, start, end, limit, descending, tombstones, true)
+        self.read_with(series, window, tombstones, true)
     }
 
     /// `read` ascending without deletions for a caller that needs no versions (the file is the
@@ -263,20 +260,18 @@ impl DataFile {
         end: i64,
         limit: usize,
     ) -> Result<Option<Run>> {
-        self.read_with(series, start, end, limit, false, &[], false)
+        self.read_with(series, Window::new(start, end, limit, false), &[], false)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn read_with(
         &self,
         series: &str,
-        start: i64,
-        end: i64,
-        limit: usize,
-        descending: bool,
+        wanted: Window,
         tombstones: &[RangeTombstone],
         versions: bool,
     ) -> Result<Option<Run>> {
+        let (start, end) = (wanted.start, wanted.end);
+        let (limit, descending) = (wanted.limit, wanted.descending);
         let Some(range) = self.series_range(series) else {
             return Ok(None);
         };
@@ -334,7 +329,7 @@ impl DataFile {
             window = window.saturating_mul(2);
         }
         if take.needs_versions {
-            return self.read_with(series, start, end, limit, descending, tombstones, true);
+            return self.read_with(series, wanted, tombstones, true);
         }
         Ok(Some(take.run))
     }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use duet_proto::types::{ColumnValues, DataType};
 
 use crate::error::{Error, Result};
-use crate::run::{self, Run};
+use crate::run::{self, Run, Window};
 use crate::stats::{self, SeriesStats};
 use crate::types::{series_path, Lsn, Op, RangeTombstone, Version};
 
@@ -123,14 +123,9 @@ impl SeriesBuffer {
     /// Up to `limit` distinct timestamps in `[start, end]` from the start (or, descending, the end)
     /// of the range, one point each (the highest version), skipping points `tombstones` hide. The
     /// result is in scan order. Costs O(log n + points walked), not O(points in the range).
-    fn extract(
-        &self,
-        start: i64,
-        end: i64,
-        limit: usize,
-        descending: bool,
-        tombstones: &[RangeTombstone],
-    ) -> Run {
+    fn extract(&self, wanted: Window, tombstones: &[RangeTombstone]) -> Run {
+        let (start, end) = (wanted.start, wanted.end);
+        let (limit, descending) = (wanted.limit, wanted.descending);
         if self.strictly_ordered && tombstones.is_empty() {
             return self.copy_range(start, end, limit, descending);
         }
@@ -518,15 +513,12 @@ impl Memtable {
     pub(crate) fn extract(
         &self,
         series: &str,
-        start: i64,
-        end: i64,
-        limit: usize,
-        descending: bool,
+        wanted: Window,
         tombstones: &[RangeTombstone],
     ) -> Option<Run> {
         self.series
             .get(series)
-            .map(|b| b.extract(start, end, limit, descending, tombstones))
+            .map(|b| b.extract(wanted, tombstones))
             .filter(|r| r.len() > 0)
     }
 
@@ -545,7 +537,7 @@ impl Memtable {
                 if b.strictly_ordered {
                     b.copy_range_with(start, end, limit, false, false)
                 } else {
-                    b.extract(start, end, limit, false, &[])
+                    b.extract(Window::new(start, end, limit, false), &[])
                 }
             })
             .filter(|r| r.len() > 0)
@@ -599,7 +591,7 @@ impl Memtable {
             .into_iter()
             .filter_map(|name| {
                 let buffer = self.series.get(name)?;
-                let run = buffer.extract(i64::MIN, i64::MAX, usize::MAX, false, &[]);
+                let run = buffer.extract(Window::new(i64::MIN, i64::MAX, usize::MAX, false), &[]);
                 (run.len() > 0).then(|| (name.clone(), run))
             })
             .collect()
@@ -659,22 +651,24 @@ mod tests {
         };
         let ints = |v: &[i64]| ColumnValues::Int64(v.to_vec());
         assert_eq!(
-            values(m.extract("root.sg.d1.s1", 2, 7, 2, false, &[])),
+            values(m.extract("root.sg.d1.s1", Window::new(2, 7, 2, false), &[])),
             (vec![2, 3], ints(&[20, 30]))
         );
         assert_eq!(
-            values(m.extract("root.sg.d1.s1", 2, 7, 2, true, &[])),
+            values(m.extract("root.sg.d1.s1", Window::new(2, 7, 2, true), &[])),
             (vec![5, 3], ints(&[50, 30]))
         );
         assert_eq!(
-            values(m.extract("root.sg.d1.s1", 0, 100, 99, true, &[])),
+            values(m.extract("root.sg.d1.s1", Window::new(0, 100, 99, true), &[])),
             (vec![8, 5, 3, 2, 1], ints(&[80, 50, 30, 20, 10]))
         );
-        assert!(m.extract("root.sg.d1.s1", 6, 7, 9, false, &[]).is_none());
+        assert!(m
+            .extract("root.sg.d1.s1", Window::new(6, 7, 9, false), &[])
+            .is_none());
         // A repeated time ends the plain copy; the result is the same through the general walk.
         m.apply(2, v(2), &insert(vec![8], vec![81])).unwrap();
         assert_eq!(
-            values(m.extract("root.sg.d1.s1", 5, 8, 9, false, &[])),
+            values(m.extract("root.sg.d1.s1", Window::new(5, 8, 9, false), &[])),
             (vec![5, 8], ints(&[50, 81]))
         );
     }
@@ -715,7 +709,11 @@ mod tests {
             }];
             let take = |m: &Memtable, start, end, limit, descending| {
                 let run = m
-                    .extract("root.sg.d1.s1", start, end, limit, descending, &hide_3)
+                    .extract(
+                        "root.sg.d1.s1",
+                        Window::new(start, end, limit, descending),
+                        &hide_3,
+                    )
                     .unwrap();
                 (run.times, run.values)
             };

@@ -8,6 +8,27 @@ use duet_proto::types::{Column, ColumnValues, DataType};
 
 use crate::types::{RangeTombstone, Version};
 
+/// Which points of a series a scan takes from a source: at most `limit` distinct timestamps in
+/// `[start, end]`, counted from the start of the range, or from its end when `descending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub start: i64,
+    pub end: i64,
+    pub limit: usize,
+    pub descending: bool,
+}
+
+impl Window {
+    pub(crate) fn new(start: i64, end: i64, limit: usize, descending: bool) -> Window {
+        Window {
+            start,
+            end,
+            limit,
+            descending,
+        }
+    }
+}
+
 /// Points of one series from one source, in no particular order unless a caller says so.
 #[derive(Debug, Clone)]
 pub(crate) struct Run {

@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::memtable::Memtable;
 use crate::options::StorageOptions;
-use crate::run::{self, Run, SeriesChunk};
+use crate::run::{self, Run, SeriesChunk, Window};
 use crate::stats::SeriesStats;
 use crate::types::{LogHeader, Lsn, Op, Origin, RangeTombstone, Version};
 use crate::wal::{LogRead, WalIndex};
@@ -412,6 +412,7 @@ impl Storage {
         // Then a timestamp in the answer is within the first `limit` visible ones of every source
         // that holds it, so its winning version is among the candidates, and every candidate is
         // visible, so the answer is the first `limit` of the merged candidates.
+        let wanted = Window::new(start, end, limit, descending);
         let overlaps = |t: &&RangeTombstone| t.start <= end && start <= t.end;
         let mut runs: Vec<Run> = Vec::new();
         let mut tombstones: Vec<RangeTombstone> = Vec::new();
@@ -424,10 +425,7 @@ impl Storage {
             if let Some(list) = tree.tombstones.get(series) {
                 tombstones.extend(list.iter().filter(overlaps));
             }
-            runs.extend(
-                tree.active
-                    .extract(series, start, end, limit, descending, &tombstones),
-            );
+            runs.extend(tree.active.extract(series, wanted, &tombstones));
             let files: Vec<Arc<DataFile>> = tree
                 .files
                 .iter()
@@ -440,7 +438,7 @@ impl Storage {
             (tree.frozen.clone(), files)
         };
         for memtable in &frozen {
-            runs.extend(memtable.extract(series, start, end, limit, descending, &tombstones));
+            runs.extend(memtable.extract(series, wanted, &tombstones));
         }
         // Every timestamp a source returns is in the answer (its winner is visible too), so once a
         // source returned `limit` of them, the answer ends at or before its last one: files that
@@ -474,7 +472,7 @@ impl Storage {
             if beyond {
                 break;
             }
-            if let Some(run) = file.read(series, start, end, limit, descending, &tombstones)? {
+            if let Some(run) = file.read(series, wanted, &tombstones)? {
                 runs.push(run);
                 bound = full_bound(&runs);
             }

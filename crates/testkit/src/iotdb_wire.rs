@@ -135,6 +135,46 @@ impl Bytes {
             Value::Blob(b) => self.binary(b),
         }
     }
+    /// A file seal's files: their names, then their lengths.
+    fn seal_files(&mut self, files: &[(&str, i64)]) -> &mut Self {
+        self.len_of(files.len());
+        for (name, _) in files {
+            self.string(Some(name));
+        }
+        self.len_of(files.len());
+        for (_, length) in files {
+            self.i64(*length);
+        }
+        self
+    }
+    /// A string map.
+    fn string_map(&mut self, entries: &[(&str, &str)]) -> &mut Self {
+        let entries: Vec<_> = entries.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        self.string_map_with_nulls(&entries)
+    }
+    /// A string map whose values may be null.
+    fn string_map_with_nulls(&mut self, entries: &[(&str, Option<&str>)]) -> &mut Self {
+        self.len_of(entries.len());
+        for (k, v) in entries {
+            self.string(Some(k)).string(*v);
+        }
+        self
+    }
+    /// A path as `PartialPath.serialize` and `MeasurementPath.serialize` begin it: the path type,
+    /// the tsfile 2 `Path` presence bytes (no measurement or device, the full path), the nodes.
+    fn path(&mut self, path_type: u8, path: &str) -> &mut Self {
+        let nodes: Vec<&str> = path.split('.').collect();
+        self.u8(path_type)
+            .u8(0)
+            .u8(0)
+            .u8(1)
+            .string(Some(path))
+            .len_of(nodes.len());
+        for n in nodes {
+            self.string(Some(n));
+        }
+        self
+    }
     /// `MeasurementSchema.serializeTo` with PLAIN encoding, no compression and no properties.
     fn schema(&mut self, name: &str, type_code: u8) -> &mut Self {
         self.string(Some(name)).u8(type_code).u8(0).u8(0).i32(0)
@@ -144,10 +184,7 @@ impl Bytes {
 /// The handshake V2 body: a string map.
 pub fn handshake_v2(params: &[(&str, &str)]) -> Vec<u8> {
     let mut b = Bytes::default();
-    b.len_of(params.len());
-    for (k, v) in params {
-        b.string(Some(k)).string(Some(v));
-    }
+    b.string_map(params);
     b.0
 }
 
@@ -351,17 +388,7 @@ pub fn delete_data_node(paths: &[&str], start: i64, end: i64) -> Vec<u8> {
     let mut b = Bytes::default();
     b.i16(44).len_of(paths.len());
     for path in paths {
-        let nodes: Vec<&str> = path.split('.').collect();
-        b.u8(0) // PathType.Measurement
-            .u8(0)
-            .u8(0)
-            .u8(1)
-            .string(Some(path))
-            .len_of(nodes.len());
-        for n in nodes {
-            b.string(Some(n));
-        }
-        b.u8(0).u8(0).u8(0).string(None);
+        measurement_path(&mut b, path);
     }
     b.i64(start).i64(end).string(Some("pipe-node-4")).i32(0);
     b.0
@@ -470,18 +497,7 @@ pub fn file_seal_v1(file_name: &str, length: i64) -> Vec<u8> {
 /// `PipeTransferFileSealReqV2` (type 9): the names, their lengths, the parameters.
 pub fn file_seal_v2(files: &[(&str, i64)], params: &[(&str, &str)]) -> Vec<u8> {
     let mut b = Bytes::default();
-    b.len_of(files.len());
-    for (name, _) in files {
-        b.string(Some(name));
-    }
-    b.len_of(files.len());
-    for (_, length) in files {
-        b.i64(*length);
-    }
-    b.len_of(params.len());
-    for (k, v) in params {
-        b.string(Some(k)).string(Some(v));
-    }
+    b.seal_files(files).string_map(params);
     b.0
 }
 
@@ -489,17 +505,7 @@ pub fn file_seal_v2(files: &[(&str, i64)], params: &[(&str, &str)]) -> Vec<u8> {
 /// tsfile 2 `Path` presence bytes (no measurement/device, the full path), the nodes, then no schema,
 /// no tag map, not aligned, no alias.
 fn measurement_path(b: &mut Bytes, path: &str) {
-    let nodes: Vec<&str> = path.split('.').collect();
-    b.u8(0)
-        .u8(0)
-        .u8(0)
-        .u8(1)
-        .string(Some(path))
-        .len_of(nodes.len());
-    for n in nodes {
-        b.string(Some(n));
-    }
-    b.u8(0).u8(0).u8(0).string(None);
+    b.path(0, path).u8(0).u8(0).u8(0).string(None);
 }
 
 /// `CreateTimeSeriesNode` in `PlanNode.serialize` form: path kind 0 (a `MeasurementPath`), the path,
@@ -516,23 +522,12 @@ pub fn create_time_series_node(path: &str, type_code: u8, encoding: u8, compress
 }
 
 /// `CreateAlignedTimeSeriesNode` in `PlanNode.serialize` form: the device, the measurements, their
-/// type codes, encoding ordinals and compressor codes, and no aliases, tags or attributes (flag -1).
-pub fn create_aligned_time_series_node(device: &str, series: &[(&str, u8, u8, u8)]) -> Vec<u8> {
+/// type codes, encoding ordinals and compressor codes, and no aliases, tags or attributes (flag -1):
+/// the same bytes as a `MeasurementGroup`.
+pub fn create_aligned_time_series_node(device: &str, series: &[SeriesSpec<'_>]) -> Vec<u8> {
     let mut b = Bytes::default();
-    b.i16(22).string(Some(device)).len_of(series.len());
-    for (m, _, _, _) in series {
-        b.string(Some(m));
-    }
-    for (_, t, _, _) in series {
-        b.u8(*t);
-    }
-    for (_, _, e, _) in series {
-        b.u8(*e);
-    }
-    for (_, _, _, c) in series {
-        b.u8(*c);
-    }
-    b.u8(0xff).u8(0xff).u8(0xff);
+    b.i16(22).string(Some(device));
+    measurement_group(&mut b, series);
     b.string(Some("pipe-node-6")).i32(0);
     b.0
 }
@@ -675,21 +670,14 @@ pub fn schema_snapshot_seal(
     let mut files = vec![mtree];
     files.extend(tag_log);
     let mut b = Bytes::default();
-    b.len_of(files.len());
-    for (name, _) in &files {
-        b.string(Some(name));
-    }
-    b.len_of(files.len());
-    for (_, length) in &files {
-        b.i64(*length);
-    }
-    b.i32(6);
-    b.string(Some("PathPattern")).string(Some(pattern));
-    b.string(Some("database_pattern")).string(None);
-    b.string(Some("TableName")).string(None);
-    b.string(Some("tree")).string(Some(""));
-    b.string(Some("Database")).string(Some(database));
-    b.string(Some("Type")).string(Some(types));
+    b.seal_files(&files).string_map_with_nulls(&[
+        ("PathPattern", Some(pattern)),
+        ("database_pattern", None),
+        ("TableName", None),
+        ("tree", Some("")),
+        ("Database", Some(database)),
+        ("Type", Some(types)),
+    ]);
     b.0
 }
 
@@ -874,40 +862,24 @@ pub fn config_snapshot_seal(
     pattern: &str,
     types: &str,
 ) -> Vec<u8> {
+    let file_type = file_type.to_string();
     let mut b = Bytes::default();
-    b.len_of(files.len());
-    for (name, _) in files {
-        b.string(Some(name));
-    }
-    b.len_of(files.len());
-    for (_, length) in files {
-        b.i64(*length);
-    }
-    b.i32(7);
-    b.string(Some("PathPattern")).string(Some(pattern));
-    b.string(Some("database_pattern")).string(None);
-    b.string(Some("TableName")).string(None);
-    b.string(Some("tree")).string(Some(""));
-    b.string(Some("fileType"))
-        .string(Some(&file_type.to_string()));
-    b.string(Some("Type")).string(Some(types));
-    b.string(Some("authUserName")).string(Some("root"));
+    b.seal_files(files).string_map_with_nulls(&[
+        ("PathPattern", Some(pattern)),
+        ("database_pattern", None),
+        ("TableName", None),
+        ("tree", Some("")),
+        ("fileType", Some(&file_type)),
+        ("Type", Some(types)),
+        ("authUserName", Some("root")),
+    ]);
     b.0
 }
 
 /// `PartialPath.serialize` as IoTDB 2.x writes a device path: the path type (2, Partial), the tsfile 2
 /// `Path` presence bytes (no measurement or device, the full path), then the nodes.
 fn partial_path(b: &mut Bytes, path: &str) {
-    let nodes: Vec<&str> = path.split('.').collect();
-    b.u8(2)
-        .u8(0)
-        .u8(0)
-        .u8(1)
-        .string(Some(path))
-        .len_of(nodes.len());
-    for n in nodes {
-        b.string(Some(n));
-    }
+    b.path(2, path);
 }
 
 /// Series of one device: (measurement, type code, encoding ordinal, compressor code).

@@ -129,19 +129,18 @@ impl<'a> Cursor<'a> {
     pub(crate) fn var_string(&mut self, what: &str) -> Result<Option<String>> {
         let at = self.offset();
         let len = self.varint(what)?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let bytes = self.take(len as usize, what)?;
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| corrupt(at, format!("{what}: not UTF-8")))
+        self.string_of_len(at, len, what)
     }
 
     /// `ReadWriteIOUtils.readString`: big-endian int32 length (<= 0 = null/empty), then bytes.
     pub(crate) fn int_string(&mut self, what: &str) -> Result<Option<String>> {
         let at = self.offset();
         let len = self.i32_be(what)?;
+        self.string_of_len(at, len, what)
+    }
+
+    /// The UTF-8 string of `len` bytes whose length was read at `at` (negative: null).
+    fn string_of_len(&mut self, at: u64, len: i32, what: &str) -> Result<Option<String>> {
         if len < 0 {
             return Ok(None);
         }

@@ -12,18 +12,10 @@ VENV="$REPO_ROOT/.venv"
 REQS="$SUITE_DIR/requirements.txt"
 PY="$VENV/bin/python"
 
-if [[ ! -x "$PY" ]]; then
-    echo "creating venv at $VENV" >&2
-    python3 -m venv "$VENV"
-    "$PY" -m pip install --quiet --upgrade pip
-    "$PY" -m pip install --quiet -r "$REQS"
-elif ! "$PY" -c 'import iotdb.Session, pytest, pyarrow' >/dev/null 2>&1; then
-    echo "updating venv at $VENV" >&2
-    "$PY" -m pip install --quiet -r "$REQS"
-fi
+source "$REPO_ROOT/scripts/common.sh"
+ensure_venv "$VENV" "$REQS" 'import iotdb.Session, pytest, pyarrow'
 
 if [[ -z "${DUETD_BIN:-}" ]]; then
-    source "$REPO_ROOT/scripts/common.sh"
     DUETD_BIN=$(DUET_PROFILE=debug duet_bin duetd)
 fi
 export DUETD_BIN

@@ -13,15 +13,8 @@ VENV="$REPO_ROOT/.venv-tsfile"
 REQS="$SUITE_DIR/requirements.txt"
 PY="$VENV/bin/python"
 
-if [[ ! -x "$PY" ]]; then
-    echo "creating venv at $VENV" >&2
-    python3 -m venv "$VENV"
-    "$PY" -m pip install --quiet --upgrade pip
-    "$PY" -m pip install --quiet -r "$REQS"
-elif ! "$PY" -c 'import tsfile' >/dev/null 2>&1; then
-    echo "updating venv at $VENV" >&2
-    "$PY" -m pip install --quiet -r "$REQS"
-fi
+source "$REPO_ROOT/scripts/common.sh"
+ensure_venv "$VENV" "$REQS" 'import tsfile'
 
 export DUET_TSFILE_FIXTURES="${DUET_TSFILE_FIXTURES:-$REPO_ROOT/target/tsfile-fixtures}"
 rm -rf "$DUET_TSFILE_FIXTURES"

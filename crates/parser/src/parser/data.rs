@@ -650,19 +650,7 @@ impl Parser {
         let from = self.path_list()?;
         let mut select = Select {
             last,
-            items,
-            from,
-            condition: None,
-            group_by: None,
-            group_by_level: None,
-            having: None,
-            order_by_time_desc: false,
-            limit: None,
-            offset: None,
-            slimit: None,
-            soffset: None,
-            fill: None,
-            align_by_device: false,
+            ..Select::new(items, from)
         };
         self.unsupported_clause()?;
         if self.tokens.eat_keyword("WHERE") {
@@ -771,13 +759,7 @@ impl Parser {
             self.tokens.advance();
             self.count_if()?
         } else if let Some(function) = function {
-            self.tokens.advance();
-            self.tokens.advance();
-            let path = self.relative_path("a series path or *")?;
-            if self.is_token(0, &Token::Comma) {
-                return Err(self.unsupported_here("a function with several arguments"));
-            }
-            self.tokens.expect_token(&Token::RParen, "')'")?;
+            let path = self.aggregate_argument()?;
             SelectItem::Aggregate {
                 function,
                 path,
@@ -799,6 +781,18 @@ impl Parser {
             return Err(self.unsupported_here("an expression in the SELECT list"));
         }
         Ok(item)
+    }
+
+    /// The one series path an aggregate takes, from its name (the next token) to its `)`.
+    fn aggregate_argument(&mut self) -> Result<Path, ParseError> {
+        self.tokens.advance();
+        self.tokens.advance();
+        let path = self.relative_path("a series path or *")?;
+        if self.is_token(0, &Token::Comma) {
+            return Err(self.unsupported_here("a function with several arguments"));
+        }
+        self.tokens.expect_token(&Token::RParen, "')'")?;
+        Ok(path)
     }
 
     /// The arguments of `COUNT_IF(` up to its `)`, and its alias.
@@ -1282,13 +1276,7 @@ impl Parser {
             }
             _ if self.is_token(1, &Token::LParen) && self.aggregates => {
                 let function = word;
-                self.tokens.advance();
-                self.tokens.advance();
-                let path = self.relative_path("a series path or *")?;
-                if self.is_token(0, &Token::Comma) {
-                    return Err(self.unsupported_here("a function with several arguments"));
-                }
-                self.tokens.expect_token(&Token::RParen, "')'")?;
+                let path = self.aggregate_argument()?;
                 Ok((Expr::Aggregate { function, path }, 1))
             }
             _ if self.is_token(1, &Token::LParen) => {

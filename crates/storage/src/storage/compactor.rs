@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::{lock, lower_thread_priority, read, write, CompactorMsg, CrashPoint, Shared};
 use crate::datafile::{self, DataFile, FileMeta};
 use crate::error::{Error, Result};
-use crate::run::{self, Run};
+use crate::run::{self, Run, Window};
 use crate::types::RangeTombstone;
 use crate::wal;
 
@@ -237,14 +237,8 @@ impl Shared {
                 .unwrap_or_default();
             let mut runs = Vec::new();
             for file in &inputs {
-                runs.extend(file.read(
-                    series,
-                    i64::MIN,
-                    i64::MAX,
-                    usize::MAX,
-                    false,
-                    &tombstones,
-                )?);
+                let everything = Window::new(i64::MIN, i64::MAX, usize::MAX, false);
+                runs.extend(file.read(series, everything, &tombstones)?);
             }
             let floor = read(&self.retention).as_ref().and_then(|r| r(series));
             let resolved = run::resolve(&runs, &[]).map(|mut run| {

@@ -8,68 +8,34 @@
 //! Parameters come from environment variables; see README.md.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
-    self as support, cell, check, connect, env_or, env_req, insert_tablet, log, machine,
-    percentile, pg_settings, rate, tablet_request, Duetd, DuetdStart,
+    self as support, barrier_clients, check, comparison_table, connect, copy_rows, env_or, env_req,
+    insert_tablet, log, machine, percentile, pg_settings, publish_report, rate, setup_then_wait,
+    tablet_columns, tablet_request, value_f64, value_i64, Duetd, DuetdStart, Line, Load, PgRow,
+    RunEnv, ValueType, T0,
 };
 use duet_proto::client::{ClientOptions, Outcome};
 use duet_proto::t;
 use duet_proto::tablet::{encode_record, RecordValue};
-use duet_proto::types::{Column, ColumnValues, DataType};
+use duet_proto::types::ColumnValues;
 use futures_util::{pin_mut, TryStreamExt};
-use tokio::sync::Barrier;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
-
-/// First timestamp written (ms precision: 2023-11-14T22:13:20Z).
-const T0: i64 = 1_700_000_000_000;
 
 // ---------------------------------------------------------------------------------------------------
 // Configuration
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ValueType {
-    Double,
-    Int64,
-}
-
-impl ValueType {
-    fn duet(self) -> DataType {
-        match self {
-            ValueType::Double => DataType::Double,
-            ValueType::Int64 => DataType::Int64,
-        }
-    }
-    fn pg(self) -> (Type, &'static str) {
-        match self {
-            ValueType::Double => (Type::FLOAT8, "double precision"),
-            ValueType::Int64 => (Type::INT8, "bigint"),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Cfg {
-    clients: usize,
-    rows_per_batch: usize,
-    columns: usize,
-    batches_per_client: usize,
-    repeats: usize,
+    load: Load,
     record_seconds: f64,
     fetch_size: i32,
     value_type: ValueType,
-    duetd_bin: PathBuf,
-    work_dir: PathBuf,
-    pg_host: String,
     pg_port: u16,
-    pg_user: String,
-    report_path: PathBuf,
-    duet_rev: String,
+    env: RunEnv,
 }
 
 impl Cfg {
@@ -83,129 +49,26 @@ impl Cfg {
             other => bail!("VALUE_TYPE must be DOUBLE or INT64, not {other}"),
         };
         let cfg = Cfg {
-            clients: env_or("CLIENTS", 4)?,
-            rows_per_batch: env_or("ROWS_PER_BATCH", 1000)?,
-            columns: env_or("COLUMNS", 10)?,
-            batches_per_client: env_or("BATCHES_PER_CLIENT", 625)?,
-            repeats: env_or("REPEATS", 3)?,
+            load: Load::from_env(625)?,
             record_seconds: env_or("RECORD_SECONDS", 10.0)?,
             fetch_size: env_or("FETCH_SIZE", 10_000)?,
             value_type,
-            duetd_bin: PathBuf::from(env_req("DUETD_BIN")?),
-            work_dir: PathBuf::from(env_req("WORK_DIR")?),
-            pg_host: env_or("PG_HOST", "127.0.0.1".to_string())?,
             pg_port: env_req("PG_PORT")?.parse().context("PG_PORT")?,
-            pg_user: env_or("PG_USER", "postgres".to_string())?,
-            report_path: PathBuf::from(env_req("REPORT_PATH")?),
-            duet_rev: env_or("DUET_REV", "unknown".to_string())?,
+            env: RunEnv::from_env()?,
         };
-        if cfg.clients == 0
-            || cfg.rows_per_batch == 0
-            || cfg.columns == 0
-            || cfg.batches_per_client == 0
-            || cfg.repeats == 0
-        {
+        if cfg.load.clients == 0 || !cfg.load.is_positive() {
             bail!("CLIENTS, ROWS_PER_BATCH, COLUMNS, BATCHES_PER_CLIENT and REPEATS must all be positive");
         }
         Ok(cfg)
     }
 
-    fn rows_per_client(&self) -> usize {
-        self.rows_per_batch * self.batches_per_client
-    }
     fn total_rows(&self) -> usize {
-        self.rows_per_client() * self.clients
+        self.load.rows_per_client() * self.load.clients
     }
-    fn total_points(&self) -> usize {
-        self.total_rows() * self.columns
-    }
-    fn measurements(&self) -> Vec<String> {
-        (0..self.columns).map(|j| format!("s{j}")).collect()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Data: the same rows go to both systems. Row `r` (per device) has time T0 + r and value v(r, j).
-
-fn value_i64(row: usize, col: usize) -> i64 {
-    // Cheap, deterministic and not trivially compressible.
-    let h = (row as u64)
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(col as u64 * 97)
-        >> 7;
-    (h % 1_000_000) as i64 + (col as i64) * 1_000_000
-}
-
-fn value_f64(row: usize, col: usize) -> f64 {
-    value_i64(row, col) as f64 / 100.0
-}
-
-fn tablet_columns(vt: ValueType, first_row: usize, rows: usize, columns: usize) -> Vec<Column> {
-    (0..columns)
-        .map(|j| match vt {
-            ValueType::Double => Column {
-                data_type: DataType::Double,
-                nulls: None,
-                values: ColumnValues::Double(
-                    (first_row..first_row + rows)
-                        .map(|r| value_f64(r, j))
-                        .collect(),
-                ),
-            },
-            ValueType::Int64 => Column {
-                data_type: DataType::Int64,
-                nulls: None,
-                values: ColumnValues::Int64(
-                    (first_row..first_row + rows)
-                        .map(|r| value_i64(r, j))
-                        .collect(),
-                ),
-            },
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Workload 1: insertTablet
-
-/// Runs `clients` tasks that each set up (connect), wait at a common barrier, do their work and return
-/// the instant they finished plus a result; returns the wall time from the barrier to the last finish.
-/// A task must reach the barrier even when its setup failed (it returns the error after it), so a
-/// failed connect cannot hang the others.
-async fn timed_clients<F, Fut, R>(clients: usize, f: F) -> Result<(Duration, Vec<R>)>
-where
-    F: Fn(usize, Arc<Barrier>) -> Fut,
-    Fut: std::future::Future<Output = Result<(Instant, R)>> + Send + 'static,
-    R: Send + 'static,
-{
-    let barrier = Arc::new(Barrier::new(clients + 1));
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| tokio::spawn(f(i, barrier.clone())))
-        .collect();
-    barrier.wait().await;
-    let start = Instant::now();
-    let mut end = start;
-    let mut results = Vec::with_capacity(clients);
-    let mut first_error = None;
-    for task in tasks {
-        match task.await {
-            Ok(Ok((finished, r))) => {
-                end = end.max(finished);
-                results.push(r);
-            }
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(anyhow!("client task panicked: {e}"));
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok((end - start, results)),
-    }
-}
 
 /// Workload 1: session `i` writes device `root.bench.<prefix><i>`.
 async fn duet_tablets(
@@ -213,20 +76,18 @@ async fn duet_tablets(
     opts: ClientOptions,
     prefix: &'static str,
 ) -> Result<Duration> {
-    let (wall, _) = timed_clients(cfg.clients, |i, barrier| {
+    let (start, end, _) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts.clone();
         async move {
-            let setup = connect(&opts).await;
-            barrier.wait().await;
-            let mut c = setup?;
+            let mut c = setup_then_wait(connect(&opts), &barrier).await?;
             let device = format!("root.bench.{prefix}{i}");
-            let measurements = cfg.measurements();
-            let rows = cfg.rows_per_batch;
-            for b in 0..cfg.batches_per_client {
+            let measurements = cfg.load.measurements();
+            let rows = cfg.load.rows_per_batch;
+            for b in 0..cfg.load.batches_per_client {
                 let first = b * rows;
                 let times: Vec<i64> = (first..first + rows).map(|r| T0 + r as i64).collect();
-                let cols = tablet_columns(cfg.value_type, first, rows, cfg.columns);
+                let cols = tablet_columns(cfg.value_type, first, rows, cfg.load.columns);
                 let req =
                     tablet_request(c.session_id(), &device, measurements.clone(), &cols, &times);
                 insert_tablet(
@@ -242,19 +103,21 @@ async fn duet_tablets(
         }
     })
     .await?;
-    Ok(wall)
+    Ok(end - start)
 }
 
 // ---------------------------------------------------------------------------------------------------
 // PostgreSQL helpers
 
 async fn pg_connect(cfg: &Cfg) -> Result<tokio_postgres::Client> {
-    support::pg_connect(&cfg.pg_host, cfg.pg_port, &cfg.pg_user).await
+    support::pg_connect(&cfg.env.pg_host, cfg.pg_port, &cfg.env.pg_user).await
 }
 
 fn pg_table_ddl(cfg: &Cfg, name: &str) -> String {
     let (_, ty) = cfg.value_type.pg();
-    let cols: Vec<String> = (0..cfg.columns).map(|j| format!("s{j} {ty}")).collect();
+    let cols: Vec<String> = (0..cfg.load.columns)
+        .map(|j| format!("s{j} {ty}"))
+        .collect();
     format!(
         "CREATE TABLE {name} (device text NOT NULL, time bigint NOT NULL, {}, PRIMARY KEY (device, time))",
         cols.join(", ")
@@ -279,65 +142,22 @@ async fn pg_reset(cfg: &Cfg) -> Result<()> {
 // Workload 2: COPY FROM STDIN (binary), one batch per COPY statement, each COPY its own (autocommit)
 // transaction: the batch is durably committed (fsync=on, synchronous_commit=on) before the next starts.
 async fn pg_copy(cfg: Arc<Cfg>) -> Result<Duration> {
-    let (wall, _) = timed_clients(cfg.clients, |i, barrier| {
+    let (start, end, _) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         async move {
-            let setup = pg_connect(&cfg).await;
-            barrier.wait().await;
-            let c = setup?;
+            let c = setup_then_wait(pg_connect(&cfg), &barrier).await?;
             let device = format!("d{i}");
-            let (vtype, _) = cfg.value_type.pg();
-            let mut types = vec![Type::TEXT, Type::INT8];
-            types.extend(std::iter::repeat_n(vtype, cfg.columns));
-            let rows = cfg.rows_per_batch;
-            for b in 0..cfg.batches_per_client {
-                let first = b * rows;
-                let sink = c
-                    .copy_in("COPY bench FROM STDIN (FORMAT binary)")
-                    .await
-                    .with_context(|| format!("COPY for {device} (batch {b})"))?;
-                let writer = BinaryCopyInWriter::new(sink, &types);
-                pin_mut!(writer);
-                let mut fvals = vec![0f64; cfg.columns];
-                let mut ivals = vec![0i64; cfg.columns];
-                for r in first..first + rows {
-                    let time = T0 + r as i64;
-                    let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(cfg.columns + 2);
-                    row.push(&device);
-                    row.push(&time);
-                    match cfg.value_type {
-                        ValueType::Double => {
-                            for (j, v) in fvals.iter_mut().enumerate() {
-                                *v = value_f64(r, j);
-                            }
-                            row.extend(fvals.iter().map(|v| v as &(dyn ToSql + Sync)));
-                        }
-                        ValueType::Int64 => {
-                            for (j, v) in ivals.iter_mut().enumerate() {
-                                *v = value_i64(r, j);
-                            }
-                            row.extend(ivals.iter().map(|v| v as &(dyn ToSql + Sync)));
-                        }
-                    }
-                    writer
-                        .as_mut()
-                        .write(&row)
-                        .await
-                        .with_context(|| format!("COPY row for {device}"))?;
-                }
-                let n = writer
-                    .finish()
-                    .await
-                    .with_context(|| format!("COPY commit for {device} (batch {b})"))?;
-                if n != rows as u64 {
-                    bail!("COPY for {device} (batch {b}) wrote {n} rows, expected {rows}");
-                }
+            let rows = cfg.load.rows_per_batch;
+            for b in 0..cfg.load.batches_per_client {
+                let what = format!("{device} (batch {b})");
+                let values = (cfg.value_type, cfg.load.columns);
+                copy_rows(&c, values, &device, (b * rows, rows), &what).await?;
             }
             Ok((Instant::now(), ()))
         }
     })
     .await?;
-    Ok(wall)
+    Ok(end - start)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -365,20 +185,18 @@ fn merge_records(wall: Duration, per_client: Vec<(usize, Vec<Duration>)>) -> Rec
 }
 
 async fn duet_records(cfg: Arc<Cfg>, opts: ClientOptions) -> Result<RecordResult> {
-    let (wall, per_client) = timed_clients(cfg.clients, |i, barrier| {
+    let (start, end, per_client) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts.clone();
         async move {
-            let setup = connect(&opts).await;
-            barrier.wait().await;
-            let mut c = setup?;
+            let mut c = setup_then_wait(connect(&opts), &barrier).await?;
             let device = format!("root.bench.r{i}");
-            let measurements = cfg.measurements();
+            let measurements = cfg.load.measurements();
             let deadline = Instant::now() + Duration::from_secs_f64(cfg.record_seconds);
             let mut latencies = Vec::with_capacity(100_000);
             let mut r = 0usize;
             while Instant::now() < deadline {
-                let values: Vec<RecordValue> = (0..cfg.columns)
+                let values: Vec<RecordValue> = (0..cfg.load.columns)
                     .map(|j| match cfg.value_type {
                         ValueType::Double => RecordValue::Double(value_f64(r, j)),
                         ValueType::Int64 => RecordValue::Int64(value_i64(r, j)),
@@ -410,16 +228,18 @@ async fn duet_records(cfg: Arc<Cfg>, opts: ClientOptions) -> Result<RecordResult
         }
     })
     .await?;
-    Ok(merge_records(wall, per_client))
+    Ok(merge_records(end - start, per_client))
 }
 
 async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
-    let (wall, per_client) = timed_clients(cfg.clients, |i, barrier| {
+    let (start, end, per_client) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         async move {
             let setup = async {
                 let c = pg_connect(&cfg).await?;
-                let params: Vec<String> = (1..=cfg.columns + 2).map(|k| format!("${k}")).collect();
+                let params: Vec<String> = (1..=cfg.load.columns + 2)
+                    .map(|k| format!("${k}"))
+                    .collect();
                 let stmt = c
                     .prepare(&format!(
                         "INSERT INTO bench_rec VALUES ({})",
@@ -428,38 +248,18 @@ async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
                     .await
                     .context("prepare INSERT")?;
                 Ok::<_, anyhow::Error>((c, stmt))
-            }
-            .await;
-            barrier.wait().await;
-            let (c, stmt) = setup?;
+            };
+            let (c, stmt) = setup_then_wait(setup, &barrier).await?;
             let device = format!("r{i}");
             let deadline = Instant::now() + Duration::from_secs_f64(cfg.record_seconds);
             let mut latencies = Vec::with_capacity(100_000);
             let mut r = 0usize;
-            let mut fvals = vec![0f64; cfg.columns];
-            let mut ivals = vec![0i64; cfg.columns];
+            let mut row = PgRow::new(cfg.value_type, cfg.load.columns);
             while Instant::now() < deadline {
-                let time = T0 + r as i64;
-                let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(cfg.columns + 2);
-                row.push(&device);
-                row.push(&time);
-                match cfg.value_type {
-                    ValueType::Double => {
-                        for (j, v) in fvals.iter_mut().enumerate() {
-                            *v = value_f64(r, j);
-                        }
-                        row.extend(fvals.iter().map(|v| v as &(dyn ToSql + Sync)));
-                    }
-                    ValueType::Int64 => {
-                        for (j, v) in ivals.iter_mut().enumerate() {
-                            *v = value_i64(r, j);
-                        }
-                        row.extend(ivals.iter().map(|v| v as &(dyn ToSql + Sync)));
-                    }
-                }
+                let params = row.params(&device, r);
                 let t0 = Instant::now();
                 let n = c
-                    .execute(&stmt, &row)
+                    .execute(&stmt, &params)
                     .await
                     .with_context(|| format!("INSERT for {device} (row {r})"))?;
                 latencies.push(t0.elapsed());
@@ -472,7 +272,7 @@ async fn pg_records(cfg: Arc<Cfg>) -> Result<RecordResult> {
         }
     })
     .await?;
-    Ok(merge_records(wall, per_client))
+    Ok(merge_records(end - start, per_client))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -490,12 +290,12 @@ async fn duet_scan(cfg: &Cfg, opts: &ClientOptions) -> Result<Duration> {
     let Outcome::Rows(mut rs) = outcome else {
         bail!("{sql:?} returned no result set")
     };
-    if rs.columns.len() != cfg.columns {
+    if rs.columns.len() != cfg.load.columns {
         bail!(
             "{sql:?} returned {} columns ({:?}), expected {}",
             rs.columns.len(),
             rs.columns,
-            cfg.columns
+            cfg.load.columns
         );
     }
     let s0 = rs
@@ -532,10 +332,10 @@ async fn duet_scan(cfg: &Cfg, opts: &ClientOptions) -> Result<Duration> {
     }
     c.close_result(&rs).await?;
     let wall = start.elapsed();
-    if rows != cfg.rows_per_client() {
+    if rows != cfg.load.rows_per_client() {
         bail!(
             "{sql:?} returned {rows} rows, expected {}",
-            cfg.rows_per_client()
+            cfg.load.rows_per_client()
         );
     }
     c.close().await?;
@@ -554,7 +354,7 @@ async fn duet_flush(opts: &ClientOptions) -> Result<Duration> {
 /// The same rows from PostgreSQL, decoded to Rust values (as the Duet client decodes TsBlocks).
 async fn pg_scan(cfg: &Cfg) -> Result<Duration> {
     let c = pg_connect(cfg).await?;
-    let cols: Vec<String> = (0..cfg.columns).map(|j| format!("s{j}")).collect();
+    let cols: Vec<String> = (0..cfg.load.columns).map(|j| format!("s{j}")).collect();
     let sql = format!(
         "SELECT time, {} FROM bench WHERE device = 'd0' ORDER BY time",
         cols.join(", ")
@@ -572,7 +372,7 @@ async fn pg_scan(cfg: &Cfg) -> Result<Duration> {
         if time != T0 + rows as i64 {
             bail!("PostgreSQL scan: row {rows} has time {time}");
         }
-        for j in 0..cfg.columns {
+        for j in 0..cfg.load.columns {
             checksum += match cfg.value_type {
                 ValueType::Double => row.get::<_, f64>(j + 1),
                 ValueType::Int64 => row.get::<_, i64>(j + 1) as f64,
@@ -581,10 +381,10 @@ async fn pg_scan(cfg: &Cfg) -> Result<Duration> {
         rows += 1;
     }
     let wall = start.elapsed();
-    if rows != cfg.rows_per_client() {
+    if rows != cfg.load.rows_per_client() {
         bail!(
             "PostgreSQL scan returned {rows} rows, expected {}",
-            cfg.rows_per_client()
+            cfg.load.rows_per_client()
         );
     }
     std::hint::black_box(checksum);
@@ -640,7 +440,7 @@ fn rec_stats(cfg: &Cfg, r: &RecordResult) -> (f64, f64, f64, f64) {
     let rows_s = r.rows as f64 / r.wall.as_secs_f64();
     (
         rows_s,
-        rows_s * cfg.columns as f64,
+        rows_s * cfg.load.columns as f64,
         pct(&r.latencies, 0.5),
         pct(&r.latencies, 0.99),
     )
@@ -648,16 +448,16 @@ fn rec_stats(cfg: &Cfg, r: &RecordResult) -> (f64, f64, f64, f64) {
 
 async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
     let mut rep = Repeat::default();
-    let pts = cfg.total_points() as f64;
+    let pts = cfg.load.total_points() as f64;
 
     // --- Duet: fresh server for this repeat.
     let name = format!("duet-{n}");
-    let data_dir = cfg.work_dir.join(&name);
+    let data_dir = cfg.env.work_dir.join(&name);
     let _ = std::fs::remove_dir_all(&data_dir);
     let mut duetd = Duetd::start(&DuetdStart {
-        bin: &cfg.duetd_bin,
+        bin: &cfg.env.duetd_bin,
         name: &name,
-        log_dir: &cfg.work_dir,
+        log_dir: &cfg.env.work_dir,
         data_dir: &data_dir,
         port: 0,
         metrics: true,
@@ -739,7 +539,7 @@ async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
         rate(pts / (tablets + flush).as_secs_f64(), "pts/s")
     ));
     duetd.stop()?;
-    let _ = std::fs::remove_dir_all(cfg.work_dir.join(format!("duet-{n}")));
+    let _ = std::fs::remove_dir_all(cfg.env.work_dir.join(format!("duet-{n}")));
 
     // --- PostgreSQL: fresh tables for this repeat.
     pg_reset(&cfg).await?;
@@ -779,172 +579,39 @@ async fn run_repeat(cfg: Arc<Cfg>, n: usize) -> Result<Repeat> {
 // ---------------------------------------------------------------------------------------------------
 // Report
 
-struct Line {
-    workload: &'static str,
-    metric: &'static str,
-    duet: Option<Vec<f64>>,
-    pg: Option<Vec<f64>>,
-    fmt: fn(f64) -> String,
-}
-
 fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String {
-    let pts = cfg.total_points() as f64;
+    let pts = cfg.load.total_points() as f64;
     let rows = cfg.total_rows() as f64;
-    let scan_rows = cfg.rows_per_client() as f64;
-    let scan_pts = scan_rows * cfg.columns as f64;
-    let col = |f: fn(&Repeat) -> f64| -> Option<Vec<f64>> { Some(reps.iter().map(f).collect()) };
+    let scan_rows = cfg.load.rows_per_client() as f64;
+    let scan_pts = scan_rows * cfg.load.columns as f64;
+    let col = |f: &dyn Fn(&Repeat) -> f64| -> Vec<f64> { reps.iter().map(f).collect() };
     let pts_s = |x: f64| rate(x, "pts/s");
     let rows_s = |x: f64| rate(x, "rows/s");
     let ms = |x: f64| format!("{x:.2} ms");
     let secs = |x: f64| format!("{x:.2} s");
     let mib = |x: f64| format!("{:.0} MiB", x / (1024.0 * 1024.0));
 
+    #[rustfmt::skip]
     let lines = vec![
-        Line {
-            workload: "1/2. Batch ingest (insertTablet vs COPY)",
-            metric: "points/s",
-            duet: Some(reps.iter().map(|r| pts / r.duet_tablet_s).collect()),
-            pg: Some(reps.iter().map(|r| pts / r.pg_copy_s).collect()),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "1/2. Batch ingest (insertTablet vs COPY)",
-            metric: "rows/s",
-            duet: Some(reps.iter().map(|r| rows / r.duet_tablet_s).collect()),
-            pg: Some(reps.iter().map(|r| rows / r.pg_copy_s).collect()),
-            fmt: rows_s,
-        },
-        Line {
-            workload: "1/2. Batch ingest (insertTablet vs COPY)",
-            metric: "wall time",
-            duet: col(|r| r.duet_tablet_s),
-            pg: col(|r| r.pg_copy_s),
-            fmt: secs,
-        },
-        Line {
-            workload: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)",
-            metric: "points/s incl. FLUSH",
-            duet: Some(
-                reps.iter()
-                    .map(|r| pts / (r.duet_tablet_then_flush_s.0 + r.duet_tablet_then_flush_s.1))
-                    .collect(),
-            ),
-            pg: Some(reps.iter().map(|r| pts / r.pg_copy_s).collect()),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)",
-            metric: "FLUSH right after ingest",
-            duet: col(|r| r.duet_tablet_then_flush_s.1),
-            pg: None,
-            fmt: secs,
-        },
-        Line {
-            workload: "3. Single-row inserts (insertRecord vs INSERT)",
-            metric: "rows/s",
-            duet: col(|r| r.duet_rec.0),
-            pg: col(|r| r.pg_rec.0),
-            fmt: rows_s,
-        },
-        Line {
-            workload: "3. Single-row inserts (insertRecord vs INSERT)",
-            metric: "points/s",
-            duet: col(|r| r.duet_rec.1),
-            pg: col(|r| r.pg_rec.1),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "3. Single-row inserts (insertRecord vs INSERT)",
-            metric: "latency p50",
-            duet: col(|r| r.duet_rec.2),
-            pg: col(|r| r.pg_rec.2),
-            fmt: ms,
-        },
-        Line {
-            workload: "3. Single-row inserts (insertRecord vs INSERT)",
-            metric: "latency p99",
-            duet: col(|r| r.duet_rec.3),
-            pg: col(|r| r.pg_rec.3),
-            fmt: ms,
-        },
-        Line {
-            workload: "4. Scan one device, before FLUSH (PG: same rows)",
-            metric: "rows/s",
-            duet: Some(reps.iter().map(|r| scan_rows / r.duet_scan_s).collect()),
-            pg: Some(reps.iter().map(|r| scan_rows / r.pg_scan_s).collect()),
-            fmt: rows_s,
-        },
-        Line {
-            workload: "4. Scan one device, before FLUSH (PG: same rows)",
-            metric: "points/s",
-            duet: Some(reps.iter().map(|r| scan_pts / r.duet_scan_s).collect()),
-            pg: Some(reps.iter().map(|r| scan_pts / r.pg_scan_s).collect()),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "4. FLUSH (after the first scan)",
-            metric: "time",
-            duet: col(|r| r.duet_flush_s * 1e3),
-            pg: None,
-            fmt: ms,
-        },
-        Line {
-            workload: "4. Scan one device, after FLUSH (PG: same rows)",
-            metric: "rows/s",
-            duet: Some(
-                reps.iter()
-                    .map(|r| scan_rows / r.duet_scan_flushed_s)
-                    .collect(),
-            ),
-            pg: Some(reps.iter().map(|r| scan_rows / r.pg_scan_s).collect()),
-            fmt: rows_s,
-        },
-        Line {
-            workload: "4. Scan one device, after FLUSH (PG: same rows)",
-            metric: "points/s",
-            duet: Some(
-                reps.iter()
-                    .map(|r| scan_pts / r.duet_scan_flushed_s)
-                    .collect(),
-            ),
-            pg: Some(reps.iter().map(|r| scan_pts / r.pg_scan_s).collect()),
-            fmt: pts_s,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "during batch ingest",
-            duet: col(|r| r.rss_tablet as f64),
-            pg: None,
-            fmt: mib,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "during scans + FLUSH",
-            duet: col(|r| r.rss_scan as f64),
-            pg: None,
-            fmt: mib,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "during single-row inserts",
-            duet: col(|r| r.rss_records as f64),
-            pg: None,
-            fmt: mib,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "during ingest + FLUSH (1b)",
-            duet: col(|r| r.rss_ingest_flush as f64),
-            pg: None,
-            fmt: mib,
-        },
-        Line {
-            workload: "5. duetd peak RSS (VmHWM)",
-            metric: "whole run of one server",
-            duet: col(|r| r.rss_overall as f64),
-            pg: None,
-            fmt: mib,
-        },
+        Line { item: "1/2. Batch ingest (insertTablet vs COPY)", metric: "points/s", duet: col(&|r| pts / r.duet_tablet_s), pg: Some(col(&|r| pts / r.pg_copy_s)), fmt: pts_s },
+        Line { item: "1/2. Batch ingest (insertTablet vs COPY)", metric: "rows/s", duet: col(&|r| rows / r.duet_tablet_s), pg: Some(col(&|r| rows / r.pg_copy_s)), fmt: rows_s },
+        Line { item: "1/2. Batch ingest (insertTablet vs COPY)", metric: "wall time", duet: col(&|r| r.duet_tablet_s), pg: Some(col(&|r| r.pg_copy_s)), fmt: secs },
+        Line { item: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)", metric: "points/s incl. FLUSH", duet: col(&|r| pts / (r.duet_tablet_then_flush_s.0 + r.duet_tablet_then_flush_s.1)), pg: Some(col(&|r| pts / r.pg_copy_s)), fmt: pts_s },
+        Line { item: "1b. Batch ingest, then FLUSH to files (PG: same COPY as 2)", metric: "FLUSH right after ingest", duet: col(&|r| r.duet_tablet_then_flush_s.1), pg: None, fmt: secs },
+        Line { item: "3. Single-row inserts (insertRecord vs INSERT)", metric: "rows/s", duet: col(&|r| r.duet_rec.0), pg: Some(col(&|r| r.pg_rec.0)), fmt: rows_s },
+        Line { item: "3. Single-row inserts (insertRecord vs INSERT)", metric: "points/s", duet: col(&|r| r.duet_rec.1), pg: Some(col(&|r| r.pg_rec.1)), fmt: pts_s },
+        Line { item: "3. Single-row inserts (insertRecord vs INSERT)", metric: "latency p50", duet: col(&|r| r.duet_rec.2), pg: Some(col(&|r| r.pg_rec.2)), fmt: ms },
+        Line { item: "3. Single-row inserts (insertRecord vs INSERT)", metric: "latency p99", duet: col(&|r| r.duet_rec.3), pg: Some(col(&|r| r.pg_rec.3)), fmt: ms },
+        Line { item: "4. Scan one device, before FLUSH (PG: same rows)", metric: "rows/s", duet: col(&|r| scan_rows / r.duet_scan_s), pg: Some(col(&|r| scan_rows / r.pg_scan_s)), fmt: rows_s },
+        Line { item: "4. Scan one device, before FLUSH (PG: same rows)", metric: "points/s", duet: col(&|r| scan_pts / r.duet_scan_s), pg: Some(col(&|r| scan_pts / r.pg_scan_s)), fmt: pts_s },
+        Line { item: "4. FLUSH (after the first scan)", metric: "time", duet: col(&|r| r.duet_flush_s * 1e3), pg: None, fmt: ms },
+        Line { item: "4. Scan one device, after FLUSH (PG: same rows)", metric: "rows/s", duet: col(&|r| scan_rows / r.duet_scan_flushed_s), pg: Some(col(&|r| scan_rows / r.pg_scan_s)), fmt: rows_s },
+        Line { item: "4. Scan one device, after FLUSH (PG: same rows)", metric: "points/s", duet: col(&|r| scan_pts / r.duet_scan_flushed_s), pg: Some(col(&|r| scan_pts / r.pg_scan_s)), fmt: pts_s },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "during batch ingest", duet: col(&|r| r.rss_tablet as f64), pg: None, fmt: mib },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "during scans + FLUSH", duet: col(&|r| r.rss_scan as f64), pg: None, fmt: mib },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "during single-row inserts", duet: col(&|r| r.rss_records as f64), pg: None, fmt: mib },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "during ingest + FLUSH (1b)", duet: col(&|r| r.rss_ingest_flush as f64), pg: None, fmt: mib },
+        Line { item: "5. duetd peak RSS (VmHWM)", metric: "whole run of one server", duet: col(&|r| r.rss_overall as f64), pg: None, fmt: mib },
     ];
 
     let mut s = String::new();
@@ -952,20 +619,20 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(
         s,
         "- Duet: `{}` (rev {}), fresh server per repeat, default storage options (WAL fsync per group commit)",
-        cfg.duetd_bin.display(),
-        cfg.duet_rev
+        cfg.env.duetd_bin.display(),
+        cfg.env.duet_rev
     );
     let _ = writeln!(s, "- PostgreSQL: {pg_ver}");
     let _ = writeln!(s, "- Machine: {}", machine());
     let _ = writeln!(
         s,
         "- Parameters: CLIENTS={} ROWS_PER_BATCH={} COLUMNS={} ({}) BATCHES_PER_CLIENT={} REPEATS={} RECORD_SECONDS={} FETCH_SIZE={}",
-        cfg.clients,
-        cfg.rows_per_batch,
-        cfg.columns,
+        cfg.load.clients,
+        cfg.load.rows_per_batch,
+        cfg.load.columns,
         cfg.value_type.duet(),
-        cfg.batches_per_client,
-        cfg.repeats,
+        cfg.load.batches_per_client,
+        cfg.load.repeats,
         cfg.record_seconds,
         cfg.fetch_size
     );
@@ -973,28 +640,14 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
         s,
         "- Batch ingest writes {} rows = {} points per repeat ({} per client); series are auto-created by the first tablet (nothing pre-created; creation is inside the timed run)",
         cfg.total_rows(),
-        cfg.total_points(),
-        cfg.rows_per_client()
+        cfg.load.total_points(),
+        cfg.load.rows_per_client()
     );
     let _ = writeln!(s, "- Order per repeat: fresh duetd → 1 (insertTablet) → 4 (scan, FLUSH, scan) → 3 (insertRecord) → 1b (insertTablet into new devices, then FLUSH) → stop duetd → PostgreSQL: recreate tables, CHECKPOINT → 2 (COPY) → scan → CHECKPOINT (untimed) → single-row INSERT");
-    let _ = writeln!(s, "- Scans read device 0 only: {} rows × {} columns; clients run on the same 2-core machine as the servers", cfg.rows_per_client(), cfg.columns);
+    let _ = writeln!(s, "- Scans read device 0 only: {} rows × {} columns; clients run on the same 2-core machine as the servers", cfg.load.rows_per_client(), cfg.load.columns);
     let _ = writeln!(s, "- Benchmark wall time: {:.0} s\n", elapsed.as_secs_f64());
     let _ = writeln!(s, "Median of {} repeats (min – max in the next column). Duet/PG is the ratio of medians (for throughput > 1 means Duet is faster; for latency, time and RSS < 1 means Duet is lower).\n", reps.len());
-    let _ = writeln!(s, "| Workload | Metric | Duet median | Duet min – max | PostgreSQL median | PostgreSQL min – max | Duet/PG |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
-    for l in &lines {
-        let (dm, dr, dv) = cell(l.duet.as_ref(), l.fmt);
-        let (pm, pr, pv) = cell(l.pg.as_ref(), l.fmt);
-        let ratio = match (dv, pv) {
-            (Some(d), Some(p)) if p != 0.0 => format!("{:.2}×", d / p),
-            _ => "—".to_string(),
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {dm} | {dr} | {pm} | {pr} | {ratio} |",
-            l.workload, l.metric
-        );
-    }
+    comparison_table(&mut s, "Workload", &lines);
     if reps.iter().any(|r| !r.rss_reset_ok) {
         let _ = writeln!(s, "\nNote: /proc/<pid>/clear_refs could not reset VmHWM, so per-workload peaks are cumulative.");
     }
@@ -1036,17 +689,9 @@ async fn run() -> Result<()> {
     let cfg = Arc::new(Cfg::from_env()?);
     let started = Instant::now();
     let pg_ver = pg_version(&cfg).await?;
-    log(&format!(
-        "{} clients × {} batches × {} rows × {} columns = {} points per repeat, {} repeats",
-        cfg.clients,
-        cfg.batches_per_client,
-        cfg.rows_per_batch,
-        cfg.columns,
-        cfg.total_points(),
-        cfg.repeats
-    ));
+    cfg.load.log("repeat");
     let mut reps = Vec::new();
-    for n in 1..=cfg.repeats {
+    for n in 1..=cfg.load.repeats {
         reps.push(
             run_repeat(cfg.clone(), n)
                 .await
@@ -1054,11 +699,7 @@ async fn run() -> Result<()> {
         );
     }
     let text = report(&cfg, &reps, &pg_ver, started.elapsed());
-    println!("{text}");
-    std::fs::write(&cfg.report_path, &text)
-        .with_context(|| format!("write {}", cfg.report_path.display()))?;
-    log(&format!("report written to {}", cfg.report_path.display()));
-    Ok(())
+    publish_report(&cfg.env.report_path, &text)
 }
 
 fn main() -> std::process::ExitCode {

@@ -11,40 +11,33 @@
 //! Parameters come from environment variables; see README.md.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_bench_support::{
-    self as support, cell, check, connect, env_or, env_req, log, machine, percentile, pg_settings,
-    rate, tablet_request, tail, Duetd, DuetdStart,
+    self as support, barrier_clients, check, comparison_table, connect, copy_rows, env_or,
+    join_tasks, log, machine, percentile, pg_settings, publish_report, rate, setup_then_wait,
+    tablet_columns, tablet_request, tail, value_f64, Duetd, DuetdStart, Line, Load, RunEnv,
+    ValueType, T0,
 };
-use duet_proto::client::{Client, ClientOptions, Outcome};
+use duet_proto::client::{Client, ClientOptions, Outcome, ResultSet};
 use duet_proto::t;
 use duet_proto::tablet::{encode_record, RecordValue};
-use duet_proto::types::{Column, ColumnValues, DataType};
-use futures_util::pin_mut;
-use tokio::sync::Barrier;
+use duet_proto::tsblock::TsBlock;
+use duet_proto::types::ColumnValues;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
-
-/// First timestamp written (ms precision: 2023-11-14T22:13:20Z). Row `r` of a device has time T0 + r.
-const T0: i64 = 1_700_000_000_000;
+use tokio_postgres::types::ToSql;
 
 // ---------------------------------------------------------------------------------------------------
 // Configuration
 
 #[derive(Debug, Clone)]
 struct Cfg {
-    clients: usize,
-    rows_per_batch: usize,
-    columns: usize,
-    batches_per_client: usize,
-    repeats: usize,
+    load: Load,
     lag_samples: usize,
     lag_interval_ms: u64,
     load_fraction: f64,
@@ -54,24 +47,15 @@ struct Cfg {
     sample_ms: u64,
     timeout_s: f64,
     skip_pg: bool,
-    duetd_bin: PathBuf,
-    work_dir: PathBuf,
-    pg_host: String,
     pg_pub_port: u16,
     pg_sub_port: u16,
-    pg_user: String,
-    report_path: PathBuf,
-    duet_rev: String,
+    env: RunEnv,
 }
 
 impl Cfg {
     fn from_env() -> Result<Cfg> {
         let cfg = Cfg {
-            clients: env_or("CLIENTS", 4)?,
-            rows_per_batch: env_or("ROWS_PER_BATCH", 1000)?,
-            columns: env_or("COLUMNS", 10)?,
-            batches_per_client: env_or("BATCHES_PER_CLIENT", 1000)?,
-            repeats: env_or("REPEATS", 3)?,
+            load: Load::from_env(1000)?,
             lag_samples: env_or("LAG_SAMPLES", 500)?,
             lag_interval_ms: env_or("LAG_INTERVAL_MS", 10)?,
             load_fraction: env_or("LOAD_FRACTION", 0.5)?,
@@ -81,21 +65,11 @@ impl Cfg {
             sample_ms: env_or("SAMPLE_MS", 2000)?,
             timeout_s: env_or("TIMEOUT_SECONDS", 180.0)?,
             skip_pg: env_or("SKIP_PG", 0u8)? == 1,
-            duetd_bin: PathBuf::from(env_req("DUETD_BIN")?),
-            work_dir: PathBuf::from(env_req("WORK_DIR")?),
-            pg_host: env_or("PG_HOST", "127.0.0.1".to_string())?,
             pg_pub_port: env_or("PG_PUB_PORT", 0)?,
             pg_sub_port: env_or("PG_SUB_PORT", 0)?,
-            pg_user: env_or("PG_USER", "postgres".to_string())?,
-            report_path: PathBuf::from(env_req("REPORT_PATH")?),
-            duet_rev: env_or("DUET_REV", "unknown".to_string())?,
+            env: RunEnv::from_env()?,
         };
-        if cfg.clients < 2
-            || cfg.rows_per_batch == 0
-            || cfg.columns == 0
-            || cfg.batches_per_client == 0
-            || cfg.repeats == 0
-        {
+        if cfg.load.clients < 2 || !cfg.load.is_positive() {
             bail!("CLIENTS must be ≥ 2 (half write to A, half to B); ROWS_PER_BATCH, COLUMNS, BATCHES_PER_CLIENT, REPEATS positive");
         }
         if cfg.lag_samples == 0 || cfg.load_fraction.is_nan() || cfg.load_fraction <= 0.0 {
@@ -106,41 +80,24 @@ impl Cfg {
         }
         Ok(cfg)
     }
-    fn rows_per_client(&self) -> usize {
-        self.rows_per_batch * self.batches_per_client
-    }
     fn total_points(&self) -> f64 {
-        (self.rows_per_client() * self.clients * self.columns) as f64
+        self.load.total_points() as f64
     }
     fn tablet_points(&self) -> f64 {
-        (self.rows_per_batch * self.columns) as f64
-    }
-    fn measurements(&self) -> Vec<String> {
-        (0..self.columns).map(|j| format!("s{j}")).collect()
+        (self.load.rows_per_batch * self.load.columns) as f64
     }
     fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout_s)
     }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Data: the same rows go to both systems. Row `r` (per device) has time T0 + r and values v(r, j).
-
-fn value_f64(row: usize, col: usize) -> f64 {
-    let h = (row as u64)
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(col as u64 * 97)
-        >> 7;
-    ((h % 1_000_000) as i64 + (col as i64) * 1_000_000) as f64 / 100.0
-}
-
 /// Starts duetd `name` on `data_dir` (kept: a restart reuses it) and `port` (0: any free one).
 fn start_duetd(cfg: &Cfg, name: &str, data_dir: &Path, port: u16) -> Result<Duetd> {
     let log_level = std::env::var("DUETD_LOG_LEVEL").unwrap_or_else(|_| "warn".into());
     Duetd::start(&DuetdStart {
-        bin: &cfg.duetd_bin,
+        bin: &cfg.env.duetd_bin,
         name,
-        log_dir: &cfg.work_dir,
+        log_dir: &cfg.env.work_dir,
         data_dir,
         port,
         metrics: true,
@@ -168,14 +125,14 @@ async fn insert_tablet(
     rows: usize,
 ) -> Result<()> {
     let times: Vec<i64> = (first..first + rows).map(|r| T0 + r as i64).collect();
-    let cols: Vec<Column> = (0..cfg.columns)
-        .map(|j| Column {
-            data_type: DataType::Double,
-            nulls: None,
-            values: ColumnValues::Double((first..first + rows).map(|r| value_f64(r, j)).collect()),
-        })
-        .collect();
-    let req = tablet_request(c.session_id(), device, cfg.measurements(), &cols, &times);
+    let cols = tablet_columns(ValueType::Double, first, rows, cfg.load.columns);
+    let req = tablet_request(
+        c.session_id(),
+        device,
+        cfg.load.measurements(),
+        &cols,
+        &times,
+    );
     support::insert_tablet(
         c,
         &req,
@@ -186,13 +143,13 @@ async fn insert_tablet(
 
 /// `insertRecord`: one row of `device` at time `time` (values of row `r`).
 async fn insert_record(c: &mut Client, cfg: &Cfg, device: &str, r: usize, time: i64) -> Result<()> {
-    let values: Vec<RecordValue> = (0..cfg.columns)
+    let values: Vec<RecordValue> = (0..cfg.load.columns)
         .map(|j| RecordValue::Double(value_f64(r, j)))
         .collect();
     let req = t::TSInsertRecordReq::new(
         c.session_id(),
         device.to_string(),
-        cfg.measurements(),
+        cfg.load.measurements(),
         encode_record(&values),
         time,
         Some(false),
@@ -208,8 +165,8 @@ async fn insert_record(c: &mut Client, cfg: &Cfg, device: &str, r: usize, time: 
     check(&st, &what)
 }
 
-/// Text rendering of a result: (header, rows).
-async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+/// A query's result set and all of its blocks.
+async fn query(c: &mut Client, sql: &str) -> Result<(ResultSet, Vec<TsBlock>)> {
     let Outcome::Rows(rs) = c
         .execute(sql)
         .await
@@ -217,10 +174,14 @@ async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<S
     else {
         bail!("{sql:?} returned no result set");
     };
-    let (rs, blocks) = c
-        .collect(rs)
+    c.collect(rs)
         .await
-        .with_context(|| format!("fetch {sql:?}"))?;
+        .with_context(|| format!("fetch {sql:?}"))
+}
+
+/// Text rendering of a result: (header, rows).
+async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let (rs, blocks) = query(c, sql).await?;
     let mut rows = Vec::new();
     for b in &blocks {
         for k in 0..b.n_rows() {
@@ -239,34 +200,14 @@ async fn query_text(c: &mut Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<S
 /// does not exist yet).
 async fn last_time(c: &mut Client, device: &str) -> Result<Option<i64>> {
     let sql = format!("select last s0 from {device}");
-    let Outcome::Rows(rs) = c
-        .execute(&sql)
-        .await
-        .with_context(|| format!("query {sql:?}"))?
-    else {
-        bail!("{sql:?} returned no result set");
-    };
-    let (_, blocks) = c
-        .collect(rs)
-        .await
-        .with_context(|| format!("fetch {sql:?}"))?;
+    let (_, blocks) = query(c, &sql).await?;
     Ok(blocks.iter().find(|b| b.n_rows() > 0).map(|b| b.times[0]))
 }
 
 /// `select count(s0) from <device>`.
 async fn count_s0(c: &mut Client, device: &str) -> Result<i64> {
     let sql = format!("select count(s0) from {device}");
-    let Outcome::Rows(rs) = c
-        .execute(&sql)
-        .await
-        .with_context(|| format!("query {sql:?}"))?
-    else {
-        bail!("{sql:?} returned no result set");
-    };
-    let (_, blocks) = c
-        .collect(rs)
-        .await
-        .with_context(|| format!("fetch {sql:?}"))?;
+    let (_, blocks) = query(c, &sql).await?;
     let b = blocks
         .iter()
         .find(|b| b.n_rows() > 0)
@@ -472,11 +413,11 @@ fn inst_name(i: usize) -> &'static str {
 // PostgreSQL helpers
 
 async fn pg_connect(cfg: &Cfg, port: u16) -> Result<tokio_postgres::Client> {
-    support::pg_connect(&cfg.pg_host, port, &cfg.pg_user).await
+    support::pg_connect(&cfg.env.pg_host, port, &cfg.env.pg_user).await
 }
 
 fn pg_ddl(cfg: &Cfg) -> String {
-    let cols: Vec<String> = (0..cfg.columns)
+    let cols: Vec<String> = (0..cfg.load.columns)
         .map(|j| format!("s{j} double precision"))
         .collect();
     format!("CREATE TABLE bench (device text NOT NULL, time bigint NOT NULL, {}, PRIMARY KEY (device, time))", cols.join(", "))
@@ -508,7 +449,7 @@ async fn pg_reset(cfg: &Cfg) -> Result<()> {
     sub.batch_execute("CHECKPOINT").await?;
     let conn = format!(
         "host={} port={} user={} dbname=postgres",
-        cfg.pg_host, cfg.pg_pub_port, cfg.pg_user
+        cfg.env.pg_host, cfg.pg_pub_port, cfg.env.pg_user
     );
     sub.batch_execute(&format!("CREATE SUBSCRIPTION duet_sub CONNECTION '{conn}' PUBLICATION duet_pub WITH (copy_data = false)"))
         .await
@@ -541,38 +482,8 @@ async fn pg_copy_batch(
     first: usize,
     rows: usize,
 ) -> Result<()> {
-    let mut types = vec![Type::TEXT, Type::INT8];
-    types.extend(std::iter::repeat_n(Type::FLOAT8, cfg.columns));
-    let sink = c
-        .copy_in("COPY bench FROM STDIN (FORMAT binary)")
-        .await
-        .with_context(|| format!("COPY for {device}"))?;
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    pin_mut!(writer);
-    let mut vals = vec![0f64; cfg.columns];
-    for r in first..first + rows {
-        let time = T0 + r as i64;
-        let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(cfg.columns + 2);
-        row.push(&device);
-        row.push(&time);
-        for (j, v) in vals.iter_mut().enumerate() {
-            *v = value_f64(r, j);
-        }
-        row.extend(vals.iter().map(|v| v as &(dyn ToSql + Sync)));
-        writer
-            .as_mut()
-            .write(&row)
-            .await
-            .with_context(|| format!("COPY row for {device}"))?;
-    }
-    let n = writer
-        .finish()
-        .await
-        .with_context(|| format!("COPY commit for {device}"))?;
-    if n != rows as u64 {
-        bail!("COPY for {device} wrote {n} rows, expected {rows}");
-    }
-    Ok(())
+    let values = (ValueType::Double, cfg.load.columns);
+    copy_rows(c, values, device, (first, rows), device).await
 }
 
 async fn pg_max_time(
@@ -643,36 +554,27 @@ struct Tp {
     repl_s: f64,
 }
 
-/// Runs one task per client; each connects, waits at the barrier, works and returns its finish instant.
-/// Returns the barrier instant and the last finish.
-async fn barrier_clients<F, Fut>(clients: usize, f: F) -> Result<(Instant, Instant)>
-where
-    F: Fn(usize, Arc<Barrier>) -> Fut,
-    Fut: std::future::Future<Output = Result<Instant>> + Send + 'static,
-{
-    let barrier = Arc::new(Barrier::new(clients + 1));
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| tokio::spawn(f(i, barrier.clone())))
+/// Waits until the instance that client `i` did not write to (clients write to A for an even `i`, to B
+/// for an odd one) holds `rows[i]` rows of `<prefix>.d<i>`, then verifies them; returns the instant
+/// it saw the last of them and the verification's notes.
+async fn duet_crossed(
+    checkers: &mut [Client],
+    prefix: &str,
+    rows: &[usize],
+    deadline: Instant,
+) -> Result<(Instant, Vec<String>)> {
+    let targets: Vec<Expect> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Expect {
+            inst: 1 - i % 2,
+            device: format!("{prefix}.d{i}"),
+            rows: *r,
+        })
         .collect();
-    barrier.wait().await;
-    let start = Instant::now();
-    let mut end = start;
-    let mut first_error = None;
-    for task in tasks {
-        match task.await {
-            Ok(Ok(done)) => end = end.max(done),
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(anyhow!("client task panicked: {e}"));
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok((start, end)),
-    }
+    let (seen, _) = duet_wait(checkers, &targets, deadline, None).await?;
+    let notes = duet_verify(checkers, &targets).await?;
+    Ok((seen, notes))
 }
 
 /// Client i writes `root.bench.d<i>` on A (even i) or B (odd i); then the other instance is polled
@@ -682,39 +584,31 @@ async fn duet_throughput(
     opts: [ClientOptions; 2],
     checkers: &mut [Client],
 ) -> Result<(Tp, Vec<String>)> {
-    let (start, acked) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, acked, _) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         let opts = opts[i % 2].clone();
         async move {
-            let setup = connect(&opts).await;
-            barrier.wait().await;
-            let mut c = setup?;
+            let mut c = setup_then_wait(connect(&opts), &barrier).await?;
             let device = format!("root.bench.d{i}");
-            for b in 0..cfg.batches_per_client {
+            for b in 0..cfg.load.batches_per_client {
                 insert_tablet(
                     &mut c,
                     &cfg,
                     &device,
-                    b * cfg.rows_per_batch,
-                    cfg.rows_per_batch,
+                    b * cfg.load.rows_per_batch,
+                    cfg.load.rows_per_batch,
                 )
                 .await?;
             }
             let done = Instant::now();
             c.close().await?;
-            Ok(done)
+            Ok((done, ()))
         }
     })
     .await?;
-    let targets: Vec<Expect> = (0..cfg.clients)
-        .map(|i| Expect {
-            inst: 1 - i % 2,
-            device: format!("root.bench.d{i}"),
-            rows: cfg.rows_per_client(),
-        })
-        .collect();
-    let (seen, _) = duet_wait(checkers, &targets, acked + cfg.timeout(), None).await?;
-    let notes = duet_verify(checkers, &targets).await?;
+    let rows = vec![cfg.load.rows_per_client(); cfg.load.clients];
+    let deadline = acked + cfg.timeout();
+    let (seen, notes) = duet_crossed(checkers, "root.bench", &rows, deadline).await?;
     Ok((
         Tp {
             ack_s: (acked - start).as_secs_f64(),
@@ -727,29 +621,27 @@ async fn duet_throughput(
 /// All CLIENTS writers COPY into the publisher; the subscriber is polled until it holds every row.
 async fn pg_throughput(cfg: Arc<Cfg>) -> Result<Tp> {
     let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
-    let (start, acked) = barrier_clients(cfg.clients, |i, barrier| {
+    let (start, acked, _) = barrier_clients(cfg.load.clients, |i, barrier| {
         let cfg = cfg.clone();
         async move {
-            let setup = pg_connect(&cfg, cfg.pg_pub_port).await;
-            barrier.wait().await;
-            let c = setup?;
+            let c = setup_then_wait(pg_connect(&cfg, cfg.pg_pub_port), &barrier).await?;
             let device = format!("bench.d{i}");
-            for b in 0..cfg.batches_per_client {
+            for b in 0..cfg.load.batches_per_client {
                 pg_copy_batch(
                     &c,
                     &cfg,
                     &device,
-                    b * cfg.rows_per_batch,
-                    cfg.rows_per_batch,
+                    b * cfg.load.rows_per_batch,
+                    cfg.load.rows_per_batch,
                 )
                 .await?;
             }
-            Ok(Instant::now())
+            Ok((Instant::now(), ()))
         }
     })
     .await?;
-    let targets: Vec<(String, usize)> = (0..cfg.clients)
-        .map(|i| (format!("bench.d{i}"), cfg.rows_per_client()))
+    let targets: Vec<(String, usize)> = (0..cfg.load.clients)
+        .map(|i| (format!("bench.d{i}"), cfg.load.rows_per_client()))
         .collect();
     let seen = pg_wait(&sub, &targets, acked + cfg.timeout()).await?;
     pg_verify(&sub, &targets).await?;
@@ -846,6 +738,121 @@ async fn wait_seen(shared: &LagShared, time: i64, timeout: Duration, what: &str)
 
 type Observations = (Vec<(Instant, i64)>, u64, Duration);
 
+/// A lag run's poller of the other side: each newer time it sees with the instant it saw it, and
+/// the number and the total time of its polls.
+struct Poller {
+    shared: Arc<LagShared>,
+    obs: Vec<(Instant, i64)>,
+    polls: u64,
+    started: Instant,
+}
+
+impl Poller {
+    fn new(shared: Arc<LagShared>) -> Poller {
+        Poller {
+            shared,
+            obs: Vec::new(),
+            polls: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn running(&self) -> bool {
+        !self.shared.stop.load(Ordering::Relaxed)
+    }
+
+    /// Takes one poll's newest time (`None`: no row yet); true once it reaches the writer's target.
+    fn seen(&mut self, newest: Option<i64>) -> bool {
+        let lt = newest.unwrap_or(i64::MIN);
+        let now = Instant::now();
+        self.polls += 1;
+        if lt > self.shared.seen.load(Ordering::Relaxed) {
+            self.shared.seen.store(lt, Ordering::Relaxed);
+            self.obs.push((now, lt));
+        }
+        lt >= self.shared.target.load(Ordering::Relaxed)
+    }
+
+    fn observations(self) -> Observations {
+        (self.obs, self.polls, self.started.elapsed())
+    }
+}
+
+/// A lag run's writer: one row per call, acknowledged when the call returns.
+trait LagWriter {
+    /// Writes row `r`'s values at `time`.
+    async fn write_row(&mut self, r: usize, time: i64) -> Result<()>;
+    /// Called once the timed rows are written.
+    async fn finish(self)
+    where
+        Self: Sized,
+    {
+    }
+}
+
+/// A lag run: the warm-up row (it creates the series on both sides; not measured), then LAG_SAMPLES
+/// rows every LAG_INTERVAL_MS, each timed from its acknowledgement to the poller's first sight of it.
+/// `late` says what went wrong when the poller did not see the last row within TIMEOUT_SECONDS.
+async fn lag_run(
+    cfg: &Cfg,
+    shared: &LagShared,
+    device: &str,
+    mut writer: impl LagWriter,
+    poller: JoinHandle<Result<Observations>>,
+    late: impl FnOnce(i64) -> anyhow::Error,
+) -> Result<Lag> {
+    let last = T0 + cfg.lag_samples as i64 - 1;
+    let result = async {
+        writer.write_row(0, T0 - 1).await?;
+        wait_seen(shared, T0 - 1, cfg.timeout(), device).await?;
+        let mut tick = tokio::time::interval(Duration::from_millis(cfg.lag_interval_ms.max(1)));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut acks = Vec::with_capacity(cfg.lag_samples);
+        for k in 0..cfg.lag_samples {
+            tick.tick().await;
+            writer.write_row(k, T0 + k as i64).await?;
+            acks.push(Instant::now());
+        }
+        shared.target.store(last, Ordering::Relaxed);
+        Ok::<_, anyhow::Error>(acks)
+    }
+    .await;
+    let acks = match result {
+        Ok(a) => a,
+        Err(e) => {
+            shared.stop.store(true, Ordering::Relaxed);
+            let _ = poller.await;
+            return Err(e);
+        }
+    };
+    writer.finish().await;
+    let (obs, polls, elapsed) = match tokio::time::timeout(cfg.timeout(), poller).await {
+        Ok(r) => r.map_err(|e| anyhow!("poller panicked: {e}"))??,
+        Err(_) => {
+            shared.stop.store(true, Ordering::Relaxed);
+            return Err(late(last));
+        }
+    };
+    lag_stats(&acks, T0, &obs, polls, elapsed)
+}
+
+/// Duet's lag writer: `insertRecord` on one session.
+struct DuetLagWriter<'a> {
+    client: Client,
+    cfg: &'a Cfg,
+    device: &'a str,
+}
+
+impl LagWriter for DuetLagWriter<'_> {
+    async fn write_row(&mut self, r: usize, time: i64) -> Result<()> {
+        insert_record(&mut self.client, self.cfg, self.device, r, time).await
+    }
+
+    async fn finish(self) {
+        let _ = self.client.close().await;
+    }
+}
+
 /// Duet: single-row inserts into `device` on A every LAG_INTERVAL_MS; B polled with `select last s0`.
 async fn duet_lag(
     cfg: Arc<Cfg>,
@@ -855,73 +862,60 @@ async fn duet_lag(
 ) -> Result<Lag> {
     let shared = LagShared::new();
     let mut poller_client = connect(b).await?;
-    let mut writer = connect(a).await?;
+    let client = connect(a).await?;
     let poller: JoinHandle<Result<Observations>> = {
-        let shared = shared.clone();
+        let mut poll = Poller::new(shared.clone());
         let device = device.to_string();
         tokio::spawn(async move {
-            let mut obs = Vec::new();
-            let mut polls = 0u64;
-            let started = Instant::now();
-            while !shared.stop.load(Ordering::Relaxed) {
-                let lt = last_time(&mut poller_client, &device)
-                    .await?
-                    .unwrap_or(i64::MIN);
-                let now = Instant::now();
-                polls += 1;
-                if lt > shared.seen.load(Ordering::Relaxed) {
-                    shared.seen.store(lt, Ordering::Relaxed);
-                    obs.push((now, lt));
-                }
-                if lt >= shared.target.load(Ordering::Relaxed) {
+            while poll.running() {
+                if poll.seen(last_time(&mut poller_client, &device).await?) {
                     break;
                 }
             }
-            let elapsed = started.elapsed();
+            let observations = poll.observations();
             let _ = poller_client.close().await;
-            Ok((obs, polls, elapsed))
+            Ok(observations)
         })
     };
-    let result = async {
-        // Warm-up (creates the series on both sides), not measured.
-        insert_record(&mut writer, &cfg, device, 0, T0 - 1).await?;
-        wait_seen(&shared, T0 - 1, cfg.timeout(), device).await?;
-        let mut tick = tokio::time::interval(Duration::from_millis(cfg.lag_interval_ms.max(1)));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut acks = Vec::with_capacity(cfg.lag_samples);
-        for k in 0..cfg.lag_samples {
-            tick.tick().await;
-            insert_record(&mut writer, &cfg, device, k, T0 + k as i64).await?;
-            acks.push(Instant::now());
+    let writer = DuetLagWriter {
+        client,
+        cfg: &cfg,
+        device,
+    };
+    lag_run(&cfg, &shared, device, writer, poller, |last| {
+        anyhow!(
+            "lag run on {device}: the last row (time {last}) did not become visible on B within {} s of its acknowledgement (newest seen: {})",
+            cfg.timeout_s,
+            shared.seen.load(Ordering::Relaxed)
+        )
+    })
+    .await
+}
+
+/// PostgreSQL's lag writer: a prepared INSERT (autocommit) on the publisher.
+struct PgLagWriter<'a> {
+    publ: tokio_postgres::Client,
+    insert: tokio_postgres::Statement,
+    device: &'a str,
+    columns: usize,
+}
+
+impl LagWriter for PgLagWriter<'_> {
+    async fn write_row(&mut self, r: usize, time: i64) -> Result<()> {
+        let device = self.device;
+        let vals: Vec<f64> = (0..self.columns).map(|j| value_f64(r, j)).collect();
+        let mut row: Vec<&(dyn ToSql + Sync)> = vec![&device, &time];
+        row.extend(vals.iter().map(|v| v as &(dyn ToSql + Sync)));
+        let n = self
+            .publ
+            .execute(&self.insert, &row)
+            .await
+            .with_context(|| format!("INSERT {device} time {time}"))?;
+        if n != 1 {
+            bail!("INSERT {device} time {time} inserted {n} rows");
         }
-        shared
-            .target
-            .store(T0 + cfg.lag_samples as i64 - 1, Ordering::Relaxed);
-        Ok::<_, anyhow::Error>(acks)
+        Ok(())
     }
-    .await;
-    let acks = match result {
-        Ok(a) => a,
-        Err(e) => {
-            shared.stop.store(true, Ordering::Relaxed);
-            let _ = poller.await;
-            return Err(e);
-        }
-    };
-    let _ = writer.close().await;
-    let (obs, polls, elapsed) = match tokio::time::timeout(cfg.timeout(), poller).await {
-        Ok(r) => r.map_err(|e| anyhow!("poller panicked: {e}"))??,
-        Err(_) => {
-            shared.stop.store(true, Ordering::Relaxed);
-            bail!(
-                "lag run on {device}: the last row (time {}) did not become visible on B within {} s of its acknowledgement (newest seen: {})",
-                T0 + cfg.lag_samples as i64 - 1,
-                cfg.timeout_s,
-                shared.seen.load(Ordering::Relaxed)
-            );
-        }
-    };
-    lag_stats(&acks, T0, &obs, polls, elapsed)
 }
 
 /// PostgreSQL: single-row INSERTs (autocommit) on the publisher; the subscriber polled with max(time).
@@ -929,94 +923,107 @@ async fn pg_lag(cfg: Arc<Cfg>, device: &str) -> Result<Lag> {
     let shared = LagShared::new();
     let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
     let publ = pg_connect(&cfg, cfg.pg_pub_port).await?;
-    let params: Vec<String> = (1..=cfg.columns + 2).map(|k| format!("${k}")).collect();
+    let params: Vec<String> = (1..=cfg.load.columns + 2)
+        .map(|k| format!("${k}"))
+        .collect();
     let insert = publ
         .prepare(&format!("INSERT INTO bench VALUES ({})", params.join(", ")))
         .await
         .context("prepare INSERT")?;
     let poller: JoinHandle<Result<Observations>> = {
-        let shared = shared.clone();
+        let mut poll = Poller::new(shared.clone());
         let device = device.to_string();
         tokio::spawn(async move {
             let stmt = sub
                 .prepare("SELECT max(time) FROM bench WHERE device = $1")
                 .await?;
-            let mut obs = Vec::new();
-            let mut polls = 0u64;
-            let started = Instant::now();
-            while !shared.stop.load(Ordering::Relaxed) {
-                let lt = pg_max_time(&sub, &stmt, &device).await?.unwrap_or(i64::MIN);
-                let now = Instant::now();
-                polls += 1;
-                if lt > shared.seen.load(Ordering::Relaxed) {
-                    shared.seen.store(lt, Ordering::Relaxed);
-                    obs.push((now, lt));
-                }
-                if lt >= shared.target.load(Ordering::Relaxed) {
+            while poll.running() {
+                if poll.seen(pg_max_time(&sub, &stmt, &device).await?) {
                     break;
                 }
             }
-            Ok((obs, polls, started.elapsed()))
+            Ok(poll.observations())
         })
     };
-    let insert_row = |r: usize, time: i64| {
-        let publ = &publ;
-        let insert = &insert;
-        let device = device.to_string();
-        let vals: Vec<f64> = (0..cfg.columns).map(|j| value_f64(r, j)).collect();
-        async move {
-            let mut row: Vec<&(dyn ToSql + Sync)> = vec![&device, &time];
-            row.extend(vals.iter().map(|v| v as &(dyn ToSql + Sync)));
-            let n = publ
-                .execute(insert, &row)
-                .await
-                .with_context(|| format!("INSERT {device} time {time}"))?;
-            if n != 1 {
-                bail!("INSERT {device} time {time} inserted {n} rows");
-            }
-            Ok::<_, anyhow::Error>(())
-        }
+    let writer = PgLagWriter {
+        publ,
+        insert,
+        device,
+        columns: cfg.load.columns,
     };
-    let result = async {
-        insert_row(0, T0 - 1).await?;
-        wait_seen(&shared, T0 - 1, cfg.timeout(), device).await?;
-        let mut tick = tokio::time::interval(Duration::from_millis(cfg.lag_interval_ms.max(1)));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut acks = Vec::with_capacity(cfg.lag_samples);
-        for k in 0..cfg.lag_samples {
-            tick.tick().await;
-            insert_row(k, T0 + k as i64).await?;
-            acks.push(Instant::now());
-        }
-        shared
-            .target
-            .store(T0 + cfg.lag_samples as i64 - 1, Ordering::Relaxed);
-        Ok::<_, anyhow::Error>(acks)
-    }
-    .await;
-    let acks = match result {
-        Ok(a) => a,
-        Err(e) => {
-            shared.stop.store(true, Ordering::Relaxed);
-            let _ = poller.await;
-            return Err(e);
-        }
-    };
-    let (obs, polls, elapsed) = match tokio::time::timeout(cfg.timeout(), poller).await {
-        Ok(r) => r.map_err(|e| anyhow!("poller panicked: {e}"))??,
-        Err(_) => {
-            shared.stop.store(true, Ordering::Relaxed);
-            bail!("PostgreSQL lag run on {device}: the last row did not reach the subscriber within {} s", cfg.timeout_s);
-        }
-    };
-    lag_stats(&acks, T0, &obs, polls, elapsed)
+    lag_run(&cfg, &shared, device, writer, poller, |_| {
+        anyhow!(
+            "PostgreSQL lag run on {device}: the last row did not reach the subscriber within {} s",
+            cfg.timeout_s
+        )
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Paced background writers (moderate load, outage backlog)
 
-/// Writers of 1000-row tablets / COPY batches, together at `points_per_s` (0: as fast as they can),
-/// until `stop` is set or each has written `max_rows`. Each returns the rows it wrote.
+/// A background writer's pace: its share of `points_per_s` in batches of ROWS_PER_BATCH rows, until
+/// `stop` is set; at 0 points/s as fast as it can (item 2c). The clock starts at the first batch.
+struct Pace {
+    period: Option<Duration>,
+    tick: Option<tokio::time::Interval>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Pace {
+    fn new(cfg: &Cfg, writers: usize, points_per_s: f64, stop: Arc<AtomicBool>) -> Pace {
+        let period = (points_per_s > 0.0)
+            .then(|| Duration::from_secs_f64(writers as f64 * cfg.tablet_points() / points_per_s));
+        Pace {
+            period,
+            tick: None,
+            stop,
+        }
+    }
+
+    /// Waits for the next batch's turn; false once `stop` is set.
+    async fn next(&mut self) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        if let Some(period) = self.period {
+            let tick = self.tick.get_or_insert_with(|| {
+                let mut i = tokio::time::interval(period);
+                i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                i
+            });
+            tick.tick().await;
+        }
+        !self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// One task per writer, each running `write(writer, cfg, its pace)` at its share of `points_per_s`
+/// until `stop` is set; each returns the rows it wrote.
+fn spawn_paced<W, F, Fut>(
+    cfg: &Arc<Cfg>,
+    writers: Vec<W>,
+    points_per_s: f64,
+    stop: &Arc<AtomicBool>,
+    write: F,
+) -> Vec<JoinHandle<Result<usize>>>
+where
+    F: Fn(W, Arc<Cfg>, Pace) -> Fut,
+    Fut: std::future::Future<Output = Result<usize>> + Send + 'static,
+{
+    let n = writers.len();
+    writers
+        .into_iter()
+        .map(|w| {
+            let pace = Pace::new(cfg, n, points_per_s, stop.clone());
+            tokio::spawn(write(w, cfg.clone(), pace))
+        })
+        .collect()
+}
+
+/// Writers of 1000-row tablets, together at `points_per_s` (0: as fast as they can), until `stop`
+/// is set or each has written `max_rows`.
 fn spawn_duet_writers(
     cfg: Arc<Cfg>,
     writers: Vec<(ClientOptions, String)>,
@@ -1024,97 +1031,48 @@ fn spawn_duet_writers(
     max_rows: usize,
     stop: Arc<AtomicBool>,
 ) -> Vec<JoinHandle<Result<usize>>> {
-    let n = writers.len();
-    writers
-        .into_iter()
-        .map(|(opts, device)| {
-            let cfg = cfg.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut c = connect(&opts).await?;
-                let mut tick = (points_per_s > 0.0).then(|| {
-                    let mut i = tokio::time::interval(Duration::from_secs_f64(
-                        n as f64 * cfg.tablet_points() / points_per_s,
-                    ));
-                    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    i
-                });
-                let mut rows = 0usize;
-                while !stop.load(Ordering::Relaxed) && rows < max_rows {
-                    if let Some(t) = tick.as_mut() {
-                        t.tick().await;
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                    }
-                    let batch = cfg.rows_per_batch.min(max_rows - rows);
-                    insert_tablet(&mut c, &cfg, &device, rows, batch).await?;
-                    rows += batch;
-                }
-                c.close().await?;
-                Ok(rows)
-            })
-        })
-        .collect()
+    spawn_paced(
+        &cfg,
+        writers,
+        points_per_s,
+        &stop,
+        move |(opts, device), cfg, mut pace| async move {
+            let mut c = connect(&opts).await?;
+            let mut rows = 0usize;
+            while rows < max_rows && pace.next().await {
+                let batch = cfg.load.rows_per_batch.min(max_rows - rows);
+                insert_tablet(&mut c, &cfg, &device, rows, batch).await?;
+                rows += batch;
+            }
+            c.close().await?;
+            Ok(rows)
+        },
+    )
 }
 
+/// Writers of 1000-row COPY batches into the publisher, together at `points_per_s` (0: as fast as
+/// they can), until `stop` is set.
 fn spawn_pg_writers(
     cfg: Arc<Cfg>,
     devices: Vec<String>,
     points_per_s: f64,
     stop: Arc<AtomicBool>,
 ) -> Vec<JoinHandle<Result<usize>>> {
-    let n = devices.len();
-    devices
-        .into_iter()
-        .map(|device| {
-            let cfg = cfg.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let c = pg_connect(&cfg, cfg.pg_pub_port).await?;
-                // 0 points/s: as fast as the writer can (item 2c).
-                let mut tick = (points_per_s > 0.0).then(|| {
-                    let mut i = tokio::time::interval(Duration::from_secs_f64(
-                        n as f64 * cfg.tablet_points() / points_per_s,
-                    ));
-                    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    i
-                });
-                let mut rows = 0usize;
-                while !stop.load(Ordering::Relaxed) {
-                    if let Some(t) = tick.as_mut() {
-                        t.tick().await;
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                    }
-                    pg_copy_batch(&c, &cfg, &device, rows, cfg.rows_per_batch).await?;
-                    rows += cfg.rows_per_batch;
-                }
-                Ok(rows)
-            })
-        })
-        .collect()
-}
-
-async fn join_writers(handles: Vec<JoinHandle<Result<usize>>>) -> Result<Vec<usize>> {
-    let mut out = Vec::new();
-    let mut first_error = None;
-    for h in handles {
-        match h.await {
-            Ok(Ok(n)) => out.push(n),
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
+    spawn_paced(
+        &cfg,
+        devices,
+        points_per_s,
+        &stop,
+        |device, cfg, mut pace| async move {
+            let c = pg_connect(&cfg, cfg.pg_pub_port).await?;
+            let mut rows = 0usize;
+            while pace.next().await {
+                pg_copy_batch(&c, &cfg, &device, rows, cfg.load.rows_per_batch).await?;
+                rows += cfg.load.rows_per_batch;
             }
-            Err(e) => {
-                first_error.get_or_insert(anyhow!("writer panicked: {e}"));
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+            Ok(rows)
+        },
+    )
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -1129,75 +1087,89 @@ struct Loaded {
 /// 2b for Duet: CLIENTS background writers (half on A, half on B, devices root.load.d<i>) at
 /// `rate` points/s in total while the lag run goes on.
 async fn duet_lag_loaded(
-    cfg: Arc<Cfg>,
-    opts: [ClientOptions; 2],
+    cfg: &Arc<Cfg>,
+    opts: &[ClientOptions; 2],
     checkers: &mut [Client],
-    rate: f64,
-    load: &str,
-    lag_device: &str,
-) -> Result<(Loaded, Vec<String>)> {
+    (rate, load, lag_device): (f64, &str, &str),
+    notes: &mut Vec<String>,
+) -> Result<Loaded> {
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<(ClientOptions, String)> = (0..cfg.clients)
+    let writers: Vec<(ClientOptions, String)> = (0..cfg.load.clients)
         .map(|i| (opts[i % 2].clone(), format!("root.{load}.d{i}")))
         .collect();
     let started = Instant::now();
     let handles = spawn_duet_writers(cfg.clone(), writers, rate, usize::MAX, stop.clone());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let lag = duet_lag(cfg.clone(), &opts[0], &opts[1], lag_device).await;
-    stop.store(true, Ordering::Relaxed);
-    let stopped = Instant::now();
-    let rows = join_writers(handles).await?;
-    let lag = lag?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let total: usize = rows.iter().sum();
-    let targets: Vec<Expect> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Expect {
-            inst: 1 - i % 2,
-            device: format!("root.{load}.d{i}"),
-            rows: *r,
-        })
-        .collect();
-    let (seen, _) = duet_wait(checkers, &targets, Instant::now() + cfg.timeout(), None).await?;
-    let notes = duet_verify(checkers, &targets).await?;
-    Ok((
-        Loaded {
-            lag,
-            target_pts_s: rate,
-            achieved_pts_s: (total * cfg.columns) as f64 / elapsed,
-            drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
-        },
-        notes,
-    ))
+    let lag = duet_lag(cfg.clone(), &opts[0], &opts[1], lag_device);
+    let run = under_load(cfg, (started, handles, &stop), lag).await?;
+    let deadline = Instant::now() + cfg.timeout();
+    let (seen, crossed_notes) =
+        duet_crossed(checkers, &format!("root.{load}"), &run.rows, deadline).await?;
+    notes.extend(crossed_notes);
+    Ok(run.loaded(rate, seen))
 }
 
 async fn pg_lag_loaded(cfg: Arc<Cfg>, rate: f64, load: &str, lag_device: &str) -> Result<Loaded> {
     let stop = Arc::new(AtomicBool::new(false));
-    let devices: Vec<String> = (0..cfg.clients).map(|i| format!("{load}.d{i}")).collect();
+    let devices: Vec<String> = (0..cfg.load.clients)
+        .map(|i| format!("{load}.d{i}"))
+        .collect();
     let started = Instant::now();
     let handles = spawn_pg_writers(cfg.clone(), devices.clone(), rate, stop.clone());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let lag = pg_lag(cfg.clone(), lag_device).await;
-    stop.store(true, Ordering::Relaxed);
-    let stopped = Instant::now();
-    let rows = join_writers(handles).await?;
-    let lag = lag?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let total: usize = rows.iter().sum();
+    let lag = pg_lag(cfg.clone(), lag_device);
+    let run = under_load(&cfg, (started, handles, &stop), lag).await?;
     let sub = pg_connect(&cfg, cfg.pg_sub_port).await?;
     let targets: Vec<(String, usize)> = devices
         .into_iter()
-        .zip(rows)
+        .zip(run.rows.iter().copied())
         .filter(|(_, r)| *r > 0)
         .collect();
     let seen = pg_wait(&sub, &targets, Instant::now() + cfg.timeout()).await?;
     pg_verify(&sub, &targets).await?;
-    Ok(Loaded {
+    Ok(run.loaded(rate, seen))
+}
+
+/// A lag run under the load of background writers, and what they wrote.
+struct UnderLoad {
+    lag: Lag,
+    /// The rows each writer wrote.
+    rows: Vec<usize>,
+    /// When the writers were told to stop.
+    stopped: Instant,
+    achieved_pts_s: f64,
+}
+
+impl UnderLoad {
+    /// The item's figures, the writers' rows having been all seen on the other side at `seen`.
+    fn loaded(self, target_pts_s: f64, seen: Instant) -> Loaded {
+        Loaded {
+            lag: self.lag,
+            target_pts_s,
+            achieved_pts_s: self.achieved_pts_s,
+            drain_s: seen.saturating_duration_since(self.stopped).as_secs_f64(),
+        }
+    }
+}
+
+/// Runs `lag` a second after the background writers (`handles`, started at `started`) began, then
+/// stops them and waits for them.
+async fn under_load(
+    cfg: &Cfg,
+    (started, handles, stop): (Instant, Vec<JoinHandle<Result<usize>>>, &AtomicBool),
+    lag: impl std::future::Future<Output = Result<Lag>>,
+) -> Result<UnderLoad> {
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let lag = lag.await;
+    stop.store(true, Ordering::Relaxed);
+    let stopped = Instant::now();
+    let rows = join_tasks(handles, "writer").await?;
+    let lag = lag?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let total: usize = rows.iter().sum();
+    Ok(UnderLoad {
         lag,
-        target_pts_s: rate,
-        achieved_pts_s: (total * cfg.columns) as f64 / elapsed,
-        drain_s: seen.saturating_duration_since(stopped).as_secs_f64(),
+        rows,
+        stopped,
+        achieved_pts_s: (total * cfg.load.columns) as f64 / elapsed,
     })
 }
 
@@ -1280,7 +1252,7 @@ async fn duet_outage(cfg: Arc<Cfg>, pair: &mut Pair, rate: f64) -> Result<Outage
     let a_opts = session_options(&pair.a);
     let b_port = pair.b.port;
     let b_dir = pair.b.data_dir.clone();
-    let writers_n = (cfg.clients / 2).max(1);
+    let writers_n = (cfg.load.clients / 2).max(1);
     // Stop B.
     log(&format!("outage: stopping B (pid {}, SIGTERM)", pair.b.pid));
     let rss_b_before_stop = pair.b.peak_rss()?;
@@ -1314,9 +1286,9 @@ async fn duet_outage(cfg: Arc<Cfg>, pair: &mut Pair, rate: f64) -> Result<Outage
         stop.store(true, Ordering::Relaxed);
         (h, rate)
     };
-    let rows = join_writers(handles).await?;
+    let rows = join_tasks(handles, "writer").await?;
     let write_s = outage_started.elapsed().as_secs_f64();
-    let backlog_points = (rows.iter().sum::<usize>() * cfg.columns) as f64;
+    let backlog_points = (rows.iter().sum::<usize>() * cfg.load.columns) as f64;
     log(&format!(
         "outage: wrote {} rows ({} points) on A in {write_s:.1} s; restarting B on port {b_port}",
         rows.iter().sum::<usize>(),
@@ -1427,17 +1399,7 @@ async fn create_pipes(pair: &Pair) -> Result<()> {
     // Warm-up both directions (also proves the pipes run).
     let mut checkers = vec![connect(&a).await?, connect(&b).await?];
     for (src, dev) in [(0usize, "root.warm.a"), (1usize, "root.warm.b")] {
-        insert_tablet(
-            &mut checkers[src],
-            &Cfg {
-                columns: 1,
-                ..dummy_cfg()
-            },
-            dev,
-            0,
-            1,
-        )
-        .await?;
+        insert_tablet(&mut checkers[src], &dummy_cfg(), dev, 0, 1).await?;
     }
     let targets = vec![
         Expect {
@@ -1467,11 +1429,13 @@ async fn create_pipes(pair: &Pair) -> Result<()> {
 
 fn dummy_cfg() -> Cfg {
     Cfg {
-        clients: 2,
-        rows_per_batch: 1,
-        columns: 1,
-        batches_per_client: 1,
-        repeats: 1,
+        load: Load {
+            clients: 2,
+            rows_per_batch: 1,
+            columns: 1,
+            batches_per_client: 1,
+            repeats: 1,
+        },
         lag_samples: 1,
         lag_interval_ms: 10,
         load_fraction: 0.5,
@@ -1481,20 +1445,15 @@ fn dummy_cfg() -> Cfg {
         sample_ms: 1000,
         timeout_s: 60.0,
         skip_pg: true,
-        duetd_bin: PathBuf::new(),
-        work_dir: PathBuf::new(),
-        pg_host: String::new(),
         pg_pub_port: 0,
         pg_sub_port: 0,
-        pg_user: String::new(),
-        report_path: PathBuf::new(),
-        duet_rev: String::new(),
+        env: RunEnv::default(),
     }
 }
 
 async fn duet_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
-    let dir_a = cfg.work_dir.join(format!("duet-{n}-a"));
-    let dir_b = cfg.work_dir.join(format!("duet-{n}-b"));
+    let dir_a = cfg.env.work_dir.join(format!("duet-{n}-a"));
+    let dir_b = cfg.env.work_dir.join(format!("duet-{n}-b"));
     for d in [&dir_a, &dir_b] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -1557,11 +1516,7 @@ async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat)
     ));
 
     // 2a/2b. Lag. Item 1 leaves flushes and merges behind; "idle" means they are done too.
-    for c in checkers.iter_mut() {
-        c.execute_update("flush")
-            .await
-            .context("FLUSH after item 1")?;
-    }
+    flush_all(&mut checkers, "FLUSH after item 1").await?;
     pair.a.reset_peak();
     pair.b.reset_peak();
     rep.duet_idle = duet_lag(cfg.clone(), &opts[0], &opts[1], "root.lag.d1")
@@ -1572,38 +1527,18 @@ async fn duet_phases(cfg: Arc<Cfg>, n: usize, pair: &mut Pair, rep: &mut Repeat)
         rep.duet_idle.p50_ms, rep.duet_idle.p99_ms, rep.duet_idle.poll_ms
     ));
     let load_rate = cfg.load_fraction * max_rate;
-    let (loaded, notes) = duet_lag_loaded(
-        cfg.clone(),
-        opts.clone(),
-        &mut checkers,
-        load_rate,
-        "load",
-        "root.lag.d2",
-    )
-    .await
-    .context("2b. Duet lag under load")?;
-    rep.notes.extend(notes);
-    rep.duet_loaded = loaded;
-    log_loaded(n, "Duet", &loaded);
+    let run = (load_rate, "load", "root.lag.d2");
+    rep.duet_loaded = duet_lag_loaded(&cfg, &opts, &mut checkers, run, &mut rep.notes)
+        .await
+        .context("2b. Duet lag under load")?;
+    log_loaded(n, "Duet", &rep.duet_loaded);
     // 2c. The same at the maximum load: the background writers unpaced.
-    for c in checkers.iter_mut() {
-        c.execute_update("flush")
-            .await
-            .context("FLUSH after item 2b")?;
-    }
-    let (loaded, notes) = duet_lag_loaded(
-        cfg.clone(),
-        opts.clone(),
-        &mut checkers,
-        0.0,
-        "max",
-        "root.lag.d3",
-    )
-    .await
-    .context("2c. Duet lag at maximum load")?;
-    rep.notes.extend(notes);
-    rep.duet_max = loaded;
-    log_loaded(n, "Duet", &loaded);
+    flush_all(&mut checkers, "FLUSH after item 2b").await?;
+    let run = (0.0, "max", "root.lag.d3");
+    rep.duet_max = duet_lag_loaded(&cfg, &opts, &mut checkers, run, &mut rep.notes)
+        .await
+        .context("2c. Duet lag at maximum load")?;
+    log_loaded(n, "Duet", &rep.duet_max);
     rep.rss_a[1] = pair.a.peak_rss()?;
     rep.rss_b[1] = pair.b.peak_rss()?;
     for c in checkers {
@@ -1665,13 +1600,7 @@ async fn pg_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
     ));
     rep.pg_tp = Some(tp);
     // As for Duet: the work item 1 left behind is done before "idle".
-    for port in [cfg.pg_pub_port, cfg.pg_sub_port] {
-        pg_connect(&cfg, port)
-            .await?
-            .batch_execute("CHECKPOINT")
-            .await
-            .context("CHECKPOINT after item 1")?;
-    }
+    pg_checkpoint_all(&cfg, "CHECKPOINT after item 1").await?;
     let idle = pg_lag(cfg.clone(), "lag.d1")
         .await
         .context("PostgreSQL lag at idle")?;
@@ -1685,18 +1614,31 @@ async fn pg_repeat(cfg: Arc<Cfg>, n: usize, rep: &mut Repeat) -> Result<()> {
         .context("PostgreSQL lag under load")?;
     log_loaded(n, "PostgreSQL", &loaded);
     rep.pg_loaded = Some(loaded);
-    for port in [cfg.pg_pub_port, cfg.pg_sub_port] {
-        pg_connect(&cfg, port)
-            .await?
-            .batch_execute("CHECKPOINT")
-            .await
-            .context("CHECKPOINT after item 2b")?;
-    }
+    pg_checkpoint_all(&cfg, "CHECKPOINT after item 2b").await?;
     let loaded = pg_lag_loaded(cfg.clone(), 0.0, "max", "lag.d3")
         .await
         .context("PostgreSQL lag at maximum load")?;
     log_loaded(n, "PostgreSQL", &loaded);
     rep.pg_max = Some(loaded);
+    Ok(())
+}
+
+/// CHECKPOINT on the publisher and the subscriber; `what` names it in the error.
+async fn pg_checkpoint_all(cfg: &Cfg, what: &str) -> Result<()> {
+    for port in [cfg.pg_pub_port, cfg.pg_sub_port] {
+        let c = pg_connect(cfg, port).await?;
+        c.batch_execute("CHECKPOINT")
+            .await
+            .context(what.to_string())?;
+    }
+    Ok(())
+}
+
+/// FLUSH on every instance; `what` names it in the error.
+async fn flush_all(checkers: &mut [Client], what: &str) -> Result<()> {
+    for c in checkers.iter_mut() {
+        c.execute_update("flush").await.context(what.to_string())?;
+    }
     Ok(())
 }
 
@@ -1717,14 +1659,6 @@ fn log_loaded(n: usize, system: &str, loaded: &Loaded) {
 
 // ---------------------------------------------------------------------------------------------------
 // Report
-
-struct Line {
-    item: &'static str,
-    metric: &'static str,
-    duet: Vec<f64>,
-    pg: Option<Vec<f64>>,
-    fmt: fn(f64) -> String,
-}
 
 fn fmt_pts(x: f64) -> String {
     rate(x, "pts/s")
@@ -1790,7 +1724,7 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
 
     let mut s = String::new();
     let _ = writeln!(s, "# Duet replication benchmark\n");
-    let _ = writeln!(s, "- Duet: `{}` (rev {}), two fresh instances per repeat, pipes AB and BA (`source.mode.double-living`, `iotdb-thrift-sink`, defaults otherwise)", cfg.duetd_bin.display(), cfg.duet_rev);
+    let _ = writeln!(s, "- Duet: `{}` (rev {}), two fresh instances per repeat, pipes AB and BA (`source.mode.double-living`, `iotdb-thrift-sink`, defaults otherwise)", cfg.env.duetd_bin.display(), cfg.env.duet_rev);
     let _ = writeln!(s, "- PostgreSQL: {pg_ver}");
     let _ = writeln!(
         s,
@@ -1800,28 +1734,12 @@ fn report(cfg: &Cfg, reps: &[Repeat], pg_ver: &str, elapsed: Duration) -> String
     let _ = writeln!(
         s,
         "- Parameters: CLIENTS={} ROWS_PER_BATCH={} COLUMNS={} (DOUBLE) BATCHES_PER_CLIENT={} REPEATS={} LAG_SAMPLES={} LAG_INTERVAL_MS={} LOAD_FRACTION={} OUTAGE_SECONDS={} OUTAGE_ROWS={} OUTAGE_RATE={} TIMEOUT_SECONDS={}",
-        cfg.clients, cfg.rows_per_batch, cfg.columns, cfg.batches_per_client, cfg.repeats, cfg.lag_samples, cfg.lag_interval_ms, cfg.load_fraction, cfg.outage_seconds, cfg.outage_rows, cfg.outage_rate, cfg.timeout_s
+        cfg.load.clients, cfg.load.rows_per_batch, cfg.load.columns, cfg.load.batches_per_client, cfg.load.repeats, cfg.lag_samples, cfg.lag_interval_ms, cfg.load_fraction, cfg.outage_seconds, cfg.outage_rows, cfg.outage_rate, cfg.timeout_s
     );
-    let _ = writeln!(s, "- Item 1 writes {} points per repeat ({} rows per client); Duet: clients 0, 2, … write to A and 1, 3, … to B; PostgreSQL: all clients write to the publisher", pts, cfg.rows_per_client());
+    let _ = writeln!(s, "- Item 1 writes {} points per repeat ({} rows per client); Duet: clients 0, 2, … write to A and 1, 3, … to B; PostgreSQL: all clients write to the publisher", pts, cfg.load.rows_per_client());
     let _ = writeln!(s, "- Benchmark wall time: {:.0} s\n", elapsed.as_secs_f64());
     let _ = writeln!(s, "Median of {} repeats (min – max next to it). Duet/PG is the ratio of medians: > 1 for a rate means Duet is faster; < 1 for a lag, time or size means Duet is lower. Rows without a PostgreSQL counterpart show —.\n", reps.len());
-    let _ = writeln!(s, "| Item | Metric | Duet median | Duet min – max | PostgreSQL median | PostgreSQL min – max | Duet/PG |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
-    for l in &lines {
-        let (dm, dr, dv) = cell(Some(&l.duet), l.fmt);
-        let (pm, pr, pv) = cell(l.pg.as_ref(), l.fmt);
-        let ratio = match (dv, pv) {
-            (Some(d), Some(p)) if p != 0.0 && d.is_finite() && p.is_finite() => {
-                format!("{:.2}×", d / p)
-            }
-            _ => "—".to_string(),
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {dm} | {dr} | {pm} | {pr} | {ratio} |",
-            l.item, l.metric
-        );
-    }
+    comparison_table(&mut s, "Item", &lines);
     if reps.iter().any(|r| !r.rss_reset_ok) {
         let _ = writeln!(s, "\nNote: /proc/<pid>/clear_refs could not reset VmHWM, so per-phase peaks are cumulative.");
     }
@@ -1981,17 +1899,9 @@ async fn run() -> Result<()> {
     let cfg = Arc::new(Cfg::from_env()?);
     let started = Instant::now();
     let pg_ver = pg_version(&cfg).await?;
-    log(&format!(
-        "{} clients × {} batches × {} rows × {} columns = {} points per throughput run, {} repeats",
-        cfg.clients,
-        cfg.batches_per_client,
-        cfg.rows_per_batch,
-        cfg.columns,
-        cfg.total_points(),
-        cfg.repeats
-    ));
+    cfg.load.log("throughput run");
     let mut reps = Vec::new();
-    for n in 1..=cfg.repeats {
+    for n in 1..=cfg.load.repeats {
         let mut rep = Repeat::default();
         duet_repeat(cfg.clone(), n, &mut rep)
             .await
@@ -2004,11 +1914,7 @@ async fn run() -> Result<()> {
         reps.push(rep);
     }
     let text = report(&cfg, &reps, &pg_ver, started.elapsed());
-    println!("{text}");
-    std::fs::write(&cfg.report_path, &text)
-        .with_context(|| format!("write {}", cfg.report_path.display()))?;
-    log(&format!("report written to {}", cfg.report_path.display()));
-    Ok(())
+    publish_report(&cfg.env.report_path, &text)
 }
 
 fn main() -> std::process::ExitCode {

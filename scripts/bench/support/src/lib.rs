@@ -1,20 +1,28 @@
 //! What the benchmark programs (`ingest`, `replication`, `scrape`) share: their configuration from
 //! the environment, a `duetd` process started on a free port and stopped with SIGTERM (with its
 //! memory and CPU read from `/proc`), sessions on it and PostgreSQL connections, `insertTablet`
-//! requests, and the pieces of their markdown reports (rates, medians and ranges, the machine).
+//! requests, the rows both systems get (`rows`), and the pieces of their markdown reports (rates,
+//! medians and ranges, the machine).
 
+use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use duet_proto::client::{Client, ClientOptions};
 use duet_proto::status;
 use duet_proto::t;
+use tokio::sync::Barrier;
+use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
+
+mod rows;
+pub use rows::{copy_rows, tablet_columns, value_f64, value_i64, PgRow, ValueType, T0};
 
 // ---------------------------------------------------------------------------------------------------
 // Configuration and running
@@ -37,6 +45,83 @@ where
 pub fn env_req(name: &str) -> Result<String> {
     std::env::var(name)
         .map_err(|_| anyhow!("environment variable {name} is required (run through run.sh)"))
+}
+
+/// How much a benchmark writes: CLIENTS writers, each BATCHES_PER_CLIENT batches of ROWS_PER_BATCH
+/// rows of COLUMNS values (measurements `s0`, `s1`, …), the whole repeated REPEATS times.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub clients: usize,
+    pub rows_per_batch: usize,
+    pub columns: usize,
+    pub batches_per_client: usize,
+    pub repeats: usize,
+}
+
+impl Load {
+    /// From the environment; `default_batches` when BATCHES_PER_CLIENT is unset.
+    pub fn from_env(default_batches: usize) -> Result<Load> {
+        Ok(Load {
+            clients: env_or("CLIENTS", 4)?,
+            rows_per_batch: env_or("ROWS_PER_BATCH", 1000)?,
+            columns: env_or("COLUMNS", 10)?,
+            batches_per_client: env_or("BATCHES_PER_CLIENT", default_batches)?,
+            repeats: env_or("REPEATS", 3)?,
+        })
+    }
+
+    /// Whether rows, columns, batches and repeats are all positive (each benchmark checks the
+    /// clients: it knows how many it needs).
+    pub fn is_positive(&self) -> bool {
+        self.rows_per_batch > 0
+            && self.columns > 0
+            && self.batches_per_client > 0
+            && self.repeats > 0
+    }
+
+    pub fn rows_per_client(&self) -> usize {
+        self.rows_per_batch * self.batches_per_client
+    }
+
+    pub fn total_points(&self) -> usize {
+        self.rows_per_client() * self.clients * self.columns
+    }
+
+    pub fn measurements(&self) -> Vec<String> {
+        (0..self.columns).map(|j| format!("s{j}")).collect()
+    }
+
+    /// The line a run starts with: the load of one run (`per` names it) and the number of repeats.
+    pub fn log(&self, per: &str) {
+        let (clients, batches, rows) = (self.clients, self.batches_per_client, self.rows_per_batch);
+        let (columns, repeats, points) = (self.columns, self.repeats, self.total_points());
+        log(&format!("{clients} clients × {batches} batches × {rows} rows × {columns} columns = {points} points per {per}, {repeats} repeats"));
+    }
+}
+
+/// What `run.sh` passes to a benchmark besides the load: the duetd binary, the work directory,
+/// PostgreSQL's host and user, where the report goes, and the revision of Duet under test.
+#[derive(Debug, Clone, Default)]
+pub struct RunEnv {
+    pub duetd_bin: PathBuf,
+    pub work_dir: PathBuf,
+    pub pg_host: String,
+    pub pg_user: String,
+    pub report_path: PathBuf,
+    pub duet_rev: String,
+}
+
+impl RunEnv {
+    pub fn from_env() -> Result<RunEnv> {
+        Ok(RunEnv {
+            duetd_bin: PathBuf::from(env_req("DUETD_BIN")?),
+            work_dir: PathBuf::from(env_req("WORK_DIR")?),
+            pg_host: env_or("PG_HOST", "127.0.0.1".to_string())?,
+            pg_user: env_or("PG_USER", "postgres".to_string())?,
+            report_path: PathBuf::from(env_req("REPORT_PATH")?),
+            duet_rev: env_or("DUET_REV", "unknown".to_string())?,
+        })
+    }
 }
 
 /// A progress line on stderr, with the wall-clock time.
@@ -316,6 +401,58 @@ pub async fn insert_tablet(c: &mut Client, req: &t::TSInsertTabletReq, what: &st
     check(&st, what)
 }
 
+/// Runs `clients` tasks `f(i, barrier)` that each set up (connect), wait at the common barrier (see
+/// [`setup_then_wait`]), do their work and return the instant they finished plus a result; returns
+/// the barrier's instant, the last finish and the results in client order.
+pub async fn barrier_clients<F, Fut, R>(clients: usize, f: F) -> Result<(Instant, Instant, Vec<R>)>
+where
+    F: Fn(usize, Arc<Barrier>) -> Fut,
+    Fut: Future<Output = Result<(Instant, R)>> + Send + 'static,
+    R: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| tokio::spawn(f(i, barrier.clone())))
+        .collect();
+    barrier.wait().await;
+    let start = Instant::now();
+    let finished = join_tasks(tasks, "client task").await?;
+    let end = finished.iter().map(|(f, _)| *f).fold(start, Instant::max);
+    Ok((start, end, finished.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// Awaits every task, in order: their results, or the first error (`what` names a task that panicked).
+pub async fn join_tasks<T>(tasks: Vec<JoinHandle<Result<T>>>, what: &str) -> Result<Vec<T>> {
+    let mut results = Vec::with_capacity(tasks.len());
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(r)) => results.push(r),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(anyhow!("{what} panicked: {e}"));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(results),
+    }
+}
+
+/// A client's setup, then the common barrier: reached even when the setup failed (its error is
+/// returned after the barrier), so a failed connect cannot hang the others.
+pub async fn setup_then_wait<C>(
+    setup: impl Future<Output = Result<C>>,
+    barrier: &Barrier,
+) -> Result<C> {
+    let setup = setup.await;
+    barrier.wait().await;
+    setup
+}
+
 // ---------------------------------------------------------------------------------------------------
 // PostgreSQL
 
@@ -381,7 +518,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A report cell over the repeats: the median and the range, formatted by `f`, and the median
 /// itself (for ratios); dashes when there are no values.
-pub fn cell(xs: Option<&Vec<f64>>, f: fn(f64) -> String) -> (String, String, Option<f64>) {
+fn cell(xs: Option<&Vec<f64>>, f: fn(f64) -> String) -> (String, String, Option<f64>) {
     match xs {
         Some(xs) if !xs.is_empty() => {
             let (m, lo, hi) = summary(xs);
@@ -389,6 +526,46 @@ pub fn cell(xs: Option<&Vec<f64>>, f: fn(f64) -> String) -> (String, String, Opt
         }
         _ => ("—".into(), "—".into(), None),
     }
+}
+
+/// One row of a report's comparison table: Duet's values over the repeats against PostgreSQL's
+/// (`None` where PostgreSQL has no counterpart), both formatted by `fmt`.
+pub struct Line {
+    pub item: &'static str,
+    pub metric: &'static str,
+    pub duet: Vec<f64>,
+    pub pg: Option<Vec<f64>>,
+    pub fmt: fn(f64) -> String,
+}
+
+/// The comparison table, `item_heading` heading the first column: per line the medians, the ranges
+/// and the ratio of the medians (a dash where either is missing, zero or not finite).
+pub fn comparison_table(s: &mut String, item_heading: &str, lines: &[Line]) {
+    let _ = writeln!(s, "| {item_heading} | Metric | Duet median | Duet min – max | PostgreSQL median | PostgreSQL min – max | Duet/PG |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    for l in lines {
+        let (dm, dr, dv) = cell(Some(&l.duet), l.fmt);
+        let (pm, pr, pv) = cell(l.pg.as_ref(), l.fmt);
+        let ratio = match (dv, pv) {
+            (Some(d), Some(p)) if p != 0.0 && d.is_finite() && p.is_finite() => {
+                format!("{:.2}×", d / p)
+            }
+            _ => "—".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {dm} | {dr} | {pm} | {pr} | {ratio} |",
+            l.item, l.metric
+        );
+    }
+}
+
+/// Prints the report and writes it to `path`.
+pub fn publish_report(path: &Path, text: &str) -> Result<()> {
+    println!("{text}");
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
+    log(&format!("report written to {}", path.display()));
+    Ok(())
 }
 
 /// CPUs, CPU model, memory and kernel, for a report's header.
