@@ -541,6 +541,11 @@ mod tests {
     use super::*;
     use crate::query::testing::{schema, select, TestDb};
 
+    /// The measurements of `series`, in order.
+    fn measurements(series: &[SeriesInfo]) -> Vec<&str> {
+        series.iter().map(|s| s.measurement.as_str()).collect()
+    }
+
     fn two_devices() -> Devices {
         let schema = schema(&[
             (
@@ -605,22 +610,10 @@ mod tests {
         )
         .unwrap();
         let (series, feeds) = device_feeds(&columns, &devices["root.sg.d1"]);
-        assert_eq!(
-            series
-                .iter()
-                .map(|s| s.measurement.as_str())
-                .collect::<Vec<_>>(),
-            ["s1"]
-        );
+        assert_eq!(measurements(&series), ["s1"]);
         assert_eq!(feeds, [None, Some(vec![0]), None]);
         let (series, feeds) = device_feeds(&columns, &devices["root.sg.d2"]);
-        assert_eq!(
-            series
-                .iter()
-                .map(|s| s.measurement.as_str())
-                .collect::<Vec<_>>(),
-            ["s2", "s1"]
-        );
+        assert_eq!(measurements(&series), ["s2", "s1"]);
         assert_eq!(feeds, [Some(vec![0]), Some(vec![1]), Some(vec![0])]);
     }
 
@@ -689,13 +682,7 @@ mod tests {
         assert_eq!(feeds, [None, Some(vec![0])]);
         // d2 has both, in the order of the predicate's paths; count(s1) shares s1's cursor.
         let (series, feeds) = device_feeds(&columns, &devices["root.sg.d2"]);
-        assert_eq!(
-            series
-                .iter()
-                .map(|s| s.measurement.as_str())
-                .collect::<Vec<_>>(),
-            ["s2", "s1"]
-        );
+        assert_eq!(measurements(&series), ["s2", "s1"]);
         assert_eq!(feeds, [Some(vec![0, 1]), Some(vec![1])]);
         let items = select("SELECT count_if(d1.s1 = 0, 2) FROM root.sg ALIGN BY DEVICE").items;
         assert!(device_columns(&items, &types).is_err());

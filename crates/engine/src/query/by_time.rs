@@ -9,11 +9,10 @@ use duet_parser::{Expr, Keep, Path, PathNode, Select, SelectItem};
 use duet_proto::types::DataType;
 
 use super::aggregate::{AggColumn, AggFn, AggPart, AggSource};
-use super::bounds::is_time_range;
 use super::count_if::{self, CountIfSpec};
 use super::expr::{bind, bind_with, Reference};
 use super::level::level_path;
-use super::plan::{column_window, resolve_item, resolve_series, series_bytes};
+use super::plan::{column_window, resolve_item, series_bytes, value_predicate};
 use super::shape::shaped;
 use super::windows::Windows;
 use super::EngineRef;
@@ -371,12 +370,7 @@ pub(super) fn aggregate_by_time(
         }));
     }
     let n_output_series = series.len();
-    let predicate = match &select.condition {
-        Some(c) if !is_time_range(engine, ctx, c)? => Some(bind(engine, ctx, c, &mut |p| {
-            resolve_series(engine, &select.from, p, &mut series, &mut index)
-        })?),
-        _ => None,
-    };
+    let predicate = value_predicate(engine, ctx, select, &mut series, &mut index)?;
     drop(index);
     let part = AggPart {
         device: None,

@@ -112,7 +112,7 @@ pub(crate) fn fold_pieces(
     let summaries = takes_summaries(accs, column);
     for piece in pieces {
         control.check()?;
-        match piece {
+        let span = match piece {
             SeriesPiece::Summary { start, end, stats } => {
                 if summaries && summary_fits(wins, *start, *end) {
                     for k in windows_touching(wins, *start, *end) {
@@ -120,32 +120,13 @@ pub(crate) fn fold_pieces(
                             acc.add_summary(stats);
                         }
                     }
-                } else {
-                    scan_into(
-                        engine,
-                        control,
-                        series,
-                        (*start, *end),
-                        wins,
-                        accs,
-                        column,
-                        state,
-                    )?;
+                    continue;
                 }
+                (*start, *end)
             }
-            SeriesPiece::Scan { start, end } => {
-                scan_into(
-                    engine,
-                    control,
-                    series,
-                    (*start, *end),
-                    wins,
-                    accs,
-                    column,
-                    state,
-                )?;
-            }
-        }
+            SeriesPiece::Scan { start, end } => (*start, *end),
+        };
+        scan_into(engine, control, series, span, wins, accs, column, state)?;
     }
     Ok(())
 }

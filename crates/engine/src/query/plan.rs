@@ -6,6 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use duet_parser::{Expr, FillMethod, Path, PathNode, Select, SelectItem};
 
+use super::bounds::is_time_range;
+use super::expr::{bind, Bound};
+use crate::engine::SessionContext;
 use crate::schema::{resolution_step, Schema, SeriesInfo};
 use crate::{Engine, EngineError, Result};
 
@@ -85,6 +88,23 @@ pub(super) fn resolve_series(
 ) -> Result<usize> {
     let found = resolve_item(&*engine.schema_read()?, from, p);
     place_one(found, p, known, index)
+}
+
+/// The WHERE clause of `select` as a predicate over `known` (adding the series it names), or `None`
+/// when it is only a time range, which the scan's bounds stand for.
+pub(super) fn value_predicate(
+    engine: &Engine,
+    ctx: &SessionContext,
+    select: &Select,
+    known: &mut Vec<SeriesInfo>,
+    index: &mut HashMap<String, usize>,
+) -> Result<Option<Bound>> {
+    Ok(match &select.condition {
+        Some(c) if !is_time_range(engine, ctx, c)? => Some(bind(engine, ctx, c, &mut |p| {
+            resolve_series(engine, &select.from, p, known, index)
+        })?),
+        _ => None,
+    })
 }
 
 /// The position among `known` of the one series a WHERE path `p` found (added when new).

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 
 use duet_parser::{Select, SelectItem};
 
-use super::bounds::is_time_range;
-use super::expr::{bind, Val};
+use super::expr::Val;
 use super::page::{Row, RowPages, RowSource};
-use super::plan::{column_window, resolve_item, resolve_series, series_bytes, star};
+use super::plan::{column_window, resolve_item, series_bytes, star, value_predicate};
 use super::scan::{AlignedRows, ScanBudget};
 use super::shape::shaped;
 use super::EngineRef;
@@ -85,12 +84,7 @@ pub(super) fn raw_by_time(
         });
     }
     let n_output_series = series.len();
-    let predicate = match &select.condition {
-        Some(c) if !is_time_range(engine, ctx, c)? => Some(bind(engine, ctx, c, &mut |p| {
-            resolve_series(engine, &select.from, p, &mut series, &mut index)
-        })?),
-        _ => None,
-    };
+    let predicate = value_predicate(engine, ctx, select, &mut series, &mut index)?;
     drop(index);
     let mut rows = AlignedRows::new(
         &series,
