@@ -12,7 +12,10 @@ use duet_proto::t;
 use duet_proto::tablet::{encode_tablet_values, encode_timestamps};
 use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_testkit::query::raw_data_query;
-use duet_testkit::{Duetd, DuetdOptions};
+use duet_testkit::Duetd;
+
+mod common;
+use common::start_with_config;
 
 fn options(server: &Duetd, user: &str, password: &str) -> ClientOptions {
     ClientOptions {
@@ -24,17 +27,20 @@ fn options(server: &Duetd, user: &str, password: &str) -> ClientOptions {
     }
 }
 
-/// A server whose configuration file holds `config`.
-fn start(config: &str) -> (Duetd, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("duet.toml");
-    std::fs::write(&path, config).unwrap();
-    let server = Duetd::start_with(DuetdOptions {
-        args: vec!["--config".into(), path.display().to_string()],
-        ..DuetdOptions::default()
-    })
-    .unwrap();
-    (server, dir)
+/// Connects as `user` with `password`, which must succeed.
+async fn connect(server: &Duetd, user: &str, password: &str) -> Client {
+    Client::connect(&options(server, user, password))
+        .await
+        .unwrap()
+}
+
+/// Root's session after it ran `statements`, each of which must succeed.
+async fn root_after(server: &Duetd, statements: &[&str]) -> Client {
+    let mut root = connect(server, "root", "root").await;
+    for sql in statements {
+        root.execute_update(sql).await.unwrap();
+    }
+    root
 }
 
 /// What a case does as the user under test.
@@ -456,9 +462,7 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_statement_family_and_rpc_needs_its_privilege() {
     let server = Duetd::start().unwrap();
-    let mut root = Client::connect(&options(&server, "root", "root"))
-        .await
-        .unwrap();
+    let mut root = connect(&server, "root", "root").await;
     for (n, case) in CASES.iter().enumerate() {
         let user = format!("case{n}");
         root.execute_update(&format!("create user {user} 'secret12'"))
@@ -512,21 +516,18 @@ async fn count_series(client: &mut Client, pattern: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_and_dropped_users_reach_open_sessions() {
     let server = Duetd::start().unwrap();
-    let mut root = Client::connect(&options(&server, "root", "root"))
-        .await
-        .unwrap();
-    for sql in [
-        "create user eve 'secret12'",
-        "create role readers",
-        "insert into root.o.d(time, s) values (1, 1)",
-        "grant read_schema on root.o.** to role readers",
-        "grant role readers to eve",
-    ] {
-        root.execute_update(sql).await.unwrap();
-    }
-    let mut eve = Client::connect(&options(&server, "eve", "secret12"))
-        .await
-        .unwrap();
+    let mut root = root_after(
+        &server,
+        &[
+            "create user eve 'secret12'",
+            "create role readers",
+            "insert into root.o.d(time, s) values (1, 1)",
+            "grant read_schema on root.o.** to role readers",
+            "grant role readers to eve",
+        ],
+    )
+    .await;
+    let mut eve = connect(&server, "eve", "secret12").await;
     assert_eq!(count_series(&mut eve, "root.**").await, 1);
     // Taking the role away hides the series from the open session's next request.
     root.execute_update("revoke role readers from eve")
@@ -572,12 +573,10 @@ async fn failed_login(server: &Duetd, user: &str, password: &str) -> (i32, Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_slowed_down_and_locked_out() {
-    let (server, _dir) = start(
+    let (server, _dir) = start_with_config(
         "failed_login_attempts = 3\nfailed_login_attempts_per_user = 1000\npassword_lock_time_minutes = 10\nfailed_login_delay_ms = 300\n",
     );
-    let mut root = Client::connect(&options(&server, "root", "root"))
-        .await
-        .unwrap();
+    let mut root = connect(&server, "root", "root").await;
     root.execute_update("create user mallet 'secret12'")
         .await
         .unwrap();
@@ -620,15 +619,11 @@ async fn failed_logins_are_slowed_down_and_locked_out() {
     let (code, _, _) = failed_login(&server, "nobody_here", "x1234").await;
     assert_eq!(code, 822);
     // Other users, and root from this machine, are not affected.
-    Client::connect(&options(&server, "other", "secret34"))
-        .await
-        .unwrap();
+    connect(&server, "other", "secret34").await;
     for _ in 0..4 {
         failed_login(&server, "root", "wrong999").await;
     }
-    Client::connect(&options(&server, "root", "root"))
-        .await
-        .unwrap();
+    connect(&server, "root", "root").await;
     let log = server.log();
     assert!(
         log.contains("login locked for this user from this address"),
@@ -639,9 +634,7 @@ async fn failed_logins_are_slowed_down_and_locked_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_passwords_follow_iotdb_rules() {
     let server = Duetd::start().unwrap();
-    let mut root = Client::connect(&options(&server, "root", "root"))
-        .await
-        .unwrap();
+    let mut root = connect(&server, "root", "root").await;
     for (sql, code) in [
         ("create user pw1 'abc'", 303),
         ("create user pw1 'has space1'", 303),
@@ -654,28 +647,23 @@ async fn new_passwords_follow_iotdb_rules() {
             Err(e) => panic!("{sql}: {e}"),
         }
     }
-    Client::connect(&options(&server, "pw1", "aZ9!@#$%^&*()_+-="))
-        .await
-        .unwrap();
+    connect(&server, "pw1", "aZ9!@#$%^&*()_+-=").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_filtered_not_refused() {
     let server = Duetd::start().unwrap();
-    let mut root = Client::connect(&options(&server, "root", "root"))
-        .await
-        .unwrap();
-    for sql in [
-        "insert into root.f.d1(time, s) values (1, 1)",
-        "insert into root.f.d2(time, s) values (1, 2)",
-        "create user reader 'secret12'",
-        "grant read_data on root.f.d1.** to user reader",
-    ] {
-        root.execute_update(sql).await.unwrap();
-    }
-    let mut reader = Client::connect(&options(&server, "reader", "secret12"))
-        .await
-        .unwrap();
+    let mut root = root_after(
+        &server,
+        &[
+            "insert into root.f.d1(time, s) values (1, 1)",
+            "insert into root.f.d2(time, s) values (1, 2)",
+            "create user reader 'secret12'",
+            "grant read_data on root.f.d1.** to user reader",
+        ],
+    )
+    .await;
+    let mut reader = connect(&server, "reader", "secret12").await;
     // SQL: the unreadable series is left out of the result.
     let Outcome::Rows(rs) = reader.execute("select s from root.f.**").await.unwrap() else {
         panic!("no rows")
