@@ -191,7 +191,7 @@ pub enum SelectItem {
     Wildcard,
     /// A suffix path such as `s1`, `d1.s1`, `*.s1`, `**` (`[AS alias]`).
     Path { path: Path, alias: Option<String> },
-    /// `COUNT(s1)`; the function name is upper-cased, any name is accepted.
+    /// `COUNT(s1)`; the function name as written (column headers echo it), any name is accepted.
     Aggregate {
         function: String,
         path: Path,
