@@ -391,7 +391,7 @@ mod tests {
         let q = aggregation(&req).unwrap();
         assert_eq!(
             q.to_string(),
-            "SELECT COUNT(sg.d1.s1), MAX_VALUE(sg.d1.s2) FROM root WHERE time >= 0 AND time < 100"
+            "SELECT count(sg.d1.s1), max_value(sg.d1.s2) FROM root WHERE time >= 0 AND time < 100"
         );
         req.interval = Some(10);
         let q = aggregation(&req).unwrap();
