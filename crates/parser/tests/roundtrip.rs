@@ -616,22 +616,7 @@ fn unary(op: UnaryOp, expr: Expr) -> Expr {
 }
 
 fn select(items: Vec<SelectItem>, from: &[&str]) -> Select {
-    Select {
-        last: false,
-        items,
-        from: from.iter().map(|f| p(f)).collect(),
-        condition: None,
-        group_by: None,
-        group_by_level: None,
-        having: None,
-        order_by_time_desc: false,
-        limit: None,
-        offset: None,
-        slimit: None,
-        soffset: None,
-        fill: None,
-        align_by_device: false,
-    }
+    Select::new(items, from.iter().map(|f| p(f)).collect())
 }
 
 fn item(path: &str) -> SelectItem {
