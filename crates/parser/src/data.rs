@@ -200,6 +200,8 @@ pub enum SelectItem {
     /// `COUNT_IF(predicate, [KEEP op] threshold[, 'ignoreNull'='true'|'false'])`: the number of runs
     /// of consecutive rows where `predicate` holds whose length meets `keep`.
     CountIf {
+        /// `COUNT_IF` as written (column headers echo it, as IoTDB's do: `Count_if(...)`).
+        function: String,
         predicate: Expr,
         keep: Keep,
         /// The `'ignoreNull'` attribute as written (`None` when absent: nulls are ignored).
@@ -786,12 +788,13 @@ impl fmt::Display for SelectItem {
                 alias(f, a)
             }
             SelectItem::CountIf {
+                function,
                 predicate,
                 keep,
                 ignore_null,
                 alias: a,
             } => {
-                write!(f, "COUNT_IF({predicate}, {keep}")?;
+                write!(f, "{function}({predicate}, {keep}")?;
                 if let Some(ignore) = ignore_null {
                     write!(f, ", 'ignoreNull'='{ignore}'")?;
                 }

@@ -1722,6 +1722,7 @@ fn select_count_if_with_keep_and_ignore_null() {
         right: Box::new(cmp("s2", BinaryOp::Eq, "0")),
     };
     let item = |keep, ignore_null, alias: Option<&str>| SelectItem::CountIf {
+        function: "count_if".into(),
         predicate: predicate.clone(),
         keep,
         ignore_null,
@@ -1738,17 +1739,20 @@ fn select_count_if_with_keep_and_ignore_null() {
             &["root.db.d1"],
         ))),
     );
+    // The name is kept as written (headers echo it).
     one(
-        "select COUNT_IF(s1 = 0 and s2 = 0, keep >= 3, 'ignoreNull'='false') as c from root.db.d1",
+        "select Count_If(s1 = 0 and s2 = 0, keep >= 3, 'ignoreNull'='false') as c from root.db.d1",
         Statement::Select(Box::new(select(
-            vec![item(
-                Keep {
+            vec![SelectItem::CountIf {
+                function: "Count_If".into(),
+                predicate: predicate.clone(),
+                keep: Keep {
                     op: Some(BinaryOp::GtEq),
                     threshold: 3,
                 },
-                Some(false),
-                Some("c"),
-            )],
+                ignore_null: Some(false),
+                alias: Some("c".into()),
+            }],
             &["root.db.d1"],
         ))),
     );
@@ -1756,6 +1760,7 @@ fn select_count_if_with_keep_and_ignore_null() {
         "select count_if(s1 = 0 | s2 = 0, keep<2, \"ignoreNull\"=\"true\") from root.db.d1",
         Statement::Select(Box::new(select(
             vec![SelectItem::CountIf {
+                function: "count_if".into(),
                 predicate: Expr::Binary {
                     left: Box::new(cmp("s1", BinaryOp::Eq, "0")),
                     op: BinaryOp::Or,

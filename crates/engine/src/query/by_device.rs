@@ -403,12 +403,14 @@ fn device_columns(items: &[SelectItem], types: &MeasurementTypes) -> Result<Vec<
                 Some((AggFn::parse(function)?, function.as_str())),
             ),
             SelectItem::CountIf {
+                function,
                 predicate,
                 keep,
                 ignore_null,
                 alias,
             } => {
                 columns.push(count_if_column(
+                    function,
                     predicate,
                     *keep,
                     *ignore_null,
@@ -459,6 +461,7 @@ fn device_columns(items: &[SelectItem], types: &MeasurementTypes) -> Result<Vec<
 /// A COUNT_IF column of ALIGN BY DEVICE: its header shows the predicate as written, measurement
 /// names and all (`count_if(s1 = 0 & s2 = 0, 3)`, IoTDB's).
 fn count_if_column(
+    function: &str,
     predicate: &Expr,
     keep: Keep,
     ignore_null: Option<bool>,
@@ -477,7 +480,7 @@ fn count_if_column(
     let shown: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
     let header = match alias {
         Some(a) => a.to_string(),
-        None => count_if::header(predicate, &paths, &shown, keep, ignore_null),
+        None => count_if::header(function, predicate, &paths, &shown, keep, ignore_null),
     };
     Ok(DeviceColumn {
         header,

@@ -126,6 +126,7 @@ pub(super) fn aggregate_by_time(
         let schema = engine.schema_read()?;
         for item in &select.items {
             if let SelectItem::CountIf {
+                function,
                 predicate,
                 keep,
                 ignore_null,
@@ -159,7 +160,8 @@ pub(super) fn aggregate_by_time(
                             None => s.path.clone(),
                         })
                         .collect();
-                    let key = count_if::header(predicate, &paths, &shown, *keep, *ignore_null);
+                    let key =
+                        count_if::header(function, predicate, &paths, &shown, *keep, *ignore_null);
                     // GROUP BY LEVEL: choices with one header share its column.
                     let merged = levels.and_then(|_| by_key.get(&key).copied());
                     let index = match merged {
@@ -518,6 +520,11 @@ mod tests {
         assert_eq!(rows, [["0", "2"]]);
         let (names, _) = db.query("SELECT MAX_VALUE(s1) FROM root.sg.* ALIGN BY DEVICE");
         assert_eq!(names, ["Device", "MAX_VALUE(s1)"]);
+        // COUNT_IF too (IoTDB's IoTDBCountIfIT: `Count_if(root.db.d1.s1 = 0 & ..., 3)`).
+        let (names, _) = db.query("SELECT Count_if(s1 > 0, 1) FROM root.sg.d1");
+        assert_eq!(names, ["Count_if(root.sg.d1.s1 > 0, 1)"]);
+        let (names, _) = db.query("SELECT Count_if(s1 > 0, 1) FROM root.sg.* ALIGN BY DEVICE");
+        assert_eq!(names, ["Device", "Count_if(s1 > 0, 1)"]);
     }
 
     #[test]

@@ -129,18 +129,20 @@ pub(crate) fn combinations(
     Ok(out)
 }
 
-/// The column header IoTDB gives: `count_if(root.db.d1.s1 = 0 & root.db.d1.s2 = 0, 3)`, with the
+/// The column header IoTDB gives: `count_if(root.db.d1.s1 = 0 & root.db.d1.s2 = 0, 3)` (`function` as
+/// written: `Count_if(...)` for `select Count_if(...)`), with the
 /// predicate's paths replaced by `shown` (the chosen series' paths; under GROUP BY LEVEL their level
 /// paths; under ALIGN BY DEVICE the measurements as written) and `&`, `|`, `!` for AND, OR, NOT (the
 /// operand of `!` in parentheses unless it is a path or a constant, as IoTDB prints it).
 pub(crate) fn header(
+    function: &str,
     predicate: &Expr,
     paths: &[Path],
     shown: &[String],
     keep: Keep,
     ignore_null: Option<bool>,
 ) -> String {
-    let mut text = format!("count_if({}, {keep}", render(predicate, paths, shown, 0));
+    let mut text = format!("{function}({}, {keep}", render(predicate, paths, shown, 0));
     if let Some(ignore) = ignore_null {
         text.push_str(&format!(", \"ignoreNull\"=\"{ignore}\""));
     }
@@ -292,7 +294,7 @@ mod tests {
         let paths = paths_of(predicate).unwrap();
         let shown = ["root.db.*.s1".to_string(), "root.db.*.s2".to_string()];
         assert_eq!(
-            header(predicate, &paths, &shown, *keep, Some(false)),
+            header("count_if", predicate, &paths, &shown, *keep, Some(false)),
             "count_if(root.db.*.s1 = 0 & !root.db.*.s2, 3, \"ignoreNull\"=\"false\")"
         );
     }

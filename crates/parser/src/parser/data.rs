@@ -751,27 +751,28 @@ impl Parser {
             }
             _ => None,
         };
-        let item = if function
-            .as_deref()
-            .is_some_and(|f| f.eq_ignore_ascii_case("COUNT_IF"))
-        {
-            self.tokens.advance();
-            self.tokens.advance();
-            self.count_if()?
-        } else if let Some(function) = function {
-            let path = self.aggregate_argument()?;
-            SelectItem::Aggregate {
-                function,
-                path,
-                alias: self.alias()?,
+        let item = match function {
+            Some(function) if function.eq_ignore_ascii_case("COUNT_IF") => {
+                self.tokens.advance();
+                self.tokens.advance();
+                self.count_if(function)?
             }
-        } else {
-            let path = self.relative_path(ITEM)?;
-            let alias = self.alias()?;
-            if alias.is_none() && path.0 == [PathNode::One] {
-                SelectItem::Wildcard
-            } else {
-                SelectItem::Path { path, alias }
+            Some(function) => {
+                let path = self.aggregate_argument()?;
+                SelectItem::Aggregate {
+                    function,
+                    path,
+                    alias: self.alias()?,
+                }
+            }
+            None => {
+                let path = self.relative_path(ITEM)?;
+                let alias = self.alias()?;
+                if alias.is_none() && path.0 == [PathNode::One] {
+                    SelectItem::Wildcard
+                } else {
+                    SelectItem::Path { path, alias }
+                }
             }
         };
         if matches!(
@@ -796,7 +797,7 @@ impl Parser {
     }
 
     /// The arguments of `COUNT_IF(` up to its `)`, and its alias.
-    fn count_if(&mut self) -> Result<SelectItem, ParseError> {
+    fn count_if(&mut self, function: String) -> Result<SelectItem, ParseError> {
         let predicate = self.expr()?;
         self.tokens
             .expect_token(&Token::Comma, "',' and COUNT_IF's keep condition")?;
@@ -853,6 +854,7 @@ impl Parser {
         }
         self.tokens.expect_token(&Token::RParen, "')'")?;
         Ok(SelectItem::CountIf {
+            function,
             predicate,
             keep: Keep { op, threshold },
             ignore_null,
