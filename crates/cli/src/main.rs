@@ -91,6 +91,7 @@ fn connect(rt: &Runtime, args: &Args) -> Result<Client, String> {
             ca: args.ca.clone(),
             cert: args.cert.clone(),
             key: args.key.clone(),
+            ..Default::default()
         })
         .map_err(|e| format!("Cannot connect to {}:{}: {e}", args.host, args.port))?;
         Some(duet_proto::tls::ClientTls {

@@ -1,9 +1,11 @@
 //! TLS for the client port and the pipe wire: rustls configurations built from PEM files, and the one
 //! byte stream type ([`Stream`]) that is either plain TCP or TLS over it, for both ends.
 //!
-//! rustls runs with the `ring` provider (no C toolchain beyond what ring needs, no cmake). Only PEM
-//! is read: a Java key or trust store (JKS, PKCS#12) is refused with a message saying how to export
-//! it. Nothing here knows what travels over the stream.
+//! rustls runs with the `ring` provider (no C toolchain beyond what ring needs, no cmake). PEM files
+//! are read everywhere; a connector's CA, certificate and key may also come from a PKCS#12 store (a
+//! Java key or trust store as keytool writes them since Java 9, which IoTDB's SSL sink names), opened
+//! with its password. A legacy JKS store is refused with a message saying how to convert it.
+//! Nothing here knows what travels over the stream.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 pub use rustls::{ClientConfig, ServerConfig};
@@ -48,6 +50,14 @@ pub enum TlsError {
         path: PathBuf,
         expected: &'static str,
     },
+    #[error("{what} {path} is a PKCS#12 store that cannot be opened: {reason}")]
+    Store {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("{what} {path} is a JKS store, which Duet does not read: convert it with `keytool -importkeystore -srckeystore {path} -destkeystore <new>.p12 -deststoretype pkcs12` (or export PEM with `keytool -exportcert -rfc`)")]
+    Jks { what: &'static str, path: PathBuf },
     #[error("no CA file was given and no system CA bundle was found (looked at {0})")]
     NoSystemRoots(String),
     #[error("TLS configuration refused: {0}")]
@@ -63,11 +73,7 @@ pub fn read_certificates(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_file(what, path)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| TlsError::NotPem {
@@ -90,11 +96,7 @@ pub fn read_private_key(
     what: &'static str,
     path: &Path,
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_file(what, path)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::NotPem {
         what,
         path: path.to_path_buf(),
@@ -102,9 +104,123 @@ pub fn read_private_key(
     })
 }
 
-fn root_store(what: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
+/// A key or trust store's password (IoTDB's `ssl.trust-store-pwd`, `ssl.key-store-pwd`); never
+/// printed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct StorePassword(pub String);
+
+impl std::fmt::Debug for StorePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorePassword(***)")
+    }
+}
+
+/// What a PKCS#12 store holds: every certificate (the one belonging to the key first) and the first
+/// private key.
+struct StoreContents {
+    certs: Vec<CertificateDer<'static>>,
+    key: Option<PrivateKeyDer<'static>>,
+}
+
+/// The JKS format's first four bytes.
+const JKS_MAGIC: [u8; 4] = [0xFE, 0xED, 0xFE, 0xED];
+
+/// Opens `bytes` as a PKCS#12 store when they are not PEM: `None` for PEM (or anything that is not a
+/// DER structure, which the PEM reader then refuses by name).
+fn open_store(
+    what: &'static str,
+    path: &Path,
+    bytes: &[u8],
+    password: Option<&StorePassword>,
+) -> Result<Option<StoreContents>, TlsError> {
+    if bytes.starts_with(&JKS_MAGIC) {
+        return Err(TlsError::Jks {
+            what,
+            path: path.to_path_buf(),
+        });
+    }
+    // A DER SEQUENCE: PEM text starts with '-' or whitespace.
+    if bytes.first() != Some(&0x30) {
+        return Ok(None);
+    }
+    let password = password.map_or("", |p| p.0.as_str());
+    let archive =
+        p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password).map_err(|e| TlsError::Store {
+            what,
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let first_key = archive.keys.first();
+    let key_id: Option<&[u8]> = first_key
+        .and_then(|k| k.local_key_id.as_ref())
+        .map(|id| id.0.as_slice());
+    let mut certs: Vec<(bool, CertificateDer<'static>)> = archive
+        .certs
+        .iter()
+        .map(|bag| {
+            let own = key_id.is_some() && bag.local_key_id.as_deref() == key_id;
+            (own, CertificateDer::from(bag.cert.as_der().to_vec()))
+        })
+        .collect();
+    // The key's own certificate leads its chain.
+    certs.sort_by_key(|(own, _)| !*own);
+    Ok(Some(StoreContents {
+        certs: certs.into_iter().map(|(_, c)| c).collect(),
+        key: first_key
+            .map(|k| PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.key.as_der().to_vec()))),
+    }))
+}
+
+fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Every certificate of a PEM file or a PKCS#12 store.
+pub fn read_certificates_or_store(
+    what: &'static str,
+    path: &Path,
+    password: Option<&StorePassword>,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read_file(what, path)?;
+    match open_store(what, path, &bytes, password)? {
+        Some(store) if !store.certs.is_empty() => Ok(store.certs),
+        Some(_) => Err(TlsError::NotPem {
+            what,
+            path: path.to_path_buf(),
+            expected: "certificate",
+        }),
+        None => read_certificates(what, path),
+    }
+}
+
+/// The first private key of a PEM file or a PKCS#12 store.
+pub fn read_private_key_or_store(
+    what: &'static str,
+    path: &Path,
+    password: Option<&StorePassword>,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read_file(what, path)?;
+    match open_store(what, path, &bytes, password)? {
+        Some(store) => store.key.ok_or_else(|| TlsError::NotPem {
+            what,
+            path: path.to_path_buf(),
+            expected: "private key",
+        }),
+        None => read_private_key(what, path),
+    }
+}
+
+fn root_store(
+    what: &'static str,
+    path: &Path,
+    password: Option<&StorePassword>,
+) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for cert in read_certificates(what, path)? {
+    for cert in read_certificates_or_store(what, path, password)? {
         roots
             .add(cert)
             .map_err(|e| TlsError::Config(format!("{what} {}: {e}", path.display())))?;
@@ -131,7 +247,7 @@ pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsErr
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let roots = Arc::new(root_store("client CA file", ca)?);
+            let roots = Arc::new(root_store("client CA file", ca, None)?);
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
                 .build()
                 .map_err(|e| TlsError::Config(e.to_string()))?;
@@ -151,20 +267,24 @@ pub struct ClientTlsFiles {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// The password of `ca` when it is a PKCS#12 trust store.
+    pub ca_password: Option<StorePassword>,
+    /// The password of `cert`/`key` when they are a PKCS#12 key store.
+    pub key_password: Option<StorePassword>,
 }
 
 /// Builds a connector's configuration. The server's certificate is always verified: against `ca`
 /// and for the host name (or IP address) connected to.
 pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
     let roots = match &files.ca {
-        Some(ca) => root_store("CA file", ca)?,
+        Some(ca) => root_store("CA file", ca, files.ca_password.as_ref())?,
         None => {
             let bundle = SYSTEM_CA_BUNDLES
                 .iter()
                 .map(Path::new)
                 .find(|p| p.exists())
                 .ok_or_else(|| TlsError::NoSystemRoots(SYSTEM_CA_BUNDLES.join(", ")))?;
-            root_store("system CA bundle", bundle)?
+            root_store("system CA bundle", bundle, None)?
         }
     };
     let builder = ClientConfig::builder_with_provider(provider())
@@ -175,8 +295,12 @@ pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<ClientConfig>, TlsErr
         (None, None) => builder.with_no_client_auth(),
         (Some(cert), Some(key)) => builder
             .with_client_auth_cert(
-                read_certificates("client certificate file", cert)?,
-                read_private_key("client key file", key)?,
+                read_certificates_or_store(
+                    "client certificate file",
+                    cert,
+                    files.key_password.as_ref(),
+                )?,
+                read_private_key_or_store("client key file", key, files.key_password.as_ref())?,
             )
             .map_err(|e| TlsError::Config(format!("client certificate and key: {e}")))?,
         _ => {

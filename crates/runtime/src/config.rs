@@ -168,7 +168,7 @@ pub struct SinkConfig {
     pub tls: Option<SinkTls>,
 }
 
-/// The PEM files of a TLS sink. They are read at each connection, so a replaced certificate is
+/// The PEM files or PKCS#12 stores of a TLS sink. They are read at each connection, so a replaced certificate is
 /// picked up by the next retry and a missing file is the pipe's exception, not a start failure.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SinkTls {
@@ -179,6 +179,10 @@ pub struct SinkTls {
     /// or IoTDB's `ssl.key-store-path` as one PEM file holding both).
     pub cert_file: Option<std::path::PathBuf>,
     pub key_file: Option<std::path::PathBuf>,
+    /// The passwords of IoTDB's `ssl.trust-store-path` and `ssl.key-store-path` when those are
+    /// PKCS#12 stores (`ssl.trust-store-pwd`, `ssl.key-store-pwd`).
+    pub trust_store_password: Option<duet_proto::tls::StorePassword>,
+    pub key_store_password: Option<duet_proto::tls::StorePassword>,
     /// The name the receiver's certificate must carry (`ssl.server-name`); the endpoint's host
     /// when absent.
     pub server_name: Option<String>,
@@ -193,6 +197,8 @@ impl SinkTls {
             ca: self.ca_file.clone(),
             cert: self.cert_file.clone(),
             key: self.key_file.clone(),
+            ca_password: self.trust_store_password.clone(),
+            key_password: self.key_store_password.clone(),
         })?;
         Ok(duet_proto::tls::ClientTls {
             config,
@@ -621,6 +627,11 @@ fn compressors(params: &Parameters) -> Result<Vec<Compressor>> {
 fn sink_tls(params: &Parameters, ssl_plugin: bool) -> Result<Option<SinkTls>> {
     let enabled = boolean(params, "ssl.enable", ssl_plugin)?;
     let path = |key: &str| params.get(key).map(|v| std::path::PathBuf::from(v.trim()));
+    let password = |key: &str| {
+        params
+            .get(key)
+            .map(|v| duet_proto::tls::StorePassword(v.to_string()))
+    };
     if !enabled {
         if let Some(key) = [
             "ssl.ca-file",
@@ -659,6 +670,8 @@ fn sink_tls(params: &Parameters, ssl_plugin: bool) -> Result<Option<SinkTls>> {
         ca_file: path("ssl.ca-file").or_else(|| path("ssl.trust-store-path")),
         cert_file,
         key_file,
+        trust_store_password: password("ssl.trust-store-pwd"),
+        key_store_password: password("ssl.key-store-pwd"),
         server_name: params
             .get("ssl.server-name")
             .map(|v| v.trim().to_string())
@@ -822,6 +835,8 @@ mod tests {
                 ca_file: Some("/ca.pem".into()),
                 cert_file: Some("/me.pem".into()),
                 key_file: Some("/me.pem".into()),
+                trust_store_password: Some(duet_proto::tls::StorePassword("secret".into())),
+                key_store_password: None,
                 server_name: None,
             })
         );

@@ -42,6 +42,7 @@ fn client_tls(ca: &Path, client: Option<&Issued>) -> ClientTls {
             ca: Some(ca.to_path_buf()),
             cert: client.map(|c| c.cert.clone()),
             key: client.map(|c| c.key.clone()),
+            ..Default::default()
         })
         .unwrap(),
         server_name: None,
@@ -347,5 +348,85 @@ fn tls_pipes_replicate_both_ways_and_an_untrusted_receiver_shows_in_show_pipes()
     assert_eq!(
         value(&rt, &mut on_b, "select s from root.w.a"),
         Some("1".into())
+    );
+}
+
+/// IoTDB's SSL sink names Java stores: a PKCS#12 trust store and key store (keytool's format since
+/// Java 9) are opened with their passwords, for a receiver that requires a client certificate; a
+/// wrong password and a legacy JKS store are refused by name, and the password is never shown.
+#[test]
+fn a_tls_pipe_reads_pkcs12_trust_and_key_stores_with_their_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "ca").unwrap();
+    let clients = TestCa::new(dir.path(), "clients").unwrap();
+    let a = Duetd::start().unwrap();
+    let b = start_tls(
+        &ca.issue_localhost(dir.path(), "b").unwrap(),
+        &["--tls-client-ca".into(), clients.pem.display().to_string()],
+    );
+    let trust = ca
+        .trust_store(dir.path(), "truststore", "changeit")
+        .unwrap();
+    let sender = clients.issue(dir.path(), "sender", &["sender"]).unwrap();
+    let keys = sender.key_store(dir.path(), "keystore", "keypass").unwrap();
+
+    // A connector opens the stores directly, and refuses a wrong password or a JKS file by name.
+    let store_files = |password: &str| ClientTlsFiles {
+        ca: Some(trust.clone()),
+        cert: Some(keys.clone()),
+        key: Some(keys.clone()),
+        ca_password: Some(tls::StorePassword(password.into())),
+        key_password: Some(tls::StorePassword("keypass".into())),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = tls::client_config(&store_files("changeit")).unwrap();
+    let mut direct = connect(
+        &rt,
+        &b,
+        Some(ClientTls {
+            config,
+            server_name: None,
+        }),
+    )
+    .unwrap();
+    rt.block_on(direct.execute_update("create database root.p12"))
+        .unwrap();
+    let wrong = tls::client_config(&store_files("wrong")).unwrap_err();
+    assert!(wrong.to_string().contains("cannot be opened"), "{wrong}");
+    let jks = dir.path().join("old.jks");
+    std::fs::write(&jks, [0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2]).unwrap();
+    let refused = tls::client_config(&ClientTlsFiles {
+        ca: Some(jks),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("-deststoretype pkcs12"),
+        "{refused}"
+    );
+
+    // A pipe with IoTDB's store keys replicates to the receiver that checks its certificate.
+    let mut on_a = connect(&rt, &a, None).unwrap();
+    let mut on_b = direct;
+    rt.block_on(on_a.execute_update(&format!(
+        "create pipe stores with sink ('sink'='iotdb-thrift-ssl-sink', 'sink.ip'='127.0.0.1', \
+         'sink.port'='{}', 'sink.ssl.trust-store-path'='{}', 'sink.ssl.trust-store-pwd'='changeit', \
+         'sink.ssl.key-store-path'='{}', 'sink.ssl.key-store-pwd'='keypass')",
+        b.port(),
+        trust.display(),
+        keys.display()
+    )))
+    .unwrap();
+    rt.block_on(on_a.execute_update("insert into root.p12.d(time, s) values (1, 7)"))
+        .unwrap();
+    wait_for("A's point on B", Duration::from_secs(30), || {
+        value(&rt, &mut on_b, "select s from root.p12.d")
+    })
+    .unwrap();
+    let shown = pipes(&rt, &mut on_a);
+    let sink = &shown["stores"]["PipeSink"];
+    assert!(
+        !sink.contains("changeit") && !sink.contains("keypass"),
+        "{sink}"
     );
 }

@@ -1,5 +1,6 @@
 //! Certificates made on the fly for TLS tests: a CA, and server or client certificates it signs,
-//! written as PEM files into a test's directory (no network, nothing committed).
+//! written as PEM files into a test's directory (no network, nothing committed), and the same as
+//! PKCS#12 stores, as Java's keytool writes them (IoTDB's SSL sink names such stores).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,28 @@ pub struct TestCa {
 pub struct Issued {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+impl Issued {
+    /// The certificate and its key as a PKCS#12 key store at `<dir>/<name>.p12`, opened with
+    /// `password`.
+    pub fn key_store(&self, dir: &Path, name: &str, password: &str) -> Result<PathBuf> {
+        let certs = duet_proto::tls::read_certificates("certificate", &self.cert)?
+            .iter()
+            .map(|c| p12_keystore::Certificate::from_der(c.as_ref()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let key = duet_proto::tls::read_private_key("key", &self.key)?;
+        let chain = p12_keystore::PrivateKeyChain::new(
+            b"key".to_vec(),
+            p12_keystore::PrivateKey::from_der(key.secret_der())?,
+            certs,
+        );
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry("key", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+        let path = dir.join(format!("{name}.p12"));
+        std::fs::write(&path, store.writer(password).write()?)?;
+        Ok(path)
+    }
 }
 
 impl TestCa {
@@ -51,6 +74,20 @@ impl TestCa {
         std::fs::write(&issued.cert, cert.pem())?;
         std::fs::write(&issued.key, key.serialize_pem())?;
         Ok(issued)
+    }
+
+    /// This CA's certificate as a PKCS#12 trust store at `<dir>/<name>.p12`, opened with `password`.
+    pub fn trust_store(&self, dir: &Path, name: &str, password: &str) -> Result<PathBuf> {
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry(
+            "ca",
+            p12_keystore::KeyStoreEntry::Certificate(p12_keystore::Certificate::from_der(
+                self.cert.der(),
+            )?),
+        );
+        let path = dir.join(format!("{name}.p12"));
+        std::fs::write(&path, store.writer(password).write()?)?;
+        Ok(path)
     }
 
     /// A server certificate for this machine's loopback names (`localhost`, `127.0.0.1`).
