@@ -303,6 +303,26 @@ impl Catalog {
         Ok(())
     }
 
+    /// Runs `change` on the grants of `holder` (which must exist; root's privileges are fixed) in
+    /// one transaction, then tells open sessions their privileges changed.
+    fn change_grants(
+        &self,
+        holder: Holder<'_>,
+        change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if holder == Holder::User(ROOT_USER) {
+            return Err(Error::RootPrivilegesFixed);
+        }
+        let mut connection = self.connection();
+        check_holder(&connection, holder)?;
+        let transaction = connection.transaction()?;
+        change(&transaction)?;
+        transaction.commit()?;
+        drop(connection);
+        self.privileges_changed();
+        Ok(())
+    }
+
     /// Grants each privilege on each path to `holder`, in one transaction; a grant already held
     /// keeps its grant option unless this one adds it. Root's privileges are fixed.
     pub fn grant(
@@ -311,29 +331,23 @@ impl Catalog {
         grants: &[(Privilege, String)],
         grant_option: bool,
     ) -> Result<()> {
-        if holder == Holder::User(ROOT_USER) {
-            return Err(Error::RootPrivilegesFixed);
-        }
-        let mut connection = self.connection();
-        check_holder(&connection, holder)?;
-        let transaction = connection.transaction()?;
-        for (privilege, path) in grants {
-            transaction.execute(
-                "INSERT INTO grants (holder_kind, holder, privilege, path, grant_option)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET grant_option = MAX(grant_option, excluded.grant_option)",
-                (
-                    holder.kind(),
-                    holder.name(),
-                    privilege.name(),
-                    path,
-                    i64::from(grant_option),
-                ),
-            )?;
-        }
-        transaction.commit()?;
-        drop(connection);
-        self.privileges_changed();
+        self.change_grants(holder, |transaction| {
+            for (privilege, path) in grants {
+                transaction.execute(
+                    "INSERT INTO grants (holder_kind, holder, privilege, path, grant_option)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT DO UPDATE SET grant_option = MAX(grant_option, excluded.grant_option)",
+                    (
+                        holder.kind(),
+                        holder.name(),
+                        privilege.name(),
+                        path,
+                        i64::from(grant_option),
+                    ),
+                )?;
+            }
+            Ok(())
+        })?;
         tracing::info!(
             kind = holder.kind(),
             holder = holder.name(),
@@ -347,21 +361,15 @@ impl Catalog {
     /// Removes the given grants (privilege, stored path) of `holder` in one transaction; the caller
     /// chose them from [`Catalog::grants_of`] (a REVOKE on `root.sg.**` takes every grant below).
     pub fn revoke(&self, holder: Holder<'_>, grants: &[(Privilege, String)]) -> Result<()> {
-        if holder == Holder::User(ROOT_USER) {
-            return Err(Error::RootPrivilegesFixed);
-        }
-        let mut connection = self.connection();
-        check_holder(&connection, holder)?;
-        let transaction = connection.transaction()?;
-        for (privilege, path) in grants {
-            transaction.execute(
-                "DELETE FROM grants WHERE holder_kind = ?1 AND holder = ?2 AND privilege = ?3 AND path = ?4",
-                (holder.kind(), holder.name(), privilege.name(), path),
-            )?;
-        }
-        transaction.commit()?;
-        drop(connection);
-        self.privileges_changed();
+        self.change_grants(holder, |transaction| {
+            for (privilege, path) in grants {
+                transaction.execute(
+                    "DELETE FROM grants WHERE holder_kind = ?1 AND holder = ?2 AND privilege = ?3 AND path = ?4",
+                    (holder.kind(), holder.name(), privilege.name(), path),
+                )?;
+            }
+            Ok(())
+        })?;
         tracing::info!(
             kind = holder.kind(),
             holder = holder.name(),

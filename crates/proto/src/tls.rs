@@ -73,8 +73,16 @@ pub fn read_certificates(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read_file(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    pem_certificates(what, path, &read_file(what, path)?)
+}
+
+/// The certificates of PEM text read from `path`.
+fn pem_certificates(
+    what: &'static str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| TlsError::NotPem {
             what,
@@ -96,8 +104,16 @@ pub fn read_private_key(
     what: &'static str,
     path: &Path,
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = read_file(what, path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::NotPem {
+    pem_private_key(what, path, &read_file(what, path)?)
+}
+
+/// The first private key of PEM text read from `path`.
+fn pem_private_key(
+    what: &'static str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|_| TlsError::NotPem {
         what,
         path: path.to_path_buf(),
         expected: "private key",
@@ -193,7 +209,7 @@ pub fn read_certificates_or_store(
             path: path.to_path_buf(),
             expected: "certificate",
         }),
-        None => read_certificates(what, path),
+        None => pem_certificates(what, path, &bytes),
     }
 }
 
@@ -210,7 +226,7 @@ pub fn read_private_key_or_store(
             path: path.to_path_buf(),
             expected: "private key",
         }),
-        None => read_private_key(what, path),
+        None => pem_private_key(what, path, &bytes),
     }
 }
 

@@ -180,14 +180,20 @@ RAW_DUET = f"select s0 from root.bench.d where time < {RAW_POINTS * STEP_MS}"
 RAW_SQL = f"select time, s0 from bench where time < {RAW_POINTS * STEP_MS}"
 
 
-def raw_duet():
-    """Duet's raw fetch through its Rust client (the example prints median/min/max as JSON)."""
+def rust_client(sql, runs):
+    """`sql` through Duet's Rust client `runs` times after a warm-up (the example prints the median,
+    min and max in ms and the points of a run as JSON)."""
     out = subprocess.run(
-        [os.environ["RAW_FETCH_BIN"], str(DUET_PORT), RAW_DUET, str(REPEATS)],
+        [os.environ["RAW_FETCH_BIN"], str(DUET_PORT), sql, str(runs)],
         check=True, capture_output=True, text=True,
     ).stdout
     r = json.loads(out)
     return r["median_ms"], r["min_ms"], r["max_ms"], r["points"]
+
+
+def raw_duet():
+    """Duet's raw fetch through its Rust client."""
+    return rust_client(RAW_DUET, REPEATS)
 
 
 LAST_DUET = "select last s0 from root.bench.d"
@@ -197,12 +203,7 @@ LAST_RUNS = 1000
 
 def last_duet_native():
     """SELECT LAST through Duet's Rust client (execute, read, close: two round trips), LAST_RUNS times."""
-    out = subprocess.run(
-        [os.environ["RAW_FETCH_BIN"], str(DUET_PORT), LAST_DUET, str(LAST_RUNS)],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    r = json.loads(out)
-    return r["median_ms"], r["min_ms"], r["max_ms"], r["points"]
+    return rust_client(LAST_DUET, LAST_RUNS)
 
 
 def last_pg_native():

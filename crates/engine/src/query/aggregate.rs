@@ -199,7 +199,9 @@ pub(crate) struct Acc {
 }
 
 impl Acc {
-    /// An accumulator that also counts values for MODE.
+    /// An accumulator that also counts values for MODE (queries set `mode` where a MODE column
+    /// reads the series).
+    #[cfg(test)]
     pub(crate) fn counting_values() -> Acc {
         Acc {
             mode: Some(Box::default()),
@@ -660,16 +662,14 @@ impl AggSource {
         let mut state = StateMemory::new(&self.control, base)?;
         // The charges of accumulators folded by parallel scans, alive as long as `accs`.
         let mut scanned_state: Vec<StateMemory> = Vec::new();
-        // MODE's counts are kept only for the series a MODE column reads.
-        // Each accumulator computes of scanned slices what its columns' functions read.
+        // Each accumulator computes of scanned slices what its columns' functions read, and keeps
+        // MODE's counts only for the series a MODE column reads.
         let mut fresh = vec![Acc::for_nothing(); n_acc];
         for column in part.columns.iter().flatten() {
             for s in &column.series {
                 if let Some(acc) = fresh.get_mut(*s) {
-                    if column.function == AggFn::Mode && !acc.counts_values() {
-                        let needs = acc.needs;
-                        *acc = Acc::counting_values();
-                        acc.needs = needs;
+                    if column.function == AggFn::Mode {
+                        acc.mode.get_or_insert_with(Box::default);
                     }
                     acc.also_for(column.function);
                 }
