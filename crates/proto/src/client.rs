@@ -464,8 +464,13 @@ impl Client {
         Ok((rs, blocks))
     }
 
-    /// Releases a result set on the server.
+    /// Releases a result set on the server. A result whose last page the server already sent
+    /// (`moreData` false) was released by the server then — Duet and IoTDB both clean a finished
+    /// query up at once — so it costs no round trip.
     pub async fn close_result(&mut self, rs: &ResultSet) -> Result<()> {
+        if !rs.more_data {
+            return Ok(());
+        }
         let req = t::TSCloseOperationReq::new(
             self.session_id,
             Some(rs.query_id),

@@ -127,7 +127,18 @@ impl TestDb {
                 }
                 (s.names, rows)
             }
-            other => panic!("{sql} gave {other:?}"),
+            Output::Table(t) => {
+                let rows = (0..t.n_rows)
+                    .map(|r| {
+                        let time = t.times.as_ref().map(|times| times[r].to_string());
+                        time.into_iter()
+                            .chain(t.columns.iter().map(|c| c.render(r)))
+                            .collect()
+                    })
+                    .collect();
+                (t.names, rows)
+            }
+            Output::Done => panic!("{sql} gave no result"),
         }
     }
 
