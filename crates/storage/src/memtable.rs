@@ -34,6 +34,10 @@ pub(crate) struct SeriesBuffer {
     /// True while every appended time was > the previous one: one point per timestamp, so a range
     /// with no deletion in it is a plain copy.
     strictly_ordered: bool,
+    /// The earliest and latest time of the points, kept as they are appended (recomputed when a
+    /// deletion removes some), so bounds of a buffer out of order cost no pass over its times: a
+    /// `SELECT LAST` asks for them on every call.
+    bounds: Option<(i64, i64)>,
     /// For a buffer out of time order: its rows sorted by time, one per timestamp (the highest
     /// version). Built by the first scan that needs it and dropped by the next change, so a series
     /// read in many chunks is sorted once, not once per chunk.
@@ -62,9 +66,32 @@ impl SeriesBuffer {
             values: ColumnValues::empty_for(data_type),
             in_time_order: true,
             strictly_ordered: true,
+            bounds: None,
             sorted: OnceLock::new(),
             summary: Mutex::new(RunningSummary::default()),
         }
+    }
+
+    /// Widens [`SeriesBuffer::bounds`] by the times from row `from` on.
+    fn widen_bounds(&mut self, from: usize) {
+        let Some(added) = self.times.get(from..) else {
+            return;
+        };
+        let (lo, hi) = if self.in_time_order {
+            match (added.first(), added.last()) {
+                (Some(lo), Some(hi)) => (*lo, *hi),
+                _ => return,
+            }
+        } else {
+            match (added.iter().min(), added.iter().max()) {
+                (Some(lo), Some(hi)) => (*lo, *hi),
+                _ => return,
+            }
+        };
+        self.bounds = Some(match self.bounds {
+            Some((l, h)) => (l.min(lo), h.max(hi)),
+            None => (lo, hi),
+        });
     }
 
     /// The summary of every point of a buffer with one point per timestamp in time order (a query
@@ -450,6 +477,7 @@ impl Memtable {
             }
         }
         let added = buffer.times.len() - before;
+        buffer.widen_bounds(before);
         buffer.versions.resize(buffer.times.len(), version);
         let value_bytes = match &column.values {
             ColumnValues::Binary(_) => (before..buffer.times.len())
@@ -502,6 +530,8 @@ impl Memtable {
             k
         });
         run::retain_values(&mut buffer.values, &keep);
+        buffer.bounds = None;
+        buffer.widen_bounds(0);
         self.points -= removed;
         if buffer.times.is_empty() {
             self.series.remove(series);
@@ -560,12 +590,7 @@ impl Memtable {
     /// their type; `None` without points.
     pub(crate) fn time_bounds(&self, series: &str) -> Option<(i64, i64, DataType)> {
         let b = self.series.get(series)?;
-        let (lo, hi) = if b.in_time_order {
-            (*b.times.first()?, *b.times.last()?)
-        } else {
-            let lo = b.times.iter().copied().min()?;
-            (lo, b.times.iter().copied().max()?)
-        };
+        let (lo, hi) = b.bounds?;
         Some((lo, hi, b.data_type))
     }
 
@@ -761,5 +786,27 @@ mod tests {
         assert!(m
             .check_types(&insert(vec![1], vec![1]), &mut HashMap::new())
             .is_err());
+    }
+
+    #[test]
+    fn time_bounds_follow_appends_in_and_out_of_order_and_deletions() {
+        let series = "root.sg.d1.s1";
+        let mut m = Memtable::default();
+        m.apply(1, v(1), &insert(vec![5, 6, 9], vec![5, 6, 9])).unwrap();
+        assert_eq!(m.time_bounds(series), Some((5, 9, DataType::Int64)));
+        m.apply(2, v(2), &insert(vec![7, 2, 8], vec![7, 2, 8])).unwrap();
+        assert_eq!(m.time_bounds(series), Some((2, 9, DataType::Int64)));
+        m.apply(3, v(3), &insert(vec![12], vec![12])).unwrap();
+        assert_eq!(m.time_bounds(series), Some((2, 12, DataType::Int64)));
+        // A deletion of both extremes: the bounds are those of the points left.
+        for (start, end) in [(10, 20), (0, 4)] {
+            let delete = vec![Op::Delete(DeleteOp {
+                series: vec![series.into()],
+                start,
+                end,
+            })];
+            m.apply(4, v(4), &delete).unwrap();
+        }
+        assert_eq!(m.time_bounds(series), Some((5, 9, DataType::Int64)));
     }
 }
