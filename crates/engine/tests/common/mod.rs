@@ -69,7 +69,12 @@ pub fn rows(output: Output) -> Vec<Vec<String>> {
             out
         }
         Output::Table(t) => (0..t.n_rows)
-            .map(|r| t.columns.iter().map(|c| c.render(r)).collect())
+            .map(|r| {
+                let time = t.times.as_ref().map(|times| times[r].to_string());
+                time.into_iter()
+                    .chain(t.columns.iter().map(|c| c.render(r)))
+                    .collect()
+            })
             .collect(),
         Output::Done => Vec::new(),
     }
