@@ -26,6 +26,7 @@ pub mod codec;
 pub mod config_plan;
 pub mod config_snapshot;
 pub mod input;
+pub mod jks;
 pub mod pipe_body;
 pub mod pipe_compressed;
 pub mod pipe_tablet;

@@ -23,6 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 pub mod certs;
 pub mod http;
 pub mod iotdb_wire;
+pub mod jks;
 pub mod pipe_sender;
 pub mod proxy;
 pub mod query;
