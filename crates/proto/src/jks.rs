@@ -62,7 +62,8 @@ pub const JCEKS_MAGIC: [u8; 4] = [0xCE, 0xCE, 0xCE, 0xCE];
 pub const INTEGRITY_WHITENER: &[u8] = b"Mighty Aphrodite";
 
 /// Sun's key protection algorithm (`KeyProtector`), DER content of its OID 1.3.6.1.4.1.42.2.17.1.1.
-pub const KEY_PROTECTOR_OID: [u8; 10] = [0x2B, 0x06, 0x01, 0x04, 0x01, 0x2A, 0x02, 0x11, 0x01, 0x01];
+pub const KEY_PROTECTOR_OID: [u8; 10] =
+    [0x2B, 0x06, 0x01, 0x04, 0x01, 0x2A, 0x02, 0x11, 0x01, 0x01];
 
 /// PBEWithMD5AndTripleDES (JCEKS keys), DER content of its OID 1.3.6.1.4.1.42.2.19.1.
 const PBE_MD5_TRIPLE_DES_OID: [u8; 9] = [0x2B, 0x06, 0x01, 0x04, 0x01, 0x2A, 0x02, 0x13, 0x01];
@@ -75,7 +76,9 @@ const DIGEST_LEN: usize = 20;
 pub enum JksError {
     #[error("the store ends early ({0})")]
     Truncated(&'static str),
-    #[error("the password is wrong (or the store was altered): its integrity digest does not match")]
+    #[error(
+        "the password is wrong (or the store was altered): its integrity digest does not match"
+    )]
     WrongPassword,
     #[error("the password of the private key '{0}' is wrong (or the key was altered): its check digest does not match")]
     WrongKeyPassword(String),
@@ -253,10 +256,7 @@ fn recover_key(alias: &str, info: &[u8], password: &[u8]) -> Result<Vec<u8>, Jks
             algorithm: "an unknown algorithm",
         });
     }
-    let encrypted_len = data
-        .len()
-        .checked_sub(2 * DIGEST_LEN)
-        .ok_or_else(bad)?;
+    let encrypted_len = data.len().checked_sub(2 * DIGEST_LEN).ok_or_else(bad)?;
     let (salt, rest) = data.split_at(DIGEST_LEN);
     let (encrypted, check) = rest.split_at(encrypted_len);
     let mut plain = Vec::with_capacity(encrypted_len);
@@ -290,7 +290,10 @@ impl<'a> Reader<'a> {
             .checked_add(len)
             .filter(|end| *end <= self.bytes.len())
             .ok_or(JksError::Truncated(what))?;
-        let taken = self.bytes.get(self.at..end).ok_or(JksError::Truncated(what))?;
+        let taken = self
+            .bytes
+            .get(self.at..end)
+            .ok_or(JksError::Truncated(what))?;
         self.at = end;
         Ok(taken)
     }
@@ -472,7 +475,12 @@ mod tests {
         }
         assert_eq!(store[at], 0x04);
         let first = store[at + 1];
-        at + 2 + if first < 0x80 { 0 } else { (first & 0x7F) as usize }
+        at + 2
+            + if first < 0x80 {
+                0
+            } else {
+                (first & 0x7F) as usize
+            }
     }
 
     #[test]
