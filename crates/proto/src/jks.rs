@@ -74,6 +74,8 @@ const DIGEST_LEN: usize = 20;
 /// Why a JKS or JCEKS store could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JksError {
+    #[error("the file does not start with a JKS or JCEKS magic number")]
+    NotJavaStore,
     #[error("the store ends early ({0})")]
     Truncated(&'static str),
     #[error(
@@ -158,7 +160,7 @@ pub fn password_bytes(password: &str) -> Vec<u8> {
 /// private keys are decrypted; without one, only its certificates are read (a private key entry is
 /// then an error).
 pub fn read(bytes: &[u8], password: Option<&str>) -> Result<JavaStore, JksError> {
-    let format = JavaStoreFormat::of(bytes).ok_or(JksError::Truncated("magic"))?;
+    let format = JavaStoreFormat::of(bytes).ok_or(JksError::NotJavaStore)?;
     // The digest covers everything before the last 20 bytes; check it before trusting any length.
     let body_len = bytes
         .len()
