@@ -38,8 +38,10 @@
 //! A ROLE file is written by `LocalFileRoleAccessor.saveEntity` alone: IoTDB 1.3's negated name
 //! length, name, system mask and path pairs to the end; or the tag (1, or 2 on current master), the
 //! name and the privilege section — no id, password or session limits (009939f). A USER_ROLE file
-//! is `<user>_role.profile` (`LocalFileUserAccessor.saveRoles`; master names it by the user's id),
-//! role names as strings to its end; `CNPhysicalPlanGenerator` takes the user from the file's name.
+//! is `<user>_role.profile` (`LocalFileUserAccessor.saveRoles`), role names as strings to its end;
+//! IoTDB 2.0's `CNPhysicalPlanGenerator` takes the user from the file's name. Current master names
+//! the file by the user's id, and its receiver (`IoTDBConfigNodeReceiver.loadFileV2`) takes the user
+//! from the seal's `authUserName` parameter instead.
 //!
 //! A mask has a privilege per low bit and its grant option 16 bits higher (`generateGrantSysPlan`,
 //! `generateGrantAuthorTreePlan`). System positions (`AuthUtils.posToSysPri`): 0 MANAGE_DATABASE,
@@ -63,6 +65,9 @@ use crate::reader::{malformed, ByteReader};
 use crate::schema_snapshot::{seal_captures, seal_key, seal_path_pattern, seal_types};
 use crate::types::DataType;
 use crate::{ProtoError, Result};
+
+/// The seal parameter naming the user a USER_ROLE file belongs to (current master).
+pub const AUTH_USER_NAME_KEY: &str = "authUserName";
 
 /// The seal parameter naming the snapshot's kind.
 pub const FILE_TYPE_KEY: &str = "fileType";
@@ -111,6 +116,9 @@ pub struct ConfigSnapshotSeal {
     pub path_pattern: Option<String>,
     /// The `tree` key, or neither `tree` nor `table` (a sender from before the table model).
     pub tree_captured: bool,
+    /// The `authUserName` parameter, when not empty. IoTDB's current master names a USER_ROLE
+    /// file by the user's id and its receiver takes the user from this parameter instead.
+    pub auth_user_name: Option<String>,
 }
 
 /// Reads a config snapshot seal's parameters.
@@ -131,6 +139,10 @@ pub fn config_snapshot_seal(params: &BTreeMap<String, String>) -> Result<ConfigS
         types,
         path_pattern: seal_path_pattern(params),
         tree_captured,
+        auth_user_name: params
+            .get(AUTH_USER_NAME_KEY)
+            .filter(|name| !name.is_empty())
+            .cloned(),
     })
 }
 
@@ -460,7 +472,8 @@ pub struct SnapshotRole {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotUserRoles {
     /// What the file's name holds before `_role.profile`: the user's name (IoTDB 2.0), or its
-    /// numeric id where the sender names its files by user id (current master).
+    /// numeric id where the sender names its files by user id (current master, whose seal then
+    /// names the user in `authUserName`).
     pub user: String,
     pub roles: Vec<String>,
 }

@@ -30,8 +30,8 @@
 //! like every other change. A system privilege is held on `root.**`, as Duet lists them. The table
 //! model's grants (any-scope, database and table masks) are not served: when the seal asks for them
 //! they are named in a 1810 answer after the rest is applied, as are privilege bits no known
-//! privilege has. A USER_ROLE file named by a numeric user id (IoTDB's current master) names no user
-//! here unless one is called so: the refusal says so.
+//! privilege has. A USER_ROLE file named by a numeric user id (IoTDB's current master) belongs to
+//! the user the seal's `authUserName` names, as master's receiver takes it.
 //!
 //! Label policies (the LBAC kinds) are not applied: Duet has none. Their seal is answered 1810
 //! naming the kind, so an IoTDB sender's conflict handling records and skips it instead of
@@ -419,7 +419,12 @@ async fn apply_user_roles(
     if !params.types.contains(&snapshot_plan::GRANT_ROLE_TO_USER) || user_roles.roles.is_empty() {
         return TPipeTransferResp::new(status::success(), None);
     }
-    let user = user_roles.user;
+    // A file named by a numeric id (IoTDB's current master) belongs to the user its seal names.
+    let by_id = user_roles.user.bytes().all(|b| b.is_ascii_digit());
+    let user = match (&params.auth_user_name, by_id) {
+        (Some(name), true) => name.clone(),
+        _ => user_roles.user,
+    };
     if user == duet_catalog::ROOT_USER {
         return pipe_status(
             StatusCode::PipeReceiverIdempotentConflict,
@@ -430,14 +435,14 @@ async fn apply_user_roles(
     let change =
         match crate::receiver::authority_with(engine, &holder, Vec::new(), &user_roles.roles) {
             Ok(change) => change,
-            Err(resp) if user.bytes().all(|b| b.is_ascii_digit()) => {
-                // IoTDB's current master names a user's files by its numeric id.
+            Err(resp) if by_id && params.auth_user_name.is_none() => {
+                // A file named by an id, and no user named in the seal.
                 let mut resp = *resp;
                 resp.status.message = Some(format!(
-                "{} (the file names the user {user}, which may be an IoTDB user id: Duet takes \
-                 a USER_ROLE file named by the user's name, as IoTDB 2.0 writes it)",
-                resp.status.message.unwrap_or_default()
-            ));
+                    "{} (the file names the user {user}, which may be an IoTDB user id, and the \
+                     seal names no authUserName)",
+                    resp.status.message.unwrap_or_default()
+                ));
                 return resp;
             }
             Err(resp) => return *resp,

@@ -355,6 +355,18 @@ async fn send_config_snapshot(
     pattern: &str,
     types: &str,
 ) -> t::TSStatus {
+    send_config_snapshot_as(sender, files, file_type, pattern, types, "root").await
+}
+
+/// The same with the seal's `authUserName` set to `auth_user`.
+async fn send_config_snapshot_as(
+    sender: &mut Connection,
+    files: &[(&str, Vec<u8>)],
+    file_type: u8,
+    pattern: &str,
+    types: &str,
+    auth_user: &str,
+) -> t::TSStatus {
     for (name, bytes) in files {
         let resp = transfer(
             sender,
@@ -368,7 +380,7 @@ async fn send_config_snapshot(
     transfer(
         sender,
         rt::TRANSFER_CONFIG_SNAPSHOT_SEAL,
-        iotdb_wire::config_snapshot_seal(&sealed, file_type, pattern, types),
+        iotdb_wire::config_snapshot_seal_as(&sealed, file_type, pattern, types, auth_user),
     )
     .await
     .status
@@ -760,17 +772,42 @@ fn an_iotdb_snapshots_roles_grants_and_users_roles_apply() {
             .collect();
         her_roles.sort();
         assert_eq!(her_roles, ["ops", "readers"]);
-        // A user that does not exist here, and a file named by a user id, are refused by name.
-        for (file, part) in [
-            ("nobody_role.profile", "does not exist"),
-            ("10000_role.profile", "IoTDB user id"),
+        // Current master names the file by the user's id and the user in the seal's
+        // `authUserName`.
+        client
+            .execute_update("create user carl 'carl_pw_123'")
+            .await
+            .unwrap();
+        let status = send_config_snapshot_as(
+            &mut sender,
+            &[(
+                "10002_role.profile",
+                iotdb_wire::user_role_file(&["auditors"]),
+            )],
+            USER_ROLE,
+            "root.**",
+            "627",
+            "carl",
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert_eq!(
+            query(&mut client, "list role of user carl").await,
+            [["auditors".to_string()]]
+        );
+        // A user that does not exist here, and a file named by an id with no user in the seal,
+        // are refused by name.
+        for (file, auth_user, part) in [
+            ("nobody_role.profile", "root", "does not exist"),
+            ("10000_role.profile", "", "names no authUserName"),
         ] {
-            let status = send_config_snapshot(
+            let status = send_config_snapshot_as(
                 &mut sender,
                 &[(file, iotdb_wire::user_role_file(&["ops"]))],
                 USER_ROLE,
                 "root.**",
                 "627",
+                auth_user,
             )
             .await;
             assert_status(&status, 1810, part);

@@ -925,6 +925,18 @@ pub fn config_snapshot_seal(
     pattern: &str,
     types: &str,
 ) -> Vec<u8> {
+    config_snapshot_seal_as(files, file_type, pattern, types, "root")
+}
+
+/// The same seal with `authUserName` set to `auth_user_name` (current master names there the user
+/// a USER_ROLE file, named by the user's id, belongs to).
+pub fn config_snapshot_seal_as(
+    files: &[(&str, i64)],
+    file_type: u8,
+    pattern: &str,
+    types: &str,
+    auth_user_name: &str,
+) -> Vec<u8> {
     let file_type = file_type.to_string();
     let mut b = Bytes::default();
     b.seal_files(files).string_map_with_nulls(&[
@@ -934,7 +946,7 @@ pub fn config_snapshot_seal(
         ("tree", Some("")),
         ("fileType", Some(&file_type)),
         ("Type", Some(types)),
-        ("authUserName", Some("root")),
+        ("authUserName", Some(auth_user_name)),
     ]);
     b.0
 }
