@@ -443,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flipped_key_byte_behind_a_recomputed_store_digest_fails_the_key_check() {
+    fn a_flipped_salt_byte_behind_a_recomputed_store_digest_fails_the_key_check() {
         let mut bad = KEY_JKS.to_vec();
         // The key entry's encrypted data starts after the header, alias and date and the
         // EncryptedPrivateKeyInfo's DER prefix; flipping the first salt byte changes every
