@@ -35,6 +35,21 @@
 //!   An intermediate master (00c1575) wrote version 2 without the session limits; that layout is not
 //!   read (it cannot be told from a truncated current one), nor is any other tag.
 //!
+//! A ROLE file is written by `LocalFileRoleAccessor.saveEntity` alone: IoTDB 1.3's negated name
+//! length, name, system mask and path pairs to the end; or the tag (1, or 2 on current master), the
+//! name and the privilege section — no id, password or session limits (009939f). A USER_ROLE file
+//! is `<user>_role.profile` (`LocalFileUserAccessor.saveRoles`), role names as strings to its end;
+//! IoTDB 2.0's `CNPhysicalPlanGenerator` takes the user from the file's name. Current master names
+//! the file by the user's id, and its receiver (`IoTDBConfigNodeReceiver.loadFileV2`) takes the user
+//! from the seal's `authUserName` parameter instead.
+//!
+//! A mask has a privilege per low bit and its grant option 16 bits higher (`generateGrantSysPlan`,
+//! `generateGrantAuthorTreePlan`). System positions (`AuthUtils.posToSysPri`): 0 MANAGE_DATABASE,
+//! 1 MANAGE_USER, 2 MANAGE_ROLE, 3 USE_TRIGGER, 4 USE_UDF, 5 USE_CQ, 6 USE_PIPE, 7 EXTEND_TEMPLATE,
+//! 8 MAINTAIN, 9 USE_MODEL, and on current master 10 SYSTEM, 11 SECURITY, 12 AUDIT; path positions
+//! (`pathPosToPri`): 0 READ_DATA, 1 WRITE_DATA, 2 READ_SCHEMA, 3 WRITE_SCHEMA. The any-scope,
+//! database and table masks are the table model's (CREATE, DROP, ALTER, SELECT, INSERT, DELETE).
+//!
 //! The sender filters the superuser's file out (`ConfigRegionListeningQueue.tryListenToSnapshots`,
 //! 27ab490: `0.profile`, earlier `root.profile`) and `user_id.profile`.
 //!
@@ -50,6 +65,9 @@ use crate::reader::{malformed, ByteReader};
 use crate::schema_snapshot::{seal_captures, seal_key, seal_path_pattern, seal_types};
 use crate::types::DataType;
 use crate::{ProtoError, Result};
+
+/// The seal parameter naming the user a USER_ROLE file belongs to (current master).
+pub const AUTH_USER_NAME_KEY: &str = "authUserName";
 
 /// The seal parameter naming the snapshot's kind.
 pub const FILE_TYPE_KEY: &str = "fileType";
@@ -73,6 +91,13 @@ pub mod snapshot_plan {
     pub const COMMIT_SET_SCHEMA_TEMPLATE: i16 = 813;
     /// The USER kind's user itself; its other types (GrantUser, the relational grants) are grants.
     pub const CREATE_USER_WITH_RAW_PASSWORD: i16 = 638;
+    /// The ROLE kind's role (CreateRole) and its tree-model grants (GrantRole).
+    pub const CREATE_ROLE: i16 = 622;
+    pub const GRANT_ROLE: i16 = 625;
+    /// The USER kind's tree-model grants (GrantUser).
+    pub const GRANT_USER: i16 = 626;
+    /// The USER_ROLE kind's plan: a role granted to a user.
+    pub const GRANT_ROLE_TO_USER: i16 = 627;
 }
 
 /// The ConfigMTree node types (`SchemaConstant`).
@@ -91,6 +116,9 @@ pub struct ConfigSnapshotSeal {
     pub path_pattern: Option<String>,
     /// The `tree` key, or neither `tree` nor `table` (a sender from before the table model).
     pub tree_captured: bool,
+    /// The `authUserName` parameter, when not empty. IoTDB's current master names a USER_ROLE
+    /// file by the user's id and its receiver takes the user from this parameter instead.
+    pub auth_user_name: Option<String>,
 }
 
 /// Reads a config snapshot seal's parameters.
@@ -111,6 +139,10 @@ pub fn config_snapshot_seal(params: &BTreeMap<String, String>) -> Result<ConfigS
         types,
         path_pattern: seal_path_pattern(params),
         tree_captured,
+        auth_user_name: params
+            .get(AUTH_USER_NAME_KEY)
+            .filter(|name| !name.is_empty())
+            .cloned(),
     })
 }
 
@@ -348,6 +380,74 @@ pub enum UserFileLayout {
     Version2,
 }
 
+/// One privilege of the tree model an auth file grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeGrant {
+    /// IoTDB 2.0's `PrivilegeType` ordinal, as its `GrantUser`/`GrantRole` plans carry it.
+    pub ordinal: i32,
+    /// The path pattern of a path privilege; `None` for a system (global) privilege.
+    pub path: Option<String>,
+    pub grant_option: bool,
+}
+
+/// The `PrivilegeType` ordinals of the system mask's bit positions (`AuthUtils.posToSysPri`):
+/// MANAGE_DATABASE, MANAGE_USER, MANAGE_ROLE, USE_TRIGGER, USE_UDF, USE_CQ, USE_PIPE,
+/// EXTEND_TEMPLATE, MAINTAIN, USE_MODEL, then (current master) SYSTEM, SECURITY, AUDIT.
+const SYSTEM_POSITION_ORDINALS: [i32; 13] = [12, 4, 5, 6, 7, 8, 9, 11, 13, 10, 20, 21, 22];
+
+/// The ordinals of a path mask's positions (`AuthUtils.pathPosToPri`): READ_DATA, WRITE_DATA,
+/// READ_SCHEMA, WRITE_SCHEMA.
+const PATH_POSITION_ORDINALS: [i32; 4] = [0, 1, 2, 3];
+
+/// What a user or role file grants: the system mask and the (path, mask) pairs of the tree model —
+/// each mask a privilege per low bit and its grant option 16 bits higher — and, described, the
+/// table model's grants (any-scope, database and table masks), which Duet does not serve.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthPrivileges {
+    pub system_mask: i32,
+    pub paths: Vec<(String, i32)>,
+    pub relational: Vec<String>,
+}
+
+impl AuthPrivileges {
+    /// The tree model's grants, system ones first, and the bit positions no known privilege has
+    /// (named, for an answer; IoTDB's own receiver skips them).
+    pub fn tree_grants(&self) -> (Vec<TreeGrant>, Vec<String>) {
+        let mut grants = Vec::new();
+        let mut unknown = Vec::new();
+        let mut decode = |mask: i32, ordinals: &[i32], path: Option<&String>| {
+            for position in 0..16usize {
+                if mask & (1 << position) == 0 {
+                    continue;
+                }
+                match ordinals.get(position) {
+                    Some(ordinal) => grants.push(TreeGrant {
+                        ordinal: *ordinal,
+                        path: path.cloned(),
+                        grant_option: mask & (1 << (position + 16)) != 0,
+                    }),
+                    None => unknown.push(match path {
+                        Some(path) => format!("privilege bit {position} on {path}"),
+                        None => format!("system privilege bit {position}"),
+                    }),
+                }
+            }
+        };
+        decode(self.system_mask, &SYSTEM_POSITION_ORDINALS, None);
+        for (path, mask) in &self.paths {
+            decode(*mask, &PATH_POSITION_ORDINALS, Some(path));
+        }
+        (grants, unknown)
+    }
+
+    /// Whether the file grants nothing.
+    pub fn is_empty(&self) -> bool {
+        self.system_mask & 0xFFFF == 0
+            && self.paths.iter().all(|(_, mask)| mask & 0xFFFF == 0)
+            && self.relational.is_empty()
+    }
+}
+
 /// One user of a USER snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotUser {
@@ -356,9 +456,26 @@ pub struct SnapshotUser {
     /// `CreateUserWithRawPassword` plan carries it.
     pub password_hash: String,
     pub layout: UserFileLayout,
-    /// What the file grants, one entry per privilege set that is not empty (`system privileges`,
-    /// `privileges on root.sg.**`, …), in file order.
-    pub grants: Vec<String>,
+    pub privileges: AuthPrivileges,
+}
+
+/// One role of a ROLE snapshot (`LocalFileRoleAccessor`: a user file without the password, the
+/// user id and the session limits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotRole {
+    pub name: String,
+    pub layout: UserFileLayout,
+    pub privileges: AuthPrivileges,
+}
+
+/// A user's roles, from a USER_ROLE snapshot file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotUserRoles {
+    /// What the file's name holds before `_role.profile`: the user's name (IoTDB 2.0), or its
+    /// numeric id where the sender names its files by user id (current master, whose seal then
+    /// names the user in `authUserName`).
+    pub user: String,
+    pub roles: Vec<String>,
 }
 
 /// An auth file's string: IoTDB's `IOUtils.readString` reads a length of 0 or less as null, which
@@ -376,76 +493,97 @@ fn utf8(bytes: &[u8], what: &str) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| malformed(format!("{what} is not UTF-8")))
 }
 
-fn grant_if(grants: &mut Vec<String>, mask: i32, what: impl FnOnce() -> String) {
-    if mask != 0 {
-        grants.push(what());
-    }
-}
-
 /// The privilege section of versions 1 and 2 (`LocalFileRoleAccessor.savePrivileges`).
-fn privilege_section(input: &mut ByteReader<'_>, grants: &mut Vec<String>) -> Result<()> {
-    let system = input.i32("system privileges")?;
-    grant_if(grants, system, || "system privileges".into());
+fn privilege_section(input: &mut ByteReader<'_>) -> Result<AuthPrivileges> {
+    let mut privileges = AuthPrivileges {
+        system_mask: input.i32("system privileges")?,
+        ..AuthPrivileges::default()
+    };
     // A path privilege takes at least its path's length and a mask.
     let paths = input.count(8, "path privileges")?;
     for _ in 0..paths {
         let path = auth_string(input, "privilege path")?;
         let mask = input.i32("path privileges")?;
-        grant_if(grants, mask, || format!("privileges on {path}"));
+        privileges.paths.push((path, mask));
     }
+    let relational = &mut privileges.relational;
     let any = input.i32("any-scope privileges")?;
-    grant_if(grants, any, || "privileges on any database".into());
+    if any != 0 {
+        relational.push("privileges on any database".into());
+    }
     // A database takes at least its name's length, a mask and a table count.
     let databases = input.count(12, "database privileges")?;
     for _ in 0..databases {
         let database = auth_string(input, "privilege database")?;
-        let mask = input.i32("database privileges")?;
-        grant_if(grants, mask, || {
-            format!("privileges on database {database}")
-        });
+        if input.i32("database privileges")? != 0 {
+            relational.push(format!("privileges on database {database}"));
+        }
         let tables = input.count(8, "table privileges")?;
         for _ in 0..tables {
             let table = auth_string(input, "privilege table")?;
-            let mask = input.i32("table privileges")?;
-            grant_if(grants, mask, || {
-                format!("privileges on table {database}.{table}")
-            });
+            if input.i32("table privileges")? != 0 {
+                relational.push(format!("privileges on table {database}.{table}"));
+            }
         }
     }
-    Ok(())
+    Ok(privileges)
+}
+
+/// IoTDB 1.3's privileges: the system mask, then (path, mask) pairs to the end of the file.
+fn privileges_13(input: &mut ByteReader<'_>) -> Result<AuthPrivileges> {
+    let mut privileges = AuthPrivileges {
+        system_mask: input.i32("system privileges")?,
+        ..AuthPrivileges::default()
+    };
+    while !input.is_empty() {
+        let path = auth_string(input, "privilege path")?;
+        let mask = input.i32("path privileges")?;
+        privileges.paths.push((path, mask));
+    }
+    Ok(privileges)
+}
+
+/// IoTDB 1.3's name: its length negated in the file's first i32, then its bytes.
+fn name_13(input: &mut ByteReader<'_>, tag: i32, what: &str) -> Result<String> {
+    let len = usize::try_from(tag.unsigned_abs())
+        .map_err(|_| malformed(format!("{what} length {tag}")))?;
+    utf8(input.take(len, what)?, what)
 }
 
 /// Parses one user's file of a USER snapshot (see the module header for the layouts).
 pub fn parse_user_file(bytes: &[u8]) -> Result<SnapshotUser> {
     let mut input = ByteReader::new(bytes);
     let tag = input.i32("user file version")?;
-    let mut grants = Vec::new();
-    let (name, password_hash, layout) = if tag < 0 {
-        let len = usize::try_from(tag.unsigned_abs())
-            .map_err(|_| malformed(format!("user name length {tag}")))?;
-        let name = utf8(input.take(len, "user name")?, "user name")?;
+    let user = if tag < 0 {
+        let name = name_13(&mut input, tag, "user name")?;
         let password_hash = auth_string(&mut input, "password hash")?;
-        let system = input.i32("system privileges")?;
-        grant_if(&mut grants, system, || "system privileges".into());
-        while !input.is_empty() {
-            let path = auth_string(&mut input, "privilege path")?;
-            let mask = input.i32("path privileges")?;
-            grant_if(&mut grants, mask, || format!("privileges on {path}"));
+        SnapshotUser {
+            name,
+            password_hash,
+            layout: UserFileLayout::Iotdb13,
+            privileges: privileges_13(&mut input)?,
         }
-        (name, password_hash, UserFileLayout::Iotdb13)
     } else if tag == 1 {
         let name = auth_string(&mut input, "user name")?;
         let password_hash = auth_string(&mut input, "password hash")?;
-        privilege_section(&mut input, &mut grants)?;
-        (name, password_hash, UserFileLayout::Version1)
+        SnapshotUser {
+            name,
+            password_hash,
+            layout: UserFileLayout::Version1,
+            privileges: privilege_section(&mut input)?,
+        }
     } else if tag == 2 {
         let _user_id = input.i64("user id")?;
         let name = auth_string(&mut input, "user name")?;
         let password_hash = auth_string(&mut input, "password hash")?;
         let _max_sessions = input.i32("maximum sessions per user")?;
         let _min_sessions = input.i32("minimum sessions per user")?;
-        privilege_section(&mut input, &mut grants)?;
-        (name, password_hash, UserFileLayout::Version2)
+        SnapshotUser {
+            name,
+            password_hash,
+            layout: UserFileLayout::Version2,
+            privileges: privilege_section(&mut input)?,
+        }
     } else {
         return Err(ProtoError::Unsupported(format!(
             "a user file of format version {tag}; Duet reads IoTDB 1.3's user files and versions 1 \
@@ -453,11 +591,66 @@ pub fn parse_user_file(bytes: &[u8]) -> Result<SnapshotUser> {
         )));
     };
     end(&input, "user file")?;
-    Ok(SnapshotUser {
-        name,
-        password_hash,
-        layout,
-        grants,
+    Ok(user)
+}
+
+/// Parses one role's file of a ROLE snapshot: IoTDB 1.3's layout (negated name length, name,
+/// system mask, path pairs to the end), or the tag 1 or 2 with the name and the privilege section
+/// (`LocalFileRoleAccessor.saveEntity`; a role has no id, password or session limits).
+pub fn parse_role_file(bytes: &[u8]) -> Result<SnapshotRole> {
+    let mut input = ByteReader::new(bytes);
+    let tag = input.i32("role file version")?;
+    let role = if tag < 0 {
+        let name = name_13(&mut input, tag, "role name")?;
+        SnapshotRole {
+            name,
+            layout: UserFileLayout::Iotdb13,
+            privileges: privileges_13(&mut input)?,
+        }
+    } else if tag == 1 || tag == 2 {
+        let name = auth_string(&mut input, "role name")?;
+        SnapshotRole {
+            name,
+            layout: if tag == 1 {
+                UserFileLayout::Version1
+            } else {
+                UserFileLayout::Version2
+            },
+            privileges: privilege_section(&mut input)?,
+        }
+    } else {
+        return Err(ProtoError::Unsupported(format!(
+            "a role file of format version {tag}; Duet reads IoTDB 1.3's role files and versions 1 \
+             and 2"
+        )));
+    };
+    end(&input, "role file")?;
+    Ok(role)
+}
+
+/// The suffix of a USER_ROLE snapshot file's name (`LocalFileUserAccessor.ROLE_SUFFIX` and
+/// `.profile`); what precedes it names the user.
+pub const USER_ROLE_FILE_SUFFIX: &str = "_role.profile";
+
+/// Parses a USER_ROLE snapshot file: the user from its name (`<user>_role.profile`, as IoTDB's
+/// `CNPhysicalPlanGenerator` takes it), the role names (strings) to the end of the file.
+pub fn parse_user_role_file(file_name: &str, bytes: &[u8]) -> Result<SnapshotUserRoles> {
+    let user = file_name
+        .strip_suffix(USER_ROLE_FILE_SUFFIX)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            malformed(format!(
+                "a USER_ROLE snapshot file named {file_name:?}, not <user>{USER_ROLE_FILE_SUFFIX}"
+            ))
+        })?;
+    let mut input = ByteReader::new(bytes);
+    let mut roles = Vec::new();
+    while !input.is_empty() {
+        roles.push(auth_string(&mut input, "role name")?);
+    }
+    Ok(SnapshotUserRoles {
+        user: user.to_string(),
+        roles,
     })
 }
 
@@ -664,22 +857,36 @@ mod tests {
         b
     }
 
+    fn grant(ordinal: i32, path: Option<&str>, grant_option: bool) -> TreeGrant {
+        TreeGrant {
+            ordinal,
+            path: path.map(str::to_string),
+            grant_option,
+        }
+    }
+
     #[test]
     fn user_files_of_each_layout_give_the_user_its_hash_and_its_grants() {
-        let full_grants = [
-            "system privileges",
-            "privileges on root.sg.**",
-            "privileges on database db1",
-            "privileges on table db1.t1",
-        ];
-        for (bytes, layout, grants) in [
-            (user_v1(), UserFileLayout::Version1, &full_grants[..]),
-            (user_v2(), UserFileLayout::Version2, &full_grants[..]),
-            (
-                user_13(),
-                UserFileLayout::Iotdb13,
-                &["privileges on root.sg.**", "privileges on root.ln"][..],
-            ),
+        let full = AuthPrivileges {
+            system_mask: 0x0001_0003,
+            paths: vec![("root.sg.**".into(), 0b101), ("root.empty".into(), 0)],
+            relational: vec![
+                "privileges on database db1".into(),
+                "privileges on table db1.t1".into(),
+            ],
+        };
+        let old = AuthPrivileges {
+            system_mask: 0,
+            paths: vec![
+                ("root.sg.**".into(), 0b11),
+                ("root.ln".into(), 0b1_0000_0000_0000_0001),
+            ],
+            relational: vec![],
+        };
+        for (bytes, layout, privileges) in [
+            (user_v1(), UserFileLayout::Version1, &full),
+            (user_v2(), UserFileLayout::Version2, &full),
+            (user_13(), UserFileLayout::Iotdb13, &old),
         ] {
             let user = parse_user_file(&bytes).unwrap();
             assert_eq!(
@@ -688,7 +895,7 @@ mod tests {
                     name: "alice".into(),
                     password_hash: HASH.into(),
                     layout,
-                    grants: grants.iter().map(|g| g.to_string()).collect(),
+                    privileges: privileges.clone(),
                 }
             );
             // Every truncation is refused (the 1.3 layout reads pairs to the end, so a cut
@@ -697,7 +904,7 @@ mod tests {
             for cut in 0..bytes.len() {
                 let result = parse_user_file(&bytes[..cut]);
                 if layout == UserFileLayout::Iotdb13 && is_pair_boundary(cut) {
-                    assert_ne!(result.unwrap().grants, user.grants, "cut {cut}");
+                    assert_ne!(result.unwrap().privileges, user.privileges, "cut {cut}");
                 } else {
                     assert!(result.is_err(), "{layout:?} cut {cut}");
                 }
@@ -706,13 +913,117 @@ mod tests {
             longer.push(0);
             assert!(parse_user_file(&longer).is_err(), "{layout:?} longer");
         }
+        // The masks' bits are IoTDB's positions, the grant option 16 bits higher.
+        assert_eq!(
+            full.tree_grants(),
+            (
+                vec![
+                    grant(12, None, true),
+                    grant(4, None, false),
+                    grant(0, Some("root.sg.**"), false),
+                    grant(2, Some("root.sg.**"), false),
+                ],
+                vec![]
+            )
+        );
+        assert_eq!(
+            old.tree_grants().0,
+            [
+                grant(0, Some("root.sg.**"), false),
+                grant(1, Some("root.sg.**"), false),
+                grant(0, Some("root.ln"), true),
+            ]
+        );
+        // SYSTEM, SECURITY and AUDIT are master's positions 10 to 12; 13 is unknown.
+        let newer = AuthPrivileges {
+            system_mask: 0b11_1100_0000_0000,
+            paths: vec![("root.x".into(), 1 << 4)],
+            relational: vec![],
+        };
+        assert_eq!(
+            newer.tree_grants(),
+            (
+                vec![
+                    grant(20, None, false),
+                    grant(21, None, false),
+                    grant(22, None, false)
+                ],
+                vec![
+                    "system privilege bit 13".to_string(),
+                    "privilege bit 4 on root.x".to_string()
+                ]
+            )
+        );
         // A user without privileges has no grants.
         let mut bare = Vec::new();
         bare.put_i32(1);
         string(&mut bare, "bob");
         string(&mut bare, HASH);
         bare.extend_from_slice(&[0; 16]);
-        assert!(parse_user_file(&bare).unwrap().grants.is_empty());
+        assert!(parse_user_file(&bare).unwrap().privileges.is_empty());
+    }
+
+    #[test]
+    fn role_files_of_each_layout_and_user_role_files_are_read_whole() {
+        let mut v2 = Vec::new();
+        v2.put_i32(2);
+        string(&mut v2, "ops");
+        privileges(&mut v2);
+        let mut v1 = v2.clone();
+        v1[3] = 1;
+        let mut old = Vec::new();
+        old.put_i32(-3);
+        old.extend_from_slice(b"ops");
+        old.put_i32(0x0040_0040);
+        string(&mut old, "root.sg.**");
+        old.put_i32(0b1000);
+        for (bytes, layout) in [
+            (&v2, UserFileLayout::Version2),
+            (&v1, UserFileLayout::Version1),
+            (&old, UserFileLayout::Iotdb13),
+        ] {
+            let role = parse_role_file(bytes).unwrap();
+            assert_eq!((role.name.as_str(), role.layout), ("ops", layout));
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(parse_role_file(&longer).is_err(), "{layout:?}");
+        }
+        assert_eq!(
+            parse_role_file(&old).unwrap().privileges.tree_grants().0,
+            [grant(9, None, true), grant(3, Some("root.sg.**"), false)]
+        );
+        for cut in 0..v2.len() {
+            assert!(parse_role_file(&v2[..cut]).is_err(), "cut {cut}");
+        }
+        let mut v3 = v2.clone();
+        v3[3] = 3;
+        assert!(matches!(
+            parse_role_file(&v3).unwrap_err(),
+            ProtoError::Unsupported(_)
+        ));
+
+        let mut roles = Vec::new();
+        string(&mut roles, "ops");
+        string(&mut roles, "readers");
+        let read = parse_user_role_file("alice_role.profile", &roles).unwrap();
+        assert_eq!(
+            read,
+            SnapshotUserRoles {
+                user: "alice".into(),
+                roles: vec!["ops".into(), "readers".into()]
+            }
+        );
+        assert!(parse_user_role_file("alice_role.profile", &[])
+            .unwrap()
+            .roles
+            .is_empty());
+        for cut in 1..roles.len() {
+            if cut != 7 {
+                assert!(parse_user_role_file("a_role.profile", &roles[..cut]).is_err());
+            }
+        }
+        assert!(parse_user_role_file("alice.profile", &roles).is_err());
+        assert!(parse_user_role_file("_role.profile", &roles).is_err());
     }
 
     /// The ends of the 1.3 fixture's header and of each of its (path, mask) pairs.

@@ -16,7 +16,8 @@
 //!   [`plan_node`]: write and schema plan nodes; [`config_plan`]: ConfigNode plans;
 //!   [`schema_snapshot`] and [`config_snapshot`]: IoTDB's snapshot files;
 //! - [`status`]: status codes; [`client`]: the async client; [`tls`]: rustls configurations from PEM
-//!   files and the plain-or-TLS stream; `test_bytes`: the unit tests' byte writers.
+//!   files and Java stores, and the plain-or-TLS stream; [`jks`]: Java's legacy JKS and JCEKS key
+//!   stores; `test_bytes`: the unit tests' byte writers.
 //!
 //! **Architecture invariant:** this crate knows nothing of SQL, storage or pipes' semantics; it turns
 //! bytes into typed values and back.
@@ -26,6 +27,7 @@ pub mod codec;
 pub mod config_plan;
 pub mod config_snapshot;
 pub mod input;
+pub mod jks;
 pub mod pipe_body;
 pub mod pipe_compressed;
 pub mod pipe_tablet;

@@ -2,9 +2,9 @@
 //! byte stream type ([`Stream`]) that is either plain TCP or TLS over it, for both ends.
 //!
 //! rustls runs with the `ring` provider (no C toolchain beyond what ring needs, no cmake). PEM files
-//! are read everywhere; a connector's CA, certificate and key may also come from a PKCS#12 store (a
-//! Java key or trust store as keytool writes them since Java 9, which IoTDB's SSL sink names), opened
-//! with its password. A legacy JKS store is refused with a message saying how to convert it.
+//! are read everywhere; a connector's CA, certificate and key may also come from a Java key or trust
+//! store, which IoTDB's SSL sink names, opened with its password: PKCS#12 (keytool's format since
+//! Java 9) or the legacy JKS and JCEKS formats ([`crate::jks`]).
 //! Nothing here knows what travels over the stream.
 
 use std::io;
@@ -56,8 +56,13 @@ pub enum TlsError {
         path: PathBuf,
         reason: String,
     },
-    #[error("{what} {path} is a JKS store, which Duet does not read: convert it with `keytool -importkeystore -srckeystore {path} -destkeystore <new>.p12 -deststoretype pkcs12` (or export PEM with `keytool -exportcert -rfc`)")]
-    Jks { what: &'static str, path: PathBuf },
+    #[error("{what} {path} is a {format} store that cannot be opened: {source}")]
+    JavaStore {
+        what: &'static str,
+        path: PathBuf,
+        format: crate::jks::JavaStoreFormat,
+        source: crate::jks::JksError,
+    },
     #[error("no CA file was given and no system CA bundle was found (looked at {0})")]
     NoSystemRoots(String),
     #[error("TLS configuration refused: {0}")]
@@ -131,29 +136,40 @@ impl std::fmt::Debug for StorePassword {
     }
 }
 
-/// What a PKCS#12 store holds: every certificate (the one belonging to the key first) and the first
+/// What a key or trust store holds: every certificate (the one belonging to the key first) and the first
 /// private key.
 struct StoreContents {
     certs: Vec<CertificateDer<'static>>,
     key: Option<PrivateKeyDer<'static>>,
 }
 
-/// The JKS format's first four bytes.
-const JKS_MAGIC: [u8; 4] = [0xFE, 0xED, 0xFE, 0xED];
-
-/// Opens `bytes` as a PKCS#12 store when they are not PEM: `None` for PEM (or anything that is not a
-/// DER structure, which the PEM reader then refuses by name).
+/// Opens `bytes` as a JKS, JCEKS or PKCS#12 store when they are not PEM: `None` for PEM (or
+/// anything that is not a DER structure, which the PEM reader then refuses by name).
 fn open_store(
     what: &'static str,
     path: &Path,
     bytes: &[u8],
     password: Option<&StorePassword>,
 ) -> Result<Option<StoreContents>, TlsError> {
-    if bytes.starts_with(&JKS_MAGIC) {
-        return Err(TlsError::Jks {
-            what,
-            path: path.to_path_buf(),
-        });
+    if let Some(format) = crate::jks::JavaStoreFormat::of(bytes) {
+        let store = crate::jks::read(bytes, password.map(|p| p.0.as_str())).map_err(|source| {
+            TlsError::JavaStore {
+                what,
+                path: path.to_path_buf(),
+                format,
+                source,
+            }
+        })?;
+        return Ok(Some(StoreContents {
+            certs: store
+                .certificates()
+                .into_iter()
+                .map(|c| CertificateDer::from(c.to_vec()))
+                .collect(),
+            key: store
+                .first_key()
+                .map(|k| PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.to_vec()))),
+        }));
     }
     // A DER SEQUENCE: PEM text starts with '-' or whitespace.
     if bytes.first() != Some(&0x30) {
@@ -195,7 +211,7 @@ fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// Every certificate of a PEM file or a PKCS#12 store.
+/// Every certificate of a PEM file or a PKCS#12, JKS or JCEKS store.
 pub fn read_certificates_or_store(
     what: &'static str,
     path: &Path,
@@ -213,7 +229,7 @@ pub fn read_certificates_or_store(
     }
 }
 
-/// The first private key of a PEM file or a PKCS#12 store.
+/// The first private key of a PEM file or a PKCS#12, JKS or JCEKS store.
 pub fn read_private_key_or_store(
     what: &'static str,
     path: &Path,
@@ -283,9 +299,9 @@ pub struct ClientTlsFiles {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
-    /// The password of `ca` when it is a PKCS#12 trust store.
+    /// The password of `ca` when it is a trust store (PKCS#12, JKS or JCEKS).
     pub ca_password: Option<StorePassword>,
-    /// The password of `cert`/`key` when they are a PKCS#12 key store.
+    /// The password of `cert`/`key` when they are a key store (PKCS#12, JKS or JCEKS).
     pub key_password: Option<StorePassword>,
 }
 

@@ -17,12 +17,25 @@
 //! conflict in `PipeConfigPhysicalPlanTSStatusVisitor.visitCreateRawUser`). `root` is never taken
 //! from a snapshot: IoTDB's sender filters the superuser's file out
 //! (`ConfigRegionListeningQueue.tryListenToSnapshots`) and its receiver would keep its own root, so
-//! a root file that arrives anyway is skipped, answered 1809 (an idempotent conflict, as IoTDB's). What the file grants is parsed and, when
-//! the seal's `Type` asks for grants, named in a 1810 answer: an IoTDB peer's grants are not applied (Duet's own are local).
+//! a root file that arrives anyway is skipped, answered 1809 (an idempotent conflict, as IoTDB's).
 //!
-//! Roles, users' roles and label policies (the other kinds) are not applied: Duet has none. Their
-//! seal is answered 1810 naming the kind, so an IoTDB sender's conflict handling records and skips
-//! it instead of stalling the pipe.
+//! Grants, roles and users' roles are applied as IoTDB's receiver applies the plans
+//! `CNPhysicalPlanGenerator` makes of the files, each kind only when the seal's `Type` lists its
+//! plan: a USER file's tree-model privileges as GrantUser (626), a ROLE file's role as CreateRole
+//! (622; an existing role is kept) and its privileges as GrantRole (625), a USER_ROLE file
+//! (`<user>_role.profile`, role names) as GrantRoleToUser (627). A grant adds to what the holder has
+//! here (a grant option, once given, is kept), as the real-time plans 622–630 do
+//! (`receiver::authority_with`): one [`SchemaChange::PutAuthority`] with the holder's whole state,
+//! versioned on arrival with the pipe's origin, and checked against the handshake user's privileges
+//! like every other change. A system privilege is held on `root.**`, as Duet lists them. The table
+//! model's grants (any-scope, database and table masks) are not served: when the seal asks for them
+//! they are named in a 1810 answer after the rest is applied, as are privilege bits no known
+//! privilege has. A USER_ROLE file named by a numeric user id (IoTDB's current master) belongs to
+//! the user the seal's `authUserName` names, as master's receiver takes it.
+//!
+//! Label policies (the LBAC kinds) are not applied: Duet has none. Their seal is answered 1810
+//! naming the kind, so an IoTDB sender's conflict handling records and skips it instead of
+//! stalling the pipe.
 //!
 //! **Invariant:** every file of a seal is parsed to its end before anything is applied, so a corrupt,
 //! truncated or unsupported snapshot (table nodes, vector templates) is refused whole and changes
@@ -33,8 +46,10 @@ use std::path::PathBuf;
 use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
 use duet_engine::{paths, Engine};
 use duet_parser::PathNode;
+use duet_proto::config_plan::AuthorHolder;
 use duet_proto::config_snapshot::{
-    self, file_type, snapshot_plan, ConfigSchema, ConfigSnapshotSeal, ConfigTemplate, TtlEntry,
+    self, file_type, snapshot_plan, AuthPrivileges, ConfigSchema, ConfigSnapshotSeal,
+    ConfigTemplate, TtlEntry,
 };
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::TPipeTransferResp;
@@ -93,16 +108,25 @@ pub async fn seal(
             };
             apply_user(engine, origin, authority, &params, file).await
         }
-        file_type::ROLE
-        | file_type::USER_ROLE
-        | file_type::LBAC_COMPONENT
-        | file_type::LBAC_POLICY => {
+        file_type::ROLE => {
+            let Some(file) = path(0) else {
+                return file_error("The ROLE snapshot seal names no file.".into());
+            };
+            apply_role(engine, origin, authority, &params, file).await
+        }
+        file_type::USER_ROLE => {
+            let (Some(file), Some(Some(name))) = (path(0), names.first()) else {
+                return file_error("The USER_ROLE snapshot seal names no file.".into());
+            };
+            apply_user_roles(engine, origin, authority, &params, name.clone(), file).await
+        }
+        file_type::LBAC_COMPONENT | file_type::LBAC_POLICY => {
             tracing::warn!("an IoTDB {kind} snapshot was received and not applied");
             pipe_status(
                 StatusCode::PipeReceiverUserConflict,
                 format!(
-                    "The ConfigNode {kind} snapshot is not applied: an IoTDB peer's roles, grants \
-                     and label policies are not taken (Duet's are local)."
+                    "The ConfigNode {kind} snapshot is not applied: Duet has no label-based \
+                     access control."
                 ),
             )
         }
@@ -270,7 +294,8 @@ fn schema_changes(
     changes
 }
 
-/// Applies the user of a USER snapshot (see the module header); the answer names what it leaves out.
+/// Applies the user of a USER snapshot and, when the seal asks for GrantUser (626), what its file
+/// grants on the tree model (see the module header); the answer names what it leaves out.
 async fn apply_user(
     engine: &Engine,
     origin: Origin,
@@ -286,14 +311,6 @@ async fn apply_user(
         Ok(user) => user,
         Err(resp) => return *resp,
     };
-    let wants_user = params
-        .types
-        .contains(&snapshot_plan::CREATE_USER_WITH_RAW_PASSWORD);
-    // Every other type of the USER kind is a grant (GrantUser and the relational grants).
-    let wants_grants = params
-        .types
-        .iter()
-        .any(|t| *t != snapshot_plan::CREATE_USER_WITH_RAW_PASSWORD);
     let name = user.name.clone();
     if name == duet_catalog::ROOT_USER {
         tracing::warn!("an IoTDB USER snapshot of root was received; root stays as it is here");
@@ -303,7 +320,10 @@ async fn apply_user(
              sender never sends its superuser, and IoTDB's receiver keeps its own).",
         );
     }
-    if wants_user {
+    if params
+        .types
+        .contains(&snapshot_plan::CREATE_USER_WITH_RAW_PASSWORD)
+    {
         if let Err(e) = duet_catalog::validate_user_name(&name) {
             return pipe_status(
                 StatusCode::PipeReceiverUserConflict,
@@ -314,24 +334,196 @@ async fn apply_user(
             name: name.clone(),
             password_hash: duet_catalog::iotdb_password_record(&user.password_hash),
         };
-        let resp = apply_all(engine, origin, authority, vec![change]).await;
+        let resp = apply_all(engine, origin.clone(), authority, vec![change]).await;
         if resp.status.code != status::success().code {
             return resp;
         }
     }
-    if !wants_grants || user.grants.is_empty() {
+    apply_grants(
+        engine,
+        origin,
+        authority,
+        params,
+        AuthorHolder::User(name),
+        &user.privileges,
+        snapshot_plan::GRANT_USER,
+    )
+    .await
+}
+
+/// Applies the role of a ROLE snapshot (CreateRole, 622; one that exists here is kept with what
+/// it holds) and, for GrantRole (625), what its file grants on the tree model.
+async fn apply_role(
+    engine: &Engine,
+    origin: Origin,
+    authority: &dyn PipeAuthority,
+    params: &ConfigSnapshotSeal,
+    file: PathBuf,
+) -> TPipeTransferResp {
+    let role = match parse("ROLE", vec![file], |bytes| {
+        config_snapshot::parse_role_file(&bytes[0])
+    })
+    .await
+    {
+        Ok(role) => role,
+        Err(resp) => return *resp,
+    };
+    if params.types.contains(&snapshot_plan::CREATE_ROLE) {
+        if let Err(e) = duet_catalog::validate_role_name(&role.name) {
+            return pipe_status(
+                StatusCode::PipeReceiverUserConflict,
+                format!(
+                    "The ROLE snapshot's role {:?} is not applied: {e}",
+                    role.name
+                ),
+            );
+        }
+        let change = SchemaChange::PutRole {
+            name: role.name.clone(),
+        };
+        let resp = apply_all(engine, origin.clone(), authority, vec![change]).await;
+        if resp.status.code != status::success().code {
+            return resp;
+        }
+    }
+    apply_grants(
+        engine,
+        origin,
+        authority,
+        params,
+        AuthorHolder::Role(role.name),
+        &role.privileges,
+        snapshot_plan::GRANT_ROLE,
+    )
+    .await
+}
+
+/// Applies a USER_ROLE snapshot file (`<user>_role.profile`): the user is granted each role it
+/// names (GrantRoleToUser, 627), the roles it holds here kept. Root's roles are its own here.
+async fn apply_user_roles(
+    engine: &Engine,
+    origin: Origin,
+    authority: &dyn PipeAuthority,
+    params: &ConfigSnapshotSeal,
+    file_name: String,
+    file: PathBuf,
+) -> TPipeTransferResp {
+    let user_roles = match parse("USER_ROLE", vec![file], move |bytes| {
+        config_snapshot::parse_user_role_file(&file_name, &bytes[0])
+    })
+    .await
+    {
+        Ok(read) => read,
+        Err(resp) => return *resp,
+    };
+    if !params.types.contains(&snapshot_plan::GRANT_ROLE_TO_USER) || user_roles.roles.is_empty() {
         return TPipeTransferResp::new(status::success(), None);
     }
-    let what = if wants_user {
-        format!("The user {name} was applied; its grants are not")
-    } else {
-        format!("The grants of the user {name} are not applied")
+    // A file named by a numeric id (IoTDB's current master) belongs to the user its seal names.
+    let by_id = user_roles.user.bytes().all(|b| b.is_ascii_digit());
+    let user = match (&params.auth_user_name, by_id) {
+        (Some(name), true) => name.clone(),
+        _ => user_roles.user,
+    };
+    if user == duet_catalog::ROOT_USER {
+        return pipe_status(
+            StatusCode::PipeReceiverIdempotentConflict,
+            "The USER_ROLE snapshot of root is not applied: root is this instance's own.",
+        );
+    }
+    let holder = AuthorHolder::User(user.clone());
+    let change =
+        match crate::receiver::authority_with(engine, &holder, Vec::new(), &user_roles.roles) {
+            Ok(change) => change,
+            Err(resp) if by_id && params.auth_user_name.is_none() => {
+                // A file named by an id, and no user named in the seal.
+                let mut resp = *resp;
+                resp.status.message = Some(format!(
+                    "{} (the file names the user {user}, which may be an IoTDB user id, and the \
+                     seal names no authUserName)",
+                    resp.status.message.unwrap_or_default()
+                ));
+                return resp;
+            }
+            Err(resp) => return *resp,
+        };
+    apply_all(engine, origin, authority, vec![change]).await
+}
+
+/// Applies what a USER or ROLE file grants on the tree model when the seal's `Type` lists
+/// `grant_type` (GrantUser or GrantRole): added to what the holder has here, a grant option kept.
+/// The table model's grants (when the seal asks for them) and privilege bits no known privilege
+/// has are named in a 1810 answer after the rest is applied.
+async fn apply_grants(
+    engine: &Engine,
+    origin: Origin,
+    authority: &dyn PipeAuthority,
+    params: &ConfigSnapshotSeal,
+    holder: AuthorHolder,
+    privileges: &AuthPrivileges,
+    grant_type: i16,
+) -> TPipeTransferResp {
+    let (tree, unknown) = privileges.tree_grants();
+    let mut left_out = Vec::new();
+    if params.types.contains(&grant_type) {
+        let mut grants = Vec::new();
+        for grant in tree {
+            let Some(privilege) = duet_catalog::Privilege::from_iotdb_ordinal(grant.ordinal) else {
+                left_out.push(format!("privilege {}", grant.ordinal));
+                continue;
+            };
+            let path = match (privilege.is_path_privilege(), grant.path) {
+                (true, Some(path)) => path,
+                (false, None) => duet_catalog::GLOBAL_PATH.to_string(),
+                (_, path) => {
+                    left_out.push(format!(
+                        "{} on {}",
+                        privilege.name(),
+                        path.as_deref().unwrap_or("no path")
+                    ));
+                    continue;
+                }
+            };
+            grants.push((privilege.name(), path, grant.grant_option));
+        }
+        left_out.extend(unknown);
+        if !grants.is_empty() {
+            let change = match crate::receiver::authority_with(engine, &holder, grants, &[]) {
+                Ok(change) => change,
+                Err(resp) => return *resp,
+            };
+            let resp = apply_all(engine, origin, authority, vec![change]).await;
+            if resp.status.code != status::success().code {
+                return resp;
+            }
+        }
+    }
+    // The seal's other types are the table model's grants (RGrantUserAny, …).
+    let relational_asked = params.types.iter().any(|t| {
+        ![
+            snapshot_plan::CREATE_USER_WITH_RAW_PASSWORD,
+            snapshot_plan::GRANT_USER,
+            snapshot_plan::CREATE_ROLE,
+            snapshot_plan::GRANT_ROLE,
+        ]
+        .contains(t)
+    });
+    if relational_asked {
+        left_out.extend(privileges.relational.iter().cloned());
+    }
+    if left_out.is_empty() {
+        return TPipeTransferResp::new(status::success(), None);
+    }
+    let (kind, name) = match &holder {
+        AuthorHolder::User(name) => ("user", name),
+        AuthorHolder::Role(name) => ("role", name),
     };
     pipe_status(
         StatusCode::PipeReceiverUserConflict,
         format!(
-            "{what} (an IoTDB peer's grants are not applied): {}.",
-            user.grants.join(", ")
+            "Of the {kind} {name}'s grants, these are not applied (Duet serves the tree model's \
+             privileges only): {}.",
+            left_out.join(", ")
         ),
     )
 }

@@ -702,17 +702,7 @@ fn grants_after(
     authority_after(engine, holder, |grants, _| {
         for (privilege, path) in named {
             match grant {
-                Some(grant_option) => match grants
-                    .iter_mut()
-                    .find(|g| g.privilege == privilege && g.path == path)
-                {
-                    Some(held) => held.grant_option |= grant_option,
-                    None => grants.push(GrantSpec {
-                        privilege: privilege.to_string(),
-                        path,
-                        grant_option,
-                    }),
-                },
+                Some(grant_option) => add_grant(grants, privilege, path, grant_option),
                 None => {
                     let below = path.strip_suffix("**").map(str::to_string);
                     grants.retain(|g| {
@@ -723,6 +713,42 @@ fn grants_after(
                 }
             }
         }
+    })
+}
+
+/// Adds one grant to a holder's grants: what is held already keeps the grant option either had.
+fn add_grant(grants: &mut Vec<GrantSpec>, privilege: &str, path: String, grant_option: bool) {
+    match grants
+        .iter_mut()
+        .find(|g| g.privilege == privilege && g.path == path)
+    {
+        Some(held) => held.grant_option |= grant_option,
+        None => grants.push(GrantSpec {
+            privilege: privilege.to_string(),
+            path,
+            grant_option,
+        }),
+    }
+}
+
+/// A user's or role's whole state after the grants of an IoTDB snapshot file — (privilege name,
+/// path, grant option), a global privilege on `root.**` — and, for a user, `roles` are added.
+pub(crate) fn authority_with(
+    engine: &Engine,
+    holder: &AuthorHolder,
+    grants: Vec<(&'static str, String, bool)>,
+    roles: &[String],
+) -> Result<SchemaChange, Box<TPipeTransferResp>> {
+    authority_after(engine, holder, |held, held_roles| {
+        for (privilege, path, grant_option) in grants {
+            add_grant(held, privilege, path, grant_option);
+        }
+        for role in roles {
+            if !held_roles.contains(role) {
+                held_roles.push(role.clone());
+            }
+        }
+        held_roles.sort();
     })
 }
 

@@ -355,6 +355,18 @@ async fn send_config_snapshot(
     pattern: &str,
     types: &str,
 ) -> t::TSStatus {
+    send_config_snapshot_as(sender, files, file_type, pattern, types, "root").await
+}
+
+/// The same with the seal's `authUserName` set to `auth_user`.
+async fn send_config_snapshot_as(
+    sender: &mut Connection,
+    files: &[(&str, Vec<u8>)],
+    file_type: u8,
+    pattern: &str,
+    types: &str,
+    auth_user: &str,
+) -> t::TSStatus {
     for (name, bytes) in files {
         let resp = transfer(
             sender,
@@ -368,7 +380,7 @@ async fn send_config_snapshot(
     transfer(
         sender,
         rt::TRANSFER_CONFIG_SNAPSHOT_SEAL,
-        iotdb_wire::config_snapshot_seal(&sealed, file_type, pattern, types),
+        iotdb_wire::config_snapshot_seal_as(&sealed, file_type, pattern, types, auth_user),
     )
     .await
     .status
@@ -390,6 +402,8 @@ const SCHEMA: u8 = 4;
 const TTL: u8 = 5;
 const USER: u8 = 1;
 const ROLE: u8 = 2;
+const USER_ROLE: u8 = 3;
+const LBAC_POLICY: u8 = 7;
 
 /// root { ln { sg1 { d (template 1 set) } }, top }
 fn config_tree() -> Vec<ConfigMNode> {
@@ -511,8 +525,8 @@ fn a_confignode_snapshot_creates_databases_templates_set_paths_and_ttls() {
 /// The USER kind of a ConfigNode snapshot, one user's file per seal as IoTDB's sender sends its
 /// existing users: each layout (version 2 with session limits, version 1, IoTDB 1.3's) gives a user
 /// who logs in with its IoTDB password and no other; a truncated file is refused whole; grants are
-/// named (Duet has none); a user that exists here takes the snapshot's password, as from plan 638;
-/// root is never taken; roles are still refused by name.
+/// applied; a user that exists here takes the snapshot's password, as from plan 638; root is never
+/// taken; label policies are refused by name.
 #[test]
 fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
     let server = Duetd::start().unwrap();
@@ -543,13 +557,18 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
         assert_status(&status, 1805, "nothing of it was applied");
         assert!(!logs_in(&server, "bob", "bob_pw22").await);
 
-        // Whole, with the grant types asked for: the user applies, its grants are named.
+        // Whole, with the grant types asked for: the user and its tree-model grants apply (the
+        // table model's are not asked for by 638 and 626).
         let status = send_user_file(&mut sender, "10000.profile", bob.clone(), "638,626").await;
-        assert_eq!(status.code, 1810, "{status:?}");
-        let message = status.message.unwrap_or_default();
-        assert!(
-            message.contains("bob was applied") && message.contains("privileges on root.sg.**"),
-            "{message}"
+        assert_eq!(status.code, 200, "{status:?}");
+        let mut client = Client::connect(&server.client_options()).await.unwrap();
+        assert_eq!(
+            privileges_of(&mut client, "user bob").await,
+            [
+                "|root.**|MANAGE_DATABASE|true",
+                "|root.sg.**|READ_DATA|false",
+                "|root.sg.**|WRITE_DATA|false",
+            ]
         );
         assert!(logs_in(&server, "bob", "bob_pw22").await);
         assert!(!logs_in(&server, "bob", "bob_pw2").await);
@@ -567,7 +586,6 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
         assert!(!logs_in(&server, "dave", "root").await);
 
         // A user that exists here takes the snapshot's password (as from plan 638).
-        let mut client = Client::connect(&server.client_options()).await.unwrap();
         client
             .execute_update("create user erin 'erin_local1'")
             .await
@@ -596,18 +614,237 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
         .await;
         assert_status(&status, 1805, "format version 5");
 
-        // Roles: not applied, the answer names the kind.
+        // Label policies: not applied, the answer names the kind.
         let status = send_config_snapshot(
             &mut sender,
-            &[(
-                "ops.profile",
-                vec![0, 0, 0, 1, 0, 0, 0, 3, b'o', b'p', b's'],
-            )],
+            &[("policy", vec![0, 0, 0, 0])],
+            LBAC_POLICY,
+            "root.**",
+            "",
+        )
+        .await;
+        assert_status(&status, 1810, "LBAC_POLICY");
+    });
+}
+
+/// `LIST PRIVILEGES OF USER|ROLE` as `role|path|privilege|grant option` lines, sorted.
+async fn privileges_of(client: &mut Client, of: &str) -> Vec<String> {
+    let mut lines: Vec<String> = query(client, &format!("list privileges of {of}"))
+        .await
+        .into_iter()
+        .map(|r| r.join("|"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The ROLE and USER_ROLE kinds and a USER file's grants, as IoTDB's sender sends its roles,
+/// users' roles and privileges when a pipe's `inclusion` covers `auth`: roles of each layout are
+/// created with their tree-model privileges (the grant option kept), a user's roles are granted
+/// from its `<user>_role.profile`, the table model's grants are named when the seal asks for them,
+/// a truncated role file changes nothing, and a handshake user without MANAGE_ROLE is refused.
+#[test]
+fn an_iotdb_snapshots_roles_grants_and_users_roles_apply() {
+    let server = Duetd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sys = iotdb_wire::system_privilege_bit;
+    let path = iotdb_wire::path_privilege_bit;
+    rt.block_on(async {
+        let mut sender = iotdb_sender(&server).await;
+        let mut client = Client::connect(&server.client_options()).await.unwrap();
+
+        // A role as current master writes it: USE_PIPE with its grant option, two path privileges.
+        let ops = iotdb_wire::role_file(
+            2,
+            "ops",
+            &UserGrants {
+                system: sys("USE_PIPE") | sys("USE_PIPE") << 16,
+                paths: vec![("root.sg.**", path("READ_DATA") | path("WRITE_SCHEMA"))],
+                ..UserGrants::default()
+            },
+        );
+        // Truncated: refused whole, no role.
+        let status = send_config_snapshot(
+            &mut sender,
+            &[("ops.profile", ops[..ops.len() - 3].to_vec())],
+            ROLE,
+            "root.**",
+            "622,625",
+        )
+        .await;
+        assert_status(&status, 1805, "nothing of it was applied");
+        assert!(query(&mut client, "list role").await.is_empty());
+        let status = send_config_snapshot(
+            &mut sender,
+            &[("ops.profile", ops)],
+            ROLE,
+            "root.**",
+            "622,625",
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert_eq!(
+            privileges_of(&mut client, "role ops").await,
+            [
+                "ops|root.**|USE_PIPE|true",
+                "ops|root.sg.**|READ_DATA|false",
+                "ops|root.sg.**|WRITE_SCHEMA|false",
+            ]
+        );
+        // IoTDB 1.3's and 2.0's role layouts; only CreateRole asked for: no grants.
+        let readers =
+            iotdb_wire::role_file_iotdb13("readers", 0, &[("root.**", path("READ_SCHEMA"))]);
+        let status = send_config_snapshot(
+            &mut sender,
+            &[("readers.profile", readers)],
+            ROLE,
+            "root.**",
+            "622,625",
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        let audit = iotdb_wire::role_file(
+            1,
+            "auditors",
+            &UserGrants {
+                system: sys("MAINTAIN"),
+                ..UserGrants::default()
+            },
+        );
+        let status = send_config_snapshot(
+            &mut sender,
+            &[("auditors.profile", audit)],
             ROLE,
             "root.**",
             "622",
         )
         .await;
-        assert_status(&status, 1810, "ROLE");
+        assert_eq!(status.code, 200, "{status:?}");
+        assert_eq!(
+            privileges_of(&mut client, "role readers").await,
+            ["readers|root.**|READ_SCHEMA|false"]
+        );
+        assert!(privileges_of(&mut client, "role auditors").await.is_empty());
+        let mut roles: Vec<String> = query(&mut client, "list role")
+            .await
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        roles.sort();
+        assert_eq!(roles, ["auditors", "ops", "readers"]);
+
+        // A user with a tree grant and a table-model grant: with a table-model type in the seal,
+        // the tree grant applies and the other is named.
+        let alice = iotdb_wire::user_file_v1(
+            "alice",
+            &iotdb_hash(BOB_PW22_IOTDB_HEX),
+            &UserGrants {
+                system: sys("MANAGE_USER"),
+                paths: vec![("root.a.**", path("READ_DATA") | path("READ_DATA") << 16)],
+                any: 0,
+                databases: vec![("db1", 1, vec![])],
+            },
+        );
+        let status = send_user_file(&mut sender, "alice.profile", alice, "638,626,2000").await;
+        assert_status(&status, 1810, "privileges on database db1");
+        assert_eq!(
+            privileges_of(&mut client, "user alice").await,
+            ["|root.**|MANAGE_USER|false", "|root.a.**|READ_DATA|true",]
+        );
+
+        // Her roles, from `alice_role.profile`: granted, and LIST PRIVILEGES shows theirs too.
+        let status = send_config_snapshot(
+            &mut sender,
+            &[(
+                "alice_role.profile",
+                iotdb_wire::user_role_file(&["ops", "readers"]),
+            )],
+            USER_ROLE,
+            "root.**",
+            "627",
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        let mut her_roles: Vec<String> = query(&mut client, "list role of user alice")
+            .await
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        her_roles.sort();
+        assert_eq!(her_roles, ["ops", "readers"]);
+        // Current master names the file by the user's id and the user in the seal's
+        // `authUserName`.
+        client
+            .execute_update("create user carl 'carl_pw_123'")
+            .await
+            .unwrap();
+        let status = send_config_snapshot_as(
+            &mut sender,
+            &[(
+                "10002_role.profile",
+                iotdb_wire::user_role_file(&["auditors"]),
+            )],
+            USER_ROLE,
+            "root.**",
+            "627",
+            "carl",
+        )
+        .await;
+        assert_eq!(status.code, 200, "{status:?}");
+        assert_eq!(
+            query(&mut client, "list role of user carl").await,
+            [["auditors".to_string()]]
+        );
+        // A user that does not exist here, and a file named by an id with no user in the seal,
+        // are refused by name.
+        for (file, auth_user, part) in [
+            ("nobody_role.profile", "root", "does not exist"),
+            ("10000_role.profile", "", "names no authUserName"),
+        ] {
+            let status = send_config_snapshot_as(
+                &mut sender,
+                &[(file, iotdb_wire::user_role_file(&["ops"]))],
+                USER_ROLE,
+                "root.**",
+                "627",
+                auth_user,
+            )
+            .await;
+            assert_status(&status, 1810, part);
+        }
+
+        // A handshake user without MANAGE_ROLE creates no role.
+        client
+            .execute_update("create user part 'part_pw_123'")
+            .await
+            .unwrap();
+        let mut limited = pipe_sender::connect(
+            &server,
+            &[
+                ("timestampPrecision", "ms"),
+                ("clusterID", "5d0e-iotdb-schema-sender"),
+                ("username", "part"),
+                ("password", "part_pw_123"),
+                ("markAsPipeRequest", "true"),
+            ],
+        )
+        .await
+        .unwrap();
+        let status = send_config_snapshot(
+            &mut limited,
+            &[(
+                "x.profile",
+                iotdb_wire::role_file(2, "x", &UserGrants::default()),
+            )],
+            ROLE,
+            "root.**",
+            "622,625",
+        )
+        .await;
+        assert_status(&status, 803, "MANAGE_ROLE");
+        assert!(!query(&mut client, "list role")
+            .await
+            .iter()
+            .any(|r| r[0] == "x"));
     });
 }

@@ -351,11 +351,30 @@ fn tls_pipes_replicate_both_ways_and_an_untrusted_receiver_shows_in_show_pipes()
     );
 }
 
+/// The format of the Java stores a test writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StoreFormat {
+    Pkcs12,
+    Jks,
+}
+
 /// IoTDB's SSL sink names Java stores: a PKCS#12 trust store and key store (keytool's format since
 /// Java 9) are opened with their passwords, for a receiver that requires a client certificate; a
-/// wrong password and a legacy JKS store are refused by name, and the password is never shown.
+/// wrong password and a truncated legacy store are refused by name, and the password is never
+/// shown.
 #[test]
 fn a_tls_pipe_reads_pkcs12_trust_and_key_stores_with_their_passwords() {
+    pipe_over_java_stores(StoreFormat::Pkcs12);
+}
+
+/// The same with legacy JKS stores (as `keytool -storetype jks` and Java 8 write them): mutual TLS
+/// with the certificate and key read from the JKS key store, the CA from the JKS trust store.
+#[test]
+fn a_tls_pipe_reads_jks_trust_and_key_stores_with_their_passwords() {
+    pipe_over_java_stores(StoreFormat::Jks);
+}
+
+fn pipe_over_java_stores(format: StoreFormat) {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new(dir.path(), "ca").unwrap();
     let clients = TestCa::new(dir.path(), "clients").unwrap();
@@ -364,13 +383,23 @@ fn a_tls_pipe_reads_pkcs12_trust_and_key_stores_with_their_passwords() {
         &ca.issue_localhost(dir.path(), "b").unwrap(),
         &["--tls-client-ca".into(), clients.pem.display().to_string()],
     );
-    let trust = ca
-        .trust_store(dir.path(), "truststore", "changeit")
-        .unwrap();
     let sender = clients.issue(dir.path(), "sender", &["sender"]).unwrap();
-    let keys = sender.key_store(dir.path(), "keystore", "keypass").unwrap();
+    let (trust, keys) = match format {
+        StoreFormat::Pkcs12 => (
+            ca.trust_store(dir.path(), "truststore", "changeit")
+                .unwrap(),
+            sender.key_store(dir.path(), "keystore", "keypass").unwrap(),
+        ),
+        StoreFormat::Jks => (
+            ca.jks_trust_store(dir.path(), "truststore", "changeit")
+                .unwrap(),
+            sender
+                .jks_key_store(dir.path(), "keystore", "keypass")
+                .unwrap(),
+        ),
+    };
 
-    // A connector opens the stores directly, and refuses a wrong password or a JKS file by name.
+    // A connector opens the stores directly, and refuses a wrong password or a cut store by name.
     let store_files = |password: &str| ClientTlsFiles {
         ca: Some(trust.clone()),
         cert: Some(keys.clone()),
@@ -393,15 +422,21 @@ fn a_tls_pipe_reads_pkcs12_trust_and_key_stores_with_their_passwords() {
         .unwrap();
     let wrong = tls::client_config(&store_files("wrong")).unwrap_err();
     assert!(wrong.to_string().contains("cannot be opened"), "{wrong}");
-    let jks = dir.path().join("old.jks");
-    std::fs::write(&jks, [0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2]).unwrap();
+    if format == StoreFormat::Jks {
+        assert!(wrong.to_string().contains("password is wrong"), "{wrong}");
+        assert!(!wrong.to_string().contains("changeit"), "{wrong}");
+    }
+    let cut = dir.path().join("cut.jks");
+    std::fs::write(&cut, [0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2]).unwrap();
     let refused = tls::client_config(&ClientTlsFiles {
-        ca: Some(jks),
+        ca: Some(cut),
         ..Default::default()
     })
     .unwrap_err();
     assert!(
-        refused.to_string().contains("-deststoretype pkcs12"),
+        refused
+            .to_string()
+            .contains("is a JKS store that cannot be opened: the store ends early"),
         "{refused}"
     );
 

@@ -1,6 +1,6 @@
 //! Certificates made on the fly for TLS tests: a CA, and server or client certificates it signs,
 //! written as PEM files into a test's directory (no network, nothing committed), and the same as
-//! PKCS#12 stores, as Java's keytool writes them (IoTDB's SSL sink names such stores).
+//! PKCS#12 and legacy JKS stores, as Java's keytool writes them (IoTDB's SSL sink names such stores).
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,24 @@ impl Issued {
         store.add_entry("key", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
         let path = dir.join(format!("{name}.p12"));
         std::fs::write(&path, store.writer(password).write()?)?;
+        Ok(path)
+    }
+
+    /// The certificate and its key as a JKS key store at `<dir>/<name>.jks` (one private key entry,
+    /// alias `key`), its integrity and key protected by `password`.
+    pub fn jks_key_store(&self, dir: &Path, name: &str, password: &str) -> Result<PathBuf> {
+        let certs = duet_proto::tls::read_certificates("certificate", &self.cert)?;
+        let key = duet_proto::tls::read_private_key("key", &self.key)?;
+        let bytes = crate::jks::write_jks(
+            &[crate::jks::JksEntry::PrivateKey {
+                alias: "key",
+                pkcs8: key.secret_der(),
+                chain: certs.iter().map(|c| c.as_ref()).collect(),
+            }],
+            password,
+        );
+        let path = dir.join(format!("{name}.jks"));
+        std::fs::write(&path, bytes)?;
         Ok(path)
     }
 }
@@ -87,6 +105,21 @@ impl TestCa {
         );
         let path = dir.join(format!("{name}.p12"));
         std::fs::write(&path, store.writer(password).write()?)?;
+        Ok(path)
+    }
+
+    /// This CA's certificate as a JKS trust store at `<dir>/<name>.jks` (one trusted certificate
+    /// entry, alias `ca`), its integrity protected by `password`.
+    pub fn jks_trust_store(&self, dir: &Path, name: &str, password: &str) -> Result<PathBuf> {
+        let bytes = crate::jks::write_jks(
+            &[crate::jks::JksEntry::Trusted {
+                alias: "ca",
+                cert: self.cert.der(),
+            }],
+            password,
+        );
+        let path = dir.join(format!("{name}.jks"));
+        std::fs::write(&path, bytes)?;
         Ok(path)
     }
 

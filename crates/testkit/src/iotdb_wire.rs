@@ -853,6 +853,69 @@ pub fn user_file_v2(
     b.0
 }
 
+/// A role file (`LocalFileRoleAccessor.saveEntity`): the tag (1 for IoTDB 2.0, 2 for current
+/// master), the name, the privileges — a role has no id, password or session limits.
+pub fn role_file(version: i32, name: &str, grants: &UserGrants<'_>) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i32(version).string(Some(name));
+    privilege_section(&mut b, grants);
+    b.0
+}
+
+/// A role file as IoTDB 1.3 wrote it: minus the name's byte length, the name, the system mask,
+/// then (path, mask) pairs to the end.
+pub fn role_file_iotdb13(name: &str, system: i32, paths: &[(&str, i32)]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    b.i32(-(name.len() as i32)).raw(name.as_bytes()).i32(system);
+    for (path, mask) in paths {
+        b.string(Some(path)).i32(*mask);
+    }
+    b.0
+}
+
+/// A user's roles file (`LocalFileUserAccessor.saveRoles`, sent as `<user>_role.profile`): each
+/// role's name as a string, nothing else.
+pub fn user_role_file(roles: &[&str]) -> Vec<u8> {
+    let mut b = Bytes::default();
+    for role in roles {
+        b.string(Some(role));
+    }
+    b.0
+}
+
+/// The bit of a system privilege in an auth file's system mask (`AuthUtils.sysPriToPos`), by
+/// IoTDB's name; its grant option is the bit 16 places higher.
+pub fn system_privilege_bit(name: &str) -> i32 {
+    let position = [
+        "MANAGE_DATABASE",
+        "MANAGE_USER",
+        "MANAGE_ROLE",
+        "USE_TRIGGER",
+        "USE_UDF",
+        "USE_CQ",
+        "USE_PIPE",
+        "EXTEND_TEMPLATE",
+        "MAINTAIN",
+        "USE_MODEL",
+        "SYSTEM",
+        "SECURITY",
+        "AUDIT",
+    ]
+    .iter()
+    .position(|n| *n == name)
+    .unwrap_or(31);
+    1 << position
+}
+
+/// The bit of a path privilege in a path mask (`AuthUtils.pathPriToPos`), by IoTDB's name.
+pub fn path_privilege_bit(name: &str) -> i32 {
+    let position = ["READ_DATA", "WRITE_DATA", "READ_SCHEMA", "WRITE_SCHEMA"]
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or(31);
+    1 << position
+}
+
 /// `PipeTransferConfigSnapshotSealReq` (type 202): the files, then the parameters `PathPattern`,
 /// `database_pattern` and `TableName` (null), `tree`, `fileType` (`CNSnapshotFileType`), `Type` and
 /// `authUserName`.
@@ -861,6 +924,18 @@ pub fn config_snapshot_seal(
     file_type: u8,
     pattern: &str,
     types: &str,
+) -> Vec<u8> {
+    config_snapshot_seal_as(files, file_type, pattern, types, "root")
+}
+
+/// The same seal with `authUserName` set to `auth_user_name` (current master names there the user
+/// a USER_ROLE file, named by the user's id, belongs to).
+pub fn config_snapshot_seal_as(
+    files: &[(&str, i64)],
+    file_type: u8,
+    pattern: &str,
+    types: &str,
+    auth_user_name: &str,
 ) -> Vec<u8> {
     let file_type = file_type.to_string();
     let mut b = Bytes::default();
@@ -871,7 +946,7 @@ pub fn config_snapshot_seal(
         ("tree", Some("")),
         ("fileType", Some(&file_type)),
         ("Type", Some(types)),
-        ("authUserName", Some("root")),
+        ("authUserName", Some(auth_user_name)),
     ]);
     b.0
 }

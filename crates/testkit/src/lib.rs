@@ -6,7 +6,7 @@
 //! --workspace` builds them.
 //!
 //! - [`proxy`]: a TCP proxy tests break on demand; [`http`]: a GET and a Prometheus text reader;
-//!   [`certs`]: CAs and certificates for TLS tests;
+//!   [`certs`]: CAs and certificates for TLS tests; [`jks`]: a writer of Java's JKS key stores;
 //! - [`iotdb_wire`]: the bytes an IoTDB 2.x pipe sender writes, and [`pipe_sender`]: its handshaken
 //!   connection; [`query`]: results rendered as text.
 
@@ -23,6 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 pub mod certs;
 pub mod http;
 pub mod iotdb_wire;
+pub mod jks;
 pub mod pipe_sender;
 pub mod proxy;
 pub mod query;
