@@ -242,23 +242,8 @@ impl Engine {
         };
         // The statements that list the schema see the session's READ_SCHEMA scope. Their arms
         // below never await, so the thread's scope cannot leak into another task.
-        let _scope = match statement {
-            Statement::ShowTimeseries { .. }
-            | Statement::ShowDevices { .. }
-            | Statement::CountTimeseries { .. }
-            | Statement::CountDevices { .. }
-            | Statement::CountTimeseriesByLevel { .. }
-            | Statement::CountDatabases { .. }
-            | Statement::CountNodes { .. }
-            | Statement::ShowChildPaths { .. }
-            | Statement::ShowChildNodes { .. }
-            | Statement::ShowDatabases { .. }
-            | Statement::ShowTtl { .. }
-            | Statement::ShowPathsUsingTemplate { .. } => {
-                Some(crate::scope::enter(ctx.read_schema.clone()))
-            }
-            _ => None,
-        };
+        let _scope = matches!(statement, duet_parser::schema_listing_statement!())
+            .then(|| crate::scope::enter(ctx.read_schema.clone()));
         match statement {
             Statement::SetTtl { path, ttl_ms } => {
                 let patterns = self.ttl_patterns(path)?;
