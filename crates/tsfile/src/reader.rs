@@ -17,7 +17,7 @@ use crate::format::{
     SEPARATOR, VERSION_V4,
 };
 use crate::metadata::{self, FileMetadata};
-use crate::types::{Column, Compression, DataType, Encoding, Value};
+use crate::types::{Column, Compression, DataType, Encoding, Physical, Value};
 
 /// Where the bytes come from: positioned reads of a known length.
 pub trait Source {
@@ -446,7 +446,7 @@ impl<S: Source> Chunks<'_, S> {
                 let data_type = header
                     .data_type
                     .ok_or_else(|| corrupt(at, "value chunk without a type"))?;
-                let mut column = Column::empty(data_type.physical());
+                let mut column = Column::empty(Physical::of(data_type));
                 let mut index = 0usize;
                 // The time chunk decides whether pages carry statistics (as Java's
                 // `AbstractAlignedChunkReader` does).
@@ -493,7 +493,7 @@ impl<S: Source> Chunks<'_, S> {
                     .data_type
                     .ok_or_else(|| corrupt(at, "chunk without a type"))?;
                 let mut times_all = Vec::new();
-                let mut column = Column::empty(data_type.physical());
+                let mut column = Column::empty(Physical::of(data_type));
                 for_each_full_page(
                     header,
                     data,

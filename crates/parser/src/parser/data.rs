@@ -327,9 +327,9 @@ impl Parser {
     fn data_type(&mut self) -> Result<DataTypeName, ParseError> {
         self.tokens
             .next_if_map(|token| match token {
-                Token::Word(word) if word.quote_style.is_none() => DataTypeName::ALL
-                    .into_iter()
-                    .find(|data_type| data_type.as_str().eq_ignore_ascii_case(&word.value)),
+                Token::Word(word) if word.quote_style.is_none() => {
+                    DataTypeName::from_name(&word.value)
+                }
                 _ => None,
             })
             .ok_or_else(|| self.tokens.expected(DATA_TYPES))
