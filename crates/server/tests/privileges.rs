@@ -11,7 +11,7 @@ use thrift::protocol::TSerializable;
 
 use duet_proto::client::{Client, ClientError, ClientOptions, Outcome};
 use duet_proto::t;
-use duet_proto::tablet::{encode_tablet_values, encode_timestamps};
+use duet_proto::tablet::insert_tablet_request;
 use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_testkit::query::raw_data_query;
 use duet_testkit::Duetd;
@@ -361,20 +361,12 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
                 nulls: None,
                 values: ColumnValues::Int64(vec![7]),
             };
-            let req = t::TSInsertTabletReq::new(
+            let req = insert_tablet_request(
                 session,
-                device.to_string(),
+                device,
                 vec![measurement.to_string()],
-                encode_tablet_values(&[column], 1),
-                encode_timestamps(&[1]),
-                vec![i32::from(DataType::Int64.code())],
-                1,
-                Some(false),
-                None,
-                None,
-                None,
-                None,
-                None,
+                &[column],
+                &[1],
             );
             call_status(client, "insertTablet", &req).await
         }
