@@ -89,9 +89,9 @@ pub(crate) fn hash_password(password: &str) -> Result<String> {
 /// account's hash).
 pub(crate) fn check_hash_format(hash: &str) -> Result<()> {
     if let Some(hex) = hash.strip_prefix(IOTDB_MD5_PREFIX) {
-        return decode_hex(hex)
+        return hex::decode(hex)
             .map(|_| ())
-            .ok_or_else(|| Error::PasswordHash("unreadable IoTDB password hash".to_string()));
+            .map_err(|_| Error::PasswordHash("unreadable IoTDB password hash".to_string()));
     }
     PasswordHash::new(hash)
         .map(|_| ())
@@ -100,8 +100,8 @@ pub(crate) fn check_hash_format(hash: &str) -> Result<()> {
 
 pub(crate) fn verify_password(password: &str, stored_hash: &str) -> Result<bool> {
     if let Some(hex) = stored_hash.strip_prefix(IOTDB_MD5_PREFIX) {
-        let expected = decode_hex(hex)
-            .ok_or_else(|| Error::CorruptCatalog("unreadable IoTDB password hash".to_string()))?;
+        let expected = hex::decode(hex)
+            .map_err(|_| Error::CorruptCatalog("unreadable IoTDB password hash".to_string()))?;
         return Ok(same_bytes(iotdb_md5_form(password).as_bytes(), &expected));
     }
     let parsed = PasswordHash::new(stored_hash)
@@ -119,12 +119,7 @@ const IOTDB_MD5_PREFIX: &str = "$iotdb-md5$";
 /// How a hash IoTDB stores (`AuthUtils.encryptPassword`, as a `CreateUserWithRawPassword` plan
 /// carries it) is kept here: it verifies the password it was made from.
 pub fn iotdb_password_record(iotdb_hash: &str) -> String {
-    let mut record = String::with_capacity(IOTDB_MD5_PREFIX.len() + iotdb_hash.len() * 2);
-    record.push_str(IOTDB_MD5_PREFIX);
-    for byte in iotdb_hash.as_bytes() {
-        record.push_str(&format!("{byte:02x}"));
-    }
-    record
+    format!("{IOTDB_MD5_PREFIX}{}", hex::encode(iotdb_hash))
 }
 
 /// Checks a password against the account rules and hashes it as a new account's (argon2id), for an
@@ -138,19 +133,6 @@ pub fn hash_new_password(password: &str) -> Result<String> {
 fn iotdb_md5_form(password: &str) -> String {
     let digest = Md5::digest(password.as_bytes());
     String::from_utf8_lossy(&digest).into_owned()
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect()
 }
 
 /// Equality that looks at every byte whatever the first difference (no early exit on a match
@@ -234,7 +216,7 @@ mod tests {
     #[test]
     fn iotdb_hashes_verify_the_passwords_the_jdk_hashed() {
         for (password, hex) in JDK_IOTDB_HASHES {
-            let bytes = decode_hex(hex).unwrap();
+            let bytes = hex::decode(hex).unwrap();
             let iotdb_hash = String::from_utf8(bytes).unwrap();
             let record = iotdb_password_record(&iotdb_hash);
             assert_eq!(record, format!("$iotdb-md5${hex}"));

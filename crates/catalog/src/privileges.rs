@@ -157,6 +157,16 @@ impl Holder<'_> {
     }
 }
 
+/// What [`Catalog::grant`] and [`Catalog::revoke`] do to each of a holder's (privilege, path).
+#[derive(Debug, Clone, Copy)]
+enum GrantChange {
+    /// Adds the grant; one already held keeps its grant option unless this one adds it.
+    Grant {
+        grant_option: bool,
+    },
+    Revoke,
+}
+
 /// The path global privileges are stored and listed on.
 pub const GLOBAL_PATH: &str = "root.**";
 
@@ -303,12 +313,14 @@ impl Catalog {
         Ok(())
     }
 
-    /// Runs `change` on the grants of `holder` (which must exist; root's privileges are fixed) in
-    /// one transaction, then tells open sessions their privileges changed.
+    /// Grants or revokes (`change`) each (privilege, stored path) of `holder` (which must exist;
+    /// root's privileges are fixed) in one transaction, then tells open sessions their privileges
+    /// changed.
     fn change_grants(
         &self,
         holder: Holder<'_>,
-        change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+        grants: &[(Privilege, String)],
+        change: GrantChange,
     ) -> Result<()> {
         if holder == Holder::User(ROOT_USER) {
             return Err(Error::RootPrivilegesFixed);
@@ -316,10 +328,35 @@ impl Catalog {
         let mut connection = self.connection();
         check_holder(&connection, holder)?;
         let transaction = connection.transaction()?;
-        change(&transaction)?;
+        for (privilege, path) in grants {
+            let (kind, name, privilege) = (holder.kind(), holder.name(), privilege.name());
+            match change {
+                GrantChange::Grant { grant_option } => transaction.execute(
+                    "INSERT INTO grants (holder_kind, holder, privilege, path, grant_option)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT DO UPDATE SET grant_option = MAX(grant_option, excluded.grant_option)",
+                    (kind, name, privilege, path, i64::from(grant_option)),
+                )?,
+                GrantChange::Revoke => transaction.execute(
+                    "DELETE FROM grants WHERE holder_kind = ?1 AND holder = ?2 AND privilege = ?3 AND path = ?4",
+                    (kind, name, privilege, path),
+                )?,
+            };
+        }
         transaction.commit()?;
         drop(connection);
         self.privileges_changed();
+        let (what, grant_option) = match change {
+            GrantChange::Grant { grant_option } => ("privileges granted", Some(grant_option)),
+            GrantChange::Revoke => ("privileges revoked", None),
+        };
+        tracing::info!(
+            kind = holder.kind(),
+            holder = holder.name(),
+            count = grants.len(),
+            grant_option,
+            "{what}"
+        );
         Ok(())
     }
 
@@ -331,52 +368,13 @@ impl Catalog {
         grants: &[(Privilege, String)],
         grant_option: bool,
     ) -> Result<()> {
-        self.change_grants(holder, |transaction| {
-            for (privilege, path) in grants {
-                transaction.execute(
-                    "INSERT INTO grants (holder_kind, holder, privilege, path, grant_option)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT DO UPDATE SET grant_option = MAX(grant_option, excluded.grant_option)",
-                    (
-                        holder.kind(),
-                        holder.name(),
-                        privilege.name(),
-                        path,
-                        i64::from(grant_option),
-                    ),
-                )?;
-            }
-            Ok(())
-        })?;
-        tracing::info!(
-            kind = holder.kind(),
-            holder = holder.name(),
-            count = grants.len(),
-            grant_option,
-            "privileges granted"
-        );
-        Ok(())
+        self.change_grants(holder, grants, GrantChange::Grant { grant_option })
     }
 
     /// Removes the given grants (privilege, stored path) of `holder` in one transaction; the caller
     /// chose them from [`Catalog::grants_of`] (a REVOKE on `root.sg.**` takes every grant below).
     pub fn revoke(&self, holder: Holder<'_>, grants: &[(Privilege, String)]) -> Result<()> {
-        self.change_grants(holder, |transaction| {
-            for (privilege, path) in grants {
-                transaction.execute(
-                    "DELETE FROM grants WHERE holder_kind = ?1 AND holder = ?2 AND privilege = ?3 AND path = ?4",
-                    (holder.kind(), holder.name(), privilege.name(), path),
-                )?;
-            }
-            Ok(())
-        })?;
-        tracing::info!(
-            kind = holder.kind(),
-            holder = holder.name(),
-            count = grants.len(),
-            "privileges revoked"
-        );
-        Ok(())
+        self.change_grants(holder, grants, GrantChange::Revoke)
     }
 
     /// Replaces everything `holder` holds itself with `grants` (privilege, path, grant option)

@@ -242,23 +242,8 @@ impl Engine {
         };
         // The statements that list the schema see the session's READ_SCHEMA scope. Their arms
         // below never await, so the thread's scope cannot leak into another task.
-        let _scope = match statement {
-            Statement::ShowTimeseries { .. }
-            | Statement::ShowDevices { .. }
-            | Statement::CountTimeseries { .. }
-            | Statement::CountDevices { .. }
-            | Statement::CountTimeseriesByLevel { .. }
-            | Statement::CountDatabases { .. }
-            | Statement::CountNodes { .. }
-            | Statement::ShowChildPaths { .. }
-            | Statement::ShowChildNodes { .. }
-            | Statement::ShowDatabases { .. }
-            | Statement::ShowTtl { .. }
-            | Statement::ShowPathsUsingTemplate { .. } => {
-                Some(crate::scope::enter(ctx.read_schema.clone()))
-            }
-            _ => None,
-        };
+        let _scope = matches!(statement, duet_parser::schema_listing_statement!())
+            .then(|| crate::scope::enter(ctx.read_schema.clone()));
         match statement {
             Statement::SetTtl { path, ttl_ms } => {
                 let patterns = self.ttl_patterns(path)?;
@@ -369,7 +354,7 @@ impl Engine {
                 self.schema_read()?
                     .check_no_template_at(&paths::join(&nodes))?;
                 let (device_nodes, measurement) = nodes.split_at(nodes.len() - 1);
-                let t = data_type_of(data_type);
+                let t = *data_type;
                 let (encoding, compressor) = encoding_and_compressor(attributes, t);
                 let device = paths::join(device_nodes);
                 let specs = [(measurement[0].clone(), t, encoding, compressor)];
@@ -385,7 +370,7 @@ impl Engine {
                 let specs: Vec<(String, DataType, String, String)> = columns
                     .iter()
                     .map(|c| {
-                        let t = data_type_of(&c.data_type);
+                        let t = c.data_type;
                         let (e, comp) = encoding_and_compressor(&c.attributes, t);
                         (c.name.clone(), t, e, comp)
                     })
@@ -940,22 +925,6 @@ pub fn canonical_path(text: &str) -> Result<String> {
         .map_err(|why| {
             EngineError::IllegalPath(format!("{text} is not a legal path, because {why}"))
         })
-}
-
-pub(crate) fn data_type_of(t: &duet_parser::DataTypeName) -> DataType {
-    use duet_parser::DataTypeName as D;
-    match t {
-        D::Boolean => DataType::Boolean,
-        D::Int32 => DataType::Int32,
-        D::Int64 => DataType::Int64,
-        D::Float => DataType::Float,
-        D::Double => DataType::Double,
-        D::Text => DataType::Text,
-        D::String => DataType::String,
-        D::Blob => DataType::Blob,
-        D::Date => DataType::Date,
-        D::Timestamp => DataType::Timestamp,
-    }
 }
 
 pub(crate) fn encoding_and_compressor(

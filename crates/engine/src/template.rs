@@ -13,7 +13,7 @@ use duet_parser::{PathNode, Statement};
 use duet_proto::status::StatusCode;
 use duet_proto::types::{Column, DataType, Table};
 
-use crate::engine::{data_type_of, encoding_and_compressor};
+use crate::engine::encoding_and_compressor;
 use crate::paths;
 use crate::schema::{default_encoding, DeviceInfo, MeasurementInfo, Schema};
 use crate::{Engine, EngineError, Output, Result};
@@ -472,7 +472,7 @@ pub(crate) fn check_drop_template(schema: &Schema, name: &str) -> Result<()> {
 fn specs_of(measurements: &[duet_parser::ColumnDef]) -> Result<Vec<TemplateMeasurementSpec>> {
     let mut specs: Vec<TemplateMeasurementSpec> = Vec::with_capacity(measurements.len());
     for c in measurements {
-        let t = data_type_of(&c.data_type);
+        let t = c.data_type;
         let (encoding, compressor) = encoding_and_compressor(&c.attributes, t);
         check_encoding(t, &encoding)?;
         if specs.iter().any(|s| s.0 == c.name) {

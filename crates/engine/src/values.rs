@@ -105,16 +105,7 @@ fn blob_literal(s: &str) -> Option<Vec<u8>> {
         .or_else(|| t.strip_prefix("x'"))
         .and_then(|h| h.strip_suffix('\''))
         .or_else(|| t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")))?;
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect()
+    hex::decode(hex).ok()
 }
 
 fn parse_bool(s: &str) -> Option<bool> {

@@ -48,12 +48,24 @@ impl Instance {
         common::execute(&self.engine, sql).await
     }
 
+    /// Runs each statement in order.
+    async fn exec_all(&self, sqls: &[&str]) {
+        for sql in sqls {
+            self.exec(sql).await;
+        }
+    }
+
     async fn try_exec(&self, sql: &str) -> Result<Output, EngineError> {
         common::try_execute(&self.engine, sql).await
     }
 
     async fn rows(&self, sql: &str) -> Vec<Vec<String>> {
         common::rows(self.exec(sql).await)
+    }
+
+    /// Whether `sql` returns no row.
+    async fn shows_nothing(&self, sql: &str) -> bool {
+        self.rows(sql).await.is_empty()
     }
 
     /// Column `index` of every row of `sql`.
@@ -106,6 +118,13 @@ impl Instance {
         }
     }
 
+    /// Applies `from`'s schema changes since `since` (as its pipe would deliver them) and returns
+    /// the head of `from`'s log, where its next changes start.
+    async fn catch_up(&self, from: &Instance, since: u64) -> u64 {
+        self.apply(from, &from.schema_entries(since)).await;
+        from.head()
+    }
+
     /// Applies `entries` as a pipe does: an entry refused for now (a dependency that an earlier
     /// entry brings has not been applied yet) is sent again after the others, until all are applied;
     /// refusals that never resolve fail the test.
@@ -127,6 +146,12 @@ impl Instance {
             );
             pending = refused;
         }
+    }
+
+    /// Applies `entries` crossed with this instance's own changes: reversed, then again in order.
+    async fn apply_crossed(&self, from: &Instance, entries: &[LogEntry]) {
+        self.apply_retrying(from, &reversed(entries)).await;
+        self.apply_retrying(from, entries).await;
     }
 
     fn head(&self) -> u64 {
@@ -170,26 +195,30 @@ async fn concurrent_conflicting_schema_changes_converge_in_any_order() {
     let (a, b, from_a, from_b) = pair();
     // The same series with different types, first on A, then (a later version) on B; a TTL set on
     // A and the same path's TTL set differently on B; a series B deletes that A created before.
-    a.exec("create timeseries root.c.d.s with datatype=INT32")
-        .await;
-    a.exec("insert into root.c.d(time, s) values (1, 1)").await;
-    a.exec("create timeseries root.c.d.gone with datatype=INT64")
-        .await;
-    a.exec("set ttl to root.c.d 1000000").await;
+    a.exec_all(&[
+        "create timeseries root.c.d.s with datatype=INT32",
+        "insert into root.c.d(time, s) values (1, 1)",
+        "create timeseries root.c.d.gone with datatype=INT64",
+        "set ttl to root.c.d 1000000",
+    ])
+    .await;
     // B learns A's first changes (as its pipe would have delivered them), then acts on them.
-    b.apply(&a, &a.schema_entries(from_a)).await;
-    let seen_by_b = a.head();
-    b.exec("create timeseries root.c.e.t with datatype=TEXT")
-        .await;
-    b.exec("delete timeseries root.c.d.gone").await;
-    b.exec("set ttl to root.c.d 2000000").await;
+    let seen_by_b = b.catch_up(&a, from_a).await;
+    b.exec_all(&[
+        "create timeseries root.c.e.t with datatype=TEXT",
+        "delete timeseries root.c.d.gone",
+        "set ttl to root.c.d 2000000",
+    ])
+    .await;
     let b_set = b.last_version();
     // Concurrently (neither has the other's yet): A unsets the TTL, B recreates s as DOUBLE.
     a.exec("unset ttl to root.c.d").await;
     let a_unset = a.last_version();
-    b.exec("delete timeseries root.c.d.s").await;
-    b.exec("create timeseries root.c.d.s with datatype=DOUBLE")
-        .await;
+    b.exec_all(&[
+        "delete timeseries root.c.d.s",
+        "create timeseries root.c.d.s with datatype=DOUBLE",
+    ])
+    .await;
 
     // Deliver everything both ways: B's in reverse order and twice, A's new ones once.
     let b_entries = reversed(&b.schema_entries(from_b));
@@ -218,7 +247,7 @@ async fn concurrent_conflicting_schema_changes_converge_in_any_order() {
             assert_eq!(ttl, [["root.c.d", "2000000"]], "instance {}", side.instance);
         }
         // A's INT32 point of the old s stays hidden behind B's newer delete.
-        assert!(side.rows("select s from root.c.d").await.is_empty());
+        assert!(side.shows_nothing("select s from root.c.d").await);
     }
 }
 
@@ -228,8 +257,8 @@ async fn a_drop_wins_over_an_older_create_below_it_and_loses_to_a_newer_one() {
     // Concurrently: A creates `old` under root.x, B creates root.x and drops it.
     a.exec("create timeseries root.x.d.old with datatype=INT64")
         .await;
-    b.exec("create database root.x").await;
-    b.exec("drop database root.x").await;
+    b.exec_all(&["create database root.x", "drop database root.x"])
+        .await;
     // A learns of the drop, then creates `new` (so after the drop, whatever the clocks say).
     a.apply(&b, &b.schema_entries(from_b)).await;
     a.exec("create timeseries root.x.d.new with datatype=INT64")
@@ -250,8 +279,7 @@ async fn concurrent_password_changes_converge_to_the_one_with_the_higher_version
         let _g = a.engine.schema_change_guard().await;
         a.engine.log_user_change("ops").await.unwrap();
     }
-    b.apply(&a, &a.schema_entries(from_a)).await;
-    let seen = a.head();
+    let seen = b.catch_up(&a, from_a).await;
     // Both change the password before seeing the other's change; the higher version wins.
     let mut versions = Vec::new();
     for (side, password) in [(&a, "second45"), (&b, "third678")] {
@@ -288,8 +316,7 @@ async fn a_write_older_than_a_drop_does_not_bring_its_series_back() {
     let (a, b, from_a, from_b) = pair();
     a.exec("create timeseries root.y.d.s with datatype=INT64")
         .await;
-    b.apply(&a, &a.schema_entries(from_a)).await;
-    let seen = a.head();
+    let seen = b.catch_up(&a, from_a).await;
     // B writes to the series; then (after it, by B's clock) A drops the database, not having seen
     // B's write.
     b.exec("insert into root.y.d(time, s) values (1, 1)").await;
@@ -303,11 +330,11 @@ async fn a_write_older_than_a_drop_does_not_bring_its_series_back() {
     b.apply(&a, &a.schema_entries(seen)).await;
     for side in [&a, &b] {
         assert!(
-            side.rows("show timeseries root.y.**").await.is_empty(),
+            side.shows_nothing("show timeseries root.y.**").await,
             "instance {}",
             side.instance
         );
-        assert!(side.rows("select s from root.y.d").await.is_empty());
+        assert!(side.shows_nothing("select s from root.y.d").await);
     }
 }
 
@@ -321,17 +348,19 @@ async fn sorted_rows(side: &Instance, sql: &str) -> Vec<Vec<String>> {
 #[tokio::test]
 async fn a_concurrent_unset_and_activation_of_a_template_converge() {
     let (a, b, from_a, from_b) = pair();
-    a.exec("create device template t (s1 INT32 encoding=RLE)")
-        .await;
-    a.exec("set device template t to root.t").await;
-    b.apply(&a, &a.schema_entries(from_a)).await;
-    let seen = a.head();
+    a.exec_all(&[
+        "create device template t (s1 INT32 encoding=RLE)",
+        "set device template t to root.t",
+    ])
+    .await;
+    let seen = b.catch_up(&a, from_a).await;
     // Concurrently: A activates a device under the set path and writes to it, B unsets the
     // template from it.
-    a.exec("create timeseries using device template on root.t.d1")
-        .await;
-    a.exec("insert into root.t.d1(time, s1) values (1, 1)")
-        .await;
+    a.exec_all(&[
+        "create timeseries using device template on root.t.d1",
+        "insert into root.t.d1(time, s1) values (1, 1)",
+    ])
+    .await;
     b.exec("unset device template t from root.t").await;
     let b_entries = reversed(&b.schema_entries(from_b));
     a.apply_retrying(&b, &b_entries).await;
@@ -342,14 +371,12 @@ async fn a_concurrent_unset_and_activation_of_a_template_converge() {
     // The unset wins over the activation that depends on it, on both sides.
     for side in [&a, &b] {
         assert!(
-            side.rows("show paths set device template t")
-                .await
-                .is_empty(),
+            side.shows_nothing("show paths set device template t").await,
             "instance {}",
             side.instance
         );
-        assert!(side.rows("show timeseries root.t.**").await.is_empty());
-        assert!(side.rows("show devices root.t.**").await.is_empty());
+        assert!(side.shows_nothing("show timeseries root.t.**").await);
+        assert!(side.shows_nothing("show devices root.t.**").await);
     }
     // A's point went with the activation; B dropped it on arrival (each delivery counted).
     assert!(b.engine.points_dropped_for_type() >= 1);
@@ -362,33 +389,33 @@ async fn a_template_dropped_on_one_side_while_set_on_the_other_converges() {
         let (a, b, from_a, from_b) = pair();
         a.exec("create device template t (s1 INT32 encoding=RLE)")
             .await;
-        b.apply(&a, &a.schema_entries(from_a)).await;
-        let seen = a.head();
+        let seen = b.catch_up(&a, from_a).await;
         // Concurrently: A sets the template and activates it on a device, B drops it.
         if drop_is_older {
             b.exec("drop device template t").await;
             a.observe(&b.schema_entries(from_b)).await;
         }
-        a.exec("set device template t to root.u").await;
-        a.exec("create timeseries using device template on root.u.d1")
-            .await;
+        a.exec_all(&[
+            "set device template t to root.u",
+            "create timeseries using device template on root.u.d1",
+        ])
+        .await;
         if !drop_is_older {
             b.observe(&a.schema_entries(seen)).await;
             b.exec("drop device template t").await;
         }
         let (a_entries, b_entries) = (a.schema_entries(seen), b.schema_entries(from_b));
         // Crossed, A's reversed and twice.
-        b.apply_retrying(&a, &reversed(&a_entries)).await;
-        b.apply_retrying(&a, &a_entries).await;
+        b.apply_crossed(&a, &a_entries).await;
         a.apply_retrying(&b, &b_entries).await;
         // The drop takes the set and activation made on the creation it removed, on both sides.
         for side in [&a, &b] {
             assert!(
-                side.rows("show device templates").await.is_empty(),
+                side.shows_nothing("show device templates").await,
                 "instance {}, drop older: {drop_is_older}",
                 side.instance
             );
-            assert!(side.rows("show timeseries root.u.**").await.is_empty());
+            assert!(side.shows_nothing("show timeseries root.u.**").await);
         }
         assert_eq!(schema_state(&a).await, schema_state(&b).await);
     }
@@ -399,18 +426,18 @@ async fn concurrent_definitions_of_one_template_converge_to_the_newer() {
     let (a, b, from_a, from_b) = pair();
     // The same template name, defined differently on both sides at once; A also sets it and
     // activates it on a device before it sees B's.
-    a.exec("create device template t (s1 INT32 encoding=RLE, s2 INT64 encoding=RLE)")
-        .await;
-    a.exec("set device template t to root.v").await;
-    a.exec("create timeseries using device template on root.v.d1")
-        .await;
+    a.exec_all(&[
+        "create device template t (s1 INT32 encoding=RLE, s2 INT64 encoding=RLE)",
+        "set device template t to root.v",
+        "create timeseries using device template on root.v.d1",
+    ])
+    .await;
     b.exec("create device template t (s1 DOUBLE encoding=GORILLA, s3 TEXT encoding=PLAIN)")
         .await;
     let a_created = a.schema_entries(from_a)[0].version;
     let b_created = b.last_version();
     let (a_entries, b_entries) = (a.schema_entries(from_a), b.schema_entries(from_b));
-    b.apply_retrying(&a, &reversed(&a_entries)).await;
-    b.apply_retrying(&a, &a_entries).await;
+    b.apply_crossed(&a, &a_entries).await;
     a.apply_retrying(&b, &b_entries).await;
     a.apply_retrying(&b, &b_entries).await;
     let expected: Vec<Vec<String>> = if b_created > a_created {
@@ -441,9 +468,11 @@ async fn concurrent_definitions_of_one_template_converge_to_the_newer() {
 #[tokio::test]
 async fn a_local_drop_whose_entry_fails_to_log_changes_nothing() {
     let a = open(1);
-    a.exec("create timeseries root.w.d.s with datatype=INT64")
-        .await;
-    a.exec("insert into root.w.d(time, s) values (1, 1)").await;
+    a.exec_all(&[
+        "create timeseries root.w.d.s with datatype=INT64",
+        "insert into root.w.d(time, s) values (1, 1)",
+    ])
+    .await;
     // The log refuses the drop's entry (a full disk): the database and its data stay, as if the
     // statement had not run.
     a.engine.storage().fail_next_append();
@@ -451,10 +480,12 @@ async fn a_local_drop_whose_entry_fails_to_log_changes_nothing() {
     assert_eq!(a.rows("show databases root.w").await.len(), 1);
     assert_eq!(a.rows("select s from root.w.d").await.len(), 1);
     // Run again, it drops the database with its data: created again, the series is empty.
-    a.exec("drop database root.w").await;
-    a.exec("create timeseries root.w.d.s with datatype=INT64")
-        .await;
-    assert!(a.rows("select s from root.w.d").await.is_empty());
+    a.exec_all(&[
+        "drop database root.w",
+        "create timeseries root.w.d.s with datatype=INT64",
+    ])
+    .await;
+    assert!(a.shows_nothing("select s from root.w.d").await);
 }
 
 #[tokio::test]
@@ -463,24 +494,25 @@ async fn a_replicated_drop_sent_again_after_a_failed_log_write_still_hides_the_d
     let b = open(2);
     let from_a = a.head();
     // B has a series of its own under root.z, older than A's drop of the database.
-    b.exec("create timeseries root.z.mine.s with datatype=INT64")
-        .await;
-    b.exec("insert into root.z.mine(time, s) values (1, 1)")
-        .await;
+    b.exec_all(&[
+        "create timeseries root.z.mine.s with datatype=INT64",
+        "insert into root.z.mine(time, s) values (1, 1)",
+    ])
+    .await;
     a.observe(&b.local_entries(0)).await;
-    a.exec("create database root.z").await;
-    a.exec("drop database root.z").await;
+    a.exec_all(&["create database root.z", "drop database root.z"])
+        .await;
     let drop = a.schema_entries(from_a);
     // B's log refuses the entry the first time; the pipe sends it again.
     b.engine.storage().fail_next_append();
     let last = drop.last().unwrap();
     assert!(b.apply_entry(&a, last).await.is_err());
     b.apply(&a, &drop).await;
-    assert!(b.rows("show timeseries root.z.**").await.is_empty());
+    assert!(b.shows_nothing("show timeseries root.z.**").await);
     // The drop hid B's own older point: a series made again under the name is empty.
     b.exec("create timeseries root.z.mine.s with datatype=INT64")
         .await;
-    assert!(b.rows("select s from root.z.mine").await.is_empty());
+    assert!(b.shows_nothing("select s from root.z.mine").await);
 }
 
 #[tokio::test]
@@ -619,11 +651,12 @@ async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
 async fn a_write_that_activates_a_template_and_a_concurrent_unset_converge_in_either_order() {
     for write_is_newer in [false, true] {
         let (a, b, from_a, from_b) = pair();
-        a.exec("create device template t (s1 INT32 encoding=RLE)")
-            .await;
-        a.exec("set device template t to root.t").await;
-        b.apply(&a, &a.schema_entries(from_a)).await;
-        let seen = a.head();
+        a.exec_all(&[
+            "create device template t (s1 INT32 encoding=RLE)",
+            "set device template t to root.t",
+        ])
+        .await;
+        let seen = b.catch_up(&a, from_a).await;
         // Concurrently: A's first write to a device under the set path activates the template
         // there (no statement activates it); B unsets the template from the path.
         b.exec("unset device template t from root.t").await;
@@ -634,8 +667,7 @@ async fn a_write_that_activates_a_template_and_a_concurrent_unset_converge_in_ei
         a.exec("insert into root.t.d1(time, s1, extra) values (1, 1, 2.5)")
             .await;
         let a_entries = a.local_entries(seen);
-        b.apply_retrying(&a, &reversed(&a_entries)).await;
-        b.apply_retrying(&a, &a_entries).await;
+        b.apply_crossed(&a, &a_entries).await;
         a.apply_retrying(&b, &b_entries).await;
         for side in [&a, &b] {
             assert_eq!(
@@ -644,19 +676,17 @@ async fn a_write_that_activates_a_template_and_a_concurrent_unset_converge_in_ei
                 "write newer: {write_is_newer}"
             );
             assert!(
-                side.rows("show paths set device template t")
-                    .await
-                    .is_empty(),
+                side.shows_nothing("show paths set device template t").await,
                 "instance {}, write newer: {write_is_newer}",
                 side.instance
             );
             // The unset took the activation (and the series it brought) with it on both sides.
             assert!(
-                side.rows("show timeseries root.t.**").await.is_empty(),
+                side.shows_nothing("show timeseries root.t.**").await,
                 "instance {}, write newer: {write_is_newer}",
                 side.instance
             );
-            assert!(side.rows("select * from root.t.d1").await.is_empty());
+            assert!(side.shows_nothing("select * from root.t.d1").await);
         }
     }
 }
@@ -767,7 +797,7 @@ async fn a_ttl_rule_past_the_limit_is_refused_before_it_is_logged() {
     let head = a.head();
     assert!(a.try_exec("set ttl to root.over 1000000").await.is_err());
     assert_eq!(a.head(), head);
-    assert!(a.rows("show ttl on root.over").await.is_empty());
+    assert!(a.shows_nothing("show ttl on root.over").await);
     // Replacing an existing rule is no new rule: it is taken and logged.
     a.exec("set ttl to root.full.d0 2000000").await;
     assert_eq!(a.schema_entries(head).len(), 1);

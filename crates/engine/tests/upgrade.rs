@@ -28,6 +28,13 @@ fn record(path: &str, device: &str) -> SeriesRecord {
     }
 }
 
+/// One field of every series in the catalog, sorted.
+fn sorted_field(catalog: &Catalog, field: fn(SeriesRecord) -> String) -> Vec<String> {
+    let mut values: Vec<String> = catalog.series().unwrap().into_iter().map(field).collect();
+    values.sort();
+    values
+}
+
 #[tokio::test]
 async fn series_paths_printed_by_an_older_version_are_renamed_and_can_be_deleted() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,27 +52,16 @@ async fn series_paths_printed_by_an_older_version_are_renamed_and_can_be_deleted
             .unwrap();
     }
     let (catalog, engine) = open(dir.path());
-    let mut paths: Vec<String> = catalog
-        .series()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.path)
-        .collect();
-    paths.sort();
     assert_eq!(
-        paths,
+        sorted_field(&catalog, |r| r.path),
         vec!["root.sg.`12`.s1", "root.sg.d1.s2", "root.sg.d1.温度"],
         "renamed to the form IoTDB prints"
     );
     // The device keys (and so the storage keys of the data) are unchanged.
-    let mut devices: Vec<String> = catalog
-        .series()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.device)
-        .collect();
-    devices.sort();
-    assert_eq!(devices, vec!["root.sg.12", "root.sg.d1", "root.sg.d1"]);
+    assert_eq!(
+        sorted_field(&catalog, |r| r.device),
+        vec!["root.sg.12", "root.sg.d1", "root.sg.d1"]
+    );
     engine
         .delete_timeseries(&["root.sg.`12`.s1".into(), "root.sg.d1.温度".into()])
         .await
@@ -73,14 +69,8 @@ async fn series_paths_printed_by_an_older_version_are_renamed_and_can_be_deleted
     drop(engine);
     drop(catalog);
     let (catalog, _engine) = open(dir.path());
-    let paths: Vec<String> = catalog
-        .series()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.path)
-        .collect();
     assert_eq!(
-        paths,
+        sorted_field(&catalog, |r| r.path),
         vec!["root.sg.d1.s2"],
         "the deleted series do not come back"
     );

@@ -26,6 +26,28 @@ macro_rules! template_statement {
     };
 }
 
+/// The pattern of every statement that lists or counts the schema (databases, series, devices,
+/// child paths and nodes, TTLs, the devices using a template). They are never refused: they run
+/// under the session's READ_SCHEMA scope, which leaves out what the user may not read; the engine
+/// (entering the scope) and authorization (passing them) name them here, in one place.
+#[macro_export]
+macro_rules! schema_listing_statement {
+    () => {
+        $crate::Statement::ShowDatabases { .. }
+            | $crate::Statement::ShowTimeseries { .. }
+            | $crate::Statement::ShowDevices { .. }
+            | $crate::Statement::CountTimeseries { .. }
+            | $crate::Statement::CountDevices { .. }
+            | $crate::Statement::CountTimeseriesByLevel { .. }
+            | $crate::Statement::CountDatabases { .. }
+            | $crate::Statement::CountNodes { .. }
+            | $crate::Statement::ShowChildPaths { .. }
+            | $crate::Statement::ShowChildNodes { .. }
+            | $crate::Statement::ShowTtl { .. }
+            | $crate::Statement::ShowPathsUsingTemplate { .. }
+    };
+}
+
 /// One parsed statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Statement {

@@ -43,51 +43,9 @@ pub enum Literal {
     Blob(Vec<u8>),
 }
 
-/// A data type keyword (any case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataTypeName {
-    Boolean,
-    Int32,
-    Int64,
-    Float,
-    Double,
-    Text,
-    String,
-    Blob,
-    Date,
-    Timestamp,
-}
-
-impl DataTypeName {
-    pub const ALL: [DataTypeName; 10] = [
-        DataTypeName::Boolean,
-        DataTypeName::Int32,
-        DataTypeName::Int64,
-        DataTypeName::Float,
-        DataTypeName::Double,
-        DataTypeName::Text,
-        DataTypeName::String,
-        DataTypeName::Blob,
-        DataTypeName::Date,
-        DataTypeName::Timestamp,
-    ];
-
-    /// The keyword, upper case.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DataTypeName::Boolean => "BOOLEAN",
-            DataTypeName::Int32 => "INT32",
-            DataTypeName::Int64 => "INT64",
-            DataTypeName::Float => "FLOAT",
-            DataTypeName::Double => "DOUBLE",
-            DataTypeName::Text => "TEXT",
-            DataTypeName::String => "STRING",
-            DataTypeName::Blob => "BLOB",
-            DataTypeName::Date => "DATE",
-            DataTypeName::Timestamp => "TIMESTAMP",
-        }
-    }
-}
+/// A data type keyword (any case): IoTDB's `TSDataType`, the one type the wire protocol and the
+/// TsFile reader use too.
+pub use duet_types::DataType as DataTypeName;
 
 /// One measurement of `CREATE ALIGNED TIMESERIES`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -603,12 +561,6 @@ impl fmt::Display for Literal {
                 f.write_str("'")
             }
         }
-    }
-}
-
-impl fmt::Display for DataTypeName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -763,7 +763,7 @@ fn create_timeseries_every_data_type() {
         one(
             &format!(
                 "create timeseries root.sg.d.s {}",
-                data_type.as_str().to_lowercase()
+                data_type.name().to_lowercase()
             ),
             Statement::CreateTimeseries {
                 path: p("root.sg.d.s"),

@@ -162,8 +162,7 @@ fn check(tsfile: &Path, mods: &[PathBuf]) -> Result<Checked, String> {
         let chunk = chunk.map_err(|e| format!("{name} cannot be loaded: {e}"))?;
         let device =
             tree_device(&chunk).map_err(|why| format!("{name} cannot be loaded: {why}"))?;
-        let t = data_type(&chunk).map_err(|why| format!("{name} cannot be loaded: {why}"))?;
-        series.insert((device, chunk.measurement.clone()), t);
+        series.insert((device, chunk.measurement.clone()), chunk.data_type);
     }
     Ok(Checked { deletions, series })
 }
@@ -177,17 +176,6 @@ fn tree_device(chunk: &SeriesChunk) -> Result<String, String> {
             "device {device} is a table-model device; Duet takes the tree model only"
         ))
     }
-}
-
-fn data_type(chunk: &SeriesChunk) -> Result<DataType, String> {
-    DataType::from_code(i32::from(chunk.data_type.code())).ok_or_else(|| {
-        format!(
-            "series {}.{} has type {}, which Duet does not store",
-            chunk.device.path(),
-            chunk.measurement,
-            chunk.data_type.name()
-        )
-    })
 }
 
 /// The second pass: reads the file again on a blocking thread, hands batches of device writes to
@@ -261,7 +249,7 @@ fn device_write(
     deletions: &[CompiledDeletion],
 ) -> Result<Option<DeviceWrite>, String> {
     let device = tree_device(chunk)?;
-    let data_type = data_type(chunk)?;
+    let data_type = chunk.data_type;
     let mut series = paths::split(&device);
     series.push(chunk.measurement.clone());
     let covering: Vec<&CompiledDeletion> = deletions

@@ -299,19 +299,7 @@ pub fn statement_needs(
     }
     match statement {
         // Reads: filtered by READ_DATA / READ_SCHEMA.
-        Statement::Select(_)
-        | Statement::ShowDatabases { .. }
-        | Statement::ShowTimeseries { .. }
-        | Statement::ShowDevices { .. }
-        | Statement::CountTimeseries { .. }
-        | Statement::CountDevices { .. }
-        | Statement::CountTimeseriesByLevel { .. }
-        | Statement::CountDatabases { .. }
-        | Statement::CountNodes { .. }
-        | Statement::ShowChildPaths { .. }
-        | Statement::ShowChildNodes { .. }
-        | Statement::ShowTtl { .. }
-        | Statement::ShowPathsUsingTemplate { .. } => Ok(()),
+        Statement::Select(_) | duet_parser::schema_listing_statement!() => Ok(()),
         // Data.
         Statement::Insert {
             device, columns, ..

@@ -55,9 +55,23 @@ async fn send_plan(conn: &mut Connection, plan: Vec<u8>) {
     send_ok(conn, rt::TRANSFER_CONFIG_PLAN, plan).await;
 }
 
+/// Sends ConfigNode plans in order, each of which must be accepted.
+async fn send_plans(conn: &mut Connection, plans: impl IntoIterator<Item = Vec<u8>>) {
+    for plan in plans {
+        send_plan(conn, plan).await;
+    }
+}
+
 /// Sends a plan node (type 100: schema region or deletion) that must be accepted.
 async fn send_node(conn: &mut Connection, node: Vec<u8>) {
     send_ok(conn, rt::TRANSFER_PLAN_NODE, node).await;
+}
+
+/// Sends plan nodes in order, each of which must be accepted.
+async fn send_nodes(conn: &mut Connection, nodes: impl IntoIterator<Item = Vec<u8>>) {
+    for node in nodes {
+        send_node(conn, node).await;
+    }
 }
 
 async fn send(conn: &mut Connection, type_: i16, body: Vec<u8>) -> t::TSStatus {
@@ -619,12 +633,14 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
     rt.block_on(async {
         // Schema first (a pipe whose inclusion covers schema.database and schema.ttl): the
         // database and a TTL, as ConfigNode plans (type 200).
-        for plan in [
-            iotdb_wire::create_database_plan("root.sg1"),
-            iotdb_wire::set_ttl_plan("root.sg1.**", 1_000_000_000_000),
-        ] {
-            send_plan(&mut sender, plan).await;
-        }
+        send_plans(
+            &mut sender,
+            [
+                iotdb_wire::create_database_plan("root.sg1"),
+                iotdb_wire::set_ttl_plan("root.sg1.**", 1_000_000_000_000),
+            ],
+        )
+        .await;
         assert_eq!(
             query(&mut client, "show ttl on root.sg1.**").await,
             [["root.sg1.**", "1000000000000"]]
@@ -772,26 +788,28 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
         // write auto-created; InternalCreateMultiTimeSeriesNode: one aligned, one not.
         // (encoding ordinals: 0 PLAIN, 2 RLE, 4 TS_2DIFF, 8 GORILLA; compressors: 0 none, 1 SNAPPY,
         // 7 LZ4, 8 ZSTD)
-        for node in [
-            iotdb_wire::create_multi_time_series_node(&[
-                (
-                    "root.sg2.m1",
-                    &[("a", dt::INT64, 4, 1), ("b", dt::TEXT, 0, 0)],
+        send_nodes(
+            &mut sender,
+            [
+                iotdb_wire::create_multi_time_series_node(&[
+                    (
+                        "root.sg2.m1",
+                        &[("a", dt::INT64, 4, 1), ("b", dt::TEXT, 0, 0)],
+                    ),
+                    ("root.sg2.m2", &[("c", dt::BOOLEAN, 2, 7)]),
+                ]),
+                iotdb_wire::internal_create_time_series_node(
+                    "root.sg2.auto",
+                    true,
+                    &[("x", dt::DOUBLE, 8, 8), ("y", dt::INT32, 4, 7)],
                 ),
-                ("root.sg2.m2", &[("c", dt::BOOLEAN, 2, 7)]),
-            ]),
-            iotdb_wire::internal_create_time_series_node(
-                "root.sg2.auto",
-                true,
-                &[("x", dt::DOUBLE, 8, 8), ("y", dt::INT32, 4, 7)],
-            ),
-            iotdb_wire::internal_create_multi_time_series_node(&[
-                ("root.sg2.im1", true, &[("p", dt::FLOAT, 8, 7)]),
-                ("root.sg2.im2", false, &[("q", dt::STRING, 0, 7)]),
-            ]),
-        ] {
-            send_node(&mut sender, node).await;
-        }
+                iotdb_wire::internal_create_multi_time_series_node(&[
+                    ("root.sg2.im1", true, &[("p", dt::FLOAT, 8, 7)]),
+                    ("root.sg2.im2", false, &[("q", dt::STRING, 0, 7)]),
+                ]),
+            ],
+        )
+        .await;
         assert_eq!(
             timeseries(&mut client, "root.sg2.**").await,
             [
@@ -895,15 +913,21 @@ fn an_iotdb_senders_template_and_deletion_plans_apply() {
     rt.block_on(async {
         let t2: &[iotdb_wire::SeriesSpec<'_>] =
             &[("s1", dt::INT64, 4, 7), ("s2", dt::DOUBLE, 8, 1)];
-        for plan in [
-            iotdb_wire::create_database_plan("root.sg4"),
-            iotdb_wire::create_schema_template_plan("t2", false, t2),
-            iotdb_wire::extend_schema_template_plan("t2", &[("s3", dt::TEXT)], None),
-            iotdb_wire::extend_schema_template_plan("t2", &[("s4", dt::FLOAT)], Some(&[(2, 8)])),
-            iotdb_wire::commit_set_schema_template_plan("t2", "root.sg4"),
-        ] {
-            send_plan(&mut sender, plan).await;
-        }
+        send_plans(
+            &mut sender,
+            [
+                iotdb_wire::create_database_plan("root.sg4"),
+                iotdb_wire::create_schema_template_plan("t2", false, t2),
+                iotdb_wire::extend_schema_template_plan("t2", &[("s3", dt::TEXT)], None),
+                iotdb_wire::extend_schema_template_plan(
+                    "t2",
+                    &[("s4", dt::FLOAT)],
+                    Some(&[(2, 8)]),
+                ),
+                iotdb_wire::commit_set_schema_template_plan("t2", "root.sg4"),
+            ],
+        )
+        .await;
         assert_eq!(
             query(&mut client, "show nodes in device template t2").await,
             [
@@ -962,13 +986,15 @@ fn an_iotdb_senders_template_and_deletion_plans_apply() {
         // drop.
         let deactivate =
             iotdb_wire::pipe_deactivate_template_plan(&[("root.sg4.**", &[("t2", false, t2)])]);
-        for plan in [
-            iotdb_wire::pipe_enriched_plan(&deactivate, "other-cluster"),
-            iotdb_wire::pipe_unset_template_plan("t2", "root.sg4"),
-            iotdb_wire::drop_schema_template_plan("t2"),
-        ] {
-            send_plan(&mut sender, plan).await;
-        }
+        send_plans(
+            &mut sender,
+            [
+                iotdb_wire::pipe_enriched_plan(&deactivate, "other-cluster"),
+                iotdb_wire::pipe_unset_template_plan("t2", "root.sg4"),
+                iotdb_wire::drop_schema_template_plan("t2"),
+            ],
+        )
+        .await;
         assert!(query(&mut client, "show device templates").await.is_empty());
         assert_series_count(&mut client, "root.sg4.**", 0).await;
 

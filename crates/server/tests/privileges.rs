@@ -7,9 +7,11 @@
 
 use std::time::{Duration, Instant};
 
+use thrift::protocol::TSerializable;
+
 use duet_proto::client::{Client, ClientError, ClientOptions, Outcome};
 use duet_proto::t;
-use duet_proto::tablet::{encode_tablet_values, encode_timestamps};
+use duet_proto::tablet::insert_tablet_request;
 use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_testkit::query::raw_data_query;
 use duet_testkit::Duetd;
@@ -34,13 +36,25 @@ async fn connect(server: &Duetd, user: &str, password: &str) -> Client {
         .unwrap()
 }
 
-/// Root's session after it ran `statements`, each of which must succeed.
-async fn root_after(server: &Duetd, statements: &[&str]) -> Client {
-    let mut root = connect(server, "root", "root").await;
+/// Runs `sql`, which must succeed.
+async fn update(client: &mut Client, sql: &str) {
+    client.execute_update(sql).await.unwrap();
+}
+
+/// The password of the user [`start_with_user`] creates.
+const USER_PASSWORD: &str = "secret12";
+
+/// A server where root created `user` (password [`USER_PASSWORD`]) and then ran `statements`, each of
+/// which must succeed; with root's session and `user`'s.
+async fn start_with_user(user: &str, statements: &[&str]) -> (Duetd, Client, Client) {
+    let server = Duetd::start().unwrap();
+    let mut root = connect(&server, "root", "root").await;
+    update(&mut root, &format!("create user {user} '{USER_PASSWORD}'")).await;
     for sql in statements {
-        root.execute_update(sql).await.unwrap();
+        update(&mut root, sql).await;
     }
-    root
+    let session = connect(&server, user, USER_PASSWORD).await;
+    (server, root, session)
 }
 
 /// What a case does as the user under test.
@@ -299,6 +313,15 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// Calls the RPC `method` with `req` (argument field 1) and returns the status it answers.
+async fn call_status<Req: TSerializable>(
+    client: &mut Client,
+    method: &str,
+    req: &Req,
+) -> t::TSStatus {
+    client.connection().call(method, 1, req).await.unwrap()
+}
+
 /// Runs `action` on `client`'s session: `Ok` or the refusal's status.
 async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
     let session = client.session_id();
@@ -327,11 +350,7 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
                 false,
                 None,
             );
-            client
-                .connection()
-                .call("insertStringRecord", 1, &req)
-                .await
-                .unwrap()
+            call_status(client, "insertStringRecord", &req).await
         }
         Action::InsertTablet {
             device,
@@ -342,26 +361,14 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
                 nulls: None,
                 values: ColumnValues::Int64(vec![7]),
             };
-            let req = t::TSInsertTabletReq::new(
+            let req = insert_tablet_request(
                 session,
-                device.to_string(),
+                device,
                 vec![measurement.to_string()],
-                encode_tablet_values(&[column], 1),
-                encode_timestamps(&[1]),
-                vec![i32::from(DataType::Int64.code())],
-                1,
-                Some(false),
-                None,
-                None,
-                None,
-                None,
-                None,
+                &[column],
+                &[1],
             );
-            client
-                .connection()
-                .call("insertTablet", 1, &req)
-                .await
-                .unwrap()
+            call_status(client, "insertTablet", &req).await
         }
         Action::InsertStringRecords {
             devices,
@@ -378,11 +385,7 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
                 devices.iter().map(|_| 1).collect(),
                 false,
             );
-            client
-                .connection()
-                .call("insertStringRecords", 1, &req)
-                .await
-                .unwrap()
+            call_status(client, "insertStringRecords", &req).await
         }
         Action::CreateAlignedTimeseries {
             device,
@@ -400,11 +403,7 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
                 None,
                 None,
             );
-            client
-                .connection()
-                .call("createAlignedTimeseries", 1, &req)
-                .await
-                .unwrap()
+            call_status(client, "createAlignedTimeseries", &req).await
         }
         Action::CreateMultiTimeseries(paths) => {
             let n = paths.len();
@@ -419,19 +418,11 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
                 None,
                 None,
             );
-            client
-                .connection()
-                .call("createMultiTimeseries", 1, &req)
-                .await
-                .unwrap()
+            call_status(client, "createMultiTimeseries", &req).await
         }
         Action::DeleteData(path) => {
             let req = t::TSDeleteDataReq::new(session, vec![path.to_string()], 0, 10);
-            client
-                .connection()
-                .call("deleteData", 1, &req)
-                .await
-                .unwrap()
+            call_status(client, "deleteData", &req).await
         }
         Action::CreateTimeseries(path) => {
             let req = t::TSCreateTimeseriesReq::new(
@@ -445,11 +436,7 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
                 None,
                 None,
             );
-            client
-                .connection()
-                .call("createTimeseries", 1, &req)
-                .await
-                .unwrap()
+            call_status(client, "createTimeseries", &req).await
         }
     };
     if status.code == 200 {
@@ -515,11 +502,9 @@ async fn count_series(client: &mut Client, pattern: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_and_dropped_users_reach_open_sessions() {
-    let server = Duetd::start().unwrap();
-    let mut root = root_after(
-        &server,
+    let (_server, mut root, mut eve) = start_with_user(
+        "eve",
         &[
-            "create user eve 'secret12'",
             "create role readers",
             "insert into root.o.d(time, s) values (1, 1)",
             "grant read_schema on root.o.** to role readers",
@@ -527,33 +512,24 @@ async fn revocations_and_dropped_users_reach_open_sessions() {
         ],
     )
     .await;
-    let mut eve = connect(&server, "eve", "secret12").await;
     assert_eq!(count_series(&mut eve, "root.**").await, 1);
     // Taking the role away hides the series from the open session's next request.
-    root.execute_update("revoke role readers from eve")
-        .await
-        .unwrap();
+    update(&mut root, "revoke role readers from eve").await;
     assert_eq!(count_series(&mut eve, "root.**").await, 0);
-    root.execute_update("grant role readers to eve")
-        .await
-        .unwrap();
+    update(&mut root, "grant role readers to eve").await;
     assert_eq!(count_series(&mut eve, "root.**").await, 1);
     // Revoking from the role reaches its users.
-    root.execute_update("revoke read_schema on root.** from role readers")
-        .await
-        .unwrap();
+    update(&mut root, "revoke read_schema on root.** from role readers").await;
     assert_eq!(count_series(&mut eve, "root.**").await, 0);
     // A dropped user's open session ends: its next request is answered "not logged in".
-    root.execute_update("drop user eve").await.unwrap();
+    update(&mut root, "drop user eve").await;
     match eve.execute("count timeseries root.**").await {
         Err(ClientError::Status(status)) => assert_eq!(status.code, 802, "{status:?}"),
         Err(e) => panic!("expected 802, got {e}"),
         Ok(_) => panic!("a dropped user's session still ran a statement"),
     }
     // Re-creating the name gives a new account with nothing, not the old session back.
-    root.execute_update("create user eve 'secret12'")
-        .await
-        .unwrap();
+    update(&mut root, "create user eve 'secret12'").await;
     assert!(eve.execute("count timeseries root.**").await.is_err());
 }
 
@@ -577,12 +553,8 @@ async fn failed_logins_are_slowed_down_and_locked_out() {
         "failed_login_attempts = 3\nfailed_login_attempts_per_user = 1000\npassword_lock_time_minutes = 10\nfailed_login_delay_ms = 300\n",
     );
     let mut root = connect(&server, "root", "root").await;
-    root.execute_update("create user mallet 'secret12'")
-        .await
-        .unwrap();
-    root.execute_update("create user other 'secret34'")
-        .await
-        .unwrap();
+    update(&mut root, "create user mallet 'secret12'").await;
+    update(&mut root, "create user other 'secret34'").await;
 
     // One answer for an unknown user and a wrong password, each after the delay.
     let (unknown_code, unknown_text, unknown_took) =
@@ -652,18 +624,15 @@ async fn new_passwords_follow_iotdb_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_filtered_not_refused() {
-    let server = Duetd::start().unwrap();
-    let mut root = root_after(
-        &server,
+    let (_server, mut root, mut reader) = start_with_user(
+        "reader",
         &[
             "insert into root.f.d1(time, s) values (1, 1)",
             "insert into root.f.d2(time, s) values (1, 2)",
-            "create user reader 'secret12'",
             "grant read_data on root.f.d1.** to user reader",
         ],
     )
     .await;
-    let mut reader = connect(&server, "reader", "secret12").await;
     // SQL: the unreadable series is left out of the result.
     let Outcome::Rows(rs) = reader.execute("select s from root.f.**").await.unwrap() else {
         panic!("no rows")
@@ -676,9 +645,7 @@ async fn reads_are_filtered_not_refused() {
     assert_eq!(resp.status.code, 200, "{:?}", resp.status);
     assert_eq!(resp.columns.unwrap_or_default(), vec!["root.f.d1.s"]);
     // Nothing to read: an empty answer, not a refusal.
-    root.execute_update("revoke read_data on root.** from user reader")
-        .await
-        .unwrap();
+    update(&mut root, "revoke read_data on root.** from user reader").await;
     let resp = raw_data_query(&mut reader, &both).await.unwrap();
     assert_eq!(resp.status.code, 200, "{:?}", resp.status);
     assert!(resp.columns.unwrap_or_default().is_empty());

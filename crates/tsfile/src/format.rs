@@ -129,7 +129,7 @@ impl ChunkHeader {
         let data_type = if type_code == VECTOR_TYPE_CODE {
             None
         } else {
-            Some(DataType::from_code(type_code).ok_or_else(|| {
+            Some(DataType::from_code(i32::from(type_code)).ok_or_else(|| {
                 TsFileError::Unsupported(format!(
                     "data type code {type_code} (at offset {type_at})"
                 ))

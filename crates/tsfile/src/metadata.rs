@@ -95,7 +95,7 @@ pub(crate) fn parse(tail: &[u8], base: u64) -> Result<FileMetadata> {
             };
             schema.push(TableColumn {
                 name: column,
-                data_type: DataType::from_code(type_code),
+                data_type: DataType::from_code(i32::from(type_code)),
                 category,
             });
         }

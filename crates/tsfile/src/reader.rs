@@ -17,7 +17,7 @@ use crate::format::{
     SEPARATOR, VERSION_V4,
 };
 use crate::metadata::{self, FileMetadata};
-use crate::types::{Column, Compression, DataType, Encoding, Value};
+use crate::types::{Column, Compression, DataType, Encoding, Physical, Value};
 
 /// Where the bytes come from: positioned reads of a known length.
 pub trait Source {
@@ -106,6 +106,31 @@ pub struct SeriesChunk {
 }
 
 impl SeriesChunk {
+    /// The chunk of `header`, at `offset`, as read: an aligned column's with the offset of its
+    /// time chunk (whose times it shares), a non-aligned chunk's with none.
+    fn read(
+        device: Arc<DeviceId>,
+        header: &ChunkHeader,
+        data_type: DataType,
+        offset: u64,
+        time_chunk_offset: Option<u64>,
+        times: Arc<[i64]>,
+        values: Column,
+    ) -> SeriesChunk {
+        SeriesChunk {
+            device,
+            measurement: header.measurement.clone(),
+            data_type,
+            encoding: header.encoding,
+            compression: header.compression,
+            aligned: time_chunk_offset.is_some(),
+            offset,
+            time_chunk_offset,
+            times,
+            values,
+        }
+    }
+
     /// The non-null points, in order.
     pub fn points(&self) -> impl Iterator<Item = (i64, Value<'_>)> + '_ {
         self.times
@@ -387,21 +412,12 @@ impl<S: Source> Chunks<'_, S> {
                 self.time = None;
                 self.time_unsupported = None;
                 let mut pages = Vec::new();
-                for_each_page(
-                    header,
-                    header.single_page,
-                    data,
-                    data_at,
-                    |page, body, body_at| {
-                        let body =
-                            body.ok_or_else(|| corrupt(body_at, "empty page in a time chunk"))?;
-                        let mut c = Cursor::new(&body, body_at);
-                        let times = decode_times(header.encoding, &mut c, limit)?;
-                        check_statistics(page, &times, body_at)?;
-                        pages.push(times);
-                        Ok(())
-                    },
-                )
+                for_each_full_page(header, data, data_at, "a time chunk", |page, c, body_at| {
+                    let times = decode_times(header.encoding, c, limit)?;
+                    check_statistics(page, &times, body_at)?;
+                    pages.push(times);
+                    Ok(())
+                })
                 .inspect_err(|e| {
                     if let TsFileError::Unsupported(why) = e {
                         self.time_unsupported = Some(why.clone());
@@ -430,7 +446,7 @@ impl<S: Source> Chunks<'_, S> {
                 let data_type = header
                     .data_type
                     .ok_or_else(|| corrupt(at, "value chunk without a type"))?;
-                let mut column = Column::empty(data_type.physical());
+                let mut column = Column::empty(Physical::of(data_type));
                 let mut index = 0usize;
                 // The time chunk decides whether pages carry statistics (as Java's
                 // `AbstractAlignedChunkReader` does).
@@ -462,34 +478,28 @@ impl<S: Source> Chunks<'_, S> {
                         ),
                     ));
                 }
-                Ok(Some(SeriesChunk {
+                Ok(Some(SeriesChunk::read(
                     device,
-                    measurement: header.measurement.clone(),
+                    header,
                     data_type,
-                    encoding: header.encoding,
-                    compression: header.compression,
-                    aligned: true,
-                    offset: at,
-                    time_chunk_offset: Some(time.offset),
-                    times: time.all.clone(),
-                    values: column,
-                }))
+                    at,
+                    Some(time.offset),
+                    time.all.clone(),
+                    column,
+                )))
             }
             ChunkKind::Plain => {
                 let data_type = header
                     .data_type
                     .ok_or_else(|| corrupt(at, "chunk without a type"))?;
                 let mut times_all = Vec::new();
-                let mut column = Column::empty(data_type.physical());
-                for_each_page(
+                let mut column = Column::empty(Physical::of(data_type));
+                for_each_full_page(
                     header,
-                    header.single_page,
                     data,
                     data_at,
-                    |page, body, body_at| {
-                        let body = body
-                            .ok_or_else(|| corrupt(body_at, "empty page in a non-aligned chunk"))?;
-                        let mut c = Cursor::new(&body, body_at);
+                    "a non-aligned chunk",
+                    |page, c, body_at| {
                         let time_len = c.uvarint("page time column length")? as usize;
                         let time_bytes = c.take(time_len, "page time column")?;
                         let mut tc = Cursor::new(time_bytes, body_at);
@@ -498,7 +508,7 @@ impl<S: Source> Chunks<'_, S> {
                         let values = decode_values(
                             header.encoding,
                             data_type,
-                            &mut c,
+                            c,
                             Want::Exactly(times.len()),
                         )?;
                         append(&mut column, values, None, body_at)?;
@@ -506,21 +516,40 @@ impl<S: Source> Chunks<'_, S> {
                         Ok(())
                     },
                 )?;
-                Ok(Some(SeriesChunk {
+                Ok(Some(SeriesChunk::read(
                     device,
-                    measurement: header.measurement.clone(),
+                    header,
                     data_type,
-                    encoding: header.encoding,
-                    compression: header.compression,
-                    aligned: false,
-                    offset: at,
-                    time_chunk_offset: None,
-                    times: times_all.into(),
-                    values: column,
-                }))
+                    at,
+                    None,
+                    times_all.into(),
+                    column,
+                )))
             }
         }
     }
+}
+
+/// [`for_each_page`] over a chunk of its own pages (a time or non-aligned chunk), where an empty page
+/// is corrupt (`chunk` names the chunk in the error); `f` reads each page's body from the cursor
+/// (the body's file offset with it).
+fn for_each_full_page(
+    header: &ChunkHeader,
+    data: &[u8],
+    data_at: u64,
+    chunk: &str,
+    mut f: impl FnMut(Option<crate::format::PageStatistics>, &mut Cursor<'_>, u64) -> Result<()>,
+) -> Result<()> {
+    for_each_page(
+        header,
+        header.single_page,
+        data,
+        data_at,
+        |page, body, body_at| {
+            let body = body.ok_or_else(|| corrupt(body_at, format!("empty page in {chunk}")))?;
+            f(page, &mut Cursor::new(&body, body_at), body_at)
+        },
+    )
 }
 
 /// Walks a chunk's pages: header (statistics when `with_statistics` is false only for a single

@@ -4,88 +4,8 @@
 
 use std::fmt;
 
-/// A series' data type as TsFile stores it (the code is IoTDB's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DataType {
-    Boolean,
-    Int32,
-    Int64,
-    Float,
-    Double,
-    Text,
-    Timestamp,
-    Date,
-    Blob,
-    String,
-}
-
-impl DataType {
-    pub const ALL: [DataType; 10] = [
-        DataType::Boolean,
-        DataType::Int32,
-        DataType::Int64,
-        DataType::Float,
-        DataType::Double,
-        DataType::Text,
-        DataType::Timestamp,
-        DataType::Date,
-        DataType::Blob,
-        DataType::String,
-    ];
-
-    pub fn code(self) -> u8 {
-        match self {
-            DataType::Boolean => 0,
-            DataType::Int32 => 1,
-            DataType::Int64 => 2,
-            DataType::Float => 3,
-            DataType::Double => 4,
-            DataType::Text => 5,
-            DataType::Timestamp => 8,
-            DataType::Date => 9,
-            DataType::Blob => 10,
-            DataType::String => 11,
-        }
-    }
-
-    pub fn from_code(code: u8) -> Option<DataType> {
-        DataType::ALL.into_iter().find(|t| t.code() == code)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DataType::Boolean => "BOOLEAN",
-            DataType::Int32 => "INT32",
-            DataType::Int64 => "INT64",
-            DataType::Float => "FLOAT",
-            DataType::Double => "DOUBLE",
-            DataType::Text => "TEXT",
-            DataType::Timestamp => "TIMESTAMP",
-            DataType::Date => "DATE",
-            DataType::Blob => "BLOB",
-            DataType::String => "STRING",
-        }
-    }
-
-    /// How the values are held in memory (and encoded): DATE is an INT32 `yyyyMMdd`, TIMESTAMP an
-    /// INT64, TEXT/STRING/BLOB are bytes.
-    pub fn physical(self) -> Physical {
-        match self {
-            DataType::Boolean => Physical::Boolean,
-            DataType::Int32 | DataType::Date => Physical::Int32,
-            DataType::Int64 | DataType::Timestamp => Physical::Int64,
-            DataType::Float => Physical::Float,
-            DataType::Double => Physical::Double,
-            DataType::Text | DataType::Blob | DataType::String => Physical::Binary,
-        }
-    }
-}
-
-impl fmt::Display for DataType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// A series' data type as TsFile stores it: IoTDB's, with IoTDB's codes.
+pub use duet_types::DataType;
 
 /// The in-memory representation of a data type's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +16,21 @@ pub enum Physical {
     Float,
     Double,
     Binary,
+}
+
+impl Physical {
+    /// How the values of `data_type` are held in memory (and encoded): DATE is an INT32
+    /// `yyyyMMdd`, TIMESTAMP an INT64, TEXT/STRING/BLOB are bytes.
+    pub fn of(data_type: DataType) -> Physical {
+        match data_type {
+            DataType::Boolean => Physical::Boolean,
+            DataType::Int32 | DataType::Date => Physical::Int32,
+            DataType::Int64 | DataType::Timestamp => Physical::Int64,
+            DataType::Float => Physical::Float,
+            DataType::Double => Physical::Double,
+            DataType::Text | DataType::Blob | DataType::String => Physical::Binary,
+        }
+    }
 }
 
 /// The type code of an aligned device's time chunk (`TSDataType.VECTOR`).

@@ -327,9 +327,9 @@ impl Parser {
     fn data_type(&mut self) -> Result<DataTypeName, ParseError> {
         self.tokens
             .next_if_map(|token| match token {
-                Token::Word(word) if word.quote_style.is_none() => DataTypeName::ALL
-                    .into_iter()
-                    .find(|data_type| data_type.as_str().eq_ignore_ascii_case(&word.value)),
+                Token::Word(word) if word.quote_style.is_none() => {
+                    DataTypeName::from_name(&word.value)
+                }
                 _ => None,
             })
             .ok_or_else(|| self.tokens.expected(DATA_TYPES))
@@ -483,9 +483,9 @@ impl Parser {
             Some(Token::SingleQuotedString(s) | Token::DoubleQuotedString(s)) => {
                 Literal::String(s.clone())
             }
-            Some(Token::HexStringLiteral(hex)) => match decode_hex(hex) {
-                Some(bytes) => Literal::Blob(bytes),
-                None => {
+            Some(Token::HexStringLiteral(hex)) => match hex::decode(hex) {
+                Ok(bytes) => Literal::Blob(bytes),
+                Err(_) => {
                     return Err(self.syntax_here(format!(
                         "expected an even number of hexadecimal digits in X'{hex}'"
                     )))
@@ -1327,14 +1327,4 @@ fn number_literal(text: String) -> Literal {
     } else {
         Literal::Integer(text)
     }
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
-        .collect()
 }

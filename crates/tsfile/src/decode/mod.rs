@@ -179,7 +179,7 @@ pub(crate) fn decode_values(
     c: &mut Cursor<'_>,
     want: Want,
 ) -> Result<Values> {
-    Ok(match data_type.physical() {
+    Ok(match Physical::of(data_type) {
         Physical::Boolean => match encoding {
             Encoding::Plain => Values::Boolean(plain::booleans(c, want)?),
             Encoding::Rle => Values::Boolean(
