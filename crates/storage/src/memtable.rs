@@ -792,9 +792,11 @@ mod tests {
     fn time_bounds_follow_appends_in_and_out_of_order_and_deletions() {
         let series = "root.sg.d1.s1";
         let mut m = Memtable::default();
-        m.apply(1, v(1), &insert(vec![5, 6, 9], vec![5, 6, 9])).unwrap();
+        m.apply(1, v(1), &insert(vec![5, 6, 9], vec![5, 6, 9]))
+            .unwrap();
         assert_eq!(m.time_bounds(series), Some((5, 9, DataType::Int64)));
-        m.apply(2, v(2), &insert(vec![7, 2, 8], vec![7, 2, 8])).unwrap();
+        m.apply(2, v(2), &insert(vec![7, 2, 8], vec![7, 2, 8]))
+            .unwrap();
         assert_eq!(m.time_bounds(series), Some((2, 9, DataType::Int64)));
         m.apply(3, v(3), &insert(vec![12], vec![12])).unwrap();
         assert_eq!(m.time_bounds(series), Some((2, 12, DataType::Int64)));
