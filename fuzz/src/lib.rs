@@ -12,6 +12,7 @@ use std::future::Future;
 use duet_proto::codec::{self, Protocol};
 use duet_proto::pipe_body::{self, request_type};
 use duet_proto::pipe_compressed::{self as compress, Compressor};
+use duet_proto::pipe_slice::Slice;
 use duet_proto::pipe_tablet::{self, TabletRef};
 use duet_proto::rpc::{self, Decoded, Request};
 use duet_proto::schema_template::{self, SerializedMeasurement, SerializedTemplate};
@@ -20,7 +21,7 @@ use duet_proto::tablet::{self, RecordValue};
 use duet_proto::tsblock;
 use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_runtime::handshake::{self, ReceiverState};
-use duet_runtime::slice::{self, Slice, SliceBuffer, SliceOutcome};
+use duet_runtime::slice::{self, SliceBuffer, SliceOutcome};
 use duet_runtime::transfer;
 use duet_runtime::ServerIdentity;
 use duet_storage::{DeleteOp, InsertOp, LogEntry, Op, Origin, Version};
@@ -582,6 +583,10 @@ fn pipe_request(type_: i16, body: &[u8]) {
             }
         }
         slice::TRANSFER_SLICE => {
+            // A slice that reads writes back as the same bytes.
+            if let Ok(one) = Slice::decode(body) {
+                assert_eq!(one.encode(), body, "a slice re-encoded differs");
+            }
             // The body is one slice; a request in one slice is complete at once and is read like the
             // receiver reads it (a slice of a slice is refused there, so it is not followed here).
             let mut buffer = SliceBuffer::default();

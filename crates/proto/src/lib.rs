@@ -12,7 +12,8 @@
 //!   columns; [`tablet`]: tablet and record layouts; [`tsblock`]: TsBlocks; [`query_data_set`]: the
 //!   V1 result layout; [`schema_template`]: a serialized device template;
 //! - [`pipe_body`]: pipe body primitives; [`pipe_tablet`]: IoTDB's tablet transfer bodies;
-//!   [`pipe_compressed`]: IoTDB's compressed request and its five compressors;
+//!   [`pipe_compressed`]: IoTDB's compressed request and its five compressors; [`pipe_slice`]: one
+//!   slice of IoTDB's sliced request;
 //!   [`plan_node`]: write and schema plan nodes; [`config_plan`]: ConfigNode plans;
 //!   [`schema_snapshot`] and [`config_snapshot`]: IoTDB's snapshot files;
 //! - [`status`]: status codes; [`client`]: the async client; [`tls`]: rustls configurations from PEM
@@ -30,6 +31,7 @@ pub mod input;
 pub mod jks;
 pub mod pipe_body;
 pub mod pipe_compressed;
+pub mod pipe_slice;
 pub mod pipe_tablet;
 pub mod plan_node;
 pub mod query_data_set;

@@ -3,9 +3,8 @@
 //! request on the same connection; the receiver buffers them per connection and processes the
 //! reassembled request when the last one arrives.
 //!
-//! A slice's body: `i32 orderId, i16 originReqType, i32 originBodySize, Binary slice (i32 length +
-//! bytes), i32 sliceIndex, i32 sliceCount` (apache/iotdb `iotdb-core/node-commons/src/main/java/org/
-//! apache/iotdb/commons/pipe/sink/payload/thrift/request/PipeTransferSliceReq.java` at 1edb6a4d). What
+//! A slice's bytes are read by `duet_proto::pipe_slice` (a malformed one is answered
+//! PIPE_TRANSFER_EXECUTE_STATEMENT_ERROR, 1805, and drops the buffer); this module reassembles. What
 //! is checked, and answered, is IoTDB's `PipeTransferSliceReqHandler.receiveSlice` (`…/thrift/common/`,
 //! 261917d6) and `IoTDBDataNodeReceiver.handleTransferSlice`: a slice must carry a valid index and
 //! sizes, the first one index 0, every later one the same order id, origin type, origin size and
@@ -17,16 +16,14 @@
 //! origin size its first slice declared, and grows only with the slices that arrived, never by what
 //! a header claims; the reassembled body is exactly the origin size.
 
-use duet_proto::pipe_body::{request_type, REQUEST_VERSION};
+use duet_proto::pipe_body::REQUEST_VERSION;
 use duet_proto::pipe_compressed::reserve_within;
-use duet_proto::reader::ByteReader;
+use duet_proto::pipe_slice::Slice;
+pub use duet_proto::pipe_slice::TRANSFER_SLICE;
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::{TPipeTransferReq, TPipeTransferResp};
 
 use crate::handshake::pipe_status;
-
-/// IoTDB's `TRANSFER_SLICE`.
-pub const TRANSFER_SLICE: i16 = request_type::TRANSFER_SLICE;
 
 /// The largest request a connection reassembles from slices: IoTDB's anti-bomb limit for a
 /// decompressed request (1 GiB), which also bounds what one connection can make the receiver hold.
@@ -42,65 +39,15 @@ pub const WAITING_MESSAGE: &str =
 pub const OUT_OF_ORDER_MESSAGE: &str =
     "Slice request is out of order, please check the request sequence.";
 
-/// One slice as the sender wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slice<'a> {
-    pub order_id: i32,
-    pub origin_type: i16,
-    pub origin_body_size: i32,
-    pub body: &'a [u8],
-    pub index: i32,
-    pub count: i32,
-}
-
-impl Slice<'_> {
-    /// Reads a slice request's body; every length is checked against the bytes there are.
-    pub fn decode(body: &[u8]) -> Result<Slice<'_>, String> {
-        let mut input = ByteReader::new(body);
-        let slice = Slice {
-            order_id: input.i32("orderId").map_err(|e| e.to_string())?,
-            origin_type: input.i16("originReqType").map_err(|e| e.to_string())?,
-            origin_body_size: input.i32("originBodySize").map_err(|e| e.to_string())?,
-            body: input.bytes("slice body").map_err(|e| e.to_string())?,
-            index: input.i32("sliceIndex").map_err(|e| e.to_string())?,
-            count: input.i32("sliceCount").map_err(|e| e.to_string())?,
-        };
-        if !input.is_empty() {
-            return Err(format!(
-                "{} bytes after the slice's count",
-                input.remaining()
-            ));
-        }
-        Ok(slice)
-    }
-
-    /// Writes a slice request's body (what IoTDB's `PipeTransferSliceReq.toTPipeTransferReq` writes).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(18 + self.body.len());
-        out.extend_from_slice(&self.order_id.to_be_bytes());
-        out.extend_from_slice(&self.origin_type.to_be_bytes());
-        out.extend_from_slice(&self.origin_body_size.to_be_bytes());
-        out.extend_from_slice(
-            &i32::try_from(self.body.len())
-                .unwrap_or(i32::MAX)
-                .to_be_bytes(),
-        );
-        out.extend_from_slice(self.body);
-        out.extend_from_slice(&self.index.to_be_bytes());
-        out.extend_from_slice(&self.count.to_be_bytes());
-        out
-    }
-
-    /// IoTDB's `isValidSliceReq`, plus Duet's bounds: the origin size within
-    /// [`MAX_REASSEMBLED_BYTES`] is checked apart (it has its own answer), and a count above the
-    /// origin size (slices are never empty, but for an empty body's single one) is refused.
-    fn is_valid(&self, origin_size: usize) -> bool {
-        self.count > 0
-            && self.index >= 0
-            && self.index < self.count
-            && self.body.len() <= origin_size
-            && usize::try_from(self.count).is_ok_and(|count| count <= origin_size.max(1))
-    }
+/// IoTDB's `isValidSliceReq`, plus Duet's bounds: the origin size within
+/// [`MAX_REASSEMBLED_BYTES`] is checked apart (it has its own answer), and a count above the
+/// origin size (slices are never empty, but for an empty body's single one) is refused.
+fn is_valid(slice: &Slice<'_>, origin_size: usize) -> bool {
+    slice.count > 0
+        && slice.index >= 0
+        && slice.index < slice.count
+        && slice.body.len() <= origin_size
+        && usize::try_from(slice.count).is_ok_and(|count| count <= origin_size.max(1))
 }
 
 /// A request being reassembled on one connection.
@@ -167,7 +114,7 @@ impl SliceBuffer {
                 ),
             ));
         }
-        if !slice.is_valid(origin_size) {
+        if !is_valid(&slice, origin_size) {
             return self.out_of_order();
         }
         let assembly = match &mut self.assembly {

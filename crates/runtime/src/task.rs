@@ -183,7 +183,8 @@ async fn watch_task(task: PipeTask, name: String, status: StatusRef, catalog: Ar
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .exception = Some((message.clone(), at));
-    let _ = tokio::task::spawn_blocking(move || {
+    let pipe = name.clone();
+    let recorded = tokio::task::spawn_blocking(move || {
         let exception = duet_catalog::PipeException { message, at_ms: at };
         if let Err(e) = catalog.set_pipe_exception(&name, Some(&exception)) {
             warn!(pipe = %name, "cannot record the pipe exception: {e}");
@@ -193,6 +194,7 @@ async fn watch_task(task: PipeTask, name: String, status: StatusRef, catalog: Ar
         }
     })
     .await;
+    logged(&pipe, "record the stopped task in the catalog", recorded);
 }
 
 impl PipeTask {
@@ -265,16 +267,11 @@ impl PipeTask {
                 warn!(pipe = %name, "cannot record the pipe exception: {e}");
             }
             if stop {
-                // Only a pipe the operator wants running is marked stopped by error.
-                if let Ok(Some(record)) = catalog.pipe(&name) {
-                    if record.state == PipeState::Running {
-                        logged(
-                            &name,
-                            "mark the pipe stopped by error",
-                            catalog.set_pipe_state(&name, PipeState::Stopped, true),
-                        );
-                    }
-                }
+                logged(
+                    &name,
+                    "mark the pipe stopped by error",
+                    mark_stopped_by_error(&catalog, &name),
+                );
             }
         })
         .await;
@@ -287,22 +284,11 @@ impl PipeTask {
         let catalog = self.catalog.clone();
         let name = self.name.clone();
         let task = tokio::task::spawn_blocking(move || {
-            if let Ok(Some(record)) = catalog.pipe(&name) {
-                if record.stopped_by_error {
-                    logged(
-                        &name,
-                        "mark the pipe running again",
-                        catalog.set_pipe_state(&name, PipeState::Running, false),
-                    );
-                }
-                if record.exception.is_some() {
-                    logged(
-                        &name,
-                        "clear the pipe exception",
-                        catalog.set_pipe_exception(&name, None),
-                    );
-                }
-            }
+            logged(
+                &name,
+                "record the recovery in the catalog",
+                mark_recovered(&catalog, &name),
+            );
         })
         .await;
         logged(&self.name, "record the recovery", task);
@@ -928,6 +914,37 @@ pub async fn persist_progress(
 
 /// Logs the error of a catalog write a pipe task cannot act on (its in-memory state is already right;
 /// only what `SHOW PIPES` shows after a restart may lag), rather than dropping it silently.
+/// After [`FAILURES_BEFORE_STOPPED`] failures: marks the pipe stopped by error in the catalog, if the
+/// operator wants it running (a pipe stopped by the operator stays so; a dropped one is left alone).
+/// A catalog that cannot be read is an error for the caller to log, never a silent skip.
+fn mark_stopped_by_error(catalog: &Catalog, name: &str) -> duet_catalog::Result<()> {
+    match catalog.pipe(name)? {
+        Some(record) if record.state == PipeState::Running => {
+            catalog.set_pipe_state(name, PipeState::Stopped, true)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// After a success following failures: a pipe stopped by error runs again and its exception is
+/// cleared in the catalog. Both writes are tried; the first error (or the read's) is returned.
+fn mark_recovered(catalog: &Catalog, name: &str) -> duet_catalog::Result<()> {
+    let Some(record) = catalog.pipe(name)? else {
+        return Ok(());
+    };
+    let running = if record.stopped_by_error {
+        catalog.set_pipe_state(name, PipeState::Running, false)
+    } else {
+        Ok(())
+    };
+    let cleared = if record.exception.is_some() {
+        catalog.set_pipe_exception(name, None)
+    } else {
+        Ok(())
+    };
+    running.and(cleared)
+}
+
 fn logged<T, E: std::fmt::Display>(pipe: &str, what: &str, result: Result<T, E>) {
     if let Err(e) = result {
         warn!(pipe = %pipe, "cannot {what}: {e}");
@@ -935,9 +952,99 @@ fn logged<T, E: std::fmt::Display>(pipe: &str, what: &str, result: Result<T, E>)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::{Pacer, SendRate};
+    use super::{mark_recovered, mark_stopped_by_error, Pacer, SendRate};
+    use duet_catalog::{Catalog, ImmutableSettings, NewPipe, PipeException, PipeState};
     use std::time::Duration;
+
+    fn catalog_with(pipes: &[(&str, PipeState)]) -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = ImmutableSettings {
+            timestamp_precision: "ms".into(),
+            cluster_id: None,
+        };
+        let catalog = Catalog::open(dir.path(), &settings).unwrap();
+        for (name, state) in pipes {
+            catalog
+                .create_pipe(&NewPipe {
+                    name: (*name).into(),
+                    created_at_ms: 1,
+                    state: *state,
+                    source: Vec::new(),
+                    processor: Vec::new(),
+                    sink: vec![("sink".into(), "do-nothing-sink".into())],
+                    acknowledged_position: 0,
+                    history_done: true,
+                })
+                .unwrap();
+        }
+        (dir, catalog)
+    }
+
+    #[test]
+    fn only_a_running_pipe_is_marked_stopped_by_error_and_recovery_undoes_it() {
+        let (_dir, catalog) = catalog_with(&[
+            ("running", PipeState::Running),
+            ("held", PipeState::Stopped),
+        ]);
+        let exception = PipeException {
+            message: "peer down".into(),
+            at_ms: 2,
+        };
+        for name in ["running", "held"] {
+            catalog.set_pipe_exception(name, Some(&exception)).unwrap();
+            mark_stopped_by_error(&catalog, name).unwrap();
+        }
+        let running = catalog.pipe("running").unwrap().unwrap();
+        assert_eq!(
+            (running.state, running.stopped_by_error),
+            (PipeState::Stopped, true)
+        );
+        let held = catalog.pipe("held").unwrap().unwrap();
+        assert_eq!(
+            (held.state, held.stopped_by_error),
+            (PipeState::Stopped, false)
+        );
+        // A pipe dropped meanwhile is no error.
+        mark_stopped_by_error(&catalog, "dropped").unwrap();
+        mark_recovered(&catalog, "dropped").unwrap();
+
+        for name in ["running", "held"] {
+            mark_recovered(&catalog, name).unwrap();
+        }
+        let running = catalog.pipe("running").unwrap().unwrap();
+        assert_eq!(
+            (running.state, running.stopped_by_error, running.exception),
+            (PipeState::Running, false, None)
+        );
+        // The operator's STOP stays; only the exception goes.
+        let held = catalog.pipe("held").unwrap().unwrap();
+        assert_eq!((held.state, held.exception), (PipeState::Stopped, None));
+    }
+
+    /// A pipe record the catalog cannot read (here a state its schema's CHECK refuses) is an error the task
+    /// logs with the pipe's name, not a failure or recovery silently left unrecorded.
+    #[test]
+    fn a_pipe_record_that_cannot_be_read_is_an_error_not_a_silent_skip() {
+        let (dir, catalog) = catalog_with(&[("p", PipeState::Running)]);
+        rusqlite::Connection::open(dir.path().join(duet_catalog::CATALOG_FILE_NAME))
+            .unwrap()
+            .execute_batch(
+                "PRAGMA ignore_check_constraints = ON;
+                 UPDATE pipes SET state = 'BROKEN' WHERE name = 'p';",
+            )
+            .unwrap();
+        for err in [
+            mark_stopped_by_error(&catalog, "p").unwrap_err(),
+            mark_recovered(&catalog, "p").unwrap_err(),
+        ] {
+            assert!(
+                matches!(err, duet_catalog::Error::CorruptCatalog(ref m) if m.contains("pipe p")),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn the_pacer_spaces_requests_by_their_bytes() {

@@ -12,10 +12,10 @@ use duet_proto::client::{Client, ClientOptions, Connection, Outcome};
 use duet_proto::codec::Protocol;
 use duet_proto::pipe_body::{self, handshake_key, request_type, REQUEST_VERSION};
 use duet_proto::pipe_compressed::{self as compress, Compressor, TRANSFER_COMPRESSED};
+use duet_proto::pipe_slice::{Slice, TRANSFER_SLICE};
 use duet_proto::pipe_tablet::{encode_tablet_batch_v2, TabletRef};
 use duet_proto::t::{TPipeTransferReq, TPipeTransferResp};
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_runtime::slice::{Slice, TRANSFER_SLICE};
 use duet_testkit::Duetd;
 
 const TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,5 +1,6 @@
 //! Wire-level behaviour of `duetd` that SQL cannot reach: unknown RPCs, malformed frames, the session id
-//! swap of the Python client, paging, compact protocol, start-up refusals and graceful shutdown.
+//! swap of the Python client, paging, compact protocol, start-up refusals and graceful shutdown (an
+//! idle session ended, a running request finished and kept).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,7 +10,9 @@ use duet_proto::client::{Client, ClientOptions, Outcome};
 use duet_proto::codec::Protocol;
 use duet_proto::rpc;
 use duet_proto::t;
-use duet_testkit::{Duetd, DuetdOptions};
+use duet_testkit::proxy::{FaultProxy, LinkState};
+use duet_testkit::query::rows;
+use duet_testkit::{wait_for, Duetd, DuetdOptions};
 use tokio::io::AsyncWriteExt;
 
 mod common;
@@ -198,6 +201,72 @@ async fn sigterm_with_an_idle_open_session_exits_cleanly_and_ends_the_session() 
     server.stop().unwrap();
     assert!(!server.data_dir().join("duetd.addr").exists());
     assert!(client.execute("show version").await.is_err());
+}
+
+/// A request still running when SIGTERM arrives is finished and answered before duetd exits, and
+/// what it acknowledged is there after the restart. The request is a `CREATE PIPE`, which handshakes
+/// with its peer before it answers: the peer sits behind a proxy that holds the handshake, so the
+/// request is provably in flight (the proxy has its connection) when the signal is sent, and goes on
+/// only once the server has begun shutting down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_a_running_request_and_keeps_what_it_acknowledged() {
+    let peer = Duetd::start().unwrap();
+    let proxy = FaultProxy::start(format!("127.0.0.1:{}", peer.port()).parse().unwrap()).unwrap();
+    proxy.set(LinkState::Blackhole);
+    let mut server = Duetd::start().unwrap();
+    let mut client = Client::connect(&options(&server)).await.unwrap();
+    let create = format!(
+        "create pipe held with sink ('sink'='iotdb-thrift-sink', 'sink.ip'='127.0.0.1', 'sink.port'='{}')",
+        proxy.port()
+    );
+    let running = tokio::spawn(async move {
+        let outcome = client.execute(&create).await;
+        (client, outcome)
+    });
+    // The handshake's connection reached the proxy: the request is running, waiting for its peer.
+    wait_for(
+        "the handshake to reach the proxy",
+        Duration::from_secs(30),
+        || (proxy.stats().accepted > 0).then_some(()),
+    )
+    .unwrap();
+    server.send_signal("TERM").unwrap();
+    wait_for(
+        "duetd to begin its shutdown",
+        Duration::from_secs(30),
+        || {
+            server
+                .log()
+                .contains("shutting down: waiting for connections to finish")
+                .then_some(())
+        },
+    )
+    .unwrap();
+    assert!(
+        !running.is_finished(),
+        "the request ended before its peer answered"
+    );
+    assert!(server.is_running());
+    proxy.heal();
+    let (mut client, outcome) = running.await.unwrap();
+    assert!(
+        matches!(outcome, Ok(Outcome::Done(ref status)) if status.code == 200),
+        "{outcome:?}"
+    );
+    // The connection is closed once the answer is out, and the server exits cleanly (stop()
+    // asserts a zero exit status).
+    assert!(client.execute("show version").await.is_err());
+    server.stop().unwrap();
+    server.restart().unwrap();
+    let mut client = Client::connect(&options(&server)).await.unwrap();
+    let pipes = rows(&mut client, "show pipes").await.unwrap();
+    assert!(
+        pipes
+            .iter()
+            .any(|row| row.iter().any(|cell| cell == "held")),
+        "{pipes:?}"
+    );
+    server.stop().unwrap();
 }
 
 #[tokio::test]
