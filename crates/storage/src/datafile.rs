@@ -25,23 +25,20 @@ use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
     StringBuilder, UInt64Builder, UInt8Builder,
 };
-use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
-    RecordBatch, UInt64Array,
-};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef};
 use duet_proto::types::{ColumnValues, DataType};
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
-};
-use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding};
-use parquet::file::metadata::{PageIndexPolicy, SortingColumn};
+use parquet::data_type::Int64Type;
+use parquet::file::metadata::{
+    PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader, SortingColumn,
+};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
+use crate::decode::{LeafCursor, ValueCursor};
 use crate::error::{Error, Result};
 use crate::prefetch::{self, Prefetched};
 use crate::run::{self, Run, Window};
@@ -167,7 +164,7 @@ pub(crate) struct DataFile {
     by_series: HashMap<String, usize>,
     /// The Parquet footer, parsed on first use and kept: files are immutable, and a query scans
     /// many series of the same file.
-    footer: OnceLock<ArrowReaderMetadata>,
+    footer: OnceLock<Arc<ParquetMetaData>>,
     /// Set once a compaction replaced this file in the manifest: the file is deleted when the last
     /// holder (the tree, or a scan that picked it up before the swap) lets go.
     obsolete: AtomicBool,
@@ -311,20 +308,12 @@ impl DataFile {
                 from = rows.end;
                 rows
             };
-            let batches = self.read_rows(
-                data_type,
-                range.first_row + rows.start,
-                rows.end - rows.start,
-                versions,
-            )?;
-            if descending {
-                for batch in batches.iter().rev() {
-                    self.append_batch(batch, &mut take)?;
-                }
+            let rows = range.first_row + rows.start..range.first_row + rows.end;
+            if !versions && !descending && tombstones.is_empty() {
+                self.take_ascending(data_type, rows, &mut take)?;
             } else {
-                for batch in &batches {
-                    self.append_batch(batch, &mut take)?;
-                }
+                let block = self.read_rows(data_type, rows, versions)?;
+                self.append_rows(&block, &mut take)?;
             }
             window = window.saturating_mul(2);
         }
@@ -334,69 +323,135 @@ impl DataFile {
         Ok(Some(take.run))
     }
 
-    /// Reads `n` rows from `first` (absolute row numbers) of the time, version and value columns.
-    /// Without `versions`, only the time and value columns.
+    /// The file with the pages of `columns` holding `rows` (absolute row numbers) read ahead, and
+    /// its footer.
+    fn open(
+        &self,
+        columns: &[&str],
+        rows: &std::ops::Range<u64>,
+    ) -> Result<(Arc<Prefetched>, Arc<ParquetMetaData>)> {
+        let file = File::open(&self.abs_path)?;
+        let footer = match self.footer.get() {
+            Some(footer) => Arc::clone(footer),
+            None => {
+                // The offset index lets the reader skip the pages outside the selected rows.
+                let footer = ParquetMetaDataReader::new()
+                    .with_offset_index_policy(PageIndexPolicy::Optional)
+                    .parse_and_finish(&file)?;
+                Arc::clone(self.footer.get_or_init(|| Arc::new(footer)))
+            }
+        };
+        let ranges = prefetch::page_ranges(&footer, columns, rows.clone());
+        Ok((Arc::new(Prefetched::new(file, ranges)?), footer))
+    }
+
+    /// The ascending read without versions or deletions, decoded straight into `take`'s run: the
+    /// times of `rows` (absolute row numbers) up to what the limit can still take, and only the
+    /// values of the rows kept (from the pages holding them). Rows before the range's start are skipped a page's worth at a
+    /// time, so the kept times are not moved. Sets `needs_versions` (taking nothing) when the kept
+    /// rows are not in strict time order past what `take` holds (not written by this crate).
+    fn take_ascending(
+        &self,
+        data_type: DataType,
+        rows: std::ops::Range<u64>,
+        take: &mut Take<'_>,
+    ) -> Result<()> {
+        let name = value_column(data_type.physical());
+        let (file, footer) = self.open(&[COL_TIME, name], &rows)?;
+        let path: Arc<Path> = Arc::from(self.abs_path.as_path());
+        let mut times =
+            LeafCursor::<Int64Type>::new(&file, &footer, COL_TIME, rows.clone(), &path)?;
+        let total = rows.end - rows.start;
+        let wanted = u64::try_from(take.limit - take.taken).unwrap_or(u64::MAX);
+        let base = take.run.times.len();
+        let (mut read, mut skipped) = (0u64, 0u64);
+        let mut piece = Vec::new();
+        while read < total {
+            let k = (total - read).min(INDEX_STRIDE);
+            piece.clear();
+            times.read(k, &mut piece)?;
+            read += k;
+            let p = piece.partition_point(|t| *t < take.start);
+            skipped += p as u64;
+            if let Some(kept) = piece.get(p..).filter(|kept| !kept.is_empty()) {
+                take.run.times.extend_from_slice(kept);
+                break;
+            }
+        }
+        let kept = (take.run.times.len() - base) as u64;
+        let more = (total - read).min(wanted.saturating_sub(kept));
+        if more > 0 {
+            times.read(more, &mut take.run.times)?;
+        }
+        let new = take.run.times.get(base..).unwrap_or_default();
+        let in_range = new.partition_point(|t| *t <= take.end);
+        let ordered = strictly_ascending(new.get(..in_range).unwrap_or_default())
+            && match (take.last, new.first()) {
+                (Some(held), Some(first)) => *first > held,
+                _ => true,
+            };
+        if !ordered {
+            take.run.times.truncate(base);
+            take.needs_versions = true;
+            return Ok(());
+        }
+        let n = in_range.min(take.limit - take.taken);
+        take.run.times.truncate(base + n);
+        if n > 0 {
+            let first = rows.start + skipped;
+            let kept = first..first + n as u64;
+            ValueCursor::new(&file, &footer, name, data_type, kept, &path)?
+                .read(n as u64, &mut take.run.values)?;
+            take.taken += n;
+            take.last = take.run.times.last().copied();
+        }
+        Ok(())
+    }
+
+    /// Reads rows `rows` (absolute row numbers) of the time, version and value columns. Without
+    /// `versions`, only the time and value columns.
     fn read_rows(
         &self,
         data_type: DataType,
-        first: u64,
-        n: u64,
+        rows: std::ops::Range<u64>,
         versions: bool,
-    ) -> Result<Vec<RecordBatch>> {
-        let file = File::open(&self.abs_path)?;
-        let footer = match self.footer.get() {
-            Some(footer) => footer.clone(),
-            None => {
-                // The offset index lets the reader skip the pages outside the selected rows.
-                let options =
-                    ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
-                let footer = ArrowReaderMetadata::load(&file, options)?;
-                self.footer.get_or_init(|| footer).clone()
-            }
-        };
+    ) -> Result<Rows> {
+        let name = value_column(data_type.physical());
         let wanted: &[&str] = if versions {
-            &[
-                COL_TIME,
-                COL_HLC,
-                COL_INSTANCE,
-                value_column(data_type.physical()),
-            ]
+            &[COL_TIME, COL_HLC, COL_INSTANCE, name]
         } else {
-            &[COL_TIME, value_column(data_type.physical())]
+            &[COL_TIME, name]
         };
-        let ranges =
-            prefetch::page_ranges(footer.metadata(), wanted, first..first.saturating_add(n));
-        let file = Prefetched::new(file, ranges)?;
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
-        let arrow_schema = builder.schema().clone();
-        let mut indices = Vec::with_capacity(wanted.len());
-        for name in wanted.iter().copied() {
-            indices.push(
-                arrow_schema
-                    .index_of(name)
-                    .map_err(|_| self.corrupt(format!("missing column {name}")))?,
-            );
+        let (file, footer) = self.open(wanted, &rows)?;
+        let path: Arc<Path> = Arc::from(self.abs_path.as_path());
+        let n = rows.end - rows.start;
+        let mut block = Rows {
+            times: Vec::new(),
+            hlcs: Vec::new(),
+            instances: Vec::new(),
+            values: ColumnValues::empty_for(data_type),
+        };
+        LeafCursor::<Int64Type>::new(&file, &footer, COL_TIME, rows.clone(), &path)?
+            .read(n, &mut block.times)?;
+        if versions {
+            // Unsigned 64-bit columns are stored as Parquet INT64: the same bits.
+            let mut raw = Vec::new();
+            LeafCursor::<Int64Type>::new(&file, &footer, COL_HLC, rows.clone(), &path)?
+                .read(n, &mut raw)?;
+            block.hlcs = raw.iter().map(|x| x.cast_unsigned()).collect();
+            raw.clear();
+            LeafCursor::<Int64Type>::new(&file, &footer, COL_INSTANCE, rows.clone(), &path)?
+                .read(n, &mut raw)?;
+            block.instances = raw.iter().map(|x| x.cast_unsigned()).collect();
         }
-        let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-        let selection = RowSelection::from(vec![
-            RowSelector::skip(usize::try_from(first).unwrap_or(usize::MAX)),
-            RowSelector::select(usize::try_from(n).unwrap_or(usize::MAX)),
-        ]);
-        let reader = builder
-            .with_projection(mask)
-            .with_row_selection(selection)
-            .with_batch_size(64 * 1024)
-            .build()?;
-        let mut batches = Vec::new();
-        for batch in reader {
-            batches.push(batch?);
-        }
-        Ok(batches)
+        ValueCursor::new(&file, &footer, name, data_type, rows, &path)?
+            .read(n, &mut block.values)?;
+        Ok(block)
     }
 
-    /// Adds the batch's rows that `take` still wants, walking it in scan order.
-    fn append_batch(&self, batch: &RecordBatch, take: &mut Take<'_>) -> Result<()> {
-        if self.append_block(batch, take)? {
+    /// Adds the block's rows that `take` still wants, walking it in scan order.
+    fn append_rows(&self, block: &Rows, take: &mut Take<'_>) -> Result<()> {
+        if self.append_block(block, take) {
             return Ok(());
         }
         if !take.versions {
@@ -404,22 +459,28 @@ impl DataFile {
             take.needs_versions = true;
             return Ok(());
         }
-        let times = self.column::<Int64Array>(batch, COL_TIME)?;
-        let hlcs = self.column::<UInt64Array>(batch, COL_HLC)?;
-        let instances = self.column::<UInt64Array>(batch, COL_INSTANCE)?;
-        let n = batch.num_rows();
+        let n = block.times.len();
+        if block.hlcs.len() != n || block.instances.len() != n {
+            return Err(self.corrupt("version columns of another length".into()));
+        }
         let descending = take.descending;
         let mut keep: Vec<usize> = Vec::new();
         let mut visit = |row: usize| {
-            let time = times.value(row);
-            let version = Version {
-                hlc: hlcs.value(row),
-                instance: instances.value(row),
+            let (Some(time), Some(hlc), Some(instance)) = (
+                block.times.get(row),
+                block.hlcs.get(row),
+                block.instances.get(row),
+            ) else {
+                return false;
             };
-            let wanted = take.wants(time, version);
+            let version = Version {
+                hlc: *hlc,
+                instance: *instance,
+            };
+            let wanted = take.wants(*time, version);
             if wanted {
                 keep.push(row);
-                take.run.times.push(time);
+                take.run.times.push(*time);
                 take.run.versions.push(version);
             }
             !take.done()
@@ -437,44 +498,25 @@ impl DataFile {
                 }
             }
         }
-        let name = value_column(take.run.data_type.physical());
-        macro_rules! take {
-            ($array:ty, $vec:expr, $conv:expr) => {{
-                let values = self.column::<$array>(batch, name)?;
-                for row in &keep {
-                    if values.is_null(*row) {
-                        return Err(
-                            self.corrupt(format!("null value in {name} at batch row {row}"))
-                        );
-                    }
-                    $vec.push($conv(values.value(*row)));
-                }
-            }};
-        }
-        match &mut take.run.values {
-            ColumnValues::Boolean(v) => take!(BooleanArray, v, |x| x),
-            ColumnValues::Int32(v) => take!(Int32Array, v, |x| x),
-            ColumnValues::Int64(v) => take!(Int64Array, v, |x| x),
-            ColumnValues::Float(v) => take!(Float32Array, v, |x| x),
-            ColumnValues::Double(v) => take!(Float64Array, v, |x| x),
-            ColumnValues::Binary(v) => take!(BinaryArray, v, |x: &[u8]| x.to_vec()),
+        for row in keep {
+            run::push_value(&mut take.run.values, &block.values, row);
         }
         Ok(())
     }
 
-    /// `append_batch` for the common case, as slices: no deletion applies and the batch's rows in
+    /// `append_rows` for the common case, as slices: no deletion applies and the block's rows in
     /// the range have strictly increasing times, all past what `take` holds. Returns false (having
     /// taken nothing) when the case does not apply.
-    fn append_block(&self, batch: &RecordBatch, take: &mut Take<'_>) -> Result<bool> {
+    fn append_block(&self, block: &Rows, take: &mut Take<'_>) -> bool {
         if !take.tombstones.is_empty() || take.done() {
-            return Ok(take.done());
+            return take.done();
         }
-        let times = self.column::<Int64Array>(batch, COL_TIME)?.values();
+        let times = &block.times;
         let lo = times.partition_point(|t| *t < take.start);
         let hi = times.partition_point(|t| *t <= take.end).max(lo);
         let in_range = times.get(lo..hi).unwrap_or_default();
         let (Some(first), Some(last)) = (in_range.first(), in_range.last()) else {
-            return Ok(true);
+            return true;
         };
         let past_held = match take.last {
             None => true,
@@ -482,7 +524,7 @@ impl DataFile {
             Some(held) => *first > held,
         };
         if !past_held || !in_range.windows(2).all(|w| w[0] < w[1]) {
-            return Ok(false);
+            return false;
         }
         let n = (hi - lo).min(take.limit - take.taken);
         let rows = if take.descending {
@@ -490,84 +532,32 @@ impl DataFile {
         } else {
             lo..lo + n
         };
-        let name = value_column(take.run.data_type.physical());
-        let values = batch
-            .column_by_name(name)
-            .ok_or_else(|| self.corrupt(format!("column {name} missing")))?;
-        if values.slice(rows.start, n).null_count() > 0 {
-            return Err(self.corrupt(format!("null value in {name} in batch rows {rows:?}")));
-        }
-        let (hlcs, instances): (&[u64], &[u64]) = if take.versions {
-            (
-                self.column::<UInt64Array>(batch, COL_HLC)?.values(),
-                self.column::<UInt64Array>(batch, COL_INSTANCE)?.values(),
-            )
-        } else {
-            (&[], &[])
-        };
         let run = &mut take.run;
         let time_rows = times.get(rows.clone()).unwrap_or_default();
-        let versions = hlcs
+        let versions = block
+            .hlcs
             .get(rows.clone())
             .unwrap_or_default()
             .iter()
-            .zip(instances.get(rows.clone()).unwrap_or_default())
+            .zip(block.instances.get(rows.clone()).unwrap_or_default())
             .map(|(hlc, instance)| Version {
                 hlc: *hlc,
                 instance: *instance,
             });
-        macro_rules! primitive {
-            ($array:ty, $vec:expr) => {{
-                let all = self.column::<$array>(batch, name)?.values();
-                let part = all.get(rows.clone()).unwrap_or_default();
-                if take.descending {
-                    $vec.extend(part.iter().rev().copied());
-                } else {
-                    $vec.extend_from_slice(part);
-                }
-            }};
-        }
-        match &mut run.values {
-            ColumnValues::Int32(v) => primitive!(Int32Array, v),
-            ColumnValues::Int64(v) => primitive!(Int64Array, v),
-            ColumnValues::Float(v) => primitive!(Float32Array, v),
-            ColumnValues::Double(v) => primitive!(Float64Array, v),
-            ColumnValues::Boolean(v) => {
-                let array = self.column::<BooleanArray>(batch, name)?;
-                let picked = rows.clone().map(|r| array.value(r));
-                if take.descending {
-                    v.extend(picked.rev());
-                } else {
-                    v.extend(picked);
-                }
-            }
-            ColumnValues::Binary(v) => {
-                let array = self.column::<BinaryArray>(batch, name)?;
-                let picked = rows.clone().map(|r| array.value(r).to_vec());
-                if take.descending {
-                    v.extend(picked.rev());
-                } else {
-                    v.extend(picked);
-                }
-            }
-        }
         if take.descending {
+            for row in rows.clone().rev() {
+                run::push_value(&mut run.values, &block.values, row);
+            }
             run.times.extend(time_rows.iter().rev());
             run.versions.extend(versions.rev());
         } else {
+            run::extend_values(&mut run.values, &block.values, rows.clone());
             run.times.extend_from_slice(time_rows);
             run.versions.extend(versions);
         }
         take.taken += n;
         take.last = run.times.last().copied();
-        Ok(true)
-    }
-
-    fn column<'a, T: 'static>(&self, batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
-        batch
-            .column_by_name(name)
-            .and_then(|c| c.as_any().downcast_ref::<T>())
-            .ok_or_else(|| self.corrupt(format!("column {name} missing or of the wrong type")))
+        true
     }
 
     fn corrupt(&self, reason: String) -> Error {
@@ -577,6 +567,23 @@ impl DataFile {
             reason,
         }
     }
+}
+
+/// Whether `times` strictly ascend: a branch-free pass the compiler vectorizes (it runs over every
+/// point a flushed scan reads).
+fn strictly_ascending(times: &[i64]) -> bool {
+    times
+        .iter()
+        .zip(times.get(1..).unwrap_or_default())
+        .fold(true, |ordered, (a, b)| ordered & (a < b))
+}
+
+/// Rows of a file decoded for the general read: times, versions (empty when not read) and values.
+struct Rows {
+    times: Vec<i64>,
+    hlcs: Vec<u64>,
+    instances: Vec<u64>,
+    values: ColumnValues,
 }
 
 /// What one limited read of a series still wants, and what it has taken.

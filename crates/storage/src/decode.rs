@@ -1,0 +1,526 @@
+//! A data file's columns decoded straight into the vectors a scan returns, with Parquet's column
+//! readers: the Arrow reader built an Arrow array per column (and a validity bitmap for every
+//! nullable value column) that the scan then copied into its run, a copy per point per column.
+//!
+//! **Invariant:** a cursor yields exactly the rows asked for, in file order, or an error: a column
+//! chunk with fewer rows than its row group claims, a null in a column a scan needs non-null, or a
+//! column of another physical type than the one asked for is corruption, never a short or
+//! reinterpreted answer.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use std::sync::Arc;
+
+use duet_proto::types::{ColumnValues, DataType};
+use parquet::basic::Encoding;
+use parquet::column::page::{Page, PageReader};
+use parquet::column::reader::ColumnReaderImpl;
+use parquet::data_type::{
+    BoolType, ByteArrayType, DataType as ParquetType, DoubleType, FloatType, Int32Type, Int64Type,
+};
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::serialized_reader::SerializedPageReader;
+
+use crate::error::{Error, Result};
+use crate::prefetch::Prefetched;
+
+/// The part of one row group a cursor reads.
+#[derive(Clone, Copy)]
+struct Segment {
+    group: usize,
+    /// The first row to read, relative to the row group.
+    first: u64,
+    rows: u64,
+}
+
+/// The leaf index of column `name` and the row groups' parts holding `rows` (absolute row
+/// numbers), checking that the column holds `T`'s physical type and that the file has the rows.
+fn segments<T: ParquetType>(
+    metadata: &ParquetMetaData,
+    name: &str,
+    rows: &std::ops::Range<u64>,
+    path: &Path,
+) -> Result<(usize, Vec<Segment>)> {
+    let corrupt = |reason: String| Error::Corrupt {
+        file: path.to_path_buf(),
+        offset: 0,
+        reason,
+    };
+    let schema = metadata.file_metadata().schema_descr();
+    let leaf = schema
+        .columns()
+        .iter()
+        .position(|c| c.name() == name)
+        .ok_or_else(|| corrupt(format!("missing column {name}")))?;
+    let mut segments = Vec::new();
+    let mut group_start = 0u64;
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        let group_rows = u64::try_from(group.num_rows()).unwrap_or(0);
+        let group_end = group_start.saturating_add(group_rows);
+        if rows.start < group_end && group_start < rows.end {
+            let chunk = group
+                .columns()
+                .get(leaf)
+                .ok_or_else(|| corrupt(format!("row group {g} lacks column {name}")))?;
+            if chunk.column_type() != T::get_physical_type() {
+                return Err(corrupt(format!(
+                    "column {name} is {} where {} was expected",
+                    chunk.column_type(),
+                    T::get_physical_type()
+                )));
+            }
+            let first = rows.start.saturating_sub(group_start);
+            let past = rows.end.min(group_end) - group_start;
+            segments.push(Segment {
+                group: g,
+                first,
+                rows: past - first,
+            });
+        }
+        group_start = group_end;
+    }
+    let covered: u64 = segments.iter().map(|s| s.rows).sum();
+    if covered != rows.end.saturating_sub(rows.start) {
+        return Err(corrupt(format!(
+            "rows {rows:?} of column {name} are past the file's {group_start} rows"
+        )));
+    }
+    Ok((leaf, segments))
+}
+
+/// Reads one leaf column of a file over a range of rows, row group after row group.
+pub(crate) struct LeafCursor<T: ParquetType> {
+    file: Arc<Prefetched>,
+    metadata: Arc<ParquetMetaData>,
+    leaf: usize,
+    /// The row groups still to read: (row group, its first row to read, rows to read in it).
+    segments: std::collections::VecDeque<(usize, u64, u64)>,
+    /// The current row group's reader and the rows left to read in it.
+    reader: Option<(ColumnReaderImpl<T>, u64)>,
+    /// Definition levels of a nullable column (reused between reads).
+    levels: Vec<i16>,
+    path: Arc<Path>,
+    name: &'static str,
+}
+
+impl<T: ParquetType> LeafCursor<T> {
+    /// A cursor over rows `rows` (absolute row numbers) of the leaf column `name`.
+    pub(crate) fn new(
+        file: &Arc<Prefetched>,
+        metadata: &Arc<ParquetMetaData>,
+        name: &'static str,
+        rows: std::ops::Range<u64>,
+        path: &Arc<Path>,
+    ) -> Result<LeafCursor<T>> {
+        let (leaf, segments) = segments::<T>(metadata, name, &rows, path)?;
+        Ok(LeafCursor {
+            file: Arc::clone(file),
+            metadata: Arc::clone(metadata),
+            leaf,
+            segments: segments
+                .into_iter()
+                .map(|s| (s.group, s.first, s.rows))
+                .collect(),
+            reader: None,
+            levels: Vec::new(),
+            path: Arc::clone(path),
+            name,
+        })
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::Corrupt {
+            file: self.path.to_path_buf(),
+            offset: 0,
+            reason,
+        }
+    }
+
+    /// The current row group's reader with rows left, opening the next one (positioned at its
+    /// first wanted row) when the current one is used up; `None` when every row was read.
+    fn current(&mut self) -> Result<Option<&mut (ColumnReaderImpl<T>, u64)>> {
+        if self.reader.as_ref().is_none_or(|(_, left)| *left == 0) {
+            self.reader = None;
+            let Some((group, first, n)) = self.segments.pop_front() else {
+                return Ok(None);
+            };
+            let row_group = self.metadata.row_group(group);
+            let Some(chunk) = row_group.columns().get(self.leaf) else {
+                return Err(self.corrupt(format!("row group {group} lacks column {}", self.name)));
+            };
+            let locations = self
+                .metadata
+                .page_index()
+                .and_then(|index| index.page_locations(group, self.leaf))
+                .cloned();
+            let pages = SerializedPageReader::new(
+                Arc::clone(&self.file),
+                chunk,
+                usize::try_from(row_group.num_rows()).unwrap_or(0),
+                locations,
+            )?;
+            let descr = self
+                .metadata
+                .file_metadata()
+                .schema_descr()
+                .column(self.leaf);
+            let mut reader = ColumnReaderImpl::<T>::new(descr, Box::new(pages));
+            let wanted = usize::try_from(first).unwrap_or(usize::MAX);
+            if wanted > 0 && reader.skip_records(wanted)? != wanted {
+                return Err(self.corrupt(format!(
+                    "column {} of row group {group} ends before row {first}",
+                    self.name
+                )));
+            }
+            self.reader = Some((reader, n));
+        }
+        Ok(self.reader.as_mut())
+    }
+
+    /// Appends the next `n` rows' values to `out`; a null is corruption.
+    pub(crate) fn read(&mut self, mut n: u64, out: &mut Vec<T::T>) -> Result<()> {
+        out.reserve(usize::try_from(n).unwrap_or(0));
+        while n > 0 {
+            let mut levels = std::mem::take(&mut self.levels);
+            let Some((reader, left)) = self.current()? else {
+                return Err(self.corrupt(format!("column {} ran out of rows", self.name)));
+            };
+            let k = n.min(*left);
+            let want = usize::try_from(k).unwrap_or(usize::MAX);
+            levels.clear();
+            let (records, values, _) = reader.read_records(want, Some(&mut levels), None, out)?;
+            *left -= k;
+            self.levels = levels;
+            if records != want {
+                return Err(self.corrupt(format!("column {} ran out of rows", self.name)));
+            }
+            if values != records {
+                return Err(self.corrupt(format!("null value in column {}", self.name)));
+            }
+            n -= k;
+        }
+        Ok(())
+    }
+}
+
+/// Fixed-width values that Parquet's PLAIN encoding stores little-endian, back to back.
+pub(crate) trait Plain: Copy {
+    const WIDTH: usize;
+    fn from_le(bytes: &[u8]) -> Self;
+}
+
+macro_rules! plain {
+    ($t:ty, $w:expr) => {
+        impl Plain for $t {
+            const WIDTH: usize = $w;
+            fn from_le(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().unwrap_or([0; $w]))
+            }
+        }
+    };
+}
+plain!(i32, 4);
+plain!(i64, 8);
+plain!(f32, 4);
+plain!(f64, 8);
+
+/// The values of a V1 data page that holds every value PLAIN with none null: its definition
+/// levels (bit width 1) are a single RLE run of 1s as long as the page. `None` for any other page.
+fn plain_values(page: &Page, width: usize) -> Option<Bytes> {
+    let Page::DataPage {
+        buf,
+        num_values,
+        encoding: Encoding::PLAIN,
+        def_level_encoding: Encoding::RLE,
+        ..
+    } = page
+    else {
+        return None;
+    };
+    let n = usize::try_from(*num_values).ok()?;
+    let length = usize::try_from(u32::from_le_bytes(buf.get(..4)?.try_into().ok()?)).ok()?;
+    let levels = buf.get(4..4usize.checked_add(length)?)?;
+    // The run's header is a ULEB128 varint, (run length << 1) with the low bit clear for RLE,
+    // followed by the repeated level in one byte.
+    let (mut header, mut used) = (0u64, 0usize);
+    loop {
+        let byte = *levels.get(used)?;
+        header |= u64::from(byte & 0x7f) << (7 * used);
+        used += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        if used >= 5 {
+            return None;
+        }
+    }
+    let whole_run = header & 1 == 0
+        && usize::try_from(header >> 1).ok()? == n
+        && levels.get(used) == Some(&1)
+        && levels.len() == used + 1;
+    let values = buf.slice(4 + length..);
+    (whole_run && Some(values.len()) == n.checked_mul(width)).then_some(values)
+}
+
+/// A value column read a page at a time, each page's values converted straight into the output,
+/// while its pages are plain (PLAIN values, no nulls: what this crate writes for numbers); from
+/// the first other page on (or without an offset index) it reads through [`LeafCursor`]. The
+/// column reader decodes the definition levels into a vector and zero-fills the output before
+/// decoding into it, two extra passes over every value.
+pub(crate) struct PlainCursor<T: ParquetType>
+where
+    T::T: Plain,
+{
+    file: Arc<Prefetched>,
+    metadata: Arc<ParquetMetaData>,
+    leaf: usize,
+    segments: std::collections::VecDeque<Segment>,
+    /// The current row group's pages and the rows left to read in it.
+    pages: Option<(SerializedPageReader<Prefetched>, u64)>,
+    /// The current page's values and how many of them were handed out.
+    page: Option<(Bytes, usize)>,
+    /// The next row to hand out and the end of the range (absolute).
+    next_row: u64,
+    end_row: u64,
+    general: Option<LeafCursor<T>>,
+    path: Arc<Path>,
+    name: &'static str,
+}
+
+impl<T: ParquetType> PlainCursor<T>
+where
+    T::T: Plain,
+{
+    pub(crate) fn new(
+        file: &Arc<Prefetched>,
+        metadata: &Arc<ParquetMetaData>,
+        name: &'static str,
+        rows: std::ops::Range<u64>,
+        path: &Arc<Path>,
+    ) -> Result<PlainCursor<T>> {
+        let (leaf, segments) = segments::<T>(metadata, name, &rows, path)?;
+        let descr = metadata.file_metadata().schema_descr().column(leaf);
+        let mut cursor = PlainCursor {
+            file: Arc::clone(file),
+            metadata: Arc::clone(metadata),
+            leaf,
+            segments: segments.into(),
+            pages: None,
+            page: None,
+            next_row: rows.start,
+            end_row: rows.end,
+            general: None,
+            path: Arc::clone(path),
+            name,
+        };
+        if descr.max_def_level() != 1 || descr.max_rep_level() != 0 {
+            cursor.fall_back()?;
+        }
+        Ok(cursor)
+    }
+
+    /// Reads the rest of the range through the column reader.
+    fn fall_back(&mut self) -> Result<&mut LeafCursor<T>> {
+        self.pages = None;
+        self.page = None;
+        let rest = self.next_row..self.end_row;
+        let cursor = LeafCursor::new(&self.file, &self.metadata, self.name, rest, &self.path)?;
+        Ok(self.general.insert(cursor))
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::Corrupt {
+            file: self.path.to_path_buf(),
+            offset: 0,
+            reason,
+        }
+    }
+
+    /// Opens the next row group's pages, skipping the pages before its first wanted row; returns
+    /// the rows of the first wanted page to skip, or `None` when the pages cannot be walked here.
+    fn open_group(&mut self, segment: Segment) -> Result<Option<u64>> {
+        let Some(locations) = self
+            .metadata
+            .page_index()
+            .and_then(|index| index.page_locations(segment.group, self.leaf))
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let row_group = self.metadata.row_group(segment.group);
+        let Some(chunk) = row_group.columns().get(self.leaf) else {
+            return Ok(None);
+        };
+        let mut pages = SerializedPageReader::new(
+            Arc::clone(&self.file),
+            chunk,
+            usize::try_from(row_group.num_rows()).unwrap_or(0),
+            Some(locations),
+        )?;
+        let mut at = 0u64;
+        loop {
+            let Some(meta) = pages.peek_next_page()? else {
+                return Err(self.corrupt(format!(
+                    "column {} of row group {} ends before row {}",
+                    self.name, segment.group, segment.first
+                )));
+            };
+            let Some(rows) = meta.num_rows.filter(|_| !meta.is_dict) else {
+                return Ok(None);
+            };
+            let rows = rows as u64;
+            if at + rows > segment.first {
+                break;
+            }
+            pages.skip_next_page()?;
+            at += rows;
+        }
+        self.pages = Some((pages, segment.rows));
+        Ok(Some(segment.first - at))
+    }
+
+    /// Makes `self.page` a page with values left; false when the rest must be read through the
+    /// column reader.
+    fn next_page(&mut self) -> Result<bool> {
+        let mut skip = 0u64;
+        if self.pages.as_ref().is_none_or(|(_, left)| *left == 0) {
+            let Some(segment) = self.segments.pop_front() else {
+                return Err(self.corrupt(format!("column {} ran out of rows", self.name)));
+            };
+            match self.open_group(segment)? {
+                Some(rows) => skip = rows,
+                None => return Ok(false),
+            }
+        }
+        let Some((pages, _)) = self.pages.as_mut() else {
+            return Ok(false);
+        };
+        let Some(page) = pages.get_next_page()? else {
+            return Err(self.corrupt(format!("column {} ran out of pages", self.name)));
+        };
+        let Some(values) = plain_values(&page, T::T::WIDTH) else {
+            return Ok(false);
+        };
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        if skip >= values.len() / T::T::WIDTH {
+            return Err(self.corrupt(format!("a page of column {} is short", self.name)));
+        }
+        self.page = Some((values, skip));
+        Ok(true)
+    }
+
+    /// Appends the next `n` rows' values to `out`; a null is corruption.
+    pub(crate) fn read(&mut self, mut n: u64, out: &mut Vec<T::T>) -> Result<()> {
+        out.reserve(usize::try_from(n).unwrap_or(0));
+        while n > 0 {
+            if let Some(general) = self.general.as_mut() {
+                return general.read(n, out);
+            }
+            let Some((values, at)) = self.page.as_mut() else {
+                if !self.next_page()? {
+                    self.fall_back()?;
+                }
+                continue;
+            };
+            let left_in_group = self.pages.as_ref().map_or(0, |(_, left)| *left);
+            let available = values.len() / T::T::WIDTH - *at;
+            let k = usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .min(available)
+                .min(usize::try_from(left_in_group).unwrap_or(usize::MAX));
+            let bytes = values
+                .get(*at * T::T::WIDTH..(*at + k) * T::T::WIDTH)
+                .unwrap_or_default();
+            out.extend(bytes.chunks_exact(T::T::WIDTH).map(T::T::from_le));
+            *at += k;
+            if *at * T::T::WIDTH >= values.len() {
+                self.page = None;
+            }
+            if let Some((_, left)) = self.pages.as_mut() {
+                *left -= k as u64;
+                if *left == 0 {
+                    self.page = None;
+                }
+            }
+            self.next_row += k as u64;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+}
+
+/// A cursor over a value column in the physical class of a series' type.
+pub(crate) enum ValueCursor {
+    Boolean(LeafCursor<BoolType>),
+    Int32(PlainCursor<Int32Type>),
+    Int64(PlainCursor<Int64Type>),
+    Float(PlainCursor<FloatType>),
+    Double(PlainCursor<DoubleType>),
+    Binary(LeafCursor<ByteArrayType>),
+}
+
+impl ValueCursor {
+    /// A cursor over rows `rows` of the value column `name`, which holds `data_type`'s class.
+    pub(crate) fn new(
+        file: &Arc<Prefetched>,
+        metadata: &Arc<ParquetMetaData>,
+        name: &'static str,
+        data_type: DataType,
+        rows: std::ops::Range<u64>,
+        path: &Arc<Path>,
+    ) -> Result<ValueCursor> {
+        Ok(match data_type.physical() {
+            DataType::Boolean => {
+                ValueCursor::Boolean(LeafCursor::new(file, metadata, name, rows, path)?)
+            }
+            DataType::Int32 => {
+                ValueCursor::Int32(PlainCursor::new(file, metadata, name, rows, path)?)
+            }
+            DataType::Int64 => {
+                ValueCursor::Int64(PlainCursor::new(file, metadata, name, rows, path)?)
+            }
+            DataType::Float => {
+                ValueCursor::Float(PlainCursor::new(file, metadata, name, rows, path)?)
+            }
+            DataType::Double => {
+                ValueCursor::Double(PlainCursor::new(file, metadata, name, rows, path)?)
+            }
+            _ => ValueCursor::Binary(LeafCursor::new(file, metadata, name, rows, path)?),
+        })
+    }
+
+    /// Appends the next `n` rows' values to `out` (of the cursor's class).
+    pub(crate) fn read(&mut self, n: u64, out: &mut ColumnValues) -> Result<()> {
+        match (self, out) {
+            (ValueCursor::Boolean(c), ColumnValues::Boolean(v)) => c.read(n, v),
+            (ValueCursor::Int32(c), ColumnValues::Int32(v)) => c.read(n, v),
+            (ValueCursor::Int64(c), ColumnValues::Int64(v)) => c.read(n, v),
+            (ValueCursor::Float(c), ColumnValues::Float(v)) => c.read(n, v),
+            (ValueCursor::Double(c), ColumnValues::Double(v)) => c.read(n, v),
+            (ValueCursor::Binary(c), ColumnValues::Binary(v)) => {
+                let mut raw = Vec::new();
+                c.read(n, &mut raw)?;
+                v.extend(raw.iter().map(|b| b.data().to_vec()));
+                Ok(())
+            }
+            (cursor, _) => Err(cursor.mismatch()),
+        }
+    }
+
+    fn mismatch(&self) -> Error {
+        let (path, name) = match self {
+            ValueCursor::Boolean(c) => (&c.path, c.name),
+            ValueCursor::Int32(c) => (&c.path, c.name),
+            ValueCursor::Int64(c) => (&c.path, c.name),
+            ValueCursor::Float(c) => (&c.path, c.name),
+            ValueCursor::Double(c) => (&c.path, c.name),
+            ValueCursor::Binary(c) => (&c.path, c.name),
+        };
+        Error::Corrupt {
+            file: path.to_path_buf(),
+            offset: 0,
+            reason: format!("column {name} read into values of another type"),
+        }
+    }
+}
