@@ -346,10 +346,11 @@ impl DataFile {
     }
 
     /// The ascending read without versions or deletions, decoded straight into `take`'s run: the
-    /// times of `rows` (absolute row numbers) up to what the limit can still take, and only the
-    /// values of the rows kept (read from the pages holding them). Rows before the range's start are skipped a page's worth at a
-    /// time, so the kept times are not moved. Sets `needs_versions` (taking nothing) when the kept
-    /// rows are not in strict time order past what `take` holds (not written by this crate).
+    /// times of `rows` (absolute row numbers) a page's worth at a time, until the limit is reached
+    /// or a time passes the range's end (rows before its start are skipped without moving the kept
+    /// ones), and the values of the rows kept, read from the pages holding them. Each piece of
+    /// times is checked to ascend strictly while it is in the cache; otherwise (not written by
+    /// this crate) `needs_versions` is set, taking nothing.
     fn take_ascending(
         &self,
         data_type: DataType,
@@ -366,7 +367,23 @@ impl DataFile {
         let total = rows.end - rows.start;
         let wanted = u64::try_from(take.limit - take.taken).unwrap_or(u64::MAX);
         let base = take.run.times.len();
+        take.run
+            .times
+            .reserve(usize::try_from(total.min(wanted)).unwrap_or(0));
         let (mut read, mut skipped) = (0u64, 0u64);
+        // The last time read: each piece must go on strictly past it.
+        let mut previous = take.last;
+        let mut ordered = true;
+        let mut follows = |piece: &[i64], previous: &mut Option<i64>| {
+            ordered &= strictly_ascending(piece)
+                && match (*previous, piece.first()) {
+                    (Some(before), Some(first)) => *first > before,
+                    _ => true,
+                };
+            if let Some(last) = piece.last() {
+                *previous = Some(*last);
+            }
+        };
         let mut piece = Vec::new();
         while read < total {
             let k = (total - read).min(INDEX_STRIDE);
@@ -375,29 +392,36 @@ impl DataFile {
             read += k;
             let p = piece.partition_point(|t| *t < take.start);
             skipped += p as u64;
+            follows(&piece, &mut previous);
             if let Some(kept) = piece.get(p..).filter(|kept| !kept.is_empty()) {
                 take.run.times.extend_from_slice(kept);
                 break;
             }
         }
-        let kept = (take.run.times.len() - base) as u64;
-        let more = (total - read).min(wanted.saturating_sub(kept));
-        if more > 0 {
-            times.read(more, &mut take.run.times)?;
+        loop {
+            let kept = (take.run.times.len() - base) as u64;
+            let past_end = take.run.times.last().is_some_and(|t| *t > take.end);
+            if read >= total || kept >= wanted || past_end {
+                break;
+            }
+            let k = (total - read).min(INDEX_STRIDE).min(wanted - kept);
+            let from = take.run.times.len();
+            times.read(k, &mut take.run.times)?;
+            read += k;
+            follows(
+                take.run.times.get(from..).unwrap_or_default(),
+                &mut previous,
+            );
         }
-        let new = take.run.times.get(base..).unwrap_or_default();
-        let in_range = new.partition_point(|t| *t <= take.end);
-        let ordered = strictly_ascending(new.get(..in_range).unwrap_or_default())
-            && match (take.last, new.first()) {
-                (Some(held), Some(first)) => *first > held,
-                _ => true,
-            };
         if !ordered {
             take.run.times.truncate(base);
             take.needs_versions = true;
             return Ok(());
         }
-        let n = in_range.min(take.limit - take.taken);
+        let new = take.run.times.get(base..).unwrap_or_default();
+        let n = new
+            .partition_point(|t| *t <= take.end)
+            .min(take.limit - take.taken);
         take.run.times.truncate(base + n);
         if n > 0 {
             let first = rows.start + skipped;
