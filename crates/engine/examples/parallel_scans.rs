@@ -49,8 +49,11 @@ async fn run(engine: &Arc<Engine>, sql: &str) -> usize {
 }
 
 /// On-CPU time of every thread of this process so far, in ms (Linux `schedstat`): under a loaded
-/// machine a query's CPU time varies far less than its wall time.
+/// machine a query's CPU time varies far less than its wall time. The kernel adds a running
+/// thread's current stretch only at the next tick or switch; yielding first brings the calling
+/// thread's (which runs the serial queries) up to date, else every reading rounds to the tick.
 fn cpu_ms() -> f64 {
+    std::thread::yield_now();
     let mut ns = 0u64;
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {

@@ -524,3 +524,105 @@ impl ValueCursor {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::fs::File;
+
+    use duet_proto::types::{ColumnValues, DataType};
+    use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+
+    use super::*;
+    use crate::run::Run;
+    use crate::types::Version;
+
+    /// The fast path must be the common one: every page of a number series as this crate writes
+    /// it is a plain page (else scans would silently take the slower column reader).
+    #[test]
+    fn pages_this_crate_writes_for_numbers_are_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        let n = 20_000usize;
+        let run = |offset: i64, values: ColumnValues, data_type: DataType| Run {
+            data_type,
+            times: (0..n as i64).map(|i| 2 * i + offset).collect(),
+            versions: vec![
+                Version {
+                    hlc: 1,
+                    instance: 0
+                };
+                n
+            ],
+            values,
+        };
+        let runs = vec![
+            (
+                "root.sg.d.a".to_string(),
+                run(
+                    0,
+                    ColumnValues::Double((0..n).map(|i| i as f64 / 3.0).collect()),
+                    DataType::Double,
+                ),
+            ),
+            (
+                "root.sg.d.b".to_string(),
+                run(
+                    1,
+                    ColumnValues::Int64((0..n as i64).collect()),
+                    DataType::Int64,
+                ),
+            ),
+        ];
+        crate::datafile::write(&path, 0, &runs).unwrap();
+        let file = File::open(&path).unwrap();
+        let metadata = ParquetMetaDataReader::new()
+            .with_offset_index_policy(PageIndexPolicy::Optional)
+            .parse_and_finish(&file)
+            .unwrap();
+        let file = Arc::new(Prefetched::new(file, Vec::new()).unwrap());
+        // Rows of series `a` fill `v_double` (then nulls); rows of `b` fill `v_int64`.
+        for (name, width, rows) in [("v_double", 8, 0..n), ("v_int64", 8, n..2 * n)] {
+            let leaf = metadata
+                .file_metadata()
+                .schema_descr()
+                .columns()
+                .iter()
+                .position(|c| c.name() == name)
+                .unwrap();
+            let mut first_row = 0usize;
+            let (mut plain, mut pages) = (0, 0);
+            for group in 0..metadata.num_row_groups() {
+                let row_group = metadata.row_group(group);
+                let locations = metadata
+                    .page_index()
+                    .and_then(|i| i.page_locations(group, leaf))
+                    .cloned()
+                    .unwrap();
+                let mut reader = SerializedPageReader::new(
+                    Arc::clone(&file),
+                    row_group.column(leaf),
+                    row_group.num_rows() as usize,
+                    Some(locations.clone()),
+                )
+                .unwrap();
+                for (p, location) in locations.iter().enumerate() {
+                    let page = reader.get_next_page().unwrap().unwrap();
+                    let start = first_row + location.first_row_index as usize;
+                    let end = locations
+                        .get(p + 1)
+                        .map_or(first_row + row_group.num_rows() as usize, |l| {
+                            first_row + l.first_row_index as usize
+                        });
+                    if rows.start <= start && end <= rows.end {
+                        pages += 1;
+                        plain += usize::from(plain_values(&page, width).is_some());
+                    }
+                }
+                first_row += row_group.num_rows() as usize;
+            }
+            assert!(pages >= 4, "{name}: {pages} pages inside the series");
+            assert_eq!(plain, pages, "{name}: plain pages");
+        }
+    }
+}
