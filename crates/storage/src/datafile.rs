@@ -38,7 +38,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{LeafCursor, ValueCursor};
+use crate::decode::{LeafCursor, TimeCursor, ValueCursor};
 use crate::error::{Error, Result};
 use crate::prefetch::{self, Prefetched};
 use crate::run::{self, Run, Window};
@@ -349,8 +349,9 @@ impl DataFile {
     /// times of `rows` (absolute row numbers) a page's worth at a time, until the limit is reached
     /// or a time passes the range's end (rows before its start are skipped without moving the kept
     /// ones), and the values of the rows kept, read from the pages holding them. Each piece of
-    /// times is checked to ascend strictly while it is in the cache; otherwise (not written by
-    /// this crate) `needs_versions` is set, taking nothing.
+    /// times is checked to ascend strictly (while it is in the cache, unless the cursor generated
+    /// it from arithmetic pages); otherwise (not written by this crate) `needs_versions` is set,
+    /// taking nothing.
     fn take_ascending(
         &self,
         data_type: DataType,
@@ -362,8 +363,7 @@ impl DataFile {
         // to a stride of rows more than the limit takes).
         let (file, footer) = self.open(&[COL_TIME], &rows)?;
         let path: Arc<Path> = Arc::from(self.abs_path.as_path());
-        let mut times =
-            LeafCursor::<Int64Type>::new(&file, &footer, COL_TIME, rows.clone(), &path)?;
+        let mut times = TimeCursor::new(&file, &footer, COL_TIME, rows.clone(), &path)?;
         let total = rows.end - rows.start;
         let wanted = u64::try_from(take.limit - take.taken).unwrap_or(u64::MAX);
         let base = take.run.times.len();
@@ -374,8 +374,9 @@ impl DataFile {
         // The last time read: each piece must go on strictly past it.
         let mut previous = take.last;
         let mut ordered = true;
-        let mut follows = |piece: &[i64], previous: &mut Option<i64>| {
-            ordered &= strictly_ascending(piece)
+        // `known`: the cursor generated the piece from arithmetic pages, each past the one before.
+        let mut follows = |piece: &[i64], known: bool, previous: &mut Option<i64>| {
+            ordered &= (known || strictly_ascending(piece))
                 && match (*previous, piece.first()) {
                     (Some(before), Some(first)) => *first > before,
                     _ => true,
@@ -392,7 +393,7 @@ impl DataFile {
             read += k;
             let p = piece.partition_point(|t| *t < take.start);
             skipped += p as u64;
-            follows(&piece, &mut previous);
+            follows(&piece, times.ascending(), &mut previous);
             if let Some(kept) = piece.get(p..).filter(|kept| !kept.is_empty()) {
                 take.run.times.extend_from_slice(kept);
                 break;
@@ -410,6 +411,7 @@ impl DataFile {
             read += k;
             follows(
                 take.run.times.get(from..).unwrap_or_default(),
+                times.ascending(),
                 &mut previous,
             );
         }
@@ -458,7 +460,7 @@ impl DataFile {
             instances: Vec::new(),
             values: ColumnValues::empty_for(data_type),
         };
-        LeafCursor::<Int64Type>::new(&file, &footer, COL_TIME, rows.clone(), &path)?
+        TimeCursor::new(&file, &footer, COL_TIME, rows.clone(), &path)?
             .read(n, &mut block.times)?;
         if versions {
             // Unsigned 64-bit columns are stored as Parquet INT64: the same bits.
@@ -942,8 +944,20 @@ mod tests {
                 run(
                     DataType::Text,
                     2,
-                    ColumnValues::Binary(i.map(|i| format!("v{i}").into_bytes()).collect()),
+                    ColumnValues::Binary(i.clone().map(|i| format!("v{i}").into_bytes()).collect()),
                 ),
+            ),
+            // Fixed steps, then jitter from row 6,000 on (its time pages are not arithmetic).
+            (
+                "root.sg.d.g_jitter".to_string(),
+                Run {
+                    data_type: DataType::Int64,
+                    times: (0..n as i64)
+                        .map(|i| if i < 6_000 { 3 * i } else { 3 * i + i % 2 })
+                        .collect(),
+                    versions: versions.clone(),
+                    values: ColumnValues::Int64(i.map(|i| i as i64).collect()),
+                },
             ),
         ]
     }

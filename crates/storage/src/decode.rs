@@ -263,14 +263,162 @@ fn plain_values(page: &Page, width: usize) -> Option<Bytes> {
     (whole_run && Some(values.len()) == n.checked_mul(width)).then_some(values)
 }
 
-/// A value column read a page at a time, each page's values converted straight into the output,
-/// while its pages are plain (PLAIN values, no nulls: what this crate writes for numbers); from
-/// the first other page on (or without an offset index) it reads through [`LeafCursor`]. The
-/// column reader decodes the definition levels into a vector and zero-fills the output before
-/// decoding into it, two extra passes over every value.
-pub(crate) struct PlainCursor<T: ParquetType>
+/// How a [`PageCursor`] takes the pages it can read itself.
+pub(crate) trait PageFormat<V> {
+    /// A page's values in the form they are copied out from.
+    type Data;
+    /// The definition level of the columns this format reads (1: value columns, nullable; 0: times).
+    const MAX_DEF_LEVEL: i16;
+    /// The page's values, or `None` when the page must go through the column reader.
+    fn parse(page: &Page) -> Option<Self::Data>;
+    fn len(data: &Self::Data) -> usize;
+    /// Appends `data[rows]` to `out`.
+    fn extend(data: &Self::Data, rows: std::ops::Range<usize>, out: &mut Vec<V>);
+    /// Whether `data[from]` may follow `previous` in a column that must strictly ascend, when the
+    /// format knows its pages ascend within (so only page boundaries need a comparison).
+    fn ascends_from(previous: Option<V>, data: &Self::Data, from: usize) -> bool;
+}
+
+/// PLAIN pages of a nullable column without a null (what this crate writes for numbers): each
+/// page's bytes are converted straight into the output. The column reader decodes the definition
+/// levels into a vector and zero-fills the output before decoding into it, two extra passes.
+pub(crate) struct PlainPages;
+
+impl<V: Plain> PageFormat<V> for PlainPages {
+    type Data = Bytes;
+    const MAX_DEF_LEVEL: i16 = 1;
+
+    fn parse(page: &Page) -> Option<Bytes> {
+        plain_values(page, V::WIDTH)
+    }
+
+    fn len(data: &Bytes) -> usize {
+        data.len() / V::WIDTH
+    }
+
+    fn extend(data: &Bytes, rows: std::ops::Range<usize>, out: &mut Vec<V>) {
+        let bytes = data
+            .get(rows.start * V::WIDTH..rows.end * V::WIDTH)
+            .unwrap_or_default();
+        out.extend(bytes.chunks_exact(V::WIDTH).map(V::from_le));
+    }
+
+    fn ascends_from(_: Option<V>, _: &Bytes, _: usize) -> bool {
+        false
+    }
+}
+
+/// Delta-packed time pages whose every block is an arithmetic run (bit width 0) with a positive
+/// step: what this crate writes for a series sampled at a fixed interval. They are generated
+/// rather than unpacked, and ascend strictly by construction, so a scan need not compare its
+/// times; any other page (jitter, other encodings) goes through the column reader.
+pub(crate) struct ArithmeticTimes;
+
+impl PageFormat<i64> for ArithmeticTimes {
+    type Data = Vec<i64>;
+    const MAX_DEF_LEVEL: i16 = 0;
+
+    fn parse(page: &Page) -> Option<Vec<i64>> {
+        arithmetic_times(page)
+    }
+
+    fn len(data: &Vec<i64>) -> usize {
+        data.len()
+    }
+
+    fn extend(data: &Vec<i64>, rows: std::ops::Range<usize>, out: &mut Vec<i64>) {
+        out.extend_from_slice(data.get(rows).unwrap_or_default());
+    }
+
+    fn ascends_from(previous: Option<i64>, data: &Vec<i64>, from: usize) -> bool {
+        match (previous, data.get(from)) {
+            (Some(before), Some(first)) => *first > before,
+            _ => true,
+        }
+    }
+}
+
+/// The bytes of a delta-packed page, read in order.
+struct PageBytes<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl PageBytes<'_> {
+    fn uleb(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *self.bytes.get(self.at)?;
+            self.at += 1;
+            value |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn zigzag(&mut self) -> Option<i64> {
+        let n = self.uleb()?;
+        Some((n >> 1).cast_signed() ^ -((n & 1).cast_signed()))
+    }
+
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let out = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(out)
+    }
+}
+
+/// The times of a V1 DELTA_BINARY_PACKED page of a required column whose needed miniblocks all
+/// have bit width 0 and whose blocks' minimum deltas are positive (every delta of a block is then
+/// its minimum): `None` for any other page, or one whose values would overflow.
+fn arithmetic_times(page: &Page) -> Option<Vec<i64>> {
+    let Page::DataPage {
+        buf,
+        num_values,
+        encoding: Encoding::DELTA_BINARY_PACKED,
+        ..
+    } = page
+    else {
+        return None;
+    };
+    let mut r = PageBytes { bytes: buf, at: 0 };
+    let block = usize::try_from(r.uleb()?).ok()?;
+    let miniblocks = usize::try_from(r.uleb()?).ok()?;
+    let total = usize::try_from(r.uleb()?).ok()?;
+    let first = r.zigzag()?;
+    let per_miniblock = block.checked_div(miniblocks)?;
+    if total != usize::try_from(*num_values).ok()? || per_miniblock == 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(total);
+    if total == 0 {
+        return Some(out);
+    }
+    out.push(first);
+    let (mut last, mut left) = (first, total - 1);
+    while left > 0 {
+        let step = r.zigzag()?;
+        let widths = r.take(miniblocks)?;
+        let n = left.min(block);
+        let needed = n.div_ceil(per_miniblock);
+        if step < 1 || widths.get(..needed)?.iter().any(|w| *w != 0) {
+            return None;
+        }
+        let end = last.checked_add(step.checked_mul(i64::try_from(n).ok()?)?)?;
+        out.extend((1..=n as i64).map(|i| last + step * i));
+        last = end;
+        left -= n;
+    }
+    Some(out)
+}
+
+/// A column read a page at a time in a [`PageFormat`] while its pages allow; from the first other
+/// page on (or without an offset index) it reads through [`LeafCursor`].
+pub(crate) struct PageCursor<T: ParquetType, F: PageFormat<T::T>>
 where
-    T::T: Plain,
+    T::T: Copy,
 {
     file: Arc<Prefetched>,
     metadata: Arc<ParquetMetaData>,
@@ -279,18 +427,22 @@ where
     /// The current row group's pages and the rows left to read in it.
     pages: Option<(SerializedPageReader<Prefetched>, u64)>,
     /// The current page's values and how many of them were handed out.
-    page: Option<(Bytes, usize)>,
+    page: Option<(F::Data, usize)>,
     /// The next row to hand out and the end of the range (absolute).
     next_row: u64,
     end_row: u64,
     general: Option<LeafCursor<T>>,
+    /// The last value handed out, and whether every value so far came from pages that ascend
+    /// strictly, each past the one before.
+    last: Option<T::T>,
+    ascending: bool,
     path: Arc<Path>,
     name: &'static str,
 }
 
-impl<T: ParquetType> PlainCursor<T>
+impl<T: ParquetType, F: PageFormat<T::T>> PageCursor<T, F>
 where
-    T::T: Plain,
+    T::T: Copy,
 {
     pub(crate) fn new(
         file: &Arc<Prefetched>,
@@ -298,10 +450,10 @@ where
         name: &'static str,
         rows: std::ops::Range<u64>,
         path: &Arc<Path>,
-    ) -> Result<PlainCursor<T>> {
+    ) -> Result<PageCursor<T, F>> {
         let (leaf, segments) = segments::<T>(metadata, name, &rows, path)?;
         let descr = metadata.file_metadata().schema_descr().column(leaf);
-        let mut cursor = PlainCursor {
+        let mut cursor = PageCursor {
             file: Arc::clone(file),
             metadata: Arc::clone(metadata),
             leaf,
@@ -311,24 +463,32 @@ where
             next_row: rows.start,
             end_row: rows.end,
             general: None,
+            last: None,
+            ascending: true,
             path: Arc::clone(path),
             name,
         };
-        if descr.max_def_level() != 1 || descr.max_rep_level() != 0 {
+        if descr.max_def_level() != F::MAX_DEF_LEVEL || descr.max_rep_level() != 0 {
             cursor.fall_back()?;
         }
         Ok(cursor)
+    }
+
+    /// Whether every value handed out so far is known to ascend strictly (from pages of a format
+    /// that ascends within, each past the value before); false once the column reader took over.
+    pub(crate) fn ascending(&self) -> bool {
+        self.ascending && self.general.is_none()
     }
 
     /// Reads the rest of the range through the column reader.
     fn fall_back(&mut self) -> Result<&mut LeafCursor<T>> {
         self.pages = None;
         self.page = None;
+        self.ascending = false;
         let rest = self.next_row..self.end_row;
         let cursor = LeafCursor::new(&self.file, &self.metadata, self.name, rest, &self.path)?;
         Ok(self.general.insert(cursor))
     }
-
     fn corrupt(&self, reason: String) -> Error {
         Error::Corrupt {
             file: self.path.to_path_buf(),
@@ -399,14 +559,14 @@ where
         let Some(page) = pages.get_next_page()? else {
             return Err(self.corrupt(format!("column {} ran out of pages", self.name)));
         };
-        let Some(values) = plain_values(&page, T::T::WIDTH) else {
+        let Some(data) = F::parse(&page) else {
             return Ok(false);
         };
         let skip = usize::try_from(skip).unwrap_or(usize::MAX);
-        if skip >= values.len() / T::T::WIDTH {
+        if skip >= F::len(&data) {
             return Err(self.corrupt(format!("a page of column {} is short", self.name)));
         }
-        self.page = Some((values, skip));
+        self.page = Some((data, skip));
         Ok(true)
     }
 
@@ -417,24 +577,26 @@ where
             if let Some(general) = self.general.as_mut() {
                 return general.read(n, out);
             }
-            let Some((values, at)) = self.page.as_mut() else {
+            let Some((data, at)) = self.page.as_mut() else {
                 if !self.next_page()? {
                     self.fall_back()?;
                 }
                 continue;
             };
             let left_in_group = self.pages.as_ref().map_or(0, |(_, left)| *left);
-            let available = values.len() / T::T::WIDTH - *at;
             let k = usize::try_from(n)
                 .unwrap_or(usize::MAX)
-                .min(available)
+                .min(F::len(data) - *at)
                 .min(usize::try_from(left_in_group).unwrap_or(usize::MAX));
-            let bytes = values
-                .get(*at * T::T::WIDTH..(*at + k) * T::T::WIDTH)
-                .unwrap_or_default();
-            out.extend(bytes.chunks_exact(T::T::WIDTH).map(T::T::from_le));
+            self.ascending &= F::ascends_from(self.last, data, *at);
+            let before = out.len();
+            F::extend(data, *at..*at + k, out);
+            if out.len() != before + k {
+                return Err(self.corrupt(format!("a page of column {} is short", self.name)));
+            }
+            self.last = out.last().copied();
             *at += k;
-            if *at * T::T::WIDTH >= values.len() {
+            if *at >= F::len(data) {
                 self.page = None;
             }
             if let Some((_, left)) = self.pages.as_mut() {
@@ -449,6 +611,12 @@ where
         Ok(())
     }
 }
+
+/// A value column of numbers, read from plain pages.
+pub(crate) type PlainCursor<T> = PageCursor<T, PlainPages>;
+
+/// A time column, read from arithmetic pages.
+pub(crate) type TimeCursor = PageCursor<Int64Type, ArithmeticTimes>;
 
 /// A cursor over a value column in the physical class of a series' type.
 pub(crate) enum ValueCursor {
@@ -623,6 +791,110 @@ mod tests {
             }
             assert!(pages >= 4, "{name}: {pages} pages inside the series");
             assert_eq!(plain, pages, "{name}: plain pages");
+        }
+        // The times of both series step by 2: every time page inside one series is an arithmetic
+        // run, generated as the column reader would decode it.
+        let leaf = metadata
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.name() == "time")
+            .unwrap();
+        let want: Vec<i64> = (0..n as i64)
+            .map(|i| 2 * i)
+            .chain((0..n as i64).map(|i| 2 * i + 1))
+            .collect();
+        let (mut first_row, mut arithmetic) = (0usize, 0);
+        for group in 0..metadata.num_row_groups() {
+            let row_group = metadata.row_group(group);
+            let group_rows = row_group.num_rows() as usize;
+            let locations = metadata
+                .page_index()
+                .and_then(|i| i.page_locations(group, leaf))
+                .cloned()
+                .unwrap();
+            let mut reader = SerializedPageReader::new(
+                Arc::clone(&file),
+                row_group.column(leaf),
+                group_rows,
+                Some(locations.clone()),
+            )
+            .unwrap();
+            for (p, location) in locations.iter().enumerate() {
+                let page = reader.get_next_page().unwrap().unwrap();
+                let start = first_row + location.first_row_index as usize;
+                let end = first_row
+                    + locations
+                        .get(p + 1)
+                        .map_or(group_rows, |l| l.first_row_index as usize);
+                if end <= n || start >= n {
+                    let times = arithmetic_times(&page).expect("an arithmetic page");
+                    assert_eq!(times, want[start..end], "rows {start}..{end}");
+                    arithmetic += 1;
+                }
+            }
+            first_row += group_rows;
+        }
+        assert!(arithmetic >= 8, "{arithmetic} arithmetic time pages");
+    }
+
+    /// Pages that are not arithmetic runs (jitter, a zero or negative step) are left to the
+    /// column reader.
+    #[test]
+    fn only_arithmetic_time_pages_are_generated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        let cases: [(&str, Vec<i64>, bool); 4] = [
+            ("steps", (0..5_000).map(|i| 7 * i - 100).collect(), true),
+            ("jitter", (0..5_000).map(|i| 3 * i + i % 2).collect(), false),
+            ("descending", (0..5_000).map(|i| -i).collect(), false),
+            (
+                "near the top",
+                (0..5_000).map(|i| i64::MAX - 5_000 + i).collect(),
+                true,
+            ),
+        ];
+        for (what, values, arithmetic) in cases {
+            let run = Run {
+                data_type: DataType::Int64,
+                times: values.clone(),
+                versions: vec![
+                    Version {
+                        hlc: 1,
+                        instance: 0
+                    };
+                    values.len()
+                ],
+                values: ColumnValues::Int64(values.clone()),
+            };
+            crate::datafile::write(&path, 0, &[("root.sg.d.s".to_string(), run)]).unwrap();
+            let file = File::open(&path).unwrap();
+            let metadata = ParquetMetaDataReader::new()
+                .parse_and_finish(&file)
+                .unwrap();
+            let file = Arc::new(Prefetched::new(file, Vec::new()).unwrap());
+            let row_group = metadata.row_group(0);
+            let leaf = 1; // `time`
+            let mut reader = SerializedPageReader::new(
+                Arc::clone(&file),
+                row_group.column(leaf),
+                row_group.num_rows() as usize,
+                None,
+            )
+            .unwrap();
+            let mut got = Vec::new();
+            let mut all = true;
+            while let Some(page) = reader.get_next_page().unwrap() {
+                match arithmetic_times(&page) {
+                    Some(times) => got.extend(times),
+                    None => all = false,
+                }
+            }
+            assert_eq!(all, arithmetic, "{what}");
+            if arithmetic {
+                assert_eq!(got, values, "{what}");
+            }
         }
     }
 }
