@@ -366,14 +366,19 @@ pub(crate) struct ArithmeticPage {
 fn fill_arithmetic(out: &mut Vec<i64>, start: i64, step: i64, n: usize) {
     let stride = step.wrapping_mul(4);
     let mut lanes = [0i64, 1, 2, 3].map(|k| start.wrapping_add(step.wrapping_mul(k)));
-    out.reserve(n);
-    for _ in 0..n / 4 {
-        out.extend_from_slice(&lanes);
+    let from = out.len();
+    out.resize(from + n, 0);
+    let slots = out.get_mut(from..).unwrap_or_default();
+    let mut chunks = slots.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&lanes);
         for lane in &mut lanes {
             *lane = lane.wrapping_add(stride);
         }
     }
-    out.extend_from_slice(lanes.get(..n % 4).unwrap_or_default());
+    for (slot, lane) in chunks.into_remainder().iter_mut().zip(lanes) {
+        *slot = lane;
+    }
 }
 
 /// The bytes of a delta-packed page, read in order.
