@@ -1,6 +1,10 @@
 //! A data file's columns decoded straight into the vectors a scan returns, with Parquet's column
 //! readers: the Arrow reader built an Arrow array per column (and a validity bitmap for every
 //! nullable value column) that the scan then copied into its run, a copy per point per column.
+//! Pages in the forms this crate writes are taken without the column reader: PLAIN number pages
+//! without nulls are converted from their bytes ([`PlainPages`]), and time pages that are
+//! arithmetic runs are generated ([`ArithmeticTimes`]); any other page, from the first one on,
+//! goes through the column reader ([`LeafCursor`]), so files of any Parquet settings read alike.
 //!
 //! **Invariant:** a cursor yields exactly the rows asked for, in file order, or an error: a column
 //! chunk with fewer rows than its row group claims, a null in a column a scan needs non-null, or a
@@ -8,10 +12,9 @@
 //! reinterpreted answer.
 
 use std::path::Path;
-
-use bytes::Bytes;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use duet_proto::types::{ColumnValues, DataType};
 use parquet::basic::Encoding;
 use parquet::column::page::{Page, PageReader};
