@@ -3,7 +3,9 @@
 //! parallel_scans`. Loads ROWS [2000000] rows of COLUMNS [10] DOUBLE series, one row per second, into
 //! an engine over a temporary directory; runs each query REPEATS [5] times per mode, alternating the
 //! modes, with the data in the memtable and again after FLUSH; prints medians and min–max in ms.
-//! ONLY=<text> keeps the queries whose name contains the text.
+//! ONLY=<text> keeps the queries whose name contains the text; PLACES=flushed (or memtable) runs
+//! only there; SERIAL=1 runs only the serial mode (for a profiler). The serial mode's CPU time (all
+//! threads) is printed beside its wall time: on a shared machine it is the steadier figure.
 
 #![allow(
     clippy::unwrap_used,
@@ -46,7 +48,30 @@ async fn run(engine: &Arc<Engine>, sql: &str) -> usize {
     }
 }
 
+/// On-CPU time of every thread of this process so far, in ms (Linux `schedstat`): under a loaded
+/// machine a query's CPU time varies far less than its wall time. The kernel adds a running
+/// thread's current stretch only at the next tick or switch; yielding first brings the calling
+/// thread's (which runs the serial queries) up to date, else every reading rounds to the tick.
+fn cpu_ms() -> f64 {
+    std::thread::yield_now();
+    let mut ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e6
+}
+
 fn summary(mut ms: Vec<f64>) -> String {
+    if ms.is_empty() {
+        return "-".into();
+    }
     ms.sort_by(f64::total_cmp);
     format!(
         "{:9.2} ({:.2}–{:.2})",
@@ -144,7 +169,16 @@ async fn main() {
     ];
     // ONLY=<text> runs only the queries whose name contains it (for a profiler).
     let only = std::env::var("ONLY").unwrap_or_default();
+    let places = std::env::var("PLACES").unwrap_or_default();
+    let modes: &[usize] = if std::env::var("SERIAL").is_ok_and(|v| v == "1") {
+        &[1]
+    } else {
+        &[1, 0]
+    };
     for place in ["memtable", "flushed"] {
+        if !places.is_empty() && places != place {
+            continue;
+        }
         if place == "flushed" {
             run(&engine, "flush").await;
         }
@@ -152,19 +186,20 @@ async fn main() {
             .iter()
             .filter(|(name, _)| name.contains(only.as_str()))
         {
-            let (mut serial, mut parallel) = (Vec::new(), Vec::new());
+            let (mut serial, mut parallel, mut serial_cpu) = (Vec::new(), Vec::new(), Vec::new());
             // Once each to warm caches, then alternately, so both modes see the same machine load.
-            for threads in [1, 0] {
+            for &threads in modes {
                 query::set_scan_threads(threads);
                 run(&engine, sql).await;
             }
             for _ in 0..repeats {
-                for threads in [1, 0] {
+                for &threads in modes {
                     query::set_scan_threads(threads);
-                    let t = Instant::now();
+                    let (t, cpu) = (Instant::now(), cpu_ms());
                     run(&engine, sql).await;
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
                     if threads == 1 {
+                        serial_cpu.push(cpu_ms() - cpu);
                         serial.push(ms)
                     } else {
                         parallel.push(ms)
@@ -172,8 +207,9 @@ async fn main() {
                 }
             }
             println!(
-                "{place:9} {name:45} serial {}  parallel {}",
+                "{place:9} {name:45} serial {} cpu {}  parallel {}",
                 summary(serial),
+                summary(serial_cpu),
                 summary(parallel)
             );
         }

@@ -94,7 +94,8 @@
 //! - [`wal`]: log segments, records and retention; `codec`: an entry's encoding; [`transfer`]: entries
 //!   as bytes for a pipe; `types`: positions, versions, origins, operations; `hlc`: the clock;
 //! - `memtable`: the write buffer; [`datafile`]: Parquet data files (`prefetch`: the pages a read
-//!   needs, read ahead one call per column); `manifest`: what is flushed;
+//!   needs, read ahead one call per column; `decode`: columns decoded straight into a run's
+//!   vectors); `manifest`: what is flushed;
 //!   `run`: one series' points and the version merge; [`stats`]: per-series summaries;
 //! - `error`: the crate's error type.
 //!
@@ -116,6 +117,7 @@ pub mod transfer;
 pub mod wal;
 
 mod codec;
+mod decode;
 mod error;
 mod hlc;
 mod manifest;

@@ -41,8 +41,15 @@ impl Prefetched {
         }
         let mut read = Vec::with_capacity(merged.len());
         for r in merged {
-            let mut buf = vec![0u8; usize::try_from(r.end - r.start).unwrap_or(0)];
-            file.read_exact_at(&mut buf, r.start)?;
+            // Read into the vector's spare capacity (`read_to_end` does not zero it first: the
+            // ranges are megabytes per scan chunk).
+            let want = r.end - r.start;
+            let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+            (&file).seek(SeekFrom::Start(r.start))?;
+            (&file).take(want).read_to_end(&mut buf)?;
+            if buf.len() as u64 != want {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
             read.push((r.start, Bytes::from(buf)));
         }
         Ok(Prefetched {
