@@ -110,6 +110,19 @@ async fn off_the_workers<T: Send + 'static>(
     })
 }
 
+/// Runs a `SELECT LAST`'s planning on this thread, taken off the async workers with
+/// `block_in_place` (the runtime hands this worker's other tasks to another thread first); on a
+/// runtime without worker threads the work comes back, for the blocking pool. A LAST is a few summary lookups per series (a
+/// large one returns a stream after resolving its series, paged on the blocking pool as any): the
+/// hop to the blocking pool and back, two thread wake-ups, cost more than the work itself on an
+/// idle machine — most of a LAST's latency.
+fn in_place<T, F: FnOnce() -> T>(work: F) -> Result<T, F> {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => Ok(tokio::task::block_in_place(work)),
+        _ => Err(work),
+    }
+}
+
 /// A statement's `SELECT` on this session: the audit log's view, or the engine's query planned off the
 /// async workers (planning reads the schema and may take a while) under the session's limits.
 struct SessionQueries<'a> {
@@ -770,9 +783,19 @@ impl Session {
             // Not reached: a query runs only for a logged-in session, whose access is loaded.
             None => statements::session_context(&Access::none(), &self.zone_id),
         };
+        let last = select.last;
         let select = select.clone();
         let planned = control.clone();
-        Ok(off_the_workers(&control, move || engine.select(&ctx, &select, planned)).await??)
+        let work = move || engine.select(&ctx, &select, planned);
+        let work = if last {
+            match in_place(work) {
+                Ok(output) => return Ok(output?),
+                Err(work) => work,
+            }
+        } else {
+            work
+        };
+        Ok(off_the_workers(&control, work).await??)
     }
 
     /// Answers a query RPC that names paths rather than SQL: its `Select` (or the reason there is

@@ -343,8 +343,9 @@ def main():
         "",
         "SELECT LAST through native clients, flushed: the table above measures it through "
         "each engine's Python client, where the official IoTDB client's own work dominates (it decodes the "
-        "result with numpy and always makes a second round trip, `closeOperation`; psycopg2 makes one). "
-        f"Here Duet's Rust client (execute, read, close; the median of {LAST_RUNS:,} runs) against pgbench "
+        "result into a pandas frame and always makes a second round trip, `closeOperation`; psycopg2 makes "
+        "one). Here Duet's Rust client (execute and read: one round trip, as the server released the "
+        f"finished result; the median of {LAST_RUNS:,} runs) against pgbench "
         f"(libpq; the median of {REPEATS} runs' latency averages over {LAST_RUNS:,} transactions each):",
         "",
         "| query | Duet, Rust client | PostgreSQL, pgbench | Duet / PostgreSQL |",
