@@ -13,7 +13,8 @@
 //! - [`expr`]: values and `WHERE`/`HAVING` expressions bound to cursors, SQL's three-valued logic.
 //!
 //! One path per shape:
-//! - [`raw`]: raw series aligned by time (a k-way merge of per-series scans, [`scan`]);
+//! - [`raw`]: raw series aligned by time (a k-way merge of per-series scans, [`scan`]); without a
+//!   value predicate merged a run at a time and copied by column ([`raw_columns`]);
 //! - [`by_time`]: aggregates aligned by time, with GROUP BY windows and GROUP BY LEVEL ([`level`]);
 //! - [`last`]: `SELECT LAST`, one series at a time;
 //! - [`by_device`]: `ALIGN BY DEVICE`, raw or aggregated, one device's cursors at a time.
@@ -44,6 +45,7 @@ mod page;
 mod parallel;
 mod plan;
 mod raw;
+mod raw_columns;
 mod scan;
 mod shape;
 #[cfg(test)]

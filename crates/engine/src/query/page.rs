@@ -5,7 +5,7 @@
 
 use duet_proto::types::{Column, ColumnValues, DataType};
 
-use super::expr::{render, Val};
+use super::expr::{cell, render, Val};
 use crate::limits::{QueryControlRef, Reservation};
 use crate::Result;
 
@@ -111,6 +111,35 @@ impl ColumnBuilder {
         }
     }
 
+    /// Appends `column`'s values at `rows`: copied as they are when the column holds the builder's
+    /// fixed-width kind of value (what `push` of each cell would store), else cell by cell.
+    pub(crate) fn extend_from(&mut self, column: &Column, rows: std::ops::Range<usize>) {
+        let n = rows.len();
+        let copied = column.nulls.is_none()
+            && match (&mut self.values, &column.values) {
+                (ColumnValues::Boolean(x), ColumnValues::Boolean(v)) => extend(x, v, &rows),
+                (ColumnValues::Int32(x), ColumnValues::Int32(v)) => extend(x, v, &rows),
+                (ColumnValues::Int64(x), ColumnValues::Int64(v)) => extend(x, v, &rows),
+                (ColumnValues::Float(x), ColumnValues::Float(v)) => extend(x, v, &rows),
+                (ColumnValues::Double(x), ColumnValues::Double(v)) => extend(x, v, &rows),
+                _ => false,
+            };
+        if copied {
+            self.nulls.resize(self.nulls.len() + n, false);
+        } else {
+            for row in rows {
+                self.push(&cell(column, row));
+            }
+        }
+    }
+
+    /// Appends `n` nulls.
+    pub(crate) fn push_nulls(&mut self, n: usize) {
+        for _ in 0..n {
+            self.push(&Val::Null);
+        }
+    }
+
     pub(crate) fn finish(self) -> Column {
         let nulls = self.nulls.iter().any(|b| *b).then_some(self.nulls);
         Column {
@@ -118,6 +147,17 @@ impl ColumnBuilder {
             nulls,
             values: self.values,
         }
+    }
+}
+
+/// Appends `from[rows]` to `to`; `false` (nothing appended) when `rows` lies outside `from`.
+fn extend<T: Copy>(to: &mut Vec<T>, from: &[T], rows: &std::ops::Range<usize>) -> bool {
+    match from.get(rows.clone()) {
+        Some(values) => {
+            to.extend_from_slice(values);
+            true
+        }
+        None => false,
     }
 }
 
@@ -182,6 +222,43 @@ impl PageBuilder {
     /// Adds a row of `bytes` (from [`row_bytes`]); memory is charged at twice the encoded size
     /// (per-cell null flags and vector headers).
     pub(crate) fn push(&mut self, time: i64, cells: &[Val], bytes: usize) -> Result<()> {
+        self.charge(bytes)?;
+        self.times.push(time);
+        for (b, v) in self.columns.iter_mut().zip(cells) {
+            b.push(v);
+        }
+        Ok(())
+    }
+
+    /// Adds the rows of `times` at once, `bytes` (from [`row_bytes`]) between them: `fill` appends
+    /// each column's `times.len()` cells to its builder, given the column's index.
+    pub(crate) fn push_rows(
+        &mut self,
+        times: &[i64],
+        bytes: usize,
+        mut fill: impl FnMut(usize, &mut ColumnBuilder),
+    ) -> Result<()> {
+        self.charge(bytes)?;
+        self.times.extend_from_slice(times);
+        for (i, b) in self.columns.iter_mut().enumerate() {
+            fill(i, b);
+        }
+        Ok(())
+    }
+
+    /// How many more rows of `row_bytes` each fit (at least one on an empty page).
+    pub(crate) fn room_for(&self, row_bytes: usize) -> usize {
+        let rows = self.max_rows.saturating_sub(self.times.len());
+        let by_bytes = self.max_bytes.saturating_sub(self.bytes) / row_bytes.max(1);
+        if self.times.is_empty() {
+            rows.min(by_bytes).max(1)
+        } else {
+            rows.min(by_bytes)
+        }
+    }
+
+    /// Charges rows of `bytes` encoded bytes at twice that (per-cell null flags and vector headers).
+    fn charge(&mut self, bytes: usize) -> Result<()> {
         self.charged = self.charged.saturating_add(2 * bytes);
         if self.charged > self.reservation.bytes() {
             // Charged ahead in steps, not per row (each charge is an atomic update shared by the
@@ -192,10 +269,6 @@ impl PageBuilder {
             }
         }
         self.bytes += bytes;
-        self.times.push(time);
-        for (b, v) in self.columns.iter_mut().zip(cells) {
-            b.push(v);
-        }
         Ok(())
     }
 

@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use duet_parser::{Select, SelectItem};
 
 use super::expr::Val;
-use super::page::{Row, RowPages, RowSource};
+use super::page::{PageSource, Row, RowPages, RowSource};
 use super::plan::{column_window, resolve_item, series_bytes, star, value_predicate};
+use super::raw_columns::RawColumns;
 use super::scan::{AlignedRows, ScanBudget};
 use super::shape::shaped;
 use super::EngineRef;
@@ -96,17 +97,33 @@ pub(super) fn raw_by_time(
         &ScanBudget::new(&control, series.len()),
     )?;
     let paging = (select.offset.unwrap_or(0), select.limit);
-    if select.fill.is_none() {
-        (rows.offset, rows.limit) = paging;
-    }
-    // Output columns read the cursor of their series (a series selected twice feeds two columns).
-    let part = RawPart {
-        device: None,
-        rows,
-        feeds: column_cursor.into_iter().map(Some).collect(),
+    // FILL sees every row; OFFSET and LIMIT then count the filled ones (`shaped`).
+    let source_paging = if select.fill.is_none() {
+        paging
+    } else {
+        (0, None)
     };
-    let source = RawRows::new(engine.clone(), Box::new(Some(part)), (0, None));
-    let source = Box::new(RowPages::new(source, control.clone(), types.clone()));
+    // Output columns read the cursor of their series (a series selected twice feeds two columns).
+    let source: Box<dyn PageSource> = if rows.predicate.is_none() {
+        Box::new(RawColumns::new(
+            engine.clone(),
+            rows.cursors,
+            column_cursor,
+            types.clone(),
+            select.order_by_time_desc,
+            source_paging,
+            control.clone(),
+        ))
+    } else {
+        (rows.offset, rows.limit) = source_paging;
+        let part = RawPart {
+            device: None,
+            rows,
+            feeds: column_cursor.into_iter().map(Some).collect(),
+        };
+        let source = RawRows::new(engine.clone(), Box::new(Some(part)), (0, None));
+        Box::new(RowPages::new(source, control.clone(), types.clone()))
+    };
     let source = shaped(
         engine, ctx, select, source, &control, &types, None, false, paging,
     )?;

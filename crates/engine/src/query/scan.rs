@@ -3,7 +3,7 @@
 //! cursors of a query together stay within a quarter of its memory budget, and every chunk is charged
 //! to the budget while it is held.
 
-use duet_proto::types::{ColumnValues, DataType};
+use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_storage::SeriesChunk;
 
 use super::expr::{cell, eval, Bound, Val};
@@ -195,6 +195,23 @@ impl SeriesCursor {
             self.chunk = Some(chunk);
             self.pos = 0;
         }
+    }
+
+    /// The current chunk's points from the cursor on (none once it is used up: `peek` refills), and
+    /// the chunk's values with the position of the first of them.
+    pub(crate) fn pending(&self) -> (&[i64], Option<(&Column, usize)>) {
+        match &self.chunk {
+            Some(chunk) => (
+                chunk.times.get(self.pos..).unwrap_or_default(),
+                Some((&chunk.values, self.pos)),
+            ),
+            None => (&[], None),
+        }
+    }
+
+    /// Steps over `n` pending points (their values were copied by the caller).
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.pos += n;
     }
 
     pub(crate) fn take(&mut self) -> Val {
