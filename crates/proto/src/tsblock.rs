@@ -237,6 +237,19 @@ fn decode_column(
         input.ensure(n_rows.div_ceil(8), 1, "TsBlock values")?;
     }
     let values = match encoding {
+        // Without nulls, a fixed-width column is one run of values.
+        1 if nulls.is_none() && data_type == DataType::Float => {
+            ColumnValues::Float(input.values(n_rows, WHAT, f32::from_be_bytes)?)
+        }
+        1 if nulls.is_none() => {
+            ColumnValues::Int32(input.values(n_rows, WHAT, i32::from_be_bytes)?)
+        }
+        2 if nulls.is_none() && data_type == DataType::Double => {
+            ColumnValues::Double(input.values(n_rows, WHAT, f64::from_be_bytes)?)
+        }
+        2 if nulls.is_none() => {
+            ColumnValues::Int64(input.values(n_rows, WHAT, i64::from_be_bytes)?)
+        }
         0 => {
             let bits = input.take(n_rows.div_ceil(8), "TsBlock booleans")?;
             ColumnValues::Boolean(
@@ -365,6 +378,46 @@ mod tests {
                     assert_eq!(c.render(r), original.render(r + 5));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn fixed_width_columns_without_nulls_round_trip_and_truncate_to_errors() {
+        let times: Vec<i64> = (0..9).map(|i| i * 1_000 - 4_000).collect();
+        let columns = vec![
+            Column {
+                data_type: DataType::Int32,
+                nulls: None,
+                values: ColumnValues::Int32((0..9).map(|i| i32::MIN + i).collect()),
+            },
+            Column {
+                data_type: DataType::Int64,
+                nulls: None,
+                values: ColumnValues::Int64((0..9).map(|i| i64::MAX - i).collect()),
+            },
+            Column {
+                data_type: DataType::Float,
+                nulls: None,
+                values: ColumnValues::Float((0..9).map(|i| i as f32 - 0.25).collect()),
+            },
+            Column {
+                data_type: DataType::Double,
+                nulls: None,
+                values: ColumnValues::Double((0..9).map(|i| f64::from(i) * -1e300).collect()),
+            },
+        ];
+        let bytes = encode(&times, &columns, 2, 9).unwrap();
+        let decoded = decode(&bytes, None).unwrap();
+        assert_eq!(decoded.times, times[2..]);
+        for (c, original) in decoded.columns.iter().zip(&columns) {
+            assert_eq!(c.nulls, None);
+            assert_eq!(c.len(), 7);
+            for r in 0..7 {
+                assert_eq!(c.render(r), original.render(r + 2));
+            }
+        }
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut], None).is_err(), "cut at {cut}");
         }
     }
 
