@@ -552,12 +552,15 @@ impl Storage {
         let overlaps = |a: (i64, i64), b: (i64, i64)| a.0 <= b.1 && b.0 <= a.1;
         let mut summaries: Vec<(i64, i64, SeriesStats)> = Vec::new();
         if one_type {
+            // Sorted by first time, a span overlaps another exactly when an earlier one reaches it
+            // or the next one starts within it: a LAST over hundreds of files checks each once.
+            spans.sort_by_key(|s| (s.0, s.1));
+            let mut reach = i64::MIN;
             for (i, (lo, hi, _, stats)) in spans.iter().enumerate() {
+                let alone =
+                    (i == 0 || reach < *lo) && spans.get(i + 1).is_none_or(|next| next.0 > *hi);
+                reach = reach.max(*hi);
                 let Some(stats) = stats else { continue };
-                let alone = spans
-                    .iter()
-                    .enumerate()
-                    .all(|(j, other)| j == i || !overlaps((*lo, *hi), (other.0, other.1)));
                 if start <= *lo
                     && *hi <= end
                     && alone
@@ -567,7 +570,6 @@ impl Storage {
                 }
             }
         }
-        summaries.sort_by_key(|s| s.0);
         let mut pieces = Vec::with_capacity(2 * summaries.len() + 1);
         let mut next = Some(start);
         for (lo, hi, stats) in summaries {

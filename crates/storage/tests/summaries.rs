@@ -119,3 +119,28 @@ async fn a_memtable_in_time_order_is_summarised_as_it_grows_and_not_once_out_of_
         vec![('s', 0, 30)]
     );
 }
+
+#[tokio::test]
+async fn a_long_file_overlapping_a_file_beyond_its_neighbour_is_scanned_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // No merge: the four files stay as flushed.
+    let storage = duet_storage::Storage::open(
+        dir.path(),
+        duet_storage::StorageOptions {
+            compaction_files: 100,
+            ..options()
+        },
+    )
+    .unwrap();
+    let s1 = series("s1");
+    // Files spanning [10, 100], [20, 30], [40, 50] and [200, 210]: the long first one overlaps the
+    // third though the second lies between them in order of first time; only the last stands alone.
+    for times in [&[10, 100][..], &[20, 30], &[40, 50], &[200, 210]] {
+        write_local(&storage, insert_i64("s1", times, &[1, 2])).await;
+        storage.flush().await.unwrap();
+    }
+    assert_eq!(
+        kinds(&storage.summarize(&s1, 0, 300)),
+        vec![('s', 0, 199), ('S', 200, 210), ('s', 211, 300)]
+    );
+}
