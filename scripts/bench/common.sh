@@ -44,6 +44,22 @@ build_bench() { # package
     BENCH_BIN="$target/release/$1"
 }
 
+# The write workload's shape, as the environment gives it or by default (the ingest and replication
+# benchmarks share it; $1 the default batches per client), exported to the bench program.
+export_workload() { # default-batches-per-client
+    export CLIENTS="${CLIENTS:-4}" ROWS_PER_BATCH="${ROWS_PER_BATCH:-1000}" COLUMNS="${COLUMNS:-10}"
+    export BATCHES_PER_CLIENT="${BATCHES_PER_CLIENT:-$1}" REPEATS="${REPEATS:-3}"
+}
+
+# A fresh work directory /tmp/<prefix>.XXXXXX as WORK_DIR (readable by the postgres user), removed
+# with what the run started (bench_cleanup) when the script exits.
+make_work_dir() { # prefix
+    WORK_DIR="$(mktemp -d "/tmp/$1.XXXXXX")"
+    chmod 755 "$WORK_DIR"
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
         || { p=$((55432 + RANDOM % 1000)); while ss -ltn "sport = :$p" | grep -q LISTEN; do p=$((p+1)); done; echo $p; }
