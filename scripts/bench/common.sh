@@ -1,10 +1,12 @@
 # Shared by the benchmarks' run.sh scripts: messages, the duetd and bench builds, free ports,
 # throwaway PostgreSQL 15 clusters and the cleanup of what a run started. Sourced, not executed; the
-# sourcing script sets BENCH_NAME (for messages) and, before start_pg, WORK_DIR.
+# sourcing script may set BENCH_NAME (for messages; by default its directory's name) and, before
+# start_pg, WORK_DIR (make_work_dir).
 
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_STARTED=()
+BENCH_NAME="${BENCH_NAME:-$(basename "$(dirname "${BASH_SOURCE[1]}")")}"
 
 say() { echo "[${BENCH_NAME:-bench} $(date +%H:%M:%S)] $*" >&2; }
 die() { echo "[${BENCH_NAME:-bench}] ERROR: $*" >&2; exit 1; }

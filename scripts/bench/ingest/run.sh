@@ -13,7 +13,6 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BENCH_NAME=run.sh
 source "$HERE/../common.sh"
 export_workload 625
 export RECORD_SECONDS="${RECORD_SECONDS:-10}" FETCH_SIZE="${FETCH_SIZE:-10000}" VALUE_TYPE="${VALUE_TYPE:-DOUBLE}"

@@ -15,7 +15,6 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BENCH_NAME=run.sh
 source "$HERE/../common.sh"
 export_workload 1000
 export LAG_SAMPLES="${LAG_SAMPLES:-500}" LAG_INTERVAL_MS="${LAG_INTERVAL_MS:-10}" LOAD_FRACTION="${LOAD_FRACTION:-0.5}"
