@@ -75,10 +75,13 @@ running_pid() {
   echo "$pid"
 }
 
-# Creates the venv $1 with the packages of requirements file $2, or updates it when the Python
-# statement $3 (the suite's imports) fails in it.
-ensure_venv() {
-  local venv=$1 reqs=$2 check=$3
+# A compatibility suite's venv, <repo>/$1, ready: created with the packages of the requirements.txt
+# of the suite's directory $2, or updated when the Python statement $3 (the suite's imports) fails in
+# it. Sets PY to the venv's python.
+suite_venv() {
+  local venv reqs check=$3
+  venv="$(repo_root)/$1"
+  reqs="$2/requirements.txt"
   if [[ ! -x "$venv/bin/python" ]]; then
     echo "creating venv at $venv" >&2
     python3 -m venv "$venv"
@@ -88,4 +91,5 @@ ensure_venv() {
     echo "updating venv at $venv" >&2
     "$venv/bin/python" -m pip install --quiet -r "$reqs"
   fi
+  PY="$venv/bin/python"
 }

@@ -45,27 +45,24 @@ dash_a=$(cat "$dir/a/duetd.metrics.addr" 2>/dev/null || echo "127.0.0.1:$metrics
 dash_b=$(cat "$dir/b/duetd.metrics.addr" 2>/dev/null || echo "127.0.0.1:$metrics_b")
 echo "dashboards: http://$dash_a/ (A) and http://$dash_b/ (B); Prometheus: /metrics on each"
 
-step "Step 2: pipe AB on A (A -> B)"
-cli "$port_a" -e "create pipe AB
+# A double-living pipe named $1 on the instance at port $2 to the one at port $3.
+create_pipe() {
+  cli "$2" -e "create pipe $1
 with source (
   'source.mode.double-living' ='true'
 )
 with sink (
   'sink'='iotdb-thrift-sink',
   'sink.ip'='127.0.0.1',
-  'sink.port'='$port_b'
+  'sink.port'='$3'
 )"
+}
+
+step "Step 2: pipe AB on A (A -> B)"
+create_pipe AB "$port_a" "$port_b"
 
 step "Step 3: pipe BA on B (B -> A)"
-cli "$port_b" -e "create pipe BA
-with source (
-'source.mode.double-living' ='true'
-)
-with sink (
-  'sink'='iotdb-thrift-sink',
-  'sink.ip'='127.0.0.1',
-  'sink.port'='$port_a'
-)"
+create_pipe BA "$port_b" "$port_a"
 
 step "Step 4: verify — show cluster, show pipes"
 cli "$port_a" -e "show cluster"

@@ -1,10 +1,12 @@
 # Shared by the benchmarks' run.sh scripts: messages, the duetd and bench builds, free ports,
 # throwaway PostgreSQL 15 clusters and the cleanup of what a run started. Sourced, not executed; the
-# sourcing script sets BENCH_NAME (for messages) and, before start_pg, WORK_DIR.
+# sourcing script may set BENCH_NAME (for messages; by default its directory's name) and, before
+# start_pg, WORK_DIR (make_work_dir).
 
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_STARTED=()
+BENCH_NAME="${BENCH_NAME:-$(basename "$(dirname "${BASH_SOURCE[1]}")")}"
 
 say() { echo "[${BENCH_NAME:-bench} $(date +%H:%M:%S)] $*" >&2; }
 die() { echo "[${BENCH_NAME:-bench}] ERROR: $*" >&2; exit 1; }
@@ -42,6 +44,22 @@ build_bench() { # package
     (cd "$BENCH_ROOT/scripts/bench" && CARGO_TARGET_DIR="$target" cargo build --release -p "$1") \
         || die "$1 build failed"
     BENCH_BIN="$target/release/$1"
+}
+
+# The write workload's shape, as the environment gives it or by default (the ingest and replication
+# benchmarks share it; $1 the default batches per client), exported to the bench program.
+export_workload() { # default-batches-per-client
+    export CLIENTS="${CLIENTS:-4}" ROWS_PER_BATCH="${ROWS_PER_BATCH:-1000}" COLUMNS="${COLUMNS:-10}"
+    export BATCHES_PER_CLIENT="${BATCHES_PER_CLIENT:-$1}" REPEATS="${REPEATS:-3}"
+}
+
+# A fresh work directory /tmp/<prefix>.XXXXXX as WORK_DIR (readable by the postgres user), removed
+# with what the run started (bench_cleanup) when the script exits.
+make_work_dir() { # prefix
+    WORK_DIR="$(mktemp -d "/tmp/$1.XXXXXX")"
+    chmod 755 "$WORK_DIR"
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
 }
 
 free_port() {

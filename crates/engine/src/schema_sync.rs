@@ -565,16 +565,22 @@ impl Engine {
         origin: Origin,
         change: SchemaChange,
     ) -> Result<()> {
-        let instance = match origin {
-            Origin::Pipe { instance } => instance,
-            Origin::Local => self.storage.instance(),
-        };
-        let version = Version {
-            hlc: self.storage.fresh_hlc(),
-            instance,
-        };
+        let version = self.version_now(&origin);
         self.apply_replicated(origin, version, vec![Op::Meta(change.encode())])
             .await
+    }
+
+    /// A version for a change that arrived without one: a fresh clock reading, with the origin's
+    /// instance (this instance's for a local origin).
+    fn version_now(&self, origin: &Origin) -> Version {
+        let instance = match origin {
+            Origin::Pipe { instance } => *instance,
+            Origin::Local => self.storage.instance(),
+        };
+        Version {
+            hlc: self.storage.fresh_hlc(),
+            instance,
+        }
     }
 
     /// A user an IoTDB sender created (plans 621 and 638), applied as a peer's change versioned
@@ -592,14 +598,7 @@ impl Engine {
         if self.catalog.user_password_hash(name)?.is_some() {
             return Ok(false);
         }
-        let instance = match origin {
-            Origin::Pipe { instance } => instance,
-            Origin::Local => self.storage.instance(),
-        };
-        let version = Version {
-            hlc: self.storage.fresh_hlc(),
-            instance,
-        };
+        let version = self.version_now(&origin);
         let change = SchemaChange::PutUser {
             name: name.to_string(),
             password_hash: password_hash.to_string(),

@@ -43,37 +43,31 @@
 
 use std::path::PathBuf;
 
+use duet_engine::paths;
 use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
-use duet_engine::{paths, Engine};
 use duet_parser::PathNode;
 use duet_proto::config_plan::AuthorHolder;
 use duet_proto::config_snapshot::{
     self, file_type, snapshot_plan, AuthPrivileges, ConfigSchema, ConfigSnapshotSeal,
-    ConfigTemplate, TtlEntry,
+    ConfigTemplate, SnapshotRole, SnapshotUser, TtlEntry,
 };
+use duet_proto::pipe_body::FileSeal;
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::TPipeTransferResp;
-use duet_storage::Origin;
 
-use crate::file_receiver::{decode_snapshot_seal, file_error, FileReceiver};
+use crate::file_receiver::{file_error, FileReceiver};
 use crate::handshake::pipe_status;
-use crate::receiver::PipeAuthority;
-use crate::schema_snapshot_load::refused;
+use crate::receiver::Applying;
+use crate::schema_snapshot_load::apply_permitted;
 
-/// Handles a snapshot seal: checks the received files against it and applies the snapshot (the
-/// receiver empties the connection's directory after it, whatever the outcome).
+/// Handles a decoded snapshot seal: checks the received files against it and applies the snapshot
+/// (the receiver empties the connection's directory after it, whatever the outcome).
 pub async fn seal(
     files: &mut FileReceiver,
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
-    body: &[u8],
+    applying: &Applying<'_>,
+    seal: FileSeal,
+    params: ConfigSnapshotSeal,
 ) -> TPipeTransferResp {
-    let parameters = config_snapshot::config_snapshot_seal;
-    let (seal, params) = match decode_snapshot_seal(body, "config", parameters) {
-        Ok(decoded) => decoded,
-        Err(resp) => return *resp,
-    };
     let names: Vec<Option<String>> = seal.files.iter().map(|(n, _)| n.clone()).collect();
     if let Err(resp) = files.seal(seal).await {
         return resp;
@@ -94,31 +88,29 @@ pub async fn seal(
                         .into(),
                 );
             };
-            apply_schema(engine, origin, authority, &params, mtree, templates).await
+            apply_schema(applying, &params, mtree, templates).await
         }
         file_type::TTL => {
             let Some(ttl) = path(0) else {
                 return file_error("The TTL snapshot seal names no file.".into());
             };
-            apply_ttl(engine, origin, authority, &params, ttl).await
+            apply_ttl(applying, &params, ttl).await
         }
-        file_type::USER => {
-            let Some(file) = path(0) else {
-                return file_error("The USER snapshot seal names no file.".into());
-            };
-            apply_user(engine, origin, authority, &params, file).await
-        }
-        file_type::ROLE => {
-            let Some(file) = path(0) else {
-                return file_error("The ROLE snapshot seal names no file.".into());
-            };
-            apply_role(engine, origin, authority, &params, file).await
-        }
+        file_type::USER => match parse_one("USER", path(0), config_snapshot::parse_user_file).await
+        {
+            Ok(user) => apply_user(applying, &params, user).await,
+            Err(resp) => *resp,
+        },
+        file_type::ROLE => match parse_one("ROLE", path(0), config_snapshot::parse_role_file).await
+        {
+            Ok(role) => apply_role(applying, &params, role).await,
+            Err(resp) => *resp,
+        },
         file_type::USER_ROLE => {
             let (Some(file), Some(Some(name))) = (path(0), names.first()) else {
                 return file_error("The USER_ROLE snapshot seal names no file.".into());
             };
-            apply_user_roles(engine, origin, authority, &params, name.clone(), file).await
+            apply_user_roles(applying, &params, name.clone(), file).await
         }
         file_type::LBAC_COMPONENT | file_type::LBAC_POLICY => {
             tracing::warn!("an IoTDB {kind} snapshot was received and not applied");
@@ -180,30 +172,22 @@ async fn parse<T: Send + 'static>(
     }
 }
 
-/// Applies the changes the handshake user may apply; the answer is the refusal of the others, if
-/// any (IoTDB's receiver checks each plan of a snapshot and applies the ones it may).
-async fn apply_all(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
-    changes: Vec<SchemaChange>,
-) -> TPipeTransferResp {
-    let (changes, refusal) = crate::receiver::permitted(authority, changes);
-    for change in changes {
-        if let Err(e) = engine
-            .apply_unversioned_schema(origin.clone(), change)
-            .await
-        {
-            return refused(e);
-        }
-    }
-    refusal.unwrap_or_else(|| TPipeTransferResp::new(status::success(), None))
+/// Reads and parses the one file of a seal that names one (the refusal when it names none).
+async fn parse_one<T: Send + 'static>(
+    what: &'static str,
+    file: Option<PathBuf>,
+    parse_file: fn(&[u8]) -> duet_proto::Result<T>,
+) -> Result<T, Box<TPipeTransferResp>> {
+    let Some(file) = file else {
+        return Err(Box::new(file_error(format!(
+            "The {what} snapshot seal names no file."
+        ))));
+    };
+    parse(what, vec![file], move |bytes| parse_file(&bytes[0])).await
 }
 
 async fn apply_schema(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
+    applying: &Applying<'_>,
     params: &ConfigSnapshotSeal,
     mtree: PathBuf,
     templates: PathBuf,
@@ -222,10 +206,8 @@ async fn apply_schema(
         Ok(parsed) => parsed,
         Err(resp) => return *resp,
     };
-    apply_all(
-        engine,
-        origin,
-        authority,
+    apply_permitted(
+        applying,
         schema_changes(params, &pattern, &schema, &templates),
     )
     .await
@@ -297,20 +279,10 @@ fn schema_changes(
 /// Applies the user of a USER snapshot and, when the seal asks for GrantUser (626), what its file
 /// grants on the tree model (see the module header); the answer names what it leaves out.
 async fn apply_user(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
+    applying: &Applying<'_>,
     params: &ConfigSnapshotSeal,
-    file: PathBuf,
+    user: SnapshotUser,
 ) -> TPipeTransferResp {
-    let user = match parse("USER", vec![file], |bytes| {
-        config_snapshot::parse_user_file(&bytes[0])
-    })
-    .await
-    {
-        Ok(user) => user,
-        Err(resp) => return *resp,
-    };
     let name = user.name.clone();
     if name == duet_catalog::ROOT_USER {
         tracing::warn!("an IoTDB USER snapshot of root was received; root stays as it is here");
@@ -320,33 +292,19 @@ async fn apply_user(
              sender never sends its superuser, and IoTDB's receiver keeps its own).",
         );
     }
-    if params
+    let creation = params
         .types
         .contains(&snapshot_plan::CREATE_USER_WITH_RAW_PASSWORD)
-    {
-        if let Err(e) = duet_catalog::validate_user_name(&name) {
-            return pipe_status(
-                StatusCode::PipeReceiverUserConflict,
-                format!("The USER snapshot's user {name:?} is not applied: {e}"),
-            );
-        }
-        let change = SchemaChange::PutUser {
+        .then(|| SchemaChange::PutUser {
             name: name.clone(),
             password_hash: duet_catalog::iotdb_password_record(&user.password_hash),
-        };
-        let resp = apply_all(engine, origin.clone(), authority, vec![change]).await;
-        if resp.status.code != status::success().code {
-            return resp;
-        }
-    }
-    apply_grants(
-        engine,
-        origin,
-        authority,
+        });
+    apply_holder(
+        applying,
         params,
         AuthorHolder::User(name),
+        creation,
         &user.privileges,
-        snapshot_plan::GRANT_USER,
     )
     .await
 }
@@ -354,56 +312,60 @@ async fn apply_user(
 /// Applies the role of a ROLE snapshot (CreateRole, 622; one that exists here is kept with what
 /// it holds) and, for GrantRole (625), what its file grants on the tree model.
 async fn apply_role(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
+    applying: &Applying<'_>,
     params: &ConfigSnapshotSeal,
-    file: PathBuf,
+    role: SnapshotRole,
 ) -> TPipeTransferResp {
-    let role = match parse("ROLE", vec![file], |bytes| {
-        config_snapshot::parse_role_file(&bytes[0])
-    })
+    let creation =
+        params
+            .types
+            .contains(&snapshot_plan::CREATE_ROLE)
+            .then(|| SchemaChange::PutRole {
+                name: role.name.clone(),
+            });
+    apply_holder(
+        applying,
+        params,
+        AuthorHolder::Role(role.name),
+        creation,
+        &role.privileges,
+    )
     .await
-    {
-        Ok(role) => role,
-        Err(resp) => return *resp,
-    };
-    if params.types.contains(&snapshot_plan::CREATE_ROLE) {
-        if let Err(e) = duet_catalog::validate_role_name(&role.name) {
+}
+
+/// Applies a USER or ROLE file: the holder's `creation` (when the seal asks for it; refused if
+/// the name is not a legal one here), then what the file grants ([`apply_grants`]).
+async fn apply_holder(
+    applying: &Applying<'_>,
+    params: &ConfigSnapshotSeal,
+    holder: AuthorHolder,
+    creation: Option<SchemaChange>,
+    privileges: &AuthPrivileges,
+) -> TPipeTransferResp {
+    if let Some(change) = creation {
+        let (checked, kind, what) = match &holder {
+            AuthorHolder::User(name) => (duet_catalog::validate_user_name(name), "USER", "user"),
+            AuthorHolder::Role(name) => (duet_catalog::validate_role_name(name), "ROLE", "role"),
+        };
+        if let Err(e) = checked {
+            let (AuthorHolder::User(name) | AuthorHolder::Role(name)) = &holder;
             return pipe_status(
                 StatusCode::PipeReceiverUserConflict,
-                format!(
-                    "The ROLE snapshot's role {:?} is not applied: {e}",
-                    role.name
-                ),
+                format!("The {kind} snapshot's {what} {name:?} is not applied: {e}"),
             );
         }
-        let change = SchemaChange::PutRole {
-            name: role.name.clone(),
-        };
-        let resp = apply_all(engine, origin.clone(), authority, vec![change]).await;
+        let resp = apply_permitted(applying, vec![change]).await;
         if resp.status.code != status::success().code {
             return resp;
         }
     }
-    apply_grants(
-        engine,
-        origin,
-        authority,
-        params,
-        AuthorHolder::Role(role.name),
-        &role.privileges,
-        snapshot_plan::GRANT_ROLE,
-    )
-    .await
+    apply_grants(applying, params, holder, privileges).await
 }
 
 /// Applies a USER_ROLE snapshot file (`<user>_role.profile`): the user is granted each role it
 /// names (GrantRoleToUser, 627), the roles it holds here kept. Root's roles are its own here.
 async fn apply_user_roles(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
+    applying: &Applying<'_>,
     params: &ConfigSnapshotSeal,
     file_name: String,
     file: PathBuf,
@@ -432,37 +394,42 @@ async fn apply_user_roles(
         );
     }
     let holder = AuthorHolder::User(user.clone());
-    let change =
-        match crate::receiver::authority_with(engine, &holder, Vec::new(), &user_roles.roles) {
-            Ok(change) => change,
-            Err(resp) if by_id && params.auth_user_name.is_none() => {
-                // A file named by an id, and no user named in the seal.
-                let mut resp = *resp;
-                resp.status.message = Some(format!(
-                    "{} (the file names the user {user}, which may be an IoTDB user id, and the \
+    let change = match crate::receiver::authority_with(
+        applying.engine,
+        &holder,
+        Vec::new(),
+        &user_roles.roles,
+    ) {
+        Ok(change) => change,
+        Err(resp) if by_id && params.auth_user_name.is_none() => {
+            // A file named by an id, and no user named in the seal.
+            let mut resp = *resp;
+            resp.status.message = Some(format!(
+                "{} (the file names the user {user}, which may be an IoTDB user id, and the \
                      seal names no authUserName)",
-                    resp.status.message.unwrap_or_default()
-                ));
-                return resp;
-            }
-            Err(resp) => return *resp,
-        };
-    apply_all(engine, origin, authority, vec![change]).await
+                resp.status.message.unwrap_or_default()
+            ));
+            return resp;
+        }
+        Err(resp) => return *resp,
+    };
+    apply_permitted(applying, vec![change]).await
 }
 
 /// Applies what a USER or ROLE file grants on the tree model when the seal's `Type` lists
-/// `grant_type` (GrantUser or GrantRole): added to what the holder has here, a grant option kept.
+/// its holder's grant plan (GrantUser or GrantRole): added to what the holder has here, a grant option kept.
 /// The table model's grants (when the seal asks for them) and privilege bits no known privilege
 /// has are named in a 1810 answer after the rest is applied.
 async fn apply_grants(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
+    applying: &Applying<'_>,
     params: &ConfigSnapshotSeal,
     holder: AuthorHolder,
     privileges: &AuthPrivileges,
-    grant_type: i16,
 ) -> TPipeTransferResp {
+    let grant_type = match holder {
+        AuthorHolder::User(_) => snapshot_plan::GRANT_USER,
+        AuthorHolder::Role(_) => snapshot_plan::GRANT_ROLE,
+    };
     let (tree, unknown) = privileges.tree_grants();
     let mut left_out = Vec::new();
     if params.types.contains(&grant_type) {
@@ -488,11 +455,12 @@ async fn apply_grants(
         }
         left_out.extend(unknown);
         if !grants.is_empty() {
-            let change = match crate::receiver::authority_with(engine, &holder, grants, &[]) {
-                Ok(change) => change,
-                Err(resp) => return *resp,
-            };
-            let resp = apply_all(engine, origin, authority, vec![change]).await;
+            let change =
+                match crate::receiver::authority_with(applying.engine, &holder, grants, &[]) {
+                    Ok(change) => change,
+                    Err(resp) => return *resp,
+                };
+            let resp = apply_permitted(applying, vec![change]).await;
             if resp.status.code != status::success().code {
                 return resp;
             }
@@ -562,9 +530,7 @@ fn may_overlap(a: &[PathNode], b: &[PathNode]) -> bool {
 }
 
 async fn apply_ttl(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
+    applying: &Applying<'_>,
     params: &ConfigSnapshotSeal,
     file: PathBuf,
 ) -> TPipeTransferResp {
@@ -610,7 +576,7 @@ async fn apply_ttl(
             }
         });
     }
-    let resp = apply_all(engine, origin, authority, changes).await;
+    let resp = apply_permitted(applying, changes).await;
     if resp.status.code != status::success().code || left_out.is_empty() {
         return resp;
     }

@@ -15,10 +15,11 @@ use duet_proto::pipe_tablet;
 use duet_proto::plan_node::{InsertRow, RowValue, WriteNode};
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::{TPipeTransferReq, TPipeTransferResp, TSStatus};
+use duet_proto::{config_snapshot, schema_snapshot};
 use duet_storage::{Op, Origin};
 use futures::future::join_all;
 
-use crate::file_receiver::FileReceiver;
+use crate::file_receiver::{decode_snapshot_seal, FileReceiver};
 use crate::handshake::{self, pipe_status, PeerInfo, ReceiverState};
 use crate::identity::ServerIdentity;
 use crate::slice::{self, SliceOutcome};
@@ -45,6 +46,15 @@ pub enum Applied<'a> {
 pub trait PipeAuthority: Send + Sync {
     /// `Ok`, or the refusal the sender sees (IoTDB's 803 naming what is missing).
     fn check(&self, applied: Applied<'_>) -> Result<(), TSStatus>;
+}
+
+/// What applying a handshaken peer's request needs: this instance's engine, the origin its changes
+/// are recorded with (the handshake's, `origin_of`) and the handshake user's privileges, read
+/// afresh for the request.
+pub struct Applying<'a> {
+    pub engine: &'a Engine,
+    pub origin: Origin,
+    pub authority: &'a dyn PipeAuthority,
 }
 
 /// Reads a user's privileges afresh (the refusal when the user no longer exists).
@@ -82,7 +92,11 @@ where
     // What an applying request needs: the handshake's origin and the user's privileges (`None`
     // before a handshake).
     let applying = match (authority.as_deref(), &state.peer) {
-        (Some(authority), Some(peer)) => Some((origin_of(peer), authority)),
+        (Some(authority), Some(peer)) => Some(Applying {
+            engine,
+            origin: origin_of(peer),
+            authority,
+        }),
         _ => None,
     };
     // Any request but a slice ends a reassembly in progress, as on IoTDB.
@@ -125,19 +139,15 @@ where
         ),
         transfer::DUET_TRANSFER_ENTRIES => match applying {
             None => not_handshaken(),
-            Some((origin, authority)) => apply_entries(engine, origin, authority, &req.body).await,
+            Some(applying) => apply_entries(&applying, &req.body).await,
         },
         writes if WRITE_REQUESTS.contains(&writes) => match applying {
             None => not_handshaken(),
-            Some((origin, authority)) => {
-                apply_iotdb_writes(engine, origin, authority, req.type_, &req.body).await
-            }
+            Some(applying) => apply_iotdb_writes(&applying, req.type_, &req.body).await,
         },
         request_type::TRANSFER_CONFIG_PLAN => match applying {
             None => not_handshaken(),
-            Some((origin, authority)) => {
-                apply_config_plan(engine, origin, authority, &req.body).await
-            }
+            Some(applying) => apply_config_plan(&applying, &req.body).await,
         },
         request_type::TRANSFER_TS_FILE_PIECE
         | request_type::TRANSFER_TS_FILE_PIECE_WITH_MOD
@@ -151,9 +161,7 @@ where
         | request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL
         | request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => match applying {
             None => not_handshaken(),
-            Some((origin, authority)) => {
-                file_seal(state, engine, origin, authority, req.type_, &req.body).await
-            }
+            Some(applying) => file_seal(state, &applying, req.type_, &req.body).await,
         },
         other => pipe_status(
             StatusCode::PipeTypeError,
@@ -291,21 +299,15 @@ fn series_specs(measurements: Vec<config_plan::TemplateMeasurement>) -> Vec<Seri
 /// versions: the points get this instance's, so between two writes of one point the later arrival wins,
 /// as on IoTDB. A request some of whose entries Duet cannot take (the table model, a plan node it does
 /// not apply) or the handshake user may not apply is refused whole, before anything of it is applied.
-async fn apply_iotdb_writes(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
-    type_: i16,
-    body: &[u8],
-) -> TPipeTransferResp {
+async fn apply_iotdb_writes(applying: &Applying<'_>, type_: i16, body: &[u8]) -> TPipeTransferResp {
+    let Applying {
+        engine,
+        origin,
+        authority,
+    } = applying;
     let nodes = match pipe_tablet::decode_write_request(type_, body) {
         Ok(nodes) => nodes,
-        Err(e) => {
-            return pipe_status(
-                StatusCode::PipeTransferExecuteStatementError,
-                format!("Malformed or unsupported write request (type {type_}): {e}"),
-            )
-        }
+        Err(e) => return undecodable(format!("write request (type {type_})"), e),
     };
     let mut steps = Vec::new();
     for node in nodes {
@@ -354,7 +356,7 @@ async fn apply_iotdb_writes(
                 continue;
             }
             WriteStep::Schema(change) => {
-                match write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                match write_all(engine, origin, std::mem::take(&mut writes)).await {
                     Ok(()) => engine
                         .apply_unversioned_schema(origin.clone(), change)
                         .await
@@ -363,7 +365,7 @@ async fn apply_iotdb_writes(
                 }
             }
             WriteStep::Delete(delete) => {
-                match write_all(engine, &origin, std::mem::take(&mut writes)).await {
+                match write_all(engine, origin, std::mem::take(&mut writes)).await {
                     Ok(()) => engine
                         .delete_data_from(origin.clone(), &delete.paths, delete.start, delete.end)
                         .await
@@ -377,7 +379,7 @@ async fn apply_iotdb_writes(
             return resp;
         }
     }
-    match write_all(engine, &origin, writes).await {
+    match write_all(engine, origin, writes).await {
         Ok(()) => TPipeTransferResp::new(status::success(), None),
         Err(resp) => resp,
     }
@@ -428,20 +430,15 @@ async fn write_all(
 /// A ConfigNode plan (type 200) an IoTDB sender sends for `schema.database`, `schema.ttl`,
 /// `schema.timeseries` and `auth`: applied as the peer schema changes it means here (versioned now,
 /// with the pipe's origin), once the handshake user may apply every one of them.
-async fn apply_config_plan(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
-    body: &[u8],
-) -> TPipeTransferResp {
+async fn apply_config_plan(applying: &Applying<'_>, body: &[u8]) -> TPipeTransferResp {
+    let Applying {
+        engine,
+        origin,
+        authority,
+    } = applying;
     let plan = match config_plan::decode_config_plan(body) {
         Ok(plan) => plan,
-        Err(e) => {
-            return pipe_status(
-                StatusCode::PipeTransferExecuteStatementError,
-                format!("Malformed or unsupported config plan: {e}"),
-            )
-        }
+        Err(e) => return undecodable("config plan", e),
     };
     // A plan a pipe receiver executed on the sender means here what the plan itself means.
     let plan = match plan {
@@ -461,7 +458,7 @@ async fn apply_config_plan(
         // IoTDB's receiver keeps an existing user as it is (its 'user already exists' answer, which
         // its pipe receiver turns into 1809): a creation never overwrites an account here.
         ConfigPlan::CreateUser { name, password } => {
-            return create_user(engine, origin, authority, name, password).await
+            return create_user(applying, name, password).await
         }
         plan => match config_plan_changes(engine, plan).await {
             Ok(changes) => changes,
@@ -487,9 +484,7 @@ async fn apply_config_plan(
 /// of it; with IoTDB's hash (`CreateUserWithRawPassword`) that hash is kept as its own kind, which
 /// logins verify as IoTDB does. An existing account is kept (1809).
 async fn create_user(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
+    applying: &Applying<'_>,
     name: String,
     password: UserPassword,
 ) -> TPipeTransferResp {
@@ -504,10 +499,14 @@ async fn create_user(
         name: name.clone(),
         password_hash: password_hash.clone(),
     };
-    if let Err(status) = authority.check(Applied::Schema(&change)) {
+    if let Err(status) = applying.authority.check(Applied::Schema(&change)) {
         return TPipeTransferResp::new(status, None);
     }
-    match engine.create_peer_user(origin, &name, &password_hash).await {
+    let created = applying
+        .engine
+        .create_peer_user(applying.origin.clone(), &name, &password_hash)
+        .await;
+    match created {
         Ok(true) => TPipeTransferResp::new(status::success(), None),
         Ok(false) => pipe_status(
             StatusCode::PipeReceiverIdempotentConflict,
@@ -858,9 +857,7 @@ async fn file_piece(state: &mut ReceiverState, type_: i16, body: &[u8]) -> TPipe
 /// whatever the outcome of the load.
 async fn file_seal(
     state: &mut ReceiverState,
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
+    applying: &Applying<'_>,
     type_: i16,
     body: &[u8],
 ) -> TPipeTransferResp {
@@ -870,10 +867,20 @@ async fn file_seal(
     };
     let resp = match type_ {
         request_type::TRANSFER_CONFIG_SNAPSHOT_SEAL => {
-            crate::config_snapshot_load::seal(files, engine, origin, authority, body).await
+            match decode_snapshot_seal(body, "config", config_snapshot::config_snapshot_seal) {
+                Ok((seal, params)) => {
+                    crate::config_snapshot_load::seal(files, applying, seal, params).await
+                }
+                Err(resp) => *resp,
+            }
         }
         request_type::TRANSFER_SCHEMA_SNAPSHOT_SEAL => {
-            crate::schema_snapshot_load::seal(files, engine, origin, authority, body).await
+            match decode_snapshot_seal(body, "schema", schema_snapshot::schema_snapshot_seal) {
+                Ok((seal, params)) => {
+                    crate::schema_snapshot_load::seal(files, applying, seal, params).await
+                }
+                Err(resp) => *resp,
+            }
         }
         _ => {
             let seal = if type_ == request_type::TRANSFER_TS_FILE_SEAL {
@@ -886,13 +893,21 @@ async fn file_seal(
                 Err(e) => return malformed_file("seal", e),
             };
             match files.seal(seal).await {
-                Ok(sealed) => crate::tsfile_load::load(engine, origin, authority, &sealed).await,
+                Ok(sealed) => crate::tsfile_load::load(applying, &sealed).await,
                 Err(resp) => return resp,
             }
         }
     };
     files.clear().await;
     resp
+}
+
+/// The refusal of a request body that does not decode as the `what` its type says it is.
+fn undecodable(what: impl std::fmt::Display, e: impl std::fmt::Display) -> TPipeTransferResp {
+    pipe_status(
+        StatusCode::PipeTransferExecuteStatementError,
+        format!("Malformed or unsupported {what}: {e}"),
+    )
 }
 
 fn malformed_file(what: &str, e: impl std::fmt::Display) -> TPipeTransferResp {
@@ -925,24 +940,27 @@ fn receiver_files(state: &mut ReceiverState) -> Result<&mut FileReceiver, Box<TP
 
 /// The status a sender sees for a batch this instance could not apply (pipe reference §7.2).
 fn refused(e: EngineError) -> TPipeTransferResp {
-    let code = match &e {
+    pipe_status(
+        refusal_code(&e),
+        format!("Failed to apply a replicated batch: {e}"),
+    )
+}
+
+/// The code of a refused change: a conflict with this instance's schema is the sender's to skip
+/// (1810); anything else is this instance's failure.
+pub(crate) fn refusal_code(e: &EngineError) -> StatusCode {
+    match e {
         EngineError::TypeMismatch(_)
         | EngineError::IllegalPath(_)
         | EngineError::DatabaseExists(_) => StatusCode::PipeReceiverUserConflict,
         _ => StatusCode::InternalServerError,
-    };
-    pipe_status(code, format!("Failed to apply a replicated batch: {e}"))
+    }
 }
 
 /// Applies a batch once the handshake user may apply all of it (refused whole otherwise); all
 /// entries are submitted together so they share group commits. Order does not matter: the highest
 /// version wins whatever order entries are applied in.
-async fn apply_entries(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
-    body: &[u8],
-) -> TPipeTransferResp {
+async fn apply_entries(applying: &Applying<'_>, body: &[u8]) -> TPipeTransferResp {
     let entries = match transfer::decode_entries(body) {
         Ok(e) => e,
         Err(e) => {
@@ -954,15 +972,15 @@ async fn apply_entries(
     };
     if let Err(status) = entries
         .iter()
-        .try_for_each(|e| check_entry(authority, &e.ops))
+        .try_for_each(|e| check_entry(applying.authority, &e.ops))
     {
         return TPipeTransferResp::new(status, None);
     }
-    let results = join_all(
-        entries
-            .into_iter()
-            .map(|e| engine.apply_replicated(origin.clone(), e.version, e.ops)),
-    )
+    let results = join_all(entries.into_iter().map(|e| {
+        applying
+            .engine
+            .apply_replicated(applying.origin.clone(), e.version, e.ops)
+    }))
     .await;
     match results.into_iter().find_map(Result::err) {
         None => TPipeTransferResp::new(status::success(), None),

@@ -25,34 +25,28 @@ use std::path::PathBuf;
 use duet_engine::schema_sync::{SchemaChange, SeriesSpec};
 use duet_engine::{paths, Engine, EngineError};
 use duet_parser::PathNode;
+use duet_proto::pipe_body::FileSeal;
 use duet_proto::schema_snapshot::{
     self, snapshot_type, MTreeSnapshot, SchemaSnapshotSeal, SnapshotDevice,
 };
 use duet_proto::status::{self, StatusCode};
 use duet_proto::t::TPipeTransferResp;
-use duet_storage::Origin;
 
-use crate::file_receiver::{decode_snapshot_seal, FileReceiver};
+use crate::file_receiver::FileReceiver;
 use crate::handshake::pipe_status;
-use crate::receiver::PipeAuthority;
+use crate::receiver::Applying;
 
 /// What is left out and named in the answer, at most.
 const NAMED_LEFT_OUT: usize = 10;
 
-/// Handles a snapshot seal: checks the received files against it and applies the snapshot (the
-/// receiver empties the connection's directory after it, whatever the outcome).
+/// Handles a decoded snapshot seal: checks the received files against it and applies the snapshot
+/// (the receiver empties the connection's directory after it, whatever the outcome).
 pub async fn seal(
     files: &mut FileReceiver,
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
-    body: &[u8],
+    applying: &Applying<'_>,
+    seal: FileSeal,
+    params: SchemaSnapshotSeal,
 ) -> TPipeTransferResp {
-    let parameters = schema_snapshot::schema_snapshot_seal;
-    let (seal, params) = match decode_snapshot_seal(body, "schema", parameters) {
-        Ok(decoded) => decoded,
-        Err(resp) => return *resp,
-    };
     // The files by position: the MTree snapshot, then the optional tag log and device attributes.
     let Some(Some(mtree_name)) = seal.files.first().map(|(name, _)| name.clone()) else {
         return pipe_status(
@@ -75,7 +69,7 @@ pub async fn seal(
         );
     }
     let mtree = files.dir().join(&mtree_name);
-    apply(engine, origin, authority, &params, mtree).await
+    apply(applying, &params, mtree).await
 }
 
 /// Why a seal's database needs nothing applied, if it does not.
@@ -91,9 +85,7 @@ fn nothing_to_apply(params: &SchemaSnapshotSeal, pattern: &[PathNode]) -> Option
 }
 
 async fn apply(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
+    applying: &Applying<'_>,
     params: &SchemaSnapshotSeal,
     mtree: PathBuf,
 ) -> TPipeTransferResp {
@@ -141,26 +133,15 @@ async fn apply(
             )
         }
     };
-    let (changes, left_out) = match plan(engine, params, &pattern, &snapshot) {
+    let (changes, left_out) = match plan(applying.engine, params, &pattern, &snapshot) {
         Ok(planned) => planned,
         Err(e) => return refused(e),
     };
     // What the handshake user may not apply is left out, the rest applied, and the refusal
     // answered (IoTDB's receiver applies such a snapshot statement by statement, each checked).
-    let (changes, refusal) = crate::receiver::permitted(authority, changes);
-    for change in changes {
-        if let Err(e) = engine
-            .apply_unversioned_schema(origin.clone(), change)
-            .await
-        {
-            return refused(e);
-        }
-    }
-    if let Some(refusal) = refusal {
-        return refusal;
-    }
-    if left_out.is_empty() {
-        return TPipeTransferResp::new(status::success(), None);
+    let resp = apply_permitted(applying, changes).await;
+    if resp.status.code != status::success().code || left_out.is_empty() {
+        return resp;
     }
     tracing::warn!(
         database = %database,
@@ -305,15 +286,32 @@ fn template_set_paths(engine: &Engine) -> Result<Vec<Vec<String>>, EngineError> 
     Ok(set)
 }
 
+/// Applies the schema changes the handshake user may apply, in order; the answer is the refusal
+/// of the others, if any (IoTDB's receiver checks each plan of a snapshot and applies the ones it
+/// may), or of the first change that fails.
+pub(crate) async fn apply_permitted(
+    applying: &Applying<'_>,
+    changes: Vec<SchemaChange>,
+) -> TPipeTransferResp {
+    let (changes, refusal) = crate::receiver::permitted(applying.authority, changes);
+    for change in changes {
+        if let Err(e) = applying
+            .engine
+            .apply_unversioned_schema(applying.origin.clone(), change)
+            .await
+        {
+            return refused(e);
+        }
+    }
+    refusal.unwrap_or_else(|| TPipeTransferResp::new(status::success(), None))
+}
+
 /// The status a sender sees when a change could not be applied (as the receiver's `refused`).
-pub(crate) fn refused(e: EngineError) -> TPipeTransferResp {
-    let code = match &e {
-        EngineError::TypeMismatch(_)
-        | EngineError::IllegalPath(_)
-        | EngineError::DatabaseExists(_) => StatusCode::PipeReceiverUserConflict,
-        _ => StatusCode::InternalServerError,
-    };
-    pipe_status(code, format!("Failed to apply a schema snapshot: {e}"))
+fn refused(e: EngineError) -> TPipeTransferResp {
+    pipe_status(
+        crate::receiver::refusal_code(&e),
+        format!("Failed to apply a schema snapshot: {e}"),
+    )
 }
 
 #[cfg(test)]

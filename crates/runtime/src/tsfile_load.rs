@@ -23,7 +23,7 @@ use duet_tsfile::{Deletion, SeriesChunk, TsFileReader};
 
 use crate::file_receiver::{file_error, SealedFiles};
 use crate::handshake::pipe_status;
-use crate::receiver::{Applied, PipeAuthority};
+use crate::receiver::{Applied, Applying};
 
 /// Points gathered before one engine write.
 const POINTS_PER_WRITE: usize = 64 * 1024;
@@ -37,12 +37,7 @@ struct CompiledDeletion {
 
 /// Loads sealed files once the handshake user may write every series of the file (creating the
 /// ones that do not exist here); the answer the sender gets.
-pub async fn load(
-    engine: &Engine,
-    origin: Origin,
-    authority: &dyn PipeAuthority,
-    sealed: &SealedFiles,
-) -> TPipeTransferResp {
+pub async fn load(applying: &Applying<'_>, sealed: &SealedFiles) -> TPipeTransferResp {
     let Some(tsfile) = sealed
         .files
         .iter()
@@ -71,7 +66,7 @@ pub async fn load(
     };
     // A series that exists here with another type would fail midway: refused before any write.
     for ((device, measurement), t) in &checked.series {
-        match engine.series_data_type(device, measurement) {
+        match applying.engine.series_data_type(device, measurement) {
             Ok(Some(here)) if here != *t => {
                 return pipe_status(
                     StatusCode::PipeReceiverUserConflict,
@@ -95,7 +90,7 @@ pub async fn load(
             .push(measurement.clone());
     }
     for (device, measurements) in &by_device {
-        if let Err(status) = authority.check(Applied::Points {
+        if let Err(status) = applying.authority.check(Applied::Points {
             device,
             measurements,
         }) {
@@ -103,7 +98,7 @@ pub async fn load(
         }
     }
     let deletions = checked.deletions;
-    match write(engine, origin, &tsfile, deletions).await {
+    match write(applying.engine, applying.origin.clone(), &tsfile, deletions).await {
         Ok(()) => TPipeTransferResp::new(status::success(), None),
         Err(resp) => resp,
     }

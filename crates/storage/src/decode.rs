@@ -810,61 +810,49 @@ mod tests {
         let file = Arc::new(Prefetched::new(file, Vec::new()).unwrap());
         // Rows of series `a` fill `v_double` (then nulls); rows of `b` fill `v_int64`.
         for (name, width, rows) in [("v_double", 8, 0..n), ("v_int64", 8, n..2 * n)] {
-            let leaf = metadata
-                .file_metadata()
-                .schema_descr()
-                .columns()
-                .iter()
-                .position(|c| c.name() == name)
-                .unwrap();
-            let mut first_row = 0usize;
             let (mut plain, mut pages) = (0, 0);
-            for group in 0..metadata.num_row_groups() {
-                let row_group = metadata.row_group(group);
-                let locations = metadata
-                    .page_index()
-                    .and_then(|i| i.page_locations(group, leaf))
-                    .cloned()
-                    .unwrap();
-                let mut reader = SerializedPageReader::new(
-                    Arc::clone(&file),
-                    row_group.column(leaf),
-                    row_group.num_rows() as usize,
-                    Some(locations.clone()),
-                )
-                .unwrap();
-                for (p, location) in locations.iter().enumerate() {
-                    let page = reader.get_next_page().unwrap().unwrap();
-                    let start = first_row + location.first_row_index as usize;
-                    let end = locations
-                        .get(p + 1)
-                        .map_or(first_row + row_group.num_rows() as usize, |l| {
-                            first_row + l.first_row_index as usize
-                        });
-                    if rows.start <= start && end <= rows.end {
-                        pages += 1;
-                        plain += usize::from(plain_values(&page, width).is_some());
-                    }
+            for (page, page_rows) in pages_with_rows(&file, &metadata, name) {
+                if rows.start <= page_rows.start && page_rows.end <= rows.end {
+                    pages += 1;
+                    plain += usize::from(plain_values(&page, width).is_some());
                 }
-                first_row += row_group.num_rows() as usize;
             }
             assert!(pages >= 4, "{name}: {pages} pages inside the series");
             assert_eq!(plain, pages, "{name}: plain pages");
         }
         // The times of both series step by 2: every time page inside one series is an arithmetic
         // run, generated as the column reader would decode it.
+        let want: Vec<i64> = (0..n as i64)
+            .map(|i| 2 * i)
+            .chain((0..n as i64).map(|i| 2 * i + 1))
+            .collect();
+        let mut arithmetic = 0;
+        for (page, rows) in pages_with_rows(&file, &metadata, "time") {
+            if rows.end <= n || rows.start >= n {
+                let times = expand(&arithmetic_times(&page).expect("an arithmetic page"));
+                assert_eq!(times, want[rows.clone()], "rows {rows:?}");
+                arithmetic += 1;
+            }
+        }
+        assert!(arithmetic >= 8, "{arithmetic} arithmetic time pages");
+    }
+
+    /// Every page of the column `name`, in file order, with the rows (of the whole file) it holds,
+    /// read through the page index.
+    fn pages_with_rows(
+        file: &Arc<Prefetched>,
+        metadata: &ParquetMetaData,
+        name: &str,
+    ) -> Vec<(Page, std::ops::Range<usize>)> {
         let leaf = metadata
             .file_metadata()
             .schema_descr()
             .columns()
             .iter()
-            .position(|c| c.name() == "time")
+            .position(|c| c.name() == name)
             .unwrap();
-        let want: Vec<i64> = (0..n as i64)
-            .map(|i| 2 * i)
-            .chain((0..n as i64).map(|i| 2 * i + 1))
-            .collect();
-        let (mut first_row, mut arithmetic) = (0usize, 0);
+        let mut pages = Vec::new();
+        let mut first_row = 0usize;
         for group in 0..metadata.num_row_groups() {
             let row_group = metadata.row_group(group);
             let group_rows = row_group.num_rows() as usize;
@@ -874,7 +862,7 @@ mod tests {
                 .cloned()
                 .unwrap();
             let mut reader = SerializedPageReader::new(
-                Arc::clone(&file),
+                Arc::clone(file),
                 row_group.column(leaf),
                 group_rows,
                 Some(locations.clone()),
@@ -887,15 +875,11 @@ mod tests {
                     + locations
                         .get(p + 1)
                         .map_or(group_rows, |l| l.first_row_index as usize);
-                if end <= n || start >= n {
-                    let times = expand(&arithmetic_times(&page).expect("an arithmetic page"));
-                    assert_eq!(times, want[start..end], "rows {start}..{end}");
-                    arithmetic += 1;
-                }
+                pages.push((page, start..end));
             }
             first_row += group_rows;
         }
-        assert!(arithmetic >= 8, "{arithmetic} arithmetic time pages");
+        pages
     }
 
     fn expand(page: &ArithmeticPage) -> Vec<i64> {
@@ -920,34 +904,26 @@ mod tests {
     fn only_arithmetic_time_pages_are_generated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.parquet");
+        // Times stepping by 5 up to index `at`, by 7 after it.
+        let step_changing_at = |at: i64| -> Vec<i64> {
+            (0..5_000)
+                .map(|i| {
+                    if i <= at {
+                        5 * i
+                    } else {
+                        5 * at + 7 * (i - at)
+                    }
+                })
+                .collect()
+        };
         let cases: [(&str, Vec<i64>, bool); 6] = [
             ("steps", (0..5_000).map(|i| 7 * i - 100).collect(), true),
             // The step changes where a block starts (parquet writes 256 deltas a block for 64-bit
             // values; the page's first value comes before them).
-            (
-                "two steps",
-                (0..5_000)
-                    .map(|i| {
-                        if i <= 512 {
-                            5 * i
-                        } else {
-                            2_560 + 7 * (i - 512)
-                        }
-                    })
-                    .collect(),
-                true,
-            ),
+            ("two steps", step_changing_at(512), true),
             (
                 "a step changing inside a block",
-                (0..5_000)
-                    .map(|i| {
-                        if i <= 500 {
-                            5 * i
-                        } else {
-                            2_500 + 7 * (i - 500)
-                        }
-                    })
-                    .collect(),
+                step_changing_at(500),
                 false,
             ),
             ("jitter", (0..5_000).map(|i| 3 * i + i % 2).collect(), false),

@@ -13,20 +13,15 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BENCH_NAME=run.sh
 source "$HERE/../common.sh"
-export CLIENTS="${CLIENTS:-4}" ROWS_PER_BATCH="${ROWS_PER_BATCH:-1000}" COLUMNS="${COLUMNS:-10}"
-export BATCHES_PER_CLIENT="${BATCHES_PER_CLIENT:-625}" REPEATS="${REPEATS:-3}"
+export_workload 625
 export RECORD_SECONDS="${RECORD_SECONDS:-10}" FETCH_SIZE="${FETCH_SIZE:-10000}" VALUE_TYPE="${VALUE_TYPE:-DOUBLE}"
 
 require_pg
 build_duetd
 build_bench duet-bench-ingest
 
-WORK_DIR="$(mktemp -d /tmp/duet-bench.XXXXXX)"
-chmod 755 "$WORK_DIR"
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
+make_work_dir duet-bench
 
 PG_PORT="$(free_port)"
 start_pg main "$PG_PORT"

@@ -15,10 +15,8 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BENCH_NAME=run.sh
 source "$HERE/../common.sh"
-export CLIENTS="${CLIENTS:-4}" ROWS_PER_BATCH="${ROWS_PER_BATCH:-1000}" COLUMNS="${COLUMNS:-10}"
-export BATCHES_PER_CLIENT="${BATCHES_PER_CLIENT:-1000}" REPEATS="${REPEATS:-3}"
+export_workload 1000
 export LAG_SAMPLES="${LAG_SAMPLES:-500}" LAG_INTERVAL_MS="${LAG_INTERVAL_MS:-10}" LOAD_FRACTION="${LOAD_FRACTION:-0.5}"
 export OUTAGE_SECONDS="${OUTAGE_SECONDS:-60}" OUTAGE_ROWS="${OUTAGE_ROWS:-0}" OUTAGE_RATE="${OUTAGE_RATE:-0}"
 export SAMPLE_MS="${SAMPLE_MS:-2000}" TIMEOUT_SECONDS="${TIMEOUT_SECONDS:-180}" SKIP_PG="${SKIP_PG:-0}"
@@ -27,10 +25,7 @@ export SAMPLE_MS="${SAMPLE_MS:-2000}" TIMEOUT_SECONDS="${TIMEOUT_SECONDS:-180}" 
 build_duetd
 build_bench duet-bench-replication
 
-WORK_DIR="$(mktemp -d /tmp/duet-repl-bench.XXXXXX)"
-chmod 755 "$WORK_DIR"
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
+make_work_dir duet-repl-bench
 
 PG_PUB_PORT=0; PG_SUB_PORT=0
 if [ "$SKIP_PG" != 1 ]; then

@@ -8,12 +8,9 @@ set -euo pipefail
 
 SUITE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SUITE_DIR/../../.." && pwd)"
-VENV="$REPO_ROOT/.venv"
-REQS="$SUITE_DIR/requirements.txt"
-PY="$VENV/bin/python"
 
 source "$REPO_ROOT/scripts/common.sh"
-ensure_venv "$VENV" "$REQS" 'import iotdb.Session, pytest, pyarrow'
+suite_venv .venv "$SUITE_DIR" 'import iotdb.Session, pytest, pyarrow'
 
 if [[ -z "${DUETD_BIN:-}" ]]; then
     DUETD_BIN=$(DUET_PROFILE=debug duet_bin duetd)

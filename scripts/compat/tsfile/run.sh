@@ -9,12 +9,9 @@ set -euo pipefail
 
 SUITE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SUITE_DIR/../../.." && pwd)"
-VENV="$REPO_ROOT/.venv-tsfile"
-REQS="$SUITE_DIR/requirements.txt"
-PY="$VENV/bin/python"
 
 source "$REPO_ROOT/scripts/common.sh"
-ensure_venv "$VENV" "$REQS" 'import tsfile'
+suite_venv .venv-tsfile "$SUITE_DIR" 'import tsfile'
 
 export DUET_TSFILE_FIXTURES="${DUET_TSFILE_FIXTURES:-$REPO_ROOT/target/tsfile-fixtures}"
 rm -rf "$DUET_TSFILE_FIXTURES"
