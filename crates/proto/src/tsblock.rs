@@ -60,12 +60,13 @@ pub fn encode(times: &[i64], columns: &[Column], start: usize, end: usize) -> Re
     }
     // Time column: INT64_ARRAY, never null.
     out.put_u8(0);
-    for t in times
-        .get(start..end)
-        .ok_or_else(|| ProtoError::Malformed("time column too short".into()))?
-    {
-        out.put_i64(*t);
-    }
+    put_all(
+        &mut out,
+        times
+            .get(start..end)
+            .ok_or_else(|| ProtoError::Malformed("time column too short".into()))?,
+        i64::to_be_bytes,
+    );
     for column in columns {
         encode_column(&mut out, column, start, end)?;
     }
@@ -89,6 +90,19 @@ fn encode_column(out: &mut Vec<u8>, column: &Column, start: usize, end: usize) -
     }
     let short = || ProtoError::Malformed("column shorter than the time column".into());
     match (&column.values, column.data_type.physical()) {
+        // Without nulls, a fixed-width column is its values, written in one pass.
+        (ColumnValues::Int32(v), DataType::Int32) if !has_nulls => {
+            put_all(out, v.get(start..end).ok_or_else(short)?, i32::to_be_bytes)
+        }
+        (ColumnValues::Float(v), DataType::Float) if !has_nulls => {
+            put_all(out, v.get(start..end).ok_or_else(short)?, f32::to_be_bytes)
+        }
+        (ColumnValues::Int64(v), DataType::Int64) if !has_nulls => {
+            put_all(out, v.get(start..end).ok_or_else(short)?, i64::to_be_bytes)
+        }
+        (ColumnValues::Double(v), DataType::Double) if !has_nulls => {
+            put_all(out, v.get(start..end).ok_or_else(short)?, f64::to_be_bytes)
+        }
         (ColumnValues::Boolean(v), DataType::Boolean) => {
             // Booleans take one bit per position, nulls included.
             let slice = v.get(start..end).ok_or_else(short)?;
@@ -147,6 +161,18 @@ fn encode_column(out: &mut Vec<u8>, column: &Column, start: usize, end: usize) -
         }
     }
     Ok(())
+}
+
+/// Appends `values` as `to_bytes` writes each (e.g. `f64::to_be_bytes`), growing `out` once.
+fn put_all<T: Copy, const N: usize>(out: &mut Vec<u8>, values: &[T], to_bytes: fn(T) -> [u8; N]) {
+    let at = out.len();
+    out.resize(at + N * values.len(), 0);
+    if let Some(tail) = out.get_mut(at..) {
+        let (slots, _) = tail.as_chunks_mut::<N>();
+        for (slot, v) in slots.iter_mut().zip(values) {
+            *slot = to_bytes(*v);
+        }
+    }
 }
 
 /// Decodes one TsBlock. `logical_types` (from `dataTypeList`, after any column index mapping) refine the
