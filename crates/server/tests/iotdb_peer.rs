@@ -22,8 +22,8 @@ use duet_testkit::Duetd;
 
 mod common;
 use common::{
-    assert_series_count, assert_status, create_pipe_to, iotdb_hash, logs_in, query, series_names,
-    timeseries, transfer, BOB_PW22_IOTDB_HEX,
+    assert_series_count, assert_status, create_pipe_to, iotdb_hash, logs_in, privileges_of, query,
+    series_names, timeseries, transfer, BOB_PW22_IOTDB_HEX,
 };
 
 /// The handshake parameters of this file's IoTDB-shaped sender.
@@ -1226,18 +1226,6 @@ fn an_iotdb_senders_user_creation_keeps_an_existing_user_and_root_is_never_touch
         send_plan(&mut sender, iotdb_wire::user_plan(623, "dave", None, None)).await;
         assert!(!logs_in(&server, "dave", "dave_pw1").await);
     });
-}
-
-/// `LIST PRIVILEGES OF USER|ROLE` as `role|path|privilege|grant option` lines, sorted.
-async fn privileges_of(client: &mut Client, of: &str) -> Vec<String> {
-    let mut lines: Vec<String> = rows(client, &format!("list privileges of {of}"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.join("|"))
-        .collect();
-    lines.sort();
-    lines
 }
 
 /// The role and privilege plans an IoTDB sender transfers with `inclusion` covering `auth`
