@@ -57,9 +57,7 @@ impl Db {
         };
         let mut rows = Vec::new();
         while let Some(page) = s.source.next_page(1024, 1 << 20).unwrap() {
-            for r in 0..page.times.len() {
-                rows.push(page.columns.iter().map(|c| c.render(r)).collect());
-            }
+            rows.extend(page.rendered_rows(false));
         }
         Answer {
             names: s.names,

@@ -60,22 +60,11 @@ pub fn rows(output: Output) -> Vec<Vec<String>> {
         Output::Stream(mut s) => {
             let mut out = Vec::new();
             while let Some(page) = s.source.next_page(1024, 1 << 20).unwrap() {
-                for r in 0..page.times.len() {
-                    let mut row = vec![page.times[r].to_string()];
-                    row.extend(page.columns.iter().map(|c| c.render(r)));
-                    out.push(row);
-                }
+                out.extend(page.rendered_rows(true));
             }
             out
         }
-        Output::Table(t) => (0..t.n_rows)
-            .map(|r| {
-                let time = t.times.as_ref().map(|times| times[r].to_string());
-                time.into_iter()
-                    .chain(t.columns.iter().map(|c| c.render(r)))
-                    .collect()
-            })
-            .collect(),
+        Output::Table(t) => t.rendered_rows(),
         Output::Done => Vec::new(),
     }
 }
