@@ -128,6 +128,11 @@ impl TestDb {
         }
     }
 
+    /// The result's rows, each as one line of its cells (the time first) separated by spaces.
+    pub(crate) fn lines(&self, sql: &str) -> Vec<String> {
+        self.query(sql).1.iter().map(|r| r.join(" ")).collect()
+    }
+
     /// The error message of a statement that must fail.
     pub(crate) fn error(&self, sql: &str) -> String {
         match self.try_query(sql) {
