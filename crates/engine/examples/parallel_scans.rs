@@ -17,11 +17,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use duet_catalog::{Catalog, ImmutableSettings};
 use duet_engine::write::{DeviceWrite, WriteColumn};
-use duet_engine::{query, Engine, Output, SessionContext};
+use duet_engine::{query, Engine, Output};
 use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_storage::{Storage, StorageOptions};
+use duet_storage::StorageOptions;
+
+/// The engine's integration-test helpers: opening an engine in a directory, running statements.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -31,12 +34,7 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 async fn run(engine: &Arc<Engine>, sql: &str) -> usize {
-    let ctx = SessionContext {
-        zone_id: "UTC".into(),
-        ..Default::default()
-    };
-    let statement = duet_parser::parse(sql).unwrap().pop().unwrap();
-    match engine.execute(&ctx, &statement).await.unwrap() {
+    match common::execute(engine, sql).await {
         Output::Stream(mut s) => {
             let mut rows = 0;
             while let Some(page) = s.source.next_page(1000, 8 << 20).unwrap() {
@@ -87,20 +85,13 @@ async fn main() {
     let columns = env("COLUMNS", 10);
     let repeats = env("REPEATS", 5);
     let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(
-        &dir.path().join("catalog"),
-        &ImmutableSettings {
-            timestamp_precision: "ms".into(),
-            cluster_id: None,
+    let (_, engine) = common::open_engine_with(
+        dir.path(),
+        StorageOptions {
+            memtable_bytes: 4 << 30,
+            ..StorageOptions::default()
         },
-    )
-    .unwrap();
-    let options = StorageOptions {
-        memtable_bytes: 4 << 30,
-        ..StorageOptions::default()
-    };
-    let storage = Storage::open(&dir.path().join("storage"), options).unwrap();
-    let engine = Engine::open(Arc::new(catalog), storage, "ms").unwrap();
+    );
     let started = Instant::now();
     let measurements: Vec<String> = (0..columns).map(|c| format!("s{c}")).collect();
     let batch = 100_000;

@@ -16,10 +16,7 @@ async fn rows(engine: &Arc<Engine>, sql: &str) -> Vec<String> {
     };
     let mut out = Vec::new();
     while let Some(page) = s.source.next_page(1000, 1 << 20).unwrap() {
-        for r in 0..page.times.len() {
-            let cells: Vec<String> = page.columns.iter().map(|c| c.render(r)).collect();
-            out.push(format!("{} {}", page.times[r], cells.join(" ")));
-        }
+        out.extend(page.rendered_rows(true).iter().map(|row| row.join(" ")));
     }
     out
 }

@@ -345,15 +345,21 @@ async fn sorted_rows(side: &Instance, sql: &str) -> Vec<Vec<String>> {
     rows
 }
 
-#[tokio::test]
-async fn a_concurrent_unset_and_activation_of_a_template_converge() {
-    let (a, b, from_a, from_b) = pair();
+/// A creates device template t (s1 INT32) and sets it on root.t, and B applies both: where the
+/// races of an activation with an unset start. Returns the head of A's log after them.
+async fn template_t_set_on_root_t(a: &Instance, b: &Instance, from_a: u64) -> u64 {
     a.exec_all(&[
         "create device template t (s1 INT32 encoding=RLE)",
         "set device template t to root.t",
     ])
     .await;
-    let seen = b.catch_up(&a, from_a).await;
+    b.catch_up(a, from_a).await
+}
+
+#[tokio::test]
+async fn a_concurrent_unset_and_activation_of_a_template_converge() {
+    let (a, b, from_a, from_b) = pair();
+    let seen = template_t_set_on_root_t(&a, &b, from_a).await;
     // Concurrently: A activates a device under the set path and writes to it, B unsets the
     // template from it.
     a.exec_all(&[
@@ -651,12 +657,7 @@ async fn a_local_schema_change_whose_entry_fails_to_log_changes_nothing() {
 async fn a_write_that_activates_a_template_and_a_concurrent_unset_converge_in_either_order() {
     for write_is_newer in [false, true] {
         let (a, b, from_a, from_b) = pair();
-        a.exec_all(&[
-            "create device template t (s1 INT32 encoding=RLE)",
-            "set device template t to root.t",
-        ])
-        .await;
-        let seen = b.catch_up(&a, from_a).await;
+        let seen = template_t_set_on_root_t(&a, &b, from_a).await;
         // Concurrently: A's first write to a device under the set path activates the template
         // there (no statement activates it); B unsets the template from the path.
         b.exec("unset device template t from root.t").await;

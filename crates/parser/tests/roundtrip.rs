@@ -1089,21 +1089,13 @@ fn select_wildcards_paths_aliases_and_aggregates() {
                     path: Path(vec![PathNode::Name("s.2".into())]),
                     alias: Some("my alias".into()),
                 },
-                SelectItem::Aggregate {
-                    function: "count".into(),
-                    path: p("*"),
-                    alias: None,
-                },
+                agg("count", "*"),
                 SelectItem::Aggregate {
                     function: "MAX_VALUE".into(),
                     path: p("s1"),
                     alias: Some("m".into()),
                 },
-                SelectItem::Aggregate {
-                    function: "last_value".into(),
-                    path: p("d1.*"),
-                    alias: None,
-                },
+                agg("last_value", "d1.*"),
             ],
             &["root.sg.d1", "root.sg.*", "root.**"],
         ))),
@@ -1132,14 +1124,7 @@ fn select_last_with_where_time() {
 
 #[test]
 fn select_group_by_with_step_and_left_open() {
-    let mut query = select(
-        vec![SelectItem::Aggregate {
-            function: "avg".into(),
-            path: p("s1"),
-            alias: None,
-        }],
-        &["root.sg.d1"],
-    );
+    let mut query = select(vec![agg("avg", "s1")], &["root.sg.d1"]);
     query.group_by = Some(GroupByTime {
         start: TimeValue::Value(1),
         end: TimeValue::Value(100),
@@ -1192,14 +1177,7 @@ fn shift(subtract: bool, text: &str) -> TimeShift {
 
 #[test]
 fn date_expressions_in_group_by_insert_and_where() {
-    let mut query = select(
-        vec![SelectItem::Aggregate {
-            function: "count".into(),
-            path: p("s1"),
-            alias: None,
-        }],
-        &["root.sg.d1"],
-    );
+    let mut query = select(vec![agg("count", "s1")], &["root.sg.d1"]);
     query.group_by = Some(GroupByTime {
         start: TimeValue::Shifted {
             base: Box::new(TimeValue::Now),

@@ -226,4 +226,18 @@ impl Table {
             n_rows,
         }
     }
+
+    /// Every row as text, the time first where the table has times, each cell as
+    /// [`Column::render`] prints it.
+    pub fn rendered_rows(&self) -> Vec<Vec<String>> {
+        (0..self.n_rows)
+            .map(|r| {
+                let time = self.times.as_ref().and_then(|times| times.get(r));
+                time.map(i64::to_string)
+                    .into_iter()
+                    .chain(self.columns.iter().map(|c| c.render(r)))
+                    .collect()
+            })
+            .collect()
+    }
 }

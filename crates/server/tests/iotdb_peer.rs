@@ -22,8 +22,8 @@ use duet_testkit::Duetd;
 
 mod common;
 use common::{
-    assert_series_count, assert_status, create_pipe_to, iotdb_hash, logs_in, query, series_names,
-    timeseries, transfer, BOB_PW22_IOTDB_HEX,
+    assert_series_count, assert_status, create_pipe_to, iotdb_hash, logs_in, privileges_of, query,
+    series_names, timeseries, transfer, BOB_PW22_IOTDB_HEX,
 };
 
 /// The handshake parameters of this file's IoTDB-shaped sender.
@@ -44,10 +44,31 @@ async fn iotdb_sender(server: &Duetd) -> Connection {
     pipe_sender::connect(server, SENDER).await.unwrap()
 }
 
+/// The times of one series' points, as SELECT returns them.
+async fn times_of(client: &mut Client, device: &str, measurement: &str) -> Vec<i64> {
+    query(client, &format!("select {measurement} from {device}"))
+        .await
+        .into_iter()
+        .map(|r| r[0].parse().unwrap())
+        .collect()
+}
+
 /// Sends a request that must be accepted.
 async fn send_ok(conn: &mut Connection, type_: i16, body: Vec<u8>) {
+    send_expecting(conn, type_, body, 200).await;
+}
+
+/// Sends a request that must be answered with `code`, and returns the whole status for checks of
+/// its message.
+async fn send_expecting(
+    conn: &mut Connection,
+    type_: i16,
+    body: Vec<u8>,
+    code: i32,
+) -> t::TSStatus {
     let status = send(conn, type_, body).await;
-    assert_eq!(status.code, 200, "type {type_}: {status:?}");
+    assert_eq!(status.code, code, "type {type_}: {status:?}");
+    status
 }
 
 /// Sends a ConfigNode plan (type 200) that must be accepted.
@@ -402,13 +423,13 @@ fn a_batch_with_a_table_model_or_truncated_node_is_refused_whole_and_the_receive
         .await;
         assert_status(&status, 1805, "RelationalInsertRowNode");
         let truncated = &good[..good.len() - 3];
-        let status = send(
+        send_expecting(
             &mut sender,
             rt::TRANSFER_TABLET_INSERT_NODE,
             truncated.to_vec(),
+            1805,
         )
         .await;
-        assert_eq!(status.code, 1805, "{status:?}");
         // Nothing of either request was applied.
         assert_series_count(&mut client, "root.refused.**", 0).await;
         // The same connection still takes a good request.
@@ -588,12 +609,11 @@ fn a_tsfile_from_apaches_writer_is_loaded_exactly_with_its_mods_and_a_corrupt_on
                 .map(|p| p[0].as_i64().unwrap())
                 .filter(|t| !deleted(*t))
                 .collect();
-            let got: Vec<i64> = query(&mut client, &format!("select {measurement} from {device}"))
-                .await
-                .into_iter()
-                .map(|r| r[0].parse().unwrap())
-                .collect();
-            assert_eq!(got, expected, "{device}.{measurement}");
+            assert_eq!(
+                times_of(&mut client, device, measurement).await,
+                expected,
+                "{device}.{measurement}"
+            );
             // Spot-check values of the numeric types against the sidecar.
             if matches!(s["type"].as_str(), Some("INT32" | "INT64")) {
                 let first = points
@@ -713,12 +733,11 @@ fn a_default_iotdb_pipes_whole_life_lands_exactly() {
             if device == "root.sg1.d1" && measurement == "s_int64" {
                 expected.extend([1_800_000_000_000, 1_800_000_001_000]);
             }
-            let got: Vec<i64> = query(&mut client, &format!("select {measurement} from {device}"))
-                .await
-                .into_iter()
-                .map(|r| r[0].parse().unwrap())
-                .collect();
-            assert_eq!(got, expected, "{device}.{measurement}");
+            assert_eq!(
+                times_of(&mut client, device, measurement).await,
+                expected,
+                "{device}.{measurement}"
+            );
         }
         assert_eq!(
             query(&mut client, "select v from root.sg1.live").await,
@@ -885,13 +904,13 @@ fn an_iotdb_senders_schema_region_nodes_apply() {
         assert!(message.contains("root.elsewhere.d1"), "{message}");
 
         // Tags: refused by name, nothing changed, and the connection goes on.
-        let status = send(
+        let status = send_expecting(
             &mut sender,
             rt::TRANSFER_PLAN_NODE,
             iotdb_wire::alter_time_series_add_tag_node("root.sg2.m1.a", "unit", "C"),
+            1805,
         )
         .await;
-        assert_eq!(status.code, 1805, "{status:?}");
         let message = status.message.unwrap_or_default();
         assert!(
             message.contains("AlterTimeSeriesNode") && message.contains("root.sg2.m1.a"),
@@ -1107,13 +1126,13 @@ fn an_iotdb_senders_user_plans_apply_and_its_hashes_log_in() {
             assert_status(&status, 1805, name);
         }
         // A password shorter than the rules allow: refused, and the password is not echoed.
-        let status = send(
+        let status = send_expecting(
             &mut sender,
             rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::user_plan(621, "carol", Some("c9x"), None),
+            1810,
         )
         .await;
-        assert_eq!(status.code, 1810, "{status:?}");
         assert!(!status.message.unwrap_or_default().contains("c9x"));
         assert!(!logs_in(&server, "carol", "c9x").await);
         assert!(logs_in(&server, "root", "root").await);
@@ -1209,18 +1228,6 @@ fn an_iotdb_senders_user_creation_keeps_an_existing_user_and_root_is_never_touch
     });
 }
 
-/// `LIST PRIVILEGES OF USER|ROLE` as `role|path|privilege|grant option` lines, sorted.
-async fn privileges_of(client: &mut Client, of: &str) -> Vec<String> {
-    let mut lines: Vec<String> = rows(client, &format!("list privileges of {of}"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.join("|"))
-        .collect();
-    lines.sort();
-    lines
-}
-
 /// The role and privilege plans an IoTDB sender transfers with `inclusion` covering `auth`
 /// (`AuthorPlan` 622 to 630, privileges as IoTDB 2.0's `PrivilegeType` ordinals) are applied as
 /// Duet's own GRANT and REVOKE are — a user's or role's whole new state — and, arriving through a
@@ -1296,30 +1303,30 @@ fn an_iotdb_senders_role_and_privilege_plans_apply_and_do_not_loop_back() {
         );
         assert!(privileges_of(&mut client, "role readers").await.is_empty());
         // A grant to a user that does not exist (yet) is refused, so the sender sends it again.
-        let status = send(
+        send_expecting(
             &mut sender,
             rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::privilege_plan(626, "nobody", "", &[0], &["root.sg.**"], false),
+            1810,
         )
         .await;
-        assert_eq!(status.code, 1810, "{status:?}");
         // A relational privilege (SELECT, 17) is the table model's: refused, naming why.
-        let status = send(
+        let status = send_expecting(
             &mut sender,
             rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::privilege_plan(626, "alice", "", &[17], &[], false),
+            1805,
         )
         .await;
-        assert_eq!(status.code, 1805, "{status:?}");
         assert!(status.message.unwrap_or_default().contains("tree model"));
         // Root's privileges are this instance's own.
-        let status = send(
+        send_expecting(
             &mut sender,
             rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::privilege_plan(628, "root", "", &[4], &[], false),
+            1809,
         )
         .await;
-        assert_eq!(status.code, 1809, "{status:?}");
         // DROP ROLE readers.
         send_ok(
             &mut sender,
@@ -1392,44 +1399,44 @@ fn an_iotdb_senders_requests_are_checked_path_by_path_against_its_user() {
         )
         .await;
         // Outside root.pa, together with a row inside: refused whole, naming the series outside.
-        let status = send(
+        let status = send_expecting(
             &mut sender,
             rt::TRANSFER_TABLET_INSERT_NODE,
             iotdb_wire::insert_rows_node(&[row("root.pa.d2"), row("root.pb.d1")]),
+            803,
         )
         .await;
-        assert_eq!(status.code, 803, "{status:?}");
         assert_eq!(
             status.message.unwrap_or_default(),
             "No permissions for this operation, please add privilege WRITE_DATA on [root.pb.d1.s]"
         );
         // A database needs MANAGE_DATABASE; a series outside WRITE_SCHEMA there.
-        let status = send(
+        let status = send_expecting(
             &mut sender,
             rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::create_database_plan("root.pc"),
+            803,
         )
         .await;
-        assert_eq!(status.code, 803, "{status:?}");
         assert!(status
             .message
             .unwrap_or_default()
             .ends_with("MANAGE_DATABASE"));
-        let status = send(
+        send_expecting(
             &mut sender,
             rt::TRANSFER_PLAN_NODE,
             iotdb_wire::create_time_series_node("root.pb.d2.s", dt::INT64, 2, 1),
+            803,
         )
         .await;
-        assert_eq!(status.code, 803, "{status:?}");
         // A grant needs the grant option on what it grants.
-        let status = send(
+        send_expecting(
             &mut sender,
             rt::TRANSFER_CONFIG_PLAN,
             iotdb_wire::privilege_plan(626, "other", "", &[1], &["root.pa.**"], false),
+            817,
         )
         .await;
-        assert_eq!(status.code, 817, "{status:?}");
         assert_eq!(
             rows(&mut client, "show timeseries root.**")
                 .await

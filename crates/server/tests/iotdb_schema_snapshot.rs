@@ -17,7 +17,10 @@ use duet_testkit::pipe_sender;
 use duet_testkit::Duetd;
 
 mod common;
-use common::{assert_status, iotdb_hash, logs_in, query, timeseries, transfer, BOB_PW22_IOTDB_HEX};
+use common::{
+    assert_status, iotdb_hash, logs_in, privileges_of, query, timeseries, transfer,
+    BOB_PW22_IOTDB_HEX,
+};
 
 /// The handshake parameters of this file's IoTDB-shaped sender.
 const SENDER: &[(&str, &str)] = &[
@@ -625,17 +628,6 @@ fn a_user_snapshot_gives_users_who_log_in_with_their_iotdb_passwords() {
         .await;
         assert_status(&status, 1810, "LBAC_POLICY");
     });
-}
-
-/// `LIST PRIVILEGES OF USER|ROLE` as `role|path|privilege|grant option` lines, sorted.
-async fn privileges_of(client: &mut Client, of: &str) -> Vec<String> {
-    let mut lines: Vec<String> = query(client, &format!("list privileges of {of}"))
-        .await
-        .into_iter()
-        .map(|r| r.join("|"))
-        .collect();
-    lines.sort();
-    lines
 }
 
 /// The ROLE and USER_ROLE kinds and a USER file's grants, as IoTDB's sender sends its roles,

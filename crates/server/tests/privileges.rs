@@ -322,6 +322,12 @@ async fn call_status<Req: TSerializable>(
     client.connection().call(method, 1, req).await.unwrap()
 }
 
+/// The data types, encodings and compressors of `n` INT64 series, PLAIN and uncompressed, as the
+/// series-creating RPCs take them (IoTDB's codes: INT64 2, PLAIN 0, UNCOMPRESSED 0).
+fn int64_plain_uncompressed(n: usize) -> (Vec<i32>, Vec<i32>, Vec<i32>) {
+    (vec![2; n], vec![0; n], vec![0; n])
+}
+
 /// Runs `action` on `client`'s session: `Ok` or the refusal's status.
 async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
     let session = client.session_id();
@@ -391,33 +397,33 @@ async fn run(client: &mut Client, action: &Action) -> Result<(), t::TSStatus> {
             device,
             measurements,
         } => {
-            let n = measurements.len();
-            let req = t::TSCreateAlignedTimeseriesReq::new(
-                session,
-                device.to_string(),
-                measurements.iter().map(|m| m.to_string()).collect(),
-                vec![2; n],
-                vec![0; n],
-                vec![0; n],
-                None,
-                None,
-                None,
-            );
+            let (types, encodings, compressors) = int64_plain_uncompressed(measurements.len());
+            let req = t::TSCreateAlignedTimeseriesReq {
+                session_id: session,
+                prefix_path: device.to_string(),
+                measurements: measurements.iter().map(|m| m.to_string()).collect(),
+                data_types: types,
+                encodings,
+                compressors,
+                measurement_alias: None,
+                tags_list: None,
+                attributes_list: None,
+            };
             call_status(client, "createAlignedTimeseries", &req).await
         }
         Action::CreateMultiTimeseries(paths) => {
-            let n = paths.len();
-            let req = t::TSCreateMultiTimeseriesReq::new(
-                session,
-                paths.iter().map(|p| p.to_string()).collect(),
-                vec![2; n],
-                vec![0; n],
-                vec![0; n],
-                None,
-                None,
-                None,
-                None,
-            );
+            let (types, encodings, compressors) = int64_plain_uncompressed(paths.len());
+            let req = t::TSCreateMultiTimeseriesReq {
+                session_id: session,
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+                data_types: types,
+                encodings,
+                compressors,
+                props_list: None,
+                tags_list: None,
+                attributes_list: None,
+                measurement_alias_list: None,
+            };
             call_status(client, "createMultiTimeseries", &req).await
         }
         Action::DeleteData(path) => {

@@ -12,7 +12,7 @@ use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_storage::{SeriesChunk, SeriesPiece, StatValue};
 
 use super::aggregate::{Acc, StateMemory};
-use super::expr::{cell, eval, Bound, Val};
+use super::expr::{cell, comparison_holds, eval, Bound, Val};
 use crate::limits::QueryControlRef;
 use crate::schema::SeriesInfo;
 use crate::{Engine, Result};
@@ -410,18 +410,8 @@ fn typed_mask(predicate: &Bound, rows: &Rows, chunks: &[SeriesChunk]) -> Option<
     let Bound::Binary(l, op, r) = predicate else {
         return None;
     };
-    let holds = |o: Option<Ordering>| -> bool {
-        let Some(o) = o else { return false };
-        match op {
-            BinaryOp::Eq => o.is_eq(),
-            BinaryOp::NotEq => o.is_ne(),
-            BinaryOp::Lt => o.is_lt(),
-            BinaryOp::LtEq => o.is_le(),
-            BinaryOp::Gt => o.is_gt(),
-            BinaryOp::GtEq => o.is_ge(),
-            _ => false,
-        }
-    };
+    let holds =
+        |o: Option<Ordering>| -> bool { o.and_then(|o| comparison_holds(*op, o)).unwrap_or(false) };
     match (&**l, op, &**r) {
         (a, BinaryOp::And, b) => {
             let (a, b) = (typed_mask(a, rows, chunks)?, typed_mask(b, rows, chunks)?);

@@ -222,6 +222,20 @@ fn like(text: &str, pattern: &str) -> bool {
     p[pi..].iter().all(|c| *c == '%')
 }
 
+/// Whether comparison `op` holds between two values ordered `o`; `None` when `op` is not a
+/// comparison. The one meaning of `=`, `!=`, `<`, `<=`, `>` and `>=` for rows and typed columns.
+pub(crate) fn comparison_holds(op: BinaryOp, o: std::cmp::Ordering) -> Option<bool> {
+    match op {
+        BinaryOp::Eq => Some(o.is_eq()),
+        BinaryOp::NotEq => Some(o.is_ne()),
+        BinaryOp::Lt => Some(o.is_lt()),
+        BinaryOp::LtEq => Some(o.is_le()),
+        BinaryOp::Gt => Some(o.is_gt()),
+        BinaryOp::GtEq => Some(o.is_ge()),
+        _ => None,
+    }
+}
+
 pub(crate) fn eval(e: &Bound, time: i64, row: &[Val]) -> Val {
     match e {
         Bound::Time => Val::Int(time),
@@ -253,23 +267,9 @@ pub(crate) fn eval(e: &Bound, time: i64, row: &[Val]) -> Val {
                     (Val::Bool(false), Val::Bool(false)) => Val::Bool(false),
                     _ => Val::Null,
                 },
-                B::Eq => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_eq()))
-                    .unwrap_or(Val::Null),
-                B::NotEq => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_ne()))
-                    .unwrap_or(Val::Null),
-                B::Lt => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_lt()))
-                    .unwrap_or(Val::Null),
-                B::LtEq => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_le()))
-                    .unwrap_or(Val::Null),
-                B::Gt => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_gt()))
-                    .unwrap_or(Val::Null),
-                B::GtEq => compare(&a, &b)
-                    .map(|o| Val::Bool(o.is_ge()))
+                B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq => compare(&a, &b)
+                    .and_then(|o| comparison_holds(*op, o))
+                    .map(Val::Bool)
                     .unwrap_or(Val::Null),
                 B::Plus | B::Minus | B::Mul | B::Div | B::Mod => arith(&a, *op, &b),
             }

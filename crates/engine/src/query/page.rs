@@ -16,6 +16,24 @@ pub struct Page {
     pub columns: Vec<Column>,
 }
 
+impl Page {
+    /// Every row as text, each cell as [`Column::render`] prints it, after the row's time when
+    /// `with_time`.
+    pub fn rendered_rows(&self, with_time: bool) -> Vec<Vec<String>> {
+        self.times
+            .iter()
+            .enumerate()
+            .map(|(r, time)| {
+                with_time
+                    .then(|| time.to_string())
+                    .into_iter()
+                    .chain(self.columns.iter().map(|c| c.render(r)))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// A result produced page by page.
 pub trait PageSource: Send + Sync {
     /// The next page: at most `max_rows` rows and at most `max_bytes` bytes once encoded as a TsBlock

@@ -49,15 +49,23 @@ pub(super) fn shaped(
         }
         None => None,
     };
-    Ok(Box::new(Shaped::new(
+    let (offset, limit) = paging;
+    let held = control.reserve(0, "rows being filled")?;
+    Ok(Box::new(Shaped {
         source,
-        control.clone(),
-        types.to_vec(),
+        control: control.clone(),
+        types: types.to_vec(),
         having,
         filler,
         by_device,
-        paging,
-    )?))
+        device: None,
+        offset,
+        limit,
+        ready: VecDeque::new(),
+        held_bytes: 0,
+        held,
+        source_done: false,
+    }))
 }
 
 /// Rows of the source below asked for at a time.
@@ -83,34 +91,6 @@ pub(crate) struct Shaped {
 }
 
 impl Shaped {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        source: Box<dyn PageSource>,
-        control: QueryControlRef,
-        types: Vec<DataType>,
-        having: Option<Bound>,
-        filler: Option<Filler>,
-        by_device: bool,
-        (offset, limit): (u64, Option<u64>),
-    ) -> Result<Shaped> {
-        let held = control.reserve(0, "rows being filled")?;
-        Ok(Shaped {
-            source,
-            control,
-            types,
-            having,
-            filler,
-            by_device,
-            device: None,
-            offset,
-            limit,
-            ready: VecDeque::new(),
-            held_bytes: 0,
-            held,
-            source_done: false,
-        })
-    }
-
     /// Reads one page of the source into the filler or `ready`; `false` at its end.
     fn pull(&mut self) -> Result<bool> {
         if self.source_done {
@@ -223,20 +203,18 @@ mod tests {
         let db = db();
         // Windows of 1 ms; 0, 2 and 3 are empty. HAVING drops the window at 1 first, so FILL has
         // nothing to carry into 2 and 3 (filled first, they would read 1.0); OFFSET skips window 0.
-        let (_, rows) = db.query(
+        let rows = db.lines(
             "SELECT sum(s1) FROM root.sg.d1 GROUP BY ([0, 6), 1ms) HAVING sum(s1) != 1 or count(s1) = 0 FILL(PREVIOUS) LIMIT 3 OFFSET 1",
         );
-        let rows: Vec<String> = rows.iter().map(|r| r.join(" ")).collect();
         assert_eq!(rows, ["2 null", "3 null", "4 4.0"]);
     }
 
     #[test]
     fn fill_restarts_at_each_device() {
         let db = db();
-        let (_, rows) = db.query(
+        let rows = db.lines(
             "SELECT sum(s1) FROM root.sg.* GROUP BY ([0, 3), 1ms) FILL(PREVIOUS) ALIGN BY DEVICE",
         );
-        let rows: Vec<String> = rows.iter().map(|r| r.join(" ")).collect();
         assert_eq!(
             rows,
             [

@@ -116,30 +116,21 @@ impl TestDb {
                 let mut rows = Vec::new();
                 // Small pages, so that paging across parts is exercised too.
                 while let Some(page) = s.source.next_page(3, 1 << 20).unwrap() {
-                    for r in 0..page.times.len() {
-                        let mut row = Vec::new();
-                        if s.has_time {
-                            row.push(page.times[r].to_string());
-                        }
-                        row.extend(page.columns.iter().map(|c| c.render(r)));
-                        rows.push(row);
-                    }
+                    rows.extend(page.rendered_rows(s.has_time));
                 }
                 (s.names, rows)
             }
             Output::Table(t) => {
-                let rows = (0..t.n_rows)
-                    .map(|r| {
-                        let time = t.times.as_ref().map(|times| times[r].to_string());
-                        time.into_iter()
-                            .chain(t.columns.iter().map(|c| c.render(r)))
-                            .collect()
-                    })
-                    .collect();
+                let rows = t.rendered_rows();
                 (t.names, rows)
             }
             Output::Done => panic!("{sql} gave no result"),
         }
+    }
+
+    /// The result's rows, each as one line of its cells (the time first) separated by spaces.
+    pub(crate) fn lines(&self, sql: &str) -> Vec<String> {
+        self.query(sql).1.iter().map(|r| r.join(" ")).collect()
     }
 
     /// The error message of a statement that must fail.

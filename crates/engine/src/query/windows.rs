@@ -45,7 +45,37 @@ pub(crate) enum Windows {
     },
 }
 
+/// How many windows start every `step` (positive) from `start` before `end`. In 128 bits neither the
+/// span nor the rounding can overflow: the full i64 range over 1 is 2^64 - 1 windows, not 0.
+fn fixed_count(start: i64, end: i64, step: i64) -> i128 {
+    let span = i128::from(end) - i128::from(start);
+    (span + i128::from(step) - 1) / i128::from(step)
+}
+
 impl Windows {
+    /// Windows of a fixed `interval`, one starting every `step` from `start` before `end`; their
+    /// count instead when it is over [`MAX_WINDOWS`].
+    fn fixed(
+        start: i64,
+        end: i64,
+        interval: i64,
+        step: i64,
+        left_open: bool,
+    ) -> std::result::Result<Windows, i128> {
+        let count = fixed_count(start, end, step);
+        if count > MAX_WINDOWS {
+            return Err(count);
+        }
+        Ok(Windows::Grouped {
+            start,
+            end,
+            interval,
+            step,
+            left_open,
+            count: u64::try_from(count).unwrap_or(0),
+        })
+    }
+
     /// Whether windows overlap (a sliding GROUP BY), where a row belongs to several windows.
     pub(crate) fn overlap(&self) -> bool {
         match self {
@@ -89,23 +119,9 @@ impl Windows {
                 g.step.as_ref().map(|s| format!(", {}", s.text)).unwrap_or_default(),
             ))
         };
-        // In 128 bits neither the span nor the rounding can overflow: the full i64 range over 1 is
-        // 2^64 - 1 windows, not 0.
-        let span = i128::from(end) - i128::from(start);
         if interval.months == 0 && step.months == 0 {
-            let step = step.fixed;
-            let count = (span + i128::from(step) - 1) / i128::from(step);
-            if count > MAX_WINDOWS {
-                return Err(too_many(count.to_string()));
-            }
-            return Ok(Windows::Grouped {
-                start,
-                end,
-                interval: interval.fixed,
-                step,
-                left_open: g.left_open,
-                count: u64::try_from(count).unwrap_or(0),
-            });
+            return Windows::fixed(start, end, interval.fixed, step.fixed, g.left_open)
+                .map_err(|count| too_many(count.to_string()));
         }
         if !precision.in_calendar_range(start) || !precision.in_calendar_range(end) {
             return Err(EngineError::Semantic(format!(
@@ -114,7 +130,7 @@ impl Windows {
         }
         let zone = ctx.zone()?;
         let count = if step.months == 0 {
-            (span + i128::from(step.fixed) - 1) / i128::from(step.fixed)
+            fixed_count(start, end, step.fixed)
         } else {
             calendar_count(precision, &zone, start, end, step).map_err(|e| match e {
                 CountError::TooMany(at_least) => too_many(format!("at least {at_least}")),
@@ -253,15 +269,7 @@ mod tests {
     use super::*;
 
     fn grouped(start: i64, end: i64, interval: i64, step: i64, left_open: bool) -> Windows {
-        let span = i128::from(end) - i128::from(start);
-        Windows::Grouped {
-            start,
-            end,
-            interval,
-            step,
-            left_open,
-            count: u64::try_from((span + i128::from(step) - 1) / i128::from(step)).unwrap(),
-        }
+        Windows::fixed(start, end, interval, step, left_open).unwrap()
     }
 
     #[test]

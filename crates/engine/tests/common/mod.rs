@@ -1,5 +1,6 @@
-//! Helpers shared by the engine's integration tests: an engine over a fresh catalog and storage in a
-//! directory, statements run in a UTC session, and their output rendered as rows of text.
+//! Helpers shared by the engine's integration tests (and its example, which includes this file): an
+//! engine over a fresh catalog and storage in a directory, statements run in a UTC session, and their
+//! output rendered as rows of text.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -12,6 +13,18 @@ use duet_storage::{Storage, StorageOptions};
 /// A catalog (millisecond precision) and an engine over `dir/catalog` and `dir/storage`, the
 /// storage versioning its writes as `instance`.
 pub fn open_engine(dir: &Path, instance: u64) -> (Arc<Catalog>, Arc<Engine>) {
+    open_engine_with(
+        dir,
+        StorageOptions {
+            instance,
+            ..StorageOptions::default()
+        },
+    )
+}
+
+/// A catalog (millisecond precision) and an engine over `dir/catalog` and `dir/storage`, the
+/// storage opened with `options`.
+pub fn open_engine_with(dir: &Path, options: StorageOptions) -> (Arc<Catalog>, Arc<Engine>) {
     let catalog = Catalog::open(
         &dir.join("catalog"),
         &ImmutableSettings {
@@ -20,14 +33,7 @@ pub fn open_engine(dir: &Path, instance: u64) -> (Arc<Catalog>, Arc<Engine>) {
         },
     )
     .unwrap();
-    let storage = Storage::open(
-        &dir.join("storage"),
-        StorageOptions {
-            instance,
-            ..StorageOptions::default()
-        },
-    )
-    .unwrap();
+    let storage = Storage::open(&dir.join("storage"), options).unwrap();
     let catalog = Arc::new(catalog);
     let engine = Engine::open(catalog.clone(), storage, "ms").unwrap();
     (catalog, engine)
@@ -60,22 +66,11 @@ pub fn rows(output: Output) -> Vec<Vec<String>> {
         Output::Stream(mut s) => {
             let mut out = Vec::new();
             while let Some(page) = s.source.next_page(1024, 1 << 20).unwrap() {
-                for r in 0..page.times.len() {
-                    let mut row = vec![page.times[r].to_string()];
-                    row.extend(page.columns.iter().map(|c| c.render(r)));
-                    out.push(row);
-                }
+                out.extend(page.rendered_rows(true));
             }
             out
         }
-        Output::Table(t) => (0..t.n_rows)
-            .map(|r| {
-                let time = t.times.as_ref().map(|times| times[r].to_string());
-                time.into_iter()
-                    .chain(t.columns.iter().map(|c| c.render(r)))
-                    .collect()
-            })
-            .collect(),
+        Output::Table(t) => t.rendered_rows(),
         Output::Done => Vec::new(),
     }
 }

@@ -19,6 +19,17 @@ pub async fn query(client: &mut Client, sql: &str) -> Vec<Vec<String>> {
     rows(client, sql).await.unwrap()
 }
 
+/// `LIST PRIVILEGES OF USER|ROLE` as `role|path|privilege|grant option` lines, sorted.
+pub async fn privileges_of(client: &mut Client, of: &str) -> Vec<String> {
+    let mut lines: Vec<String> = query(client, &format!("list privileges of {of}"))
+        .await
+        .into_iter()
+        .map(|r| r.join("|"))
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// Whether `user` can log in with `password` through a real client session.
 pub async fn logs_in(server: &Duetd, user: &str, password: &str) -> bool {
     Client::connect(&ClientOptions {
