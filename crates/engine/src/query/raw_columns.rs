@@ -406,11 +406,7 @@ mod tests {
         let mut rows = Vec::new();
         while let Some(page) = s.source.next_page(page_rows, 1 << 20).unwrap() {
             assert!(page.times.len() <= page_rows);
-            for r in 0..page.times.len() {
-                let mut row = vec![page.times[r].to_string()];
-                row.extend(page.columns.iter().map(|c| c.render(r)));
-                rows.push(row);
-            }
+            rows.extend(page.rendered_rows(true));
         }
         assert!(!s.source.has_more().unwrap(), "{sql}");
         rows
@@ -443,11 +439,20 @@ mod tests {
         out.into_iter().skip(offset).take(limit).collect()
     }
 
+    /// A query, the cells its columns show, its time range, whether descending, OFFSET and LIMIT.
+    type Case = (
+        &'static str,
+        Vec<usize>,
+        std::ops::Range<i64>,
+        bool,
+        (usize, usize),
+    );
+
     #[test]
     fn pages_hold_every_time_a_series_has_in_order_after_offset_and_limit() {
         let (db, rows) = db();
         let all = 0..i64::MAX;
-        let cases: Vec<(&str, Vec<usize>, std::ops::Range<i64>, bool, (usize, usize))> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "SELECT a FROM root.sg.d1",
                 vec![0],
