@@ -13,8 +13,8 @@
 //! - [`expr`]: values and `WHERE`/`HAVING` expressions bound to cursors, SQL's three-valued logic.
 //!
 //! One path per shape:
-//! - [`raw`]: raw series aligned by time (a k-way merge of per-series scans, [`scan`]); without a
-//!   value predicate merged a run at a time and copied by column ([`raw_columns`]);
+//! - [`raw`]: raw series aligned by time, paged by [`raw_columns`] (per-series scans, [`scan`],
+//!   merged a run at a time and copied by column);
 //! - [`by_time`]: aggregates aligned by time, with GROUP BY windows and GROUP BY LEVEL ([`level`]);
 //! - [`last`]: `SELECT LAST`, one series at a time;
 //! - [`by_device`]: `ALIGN BY DEVICE`, raw or aggregated, one device's cursors at a time.

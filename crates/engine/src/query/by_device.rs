@@ -12,9 +12,10 @@ use super::aggregate::{AggColumn, AggFn, AggPart, AggParts, AggSource};
 use super::bounds::is_time_range;
 use super::count_if::{self, CountIfSpec};
 use super::expr::{bind, bind_with, Bound, Reference};
-use super::page::{PageSource, RowPages};
+use super::page::PageSource;
 use super::plan::{series_bytes, star};
-use super::raw::{RawPart, RawParts, RawRows};
+use super::raw::{RawPart, RawParts};
+use super::raw_columns::RawColumns;
 use super::scan::{AlignedRows, ScanBudget};
 use super::shape::shaped;
 use super::windows::Windows;
@@ -326,10 +327,12 @@ pub(super) fn by_device(
             select.group_by.is_some(),
         ),
         None => (
-            Box::new(RowPages::new(
-                RawRows::new(engine.clone(), Box::new(plan), inner_paging),
-                control.clone(),
+            Box::new(RawColumns::new(
+                engine.clone(),
+                Box::new(plan),
                 types.clone(),
+                inner_paging,
+                control.clone(),
             )),
             true,
         ),

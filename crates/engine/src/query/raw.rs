@@ -1,14 +1,12 @@
-//! Raw data aligned by time: the selected series' cursors merged into rows (a k-way merge of
-//! per-series scans, `scan::AlignedRows`), each output column reading its series' cell. One query is
-//! one part; ALIGN BY DEVICE hands [`RawRows`] a part per device, and OFFSET and LIMIT count across
-//! them.
+//! Raw data aligned by time: the selected series and the series a value predicate reads, each output
+//! column reading its series' values, planned as one part (cursors + feeds) that
+//! [`RawColumns`](super::raw_columns::RawColumns) merges into pages. ALIGN BY DEVICE plans a part per
+//! device ([`RawParts`]).
 
 use std::collections::HashMap;
 
 use duet_parser::{Select, SelectItem};
 
-use super::expr::Val;
-use super::page::{PageSource, Row, RowPages, RowSource};
 use super::plan::{column_window, resolve_item, series_bytes, star, value_predicate};
 use super::raw_columns::RawColumns;
 use super::scan::{AlignedRows, ScanBudget};
@@ -87,7 +85,7 @@ pub(super) fn raw_by_time(
     let n_output_series = series.len();
     let predicate = value_predicate(engine, ctx, select, &mut series, &mut index)?;
     drop(index);
-    let mut rows = AlignedRows::new(
+    let rows = AlignedRows::new(
         &series,
         n_output_series,
         lo,
@@ -104,26 +102,18 @@ pub(super) fn raw_by_time(
         (0, None)
     };
     // Output columns read the cursor of their series (a series selected twice feeds two columns).
-    let source: Box<dyn PageSource> = if rows.predicate.is_none() {
-        Box::new(RawColumns::new(
-            engine.clone(),
-            rows.cursors,
-            column_cursor,
-            types.clone(),
-            select.order_by_time_desc,
-            source_paging,
-            control.clone(),
-        ))
-    } else {
-        (rows.offset, rows.limit) = source_paging;
-        let part = RawPart {
-            device: None,
-            rows,
-            feeds: column_cursor.into_iter().map(Some).collect(),
-        };
-        let source = RawRows::new(engine.clone(), Box::new(Some(part)), (0, None));
-        Box::new(RowPages::new(source, control.clone(), types.clone()))
+    let part = RawPart {
+        device: None,
+        rows,
+        feeds: column_cursor.into_iter().map(Some).collect(),
     };
+    let source = Box::new(RawColumns::new(
+        engine.clone(),
+        Box::new(Some(part)),
+        types.clone(),
+        source_paging,
+        control.clone(),
+    ));
     let source = shaped(
         engine, ctx, select, source, &control, &types, None, false, paging,
     )?;
@@ -157,99 +147,10 @@ impl RawParts for Option<RawPart> {
     }
 }
 
-/// The cells of an output row: the device (ALIGN BY DEVICE), then per value column the cell of the
-/// cursor it reads, or a null.
-fn output_cells(device: Option<&str>, feeds: &[Option<usize>], row: &[Val]) -> Vec<Val> {
-    let mut cells = Vec::with_capacity(feeds.len() + usize::from(device.is_some()));
-    if let Some(d) = device {
-        cells.push(Val::Str(d.to_string()));
-    }
-    for feed in feeds {
-        cells.push(match feed.and_then(|i| row.get(i)) {
-            Some(v) => v.clone(),
-            None => Val::Null,
-        });
-    }
-    cells
-}
-
-/// Raw rows, for one part or several devices in sequence; OFFSET and LIMIT across parts.
-pub(super) struct RawRows {
-    engine: EngineRef,
-    parts: Box<dyn RawParts>,
-    current: Option<RawPart>,
-    offset: u64,
-    limit: Option<u64>,
-}
-
-impl RawRows {
-    pub(super) fn new(
-        engine: EngineRef,
-        parts: Box<dyn RawParts>,
-        (offset, limit): (u64, Option<u64>),
-    ) -> RawRows {
-        RawRows {
-            engine,
-            parts,
-            current: None,
-            offset,
-            limit,
-        }
-    }
-}
-
-impl RowSource for RawRows {
-    fn next_row(&mut self) -> Result<Option<Row>> {
-        loop {
-            if self.limit == Some(0) {
-                self.current = None;
-                return Ok(None);
-            }
-            let part = match &mut self.current {
-                Some(part) => part,
-                None => match self.parts.next_part()? {
-                    Some(part) => self.current.insert(part),
-                    None => return Ok(None),
-                },
-            };
-            let Some((time, row)) = part.rows.next_row(&self.engine)? else {
-                self.current = None;
-                continue;
-            };
-            if self.offset > 0 {
-                self.offset -= 1;
-                continue;
-            }
-            if let Some(l) = &mut self.limit {
-                *l -= 1;
-            }
-            return Ok(Some((
-                time,
-                output_cells(part.device.as_deref(), &part.feeds, &row),
-            )));
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::*;
     use crate::query::testing::TestDb;
-
-    #[test]
-    fn output_cells_follow_their_feeds_and_lead_with_the_device() {
-        let row = [Val::Int(1), Val::Null, Val::Str("x".into())];
-        assert_eq!(
-            output_cells(None, &[Some(2), Some(0), Some(0)], &row),
-            [Val::Str("x".into()), Val::Int(1), Val::Int(1)]
-        );
-        // A column the device lacks, and a predicate-only cursor nobody shows.
-        assert_eq!(
-            output_cells(Some("root.sg.d1"), &[None, Some(1)], &row),
-            [Val::Str("root.sg.d1".into()), Val::Null, Val::Null]
-        );
-    }
 
     fn db() -> TestDb {
         let db = TestDb::open();
