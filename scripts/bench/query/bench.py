@@ -4,12 +4,12 @@ Started by run.sh (which provides duetd, PostgreSQL and the environment). The da
 second from t = 0 ms, of COLUMNS DOUBLE series s0..s9 drawn uniformly from [0, 1) with a fixed seed.
 Duet is measured twice, on two duetd processes loaded alike: one keeps the points in its memtable, the
 other is flushed (Parquet) right after its load; each query runs on the two alternately, run by run, so
-both see the same machine state (measured one after the other, the memtable phase ran while the machine
-was still busy with PostgreSQL's load and looked 0.1–0.3 ms slower than the flushed one on every small
-query). Each query runs at least REPEATS times per engine after one warm-up, and more while its runs
-add up to less than MIN_SAMPLE_MS (at most MAX_REPEATS), so sub-millisecond medians rest on enough
-runs; the report gives the median and the min–max in ms, and each query's result on every engine so a
-reader can see they agree.
+both see the same machine state (measured one phase after the other, right after the loads and after
+the flush, the memtable phase looked 0.1–0.3 ms slower on every small query, which the engine in process
+and duetd's CPU time per query do not show). Each query runs at least REPEATS times per engine after
+one warm-up, and more while its runs add up to less than MIN_SAMPLE_MS (at most MAX_REPEATS), so
+sub-millisecond medians rest on enough runs; the report gives the median and the min–max in ms, and
+each query's result on every engine so a reader can see they agree.
 """
 
 import io
