@@ -93,15 +93,18 @@ def enough(samples):
 
 
 def timed_runs(runs):
-    """Runs each of `runs` once to warm up, then all of them in turn until each has run `enough`;
-    for each, the median, min and max in ms and its last result."""
+    """Runs each of `runs` once to warm up, then all of them in turn until each has run `enough`, in
+    reversed order every other round (so none always runs first: the second run of a round finds the
+    client warm from the first); for each, the median, min and max in ms and its last result."""
     results = [run() for run in runs]
     samples = [[] for _ in runs]
+    order = list(range(len(runs)))
     while not all(enough(s) for s in samples):
-        for i, run in enumerate(runs):
+        for i in order:
             started = time.perf_counter()
-            results[i] = run()
+            results[i] = runs[i]()
             samples[i].append((time.perf_counter() - started) * 1000)
+        order.reverse()
     return [(statistics.median(s), min(s), max(s), r) for s, r in zip(samples, results)]
 
 
@@ -219,8 +222,9 @@ def raw_duet():
     a warm-up per call); (flushed, memtable) as median, min, max and points."""
     samples = {DUET_PORT: [], DUET_MEM_PORT: []}
     points = 0
-    for _ in range(REPEATS):
-        for port, s in samples.items():
+    for round_ in range(REPEATS):
+        # Each first in every other round, as in `timed_runs`.
+        for port, s in sorted(samples.items(), reverse=round_ % 2 == 1):
             median, _, _, points = rust_client(RAW_DUET, 1, port)
             s.append(median)
     return tuple((statistics.median(s), min(s), max(s), points)
