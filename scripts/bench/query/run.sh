@@ -5,8 +5,9 @@
 #
 # Builds duetd (release), starts it and a throwaway PostgreSQL cluster under /tmp, loads the same data
 # into Duet (IoTDB tablets through the official Python client), PostgreSQL (COPY, primary key on time)
-# and DuckDB (in memory), runs each query REPEATS times per engine — Duet with the data in its memtable
-# and again after FLUSH (Parquet) — and writes medians and min–max to scripts/bench/query/last-report.md.
+# and DuckDB (in memory), runs each query at least REPEATS times per engine — Duet on two processes loaded
+# alike, one keeping the data in its memtable and one flushed to Parquet, measured alternately — and
+# writes medians and min–max to scripts/bench/query/last-report.md.
 # Parameters (environment, defaults in brackets): ROWS [2000000] rows of COLUMNS [10] DOUBLE series, one
 # row per second (ROWS=20000000 with REPORT_FILE=last-report-200m.md for the 200 M-point run); REPEATS [5]; MEMTABLE_CAP_BYTES [4 GiB]; PG_BIN [/usr/lib/postgresql/15/bin]; SKIP_DUETD_BUILD [0]; KEEP_WORK_DIR [0].
 # The raw fetch of 1 M points is measured apart from the Python queries: Duet through its own Rust client
@@ -36,13 +37,15 @@ fi
 
 WORK_DIR="$(mktemp -d /tmp/duet-query-bench.XXXXXX)"
 chmod 755 "$WORK_DIR"
-DUETD_PID=""
+DUETD_PIDS=()
 cleanup() {
-    local rc=$?
+    local rc=$? pid
     set +e
-    if [ -n "$DUETD_PID" ] && kill -0 "$DUETD_PID" 2>/dev/null; then
-        kill -TERM "$DUETD_PID"; wait "$DUETD_PID" 2>/dev/null
-    fi
+    for pid in "${DUETD_PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"; wait "$pid" 2>/dev/null
+        fi
+    done
     stop_pgs
     finish_work_dir $rc
     exit $rc
@@ -53,11 +56,11 @@ trap 'exit 130' INT TERM
 PG_PORT="$(free_port)"
 start_pg main "$PG_PORT"
 
-# duetd on a free port, its own data directory. Its memtable is made large enough to hold the whole data
-# set (about 40 bytes a point with its bookkeeping) when that fits under MEMTABLE_CAP_BYTES [4 GiB], so the
-# "in memtable" column measures the memtable alone; bench.py counts the data files present before FLUSH
-# and says so in the report when some were written anyway.
-DUET_PORT="$(free_port)"
+# Two duetd processes on free ports, each with its own data directory: bench.py flushes the first after its
+# load, keeps the second's points in memory, and measures them alternately. Their memtable is made large
+# enough to hold the whole data set (about 40 bytes a point with its bookkeeping) when that fits under
+# MEMTABLE_CAP_BYTES [4 GiB], so the "in memtable" column measures the memtable alone; bench.py counts the
+# data files the unflushed process wrote and says so in the report when some were written anyway.
 DATA_BYTES=$((ROWS * COLUMNS * 40))
 MEMTABLE_CAP_BYTES="${MEMTABLE_CAP_BYTES:-4294967296}"
 if [ "$DATA_BYTES" -le "$MEMTABLE_CAP_BYTES" ]; then
@@ -66,12 +69,19 @@ else
     say "the data ($DATA_BYTES bytes in memory) exceeds MEMTABLE_CAP_BYTES: default memtables, flushed as they fill"
     : >"$WORK_DIR/duetd.toml"
 fi
+DUET_PORT="$(free_port)"
 "$DUETD_BIN" --config "$WORK_DIR/duetd.toml" --rpc-address 127.0.0.1 --rpc-port "$DUET_PORT" --metrics-port 0 \
     --data-dir "$WORK_DIR/duet" --log-level warn >"$WORK_DIR/duetd.log" 2>&1 &
-DUETD_PID=$!
+DUETD_PIDS+=($!)
+DUET_MEM_PORT="$(free_port)"
+while [ "$DUET_MEM_PORT" = "$DUET_PORT" ]; do DUET_MEM_PORT="$(free_port)"; done
+"$DUETD_BIN" --config "$WORK_DIR/duetd.toml" --rpc-address 127.0.0.1 --rpc-port "$DUET_MEM_PORT" --metrics-port 0 \
+    --data-dir "$WORK_DIR/duet-mem" --log-level warn >"$WORK_DIR/duetd-mem.log" 2>&1 &
+DUETD_PIDS+=($!)
 
 DUET_REV="$(duet_rev)"
 say "loading and querying (work dir $WORK_DIR)"
-DUET_DATA_DIR="$WORK_DIR/duet" DUET_PORT="$DUET_PORT" PG_PORT="$PG_PORT" DUET_REV="$DUET_REV" REPORT_PATH="$HERE/${REPORT_FILE:-last-report.md}" \
+DUET_DATA_DIR="$WORK_DIR/duet" DUET_PORT="$DUET_PORT" \
+    DUET_MEM_DATA_DIR="$WORK_DIR/duet-mem" DUET_MEM_PORT="$DUET_MEM_PORT" PG_PORT="$PG_PORT" DUET_REV="$DUET_REV" REPORT_PATH="$HERE/${REPORT_FILE:-last-report.md}" \
     RAW_FETCH_BIN="$RAW_FETCH_BIN" PSQL_BIN="$PG_BIN/psql" PGBENCH_BIN="$PG_BIN/pgbench" "$VENV/bin/python" "$HERE/bench.py"
 say "done; report in $HERE/${REPORT_FILE:-last-report.md}"
