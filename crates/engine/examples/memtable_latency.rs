@@ -17,26 +17,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use duet_catalog::{Catalog, ImmutableSettings};
-use duet_engine::write::{DeviceWrite, WriteColumn};
-use duet_engine::{Engine, Output, SessionContext};
-use duet_proto::types::{Column, ColumnValues, DataType};
-use duet_storage::{Storage, StorageOptions};
+use duet_engine::{Engine, Output};
+use duet_storage::StorageOptions;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// The engine's integration-test helpers: opening an engine in a directory, the benchmark's rows.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// Runs one statement and reads every page; returns the rows.
 async fn run(engine: &Arc<Engine>, statement: &duet_parser::Statement) -> usize {
-    let ctx = SessionContext {
-        zone_id: "UTC".into(),
-        ..Default::default()
-    };
-    match engine.execute(&ctx, statement).await.unwrap() {
+    match engine.execute(&common::utc(), statement).await.unwrap() {
         Output::Stream(mut s) => {
             let mut rows = 0;
             while let Some(page) = s.source.next_page(100_000, 64 << 20).unwrap() {
@@ -50,50 +40,15 @@ async fn run(engine: &Arc<Engine>, statement: &duet_parser::Statement) -> usize 
 }
 
 async fn open(dir: &std::path::Path, rows: usize, columns: usize) -> Arc<Engine> {
-    let catalog = Catalog::open(
-        &dir.join("catalog"),
-        &ImmutableSettings {
-            timestamp_precision: "ms".into(),
-            cluster_id: None,
+    let (_, engine) = common::open_engine_with(
+        dir,
+        StorageOptions {
+            memtable_bytes: 4 << 30,
+            ..StorageOptions::default()
         },
-    )
-    .unwrap();
-    let options = StorageOptions {
-        memtable_bytes: 4 << 30,
-        ..StorageOptions::default()
-    };
-    let storage = Storage::open(&dir.join("storage"), options).unwrap();
-    let engine = Engine::open(Arc::new(catalog), storage, "ms").unwrap();
-    let measurements: Vec<String> = (0..columns).map(|c| format!("s{c}")).collect();
+    );
     // The query benchmark's tablets: 50,000 rows each.
-    let batch = 50_000;
-    for from in (0..rows).step_by(batch) {
-        let n = batch.min(rows - from);
-        let times: Vec<i64> = (from..from + n).map(|r| r as i64 * 1000).collect();
-        let cols = (0..columns)
-            .map(|c| {
-                WriteColumn::Typed(Column {
-                    data_type: DataType::Double,
-                    nulls: None,
-                    values: ColumnValues::Double(
-                        (from..from + n)
-                            .map(|r| ((r * 7919 + c * 104_729) % 1_000_003) as f64 / 1_000_003.0)
-                            .collect(),
-                    ),
-                })
-            })
-            .collect();
-        engine
-            .write(vec![DeviceWrite {
-                device: "root.bench.d".into(),
-                aligned: false,
-                measurements: measurements.clone(),
-                columns: cols,
-                times,
-            }])
-            .await
-            .unwrap();
-    }
+    common::write_bench_rows(&engine, "root.bench.d", rows, columns, 50_000).await;
     engine
 }
 
@@ -108,9 +63,9 @@ fn quartiles(mut us: Vec<f64>) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rows = env("ROWS", 2_000_000);
-    let columns = env("COLUMNS", 10);
-    let repeats = env("REPEATS", 400);
+    let rows = common::env_number("ROWS", 2_000_000);
+    let columns = common::env_number("COLUMNS", 10);
+    let repeats = common::env_number("REPEATS", 400);
     let only = std::env::var("ONLY").unwrap_or_default();
     let places = std::env::var("PLACES").unwrap_or_default();
     let (memtable_dir, flushed_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

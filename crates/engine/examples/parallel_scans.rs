@@ -17,21 +17,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use duet_engine::write::{DeviceWrite, WriteColumn};
 use duet_engine::{query, Engine, Output};
-use duet_proto::types::{Column, ColumnValues, DataType};
 use duet_storage::StorageOptions;
 
 /// The engine's integration-test helpers: opening an engine in a directory, running statements.
 #[path = "../tests/common/mod.rs"]
 mod common;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn run(engine: &Arc<Engine>, sql: &str) -> usize {
     match common::execute(engine, sql).await {
@@ -81,9 +72,9 @@ fn summary(mut ms: Vec<f64>) -> String {
 
 #[tokio::main]
 async fn main() {
-    let rows = env("ROWS", 2_000_000);
-    let columns = env("COLUMNS", 10);
-    let repeats = env("REPEATS", 5);
+    let rows = common::env_number("ROWS", 2_000_000);
+    let columns = common::env_number("COLUMNS", 10);
+    let repeats = common::env_number("REPEATS", 5);
     let dir = tempfile::tempdir().unwrap();
     let (_, engine) = common::open_engine_with(
         dir.path(),
@@ -93,44 +84,15 @@ async fn main() {
         },
     );
     let started = Instant::now();
-    let measurements: Vec<String> = (0..columns).map(|c| format!("s{c}")).collect();
-    let batch = 100_000;
-    for from in (0..rows).step_by(batch) {
-        let n = batch.min(rows - from);
-        let times: Vec<i64> = (from..from + n).map(|r| r as i64 * 1000).collect();
-        let cols = (0..columns)
-            .map(|c| {
-                WriteColumn::Typed(Column {
-                    data_type: DataType::Double,
-                    nulls: None,
-                    values: ColumnValues::Double(
-                        (from..from + n)
-                            .map(|r| ((r * 7919 + c * 104_729) % 1_000_003) as f64 / 1_000_003.0)
-                            .collect(),
-                    ),
-                })
-            })
-            .collect();
-        engine
-            .write(vec![DeviceWrite {
-                device: "root.bench.d1".into(),
-                aligned: false,
-                measurements: measurements.clone(),
-                columns: cols,
-                times,
-            }])
-            .await
-            .unwrap();
-    }
+    common::write_bench_rows(&engine, "root.bench.d1", rows, columns, 100_000).await;
     println!(
         "loaded {rows} rows × {columns} DOUBLE series in {:.1} s; {} processors",
         started.elapsed().as_secs_f64(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let end = rows as i64 * 1000;
-    let all: Vec<String> = measurements
-        .iter()
-        .map(|m| format!("avg({m}), max_value({m})"))
+    let all: Vec<String> = (0..columns)
+        .map(|c| format!("avg(s{c}), max_value(s{c})"))
         .collect();
     let queries = [
         (
