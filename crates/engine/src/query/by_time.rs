@@ -464,12 +464,10 @@ mod tests {
     }
 
     fn db() -> TestDb {
-        let db = TestDb::open();
-        db.run(
+        TestDb::with(
             "INSERT INTO root.sg.d1(time, s1, s2) VALUES (1, 1, 10), (2, 2, 20), (6, 6, 60);
              INSERT INTO root.sg.d2(time, s1) VALUES (1, 100), (7, 700)",
-        );
-        db
+        )
     }
 
     #[test]

@@ -153,12 +153,10 @@ mod tests {
     use crate::query::testing::TestDb;
 
     fn db() -> TestDb {
-        let db = TestDb::open();
-        db.run(
+        TestDb::with(
             "INSERT INTO root.sg.d1(time, s1, s2) VALUES (1, 10, 1.5), (2, 20, 2.5), (3, 30, 3.5), (5, 50, 5.5);
              INSERT INTO root.sg.d2(time, s1) VALUES (2, 200), (4, 400)",
-        );
-        db
+        )
     }
 
     #[test]

@@ -190,12 +190,10 @@ mod tests {
     use crate::query::testing::TestDb;
 
     fn db() -> TestDb {
-        let db = TestDb::open();
-        db.run(
+        TestDb::with(
             "INSERT INTO root.sg.d1(time, s1) VALUES (1, 1), (4, 4), (5, 5);
              INSERT INTO root.sg.d2(time, s1) VALUES (2, 20)",
-        );
-        db
+        )
     }
 
     #[test]

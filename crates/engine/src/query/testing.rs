@@ -88,6 +88,13 @@ impl TestDb {
         }
     }
 
+    /// An engine over a temporary directory holding what `sql`'s statements write.
+    pub(crate) fn with(sql: &str) -> TestDb {
+        let db = TestDb::open();
+        db.run(sql);
+        db
+    }
+
     /// The runtime the engine's statements run on.
     pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
         &self.runtime
