@@ -4,7 +4,8 @@
 # directory duetd resolves from a configuration file (single-quoted TOML strings too), repeat start-up
 # warnings on the terminal, refuse a log level with a typo, never signal a process that is not duetd
 # (a stale pid file), name a busy port before the demo starts anything, and leave no files behind.
-# Every server here listens on a port of its own (rpc_port = 0). Uses DUET_PROFILE (debug in test.sh).
+# Every server here listens on ports of its own (rpc_port = 0, metrics_port = 0), so a quick-start
+# server holding 6667 and 9091 does not matter. Uses DUET_PROFILE (debug in test.sh).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 source "$repo/scripts/common.sh"
@@ -35,6 +36,7 @@ cat > duet.toml <<'TOML'
 data_dir = 'quoted dir'
 rpc_address = '0.0.0.0'
 rpc_port = 0
+metrics_port = 0
 TOML
 "$repo/scripts/start-standalone.sh" --config duet.toml > start.out 2>&1 || { cat start.out; fail "start with duet.toml"; }
 [ -f "quoted dir/duetd.pid" ] && is_duetd "$(cat "quoted dir/duetd.pid")" \
@@ -74,7 +76,7 @@ kill -0 "$decoy" 2>/dev/null && grep -q "stale" stale.out \
 "$repo/scripts/stop-standalone.sh" --config duet.toml >/dev/null
 
 echo "-- a stale pid file naming another duetd (of another data directory)"
-"$repo/scripts/start-standalone.sh" --data-dir other --rpc-address 127.0.0.1 --rpc-port 0 > other.out 2>&1 \
+"$repo/scripts/start-standalone.sh" --data-dir other --rpc-address 127.0.0.1 --rpc-port 0 --metrics-port 0 > other.out 2>&1 \
   || { cat other.out; fail "start of a second instance"; }
 other_pid=$(cat other/duetd.pid)
 echo "$other_pid" > "quoted dir/duetd.pid"
