@@ -76,29 +76,18 @@ impl Part {
         self.predicate.is_none() && self.n_outputs == self.cursors.len()
     }
 
-    /// Whether time `a` comes before time `b` in the part's order.
-    fn before(&self, a: i64, b: i64) -> bool {
-        if self.descending {
-            a > b
-        } else {
-            a < b
-        }
-    }
-
     /// The next run: per cursor, how many of its pending points come no later than the earliest
     /// last time of the cursors' chunks (so the whole run is in memory); `None` at the part's end.
     fn next_run(&mut self, engine: &Engine) -> Result<Option<Run>> {
+        let descending = self.descending;
         let mut frontier: Option<i64> = None;
-        for i in 0..self.cursors.len() {
-            let Some(c) = self.cursors.get_mut(i) else {
-                continue;
-            };
+        for c in &mut self.cursors {
             if c.peek(engine)?.is_none() {
                 continue;
             }
-            if let Some(last) = c.pending().0.last().copied() {
+            if let Some(&last) = c.pending().0.last() {
                 frontier = Some(match frontier {
-                    Some(f) if self.before(f, last) => f,
+                    Some(f) if before(descending, f, last) => f,
                     _ => last,
                 });
             }
@@ -106,18 +95,13 @@ impl Part {
         let Some(frontier) = frontier else {
             return Ok(None);
         };
-        let descending = self.descending;
         Ok(Some(
             self.cursors
                 .iter()
                 .map(|c| {
-                    c.pending().0.partition_point(|t| {
-                        if descending {
-                            *t >= frontier
-                        } else {
-                            *t <= frontier
-                        }
-                    })
+                    c.pending()
+                        .0
+                        .partition_point(|t| !before(descending, frontier, *t))
                 })
                 .collect(),
         ))
@@ -151,7 +135,7 @@ impl Part {
         for (c, n) in self.cursors.iter().zip(run) {
             if *n > 0 {
                 if let Some(t) = c.pending().0.first() {
-                    if best.is_none_or(|b| self.before(*t, b)) {
+                    if best.is_none_or(|b| before(self.descending, *t, b)) {
                         best = Some(*t);
                     }
                 }
@@ -250,6 +234,15 @@ impl Part {
             Some((values, pos)) => builder.extend_from(values, pos..pos + n),
             None => builder.push_nulls(n),
         }
+    }
+}
+
+/// Whether time `a` comes before time `b` in a part's order.
+fn before(descending: bool, a: i64, b: i64) -> bool {
+    if descending {
+        a > b
+    } else {
+        a < b
     }
 }
 
