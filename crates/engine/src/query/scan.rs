@@ -1,5 +1,6 @@
 //! Reading series for a query: one [`SeriesCursor`] per series reads it in time order a chunk at a
-//! time, and [`AlignedRows`] merges cursors into rows aligned by time. Chunks are sized so that all the
+//! time, and [`AlignedRows`] merges cursors into rows aligned by time for aggregates with a value
+//! predicate (raw queries merge them a run at a time in `raw_columns`). Chunks are sized so that all the
 //! cursors of a query together stay within a quarter of its memory budget, and every chunk is charged
 //! to the budget while it is held.
 
@@ -232,8 +233,6 @@ pub(crate) struct AlignedRows {
     pub(crate) descending: bool,
     pub(crate) predicate: Option<Bound>,
     pub(crate) n_outputs: usize,
-    pub(crate) offset: u64,
-    pub(crate) limit: Option<u64>,
     pub(crate) control: QueryControlRef,
     since_check: u32,
 }
@@ -258,19 +257,14 @@ impl AlignedRows {
             descending,
             predicate,
             n_outputs,
-            offset: 0,
-            limit: None,
             control: budget.control.clone(),
             since_check: 0,
         })
     }
 
-    /// The next row passing the predicate, offset and limit.
+    /// The next row with an output value that passes the predicate.
     pub(crate) fn next_row(&mut self, engine: &Engine) -> Result<Option<(i64, Vec<Val>)>> {
         loop {
-            if self.limit == Some(0) {
-                return Ok(None);
-            }
             self.since_check += 1;
             if self.since_check >= CHECK_EVERY {
                 self.since_check = 0;
@@ -305,13 +299,6 @@ impl AlignedRows {
                 if eval(p, time, &row) != Val::Bool(true) {
                     continue;
                 }
-            }
-            if self.offset > 0 {
-                self.offset -= 1;
-                continue;
-            }
-            if let Some(l) = &mut self.limit {
-                *l -= 1;
             }
             return Ok(Some((time, row)));
         }
